@@ -1,0 +1,103 @@
+"""Configuration: defaults → instance file (instance/hub.cfg) → HUB_* environment → test override.
+
+The result is validated once at start-up and never changed afterwards.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS = {
+    "ENV": "production",
+    "DATABASE_URL": "sqlite:///instance/hub.sqlite3",
+    "SECRET_KEY": None,
+    "TIMEZONE": "Europe/Paris",
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "LOGIN_WINDOW_MINUTES": 15,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_IP": 5,
+    "LOGIN_MAX_FAILURES_PER_IP": 20,
+    "LOGIN_MAX_FAILURES_PER_ACCOUNT": 50,
+    "ARGON2_TIME_COST": 3,
+    "ARGON2_MEMORY_COST": 65536,
+    "API_PAGE_SIZE": 50,
+    "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    "TRUST_PROXY_HOPS": 0,
+}
+
+ENVIRONMENTS = ("production", "development", "testing")
+INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
+
+
+class ConfigError(RuntimeError):
+    pass
+
+
+def load_config(instance_path: Path, override: dict | None = None) -> dict:
+    config = dict(DEFAULTS)
+    config.update(_read_instance_file(instance_path / "hub.cfg"))
+    for key in DEFAULTS:
+        value = os.environ.get(f"HUB_{key}")
+        if value is not None:
+            config[key] = int(value) if key in INT_KEYS else value
+    config.update(override or {})
+    if config["ENV"] == "development" and not config["SECRET_KEY"]:
+        config["SECRET_KEY"] = _development_secret(instance_path)
+    config["DATABASE_URL"] = resolve_database_url(config["DATABASE_URL"])
+    validate(config)
+    return config
+
+
+def _read_instance_file(path: Path) -> dict:
+    """An instance file holds KEY = "value" lines, the same keys as HUB_* without the prefix."""
+    if not path.exists():
+        return {}
+    values: dict = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip(), value.strip().strip("\"'")
+        if key not in DEFAULTS:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+        values[key] = int(value) if key in INT_KEYS else value
+    return values
+
+
+def _development_secret(instance_path: Path) -> str:
+    # A stable key per checkout, so that a restart of `make run` keeps people logged in.
+    path = instance_path / "dev-secret-key"
+    if not path.exists():
+        instance_path.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def resolve_database_url(url: str) -> str:
+    """A relative SQLite path is taken from the project root, not from the current directory."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+        path = PROJECT_ROOT / url[len(prefix):]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return prefix + str(path)
+    return url
+
+
+def validate(config: dict) -> None:
+    if config["ENV"] not in ENVIRONMENTS:
+        raise ConfigError(f"HUB_ENV must be one of {', '.join(ENVIRONMENTS)}")
+    if not config["SECRET_KEY"]:
+        raise ConfigError("HUB_SECRET_KEY is required outside development")
+    if config["ENV"] == "production" and len(config["SECRET_KEY"]) < 32:
+        raise ConfigError("HUB_SECRET_KEY must be at least 32 characters long")
+    try:
+        ZoneInfo(config["TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"HUB_TIMEZONE {config['TIMEZONE']!r} is not a known time zone") from exc
+    if not config["DATABASE_URL"].startswith(("sqlite:", "postgresql")):
+        raise ConfigError("HUB_DATABASE_URL must be a SQLite or PostgreSQL URL")

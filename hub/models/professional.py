@@ -1,0 +1,79 @@
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, String, Table
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hub.db import Base, UTCDateTime, utcnow
+from hub.models._types import enum_type
+from hub.models.organisation import Organisation
+
+
+class Profession(StrEnum):
+    GENERAL_PRACTITIONER = "medecin_generaliste"
+    SPECIALIST = "medecin_specialiste"
+    NURSE = "infirmier"
+    PHYSIOTHERAPIST = "masseur_kinesitherapeute"
+    PHARMACIST = "pharmacien"
+    SPEECH_THERAPIST = "orthophoniste"
+    ORTHOPTIST = "orthoptiste"
+    MIDWIFE = "sage_femme"
+    COORDINATOR = "coordinateur"
+
+
+PROFESSION_LABELS = {
+    Profession.GENERAL_PRACTITIONER: "Médecin généraliste",
+    Profession.SPECIALIST: "Médecin spécialiste",
+    Profession.NURSE: "Infirmier·e",
+    Profession.PHYSIOTHERAPIST: "Masseur-kinésithérapeute",
+    Profession.PHARMACIST: "Pharmacien·ne",
+    Profession.SPEECH_THERAPIST: "Orthophoniste",
+    Profession.ORTHOPTIST: "Orthoptiste",
+    Profession.MIDWIFE: "Sage-femme",
+    Profession.COORDINATOR: "Coordinateur·rice (non clinique)",
+}
+
+CLINICAL_PROFESSIONS = frozenset(Profession) - {Profession.COORDINATOR}
+
+professional_organisations = Table(
+    "professional_organisations",
+    Base.metadata,
+    Column("professional_id", ForeignKey("professionals.id", ondelete="CASCADE"), primary_key=True),
+    Column("organisation_id", ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Professional(Base):
+    __tablename__ = "professionals"
+    __table_args__ = (
+        CheckConstraint(
+            "profession <> 'medecin_specialiste' OR specialty IS NOT NULL", name="specialist_has_specialty"
+        ),
+        CheckConstraint("profession = 'coordinateur' OR rpps IS NOT NULL", name="clinician_has_rpps"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    rpps: Mapped[str | None] = mapped_column(String(11), unique=True)
+    last_name: Mapped[str] = mapped_column(String(100))
+    first_name: Mapped[str] = mapped_column(String(100))
+    profession: Mapped[Profession] = mapped_column(enum_type(Profession, "profession"))
+    specialty: Mapped[str | None] = mapped_column(String(100))
+    mssante_address: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    commune_insee: Mapped[str | None] = mapped_column(String(5))
+    does_telesoin: Mapped[bool] = mapped_column(Boolean, default=False)
+    accompanies_teleconsultation: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    organisations: Mapped[list[Organisation]] = relationship(secondary=professional_organisations)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name.upper()}"
+
+    @property
+    def profession_label(self) -> str:
+        label = PROFESSION_LABELS[self.profession]
+        return f"{label} ({self.specialty})" if self.specialty else label

@@ -1,0 +1,46 @@
+"""Alembic environment: batch mode on SQLite; lock and statement timeouts on PostgreSQL.
+
+The connection is handed in by hub.migrate (config.attributes["connection"]) or built from
+HUB_DATABASE_URL when alembic is called directly.
+"""
+
+from alembic import context
+from sqlalchemy import text
+
+import hub.models  # noqa: F401  (registers every table on the metadata)
+from hub.config import DEFAULTS, resolve_database_url
+from hub.db import Base, make_engine
+
+target_metadata = Base.metadata
+
+
+def _configure_and_run(connection) -> None:
+    if connection.dialect.name == "postgresql":
+        # A migration waits at most 5 s for a lock rather than queueing every request behind it.
+        connection.execute(text("SET lock_timeout = '5s'"))
+        connection.execute(text("SET statement_timeout = '5min'"))
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _configure_and_run(connection)
+        return
+    import os
+
+    url = resolve_database_url(os.environ.get("HUB_DATABASE_URL", DEFAULTS["DATABASE_URL"]))
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        _configure_and_run(conn)
+    engine.dispose()
+
+
+run_migrations_online()
