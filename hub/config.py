@@ -82,7 +82,7 @@ def resolve_database_url(url: str) -> str:
     """A relative SQLite path is taken from the project root, not from the current directory."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
-        path = PROJECT_ROOT / url[len(prefix):]
+        path = PROJECT_ROOT / url[len(prefix) :]
         path.parent.mkdir(parents=True, exist_ok=True)
         return prefix + str(path)
     return url

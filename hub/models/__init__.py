@@ -50,6 +50,7 @@ __all__ = [
     "Organisation",
     "OrganisationKind",
     "Patient",
+    "Profession",
     "Professional",
     "Role",
     "Sex",

@@ -31,9 +31,7 @@ class Organisation(Base):
     """A CPTS (the hub's tenant) or a structure that belongs to one."""
 
     __tablename__ = "organisations"
-    __table_args__ = (
-        CheckConstraint("(kind = 'cpts') = (cpts_id IS NULL)", name="cpts_has_no_parent"),
-    )
+    __table_args__ = (CheckConstraint("(kind = 'cpts') = (cpts_id IS NULL)", name="cpts_has_no_parent"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -91,7 +91,9 @@ class Patient(Base):
     identity_checks: Mapped[list["IdentityCheck"]] = relationship(
         back_populates="patient", order_by="IdentityCheck.checked_at"
     )
-    consents: Mapped[list["Consent"]] = relationship(back_populates="patient", order_by="Consent.collected_at")
+    consents: Mapped[list["Consent"]] = relationship(
+        back_populates="patient", order_by="Consent.collected_at"
+    )
 
     @property
     def display_name(self) -> str:
@@ -128,6 +130,8 @@ class IdentityCheck(Base):
     checked_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     checked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     note: Mapped[str | None] = mapped_column(String(300))
+    # Set when a strict trait or the INS changes afterwards: the check no longer vouches for the identity.
+    invalidated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship(back_populates="identity_checks")
 

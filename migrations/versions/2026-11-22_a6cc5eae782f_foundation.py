@@ -368,6 +368,7 @@ def upgrade() -> None:
         sa.Column("checked_by_user_id", sa.Integer(), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("note", sa.String(length=300), nullable=True),
+        sa.Column("invalidated_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["checked_by_user_id"], ["users.id"], name=op.f("fk_identity_checks_checked_by_user_id_users")
         ),

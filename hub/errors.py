@@ -1,0 +1,66 @@
+"""The hub's error tree. Domain code raises these; the web layer renders them as a French page or as
+application/problem+json (RFC 9457). Messages are French: they are shown to users as they are."""
+
+
+class HubError(Exception):
+    status = 400
+    title = "Requête invalide"
+    type_slug = "bad-request"
+
+    def __init__(self, detail: str | None = None, *, errors: dict[str, str] | None = None, **extra):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.errors = errors or {}
+        self.extra = extra
+
+
+class ValidationFailed(HubError):
+    status = 422
+    title = "Données invalides"
+    type_slug = "validation"
+
+    def __init__(self, errors: dict[str, str], detail: str | None = None):
+        super().__init__(
+            detail or "Certaines données sont invalides : corrigez les champs signalés.", errors=errors
+        )
+
+
+class NotFound(HubError):
+    status = 404
+    title = "Introuvable"
+    type_slug = "not-found"
+
+
+class Forbidden(HubError):
+    status = 403
+    title = "Accès refusé"
+    type_slug = "forbidden"
+
+
+class Unauthorized(HubError):
+    status = 401
+    title = "Authentification requise"
+    type_slug = "unauthorized"
+
+
+class Conflict(HubError):
+    status = 409
+    title = "Conflit"
+    type_slug = "conflict"
+
+
+class InvalidTransition(Conflict):
+    title = "Transition impossible"
+    type_slug = "invalid-transition"
+
+
+class RuleViolation(HubError):
+    status = 422
+    title = "Règle non respectée"
+    type_slug = "rule-violation"
+
+
+class TooManyRequests(HubError):
+    status = 429
+    title = "Trop de tentatives"
+    type_slug = "too-many-requests"

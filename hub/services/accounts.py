@@ -1,0 +1,394 @@
+"""Accounts: argon2 passwords, TOTP second factor, throttled logins, server-side sessions, API tokens."""
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from hub import audit
+from hub.db import utcnow
+from hub.errors import NotFound, ValidationFailed
+from hub.models import ApiToken, LoginAttempt, Professional, Role, User, UserRole, UserSession
+
+PASSWORD_MIN_LENGTH = 12
+TOTP_ISSUER = "Hub CPTS"
+TOKEN_PREFIX = "hubpat_"  # noqa: S105 (a public prefix, not a secret)
+# Touching last_seen_at on every request would turn every read into a write; a minute is precise enough.
+TOUCH_INTERVAL = dt.timedelta(seconds=60)
+
+_hasher = PasswordHasher()
+
+
+def configure_password_hashing(*, time_cost: int, memory_cost: int) -> None:
+    global _hasher, _DUMMY_HASH
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost)
+    _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def check_password_strength(password: str) -> None:
+    if len(password or "") < PASSWORD_MIN_LENGTH:
+        raise ValidationFailed(
+            {"password": f"Le mot de passe doit comporter au moins {PASSWORD_MIN_LENGTH} caractères."}
+        )
+
+
+def normalise_login(login: str) -> str:
+    return (login or "").strip().lower()[:80]
+
+
+def create_user(
+    session: Session,
+    actor,
+    *,
+    login: str,
+    display_name: str,
+    password: str,
+    cpts_id: int,
+    roles,
+    professional_id: int | None = None,
+    totp_secret: str | None = None,
+) -> User:
+    login = normalise_login(login)
+    errors = {}
+    if not login:
+        errors["login"] = "L'identifiant est obligatoire."
+    elif session.scalar(select(User.id).where(User.login == login)):
+        errors["login"] = "Cet identifiant est déjà pris."
+    if not roles:
+        errors["roles"] = "Choisissez au moins un rôle."
+    if professional_id is not None:
+        professional = session.get(Professional, professional_id)
+        if professional is None or professional.cpts_id != cpts_id:
+            errors["professional_id"] = "Professionnel inconnu dans la CPTS."
+        elif session.scalar(select(User.id).where(User.professional_id == professional_id)):
+            errors["professional_id"] = "Ce professionnel a déjà un compte."
+    if Role.PROFESSIONAL in roles and professional_id is None:
+        errors["professional_id"] = "Un compte de professionnel de santé doit être lié à sa fiche."
+    if errors:
+        raise ValidationFailed(errors)
+    check_password_strength(password)
+    user = User(
+        login=login,
+        display_name=display_name,
+        password_hash=hash_password(password),
+        cpts_id=cpts_id,
+        professional_id=professional_id,
+        totp_secret=totp_secret,
+        role_rows=[UserRole(role=Role(r)) for r in sorted(set(roles))],
+    )
+    session.add(user)
+    session.flush()  # the audit line names the new account
+    audit.record(
+        session,
+        actor=actor or "système",
+        action="user.create",
+        target=user,
+        cpts_id=cpts_id,
+        details={"roles": sorted(str(r) for r in roles)},
+    )
+    return user
+
+
+def deactivate_user(session: Session, actor, user: User) -> None:
+    """Deactivation is server-side: every session and token of the user stops working at once."""
+    user.is_active = False
+    user.deactivated_at = utcnow()
+    end_all_sessions(session, user.id, reason="deactivated")
+    audit.record(session, actor=actor, action="user.deactivate", target=user)
+
+
+def reactivate_user(session: Session, actor, user: User) -> None:
+    user.is_active = True
+    user.deactivated_at = None
+    audit.record(session, actor=actor, action="user.reactivate", target=user)
+
+
+def set_password(session: Session, actor, user: User, password: str) -> None:
+    check_password_strength(password)
+    user.password_hash = hash_password(password)
+    end_all_sessions(session, user.id, reason="password_changed")
+    audit.record(session, actor=actor, action="user.password", target=user)
+
+
+def reset_totp(session: Session, actor, user: User) -> None:
+    user.totp_secret = None
+    user.totp_last_step = None
+    end_all_sessions(session, user.id, reason="totp_reset")
+    audit.record(session, actor=actor, action="user.totp_reset", target=user)
+
+
+def list_users(session: Session, cpts_id: int) -> list[User]:
+    return list(session.scalars(select(User).where(User.cpts_id == cpts_id).order_by(User.login)))
+
+
+def get_user(session: Session, cpts_id: int, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.cpts_id != cpts_id:
+        raise NotFound("Compte introuvable.")
+    return user
+
+
+# --- logins -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThrottleLimits:
+    window: dt.timedelta
+    per_account_and_ip: int
+    per_ip: int
+    per_account: int
+
+
+class LoginRefusal(StrEnum):
+    BAD_CREDENTIALS = "bad_credentials"
+    THROTTLED = "throttled"
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    refusal: LoginRefusal | None = None
+
+
+def _failures(session: Session, since: dt.datetime, *conditions) -> int:
+    return session.scalar(
+        select(func.count(LoginAttempt.id)).where(
+            LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at >= since, *conditions
+        )
+    )
+
+
+def is_throttled(session: Session, login: str, ip: str, limits: ThrottleLimits, *, now: dt.datetime) -> bool:
+    """Throttle a (login, IP) pair hard and an IP across logins; an account as a whole only far later,
+    so that a third party from one address cannot lock someone out."""
+    since = now - limits.window
+    return (
+        _failures(session, since, LoginAttempt.login == login, LoginAttempt.ip == ip)
+        >= limits.per_account_and_ip
+        or _failures(session, since, LoginAttempt.ip == ip) >= limits.per_ip
+        or _failures(session, since, LoginAttempt.login == login) >= limits.per_account
+    )
+
+
+def record_login_failure(
+    session: Session, login: str, ip: str, *, factor: str, user: User | None = None
+) -> None:
+    session.add(LoginAttempt(login=login, ip=ip, succeeded=False))
+    audit.record(
+        session,
+        actor=user or f"login:{login}",
+        action=f"login.{factor}",
+        outcome="failure",
+        cpts_id=user.cpts_id if user else None,
+    )
+
+
+def check_password(
+    session: Session, *, login: str, password: str, ip: str, limits: ThrottleLimits
+) -> LoginResult:
+    """First factor. Unknown login, wrong password and inactive account give the same refusal, in the
+    same time (a dummy hash is verified for an unknown login). The caller commits either way."""
+    login = normalise_login(login)
+    now = utcnow()
+    if is_throttled(session, login, ip, limits, now=now):
+        session.add(LoginAttempt(login=login, ip=ip, succeeded=False))
+        audit.record(session, actor=f"login:{login}", action="login.throttled", outcome="denied")
+        return LoginResult(None, LoginRefusal.THROTTLED)
+    user = session.scalar(select(User).where(User.login == login))
+    if user is None:
+        _verify_password(_DUMMY_HASH, password)
+        ok = False
+    else:
+        ok = _verify_password(user.password_hash, password) and user.is_active
+    if not ok:
+        record_login_failure(session, login, ip, factor="password", user=user)
+        return LoginResult(None, LoginRefusal.BAD_CREDENTIALS)
+    audit.record(session, actor=user, action="login.password", outcome="success")
+    return LoginResult(user)
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()  # drawn from `secrets`
+
+
+def totp_provisioning_uri(user: User, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=user.login, issuer_name=TOTP_ISSUER)
+
+
+def _matching_step(secret: str, code: str, now: dt.datetime) -> int | None:
+    code = (code or "").strip().replace(" ", "")
+    if not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    current = int(now.timestamp()) // totp.interval
+    for step in (current - 1, current, current + 1):  # one step of clock drift either way
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def _claim_step(session: Session, user: User, step: int) -> bool:
+    """Accept a time step once: a conditional UPDATE, so two processes verifying the same code at once
+    cannot both succeed."""
+    result = session.execute(
+        update(User)
+        .where(User.id == user.id, (User.totp_last_step.is_(None)) | (User.totp_last_step < step))
+        .values(totp_last_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    session.expire(user, ["totp_last_step"])
+    return result.rowcount == 1
+
+
+def verify_totp(session: Session, user: User, code: str, *, now: dt.datetime | None = None) -> bool:
+    if not user.totp_secret or not user.is_active:
+        return False
+    step = _matching_step(user.totp_secret, code, now or utcnow())
+    return step is not None and _claim_step(session, user, step)
+
+
+def enrol_totp(
+    session: Session, user: User, secret: str, code: str, *, now: dt.datetime | None = None
+) -> bool:
+    step = _matching_step(secret, code, now or utcnow())
+    if step is None or user.totp_secret:
+        return False
+    user.totp_secret = secret
+    if not _claim_step(session, user, step):
+        return False
+    audit.record(session, actor=user, action="login.totp_enrolled")
+    return True
+
+
+# --- sessions ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    idle: dt.timedelta
+    absolute: dt.timedelta
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(session: Session, user: User) -> str:
+    """A fresh session id for a fully authenticated user (never the pre-login one: no fixation)."""
+    token = secrets.token_urlsafe(32)
+    session.add(UserSession(id=_digest(token), user_id=user.id))
+    session.add(LoginAttempt(login=user.login, ip="-", succeeded=True))
+    audit.record(session, actor=user, action="login.success")
+    return token
+
+
+def resume_session(session: Session, token: str, limits: SessionLimits) -> User | None:
+    """The user of a live session, or None when it ended, idled out, aged out or its user was deactivated."""
+    row = session.get(UserSession, _digest(token))
+    if row is None or row.ended_at is not None:
+        return None
+    now = utcnow()
+    user = session.get(User, row.user_id)
+    reason = None
+    if user is None or not user.is_active:
+        reason = "deactivated"
+    elif now - row.last_seen_at > limits.idle:
+        reason = "idle_timeout"
+    elif now - row.created_at > limits.absolute:
+        reason = "absolute_timeout"
+    if reason:
+        row.ended_at, row.end_reason = now, reason
+        return None
+    if now - row.last_seen_at > TOUCH_INTERVAL:
+        row.last_seen_at = now
+    return user
+
+
+def end_session(session: Session, token: str, *, reason: str) -> None:
+    row = session.get(UserSession, _digest(token))
+    if row is not None and row.ended_at is None:
+        row.ended_at, row.end_reason = utcnow(), reason
+
+
+def end_all_sessions(session: Session, user_id: int, *, reason: str) -> None:
+    session.execute(
+        update(UserSession)
+        .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+        .values(ended_at=utcnow(), end_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- API tokens --------------------------------------------------------------------------------------------
+
+
+def create_api_token(
+    session: Session, user: User, *, name: str, expires_at: dt.datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Returns the token row and its secret, which is shown once and never stored."""
+    if not (name or "").strip():
+        raise ValidationFailed({"name": "Donnez un nom au jeton (par exemple le logiciel qui l'utilise)."})
+    if expires_at is not None and expires_at <= utcnow():
+        raise ValidationFailed({"expires_at": "La date d'expiration doit être dans le futur."})
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user.id,
+        name=name.strip()[:100],
+        token_hash=_digest(raw),
+        prefix=raw[:12],
+        expires_at=expires_at,
+    )
+    session.add(token)
+    session.flush()  # the audit line names the token
+    audit.record(session, actor=user, action="token.create", target=token)
+    return token, raw
+
+
+def authenticate_token(session: Session, raw: str) -> User | None:
+    if not raw or not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(raw)))
+    now = utcnow()
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
+        return None
+    if token.last_used_at is None or now - token.last_used_at > TOUCH_INTERVAL:
+        token.last_used_at = now
+    return token.user
+
+
+def list_api_tokens(session: Session, user: User) -> list[ApiToken]:
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)))
+
+
+def revoke_api_token(session: Session, actor: User, token_id: int) -> ApiToken:
+    token = session.get(ApiToken, token_id)
+    if token is None or token.user_id != actor.id:
+        raise NotFound("Jeton introuvable.")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        audit.record(session, actor=actor, action="token.revoke", target=token)
+    return token

@@ -1,0 +1,344 @@
+"""Patients and identity vigilance (RNIV): strict traits, INS, traced identity checks, consents."""
+
+import datetime as dt
+import unicodedata
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from hub import audit
+from hub.db import utcnow
+from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from hub.identifiers import ins_oid_for
+from hub.models import (
+    CareTeamMember,
+    Consent,
+    IdentityCheck,
+    IdentityCheckKind,
+    IdentityStatus,
+    Patient,
+    Profession,
+    Professional,
+    Sex,
+)
+
+STRICT_TRAITS = ("birth_name", "first_birth_given_name", "birth_date", "sex", "birth_place_insee")
+TRAIT_LABELS = {
+    "birth_name": "Nom de naissance",
+    "first_birth_given_name": "Premier prénom de naissance",
+    "birth_date": "Date de naissance",
+    "sex": "Sexe",
+    "birth_place_insee": "Lieu de naissance (code INSEE)",
+}
+# Minors need a legal representative on record.
+MAJORITY_AGE = 18
+
+
+class PossibleDuplicate(Conflict):
+    title = "Doublon possible"
+    type_slug = "possible-duplicate"
+
+    def __init__(self, candidates: list[Patient]):
+        super().__init__(
+            "Un patient avec les mêmes traits d'identité existe déjà : vérifiez qu'il ne s'agit pas "
+            "de la même personne avant d'en créer un nouveau.",
+            candidate_ids=[c.id for c in candidates],
+        )
+        self.candidates = candidates
+
+
+def normalise_trait(value: str) -> str:
+    """INS traits are compared in capitals without diacritics, with single spaces."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(plain.upper().replace("'", " ").split()).replace(" - ", "-")
+
+
+def _normalise_traits(data: dict) -> dict:
+    data = dict(data)
+    for key in ("birth_name", "first_birth_given_name"):
+        if data.get(key):
+            data[key] = normalise_trait(data[key])
+    if data.get("birth_given_names"):
+        data["birth_given_names"] = normalise_trait(data["birth_given_names"])
+    return data
+
+
+def check_strict_traits(data: dict, *, today: dt.date) -> None:
+    errors = {
+        key: f"{TRAIT_LABELS[key]} : ce trait strict est obligatoire."
+        for key in STRICT_TRAITS
+        if not data.get(key)
+    }
+    birth_date = data.get("birth_date")
+    if birth_date and birth_date > today:
+        errors["birth_date"] = "La date de naissance ne peut pas être dans le futur."
+    if birth_date and birth_date.year < today.year - 130:
+        errors["birth_date"] = "La date de naissance est invraisemblable."
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def check_matricule_matches_traits(matricule: str, data: dict) -> None:
+    """A NIR carries the sex, the year and the month of birth: they must agree with the traits."""
+    if matricule[0] not in "12":
+        return
+    errors = {}
+    sex = Sex.MALE if matricule[0] == "1" else Sex.FEMALE
+    if data.get("sex") and data["sex"] != Sex.INDETERMINATE and data["sex"] != sex:
+        errors["ins_matricule"] = "Le matricule INS ne correspond pas au sexe saisi."
+    birth_date = data.get("birth_date")
+    if birth_date:
+        month = int(matricule[3:5])
+        if int(matricule[1:3]) != birth_date.year % 100 or (1 <= month <= 12 and month != birth_date.month):
+            errors["ins_matricule"] = "Le matricule INS ne correspond pas à la date de naissance saisie."
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def find_possible_duplicates(session: Session, cpts_id: int, data: dict, *, exclude_id: int | None = None):
+    """Patients of the CPTS with the same birth date and the same birth name or first given name."""
+    query = select(Patient).where(
+        Patient.cpts_id == cpts_id,
+        Patient.birth_date == data["birth_date"],
+        or_(
+            Patient.birth_name == data["birth_name"],
+            (Patient.first_birth_given_name == data["first_birth_given_name"]) & (Patient.sex == data["sex"]),
+        ),
+    )
+    if exclude_id is not None:
+        query = query.where(Patient.id != exclude_id)
+    return list(session.scalars(query.order_by(Patient.id)))
+
+
+def _check_ins_unique(
+    session: Session, cpts_id: int, matricule: str, *, exclude_id: int | None = None
+) -> None:
+    query = select(Patient.id).where(Patient.cpts_id == cpts_id, Patient.ins_matricule == matricule)
+    if exclude_id is not None:
+        query = query.where(Patient.id != exclude_id)
+    if session.scalar(query) is not None:
+        raise ValidationFailed({"ins_matricule": "Ce matricule INS est déjà attribué à un autre patient."})
+
+
+def _check_attending_gp(session: Session, cpts_id: int, professional_id: int | None) -> None:
+    if professional_id is None:
+        return
+    gp = session.get(Professional, professional_id)
+    if gp is None or gp.cpts_id != cpts_id or gp.profession is not Profession.GENERAL_PRACTITIONER:
+        raise ValidationFailed(
+            {"attending_gp_id": "Le médecin traitant doit être un médecin généraliste de la CPTS."}
+        )
+
+
+def _check_minor_has_representative(data: dict, *, today: dt.date) -> None:
+    birth_date = data["birth_date"]
+    age = today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
+    if age < MAJORITY_AGE and not data.get("legal_representative_name"):
+        raise ValidationFailed(
+            {"legal_representative_name": "Un patient mineur doit avoir un représentant légal renseigné."}
+        )
+
+
+def create_patient(session: Session, actor, data: dict, *, duplicates_checked: bool = False) -> Patient:
+    """Create a patient with a provisional identity.
+
+    Refuses missing strict traits, an INS that contradicts them or is already used, and — unless the
+    user has seen and set aside the candidates (`duplicates_checked`) — a possible duplicate.
+    The creating professional joins the care team, so that they keep access to the record.
+    """
+    today = utcnow().date()
+    data = _normalise_traits(data)
+    check_strict_traits(data, today=today)
+    _check_minor_has_representative(data, today=today)
+    _check_attending_gp(session, actor.cpts_id, data.get("attending_gp_id"))
+    if data.get("ins_matricule"):
+        check_matricule_matches_traits(data["ins_matricule"], data)
+        _check_ins_unique(session, actor.cpts_id, data["ins_matricule"])
+        data["ins_oid"] = ins_oid_for(data["ins_matricule"])
+    if not duplicates_checked:
+        candidates = find_possible_duplicates(session, actor.cpts_id, data)
+        if candidates:
+            raise PossibleDuplicate(candidates)
+    patient = Patient(cpts_id=actor.cpts_id, identity_status=IdentityStatus.PROVISIONAL, **data)
+    session.add(patient)
+    session.flush()  # the audit line and the care team need the new id
+    if actor.professional_id is not None and actor.professional_id != patient.attending_gp_id:
+        session.add(
+            CareTeamMember(
+                patient_id=patient.id, professional_id=actor.professional_id, added_by_user_id=actor.id
+            )
+        )
+    audit.record(session, actor=actor, action="patient.create", target=patient)
+    return patient
+
+
+def update_patient(session: Session, actor, patient: Patient, changes: dict) -> Patient:
+    """Apply changes; changing a strict trait or the INS voids earlier identity checks (back to PROV)."""
+    changes = _normalise_traits(changes)
+    merged = {
+        key: changes.get(key, getattr(patient, key)) for key in (*STRICT_TRAITS, "legal_representative_name")
+    }
+    today = utcnow().date()
+    check_strict_traits(merged, today=today)
+    _check_minor_has_representative(merged, today=today)
+    if "attending_gp_id" in changes:
+        _check_attending_gp(session, patient.cpts_id, changes["attending_gp_id"])
+    matricule = changes.get("ins_matricule", patient.ins_matricule)
+    if matricule:
+        check_matricule_matches_traits(matricule, merged)
+        _check_ins_unique(session, patient.cpts_id, matricule, exclude_id=patient.id)
+        changes["ins_oid"] = ins_oid_for(matricule)
+    elif "ins_matricule" in changes:
+        changes["ins_oid"] = None
+    changed = sorted(key for key, value in changes.items() if getattr(patient, key) != value)
+    identity_changed = any(key in (*STRICT_TRAITS, "ins_matricule") for key in changed)
+    for key in changed:
+        setattr(patient, key, changes[key])
+    if identity_changed:
+        _void_identity_checks(patient)
+    if changed:
+        audit.record(
+            session, actor=actor, action="patient.update", target=patient, details={"fields": changed}
+        )
+    return patient
+
+
+def _void_identity_checks(patient: Patient) -> None:
+    now = utcnow()
+    for check in patient.identity_checks:
+        if check.invalidated_at is None:
+            check.invalidated_at = now
+    patient.identity_status = IdentityStatus.PROVISIONAL
+
+
+def derive_identity_status(checks: list[IdentityCheck]) -> IdentityStatus:
+    kinds = {check.kind for check in checks if check.invalidated_at is None}
+    document = IdentityCheckKind.DOCUMENT in kinds
+    retrieved = IdentityCheckKind.INS_RETRIEVAL in kinds
+    if document and retrieved:
+        return IdentityStatus.QUALIFIED
+    if document:
+        return IdentityStatus.VALIDATED
+    if retrieved:
+        return IdentityStatus.RETRIEVED
+    return IdentityStatus.PROVISIONAL
+
+
+def record_identity_check(
+    session: Session, actor, patient: Patient, *, kind: IdentityCheckKind, document_type=None, note=None
+) -> IdentityCheck:
+    """Trace who checked the identity, when and how; the status follows (VALI, RECUP, QUAL)."""
+    if kind is IdentityCheckKind.DOCUMENT and document_type is None:
+        raise ValidationFailed({"document_type": "Indiquez la pièce d'identité présentée."})
+    if kind is IdentityCheckKind.INS_RETRIEVAL:
+        if not patient.ins_matricule:
+            raise RuleViolation(
+                "Renseignez le matricule INS retourné par le téléservice INSi avant de le tracer."
+            )
+        document_type = None
+    check = IdentityCheck(
+        patient=patient, kind=kind, document_type=document_type, checked_by_user_id=actor.id, note=note
+    )
+    session.add(check)
+    before = patient.identity_status
+    patient.identity_status = derive_identity_status(patient.identity_checks)
+    audit.record(
+        session,
+        actor=actor,
+        action="patient.identity_check",
+        target=patient,
+        details={
+            "kind": kind.value,
+            "status_before": before.value,
+            "status_after": patient.identity_status.value,
+        },
+    )
+    return check
+
+
+def ins_for_sending(patient: Patient) -> tuple[str, str] | None:
+    """The INS (matricule, OID) may leave the hub only with a qualified identity."""
+    if patient.is_qualified and patient.ins_matricule:
+        return patient.ins_matricule, patient.ins_oid
+    return None
+
+
+def add_consent(session: Session, actor, patient: Patient, data: dict) -> Consent:
+    collected_at = data["collected_at"]
+    if collected_at > utcnow() + dt.timedelta(minutes=5):
+        raise ValidationFailed({"collected_at": "Le recueil du consentement ne peut pas être dans le futur."})
+    collector_id = data.get("collected_by_professional_id") or actor.professional_id
+    if collector_id is not None:
+        collector = session.get(Professional, collector_id)
+        if collector is None or collector.cpts_id != patient.cpts_id:
+            raise ValidationFailed({"collected_by_professional_id": "Professionnel inconnu dans la CPTS."})
+    consent = Consent(
+        patient=patient,
+        kind=data["kind"],
+        method=data["method"],
+        collected_at=collected_at,
+        collected_by_professional_id=collector_id,
+        recorded_by_user_id=actor.id,
+    )
+    session.add(consent)
+    session.flush()  # the audit line names the consent
+    audit.record(
+        session,
+        actor=actor,
+        action="consent.add",
+        target=consent,
+        cpts_id=patient.cpts_id,
+        details={"kind": consent.kind.value},
+    )
+    return consent
+
+
+def withdraw_consent(session: Session, actor, consent: Consent, *, reason: str) -> Consent:
+    if consent.withdrawn_at is not None:
+        raise Conflict("Ce consentement a déjà été retiré.")
+    if not reason.strip():
+        raise ValidationFailed({"reason": "Indiquez le motif du retrait."})
+    consent.withdrawn_at = utcnow()
+    consent.withdrawn_by_user_id = actor.id
+    consent.withdrawal_reason = reason.strip()
+    audit.record(
+        session, actor=actor, action="consent.withdraw", target=consent, cpts_id=consent.patient.cpts_id
+    )
+    return consent
+
+
+def has_valid_consent(patient: Patient, kind) -> bool:
+    return any(c.kind == kind and c.is_valid for c in patient.consents)
+
+
+def search_patients(session: Session, visible, *, text=None, birth_date=None, page=1, per_page=50):
+    """Patients matching the search among those the caller may see; returns (patients, total)."""
+    query = select(Patient).where(visible)
+    if text:
+        for word in normalise_trait(text).split():
+            pattern = f"%{word}%"
+            query = query.where(
+                or_(
+                    Patient.birth_name.like(pattern),
+                    Patient.first_birth_given_name.like(pattern),
+                    func.upper(Patient.used_last_name).like(pattern),
+                    Patient.ins_matricule.like(pattern),
+                )
+            )
+    if birth_date:
+        query = query.where(Patient.birth_date == birth_date)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(
+        query.order_by(Patient.birth_name, Patient.first_birth_given_name, Patient.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return list(rows), total
+
+
+def get_patient(session: Session, patient_id: int) -> Patient:
+    patient = session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound("Patient introuvable.")
+    return patient
