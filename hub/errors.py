@@ -7,11 +7,22 @@ class HubError(Exception):
     title = "Requête invalide"
     type_slug = "bad-request"
 
-    def __init__(self, detail: str | None = None, *, errors: dict[str, str] | None = None, **extra):
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        errors: dict[str, str] | None = None,
+        audit_action: str | None = None,
+        audit_target=None,
+        **extra,
+    ):
         super().__init__(detail or self.title)
         self.detail = detail or self.title
         self.errors = errors or {}
         self.extra = extra
+        # A refusal that the audit log must keep even though the request's changes are rolled back.
+        self.audit_action = audit_action
+        self.audit_target = audit_target
 
 
 class ValidationFailed(HubError):

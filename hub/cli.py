@@ -1,0 +1,60 @@
+"""Command line: `flask --app wsgi hub demo | audit verify`, `flask --app wsgi db upgrade | downgrade`."""
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from hub import audit, migrate
+from hub.db import session_scope
+
+hub_cli = AppGroup("hub", help="Commandes du hub CPTS.")
+audit_cli = AppGroup("audit", help="Journal d'audit.")
+hub_cli.add_command(audit_cli)
+
+
+def _sessions():
+    return current_app.extensions["hub.sessions"]
+
+
+@hub_cli.command("demo")
+def demo_command():
+    """Load the demo territory (CPTS VIVEVAL), idempotently, and print its logins."""
+    from hub.services.demo import format_summary, load_demo
+
+    with session_scope(_sessions()) as session:
+        summary = load_demo(session)
+    click.echo(format_summary(summary))
+
+
+@audit_cli.command("verify")
+def audit_verify_command():
+    """Walk the audit hash chain; exit 1 if a row was changed, inserted or deleted."""
+    with session_scope(_sessions()) as session:
+        breaks = audit.verify(session)
+    if breaks:
+        for item in breaks:
+            click.echo(f"rupture à la ligne {item.seq} : {item.reason}", err=True)
+        raise SystemExit(1)
+    click.echo("Journal d'audit intègre.")
+
+
+def make_db_cli() -> AppGroup:
+    db_cli = AppGroup("db", help="Migrations de la base (Alembic).")
+
+    @db_cli.command("upgrade")
+    @click.argument("revision", default="head")
+    def upgrade(revision):
+        migrate.upgrade(current_app.extensions["hub.engine"], revision)
+
+    @db_cli.command("downgrade")
+    @click.argument("revision", default="-1")
+    def downgrade(revision):
+        migrate.downgrade(current_app.extensions["hub.engine"], revision)
+
+    @db_cli.command("revision")
+    @click.option("-m", "--message", required=True)
+    @click.option("--empty", is_flag=True, help="Do not compare the models with the database.")
+    def revision(message, empty):
+        migrate.revision(current_app.extensions["hub.engine"], message, autogenerate=not empty)
+
+    return db_cli

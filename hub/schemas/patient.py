@@ -1,0 +1,110 @@
+from marshmallow import Schema, fields
+
+from hub.identifiers import check_ins_matricule, check_insee_commune, check_phone
+from hub.models import ConsentKind, ConsentMethod, IdentityCheckKind, IdentityDocumentType, Sex
+from hub.schemas.base import (
+    AwareDateTime,
+    Bool,
+    Date,
+    Enum,
+    FormSchema,
+    Identifier,
+    InputSchema,
+    Int,
+    Str,
+    length,
+)
+
+
+class PatientIn(InputSchema):
+    birth_name = Str(required=True, validate=length(100, 1))
+    first_birth_given_name = Str(required=True, validate=length(100, 1))
+    birth_given_names = Str(validate=length(200), allow_none=True)
+    birth_date = Date(required=True)
+    sex = Enum(Sex, by_value=True, required=True)
+    birth_place_insee = Identifier(check_insee_commune, required=True)
+    used_last_name = Str(validate=length(100), allow_none=True)
+    used_first_name = Str(validate=length(100), allow_none=True)
+    ins_matricule = Identifier(check_ins_matricule, allow_none=True)
+    phone = Identifier(check_phone, allow_none=True)
+    address = Str(validate=length(500), allow_none=True)
+    commune_insee = Identifier(check_insee_commune, allow_none=True)
+    attending_gp_id = Int(allow_none=True)
+    legal_representative_name = Str(validate=length(200), allow_none=True)
+    legal_representative_phone = Identifier(check_phone, allow_none=True)
+    legal_representative_relationship = Str(validate=length(60), allow_none=True)
+
+
+class PatientForm(PatientIn, FormSchema):
+    duplicates_checked = Bool(load_default=False)
+
+
+class IdentityCheckIn(InputSchema):
+    kind = Enum(IdentityCheckKind, by_value=True, required=True)
+    document_type = Enum(IdentityDocumentType, by_value=True, allow_none=True)
+    note = Str(validate=length(300), allow_none=True)
+
+
+class IdentityCheckForm(IdentityCheckIn, FormSchema):
+    pass
+
+
+class ConsentIn(InputSchema):
+    kind = Enum(ConsentKind, by_value=True, required=True)
+    method = Enum(ConsentMethod, by_value=True, required=True)
+    collected_at = AwareDateTime(required=True)
+    collected_by_professional_id = Int(allow_none=True)
+
+
+class ConsentForm(FormSchema):
+    kind = Enum(ConsentKind, by_value=True, required=True)
+    method = Enum(ConsentMethod, by_value=True, required=True)
+    collected_on = Date(required=True)
+
+
+class ConsentWithdrawalForm(FormSchema):
+    reason = Str(required=True, validate=length(300, 1))
+
+
+class ConsentOut(Schema):
+    id = fields.Integer()
+    kind = fields.Enum(ConsentKind, by_value=True)
+    method = fields.Enum(ConsentMethod, by_value=True)
+    collected_at = fields.AwareDateTime()
+    collected_by_professional_id = fields.Integer(allow_none=True)
+    withdrawn_at = fields.AwareDateTime(allow_none=True)
+    is_valid = fields.Boolean()
+
+
+class PatientOut(Schema):
+    """What the API shows of a patient. The INS leaves the hub only with a qualified identity."""
+
+    id = fields.Integer()
+    birth_name = fields.String()
+    first_birth_given_name = fields.String()
+    birth_given_names = fields.String(allow_none=True)
+    birth_date = fields.Date()
+    sex = fields.Enum(Sex, by_value=True)
+    birth_place_insee = fields.String()
+    used_last_name = fields.String(allow_none=True)
+    used_first_name = fields.String(allow_none=True)
+    identity_status = fields.Function(lambda p: p.identity_status.value)
+    ins = fields.Function(
+        lambda p: (
+            {"matricule": p.ins_matricule, "oid": p.ins_oid} if p.is_qualified and p.ins_matricule else None
+        )
+    )
+    phone = fields.String(allow_none=True)
+    commune_insee = fields.String(allow_none=True)
+    attending_gp_id = fields.Integer(allow_none=True)
+    consents = fields.List(fields.Nested(ConsentOut))
+
+
+class PatientSummaryOut(Schema):
+    id = fields.Integer()
+    birth_name = fields.String()
+    first_birth_given_name = fields.String()
+    used_last_name = fields.String(allow_none=True)
+    birth_date = fields.Date()
+    sex = fields.Enum(Sex, by_value=True)
+    identity_status = fields.Function(lambda p: p.identity_status.value)

@@ -1,0 +1,156 @@
+"""Login in two steps (password, then TOTP — or TOTP enrolment on first login), and logout."""
+
+import datetime as dt
+
+import segno
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import func, select
+
+from hub.db import utcnow
+from hub.models import User, UserSession
+from hub.services import accounts
+from hub.web.access import PENDING_SECOND_FACTOR, PUBLIC, access
+from hub.web.csrf import renew_session_id
+from hub.web.forms import safe_next
+from hub.web.request import db, keep_changes_on_error
+
+bp = Blueprint("auth", __name__)
+
+# Between the password and the code; past this the password must be typed again.
+SECOND_FACTOR_DELAY = dt.timedelta(minutes=5)
+BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."
+THROTTLED = "Trop de tentatives de connexion. Patientez quelques minutes avant de réessayer."
+BAD_CODE = "Code incorrect ou déjà utilisé. Saisissez le code à 6 chiffres affiché par votre application."
+
+
+def _limits() -> accounts.ThrottleLimits:
+    config = current_app.config["HUB"]
+    return accounts.ThrottleLimits(
+        window=dt.timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]),
+        per_account_and_ip=config["LOGIN_MAX_FAILURES_PER_ACCOUNT_AND_IP"],
+        per_ip=config["LOGIN_MAX_FAILURES_PER_IP"],
+        per_account=config["LOGIN_MAX_FAILURES_PER_ACCOUNT"],
+    )
+
+
+def _client_ip() -> str:
+    return request.remote_addr or "-"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@access(PUBLIC)
+def login():
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    if request.method == "GET":
+        return render_template("auth/login.html", next=request.args.get("next", ""))
+    from hub.web.csrf import check_csrf
+
+    check_csrf()
+    result = accounts.check_password(
+        db(),
+        login=request.form.get("login", ""),
+        password=request.form.get("password", ""),
+        ip=_client_ip(),
+        limits=_limits(),
+    )
+    keep_changes_on_error()
+    if result.user is None:
+        message, status = (
+            (THROTTLED, 429) if result.refusal is accounts.LoginRefusal.THROTTLED else (BAD_CREDENTIALS, 401)
+        )
+        return render_template("auth/login.html", error=message, login=request.form.get("login", "")), status
+    next_url = safe_next(request.form.get("next"))
+    session.clear()
+    renew_session_id()
+    session["pending_user_id"] = result.user.id
+    session["pending_at"] = utcnow().timestamp()
+    session["next"] = next_url
+    return redirect(url_for("auth.second_factor" if result.user.totp_secret else "auth.enrol"))
+
+
+def _pending_user() -> User | None:
+    """The user between the two factors, if that state is fresh and no login completed since it began.
+
+    The pending state lives in the signed cookie; refusing it once a later session exists makes an
+    old pre-login cookie useless after the login it started (S5)."""
+    user_id, started = session.get("pending_user_id"), session.get("pending_at")
+    if user_id is None or started is None:
+        return None
+    started_at = dt.datetime.fromtimestamp(started, dt.UTC)
+    if utcnow() - started_at > SECOND_FACTOR_DELAY:
+        return None
+    user = db().get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    last_login = db().scalar(select(func.max(UserSession.created_at)).where(UserSession.user_id == user.id))
+    if last_login is not None and last_login >= started_at:
+        return None
+    return user
+
+
+def _complete_login(user: User):
+    token = accounts.start_session(db(), user)
+    next_url = session.get("next") or url_for("home.index")
+    session.clear()
+    renew_session_id()
+    session["auth_token"] = token
+    return redirect(next_url)
+
+
+def _second_factor_refused(user: User, template: str, **context):
+    accounts.record_login_failure(db(), user.login, _client_ip(), factor="totp", user=user)
+    keep_changes_on_error()
+    return render_template(template, error=BAD_CODE, **context), 401
+
+
+@bp.route("/login/totp", methods=["GET", "POST"])
+@access(PENDING_SECOND_FACTOR)
+def second_factor():
+    user = _pending_user()
+    if user is None or not user.totp_secret:
+        session.clear()
+        return redirect(url_for("auth.login"))
+    if request.method == "GET":
+        return render_template("auth/totp.html")
+    if accounts.is_throttled(db(), user.login, _client_ip(), _limits(), now=utcnow()):
+        return render_template("auth/totp.html", error=THROTTLED), 429
+    if not accounts.verify_totp(db(), user, request.form.get("code", "")):
+        return _second_factor_refused(user, "auth/totp.html")
+    return _complete_login(user)
+
+
+@bp.route("/login/enrol", methods=["GET", "POST"])
+@access(PENDING_SECOND_FACTOR)
+def enrol():
+    user = _pending_user()
+    if user is None or user.totp_secret:
+        session.clear()
+        return redirect(url_for("auth.login"))
+    secret = session.get("enrol_secret") or accounts.new_totp_secret()
+    session["enrol_secret"] = secret
+    uri = accounts.totp_provisioning_uri(user, secret)
+    qr = Markup(segno.make(uri, error="m").svg_inline(scale=4, title="QR code d'enrôlement"))  # noqa: S704 (segno's own SVG)
+    context = {"secret": secret, "qr": qr, "uri": uri}
+    if request.method == "GET":
+        return render_template("auth/enrol.html", **context)
+    if accounts.is_throttled(db(), user.login, _client_ip(), _limits(), now=utcnow()):
+        return render_template("auth/enrol.html", error=THROTTLED, **context), 429
+    if not accounts.enrol_totp(db(), user, secret, request.form.get("code", "")):
+        return _second_factor_refused(user, "auth/enrol.html", **context)
+    return _complete_login(user)
+
+
+@bp.route("/logout", methods=["POST"])
+@access(PUBLIC)
+def logout():
+    from hub.web.csrf import check_csrf
+
+    check_csrf()
+    token = session.get("auth_token")
+    if token:
+        accounts.end_session(db(), token, reason="logout")
+    session.clear()
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,98 @@
+"""Errors as a French page or as application/problem+json (RFC 9457), never with a stack trace."""
+
+import logging
+from urllib.parse import quote
+
+from flask import Flask, g, jsonify, redirect, render_template, request
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+
+from hub import audit
+from hub.errors import HubError, Unauthorized
+
+log = logging.getLogger(__name__)
+
+HTTP_TITLES = {
+    400: "Requête invalide",
+    401: "Authentification requise",
+    403: "Accès refusé",
+    404: "Page introuvable",
+    405: "Méthode non autorisée",
+    413: "Fichier trop volumineux",
+    415: "Type de contenu non pris en charge",
+    429: "Trop de tentatives",
+    500: "Erreur interne",
+}
+
+
+def problem(status: int, title: str, detail: str, *, type_slug: str = "about:blank", **members):
+    body = {
+        "type": type_slug if type_slug == "about:blank" else f"/problems/{type_slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.path,
+        "request_id": g.get("request_id"),
+        **members,
+    }
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    return response
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _record_refusal(exc: HubError) -> None:
+    from hub.web.request import db
+
+    session = db()
+    session.rollback()
+    actor = current_user if current_user.is_authenticated else None
+    audit.record(session, actor=actor, action=exc.audit_action, target=exc.audit_target, outcome="denied")
+    session.commit()
+
+
+def handle_hub_error(exc: HubError):
+    if exc.audit_action:
+        _record_refusal(exc)
+    if _is_api():
+        members = dict(exc.extra)
+        if exc.errors:
+            members["errors"] = exc.errors
+        return problem(exc.status, exc.title, exc.detail, type_slug=exc.type_slug, **members)
+    if isinstance(exc, Unauthorized):
+        return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
+    return render_template("error.html", title=exc.title, detail=exc.detail), exc.status
+
+
+def handle_http_error(exc: HTTPException):
+    status = exc.code or 500
+    title = HTTP_TITLES.get(status, exc.name)
+    detail = {
+        404: "La ressource demandée n'existe pas.",
+        405: "Cette action n'est pas possible à cette adresse.",
+        413: "Le contenu envoyé dépasse la taille autorisée.",
+    }.get(status, title)
+    if _is_api():
+        return problem(status, title, detail)
+    return render_template("error.html", title=title, detail=detail), status
+
+
+def handle_unexpected(exc: Exception):
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    title, detail = (
+        HTTP_TITLES[500],
+        "Une erreur inattendue est survenue. Elle a été enregistrée ; réessayez.",
+    )
+    if _is_api():
+        return problem(500, title, detail)
+    return render_template("error.html", title=title, detail=detail), 500
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HubError, handle_hub_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,36 @@
+"""French display of dates, times and amounts, in the territory's zone."""
+
+import datetime as dt
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+NBSP = "\u00a0"
+NARROW_NBSP = "\u202f"
+DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)  # fmt: skip
+
+
+def french_date(value: dt.date) -> str:
+    """`7 décembre 2026`; a birth date reads best without the weekday."""
+    if value is None:
+        return ""
+    day = "1er" if value.day == 1 else str(value.day)
+    return f"{day} {MONTHS[value.month - 1]} {value.year}"
+
+
+def french_datetime(value: dt.datetime, zone: str) -> str:
+    """`lundi 7 décembre 2026, 14 h 00` in the territory's wall time."""
+    if value is None:
+        return ""
+    local = value.astimezone(ZoneInfo(zone))
+    return f"{DAYS[local.weekday()]} {french_date(local.date())}, {local.hour} h {local.minute:02d}"
+
+
+def euros(amount: Decimal | int | float) -> str:
+    """`1 234,50 €` (narrow no-break space for thousands, comma for decimals)."""
+    quantised = Decimal(amount).quantize(Decimal("0.01"))
+    whole, _, cents = f"{quantised:,.2f}".partition(".")
+    return whole.replace(",", NARROW_NBSP) + "," + cents + NBSP + "€"
