@@ -8,15 +8,11 @@ from hub.errors import NotFound
 from hub.models import Consent, Patient
 
 
-def patient_for(
-    session: Session, user, patient_id: int, *, action: str = "patient.read", write: bool = False
-):
+def patient_for(session: Session, user, patient_id: int, *, action: str = "patient.read", write: bool = False):
     """The patient if the user may see it (or edit it, with `write`); a read is audited here, a write by
     the service that makes it."""
     patient = session.get(Patient, patient_id)
-    allowed = patient is not None and (can_edit_patient if write else can_view_patient)(
-        session, user, patient
-    )
+    allowed = patient is not None and (can_edit_patient if write else can_view_patient)(session, user, patient)
     if not allowed:
         raise NotFound("Patient introuvable.", audit_action=action, audit_target=("patients", patient_id))
     if not write:
@@ -27,7 +23,5 @@ def patient_for(
 def consent_for(session: Session, user, patient: Patient, consent_id: int) -> Consent:
     consent = session.get(Consent, consent_id)
     if consent is None or consent.patient_id != patient.id:
-        raise NotFound(
-            "Consentement introuvable.", audit_action="consent.write", audit_target=("consents", consent_id)
-        )
+        raise NotFound("Consentement introuvable.", audit_action="consent.write", audit_target=("consents", consent_id))
     return consent

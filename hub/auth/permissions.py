@@ -23,8 +23,7 @@ _CLINICAL = {Permission.PATIENTS_CREATE, Permission.PATIENTS_READ, Permission.PA
 # The admin runs the directory and accounts and, being non-clinical, sees no patient record.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(
-        _EVERYONE
-        | {Permission.ORGANISATIONS_MANAGE, Permission.PROFESSIONALS_MANAGE, Permission.USERS_MANAGE}
+        _EVERYONE | {Permission.ORGANISATIONS_MANAGE, Permission.PROFESSIONALS_MANAGE, Permission.USERS_MANAGE}
     ),
     Role.COORDINATOR: frozenset(_EVERYONE | _CLINICAL),
     Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL),

@@ -62,8 +62,12 @@ class ConsentForm(FormSchema):
     collected_on = Date(required=True)
 
 
-class ConsentWithdrawalForm(FormSchema):
+class ConsentWithdrawalIn(InputSchema):
     reason = Str(required=True, validate=length(300, 1))
+
+
+class ConsentWithdrawalForm(ConsentWithdrawalIn, FormSchema):
+    pass
 
 
 class ConsentOut(Schema):
@@ -90,9 +94,7 @@ class PatientOut(Schema):
     used_first_name = fields.String(allow_none=True)
     identity_status = fields.Function(lambda p: p.identity_status.value)
     ins = fields.Function(
-        lambda p: (
-            {"matricule": p.ins_matricule, "oid": p.ins_oid} if p.is_qualified and p.ins_matricule else None
-        )
+        lambda p: {"matricule": p.ins_matricule, "oid": p.ins_oid} if p.is_qualified and p.ins_matricule else None
     )
     phone = fields.String(allow_none=True)
     commune_insee = fields.String(allow_none=True)

@@ -185,16 +185,13 @@ def is_throttled(session: Session, login: str, ip: str, limits: ThrottleLimits, 
     so that a third party from one address cannot lock someone out."""
     since = now - limits.window
     return (
-        _failures(session, since, LoginAttempt.login == login, LoginAttempt.ip == ip)
-        >= limits.per_account_and_ip
+        _failures(session, since, LoginAttempt.login == login, LoginAttempt.ip == ip) >= limits.per_account_and_ip
         or _failures(session, since, LoginAttempt.ip == ip) >= limits.per_ip
         or _failures(session, since, LoginAttempt.login == login) >= limits.per_account
     )
 
 
-def record_login_failure(
-    session: Session, login: str, ip: str, *, factor: str, user: User | None = None
-) -> None:
+def record_login_failure(session: Session, login: str, ip: str, *, factor: str, user: User | None = None) -> None:
     session.add(LoginAttempt(login=login, ip=ip, succeeded=False))
     audit.record(
         session,
@@ -205,9 +202,7 @@ def record_login_failure(
     )
 
 
-def check_password(
-    session: Session, *, login: str, password: str, ip: str, limits: ThrottleLimits
-) -> LoginResult:
+def check_password(session: Session, *, login: str, password: str, ip: str, limits: ThrottleLimits) -> LoginResult:
     """First factor. Unknown login, wrong password and inactive account give the same refusal, in the
     same time (a dummy hash is verified for an unknown login). The caller commits either way."""
     login = normalise_login(login)
@@ -269,9 +264,7 @@ def verify_totp(session: Session, user: User, code: str, *, now: dt.datetime | N
     return step is not None and _claim_step(session, user, step)
 
 
-def enrol_totp(
-    session: Session, user: User, secret: str, code: str, *, now: dt.datetime | None = None
-) -> bool:
+def enrol_totp(session: Session, user: User, secret: str, code: str, *, now: dt.datetime | None = None) -> bool:
     step = _matching_step(secret, code, now or utcnow())
     if step is None or user.totp_secret:
         return False

@@ -136,8 +136,7 @@ def list_professionals(session: Session, cpts_id: int, *, profession=None, text=
     if text:
         pattern = f"%{text.strip().upper()}%"
         query = query.where(
-            func.upper(Professional.last_name).like(pattern)
-            | func.upper(Professional.first_name).like(pattern)
+            func.upper(Professional.last_name).like(pattern) | func.upper(Professional.first_name).like(pattern)
         )
     total = session.scalar(select(func.count()).select_from(query.subquery()))
     rows = session.scalars(
@@ -160,9 +159,7 @@ def general_practitioners(session: Session, cpts_id: int) -> list[Professional]:
     return list(
         session.scalars(
             select(Professional)
-            .where(
-                Professional.cpts_id == cpts_id, Professional.profession == Profession.GENERAL_PRACTITIONER
-            )
+            .where(Professional.cpts_id == cpts_id, Professional.profession == Profession.GENERAL_PRACTITIONER)
             .order_by(Professional.last_name)
         )
     )

@@ -66,9 +66,7 @@ def _normalise_traits(data: dict) -> dict:
 
 def check_strict_traits(data: dict, *, today: dt.date) -> None:
     errors = {
-        key: f"{TRAIT_LABELS[key]} : ce trait strict est obligatoire."
-        for key in STRICT_TRAITS
-        if not data.get(key)
+        key: f"{TRAIT_LABELS[key]} : ce trait strict est obligatoire." for key in STRICT_TRAITS if not data.get(key)
     }
     birth_date = data.get("birth_date")
     if birth_date and birth_date > today:
@@ -111,9 +109,7 @@ def find_possible_duplicates(session: Session, cpts_id: int, data: dict, *, excl
     return list(session.scalars(query.order_by(Patient.id)))
 
 
-def _check_ins_unique(
-    session: Session, cpts_id: int, matricule: str, *, exclude_id: int | None = None
-) -> None:
+def _check_ins_unique(session: Session, cpts_id: int, matricule: str, *, exclude_id: int | None = None) -> None:
     query = select(Patient.id).where(Patient.cpts_id == cpts_id, Patient.ins_matricule == matricule)
     if exclude_id is not None:
         query = query.where(Patient.id != exclude_id)
@@ -126,9 +122,7 @@ def _check_attending_gp(session: Session, cpts_id: int, professional_id: int | N
         return
     gp = session.get(Professional, professional_id)
     if gp is None or gp.cpts_id != cpts_id or gp.profession is not Profession.GENERAL_PRACTITIONER:
-        raise ValidationFailed(
-            {"attending_gp_id": "Le médecin traitant doit être un médecin généraliste de la CPTS."}
-        )
+        raise ValidationFailed({"attending_gp_id": "Le médecin traitant doit être un médecin généraliste de la CPTS."})
 
 
 def _check_minor_has_representative(data: dict, *, today: dt.date) -> None:
@@ -165,9 +159,7 @@ def create_patient(session: Session, actor, data: dict, *, duplicates_checked: b
     session.flush()  # the audit line and the care team need the new id
     if actor.professional_id is not None and actor.professional_id != patient.attending_gp_id:
         session.add(
-            CareTeamMember(
-                patient_id=patient.id, professional_id=actor.professional_id, added_by_user_id=actor.id
-            )
+            CareTeamMember(patient_id=patient.id, professional_id=actor.professional_id, added_by_user_id=actor.id)
         )
     audit.record(session, actor=actor, action="patient.create", target=patient)
     return patient
@@ -176,9 +168,7 @@ def create_patient(session: Session, actor, data: dict, *, duplicates_checked: b
 def update_patient(session: Session, actor, patient: Patient, changes: dict) -> Patient:
     """Apply changes; changing a strict trait or the INS voids earlier identity checks (back to PROV)."""
     changes = _normalise_traits(changes)
-    merged = {
-        key: changes.get(key, getattr(patient, key)) for key in (*STRICT_TRAITS, "legal_representative_name")
-    }
+    merged = {key: changes.get(key, getattr(patient, key)) for key in (*STRICT_TRAITS, "legal_representative_name")}
     today = utcnow().date()
     check_strict_traits(merged, today=today)
     _check_minor_has_representative(merged, today=today)
@@ -198,9 +188,7 @@ def update_patient(session: Session, actor, patient: Patient, changes: dict) -> 
     if identity_changed:
         _void_identity_checks(patient)
     if changed:
-        audit.record(
-            session, actor=actor, action="patient.update", target=patient, details={"fields": changed}
-        )
+        audit.record(session, actor=actor, action="patient.update", target=patient, details={"fields": changed})
     return patient
 
 
@@ -233,9 +221,7 @@ def record_identity_check(
         raise ValidationFailed({"document_type": "Indiquez la pièce d'identité présentée."})
     if kind is IdentityCheckKind.INS_RETRIEVAL:
         if not patient.ins_matricule:
-            raise RuleViolation(
-                "Renseignez le matricule INS retourné par le téléservice INSi avant de le tracer."
-            )
+            raise RuleViolation("Renseignez le matricule INS retourné par le téléservice INSi avant de le tracer.")
         document_type = None
     check = IdentityCheck(
         patient=patient, kind=kind, document_type=document_type, checked_by_user_id=actor.id, note=note
@@ -302,9 +288,7 @@ def withdraw_consent(session: Session, actor, consent: Consent, *, reason: str) 
     consent.withdrawn_at = utcnow()
     consent.withdrawn_by_user_id = actor.id
     consent.withdrawal_reason = reason.strip()
-    audit.record(
-        session, actor=actor, action="consent.withdraw", target=consent, cpts_id=consent.patient.cpts_id
-    )
+    audit.record(session, actor=actor, action="consent.withdraw", target=consent, cpts_id=consent.patient.cpts_id)
     return consent
 
 

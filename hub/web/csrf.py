@@ -37,6 +37,4 @@ def check_csrf() -> None:
         return
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
     if "sid" not in session or not hmac.compare_digest(sent, csrf_token()):
-        raise CsrfRefused(
-            "Le formulaire a expiré ou ne vient pas de cette session. Rechargez la page et recommencez."
-        )
+        raise CsrfRefused("Le formulaire a expiré ou ne vient pas de cette session. Rechargez la page et recommencez.")

@@ -1,0 +1,140 @@
+"""The OpenAPI 3.1 document of /api/v1, built from the URL map and the marshmallow schemas."""
+
+import re
+from functools import cache
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import current_app
+
+from hub.api import blueprint
+from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
+from hub.schemas.patient import (
+    ConsentIn,
+    ConsentOut,
+    ConsentWithdrawalIn,
+    IdentityCheckIn,
+    PatientIn,
+    PatientOut,
+    PatientSummaryOut,
+)
+from hub.web.access import PUBLIC, access
+
+# endpoint → (summary, request schema or None, response schema, is a paginated list)
+OPERATIONS = {
+    "api.list_patients": (
+        "Rechercher des patients (ceux que l'appelant peut voir)",
+        None,
+        PatientSummaryOut,
+        True,
+    ),
+    "api.create_patient": ("Créer un patient (identité provisoire)", PatientIn, PatientOut, False),
+    "api.get_patient": ("Lire un patient", None, PatientOut, False),
+    "api.update_patient": ("Modifier un patient", PatientIn, PatientOut, False),
+    "api.add_identity_check": ("Tracer une vérification d'identité", IdentityCheckIn, PatientOut, False),
+    "api.add_consent": ("Enregistrer un consentement", ConsentIn, ConsentOut, False),
+    "api.withdraw_consent": ("Retirer un consentement", ConsentWithdrawalIn, ConsentOut, False),
+    "api.list_professionals": ("Annuaire des professionnels de la CPTS", None, ProfessionalOut, True),
+    "api.create_professional": ("Créer un professionnel", ProfessionalIn, ProfessionalOut, False),
+    "api.get_professional": ("Lire un professionnel", None, ProfessionalOut, False),
+    "api.update_professional": ("Modifier un professionnel", ProfessionalIn, ProfessionalOut, False),
+    "api.list_organisations": ("Structures de la CPTS", None, OrganisationOut, True),
+    "api.create_organisation": ("Créer une structure", OrganisationIn, OrganisationOut, False),
+    "api.get_organisation": ("Lire une structure", None, OrganisationOut, False),
+    "api.update_organisation": ("Modifier une structure", OrganisationIn, OrganisationOut, False),
+}
+
+QUERY_PARAMETERS = {
+    "api.list_patients": [("q", "string"), ("birth_date", "string")],
+    "api.list_professionals": [("q", "string"), ("profession", "string")],
+    "api.create_patient": [("duplicates_checked", "boolean")],
+}
+
+PROBLEM = {
+    "type": "object",
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+    },
+    "required": ["type", "title", "status"],
+}
+
+
+def _problem_responses(*statuses: int) -> dict:
+    ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {str(status): {"description": "Erreur", "content": ref} for status in statuses}
+
+
+def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
+    summary, request_schema, response_schema, is_list = OPERATIONS[endpoint]
+    response = {"$ref": f"#/components/schemas/{response_schema.__name__}"}
+    if is_list:
+        response = {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": response},
+                "page": {"type": "integer"},
+                "per_page": {"type": "integer"},
+                "total": {"type": "integer"},
+            },
+        }
+    status = "201" if method == "post" else "200"
+    parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "integer"}} for p in path_params]
+    parameters += [{"name": n, "in": "query", "schema": {"type": t}} for n, t in QUERY_PARAMETERS.get(endpoint, [])]
+    if is_list:
+        parameters += [
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+        ]
+    operation = {
+        "summary": summary,
+        "operationId": endpoint.removeprefix("api."),
+        "parameters": parameters,
+        "responses": {
+            status: {"description": "Succès", "content": {"application/json": {"schema": response}}},
+            **_problem_responses(400, 401, 403, 404, 409, 415, 422),
+        },
+    }
+    if request_schema is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{request_schema.__name__}"}}},
+        }
+    return operation
+
+
+@cache
+def build_document(server_url: str) -> dict:
+    spec = APISpec(
+        title="Hub CPTS",
+        version="1",
+        openapi_version="3.1.0",
+        plugins=[MarshmallowPlugin()],
+        servers=[{"url": server_url}],
+        components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        security=[{"bearer": []}],
+    )
+    spec.components.schema("Problem", PROBLEM)
+    for schema in {s for _, req, res, _ in OPERATIONS.values() for s in (req, res) if s}:
+        spec.components.schema(schema.__name__, schema=schema)
+    paths: dict[str, dict] = {}
+    for rule in current_app.url_map.iter_rules():
+        if rule.endpoint not in OPERATIONS:
+            continue
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, method.lower(), list(rule.arguments))
+    for path, operations in sorted(paths.items()):
+        spec.path(path=path, operations=operations)
+    return spec.to_dict()
+
+
+@blueprint.get("/openapi.json")
+@access(PUBLIC)
+def openapi_document():
+    return build_document("/api/v1")

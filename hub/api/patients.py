@@ -1,0 +1,95 @@
+from flask import request
+from flask_login import current_user
+from marshmallow import Schema
+
+from hub import audit
+from hub.api import blueprint, created, load_json, page_of, pagination
+from hub.auth.guards import consent_for, patient_for
+from hub.auth.permissions import Permission
+from hub.auth.policies import visible_patients
+from hub.errors import ValidationFailed
+from hub.schemas.base import Date, load
+from hub.schemas.patient import (
+    ConsentIn,
+    ConsentOut,
+    ConsentWithdrawalIn,
+    IdentityCheckIn,
+    PatientIn,
+    PatientOut,
+    PatientSummaryOut,
+)
+from hub.services import identity
+from hub.web.access import access
+from hub.web.request import db
+
+
+class _SearchArgs(Schema):
+    birth_date = Date()
+
+
+@blueprint.get("/patients")
+@access(Permission.PATIENTS_READ)
+def list_patients():
+    page, per_page = pagination()
+    birth_date = load(_SearchArgs(), {k: v for k, v in request.args.items() if k == "birth_date"}).get("birth_date")
+    patients, total = identity.search_patients(
+        db(),
+        visible_patients(current_user),
+        text=request.args.get("q"),
+        birth_date=birth_date,
+        page=page,
+        per_page=per_page,
+    )
+    audit.record(db(), actor=current_user, action="patient.search", details={"results": len(patients)})
+    return page_of(PatientSummaryOut(), patients, total, page, per_page)
+
+
+@blueprint.post("/patients")
+@access(Permission.PATIENTS_CREATE)
+def create_patient():
+    data = load_json(PatientIn())
+    acknowledged = request.args.get("duplicates_checked", "false").lower() == "true"
+    patient = identity.create_patient(db(), current_user, data, duplicates_checked=acknowledged)
+    return created(PatientOut().dump(patient), "api.get_patient", patient_id=patient.id)
+
+
+@blueprint.get("/patients/<int:patient_id>")
+@access(Permission.PATIENTS_READ)
+def get_patient(patient_id: int):
+    return PatientOut().dump(patient_for(db(), current_user, patient_id))
+
+
+@blueprint.patch("/patients/<int:patient_id>")
+@access(Permission.PATIENTS_WRITE)
+def update_patient(patient_id: int):
+    patient = patient_for(db(), current_user, patient_id, action="patient.update", write=True)
+    changes = load_json(PatientIn(), partial=True)
+    if not changes:
+        raise ValidationFailed({"_schema": "Aucun champ à modifier."})
+    return PatientOut().dump(identity.update_patient(db(), current_user, patient, changes))
+
+
+@blueprint.post("/patients/<int:patient_id>/identity-checks")
+@access(Permission.PATIENTS_WRITE)
+def add_identity_check(patient_id: int):
+    patient = patient_for(db(), current_user, patient_id, action="patient.identity_check", write=True)
+    data = load_json(IdentityCheckIn())
+    identity.record_identity_check(db(), current_user, patient, **data)
+    return PatientOut().dump(patient), 201
+
+
+@blueprint.post("/patients/<int:patient_id>/consents")
+@access(Permission.PATIENTS_WRITE)
+def add_consent(patient_id: int):
+    patient = patient_for(db(), current_user, patient_id, action="consent.add", write=True)
+    consent = identity.add_consent(db(), current_user, patient, load_json(ConsentIn()))
+    return ConsentOut().dump(consent), 201
+
+
+@blueprint.post("/patients/<int:patient_id>/consents/<int:consent_id>/withdraw")
+@access(Permission.PATIENTS_WRITE)
+def withdraw_consent(patient_id: int, consent_id: int):
+    patient = patient_for(db(), current_user, patient_id, action="consent.withdraw", write=True)
+    consent = consent_for(db(), current_user, patient, consent_id)
+    reason = load_json(ConsentWithdrawalIn())["reason"]
+    return ConsentOut().dump(identity.withdraw_consent(db(), current_user, consent, reason=reason))

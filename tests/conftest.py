@@ -1,0 +1,131 @@
+"""Test set-up: the database is built once by running the migrations; each test runs inside an outer
+transaction that is rolled back, with the application's commits turned into savepoints.
+
+SQLite by default; PostgreSQL when TEST_DATABASE_URL is set (postgresql+psycopg://…)."""
+
+import os
+import tempfile
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import sessionmaker
+
+from hub import create_app, migrate
+from hub.db import make_engine
+from hub.services import accounts
+from tests import factories
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+
+
+def _database_url(tmp_root: str) -> str:
+    return TEST_DATABASE_URL or f"sqlite:///{tmp_root}/hub-test.sqlite3"
+
+
+def reset_database(url: str) -> None:
+    """An empty database: on PostgreSQL the public schema is dropped and made again."""
+    if not url.startswith("postgresql"):
+        return
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+def test_config(url: str) -> dict:
+    return {
+        "ENV": "testing",
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-to-pass",
+        "DATABASE_URL": url,
+        "ARGON2_TIME_COST": 1,
+        "ARGON2_MEMORY_COST": 8192,
+    }
+
+
+@pytest.fixture(scope="session")
+def database_url():
+    with tempfile.TemporaryDirectory() as tmp_root:
+        url = _database_url(tmp_root)
+        reset_database(url)
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture(scope="session")
+def app(database_url):
+    application = create_app(test_config(database_url))
+    yield application
+    application.extensions["hub.engine"].dispose()
+
+
+@pytest.fixture
+def engine(app):
+    return app.extensions["hub.engine"]
+
+
+@pytest.fixture
+def db_session(app, engine):
+    """The test's session, sharing the rolled-back outer transaction with every request of the test."""
+    connection = engine.connect()
+    outer = connection.begin()
+    factory = sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    committed_factory = app.extensions["hub.sessions"]
+    app.extensions["hub.sessions"] = factory
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.close()
+        app.extensions["hub.sessions"] = committed_factory
+        outer.rollback()
+        connection.close()
+
+
+@pytest.fixture
+def client(app, db_session):
+    return app.test_client()
+
+
+class AuthActions:
+    """Log a user in through the real server-side session machinery, or through the full login pages."""
+
+    def __init__(self, client, session):
+        self.client = client
+        self.session = session
+
+    def login(self, user):
+        token = accounts.start_session(self.session, user)
+        self.session.commit()
+        with self.client.session_transaction() as browser_session:
+            browser_session["auth_token"] = token
+            browser_session["sid"] = f"test-sid-{user.id}"
+        return token
+
+    def csrf(self) -> str:
+        from flask import session as flask_session
+
+        from hub.web.csrf import csrf_token
+
+        with self.client.session_transaction() as browser_session:
+            sid = browser_session.setdefault("sid", "test-sid-anonymous")
+        with self.client.application.test_request_context():
+            flask_session["sid"] = sid
+            return csrf_token()
+
+    def post(self, url, data=None, **kwargs):
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.csrf())
+        return self.client.post(url, data=data, **kwargs)
+
+
+@pytest.fixture
+def auth(client, db_session):
+    return AuthActions(client, db_session)
+
+
+@pytest.fixture
+def cpts(db_session):
+    return factories.cpts(db_session)
