@@ -1,0 +1,1 @@
+"""The outside world: MSSanté, DMP, webhooks, reminders, the outbox (no Flask here)."""

@@ -1,0 +1,1 @@
+"""Time: recurrence, slots, bookings and conflicts, iCalendar, jobs (no Flask here)."""

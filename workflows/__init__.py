@@ -1,0 +1,1 @@
+"""State machines of referrals, appointments, reports, téléexpertise (no Flask here)."""
