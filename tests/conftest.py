@@ -129,3 +129,59 @@ def auth(client, db_session):
 @pytest.fixture
 def cpts(db_session):
     return factories.cpts(db_session)
+
+
+@pytest.fixture
+def committed(app):
+    """A session factory whose commits are real, for tests with several threads or processes.
+
+    Use it instead of `db_session`: on SQLite the rolled-back outer transaction holds the write lock.
+    Rows are removed afterwards by CPTS (audit rows stay: the log is append-only, and stays a valid chain).
+    """
+    factory = app.extensions["hub.sessions"]
+    created: list[int] = []
+    yield factory, created
+    with factory() as session:
+        for cpts_id in created:
+            purge_cpts(session, cpts_id)
+        session.commit()
+
+
+def purge_cpts(session, cpts_id: int) -> None:
+    from sqlalchemy import delete, select
+
+    from hub.models import (
+        ApiToken,
+        CareTeamMember,
+        Consent,
+        IdentityCheck,
+        LoginAttempt,
+        Organisation,
+        Patient,
+        Professional,
+        User,
+        UserRole,
+        UserSession,
+        professional_organisations,
+    )
+
+    users = select(User.id).where(User.cpts_id == cpts_id)
+    patients = select(Patient.id).where(Patient.cpts_id == cpts_id)
+    professionals = select(Professional.id).where(Professional.cpts_id == cpts_id)
+    logins = select(User.login).where(User.cpts_id == cpts_id)
+    for statement in (
+        delete(LoginAttempt).where(LoginAttempt.login.in_(logins)),
+        delete(UserSession).where(UserSession.user_id.in_(users)),
+        delete(ApiToken).where(ApiToken.user_id.in_(users)),
+        delete(IdentityCheck).where(IdentityCheck.patient_id.in_(patients)),
+        delete(Consent).where(Consent.patient_id.in_(patients)),
+        delete(CareTeamMember).where(CareTeamMember.patient_id.in_(patients)),
+        delete(Patient).where(Patient.cpts_id == cpts_id),
+        delete(UserRole).where(UserRole.user_id.in_(users)),
+        delete(User).where(User.cpts_id == cpts_id),
+        delete(professional_organisations).where(professional_organisations.c.professional_id.in_(professionals)),
+        delete(Professional).where(Professional.cpts_id == cpts_id),
+        delete(Organisation).where(Organisation.cpts_id == cpts_id),
+        delete(Organisation).where(Organisation.id == cpts_id),
+    ):
+        session.execute(statement)

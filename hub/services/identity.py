@@ -56,7 +56,7 @@ def normalise_trait(value: str) -> str:
 
 def _normalise_traits(data: dict) -> dict:
     data = dict(data)
-    for key in ("birth_name", "first_birth_given_name"):
+    for key in ("birth_name", "first_birth_given_name", "used_last_name", "used_first_name"):
         if data.get(key):
             data[key] = normalise_trait(data[key])
     if data.get("birth_given_names"):
@@ -157,12 +157,16 @@ def create_patient(session: Session, actor, data: dict, *, duplicates_checked: b
     patient = Patient(cpts_id=actor.cpts_id, identity_status=IdentityStatus.PROVISIONAL, **data)
     session.add(patient)
     session.flush()  # the audit line and the care team need the new id
-    if actor.professional_id is not None and actor.professional_id != patient.attending_gp_id:
+    if _is_clinician(actor) and actor.professional_id != patient.attending_gp_id:
         session.add(
             CareTeamMember(patient_id=patient.id, professional_id=actor.professional_id, added_by_user_id=actor.id)
         )
     audit.record(session, actor=actor, action="patient.create", target=patient)
     return patient
+
+
+def _is_clinician(actor) -> bool:
+    return actor.professional is not None and actor.professional.profession is not Profession.COORDINATOR
 
 
 def update_patient(session: Session, actor, patient: Patient, changes: dict) -> Patient:
@@ -306,7 +310,7 @@ def search_patients(session: Session, visible, *, text=None, birth_date=None, pa
                 or_(
                     Patient.birth_name.like(pattern),
                     Patient.first_birth_given_name.like(pattern),
-                    func.upper(Patient.used_last_name).like(pattern),
+                    Patient.used_last_name.like(pattern),
                     Patient.ins_matricule.like(pattern),
                 )
             )

@@ -1,0 +1,110 @@
+import threading
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from hub import audit
+from hub.cli import hub_cli
+from hub.models import AuditEvent, Role
+from tests import factories
+
+
+def _write_some(session, user, n=3):
+    return [audit.record(session, actor=user, action="patient.read", target=("patients", i)) for i in range(n)]
+
+
+def test_chain_is_valid_and_links_each_row_to_the_previous(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    events = _write_some(db_session, user)
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 3))
+    assert audit.verify(db_session) == []
+
+
+def _tamper(session, sql, **params):
+    if session.get_bind().dialect.name == "postgresql":
+        # Only the table owner can lift the append-only trigger, and only inside this rolled-back test.
+        session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+    session.execute(text(sql), params)
+    session.expire_all()
+
+
+def test_a_changed_row_is_detected(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    events = _write_some(db_session, user)
+    _tamper(db_session, "UPDATE audit_events SET target_id = '999' WHERE seq = :seq", seq=events[1].seq)
+    breaks = audit.verify(db_session)
+    assert [(b.seq, b.reason) for b in breaks] == [(events[1].seq, "content does not match its hash")]
+
+
+def test_a_deleted_row_is_detected(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    events = _write_some(db_session, user)
+    _tamper(db_session, "DELETE FROM audit_events WHERE seq = :seq", seq=events[1].seq)
+    reasons = {b.reason for b in audit.verify(db_session) if b.seq == events[2].seq}
+    assert "does not follow the previous row's hash" in reasons
+    assert any("missing" in r for r in reasons)
+
+
+def test_cli_verify_exits_non_zero_on_a_broken_chain(app, db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    events = _write_some(db_session, user)
+    runner = CliRunner()
+    with app.app_context():
+        ok = runner.invoke(hub_cli, ["audit", "verify"])
+        assert ok.exit_code == 0, ok.output
+        assert "intègre" in ok.output
+        _tamper(db_session, "UPDATE audit_events SET action = 'x' WHERE seq = :seq", seq=events[0].seq)
+        db_session.commit()
+        broken = runner.invoke(hub_cli, ["audit", "verify"])
+    assert broken.exit_code == 1
+    assert f"rupture à la ligne {events[0].seq}" in broken.output
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"])
+def test_postgresql_refuses_update_and_delete_of_audit_rows(db_session, cpts, statement):
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR), n=1)
+    db_session.commit()
+    with pytest.raises(DBAPIError, match="append-only"):
+        with db_session.begin_nested():
+            db_session.execute(text(statement))
+
+
+def test_concurrent_writers_leave_one_valid_chain(committed):
+    factory, created = committed
+    with factory() as session:
+        org = factories.cpts(session)
+        user = factories.user(session, org, Role.COORDINATOR)
+        session.commit()
+        created.append(org.id)
+    errors = []
+
+    def writer():
+        try:
+            for _ in range(10):
+                with factory() as session:
+                    audit.record(session, actor=user, action="patient.read", target=("patients", 1))
+                    session.commit()
+        except Exception as exc:  # noqa: BLE001 (reported to the main thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with factory() as session:
+        assert audit.verify(session) == []
+        assert session.query(AuditEvent).filter_by(actor_user_id=user.id).count() == 80
+
+
+def test_details_hold_no_health_content_by_construction(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    event = audit.record(db_session, actor=user, action="patient.update", target=("patients", 1),
+                         details={"fields": ["phone"]})
+    assert event.details == '{"fields": ["phone"]}'
