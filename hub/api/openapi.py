@@ -120,8 +120,11 @@ def build_document(server_url: str) -> dict:
         security=[{"bearer": []}],
     )
     spec.components.schema("Problem", PROBLEM)
-    for schema in {s for _, req, res, _ in OPERATIONS.values() for s in (req, res) if s}:
-        spec.components.schema(schema.__name__, schema=schema)
+    schemas = {s for _, req, res, _ in OPERATIONS.values() for s in (req, res) if s}
+    for schema in sorted(schemas, key=lambda s: s.__name__):
+        # The marshmallow plugin registers nested schemas on its own when it meets them.
+        if schema.__name__ not in spec.components.schemas:
+            spec.components.schema(schema.__name__, schema=schema)
     paths: dict[str, dict] = {}
     for rule in current_app.url_map.iter_rules():
         if rule.endpoint not in OPERATIONS:
