@@ -1,8 +1,9 @@
 """The audit log: append-only, hash-chained rows, one per read or write of patient data, login and denial.
 
 Each row's hash covers its content and the previous row's hash, so a changed or deleted row breaks
-the chain that `flask hub audit verify` walks. Writers are serialised (an advisory lock on
-PostgreSQL, BEGIN IMMEDIATE on SQLite) so that concurrent requests still leave one valid chain.
+the chain that `flask hub audit verify` walks. Rows are queued during the transaction and chained
+just before it commits; chain writers are serialised there (an advisory lock on PostgreSQL,
+BEGIN IMMEDIATE on SQLite) so that concurrent requests still leave one valid chain.
 """
 
 import contextvars
@@ -11,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,7 @@ from hub.models import AuditEvent
 
 GENESIS_HASH = "0" * 64
 _AUDIT_LOCK_KEY = 0x41554449  # "AUDI": the advisory lock that serialises chain writers on PostgreSQL
+_PENDING = "hub.audit.pending"
 
 
 @dataclass(frozen=True)
@@ -48,21 +51,15 @@ def record(
     details: dict | None = None,
     cpts_id: int | None = None,
 ) -> AuditEvent:
-    """Append one audit row in the caller's transaction; it is kept if and only if that commits.
+    """Queue one audit row in the caller's transaction; it is chained and written at commit, so it is
+    kept if and only if that transaction commits.
 
     `actor` is a User, None (anonymous), or a string label (a job, a login name being tried).
     `target` is a model instance with an `id`, or a (type, id) pair. Details must hold no health data.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-    last = session.execute(
-        select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)
-    ).first()
-    seq, prev_hash = (last.seq + 1, last.hash) if last else (1, GENESIS_HASH)
     target_type, target_id = _target(target)
     ctx = current_context.get() or AuditContext()
     event = AuditEvent(
-        seq=seq,
         occurred_at=utcnow(),
         actor_user_id=getattr(actor, "id", None),
         actor_label=_actor_label(actor),
@@ -74,12 +71,37 @@ def record(
         request_id=ctx.request_id,
         ip=ctx.ip,
         details=json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str),
-        prev_hash=prev_hash,
     )
-    event.hash = compute_hash(event)
-    session.add(event)
-    session.flush()  # the next writer in this transaction must see this row as the chain's end
+    session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+def write_pending(session: Session) -> None:
+    """Chain and insert the queued rows. Runs just before commit, so that the chain's lock is held for
+    the commit only, not for the whole request."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
+    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
+    for event in pending:
+        seq += 1
+        event.seq, event.prev_hash = seq, prev_hash
+        event.hash = prev_hash = compute_hash(event)
+    session.add_all(pending)
+    session.flush()
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    write_pending(session)
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 def compute_hash(event: AuditEvent) -> str:

@@ -12,7 +12,19 @@ from tests import factories
 
 
 def _write_some(session, user, n=3):
-    return [audit.record(session, actor=user, action="patient.read", target=("patients", i)) for i in range(n)]
+    events = [audit.record(session, actor=user, action="patient.read", target=("patients", i)) for i in range(n)]
+    session.commit()
+    return events
+
+
+def test_rows_are_written_only_when_the_transaction_commits(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    count = db_session.query(AuditEvent).count()
+    audit.record(db_session, actor=user, action="patient.read", target=("patients", 1))
+    db_session.rollback()
+    db_session.commit()
+    assert db_session.query(AuditEvent).count() == count
 
 
 def test_chain_is_valid_and_links_each_row_to_the_previous(db_session, cpts):
@@ -105,6 +117,7 @@ def test_concurrent_writers_leave_one_valid_chain(committed):
 
 def test_details_hold_no_health_content_by_construction(db_session, cpts):
     user = factories.user(db_session, cpts, Role.COORDINATOR)
-    event = audit.record(db_session, actor=user, action="patient.update", target=("patients", 1),
-                         details={"fields": ["phone"]})
+    event = audit.record(
+        db_session, actor=user, action="patient.update", target=("patients", 1), details={"fields": ["phone"]}
+    )
     assert event.details == '{"fields": ["phone"]}'

@@ -17,7 +17,7 @@ def can_view_patient(session: Session, user, patient: Patient) -> bool:
         return False
     if _sees_whole_cpts(user):
         return True
-    return user.professional_id is not None and has_care_relation(session, user.professional_id, patient.id)
+    return user.professional_id is not None and has_care_relation(session, user.professional_id, patient)
 
 
 def can_edit_patient(session: Session, user, patient: Patient) -> bool:

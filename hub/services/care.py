@@ -39,6 +39,9 @@ def patient_ids_in_care_of(professional_id: int):
     return union_all(*(source(professional_id) for source in CARE_RELATION_SOURCES)).subquery()
 
 
-def has_care_relation(session: Session, professional_id: int, patient_id: int) -> bool:
+def has_care_relation(session: Session, professional_id: int, patient: Patient) -> bool:
+    # The médecin traitant is on the loaded row: no query for the commonest relation.
+    if patient.attending_gp_id == professional_id:
+        return True
     related = patient_ids_in_care_of(professional_id)
-    return bool(session.scalar(select(exists().where(related.c.patient_id == patient_id))))
+    return bool(session.scalar(select(exists().where(related.c.patient_id == patient.id))))

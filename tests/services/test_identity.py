@@ -48,6 +48,7 @@ def test_create_patient_normalises_traits_and_starts_provisional(db_session, coo
     assert patient.birth_name == "LACOSTE"
     assert patient.first_birth_given_name == "HELENE"
     assert patient.identity_status is IdentityStatus.PROVISIONAL
+    db_session.commit()
     assert db_session.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) == "patient.create"
 
 
