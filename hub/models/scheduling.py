@@ -1,0 +1,348 @@
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hub.db import Base, UTCDateTime, utcnow
+from hub.models._types import enum_type
+from hub.models.patient import Patient
+from hub.models.professional import Professional
+
+
+class ProgramKind(StrEnum):
+    ASSISTED_TELECONSULTATION = "assisted_teleconsultation"
+    TELESOIN = "telesoin"
+
+
+PROGRAM_KIND_LABELS = {
+    ProgramKind.ASSISTED_TELECONSULTATION: "Téléconsultation assistée",
+    ProgramKind.TELESOIN: "Télésoin",
+}
+
+
+class ResourceKind(StrEnum):
+    ROOM = "room"
+    KIT = "kit"
+
+
+RESOURCE_KIND_LABELS = {ResourceKind.ROOM: "Salle / lieu", ResourceKind.KIT: "Matériel (mallette connectée)"}
+
+
+class Resource(Base):
+    """A bookable room, dedicated place or equipment kit (connected ECG case…)."""
+
+    __tablename__ = "resources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[ResourceKind] = mapped_column(enum_type(ResourceKind, "resource_kind"))
+    name: Mapped[str] = mapped_column(String(120))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SessionProgram(Base):
+    """A recurring session: "3 assisted cardiology teleconsultations every Monday at 14:00".
+
+    The recurrence is kept as an RRULE over a local wall time and a zone, never as UTC instants, so
+    that 14:00 stays 14:00 across daylight-saving changes.
+    """
+
+    __tablename__ = "session_programs"
+    __table_args__ = (
+        CheckConstraint("slot_count BETWEEN 1 AND 40", name="slot_count_range"),
+        CheckConstraint("slot_minutes BETWEEN 5 AND 240", name="slot_minutes_range"),
+        CheckConstraint("accompaniment_before_minutes BETWEEN 0 AND 120", name="before_range"),
+        CheckConstraint("accompaniment_after_minutes BETWEEN 0 AND 120", name="after_range"),
+        CheckConstraint("valid_until IS NULL OR valid_until >= valid_from", name="validity_order"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[ProgramKind] = mapped_column(enum_type(ProgramKind, "program_kind"))
+    performer_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"))
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
+    rrule: Mapped[str] = mapped_column(String(300))
+    start_local: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))  # wall time of DTSTART
+    zone: Mapped[str] = mapped_column(String(60), default="Europe/Paris")
+    valid_from: Mapped[dt.date] = mapped_column(Date)
+    valid_until: Mapped[dt.date | None] = mapped_column(Date)
+    slot_count: Mapped[int] = mapped_column(Integer)
+    slot_minutes: Mapped[int] = mapped_column(Integer)
+    accompaniment_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    accompaniment_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
+    skip_public_holidays: Mapped[bool] = mapped_column(Boolean, default=True)
+    exdates: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of ISO instants
+    own_idel_delay_minutes: Mapped[int] = mapped_column(Integer, default=120)
+    horizon_weeks: Mapped[int] = mapped_column(Integer, default=12)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    performer: Mapped[Professional] = relationship()
+    closures: Mapped[list["ProgramClosure"]] = relationship(
+        back_populates="program", cascade="all, delete-orphan", order_by="ProgramClosure.first_day"
+    )
+
+
+class ProgramClosure(Base):
+    __tablename__ = "program_closures"
+    __table_args__ = (CheckConstraint("last_day >= first_day", name="closure_order"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("session_programs.id", ondelete="CASCADE"), index=True)
+    first_day: Mapped[dt.date] = mapped_column(Date)
+    last_day: Mapped[dt.date] = mapped_column(Date)
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+    program: Mapped[SessionProgram] = relationship(back_populates="closures")
+
+
+class SlotState(StrEnum):
+    OPEN = "open"
+    CANCELLED = "cancelled"
+
+
+class Slot(Base):
+    """One bookable time of a program. `occurrence_start` names the series occurrence it belongs to."""
+
+    __tablename__ = "slots"
+    __table_args__ = (
+        UniqueConstraint("program_id", "starts_at", name="uq_slots_program_start"),
+        CheckConstraint("ends_at > starts_at", name="slot_order"),
+        Index("ix_slots_program_time", "program_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("session_programs.id", ondelete="CASCADE"))
+    occurrence_start: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    position: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    state: Mapped[SlotState] = mapped_column(enum_type(SlotState, "slot_state"), default=SlotState.OPEN)
+    is_exception: Mapped[bool] = mapped_column(Boolean, default=False)  # moved or changed by hand
+
+    program: Mapped[SessionProgram] = relationship()
+
+
+class AppointmentKind(StrEnum):
+    ASSISTED_TELECONSULTATION = "assisted_teleconsultation"
+    TELESOIN = "telesoin"
+    IN_PERSON = "in_person"
+
+
+class PlaceKind(StrEnum):
+    PRACTICE = "cabinet"
+    PHARMACY = "officine"
+    HOME = "domicile"
+    DEDICATED_PLACE = "lieu_dedie"
+    NURSING_VISIT = "visite_programmee"  # during a nursing visit already planned at home
+
+
+PLACE_KIND_LABELS = {
+    PlaceKind.PRACTICE: "Cabinet",
+    PlaceKind.PHARMACY: "Officine",
+    PlaceKind.HOME: "Domicile (organisé spécifiquement)",
+    PlaceKind.DEDICATED_PLACE: "Lieu dédié à la téléconsultation",
+    PlaceKind.NURSING_VISIT: "Domicile, pendant un soin infirmier programmé",
+}
+
+
+class AppointmentState(StrEnum):
+    PROPOSED = "proposed"
+    CONFIRMED = "confirmed"
+    CHECKED_IN = "checked_in"
+    DONE = "done"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+    DEGRADED = "degraded"
+
+
+APPOINTMENT_STATE_LABELS = {
+    AppointmentState.PROPOSED: "Proposé",
+    AppointmentState.CONFIRMED: "Confirmé",
+    AppointmentState.CHECKED_IN: "Patient accueilli",
+    AppointmentState.DONE: "Réalisé",
+    AppointmentState.DECLINED: "Refusé par l'IDEL",
+    AppointmentState.CANCELLED: "Annulé",
+    AppointmentState.NO_SHOW: "Patient absent",
+    AppointmentState.DEGRADED: "Mode dégradé (téléphone)",
+}
+
+
+class Appointment(Base):
+    __tablename__ = "appointments"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="appointment_order"),
+        Index("ix_appointments_cpts_time", "cpts_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[AppointmentKind] = mapped_column(enum_type(AppointmentKind, "appointment_kind"))
+    state: Mapped[AppointmentState] = mapped_column(
+        enum_type(AppointmentState, "appointment_state"), default=AppointmentState.PROPOSED
+    )
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    slot_id: Mapped[int | None] = mapped_column(ForeignKey("slots.id"), index=True)
+    program_id: Mapped[int | None] = mapped_column(ForeignKey("session_programs.id"), index=True)
+    performer_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
+    accompanying_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"), index=True)
+    place_kind: Mapped[PlaceKind] = mapped_column(enum_type(PlaceKind, "place_kind"))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the performer's time
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    accompaniment_starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    accompaniment_ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    room_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
+    kit_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
+    sequence: Mapped[int] = mapped_column(Integer, default=0)  # iCalendar SEQUENCE, raised on each change
+    created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    declined_reason: Mapped[str | None] = mapped_column(String(300))
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    cancelled_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    is_late_cancellation: Mapped[bool] = mapped_column(Boolean, default=False)
+    no_show_recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # Pre-session traces (HAS): identity check, location, call-back phone, checklist.
+    identity_checked_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    identity_checked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    identity_check_method: Mapped[str | None] = mapped_column(String(40))
+    patient_location: Mapped[str | None] = mapped_column(String(300))
+    callback_phone: Mapped[str | None] = mapped_column(String(20))
+    checklist: Mapped[str] = mapped_column(Text, default="{}")  # JSON: camera, sound, light, privacy, companion
+    degraded_reason: Mapped[str | None] = mapped_column(String(300))
+
+    patient: Mapped[Patient] = relationship()
+    performer: Mapped[Professional] = relationship(foreign_keys=[performer_id])
+    accompanying: Mapped[Professional | None] = relationship(foreign_keys=[accompanying_id])
+    slot: Mapped[Slot | None] = relationship()
+    allocations: Mapped[list["Allocation"]] = relationship(back_populates="appointment", cascade="all, delete-orphan")
+
+
+class AllocationResource(StrEnum):
+    PATIENT = "patient"
+    PROFESSIONAL = "professional"
+    ROOM = "room"
+    KIT = "kit"
+
+
+class Allocation(Base):
+    """One resource held over a half-open time range for an appointment: the unit of conflict.
+
+    Two allocations of the same resource never overlap: an exclusion constraint on PostgreSQL, a check
+    inside a serialised transaction on SQLite (scheduling.bookings)."""
+
+    __tablename__ = "allocations"
+    __table_args__ = (
+        CheckConstraint("ends_at > starts_at", name="allocation_order"),
+        Index("ix_allocations_resource_time", "resource_kind", "resource_id", "starts_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), index=True)
+    resource_kind: Mapped[AllocationResource] = mapped_column(enum_type(AllocationResource, "allocation_resource"))
+    resource_id: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    appointment: Mapped[Appointment] = relationship(back_populates="allocations")
+
+
+class VisitOfferState(StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+
+
+class VisitOffer(Base):
+    """An accompanying visit offered to an IDEL: the patient's own first, then the territory's."""
+
+    __tablename__ = "visit_offers"
+    __table_args__ = (UniqueConstraint("appointment_id", "professional_id", name="uq_visit_offers_pair"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), index=True)
+    professional_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
+    round: Mapped[int] = mapped_column(Integer, default=1)  # 1: the patient's own IDEL; 2: the others
+    state: Mapped[VisitOfferState] = mapped_column(
+        enum_type(VisitOfferState, "visit_offer_state"), default=VisitOfferState.PENDING
+    )
+    offered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reason: Mapped[str | None] = mapped_column(String(300))
+
+    professional: Mapped[Professional] = relationship()
+
+
+class IdempotentRequest(Base):
+    """The stored answer to a request sent with an Idempotency-Key, replayed on a retry."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotent_requests_user_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CalendarFeed(Base):
+    """A professional's revocable iCalendar feed token (stored hashed)."""
+
+    __tablename__ = "calendar_feeds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    professional_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    show_patient_initials: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class JobRun(Base):
+    """One run of a periodic job for one period: the unique key makes a second scheduler's run a no-op."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "period", name="uq_job_runs_job_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(80))
+    period: Mapped[str] = mapped_column(String(40))
+    worker: Mapped[str] = mapped_column(String(120))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(200))
+
+
+class SchedulerLease(Base):
+    """The singleton lease of the scheduler process (a row per lease name)."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(120))
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
