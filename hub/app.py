@@ -15,11 +15,11 @@ from hub.auth.permissions import Permission, has_permission
 from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
 from hub.errors import Forbidden, Unauthorized
+from hub.formatting import euros, french_date, french_datetime
 from hub.services import accounts
 from hub.web import errors as error_pages
 from hub.web.access import AUTHENTICATED, PENDING_SECOND_FACTOR, PUBLIC, access_rule_of
 from hub.web.csrf import check_csrf, csrf_token
-from hub.web.formatting import euros, french_date, french_datetime
 from hub.web.request import db, discard_request_session, finish_request
 
 log = logging.getLogger(__name__)

@@ -91,9 +91,7 @@ class Patient(Base):
     identity_checks: Mapped[list["IdentityCheck"]] = relationship(
         back_populates="patient", order_by="IdentityCheck.checked_at"
     )
-    consents: Mapped[list["Consent"]] = relationship(
-        back_populates="patient", order_by="Consent.collected_at"
-    )
+    consents: Mapped[list["Consent"]] = relationship(back_populates="patient", order_by="Consent.collected_at")
 
     @property
     def display_name(self) -> str:

@@ -75,12 +75,8 @@ def upgrade() -> None:
         sa.Column("cpts_id", sa.Integer(), nullable=True),
         sa.Column("commune_insee", sa.String(length=5), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.CheckConstraint(
-            "(kind = 'cpts') = (cpts_id IS NULL)", name=op.f("ck_organisations_cpts_has_no_parent")
-        ),
-        sa.ForeignKeyConstraint(
-            ["cpts_id"], ["organisations.id"], name=op.f("fk_organisations_cpts_id_organisations")
-        ),
+        sa.CheckConstraint("(kind = 'cpts') = (cpts_id IS NULL)", name=op.f("ck_organisations_cpts_has_no_parent")),
+        sa.ForeignKeyConstraint(["cpts_id"], ["organisations.id"], name=op.f("fk_organisations_cpts_id_organisations")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_organisations")),
         sa.UniqueConstraint("finess", name=op.f("uq_organisations_finess")),
     )
@@ -128,9 +124,7 @@ def upgrade() -> None:
             "profession = 'coordinateur' OR rpps IS NOT NULL",
             name=op.f("ck_professionals_clinician_has_rpps"),
         ),
-        sa.ForeignKeyConstraint(
-            ["cpts_id"], ["organisations.id"], name=op.f("fk_professionals_cpts_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["cpts_id"], ["organisations.id"], name=op.f("fk_professionals_cpts_id_organisations")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_professionals")),
         sa.UniqueConstraint("rpps", name=op.f("uq_professionals_rpps")),
     )
@@ -180,9 +174,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["attending_gp_id"], ["professionals.id"], name=op.f("fk_patients_attending_gp_id_professionals")
         ),
-        sa.ForeignKeyConstraint(
-            ["cpts_id"], ["organisations.id"], name=op.f("fk_patients_cpts_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["cpts_id"], ["organisations.id"], name=op.f("fk_patients_cpts_id_organisations")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_patients")),
         sa.UniqueConstraint("cpts_id", "ins_matricule", name="uq_patients_cpts_ins"),
     )
@@ -207,9 +199,7 @@ def upgrade() -> None:
             name=op.f("fk_professional_organisations_professional_id_professionals"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint(
-            "professional_id", "organisation_id", name=op.f("pk_professional_organisations")
-        ),
+        sa.PrimaryKeyConstraint("professional_id", "organisation_id", name=op.f("pk_professional_organisations")),
     )
     op.create_table(
         "users",
@@ -224,9 +214,7 @@ def upgrade() -> None:
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("deactivated_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["cpts_id"], ["organisations.id"], name=op.f("fk_users_cpts_id_organisations")
-        ),
+        sa.ForeignKeyConstraint(["cpts_id"], ["organisations.id"], name=op.f("fk_users_cpts_id_organisations")),
         sa.ForeignKeyConstraint(
             ["professional_id"], ["professionals.id"], name=op.f("fk_users_professional_id_professionals")
         ),
@@ -280,9 +268,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("patient_id", "professional_id", name=op.f("pk_care_team_members")),
     )
     with op.batch_alter_table("care_team_members", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_care_team_members_professional_id"), ["professional_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_care_team_members_professional_id"), ["professional_id"], unique=False)
 
     op.create_table(
         "consents",
@@ -323,9 +309,7 @@ def upgrade() -> None:
             ["professionals.id"],
             name=op.f("fk_consents_collected_by_professional_id_professionals"),
         ),
-        sa.ForeignKeyConstraint(
-            ["patient_id"], ["patients.id"], name=op.f("fk_consents_patient_id_patients")
-        ),
+        sa.ForeignKeyConstraint(["patient_id"], ["patients.id"], name=op.f("fk_consents_patient_id_patients")),
         sa.ForeignKeyConstraint(
             ["recorded_by_user_id"], ["users.id"], name=op.f("fk_consents_recorded_by_user_id_users")
         ),
@@ -372,9 +356,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["checked_by_user_id"], ["users.id"], name=op.f("fk_identity_checks_checked_by_user_id_users")
         ),
-        sa.ForeignKeyConstraint(
-            ["patient_id"], ["patients.id"], name=op.f("fk_identity_checks_patient_id_patients")
-        ),
+        sa.ForeignKeyConstraint(["patient_id"], ["patients.id"], name=op.f("fk_identity_checks_patient_id_patients")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_checks")),
     )
     with op.batch_alter_table("identity_checks", schema=None) as batch_op:
@@ -385,9 +367,7 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=False),
         sa.Column(
             "role",
-            sa.Enum(
-                "admin", "coordinator", "professional", name="role", native_enum=False, create_constraint=True
-            ),
+            sa.Enum("admin", "coordinator", "professional", name="role", native_enum=False, create_constraint=True),
             nullable=False,
         ),
         sa.ForeignKeyConstraint(
