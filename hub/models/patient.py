@@ -78,6 +78,7 @@ class Patient(Base):
         enum_type(IdentityStatus, "identity_status"), default=IdentityStatus.PROVISIONAL
     )
     phone: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str | None] = mapped_column(String(254))
     address: Mapped[str | None] = mapped_column(Text)
     commune_insee: Mapped[str | None] = mapped_column(String(5))
     attending_gp_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"), index=True)

@@ -1,7 +1,7 @@
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, String, Table
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
@@ -61,13 +61,22 @@ class Professional(Base):
     specialty: Mapped[str | None] = mapped_column(String(100))
     mssante_address: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(20))
+    # Plain e-mail for notifications that carry no health data (those go through MSSanté).
+    email: Mapped[str | None] = mapped_column(String(254))
     commune_insee: Mapped[str | None] = mapped_column(String(5))
+    # INSEE codes of the communes where the professional makes home visits, space-separated.
+    served_communes: Mapped[str] = mapped_column(Text, default="", server_default="")
     does_telesoin: Mapped[bool] = mapped_column(Boolean, default=False)
     accompanies_teleconsultation: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     organisations: Mapped[list[Organisation]] = relationship(secondary=professional_organisations)
+
+    def serves(self, commune_insee: str | None) -> bool:
+        return commune_insee is not None and (
+            commune_insee == self.commune_insee or commune_insee in self.served_communes.split()
+        )
 
     @property
     def full_name(self) -> str:

@@ -15,6 +15,11 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("professionals") as batch_op:
+        batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
+        batch_op.add_column(sa.Column("served_communes", sa.Text(), nullable=False, server_default=""))
+    with op.batch_alter_table("patients") as batch_op:
+        batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
     op.create_table(
         "job_runs",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -479,3 +484,8 @@ def downgrade() -> None:
     op.drop_table("outbox_messages")
     op.drop_table("scheduler_leases")
     op.drop_table("job_runs")
+    with op.batch_alter_table("patients") as batch_op:
+        batch_op.drop_column("email")
+    with op.batch_alter_table("professionals") as batch_op:
+        batch_op.drop_column("served_communes")
+        batch_op.drop_column("email")
