@@ -80,9 +80,7 @@ def _init_login(app: Flask) -> None:
     def load_user(_request):
         if is_api_request():
             scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-            return (
-                accounts.authenticate_token(db(), credentials.strip()) if scheme.lower() == "bearer" else None
-            )
+            return accounts.authenticate_token(db(), credentials.strip()) if scheme.lower() == "bearer" else None
         token = session.get("auth_token")
         if not token:
             return None
@@ -116,9 +114,7 @@ def _init_request_cycle(app: Flask) -> None:
         if rule == AUTHENTICATED:
             return
         if rule is None or not has_permission(current_user, Permission(rule)):
-            raise Forbidden(
-                "Votre rôle ne permet pas cette action.", audit_action=f"access.{request.endpoint}"
-            )
+            raise Forbidden("Votre rôle ne permet pas cette action.", audit_action=f"access.{request.endpoint}")
 
     @app.after_request
     def secure_headers(response):
@@ -169,8 +165,6 @@ def _register_cli(app: Flask) -> None:
 
 def check_every_endpoint_declares_access(app: Flask) -> None:
     """Refuse to start with an endpoint that states no access rule: deny by default, and loudly."""
-    missing = [
-        name for name, view in app.view_functions.items() if name != "static" and access_rule_of(view) is None
-    ]
+    missing = [name for name, view in app.view_functions.items() if name != "static" and access_rule_of(view) is None]
     if missing:
         raise RuntimeError(f"endpoints without an access rule: {', '.join(sorted(missing))}")

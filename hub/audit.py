@@ -30,9 +30,7 @@ class AuditContext:
     ip: str | None = None
 
 
-current_context: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar(
-    "audit_context", default=None
-)
+current_context: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("audit_context", default=None)
 
 
 @dataclass(frozen=True)

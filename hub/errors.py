@@ -31,9 +31,7 @@ class ValidationFailed(HubError):
     type_slug = "validation"
 
     def __init__(self, errors: dict[str, str], detail: str | None = None):
-        super().__init__(
-            detail or "Certaines données sont invalides : corrigez les champs signalés.", errors=errors
-        )
+        super().__init__(detail or "Certaines données sont invalides : corrigez les champs signalés.", errors=errors)
 
 
 class NotFound(HubError):

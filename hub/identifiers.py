@@ -50,8 +50,7 @@ def check_insee_commune(value: str) -> str:
     code = _compact(value).upper()
     if not _INSEE_COMMUNE.fullmatch(code):
         raise ValueError(
-            "Le code INSEE doit comporter 5 caractères (par exemple 24587), ou 99xxx pour une naissance à "
-            "l'étranger."
+            "Le code INSEE doit comporter 5 caractères (par exemple 24587), ou 99xxx pour une naissance à l'étranger."
         )
     return code
 

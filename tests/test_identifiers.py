@@ -13,7 +13,11 @@ from hub import identifiers
         (identifiers.check_insee_commune, "24571", "24571"),
         (identifiers.check_insee_commune, "2a004", "2A004"),
         (identifiers.check_insee_commune, "99350", "99350"),
-        (identifiers.check_mssante_address, "Anne.Lemaitre@ch-perigueux.mssante.fr", "anne.lemaitre@ch-perigueux.mssante.fr"),
+        (
+            identifiers.check_mssante_address,
+            "Anne.Lemaitre@ch-perigueux.mssante.fr",
+            "anne.lemaitre@ch-perigueux.mssante.fr",
+        ),
         (identifiers.check_phone, "06 12 34 56 78", "0612345678"),
         (identifiers.check_phone, "+33612345678", "+33612345678"),
         (identifiers.check_finess, "240000117", "240000117"),

@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from hub.identifiers import check_finess, check_insee_commune, check_mssante_address, check_phone, check_rpps
 from hub.models import OrganisationKind, Profession
@@ -58,3 +58,9 @@ class ProfessionalOut(Schema):
     accompanies_teleconsultation = fields.Boolean()
     is_active = fields.Boolean()
     organisation_ids = fields.Function(lambda p: [o.id for o in p.organisations])
+
+
+class ProfessionalSearchForm(FormSchema):
+    q = Str(validate=length(100), allow_none=True)
+    profession = Enum(Profession, by_value=True, allow_none=True)
+    page = Int(load_default=1, validate=validate.Range(min=1, error="Numéro de page invalide."))

@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from hub.identifiers import check_ins_matricule, check_insee_commune, check_phone
 from hub.models import ConsentKind, ConsentMethod, IdentityCheckKind, IdentityDocumentType, Sex
@@ -60,6 +60,24 @@ class ConsentForm(FormSchema):
     kind = Enum(ConsentKind, by_value=True, required=True)
     method = Enum(ConsentMethod, by_value=True, required=True)
     collected_on = Date(required=True)
+
+
+class IdentityCheckPageForm(FormSchema):
+    """The identity check form of the patient's page, whose `kind` field would clash with the consent form's."""
+
+    kind = Enum(IdentityCheckKind, by_value=True, required=True, data_key="check_kind")
+    document_type = Enum(IdentityDocumentType, by_value=True, allow_none=True)
+    note = Str(validate=length(300), allow_none=True)
+
+
+class CareTeamMemberForm(FormSchema):
+    professional_id = Int(required=True)
+
+
+class PatientSearchForm(FormSchema):
+    q = Str(validate=length(100), allow_none=True)
+    birth_date = Date(allow_none=True)
+    page = Int(load_default=1, validate=validate.Range(min=1, error="Numéro de page invalide."))
 
 
 class ConsentWithdrawalIn(InputSchema):

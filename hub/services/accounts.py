@@ -11,7 +11,7 @@ import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
 from hub.db import utcnow
@@ -141,6 +141,18 @@ def reset_totp(session: Session, actor, user: User) -> None:
 
 def list_users(session: Session, cpts_id: int) -> list[User]:
     return list(session.scalars(select(User).where(User.cpts_id == cpts_id).order_by(User.login)))
+
+
+def professionals_without_account(session: Session, cpts_id: int) -> list[Professional]:
+    """The professionals of a CPTS that no account is linked to yet (a professional has one account)."""
+    linked = select(User.professional_id).where(User.professional_id.is_not(None))
+    return list(
+        session.scalars(
+            select(Professional)
+            .where(Professional.cpts_id == cpts_id, Professional.id.not_in(linked))
+            .order_by(Professional.last_name, Professional.first_name)
+        )
+    )
 
 
 def get_user(session: Session, cpts_id: int, user_id: int) -> User:
@@ -362,7 +374,16 @@ def create_api_token(
 def authenticate_token(session: Session, raw: str) -> User | None:
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
-    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(raw)))
+    # One round trip for token, user, professional and roles: this runs on every API call.
+    token = (
+        session.scalars(
+            select(ApiToken)
+            .where(ApiToken.token_hash == _digest(raw))
+            .options(joinedload(ApiToken.user).joinedload(User.role_rows))
+        )
+        .unique()
+        .one_or_none()
+    )
     now = utcnow()
     if token is None or token.revoked_at is not None or not token.user.is_active:
         return None

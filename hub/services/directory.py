@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
 from hub.errors import NotFound, ValidationFailed
-from hub.models import Organisation, OrganisationKind, Profession, Professional
+from hub.models import CLINICAL_PROFESSIONS, Organisation, OrganisationKind, Profession, Professional
 
 
 def create_cpts(session: Session, *, name: str, finess: str | None = None, commune_insee: str | None = None):
@@ -161,5 +161,31 @@ def general_practitioners(session: Session, cpts_id: int) -> list[Professional]:
             select(Professional)
             .where(Professional.cpts_id == cpts_id, Professional.profession == Profession.GENERAL_PRACTITIONER)
             .order_by(Professional.last_name)
+        )
+    )
+
+
+def all_organisations(session: Session, cpts_id: int) -> list[Organisation]:
+    """The CPTS and every structure of it, unpaginated (for choice lists), the CPTS first."""
+    return list(
+        session.scalars(
+            select(Organisation)
+            .where((Organisation.cpts_id == cpts_id) | (Organisation.id == cpts_id))
+            .order_by(Organisation.cpts_id.is_not(None), Organisation.name)
+        )
+    )
+
+
+def active_clinicians(session: Session, cpts_id: int) -> list[Professional]:
+    """The active health professionals (coordinators excluded) of a CPTS, by name."""
+    return list(
+        session.scalars(
+            select(Professional)
+            .where(
+                Professional.cpts_id == cpts_id,
+                Professional.is_active.is_(True),
+                Professional.profession.in_(CLINICAL_PROFESSIONS),
+            )
+            .order_by(Professional.last_name, Professional.first_name)
         )
     )

@@ -2,15 +2,17 @@
 
 import datetime as dt
 import unicodedata
+from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
 from hub.db import utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.identifiers import ins_oid_for
 from hub.models import (
+    CLINICAL_PROFESSIONS,
     CareTeamMember,
     Consent,
     IdentityCheck,
@@ -20,6 +22,7 @@ from hub.models import (
     Profession,
     Professional,
     Sex,
+    User,
 )
 
 STRICT_TRAITS = ("birth_name", "first_birth_given_name", "birth_date", "sex", "birth_place_insee")
@@ -330,3 +333,101 @@ def get_patient(session: Session, patient_id: int) -> Patient:
     if patient is None:
         raise NotFound("Patient introuvable.")
     return patient
+
+
+# --- the patient's record and care team ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    patient: Patient
+    identity_checks: list[IdentityCheck]
+    consents: list[Consent]
+    care_team: list[CareTeamMember]
+    # The users who checked the identity, recorded or withdrew a consent, by id.
+    users: dict[int, User]
+    # The kinds of valid check still missing before the identity is qualified (QUAL).
+    missing_checks: list[IdentityCheckKind]
+
+
+def missing_checks_for_qualification(patient: Patient) -> list[IdentityCheckKind]:
+    """A qualified identity needs both a high-trust document seen and the INS retrieved (RNIV)."""
+    done = {check.kind for check in patient.identity_checks if check.invalidated_at is None}
+    return [kind for kind in (IdentityCheckKind.DOCUMENT, IdentityCheckKind.INS_RETRIEVAL) if kind not in done]
+
+
+def care_team_of(session: Session, patient: Patient) -> list[CareTeamMember]:
+    """The care team (médecin traitant aside), by name; each member's professional comes in the same query."""
+    return list(
+        session.scalars(
+            select(CareTeamMember)
+            .join(CareTeamMember.professional)
+            .where(CareTeamMember.patient_id == patient.id)
+            .order_by(Professional.last_name, Professional.first_name)
+        )
+    )
+
+
+def patient_record(session: Session, patient: Patient) -> PatientRecord:
+    """Everything the patient's page shows, in a fixed number of queries whatever the history's length.
+
+    Reads only: the caller has checked access and audited the read."""
+    consents = list(
+        session.scalars(
+            select(Consent)
+            .where(Consent.patient_id == patient.id)
+            .options(selectinload(Consent.collected_by))
+            .order_by(Consent.collected_at, Consent.id)
+        )
+    )
+    checks = list(patient.identity_checks)
+    user_ids = {check.checked_by_user_id for check in checks}
+    user_ids |= {c.recorded_by_user_id for c in consents} | {c.withdrawn_by_user_id for c in consents}
+    user_ids.discard(None)
+    users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}
+    return PatientRecord(
+        patient=patient,
+        identity_checks=checks,
+        consents=consents,
+        care_team=care_team_of(session, patient),
+        users=users,
+        missing_checks=missing_checks_for_qualification(patient),
+    )
+
+
+def add_care_team_member(session: Session, actor, patient: Patient, professional_id: int) -> CareTeamMember:
+    """Add an active clinician of the patient's CPTS to the care team, which lets them see the record.
+
+    Refuses another CPTS's, an inactive or a non-clinical professional, the médecin traitant (who already
+    takes part) and a member already in the team."""
+    professional = session.get(Professional, professional_id)
+    if (
+        professional is None
+        or professional.cpts_id != patient.cpts_id
+        or not professional.is_active
+        or professional.profession not in CLINICAL_PROFESSIONS
+    ):
+        raise ValidationFailed({"professional_id": "Choisissez un professionnel de santé actif de la CPTS."})
+    if professional.id == patient.attending_gp_id:
+        raise ValidationFailed({"professional_id": "Ce professionnel est déjà le médecin traitant du patient."})
+    if session.get(CareTeamMember, (patient.id, professional.id)) is not None:
+        raise ValidationFailed({"professional_id": "Ce professionnel fait déjà partie de l'équipe de soins."})
+    member = CareTeamMember(patient_id=patient.id, professional_id=professional.id, added_by_user_id=actor.id)
+    session.add(member)
+    session.flush()  # the care relation is read back in the same unit of work
+    audit.record(
+        session, actor=actor, action="care_team.add", target=patient, details={"professional_id": professional.id}
+    )
+    return member
+
+
+def remove_care_team_member(session: Session, actor, patient: Patient, professional_id: int) -> None:
+    """Take a professional out of the care team; they lose access unless another care relation remains."""
+    member = session.get(CareTeamMember, (patient.id, professional_id))
+    if member is None:
+        raise NotFound("Ce professionnel ne fait pas partie de l'équipe de soins.")
+    session.delete(member)
+    session.flush()  # the care relation is read back in the same unit of work
+    audit.record(
+        session, actor=actor, action="care_team.remove", target=patient, details={"professional_id": professional_id}
+    )

@@ -2,6 +2,6 @@
 
 
 def blueprints():
-    from hub.web import auth, home
+    from hub.web import admin, auth, home, me, patients, professionals
 
-    return [auth.bp, home.bp]
+    return [auth.bp, home.bp, patients.bp, professionals.bp, admin.bp, me.bp]

@@ -33,8 +33,9 @@ def test_bad_rpps_key_is_refused_and_nothing_saved(api_as, admin, db_session):
 
 def test_specialist_needs_a_specialty_and_duplicate_rpps_is_refused(api_as, admin):
     client = api_as(admin)
-    body = assert_problem(client.post("/api/v1/professionals", json=NEW_NURSE | {"profession": "medecin_specialiste"}),
-                          422)
+    body = assert_problem(
+        client.post("/api/v1/professionals", json=NEW_NURSE | {"profession": "medecin_specialiste"}), 422
+    )
     assert "spécialité" in body["errors"]["specialty"]
     client.post("/api/v1/professionals", json=NEW_NURSE)
     body = assert_problem(client.post("/api/v1/professionals", json=NEW_NURSE), 422)
@@ -55,8 +56,9 @@ def test_directory_is_per_cpts(api_as, nurse, db_session):
 
 def test_organisations(api_as, admin, db_session):
     client = api_as(admin)
-    created = client.post("/api/v1/organisations", json={"name": "Pharmacie de Vergt", "kind": "pharmacy",
-                                                          "commune_insee": "24571"})
+    created = client.post(
+        "/api/v1/organisations", json={"name": "Pharmacie de Vergt", "kind": "pharmacy", "commune_insee": "24571"}
+    )
     assert created.status_code == 201
     assert_problem(client.post("/api/v1/organisations", json={"name": "Autre CPTS", "kind": "cpts"}), 422)
     before = db_session.scalar(select(func.count()).select_from(Organisation))

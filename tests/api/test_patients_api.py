@@ -39,7 +39,11 @@ def test_gp_reads_own_patient_and_the_read_is_audited(api_as, gp, db_session, cp
     assert response.get_json()["birth_name"] == patient.birth_name
     event = last_audit(db_session)
     assert (event.action, event.target_id, event.actor_user_id, event.outcome) == (
-        "patient.read", str(patient.id), gp.id, "success")
+        "patient.read",
+        str(patient.id),
+        gp.id,
+        "success",
+    )
     assert event.request_id == response.headers["X-Request-Id"]
 
 
@@ -56,7 +60,8 @@ def test_missing_and_forbidden_patients_look_the_same(api_as, nurse, db_session,
     hidden = api_as(nurse).get(f"/api/v1/patients/{patient.id}").get_json()
     missing = api_as(nurse).get("/api/v1/patients/999999").get_json()
     assert {k: v for k, v in hidden.items() if k not in ("instance", "request_id")} == {
-        k: v for k, v in missing.items() if k not in ("instance", "request_id")}
+        k: v for k, v in missing.items() if k not in ("instance", "request_id")
+    }
 
 
 def test_care_team_membership_opens_the_record(api_as, nurse, db_session, cpts):
@@ -169,7 +174,9 @@ def test_patch_patient_and_ids_swapped_in_body_are_refused(api_as, gp, db_sessio
     assert client.patch(f"/api/v1/patients/{mine.id}", json={"phone": "0612345678"}).status_code == 200
     assert_problem(client.patch(f"/api/v1/patients/{theirs.id}", json={"phone": "0612345678"}), 404)
     assert_problem(client.patch(f"/api/v1/patients/{mine.id}", json={"id": theirs.id}), 422)
-    other_cpts_gp = factories.professional(db_session, factories.cpts(db_session), factories.Profession.GENERAL_PRACTITIONER)
+    other_cpts_gp = factories.professional(
+        db_session, factories.cpts(db_session), factories.Profession.GENERAL_PRACTITIONER
+    )
     body = assert_problem(client.patch(f"/api/v1/patients/{mine.id}", json={"attending_gp_id": other_cpts_gp.id}), 422)
     assert "médecin généraliste de la CPTS" in body["errors"]["attending_gp_id"]
 
@@ -178,11 +185,13 @@ def test_consents_through_the_api(api_as, gp, db_session, cpts):
     patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
     client = api_as(gp)
     url = f"/api/v1/patients/{patient.id}/consents"
-    consent = client.post(url, json={"kind": "telehealth", "method": "oral",
-                                     "collected_at": "2026-11-20T10:00:00+01:00"}).get_json()
+    consent = client.post(
+        url, json={"kind": "telehealth", "method": "oral", "collected_at": "2026-11-20T10:00:00+01:00"}
+    ).get_json()
     assert consent["is_valid"] is True
-    assert_problem(client.post(url, json={"kind": "telehealth", "method": "oral",
-                                          "collected_at": "2026-11-20T10:00:00"}), 422)
+    assert_problem(
+        client.post(url, json={"kind": "telehealth", "method": "oral", "collected_at": "2026-11-20T10:00:00"}), 422
+    )
     withdrawn = client.post(f"{url}/{consent['id']}/withdraw", json={"reason": "refus"}).get_json()
     assert withdrawn["is_valid"] is False
     assert_problem(client.post(f"{url}/{consent['id']}/withdraw", json={"reason": "encore"}), 409)

@@ -214,8 +214,10 @@ def test_enrolment_on_first_login(client, db_session, cpts):
 
 def test_open_redirect_is_refused_after_login(client, gp_user):
     token = page_token(client, "/login?next=https://evil.example/")
-    client.post("/login", data={"login": gp_user.login, "password": PASSWORD, "csrf_token": token,
-                                "next": "https://evil.example/"})
+    client.post(
+        "/login",
+        data={"login": gp_user.login, "password": PASSWORD, "csrf_token": token, "next": "https://evil.example/"},
+    )
     response = submit_code(client, pyotp.TOTP(gp_user.totp_secret).now())
     assert response.headers["Location"] == "/"
 

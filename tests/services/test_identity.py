@@ -104,7 +104,7 @@ def test_duplicates_are_looked_for_within_the_cpts_only(db_session, coordinator)
 
 
 def test_minor_needs_a_legal_representative(db_session, coordinator):
-    child = traits(birth_date=dt.date.today() - dt.timedelta(days=365 * 8))
+    child = traits(birth_date=factories.now().date() - dt.timedelta(days=365 * 8))
     with pytest.raises(ValidationFailed) as caught:
         identity.create_patient(db_session, coordinator, child)
     assert "représentant légal" in caught.value.errors["legal_representative_name"]

@@ -15,8 +15,12 @@ def test_home_requires_login(client):
 
 
 def test_logged_in_home(auth, db_session, cpts):
-    user = factories.user(db_session, cpts, Role.COORDINATOR,
-                          professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR))
+    user = factories.user(
+        db_session,
+        cpts,
+        Role.COORDINATOR,
+        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
+    )
     auth.login(user)
     response = auth.client.get("/")
     assert response.status_code == 200

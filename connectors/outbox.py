@@ -1,0 +1,35 @@
+"""The transactional outbox: every message that leaves the hub is first a row written in the same
+transaction as the change that causes it. The dispatcher (connectors.dispatcher) delivers it after
+commit, so a rolled-back change sends nothing and a committed one is never lost."""
+
+import json
+
+from sqlalchemy.orm import Session
+
+from hub.models import OutboxMessage
+
+
+def enqueue(
+    session: Session,
+    *,
+    channel: str,
+    recipient: str,
+    kind: str,
+    payload: dict,
+    idempotency_key: str,
+    cpts_id: int | None = None,
+    group_key: str | None = None,
+) -> OutboxMessage:
+    """Queue one message for one recipient. The idempotency key travels with the message (MSSanté
+    Message-ID, webhook id), so that a re-sent message has one effect at the receiver."""
+    message = OutboxMessage(
+        channel=channel,
+        recipient=recipient,
+        kind=kind,
+        payload=json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str),
+        idempotency_key=idempotency_key,
+        cpts_id=cpts_id,
+        group_key=group_key,
+    )
+    session.add(message)
+    return message

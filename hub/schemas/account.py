@@ -1,0 +1,31 @@
+"""Forms of the account pages: accounts managed by the admin, the user's own API tokens."""
+
+from marshmallow import pre_load
+
+from hub.models import Role
+from hub.schemas.base import Date, Enum, FormSchema, Int, List, Str, length
+
+
+class UserForm(FormSchema):
+    login = Str(required=True, validate=length(80, 1))
+    display_name = Str(required=True, validate=length(200, 1))
+    # The strength rule (length) is the service's, so that the API and the pages say the same thing.
+    password = Str(required=True, validate=length(200))
+    roles = List(Enum(Role, by_value=True), load_default=list)
+    professional_id = Int(allow_none=True)
+
+    @pre_load
+    def _one_checkbox_is_a_list(self, data, **_kwargs):
+        # A form sends a single ticked checkbox as a plain value.
+        if isinstance(data, dict) and isinstance(data.get("roles"), str):
+            data = {**data, "roles": [data["roles"]]}
+        return data
+
+
+class PasswordForm(FormSchema):
+    password = Str(required=True, validate=length(200))
+
+
+class ApiTokenForm(FormSchema):
+    name = Str(required=True, validate=length(100, 1))
+    expires_on = Date(allow_none=True)

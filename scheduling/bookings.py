@@ -1,0 +1,121 @@
+"""Allocations: resources held over half-open time ranges, never two overlapping for one resource.
+
+All the holds of an appointment are inserted together or not at all. The check below gives a clear
+answer in the common case; the guarantee under concurrency comes from the database: PostgreSQL's
+exclusion constraint (a concurrent overlapping insert waits, then fails), and on SQLite the
+transaction's BEGIN IMMEDIATE, which serialises writers so that the check and the insert are atomic.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub.errors import Conflict
+from hub.formatting import french_datetime
+from hub.models import Allocation, AllocationResource, Appointment
+
+EXCLUSION_VIOLATION = "23P01"
+
+
+@dataclass(frozen=True)
+class Hold:
+    resource_kind: AllocationResource
+    resource_id: int
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    label: str  # how the conflict message names the resource: "Dr Anne-Iris LEMAITRE", "la mallette ECG"
+
+    def overlaps(self, starts_at: dt.datetime, ends_at: dt.datetime) -> bool:
+        return self.starts_at < ends_at and starts_at < self.ends_at
+
+
+class BookingConflict(Conflict):
+    title = "Créneau déjà pris"
+    type_slug = "booking-conflict"
+
+    def __init__(self, hold: Hold, *, zone: str):
+        super().__init__(
+            f"{hold.label} est déjà réservé(e) sur ce créneau ({french_datetime(hold.starts_at, zone)} – "
+            f"{french_datetime(hold.ends_at, zone).split(', ')[-1]}).",
+            resource={"kind": hold.resource_kind.value, "id": hold.resource_id, "label": hold.label},
+            starts_at=hold.starts_at.isoformat(),
+            ends_at=hold.ends_at.isoformat(),
+        )
+        self.hold = hold
+
+
+def find_conflict(session: Session, holds: list[Hold], *, ignore_appointment_id: int | None = None) -> Hold | None:
+    """The first hold that overlaps an existing allocation of the same resource, in one query."""
+    if not holds:
+        return None
+    query = select(Allocation.resource_kind, Allocation.resource_id, Allocation.starts_at, Allocation.ends_at).where(
+        or_(
+            *(
+                (Allocation.resource_kind == h.resource_kind)
+                & (Allocation.resource_id == h.resource_id)
+                & (Allocation.starts_at < h.ends_at)
+                & (Allocation.ends_at > h.starts_at)
+                for h in holds
+            )
+        )
+    )
+    if ignore_appointment_id is not None:
+        query = query.where(Allocation.appointment_id != ignore_appointment_id)
+    for row in session.execute(query):
+        for hold in holds:
+            if (hold.resource_kind, hold.resource_id) == (row.resource_kind, row.resource_id) and hold.overlaps(
+                row.starts_at, row.ends_at
+            ):
+                return hold
+    return None
+
+
+def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, zone: str) -> list[Allocation]:
+    """Hold every resource for the appointment, or raise BookingConflict naming the first one taken.
+
+    Must run inside the caller's transaction; on a conflict nothing of the appointment's holds remains
+    once the caller rolls back. Holds of one appointment may not overlap each other for one resource.
+    """
+    _refuse_self_overlap(holds, zone=zone)
+    taken = find_conflict(session, holds, ignore_appointment_id=appointment.id)
+    if taken is not None:
+        raise BookingConflict(taken, zone=zone)
+    rows = [
+        Allocation(
+            appointment=appointment,
+            resource_kind=h.resource_kind,
+            resource_id=h.resource_id,
+            starts_at=h.starts_at,
+            ends_at=h.ends_at,
+        )
+        for h in holds
+    ]
+    session.add_all(rows)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != EXCLUSION_VIOLATION:
+            raise
+        # A concurrent booking won the race after our check: name what it took.
+        raise BookingConflict(find_conflict(session, holds) or holds[0], zone=zone) from exc
+    return rows
+
+
+def release(session: Session, appointment: Appointment, *, kinds: set[AllocationResource] | None = None) -> None:
+    """Give back the appointment's holds (all, or those of some resource kinds)."""
+    for allocation in list(appointment.allocations):
+        if kinds is None or allocation.resource_kind in kinds:
+            appointment.allocations.remove(allocation)
+            session.delete(allocation)
+
+
+def _refuse_self_overlap(holds: list[Hold], *, zone: str) -> None:
+    for i, first in enumerate(holds):
+        for second in holds[i + 1 :]:
+            same = (first.resource_kind, first.resource_id) == (second.resource_kind, second.resource_id)
+            if same and first.overlaps(second.starts_at, second.ends_at):
+                raise BookingConflict(second, zone=zone)

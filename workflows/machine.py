@@ -1,0 +1,27 @@
+"""State machines as tables: for each verb, the states it may start from and the state it leads to."""
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from hub.errors import InvalidTransition
+
+
+class Machine:
+    def __init__(self, name: str, transitions: Mapping[str, tuple[frozenset, StrEnum]], labels: Mapping):
+        self.name = name
+        self.transitions = transitions
+        self.labels = labels
+
+    def target(self, verb: str, current: StrEnum) -> StrEnum:
+        """The state `verb` leads to from `current`, or InvalidTransition with a French message."""
+        sources, target = self.transitions[verb]
+        if current not in sources:
+            raise InvalidTransition(
+                f"Action impossible : {self.name} est « {self.labels[current]} ».",
+                current_state=current.value,
+                action=verb,
+            )
+        return target
+
+    def allowed_verbs(self, current: StrEnum) -> list[str]:
+        return [verb for verb, (sources, _) in self.transitions.items() if current in sources]
