@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
 from hub.db import utcnow
-from hub.errors import NotFound, ValidationFailed
+from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import ApiToken, LoginAttempt, Professional, Role, User, UserRole, UserSession
 
 PASSWORD_MIN_LENGTH = 12
@@ -111,8 +111,14 @@ def create_user(
     return user
 
 
+def _refuse_self_lockout(actor, user: User) -> None:
+    if getattr(actor, "id", None) == user.id:
+        raise RuleViolation("Vous ne pouvez pas désactiver votre propre compte ni réinitialiser votre propre TOTP.")
+
+
 def deactivate_user(session: Session, actor, user: User) -> None:
     """Deactivation is server-side: every session and token of the user stops working at once."""
+    _refuse_self_lockout(actor, user)
     user.is_active = False
     user.deactivated_at = utcnow()
     end_all_sessions(session, user.id, reason="deactivated")
@@ -133,6 +139,7 @@ def set_password(session: Session, actor, user: User, password: str) -> None:
 
 
 def reset_totp(session: Session, actor, user: User) -> None:
+    _refuse_self_lockout(actor, user)
     user.totp_secret = None
     user.totp_last_step = None
     end_all_sessions(session, user.id, reason="totp_reset")

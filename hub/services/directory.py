@@ -27,8 +27,8 @@ def create_organisation(session: Session, actor, data: dict) -> Organisation:
 
 
 def update_organisation(session: Session, actor, organisation: Organisation, changes: dict) -> Organisation:
-    if changes.get("kind") is OrganisationKind.CPTS and organisation.kind is not OrganisationKind.CPTS:
-        raise ValidationFailed({"kind": "Une structure ne peut pas devenir une CPTS."})
+    if "kind" in changes and (changes["kind"] is OrganisationKind.CPTS) != (organisation.kind is OrganisationKind.CPTS):
+        raise ValidationFailed({"kind": "Une CPTS reste une CPTS, et une structure ne peut pas en devenir une."})
     if changes.get("finess") and changes["finess"] != organisation.finess:
         _check_finess_free(session, changes["finess"])
     changed = sorted(key for key, value in changes.items() if getattr(organisation, key) != value)

@@ -77,3 +77,8 @@ def test_openapi_document_lists_every_api_route(client, app):
             path = rule.rule.removeprefix("/api/v1").replace("<int:", "{").replace(">", "}")
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert (path, method.lower()) in documented
+
+
+def test_the_cpts_cannot_change_kind(api_as, admin, cpts):
+    body = assert_problem(api_as(admin).patch(f"/api/v1/organisations/{cpts.id}", json={"kind": "pharmacy"}), 422)
+    assert "CPTS" in body["errors"]["kind"]

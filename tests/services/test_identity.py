@@ -199,3 +199,13 @@ def test_consent_in_the_future_is_refused(db_session, coordinator):
                 "collected_at": factories.now() + dt.timedelta(days=2),
             },
         )
+
+
+def test_an_admin_cannot_lock_themselves_out(db_session, cpts):
+    from hub.services import accounts
+
+    admin = factories.user(db_session, cpts, Role.ADMIN)
+    with pytest.raises(RuleViolation):
+        accounts.deactivate_user(db_session, admin, admin)
+    with pytest.raises(RuleViolation):
+        accounts.reset_totp(db_session, admin, admin)

@@ -1,0 +1,205 @@
+"""S1: every route × every role gets its expected answer. The table below is written by hand, per
+endpoint: a route that is not in it fails the test, so a new route cannot ship without a decision."""
+
+import datetime as dt
+
+import pytest
+
+from hub.models import CareTeamMember, Consent, ConsentKind, ConsentMethod, Profession, Role
+from hub.services import accounts
+from tests import factories
+
+ROLES = ("anonymous", "idel", "pharmacist", "kine", "specialist", "gp", "stranger", "coordinator", "admin")
+CLINICIANS = ("idel", "pharmacist", "kine", "specialist", "gp")
+
+OK, LOGIN, FORBIDDEN, HIDDEN = "ok", "login", "forbidden", "hidden"
+
+
+def expect(anonymous=LOGIN, **by_role):
+    """Expected outcome per role: `others` sets the default for the roles not named."""
+    default = by_role.pop("others", OK)
+    return {"anonymous": anonymous} | {role: by_role.get(role, default) for role in ROLES[1:]}
+
+
+EVERYONE = expect(OK)
+LOGGED_IN = expect()
+# The patient is the GP's (médecin traitant); the other clinicians have no care relation with them.
+PATIENT_RECORD = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
+PATIENT_LIST = expect(admin=FORBIDDEN)
+ADMIN_ONLY = expect(others=FORBIDDEN, admin=OK)
+DIRECTORY_OBJECT = expect(stranger=HIDDEN)
+OWN_TOKEN = expect(others=HIDDEN, admin=OK)  # the token belongs to the admin
+
+MATRIX = {
+    ("home.index", "GET"): LOGGED_IN,
+    ("home.health", "GET"): EVERYONE,
+    ("auth.login", "GET"): EVERYONE,
+    ("api.openapi_document", "GET"): EVERYONE,
+    ("admin.index", "GET"): ADMIN_ONLY,
+    ("admin.organisations", "GET"): ADMIN_ONLY,
+    ("admin.create_organisation", "POST"): ADMIN_ONLY,
+    ("admin.edit_organisation", "GET"): ADMIN_ONLY,
+    ("admin.edit_organisation", "POST"): ADMIN_ONLY,
+    ("admin.edit_professional", "GET"): ADMIN_ONLY,
+    ("admin.edit_professional", "POST"): ADMIN_ONLY,
+    ("admin.new_professional", "GET"): ADMIN_ONLY,
+    ("admin.new_professional", "POST"): ADMIN_ONLY,
+    ("admin.users", "GET"): ADMIN_ONLY,
+    ("admin.user", "GET"): ADMIN_ONLY,
+    ("admin.new_user", "GET"): ADMIN_ONLY,
+    ("admin.new_user", "POST"): ADMIN_ONLY,
+    ("admin.deactivate_user", "POST"): ADMIN_ONLY,
+    ("admin.reactivate_user", "POST"): ADMIN_ONLY,
+    ("admin.reset_totp", "POST"): ADMIN_ONLY,
+    ("admin.set_password", "POST"): ADMIN_ONLY,
+    ("api.list_organisations", "GET"): LOGGED_IN,
+    ("api.create_organisation", "POST"): ADMIN_ONLY,
+    ("api.get_organisation", "GET"): DIRECTORY_OBJECT,
+    ("api.update_organisation", "PATCH"): ADMIN_ONLY,
+    ("api.list_professionals", "GET"): LOGGED_IN,
+    ("api.create_professional", "POST"): ADMIN_ONLY,
+    ("api.get_professional", "GET"): DIRECTORY_OBJECT,
+    ("api.update_professional", "PATCH"): ADMIN_ONLY,
+    ("api.list_patients", "GET"): PATIENT_LIST,
+    ("api.create_patient", "POST"): PATIENT_LIST,
+    ("api.get_patient", "GET"): PATIENT_RECORD,
+    ("api.update_patient", "PATCH"): PATIENT_RECORD,
+    ("api.add_consent", "POST"): PATIENT_RECORD,
+    ("api.withdraw_consent", "POST"): PATIENT_RECORD,
+    ("api.add_identity_check", "POST"): PATIENT_RECORD,
+    ("me.tokens", "GET"): LOGGED_IN,
+    ("me.create_token", "POST"): LOGGED_IN,
+    ("me.revoke_token", "POST"): OWN_TOKEN,
+    ("patients.index", "GET"): PATIENT_LIST,
+    ("patients.new", "GET"): PATIENT_LIST,
+    ("patients.new", "POST"): PATIENT_LIST,
+    ("patients.show", "GET"): PATIENT_RECORD,
+    ("patients.edit", "GET"): PATIENT_RECORD,
+    ("patients.edit", "POST"): PATIENT_RECORD,
+    ("patients.add_care_team_member", "POST"): PATIENT_RECORD,
+    ("patients.remove_care_team_member", "POST"): PATIENT_RECORD,
+    ("patients.add_consent", "POST"): PATIENT_RECORD,
+    ("patients.withdraw_consent", "POST"): PATIENT_RECORD,
+    ("patients.identity_check", "POST"): PATIENT_RECORD,
+    ("professionals.index", "GET"): LOGGED_IN,
+    ("professionals.show", "GET"): DIRECTORY_OBJECT,
+}
+
+# Routes whose behaviour is a flow rather than an access rule; tests/auth/test_login.py covers them.
+COVERED_BY_LOGIN_TESTS = {
+    ("auth.login", "POST"),
+    ("auth.logout", "POST"),
+    ("auth.second_factor", "GET"),
+    ("auth.second_factor", "POST"),
+    ("auth.enrol", "GET"),
+    ("auth.enrol", "POST"),
+    ("static", "GET"),
+}
+
+
+def routes(app):
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method
+
+
+def test_every_route_is_in_the_matrix(app):
+    missing = [
+        (rule.endpoint, method)
+        for rule, method in routes(app)
+        if (rule.endpoint, method) not in MATRIX and (rule.endpoint, method) not in COVERED_BY_LOGIN_TESTS
+    ]
+    assert missing == [], "declare the expected access of these routes in MATRIX"
+
+
+@pytest.fixture
+def world(db_session, cpts):
+    def clinician(profession, **extra):
+        professional = factories.professional(db_session, cpts, profession, **extra)
+        return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
+
+    users = {
+        "idel": clinician(Profession.NURSE),
+        "pharmacist": clinician(Profession.PHARMACIST),
+        "kine": clinician(Profession.PHYSIOTHERAPIST),
+        "specialist": clinician(Profession.SPECIALIST),
+        "gp": clinician(Profession.GENERAL_PRACTITIONER),
+        "coordinator": factories.user(
+            db_session,
+            cpts,
+            Role.COORDINATOR,
+            professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
+        ),
+        "admin": factories.user(db_session, cpts, Role.ADMIN),
+        "stranger": factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR),
+    }
+    patient = factories.patient(db_session, cpts, attending_gp_id=users["gp"].professional_id)
+    team_member = factories.professional(db_session, cpts, Profession.NURSE)  # has no account
+    factories.in_care_team(db_session, patient, team_member)
+    consent = Consent(
+        patient_id=patient.id,
+        kind=ConsentKind.TELEHEALTH,
+        method=ConsentMethod.ORAL,
+        recorded_by_user_id=users["gp"].id,
+        collected_at=factories.now() - dt.timedelta(days=1),
+    )
+    db_session.add(consent)
+    token, _raw = accounts.create_api_token(db_session, users["admin"], name="matrice")
+    db_session.flush()
+    ids = {
+        "patient_id": patient.id,
+        "consent_id": consent.id,
+        "professional_id": team_member.id,
+        "organisation_id": factories.organisation(db_session, cpts).id,
+        "user_id": users["idel"].id,
+        "token_id": token.id,
+    }
+    db_session.commit()
+
+    def reset():
+        """Undo what an earlier role's successful call changed, so every role meets the same world."""
+        if db_session.get(CareTeamMember, (patient.id, team_member.id)) is None:
+            factories.in_care_team(db_session, patient, team_member)
+            db_session.commit()
+
+    return users, ids, reset
+
+
+def outcome(response, *, api: bool) -> str:
+    if response.status_code == 401 or (
+        not api and response.status_code == 302 and response.headers["Location"].startswith("/login")
+    ):
+        return LOGIN
+    return {403: FORBIDDEN, 404: HIDDEN}.get(response.status_code, OK)
+
+
+def call(app, auth, user, rule, method, ids):
+    url = rule.build({name: ids[name] for name in rule.arguments}, append_unknown=False)[1]
+    api = url.startswith("/api/")
+    client = app.test_client()
+    headers = {}
+    if user is not None and api:
+        _token, raw = accounts.create_api_token(auth.session, user, name="matrice")
+        auth.session.commit()
+        headers["Authorization"] = f"Bearer {raw}"
+    elif user is not None:
+        type(auth)(client, auth.session).login(user)
+    helper = type(auth)(client, auth.session)
+    if method == "GET":
+        return client.get(url, headers=headers), api
+    if api:
+        return client.open(url, method=method, json={}, headers=headers), api
+    return helper.post(url, data={}), api
+
+
+@pytest.mark.parametrize("endpoint_method", sorted(MATRIX), ids=lambda em: f"{em[0]}-{em[1]}")
+def test_route_answers_each_role_as_declared(app, auth, world, endpoint_method):
+    users, ids, reset = world
+    endpoint, method = endpoint_method
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == endpoint and method in r.methods)
+    observed = {}
+    for role in ROLES:
+        reset()
+        response, api = call(app, auth, users.get(role), rule, method, ids)
+        observed[role] = outcome(response, api=api)
+    assert observed == MATRIX[endpoint_method]
