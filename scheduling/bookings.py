@@ -76,8 +76,8 @@ def find_conflict(session: Session, holds: list[Hold], *, ignore_appointment_id:
 def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, zone: str) -> list[Allocation]:
     """Hold every resource for the appointment, or raise BookingConflict naming the first one taken.
 
-    Must run inside the caller's transaction; on a conflict nothing of the appointment's holds remains
-    once the caller rolls back. Holds of one appointment may not overlap each other for one resource.
+    The appointment must have been flushed (it needs its id). Must run inside the caller's transaction;
+    on a conflict nothing of the appointment's holds remains once the caller rolls back. Holds of one appointment may not overlap each other for one resource.
     """
     _refuse_self_overlap(holds, zone=zone)
     taken = find_conflict(session, holds, ignore_appointment_id=appointment.id)
@@ -85,7 +85,7 @@ def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, z
         raise BookingConflict(taken, zone=zone)
     rows = [
         Allocation(
-            appointment=appointment,
+            appointment_id=appointment.id,
             resource_kind=h.resource_kind,
             resource_id=h.resource_id,
             starts_at=h.starts_at,
@@ -93,15 +93,17 @@ def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, z
         )
         for h in holds
     ]
-    session.add_all(rows)
     try:
+        # Added inside the savepoint: begin_nested() flushes what is pending before it starts.
         with session.begin_nested():
+            session.add_all(rows)
             session.flush()
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) != EXCLUSION_VIOLATION:
             raise
         # A concurrent booking won the race after our check: name what it took.
         raise BookingConflict(find_conflict(session, holds) or holds[0], zone=zone) from exc
+    session.expire(appointment, ["allocations"])
     return rows
 
 

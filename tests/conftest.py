@@ -151,17 +151,26 @@ def purge_cpts(session, cpts_id: int) -> None:
     from sqlalchemy import delete, select
 
     from hub.models import (
+        Allocation,
         ApiToken,
+        Appointment,
+        CalendarFeed,
         CareTeamMember,
         Consent,
+        IdempotentRequest,
         IdentityCheck,
         LoginAttempt,
         Organisation,
+        OutboxMessage,
         Patient,
         Professional,
+        Resource,
+        SessionProgram,
+        Slot,
         User,
         UserRole,
         UserSession,
+        VisitOffer,
         professional_organisations,
     )
 
@@ -169,7 +178,18 @@ def purge_cpts(session, cpts_id: int) -> None:
     patients = select(Patient.id).where(Patient.cpts_id == cpts_id)
     professionals = select(Professional.id).where(Professional.cpts_id == cpts_id)
     logins = select(User.login).where(User.cpts_id == cpts_id)
+    appointments = select(Appointment.id).where(Appointment.cpts_id == cpts_id)
+    programs = select(SessionProgram.id).where(SessionProgram.cpts_id == cpts_id)
     for statement in (
+        delete(Allocation).where(Allocation.appointment_id.in_(appointments)),
+        delete(VisitOffer).where(VisitOffer.appointment_id.in_(appointments)),
+        delete(Appointment).where(Appointment.cpts_id == cpts_id),
+        delete(Slot).where(Slot.program_id.in_(programs)),
+        delete(SessionProgram).where(SessionProgram.cpts_id == cpts_id),
+        delete(Resource).where(Resource.cpts_id == cpts_id),
+        delete(OutboxMessage).where(OutboxMessage.cpts_id == cpts_id),
+        delete(CalendarFeed).where(CalendarFeed.professional_id.in_(professionals)),
+        delete(IdempotentRequest).where(IdempotentRequest.user_id.in_(users)),
         delete(LoginAttempt).where(LoginAttempt.login.in_(logins)),
         delete(UserSession).where(UserSession.user_id.in_(users)),
         delete(ApiToken).where(ApiToken.user_id.in_(users)),

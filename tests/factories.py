@@ -112,3 +112,64 @@ def in_care_team(session, patient_row, professional_row) -> None:
 
 def now() -> dt.datetime:
     return utcnow()
+
+
+def program(session, cpts_org, *, performer=None, **overrides):
+    """A weekly Monday 14:00 assisted cardiology program: 3 slots of 15 min, the IDEL 20 min before
+    and 25 min after."""
+    from hub.models import ProgramKind, SessionProgram
+
+    performer = performer or professional(session, cpts_org, Profession.SPECIALIST)
+    values = {
+        "cpts_id": cpts_org.id,
+        "name": "Téléconsultation cardiologie CH Périgueux",
+        "kind": ProgramKind.ASSISTED_TELECONSULTATION,
+        "performer_id": performer.id,
+        "rrule": "FREQ=WEEKLY;BYDAY=MO",
+        "start_local": dt.datetime(2026, 1, 5, 14, 0),  # noqa: DTZ001 (a wall time in the program's zone)
+        "zone": "Europe/Paris",
+        "valid_from": dt.date(2026, 1, 5),
+        "slot_count": 3,
+        "slot_minutes": 15,
+        "accompaniment_before_minutes": 20,
+        "accompaniment_after_minutes": 25,
+    }
+    row = SessionProgram(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def slot(session, program_row, starts_at: dt.datetime, *, minutes: int | None = None):
+    from hub.models import Slot
+
+    length = dt.timedelta(minutes=minutes or program_row.slot_minutes)
+    row = Slot(
+        program_id=program_row.id,
+        occurrence_start=starts_at,
+        position=0,
+        starts_at=starts_at,
+        ends_at=starts_at + length,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def consenting_patient(session, cpts_org, *, recorded_by, **overrides):
+    """A patient with a valid telehealth consent."""
+    from hub.models import Consent, ConsentKind, ConsentMethod
+
+    row = patient(session, cpts_org, **overrides)
+    session.add(
+        Consent(
+            patient_id=row.id,
+            kind=ConsentKind.TELEHEALTH,
+            method=ConsentMethod.ORAL,
+            recorded_by_user_id=recorded_by.id,
+            collected_at=now() - dt.timedelta(days=3),
+        )
+    )
+    session.flush()
+    session.refresh(row)
+    return row

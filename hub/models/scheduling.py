@@ -292,6 +292,7 @@ class VisitOffer(Base):
     responded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     reason: Mapped[str | None] = mapped_column(String(300))
 
+    appointment: Mapped[Appointment] = relationship()
     professional: Mapped[Professional] = relationship()
 
 

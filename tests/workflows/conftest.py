@@ -1,0 +1,70 @@
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from hub.models import Profession, Role
+from tests import factories
+
+PARIS = ZoneInfo("Europe/Paris")
+NOW = dt.datetime(2026, 11, 16, 9, 0, tzinfo=PARIS)  # a Monday morning
+MONDAY_14H = dt.datetime(2026, 11, 23, 14, 0, tzinfo=PARIS)
+
+
+@dataclass
+class Territory:
+    cpts: object
+    coordinator: object
+    cardiologist: object
+    idel: object
+    idel_user: object
+    other_idel: object
+    other_idel_user: object
+    patient: object
+    program: object
+
+
+@pytest.fixture
+def territory(db_session, cpts) -> Territory:
+    coordinator = factories.user(
+        db_session,
+        cpts,
+        Role.COORDINATOR,
+        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR, email="coord@example.org"),
+    )
+    cardiologist = factories.professional(
+        db_session, cpts, Profession.SPECIALIST, last_name="Lemaitre", email="cardio@example.org"
+    )
+    idel = factories.professional(
+        db_session,
+        cpts,
+        Profession.NURSE,
+        commune_insee="24571",
+        accompanies_teleconsultation=True,
+        email="idel@example.org",
+    )
+    other = factories.professional(
+        db_session,
+        cpts,
+        Profession.NURSE,
+        commune_insee="24571",
+        accompanies_teleconsultation=True,
+        email="idel2@example.org",
+    )
+    patient = factories.consenting_patient(
+        db_session, cpts, recorded_by=coordinator, commune_insee="24571", phone="0612345678"
+    )
+    factories.in_care_team(db_session, patient, idel)
+    program = factories.program(db_session, cpts, performer=cardiologist)
+    return Territory(
+        cpts=cpts,
+        coordinator=coordinator,
+        cardiologist=cardiologist,
+        idel=idel,
+        idel_user=factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=idel),
+        other_idel=other,
+        other_idel_user=factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=other),
+        patient=patient,
+        program=program,
+    )

@@ -1,0 +1,604 @@
+"""The appointment's life: booking into a slot, the IDEL's confirmation, check-in, completion, and the
+ways out (decline, cancel, no-show, degraded). One function per verb: it checks the transition and its
+guards, changes the rows, writes the audit line and queues the notifications."""
+
+import datetime as dt
+import json
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from connectors import outbox
+from hub import audit
+from hub.db import utcnow
+from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from hub.models import (
+    APPOINTMENT_STATE_LABELS,
+    Allocation,
+    AllocationResource,
+    Appointment,
+    AppointmentKind,
+    AppointmentState,
+    CareTeamMember,
+    ConsentKind,
+    Patient,
+    PlaceKind,
+    Profession,
+    Professional,
+    ProgramKind,
+    Slot,
+    SlotState,
+    User,
+    VisitOffer,
+    VisitOfferState,
+)
+from hub.services.care import register_care_relation
+from hub.services.identity import has_valid_consent
+from scheduling.bookings import Hold, allocate, release
+from workflows.machine import Machine
+
+S = AppointmentState
+MACHINE = Machine(
+    "le rendez-vous",
+    {
+        "confirm": (frozenset({S.PROPOSED}), S.CONFIRMED),
+        "decline": (frozenset({S.PROPOSED}), S.DECLINED),
+        "reassign": (frozenset({S.PROPOSED, S.DECLINED}), S.PROPOSED),
+        "check_in": (frozenset({S.CONFIRMED}), S.CHECKED_IN),
+        "complete": (frozenset({S.CHECKED_IN}), S.DONE),
+        "degrade": (frozenset({S.CHECKED_IN}), S.DEGRADED),
+        "cancel": (frozenset({S.PROPOSED, S.CONFIRMED, S.DECLINED}), S.CANCELLED),
+        "no_show": (frozenset({S.CONFIRMED}), S.NO_SHOW),
+    },
+    APPOINTMENT_STATE_LABELS,
+)
+LATE_CANCELLATION = dt.timedelta(hours=24)
+REMOTE_KINDS = frozenset({AppointmentKind.ASSISTED_TELECONSULTATION, AppointmentKind.TELESOIN})
+HOME_PLACES = frozenset({PlaceKind.HOME, PlaceKind.NURSING_VISIT})
+CHECKLIST_ITEMS = {
+    "camera": "caméra testée",
+    "sound": "son testé",
+    "light": "éclairage suffisant",
+    "privacy": "confidentialité assurée",
+}
+OFFICE_HOURS = (dt.time(8), dt.time(19))
+SECOND_ROUND_SIZE = 5
+
+
+@register_care_relation
+def appointment_participants(professional_id: int) -> Select:
+    return select(Appointment.patient_id.label("patient_id")).where(
+        (Appointment.performer_id == professional_id) | (Appointment.accompanying_id == professional_id)
+    )
+
+
+@register_care_relation
+def visit_offer_recipients(professional_id: int) -> Select:
+    return (
+        select(Appointment.patient_id.label("patient_id"))
+        .join(VisitOffer, VisitOffer.appointment_id == Appointment.id)
+        .where(VisitOffer.professional_id == professional_id, VisitOffer.state == VisitOfferState.PENDING)
+    )
+
+
+# --- booking ----------------------------------------------------------------------------------------------
+
+
+def book(
+    session: Session,
+    actor: User,
+    *,
+    slot: Slot,
+    patient: Patient,
+    place_kind: PlaceKind,
+    accompanying: Professional | None = None,
+    now: dt.datetime | None = None,
+) -> Appointment:
+    """Book the patient into a slot, holding the performer, the patient, the accompanying IDEL (the
+    patient's own by default), the room and the kit, each over its own time range, all or nothing.
+
+    The visit is proposed to the IDEL, who confirms it; a proposed visit holds its allocations.
+    """
+    now = now or utcnow()
+    program = slot.program
+    _check_bookable(session, slot, patient, now=now)
+    kind = AppointmentKind(program.kind.value)
+    if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
+        accompanying = accompanying or own_idel(session, patient)
+        if accompanying is not None:
+            _check_can_accompany(accompanying, patient, place_kind)
+    elif accompanying is not None:
+        raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
+    before = dt.timedelta(minutes=program.accompaniment_before_minutes)
+    after = dt.timedelta(minutes=program.accompaniment_after_minutes)
+    appointment = Appointment(
+        cpts_id=patient.cpts_id,
+        kind=kind,
+        patient=patient,
+        slot=slot,
+        program_id=program.id,
+        performer_id=program.performer_id,
+        accompanying_id=accompanying.id if accompanying else None,
+        place_kind=place_kind,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        accompaniment_starts_at=slot.starts_at - before if kind is AppointmentKind.ASSISTED_TELECONSULTATION else None,
+        accompaniment_ends_at=slot.ends_at + after if kind is AppointmentKind.ASSISTED_TELECONSULTATION else None,
+        room_id=program.room_id,
+        kit_id=program.kit_id,
+        created_by_user_id=actor.id,
+    )
+    session.add(appointment)
+    session.flush()  # the allocations and the offer point at the new id
+    allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
+    if accompanying is not None:
+        _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=program.own_idel_delay_minutes)
+    audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
+    return appointment
+
+
+def _check_bookable(session: Session, slot: Slot, patient: Patient, *, now: dt.datetime) -> None:
+    program = slot.program
+    if slot.state is not SlotState.OPEN or not program.is_active:
+        raise Conflict("Ce créneau n'est plus ouvert à la réservation.")
+    if slot.starts_at <= now:
+        raise RuleViolation("Ce créneau est déjà passé.")
+    if patient.cpts_id != program.cpts_id:
+        raise NotFound("Patient introuvable.")
+    if program.kind in (ProgramKind.ASSISTED_TELECONSULTATION, ProgramKind.TELESOIN) and not has_valid_consent(
+        patient, ConsentKind.TELEHEALTH
+    ):
+        # Booking is allowed; the confirmation needs the consent. Say so now rather than at the door.
+        pass
+
+
+def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
+    """What the appointment holds: the performer for the consultation, the patient, the IDEL, the room
+    and the kit for the whole accompaniment window."""
+    performer = appointment.performer or session.get(Professional, appointment.performer_id)
+    window = (
+        appointment.accompaniment_starts_at or appointment.starts_at,
+        appointment.accompaniment_ends_at or appointment.ends_at,
+    )
+    holds = [
+        Hold(
+            AllocationResource.PROFESSIONAL,
+            performer.id,
+            appointment.starts_at,
+            appointment.ends_at,
+            performer.full_name,
+        ),
+        Hold(AllocationResource.PATIENT, appointment.patient_id, *window, "Le patient"),
+    ]
+    if appointment.accompanying_id is not None:
+        idel = appointment.accompanying or session.get(Professional, appointment.accompanying_id)
+        holds.append(Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name))
+    if appointment.room_id is not None:
+        holds.append(Hold(AllocationResource.ROOM, appointment.room_id, *window, "La salle"))
+    if appointment.kit_id is not None:
+        holds.append(Hold(AllocationResource.KIT, appointment.kit_id, *window, "Le matériel"))
+    return holds
+
+
+def own_idel(session: Session, patient: Patient) -> Professional | None:
+    """The patient's own IDEL: the first nurse of the care team."""
+    return session.scalar(
+        select(Professional)
+        .join(CareTeamMember, CareTeamMember.professional_id == Professional.id)
+        .where(
+            CareTeamMember.patient_id == patient.id,
+            Professional.profession == Profession.NURSE,
+            Professional.is_active.is_(True),
+        )
+        .order_by(CareTeamMember.added_at)
+        .limit(1)
+    )
+
+
+def _check_can_accompany(idel: Professional, patient: Patient, place_kind: PlaceKind) -> None:
+    if idel.cpts_id != patient.cpts_id or not idel.is_active:
+        raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+    if idel.profession not in (Profession.NURSE, Profession.PHARMACIST):
+        raise ValidationFailed({"accompanying_id": "L'accompagnement est assuré par un·e IDEL ou un·e pharmacien·ne."})
+    if place_kind in HOME_PLACES and not idel.serves(patient.commune_insee):
+        raise RuleViolation(f"{idel.full_name} n'intervient pas à domicile dans la commune du patient.")
+
+
+# --- the IDEL's answer ------------------------------------------------------------------------------------
+
+
+def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> VisitOffer:
+    zone = appointment_zone(session, appointment)
+    expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
+    offer = VisitOffer(
+        appointment=appointment, professional_id=idel.id, round=round_, offered_at=now, expires_at=expires
+    )
+    session.add(offer)
+    _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
+    return offer
+
+
+def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None) -> None:
+    """The accompanying IDEL (or a coordinator for them) confirms the visit. A remote act needs the
+    patient's valid consent first. When the visit is offered to several IDELs, the first to confirm
+    gets it; the others' offers are withdrawn."""
+    now = now or utcnow()
+    target = MACHINE.target("confirm", appointment.state)
+    if appointment.kind in REMOTE_KINDS and not has_valid_consent(appointment.patient, ConsentKind.TELEHEALTH):
+        raise RuleViolation(
+            "Le consentement du patient à la télésanté n'est pas enregistré : recueillez-le avant de confirmer."
+        )
+    idel_id = actor.professional_id if appointment.accompanying_id is None else appointment.accompanying_id
+    if appointment.kind is AppointmentKind.ASSISTED_TELECONSULTATION:
+        if idel_id is None:
+            raise RuleViolation("Aucun·e IDEL n'est désigné·e pour accompagner ce rendez-vous.")
+        if appointment.accompanying_id is None:
+            _take_open_visit(session, appointment, session.get(Professional, idel_id))
+    for offer in _offers(session, appointment):
+        if offer.state is VisitOfferState.PENDING:
+            accepted = offer.professional_id == idel_id
+            offer.state = VisitOfferState.ACCEPTED if accepted else VisitOfferState.WITHDRAWN
+            offer.responded_at = now
+    appointment.state = target
+    appointment.confirmed_at = now
+    appointment.sequence += 1
+    audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
+
+
+def _take_open_visit(session: Session, appointment: Appointment, idel: Professional) -> None:
+    """Atomically become the visit's IDEL: of two IDELs accepting at once, one wins, one gets a 409."""
+    if idel is None or not _has_pending_offer(session, appointment, idel.id):
+        raise NotFound("Visite introuvable.")
+    won = session.execute(
+        update(Appointment)
+        .where(Appointment.id == appointment.id, Appointment.accompanying_id.is_(None))
+        .values(accompanying_id=idel.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if won != 1:
+        raise Conflict("Un·e autre IDEL a déjà accepté cette visite.")
+    session.refresh(appointment, ["accompanying_id", "accompanying"])
+    _check_can_accompany(idel, appointment.patient, appointment.place_kind)
+    window = (appointment.accompaniment_starts_at, appointment.accompaniment_ends_at)
+    allocate(
+        session,
+        appointment,
+        [Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name)],
+        zone=appointment_zone(session, appointment),
+    )
+
+
+def decline(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
+    """The IDEL declines: their hold is released and the visit goes back to the coordinator with the reason."""
+    now = now or utcnow()
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": "Indiquez la raison du refus : elle est transmise à la coordination."})
+    target = MACHINE.target("decline", appointment.state)
+    declining = appointment.accompanying_id or actor.professional_id
+    for offer in _offers(session, appointment):
+        if offer.professional_id == declining and offer.state is VisitOfferState.PENDING:
+            offer.state, offer.responded_at, offer.reason = VisitOfferState.DECLINED, now, reason.strip()
+    if appointment.accompanying_id is not None and appointment.accompanying_id == declining:
+        release_idel(session, appointment)
+    if any(o.state is VisitOfferState.PENDING for o in _offers(session, appointment)):
+        return  # others may still accept the open visit
+    appointment.state = target
+    appointment.declined_reason = reason.strip()
+    appointment.sequence += 1
+    audit.record(session, actor=actor, action="appointment.decline", target=appointment, cpts_id=appointment.cpts_id)
+    _notify_coordination(session, appointment, kind="visit_declined")
+
+
+def release_idel(session: Session, appointment: Appointment) -> None:
+    idel_id = appointment.accompanying_id
+    for allocation in list(appointment.allocations):
+        if allocation.resource_kind is AllocationResource.PROFESSIONAL and allocation.resource_id == idel_id:
+            appointment.allocations.remove(allocation)
+            session.delete(allocation)
+    appointment.accompanying_id = None
+    appointment.accompanying = None
+
+
+def reassign(session: Session, actor: User, appointment: Appointment, *, idel: Professional, now=None) -> None:
+    """The coordinator names another IDEL: the previous one's hold goes, the new one is held and asked."""
+    now = now or utcnow()
+    target = MACHINE.target("reassign", appointment.state)
+    if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
+        raise RuleViolation("Seule une téléconsultation assistée a un·e IDEL accompagnant·e.")
+    _check_can_accompany(idel, appointment.patient, appointment.place_kind)
+    if appointment.accompanying_id is not None:
+        release_idel(session, appointment)
+    for offer in _offers(session, appointment):
+        if offer.state is VisitOfferState.PENDING:
+            offer.state, offer.responded_at = VisitOfferState.WITHDRAWN, now
+    session.flush()
+    appointment.accompanying_id = idel.id
+    appointment.accompanying = idel
+    window = (appointment.accompaniment_starts_at, appointment.accompaniment_ends_at)
+    allocate(
+        session,
+        appointment,
+        [Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name)],
+        zone=appointment_zone(session, appointment),
+    )
+    existing = session.scalar(
+        select(VisitOffer).where(VisitOffer.appointment_id == appointment.id, VisitOffer.professional_id == idel.id)
+    )
+    if existing is not None:
+        existing.state, existing.offered_at, existing.responded_at = VisitOfferState.PENDING, now, None
+    else:
+        _offer(session, appointment, idel, round_=1, now=now, delay_minutes=None)
+    appointment.state = target
+    appointment.declined_reason = None
+    appointment.sequence += 1
+    audit.record(
+        session,
+        actor=actor,
+        action="appointment.reassign",
+        target=appointment,
+        cpts_id=appointment.cpts_id,
+        details={"idel_id": idel.id},
+    )
+
+
+def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.datetime) -> list[VisitOffer]:
+    """The own IDEL did not answer in time: the visit goes to the territory's other suitable IDELs —
+    free over the window, serving the patient's commune for a home visit — nearest commune first,
+    fewest pending offers next. The own IDEL may still accept; the first to accept gets it."""
+    if appointment.state is not S.PROPOSED or appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
+        return []
+    already = {o.professional_id for o in _offers(session, appointment)}
+    if appointment.accompanying_id is not None:
+        release_idel(session, appointment)
+        session.flush()
+    offers = [
+        _offer(session, appointment, idel, round_=2, now=now, delay_minutes=None)
+        for idel in suitable_idels(session, appointment, exclude=already)[:SECOND_ROUND_SIZE]
+    ]
+    audit.record(
+        session,
+        actor="planificateur",
+        action="appointment.offer_widened",
+        target=appointment,
+        cpts_id=appointment.cpts_id,
+        details={"offered_to": [o.professional_id for o in offers]},
+    )
+    return offers
+
+
+def suitable_idels(session: Session, appointment: Appointment, *, exclude: set[int]) -> list[Professional]:
+    patient = appointment.patient
+    candidates = session.scalars(
+        select(Professional).where(
+            Professional.cpts_id == appointment.cpts_id,
+            Professional.profession == Profession.NURSE,
+            Professional.is_active.is_(True),
+            Professional.accompanies_teleconsultation.is_(True),
+            Professional.id.not_in(exclude or {0}),
+        )
+    ).all()
+    if appointment.place_kind in HOME_PLACES:
+        candidates = [c for c in candidates if c.serves(patient.commune_insee)]
+    window = (appointment.accompaniment_starts_at, appointment.accompaniment_ends_at)
+    busy = _busy_professionals(session, [c.id for c in candidates], *window)
+    pending = dict(
+        session.execute(
+            select(VisitOffer.professional_id, func.count())
+            .where(VisitOffer.state == VisitOfferState.PENDING)
+            .group_by(VisitOffer.professional_id)
+        ).all()
+    )
+    free = [c for c in candidates if c.id not in busy]
+    return sorted(free, key=lambda c: (c.commune_insee != patient.commune_insee, pending.get(c.id, 0), c.id))
+
+
+def _busy_professionals(session: Session, ids: list[int], start: dt.datetime, end: dt.datetime) -> set[int]:
+    if not ids:
+        return set()
+    return set(
+        session.scalars(
+            select(Allocation.resource_id).where(
+                Allocation.resource_kind == AllocationResource.PROFESSIONAL,
+                Allocation.resource_id.in_(ids),
+                Allocation.starts_at < end,
+                Allocation.ends_at > start,
+            )
+        )
+    )
+
+
+# --- the session itself -----------------------------------------------------------------------------------
+
+
+def check_in(
+    session: Session,
+    actor: User,
+    appointment: Appointment,
+    *,
+    identity_method: str,
+    patient_location: str,
+    callback_phone: str,
+    now=None,
+) -> None:
+    """The patient is there: the identity check (who, when, how), the patient's exact location and a
+    call-back phone are recorded first (HAS; S17)."""
+    target = MACHINE.target("check_in", appointment.state)
+    errors = {}
+    if not (identity_method or "").strip():
+        errors["identity_method"] = "Indiquez comment l'identité a été vérifiée (pièce d'identité, INS, traits)."
+    if not (patient_location or "").strip():
+        errors["patient_location"] = "Indiquez où se trouve exactement le patient."
+    if not (callback_phone or "").strip():
+        errors["callback_phone"] = "Un numéro pour rappeler le patient en cas de coupure est obligatoire."
+    if errors:
+        raise ValidationFailed(errors)
+    appointment.identity_checked_by_user_id = actor.id
+    appointment.identity_checked_at = now or utcnow()
+    appointment.identity_check_method = identity_method.strip()
+    appointment.patient_location = patient_location.strip()
+    appointment.callback_phone = callback_phone.strip()
+    appointment.state = target
+    audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
+
+
+def complete(session: Session, actor: User, appointment: Appointment, *, checklist: dict[str, bool], now=None) -> None:
+    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor)."""
+    target = MACHINE.target("complete", appointment.state)
+    missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not checklist.get(key)}
+    if appointment.patient.age_on((now or utcnow()).date()) < 18 and not checklist.get("adult_present"):
+        missing["adult_present"] = "Un adulte doit accompagner un patient mineur."
+    if missing:
+        raise ValidationFailed(missing, "La liste de vérification avant la séance n'est pas complète.")
+    appointment.checklist = json.dumps({key: bool(value) for key, value in checklist.items()}, sort_keys=True)
+    appointment.state = target
+    appointment.sequence += 1
+    audit.record(session, actor=actor, action="appointment.complete", target=appointment, cpts_id=appointment.cpts_id)
+
+
+def degrade(session: Session, actor: User, appointment: Appointment, *, reason: str) -> None:
+    """The video failed and the act went on by phone: recorded, and not billable as télésoin."""
+    target = MACHINE.target("degrade", appointment.state)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": "Décrivez l'incident technique."})
+    appointment.degraded_reason = reason.strip()
+    appointment.state = target
+    audit.record(session, actor=actor, action="appointment.degrade", target=appointment, cpts_id=appointment.cpts_id)
+
+
+def cancel(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
+    """Cancel: every hold is released, pending offers withdrawn, everyone involved told. Within 24 h of
+    the start it is a late cancellation — which is still not a no-show."""
+    now = now or utcnow()
+    target = MACHINE.target("cancel", appointment.state)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": "Indiquez le motif de l'annulation."})
+    release(session, appointment)
+    for offer in _offers(session, appointment):
+        if offer.state is VisitOfferState.PENDING:
+            offer.state, offer.responded_at = VisitOfferState.WITHDRAWN, now
+    appointment.state = target
+    appointment.cancelled_at = now
+    appointment.cancelled_by_user_id = actor.id if isinstance(actor, User) else None
+    appointment.cancel_reason = reason.strip()
+    appointment.is_late_cancellation = appointment.starts_at - now < LATE_CANCELLATION
+    appointment.sequence += 1
+    audit.record(
+        session,
+        actor=actor,
+        action="appointment.cancel",
+        target=appointment,
+        cpts_id=appointment.cpts_id,
+        details={"late": appointment.is_late_cancellation},
+    )
+    for professional_id in {appointment.performer_id, appointment.accompanying_id} - {None}:
+        professional = session.get(Professional, professional_id)
+        _notify_professional(
+            session,
+            professional,
+            appointment,
+            kind="appointment_cancelled",
+            key=f"cancel:{appointment.id}:{professional_id}",
+        )
+    _notify_patient(session, appointment, kind="appointment_cancelled", key=f"cancel:{appointment.id}:patient")
+
+
+def record_no_show(session: Session, actor: User, appointment: Appointment, *, now=None) -> None:
+    """A person records that the patient did not come; never automatic, never before the start."""
+    now = now or utcnow()
+    target = MACHINE.target("no_show", appointment.state)
+    if now < appointment.starts_at:
+        raise RuleViolation("Une absence ne peut être notée qu'après l'heure du rendez-vous.")
+    appointment.state = target
+    appointment.no_show_recorded_by_user_id = actor.id
+    audit.record(session, actor=actor, action="appointment.no_show", target=appointment, cpts_id=appointment.cpts_id)
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def get_appointment(session: Session, appointment_id: int, *, cpts_id: int) -> Appointment:
+    appointment = session.get(Appointment, appointment_id)
+    if appointment is None or appointment.cpts_id != cpts_id:
+        raise NotFound(
+            "Rendez-vous introuvable.", audit_action="appointment.read", audit_target=("appointments", appointment_id)
+        )
+    return appointment
+
+
+def _offers(session: Session, appointment: Appointment) -> list[VisitOffer]:
+    return list(session.scalars(select(VisitOffer).where(VisitOffer.appointment_id == appointment.id)))
+
+
+def _has_pending_offer(session: Session, appointment: Appointment, professional_id: int) -> bool:
+    return any(
+        o.professional_id == professional_id and o.state is VisitOfferState.PENDING
+        for o in _offers(session, appointment)
+    )
+
+
+def appointment_zone(session: Session, appointment: Appointment) -> str:
+    slot = appointment.slot
+    return slot.program.zone if slot is not None else "Europe/Paris"
+
+
+def add_office_minutes(start: dt.datetime, minutes: int, zone: str) -> dt.datetime:
+    """`minutes` of office time (Monday to Friday, 8 h – 19 h local) after `start`."""
+    tz = ZoneInfo(zone)
+    cursor = start.astimezone(tz)
+    remaining = dt.timedelta(minutes=minutes)
+    while remaining > dt.timedelta(0):
+        opens = cursor.replace(hour=OFFICE_HOURS[0].hour, minute=0, second=0, microsecond=0)
+        closes = cursor.replace(hour=OFFICE_HOURS[1].hour, minute=0, second=0, microsecond=0)
+        if cursor.weekday() >= 5 or cursor >= closes:
+            cursor = (opens + dt.timedelta(days=1)).replace(tzinfo=tz)
+            continue
+        cursor = max(cursor, opens)
+        step = min(remaining, closes - cursor)
+        cursor += step
+        remaining -= step
+    return cursor.astimezone(dt.UTC)
+
+
+def _notify_professional(session, professional, appointment, *, kind: str, key: str) -> None:
+    if professional is None or not professional.email:
+        return
+    outbox.enqueue(
+        session,
+        channel="email",
+        recipient=professional.email,
+        kind=kind,
+        cpts_id=appointment.cpts_id,
+        payload={"appointment_id": appointment.id, "professional_id": professional.id},
+        idempotency_key=f"{kind}:{key}:{appointment.sequence}",
+    )
+
+
+def _notify_patient(session, appointment, *, kind: str, key: str) -> None:
+    patient = appointment.patient
+    channel, recipient = ("sms", patient.phone) if patient.phone else ("email", patient.email)
+    if not recipient:
+        return
+    outbox.enqueue(
+        session,
+        channel=channel,
+        recipient=recipient,
+        kind=kind,
+        cpts_id=appointment.cpts_id,
+        payload={"appointment_id": appointment.id},
+        idempotency_key=f"{kind}:{key}:{appointment.sequence}",
+    )
+
+
+def _notify_coordination(session, appointment, *, kind: str) -> None:
+    coordinators = session.scalars(
+        select(Professional)
+        .join(User, User.professional_id == Professional.id)
+        .where(
+            User.cpts_id == appointment.cpts_id,
+            Professional.profession == Profession.COORDINATOR,
+            User.is_active.is_(True),
+        )
+    ).all()
+    for coordinator in coordinators:
+        _notify_professional(session, coordinator, appointment, kind=kind, key=f"{appointment.id}:{coordinator.id}")
