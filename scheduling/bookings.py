@@ -77,7 +77,8 @@ def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, z
     """Hold every resource for the appointment, or raise BookingConflict naming the first one taken.
 
     The appointment must have been flushed (it needs its id). Must run inside the caller's transaction;
-    on a conflict nothing of the appointment's holds remains once the caller rolls back. Holds of one appointment may not overlap each other for one resource.
+    on a conflict nothing of the appointment's holds remains once the caller rolls back. Holds of one
+    appointment may not overlap each other for one resource.
     """
     _refuse_self_overlap(holds, zone=zone)
     taken = find_conflict(session, holds, ignore_appointment_id=appointment.id)
