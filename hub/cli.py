@@ -19,10 +19,13 @@ def _sessions():
 @hub_cli.command("demo")
 def demo_command():
     """Load the demo territory (CPTS VIVEVAL), idempotently, and print its logins."""
+    from hub.db import utcnow
     from hub.services.demo import format_summary, load_demo
+    from workflows.demo import load_demo_schedule
 
     with session_scope(_sessions()) as session:
         summary = load_demo(session)
+        load_demo_schedule(session, summary.cpts_id, now=utcnow())
     click.echo(format_summary(summary))
 
 

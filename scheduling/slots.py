@@ -57,7 +57,7 @@ def wanted_slot_times(program: SessionProgram, window_start: dt.datetime, window
     result = []
     for occurrence in occurrences(recurrence_of(program), window_start=start, window_end=end):
         for position in range(program.slot_count):
-            slot_start = occurrence.start + position * length
+            slot_start = occurrence.start + program.slot_start_offset(position)
             result.append((occurrence.start, position, slot_start, slot_start + length))
     return result
 

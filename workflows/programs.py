@@ -47,6 +47,7 @@ SERIES_FIELDS = (
     "kit_id",
     "slot_count",
     "slot_minutes",
+    "slot_interval_minutes",
     "accompaniment_before_minutes",
     "accompaniment_after_minutes",
     "skip_public_holidays",
@@ -234,7 +235,7 @@ def move_occurrence(
     _add_exdate(program, occurrence_start)
     length = dt.timedelta(minutes=program.slot_minutes)
     for slot in slots:
-        slot.starts_at = new_start + slot.position * length
+        slot.starts_at = new_start + program.slot_start_offset(slot.position)
         slot.ends_at = slot.starts_at + length
         slot.occurrence_start = new_start
         slot.is_exception = True
@@ -360,4 +361,3 @@ def list_programs(session: Session, cpts_id: int) -> list[SessionProgram]:
 
 def describe_program(program: SessionProgram) -> str:
     return describe(Recurrence(rrule=program.rrule, start=program.start_local, zone=program.zone))
-

@@ -64,6 +64,7 @@ class SessionProgram(Base):
     __table_args__ = (
         CheckConstraint("slot_count BETWEEN 1 AND 40", name="slot_count_range"),
         CheckConstraint("slot_minutes BETWEEN 5 AND 240", name="slot_minutes_range"),
+        CheckConstraint("slot_interval_minutes IS NULL OR slot_interval_minutes >= slot_minutes", name="interval_fits"),
         CheckConstraint("accompaniment_before_minutes BETWEEN 0 AND 120", name="before_range"),
         CheckConstraint("accompaniment_after_minutes BETWEEN 0 AND 120", name="after_range"),
         CheckConstraint("valid_until IS NULL OR valid_until >= valid_from", name="validity_order"),
@@ -84,6 +85,8 @@ class SessionProgram(Base):
     valid_until: Mapped[dt.date | None] = mapped_column(Date)
     slot_count: Mapped[int] = mapped_column(Integer)
     slot_minutes: Mapped[int] = mapped_column(Integer)
+    # Minutes between two slot starts; None means back to back. A single kit or IDEL team needs room.
+    slot_interval_minutes: Mapped[int | None] = mapped_column(Integer)
     accompaniment_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
     accompaniment_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
     skip_public_holidays: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -98,6 +101,9 @@ class SessionProgram(Base):
     closures: Mapped[list["ProgramClosure"]] = relationship(
         back_populates="program", cascade="all, delete-orphan", order_by="ProgramClosure.first_day"
     )
+
+    def slot_start_offset(self, position: int) -> dt.timedelta:
+        return dt.timedelta(minutes=position * (self.slot_interval_minutes or self.slot_minutes))
 
 
 class ProgramClosure(Base):

@@ -297,13 +297,21 @@ class _DemoBuilder:
             profession=profession,
             specialty="Cardiologie" if profession is Profession.SPECIALIST else None,
             mssante_address=mssante_address(first_name, last_name, MSSANTE_DOMAINS[profession]),
+            # The reserved .invalid domain: demo notifications can never reach a real mailbox.
+            email=f"{ascii_slug(first_name)}.{ascii_slug(last_name)}@demo-viveval.invalid",
             phone=self._mobile_phone(),
             commune_insee=insee,
+            served_communes=self._served_communes(insee) if profession is Profession.NURSE else "",
             **flags,
         )
         professional.organisations = list(organisations)
         self.session.add(professional)
         self.staff.setdefault(profession, []).append(professional)
+
+    def _served_communes(self, insee: str) -> str:
+        """A nurse's home-visit round: their commune and a few others of the territory."""
+        others = [c.insee for c in TERRITORY_COMMUNES if c.insee != insee]
+        return " ".join(sorted({insee, *self.rng.sample(others, 5)}))
 
     def _new_professional_name(self) -> tuple[str, str, Sex]:
         sex = self.rng.choice((Sex.FEMALE, Sex.MALE))

@@ -136,6 +136,7 @@ def upgrade() -> None:
         sa.Column("valid_until", sa.Date(), nullable=True),
         sa.Column("slot_count", sa.Integer(), nullable=False),
         sa.Column("slot_minutes", sa.Integer(), nullable=False),
+        sa.Column("slot_interval_minutes", sa.Integer(), nullable=True),
         sa.Column("accompaniment_before_minutes", sa.Integer(), nullable=False),
         sa.Column("accompaniment_after_minutes", sa.Integer(), nullable=False),
         sa.Column("skip_public_holidays", sa.Boolean(), nullable=False),
@@ -153,6 +154,10 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint("slot_count BETWEEN 1 AND 40", name=op.f("ck_session_programs_slot_count_range")),
         sa.CheckConstraint("slot_minutes BETWEEN 5 AND 240", name=op.f("ck_session_programs_slot_minutes_range")),
+        sa.CheckConstraint(
+            "slot_interval_minutes IS NULL OR slot_interval_minutes >= slot_minutes",
+            name=op.f("ck_session_programs_interval_fits"),
+        ),
         sa.CheckConstraint(
             "valid_until IS NULL OR valid_until >= valid_from", name=op.f("ck_session_programs_validity_order")
         ),

@@ -1,0 +1,32 @@
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from hub.cli import hub_cli
+from hub.identifiers import check_ins_matricule, check_rpps
+from hub.models import Appointment, Patient, Professional, SessionProgram, Slot
+from hub.services.demo import CPTS_NAME, load_demo
+from hub.services.identity import check_matricule_matches_traits
+
+
+def count(session, model):
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def test_demo_territory_is_idempotent_and_valid(app, db_session):
+    runner = CliRunner()
+    with app.app_context():
+        first = runner.invoke(hub_cli, ["demo"])
+        assert first.exit_code == 0, first.output
+        assert CPTS_NAME in first.output and "TOTP" in first.output
+        counts = {m: count(db_session, m) for m in (Patient, Professional, SessionProgram, Slot, Appointment)}
+        second = runner.invoke(hub_cli, ["demo"])
+        assert second.exit_code == 0, second.output
+    assert {m: count(db_session, m) for m in counts} == counts
+    assert counts[Patient] >= 200 and counts[SessionProgram] >= 2 and counts[Appointment] >= 1
+    for rpps in db_session.scalars(select(Professional.rpps).where(Professional.rpps.is_not(None))):
+        check_rpps(rpps)
+    for patient in db_session.scalars(select(Patient).where(Patient.ins_matricule.is_not(None))):
+        check_matricule_matches_traits(
+            check_ins_matricule(patient.ins_matricule), {"sex": patient.sex, "birth_date": patient.birth_date}
+        )
+    assert load_demo(db_session).created is False

@@ -1,0 +1,135 @@
+"""The demo territory's schedule: the weekly assisted cardiology session of seed 004 (CH Périgueux,
+connected ECG case, IDEL with the patient) and a kiné télésoin session, with next Monday booked."""
+
+import datetime as dt
+import random
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.models import (
+    CareTeamMember,
+    ConsentKind,
+    Organisation,
+    Patient,
+    PlaceKind,
+    Profession,
+    Professional,
+    ProgramKind,
+    Resource,
+    ResourceKind,
+    SessionProgram,
+    Slot,
+    User,
+)
+from hub.services.identity import has_valid_consent
+from workflows import appointments, programs
+
+CARDIOLOGY = "Téléconsultation cardiologie CH Périgueux"
+TELEREHABILITATION = "Télésoin kinésithérapie – MSP Vergt"
+
+
+def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime) -> bool:
+    """Create the programs and next Monday's bookings once; False when they already exist."""
+    if session.scalar(
+        select(SessionProgram.id).where(SessionProgram.cpts_id == cpts_id, SessionProgram.name == CARDIOLOGY)
+    ):
+        return False
+    coordinator = session.scalar(select(User).where(User.cpts_id == cpts_id, User.login == "coordination"))
+    hospital = session.scalar(
+        select(Organisation).where(Organisation.cpts_id == cpts_id, Organisation.name == "CH Périgueux")
+    )
+    kit = Resource(
+        cpts_id=cpts_id, organisation_id=hospital.id, kind=ResourceKind.KIT, name="Mallette ECG connectée n° 1"
+    )
+    session.add(kit)
+    session.flush()  # the program names the kit
+    cardiologist = _first(session, cpts_id, Profession.SPECIALIST, last_name="Lemaitre")
+    cardiology = programs.create_program(
+        session,
+        coordinator,
+        {
+            "name": CARDIOLOGY,
+            "kind": ProgramKind.ASSISTED_TELECONSULTATION,
+            "performer_id": cardiologist.id,
+            "organisation_id": hospital.id,
+            "kit_id": kit.id,
+            "rrule": "FREQ=WEEKLY;BYDAY=MO",
+            "first_day": now.date(),
+            "time_of_day": dt.time(14, 0),
+            "slot_count": 3,
+            "slot_minutes": 15,
+            # One ECG case for the afternoon: each IDEL's hour with it follows the previous one.
+            "slot_interval_minutes": 60,
+            "accompaniment_before_minutes": 20,
+            "accompaniment_after_minutes": 25,
+        },
+        now=now,
+    )
+    kine = _first(session, cpts_id, Profession.PHYSIOTHERAPIST)
+    programs.create_program(
+        session,
+        coordinator,
+        {
+            "name": TELEREHABILITATION,
+            "kind": ProgramKind.TELESOIN,
+            "performer_id": kine.id,
+            "rrule": "FREQ=WEEKLY;BYDAY=TH",
+            "first_day": now.date(),
+            "time_of_day": dt.time(10, 0),
+            "slot_count": 4,
+            "slot_minutes": 30,
+        },
+        now=now,
+    )
+    _book_next_session(session, coordinator, cardiology, now=now)
+    return True
+
+
+def _first(session: Session, cpts_id: int, profession: Profession, **filters) -> Professional:
+    query = select(Professional).where(Professional.cpts_id == cpts_id, Professional.profession == profession)
+    for key, value in filters.items():
+        query = query.where(getattr(Professional, key) == value)
+    return session.scalars(query.order_by(Professional.id)).first()
+
+
+def _book_next_session(session: Session, coordinator: User, program: SessionProgram, *, now: dt.datetime) -> None:
+    """Book the three slots of the next Monday for elderly patients who have their own IDEL; the first
+    visit is confirmed, the others wait for the IDEL's answer."""
+    slots = session.scalars(select(Slot).where(Slot.program_id == program.id).order_by(Slot.starts_at).limit(3)).all()
+    candidates = (
+        session.scalars(
+            select(Patient)
+            .join(CareTeamMember, CareTeamMember.patient_id == Patient.id)
+            .join(Professional, Professional.id == CareTeamMember.professional_id)
+            .where(
+                Patient.cpts_id == program.cpts_id,
+                Professional.profession == Profession.NURSE,
+                Patient.birth_date < dt.date(1950, 1, 1),
+            )
+            .order_by(Patient.id)
+        )
+        .unique()
+        .all()
+    )
+    rng = random.Random(len(candidates))  # noqa: S311 (demo data)
+    used_idels: set[int] = set()
+    places = [PlaceKind.HOME, PlaceKind.DEDICATED_PLACE, PlaceKind.DEDICATED_PLACE]
+    for slot, place in zip(slots, places, strict=False):
+        for patient in rng.sample(candidates, len(candidates)):
+            idel = appointments.own_idel(session, patient)
+            if (
+                idel is None
+                or idel.id in used_idels
+                or (place is PlaceKind.HOME and not idel.serves(patient.commune_insee))
+            ):
+                continue
+            appointment = appointments.book(
+                session, coordinator, slot=slot, patient=patient, place_kind=place, accompanying=idel, now=now
+            )
+            first_booking = not used_idels
+            used_idels.add(idel.id)
+            if first_booking and has_valid_consent(patient, ConsentKind.TELEHEALTH):
+                idel_user = session.scalar(select(User).where(User.professional_id == idel.id))
+                appointments.confirm(session, idel_user, appointment, now=now)
+            break
