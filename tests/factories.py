@@ -126,7 +126,7 @@ def program(session, cpts_org, *, performer=None, **overrides):
         "kind": ProgramKind.ASSISTED_TELECONSULTATION,
         "performer_id": performer.id,
         "rrule": "FREQ=WEEKLY;BYDAY=MO",
-        "start_local": dt.datetime(2026, 1, 5, 14, 0),  # noqa: DTZ001 (a wall time in the program's zone)
+        "start_local": dt.datetime(2026, 1, 5, 14, 0),
         "zone": "Europe/Paris",
         "valid_from": dt.date(2026, 1, 5),
         "slot_count": 3,

@@ -36,6 +36,6 @@ def test_aware_datetime_round_trips(db_session, cpts, instant):
 
 def test_naive_datetime_is_refused(db_session, cpts):
     user = factories.user(db_session, cpts, Role.COORDINATOR)
-    db_session.add(UserSession(id="naive", user_id=user.id, created_at=dt.datetime(2026, 1, 1)))  # noqa: DTZ001
+    db_session.add(UserSession(id="naive", user_id=user.id, created_at=dt.datetime(2026, 1, 1)))
     with pytest.raises(Exception, match="naive"):
         db_session.flush()

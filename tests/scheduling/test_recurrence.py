@@ -20,7 +20,7 @@ from scheduling.recurrence import (
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = dt.UTC
-MONDAY_1400 = dt.datetime(2026, 1, 5, 14, 0)  # noqa: DTZ001 -- a wall time, as programs are defined
+MONDAY_1400 = dt.datetime(2026, 1, 5, 14, 0)
 
 
 def utc(*args: int) -> dt.datetime:
@@ -32,7 +32,7 @@ def paris(*args: int, fold: int = 0) -> dt.datetime:
 
 
 def wall(*args: int) -> dt.datetime:
-    return dt.datetime(*args)  # noqa: DTZ001 -- a wall time in Europe/Paris
+    return dt.datetime(*args)
 
 
 def expand(recurrence: Recurrence, first: dt.date, last: dt.date) -> list:
