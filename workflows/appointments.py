@@ -4,6 +4,8 @@ guards, changes the rows, writes the audit line and queues the notifications."""
 
 import datetime as dt
 import json
+from dataclasses import dataclass
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select, update
@@ -36,6 +38,7 @@ from hub.models import (
 from hub.services.care import register_care_relation
 from hub.services.identity import has_valid_consent
 from scheduling.bookings import Hold, allocate, release
+from workflows import fees
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -85,6 +88,18 @@ def visit_offer_recipients(professional_id: int) -> Select:
 # --- booking ----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TelesoinAct:
+    """What a télésoin session is: the act (for the rules), the coefficient of the act it replaces
+    (for the price), the last in-person dressing (for remote dressing follow-up), and a coordinator's
+    reason to go over the 20 % share."""
+
+    act: str | None = None
+    coefficient: Decimal = Decimal(1)
+    last_in_person_dressing_on: dt.date | None = None
+    override_reason: str | None = None
+
+
 def book(
     session: Session,
     actor: User,
@@ -93,12 +108,14 @@ def book(
     patient: Patient,
     place_kind: PlaceKind,
     accompanying: Professional | None = None,
+    telesoin: TelesoinAct | None = None,
     now: dt.datetime | None = None,
 ) -> Appointment:
     """Book the patient into a slot, holding the performer, the patient, the accompanying IDEL (the
     patient's own by default), the room and the kit, each over its own time range, all or nothing.
 
-    The visit is proposed to the IDEL, who confirms it; a proposed visit holds its allocations.
+    The visit is proposed to the IDEL, who confirms it; a proposed visit holds its allocations. A
+    télésoin session states its act; the act rules and the 20 % remote-care share are checked here.
     """
     now = now or utcnow()
     program = slot.program
@@ -110,6 +127,8 @@ def book(
             _check_can_accompany(accompanying, patient, place_kind)
     elif accompanying is not None:
         raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
+    else:
+        telesoin = _check_telesoin(session, actor, program, slot, patient, telesoin or TelesoinAct())
     before = dt.timedelta(minutes=program.accompaniment_before_minutes)
     after = dt.timedelta(minutes=program.accompaniment_after_minutes)
     appointment = Appointment(
@@ -129,6 +148,11 @@ def book(
         kit_id=program.kit_id,
         created_by_user_id=actor.id,
     )
+    if telesoin is not None:
+        appointment.telesoin_act = telesoin.act
+        appointment.act_coefficient = telesoin.coefficient
+        appointment.last_in_person_dressing_on = telesoin.last_in_person_dressing_on
+        appointment.remote_share_override_reason = telesoin.override_reason
     session.add(appointment)
     session.flush()  # the allocations and the offer point at the new id
     allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
@@ -136,6 +160,32 @@ def book(
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=program.own_idel_delay_minutes)
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
     return appointment
+
+
+def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAct) -> TelesoinAct:
+    performer = program.performer
+    act_on = fees.local_day(slot.starts_at, program.zone)
+    fees.check_telesoin_act(
+        session,
+        performer=performer,
+        patient_id=patient.id,
+        act=telesoin.act,
+        act_on=act_on,
+        last_in_person_dressing_on=telesoin.last_in_person_dressing_on,
+        zone=program.zone,
+    )
+    code = fees.REMOTE_CARE_CODES.get(performer.profession)
+    if code is not None:
+        price = fees.tariff_on(session, code, act_on).amount * telesoin.coefficient
+        fees.check_remote_share(
+            session,
+            actor,
+            performer=performer,
+            act_amount=price,
+            act_on=act_on,
+            override_reason=telesoin.override_reason,
+        )
+    return telesoin
 
 
 def _check_bookable(session: Session, slot: Slot, patient: Patient, *, now: dt.datetime) -> None:
@@ -453,6 +503,7 @@ def complete(session: Session, actor: User, appointment: Appointment, *, checkli
     appointment.checklist = json.dumps({key: bool(value) for key, value in checklist.items()}, sort_keys=True)
     appointment.state = target
     appointment.sequence += 1
+    fees.accrue_appointment(session, appointment, zone=appointment_zone(session, appointment))
     audit.record(session, actor=actor, action="appointment.complete", target=appointment, cpts_id=appointment.cpts_id)
 
 

@@ -1,6 +1,7 @@
 """The hub's records. This package imports nothing but hub.db (and SQLAlchemy)."""
 
 from hub.models.audit import AuditEvent
+from hub.models.fees import FEE_STATUS_LABELS, DeclaredActivity, FeeEntry, FeeStatus, Tariff, TariffUnit
 from hub.models.organisation import ORGANISATION_KIND_LABELS, Organisation, OrganisationKind
 from hub.models.outbox import OUTBOX_STATE_LABELS, OutboxMessage, OutboxState
 from hub.models.patient import (
@@ -58,6 +59,7 @@ __all__ = [
     "CLINICAL_PROFESSIONS",
     "CONSENT_KIND_LABELS",
     "CONSENT_METHOD_LABELS",
+    "FEE_STATUS_LABELS",
     "IDENTITY_DOCUMENT_LABELS",
     "IDENTITY_STATUS_LABELS",
     "ORGANISATION_KIND_LABELS",
@@ -79,6 +81,9 @@ __all__ = [
     "Consent",
     "ConsentKind",
     "ConsentMethod",
+    "DeclaredActivity",
+    "FeeEntry",
+    "FeeStatus",
     "IdempotentRequest",
     "IdentityCheck",
     "IdentityCheckKind",
@@ -104,6 +109,8 @@ __all__ = [
     "Sex",
     "Slot",
     "SlotState",
+    "Tariff",
+    "TariffUnit",
     "User",
     "UserRole",
     "UserSession",

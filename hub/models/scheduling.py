@@ -1,4 +1,5 @@
 import datetime as dt
+from decimal import Decimal
 from enum import StrEnum
 
 from sqlalchemy import (
@@ -9,6 +10,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -236,6 +238,11 @@ class Appointment(Base):
     callback_phone: Mapped[str | None] = mapped_column(String(20))
     checklist: Mapped[str] = mapped_column(Text, default="{}")  # JSON: camera, sound, light, privacy, companion
     degraded_reason: Mapped[str | None] = mapped_column(String(300))
+    # Télésoin: the act done remotely and the coefficient of the act it replaces (NGAP), for pricing.
+    telesoin_act: Mapped[str | None] = mapped_column(String(40))
+    act_coefficient: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
+    last_in_person_dressing_on: Mapped[dt.date | None] = mapped_column(Date)
+    remote_share_override_reason: Mapped[str | None] = mapped_column(String(300))
 
     patient: Mapped[Patient] = relationship()
     performer: Mapped[Professional] = relationship(foreign_keys=[performer_id])

@@ -1,0 +1,441 @@
+"""Fees: pricing at the tariff in force on the act's date, accrual from the workflows, yearly and
+monthly caps, and the 20 % remote-care share of IDELs and kinés.
+
+Calendar months and years are those of the territory's zone: an act at 23:30 on 31 December in Paris
+counts in that year (T11). Caps are checked under a lock on the professional's row, so that two
+accruals at once cannot both take the last paid place.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub import audit
+from hub.errors import RuleViolation
+from hub.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentState,
+    DeclaredActivity,
+    FeeEntry,
+    FeeStatus,
+    PlaceKind,
+    Profession,
+    Professional,
+    Role,
+    Tariff,
+    TariffUnit,
+)
+
+CENT = Decimal("0.01")
+REMOTE_SHARE_LIMIT = Decimal("0.20")
+REMOTE_SHARE_WARNING = Decimal("0.15")
+
+# The IDEL acts that may be done in télésoin (seed 004, avenant 9) and the kiné/orthophoniste acts that may not.
+IDEL_TELESOIN_ACTS = {
+    "surveillance_ic_bpco": "Surveillance clinique après décompensation d'insuffisance cardiaque ou de BPCO",
+    "prise_medicamenteuse": "Accompagnement à la prise médicamenteuse",
+    "surveillance_insuline": "Surveillance d'un patient insulino-traité",
+    "suivi_pansement": "Suivi d'un pansement à distance",
+}
+ASSESSMENT_ACTS = {"bilan_initial": "Bilan initial", "renouvellement_bilan": "Renouvellement de bilan"}
+REMOTE_DRESSING_MONTHLY_CAP = 4
+ACCOMPANIMENT_CODES = {
+    PlaceKind.NURSING_VISIT: "TLS",
+    PlaceKind.DEDICATED_PLACE: "TLL",
+    PlaceKind.PRACTICE: "TLL",
+    PlaceKind.HOME: "TLD",
+}
+REMOTE_CARE_CODES = {Profession.PHYSIOTHERAPIST: "TMK", Profession.NURSE: "TMI"}
+LIVE = (FeeStatus.ACCRUED, FeeStatus.DECLARED, FeeStatus.PAID)
+NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED, AppointmentState.DEGRADED)
+
+
+def tariff_on(session: Session, code: str, day: dt.date) -> Tariff:
+    """The version of `code` in force on `day`."""
+    tariff = session.scalar(
+        select(Tariff)
+        .where(Tariff.code == code, Tariff.effective_from <= day)
+        .where((Tariff.effective_until.is_(None)) | (Tariff.effective_until >= day))
+        .order_by(Tariff.effective_from.desc())
+        .limit(1)
+    )
+    if tariff is None:
+        raise RuleViolation(f"Aucun tarif {code} n'est en vigueur le {day.strftime('%d/%m/%Y')}.")
+    return tariff
+
+
+def local_day(instant: dt.datetime, zone: str = "Europe/Paris") -> dt.date:
+    return instant.astimezone(ZoneInfo(zone)).date()
+
+
+@dataclass(frozen=True)
+class Act:
+    professional: Professional
+    code: str
+    act_on: dt.date
+    source_key: str
+    patient_id: int | None = None
+    appointment_id: int | None = None
+    coefficient: Decimal = Decimal(1)
+    prescriber_rpps: str | None = None
+    is_remote_care: bool = False
+
+
+def accrue(session: Session, act: Act) -> FeeEntry:
+    """Record the fee of one act, once (the source key makes a second accrual return the first entry).
+
+    Caps do not refuse the act: it is recorded at zero with the reason, so that the count stays right.
+    """
+    existing = session.scalar(select(FeeEntry).where(FeeEntry.source_key == act.source_key))
+    if existing is not None:
+        return existing
+    _lock_professional(session, act.professional.id)
+    tariff = tariff_on(session, act.code, act.act_on)
+    amount, note = _price(session, tariff, act)
+    entry = FeeEntry(
+        cpts_id=act.professional.cpts_id,
+        professional_id=act.professional.id,
+        patient_id=act.patient_id,
+        appointment_id=act.appointment_id,
+        tariff_id=tariff.id,
+        code=act.code,
+        act_on=act.act_on,
+        coefficient=act.coefficient,
+        amount=amount,
+        is_remote_care=act.is_remote_care,
+        prescriber_rpps=act.prescriber_rpps,
+        note=note,
+        source_key=act.source_key,
+    )
+    session.add(entry)
+    session.flush()  # the next accrual in this transaction counts this one
+    return entry
+
+
+def _lock_professional(session: Session, professional_id: int) -> None:
+    # SQLite has no row locks; its BEGIN IMMEDIATE transaction already serialises writers.
+    session.execute(select(Professional.id).where(Professional.id == professional_id).with_for_update())
+
+
+def _price(session: Session, tariff: Tariff, act: Act) -> tuple[Decimal, str | None]:
+    if tariff.yearly_cap_per_patient is not None and act.patient_id is not None:
+        paid = _count(session, act, FeeEntry.patient_id == act.patient_id, FeeEntry.amount > 0)
+        if paid >= tariff.yearly_cap_per_patient:
+            return Decimal(0), (
+                f"Plafond atteint : {tariff.yearly_cap_per_patient} actes {act.code} par an pour ce patient ; "
+                "acte enregistré sans rémunération."
+            )
+    if tariff.unit is TariffUnit.BLOCK:
+        return _block_price(session, tariff, act)
+    amount = tariff.amount * (act.coefficient if tariff.unit is TariffUnit.KEY_LETTER else 1)
+    return amount.quantize(CENT, ROUND_HALF_UP), None
+
+
+def _block_price(session: Session, tariff: Tariff, act: Act) -> tuple[Decimal, str | None]:
+    """Pharmacist assistance: nothing until the block of `block_size` is complete, then the block's price,
+    up to the yearly cap."""
+    rank = _count(session, act) + 1
+    if rank % tariff.block_size:
+        return Decimal(0), f"Assistance n° {rank} de l'année : rémunérée par bloc de {tariff.block_size}."
+    paid = _sum(session, act)
+    if tariff.yearly_cap_amount is not None and paid + tariff.amount > tariff.yearly_cap_amount:
+        return Decimal(0), f"Plafond annuel de {tariff.yearly_cap_amount} € atteint : assistance non rémunérée."
+    return tariff.amount, None
+
+
+def _same_code_and_year(act: Act, *conditions):
+    """The professional's live entries of the act's code in the act's (local) calendar year."""
+    return [
+        FeeEntry.professional_id == act.professional.id,
+        FeeEntry.code == act.code,
+        FeeEntry.status.in_(LIVE),
+        FeeEntry.act_on >= dt.date(act.act_on.year, 1, 1),
+        FeeEntry.act_on <= dt.date(act.act_on.year, 12, 31),
+        *conditions,
+    ]
+
+
+def _count(session: Session, act: Act, *conditions) -> int:
+    return session.scalar(select(func.count(FeeEntry.id)).where(*_same_code_and_year(act, *conditions)))
+
+
+def _sum(session: Session, act: Act, *conditions) -> Decimal:
+    total = session.scalar(select(func.sum(FeeEntry.amount)).where(*_same_code_and_year(act, *conditions)))
+    return Decimal(total or 0)
+
+
+# --- from the workflows -----------------------------------------------------------------------------------
+
+
+def accrue_appointment(session: Session, appointment: Appointment, *, zone: str = "Europe/Paris") -> list[FeeEntry]:
+    """The fees of an appointment that is done: the remote doctor's teleconsultation and the accompanying
+    IDEL's (TLS, TLL, TLD by place) or pharmacist's assistance, with the doctor's RPPS as prescriber; or
+    the télésoin act (TMK, TMI × coefficient). A degraded or cancelled appointment accrues nothing."""
+    if appointment.state is not AppointmentState.DONE:
+        return []
+    day = local_day(appointment.starts_at, zone)
+    performer = appointment.performer
+    if appointment.kind is AppointmentKind.ASSISTED_TELECONSULTATION:
+        return _accrue_teleconsultation(session, appointment, performer, day)
+    if appointment.kind is AppointmentKind.TELESOIN:
+        code = REMOTE_CARE_CODES.get(performer.profession)
+        if code is None:
+            return []
+        return [
+            accrue(
+                session,
+                Act(
+                    performer,
+                    code,
+                    day,
+                    f"appointment:{appointment.id}:telesoin",
+                    patient_id=appointment.patient_id,
+                    appointment_id=appointment.id,
+                    coefficient=appointment.act_coefficient or Decimal(1),
+                    is_remote_care=True,
+                ),
+            )
+        ]
+    return []
+
+
+def _accrue_teleconsultation(session, appointment, performer, day) -> list[FeeEntry]:
+    code = "TCG" if performer.profession is Profession.GENERAL_PRACTITIONER else "TC"
+    entries = [
+        accrue(
+            session,
+            Act(
+                performer,
+                code,
+                day,
+                f"appointment:{appointment.id}:performer",
+                patient_id=appointment.patient_id,
+                appointment_id=appointment.id,
+            ),
+        )
+    ]
+    helper = appointment.accompanying
+    if helper is None:
+        return entries
+    if helper.profession is Profession.PHARMACIST:
+        helper_code = "TLM"
+    else:
+        helper_code = ACCOMPANIMENT_CODES.get(appointment.place_kind)
+    if helper_code is not None:
+        entries.append(
+            accrue(
+                session,
+                Act(
+                    helper,
+                    helper_code,
+                    day,
+                    f"appointment:{appointment.id}:accompanying",
+                    patient_id=appointment.patient_id,
+                    appointment_id=appointment.id,
+                    prescriber_rpps=performer.rpps,
+                ),
+            )
+        )
+    return entries
+
+
+def check_telesoin_act(
+    session: Session,
+    *,
+    performer: Professional,
+    patient_id: int,
+    act: str | None,
+    act_on: dt.date,
+    last_in_person_dressing_on: dt.date | None,
+    zone: str = "Europe/Paris",
+) -> None:
+    """The act-level rules of télésoin, checked when the session is booked (explained in French)."""
+    if performer.profession in (Profession.PHYSIOTHERAPIST, Profession.SPEECH_THERAPIST):
+        if act in ASSESSMENT_ACTS:
+            raise RuleViolation(
+                f"{ASSESSMENT_ACTS[act]} : un bilan initial ou son renouvellement ne se fait jamais en télésoin."
+            )
+        return
+    if performer.profession is not Profession.NURSE:
+        return
+    if act not in IDEL_TELESOIN_ACTS:
+        raise RuleViolation(
+            "En télésoin, un·e IDEL ne peut réaliser que : " + " ; ".join(IDEL_TELESOIN_ACTS.values()) + "."
+        )
+    if act == "suivi_pansement":
+        _check_remote_dressing(session, performer, patient_id, act_on, last_in_person_dressing_on, zone)
+
+
+def month_bounds(year: int, month: int, zone: str) -> tuple[dt.datetime, dt.datetime]:
+    """A local calendar month as a UTC range (T11)."""
+    tz = ZoneInfo(zone)
+    following = (year + 1, 1) if month == 12 else (year, month + 1)
+    return (
+        dt.datetime(year, month, 1, tzinfo=tz).astimezone(dt.UTC),
+        dt.datetime(*following, 1, tzinfo=tz).astimezone(dt.UTC),
+    )
+
+
+def _check_remote_dressing(session, performer, patient_id, act_on, last_in_person_dressing_on, zone) -> None:
+    if last_in_person_dressing_on is None or last_in_person_dressing_on > act_on:
+        raise RuleViolation("Le suivi de pansement à distance suppose un pansement déjà réalisé en présentiel.")
+    if last_in_person_dressing_on == act_on:
+        raise RuleViolation("Pas de suivi de pansement à distance le jour d'un pansement en présentiel.")
+    month_start, month_end = month_bounds(act_on.year, act_on.month, zone)
+    done = session.scalar(
+        select(func.count(Appointment.id)).where(
+            Appointment.performer_id == performer.id,
+            Appointment.patient_id == patient_id,
+            Appointment.telesoin_act == "suivi_pansement",
+            Appointment.state.not_in(NOT_HAPPENING),
+            Appointment.starts_at >= month_start,
+            Appointment.starts_at < month_end,
+        )
+    )
+    if done >= REMOTE_DRESSING_MONTHLY_CAP:
+        raise RuleViolation(
+            f"Au plus {REMOTE_DRESSING_MONTHLY_CAP} suivis de pansement à distance par mois et par patient."
+        )
+
+
+# --- the 20 % remote-care share ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RemoteShare:
+    remote_amount: Decimal
+    total_amount: Decimal | None
+    estimated: bool  # some months of the period were not declared and are extrapolated
+
+    @property
+    def share(self) -> Decimal | None:
+        if not self.total_amount:
+            return None
+        return (self.remote_amount / self.total_amount).quantize(Decimal("0.0001"))
+
+    @property
+    def level(self) -> str:
+        share = self.share
+        if share is None:
+            return "inconnu"
+        if share > REMOTE_SHARE_LIMIT:
+            return "depasse"
+        return "alerte" if share >= REMOTE_SHARE_WARNING else "ok"
+
+
+def _months(first: dt.date, last: dt.date) -> list[tuple[int, int]]:
+    months, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append((year, month))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return months
+
+
+def remote_share(
+    session: Session, professional_id: int, *, first: dt.date, last: dt.date, extra_remote: Decimal = Decimal(0)
+) -> RemoteShare:
+    """Télésoin fees in the hub ÷ the declared conventioned activity, over the months from `first` to `last`.
+    Accompanied teleconsultations do not count. Undeclared months are estimated from the declared ones."""
+    remote = session.scalar(
+        select(func.sum(FeeEntry.amount)).where(
+            FeeEntry.professional_id == professional_id,
+            FeeEntry.is_remote_care.is_(True),
+            FeeEntry.status.in_(LIVE),
+            FeeEntry.act_on >= first,
+            FeeEntry.act_on <= last,
+        )
+    )
+    months = _months(first, last)
+    declared = {
+        (row.year, row.month): row.amount
+        for row in session.scalars(
+            select(DeclaredActivity).where(
+                DeclaredActivity.professional_id == professional_id,
+                (DeclaredActivity.year * 100 + DeclaredActivity.month).between(
+                    months[0][0] * 100 + months[0][1], months[-1][0] * 100 + months[-1][1]
+                ),
+            )
+        )
+    }
+    remote_amount = Decimal(remote or 0) + extra_remote
+    if not declared:
+        return RemoteShare(remote_amount, None, estimated=True)
+    average = sum(declared.values(), Decimal(0)) / len(declared)
+    total = sum((declared.get(m, average) for m in months), Decimal(0))
+    return RemoteShare(remote_amount, total, estimated=len(declared) < len(months))
+
+
+def rolling_year(day: dt.date) -> tuple[dt.date, dt.date]:
+    """The twelve months ending with `day`'s month: the share is judged on whole declared months."""
+    first_month = (day.year - 1, day.month + 1) if day.month < 12 else (day.year, 1)
+    return dt.date(*first_month, 1), day
+
+
+def check_remote_share(
+    session: Session,
+    actor,
+    *,
+    performer: Professional,
+    act_amount: Decimal,
+    act_on: dt.date,
+    override_reason: str | None,
+) -> RemoteShare:
+    """Refuse a télésoin act that would take an IDEL's or kiné's remote share over 20 % of the rolling
+    year, unless a coordinator overrides it with a reason (audited)."""
+    if performer.profession not in REMOTE_CARE_CODES:
+        return RemoteShare(Decimal(0), None, estimated=True)
+    first, last = rolling_year(act_on)
+    share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount)
+    if share.share is None or share.share <= REMOTE_SHARE_LIMIT:
+        return share
+    percent = f"{(share.share * 100).quantize(Decimal('0.1'))}".replace(".", ",")
+    if not (override_reason or "").strip():
+        raise RuleViolation(
+            f"Avec cette séance, le télésoin de {performer.full_name} atteindrait {percent} % de son activité sur "
+            "douze mois : au-delà du plafond de 20 %. Une dérogation motivée de la coordination est nécessaire.",
+            remote_share=str(share.share),
+        )
+    if not getattr(actor, "has_role", lambda _r: False)(Role.COORDINATOR):
+        raise RuleViolation("Seule la coordination peut déroger au plafond de 20 % de télésoin.")
+    audit.record(
+        session, actor=actor, action="remote_share.override", target=performer, details={"share": str(share.share)}
+    )
+    return share
+
+
+def declare_activity(
+    session: Session,
+    actor,
+    professional: Professional,
+    *,
+    year: int,
+    month: int,
+    amount: Decimal,
+    source: str = "declared",
+) -> DeclaredActivity:
+    """Record (or correct) a month's total conventioned activity."""
+    row = session.scalar(
+        select(DeclaredActivity).where(
+            DeclaredActivity.professional_id == professional.id,
+            DeclaredActivity.year == year,
+            DeclaredActivity.month == month,
+        )
+    )
+    if row is None:
+        row = DeclaredActivity(professional_id=professional.id, year=year, month=month)
+        session.add(row)
+    row.amount, row.source, row.recorded_by_user_id = amount, source, getattr(actor, "id", None)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="activity.declare",
+        target=professional,
+        details={"year": year, "month": month, "source": source},
+    )
+    return row
