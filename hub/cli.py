@@ -41,6 +41,47 @@ def audit_verify_command():
     click.echo("Journal d'audit intègre.")
 
 
+@hub_cli.command("worker")
+def worker_command():
+    """Run the scheduler (periodic jobs, under a singleton lease) and the outbox dispatcher; SIGTERM stops it."""
+    import datetime as dt
+    import functools
+    import logging
+    import signal
+    from zoneinfo import ZoneInfo
+
+    from connectors import outbox
+    from connectors.base import build_registry
+    from connectors.dispatcher import drain
+    from scheduling.jobs import PERIODIC_JOBS, JobContext
+    from scheduling.runner import Worker
+    from workflows.appointments import offer_to_other_idels
+
+    config = current_app.config["HUB"]
+    sessions = _sessions()
+    connectors = build_registry(config)
+    context = JobContext(
+        sessions, ZoneInfo(config["TIMEZONE"]), enqueue=outbox.enqueue, offer_to_other_idels=offer_to_other_idels
+    )
+    outbox_lease = dt.timedelta(seconds=config["OUTBOX_LEASE_SECONDS"])
+    worker = Worker(
+        sessions,
+        jobs=PERIODIC_JOBS,
+        context=context,
+        loops=[functools.partial(drain, sessions, connectors=connectors, lease=outbox_lease)],
+        lease_ttl=dt.timedelta(seconds=config["WORKER_LEASE_SECONDS"]),
+        loop_interval=dt.timedelta(seconds=config["DISPATCH_INTERVAL_SECONDS"]),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    signal.signal(signal.SIGINT, lambda *_: worker.stop())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # not a line per dispatcher run
+    channels = ", ".join(sorted(connectors)) or "aucun"
+    click.echo(f"Worker {worker.holder} démarré ; canaux configurés : {channels}.")
+    worker.run()
+    click.echo(f"Worker {worker.holder} arrêté.")
+
+
 def make_db_cli() -> AppGroup:
     db_cli = AppGroup("db", help="Migrations de la base (Alembic).")
 

@@ -26,6 +26,21 @@ DEFAULTS = {
     "API_PAGE_SIZE": 50,
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     "TRUST_PROXY_HOPS": 0,
+    # The hub's public address, for links in e-mails (no health data: the link leads behind login).
+    "BASE_URL": None,
+    # E-mail notifications (connectors.email). Without SMTP_HOST and SMTP_FROM, e-mails wait in the outbox.
+    "SMTP_HOST": None,
+    "SMTP_PORT": 587,
+    "SMTP_FROM": None,
+    "SMTP_STARTTLS": 1,  # 1: STARTTLS required, with certificate checks; 0 only for a local relay
+    "SMTP_CA_FILE": None,  # CA bundle the server's certificate is checked against (default: the system's)
+    "SMTP_USERNAME": None,
+    "SMTP_PASSWORD": None,
+    "SMTP_TIMEOUT_SECONDS": 30,
+    # `hub worker`: scheduler lease, dispatcher period and the outbox lease of a message being sent.
+    "WORKER_LEASE_SECONDS": 30,
+    "DISPATCH_INTERVAL_SECONDS": 5,
+    "OUTBOX_LEASE_SECONDS": 300,
 }
 
 ENVIRONMENTS = ("production", "development", "testing")

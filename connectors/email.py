@@ -1,0 +1,232 @@
+"""Plain e-mail over SMTP for notifications that carry no health data (reminders, escalations, offers).
+
+TLS is never optional once configured: with SMTP_STARTTLS on, a server that does not offer STARTTLS,
+or whose certificate does not verify against the configured CA bundle, gets nothing (S16). Those
+failures are the transport's, not the message's, so they are transient: the queue waits for the
+transport to be fixed and drains afterwards, instead of every message going dead at once (R14).
+"""
+
+import datetime as dt
+import hashlib
+import smtplib
+import ssl
+import threading
+from collections.abc import Mapping
+from email.message import EmailMessage
+from email.utils import format_datetime, parseaddr
+
+from connectors.base import OutgoingMessage, PermanentError, Receipt, TransientError
+from hub.db import utcnow
+from hub.formatting import DAYS, french_date
+
+FALLBACK_DOMAIN = "cpts-hub.invalid"
+SIGNATURE = "\n\n--\nMessage automatique du hub de coordination de la CPTS. Merci de ne pas y répondre.\n"
+
+
+def message_id_for(idempotency_key: str, domain: str) -> str:
+    """A stable Message-ID: the same outbox message re-sent after a crash carries the same id, so the
+    receiver can recognise it (R2). Hashed, so that the key's contents do not travel."""
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+    return f"<{digest}@{domain}>"
+
+
+class EmailConnector:
+    channel = "email"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        sender: str,
+        port: int = 587,
+        starttls: bool = True,
+        ca_file: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+    ):
+        if username and not starttls:
+            raise ValueError("SMTP_USERNAME needs SMTP_STARTTLS: credentials never travel in clear")
+        self.host, self.port, self.sender = host, port, sender
+        self.starttls, self.username, self.password = starttls, username, password
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.timeout = timeout
+        self.domain = sender.rpartition("@")[2] or FALLBACK_DOMAIN
+        # Certificates are always verified, against the configured bundle or the system's.
+        self._tls = ssl.create_default_context(cafile=ca_file) if starttls else None
+        self._local = threading.local()
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "EmailConnector | None":
+        """None when SMTP_HOST or SMTP_FROM is missing: the channel is then "not configured"."""
+        if not config.get("SMTP_HOST") or not config.get("SMTP_FROM"):
+            return None
+        return cls(
+            host=config["SMTP_HOST"],
+            port=int(config.get("SMTP_PORT") or 587),
+            sender=config["SMTP_FROM"],
+            starttls=bool(int(config.get("SMTP_STARTTLS", 1))),
+            ca_file=config.get("SMTP_CA_FILE") or None,
+            username=config.get("SMTP_USERNAME") or None,
+            password=config.get("SMTP_PASSWORD") or None,
+            base_url=config.get("BASE_URL") or None,
+            timeout=float(config.get("SMTP_TIMEOUT_SECONDS") or 30),
+        )
+
+    # --- sending ------------------------------------------------------------------------------------------
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        """One e-mail to the message's one recipient. 4xx replies and network trouble are transient,
+        5xx replies about the message or its recipient permanent."""
+        recipient = _single_address(message.recipient)
+        email = self.compose(message)
+        for attempt in (1, 2):
+            reused = getattr(self._local, "smtp", None) is not None
+            try:
+                self._deliver(email, recipient)
+                break
+            except smtplib.SMTPServerDisconnected:
+                # A kept connection may have been closed by the server while idle: one fresh attempt.
+                if not (reused and attempt == 1):
+                    raise TransientError("le serveur SMTP a coupé la connexion") from None
+        return Receipt(id=email["Message-ID"])
+
+    def close(self) -> None:
+        smtp = getattr(self._local, "smtp", None)
+        self._local.smtp = None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+    def _deliver(self, email: EmailMessage, recipient: str) -> None:
+        smtp = self._connection()
+        try:
+            smtp.send_message(email, from_addr=self.sender, to_addrs=[recipient])
+        except smtplib.SMTPServerDisconnected:
+            self._local.smtp = None
+            smtp.close()
+            raise
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reply = next(iter(exc.recipients.values()))
+            raise _by_code(code, reply, "destinataire refusé") from None
+        except smtplib.SMTPResponseException as exc:
+            raise _by_code(exc.smtp_code, exc.smtp_error, "message refusé") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise TransientError(f"erreur réseau SMTP ({type(exc).__name__})") from None
+
+    def _connection(self) -> smtplib.SMTP:
+        smtp = getattr(self._local, "smtp", None)
+        if smtp is None:
+            smtp = self._local.smtp = self._connect()
+        return smtp
+
+    def _connect(self) -> smtplib.SMTP:
+        """Connect, then STARTTLS with certificate checks, then log in. Any failure here is the
+        transport's: transient."""
+        try:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientError(f"serveur SMTP injoignable ({type(exc).__name__})") from None
+        try:
+            smtp.ehlo()
+            if self._tls is not None:
+                if not smtp.has_extn("starttls"):
+                    raise TransientError(
+                        "le serveur SMTP ne propose pas STARTTLS : envoi refusé (pas d'envoi en clair)"
+                    )
+                smtp.starttls(context=self._tls)
+                smtp.ehlo()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+        except TransientError:
+            smtp.close()
+            raise
+        except ssl.SSLCertVerificationError:
+            smtp.close()
+            raise TransientError("certificat du serveur SMTP non vérifié : envoi refusé") from None
+        except smtplib.SMTPResponseException as exc:
+            smtp.close()
+            raise TransientError(f"connexion SMTP refusée ({exc.smtp_code})") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            smtp.close()
+            raise TransientError(f"échec de la connexion SMTP ({type(exc).__name__})") from None
+        return smtp
+
+    # --- content ------------------------------------------------------------------------------------------
+
+    def compose(self, message: OutgoingMessage) -> EmailMessage:
+        """The e-mail for one outbox message: French, and nothing about health — a date, a time and a
+        link to the hub, behind login."""
+        subject, body = render(message.kind, message.data, base_url=self.base_url)
+        email = EmailMessage()
+        email["From"] = self.sender
+        email["To"] = message.recipient
+        email["Subject"] = subject
+        email["Date"] = format_datetime(utcnow())
+        email["Message-ID"] = message_id_for(message.idempotency_key, self.domain)
+        email["Auto-Submitted"] = "auto-generated"
+        email.set_content(body + SIGNATURE)
+        return email
+
+
+def render(kind: str, data: Mapping, *, base_url: str | None) -> tuple[str, str]:
+    """Subject and body for a message kind. The payload holds ids, a local date and time, a recipient
+    kind: nothing else is ever written into an e-mail."""
+    when = _when(data)
+    for_patient = data.get("recipient_kind") == "patient"
+    link = "" if for_patient else _link(base_url)
+    if kind == "reminder":
+        text = (
+            f"Rappel : vous avez un rendez-vous {when}." if when else "Rappel : vous avez un rendez-vous prochainement."
+        )
+        if for_patient:
+            text += " Pour toute question, contactez votre professionnel de santé."
+        return "Rappel de rendez-vous", "Bonjour,\n\n" + text + link
+    if kind == "escalation":
+        text = f"Un rendez-vous {when} n'est toujours pas confirmé par l'IDEL accompagnant·e."
+        return "Visite non confirmée à moins de 48 h", "Bonjour,\n\n" + text + link
+    if kind == "visit_offered":
+        text = "Une visite d'accompagnement vous est proposée. Répondez depuis « Mes visites »."
+        return "Visite d'accompagnement proposée", "Bonjour,\n\n" + text + link
+    if kind == "visit_declined":
+        text = "Une visite d'accompagnement a été refusée ; elle revient à la coordination."
+        return "Visite refusée", "Bonjour,\n\n" + text + link
+    if kind == "appointment_cancelled":
+        text = f"Un rendez-vous {when} a été annulé." if when else "Un rendez-vous a été annulé."
+        return "Rendez-vous annulé", "Bonjour,\n\n" + text + link
+    return "Nouveau message du hub de la CPTS", "Bonjour,\n\nVous avez un nouveau message." + link
+
+
+def _when(data: Mapping) -> str:
+    """`le lundi 30 mars 2026 à 14 h 00`: a date, never "demain", since a retried message may arrive late."""
+    if not data.get("local_date"):
+        return ""
+    day = dt.date.fromisoformat(data["local_date"])
+    text = f"le {DAYS[day.weekday()]} {french_date(day)}"
+    if data.get("local_time"):
+        hour, _, minute = data["local_time"].partition(":")
+        text += f" à {int(hour)} h {minute or '00'}"
+    return text
+
+
+def _link(base_url: str | None) -> str:
+    if not base_url:
+        return "\n\nLes détails sont sur le hub de la CPTS, après connexion."
+    return f"\n\nDétails sur le hub (après connexion) : {base_url}/"
+
+
+def _single_address(recipient: str) -> str:
+    _, address = parseaddr(recipient or "")
+    if not address or address.count("@") != 1 or any(c in recipient for c in ",;\r\n"):
+        raise PermanentError("adresse du destinataire invalide")
+    return address
+
+
+def _by_code(code: int, reply: bytes | str, what: str) -> TransientError | PermanentError:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    detail = f"{what} par le serveur SMTP : {code} {text}"[:300]
+    return PermanentError(detail) if 500 <= code < 600 else TransientError(detail)

@@ -1,0 +1,393 @@
+"""The periodic jobs: plain functions that open their own session scopes, are idempotent, and claim
+the rows they change with locks. The runner (scheduling.runner) fires them from APScheduler in the one
+worker that holds the scheduler lease, and records each run under a unique (job, period) key.
+
+Jobs are written in the territory's wall time (`0 18 * * *` is 18:00 in Europe/Paris) and keyed by a
+local period (the local date for a daily job), so that a job fires once on both daylight-saving days:
+a time that does not exist in March runs an hour later, and a time that happens twice in October
+runs once (T8).
+
+The effects that belong to higher layers — queuing an outbox message (connectors.outbox.enqueue),
+widening a visit offer (workflows.appointments.offer_to_other_idels) — reach the jobs through the
+JobContext, filled in by the `hub worker` command: `scheduling` sits below `workflows` and beside
+`connectors` in the import contract, and stays there.
+"""
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
+
+from hub.db import session_scope
+from hub.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentState,
+    OutboxMessage,
+    Professional,
+    Role,
+    SessionProgram,
+    User,
+    UserRole,
+    VisitOffer,
+    VisitOfferState,
+)
+from scheduling.slots import generate_slots
+
+log = logging.getLogger(__name__)
+
+ESCALATION_WINDOW = dt.timedelta(hours=48)
+CHUNK = 200
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a job needs from outside: the database, the territory's zone, and the higher layers' effects."""
+
+    session_factory: sessionmaker[Session]
+    zone: ZoneInfo
+    enqueue: Callable[..., object] | None = None  # connectors.outbox.enqueue
+    offer_to_other_idels: Callable[..., object] | None = None  # workflows.appointments.offer_to_other_idels
+
+
+# --- period keys: the unit of "once" -------------------------------------------------------------------
+
+
+def local_day(fire_time: dt.datetime, zone: ZoneInfo) -> str:
+    """`2026-10-25`: both 02:30 fires of the 25-hour day are one period."""
+    return fire_time.astimezone(zone).date().isoformat()
+
+
+def local_hour(fire_time: dt.datetime, zone: ZoneInfo) -> str:
+    """`2026-10-25T02+01:00`: the repeated 02:00 hour of the 25-hour day is a distinct hour."""
+    return fire_time.astimezone(zone).replace(minute=0, second=0, microsecond=0).isoformat(timespec="hours")
+
+
+def ten_minutes(fire_time: dt.datetime, zone: ZoneInfo) -> str:
+    local = fire_time.astimezone(zone)
+    return local.replace(minute=local.minute - local.minute % 10, second=0, microsecond=0).isoformat(timespec="minutes")
+
+
+def utc_second(fire_time: dt.datetime, zone: ZoneInfo) -> str:
+    return fire_time.astimezone(dt.UTC).replace(microsecond=0).isoformat()
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job, when it fires (crontab fields in local time; six fields put seconds first), what it does,
+    and how a fire time maps to the period it runs once for. A worker that takes over within `grace`
+    after a fire it missed runs it then (scheduling.runner.fire_periodic)."""
+
+    name: str
+    cron: str
+    run: Callable[..., str | None]  # run(context, *, now) -> a short outcome for the JobRun row
+    period_key: Callable[[dt.datetime, ZoneInfo], str]
+    grace: dt.timedelta = field(default=dt.timedelta(hours=1))
+
+    def trigger(self, zone: ZoneInfo) -> CronTrigger:
+        return cron_trigger(self.cron, zone)
+
+
+def cron_trigger(spec: str, zone: ZoneInfo) -> CronTrigger:
+    fields = spec.split()
+    if len(fields) == 5:
+        return CronTrigger.from_crontab(spec, timezone=zone)
+    if len(fields) == 6:
+        names = ("second", "minute", "hour", "day", "month", "day_of_week")
+        return CronTrigger(timezone=zone, **dict(zip(names, fields, strict=True)))
+    raise ValueError(f"cron spec {spec!r}: five or six fields expected")
+
+
+# --- the jobs ------------------------------------------------------------------------------------------
+
+
+def roll_slot_horizon(ctx: JobContext, *, now: dt.datetime) -> str:
+    """Extend every active program's slots to its horizon. Each program in its own transaction, with
+    its row locked, so that a coordinator editing the program waits or is waited for."""
+    with session_scope(ctx.session_factory) as session:
+        program_ids = list(
+            session.scalars(
+                select(SessionProgram.id).where(SessionProgram.is_active.is_(True)).order_by(SessionProgram.id)
+            )
+        )
+    created = failed = 0
+    for program_id in program_ids:
+        try:
+            with session_scope(ctx.session_factory) as session:
+                program = session.scalar(
+                    _locked(
+                        session,
+                        select(SessionProgram).where(
+                            SessionProgram.id == program_id, SessionProgram.is_active.is_(True)
+                        ),
+                        skip_locked=False,
+                    )
+                )
+                if program is not None:
+                    created += generate_slots(session, program, now=now).created
+        except Exception:
+            failed += 1
+            log.exception("roll_slot_horizon: program %s failed", program_id)
+    return f"{len(program_ids)} programme(s), {created} créneau(x) créé(s), {failed} échec(s)"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One outbox message to queue, built while reading, written afterwards."""
+
+    key: str
+    channel: str
+    recipient: str
+    kind: str
+    payload: dict
+    cpts_id: int
+
+
+def send_reminders(ctx: JobContext, *, now: dt.datetime) -> str:
+    """The day before, one reminder to the accompanying IDEL and one to the patient (SMS when a phone is
+    known, else e-mail) for each confirmed appointment of the next local day. A date, a time and ids:
+    no health data. Keyed `reminder:<appointment>:<recipient kind>:<local date>`, so a re-run adds nothing."""
+    day = now.astimezone(ctx.zone).date() + dt.timedelta(days=1)
+    start, end = _local_day_bounds(day, ctx.zone)
+    notices: list[Notice] = []
+    with session_scope(ctx.session_factory) as session:
+        appointments = session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.state == AppointmentState.CONFIRMED,
+                Appointment.starts_at >= start,
+                Appointment.starts_at < end,
+            )
+            .options(selectinload(Appointment.patient), selectinload(Appointment.accompanying))
+            .order_by(Appointment.id)
+        )
+        for appointment in appointments:
+            notices.extend(_reminders_of(appointment, day, ctx.zone))
+    created = _enqueue_missing(ctx, notices)
+    return f"{created} rappel(s) mis en file pour le {day.isoformat()}"
+
+
+def _reminders_of(appointment: Appointment, day: dt.date, zone: ZoneInfo) -> Iterator[Notice]:
+    when = (appointment.accompaniment_starts_at or appointment.starts_at).astimezone(zone)
+    base = {
+        "appointment_id": appointment.id,
+        "local_date": when.date().isoformat(),
+        "local_time": when.strftime("%H:%M"),
+    }
+    idel = appointment.accompanying
+    if idel is not None and idel.email:
+        yield Notice(
+            key=f"reminder:{appointment.id}:idel:{day.isoformat()}",
+            channel="email",
+            recipient=idel.email,
+            kind="reminder",
+            payload=base | {"recipient_kind": "idel"},
+            cpts_id=appointment.cpts_id,
+        )
+    patient = appointment.patient
+    channel, address = ("sms", patient.phone) if patient.phone else ("email", patient.email)
+    if address:
+        yield Notice(
+            key=f"reminder:{appointment.id}:patient:{day.isoformat()}",
+            channel=channel,
+            recipient=address,
+            kind="reminder",
+            payload=base | {"recipient_kind": "patient"},
+            cpts_id=appointment.cpts_id,
+        )
+
+
+def escalate_unconfirmed(ctx: JobContext, *, now: dt.datetime) -> str:
+    """A visit still proposed less than 48 h before it starts: one e-mail to each coordinator of its CPTS
+    (a user with the coordinator role, linked to a professional with an e-mail), once per appointment
+    and coordinator: `escalation:<appointment>:<coordinator's professional id>`."""
+    notices: list[Notice] = []
+    with session_scope(ctx.session_factory) as session:
+        appointments = session.execute(
+            select(Appointment.id, Appointment.cpts_id, Appointment.starts_at)
+            .where(
+                Appointment.state == AppointmentState.PROPOSED,
+                Appointment.starts_at > now,
+                Appointment.starts_at <= now + ESCALATION_WINDOW,
+            )
+            .order_by(Appointment.id)
+        ).all()
+        coordinators = _coordinators(session, {a.cpts_id for a in appointments})
+        for appointment in appointments:
+            when = appointment.starts_at.astimezone(ctx.zone)
+            payload = {
+                "appointment_id": appointment.id,
+                "local_date": when.date().isoformat(),
+                "local_time": when.strftime("%H:%M"),
+                "recipient_kind": "coordinator",
+            }
+            for professional_id, email in coordinators.get(appointment.cpts_id, []):
+                notices.append(
+                    Notice(
+                        key=f"escalation:{appointment.id}:{professional_id}",
+                        channel="email",
+                        recipient=email,
+                        kind="escalation",
+                        payload=payload,
+                        cpts_id=appointment.cpts_id,
+                    )
+                )
+    created = _enqueue_missing(ctx, notices)
+    return f"{len(appointments)} visite(s) non confirmée(s), {created} alerte(s) mise(s) en file"
+
+
+def _coordinators(session: Session, cpts_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
+    if not cpts_ids:
+        return {}
+    rows = session.execute(
+        select(User.cpts_id, Professional.id, Professional.email)
+        .join(UserRole, UserRole.user_id == User.id)
+        .join(Professional, Professional.id == User.professional_id)
+        .where(
+            User.cpts_id.in_(cpts_ids),
+            User.is_active.is_(True),
+            UserRole.role == Role.COORDINATOR,
+            Professional.is_active.is_(True),
+            Professional.email.is_not(None),
+            Professional.email != "",
+        )
+        .order_by(Professional.id)
+    ).all()
+    result: dict[int, list[tuple[int, str]]] = {}
+    for cpts_id, professional_id, email in rows:
+        result.setdefault(cpts_id, []).append((professional_id, email))
+    return result
+
+
+def expiring_own_idel_offers(now: dt.datetime):
+    """Proposed assisted teleconsultations still held by the patient's own IDEL whose round-1 offer is
+    pending past its delay, and not yet offered to the others (no round-2 offer). Widening releases the
+    own IDEL's hold, so a widened visit no longer matches, even when nobody else could be asked."""
+    first, second = aliased(VisitOffer), aliased(VisitOffer)
+    return and_(
+        Appointment.state == AppointmentState.PROPOSED,
+        Appointment.kind == AppointmentKind.ASSISTED_TELECONSULTATION,
+        Appointment.accompanying_id.is_not(None),
+        exists().where(
+            first.appointment_id == Appointment.id,
+            first.professional_id == Appointment.accompanying_id,
+            first.round == 1,
+            first.state == VisitOfferState.PENDING,
+            first.expires_at <= now,
+        ),
+        ~exists().where(second.appointment_id == Appointment.id, second.round == 2),
+    )
+
+
+def expire_own_idel_delay(ctx: JobContext, *, now: dt.datetime) -> str:
+    """The own-IDEL-first delay ran out: offer the visit to the territory's other suitable IDELs. Each
+    appointment in its own transaction, claimed `FOR UPDATE SKIP LOCKED` on PostgreSQL and checked
+    again under the lock, so that it is widened once even if two runs overlap."""
+    if ctx.offer_to_other_idels is None:
+        raise RuntimeError("JobContext.offer_to_other_idels is not set")
+    condition = expiring_own_idel_offers(now)
+    with session_scope(ctx.session_factory) as session:
+        candidate_ids = list(session.scalars(select(Appointment.id).where(condition).order_by(Appointment.id)))
+    widened = failed = 0
+    for appointment_id in candidate_ids:
+        try:
+            with session_scope(ctx.session_factory) as session:
+                claim = select(Appointment).where(Appointment.id == appointment_id, condition)
+                appointment = session.scalar(_locked(session, claim, skip_locked=True, of=Appointment))
+                if appointment is not None:
+                    ctx.offer_to_other_idels(session, appointment, now=now)
+                    widened += 1
+        except Exception:
+            failed += 1
+            log.exception("expire_own_idel_delay: appointment %s failed", appointment_id)
+    return f"{widened} visite(s) proposée(s) aux autres IDEL, {failed} échec(s)"
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+
+
+def _locked(session: Session, statement, *, skip_locked: bool, of=None):
+    """Row locks on PostgreSQL; SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
+    if session.get_bind().dialect.name != "postgresql":
+        return statement
+    return statement.with_for_update(skip_locked=skip_locked, of=of)
+
+
+def _local_day_bounds(day: dt.date, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime]:
+    start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def _enqueue_missing(ctx: JobContext, notices: list[Notice]) -> int:
+    """Queue the notices whose key is not in the outbox yet. Fast path: one transaction per chunk; if a
+    concurrent run queued some of them meanwhile, the chunk is redone with a savepoint per message."""
+    if ctx.enqueue is None:
+        raise RuntimeError("JobContext.enqueue is not set")
+    created = 0
+    for chunk in _chunks(notices, CHUNK):
+        try:
+            with session_scope(ctx.session_factory) as session:
+                created += _add_missing(ctx, session, chunk, savepoints=False)
+        except IntegrityError:
+            with session_scope(ctx.session_factory) as session:
+                created += _add_missing(ctx, session, chunk, savepoints=True)
+    return created
+
+
+def _add_missing(ctx: JobContext, session: Session, notices: list[Notice], *, savepoints: bool) -> int:
+    known = set(
+        session.scalars(
+            select(OutboxMessage.idempotency_key).where(OutboxMessage.idempotency_key.in_([n.key for n in notices]))
+        )
+    )
+    created = 0
+    for notice in notices:
+        if notice.key in known:
+            continue
+        if not savepoints:
+            _enqueue(ctx, session, notice)
+            created += 1
+            continue
+        try:
+            with session.begin_nested():
+                _enqueue(ctx, session, notice)
+                session.flush()
+            created += 1
+        except IntegrityError:
+            pass  # queued by the other run
+    session.flush()
+    return created
+
+
+def _enqueue(ctx: JobContext, session: Session, notice: Notice) -> None:
+    ctx.enqueue(
+        session,
+        channel=notice.channel,
+        recipient=notice.recipient,
+        kind=notice.kind,
+        payload=notice.payload,
+        idempotency_key=notice.key,
+        cpts_id=notice.cpts_id,
+    )
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for index in range(0, len(items), size):
+        yield items[index : index + size]
+
+
+PERIODIC_JOBS: list[PeriodicJob] = [
+    PeriodicJob("roll_slot_horizon", "0 2 * * *", roll_slot_horizon, local_day, grace=dt.timedelta(hours=12)),
+    PeriodicJob("send_reminders", "0 18 * * *", send_reminders, local_day, grace=dt.timedelta(hours=5)),
+    PeriodicJob("escalate_unconfirmed", "0 * * * *", escalate_unconfirmed, local_hour),
+    PeriodicJob(
+        "expire_own_idel_delay", "*/10 * * * *", expire_own_idel_delay, ten_minutes, grace=dt.timedelta(minutes=10)
+    ),
+]
