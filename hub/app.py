@@ -23,6 +23,9 @@ from hub.web.csrf import check_csrf, csrf_token
 from hub.web.request import db, discard_request_session, finish_request
 
 log = logging.getLogger(__name__)
+# Everything else is no-store: patient data must not linger in caches. Calendar apps revalidate the feed
+# with its ETag (the feed shows at most initials), and static files carry no data.
+REVALIDATED_ENDPOINTS = frozenset({"static", "calendar.feed"})
 
 
 def build_app(test_config: dict | None = None) -> Flask:
@@ -128,7 +131,7 @@ def _init_request_cycle(app: Flask) -> None:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("X-Frame-Options", "DENY")
-        if request.endpoint != "static":
+        if request.endpoint not in REVALIDATED_ENDPOINTS:
             headers["Cache-Control"] = "no-store"
         headers["X-Request-Id"] = g.get("request_id", "")
         return response

@@ -29,9 +29,11 @@ from hub.models import (
     Profession,
     Professional,
     ProgramKind,
+    Role,
     Slot,
     SlotState,
     User,
+    UserRole,
     VisitOffer,
     VisitOfferState,
 )
@@ -274,6 +276,7 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
     patient's valid consent first. When the visit is offered to several IDELs, the first to confirm
     gets it; the others' offers are withdrawn."""
     now = now or utcnow()
+    lock(session, appointment)
     target = MACHINE.target("confirm", appointment.state)
     if appointment.kind in REMOTE_KINDS and not has_valid_consent(appointment.patient, ConsentKind.TELEHEALTH):
         raise RuleViolation(
@@ -322,6 +325,7 @@ def _take_open_visit(session: Session, appointment: Appointment, idel: Professio
 def decline(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
     """The IDEL declines: their hold is released and the visit goes back to the coordinator with the reason."""
     now = now or utcnow()
+    lock(session, appointment)
     if not (reason or "").strip():
         raise ValidationFailed({"reason": "Indiquez la raison du refus : elle est transmise à la coordination."})
     target = MACHINE.target("decline", appointment.state)
@@ -353,6 +357,7 @@ def release_idel(session: Session, appointment: Appointment) -> None:
 def reassign(session: Session, actor: User, appointment: Appointment, *, idel: Professional, now=None) -> None:
     """The coordinator names another IDEL: the previous one's hold goes, the new one is held and asked."""
     now = now or utcnow()
+    lock(session, appointment)
     target = MACHINE.target("reassign", appointment.state)
     if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
         raise RuleViolation("Seule une téléconsultation assistée a un·e IDEL accompagnant·e.")
@@ -395,7 +400,9 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
 def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.datetime) -> list[VisitOffer]:
     """The own IDEL did not answer in time: the visit goes to the territory's other suitable IDELs —
     free over the window, serving the patient's commune for a home visit — nearest commune first,
-    fewest pending offers next. The own IDEL may still accept; the first to accept gets it."""
+    fewest pending offers next. The own IDEL may still accept; the first to accept gets it. When nobody
+    suitable is free, the coordination is told."""
+    lock(session, appointment)
     if appointment.state is not S.PROPOSED or appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
         return []
     already = {o.professional_id for o in _offers(session, appointment)}
@@ -414,6 +421,8 @@ def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.
         cpts_id=appointment.cpts_id,
         details={"offered_to": [o.professional_id for o in offers]},
     )
+    if not offers:
+        _notify_coordination(session, appointment, kind="visit_unassigned")
     return offers
 
 
@@ -521,6 +530,7 @@ def cancel(session: Session, actor: User, appointment: Appointment, *, reason: s
     """Cancel: every hold is released, pending offers withdrawn, everyone involved told. Within 24 h of
     the start it is a late cancellation — which is still not a no-show."""
     now = now or utcnow()
+    lock(session, appointment)
     target = MACHINE.target("cancel", appointment.state)
     if not (reason or "").strip():
         raise ValidationFailed({"reason": "Indiquez le motif de l'annulation."})
@@ -566,6 +576,14 @@ def record_no_show(session: Session, actor: User, appointment: Appointment, *, n
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
+
+
+def lock(session: Session, appointment: Appointment) -> None:
+    """Take the appointment's row lock and re-read it, so that two verbs on one appointment (an IDEL
+    confirming while the job widens the offer) run one after the other. SQLite's BEGIN IMMEDIATE
+    transaction already serialises writers."""
+    session.execute(select(Appointment.id).where(Appointment.id == appointment.id).with_for_update())
+    session.refresh(appointment)
 
 
 def get_appointment(session: Session, appointment_id: int, *, cpts_id: int) -> Appointment:
@@ -645,9 +663,10 @@ def _notify_coordination(session, appointment, *, kind: str) -> None:
     coordinators = session.scalars(
         select(Professional)
         .join(User, User.professional_id == Professional.id)
+        .join(UserRole, UserRole.user_id == User.id)
         .where(
             User.cpts_id == appointment.cpts_id,
-            Professional.profession == Profession.COORDINATOR,
+            UserRole.role == Role.COORDINATOR,
             User.is_active.is_(True),
         )
     ).all()

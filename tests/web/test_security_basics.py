@@ -104,3 +104,9 @@ def test_every_login_step_is_audited_without_secrets(client, coordinator, db_ses
     assert factories.PASSWORD not in text and "a wrong password" not in text
     assert re.search(r"\b\d{6}\b", text) is None
     assert all(e.ip == "192.0.2.10" and e.request_id for e in events)
+
+
+def test_only_the_calendar_feed_and_static_files_may_be_revalidated(app):
+    from hub.app import REVALIDATED_ENDPOINTS
+
+    assert REVALIDATED_ENDPOINTS == {"static", "calendar.feed"}

@@ -162,3 +162,57 @@ def test_the_database_refuses_an_overlapping_allocation_inserted_in_raw_sql(db_s
                 "end": start + dt.timedelta(minutes=30),
             },
         )
+
+
+def test_a_confirmation_racing_the_widening_job_never_leaves_a_confirmed_visit_without_its_idel(committed):
+    """The own IDEL confirms while the expiry job widens the offer: whatever the order, a confirmed visit
+    has its IDEL and that IDEL holds the window."""
+    from hub.models import User
+
+    factory, created = committed
+    with factory() as session:
+        org = factories.cpts(session)
+        created.append(org.id)
+        coordinator = factories.user(session, org, Role.COORDINATOR)
+        program = factories.program(session, org)
+        runs = []
+        for n in range(8):
+            slot = factories.slot(session, program, (MONDAY_14H + dt.timedelta(days=7 * n)).astimezone(dt.UTC))
+            patient = factories.consenting_patient(session, org, recorded_by=coordinator)
+            idel = factories.professional(session, org, Profession.NURSE, accompanies_teleconsultation=True)
+            factories.in_care_team(session, patient, idel)
+            idel_user = factories.user(session, org, Role.PROFESSIONAL, professional_row=idel)
+            appointment = appointments.book(
+                session, coordinator, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
+            )
+            runs.append((appointment.id, idel_user.id))
+        factories.professional(session, org, Profession.NURSE, accompanies_teleconsultation=True)
+        session.commit()
+
+    def confirm(appointment_id, user_id, barrier, errors):
+        barrier.wait()
+        try:
+            with factory() as session:
+                appointments.confirm(
+                    session, session.get(User, user_id), session.get(Appointment, appointment_id), now=NOW
+                )
+                session.commit()
+        except Exception as exc:  # a refused confirmation is a valid outcome of the race
+            errors.append(exc)
+
+    def widen(appointment_id, barrier):
+        barrier.wait()
+        with factory() as session:
+            appointments.offer_to_other_idels(session, session.get(Appointment, appointment_id), now=NOW)
+            session.commit()
+
+    for appointment_id, user_id in runs:
+        barrier, errors = threading.Barrier(2), []
+        run_threads([lambda: confirm(appointment_id, user_id, barrier, errors), lambda: widen(appointment_id, barrier)])
+    with factory() as session:
+        for appointment_id, _user in runs:
+            appointment = session.get(Appointment, appointment_id)
+            if appointment.state.value == "confirmed":
+                assert appointment.accompanying_id is not None
+                held = {a.resource_id for a in appointment.allocations if a.resource_kind.value == "professional"}
+                assert appointment.accompanying_id in held

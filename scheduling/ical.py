@@ -1,0 +1,239 @@
+"""iCalendar (RFC 5545) feeds: a VCALENDAR of events in the territory's wall time, with its VTIMEZONE.
+
+Pure: no Flask, no database. The caller hands in `FeedEvent` values (hub.services.calendar_feeds builds
+them from appointments); each is rendered once per process and kept while it is unchanged, so that a
+feed where one event changed re-renders that event only.
+
+The VEVENTs are written here rather than through icalendar's component classes: they have a fixed
+shape, and icalendar's generic machinery costs about half a millisecond per event (bench/ical_feed.py).
+The VTIMEZONE is made from zoneinfo's transitions, with each onset in the local time of the offset it
+ends, as RFC 5545 §3.6.5 asks (icalendar 7.3's `Timezone.from_tzinfo` puts the DAYLIGHT onset an hour
+late). Both parsers of the test suite, icalendar and vobject, re-read what is written here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from hub.services.calendar_feeds import FeedEvent
+
+PRODID = "-//Hub CPTS//Flux d'agenda//FR"
+ALARM_BEFORE = dt.timedelta(minutes=30)
+REFRESH_INTERVAL = "PT15M"  # a hint to calendar apps; unchanged feeds cost them a 304
+# Rendered events kept per process: about 1 kB each, key included.
+EVENT_CACHE_SIZE = 20_000
+# Bump when the rendering changes, so that ETags computed from the data alone change with it.
+FORMAT_VERSION = "1"
+STATUSES = frozenset({"TENTATIVE", "CONFIRMED", "CANCELLED"})  # RFC 5545 §3.8.1.11, for a VEVENT
+
+CRLF = "\r\n"
+LINE_OCTETS = 75
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_SCAN_STEP = dt.timedelta(hours=6)  # shorter than any gap between two offset changes of a real zone
+
+
+def build_feed(
+    events: Iterable[FeedEvent],
+    *,
+    zone: str = "Europe/Paris",
+    calendar_name: str,
+    alarm_before: dt.timedelta | None = ALARM_BEFORE,
+) -> bytes:
+    """The VCALENDAR of `events` (UTF-8, CRLF lines folded at 75 octets): times as `TZID=<zone>` wall
+    times with the zone's VTIMEZONE, a DISPLAY alarm `alarm_before` each event that is not cancelled.
+
+    The same events give the same bytes: nothing depends on the time of the call."""
+    events = list(events)
+    parts = [_calendar_head(calendar_name, zone)]
+    if events:
+        first = min(event.starts_at for event in events).astimezone(ZoneInfo(zone)).year
+        last = max(event.ends_at for event in events).astimezone(ZoneInfo(zone)).year
+        parts.append(vtimezone(zone, first, last))
+    parts.extend(render_event(event, zone, alarm_before) for event in events)
+    parts.append(b"END:VCALENDAR\r\n")
+    return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=EVENT_CACHE_SIZE)
+def render_event(event: FeedEvent, zone: str, alarm_before: dt.timedelta | None = ALARM_BEFORE) -> bytes:
+    """One VEVENT. Cached on the whole value: any change to the event is a different key."""
+    if event.status not in STATUSES:
+        raise ValueError(f"not a VEVENT status: {event.status!r}")
+    tz = ZoneInfo(zone)
+    lines = [
+        "BEGIN:VEVENT",
+        f"UID:{_text(event.uid)}",
+        f"DTSTAMP:{_utc(event.last_modified)}",
+        _time_property("DTSTART", event.starts_at, tz, zone),
+        _time_property("DTEND", event.ends_at, tz, zone),
+        f"SEQUENCE:{event.sequence}",
+        f"STATUS:{event.status}",
+        f"SUMMARY:{_text(event.summary)}",
+    ]
+    if event.location:
+        lines.append(f"LOCATION:{_text(event.location)}")
+    lines.append(f"LAST-MODIFIED:{_utc(event.last_modified)}")
+    if alarm_before is not None and event.status != "CANCELLED":
+        lines += [
+            "BEGIN:VALARM",
+            "ACTION:DISPLAY",
+            f"DESCRIPTION:{_text(event.summary)}",
+            f"TRIGGER:-{_duration(alarm_before)}",
+            "END:VALARM",
+        ]
+    lines.append("END:VEVENT")
+    return "".join(map(_fold, lines)).encode()
+
+
+def _calendar_head(calendar_name: str, zone: str) -> bytes:
+    lines = [
+        "BEGIN:VCALENDAR",
+        "VERSION:2.0",
+        f"PRODID:{_text(PRODID)}",
+        "CALSCALE:GREGORIAN",
+        f"NAME:{_text(calendar_name)}",
+        f"X-WR-CALNAME:{_text(calendar_name)}",
+        f"X-WR-TIMEZONE:{_text(zone)}",
+        f"REFRESH-INTERVAL;VALUE=DURATION:{REFRESH_INTERVAL}",
+        f"X-PUBLISHED-TTL:{REFRESH_INTERVAL}",
+    ]
+    return "".join(map(_fold, lines)).encode()
+
+
+# --- time zones --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def vtimezone(zone: str, first_year: int, last_year: int) -> bytes:
+    """The VTIMEZONE of `zone` valid from 1 January of `first_year` to 31 December of `last_year`: one
+    STANDARD or DAYLIGHT observance per kind of change, its first onset as DTSTART and the others as RDATE."""
+    tz = ZoneInfo(zone)
+    start = dt.datetime(first_year, 1, 1, tzinfo=tz).astimezone(dt.UTC)
+    end = dt.datetime(last_year + 1, 1, 1, tzinfo=tz).astimezone(dt.UTC)
+    changes = list(_offset_changes(tz, start - dt.timedelta(days=400), end))
+    before = [change for change in changes if change[0] < start]
+    kept = [change for change in changes if change[0] >= start]
+    if before:
+        kept.insert(0, before[-1])
+    else:
+        kept.insert(0, (start, start.astimezone(tz), start.astimezone(tz)))
+    observances: dict[tuple, list[str]] = {}
+    for instant, old, new in kept:
+        key = (old.utcoffset(), new.utcoffset(), new.tzname(), bool(new.dst()))
+        onset = (instant + old.utcoffset()).replace(tzinfo=None)  # local time of the offset it ends
+        observances.setdefault(key, []).append(_local_text(onset))
+    lines = ["BEGIN:VTIMEZONE", f"TZID:{_text(zone)}"]
+    for (offset_from, offset_to, name, is_dst), onsets in sorted(observances.items(), key=lambda kv: kv[1][0]):
+        kind = "DAYLIGHT" if is_dst else "STANDARD"
+        lines += [f"BEGIN:{kind}", f"DTSTART:{onsets[0]}"]
+        lines += [f"RDATE:{onset}" for onset in onsets[1:]]
+        lines += [f"TZOFFSETFROM:{_offset(offset_from)}", f"TZOFFSETTO:{_offset(offset_to)}"]
+        if name:
+            lines.append(f"TZNAME:{_text(name)}")
+        lines.append(f"END:{kind}")
+    lines.append("END:VTIMEZONE")
+    return "".join(map(_fold, lines)).encode()
+
+
+def _offset_changes(tz: ZoneInfo, start: dt.datetime, end: dt.datetime):
+    """(instant, local before, local after) of every change of offset, DST flag or name in [start, end)."""
+    previous_instant, previous = start, start.astimezone(tz)
+    instant = start
+    while instant < end:
+        instant = min(instant + _SCAN_STEP, end)
+        current = instant.astimezone(tz)
+        if _observance(current) != _observance(previous):
+            change = _bisect_change(tz, previous_instant, instant)
+            yield change, (change - dt.timedelta(seconds=1)).astimezone(tz), change.astimezone(tz)
+        previous_instant, previous = instant, current
+
+
+def _bisect_change(tz: ZoneInfo, low: dt.datetime, high: dt.datetime) -> dt.datetime:
+    """The first second of [low, high] in the observance of `high` (one change between them)."""
+    target = _observance(high.astimezone(tz))
+    while high - low > dt.timedelta(seconds=1):
+        middle = low + (high - low) / 2
+        middle = middle.replace(microsecond=0)
+        if _observance(middle.astimezone(tz)) == target:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _observance(local: dt.datetime) -> tuple:
+    return local.utcoffset(), local.dst(), local.tzname()
+
+
+# --- values ------------------------------------------------------------------------------------------------
+
+
+def _time_property(name: str, value: dt.datetime, tz: ZoneInfo, zone: str) -> str:
+    """`NAME;TZID=zone:wall time`, or UTC when the wall time is the second of an ambiguous pair (the
+    October hour repeated): RFC 5545 reads an ambiguous TZID time as its first occurrence."""
+    local = value.astimezone(tz)
+    wall = local.replace(tzinfo=None, fold=0)
+    if wall.replace(tzinfo=tz).astimezone(dt.UTC) != value.astimezone(dt.UTC):
+        return f"{name}:{_utc(value)}"
+    return f"{name};TZID={zone}:{_local_text(wall)}"
+
+
+def _local_text(value: dt.datetime) -> str:
+    return value.strftime("%Y%m%dT%H%M%S")
+
+
+def _utc(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _offset(value: dt.timedelta) -> str:
+    seconds = int(value.total_seconds())
+    sign = "-" if seconds < 0 else "+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours:02d}{minutes:02d}" + (f"{seconds:02d}" if seconds else "")
+
+
+def _duration(value: dt.timedelta) -> str:
+    seconds = int(value.total_seconds())
+    if seconds % 60:
+        return f"PT{seconds}S"
+    return f"PT{seconds // 60}M"
+
+
+def _text(value: str) -> str:
+    """A TEXT value (RFC 5545 §3.3.11): backslash, semicolon, comma and newlines escaped, other controls dropped."""
+    value = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
+    value = value.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
+    return _CONTROL.sub("", value)
+
+
+def _fold(line: str) -> str:
+    """The content line ended by CRLF, folded so that no physical line passes 75 octets (§3.1).
+
+    Never inside a UTF-8 sequence, and never just after a backslash: some clients mishandle an escape
+    split across lines."""
+    if len(line) * 4 <= LINE_OCTETS or len(line.encode()) <= LINE_OCTETS:
+        return line + CRLF
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for char in line:
+        octets = len(char.encode())
+        if size + octets > LINE_OCTETS:
+            carried = current.pop() if len(current) > 1 and current[-1] == "\\" else None
+            pieces.append("".join(current))
+            current, size = [" "], 1  # a continuation line starts with one space
+            if carried:
+                current.append(carried)
+                size += 1
+        current.append(char)
+        size += octets
+    pieces.append("".join(current))
+    return CRLF.join(pieces) + CRLF
