@@ -19,7 +19,10 @@ migrate: $(STAMP)
 demo: migrate
 	HUB_ENV=development $(BIN)/flask hub demo
 
+# The scheduler and outbox dispatcher run beside the development server, and stop with it.
 run: demo
+	@trap 'kill 0' INT TERM EXIT; \
+	HUB_ENV=development $(BIN)/flask hub worker & \
 	HUB_ENV=development $(BIN)/flask run --host 127.0.0.1 --port 5000
 
 test: $(STAMP)
