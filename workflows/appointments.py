@@ -28,7 +28,6 @@ from hub.models import (
     PlaceKind,
     Profession,
     Professional,
-    ProgramKind,
     Role,
     Slot,
     SlotState,
@@ -198,11 +197,7 @@ def _check_bookable(session: Session, slot: Slot, patient: Patient, *, now: dt.d
         raise RuleViolation("Ce créneau est déjà passé.")
     if patient.cpts_id != program.cpts_id:
         raise NotFound("Patient introuvable.")
-    if program.kind in (ProgramKind.ASSISTED_TELECONSULTATION, ProgramKind.TELESOIN) and not has_valid_consent(
-        patient, ConsentKind.TELEHEALTH
-    ):
-        # Booking is allowed; the confirmation needs the consent. Say so now rather than at the door.
-        pass
+    # A missing consent does not stop the booking: the confirmation asks for it (see confirm()).
 
 
 def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
