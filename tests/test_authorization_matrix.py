@@ -5,9 +5,10 @@ import datetime as dt
 
 import pytest
 
-from hub.models import CareTeamMember, Consent, ConsentKind, ConsentMethod, Profession, Role
-from hub.services import accounts
+from hub.models import CareTeamMember, Consent, ConsentKind, ConsentMethod, PlaceKind, Profession, Role
+from hub.services import accounts, calendar_feeds
 from tests import factories
+from workflows import appointments
 
 ROLES = ("anonymous", "idel", "pharmacist", "kine", "specialist", "gp", "stranger", "coordinator", "admin")
 CLINICIANS = ("idel", "pharmacist", "kine", "specialist", "gp")
@@ -29,6 +30,21 @@ PATIENT_LIST = expect(admin=FORBIDDEN)
 ADMIN_ONLY = expect(others=FORBIDDEN, admin=OK)
 DIRECTORY_OBJECT = expect(stranger=HIDDEN)
 OWN_TOKEN = expect(others=HIDDEN, admin=OK)  # the token belongs to the admin
+# Users without a professional record (the admin, the other CPTS's coordinator) have no calendar feed.
+OWN_FEED = expect(admin=FORBIDDEN, stranger=FORBIDDEN)
+# Planning is the coordinators'; a coordinator of another CPTS lists their own, and meets 404 on ours.
+PLANNING = expect(others=FORBIDDEN, coordinator=OK, stranger=OK)
+PLANNING_OBJECT = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN)
+# The appointment's performer and IDEL have no account here: every clinician is a stranger to it.
+APPOINTMENT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
+CARE_PAGE = expect(admin=FORBIDDEN)
+# Fees: one's own (the coordination's account redirects to the CPTS's); the professional of the URL is a
+# nurse without an account, so every clinician is a stranger to their fees; the admin sees no fees.
+OWN_FEES = expect(admin=FORBIDDEN)
+FEES_OF_PROFESSIONAL = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
+CPTS_FEES = expect(others=FORBIDDEN, coordinator=OK, stranger=OK)
+# Declared activity is the IDELs' and kinés' (the denominator of their 20 % télésoin share).
+ACTIVITY = expect(others=FORBIDDEN, idel=OK, kine=OK)
 
 MATRIX = {
     ("home.index", "GET"): LOGGED_IN,
@@ -52,6 +68,10 @@ MATRIX = {
     ("admin.reactivate_user", "POST"): ADMIN_ONLY,
     ("admin.reset_totp", "POST"): ADMIN_ONLY,
     ("admin.set_password", "POST"): ADMIN_ONLY,
+    ("calendar.feed", "GET"): EVERYONE,  # the token is the credential; a wrong one is a 404 for everyone
+    ("calendar.settings", "GET"): LOGGED_IN,
+    ("calendar.create", "POST"): OWN_FEED,
+    ("calendar.revoke", "POST"): OWN_FEED,
     ("api.list_organisations", "GET"): LOGGED_IN,
     ("api.create_organisation", "POST"): ADMIN_ONLY,
     ("api.get_organisation", "GET"): DIRECTORY_OBJECT,
@@ -83,6 +103,57 @@ MATRIX = {
     ("patients.identity_check", "POST"): PATIENT_RECORD,
     ("professionals.index", "GET"): LOGGED_IN,
     ("professionals.show", "GET"): DIRECTORY_OBJECT,
+    ("api.list_programs", "GET"): PLANNING,
+    ("api.create_program", "POST"): PLANNING,
+    ("api.get_program", "GET"): PLANNING_OBJECT,
+    ("api.update_program", "PATCH"): PLANNING_OBJECT,
+    ("api.list_slots", "GET"): PLANNING_OBJECT,
+    ("api.book_appointment", "POST"): PLANNING,
+    ("api.get_appointment", "GET"): APPOINTMENT,
+    ("api.confirm_appointment", "POST"): APPOINTMENT,
+    ("api.decline_appointment", "POST"): APPOINTMENT,
+    ("api.check_in_appointment", "POST"): APPOINTMENT,
+    ("api.complete_appointment", "POST"): APPOINTMENT,
+    ("api.degrade_appointment", "POST"): APPOINTMENT,
+    ("api.record_no_show", "POST"): APPOINTMENT,
+    ("api.cancel_appointment", "POST"): PLANNING_OBJECT,
+    ("api.reassign_appointment", "POST"): PLANNING_OBJECT,
+    ("planning.week", "GET"): PLANNING,
+    ("planning.program_list", "GET"): PLANNING,
+    ("planning.new_program", "GET"): PLANNING,
+    ("planning.new_program", "POST"): PLANNING,
+    ("planning.program", "GET"): PLANNING_OBJECT,
+    ("planning.edit_program", "GET"): PLANNING_OBJECT,
+    ("planning.edit_program", "POST"): PLANNING_OBJECT,
+    ("planning.cancel_occurrence", "POST"): PLANNING_OBJECT,
+    ("planning.move_occurrence", "POST"): PLANNING_OBJECT,
+    ("planning.add_closure", "POST"): PLANNING_OBJECT,
+    ("planning.book", "GET"): PLANNING_OBJECT,
+    ("planning.book", "POST"): PLANNING_OBJECT,
+    ("planning.appointment", "GET"): PLANNING_OBJECT,
+    ("planning.reassign", "POST"): PLANNING_OBJECT,
+    ("planning.cancel", "POST"): PLANNING_OBJECT,
+    ("visits.index", "GET"): CARE_PAGE,
+    ("visits.confirm", "POST"): APPOINTMENT,
+    ("visits.decline", "POST"): APPOINTMENT,
+    ("visits.check_in", "POST"): APPOINTMENT,
+    ("visits.complete", "POST"): APPOINTMENT,
+    ("visits.degrade", "POST"): APPOINTMENT,
+    ("visits.no_show", "POST"): APPOINTMENT,
+    ("agenda.index", "GET"): CARE_PAGE,
+    ("fees.mine", "GET"): OWN_FEES,
+    ("fees.statement", "GET"): FEES_OF_PROFESSIONAL,
+    ("fees.statement_csv", "GET"): FEES_OF_PROFESSIONAL,
+    ("fees.statement_pdf", "GET"): FEES_OF_PROFESSIONAL,
+    ("fees.declare_activity", "POST"): ACTIVITY,
+    ("fees.import_activity", "POST"): ACTIVITY,
+    ("fees.overview", "GET"): CPTS_FEES,
+    ("fees.tariff_editor", "GET"): ADMIN_ONLY,
+    ("fees.add_tariff", "POST"): ADMIN_ONLY,
+    ("api.list_fees", "GET"): OWN_FEES,
+    ("api.get_remote_share", "GET"): FEES_OF_PROFESSIONAL,
+    ("api.list_tariffs", "GET"): LOGGED_IN,
+    ("api.create_tariff", "POST"): ADMIN_ONLY,
 }
 
 # Routes whose behaviour is a flow rather than an access rule; tests/auth/test_login.py covers them.
@@ -145,6 +216,16 @@ def world(db_session, cpts):
     )
     db_session.add(consent)
     token, _raw = accounts.create_api_token(db_session, users["admin"], name="matrice")
+    _feed, feed_token = calendar_feeds.create_feed(db_session, users["idel"], users["idel"].professional)
+    # A session next week: its performer has no account, its IDEL is the patient's (the team member).
+    program = factories.program(
+        db_session, cpts, performer=factories.professional(db_session, cpts, Profession.SPECIALIST)
+    )
+    next_week = (factories.now() + dt.timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
+    booked_slot, free_slot = (factories.slot(db_session, program, next_week + dt.timedelta(minutes=m)) for m in (0, 15))
+    appointment = appointments.book(
+        db_session, users["coordinator"], slot=booked_slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE
+    )
     db_session.flush()
     ids = {
         "patient_id": patient.id,
@@ -153,6 +234,10 @@ def world(db_session, cpts):
         "organisation_id": factories.organisation(db_session, cpts).id,
         "user_id": users["idel"].id,
         "token_id": token.id,
+        "token": feed_token,
+        "program_id": program.id,
+        "slot_id": free_slot.id,
+        "appointment_id": appointment.id,
     }
     db_session.commit()
 

@@ -297,7 +297,9 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
 def _take_open_visit(session: Session, appointment: Appointment, idel: Professional) -> None:
     """Atomically become the visit's IDEL: of two IDELs accepting at once, one wins, one gets a 409."""
     if idel is None or not _has_pending_offer(session, appointment, idel.id):
-        raise NotFound("Visite introuvable.")
+        raise RuleViolation(
+            "Cette visite est proposée à plusieurs IDEL : l'une d'elles l'accepte, ou la coordination la réaffecte."
+        )
     won = session.execute(
         update(Appointment)
         .where(Appointment.id == appointment.id, Appointment.accompanying_id.is_(None))
@@ -325,13 +327,22 @@ def decline(session: Session, actor: User, appointment: Appointment, *, reason: 
         raise ValidationFailed({"reason": "Indiquez la raison du refus : elle est transmise à la coordination."})
     target = MACHINE.target("decline", appointment.state)
     declining = appointment.accompanying_id or actor.professional_id
-    for offer in _offers(session, appointment):
-        if offer.professional_id == declining and offer.state is VisitOfferState.PENDING:
-            offer.state, offer.responded_at, offer.reason = VisitOfferState.DECLINED, now, reason.strip()
+    offers = _offers(session, appointment)
+    mine = [o for o in offers if o.professional_id == declining and o.state is VisitOfferState.PENDING]
+    if appointment.accompanying_id is None and not mine:
+        raise RuleViolation(
+            "Cette visite est proposée à plusieurs IDEL : pour la retirer, réaffectez-la ou annulez-la."
+        )
+    for offer in mine:
+        offer.state, offer.responded_at, offer.reason = VisitOfferState.DECLINED, now, reason.strip()
     if appointment.accompanying_id is not None and appointment.accompanying_id == declining:
         release_idel(session, appointment)
-    if any(o.state is VisitOfferState.PENDING for o in _offers(session, appointment)):
-        return  # others may still accept the open visit
+    if any(o.state is VisitOfferState.PENDING for o in offers):
+        # Others may still accept the open visit: only this IDEL's answer is recorded.
+        audit.record(
+            session, actor=actor, action="appointment.decline_offer", target=appointment, cpts_id=appointment.cpts_id
+        )
+        return
     appointment.state = target
     appointment.declined_reason = reason.strip()
     appointment.sequence += 1
@@ -375,10 +386,14 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
     existing = session.scalar(
         select(VisitOffer).where(VisitOffer.appointment_id == appointment.id, VisitOffer.professional_id == idel.id)
     )
+    delay = appointment.slot.program.own_idel_delay_minutes if appointment.slot is not None else None
     if existing is not None:
         existing.state, existing.offered_at, existing.responded_at = VisitOfferState.PENDING, now, None
+        existing.round = 1
+        zone = appointment_zone(session, appointment)
+        existing.expires_at = add_office_minutes(now, delay, zone) if delay else None
     else:
-        _offer(session, appointment, idel, round_=1, now=now, delay_minutes=None)
+        _offer(session, appointment, idel, round_=1, now=now, delay_minutes=delay)
     appointment.state = target
     appointment.declined_reason = None
     appointment.sequence += 1
@@ -493,6 +508,7 @@ def check_in(
     appointment.patient_location = patient_location.strip()
     appointment.callback_phone = callback_phone.strip()
     appointment.state = target
+    appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
 
 
@@ -518,6 +534,7 @@ def degrade(session: Session, actor: User, appointment: Appointment, *, reason: 
         raise ValidationFailed({"reason": "Décrivez l'incident technique."})
     appointment.degraded_reason = reason.strip()
     appointment.state = target
+    appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.degrade", target=appointment, cpts_id=appointment.cpts_id)
 
 
@@ -566,6 +583,7 @@ def record_no_show(session: Session, actor: User, appointment: Appointment, *, n
     if now < appointment.starts_at:
         raise RuleViolation("Une absence ne peut être notée qu'après l'heure du rendez-vous.")
     appointment.state = target
+    appointment.sequence += 1
     appointment.no_show_recorded_by_user_id = actor.id
     audit.record(session, actor=actor, action="appointment.no_show", target=appointment, cpts_id=appointment.cpts_id)
 

@@ -143,10 +143,13 @@ def update_series(session: Session, actor, program: SessionProgram, changes: dic
     for key, value in changes.items():
         setattr(program, key, value)
     if rule is not None or time_of_day is not None:
-        program.rrule = parse_rrule(rule or program.rrule)
-        program.start_local = first_occurrence(
-            program.rrule, program.valid_from, time_of_day or program.start_local.time()
-        )
+        try:
+            program.rrule = parse_rrule(rule or program.rrule)
+            program.start_local = first_occurrence(
+                program.rrule, program.valid_from, time_of_day or program.start_local.time()
+            )
+        except InvalidRecurrence as exc:
+            raise ValidationFailed({"rrule": str(exc)}) from exc
     _recurrence_errors(program)
     session.flush()
     report = generate_slots(session, program, now=now)

@@ -9,6 +9,7 @@ from flask import current_app
 
 from hub.api import blueprint
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
+from hub.schemas.fees import FeeOut, RemoteShareOut, TariffIn, TariffOut
 from hub.schemas.patient import (
     ConsentIn,
     ConsentOut,
@@ -17,6 +18,20 @@ from hub.schemas.patient import (
     PatientIn,
     PatientOut,
     PatientSummaryOut,
+)
+from hub.schemas.scheduling import (
+    AppointmentIn,
+    AppointmentOut,
+    CheckInIn,
+    CompletionIn,
+    NoBodyIn,
+    ProgramIn,
+    ProgramOut,
+    ProgramSeriesIn,
+    ProgramUpdateOut,
+    ReasonIn,
+    ReassignIn,
+    SlotOut,
 )
 from hub.web.access import PUBLIC, access
 
@@ -42,13 +57,48 @@ OPERATIONS = {
     "api.create_organisation": ("Créer une structure", OrganisationIn, OrganisationOut, False),
     "api.get_organisation": ("Lire une structure", None, OrganisationOut, False),
     "api.update_organisation": ("Modifier une structure", OrganisationIn, OrganisationOut, False),
+    "api.list_programs": ("Programmes de séances de la CPTS", None, ProgramOut, True),
+    "api.create_program": ("Créer un programme récurrent et ses créneaux", ProgramIn, ProgramOut, False),
+    "api.get_program": ("Lire un programme", None, ProgramOut, False),
+    "api.update_program": ("Modifier toute la série à partir de maintenant", ProgramSeriesIn, ProgramUpdateOut, False),
+    "api.list_slots": ("Créneaux d'un programme et leur état", None, SlotOut, True),
+    "api.book_appointment": ("Réserver un créneau pour un patient", AppointmentIn, AppointmentOut, False),
+    "api.get_appointment": ("Lire un rendez-vous", None, AppointmentOut, False),
+    "api.confirm_appointment": ("Confirmer la visite (IDEL)", NoBodyIn, AppointmentOut, False),
+    "api.decline_appointment": ("Refuser la visite, avec la raison (IDEL)", ReasonIn, AppointmentOut, False),
+    "api.check_in_appointment": ("Accueillir le patient (identité, lieu, téléphone)", CheckInIn, AppointmentOut, False),
+    "api.complete_appointment": ("Terminer la séance (liste de vérification HAS)", CompletionIn, AppointmentOut, False),
+    "api.degrade_appointment": ("Passer en mode dégradé (téléphone)", ReasonIn, AppointmentOut, False),
+    "api.record_no_show": ("Noter l'absence du patient", NoBodyIn, AppointmentOut, False),
+    "api.cancel_appointment": ("Annuler le rendez-vous", ReasonIn, AppointmentOut, False),
+    "api.reassign_appointment": ("Réaffecter l'IDEL accompagnant", ReassignIn, AppointmentOut, False),
+    "api.list_fees": ("Actes et rémunérations (les siens ; la CPTS pour la coordination)", None, FeeOut, True),
+    "api.get_remote_share": ("Part de télésoin (plafond de 20 %) d'un·e IDEL ou kiné", None, RemoteShareOut, False),
+    "api.list_tariffs": ("Tarifs et leurs versions", None, TariffOut, True),
+    "api.create_tariff": ("Nouvelle version d'un tarif (administration)", TariffIn, TariffOut, False),
+}
+# POST endpoints that change a resource rather than create one: they answer 200.
+ANSWER_200 = {
+    "api.confirm_appointment",
+    "api.decline_appointment",
+    "api.check_in_appointment",
+    "api.complete_appointment",
+    "api.degrade_appointment",
+    "api.record_no_show",
+    "api.cancel_appointment",
+    "api.reassign_appointment",
 }
 
 QUERY_PARAMETERS = {
     "api.list_patients": [("q", "string"), ("birth_date", "string")],
     "api.list_professionals": [("q", "string"), ("profession", "string")],
     "api.create_patient": [("duplicates_checked", "boolean")],
+    "api.list_slots": [("from", "string"), ("to", "string")],
+    "api.list_fees": [("professional_id", "integer"), ("from", "string"), ("to", "string"), ("code", "string")],
+    "api.get_remote_share": [("year", "integer")],
+    "api.list_tariffs": [("code", "string")],
 }
+HEADER_PARAMETERS = {"api.book_appointment": [("Idempotency-Key", "string")]}
 
 PROBLEM = {
     "type": "object",
@@ -83,9 +133,10 @@ def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
                 "total": {"type": "integer"},
             },
         }
-    status = "201" if method == "post" else "200"
+    status = "201" if method == "post" and endpoint not in ANSWER_200 else "200"
     parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "integer"}} for p in path_params]
     parameters += [{"name": n, "in": "query", "schema": {"type": t}} for n, t in QUERY_PARAMETERS.get(endpoint, [])]
+    parameters += [{"name": n, "in": "header", "schema": {"type": t}} for n, t in HEADER_PARAMETERS.get(endpoint, [])]
     if is_list:
         parameters += [
             {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},

@@ -6,6 +6,11 @@ from hub.models import Role
 class Permission(StrEnum):
     """What a role may do, as <scope>:<resource>:<action>. Object checks live in policies.py."""
 
+    ACTIVITY_DECLARE = "hub:activity:declare"
+    APPOINTMENTS_BOOK = "hub:appointments:book"
+    APPOINTMENTS_READ = "hub:appointments:read"
+    FEES_READ_CPTS = "hub:fees:read-cpts"
+    FEES_READ_OWN = "hub:fees:read-own"
     ORGANISATIONS_MANAGE = "hub:organisations:manage"
     ORGANISATIONS_READ = "hub:organisations:read"
     PATIENTS_CREATE = "hub:patients:create"
@@ -13,20 +18,42 @@ class Permission(StrEnum):
     PATIENTS_WRITE = "hub:patients:write"
     PROFESSIONALS_MANAGE = "hub:professionals:manage"
     PROFESSIONALS_READ = "hub:professionals:read"
+    PROGRAMS_MANAGE = "hub:programs:manage"
+    TARIFFS_MANAGE = "hub:tariffs:manage"
+    TARIFFS_READ = "hub:tariffs:read"
     TOKENS_MANAGE_OWN = "hub:tokens:manage-own"
     USERS_MANAGE = "hub:users:manage"
+    VISITS_RESPOND = "hub:visits:respond"
 
 
-_EVERYONE = {Permission.ORGANISATIONS_READ, Permission.PROFESSIONALS_READ, Permission.TOKENS_MANAGE_OWN}
+_EVERYONE = {
+    Permission.ORGANISATIONS_READ,
+    Permission.PROFESSIONALS_READ,
+    Permission.TARIFFS_READ,
+    Permission.TOKENS_MANAGE_OWN,
+}
 _CLINICAL = {Permission.PATIENTS_CREATE, Permission.PATIENTS_READ, Permission.PATIENTS_WRITE}
+# Answering a visit and running the session: the object check (hub.auth.policies) says on which appointment.
+_CARE = {Permission.APPOINTMENTS_READ, Permission.VISITS_RESPOND}
+_PLANNING = {Permission.APPOINTMENTS_BOOK, Permission.PROGRAMS_MANAGE}
+# Fees: one's own statement (and the activity behind the 20 % share); the coordination sees the whole CPTS.
+_OWN_FEES = {Permission.ACTIVITY_DECLARE, Permission.FEES_READ_OWN}
 
 # The admin runs the directory and accounts and, being non-clinical, sees no patient record.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(
-        _EVERYONE | {Permission.ORGANISATIONS_MANAGE, Permission.PROFESSIONALS_MANAGE, Permission.USERS_MANAGE}
+        _EVERYONE
+        | {
+            Permission.ORGANISATIONS_MANAGE,
+            Permission.PROFESSIONALS_MANAGE,
+            Permission.TARIFFS_MANAGE,
+            Permission.USERS_MANAGE,
+        }
     ),
-    Role.COORDINATOR: frozenset(_EVERYONE | _CLINICAL),
-    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL),
+    Role.COORDINATOR: frozenset(
+        _EVERYONE | _CLINICAL | _CARE | _PLANNING | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
+    ),
+    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES),
 }
 
 

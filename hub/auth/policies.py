@@ -1,10 +1,12 @@
 """Object-level checks: a permission AND a relation to the object. Deny by default."""
 
-from sqlalchemy import ColumnElement, false
+from sqlalchemy import ColumnElement, exists, false, select
 from sqlalchemy.orm import Session
 
+from hub import audit
 from hub.auth.permissions import Permission, has_permission
-from hub.models import Patient, Role
+from hub.errors import NotFound
+from hub.models import Appointment, Patient, Role, VisitOffer, VisitOfferState
 from hub.services.care import has_care_relation, patient_ids_in_care_of
 
 
@@ -39,3 +41,67 @@ def visible_patients(user) -> ColumnElement[bool]:
 
 def can_manage_in_cpts(user, permission: Permission, cpts_id: int) -> bool:
     return has_permission(user, permission) and user.cpts_id == cpts_id
+
+
+# What each verb on an appointment needs from the role; the relation to the appointment comes on top.
+APPOINTMENT_VERBS = {
+    "read": Permission.APPOINTMENTS_READ,
+    "confirm": Permission.VISITS_RESPOND,
+    "decline": Permission.VISITS_RESPOND,
+    "check_in": Permission.VISITS_RESPOND,
+    "complete": Permission.VISITS_RESPOND,
+    "degrade": Permission.VISITS_RESPOND,
+    "no_show": Permission.VISITS_RESPOND,
+    "cancel": Permission.APPOINTMENTS_BOOK,
+    "reassign": Permission.APPOINTMENTS_BOOK,
+}
+_ANSWERING = frozenset({"confirm", "decline"})
+_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show"})
+
+
+def can_act_on_appointment(session: Session, user, appointment: Appointment, verb: str) -> bool:
+    """Coordinators of the CPTS: any verb. The accompanying IDEL, or an IDEL the visit is offered to:
+    read, confirm, decline. The performer or the accompanying IDEL: read and run the session. Nobody else."""
+    permission = APPOINTMENT_VERBS.get(verb)
+    if permission is None or not has_permission(user, permission) or appointment.cpts_id != user.cpts_id:
+        return False
+    if _sees_whole_cpts(user):
+        return True
+    professional_id = user.professional_id
+    if professional_id is None:
+        return False
+    participant = professional_id in (appointment.performer_id, appointment.accompanying_id)
+    if verb in _RUNNING or (verb == "read" and participant):
+        return participant
+    if verb in _ANSWERING or verb == "read":
+        return professional_id == appointment.accompanying_id or _is_offered_to(session, appointment, professional_id)
+    return False
+
+
+def _is_offered_to(session: Session, appointment: Appointment, professional_id: int) -> bool:
+    return bool(
+        session.scalar(
+            select(
+                exists().where(
+                    VisitOffer.appointment_id == appointment.id,
+                    VisitOffer.professional_id == professional_id,
+                    VisitOffer.state == VisitOfferState.PENDING,
+                )
+            )
+        )
+    )
+
+
+def appointment_for(session: Session, user, appointment_id: int, verb: str) -> Appointment:
+    """The appointment if the user may `verb` it, else 404 as if it did not exist (no IDOR oracle), the
+    refusal audited. A read is audited here; the workflows audit the verbs they run."""
+    appointment = session.get(Appointment, appointment_id)
+    if appointment is None or not can_act_on_appointment(session, user, appointment, verb):
+        raise NotFound(
+            "Rendez-vous introuvable.",
+            audit_action=f"appointment.{verb}",
+            audit_target=("appointments", appointment_id),
+        )
+    if verb == "read":
+        audit.record(session, actor=user, action="appointment.read", target=appointment, cpts_id=appointment.cpts_id)
+    return appointment

@@ -2,6 +2,18 @@
 
 
 def blueprints():
-    from hub.web import admin, auth, home, me, patients, professionals
+    from hub.web import admin, agenda, auth, calendar, fees, home, me, patients, planning, professionals, visits
 
-    return [auth.bp, home.bp, patients.bp, professionals.bp, admin.bp, me.bp]
+    return [
+        auth.bp,
+        home.bp,
+        patients.bp,
+        professionals.bp,
+        admin.bp,
+        me.bp,
+        calendar.bp,
+        planning.bp,
+        visits.bp,
+        agenda.bp,
+        fees.bp,
+    ]

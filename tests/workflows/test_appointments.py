@@ -330,3 +330,37 @@ def test_a_cancelled_slot_cannot_be_booked(db_session, territory):
         appointments.book(
             db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
         )
+
+
+def test_an_idel_declining_an_open_visit_is_audited_and_others_may_still_accept(db_session, territory):
+    from hub.models import AuditEvent
+
+    t = territory
+    appointment = book(db_session, t)
+    appointments.offer_to_other_idels(db_session, appointment, now=NOW + dt.timedelta(hours=3))
+    appointments.decline(db_session, t.other_idel_user, appointment, reason="Pas disponible", now=NOW)
+    db_session.commit()
+    assert appointment.state is S.PROPOSED
+    assert db_session.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) == (
+        "appointment.decline_offer"
+    )
+    with pytest.raises(RuleViolation, match="plusieurs IDEL"):
+        appointments.decline(db_session, t.coordinator, appointment, reason="?", now=NOW)
+    with pytest.raises(RuleViolation, match="plusieurs IDEL"):
+        appointments.confirm(db_session, t.coordinator, appointment, now=NOW)
+
+
+def test_every_change_raises_the_calendar_sequence(db_session, territory):
+    t = territory
+    appointment = book(db_session, t)
+    appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
+    before = appointment.sequence
+    appointments.check_in(
+        db_session,
+        t.idel_user,
+        appointment,
+        identity_method="CNI",
+        patient_location="Cabinet",
+        callback_phone="0612345678",
+    )
+    assert appointment.sequence == before + 1

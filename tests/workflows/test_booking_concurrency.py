@@ -208,7 +208,12 @@ def test_a_confirmation_racing_the_widening_job_never_leaves_a_confirmed_visit_w
 
     for appointment_id, user_id in runs:
         barrier, errors = threading.Barrier(2), []
-        run_threads([lambda: confirm(appointment_id, user_id, barrier, errors), lambda: widen(appointment_id, barrier)])
+        run_threads(
+            [
+                lambda a=appointment_id, u=user_id, b=barrier, e=errors: confirm(a, u, b, e),
+                lambda a=appointment_id, b=barrier: widen(a, b),
+            ]
+        )
     with factory() as session:
         for appointment_id, _user in runs:
             appointment = session.get(Appointment, appointment_id)

@@ -259,3 +259,10 @@ def test_day_agenda_on_change_days_holds_exactly_that_local_day(db_session, terr
     book_at(end)
     agenda = professional_agenda(db_session, t.cardiologist.id, start, end)
     assert [a.id for a in agenda] == [a.id for a in inside]
+
+
+def test_a_bad_rule_on_a_series_edit_is_a_french_error(db_session, territory):
+    program = new_program(db_session, territory)
+    with pytest.raises(ValidationFailed) as caught:
+        programs.update_series(db_session, territory.coordinator, program, {"rrule": "FREQ=MINUTELY"}, now=JAN_2026)
+    assert "rrule" in caught.value.errors

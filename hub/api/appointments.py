@@ -1,0 +1,165 @@
+from flask import request, url_for
+from flask_login import current_user
+
+from hub import audit
+from hub.api import blueprint, json_body, load_json
+from hub.auth.guards import patient_for
+from hub.auth.permissions import Permission
+from hub.auth.policies import appointment_for
+from hub.errors import NotFound, ValidationFailed
+from hub.models import Professional, Slot
+from hub.schemas.base import load
+from hub.schemas.scheduling import (
+    AppointmentIn,
+    AppointmentOut,
+    CheckInIn,
+    CompletionIn,
+    NoBodyIn,
+    ReasonIn,
+    ReassignIn,
+)
+from hub.services import idempotency
+from hub.web.access import access
+from hub.web.request import db
+from workflows import appointments
+
+REPLAYED = "Idempotent-Replayed"
+
+
+@blueprint.post("/appointments")
+@access(Permission.APPOINTMENTS_BOOK)
+def book_appointment():
+    """Book a patient into a slot. With an `Idempotency-Key`, a repeated request gets the first answer."""
+    data = load_json(AppointmentIn())
+    key = request.headers.get(idempotency.HEADER)
+    if key is None:
+        return _book(data)
+    fingerprint = idempotency.fingerprint(request.method, request.path, json_body())
+    claim = idempotency.claim(db(), current_user.id, idempotency.check_key(key), fingerprint)
+    if isinstance(claim, idempotency.StoredAnswer):
+        return _replay(claim)
+    body, status, headers = _book(data)
+    idempotency.answer(claim, status, body)
+    return body, status, headers
+
+
+def _book(data: dict):
+    patient = patient_for(db(), current_user, data["patient_id"], action="appointment.book", write=True)
+    slot = db().get(Slot, data["slot_id"])
+    if slot is None or slot.program.cpts_id != current_user.cpts_id:
+        raise NotFound("Créneau introuvable.")
+    appointment = appointments.book(
+        db(),
+        current_user,
+        slot=slot,
+        patient=patient,
+        place_kind=data["place_kind"],
+        accompanying=_accompanying(data.get("accompanying_id")),
+    )
+    body = AppointmentOut().dump(appointment)
+    return body, 201, {"Location": url_for("api.get_appointment", appointment_id=appointment.id)}
+
+
+def _accompanying(professional_id: int | None) -> Professional | None:
+    if professional_id is None:
+        return None
+    professional = db().get(Professional, professional_id)
+    if professional is None:
+        raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+    return professional
+
+
+def _replay(answer: idempotency.StoredAnswer):
+    headers = {REPLAYED: "true"}
+    appointment_id = answer.body.get("id")
+    if answer.status == 201 and appointment_id is not None:
+        headers["Location"] = url_for("api.get_appointment", appointment_id=appointment_id)
+        target = ("appointments", appointment_id)
+        audit.record(db(), actor=current_user, action="appointment.book_replayed", target=target)
+    return answer.body, answer.status, headers
+
+
+@blueprint.get("/appointments/<int:appointment_id>")
+@access(Permission.APPOINTMENTS_READ)
+def get_appointment(appointment_id: int):
+    return AppointmentOut().dump(appointment_for(db(), current_user, appointment_id, "read"))
+
+
+def _act(appointment_id: int, verb: str, schema, perform):
+    """Load the appointment the caller may act on (404 otherwise), then read the body, then run the verb."""
+    appointment = appointment_for(db(), current_user, appointment_id, verb)
+    data = load(schema, json_body() if request.get_data() else {})
+    perform(appointment, data)
+    return AppointmentOut().dump(appointment)
+
+
+@blueprint.post("/appointments/<int:appointment_id>/confirm")
+@access(Permission.VISITS_RESPOND)
+def confirm_appointment(appointment_id: int):
+    return _act(appointment_id, "confirm", NoBodyIn(), lambda a, _d: appointments.confirm(db(), current_user, a))
+
+
+@blueprint.post("/appointments/<int:appointment_id>/decline")
+@access(Permission.VISITS_RESPOND)
+def decline_appointment(appointment_id: int):
+    return _act(
+        appointment_id,
+        "decline",
+        ReasonIn(),
+        lambda a, d: appointments.decline(db(), current_user, a, reason=d["reason"]),
+    )
+
+
+@blueprint.post("/appointments/<int:appointment_id>/check-in")
+@access(Permission.VISITS_RESPOND)
+def check_in_appointment(appointment_id: int):
+    return _act(appointment_id, "check_in", CheckInIn(), lambda a, d: appointments.check_in(db(), current_user, a, **d))
+
+
+@blueprint.post("/appointments/<int:appointment_id>/complete")
+@access(Permission.VISITS_RESPOND)
+def complete_appointment(appointment_id: int):
+    return _act(
+        appointment_id,
+        "complete",
+        CompletionIn(),
+        lambda a, d: appointments.complete(db(), current_user, a, checklist=d),
+    )
+
+
+@blueprint.post("/appointments/<int:appointment_id>/degrade")
+@access(Permission.VISITS_RESPOND)
+def degrade_appointment(appointment_id: int):
+    return _act(
+        appointment_id,
+        "degrade",
+        ReasonIn(),
+        lambda a, d: appointments.degrade(db(), current_user, a, reason=d["reason"]),
+    )
+
+
+@blueprint.post("/appointments/<int:appointment_id>/no-show")
+@access(Permission.VISITS_RESPOND)
+def record_no_show(appointment_id: int):
+    return _act(appointment_id, "no_show", NoBodyIn(), lambda a, _d: appointments.record_no_show(db(), current_user, a))
+
+
+@blueprint.post("/appointments/<int:appointment_id>/cancel")
+@access(Permission.APPOINTMENTS_BOOK)
+def cancel_appointment(appointment_id: int):
+    return _act(
+        appointment_id,
+        "cancel",
+        ReasonIn(),
+        lambda a, d: appointments.cancel(db(), current_user, a, reason=d["reason"]),
+    )
+
+
+@blueprint.post("/appointments/<int:appointment_id>/reassign")
+@access(Permission.APPOINTMENTS_BOOK)
+def reassign_appointment(appointment_id: int):
+    def perform(appointment, data):
+        idel = _accompanying(data["accompanying_id"])
+        appointments.reassign(db(), current_user, appointment, idel=idel)
+
+    return _act(appointment_id, "reassign", ReassignIn(), perform)

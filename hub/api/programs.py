@@ -1,0 +1,88 @@
+import datetime as dt
+
+from flask import current_app, request
+from flask_login import current_user
+
+from hub.api import blueprint, created, load_json, page_of, pagination
+from hub.auth.permissions import Permission
+from hub.db import utcnow
+from hub.errors import ValidationFailed
+from hub.schemas.base import load
+from hub.schemas.scheduling import (
+    GenerationOut,
+    ProgramIn,
+    ProgramOut,
+    ProgramSeriesIn,
+    ProgramUpdateOut,
+    SlotOut,
+    SlotWindowArgs,
+)
+from hub.web.access import access
+from hub.web.request import db
+from scheduling import board
+from scheduling.agenda import day_bounds
+from workflows import programs
+
+
+@blueprint.get("/programs")
+@access(Permission.PROGRAMS_MANAGE)
+def list_programs():
+    page, per_page = pagination()
+    rows = programs.list_programs(db(), current_user.cpts_id)
+    return page_of(ProgramOut(), rows[(page - 1) * per_page : page * per_page], len(rows), page, per_page)
+
+
+@blueprint.post("/programs")
+@access(Permission.PROGRAMS_MANAGE)
+def create_program():
+    data = load_json(ProgramIn()) | {"zone": current_app.config["HUB"]["TIMEZONE"]}
+    program = programs.create_program(db(), current_user, data)
+    return created(ProgramOut().dump(program), "api.get_program", program_id=program.id)
+
+
+@blueprint.get("/programs/<int:program_id>")
+@access(Permission.PROGRAMS_MANAGE)
+def get_program(program_id: int):
+    return ProgramOut().dump(programs.get_program(db(), program_id, cpts_id=current_user.cpts_id))
+
+
+@blueprint.patch("/programs/<int:program_id>")
+@access(Permission.PROGRAMS_MANAGE)
+def update_program(program_id: int):
+    """The whole series from now on (one occurrence and "this and the following" are page actions)."""
+    program = programs.get_program(db(), program_id, cpts_id=current_user.cpts_id)
+    changes = load_json(ProgramSeriesIn(), partial=True)
+    if not changes:
+        raise ValidationFailed({"_schema": "Aucun champ à modifier."})
+    report = programs.update_series(db(), current_user, program, changes)
+    return ProgramUpdateOut().dump(program) | {"slots": GenerationOut().dump(report)}
+
+
+@blueprint.get("/programs/<int:program_id>/slots")
+@access(Permission.PROGRAMS_MANAGE)
+def list_slots(program_id: int):
+    """Slots starting in [from, to): dates are local days (`to` included), instants need their offset.
+    By default, from now to the end of the program's horizon."""
+    program = programs.get_program(db(), program_id, cpts_id=current_user.cpts_id)
+    page, per_page = pagination()
+    start, end = _window(
+        program, load(SlotWindowArgs(), {k: v for k, v in request.args.items() if k in ("from", "to")})
+    )
+    views, total = board.program_slots(db(), program.id, start, end, page=page, per_page=per_page)
+    return page_of(SlotOut(), views, total, page, per_page)
+
+
+def _window(program, args: dict) -> tuple[dt.datetime, dt.datetime]:
+    start = _instant(args.get("start"), program.zone, end=False) or utcnow()
+    end = _instant(args.get("end"), program.zone, end=True) or start + dt.timedelta(weeks=program.horizon_weeks)
+    if end <= start:
+        raise ValidationFailed({"to": "La fin de la période précède son début."})
+    return start, end
+
+
+def _instant(value, zone: str, *, end: bool) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    return day_bounds(value, zone)[1 if end else 0]

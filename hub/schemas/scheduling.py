@@ -1,0 +1,395 @@
+"""Programs, slots and appointments: input schemas (shape only), page forms, and what the API shows."""
+
+import datetime as dt
+import json
+
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
+
+from hub.identifiers import check_phone
+from hub.models import (
+    APPOINTMENT_STATE_LABELS,
+    AppointmentKind,
+    AppointmentState,
+    PlaceKind,
+    ProgramKind,
+)
+from hub.schemas.base import AwareDateTime, Bool, Date, Enum, FormSchema, Identifier, InputSchema, Int, Str, length
+from scheduling.recurrence import DAYS, WEEKDAY_CODES, InvalidRecurrence, parse_rrule
+
+WEEKDAY_LABELS = dict(zip(WEEKDAY_CODES, DAYS, strict=True))
+RULE_CHOICES = {
+    "weekly": "Chaque semaine le …",
+    "biweekly": "Une semaine sur deux le …",
+    "monthly_first": "Le premier … du mois",
+    "advanced": "Avancé : règle RRULE (RFC 5545)",
+}
+_RULE_TEMPLATES = {
+    "weekly": "FREQ=WEEKLY;BYDAY={day}",
+    "biweekly": "FREQ=WEEKLY;INTERVAL=2;BYDAY={day}",
+    "monthly_first": "FREQ=MONTHLY;BYDAY=1{day}",
+}
+IDENTITY_METHODS = {
+    "document": "Pièce d'identité contrôlée",
+    "ins": "INS vérifié (téléservice INSi)",
+    "traits": "Traits d'identité confirmés avec le patient",
+}
+CHECKLIST_LABELS = {
+    "camera": "Caméra testée",
+    "sound": "Son testé",
+    "light": "Éclairage suffisant",
+    "privacy": "Confidentialité assurée",
+    "adult_present": "Un adulte accompagne le patient (obligatoire pour un mineur)",
+}
+
+
+def _range(low: int, high: int) -> validate.Range:
+    return validate.Range(min=low, max=high, error=f"Entre {low} et {high}.")
+
+
+def _one_of(choices) -> validate.OneOf:
+    return validate.OneOf(list(choices), error="Choix invalide.")
+
+
+def _valid_rrule(value: str) -> None:
+    try:
+        parse_rrule(value)
+    except InvalidRecurrence as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+class Time(fields.Time):
+    default_error_messages = {
+        "required": "Ce champ est obligatoire.",
+        "null": "Ce champ ne peut pas être vide.",
+        "invalid": "Heure invalide (format attendu : HH:MM).",
+        "format": "Heure invalide.",
+    }
+
+
+class DayOrInstant(fields.Field):
+    """A date (`2027-03-01`, a local day) or an instant with its offset (`2027-03-01T14:00:00+01:00`)."""
+
+    default_error_messages = {
+        "invalid": "Date (AAAA-MM-JJ) ou date et heure avec fuseau (ISO 8601) attendue.",
+        "invalid_awareness": "Indiquez le fuseau horaire (par exemple +01:00 ou Z).",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            if isinstance(value, str) and len(value) == 10:
+                return dt.date.fromisoformat(value)
+            instant = dt.datetime.fromisoformat(value)
+        except (TypeError, ValueError) as exc:
+            raise self.make_error("invalid") from exc
+        if instant.tzinfo is None:
+            raise self.make_error("invalid_awareness")
+        return instant
+
+
+# --- programs ---------------------------------------------------------------------------------------------
+
+
+class ProgramIn(InputSchema):
+    name = Str(required=True, validate=length(200, 2))
+    kind = Enum(ProgramKind, by_value=True, required=True)
+    performer_id = Int(required=True)
+    organisation_id = Int(allow_none=True)
+    room_id = Int(allow_none=True)
+    kit_id = Int(allow_none=True)
+    rrule = Str(required=True, validate=[length(300, 1), _valid_rrule])
+    first_day = Date(required=True)
+    time_of_day = Time(required=True)
+    valid_until = Date(allow_none=True)
+    slot_count = Int(required=True, validate=_range(1, 40))
+    slot_minutes = Int(required=True, validate=_range(5, 240))
+    accompaniment_before_minutes = Int(load_default=0, validate=_range(0, 120))
+    accompaniment_after_minutes = Int(load_default=0, validate=_range(0, 120))
+    skip_public_holidays = Bool(load_default=True)
+    own_idel_delay_minutes = Int(load_default=120, validate=_range(0, 7 * 24 * 60))
+    horizon_weeks = Int(load_default=12, validate=_range(1, 104))
+
+
+class ProgramSeriesIn(ProgramIn):
+    """A change of the whole series from now on (loaded partial: only the fields sent). The kind, the
+    performer and the first day of a series stay; a new performer is a new program."""
+
+    class Meta(InputSchema.Meta):
+        exclude = ("kind", "performer_id", "first_day")
+
+
+class _RuleChoice(FormSchema):
+    """The rule chosen from simple choices ("chaque semaine le lundi"…), or typed as a raw RRULE."""
+
+    rule = Str(required=True, validate=_one_of(RULE_CHOICES))
+    weekday = Str(allow_none=True, validate=_one_of(WEEKDAY_CODES))
+    rrule = Str(allow_none=True, validate=length(300))
+
+    @validates_schema(skip_on_field_errors=False)
+    def _rule_is_complete(self, data, **_kwargs):
+        rule = data.get("rule")
+        if rule == "advanced" and not data.get("rrule"):
+            raise ValidationError("Saisissez la règle (par exemple FREQ=WEEKLY;BYDAY=MO).", "rrule")
+        if rule in _RULE_TEMPLATES and not data.get("weekday"):
+            raise ValidationError("Choisissez le jour de la semaine.", "weekday")
+        if rule is not None:
+            _valid_rrule_field(rule_from_choice(data))
+
+    @post_load
+    def _to_rrule(self, data, **_kwargs):
+        data["rrule"] = rule_from_choice(data)
+        data.pop("rule", None)
+        data.pop("weekday", None)
+        return data
+
+
+def _valid_rrule_field(value: str) -> None:
+    try:
+        parse_rrule(value)
+    except InvalidRecurrence as exc:
+        raise ValidationError(str(exc), "rrule") from exc
+
+
+def rule_from_choice(data: dict) -> str:
+    template = _RULE_TEMPLATES.get(data.get("rule"))
+    return template.format(day=data["weekday"]) if template else data.get("rrule") or ""
+
+
+def choice_from_rule(rrule: str) -> dict:
+    """The form's values for a stored rule: a simple choice when it is one, else the advanced field."""
+    for rule, template in _RULE_TEMPLATES.items():
+        for day in WEEKDAY_CODES:
+            if template.format(day=day) == rrule:
+                return {"rule": rule, "weekday": day, "rrule": ""}
+    return {"rule": "advanced", "weekday": "", "rrule": rrule}
+
+
+class ProgramForm(_RuleChoice, ProgramIn):
+    rrule = Str(allow_none=True, validate=length(300))
+    skip_public_holidays = Bool(load_default=False)  # an unticked box is not sent
+
+
+class SeriesForm(ProgramForm):
+    """The series edit: the whole series, or this occurrence and the following ones."""
+
+    scope = Str(required=True, validate=_one_of(("series", "following")))
+    from_day = Date(allow_none=True)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _following_needs_a_day(self, data, **_kwargs):
+        if data.get("scope") == "following" and not data.get("from_day"):
+            raise ValidationError("Indiquez la séance à partir de laquelle la modification s'applique.", "from_day")
+
+
+SERIES_FORM_EXCLUDE = ("kind", "performer_id", "first_day")
+
+
+class OccurrenceForm(FormSchema):
+    occurrence = AwareDateTime(required=True)
+
+
+class OccurrenceCancelForm(OccurrenceForm):
+    reason = Str(required=True, validate=length(300, 1))
+
+
+class OccurrenceMoveForm(OccurrenceForm):
+    new_day = Date(required=True)
+    new_time = Time(required=True)
+
+
+class ClosureForm(FormSchema):
+    first_day = Date(required=True)
+    last_day = Date(required=True)
+    reason = Str(allow_none=True, validate=length(200))
+
+
+class ClosureOut(Schema):
+    first_day = fields.Date()
+    last_day = fields.Date()
+    reason = fields.String(allow_none=True)
+
+
+class ProgramOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    kind = fields.Enum(ProgramKind, by_value=True)
+    performer_id = fields.Integer()
+    organisation_id = fields.Integer(allow_none=True)
+    room_id = fields.Integer(allow_none=True)
+    kit_id = fields.Integer(allow_none=True)
+    rrule = fields.String()
+    zone = fields.String()
+    first_day = fields.Date(attribute="valid_from")
+    time_of_day = fields.Function(lambda p: p.start_local.time().isoformat(timespec="minutes"))
+    valid_until = fields.Date(allow_none=True)
+    slot_count = fields.Integer()
+    slot_minutes = fields.Integer()
+    accompaniment_before_minutes = fields.Integer()
+    accompaniment_after_minutes = fields.Integer()
+    skip_public_holidays = fields.Boolean()
+    exdates = fields.Function(lambda p: json.loads(p.exdates or "[]"))
+    closures = fields.List(fields.Nested(ClosureOut))
+    own_idel_delay_minutes = fields.Integer()
+    horizon_weeks = fields.Integer()
+    is_active = fields.Boolean()
+
+
+class GenerationOut(Schema):
+    created = fields.Integer()
+    removed = fields.Integer()
+    booked_no_longer_fitting = fields.Function(lambda r: [s.id for s in r.booked_no_longer_fitting])
+
+
+class ProgramUpdateOut(ProgramOut):
+    """The program after a series change, with what happened to its slots."""
+
+    slots = fields.Nested(GenerationOut)
+
+
+# --- slots ------------------------------------------------------------------------------------------------
+
+
+class SlotWindowArgs(InputSchema):
+    start = DayOrInstant(data_key="from")
+    end = DayOrInstant(data_key="to")
+
+
+class SlotOut(Schema):
+    """A slot and its state: free, cancelled, or the state of the appointment holding it."""
+
+    id = fields.Function(lambda v: v.slot.id)
+    program_id = fields.Function(lambda v: v.slot.program_id)
+    occurrence_start = fields.Function(lambda v: v.slot.occurrence_start.isoformat())
+    starts_at = fields.Function(lambda v: v.slot.starts_at.isoformat())
+    ends_at = fields.Function(lambda v: v.slot.ends_at.isoformat())
+    position = fields.Function(lambda v: v.slot.position)
+    is_exception = fields.Function(lambda v: v.slot.is_exception)
+    state = fields.Function(lambda v: v.state)
+    appointment_id = fields.Function(lambda v: v.appointment.id if v.appointment else None)
+
+
+# --- appointments -----------------------------------------------------------------------------------------
+
+
+class AppointmentIn(InputSchema):
+    """A booking. The state, the times and the performer come from the slot and the workflow, never
+    from the caller (S3)."""
+
+    slot_id = Int(required=True)
+    patient_id = Int(required=True)
+    place_kind = Enum(PlaceKind, by_value=True, required=True)
+    accompanying_id = Int(allow_none=True)
+
+
+class AppointmentForm(FormSchema):
+    patient_id = Int(required=True)
+    place_kind = Enum(PlaceKind, by_value=True, required=True)
+    accompanying_id = Int(allow_none=True)
+
+
+class NoBodyIn(InputSchema):
+    """A verb that takes nothing: any field sent (a state, a date…) is refused."""
+
+
+class NoBodyForm(FormSchema):
+    """A one-button form: only its CSRF token is sent."""
+
+
+class ReasonIn(InputSchema):
+    reason = Str(required=True, validate=length(300, 1))
+
+
+class ReasonForm(ReasonIn, FormSchema):
+    pass
+
+
+class ReassignIn(InputSchema):
+    accompanying_id = Int(required=True)
+
+
+class ReassignForm(ReassignIn, FormSchema):
+    pass
+
+
+class CheckInIn(InputSchema):
+    # Missing values are left to the workflow, which says precisely what the HAS checklist needs.
+    identity_method = Str(load_default="", validate=_one_of(IDENTITY_METHODS))
+    patient_location = Str(load_default="", validate=length(300))
+    callback_phone = Identifier(check_phone, load_default="")
+
+
+class CheckInForm(CheckInIn, FormSchema):
+    pass
+
+
+class CompletionIn(InputSchema):
+    camera = Bool(load_default=False)
+    sound = Bool(load_default=False)
+    light = Bool(load_default=False)
+    privacy = Bool(load_default=False)
+    adult_present = Bool(load_default=False)
+
+
+class CompletionForm(CompletionIn, FormSchema):
+    pass
+
+
+class PlanningWeekArgs(FormSchema):
+    week = Date(allow_none=True)
+
+
+class AgendaArgs(FormSchema):
+    day = Date(allow_none=True)
+    view = Str(load_default="day", validate=_one_of(("day", "week")))
+
+
+FHIR_STATUS = {
+    AppointmentState.PROPOSED: "pending",
+    AppointmentState.CONFIRMED: "booked",
+    AppointmentState.CHECKED_IN: "checked-in",
+    AppointmentState.DONE: "fulfilled",
+    AppointmentState.DECLINED: "pending",
+    AppointmentState.CANCELLED: "cancelled",
+    AppointmentState.NO_SHOW: "noshow",
+    AppointmentState.DEGRADED: "fulfilled",
+}
+_AWAITING = frozenset({AppointmentState.PROPOSED, AppointmentState.DECLINED})
+
+
+def participants(appointment) -> list[dict]:
+    """FHIR-like participants: the professionals `needs-action` until the visit is confirmed, then `accepted`."""
+    status = "needs-action" if appointment.state in _AWAITING else "accepted"
+    rows = [
+        {"role": "patient", "actor": {"type": "Patient", "id": appointment.patient_id}, "status": "accepted"},
+        {"role": "performer", "actor": {"type": "Practitioner", "id": appointment.performer_id}, "status": status},
+    ]
+    if appointment.accompanying_id is not None:
+        actor = {"type": "Practitioner", "id": appointment.accompanying_id}
+        rows.append({"role": "accompanying", "actor": actor, "status": status})
+    return rows
+
+
+class AppointmentOut(Schema):
+    id = fields.Integer()
+    kind = fields.Enum(AppointmentKind, by_value=True)
+    state = fields.Enum(AppointmentState, by_value=True)
+    state_label = fields.Function(lambda a: APPOINTMENT_STATE_LABELS[a.state])
+    fhir_status = fields.Function(lambda a: FHIR_STATUS[a.state])
+    participants = fields.Function(participants)
+    patient_id = fields.Integer()
+    slot_id = fields.Integer(allow_none=True)
+    program_id = fields.Integer(allow_none=True)
+    performer_id = fields.Integer()
+    accompanying_id = fields.Integer(allow_none=True)
+    place_kind = fields.Enum(PlaceKind, by_value=True)
+    starts_at = fields.AwareDateTime()
+    ends_at = fields.AwareDateTime()
+    accompaniment_starts_at = fields.AwareDateTime(allow_none=True)
+    accompaniment_ends_at = fields.AwareDateTime(allow_none=True)
+    confirmed_at = fields.AwareDateTime(allow_none=True)
+    declined_reason = fields.String(allow_none=True)
+    cancelled_at = fields.AwareDateTime(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    is_late_cancellation = fields.Boolean()
+    identity_checked_at = fields.AwareDateTime(allow_none=True)
+    degraded_reason = fields.String(allow_none=True)
+    sequence = fields.Integer()

@@ -1,0 +1,526 @@
+"""Fee statements: a professional's acts for a month or a year with their totals, as a page, a CSV that a
+billing software can import and a printable PDF; the CPTS's totals by profession and by act, and the caps
+reached.
+
+Every function here runs a fixed number of queries whatever the size of the ledger (P6): a statement is one
+query (the professional's entries of the period, with the tariff's label and the patient's initials joined
+in); the CPTS totals are grouped in the database. Patients appear by their initials only: the names never
+leave the database.
+"""
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from hub.formatting import MONTHS, euros, french_date
+from hub.models import (
+    FEE_STATUS_LABELS,
+    PROFESSION_LABELS,
+    FeeEntry,
+    FeeStatus,
+    Organisation,
+    Patient,
+    Profession,
+    Professional,
+    Tariff,
+)
+
+LIVE = (FeeStatus.ACCRUED, FeeStatus.DECLARED, FeeStatus.PAID)
+# workflows.fees records a capped act at zero with a note that starts so (the block notes of pharmacist
+# assistance do not: they are not caps). tests/services/test_statements.py holds the two together.
+CAP_NOTE_PREFIX = "Plafond"
+CSV_COLUMNS = ("date", "code", "coefficient", "montant", "statut", "patient (initiales)", "prescripteur RPPS", "note")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A calendar month of the territory, or a whole year when `month` is None."""
+
+    year: int
+    month: int | None = None
+
+    @property
+    def first(self) -> dt.date:
+        return dt.date(self.year, self.month or 1, 1)
+
+    @property
+    def last(self) -> dt.date:
+        if self.month is None or self.month == 12:
+            return dt.date(self.year, 12, 31)
+        return dt.date(self.year, self.month + 1, 1) - dt.timedelta(days=1)
+
+    @property
+    def label(self) -> str:
+        return f"{MONTHS[self.month - 1]} {self.year}" if self.month else f"année {self.year}"
+
+    @property
+    def slug(self) -> str:
+        return f"{self.year}-{self.month:02d}" if self.month else str(self.year)
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    id: int
+    professional_id: int
+    act_on: dt.date
+    code: str
+    label: str
+    coefficient: Decimal
+    amount: Decimal
+    status: FeeStatus
+    patient_initials: str | None
+    prescriber_rpps: str | None
+    note: str | None
+
+    @property
+    def status_label(self) -> str:
+        return FEE_STATUS_LABELS[self.status]
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE
+
+    @property
+    def is_capped(self) -> bool:
+        return self.amount == 0 and (self.note or "").startswith(CAP_NOTE_PREFIX)
+
+
+@dataclass(frozen=True)
+class Total:
+    key: str
+    label: str
+    count: int
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class Statement:
+    professional: Professional
+    cpts_name: str
+    period: Period
+    lines: tuple[StatementLine, ...]
+
+    @property
+    def live_lines(self) -> list[StatementLine]:
+        return [line for line in self.lines if line.is_live]
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.amount for line in self.live_lines), Decimal(0))
+
+    @property
+    def by_status(self) -> list[Total]:
+        return _totals(self.lines, key=lambda line: line.status.value, label=lambda line: line.status_label)
+
+    @property
+    def by_code(self) -> list[Total]:
+        return _totals(self.live_lines, key=lambda line: line.code, label=lambda line: line.label)
+
+    @property
+    def capped(self) -> list[StatementLine]:
+        return [line for line in self.live_lines if line.is_capped]
+
+
+def _totals(lines, *, key, label) -> list[Total]:
+    groups: dict[str, list[StatementLine]] = {}
+    for line in lines:
+        groups.setdefault(key(line), []).append(line)
+    return [
+        Total(name, label(group[0]), len(group), sum((line.amount for line in group), Decimal(0)))
+        for name, group in sorted(groups.items())
+    ]
+
+
+# --- reading the ledger ----------------------------------------------------------------------------------
+
+
+def _lines_query():
+    first_name = func.coalesce(Patient.used_first_name, Patient.first_birth_given_name)
+    last_name = func.coalesce(Patient.used_last_name, Patient.birth_name)
+    return (
+        select(
+            FeeEntry.id,
+            FeeEntry.professional_id,
+            FeeEntry.act_on,
+            FeeEntry.code,
+            Tariff.label,
+            FeeEntry.coefficient,
+            FeeEntry.amount,
+            FeeEntry.status,
+            func.substr(first_name, 1, 1).label("first_initial"),
+            func.substr(last_name, 1, 1).label("last_initial"),
+            FeeEntry.prescriber_rpps,
+            func.coalesce(FeeEntry.cancel_reason, FeeEntry.note).label("note"),
+        )
+        .join(Tariff, Tariff.id == FeeEntry.tariff_id)
+        .outerjoin(Patient, Patient.id == FeeEntry.patient_id)
+    )
+
+
+def _line(row) -> StatementLine:
+    initials = f"{row.first_initial}.{row.last_initial}.".upper() if row.first_initial else None
+    return StatementLine(
+        id=row.id,
+        professional_id=row.professional_id,
+        act_on=row.act_on,
+        code=row.code,
+        label=row.label,
+        coefficient=Decimal(row.coefficient),
+        amount=Decimal(row.amount),
+        status=FeeStatus(row.status),
+        patient_initials=initials,
+        prescriber_rpps=row.prescriber_rpps,
+        note=row.note,
+    )
+
+
+def statement(session: Session, professional: Professional, period: Period) -> Statement:
+    """The professional's entries of the period in date order (cancelled ones included, outside the totals):
+    two queries whatever the size of the ledger."""
+    rows = session.execute(
+        _lines_query()
+        .where(
+            FeeEntry.professional_id == professional.id,
+            FeeEntry.act_on >= period.first,
+            FeeEntry.act_on <= period.last,
+        )
+        .order_by(FeeEntry.act_on, FeeEntry.id)
+    )
+    lines = tuple(_line(row) for row in rows)
+    cpts_name = session.scalar(select(Organisation.name).where(Organisation.id == professional.cpts_id)) or ""
+    return Statement(professional, cpts_name, period, lines)
+
+
+def list_fees(
+    session: Session,
+    visible: ColumnElement[bool],
+    *,
+    professional_id: int | None = None,
+    first: dt.date | None = None,
+    last: dt.date | None = None,
+    code: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[StatementLine], int]:
+    """One page of the entries the caller may see (`visible`, a WHERE clause), and their count."""
+    conditions = [visible]
+    if professional_id is not None:
+        conditions.append(FeeEntry.professional_id == professional_id)
+    if first is not None:
+        conditions.append(FeeEntry.act_on >= first)
+    if last is not None:
+        conditions.append(FeeEntry.act_on <= last)
+    if code:
+        conditions.append(FeeEntry.code == code)
+    total = session.scalar(select(func.count(FeeEntry.id)).where(*conditions))
+    rows = session.execute(
+        _lines_query()
+        .where(*conditions)
+        .order_by(FeeEntry.act_on, FeeEntry.id)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return [_line(row) for row in rows], total
+
+
+# --- the CPTS --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CapReached:
+    professional_id: int
+    professional_name: str
+    profession_label: str
+    code: str
+    count: int
+    last_on: dt.date
+
+
+def _in_cpts_period(cpts_id: int, period: Period) -> list:
+    return [
+        FeeEntry.cpts_id == cpts_id,
+        FeeEntry.act_on >= period.first,
+        FeeEntry.act_on <= period.last,
+        FeeEntry.status.in_(LIVE),
+    ]
+
+
+def totals_by_profession(session: Session, cpts_id: int, period: Period) -> list[Total]:
+    rows = session.execute(
+        select(Professional.profession, func.count(FeeEntry.id), func.sum(FeeEntry.amount))
+        .join(Professional, Professional.id == FeeEntry.professional_id)
+        .where(*_in_cpts_period(cpts_id, period))
+        .group_by(Professional.profession)
+        .order_by(Professional.profession)
+    )
+    return [
+        Total(profession.value, PROFESSION_LABELS[Profession(profession)], count, Decimal(amount or 0))
+        for profession, count, amount in rows
+    ]
+
+
+def totals_by_code(session: Session, cpts_id: int, period: Period) -> list[Total]:
+    rows = session.execute(
+        select(FeeEntry.code, func.max(Tariff.label), func.count(FeeEntry.id), func.sum(FeeEntry.amount))
+        .join(Tariff, Tariff.id == FeeEntry.tariff_id)
+        .where(*_in_cpts_period(cpts_id, period))
+        .group_by(FeeEntry.code)
+        .order_by(FeeEntry.code)
+    )
+    return [Total(code, label, count, Decimal(amount or 0)) for code, label, count, amount in rows]
+
+
+@dataclass(frozen=True)
+class ProfessionalTotal:
+    professional_id: int
+    name: str
+    profession_label: str
+    count: int
+    amount: Decimal
+
+
+def totals_by_professional(session: Session, cpts_id: int, period: Period) -> list[ProfessionalTotal]:
+    """Each professional of the CPTS with acts in the period: their count and amount, by name."""
+    rows = session.execute(
+        select(
+            Professional.id,
+            Professional.first_name,
+            Professional.last_name,
+            Professional.profession,
+            func.count(FeeEntry.id),
+            func.sum(FeeEntry.amount),
+        )
+        .join(Professional, Professional.id == FeeEntry.professional_id)
+        .where(*_in_cpts_period(cpts_id, period))
+        .group_by(Professional.id, Professional.first_name, Professional.last_name, Professional.profession)
+        .order_by(Professional.last_name, Professional.first_name, Professional.id)
+    )
+    return [
+        ProfessionalTotal(
+            professional_id,
+            f"{first_name} {last_name.upper()}",
+            PROFESSION_LABELS[Profession(profession)],
+            count,
+            Decimal(amount or 0),
+        )
+        for professional_id, first_name, last_name, profession, count, amount in rows
+    ]
+
+
+def caps_reached(session: Session, cpts_id: int, period: Period) -> list[CapReached]:
+    """Per professional and code, the acts recorded at zero because a cap was reached."""
+    rows = session.execute(
+        select(
+            FeeEntry.professional_id,
+            Professional.first_name,
+            Professional.last_name,
+            Professional.profession,
+            FeeEntry.code,
+            func.count(FeeEntry.id),
+            func.max(FeeEntry.act_on),
+        )
+        .join(Professional, Professional.id == FeeEntry.professional_id)
+        .where(*_in_cpts_period(cpts_id, period), FeeEntry.amount == 0, FeeEntry.note.startswith(CAP_NOTE_PREFIX))
+        .group_by(
+            FeeEntry.professional_id,
+            Professional.first_name,
+            Professional.last_name,
+            Professional.profession,
+            FeeEntry.code,
+        )
+        .order_by(Professional.last_name, Professional.first_name, FeeEntry.code)
+    )
+    return [
+        CapReached(
+            professional_id,
+            f"{first_name} {last_name.upper()}",
+            PROFESSION_LABELS[Profession(profession)],
+            code,
+            count,
+            last_on,
+        )
+        for professional_id, first_name, last_name, profession, code, count, last_on in rows
+    ]
+
+
+# --- files ----------------------------------------------------------------------------------------------
+
+
+def decimal_fr(value: Decimal) -> str:
+    return f"{Decimal(value).quantize(Decimal('0.01'))}".replace(".", ",")
+
+
+def _cell(text: str | None) -> str:
+    """Free text as data: a cell that a spreadsheet would take for a formula is quoted (CSV injection)."""
+    text = (text or "").replace("\r", " ").replace("\n", " ")
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def statement_csv(statement: Statement) -> bytes:
+    """The statement for a billing software: `;`-separated, UTF-8 with a BOM, decimal comma, dates as
+    JJ/MM/AAAA, one act per line (cancelled acts included, with their status)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for line in statement.lines:
+        writer.writerow(
+            (
+                line.act_on.strftime("%d/%m/%Y"),
+                line.code,
+                decimal_fr(line.coefficient),
+                decimal_fr(line.amount),
+                line.status_label,
+                line.patient_initials or "",
+                line.prescriber_rpps or "",
+                _cell(line.note),
+            )
+        )
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def csv_filename(statement: Statement) -> str:
+    return f"releve-{statement.professional.rpps or statement.professional.id}-{statement.period.slug}.csv"
+
+
+def pdf_filename(statement: Statement) -> str:
+    return csv_filename(statement).removesuffix(".csv") + ".pdf"
+
+
+def statement_pdf(statement: Statement, *, generated_on: dt.date) -> bytes:
+    """A printable A4 statement in French: the professional, the acts, the totals by act and by status."""
+    from fpdf import FPDF  # only the PDF download needs it
+
+    pdf = FPDF(orientation="landscape", format="A4")
+    pdf.core_fonts_encoding = "windows-1252"  # French accents, œ and € in the standard fonts
+    pdf.set_title(_pdf_text(f"Relevé d'actes et de rémunérations — {statement.period.label}"))
+    pdf.set_author("Hub CPTS")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.alias_nb_pages()
+    pdf.footer = lambda: _pdf_footer(pdf, statement, generated_on)
+    pdf.add_page()
+    _pdf_heading(pdf, statement)
+    _pdf_totals(pdf, statement)
+    _pdf_lines(pdf, statement)
+    return bytes(pdf.output())
+
+
+def _pdf_text(text: str) -> str:
+    # The standard fonts have no narrow no-break space: a plain no-break space instead.
+    return text.replace("\u202f", "\u00a0")
+
+
+def _pdf_heading(pdf, statement: Statement) -> None:
+    professional = statement.professional
+    pdf.set_font("helvetica", style="B", size=15)
+    pdf.cell(text=_pdf_text(f"Relevé d'actes et de rémunérations — {statement.period.label}"))
+    pdf.ln(9)
+    pdf.set_font("helvetica", size=10)
+    for text in (
+        f"{professional.full_name} — {professional.profession_label}",
+        f"RPPS : {professional.rpps or 'non renseigné'} — {statement.cpts_name}",
+        f"Période : du {french_date(statement.period.first)} au {french_date(statement.period.last)}",
+    ):
+        pdf.cell(text=_pdf_text(text))
+        pdf.ln(5)
+    pdf.ln(3)
+
+
+# Landscape A4 less its margins: 277 mm. The acts' labels are listed with the totals by act, which leaves the
+# notes (cap reasons) room to be read whole.
+PDF_COLUMNS = (
+    ("Date", 20, "L"),
+    ("Code", 13, "L"),
+    ("Coef.", 13, "R"),
+    ("Montant", 22, "R"),
+    ("Statut", 17, "L"),
+    ("Patient", 15, "L"),
+    ("Prescripteur", 24, "L"),
+    ("Note", 153, "L"),
+)
+PDF_LINE = 4.5
+
+
+def _pdf_lines(pdf, statement: Statement) -> None:
+    """One row per act, the header repeated on each page. Plain cells rather than fpdf's table, whose
+    layout engine costs some 8 ms a row: only a note too long for its column is wrapped."""
+    pdf.set_font("helvetica", style="B", size=11)
+    pdf.cell(text=_pdf_text("Détail des actes"))
+    pdf.ln(6)
+    if not statement.lines:
+        pdf.set_font("helvetica", size=9)
+        pdf.cell(text=_pdf_text("Aucun acte sur la période."))
+        pdf.ln(8)
+        return
+    _pdf_row(pdf, [name for name, _, _ in PDF_COLUMNS], style="B")
+    for line in statement.lines:
+        cells = [
+            line.act_on.strftime("%d/%m/%Y"),
+            line.code,
+            decimal_fr(line.coefficient),
+            _pdf_text(euros(line.amount)),
+            line.status_label,
+            line.patient_initials or "",
+            line.prescriber_rpps or "",
+            _pdf_text(line.note or ""),
+        ]
+        _pdf_row(pdf, cells)
+    pdf.ln(4)
+
+
+def _pdf_row(pdf, cells: list[str], *, style: str = "") -> None:
+    pdf.set_font("helvetica", style=style, size=8)
+    *fixed, (_, note_width, _) = PDF_COLUMNS
+    note = cells[-1]
+    wraps = pdf.get_string_width(note) > note_width - 2 * pdf.c_margin
+    note_lines = pdf.multi_cell(note_width, PDF_LINE, note, dry_run=True, output="LINES") if wraps else [note]
+    height = PDF_LINE * len(note_lines)
+    if pdf.will_page_break(height):
+        pdf.add_page()
+        if not style:
+            _pdf_row(pdf, [name for name, _, _ in PDF_COLUMNS], style="B")
+            pdf.set_font("helvetica", size=8)
+    for text, (_, width, align) in zip(cells, fixed, strict=False):
+        pdf.cell(w=width, h=height, text=text, border="B", align=align)
+    for number, text in enumerate(note_lines):
+        last = number == len(note_lines) - 1
+        pdf.cell(w=note_width, h=PDF_LINE, text=text, border="B" if last else 0)
+        pdf.ln(PDF_LINE)
+        if not last:
+            pdf.set_x(pdf.l_margin + sum(width for _, width, _ in fixed))
+
+
+def _pdf_totals(pdf, statement: Statement) -> None:
+    pdf.set_font("helvetica", style="B", size=11)
+    total = f"Total hors actes annulés : {euros(statement.total)} ({_acts(len(statement.live_lines))})"
+    pdf.cell(text=_pdf_text(total))
+    pdf.ln(7)
+    pdf.set_font("helvetica", size=9)
+    by_code = [f"{total.key} — {total.label}" for total in statement.by_code]
+    by_status = [total.label for total in statement.by_status]
+    for title, names, totals in (
+        ("Par acte", by_code, statement.by_code),
+        ("Par statut", by_status, statement.by_status),
+    ):
+        pdf.cell(text=title)
+        pdf.ln(5)
+        for name, total in zip(names, totals, strict=True):
+            pdf.cell(text=_pdf_text(f"    {name} : {_acts(total.count)}, {euros(total.amount)}"))
+            pdf.ln(5)
+    pdf.ln(4)
+
+
+def _acts(count: int) -> str:
+    return f"{count} acte{'s' if count > 1 else ''}"
+
+
+def _pdf_footer(pdf, statement: Statement, generated_on: dt.date) -> None:
+    pdf.set_y(-12)
+    pdf.set_font("helvetica", size=8)
+    text = f"{statement.professional.full_name} — {statement.period.label} — édité le {french_date(generated_on)}"
+    pdf.cell(text=_pdf_text(text))
+    pdf.cell(text=f"Page {pdf.page_no()}/{{nb}}", align="R", w=0)

@@ -1,0 +1,57 @@
+"""« Mon agenda »: a professional's own appointments, by local day or week (DST days are 23 or 25 hours)."""
+
+import datetime as dt
+
+from flask import Blueprint, render_template
+from flask_login import current_user
+
+from hub import audit
+from hub.auth.permissions import Permission
+from hub.db import utcnow
+from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, AppointmentKind
+from hub.schemas.scheduling import AgendaArgs
+from hub.web.access import access
+from hub.web.pages import load_query
+from hub.web.planning import zone
+from hub.web.request import db
+from scheduling.agenda import day_bounds, professional_agenda, week_bounds
+
+bp = Blueprint("agenda", __name__, url_prefix="/agenda")
+
+KIND_LABELS = {AppointmentKind(kind.value): label for kind, label in PROGRAM_KIND_LABELS.items()} | {
+    AppointmentKind.IN_PERSON: "Consultation en présentiel"
+}
+NOT_A_PROFESSIONAL = "Votre compte n'est lié à aucune fiche de professionnel : vous n'avez pas d'agenda."
+
+
+@bp.get("")
+@access(Permission.APPOINTMENTS_READ)
+def index():
+    filters, values, errors = load_query(AgendaArgs())
+    day = filters.get("day") or utcnow().astimezone(zone()).date()
+    view = filters.get("view", "day")
+    if view == "week":
+        day -= dt.timedelta(days=day.weekday())
+        start, end = week_bounds(day, zone().key)
+        days, step = [day + dt.timedelta(days=n) for n in range(7)], dt.timedelta(days=7)
+    else:
+        start, end = day_bounds(day, zone().key)
+        days, step = [day], dt.timedelta(days=1)
+    by_day = {d: [] for d in days}
+    professional_id = current_user.professional_id
+    if professional_id is not None:
+        for appointment in professional_agenda(db(), professional_id, start, end):
+            by_day[appointment.starts_at.astimezone(zone()).date()].append(appointment)
+        shown = sum(len(items) for items in by_day.values())
+        audit.record(db(), actor=current_user, action="agenda.read", details={"appointments": shown})
+    context = {"day": day, "view": view, "by_day": by_day, "step": step, "professional_id": professional_id}
+    return render_template(
+        "agenda/index.html",
+        values=values,
+        errors=errors,
+        explanation=NOT_A_PROFESSIONAL,
+        KIND_LABELS=KIND_LABELS,
+        PLACE_KIND_LABELS=PLACE_KIND_LABELS,
+        APPOINTMENT_STATE_LABELS=APPOINTMENT_STATE_LABELS,
+        **context,
+    )

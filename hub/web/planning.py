@@ -1,0 +1,434 @@
+"""The coordinator's planning: session programs (creation, series edits, occurrences, closures), the week
+planner, booking a patient into a slot, and an appointment's page (reassign the IDEL, cancel)."""
+
+import datetime as dt
+from collections import defaultdict
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from hub import audit
+from hub.auth.guards import patient_for
+from hub.auth.permissions import Permission
+from hub.auth.policies import appointment_for, visible_patients
+from hub.db import utcnow
+from hub.errors import HubError, NotFound, ValidationFailed
+from hub.formatting import DAYS, french_date
+from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, Professional, Slot
+from hub.schemas.scheduling import (
+    RULE_CHOICES,
+    SERIES_FORM_EXCLUDE,
+    WEEKDAY_LABELS,
+    AppointmentForm,
+    ClosureForm,
+    OccurrenceCancelForm,
+    OccurrenceMoveForm,
+    PlanningWeekArgs,
+    ProgramForm,
+    ReasonForm,
+    ReassignForm,
+    SeriesForm,
+    choice_from_rule,
+)
+from hub.services import directory, identity
+from hub.web.access import access
+from hub.web.forms import load_form
+from hub.web.pages import load_query
+from hub.web.request import db, keep_changes_on_error
+from scheduling import board
+from scheduling.agenda import week_bounds
+from workflows import appointments, programs
+
+bp = Blueprint("planning", __name__, url_prefix="/planning")
+
+STATE_STYLES = {
+    "free": "text-bg-light border",
+    "cancelled": "text-bg-secondary",
+    "proposed": "text-bg-warning",
+    "confirmed": "text-bg-success",
+    "checked_in": "text-bg-info",
+    "done": "text-bg-primary",
+    "declined": "text-bg-danger",
+    "no_show": "text-bg-dark",
+    "degraded": "text-bg-secondary",
+}
+PROGRAM_FIELDS = (
+    "name",
+    "organisation_id",
+    "room_id",
+    "kit_id",
+    "slot_count",
+    "slot_minutes",
+    "accompaniment_before_minutes",
+    "accompaniment_after_minutes",
+    "skip_public_holidays",
+    "own_idel_delay_minutes",
+    "horizon_weeks",
+    "valid_until",
+)
+PATIENT_CHOICES = 50
+
+
+def zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["HUB"]["TIMEZONE"])
+
+
+@bp.app_template_filter("time_fr")
+def time_fr(value: dt.datetime) -> str:
+    """`14 h 05` in the territory's wall time."""
+    local = value.astimezone(zone())
+    return f"{local.hour} h {local.minute:02d}"
+
+
+@bp.app_template_filter("local_day")
+def local_day(value: dt.datetime) -> dt.date:
+    return value.astimezone(zone()).date()
+
+
+@bp.app_template_filter("day_fr")
+def day_fr(value: dt.date) -> str:
+    """`lundi 23 novembre 2026`."""
+    return f"{DAYS[value.weekday()]} {french_date(value)}"
+
+
+@bp.context_processor
+def labels():
+    return {
+        "PROGRAM_KIND_LABELS": PROGRAM_KIND_LABELS,
+        "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
+        "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
+        "SLOT_STATE_LABELS": board.SLOT_STATE_LABELS,
+        "STATE_STYLES": STATE_STYLES,
+        "RULE_CHOICES": RULE_CHOICES,
+        "WEEKDAY_LABELS": WEEKDAY_LABELS,
+    }
+
+
+# --- the week planner -------------------------------------------------------------------------------------
+
+
+@bp.get("")
+@access(Permission.PROGRAMS_MANAGE)
+def week():
+    filters, values, errors = load_query(PlanningWeekArgs())
+    day = filters.get("week") or utcnow().astimezone(zone()).date()
+    monday = day - dt.timedelta(days=day.weekday())
+    start, end = week_bounds(monday, zone().key)
+    days = [monday + dt.timedelta(days=n) for n in range(7)]
+    week_board = board.week_board(db(), current_user.cpts_id, days, start, end, zone=zone())
+    details = {"week": monday.isoformat(), "appointments": len(week_board.appointments)}
+    audit.record(db(), actor=current_user, action="planning.week", details=details)
+    context = {"board": week_board, "monday": monday, "step": dt.timedelta(days=7), "now": utcnow()}
+    return render_template("planning/week.html", values=values, errors=errors, **context)
+
+
+# --- programs ---------------------------------------------------------------------------------------------
+
+
+@bp.get("/programs")
+@access(Permission.PROGRAMS_MANAGE)
+def program_list():
+    rows = programs.list_programs(db(), current_user.cpts_id)
+    described = [(program, programs.describe_program(program)) for program in rows]
+    return render_template("planning/programs.html", programs=described)
+
+
+@bp.route("/programs/new", methods=["GET", "POST"])
+@access(Permission.PROGRAMS_MANAGE)
+def new_program():
+    if request.method == "GET":
+        defaults = {"rule": "weekly", "weekday": "MO", "slot_count": 3, "slot_minutes": 15, "horizon_weeks": 12}
+        defaults |= {"skip_public_holidays": True, "own_idel_delay_minutes": 120}
+        return _program_form("planning/program_new.html", defaults)
+    data, values, errors = load_form(ProgramForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        program = programs.create_program(db(), current_user, data | {"zone": zone().key})
+    except ValidationFailed as exc:
+        return _program_form("planning/program_new.html", values, exc.errors, status=422)
+    flash(f"Programme créé : {programs.describe_program(program)}.", "success")
+    return redirect(url_for("planning.program", program_id=program.id))
+
+
+@bp.get("/programs/<int:program_id>")
+@access(Permission.PROGRAMS_MANAGE)
+def program(program_id: int):
+    return _program_page(_program(program_id))
+
+
+@bp.route("/programs/<int:program_id>/edit", methods=["GET", "POST"])
+@access(Permission.PROGRAMS_MANAGE)
+def edit_program(program_id: int):
+    program = _program(program_id)
+    if request.method == "GET":
+        from_day = request.args.get("from_day", "")
+        values = _current_values(program) | {"scope": "following" if from_day else "series", "from_day": from_day}
+        return _program_form("planning/program_edit.html", values, program=program)
+    data, values, errors = load_form(SeriesForm(exclude=SERIES_FORM_EXCLUDE))
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        target, report = _change_series(program, data)
+    except ValidationFailed as exc:
+        return _program_form("planning/program_edit.html", values, exc.errors, status=422, program=program)
+    flash(_report_message(report), "warning" if report.booked_no_longer_fitting else "success")
+    return redirect(url_for("planning.program", program_id=target.id))
+
+
+@bp.post("/programs/<int:program_id>/occurrences/cancel")
+@access(Permission.PROGRAMS_MANAGE)
+def cancel_occurrence(program_id: int):
+    program = _program(program_id)
+
+    def perform(data):
+        cancelled = programs.cancel_occurrence(
+            db(), current_user, program, occurrence_start=data["occurrence"], reason=data["reason"]
+        )
+        return f"Séance annulée ; {cancelled} rendez-vous annulé(s), les personnes concernées sont prévenues."
+
+    return _occurrence_action(program, "cancel", OccurrenceCancelForm(), perform)
+
+
+@bp.post("/programs/<int:program_id>/occurrences/move")
+@access(Permission.PROGRAMS_MANAGE)
+def move_occurrence(program_id: int):
+    program = _program(program_id)
+
+    def perform(data):
+        new_start_local = dt.datetime.combine(data["new_day"], data["new_time"])
+        programs.move_occurrence(
+            db(), current_user, program, occurrence_start=data["occurrence"], new_start_local=new_start_local
+        )
+        return "Séance déplacée."
+
+    return _occurrence_action(program, "move", OccurrenceMoveForm(), perform, renamed={"new_start": "new_day"})
+
+
+@bp.post("/programs/<int:program_id>/closures")
+@access(Permission.PROGRAMS_MANAGE)
+def add_closure(program_id: int):
+    program = _program(program_id)
+
+    def perform(data):
+        report = programs.add_closure(
+            db(),
+            current_user,
+            program,
+            first_day=data["first_day"],
+            last_day=data["last_day"],
+            reason=data.get("reason"),
+        )
+        return f"Fermeture enregistrée. {_report_message(report)}"
+
+    return _occurrence_action(program, "closure", ClosureForm(), perform)
+
+
+def _program(program_id: int):
+    return programs.get_program(db(), program_id, cpts_id=current_user.cpts_id)
+
+
+def _program_form(template: str, values: dict, errors=None, *, status: int = 200, **context):
+    cpts_id = current_user.cpts_id
+    performers = [(p.id, f"{p.full_name} — {p.profession_label}") for p in directory.active_clinicians(db(), cpts_id)]
+    resources = board.resources_of(db(), cpts_id)
+    options = {
+        "kind_options": [(k.value, label) for k, label in PROGRAM_KIND_LABELS.items()],
+        "performer_options": performers,
+        "organisation_options": [(o.id, o.name) for o in directory.all_organisations(db(), cpts_id)],
+        "room_options": [(r.id, r.name) for r in resources if r.kind.value == "room"],
+        "kit_options": [(r.id, r.name) for r in resources if r.kind.value == "kit"],
+        "rule_options": list(RULE_CHOICES.items()),
+        "weekday_options": list(WEEKDAY_LABELS.items()),
+    }
+    return render_template(template, values=values, errors=errors or {}, **options, **context), status
+
+
+def _current_values(program) -> dict:
+    values = {name: getattr(program, name) for name in PROGRAM_FIELDS}
+    values["time_of_day"] = program.start_local.strftime("%H:%M")
+    return values | choice_from_rule(program.rrule)
+
+
+def _change_series(program, data: dict):
+    """The whole series, or this occurrence and the following ones: only the fields that changed are sent."""
+    scope, from_day = data.pop("scope"), data.pop("from_day", None)
+    current = _current_values(program) | {"rrule": program.rrule, "time_of_day": program.start_local.time()}
+    changes = {key: value for key, value in data.items() if current.get(key) != value}
+    if scope == "series":
+        return program, programs.update_series(db(), current_user, program, changes)
+    return programs.split_series(db(), current_user, program, from_day=from_day, changes=changes)
+
+
+def _report_message(report) -> str:
+    message = f"Créneaux : {report.created} créé(s), {report.removed} retiré(s)."
+    if report.booked_no_longer_fitting:
+        message += (
+            f" {len(report.booked_no_longer_fitting)} créneau(x) réservé(s) ne correspondent plus à la série : "
+            "déplacez ou annulez leurs rendez-vous."
+        )
+    return message
+
+
+def _program_page(program, *, form=None, values=None, errors=None, problem=None, status: int = 200):
+    now = utcnow()
+    views, _total = board.program_slots(db(), program.id, now, now + dt.timedelta(weeks=program.horizon_weeks))
+    occurrences = defaultdict(list)
+    for view in views:
+        occurrences[view.slot.occurrence_start].append(view)
+    audit.record(db(), actor=current_user, action="planning.program", target=program, details={"slots": len(views)})
+    context = {"form": form, "values": values or {}, "errors": errors or {}, "problem": problem}
+    description = programs.describe_program(program)
+    return render_template(
+        "planning/program.html", program=program, description=description, occurrences=occurrences, **context
+    ), status
+
+
+def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
+    """A form of the program page: Post/Redirect/Get when done, else the page again with the form's errors."""
+    data, values, errors = load_form(schema)
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        message = perform(data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        _despite_error("planning.program", target=program)
+        errors = {(renamed or {}).get(key, key): text for key, text in exc.errors.items()}
+        form_id = f"{form}-{values.get('occurrence', '')}"
+        return _program_page(program, form=form_id, values=values, errors=errors, problem=exc.detail, status=exc.status)
+    flash(message, "success")
+    return redirect(url_for("planning.program", program_id=program.id))
+
+
+def _despite_error(action: str, *, target=None, details=None) -> None:
+    """A refused form is shown again with the page's data: that read outlives the rollback of the change."""
+    db().rollback()
+    audit.record(db(), actor=current_user, action=action, target=target, details=details)
+    keep_changes_on_error()
+
+
+# --- booking ----------------------------------------------------------------------------------------------
+
+
+@bp.route("/slots/<int:slot_id>/book", methods=["GET", "POST"])
+@access(Permission.APPOINTMENTS_BOOK)
+def book(slot_id: int):
+    slot = _slot(slot_id)
+    if request.method == "GET":
+        return _booking_page(slot, {"place_kind": "lieu_dedie"})
+    data, values, errors = load_form(AppointmentForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        appointment = _book(slot, data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        _despite_error("patient.search")
+        return _booking_page(slot, values, exc.errors, problem=exc.detail, status=exc.status)
+    idel = appointment.accompanying.full_name if appointment.accompanying else None
+    flash(f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant.", "success")
+    monday = slot.starts_at.astimezone(zone()).date()
+    return redirect(url_for("planning.week", week=monday.isoformat()))
+
+
+def _book(slot, data: dict):
+    patient = patient_for(db(), current_user, data["patient_id"], action="appointment.book", write=True)
+    accompanying = None
+    if data.get("accompanying_id"):
+        accompanying = db().get(Professional, data["accompanying_id"])
+        if accompanying is None:
+            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+    return appointments.book(
+        db(), current_user, slot=slot, patient=patient, place_kind=data["place_kind"], accompanying=accompanying
+    )
+
+
+def _slot(slot_id: int) -> Slot:
+    slot = db().get(Slot, slot_id)
+    if slot is None or slot.program.cpts_id != current_user.cpts_id:
+        raise NotFound("Créneau introuvable.")
+    return slot
+
+
+def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int = 200):
+    query = request.args.get("q", "").strip()[:100]
+    patients, total = identity.search_patients(
+        db(), visible_patients(current_user), text=query or None, per_page=PATIENT_CHOICES
+    )
+    audit.record(db(), actor=current_user, action="patient.search", details={"results": len(patients)})
+    context = {
+        "slot": slot,
+        "view": board.views_of(db(), [slot])[0],
+        "query": query,
+        "patients": patients,
+        "total": total,
+        "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), current_user.cpts_id)],
+        "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
+    }
+    return render_template("planning/book.html", values=values, errors=errors or {}, problem=problem, **context), status
+
+
+# --- an appointment: reassign the IDEL, cancel --------------------------------------------------------------
+
+
+@bp.get("/appointments/<int:appointment_id>")
+@access(Permission.APPOINTMENTS_BOOK)
+def appointment(appointment_id: int):
+    return _appointment_page(appointment_for(db(), current_user, appointment_id, "read"))
+
+
+@bp.post("/appointments/<int:appointment_id>/reassign")
+@access(Permission.APPOINTMENTS_BOOK)
+def reassign(appointment_id: int):
+    def perform(appointment, data):
+        idel = db().get(Professional, data["accompanying_id"])
+        if idel is None:
+            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+        appointments.reassign(db(), current_user, appointment, idel=idel)
+        return f"Visite proposée à {idel.full_name}."
+
+    return _appointment_action(appointment_id, "reassign", ReassignForm(), perform)
+
+
+@bp.post("/appointments/<int:appointment_id>/cancel")
+@access(Permission.APPOINTMENTS_BOOK)
+def cancel(appointment_id: int):
+    def perform(appointment, data):
+        appointments.cancel(db(), current_user, appointment, reason=data["reason"])
+        return "Rendez-vous annulé ; les personnes concernées sont prévenues."
+
+    return _appointment_action(appointment_id, "cancel", ReasonForm(), perform)
+
+
+def _appointment_action(appointment_id: int, verb: str, schema, perform):
+    appointment = appointment_for(db(), current_user, appointment_id, verb)
+    data, values, errors = load_form(schema)
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        message = perform(appointment, data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        _despite_error("appointment.read", target=appointment)
+        page = {"form": verb, "values": values, "errors": exc.errors, "problem": exc.detail, "status": exc.status}
+        return _appointment_page(appointment, **page)
+    flash(message, "success")
+    return redirect(url_for("planning.appointment", appointment_id=appointment_id))
+
+
+def _appointment_page(appointment, *, form=None, values=None, errors=None, problem=None, status: int = 200):
+    context = {
+        "appointment": appointment,
+        "verbs": appointments.MACHINE.allowed_verbs(appointment.state),
+        "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), appointment.cpts_id)],
+        "form": form,
+        "values": values or {},
+        "errors": errors or {},
+        "problem": problem,
+    }
+    return render_template("planning/appointment.html", **context), status

@@ -1,0 +1,144 @@
+"""« Mes visites »: the visits offered to a professional, confirmed or declined in one action each, and the
+day's sessions with the HAS checklist: check-in (identity, location, call-back phone), completion,
+degraded mode, no-show."""
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from hub import audit
+from hub.auth.permissions import Permission
+from hub.auth.policies import appointment_for
+from hub.db import utcnow
+from hub.errors import HubError, ValidationFailed
+from hub.models import PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
+from hub.schemas.scheduling import (
+    CHECKLIST_LABELS,
+    IDENTITY_METHODS,
+    CheckInForm,
+    CompletionForm,
+    NoBodyForm,
+    ReasonForm,
+)
+from hub.web.access import access
+from hub.web.forms import load_form
+from hub.web.planning import zone
+from hub.web.request import db, keep_changes_on_error
+from scheduling import board
+from scheduling.agenda import day_bounds
+from workflows import appointments
+
+bp = Blueprint("visits", __name__, url_prefix="/visits")
+
+NOT_A_PROFESSIONAL = (
+    "Votre compte n'est lié à aucune fiche de professionnel : aucune visite ne peut vous être proposée."
+)
+
+
+@bp.context_processor
+def labels():
+    return {
+        "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
+        "PROGRAM_KIND_LABELS": PROGRAM_KIND_LABELS,
+        "IDENTITY_METHODS": IDENTITY_METHODS,
+        "CHECKLIST_LABELS": CHECKLIST_LABELS,
+    }
+
+
+@bp.get("")
+@access(Permission.VISITS_RESPOND)
+def index():
+    return _page()
+
+
+@bp.post("/<int:appointment_id>/confirm")
+@access(Permission.VISITS_RESPOND)
+def confirm(appointment_id: int):
+    def perform(appointment, _data):
+        appointments.confirm(db(), current_user, appointment)
+        return "Visite confirmée. Merci !"
+
+    return _act(appointment_id, "confirm", NoBodyForm(), perform)
+
+
+@bp.post("/<int:appointment_id>/decline")
+@access(Permission.VISITS_RESPOND)
+def decline(appointment_id: int):
+    def perform(appointment, data):
+        appointments.decline(db(), current_user, appointment, reason=data["reason"])
+        return "Visite refusée : la coordination est prévenue, avec votre raison."
+
+    return _act(appointment_id, "decline", ReasonForm(), perform)
+
+
+@bp.post("/<int:appointment_id>/check-in")
+@access(Permission.VISITS_RESPOND)
+def check_in(appointment_id: int):
+    def perform(appointment, data):
+        appointments.check_in(db(), current_user, appointment, **data)
+        return "Patient accueilli : identité, lieu et téléphone de rappel tracés."
+
+    return _act(appointment_id, "check_in", CheckInForm(), perform)
+
+
+@bp.post("/<int:appointment_id>/complete")
+@access(Permission.VISITS_RESPOND)
+def complete(appointment_id: int):
+    def perform(appointment, data):
+        appointments.complete(db(), current_user, appointment, checklist=data)
+        return "Séance terminée."
+
+    return _act(appointment_id, "complete", CompletionForm(), perform)
+
+
+@bp.post("/<int:appointment_id>/degrade")
+@access(Permission.VISITS_RESPOND)
+def degrade(appointment_id: int):
+    def perform(appointment, data):
+        appointments.degrade(db(), current_user, appointment, reason=data["reason"])
+        return "Mode dégradé enregistré : la séance s'est poursuivie par téléphone."
+
+    return _act(appointment_id, "degrade", ReasonForm(), perform)
+
+
+@bp.post("/<int:appointment_id>/no-show")
+@access(Permission.VISITS_RESPOND)
+def no_show(appointment_id: int):
+    def perform(appointment, _data):
+        appointments.record_no_show(db(), current_user, appointment)
+        return "Absence du patient enregistrée."
+
+    return _act(appointment_id, "no_show", NoBodyForm(), perform)
+
+
+def _act(appointment_id: int, verb: str, schema, perform):
+    """One action on a visit: Post/Redirect/Get when done, else the page again with the form's errors."""
+    appointment = appointment_for(db(), current_user, appointment_id, verb)
+    data, values, errors = load_form(schema)
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        message = perform(appointment, data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        db().rollback()  # nothing of the refused change stays; the page shown again is a read, audited below
+        keep_changes_on_error()
+        return _page(
+            form=f"{verb}-{appointment_id}", values=values, errors=exc.errors, problem=exc.detail, status=exc.status
+        )
+    flash(message, "success")
+    return redirect(url_for("visits.index"))
+
+
+def _page(*, form=None, values=None, errors=None, problem=None, status: int = 200):
+    professional_id = current_user.professional_id
+    today = utcnow().astimezone(zone()).date()
+    visits = None
+    if professional_id is not None:
+        visits = board.visits_of(db(), professional_id, *day_bounds(today, zone().key))
+        shown = len(visits.offered) + len(visits.today) + len(visits.upcoming)
+        audit.record(db(), actor=current_user, action="visits.read", details={"appointments": shown})
+    context = {"form": form, "values": values or {}, "errors": errors or {}, "problem": problem}
+    return render_template(
+        "visits/index.html", visits=visits, today=today, explanation=NOT_A_PROFESSIONAL, **context
+    ), status

@@ -1,0 +1,202 @@
+"""Read models of the planning: slots with the appointment that holds them, per program or per week.
+
+Each function runs a fixed number of queries whatever the number of slots or appointments (P6): the
+slots in one query, the appointments holding them in one more, with their patient and IDEL joined.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from hub.models import (
+    APPOINTMENT_STATE_LABELS,
+    Appointment,
+    AppointmentState,
+    Profession,
+    Professional,
+    Resource,
+    SessionProgram,
+    Slot,
+    SlotState,
+    VisitOffer,
+    VisitOfferState,
+)
+from scheduling.slots import HOLDING_STATES
+
+FREE = "free"
+CANCELLED = "cancelled"
+# A slot whose appointment was cancelled is free again; `cancelled` is the slot of a cancelled occurrence.
+SLOT_STATE_LABELS = {state.value: label for state, label in APPOINTMENT_STATE_LABELS.items()} | {
+    FREE: "Libre",
+    CANCELLED: "Séance annulée",
+}
+
+
+@dataclass(frozen=True)
+class SlotView:
+    slot: Slot
+    appointment: Appointment | None
+
+    @property
+    def state(self) -> str:
+        """`free`, `cancelled`, or the state of the appointment that holds the slot."""
+        if self.appointment is not None:
+            return self.appointment.state.value
+        return CANCELLED if self.slot.state is SlotState.CANCELLED else FREE
+
+    @property
+    def label(self) -> str:
+        return SLOT_STATE_LABELS[self.state]
+
+    @property
+    def is_bookable(self) -> bool:
+        return self.state == FREE
+
+
+@dataclass
+class WeekBoard:
+    """The week of a CPTS: for each program, for each local day, its slots in time order."""
+
+    days: list[dt.date]
+    programs: list[SessionProgram]
+    cells: dict[tuple[int, dt.date], list[SlotView]] = field(default_factory=dict)
+
+    def cell(self, program_id: int, day: dt.date) -> list[SlotView]:
+        return self.cells.get((program_id, day), [])
+
+    @property
+    def appointments(self) -> list[Appointment]:
+        return [view.appointment for views in self.cells.values() for view in views if view.appointment]
+
+
+def views_of(session: Session, slots: list[Slot]) -> list[SlotView]:
+    """Each slot with the appointment holding it (one query for all of them)."""
+    if not slots:
+        return []
+    holding = session.scalars(
+        select(Appointment)
+        .options(joinedload(Appointment.patient), joinedload(Appointment.accompanying))
+        .where(Appointment.slot_id.in_([s.id for s in slots]), Appointment.state.in_(HOLDING_STATES))
+    )
+    by_slot = {appointment.slot_id: appointment for appointment in holding}
+    return [SlotView(slot, by_slot.get(slot.id)) for slot in slots]
+
+
+def _slots_query(program_ids, start: dt.datetime, end: dt.datetime):
+    return select(Slot).where(Slot.program_id.in_(program_ids), Slot.starts_at >= start, Slot.starts_at < end)
+
+
+def program_slots(
+    session: Session,
+    program_id: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    page: int = 1,
+    per_page: int | None = None,
+) -> tuple[list[SlotView], int]:
+    """A program's slots starting in [start, end), in time order, one page of them; returns (views, total)."""
+    query = _slots_query([program_id], start, end)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    query = query.order_by(Slot.starts_at, Slot.id)
+    if per_page is not None:
+        query = query.limit(per_page).offset((page - 1) * per_page)
+    return views_of(session, list(session.scalars(query))), total
+
+
+def week_board(session: Session, cpts_id: int, days: list[dt.date], start: dt.datetime, end: dt.datetime, *, zone):
+    """The CPTS's programs (active ones, and others with slots that week) and their slots in [start, end)."""
+    programs = list(
+        session.scalars(
+            select(SessionProgram)
+            .options(joinedload(SessionProgram.performer))
+            .where(SessionProgram.cpts_id == cpts_id)
+            .order_by(SessionProgram.name, SessionProgram.id)
+        )
+    )
+    slots = list(
+        session.scalars(_slots_query([p.id for p in programs], start, end).order_by(Slot.starts_at, Slot.id))
+        if programs
+        else []
+    )
+    board = WeekBoard(days=days, programs=[])
+    for view in views_of(session, slots):
+        day = view.slot.starts_at.astimezone(zone).date()
+        board.cells.setdefault((view.slot.program_id, day), []).append(view)
+    shown = {program_id for program_id, _day in board.cells}
+    board.programs = [p for p in programs if p.is_active or p.id in shown]
+    return board
+
+
+@dataclass
+class Visits:
+    """What a professional has to do: visits offered to them, the day's sessions, the next confirmed ones."""
+
+    offered: list[Appointment]
+    today: list[Appointment]
+    upcoming: list[Appointment]
+
+
+def _with_details(query):
+    return query.options(
+        joinedload(Appointment.patient),
+        joinedload(Appointment.performer),
+        joinedload(Appointment.slot).joinedload(Slot.program),
+    ).order_by(Appointment.starts_at, Appointment.id)
+
+
+def visits_of(
+    session: Session, professional_id: int, day_start: dt.datetime, day_end: dt.datetime, *, upcoming_days: int = 14
+) -> Visits:
+    offered_to_me = exists().where(
+        VisitOffer.appointment_id == Appointment.id,
+        VisitOffer.professional_id == professional_id,
+        VisitOffer.state == VisitOfferState.PENDING,
+    )
+    mine = or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id)
+    offered = select(Appointment).where(
+        Appointment.state == AppointmentState.PROPOSED,
+        or_(Appointment.accompanying_id == professional_id, offered_to_me),
+        Appointment.starts_at >= day_start,
+    )
+    today = select(Appointment).where(
+        mine,
+        Appointment.state.in_([AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN]),
+        Appointment.starts_at >= day_start,
+        Appointment.starts_at < day_end,
+    )
+    upcoming = select(Appointment).where(
+        mine,
+        Appointment.state == AppointmentState.CONFIRMED,
+        Appointment.starts_at >= day_end,
+        Appointment.starts_at < day_end + dt.timedelta(days=upcoming_days),
+    )
+    return Visits(*(list(session.scalars(_with_details(q))) for q in (offered, today, upcoming)))
+
+
+def resources_of(session: Session, cpts_id: int) -> list[Resource]:
+    """The CPTS's active rooms and kits, for the program form."""
+    return list(
+        session.scalars(
+            select(Resource)
+            .where(Resource.cpts_id == cpts_id, Resource.is_active.is_(True))
+            .order_by(Resource.kind, Resource.name)
+        )
+    )
+
+
+def accompanying_professionals(session: Session, cpts_id: int) -> list[Professional]:
+    """Who may accompany a teleconsultation: the CPTS's active IDELs and pharmacists."""
+    return list(
+        session.scalars(
+            select(Professional)
+            .where(
+                Professional.cpts_id == cpts_id,
+                Professional.is_active.is_(True),
+                Professional.profession.in_([Profession.NURSE, Profession.PHARMACIST]),
+            )
+            .order_by(Professional.last_name, Professional.first_name)
+        )
+    )

@@ -1,0 +1,176 @@
+"""R12: the booking API honours an Idempotency-Key: the same request twice (also concurrently) makes one
+booking and returns the same answer; the same key with another body is refused; a refused booking leaves
+the key free for a retry."""
+
+import datetime as dt
+import threading
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from hub.db import utcnow
+from hub.models import Appointment, IdempotentRequest, PlaceKind, Profession, Role
+from hub.services import accounts
+from tests import factories
+from tests.api.test_patients_api import assert_problem
+from tests.workflows import conftest as workflow_fixtures
+from tests.workflows.conftest import MONDAY_14H, NOW
+from workflows import appointments
+
+territory = workflow_fixtures.territory
+
+KEY = "3f1c7a52-5b3e-4d2a-9a57-0d4f0c1e9b21"
+
+
+@pytest.fixture
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def slot(clock, db_session, territory):
+    return factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
+
+
+def booking(t, slot, **extra) -> dict:
+    return {"slot_id": slot.id, "patient_id": t.patient.id, "place_kind": "lieu_dedie"} | extra
+
+
+def count(session, model) -> int:
+    return session.scalar(select(func.count()).select_from(model))
+
+
+def post(client, body, key=KEY):
+    return client.client.post("/api/v1/appointments", json=body, headers=client.headers | {"Idempotency-Key": key})
+
+
+def test_the_same_request_twice_makes_one_booking_and_the_same_answer(api_as, db_session, territory, slot):
+    client = api_as(territory.coordinator)
+    first = post(client, booking(territory, slot))
+    second = post(client, booking(territory, slot))
+    assert (first.status_code, second.status_code) == (201, 201), second.get_json()
+    assert second.get_json() == first.get_json()
+    assert second.headers["Location"] == first.headers["Location"]
+    assert "Idempotent-Replayed" not in first.headers and second.headers["Idempotent-Replayed"] == "true"
+    assert count(db_session, Appointment) == 1
+    stored = db_session.scalars(select(IdempotentRequest)).one()
+    assert (stored.user_id, stored.key, stored.status, len(stored.request_hash)) == (
+        territory.coordinator.id,
+        KEY,
+        201,
+        64,
+    )
+
+
+def test_key_order_and_spacing_of_the_body_do_not_matter(api_as, db_session, territory, slot):
+    client = api_as(territory.coordinator)
+    first = post(client, booking(territory, slot))
+    reordered = dict(reversed(list(booking(territory, slot).items())))
+    assert post(client, reordered).headers.get("Idempotent-Replayed") == "true"
+    assert count(db_session, Appointment) == 1 and first.status_code == 201
+
+
+def test_the_same_key_with_another_body_is_refused(api_as, db_session, territory, slot):
+    client = api_as(territory.coordinator)
+    post(client, booking(territory, slot))
+    body = assert_problem(post(client, booking(territory, slot, place_kind="cabinet")), 422)
+    assert body["type"] == "/problems/idempotency-key-reused" and "nouvelle clé" in body["detail"]
+    assert count(db_session, Appointment) == 1
+
+
+def test_a_refused_booking_leaves_the_key_free_for_a_retry(api_as, db_session, territory, slot):
+    blocker = appointments.book(
+        db_session,
+        territory.coordinator,
+        slot=slot,
+        patient=factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator),
+        place_kind=PlaceKind.DEDICATED_PLACE,
+        accompanying=territory.other_idel,
+    )
+    db_session.commit()
+    client = api_as(territory.coordinator)
+    assert_problem(post(client, booking(territory, slot)), 409)
+    assert count(db_session, IdempotentRequest) == 0, "the claim went with the refused booking"
+    appointments.cancel(db_session, territory.coordinator, blocker, reason="Erreur de saisie")
+    db_session.commit()
+    retried = post(client, booking(territory, slot))
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    assert count(db_session, IdempotentRequest) == 1
+
+
+def test_keys_belong_to_their_user(api_as, db_session, territory, slot):
+    post(api_as(territory.coordinator), booking(territory, slot))
+    colleague = factories.user(
+        db_session,
+        territory.cpts,
+        Role.COORDINATOR,
+        professional_row=factories.professional(db_session, territory.cpts, Profession.COORDINATOR),
+    )
+    later = factories.slot(db_session, territory.program, slot.starts_at + dt.timedelta(hours=1))
+    other = factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator)
+    response = post(api_as(colleague), booking(territory, later, patient_id=other.id))
+    assert response.status_code == 201 and "Idempotent-Replayed" not in response.headers
+    assert count(db_session, Appointment) == 2
+
+
+@pytest.mark.parametrize("key", ["", "x" * 201, "clé-accentuée"])
+def test_a_malformed_key_is_refused(api_as, db_session, territory, slot, key):
+    body = assert_problem(post(api_as(territory.coordinator), booking(territory, slot), key=key), 422)
+    assert "Idempotency-Key" in body["errors"]
+    assert count(db_session, Appointment) == 0
+
+
+@pytest.mark.concurrency
+def test_the_same_request_sent_concurrently_makes_one_booking(app, committed):
+    """Two clients send the same booking at the same instant: one books, the other waits for it on the
+    claim (unique index, or SQLite's write lock) and replays its answer; neither meets the booking conflict."""
+    factory, created = committed
+    start = (utcnow() + dt.timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
+    with factory() as session:
+        org = factories.cpts(session)
+        created.append(org.id)
+        coordinator = factories.user(
+            session,
+            org,
+            Role.COORDINATOR,
+            professional_row=factories.professional(session, org, Profession.COORDINATOR),
+        )
+        program = factories.program(session, org)
+        slot = factories.slot(session, program, start)
+        patient = factories.consenting_patient(session, org, recorded_by=coordinator)
+        idel = factories.professional(session, org, Profession.NURSE, accompanies_teleconsultation=True)
+        factories.in_care_team(session, patient, idel)
+        tokens = [accounts.create_api_token(session, coordinator, name=f"poste {n}")[1] for n in range(2)]
+        session.commit()
+        body = {"slot_id": slot.id, "patient_id": patient.id, "place_kind": "lieu_dedie"}
+        program_id = program.id
+
+    barrier = threading.Barrier(2)
+    answers: list = []
+
+    def send(token):
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(
+            "/api/v1/appointments",
+            json=body,
+            headers={"Authorization": f"Bearer {token}", "Idempotency-Key": KEY},
+        )
+        answers.append((response.status_code, response.get_json(), response.headers.get("Idempotent-Replayed")))
+
+    threads = [threading.Thread(target=send, args=(token,)) for token in tokens]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert [status for status, _body, _replayed in answers] == [201, 201], answers
+    assert answers[0][1] == answers[1][1]
+    assert sorted(replayed or "" for _s, _b, replayed in answers) == ["", "true"]
+    with factory() as session:
+        booked = session.scalars(select(Appointment).where(Appointment.program_id == program_id)).all()
+        assert [a.id for a in booked] == [answers[0][1]["id"]]
+        claims = session.scalars(select(IdempotentRequest).where(IdempotentRequest.user_id == coordinator.id)).all()
+        assert [(c.key, c.status) for c in claims] == [(KEY, 201)]

@@ -1,0 +1,258 @@
+"""The iCalendar feed `/ical/<token>.ics` (content type, ETag / Last-Modified and 304, revocation) and the
+professional's page `/me/calendar` that makes and revokes its link."""
+
+import datetime as dt
+import hashlib
+import re
+
+import pytest
+from sqlalchemy import select
+
+from hub.db import utcnow
+from hub.errors import Forbidden
+from hub.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentState,
+    AuditEvent,
+    CalendarFeed,
+    PlaceKind,
+    Profession,
+    Role,
+)
+from hub.services import accounts, calendar_feeds
+from tests import factories
+
+CALENDAR = "text/calendar; charset=utf-8"
+
+
+@pytest.fixture
+def nurse(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.PROFESSIONAL)
+    db_session.commit()
+    return user
+
+
+@pytest.fixture
+def booked(db_session, cpts, nurse):
+    """A confirmed assisted teleconsultation in two days, the nurse accompanying MARIE DURAND."""
+    specialist = factories.professional(db_session, cpts, Profession.SPECIALIST)
+    patient = factories.patient(db_session, cpts, birth_name="DURAND", first_birth_given_name="MARIE")
+    starts_at = (utcnow() + dt.timedelta(days=2)).replace(microsecond=0)
+    row = Appointment(
+        cpts_id=cpts.id,
+        kind=AppointmentKind.ASSISTED_TELECONSULTATION,
+        state=AppointmentState.CONFIRMED,
+        patient_id=patient.id,
+        performer_id=specialist.id,
+        accompanying_id=nurse.professional_id,
+        place_kind=PlaceKind.HOME,
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(minutes=15),
+        accompaniment_starts_at=starts_at - dt.timedelta(minutes=15),
+        accompaniment_ends_at=starts_at + dt.timedelta(minutes=45),
+        created_by_user_id=factories.user(db_session, cpts, Role.COORDINATOR).id,
+        sequence=0,
+    )
+    db_session.add(row)
+    db_session.commit()
+    return row
+
+
+@pytest.fixture
+def feed(db_session, nurse):
+    row, raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional)
+    db_session.commit()
+    return row, f"/ical/{raw}.ics"
+
+
+def audit_rows(db_session, action: str, feed_id: int) -> list[AuditEvent]:
+    query = select(AuditEvent).where(AuditEvent.action == action, AuditEvent.target_id == str(feed_id))
+    return list(db_session.scalars(query))
+
+
+def created_url(body: str) -> str:
+    return re.search(r'id="lien" value="([^"]+)"', body).group(1)
+
+
+# --- the feed --------------------------------------------------------------------------------------------------
+
+
+def test_feed_is_a_calendar_with_validators(client, db_session, booked, feed):
+    row, url = feed
+    response = client.get(url)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.headers["Content-Type"] == CALENDAR
+    assert re.fullmatch(r'"[0-9a-f]{32}"', response.headers["ETag"])
+    assert response.headers["Last-Modified"].endswith(" GMT")
+    assert body.startswith("BEGIN:VCALENDAR\r\n") and "BEGIN:VTIMEZONE" in body
+    assert f"UID:appointment-{booked.id}@localhost" in body
+    assert "SUMMARY:Téléconsultation assistée – M.D." in body and "DURAND" not in body
+    (line,) = audit_rows(db_session, "calendar.fetch", row.id)
+    assert line.actor_user_id is None and line.actor_label == f"calendar-feed:{row.id}"
+    assert '"events": 1' in line.details and "DURAND" not in line.details
+
+
+def test_unchanged_feed_answers_304_without_a_body_or_an_audit_line(client, db_session, booked, feed):
+    row, url = feed
+    first = client.get(url)
+    etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
+    again = client.get(url, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.get_data() == b""
+    assert again.headers["ETag"] == etag  # RFC 9110 §15.4.5; Werkzeug drops Last-Modified from a 304
+    assert client.get(url, headers={"If-Modified-Since": last_modified}).status_code == 304
+    assert client.get(url, headers={"If-None-Match": '"autre"', "If-Modified-Since": last_modified}).status_code == 200
+    assert len(audit_rows(db_session, "calendar.fetch", row.id)) == 2
+
+
+def test_a_changed_appointment_gives_a_new_etag(client, db_session, booked, feed):
+    _row, url = feed
+    etag = client.get(url).headers["ETag"]
+    booked.starts_at += dt.timedelta(hours=1)
+    booked.ends_at += dt.timedelta(hours=1)
+    booked.sequence += 1
+    db_session.commit()
+    response = client.get(url, headers={"If-None-Match": etag})
+    assert response.status_code == 200 and response.headers["ETag"] != etag
+    assert "SEQUENCE:1" in response.get_data(as_text=True)
+    assert client.get(url, headers={"If-None-Match": response.headers["ETag"]}).status_code == 304
+
+
+def test_a_cancelled_appointment_stays_in_the_feed(client, db_session, booked, feed):
+    _row, url = feed
+    etag = client.get(url).headers["ETag"]
+    booked.state, booked.sequence = AppointmentState.CANCELLED, 1
+    db_session.commit()
+    response = client.get(url, headers={"If-None-Match": etag})
+    assert response.status_code == 200 and "STATUS:CANCELLED" in response.get_data(as_text=True)
+
+
+def test_feed_without_initials(client, db_session, nurse, booked):
+    _row, raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional, show_patient_initials=False)
+    db_session.commit()
+    body = client.get(f"/ical/{raw}.ics").get_data(as_text=True)
+    assert "SUMMARY:Téléconsultation assistée\r\n" in body and "M.D." not in body
+
+
+@pytest.mark.parametrize(
+    "token", ["hubcal_inconnu", "inconnu", "hubcal_" + "x" * 200], ids=["unknown", "no-prefix", "too-long"]
+)
+def test_unknown_token_is_not_found(client, feed, token):
+    assert client.get(f"/ical/{token}.ics").status_code == 404
+
+
+def test_revoked_token_is_not_found(client, db_session, nurse, feed):
+    row, url = feed
+    assert client.get(url).status_code == 200
+    calendar_feeds.revoke_feed(db_session, nurse, row)
+    db_session.commit()
+    assert client.get(url).status_code == 404
+
+
+def test_deactivated_account_stops_the_feed(client, db_session, cpts, nurse, feed):
+    _row, url = feed
+    accounts.deactivate_user(db_session, factories.user(db_session, cpts, Role.ADMIN), nurse)
+    db_session.commit()
+    assert client.get(url).status_code == 404
+
+
+def test_token_is_stored_as_its_digest_and_a_new_one_revokes_the_old(db_session, nurse):
+    first, first_raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional)
+    second, second_raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional)
+    db_session.commit()
+    assert second.token_hash == hashlib.sha256(second_raw.encode()).hexdigest()
+    assert second_raw.startswith("hubcal_") and len(second_raw) > 40 and first_raw != second_raw
+    assert first.revoked_at is not None and second.revoked_at is None
+    assert calendar_feeds.feed_for_token(db_session, first_raw) is None
+    assert calendar_feeds.feed_for_token(db_session, second_raw) is second
+    assert calendar_feeds.active_feed(db_session, nurse.professional_id) is second
+    assert len(audit_rows(db_session, "calendar.feed_revoke", first.id)) == 1
+
+
+def test_only_the_owner_manages_a_feed(db_session, cpts, nurse):
+    other = factories.user(db_session, cpts, Role.PROFESSIONAL)
+    with pytest.raises(Forbidden):
+        calendar_feeds.create_feed(db_session, other, nurse.professional)
+    row, _raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional)
+    with pytest.raises(Forbidden):
+        calendar_feeds.revoke_feed(db_session, other, row)
+
+
+# --- the page --------------------------------------------------------------------------------------------------
+
+
+def test_page_without_a_feed(auth, nurse):
+    auth.login(nurse)
+    body = auth.client.get("/me/calendar").get_data(as_text=True)
+    assert "Mon agenda dans mon calendrier" in body and "Vous n'avez aucun lien d'agenda actif" in body
+    assert 'name="csrf_token"' in body
+    assert re.search(r'id="f-show_patient_initials" name="show_patient_initials" value="true" checked', body)
+
+
+def test_creating_a_feed_shows_its_url_once(auth, client, db_session, nurse, booked):
+    auth.login(nurse)
+    response = auth.post("/me/calendar", {"show_patient_initials": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 201 and "il ne sera plus jamais affiché" in body
+    url = created_url(body)
+    assert re.fullmatch(r"http://localhost/ical/hubcal_[A-Za-z0-9_-]{43}\.ics", url)
+    assert 'href="webcal://localhost/ical/' in body
+    page = auth.client.get("/me/calendar").get_data(as_text=True)
+    assert url not in page and "Un lien est actif depuis" in page and "affichées" in page
+    feed = db_session.scalar(select(CalendarFeed).where(CalendarFeed.professional_id == nurse.professional_id))
+    assert feed.show_patient_initials and url.rsplit("/", 1)[1][:-4] not in feed.token_hash
+    assert len(audit_rows(db_session, "calendar.feed_create", feed.id)) == 1
+    response = client.get(url.removeprefix("http://localhost"))
+    assert response.status_code == 200 and "M.D." in response.get_data(as_text=True)
+
+
+def test_creating_a_feed_without_initials(auth, client, nurse, booked):
+    auth.login(nurse)
+    url = created_url(auth.post("/me/calendar", {}).get_data(as_text=True))
+    assert "masquées" in auth.client.get("/me/calendar").get_data(as_text=True)
+    assert "M.D." not in client.get(url.removeprefix("http://localhost")).get_data(as_text=True)
+
+
+def test_a_new_feed_replaces_the_old_one(auth, client, nurse):
+    auth.login(nurse)
+    first = created_url(auth.post("/me/calendar", {"show_patient_initials": "true"}).get_data(as_text=True))
+    second = created_url(auth.post("/me/calendar", {"show_patient_initials": "true"}).get_data(as_text=True))
+    assert client.get(first.removeprefix("http://localhost")).status_code == 404
+    assert client.get(second.removeprefix("http://localhost")).status_code == 200
+
+
+def test_revoking_from_the_page(auth, client, db_session, nurse, feed):
+    row, url = feed
+    auth.login(nurse)
+    response = auth.post("/me/calendar/revoke")
+    assert response.status_code == 302 and response.headers["Location"] == "/me/calendar"
+    page = auth.client.get("/me/calendar").get_data(as_text=True)
+    assert "Lien d&#39;agenda révoqué" in page and "Vous n'avez aucun lien d'agenda actif" in page
+    assert client.get(url).status_code == 404
+    assert len(audit_rows(db_session, "calendar.feed_revoke", row.id)) == 1
+    assert auth.post("/me/calendar/revoke").status_code == 302, "nothing left to revoke is not an error"
+
+
+def test_forms_need_the_csrf_token(auth, db_session, nurse, feed):
+    row, _url = feed
+    auth.login(nurse)
+    assert auth.client.post("/me/calendar", data={"show_patient_initials": "true"}).status_code == 400
+    assert auth.client.post("/me/calendar/revoke").status_code == 400
+    db_session.refresh(row)
+    assert row.revoked_at is None
+
+
+def test_a_user_without_a_professional_record_gets_an_explanation(auth, db_session, cpts):
+    admin = factories.user(db_session, cpts, Role.ADMIN)
+    db_session.commit()
+    auth.login(admin)
+    body = auth.client.get("/me/calendar").get_data(as_text=True)
+    assert "réservé aux professionnels de santé" in body and "Créer le lien" not in body
+    response = auth.post("/me/calendar", {"show_patient_initials": "true"})
+    assert response.status_code == 403 and "réservé aux professionnels de santé" in response.get_data(as_text=True)
+    assert auth.post("/me/calendar/revoke").status_code == 403
+
+
+def test_the_page_needs_a_login(client):
+    response = client.get("/me/calendar")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
