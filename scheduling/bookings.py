@@ -9,7 +9,7 @@ transaction's BEGIN IMMEDIATE, which serialises writers so that the check and th
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,13 +51,11 @@ def find_conflict(session: Session, holds: list[Hold], *, ignore_appointment_id:
     """The first hold that overlaps an existing allocation of the same resource, in one query."""
     if not holds:
         return None
+    overlaps = _range_overlap if session.get_bind().dialect.name == "postgresql" else _bounds_overlap
     query = select(Allocation.resource_kind, Allocation.resource_id, Allocation.starts_at, Allocation.ends_at).where(
         or_(
             *(
-                (Allocation.resource_kind == h.resource_kind)
-                & (Allocation.resource_id == h.resource_id)
-                & (Allocation.starts_at < h.ends_at)
-                & (Allocation.ends_at > h.starts_at)
+                (Allocation.resource_kind == h.resource_kind) & (Allocation.resource_id == h.resource_id) & overlaps(h)
                 for h in holds
             )
         )
@@ -71,6 +69,18 @@ def find_conflict(session: Session, holds: list[Hold], *, ignore_appointment_id:
             ):
                 return hold
     return None
+
+
+def _bounds_overlap(hold: Hold):
+    return (Allocation.starts_at < hold.ends_at) & (Allocation.ends_at > hold.starts_at)
+
+
+def _range_overlap(hold: Hold):
+    # Written as the exclusion constraint's own expression, so that its GiST index answers: comparing the
+    # bounds alone walks the resource's whole history through the b-tree.
+    half_open = literal_column("'[)'")
+    stored = func.tstzrange(Allocation.starts_at, Allocation.ends_at, half_open)
+    return stored.op("&&")(func.tstzrange(hold.starts_at, hold.ends_at, half_open))
 
 
 def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, zone: str) -> list[Allocation]:
