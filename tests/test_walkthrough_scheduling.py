@@ -13,7 +13,7 @@ import time_machine
 from sqlalchemy import select
 
 from hub.models import Appointment, AppointmentState, Profession, Role, SessionProgram, Slot
-from hub.services import accounts
+from hub.services import accounts, calendar_feeds
 from tests import factories
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -130,6 +130,13 @@ def test_the_walk_through_by_the_api(client, auth, db_session, people):
     assert shown["state"] == "confirmed"
     assert {p["role"]: p["status"] for p in shown["participants"]}["accompanying"] == "accepted"
     assert coordinator.get(f"{program_url}/slots?from=2027-03-08&to=2027-03-08")["items"][0]["state"] == "confirmed"
+
+    # … and in the IDEL's calendar feed, confirmed, with the patient's initials only.
+    _feed, token = calendar_feeds.create_feed(db_session, martin, martin.professional)
+    db_session.commit()
+    feed = client.get(f"/ical/{token}.ics").get_data(as_text=True).replace("\r\n ", "")
+    assert "STATUS:CONFIRMED" in feed and "DTSTART;TZID=Europe/Paris:20270308T134000" in feed
+    assert patient.initials in feed and patient.birth_name not in feed
 
     # The other patient's IDEL declines: back to the coordinator with the reason.
     second = coordinator.post(
