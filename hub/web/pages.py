@@ -1,10 +1,14 @@
 """Helpers shared by the pages: list filters from the query string, page size, a form submitted to a service."""
 
-from flask import current_app, request
+from flask import current_app, flash, redirect, request
+from flask_login import current_user
 
-from hub.errors import ValidationFailed
+from hub import audit
+from hub.auth.policies import appointment_for
+from hub.errors import HubError, ValidationFailed
 from hub.schemas.base import load
 from hub.web.forms import load_form
+from hub.web.request import db, keep_changes_on_error
 
 
 def load_query(schema) -> tuple[dict, dict, dict]:
@@ -32,3 +36,29 @@ def submit(schema, perform, *, partial: bool = False) -> tuple[object, dict, dic
         return perform(data), values, {}
     except ValidationFailed as exc:
         return None, values, exc.errors
+
+
+def read_despite_error(action: str, *, target=None, details=None) -> None:
+    """A refused form is shown again with the page's data: the refused change is undone first, then that
+    read is audited and kept although the response is an error."""
+    db().rollback()
+    audit.record(db(), actor=current_user, action=action, target=target, details=details)
+    keep_changes_on_error()
+
+
+def appointment_action(appointment_id: int, verb: str, schema, perform, *, show_again, done_url: str):
+    """One action on an appointment from a page. Done: a French confirmation and Post/Redirect/Get.
+    Refused: `show_again(appointment, verb, values, error)` renders the page with the form's errors, after
+    `read_despite_error` or the same steps (nothing of the change stays; the page's read is audited)."""
+    appointment = appointment_for(db(), current_user, appointment_id, verb)
+    data, values, errors = load_form(schema)
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        message = perform(appointment, data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        return show_again(appointment, verb, values, exc)
+    flash(message, "success")
+    return redirect(done_url)

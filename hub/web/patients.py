@@ -32,8 +32,8 @@ from hub.schemas.patient import (
 from hub.services import directory, identity
 from hub.web.access import access
 from hub.web.forms import form_data, load_form
-from hub.web.pages import load_query, page_size, submit
-from hub.web.request import db, keep_changes_on_error
+from hub.web.pages import load_query, page_size, read_despite_error, submit
+from hub.web.request import db
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
@@ -116,7 +116,7 @@ def edit(patient_id: int):
     status_before = patient.identity_status
     _, values, errors = submit(PatientForm(), lambda data: _update(patient, data), partial=True)
     if errors:
-        _trace_despite_error("patient.read", target=patient)
+        read_despite_error("patient.read", target=patient)
         return _patient_form("patients/edit.html", values, errors, status=422, patient=patient)
     back_to_provisional = patient.identity_status != status_before
     flash(
@@ -210,7 +210,7 @@ def _patient_form(template: str, values=None, errors=None, *, status: int = 200,
 
 
 def _duplicates_page(values: dict, candidates):
-    _trace_despite_error("patient.duplicate_candidates", details={"candidate_ids": [c.id for c in candidates]})
+    read_despite_error("patient.duplicate_candidates", details={"candidate_ids": [c.id for c in candidates]})
     reachable = {c.id for c in candidates if can_view_patient(db(), current_user, c)}
     return _patient_form("patients/new.html", values, status=409, candidates=candidates, reachable=reachable)
 
@@ -239,19 +239,11 @@ def _act_on_record(patient, form: str, schema, perform, success: str, *, renamed
     except HubError as exc:
         if exc.audit_action:
             raise
-        _trace_despite_error("patient.read", target=patient)
+        read_despite_error("patient.read", target=patient)
         errors = {(renamed or {}).get(key, key): message for key, message in exc.errors.items()}
         return _record_page(patient, form=form, values=values, errors=errors, problem=exc.detail, status=exc.status)
     flash(success, "success")
     return redirect(url_for("patients.show", patient_id=patient.id))
-
-
-def _trace_despite_error(action: str, *, target=None, details=None) -> None:
-    """A refused form is shown again with patient data on the page: that read must outlive the rollback
-    of the refused change, which is undone here first so that nothing of it is committed."""
-    db().rollback()
-    audit.record(db(), actor=current_user, action=action, target=target, details=details)
-    keep_changes_on_error()
 
 
 def _with_collection_time(data: dict) -> dict:

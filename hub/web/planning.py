@@ -34,8 +34,8 @@ from hub.schemas.scheduling import (
 from hub.services import directory, identity
 from hub.web.access import access
 from hub.web.forms import load_form
-from hub.web.pages import load_query
-from hub.web.request import db, keep_changes_on_error
+from hub.web.pages import appointment_action, load_query, read_despite_error
+from hub.web.request import db
 from scheduling import board
 from scheduling.agenda import week_bounds
 from workflows import appointments, programs
@@ -295,19 +295,12 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
     except HubError as exc:
         if exc.audit_action:
             raise
-        _despite_error("planning.program", target=program)
+        read_despite_error("planning.program", target=program)
         errors = {(renamed or {}).get(key, key): text for key, text in exc.errors.items()}
         form_id = f"{form}-{values.get('occurrence', '')}"
         return _program_page(program, form=form_id, values=values, errors=errors, problem=exc.detail, status=exc.status)
     flash(message, "success")
     return redirect(url_for("planning.program", program_id=program.id))
-
-
-def _despite_error(action: str, *, target=None, details=None) -> None:
-    """A refused form is shown again with the page's data: that read outlives the rollback of the change."""
-    db().rollback()
-    audit.record(db(), actor=current_user, action=action, target=target, details=details)
-    keep_changes_on_error()
 
 
 # --- booking ----------------------------------------------------------------------------------------------
@@ -327,7 +320,7 @@ def book(slot_id: int):
     except HubError as exc:
         if exc.audit_action:
             raise
-        _despite_error("patient.search")
+        read_despite_error("patient.search")
         return _booking_page(slot, values, exc.errors, problem=exc.detail, status=exc.status)
     idel = appointment.accompanying.full_name if appointment.accompanying else None
     flash(f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant.", "success")
@@ -405,20 +398,13 @@ def cancel(appointment_id: int):
 
 
 def _appointment_action(appointment_id: int, verb: str, schema, perform):
-    appointment = appointment_for(db(), current_user, appointment_id, verb)
-    data, values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        message = perform(appointment, data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        _despite_error("appointment.read", target=appointment)
+    def show_again(appointment, verb, values, exc):
+        read_despite_error("appointment.read", target=appointment)
         page = {"form": verb, "values": values, "errors": exc.errors, "problem": exc.detail, "status": exc.status}
         return _appointment_page(appointment, **page)
-    flash(message, "success")
-    return redirect(url_for("planning.appointment", appointment_id=appointment_id))
+
+    done = url_for("planning.appointment", appointment_id=appointment_id)
+    return appointment_action(appointment_id, verb, schema, perform, show_again=show_again, done_url=done)
 
 
 def _appointment_page(appointment, *, form=None, values=None, errors=None, problem=None, status: int = 200):

@@ -2,14 +2,12 @@
 day's sessions with the HAS checklist: check-in (identity, location, call-back phone), completion,
 degraded mode, no-show."""
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from hub import audit
 from hub.auth.permissions import Permission
-from hub.auth.policies import appointment_for
 from hub.db import utcnow
-from hub.errors import HubError, ValidationFailed
 from hub.models import PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
@@ -20,7 +18,7 @@ from hub.schemas.scheduling import (
     ReasonForm,
 )
 from hub.web.access import access
-from hub.web.forms import load_form
+from hub.web.pages import appointment_action
 from hub.web.planning import zone
 from hub.web.request import db, keep_changes_on_error
 from scheduling import board
@@ -111,23 +109,15 @@ def no_show(appointment_id: int):
 
 
 def _act(appointment_id: int, verb: str, schema, perform):
-    """One action on a visit: Post/Redirect/Get when done, else the page again with the form's errors."""
-    appointment = appointment_for(db(), current_user, appointment_id, verb)
-    data, values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        message = perform(appointment, data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        db().rollback()  # nothing of the refused change stays; the page shown again is a read, audited below
+    def show_again(_appointment, verb, values, exc):
+        db().rollback()  # nothing of the refused change stays; the page shown again audits its own read
         keep_changes_on_error()
-        return _page(
-            form=f"{verb}-{appointment_id}", values=values, errors=exc.errors, problem=exc.detail, status=exc.status
-        )
-    flash(message, "success")
-    return redirect(url_for("visits.index"))
+        form = f"{verb}-{appointment_id}"
+        return _page(form=form, values=values, errors=exc.errors, problem=exc.detail, status=exc.status)
+
+    return appointment_action(
+        appointment_id, verb, schema, perform, show_again=show_again, done_url=url_for("visits.index")
+    )
 
 
 def _page(*, form=None, values=None, errors=None, problem=None, status: int = 200):
