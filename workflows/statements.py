@@ -108,6 +108,20 @@ def _share(remote: Decimal, declared: dict[tuple[int, int], Decimal], months) ->
     return fees.RemoteShare(remote, total, estimated=len(declared) < len(months))
 
 
+def declared_months(session: Session, professional: Professional, window: ShareWindow) -> dict:
+    """The professional's declared (or imported) months of the window, by (year, month)."""
+    (first_year, first_month), (last_year, last_month) = window.months[0], window.months[-1]
+    rows = session.scalars(
+        select(DeclaredActivity).where(
+            DeclaredActivity.professional_id == professional.id,
+            (DeclaredActivity.year * 100 + DeclaredActivity.month).between(
+                first_year * 100 + first_month, last_year * 100 + last_month
+            ),
+        )
+    )
+    return {(row.year, row.month): row for row in rows}
+
+
 # --- the coordinator's overview ---------------------------------------------------------------------------
 
 
@@ -143,8 +157,9 @@ class CptsOverview:
 def cpts_overview(session: Session, cpts_id: int, period: Period, *, today: dt.date) -> CptsOverview:
     """The CPTS's fees of the period by profession, by act and by professional, the caps reached, and the
     IDELs and kinés near or over the 20 % share over the twelve months ending with the period (or today):
-    seven queries."""
+    four queries."""
     window = ShareWindow(*fees.rolling_year(min(period.last, today)))
+    totals = statements.cpts_totals(session, cpts_id, period)
     professionals = session.scalars(
         select(Professional)
         .where(Professional.cpts_id == cpts_id, Professional.profession.in_(SHARE_PROFESSIONS))
@@ -155,10 +170,10 @@ def cpts_overview(session: Session, cpts_id: int, period: Period, *, today: dt.d
     watched = [row for row in rows if row.share.level in ("alerte", "depasse")]
     return CptsOverview(
         period=period,
-        by_profession=statements.totals_by_profession(session, cpts_id, period),
-        by_code=statements.totals_by_code(session, cpts_id, period),
-        by_professional=statements.totals_by_professional(session, cpts_id, period),
-        caps=statements.caps_reached(session, cpts_id, period),
+        by_profession=totals.by_profession,
+        by_code=totals.by_code,
+        by_professional=totals.by_professional,
+        caps=totals.caps,
         window=window,
         watched=sorted(watched, key=lambda row: row.share.share, reverse=True),
         undeclared=[row for row in rows if row.share.total_amount is None and row.share.remote_amount > 0],

@@ -34,6 +34,7 @@ def list_fees():
     lines, total = statements.list_fees(
         db(),
         visible_fees(current_user),
+        cpts_id=current_user.cpts_id,
         professional_id=professional_id,
         first=query.get("from_"),
         last=query.get("to"),

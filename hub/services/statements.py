@@ -14,7 +14,7 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Date, Integer, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from hub.formatting import MONTHS, euros, french_date
@@ -139,7 +139,9 @@ def _totals(lines, *, key, label) -> list[Total]:
 # --- reading the ledger ----------------------------------------------------------------------------------
 
 
-def _lines_query():
+def _lines_query(cpts_id: int):
+    """The entries of a CPTS with their label and their patient's initials. The joined rows are the CPTS's
+    (a constant the planner can use): a hash join over every patient of the region would grow with it."""
     first_name = func.coalesce(Patient.used_first_name, Patient.first_birth_given_name)
     last_name = func.coalesce(Patient.used_last_name, Patient.birth_name)
     return (
@@ -158,7 +160,8 @@ def _lines_query():
             func.coalesce(FeeEntry.cancel_reason, FeeEntry.note).label("note"),
         )
         .join(Tariff, Tariff.id == FeeEntry.tariff_id)
-        .outerjoin(Patient, Patient.id == FeeEntry.patient_id)
+        .outerjoin(Patient, and_(Patient.id == FeeEntry.patient_id, Patient.cpts_id == cpts_id))
+        .where(FeeEntry.cpts_id == cpts_id)
     )
 
 
@@ -183,7 +186,7 @@ def statement(session: Session, professional: Professional, period: Period) -> S
     """The professional's entries of the period in date order (cancelled ones included, outside the totals):
     two queries whatever the size of the ledger."""
     rows = session.execute(
-        _lines_query()
+        _lines_query(professional.cpts_id)
         .where(
             FeeEntry.professional_id == professional.id,
             FeeEntry.act_on >= period.first,
@@ -200,6 +203,7 @@ def list_fees(
     session: Session,
     visible: ColumnElement[bool],
     *,
+    cpts_id: int,
     professional_id: int | None = None,
     first: dt.date | None = None,
     last: dt.date | None = None,
@@ -207,8 +211,8 @@ def list_fees(
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[StatementLine], int]:
-    """One page of the entries the caller may see (`visible`, a WHERE clause), and their count."""
-    conditions = [visible]
+    """One page of the entries of the CPTS that the caller may see (`visible`, a WHERE clause), and their count."""
+    conditions = [visible, FeeEntry.cpts_id == cpts_id]
     if professional_id is not None:
         conditions.append(FeeEntry.professional_id == professional_id)
     if first is not None:
@@ -219,7 +223,7 @@ def list_fees(
         conditions.append(FeeEntry.code == code)
     total = session.scalar(select(func.count(FeeEntry.id)).where(*conditions))
     rows = session.execute(
-        _lines_query()
+        _lines_query(cpts_id)
         .where(*conditions)
         .order_by(FeeEntry.act_on, FeeEntry.id)
         .limit(per_page)
@@ -228,7 +232,16 @@ def list_fees(
     return [_line(row) for row in rows], total
 
 
-# --- the CPTS --------------------------------------------------------------------------------------------
+# --- the CPTS ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfessionalTotal:
+    professional_id: int
+    name: str
+    profession_label: str
+    count: int
+    amount: Decimal
 
 
 @dataclass(frozen=True)
@@ -241,111 +254,102 @@ class CapReached:
     last_on: dt.date
 
 
-def _in_cpts_period(cpts_id: int, period: Period) -> list:
-    return [
-        FeeEntry.cpts_id == cpts_id,
-        FeeEntry.act_on >= period.first,
-        FeeEntry.act_on <= period.last,
-        FeeEntry.status.in_(LIVE),
-    ]
-
-
-def totals_by_profession(session: Session, cpts_id: int, period: Period) -> list[Total]:
-    rows = session.execute(
-        select(Professional.profession, func.count(FeeEntry.id), func.sum(FeeEntry.amount))
-        .join(Professional, Professional.id == FeeEntry.professional_id)
-        .where(*_in_cpts_period(cpts_id, period))
-        .group_by(Professional.profession)
-        .order_by(Professional.profession)
-    )
-    return [
-        Total(profession.value, PROFESSION_LABELS[Profession(profession)], count, Decimal(amount or 0))
-        for profession, count, amount in rows
-    ]
-
-
-def totals_by_code(session: Session, cpts_id: int, period: Period) -> list[Total]:
-    rows = session.execute(
-        select(FeeEntry.code, func.max(Tariff.label), func.count(FeeEntry.id), func.sum(FeeEntry.amount))
-        .join(Tariff, Tariff.id == FeeEntry.tariff_id)
-        .where(*_in_cpts_period(cpts_id, period))
-        .group_by(FeeEntry.code)
-        .order_by(FeeEntry.code)
-    )
-    return [Total(code, label, count, Decimal(amount or 0)) for code, label, count, amount in rows]
-
-
 @dataclass(frozen=True)
-class ProfessionalTotal:
-    professional_id: int
-    name: str
-    profession_label: str
-    count: int
-    amount: Decimal
+class CptsTotals:
+    by_profession: list[Total]
+    by_code: list[Total]
+    by_professional: list[ProfessionalTotal]
+    caps: list[CapReached]  # per professional and code, the acts recorded at zero because a cap was reached
 
 
-def totals_by_professional(session: Session, cpts_id: int, period: Period) -> list[ProfessionalTotal]:
-    """Each professional of the CPTS with acts in the period: their count and amount, by name."""
+def cpts_totals(session: Session, cpts_id: int, period: Period) -> CptsTotals:
+    """The CPTS's live acts of the period by profession, by code and by professional, and the caps reached:
+    one query, grouped by professional and tariff version (a few hundred rows at most), summed up here."""
+    capped = and_(FeeEntry.amount == 0, FeeEntry.note.startswith(CAP_NOTE_PREFIX))
+    grouped = (
+        select(
+            FeeEntry.professional_id,
+            FeeEntry.code,
+            FeeEntry.tariff_id,
+            func.count(FeeEntry.id).label("count"),
+            func.sum(FeeEntry.amount).label("amount"),
+            func.sum(case((capped, 1), else_=0)).label("capped"),
+            func.max(case((capped, FeeEntry.act_on))).label("last_capped_on"),
+        )
+        .where(*_live_in_cpts(cpts_id, period))
+        .group_by(FeeEntry.professional_id, FeeEntry.code, FeeEntry.tariff_id)
+        .subquery()
+    )
     rows = session.execute(
         select(
             Professional.id,
             Professional.first_name,
             Professional.last_name,
             Professional.profession,
-            func.count(FeeEntry.id),
-            func.sum(FeeEntry.amount),
+            Tariff.label,
+            grouped.c.code,
+            grouped.c.count,
+            grouped.c.amount,
+            grouped.c.capped,
+            grouped.c.last_capped_on,
         )
-        .join(Professional, Professional.id == FeeEntry.professional_id)
-        .where(*_in_cpts_period(cpts_id, period))
-        .group_by(Professional.id, Professional.first_name, Professional.last_name, Professional.profession)
-        .order_by(Professional.last_name, Professional.first_name, Professional.id)
-    )
+        .join(Professional, Professional.id == grouped.c.professional_id)
+        .join(Tariff, Tariff.id == grouped.c.tariff_id)
+        .order_by(Professional.last_name, Professional.first_name, Professional.id, grouped.c.code)
+    ).all()
+    return _sum_up(rows)
+
+
+def _live_in_cpts(cpts_id: int, period: Period) -> list:
+    """The CPTS and the dates are written into the SQL rather than bound: from its sixth execution psycopg
+    runs a statement prepared, and PostgreSQL may then use a generic plan that, not knowing the dates,
+    expects a handful of rows where a CPTS's year has thousands, and picks a plan several times slower."""
     return [
-        ProfessionalTotal(
-            professional_id,
-            f"{first_name} {last_name.upper()}",
-            PROFESSION_LABELS[Profession(profession)],
-            count,
-            Decimal(amount or 0),
-        )
-        for professional_id, first_name, last_name, profession, count, amount in rows
+        FeeEntry.cpts_id == _inline(cpts_id, Integer),
+        FeeEntry.act_on >= _inline(period.first, Date),
+        FeeEntry.act_on <= _inline(period.last, Date),
+        FeeEntry.status.in_(LIVE),
     ]
 
 
-def caps_reached(session: Session, cpts_id: int, period: Period) -> list[CapReached]:
-    """Per professional and code, the acts recorded at zero because a cap was reached."""
-    rows = session.execute(
-        select(
-            FeeEntry.professional_id,
-            Professional.first_name,
-            Professional.last_name,
-            Professional.profession,
-            FeeEntry.code,
-            func.count(FeeEntry.id),
-            func.max(FeeEntry.act_on),
-        )
-        .join(Professional, Professional.id == FeeEntry.professional_id)
-        .where(*_in_cpts_period(cpts_id, period), FeeEntry.amount == 0, FeeEntry.note.startswith(CAP_NOTE_PREFIX))
-        .group_by(
-            FeeEntry.professional_id,
-            Professional.first_name,
-            Professional.last_name,
-            Professional.profession,
-            FeeEntry.code,
-        )
-        .order_by(Professional.last_name, Professional.first_name, FeeEntry.code)
+def _inline(value, type_):
+    return bindparam(None, value, type_=type_, literal_execute=True)
+
+
+def _sum_up(rows) -> CptsTotals:
+    professions, codes, professionals = _Sums(), _Sums(), _Sums()
+    caps: dict[tuple[int, str], CapReached] = {}
+    for professional_id, first_name, last_name, profession, label, code, count, amount, capped, last_on in rows:
+        name, profession_label = f"{first_name} {last_name.upper()}", PROFESSION_LABELS[Profession(profession)]
+        professions.add(Profession(profession).value, profession_label, count, amount)
+        codes.add(code, label, count, amount)
+        professionals.add(professional_id, (name, profession_label), count, amount)
+        if capped:  # a code's versions come one after the other: add them up
+            before = caps.get((professional_id, code))
+            if before is not None:
+                capped, last_on = capped + before.count, max(last_on, before.last_on)
+            caps[(professional_id, code)] = CapReached(professional_id, name, profession_label, code, capped, last_on)
+    return CptsTotals(
+        by_profession=sorted(professions.totals(), key=lambda total: total.key),
+        by_code=sorted(codes.totals(), key=lambda total: total.key),
+        by_professional=[
+            ProfessionalTotal(total.key, total.label[0], total.label[1], total.count, total.amount)
+            for total in professionals.totals()  # in the query's order: by name
+        ],
+        caps=list(caps.values()),
     )
-    return [
-        CapReached(
-            professional_id,
-            f"{first_name} {last_name.upper()}",
-            PROFESSION_LABELS[Profession(profession)],
-            code,
-            count,
-            last_on,
-        )
-        for professional_id, first_name, last_name, profession, code, count, last_on in rows
-    ]
+
+
+class _Sums:
+    def __init__(self):
+        self._groups: dict = {}
+
+    def add(self, key, label, count: int, amount) -> None:
+        _label, total_count, total_amount = self._groups.get(key, (label, 0, Decimal(0)))
+        self._groups[key] = (_label, total_count + count, total_amount + Decimal(amount or 0))
+
+    def totals(self) -> list[Total]:
+        return [Total(key, label, count, amount) for key, (label, count, amount) in self._groups.items()]
 
 
 # --- files ----------------------------------------------------------------------------------------------

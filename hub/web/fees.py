@@ -17,9 +17,8 @@ from hub.schemas.fees import ActivityForm, StatementArgs, TariffForm
 from hub.services import statements, tariffs
 from hub.services.statements import Period
 from hub.web.access import access
-from hub.web.forms import load_form
-from hub.web.pages import load_query, submit
-from hub.web.request import db, keep_changes_on_error
+from hub.web.pages import load_query, read_despite_error, submit
+from hub.web.request import db
 from workflows import fees as fee_rules
 from workflows import statements as shares
 
@@ -91,11 +90,14 @@ def statement_pdf(professional_id: int):
 def _statement_page(professional, *, form=None, values=None, errors=None, status: int = 200):
     period, selector = _period()
     window = shares.share_window(today=_today())
+    is_own = professional.id == current_user.professional_id
+    share = shares.professional_share(db(), professional, window)
     context = {
         "professional": professional,
-        "is_own": professional.id == current_user.professional_id,
+        "is_own": is_own,
         "statement": statements.statement(db(), professional, period),
-        "share": shares.professional_share(db(), professional, window),
+        "share": share,
+        "declared": shares.declared_months(db(), professional, window) if is_own and share else {},
         "window": window,
         "selector": selector,
         "years": _years(),
@@ -114,15 +116,12 @@ def _statement_page(professional, *, form=None, values=None, errors=None, status
 @access(Permission.ACTIVITY_DECLARE)
 def declare_activity():
     professional = _own_share_professional()
-    data, values, errors = load_form(ActivityForm())
-    if not errors:
-        try:
-            shares.declare_month(db(), current_user, professional, **data, today=_today())
-        except ValidationFailed as exc:
-            errors = exc.errors
+    row, values, errors = submit(
+        ActivityForm(), lambda data: shares.declare_month(db(), current_user, professional, **data, today=_today())
+    )
     if errors:
         return _refused_form(professional, "activity", values, errors)
-    flash(f"Activité de {MONTHS[data['month'] - 1]} {data['year']} enregistrée.", "success")
+    flash(f"Activité de {MONTHS[row.month - 1]} {row.year} enregistrée.", "success")
     return redirect(url_for("fees.mine"))
 
 
@@ -155,11 +154,8 @@ def _own_share_professional():
 
 
 def _refused_form(professional, form: str, values: dict, errors: dict):
-    """The page again with the form's errors. Its read is traced even though the refused change is rolled
-    back (which is done here first, so that nothing of it is committed)."""
-    db().rollback()
-    audit.record(db(), actor=current_user, action="fees.read", target=professional)
-    keep_changes_on_error()
+    """The page again with the form's errors; nothing of the refused change stays, the page's read is traced."""
+    read_despite_error("fees.read", target=professional)
     return _statement_page(professional, form=form, values=values, errors=errors, status=422)
 
 

@@ -8,7 +8,7 @@ import zlib
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, true
 
 from hub.errors import RuleViolation, ValidationFailed
 from hub.models import DeclaredActivity, FeeEntry, FeeStatus, Profession, Role, Tariff
@@ -225,16 +225,19 @@ def test_an_empty_statement_still_makes_a_pdf_and_a_csv(db_session, nurse):
 # --- the CPTS ---------------------------------------------------------------------------------------------
 
 
-def test_cpts_totals_by_profession_and_by_code(db_session, cpts, nurse, cardiologist):
+def test_cpts_totals_by_profession_code_and_professional(db_session, cpts, nurse, cardiologist):
     accrue(db_session, nurse, "TLL", dt.date(2026, 11, 2))
     accrue(db_session, nurse, "TLD", dt.date(2026, 11, 3))
     accrue(db_session, cardiologist, "TC", dt.date(2026, 11, 2))
     accrue(db_session, cardiologist, "TC", dt.date(2026, 11, 3))
     foreign = factories.professional(db_session, factories.cpts(db_session), Profession.NURSE)
     accrue(db_session, foreign, "TLL", dt.date(2026, 11, 2))
+    accrue(db_session, nurse, "TLL", dt.date(2026, 12, 1))  # another month
+    accrue(db_session, nurse, "TLS", dt.date(2026, 11, 4)).status = FeeStatus.CANCELLED
+    db_session.flush()
 
-    by_profession = statements.totals_by_profession(db_session, cpts.id, Period(2026, 11))
-    by_code = statements.totals_by_code(db_session, cpts.id, Period(2026, 11))
+    totals = statements.cpts_totals(db_session, cpts.id, Period(2026, 11))
+    by_profession, by_code = totals.by_profession, totals.by_code
 
     assert [(t.label, t.count, t.amount) for t in by_profession] == [
         ("Infirmier·e", 2, Decimal("27.00")),
@@ -244,6 +247,10 @@ def test_cpts_totals_by_profession_and_by_code(db_session, cpts, nurse, cardiolo
         ("TC", 2, Decimal("50.00")),
         ("TLD", 1, Decimal("15.00")),
         ("TLL", 1, Decimal("12.00")),
+    ]
+    assert [(t.professional_id, t.name, t.count, t.amount) for t in totals.by_professional] == [
+        (nurse.id, "Sophie DELMAS", 2, Decimal("27.00")),
+        (cardiologist.id, cardiologist.full_name, 2, Decimal("50.00")),
     ]
 
 
@@ -257,7 +264,7 @@ def test_caps_reached_are_the_acts_recorded_at_zero_by_a_cap(db_session, cpts):
     for n in range(3):
         accrue(db_session, pharmacist, "TLM", dt.date(2026, 11, 1 + n))
 
-    caps = statements.caps_reached(db_session, cpts.id, Period(2026, 11))
+    caps = statements.cpts_totals(db_session, cpts.id, Period(2026, 11)).caps
 
     assert [(cap.professional_id, cap.code, cap.count, cap.last_on) for cap in caps] == [
         (gp.id, "RQD", 2, dt.date(2026, 11, 6))
@@ -265,6 +272,24 @@ def test_caps_reached_are_the_acts_recorded_at_zero_by_a_cap(db_session, cpts):
     gp_statement = statements.statement(db_session, gp, Period(2026, 11))
     assert len(gp_statement.capped) == 2 and gp_statement.capped[0].note.startswith(statements.CAP_NOTE_PREFIX)
     assert statements.statement(db_session, pharmacist, Period(2026, 11)).capped == []
+
+
+def test_a_code_priced_by_two_versions_in_the_period_is_one_line(db_session, cpts, admin):
+    gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    patient = factories.patient(db_session, cpts)
+    for month in (1, 2, 3, 4, 5):  # four paid, the fifth capped: all at the first version
+        accrue(db_session, gp, "RQD", dt.date(2026, month, 10), patient=patient)
+    tariffs.add_version(
+        db_session, admin, code="RQD", label="Requérant", amount=Decimal(11), effective_from=dt.date(2026, 7, 1)
+    )
+    accrue(db_session, gp, "RQD", dt.date(2026, 8, 10), patient=patient)  # capped, at the second version
+    accrue(db_session, gp, "RQD", dt.date(2026, 8, 11), patient=factories.patient(db_session, cpts))  # 11 €
+
+    totals = statements.cpts_totals(db_session, cpts.id, Period(2026))
+
+    assert [(t.key, t.count, t.amount) for t in totals.by_code] == [("RQD", 7, Decimal("51.00"))]
+    assert [(cap.code, cap.count, cap.last_on) for cap in totals.caps] == [("RQD", 2, dt.date(2026, 8, 10))]
+    assert [(t.count, t.amount) for t in totals.by_professional] == [(7, Decimal("51.00"))]
 
 
 def test_the_pharmacist_yearly_cap_note_is_a_cap(db_session, cpts):
@@ -351,12 +376,12 @@ def test_statement_and_overview_query_counts_do_not_grow_with_the_data(db_sessio
     with count_queries(engine) as overview_queries:
         overview = shares.cpts_overview(db_session, cpts.id, Period(2026), today=TODAY)
     with count_queries(engine) as list_queries:
-        lines, total = statements.list_fees(db_session, FeeEntry.cpts_id == cpts.id, page=2, per_page=4)
+        lines, total = statements.list_fees(db_session, true(), cpts_id=cpts.id, page=2, per_page=4)
 
     assert len(document.lines) == size and overview.share_count == size and total == size * size
     assert overview.caps and len(lines) == 4
-    # statement (1) + CPTS name (1) + share (2); overview (7); a page of the list (2): at 3 and at 30 alike.
-    assert (len(statement_queries), len(overview_queries), len(list_queries)) == (4, 7, 2)
+    # statement (1) + CPTS name (1) + share (2); overview (4); a page of the list (2): at 3 and at 30 alike.
+    assert (len(statement_queries), len(overview_queries), len(list_queries)) == (4, 4, 2)
 
 
 # --- tariffs ----------------------------------------------------------------------------------------------

@@ -241,7 +241,11 @@ def test_an_idel_declares_a_month(auth, db_session, idel):
     response = auth.post("/fees/me/activity", data={"year": "2026", "month": "10", "amount": "4 250,50"})
     assert response.status_code == 302 and response.headers["Location"] == "/fees/me"
     assert declared(db_session, idel.professional_id) == [(2026, 10, Decimal("4250.50"), "declared")]
-    assert "Activité de octobre 2026 enregistrée." in auth.client.get("/fees/me").get_data(as_text=True)
+    body = auth.client.get("/fees/me").get_data(as_text=True)
+    assert "Activité de octobre 2026 enregistrée." in body
+    months = body.split("<caption>Mois déclarés")[1].split("</table>")[0]
+    assert f'<td>Octobre 2026</td>\n          <td class="text-end">4\u202f250,50{EUROS}</td>' in months
+    assert months.count("non déclaré") == 11
     assert audit_rows(db_session, "activity.declare")[-1].actor_user_id == idel.id
 
 
