@@ -4,7 +4,7 @@ guards, changes the rows, writes the audit line and queues the notifications."""
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -178,7 +178,7 @@ def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAc
     code = fees.REMOTE_CARE_CODES.get(performer.profession)
     if code is not None:
         price = fees.tariff_on(session, code, act_on).amount * telesoin.coefficient
-        fees.check_remote_share(
+        share = fees.check_remote_share(
             session,
             actor,
             performer=performer,
@@ -186,6 +186,8 @@ def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAc
             act_on=act_on,
             override_reason=telesoin.override_reason,
         )
+        if not share.overridden:
+            telesoin = replace(telesoin, override_reason=None)  # kept only when it was used
     return telesoin
 
 

@@ -7,7 +7,7 @@ accruals at once cannot both take the last paid place.
 """
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -53,6 +53,7 @@ ACCOMPANIMENT_CODES = {
 REMOTE_CARE_CODES = {Profession.PHYSIOTHERAPIST: "TMK", Profession.NURSE: "TMI"}
 LIVE = (FeeStatus.ACCRUED, FeeStatus.DECLARED, FeeStatus.PAID)
 NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED, AppointmentState.DEGRADED)
+PLANNED = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
 
 
 def tariff_on(session: Session, code: str, day: dt.date) -> Tariff:
@@ -91,10 +92,11 @@ def accrue(session: Session, act: Act) -> FeeEntry:
 
     Caps do not refuse the act: it is recorded at zero with the reason, so that the count stays right.
     """
+    # Locked first: two accruals of one act at once then meet the existing entry, not the unique key.
+    _lock_professional(session, act.professional.id)
     existing = session.scalar(select(FeeEntry).where(FeeEntry.source_key == act.source_key))
     if existing is not None:
         return existing
-    _lock_professional(session, act.professional.id)
     tariff = tariff_on(session, act.code, act.act_on)
     amount, note = _price(session, tariff, act)
     entry = FeeEntry(
@@ -311,21 +313,29 @@ class RemoteShare:
     remote_amount: Decimal
     total_amount: Decimal | None
     estimated: bool  # some months of the period were not declared and are extrapolated
+    overridden: bool = False  # a coordinator let this act go over the limit
+
+    @property
+    def ratio(self) -> Decimal | None:
+        """The exact share, for comparisons with the thresholds."""
+        return self.remote_amount / self.total_amount if self.total_amount else None
 
     @property
     def share(self) -> Decimal | None:
-        if not self.total_amount:
-            return None
-        return (self.remote_amount / self.total_amount).quantize(Decimal("0.0001"))
+        """The share rounded for display (four decimals)."""
+        return None if self.ratio is None else self.ratio.quantize(Decimal("0.0001"))
+
+    @property
+    def is_over(self) -> bool:
+        return self.ratio is not None and self.ratio > REMOTE_SHARE_LIMIT
 
     @property
     def level(self) -> str:
-        share = self.share
-        if share is None:
+        if self.ratio is None:
             return "inconnu"
-        if share > REMOTE_SHARE_LIMIT:
+        if self.is_over:
             return "depasse"
-        return "alerte" if share >= REMOTE_SHARE_WARNING else "ok"
+        return "alerte" if self.ratio >= REMOTE_SHARE_WARNING else "ok"
 
 
 def _months(first: dt.date, last: dt.date) -> list[tuple[int, int]]:
@@ -376,6 +386,26 @@ def rolling_year(day: dt.date) -> tuple[dt.date, dt.date]:
     return dt.date(*first_month, 1), day
 
 
+def booked_remote_care(session: Session, performer: Professional, *, first: dt.date, last: dt.date) -> Decimal:
+    """Télésoin sessions booked but not done yet in the period, at today's key-letter value: each booking
+    must count those already planned, or sessions booked ahead would each pass the check alone."""
+    code = REMOTE_CARE_CODES.get(performer.profession)
+    start, _ = month_bounds(first.year, first.month, "Europe/Paris")
+    end = month_bounds(last.year, last.month, "Europe/Paris")[1]
+    coefficients = session.scalar(
+        select(func.sum(func.coalesce(Appointment.act_coefficient, 1))).where(
+            Appointment.performer_id == performer.id,
+            Appointment.kind == AppointmentKind.TELESOIN,
+            Appointment.state.in_(PLANNED),
+            Appointment.starts_at >= start,
+            Appointment.starts_at < end,
+        )
+    )
+    if not coefficients or code is None:
+        return Decimal(0)
+    return tariff_on(session, code, last).amount * Decimal(coefficients)
+
+
 def check_remote_share(
     session: Session,
     actor,
@@ -390,8 +420,9 @@ def check_remote_share(
     if performer.profession not in REMOTE_CARE_CODES:
         return RemoteShare(Decimal(0), None, estimated=True)
     first, last = rolling_year(act_on)
-    share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount)
-    if share.share is None or share.share <= REMOTE_SHARE_LIMIT:
+    booked = booked_remote_care(session, performer, first=first, last=last)
+    share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount + booked)
+    if not share.is_over:
         return share
     percent = f"{(share.share * 100).quantize(Decimal('0.1'))}".replace(".", ",")
     if not (override_reason or "").strip():
@@ -405,7 +436,7 @@ def check_remote_share(
     audit.record(
         session, actor=actor, action="remote_share.override", target=performer, details={"share": str(share.share)}
     )
-    return share
+    return replace(share, overridden=True)
 
 
 def declare_activity(

@@ -375,3 +375,46 @@ def test_no_sequence_pays_teleexpertise_more_than_four_times_a_year_per_patient(
     for patient_id, day in paid:
         per_key[(patient_id, day.year)] = per_key.get((patient_id, day.year), 0) + 1
     assert all(count <= 4 for count in per_key.values())
+
+
+def test_sessions_booked_ahead_count_toward_the_share(db_session, territory, kine_program):
+    """Each booking counts the sessions already planned: twelve booked ahead cannot each pass alone."""
+    t = territory
+    kine, program = kine_program
+    declare_year(db_session, kine, "100")  # 240 € of télésoin allowed over the rolling year
+    start = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
+    booked = 0
+    with pytest.raises(RuleViolation, match="plafond de 20 %"):
+        for n in range(20):  # 17.20 € each: the 14th would reach 240.80 €
+            patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
+            slot = factories.slot(db_session, program, start + dt.timedelta(hours=n))
+            appointments.book(
+                db_session,
+                t.coordinator,
+                slot=slot,
+                patient=patient,
+                place_kind=PlaceKind.HOME,
+                telesoin=appointments.TelesoinAct(act="reeducation", coefficient=Decimal(8)),
+                now=NOW,
+            )
+            booked += 1
+    assert booked == 13
+
+
+def test_an_unused_override_reason_is_not_kept(db_session, territory, kine_program):
+    t = territory
+    _kine, program = kine_program
+    appointment = book_telesoin(
+        db_session,
+        t,
+        program,
+        dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC),
+        act="reeducation",
+        override_reason="au cas où",
+    )
+    assert appointment.remote_share_override_reason is None
+
+
+def test_the_limit_is_compared_unrounded():
+    share = fees.RemoteShare(Decimal("200.04"), Decimal("1000"), estimated=False)
+    assert share.share == Decimal("0.2000") and share.is_over and share.level == "depasse"
