@@ -418,3 +418,25 @@ def test_an_unused_override_reason_is_not_kept(db_session, territory, kine_progr
 def test_the_limit_is_compared_unrounded():
     share = fees.RemoteShare(Decimal("200.04"), Decimal("1000"), estimated=False)
     assert share.share == Decimal("0.2000") and share.is_over and share.level == "depasse"
+
+
+def test_remote_dressing_month_is_the_paris_month(db_session, territory):
+    """T11 on a month's last day: a session at 23:30 Paris on 30 November (22:30Z) counts in November, one
+    at 00:30 Paris on 1 December (23:30Z on 30 November) in December."""
+    t = territory
+    nurse = pro(db_session, t.cpts, Profession.NURSE)
+    program = factories.program(
+        db_session,
+        t.cpts,
+        performer=nurse,
+        kind=ProgramKind.TELESOIN,
+        accompaniment_before_minutes=0,
+        accompaniment_after_minutes=0,
+    )
+    dressing = {"act": "suivi_pansement", "last_in_person_dressing_on": dt.date(2026, 11, 1)}
+    for day in (24, 25, 26):
+        book_telesoin(db_session, t, program, dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC), **dressing)
+    book_telesoin(db_session, t, program, dt.datetime(2026, 11, 30, 22, 30, tzinfo=dt.UTC), **dressing)  # 4th
+    book_telesoin(db_session, t, program, dt.datetime(2026, 11, 30, 23, 30, tzinfo=dt.UTC), **dressing)  # December
+    with pytest.raises(RuleViolation, match="Au plus 4"):
+        book_telesoin(db_session, t, program, dt.datetime(2026, 11, 27, 9, tzinfo=dt.UTC), **dressing)
