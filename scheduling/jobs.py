@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload, sessionmaker
 
@@ -29,12 +29,15 @@ from hub.models import (
     Appointment,
     AppointmentKind,
     AppointmentState,
+    IdempotentRequest,
+    LoginAttempt,
     OutboxMessage,
     Professional,
     Role,
     SessionProgram,
     User,
     UserRole,
+    UserSession,
     VisitOffer,
     VisitOfferState,
 )
@@ -383,7 +386,34 @@ def _chunks(items: list, size: int) -> Iterable[list]:
         yield items[index : index + size]
 
 
+# How long rows that only serve a short purpose are kept.
+RETENTION = {
+    "idempotent_requests": dt.timedelta(days=7),  # a client retries within minutes, not weeks
+    "login_attempts": dt.timedelta(days=2),  # the throttling window is 15 minutes
+    "ended_user_sessions": dt.timedelta(days=30),
+}
+
+
+def purge_expired_rows(ctx: JobContext, *, now: dt.datetime) -> str:
+    """Delete what has outlived its purpose: replayable answers to Idempotency-Keys, login attempts past
+    the throttling window, sessions ended long ago. The audit log keeps the trace of each of them."""
+    with session_scope(ctx.session_factory) as session:
+        counts = [
+            session.execute(
+                delete(IdempotentRequest).where(IdempotentRequest.created_at < now - RETENTION["idempotent_requests"])
+            ).rowcount,
+            session.execute(
+                delete(LoginAttempt).where(LoginAttempt.attempted_at < now - RETENTION["login_attempts"])
+            ).rowcount,
+            session.execute(
+                delete(UserSession).where(UserSession.ended_at < now - RETENTION["ended_user_sessions"])
+            ).rowcount,
+        ]
+    return "{} réponse(s) rejouable(s), {} tentative(s) de connexion, {} session(s) supprimée(s)".format(*counts)
+
+
 PERIODIC_JOBS: list[PeriodicJob] = [
+    PeriodicJob("purge_expired_rows", "30 3 * * *", purge_expired_rows, local_day, grace=dt.timedelta(hours=12)),
     PeriodicJob("roll_slot_horizon", "0 2 * * *", roll_slot_horizon, local_day, grace=dt.timedelta(hours=12)),
     PeriodicJob("send_reminders", "0 18 * * *", send_reminders, local_day, grace=dt.timedelta(hours=5)),
     PeriodicJob("escalate_unconfirmed", "0 * * * *", escalate_unconfirmed, local_hour),

@@ -183,7 +183,7 @@ def test_t8_every_periodic_job_runs_once_per_period_on_the_change_days(sessions,
             fire_periodic(sessions, job, context)
 
     hours = round((end.astimezone(dt.UTC) - start.astimezone(dt.UTC)).total_seconds() / 3600)  # 23 or 25
-    expected = {"roll_slot_horizon": 1, "send_reminders": 1, "escalate_unconfirmed": hours}
+    expected = {"roll_slot_horizon": 1, "send_reminders": 1, "purge_expired_rows": 1, "escalate_unconfirmed": hours}
     assert len(runs) == expected.get(job.name.rsplit("-", 1)[0], hours * 6)
     assert len(runs) == len(set(runs))
 
@@ -351,3 +351,39 @@ def test_the_own_idel_delay_expires_into_an_offer_to_the_other_idels_once(db_ses
     appointment = db_session.get(Appointment, appointment.id)
     assert (appointment.state, appointment.accompanying_id) == (AppointmentState.PROPOSED, None)
     assert [m.recipient for m in queued(db_session, "visit_offered")] == ["idel@example.org", "idel2@example.org"]
+
+
+def test_purge_removes_only_rows_past_their_retention(db_session, context, cpts):
+    from hub.models import IdempotentRequest, LoginAttempt, UserSession
+
+    now = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.add_all(
+        [
+            IdempotentRequest(
+                user_id=user.id,
+                key="old",
+                request_hash="h",
+                status=201,
+                body="{}",
+                created_at=now - dt.timedelta(days=8),
+            ),
+            IdempotentRequest(
+                user_id=user.id,
+                key="new",
+                request_hash="h",
+                status=201,
+                body="{}",
+                created_at=now - dt.timedelta(days=1),
+            ),
+            LoginAttempt(login="purge", ip="1", succeeded=False, attempted_at=now - dt.timedelta(days=3)),
+            LoginAttempt(login="purge", ip="1", succeeded=False, attempted_at=now - dt.timedelta(minutes=5)),
+            UserSession(id="ended-long-ago", user_id=user.id, ended_at=now - dt.timedelta(days=31)),
+            UserSession(id="live", user_id=user.id),
+        ]
+    )
+    db_session.commit()
+    assert jobs.purge_expired_rows(context, now=now).startswith("1 réponse")
+    assert {r.key for r in db_session.query(IdempotentRequest).filter_by(user_id=user.id)} == {"new"}
+    assert db_session.query(LoginAttempt).filter_by(login="purge").count() == 1
+    assert {s.id for s in db_session.query(UserSession).filter_by(user_id=user.id)} == {"live"}
