@@ -41,6 +41,9 @@ DEFAULTS = {
     "WORKER_LEASE_SECONDS": 30,
     "DISPATCH_INTERVAL_SECONDS": 5,
     "OUTBOX_LEASE_SECONDS": 300,
+    # Referral attachments: stored outside the web root (default: <instance>/uploads), size-limited (I3).
+    "UPLOAD_DIR": None,
+    "UPLOAD_MAX_BYTES": 5 * 1024 * 1024,
 }
 
 ENVIRONMENTS = ("production", "development", "testing")

@@ -10,6 +10,17 @@ from flask import current_app
 from hub.api import blueprint
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
 from hub.schemas.fees import FeeOut, RemoteShareOut, TariffIn, TariffOut
+from hub.schemas.pathways import (
+    EligibilityIn,
+    EligibilityOut,
+    PathwayIn,
+    PathwayOut,
+    PathwayReasonIn,
+    StepBookingIn,
+    TemplateCopyIn,
+    TemplateOut,
+    TemplateStepsIn,
+)
 from hub.schemas.patient import (
     ConsentIn,
     ConsentOut,
@@ -18,6 +29,15 @@ from hub.schemas.patient import (
     PatientIn,
     PatientOut,
     PatientSummaryOut,
+)
+from hub.schemas.referrals import (
+    AttachmentIn,
+    AttachmentOut,
+    ReferralIn,
+    ReferralOut,
+    ReferralUpdateIn,
+    ScheduleIn,
+    SubmitIn,
 )
 from hub.schemas.scheduling import (
     AppointmentIn,
@@ -76,7 +96,52 @@ OPERATIONS = {
     "api.get_remote_share": ("Part de télésoin (plafond de 20 %) d'un·e IDEL ou kiné", None, RemoteShareOut, False),
     "api.list_tariffs": ("Tarifs et leurs versions", None, TariffOut, True),
     "api.create_tariff": ("Nouvelle version d'un tarif (administration)", TariffIn, TariffOut, False),
+    "api.create_referral": ("Créer un adressage (brouillon, médecin généraliste)", ReferralIn, ReferralOut, False),
+    "api.list_referrals": (
+        "Adressages de l'appelant (écrits, reçus ; la CPTS pour la coordination)",
+        None,
+        ReferralOut,
+        True,
+    ),
+    "api.get_referral": ("Lire un adressage", None, ReferralOut, False),
+    "api.update_referral": ("Modifier un brouillon d'adressage", ReferralUpdateIn, ReferralOut, False),
+    "api.submit_referral": ("Envoyer l'adressage (consentement du patient)", SubmitIn, ReferralOut, False),
+    "api.accept_referral": ("Accepter l'adressage (coordination)", NoBodyIn, ReferralOut, False),
+    "api.reject_referral": ("Refuser l'adressage, avec la raison (coordination)", ReasonIn, ReferralOut, False),
+    "api.schedule_referral": ("Programmer l'adressage dans un créneau (coordination)", ScheduleIn, ReferralOut, False),
+    "api.cancel_referral": ("Annuler l'adressage", ReasonIn, ReferralOut, False),
+    "api.add_referral_attachment": ("Joindre un document (PDF, PNG, JPEG)", AttachmentIn, AttachmentOut, False),
+    "api.get_referral_attachment": ("Télécharger un document de l'adressage", None, None, False),
+    "api.list_pathway_templates": ("Modèles de parcours (livrés et ceux de la CPTS)", None, TemplateOut, True),
+    "api.copy_pathway_template": (
+        "Copier un modèle de parcours dans la CPTS (administration)",
+        TemplateCopyIn,
+        TemplateOut,
+        False,
+    ),
+    "api.replace_pathway_template_steps": (
+        "Remplacer les étapes d'un modèle de la CPTS (administration)",
+        TemplateStepsIn,
+        TemplateOut,
+        False,
+    ),
+    "api.list_pathways": ("Parcours d'un patient que l'appelant peut voir", None, PathwayOut, True),
+    "api.start_pathway": ("Démarrer un parcours pour un patient", PathwayIn, PathwayOut, False),
+    "api.get_pathway": ("Lire un parcours", None, PathwayOut, False),
+    "api.skip_pathway_step": ("Sauter une étape, avec la raison", PathwayReasonIn, PathwayOut, False),
+    "api.book_pathway_step": ("Lier une étape à un rendez-vous", StepBookingIn, PathwayOut, False),
+    "api.complete_pathway_step": ("Marquer une étape réalisée", NoBodyIn, PathwayOut, False),
+    "api.stop_pathway": ("Arrêter un parcours, avec la raison", PathwayReasonIn, PathwayOut, False),
+    "api.assess_eligibility": (
+        "Enregistrer la vérification d'éligibilité au télésoin (HAS)",
+        EligibilityIn,
+        EligibilityOut,
+        False,
+    ),
+    "api.get_eligibility": ("Dernière vérification d'éligibilité d'une modalité", None, EligibilityOut, False),
 }
+# Requests sent as multipart/form-data rather than JSON.
+MULTIPART = {"api.add_referral_attachment"}
 # POST endpoints that change a resource rather than create one: they answer 200.
 ANSWER_200 = {
     "api.confirm_appointment",
@@ -87,6 +152,15 @@ ANSWER_200 = {
     "api.record_no_show",
     "api.cancel_appointment",
     "api.reassign_appointment",
+    "api.submit_referral",
+    "api.accept_referral",
+    "api.reject_referral",
+    "api.schedule_referral",
+    "api.cancel_referral",
+    "api.skip_pathway_step",
+    "api.book_pathway_step",
+    "api.complete_pathway_step",
+    "api.stop_pathway",
 }
 
 QUERY_PARAMETERS = {
@@ -97,6 +171,8 @@ QUERY_PARAMETERS = {
     "api.list_fees": [("professional_id", "integer"), ("from", "string"), ("to", "string"), ("code", "string")],
     "api.get_remote_share": [("year", "integer")],
     "api.list_tariffs": [("code", "string")],
+    "api.list_pathways": [("patient_id", "integer")],
+    "api.get_eligibility": [("modality", "string")],
 }
 HEADER_PARAMETERS = {"api.book_appointment": [("Idempotency-Key", "string")]}
 
@@ -120,9 +196,16 @@ def _problem_responses(*statuses: int) -> dict:
     return {str(status): {"description": "Erreur", "content": ref} for status in statuses}
 
 
+def _content(response: dict | None) -> dict:
+    """JSON, or a file (a download with no schema)."""
+    if response is None:
+        return {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    return {"application/json": {"schema": response}}
+
+
 def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
     summary, request_schema, response_schema, is_list = OPERATIONS[endpoint]
-    response = {"$ref": f"#/components/schemas/{response_schema.__name__}"}
+    response = {"$ref": f"#/components/schemas/{response_schema.__name__}"} if response_schema else None
     if is_list:
         response = {
             "type": "object",
@@ -147,14 +230,18 @@ def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
         "operationId": endpoint.removeprefix("api."),
         "parameters": parameters,
         "responses": {
-            status: {"description": "Succès", "content": {"application/json": {"schema": response}}},
+            status: {"description": "Succès", "content": _content(response)},
             **_problem_responses(400, 401, 403, 404, 409, 415, 422),
         },
     }
     if request_schema is not None:
         operation["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{request_schema.__name__}"}}},
+            "content": {
+                "multipart/form-data" if endpoint in MULTIPART else "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{request_schema.__name__}"}
+                }
+            },
         }
     return operation
 

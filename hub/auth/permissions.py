@@ -13,12 +13,17 @@ class Permission(StrEnum):
     FEES_READ_OWN = "hub:fees:read-own"
     ORGANISATIONS_MANAGE = "hub:organisations:manage"
     ORGANISATIONS_READ = "hub:organisations:read"
+    PATHWAY_TEMPLATES_MANAGE = "hub:pathway-templates:manage"
+    PATHWAYS_MANAGE = "hub:pathways:manage"
     PATIENTS_CREATE = "hub:patients:create"
     PATIENTS_READ = "hub:patients:read"
     PATIENTS_WRITE = "hub:patients:write"
     PROFESSIONALS_MANAGE = "hub:professionals:manage"
     PROFESSIONALS_READ = "hub:professionals:read"
     PROGRAMS_MANAGE = "hub:programs:manage"
+    REFERRALS_READ = "hub:referrals:read"
+    REFERRALS_TRIAGE = "hub:referrals:triage"
+    REFERRALS_WRITE = "hub:referrals:write"
     TARIFFS_MANAGE = "hub:tariffs:manage"
     TARIFFS_READ = "hub:tariffs:read"
     TOKENS_MANAGE_OWN = "hub:tokens:manage-own"
@@ -32,12 +37,21 @@ _EVERYONE = {
     Permission.TARIFFS_READ,
     Permission.TOKENS_MANAGE_OWN,
 }
-_CLINICAL = {Permission.PATIENTS_CREATE, Permission.PATIENTS_READ, Permission.PATIENTS_WRITE}
+# Pathways and the télésoin eligibility checklist: on the patients one may see (hub.auth.policies).
+_CLINICAL = {
+    Permission.PATHWAYS_MANAGE,
+    Permission.PATIENTS_CREATE,
+    Permission.PATIENTS_READ,
+    Permission.PATIENTS_WRITE,
+}
 # Answering a visit and running the session: the object check (hub.auth.policies) says on which appointment.
 _CARE = {Permission.APPOINTMENTS_READ, Permission.VISITS_RESPOND}
 _PLANNING = {Permission.APPOINTMENTS_BOOK, Permission.PROGRAMS_MANAGE}
 # Fees: one's own statement (and the activity behind the 20 % share); the coordination sees the whole CPTS.
 _OWN_FEES = {Permission.ACTIVITY_DECLARE, Permission.FEES_READ_OWN}
+# Referrals: a GP writes theirs, the coordination triages; which referral is the policy's (hub.auth.policies).
+_REFERRING = {Permission.REFERRALS_READ, Permission.REFERRALS_WRITE}
+_TRIAGE = {Permission.REFERRALS_READ, Permission.REFERRALS_TRIAGE}
 
 # The admin runs the directory and accounts and, being non-clinical, sees no patient record.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -45,15 +59,16 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         _EVERYONE
         | {
             Permission.ORGANISATIONS_MANAGE,
+            Permission.PATHWAY_TEMPLATES_MANAGE,
             Permission.PROFESSIONALS_MANAGE,
             Permission.TARIFFS_MANAGE,
             Permission.USERS_MANAGE,
         }
     ),
     Role.COORDINATOR: frozenset(
-        _EVERYONE | _CLINICAL | _CARE | _PLANNING | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
+        _EVERYONE | _CLINICAL | _CARE | _PLANNING | _TRIAGE | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
     ),
-    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES),
+    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING),
 }
 
 

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.errors import NotFound
-from hub.models import Appointment, Patient, Role, VisitOffer, VisitOfferState
+from hub.models import Appointment, CarePathway, Patient, Referral, Role, VisitOffer, VisitOfferState
 from hub.services.care import has_care_relation, patient_ids_in_care_of
 
 
@@ -105,3 +105,79 @@ def appointment_for(session: Session, user, appointment_id: int, verb: str) -> A
     if verb == "read":
         audit.record(session, actor=user, action="appointment.read", target=appointment, cpts_id=appointment.cpts_id)
     return appointment
+
+
+# What each verb on a referral needs from the role; the relation to the referral comes on top.
+REFERRAL_VERBS = {
+    "read": Permission.REFERRALS_READ,
+    "update": Permission.REFERRALS_WRITE,
+    "submit": Permission.REFERRALS_WRITE,
+    "attach": Permission.REFERRALS_WRITE,
+    "cancel": Permission.REFERRALS_READ,  # the author (write) or the coordination (triage), checked below
+    "accept": Permission.REFERRALS_TRIAGE,
+    "reject": Permission.REFERRALS_TRIAGE,
+    "schedule": Permission.REFERRALS_TRIAGE,
+}
+_AUTHOR_VERBS = frozenset({"update", "submit", "attach"})
+
+
+def can_act_on_referral(user, referral: Referral, verb: str) -> bool:
+    """Coordinators of the CPTS: read, triage, cancel. The author GP: read, write, cancel. The targeted
+    specialist: read. Nobody else."""
+    permission = REFERRAL_VERBS.get(verb)
+    if permission is None or not has_permission(user, permission) or referral.cpts_id != user.cpts_id:
+        return False
+    if has_permission(user, Permission.REFERRALS_TRIAGE) and _sees_whole_cpts(user):
+        return verb not in _AUTHOR_VERBS
+    professional_id = user.professional_id
+    if professional_id is None:
+        return False
+    author = professional_id == referral.author_id and has_permission(user, Permission.REFERRALS_WRITE)
+    if verb in _AUTHOR_VERBS or verb == "cancel":
+        return author
+    if verb == "read":
+        return author or professional_id == referral.target_specialist_id
+    return False
+
+
+def visible_referrals(user) -> ColumnElement[bool]:
+    """The WHERE clause of the referrals a user may list: the CPTS's for the coordination, one's own
+    (written or addressed to one) for a professional."""
+    if not has_permission(user, Permission.REFERRALS_READ):
+        return false()
+    in_cpts = Referral.cpts_id == user.cpts_id
+    if _sees_whole_cpts(user):
+        return in_cpts
+    if user.professional_id is None:
+        return false()
+    return in_cpts & (
+        (Referral.author_id == user.professional_id) | (Referral.target_specialist_id == user.professional_id)
+    )
+
+
+def referral_for(session: Session, user, referral_id: int, verb: str) -> Referral:
+    """The referral if the user may `verb` it, else 404 as if it did not exist, the refusal audited."""
+    referral = session.get(Referral, referral_id)
+    if referral is None or not can_act_on_referral(user, referral, verb):
+        raise NotFound(
+            "Adressage introuvable.", audit_action=f"referral.{verb}", audit_target=("referrals", referral_id)
+        )
+    if verb == "read":
+        audit.record(session, actor=user, action="referral.read", target=referral, cpts_id=referral.cpts_id)
+    return referral
+
+
+def pathway_for(session: Session, user, pathway_id: int, *, action: str = "pathway.read") -> CarePathway:
+    """The care pathway if the user may manage pathways and see its patient, else 404 (audited). A read is
+    audited here; the workflows audit the verbs they run."""
+    pathway = session.get(CarePathway, pathway_id)
+    patient = session.get(Patient, pathway.patient_id) if pathway is not None else None
+    if (
+        patient is None
+        or not has_permission(user, Permission.PATHWAYS_MANAGE)
+        or not can_view_patient(session, user, patient)
+    ):
+        raise NotFound("Parcours introuvable.", audit_action=action, audit_target=("care_pathways", pathway_id))
+    if action == "pathway.read":
+        audit.record(session, actor=user, action=action, target=pathway, cpts_id=pathway.cpts_id)
+    return pathway

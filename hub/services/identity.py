@@ -2,7 +2,8 @@
 
 import datetime as dt
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -348,6 +349,20 @@ class PatientRecord:
     users: dict[int, User]
     # The kinds of valid check still missing before the identity is qualified (QUAL).
     missing_checks: list[IdentityCheckKind]
+    # What later features add to the record (e.g. "pathways": the timeline), by name.
+    sections: dict[str, object] = field(default_factory=dict)
+
+
+# Features above this layer (workflows) add a section of the record without this module importing them.
+RECORD_SECTIONS: dict[str, Callable[[Session, Patient], object]] = {}
+
+
+def register_record_section(name: str):
+    def decorate(build: Callable[[Session, Patient], object]):
+        RECORD_SECTIONS[name] = build
+        return build
+
+    return decorate
 
 
 def missing_checks_for_qualification(patient: Patient) -> list[IdentityCheckKind]:
@@ -392,6 +407,7 @@ def patient_record(session: Session, patient: Patient) -> PatientRecord:
         care_team=care_team_of(session, patient),
         users=users,
         missing_checks=missing_checks_for_qualification(patient),
+        sections={name: build(session, patient) for name, build in RECORD_SECTIONS.items()},
     )
 
 

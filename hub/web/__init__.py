@@ -2,7 +2,21 @@
 
 
 def blueprints():
-    from hub.web import admin, agenda, auth, calendar, fees, home, me, patients, planning, professionals, visits
+    from hub.web import (
+        admin,
+        agenda,
+        auth,
+        calendar,
+        fees,
+        home,
+        me,
+        pathways,
+        patients,
+        planning,
+        professionals,
+        referrals,
+        visits,
+    )
 
     return [
         auth.bp,
@@ -16,4 +30,6 @@ def blueprints():
         visits.bp,
         agenda.bp,
         fees.bp,
+        pathways.bp,
+        referrals.bp,
     ]

@@ -1,0 +1,216 @@
+"""/api/v1/referrals: the GP's referrals and the coordination's triage; attachments as multipart."""
+
+from pathlib import Path
+
+from flask import Response, current_app, request
+from flask_login import current_user
+
+from hub import audit
+from hub.api import blueprint, created, json_body, load_json, pagination
+from hub.auth.permissions import Permission
+from hub.auth.policies import referral_for, visible_referrals
+from hub.errors import NotFound, ValidationFailed
+from hub.models import Appointment, Professional, ReferralAttachment, Slot
+from hub.schemas.base import load
+from hub.schemas.referrals import (
+    AttachmentKindIn,
+    AttachmentOut,
+    ReferralIn,
+    ReferralUpdateIn,
+    ScheduleIn,
+    SubmitIn,
+    dump_referral,
+)
+from hub.schemas.scheduling import NoBodyIn, ReasonIn
+from hub.services import documents
+from hub.web.access import access
+from hub.web.request import db
+from workflows import referrals
+
+
+def zone_name() -> str:
+    return current_app.config["HUB"]["TIMEZONE"]
+
+
+def upload_dir() -> Path:
+    return Path(current_app.config["HUB"].get("UPLOAD_DIR") or Path(current_app.instance_path) / "uploads")
+
+
+def _body(referral):
+    appointment = db().get(Appointment, referral.appointment_id) if referral.appointment_id else None
+    return dump_referral(referral, appointment, zone_name())
+
+
+@blueprint.post("/referrals")
+@access(Permission.REFERRALS_WRITE)
+def create_referral():
+    referral = referrals.create(db(), current_user, load_json(ReferralIn()))
+    return created(_body(referral), "api.get_referral", referral_id=referral.id)
+
+
+@blueprint.get("/referrals")
+@access(Permission.REFERRALS_READ)
+def list_referrals():
+    page, per_page = pagination()
+    rows, total = referrals.referrals_of(
+        db(), visible_referrals(current_user), limit=per_page, offset=(page - 1) * per_page
+    )
+    audit.record(db(), actor=current_user, action="referral.list", details={"count": len(rows)})
+    items = [dump_referral(row.referral, row.appointment, zone_name()) for row in rows]
+    return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+@blueprint.get("/referrals/<int:referral_id>")
+@access(Permission.REFERRALS_READ)
+def get_referral(referral_id: int):
+    return _body(referral_for(db(), current_user, referral_id, "read"))
+
+
+@blueprint.patch("/referrals/<int:referral_id>")
+@access(Permission.REFERRALS_WRITE)
+def update_referral(referral_id: int):
+    referral = referral_for(db(), current_user, referral_id, "update")
+    referrals.update(db(), current_user, referral, load_json(ReferralUpdateIn()))
+    return _body(referral)
+
+
+def _act(referral_id: int, verb: str, schema, perform):
+    """Load the referral the caller may act on (404 otherwise), then read the body, then run the verb."""
+    referral = referral_for(db(), current_user, referral_id, verb)
+    data = load(schema, json_body() if request.get_data() else {})
+    perform(referral, data)
+    return _body(referral)
+
+
+@blueprint.post("/referrals/<int:referral_id>/submit")
+@access(Permission.REFERRALS_WRITE)
+def submit_referral(referral_id: int):
+    return _act(
+        referral_id,
+        "submit",
+        SubmitIn(),
+        lambda r, d: referrals.submit(
+            db(), current_user, r, consent_collected_on=d.get("consent_collected_on"), zone=zone_name()
+        ),
+    )
+
+
+@blueprint.post("/referrals/<int:referral_id>/accept")
+@access(Permission.REFERRALS_TRIAGE)
+def accept_referral(referral_id: int):
+    return _act(referral_id, "accept", NoBodyIn(), lambda r, _d: referrals.accept(db(), current_user, r))
+
+
+@blueprint.post("/referrals/<int:referral_id>/reject")
+@access(Permission.REFERRALS_TRIAGE)
+def reject_referral(referral_id: int):
+    return _act(
+        referral_id, "reject", ReasonIn(), lambda r, d: referrals.reject(db(), current_user, r, reason=d["reason"])
+    )
+
+
+@blueprint.post("/referrals/<int:referral_id>/schedule")
+@access(Permission.REFERRALS_TRIAGE)
+def schedule_referral(referral_id: int):
+    def perform(referral, data):
+        slot = db().get(Slot, data["slot_id"])
+        accompanying = None
+        if data.get("accompanying_id"):
+            accompanying = db().get(Professional, data["accompanying_id"])
+            if accompanying is None:
+                raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+        referrals.schedule(
+            db(), current_user, referral, slot=slot, place_kind=data["place_kind"], accompanying=accompanying
+        )
+
+    return _act(referral_id, "schedule", ScheduleIn(), perform)
+
+
+@blueprint.post("/referrals/<int:referral_id>/cancel")
+@access(Permission.REFERRALS_READ)
+def cancel_referral(referral_id: int):
+    return _act(
+        referral_id, "cancel", ReasonIn(), lambda r, d: referrals.cancel(db(), current_user, r, reason=d["reason"])
+    )
+
+
+def read_upload() -> tuple[dict, bytes, str | None]:
+    """The multipart form's kind and file, read at most one byte over the limit."""
+    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
+    upload = request.files.get("file")
+    raw = {"kind": request.form.get("kind", "")}
+    errors = {}
+    if upload is None or not upload.filename:
+        errors["file"] = "Joignez un fichier (PDF, PNG ou JPEG)."
+    try:
+        data = load(AttachmentKindIn(), raw)
+    except ValidationFailed as exc:
+        errors |= exc.errors
+    if errors:
+        raise ValidationFailed(errors)
+    return data, read_closing(upload, limit + 1), upload.filename
+
+
+def read_closing(upload, size: int) -> bytes:
+    """At most `size` bytes of the upload; its spooled file is closed at once."""
+    try:
+        return upload.stream.read(size)
+    finally:
+        upload.close()
+
+
+def attach(referral, data: dict, content: bytes, filename: str | None) -> ReferralAttachment:
+    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
+    stored = documents.store_upload(upload_dir(), content, filename, max_bytes=limit)
+    return referrals.add_attachment(db(), current_user, referral, kind=data["kind"], stored=stored)
+
+
+@blueprint.post("/referrals/<int:referral_id>/attachments")
+@access(Permission.REFERRALS_WRITE)
+def add_referral_attachment(referral_id: int):
+    referral = referral_for(db(), current_user, referral_id, "attach")
+    data, content, filename = read_upload()
+    attachment = attach(referral, data, content, filename)
+    return created(
+        AttachmentOut().dump(attachment),
+        "api.get_referral_attachment",
+        referral_id=referral.id,
+        attachment_id=attachment.id,
+    )
+
+
+def serve_attachment(referral_id: int, attachment_id: int) -> Response:
+    """The file, to those who may read the referral only: as a download, with its sniffed type."""
+    referral = referral_for(db(), current_user, referral_id, "read")
+    attachment = db().get(ReferralAttachment, attachment_id)
+    if attachment is None or attachment.referral_id != referral.id:
+        raise NotFound(
+            "Document introuvable.",
+            audit_action="referral.attachment_read",
+            audit_target=("referral_attachments", attachment_id),
+        )
+    audit.record(
+        db(),
+        actor=current_user,
+        action="referral.attachment_read",
+        target=referral,
+        cpts_id=referral.cpts_id,
+        details={"attachment_id": attachment.id},
+    )
+    return download(
+        documents.read_stored(upload_dir(), attachment.sha256), attachment.content_type, attachment.filename
+    )
+
+
+def download(content: bytes, content_type: str, filename: str) -> Response:
+    response = Response(content, mimetype=content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.get("/referrals/<int:referral_id>/attachments/<int:attachment_id>")
+@access(Permission.REFERRALS_READ)
+def get_referral_attachment(referral_id: int, attachment_id: int):
+    return serve_attachment(referral_id, attachment_id)

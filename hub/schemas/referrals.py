@@ -1,0 +1,126 @@
+"""Referrals (adressages): what a GP sends, what the coordination answers, what the API returns."""
+
+import json
+
+from marshmallow import Schema, fields
+
+from hub.formatting import french_datetime
+from hub.models import (
+    ATTACHMENT_KIND_LABELS,
+    REFERRAL_STATE_LABELS,
+    URGENCY_LABELS,
+    AttachmentKind,
+    PlaceKind,
+    ReferralState,
+    Urgency,
+)
+from hub.schemas.base import Date, Enum, FormSchema, InputSchema, Int, List, Str, length
+
+NEED_CHOICES = ("illectronisme", "mobilite_reduite", "audition", "interprete", "aidant")
+
+
+class ReferralUpdateIn(InputSchema):
+    """A draft's letter, target, urgency and needs; its patient stays."""
+
+    target_program_id = Int(allow_none=True)
+    target_specialist_id = Int(allow_none=True)
+    reason = Str(validate=length(4000))
+    current_treatment = Str(validate=length(4000))
+    history = Str(validate=length(4000))
+    free_text = Str(validate=length(4000))
+    urgency = Enum(Urgency, by_value=True)
+    needs = List(Str(validate=length(40)))
+
+
+class ReferralIn(ReferralUpdateIn):
+    patient_id = Int(required=True)
+
+
+class ReferralForm(ReferralIn, FormSchema):
+    consent_collected_on = Date()
+    submit = Str()  # which button: "draft" or "send"
+
+
+class SubmitIn(InputSchema):
+    consent_collected_on = Date()
+
+
+class SubmitForm(SubmitIn, FormSchema):
+    pass
+
+
+class ScheduleIn(InputSchema):
+    slot_id = Int(required=True)
+    place_kind = Enum(PlaceKind, by_value=True, load_default=PlaceKind.DEDICATED_PLACE)
+    accompanying_id = Int(allow_none=True)
+
+
+class ScheduleForm(ScheduleIn, FormSchema):
+    pass
+
+
+class AttachmentKindIn(InputSchema):
+    """The form fields of an upload; the file itself is read by the view (hub.services.documents checks it)."""
+
+    kind = Enum(AttachmentKind, by_value=True, required=True)
+
+
+class AttachmentIn(AttachmentKindIn):
+    """multipart/form-data: `file` (PDF, PNG or JPEG, checked by content) and its `kind` (for OpenAPI)."""
+
+    file = fields.Raw(
+        required=True,
+        error_messages={"required": "Ce champ est obligatoire."},
+        metadata={"type": "string", "format": "binary"},
+    )
+
+
+class AttachmentOut(Schema):
+    id = fields.Integer()
+    kind = fields.Enum(AttachmentKind, by_value=True)
+    kind_label = fields.Function(lambda a: ATTACHMENT_KIND_LABELS[a.kind])
+    filename = fields.String()
+    content_type = fields.String()
+    size = fields.Integer()
+    sha256 = fields.String()
+    uploaded_at = fields.AwareDateTime()
+
+
+class ReferralOut(Schema):
+    id = fields.Integer()
+    state = fields.Enum(ReferralState, by_value=True)
+    state_label = fields.Function(lambda r: REFERRAL_STATE_LABELS[r.state])
+    patient_id = fields.Integer()
+    author_id = fields.Integer()
+    target_program_id = fields.Integer(allow_none=True)
+    target_specialist_id = fields.Integer(allow_none=True)
+    reason = fields.String()
+    current_treatment = fields.String(allow_none=True)
+    history = fields.String(allow_none=True)
+    free_text = fields.String(allow_none=True)
+    urgency = fields.Enum(Urgency, by_value=True)
+    urgency_label = fields.Function(lambda r: URGENCY_LABELS[r.urgency])
+    needs = fields.Function(lambda r: json.loads(r.needs or "[]"))
+    consent_id = fields.Integer(allow_none=True)
+    rejection_reason = fields.String(allow_none=True)
+    cancel_reason = fields.String(allow_none=True)
+    appointment_id = fields.Integer(allow_none=True)
+    # Filled by dump_referral from the referral's appointment (absent until it is scheduled).
+    appointment_starts_at = fields.String(allow_none=True)
+    scheduled_label = fields.String(allow_none=True)
+    submitted_at = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime()
+    attachments = fields.List(fields.Nested(AttachmentOut))
+
+
+def scheduled_label(appointment, zone: str) -> str | None:
+    """« programmé le lundi 23 novembre 2026, 14 h 00 »."""
+    return f"programmé le {french_datetime(appointment.starts_at, zone)}" if appointment is not None else None
+
+
+def dump_referral(referral, appointment, zone: str) -> dict:
+    body = ReferralOut().dump(referral)
+    if appointment is not None:
+        body["appointment_starts_at"] = appointment.starts_at.isoformat()
+        body["scheduled_label"] = scheduled_label(appointment, zone)
+    return body

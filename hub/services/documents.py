@@ -1,0 +1,96 @@
+"""Documents: uploads checked by their content and stored outside the web root under their hash (I3), and
+the referral letter produced on demand (document type 96349-6, DESIGN.md)."""
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path
+
+from hub.errors import ValidationFailed
+
+# Magic bytes → the content type stored and served; nothing else is accepted, whatever the name or header say.
+SIGNATURES = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+)
+EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
+LETTER_LOINC = "96349-6"
+
+
+def sniff(content: bytes) -> str | None:
+    return next((kind for magic, kind in SIGNATURES if content.startswith(magic)), None)
+
+
+def sanitise_filename(name: str | None, content_type: str) -> str:
+    """A plain file name: no path, no control or shell characters, the extension of the real content."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name.rsplit(".", 1)[0] if "." in name else name).strip("._")
+    return (stem[:150] or "document") + EXTENSIONS[content_type]
+
+
+def store_upload(upload_dir: Path, content: bytes, filename: str | None, *, max_bytes: int) -> dict:
+    """Check and store an upload; returns the ReferralAttachment fields (filename, content_type, size, sha256)."""
+    if not content:
+        raise ValidationFailed({"file": "Le fichier est vide."})
+    if len(content) > max_bytes:
+        raise ValidationFailed({"file": f"Le fichier dépasse la taille maximale ({max_bytes // (1024 * 1024)} Mo)."})
+    content_type = sniff(content)
+    if content_type is None:
+        raise ValidationFailed({"file": "Format non accepté : seuls les PDF, PNG et JPEG sont acceptés."})
+    digest = hashlib.sha256(content).hexdigest()
+    path = stored_path(upload_dir, digest)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".part")
+        partial.write_bytes(content)
+        partial.replace(path)
+    return {
+        "filename": sanitise_filename(filename, content_type),
+        "content_type": content_type,
+        "size": len(content),
+        "sha256": digest,
+    }
+
+
+def stored_path(upload_dir: Path, sha256: str) -> Path:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError("empreinte invalide")
+    return Path(upload_dir) / sha256[:2] / sha256
+
+
+def read_stored(upload_dir: Path, sha256: str) -> bytes:
+    return stored_path(upload_dir, sha256).read_bytes()
+
+
+def referral_letter(referral, *, program_name: str | None = None) -> bytes:
+    """The referral letter (LOINC 96349-6) as a small PDF, from the referral's fields."""
+    from fpdf import FPDF  # only the letter download needs it
+
+    pdf = FPDF(format="A4")
+    pdf.core_fonts_encoding = "windows-1252"
+    pdf.set_title("Lettre d'adressage")
+    pdf.set_author("Hub CPTS")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 14)
+    pdf.cell(0, 10, "Lettre d'adressage", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=10)
+    patient = referral.patient
+    target = program_name or (referral.target_specialist.full_name if referral.target_specialist else "")
+    lines = [
+        ("Type de document", f"LOINC {LETTER_LOINC}"),
+        ("Médecin adresseur", referral.author.full_name),
+        ("Patient", f"{patient.display_name}, né·e le {patient.birth_date.strftime('%d/%m/%Y')}"),
+        ("Adressé à", target),
+        ("Motif", referral.reason),
+        ("Traitement en cours", referral.current_treatment or ""),
+        ("Antécédents", referral.history or ""),
+        ("Commentaire", referral.free_text or ""),
+    ]
+    for label, value in lines:
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.cell(0, 6, label, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", size=10)
+        pdf.multi_cell(0, 5, value.replace("\u202f", "\u00a0") or "—", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

@@ -1,0 +1,222 @@
+"""Care pathway pages: start a pathway and act on its steps from the patient's record, the coordinator's
+"étapes à programmer" queue, and the télésoin eligibility checklist (HAS)."""
+
+import datetime as dt
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from hub import audit
+from hub.auth.guards import patient_for
+from hub.auth.permissions import Permission
+from hub.auth.policies import pathway_for
+from hub.errors import HubError, ValidationFailed
+from hub.models import MODALITY_LABELS, PROFESSION_LABELS, Modality, Profession
+from hub.schemas.base import load
+from hub.schemas.pathways import (
+    ACT_KIND_CHOICES,
+    EligibilityForm,
+    PathwayStartForm,
+    QueueForm,
+    SkipForm,
+    TemplateCopyForm,
+    TemplateStepsIn,
+)
+from hub.web.access import access
+from hub.web.forms import load_form
+from hub.web.pages import load_query, read_despite_error
+from hub.web.request import db
+from workflows import eligibility, pathways
+
+bp = Blueprint("pathways", __name__)
+QUEUE_HORIZON = dt.timedelta(days=14)
+
+
+@bp.app_context_processor
+def labels():
+    return {
+        "MODALITY_LABELS": MODALITY_LABELS,
+        "STEP_STATE_LABELS": pathways.STEP_STATE_LABELS,
+        "PATHWAY_STATE_LABELS": pathways.PATHWAY_STATE_LABELS,
+        "OUTCOME_LABELS": eligibility.OUTCOME_LABELS,
+        "ALTERNATIVES": eligibility.ALTERNATIVES,
+        "PROFESSION_LABELS": PROFESSION_LABELS,
+    }
+
+
+@bp.get("/parcours/a-programmer")
+@access(Permission.APPOINTMENTS_BOOK)
+def queue():
+    filters, _values, errors = load_query(QueueForm())
+    until = filters.get("until") or pathways.today() + QUEUE_HORIZON
+    rows = pathways.next_due_steps(db(), current_user.cpts_id, until=until)
+    audit.record(db(), actor=current_user, action="pathway.queue", details={"results": len(rows)})
+    return render_template("pathways/queue.html", rows=rows, until=until, errors=errors, today=pathways.today())
+
+
+@bp.post("/patients/<int:patient_id>/parcours")
+@access(Permission.PATHWAYS_MANAGE)
+def start(patient_id: int):
+    patient = patient_for(db(), current_user, patient_id, action="pathway.start", write=True)
+
+    def perform(data):
+        template = pathways.template_for(db(), patient.cpts_id, data["template_id"])
+        started_on = data.get("started_on") or pathways.today()
+        pathways.start(db(), current_user, patient=patient, template=template, started_on=started_on)
+
+    return _record_action(patient.id, PathwayStartForm(), perform, "Parcours démarré.")
+
+
+@bp.post("/parcours/<int:pathway_id>/etapes/<int:step_id>/sauter")
+@access(Permission.PATHWAYS_MANAGE)
+def skip_step(pathway_id: int, step_id: int):
+    pathway = pathway_for(db(), current_user, pathway_id, action="pathway.step.skip")
+
+    def perform(data):
+        pathways.skip_step(db(), current_user, pathways.step_of(pathway, step_id), reason=data["reason"])
+
+    return _record_action(pathway.patient_id, SkipForm(), perform, "Étape sautée.")
+
+
+@bp.post("/parcours/<int:pathway_id>/arreter")
+@access(Permission.PATHWAYS_MANAGE)
+def stop(pathway_id: int):
+    pathway = pathway_for(db(), current_user, pathway_id, action="pathway.stop")
+
+    def perform(data):
+        pathways.stop(db(), current_user, pathway, reason=data["reason"])
+
+    return _record_action(pathway.patient_id, SkipForm(), perform, "Parcours arrêté.")
+
+
+@bp.route("/patients/<int:patient_id>/eligibilite", methods=["GET", "POST"])
+@access(Permission.PATHWAYS_MANAGE)
+def eligibility_check(patient_id: int):
+    if request.method == "GET":
+        return _eligibility_page(patient_for(db(), current_user, patient_id, action="eligibility.read"))
+    patient = patient_for(db(), current_user, patient_id, action="eligibility.assess", write=True)
+    data, values, errors = load_form(EligibilityForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        assessment = eligibility.assess(db(), current_user, patient, data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        read_despite_error("eligibility.read", target=patient)
+        return _eligibility_page(patient, values=values, errors=exc.errors, problem=exc.detail, status=exc.status)
+    flash(f"Vérification enregistrée : {eligibility.OUTCOME_LABELS[assessment.outcome]}.", "success")
+    return redirect(url_for("pathways.eligibility_check", patient_id=patient.id, modality=assessment.modality.value))
+
+
+def _eligibility_page(patient, *, values=None, errors=None, problem=None, status: int = 200):
+    latest = {
+        modality: eligibility.latest_assessment(db(), patient, modality) for modality in sorted(eligibility.REMOTE)
+    }
+    context = {
+        "patient": patient,
+        "latest": latest,
+        "values": values or {"modality": request.args.get("modality", Modality.TELESOIN.value)},
+        "errors": errors or {},
+        "problem": problem,
+        "criteria": eligibility.CRITERIA,
+        "care_nature": eligibility.CARE_NATURE,
+        "frailty": eligibility.FRAILTY,
+        "act_kinds": [(kind, eligibility.ACT_KINDS[kind]) for kind in ACT_KIND_CHOICES],
+        "professions": [(p.value, PROFESSION_LABELS[p]) for p in Profession if p is not Profession.COORDINATOR],
+        "reasons_of": eligibility.reasons_of,
+    }
+    return render_template("pathways/eligibility.html", **context), status
+
+
+def _record_action(patient_id: int, schema, perform, success: str):
+    """An action from the patient's record: back to the record, with the confirmation or the refusal (the
+    refused change undone, the record's read audited by the record page itself)."""
+    data, _values, errors = load_form(schema)
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        perform(data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        db().rollback()
+        details = " ".join(exc.errors.values()) if exc.errors else ""
+        flash(f"{exc.detail} {details}".strip(), "danger")
+        return redirect(url_for("patients.show", patient_id=patient_id) + "#parcours")
+    flash(success, "success")
+    return redirect(url_for("patients.show", patient_id=patient_id) + "#parcours")
+
+
+# --- the admin's pathway templates --------------------------------------------------------------------------
+
+STEP_FIELDS = ("name", "modality", "profession", "interval_days", "condition")
+BLANK_ROWS = 2
+
+
+@bp.get("/admin/parcours")
+@access(Permission.PATHWAY_TEMPLATES_MANAGE)
+def templates():
+    rows = pathways.templates_for(db(), current_user.cpts_id, active_only=False)
+    return render_template("pathways/templates.html", templates=rows)
+
+
+@bp.post("/admin/parcours/copier")
+@access(Permission.PATHWAY_TEMPLATES_MANAGE)
+def copy_template():
+    data, _values, errors = load_form(TemplateCopyForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        source = pathways.template_for(db(), current_user.cpts_id, data.pop("source_id"))
+        copy = pathways.copy_template(db(), current_user, source, **data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        db().rollback()
+        flash(" ".join([exc.detail, *exc.errors.values()]), "danger")
+        return redirect(url_for("pathways.templates"))
+    flash("Modèle copié dans la CPTS : vous pouvez modifier ses étapes.", "success")
+    return redirect(url_for("pathways.edit_steps", template_id=copy.id))
+
+
+@bp.route("/admin/parcours/<int:template_id>/etapes", methods=["GET", "POST"])
+@access(Permission.PATHWAY_TEMPLATES_MANAGE)
+def edit_steps(template_id: int):
+    template = pathways.template_for(db(), current_user.cpts_id, template_id)
+    if request.method == "GET":
+        rows = [{name: getattr(step, name) for name in STEP_FIELDS} for step in template.steps]
+        return _steps_page(template, rows)
+    rows = _submitted_rows()
+    try:
+        steps = load(TemplateStepsIn(), {"steps": rows})["steps"]
+        pathways.replace_steps(db(), current_user, template, steps)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        db().rollback()
+        return _steps_page(template, rows, errors=exc.errors, problem=exc.detail, status=exc.status)
+    flash("Étapes du modèle enregistrées.", "success")
+    return redirect(url_for("pathways.edit_steps", template_id=template.id))
+
+
+def _submitted_rows() -> list[dict]:
+    rows = []
+    for index in range(int(request.form.get("row_count", 0) or 0)):
+        row = {name: request.form.get(f"steps-{index}-{name}", "").strip() for name in STEP_FIELDS}
+        if row["name"]:
+            rows.append({name: value for name, value in row.items() if value != ""})
+    return rows
+
+
+def _steps_page(template, rows: list[dict], *, errors=None, problem=None, status: int = 200):
+    rows = rows + [{} for _ in range(BLANK_ROWS)]
+    context = {
+        "template": template,
+        "rows": rows,
+        "errors": errors or {},
+        "problem": problem,
+        "modalities": [(m.value, MODALITY_LABELS[m]) for m in Modality],
+        "professions": [(p.value, PROFESSION_LABELS[p]) for p in Profession if p is not Profession.COORDINATOR],
+    }
+    return render_template("pathways/template_steps.html", **context), status

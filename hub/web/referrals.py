@@ -1,0 +1,300 @@
+"""Referrals (adressages): the GP's « Nouvel adressage » form and « Mes adressages » list, the coordination's
+triage queue (accept, reject with the reason, schedule into a free slot of the target program)."""
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from hub.api.referrals import attach, download, read_closing, serve_attachment
+from hub.auth.permissions import Permission
+from hub.auth.policies import referral_for, visible_patients
+from hub.errors import HubError, ValidationFailed
+from hub.models import (
+    ATTACHMENT_KIND_LABELS,
+    REFERRAL_STATE_LABELS,
+    URGENCY_LABELS,
+    AttachmentKind,
+    Patient,
+    Profession,
+    Professional,
+    Referral,
+    SessionProgram,
+    Slot,
+)
+from hub.schemas.base import load
+from hub.schemas.referrals import AttachmentKindIn, ReferralForm, ScheduleForm, SubmitForm, scheduled_label
+from hub.schemas.scheduling import NoBodyForm, ReasonForm
+from hub.services import documents
+from hub.web.access import access
+from hub.web.forms import form_data, load_form
+from hub.web.pages import read_despite_error
+from hub.web.request import db
+from workflows import referrals
+
+bp = Blueprint("referrals", __name__, url_prefix="/referrals")
+
+
+def zone_name() -> str:
+    return current_app.config["HUB"]["TIMEZONE"]
+
+
+@bp.context_processor
+def labels():
+    return {
+        "REFERRAL_STATE_LABELS": REFERRAL_STATE_LABELS,
+        "URGENCY_LABELS": URGENCY_LABELS,
+        "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
+        "NEEDS": referrals.NEEDS,
+        "scheduled_label": lambda appointment: scheduled_label(appointment, zone_name()),
+    }
+
+
+# --- the GP -----------------------------------------------------------------------------------------------
+
+
+def _choices(patient_id: int | None = None) -> dict:
+    session = db()
+    patients = session.scalars(
+        select(Patient).where(visible_patients(current_user)).order_by(Patient.birth_name).limit(500)
+    ).all()
+    programs = session.scalars(
+        select(SessionProgram)
+        .where(SessionProgram.cpts_id == current_user.cpts_id, SessionProgram.is_active.is_(True))
+        .order_by(SessionProgram.name)
+    ).all()
+    specialists = list(
+        session.scalars(
+            select(Professional)
+            .where(
+                Professional.cpts_id == current_user.cpts_id,
+                Professional.profession == Profession.SPECIALIST,
+                Professional.is_active.is_(True),
+            )
+            .order_by(Professional.last_name)
+        )
+    )
+    patient = session.get(Patient, patient_id) if patient_id else None
+    proposed = referrals.proposed_specialist(session, patient) if patient in patients else None
+    if proposed is not None:  # the patient's own cardiologist first (seed 004)
+        specialists = [proposed] + [s for s in specialists if s.id != proposed.id]
+    return {"patients": patients, "programs": programs, "specialists": specialists, "proposed": proposed}
+
+
+def _new_page(values: dict, errors: dict | None = None, *, problem: str | None = None, status: int = 200):
+    patient_id = values.get("patient_id")
+    choices = _choices(int(patient_id) if str(patient_id or "").isdigit() else None)
+    return (
+        render_template(
+            "referrals/new.html",
+            values=values,
+            errors=errors or {},
+            problem=problem,
+            kinds=list(AttachmentKind),
+            urgency_options=[(u.value, label) for u, label in URGENCY_LABELS.items()],
+            **choices,
+        ),
+        status,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@access(Permission.REFERRALS_WRITE)
+def new():
+    if request.method == "GET":
+        return _new_page({"patient_id": request.args.get("patient_id", ""), "urgency": "routine"})
+    raw = form_data()
+    raw["needs"] = request.form.getlist("needs")
+    values = dict(raw)
+    try:
+        data = load(ReferralForm(), raw)
+        send = data.pop("submit", "send") != "draft"
+        consent_on = data.pop("consent_collected_on", None)
+        referral = referrals.create(db(), current_user, data)
+        _attach_uploads(referral)
+        if send:
+            referrals.submit(db(), current_user, referral, consent_collected_on=consent_on, zone=zone_name())
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        read_despite_error("referral.form")
+        return _new_page(values, exc.errors, problem=exc.detail, status=exc.status)
+    flash("Adressage envoyé à la coordination." if send else "Brouillon enregistré.", "success")
+    return redirect(url_for("referrals.mine"))
+
+
+def _attach_uploads(referral) -> None:
+    """Each non-empty file field `file_<n>` with its `kind_<n>`."""
+    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
+    for name, upload in request.files.items(multi=True):
+        if not upload or not upload.filename:
+            continue
+        suffix = name.removeprefix("file")
+        try:
+            data = load(AttachmentKindIn(), {"kind": request.form.get(f"kind{suffix}", "other")})
+            attach(referral, data, read_closing(upload, limit + 1), upload.filename)
+        except ValidationFailed as exc:
+            raise ValidationFailed({name: next(iter(exc.errors.values()))}) from exc
+
+
+def _mine_page(values=None, errors=None, *, problem=None, status=200, failed_id=None):
+    rows = []
+    if current_user.professional_id is not None:
+        rows, _total = referrals.referrals_of(
+            db(), (Referral.cpts_id == current_user.cpts_id) & (Referral.author_id == current_user.professional_id)
+        )
+    return (
+        render_template(
+            "referrals/mine.html",
+            rows=rows,
+            values=values or {},
+            errors=errors or {},
+            problem=problem,
+            failed_id=failed_id,
+            cancellable=referrals.MACHINE.transitions["cancel"][0],
+        ),
+        status,
+    )
+
+
+@bp.get("/mine")
+@access(Permission.REFERRALS_WRITE)
+def mine():
+    return _mine_page()
+
+
+@bp.post("/<int:referral_id>/submit")
+@access(Permission.REFERRALS_WRITE)
+def submit(referral_id: int):
+    """Send a saved draft, with the date the GP collected the patient's consent."""
+    referral = referral_for(db(), current_user, referral_id, "submit")
+    data, values, errors = load_form(SubmitForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        referrals.submit(
+            db(), current_user, referral, consent_collected_on=data.get("consent_collected_on"), zone=zone_name()
+        )
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        read_despite_error("referral.list")
+        return _mine_page(values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id)
+    flash("Adressage envoyé à la coordination.", "success")
+    return redirect(url_for("referrals.mine"))
+
+
+# --- the coordination -------------------------------------------------------------------------------------
+
+
+def _triage_page(values=None, errors=None, *, problem=None, status=200, failed_id=None):
+    rows = referrals.triage_queue(db(), current_user.cpts_id)
+    accepted, _total = referrals.referrals_of(
+        db(), (Referral.cpts_id == current_user.cpts_id) & (Referral.state == referrals.S.ACCEPTED)
+    )
+    slots = referrals.free_slots_for(db(), [row.referral for row in accepted])
+    return (
+        render_template(
+            "referrals/triage.html",
+            rows=rows,
+            accepted=accepted,
+            slots=slots,
+            values=values or {},
+            errors=errors or {},
+            problem=problem,
+            failed_id=failed_id,
+        ),
+        status,
+    )
+
+
+@bp.get("/triage")
+@access(Permission.REFERRALS_TRIAGE)
+def triage():
+    return _triage_page()
+
+
+def _action(referral_id: int, verb: str, schema, perform):
+    referral = referral_for(db(), current_user, referral_id, verb)
+    data, values, errors = load_form(schema)
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        message = perform(referral, data)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        read_despite_error("referral.triage")
+        return _triage_page(values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id)
+    flash(message, "success")
+    return redirect(url_for("referrals.triage"))
+
+
+@bp.post("/<int:referral_id>/accept")
+@access(Permission.REFERRALS_TRIAGE)
+def accept(referral_id: int):
+    def perform(referral, _data):
+        referrals.accept(db(), current_user, referral)
+        return "Adressage accepté : programmez-le dans un créneau."
+
+    return _action(referral_id, "accept", NoBodyForm(), perform)
+
+
+@bp.post("/<int:referral_id>/reject")
+@access(Permission.REFERRALS_TRIAGE)
+def reject(referral_id: int):
+    def perform(referral, data):
+        referrals.reject(db(), current_user, referral, reason=data["reason"])
+        return "Adressage refusé : le médecin en est informé."
+
+    return _action(referral_id, "reject", ReasonForm(), perform)
+
+
+@bp.post("/<int:referral_id>/schedule")
+@access(Permission.REFERRALS_TRIAGE)
+def schedule(referral_id: int):
+    def perform(referral, data):
+        appointment = referrals.schedule(
+            db(), current_user, referral, slot=db().get(Slot, data["slot_id"]), place_kind=data["place_kind"]
+        )
+        return f"Adressage {scheduled_label(appointment, zone_name())}."
+
+    return _action(referral_id, "schedule", ScheduleForm(), perform)
+
+
+@bp.post("/<int:referral_id>/cancel")
+@access(Permission.REFERRALS_READ)
+def cancel(referral_id: int):
+    referral = referral_for(db(), current_user, referral_id, "cancel")
+    author = referral.author_id == current_user.professional_id
+    data, values, errors = load_form(ReasonForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        referrals.cancel(db(), current_user, referral, reason=data["reason"])
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        read_despite_error("referral.list" if author else "referral.triage")
+        show_again = _mine_page if author else _triage_page
+        return show_again(values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id)
+    flash("Adressage annulé.", "success")
+    return redirect(url_for("referrals.mine" if author else "referrals.triage"))
+
+
+# --- documents --------------------------------------------------------------------------------------------
+
+
+@bp.get("/<int:referral_id>/attachments/<int:attachment_id>")
+@access(Permission.REFERRALS_READ)
+def attachment(referral_id: int, attachment_id: int):
+    return serve_attachment(referral_id, attachment_id)
+
+
+@bp.get("/<int:referral_id>/letter.pdf")
+@access(Permission.REFERRALS_READ)
+def letter(referral_id: int):
+    """The referral letter (document type 96349-6), produced on demand from the referral's fields."""
+    referral = referral_for(db(), current_user, referral_id, "read")
+    program = db().get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
+    content = documents.referral_letter(referral, program_name=program.name if program else None)
+    return download(content, "application/pdf", f"adressage-{referral.id}.pdf")

@@ -1,0 +1,221 @@
+import datetime as dt
+import io
+from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.db import utcnow
+from hub.models import AuditEvent, Profession, Referral, ReferralState, Role
+from tests import factories
+
+PARIS = ZoneInfo("Europe/Paris")
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def next_monday_14h() -> dt.datetime:
+    today = utcnow().astimezone(PARIS).date()
+    monday = today + dt.timedelta(days=7 - today.weekday())
+    return dt.datetime.combine(monday, dt.time(14), PARIS)
+
+
+@pytest.fixture
+def uploads(app, tmp_path, monkeypatch):
+    directory = tmp_path / "uploads"
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
+    return directory
+
+
+@pytest.fixture
+def hub(db_session, cpts, uploads):
+    """A GP and their patient (with the IDEL in the care team), the cardiologist's assisted teleconsultation
+    program with next Monday's slot, the coordination, another GP and another CPTS's coordinator."""
+
+    def clinician(profession, **extra):
+        return factories.user(
+            db_session,
+            cpts,
+            Role.PROFESSIONAL,
+            professional_row=factories.professional(db_session, cpts, profession, **extra),
+        )
+
+    gp = clinician(Profession.GENERAL_PRACTITIONER, email="gp@example.org")
+    cardiologist = clinician(Profession.SPECIALIST, last_name="Lemaitre")
+    idel = factories.professional(
+        db_session, cpts, Profession.NURSE, commune_insee="24571", accompanies_teleconsultation=True
+    )
+    patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id, commune_insee="24571")
+    factories.in_care_team(db_session, patient, idel)
+    program = factories.program(db_session, cpts, performer=cardiologist.professional)
+    slot = factories.slot(db_session, program, next_monday_14h())
+    coordinator = factories.user(
+        db_session,
+        cpts,
+        Role.COORDINATOR,
+        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
+    )
+    db_session.commit()
+    return {
+        "gp": gp,
+        "other_gp": clinician(Profession.GENERAL_PRACTITIONER),
+        "cardiologist": cardiologist,
+        "coordinator": coordinator,
+        "stranger": factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR),
+        "patient": patient,
+        "program": program,
+        "slot": slot,
+        "idel": idel,
+    }
+
+
+def create(api, hub, **data):
+    body = {"patient_id": hub["patient"].id, "target_program_id": hub["program"].id, "reason": "Dyspnée d'effort"}
+    return api.post("/api/v1/referrals", json=body | data)
+
+
+def upload(api, referral_id, content, name="bilan.pdf", kind="biology_prescription", mimetype="application/pdf"):
+    return api.client.post(
+        f"/api/v1/referrals/{referral_id}/attachments",
+        headers=api.headers,
+        data={"kind": kind, "file": (io.BytesIO(content), name, mimetype)},
+        content_type="multipart/form-data",
+    )
+
+
+def test_walk_through_gp_submits_coordinator_schedules_gp_sees_the_date(api_as, hub, uploads):
+    gp, coordinator = api_as(hub["gp"]), api_as(hub["coordinator"])
+    response = create(gp, hub, urgency="soon", needs=["illectronisme", "aidant"], current_treatment="Furosémide")
+    assert response.status_code == 201, response.json
+    referral_id = response.json["id"]
+    assert response.json["state"] == "draft" and response.json["needs"] == ["aidant", "illectronisme"]
+    attached = upload(gp, referral_id, PDF)
+    assert attached.status_code == 201, attached.json
+    assert attached.json["kind_label"] == "Ordonnance de bilan biologique"
+    today = utcnow().astimezone(PARIS).date().isoformat()
+    submitted = gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": today})
+    assert submitted.status_code == 200, submitted.json
+    assert submitted.json["state_label"] == "Envoyé"
+
+    assert [r["id"] for r in coordinator.get("/api/v1/referrals").json["items"]] == [referral_id]
+    assert coordinator.post(f"/api/v1/referrals/{referral_id}/accept").json["state"] == "accepted"
+    scheduled = coordinator.post(f"/api/v1/referrals/{referral_id}/schedule", json={"slot_id": hub["slot"].id})
+    assert scheduled.status_code == 200, scheduled.json
+
+    seen = gp.get(f"/api/v1/referrals/{referral_id}").json
+    assert seen["state"] == "scheduled" and seen["state_label"] == "Programmé"
+    monday = next_monday_14h()
+    assert seen["scheduled_label"].startswith("programmé le lundi ")
+    assert seen["scheduled_label"].endswith(f"{monday.year}, 14 h 00")
+    assert seen["attachments"][0]["content_type"] == "application/pdf"
+    assert any(uploads.rglob(seen["attachments"][0]["sha256"]))
+
+
+def test_bad_input_gets_a_french_error_and_saves_nothing(api_as, hub, db_session):
+    gp = api_as(hub["gp"])
+    unknown = create(gp, hub, target_program_id=999999)
+    assert unknown.status_code == 422
+    assert unknown.json["errors"]["target_program_id"] == "Programme inconnu dans la CPTS."
+    assert db_session.scalar(select(func.count()).select_from(Referral)) == 0
+    referral_id = create(gp, hub, reason="").json["id"]
+    bad_date = gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": "31/02/2026"})
+    assert bad_date.status_code == 422
+    assert bad_date.json["errors"]["consent_collected_on"].startswith("Date invalide")
+    no_reason = gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": "2026-11-02"})
+    assert no_reason.json["errors"]["reason"] == "Indiquez le motif de l'adressage."
+    db_session.expire_all()
+    assert db_session.get(Referral, referral_id).state is ReferralState.DRAFT
+    assert db_session.get(Referral, referral_id).consent_id is None
+
+
+def test_a_draft_is_updated_until_it_is_sent(api_as, hub):
+    gp = api_as(hub["gp"])
+    referral_id = create(gp, hub).json["id"]
+    changed = gp.patch(f"/api/v1/referrals/{referral_id}", json={"history": "HTA", "urgency": "urgent"})
+    assert changed.status_code == 200 and changed.json["history"] == "HTA" and changed.json["urgency_label"] == "Urgent"
+    assert gp.patch(f"/api/v1/referrals/{referral_id}", json={"patient_id": 1}).status_code == 422
+    gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": "2026-11-02"})
+    refused = gp.patch(f"/api/v1/referrals/{referral_id}", json={"history": "Diabète"})
+    assert refused.status_code == 409 and refused.json["detail"] == "Action impossible : l'adressage est « Envoyé »."
+
+
+def test_reject_needs_a_reason(api_as, hub):
+    gp, coordinator = api_as(hub["gp"]), api_as(hub["coordinator"])
+    referral_id = create(gp, hub).json["id"]
+    gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": "2026-11-02"})
+    refused = coordinator.post(f"/api/v1/referrals/{referral_id}/reject", json={})
+    assert refused.status_code == 422 and refused.json["errors"]["reason"] == "Ce champ est obligatoire."
+    rejected = coordinator.post(f"/api/v1/referrals/{referral_id}/reject", json={"reason": "Hors périmètre"})
+    assert rejected.json["state_label"] == "Refusé"
+    assert gp.get(f"/api/v1/referrals/{referral_id}").json["rejection_reason"] == "Hors périmètre"
+
+
+def test_uploads_are_checked_by_content_and_served_only_to_those_allowed(
+    api_as, hub, app, db_session, uploads, monkeypatch
+):
+    gp = api_as(hub["gp"])
+    referral_id = create(gp, hub).json["id"]
+    fake = upload(gp, referral_id, b"Bonjour, je suis un texte", name="ordonnance.pdf")
+    assert fake.status_code == 422
+    assert fake.json["errors"]["file"] == "Format non accepté : seuls les PDF, PNG et JPEG sont acceptés."
+    limit = 1024  # a small limit: a body of megabytes would be spooled to a file the test client leaves open
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_MAX_BYTES": limit}))
+    big = upload(gp, referral_id, PDF + b"0" * limit)
+    assert big.status_code == 422 and "taille maximale" in big.json["errors"]["file"]
+    no_kind = upload(gp, referral_id, PDF, kind="selfie")
+    assert no_kind.status_code == 422 and "kind" in no_kind.json["errors"]
+
+    stored = upload(gp, referral_id, PDF, name="../../bilan sanguin.pdf").json
+    assert stored["filename"] == "bilan_sanguin.pdf"
+    path = next(uploads.rglob(stored["sha256"]))
+    assert path.read_bytes() == PDF and "static" not in path.parts
+    url = f"/api/v1/referrals/{referral_id}/attachments/{stored['id']}"
+    served = gp.get(url)
+    assert served.status_code == 200 and served.data == PDF
+    assert served.headers["Content-Type"] == "application/pdf"
+    assert served.headers["Content-Disposition"] == 'attachment; filename="bilan_sanguin.pdf"'
+    assert served.headers["X-Content-Type-Options"] == "nosniff"
+
+    for intruder in ("other_gp", "stranger"):
+        assert api_as(hub[intruder]).get(url).status_code == 404
+        denial = db_session.scalar(
+            select(AuditEvent)
+            .where(AuditEvent.actor_user_id == hub[intruder].id)
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        )
+        assert (denial.action, denial.outcome, denial.target_id) == ("referral.read", "denied", str(referral_id))
+
+
+def test_a_gp_sees_their_own_referrals_a_specialist_those_addressed_to_them(api_as, hub):
+    gp = api_as(hub["gp"])
+    to_program = create(gp, hub).json["id"]
+    to_cardiologist = create(
+        gp, hub, target_program_id=None, target_specialist_id=hub["cardiologist"].professional_id
+    ).json["id"]
+    other = api_as(hub["other_gp"])
+    assert other.get("/api/v1/referrals").json["items"] == []
+    assert other.get(f"/api/v1/referrals/{to_program}").status_code == 404
+    assert {r["id"] for r in gp.get("/api/v1/referrals").json["items"]} == {to_program, to_cardiologist}
+    cardiologist = api_as(hub["cardiologist"])
+    assert [r["id"] for r in cardiologist.get("/api/v1/referrals").json["items"]] == [to_cardiologist]
+    assert cardiologist.get(f"/api/v1/referrals/{to_cardiologist}").status_code == 200
+    assert cardiologist.get(f"/api/v1/referrals/{to_program}").status_code == 404
+    stranger = api_as(hub["stranger"])
+    assert stranger.get(f"/api/v1/referrals/{to_program}").status_code == 404
+    assert stranger.get("/api/v1/referrals").json["total"] == 0
+    assert stranger.post(f"/api/v1/referrals/{to_program}/accept").status_code == 404
+
+
+def test_a_gp_cannot_triage_and_a_non_gp_cannot_refer(api_as, hub):
+    gp = api_as(hub["gp"])
+    referral_id = create(gp, hub).json["id"]
+    assert gp.post(f"/api/v1/referrals/{referral_id}/accept").status_code == 403
+    refused = create(api_as(hub["cardiologist"]), hub)
+    assert refused.status_code == 422 and "médecin généraliste" in refused.json["detail"]
+
+
+def test_the_openapi_document_lists_the_referral_routes(client):
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    assert "multipart/form-data" in paths["/referrals/{referral_id}/attachments"]["post"]["requestBody"]["content"]
+    assert "/referrals/{referral_id}/schedule" in paths

@@ -1,0 +1,193 @@
+import io
+
+import pytest
+from sqlalchemy import event, func, select
+
+from hub.db import utcnow
+from hub.models import Referral, ReferralState, Urgency
+from tests import factories
+from tests.api import test_referrals_api as api_tests
+from tests.api.test_referrals_api import PARIS, PDF, next_monday_14h
+
+# The API tests' world, shared: the GP, their patient, the cardiology program and next Monday's slot.
+hub = api_tests.hub
+uploads = api_tests.uploads
+
+
+def send_form(auth, hub, **overrides):
+    data = {
+        "patient_id": str(hub["patient"].id),
+        "target_program_id": str(hub["program"].id),
+        "reason": "Dyspnée d'effort",
+        "current_treatment": "Furosémide 40 mg",
+        "urgency": "soon",
+        "needs": ["illectronisme", "mobilite_reduite"],
+        "consent_collected_on": utcnow().astimezone(PARIS).date().isoformat(),
+        "file1": (io.BytesIO(PDF), "ordonnance bilan.pdf", "application/pdf"),
+        "kind1": "biology_prescription",
+        "submit": "send",
+    }
+    return auth.post("/referrals/new", data=data | overrides, content_type="multipart/form-data")
+
+
+def test_walk_through_in_the_browser(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    page = client.get("/referrals/new")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "Nouvel adressage" in text and "Troubles de l&#39;audition" in text and "Mes adressages" in text
+    sent = send_form(auth, hub)
+    assert sent.status_code == 302, sent.get_data(as_text=True)
+    referral = db_session.scalar(select(Referral))
+    assert referral.state is ReferralState.SUBMITTED and len(referral.attachments) == 1
+    assert "Envoyé" in client.get("/referrals/mine").get_data(as_text=True)
+
+    auth.login(hub["coordinator"])
+    queue = client.get("/referrals/triage").get_data(as_text=True)
+    assert "Adressages à trier" in queue and hub["patient"].display_name in queue and "En attente depuis" in queue
+    assert auth.post(f"/referrals/{referral.id}/accept").status_code == 302
+    queue = client.get("/referrals/triage").get_data(as_text=True)
+    assert f'<option value="{hub["slot"].id}">lundi ' in queue
+    scheduled = auth.post(
+        f"/referrals/{referral.id}/schedule", data={"slot_id": hub["slot"].id, "place_kind": "lieu_dedie"}
+    )
+    assert scheduled.status_code == 302
+
+    auth.login(hub["gp"])
+    mine = client.get("/referrals/mine").get_data(as_text=True)
+    monday = next_monday_14h()
+    assert "Programmé" in mine and "programmé le lundi " in mine and f"{monday.year}, 14 h 00" in mine
+    download = client.get(f"/referrals/{referral.id}/attachments/{referral.attachments[0].id}")
+    assert download.data == PDF and download.headers["X-Content-Type-Options"] == "nosniff"
+    letter = client.get(f"/referrals/{referral.id}/letter.pdf")
+    assert letter.data.startswith(b"%PDF-") and letter.headers["Content-Disposition"].startswith("attachment")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"reason": ""}, "Indiquez le motif de l&#39;adressage."),
+        ({"consent_collected_on": "2026-02-31"}, "Date invalide"),
+        ({"target_program_id": "999999"}, "Programme inconnu dans la CPTS."),
+        ({"file1": (io.BytesIO(b"du texte"), "faux.pdf", "application/pdf")}, "Format non accepté"),
+    ],
+)
+def test_a_refused_form_says_why_in_french_and_saves_nothing(client, auth, hub, db_session, overrides, message):
+    auth.login(hub["gp"])
+    response = send_form(auth, hub, **overrides)
+    assert response.status_code in (400, 409, 422)
+    assert message in response.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(Referral)) == 0
+
+
+def test_a_reject_without_a_reason_is_shown_again(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    auth.login(hub["coordinator"])
+    response = auth.post(f"/referrals/{referral.id}/reject", data={"reason": ""})
+    assert response.status_code == 422 and "Ce champ est obligatoire." in response.get_data(as_text=True)
+    db_session.expire_all()
+    assert db_session.get(Referral, referral.id).state is ReferralState.SUBMITTED
+
+
+def test_another_gp_does_not_see_the_referral(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    auth.login(hub["other_gp"])
+    assert hub["patient"].display_name not in client.get("/referrals/mine").get_data(as_text=True)
+    assert client.get(f"/referrals/{referral.id}/letter.pdf").status_code == 404
+    assert client.get(f"/referrals/{referral.id}/attachments/{referral.attachments[0].id}").status_code == 404
+
+
+def statements_into(statements: list):
+    def listener(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    return listener
+
+
+@pytest.mark.parametrize(("who", "url"), [("coordinator", "/referrals/triage"), ("gp", "/referrals/mine")])
+def test_pages_keep_a_constant_number_of_queries(client, auth, hub, cpts, db_session, engine, who, url):
+    """P6: 3 or 30 referrals, the same number of queries for the page."""
+    auth.login(hub[who])
+    counts = []
+    for size in (3, 30):
+        while (made := db_session.scalar(select(func.count()).select_from(Referral))) < size:
+            patient = factories.patient(db_session, cpts, attending_gp_id=hub["gp"].professional_id)
+            db_session.add(
+                Referral(
+                    cpts_id=patient.cpts_id,
+                    patient_id=patient.id,
+                    author_id=hub["gp"].professional_id,
+                    created_by_user_id=hub["gp"].id,
+                    target_program_id=hub["program"].id,
+                    reason="Suivi",
+                    urgency=Urgency.SOON,
+                    # Both sections of the queue: to triage, and accepted with their free slots.
+                    state=ReferralState.SUBMITTED if made % 2 else ReferralState.ACCEPTED,
+                    submitted_at=utcnow(),
+                )
+            )
+            db_session.flush()
+        db_session.commit()
+        statements = []
+        listener = statements_into(statements)
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        counts.append(len(statements))
+    assert counts[0] == counts[1]
+
+
+def test_a_draft_is_sent_later_and_a_referral_cancelled_with_a_reason(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    assert send_form(auth, hub, submit="draft", consent_collected_on="").status_code == 302
+    referral = db_session.scalar(select(Referral))
+    assert referral.state is ReferralState.DRAFT
+    assert "Brouillon" in client.get("/referrals/mine").get_data(as_text=True)
+    refused = auth.post(f"/referrals/{referral.id}/submit", data={"consent_collected_on": "pas une date"})
+    assert refused.status_code == 422 and "Date invalide" in refused.get_data(as_text=True)
+    today = utcnow().astimezone(PARIS).date().isoformat()
+    assert auth.post(f"/referrals/{referral.id}/submit", data={"consent_collected_on": today}).status_code == 302
+    no_reason = auth.post(f"/referrals/{referral.id}/cancel", data={"reason": ""})
+    assert no_reason.status_code == 422 and "Ce champ est obligatoire." in no_reason.get_data(as_text=True)
+    assert auth.post(f"/referrals/{referral.id}/cancel", data={"reason": "Le patient a déménagé"}).status_code == 302
+    db_session.expire_all()
+    assert db_session.get(Referral, referral.id).state is ReferralState.CANCELLED
+    assert "Annulé" in client.get("/referrals/mine").get_data(as_text=True)
+
+
+def test_the_navigation_shows_referrals_to_gps_and_the_queue_to_coordinators(client, auth, hub):
+    auth.login(hub["gp"])
+    home = client.get("/").get_data(as_text=True)
+    assert "Nouvel adressage" in home and "Mes adressages" in home and "Adressages à trier" not in home
+    auth.login(hub["cardiologist"])
+    assert "Nouvel adressage" not in client.get("/").get_data(as_text=True)
+    auth.login(hub["coordinator"])
+    home = client.get("/").get_data(as_text=True)
+    assert "Adressages à trier" in home and "Nouvel adressage" not in home
+
+
+def test_a_referral_to_a_specialist_is_scheduled_into_one_of_their_programs(client, auth, hub, cpts, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub, target_program_id="", target_specialist_id=str(hub["cardiologist"].professional_id))
+    referral = db_session.scalar(select(Referral))
+    auth.login(hub["coordinator"])
+    auth.post(f"/referrals/{referral.id}/accept")
+    queue = client.get("/referrals/triage").get_data(as_text=True)
+    assert f'<option value="{hub["slot"].id}">lundi ' in queue and "Téléconsultation cardiologie" in queue
+    other = factories.program(db_session, cpts)
+    elsewhere = factories.slot(db_session, other, next_monday_14h())
+    db_session.commit()
+    refused = auth.post(
+        f"/referrals/{referral.id}/schedule", data={"slot_id": elsewhere.id, "place_kind": "lieu_dedie"}
+    )
+    assert refused.status_code == 422 and "spécialiste visé" in refused.get_data(as_text=True)
+    done = auth.post(f"/referrals/{referral.id}/schedule", data={"slot_id": hub["slot"].id, "place_kind": "lieu_dedie"})
+    assert done.status_code == 302
+    db_session.expire_all()
+    assert db_session.get(Referral, referral.id).state is ReferralState.SCHEDULED

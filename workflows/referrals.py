@@ -1,0 +1,473 @@
+"""The GP's referral (adressage): draft, submission with the patient's consent, the coordination's triage
+(accept, reject with the reason, schedule into a slot of the target program), cancellation, and done when
+its appointment is. One function per verb: it checks the transition and its guards, changes the rows,
+writes the audit line and tells the GP (an e-mail without health data)."""
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
+
+from connectors import outbox
+from hub import audit
+from hub.auth.policies import can_view_patient
+from hub.db import utcnow
+from hub.errors import NotFound, RuleViolation, ValidationFailed
+from hub.models import (
+    REFERRAL_STATE_LABELS,
+    URGENCY_RANK,
+    Appointment,
+    AppointmentState,
+    AttachmentKind,
+    CareTeamMember,
+    ConsentKind,
+    ConsentMethod,
+    Patient,
+    PlaceKind,
+    Profession,
+    Professional,
+    Referral,
+    ReferralAttachment,
+    ReferralState,
+    SessionProgram,
+    Slot,
+    SlotState,
+    Urgency,
+    User,
+)
+from hub.services.care import register_care_relation
+from hub.services.identity import add_consent
+from scheduling.slots import HOLDING_STATES
+from workflows import appointments
+from workflows.machine import Machine
+
+S = ReferralState
+MACHINE = Machine(
+    "l'adressage",
+    {
+        "update": (frozenset({S.DRAFT}), S.DRAFT),
+        "submit": (frozenset({S.DRAFT}), S.SUBMITTED),
+        "accept": (frozenset({S.SUBMITTED}), S.ACCEPTED),
+        "reject": (frozenset({S.SUBMITTED}), S.REJECTED),
+        "schedule": (frozenset({S.ACCEPTED}), S.SCHEDULED),
+        "cancel": (frozenset({S.DRAFT, S.SUBMITTED, S.ACCEPTED}), S.CANCELLED),
+        "complete": (frozenset({S.SCHEDULED}), S.DONE),
+    },
+    REFERRAL_STATE_LABELS,
+)
+NEEDS = {
+    "illectronisme": "Illectronisme",
+    "mobilite_reduite": "Mobilité réduite",
+    "audition": "Troubles de l'audition",
+    "interprete": "Interprète",
+    "aidant": "Aidant",
+}
+# Attachments may be added while the referral is still to be handled.
+ATTACHABLE = frozenset({S.DRAFT, S.SUBMITTED, S.ACCEPTED})
+LETTER_FIELDS = ("reason", "current_treatment", "history", "free_text")
+
+
+@register_care_relation
+def referral_parties(professional_id: int) -> Select:
+    """The author GP and, once the referral is sent, the targeted specialist take part in the patient's care."""
+    return select(Referral.patient_id.label("patient_id")).where(
+        or_(
+            Referral.author_id == professional_id,
+            (Referral.target_specialist_id == professional_id) & (Referral.state != ReferralState.DRAFT),
+        )
+    )
+
+
+# --- the GP's draft and submission ------------------------------------------------------------------------
+
+
+def create(session: Session, actor: User, data: dict) -> Referral:
+    """A draft referral by a GP, for a patient they can see, to a program of the CPTS or a specialist."""
+    author = _check_author(session, actor)
+    patient = session.get(Patient, data.get("patient_id") or 0)
+    if patient is None or not can_view_patient(session, actor, patient):
+        raise ValidationFailed({"patient_id": "Patient inconnu ou hors de votre patientèle."})
+    referral = Referral(
+        cpts_id=author.cpts_id,
+        patient_id=patient.id,
+        patient=patient,
+        author_id=author.id,
+        author=author,
+        created_by_user_id=actor.id,
+        reason="",
+        state=S.DRAFT,
+    )
+    _apply(session, referral, data)
+    session.add(referral)
+    session.flush()
+    audit.record(session, actor=actor, action="referral.create", target=referral, cpts_id=referral.cpts_id)
+    return referral
+
+
+def update(session: Session, actor: User, referral: Referral, data: dict) -> Referral:
+    MACHINE.target("update", referral.state)
+    _apply(session, referral, data)
+    audit.record(session, actor=actor, action="referral.update", target=referral, cpts_id=referral.cpts_id)
+    return referral
+
+
+def _check_author(session: Session, actor: User) -> Professional:
+    author = session.get(Professional, actor.professional_id) if actor.professional_id else None
+    if author is None or author.profession is not Profession.GENERAL_PRACTITIONER:
+        raise RuleViolation("Seul·e un·e médecin généraliste peut adresser un patient.")
+    return author
+
+
+def _apply(session: Session, referral: Referral, data: dict) -> None:
+    errors = {}
+    if "target_program_id" in data or "target_specialist_id" in data:
+        program_id, specialist_id = data.get("target_program_id"), data.get("target_specialist_id")
+        if program_id and specialist_id:
+            errors["target_program_id"] = "Choisissez un programme ou un spécialiste, pas les deux."
+        elif program_id:
+            program = session.get(SessionProgram, program_id)
+            if program is None or program.cpts_id != referral.cpts_id or not program.is_active:
+                errors["target_program_id"] = "Programme inconnu dans la CPTS."
+        elif specialist_id:
+            specialist = session.get(Professional, specialist_id)
+            if (
+                specialist is None
+                or specialist.cpts_id != referral.cpts_id
+                or specialist.profession is not Profession.SPECIALIST
+                or not specialist.is_active
+            ):
+                errors["target_specialist_id"] = "Spécialiste inconnu dans la CPTS."
+        referral.target_program_id, referral.target_specialist_id = program_id or None, specialist_id or None
+    needs = data.get("needs")
+    if needs is not None:
+        unknown = [n for n in needs if n not in NEEDS]
+        if unknown:
+            errors["needs"] = "Besoin inconnu : " + ", ".join(unknown) + "."
+        referral.needs = json.dumps(sorted(set(needs)))
+    if errors:
+        raise ValidationFailed(errors)
+    for field in LETTER_FIELDS:
+        if field in data:
+            value = (data[field] or "").strip()
+            setattr(referral, field, value if value or field == "reason" else None)
+    if data.get("urgency") is not None:
+        referral.urgency = Urgency(data["urgency"])
+
+
+def submit(
+    session: Session, actor: User, referral: Referral, *, consent_collected_on: dt.date | None = None, zone: str
+) -> Referral:
+    """Send the referral to the coordination: it needs a reason, a target and the patient's telehealth
+    consent — recorded here from the date the GP collected it, or an existing valid one."""
+    lock(session, referral)
+    target = MACHINE.target("submit", referral.state)
+    errors = {}
+    if not (referral.reason or "").strip():
+        errors["reason"] = "Indiquez le motif de l'adressage."
+    if referral.target_program_id is None and referral.target_specialist_id is None:
+        errors["target_program_id"] = "Choisissez à qui adresser le patient : un programme ou un spécialiste."
+    patient = referral.patient
+    existing = next((c for c in patient.consents if c.kind == ConsentKind.TELEHEALTH and c.is_valid), None)
+    if consent_collected_on is None and existing is None:
+        errors["consent_collected_on"] = "Indiquez la date du recueil du consentement du patient à la télésanté."
+    if errors:
+        raise ValidationFailed(errors)
+    if consent_collected_on is not None:
+        collected_at = dt.datetime.combine(consent_collected_on, dt.time(12), ZoneInfo(zone)).astimezone(dt.UTC)
+        collected_at = min(collected_at, utcnow())  # today's date: collected before now
+        consent = add_consent(
+            session,
+            actor,
+            patient,
+            {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": collected_at},
+        )
+    else:
+        consent = existing
+    referral.consent_id = consent.id
+    referral.state = target
+    referral.submitted_at = utcnow()
+    audit.record(session, actor=actor, action="referral.submit", target=referral, cpts_id=referral.cpts_id)
+    return referral
+
+
+def add_attachment(session: Session, actor: User, referral: Referral, *, kind, stored: dict) -> ReferralAttachment:
+    """Attach a document already checked and stored by hub.services.documents.store_upload."""
+    if referral.state not in ATTACHABLE:
+        raise RuleViolation(f"Action impossible : l'adressage est « {REFERRAL_STATE_LABELS[referral.state]} ».")
+    attachment = ReferralAttachment(
+        referral_id=referral.id, kind=AttachmentKind(kind), uploaded_by_user_id=actor.id, **stored
+    )
+    session.add(attachment)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="referral.attach",
+        target=referral,
+        cpts_id=referral.cpts_id,
+        details={"attachment_id": attachment.id, "kind": attachment.kind.value},
+    )
+    return attachment
+
+
+def proposed_specialist(session: Session, patient: Patient) -> Professional | None:
+    """The patient's own cardiologist, proposed first (seed 004: « respecte le cardiologue du patient »)."""
+    return session.scalar(
+        select(Professional)
+        .join(CareTeamMember, CareTeamMember.professional_id == Professional.id)
+        .where(
+            CareTeamMember.patient_id == patient.id,
+            Professional.profession == Profession.SPECIALIST,
+            Professional.is_active.is_(True),
+            func.lower(Professional.specialty).like("%cardio%"),
+        )
+        .order_by(CareTeamMember.added_at)
+        .limit(1)
+    )
+
+
+# --- the coordination's triage ----------------------------------------------------------------------------
+
+
+def accept(session: Session, actor: User, referral: Referral) -> Referral:
+    lock(session, referral)
+    referral.state = MACHINE.target("accept", referral.state)
+    referral.accepted_at = utcnow()
+    audit.record(session, actor=actor, action="referral.accept", target=referral, cpts_id=referral.cpts_id)
+    _tell_author(session, referral, "referral_accepted")
+    return referral
+
+
+def reject(session: Session, actor: User, referral: Referral, *, reason: str) -> Referral:
+    lock(session, referral)
+    target = MACHINE.target("reject", referral.state)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": "Indiquez la raison du refus : elle est transmise au médecin."})
+    referral.state = target
+    referral.rejection_reason = reason.strip()[:500]
+    audit.record(session, actor=actor, action="referral.reject", target=referral, cpts_id=referral.cpts_id)
+    _tell_author(session, referral, "referral_rejected")
+    return referral
+
+
+def schedule(
+    session: Session,
+    actor: User,
+    referral: Referral,
+    *,
+    slot: Slot,
+    place_kind: PlaceKind = PlaceKind.DEDICATED_PLACE,
+    accompanying: Professional | None = None,
+    now: dt.datetime | None = None,
+) -> Appointment:
+    """Book the referred patient into a slot of the target program (the IDEL proposed by the booking).
+    The referral is `scheduled` only once the booking is made: a conflict leaves it `accepted`."""
+    lock(session, referral)
+    target = MACHINE.target("schedule", referral.state)
+    if slot is None or slot.program.cpts_id != referral.cpts_id:
+        raise ValidationFailed({"slot_id": "Créneau inconnu dans la CPTS."})
+    if referral.target_program_id is not None and slot.program_id != referral.target_program_id:
+        raise ValidationFailed({"slot_id": "Choisissez un créneau du programme visé par l'adressage."})
+    if referral.target_specialist_id is not None and slot.program.performer_id != referral.target_specialist_id:
+        raise ValidationFailed({"slot_id": "Choisissez un créneau du spécialiste visé par l'adressage."})
+    with session.begin_nested():  # a refused booking leaves nothing behind, the referral stays accepted
+        appointment = appointments.book(
+            session,
+            actor,
+            slot=slot,
+            patient=referral.patient,
+            place_kind=place_kind,
+            accompanying=accompanying,
+            now=now,
+        )
+    referral.appointment_id = appointment.id
+    referral.state = target
+    referral.scheduled_at = utcnow()
+    audit.record(
+        session,
+        actor=actor,
+        action="referral.schedule",
+        target=referral,
+        cpts_id=referral.cpts_id,
+        details={"appointment_id": appointment.id},
+    )
+    _tell_author(session, referral, "referral_scheduled")
+    return appointment
+
+
+def cancel(session: Session, actor: User, referral: Referral, *, reason: str) -> Referral:
+    lock(session, referral)
+    target = MACHINE.target("cancel", referral.state)
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": "Indiquez le motif de l'annulation."})
+    referral.state = target
+    referral.cancel_reason = reason.strip()[:500]
+    audit.record(session, actor=actor, action="referral.cancel", target=referral, cpts_id=referral.cpts_id)
+    if actor.professional_id != referral.author_id:
+        _tell_author(session, referral, "referral_cancelled")
+    return referral
+
+
+def mark_done(session: Session, actor: User, referral: Referral) -> Referral:
+    """The referral is done when its appointment is (the appointment's completion may call this)."""
+    lock(session, referral)
+    target = MACHINE.target("complete", referral.state)
+    appointment = session.get(Appointment, referral.appointment_id) if referral.appointment_id else None
+    if appointment is None or appointment.state is not AppointmentState.DONE:
+        raise RuleViolation("Le rendez-vous de l'adressage n'a pas encore eu lieu.")
+    referral.state = target
+    referral.done_at = utcnow()
+    audit.record(session, actor=actor, action="referral.done", target=referral, cpts_id=referral.cpts_id)
+    _tell_author(session, referral, "referral_done")
+    return referral
+
+
+def done_for_appointment(session: Session, actor: User, appointment: Appointment) -> Referral | None:
+    referral = session.scalar(select(Referral).where(Referral.appointment_id == appointment.id))
+    if referral is not None and referral.state is S.SCHEDULED:
+        mark_done(session, actor, referral)
+    return referral
+
+
+def _tell_author(session: Session, referral: Referral, kind: str) -> None:
+    """The GP is told in the hub (the referral's state) and by e-mail: a link, no health data."""
+    author = referral.author or session.get(Professional, referral.author_id)
+    if author is None or not author.email:
+        return
+    outbox.enqueue(
+        session,
+        channel="email",
+        recipient=author.email,
+        kind=kind,
+        cpts_id=referral.cpts_id,
+        payload={"referral_id": referral.id, "professional_id": author.id},
+        idempotency_key=f"{kind}:{referral.id}",
+    )
+
+
+# --- lists ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReferralRow:
+    referral: Referral
+    program: SessionProgram | None
+    appointment: Appointment | None
+    waiting: dt.timedelta | None
+
+
+def _rows(session: Session, referrals: list[Referral], now: dt.datetime) -> list[ReferralRow]:
+    """Programs and appointments of the listed referrals, one query each (P6)."""
+    program_ids = {r.target_program_id for r in referrals} - {None}
+    appointment_ids = {r.appointment_id for r in referrals} - {None}
+    programs = (
+        {p.id: p for p in session.scalars(select(SessionProgram).where(SessionProgram.id.in_(program_ids)))}
+        if program_ids
+        else {}
+    )
+    booked = (
+        {a.id: a for a in session.scalars(select(Appointment).where(Appointment.id.in_(appointment_ids)))}
+        if appointment_ids
+        else {}
+    )
+    return [
+        ReferralRow(
+            referral=r,
+            program=programs.get(r.target_program_id),
+            appointment=booked.get(r.appointment_id),
+            waiting=now - r.submitted_at if r.submitted_at and r.state is S.SUBMITTED else None,
+        )
+        for r in referrals
+    ]
+
+
+def _listing(query):
+    return query.options(
+        joinedload(Referral.patient),
+        joinedload(Referral.author),
+        joinedload(Referral.target_specialist),
+        selectinload(Referral.attachments),
+    )
+
+
+def triage_queue(session: Session, cpts_id: int, *, now: dt.datetime | None = None) -> list[ReferralRow]:
+    """The CPTS's submitted referrals, the most urgent first, then the oldest, with their waiting time."""
+    now = now or utcnow()
+    rank = case({u.value: r for u, r in URGENCY_RANK.items()}, value=Referral.urgency)
+    query = _listing(
+        select(Referral)
+        .where(Referral.cpts_id == cpts_id, Referral.state == S.SUBMITTED)
+        .order_by(rank, Referral.submitted_at, Referral.id)
+    )
+    return _rows(session, list(session.scalars(query).unique()), now)
+
+
+def referrals_of(session: Session, where, *, now: dt.datetime | None = None, limit: int = 200, offset: int = 0):
+    """(rows, total) of the referrals matching `where` (e.g. hub.auth.policies.visible_referrals), newest first."""
+    now = now or utcnow()
+    total = session.scalar(select(func.count()).select_from(Referral).where(where))
+    query = _listing(select(Referral).where(where).order_by(Referral.created_at.desc(), Referral.id.desc()))
+    referrals = list(session.scalars(query.limit(limit).offset(offset)).unique())
+    return _rows(session, referrals, now), total
+
+
+def free_slots_for(
+    session: Session,
+    referrals_: list[Referral],
+    *,
+    now: dt.datetime | None = None,
+    limit: int = 10,
+    horizon: dt.timedelta = dt.timedelta(days=90),
+) -> dict[int, list[Slot]]:
+    """The next open, unbooked slots each referral may be scheduled into (of its target program, or of a
+    program its target specialist performs), by referral id; one query whatever the number of referrals."""
+    now = now or utcnow()
+    program_ids = {r.target_program_id for r in referrals_} - {None}
+    specialist_ids = {r.target_specialist_id for r in referrals_} - {None}
+    if not program_ids and not specialist_ids:
+        return {r.id: [] for r in referrals_}
+    held = select(Appointment.slot_id).where(Appointment.slot_id.is_not(None), Appointment.state.in_(HOLDING_STATES))
+    slots = session.scalars(
+        select(Slot)
+        .join(SessionProgram, SessionProgram.id == Slot.program_id)
+        .options(contains_eager(Slot.program))
+        .where(
+            or_(SessionProgram.id.in_(program_ids), SessionProgram.performer_id.in_(specialist_ids)),
+            SessionProgram.is_active.is_(True),
+            Slot.state == SlotState.OPEN,
+            Slot.starts_at > now,
+            Slot.starts_at < now + horizon,
+            Slot.id.not_in(held),
+        )
+        .order_by(Slot.starts_at)
+    ).all()
+    found = {}
+    for referral in referrals_:
+        fits = [
+            slot
+            for slot in slots
+            if slot.program.cpts_id == referral.cpts_id
+            and (
+                slot.program_id == referral.target_program_id
+                or (referral.target_specialist_id and slot.program.performer_id == referral.target_specialist_id)
+            )
+        ]
+        found[referral.id] = fits[:limit]
+    return found
+
+
+def lock(session: Session, referral: Referral) -> None:
+    """Take the referral's row lock and re-read it: of two coordinators scheduling one referral at once,
+    the second sees it `scheduled` and is refused. SQLite's BEGIN IMMEDIATE already serialises writers."""
+    session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
+    session.refresh(referral)
+
+
+def get_referral(session: Session, referral_id: int, *, cpts_id: int) -> Referral:
+    referral = session.get(Referral, referral_id)
+    if referral is None or referral.cpts_id != cpts_id:
+        raise NotFound("Adressage introuvable.", audit_action="referral.read", audit_target=("referrals", referral_id))
+    return referral
