@@ -58,6 +58,9 @@ MACHINE = Machine(
     APPOINTMENT_STATE_LABELS,
 )
 LATE_CANCELLATION = dt.timedelta(hours=24)
+# What else ends with a done appointment (its referral, …): workflows that build on this one register here,
+# so that this module need not import them.
+ON_DONE: list = []
 REMOTE_KINDS = frozenset({AppointmentKind.ASSISTED_TELECONSULTATION, AppointmentKind.TELESOIN})
 HOME_PLACES = frozenset({PlaceKind.HOME, PlaceKind.NURSING_VISIT})
 CHECKLIST_ITEMS = {
@@ -526,6 +529,8 @@ def complete(session: Session, actor: User, appointment: Appointment, *, checkli
     appointment.state = target
     appointment.sequence += 1
     fees.accrue_appointment(session, appointment, zone=appointment_zone(session, appointment))
+    for follow_up in ON_DONE:
+        follow_up(session, actor, appointment)
     audit.record(session, actor=actor, action="appointment.complete", target=appointment, cpts_id=appointment.cpts_id)
 
 

@@ -25,6 +25,7 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import RuleViolation, ValidationFailed
 from hub.models import EligibilityAssessment, EligibilityOutcome, Modality, Patient, Profession
+from workflows.fees import local_day
 
 REMOTE = frozenset({Modality.TELESOIN, Modality.ASSISTED_TELECONSULTATION})
 ALTERNATIVES = {"in_person": "Soin en présentiel", "home_visit": "Déplacement à domicile"}
@@ -99,7 +100,7 @@ def age_on(patient: Patient, on: dt.date) -> int:
 
 def assess(session: Session, actor, patient: Patient, answers: dict, *, on: dt.date | None = None):
     """Check the checklist and record it with its outcome; refuse (saving nothing) when it is incomplete."""
-    on = on or utcnow().date()
+    on = on or local_day(utcnow())
     verdict = evaluate(patient, answers, on=on)
     assessment = EligibilityAssessment(
         patient_id=patient.id,

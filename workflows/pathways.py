@@ -32,6 +32,7 @@ from hub.models import (
     StepState,
 )
 from hub.services.identity import register_record_section
+from workflows.fees import local_day
 from workflows.machine import Machine
 
 PATHWAY_STATE_LABELS = {
@@ -69,8 +70,9 @@ REMOTE_MODALITIES = frozenset({Modality.TELESOIN, Modality.ASSISTED_TELECONSULTA
 KINE = Profession.PHYSIOTHERAPIST.value
 
 
-def today() -> dt.date:
-    return utcnow().date()
+def today(zone: str = "Europe/Paris") -> dt.date:
+    """The territory's date: just after midnight in Paris it is already tomorrow, while UTC says today."""
+    return local_day(utcnow(), zone)
 
 
 # --- templates ----------------------------------------------------------------------------------------------
@@ -343,7 +345,7 @@ def timeline(session: Session, patient: Patient, pathways: list[CarePathway] | N
     )
     entries += [
         TimelineEntry(
-            on=row.starts_at.date(),
+            on=local_day(row.starts_at),
             kind="appointment",
             title=f"Rendez-vous — {MODALITY_LABELS[Modality(row.kind.value)]}",
             status=APPOINTMENT_STATE_LABELS[row.state],
@@ -357,7 +359,7 @@ def timeline(session: Session, patient: Patient, pathways: list[CarePathway] | N
     )
     entries += [
         TimelineEntry(
-            on=(row.submitted_at or row.created_at).date(),
+            on=local_day(row.submitted_at or row.created_at),
             kind="referral",
             title="Adressage",
             status=REFERRAL_STATE_LABELS[row.state],

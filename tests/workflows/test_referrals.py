@@ -273,3 +273,24 @@ def test_lists_keep_a_constant_number_of_queries(db_session, engine, territory, 
             stop()
         counts.append(len(statements))
     assert counts[0] == counts[1]
+
+
+def test_completing_the_appointment_completes_the_referral(db_session, territory, gp):
+    t = territory
+    referral = in_state(db_session, t, gp, S.ACCEPTED)
+    slot = factories.slot(db_session, t.program, MONDAY_14H)
+    appointment = referrals.schedule(db_session, t.coordinator, referral, slot=slot, now=NOW)
+    idel_user = t.idel_user if appointment.accompanying_id == t.idel.id else t.other_idel_user
+    appointments.confirm(db_session, idel_user, appointment, now=NOW)
+    appointments.check_in(
+        db_session,
+        idel_user,
+        appointment,
+        identity_method="CNI",
+        patient_location="Cabinet",
+        callback_phone="0612345678",
+    )
+    appointments.complete(
+        db_session, idel_user, appointment, checklist={"camera": True, "sound": True, "light": True, "privacy": True}
+    )
+    assert referral.state is S.DONE
