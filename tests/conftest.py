@@ -155,8 +155,13 @@ def purge_cpts(session, cpts_id: int) -> None:
         ApiToken,
         Appointment,
         CalendarFeed,
+        CarePathway,
+        CarePathwayStep,
         CareTeamMember,
         Consent,
+        DeclaredActivity,
+        EligibilityAssessment,
+        FeeEntry,
         IdempotentRequest,
         IdentityCheck,
         LoginAttempt,
@@ -164,6 +169,8 @@ def purge_cpts(session, cpts_id: int) -> None:
         OutboxMessage,
         Patient,
         Professional,
+        Referral,
+        ReferralAttachment,
         Resource,
         SessionProgram,
         Slot,
@@ -180,7 +187,16 @@ def purge_cpts(session, cpts_id: int) -> None:
     logins = select(User.login).where(User.cpts_id == cpts_id)
     appointments = select(Appointment.id).where(Appointment.cpts_id == cpts_id)
     programs = select(SessionProgram.id).where(SessionProgram.cpts_id == cpts_id)
+    referrals = select(Referral.id).where(Referral.cpts_id == cpts_id)
+    pathways = select(CarePathway.id).where(CarePathway.cpts_id == cpts_id)
     for statement in (
+        delete(FeeEntry).where(FeeEntry.cpts_id == cpts_id),
+        delete(DeclaredActivity).where(DeclaredActivity.professional_id.in_(professionals)),
+        delete(CarePathwayStep).where(CarePathwayStep.pathway_id.in_(pathways)),
+        delete(CarePathway).where(CarePathway.cpts_id == cpts_id),
+        delete(ReferralAttachment).where(ReferralAttachment.referral_id.in_(referrals)),
+        delete(Referral).where(Referral.cpts_id == cpts_id),
+        delete(EligibilityAssessment).where(EligibilityAssessment.patient_id.in_(patients)),
         delete(Allocation).where(Allocation.appointment_id.in_(appointments)),
         delete(VisitOffer).where(VisitOffer.appointment_id.in_(appointments)),
         delete(Appointment).where(Appointment.cpts_id == cpts_id),
