@@ -45,6 +45,7 @@ from workflows import appointments
 from workflows.machine import Machine
 
 S = ReferralState
+SPECIALIST_SEES = (S.SUBMITTED, S.ACCEPTED, S.SCHEDULED, S.DONE)
 MACHINE = Machine(
     "l'adressage",
     {
@@ -72,11 +73,12 @@ LETTER_FIELDS = ("reason", "current_treatment", "history", "free_text")
 
 @register_care_relation
 def referral_parties(professional_id: int) -> Select:
-    """The author GP and, once the referral is sent, the targeted specialist take part in the patient's care."""
+    """The author GP and — while the referral is live, from its sending to its completion — the targeted
+    specialist take part in the patient's care; a rejected or cancelled referral opens nothing to them."""
     return select(Referral.patient_id.label("patient_id")).where(
         or_(
             Referral.author_id == professional_id,
-            (Referral.target_specialist_id == professional_id) & (Referral.state != ReferralState.DRAFT),
+            (Referral.target_specialist_id == professional_id) & Referral.state.in_(SPECIALIST_SEES),
         )
     )
 

@@ -294,3 +294,14 @@ def test_completing_the_appointment_completes_the_referral(db_session, territory
         db_session, idel_user, appointment, checklist={"camera": True, "sound": True, "light": True, "privacy": True}
     )
     assert referral.state is S.DONE
+
+
+@pytest.mark.parametrize("state", [S.REJECTED, S.CANCELLED])
+def test_a_closed_referral_gives_the_specialist_no_access(db_session, territory, gp, state):
+    from hub.services.care import has_care_relation
+
+    referral = in_state(db_session, territory, gp, state)
+    if referral.target_specialist_id is None:
+        referral.target_specialist_id = territory.cardiologist.id
+    db_session.flush()
+    assert not has_care_relation(db_session, territory.cardiologist.id, referral.patient)
