@@ -37,8 +37,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from icalendar import Alarm, Calendar, Event  # noqa: E402
-from sqlalchemy import create_engine, func, make_url, select, text  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
+from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from hub import create_app, migrate  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope, utcnow  # noqa: E402
 from hub.models import (  # noqa: E402
@@ -66,26 +67,6 @@ PLACES = (PlaceKind.HOME, PlaceKind.PRACTICE, PlaceKind.PHARMACY, PlaceKind.DEDI
 
 # --------------------------------------------------------------------------------------------------------------
 # Database
-
-
-def prepare_postgresql(url: str) -> None:
-    """Create the database if missing, then start from an empty public schema."""
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database})
-            if not exists:
-                connection.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
-    finally:
-        admin.dispose()
-    engine = create_engine(target, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            connection.exec_driver_sql("CREATE SCHEMA public")
-    finally:
-        engine.dispose()
 
 
 @dataclass

@@ -37,8 +37,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from sqlalchemy import create_engine, delete, event, insert, make_url, select, text  # noqa: E402
+from sqlalchemy import delete, event, insert, select, text  # noqa: E402
 
+from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from hub import migrate  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from hub.models import Profession, SessionProgram, Slot  # noqa: E402
@@ -58,28 +59,6 @@ COLUMNS = ("program_id", "occurrence_start", "position", "starts_at", "ends_at",
 
 # --------------------------------------------------------------------------------------------------------------
 # Database
-
-
-def prepare_postgresql(url: str) -> None:
-    """Create the database if missing, then start from an empty public schema."""
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": target.database}
-            )
-            if not exists:
-                connection.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
-    finally:
-        admin.dispose()
-    engine = create_engine(target, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.exec_driver_sql("DROP SCHEMA IF EXISTS public CASCADE")
-            connection.exec_driver_sql("CREATE SCHEMA public")
-    finally:
-        engine.dispose()
 
 
 def create_programs(engine) -> None:
