@@ -61,6 +61,9 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     assert download.data == PDF and download.headers["X-Content-Type-Options"] == "nosniff"
     letter = client.get(f"/referrals/{referral.id}/letter.pdf")
     assert letter.data.startswith(b"%PDF-") and letter.headers["Content-Disposition"].startswith("attachment")
+    # The médecin traitant sees the scheduled teleconsultation on the patient's timeline.
+    record = client.get(f"/patients/{hub['patient'].id}").get_data(as_text=True)
+    assert "Rendez-vous — Téléconsultation assistée" in record and "Adressage" in record
 
 
 @pytest.mark.parametrize(
