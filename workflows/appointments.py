@@ -22,7 +22,6 @@ from hub.models import (
     Appointment,
     AppointmentKind,
     AppointmentState,
-    CareTeamMember,
     ConsentKind,
     Patient,
     PlaceKind,
@@ -36,7 +35,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from hub.services.care import register_care_relation
+from hub.services.care import care_team_member, register_care_relation
 from hub.services.identity import has_valid_consent
 from scheduling.bookings import Hold, allocate, release
 from workflows import fees
@@ -235,17 +234,7 @@ def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
 
 def own_idel(session: Session, patient: Patient) -> Professional | None:
     """The patient's own IDEL: the first nurse of the care team."""
-    return session.scalar(
-        select(Professional)
-        .join(CareTeamMember, CareTeamMember.professional_id == Professional.id)
-        .where(
-            CareTeamMember.patient_id == patient.id,
-            Professional.profession == Profession.NURSE,
-            Professional.is_active.is_(True),
-        )
-        .order_by(CareTeamMember.added_at)
-        .limit(1)
-    )
+    return care_team_member(session, patient, Profession.NURSE)
 
 
 def _check_can_accompany(idel: Professional, patient: Patient, place_kind: PlaceKind) -> None:

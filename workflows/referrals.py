@@ -22,7 +22,6 @@ from hub.models import (
     Appointment,
     AppointmentState,
     AttachmentKind,
-    CareTeamMember,
     ConsentKind,
     ConsentMethod,
     Patient,
@@ -38,7 +37,7 @@ from hub.models import (
     Urgency,
     User,
 )
-from hub.services.care import register_care_relation
+from hub.services.care import care_team_member, register_care_relation
 from hub.services.identity import add_consent
 from scheduling.slots import HOLDING_STATES
 from workflows import appointments
@@ -217,17 +216,8 @@ def add_attachment(session: Session, actor: User, referral: Referral, *, kind, s
 
 def proposed_specialist(session: Session, patient: Patient) -> Professional | None:
     """The patient's own cardiologist, proposed first (seed 004: « respecte le cardiologue du patient »)."""
-    return session.scalar(
-        select(Professional)
-        .join(CareTeamMember, CareTeamMember.professional_id == Professional.id)
-        .where(
-            CareTeamMember.patient_id == patient.id,
-            Professional.profession == Profession.SPECIALIST,
-            Professional.is_active.is_(True),
-            func.lower(Professional.specialty).like("%cardio%"),
-        )
-        .order_by(CareTeamMember.added_at)
-        .limit(1)
+    return care_team_member(
+        session, patient, Profession.SPECIALIST, func.lower(Professional.specialty).like("%cardio%")
     )
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from sqlalchemy import Select, exists, select, union_all
 from sqlalchemy.orm import Session
 
-from hub.models import CareTeamMember, Patient
+from hub.models import CareTeamMember, Patient, Professional
 
 CareRelationSource = Callable[[int], Select]
 CARE_RELATION_SOURCES: list[CareRelationSource] = []
@@ -45,3 +45,19 @@ def has_care_relation(session: Session, professional_id: int, patient: Patient) 
         return True
     related = patient_ids_in_care_of(professional_id)
     return bool(session.scalar(select(exists().where(related.c.patient_id == patient.id))))
+
+
+def care_team_member(session: Session, patient: Patient, profession, *conditions) -> Professional | None:
+    """The patient's own professional of that profession (the longest in the care team), e.g. their IDEL."""
+    return session.scalar(
+        select(Professional)
+        .join(CareTeamMember, CareTeamMember.professional_id == Professional.id)
+        .where(
+            CareTeamMember.patient_id == patient.id,
+            Professional.profession == profession,
+            Professional.is_active.is_(True),
+            *conditions,
+        )
+        .order_by(CareTeamMember.added_at)
+        .limit(1)
+    )
