@@ -68,3 +68,32 @@ def territory(db_session, cpts) -> Territory:
         patient=patient,
         program=program,
     )
+
+
+def check_in(session, user, appointment):
+    """The IDEL's arrival with the traces the check-in requires (identity, location, call-back phone)."""
+    from workflows import appointments
+
+    appointments.check_in(
+        session, user, appointment, identity_method="CNI", patient_location="Cabinet", callback_phone="0612345678"
+    )
+
+
+FULL_CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
+
+
+def carry_out(session, idel_user, appointment):
+    """The visit as the IDEL lives it: confirmed, the patient checked in, the session done."""
+    from workflows import appointments
+
+    appointments.confirm(session, idel_user, appointment, now=NOW)
+    check_in(session, idel_user, appointment)
+    appointments.complete(session, idel_user, appointment, checklist=FULL_CHECKLIST)
+
+
+def telesoin_program(session, cpts, *, performer, **overrides):
+    """A weekly télésoin program of one performer: no accompaniment around the slots."""
+    from hub.models import ProgramKind
+
+    values = {"kind": ProgramKind.TELESOIN, "accompaniment_before_minutes": 0, "accompaniment_after_minutes": 0}
+    return factories.program(session, cpts, performer=performer, **(values | overrides))

@@ -17,7 +17,7 @@ from hub.models import (
 )
 from scheduling.bookings import BookingConflict
 from tests import factories
-from tests.workflows.conftest import MONDAY_14H, NOW
+from tests.workflows.conftest import FULL_CHECKLIST, MONDAY_14H, NOW, check_in
 from workflows import appointments
 
 S = AppointmentState
@@ -128,11 +128,9 @@ def test_idel_confirms_then_check_in_and_complete(db_session, territory):
     )
     assert appointment.state is S.CHECKED_IN and appointment.identity_checked_by_user_id == t.idel_user.id
     with pytest.raises(ValidationFailed) as caught:
-        appointments.complete(db_session, t.cardiologist and t.idel_user, appointment, checklist={"camera": True})
+        appointments.complete(db_session, t.idel_user, appointment, checklist={"camera": True})
     assert {"sound", "light", "privacy"} <= set(caught.value.errors)
-    appointments.complete(
-        db_session, t.idel_user, appointment, checklist={"camera": True, "sound": True, "light": True, "privacy": True}
-    )
+    appointments.complete(db_session, t.idel_user, appointment, checklist=FULL_CHECKLIST)
     assert appointment.state is S.DONE
 
 
@@ -294,14 +292,7 @@ def test_degraded_keeps_the_reason(db_session, territory):
     t = territory
     appointment = book(db_session, t)
     appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
-    appointments.check_in(
-        db_session,
-        t.idel_user,
-        appointment,
-        identity_method="CNI",
-        patient_location="Cabinet",
-        callback_phone="0612345678",
-    )
+    check_in(db_session, t.idel_user, appointment)
     appointments.degrade(db_session, t.idel_user, appointment, reason="Vidéo coupée, poursuite au téléphone")
     assert appointment.state is S.DEGRADED
 
@@ -355,12 +346,5 @@ def test_every_change_raises_the_calendar_sequence(db_session, territory):
     appointment = book(db_session, t)
     appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
     before = appointment.sequence
-    appointments.check_in(
-        db_session,
-        t.idel_user,
-        appointment,
-        identity_method="CNI",
-        patient_location="Cabinet",
-        callback_phone="0612345678",
-    )
+    check_in(db_session, t.idel_user, appointment)
     assert appointment.sequence == before + 1

@@ -13,11 +13,10 @@ from hub.models import (
     FeeEntry,
     PlaceKind,
     Profession,
-    ProgramKind,
     Slot,
 )
 from tests import factories
-from tests.workflows.conftest import NOW, PARIS
+from tests.workflows.conftest import NOW, PARIS, carry_out, check_in, telesoin_program
 from workflows import appointments, fees
 
 
@@ -132,21 +131,6 @@ def test_key_letter_times_coefficient(db_session, cpts, code):
     assert entry.amount == price.quantize(Decimal("0.01"))
 
 
-def finish(db_session, t, appointment):
-    appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
-    appointments.check_in(
-        db_session,
-        t.idel_user,
-        appointment,
-        identity_method="CNI",
-        patient_location="Cabinet",
-        callback_phone="0612345678",
-    )
-    appointments.complete(
-        db_session, t.idel_user, appointment, checklist={"camera": True, "sound": True, "light": True, "privacy": True}
-    )
-
-
 @pytest.mark.parametrize(
     ("place", "code"),
     [(PlaceKind.DEDICATED_PLACE, "TLL"), (PlaceKind.HOME, "TLD"), (PlaceKind.NURSING_VISIT, "TLS")],
@@ -157,7 +141,7 @@ def test_assisted_teleconsultation_accrues_for_doctor_and_idel(db_session, terri
     t.idel.served_communes = "24571"
     slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
     appointment = appointments.book(db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=place, now=NOW)
-    finish(db_session, t, appointment)
+    carry_out(db_session, t.idel_user, appointment)
     entries = {e.professional_id: e for e in db_session.scalars(select(FeeEntry))}
     assert (entries[t.cardiologist.id].code, entries[t.cardiologist.id].amount) == ("TC", Decimal("25.00"))
     assert (entries[t.idel.id].code, entries[t.idel.id].prescriber_rpps) == (code, t.cardiologist.rpps)
@@ -171,14 +155,7 @@ def test_degraded_appointment_accrues_nothing(db_session, territory):
         db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
     )
     appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
-    appointments.check_in(
-        db_session,
-        t.idel_user,
-        appointment,
-        identity_method="CNI",
-        patient_location="Cabinet",
-        callback_phone="0612345678",
-    )
+    check_in(db_session, t.idel_user, appointment)
     appointments.degrade(db_session, t.idel_user, appointment, reason="Coupure vidéo")
     assert fees.accrue_appointment(db_session, appointment) == []
     assert appointment.state is AppointmentState.DEGRADED
@@ -187,15 +164,7 @@ def test_degraded_appointment_accrues_nothing(db_session, territory):
 @pytest.fixture
 def kine_program(db_session, territory):
     kine = pro(db_session, territory.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True)
-    program = factories.program(
-        db_session,
-        territory.cpts,
-        performer=kine,
-        kind=ProgramKind.TELESOIN,
-        accompaniment_before_minutes=0,
-        accompaniment_after_minutes=0,
-        slot_minutes=30,
-    )
+    program = telesoin_program(db_session, territory.cpts, performer=kine, slot_minutes=30)
     return kine, program
 
 
@@ -223,14 +192,7 @@ def test_kine_assessment_is_never_telesoin(db_session, territory, kine_program, 
 def test_idel_telesoin_only_for_the_four_acts(db_session, territory):
     t = territory
     nurse = pro(db_session, t.cpts, Profession.NURSE)
-    program = factories.program(
-        db_session,
-        t.cpts,
-        performer=nurse,
-        kind=ProgramKind.TELESOIN,
-        accompaniment_before_minutes=0,
-        accompaniment_after_minutes=0,
-    )
+    program = telesoin_program(db_session, t.cpts, performer=nurse)
     with pytest.raises(RuleViolation, match="ne peut réaliser que"):
         book_telesoin(db_session, t, program, dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC), act="injection")
     start = dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC)
@@ -425,14 +387,7 @@ def test_remote_dressing_month_is_the_paris_month(db_session, territory):
     at 00:30 Paris on 1 December (23:30Z on 30 November) in December."""
     t = territory
     nurse = pro(db_session, t.cpts, Profession.NURSE)
-    program = factories.program(
-        db_session,
-        t.cpts,
-        performer=nurse,
-        kind=ProgramKind.TELESOIN,
-        accompaniment_before_minutes=0,
-        accompaniment_after_minutes=0,
-    )
+    program = telesoin_program(db_session, t.cpts, performer=nurse)
     dressing = {"act": "suivi_pansement", "last_in_person_dressing_on": dt.date(2026, 11, 1)}
     for day in (24, 25, 26):
         book_telesoin(db_session, t, program, dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC), **dressing)

@@ -19,7 +19,7 @@ from hub.models import (
 from hub.services.care import has_care_relation
 from scheduling.bookings import BookingConflict
 from tests import factories
-from tests.workflows.conftest import MONDAY_14H, NOW
+from tests.workflows.conftest import MONDAY_14H, NOW, carry_out
 from workflows import appointments, referrals
 
 S = ReferralState
@@ -281,18 +281,7 @@ def test_completing_the_appointment_completes_the_referral(db_session, territory
     slot = factories.slot(db_session, t.program, MONDAY_14H)
     appointment = referrals.schedule(db_session, t.coordinator, referral, slot=slot, now=NOW)
     idel_user = t.idel_user if appointment.accompanying_id == t.idel.id else t.other_idel_user
-    appointments.confirm(db_session, idel_user, appointment, now=NOW)
-    appointments.check_in(
-        db_session,
-        idel_user,
-        appointment,
-        identity_method="CNI",
-        patient_location="Cabinet",
-        callback_phone="0612345678",
-    )
-    appointments.complete(
-        db_session, idel_user, appointment, checklist={"camera": True, "sound": True, "light": True, "privacy": True}
-    )
+    carry_out(db_session, idel_user, appointment)
     assert referral.state is S.DONE
 
 
