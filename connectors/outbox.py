@@ -33,3 +33,21 @@ def enqueue(
     )
     session.add(message)
     return message
+
+
+def email_professional(
+    session: Session, professional, *, kind: str, payload: dict, key: str, cpts_id: int | None
+) -> OutboxMessage | None:
+    """Queue a notification e-mail to a professional (ids only, no health data); nothing when they have
+    no e-mail address. `key` names the event, so that the same event is never queued twice."""
+    if professional is None or not professional.email:
+        return None
+    return enqueue(
+        session,
+        channel="email",
+        recipient=professional.email,
+        kind=kind,
+        cpts_id=cpts_id,
+        payload={**payload, "professional_id": professional.id},
+        idempotency_key=f"{kind}:{key}",
+    )

@@ -639,16 +639,13 @@ def add_office_minutes(start: dt.datetime, minutes: int, zone: str) -> dt.dateti
 
 
 def _notify_professional(session, professional, appointment, *, kind: str, key: str) -> None:
-    if professional is None or not professional.email:
-        return
-    outbox.enqueue(
+    outbox.email_professional(
         session,
-        channel="email",
-        recipient=professional.email,
+        professional,
         kind=kind,
+        payload={"appointment_id": appointment.id},
+        key=f"{key}:{appointment.sequence}",
         cpts_id=appointment.cpts_id,
-        payload={"appointment_id": appointment.id, "professional_id": professional.id},
-        idempotency_key=f"{kind}:{key}:{appointment.sequence}",
     )
 
 

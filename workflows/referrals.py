@@ -327,16 +327,8 @@ def done_for_appointment(session: Session, actor: User, appointment: Appointment
 def _tell_author(session: Session, referral: Referral, kind: str) -> None:
     """The GP is told in the hub (the referral's state) and by e-mail: a link, no health data."""
     author = referral.author or session.get(Professional, referral.author_id)
-    if author is None or not author.email:
-        return
-    outbox.enqueue(
-        session,
-        channel="email",
-        recipient=author.email,
-        kind=kind,
-        cpts_id=referral.cpts_id,
-        payload={"referral_id": referral.id, "professional_id": author.id},
-        idempotency_key=f"{kind}:{referral.id}",
+    outbox.email_professional(
+        session, author, kind=kind, payload={"referral_id": referral.id}, key=str(referral.id), cpts_id=referral.cpts_id
     )
 
 
