@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 from hub import create_app, migrate
 from hub.db import make_engine
+from hub.models import Profession, Role
 from hub.services import accounts
 from tests import factories
 
@@ -221,3 +222,28 @@ def purge_cpts(session, cpts_id: int) -> None:
         delete(Organisation).where(Organisation.id == cpts_id),
     ):
         session.execute(statement)
+
+
+# The users most tests need, one of each role, in the test's CPTS.
+
+
+@pytest.fixture
+def gp(db_session, cpts):
+    professional = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
+
+
+@pytest.fixture
+def nurse(db_session, cpts):
+    return factories.user(db_session, cpts, Role.PROFESSIONAL)
+
+
+@pytest.fixture
+def coordinator(db_session, cpts):
+    professional = factories.professional(db_session, cpts, Profession.COORDINATOR)
+    return factories.user(db_session, cpts, Role.COORDINATOR, professional_row=professional)
+
+
+@pytest.fixture
+def admin(db_session, cpts):
+    return factories.user(db_session, cpts, Role.ADMIN)

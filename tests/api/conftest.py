@@ -1,8 +1,6 @@
 import pytest
 
-from hub.models import Profession, Role
 from hub.services import accounts
-from tests import factories
 
 
 class ApiClient:
@@ -30,25 +28,3 @@ def api_as(client, db_session):
         return ApiClient(client, raw)
 
     return make
-
-
-@pytest.fixture
-def gp(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
-    return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
-
-
-@pytest.fixture
-def nurse(db_session, cpts):
-    return factories.user(db_session, cpts, Role.PROFESSIONAL)
-
-
-@pytest.fixture
-def coordinator(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.COORDINATOR)
-    return factories.user(db_session, cpts, Role.COORDINATOR, professional_row=professional)
-
-
-@pytest.fixture
-def admin(db_session, cpts):
-    return factories.user(db_session, cpts, Role.ADMIN)

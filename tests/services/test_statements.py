@@ -387,11 +387,6 @@ def test_statement_and_overview_query_counts_do_not_grow_with_the_data(db_sessio
 # --- tariffs ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin(db_session, cpts):
-    return factories.user(db_session, cpts, Role.ADMIN)
-
-
 def versions(db_session, code):
     return db_session.execute(
         select(Tariff.amount, Tariff.effective_from, Tariff.effective_until)

@@ -44,17 +44,6 @@ def gp(db_session, cpts):
 
 
 @pytest.fixture
-def coordinator(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.COORDINATOR)
-    return factories.user(db_session, cpts, Role.COORDINATOR, professional_row=professional)
-
-
-@pytest.fixture
-def admin(db_session, cpts):
-    return factories.user(db_session, cpts, Role.ADMIN)
-
-
-@pytest.fixture
 def ledger(db_session, cpts, idel, other_idel):
     """Sophie Delmas's November: two accompaniments for a cardiologist and a télésoin act; 5 months declared."""
     cardiologist = factories.professional(db_session, cpts, Profession.SPECIALIST)

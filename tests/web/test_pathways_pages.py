@@ -3,21 +3,9 @@ import datetime as dt
 import pytest
 from sqlalchemy import event, func, select
 
-from hub.models import CarePathway, EligibilityAssessment, PathwayTemplate, Profession, Role, StepState
+from hub.models import CarePathway, EligibilityAssessment, PathwayTemplate, Role, StepState
 from tests import factories
 from workflows import pathways
-
-
-@pytest.fixture
-def gp(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
-    return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
-
-
-@pytest.fixture
-def coordinator(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.COORDINATOR)
-    return factories.user(db_session, cpts, Role.COORDINATOR, professional_row=professional)
 
 
 @pytest.fixture
