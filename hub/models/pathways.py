@@ -68,6 +68,10 @@ class Referral(Base):
     rejection_reason: Mapped[str | None] = mapped_column(String(500))
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+    # The referral letter (96349-6), rendered and stored under its hash when the referral is scheduled, so
+    # that the appointment carries the letter as it was sent.
+    letter_sha256: Mapped[str | None] = mapped_column(String(64))
+    letter_size: Mapped[int | None] = mapped_column(Integer)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

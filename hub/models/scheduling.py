@@ -95,6 +95,9 @@ class SessionProgram(Base):
     exdates: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of ISO instants
     own_idel_delay_minutes: Mapped[int] = mapped_column(Integer, default=120)
     horizon_weeks: Mapped[int] = mapped_column(Integer, default=12)
+    # Hours after the session within which its reports must reach each recipient role, JSON
+    # {"medecin_traitant": 48, …}; a role left out takes workflows.reports.DEFAULT_DELAYS.
+    report_delays: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -243,6 +246,8 @@ class Appointment(Base):
     act_coefficient: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     last_in_person_dressing_on: Mapped[dt.date | None] = mapped_column(Date)
     remote_share_override_reason: Mapped[str | None] = mapped_column(String(300))
+    # A serial télésoin session may go without its own report (seed 002), never the last of the series.
+    report_waived_reason: Mapped[str | None] = mapped_column(String(300))
 
     patient: Mapped[Patient] = relationship()
     performer: Mapped[Professional] = relationship(foreign_keys=[performer_id])

@@ -1,0 +1,291 @@
+"""Remote acts' written traces: reports (compte-rendus), téléexpertise requests, their deliveries.
+
+A signed report is frozen: its PDF and CDA are rendered once at signing and stored under their hash
+(hub.services.documents), so that every delivery and every re-send carries the same bytes. A correction is
+a new version (`supersedes_id`) that is signed, stored and routed in turn.
+"""
+
+import datetime as dt
+from enum import StrEnum
+
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from hub.db import Base, UTCDateTime, utcnow
+from hub.models._types import enum_type
+from hub.models.patient import Patient
+from hub.models.professional import Professional
+
+
+class ReportKind(StrEnum):
+    TELECONSULTATION = "teleconsultation"
+    TELESOIN = "telesoin"
+    TELEEXPERTISE = "teleexpertise"  # the expert's answer
+
+
+# LOINC document type codes (ANS JDV_J07, DESIGN.md "Interoperability").
+REPORT_LOINC = {
+    ReportKind.TELECONSULTATION: "85208-7",
+    ReportKind.TELEEXPERTISE: "85208-7",
+    ReportKind.TELESOIN: "11506-3",
+}
+LOINC_LABELS = {
+    "85208-7": "Compte rendu de télémédecine",
+    "11506-3": "Compte rendu de suivi de soins par auxiliaire médical",
+    "75496-0": "Demande d'acte de télémédecine",
+    "96349-6": "Lettre d'adressage",
+}
+REPORT_KIND_LABELS = {
+    ReportKind.TELECONSULTATION: "Compte rendu de téléconsultation",
+    ReportKind.TELESOIN: "Compte rendu de télésoin",
+    ReportKind.TELEEXPERTISE: "Réponse de téléexpertise",
+}
+
+
+class ReportState(StrEnum):
+    DRAFT = "draft"
+    SIGNED = "signed"
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+
+
+REPORT_STATE_LABELS = {
+    ReportState.DRAFT: "Brouillon",
+    ReportState.SIGNED: "Signé, envoi en attente",
+    ReportState.SENT: "Envoyé",
+    ReportState.ACKNOWLEDGED: "Acquitté",
+}
+
+
+class Report(Base):
+    """A compte-rendu written by the performer of an appointment, or the expert's answer to a request."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        UniqueConstraint("document_uid", name="uq_reports_document_uid"),
+        UniqueConstraint("root_id", "version", name="uq_reports_root_version"),
+        Index("ix_reports_cpts_state", "cpts_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    kind: Mapped[ReportKind] = mapped_column(enum_type(ReportKind, "report_kind"))
+    state: Mapped[ReportState] = mapped_column(enum_type(ReportState, "report_state"), default=ReportState.DRAFT)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
+    # Set for a session's report; a téléexpertise answer has none (its request points at it instead).
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), index=True)
+    # Versions: the first report of a chain is its own root; a correction points at what it supersedes.
+    root_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), unique=True)
+    superseded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # What HAS asks a report to hold (seed 002).
+    performed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    acts: Mapped[str] = mapped_column(Text, default="")
+    prescriptions: Mapped[str | None] = mapped_column(Text)
+    participant_ids: Mapped[str] = mapped_column(Text, default="[]")  # JSON: every professional who took part
+    technical_incidents: Mapped[str | None] = mapped_column(Text)
+    conclusion: Mapped[str] = mapped_column(Text, default="")
+    follow_up: Mapped[str | None] = mapped_column(Text)
+    follow_up_modality: Mapped[str | None] = mapped_column(String(40))  # a pathway step asked (Modality value)
+    copy_participants: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Frozen at signing.
+    document_uid: Mapped[str | None] = mapped_column(String(64))  # OID-shaped unique id of the CDA
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    pdf_size: Mapped[int | None] = mapped_column(Integer)
+    cda_sha256: Mapped[str | None] = mapped_column(String(64))
+    cda_size: Mapped[int | None] = mapped_column(Integer)
+    signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    signed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    patient: Mapped[Patient] = relationship()
+    author: Mapped[Professional] = relationship()
+    deliveries: Mapped[list["Delivery"]] = relationship(
+        back_populates="report", order_by="Delivery.id", foreign_keys="Delivery.report_id"
+    )
+
+    @property
+    def loinc(self) -> str:
+        return REPORT_LOINC[self.kind]
+
+
+class RecipientRole(StrEnum):
+    PATIENT = "patient"
+    ATTENDING_GP = "medecin_traitant"
+    PRESCRIBER = "prescripteur"  # the referring GP, or the téléexpertise requester
+    PARTICIPANT = "participant"
+    DMP = "dmp"
+
+
+RECIPIENT_ROLE_LABELS = {
+    RecipientRole.PATIENT: "Patient (Mon espace santé)",
+    RecipientRole.ATTENDING_GP: "Médecin traitant",
+    RecipientRole.PRESCRIBER: "Prescripteur / médecin adresseur",
+    RecipientRole.PARTICIPANT: "Professionnel participant",
+    RecipientRole.DMP: "DMP (Mon espace santé)",
+}
+
+
+class DeliveryState(StrEnum):
+    QUEUED = "queued"
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+    REFUSED = "refused"  # the receiver's MDN said it could not integrate the document (902, 903, 904…)
+    FAILED = "failed"  # the outbox message is dead
+
+
+DELIVERY_STATE_LABELS = {
+    DeliveryState.QUEUED: "Envoi en attente",
+    DeliveryState.SENT: "Envoyé",
+    DeliveryState.ACKNOWLEDGED: "Acquitté",
+    DeliveryState.REFUSED: "Refusé par le destinataire",
+    DeliveryState.FAILED: "Échec d'envoi",
+}
+
+
+class Delivery(Base):
+    """One document to one recipient: the business side of an outbox message (which recipient, for which
+    role, due when, acknowledged or refused by the receiver's MDN)."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        CheckConstraint("report_id IS NOT NULL OR teleexpertise_request_id IS NOT NULL", name="delivery_has_document"),
+        Index("ix_deliveries_state_due", "state", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
+    teleexpertise_request_id: Mapped[int | None] = mapped_column(ForeignKey("teleexpertise_requests.id"), index=True)
+    recipient_role: Mapped[RecipientRole] = mapped_column(enum_type(RecipientRole, "recipient_role"))
+    recipient_professional_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"))
+    channel: Mapped[str] = mapped_column(String(20))  # mssante, dmp
+    address: Mapped[str] = mapped_column(String(254))
+    outbox_message_id: Mapped[int] = mapped_column(ForeignKey("outbox_messages.id"), unique=True)
+    # The Message-ID the MDN will quote (MSSanté), known before sending because it derives from the key.
+    message_id: Mapped[str | None] = mapped_column(String(200), unique=True)
+    state: Mapped[DeliveryState] = mapped_column(
+        enum_type(DeliveryState, "delivery_state"), default=DeliveryState.QUEUED
+    )
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    refusal_code: Mapped[str | None] = mapped_column(String(10))
+    refusal_text: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    report: Mapped[Report | None] = relationship(back_populates="deliveries", foreign_keys=[report_id])
+    recipient_professional: Mapped[Professional | None] = relationship()
+
+
+class TeleexpertiseState(StrEnum):
+    SUBMITTED = "submitted"
+    ASSIGNED = "assigned"  # FHIR ServiceRequest active/ready
+    IN_PROGRESS = "in_progress"  # active/in_progress
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+
+
+TELEEXPERTISE_STATE_LABELS = {
+    TeleexpertiseState.SUBMITTED: "Envoyée",
+    TeleexpertiseState.ASSIGNED: "Attribuée",
+    TeleexpertiseState.IN_PROGRESS: "En cours d'examen",
+    TeleexpertiseState.ANSWERED: "Répondue",
+    TeleexpertiseState.CLOSED: "Clôturée",
+    TeleexpertiseState.DECLINED: "Déclinée",
+    TeleexpertiseState.EXPIRED: "Expirée (délai dépassé)",
+}
+TELEEXPERTISE_REQUEST_LOINC = "75496-0"
+
+
+class TeleexpertiseRequest(Base):
+    """A requester's question to an expert or to a specialty pool (requis) about one patient."""
+
+    __tablename__ = "teleexpertise_requests"
+    __table_args__ = (
+        CheckConstraint("expert_id IS NOT NULL OR specialty IS NOT NULL", name="request_has_expert"),
+        Index("ix_teleexpertise_requests_state_deadline", "state", "deadline_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
+    expert_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"), index=True)
+    specialty: Mapped[str | None] = mapped_column(String(100))  # the pool, when no expert is named
+    consent_id: Mapped[int] = mapped_column(ForeignKey("consents.id"))
+    question: Mapped[str] = mapped_column(Text)
+    context: Mapped[str | None] = mapped_column(Text)
+    deadline_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    state: Mapped[TeleexpertiseState] = mapped_column(
+        enum_type(TeleexpertiseState, "teleexpertise_state"), default=TeleexpertiseState.SUBMITTED
+    )
+    decline_reason: Mapped[str | None] = mapped_column(String(500))
+    answer_report_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
+    # The request document (75496-0), frozen at submission like a signed report.
+    document_uid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    pdf_sha256: Mapped[str | None] = mapped_column(String(64))
+    pdf_size: Mapped[int | None] = mapped_column(Integer)
+    cda_sha256: Mapped[str | None] = mapped_column(String(64))
+    cda_size: Mapped[int | None] = mapped_column(Integer)
+    # Set when the requester was told, before sending, that this request is past the yearly cap (paid 0 €).
+    over_cap_acknowledged: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    patient: Mapped[Patient] = relationship()
+    requester: Mapped[Professional] = relationship(foreign_keys=[requester_id])
+    expert: Mapped[Professional | None] = relationship(foreign_keys=[expert_id])
+    answer: Mapped[Report | None] = relationship(foreign_keys=[answer_report_id])
+    attachments: Mapped[list["TeleexpertiseAttachment"]] = relationship(
+        back_populates="request", order_by="TeleexpertiseAttachment.id"
+    )
+
+
+class TeleexpertiseAttachment(Base):
+    """A photo of a wound, a result, an ECG: stored outside the web root under its content hash (I3)."""
+
+    __tablename__ = "teleexpertise_attachments"
+    __table_args__ = (CheckConstraint("size > 0", name="teleexpertise_attachment_size"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("teleexpertise_requests.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(60))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    request: Mapped[TeleexpertiseRequest] = relationship(back_populates="attachments")
+
+
+class ConnectorSetting(Base):
+    """A CPTS's settings of one connector channel, edited by its admin. Secrets stay out of the database:
+    certificates and keys are paths on the server, the webhook secret and SMS token are read from the
+    server's configuration under the name given here."""
+
+    __tablename__ = "connector_settings"
+    __table_args__ = (UniqueConstraint("cpts_id", "channel", name="uq_connector_settings_cpts_channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    channel: Mapped[str] = mapped_column(String(20))
+    is_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    settings: Mapped[str] = mapped_column(Text, default="{}")  # JSON: host, port, sender, ca_file, cert_file…
+    updated_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
