@@ -3,6 +3,7 @@ the referral letter produced on demand (document type 96349-6, DESIGN.md)."""
 
 import hashlib
 import re
+import secrets
 import unicodedata
 from pathlib import Path
 
@@ -39,19 +40,25 @@ def store_upload(upload_dir: Path, content: bytes, filename: str | None, *, max_
     content_type = sniff(content)
     if content_type is None:
         raise ValidationFailed({"file": "Format non accepté : seuls les PDF, PNG et JPEG sont acceptés."})
-    digest = hashlib.sha256(content).hexdigest()
-    path = stored_path(upload_dir, digest)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        partial.write_bytes(content)
-        partial.replace(path)
     return {
         "filename": sanitise_filename(filename, content_type),
         "content_type": content_type,
         "size": len(content),
-        "sha256": digest,
+        "sha256": store_blob(upload_dir, content),
     }
+
+
+def store_blob(upload_dir: Path, content: bytes) -> str:
+    """Store bytes the hub produced itself (a rendered PDF, a CDA) under their SHA-256, written whole or not
+    at all; returns the hash. The same bytes stored twice are one file."""
+    digest = hashlib.sha256(content).hexdigest()
+    path = stored_path(upload_dir, digest)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        partial.write_bytes(content)
+        partial.replace(path)
+    return digest
 
 
 def stored_path(upload_dir: Path, sha256: str) -> Path:
