@@ -1,0 +1,145 @@
+"""The readable rendering of a clinical document: an A4 PDF in French with the patient's strict traits, the
+professionals' RPPS, the date of the act and the sections. The same document always gives the same bytes,
+so the hash stored at signing still matches the file sent on a later attempt."""
+
+import unicodedata
+
+from hub.formatting import french_datetime
+from hub.models.patient import IDENTITY_STATUS_LABELS
+from hub.services.clinical_documents import ClinicalDocument, PatientIdentity, ProfessionalIdentity
+
+ZONE = "Europe/Paris"
+SEX_LABELS = {"F": "Féminin", "M": "Masculin", "I": "Indéterminé"}
+LINE = 5.0
+LABEL_WIDTH = 62.0
+# Signs a report often holds that the code page lacks and that have no ASCII decomposition.
+FALLBACKS = {"≥": ">=", "≤": "<=", "≠": "!=", "→": "->", "←": "<-"}
+
+
+def render_pdf(doc: ClinicalDocument, *, compress: bool = True) -> bytes:
+    """The document as PDF bytes, identical for an identical document (`compress=False` lets tests read the
+    text streams)."""
+    from fpdf import FPDF  # only the renderings need it
+
+    pdf = FPDF(format="A4")
+    pdf.compress = compress
+    pdf.core_fonts_encoding = "windows-1252"  # French accents, œ and € in the standard fonts
+    pdf.set_creation_date(doc.created_at)  # fpdf stamps "now" otherwise, and the hash would change
+    pdf.set_title(pdf_text(doc.title))
+    pdf.set_author(pdf_text(doc.author.full_name))
+    pdf.set_creator("Hub CPTS")
+    pdf.set_producer("Hub CPTS")
+    pdf.set_lang("fr-FR")
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.alias_nb_pages()
+    pdf.footer = lambda: _footer(pdf, doc)
+    pdf.add_page()
+    _heading(pdf, doc)
+    _patient(pdf, doc.patient)
+    _professionals(pdf, doc)
+    _sections(pdf, doc)
+    return bytes(pdf.output())
+
+
+def pdf_text(text: str | None) -> str:
+    """Text the cp1252 core fonts can draw: the narrow no-break space becomes a plain one, a character
+    outside the code page its closest ASCII form (or `?`), so free text never breaks the rendering."""
+    text = (text or "").replace("\u202f", "\u00a0").replace("\t", "    ")
+    return "".join(_drawable(char) for char in text)
+
+
+def _drawable(char: str) -> str:
+    if char == "\n":
+        return char
+    try:
+        char.encode("cp1252")
+    except UnicodeEncodeError:
+        if char in FALLBACKS:
+            return FALLBACKS[char]
+        folded = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
+        return folded or "?"
+    return char if unicodedata.category(char)[0] != "C" else ""
+
+
+def _heading(pdf, doc: ClinicalDocument) -> None:
+    pdf.set_font("helvetica", style="B", size=15)
+    pdf.multi_cell(0, 7, pdf_text(doc.title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=9)
+    pdf.cell(text=pdf_text(f"Type de document : LOINC {doc.loinc}"), new_x="LMARGIN", new_y="NEXT")
+    custodian = doc.custodian.name + (f" (FINESS {doc.custodian.finess})" if doc.custodian.finess else "")
+    pdf.cell(text=pdf_text(f"Structure responsable : {custodian}"), new_x="LMARGIN", new_y="NEXT")
+    version = f"Version {doc.version}"
+    if doc.replaces_uid:
+        version += f", remplace le document {doc.replaces_uid}"
+    pdf.cell(text=pdf_text(version), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
+    _field(pdf, "Date et heure de l'acte", french_datetime(doc.service_started_at or doc.created_at, ZONE))
+    if doc.service_ended_at:
+        _field(pdf, "Fin de l'acte", french_datetime(doc.service_ended_at, ZONE))
+    _field(pdf, "Document établi le", french_datetime(doc.created_at, ZONE))
+    pdf.ln(2)
+
+
+def _patient(pdf, patient: PatientIdentity) -> None:
+    _title(pdf, "Patient")
+    _field(pdf, "Nom de naissance", patient.birth_name)
+    _field(pdf, "Premier prénom de naissance", patient.first_birth_given_name)
+    if patient.birth_given_names:
+        _field(pdf, "Prénoms de naissance", patient.birth_given_names)
+    _field(pdf, "Date de naissance", patient.birth_date.strftime("%d/%m/%Y"))
+    _field(pdf, "Sexe", SEX_LABELS.get(patient.sex, patient.sex))
+    _field(pdf, "Lieu de naissance (code INSEE)", patient.birth_place_insee)
+    if patient.used_last_name:
+        _field(pdf, "Nom utilisé", patient.used_last_name)
+    if patient.used_first_name:
+        _field(pdf, "Prénom utilisé", patient.used_first_name)
+    if patient.ins:
+        _field(pdf, "INS (matricule)", f"{patient.ins} (OID {patient.ins_oid})")
+    _field(pdf, "Statut de l'identité", IDENTITY_STATUS_LABELS.get(patient.identity_status, patient.identity_status))
+    pdf.ln(2)
+
+
+def _professionals(pdf, doc: ClinicalDocument) -> None:
+    _title(pdf, "Professionnels")
+    _field(pdf, doc.author.role or "Auteur", professional_line(doc.author))
+    for participant in doc.participants:
+        _field(pdf, participant.role or "Participant", professional_line(participant))
+    pdf.ln(2)
+
+
+def professional_line(professional: ProfessionalIdentity) -> str:
+    """Name, profession (specialty) and RPPS: how both renderings name a professional."""
+    profession = professional.profession
+    if professional.specialty:
+        profession += f" ({professional.specialty})"
+    rpps = f"RPPS {professional.rpps}" if professional.rpps else "RPPS non renseigné"
+    return f"{professional.full_name}, {profession}, {rpps}"
+
+
+def _sections(pdf, doc: ClinicalDocument) -> None:
+    for section in doc.sections:
+        _title(pdf, section.title)
+        pdf.set_font("helvetica", size=10)
+        pdf.multi_cell(0, LINE, pdf_text(section.text) or "—", new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+
+
+def _title(pdf, text: str) -> None:
+    pdf.set_font("helvetica", style="B", size=12)
+    pdf.multi_cell(0, 7, pdf_text(text), border="B", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
+
+
+def _field(pdf, label: str, value: str) -> None:
+    pdf.set_font("helvetica", style="B", size=10)
+    pdf.cell(w=LABEL_WIDTH, h=LINE, text=pdf_text(label))
+    pdf.set_font("helvetica", size=10)
+    pdf.multi_cell(0, LINE, pdf_text(value) or "—", new_x="LMARGIN", new_y="NEXT")
+
+
+def _footer(pdf, doc: ClinicalDocument) -> None:
+    pdf.set_y(-12)
+    pdf.set_font("helvetica", size=8)
+    pdf.cell(w=0, h=5, text=pdf_text(f"Document {doc.document_uid}"), align="L")
+    pdf.set_x(pdf.l_margin)
+    pdf.cell(w=0, h=5, text=f"Page {pdf.page_no()}/{{nb}}", align="R")
