@@ -23,74 +23,60 @@ FALLBACK_DOMAIN = "cpts-hub.invalid"
 SIGNATURE = "\n\n--\nMessage automatique du hub de coordination de la CPTS. Merci de ne pas y répondre.\n"
 
 
+def message_token(idempotency_key: str) -> str:
+    """The Message-ID's local part: hashed, so that the key's contents do not travel."""
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
+
+
 def message_id_for(idempotency_key: str, domain: str) -> str:
     """A stable Message-ID: the same outbox message re-sent after a crash carries the same id, so the
-    receiver can recognise it (R2). Hashed, so that the key's contents do not travel."""
-    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
-    return f"<{digest}@{domain}>"
+    receiver can recognise it (R2)."""
+    return f"<{message_token(idempotency_key)}@{domain}>"
 
 
-class EmailConnector:
-    channel = "email"
+def tls_context(
+    ca_file: str | None, *, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """Certificates are always verified, against the configured bundle or the system's; a client
+    certificate is presented when one is configured."""
+    context = ssl.create_default_context(cafile=ca_file)
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file or None)
+    return context
+
+
+class SmtpTransport:
+    """One SMTP connection per thread, kept between messages, opened with STARTTLS and certificate checks.
+
+    4xx replies and network or TLS trouble are transient, 5xx replies about the message or its recipient
+    permanent."""
 
     def __init__(
         self,
         *,
         host: str,
-        sender: str,
-        port: int = 587,
-        starttls: bool = True,
-        ca_file: str | None = None,
+        port: int,
+        tls: ssl.SSLContext | None,
         username: str | None = None,
         password: str | None = None,
-        base_url: str | None = None,
         timeout: float = 30.0,
     ):
-        if username and not starttls:
+        if username and tls is None:
             raise ValueError("SMTP_USERNAME needs SMTP_STARTTLS: credentials never travel in clear")
-        self.host, self.port, self.sender = host, port, sender
-        self.starttls, self.username, self.password = starttls, username, password
-        self.base_url = base_url.rstrip("/") if base_url else None
-        self.timeout = timeout
-        self.domain = sender.rpartition("@")[2] or FALLBACK_DOMAIN
-        # Certificates are always verified, against the configured bundle or the system's.
-        self._tls = ssl.create_default_context(cafile=ca_file) if starttls else None
+        self.host, self.port, self.tls = host, port, tls
+        self.username, self.password, self.timeout = username, password, timeout
         self._local = threading.local()
 
-    @classmethod
-    def from_config(cls, config: Mapping) -> "EmailConnector | None":
-        """None when SMTP_HOST or SMTP_FROM is missing: the channel is then "not configured"."""
-        if not config.get("SMTP_HOST") or not config.get("SMTP_FROM"):
-            return None
-        return cls(
-            host=config["SMTP_HOST"],
-            port=int(config.get("SMTP_PORT") or 587),
-            sender=config["SMTP_FROM"],
-            starttls=bool(int(config.get("SMTP_STARTTLS", 1))),
-            ca_file=config.get("SMTP_CA_FILE") or None,
-            username=config.get("SMTP_USERNAME") or None,
-            password=config.get("SMTP_PASSWORD") or None,
-            base_url=config.get("BASE_URL") or None,
-            timeout=float(config.get("SMTP_TIMEOUT_SECONDS") or 30),
-        )
-
-    # --- sending ------------------------------------------------------------------------------------------
-
-    def send(self, message: OutgoingMessage) -> Receipt:
-        """One e-mail to the message's one recipient. 4xx replies and network trouble are transient,
-        5xx replies about the message or its recipient permanent."""
-        recipient = _single_address(message.recipient)
-        email = self.compose(message)
+    def deliver(self, email: EmailMessage, *, sender: str, recipient: str) -> None:
         for attempt in (1, 2):
             reused = getattr(self._local, "smtp", None) is not None
             try:
-                self._deliver(email, recipient)
-                break
+                self._deliver(email, sender, recipient)
+                return
             except smtplib.SMTPServerDisconnected:
                 # A kept connection may have been closed by the server while idle: one fresh attempt.
                 if not (reused and attempt == 1):
                     raise TransientError("le serveur SMTP a coupé la connexion") from None
-        return Receipt(id=email["Message-ID"])
 
     def close(self) -> None:
         smtp = getattr(self._local, "smtp", None)
@@ -101,10 +87,10 @@ class EmailConnector:
             except (smtplib.SMTPException, OSError):
                 smtp.close()
 
-    def _deliver(self, email: EmailMessage, recipient: str) -> None:
+    def _deliver(self, email: EmailMessage, sender: str, recipient: str) -> None:
         smtp = self._connection()
         try:
-            smtp.send_message(email, from_addr=self.sender, to_addrs=[recipient])
+            smtp.send_message(email, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPServerDisconnected:
             self._local.smtp = None
             smtp.close()
@@ -133,12 +119,12 @@ class EmailConnector:
             raise TransientError(f"serveur SMTP injoignable ({type(exc).__name__})") from None
         try:
             smtp.ehlo()
-            if self._tls is not None:
+            if self.tls is not None:
                 if not smtp.has_extn("starttls"):
                     raise TransientError(
                         "le serveur SMTP ne propose pas STARTTLS : envoi refusé (pas d'envoi en clair)"
                     )
-                smtp.starttls(context=self._tls)
+                smtp.starttls(context=self.tls)
                 smtp.ehlo()
             if self.username:
                 smtp.login(self.username, self.password or "")
@@ -155,6 +141,62 @@ class EmailConnector:
             smtp.close()
             raise TransientError(f"échec de la connexion SMTP ({type(exc).__name__})") from None
         return smtp
+
+
+class EmailConnector:
+    channel = "email"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        sender: str,
+        port: int = 587,
+        starttls: bool = True,
+        ca_file: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+    ):
+        self.sender = sender
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.domain = sender.rpartition("@")[2] or FALLBACK_DOMAIN
+        self.transport = SmtpTransport(
+            host=host,
+            port=port,
+            tls=tls_context(ca_file) if starttls else None,
+            username=username,
+            password=password,
+            timeout=timeout,
+        )
+
+    @classmethod
+    def from_config(cls, config: Mapping) -> "EmailConnector | None":
+        """None when SMTP_HOST or SMTP_FROM is missing: the channel is then "not configured"."""
+        if not config.get("SMTP_HOST") or not config.get("SMTP_FROM"):
+            return None
+        return cls(
+            host=config["SMTP_HOST"],
+            port=int(config.get("SMTP_PORT") or 587),
+            sender=config["SMTP_FROM"],
+            starttls=bool(int(config.get("SMTP_STARTTLS", 1))),
+            ca_file=config.get("SMTP_CA_FILE") or None,
+            username=config.get("SMTP_USERNAME") or None,
+            password=config.get("SMTP_PASSWORD") or None,
+            base_url=config.get("BASE_URL") or None,
+            timeout=float(config.get("SMTP_TIMEOUT_SECONDS") or 30),
+        )
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        """One e-mail to the message's one recipient."""
+        recipient = single_address(message.recipient)
+        email = self.compose(message)
+        self.transport.deliver(email, sender=self.sender, recipient=recipient)
+        return Receipt(id=email["Message-ID"])
+
+    def close(self) -> None:
+        self.transport.close()
 
     # --- content ------------------------------------------------------------------------------------------
 
@@ -198,6 +240,9 @@ def render(kind: str, data: Mapping, *, base_url: str | None) -> tuple[str, str]
     if kind == "appointment_cancelled":
         text = f"Un rendez-vous {when} a été annulé." if when else "Un rendez-vous a été annulé."
         return "Rendez-vous annulé", "Bonjour,\n\n" + text + link
+    if kind == "report_overdue":
+        text = "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)."
+        return "Compte rendu en retard", "Bonjour,\n\n" + text + link
     return "Nouveau message du hub de la CPTS", "Bonjour,\n\nVous avez un nouveau message." + link
 
 
@@ -219,7 +264,7 @@ def _link(base_url: str | None) -> str:
     return f"\n\nDétails sur le hub (après connexion) : {base_url}/"
 
 
-def _single_address(recipient: str) -> str:
+def single_address(recipient: str) -> str:
     _, address = parseaddr(recipient or "")
     if not address or address.count("@") != 1 or any(c in recipient for c in ",;\r\n"):
         raise PermanentError("adresse du destinataire invalide")
