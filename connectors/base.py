@@ -4,8 +4,10 @@ The dispatcher (connectors.dispatcher) hands a connector an `OutgoingMessage`, a
 outbox row taken when the row was claimed, so that sending never touches the database session.
 """
 
+import hashlib
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -73,23 +75,104 @@ class Connector(Protocol):
         ...  # pragma: no cover
 
 
-def build_registry(config: Mapping) -> dict[str, Connector]:
+Factory = Callable[[Mapping], "Connector | None"]
+# Per-CPTS settings as hub.services.connector_settings loads them: (cpts_id, channel) → the row's settings,
+# or None when the CPTS's admin disabled the channel.
+CptsSettings = Mapping[tuple[int, str], Mapping | None]
+
+
+class ConnectorRegistry(Mapping):
+    """channel → the connector built from the server's configuration (a Mapping, as before), plus each
+    CPTS's own settings: `for_message(message, cpts_settings)` picks the connector of the message's channel
+    for the message's CPTS, built from the CPTS's settings merged over the server's (the CPTS's win).
+
+    Connectors built for a CPTS are kept per (CPTS, channel, settings), so that a connection stays reused
+    from batch to batch and an edited setting takes effect at the next batch."""
+
+    def __init__(self, config: Mapping):
+        self.config = config
+        self._factories: dict[str, Factory] = {}
+        self._defaults: dict[str, Connector] = {}
+        self._built: dict[tuple[int, str, str], Connector | None] = {}
+        self._lock = threading.Lock()
+
+    def register(self, factory: Factory) -> None:
+        connector = factory(self.config)
+        channel = (
+            connector.channel if connector is not None else getattr(getattr(factory, "__self__", None), "channel", None)
+        )
+        if channel is None:
+            return
+        self._factories[channel] = factory
+        if connector is not None:
+            self._defaults[channel] = connector
+
+    @property
+    def channels(self) -> list[str]:
+        """Every channel a connector exists for, configured or not."""
+        return sorted(self._factories)
+
+    def for_message(self, message: "OutgoingMessage", cpts_settings: CptsSettings) -> "Connector | None":
+        """The connector for this message, or None when its channel is not configured for its CPTS (the
+        message then waits). Raises what the connector's constructor raises on unusable settings."""
+        key = (message.cpts_id, message.channel)
+        if message.cpts_id is None or key not in cpts_settings:
+            return self._defaults.get(message.channel)
+        settings = cpts_settings[key]
+        if settings is None or message.channel not in self._factories:
+            return None
+        cache_key = (message.cpts_id, message.channel, _fingerprint(settings))
+        with self._lock:
+            if cache_key not in self._built:
+                # The CPTS's previous settings of this channel are done with.
+                for stale in [k for k in self._built if k[:2] == cache_key[:2]]:
+                    _close(self._built.pop(stale))
+                self._built[cache_key] = self._factories[message.channel]({**self.config, **settings})
+            return self._built[cache_key]
+
+    def every_connector(self) -> list["Connector"]:
+        with self._lock:
+            built = [connector for connector in self._built.values() if connector is not None]
+        return [*self._defaults.values(), *built]
+
+    def __getitem__(self, channel: str) -> "Connector":
+        return self._defaults[channel]
+
+    def __iter__(self):
+        return iter(self._defaults)
+
+    def __len__(self) -> int:
+        return len(self._defaults)
+
+    def __or__(self, other: Mapping) -> dict:
+        """`registry | {"x": connector}`: a plain dict of the server-configured connectors and those."""
+        return {**self._defaults, **other}
+
+
+def _fingerprint(settings: Mapping) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def build_registry(config: Mapping) -> "ConnectorRegistry":
     """channel → connector, for every connector whose settings are present. A channel missing here is
     "not configured": its messages wait in the outbox (connectors.dispatcher) instead of being lost."""
     # Imported here: each connector module imports this one for the errors and the receipt.
     from connectors.email import EmailConnector
 
-    registry: dict[str, Connector] = {}
+    registry = ConnectorRegistry(config)
     for factory in (EmailConnector.from_config,):
-        connector = factory(config)
-        if connector is not None:
-            registry[connector.channel] = connector
+        registry.register(factory)
     return registry
 
 
 def close_all(registry: Mapping[str, Connector]) -> None:
     """Let connectors that keep a connection open between messages close it."""
-    for connector in registry.values():
-        close = getattr(connector, "close", None)
-        if close is not None:
-            close()
+    every = registry.every_connector() if isinstance(registry, ConnectorRegistry) else registry.values()
+    for connector in every:
+        _close(connector)
+
+
+def _close(connector) -> None:
+    close = getattr(connector, "close", None)
+    if close is not None:
+        close()

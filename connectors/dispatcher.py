@@ -6,7 +6,8 @@
    queue without handling a message twice (R3); on SQLite every transaction is BEGIN IMMEDIATE, which
    serialises claimers (one dispatcher is enough there). Claimed rows become `sending` with a lease
    and one more attempt.
-2. Send each message with its channel's connector, with no transaction open.
+2. Send each message with the connector of its channel for its CPTS (that CPTS's settings over the server's,
+   read in one query per batch), with no transaction open.
 3. Record each outcome in its own short transaction, only if the row is still ours (same lease): sent,
    or a retry with capped exponential backoff and full jitter, or dead after the last attempt or at
    once on a permanent error (R5). One failing message never holds up the others (R6).
@@ -19,16 +20,24 @@ import datetime as dt
 import logging
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from connectors.base import Connector, OutgoingMessage, PermanentError, TransientError, close_all
+from connectors.base import (
+    Connector,
+    ConnectorRegistry,
+    OutgoingMessage,
+    PermanentError,
+    TransientError,
+    close_all,
+)
 from hub import audit
 from hub.db import session_scope, utcnow
 from hub.errors import Conflict, NotFound
 from hub.models import OutboxMessage, OutboxState
+from hub.services.connector_settings import load_cpts_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,7 @@ BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_CAP = dt.timedelta(hours=1)
 UNCONFIGURED_RETRY = dt.timedelta(minutes=5)
 NOT_CONFIGURED = "connecteur non configuré"
+UNUSABLE_SETTINGS = "réglages du connecteur inutilisables : à corriger par l'administrateur"
 ABANDONED = "abandonné : aucun résultat après la dernière tentative"
 IN_FLIGHT = (OutboxState.PENDING, OutboxState.SENDING)
 _jitter = secrets.SystemRandom()
@@ -55,6 +65,7 @@ class DispatchStats:
 @dataclass(frozen=True)
 class _Claim:
     message: OutgoingMessage
+    connector: Connector
     attempts: int
     max_attempts: int
     lease_until: dt.datetime
@@ -89,7 +100,7 @@ def dispatch_once(
     claims = _claim(session_factory, connectors, now=clock(), batch=batch, lease=lease, stats=stats)
     try:
         for claim in claims:
-            _send_and_record(session_factory, connectors[claim.message.channel], claim, clock, stats)
+            _send_and_record(session_factory, claim.connector, claim, clock, stats)
     finally:
         close_all(connectors)
     return stats
@@ -140,25 +151,51 @@ def _claim(session_factory, connectors, *, now, batch, lease, stats: DispatchSta
         statement = due_messages(now, batch=batch)
         if session.get_bind().dialect.name == "postgresql":
             statement = statement.with_for_update(skip_locked=True, of=OutboxMessage)
-        for row in session.scalars(statement).all():
+        rows = session.scalars(statement).all()
+        connector_for = _resolver(session, connectors, rows)
+        for row in rows:
             if row.attempts >= row.max_attempts:
                 # Its last attempt's lease ran out with no outcome: the dispatcher died on it. Sending it
                 # again could kill the next one too (a poison message), so it stops here (R6).
                 row.state, row.lease_until, row.last_error = OutboxState.DEAD, None, ABANDONED
                 stats.dead += 1
                 continue
-            if row.channel not in connectors:
-                # Kept, not lost: it waits for its connector to be configured.
-                row.state, row.lease_until, row.last_error = OutboxState.PENDING, None, NOT_CONFIGURED
+            message = OutgoingMessage.of(row)
+            connector, problem = connector_for(message)
+            if connector is None:
+                # Kept, not lost: it waits for its connector to be configured (for its CPTS).
+                row.state, row.lease_until, row.last_error = OutboxState.PENDING, None, problem
                 row.next_attempt_at = now + UNCONFIGURED_RETRY
                 stats.unconfigured += 1
                 continue
             row.state = OutboxState.SENDING
             row.attempts += 1
             row.lease_until = now + lease
-            claims.append(_Claim(OutgoingMessage.of(row), row.attempts, row.max_attempts, row.lease_until))
+            claims.append(
+                _Claim(
+                    replace(message, attempts=row.attempts), connector, row.attempts, row.max_attempts, row.lease_until
+                )
+            )
     stats.claimed = len(claims)
     return claims
+
+
+def _resolver(session, connectors: Mapping[str, Connector], rows) -> Callable:
+    """message → (its connector, None) or (None, why it waits). With a ConnectorRegistry, each CPTS's own
+    settings apply, read in one query for the whole batch."""
+    if not isinstance(connectors, ConnectorRegistry):
+        return lambda message: (connectors.get(message.channel), NOT_CONFIGURED)
+    cpts_settings = load_cpts_settings(session, {row.cpts_id for row in rows})
+
+    def connector_for(message: OutgoingMessage):
+        try:
+            return connectors.for_message(message, cpts_settings), NOT_CONFIGURED
+        except Exception as exc:
+            # Settings a connector cannot use (a CA file gone since it was saved…): the message waits.
+            log.warning("outbox message %s: connector settings unusable (%s)", message.id, type(exc).__name__)
+            return None, UNUSABLE_SETTINGS
+
+    return connector_for
 
 
 def _send_and_record(session_factory, connector: Connector, claim: _Claim, clock, stats: DispatchStats) -> None:
