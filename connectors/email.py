@@ -215,9 +215,26 @@ class EmailConnector:
         return email
 
 
+SUBJECTS = {
+    "reminder": "Rappel de rendez-vous",
+    "escalation": "Visite non confirmée à moins de 48 h",
+    "visit_offered": "Visite d'accompagnement proposée",
+    "visit_declined": "Visite refusée",
+    "appointment_cancelled": "Rendez-vous annulé",
+    "report_overdue": "Compte rendu en retard",
+}
+DEFAULT_SUBJECT = "Nouveau message du hub de la CPTS"
+
+
 def render(kind: str, data: Mapping, *, base_url: str | None) -> tuple[str, str]:
     """Subject and body for a message kind. The payload holds ids, a local date and time, a recipient
     kind: nothing else is ever written into an e-mail."""
+    return SUBJECTS.get(kind, DEFAULT_SUBJECT), "Bonjour,\n\n" + notice_text(kind, data, base_url=base_url)
+
+
+def notice_text(kind: str, data: Mapping, *, base_url: str | None) -> str:
+    """What a notification says, by e-mail or SMS (connectors.reminders): a date, a time and, for a
+    professional, a link to the hub behind login. A patient has no account on the hub: no link for them."""
     when = _when(data)
     for_patient = data.get("recipient_kind") == "patient"
     link = "" if for_patient else _link(base_url)
@@ -227,23 +244,18 @@ def render(kind: str, data: Mapping, *, base_url: str | None) -> tuple[str, str]
         )
         if for_patient:
             text += " Pour toute question, contactez votre professionnel de santé."
-        return "Rappel de rendez-vous", "Bonjour,\n\n" + text + link
+        return text + link
     if kind == "escalation":
-        text = f"Un rendez-vous {when} n'est toujours pas confirmé par l'IDEL accompagnant·e."
-        return "Visite non confirmée à moins de 48 h", "Bonjour,\n\n" + text + link
+        return f"Un rendez-vous {when} n'est toujours pas confirmé par l'IDEL accompagnant·e." + link
     if kind == "visit_offered":
-        text = "Une visite d'accompagnement vous est proposée. Répondez depuis « Mes visites »."
-        return "Visite d'accompagnement proposée", "Bonjour,\n\n" + text + link
+        return "Une visite d'accompagnement vous est proposée. Répondez depuis « Mes visites »." + link
     if kind == "visit_declined":
-        text = "Une visite d'accompagnement a été refusée ; elle revient à la coordination."
-        return "Visite refusée", "Bonjour,\n\n" + text + link
+        return "Une visite d'accompagnement a été refusée ; elle revient à la coordination." + link
     if kind == "appointment_cancelled":
-        text = f"Un rendez-vous {when} a été annulé." if when else "Un rendez-vous a été annulé."
-        return "Rendez-vous annulé", "Bonjour,\n\n" + text + link
+        return (f"Un rendez-vous {when} a été annulé." if when else "Un rendez-vous a été annulé.") + link
     if kind == "report_overdue":
-        text = "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)."
-        return "Compte rendu en retard", "Bonjour,\n\n" + text + link
-    return "Nouveau message du hub de la CPTS", "Bonjour,\n\nVous avez un nouveau message." + link
+        return "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)." + link
+    return "Vous avez un nouveau message." + link
 
 
 def _when(data: Mapping) -> str:
