@@ -9,10 +9,13 @@ class Permission(StrEnum):
     ACTIVITY_DECLARE = "hub:activity:declare"
     APPOINTMENTS_BOOK = "hub:appointments:book"
     APPOINTMENTS_READ = "hub:appointments:read"
+    CONNECTORS_MANAGE = "hub:connectors:manage"
     FEES_READ_CPTS = "hub:fees:read-cpts"
     FEES_READ_OWN = "hub:fees:read-own"
     ORGANISATIONS_MANAGE = "hub:organisations:manage"
     ORGANISATIONS_READ = "hub:organisations:read"
+    OUTBOX_READ = "hub:outbox:read"
+    OUTBOX_REQUEUE = "hub:outbox:requeue"
     PATHWAY_TEMPLATES_MANAGE = "hub:pathway-templates:manage"
     PATHWAYS_MANAGE = "hub:pathways:manage"
     PATIENTS_CREATE = "hub:patients:create"
@@ -58,7 +61,10 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(
         _EVERYONE
         | {
+            Permission.CONNECTORS_MANAGE,
             Permission.ORGANISATIONS_MANAGE,
+            Permission.OUTBOX_READ,
+            Permission.OUTBOX_REQUEUE,
             Permission.PATHWAY_TEMPLATES_MANAGE,
             Permission.PROFESSIONALS_MANAGE,
             Permission.TARIFFS_MANAGE,
@@ -66,7 +72,13 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         }
     ),
     Role.COORDINATOR: frozenset(
-        _EVERYONE | _CLINICAL | _CARE | _PLANNING | _TRIAGE | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
+        _EVERYONE
+        | _CLINICAL
+        | _CARE
+        | _PLANNING
+        | _TRIAGE
+        | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
+        | {Permission.OUTBOX_READ, Permission.OUTBOX_REQUEUE}
     ),
     Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING),
 }

@@ -49,8 +49,7 @@ CHANNEL_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
         "DMP_KEY_FILE": ("Clé privée du certificat client (chemin)", FILE),
     },
     "webhook": {
-        "WEBHOOK_URL": ("Adresse de réception (https)", URL),
-        "WEBHOOK_CA_FILE": ("Fichier des autorités de certification (CA)", FILE),
+        "WEBHOOK_CA_FILE": ("Fichier des autorités de certification (CA) des destinataires", FILE),
     },
     "sms": {
         "SMS_API_URL": ("Adresse de l'API du fournisseur SMS (https)", URL),
