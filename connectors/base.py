@@ -157,10 +157,18 @@ def build_registry(config: Mapping) -> "ConnectorRegistry":
     """channel → connector, for every connector whose settings are present. A channel missing here is
     "not configured": its messages wait in the outbox (connectors.dispatcher) instead of being lost."""
     # Imported here: each connector module imports this one for the errors and the receipt.
+    from connectors.dmp import DmpConnector
     from connectors.email import EmailConnector
+    from connectors.reminders import SmsConnector
+    from connectors.webhooks import WebhookConnector
 
     registry = ConnectorRegistry(config)
-    for factory in (EmailConnector.from_config,):
+    for factory in (
+        EmailConnector.from_config,
+        DmpConnector.from_config,
+        WebhookConnector.from_config,
+        SmsConnector.from_config,
+    ):
         registry.register(factory)
     return registry
 

@@ -37,6 +37,21 @@ DEFAULTS = {
     "SMTP_USERNAME": None,
     "SMTP_PASSWORD": None,
     "SMTP_TIMEOUT_SECONDS": 30,
+    # HTTPS connectors (connectors.dmp, .webhooks, .reminders): certificates checked against the CA file
+    # (default: the system's); without their URL (or webhook secret), their messages wait in the outbox.
+    "DMP_URL": None,  # FHIR endpoint taking MHD ITI-65 transactions (PDSm)
+    "DMP_CA_FILE": None,
+    "DMP_CERT_FILE": None,  # the structure's client certificate and its key
+    "DMP_KEY_FILE": None,
+    "DMP_TIMEOUT_SECONDS": 30,
+    "WEBHOOK_SECRET": None,  # whsec_<base64>, Standard Webhooks signing secret
+    "WEBHOOK_CA_FILE": None,
+    "WEBHOOK_TIMEOUT_SECONDS": 30,
+    "SMS_API_URL": None,
+    "SMS_API_TOKEN": None,
+    "SMS_SENDER": None,
+    "SMS_CA_FILE": None,
+    "SMS_TIMEOUT_SECONDS": 30,
     # `hub worker`: scheduler lease, dispatcher period and the outbox lease of a message being sent.
     "WORKER_LEASE_SECONDS": 30,
     "DISPATCH_INTERVAL_SECONDS": 5,
