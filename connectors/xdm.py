@@ -1,0 +1,348 @@
+"""The IHE XDM package an MSSanté message carries (ANS volet "transmission de documents CDA par messagerie
+sécurisée"): a zip with `INDEX.HTM`, `README.TXT` and `IHE_XDM/SUBSET01/` holding the XDS metadata
+(`METADATA.XML`, an ebRIM SubmitObjectsRequest) and the documents themselves.
+
+The same package and submission give the same bytes, so a message re-sent after a crash carries the very
+same attachment (R2). The document hash is SHA-1: XDS says so, whatever the hub stores under.
+"""
+
+import datetime as dt
+import hashlib
+import html
+import io
+import uuid
+import zipfile
+from xml.etree import ElementTree as ET
+
+from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, ProfessionalIdentity
+
+SUBSET = "IHE_XDM/SUBSET01"
+HUB_NAME = "Hub de coordination de la CPTS"
+
+LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
+RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+ET.register_namespace("lcm", LCM)
+ET.register_namespace("rim", RIM)
+
+# XDS classification schemes and identification schemes (IHE ITI TF-3 4.2.5).
+DOCUMENT_ENTRY = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
+SUBMISSION_SET = "urn:uuid:a54d6aa5-d40d-43f9-88c5-b4633d873bdd"
+ENTRY_AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
+ENTRY_CLASS = "urn:uuid:41a5887f-8865-4c09-adf7-e362475b143a"
+ENTRY_CONFIDENTIALITY = "urn:uuid:f4f85eac-e6cb-4883-b524-f2705394840f"
+ENTRY_FORMAT = "urn:uuid:a09d5840-386c-46f2-b5ad-9c3699a4309d"
+ENTRY_FACILITY = "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e1"
+ENTRY_PRACTICE = "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead"
+ENTRY_TYPE = "urn:uuid:f0306f51-975f-434e-a61c-c59651d33983"
+ENTRY_PATIENT_ID = "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427"
+ENTRY_UNIQUE_ID = "urn:uuid:2e82c1f6-a085-4c72-9da3-8640a32e42ab"
+SET_AUTHOR = "urn:uuid:a7058bb9-b4e4-4307-ba5b-e3f0ab85e12d"
+SET_CONTENT_TYPE = "urn:uuid:aa543740-bdda-424e-8c96-df4873be8500"
+SET_UNIQUE_ID = "urn:uuid:96fdda7c-d067-4183-912e-bf5ee74998a8"
+SET_SOURCE_ID = "urn:uuid:554ac39e-e3fe-47fe-b233-965d2a147832"
+SET_PATIENT_ID = "urn:uuid:6b5aea1a-874d-4603-a4bc-96a0a7b38446"
+HAS_MEMBER = "urn:oasis:names:tc:ebxml-regrep:AssociationType:HasMember"
+CLASSIFICATION_NODE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ClassificationNode"
+
+LOINC = "2.16.840.1.113883.6.1"
+CONFIDENTIALITY_SCHEME = "2.16.840.1.113883.5.25"
+IHE_FORMAT_SCHEME = "1.3.6.1.4.1.19376.1.2.3"
+RPPS_OID = "1.2.250.1.71.4.2.1"  # IdNat_PS
+STRUCTURE_OID = "1.2.250.1.71.4.2.2"  # IdNat_Struct
+# TRE_A03 classCode "Compte rendu", TRE_R02 "Cabinet de groupe", TRE_A01 practice setting "Ambulatoire".
+CLASS_CODE = ("10", "1.2.250.1.213.1.1.4.1", "Compte rendu")
+FACILITY_CODE = ("SA08", "1.2.250.1.71.4.2.4", "Cabinet de groupe")
+PRACTICE_CODE = ("AMBULATOIRE", "1.2.250.1.213.1.1.4.9", "Ambulatoire")
+# A CI-SIS level-1 CDA wraps a PDF (XDS-SD); the PDF next to it is self-describing by its MIME type.
+FORMAT_CODES = {
+    "text/xml": ("urn:ihe:iti:xds-sd:pdf:2008", "Document à corps non structuré en PDF/A-1"),
+    "application/pdf": ("urn:ihe:iti:xds:2017:mimeTypeSufficient", "Format défini par le type MIME"),
+}
+TYPE_LABELS = {
+    "85208-7": "CR de télémédecine",
+    "11506-3": "CR de suivi de soins par auxiliaire médical",
+    "75496-0": "Demande d'acte de télémédecine",
+    "96349-6": "Lettre d'adressage",
+}
+
+
+def build_xdm_zip(
+    package: DocumentPackage,
+    files: dict[str, bytes],
+    *,
+    submission_uid: str,
+    now: dt.datetime,
+    intended_recipient: str | None = None,
+) -> bytes:
+    """The XDM zip for one package. `files` maps each rendering's file name to its bytes; one
+    XDSDocumentEntry per rendering, in the package's order."""
+    missing = [r.filename for r in package.renderings if r.filename not in files]
+    if missing or not package.renderings:
+        raise ValueError(f"documents absents du paquet : {', '.join(missing) or 'aucun'}")
+    metadata = metadata_xml(
+        package, files, submission_uid=submission_uid, now=now, intended_recipient=intended_recipient
+    )
+    members = [
+        ("INDEX.HTM", index_htm(package).encode()),
+        ("README.TXT", readme_txt(package, now=now).encode()),
+        (f"{SUBSET}/METADATA.XML", metadata),
+        *((f"{SUBSET}/{r.filename}", files[r.filename]) for r in package.renderings),
+    ]
+    return _zip(members, now)
+
+
+def metadata_xml(
+    package: DocumentPackage,
+    files: dict[str, bytes],
+    *,
+    submission_uid: str,
+    now: dt.datetime,
+    intended_recipient: str | None = None,
+) -> bytes:
+    document = package.document
+    root = ET.Element(f"{{{LCM}}}SubmitObjectsRequest")
+    objects = ET.SubElement(root, _rim("RegistryObjectList"))
+    entry_ids = []
+    for rendering in package.renderings:
+        entry_id = _entry_uuid(submission_uid, rendering.filename)
+        entry_ids.append(entry_id)
+        _document_entry(objects, document, entry_id, rendering.mime, rendering.filename, files[rendering.filename])
+    set_id = _entry_uuid(submission_uid, "SubmissionSet01")
+    _submission_set(objects, document, set_id, submission_uid, now, intended_recipient)
+    for number, entry_id in enumerate(entry_ids, start=1):
+        association = ET.SubElement(
+            objects,
+            _rim("Association"),
+            id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, f'{submission_uid}/association/{number}')}",
+            associationType=HAS_MEMBER,
+            sourceObject=set_id,
+            targetObject=entry_id,
+        )
+        _slot(association, "SubmissionSetStatus", "Original")
+    ET.indent(root)
+    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+
+
+# --- the ebRIM objects --------------------------------------------------------------------------------------
+
+
+def _document_entry(parent, document: ClinicalDocument, entry_id, mime, filename, content: bytes) -> None:
+    entry = ET.SubElement(
+        parent,
+        _rim("ExtrinsicObject"),
+        id=entry_id,
+        mimeType=mime,
+        objectType=DOCUMENT_ENTRY,
+        status="urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+    )
+    _slot(entry, "creationTime", hl7_time(document.created_at))
+    _slot(entry, "hash", hashlib.sha1(content).hexdigest())  # noqa: S324 -- XDS mandates SHA-1
+    _slot(entry, "size", str(len(content)))
+    _slot(entry, "languageCode", "fr-FR")
+    _slot(entry, "URI", filename)
+    _slot(entry, "legalAuthenticator", author_person(document.author))
+    if document.service_started_at:
+        _slot(entry, "serviceStartTime", hl7_time(document.service_started_at))
+    if document.service_ended_at:
+        _slot(entry, "serviceStopTime", hl7_time(document.service_ended_at))
+    _slot(entry, "sourcePatientId", patient_id(document))
+    _slot(entry, "sourcePatientInfo", *source_patient_info(document))
+    _name(entry, document.title)
+    _author(entry, document, entry_id, ENTRY_AUTHOR)
+    _classify(entry, entry_id, ENTRY_CLASS, CLASS_CODE)
+    _classify(entry, entry_id, ENTRY_CONFIDENTIALITY, (document.confidentiality, CONFIDENTIALITY_SCHEME, "Normal"))
+    _classify(entry, entry_id, ENTRY_FORMAT, (FORMAT_CODES[mime][0], IHE_FORMAT_SCHEME, FORMAT_CODES[mime][1]))
+    _classify(entry, entry_id, ENTRY_FACILITY, FACILITY_CODE)
+    _classify(entry, entry_id, ENTRY_PRACTICE, PRACTICE_CODE)
+    _classify(entry, entry_id, ENTRY_TYPE, type_code(document))
+    _identify(entry, entry_id, ENTRY_PATIENT_ID, patient_id(document), "XDSDocumentEntry.patientId")
+    unique_id = document.document_uid if mime == "text/xml" else f"{document.document_uid}.2"
+    _identify(entry, entry_id, ENTRY_UNIQUE_ID, unique_id, "XDSDocumentEntry.uniqueId")
+
+
+def _submission_set(parent, document, set_id, submission_uid, now, intended_recipient) -> None:
+    package = ET.SubElement(parent, _rim("RegistryPackage"), id=set_id)
+    _slot(package, "submissionTime", hl7_time(now))
+    if intended_recipient:
+        _slot(package, "intendedRecipient", f"^^^^^^^^^{intended_recipient}")
+    _name(package, document.title)
+    _author(package, document, set_id, SET_AUTHOR)
+    _classify(package, set_id, SET_CONTENT_TYPE, type_code(document))
+    ET.SubElement(
+        package,
+        _rim("Classification"),
+        id=f"{set_id}-set",
+        classifiedObject=set_id,
+        classificationNode=SUBMISSION_SET,
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+    )
+    _identify(package, set_id, SET_UNIQUE_ID, submission_uid, "XDSSubmissionSet.uniqueId")
+    _identify(
+        package, set_id, SET_SOURCE_ID, document.custodian.local_id or submission_uid, "XDSSubmissionSet.sourceId"
+    )
+    _identify(package, set_id, SET_PATIENT_ID, patient_id(document), "XDSSubmissionSet.patientId")
+
+
+def _author(parent, document: ClinicalDocument, object_id: str, scheme: str) -> None:
+    author = ET.SubElement(
+        parent,
+        _rim("Classification"),
+        id=f"{object_id}-author",
+        classificationScheme=scheme,
+        classifiedObject=object_id,
+        nodeRepresentation="",
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+    )
+    _slot(author, "authorPerson", author_person(document.author))
+    _slot(author, "authorInstitution", author_institution(document))
+    if document.author.profession:
+        _slot(author, "authorRole", document.author.profession)
+
+
+def _classify(parent, object_id: str, scheme: str, coded: tuple[str, str, str]) -> None:
+    code, coding_scheme, label = coded
+    element = ET.SubElement(
+        parent,
+        _rim("Classification"),
+        id=f"{object_id}-{scheme[-12:]}",
+        classificationScheme=scheme,
+        classifiedObject=object_id,
+        nodeRepresentation=code,
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+    )
+    _slot(element, "codingScheme", coding_scheme)
+    _name(element, label)
+
+
+def _identify(parent, object_id: str, scheme: str, value: str, name: str) -> None:
+    element = ET.SubElement(
+        parent,
+        _rim("ExternalIdentifier"),
+        id=f"{object_id}-{scheme[-12:]}",
+        identificationScheme=scheme,
+        registryObject=object_id,
+        value=value,
+        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier",
+    )
+    _name(element, name)
+
+
+def _slot(parent, name: str, *values: str) -> None:
+    slot = ET.SubElement(parent, _rim("Slot"), name=name)
+    value_list = ET.SubElement(slot, _rim("ValueList"))
+    for value in values:
+        ET.SubElement(value_list, _rim("Value")).text = value
+
+
+def _name(parent, text: str) -> None:
+    name = ET.SubElement(parent, _rim("Name"))
+    ET.SubElement(name, _rim("LocalizedString"), {XML_LANG: "fr-FR", "value": text})
+
+
+def _rim(tag: str) -> str:
+    return f"{{{RIM}}}{tag}"
+
+
+def _entry_uuid(submission_uid: str, name: str) -> str:
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, f'{submission_uid}/{name}')}"
+
+
+# --- HL7 v2 data types the XDS slots use ----------------------------------------------------------------------
+
+
+def hl7_time(moment: dt.datetime) -> str:
+    """XDS times are UTC, `YYYYMMDDHHMMSS`."""
+    return moment.astimezone(dt.UTC).strftime("%Y%m%d%H%M%S")
+
+
+def patient_id(document: ClinicalDocument) -> str:
+    """The INS under its OID when the identity is qualified (the only case it is in the package), else
+    the hub's local id under the CPTS's arc."""
+    patient = document.patient
+    if patient.ins and patient.ins_oid:
+        return f"{patient.ins}^^^&{patient.ins_oid}&ISO^NH"
+    authority, _, local = patient.local_id.rpartition(".")
+    return f"{local}^^^&{authority}&ISO^PI"
+
+
+def source_patient_info(document: ClinicalDocument) -> list[str]:
+    patient = document.patient
+    info = [
+        f"PID-3|{patient_id(document)}",
+        f"PID-5|{patient.birth_name}^{patient.first_birth_given_name}^^^^^L",
+    ]
+    if patient.used_last_name:
+        info.append(f"PID-5|{patient.used_last_name}^{patient.used_first_name or ''}^^^^^D")
+    info += [f"PID-7|{patient.birth_date:%Y%m%d}", f"PID-8|{patient.sex}"]
+    if patient.birth_place_insee:
+        info.append(f"PID-11|^^^^^^BDL^^{patient.birth_place_insee}")
+    return info
+
+
+def author_person(author: ProfessionalIdentity) -> str:
+    """XCN with the IdNat_PS (`8` + RPPS) under the ANS's OID."""
+    idnat = author.idnat_ps or ""
+    authority = f"&{RPPS_OID}&ISO" if idnat else ""
+    return f"{idnat}^{author.last_name}^{author.first_name}^^^^^^{authority}^D^^^{'IDNPS' if idnat else ''}"
+
+
+def author_institution(document: ClinicalDocument) -> str:
+    """XON; a FINESS becomes the IdNat_Struct `1` + FINESS."""
+    custodian = document.custodian
+    if custodian.finess:
+        return f"{custodian.name}^^^^^&{STRUCTURE_OID}&ISO^IDNST^^^1{custodian.finess}"
+    return custodian.name
+
+
+def type_code(document: ClinicalDocument) -> tuple[str, str, str]:
+    return (document.loinc, LOINC, TYPE_LABELS.get(document.loinc, document.title))
+
+
+# --- the human-readable files and the zip ----------------------------------------------------------------------
+
+
+def readme_txt(package: DocumentPackage, *, now: dt.datetime) -> str:
+    custodian = package.document.custodian
+    sender = custodian.name + (f" (FINESS {custodian.finess})" if custodian.finess else "")
+    lines = [
+        "Lisez-moi",
+        "",
+        f"Structure émettrice : {sender}",
+        f"Application : {HUB_NAME}",
+        f"Date de constitution du paquet : {now.astimezone(dt.UTC):%d/%m/%Y %H:%M} (UTC)",
+        "",
+        "Ce paquet suit le profil IHE XDM (Cross-Enterprise Document Media Interchange).",
+        f"Les documents et leurs métadonnées XDS sont dans le répertoire {SUBSET}.",
+        "Le fichier INDEX.HTM en donne la liste.",
+        "",
+    ]
+    return "\r\n".join(lines)
+
+
+def index_htm(package: DocumentPackage) -> str:
+    rows = "\n".join(
+        f'<li><a href="{SUBSET}/{html.escape(r.filename)}">{html.escape(r.filename)}</a> '
+        f"({'CDA R2' if r.role == 'cda' else 'PDF'}, {r.size} octets)</li>"
+        for r in package.renderings
+    )
+    title = html.escape(package.document.title)
+    return (
+        '<!DOCTYPE html>\n<html lang="fr">\n<head><meta charset="utf-8"><title>Contenu du paquet</title></head>\n'
+        f"<body>\n<h1>Contenu du paquet</h1>\n<p>{title}</p>\n<ul>\n{rows}\n</ul>\n"
+        f'<p><a href="README.TXT">Lisez-moi</a> — <a href="{SUBSET}/METADATA.XML">métadonnées XDS</a></p>\n'
+        "</body>\n</html>\n"
+    )
+
+
+def _zip(members: list[tuple[str, bytes]], now: dt.datetime) -> bytes:
+    """Fixed entry order, times and attributes: the same input gives the same bytes."""
+    stamp = now.astimezone(dt.UTC).timetuple()[:6]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members:
+            info = zipfile.ZipInfo(name, date_time=max(stamp, (1980, 1, 1, 0, 0, 0)))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
