@@ -15,6 +15,8 @@ from hub.models import (
     EligibilityAssessment,
     EligibilityOutcome,
     Modality,
+    OutboxMessage,
+    OutboxState,
     PlaceKind,
     Profession,
     Referral,
@@ -68,6 +70,9 @@ REFERRAL_LIST = expect(admin=FORBIDDEN)
 REFERRAL = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
 REFERRAL_AUTHOR = expect(others=HIDDEN, gp=OK, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 REFERRAL_CANCEL = expect(others=HIDDEN, gp=OK, coordinator=OK, admin=FORBIDDEN)
+# The outbox: the coordination and the admin of the CPTS; the other CPTS's coordinator sees their own list only.
+OUTBOX = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
+OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
 
 MATRIX = {
     ("home.index", "GET"): LOGGED_IN,
@@ -222,6 +227,13 @@ MATRIX = {
     ("pathways.copy_template", "POST"): ADMIN_ONLY,
     ("pathways.edit_steps", "GET"): ADMIN_ONLY,
     ("pathways.edit_steps", "POST"): ADMIN_ONLY,
+    ("outbox.index", "GET"): OUTBOX,
+    ("outbox.requeue", "POST"): OUTBOX_MESSAGE,  # a dead message: re-queued once, then 409 (not dead any more)
+    ("api.list_outbox_messages", "GET"): OUTBOX,
+    ("api.get_outbox_message", "GET"): OUTBOX_MESSAGE,
+    ("api.requeue_outbox_message", "POST"): OUTBOX_MESSAGE,
+    ("connectors_admin.index", "GET"): ADMIN_ONLY,
+    ("connectors_admin.save", "POST"): ADMIN_ONLY,
 }
 
 # Routes whose behaviour is a flow rather than an access rule; tests/auth/test_login.py covers them.
@@ -283,6 +295,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         collected_at=factories.now() - dt.timedelta(days=1),
     )
     db_session.add(consent)
+    factories.eligible_for_remote_care(db_session, patient, assessed_by=users["gp"])
     token, _raw = accounts.create_api_token(db_session, users["admin"], name="matrice")
     _feed, feed_token = calendar_feeds.create_feed(db_session, users["idel"], users["idel"].professional)
     # A session next week: its performer has no account, its IDEL is the patient's (the team member).
@@ -328,6 +341,8 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         "appointment_id": appointment.id,
         "referral_id": referral.id,
         "attachment_id": attachment.id,
+        "message_id": _dead_message(db_session, cpts).id,
+        "channel": "email",
         **_pathway_ids(db_session, users, patient),
     }
     db_session.commit()
@@ -339,6 +354,17 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
             db_session.commit()
 
     return users, ids, reset
+
+
+def _dead_message(db_session, cpts):
+    """An outbox message of the CPTS that went dead: the one "Renvoyer" applies to."""
+    message = OutboxMessage(
+        channel="email", recipient="idel@example.org", kind="reminder", payload="{}", state=OutboxState.DEAD
+    )
+    message.idempotency_key, message.cpts_id = f"matrice:{cpts.id}", cpts.id
+    db_session.add(message)
+    db_session.flush()
+    return message
 
 
 def _pathway_ids(db_session, users, patient) -> dict:

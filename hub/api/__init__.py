@@ -49,4 +49,15 @@ def created(body: dict, endpoint: str, **values):
     return body, 201, {"Location": url_for(endpoint, **values)}
 
 
-from hub.api import appointments, fees, openapi, organisations, pathways, patients, professionals, programs, referrals  # noqa: E402,F401  (register the routes)
+from hub.api import (  # noqa: E402,F401  (register the routes)
+    appointments,
+    fees,
+    openapi,
+    organisations,
+    outbox,
+    pathways,
+    patients,
+    professionals,
+    programs,
+    referrals,
+)

@@ -10,6 +10,7 @@ from flask import current_app
 from hub.api import blueprint
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
 from hub.schemas.fees import FeeOut, RemoteShareOut, TariffIn, TariffOut
+from hub.schemas.outbox import OutboxMessageOut
 from hub.schemas.pathways import (
     EligibilityIn,
     EligibilityOut,
@@ -139,6 +140,9 @@ OPERATIONS = {
         False,
     ),
     "api.get_eligibility": ("Dernière vérification d'éligibilité d'une modalité", None, EligibilityOut, False),
+    "api.list_outbox_messages": ("Envois de la CPTS (coordination, administration)", None, OutboxMessageOut, True),
+    "api.get_outbox_message": ("Lire un envoi", None, OutboxMessageOut, False),
+    "api.requeue_outbox_message": ("Renvoyer un envoi en échec définitif", NoBodyIn, OutboxMessageOut, False),
 }
 # Requests sent as multipart/form-data rather than JSON.
 MULTIPART = {"api.add_referral_attachment"}
@@ -161,6 +165,7 @@ ANSWER_200 = {
     "api.book_pathway_step",
     "api.complete_pathway_step",
     "api.stop_pathway",
+    "api.requeue_outbox_message",
 }
 
 QUERY_PARAMETERS = {
@@ -173,6 +178,7 @@ QUERY_PARAMETERS = {
     "api.list_tariffs": [("code", "string")],
     "api.list_pathways": [("patient_id", "integer")],
     "api.get_eligibility": [("modality", "string")],
+    "api.list_outbox_messages": [("state", "string"), ("channel", "string")],
 }
 HEADER_PARAMETERS = {"api.book_appointment": [("Idempotency-Key", "string")]}
 

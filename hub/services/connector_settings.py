@@ -98,7 +98,7 @@ def settings_by_channel(session: Session, cpts_id: int) -> dict[str, ConnectorSe
 def values_of(row: ConnectorSetting | None) -> dict:
     """The form's values for a stored row (or none yet)."""
     if row is None:
-        return {"is_enabled": "false"}
+        return {"is_enabled": "true"}  # the server's settings apply: the channel is on
     return {**_declared(row), "is_enabled": "true" if row.is_enabled else "false"}
 
 

@@ -7,9 +7,11 @@ def blueprints():
         agenda,
         auth,
         calendar,
+        connectors_admin,
         fees,
         home,
         me,
+        outbox,
         pathways,
         patients,
         planning,
@@ -32,4 +34,6 @@ def blueprints():
         fees.bp,
         pathways.bp,
         referrals.bp,
+        outbox.bp,
+        connectors_admin.bp,
     ]

@@ -1,0 +1,64 @@
+"""The CPTS's outbox for the coordination and the admin: list, read, re-queue a dead message."""
+
+from flask import request
+from flask_login import current_user
+
+from connectors import dispatcher
+from hub.api import blueprint, json_body, page_of, pagination
+from hub.auth.permissions import Permission
+from hub.models import OutboxState
+from hub.schemas.base import load
+from hub.schemas.outbox import OutboxMessageOut, OutboxQueryArgs
+from hub.schemas.scheduling import NoBodyIn
+from hub.services import outbox_messages
+from hub.services.outbox_messages import OutboxLine
+from hub.web.access import access
+from hub.web.request import db
+
+
+@blueprint.get("/outbox")
+@access(Permission.OUTBOX_READ)
+def list_outbox_messages():
+    page, per_page = pagination()
+    query = load(OutboxQueryArgs(), request.args.to_dict())
+    lines, total = outbox_messages.list_messages(
+        db(),
+        current_user.cpts_id,
+        state=query.get("state"),
+        channel=query.get("channel"),
+        page=page,
+        per_page=per_page,
+    )
+    return page_of(OutboxMessageOut(), [_item(line) for line in lines], total, page, per_page)
+
+
+@blueprint.get("/outbox/<int:message_id>")
+@access(Permission.OUTBOX_READ)
+def get_outbox_message(message_id: int):
+    return OutboxMessageOut().dump(_item(outbox_messages.get_message(db(), current_user.cpts_id, message_id)))
+
+
+@blueprint.post("/outbox/<int:message_id>/requeue")
+@access(Permission.OUTBOX_REQUEUE)
+def requeue_outbox_message(message_id: int):
+    """A dead message back to pending, due now (409 for a message that is not dead)."""
+    line = outbox_messages.get_message(db(), current_user.cpts_id, message_id)
+    load(NoBodyIn(), json_body() if request.get_data() else {})
+    dispatcher.requeue(db(), current_user, line.message.id)
+    return OutboxMessageOut().dump(_item(line))
+
+
+MESSAGE_FIELDS = ("id", "channel", "recipient", "kind", "state", "attempts", "max_attempts", "last_error", "receipt")
+MESSAGE_FIELDS += ("created_at", "sent_at")
+
+
+def _item(line: OutboxLine) -> dict:
+    message = line.message
+    return {
+        **{name: getattr(message, name) for name in MESSAGE_FIELDS},
+        "kind_label": line.kind_label,
+        "state_label": line.state_label,
+        "next_attempt_at": message.next_attempt_at if message.state is OutboxState.PENDING else None,
+        "delivery_id": line.delivery.id if line.delivery is not None else None,
+        "acknowledgement": line.acknowledgement,
+    }

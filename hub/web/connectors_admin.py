@@ -1,0 +1,53 @@
+"""The admin's "Connecteurs": per channel, the CPTS's own settings over the server's, on or off."""
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from hub.auth.permissions import Permission
+from hub.errors import ValidationFailed
+from hub.services import connector_settings
+from hub.services.connector_settings import CHANNEL_FIELDS, CHANNEL_LABELS
+from hub.web.access import access
+from hub.web.request import db
+
+bp = Blueprint("connectors_admin", __name__, url_prefix="/admin/connecteurs")
+
+
+@bp.get("")
+@access(Permission.CONNECTORS_MANAGE)
+def index():
+    return _page()
+
+
+@bp.post("/<channel>")
+@access(Permission.CONNECTORS_MANAGE)
+def save(channel: str):
+    connector_settings.fields_of(channel)  # an unknown channel is a 404
+    is_enabled = request.form.get("is_enabled") in ("true", "on")
+    try:
+        connector_settings.save(
+            db(), current_user, cpts_id=current_user.cpts_id, channel=channel, is_enabled=is_enabled, form=request.form
+        )
+    except ValidationFailed as exc:
+        return _page(channel, request.form.to_dict(), exc.errors, status=422)
+    state = "activé" if is_enabled else "désactivé : ses envois attendent"
+    flash(f"Connecteur « {CHANNEL_LABELS[channel]} » enregistré ({state}).", "success")
+    return redirect(url_for("connectors_admin.index") + f"#c-{channel}")
+
+
+def _page(failed_channel=None, failed_values=None, errors=None, *, status: int = 200):
+    rows = connector_settings.settings_by_channel(db(), current_user.cpts_id)
+    values = {channel: connector_settings.values_of(rows.get(channel)) for channel in CHANNEL_FIELDS}
+    if failed_channel:
+        values[failed_channel] = failed_values
+    server = current_app.config["HUB"]
+    context = {
+        "channels": CHANNEL_FIELDS,
+        "labels": CHANNEL_LABELS,
+        "rows": rows,
+        "values": values,
+        "server": {name: server.get(name) for fields in CHANNEL_FIELDS.values() for name in fields},
+        "failed_channel": failed_channel,
+        "errors": errors or {},
+    }
+    return render_template("connectors_admin/index.html", **context), status
