@@ -1,0 +1,416 @@
+"""The compte-rendu: writing, signing (frozen, routed in the same transaction), corrections, waivers of
+serial télésoin sessions, what is late, and the receivers' answers coming back."""
+
+import datetime as dt
+import json
+from types import SimpleNamespace
+
+import pytest
+from defusedxml import ElementTree as ET
+from sqlalchemy import func, select
+
+from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
+from hub.models import (
+    AppointmentState,
+    CarePathwayStep,
+    Consent,
+    ConsentKind,
+    ConsentMethod,
+    Delivery,
+    DeliveryState,
+    IdentityStatus,
+    OutboxMessage,
+    OutboxState,
+    PlaceKind,
+    Profession,
+    RecipientRole,
+    Referral,
+    ReferralState,
+    Report,
+    ReportState,
+    Role,
+    Sex,
+    StepState,
+)
+from hub.services.documents import read_stored
+from tests import factories
+from tests.workflows.conftest import NOW, carry_out, check_in, telesoin_program
+from workflows import appointments, deliveries, pathways, reports
+
+CDA = "{urn:hl7-org:v3}"
+SIGNED_AT = dt.datetime(2026, 11, 23, 14, 30, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def session_done(db_session, territory):
+    """Monday's assisted cardiology teleconsultation, carried out; the cardiologist has an account."""
+    t = territory
+    t.cardiologist.mssante_address = "cardio@ch-perigueux.mssante.fr"
+    t.cardiologist_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+    slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
+    t.appointment = appointments.book(
+        db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
+    )
+    carry_out(db_session, t.idel_user, t.appointment)
+    return t
+
+
+def qualify(db_session, patient, *, dmp_consent: bool = False, recorded_by=None):
+    patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=patient.birth_date)
+    patient.ins_oid = "1.2.250.1.213.1.4.8"
+    patient.identity_status = IdentityStatus.QUALIFIED
+    if dmp_consent:
+        db_session.add(
+            Consent(
+                patient_id=patient.id,
+                kind=ConsentKind.DMP_ACCESS,
+                method=ConsentMethod.ORAL,
+                recorded_by_user_id=recorded_by.id,
+                collected_at=NOW,
+            )
+        )
+    db_session.flush()
+    db_session.refresh(patient)
+
+
+def written(db_session, t, **fields):
+    report = reports.start_report(db_session, t.cardiologist_user, t.appointment)
+    values = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
+    return reports.update_draft(db_session, t.cardiologist_user, report, **(values | fields))
+
+
+def test_only_the_performer_writes_the_report(db_session, session_done):
+    t = session_done
+    with pytest.raises(RuleViolation, match="réalisé l'acte"):
+        reports.start_report(db_session, t.idel_user, t.appointment)
+
+
+def test_the_draft_is_prefilled_and_begun_once(db_session, session_done):
+    t = session_done
+    first = reports.start_report(db_session, t.cardiologist_user, t.appointment)
+    assert reports.start_report(db_session, t.cardiologist_user, t.appointment) is first
+    assert json.loads(first.participant_ids) == [t.cardiologist.id, t.idel.id], "the accompanying IDEL took part"
+    assert first.performed_at == t.appointment.starts_at and first.root_id == first.id
+
+
+def test_no_report_before_the_patient_is_checked_in(db_session, territory):
+    t = territory
+    user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+    slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
+    appointment = appointments.book(
+        db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
+    )
+    with pytest.raises(RuleViolation, match="accueilli"):
+        reports.start_report(db_session, user, appointment)
+    appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
+    check_in(db_session, t.idel_user, appointment)
+    report = reports.update_draft(
+        db_session, user, reports.start_report(db_session, user, appointment), acts="ECG", conclusion="RAS"
+    )
+    with pytest.raises(RuleViolation, match="séance terminée"):
+        reports.sign(db_session, user, report, upload_dir="/nonexistent")
+    assert report.state is ReportState.DRAFT
+
+
+@pytest.mark.parametrize("missing", ["acts", "conclusion"])
+def test_signing_needs_the_acts_and_the_conclusion(db_session, session_done, tmp_path, missing):
+    t = session_done
+    report = written(db_session, t, **{missing: ""})
+    with pytest.raises(ValidationFailed) as error:
+        reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path)
+    assert missing in error.value.errors
+    assert report.state is ReportState.DRAFT and report.document_uid is None
+    assert db_session.scalar(select(func.count(Delivery.id))) == 0
+
+
+def test_an_unknown_follow_up_modality_is_refused(db_session, session_done):
+    t = session_done
+    with pytest.raises(ValidationFailed) as error:
+        written(db_session, t, follow_up_modality="teleportation")
+    assert "follow_up_modality" in error.value.errors
+
+
+def test_signing_freezes_the_pdf_and_the_cda(db_session, session_done, tmp_path):
+    t = session_done
+    qualify(db_session, t.patient)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    assert report.state is ReportState.SIGNED and report.signed_at == SIGNED_AT
+    pdf = read_stored(tmp_path, report.pdf_sha256)
+    cda = read_stored(tmp_path, report.cda_sha256)
+    assert pdf.startswith(b"%PDF-") and len(pdf) == report.pdf_size and len(cda) == report.cda_size
+    root = ET.fromstring(cda)
+    assert root.find(f"{CDA}code").get("code") == "85208-7"
+    assert root.find(f"{CDA}id").get("root").startswith(report.document_uid.split(".")[0])
+    patient_ids = [e.get("extension") for e in root.iter(f"{CDA}id")]
+    assert t.patient.ins_matricule in patient_ids, "a qualified identity carries its INS"
+    with pytest.raises(InvalidTransition):
+        reports.update_draft(db_session, t.cardiologist_user, report, conclusion="changed after signing")
+
+
+def test_a_provisional_identity_never_carries_the_ins(db_session, session_done, tmp_path):
+    t = session_done
+    t.patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=t.patient.birth_date)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path)
+    assert t.patient.ins_matricule.encode() not in read_stored(tmp_path, report.cda_sha256)
+    roles = {d.recipient_role for d in report.deliveries}
+    assert RecipientRole.PATIENT not in roles and RecipientRole.DMP not in roles
+
+
+def test_the_report_is_routed_to_each_recipient_once(db_session, session_done, tmp_path):
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    referring = factories.professional(
+        db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="adresseur@b.mssante.fr"
+    )
+    db_session.add(
+        Referral(
+            cpts_id=t.cpts.id,
+            patient_id=t.patient.id,
+            author_id=referring.id,
+            created_by_user_id=t.coordinator.id,
+            reason="Dyspnée",
+            state=ReferralState.SCHEDULED,
+            appointment_id=t.appointment.id,
+        )
+    )
+    t.idel.mssante_address = "idel@c.mssante.fr"
+    db_session.flush()
+    db_session.refresh(t.patient)
+    report = reports.sign(
+        db_session,
+        t.cardiologist_user,
+        written(db_session, t, copy_participants=True),
+        upload_dir=tmp_path,
+        now=SIGNED_AT,
+    )
+    by_role = {d.recipient_role: d for d in report.deliveries}
+    assert set(by_role) == {
+        RecipientRole.PATIENT,
+        RecipientRole.ATTENDING_GP,
+        RecipientRole.PRESCRIBER,
+        RecipientRole.PARTICIPANT,
+        RecipientRole.DMP,
+    }
+    assert by_role[RecipientRole.PATIENT].address == f"{t.patient.ins_matricule}@patient.mssante.fr"
+    assert by_role[RecipientRole.PARTICIPANT].address == "idel@c.mssante.fr", "the author never mails themself"
+    assert by_role[RecipientRole.ATTENDING_GP].due_at == t.appointment.ends_at + dt.timedelta(hours=48)
+    messages = db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    document_messages = [m for m in messages if m.kind.startswith("document:")]
+    assert len(document_messages) == 5, "one outbox message per recipient (R1)"
+    assert {m.channel for m in document_messages} == {"mssante", "dmp"}
+    assert all(d.message_id for d in report.deliveries if d.channel == "mssante")
+
+
+def test_a_program_sets_its_own_delays(db_session, session_done, tmp_path):
+    t = session_done
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    t.program.report_delays = json.dumps({"medecin_traitant": 8})
+    db_session.flush()
+    db_session.refresh(t.patient)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    (delivery,) = report.deliveries
+    assert delivery.due_at == t.appointment.ends_at + dt.timedelta(hours=8)
+
+
+def test_r1_a_failed_signature_queues_nothing(db_session, session_done, tmp_path):
+    t = session_done
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    report = written(db_session, t)
+    savepoint = db_session.begin_nested()
+    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path)
+    assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))) == 1
+    savepoint.rollback()
+    assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))) == 0
+    assert db_session.scalar(select(func.count(Delivery.id))) == 0
+
+
+def test_nobody_to_send_to_means_sent_at_once(db_session, session_done, tmp_path):
+    t = session_done
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    assert report.deliveries == [] and report.state is ReportState.SENT
+
+
+def test_a_correction_supersedes_the_signed_version(db_session, session_done, tmp_path):
+    t = session_done
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    original = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path)
+    correction = reports.supersede(db_session, t.cardiologist_user, original)
+    assert (correction.version, correction.root_id, correction.supersedes_id) == (2, original.id, original.id)
+    assert correction.conclusion == original.conclusion and correction.state is ReportState.DRAFT
+    with pytest.raises(RuleViolation, match="existe déjà"):
+        reports.supersede(db_session, t.cardiologist_user, original)
+    reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Décompensation débutante.")
+    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path)
+    assert original.superseded_at is not None and original.conclusion == "Pas de décompensation."
+    cda = ET.fromstring(read_stored(tmp_path, correction.cda_sha256))
+    related = cda.find(f"{CDA}relatedDocument")
+    assert related is not None and related.get("typeCode") == "RPLC"
+    groups = db_session.scalars(
+        select(OutboxMessage.group_key).where(OutboxMessage.kind.like("document:%")).order_by(OutboxMessage.id)
+    ).all()
+    assert len(groups) == 2 and groups[0] == groups[1], "both versions to one recipient share a group (R7)"
+    assert [r.version for r in reports.chain_of(db_session, original)] == [1, 2]
+    assert [r.id for r in reports.reports_of_patient(db_session, t.patient)] == [correction.id]
+
+
+def test_the_follow_up_asked_becomes_the_pathway_step(db_session, session_done, tmp_path):
+    t = session_done
+    template = next(
+        tpl for tpl in pathways.templates_for(db_session, t.cpts.id) if tpl.code == "insuffisance_cardiaque"
+    )
+    pathway = pathways.start(db_session, t.coordinator, patient=t.patient, template=template, started_on=NOW.date())
+    echo = next(s for s in pathway.steps if s.condition)
+    report = written(db_session, t, follow_up="Échocardiographie en présentiel", follow_up_modality="in_person")
+    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT)
+    assert echo.due_on == SIGNED_AT.date() and echo.state is StepState.PLANNED
+    assert "demandé par le compte rendu" in echo.condition
+    due = pathways.next_due_steps(db_session, t.cpts.id, until=SIGNED_AT.date())
+    assert echo.id in [step.id for step, _ in due], "it reaches the coordinator's queue"
+    assert db_session.scalar(select(func.count(CarePathwayStep.id))) == len(template.steps)
+
+
+@pytest.fixture
+def serial_telesoin(db_session, territory):
+    t = territory
+    kine = factories.professional(db_session, t.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True)
+    t.kine_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=kine)
+    program = telesoin_program(db_session, t.cpts, performer=kine)
+    sessions = []
+    for week in range(2):
+        start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC) + dt.timedelta(weeks=week)
+        sessions.append(
+            appointments.book(
+                db_session,
+                t.coordinator,
+                slot=factories.slot(db_session, program, start),
+                patient=t.patient,
+                place_kind=PlaceKind.HOME,
+                telesoin=appointments.TelesoinAct(act="reeducation", coefficient=8),
+                now=NOW,
+            )
+        )
+    return t, sessions
+
+
+def test_a_serial_telesoin_session_may_skip_its_report_but_not_the_last(db_session, serial_telesoin):
+    t, (first, last) = serial_telesoin
+    reports.waive_report(db_session, t.kine_user, first, reason="Séance 1 d'une série de 10")
+    assert first.report_waived_reason == "Séance 1 d'une série de 10"
+    with pytest.raises(RuleViolation, match="dernière séance"):
+        reports.waive_report(db_session, t.kine_user, last, reason="Fin de série")
+    assert last.report_waived_reason is None
+
+
+def test_a_teleconsultation_cannot_skip_its_report(db_session, session_done):
+    t = session_done
+    with pytest.raises(RuleViolation, match="télésoin"):
+        reports.waive_report(db_session, t.cardiologist_user, t.appointment, reason="x")
+
+
+def test_overdue_lists_unsigned_sessions_and_late_deliveries(db_session, session_done, tmp_path):
+    t = session_done
+    late = t.appointment.ends_at + dt.timedelta(hours=49)
+    (item,) = reports.overdue(db_session, t.cpts.id, now=late)
+    assert (item.kind, item.appointment_id) == ("unsigned", t.appointment.id)
+    assert reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=47)) == []
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late)
+    (item,) = reports.overdue(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
+    assert item.kind == "unsent", "signed late, its delivery is already past due and still queued"
+
+
+def test_overdue_alerts_each_coordinator_once(db_session, session_done):
+    t = session_done
+    late = t.appointment.ends_at + dt.timedelta(hours=49)
+    assert reports.alert_overdue(db_session, now=late) == 1
+    assert reports.alert_overdue(db_session, now=late + dt.timedelta(hours=1)) == 0
+    message = db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "report_overdue"))
+    assert message.recipient == "coord@example.org" and "Dyspn" not in message.payload
+
+
+def test_deliveries_follow_the_outbox_and_the_mdns(db_session, session_done, tmp_path):
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    by_role = {d.recipient_role: d for d in report.deliveries}
+    for delivery in report.deliveries:
+        message = db_session.get(OutboxMessage, delivery.outbox_message_id)
+        message.state, message.sent_at = OutboxState.SENT, SIGNED_AT
+    db_session.flush()
+    deliveries.sync_with_outbox(db_session, now=SIGNED_AT)
+    for delivery in report.deliveries:
+        db_session.refresh(delivery)
+    db_session.refresh(report)
+    assert by_role[RecipientRole.DMP].state is DeliveryState.ACKNOWLEDGED, "the DMP answers synchronously"
+    assert by_role[RecipientRole.ATTENDING_GP].state is DeliveryState.SENT
+    assert report.state is ReportState.SENT
+
+    def mdn(delivery, acknowledged=True, code=None):
+        return SimpleNamespace(
+            token=delivery.message_id, acknowledged=acknowledged, code=code, text=None, received_at=SIGNED_AT
+        )
+
+    stray = SimpleNamespace(token="0" * 40, acknowledged=True, code=None, text=None, received_at=SIGNED_AT)
+    outcome = deliveries.apply_dispositions(
+        db_session, [mdn(by_role[RecipientRole.ATTENDING_GP]), stray], now=SIGNED_AT
+    )
+    assert (outcome.matched, outcome.unknown) == (1, 1)
+    assert report.state is ReportState.SENT, "the patient's mailbox has not answered yet"
+    deliveries.apply_dispositions(db_session, [mdn(by_role[RecipientRole.PATIENT], False, "903")], now=SIGNED_AT)
+    assert by_role[RecipientRole.PATIENT].state is DeliveryState.REFUSED
+    assert by_role[RecipientRole.PATIENT].refusal_code == "903"
+    assert report.state is ReportState.SENT, "a refusal is shown, not acknowledged"
+
+
+def test_all_acknowledged_makes_the_report_acknowledged(db_session, session_done, tmp_path):
+    t = session_done
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    (delivery,) = report.deliveries
+    processed = SimpleNamespace(token=delivery.message_id, acknowledged=True, code=None, text=None, received_at=None)
+    deliveries.apply_dispositions(db_session, [processed], now=SIGNED_AT)
+    deliveries.apply_dispositions(db_session, [processed], now=SIGNED_AT)  # read twice: no change
+    assert delivery.state is DeliveryState.ACKNOWLEDGED
+    assert report.state is ReportState.ACKNOWLEDGED and report.acknowledged_at == SIGNED_AT
+
+
+def test_a_degraded_session_still_gets_its_report(db_session, territory, tmp_path):
+    t = territory
+    user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+    slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
+    appointment = appointments.book(
+        db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
+    )
+    appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
+    check_in(db_session, t.idel_user, appointment)
+    appointments.degrade(db_session, t.idel_user, appointment, reason="Coupure vidéo")
+    assert appointment.state is AppointmentState.DEGRADED
+    report = reports.start_report(db_session, user, appointment)
+    reports.update_draft(
+        db_session,
+        user,
+        report,
+        acts="Consultation poursuivie par téléphone",
+        conclusion="RAS",
+        technical_incidents="Coupure vidéo à 14 h 05",
+    )
+    assert reports.sign(db_session, user, report, upload_dir=tmp_path).state is ReportState.SENT
+    assert db_session.scalar(select(func.count(Report.id))) == 1

@@ -1,0 +1,317 @@
+"""Documents leaving the hub: the frozen renderings of a clinical document, one delivery per recipient
+(written with its outbox message in the caller's transaction), and the receivers' answers coming back.
+
+A delivery follows its outbox message: `queued` until the dispatcher has sent it, then `sent`; an MSSanté
+delivery becomes `acknowledged` or `refused` when the receiver's MDN is read back; a DMP deposit is
+acknowledged by the DMP's own answer, so it is acknowledged once sent. A dead message makes its delivery
+`failed`, shown to the coordinator, who may re-queue it.
+"""
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from connectors import outbox
+from connectors.email import message_id_for
+from hub import audit
+from hub.db import utcnow
+from hub.models import (
+    PROFESSION_LABELS,
+    ConsentKind,
+    Delivery,
+    DeliveryState,
+    IdentityStatus,
+    Organisation,
+    OutboxMessage,
+    OutboxState,
+    Patient,
+    Professional,
+    RecipientRole,
+    Report,
+    ReportState,
+)
+from hub.services.cda import build_cda
+from hub.services.clinical_documents import (
+    HUB_DOCUMENT_OID_ROOT,
+    ClinicalDocument,
+    Custodian,
+    DocumentPackage,
+    PatientIdentity,
+    ProfessionalIdentity,
+    StoredRendering,
+)
+from hub.services.document_pdf import render_pdf
+from hub.services.documents import store_blob
+from hub.services.identity import has_valid_consent
+
+# Mon espace santé: a patient with a qualified INS has the mailbox <INS>@patient.mssante.fr.
+PATIENT_MAILBOX_DOMAIN = "patient.mssante.fr"
+DMP_ADDRESS = "dmp"
+SETTLED = (DeliveryState.SENT, DeliveryState.ACKNOWLEDGED, DeliveryState.REFUSED)
+
+
+def new_document_uid() -> str:
+    """A unique OID under the UUID arc 2.25 (ISO/IEC 9834-8): no registry needed, never reused."""
+    return f"2.25.{uuid.uuid4().int}"
+
+
+def patient_identity(patient: Patient) -> PatientIdentity:
+    """The INS travels only with a qualified identity (RNIV); the hub's local id always does."""
+    qualified = patient.identity_status is IdentityStatus.QUALIFIED and bool(patient.ins_matricule)
+    return PatientIdentity(
+        birth_name=patient.birth_name,
+        first_birth_given_name=patient.first_birth_given_name,
+        birth_date=patient.birth_date,
+        sex=patient.sex.value,
+        birth_place_insee=patient.birth_place_insee,
+        local_id=f"{HUB_DOCUMENT_OID_ROOT}.{patient.cpts_id}.{patient.id}",
+        used_last_name=patient.used_last_name,
+        used_first_name=patient.used_first_name,
+        birth_given_names=patient.birth_given_names,
+        ins=patient.ins_matricule if qualified else None,
+        ins_oid=patient.ins_oid if qualified else None,
+        identity_status=patient.identity_status.value,
+    )
+
+
+def professional_identity(professional: Professional, role: str | None = None) -> ProfessionalIdentity:
+    return ProfessionalIdentity(
+        rpps=professional.rpps,
+        last_name=professional.last_name,
+        first_name=professional.first_name,
+        profession=PROFESSION_LABELS[professional.profession],
+        specialty=professional.specialty,
+        role=role,
+        mssante_address=professional.mssante_address,
+    )
+
+
+def custodian_of(session: Session, cpts_id: int) -> Custodian:
+    cpts = session.get(Organisation, cpts_id)
+    return Custodian(name=cpts.name, finess=cpts.finess, local_id=f"{HUB_DOCUMENT_OID_ROOT}.{cpts_id}")
+
+
+def freeze(document: ClinicalDocument, upload_dir: Path) -> DocumentPackage:
+    """Render the PDF and the CDA once and store both under their hash: every delivery and every re-send
+    then carries the same bytes, and the signed version cannot drift from what was sent."""
+    pdf = render_pdf(document)
+    cda = build_cda(document, pdf)
+    return DocumentPackage(
+        document=document,
+        renderings=(
+            StoredRendering("cda", "text/xml", store_blob(upload_dir, cda), len(cda), "DOC0001.XML"),
+            StoredRendering("pdf", "application/pdf", store_blob(upload_dir, pdf), len(pdf), "DOC0001.PDF"),
+        ),
+    )
+
+
+def mdn_token(idempotency_key: str) -> str:
+    """What an MDN's Original-Message-ID carries of the message: the hashed local part of its Message-ID."""
+    return message_id_for(idempotency_key, "x").strip("<>").partition("@")[0]
+
+
+def queue_delivery(
+    session: Session,
+    *,
+    package: DocumentPackage,
+    cpts_id: int,
+    role: RecipientRole,
+    address: str,
+    channel: str,
+    due_at: dt.datetime,
+    professional: Professional | None = None,
+    report: Report | None = None,
+    teleexpertise_request=None,
+    group_key: str | None = None,
+) -> Delivery:
+    """One document to one recipient: the outbox message and its delivery row, in the caller's transaction.
+    The key names the document version and the recipient, so a version reaches a mailbox once (R1, R2)."""
+    key = f"doc:{package.document.document_uid}:{channel}:{address.lower()}"
+    message = outbox.enqueue(
+        session,
+        channel=channel,
+        recipient=address,
+        kind=f"document:{package.document.loinc}",
+        payload=package.to_payload() | {"recipient_role": role.value},
+        idempotency_key=key,
+        cpts_id=cpts_id,
+        group_key=group_key,
+    )
+    session.flush()
+    delivery = Delivery(
+        cpts_id=cpts_id,
+        report_id=report.id if report is not None else None,
+        teleexpertise_request_id=teleexpertise_request.id if teleexpertise_request is not None else None,
+        recipient_role=role,
+        recipient_professional_id=professional.id if professional is not None else None,
+        channel=channel,
+        address=address,
+        outbox_message_id=message.id,
+        message_id=mdn_token(key) if channel == "mssante" else None,
+        due_at=due_at,
+    )
+    session.add(delivery)
+    return delivery
+
+
+def deliver_to_professional(
+    session: Session,
+    *,
+    package: DocumentPackage,
+    professional: Professional,
+    role: RecipientRole,
+    cpts_id: int,
+    due_at: dt.datetime,
+    report: Report | None = None,
+    teleexpertise_request=None,
+    group_key: str | None = None,
+) -> Delivery | None:
+    """By MSSanté when the professional has a secure mailbox; None when they have none (they read the
+    document in the hub)."""
+    if not professional.mssante_address:
+        return None
+    return queue_delivery(
+        session,
+        package=package,
+        cpts_id=cpts_id,
+        role=role,
+        address=professional.mssante_address,
+        channel="mssante",
+        due_at=due_at,
+        professional=professional,
+        report=report,
+        teleexpertise_request=teleexpertise_request,
+        group_key=group_key,
+    )
+
+
+def patient_mailbox(patient: Patient) -> str | None:
+    if patient.identity_status is IdentityStatus.QUALIFIED and patient.ins_matricule:
+        return f"{patient.ins_matricule}@{PATIENT_MAILBOX_DOMAIN}"
+    return None
+
+
+def may_deposit_in_dmp(patient: Patient) -> bool:
+    """Only a qualified identity, and only with the patient's DMP consent."""
+    return patient_mailbox(patient) is not None and has_valid_consent(patient, ConsentKind.DMP_ACCESS)
+
+
+# --- what comes back ---------------------------------------------------------------------------------------
+
+
+def sync_with_outbox(session: Session, *, now: dt.datetime | None = None) -> int:
+    """Carry the outbox's outcomes to the deliveries (sent, or failed when dead; a re-queued message brings
+    its delivery back to queued), then move the reports whose deliveries are all settled. Set-based: a few
+    statements whatever the number of deliveries."""
+    now = now or utcnow()
+    message = select(OutboxMessage.state).where(OutboxMessage.id == Delivery.outbox_message_id).scalar_subquery()
+    sent_at = select(OutboxMessage.sent_at).where(OutboxMessage.id == Delivery.outbox_message_id).scalar_subquery()
+    changed = 0
+    # A DMP deposit is answered synchronously by the DMP: sent is acknowledged.
+    for channel_is_dmp, target in ((True, DeliveryState.ACKNOWLEDGED), (False, DeliveryState.SENT)):
+        changed += session.execute(
+            update(Delivery)
+            .where(
+                Delivery.state.in_((DeliveryState.QUEUED, DeliveryState.FAILED)),
+                (Delivery.channel == "dmp") if channel_is_dmp else (Delivery.channel != "dmp"),
+                message == OutboxState.SENT,
+            )
+            .values(state=target, sent_at=sent_at, acknowledged_at=sent_at if channel_is_dmp else None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    changed += session.execute(
+        update(Delivery)
+        .where(Delivery.state == DeliveryState.QUEUED, message == OutboxState.DEAD)
+        .values(state=DeliveryState.FAILED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    changed += session.execute(
+        update(Delivery)
+        .where(Delivery.state == DeliveryState.FAILED, message.in_((OutboxState.PENDING, OutboxState.SENDING)))
+        .values(state=DeliveryState.QUEUED)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed:
+        settle_reports(session, now=now)
+    return changed
+
+
+def settle_reports(session: Session, *, now: dt.datetime, report_ids: Iterable[int] | None = None) -> None:
+    """signed → sent when every delivery has left; sent → acknowledged when every one is acknowledged."""
+    query = select(Report).where(Report.state.in_((ReportState.SIGNED, ReportState.SENT)))
+    if report_ids is not None:
+        query = query.where(Report.id.in_(list(report_ids)))
+    reports = session.scalars(query.with_for_update() if _is_pg(session) else query).all()
+    if not reports:
+        return
+    states: dict[int, list[DeliveryState]] = {report.id: [] for report in reports}
+    for report_id, state in session.execute(
+        select(Delivery.report_id, Delivery.state).where(Delivery.report_id.in_(list(states)))
+    ):
+        states[report_id].append(state)
+    for report in reports:
+        delivered = states[report.id]
+        if report.state is ReportState.SIGNED and all(s in SETTLED for s in delivered):
+            report.state, report.sent_at = ReportState.SENT, now
+        if report.state is ReportState.SENT and delivered and all(s is DeliveryState.ACKNOWLEDGED for s in delivered):
+            report.state, report.acknowledged_at = ReportState.ACKNOWLEDGED, now
+
+
+@dataclass(frozen=True)
+class AcknowledgementOutcome:
+    matched: int
+    unknown: int
+
+
+def apply_dispositions(
+    session: Session, dispositions: Iterable, *, now: dt.datetime | None = None
+) -> AcknowledgementOutcome:
+    """The MDNs read back from the applicative mailbox: each marks its delivery acknowledged, or refused
+    with the receiver's code (902 unknown patient, 903 INS absent, 904 INS mismatch). An MDN for an unknown
+    message is counted and left; one read twice changes nothing."""
+    now = now or utcnow()
+    dispositions = list(dispositions)
+    tokens = {d.token for d in dispositions}
+    deliveries = {}
+    if tokens:
+        deliveries = {d.message_id: d for d in session.scalars(select(Delivery).where(Delivery.message_id.in_(tokens)))}
+    matched = unknown = 0
+    touched: set[int] = set()
+    for disposition in dispositions:
+        delivery = deliveries.get(disposition.token)
+        if delivery is None:
+            unknown += 1
+            continue
+        matched += 1
+        if delivery.state in (DeliveryState.ACKNOWLEDGED, DeliveryState.REFUSED):
+            continue
+        if disposition.acknowledged:
+            delivery.state = DeliveryState.ACKNOWLEDGED
+        else:
+            delivery.state = DeliveryState.REFUSED
+            delivery.refusal_code = (disposition.code or "")[:10] or None
+            delivery.refusal_text = (disposition.text or "")[:300] or None
+        delivery.acknowledged_at = getattr(disposition, "received_at", None) or now
+        delivery.sent_at = delivery.sent_at or now
+        audit.record(
+            session,
+            actor="mdn-reader",
+            action="delivery.acknowledged" if disposition.acknowledged else "delivery.refused",
+            target=delivery,
+            cpts_id=delivery.cpts_id,
+            details={"code": delivery.refusal_code} if delivery.refusal_code else None,
+        )
+        if delivery.report_id:
+            touched.add(delivery.report_id)
+    if touched:
+        settle_reports(session, now=now, report_ids=touched)
+    return AcknowledgementOutcome(matched=matched, unknown=unknown)
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"

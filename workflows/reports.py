@@ -1,0 +1,611 @@
+"""The compte-rendu of a remote act: written by the performer of the appointment (or by the expert answering
+a téléexpertise), signed, which freezes it, and routed to the patient, the médecin traitant, the referring
+GP and, if chosen, the other participants, each within the delay set by the program.
+
+`draft → signed → sent → acknowledged`. A signed report never changes: a correction is a new version, a
+draft that supersedes it and is signed and routed in turn. Its messages share a group per recipient with
+the original's, so the dispatcher never has both in flight and delivers the correction after (R7).
+"""
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.orm import Session, aliased, joinedload
+
+from connectors import outbox
+from hub import audit
+from hub.db import utcnow
+from hub.errors import NotFound, RuleViolation, ValidationFailed
+from hub.models import (
+    REPORT_KIND_LABELS,
+    REPORT_STATE_LABELS,
+    Appointment,
+    AppointmentKind,
+    AppointmentState,
+    CarePathway,
+    CarePathwayState,
+    CarePathwayStep,
+    Delivery,
+    DeliveryState,
+    Modality,
+    OutboxMessage,
+    Patient,
+    Professional,
+    RecipientRole,
+    Referral,
+    Report,
+    ReportKind,
+    ReportState,
+    Role,
+    SessionProgram,
+    StepState,
+    TeleexpertiseRequest,
+    TeleexpertiseState,
+    User,
+    UserRole,
+)
+from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section
+from workflows import deliveries
+from workflows.machine import Machine
+
+S = ReportState
+MACHINE = Machine(
+    "le compte rendu",
+    {
+        "update": (frozenset({S.DRAFT}), S.DRAFT),
+        "sign": (frozenset({S.DRAFT}), S.SIGNED),
+        "supersede": (frozenset({S.SIGNED, S.SENT, S.ACKNOWLEDGED}), S.DRAFT),
+    },
+    REPORT_STATE_LABELS,
+)
+# Hours after the act within which each recipient must have the report, unless the program says otherwise.
+DEFAULT_DELAYS = {
+    RecipientRole.ATTENDING_GP: 48,
+    RecipientRole.PRESCRIBER: 48,
+    RecipientRole.PARTICIPANT: 72,
+    RecipientRole.PATIENT: 72,
+    RecipientRole.DMP: 72,
+}
+REPORTABLE_KINDS = {
+    AppointmentKind.ASSISTED_TELECONSULTATION: ReportKind.TELECONSULTATION,
+    AppointmentKind.TELESOIN: ReportKind.TELESOIN,
+}
+# Written during or after the session; signed once the act is over (done, or fell back to the phone).
+WRITABLE = (AppointmentState.CHECKED_IN, AppointmentState.DONE, AppointmentState.DEGRADED)
+SIGNABLE = (AppointmentState.DONE, AppointmentState.DEGRADED)
+PLANNED = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
+FIELDS = ("acts", "prescriptions", "technical_incidents", "conclusion", "follow_up", "follow_up_modality")
+MAX_TEXT = 20_000
+ALERT_KIND = "report_overdue"
+
+
+# --- writing -----------------------------------------------------------------------------------------------
+
+
+def start_report(session: Session, actor: User, appointment: Appointment) -> Report:
+    """The performer's draft for a session, prefilled with the act's time and its participants; the draft
+    already begun is returned instead of a second one."""
+    _lock(session, appointment)
+    author = _author(session, actor, appointment.performer_id)
+    kind = REPORTABLE_KINDS.get(appointment.kind)
+    if kind is None:
+        raise RuleViolation("Un compte rendu n'est rédigé ici que pour une téléconsultation ou un télésoin.")
+    if appointment.state not in WRITABLE:
+        raise RuleViolation("Le compte rendu se rédige une fois le patient accueilli.")
+    existing = session.scalar(
+        select(Report)
+        .where(Report.appointment_id == appointment.id, Report.superseded_at.is_(None))
+        .order_by(Report.version.desc())
+        .limit(1)
+    )
+    if existing is not None:
+        return existing
+    participants = [appointment.performer_id] + ([appointment.accompanying_id] if appointment.accompanying_id else [])
+    report = Report(
+        cpts_id=appointment.cpts_id,
+        kind=kind,
+        patient_id=appointment.patient_id,
+        author_id=author.id,
+        appointment_id=appointment.id,
+        performed_at=appointment.starts_at,
+        participant_ids=json.dumps(participants),
+        created_by_user_id=actor.id,
+    )
+    return _add(session, actor, report)
+
+
+def start_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
+    """The expert's draft answer to a téléexpertise request (a report of type 85208-7)."""
+    author = _author(session, actor, request.expert_id)
+    if request.state not in (TeleexpertiseState.ASSIGNED, TeleexpertiseState.IN_PROGRESS):
+        raise RuleViolation("La demande doit vous être attribuée avant d'y répondre.")
+    if request.answer_report_id is not None:
+        answer = session.get(Report, request.answer_report_id)
+        if answer is not None and answer.state is S.DRAFT:
+            return answer
+        raise RuleViolation("Cette demande a déjà une réponse signée.")
+    report = Report(
+        cpts_id=request.cpts_id,
+        kind=ReportKind.TELEEXPERTISE,
+        patient_id=request.patient_id,
+        author_id=author.id,
+        performed_at=utcnow(),
+        participant_ids=json.dumps([request.requester_id, author.id]),
+        created_by_user_id=actor.id,
+    )
+    _add(session, actor, report)
+    request.answer_report_id = report.id
+    return report
+
+
+def _add(session: Session, actor: User, report: Report) -> Report:
+    session.add(report)
+    session.flush()
+    report.root_id = report.root_id or report.id
+    audit.record(session, actor=actor, action="report.create", target=report, cpts_id=report.cpts_id)
+    return report
+
+
+def update_draft(session: Session, actor: User, report: Report, **fields) -> Report:
+    _lock(session, report)
+    MACHINE.target("update", report.state)
+    _author(session, actor, report.author_id)
+    errors = {}
+    for name, value in fields.items():
+        if name == "copy_participants":
+            report.copy_participants = bool(value)
+            continue
+        if name not in FIELDS:
+            raise ValueError(f"unknown report field {name}")
+        value = (value or "").strip() or None
+        if value and len(value) > MAX_TEXT:
+            errors[name] = f"Texte trop long ({MAX_TEXT} caractères au plus)."
+        elif name == "follow_up_modality" and value and value not in Modality.__members__.values():
+            errors[name] = "Modalité de suivi inconnue."
+        elif name in ("acts", "conclusion"):
+            setattr(report, name, value or "")
+        else:
+            setattr(report, name, value)
+    if errors:
+        raise ValidationFailed(errors)
+    audit.record(session, actor=actor, action="report.update", target=report, cpts_id=report.cpts_id)
+    return report
+
+
+# --- signing and routing -----------------------------------------------------------------------------------
+
+
+def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now: dt.datetime | None = None) -> Report:
+    """Freeze the report (PDF and CDA stored under their hash) and queue its deliveries in this same
+    transaction: if anything fails, nothing is signed and nothing is queued (R1)."""
+    now = now or utcnow()
+    _lock(session, report)
+    MACHINE.target("sign", report.state)
+    _author(session, actor, report.author_id)
+    missing = {name: "Champ obligatoire pour signer." for name in ("acts", "conclusion") if not getattr(report, name)}
+    if missing:
+        raise ValidationFailed(missing, "Le compte rendu est incomplet.")
+    appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
+    if appointment is not None and appointment.state not in SIGNABLE:
+        raise RuleViolation("Le compte rendu se signe une fois la séance terminée.")
+    previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
+    report.document_uid = deliveries.new_document_uid()
+    package = deliveries.freeze(_document(session, report, previous, now), upload_dir)
+    cda, pdf = package.rendering("cda"), package.rendering("pdf")
+    report.cda_sha256, report.cda_size = cda.sha256, cda.size
+    report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
+    report.state, report.signed_at, report.signed_by_user_id = S.SIGNED, now, actor.id
+    if previous is not None:
+        previous.superseded_at = now
+    queued = _route(session, report, appointment, package, now)
+    audit.record(
+        session,
+        actor=actor,
+        action="report.sign",
+        target=report,
+        cpts_id=report.cpts_id,
+        details={"version": report.version, "deliveries": len(queued)},
+    )
+    if not queued:
+        report.state, report.sent_at = S.SENT, now  # nobody to send to: the hub is where it is read
+    if report.follow_up_modality:
+        _ask_follow_up(session, actor, report, now)
+    if report.kind is ReportKind.TELEEXPERTISE:
+        from workflows import teleexpertise  # it builds on this module
+
+        request = session.scalar(select(TeleexpertiseRequest).where(TeleexpertiseRequest.answer_report_id == report.id))
+        if request is not None:
+            teleexpertise.mark_answered(session, request, report, now=now)
+    return report
+
+
+@dataclass(frozen=True)
+class Recipient:
+    role: RecipientRole
+    address: str
+    channel: str
+    professional: Professional | None = None
+
+
+def recipients(session: Session, report: Report, appointment: Appointment | None) -> list[Recipient]:
+    """Who receives the report, each address once, in the order of the roles: patient, médecin traitant,
+    prescriber, participants (if chosen), DMP. A professional without a secure mailbox reads it in the hub."""
+    patient = report.patient
+    found: list[Recipient] = []
+
+    def professional(role: RecipientRole, pro: Professional | None) -> None:
+        if pro is not None and pro.id != report.author_id and pro.mssante_address:
+            found.append(Recipient(role, pro.mssante_address, "mssante", pro))
+
+    if (mailbox := deliveries.patient_mailbox(patient)) is not None:
+        found.append(Recipient(RecipientRole.PATIENT, mailbox, "mssante"))
+    professional(RecipientRole.ATTENDING_GP, patient.attending_gp)
+    for prescriber in _prescribers(session, report, appointment):
+        professional(RecipientRole.PRESCRIBER, prescriber)
+    if report.copy_participants:
+        for pro in _participants(session, report):
+            professional(RecipientRole.PARTICIPANT, pro)
+    if deliveries.may_deposit_in_dmp(patient):
+        found.append(Recipient(RecipientRole.DMP, deliveries.DMP_ADDRESS, "dmp"))
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for recipient in found:
+        key = (recipient.channel, recipient.address.lower())
+        if key not in seen:
+            seen.add(key)
+            unique.append(recipient)
+    return unique
+
+
+def _route(session, report: Report, appointment, package: DocumentPackage, now) -> list[Delivery]:
+    delays = _delays(session, appointment)
+    base = appointment.ends_at if appointment is not None else now
+    return [
+        deliveries.queue_delivery(
+            session,
+            package=package,
+            cpts_id=report.cpts_id,
+            role=recipient.role,
+            address=recipient.address,
+            channel=recipient.channel,
+            professional=recipient.professional,
+            due_at=max(base + dt.timedelta(hours=delays[recipient.role]), now),
+            report=report,
+            # All versions of a report to one recipient leave one at a time, in order (R7).
+            group_key=f"report:{report.root_id}:{recipient.channel}:{recipient.address.lower()}"[:120],
+        )
+        for recipient in recipients(session, report, appointment)
+    ]
+
+
+def _delays(session: Session, appointment: Appointment | None) -> dict[RecipientRole, int]:
+    delays = dict(DEFAULT_DELAYS)
+    program = session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
+    if program is not None:
+        for role, hours in json.loads(program.report_delays or "{}").items():
+            if role in RecipientRole.__members__.values() and isinstance(hours, int) and hours > 0:
+                delays[RecipientRole(role)] = hours
+    return delays
+
+
+def _prescribers(session: Session, report: Report, appointment: Appointment | None) -> list[Professional]:
+    if report.kind is ReportKind.TELEEXPERTISE:
+        request = session.scalar(select(TeleexpertiseRequest).where(TeleexpertiseRequest.answer_report_id == report.id))
+        return [request.requester] if request is not None else []
+    if appointment is None:
+        return []
+    return list(
+        session.scalars(
+            select(Professional)
+            .join(Referral, Referral.author_id == Professional.id)
+            .where(Referral.appointment_id == appointment.id)
+        )
+    )
+
+
+def _participants(session: Session, report: Report) -> list[Professional]:
+    ids = [i for i in json.loads(report.participant_ids or "[]") if isinstance(i, int)]
+    if not ids:
+        return []
+    return list(session.scalars(select(Professional).where(Professional.id.in_(ids)).order_by(Professional.id)))
+
+
+def _document(session: Session, report: Report, previous: Report | None, now: dt.datetime) -> ClinicalDocument:
+    participants = [
+        deliveries.professional_identity(pro, "Participant")
+        for pro in _participants(session, report)
+        if pro.id != report.author_id
+    ]
+    sections = [
+        ("Actes réalisés", report.acts),
+        ("Prescriptions", report.prescriptions),
+        ("Incidents techniques", report.technical_incidents),
+        ("Conclusion", report.conclusion),
+        ("Suivi demandé", report.follow_up),
+    ]
+    appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
+    return ClinicalDocument(
+        document_uid=report.document_uid,
+        loinc=report.loinc,
+        title=REPORT_KIND_LABELS[report.kind],
+        created_at=now,
+        patient=deliveries.patient_identity(report.patient),
+        author=deliveries.professional_identity(report.author, "Auteur"),
+        custodian=deliveries.custodian_of(session, report.cpts_id),
+        service_started_at=appointment.starts_at if appointment else report.performed_at,
+        service_ended_at=appointment.ends_at if appointment else None,
+        participants=tuple(participants),
+        sections=tuple(Section(title, text) for title, text in sections if text),
+        version=report.version,
+        replaces_uid=previous.document_uid if previous is not None else None,
+    )
+
+
+def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.datetime) -> None:
+    """The follow-up the report asks (an in-person echocardiography…) becomes the patient's next pathway
+    step of that modality, due now, so that it reaches the coordinator's queue; a conditional step waiting
+    for this request is the one taken."""
+    pathway = session.scalar(
+        select(CarePathway)
+        .where(CarePathway.patient_id == report.patient_id, CarePathway.state == CarePathwayState.ACTIVE)
+        .order_by(CarePathway.id.desc())
+        .limit(1)
+    )
+    if pathway is None:
+        return
+    modality = Modality(report.follow_up_modality)
+    today = now.date()
+    step = next(
+        (s for s in pathway.steps if s.state is StepState.PLANNED and s.modality is modality and s.condition),
+        None,
+    )
+    if step is None:
+        step = CarePathwayStep(
+            pathway=pathway,
+            position=max((s.position for s in pathway.steps), default=0) + 1,
+            name=(report.follow_up or "Suivi demandé par le compte rendu")[:200],
+            modality=modality,
+            profession=report.author.profession.value,
+            due_on=today,
+        )
+        session.add(step)
+    else:
+        step.due_on = min(step.due_on, today)
+    step.condition = f"demandé par le compte rendu du {today.strftime('%d/%m/%Y')}"
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="pathway.step_requested",
+        target=step,
+        cpts_id=report.cpts_id,
+        details={"report_id": report.id},
+    )
+
+
+# --- corrections and waivers -------------------------------------------------------------------------------
+
+
+def supersede(session: Session, actor: User, report: Report) -> Report:
+    """A correction: a new draft version holding the signed text, to edit and sign in turn."""
+    _lock(session, report)
+    MACHINE.target("supersede", report.state)
+    _author(session, actor, report.author_id)
+    if report.superseded_at is not None or session.scalar(select(Report.id).where(Report.supersedes_id == report.id)):
+        raise RuleViolation("Une nouvelle version de ce compte rendu existe déjà.")
+    correction = Report(
+        cpts_id=report.cpts_id,
+        kind=report.kind,
+        patient_id=report.patient_id,
+        author_id=report.author_id,
+        appointment_id=report.appointment_id,
+        root_id=report.root_id,
+        version=report.version + 1,
+        supersedes_id=report.id,
+        performed_at=report.performed_at,
+        participant_ids=report.participant_ids,
+        copy_participants=report.copy_participants,
+        created_by_user_id=actor.id,
+        **{name: getattr(report, name) for name in FIELDS},
+    )
+    _add(session, actor, correction)
+    if report.kind is ReportKind.TELEEXPERTISE:
+        request = session.scalar(select(TeleexpertiseRequest).where(TeleexpertiseRequest.answer_report_id == report.id))
+        if request is not None:
+            request.answer_report_id = correction.id
+    return correction
+
+
+def waive_report(session: Session, actor: User, appointment: Appointment, *, reason: str) -> Appointment:
+    """Serial télésoin sessions by the same professional may go without a report each (seed 002), never
+    the last one: a later session of the same patient with the same performer must be planned."""
+    _lock(session, appointment)
+    _author(session, actor, appointment.performer_id)
+    reason = (reason or "").strip()
+    if appointment.kind is not AppointmentKind.TELESOIN:
+        raise RuleViolation("Seules les séances de télésoin en série peuvent être dispensées de compte rendu.")
+    if not reason:
+        raise ValidationFailed({"reason": "Indiquez pourquoi cette séance n'a pas de compte rendu propre."})
+    later = session.scalar(
+        select(func.count(Appointment.id)).where(
+            Appointment.patient_id == appointment.patient_id,
+            Appointment.performer_id == appointment.performer_id,
+            Appointment.kind == AppointmentKind.TELESOIN,
+            Appointment.starts_at > appointment.starts_at,
+            Appointment.state.in_(PLANNED),
+        )
+    )
+    if not later:
+        raise RuleViolation("La dernière séance d'une série de télésoin doit avoir son compte rendu.")
+    if session.scalar(select(Report.id).where(Report.appointment_id == appointment.id, Report.state != S.DRAFT)):
+        raise RuleViolation("Cette séance a déjà un compte rendu signé.")
+    appointment.report_waived_reason = reason[:300]
+    audit.record(session, actor=actor, action="report.waive", target=appointment, cpts_id=appointment.cpts_id)
+    return appointment
+
+
+# --- what is late ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverdueItem:
+    kind: str  # "unsigned": the session has no signed report; "unsent": a delivery has not left
+    appointment_id: int | None
+    report_id: int | None
+    patient_id: int
+    author: str
+    since: dt.datetime  # when it was due
+    detail: str
+
+
+def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, limit: int = 200) -> list[OverdueItem]:
+    """The coordinator's "en retard" list: sessions done without a signed report past the shortest delay,
+    and deliveries still waiting past their due time. Two queries whatever the data size."""
+    now = now or utcnow()
+    shortest = dt.timedelta(hours=min(DEFAULT_DELAYS.values()))
+    signed = exists().where(
+        Report.appointment_id == Appointment.id, Report.state != S.DRAFT, Report.superseded_at.is_(None)
+    )
+    sessions = session.execute(
+        select(Appointment.id, Appointment.patient_id, Appointment.ends_at, Professional)
+        .join(Professional, Professional.id == Appointment.performer_id)
+        .where(
+            Appointment.cpts_id == cpts_id,
+            Appointment.kind.in_(list(REPORTABLE_KINDS)),
+            Appointment.state.in_(SIGNABLE),
+            Appointment.report_waived_reason.is_(None),
+            Appointment.ends_at < now - shortest,
+            ~signed,
+        )
+        .order_by(Appointment.ends_at)
+        .limit(limit)
+    ).all()
+    items = [
+        OverdueItem(
+            "unsigned",
+            row.id,
+            None,
+            row.patient_id,
+            row.Professional.full_name,
+            row.ends_at + shortest,
+            "Compte rendu non signé",
+        )
+        for row in sessions
+    ]
+    late = session.execute(
+        select(Delivery, Report.patient_id, Report.appointment_id, Professional)
+        .join(Report, Report.id == Delivery.report_id)
+        .join(Professional, Professional.id == Report.author_id)
+        .where(
+            Delivery.cpts_id == cpts_id,
+            Delivery.state.in_((DeliveryState.QUEUED, DeliveryState.FAILED)),
+            Delivery.due_at < now,
+        )
+        .order_by(Delivery.due_at)
+        .limit(limit)
+    ).all()
+    items += [
+        OverdueItem(
+            "unsent",
+            row.appointment_id,
+            row.Delivery.report_id,
+            row.patient_id,
+            row.Professional.full_name,
+            row.Delivery.due_at,
+            f"Envoi en attente ({row.Delivery.recipient_role.value})",
+        )
+        for row in late
+    ]
+    return sorted(items, key=lambda item: item.since)
+
+
+def alert_overdue(session: Session, *, now: dt.datetime | None = None) -> int:
+    """One e-mail to each coordinator of the CPTS per late item (ids only, no health data); the key makes
+    a second run, or a second worker, queue nothing more."""
+    now = now or utcnow()
+    coordinators = session.execute(
+        select(User.cpts_id, Professional)
+        .join(UserRole, UserRole.user_id == User.id)
+        .join(Professional, Professional.id == User.professional_id)
+        .where(UserRole.role == Role.COORDINATOR, User.is_active.is_(True))
+    ).all()
+    by_cpts: dict[int, list[Professional]] = {}
+    for cpts_id, pro in coordinators:
+        by_cpts.setdefault(cpts_id, []).append(pro)
+    queued = 0
+    for cpts_id, pros in by_cpts.items():
+        items = overdue(session, cpts_id, now=now)
+        keys = {
+            (item, pro): f"{item.kind}:{item.appointment_id or 0}:{item.report_id or 0}:{pro.id}"
+            for item in items
+            for pro in pros
+        }
+        already = (
+            set(
+                session.scalars(
+                    select(OutboxMessage.idempotency_key).where(
+                        OutboxMessage.idempotency_key.in_([f"{ALERT_KIND}:{key}" for key in keys.values()])
+                    )
+                )
+            )
+            if keys
+            else set()
+        )
+        for (item, pro), key in keys.items():
+            if f"{ALERT_KIND}:{key}" in already:
+                continue
+            payload = {"appointment_id": item.appointment_id, "report_id": item.report_id, "late": item.kind}
+            if outbox.email_professional(session, pro, kind=ALERT_KIND, key=key, cpts_id=cpts_id, payload=payload):
+                queued += 1
+    return queued
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+
+def chain_of(session: Session, report: Report) -> list[Report]:
+    """Every version of the report, oldest first."""
+    return list(session.scalars(select(Report).where(Report.root_id == report.root_id).order_by(Report.version)))
+
+
+def current_reports(session: Session, where, *, limit: int = 200) -> list[Report]:
+    """The latest version of each report matching `where`, with patient and author, in one query."""
+    newer = aliased(Report)
+    latest = ~exists().where(and_(newer.root_id == Report.root_id, newer.version > Report.version))
+    return list(
+        session.scalars(
+            select(Report)
+            .where(where, latest)
+            .options(joinedload(Report.patient), joinedload(Report.author))
+            .order_by(Report.performed_at.desc())
+            .limit(limit)
+        )
+    )
+
+
+def reports_of_patient(session: Session, patient: Patient) -> list[Report]:
+    return current_reports(session, Report.patient_id == patient.id)
+
+
+def get_report(session: Session, report_id: int, *, cpts_id: int) -> Report:
+    report = session.get(Report, report_id)
+    if report is None or report.cpts_id != cpts_id:
+        raise NotFound("Compte rendu introuvable.")
+    return report
+
+
+def _author(session: Session, actor: User, professional_id: int | None) -> Professional:
+    if actor.professional_id is None or actor.professional_id != professional_id:
+        raise RuleViolation("Seul le professionnel qui a réalisé l'acte rédige et signe son compte rendu.")
+    return session.get(Professional, professional_id)
+
+
+def _lock(session: Session, row) -> None:
+    """The row's lock, then a fresh read (autoflushed first): two verbs on one report run one after the other.
+    SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
+    model = type(row)
+    session.execute(select(model.id).where(model.id == row.id).with_for_update())
+    session.refresh(row)
