@@ -1,7 +1,5 @@
 """/api/v1/referrals: the GP's referrals and the coordination's triage; attachments as multipart."""
 
-from pathlib import Path
-
 from flask import Response, current_app, request
 from flask_login import current_user
 
@@ -24,16 +22,12 @@ from hub.schemas.referrals import (
 from hub.schemas.scheduling import NoBodyIn, ReasonIn
 from hub.services import documents
 from hub.web.access import access
-from hub.web.request import db
+from hub.web.request import db, upload_dir
 from workflows import referrals
 
 
 def zone_name() -> str:
     return current_app.config["HUB"]["TIMEZONE"]
-
-
-def upload_dir() -> Path:
-    return Path(current_app.config["HUB"].get("UPLOAD_DIR") or Path(current_app.instance_path) / "uploads")
 
 
 def _body(referral):

@@ -1,5 +1,7 @@
 """The request's unit of work: one database session, committed once at the end when the request succeeded."""
 
+from pathlib import Path
+
 from flask import current_app, g
 
 
@@ -8,6 +10,11 @@ def db():
     if "db_session" not in g:
         g.db_session = current_app.extensions["hub.sessions"]()
     return g.db_session
+
+
+def upload_dir() -> Path:
+    """Where uploads and the hub's frozen documents are stored, outside the web root (I3)."""
+    return Path(current_app.config["HUB"].get("UPLOAD_DIR") or Path(current_app.instance_path) / "uploads")
 
 
 def keep_changes_on_error() -> None:
