@@ -13,6 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from zoneinfo import ZoneInfo
 
+from hub.identifiers import check_ins_matricule, check_rpps
 from hub.services.clinical_documents import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 
 V3 = "urn:hl7-org:v3"
@@ -245,7 +246,49 @@ RULES = """What check_cda verifies (CDA R2 level 1, CI-SIS header):
 - custodian/assignedCustodian/representedCustodianOrganization with an id;
 - legalAuthenticator with time, signatureCode S and an IdNat_PS id;
 - relatedDocument, if any, typed RPLC with a parentDocument id, and then a versionNumber above 1;
-- component/nonXMLBody/text application/pdf in B64 that decodes to a PDF."""
+- component/nonXMLBody/text application/pdf in B64 that decodes to a PDF;
+- the children of the elements the hub writes come in the order of the CDA R2 schema (POCD_MT000040)
+  sequences, and are elements that schema allows there."""
+
+# The CDA R2 schema's sequences (POCD_MT000040.xsd) for the elements build_cda writes, less the infrastructure
+# elements (realmCode, typeId, templateId) that open every one of them.
+_INFRASTRUCTURE = ("realmCode", "typeId", "templateId")
+_ENTITY = (*_INFRASTRUCTURE, "id", "code", "addr", "telecom", "assignedPerson", "representedOrganization")
+SEQUENCES = {
+    "ClinicalDocument": (
+        *_INFRASTRUCTURE, "id", "code", "title", "effectiveTime", "confidentialityCode", "languageCode", "setId",
+        "versionNumber", "copyTime", "recordTarget", "author", "dataEnterer", "informant", "custodian",
+        "informationRecipient", "legalAuthenticator", "authenticator", "participant", "inFulfillmentOf",
+        "documentationOf", "relatedDocument", "authorization", "componentOf", "component",
+    ),
+    "recordTarget": (*_INFRASTRUCTURE, "patientRole"),
+    "patientRole": (*_INFRASTRUCTURE, "id", "addr", "telecom", "patient", "providerOrganization"),
+    "patient": (
+        *_INFRASTRUCTURE, "id", "name", "administrativeGenderCode", "birthTime", "maritalStatusCode",
+        "religiousAffiliationCode", "raceCode", "ethnicGroupCode", "guardian", "birthplace", "languageCommunication",
+    ),
+    "birthplace": (*_INFRASTRUCTURE, "place"),
+    "place": (*_INFRASTRUCTURE, "name", "addr"),
+    "author": (*_INFRASTRUCTURE, "functionCode", "time", "assignedAuthor"),
+    "assignedAuthor": (
+        *_INFRASTRUCTURE, "id", "code", "addr", "telecom", "assignedPerson", "assignedAuthoringDevice",
+        "representedOrganization",
+    ),
+    "assignedPerson": (*_INFRASTRUCTURE, "name"),
+    "representedOrganization": (*_INFRASTRUCTURE, "id", "name", "telecom", "addr", "standardIndustryClassCode"),
+    "custodian": (*_INFRASTRUCTURE, "assignedCustodian"),
+    "assignedCustodian": (*_INFRASTRUCTURE, "representedCustodianOrganization"),
+    "representedCustodianOrganization": (*_INFRASTRUCTURE, "id", "name", "telecom", "addr"),
+    "legalAuthenticator": (*_INFRASTRUCTURE, "time", "signatureCode", "assignedEntity"),
+    "assignedEntity": _ENTITY,
+    "documentationOf": (*_INFRASTRUCTURE, "serviceEvent"),
+    "serviceEvent": (*_INFRASTRUCTURE, "id", "code", "effectiveTime", "performer"),
+    "performer": (*_INFRASTRUCTURE, "functionCode", "time", "assignedEntity"),
+    "relatedDocument": (*_INFRASTRUCTURE, "parentDocument"),
+    "parentDocument": (*_INFRASTRUCTURE, "id", "code", "text", "setId", "versionNumber"),
+    "component": (*_INFRASTRUCTURE, "nonXMLBody", "structuredBody"),
+    "nonXMLBody": (*_INFRASTRUCTURE, "text", "confidentialityCode", "languageCode"),
+}  # fmt: skip
 
 
 def check_cda(xml: bytes, *, identity_status: str | None = None) -> list[str]:
@@ -260,7 +303,8 @@ def check_cda(xml: bytes, *, identity_status: str | None = None) -> list[str]:
     if root.tag != _v3("ClinicalDocument"):
         return [f"Élément racine inattendu : {root.tag} (ClinicalDocument de urn:hl7-org:v3 attendu)."]
     problems = [] if XSI in namespaces else ["Espace de noms xsi non déclaré."]
-    for check in (_check_header, _check_patient, _check_author, _check_custodian, _check_related, _check_body):
+    checks = (_check_header, _check_patient, _check_author, _check_custodian, _check_related, _check_body, _check_order)
+    for check in checks:
         problems += check(root)
     if identity_status is not None:
         problems += _check_ins_status(root, identity_status)
@@ -317,8 +361,10 @@ def _check_patient(root: ET.Element) -> list[str]:
         return ["Il faut exactement un recordTarget/patientRole."]
     problems = [] if role.findall("v3:id", NS) else ["patientRole sans identifiant."]
     for ins in _ins_ids(role):
-        if not re.fullmatch(r"[0-9]{6}[0-9AB][0-9]{8}", ins.get("extension") or ""):
-            problems.append("Matricule INS mal formé (15 caractères attendus).")
+        try:
+            check_ins_matricule(ins.get("extension") or "")
+        except ValueError as error:
+            problems.append(f"INS : {error}")
     patient = role.find("v3:patient", NS)
     if patient is None:
         return [*problems, "patientRole/patient absent."]
@@ -352,8 +398,13 @@ def _check_idnat_ps(entity: ET.Element | None, who: str) -> list[str]:
     if entity is None:
         return [f"{who} : entité absente."]
     ids = [element for element in entity.findall("v3:id", NS) if element.get("root") == RPPS_IDNAT_ROOT]
-    if not ids or not re.fullmatch(r"8\d{11}", ids[0].get("extension") or ""):
+    idnat = (ids[0].get("extension") or "") if ids else ""
+    if not re.fullmatch(r"8\d{11}", idnat):
         return [f"{who} : identifiant IdNat_PS (8 + RPPS à 11 chiffres, racine {RPPS_IDNAT_ROOT}) absent ou faux."]
+    try:
+        check_rpps(idnat[1:])
+    except ValueError as error:
+        return [f"{who} : {error}"]
     return []
 
 
@@ -405,3 +456,28 @@ def _check_body(root: ET.Element) -> list[str]:
     except binascii.Error:
         return ["nonXMLBody/text n'est pas du base64 valide."]
     return [] if content.startswith(b"%PDF-") else ["nonXMLBody/text ne contient pas un PDF."]
+
+
+def _check_order(root: ET.Element) -> list[str]:
+    problems = []
+    for element in root.iter():
+        sequence = SEQUENCES.get(_local(element.tag))
+        if sequence is not None:
+            problems += _check_children(element, sequence)
+    return problems
+
+
+def _check_children(element: ET.Element, sequence: tuple[str, ...]) -> list[str]:
+    position = 0
+    for child in element:
+        name = _local(child.tag)
+        if child.tag != _v3(name) or name not in sequence:
+            return [f"{_local(element.tag)} : élément {name} non prévu par le schéma CDA R2 à cet endroit."]
+        if sequence.index(name) < position:
+            return [f"{_local(element.tag)} : {name} est hors de l'ordre du schéma CDA R2."]
+        position = sequence.index(name)
+    return []
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]

@@ -16,13 +16,11 @@ LABEL_WIDTH = 62.0
 FALLBACKS = {"≥": ">=", "≤": "<=", "≠": "!=", "→": "->", "←": "<-"}
 
 
-def render_pdf(doc: ClinicalDocument, *, compress: bool = True) -> bytes:
-    """The document as PDF bytes, identical for an identical document (`compress=False` lets tests read the
-    text streams)."""
+def render_pdf(doc: ClinicalDocument) -> bytes:
+    """The document as PDF bytes, identical for an identical document."""
     from fpdf import FPDF  # only the renderings need it
 
     pdf = FPDF(format="A4")
-    pdf.compress = compress
     pdf.core_fonts_encoding = "windows-1252"  # French accents, œ and € in the standard fonts
     pdf.set_creation_date(doc.created_at)  # fpdf stamps "now" otherwise, and the hash would change
     pdf.set_title(pdf_text(doc.title))

@@ -1,0 +1,173 @@
+import dataclasses
+import datetime as dt
+import re
+import zlib
+
+import time_machine
+
+from hub.models import Sex
+from hub.services.clinical_documents import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
+from hub.services.document_pdf import render_pdf
+from tests import factories
+
+BIRTH_DATE = dt.date(1948, 3, 1)
+NIR = factories.valid_nir(sex=Sex.FEMALE, birth_date=BIRTH_DATE, birth_place="24520", order=123)
+CARDIOLOGIST_RPPS = factories.valid_rpps()
+NURSE_RPPS = factories.valid_rpps()
+
+
+def clinical_document(**changes) -> ClinicalDocument:
+    """A signed teleconsultation report: a QUAL patient with accents in every name, a cardiologist and the
+    IDEL who accompanied the patient."""
+    patient = PatientIdentity(
+        birth_name="LEFÈVRE-ŒUVRARD",
+        first_birth_given_name="FRANÇOISE",
+        birth_given_names="FRANÇOISE MARIE",
+        birth_date=BIRTH_DATE,
+        sex="F",
+        birth_place_insee="24520",
+        local_id="4217",
+        used_last_name="MARTIN",
+        used_first_name="Fanny",
+        ins=NIR,
+        ins_oid="1.2.250.1.213.1.4.8",
+        identity_status="QUAL",
+    )
+    cardiologist = ProfessionalIdentity(
+        rpps=CARDIOLOGIST_RPPS,
+        last_name="Dupré",
+        first_name="Hélène",
+        profession="Médecin spécialiste",
+        specialty="Cardiologie",
+        role="Auteur",
+        mssante_address="helene.dupre@medecin.mssante.fr",
+    )
+    nurse = ProfessionalIdentity(
+        rpps=NURSE_RPPS, last_name="Garçon", first_name="Zoé", profession="Infirmier·e", role="IDEL accompagnant"
+    )
+    document = ClinicalDocument(
+        document_uid="1.2.250.1.999.1.1.17.1",
+        loinc="85208-7",
+        title="Compte rendu de téléconsultation",
+        created_at=dt.datetime(2026, 12, 7, 14, 30, tzinfo=dt.UTC),
+        patient=patient,
+        author=cardiologist,
+        custodian=Custodian(name="CPTS du Pays de Vergt", finess="240012345"),
+        service_started_at=dt.datetime(2026, 12, 7, 13, 0, tzinfo=dt.UTC),
+        service_ended_at=dt.datetime(2026, 12, 7, 13, 25, tzinfo=dt.UTC),
+        participants=(nurse,),
+        sections=(
+            Section("Actes réalisés", "ECG 12 dérivations, auscultation assistée. Cœur régulier, 72 bpm."),
+            Section("Conclusion", "Souffle à explorer : échocardiographie en présentiel sous un mois."),
+        ),
+    )
+    return dataclasses.replace(document, **changes)
+
+
+def patient_without_ins(status: str) -> PatientIdentity:
+    return dataclasses.replace(clinical_document().patient, ins=None, ins_oid=None, identity_status=status)
+
+
+def pdf_lines(data: bytes) -> list[str]:
+    """The text of each cell the pages draw (fpdf2 compresses the page streams with FlateDecode)."""
+    lines = []
+    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.DOTALL):
+        for block in re.findall(rb"BT (.*?) ET", zlib.decompress(stream), re.DOTALL):
+            strings = re.findall(rb"\(((?:\\.|[^\\)])*)\) ?Tj", block)
+            if strings:
+                lines.append(b"".join(re.sub(rb"\\(.)", rb"\1", text) for text in strings).decode("cp1252"))
+    return lines
+
+
+def pdf_pages(data: bytes) -> int:
+    return len(re.findall(rb"/Type /Page\b(?!s)", data))
+
+
+def test_the_pdf_is_a_pdf_and_the_same_document_always_gives_the_same_bytes():
+    document = clinical_document()
+    first = render_pdf(document)
+    with time_machine.travel(dt.datetime(2027, 6, 1, 9, 0, tzinfo=dt.UTC)):
+        later = render_pdf(document)
+
+    assert first.startswith(b"%PDF-") and first.rstrip().endswith(b"%%EOF")
+    assert later == first, "the hash stored at signing must match the file sent later"
+    assert b"/CreationDate (D:20261207143000Z" in first
+    assert render_pdf(dataclasses.replace(document, title="Compte rendu de télésoin")) != first
+
+
+def test_the_pdf_shows_the_patient_strict_traits_and_identity_status():
+    lines = pdf_lines(render_pdf(clinical_document()))
+
+    for label, value in (
+        ("Nom de naissance", "LEFÈVRE-ŒUVRARD"),
+        ("Premier prénom de naissance", "FRANÇOISE"),
+        ("Prénoms de naissance", "FRANÇOISE MARIE"),
+        ("Date de naissance", "01/03/1948"),
+        ("Sexe", "Féminin"),
+        ("Lieu de naissance (code INSEE)", "24520"),
+        ("Nom utilisé", "MARTIN"),
+        ("Prénom utilisé", "Fanny"),
+        ("INS (matricule)", f"{NIR} (OID 1.2.250.1.213.1.4.8)"),
+        ("Statut de l'identité", "Identité qualifiée"),
+    ):
+        assert lines[lines.index(label) + 1] == value
+
+
+def test_the_ins_is_printed_only_when_the_document_carries_it():
+    patient = patient_without_ins("VALI")
+
+    text = "\n".join(pdf_lines(render_pdf(clinical_document(patient=patient))))
+
+    assert "INS (matricule)" not in text and NIR not in text
+    assert "Identité validée" in text and "LEFÈVRE-ŒUVRARD" in text
+
+
+def test_the_pdf_names_every_professional_with_profession_and_rpps():
+    lines = pdf_lines(render_pdf(clinical_document()))
+
+    assert lines[lines.index("Auteur") + 1] == (
+        f"Hélène Dupré, Médecin spécialiste (Cardiologie), RPPS {CARDIOLOGIST_RPPS}"
+    )
+    assert lines[lines.index("IDEL accompagnant") + 1] == f"Zoé Garçon, Infirmier·e, RPPS {NURSE_RPPS}"
+
+
+def test_the_pdf_gives_the_title_custodian_date_of_the_act_in_paris_and_the_sections():
+    lines = pdf_lines(render_pdf(clinical_document()))
+
+    assert lines[0] == "Compte rendu de téléconsultation"
+    assert "Type de document : LOINC 85208-7" in lines
+    assert "Structure responsable : CPTS du Pays de Vergt (FINESS 240012345)" in lines
+    assert lines[lines.index("Date et heure de l'acte") + 1] == "lundi 7 décembre 2026, 14 h 00"
+    assert lines[lines.index("Fin de l'acte") + 1] == "lundi 7 décembre 2026, 14 h 25"
+    conclusion = lines.index("Conclusion")
+    assert lines[conclusion + 1].startswith("Souffle à explorer")
+    assert "ECG 12 dérivations, auscultation assistée. Cœur régulier, 72 bpm." in lines[:conclusion]
+    assert "Version 1" in lines
+    assert "Document 1.2.250.1.999.1.1.17.1" in lines and "Page 1/1" in lines
+
+
+def test_a_correction_says_which_document_it_replaces():
+    correction = clinical_document(
+        document_uid="1.2.250.1.999.1.1.17.2", version=2, replaces_uid="1.2.250.1.999.1.1.17.1"
+    )
+
+    lines = pdf_lines(render_pdf(correction))
+
+    assert "Version 2, remplace le document 1.2.250.1.999.1.1.17.1" in lines
+
+
+def test_free_text_outside_the_standard_fonts_is_drawn_rather_than_refused():
+    section = Section("Constantes", "PAS\u202f≥\u202f140 mmHg 😟 → contrôle\tà J7")
+
+    lines = pdf_lines(render_pdf(clinical_document(sections=(section,))))
+
+    assert "PAS >= 140 mmHg ? -> contrôle    à J7" in lines
+
+
+def test_a_long_report_runs_over_several_numbered_pages():
+    long_text = "\n".join(f"Ligne {n} : observation détaillée de la séance." for n in range(120))
+
+    data = render_pdf(clinical_document(sections=(Section("Observations", long_text),)))
+
+    assert pdf_pages(data) == 3
+    assert {"Page 1/3", "Page 2/3", "Page 3/3"} <= set(pdf_lines(data))
