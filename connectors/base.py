@@ -159,12 +159,14 @@ def build_registry(config: Mapping) -> "ConnectorRegistry":
     # Imported here: each connector module imports this one for the errors and the receipt.
     from connectors.dmp import DmpConnector
     from connectors.email import EmailConnector
+    from connectors.mssante import MssanteConnector
     from connectors.reminders import SmsConnector
     from connectors.webhooks import WebhookConnector
 
     registry = ConnectorRegistry(config)
     for factory in (
         EmailConnector.from_config,
+        MssanteConnector.from_settings,
         DmpConnector.from_config,
         WebhookConnector.from_config,
         SmsConnector.from_config,

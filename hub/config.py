@@ -37,6 +37,20 @@ DEFAULTS = {
     "SMTP_USERNAME": None,
     "SMTP_PASSWORD": None,
     "SMTP_TIMEOUT_SECONDS": 30,
+    # MSSanté (connectors.mssante, connectors.mdn): SMTP submission with STARTTLS from the structure's
+    # applicative mailbox, its client certificate, the operator's CA; MDNs read back over IMAP. Without
+    # host, sender and certificate, documents wait in the outbox.
+    "MSSANTE_HOST": None,
+    "MSSANTE_PORT": None,  # default 587
+    "MSSANTE_SENDER": None,  # the applicative mailbox (type APP), …@<structure>.mssante.fr
+    "MSSANTE_CA_FILE": None,
+    "MSSANTE_CERT_FILE": None,
+    "MSSANTE_KEY_FILE": None,
+    "MSSANTE_UPLOAD_DIR": None,  # default UPLOAD_DIR
+    "MSSANTE_IMAP_HOST": None,
+    "MSSANTE_IMAP_PORT": None,  # default 143 (STARTTLS); 993 for implicit TLS
+    "MSSANTE_IMAP_USER": None,
+    "MSSANTE_IMAP_PASSWORD": None,
     # HTTPS connectors (connectors.dmp, .webhooks, .reminders): certificates checked against the CA file
     # (default: the system's); without their URL (or webhook secret), their messages wait in the outbox.
     "DMP_URL": None,  # FHIR endpoint taking MHD ITI-65 transactions (PDSm)

@@ -32,6 +32,7 @@ class Received:
     message_id: str
     raw: bytes
     over_tls: bool
+    client_cert_subject: str | None = None  # the client certificate's commonName, when one was presented
 
     @property
     def parsed(self) -> email.message.EmailMessage:
@@ -69,10 +70,19 @@ class Recorder:
             message_id=headers["Message-ID"],
             raw=envelope.content,
             over_tls=session.ssl is not None,
+            client_cert_subject=_common_name((session.ssl or {}).get("peercert")),
         )
         with self.lock:
             self.messages.append(received)
         return "250 Message accepted for delivery"
+
+
+def _common_name(peercert: dict | None) -> str | None:
+    for rdn in (peercert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
 
 
 class TestCA:
@@ -85,10 +95,23 @@ class TestCA:
         self.ca_file = directory / f"ca-{id(self)}.pem"
         self.ca.cert_pem.write_to_path(str(self.ca_file))
 
-    def server_context(self, *hosts: str) -> ssl.SSLContext:
+    def server_context(self, *hosts: str, require_client_cert: bool = False) -> ssl.SSLContext:
+        """With `require_client_cert`, the handshake fails unless the client presents a certificate signed
+        by this CA (as an MSSanté operator checks the structure's certificate)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ca.issue_cert(*(hosts or ("127.0.0.1", "localhost"))).configure_cert(context)
+        if require_client_cert:
+            context.verify_mode = ssl.CERT_REQUIRED
+            self.ca.configure_trust(context)
         return context
+
+    def client_cert(self, directory: Path, name: str) -> tuple[Path, Path]:
+        """A client certificate for `name` and its key, as files: (cert_file, key_file)."""
+        issued = self.ca.issue_cert(name, common_name=name)
+        cert_file, key_file = directory / f"{name}.crt", directory / f"{name}.key"
+        issued.cert_chain_pems[0].write_to_path(str(cert_file))
+        issued.private_key_pem.write_to_path(str(key_file))
+        return cert_file, key_file
 
 
 class SmtpServer:

@@ -52,7 +52,7 @@ def test_each_message_leaves_through_its_cpts_settings_or_the_servers(
 def test_a_cpts_can_configure_a_channel_the_server_has_not(db_session, sessions, smtp_server, test_ca):
     """No SMTP on the server: only the CPTS that set its own sends its e-mails; the others wait."""
     registry = build_registry({"SMTP_STARTTLS": 1, "SMTP_TIMEOUT_SECONDS": 10})
-    assert dict(registry) == {} and registry.channels == ["dmp", "email", "sms", "webhook"]
+    assert dict(registry) == {} and registry.channels == ["dmp", "email", "mssante", "sms", "webhook"]
     own, other = factories.cpts(db_session), factories.cpts(db_session)
     configure(
         db_session,

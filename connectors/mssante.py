@@ -1,0 +1,163 @@
+"""MSSanté: a clinical document to one secure mailbox, as the ANS volet "transmission de documents CDA par
+messagerie sécurisée" describes it.
+
+The hub sends from the structure's applicative mailbox (type APP), over SMTP submission with STARTTLS,
+verifying the operator's certificate against the configured CA bundle and presenting the structure's
+client certificate (S16). One e-mail per recipient mailbox: subject `XDM/1.0/DDM+<title>`, an
+`IHE_XDM.zip` attachment and the readable PDF, `Disposition-Notification-To` so that the receiver answers
+with an MDN (read back by connectors.mdn), and a Message-ID derived from the idempotency key, so that a
+message re-sent after a crash is the same message (R2).
+
+The documents are read from the hub's store and checked against the hash and size frozen in the outbox
+payload: a document that changed, or vanished, after signing is never sent.
+"""
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+from connectors.base import OutgoingMessage, PermanentError, Receipt
+from connectors.email import SmtpTransport, message_id_for, message_token, single_address, tls_context
+from connectors.xdm import build_xdm_zip
+from hub.db import utcnow
+from hub.services.clinical_documents import DocumentPackage
+from hub.services.documents import read_stored
+
+MSSANTE_DOMAIN = "mssante.fr"
+SUBJECT_PREFIX = "XDM/1.0/DDM+"
+# Headers unfolded up to RFC 5322's limit: receivers match the Message-ID as written, on one line.
+UNFOLDED = policy.SMTP.clone(max_line_length=998)
+BODY = (
+    "Bonjour,\n\n"
+    "Vous trouverez ci-joint un document transmis par {sender} au format IHE XDM (fichier IHE_XDM.zip),\n"
+    "accompagné de sa version lisible en PDF.\n\n"
+    "--\n"
+    "Message envoyé par la boîte applicative du hub de coordination de la CPTS.\n"
+)
+
+
+def mdn_token(idempotency_key: str) -> str:
+    """The local part of the message's Message-ID: what an MDN's Original-Message-ID gives back, stored on
+    each delivery to match the acknowledgement to it."""
+    return message_token(idempotency_key)
+
+
+def submission_uid_for(idempotency_key: str) -> str:
+    """The XDS submission set's unique id, an OID under the UUID arc 2.25, stable for a message."""
+    return f"2.25.{uuid.uuid5(uuid.NAMESPACE_OID, idempotency_key).int}"
+
+
+class MssanteConnector:
+    channel = "mssante"
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        sender: str,
+        upload_dir: str | Path,
+        port: int = 587,
+        ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
+        timeout: float = 30.0,
+    ):
+        self.sender = sender
+        self.domain = sender.rpartition("@")[2]
+        self.upload_dir = Path(upload_dir)
+        self.transport = SmtpTransport(
+            host=host,
+            port=port,
+            tls=tls_context(ca_file, cert_file=cert_file, key_file=key_file),
+            timeout=timeout,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Mapping) -> "MssanteConnector | None":
+        """None (the channel is "not configured") without a server, an applicative mailbox, the structure's
+        certificate or the document store: documents then wait in the outbox."""
+        upload_dir = settings.get("MSSANTE_UPLOAD_DIR") or settings.get("UPLOAD_DIR")
+        required = ("MSSANTE_HOST", "MSSANTE_SENDER", "MSSANTE_CERT_FILE")
+        if not upload_dir or not all(settings.get(key) for key in required):
+            return None
+        return cls(
+            host=settings["MSSANTE_HOST"],
+            port=int(settings.get("MSSANTE_PORT") or 587),
+            sender=settings["MSSANTE_SENDER"],
+            upload_dir=upload_dir,
+            ca_file=settings.get("MSSANTE_CA_FILE") or None,
+            cert_file=settings["MSSANTE_CERT_FILE"],
+            key_file=settings.get("MSSANTE_KEY_FILE") or None,
+        )
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        """One e-mail to the message's one mailbox; 4xx, network and TLS trouble are transient, a 5xx
+        refusal, a mailbox outside MSSanté or a document that does not match its hash permanent."""
+        recipient = mssante_address(message.recipient)
+        email = self.compose(message)
+        self.transport.deliver(email, sender=self.sender, recipient=recipient)
+        return Receipt(id=email["Message-ID"])
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def compose(self, message: OutgoingMessage) -> EmailMessage:
+        package = _package(message)
+        files = self.read_documents(package)
+        document = package.document
+        zipped = build_xdm_zip(
+            package,
+            files,
+            submission_uid=submission_uid_for(message.idempotency_key),
+            # The signing time, not the sending time: every attempt then carries the very same zip.
+            now=document.created_at,
+            intended_recipient=message.recipient,
+        )
+        email = EmailMessage(policy=UNFOLDED)
+        email["From"] = self.sender
+        email["To"] = message.recipient
+        email["Subject"] = f"{SUBJECT_PREFIX}{document.title}"
+        email["Date"] = format_datetime(utcnow())
+        email["Message-ID"] = message_id_for(message.idempotency_key, self.domain)
+        email["Disposition-Notification-To"] = self.sender
+        email.set_content(BODY.format(sender=document.custodian.name))
+        email.add_attachment(zipped, maintype="application", subtype="zip", filename="IHE_XDM.zip")
+        pdf = next((r for r in package.renderings if r.role == "pdf"), None)
+        if pdf is not None:
+            email.add_attachment(files[pdf.filename], maintype="application", subtype="pdf", filename=pdf.filename)
+        return email
+
+    def read_documents(self, package: DocumentPackage) -> dict[str, bytes]:
+        """The stored renderings by file name, each checked against the hash and size frozen at signing."""
+        if not any(r.role == "cda" for r in package.renderings):
+            raise PermanentError("document CDA absent du message : envoi impossible")
+        files = {}
+        for rendering in package.renderings:
+            try:
+                content = read_stored(self.upload_dir, rendering.sha256)
+            except (OSError, ValueError):
+                raise PermanentError(f"document {rendering.filename} introuvable dans le stockage") from None
+            if len(content) != rendering.size or hashlib.sha256(content).hexdigest() != rendering.sha256:
+                raise PermanentError(f"document {rendering.filename} altéré : empreinte ou taille différente")
+            files[rendering.filename] = content
+        return files
+
+
+def mssante_address(recipient: str) -> str:
+    """One mailbox of the MSSanté space (`…@*.mssante.fr`): a health document never leaves for plain e-mail."""
+    address = single_address(recipient)
+    domain = address.rpartition("@")[2].lower()
+    if domain != MSSANTE_DOMAIN and not domain.endswith(f".{MSSANTE_DOMAIN}"):
+        raise PermanentError("adresse hors de l'espace de confiance MSSanté : envoi refusé")
+    return address
+
+
+def _package(message: OutgoingMessage) -> DocumentPackage:
+    try:
+        return DocumentPackage.from_payload(message.data)
+    except (KeyError, TypeError, ValueError):
+        raise PermanentError("message MSSanté illisible : document absent ou incomplet") from None
