@@ -56,6 +56,7 @@ def worker_command():
     from scheduling.jobs import PERIODIC_JOBS, JobContext
     from scheduling.runner import Worker
     from workflows.appointments import offer_to_other_idels
+    from workflows.jobs import WORKFLOW_JOBS
 
     config = current_app.config["HUB"]
     sessions = _sessions()
@@ -66,7 +67,7 @@ def worker_command():
     outbox_lease = dt.timedelta(seconds=config["OUTBOX_LEASE_SECONDS"])
     worker = Worker(
         sessions,
-        jobs=PERIODIC_JOBS,
+        jobs=PERIODIC_JOBS + WORKFLOW_JOBS,
         context=context,
         loops=[functools.partial(drain, sessions, connectors=connectors, lease=outbox_lease)],
         lease_ttl=dt.timedelta(seconds=config["WORKER_LEASE_SECONDS"]),

@@ -29,6 +29,10 @@ class Permission(StrEnum):
     REFERRALS_WRITE = "hub:referrals:write"
     TARIFFS_MANAGE = "hub:tariffs:manage"
     TARIFFS_READ = "hub:tariffs:read"
+    TELEEXPERTISE_ANSWER = "hub:teleexpertise:answer"
+    TELEEXPERTISE_ASSIGN = "hub:teleexpertise:assign"
+    TELEEXPERTISE_READ = "hub:teleexpertise:read"
+    TELEEXPERTISE_REQUEST = "hub:teleexpertise:request"
     TOKENS_MANAGE_OWN = "hub:tokens:manage-own"
     USERS_MANAGE = "hub:users:manage"
     VISITS_RESPOND = "hub:visits:respond"
@@ -55,6 +59,9 @@ _OWN_FEES = {Permission.ACTIVITY_DECLARE, Permission.FEES_READ_OWN}
 # Referrals: a GP writes theirs, the coordination triages; which referral is the policy's (hub.auth.policies).
 _REFERRING = {Permission.REFERRALS_READ, Permission.REFERRALS_WRITE}
 _TRIAGE = {Permission.REFERRALS_READ, Permission.REFERRALS_TRIAGE}
+# Téléexpertise: professionals ask and answer, the coordination assigns; which request is the policy's.
+_TELEEXPERTISE = {Permission.TELEEXPERTISE_ANSWER, Permission.TELEEXPERTISE_READ, Permission.TELEEXPERTISE_REQUEST}
+_TELEEXPERTISE_ASSIGNING = {Permission.TELEEXPERTISE_ASSIGN, Permission.TELEEXPERTISE_READ}
 
 # The admin runs the directory and accounts and, being non-clinical, sees no patient record.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
@@ -77,10 +84,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | _CARE
         | _PLANNING
         | _TRIAGE
+        | _TELEEXPERTISE_ASSIGNING
         | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
         | {Permission.OUTBOX_READ, Permission.OUTBOX_REQUEUE}
     ),
-    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING),
+    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING | _TELEEXPERTISE),
 }
 
 

@@ -1,12 +1,23 @@
 """Object-level checks: a permission AND a relation to the object. Deny by default."""
 
-from sqlalchemy import ColumnElement, exists, false, select
+from sqlalchemy import ColumnElement, exists, false, func, select
 from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.errors import NotFound
-from hub.models import Appointment, CarePathway, Patient, Referral, Role, VisitOffer, VisitOfferState
+from hub.models import (
+    Appointment,
+    CarePathway,
+    Patient,
+    Profession,
+    Referral,
+    Role,
+    TeleexpertiseRequest,
+    TeleexpertiseState,
+    VisitOffer,
+    VisitOfferState,
+)
 from hub.services.care import has_care_relation, patient_ids_in_care_of
 
 
@@ -181,3 +192,89 @@ def pathway_for(session: Session, user, pathway_id: int, *, action: str = "pathw
     if action == "pathway.read":
         audit.record(session, actor=user, action=action, target=pathway, cpts_id=pathway.cpts_id)
     return pathway
+
+
+# What each verb on a téléexpertise request needs from the role; the relation to the request comes on top.
+TELEEXPERTISE_VERBS = {
+    "read": Permission.TELEEXPERTISE_READ,
+    "assign": Permission.TELEEXPERTISE_READ,  # the coordination (assign) or an expert taking it (answer): below
+    "start": Permission.TELEEXPERTISE_ANSWER,
+    "answer": Permission.TELEEXPERTISE_ANSWER,
+    "decline": Permission.TELEEXPERTISE_ANSWER,
+    "close": Permission.TELEEXPERTISE_REQUEST,
+}
+_EXPERT_VERBS = frozenset({"read", "assign", "start", "answer", "decline"})
+_POOL_VERBS = frozenset({"read", "assign", "decline"})
+
+
+def can_act_on_teleexpertise(user, request: TeleexpertiseRequest, verb: str) -> bool:
+    """Coordinators of the CPTS: read, assign. The requester: read, close. The named or assigned expert:
+    read, take, start, answer, decline. A specialist of the pool, while nobody has taken the request: read,
+    take, decline. The patient's médecin traitant: read. Nobody else."""
+    permission = TELEEXPERTISE_VERBS.get(verb)
+    if permission is None or not has_permission(user, permission) or request.cpts_id != user.cpts_id:
+        return False
+    if _sees_whole_cpts(user) and has_permission(user, Permission.TELEEXPERTISE_ASSIGN):
+        return verb in ("read", "assign")
+    me = user.professional
+    if me is None:
+        return False
+    if me.id == request.requester_id:
+        return verb == "read" or (verb == "close" and has_permission(user, Permission.TELEEXPERTISE_REQUEST))
+    if verb != "read" and not has_permission(user, Permission.TELEEXPERTISE_ANSWER):
+        return False
+    if me.id == request.expert_id:
+        return verb in _EXPERT_VERBS
+    if _in_untaken_pool(me, request):
+        return verb in _POOL_VERBS
+    return verb == "read" and request.patient.attending_gp_id == me.id
+
+
+def _in_untaken_pool(me, request: TeleexpertiseRequest) -> bool:
+    return (
+        request.expert_id is None
+        and request.state is TeleexpertiseState.SUBMITTED
+        and request.specialty is not None
+        and me.is_active
+        and me.profession is Profession.SPECIALIST
+        and (me.specialty or "").lower() == request.specialty.lower()
+    )
+
+
+def visible_teleexpertise(user) -> ColumnElement[bool]:
+    """The WHERE clause of the requests a user may list: the CPTS's for the coordination; for a
+    professional, those they asked, those named or assigned to them, their pool's untaken ones, and
+    those about the patients whose médecin traitant they are."""
+    if not has_permission(user, Permission.TELEEXPERTISE_READ):
+        return false()
+    request = TeleexpertiseRequest
+    in_cpts = request.cpts_id == user.cpts_id
+    if _sees_whole_cpts(user):
+        return in_cpts
+    me = user.professional
+    if me is None:
+        return false()
+    attended = select(Patient.id).where(Patient.attending_gp_id == me.id)
+    mine = (request.requester_id == me.id) | (request.expert_id == me.id) | request.patient_id.in_(attended)
+    if me.profession is Profession.SPECIALIST and me.specialty:
+        mine = mine | (
+            request.expert_id.is_(None)
+            & (request.state == TeleexpertiseState.SUBMITTED)
+            & (func.lower(request.specialty) == me.specialty.lower())
+        )
+    return in_cpts & mine
+
+
+def teleexpertise_for(session: Session, user, request_id: int, verb: str) -> TeleexpertiseRequest:
+    """The request if the user may `verb` it, else 404 as if it did not exist, the refusal audited. A read
+    is audited here; the workflows audit the verbs they run."""
+    request = session.get(TeleexpertiseRequest, request_id)
+    if request is None or not can_act_on_teleexpertise(user, request, verb):
+        raise NotFound(
+            "Demande de téléexpertise introuvable.",
+            audit_action=f"teleexpertise.{verb}",
+            audit_target=("teleexpertise_requests", request_id),
+        )
+    if verb == "read":
+        audit.record(session, actor=user, action="teleexpertise.read", target=request, cpts_id=request.cpts_id)
+    return request
