@@ -1,0 +1,131 @@
+"""`/api/v1/outbox` for the coordination and the admin: list with filters and pages, read one, re-queue a
+dead message; problem+json errors; no payload ever; the same queries whatever the page size."""
+
+import pytest
+from sqlalchemy import select
+
+from hub.models import AuditEvent, OutboxMessage, OutboxState
+from tests import factories
+from tests.api.test_patients_api import assert_problem
+from tests.services.test_statements import count_queries
+from tests.web.test_outbox_pages import HEALTH_MARKER, build_outbox_world, fill, message
+
+
+@pytest.fixture
+def outbox_world(db_session, cpts):
+    return build_outbox_world(db_session, cpts)
+
+
+def test_the_list_shows_the_cpts_messages_newest_first(api_as, coordinator, outbox_world):
+    response = api_as(coordinator).get("/api/v1/outbox")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["total"] == 5 and (body["page"], body["per_page"]) == (1, 50)
+    ids = [item["id"] for item in body["items"]]
+    assert ids == sorted(ids, reverse=True)
+    assert outbox_world["elsewhere"].id not in ids
+    refused = next(item for item in body["items"] if item["id"] == outbox_world["refused"].id)
+    assert refused == {
+        "id": outbox_world["refused"].id,
+        "channel": "mssante",
+        "recipient": outbox_world["refused"].recipient,
+        "kind": "report",
+        "kind_label": "Compte rendu",
+        "state": "sent",
+        "state_label": "Envoyé",
+        "attempts": 1,
+        "max_attempts": 8,
+        "next_attempt_at": None,
+        "last_error": None,
+        "receipt": None,
+        "created_at": refused["created_at"],
+        "sent_at": None,
+        "delivery_id": refused["delivery_id"],
+        "acknowledgement": "Refusé par le destinataire (902 : patient inconnu)",
+    }
+    assert refused["delivery_id"] is not None
+    assert HEALTH_MARKER not in response.get_data(as_text=True)
+
+
+def test_filters_by_state_and_channel_and_pages(api_as, admin, outbox_world):
+    client = api_as(admin)
+    dead = client.get("/api/v1/outbox?state=dead").get_json()
+    assert [item["id"] for item in dead["items"]] == [outbox_world["dead"].id]
+    assert dead["items"][0]["state_label"] == "En échec définitif"
+    mssante = client.get("/api/v1/outbox?channel=mssante").get_json()
+    assert {item["id"] for item in mssante["items"]} == {outbox_world["acknowledged"].id, outbox_world["refused"].id}
+    assert {item["acknowledgement"] for item in mssante["items"]} == {
+        "Acquitté",
+        "Refusé par le destinataire (902 : patient inconnu)",
+    }
+    second = client.get("/api/v1/outbox?per_page=2&page=2").get_json()
+    assert (second["total"], len(second["items"])) == (5, 2)
+
+
+def test_bad_filters_are_problems(api_as, coordinator, outbox_world):
+    client = api_as(coordinator)
+    body = assert_problem(client.get("/api/v1/outbox?state=perdu"), 422)
+    assert "state" in body["errors"]
+    assert_problem(client.get("/api/v1/outbox?page=0"), 400)
+    assert "expediteur" in assert_problem(client.get("/api/v1/outbox?expediteur=x"), 422)["errors"]
+
+
+def test_read_one_and_another_cpts_message_is_not_found(api_as, coordinator, outbox_world):
+    client = api_as(coordinator)
+    pending = client.get(f"/api/v1/outbox/{outbox_world['pending'].id}").get_json()
+    assert (pending["state_label"], pending["attempts"], pending["next_attempt_at"] is not None) == (
+        "Envoi en attente",
+        2,
+        True,
+    )
+    assert pending["delivery_id"] is None and pending["acknowledgement"] is None
+    assert_problem(client.get(f"/api/v1/outbox/{outbox_world['elsewhere'].id}"), 404)
+
+
+def test_requeue_a_dead_message(api_as, db_session, coordinator, outbox_world):
+    dead = outbox_world["dead"]
+    response = api_as(coordinator).post(f"/api/v1/outbox/{dead.id}/requeue")
+
+    assert response.status_code == 200, response.get_json()
+    assert (response.get_json()["state"], response.get_json()["attempts"]) == ("pending", 0)
+    db_session.expire_all()
+    assert db_session.get(OutboxMessage, dead.id).state is OutboxState.PENDING
+    event = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "outbox.requeue")).all()[-1]
+    assert (event.actor_user_id, event.target_id) == (coordinator.id, str(dead.id))
+
+
+def test_requeue_refusals_are_problems(api_as, db_session, coordinator, outbox_world):
+    client = api_as(coordinator)
+    body = assert_problem(client.post(f"/api/v1/outbox/{outbox_world['pending'].id}/requeue"), 409)
+    assert body["detail"] == "Seul un message en échec définitif peut être renvoyé."
+    outbox_world["elsewhere"].state = OutboxState.DEAD
+    db_session.commit()
+    assert_problem(client.post(f"/api/v1/outbox/{outbox_world['elsewhere'].id}/requeue"), 404)
+    dead = outbox_world["dead"].id
+    assert (
+        "state" in assert_problem(client.post(f"/api/v1/outbox/{dead}/requeue", json={"state": "sent"}), 422)["errors"]
+    )
+    db_session.expire_all()
+    assert db_session.get(OutboxMessage, dead).state is OutboxState.DEAD
+
+
+def test_the_list_costs_the_same_queries_whatever_its_size(api_as, engine, db_session, cpts, coordinator):
+    client = api_as(coordinator)
+    fill(db_session, cpts, 3)
+    client.get("/api/v1/outbox")  # the token's first use is recorded once
+    with count_queries(engine) as small:
+        assert client.get("/api/v1/outbox?per_page=200").status_code == 200
+    fill(db_session, cpts, 60)
+    with count_queries(engine) as large:
+        body = client.get("/api/v1/outbox?per_page=200").get_json()
+    assert body["total"] == 63 and len(body["items"]) == 63
+    assert len(large) == len(small)
+
+
+def test_messages_without_a_cpts_are_nobodys(api_as, db_session, coordinator, cpts):
+    orphan = message(db_session, cpts)
+    orphan.cpts_id = None
+    message(db_session, factories.cpts(db_session))
+    db_session.commit()
+    assert api_as(coordinator).get("/api/v1/outbox").get_json()["total"] == 0
