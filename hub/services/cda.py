@@ -24,8 +24,8 @@ TYPE_ID_ROOT = "2.16.840.1.113883.1.3"
 TYPE_ID_EXTENSION = "POCD_HD000040"
 TEMPLATE_HL7_FRANCE = "2.16.840.1.113883.2.8.2.1"
 TEMPLATE_CI_SIS = "1.2.250.1.213.1.1.1.1"  # conformity to the CI-SIS "Structuration minimale" header
-# A body that is a PDF, not structured sections: the IHE "scanned document" content module, the level-1
-# document model the French volets build on.
+# A body that is a PDF rather than structured sections: the IHE XDS-SD content module, the one whose
+# formatCode (urn:ihe:iti:xds-sd:pdf:2008) the DMP and MSSanté metadata give a level-1 PDF document.
 TEMPLATE_LEVEL_1 = "1.3.6.1.4.1.19376.1.2.20"
 LOINC = "2.16.840.1.113883.6.1"
 CONFIDENTIALITY = "2.16.840.1.113883.5.25"
@@ -143,13 +143,17 @@ def _identifier(parent: ET.Element, value: str, arc: str) -> None:
 
 
 def _patient_name(person: ET.Element, patient: PatientIdentity) -> None:
+    """CI-SIS qualifiers: family BR the birth name, SP the used name; given BR the first birth given name,
+    unqualified the birth given names in full, CL the used first name."""
     name = _sub(person, "name")
-    _sub(name, "given", patient.birth_given_names or patient.first_birth_given_name, qualifier="BR")
-    if patient.used_first_name:
-        _sub(name, "given", patient.used_first_name, qualifier="CL")
     _sub(name, "family", patient.birth_name, qualifier="BR")
     if patient.used_last_name:
         _sub(name, "family", patient.used_last_name, qualifier="SP")
+    _sub(name, "given", patient.first_birth_given_name, qualifier="BR")
+    if patient.birth_given_names:
+        _sub(name, "given", patient.birth_given_names)
+    if patient.used_first_name:
+        _sub(name, "given", patient.used_first_name, qualifier="CL")
 
 
 def _author(root: ET.Element, doc: ClinicalDocument) -> None:
@@ -240,7 +244,7 @@ RULES = """What check_cda verifies (CDA R2 level 1, CI-SIS header):
 - id with an OID root, code with a LOINC code of a known type, non-empty title, effectiveTime with seconds and
   offset, confidentialityCode in 2.16.840.1.113883.5.25, languageCode fr-FR, setId, versionNumber >= 1;
 - one recordTarget/patientRole: an INS id (INS OID root, 15-character matricule) only for a QUAL identity,
-  at least one id, a birth name (family BR), a first birth given name (given BR), a gender, an 8-digit
+  at least one id, a birth name (family BR), the first birth given name (given BR), a gender, an 8-digit
   birthTime and a 5-character INSEE birthplace;
 - author with a time and an assignedAuthor id under 1.2.250.1.71.4.2.1 valued "8" + 11 digits, a name;
 - custodian/assignedCustodian/representedCustodianOrganization with an id;
@@ -370,7 +374,7 @@ def _check_patient(root: ET.Element) -> list[str]:
         return [*problems, "patientRole/patient absent."]
     for path, label in (
         ("v3:name/v3:family[@qualifier='BR']", "nom de naissance (family BR)"),
-        ("v3:name/v3:given[@qualifier='BR']", "prénom de naissance (given BR)"),
+        ("v3:name/v3:given[@qualifier='BR']", "premier prénom de naissance (given BR)"),
         ("v3:administrativeGenderCode", "sexe (administrativeGenderCode)"),
         ("v3:birthTime", "date de naissance (birthTime)"),
     ):

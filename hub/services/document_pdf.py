@@ -28,7 +28,7 @@ def render_pdf(doc: ClinicalDocument) -> bytes:
     pdf.set_creator("Hub CPTS")
     pdf.set_producer("Hub CPTS")
     pdf.set_lang("fr-FR")
-    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.set_auto_page_break(auto=True, margin=20)
     pdf.alias_nb_pages()
     pdf.footer = lambda: _footer(pdf, doc)
     pdf.add_page()
@@ -136,8 +136,13 @@ def _field(pdf, label: str, value: str) -> None:
 
 
 def _footer(pdf, doc: ClinicalDocument) -> None:
-    pdf.set_y(-12)
+    # Every page names its patient: a page printed or scanned alone must still be filed under the right one.
+    patient = doc.patient
+    pdf.set_y(-15)
     pdf.set_font("helvetica", size=8)
-    pdf.cell(w=0, h=5, text=pdf_text(f"Document {doc.document_uid}"), align="L")
+    born = patient.birth_date.strftime("%d/%m/%Y")
+    who = f"{patient.birth_name} {patient.first_birth_given_name}, né·e le {born}"
+    pdf.cell(w=0, h=4, text=pdf_text(f"Patient : {who}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(w=0, h=4, text=pdf_text(f"Document {doc.document_uid}"), align="L")
     pdf.set_x(pdf.l_margin)
-    pdf.cell(w=0, h=5, text=f"Page {pdf.page_no()}/{{nb}}", align="R")
+    pdf.cell(w=0, h=4, text=f"Page {pdf.page_no()}/{{nb}}", align="R")

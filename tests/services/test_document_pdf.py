@@ -170,4 +170,6 @@ def test_a_long_report_runs_over_several_numbered_pages():
     data = render_pdf(clinical_document(sections=(Section("Observations", long_text),)))
 
     assert pdf_pages(data) == 3
-    assert {"Page 1/3", "Page 2/3", "Page 3/3"} <= set(pdf_lines(data))
+    lines = pdf_lines(data)
+    assert {"Page 1/3", "Page 2/3", "Page 3/3"} <= set(lines)
+    assert lines.count("Patient : LEFÈVRE-ŒUVRARD FRANÇOISE, né·e le 01/03/1948") == 3, "every page names its patient"
