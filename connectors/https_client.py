@@ -41,7 +41,8 @@ def post(session: requests.Session, url: str, *, what: str, timeout: float, **kw
     """POST, with transport failures turned into TransientError. Redirects are not followed: a POST that
     moves elsewhere is a configuration to fix, not something to replay blindly."""
     try:
-        return session.post(url, timeout=timeout, allow_redirects=False, **kwargs)
+        # `verify` again per request: otherwise requests lets REQUESTS_CA_BUNDLE override the session's bundle.
+        return session.post(url, timeout=timeout, allow_redirects=False, verify=session.verify, **kwargs)
     except requests.exceptions.SSLError:
         raise TransientError(f"{what} : échec TLS (certificat non vérifié ou refusé) : envoi refusé") from None
     except requests.exceptions.Timeout:

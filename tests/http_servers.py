@@ -151,7 +151,9 @@ class HttpsServer:
         self._refused: list[str] = []
         self._server = _Server(self, context)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="https-test-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="https-test-server", daemon=True
+        )
 
     def __enter__(self) -> "HttpsServer":
         self._thread.start()
@@ -227,11 +229,11 @@ class FhirRecipient:
     def __call__(self, request: Request) -> Answer:
         bundle = request.json
         if request.method != "POST" or bundle.get("resourceType") != "Bundle" or bundle.get("type") != "transaction":
-            return Answer(400, _outcome("invalid", "Bundle de type transaction attendu"))
+            return Answer(400, operation_outcome("invalid", "Bundle de type transaction attendu"))
         with self._lock:
             if self._already_submitted(bundle):
                 if self.duplicate_status is not None:
-                    return Answer(self.duplicate_status, _outcome("duplicate", "Document déjà présent"))
+                    return Answer(self.duplicate_status, operation_outcome("duplicate", "Document déjà présent"))
                 return Answer(200, self._response(bundle, created=False))
             return Answer(200, self._response(bundle, created=True))
 
@@ -272,12 +274,8 @@ class FhirRecipient:
         return {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
 
 
-def _outcome(code: str, diagnostics: str) -> dict:
+def operation_outcome(code: str, diagnostics: str) -> dict:
     return {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
     }
-
-
-def operation_outcome(code: str, diagnostics: str) -> dict:
-    return _outcome(code, diagnostics)
