@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from connectors import outbox
 from connectors.email import message_id_for
 from hub import audit
-from hub.db import utcnow
+from hub.db import session_scope, utcnow
 from hub.models import (
     PROFESSION_LABELS,
     ConsentKind,
@@ -315,3 +315,20 @@ def apply_dispositions(
 
 def _is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def follow_deliveries(session_factory, *, mdn_reader=None) -> str:
+    """The worker's loop beside the dispatcher: carry the outbox's outcomes to the deliveries, then read the
+    MDNs back. An MDN is marked read in the mailbox only after its effect is committed, so a crash between
+    the two reads it again, which changes nothing (apply_dispositions is idempotent)."""
+    with session_scope(session_factory) as session:
+        changed = sync_with_outbox(session)
+    if mdn_reader is None:
+        return f"{changed} envoi(s) mis à jour"
+    dispositions = mdn_reader.fetch()  # outside any transaction: the mailbox may be slow
+    if not dispositions:
+        return f"{changed} envoi(s) mis à jour"
+    with session_scope(session_factory) as session:
+        outcome = apply_dispositions(session, dispositions)
+    mdn_reader.mark_processed(dispositions)
+    return f"{changed} envoi(s) mis à jour, {outcome.matched} accusé(s) lu(s), {outcome.unknown} inconnu(s)"

@@ -341,7 +341,14 @@ def _document(session: Session, report: Report, previous: Report | None, now: dt
         sections=tuple(Section(title, text) for title, text in sections if text),
         version=report.version,
         replaces_uid=previous.document_uid if previous is not None else None,
+        set_id=_first_version_uid(session, report),
     )
+
+
+def _first_version_uid(session: Session, report: Report) -> str | None:
+    if report.root_id in (None, report.id):
+        return None
+    return session.scalar(select(Report.document_uid).where(Report.id == report.root_id))
 
 
 def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.datetime) -> None:

@@ -116,9 +116,9 @@ def _type_label(doc: ClinicalDocument) -> str:
 
 
 def set_id(doc: ClinicalDocument) -> str:
-    """The id shared by a document's versions: its own uid for a first version, else the one it replaces
-    (the contract carries no older ancestor)."""
-    return doc.replaces_uid or doc.document_uid
+    """The id shared by a document's versions: the first version's uid (set_id), which for a first
+    correction is also the one it replaces."""
+    return doc.set_id or doc.replaces_uid or doc.document_uid
 
 
 def _record_target(root: ET.Element, patient: PatientIdentity) -> None:

@@ -81,6 +81,7 @@ class ClinicalDocument:
     sections: tuple[Section, ...] = ()
     version: int = 1
     replaces_uid: str | None = None  # the document a corrected version supersedes (CDA relatedDocument RPLC)
+    set_id: str | None = None  # the uid of the chain's first version (CDA setId); None: this is the first
     confidentiality: str = CONFIDENTIALITY_NORMAL
 
 

@@ -414,3 +414,19 @@ def test_a_degraded_session_still_gets_its_report(db_session, territory, tmp_pat
     )
     assert reports.sign(db_session, user, report, upload_dir=tmp_path).state is ReportState.SENT
     assert db_session.scalar(select(func.count(Report.id))) == 1
+
+
+def test_every_version_shares_the_first_versions_set_id(db_session, session_done, tmp_path):
+    t = session_done
+    first = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path)
+    second = reports.sign(
+        db_session, t.cardiologist_user, reports.supersede(db_session, t.cardiologist_user, first), upload_dir=tmp_path
+    )
+    third = reports.sign(
+        db_session, t.cardiologist_user, reports.supersede(db_session, t.cardiologist_user, second), upload_dir=tmp_path
+    )
+    cda = ET.fromstring(read_stored(tmp_path, third.cda_sha256))
+    assert cda.find(f"{CDA}setId").get("root") == first.document_uid
+    assert cda.find(f"{CDA}versionNumber").get("value") == "3"
+    parent = cda.find(f"{CDA}relatedDocument/{CDA}parentDocument/{CDA}id")
+    assert parent.get("root") == second.document_uid
