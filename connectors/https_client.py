@@ -4,8 +4,9 @@ into transient and permanent errors.
 Certificates are always checked, against the configured CA bundle or the system's, and the structure's
 client certificate is presented when one is configured (S16). A failure of the transport (no route, TLS
 refused, timeout) or of the receiver (5xx, 408, 429) is transient: the message waits and drains when the
-receiver is back (R14). A 4xx is about the message itself, so it is permanent: retrying the same request
-cannot help. Error texts are in French, hold no health data and are kept short.
+receiver is back (R14), and so is a 401: the hub's own credentials are to be fixed. Any other 4xx is about
+the message itself, so it is permanent: retrying the same request cannot help. Error texts are in French,
+hold no health data and are kept short.
 """
 
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ import requests
 from connectors.base import PermanentError, TransientError
 
 TRANSIENT_STATUSES = {408, 425, 429}
+CREDENTIALS_REFUSED = {401, 407}
 DETAIL_LIMIT = 200
 
 
@@ -67,6 +69,10 @@ def raise_for_status(response: requests.Response, *, what: str) -> None:
         raise TransientError(detail[:500])
     if 300 <= status < 400:
         raise TransientError(f"{what} : redirection non suivie ({status}) : vérifiez l'adresse configurée")
+    if status in CREDENTIALS_REFUSED:
+        # The hub's own credentials (token, certificate) are refused: every message would fail alike, so
+        # they wait until the administrator fixes them, instead of all going dead.
+        raise TransientError(f"{detail[:400]} : identifiants du hub refusés, à vérifier par l'administrateur")
     raise PermanentError(detail[:500])
 
 

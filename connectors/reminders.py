@@ -39,7 +39,7 @@ def e164(phone: str) -> str:
         digits = "+" + digits[2:]
     if digits.startswith("+33"):
         digits = "0" + digits[3:].removeprefix("0")  # "+33 (0)6…" is written too
-    if re.fullmatch(r"\+\d{8,15}", digits) and not digits.startswith("+33"):
+    if re.fullmatch(r"\+[1-9]\d{7,14}", digits) and not digits.startswith("+33"):
         return digits  # already international, outside metropolitan France: the provider knows its rules
     if not re.fullmatch(r"0[1-9]\d{8}", digits):
         raise PermanentError("numéro de téléphone invalide : SMS impossible")

@@ -165,7 +165,8 @@ def test_a_receiver_with_a_certificate_from_an_unknown_authority_gets_nothing(we
         (410, PermanentError),
         (404, PermanentError),
         (400, PermanentError),
-        (401, PermanentError),
+        (401, TransientError),  # the hub's credentials: fixed by the admin, then everything drains
+        (403, PermanentError),
         (307, TransientError),  # not followed: the configured address is to be fixed
     ],
 )
