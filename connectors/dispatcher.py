@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connectors.base import (
@@ -242,8 +243,27 @@ def _retry_or_bury(session_factory, claim: _Claim, now: dt.datetime, stats: Disp
 
 def _record(session_factory, claim: _Claim, stats: DispatchStats, outcome: str, **values) -> None:
     """Write the outcome only if the row is still ours: same attempt, same lease."""
+    try:
+        changed = _write_outcome(session_factory, claim, values)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # The database dropped the connection (a restart, a failover): the pool reconnects (pre-ping) and the
+        # outcome is written once more, instead of the message coming back after its lease to be sent again.
+        log.warning("outbox message %s: database connection lost, recording its outcome again", claim.message.id)
+        changed = _write_outcome(session_factory, claim, values)
+    if changed == 1:
+        setattr(stats, outcome, getattr(stats, outcome) + 1)
+    else:
+        stats.lost_lease += 1
+        log.warning("outbox message %s: lease lost before its outcome (%s) was recorded", claim.message.id, outcome)
+    if outcome == "dead":
+        log.warning("outbox message %s is dead after %s attempt(s)", claim.message.id, claim.attempts)
+
+
+def _write_outcome(session_factory, claim: _Claim, values: dict) -> int:
     with session_scope(session_factory) as session:
-        changed = session.execute(
+        return session.execute(
             update(OutboxMessage)
             .where(
                 OutboxMessage.id == claim.message.id,
@@ -254,13 +274,6 @@ def _record(session_factory, claim: _Claim, stats: DispatchStats, outcome: str, 
             .values(lease_until=None, **values)
             .execution_options(synchronize_session=False)
         ).rowcount
-    if changed == 1:
-        setattr(stats, outcome, getattr(stats, outcome) + 1)
-    else:
-        stats.lost_lease += 1
-        log.warning("outbox message %s: lease lost before its outcome (%s) was recorded", claim.message.id, outcome)
-    if outcome == "dead":
-        log.warning("outbox message %s is dead after %s attempt(s)", claim.message.id, claim.attempts)
 
 
 def requeue(session: Session, actor, message_id: int, *, now: dt.datetime | None = None) -> OutboxMessage:
