@@ -9,6 +9,7 @@ a re-sent deposit can be seen to have one effect.
 """
 
 import base64
+import dataclasses
 import json
 import ssl
 import threading
@@ -50,6 +51,11 @@ class Answer:
 
 
 Responder = Callable[[Request], Answer]
+
+
+@dataclass(frozen=True)
+class _Late:
+    seconds: float
 
 
 def accept_json(request: Request) -> Answer:
@@ -146,7 +152,7 @@ class HttpsServer:
             context.load_verify_locations(cadata=client_ca.ca.cert_pem.bytes().decode())
         self.responder = responder
         self._lock = threading.Lock()
-        self._queued: list[Answer] = []
+        self._queued: list[Answer | _Late] = []
         self._requests: list[Request] = []
         self._refused: list[str] = []
         self._server = _Server(self, context)
@@ -170,13 +176,18 @@ class HttpsServer:
 
     # --- what the test programs ------------------------------------------------------------------------
 
-    def queue(self, *answers: Answer) -> None:
+    def queue(self, *answers: "Answer | _Late") -> None:
         """Answers given, in order, to the next requests, before the responder is asked again."""
         with self._lock:
             self._queued.extend(answers)
 
     def fail_next(self, count: int, status: int = 503, *, body=None, headers: dict | None = None) -> None:
         self.queue(*(Answer(status, body, dict(headers or {})) for _ in range(count)))
+
+    def delay_next(self, count: int, seconds: float) -> None:
+        """The next requests are handled (the responder keeps their effect) but answered late: a client
+        that gave up in the meantime does not know that they were received."""
+        self.queue(*(_Late(seconds) for _ in range(count)))
 
     # --- what the test reads ---------------------------------------------------------------------------
 
@@ -196,6 +207,8 @@ class HttpsServer:
         with self._lock:
             self._requests.append(request)
             queued = self._queued.pop(0) if self._queued else None
+        if isinstance(queued, _Late):
+            return dataclasses.replace(self.responder(request), delay=queued.seconds)
         return queued if queued is not None else self.responder(request)
 
     def record_refused(self, reason: str) -> None:

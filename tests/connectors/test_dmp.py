@@ -314,6 +314,23 @@ def test_a_server_certificate_from_an_unknown_authority_gets_nothing(dmp_config,
     assert dmp_server.requests == []
 
 
+def test_the_configured_ca_bundle_wins_over_the_environments(
+    dmp_config, dmp_server, upload_dir, tmp_path, test_ca, monkeypatch
+):
+    """requests lets REQUESTS_CA_BUNDLE replace a session's bundle unless `verify` is given per request."""
+    package, _ = freeze(upload_dir, clinical_document())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(test_ca.ca_file))  # would trust the server…
+    connector = DmpConnector.from_config(dmp_config | {"DMP_CA_FILE": str(TestCA(tmp_path).ca_file)})
+    with pytest.raises(TransientError, match="certificat"):  # …but the configured bundle does not
+        connector.send(outgoing(package))
+    connector.close()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(TestCA(tmp_path).ca_file))
+    connector = DmpConnector.from_config(dmp_config)
+    connector.send(outgoing(package))
+    connector.close()
+    assert len(dmp_server.requests) == 1
+
+
 # --- answers --------------------------------------------------------------------------------------------
 
 
@@ -409,6 +426,30 @@ def test_a_queued_deposit_is_sent_by_the_dispatcher_after_a_failure(
     assert (row.state, row.attempts, row.last_error) == (OutboxState.SENT, 2, None)
     assert row.receipt.startswith("DocumentReference/")
     assert len(recipient.documents(f"urn:oid:{UID}")) == 1
+
+
+def test_r2_a_deposit_received_but_not_acknowledged_in_time_is_resent_with_one_effect(
+    db_session, sessions, dmp_config, dmp_server, recipient, upload_dir
+):
+    """The receiver took the deposit, but its answer came after the dispatcher had given up: the message
+    goes again with the same document id, and the receiver still holds one document."""
+    package, _ = freeze(upload_dir, clinical_document())
+    message = queue_deposit(db_session, package)
+    db_session.commit()
+    dmp_server.delay_next(1, 1.0)
+    connectors = build_registry(dmp_config | {"DMP_TIMEOUT_SECONDS": 0.3})
+
+    dispatch_once(sessions, connectors=connectors)
+    row = reload(db_session, message)
+    assert (row.state, row.last_error) == (OutboxState.PENDING, "serveur DMP : délai de réponse dépassé")
+    assert len(recipient.documents(f"urn:oid:{UID}")) == 1  # received all the same
+
+    dispatch_once(sessions, connectors=connectors, now=row.next_attempt_at + dt.timedelta(seconds=1))
+    row = reload(db_session, message)
+    assert (row.state, row.attempts) == (OutboxState.SENT, 2)
+    assert len(dmp_server.requests) == 2
+    assert len(recipient.documents(f"urn:oid:{UID}")) == 1
+    assert len(recipient.binaries()) == 1
 
 
 def test_a_deposit_for_a_patient_without_ins_is_dead_at_once(db_session, sessions, dmp_config, dmp_server, upload_dir):
