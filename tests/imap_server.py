@@ -4,7 +4,7 @@ It runs in the foreground under its own temporary configuration — base and sta
 store, a passwd-file with one plain-password user, STARTTLS on a certificate from the test CA, its log in a
 file, a free unprivileged port on 127.0.0.1 — and is stopped (SIGTERM) on exit. Under root, Dovecot
 refuses to run its login processes as root: they run as Debian's `dovenull` and `dovecot` users, and the
-mail as `dovecot`; otherwise everything runs as the current user.
+mail as `dovecot`; otherwise everything runs as the current user, with no chroot (which needs root).
 """
 
 import contextlib
@@ -205,5 +205,8 @@ service imap-login {{
 }}
 service auth-worker {{
   user = $default_internal_user
+}}
+service anvil {{
+  chroot =
 }}
 """
