@@ -34,9 +34,7 @@ def message_id_for(idempotency_key: str, domain: str) -> str:
     return f"<{message_token(idempotency_key)}@{domain}>"
 
 
-def tls_context(
-    ca_file: str | None, *, cert_file: str | None = None, key_file: str | None = None
-) -> ssl.SSLContext:
+def tls_context(ca_file: str | None, *, cert_file: str | None = None, key_file: str | None = None) -> ssl.SSLContext:
     """Certificates are always verified, against the configured bundle or the system's; a client
     certificate is presented when one is configured."""
     context = ssl.create_default_context(cafile=ca_file)

@@ -22,6 +22,9 @@ from hub.models import (
     Referral,
     ReferralAttachment,
     ReferralState,
+    Report,
+    ReportKind,
+    ReportState,
     Role,
 )
 from hub.services import accounts, calendar_feeds, documents
@@ -70,6 +73,11 @@ REFERRAL_LIST = expect(admin=FORBIDDEN)
 REFERRAL = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
 REFERRAL_AUTHOR = expect(others=HIDDEN, gp=OK, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 REFERRAL_CANCEL = expect(others=HIDDEN, gp=OK, coordinator=OK, admin=FORBIDDEN)
+# Reports: the world's report is signed by the session's performer (no account); it is read by whoever sees the
+# patient (their GP, the coordination) and written by its author only. « Ma séance » is the professionals'.
+REPORT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
+REPORT_AUTHOR = expect(others=HIDDEN, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
+REPORT_WRITERS = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 # The outbox: the coordination and the admin of the CPTS; the other CPTS's coordinator sees their own list only.
 OUTBOX = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
 OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
@@ -227,6 +235,21 @@ MATRIX = {
     ("pathways.copy_template", "POST"): ADMIN_ONLY,
     ("pathways.edit_steps", "GET"): ADMIN_ONLY,
     ("pathways.edit_steps", "POST"): ADMIN_ONLY,
+    ("api.create_report", "POST"): REPORT_WRITERS,  # an empty body: 422 for those who may write
+    ("api.get_report", "GET"): REPORT,
+    ("api.update_report", "PATCH"): REPORT_AUTHOR,
+    ("api.sign_report", "POST"): REPORT_AUTHOR,
+    ("api.supersede_report", "POST"): REPORT_AUTHOR,
+    ("api.get_report_pdf", "GET"): REPORT,
+    ("reports.worklist", "GET"): REPORT_WRITERS,
+    ("reports.start", "POST"): REPORT_AUTHOR,  # the appointment's performer only (none has an account here)
+    ("reports.waive", "POST"): REPORT_AUTHOR,
+    ("reports.edit", "GET"): REPORT_AUTHOR,
+    ("reports.save", "POST"): REPORT_AUTHOR,
+    ("reports.show", "GET"): REPORT,
+    ("reports.pdf", "GET"): REPORT,
+    ("reports.supersede", "POST"): REPORT_AUTHOR,
+    ("reports.overdue", "GET"): PLANNING,
     ("outbox.index", "GET"): OUTBOX,
     ("outbox.requeue", "POST"): OUTBOX_MESSAGE,  # a dead message: re-queued once, then 409 (not dead any more)
     ("api.list_outbox_messages", "GET"): OUTBOX,
@@ -341,6 +364,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         "appointment_id": appointment.id,
         "referral_id": referral.id,
         "attachment_id": attachment.id,
+        "report_id": _signed_report(db_session, users, appointment, tmp_path / "uploads").id,
         "message_id": _dead_message(db_session, cpts).id,
         "channel": "email",
         **_pathway_ids(db_session, users, patient),
@@ -354,6 +378,29 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
             db_session.commit()
 
     return users, ids, reset
+
+
+def _signed_report(db_session, users, appointment, upload_dir) -> Report:
+    """The session's report, signed by its performer: its frozen PDF stored with the uploads."""
+    report = Report(
+        cpts_id=appointment.cpts_id,
+        kind=ReportKind.TELECONSULTATION,
+        state=ReportState.SIGNED,
+        patient_id=appointment.patient_id,
+        author_id=appointment.performer_id,
+        appointment_id=appointment.id,
+        performed_at=appointment.starts_at,
+        acts="Téléconsultation",
+        conclusion="RAS",
+        pdf_sha256=documents.store_blob(upload_dir, b"%PDF-1.4 compte rendu"),
+        pdf_size=21,
+        signed_at=factories.now(),
+        created_by_user_id=users["coordinator"].id,
+    )
+    db_session.add(report)
+    db_session.flush()
+    report.root_id = report.id
+    return report
 
 
 def _dead_message(db_session, cpts):

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session, contains_eager, selectinload
+from sqlalchemy.orm import Session, aliased, contains_eager, selectinload
 
 from hub import audit
 from hub.db import utcnow
@@ -19,6 +19,8 @@ from hub.models import (
     APPOINTMENT_STATE_LABELS,
     MODALITY_LABELS,
     REFERRAL_STATE_LABELS,
+    REPORT_KIND_LABELS,
+    REPORT_STATE_LABELS,
     Appointment,
     CarePathway,
     CarePathwayState,
@@ -29,6 +31,8 @@ from hub.models import (
     Patient,
     Profession,
     Referral,
+    Report,
+    ReportState,
     StepState,
 )
 from hub.services.identity import register_record_section
@@ -300,13 +304,14 @@ def next_due_steps(session: Session, cpts_id: int, *, until: dt.date) -> list[tu
 @dataclass(frozen=True)
 class TimelineEntry:
     on: dt.date
-    kind: str  # "step", "appointment", "referral"
+    kind: str  # "step", "appointment", "referral", "report"
     title: str
     status: str
     detail: str | None = None
     pathway_id: int | None = None
     step_id: int | None = None
     can_skip: bool = False
+    report_id: int | None = None  # the report page to link to
 
 
 @dataclass(frozen=True)
@@ -367,7 +372,32 @@ def timeline(session: Session, patient: Patient, pathways: list[CarePathway] | N
         )
         for row in referrals
     ]
+    entries += _report_entries(session, patient)
     return sorted(entries, key=lambda e: (e.on, e.kind, e.step_id or 0))
+
+
+def _report_entries(session: Session, patient: Patient) -> list[TimelineEntry]:
+    """The patient's signed reports, each in its latest signed version (one query); a draft is its author's."""
+    newer = aliased(Report)
+    latest = ~exists().where(
+        newer.root_id == Report.root_id, newer.version > Report.version, newer.state != ReportState.DRAFT
+    )
+    rows = session.execute(
+        select(Report.id, Report.kind, Report.state, Report.performed_at, Report.version).where(
+            Report.patient_id == patient.id, Report.state != ReportState.DRAFT, latest
+        )
+    )
+    return [
+        TimelineEntry(
+            on=local_day(row.performed_at),
+            kind="report",
+            title=REPORT_KIND_LABELS[row.kind],
+            status=REPORT_STATE_LABELS[row.state],
+            detail=f"version {row.version}" if row.version > 1 else None,
+            report_id=row.id,
+        )
+        for row in rows
+    ]
 
 
 @register_record_section("pathways")

@@ -40,6 +40,7 @@ from hub.schemas.referrals import (
     ScheduleIn,
     SubmitIn,
 )
+from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.scheduling import (
     AppointmentIn,
     AppointmentOut,
@@ -143,6 +144,17 @@ OPERATIONS = {
     "api.list_outbox_messages": ("Envois de la CPTS (coordination, administration)", None, OutboxMessageOut, True),
     "api.get_outbox_message": ("Lire un envoi", None, OutboxMessageOut, False),
     "api.requeue_outbox_message": ("Renvoyer un envoi en échec définitif", NoBodyIn, OutboxMessageOut, False),
+    "api.create_report": (
+        "Commencer le compte rendu d'une séance (le brouillon existant s'il est commencé)",
+        ReportStartIn,
+        ReportOut,
+        False,
+    ),
+    "api.get_report": ("Lire un compte rendu, avec ses envois", None, ReportOut, False),
+    "api.update_report": ("Modifier un brouillon de compte rendu", ReportUpdateIn, ReportOut, False),
+    "api.sign_report": ("Signer le compte rendu (figé) et l'envoyer", NoBodyIn, ReportOut, False),
+    "api.supersede_report": ("Corriger un compte rendu signé (nouvelle version)", NoBodyIn, ReportOut, False),
+    "api.get_report_pdf": ("Télécharger le PDF du compte rendu signé", None, None, False),
 }
 # Requests sent as multipart/form-data rather than JSON.
 MULTIPART = {"api.add_referral_attachment"}
@@ -166,6 +178,7 @@ ANSWER_200 = {
     "api.complete_pathway_step",
     "api.stop_pathway",
     "api.requeue_outbox_message",
+    "api.sign_report",
 }
 
 QUERY_PARAMETERS = {

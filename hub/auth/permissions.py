@@ -27,6 +27,9 @@ class Permission(StrEnum):
     REFERRALS_READ = "hub:referrals:read"
     REFERRALS_TRIAGE = "hub:referrals:triage"
     REFERRALS_WRITE = "hub:referrals:write"
+    REPORTS_MONITOR = "hub:reports:monitor"
+    REPORTS_READ = "hub:reports:read"
+    REPORTS_WRITE = "hub:reports:write"
     TARIFFS_MANAGE = "hub:tariffs:manage"
     TARIFFS_READ = "hub:tariffs:read"
     TELEEXPERTISE_ANSWER = "hub:teleexpertise:answer"
@@ -59,6 +62,10 @@ _OWN_FEES = {Permission.ACTIVITY_DECLARE, Permission.FEES_READ_OWN}
 # Referrals: a GP writes theirs, the coordination triages; which referral is the policy's (hub.auth.policies).
 _REFERRING = {Permission.REFERRALS_READ, Permission.REFERRALS_WRITE}
 _TRIAGE = {Permission.REFERRALS_READ, Permission.REFERRALS_TRIAGE}
+# Reports: the performer writes theirs, those who see the patient read them, the coordination follows what is
+# late; which report is the policy's (hub.auth.policies).
+_REPORTING = {Permission.REPORTS_READ, Permission.REPORTS_WRITE}
+_REPORTS_FOLLOW_UP = {Permission.REPORTS_MONITOR, Permission.REPORTS_READ}
 # Téléexpertise: professionals ask and answer, the coordination assigns; which request is the policy's.
 _TELEEXPERTISE = {Permission.TELEEXPERTISE_ANSWER, Permission.TELEEXPERTISE_READ, Permission.TELEEXPERTISE_REQUEST}
 _TELEEXPERTISE_ASSIGNING = {Permission.TELEEXPERTISE_ASSIGN, Permission.TELEEXPERTISE_READ}
@@ -84,11 +91,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | _CARE
         | _PLANNING
         | _TRIAGE
+        | _REPORTS_FOLLOW_UP
         | _TELEEXPERTISE_ASSIGNING
         | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
         | {Permission.OUTBOX_READ, Permission.OUTBOX_REQUEUE}
     ),
-    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING | _TELEEXPERTISE),
+    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING | _TELEEXPERTISE | _REPORTING),
 }
 
 

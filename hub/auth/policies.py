@@ -12,6 +12,8 @@ from hub.models import (
     Patient,
     Profession,
     Referral,
+    Report,
+    ReportState,
     Role,
     TeleexpertiseRequest,
     TeleexpertiseState,
@@ -278,3 +280,36 @@ def teleexpertise_for(session: Session, user, request_id: int, verb: str) -> Tel
     if verb == "read":
         audit.record(session, actor=user, action="teleexpertise.read", target=request, cpts_id=request.cpts_id)
     return request
+
+
+# What each verb on a report needs from the role; the relation to the report comes on top.
+REPORT_VERBS = {
+    "read": Permission.REPORTS_READ,
+    "update": Permission.REPORTS_WRITE,
+    "sign": Permission.REPORTS_WRITE,
+    "supersede": Permission.REPORTS_WRITE,
+}
+
+
+def can_act_on_report(session: Session, user, report: Report, verb: str) -> bool:
+    """Read a signed report: whoever may see the patient's record (coordinators of the CPTS, professionals in
+    the patient's care), the author always. Read a draft, write, sign, correct: the author only (the workflow
+    checks it again)."""
+    permission = REPORT_VERBS.get(verb)
+    if permission is None or not has_permission(user, permission) or report.cpts_id != user.cpts_id:
+        return False
+    author = user.professional_id is not None and user.professional_id == report.author_id
+    if verb != "read" or report.state is ReportState.DRAFT:
+        return author  # a draft is its author's until signed
+    return author or can_view_patient(session, user, report.patient)
+
+
+def report_for(session: Session, user, report_id: int, verb: str) -> Report:
+    """The report if the user may `verb` it, else 404 as if it did not exist, the refusal audited. A read is
+    audited here; the workflows audit the verbs they run."""
+    report = session.get(Report, report_id)
+    if report is None or not can_act_on_report(session, user, report, verb):
+        raise NotFound("Compte rendu introuvable.", audit_action=f"report.{verb}", audit_target=("reports", report_id))
+    if verb == "read":
+        audit.record(session, actor=user, action="report.read", target=report, cpts_id=report.cpts_id)
+    return report

@@ -17,6 +17,7 @@ def blueprints():
         planning,
         professionals,
         referrals,
+        reports,
         visits,
     )
 
@@ -34,6 +35,7 @@ def blueprints():
         fees.bp,
         pathways.bp,
         referrals.bp,
+        reports.bp,
         outbox.bp,
         connectors_admin.bp,
     ]

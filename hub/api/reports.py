@@ -1,0 +1,99 @@
+"""/api/v1/reports: the performer's compte-rendu (draft, signature, correction), its deliveries and its PDF."""
+
+from flask import Response, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from hub import audit
+from hub.api import blueprint, created, json_body, load_json
+from hub.auth.permissions import Permission
+from hub.auth.policies import appointment_for, report_for
+from hub.errors import Conflict
+from hub.models import Report
+from hub.schemas.base import load
+from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
+from hub.schemas.scheduling import NoBodyIn
+from hub.services import documents
+from hub.web.access import access
+from hub.web.request import db, upload_dir
+from workflows import reports
+
+
+def _body(report) -> dict:
+    return ReportOut().dump(report)
+
+
+@blueprint.post("/reports")
+@access(Permission.REPORTS_WRITE)
+def create_report():
+    """The session's draft: created, or the one already begun (200)."""
+    data = load_json(ReportStartIn())
+    appointment = appointment_for(db(), current_user, data["appointment_id"], "read")
+    begun = db().scalar(select(Report.id).where(Report.appointment_id == appointment.id).limit(1))
+    report = reports.start_report(db(), current_user, appointment)
+    if begun is not None:
+        return _body(report)
+    return created(_body(report), "api.get_report", report_id=report.id)
+
+
+@blueprint.get("/reports/<int:report_id>")
+@access(Permission.REPORTS_READ)
+def get_report(report_id: int):
+    return _body(report_for(db(), current_user, report_id, "read"))
+
+
+@blueprint.patch("/reports/<int:report_id>")
+@access(Permission.REPORTS_WRITE)
+def update_report(report_id: int):
+    report = report_for(db(), current_user, report_id, "update")
+    reports.update_draft(db(), current_user, report, **load_json(ReportUpdateIn()))
+    return _body(report)
+
+
+def _no_body() -> None:
+    load(NoBodyIn(), json_body() if request.get_data() else {})
+
+
+@blueprint.post("/reports/<int:report_id>/sign")
+@access(Permission.REPORTS_WRITE)
+def sign_report(report_id: int):
+    report = report_for(db(), current_user, report_id, "sign")
+    _no_body()
+    return _body(reports.sign(db(), current_user, report, upload_dir=upload_dir()))
+
+
+@blueprint.post("/reports/<int:report_id>/supersede")
+@access(Permission.REPORTS_WRITE)
+def supersede_report(report_id: int):
+    """A correction: the new version's draft, to edit and sign in turn."""
+    report = report_for(db(), current_user, report_id, "supersede")
+    _no_body()
+    correction = reports.supersede(db(), current_user, report)
+    return created(_body(correction), "api.get_report", report_id=correction.id)
+
+
+def report_pdf(report_id: int) -> Response:
+    """The signed report's frozen PDF, to those who may read it; the export is audited."""
+    report = report_for(db(), current_user, report_id, "read")
+    if report.pdf_sha256 is None:
+        raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
+    audit.record(
+        db(),
+        actor=current_user,
+        action="report.download",
+        target=report,
+        cpts_id=report.cpts_id,
+        details={"version": report.version},
+    )
+    content = documents.read_stored(upload_dir(), report.pdf_sha256)
+    response = Response(content, mimetype="application/pdf")
+    response.headers["Content-Disposition"] = f'attachment; filename="compte-rendu-{report.id}-v{report.version}.pdf"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.get("/reports/<int:report_id>/pdf")
+@access(Permission.REPORTS_READ)
+def get_report_pdf(report_id: int):
+    return report_pdf(report_id)

@@ -1,0 +1,98 @@
+"""Reports (compte-rendus): what the performer writes, what the API and the pages show, with the deliveries."""
+
+import json
+
+from marshmallow import Schema, fields
+
+from hub.models import (
+    DELIVERY_STATE_LABELS,
+    RECIPIENT_ROLE_LABELS,
+    REPORT_KIND_LABELS,
+    REPORT_STATE_LABELS,
+    DeliveryState,
+    Modality,
+    RecipientRole,
+    ReportKind,
+    ReportState,
+)
+from hub.schemas.base import Bool, Enum, FormSchema, InputSchema, Int, Str, length
+
+MAX_TEXT = 20_000
+
+
+class ReportStartIn(InputSchema):
+    """The session whose report the performer begins (or gets back, when the draft exists)."""
+
+    appointment_id = Int(required=True)
+
+
+class ReportUpdateIn(InputSchema):
+    """A draft's fields; a blank text clears the field."""
+
+    acts = Str(allow_none=True, validate=length(MAX_TEXT))
+    prescriptions = Str(allow_none=True, validate=length(MAX_TEXT))
+    technical_incidents = Str(allow_none=True, validate=length(MAX_TEXT))
+    conclusion = Str(allow_none=True, validate=length(MAX_TEXT))
+    follow_up = Str(allow_none=True, validate=length(MAX_TEXT))
+    follow_up_modality = Enum(Modality, by_value=True, allow_none=True)
+    copy_participants = Bool()
+
+
+class ReportForm(ReportUpdateIn, FormSchema):
+    action = Str(load_default="save")  # which button: "save" (the draft) or "sign"
+
+
+def delivery_state_label(delivery) -> str:
+    """« Refusé par le destinataire (903 : INS absent) » when the receiver said why."""
+    label = DELIVERY_STATE_LABELS[delivery.state]
+    if delivery.state is DeliveryState.REFUSED and (delivery.refusal_code or delivery.refusal_text):
+        reason = " : ".join(part for part in (delivery.refusal_code, delivery.refusal_text) if part)
+        return f"{label} ({reason})"
+    return label
+
+
+class DeliveryOut(Schema):
+    id = fields.Integer()
+    recipient_role = fields.Enum(RecipientRole, by_value=True)
+    recipient_role_label = fields.Function(lambda d: RECIPIENT_ROLE_LABELS[d.recipient_role])
+    channel = fields.String()
+    address = fields.String()
+    state = fields.Enum(DeliveryState, by_value=True)
+    state_label = fields.Function(delivery_state_label)
+    due_at = fields.AwareDateTime()
+    sent_at = fields.AwareDateTime(allow_none=True)
+    acknowledged_at = fields.AwareDateTime(allow_none=True)
+    refusal_code = fields.String(allow_none=True)
+    refusal_text = fields.String(allow_none=True)
+
+
+class ReportOut(Schema):
+    id = fields.Integer()
+    kind = fields.Enum(ReportKind, by_value=True)
+    kind_label = fields.Function(lambda r: REPORT_KIND_LABELS[r.kind])
+    loinc = fields.String()
+    state = fields.Enum(ReportState, by_value=True)
+    state_label = fields.Function(lambda r: REPORT_STATE_LABELS[r.state])
+    version = fields.Integer()
+    root_id = fields.Integer(allow_none=True)
+    supersedes_id = fields.Integer(allow_none=True)
+    superseded_at = fields.AwareDateTime(allow_none=True)
+    patient_id = fields.Integer()
+    author_id = fields.Integer()
+    appointment_id = fields.Integer(allow_none=True)
+    performed_at = fields.AwareDateTime()
+    acts = fields.String()
+    prescriptions = fields.String(allow_none=True)
+    technical_incidents = fields.String(allow_none=True)
+    conclusion = fields.String()
+    follow_up = fields.String(allow_none=True)
+    follow_up_modality = fields.String(allow_none=True)
+    copy_participants = fields.Boolean()
+    participant_ids = fields.Function(lambda r: json.loads(r.participant_ids or "[]"))
+    document_uid = fields.String(allow_none=True)
+    pdf_sha256 = fields.String(allow_none=True)
+    pdf_size = fields.Integer(allow_none=True)
+    signed_at = fields.AwareDateTime(allow_none=True)
+    sent_at = fields.AwareDateTime(allow_none=True)
+    acknowledged_at = fields.AwareDateTime(allow_none=True)
+    deliveries = fields.List(fields.Nested(DeliveryOut))

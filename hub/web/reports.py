@@ -1,0 +1,304 @@
+"""Reports (compte-rendus): the specialist's « Ma séance » worklist, the report form and its signature, the
+report page with its versions and deliveries, and the coordination's « Comptes rendus en retard »."""
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload, selectinload
+
+from hub import audit
+from hub.api.reports import report_pdf
+from hub.auth.permissions import Permission
+from hub.auth.policies import appointment_for, report_for
+from hub.db import utcnow
+from hub.errors import HubError, ValidationFailed
+from hub.models import (
+    APPOINTMENT_STATE_LABELS,
+    ATTACHMENT_KIND_LABELS,
+    MODALITY_LABELS,
+    PLACE_KIND_LABELS,
+    RECIPIENT_ROLE_LABELS,
+    REPORT_KIND_LABELS,
+    REPORT_STATE_LABELS,
+    Appointment,
+    AppointmentKind,
+    Patient,
+    Professional,
+    Referral,
+    Report,
+    ReportState,
+    User,
+)
+from hub.schemas.reports import ReportForm, delivery_state_label
+from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
+from hub.web.access import access
+from hub.web.forms import load_form
+from hub.web.pages import load_query, read_despite_error
+from hub.web.planning import zone
+from hub.web.request import db, upload_dir
+from scheduling.agenda import day_bounds
+from workflows import reports
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+CORRECTABLE = reports.MACHINE.transitions["supersede"][0]
+TEXT_FIELDS = ("acts", "prescriptions", "technical_incidents", "conclusion", "follow_up", "follow_up_modality")
+NOT_A_PROFESSIONAL = "Votre compte n'est lié à aucune fiche de professionnel : vous n'avez pas de séance."
+
+
+@bp.context_processor
+def labels():
+    return {
+        "REPORT_KIND_LABELS": REPORT_KIND_LABELS,
+        "REPORT_STATE_LABELS": REPORT_STATE_LABELS,
+        "RECIPIENT_ROLE_LABELS": RECIPIENT_ROLE_LABELS,
+        "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
+        "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
+        "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
+        "delivery_state_label": delivery_state_label,
+    }
+
+
+# --- « Ma séance » ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    appointment: Appointment
+    age: int
+    identity_checked_by: str | None
+    referrals: list[Referral]
+    report: Report | None
+    can_start: bool
+
+
+def _worklist(professional_id: int, day: dt.date) -> list[WorklistRow]:
+    """The day's sessions the professional performs, with what they need to run them: five queries whatever
+    the number of appointments."""
+    start, end = day_bounds(day, zone().key)
+    session = db()
+    appointments = session.scalars(
+        select(Appointment)
+        .options(joinedload(Appointment.patient), joinedload(Appointment.accompanying))
+        .where(Appointment.performer_id == professional_id, Appointment.starts_at >= start, Appointment.starts_at < end)
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    ids = [a.id for a in appointments] or [0]
+    referrals: dict[int, list[Referral]] = {}
+    for referral in session.scalars(
+        select(Referral).options(selectinload(Referral.attachments)).where(Referral.appointment_id.in_(ids))
+    ):
+        referrals.setdefault(referral.appointment_id, []).append(referral)
+    latest: dict[int, Report] = {}
+    for report in session.scalars(select(Report).where(Report.appointment_id.in_(ids)).order_by(Report.version)):
+        latest[report.appointment_id] = report
+    checkers = [a.identity_checked_by_user_id for a in appointments if a.identity_checked_by_user_id] or [0]
+    names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(checkers))).all())
+    return [
+        WorklistRow(
+            appointment=a,
+            age=a.patient.age_on(day),
+            identity_checked_by=names.get(a.identity_checked_by_user_id),
+            referrals=referrals.get(a.id, []),
+            report=latest.get(a.id),
+            can_start=a.kind in reports.REPORTABLE_KINDS and a.state in reports.WRITABLE,
+        )
+        for a in appointments
+    ]
+
+
+@bp.get("/session")
+@access(Permission.REPORTS_WRITE)
+def worklist():
+    filters, values, errors = load_query(AgendaArgs())
+    day = filters.get("day") or utcnow().astimezone(zone()).date()
+    professional_id = current_user.professional_id
+    rows = _worklist(professional_id, day) if professional_id is not None else []
+    audit.record(db(), actor=current_user, action="worklist.read", details={"appointments": len(rows)})
+    return render_template(
+        "reports/worklist.html",
+        day=day,
+        step=dt.timedelta(days=1),
+        rows=rows,
+        values=values,
+        errors=errors,
+        professional_id=professional_id,
+        explanation=NOT_A_PROFESSIONAL,
+        TELESOIN=AppointmentKind.TELESOIN,
+        DRAFT=ReportState.DRAFT,
+    )
+
+
+@bp.post("/start/<int:appointment_id>")
+@access(Permission.REPORTS_WRITE)
+def start(appointment_id: int):
+    appointment = appointment_for(db(), current_user, appointment_id, "read")
+    _data, _values, errors = load_form(NoBodyForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        report = reports.start_report(db(), current_user, appointment)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        return _back_to_worklist(appointment, exc.detail)
+    return redirect(url_for("reports.edit", report_id=report.id))
+
+
+def _back_to_worklist(appointment: Appointment, message: str):
+    """A refused action from the worklist: nothing of it stays, the reason is shown on the day's list."""
+    db().rollback()
+    flash(message, "error")
+    day = appointment.starts_at.astimezone(zone()).date()
+    return redirect(url_for("reports.worklist", day=day.isoformat()))
+
+
+@bp.post("/waive/<int:appointment_id>")
+@access(Permission.REPORTS_WRITE)
+def waive(appointment_id: int):
+    """A serial télésoin session without its own report (seed 002), with the reason."""
+    appointment = appointment_for(db(), current_user, appointment_id, "read")
+    data, _values, errors = load_form(ReasonForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors, "Indiquez pourquoi cette séance n'a pas de compte rendu propre.")
+        reports.waive_report(db(), current_user, appointment, reason=data["reason"])
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        return _back_to_worklist(appointment, exc.detail)
+    flash("Séance enregistrée sans compte rendu propre (série de télésoin).", "success")
+    day = appointment.starts_at.astimezone(zone()).date()
+    return redirect(url_for("reports.worklist", day=day.isoformat()))
+
+
+# --- the form and the signature -----------------------------------------------------------------------------
+
+
+def _participants(report: Report) -> list[Professional]:
+    ids = [i for i in json.loads(report.participant_ids or "[]") if isinstance(i, int)] or [0]
+    return list(db().scalars(select(Professional).where(Professional.id.in_(ids)).order_by(Professional.id)))
+
+
+def _form_page(report: Report, values: dict, errors: dict | None = None, *, problem=None, status: int = 200):
+    appointment = db().get(Appointment, report.appointment_id) if report.appointment_id else None
+    return (
+        render_template(
+            "reports/form.html",
+            report=report,
+            appointment=appointment,
+            participants=_participants(report),
+            values=values,
+            errors=errors or {},
+            problem=problem,
+            modality_options=[(m.value, label) for m, label in MODALITY_LABELS.items()],
+            TELESOIN=AppointmentKind.TELESOIN,
+        ),
+        status,
+    )
+
+
+@bp.get("/<int:report_id>/edit")
+@access(Permission.REPORTS_WRITE)
+def edit(report_id: int):
+    report = report_for(db(), current_user, report_id, "update")
+    if report.state is not ReportState.DRAFT:
+        return redirect(url_for("reports.show", report_id=report.id))
+    audit.record(db(), actor=current_user, action="report.read", target=report, cpts_id=report.cpts_id)
+    values = {name: getattr(report, name) for name in TEXT_FIELDS} | {"copy_participants": report.copy_participants}
+    return _form_page(report, values)
+
+
+@bp.post("/<int:report_id>/edit")
+@access(Permission.REPORTS_WRITE)
+def save(report_id: int):
+    """« Enregistrer le brouillon » or « Signer et envoyer »: on any error nothing is saved."""
+    report = report_for(db(), current_user, report_id, "update")
+    data, values, errors = load_form(ReportForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        signing = data.pop("action", "save") == "sign"
+        fields = {name: data.get(name) for name in TEXT_FIELDS}
+        reports.update_draft(
+            db(), current_user, report, **fields, copy_participants=data.get("copy_participants", False)
+        )
+        if signing:
+            reports.sign(db(), current_user, report, upload_dir=upload_dir())
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        read_despite_error("report.form", target=report)
+        db().refresh(report)
+        return _form_page(report, values, exc.errors, problem=exc.detail, status=exc.status)
+    if signing:
+        flash("Compte rendu signé : il part vers ses destinataires.", "success")
+        return redirect(url_for("reports.show", report_id=report.id))
+    flash("Brouillon enregistré.", "success")
+    return redirect(url_for("reports.edit", report_id=report.id))
+
+
+# --- the report page ----------------------------------------------------------------------------------------
+
+
+@bp.get("/<int:report_id>")
+@access(Permission.REPORTS_READ)
+def show(report_id: int):
+    report = report_for(db(), current_user, report_id, "read")
+    chain = reports.chain_of(db(), report)
+    author = current_user.professional_id == report.author_id
+    return render_template(
+        "reports/show.html",
+        report=report,
+        previous=next((r for r in chain if r.id == report.supersedes_id), None),
+        following=next((r for r in chain if r.supersedes_id == report.id), None),
+        chain=chain,
+        participants=_participants(report),
+        appointment=db().get(Appointment, report.appointment_id) if report.appointment_id else None,
+        can_correct=author and report.state in CORRECTABLE and report.superseded_at is None,
+        can_edit=author and report.state is ReportState.DRAFT,
+        MODALITY_LABELS={m.value: label for m, label in MODALITY_LABELS.items()},
+    )
+
+
+@bp.get("/<int:report_id>/pdf")
+@access(Permission.REPORTS_READ)
+def pdf(report_id: int):
+    return report_pdf(report_id)
+
+
+@bp.post("/<int:report_id>/supersede")
+@access(Permission.REPORTS_WRITE)
+def supersede(report_id: int):
+    report = report_for(db(), current_user, report_id, "supersede")
+    _data, _values, errors = load_form(NoBodyForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        correction = reports.supersede(db(), current_user, report)
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        db().rollback()
+        flash(exc.detail, "error")
+        return redirect(url_for("reports.show", report_id=report_id))
+    flash(f"Version {correction.version} créée : corrigez-la puis signez-la.", "success")
+    return redirect(url_for("reports.edit", report_id=correction.id))
+
+
+# --- the coordination ---------------------------------------------------------------------------------------
+
+
+@bp.get("/overdue")
+@access(Permission.REPORTS_MONITOR)
+def overdue():
+    """What is late in the CPTS: unsigned reports and deliveries past their due time (four queries)."""
+    items = reports.overdue(db(), current_user.cpts_id, now=utcnow())
+    patient_ids = {item.patient_id for item in items} or {0}
+    patients = {p.id: p for p in db().scalars(select(Patient).where(Patient.id.in_(patient_ids)))}
+    audit.record(db(), actor=current_user, action="report.overdue_list", details={"count": len(items)})
+    return render_template("reports/overdue.html", items=items, patients=patients)

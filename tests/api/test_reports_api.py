@@ -1,0 +1,212 @@
+"""/api/v1/reports: the performer's draft, signature and correction; the deliveries in the representation; the
+frozen PDF; nobody outside the patient's care reaches a report (S2), by URL id or by an id in the body."""
+
+import datetime as dt
+from types import MappingProxyType, SimpleNamespace
+
+import pytest
+from sqlalchemy import func, select
+
+from hub.models import AuditEvent, Delivery, PlaceKind, Profession, Report, Role
+from tests import factories
+from tests.workflows import conftest as workflow_fixtures
+from tests.workflows.conftest import NOW, carry_out
+from workflows import appointments
+
+territory = workflow_fixtures.territory
+MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
+WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
+
+
+@pytest.fixture
+def uploads(app, tmp_path, monkeypatch):
+    directory = tmp_path / "uploads"
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
+    return directory
+
+
+def session_of(db_session, t, starts_at: dt.datetime):
+    """An assisted teleconsultation of the territory's patient with the cardiologist, carried out by the IDEL."""
+    slot = factories.slot(db_session, t.program, starts_at)
+    appointment = appointments.book(
+        db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
+    )
+    carry_out(db_session, t.idel_user, appointment)
+    return appointment
+
+
+@pytest.fixture
+def clinic(db_session, territory, uploads):
+    """Monday's teleconsultation, done; the cardiologist and the patient's médecin traitant have accounts and
+    secure mailboxes; a GP of the CPTS without care relation; another CPTS's coordinator and specialist."""
+    t = territory
+    t.cardiologist.mssante_address = "cardio@ch-perigueux.mssante.fr"
+    cardiologist = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+    gp_row = factories.professional(
+        db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@cabinet.mssante.fr"
+    )
+    t.patient.attending_gp_id = gp_row.id
+    gp = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=gp_row)
+    outsider = factories.user(
+        db_session,
+        t.cpts,
+        Role.PROFESSIONAL,
+        professional_row=factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER),
+    )
+    elsewhere = factories.cpts(db_session)
+    stranger = factories.user(db_session, elsewhere, Role.COORDINATOR)
+    stranger_specialist = factories.user(
+        db_session,
+        elsewhere,
+        Role.PROFESSIONAL,
+        professional_row=factories.professional(db_session, elsewhere, Profession.SPECIALIST),
+    )
+    db_session.flush()
+    appointment = session_of(db_session, t, MONDAY_13H_UTC)
+    db_session.commit()
+    return SimpleNamespace(
+        t=t,
+        cardiologist=cardiologist,
+        gp=gp,
+        outsider=outsider,
+        stranger=stranger,
+        stranger_specialist=stranger_specialist,
+        coordinator=t.coordinator,
+        idel=t.idel_user,
+        appointment=appointment,
+        uploads=uploads,
+    )
+
+
+def signed_report(api_as, clinic, **fields) -> dict:
+    api = api_as(clinic.cardiologist)
+    report = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()
+    assert api.patch(f"/api/v1/reports/{report['id']}", json=WRITTEN | fields).status_code == 200
+    signed = api.post(f"/api/v1/reports/{report['id']}/sign")
+    assert signed.status_code == 200, signed.get_json()
+    return signed.get_json()
+
+
+def test_draft_sign_and_deliveries(api_as, clinic, db_session):
+    api = api_as(clinic.cardiologist)
+    created = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id})
+    assert created.status_code == 201, created.get_json()
+    body = created.get_json()
+    assert created.headers["Location"].endswith(f"/api/v1/reports/{body['id']}")
+    assert body["state"] == "draft" and body["state_label"] == "Brouillon" and body["version"] == 1
+    assert body["participant_ids"] == [clinic.t.cardiologist.id, clinic.t.idel.id]
+    again = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id})
+    assert again.status_code == 200 and again.get_json()["id"] == body["id"], "the draft already begun"
+
+    patched = api.patch(f"/api/v1/reports/{body['id']}", json=WRITTEN | {"follow_up_modality": "in_person"})
+    assert patched.status_code == 200 and patched.get_json()["acts"] == WRITTEN["acts"]
+    signed = api.post(f"/api/v1/reports/{body['id']}/sign")
+    assert signed.status_code == 200, signed.get_json()
+    report = signed.get_json()
+    assert report["state"] == "signed" and report["pdf_sha256"] and report["document_uid"]
+    by_role = {d["recipient_role"]: d for d in report["deliveries"]}
+    gp = by_role["medecin_traitant"]
+    assert gp["address"] == "gp@cabinet.mssante.fr" and gp["state_label"] == "Envoi en attente"
+    assert gp["recipient_role_label"] == "Médecin traitant" and gp["due_at"]
+    assert api.get(f"/api/v1/reports/{body['id']}").get_json()["deliveries"] == report["deliveries"]
+    assert db_session.scalar(select(func.count(Delivery.id))) == len(report["deliveries"])
+
+    pdf = api.get(f"/api/v1/reports/{body['id']}/pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
+    assert pdf.headers["Content-Disposition"].startswith("attachment") and pdf.headers["Cache-Control"] == "no-store"
+    assert db_session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "report.download")) == 1
+
+
+def test_a_signed_report_is_corrected_by_a_new_version(api_as, clinic):
+    original = signed_report(api_as, clinic)
+    api = api_as(clinic.cardiologist)
+    assert api.patch(f"/api/v1/reports/{original['id']}", json={"conclusion": "Autre"}).status_code == 409
+    correction = api.post(f"/api/v1/reports/{original['id']}/supersede")
+    assert correction.status_code == 201
+    draft = correction.get_json()
+    assert draft["version"] == 2 and draft["supersedes_id"] == original["id"] and draft["state"] == "draft"
+    assert draft["conclusion"] == WRITTEN["conclusion"], "the correction starts from the signed text"
+    assert api.post(f"/api/v1/reports/{original['id']}/supersede").status_code == 422, "one correction at a time"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"follow_up_modality": "teleportation"}, "follow_up_modality"),
+        ({"acts": "x" * 20_001}, "acts"),
+        ({"state": "signed"}, "state"),
+        ({"copy_participants": "peut-être"}, "copy_participants"),
+    ],
+)
+def test_a_refused_update_saves_nothing(api_as, clinic, db_session, body, field):
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    refused = api.patch(f"/api/v1/reports/{report_id}", json={"conclusion": "Ne doit pas rester"} | body)
+    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
+    assert field in refused.get_json()["errors"]
+    db_session.expire_all()
+    report = db_session.get(Report, report_id)
+    assert report.conclusion == "" and report.state.value == "draft"
+
+
+def test_signing_an_incomplete_report_is_refused_and_queues_nothing(api_as, clinic, db_session):
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    api.patch(f"/api/v1/reports/{report_id}", json={"acts": "ECG"})
+    refused = api.post(f"/api/v1/reports/{report_id}/sign")
+    assert refused.status_code == 422 and "conclusion" in refused.get_json()["errors"]
+    assert db_session.scalar(select(func.count(Delivery.id))) == 0
+    assert api.get(f"/api/v1/reports/{report_id}/pdf").status_code == 409, "no PDF before signing"
+
+
+def test_readers_are_those_who_see_the_patient(api_as, clinic):
+    report = signed_report(api_as, clinic)
+    url = f"/api/v1/reports/{report['id']}"
+    assert api_as(clinic.gp).get(url).status_code == 200, "the médecin traitant reads it"
+    assert api_as(clinic.coordinator).get(url).status_code == 200
+    assert api_as(clinic.idel).get(url).status_code == 200, "the accompanying IDEL is in the patient's care"
+    assert api_as(clinic.gp).patch(url, json={"conclusion": "x"}).status_code == 404, "only the author writes"
+    assert api_as(clinic.coordinator).post(f"{url}/supersede").status_code == 403
+
+
+def test_a_draft_is_its_authors_until_signed(api_as, clinic):
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    assert api_as(clinic.gp).get(f"/api/v1/reports/{report_id}").status_code == 404
+    assert api.get(f"/api/v1/reports/{report_id}").status_code == 200
+
+
+@pytest.mark.parametrize("who", ["outsider", "stranger", "stranger_specialist"])
+def test_no_report_outside_the_patients_care_s2(api_as, clinic, db_session, who):
+    report = signed_report(api_as, clinic)
+    api = api_as(getattr(clinic, who))
+    url = f"/api/v1/reports/{report['id']}"
+    denied_before = db_session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.outcome == "denied"))
+    responses = [
+        api.get(url),
+        api.get(f"{url}/pdf"),
+        api.patch(url, json={"conclusion": "x"}),
+        api.post(f"{url}/sign"),
+        api.post(f"{url}/supersede"),
+        # The appointment's id swapped into the body of a new report.
+        api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}),
+    ]
+    statuses = [r.status_code for r in responses]
+    allowed_to_write = who != "stranger"
+    assert statuses == [404, 404] + ([404] * 4 if allowed_to_write else [403] * 3 + [403])
+    assert all(r.mimetype == "application/problem+json" for r in responses)
+    denied = db_session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.outcome == "denied"))
+    assert denied - denied_before == len(responses), "every refusal is audited"
+    assert b"Pas de d\xc3\xa9compensation" not in b"".join(r.data for r in responses)
+
+
+def test_the_accompanying_idel_cannot_write_the_report(api_as, clinic):
+    refused = api_as(clinic.idel).post("/api/v1/reports", json={"appointment_id": clinic.appointment.id})
+    assert refused.status_code == 422 and "réalisé l'acte" in refused.get_json()["detail"]
+
+
+def test_the_openapi_document_lists_the_report_operations(client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert set(paths["/reports/{report_id}"]) == {"get", "patch"}
+    assert "200" in paths["/reports/{report_id}/sign"]["post"]["responses"]
+    assert "201" in paths["/reports/{report_id}/supersede"]["post"]["responses"]

@@ -1,0 +1,266 @@
+"""The report pages: « Ma séance », the form and its signature, the report page with its versions and
+deliveries, the PDF, « Comptes rendus en retard », the patient's timeline; S2 and constant query counts."""
+
+import contextlib
+import datetime as dt
+import html
+
+import pytest
+from sqlalchemy import event, func, select
+
+from hub.models import (
+    AttachmentKind,
+    AuditEvent,
+    Delivery,
+    PlaceKind,
+    Referral,
+    ReferralAttachment,
+    ReferralState,
+    Report,
+    ReportState,
+)
+from hub.services import documents
+from tests import factories
+from tests.api import test_reports_api as api_tests
+from tests.api.test_reports_api import MONDAY_13H_UTC, WRITTEN, session_of
+from tests.workflows.conftest import NOW, telesoin_program
+from workflows import appointments
+
+territory = api_tests.territory
+uploads = api_tests.uploads
+clinic = api_tests.clinic
+MONDAY = "2026-11-23"
+
+
+@contextlib.contextmanager
+def count_queries(engine):
+    seen: list[str] = []
+
+    def listener(_conn, _cursor, statement, *_args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+def text_of(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def form(**fields) -> dict:
+    values = {"acts": "", "prescriptions": "", "technical_incidents": "", "conclusion": "", "follow_up": ""}
+    return values | {"follow_up_modality": "", "action": "save"} | fields
+
+
+def start(auth, clinic) -> Report:
+    started = auth.post(f"/reports/start/{clinic.appointment.id}")
+    assert started.status_code == 302, started.get_data(as_text=True)
+    report_id = int(started.headers["Location"].split("/")[-2])
+    return auth.session.get(Report, report_id)
+
+
+def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session):
+    auth.login(clinic.cardiologist)
+    worklist = text_of(client.get(f"/reports/session?day={MONDAY}"))
+    patient = clinic.t.patient
+    assert "Ma séance" in worklist and patient.display_name in worklist
+    assert f"{patient.age_on(dt.date(2026, 11, 23))} ans" in worklist
+    assert clinic.t.idel.full_name in worklist and "Cabinet" in worklist and "0612345678" in worklist
+    assert f"par {clinic.idel.display_name}" in worklist, "who traced the identity"
+    assert "Rédiger le compte rendu" in worklist
+
+    report = start(auth, clinic)
+    page = text_of(client.get(f"/reports/{report.id}/edit"))
+    assert "Copie aux autres participants" in page and clinic.t.idel.full_name in page
+    assert "La signature fige le compte rendu" in page and "une correction sera une nouvelle version" in page
+    saved = auth.post(f"/reports/{report.id}/edit", data=form(acts=WRITTEN["acts"]))
+    assert saved.status_code == 302
+    assert "Continuer le compte rendu" in text_of(client.get(f"/reports/session?day={MONDAY}"))
+
+    signed = auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign"))
+    assert signed.status_code == 302 and signed.headers["Location"].endswith(f"/reports/{report.id}")
+    shown = text_of(client.get(f"/reports/{report.id}"))
+    assert "Signé, envoi en attente" in shown and WRITTEN["conclusion"] in shown
+    assert "Médecin traitant" in shown and "gp@cabinet.mssante.fr" in shown and "Envoi en attente" in shown
+    assert "Corriger (nouvelle version)" in shown and "Télécharger le PDF" in shown
+    pdf = client.get(f"/reports/{report.id}/pdf")
+    assert pdf.data.startswith(b"%PDF-") and pdf.headers["Cache-Control"] == "no-store"
+    assert pdf.headers["Content-Disposition"].startswith("attachment")
+
+    corrected = auth.post(f"/reports/{report.id}/supersede")
+    assert corrected.status_code == 302
+    correction_id = int(corrected.headers["Location"].split("/")[-2])
+    assert auth.post(f"/reports/{correction_id}/edit", data=form(**WRITTEN, action="sign")).status_code == 302
+    assert "remplace la version 1" in text_of(client.get(f"/reports/{correction_id}"))
+    original = text_of(client.get(f"/reports/{report.id}"))
+    assert "remplacé par la version 2" in original and "Corriger (nouvelle version)" not in original
+
+    auth.login(clinic.gp)
+    record = text_of(client.get(f"/patients/{patient.id}"))
+    assert "Compte rendu de téléconsultation" in record and f'href="/reports/{correction_id}"' in record
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"acts": "ECG", "action": "sign"}, "conclusion", "Champ obligatoire pour signer."),
+        ({"acts": "ECG", "follow_up_modality": "teleportation"}, "follow_up_modality", "Valeur inconnue"),
+        ({"acts": "x" * 20_001}, "acts", "Au plus 20000 caractères."),
+    ],
+)
+def test_a_refused_form_says_why_next_to_the_field_and_saves_nothing(
+    client, auth, clinic, db_session, fields, field, message
+):
+    auth.login(clinic.cardiologist)
+    report = start(auth, clinic)
+    refused = auth.post(f"/reports/{report.id}/edit", data=form(**fields))
+    assert refused.status_code == 422
+    page = text_of(refused)
+    assert f'id="e-{field}"' in page and message in page
+    db_session.expire_all()
+    stored = db_session.get(Report, report.id)
+    assert stored.acts == "" and stored.state is ReportState.DRAFT
+    assert db_session.scalar(select(func.count(Delivery.id))) == 0
+
+
+def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth, clinic, db_session):
+    t = clinic.t
+    referral = Referral(
+        cpts_id=t.cpts.id,
+        patient_id=t.patient.id,
+        author_id=clinic.gp.professional_id,
+        created_by_user_id=clinic.gp.id,
+        target_specialist_id=t.cardiologist.id,
+        reason="Dyspnée d'effort",
+        state=ReferralState.SCHEDULED,
+        appointment_id=clinic.appointment.id,
+    )
+    db_session.add(referral)
+    db_session.flush()
+    stored = documents.store_upload(clinic.uploads, b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
+    attachment = ReferralAttachment(
+        referral_id=referral.id, kind=AttachmentKind.BIOLOGY_PRESCRIPTION, uploaded_by_user_id=clinic.gp.id, **stored
+    )
+    db_session.add(attachment)
+    db_session.commit()
+    auth.login(clinic.cardiologist)
+    page = text_of(client.get(f"/reports/session?day={MONDAY}"))
+    letter = f"/referrals/{referral.id}/letter.pdf"
+    download = f"/referrals/{referral.id}/attachments/{attachment.id}"
+    assert letter in page and download in page
+    assert client.get(letter).data.startswith(b"%PDF-") and client.get(download).data == b"%PDF-1.4 ordonnance"
+
+
+def test_the_worklist_keeps_a_constant_number_of_queries(client, auth, clinic, db_session, engine):
+    auth.login(clinic.cardiologist)
+    counts = []
+    for more in (0, 3):
+        for n in range(more):
+            session_of(db_session, clinic.t, MONDAY_13H_UTC + dt.timedelta(hours=2 * (n + 1)))
+        db_session.commit()
+        with count_queries(engine) as seen:
+            page = client.get(f"/reports/session?day={MONDAY}")
+        assert page.status_code == 200
+        counts.append(len(seen))
+        assert text_of(page).count("Rédiger le compte rendu") == 1 + more
+    assert counts[0] == counts[1], counts
+
+
+def test_a_day_without_sessions_and_the_neighbouring_days(client, auth, clinic):
+    auth.login(clinic.cardiologist)
+    page = text_of(client.get("/reports/session?day=2026-11-24"))
+    assert "Aucun patient à cette séance." in page
+    assert "day=2026-11-23" in page and "day=2026-11-25" in page
+
+
+@pytest.mark.parametrize("who", ["outsider", "stranger_specialist"])
+def test_no_report_page_outside_the_patients_care_s2(client, auth, clinic, db_session, who):
+    auth.login(clinic.cardiologist)
+    report = start(auth, clinic)
+    auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign"))
+    auth.login(getattr(clinic, who))
+    responses = [
+        client.get(f"/reports/{report.id}"),
+        client.get(f"/reports/{report.id}/pdf"),
+        client.get(f"/reports/{report.id}/edit"),
+        auth.post(f"/reports/{report.id}/supersede"),
+        auth.post(f"/reports/start/{clinic.appointment.id}"),
+    ]
+    assert [r.status_code for r in responses] == [404] * len(responses)
+    assert WRITTEN["conclusion"] not in "".join(text_of(r) for r in responses)
+    denied = db_session.scalars(select(AuditEvent.action).where(AuditEvent.outcome == "denied")).all()
+    assert denied.count("report.read") == 2 and "report.supersede" in denied and "appointment.read" in denied
+
+
+def test_a_serial_telesoin_session_goes_without_its_report_but_not_the_last(client, auth, clinic, db_session):
+    t = clinic.t
+    program = telesoin_program(db_session, t.cpts, performer=t.cardiologist)
+    sessions = []
+    for day in (23, 30):
+        slot = factories.slot(db_session, program, dt.datetime(2026, 11, day, 9, 0, tzinfo=dt.UTC))
+        sessions.append(
+            appointments.book(
+                db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.HOME, now=NOW
+            )
+        )
+    db_session.commit()
+    auth.login(clinic.cardiologist)
+    page = text_of(client.get(f"/reports/session?day={MONDAY}"))
+    assert "Séance sans compte rendu (série)" in page
+    assert auth.post(f"/reports/waive/{sessions[0].id}", data={"reason": ""}).status_code == 302
+    assert sessions[0].report_waived_reason is None
+    waived = auth.post(f"/reports/waive/{sessions[0].id}", data={"reason": "Séance 2 sur 6"})
+    assert waived.status_code == 302
+    db_session.expire_all()
+    assert db_session.get(type(sessions[0]), sessions[0].id).report_waived_reason == "Séance 2 sur 6"
+    assert "Séance sans compte rendu (série) : Séance 2 sur 6" in text_of(client.get(f"/reports/session?day={MONDAY}"))
+    auth.post(f"/reports/waive/{sessions[1].id}", data={"reason": "Dernière"})
+    db_session.expire_all()
+    assert db_session.get(type(sessions[1]), sessions[1].id).report_waived_reason is None, "never the last one"
+    page = text_of(client.get("/reports/session?day=2026-11-30"))
+    assert "La dernière séance d'une série de télésoin doit avoir son compte rendu." in page
+
+
+def late_sessions(db_session, clinic, count: int, *, first_day: int):
+    """Sessions done last week whose report nobody signed: past the 48 h delay."""
+    for n in range(count):
+        session_of(
+            db_session, clinic.t, dt.datetime(2026, 11, first_day, 7, 0, tzinfo=dt.UTC) + dt.timedelta(hours=2 * n)
+        )
+    db_session.commit()
+
+
+def test_the_coordinator_sees_what_is_late(client, auth, clinic, db_session):
+    late_sessions(db_session, clinic, 1, first_day=17)
+    auth.login(clinic.coordinator)
+    page = text_of(client.get("/reports/overdue"))
+    assert "Comptes rendus en retard" in page and "Compte rendu non signé" in page
+    assert clinic.t.patient.display_name in page and clinic.t.cardiologist.full_name in page
+    assert "/planning/appointments/" in page
+    auth.login(clinic.cardiologist)
+    assert client.get("/reports/overdue").status_code == 403
+
+
+def test_the_late_list_keeps_a_constant_number_of_queries(client, auth, clinic, db_session, engine):
+    auth.login(clinic.coordinator)
+    counts = []
+    for count, day in ((1, 17), (4, 18)):
+        late_sessions(db_session, clinic, count, first_day=day)
+        with count_queries(engine) as seen:
+            page = client.get("/reports/overdue")
+        counts.append(len(seen))
+        assert page.status_code == 200
+    assert text_of(page).count("Compte rendu non signé") == 5
+    assert counts[0] == counts[1], counts
+
+
+def test_the_navigation_links(client, auth, clinic):
+    auth.login(clinic.cardiologist)
+    home = text_of(client.get("/"))
+    assert "Ma séance" in home and "Comptes rendus en retard" not in home
+    auth.login(clinic.coordinator)
+    home = text_of(client.get("/"))
+    assert "Comptes rendus en retard" in home and "Ma séance" not in home
