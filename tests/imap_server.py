@@ -32,8 +32,10 @@ def dovecot_available() -> bool:
 
 
 class ImapServer:
-    def __init__(self, ca: TestCA):
+    def __init__(self, ca: TestCA, *, starttls: bool = True):
+        """Without `starttls`, the server offers no TLS at all: a reader must refuse it (S16)."""
         self.ca = ca
+        self.starttls = starttls
         self.host = "127.0.0.1"
         self.port = free_port()
         # Not under pytest's tmp_path: under root, the unprivileged login processes must reach it, and
@@ -102,10 +104,9 @@ class ImapServer:
         passwd.chmod(0o644)
         (self.root / "dovecot.conf").write_text(
             CONFIG.format(
+                ssl=SSL.format(cert_file=cert_file, key_file=key_file) if self.starttls else "ssl = no",
                 root=self.root,
                 port=self.port,
-                cert_file=cert_file,
-                key_file=key_file,
                 passwd=passwd,
                 internal_user=internal_user,
                 internal_group=grp.getgrgid(pwd.getpwnam(internal_user).pw_gid).gr_name,
@@ -167,16 +168,19 @@ def _users() -> tuple[str, str, str]:
     return "dovecot", "dovenull", "dovecot"
 
 
+SSL = """\
+ssl = required
+ssl_cert = <{cert_file}
+ssl_key = <{key_file}
+ssl_min_protocol = TLSv1.2"""
+
 CONFIG = """\
 base_dir = {root}/run
 state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = required
-ssl_cert = <{cert_file}
-ssl_key = <{key_file}
-ssl_min_protocol = TLSv1.2
+{ssl}
 disable_plaintext_auth = yes
 auth_mechanisms = plain
 default_internal_user = {internal_user}

@@ -197,6 +197,13 @@ def test_a_server_whose_certificate_does_not_verify_is_not_read(mailbox, tmp_pat
     assert mailbox.unseen() == 1
 
 
+def test_a_server_that_does_not_offer_starttls_never_sees_the_password(test_ca):
+    with ImapServer(test_ca, starttls=False) as plain:
+        with pytest.raises(TransientError, match="STARTTLS"):
+            fetch_dispositions(plain.settings(), now=NOW)
+        assert "Login: user=" not in plain.log() and "auth failed" not in plain.log()
+
+
 def test_a_wrong_password_or_no_server_is_transient(mailbox):
     with pytest.raises(TransientError, match="IMAP"):
         fetch_dispositions(mailbox.settings(MSSANTE_IMAP_PASSWORD="wrong"), now=NOW)
