@@ -26,6 +26,8 @@ from hub.models import (
     ReportKind,
     ReportState,
     Role,
+    TeleexpertiseAttachment,
+    TeleexpertiseRequest,
 )
 from hub.services import accounts, calendar_feeds, documents
 from tests import factories
@@ -73,6 +75,21 @@ REFERRAL_LIST = expect(admin=FORBIDDEN)
 REFERRAL = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
 REFERRAL_AUTHOR = expect(others=HIDDEN, gp=OK, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 REFERRAL_CANCEL = expect(others=HIDDEN, gp=OK, coordinator=OK, admin=FORBIDDEN)
+# Reports: the world's report is signed by the session's performer (no account); it is read by whoever sees the
+# patient (their GP, the coordination) and written by its author only. « Ma séance » is the professionals'.
+REPORT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
+REPORT_AUTHOR = expect(others=HIDDEN, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
+REPORT_WRITERS = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
+# The outbox: the coordination and the admin of the CPTS; the other CPTS's coordinator sees their own list only.
+OUTBOX = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
+OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
+# Téléexpertise: the world's request is the GP's, named to a cardiologist without an account; the coordination
+# reads and assigns it. Asking and answering are the professionals' (the relation decides which request).
+TE_PROFESSIONALS = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
+TELEEXPERTISE = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
+TE_REQUESTER = expect(others=HIDDEN, gp=OK, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
+TE_EXPERT = expect(others=HIDDEN, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
+TE_ASSIGN_API = expect(others=HIDDEN, coordinator=OK, admin=FORBIDDEN)  # an expert takes, the coordination assigns
 # Reports: the world's report is signed by the session's performer (no account); it is read by whoever sees the
 # patient (their GP, the coordination) and written by its author only. « Ma séance » is the professionals'.
 REPORT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
@@ -212,6 +229,29 @@ MATRIX = {
     ("referrals.submit", "POST"): REFERRAL_AUTHOR,
     ("referrals.attachment", "GET"): REFERRAL,
     ("referrals.letter", "GET"): REFERRAL,
+    ("api.create_teleexpertise", "POST"): TE_PROFESSIONALS,
+    ("api.list_teleexpertise", "GET"): REFERRAL_LIST,
+    ("api.get_teleexpertise", "GET"): TELEEXPERTISE,
+    ("api.assign_teleexpertise", "POST"): TE_ASSIGN_API,
+    ("api.start_teleexpertise", "POST"): TE_EXPERT,
+    ("api.decline_teleexpertise", "POST"): TE_EXPERT,
+    ("api.answer_teleexpertise", "POST"): TE_EXPERT,
+    ("api.close_teleexpertise", "POST"): TE_REQUESTER,
+    ("api.get_teleexpertise_attachment", "GET"): TELEEXPERTISE,
+    ("teleexpertise.new", "GET"): TE_PROFESSIONALS,
+    ("teleexpertise.new", "POST"): TE_PROFESSIONALS,
+    ("teleexpertise.mine", "GET"): TE_PROFESSIONALS,
+    ("teleexpertise.inbox", "GET"): TE_PROFESSIONALS,
+    ("teleexpertise.everything", "GET"): PLANNING,
+    ("teleexpertise.show", "GET"): TELEEXPERTISE,
+    ("teleexpertise.attachment", "GET"): TELEEXPERTISE,
+    ("teleexpertise.close", "POST"): TE_REQUESTER,
+    ("teleexpertise.take", "POST"): TE_EXPERT,
+    ("teleexpertise.assign", "POST"): PLANNING_OBJECT,
+    ("teleexpertise.decline", "POST"): TE_EXPERT,
+    ("teleexpertise.respond", "POST"): TE_EXPERT,
+    ("teleexpertise.answer_form", "GET"): TE_EXPERT,
+    ("teleexpertise.answer_form", "POST"): TE_EXPERT,
     ("api.list_pathway_templates", "GET"): LOGGED_IN,
     ("api.copy_pathway_template", "POST"): ADMIN_ONLY,
     ("api.replace_pathway_template_steps", "PUT"): ADMIN_ONLY,
@@ -351,6 +391,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
     )
     db_session.add(attachment)
     db_session.flush()
+    teleexpertise_ids = _teleexpertise_ids(db_session, users, patient, consent, program.performer_id, tmp_path)
     ids = {
         "patient_id": patient.id,
         "consent_id": consent.id,
@@ -364,6 +405,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         "appointment_id": appointment.id,
         "referral_id": referral.id,
         "attachment_id": attachment.id,
+        **teleexpertise_ids,
         "report_id": _signed_report(db_session, users, appointment, tmp_path / "uploads").id,
         "message_id": _dead_message(db_session, cpts).id,
         "channel": "email",
@@ -412,6 +454,27 @@ def _dead_message(db_session, cpts):
     db_session.add(message)
     db_session.flush()
     return message
+
+
+def _teleexpertise_ids(db_session, users, patient, consent, expert_id, tmp_path) -> dict:
+    """The GP's request to a cardiologist without an account, with a photo attached."""
+    request = TeleexpertiseRequest(
+        cpts_id=patient.cpts_id,
+        patient_id=patient.id,
+        requester_id=users["gp"].professional_id,
+        expert_id=expert_id,
+        consent_id=consent.id,
+        question="Avis sur un souffle",
+        deadline_at=factories.now() + dt.timedelta(days=7),
+        created_by_user_id=users["gp"].id,
+    )
+    db_session.add(request)
+    db_session.flush()
+    stored = documents.store_upload(tmp_path / "uploads", b"\x89PNG\r\n\x1a\nphoto", "photo.png", max_bytes=1024)
+    file = TeleexpertiseAttachment(request_id=request.id, uploaded_by_user_id=users["gp"].id, **stored)
+    db_session.add(file)
+    db_session.flush()
+    return {"teleexpertise_id": request.id, "file_id": file.id}
 
 
 def _pathway_ids(db_session, users, patient) -> dict:

@@ -84,6 +84,7 @@ URGENCY_CHOICES = {
     Urgency.ROUTINE: "Programmé (sous 14 jours)",
 }
 REQUEST_TITLE = "Demande de téléexpertise"
+ANSWER_ACTS = "Avis de téléexpertise (TE2)"  # the answer's « actes réalisés », required to sign it
 
 
 class OverYearlyCap(RuleViolation):
@@ -184,7 +185,10 @@ def _check_requester(session: Session, actor: User) -> Professional:
 def _check_patient(session: Session, actor: User, patient_id) -> tuple[Patient, int]:
     patient = session.get(Patient, patient_id) if isinstance(patient_id, int) else None
     if patient is None or not can_view_patient(session, actor, patient):
-        raise ValidationFailed({"patient_id": "Patient inconnu ou hors de votre patientèle."})
+        # As for a patient's URL (S2): no oracle of who exists, and the attempt is audited.
+        raise NotFound(
+            "Patient introuvable.", audit_action="teleexpertise.create", audit_target=("patients", patient_id)
+        )
     consent = next((c for c in patient.consents if c.kind == ConsentKind.TELEHEALTH and c.is_valid), None)
     if consent is None:
         raise ValidationFailed(

@@ -61,4 +61,5 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     programs,
     referrals,
     reports,
+    teleexpertise,
 )

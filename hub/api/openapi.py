@@ -55,6 +55,7 @@ from hub.schemas.scheduling import (
     ReassignIn,
     SlotOut,
 )
+from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
 from hub.web.access import PUBLIC, access
 
 # endpoint → (summary, request schema or None, response schema, is a paginated list)
@@ -141,6 +142,35 @@ OPERATIONS = {
         False,
     ),
     "api.get_eligibility": ("Dernière vérification d'éligibilité d'une modalité", None, EligibilityOut, False),
+    "api.create_teleexpertise": (
+        "Demander une téléexpertise (pièces jointes en base64 ; 5e de l'année : confirmer qu'elle n'est pas payée)",
+        TeleexpertiseIn,
+        TeleexpertiseOut,
+        False,
+    ),
+    "api.list_teleexpertise": (
+        "Téléexpertises de l'appelant (demandées, reçues, de son pool ; la CPTS pour la coordination)",
+        None,
+        TeleexpertiseOut,
+        True,
+    ),
+    "api.get_teleexpertise": ("Lire une demande de téléexpertise, et sa réponse", None, TeleexpertiseOut, False),
+    "api.assign_teleexpertise": (
+        "Prendre la demande (expert·e) ou l'attribuer à un·e expert·e (coordination)",
+        AssignIn,
+        TeleexpertiseOut,
+        False,
+    ),
+    "api.start_teleexpertise": ("Commencer l'examen de la demande", NoBodyIn, TeleexpertiseOut, False),
+    "api.decline_teleexpertise": ("Décliner la demande, avec la raison", DeclineIn, TeleexpertiseOut, False),
+    "api.answer_teleexpertise": (
+        "Répondre (brouillon ; `sign` le signe et l'envoie au demandeur et au médecin traitant)",
+        AnswerIn,
+        TeleexpertiseOut,
+        False,
+    ),
+    "api.close_teleexpertise": ("Clôturer une demande répondue (demandeur)", NoBodyIn, TeleexpertiseOut, False),
+    "api.get_teleexpertise_attachment": ("Télécharger une pièce jointe de la demande", None, None, False),
     "api.list_outbox_messages": ("Envois de la CPTS (coordination, administration)", None, OutboxMessageOut, True),
     "api.get_outbox_message": ("Lire un envoi", None, OutboxMessageOut, False),
     "api.requeue_outbox_message": ("Renvoyer un envoi en échec définitif", NoBodyIn, OutboxMessageOut, False),
@@ -177,6 +207,11 @@ ANSWER_200 = {
     "api.book_pathway_step",
     "api.complete_pathway_step",
     "api.stop_pathway",
+    "api.assign_teleexpertise",
+    "api.start_teleexpertise",
+    "api.decline_teleexpertise",
+    "api.answer_teleexpertise",
+    "api.close_teleexpertise",
     "api.requeue_outbox_message",
     "api.sign_report",
 }

@@ -18,6 +18,7 @@ def blueprints():
         professionals,
         referrals,
         reports,
+        teleexpertise,
         visits,
     )
 
@@ -38,4 +39,5 @@ def blueprints():
         reports.bp,
         outbox.bp,
         connectors_admin.bp,
+        teleexpertise.bp,
     ]

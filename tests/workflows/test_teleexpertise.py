@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, select
 
-from hub.errors import Conflict, InvalidTransition, RuleViolation, ValidationFailed
+from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     AuditEvent,
     Delivery,
@@ -166,9 +166,9 @@ def test_the_deadline_follows_the_urgency_or_the_local_day(db_session, territory
 
 def test_only_a_professional_who_sees_the_patient_may_ask(db_session, territory, tmp_path, cardio_user):
     stranger = factories.user(db_session, territory.cpts, Role.PROFESSIONAL)  # no care relation
-    with pytest.raises(ValidationFailed) as refused:
+    with pytest.raises(NotFound) as refused:
         ask(db_session, territory, tmp_path, actor=stranger)
-    assert "patient_id" in refused.value.errors
+    assert refused.value.audit_action == "teleexpertise.create"
     with pytest.raises(RuleViolation):
         ask(db_session, territory, tmp_path, actor=territory.coordinator)
 

@@ -1,0 +1,175 @@
+"""/api/v1/teleexpertise: requests (attachments inside the JSON body, in base64), the expert's take, start,
+decline and answer (draft, and signature in the same call or a later one), the requester's close."""
+
+from flask import current_app, request
+from flask_login import current_user
+
+from hub import audit
+from hub.api import blueprint, created, json_body, load_json, pagination
+from hub.api.referrals import download
+from hub.auth.permissions import Permission
+from hub.auth.policies import can_view_patient, teleexpertise_for, visible_teleexpertise
+from hub.errors import NotFound, ValidationFailed
+from hub.models import Professional, Report, TeleexpertiseAttachment
+from hub.schemas.base import load
+from hub.schemas.scheduling import NoBodyIn
+from hub.schemas.teleexpertise import AnswerIn, AnswerOut, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
+from hub.services import documents
+from hub.web.access import access
+from hub.web.request import db, upload_dir
+from workflows import reports, teleexpertise
+
+
+def zone_name() -> str:
+    return current_app.config["HUB"]["TIMEZONE"]
+
+
+def dump(request_row) -> dict:
+    """The request, and its answer when there is one and the caller may read it."""
+    body = TeleexpertiseOut().dump(request_row)
+    answer = db().get(Report, request_row.answer_report_id) if request_row.answer_report_id else None
+    body["answer"] = AnswerOut().dump(answer) if _may_read(answer) else None
+    return body
+
+
+def _may_read(report: Report | None) -> bool:
+    """As a report's read: its author, or whoever may see the patient's record."""
+    if report is None:
+        return False
+    return report.author_id == current_user.professional_id or can_view_patient(db(), current_user, report.patient)
+
+
+def store_attachments(files: list[tuple[bytes, str | None]], *, field: str = "attachments") -> list[dict]:
+    """Check each file by its content and size (I3) and store it outside the web root."""
+    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
+    stored = []
+    for index, (content, filename) in enumerate(files):
+        try:
+            stored.append(documents.store_upload(upload_dir(), content, filename, max_bytes=limit))
+        except ValidationFailed as exc:
+            raise ValidationFailed({f"{field}.{index}": next(iter(exc.errors.values()))}) from exc
+    return stored
+
+
+@blueprint.post("/teleexpertise")
+@access(Permission.TELEEXPERTISE_REQUEST)
+def create_teleexpertise():
+    data = load_json(TeleexpertiseIn())
+    files = [(item["content"], item["filename"]) for item in data.pop("attachments")]
+    row = teleexpertise.create(
+        db(), current_user, data, upload_dir=upload_dir(), attachments=store_attachments(files), zone=zone_name()
+    )
+    return created(dump(row), "api.get_teleexpertise", teleexpertise_id=row.id)
+
+
+@blueprint.get("/teleexpertise")
+@access(Permission.TELEEXPERTISE_READ)
+def list_teleexpertise():
+    page, per_page = pagination()
+    rows, total = teleexpertise.requests_of(
+        db(), visible_teleexpertise(current_user), limit=per_page, offset=(page - 1) * per_page
+    )
+    audit.record(db(), actor=current_user, action="teleexpertise.list", details={"count": len(rows)})
+    items = TeleexpertiseOut(exclude=("answer",)).dump([row.request for row in rows], many=True)
+    return {"items": items, "page": page, "per_page": per_page, "total": total}
+
+
+@blueprint.get("/teleexpertise/<int:teleexpertise_id>")
+@access(Permission.TELEEXPERTISE_READ)
+def get_teleexpertise(teleexpertise_id: int):
+    return dump(teleexpertise_for(db(), current_user, teleexpertise_id, "read"))
+
+
+def _act(teleexpertise_id: int, verb: str, schema, perform):
+    """Load the request the caller may act on (404 otherwise), then read the body, then run the verb."""
+    row = teleexpertise_for(db(), current_user, teleexpertise_id, verb)
+    data = load(schema, json_body() if request.get_data() else {})
+    perform(row, data)
+    return dump(row)
+
+
+@blueprint.post("/teleexpertise/<int:teleexpertise_id>/assign")
+@access(Permission.TELEEXPERTISE_READ)  # the coordination assigns, an expert takes: the policy decides
+def assign_teleexpertise(teleexpertise_id: int):
+    def perform(row, data):
+        expert = None
+        if data.get("expert_id"):
+            expert = db().get(Professional, data["expert_id"])
+            if expert is None:
+                raise ValidationFailed({"expert_id": "Expert·e inconnu·e dans la CPTS (un·e médecin)."})
+        teleexpertise.assign(db(), current_user, row, expert=expert)
+
+    return _act(teleexpertise_id, "assign", AssignIn(), perform)
+
+
+@blueprint.post("/teleexpertise/<int:teleexpertise_id>/start")
+@access(Permission.TELEEXPERTISE_ANSWER)
+def start_teleexpertise(teleexpertise_id: int):
+    return _act(teleexpertise_id, "start", NoBodyIn(), lambda r, _d: teleexpertise.start(db(), current_user, r))
+
+
+@blueprint.post("/teleexpertise/<int:teleexpertise_id>/decline")
+@access(Permission.TELEEXPERTISE_ANSWER)
+def decline_teleexpertise(teleexpertise_id: int):
+    return _act(
+        teleexpertise_id,
+        "decline",
+        DeclineIn(),
+        lambda r, d: teleexpertise.decline(db(), current_user, r, reason=d["reason"]),
+    )
+
+
+def answer(row, data: dict) -> Report:
+    """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
+    draft = teleexpertise.begin_answer(db(), current_user, row)
+    reports.update_draft(
+        db(),
+        current_user,
+        draft,
+        acts=draft.acts or teleexpertise.ANSWER_ACTS,
+        conclusion=data.get("conclusion"),
+        follow_up=data.get("recommendations"),
+    )
+    if data.get("sign"):
+        reports.sign(db(), current_user, draft, upload_dir=upload_dir())
+    return draft
+
+
+@blueprint.post("/teleexpertise/<int:teleexpertise_id>/answer")
+@access(Permission.TELEEXPERTISE_ANSWER)
+def answer_teleexpertise(teleexpertise_id: int):
+    return _act(teleexpertise_id, "answer", AnswerIn(), answer)
+
+
+@blueprint.post("/teleexpertise/<int:teleexpertise_id>/close")
+@access(Permission.TELEEXPERTISE_REQUEST)
+def close_teleexpertise(teleexpertise_id: int):
+    return _act(teleexpertise_id, "close", NoBodyIn(), lambda r, _d: teleexpertise.close(db(), current_user, r))
+
+
+def serve_attachment(teleexpertise_id: int, file_id: int):
+    """The file, to those who may read the request only, as a download with its sniffed type; audited."""
+    row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
+    attachment = db().get(TeleexpertiseAttachment, file_id)
+    if attachment is None or attachment.request_id != row.id:
+        raise NotFound(
+            "Document introuvable.",
+            audit_action="teleexpertise.attachment_read",
+            audit_target=("teleexpertise_attachments", file_id),
+        )
+    audit.record(
+        db(),
+        actor=current_user,
+        action="teleexpertise.attachment_read",
+        target=row,
+        cpts_id=row.cpts_id,
+        details={"attachment_id": attachment.id},
+    )
+    content = documents.read_stored(upload_dir(), attachment.sha256)
+    return download(content, attachment.content_type, attachment.filename)
+
+
+@blueprint.get("/teleexpertise/<int:teleexpertise_id>/attachments/<int:file_id>")
+@access(Permission.TELEEXPERTISE_READ)
+def get_teleexpertise_attachment(teleexpertise_id: int, file_id: int):
+    return serve_attachment(teleexpertise_id, file_id)
