@@ -126,8 +126,15 @@ def test_a_refused_form_says_why_next_to_the_field_and_saves_nothing(
     assert db_session.scalar(select(func.count(Delivery.id))) == 0
 
 
-def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth, clinic, db_session):
+@pytest.mark.parametrize("frozen", [False, True])
+def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth, clinic, db_session, frozen):
     t = clinic.t
+    letter_bytes = b"%PDF-1.4 lettre figee"
+    frozen_letter = (
+        {"letter_sha256": documents.store_blob(clinic.uploads, letter_bytes), "letter_size": len(letter_bytes)}
+        if frozen
+        else {}
+    )
     referral = Referral(
         cpts_id=t.cpts.id,
         patient_id=t.patient.id,
@@ -137,6 +144,7 @@ def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth
         reason="Dyspnée d'effort",
         state=ReferralState.SCHEDULED,
         appointment_id=clinic.appointment.id,
+        **frozen_letter,
     )
     db_session.add(referral)
     db_session.flush()
@@ -148,10 +156,14 @@ def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth
     db_session.commit()
     auth.login(clinic.cardiologist)
     page = text_of(client.get(f"/reports/session?day={MONDAY}"))
-    letter = f"/referrals/{referral.id}/letter.pdf"
+    if frozen:  # the letter as it was frozen when the referral was scheduled
+        letter = f"/referrals/appointments/{clinic.appointment.id}/letter.pdf"
+    else:
+        letter = f"/referrals/{referral.id}/letter.pdf"
     download = f"/referrals/{referral.id}/attachments/{attachment.id}"
     assert letter in page and download in page
-    assert client.get(letter).data.startswith(b"%PDF-") and client.get(download).data == b"%PDF-1.4 ordonnance"
+    assert client.get(letter).data == letter_bytes if frozen else client.get(letter).data.startswith(b"%PDF-")
+    assert client.get(download).data == b"%PDF-1.4 ordonnance"
 
 
 def test_the_worklist_keeps_a_constant_number_of_queries(client, auth, clinic, db_session, engine):
