@@ -10,6 +10,7 @@ a re-sent deposit can be seen to have one effect.
 
 import base64
 import dataclasses
+import itertools
 import json
 import ssl
 import threading
@@ -98,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers={name.lower(): value for name, value in self.headers.items()},
             body=self.rfile.read(length),
             client_subject=_common_name(self.connection.getpeercert()),
-            connection=id(self.connection),
+            connection=self.connection.number,
         )
         answer = self.server.owner.answer_for(request)
         if answer.delay:
@@ -122,6 +123,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, owner: "HttpsServer", context: ssl.SSLContext):
         self.owner, self.context = owner, context
+        self._numbers = itertools.count(1)
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def finish_request(self, request, client_address):
@@ -131,6 +133,7 @@ class _Server(ThreadingHTTPServer):
         except (ssl.SSLError, OSError) as exc:
             self.owner.record_refused(type(exc).__name__)
             return
+        tls.number = next(self._numbers)
         try:
             super().finish_request(tls, client_address)
         finally:
@@ -200,6 +203,13 @@ class HttpsServer:
     def refused_handshakes(self) -> list[str]:
         with self._lock:
             return list(self._refused)
+
+    def wait_for_refused_handshake(self, timeout: float = 5.0) -> list[str]:
+        """The server's side of a handshake the client gave up on may end a moment after the client's."""
+        deadline = time.monotonic() + timeout
+        while not self.refused_handshakes and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.refused_handshakes
 
     # --- server side -----------------------------------------------------------------------------------
 

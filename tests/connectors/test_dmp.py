@@ -289,7 +289,7 @@ def test_without_the_client_certificate_the_server_refuses_the_handshake(dmp_con
         connector.send(outgoing(package))
     connector.close()
     assert dmp_server.requests == []
-    assert dmp_server.refused_handshakes
+    assert dmp_server.wait_for_refused_handshake()
 
 
 def test_a_client_certificate_from_another_authority_is_refused(dmp_config, dmp_server, upload_dir, tmp_path):

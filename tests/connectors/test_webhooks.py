@@ -152,7 +152,7 @@ def test_a_receiver_with_a_certificate_from_an_unknown_authority_gets_nothing(we
         connector.send(outgoing(receiver.url))
     connector.close()
     assert receiver.requests == []
-    assert receiver.refused_handshakes
+    assert receiver.wait_for_refused_handshake()
 
 
 @pytest.mark.parametrize(
