@@ -20,7 +20,7 @@ from pathlib import Path
 
 import requests
 
-from connectors.base import OutgoingMessage, PermanentError, Receipt
+from connectors.base import OutgoingMessage, PermanentError, Receipt, TransientError
 from connectors.https_client import https_session, post, raise_for_status, require_https
 from hub.config import PROJECT_ROOT
 from hub.services.clinical_documents import (
@@ -125,7 +125,8 @@ class DmpConnector:
         try:
             content = read_stored(self.upload_dir, rendering.sha256)
         except (OSError, ValueError):
-            raise PermanentError("document CDA introuvable dans le stockage") from None
+            # More likely a storage not mounted, or another UPLOAD_DIR, than a file gone: worth waiting for.
+            raise TransientError("document CDA introuvable dans le stockage (UPLOAD_DIR à vérifier)") from None
         if len(content) != rendering.size or hashlib.sha256(content).hexdigest() != rendering.sha256:
             raise PermanentError("document CDA altéré : empreinte ou taille différente de celles enregistrées")
         return content
