@@ -156,8 +156,9 @@ def slot(session, program_row, starts_at: dt.datetime, *, minutes: int | None = 
     return row
 
 
-def consenting_patient(session, cpts_org, *, recorded_by, **overrides):
-    """A patient with a valid telehealth consent."""
+def consenting_patient(session, cpts_org, *, recorded_by, eligible: bool = True, **overrides):
+    """A patient with a valid telehealth consent and, unless `eligible=False`, a favourable eligibility
+    checklist for both remote modalities (booking a remote session requires one)."""
     from hub.models import Consent, ConsentKind, ConsentMethod
 
     row = patient(session, cpts_org, **overrides)
@@ -170,6 +171,47 @@ def consenting_patient(session, cpts_org, *, recorded_by, **overrides):
             collected_at=now() - dt.timedelta(days=3),
         )
     )
+    if eligible:
+        eligible_for_remote_care(session, row, assessed_by=recorded_by)
     session.flush()
     session.refresh(row)
     return row
+
+
+ELIGIBLE_ANSWERS = {
+    "profession": "infirmier",
+    "act_kind": "follow_up",
+    "clinical_situation_compatible": True,
+    "can_communicate_remotely": True,
+    "can_use_tools": True,
+    "physical_factors_ok": True,
+    "psychological_factors_ok": True,
+    "social_factors_ok": True,
+    "needs_direct_contact": False,
+    "needs_equipment_not_at_hand": False,
+    "is_first_care": False,
+}
+
+
+def eligible_for_remote_care(session, patient_row, *, assessed_by, modalities=None, **overrides):
+    """Recorded eligibility checklists (outcome « éligible » unless overridden) for the given modalities."""
+    import json
+
+    from hub.models import EligibilityAssessment, EligibilityOutcome, Modality
+
+    modalities = modalities or (Modality.TELESOIN, Modality.ASSISTED_TELECONSULTATION)
+    rows = []
+    for modality in modalities:
+        values = {
+            "patient_id": patient_row.id,
+            "assessed_by_user_id": assessed_by.id,
+            "assessed_at": now() - dt.timedelta(days=2),
+            "modality": modality,
+            "answers": json.dumps(ELIGIBLE_ANSWERS | {"modality": modality.value}),
+            "outcome": EligibilityOutcome.ELIGIBLE,
+            "reasons": "[]",
+        }
+        rows.append(EligibilityAssessment(**(values | overrides)))
+    session.add_all(rows)
+    session.flush()
+    return rows

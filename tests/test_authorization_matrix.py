@@ -229,6 +229,7 @@ MATRIX = {
     ("referrals.submit", "POST"): REFERRAL_AUTHOR,
     ("referrals.attachment", "GET"): REFERRAL,
     ("referrals.letter", "GET"): REFERRAL,
+    ("referrals.appointment_letter", "GET"): APPOINTMENT,
     ("api.create_teleexpertise", "POST"): TE_PROFESSIONALS,
     ("api.list_teleexpertise", "GET"): REFERRAL_LIST,
     ("api.get_teleexpertise", "GET"): TELEEXPERTISE,
@@ -382,6 +383,10 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         consent_id=consent.id,
         state=ReferralState.SUBMITTED,
         submitted_at=factories.now(),
+        # Its frozen letter is the appointment's document (as once scheduled).
+        appointment_id=appointment.id,
+        letter_sha256=documents.store_blob(tmp_path / "uploads", b"%PDF-1.4 lettre"),
+        letter_size=15,
     )
     db_session.add(referral)
     db_session.flush()

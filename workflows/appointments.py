@@ -23,6 +23,7 @@ from hub.models import (
     AppointmentKind,
     AppointmentState,
     ConsentKind,
+    Modality,
     Patient,
     PlaceKind,
     Profession,
@@ -38,7 +39,7 @@ from hub.models import (
 from hub.services.care import care_team_member, register_care_relation
 from hub.services.identity import has_valid_consent
 from scheduling.bookings import Hold, allocate, release
-from workflows import fees
+from workflows import eligibility, fees
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -119,11 +120,14 @@ def book(
 
     The visit is proposed to the IDEL, who confirms it; a proposed visit holds its allocations. A
     télésoin session states its act; the act rules and the 20 % remote-care share are checked here.
+    A remote session needs the patient's recorded eligibility (HAS checklist) for its modality.
     """
     now = now or utcnow()
     program = slot.program
     _check_bookable(session, slot, patient, now=now)
     kind = AppointmentKind(program.kind.value)
+    if kind in REMOTE_KINDS:
+        eligibility.require_eligible(session, patient, Modality(kind.value))
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
         accompanying = accompanying or own_idel(session, patient)
         if accompanying is not None:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from hub.models import (
     CareTeamMember,
     ConsentKind,
+    Modality,
     Organisation,
     Patient,
     PlaceKind,
@@ -23,7 +24,7 @@ from hub.models import (
     User,
 )
 from hub.services.identity import has_valid_consent
-from workflows import appointments, programs
+from workflows import appointments, eligibility, programs
 
 CARDIOLOGY = "Téléconsultation cardiologie CH Périgueux"
 TELEREHABILITATION = "Télésoin kinésithérapie – MSP Vergt"
@@ -124,6 +125,7 @@ def _book_next_session(session: Session, coordinator: User, program: SessionProg
                 or (place is PlaceKind.HOME and not idel.serves(patient.commune_insee))
             ):
                 continue
+            _assess_eligibility(session, coordinator, patient, place, now=now)
             appointment = appointments.book(
                 session, coordinator, slot=slot, patient=patient, place_kind=place, accompanying=idel, now=now
             )
@@ -133,3 +135,32 @@ def _book_next_session(session: Session, coordinator: User, program: SessionProg
                 idel_user = session.scalar(select(User).where(User.professional_id == idel.id))
                 appointments.confirm(session, idel_user, appointment, now=now)
             break
+
+
+def _assess_eligibility(session: Session, coordinator: User, patient: Patient, place: PlaceKind, *, now) -> None:
+    """The coordinator's HAS checklist before the booking: an elderly patient with several conditions (and,
+    seen at home, mobility issues) is steered to the assisted teleconsultation (seed 003)."""
+    eligibility.assess(
+        session,
+        coordinator,
+        patient,
+        {
+            "modality": Modality.ASSISTED_TELECONSULTATION,
+            "profession": Profession.SPECIALIST,
+            "act_kind": "follow_up",
+            "clinical_situation_compatible": True,
+            "can_communicate_remotely": True,
+            "can_use_tools": False,
+            "aidant_present": False,
+            "physical_factors_ok": True,
+            "psychological_factors_ok": True,
+            "social_factors_ok": True,
+            "needs_direct_contact": False,
+            "needs_equipment_not_at_hand": False,  # the IDEL brings the connected ECG case
+            "is_first_care": False,
+            "several_conditions": True,
+            "illectronism": True,
+            "mobility_issues": place is PlaceKind.HOME,
+        },
+        on=eligibility.local_day(now),
+    )

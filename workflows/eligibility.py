@@ -208,6 +208,16 @@ def answers_of(assessment: EligibilityAssessment) -> dict:
     return json.loads(assessment.answers or "{}")
 
 
+class NotEligible(RuleViolation):
+    """A remote booking refused for want of an eligibility that allows it. It names the patient and the
+    modality (problem+json members too), so that a page can lead to the patient's checklist."""
+
+    def __init__(self, detail: str, *, patient: Patient, modality: Modality, reason: str):
+        super().__init__(detail, patient_id=patient.id, modality=modality.value, eligibility=reason)
+        self.patient_id = patient.id
+        self.modality = modality
+
+
 def require_eligible(session: Session, patient: Patient, modality: Modality) -> EligibilityAssessment:
     """For the booking of a remote session: the latest checklist of that modality must allow it. An assisted
     teleconsultation may follow a checklist that steered the patient to it from télésoin."""
@@ -216,12 +226,25 @@ def require_eligible(session: Session, patient: Patient, modality: Modality) -> 
         steered = latest_assessment(session, patient, Modality.TELESOIN)
         assessment = steered if steered is not None and steered.outcome is EligibilityOutcome.ASSISTED else None
     if assessment is None:
-        raise RuleViolation("Vérifiez d'abord l'éligibilité du patient au soin à distance (liste HAS).")
+        raise NotEligible(
+            "Vérifiez d'abord l'éligibilité du patient au soin à distance (liste HAS) : rien n'a été réservé.",
+            patient=patient,
+            modality=modality,
+            reason="missing",
+        )
     if assessment.outcome is EligibilityOutcome.INELIGIBLE:
-        raise RuleViolation(
+        raise NotEligible(
             "Le patient n'est pas éligible au soin à distance : "
-            f"{ALTERNATIVES.get(assessment.alternative, 'une alternative').lower()} a été proposé."
+            f"{ALTERNATIVES.get(assessment.alternative, 'une alternative').lower()} a été proposé.",
+            patient=patient,
+            modality=modality,
+            reason="ineligible",
         )
     if assessment.outcome is EligibilityOutcome.ASSISTED and modality is Modality.TELESOIN:
-        raise RuleViolation("Ce patient est orienté vers une téléconsultation assistée, pas vers le télésoin.")
+        raise NotEligible(
+            "Ce patient est orienté vers une téléconsultation assistée, pas vers le télésoin.",
+            patient=patient,
+            modality=modality,
+            reason="assisted",
+        )
     return assessment

@@ -6,6 +6,7 @@ writes the audit line and tells the GP (an e-mail without health data)."""
 import datetime as dt
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, func, or_, select
@@ -37,8 +38,9 @@ from hub.models import (
     Urgency,
     User,
 )
+from hub.services import documents
 from hub.services.care import care_team_member, register_care_relation
-from hub.services.identity import add_consent
+from hub.services.identity import add_consent, create_patient
 from scheduling.slots import HOLDING_STATES
 from workflows import appointments
 from workflows.machine import Machine
@@ -85,12 +87,20 @@ def referral_parties(professional_id: int) -> Select:
 # --- the GP's draft and submission ------------------------------------------------------------------------
 
 
-def create(session: Session, actor: User, data: dict) -> Referral:
-    """A draft referral by a GP, for a patient they can see, to a program of the CPTS or a specialist."""
+def create(
+    session: Session,
+    actor: User,
+    data: dict,
+    *,
+    new_patient: dict | None = None,
+    confirm_new_patient: bool = False,
+) -> Referral:
+    """A draft referral by a GP, to a program of the CPTS or a specialist, for a patient they can see — or for
+    a patient created here from their strict traits (`new_patient`), under identity vigilance: a possible
+    duplicate is refused (hub.services.identity.PossibleDuplicate) until the GP confirms it is another person.
+    The GP who creates the patient joins their care team."""
     author = _check_author(session, actor)
-    patient = session.get(Patient, data.get("patient_id") or 0)
-    if patient is None or not can_view_patient(session, actor, patient):
-        raise ValidationFailed({"patient_id": "Patient inconnu ou hors de votre patientèle."})
+    patient = _referred_patient(session, actor, data.get("patient_id"), new_patient, confirm=confirm_new_patient)
     referral = Referral(
         cpts_id=author.cpts_id,
         patient_id=patient.id,
@@ -106,6 +116,17 @@ def create(session: Session, actor: User, data: dict) -> Referral:
     session.flush()
     audit.record(session, actor=actor, action="referral.create", target=referral, cpts_id=referral.cpts_id)
     return referral
+
+
+def _referred_patient(session: Session, actor: User, patient_id, new_patient: dict | None, *, confirm: bool):
+    if new_patient:
+        if patient_id:
+            raise ValidationFailed({"patient_id": "Choisissez un patient existant ou créez-en un, pas les deux."})
+        return create_patient(session, actor, new_patient, duplicates_checked=confirm)
+    patient = session.get(Patient, patient_id or 0)
+    if patient is None or not can_view_patient(session, actor, patient):
+        raise ValidationFailed({"patient_id": "Patient inconnu ou hors de votre patientèle."})
+    return patient
 
 
 def update(session: Session, actor: User, referral: Referral, data: dict) -> Referral:
@@ -251,12 +272,14 @@ def schedule(
     referral: Referral,
     *,
     slot: Slot,
+    upload_dir: Path,
     place_kind: PlaceKind = PlaceKind.DEDICATED_PLACE,
     accompanying: Professional | None = None,
     now: dt.datetime | None = None,
 ) -> Appointment:
     """Book the referred patient into a slot of the target program (the IDEL proposed by the booking).
-    The referral is `scheduled` only once the booking is made: a conflict leaves it `accepted`."""
+    The referral is `scheduled` only once the booking is made: a conflict leaves it `accepted`. Its letter
+    (96349-6) is then frozen: rendered once and stored under its hash, the appointment's document."""
     lock(session, referral)
     target = MACHINE.target("schedule", referral.state)
     if slot is None or slot.program.cpts_id != referral.cpts_id:
@@ -278,16 +301,40 @@ def schedule(
     referral.appointment_id = appointment.id
     referral.state = target
     referral.scheduled_at = utcnow()
+    _freeze_letter(session, referral, upload_dir)
     audit.record(
         session,
         actor=actor,
         action="referral.schedule",
         target=referral,
         cpts_id=referral.cpts_id,
-        details={"appointment_id": appointment.id},
+        details={"appointment_id": appointment.id, "letter_sha256": referral.letter_sha256},
     )
     _tell_author(session, referral, "referral_scheduled")
     return appointment
+
+
+def _freeze_letter(session: Session, referral: Referral, upload_dir: Path) -> None:
+    content = letter_of(session, referral)
+    referral.letter_sha256 = documents.store_blob(upload_dir, content)
+    referral.letter_size = len(content)
+
+
+def letter_of(session: Session, referral: Referral) -> bytes:
+    """The referral letter as it reads now (a draft's, on demand); once scheduled, read the frozen one."""
+    program = session.get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
+    return documents.referral_letter(referral, program_name=program.name if program else None)
+
+
+def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Referral]:
+    """The referrals whose frozen letter is a document of these appointments, by appointment id (one query)."""
+    ids = set(appointment_ids)
+    if not ids:
+        return {}
+    found = session.scalars(
+        select(Referral).where(Referral.appointment_id.in_(ids), Referral.letter_sha256.is_not(None))
+    )
+    return {referral.appointment_id: referral for referral in found}
 
 
 def cancel(session: Session, actor: User, referral: Referral, *, reason: str) -> Referral:

@@ -5,9 +5,9 @@ from flask_login import current_user
 
 from hub import audit
 from hub.api import blueprint, created, json_body, load_json, pagination
-from hub.auth.permissions import Permission
+from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import referral_for, visible_referrals
-from hub.errors import NotFound, ValidationFailed
+from hub.errors import Forbidden, NotFound, ValidationFailed
 from hub.models import Appointment, Professional, ReferralAttachment, Slot
 from hub.schemas.base import load
 from hub.schemas.referrals import (
@@ -38,7 +38,11 @@ def _body(referral):
 @blueprint.post("/referrals")
 @access(Permission.REFERRALS_WRITE)
 def create_referral():
-    referral = referrals.create(db(), current_user, load_json(ReferralIn()))
+    data = load_json(ReferralIn())
+    new_patient, confirm = data.pop("patient", None), data.pop("confirm_new_patient")
+    if new_patient is not None and not has_permission(current_user, Permission.PATIENTS_CREATE):
+        raise Forbidden("Vous ne pouvez pas créer de patient.")
+    referral = referrals.create(db(), current_user, data, new_patient=new_patient, confirm_new_patient=confirm)
     return created(_body(referral), "api.get_referral", referral_id=referral.id)
 
 
@@ -114,7 +118,13 @@ def schedule_referral(referral_id: int):
             if accompanying is None:
                 raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
         referrals.schedule(
-            db(), current_user, referral, slot=slot, place_kind=data["place_kind"], accompanying=accompanying
+            db(),
+            current_user,
+            referral,
+            slot=slot,
+            place_kind=data["place_kind"],
+            accompanying=accompanying,
+            upload_dir=upload_dir(),
         )
 
     return _act(referral_id, "schedule", ScheduleIn(), perform)

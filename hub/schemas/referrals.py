@@ -2,7 +2,7 @@
 
 import json
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from hub.formatting import french_datetime
 from hub.models import (
@@ -14,7 +14,8 @@ from hub.models import (
     ReferralState,
     Urgency,
 )
-from hub.schemas.base import Date, Enum, FormSchema, InputSchema, Int, List, Str, length
+from hub.schemas.base import Bool, Date, Enum, FormSchema, InputSchema, Int, List, Str, length
+from hub.schemas.patient import PatientIn
 
 NEED_CHOICES = ("illectronisme", "mobilite_reduite", "audition", "interprete", "aidant")
 
@@ -33,10 +34,34 @@ class ReferralUpdateIn(InputSchema):
 
 
 class ReferralIn(ReferralUpdateIn):
-    patient_id = Int(required=True)
+    """A patient the GP can see (`patient_id`), or a new one (`patient`: at least the strict traits), created
+    unless a possible duplicate is found — a 409 listing the candidates — or `confirm_new_patient` is true."""
+
+    patient_id = Int()
+    patient = fields.Nested(PatientIn, error_messages={"type": "Objet JSON attendu (traits d'identité)."})
+    confirm_new_patient = Bool(load_default=False)
+
+    @validates_schema
+    def _one_patient(self, data, **_kwargs):
+        if ("patient_id" in data) == ("patient" in data):
+            raise ValidationError(
+                "Indiquez le patient : patient_id (existant) ou patient (nouveau, traits stricts), l'un des deux.",
+                "patient_id",
+            )
 
 
-class ReferralForm(ReferralIn, FormSchema):
+# The strict traits (and NIR) of a patient created from the « Nouvel adressage » form, loaded with
+# hub.schemas.patient.PatientForm(only=NEW_PATIENT_FIELDS).
+NEW_PATIENT_FIELDS = ("birth_name", "first_birth_given_name", "birth_date", "sex", "birth_place_insee", "ins_matricule")
+
+
+class ReferralForm(ReferralUpdateIn, FormSchema):
+    """The form: an existing patient, or the new patient's traits (checked by PatientIn when given); after a
+    possible duplicate, the candidate picked or the confirmation that it is another person."""
+
+    patient_id = Int()
+    candidate_id = Int()
+    duplicates_checked = Bool(load_default=False)
     consent_collected_on = Date()
     submit = Str()  # which button: "draft" or "send"
 

@@ -15,6 +15,7 @@ from hub.web.pages import load_query
 from hub.web.planning import zone
 from hub.web.request import db
 from scheduling.agenda import day_bounds, professional_agenda, week_bounds
+from workflows import referrals
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
@@ -44,7 +45,16 @@ def index():
             by_day[appointment.starts_at.astimezone(zone()).date()].append(appointment)
         shown = sum(len(items) for items in by_day.values())
         audit.record(db(), actor=current_user, action="agenda.read", details={"appointments": shown})
-    context = {"day": day, "view": view, "by_day": by_day, "step": step, "professional_id": professional_id}
+    shown_ids = [appointment.id for items in by_day.values() for appointment in items]
+    letters = referrals.letters_by_appointment(db(), shown_ids)  # the referral letter, a document of its appointment
+    context = {
+        "day": day,
+        "view": view,
+        "by_day": by_day,
+        "step": step,
+        "professional_id": professional_id,
+        "letters": letters,
+    }
     return render_template(
         "agenda/index.html",
         values=values,

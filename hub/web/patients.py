@@ -210,9 +210,15 @@ def _patient_form(template: str, values=None, errors=None, *, status: int = 200,
 
 
 def _duplicates_page(values: dict, candidates):
+    return _patient_form("patients/new.html", values, status=409, **duplicate_candidates(candidates))
+
+
+def duplicate_candidates(candidates) -> dict:
+    """The possible duplicates shown before a patient is created (patients/_duplicates.html), with those the
+    user may open; the creation is undone and the showing audited. Shared with the referral form."""
     read_despite_error("patient.duplicate_candidates", details={"candidate_ids": [c.id for c in candidates]})
     reachable = {c.id for c in candidates if can_view_patient(db(), current_user, c)}
-    return _patient_form("patients/new.html", values, status=409, candidates=candidates, reachable=reachable)
+    return {"candidates": candidates, "reachable": reachable}
 
 
 def _record_page(patient, *, form=None, values=None, errors=None, problem=None, status: int = 200):

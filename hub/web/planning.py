@@ -38,7 +38,7 @@ from hub.web.pages import appointment_action, load_query, read_despite_error
 from hub.web.request import db
 from scheduling import board
 from scheduling.agenda import week_bounds
-from workflows import appointments, programs
+from workflows import appointments, eligibility, programs
 
 bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -321,7 +321,7 @@ def book(slot_id: int):
         if exc.audit_action:
             raise
         read_despite_error("patient.search")
-        return _booking_page(slot, values, exc.errors, problem=exc.detail, status=exc.status)
+        return _booking_page(slot, values, exc.errors, problem=exc.detail, status=exc.status, refusal=exc)
     idel = appointment.accompanying.full_name if appointment.accompanying else None
     flash(f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant.", "success")
     monday = slot.starts_at.astimezone(zone()).date()
@@ -347,7 +347,7 @@ def _slot(slot_id: int) -> Slot:
     return slot
 
 
-def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int = 200):
+def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int = 200, refusal=None):
     query = request.args.get("q", "").strip()[:100]
     patients, total = identity.search_patients(
         db(), visible_patients(current_user), text=query or None, per_page=PATIENT_CHOICES
@@ -361,6 +361,7 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         "total": total,
         "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), current_user.cpts_id)],
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
+        "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
     }
     return render_template("planning/book.html", values=values, errors=errors or {}, problem=problem, **context), status
 

@@ -5,12 +5,14 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlalchemy import select
 
+from hub import audit
 from hub.api.referrals import attach, download, read_closing, serve_attachment
-from hub.auth.permissions import Permission
-from hub.auth.policies import referral_for, visible_patients
-from hub.errors import HubError, ValidationFailed
+from hub.auth.permissions import Permission, has_permission
+from hub.auth.policies import appointment_for, referral_for, visible_patients
+from hub.errors import Forbidden, HubError, NotFound, ValidationFailed
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
+    IDENTITY_STATUS_LABELS,
     REFERRAL_STATE_LABELS,
     URGENCY_LABELS,
     AttachmentKind,
@@ -22,14 +24,23 @@ from hub.models import (
     Slot,
 )
 from hub.schemas.base import load
-from hub.schemas.referrals import AttachmentKindIn, ReferralForm, ScheduleForm, SubmitForm, scheduled_label
+from hub.schemas.patient import PatientForm
+from hub.schemas.referrals import (
+    NEW_PATIENT_FIELDS,
+    AttachmentKindIn,
+    ReferralForm,
+    ScheduleForm,
+    SubmitForm,
+    scheduled_label,
+)
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
-from hub.services import documents
+from hub.services import documents, identity
 from hub.web.access import access
 from hub.web.forms import form_data, load_form
 from hub.web.pages import read_despite_error
-from hub.web.request import db
-from workflows import referrals
+from hub.web.patients import SEX_LABELS, duplicate_candidates
+from hub.web.request import db, upload_dir
+from workflows import eligibility, referrals
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -46,6 +57,8 @@ def labels():
         "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
         "NEEDS": referrals.NEEDS,
         "scheduled_label": lambda appointment: scheduled_label(appointment, zone_name()),
+        "SEX_LABELS": SEX_LABELS,
+        "IDENTITY_STATUS_LABELS": IDENTITY_STATUS_LABELS,
     }
 
 
@@ -80,7 +93,7 @@ def _choices(patient_id: int | None = None) -> dict:
     return {"patients": patients, "programs": programs, "specialists": specialists, "proposed": proposed}
 
 
-def _new_page(values: dict, errors: dict | None = None, *, problem: str | None = None, status: int = 200):
+def _new_page(values: dict, errors: dict | None = None, *, problem: str | None = None, status: int = 200, **duplicates):
     patient_id = values.get("patient_id")
     choices = _choices(int(patient_id) if str(patient_id or "").isdigit() else None)
     return (
@@ -91,6 +104,9 @@ def _new_page(values: dict, errors: dict | None = None, *, problem: str | None =
             problem=problem,
             kinds=list(AttachmentKind),
             urgency_options=[(u.value, label) for u, label in URGENCY_LABELS.items()],
+            sex_options=list(SEX_LABELS.items()),
+            candidates=duplicates.get("candidates", []),
+            reachable=duplicates.get("reachable", set()),
             **choices,
         ),
         status,
@@ -106,13 +122,15 @@ def new():
     raw["needs"] = request.form.getlist("needs")
     values = dict(raw)
     try:
-        data = load(ReferralForm(), raw)
+        data, new_patient, confirm = _load_new_form(raw)
         send = data.pop("submit", "send") != "draft"
         consent_on = data.pop("consent_collected_on", None)
-        referral = referrals.create(db(), current_user, data)
+        referral = referrals.create(db(), current_user, data, new_patient=new_patient, confirm_new_patient=confirm)
         _attach_uploads(referral)
         if send:
             referrals.submit(db(), current_user, referral, consent_collected_on=consent_on, zone=zone_name())
+    except identity.PossibleDuplicate as exc:
+        return _new_page(values, problem=exc.detail, status=exc.status, **duplicate_candidates(exc.candidates))
     except HubError as exc:
         if exc.audit_action:
             raise
@@ -120,6 +138,29 @@ def new():
         return _new_page(values, exc.errors, problem=exc.detail, status=exc.status)
     flash("Adressage envoyé à la coordination." if send else "Brouillon enregistré.", "success")
     return redirect(url_for("referrals.mine"))
+
+
+def _load_new_form(raw: dict) -> tuple[dict, dict | None, bool]:
+    """The referral's fields, and the new patient's traits when the GP typed them instead of choosing a patient
+    (or a candidate shown as a possible duplicate); both are checked so that every error shows at once."""
+    errors, data, new_patient = {}, {}, None
+    try:
+        data = load(ReferralForm(), raw)
+    except ValidationFailed as exc:
+        errors |= exc.errors
+    if data.get("candidate_id"):
+        data["patient_id"] = data["candidate_id"]
+    elif any(raw.get(name, "").strip() for name in NEW_PATIENT_FIELDS):
+        if not has_permission(current_user, Permission.PATIENTS_CREATE):
+            raise Forbidden("Vous ne pouvez pas créer de patient.")
+        try:
+            new_patient = load(PatientForm(only=NEW_PATIENT_FIELDS), raw)
+        except ValidationFailed as exc:
+            errors |= exc.errors
+    if errors:
+        raise ValidationFailed(errors)
+    data.pop("candidate_id", None)
+    return data, new_patient, data.pop("duplicates_checked", False)
 
 
 def _attach_uploads(referral) -> None:
@@ -186,7 +227,7 @@ def submit(referral_id: int):
 # --- the coordination -------------------------------------------------------------------------------------
 
 
-def _triage_page(values=None, errors=None, *, problem=None, status=200, failed_id=None):
+def _triage_page(values=None, errors=None, *, problem=None, status=200, failed_id=None, refusal=None):
     rows = referrals.triage_queue(db(), current_user.cpts_id)
     accepted, _total = referrals.referrals_of(
         db(), (Referral.cpts_id == current_user.cpts_id) & (Referral.state == referrals.S.ACCEPTED)
@@ -202,6 +243,7 @@ def _triage_page(values=None, errors=None, *, problem=None, status=200, failed_i
             errors=errors or {},
             problem=problem,
             failed_id=failed_id,
+            not_eligible=refusal if isinstance(refusal, eligibility.NotEligible) else None,
         ),
         status,
     )
@@ -224,7 +266,9 @@ def _action(referral_id: int, verb: str, schema, perform):
         if exc.audit_action:
             raise
         read_despite_error("referral.triage")
-        return _triage_page(values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id)
+        return _triage_page(
+            values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id, refusal=exc
+        )
     flash(message, "success")
     return redirect(url_for("referrals.triage"))
 
@@ -254,7 +298,12 @@ def reject(referral_id: int):
 def schedule(referral_id: int):
     def perform(referral, data):
         appointment = referrals.schedule(
-            db(), current_user, referral, slot=db().get(Slot, data["slot_id"]), place_kind=data["place_kind"]
+            db(),
+            current_user,
+            referral,
+            slot=db().get(Slot, data["slot_id"]),
+            place_kind=data["place_kind"],
+            upload_dir=upload_dir(),
         )
         return f"Adressage {scheduled_label(appointment, zone_name())}."
 
@@ -293,8 +342,38 @@ def attachment(referral_id: int, attachment_id: int):
 @bp.get("/<int:referral_id>/letter.pdf")
 @access(Permission.REFERRALS_READ)
 def letter(referral_id: int):
-    """The referral letter (document type 96349-6), produced on demand from the referral's fields."""
+    """The referral letter (document type 96349-6): the frozen one once scheduled, else as it reads now."""
     referral = referral_for(db(), current_user, referral_id, "read")
-    program = db().get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
-    content = documents.referral_letter(referral, program_name=program.name if program else None)
+    return _serve_letter(referral)
+
+
+@bp.get("/appointments/<int:appointment_id>/letter.pdf")
+@access(Permission.APPOINTMENTS_READ)
+def appointment_letter(appointment_id: int):
+    """The appointment's referral letter, to those who may read the appointment (its performer, its IDEL, the
+    coordination), as it was frozen when the referral was scheduled."""
+    appointment = appointment_for(db(), current_user, appointment_id, "read")
+    referral = referrals.letters_by_appointment(db(), [appointment.id]).get(appointment.id)
+    if referral is None:
+        raise NotFound(
+            "Ce rendez-vous n'a pas de lettre d'adressage.",
+            audit_action="referral.letter_read",
+            audit_target=("appointments", appointment_id),
+        )
+    return _serve_letter(referral)
+
+
+def _serve_letter(referral):
+    audit.record(
+        db(),
+        actor=current_user,
+        action="referral.letter_read",
+        target=referral,
+        cpts_id=referral.cpts_id,
+        details={"frozen": referral.letter_sha256 is not None},
+    )
+    if referral.letter_sha256 is not None:
+        content = documents.read_stored(upload_dir(), referral.letter_sha256)
+    else:
+        content = referrals.letter_of(db(), referral)
     return download(content, "application/pdf", f"adressage-{referral.id}.pdf")

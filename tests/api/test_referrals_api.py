@@ -69,6 +69,24 @@ def hub(db_session, cpts, uploads):
     }
 
 
+# The coordinator's HAS checklist for a 76-year-old with illectronism: steered to an assisted teleconsultation.
+ASSISTED_CHECKLIST = {
+    "modality": "assisted_teleconsultation",
+    "profession": "medecin_specialiste",
+    "clinical_situation_compatible": True,
+    "can_communicate_remotely": True,
+    "can_use_tools": False,
+    "physical_factors_ok": True,
+    "psychological_factors_ok": True,
+    "social_factors_ok": True,
+    "needs_direct_contact": False,
+    "needs_equipment_not_at_hand": False,
+    "is_first_care": False,
+    "several_conditions": True,
+    "illectronism": True,
+}
+
+
 def create(api, hub, **data):
     body = {"patient_id": hub["patient"].id, "target_program_id": hub["program"].id, "reason": "Dyspnée d'effort"}
     return api.post("/api/v1/referrals", json=body | data)
@@ -99,6 +117,8 @@ def test_walk_through_gp_submits_coordinator_schedules_gp_sees_the_date(api_as, 
 
     assert [r["id"] for r in coordinator.get("/api/v1/referrals").json["items"]] == [referral_id]
     assert coordinator.post(f"/api/v1/referrals/{referral_id}/accept").json["state"] == "accepted"
+    assessed = coordinator.post(f"/api/v1/patients/{hub['patient'].id}/eligibility", json=ASSISTED_CHECKLIST)
+    assert assessed.status_code == 201 and assessed.json["outcome"] == "assisted", assessed.json
     scheduled = coordinator.post(f"/api/v1/referrals/{referral_id}/schedule", json={"slot_id": hub["slot"].id})
     assert scheduled.status_code == 200, scheduled.json
 

@@ -1,13 +1,14 @@
+import hashlib
 import io
 
 import pytest
 from sqlalchemy import event, func, select
 
 from hub.db import utcnow
-from hub.models import Referral, ReferralState, Urgency
+from hub.models import AuditEvent, Referral, ReferralState, Urgency
 from tests import factories
 from tests.api import test_referrals_api as api_tests
-from tests.api.test_referrals_api import PARIS, PDF, next_monday_14h
+from tests.api.test_referrals_api import ASSISTED_CHECKLIST, PARIS, PDF, next_monday_14h
 
 # The API tests' world, shared: the GP, their patient, the cardiology program and next Monday's slot.
 hub = api_tests.hub
@@ -48,10 +49,19 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     assert auth.post(f"/referrals/{referral.id}/accept").status_code == 302
     queue = client.get("/referrals/triage").get_data(as_text=True)
     assert f'<option value="{hub["slot"].id}">lundi ' in queue
-    scheduled = auth.post(
-        f"/referrals/{referral.id}/schedule", data={"slot_id": hub["slot"].id, "place_kind": "lieu_dedie"}
-    )
-    assert scheduled.status_code == 302
+    schedule = {"slot_id": hub["slot"].id, "place_kind": "lieu_dedie"}
+    # No eligibility checklist yet: refused, nothing booked, and the page leads to the patient's checklist.
+    refused = auth.post(f"/referrals/{referral.id}/schedule", data=schedule)
+    assert refused.status_code == 422
+    checklist = f"/patients/{hub['patient'].id}/eligibilite?modality=assisted_teleconsultation"
+    assert "Vérifiez d&#39;abord l&#39;éligibilité du patient" in refused.get_data(as_text=True)
+    assert f'href="{checklist}"' in refused.get_data(as_text=True)
+    db_session.refresh(referral)
+    assert referral.state is ReferralState.ACCEPTED and referral.appointment_id is None
+    assert client.get(checklist).status_code == 200
+    assessed = auth.post(checklist, data={key: str(value).lower() for key, value in ASSISTED_CHECKLIST.items()})
+    assert assessed.status_code == 302, assessed.get_data(as_text=True)
+    assert auth.post(f"/referrals/{referral.id}/schedule", data=schedule).status_code == 302
 
     auth.login(hub["gp"])
     mine = client.get("/referrals/mine").get_data(as_text=True)
@@ -185,6 +195,7 @@ def test_a_referral_to_a_specialist_is_scheduled_into_one_of_their_programs(clie
     assert f'<option value="{hub["slot"].id}">lundi ' in queue and "Téléconsultation cardiologie" in queue
     other = factories.program(db_session, cpts)
     elsewhere = factories.slot(db_session, other, next_monday_14h())
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
     db_session.commit()
     refused = auth.post(
         f"/referrals/{referral.id}/schedule", data={"slot_id": elsewhere.id, "place_kind": "lieu_dedie"}
@@ -194,3 +205,54 @@ def test_a_referral_to_a_specialist_is_scheduled_into_one_of_their_programs(clie
     assert done.status_code == 302
     db_session.expire_all()
     assert db_session.get(Referral, referral.id).state is ReferralState.SCHEDULED
+
+
+def test_the_letter_is_frozen_when_scheduled_and_is_the_appointments_document(client, auth, hub, db_session, uploads):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    draft_letter = client.get(f"/referrals/{referral.id}/letter.pdf")
+    assert draft_letter.status_code == 200 and referral.letter_sha256 is None  # rendered on demand until then
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    db_session.commit()
+    auth.login(hub["coordinator"])
+    auth.post(f"/referrals/{referral.id}/accept")
+    scheduled = auth.post(f"/referrals/{referral.id}/schedule", data={"slot_id": hub["slot"].id})
+    assert scheduled.status_code == 302
+    db_session.expire_all()
+    referral = db_session.get(Referral, referral.id)
+    frozen = (uploads / referral.letter_sha256[:2] / referral.letter_sha256).read_bytes()
+    assert hashlib.sha256(frozen).hexdigest() == referral.letter_sha256 and len(frozen) == referral.letter_size
+
+    # Whatever changes in the referral afterwards, its letter stays the one sent with the appointment.
+    referral.reason = "Motif réécrit après coup"
+    db_session.commit()
+    auth.login(hub["gp"])
+    assert client.get(f"/referrals/{referral.id}/letter.pdf").data == frozen
+    auth.login(hub["cardiologist"])
+    agenda = client.get(f"/agenda?day={next_monday_14h().date().isoformat()}").get_data(as_text=True)
+    url = f"/referrals/appointments/{referral.appointment_id}/letter.pdf"
+    assert f'href="{url}">Lettre d\'adressage</a>' in agenda
+    served = client.get(url)
+    assert served.status_code == 200 and served.data == frozen and served.mimetype == "application/pdf"
+    reads = select(func.count()).where(AuditEvent.action == "referral.letter_read", AuditEvent.outcome == "success")
+    assert db_session.scalar(reads) == 3  # the draft's, the GP's and the cardiologist's
+
+    # No care relation: no letter, whichever way it is asked for, and the denial is audited.
+    auth.login(hub["other_gp"])
+    assert client.get(url).status_code == 404
+    assert client.get(f"/referrals/{referral.id}/letter.pdf").status_code == 404
+    denied = select(func.count()).where(AuditEvent.outcome == "denied", AuditEvent.actor_user_id == hub["other_gp"].id)
+    assert db_session.scalar(denied) == 2
+
+
+def test_an_appointment_without_referral_has_no_letter(client, auth, hub, db_session):
+    from workflows import appointments
+
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    appointment = appointments.book(
+        db_session, hub["coordinator"], slot=hub["slot"], patient=hub["patient"], place_kind="lieu_dedie"
+    )
+    db_session.commit()
+    auth.login(hub["coordinator"])
+    assert client.get(f"/referrals/appointments/{appointment.id}/letter.pdf").status_code == 404

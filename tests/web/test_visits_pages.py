@@ -86,6 +86,7 @@ def test_a_decline_needs_a_reason_shown_next_to_the_field(auth, db_session, terr
 def test_confirmation_without_consent_is_explained(auth, db_session, territory, idel):
     patient = factories.patient(db_session, territory.cpts, commune_insee="24571")
     factories.in_care_team(db_session, patient, territory.idel)
+    factories.eligible_for_remote_care(db_session, patient, assessed_by=territory.coordinator)
     slot = factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
     visit = appointments.book(
         db_session, territory.coordinator, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE

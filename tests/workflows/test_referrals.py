@@ -1,14 +1,16 @@
 import datetime as dt
+import hashlib
 import json
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import delete, event, func, select
 
 from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
     AuditEvent,
     Consent,
+    EligibilityAssessment,
     OutboxMessage,
     Profession,
     Referral,
@@ -16,6 +18,7 @@ from hub.models import (
     Role,
     Urgency,
 )
+from hub.services import documents
 from hub.services.care import has_care_relation
 from scheduling.bookings import BookingConflict
 from tests import factories
@@ -55,7 +58,7 @@ def in_state(db_session, t, gp, state: ReferralState) -> Referral:
     return referral
 
 
-def run(db_session, t, gp, verb, referral):
+def run(db_session, t, gp, verb, referral, uploads):
     if verb == "update":
         return referrals.update(db_session, gp, referral, {"history": "HTA"})
     if verb == "submit":
@@ -66,7 +69,7 @@ def run(db_session, t, gp, verb, referral):
         return referrals.reject(db_session, t.coordinator, referral, reason="Hors périmètre")
     if verb == "schedule":
         slot = factories.slot(db_session, t.program, MONDAY_14H)
-        return referrals.schedule(db_session, t.coordinator, referral, slot=slot, now=NOW)
+        return referrals.schedule(db_session, t.coordinator, referral, slot=slot, upload_dir=uploads, now=NOW)
     if verb == "cancel":
         return referrals.cancel(db_session, gp, referral, reason="Le patient a déménagé")
     if verb == "complete":
@@ -82,17 +85,17 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("verb", "state", "allowed"), TABLE, ids=[f"{v}-{s.value}" for v, s, _ in TABLE])
-def test_every_transition_allowed_and_refused(db_session, territory, gp, verb, state, allowed):
+def test_every_transition_allowed_and_refused(db_session, territory, gp, verb, state, allowed, tmp_path):
     referral = in_state(db_session, territory, gp, state)
     if allowed:
-        run(db_session, territory, gp, verb, referral)
+        run(db_session, territory, gp, verb, referral, tmp_path)
         assert referral.state is referrals.MACHINE.transitions[verb][1]
         action = {"complete": "referral.done"}.get(verb, f"referral.{verb}")
         db_session.commit()  # the audit rows are written at commit
         assert db_session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == action))
     else:
         with pytest.raises(InvalidTransition, match="Action impossible : l'adressage est"):
-            run(db_session, territory, gp, verb, referral)
+            run(db_session, territory, gp, verb, referral, tmp_path)
         assert referral.state is state
 
 
@@ -155,15 +158,41 @@ def test_reject_needs_a_reason_and_tells_the_gp_without_health_data(db_session, 
     assert "présentiel" not in json.dumps(message.payload) and "Dyspnée" not in json.dumps(message.payload)
 
 
-def test_schedule_books_the_slot_and_proposes_the_idel(db_session, territory, gp):
+def test_schedule_books_the_slot_and_proposes_the_idel(db_session, territory, gp, tmp_path):
     referral = in_state(db_session, territory, gp, S.ACCEPTED)
     slot = factories.slot(db_session, territory.program, MONDAY_14H)
-    appointment = referrals.schedule(db_session, territory.coordinator, referral, slot=slot, now=NOW)
+    appointment = referrals.schedule(
+        db_session, territory.coordinator, referral, slot=slot, upload_dir=tmp_path, now=NOW
+    )
     assert referral.state is S.SCHEDULED and referral.appointment_id == appointment.id
     assert appointment.accompanying_id == territory.idel.id
 
 
-def test_a_booking_conflict_leaves_the_referral_accepted(db_session, territory, gp):
+def test_scheduling_freezes_the_letter_under_its_hash(db_session, territory, gp, tmp_path):
+    referral = in_state(db_session, territory, gp, S.ACCEPTED)
+    slot = factories.slot(db_session, territory.program, MONDAY_14H)
+    appointment = referrals.schedule(
+        db_session, territory.coordinator, referral, slot=slot, upload_dir=tmp_path, now=NOW
+    )
+    stored = documents.read_stored(tmp_path, referral.letter_sha256)
+    assert stored.startswith(b"%PDF-") and len(stored) == referral.letter_size
+    assert hashlib.sha256(stored).hexdigest() == referral.letter_sha256
+    assert referrals.letters_by_appointment(db_session, [appointment.id, 0]) == {appointment.id: referral}
+    db_session.commit()  # the audit rows are written at commit
+    audit = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "referral.schedule")).one()
+    assert json.loads(audit.details)["letter_sha256"] == referral.letter_sha256
+
+
+def test_a_refused_scheduling_freezes_no_letter(db_session, territory, gp, tmp_path):
+    referral = in_state(db_session, territory, gp, S.ACCEPTED)
+    db_session.execute(delete(EligibilityAssessment).where(EligibilityAssessment.patient_id == territory.patient.id))
+    slot = factories.slot(db_session, territory.program, MONDAY_14H)
+    with pytest.raises(RuleViolation, match="éligibilité"):
+        referrals.schedule(db_session, territory.coordinator, referral, slot=slot, upload_dir=tmp_path, now=NOW)
+    assert referral.state is S.ACCEPTED and referral.letter_sha256 is None and not any(tmp_path.iterdir())
+
+
+def test_a_booking_conflict_leaves_the_referral_accepted(db_session, territory, gp, tmp_path):
     slot = factories.slot(db_session, territory.program, MONDAY_14H)
     appointments.book(
         db_session, territory.coordinator, slot=slot, patient=territory.patient, place_kind="lieu_dedie", now=NOW
@@ -171,23 +200,25 @@ def test_a_booking_conflict_leaves_the_referral_accepted(db_session, territory, 
     referral = in_state(db_session, territory, gp, S.ACCEPTED)
     other_slot = factories.slot(db_session, territory.program, MONDAY_14H + dt.timedelta(minutes=15))
     with pytest.raises(BookingConflict):
-        referrals.schedule(db_session, territory.coordinator, referral, slot=other_slot, now=NOW)
+        referrals.schedule(db_session, territory.coordinator, referral, slot=other_slot, upload_dir=tmp_path, now=NOW)
     assert referral.state is S.ACCEPTED and referral.appointment_id is None
 
 
-def test_schedule_refuses_a_slot_of_another_program(db_session, territory, gp):
+def test_schedule_refuses_a_slot_of_another_program(db_session, territory, gp, tmp_path):
     referral = in_state(db_session, territory, gp, S.ACCEPTED)
     other = factories.program(db_session, territory.cpts)
     slot = factories.slot(db_session, other, MONDAY_14H)
     with pytest.raises(ValidationFailed, match="invalides"):
-        referrals.schedule(db_session, territory.coordinator, referral, slot=slot, now=NOW)
+        referrals.schedule(db_session, territory.coordinator, referral, slot=slot, upload_dir=tmp_path, now=NOW)
     assert referral.state is S.ACCEPTED
 
 
-def test_done_only_when_the_appointment_is_done(db_session, territory, gp):
+def test_done_only_when_the_appointment_is_done(db_session, territory, gp, tmp_path):
     referral = in_state(db_session, territory, gp, S.ACCEPTED)
     slot = factories.slot(db_session, territory.program, MONDAY_14H)
-    appointment = referrals.schedule(db_session, territory.coordinator, referral, slot=slot, now=NOW)
+    appointment = referrals.schedule(
+        db_session, territory.coordinator, referral, slot=slot, upload_dir=tmp_path, now=NOW
+    )
     with pytest.raises(RuleViolation, match="pas encore eu lieu"):
         referrals.mark_done(db_session, territory.coordinator, referral)
     appointment.state = AppointmentState.DONE
@@ -275,11 +306,11 @@ def test_lists_keep_a_constant_number_of_queries(db_session, engine, territory, 
     assert counts[0] == counts[1]
 
 
-def test_completing_the_appointment_completes_the_referral(db_session, territory, gp):
+def test_completing_the_appointment_completes_the_referral(db_session, territory, gp, tmp_path):
     t = territory
     referral = in_state(db_session, t, gp, S.ACCEPTED)
     slot = factories.slot(db_session, t.program, MONDAY_14H)
-    appointment = referrals.schedule(db_session, t.coordinator, referral, slot=slot, now=NOW)
+    appointment = referrals.schedule(db_session, t.coordinator, referral, slot=slot, upload_dir=tmp_path, now=NOW)
     idel_user = t.idel_user if appointment.accompanying_id == t.idel.id else t.other_idel_user
     carry_out(db_session, idel_user, appointment)
     assert referral.state is S.DONE

@@ -1,0 +1,41 @@
+"""Booking a remote session through the API for a patient with no eligibility checklist: a 422 problem+json
+naming the patient and the modality (so that a client can open the checklist), nothing saved."""
+
+
+import pytest
+import time_machine
+
+from tests import factories
+from tests.api.test_patients_api import assert_problem
+from tests.web.test_booking_eligibility_pages import newcomer, nothing_booked, slot
+from tests.workflows import conftest as workflow_fixtures
+from tests.workflows.conftest import NOW
+
+territory = workflow_fixtures.territory
+__all__ = ["newcomer", "slot"]  # fixtures shared with the pages' tests
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+def test_the_api_answers_a_problem_naming_the_patient_and_modality(api_as, db_session, territory, newcomer, slot):
+    body = {"slot_id": slot.id, "patient_id": newcomer.id, "place_kind": "lieu_dedie"}
+    problem = assert_problem(api_as(territory.coordinator).post("/api/v1/appointments", json=body), 422)
+    assert problem["detail"].startswith("Vérifiez d'abord l'éligibilité du patient")
+    assert (problem["patient_id"], problem["modality"], problem["eligibility"]) == (
+        newcomer.id,
+        "assisted_teleconsultation",
+        "missing",
+    )
+    assert nothing_booked(db_session)
+
+
+def test_after_the_checklist_the_same_booking_goes_through(api_as, db_session, territory, newcomer, slot):
+    factories.eligible_for_remote_care(db_session, newcomer, assessed_by=territory.coordinator)
+    db_session.commit()
+    body = {"slot_id": slot.id, "patient_id": newcomer.id, "place_kind": "lieu_dedie"}
+    response = api_as(territory.coordinator).post("/api/v1/appointments", json=body)
+    assert response.status_code == 201, response.json

@@ -1,0 +1,61 @@
+"""The coordinator books a remote session for a patient with no eligibility checklist: the planner's booking
+page and the API refuse it in French, save nothing, and lead to the patient's checklist."""
+
+import datetime as dt
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from hub.models import Allocation, Appointment, AuditEvent
+from tests import factories
+from tests.workflows import conftest as workflow_fixtures
+from tests.workflows.conftest import MONDAY_14H, NOW
+
+territory = workflow_fixtures.territory
+
+
+@pytest.fixture(autouse=True)
+def clock():
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def newcomer(db_session, territory):
+    patient = factories.consenting_patient(
+        db_session, territory.cpts, recorded_by=territory.coordinator, eligible=False, commune_insee="24571"
+    )
+    factories.in_care_team(db_session, patient, territory.idel)
+    return patient
+
+
+@pytest.fixture
+def slot(db_session, territory):
+    return factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
+
+
+def nothing_booked(session) -> bool:
+    booked = session.scalar(select(func.count()).select_from(Appointment))
+    held = session.scalar(select(func.count()).select_from(Allocation))
+    audited = session.scalar(select(func.count()).where(AuditEvent.action == "appointment.book"))
+    return booked == held == audited == 0
+
+
+def test_the_booking_page_refuses_and_links_to_the_patients_checklist(auth, db_session, territory, newcomer, slot):
+    auth.login(territory.coordinator)
+    response = auth.post(f"/planning/slots/{slot.id}/book", {"patient_id": newcomer.id, "place_kind": "lieu_dedie"})
+    assert response.status_code == 422
+    body = response.get_data(as_text=True)
+    assert "Vérifiez d&#39;abord l&#39;éligibilité du patient au soin à distance" in body
+    checklist = f"/patients/{newcomer.id}/eligibilite?modality=assisted_teleconsultation"
+    assert f'href="{checklist}"' in body
+    assert nothing_booked(db_session)
+    page = auth.client.get(checklist)
+    assert page.status_code == 200 and "Liste de vérification (HAS)" in page.get_data(as_text=True)
+
+
+def test_another_refusal_shows_no_checklist_link(auth, db_session, territory, slot):
+    auth.login(territory.coordinator)
+    response = auth.post(f"/planning/slots/{slot.id}/book", {"place_kind": "lieu_dedie"})
+    assert response.status_code == 422 and "/eligibilite" not in response.get_data(as_text=True)
