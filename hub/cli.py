@@ -53,9 +53,11 @@ def worker_command():
     from connectors import outbox
     from connectors.base import build_registry
     from connectors.dispatcher import drain
+    from connectors.mdn import ImapSettings
     from scheduling.jobs import PERIODIC_JOBS, JobContext
     from scheduling.runner import Worker
     from workflows.appointments import offer_to_other_idels
+    from workflows.deliveries import follow_deliveries
     from workflows.jobs import WORKFLOW_JOBS
 
     config = current_app.config["HUB"]
@@ -69,7 +71,13 @@ def worker_command():
         sessions,
         jobs=PERIODIC_JOBS + WORKFLOW_JOBS,
         context=context,
-        loops=[functools.partial(drain, sessions, connectors=connectors, lease=outbox_lease)],
+        loops=[
+            functools.partial(drain, sessions, connectors=connectors, lease=outbox_lease),
+            # Deliveries follow their messages; MDNs are read when the applicative mailbox is configured.
+            functools.partial(
+                follow_deliveries, sessions, mdn_settings=config if ImapSettings.from_settings(config) else None
+            ),
+        ],
         lease_ttl=dt.timedelta(seconds=config["WORKER_LEASE_SECONDS"]),
         loop_interval=dt.timedelta(seconds=config["DISPATCH_INTERVAL_SECONDS"]),
     )

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from connectors import outbox
-from connectors.email import message_id_for
+from connectors import mdn, outbox
+from connectors.mssante import mdn_token
 from hub import audit
 from hub.db import session_scope, utcnow
 from hub.models import (
@@ -108,11 +108,6 @@ def freeze(document: ClinicalDocument, upload_dir: Path) -> DocumentPackage:
             StoredRendering("pdf", "application/pdf", store_blob(upload_dir, pdf), len(pdf), "DOC0001.PDF"),
         ),
     )
-
-
-def mdn_token(idempotency_key: str) -> str:
-    """What an MDN's Original-Message-ID carries of the message: the hashed local part of its Message-ID."""
-    return message_id_for(idempotency_key, "x").strip("<>").partition("@")[0]
 
 
 def queue_delivery(
@@ -317,18 +312,20 @@ def _is_pg(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-def follow_deliveries(session_factory, *, mdn_reader=None) -> str:
+def follow_deliveries(session_factory, *, mdn_settings=None) -> str:
     """The worker's loop beside the dispatcher: carry the outbox's outcomes to the deliveries, then read the
-    MDNs back. An MDN is marked read in the mailbox only after its effect is committed, so a crash between
-    the two reads it again, which changes nothing (apply_dispositions is idempotent)."""
+    MDNs back. The mailbox flags an MDN read only after its effect is committed, so a crash between the two
+    reads it again, which changes nothing (apply_dispositions is idempotent)."""
     with session_scope(session_factory) as session:
         changed = sync_with_outbox(session)
-    if mdn_reader is None:
-        return f"{changed} envoi(s) mis à jour"
-    dispositions = mdn_reader.fetch()  # outside any transaction: the mailbox may be slow
-    if not dispositions:
-        return f"{changed} envoi(s) mis à jour"
-    with session_scope(session_factory) as session:
-        outcome = apply_dispositions(session, dispositions)
-    mdn_reader.mark_processed(dispositions)
-    return f"{changed} envoi(s) mis à jour, {outcome.matched} accusé(s) lu(s), {outcome.unknown} inconnu(s)"
+    outcomes: list[AcknowledgementOutcome] = []
+
+    def record(dispositions) -> None:
+        if dispositions:
+            with session_scope(session_factory) as session:
+                outcomes.append(apply_dispositions(session, dispositions))
+
+    if mdn_settings is not None:
+        mdn.fetch_dispositions(mdn_settings, on_fetched=record)
+    read = sum(o.matched for o in outcomes), sum(o.unknown for o in outcomes)
+    return f"{changed} envoi(s) mis à jour, {read[0]} accusé(s) lu(s), {read[1]} inconnu(s)"

@@ -7,8 +7,9 @@ recorded once per period by the runner (scheduling.runner.run_periodic).
 
 import datetime as dt
 
+from hub.db import session_scope
 from scheduling.jobs import JobContext, PeriodicJob, local_hour
-from workflows import teleexpertise
+from workflows import reports, teleexpertise
 
 
 def expire_teleexpertise(ctx: JobContext, *, now: dt.datetime) -> str:
@@ -16,6 +17,14 @@ def expire_teleexpertise(ctx: JobContext, *, now: dt.datetime) -> str:
     return teleexpertise.expire_overdue(ctx.session_factory, now)
 
 
+def alert_overdue_reports(ctx: JobContext, *, now: dt.datetime) -> str:
+    """Reports not signed or not sent within their delay: one e-mail per late item to each coordinator."""
+    with session_scope(ctx.session_factory) as session:
+        queued = reports.alert_overdue(session, now=now)
+    return f"{queued} alerte(s) de compte rendu en retard"
+
+
 WORKFLOW_JOBS: list[PeriodicJob] = [
+    PeriodicJob("alert_overdue_reports", "15 * * * *", alert_overdue_reports, local_hour),
     PeriodicJob("expire_teleexpertise", "5 * * * *", expire_teleexpertise, local_hour),
 ]
