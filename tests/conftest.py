@@ -159,8 +159,10 @@ def purge_cpts(session, cpts_id: int) -> None:
         CarePathway,
         CarePathwayStep,
         CareTeamMember,
+        ConnectorSetting,
         Consent,
         DeclaredActivity,
+        Delivery,
         EligibilityAssessment,
         FeeEntry,
         IdempotentRequest,
@@ -172,9 +174,12 @@ def purge_cpts(session, cpts_id: int) -> None:
         Professional,
         Referral,
         ReferralAttachment,
+        Report,
         Resource,
         SessionProgram,
         Slot,
+        TeleexpertiseAttachment,
+        TeleexpertiseRequest,
         User,
         UserRole,
         UserSession,
@@ -190,7 +195,13 @@ def purge_cpts(session, cpts_id: int) -> None:
     programs = select(SessionProgram.id).where(SessionProgram.cpts_id == cpts_id)
     referrals = select(Referral.id).where(Referral.cpts_id == cpts_id)
     pathways = select(CarePathway.id).where(CarePathway.cpts_id == cpts_id)
+    requests = select(TeleexpertiseRequest.id).where(TeleexpertiseRequest.cpts_id == cpts_id)
     for statement in (
+        delete(Delivery).where(Delivery.cpts_id == cpts_id),
+        delete(TeleexpertiseAttachment).where(TeleexpertiseAttachment.request_id.in_(requests)),
+        delete(TeleexpertiseRequest).where(TeleexpertiseRequest.cpts_id == cpts_id),
+        delete(Report).where(Report.cpts_id == cpts_id),
+        delete(ConnectorSetting).where(ConnectorSetting.cpts_id == cpts_id),
         delete(FeeEntry).where(FeeEntry.cpts_id == cpts_id),
         delete(DeclaredActivity).where(DeclaredActivity.professional_id.in_(professionals)),
         delete(CarePathwayStep).where(CarePathwayStep.pathway_id.in_(pathways)),
