@@ -246,6 +246,7 @@ MATRIX = {
     ("teleexpertise.everything", "GET"): PLANNING,
     ("teleexpertise.show", "GET"): TELEEXPERTISE,
     ("teleexpertise.attachment", "GET"): TELEEXPERTISE,
+    ("teleexpertise.document", "GET"): TELEEXPERTISE,
     ("teleexpertise.close", "POST"): TE_REQUESTER,
     ("teleexpertise.take", "POST"): TE_EXPERT,
     ("teleexpertise.assign", "POST"): PLANNING_OBJECT,
@@ -472,6 +473,8 @@ def _teleexpertise_ids(db_session, users, patient, consent, expert_id, tmp_path)
         question="Avis sur un souffle",
         deadline_at=factories.now() + dt.timedelta(days=7),
         created_by_user_id=users["gp"].id,
+        pdf_sha256=documents.store_blob(tmp_path / "uploads", b"%PDF-1.4 demande"),
+        pdf_size=16,
     )
     db_session.add(request)
     db_session.flush()

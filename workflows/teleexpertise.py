@@ -20,6 +20,7 @@ must acknowledge it; the fee is then recorded at 0 € with the reason (workflow
 """
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -48,6 +49,7 @@ from hub.models import (
     Urgency,
     User,
 )
+from hub.services import documents
 from hub.services.care import register_care_relation
 from hub.services.clinical_documents import ClinicalDocument, Section
 from workflows import deliveries, fees
@@ -84,6 +86,7 @@ URGENCY_CHOICES = {
     Urgency.ROUTINE: "Programmé (sous 14 jours)",
 }
 REQUEST_TITLE = "Demande de téléexpertise"
+MAX_ATTACHMENTS = 5
 ANSWER_ACTS = "Avis de téléexpertise (TE2)"  # the answer's « actes réalisés », required to sign it
 
 
@@ -114,14 +117,16 @@ def create(
     data: dict,
     *,
     upload_dir: Path,
-    attachments: list[dict] = (),
+    files: Sequence[tuple[bytes, str | None]] = (),
+    max_upload_bytes: int = 5 * 1024 * 1024,
     now: dt.datetime | None = None,
     zone: str = "Europe/Paris",
 ) -> TeleexpertiseRequest:
     """Send a request: checks the requester, the patient (seen by them, with a valid télémédecine consent),
-    the question, the expert or pool, the deadline and the yearly cap, then stores the request and its
-    attachments (already checked and stored by hub.services.documents.store_upload), freezes the request
-    document (75496-0), queues it to the named expert's MSSanté mailbox and tells the expert or the pool."""
+    the question, the expert or pool, the deadline, the yearly cap and the files (type by content, size:
+    I3), and only then stores the files outside the web root, the request and its attachments, freezes the
+    request document (75496-0), queues it to the named expert's MSSanté mailbox and tells the expert or the
+    pool. A refused request leaves nothing, on disk either."""
     now = now or utcnow()
     requester = _check_requester(session, actor)
     patient, consent_id = _check_patient(session, actor, data.get("patient_id"))
@@ -133,6 +138,7 @@ def create(
     over_cap = _over_cap_message(session, patient, requester, expert, now, zone)
     if over_cap and not data.get("acknowledge_over_cap"):
         raise OverYearlyCap(over_cap, errors={"acknowledge_over_cap": over_cap})
+    _check_files(files, max_upload_bytes)
     request = TeleexpertiseRequest(
         cpts_id=requester.cpts_id,
         patient_id=patient.id,
@@ -153,7 +159,8 @@ def create(
     )
     session.add(request)
     session.flush()  # the attachments and the document need the request's id
-    for stored in attachments:
+    for content, filename in files:
+        stored = documents.store_upload(upload_dir, content, filename, max_bytes=max_upload_bytes)
         session.add(TeleexpertiseAttachment(request_id=request.id, uploaded_by_user_id=actor.id, **stored))
     session.flush()
     session.refresh(request, ["attachments"])
@@ -168,6 +175,22 @@ def create(
     _send_document(session, request, upload_dir=upload_dir, now=now, zone=zone)
     _tell_experts(session, request)
     return request
+
+
+def _check_files(files, max_bytes: int) -> None:
+    """Every file's size and type (by its content) before anything is stored; errors by `attachments.<n>`."""
+    if len(files) > MAX_ATTACHMENTS:
+        raise ValidationFailed({"attachments": f"Au plus {MAX_ATTACHMENTS} pièces jointes."})
+    errors = {}
+    for index, (content, _filename) in enumerate(files):
+        if not content:
+            errors[f"attachments.{index}"] = "Le fichier est vide."
+        elif len(content) > max_bytes:
+            errors[f"attachments.{index}"] = f"Le fichier dépasse la taille maximale ({max_bytes // (1024 * 1024)} Mo)."
+        elif documents.sniff(content) is None:
+            errors[f"attachments.{index}"] = "Format non accepté : seuls les PDF, PNG et JPEG sont acceptés."
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def _check_requester(session: Session, actor: User) -> Professional:
@@ -697,14 +720,3 @@ def lock(session: Session, request: TeleexpertiseRequest) -> None:
     """Take the request's row lock and re-read it (SQLite's BEGIN IMMEDIATE already serialises writers)."""
     session.execute(select(TeleexpertiseRequest.id).where(TeleexpertiseRequest.id == request.id).with_for_update())
     session.refresh(request)
-
-
-def get_request(session: Session, request_id: int, *, cpts_id: int) -> TeleexpertiseRequest:
-    request = session.get(TeleexpertiseRequest, request_id)
-    if request is None or request.cpts_id != cpts_id:
-        raise NotFound(
-            "Demande de téléexpertise introuvable.",
-            audit_action="teleexpertise.read",
-            audit_target=("teleexpertise_requests", request_id),
-        )
-    return request

@@ -39,25 +39,19 @@ def _may_read(report: Report | None) -> bool:
     return report.author_id == current_user.professional_id or can_view_patient(db(), current_user, report.patient)
 
 
-def store_attachments(files: list[tuple[bytes, str | None]], *, field: str = "attachments") -> list[dict]:
-    """Check each file by its content and size (I3) and store it outside the web root."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
-    stored = []
-    for index, (content, filename) in enumerate(files):
-        try:
-            stored.append(documents.store_upload(upload_dir(), content, filename, max_bytes=limit))
-        except ValidationFailed as exc:
-            raise ValidationFailed({f"{field}.{index}": next(iter(exc.errors.values()))}) from exc
-    return stored
-
-
 @blueprint.post("/teleexpertise")
 @access(Permission.TELEEXPERTISE_REQUEST)
 def create_teleexpertise():
     data = load_json(TeleexpertiseIn())
     files = [(item["content"], item["filename"]) for item in data.pop("attachments")]
     row = teleexpertise.create(
-        db(), current_user, data, upload_dir=upload_dir(), attachments=store_attachments(files), zone=zone_name()
+        db(),
+        current_user,
+        data,
+        upload_dir=upload_dir(),
+        files=files,
+        max_upload_bytes=current_app.config["HUB"]["UPLOAD_MAX_BYTES"],
+        zone=zone_name(),
     )
     return created(dump(row), "api.get_teleexpertise", teleexpertise_id=row.id)
 

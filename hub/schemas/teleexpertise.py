@@ -8,7 +8,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from hub.models import TELEEXPERTISE_STATE_LABELS, TeleexpertiseState, Urgency
 from hub.schemas.base import AwareDateTime, Bool, Date, Enum, FormSchema, InputSchema, Int, List, Str, length
 
-MAX_ATTACHMENTS = 5
+MAX_ATTACHMENTS = 5  # as workflows.teleexpertise checks it again
 
 
 class Base64(Str):

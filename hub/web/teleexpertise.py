@@ -7,11 +7,11 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from hub.api.referrals import read_closing
-from hub.api.teleexpertise import answer, serve_attachment, store_attachments
+from hub.api.referrals import download, read_closing
+from hub.api.teleexpertise import answer, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_act_on_teleexpertise, can_view_patient, teleexpertise_for, visible_patients
-from hub.errors import HubError, ValidationFailed
+from hub.errors import HubError, NotFound, ValidationFailed
 from hub.formatting import french_datetime
 from hub.models import (
     TELEEXPERTISE_STATE_LABELS,
@@ -24,6 +24,7 @@ from hub.models import (
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
+from hub.services import documents
 from hub.web.access import access
 from hub.web.forms import form_data, load_form
 from hub.web.pages import read_despite_error
@@ -100,11 +101,10 @@ def new():
     if request.method == "GET":
         return _new_page({"patient_id": request.args.get("patient_id", ""), "urgency": "routine"})
     values = form_data()
+    names, files = _uploads()
     try:
         data = load(TeleexpertiseForm(), values)
-        row = teleexpertise.create(
-            db(), current_user, data, upload_dir=upload_dir(), attachments=_uploads(), zone=zone_name()
-        )
+        row = _create(data, names, files)
     except teleexpertise.OverYearlyCap as exc:
         read_despite_error("teleexpertise.form")
         return _new_page(values, problem=None, over_cap=exc.detail, status=exc.status)
@@ -117,23 +117,27 @@ def new():
     return redirect(url_for("teleexpertise.show", teleexpertise_id=row.id))
 
 
-def _uploads() -> list[dict]:
-    """The non-empty file fields `file<n>`, checked and stored (I3)."""
+def _uploads() -> tuple[list[str], list[tuple[bytes, str]]]:
+    """The non-empty file fields `file<n>`: their names, and their content (read one byte over the limit)."""
     limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
-    files = [
+    uploads = [
         (name, upload)
         for name, upload in request.files.items(multi=True)
         if upload and upload.filename and name.startswith("file")
     ]
-    if len(files) > MAX_ATTACHMENTS:
-        raise ValidationFailed({"file1": f"Au plus {MAX_ATTACHMENTS} pièces jointes."})
-    stored = []
-    for name, upload in files:
-        try:
-            stored += store_attachments([(read_closing(upload, limit + 1), upload.filename)])
-        except ValidationFailed as exc:
-            raise ValidationFailed({name: next(iter(exc.errors.values()))}) from exc
-    return stored
+    return [name for name, _ in uploads], [(read_closing(upload, limit + 1), upload.filename) for _, upload in uploads]
+
+
+def _create(data: dict, names: list[str], files: list[tuple[bytes, str]]):
+    """The workflow checks the files (type, size) as `attachments.<n>`: shown next to the form's file field."""
+    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
+    try:
+        return teleexpertise.create(
+            db(), current_user, data, upload_dir=upload_dir(), files=files, max_upload_bytes=limit, zone=zone_name()
+        )
+    except ValidationFailed as exc:
+        by_field = {"attachments": "file1"} | {f"attachments.{n}": name for n, name in enumerate(names)}
+        raise ValidationFailed({by_field.get(key, key): message for key, message in exc.errors.items()}) from exc
 
 
 def _list_page(title: str, where, *, show_requester: bool):
@@ -349,3 +353,14 @@ def show(teleexpertise_id: int):
 @access(Permission.TELEEXPERTISE_READ)
 def attachment(teleexpertise_id: int, file_id: int):
     return serve_attachment(teleexpertise_id, file_id)
+
+
+@bp.get("/<int:teleexpertise_id>/document.pdf")
+@access(Permission.TELEEXPERTISE_READ)
+def document(teleexpertise_id: int):
+    """The request document (75496-0) as it was frozen and sent at submission; its download is audited."""
+    row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
+    if row.pdf_sha256 is None:
+        raise NotFound("Document introuvable.")
+    content = documents.read_stored(upload_dir(), row.pdf_sha256)
+    return download(content, "application/pdf", f"demande-teleexpertise-{row.id}.pdf")

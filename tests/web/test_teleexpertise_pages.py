@@ -44,6 +44,10 @@ def test_walk_through_ask_answer_and_close_in_the_browser(client, auth, te, db_s
     assert row.state is S.SUBMITTED and [a.filename for a in row.attachments] == ["plaie.png"]
     page = client.get(sent.headers["Location"]).get_data(as_text=True)
     assert "Plaie de jambe qui ne cicatrise pas" in page and "plaie.png" in page
+    frozen = client.get(f"/teleexpertise/{row.id}/document.pdf")
+    assert (
+        frozen.status_code == 200 and frozen.data.startswith(b"%PDF") and frozen.headers["Cache-Control"] == "no-store"
+    )
     mine = client.get("/teleexpertise/mine").get_data(as_text=True)
     assert "Mes demandes de téléexpertise" in mine and "Envoyée" in mine
 

@@ -52,7 +52,7 @@ def sessions(app, db_session):
     return app.extensions["hub.sessions"]
 
 
-def ask(db_session, t, tmp_path, *, actor=None, now=NOW, attachments=(), **data):
+def ask(db_session, t, tmp_path, *, actor=None, now=NOW, files=(), **data):
     values = {"patient_id": t.patient.id, "expert_id": t.cardiologist.id, "question": "Plaie qui ne cicatrise pas ?"}
     values |= data
     return teleexpertise.create(
@@ -60,7 +60,8 @@ def ask(db_session, t, tmp_path, *, actor=None, now=NOW, attachments=(), **data)
         actor or t.idel_user,
         values,
         upload_dir=tmp_path,
-        attachments=list(attachments),
+        files=list(files),
+        max_upload_bytes=1024,
         now=now,
     )
 
@@ -94,11 +95,12 @@ def signed_answer(db_session, t, request, cardio_user) -> Report:
 
 def test_a_request_to_a_named_expert_is_frozen_and_sent_by_mssante(db_session, territory, tmp_path, cardio_user):
     t = territory
-    stored = documents.store_upload(tmp_path, b"\x89PNG\r\n\x1a\nphoto", "plaie.png", max_bytes=1024)
-    request = ask(db_session, t, tmp_path, context="Ulcère veineux depuis 2 mois", attachments=[stored])
+    photo = b"\x89PNG\r\n\x1a\nphoto"
+    request = ask(db_session, t, tmp_path, context="Ulcère veineux depuis 2 mois", files=[(photo, "../plaie.png")])
     assert request.state is S.SUBMITTED
     assert request.deadline_at == NOW + teleexpertise.DEFAULT_DELAY[teleexpertise.Urgency.ROUTINE]
     assert [a.filename for a in request.attachments] == ["plaie.png"]
+    assert documents.read_stored(tmp_path, request.attachments[0].sha256) == photo
     assert request.document_uid.startswith("2.25.")
     assert documents.read_stored(tmp_path, request.pdf_sha256).startswith(b"%PDF")
     cda = documents.read_stored(tmp_path, request.cda_sha256).decode()
@@ -451,3 +453,20 @@ def test_of_two_experts_taking_a_pool_request_at_once_the_first_wins(committed_p
     with factory() as session:
         request = session.get(TeleexpertiseRequest, request_id)
         assert request.state is S.ASSIGNED and request.expert_id is not None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"MZ\x90\x00 un programme", "Format non accepté"),
+        (b"%PDF-" + b"0" * 1024, "taille maximale"),
+        (b"", "vide"),
+    ],
+)
+def test_a_refused_file_leaves_nothing_in_the_database_or_on_disk(db_session, territory, tmp_path, content, message):
+    good = b"%PDF-1.4 compte rendu"
+    with pytest.raises(ValidationFailed) as refused:
+        ask(db_session, territory, tmp_path, files=[(good, "cr.pdf"), (content, "photo.png")])
+    assert message in refused.value.errors["attachments.1"]
+    assert db_session.scalar(select(func.count(TeleexpertiseRequest.id))) == 0
+    assert list(tmp_path.rglob("*")) == []
