@@ -38,7 +38,7 @@ class ReferralIn(ReferralUpdateIn):
     unless a possible duplicate is found — a 409 listing the candidates — or `confirm_new_patient` is true."""
 
     patient_id = Int()
-    patient = fields.Nested(PatientIn, error_messages={"type": "Objet JSON attendu (traits d'identité)."})
+    patient = fields.Nested(PatientIn)
     confirm_new_patient = Bool(load_default=False)
 
     @validates_schema

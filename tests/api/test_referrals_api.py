@@ -7,8 +7,19 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.db import utcnow
-from hub.models import AuditEvent, Profession, Referral, ReferralState, Role
+from hub.models import (
+    AuditEvent,
+    CareTeamMember,
+    IdentityStatus,
+    Patient,
+    Profession,
+    Referral,
+    ReferralState,
+    Role,
+    Sex,
+)
 from tests import factories
+from tests.api.test_patients_api import assert_problem
 
 PARIS = ZoneInfo("Europe/Paris")
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -239,3 +250,76 @@ def test_the_openapi_document_lists_the_referral_routes(client):
     paths = client.get("/api/v1/openapi.json").json["paths"]
     assert "multipart/form-data" in paths["/referrals/{referral_id}/attachments"]["post"]["requestBody"]["content"]
     assert "/referrals/{referral_id}/schedule" in paths
+
+
+# --- a referral for a patient the GP creates ------------------------------------------------------------------
+
+NEW_PATIENT = {
+    "birth_name": "Vidal",
+    "first_birth_given_name": "Jeanne",
+    "birth_date": "1941-06-12",
+    "sex": "F",
+    "birth_place_insee": "24037",
+}
+
+
+def counts(session) -> tuple[int, int]:
+    return (
+        session.scalar(select(func.count()).select_from(Patient)),
+        session.scalar(select(func.count()).select_from(Referral)),
+    )
+
+
+def test_the_gp_creates_the_patient_with_the_referral_and_joins_their_care_team(api_as, hub, db_session):
+    nir = factories.valid_nir(sex=Sex.FEMALE, birth_date=dt.date(1941, 6, 12), birth_place="24037")
+    body = {"patient": NEW_PATIENT | {"ins_matricule": nir}, "target_program_id": hub["program"].id, "reason": "Bilan"}
+    response = api_as(hub["gp"]).post("/api/v1/referrals", json=body)
+    assert response.status_code == 201, response.json
+    patient = db_session.get(Patient, response.json["patient_id"])
+    assert (patient.birth_name, patient.first_birth_given_name) == ("VIDAL", "JEANNE")
+    assert patient.identity_status is IdentityStatus.PROVISIONAL and patient.ins_matricule == nir
+    assert db_session.get(CareTeamMember, (patient.id, hub["gp"].professional_id)) is not None
+    assert api_as(hub["gp"]).get(f"/api/v1/patients/{patient.id}").status_code == 200
+
+
+def test_a_possible_duplicate_is_a_409_listing_the_candidates_until_confirmed(api_as, hub, db_session):
+    existing = hub["patient"]
+    traits = NEW_PATIENT | {"birth_name": existing.birth_name, "birth_date": existing.birth_date.isoformat()}
+    body = {"patient": traits, "target_program_id": hub["program"].id, "reason": "Bilan"}
+    before = counts(db_session)
+    problem = assert_problem(api_as(hub["gp"]).post("/api/v1/referrals", json=body), 409)
+    assert problem["candidate_ids"] == [existing.id] and "même personne" in problem["detail"]
+    assert counts(db_session) == before
+    confirmed = api_as(hub["gp"]).post("/api/v1/referrals", json=body | {"confirm_new_patient": True})
+    assert confirmed.status_code == 201, confirmed.json
+    assert confirmed.json["patient_id"] not in (existing.id, None)
+    assert counts(db_session) == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"patient": NEW_PATIENT | {"birth_place_insee": "2403"}}, "patient.birth_place_insee", "code INSEE"),
+        ({"patient": NEW_PATIENT | {"birth_date": "2041-06-12"}}, "birth_date", "futur"),
+        ({"patient": NEW_PATIENT | {"birth_date": "1941-02-30"}}, "patient.birth_date", "Date invalide"),
+        ({"patient": NEW_PATIENT | {"ins_matricule": "241062403700199"}}, "patient.ins_matricule", "clé"),
+        ({"patient": {k: v for k, v in NEW_PATIENT.items() if k != "sex"}}, "patient.sex", "obligatoire"),
+        ({"patient": NEW_PATIENT | {"cpts_id": 1}}, "patient.cpts_id", "Champ inconnu"),
+        ({"patient": "Jeanne Vidal"}, "patient._schema", "Objet JSON attendu"),
+        ({}, "patient_id", "l'un des deux"),
+        ({"patient": NEW_PATIENT, "patient_id": 1}, "patient_id", "l'un des deux"),
+    ],
+)
+def test_bad_patient_traits_are_a_422_and_nothing_is_saved(api_as, hub, db_session, body, field, message):
+    before = counts(db_session)
+    sent = {"target_program_id": hub["program"].id, "reason": "Bilan"} | body
+    problem = assert_problem(api_as(hub["gp"]).post("/api/v1/referrals", json=sent), 422)
+    assert message in problem["errors"][field], problem
+    assert counts(db_session) == before
+
+
+def test_a_coordinator_creates_no_patient_through_a_referral(api_as, hub, db_session):
+    before = counts(db_session)
+    body = {"patient": NEW_PATIENT, "target_program_id": hub["program"].id, "reason": "Bilan"}
+    assert_problem(api_as(hub["coordinator"]).post("/api/v1/referrals", json=body), 403)
+    assert counts(db_session) == before

@@ -1,11 +1,13 @@
 import hashlib
+import html
 import io
+import re
 
 import pytest
 from sqlalchemy import event, func, select
 
 from hub.db import utcnow
-from hub.models import AuditEvent, Referral, ReferralState, Urgency
+from hub.models import AuditEvent, CareTeamMember, IdentityStatus, Patient, Referral, ReferralState, Urgency
 from tests import factories
 from tests.api import test_referrals_api as api_tests
 from tests.api.test_referrals_api import ASSISTED_CHECKLIST, PARIS, PDF, next_monday_14h
@@ -256,3 +258,102 @@ def test_an_appointment_without_referral_has_no_letter(client, auth, hub, db_ses
     db_session.commit()
     auth.login(hub["coordinator"])
     assert client.get(f"/referrals/appointments/{appointment.id}/letter.pdf").status_code == 404
+
+
+# --- « Nouvel adressage » for a patient the GP creates ---------------------------------------------------------
+
+TRAITS = {
+    "patient_id": "",
+    "birth_name": "Vidal",
+    "first_birth_given_name": "Jeanne",
+    "birth_date": "1941-06-12",
+    "sex": "F",
+    "birth_place_insee": "24037",
+}
+
+
+def patient_and_referral_counts(session) -> tuple[int, int]:
+    return (
+        session.scalar(select(func.count()).select_from(Patient)),
+        session.scalar(select(func.count()).select_from(Referral)),
+    )
+
+
+def test_the_gp_creates_the_patient_from_the_referral_form(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    page = client.get("/referrals/new").get_data(as_text=True)
+    assert "ou créer le patient" in page and "Premier prénom de naissance" in page
+    sent = send_form(auth, hub, **TRAITS)
+    assert sent.status_code == 302, sent.get_data(as_text=True)
+    referral = db_session.scalar(select(Referral))
+    patient = db_session.get(Patient, referral.patient_id)
+    assert (patient.birth_name, patient.identity_status) == ("VIDAL", IdentityStatus.PROVISIONAL)
+    assert referral.state is ReferralState.SUBMITTED and referral.patient_id != hub["patient"].id
+    assert db_session.get(CareTeamMember, (patient.id, hub["gp"].professional_id)) is not None
+    created = select(func.count()).where(AuditEvent.action == "patient.create", AuditEvent.target_id == str(patient.id))
+    assert db_session.scalar(created) == 1
+
+
+def test_a_possible_duplicate_is_shown_before_creation_then_picked(client, auth, hub, db_session):
+    existing = hub["patient"]
+    same = TRAITS | {"birth_name": existing.birth_name, "birth_date": existing.birth_date.isoformat()}
+    auth.login(hub["gp"])
+    before = patient_and_referral_counts(db_session)
+    shown = send_form(auth, hub, **same)
+    assert shown.status_code == 409
+    page = shown.get_data(as_text=True)
+    assert "Doublon possible" in page and existing.display_name in page
+    assert f'name="candidate_id" value="{existing.id}"' in page  # the GP's own patient may be picked
+    assert "J&#39;ai vérifié : il s&#39;agit d&#39;une autre personne" in page
+    assert patient_and_referral_counts(db_session) == before
+    shown_audit = select(func.count()).where(AuditEvent.action == "patient.duplicate_candidates")
+    assert db_session.scalar(shown_audit) == 1
+
+    picked = send_form(auth, hub, **same, candidate_id=str(existing.id))
+    assert picked.status_code == 302, picked.get_data(as_text=True)
+    assert patient_and_referral_counts(db_session) == (before[0], before[1] + 1)
+    assert db_session.scalar(select(Referral)).patient_id == existing.id
+
+
+def test_a_possible_duplicate_set_aside_creates_the_patient(client, auth, hub, db_session):
+    existing = hub["patient"]
+    same = TRAITS | {"birth_name": existing.birth_name, "birth_date": existing.birth_date.isoformat()}
+    auth.login(hub["gp"])
+    before = patient_and_referral_counts(db_session)
+    confirmed = send_form(auth, hub, **same, duplicates_checked="true")
+    assert confirmed.status_code == 302, confirmed.get_data(as_text=True)
+    assert patient_and_referral_counts(db_session) == (before[0] + 1, before[1] + 1)
+    assert db_session.scalar(select(Referral)).patient_id != existing.id
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"birth_place_insee": "2403"}, "birth_place_insee", "Le code INSEE doit comporter 5 caractères"),
+        ({"birth_date": "2041-06-12"}, "birth_date", "La date de naissance ne peut pas être dans le futur."),
+        ({"birth_date": "1941-02-30"}, "birth_date", "Date invalide"),
+        ({"ins_matricule": "241062403700199"}, "ins_matricule", "clé de contrôle"),
+        ({"sex": ""}, "sex", "Ce champ est obligatoire."),
+        # The referral's own errors and the traits' show at once.
+        ({"target_program_id": "abc", "birth_place_insee": "2403"}, "target_program_id", "Nombre entier attendu."),
+        ({"target_program_id": "abc", "birth_place_insee": "2403"}, "birth_place_insee", "Le code INSEE doit"),
+    ],
+)
+def test_bad_traits_are_shown_next_to_their_field_and_nothing_is_saved(
+    client, auth, hub, db_session, overrides, field, message
+):
+    auth.login(hub["gp"])
+    before = patient_and_referral_counts(db_session)
+    response = send_form(auth, hub, **(TRAITS | overrides))
+    assert response.status_code == 422
+    shown = re.search(f'<div class="field-error" id="e-{field}">([^<]*)</div>', response.get_data(as_text=True))
+    assert shown and message in html.unescape(shown.group(1))
+    assert patient_and_referral_counts(db_session) == before
+
+
+def test_an_existing_patient_and_new_traits_together_are_refused(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    before = patient_and_referral_counts(db_session)
+    response = send_form(auth, hub, **(TRAITS | {"patient_id": str(hub["patient"].id)}))
+    assert response.status_code == 422 and "pas les deux" in response.get_data(as_text=True)
+    assert patient_and_referral_counts(db_session) == before
