@@ -99,7 +99,12 @@ OPERATIONS = {
     "api.get_remote_share": ("Part de télésoin (plafond de 20 %) d'un·e IDEL ou kiné", None, RemoteShareOut, False),
     "api.list_tariffs": ("Tarifs et leurs versions", None, TariffOut, True),
     "api.create_tariff": ("Nouvelle version d'un tarif (administration)", TariffIn, TariffOut, False),
-    "api.create_referral": ("Créer un adressage (brouillon, médecin généraliste)", ReferralIn, ReferralOut, False),
+    "api.create_referral": (
+        "Créer un adressage (brouillon, médecin généraliste), patient existant ou créé (409 si doublon possible)",
+        ReferralIn,
+        ReferralOut,
+        False,
+    ),
     "api.list_referrals": (
         "Adressages de l'appelant (écrits, reçus ; la CPTS pour la coordination)",
         None,

@@ -49,7 +49,7 @@ def test_the_booking_page_refuses_and_links_to_the_patients_checklist(auth, db_s
     body = response.get_data(as_text=True)
     assert "Vérifiez d&#39;abord l&#39;éligibilité du patient au soin à distance" in body
     checklist = f"/patients/{newcomer.id}/eligibilite?modality=assisted_teleconsultation"
-    assert f'href="{checklist}"' in body
+    assert f'href="{checklist}">Vérifier l\'éligibilité de ce patient (liste HAS)</a>' in body
     assert nothing_booked(db_session)
     page = auth.client.get(checklist)
     assert page.status_code == 200 and "Liste de vérification (HAS)" in page.get_data(as_text=True)

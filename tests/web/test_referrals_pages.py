@@ -57,7 +57,7 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     assert refused.status_code == 422
     checklist = f"/patients/{hub['patient'].id}/eligibilite?modality=assisted_teleconsultation"
     assert "Vérifiez d&#39;abord l&#39;éligibilité du patient" in refused.get_data(as_text=True)
-    assert f'href="{checklist}"' in refused.get_data(as_text=True)
+    assert f'href="{checklist}">Vérifier l\'éligibilité de ce patient (liste HAS)</a>' in refused.get_data(as_text=True)
     db_session.refresh(referral)
     assert referral.state is ReferralState.ACCEPTED and referral.appointment_id is None
     assert client.get(checklist).status_code == 200
