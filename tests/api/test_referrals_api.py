@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from hub.db import utcnow
 from hub.models import (
+    Appointment,
     AuditEvent,
     CareTeamMember,
     IdentityStatus,
@@ -323,3 +324,20 @@ def test_a_coordinator_creates_no_patient_through_a_referral(api_as, hub, db_ses
     body = {"patient": NEW_PATIENT, "target_program_id": hub["program"].id, "reason": "Bilan"}
     assert_problem(api_as(hub["coordinator"]).post("/api/v1/referrals", json=body), 403)
     assert counts(db_session) == before
+
+
+def test_scheduling_without_an_eligibility_checklist_is_a_422_and_books_nothing(api_as, hub, db_session):
+    gp, coordinator = api_as(hub["gp"]), api_as(hub["coordinator"])
+    referral_id = create(gp, hub).json["id"]
+    today = utcnow().astimezone(PARIS).date().isoformat()
+    gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": today})
+    coordinator.post(f"/api/v1/referrals/{referral_id}/accept")
+    refused = coordinator.post(f"/api/v1/referrals/{referral_id}/schedule", json={"slot_id": hub["slot"].id})
+    problem = assert_problem(refused, 422)
+    assert problem["detail"].startswith("Vérifiez d'abord l'éligibilité du patient au soin à distance")
+    assert (problem["patient_id"], problem["modality"]) == (hub["patient"].id, "assisted_teleconsultation")
+    referral = db_session.get(Referral, referral_id)
+    db_session.refresh(referral)
+    assert referral.state is ReferralState.ACCEPTED and referral.appointment_id is None
+    assert referral.letter_sha256 is None
+    assert db_session.scalar(select(func.count()).select_from(Appointment)) == 0
