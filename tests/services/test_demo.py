@@ -3,7 +3,16 @@ from sqlalchemy import func, select
 
 from hub.cli import hub_cli
 from hub.identifiers import check_ins_matricule, check_rpps
-from hub.models import Appointment, Patient, Professional, SessionProgram, Slot
+from hub.models import (
+    Appointment,
+    EligibilityAssessment,
+    EligibilityOutcome,
+    Modality,
+    Patient,
+    Professional,
+    SessionProgram,
+    Slot,
+)
 from hub.services.demo import CPTS_NAME, load_demo
 from hub.services.identity import check_matricule_matches_traits
 
@@ -30,3 +39,11 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session):
             check_ins_matricule(patient.ins_matricule), {"sex": patient.sex, "birth_date": patient.birth_date}
         )
     assert load_demo(db_session).created is False
+    # Each booked patient went through the HAS checklist first: elderly with several conditions, steered to the
+    # assisted teleconsultation (seed 003).
+    booked = db_session.scalars(select(Appointment.patient_id)).all()
+    outcomes = db_session.execute(
+        select(EligibilityAssessment.patient_id, EligibilityAssessment.modality, EligibilityAssessment.outcome)
+    ).all()
+    assert sorted(booked) == sorted(patient_id for patient_id, _m, _o in outcomes)
+    assert {(m, o) for _p, m, o in outcomes} == {(Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ASSISTED)}
