@@ -117,10 +117,10 @@ class TestCA:
 class SmtpServer:
     """An SMTP server on 127.0.0.1: STARTTLS (required) when given a TLS context, plain otherwise."""
 
-    def __init__(self, *, tls_context: ssl.SSLContext | None = None):
+    def __init__(self, *, tls_context: ssl.SSLContext | None = None, port: int | None = None):
         self.handler = Recorder()
         self.host = "127.0.0.1"
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: the server that was down comes back where it was
         options = {"tls_context": tls_context, "require_starttls": True} if tls_context else {}
         self.controller = Controller(self.handler, hostname=self.host, port=self.port, ready_timeout=10, **options)
 

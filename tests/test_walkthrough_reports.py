@@ -1,0 +1,287 @@
+"""The walk-through of issue 5, against real servers on loopback.
+
+The cardiologist signs the report of Monday's assisted teleconsultation in the browser; MSSanté messages
+go to the médecin traitant and to the patient's Mon espace santé mailbox over SMTP (STARTTLS, the
+structure's client certificate, IHE XDM zip), the DMP deposit is made over HTTPS (FHIR MHD, client
+certificate); the MDNs come back into the applicative mailbox (Dovecot over IMAP) and the report shows
+« Acquitté ». Then, with the SMTP server stopped (R14), the correction is still signed, the coordinator sees
+« Envoi en attente », and everything goes out when the server is back.
+"""
+
+import datetime as dt
+import io
+import zipfile
+
+import pytest
+from sqlalchemy import select, update
+
+from connectors.base import build_registry
+from connectors.dispatcher import dispatch_once
+from connectors.mssante import mdn_token
+from hub.db import utcnow
+from hub.models import (
+    Consent,
+    ConsentKind,
+    ConsentMethod,
+    Delivery,
+    DeliveryState,
+    IdentityStatus,
+    OutboxMessage,
+    OutboxState,
+    PlaceKind,
+    Profession,
+    RecipientRole,
+    Report,
+    ReportState,
+    Role,
+    Sex,
+)
+from tests import factories
+from tests.http_servers import FhirRecipient, HttpsServer, client_certificate
+from tests.imap_server import ImapServer, dovecot_available
+from tests.servers import SmtpServer, TestCA, free_port
+from tests.workflows.conftest import NOW, carry_out, territory  # noqa: F401  (the fixture)
+from workflows import appointments, deliveries
+
+SENDER = "hub-app@cpts-viveval.mssante.fr"
+GP_MAILBOX = "jeanne.roux@medecin.mssante.fr"
+
+pytestmark = pytest.mark.skipif(not dovecot_available(), reason="Dovecot (dovecot-imapd) is not installed")
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    return TestCA(tmp_path_factory.mktemp("walkthrough-ca"))
+
+
+@pytest.fixture(scope="module")
+def imap_server(ca):
+    with ImapServer(ca) as server:
+        yield server
+
+
+@pytest.fixture
+def sessions(app, db_session):
+    """The worker's session factory, inside the test's rolled-back transaction."""
+    return app.extensions["hub.sessions"]
+
+
+@pytest.fixture
+def servers(ca, imap_server, tmp_path, app):
+    """The operator's submission server (client certificate required), the DMP, the applicative mailbox."""
+    imap_server.clear()
+    structure = client_certificate(ca, tmp_path)
+    recipient = FhirRecipient()
+    with app.app_context():  # left at once: requests must not share its `g` (the logged-in user)
+        from hub.web.request import upload_dir
+
+        uploads = upload_dir()
+    with (
+        SmtpServer(tls_context=ca.server_context(require_client_cert=True)) as smtp,
+        HttpsServer(ca, client_ca=ca, responder=recipient) as dmp,
+    ):
+        settings = {
+            "MSSANTE_HOST": smtp.host,
+            "MSSANTE_PORT": smtp.port,
+            "MSSANTE_SENDER": SENDER,
+            "MSSANTE_CA_FILE": str(ca.ca_file),
+            "MSSANTE_CERT_FILE": str(structure.cert_file),
+            "MSSANTE_KEY_FILE": str(structure.key_file),
+            "DMP_URL": dmp.url,
+            "DMP_CA_FILE": str(ca.ca_file),
+            "DMP_CERT_FILE": str(structure.cert_file),
+            "DMP_KEY_FILE": str(structure.key_file),
+            "DMP_TIMEOUT_SECONDS": 5,
+            "UPLOAD_DIR": str(uploads),
+        } | imap_server.settings()
+        yield smtp, dmp, recipient, imap_server, settings
+
+
+@pytest.fixture
+def monday(db_session, territory):  # noqa: F811
+    """Monday's teleconsultation, carried out; a qualified patient who agreed to the DMP; a médecin
+    traitant with a secure mailbox; the cardiologist's account."""
+    t = territory
+    patient = t.patient
+    patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=patient.birth_date)
+    patient.ins_oid = "1.2.250.1.213.1.4.8"
+    patient.identity_status = IdentityStatus.QUALIFIED
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address=GP_MAILBOX)
+    patient.attending_gp_id = gp.id
+    db_session.add(
+        Consent(
+            patient_id=patient.id,
+            kind=ConsentKind.DMP_ACCESS,
+            method=ConsentMethod.ORAL,
+            recorded_by_user_id=t.coordinator.id,
+            collected_at=NOW,
+        )
+    )
+    t.cardiologist_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+    slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
+    t.appointment = appointments.book(
+        db_session, t.coordinator, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
+    )
+    carry_out(db_session, t.idel_user, t.appointment)
+    db_session.commit()
+    db_session.refresh(patient)
+    return t
+
+
+def sign_in_the_browser(auth, t, **fields) -> Report:
+    auth.login(t.cardiologist_user)
+    response = auth.post(f"/reports/start/{t.appointment.id}")
+    assert response.status_code == 302, response.text
+    report_id = int(response.headers["Location"].rstrip("/").split("/")[-2])
+    form = {
+        "acts": "Téléconsultation cardiologique assistée par l'IDEL ; ECG 12 dérivations lu à distance.",
+        "prescriptions": "Furosémide 40 mg : 1 cp le matin.",
+        "technical_incidents": "",
+        "conclusion": "Insuffisance cardiaque stable, pas de décompensation.",
+        "follow_up": "",
+        "follow_up_modality": "",
+        "action": "sign",
+    } | fields
+    response = auth.post(f"/reports/{report_id}/edit", data=form)
+    assert response.status_code == 302, response.text
+    return auth.session.get(Report, report_id)
+
+
+def drain(sessions, settings) -> None:
+    registry = build_registry(settings)
+    while dispatch_once(sessions, connectors=registry).claimed:
+        pass
+
+
+def mdn(token: str, recipient: str, *, error: str | None = None) -> bytes:
+    disposition = "processed/error" if error else "processed"
+    fields = [
+        f"Final-Recipient: rfc822; {recipient}",
+        f"Original-Message-ID: <{token}@cpts-viveval.mssante.fr>",
+        f"Disposition: automatic-action/MDN-sent-automatically; {disposition}",
+    ] + ([f"Error: {error}"] if error else [])
+    return "\r\n".join(
+        [
+            f"From: {recipient}",
+            f"To: {SENDER}",
+            "Subject: Accuse de traitement",
+            "Date: Mon, 23 Nov 2026 16:05:00 +0100",
+            f"Message-ID: <mdn-{token[:8]}@receiver.mssante.fr>",
+            "MIME-Version: 1.0",
+            'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"',
+            "",
+            "--b",
+            "Content-Type: text/plain; charset=utf-8",
+            "",
+            "Message traite.",
+            "--b",
+            "Content-Type: message/disposition-notification",
+            "",
+            *fields,
+            "",
+            "--b--",
+            "",
+        ]
+    ).encode()
+
+
+def page(client, url) -> str:
+    response = client.get(url)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_the_signed_report_reaches_its_recipients_and_comes_back_acknowledged(
+    db_session, auth, client, sessions, monday, servers
+):
+    t = monday
+    smtp, _dmp, recipient, mailbox, settings = servers
+    report = sign_in_the_browser(auth, t)
+    assert report.state is ReportState.SIGNED
+    roles = {d.recipient_role: d for d in report.deliveries}
+    assert set(roles) == {RecipientRole.PATIENT, RecipientRole.ATTENDING_GP, RecipientRole.DMP}
+    assert "Envoi en attente" in page(client, f"/reports/{report.id}")
+
+    drain(sessions, settings)
+    deliveries.follow_deliveries(sessions)
+    db_session.expire_all()
+
+    received = {message.parsed["To"]: message for message in smtp.messages}
+    patient_mailbox = f"{t.patient.ins_matricule}@patient.mssante.fr"
+    assert set(received) == {GP_MAILBOX, patient_mailbox}, "one e-mail per mailbox"
+    gp_message = received[GP_MAILBOX].parsed
+    assert gp_message["Subject"] == "XDM/1.0/DDM+Compte rendu de téléconsultation"
+    assert gp_message["Disposition-Notification-To"].strip("<>") == SENDER
+    files = {part.get_filename(): part.get_content() for part in gp_message.iter_attachments()}
+    with zipfile.ZipFile(io.BytesIO(files["IHE_XDM.zip"])) as xdm:
+        names = set(xdm.namelist())
+        assert {"INDEX.HTM", "README.TXT", "IHE_XDM/SUBSET01/METADATA.XML"} <= names
+        cda = next(xdm.read(name) for name in names if name.endswith(".XML") and "METADATA" not in name)
+    assert t.patient.ins_matricule.encode() in cda, "a qualified identity travels with its INS"
+    assert recipient.documents(f"urn:oid:{report.document_uid}"), "the DMP holds the document"
+    assert roles[RecipientRole.DMP].state is DeliveryState.ACKNOWLEDGED
+    assert report.state is ReportState.SENT
+
+    mailbox.deliver(*(mdn(d.message_id, d.address) for d in report.deliveries if d.channel == "mssante"))
+    deliveries.follow_deliveries(sessions, mdn_settings=settings)
+    db_session.expire_all()
+    assert {d.state for d in report.deliveries} == {DeliveryState.ACKNOWLEDGED}
+    assert report.state is ReportState.ACKNOWLEDGED
+    assert "Acquitté" in page(client, f"/reports/{report.id}")
+    assert mailbox.unseen() == 0, "each MDN is read once"
+
+
+def test_a_refusal_is_shown_with_the_receivers_code(db_session, auth, client, sessions, monday, servers):
+    t = monday
+    _smtp, _dmp, _recipient, mailbox, settings = servers
+    report = sign_in_the_browser(auth, t)
+    drain(sessions, settings)
+    patient_delivery = next(d for d in report.deliveries if d.recipient_role is RecipientRole.PATIENT)
+    mailbox.deliver(mdn(patient_delivery.message_id, patient_delivery.address, error="903^INS absent"))
+    deliveries.follow_deliveries(sessions, mdn_settings=settings)
+    db_session.expire_all()
+    assert (patient_delivery.state, patient_delivery.refusal_code) == (DeliveryState.REFUSED, "903")
+    assert "903" in page(client, f"/reports/{report.id}")
+
+
+def test_r14_with_the_smtp_server_down_the_report_is_signed_and_everything_drains_after(
+    db_session, auth, sessions, monday, servers, ca
+):
+    t = monday
+    _smtp, _dmp, _recipient, _mailbox, settings = servers
+    down = free_port()  # nothing listens there: the operator's server is down
+    settings = settings | {"MSSANTE_PORT": down}
+    report = sign_in_the_browser(auth, t)
+    assert report.state is ReportState.SIGNED, "signing does not wait for the network"
+
+    for _ in range(3):  # the worker keeps trying while the server is down
+        drain(sessions, settings)
+        deliveries.follow_deliveries(sessions)
+        db_session.execute(update(OutboxMessage).values(next_attempt_at=utcnow()))
+        db_session.commit()
+    db_session.expire_all()
+    waiting = db_session.scalars(
+        select(OutboxMessage)
+        .join(Delivery, Delivery.outbox_message_id == OutboxMessage.id)
+        .where(Delivery.channel == "mssante")
+        .order_by(OutboxMessage.id)
+    ).all()
+    assert len(waiting) == 2 and {m.state for m in waiting} == {OutboxState.PENDING}
+    assert all(m.attempts == 3 and m.last_error for m in waiting), "transient failures, retried"
+    assert report.state is ReportState.SIGNED
+    assert {d.state for d in report.deliveries if d.channel == "mssante"} == {DeliveryState.QUEUED}
+    auth.login(t.coordinator)
+    assert "Envoi en attente" in page(auth.client, "/envois")
+    assert "Envoi en attente" in page(auth.client, f"/reports/{report.id}")
+
+    with SmtpServer(tls_context=ca.server_context(require_client_cert=True), port=down) as back:
+        drain(sessions, settings)
+        deliveries.follow_deliveries(sessions)
+        db_session.expire_all()
+        assert {m.state for m in waiting} == {OutboxState.SENT}
+        assert back.message_ids() == {mdn_id(m): 1 for m in waiting}, "each message once, with its stable id"
+    assert report.state is ReportState.SENT
+
+
+def mdn_id(message: OutboxMessage) -> str:
+    return f"<{mdn_token(message.idempotency_key)}@cpts-viveval.mssante.fr>"
