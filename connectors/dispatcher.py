@@ -8,21 +8,24 @@
    and one more attempt.
 2. Send each message with the connector of its channel for its CPTS (that CPTS's settings over the server's,
    read in one query per batch), with no transaction open.
-3. Record each outcome in its own short transaction, only if the row is still ours (same lease): sent,
-   or a retry with capped exponential backoff and full jitter, or dead after the last attempt or at
-   once on a permanent error (R5). One failing message never holds up the others (R6).
+3. Record the outcomes in short transactions (one for the outcomes known within RECORD_WITHIN_SECONDS),
+   each row only if it is still ours (same lease): sent, or a retry with capped exponential backoff and
+   full jitter, or dead after the last attempt or at once on a permanent error (R5). One failing message
+   never holds up the others (R6).
 
 A dispatcher that dies mid-send leaves its rows `sending`; when the lease runs out they are claimed
 again and re-sent with the same idempotency key (R2).
 """
 
 import datetime as dt
+import functools
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -46,11 +49,14 @@ DEFAULT_LEASE = dt.timedelta(minutes=5)
 BACKOFF_BASE = dt.timedelta(seconds=30)
 BACKOFF_CAP = dt.timedelta(hours=1)
 UNCONFIGURED_RETRY = dt.timedelta(minutes=5)
+# Outcomes are written together, once this old: one transaction for many messages instead of one each.
+RECORD_WITHIN_SECONDS = 1.0
 NOT_CONFIGURED = "connecteur non configuré"
 UNUSABLE_SETTINGS = "réglages du connecteur inutilisables : à corriger par l'administrateur"
 ABANDONED = "abandonné : aucun résultat après la dernière tentative"
 IN_FLIGHT = (OutboxState.PENDING, OutboxState.SENDING)
 _jitter = secrets.SystemRandom()
+clock_seconds = time.monotonic
 
 
 @dataclass
@@ -99,9 +105,14 @@ def dispatch_once(
     clock = (lambda: now) if now is not None else utcnow
     stats = DispatchStats()
     claims = _claim(session_factory, connectors, now=clock(), batch=batch, lease=lease, stats=stats)
+    unrecorded: list[_Outcome] = []
     try:
         for claim in claims:
-            _send_and_record(session_factory, claim.connector, claim, clock, stats)
+            unrecorded.append(_send(claim, clock))
+            if clock_seconds() - unrecorded[0].at >= RECORD_WITHIN_SECONDS:
+                _record(session_factory, unrecorded, stats)
+                unrecorded = []
+        _record(session_factory, unrecorded, stats)
     finally:
         close_all(connectors)
     return stats
@@ -199,81 +210,98 @@ def _resolver(session, connectors: Mapping[str, Connector], rows) -> Callable:
     return connector_for
 
 
-def _send_and_record(session_factory, connector: Connector, claim: _Claim, clock, stats: DispatchStats) -> None:
+@dataclass(frozen=True)
+class _Outcome:
+    claim: _Claim
+    name: str  # a DispatchStats counter: sent, retried, dead
+    values: dict
+    at: float  # when it was known (monotonic seconds)
+
+
+def _send(claim: _Claim, clock) -> _Outcome:
     message = claim.message
     try:
-        receipt = connector.send(message)
+        receipt = claim.connector.send(message)
     except PermanentError as exc:
-        _record(session_factory, claim, stats, "dead", state=OutboxState.DEAD, last_error=str(exc)[:500])
+        return _outcome(claim, "dead", state=OutboxState.DEAD, last_error=str(exc)[:500])
     except TransientError as exc:
-        _retry_or_bury(session_factory, claim, clock(), stats, str(exc)[:500])
+        return _retry_or_bury(claim, clock(), str(exc)[:500])
     except Exception as exc:
         # A connector bug must not stop the batch (R6); its text may hold anything, so only its type is kept.
         log.exception("outbox message %s: unexpected connector error", message.id)
-        _retry_or_bury(
-            session_factory, claim, clock(), stats, f"erreur inattendue du connecteur ({type(exc).__name__})"
-        )
-    else:
-        _record(
-            session_factory,
-            claim,
-            stats,
-            "sent",
-            state=OutboxState.SENT,
-            receipt=receipt.id[:300],
-            sent_at=clock(),
-            last_error=None,
-        )
+        return _retry_or_bury(claim, clock(), f"erreur inattendue du connecteur ({type(exc).__name__})")
+    sent = {"state": OutboxState.SENT, "receipt": receipt.id[:300], "sent_at": clock(), "last_error": None}
+    return _outcome(claim, "sent", **sent)
 
 
-def _retry_or_bury(session_factory, claim: _Claim, now: dt.datetime, stats: DispatchStats, error: str) -> None:
+def _retry_or_bury(claim: _Claim, now: dt.datetime, error: str) -> _Outcome:
     if claim.attempts >= claim.max_attempts:
-        _record(session_factory, claim, stats, "dead", state=OutboxState.DEAD, last_error=error)
+        return _outcome(claim, "dead", state=OutboxState.DEAD, last_error=error)
+    retry_at = now + backoff_delay(claim.attempts)
+    return _outcome(claim, "retried", state=OutboxState.PENDING, next_attempt_at=retry_at, last_error=error)
+
+
+def _outcome(claim: _Claim, name: str, **values) -> _Outcome:
+    return _Outcome(claim, name, values, clock_seconds())
+
+
+def _record(session_factory, outcomes: list[_Outcome], stats: DispatchStats) -> None:
+    """Write the outcomes, in one transaction, each only if its row is still ours: same attempt, same lease.
+    Outcomes wait at most RECORD_WITHIN_SECONDS to be written, far less than a lease."""
+    if not outcomes:
         return
-    _record(
-        session_factory,
-        claim,
-        stats,
-        "retried",
-        state=OutboxState.PENDING,
-        next_attempt_at=now + backoff_delay(claim.attempts),
-        last_error=error,
-    )
-
-
-def _record(session_factory, claim: _Claim, stats: DispatchStats, outcome: str, **values) -> None:
-    """Write the outcome only if the row is still ours: same attempt, same lease."""
     try:
-        changed = _write_outcome(session_factory, claim, values)
+        changed = _write_outcomes(session_factory, outcomes)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         # The database dropped the connection (a restart, a failover): the pool reconnects (pre-ping) and the
-        # outcome is written once more, instead of the message coming back after its lease to be sent again.
-        log.warning("outbox message %s: database connection lost, recording its outcome again", claim.message.id)
-        changed = _write_outcome(session_factory, claim, values)
-    if changed == 1:
-        setattr(stats, outcome, getattr(stats, outcome) + 1)
-    else:
-        stats.lost_lease += 1
-        log.warning("outbox message %s: lease lost before its outcome (%s) was recorded", claim.message.id, outcome)
-    if outcome == "dead":
-        log.warning("outbox message %s is dead after %s attempt(s)", claim.message.id, claim.attempts)
+        # outcomes are written once more, instead of their messages coming back after the lease to be re-sent.
+        log.warning("outbox: database connection lost, recording %s outcome(s) again", len(outcomes))
+        changed = _write_outcomes(session_factory, outcomes)
+    for outcome, count in zip(outcomes, changed, strict=True):
+        message_id = outcome.claim.message.id
+        if count == 1:
+            setattr(stats, outcome.name, getattr(stats, outcome.name) + 1)
+        else:
+            stats.lost_lease += 1
+            log.warning("outbox message %s: lease lost before its outcome (%s) was recorded", message_id, outcome.name)
+        if outcome.name == "dead":
+            log.warning("outbox message %s is dead after %s attempt(s)", message_id, outcome.claim.attempts)
 
 
-def _write_outcome(session_factory, claim: _Claim, values: dict) -> int:
+def _write_outcomes(session_factory, outcomes: list[_Outcome]) -> list[int]:
     with session_scope(session_factory) as session:
-        return session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == claim.message.id,
-                OutboxMessage.state == OutboxState.SENDING,
-                OutboxMessage.attempts == claim.attempts,
-                OutboxMessage.lease_until == claim.lease_until,
-            )
-            .values(lease_until=None, **values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        return [
+            session.execute(
+                _outcome_update(tuple(sorted(outcome.values))),
+                {
+                    "_id": outcome.claim.message.id,
+                    "_attempts": outcome.claim.attempts,
+                    "_lease_until": outcome.claim.lease_until,
+                    **outcome.values,
+                },
+                execution_options={"synchronize_session": False},
+            ).rowcount
+            for outcome in outcomes
+        ]
+
+
+@functools.cache
+def _outcome_update(names: tuple[str, ...]):
+    """The UPDATE of one outcome, built once per set of columns (thousands of outcomes share three)."""
+    return (
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == bindparam("_id"),
+            OutboxMessage.state == OutboxState.SENDING,
+            OutboxMessage.attempts == bindparam("_attempts"),
+            OutboxMessage.lease_until == bindparam("_lease_until", type_=OutboxMessage.lease_until.type),
+        )
+        .values(
+            lease_until=None, **{name: bindparam(name, type_=OutboxMessage.__table__.c[name].type) for name in names}
+        )
+    )
 
 
 def requeue(session: Session, actor, message_id: int, *, now: dt.datetime | None = None) -> OutboxMessage:

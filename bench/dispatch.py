@@ -1,0 +1,237 @@
+"""P4: outbox dispatch to a loopback SMTP server, against raw smtplib sending the same messages on one connection.
+
+On each database (a fresh SQLite file in a temporary directory; PostgreSQL with `--database postgresql` or
+`both`, or when BENCH_PG_URL is set, in a dedicated database whose `public` schema is dropped and made again),
+the script migrates, queues N e-mail messages for one CPTS (`connectors.outbox.enqueue`, one transaction, not
+timed) and starts an aiosmtpd server on 127.0.0.1 with STARTTLS on a trustme certificate (tests/servers.py).
+Each round then measures:
+
+  hub        `connectors.dispatcher.drain` with the EmailConnector (one SMTP connection kept across the
+             batch, STARTTLS verified against the test CA) until every message is sent: claims, composition,
+             sending, and each outcome recorded under its lease check;
+  baseline   smtplib: one connection, STARTTLS with the same CA, `send_message` of the very same e-mails
+             (composed beforehand by the connector, outside the timing), then QUIT — the goal's reference;
+  composing  the same smtplib loop building each e-mail (same headers and body) with EmailMessage inside
+             the timing, as a script sending them would (for reference).
+
+Between rounds every row goes back to pending and the server forgets what it received. The script checks
+that the server received each message once per measurement (by Message-ID) and that every row ends `sent`.
+
+    .venv/bin/python bench/dispatch.py                           # SQLite, 2,000 messages, 3 rounds
+    .venv/bin/python bench/dispatch.py --database both --messages 2000 --rounds 5
+    BENCH_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench_dispatch .venv/bin/python bench/dispatch.py
+    .venv/bin/python bench/dispatch.py --profile                 # cProfile of one hub drain
+"""
+
+import argparse
+import cProfile
+import os
+import pstats
+import smtplib
+import ssl
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from email.message import EmailMessage
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from sqlalchemy import func, select, update  # noqa: E402
+
+from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
+from connectors import outbox  # noqa: E402
+from connectors.base import OutgoingMessage, build_registry  # noqa: E402
+from connectors.dispatcher import drain  # noqa: E402
+from hub import migrate  # noqa: E402
+from hub.db import make_engine, make_session_factory, session_scope, utcnow  # noqa: E402
+from hub.models import OutboxMessage, OutboxState  # noqa: E402
+from tests import factories  # noqa: E402
+from tests.servers import SmtpServer, TestCA  # noqa: E402
+
+GOAL = 0.5
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_dispatch"
+BATCH = 50
+HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted")
+
+
+def seed(factory, count: int) -> None:
+    with session_scope(factory) as session:
+        cpts = factories.cpts(session, "CPTS banc d'essai P4")
+        for n in range(count):
+            outbox.enqueue(
+                session,
+                channel="email",
+                recipient=f"idel{n}@example.org",
+                kind="reminder",
+                payload={
+                    "appointment_id": n,
+                    "local_date": "2026-12-07",
+                    "local_time": "14:00",
+                    "recipient_kind": "idel",
+                },
+                idempotency_key=f"bench-p4:{n}",
+                cpts_id=cpts.id,
+            )
+
+
+def reset(factory) -> None:
+    with session_scope(factory) as session:
+        session.execute(
+            update(OutboxMessage).values(
+                state=OutboxState.PENDING,
+                attempts=0,
+                next_attempt_at=utcnow(),
+                lease_until=None,
+                receipt=None,
+                sent_at=None,
+            )
+        )
+
+
+def hub_run(factory, registry, count: int) -> float:
+    started = time.perf_counter()
+    sent = 0
+    while sent < count:
+        stats = drain(factory, connectors=registry, batch=BATCH, max_batches=count // BATCH + 2)
+        if stats.claimed == 0:
+            break
+        sent += stats.sent
+    return time.perf_counter() - started
+
+
+def baseline_run(server: SmtpServer, ca_file: Path, emails) -> float:
+    context = ssl.create_default_context(cafile=str(ca_file))
+    started = time.perf_counter()
+    smtp = smtplib.SMTP(server.host, server.port, timeout=30)
+    smtp.ehlo()
+    smtp.starttls(context=context)
+    smtp.ehlo()
+    for email, recipient in emails:
+        smtp.send_message(email, from_addr=email["From"], to_addrs=[recipient])
+    smtp.quit()
+    return time.perf_counter() - started
+
+
+def baseline_composing_run(server: SmtpServer, ca_file: Path, emails) -> float:
+    """The same, building each e-mail with email.message.EmailMessage inside the timing, as a script would."""
+    parts = [({name: email[name] for name in HEADERS}, email.get_content(), recipient) for email, recipient in emails]
+    context = ssl.create_default_context(cafile=str(ca_file))
+    started = time.perf_counter()
+    smtp = smtplib.SMTP(server.host, server.port, timeout=30)
+    smtp.ehlo()
+    smtp.starttls(context=context)
+    smtp.ehlo()
+    for headers, body, recipient in parts:
+        email = EmailMessage()
+        for name, value in headers.items():
+            email[name] = value
+        email.set_content(body)
+        smtp.send_message(email, from_addr=headers["From"], to_addrs=[recipient])
+    smtp.quit()
+    return time.perf_counter() - started
+
+
+def composed(factory, registry):
+    """The same e-mails the hub sends, composed by its connector (for the baseline, outside the timing)."""
+    connector = registry["email"]
+    with factory() as session:
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        return [(connector.compose(OutgoingMessage.of(row)), row.recipient) for row in rows]
+
+
+def check(server: SmtpServer, factory, count: int, what: str) -> None:
+    ids = Counter(message.message_id for message in server.messages)
+    if len(ids) != count or set(ids.values()) != {1}:
+        raise SystemExit(
+            f"{what}: the server received {sum(ids.values())} messages, {len(ids)} distinct, expected {count}"
+        )
+    if factory is not None:
+        with factory() as session:
+            sent = session.scalar(select(func.count()).where(OutboxMessage.state == OutboxState.SENT))
+        if sent != count:
+            raise SystemExit(f"{what}: {sent} rows sent, expected {count}")
+
+
+def forget(server: SmtpServer) -> None:
+    with server.handler.lock:
+        server.handler.messages.clear()
+
+
+def measure(label: str, url: str, count: int, rounds: int, *, profile: bool) -> dict:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    seed(factory, count)
+    with tempfile.TemporaryDirectory() as ca_dir:
+        ca = TestCA(Path(ca_dir))
+        with SmtpServer(tls_context=ca.server_context()) as server:
+            registry = build_registry(server.config(ca.ca_file))
+            emails = composed(factory, registry)
+            hub_times, baseline_times, composing_times = [], [], []
+            for _ in range(rounds):
+                reset(factory)
+                forget(server)
+                hub_times.append(hub_run(factory, registry, count))
+                check(server, factory, count, "hub")
+                forget(server)
+                baseline_times.append(baseline_run(server, ca.ca_file, emails))
+                check(server, None, count, "baseline")
+                forget(server)
+                composing_times.append(baseline_composing_run(server, ca.ca_file, emails))
+                check(server, None, count, "baseline composing")
+            if profile:
+                reset(factory)
+                forget(server)
+                profiler = cProfile.Profile()
+                profiler.runcall(hub_run, factory, registry, count)
+                pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    engine.dispose()
+    return {
+        "label": label,
+        "count": count,
+        "hub": statistics.median(hub_times),
+        "baseline": statistics.median(baseline_times),
+        "composing": statistics.median(composing_times),
+    }
+
+
+def report(result: dict) -> None:
+    count, hub, baseline, composing = result["count"], result["hub"], result["baseline"], result["composing"]
+    ratio = baseline / hub  # of throughputs
+    verdict = "met" if ratio >= GOAL else "missed"
+    print(
+        f"{result['label']:<11} {count} msgs | smtplib, pre-composed {baseline:6.2f} s ({count / baseline:5.0f} msg/s)"
+        f" | smtplib composing {composing:6.2f} s ({count / composing:5.0f} msg/s)"
+        f" | hub drain {hub:6.2f} s ({count / hub:5.0f} msg/s)"
+        f" | ratio {ratio:.2f} (goal ≥ {GOAL}: {verdict}; {composing / hub:.2f} against smtplib composing)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"), default=None)
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_PG_URL") or DEFAULT_PG_URL)
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    database = args.database or ("both" if os.environ.get("BENCH_PG_URL") else "sqlite")
+    results = []
+    if database in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/bench-dispatch.sqlite3"
+            results.append(measure("SQLite", url, args.messages, args.rounds, profile=args.profile))
+    if database in ("postgresql", "both"):
+        prepare_postgresql(args.pg_url)
+        results.append(measure("PostgreSQL", args.pg_url, args.messages, args.rounds, profile=args.profile))
+    print(f"P4 — {args.messages} messages, median of {args.rounds} rounds, batch {BATCH}")
+    for result in results:
+        report(result)
+
+
+if __name__ == "__main__":
+    main()
