@@ -165,14 +165,15 @@ def _submission_set(parent, document, set_id, submission_uid, now, intended_reci
     package = ET.SubElement(parent, _rim("RegistryPackage"), id=set_id)
     _slot(package, "submissionTime", hl7_time(now))
     if intended_recipient:
-        _slot(package, "intendedRecipient", f"^^^^^^^^^{intended_recipient}")
+        # XON|XCN|XTN: only the telecommunication part, the recipient's secure mailbox.
+        _slot(package, "intendedRecipient", f"||^^Internet^{intended_recipient}")
     _name(package, document.title)
     _author(package, document, set_id, SET_AUTHOR)
     _classify(package, set_id, SET_CONTENT_TYPE, type_code(document))
     ET.SubElement(
         package,
         _rim("Classification"),
-        id=f"{set_id}-set",
+        id=_child_id(set_id, "submission-set"),
         classifiedObject=set_id,
         classificationNode=SUBMISSION_SET,
         objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
@@ -188,7 +189,7 @@ def _author(parent, document: ClinicalDocument, object_id: str, scheme: str) -> 
     author = ET.SubElement(
         parent,
         _rim("Classification"),
-        id=f"{object_id}-author",
+        id=_child_id(object_id, scheme),
         classificationScheme=scheme,
         classifiedObject=object_id,
         nodeRepresentation="",
@@ -205,7 +206,7 @@ def _classify(parent, object_id: str, scheme: str, coded: tuple[str, str, str]) 
     element = ET.SubElement(
         parent,
         _rim("Classification"),
-        id=f"{object_id}-{scheme[-12:]}",
+        id=_child_id(object_id, scheme),
         classificationScheme=scheme,
         classifiedObject=object_id,
         nodeRepresentation=code,
@@ -219,7 +220,7 @@ def _identify(parent, object_id: str, scheme: str, value: str, name: str) -> Non
     element = ET.SubElement(
         parent,
         _rim("ExternalIdentifier"),
-        id=f"{object_id}-{scheme[-12:]}",
+        id=_child_id(object_id, scheme),
         identificationScheme=scheme,
         registryObject=object_id,
         value=value,
@@ -246,6 +247,11 @@ def _rim(tag: str) -> str:
 
 def _entry_uuid(submission_uid: str, name: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, f'{submission_uid}/{name}')}"
+
+
+def _child_id(object_id: str, name: str) -> str:
+    """Every object of the submission has a UUID id, derived from its owner's: stable, and unique."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'{object_id}/{name}')}"
 
 
 # --- HL7 v2 data types the XDS slots use ----------------------------------------------------------------------

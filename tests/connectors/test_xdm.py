@@ -4,6 +4,7 @@ for a qualified identity, and the same bytes for the same input."""
 import datetime as dt
 import hashlib
 import io
+import re
 import zipfile
 from dataclasses import dataclass, replace
 
@@ -221,3 +222,17 @@ def test_a_package_whose_files_are_missing_is_refused():
         build_xdm_zip(package, {"DOC0001.XML": files["DOC0001.XML"]}, submission_uid=SUBMISSION_UID, now=SIGNED_AT)
     with pytest.raises(ValueError, match="aucun"):
         build_xdm_zip(replace(package, renderings=()), files, submission_uid=SUBMISSION_UID, now=SIGNED_AT)
+
+
+def test_every_object_has_its_own_uuid_and_the_recipient_is_named():
+    package, files = rendered(clinical_document())
+    zipped = build_xdm_zip(
+        package, files, submission_uid=SUBMISSION_UID, now=SIGNED_AT, intended_recipient="a@hopital.mssante.fr"
+    )
+
+    root = SafeET.fromstring(read_xdm(zipped).files["IHE_XDM/SUBSET01/METADATA.XML"])
+    ids = [element.get("id") for element in root.iter() if element.get("id")]
+    assert all(re.fullmatch(r"urn:uuid:[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", i) for i in ids)
+    assert len(ids) == len(set(ids)) > 20
+    slots = {s.get("name"): s for s in read_xdm(zipped).submission_set.findall(f"{RIM}Slot")}
+    assert [v.text for v in slots["intendedRecipient"].iter(f"{RIM}Value")] == ["||^^Internet^a@hopital.mssante.fr"]
