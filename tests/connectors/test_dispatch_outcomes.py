@@ -1,0 +1,53 @@
+"""Outcomes are written together (P4): one transaction for the outcomes known within RECORD_WITHIN_SECONDS,
+each row still under its own lease check; a slow batch writes what it knows before it grows old."""
+
+import itertools
+
+from connectors import dispatcher
+from connectors.dispatcher import dispatch_once
+from hub.models import OutboxState
+from tests.connectors.test_dispatcher import queue, reload
+from tests.services.test_statements import count_queries
+
+
+def outcome_updates(statements) -> int:
+    return sum(s.startswith("UPDATE outbox_messages") and "AND outbox_messages.lease_until" in s for s in statements)
+
+
+def transactions(statements) -> int:
+    return sum(s.startswith(("SAVEPOINT", "BEGIN")) for s in statements)
+
+
+def test_a_quick_batch_writes_its_outcomes_in_one_transaction(
+    db_session, engine, sessions, smtp_server, email_connectors
+):
+    messages = [queue(db_session, recipient=f"idel{n}@example.org") for n in range(10)]
+    smtp_server.refuse("idel3@example.org", "550 5.1.1 Unknown user")
+    smtp_server.refuse("idel4@example.org", "451 4.3.0 Try later")
+    db_session.commit()
+
+    with count_queries(engine) as seen:
+        stats = dispatch_once(sessions, connectors=email_connectors)
+
+    assert (stats.sent, stats.dead, stats.retried) == (8, 1, 1)
+    assert outcome_updates(seen) == 10
+    assert transactions(seen) == 1 + 1  # the claim, then every outcome
+    states = [reload(db_session, m).state for m in messages]
+    assert states.count(OutboxState.SENT) == 8 and states[3] is OutboxState.DEAD and states[4] is OutboxState.PENDING
+
+
+def test_outcomes_do_not_wait_longer_than_the_recording_delay(
+    db_session, engine, sessions, smtp_server, email_connectors, monkeypatch
+):
+    """Each send "takes" 0.6 s: the outcomes are written every second or so, not all at the end."""
+    ticks = itertools.count(step=0.6)
+    monkeypatch.setattr(dispatcher, "clock_seconds", lambda: next(ticks))
+    for n in range(6):
+        queue(db_session, recipient=f"idel{n}@example.org")
+    db_session.commit()
+
+    with count_queries(engine) as seen:
+        stats = dispatch_once(sessions, connectors=email_connectors)
+
+    assert stats.sent == 6
+    assert transactions(seen) == 1 + 3  # the claim, then outcomes 1–2, 3–4, 5–6
