@@ -48,6 +48,7 @@ from hub.services.clinical_documents import (
 from hub.services.document_pdf import render_pdf
 from hub.services.documents import store_blob
 from hub.services.identity import has_valid_consent
+from workflows import events
 
 # Mon espace santé: a patient with a qualified INS has the mailbox <INS>@patient.mssante.fr.
 PATIENT_MAILBOX_DOMAIN = "patient.mssante.fr"
@@ -255,6 +256,14 @@ def settle_reports(session: Session, *, now: dt.datetime, report_ids: Iterable[i
             report.state, report.sent_at = ReportState.SENT, now
         if report.state is ReportState.SENT and delivered and all(s is DeliveryState.ACKNOWLEDGED for s in delivered):
             report.state, report.acknowledged_at = ReportState.ACKNOWLEDGED, now
+            events.emit(
+                session,
+                cpts_id=report.cpts_id,
+                event="report.acknowledged",
+                key=str(report.id),
+                data={"report_id": report.id, "version": report.version},
+                now=now,
+            )
 
 
 @dataclass(frozen=True)

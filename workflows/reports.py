@@ -48,7 +48,7 @@ from hub.models import (
     UserRole,
 )
 from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section
-from workflows import deliveries
+from workflows import deliveries, events
 from workflows.machine import Machine
 
 S = ReportState
@@ -211,6 +211,14 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
     )
     if not queued:
         report.state, report.sent_at = S.SENT, now  # nobody to send to: the hub is where it is read
+    events.emit(
+        session,
+        cpts_id=report.cpts_id,
+        event="report.signed",
+        key=str(report.id),
+        data={"report_id": report.id, "version": report.version, "appointment_id": report.appointment_id},
+        now=now,
+    )
     if report.follow_up_modality:
         _ask_follow_up(session, actor, report, now)
     if report.kind is ReportKind.TELEEXPERTISE:

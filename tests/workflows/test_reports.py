@@ -13,6 +13,7 @@ from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
     CarePathwayStep,
+    ConnectorSetting,
     Consent,
     ConsentKind,
     ConsentMethod,
@@ -430,3 +431,29 @@ def test_every_version_shares_the_first_versions_set_id(db_session, session_done
     assert cda.find(f"{CDA}versionNumber").get("value") == "3"
     parent = cda.find(f"{CDA}relatedDocument/{CDA}parentDocument/{CDA}id")
     assert parent.get("root") == second.document_uid
+
+
+def test_a_subscribed_cpts_gets_the_report_events_by_webhook(db_session, session_done, tmp_path):
+    t = session_done
+    report = written(db_session, t)
+    db_session.add(
+        ConnectorSetting(
+            cpts_id=t.cpts.id, channel="webhook", settings=json.dumps({"WEBHOOK_URL": "https://si.cpts.example/hooks"})
+        )
+    )
+    db_session.flush()
+    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT)
+    (event,) = db_session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "webhook")).all()
+    assert (event.recipient, event.kind) == ("https://si.cpts.example/hooks", "report.signed")
+    assert json.loads(event.payload)["data"] == {
+        "report_id": report.id,
+        "version": 1,
+        "appointment_id": t.appointment.id,
+    }
+    assert "décompensation" not in event.payload, "ids and the event's name only"
+
+
+def test_without_a_subscription_no_event_is_queued(db_session, session_done, tmp_path):
+    t = session_done
+    reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.channel == "webhook")) == 0
