@@ -33,8 +33,8 @@ CHANNEL_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
         "SMTP_CA_FILE": ("Fichier des autorités de certification (CA)", FILE),
     },
     "mssante": {
-        "MSSANTE_SMTP_HOST": ("Serveur SMTP MSSanté", HOST),
-        "MSSANTE_SMTP_PORT": ("Port SMTP", PORT),
+        "MSSANTE_HOST": ("Serveur SMTP MSSanté", HOST),
+        "MSSANTE_PORT": ("Port SMTP", PORT),
         "MSSANTE_SENDER": ("Boîte aux lettres MSSanté d'expédition", EMAIL),
         "MSSANTE_CA_FILE": ("Fichier des autorités de certification (CA)", FILE),
         "MSSANTE_CERT_FILE": ("Certificat client de la structure (chemin)", FILE),
