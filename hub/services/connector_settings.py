@@ -41,6 +41,7 @@ CHANNEL_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
         "MSSANTE_KEY_FILE": ("Clé privée du certificat client (chemin)", FILE),
         "MSSANTE_IMAP_HOST": ("Serveur IMAP (accusés de réception)", HOST),
         "MSSANTE_IMAP_PORT": ("Port IMAP", PORT),
+        "MSSANTE_IMAP_USER": ("Identifiant IMAP (le mot de passe reste sur le serveur)", TEXT),
     },
     "dmp": {
         "DMP_URL": ("Adresse du service de dépôt (https)", URL),
@@ -49,6 +50,7 @@ CHANNEL_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
         "DMP_KEY_FILE": ("Clé privée du certificat client (chemin)", FILE),
     },
     "webhook": {
+        "WEBHOOK_URL": ("Adresse de réception des événements de la CPTS (https)", URL),
         "WEBHOOK_CA_FILE": ("Fichier des autorités de certification (CA) des destinataires", FILE),
     },
     "sms": {

@@ -13,9 +13,11 @@ from connectors import outbox
 from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
 from connectors.dispatcher import dispatch_once
 from connectors.mssante import MssanteConnector, mdn_token
-from hub.models import OutboxMessage, OutboxState
+from hub.models import ConnectorSetting, OutboxMessage, OutboxState
 from hub.services.clinical_documents import DocumentPackage
+from hub.services.connector_settings import fields_of
 from hub.services.documents import store_blob, stored_path
+from tests import factories
 from tests.connectors.test_xdm import DOCUMENT_UID, ENTRY_PATIENT_ID, ENTRY_UNIQUE_ID, INS, clinical_document, read_xdm
 from tests.connectors.test_xdm import rendered as render_package
 from tests.servers import SmtpServer, TestCA
@@ -307,3 +309,41 @@ def test_an_outbox_message_is_dispatched_and_its_receipt_is_the_message_id(
     assert read_xdm(attachments(received)["IHE_XDM.zip"]).entry("text/xml").identifiers[ENTRY_UNIQUE_ID] == (
         DOCUMENT_UID
     )
+
+
+def test_a_cpts_sends_from_its_own_mailbox_with_its_own_certificate(
+    db_session, sessions, mssante_server, test_ca, client_cert, upload_dir
+):
+    """The server knows the document store and the operator's CA; the CPTS's admin set the rest."""
+    cpts = factories.cpts(db_session)
+    cert_file, key_file = client_cert
+    own = {
+        "MSSANTE_HOST": mssante_server.host,
+        "MSSANTE_PORT": mssante_server.port,
+        "MSSANTE_SENDER": "coordination@cpts-val.mssante.fr",
+        "MSSANTE_CERT_FILE": str(cert_file),
+        "MSSANTE_KEY_FILE": str(key_file),
+    }
+    assert set(own) <= set(fields_of("mssante"))
+    db_session.add(ConnectorSetting(cpts_id=cpts.id, channel="mssante", is_enabled=True, settings=json.dumps(own)))
+    package = stored(upload_dir)
+    message = outbox.enqueue(
+        db_session,
+        channel="mssante",
+        recipient=GP,
+        kind="document:85208-7",
+        payload=package.to_payload(),
+        idempotency_key=f"doc:{uuid.uuid4().hex}",
+        cpts_id=cpts.id,
+    )
+    db_session.commit()
+    registry = build_registry({"UPLOAD_DIR": str(upload_dir), "MSSANTE_CA_FILE": str(test_ca.ca_file)})
+    assert "mssante" not in registry  # nothing at the server's level
+
+    dispatch_once(sessions, connectors=registry)
+
+    db_session.expire_all()
+    assert db_session.get(OutboxMessage, message.id).state is OutboxState.SENT
+    [received] = mssante_server.messages
+    assert (received.mail_from, received.rcpt_tos) == ("coordination@cpts-val.mssante.fr", (GP,))
+    assert received.client_cert_subject == CLIENT_NAME
