@@ -139,7 +139,8 @@ def connect(config: ImapSettings) -> imaplib.IMAP4:
 
 def _read_inbox(imap: imaplib.IMAP4, *, now: dt.datetime) -> tuple[list[bytes], list[Disposition]]:
     _check(imap.select("INBOX"))
-    data = _check(imap.uid("SEARCH", None, "UNSEEN"))
+    # The server picks the reports: mail for people, left unread, is not downloaded again at every run.
+    data = _check(imap.uid("SEARCH", None, "UNSEEN", "HEADER", "Content-Type", '"disposition-notification"'))
     uids, dispositions = [], []
     for uid in data[0].split() if data and data[0] else []:
         # PEEK: reading does not flag the message; only MDNs are flagged, once the caller has them.

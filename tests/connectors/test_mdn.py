@@ -63,7 +63,9 @@ def mdn(
             f"Date: {date}",
             f"Message-ID: <mdn-{next(_numbers)}@hopital.mssante.fr>",
             "MIME-Version: 1.0",
-            'Content-Type: multipart/report; report-type=disposition-notification; boundary="mdn-boundary"',
+            # Folded, as receivers' mailers often write it.
+            "Content-Type: multipart/report;",
+            '\treport-type="disposition-notification"; boundary="mdn-boundary"',
             "",
             "--mdn-boundary",
             "Content-Type: text/plain; charset=utf-8",
