@@ -49,12 +49,18 @@ class ImapServer:
 
     def __enter__(self) -> "ImapServer":
         try:
-            self._write_config()
-            with self.log_file.open("ab") as errors:
-                self.process = subprocess.Popen(
-                    [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=errors
-                )
-            self._wait_ready()
+            for attempt in range(3):
+                self._write_config()
+                with self.log_file.open("ab") as errors:
+                    self.process = subprocess.Popen(
+                        [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")], stdout=subprocess.DEVNULL, stderr=errors
+                    )
+                if self._wait_ready():
+                    return self
+                self.process = None
+                if attempt == 2 or "Address already in use" not in self.log():
+                    raise RuntimeError(f"dovecot stopped at start:\n{self.log()}")
+                self.port = free_port()  # another process took the free port in between: try another
         except BaseException:
             self.__exit__()
             raise
@@ -71,15 +77,16 @@ class ImapServer:
             self.process = None
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _wait_ready(self, timeout: float = 15.0) -> None:
-        """Ready when the greeting comes: the port alone may open before the auth process is up."""
+    def _wait_ready(self, timeout: float = 15.0) -> bool:
+        """True when the greeting comes (the port alone may open before the auth process is up), False
+        when dovecot stopped."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"dovecot stopped at start:\n{self.log()}")
+                return False
             with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), timeout=1) as probe:
                 if probe.recv(200).startswith(b"* OK"):
-                    return
+                    return True
             time.sleep(0.1)
         raise RuntimeError(f"dovecot not ready after {timeout} s:\n{self.log()}")
 
@@ -92,7 +99,7 @@ class ImapServer:
         internal_user, login_user, mail_user = _users()
         mail_uid, mail_gid = pwd.getpwnam(mail_user).pw_uid, pwd.getpwnam(mail_user).pw_gid
         mail_root = self.root / "mail"
-        mail_root.mkdir()
+        mail_root.mkdir(exist_ok=True)
         if os.geteuid() == 0:
             os.chown(mail_root, mail_uid, mail_gid)
         issued = self.ca.ca.issue_cert(self.host, "localhost")
