@@ -64,15 +64,18 @@ class ImapSettings:
     cert_file: str | None = None
     key_file: str | None = None
     timeout: float = 30.0
+    implicit_tls: bool = False  # TLS from the first byte (IMAPS, port 993) rather than STARTTLS
 
     @classmethod
     def from_settings(cls, settings: Mapping) -> "ImapSettings | None":
         """None without a host, a user and a password: MDNs are then not read."""
         if not all(settings.get(key) for key in ("MSSANTE_IMAP_HOST", "MSSANTE_IMAP_USER", "MSSANTE_IMAP_PASSWORD")):
             return None
+        port = int(settings.get("MSSANTE_IMAP_PORT") or 143)
         return cls(
             host=settings["MSSANTE_IMAP_HOST"],
-            port=int(settings.get("MSSANTE_IMAP_PORT") or 143),
+            port=port,
+            implicit_tls=port == IMPLICIT_TLS_PORT,
             user=settings["MSSANTE_IMAP_USER"],
             password=settings["MSSANTE_IMAP_PASSWORD"],
             ca_file=settings.get("MSSANTE_CA_FILE") or None,
@@ -111,7 +114,7 @@ def connect(config: ImapSettings) -> imaplib.IMAP4:
     """Connect, TLS with certificate checks (never in clear), then log in. Failures are transient."""
     context = tls_context(config.ca_file, cert_file=config.cert_file, key_file=config.key_file)
     try:
-        if config.port == IMPLICIT_TLS_PORT:
+        if config.implicit_tls:
             imap = imaplib.IMAP4_SSL(config.host, config.port, ssl_context=context, timeout=config.timeout)
         else:
             imap = imaplib.IMAP4(config.host, config.port, timeout=config.timeout)
@@ -120,7 +123,7 @@ def connect(config: ImapSettings) -> imaplib.IMAP4:
     except (imaplib.IMAP4.error, OSError) as exc:
         raise TransientError(f"serveur IMAP injoignable ({type(exc).__name__})") from None
     try:
-        if config.port != IMPLICIT_TLS_PORT:
+        if not config.implicit_tls:
             if "STARTTLS" not in imap.capabilities:
                 raise TransientError("le serveur IMAP ne propose pas STARTTLS : connexion refusée (pas de clair)")
             imap.starttls(ssl_context=context)

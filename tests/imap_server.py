@@ -38,6 +38,7 @@ class ImapServer:
         self.starttls = starttls
         self.host = "127.0.0.1"
         self.port = free_port()
+        self.imaps_port = free_port() if starttls else 0  # implicit TLS (IMAPS) beside STARTTLS
         # Not under pytest's tmp_path: under root, the unprivileged login processes must reach it, and
         # the unix socket paths under it must stay short.
         self.root = Path(tempfile.mkdtemp(prefix="dovecot-"))
@@ -60,7 +61,8 @@ class ImapServer:
                 self.process = None
                 if attempt == 2 or "Address already in use" not in self.log():
                     raise RuntimeError(f"dovecot stopped at start:\n{self.log()}")
-                self.port = free_port()  # another process took the free port in between: try another
+                # Another process took a free port in between: try others.
+                self.port, self.imaps_port = free_port(), free_port() if self.starttls else 0
         except BaseException:
             self.__exit__()
             raise
@@ -114,6 +116,7 @@ class ImapServer:
                 ssl=SSL.format(cert_file=cert_file, key_file=key_file) if self.starttls else "ssl = no",
                 root=self.root,
                 port=self.port,
+                imaps_port=self.imaps_port,
                 passwd=passwd,
                 internal_user=internal_user,
                 internal_group=grp.getgrgid(pwd.getpwnam(internal_user).pw_gid).gr_name,
@@ -211,7 +214,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service auth-worker {{

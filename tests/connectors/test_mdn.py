@@ -2,6 +2,7 @@
 the test CA): `processed` acknowledges, 902/903/904 and failures refuse with the receiver's code, other mail
 is left alone, and an MDN is read once."""
 
+import dataclasses
 import datetime as dt
 import itertools
 import json
@@ -9,7 +10,7 @@ import json
 import pytest
 
 from connectors.base import OutgoingMessage, TransientError
-from connectors.mdn import MDN_CODE_LABELS, Disposition, fetch_dispositions, parse_mdn
+from connectors.mdn import MDN_CODE_LABELS, Disposition, ImapSettings, connect, fetch_dispositions, parse_mdn
 from connectors.mssante import MssanteConnector, mdn_token
 from tests.connectors.test_mssante import SENDER, settings_for, stored
 from tests.imap_server import ImapServer, dovecot_available
@@ -204,6 +205,23 @@ def test_a_server_that_does_not_offer_starttls_never_sees_the_password(test_ca):
         with pytest.raises(TransientError, match="STARTTLS"):
             fetch_dispositions(plain.settings(), now=NOW)
         assert "Login: user=" not in plain.log() and "auth failed" not in plain.log()
+
+
+def test_implicit_tls_is_verified_too(mailbox, tmp_path):
+    """IMAPS (port 993 in production): TLS from the first byte, with the same certificate checks."""
+    settings = ImapSettings.from_settings(mailbox.settings())
+    assert (
+        not settings.implicit_tls and ImapSettings.from_settings(mailbox.settings(MSSANTE_IMAP_PORT=993)).implicit_tls
+    )
+    imaps = dataclasses.replace(settings, port=mailbox.imaps_port, implicit_tls=True)
+    imap = connect(imaps)
+    try:
+        assert imap.state == "AUTH"
+    finally:
+        imap.logout()
+    stranger = dataclasses.replace(imaps, ca_file=str(TestCA(tmp_path).ca_file))
+    with pytest.raises(TransientError, match="certificat"):
+        connect(stranger)
 
 
 def test_a_wrong_password_or_no_server_is_transient(mailbox):
