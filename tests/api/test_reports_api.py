@@ -25,11 +25,17 @@ def uploads(app, tmp_path, monkeypatch):
     return directory
 
 
-def session_of(db_session, t, starts_at: dt.datetime):
-    """An assisted teleconsultation of the territory's patient with the cardiologist, carried out by the IDEL."""
+def session_of(db_session, t, starts_at: dt.datetime, *, patient=None):
+    """An assisted teleconsultation of the patient (the territory's by default) with the cardiologist, carried
+    out by the IDEL."""
     slot = factories.slot(db_session, t.program, starts_at)
     appointment = appointments.book(
-        db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
+        db_session,
+        t.coordinator,
+        slot=slot,
+        patient=patient or t.patient,
+        place_kind=PlaceKind.DEDICATED_PLACE,
+        now=NOW,
     )
     carry_out(db_session, t.idel_user, appointment)
     return appointment

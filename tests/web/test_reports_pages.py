@@ -166,12 +166,51 @@ def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth
     assert client.get(download).data == b"%PDF-1.4 ordonnance"
 
 
+def other_patient(db_session, clinic):
+    t = clinic.t
+    patient = factories.consenting_patient(
+        db_session, t.cpts, recorded_by=t.coordinator, commune_insee="24571", phone="0612345678"
+    )
+    factories.in_care_team(db_session, patient, t.idel)
+    return patient
+
+
+def refer(db_session, clinic, appointment) -> tuple[Referral, ReferralAttachment]:
+    """The GP's referral scheduled into the appointment, with a prescription attached."""
+    referral = Referral(
+        cpts_id=appointment.cpts_id,
+        patient_id=appointment.patient_id,
+        author_id=clinic.gp.professional_id,
+        created_by_user_id=clinic.gp.id,
+        target_specialist_id=clinic.t.cardiologist.id,
+        reason="Dyspnée d'effort",
+        state=ReferralState.SCHEDULED,
+        appointment_id=appointment.id,
+    )
+    db_session.add(referral)
+    db_session.flush()
+    stored = documents.store_upload(clinic.uploads, b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
+    attachment = ReferralAttachment(
+        referral_id=referral.id, kind=AttachmentKind.BIOLOGY_PRESCRIPTION, uploaded_by_user_id=clinic.gp.id, **stored
+    )
+    db_session.add(attachment)
+    db_session.flush()
+    return referral, attachment
+
+
 def test_the_worklist_keeps_a_constant_number_of_queries(client, auth, clinic, db_session, engine):
     auth.login(clinic.cardiologist)
+    refer(db_session, clinic, clinic.appointment)
     counts = []
     for more in (0, 3):
-        for n in range(more):
-            session_of(db_session, clinic.t, MONDAY_13H_UTC + dt.timedelta(hours=2 * (n + 1)))
+        for n in range(more):  # each with its own patient, IDEL check-in and referral with a document
+            appointment = session_of(
+                db_session,
+                clinic.t,
+                MONDAY_13H_UTC + dt.timedelta(hours=2 * (n + 1)),
+                patient=other_patient(db_session, clinic),
+            )
+            refer(db_session, clinic, appointment)
         db_session.commit()
         with count_queries(engine) as seen:
             page = client.get(f"/reports/session?day={MONDAY}")
