@@ -2,7 +2,7 @@
 
 import json
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from hub.models import (
     DELIVERY_STATE_LABELS,
@@ -23,7 +23,8 @@ MAX_TEXT = 20_000
 class ReportStartIn(InputSchema):
     """The session whose report the performer begins (or gets back, when the draft exists)."""
 
-    appointment_id = Int(required=True)
+    # Within the database's integer range: a larger id is a 422, never a database error.
+    appointment_id = Int(required=True, validate=validate.Range(1, 2**31 - 1, error="Identifiant invalide."))
 
 
 class ReportUpdateIn(InputSchema):

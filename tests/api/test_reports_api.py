@@ -206,6 +206,13 @@ def test_no_report_outside_the_patients_care_s2(api_as, clinic, db_session, who)
     assert b"Pas de d\xc3\xa9compensation" not in b"".join(r.data for r in responses)
 
 
+@pytest.mark.parametrize("appointment_id", [0, 2**31, 10**20, "douze", None])
+def test_a_malformed_appointment_id_is_a_422(api_as, clinic, db_session, appointment_id):
+    refused = api_as(clinic.cardiologist).post("/api/v1/reports", json={"appointment_id": appointment_id})
+    assert refused.status_code == 422 and "appointment_id" in refused.get_json()["errors"]
+    assert db_session.scalar(select(func.count(Report.id))) == 0
+
+
 def test_the_accompanying_idel_cannot_write_the_report(api_as, clinic):
     refused = api_as(clinic.idel).post("/api/v1/reports", json={"appointment_id": clinic.appointment.id})
     assert refused.status_code == 422 and "réalisé l'acte" in refused.get_json()["detail"]
