@@ -53,6 +53,8 @@ SERIES_FIELDS = (
     "skip_public_holidays",
     "own_idel_delay_minutes",
     "horizon_weeks",
+    "report_delay_doctors_hours",
+    "report_delay_patient_hours",
     "valid_until",
 )
 

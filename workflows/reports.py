@@ -20,6 +20,8 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
+    RECIPIENT_ROLE_LABELS,
+    REPORT_DELAY_DEFAULTS,
     REPORT_KIND_LABELS,
     REPORT_STATE_LABELS,
     Appointment,
@@ -61,14 +63,6 @@ MACHINE = Machine(
     },
     REPORT_STATE_LABELS,
 )
-# Hours after the act within which each recipient must have the report, unless the program says otherwise.
-DEFAULT_DELAYS = {
-    RecipientRole.ATTENDING_GP: 48,
-    RecipientRole.PRESCRIBER: 48,
-    RecipientRole.PARTICIPANT: 72,
-    RecipientRole.PATIENT: 72,
-    RecipientRole.DMP: 72,
-}
 REPORTABLE_KINDS = {
     AppointmentKind.ASSISTED_TELECONSULTATION: ReportKind.TELECONSULTATION,
     AppointmentKind.TELESOIN: ReportKind.TELESOIN,
@@ -290,13 +284,10 @@ def _route(session, report: Report, appointment, package: DocumentPackage, now) 
 
 
 def _delays(session: Session, appointment: Appointment | None) -> dict[RecipientRole, int]:
-    delays = dict(DEFAULT_DELAYS)
     program = session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
-    if program is not None:
-        for role, hours in json.loads(program.report_delays or "{}").items():
-            if role in RecipientRole.__members__.values() and isinstance(hours, int) and hours > 0:
-                delays[RecipientRole(role)] = hours
-    return delays
+    if program is None:
+        return {role: REPORT_DELAY_DEFAULTS[role.value] for role in RecipientRole}
+    return {role: program.report_delay_hours(role.value) for role in RecipientRole}
 
 
 def _prescribers(session: Session, report: Report, appointment: Appointment | None) -> list[Professional]:
@@ -480,36 +471,40 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     """The coordinator's "en retard" list: sessions done without a signed report past the shortest delay,
     and deliveries still waiting past their due time. Two queries whatever the data size."""
     now = now or utcnow()
-    shortest = dt.timedelta(hours=min(DEFAULT_DELAYS.values()))
     signed = exists().where(
         Report.appointment_id == Appointment.id, Report.state != S.DRAFT, Report.superseded_at.is_(None)
     )
+    # Candidates past the shortest delay a program may set (one hour); each is then held to its program's
+    # shortest delay, since the report must be signed before its first recipient is due.
     sessions = session.execute(
-        select(Appointment.id, Appointment.patient_id, Appointment.ends_at, Professional)
+        select(Appointment.id, Appointment.patient_id, Appointment.ends_at, Professional, SessionProgram)
         .join(Professional, Professional.id == Appointment.performer_id)
+        .outerjoin(SessionProgram, SessionProgram.id == Appointment.program_id)
         .where(
             Appointment.cpts_id == cpts_id,
             Appointment.kind.in_(list(REPORTABLE_KINDS)),
             Appointment.state.in_(SIGNABLE),
             Appointment.report_waived_reason.is_(None),
-            Appointment.ends_at < now - shortest,
+            Appointment.ends_at < now - dt.timedelta(hours=1),
             ~signed,
         )
         .order_by(Appointment.ends_at)
         .limit(limit)
     ).all()
-    items = [
-        OverdueItem(
-            "unsigned",
-            row.id,
-            None,
-            row.patient_id,
-            row.Professional.full_name,
-            row.ends_at + shortest,
-            "Compte rendu non signé",
+    items = []
+    for row in sessions:
+        delays = (
+            [row.SessionProgram.report_delay_hours(role) for role in REPORT_DELAY_DEFAULTS]
+            if row.SessionProgram is not None
+            else list(REPORT_DELAY_DEFAULTS.values())
         )
-        for row in sessions
-    ]
+        due = row.ends_at + dt.timedelta(hours=min(delays))
+        if due < now:
+            items.append(
+                OverdueItem(
+                    "unsigned", row.id, None, row.patient_id, row.Professional.full_name, due, "Compte rendu non signé"
+                )
+            )
     late = session.execute(
         select(Delivery, Report.patient_id, Report.appointment_id, Professional)
         .join(Report, Report.id == Delivery.report_id)
@@ -530,7 +525,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
             row.patient_id,
             row.Professional.full_name,
             row.Delivery.due_at,
-            f"Envoi en attente ({row.Delivery.recipient_role.value})",
+            f"Envoi en attente : {RECIPIENT_ROLE_LABELS[row.Delivery.recipient_role].lower()}",
         )
         for row in late
     ]

@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 from decimal import Decimal
 from enum import StrEnum
 
@@ -55,6 +56,12 @@ class Resource(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
+# Hours after a session within which its report must reach each recipient role, unless the program says.
+REPORT_DELAY_DEFAULTS = {"medecin_traitant": 48, "prescripteur": 48, "participant": 72, "patient": 72, "dmp": 72}
+DOCTOR_ROLES = ("medecin_traitant", "prescripteur")
+PATIENT_SIDE_ROLES = ("patient", "dmp", "participant")
+
+
 class SessionProgram(Base):
     """A recurring session: "3 assisted cardiology teleconsultations every Monday at 14:00".
 
@@ -96,7 +103,7 @@ class SessionProgram(Base):
     own_idel_delay_minutes: Mapped[int] = mapped_column(Integer, default=120)
     horizon_weeks: Mapped[int] = mapped_column(Integer, default=12)
     # Hours after the session within which its reports must reach each recipient role, JSON
-    # {"medecin_traitant": 48, …}; a role left out takes workflows.reports.DEFAULT_DELAYS.
+    # {"medecin_traitant": 48, …}; a role left out takes REPORT_DELAY_DEFAULTS.
     report_delays: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -106,6 +113,34 @@ class SessionProgram(Base):
     closures: Mapped[list["ProgramClosure"]] = relationship(
         back_populates="program", cascade="all, delete-orphan", order_by="ProgramClosure.first_day"
     )
+
+    # The report delays as the coordinator sets them: one for the doctors (médecin traitant, prescriber), one
+    # for the others (patient, DMP, participants). Kept per recipient role in `report_delays`.
+    @property
+    def report_delay_doctors_hours(self) -> int:
+        return self._report_delay(DOCTOR_ROLES[0])
+
+    @report_delay_doctors_hours.setter
+    def report_delay_doctors_hours(self, hours: int) -> None:
+        self._set_report_delays(DOCTOR_ROLES, hours)
+
+    @property
+    def report_delay_patient_hours(self) -> int:
+        return self._report_delay(PATIENT_SIDE_ROLES[0])
+
+    @report_delay_patient_hours.setter
+    def report_delay_patient_hours(self, hours: int) -> None:
+        self._set_report_delays(PATIENT_SIDE_ROLES, hours)
+
+    def report_delay_hours(self, role: str) -> int:
+        return self._report_delay(role)
+
+    def _report_delay(self, role: str) -> int:
+        hours = json.loads(self.report_delays or "{}").get(role)
+        return hours if isinstance(hours, int) and hours > 0 else REPORT_DELAY_DEFAULTS[role]
+
+    def _set_report_delays(self, roles: tuple[str, ...], hours: int) -> None:
+        self.report_delays = json.dumps(json.loads(self.report_delays or "{}") | dict.fromkeys(roles, int(hours)))
 
     def slot_start_offset(self, position: int) -> dt.timedelta:
         return dt.timedelta(minutes=position * (self.slot_interval_minutes or self.slot_minutes))

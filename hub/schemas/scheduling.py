@@ -107,6 +107,8 @@ class ProgramIn(InputSchema):
     skip_public_holidays = Bool(load_default=True)
     own_idel_delay_minutes = Int(load_default=120, validate=_range(0, 7 * 24 * 60))
     horizon_weeks = Int(load_default=12, validate=_range(1, 104))
+    report_delay_doctors_hours = Int(load_default=48, validate=_range(1, 30 * 24))
+    report_delay_patient_hours = Int(load_default=72, validate=_range(1, 30 * 24))
 
 
 class ProgramSeriesIn(ProgramIn):
@@ -230,6 +232,8 @@ class ProgramOut(Schema):
     closures = fields.List(fields.Nested(ClosureOut))
     own_idel_delay_minutes = fields.Integer()
     horizon_weeks = fields.Integer()
+    report_delay_doctors_hours = fields.Integer()
+    report_delay_patient_hours = fields.Integer()
     is_active = fields.Boolean()
 
 

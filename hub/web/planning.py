@@ -65,6 +65,8 @@ PROGRAM_FIELDS = (
     "skip_public_holidays",
     "own_idel_delay_minutes",
     "horizon_weeks",
+    "report_delay_doctors_hours",
+    "report_delay_patient_hours",
     "valid_until",
 )
 PATIENT_CHOICES = 50
@@ -140,6 +142,7 @@ def new_program():
     if request.method == "GET":
         defaults = {"rule": "weekly", "weekday": "MO", "slot_count": 3, "slot_minutes": 15, "horizon_weeks": 12}
         defaults |= {"skip_public_holidays": True, "own_idel_delay_minutes": 120}
+        defaults |= {"report_delay_doctors_hours": 48, "report_delay_patient_hours": 72}
         return _program_form("planning/program_new.html", defaults)
     data, values, errors = load_form(ProgramForm())
     try:

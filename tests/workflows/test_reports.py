@@ -208,7 +208,8 @@ def test_a_program_sets_its_own_delays(db_session, session_done, tmp_path):
     t = session_done
     gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
     t.patient.attending_gp_id = gp.id
-    t.program.report_delays = json.dumps({"medecin_traitant": 8})
+    t.program.report_delay_doctors_hours = 8
+    assert json.loads(t.program.report_delays) == {"medecin_traitant": 8, "prescripteur": 8}
     db_session.flush()
     db_session.refresh(t.patient)
     report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
@@ -457,3 +458,12 @@ def test_without_a_subscription_no_event_is_queued(db_session, session_done, tmp
     t = session_done
     reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.channel == "webhook")) == 0
+
+
+def test_a_session_is_late_by_its_programs_shortest_delay(db_session, session_done):
+    t = session_done
+    t.program.report_delay_patient_hours = 6
+    db_session.flush()
+    assert reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=5)) == []
+    (item,) = reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=7))
+    assert item.since == t.appointment.ends_at + dt.timedelta(hours=6)
