@@ -528,10 +528,11 @@ def _check_expert(actor: User, request: TeleexpertiseRequest) -> None:
 
 
 def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
-    """« Répondre »: the named expert takes the request if needed, starts it, and gets the draft answer."""
+    """« Répondre »: the named expert, or an expert of the pool, takes the request if nobody has (first to take
+    wins), starts it, and gets the draft answer."""
     from workflows import reports
 
-    if request.state is S.SUBMITTED and request.expert_id == actor.professional_id:
+    if request.state is S.SUBMITTED:
         assign(session, actor, request)
     if request.state is S.ASSIGNED:
         start(session, actor, request)

@@ -206,13 +206,13 @@ TELEEXPERTISE_VERBS = {
     "close": Permission.TELEEXPERTISE_REQUEST,
 }
 _EXPERT_VERBS = frozenset({"read", "assign", "start", "answer", "decline"})
-_POOL_VERBS = frozenset({"read", "assign", "decline"})
+_POOL_VERBS = frozenset({"read", "assign", "answer", "decline"})  # answering takes it first
 
 
 def can_act_on_teleexpertise(user, request: TeleexpertiseRequest, verb: str) -> bool:
     """Coordinators of the CPTS: read, assign. The requester: read, close. The named or assigned expert:
     read, take, start, answer, decline. A specialist of the pool, while nobody has taken the request: read,
-    take, decline. The patient's médecin traitant: read. Nobody else."""
+    take, answer (which takes it), decline. The patient's médecin traitant: read. Nobody else."""
     permission = TELEEXPERTISE_VERBS.get(verb)
     if permission is None or not has_permission(user, permission) or request.cpts_id != user.cpts_id:
         return False

@@ -470,3 +470,17 @@ def test_a_refused_file_leaves_nothing_in_the_database_or_on_disk(db_session, te
     assert message in refused.value.errors["attachments.1"]
     assert db_session.scalar(select(func.count(TeleexpertiseRequest.id))) == 0
     assert list(tmp_path.rglob("*")) == []
+
+
+def test_an_expert_of_the_pool_may_answer_at_once_which_takes_the_request(
+    db_session, territory, tmp_path, cardio_user, other_cardio
+):
+    request = ask_pool(db_session, territory, tmp_path)
+    draft = teleexpertise.begin_answer(db_session, other_cardio, request)
+    assert (request.state, request.expert_id) == (S.IN_PROGRESS, other_cardio.professional_id)
+    assert draft.author_id == other_cardio.professional_id
+    with pytest.raises(InvalidTransition):  # taken: too late for the other one
+        teleexpertise.assign(db_session, cardio_user, request, now=NOW)
+    outsider = factories.user(db_session, territory.cpts, Role.PROFESSIONAL)
+    with pytest.raises(RuleViolation):
+        teleexpertise.begin_answer(db_session, outsider, ask_pool(db_session, territory, tmp_path))
