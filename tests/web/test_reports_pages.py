@@ -4,6 +4,7 @@ deliveries, the PDF, « Comptes rendus en retard », the patient's timeline; S2 
 import contextlib
 import datetime as dt
 import html
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event, func, select
@@ -24,7 +25,7 @@ from tests import factories
 from tests.api import test_reports_api as api_tests
 from tests.api.test_reports_api import MONDAY_13H_UTC, WRITTEN, session_of
 from tests.workflows.conftest import NOW, telesoin_program
-from workflows import appointments, reports
+from workflows import appointments, deliveries, reports
 
 territory = api_tests.territory
 uploads = api_tests.uploads
@@ -321,3 +322,26 @@ def test_the_navigation_links(client, auth, clinic):
     auth.login(clinic.coordinator)
     home = text_of(client.get("/"))
     assert "Comptes rendus en retard" in home and "Ma séance" not in home
+
+
+def test_the_receivers_answers_show_on_the_report_page(client, auth, clinic, db_session):
+    """The MDNs read back: the médecin traitant's copy refused (903), the IDEL's acknowledged."""
+    clinic.t.idel.mssante_address = "idel@c.mssante.fr"
+    db_session.commit()
+    auth.login(clinic.cardiologist)
+    report = start(auth, clinic)
+    auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign", copy_participants="true"))
+    by_address = {d.address: d for d in db_session.scalars(select(Delivery).where(Delivery.report_id == report.id))}
+    deliveries.apply_dispositions(
+        db_session,
+        [
+            SimpleNamespace(
+                token=by_address["gp@cabinet.mssante.fr"].message_id, acknowledged=False, code="903", text="INS absent"
+            ),
+            SimpleNamespace(token=by_address["idel@c.mssante.fr"].message_id, acknowledged=True, code=None, text=None),
+        ],
+    )
+    db_session.commit()
+    page = text_of(client.get(f"/reports/{report.id}"))
+    assert "Refusé par le destinataire (903 : INS absent)" in page
+    assert "Professionnel participant" in page and "Acquitté" in page
