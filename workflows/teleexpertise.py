@@ -16,12 +16,14 @@ Declining, decided here:
 
 Yearly cap (avenant 9): at most 4 paid téléexpertises a year per patient and requester, and per patient and
 expert. The 5th is still possible, but the requester is told before sending that it will not be paid and
-must acknowledge it; the fee is then recorded at 0 € with the reason (workflows.fees).
+must acknowledge it; the fee is then recorded at 0 € with the reason (workflows.fees). Requests are counted by
+their submission in the Paris calendar year, declined and expired ones aside (never paid). A pool request's
+expert is unknown before sending: their own cap shows at the answer, as a TE2 recorded at 0 € with the reason.
 """
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -38,6 +40,7 @@ from hub.models import (
     TELEEXPERTISE_REQUEST_LOINC,
     TELEEXPERTISE_STATE_LABELS,
     ConsentKind,
+    Delivery,
     Patient,
     Profession,
     Professional,
@@ -51,7 +54,7 @@ from hub.models import (
 )
 from hub.services import documents
 from hub.services.care import register_care_relation
-from hub.services.clinical_documents import ClinicalDocument, Section
+from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section, StoredRendering
 from workflows import deliveries, fees
 from workflows.machine import Machine
 
@@ -383,7 +386,42 @@ def _send_document(session: Session, request: TeleexpertiseRequest, *, upload_di
         )
 
 
-def request_document(session: Session, request: TeleexpertiseRequest, *, now: dt.datetime, zone: str):
+def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Professional, now: dt.datetime) -> None:
+    """The expert who takes or is given the request gets the document frozen at submission in their MSSanté
+    mailbox too (the same bytes, the same document id), unless it already went there."""
+    if not taker.mssante_address or request.document_uid is None:
+        return
+    already = session.scalar(
+        select(Delivery.id).where(
+            Delivery.teleexpertise_request_id == request.id,
+            func.lower(Delivery.address) == taker.mssante_address.lower(),
+        )
+    )
+    if already is None:
+        deliveries.deliver_to_professional(
+            session,
+            package=frozen_package(session, request),
+            professional=taker,
+            role=RecipientRole.PARTICIPANT,
+            cpts_id=request.cpts_id,
+            due_at=now,
+            teleexpertise_request=request,
+        )
+
+
+def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentPackage:
+    """The request document as frozen at submission, rebuilt around its stored renderings."""
+    document = replace(request_document(session, request, now=request.submitted_at), document_uid=request.document_uid)
+    return DocumentPackage(
+        document=document,
+        renderings=(
+            StoredRendering("cda", "text/xml", request.cda_sha256, request.cda_size, "DOC0001.XML"),
+            StoredRendering("pdf", "application/pdf", request.pdf_sha256, request.pdf_size, "DOC0001.PDF"),
+        ),
+    )
+
+
+def request_document(session: Session, request: TeleexpertiseRequest, *, now: dt.datetime, zone: str = "Europe/Paris"):
     """The request as a clinical document: the question, the context, the attachments' list, the deadline."""
     from hub.formatting import french_datetime
 
@@ -507,6 +545,7 @@ def assign(
         cpts_id=request.cpts_id,
         details={"expert_id": taker.id},
     )
+    _send_to_taker(session, request, taker, now)
     if me is None or taker.id != me.id:
         _tell(session, request, taker, "teleexpertise_assigned", f"assigned:{taker.id}:{now.isoformat()}")
     return request

@@ -1,4 +1,5 @@
 import datetime as dt
+import json
 import threading
 from decimal import Decimal
 
@@ -484,3 +485,21 @@ def test_an_expert_of_the_pool_may_answer_at_once_which_takes_the_request(
     outsider = factories.user(db_session, territory.cpts, Role.PROFESSIONAL)
     with pytest.raises(RuleViolation):
         teleexpertise.begin_answer(db_session, outsider, ask_pool(db_session, territory, tmp_path))
+
+
+def test_the_expert_who_takes_a_pool_request_gets_the_frozen_document_by_mssante(
+    db_session, territory, tmp_path, cardio_user
+):
+    from hub.services.clinical_documents import DocumentPackage
+
+    request = ask_pool(db_session, territory, tmp_path)
+    teleexpertise.assign(db_session, cardio_user, request, now=NOW)
+    delivery = db_session.scalar(select(Delivery).where(Delivery.teleexpertise_request_id == request.id))
+    assert delivery.address == territory.cardiologist.mssante_address
+    message = db_session.get(OutboxMessage, delivery.outbox_message_id)
+    package = DocumentPackage.from_payload(json.loads(message.payload))
+    assert package.document.document_uid == request.document_uid
+    assert package.rendering("pdf").sha256 == request.pdf_sha256  # the bytes frozen at submission
+    named = ask(db_session, territory, tmp_path)
+    teleexpertise.assign(db_session, cardio_user, named, now=NOW)
+    assert db_session.scalar(select(func.count(Delivery.id)).where(Delivery.teleexpertise_request_id == named.id)) == 1
