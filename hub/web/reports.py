@@ -301,12 +301,4 @@ def overdue():
     patient_ids = {item.patient_id for item in items} or {0}
     patients = {p.id: p for p in db().scalars(select(Patient).where(Patient.id.in_(patient_ids)))}
     audit.record(db(), actor=current_user, action="report.overdue_list", details={"count": len(items)})
-    return render_template("reports/overdue.html", items=items, patients=patients, late_detail=late_detail)
-
-
-def late_detail(item: reports.OverdueItem) -> str:
-    """The workflow names a late delivery by its role's code; the coordinator reads the role's French label."""
-    detail = item.detail
-    for role, label in RECIPIENT_ROLE_LABELS.items():
-        detail = detail.replace(f"({role.value})", f"({label})")
-    return detail
+    return render_template("reports/overdue.html", items=items, patients=patients)

@@ -297,7 +297,7 @@ def test_the_coordinator_sees_what_is_late(client, auth, clinic, db_session):
     reports.sign(db_session, clinic.cardiologist, report, upload_dir=clinic.uploads)
     db_session.commit()
     page = text_of(client.get("/reports/overdue"))
-    assert "Envoi en attente (Médecin traitant)" in page and f'href="/reports/{report.id}"' in page
+    assert "Envoi en attente : médecin traitant" in page and f'href="/reports/{report.id}"' in page
     auth.login(clinic.cardiologist)
     assert client.get("/reports/overdue").status_code == 403
 
