@@ -169,3 +169,20 @@ def test_lists_keep_a_constant_query_count(client, auth, te, db_session, uploads
         auth.login(te["cardiologist"])
         counts[size] = (mine, queries("/teleexpertise/inbox"))
     assert counts[2] == counts[8]
+
+
+def test_the_coordination_lists_the_cptss_requests_and_assigns_one(client, auth, te, db_session, uploads):
+    row = make_request(db_session, te, uploads, expert_id=None, specialty="Cardiologie")
+    auth.login(te["coordinator"])
+    listing = client.get("/teleexpertise/cpts").get_data(as_text=True)
+    assert "Téléexpertises de la CPTS" in listing and te["idel"].professional.full_name in listing
+    page = client.get(f"/teleexpertise/{row.id}").get_data(as_text=True)
+    assert "Attribuer à" in page and "Répondre" not in page
+    cardiologist = te["cardiologist"].professional_id
+    assert (
+        auth.post(f"/teleexpertise/{row.id}/assign", data={"expert_id": str(te["gp"].professional_id)}).status_code
+        == 422
+    )
+    assert auth.post(f"/teleexpertise/{row.id}/assign", data={"expert_id": str(cardiologist)}).status_code == 302
+    db_session.refresh(row)
+    assert (row.state, row.expert_id) == (S.ASSIGNED, cardiologist)
