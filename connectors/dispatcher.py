@@ -180,13 +180,17 @@ def _claim(session_factory, connectors, *, now, batch, lease, stats: DispatchSta
                 row.next_attempt_at = now + UNCONFIGURED_RETRY
                 stats.unconfigured += 1
                 continue
-            row.state = OutboxState.SENDING
-            row.attempts += 1
-            row.lease_until = now + lease
+            attempts = row.attempts + 1
             claims.append(
-                _Claim(
-                    replace(message, attempts=row.attempts), connector, row.attempts, row.max_attempts, row.lease_until
-                )
+                _Claim(replace(message, attempts=attempts), connector, attempts, row.max_attempts, now + lease)
+            )
+        if claims:
+            # One statement for the batch; the rows are ours already (locked on PostgreSQL, BEGIN IMMEDIATE on SQLite).
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([claim.message.id for claim in claims]))
+                .values(state=OutboxState.SENDING, attempts=OutboxMessage.attempts + 1, lease_until=now + lease)
+                .execution_options(synchronize_session=False)
             )
     stats.claimed = len(claims)
     return claims
@@ -251,56 +255,56 @@ def _record(session_factory, outcomes: list[_Outcome], stats: DispatchStats) -> 
     if not outcomes:
         return
     try:
-        changed = _write_outcomes(session_factory, outcomes)
+        written = _write_outcomes(session_factory, outcomes)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
         # The database dropped the connection (a restart, a failover): the pool reconnects (pre-ping) and the
         # outcomes are written once more, instead of their messages coming back after the lease to be re-sent.
         log.warning("outbox: database connection lost, recording %s outcome(s) again", len(outcomes))
-        changed = _write_outcomes(session_factory, outcomes)
-    for outcome, count in zip(outcomes, changed, strict=True):
-        message_id = outcome.claim.message.id
-        if count == 1:
-            setattr(stats, outcome.name, getattr(stats, outcome.name) + 1)
-        else:
-            stats.lost_lease += 1
-            log.warning("outbox message %s: lease lost before its outcome (%s) was recorded", message_id, outcome.name)
-        if outcome.name == "dead":
-            log.warning("outbox message %s is dead after %s attempt(s)", message_id, outcome.claim.attempts)
+        written = _write_outcomes(session_factory, outcomes)
+    for (name, _columns), (group, count) in written.items():
+        setattr(stats, name, getattr(stats, name) + count)
+        if count < len(group):
+            stats.lost_lease += len(group) - count
+            ids = ", ".join(str(outcome.claim.message.id) for outcome in group)
+            log.warning("outbox: %s of messages %s lost their lease before being recorded", name, ids)
+        if name == "dead":
+            log.warning("outbox messages %s are dead", ", ".join(str(o.claim.message.id) for o in group))
 
 
-def _write_outcomes(session_factory, outcomes: list[_Outcome]) -> list[int]:
+def _write_outcomes(session_factory, outcomes: list[_Outcome]) -> dict:
+    """(outcome, columns) → (its outcomes, how many rows were still ours): one executemany per kind of outcome
+    (sent, retried, dead), the lease checked row by row by the WHERE clause."""
+    groups: dict[tuple[str, tuple[str, ...]], list[_Outcome]] = {}
+    for outcome in outcomes:
+        groups.setdefault((outcome.name, tuple(sorted(outcome.values))), []).append(outcome)
     with session_scope(session_factory) as session:
-        return [
-            session.execute(
-                _outcome_update(tuple(sorted(outcome.values))),
-                {
-                    "_id": outcome.claim.message.id,
-                    "_attempts": outcome.claim.attempts,
-                    "_lease_until": outcome.claim.lease_until,
-                    **outcome.values,
-                },
-                execution_options={"synchronize_session": False},
-            ).rowcount
-            for outcome in outcomes
-        ]
+        return {
+            key: (group, session.execute(_outcome_update(key[1]), [_parameters(o) for o in group]).rowcount)
+            for key, group in groups.items()
+        }
+
+
+def _parameters(outcome: _Outcome) -> dict:
+    claim = outcome.claim
+    return {"_id": claim.message.id, "_attempts": claim.attempts, "_lease_until": claim.lease_until, **outcome.values}
 
 
 @functools.cache
 def _outcome_update(names: tuple[str, ...]):
-    """The UPDATE of one outcome, built once per set of columns (thousands of outcomes share three)."""
+    """The UPDATE of one outcome, built once per set of columns; a Core statement, so that a list of
+    parameters is one executemany (whose rowcount is the total, on SQLite and psycopg alike)."""
+    table = OutboxMessage.__table__
     return (
-        update(OutboxMessage)
+        update(table)
         .where(
-            OutboxMessage.id == bindparam("_id"),
-            OutboxMessage.state == OutboxState.SENDING,
-            OutboxMessage.attempts == bindparam("_attempts"),
-            OutboxMessage.lease_until == bindparam("_lease_until", type_=OutboxMessage.lease_until.type),
+            table.c.id == bindparam("_id"),
+            table.c.state == OutboxState.SENDING,
+            table.c.attempts == bindparam("_attempts"),
+            table.c.lease_until == bindparam("_lease_until", type_=table.c.lease_until.type),
         )
-        .values(
-            lease_until=None, **{name: bindparam(name, type_=OutboxMessage.__table__.c[name].type) for name in names}
-        )
+        .values(lease_until=None, **{name: bindparam(name, type_=table.c[name].type) for name in names})
     )
 
 
