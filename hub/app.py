@@ -9,6 +9,7 @@ from types import MappingProxyType
 from flask import Flask, g, request, session
 from flask_login import LoginManager, current_user
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from hub import audit
 from hub.auth.permissions import Permission, has_permission
@@ -28,8 +29,19 @@ log = logging.getLogger(__name__)
 REVALIDATED_ENDPOINTS = frozenset({"static", "calendar.feed"})
 
 
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` in every route: a database row id, so at most the largest 32-bit integer. A larger number in
+    a URL is a 404 like any unknown id, instead of an integer overflow in PostgreSQL."""
+
+    def __init__(
+        self, url_map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**31 - 1, signed=False
+    ):
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def build_app(test_config: dict | None = None) -> Flask:
     app = Flask("hub", instance_path=str(PROJECT_ROOT / "instance"), template_folder="web/templates")
+    app.url_map.converters["int"] = RowIdConverter
     hub_config = load_config(Path(app.instance_path), test_config)
     app.config.update(
         SECRET_KEY=hub_config["SECRET_KEY"],
