@@ -213,6 +213,38 @@ class EmailConnector:
         return email
 
 
+# Notifications whose text is fixed: (subject, text). Ids only in the payload, nothing about the patient.
+NOTICES = {
+    "referral_accepted": (
+        "Adressage accepté",
+        "Votre adressage a été accepté par la coordination ; il sera programmé.",
+    ),
+    "referral_rejected": (
+        "Adressage refusé",
+        "Votre adressage a été refusé par la coordination ; le motif est sur le hub.",
+    ),
+    "referral_scheduled": ("Adressage programmé", "Votre adressage est programmé : la date est sur le hub."),
+    "referral_cancelled": ("Adressage annulé", "Un adressage a été annulé."),
+    "referral_done": ("Adressage réalisé", "La consultation de votre adressage a eu lieu."),
+    "teleexpertise_received": (
+        "Demande de téléexpertise",
+        "Une demande de téléexpertise vous attend dans « Téléexpertises reçues ».",
+    ),
+    "teleexpertise_assigned": (
+        "Téléexpertise prise en charge",
+        "Votre demande de téléexpertise a été prise en charge par un expert.",
+    ),
+    "teleexpertise_declined": (
+        "Téléexpertise déclinée",
+        "Votre demande de téléexpertise a été déclinée ; le motif est sur le hub.",
+    ),
+    "teleexpertise_answered": ("Réponse de téléexpertise", "L'expert a répondu à votre demande de téléexpertise."),
+    "teleexpertise_expired": (
+        "Téléexpertise expirée",
+        "Une demande de téléexpertise a dépassé son délai de réponse sans réponse.",
+    ),
+}
+
 SUBJECTS = {
     "reminder": "Rappel de rendez-vous",
     "escalation": "Visite non confirmée à moins de 48 h",
@@ -220,6 +252,8 @@ SUBJECTS = {
     "visit_declined": "Visite refusée",
     "appointment_cancelled": "Rendez-vous annulé",
     "report_overdue": "Compte rendu en retard",
+    "visit_unassigned": "Visite sans IDEL accompagnant·e",
+    **{kind: subject for kind, (subject, _text) in NOTICES.items()},
 }
 DEFAULT_SUBJECT = "Nouveau message du hub de la CPTS"
 
@@ -251,6 +285,10 @@ def notice_text(kind: str, data: Mapping, *, base_url: str | None) -> str:
         return "Une visite d'accompagnement a été refusée ; elle revient à la coordination." + link
     if kind == "appointment_cancelled":
         return (f"Un rendez-vous {when} a été annulé." if when else "Un rendez-vous a été annulé.") + link
+    if kind in NOTICES:
+        return NOTICES[kind][1] + link
+    if kind == "visit_unassigned":
+        return "Aucune IDEL n'a accepté une visite d'accompagnement : elle attend la coordination." + link
     if kind == "report_overdue":
         return "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)." + link
     return "Vous avez un nouveau message." + link

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
-from connectors.email import EmailConnector, message_id_for
+from connectors.email import NOTICES, EmailConnector, message_id_for, render
 from tests.servers import SmtpServer, TestCA, free_port
 
 REMINDER = {"appointment_id": 41, "local_date": "2026-03-30", "local_time": "14:00", "recipient_kind": "idel"}
@@ -144,3 +144,11 @@ def test_the_connector_is_not_configured_without_a_host_and_a_sender():
 def test_credentials_never_travel_in_clear():
     with pytest.raises(ValueError, match="STARTTLS"):
         EmailConnector(host="127.0.0.1", sender="hub@cpts-test.fr", starttls=False, username="hub", password="x")
+
+
+@pytest.mark.parametrize("kind", sorted(NOTICES))
+def test_every_notification_kind_has_its_own_subject_and_text(kind):
+    subject, body = render(kind, {"referral_id": 12, "teleexpertise_id": 7}, base_url="https://hub.cpts.fr")
+    assert subject == NOTICES[kind][0] and NOTICES[kind][1] in body
+    assert "12" not in body and "7" not in body, "ids stay in the payload, the text leads to the hub"
+    assert body.endswith("Détails sur le hub (après connexion) : https://hub.cpts.fr/")
