@@ -1,7 +1,6 @@
 """Booking a remote session through the API for a patient with no eligibility checklist: a 422 problem+json
 naming the patient and the modality (so that a client can open the checklist), nothing saved."""
 
-
 import pytest
 import time_machine
 
@@ -30,7 +29,7 @@ def test_the_api_answers_a_problem_naming_the_patient_and_modality(api_as, db_se
         "assisted_teleconsultation",
         "missing",
     )
-    assert nothing_booked(db_session)
+    assert nothing_booked(db_session, territory.cpts.id)
 
 
 def test_after_the_checklist_the_same_booking_goes_through(api_as, db_session, territory, newcomer, slot):

@@ -13,7 +13,7 @@ from hub.models import (
     SessionProgram,
     Slot,
 )
-from hub.services.demo import CPTS_NAME, load_demo
+from hub.services.demo import CPTS_NAME, find_demo_cpts, load_demo
 from hub.services.identity import check_matricule_matches_traits
 
 
@@ -41,9 +41,12 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session):
     assert load_demo(db_session).created is False
     # Each booked patient went through the HAS checklist first: elderly with several conditions, steered to the
     # assisted teleconsultation (seed 003).
-    booked = db_session.scalars(select(Appointment.patient_id)).all()
+    demo = find_demo_cpts(db_session).id
+    booked = db_session.scalars(select(Appointment.patient_id).where(Appointment.cpts_id == demo)).all()
     outcomes = db_session.execute(
         select(EligibilityAssessment.patient_id, EligibilityAssessment.modality, EligibilityAssessment.outcome)
+        .join(Patient, Patient.id == EligibilityAssessment.patient_id)
+        .where(Patient.cpts_id == demo)
     ).all()
     assert sorted(booked) == sorted(patient_id for patient_id, _m, _o in outcomes)
     assert {(m, o) for _p, m, o in outcomes} == {(Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ASSISTED)}

@@ -35,11 +35,15 @@ def slot(db_session, territory):
     return factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
 
 
-def nothing_booked(session) -> bool:
-    booked = session.scalar(select(func.count()).select_from(Appointment))
-    held = session.scalar(select(func.count()).select_from(Allocation))
-    audited = session.scalar(select(func.count()).where(AuditEvent.action == "appointment.book"))
-    return booked == held == audited == 0
+def nothing_booked(session, cpts_id: int) -> bool:
+    """No appointment, allocation or booking audit line in the CPTS (committed tests may leave others' rows)."""
+    booked = select(Appointment.id).where(Appointment.cpts_id == cpts_id)
+    appointments = session.scalar(select(func.count()).select_from(booked.subquery()))
+    held = session.scalar(select(func.count()).where(Allocation.appointment_id.in_(booked)))
+    audited = session.scalar(
+        select(func.count()).where(AuditEvent.action == "appointment.book", AuditEvent.cpts_id == cpts_id)
+    )
+    return appointments == held == audited == 0
 
 
 def test_the_booking_page_refuses_and_links_to_the_patients_checklist(auth, db_session, territory, newcomer, slot):
@@ -50,7 +54,7 @@ def test_the_booking_page_refuses_and_links_to_the_patients_checklist(auth, db_s
     assert "Vérifiez d&#39;abord l&#39;éligibilité du patient au soin à distance" in body
     checklist = f"/patients/{newcomer.id}/eligibilite?modality=assisted_teleconsultation"
     assert f'href="{checklist}">Vérifier l\'éligibilité de ce patient (liste HAS)</a>' in body
-    assert nothing_booked(db_session)
+    assert nothing_booked(db_session, territory.cpts.id)
     page = auth.client.get(checklist)
     assert page.status_code == 200 and "Liste de vérification (HAS)" in page.get_data(as_text=True)
 

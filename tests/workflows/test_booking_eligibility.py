@@ -50,7 +50,9 @@ def refused(db_session, territory, patient, match: str, **kwargs) -> eligibility
     with pytest.raises(eligibility.NotEligible, match=match) as caught:
         book(db_session, territory, patient, **kwargs)
     db_session.commit()  # whatever the refused booking left pending would be written now (audit rows at commit)
-    assert count(db_session, Appointment) == 0 and count(db_session, Allocation) == 0
+    booked = select(Appointment.id).where(Appointment.cpts_id == territory.cpts.id)
+    assert count(db_session, Appointment, Appointment.id.in_(booked)) == 0
+    assert count(db_session, Allocation, Allocation.appointment_id.in_(booked)) == 0
     assert count(db_session, AuditEvent, AuditEvent.action == "appointment.book") == audits
     return caught.value
 
