@@ -98,10 +98,12 @@ def dispatch_once(
     now: dt.datetime | None = None,
     batch: int = 50,
     lease: dt.timedelta = DEFAULT_LEASE,
+    close_connections: bool = True,
 ) -> DispatchStats:
     """Claim up to `batch` due messages, send them, record each outcome. Safe to run in several
     processes at once on PostgreSQL; a message is never lost (a crash leaves it to come back after
-    its lease) and never handled by two dispatchers at once while its lease holds."""
+    its lease) and never handled by two dispatchers at once while its lease holds. Connectors' open
+    connections are closed at the end unless `close_connections` is false (drain closes them itself)."""
     clock = (lambda: now) if now is not None else utcnow
     stats = DispatchStats()
     claims = _claim(session_factory, connectors, now=clock(), batch=batch, lease=lease, stats=stats)
@@ -114,7 +116,8 @@ def dispatch_once(
                 unrecorded = []
         _record(session_factory, unrecorded, stats)
     finally:
-        close_all(connectors)
+        if close_connections:
+            close_all(connectors)
     return stats
 
 
@@ -128,12 +131,18 @@ def drain(
 ) -> DispatchStats:
     """Dispatch batches until the queue has nothing due (or `max_batches` were done): the worker's loop."""
     total = DispatchStats()
-    for _ in range(max_batches):
-        stats = dispatch_once(session_factory, connectors=connectors, batch=batch, lease=lease)
-        for name in vars(total):
-            setattr(total, name, getattr(total, name) + getattr(stats, name))
-        if stats.claimed < batch:
-            break
+    try:
+        for _ in range(max_batches):
+            # The SMTP connection (and TLS session) stays open from batch to batch.
+            stats = dispatch_once(
+                session_factory, connectors=connectors, batch=batch, lease=lease, close_connections=False
+            )
+            for name in vars(total):
+                setattr(total, name, getattr(total, name) + getattr(stats, name))
+            if stats.claimed < batch:
+                break
+    finally:
+        close_all(connectors)
     return total
 
 

@@ -5,9 +5,11 @@ before it grows old. The claim is one UPDATE for the batch."""
 import itertools
 
 from connectors import dispatcher
-from connectors.dispatcher import dispatch_once
+from connectors.base import build_registry
+from connectors.dispatcher import dispatch_once, drain
 from hub.models import OutboxState
 from tests.connectors.test_dispatcher import queue, reload
+from tests.servers import Recorder, SmtpServer
 from tests.services.test_statements import count_queries
 
 
@@ -53,3 +55,31 @@ def test_outcomes_do_not_wait_longer_than_the_recording_delay(
 
     assert stats.sent == 6
     assert transactions(seen) == 1 + 3  # the claim, then outcomes 1–2, 3–4, 5–6
+
+
+class PeerRecorder(Recorder):
+    """Also notes from which client connection (address, port) each message came."""
+
+    def __init__(self):
+        super().__init__()
+        self.peers: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.peers.append(session.peer)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_drain_keeps_one_smtp_connection_from_batch_to_batch_and_closes_it(db_session, sessions, test_ca):
+    server = SmtpServer(tls_context=test_ca.server_context())
+    server.handler = server.controller.handler = PeerRecorder()
+    with server:
+        connectors = build_registry(server.config(test_ca.ca_file))
+        for n in range(25):
+            queue(db_session, recipient=f"idel{n}@example.org")
+        db_session.commit()
+
+        stats = drain(sessions, connectors=connectors, batch=10)
+
+        assert stats.sent == 25 and len(server.messages) == 25
+        assert len(set(server.handler.peers)) == 1  # three batches, one connection
+        assert connectors["email"].transport._local.smtp is None  # closed at the end of the drain
