@@ -136,7 +136,7 @@ _AUTHOR_VERBS = frozenset({"update", "submit", "attach"})
 
 def can_act_on_referral(user, referral: Referral, verb: str) -> bool:
     """Coordinators of the CPTS: read, triage, cancel. The author GP: read, write, cancel. The targeted
-    specialist: read. Nobody else."""
+    specialist, and the professionals of the session it was scheduled into: read. Nobody else."""
     permission = REFERRAL_VERBS.get(verb)
     if permission is None or not has_permission(user, permission) or referral.cpts_id != user.cpts_id:
         return False
@@ -149,8 +149,17 @@ def can_act_on_referral(user, referral: Referral, verb: str) -> bool:
     if verb in _AUTHOR_VERBS or verb == "cancel":
         return author
     if verb == "read":
-        return author or professional_id == referral.target_specialist_id
+        return (
+            author or professional_id == referral.target_specialist_id or _runs_its_session(referral, professional_id)
+        )
     return False
+
+
+def _runs_its_session(referral: Referral, professional_id: int) -> bool:
+    """Once scheduled, the session's performer and accompanying IDEL read the referral they act on, letter
+    and attachments included, even when it was addressed to a program rather than to them."""
+    appointment = referral.appointment
+    return appointment is not None and professional_id in (appointment.performer_id, appointment.accompanying_id)
 
 
 def visible_referrals(user) -> ColumnElement[bool]:

@@ -80,6 +80,7 @@ class Referral(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     patient: Mapped[Patient] = relationship()
+    appointment: Mapped["Appointment | None"] = relationship()  # noqa: F821 (hub.models.scheduling)
     author: Mapped[Professional] = relationship(foreign_keys=[author_id])
     target_specialist: Mapped[Professional | None] = relationship(foreign_keys=[target_specialist_id])
     attachments: Mapped[list["ReferralAttachment"]] = relationship(

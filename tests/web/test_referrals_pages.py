@@ -357,3 +357,24 @@ def test_an_existing_patient_and_new_traits_together_are_refused(client, auth, h
     response = send_form(auth, hub, **(TRAITS | {"patient_id": str(hub["patient"].id)}))
     assert response.status_code == 422 and "pas les deux" in response.get_data(as_text=True)
     assert patient_and_referral_counts(db_session) == before
+
+
+def test_the_sessions_professionals_read_the_attachments_of_a_referral_to_a_program(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    assert referral.target_specialist_id is None, "addressed to the program, not to a named specialist"
+    (attachment,) = referral.attachments
+    url = f"/referrals/{referral.id}/attachments/{attachment.id}"
+    auth.login(hub["cardiologist"])
+    assert client.get(url).status_code == 404, "before scheduling, the program's cardiologist is not in the loop"
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    db_session.commit()
+    auth.login(hub["coordinator"])
+    auth.post(f"/referrals/{referral.id}/accept")
+    assert auth.post(f"/referrals/{referral.id}/schedule", data={"slot_id": hub["slot"].id}).status_code == 302
+    auth.login(hub["cardiologist"])
+    served = client.get(url)
+    assert served.status_code == 200 and served.data == PDF
+    auth.login(hub["other_gp"])
+    assert client.get(url).status_code == 404
