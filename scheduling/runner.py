@@ -253,9 +253,10 @@ class Worker:
         self._scheduler = scheduler
 
     def _step_down(self) -> None:
-        scheduler, self._scheduler = self._scheduler, None
-        if scheduler is not None:
-            scheduler.shutdown(wait=True)
+        # Not the leader any more only once the jobs already running have finished: nothing runs after.
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=True)
+        self._scheduler = None
 
     def _fire(self, job: PeriodicJob) -> None:
         if not self._holds_lease():
