@@ -6,7 +6,7 @@ import time_machine
 
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.web.test_booking_eligibility_pages import newcomer, nothing_booked, slot
+from tests.web.test_booking_eligibility_pages import last_audit_id, newcomer, nothing_booked, slot
 from tests.workflows import conftest as workflow_fixtures
 from tests.workflows.conftest import NOW
 
@@ -22,6 +22,7 @@ def clock():
 
 def test_the_api_answers_a_problem_naming_the_patient_and_modality(api_as, db_session, territory, newcomer, slot):
     body = {"slot_id": slot.id, "patient_id": newcomer.id, "place_kind": "lieu_dedie"}
+    audited = last_audit_id(db_session)
     problem = assert_problem(api_as(territory.coordinator).post("/api/v1/appointments", json=body), 422)
     assert problem["detail"].startswith("Vérifiez d'abord l'éligibilité du patient")
     assert (problem["patient_id"], problem["modality"], problem["eligibility"]) == (
@@ -29,7 +30,7 @@ def test_the_api_answers_a_problem_naming_the_patient_and_modality(api_as, db_se
         "assisted_teleconsultation",
         "missing",
     )
-    assert nothing_booked(db_session, territory.cpts.id)
+    assert nothing_booked(db_session, newcomer, audited_after=audited)
 
 
 def test_after_the_checklist_the_same_booking_goes_through(api_as, db_session, territory, newcomer, slot):
