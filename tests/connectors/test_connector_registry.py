@@ -9,6 +9,7 @@ import pytest
 from connectors.base import build_registry
 from connectors.dispatcher import NOT_CONFIGURED, UNUSABLE_SETTINGS, dispatch_once
 from hub.models import ConnectorSetting, OutboxState
+from hub.services.connector_settings import CHANNEL_FIELDS
 from tests import factories
 from tests.connectors.test_dispatcher import queue, reload
 from tests.servers import SmtpServer
@@ -132,3 +133,8 @@ def test_edited_settings_take_effect_at_the_next_batch(db_session, sessions, smt
 
     assert [m.mail_from for m in smtp_server.messages] == ["avant@own.fr", "apres@own.fr"]
     assert len(email_connectors.every_connector()) == 2  # the old settings' connector was dropped
+
+
+def test_the_admin_page_covers_every_registered_connector():
+    """Each connector registered in build_registry, configured on the server or not, has its settings form."""
+    assert build_registry({}).channels == sorted(CHANNEL_FIELDS)
