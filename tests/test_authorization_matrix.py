@@ -75,14 +75,6 @@ REFERRAL_LIST = expect(admin=FORBIDDEN)
 REFERRAL = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
 REFERRAL_AUTHOR = expect(others=HIDDEN, gp=OK, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 REFERRAL_CANCEL = expect(others=HIDDEN, gp=OK, coordinator=OK, admin=FORBIDDEN)
-# Reports: the world's report is signed by the session's performer (no account); it is read by whoever sees the
-# patient (their GP, the coordination) and written by its author only. « Ma séance » is the professionals'.
-REPORT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1], HIDDEN))
-REPORT_AUTHOR = expect(others=HIDDEN, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
-REPORT_WRITERS = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
-# The outbox: the coordination and the admin of the CPTS; the other CPTS's coordinator sees their own list only.
-OUTBOX = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
-OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
 # Téléexpertise: the world's request is the GP's, named to a cardiologist without an account; the coordination
 # reads and assigns it. Asking and answering are the professionals' (the relation decides which request).
 TE_PROFESSIONALS = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
@@ -270,6 +262,8 @@ MATRIX = {
     ("pathways.queue", "GET"): PLANNING,
     ("pathways.start", "POST"): PATIENT_RECORD,
     ("pathways.skip_step", "POST"): PATIENT_RECORD,
+    ("pathways.book_step", "GET"): PLANNING_OBJECT,
+    ("pathways.book_step", "POST"): PLANNING_OBJECT,
     ("pathways.stop", "POST"): PATIENT_RECORD,
     ("pathways.eligibility_check", "GET"): PATIENT_RECORD,
     ("pathways.eligibility_check", "POST"): PATIENT_RECORD,
@@ -411,8 +405,8 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         "appointment_id": appointment.id,
         "referral_id": referral.id,
         "attachment_id": attachment.id,
-        **teleexpertise_ids,
         "report_id": _signed_report(db_session, users, appointment, tmp_path / "uploads").id,
+        **teleexpertise_ids,
         "message_id": _dead_message(db_session, cpts).id,
         "channel": "email",
         **_pathway_ids(db_session, users, patient),

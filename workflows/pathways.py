@@ -29,13 +29,21 @@ from hub.models import (
     PathwayStepTemplate,
     PathwayTemplate,
     Patient,
+    PlaceKind,
     Profession,
+    Professional,
+    ProgramKind,
     Referral,
     Report,
     ReportState,
+    SessionProgram,
+    Slot,
+    SlotState,
     StepState,
 )
 from hub.services.identity import register_record_section
+from scheduling.slots import HOLDING_STATES
+from workflows import appointments
 from workflows.fees import local_day
 from workflows.machine import Machine
 
@@ -243,6 +251,71 @@ def book_step(session: Session, actor, step: CarePathwayStep, *, appointment: Ap
         raise ValidationFailed({"appointment_id": "Ce rendez-vous n'est pas celui du patient du parcours."})
     step.appointment_id = appointment.id
     return _step_verb(session, actor, step, "book", {"appointment_id": appointment.id})
+
+
+# The steps booked into a program's slot; an in-person step or a téléexpertise is arranged outside the planner.
+STEP_PROGRAM_KINDS = {
+    Modality.ASSISTED_TELECONSULTATION: ProgramKind.ASSISTED_TELECONSULTATION,
+    Modality.TELESOIN: ProgramKind.TELESOIN,
+}
+EARLY_BOOKING = dt.timedelta(days=7)
+
+
+def slots_for_step(
+    session: Session, step: CarePathwayStep, *, cpts_id: int, now: dt.datetime | None = None, limit: int = 12
+) -> list[Slot]:
+    """The next open, unbooked slots of the CPTS's active programs of the step's modality whose performer is of
+    the step's profession, from a week before the step is due (or now). One query."""
+    kind = STEP_PROGRAM_KINDS.get(step.modality)
+    if kind is None:
+        return []
+    now = now or utcnow()
+    earliest = dt.datetime.combine(step.due_on, dt.time(), tzinfo=dt.UTC) - EARLY_BOOKING
+    held = select(Appointment.slot_id).where(Appointment.slot_id.is_not(None), Appointment.state.in_(HOLDING_STATES))
+    return list(
+        session.scalars(
+            select(Slot)
+            .join(SessionProgram, SessionProgram.id == Slot.program_id)
+            .join(Professional, Professional.id == SessionProgram.performer_id)
+            .options(contains_eager(Slot.program))
+            .where(
+                SessionProgram.cpts_id == cpts_id,
+                SessionProgram.is_active.is_(True),
+                SessionProgram.kind == kind,
+                Professional.profession == step.profession,
+                Slot.state == SlotState.OPEN,
+                Slot.starts_at > max(now, earliest),
+                Slot.id.not_in(held),
+            )
+            .order_by(Slot.starts_at)
+            .limit(limit)
+        )
+    )
+
+
+def book_step_into_slot(
+    session: Session,
+    actor,
+    step: CarePathwayStep,
+    slot: Slot,
+    *,
+    place_kind: PlaceKind,
+    accompanying: Professional | None = None,
+    now: dt.datetime | None = None,
+) -> Appointment:
+    """Book the step's patient into the slot (every booking guard applies: consent, eligibility, no double
+    booking) and mark the step booked, in one transaction."""
+    pathway = step.pathway
+    if pathway.state is not CarePathwayState.ACTIVE or step.state is not StepState.PLANNED:
+        raise RuleViolation("Seule une étape prévue d'un parcours en cours se programme.")
+    if slot.program.kind is not STEP_PROGRAM_KINDS.get(step.modality):
+        raise ValidationFailed({"slot_id": "Ce créneau n'est pas de la modalité de l'étape."})
+    patient = session.get(Patient, pathway.patient_id)
+    appointment = appointments.book(
+        session, actor, slot=slot, patient=patient, place_kind=place_kind, accompanying=accompanying, now=now
+    )
+    book_step(session, actor, step, appointment=appointment)
+    return appointment
 
 
 def unbook_step(session: Session, actor, step: CarePathwayStep) -> CarePathwayStep:

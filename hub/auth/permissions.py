@@ -91,8 +91,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | _CARE
         | _PLANNING
         | _TRIAGE
-        | _REPORTS_FOLLOW_UP
         | _TELEEXPERTISE_ASSIGNING
+        | _REPORTS_FOLLOW_UP
         | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
         | {Permission.OUTBOX_READ, Permission.OUTBOX_REQUEUE}
     ),

@@ -199,6 +199,7 @@ class CarePathway(Base):
     created_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    patient: Mapped[Patient] = relationship()
     template: Mapped[PathwayTemplate] = relationship()
     steps: Mapped[list["CarePathwayStep"]] = relationship(
         back_populates="pathway", order_by="CarePathwayStep.position", cascade="all, delete-orphan"

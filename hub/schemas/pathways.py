@@ -5,7 +5,7 @@ import json
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
-from hub.models import MODALITY_LABELS, Modality, Profession
+from hub.models import MODALITY_LABELS, Modality, PlaceKind, Profession
 from hub.schemas.base import Bool, Date, Enum, FormSchema, InputSchema, Int, List, Str, length
 
 ACT_KIND_CHOICES = ("follow_up", "initial_assessment", "renewal_assessment")
@@ -156,6 +156,12 @@ class PathwayStartForm(FormSchema):
 
 class SkipForm(FormSchema):
     reason = Str(required=True, validate=length(300, 1))
+
+
+class StepBookingForm(FormSchema):
+    slot_id = Int(required=True)
+    place_kind = Enum(PlaceKind, by_value=True, required=True)
+    accompanying_id = Int(allow_none=True)
 
 
 class QueueForm(FormSchema):

@@ -3,7 +3,7 @@
 
 import datetime as dt
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -11,7 +11,8 @@ from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import pathway_for
 from hub.errors import HubError, ValidationFailed
-from hub.models import MODALITY_LABELS, PROFESSION_LABELS, Modality, Profession
+from hub.formatting import french_datetime
+from hub.models import MODALITY_LABELS, PLACE_KIND_LABELS, PROFESSION_LABELS, Modality, Profession, Professional, Slot
 from hub.schemas.base import load
 from hub.schemas.pathways import (
     ACT_KIND_CHOICES,
@@ -19,6 +20,7 @@ from hub.schemas.pathways import (
     PathwayStartForm,
     QueueForm,
     SkipForm,
+    StepBookingForm,
     TemplateCopyForm,
     TemplateStepsIn,
 )
@@ -26,6 +28,7 @@ from hub.web.access import access
 from hub.web.forms import load_form
 from hub.web.pages import load_query, read_despite_error
 from hub.web.request import db
+from scheduling import board
 from workflows import eligibility, pathways
 
 bp = Blueprint("pathways", __name__)
@@ -41,6 +44,7 @@ def labels():
         "OUTCOME_LABELS": eligibility.OUTCOME_LABELS,
         "ALTERNATIVES": eligibility.ALTERNATIVES,
         "PROFESSION_LABELS": PROFESSION_LABELS,
+        "BOOKABLE_MODALITIES": {modality.value for modality in pathways.STEP_PROGRAM_KINDS},
     }
 
 
@@ -76,6 +80,55 @@ def skip_step(pathway_id: int, step_id: int):
         pathways.skip_step(db(), current_user, pathways.step_of(pathway, step_id), reason=data["reason"])
 
     return _record_action(pathway.patient_id, SkipForm(), perform, "Étape sautée.")
+
+
+@bp.route("/parcours/<int:pathway_id>/etapes/<int:step_id>/programmer", methods=["GET", "POST"])
+@access(Permission.APPOINTMENTS_BOOK)
+def book_step(pathway_id: int, step_id: int):
+    """The coordinator books a due step: the next free slots of the programs of its modality and profession,
+    the place and the IDEL; every booking guard applies (consent, eligibility, no double booking)."""
+    pathway = pathway_for(db(), current_user, pathway_id, action="pathway.step.book")
+    step = pathways.step_of(pathway, step_id)
+    if request.method == "GET":
+        return _step_booking_page(pathway, step, {"place_kind": "lieu_dedie"})
+    data, values, errors = load_form(StepBookingForm())
+    try:
+        if errors:
+            raise ValidationFailed(errors)
+        slot = db().get(Slot, data["slot_id"])
+        if slot is None or slot.program.cpts_id != pathway.cpts_id:
+            raise ValidationFailed({"slot_id": "Choisissez un des créneaux proposés."})
+        accompanying = db().get(Professional, data["accompanying_id"]) if data.get("accompanying_id") else None
+        if data.get("accompanying_id") and (accompanying is None or accompanying.cpts_id != pathway.cpts_id):
+            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+        appointment = pathways.book_step_into_slot(
+            db(), current_user, step, slot, place_kind=data["place_kind"], accompanying=accompanying
+        )
+    except HubError as exc:
+        if exc.audit_action:
+            raise
+        read_despite_error("pathway.step.book", target=pathway)
+        return _step_booking_page(pathway, step, values, exc.errors, problem=exc.detail, status=exc.status, refusal=exc)
+    when = french_datetime(appointment.starts_at, current_app.config["HUB"]["TIMEZONE"])
+    flash(f"Étape « {step.name} » programmée : {when}.", "success")
+    return redirect(url_for("pathways.queue"))
+
+
+def _step_booking_page(pathway, step, values, errors=None, *, problem=None, status: int = 200, refusal=None):
+    slots = pathways.slots_for_step(db(), step, cpts_id=pathway.cpts_id)
+    context = {
+        "pathway": pathway,
+        "step": step,
+        "patient": pathway.patient,
+        "slots": slots,
+        "slot_options": [(s.id, s) for s in slots],
+        "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), pathway.cpts_id)],
+        "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
+        "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
+    }
+    return render_template(
+        "pathways/book_step.html", values=values, errors=errors or {}, problem=problem, **context
+    ), status
 
 
 @bp.post("/parcours/<int:pathway_id>/arreter")

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import event, func, select
 
+from hub.db import utcnow
 from hub.models import CarePathway, EligibilityAssessment, PathwayTemplate, Role, StepState
 from tests import factories
 from workflows import pathways
@@ -175,3 +176,56 @@ def test_an_admin_copies_a_shipped_template_and_edits_its_steps(auth, client, db
     assert [(s.name, s.interval_days) for s in copy.steps] == [("Bilan", 0), ("Télésoin", 7)]
     shipped_edit = auth.post(f"/admin/parcours/{template_id(db_session, 'post_avc')}/etapes", data=rows)
     assert shipped_edit.status_code == 422 and "Un modèle livré ne se modifie pas" in shipped_edit.text
+
+
+def test_the_coordinator_books_a_due_step_into_a_slot_of_its_modality(auth, client, db_session, cpts, coordinator):
+    from hub.models import Appointment, Profession
+
+    cardiologist = factories.professional(db_session, cpts, Profession.SPECIALIST)
+    program = factories.program(db_session, cpts, performer=cardiologist)
+    now = utcnow()
+    slot = factories.slot(db_session, program, now + dt.timedelta(days=14))  # when the step is due
+    patient = factories.consenting_patient(db_session, cpts, recorded_by=coordinator, eligible=False)
+    pathway = pathways.start(
+        db_session,
+        coordinator,
+        patient=patient,
+        template=db_session.get(PathwayTemplate, template_id(db_session)),
+        started_on=now.date(),
+    )
+    teleconsultation = next(s for s in pathway.steps if s.modality.value == "assisted_teleconsultation")
+    db_session.commit()
+    auth.login(coordinator)
+    assert "Programmer</a>" in client.get(f"/parcours/a-programmer?until={(now + dt.timedelta(days=90)).date()}").text
+    url = f"/parcours/{pathway.id}/etapes/{teleconsultation.id}/programmer"
+    page = client.get(url)
+    assert page.status_code == 200 and f'value="{slot.id}"' in page.text
+
+    refused = auth.post(url, data={"slot_id": slot.id, "place_kind": "lieu_dedie"})
+    assert refused.status_code == 422, "no eligibility checklist yet: nothing is booked"
+    assert "Vérifier l'éligibilité de ce patient (liste HAS)</a>" in refused.text
+    assert db_session.scalar(select(func.count(Appointment.id)).where(Appointment.patient_id == patient.id)) == 0
+
+    factories.eligible_for_remote_care(db_session, patient, assessed_by=coordinator)
+    db_session.commit()
+    assert auth.post(url, data={"slot_id": slot.id, "place_kind": "lieu_dedie"}).status_code == 302
+    db_session.expire_all()
+    step = db_session.get(CarePathway, pathway.id).steps[teleconsultation.position - 1]
+    assert step.state is StepState.BOOKED and step.appointment_id is not None
+    assert db_session.get(Appointment, step.appointment_id).slot_id == slot.id
+    again = auth.post(url, data={"slot_id": slot.id, "place_kind": "lieu_dedie"})
+    assert again.status_code == 422, "a booked step is not booked twice"
+
+
+def test_an_in_person_step_has_no_slot_to_offer(auth, client, db_session, coordinator, patient):
+    pathway = pathways.start(
+        db_session,
+        coordinator,
+        patient=patient,
+        template=db_session.get(PathwayTemplate, template_id(db_session)),
+        started_on=dt.date(2026, 12, 1),
+    )
+    db_session.commit()
+    auth.login(coordinator)
+    page = client.get(f"/parcours/{pathway.id}/etapes/{pathway.steps[0].id}/programmer")
+    assert page.status_code == 200 and "Aucun créneau libre" in page.text
