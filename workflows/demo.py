@@ -1,8 +1,10 @@
 """The demo territory's schedule: the weekly assisted cardiology session of seed 004 (CH Périgueux,
-connected ECG case, IDEL with the patient) and a kiné télésoin session, with next Monday booked."""
+connected ECG case, IDEL with the patient) and a kiné télésoin session, with next Monday booked and last
+Monday's teleconsultation done, its report waiting for the cardiologist in « Ma séance »."""
 
 import datetime as dt
 import random
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -84,6 +86,7 @@ def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime) -> b
         now=now,
     )
     _book_next_session(session, coordinator, cardiology, now=now)
+    _last_session_done(session, coordinator, cardiology, now=now)
     return True
 
 
@@ -135,6 +138,73 @@ def _book_next_session(session: Session, coordinator: User, program: SessionProg
                 idel_user = session.scalar(select(User).where(User.professional_id == idel.id))
                 appointments.confirm(session, idel_user, appointment, now=now)
             break
+
+
+def _last_session_done(session: Session, coordinator: User, program: SessionProgram, *, now: dt.datetime) -> None:
+    """Last Monday at 14:00: one patient seen with their IDEL at the MSP, the session done; the report is
+    the cardiologist's to write."""
+    zone = ZoneInfo(program.zone)
+    today = now.astimezone(zone).date()
+    monday = today - dt.timedelta(days=today.weekday() or 7)
+    start = dt.datetime.combine(monday, dt.time(14, 0), tzinfo=zone).astimezone(dt.UTC)
+    slot = Slot(
+        program_id=program.id,
+        occurrence_start=start,
+        position=0,
+        starts_at=start,
+        ends_at=start + dt.timedelta(minutes=program.slot_minutes),
+        is_exception=True,  # laid down by hand: the program started after it
+    )
+    session.add(slot)
+    session.flush()
+    booked_at = start - dt.timedelta(days=3)
+    for patient in _elderly_with_own_idel(session, program.cpts_id):
+        idel = appointments.own_idel(session, patient)
+        idel_user = session.scalar(select(User).where(User.professional_id == idel.id)) if idel else None
+        if idel_user is None or not has_valid_consent(patient, ConsentKind.TELEHEALTH):
+            continue
+        _assess_eligibility(session, coordinator, patient, PlaceKind.DEDICATED_PLACE, now=booked_at)
+        appointment = appointments.book(
+            session,
+            coordinator,
+            slot=slot,
+            patient=patient,
+            place_kind=PlaceKind.DEDICATED_PLACE,
+            accompanying=idel,
+            now=booked_at,
+        )
+        appointments.confirm(session, idel_user, appointment, now=booked_at)
+        appointments.check_in(
+            session,
+            idel_user,
+            appointment,
+            identity_method="CNI",
+            patient_location="MSP de Vergt, salle de téléconsultation",
+            callback_phone=patient.phone or "0553000000",
+        )
+        appointments.complete(
+            session,
+            idel_user,
+            appointment,
+            checklist={"camera": True, "sound": True, "light": True, "privacy": True},
+        )
+        return
+
+
+def _elderly_with_own_idel(session: Session, cpts_id: int) -> list[Patient]:
+    return list(
+        session.scalars(
+            select(Patient)
+            .join(CareTeamMember, CareTeamMember.patient_id == Patient.id)
+            .join(Professional, Professional.id == CareTeamMember.professional_id)
+            .where(
+                Patient.cpts_id == cpts_id,
+                Professional.profession == Profession.NURSE,
+                Patient.birth_date < dt.date(1950, 1, 1),
+            )
+            .order_by(Patient.id.desc())
+        ).unique()
+    )
 
 
 def _assess_eligibility(session: Session, coordinator: User, patient: Patient, place: PlaceKind, *, now) -> None:

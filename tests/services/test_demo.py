@@ -2,16 +2,20 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from hub.cli import hub_cli
+from hub.db import utcnow
 from hub.identifiers import check_ins_matricule, check_rpps
 from hub.models import (
     Appointment,
+    AppointmentState,
     EligibilityAssessment,
     EligibilityOutcome,
     Modality,
     Patient,
     Professional,
+    Report,
     SessionProgram,
     Slot,
+    User,
 )
 from hub.services.demo import CPTS_NAME, find_demo_cpts, load_demo
 from hub.services.identity import check_matricule_matches_traits
@@ -50,3 +54,12 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session):
     ).all()
     assert sorted(booked) == sorted(patient_id for patient_id, _m, _o in outcomes)
     assert {(m, o) for _p, m, o in outcomes} == {(Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ASSISTED)}
+    # Last Monday's session is done and its report is the cardiologist's to write in « Ma séance ».
+    done = db_session.scalars(
+        select(Appointment).where(Appointment.cpts_id == demo, Appointment.state == AppointmentState.DONE)
+    ).all()
+    assert len(done) == 1 and done[0].starts_at < utcnow() and done[0].identity_checked_at is not None
+    assert db_session.scalar(select(User.login).where(User.professional_id == done[0].performer_id)).startswith(
+        "cardio."
+    )
+    assert db_session.scalar(select(func.count(Report.id)).where(Report.appointment_id == done[0].id)) == 0
