@@ -152,3 +152,15 @@ def test_every_notification_kind_has_its_own_subject_and_text(kind):
     assert subject == NOTICES[kind][0] and NOTICES[kind][1] in body
     assert "12" not in body and "7" not in body, "ids stay in the payload, the text leads to the hub"
     assert body.endswith("Détails sur le hub (après connexion) : https://hub.cpts.fr/")
+
+
+def test_an_accented_subject_and_body_arrive_intact(smtp_server, email_connectors):
+    message = OutgoingMessage(
+        id=1, idempotency_key="accents", channel="email", recipient="a@example.org", kind="escalation", payload="{}"
+    )
+    connector = email_connectors["email"]
+    connector.send(message)
+    connector.close()
+    (received,) = smtp_server.messages
+    assert received.subject == "Visite non confirmée à moins de 48 h"
+    assert "n'est toujours pas confirmé par l'IDEL accompagnant·e" in received.body
