@@ -26,13 +26,9 @@ from email.utils import parseaddr, parsedate_to_datetime
 from connectors.base import TransientError
 from connectors.email import tls_context
 from hub.db import utcnow
+from hub.models import MDN_REFUSAL_LABELS
 
 IMPLICIT_TLS_PORT = 993
-MDN_CODE_LABELS = {
-    "902": "Patient inconnu du destinataire",
-    "903": "INS absent du document",
-    "904": "INS du document différent de celui connu du destinataire",
-}
 REFUSAL_LABELS = {
     "failed": "Échec du traitement par le logiciel du destinataire",
     "deleted": "Message supprimé par le destinataire sans traitement",
@@ -206,7 +202,7 @@ def _refusal_code(values: list[str]) -> tuple[str | None, str | None]:
         found = _CODE.search(value)
         if found:
             code, text = found.group(1), found.group(2).strip()
-            return code, text or MDN_CODE_LABELS.get(code)
+            return code, text or MDN_REFUSAL_LABELS.get(code)
     return None, None
 
 

@@ -181,12 +181,14 @@ def _last_session_done(session: Session, coordinator: User, program: SessionProg
             identity_method="CNI",
             patient_location="MSP de Vergt, salle de téléconsultation",
             callback_phone=patient.phone or "0553000000",
+            now=start - dt.timedelta(minutes=10),
         )
         appointments.complete(
             session,
             idel_user,
             appointment,
             checklist={"camera": True, "sound": True, "light": True, "privacy": True},
+            now=start + dt.timedelta(minutes=20),
         )
         return
 

@@ -51,6 +51,7 @@ from hub.models.professional import (
 from hub.models.reports import (
     DELIVERY_STATE_LABELS,
     LOINC_LABELS,
+    MDN_REFUSAL_LABELS,
     RECIPIENT_ROLE_LABELS,
     REPORT_KIND_LABELS,
     REPORT_LOINC,
@@ -67,6 +68,7 @@ from hub.models.reports import (
     TeleexpertiseAttachment,
     TeleexpertiseRequest,
     TeleexpertiseState,
+    delivery_state_label,
 )
 from hub.models.scheduling import (
     APPOINTMENT_STATE_LABELS,
@@ -107,6 +109,7 @@ __all__ = [
     "IDENTITY_DOCUMENT_LABELS",
     "IDENTITY_STATUS_LABELS",
     "LOINC_LABELS",
+    "MDN_REFUSAL_LABELS",
     "MODALITY_LABELS",
     "ORGANISATION_KIND_LABELS",
     "OUTBOX_STATE_LABELS",
@@ -196,5 +199,6 @@ __all__ = [
     "UserSession",
     "VisitOffer",
     "VisitOfferState",
+    "delivery_state_label",
     "professional_organisations",
 ]

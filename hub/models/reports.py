@@ -149,6 +149,23 @@ DELIVERY_STATE_LABELS = {
 }
 
 
+# What an MSSanté receiver's MDN code means when it could not integrate the document (DESIGN.md).
+MDN_REFUSAL_LABELS = {
+    "902": "patient inconnu du destinataire",
+    "903": "INS absent du document",
+    "904": "INS différent de celui connu du destinataire",
+}
+
+
+def delivery_state_label(state: DeliveryState, refusal_code: str | None = None, refusal_text: str | None = None) -> str:
+    """« Refusé par le destinataire (903 : INS absent du document) » when the receiver said why."""
+    label = DELIVERY_STATE_LABELS[state]
+    if state is not DeliveryState.REFUSED:
+        return label
+    reason = MDN_REFUSAL_LABELS.get(refusal_code or "") or refusal_text or "motif non précisé"
+    return f"{label} ({refusal_code} : {reason})" if refusal_code else f"{label} ({reason})"
+
+
 class Delivery(Base):
     """One document to one recipient: the business side of an outbox message (which recipient, for which
     role, due when, acknowledged or refused by the receiver's MDN)."""

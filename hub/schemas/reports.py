@@ -5,7 +5,6 @@ import json
 from marshmallow import Schema, fields, validate
 
 from hub.models import (
-    DELIVERY_STATE_LABELS,
     RECIPIENT_ROLE_LABELS,
     REPORT_KIND_LABELS,
     REPORT_STATE_LABELS,
@@ -14,6 +13,7 @@ from hub.models import (
     RecipientRole,
     ReportKind,
     ReportState,
+    delivery_state_label,
 )
 from hub.schemas.base import Bool, Enum, FormSchema, InputSchema, Int, Str, length
 
@@ -43,13 +43,8 @@ class ReportForm(ReportUpdateIn, FormSchema):
     action = Str(load_default="save")  # which button: "save" (the draft) or "sign"
 
 
-def delivery_state_label(delivery) -> str:
-    """« Refusé par le destinataire (903 : INS absent) » when the receiver said why."""
-    label = DELIVERY_STATE_LABELS[delivery.state]
-    if delivery.state is DeliveryState.REFUSED and (delivery.refusal_code or delivery.refusal_text):
-        reason = " : ".join(part for part in (delivery.refusal_code, delivery.refusal_text) if part)
-        return f"{label} ({reason})"
-    return label
+def delivery_label(delivery) -> str:
+    return delivery_state_label(delivery.state, delivery.refusal_code, delivery.refusal_text)
 
 
 class DeliveryOut(Schema):
@@ -59,7 +54,7 @@ class DeliveryOut(Schema):
     channel = fields.String()
     address = fields.String()
     state = fields.Enum(DeliveryState, by_value=True)
-    state_label = fields.Function(delivery_state_label)
+    state_label = fields.Function(delivery_label)
     due_at = fields.AwareDateTime()
     sent_at = fields.AwareDateTime(allow_none=True)
     acknowledged_at = fields.AwareDateTime(allow_none=True)

@@ -9,19 +9,15 @@ from sqlalchemy.orm import Session
 from hub.errors import NotFound
 from hub.models import (
     DELIVERY_STATE_LABELS,
+    LOINC_LABELS,
     OUTBOX_STATE_LABELS,
     Delivery,
     DeliveryState,
     OutboxMessage,
     OutboxState,
+    delivery_state_label,
 )
 
-# The MSSanté MDN codes a receiver answers when it cannot integrate a document (DESIGN.md, Interoperability).
-REFUSAL_REASONS = {
-    "902": "patient inconnu",
-    "903": "INS absent",
-    "904": "INS incohérent avec celui du destinataire",
-}
 CHANNEL_LABELS = {
     "email": "E-mail",
     "mssante": "MSSanté",
@@ -34,10 +30,30 @@ KIND_LABELS = {
     "escalation": "Visite non confirmée",
     "visit_offered": "Visite proposée",
     "visit_declined": "Visite refusée",
+    "visit_unassigned": "Visite sans IDEL",
     "appointment_cancelled": "Rendez-vous annulé",
-    "report": "Compte rendu",
-    "teleexpertise_request": "Demande de téléexpertise",
+    "report_overdue": "Alerte : compte rendu en retard",
+    "referral_accepted": "Adressage accepté",
+    "referral_rejected": "Adressage refusé",
+    "referral_scheduled": "Adressage programmé",
+    "referral_cancelled": "Adressage annulé",
+    "referral_done": "Adressage réalisé",
+    "teleexpertise_received": "Téléexpertise reçue",
+    "teleexpertise_assigned": "Téléexpertise prise en charge",
+    "teleexpertise_declined": "Téléexpertise déclinée",
+    "teleexpertise_answered": "Réponse de téléexpertise",
+    "teleexpertise_expired": "Téléexpertise expirée",
+    "report.signed": "Événement : compte rendu signé",
+    "report.acknowledged": "Événement : compte rendu acquitté",
 }
+DOCUMENT_KIND_PREFIX = "document:"  # document:<LOINC>, e.g. document:85208-7
+
+
+def kind_label(kind: str) -> str:
+    if kind.startswith(DOCUMENT_KIND_PREFIX):
+        loinc = kind.removeprefix(DOCUMENT_KIND_PREFIX)
+        return LOINC_LABELS.get(loinc, f"Document {loinc}")
+    return KIND_LABELS.get(kind, kind)
 
 
 @dataclass(frozen=True)
@@ -55,7 +71,7 @@ class OutboxLine:
 
     @property
     def kind_label(self) -> str:
-        return KIND_LABELS.get(self.message.kind, self.message.kind)
+        return kind_label(self.message.kind)
 
     @property
     def acknowledgement(self) -> str | None:
@@ -71,9 +87,7 @@ def acknowledgement_of(delivery: Delivery | None) -> str | None:
     if delivery is None:
         return None
     if delivery.state is DeliveryState.REFUSED:
-        code = delivery.refusal_code or ""
-        reason = REFUSAL_REASONS.get(code) or delivery.refusal_text or "motif non précisé"
-        return f"Refusé par le destinataire ({code} : {reason})" if code else f"Refusé par le destinataire ({reason})"
+        return delivery_state_label(delivery.state, delivery.refusal_code, delivery.refusal_text)
     if delivery.state is DeliveryState.SENT:
         return "En attente d'acquittement"
     return DELIVERY_STATE_LABELS[delivery.state]

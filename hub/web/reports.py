@@ -33,7 +33,7 @@ from hub.models import (
     ReportState,
     User,
 )
-from hub.schemas.reports import ReportForm, delivery_state_label
+from hub.schemas.reports import ReportForm, delivery_label
 from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
 from hub.web.access import access
 from hub.web.forms import load_form
@@ -59,7 +59,7 @@ def labels():
         "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
         "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
-        "delivery_state_label": delivery_state_label,
+        "delivery_label": delivery_label,
     }
 
 

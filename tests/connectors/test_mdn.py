@@ -10,8 +10,9 @@ import json
 import pytest
 
 from connectors.base import OutgoingMessage, TransientError
-from connectors.mdn import MDN_CODE_LABELS, Disposition, ImapSettings, connect, fetch_dispositions, parse_mdn
+from connectors.mdn import Disposition, ImapSettings, connect, fetch_dispositions, parse_mdn
 from connectors.mssante import MssanteConnector, mdn_token
+from hub.models import MDN_REFUSAL_LABELS
 from tests.connectors.test_mssante import SENDER, settings_for, stored
 from tests.imap_server import ImapServer, dovecot_available
 from tests.servers import SmtpServer, TestCA
@@ -121,7 +122,7 @@ def test_a_processed_mdn_acknowledges_the_message(mailbox):
     ("error", "code", "text"),
     [
         ("902^Patient inconnu", "902", "Patient inconnu"),
-        ("903^", "903", MDN_CODE_LABELS["903"]),
+        ("903^", "903", MDN_REFUSAL_LABELS["903"]),
         ("904^INS discordant avec le dossier local", "904", "INS discordant avec le dossier local"),
     ],
 )

@@ -63,7 +63,7 @@ def report(session, cpts):
 
 def document_message(session, cpts, report_row, *, delivery_state, refusal_code=None, **extra):
     """An MSSanté message carrying a report, with its Delivery in the given state."""
-    row = message(session, cpts, channel="mssante", kind="report", state=OutboxState.SENT, attempts=1, **extra)
+    row = message(session, cpts, channel="mssante", kind="document:85208-7", state=OutboxState.SENT, attempts=1, **extra)
     session.add(
         Delivery(
             cpts_id=cpts.id,
@@ -132,7 +132,7 @@ def test_the_coordinator_follows_every_message_of_the_cpts(auth, coordinator, ou
     assert outbox_world["pending"].recipient in text and "2 / 8" in text
     assert "serveur SMTP injoignable (ConnectionRefusedError)" in text
     assert "<td>Acquitté</td>" in text
-    assert "<td>Refusé par le destinataire (902 : patient inconnu)</td>" in text
+    assert "<td>Refusé par le destinataire (902 : patient inconnu du destinataire)</td>" in text
     assert "ailleurs@example.org" not in text  # another CPTS's
     assert HEALTH_MARKER not in text  # never a payload
     # Renvoyer only on the dead message.
