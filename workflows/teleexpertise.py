@@ -52,7 +52,7 @@ from hub.models import (
     Urgency,
     User,
 )
-from hub.services import documents
+from hub.services import directory, documents
 from hub.services.care import register_care_relation
 from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section, StoredRendering
 from workflows import deliveries, fees
@@ -298,17 +298,7 @@ def specialties(session: Session, cpts_id: int) -> list[str]:
 
 def experts(session: Session, cpts_id: int) -> list[Professional]:
     """The physicians of the CPTS one may name as expert."""
-    return list(
-        session.scalars(
-            select(Professional)
-            .where(
-                Professional.cpts_id == cpts_id,
-                Professional.is_active.is_(True),
-                Professional.profession.in_(EXPERTS),
-            )
-            .order_by(Professional.last_name, Professional.id)
-        )
-    )
+    return directory.active_clinicians(session, cpts_id, professions=EXPERTS)
 
 
 def _deadline(data: dict, now: dt.datetime, zone: str) -> dt.datetime:

@@ -176,15 +176,15 @@ def all_organisations(session: Session, cpts_id: int) -> list[Organisation]:
     )
 
 
-def active_clinicians(session: Session, cpts_id: int) -> list[Professional]:
-    """The active health professionals (coordinators excluded) of a CPTS, by name."""
+def active_clinicians(session: Session, cpts_id: int, *, professions=CLINICAL_PROFESSIONS) -> list[Professional]:
+    """The active health professionals (coordinators excluded) of a CPTS, of the given professions, by name."""
     return list(
         session.scalars(
             select(Professional)
             .where(
                 Professional.cpts_id == cpts_id,
                 Professional.is_active.is_(True),
-                Professional.profession.in_(CLINICAL_PROFESSIONS),
+                Professional.profession.in_(professions),
             )
             .order_by(Professional.last_name, Professional.first_name)
         )

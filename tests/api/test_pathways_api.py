@@ -5,20 +5,10 @@ from sqlalchemy import func, select
 
 from hub.models import AuditEvent, EligibilityAssessment, PathwayTemplate
 from tests import factories
+from tests.factories import ELIGIBLE_ANSWERS
 
-ANSWERS = {
-    "modality": "telesoin",
-    "profession": "infirmier",
-    "clinical_situation_compatible": True,
-    "can_communicate_remotely": True,
-    "can_use_tools": True,
-    "physical_factors_ok": True,
-    "psychological_factors_ok": True,
-    "social_factors_ok": True,
-    "needs_direct_contact": False,
-    "needs_equipment_not_at_hand": False,
-    "is_first_care": False,
-}
+# The favourable checklist of the factories, for a télésoin, without the kind of act (it is optional here).
+ANSWERS = {"modality": "telesoin"} | {key: value for key, value in ELIGIBLE_ANSWERS.items() if key != "act_kind"}
 
 
 def last_audit(session):

@@ -45,13 +45,13 @@ print(json.dumps(totals))
 """
 
 
-def fill_queue(factory, created, count: int) -> list[str]:
-    prefix = f"r3:{uuid.uuid4().hex}"
+def fill_queue(factory, created, count: int, *, prefix: str = "r3") -> list[str]:
+    """`count` committed e-mail messages of a new CPTS (removed after the test), their keys in order."""
     with factory() as session:
         org = factories.cpts(session)
         session.commit()
         created.append(org.id)
-        keys = [f"{prefix}:{n}" for n in range(count)]
+        keys = [f"{prefix}:{uuid.uuid4().hex}:{n}" for n in range(count)]
         for n, key in enumerate(keys):
             outbox.enqueue(
                 session,

@@ -33,7 +33,7 @@ from connectors.email import message_id_for
 from hub.config import PROJECT_ROOT
 from hub.db import make_engine, make_session_factory, utcnow
 from hub.models import Organisation, OutboxMessage, OutboxState
-from tests import factories
+from tests.connectors.test_dispatch_concurrency import fill_queue
 from tests.servers import Recorder, SmtpServer
 
 DOMAIN = "cpts-test.fr"
@@ -84,26 +84,6 @@ def holding_smtp_server(test_ca):
         server.handler.release.set()
 
 
-def queue_for(factory, created, count: int, *, prefix: str) -> list[str]:
-    with factory() as session:
-        org = factories.cpts(session)
-        session.commit()
-        created.append(org.id)
-        keys = [f"{prefix}:{uuid.uuid4().hex}:{n}" for n in range(count)]
-        for n, key in enumerate(keys):
-            outbox.enqueue(
-                session,
-                channel="email",
-                recipient=f"pro{n}@example.org",
-                kind="reminder",
-                payload={"appointment_id": n},
-                idempotency_key=key,
-                cpts_id=org.id,
-            )
-        session.commit()
-    return keys
-
-
 def rows_of(factory, keys: list[str]) -> list[OutboxMessage]:
     with factory() as session:
         return session.scalars(select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(keys))).all()
@@ -117,7 +97,7 @@ def test_r2_a_dispatcher_killed_mid_send_resends_after_its_lease_with_the_same_m
     committed, database_url, holding_smtp_server, smtp_config_for
 ):
     factory, created = committed
-    (key,) = queue_for(factory, created, 1, prefix="r2")
+    (key,) = fill_queue(factory, created, 1, prefix="r2")
     config = smtp_config_for(holding_smtp_server)
     process = subprocess.Popen(
         [sys.executable, "-c", ONE_DISPATCH, database_url, json.dumps(config), str(R2_LEASE_SECONDS)],
@@ -173,7 +153,7 @@ def test_r4_the_dispatcher_survives_its_database_connections_being_terminated(
     if not database_url.startswith("postgresql"):
         pytest.skip("pg_terminate_backend: PostgreSQL only")
     factory, created = committed
-    keys = queue_for(factory, created, 600, prefix="r4")
+    keys = fill_queue(factory, created, 600, prefix="r4")
     engine = make_engine(database_url, connect_args={"application_name": DISPATCHER_APP})
     sessions = make_session_factory(engine)
     connectors = build_registry(smtp_config)
@@ -235,7 +215,7 @@ def test_r4_an_outcome_whose_connection_dies_is_recorded_on_a_new_one(
     if not database_url.startswith("postgresql"):
         pytest.skip("pg_terminate_backend: PostgreSQL only")
     factory, created = committed
-    (key,) = queue_for(factory, created, 1, prefix="r4-outcome")
+    (key,) = fill_queue(factory, created, 1, prefix="r4-outcome")
     engine = make_engine(database_url, connect_args={"application_name": DISPATCHER_APP})
     terminated = []
 
