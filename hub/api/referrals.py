@@ -7,7 +7,7 @@ from hub import audit
 from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import referral_for, visible_referrals
-from hub.errors import Forbidden, NotFound, ValidationFailed
+from hub.errors import Forbidden, ValidationFailed
 from hub.models import Appointment, Professional, ReferralAttachment, Slot
 from hub.schemas.base import load
 from hub.schemas.referrals import (
@@ -22,6 +22,7 @@ from hub.schemas.referrals import (
 from hub.schemas.scheduling import NoBodyIn, ReasonIn
 from hub.services import documents
 from hub.web.access import access
+from hub.web.downloads import stored_attachment
 from hub.web.request import db, upload_dir
 from workflows import referrals
 
@@ -187,31 +188,14 @@ def serve_attachment(referral_id: int, attachment_id: int) -> Response:
     """The file, to those who may read the referral only: as a download, with its sniffed type."""
     referral = referral_for(db(), current_user, referral_id, "read")
     attachment = db().get(ReferralAttachment, attachment_id)
-    if attachment is None or attachment.referral_id != referral.id:
-        raise NotFound(
-            "Document introuvable.",
-            audit_action="referral.attachment_read",
-            audit_target=("referral_attachments", attachment_id),
-        )
-    audit.record(
-        db(),
-        actor=current_user,
+    return stored_attachment(
+        referral,
+        attachment,
+        belongs=attachment is not None and attachment.referral_id == referral.id,
         action="referral.attachment_read",
-        target=referral,
-        cpts_id=referral.cpts_id,
-        details={"attachment_id": attachment.id},
+        table="referral_attachments",
+        attachment_id=attachment_id,
     )
-    return download(
-        documents.read_stored(upload_dir(), attachment.sha256), attachment.content_type, attachment.filename
-    )
-
-
-def download(content: bytes, content_type: str, filename: str) -> Response:
-    response = Response(content, mimetype=content_type)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @blueprint.get("/referrals/<int:referral_id>/attachments/<int:attachment_id>")

@@ -15,6 +15,7 @@ from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.scheduling import NoBodyIn
 from hub.services import documents
 from hub.web.access import access
+from hub.web.downloads import download
 from hub.web.request import db, upload_dir
 from workflows import reports
 
@@ -86,11 +87,7 @@ def report_pdf(report_id: int) -> Response:
         details={"version": report.version},
     )
     content = documents.read_stored(upload_dir(), report.pdf_sha256)
-    response = Response(content, mimetype="application/pdf")
-    response.headers["Content-Disposition"] = f'attachment; filename="compte-rendu-{report.id}-v{report.version}.pdf"'
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return download(content, "application/pdf", f"compte-rendu-{report.id}-v{report.version}.pdf")
 
 
 @blueprint.get("/reports/<int:report_id>/pdf")

@@ -6,16 +6,15 @@ from flask_login import current_user
 
 from hub import audit
 from hub.api import blueprint, created, json_body, load_json, pagination
-from hub.api.referrals import download
 from hub.auth.permissions import Permission
 from hub.auth.policies import can_view_patient, teleexpertise_for, visible_teleexpertise
-from hub.errors import NotFound, ValidationFailed
+from hub.errors import ValidationFailed
 from hub.models import Professional, Report, TeleexpertiseAttachment
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyIn
 from hub.schemas.teleexpertise import AnswerIn, AnswerOut, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
-from hub.services import documents
 from hub.web.access import access
+from hub.web.downloads import stored_attachment
 from hub.web.request import db, upload_dir
 from workflows import reports, teleexpertise
 
@@ -145,22 +144,14 @@ def serve_attachment(teleexpertise_id: int, file_id: int):
     """The file, to those who may read the request only, as a download with its sniffed type; audited."""
     row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
     attachment = db().get(TeleexpertiseAttachment, file_id)
-    if attachment is None or attachment.request_id != row.id:
-        raise NotFound(
-            "Document introuvable.",
-            audit_action="teleexpertise.attachment_read",
-            audit_target=("teleexpertise_attachments", file_id),
-        )
-    audit.record(
-        db(),
-        actor=current_user,
+    return stored_attachment(
+        row,
+        attachment,
+        belongs=attachment is not None and attachment.request_id == row.id,
         action="teleexpertise.attachment_read",
-        target=row,
-        cpts_id=row.cpts_id,
-        details={"attachment_id": attachment.id},
+        table="teleexpertise_attachments",
+        attachment_id=file_id,
     )
-    content = documents.read_stored(upload_dir(), attachment.sha256)
-    return download(content, attachment.content_type, attachment.filename)
 
 
 @blueprint.get("/teleexpertise/<int:teleexpertise_id>/attachments/<int:file_id>")

@@ -3,7 +3,7 @@ monthly activity), the coordinator's overview of the CPTS, and the admin's tarif
 
 from decimal import Decimal
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -17,6 +17,7 @@ from hub.schemas.fees import ActivityForm, StatementArgs, TariffForm
 from hub.services import statements, tariffs
 from hub.services.statements import Period
 from hub.web.access import access
+from hub.web.downloads import download
 from hub.web.pages import load_query, read_despite_error, submit
 from hub.web.request import db
 from workflows import fees as fee_rules
@@ -75,7 +76,7 @@ def statement(professional_id: int):
 def statement_csv(professional_id: int):
     professional = fees_professional_for(db(), current_user, professional_id, action="fees.export")
     document = statements.statement(db(), professional, _period()[0])
-    return _download(statements.statement_csv(document), "text/csv; charset=utf-8", statements.csv_filename(document))
+    return download(statements.statement_csv(document), "text/csv; charset=utf-8", statements.csv_filename(document))
 
 
 @bp.get("/professionals/<int:professional_id>/statement.pdf")
@@ -84,7 +85,7 @@ def statement_pdf(professional_id: int):
     professional = fees_professional_for(db(), current_user, professional_id, action="fees.export")
     document = statements.statement(db(), professional, _period()[0])
     pdf = statements.statement_pdf(document, generated_on=_today())
-    return _download(pdf, "application/pdf", statements.pdf_filename(document))
+    return download(pdf, "application/pdf", statements.pdf_filename(document))
 
 
 def _statement_page(professional, *, form=None, values=None, errors=None, status: int = 200):
@@ -220,7 +221,3 @@ def _period() -> tuple[Period, dict]:
     return period, {"year": year, "month": month or ""}
 
 
-def _download(body: bytes, mimetype: str, filename: str) -> Response:
-    response = Response(body, mimetype=mimetype)
-    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response

@@ -6,7 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from hub import audit
-from hub.api.referrals import attach, download, read_closing, serve_attachment
+from hub.api.referrals import attach, read_closing, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import appointment_for, referral_for, visible_patients
 from hub.errors import Forbidden, HubError, NotFound, ValidationFailed
@@ -36,6 +36,7 @@ from hub.schemas.referrals import (
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
 from hub.services import documents, identity
 from hub.web.access import access
+from hub.web.downloads import download
 from hub.web.forms import form_data, load_form
 from hub.web.pages import read_despite_error
 from hub.web.patients import SEX_LABELS, duplicate_candidates

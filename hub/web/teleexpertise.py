@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from hub.api.referrals import download, read_closing
+from hub.api.referrals import read_closing
 from hub.api.teleexpertise import answer, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_act_on_teleexpertise, can_view_patient, teleexpertise_for, visible_patients
@@ -26,6 +26,7 @@ from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
 from hub.services import documents
 from hub.web.access import access
+from hub.web.downloads import download
 from hub.web.forms import form_data, load_form
 from hub.web.pages import read_despite_error
 from hub.web.request import db, upload_dir
