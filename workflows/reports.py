@@ -3,8 +3,10 @@ a téléexpertise), signed, which freezes it, and routed to the patient, the mé
 GP and, if chosen, the other participants, each within the delay set by the program.
 
 `draft → signed → sent → acknowledged`. A signed report never changes: a correction is a new version, a
-draft that supersedes it and is signed and routed in turn. Its messages share a group per recipient with
-the original's, so the dispatcher never has both in flight and delivers the correction after (R7).
+draft that supersedes it and is signed and routed in turn. All the messages of a report and its versions
+share one outbox group: the dispatcher has at most one of them in flight, and delivers a correction after
+the original (R7). The price: a recipient whose server keeps failing holds back the report's other
+recipients until its message is sent or dead (a few hours at most with the capped backoff).
 """
 
 import datetime as dt
@@ -276,8 +278,8 @@ def _route(session, report: Report, appointment, package: DocumentPackage, now) 
             professional=recipient.professional,
             due_at=max(base + dt.timedelta(hours=delays[recipient.role]), now),
             report=report,
-            # All versions of a report to one recipient leave one at a time, in order (R7).
-            group_key=f"report:{report.root_id}:{recipient.channel}:{recipient.address.lower()}"[:120],
+            # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
+            group_key=f"report:{report.root_id}",
         )
         for recipient in recipients(session, report, appointment)
     ]

@@ -202,6 +202,7 @@ def test_the_report_is_routed_to_each_recipient_once(db_session, session_done, t
     assert len(document_messages) == 5, "one outbox message per recipient (R1)"
     assert {m.channel for m in document_messages} == {"mssante", "dmp"}
     assert all(d.message_id for d in report.deliveries if d.channel == "mssante")
+    assert {m.group_key for m in document_messages} == {f"report:{report.id}"}, "one message of a report in flight (R7)"
 
 
 def test_a_program_sets_its_own_delays(db_session, session_done, tmp_path):
@@ -258,7 +259,7 @@ def test_a_correction_supersedes_the_signed_version(db_session, session_done, tm
     groups = db_session.scalars(
         select(OutboxMessage.group_key).where(OutboxMessage.kind.like("document:%")).order_by(OutboxMessage.id)
     ).all()
-    assert len(groups) == 2 and groups[0] == groups[1], "both versions to one recipient share a group (R7)"
+    assert groups == [f"report:{original.id}"] * 2, "both versions share one group: one in flight at a time (R7)"
     assert [r.version for r in reports.chain_of(db_session, original)] == [1, 2]
     assert [r.id for r in reports.reports_of_patient(db_session, t.patient)] == [correction.id]
 
