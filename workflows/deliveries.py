@@ -8,6 +8,7 @@ acknowledged by the DMP's own answer, so it is acknowledged once sent. A dead me
 """
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors import mdn, outbox
+from connectors.base import TransientError
 from connectors.mssante import mdn_token
 from hub import audit
 from hub.db import session_scope, utcnow
@@ -50,6 +52,7 @@ from hub.services.documents import store_blob
 from hub.services.identity import has_valid_consent
 from workflows import events
 
+log = logging.getLogger(__name__)
 # Mon espace santé: a patient with a qualified INS has the mailbox <INS>@patient.mssante.fr.
 PATIENT_MAILBOX_DOMAIN = "patient.mssante.fr"
 DMP_ADDRESS = "dmp"
@@ -335,6 +338,9 @@ def follow_deliveries(session_factory, *, mdn_settings=None) -> str:
                 outcomes.append(apply_dispositions(session, dispositions))
 
     if mdn_settings is not None:
-        mdn.fetch_dispositions(mdn_settings, on_fetched=record)
+        try:
+            mdn.fetch_dispositions(mdn_settings, on_fetched=record)
+        except TransientError as exc:  # the mailbox is down: its MDNs wait there for the next pass
+            log.warning("MDN reader: %s", exc)
     read = sum(o.matched for o in outcomes), sum(o.unknown for o in outcomes)
     return f"{changed} envoi(s) mis à jour, {read[0]} accusé(s) lu(s), {read[1]} inconnu(s)"

@@ -468,3 +468,16 @@ def test_a_session_is_late_by_its_programs_shortest_delay(db_session, session_do
     assert reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=5)) == []
     (item,) = reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=7))
     assert item.since == t.appointment.ends_at + dt.timedelta(hours=6)
+
+
+def test_an_unreachable_mailbox_leaves_its_mdns_for_the_next_pass(app, db_session):
+    from tests.servers import free_port
+
+    settings = {
+        "MSSANTE_IMAP_HOST": "127.0.0.1",
+        "MSSANTE_IMAP_PORT": free_port(),  # nothing listens: the worker's loop goes on
+        "MSSANTE_IMAP_USER": "hub-app",
+        "MSSANTE_IMAP_PASSWORD": "secret",
+    }
+    summary = deliveries.follow_deliveries(app.extensions["hub.sessions"], mdn_settings=settings)
+    assert summary.endswith("0 accusé(s) lu(s), 0 inconnu(s)")
