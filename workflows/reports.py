@@ -73,6 +73,7 @@ REPORTABLE_KINDS = {
 WRITABLE = (AppointmentState.CHECKED_IN, AppointmentState.DONE, AppointmentState.DEGRADED)
 SIGNABLE = (AppointmentState.DONE, AppointmentState.DEGRADED)
 PLANNED = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
+OPEN_REQUEST_STATES = (TeleexpertiseState.ASSIGNED, TeleexpertiseState.IN_PROGRESS)
 FIELDS = ("acts", "prescriptions", "technical_incidents", "conclusion", "follow_up", "follow_up_modality")
 MAX_TEXT = 20_000
 ALERT_KIND = "report_overdue"
@@ -187,6 +188,7 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
     appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
     if appointment is not None and appointment.state not in SIGNABLE:
         raise RuleViolation("Le compte rendu se signe une fois la séance terminée.")
+    request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
     report.document_uid = deliveries.new_document_uid()
     package = deliveries.freeze(_document(session, report, previous, now), upload_dir)
@@ -217,13 +219,27 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
     )
     if report.follow_up_modality:
         _ask_follow_up(session, actor, report, now)
-    if report.kind is ReportKind.TELEEXPERTISE:
+    if request is not None and report.supersedes_id is None:
         from workflows import teleexpertise  # it builds on this module
 
-        request = session.scalar(select(TeleexpertiseRequest).where(TeleexpertiseRequest.answer_report_id == report.id))
-        if request is not None:
-            teleexpertise.mark_answered(session, request, report, now=now)
+        teleexpertise.mark_answered(session, request, report, now=now)
     return report
+
+
+def _answered_request(session: Session, report: Report) -> TeleexpertiseRequest | None:
+    """The request a téléexpertise answer answers, checked before signing: still attached to it (an expert
+    who handed the request back has lost it), still theirs, and open — or, for a correction, answered."""
+    if report.kind is not ReportKind.TELEEXPERTISE:
+        return None
+    request = session.scalar(select(TeleexpertiseRequest).where(TeleexpertiseRequest.answer_report_id == report.id))
+    if request is None:
+        raise RuleViolation("Cette réponse n'est plus rattachée à une demande de téléexpertise : elle ne part pas.")
+    if report.supersedes_id is None:
+        if request.expert_id != report.author_id or request.state not in OPEN_REQUEST_STATES:
+            raise RuleViolation("La demande n'est plus à vous ou n'attend plus de réponse.")
+    elif request.state not in (TeleexpertiseState.ANSWERED, TeleexpertiseState.CLOSED):
+        raise RuleViolation("Seule une réponse déjà envoyée se corrige.")
+    return request
 
 
 @dataclass(frozen=True)
@@ -549,24 +565,24 @@ def alert_overdue(session: Session, *, now: dt.datetime | None = None) -> int:
         by_cpts.setdefault(cpts_id, []).append(pro)
     queued = 0
     for cpts_id, pros in by_cpts.items():
-        items = overdue(session, cpts_id, now=now)
+        # One alert per late report (or unsigned session) and coordinator, however many of its deliveries wait.
         keys = {
-            (item, pro): f"{item.kind}:{item.appointment_id or 0}:{item.report_id or 0}:{pro.id}"
-            for item in items
+            f"{item.kind}:{item.appointment_id or 0}:{item.report_id or 0}:{pro.id}": (item, pro)
+            for item in overdue(session, cpts_id, now=now)
             for pro in pros
         }
         already = (
             set(
                 session.scalars(
                     select(OutboxMessage.idempotency_key).where(
-                        OutboxMessage.idempotency_key.in_([f"{ALERT_KIND}:{key}" for key in keys.values()])
+                        OutboxMessage.idempotency_key.in_([f"{ALERT_KIND}:{key}" for key in keys])
                     )
                 )
             )
             if keys
             else set()
         )
-        for (item, pro), key in keys.items():
+        for key, (item, pro) in keys.items():
             if f"{ALERT_KIND}:{key}" in already:
                 continue
             payload = {"appointment_id": item.appointment_id, "report_id": item.report_id, "late": item.kind}

@@ -7,7 +7,7 @@ from flask_login import current_user
 from hub import audit
 from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission
-from hub.auth.policies import can_view_patient, teleexpertise_for, visible_teleexpertise
+from hub.auth.policies import can_act_on_report, teleexpertise_for, visible_teleexpertise
 from hub.errors import ValidationFailed
 from hub.models import Professional, Report, TeleexpertiseAttachment
 from hub.schemas.base import load
@@ -24,18 +24,22 @@ def zone_name() -> str:
 
 
 def dump(request_row) -> dict:
-    """The request, and its answer when there is one and the caller may read it."""
+    """The request, and its answer when there is one the caller may read."""
     body = TeleexpertiseOut().dump(request_row)
-    answer = db().get(Report, request_row.answer_report_id) if request_row.answer_report_id else None
-    body["answer"] = AnswerOut().dump(answer) if _may_read(answer) else None
+    answer = _readable_answer(request_row)
+    body["answer"] = AnswerOut().dump(answer) if answer is not None else None
     return body
 
 
-def _may_read(report: Report | None) -> bool:
-    """As a report's read: its author, or whoever may see the patient's record."""
-    if report is None:
-        return False
-    return report.author_id == current_user.professional_id or can_view_patient(db(), current_user, report.patient)
+def _readable_answer(request_row) -> Report | None:
+    """The latest version of the answer the caller may read, as a report's read (a draft is its author's
+    alone: the others get the signed version it corrects, if any); the read is audited."""
+    report = db().get(Report, request_row.answer_report_id) if request_row.answer_report_id else None
+    while report is not None and not can_act_on_report(db(), current_user, report, "read"):
+        report = db().get(Report, report.supersedes_id) if report.supersedes_id else None
+    if report is not None:
+        audit.record(db(), actor=current_user, action="report.read", target=report, cpts_id=report.cpts_id)
+    return report
 
 
 @blueprint.post("/teleexpertise")

@@ -110,6 +110,7 @@ def test_walk_through_ask_answer_and_close(api_as, te, db_session, uploads):
     draft = expert.post(f"/api/v1/teleexpertise/{request_id}/answer", json={"conclusion": "Majorer le furosémide"})
     assert draft.status_code == 200, draft.json
     assert draft.json["state"] == "in_progress" and draft.json["answer"]["state"] == "draft"
+    assert idel.get(f"/api/v1/teleexpertise/{request_id}").json["answer"] is None, "a draft is its author's alone"
     signed = expert.post(
         f"/api/v1/teleexpertise/{request_id}/answer",
         json={"conclusion": "Majorer le furosémide à 80 mg", "recommendations": "Bilan rénal à J7", "sign": True},

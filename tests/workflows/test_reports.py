@@ -481,3 +481,18 @@ def test_an_unreachable_mailbox_leaves_its_mdns_for_the_next_pass(app, db_sessio
     }
     summary = deliveries.follow_deliveries(app.extensions["hub.sessions"], mdn_settings=settings)
     assert summary.endswith("0 accusé(s) lu(s), 0 inconnu(s)")
+
+
+def test_a_report_with_several_late_deliveries_is_one_alert(db_session, session_done, tmp_path):
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    assert len(report.deliveries) == 3
+    late = t.appointment.ends_at + dt.timedelta(days=5)  # MSSanté and the DMP down for days (R14)
+    assert [item.kind for item in reports.overdue(db_session, t.cpts.id, now=late)] == ["unsent"] * 3
+    assert reports.alert_overdue(db_session, now=late) == 1
+    assert reports.alert_overdue(db_session, now=late) == 0

@@ -363,6 +363,33 @@ def test_signing_the_answer_through_reports_answers_the_request(db_session, terr
     assert set(fees_of(db_session, request)) == {"RQD", "TE2"}
 
 
+def test_a_corrected_answer_is_signed_and_routed_without_answering_twice(db_session, territory, tmp_path, cardio_user):
+    t = territory
+    request = ask(db_session, t, tmp_path)
+    draft = teleexpertise.begin_answer(db_session, cardio_user, request)
+    reports.update_draft(db_session, cardio_user, draft, acts="Avis sur photo", conclusion="Compression")
+    first = reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW)
+    correction = reports.supersede(db_session, cardio_user, first)
+    assert request.answer_report_id == correction.id
+    reports.update_draft(db_session, cardio_user, correction, conclusion="Compression et avis dermatologique")
+    signed = reports.sign(db_session, cardio_user, correction, upload_dir=tmp_path, now=NOW)
+    assert signed.state is not ReportState.DRAFT and request.state is S.ANSWERED
+    assert {e.code for e in fees_of(db_session, request).values()} == {"RQD", "TE2"}, "accrued once"
+
+
+def test_an_expert_who_handed_the_request_back_cannot_sign_its_draft(
+    db_session, territory, tmp_path, cardio_user, other_cardio
+):
+    t = territory
+    request = ask_pool(db_session, t, tmp_path)
+    draft = teleexpertise.begin_answer(db_session, cardio_user, request)
+    reports.update_draft(db_session, cardio_user, draft, acts="Avis", conclusion="Conclusion")
+    teleexpertise.decline(db_session, cardio_user, request, reason="En congés", now=NOW)
+    with pytest.raises(RuleViolation, match="plus rattachée"):
+        reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW)
+    assert draft.state is ReportState.DRAFT and draft.document_uid is None
+
+
 # --- the deadline job -------------------------------------------------------------------------------------
 
 
