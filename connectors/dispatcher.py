@@ -325,6 +325,20 @@ def requeue(session: Session, actor, message_id: int, *, now: dt.datetime | None
         raise NotFound("Message introuvable.")
     if message.state is not OutboxState.DEAD:
         raise Conflict("Seul un message en échec définitif peut être renvoyé.")
+    if message.group_key is not None and session.scalar(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.group_key == message.group_key,
+            OutboxMessage.id > message.id,
+            OutboxMessage.state.in_((*IN_FLIGHT, OutboxState.SENT)),
+        )
+        .limit(1)
+    ):
+        # A later message of its group (a corrected report) has left or is leaving: this one would arrive after
+        # it, or beside it (R7).
+        raise Conflict(
+            "Une version plus récente de ce document est déjà partie : l'ancienne ne peut plus être renvoyée."
+        )
     previous_attempts = message.attempts
     message.state = OutboxState.PENDING
     message.attempts = 0

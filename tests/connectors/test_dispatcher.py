@@ -223,6 +223,27 @@ def test_r5_the_admin_requeues_a_dead_message_and_it_is_audited(db_session, sess
         requeue(db_session, admin, message.id)
 
 
+def test_r7_a_dead_original_is_not_requeued_once_its_correction_has_left(
+    db_session, sessions, smtp_server, email_connectors
+):
+    cpts = factories.cpts(db_session)
+    admin = factories.user(db_session, cpts, Role.ADMIN)
+    group = f"report:{uuid.uuid4().hex}"
+    smtp_server.refuse("gp@example.org", "550 5.1.1 Unknown user")
+    original = queue(db_session, recipient="gp@example.org", group_key=group, cpts_id=cpts.id)
+    db_session.commit()
+    dispatch_once(sessions, connectors=email_connectors)
+    assert reload(db_session, original).state is OutboxState.DEAD
+    smtp_server.accept("gp@example.org")
+    correction = queue(db_session, recipient="gp@example.org", group_key=group, cpts_id=cpts.id)
+    db_session.commit()
+    dispatch_once(sessions, connectors=email_connectors)
+    assert reload(db_session, correction).state is OutboxState.SENT
+    with pytest.raises(Conflict, match="plus récente"):
+        requeue(db_session, admin, original.id)
+    assert reload(db_session, original).state is OutboxState.DEAD
+
+
 # --- R6 -----------------------------------------------------------------------------------------------
 
 
