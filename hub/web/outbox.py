@@ -5,7 +5,6 @@ from flask_login import current_user
 
 from connectors import dispatcher
 from hub.auth.permissions import Permission
-from hub.errors import Conflict
 from hub.models import OUTBOX_STATE_LABELS, OutboxState
 from hub.services import outbox_messages
 from hub.web.access import access
@@ -33,12 +32,8 @@ def index():
 @access(Permission.OUTBOX_REQUEUE)
 def requeue(message_id: int):
     line = outbox_messages.get_message(db(), current_user.cpts_id, message_id)
-    try:
-        dispatcher.requeue(db(), current_user, line.message.id)
-    except Conflict as exc:
-        flash(exc.detail, "error")
-    else:
-        flash(f"Message n° {message_id} remis en file : il repartira au prochain passage de l'envoi.", "success")
+    dispatcher.requeue(db(), current_user, line.message.id)
+    flash(f"Message n° {message_id} remis en file : il repartira au prochain passage de l'envoi.", "success")
     return redirect(url_for("outbox.index", state=request.form.get("state") or None))
 
 
