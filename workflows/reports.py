@@ -53,6 +53,7 @@ from hub.models import (
 )
 from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section
 from workflows import deliveries, events
+from workflows.fees import local_day
 from workflows.machine import Machine
 
 S = ReportState
@@ -381,7 +382,7 @@ def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.dateti
     if pathway is None:
         return
     modality = Modality(report.follow_up_modality)
-    today = now.date()
+    today = local_day(now)  # the territory's day: 00:30 in Paris is already tomorrow's step
     step = next(
         (s for s in pathway.steps if s.state is StepState.PLANNED and s.modality is modality and s.condition),
         None,

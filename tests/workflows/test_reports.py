@@ -4,6 +4,7 @@ serial télésoin sessions, what is late, and the receivers' answers coming back
 import datetime as dt
 import json
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from defusedxml import ElementTree as ET
@@ -496,3 +497,16 @@ def test_a_report_with_several_late_deliveries_is_one_alert(db_session, session_
     assert [item.kind for item in reports.overdue(db_session, t.cpts.id, now=late)] == ["unsent"] * 3
     assert reports.alert_overdue(db_session, now=late) == 1
     assert reports.alert_overdue(db_session, now=late) == 0
+
+
+def test_a_follow_up_signed_after_midnight_in_paris_is_due_that_day(db_session, session_done, tmp_path):
+    t = session_done
+    template = next(
+        tpl for tpl in pathways.templates_for(db_session, t.cpts.id) if tpl.code == "insuffisance_cardiaque"
+    )
+    pathway = pathways.start(db_session, t.coordinator, patient=t.patient, template=template, started_on=NOW.date())
+    echo = next(s for s in pathway.steps if s.condition)
+    report = written(db_session, t, follow_up="Échocardiographie", follow_up_modality="in_person")
+    half_past_midnight = dt.datetime(2026, 11, 24, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 23:30 UTC the 23rd
+    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=half_past_midnight)
+    assert echo.due_on == dt.date(2026, 11, 24) and echo.condition.endswith("24/11/2026")
