@@ -5,7 +5,7 @@ from flask_login import current_user
 
 from connectors import dispatcher
 from hub.api import blueprint, json_body, page_of, pagination
-from hub.auth.permissions import Permission
+from hub.auth.permissions import Permission, has_permission
 from hub.models import OutboxState
 from hub.schemas.base import load
 from hub.schemas.outbox import OutboxMessageOut, OutboxQueryArgs
@@ -48,7 +48,7 @@ def requeue_outbox_message(message_id: int):
     return OutboxMessageOut().dump(_item(line))
 
 
-MESSAGE_FIELDS = ("id", "channel", "recipient", "kind", "state", "attempts", "max_attempts", "last_error", "receipt")
+MESSAGE_FIELDS = ("id", "channel", "kind", "state", "attempts", "max_attempts", "last_error", "receipt")
 MESSAGE_FIELDS += ("created_at", "sent_at")
 
 
@@ -56,6 +56,7 @@ def _item(line: OutboxLine) -> dict:
     message = line.message
     return {
         **{name: getattr(message, name) for name in MESSAGE_FIELDS},
+        "recipient": line.shown_recipient(has_permission(current_user, Permission.PATIENTS_READ)),
         "kind_label": line.kind_label,
         "state_label": line.state_label,
         "next_attempt_at": message.next_attempt_at if message.state is OutboxState.PENDING else None,

@@ -1,6 +1,7 @@
 """The CPTS's outgoing messages as the coordination follows them ("Envois"): where each one stands and, for a
 document, whether its receiver acknowledged it. Only addresses, kinds and ids: never a payload."""
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -15,9 +16,11 @@ from hub.models import (
     DeliveryState,
     OutboxMessage,
     OutboxState,
+    RecipientRole,
     delivery_state_label,
 )
 
+PATIENT_ADDRESS_HIDDEN = "Patient (adresse masquée)"
 CHANNEL_LABELS = {
     "email": "E-mail",
     "mssante": "MSSanté",
@@ -77,6 +80,18 @@ class OutboxLine:
     def acknowledgement(self) -> str | None:
         """For a document: acknowledged, refused (with the receiver's code and its meaning) or not yet."""
         return acknowledgement_of(self.delivery)
+
+    @property
+    def is_to_patient(self) -> bool:
+        """A patient's own address (their Mon espace santé mailbox, which holds the INS; their phone or e-mail
+        for a reminder), or the DMP deposit of their document."""
+        if self.delivery is not None:
+            return self.delivery.recipient_role in (RecipientRole.PATIENT, RecipientRole.DMP)
+        return json.loads(self.message.payload or "{}").get("recipient_kind") == "patient"
+
+    def shown_recipient(self, may_see_patients: bool) -> str:
+        """The address, except a patient's for whoever may not see patients (the admin runs the queue, not care)."""
+        return self.message.recipient if may_see_patients or not self.is_to_patient else PATIENT_ADDRESS_HIDDEN
 
     @property
     def can_requeue(self) -> bool:

@@ -4,7 +4,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from connectors import dispatcher
-from hub.auth.permissions import Permission
+from hub.auth.permissions import Permission, has_permission
 from hub.models import OUTBOX_STATE_LABELS, OutboxState
 from hub.services import outbox_messages
 from hub.web.access import access
@@ -25,6 +25,7 @@ def index():
         db(), current_user.cpts_id, state=state, page=page, per_page=page_size()
     )
     context = {"lines": lines, "total": total, "page": page, "per_page": page_size(), "state": state}
+    context["may_see_patients"] = has_permission(current_user, Permission.PATIENTS_READ)
     return render_template("outbox/index.html", STATE_CHOICES=STATE_CHOICES, **context)
 
 

@@ -33,7 +33,7 @@ def message(session, cpts, *, state=OutboxState.PENDING, channel="email", recipi
         channel=channel,
         recipient=recipient or f"pro{uuid.uuid4().hex[:6]}@example.org",
         kind=extra.pop("kind", "reminder"),
-        payload=f'{{"note": "{HEALTH_MARKER}"}}',
+        payload=extra.pop("payload", f'{{"note": "{HEALTH_MARKER}"}}'),
         idempotency_key=f"page:{uuid.uuid4().hex}",
         cpts_id=cpts.id,
         state=state,
@@ -63,7 +63,9 @@ def report(session, cpts):
 
 def document_message(session, cpts, report_row, *, delivery_state, refusal_code=None, **extra):
     """An MSSanté message carrying a report, with its Delivery in the given state."""
-    row = message(session, cpts, channel="mssante", kind="document:85208-7", state=OutboxState.SENT, attempts=1, **extra)
+    row = message(
+        session, cpts, channel="mssante", kind="document:85208-7", state=OutboxState.SENT, attempts=1, **extra
+    )
     session.add(
         Delivery(
             cpts_id=cpts.id,
@@ -240,3 +242,12 @@ def test_the_page_costs_the_same_queries_whatever_its_size(
         response = auth.client.get("/envois")
     assert response.get_data(as_text=True).count("903 : INS absent") == 31
     assert len(large) == len(small), (len(small), len(large))
+
+
+def test_the_admin_does_not_see_a_patients_address(auth, admin, coordinator, db_session, cpts, outbox_world):
+    message(db_session, cpts, channel="sms", recipient="+33612345678", payload='{"recipient_kind": "patient"}')
+    db_session.commit()
+    text = page(auth, admin)
+    assert "+33612345678" not in text and "Patient (adresse masquée)" in text
+    assert outbox_world["dead"].recipient in text, "a professional's address stays visible"
+    assert "+33612345678" in page(auth, coordinator), "the coordination sees the patients of its CPTS"
