@@ -81,6 +81,14 @@ Factory = Callable[[Mapping], "Connector | None"]
 CptsSettings = Mapping[tuple[int, str], Mapping | None]
 
 
+# Where a connector sends, and the secrets by which the platform authenticates there (connectors.*).
+ENDPOINT_KEYS = frozenset(
+    {"SMTP_HOST", "SMTP_PORT", "MSSANTE_HOST", "MSSANTE_PORT", "MSSANTE_IMAP_HOST", "MSSANTE_IMAP_PORT"}
+    | {"DMP_URL", "SMS_API_URL"}
+)
+SERVER_CREDENTIALS = frozenset({"SMTP_USERNAME", "SMTP_PASSWORD", "SMS_API_TOKEN", "MSSANTE_IMAP_PASSWORD"})
+
+
 class ConnectorRegistry(Mapping):
     """channel → the connector built from the server's configuration (a Mapping, as before), plus each
     CPTS's own settings: `for_message(message, cpts_settings)` picks the connector of the message's channel
@@ -127,8 +135,18 @@ class ConnectorRegistry(Mapping):
                 # The CPTS's previous settings of this channel are done with.
                 for stale in [k for k in self._built if k[:2] == cache_key[:2]]:
                     _close(self._built.pop(stale))
-                self._built[cache_key] = self._factories[message.channel]({**self.config, **settings})
+                self._built[cache_key] = self._factories[message.channel](self.merged_settings(settings))
             return self._built[cache_key]
+
+    def merged_settings(self, settings: Mapping) -> dict:
+        """The CPTS's settings over the server's, except that the server's credentials never go to an endpoint
+        the CPTS chose: a CPTS admin pointing a channel at another host must not receive the platform's
+        password or token."""
+        merged = {**self.config, **settings}
+        if any(key in ENDPOINT_KEYS and settings[key] != self.config.get(key) for key in settings):
+            for key in SERVER_CREDENTIALS:
+                merged[key] = settings.get(key)  # None: not the server's
+        return merged
 
     def every_connector(self) -> list["Connector"]:
         with self._lock:
