@@ -144,7 +144,10 @@ def test_the_servers_credentials_never_go_to_a_host_a_cpts_chose(db_session):
     server = {"SMTP_HOST": "smtp.platform.fr", "SMTP_FROM": "hub@platform.fr", "SMTP_USERNAME": "hub"}
     server |= {"SMTP_PASSWORD": "platform-secret", "SMS_API_URL": "https://sms.platform.fr/v1", "SMS_API_TOKEN": "t0k"}
     registry = build_registry(server)
-    assert registry.merged_settings({"SMTP_FROM": "cpts@own.fr"})["SMTP_PASSWORD"] == "platform-secret", "same host: kept"
-    elsewhere = registry.merged_settings({"SMTP_HOST": "mx.attacker.example", "SMS_API_URL": "https://attacker.example/"})
+    same_host = registry.merged_settings({"SMTP_FROM": "cpts@own.fr"})
+    assert same_host["SMTP_PASSWORD"] == "platform-secret", "the platform's host: its credentials are kept"
+    elsewhere = registry.merged_settings(
+        {"SMTP_HOST": "mx.attacker.example", "SMS_API_URL": "https://attacker.example/"}
+    )
     assert elsewhere["SMTP_PASSWORD"] is None and elsewhere["SMTP_USERNAME"] is None
     assert elsewhere["SMS_API_TOKEN"] is None
