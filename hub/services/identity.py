@@ -5,7 +5,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
@@ -16,12 +16,18 @@ from hub.models import (
     CLINICAL_PROFESSIONS,
     CareTeamMember,
     Consent,
+    ConsentKind,
+    Delivery,
+    DeliveryState,
     IdentityCheck,
     IdentityCheckKind,
     IdentityStatus,
+    OutboxMessage,
+    OutboxState,
     Patient,
     Profession,
     Professional,
+    Report,
     Sex,
     User,
 )
@@ -296,8 +302,35 @@ def withdraw_consent(session: Session, actor, consent: Consent, *, reason: str) 
     consent.withdrawn_at = utcnow()
     consent.withdrawn_by_user_id = actor.id
     consent.withdrawal_reason = reason.strip()
-    audit.record(session, actor=actor, action="consent.withdraw", target=consent, cpts_id=consent.patient.cpts_id)
+    stopped = _stop_dmp_deposits(session, consent.patient_id) if consent.kind is ConsentKind.DMP_ACCESS else 0
+    audit.record(
+        session,
+        actor=actor,
+        action="consent.withdraw",
+        target=consent,
+        cpts_id=consent.patient.cpts_id,
+        details={"dmp_deposits_stopped": stopped} if stopped else None,
+    )
     return consent
+
+
+DMP_CONSENT_WITHDRAWN = "consentement DMP retiré : dépôt annulé"
+
+
+def _stop_dmp_deposits(session: Session, patient_id: int) -> int:
+    """The patient's DMP deposits still waiting in the outbox do not leave once the consent is withdrawn (one
+    being sent at this very moment is already gone). They become dead, so « Envois » shows why."""
+    waiting = (
+        select(Delivery.outbox_message_id)
+        .join(Report, Report.id == Delivery.report_id)
+        .where(Report.patient_id == patient_id, Delivery.channel == "dmp", Delivery.state == DeliveryState.QUEUED)
+    )
+    return session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(waiting), OutboxMessage.state == OutboxState.PENDING)
+        .values(state=OutboxState.DEAD, last_error=DMP_CONSENT_WITHDRAWN, lease_until=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def has_valid_consent(patient: Patient, kind) -> bool:

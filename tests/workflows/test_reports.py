@@ -510,3 +510,21 @@ def test_a_follow_up_signed_after_midnight_in_paris_is_due_that_day(db_session, 
     half_past_midnight = dt.datetime(2026, 11, 24, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 23:30 UTC the 23rd
     reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=half_past_midnight)
     assert echo.due_on == dt.date(2026, 11, 24) and echo.condition.endswith("24/11/2026")
+
+
+def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session, session_done, tmp_path):
+    from hub.services import identity
+
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    deposit = next(d for d in report.deliveries if d.channel == "dmp")
+    mailbox = next(d for d in report.deliveries if d.recipient_role is RecipientRole.PATIENT)
+    consent = next(c for c in t.patient.consents if c.kind is ConsentKind.DMP_ACCESS)
+    identity.withdraw_consent(db_session, t.coordinator, consent, reason="Refus du patient")
+    db_session.expire_all()
+    assert db_session.get(OutboxMessage, deposit.outbox_message_id).state is OutboxState.DEAD
+    assert db_session.get(OutboxMessage, mailbox.outbox_message_id).state is OutboxState.PENDING, "only the DMP's"
+    deliveries.sync_with_outbox(db_session)
+    db_session.expire_all()
+    assert db_session.get(Delivery, deposit.id).state is DeliveryState.FAILED
