@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import and_, exists, func, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from connectors import outbox
@@ -503,7 +503,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
             Appointment.cpts_id == cpts_id,
             Appointment.kind.in_(list(REPORTABLE_KINDS)),
             Appointment.state.in_(SIGNABLE),
-            Appointment.report_waived_reason.is_(None),
+            or_(Appointment.report_waived_reason.is_(None), ~_a_later_session_of_the_series()),
             Appointment.ends_at < now - dt.timedelta(hours=1),
             ~signed,
         )
@@ -549,6 +549,20 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
         for row in late
     ]
     return sorted(items, key=lambda item: item.since)
+
+
+def _a_later_session_of_the_series():
+    """A waiver holds while the series goes on: a later télésoin session of the same patient with the same
+    performer, planned or done. Once the later ones are cancelled, the waived session is the last one and
+    needs its report after all."""
+    later = aliased(Appointment)
+    return exists().where(
+        later.patient_id == Appointment.patient_id,
+        later.performer_id == Appointment.performer_id,
+        later.kind == AppointmentKind.TELESOIN,
+        later.starts_at > Appointment.starts_at,
+        later.state.in_((*PLANNED, AppointmentState.DONE)),
+    )
 
 
 def alert_overdue(session: Session, *, now: dt.datetime | None = None) -> int:

@@ -528,3 +528,14 @@ def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session
     deliveries.sync_with_outbox(db_session)
     db_session.expire_all()
     assert db_session.get(Delivery, deposit.id).state is DeliveryState.FAILED
+
+
+def test_a_waived_session_left_last_by_a_cancellation_needs_its_report(db_session, serial_telesoin):
+    t, (first, last) = serial_telesoin
+    first.state = AppointmentState.DONE  # the session took place (télésoin: the kiné alone)
+    reports.waive_report(db_session, t.kine_user, first, reason="Séance 1 d'une série")
+    late = first.ends_at + dt.timedelta(days=4)
+    assert reports.overdue(db_session, t.cpts.id, now=late) == [], "the series goes on: the waiver holds"
+    appointments.cancel(db_session, t.coordinator, last, reason="Fin de prise en charge", now=NOW)
+    (item,) = reports.overdue(db_session, t.cpts.id, now=late)
+    assert (item.kind, item.appointment_id) == ("unsigned", first.id)
