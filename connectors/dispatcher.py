@@ -42,7 +42,7 @@ from hub.db import session_scope, utcnow
 from hub.errors import Conflict, NotFound
 from hub.models import OutboxMessage, OutboxState
 from hub.services.connector_settings import load_cpts_settings
-from hub.services.identity import DMP_CONSENT_WITHDRAWN
+from hub.services.identity import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
 
 log = logging.getLogger(__name__)
 
@@ -326,8 +326,8 @@ def requeue(session: Session, actor, message_id: int, *, now: dt.datetime | None
         raise NotFound("Message introuvable.")
     if message.state is not OutboxState.DEAD:
         raise Conflict("Seul un message en échec définitif peut être renvoyé.")
-    if message.last_error == DMP_CONSENT_WITHDRAWN:
-        raise Conflict("Le patient a retiré son consentement au DMP : ce dépôt ne peut pas être renvoyé.")
+    if message.last_error in (DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED):
+        raise Conflict(f"Ce document ne peut pas être renvoyé : {message.last_error}.")
     if message.group_key is not None and session.scalar(
         select(OutboxMessage.id)
         .where(

@@ -200,7 +200,11 @@ def update_patient(session: Session, actor, patient: Patient, changes: dict) -> 
     for key in changed:
         setattr(patient, key, changes[key])
     if identity_changed:
+        was_qualified = patient.identity_status is IdentityStatus.QUALIFIED
         _void_identity_checks(patient)
+        if was_qualified:
+            # Documents waiting to leave carry the identity (and the INS) as it was: they stay in the hub.
+            _stop_pending_documents(session, patient.id, reason=IDENTITY_CHANGED)
     if changed:
         audit.record(session, actor=actor, action="patient.update", target=patient, details={"fields": changed})
     return patient
@@ -315,20 +319,29 @@ def withdraw_consent(session: Session, actor, consent: Consent, *, reason: str) 
 
 
 DMP_CONSENT_WITHDRAWN = "consentement DMP retiré : dépôt annulé"
+IDENTITY_CHANGED = "identité du patient modifiée après signature : envoi annulé, à refaire par une nouvelle version"
 
 
 def _stop_dmp_deposits(session: Session, patient_id: int) -> int:
     """The patient's DMP deposits still waiting in the outbox do not leave once the consent is withdrawn (one
-    being sent at this very moment is already gone). They become dead, so « Envois » shows why."""
+    being sent at this very moment is already gone)."""
+    return _stop_pending_documents(session, patient_id, reason=DMP_CONSENT_WITHDRAWN, channel="dmp")
+
+
+def _stop_pending_documents(session: Session, patient_id: int, *, reason: str, channel: str | None = None) -> int:
+    """The patient's report deliveries still waiting in the outbox become dead with the reason, so that
+    « Envois » shows why they did not leave."""
     waiting = (
         select(Delivery.outbox_message_id)
         .join(Report, Report.id == Delivery.report_id)
-        .where(Report.patient_id == patient_id, Delivery.channel == "dmp", Delivery.state == DeliveryState.QUEUED)
+        .where(Report.patient_id == patient_id, Delivery.state == DeliveryState.QUEUED)
     )
+    if channel is not None:
+        waiting = waiting.where(Delivery.channel == channel)
     return session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(waiting), OutboxMessage.state == OutboxState.PENDING)
-        .values(state=OutboxState.DEAD, last_error=DMP_CONSENT_WITHDRAWN, lease_until=None)
+        .values(state=OutboxState.DEAD, last_error=reason, lease_until=None)
         .execution_options(synchronize_session=False)
     ).rowcount
 

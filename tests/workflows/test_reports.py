@@ -10,7 +10,8 @@ import pytest
 from defusedxml import ElementTree as ET
 from sqlalchemy import func, select
 
-from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
+from connectors.dispatcher import requeue
+from hub.errors import Conflict, InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
     CarePathwayStep,
@@ -528,6 +529,8 @@ def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session
     deliveries.sync_with_outbox(db_session)
     db_session.expire_all()
     assert db_session.get(Delivery, deposit.id).state is DeliveryState.FAILED
+    with pytest.raises(Conflict, match="consentement DMP retiré"):
+        requeue(db_session, t.coordinator, deposit.outbox_message_id)
 
 
 def test_a_waived_session_left_last_by_a_cancellation_needs_its_report(db_session, serial_telesoin):
@@ -539,3 +542,25 @@ def test_a_waived_session_left_last_by_a_cancellation_needs_its_report(db_sessio
     appointments.cancel(db_session, t.coordinator, last, reason="Fin de prise en charge", now=NOW)
     (item,) = reports.overdue(db_session, t.cpts.id, now=late)
     assert (item.kind, item.appointment_id) == ("unsigned", first.id)
+
+
+def test_a_qualified_identity_changed_after_signing_stops_the_documents_still_waiting(
+    db_session, session_done, tmp_path
+):
+    from hub.services import identity
+
+    t = session_done
+    qualify(db_session, t.patient, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    assert len(report.deliveries) == 2
+    identity.update_patient(db_session, t.coordinator, t.patient, {"birth_name": "DUPONT-MARTIN"})
+    db_session.expire_all()
+    messages = [db_session.get(OutboxMessage, d.outbox_message_id) for d in report.deliveries]
+    assert {m.state for m in messages} == {OutboxState.DEAD}
+    assert all(m.last_error.startswith("identité du patient modifiée") for m in messages)
+    with pytest.raises(Conflict, match="identité du patient modifiée"):
+        requeue(db_session, t.coordinator, messages[0].id)
