@@ -106,18 +106,28 @@ def _is_offered_to(session: Session, appointment: Appointment, professional_id: 
 
 
 def appointment_for(session: Session, user, appointment_id: int, verb: str) -> Appointment:
-    """The appointment if the user may `verb` it, else 404 as if it did not exist (no IDOR oracle), the
-    refusal audited. A read is audited here; the workflows audit the verbs they run."""
-    appointment = session.get(Appointment, appointment_id)
-    if appointment is None or not can_act_on_appointment(session, user, appointment, verb):
-        raise NotFound(
-            "Rendez-vous introuvable.",
-            audit_action=f"appointment.{verb}",
-            audit_target=("appointments", appointment_id),
-        )
+    row = session.get(Appointment, appointment_id)
+    allowed = row is not None and can_act_on_appointment(session, user, row, verb)
+    return _found(session, user, row, allowed, verb, kind="appointment", table="appointments", row_id=appointment_id)
+
+
+def _found(session: Session, user, row, allowed: bool, verb: str, *, kind: str, table: str, row_id: int):
+    """`row` when the user may `verb` it, else a 404 as if it did not exist (no IDOR oracle), the refusal
+    audited even though the request's changes roll back. A read is audited here; the workflows audit the verbs
+    they run."""
+    if not allowed:
+        raise NotFound(f"{NOUNS[kind]} introuvable.", audit_action=f"{kind}.{verb}", audit_target=(table, row_id))
     if verb == "read":
-        audit.record(session, actor=user, action="appointment.read", target=appointment, cpts_id=appointment.cpts_id)
-    return appointment
+        audit.record(session, actor=user, action=f"{kind}.read", target=row, cpts_id=row.cpts_id)
+    return row
+
+
+NOUNS = {
+    "appointment": "Rendez-vous",
+    "referral": "Adressage",
+    "teleexpertise": "Demande de téléexpertise",
+    "report": "Compte rendu",
+}
 
 
 # What each verb on a referral needs from the role; the relation to the referral comes on top.
@@ -178,15 +188,9 @@ def visible_referrals(user) -> ColumnElement[bool]:
 
 
 def referral_for(session: Session, user, referral_id: int, verb: str) -> Referral:
-    """The referral if the user may `verb` it, else 404 as if it did not exist, the refusal audited."""
-    referral = session.get(Referral, referral_id)
-    if referral is None or not can_act_on_referral(user, referral, verb):
-        raise NotFound(
-            "Adressage introuvable.", audit_action=f"referral.{verb}", audit_target=("referrals", referral_id)
-        )
-    if verb == "read":
-        audit.record(session, actor=user, action="referral.read", target=referral, cpts_id=referral.cpts_id)
-    return referral
+    row = session.get(Referral, referral_id)
+    allowed = row is not None and can_act_on_referral(user, row, verb)
+    return _found(session, user, row, allowed, verb, kind="referral", table="referrals", row_id=referral_id)
 
 
 def pathway_for(session: Session, user, pathway_id: int, *, action: str = "pathway.read") -> CarePathway:
@@ -277,18 +281,10 @@ def visible_teleexpertise(user) -> ColumnElement[bool]:
 
 
 def teleexpertise_for(session: Session, user, request_id: int, verb: str) -> TeleexpertiseRequest:
-    """The request if the user may `verb` it, else 404 as if it did not exist, the refusal audited. A read
-    is audited here; the workflows audit the verbs they run."""
-    request = session.get(TeleexpertiseRequest, request_id)
-    if request is None or not can_act_on_teleexpertise(user, request, verb):
-        raise NotFound(
-            "Demande de téléexpertise introuvable.",
-            audit_action=f"teleexpertise.{verb}",
-            audit_target=("teleexpertise_requests", request_id),
-        )
-    if verb == "read":
-        audit.record(session, actor=user, action="teleexpertise.read", target=request, cpts_id=request.cpts_id)
-    return request
+    row = session.get(TeleexpertiseRequest, request_id)
+    allowed = row is not None and can_act_on_teleexpertise(user, row, verb)
+    table = "teleexpertise_requests"
+    return _found(session, user, row, allowed, verb, kind="teleexpertise", table=table, row_id=request_id)
 
 
 # What each verb on a report needs from the role; the relation to the report comes on top.
@@ -314,11 +310,6 @@ def can_act_on_report(session: Session, user, report: Report, verb: str) -> bool
 
 
 def report_for(session: Session, user, report_id: int, verb: str) -> Report:
-    """The report if the user may `verb` it, else 404 as if it did not exist, the refusal audited. A read is
-    audited here; the workflows audit the verbs they run."""
-    report = session.get(Report, report_id)
-    if report is None or not can_act_on_report(session, user, report, verb):
-        raise NotFound("Compte rendu introuvable.", audit_action=f"report.{verb}", audit_target=("reports", report_id))
-    if verb == "read":
-        audit.record(session, actor=user, action="report.read", target=report, cpts_id=report.cpts_id)
-    return report
+    row = session.get(Report, report_id)
+    allowed = row is not None and can_act_on_report(session, user, row, verb)
+    return _found(session, user, row, allowed, verb, kind="report", table="reports", row_id=report_id)
