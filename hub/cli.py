@@ -54,7 +54,7 @@ def worker_command():
     from connectors.base import build_registry
     from connectors.dispatcher import drain
     from connectors.mdn import ImapSettings
-    from scheduling.jobs import PERIODIC_JOBS, JobContext
+    from scheduling.periodic import PERIODIC_JOBS, JobContext
     from scheduling.runner import Worker
     from workflows.appointments import offer_to_other_idels
     from workflows.deliveries import follow_deliveries

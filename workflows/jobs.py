@@ -1,14 +1,14 @@
 """The periodic jobs of the workflows. `scheduling` sits below `workflows` in the import contract and cannot
-list them: `hub worker` runs `scheduling.jobs.PERIODIC_JOBS + WORKFLOW_JOBS`.
+list them: `hub worker` runs `scheduling.periodic.PERIODIC_JOBS + WORKFLOW_JOBS`.
 
-Each job is a PeriodicJob (scheduling.jobs): run(context, *, now) in its own session scopes, idempotent, and
+Each job is a PeriodicJob (scheduling.periodic): run(context, *, now) in its own session scopes, idempotent, and
 recorded once per period by the runner (scheduling.runner.run_periodic).
 """
 
 import datetime as dt
 
 from hub.db import session_scope
-from scheduling.jobs import JobContext, PeriodicJob, local_hour
+from scheduling.periodic import JobContext, PeriodicJob, local_hour
 from workflows import reports, teleexpertise
 
 

@@ -16,7 +16,7 @@ from connectors.dispatcher import dispatch_once
 from connectors.email import render
 from connectors.reminders import SmsConnector, client_ref, e164
 from hub.models import OutboxMessage, OutboxState
-from scheduling import jobs
+from scheduling import periodic as jobs
 from tests.connectors.test_dispatcher import reload
 from tests.http_servers import Answer, HttpsServer
 from tests.scheduling import test_jobs_framework as reminder_job_tests

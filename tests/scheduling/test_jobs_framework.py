@@ -27,8 +27,8 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from scheduling import jobs
-from scheduling.jobs import PERIODIC_JOBS, JobContext, PeriodicJob, local_day, local_hour, ten_minutes
+from scheduling import periodic as jobs
+from scheduling.periodic import PERIODIC_JOBS, JobContext, PeriodicJob, local_day, local_hour, ten_minutes
 from scheduling.runner import fire_periodic, last_fire_time, run_periodic
 from tests import factories
 from workflows import appointments

@@ -25,7 +25,7 @@ from hub.models import (
 )
 from hub.services import documents
 from hub.services.care import has_care_relation
-from scheduling.jobs import JobContext
+from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
 from tests import factories
 from tests.workflows.conftest import NOW, PARIS
