@@ -20,8 +20,7 @@ def _sessions():
 def demo_command():
     """Load the demo territory (CPTS VIVEVAL), idempotently, and print its logins."""
     from hub.db import utcnow
-    from hub.services.demo import format_summary, load_demo
-    from workflows.demo import load_demo_schedule
+    from hub.demo import format_summary, load_demo, load_demo_schedule
 
     with session_scope(_sessions()) as session:
         summary = load_demo(session)
