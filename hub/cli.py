@@ -20,8 +20,7 @@ def _sessions():
 def demo_command():
     """Load the demo territory (CPTS VIVEVAL), idempotently, and print its logins."""
     from hub.db import utcnow
-    from hub.services.demo import format_summary, load_demo
-    from workflows.demo import load_demo_schedule
+    from hub.demo import format_summary, load_demo, load_demo_schedule
 
     with session_scope(_sessions()) as session:
         summary = load_demo(session)
@@ -50,26 +49,22 @@ def worker_command():
     import signal
     from zoneinfo import ZoneInfo
 
-    from connectors import outbox
     from connectors.base import build_registry
     from connectors.dispatcher import drain
     from connectors.mdn import ImapSettings
-    from scheduling.jobs import PERIODIC_JOBS, JobContext
+    from scheduling.periodic import JobContext
     from scheduling.runner import Worker
-    from workflows.appointments import offer_to_other_idels
     from workflows.deliveries import follow_deliveries
-    from workflows.jobs import WORKFLOW_JOBS
+    from workflows.jobs import PERIODIC_JOBS
 
     config = current_app.config["HUB"]
     sessions = _sessions()
     connectors = build_registry(config)
-    context = JobContext(
-        sessions, ZoneInfo(config["TIMEZONE"]), enqueue=outbox.enqueue, offer_to_other_idels=offer_to_other_idels
-    )
+    context = JobContext(sessions, ZoneInfo(config["TIMEZONE"]))
     outbox_lease = dt.timedelta(seconds=config["OUTBOX_LEASE_SECONDS"])
     worker = Worker(
         sessions,
-        jobs=PERIODIC_JOBS + WORKFLOW_JOBS,
+        jobs=PERIODIC_JOBS,
         context=context,
         loops=[
             functools.partial(drain, sessions, connectors=connectors, lease=outbox_lease),

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db import session_scope, utcnow
 from hub.models import JobRun, SchedulerLease
-from scheduling.jobs import JobContext, PeriodicJob
+from scheduling.periodic import JobContext, PeriodicJob
 
 log = logging.getLogger(__name__)
 

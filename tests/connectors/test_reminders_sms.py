@@ -16,12 +16,12 @@ from connectors.dispatcher import dispatch_once
 from connectors.email import render
 from connectors.reminders import SmsConnector, client_ref, e164
 from hub.models import OutboxMessage, OutboxState
-from scheduling import jobs
 from tests.connectors.test_dispatcher import reload
 from tests.http_servers import Answer, HttpsServer
-from tests.scheduling import test_jobs_framework as reminder_job_tests
-from tests.scheduling.test_jobs_framework import MONDAY_18H, TUESDAY_14H, book
 from tests.servers import TestCA
+from tests.workflows import test_jobs as reminder_job_tests
+from tests.workflows.test_jobs import MONDAY_18H, TUESDAY_14H, book
+from workflows import jobs
 
 REMINDER = {"appointment_id": 41, "local_date": "2026-12-07", "local_time": "14:00", "recipient_kind": "patient"}
 # The reminder job's own fixtures: a CPTS, its IDEL, a patient with a phone, a cardiology program.

@@ -25,7 +25,7 @@ from connectors.email import message_id_for
 from hub.config import PROJECT_ROOT
 from hub.db import utcnow
 from hub.models import JobRun, OutboxMessage, OutboxState, SchedulerLease
-from scheduling.jobs import JobContext, PeriodicJob, utc_second
+from scheduling.periodic import JobContext, PeriodicJob, utc_second
 from scheduling.runner import Worker, acquire_lease, release_lease
 from tests import factories
 from tests.servers import SmtpServer, TestCA, free_port
@@ -37,7 +37,7 @@ WORKER_SCRIPT = """
 import datetime as dt, os, signal, sys
 from zoneinfo import ZoneInfo
 from hub.db import make_engine, make_session_factory
-from scheduling.jobs import JobContext, PeriodicJob, utc_second
+from scheduling.periodic import JobContext, PeriodicJob, utc_second
 from scheduling.runner import Worker
 
 url, lease_name, job_name, log_path = sys.argv[1:5]

@@ -25,12 +25,12 @@ from hub.models import (
 )
 from hub.services import documents
 from hub.services.care import has_care_relation
-from scheduling.jobs import JobContext
+from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
 from tests import factories
 from tests.workflows.conftest import NOW, PARIS
 from workflows import reports, teleexpertise
-from workflows.jobs import WORKFLOW_JOBS
+from workflows.jobs import PERIODIC_JOBS
 
 S = TeleexpertiseState
 
@@ -398,7 +398,7 @@ def test_the_expiry_job_runs_once_per_period(db_session, territory, tmp_path, ca
     late = ask(db_session, t, tmp_path, deadline_at=NOW + dt.timedelta(hours=2))
     on_time = ask(db_session, t, tmp_path)
     db_session.flush()
-    job = next(j for j in WORKFLOW_JOBS if j.name == "expire_teleexpertise")
+    job = next(j for j in PERIODIC_JOBS if j.name == "expire_teleexpertise")
     context = JobContext(sessions, PARIS)
     at = NOW + dt.timedelta(hours=3, minutes=10)
     assert fire_periodic(sessions, job, context, now=at)

@@ -18,6 +18,26 @@ from sqlalchemy.orm import Session
 from stdnum import luhn
 
 from hub.db import utcnow
+from hub.demo.data import (
+    BERGERAC,
+    COMMUNES_BY_INSEE,
+    COURSAC,
+    EYRAUD_CREMPSE_MAURENS,
+    FEMALE_FIRST_NAMES,
+    FOREIGN_BIRTH_PLACES,
+    LACROPTE,
+    LAST_NAMES,
+    MALE_FIRST_NAMES,
+    MANZAC_SUR_VERN,
+    OTHER_FRENCH_BIRTH_PLACES,
+    PERIGUEUX,
+    STREETS,
+    TERRITORY_COMMUNES,
+    VAL_DE_LOUYRE_ET_CAUDEAU,
+    VERGT,
+    VILLAMBLARD,
+    Commune,
+)
 from hub.identifiers import check_ins_matricule, check_mssante_address, check_phone, check_rpps
 from hub.models import (
     IDENTITY_STATUS_LABELS,
@@ -38,26 +58,6 @@ from hub.models import (
     User,
 )
 from hub.services import accounts, directory, identity
-from hub.services.demo_data import (
-    BERGERAC,
-    COMMUNES_BY_INSEE,
-    COURSAC,
-    EYRAUD_CREMPSE_MAURENS,
-    FEMALE_FIRST_NAMES,
-    FOREIGN_BIRTH_PLACES,
-    LACROPTE,
-    LAST_NAMES,
-    MALE_FIRST_NAMES,
-    MANZAC_SUR_VERN,
-    OTHER_FRENCH_BIRTH_PLACES,
-    PERIGUEUX,
-    STREETS,
-    TERRITORY_COMMUNES,
-    VAL_DE_LOUYRE_ET_CAUDEAU,
-    VERGT,
-    VILLAMBLARD,
-    Commune,
-)
 
 CPTS_NAME = "CPTS VIVEVAL"
 DEMO_PASSWORD = "demo-viveval-2025"  # noqa: S105 (the demo's published password, never a real one)

@@ -3,6 +3,7 @@ from sqlalchemy import func, select
 
 from hub.cli import hub_cli
 from hub.db import utcnow
+from hub.demo.territory import CPTS_NAME, find_demo_cpts, load_demo
 from hub.identifiers import check_ins_matricule, check_rpps
 from hub.models import (
     Appointment,
@@ -17,7 +18,6 @@ from hub.models import (
     Slot,
     User,
 )
-from hub.services.demo import CPTS_NAME, find_demo_cpts, load_demo
 from hub.services.identity import check_matricule_matches_traits
 
 
