@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connectors import outbox
@@ -36,7 +36,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from hub.services.care import care_team_member, register_care_relation
+from hub.services.care import care_team_member
 from hub.services.identity import has_valid_consent
 from scheduling.bookings import Hold, allocate, release
 from workflows import eligibility, fees
@@ -71,22 +71,6 @@ CHECKLIST_ITEMS = {
 }
 OFFICE_HOURS = (dt.time(8), dt.time(19))
 SECOND_ROUND_SIZE = 5
-
-
-@register_care_relation
-def appointment_participants(professional_id: int) -> Select:
-    return select(Appointment.patient_id.label("patient_id")).where(
-        (Appointment.performer_id == professional_id) | (Appointment.accompanying_id == professional_id)
-    )
-
-
-@register_care_relation
-def visit_offer_recipients(professional_id: int) -> Select:
-    return (
-        select(Appointment.patient_id.label("patient_id"))
-        .join(VisitOffer, VisitOffer.appointment_id == Appointment.id)
-        .where(VisitOffer.professional_id == professional_id, VisitOffer.state == VisitOfferState.PENDING)
-    )
 
 
 # --- booking ----------------------------------------------------------------------------------------------
