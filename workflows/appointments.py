@@ -58,9 +58,6 @@ MACHINE = Machine(
     APPOINTMENT_STATE_LABELS,
 )
 LATE_CANCELLATION = dt.timedelta(hours=24)
-# What else ends with a done appointment (its referral, …): workflows that build on this one register here,
-# so that this module need not import them.
-ON_DONE: list = []
 REMOTE_KINDS = frozenset({AppointmentKind.ASSISTED_TELECONSULTATION, AppointmentKind.TELESOIN})
 HOME_PLACES = frozenset({PlaceKind.HOME, PlaceKind.NURSING_VISIT})
 CHECKLIST_ITEMS = {
@@ -495,7 +492,8 @@ def check_in(
 
 
 def complete(session: Session, actor: User, appointment: Appointment, *, checklist: dict[str, bool], now=None) -> None:
-    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor)."""
+    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor).
+    What else ends with the session (its referral) follows in workflows.completion."""
     target = MACHINE.target("complete", appointment.state)
     missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not checklist.get(key)}
     if appointment.patient.age_on((now or utcnow()).date()) < 18 and not checklist.get("adult_present"):
@@ -506,8 +504,6 @@ def complete(session: Session, actor: User, appointment: Appointment, *, checkli
     appointment.state = target
     appointment.sequence += 1
     fees.accrue_appointment(session, appointment, zone=appointment_zone(session, appointment))
-    for follow_up in ON_DONE:
-        follow_up(session, actor, appointment)
     audit.record(session, actor=actor, action="appointment.complete", target=appointment, cpts_id=appointment.cpts_id)
 
 

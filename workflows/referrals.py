@@ -352,6 +352,7 @@ def mark_done(session: Session, actor: User, referral: Referral) -> Referral:
 
 
 def done_for_appointment(session: Session, actor: User, appointment: Appointment) -> Referral | None:
+    """The referral booked in this appointment, done with it (called by workflows.completion)."""
     referral = session.scalar(select(Referral).where(Referral.appointment_id == appointment.id))
     if referral is not None and referral.state is S.SCHEDULED:
         mark_done(session, actor, referral)
@@ -490,5 +491,3 @@ def get_referral(session: Session, referral_id: int, *, cpts_id: int) -> Referra
         raise NotFound("Adressage introuvable.", audit_action="referral.read", audit_target=("referrals", referral_id))
     return referral
 
-
-appointments.ON_DONE.append(done_for_appointment)
