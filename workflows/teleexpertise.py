@@ -541,20 +541,15 @@ def _check_expert(actor: User, request: TeleexpertiseRequest) -> None:
         raise RuleViolation("Seul·e l'expert·e à qui la demande est attribuée peut y répondre.")
 
 
-def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
-    """« Répondre »: the named expert, or an expert of the pool, takes the request if nobody has (first to take
-    wins), starts it, and gets the draft answer."""
-    from workflows import reports
-
+def take_to_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> None:
+    """The named expert, or an expert of the pool, takes the request if nobody has (first to take wins) and
+    starts it; the draft answer is a report (workflows.reports.begin_answer)."""
     if request.state is S.SUBMITTED:
         assign(session, actor, request)
     if request.state is S.ASSIGNED:
         start(session, actor, request)
     MACHINE.target("answer", request.state)
     _check_expert(actor, request)
-    if request.answer_report_id is not None:
-        return session.get(Report, request.answer_report_id)
-    return reports.start_answer(session, actor, request)
 
 
 def decline(
