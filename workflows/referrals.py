@@ -490,4 +490,3 @@ def get_referral(session: Session, referral_id: int, *, cpts_id: int) -> Referra
     if referral is None or referral.cpts_id != cpts_id:
         raise NotFound("Adressage introuvable.", audit_action="referral.read", audit_target=("referrals", referral_id))
     return referral
-
