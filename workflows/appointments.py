@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from connectors import outbox
@@ -36,7 +36,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from hub.services.care import care_team_member, register_care_relation
+from hub.services.care import care_team_member
 from hub.services.identity import has_valid_consent
 from scheduling.bookings import Hold, allocate, release
 from workflows import eligibility, fees
@@ -58,9 +58,6 @@ MACHINE = Machine(
     APPOINTMENT_STATE_LABELS,
 )
 LATE_CANCELLATION = dt.timedelta(hours=24)
-# What else ends with a done appointment (its referral, …): workflows that build on this one register here,
-# so that this module need not import them.
-ON_DONE: list = []
 REMOTE_KINDS = frozenset({AppointmentKind.ASSISTED_TELECONSULTATION, AppointmentKind.TELESOIN})
 HOME_PLACES = frozenset({PlaceKind.HOME, PlaceKind.NURSING_VISIT})
 CHECKLIST_ITEMS = {
@@ -71,22 +68,6 @@ CHECKLIST_ITEMS = {
 }
 OFFICE_HOURS = (dt.time(8), dt.time(19))
 SECOND_ROUND_SIZE = 5
-
-
-@register_care_relation
-def appointment_participants(professional_id: int) -> Select:
-    return select(Appointment.patient_id.label("patient_id")).where(
-        (Appointment.performer_id == professional_id) | (Appointment.accompanying_id == professional_id)
-    )
-
-
-@register_care_relation
-def visit_offer_recipients(professional_id: int) -> Select:
-    return (
-        select(Appointment.patient_id.label("patient_id"))
-        .join(VisitOffer, VisitOffer.appointment_id == Appointment.id)
-        .where(VisitOffer.professional_id == professional_id, VisitOffer.state == VisitOfferState.PENDING)
-    )
 
 
 # --- booking ----------------------------------------------------------------------------------------------
@@ -511,7 +492,8 @@ def check_in(
 
 
 def complete(session: Session, actor: User, appointment: Appointment, *, checklist: dict[str, bool], now=None) -> None:
-    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor)."""
+    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor).
+    What else ends with the session (its referral) follows in workflows.completion."""
     target = MACHINE.target("complete", appointment.state)
     missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not checklist.get(key)}
     if appointment.patient.age_on((now or utcnow()).date()) < 18 and not checklist.get("adult_present"):
@@ -522,8 +504,6 @@ def complete(session: Session, actor: User, appointment: Appointment, *, checkli
     appointment.state = target
     appointment.sequence += 1
     fees.accrue_appointment(session, appointment, zone=appointment_zone(session, appointment))
-    for follow_up in ON_DONE:
-        follow_up(session, actor, appointment)
     audit.record(session, actor=actor, action="appointment.complete", target=appointment, cpts_id=appointment.cpts_id)
 
 

@@ -41,7 +41,6 @@ from hub.models import (
     SlotState,
     StepState,
 )
-from hub.services.identity import register_record_section
 from scheduling.slots import HOLDING_STATES
 from workflows import appointments
 from workflows.fees import local_day
@@ -473,7 +472,6 @@ def _report_entries(session: Session, patient: Patient) -> list[TimelineEntry]:
     ]
 
 
-@register_record_section("pathways")
 def record_section(session: Session, patient: Patient) -> PathwaySection:
     pathways = pathways_of(session, patient.id)
     return PathwaySection(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
 from connectors import outbox
@@ -39,14 +39,13 @@ from hub.models import (
     User,
 )
 from hub.services import documents
-from hub.services.care import care_team_member, register_care_relation
+from hub.services.care import care_team_member
 from hub.services.identity import add_consent, create_patient
 from scheduling.slots import HOLDING_STATES
 from workflows import appointments
 from workflows.machine import Machine
 
 S = ReferralState
-SPECIALIST_SEES = (S.SUBMITTED, S.ACCEPTED, S.SCHEDULED, S.DONE)
 MACHINE = Machine(
     "l'adressage",
     {
@@ -70,18 +69,6 @@ NEEDS = {
 # Attachments may be added while the referral is still to be handled.
 ATTACHABLE = frozenset({S.DRAFT, S.SUBMITTED, S.ACCEPTED})
 LETTER_FIELDS = ("reason", "current_treatment", "history", "free_text")
-
-
-@register_care_relation
-def referral_parties(professional_id: int) -> Select:
-    """The author GP and — while the referral is live, from its sending to its completion — the targeted
-    specialist take part in the patient's care; a rejected or cancelled referral opens nothing to them."""
-    return select(Referral.patient_id.label("patient_id")).where(
-        or_(
-            Referral.author_id == professional_id,
-            (Referral.target_specialist_id == professional_id) & Referral.state.in_(SPECIALIST_SEES),
-        )
-    )
 
 
 # --- the GP's draft and submission ------------------------------------------------------------------------
@@ -365,6 +352,7 @@ def mark_done(session: Session, actor: User, referral: Referral) -> Referral:
 
 
 def done_for_appointment(session: Session, actor: User, appointment: Appointment) -> Referral | None:
+    """The referral booked in this appointment, done with it (called by workflows.completion)."""
     referral = session.scalar(select(Referral).where(Referral.appointment_id == appointment.id))
     if referral is not None and referral.state is S.SCHEDULED:
         mark_done(session, actor, referral)
@@ -502,6 +490,3 @@ def get_referral(session: Session, referral_id: int, *, cpts_id: int) -> Referra
     if referral is None or referral.cpts_id != cpts_id:
         raise NotFound("Adressage introuvable.", audit_action="referral.read", audit_target=("referrals", referral_id))
     return referral
-
-
-appointments.ON_DONE.append(done_for_appointment)

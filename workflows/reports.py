@@ -52,7 +52,7 @@ from hub.models import (
     UserRole,
 )
 from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section
-from workflows import deliveries, events
+from workflows import deliveries, events, teleexpertise
 from workflows.fees import local_day
 from workflows.machine import Machine
 
@@ -113,6 +113,15 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
         created_by_user_id=actor.id,
     )
     return _add(session, actor, report)
+
+
+def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
+    """« Répondre »: the expert takes the request (workflows.teleexpertise.take_to_answer) and gets the draft
+    answer, begun once."""
+    teleexpertise.take_to_answer(session, actor, request)
+    if request.answer_report_id is not None:
+        return session.get(Report, request.answer_report_id)
+    return start_answer(session, actor, request)
 
 
 def start_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
@@ -221,8 +230,6 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
     if report.follow_up_modality:
         _ask_follow_up(session, actor, report, now)
     if request is not None and report.supersedes_id is None:
-        from workflows import teleexpertise  # it builds on this module
-
         teleexpertise.mark_answered(session, request, report, now=now)
     return report
 

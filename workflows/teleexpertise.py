@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from connectors import outbox
@@ -53,7 +53,6 @@ from hub.models import (
     User,
 )
 from hub.services import directory, documents
-from hub.services.care import register_care_relation
 from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section, StoredRendering
 from workflows import deliveries, fees
 from workflows.machine import Machine
@@ -74,8 +73,6 @@ MACHINE = Machine(
     TELEEXPERTISE_STATE_LABELS,
 )
 EXPERTS = (Profession.SPECIALIST, Profession.GENERAL_PRACTITIONER)
-# The named or assigned expert takes part in the patient's care while the request is live or answered.
-EXPERT_SEES = (S.SUBMITTED, S.ASSIGNED, S.IN_PROGRESS, S.ANSWERED, S.CLOSED)
 YEARLY_CAP = 4
 DEFAULT_DELAY = {
     Urgency.URGENT: dt.timedelta(days=2),
@@ -97,18 +94,6 @@ class OverYearlyCap(RuleViolation):
     """The 5th (or later) téléexpertise of the year for this patient: possible, not paid, said before sending."""
 
     type_slug = "over-yearly-cap"
-
-
-@register_care_relation
-def teleexpertise_parties(professional_id: int) -> Select:
-    """The requester, and the named or assigned expert while the request is live or answered; a declined
-    or expired request opens nothing to the expert. Pool members see the request, not the record."""
-    return select(TeleexpertiseRequest.patient_id.label("patient_id")).where(
-        or_(
-            TeleexpertiseRequest.requester_id == professional_id,
-            (TeleexpertiseRequest.expert_id == professional_id) & TeleexpertiseRequest.state.in_(EXPERT_SEES),
-        )
-    )
 
 
 # --- the requester ----------------------------------------------------------------------------------------
@@ -556,20 +541,15 @@ def _check_expert(actor: User, request: TeleexpertiseRequest) -> None:
         raise RuleViolation("Seul·e l'expert·e à qui la demande est attribuée peut y répondre.")
 
 
-def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
-    """« Répondre »: the named expert, or an expert of the pool, takes the request if nobody has (first to take
-    wins), starts it, and gets the draft answer."""
-    from workflows import reports
-
+def take_to_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> None:
+    """The named expert, or an expert of the pool, takes the request if nobody has (first to take wins) and
+    starts it; the draft answer is a report (workflows.reports.begin_answer)."""
     if request.state is S.SUBMITTED:
         assign(session, actor, request)
     if request.state is S.ASSIGNED:
         start(session, actor, request)
     MACHINE.target("answer", request.state)
     _check_expert(actor, request)
-    if request.answer_report_id is not None:
-        return session.get(Report, request.answer_report_id)
-    return reports.start_answer(session, actor, request)
 
 
 def decline(

@@ -21,7 +21,7 @@ from hub.schemas.scheduling import (
 from hub.services import idempotency
 from hub.web.access import access
 from hub.web.request import db
-from workflows import appointments
+from workflows import appointments, completion
 
 REPLAYED = "Idempotent-Replayed"
 
@@ -123,7 +123,7 @@ def complete_appointment(appointment_id: int):
         appointment_id,
         "complete",
         CompletionIn(),
-        lambda a, d: appointments.complete(db(), current_user, a, checklist=d),
+        lambda a, d: completion.complete(db(), current_user, a, checklist=d),
     )
 
 

@@ -118,7 +118,7 @@ def decline_teleexpertise(teleexpertise_id: int):
 
 def answer(row, data: dict) -> Report:
     """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
-    draft = teleexpertise.begin_answer(db(), current_user, row)
+    draft = reports.begin_answer(db(), current_user, row)
     reports.update_draft(
         db(),
         current_user,

@@ -26,7 +26,7 @@ from hub.models import (
     User,
 )
 from hub.services.identity import has_valid_consent
-from workflows import appointments, eligibility, programs
+from workflows import appointments, completion, eligibility, programs
 
 CARDIOLOGY = "Téléconsultation cardiologie CH Périgueux"
 TELEREHABILITATION = "Télésoin kinésithérapie – MSP Vergt"
@@ -183,7 +183,7 @@ def _last_session_done(session: Session, coordinator: User, program: SessionProg
             callback_phone=patient.phone or "0553000000",
             now=start - dt.timedelta(minutes=10),
         )
-        appointments.complete(
+        completion.complete(
             session,
             idel_user,
             appointment,

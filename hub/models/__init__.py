@@ -1,16 +1,15 @@
 """The hub's records. This package imports nothing but hub.db (and SQLAlchemy)."""
 
 from hub.models.audit import AuditEvent
+from hub.models.calendar_feed import CalendarFeed
+from hub.models.connector_setting import ConnectorSetting
 from hub.models.fees import FEE_STATUS_LABELS, DeclaredActivity, FeeEntry, FeeStatus, Tariff, TariffUnit
+from hub.models.idempotency import IdempotentRequest
+from hub.models.jobs import JobRun, SchedulerLease
 from hub.models.organisation import ORGANISATION_KIND_LABELS, Organisation, OrganisationKind
 from hub.models.outbox import OUTBOX_STATE_LABELS, OutboxMessage, OutboxState
 from hub.models.pathways import (
-    ATTACHMENT_KIND_LABELS,
     MODALITY_LABELS,
-    REFERRAL_STATE_LABELS,
-    URGENCY_LABELS,
-    URGENCY_RANK,
-    AttachmentKind,
     CarePathway,
     CarePathwayState,
     CarePathwayStep,
@@ -19,11 +18,7 @@ from hub.models.pathways import (
     Modality,
     PathwayStepTemplate,
     PathwayTemplate,
-    Referral,
-    ReferralAttachment,
-    ReferralState,
     StepState,
-    Urgency,
 )
 from hub.models.patient import (
     CONSENT_KIND_LABELS,
@@ -48,6 +43,17 @@ from hub.models.professional import (
     Professional,
     professional_organisations,
 )
+from hub.models.referral import (
+    ATTACHMENT_KIND_LABELS,
+    REFERRAL_STATE_LABELS,
+    URGENCY_LABELS,
+    URGENCY_RANK,
+    AttachmentKind,
+    Referral,
+    ReferralAttachment,
+    ReferralState,
+    Urgency,
+)
 from hub.models.reports import (
     DELIVERY_STATE_LABELS,
     LOINC_LABELS,
@@ -56,18 +62,12 @@ from hub.models.reports import (
     REPORT_KIND_LABELS,
     REPORT_LOINC,
     REPORT_STATE_LABELS,
-    TELEEXPERTISE_REQUEST_LOINC,
-    TELEEXPERTISE_STATE_LABELS,
-    ConnectorSetting,
     Delivery,
     DeliveryState,
     RecipientRole,
     Report,
     ReportKind,
     ReportState,
-    TeleexpertiseAttachment,
-    TeleexpertiseRequest,
-    TeleexpertiseState,
     delivery_state_label,
 )
 from hub.models.scheduling import (
@@ -81,20 +81,23 @@ from hub.models.scheduling import (
     Appointment,
     AppointmentKind,
     AppointmentState,
-    CalendarFeed,
-    IdempotentRequest,
-    JobRun,
     PlaceKind,
     ProgramClosure,
     ProgramKind,
     Resource,
     ResourceKind,
-    SchedulerLease,
     SessionProgram,
     Slot,
     SlotState,
     VisitOffer,
     VisitOfferState,
+)
+from hub.models.teleexpertise import (
+    TELEEXPERTISE_REQUEST_LOINC,
+    TELEEXPERTISE_STATE_LABELS,
+    TeleexpertiseAttachment,
+    TeleexpertiseRequest,
+    TeleexpertiseState,
 )
 from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
 

@@ -1,42 +1,95 @@
 """The care relation: which professionals take part in a patient's care.
 
-This is the one place that answers "may this professional see this patient?" beyond their role.
-Each source is a function of a professional id returning a SELECT of `patient_id`; later features
-(referrals, appointments, pathways, téléexpertise) add theirs with `register_care_relation`.
+This is the one place that answers "may this professional see this patient?" beyond their role. Each
+relation is a SELECT of `patient_id` for a professional; `patient_ids_in_care_of` is their union, written out
+below so that a reader sees every way into a patient's record in this file.
 """
 
-from collections.abc import Callable
-
-from sqlalchemy import Select, exists, select, union_all
+from sqlalchemy import Select, exists, or_, select, union_all
 from sqlalchemy.orm import Session
 
-from hub.models import CareTeamMember, Patient, Professional
+from hub.models import (
+    Appointment,
+    CareTeamMember,
+    Patient,
+    Professional,
+    Referral,
+    ReferralState,
+    TeleexpertiseRequest,
+    TeleexpertiseState,
+    VisitOffer,
+    VisitOfferState,
+)
 
-CareRelationSource = Callable[[int], Select]
-CARE_RELATION_SOURCES: list[CareRelationSource] = []
+# The targeted specialist takes part in the care while the referral is live, from its sending to its completion.
+SPECIALIST_SEES = (ReferralState.SUBMITTED, ReferralState.ACCEPTED, ReferralState.SCHEDULED, ReferralState.DONE)
+# The named or assigned expert takes part in the patient's care while the request is live or answered.
+EXPERT_SEES = (
+    TeleexpertiseState.SUBMITTED,
+    TeleexpertiseState.ASSIGNED,
+    TeleexpertiseState.IN_PROGRESS,
+    TeleexpertiseState.ANSWERED,
+    TeleexpertiseState.CLOSED,
+)
 
 
-def register_care_relation(source: CareRelationSource) -> CareRelationSource:
-    if source not in CARE_RELATION_SOURCES:
-        CARE_RELATION_SOURCES.append(source)
-    return source
-
-
-@register_care_relation
 def attending_gp(professional_id: int) -> Select:
     return select(Patient.id.label("patient_id")).where(Patient.attending_gp_id == professional_id)
 
 
-@register_care_relation
 def care_team(professional_id: int) -> Select:
     return select(CareTeamMember.patient_id.label("patient_id")).where(
         CareTeamMember.professional_id == professional_id
     )
 
 
+def referral_parties(professional_id: int) -> Select:
+    """The author GP and the targeted specialist of a live referral; a rejected or cancelled referral opens
+    nothing to the specialist."""
+    return select(Referral.patient_id.label("patient_id")).where(
+        or_(
+            Referral.author_id == professional_id,
+            (Referral.target_specialist_id == professional_id) & Referral.state.in_(SPECIALIST_SEES),
+        )
+    )
+
+
+def appointment_participants(professional_id: int) -> Select:
+    return select(Appointment.patient_id.label("patient_id")).where(
+        (Appointment.performer_id == professional_id) | (Appointment.accompanying_id == professional_id)
+    )
+
+
+def visit_offer_recipients(professional_id: int) -> Select:
+    """An IDEL a home visit is offered to, while the offer waits for their answer."""
+    return (
+        select(Appointment.patient_id.label("patient_id"))
+        .join(VisitOffer, VisitOffer.appointment_id == Appointment.id)
+        .where(VisitOffer.professional_id == professional_id, VisitOffer.state == VisitOfferState.PENDING)
+    )
+
+
+def teleexpertise_parties(professional_id: int) -> Select:
+    """The requester, and the named or assigned expert while the request is live or answered; a declined
+    or expired request opens nothing to the expert. Pool members see the request, not the record."""
+    return select(TeleexpertiseRequest.patient_id.label("patient_id")).where(
+        or_(
+            TeleexpertiseRequest.requester_id == professional_id,
+            (TeleexpertiseRequest.expert_id == professional_id) & TeleexpertiseRequest.state.in_(EXPERT_SEES),
+        )
+    )
+
+
 def patient_ids_in_care_of(professional_id: int):
     """A subquery of the ids of every patient the professional takes part in the care of."""
-    return union_all(*(source(professional_id) for source in CARE_RELATION_SOURCES)).subquery()
+    return union_all(
+        attending_gp(professional_id),
+        care_team(professional_id),
+        referral_parties(professional_id),
+        appointment_participants(professional_id),
+        visit_offer_recipients(professional_id),
+        teleexpertise_parties(professional_id),
+    ).subquery()
 
 
 def has_care_relation(session: Session, professional_id: int, patient: Patient) -> bool:

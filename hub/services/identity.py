@@ -2,7 +2,6 @@
 
 import datetime as dt
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select, update
@@ -395,20 +394,8 @@ class PatientRecord:
     users: dict[int, User]
     # The kinds of valid check still missing before the identity is qualified (QUAL).
     missing_checks: list[IdentityCheckKind]
-    # What later features add to the record (e.g. "pathways": the timeline), by name.
+    # What the workflows add to the record (e.g. "pathways": the timeline), by name: see workflows.records.
     sections: dict[str, object] = field(default_factory=dict)
-
-
-# Features above this layer (workflows) add a section of the record without this module importing them.
-RECORD_SECTIONS: dict[str, Callable[[Session, Patient], object]] = {}
-
-
-def register_record_section(name: str):
-    def decorate(build: Callable[[Session, Patient], object]):
-        RECORD_SECTIONS[name] = build
-        return build
-
-    return decorate
 
 
 def missing_checks_for_qualification(patient: Patient) -> list[IdentityCheckKind]:
@@ -429,8 +416,9 @@ def care_team_of(session: Session, patient: Patient) -> list[CareTeamMember]:
     )
 
 
-def patient_record(session: Session, patient: Patient) -> PatientRecord:
-    """Everything the patient's page shows, in a fixed number of queries whatever the history's length.
+def patient_record(session: Session, patient: Patient, *, sections: dict[str, object] | None = None) -> PatientRecord:
+    """The identity, consents and care team the patient's page shows, in a fixed number of queries whatever the
+    history's length; `sections` are what the workflows add (workflows.records builds the whole record).
 
     Reads only: the caller has checked access and audited the read."""
     consents = list(
@@ -453,7 +441,7 @@ def patient_record(session: Session, patient: Patient) -> PatientRecord:
         care_team=care_team_of(session, patient),
         users=users,
         missing_checks=missing_checks_for_qualification(patient),
-        sections={name: build(session, patient) for name, build in RECORD_SECTIONS.items()},
+        sections=sections or {},
     )
 
 

@@ -34,6 +34,7 @@ from hub.web.access import access
 from hub.web.forms import form_data, load_form
 from hub.web.pages import load_query, page_size, read_despite_error, submit
 from hub.web.request import db
+from workflows import records
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
@@ -222,7 +223,7 @@ def duplicate_candidates(candidates) -> dict:
 
 
 def _record_page(patient, *, form=None, values=None, errors=None, problem=None, status: int = 200):
-    record = identity.patient_record(db(), patient)
+    record = records.patient_record(db(), patient)
     in_team = {member.professional_id for member in record.care_team} | {patient.attending_gp_id}
     clinicians = [
         (p.id, f"{p.full_name} — {p.profession_label}")

@@ -30,7 +30,7 @@ from hub.web.downloads import download
 from hub.web.forms import form_data, load_form
 from hub.web.pages import read_despite_error
 from hub.web.request import db, upload_dir
-from workflows import teleexpertise
+from workflows import reports, teleexpertise
 
 bp = Blueprint("teleexpertise", __name__, url_prefix="/teleexpertise")
 
@@ -253,7 +253,7 @@ def respond(teleexpertise_id: int):
         teleexpertise_id,
         "answer",
         NoBodyForm(),
-        lambda r, _d: teleexpertise.begin_answer(db(), current_user, r),
+        lambda r, _d: reports.begin_answer(db(), current_user, r),
         "Rédigez votre réponse.",
         done=url_for("teleexpertise.answer_form", teleexpertise_id=teleexpertise_id),
     )

@@ -23,7 +23,7 @@ from hub.web.planning import zone
 from hub.web.request import db, keep_changes_on_error
 from scheduling import board
 from scheduling.agenda import day_bounds
-from workflows import appointments
+from workflows import appointments, completion
 
 bp = Blueprint("visits", __name__, url_prefix="/visits")
 
@@ -82,7 +82,7 @@ def check_in(appointment_id: int):
 @access(Permission.VISITS_RESPOND)
 def complete(appointment_id: int):
     def perform(appointment, data):
-        appointments.complete(db(), current_user, appointment, checklist=data)
+        completion.complete(db(), current_user, appointment, checklist=data)
         return "Séance terminée."
 
     return _act(appointment_id, "complete", CompletionForm(), perform)

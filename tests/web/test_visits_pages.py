@@ -8,7 +8,17 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from hub.models import AppointmentState, AuditEvent, PlaceKind, Role, VisitOffer, VisitOfferState
+from hub.models import (
+    AppointmentState,
+    AuditEvent,
+    PlaceKind,
+    Profession,
+    Referral,
+    ReferralState,
+    Role,
+    VisitOffer,
+    VisitOfferState,
+)
 from tests import factories
 from tests.workflows import conftest as workflow_fixtures
 from tests.workflows.conftest import MONDAY_14H, NOW, PARIS
@@ -133,6 +143,28 @@ def test_the_days_checklist(auth, db_session, territory, visit, idel, clock):
     assert auth.post(f"/visits/{visit.id}/complete", CHECKLIST).status_code == 302
     db_session.refresh(visit)
     assert visit.state is AppointmentState.DONE
+
+
+def test_the_session_done_on_the_page_completes_its_referral(auth, db_session, territory, visit, idel, clock):
+    gp = factories.professional(db_session, territory.cpts, Profession.GENERAL_PRACTITIONER)
+    referral = Referral(
+        cpts_id=visit.cpts_id,
+        patient_id=visit.patient_id,
+        author_id=gp.id,
+        created_by_user_id=territory.coordinator.id,
+        reason="Dyspnée d'effort",
+        state=ReferralState.SCHEDULED,
+        appointment_id=visit.id,
+    )
+    db_session.add(referral)
+    appointments.confirm(db_session, territory.idel_user, visit)
+    db_session.commit()
+    clock.move_to(MONDAY_14H - dt.timedelta(minutes=20))
+    auth.login(territory.idel_user)
+    assert auth.post(f"/visits/{visit.id}/check-in", CHECK_IN).status_code == 302
+    assert auth.post(f"/visits/{visit.id}/complete", CHECKLIST).status_code == 302
+    db_session.refresh(referral)
+    assert referral.state is ReferralState.DONE
 
 
 def test_degraded_mode_and_no_show(auth, db_session, territory, visit, idel, clock):

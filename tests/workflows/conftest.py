@@ -84,11 +84,11 @@ FULL_CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
 
 def carry_out(session, idel_user, appointment):
     """The visit as the IDEL lives it: confirmed, the patient checked in, the session done."""
-    from workflows import appointments
+    from workflows import appointments, completion
 
     appointments.confirm(session, idel_user, appointment, now=NOW)
     check_in(session, idel_user, appointment)
-    appointments.complete(session, idel_user, appointment, checklist=FULL_CHECKLIST)
+    completion.complete(session, idel_user, appointment, checklist=FULL_CHECKLIST)
 
 
 def telesoin_program(session, cpts, *, performer, **overrides):

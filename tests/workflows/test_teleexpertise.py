@@ -354,9 +354,9 @@ def test_the_cap_per_patient_and_expert_binds_other_requesters(db_session, terri
 def test_signing_the_answer_through_reports_answers_the_request(db_session, territory, tmp_path, cardio_user):
     t = territory
     request = ask(db_session, t, tmp_path)
-    draft = teleexpertise.begin_answer(db_session, cardio_user, request)
+    draft = reports.begin_answer(db_session, cardio_user, request)
     assert request.state is S.IN_PROGRESS and request.answer_report_id == draft.id
-    assert teleexpertise.begin_answer(db_session, cardio_user, request).id == draft.id
+    assert reports.begin_answer(db_session, cardio_user, request).id == draft.id
     reports.update_draft(db_session, cardio_user, draft, acts="Avis sur photo", conclusion="Compression")
     reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW)
     assert request.state is S.ANSWERED
@@ -366,7 +366,7 @@ def test_signing_the_answer_through_reports_answers_the_request(db_session, terr
 def test_a_corrected_answer_is_signed_and_routed_without_answering_twice(db_session, territory, tmp_path, cardio_user):
     t = territory
     request = ask(db_session, t, tmp_path)
-    draft = teleexpertise.begin_answer(db_session, cardio_user, request)
+    draft = reports.begin_answer(db_session, cardio_user, request)
     reports.update_draft(db_session, cardio_user, draft, acts="Avis sur photo", conclusion="Compression")
     first = reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW)
     correction = reports.supersede(db_session, cardio_user, first)
@@ -382,7 +382,7 @@ def test_an_expert_who_handed_the_request_back_cannot_sign_its_draft(
 ):
     t = territory
     request = ask_pool(db_session, t, tmp_path)
-    draft = teleexpertise.begin_answer(db_session, cardio_user, request)
+    draft = reports.begin_answer(db_session, cardio_user, request)
     reports.update_draft(db_session, cardio_user, draft, acts="Avis", conclusion="Conclusion")
     teleexpertise.decline(db_session, cardio_user, request, reason="En congés", now=NOW)
     with pytest.raises(RuleViolation, match="plus rattachée"):
@@ -504,14 +504,14 @@ def test_an_expert_of_the_pool_may_answer_at_once_which_takes_the_request(
     db_session, territory, tmp_path, cardio_user, other_cardio
 ):
     request = ask_pool(db_session, territory, tmp_path)
-    draft = teleexpertise.begin_answer(db_session, other_cardio, request)
+    draft = reports.begin_answer(db_session, other_cardio, request)
     assert (request.state, request.expert_id) == (S.IN_PROGRESS, other_cardio.professional_id)
     assert draft.author_id == other_cardio.professional_id
     with pytest.raises(InvalidTransition):  # taken: too late for the other one
         teleexpertise.assign(db_session, cardio_user, request, now=NOW)
     outsider = factories.user(db_session, territory.cpts, Role.PROFESSIONAL)
     with pytest.raises(RuleViolation):
-        teleexpertise.begin_answer(db_session, outsider, ask_pool(db_session, territory, tmp_path))
+        reports.begin_answer(db_session, outsider, ask_pool(db_session, territory, tmp_path))
 
 
 def test_the_expert_who_takes_a_pool_request_gets_the_frozen_document_by_mssante(

@@ -1,0 +1,23 @@
+"""What ends with a session. The appointment is done (workflows.appointments.complete), then the referral
+it was booked for, if any (workflows.referrals.done_for_appointment). Each workflow keeps its own verb;
+this module sits above both so that appointments need not know what builds on them. Pages, the API and
+the demo complete a session here."""
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from hub.models import Appointment, User
+from workflows import appointments, referrals
+
+
+def complete(
+    session: Session,
+    actor: User,
+    appointment: Appointment,
+    *,
+    checklist: dict[str, bool],
+    now: dt.datetime | None = None,
+) -> None:
+    appointments.complete(session, actor, appointment, checklist=checklist, now=now)
+    referrals.done_for_appointment(session, actor, appointment)

@@ -1,0 +1,14 @@
+"""The patient's record as its page shows it: identity, consents and care team (hub.services.identity), and
+the section each workflow adds, each built here by name."""
+
+from sqlalchemy.orm import Session
+
+from hub.models import Patient
+from hub.services.identity import PatientRecord
+from hub.services.identity import patient_record as identity_record
+from workflows import pathways
+
+
+def patient_record(session: Session, patient: Patient) -> PatientRecord:
+    """Reads only: the caller has checked access and audited the read."""
+    return identity_record(session, patient, sections={"pathways": pathways.record_section(session, patient)})
