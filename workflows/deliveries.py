@@ -22,6 +22,18 @@ from connectors.base import TransientError
 from connectors.mssante import mdn_token
 from hub import audit
 from hub.db import session_scope, utcnow
+from hub.documents.cda import build_cda
+from hub.documents.clinical import (
+    HUB_DOCUMENT_OID_ROOT,
+    ClinicalDocument,
+    Custodian,
+    DocumentPackage,
+    PatientIdentity,
+    ProfessionalIdentity,
+    StoredRendering,
+)
+from hub.documents.pdf import render_pdf
+from hub.documents.store import store_blob
 from hub.models import (
     PROFESSION_LABELS,
     ConsentKind,
@@ -37,18 +49,6 @@ from hub.models import (
     Report,
     ReportState,
 )
-from hub.services.cda import build_cda
-from hub.services.clinical_documents import (
-    HUB_DOCUMENT_OID_ROOT,
-    ClinicalDocument,
-    Custodian,
-    DocumentPackage,
-    PatientIdentity,
-    ProfessionalIdentity,
-    StoredRendering,
-)
-from hub.services.document_pdf import render_pdf
-from hub.services.documents import store_blob
 from hub.services.identity import has_valid_consent
 from workflows import events
 

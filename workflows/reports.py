@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from connectors import outbox
 from hub import audit
 from hub.db import utcnow
+from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     RECIPIENT_ROLE_LABELS,
@@ -51,7 +52,6 @@ from hub.models import (
     User,
     UserRole,
 )
-from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section
 from workflows import deliveries, events
 from workflows.fees import local_day
 from workflows.machine import Machine

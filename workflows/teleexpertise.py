@@ -35,6 +35,8 @@ from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_view_patient
 from hub.db import session_scope, utcnow
+from hub.documents import store
+from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, StoredRendering
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     TELEEXPERTISE_REQUEST_LOINC,
@@ -52,9 +54,8 @@ from hub.models import (
     Urgency,
     User,
 )
-from hub.services import directory, documents
+from hub.services import directory
 from hub.services.care import register_care_relation
-from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section, StoredRendering
 from workflows import deliveries, fees
 from workflows.machine import Machine
 
@@ -163,7 +164,7 @@ def create(
     session.add(request)
     session.flush()  # the attachments and the document need the request's id
     for content, filename in files:
-        stored = documents.store_upload(upload_dir, content, filename, max_bytes=max_upload_bytes)
+        stored = store.store_upload(upload_dir, content, filename, max_bytes=max_upload_bytes)
         session.add(TeleexpertiseAttachment(request_id=request.id, uploaded_by_user_id=actor.id, **stored))
     session.flush()
     session.refresh(request, ["attachments"])
@@ -190,7 +191,7 @@ def _check_files(files, max_bytes: int) -> None:
             errors[f"attachments.{index}"] = "Le fichier est vide."
         elif len(content) > max_bytes:
             errors[f"attachments.{index}"] = f"Le fichier dépasse la taille maximale ({max_bytes // (1024 * 1024)} Mo)."
-        elif documents.sniff(content) is None:
+        elif store.sniff(content) is None:
             errors[f"attachments.{index}"] = "Format non accepté : seuls les PDF, PNG et JPEG sont acceptés."
     if errors:
         raise ValidationFailed(errors)

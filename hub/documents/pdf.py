@@ -4,9 +4,9 @@ so the hash stored at signing still matches the file sent on a later attempt."""
 
 import unicodedata
 
+from hub.documents.clinical import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 from hub.formatting import french_datetime
 from hub.models.patient import IDENTITY_STATUS_LABELS
-from hub.services.clinical_documents import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 
 ZONE = "Europe/Paris"
 SEX_LABELS = {"F": "Féminin", "M": "Masculin", "I": "Indéterminé"}

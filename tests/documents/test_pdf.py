@@ -5,9 +5,9 @@ import zlib
 
 import time_machine
 
+from hub.documents.clinical import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
+from hub.documents.pdf import render_pdf
 from hub.models import Sex
-from hub.services.clinical_documents import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
-from hub.services.document_pdf import render_pdf
 from tests import factories
 
 BIRTH_DATE = dt.date(1948, 3, 1)
