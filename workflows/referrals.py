@@ -16,7 +16,7 @@ from connectors import outbox
 from hub import audit
 from hub.auth.policies import can_view_patient
 from hub.db import utcnow
-from hub.documents import store
+from hub.documents import pdf, store
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     REFERRAL_STATE_LABELS,
@@ -323,7 +323,7 @@ def _freeze_letter(session: Session, referral: Referral, upload_dir: Path) -> No
 def letter_of(session: Session, referral: Referral) -> bytes:
     """The referral letter as it reads now (a draft's, on demand); once scheduled, read the frozen one."""
     program = session.get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
-    return store.referral_letter(referral, program_name=program.name if program else None)
+    return pdf.referral_letter(referral, program_name=program.name if program else None)
 
 
 def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Referral]:

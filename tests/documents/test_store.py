@@ -4,8 +4,6 @@ import pytest
 
 from hub.documents import store
 from hub.errors import ValidationFailed
-from hub.models import Profession, Professional, Referral
-from tests import factories
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
@@ -60,20 +58,3 @@ def test_the_filename_is_sanitised(tmp_path, name, expected):
 def test_a_forged_hash_never_leaves_the_upload_directory(tmp_path):
     with pytest.raises(ValueError):
         store.stored_path(tmp_path, "../" * 10 + "etc/passwd")
-
-
-def test_the_referral_letter_is_a_pdf(db_session, cpts):
-    gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
-    patient = factories.patient(db_session, cpts)
-    referral = Referral(
-        cpts_id=cpts.id,
-        patient=patient,
-        patient_id=patient.id,
-        author=db_session.get(Professional, gp.id),
-        author_id=gp.id,
-        created_by_user_id=0,
-        reason="Dyspnée d'effort, œdèmes",
-        current_treatment="Furosémide 40 mg",
-    )
-    letter = store.referral_letter(referral, program_name="Téléconsultation cardiologie CH Périgueux")
-    assert letter.startswith(b"%PDF-")
