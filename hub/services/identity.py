@@ -261,13 +261,6 @@ def record_identity_check(
     return check
 
 
-def ins_for_sending(patient: Patient) -> tuple[str, str] | None:
-    """The INS (matricule, OID) may leave the hub only with a qualified identity."""
-    if patient.is_qualified and patient.ins_matricule:
-        return patient.ins_matricule, patient.ins_oid
-    return None
-
-
 def add_consent(session: Session, actor, patient: Patient, data: dict) -> Consent:
     collected_at = data["collected_at"]
     if collected_at > utcnow() + dt.timedelta(minutes=5):
