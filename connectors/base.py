@@ -76,7 +76,7 @@ class Connector(Protocol):
 
 
 Factory = Callable[[Mapping], "Connector | None"]
-# Per-CPTS settings as hub.services.connector_settings loads them: (cpts_id, channel) → the row's settings,
+# Per-CPTS settings as connectors.settings loads them: (cpts_id, channel) → the row's settings,
 # or None when the CPTS's admin disabled the channel.
 CptsSettings = Mapping[tuple[int, str], Mapping | None]
 

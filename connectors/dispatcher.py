@@ -37,11 +37,11 @@ from connectors.base import (
     TransientError,
     close_all,
 )
+from connectors.settings import load_cpts_settings
 from hub import audit
 from hub.db import session_scope, utcnow
 from hub.errors import Conflict, NotFound
 from hub.models import OutboxMessage, OutboxState
-from hub.services.connector_settings import load_cpts_settings
 from hub.services.identity import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
 
 log = logging.getLogger(__name__)
