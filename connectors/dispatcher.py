@@ -42,7 +42,7 @@ from hub import audit
 from hub.db import session_scope, utcnow
 from hub.errors import Conflict, NotFound
 from hub.models import OutboxMessage, OutboxState
-from hub.services.identity import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
+from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from hub.models import (
     Sex,
     User,
 )
+from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
 
 STRICT_TRAITS = ("birth_name", "first_birth_given_name", "birth_date", "sex", "birth_place_insee")
 TRAIT_LABELS = {
@@ -309,10 +310,6 @@ def withdraw_consent(session: Session, actor, consent: Consent, *, reason: str) 
         details={"dmp_deposits_stopped": stopped} if stopped else None,
     )
     return consent
-
-
-DMP_CONSENT_WITHDRAWN = "consentement DMP retiré : dépôt annulé"
-IDENTITY_CHANGED = "identité du patient modifiée après signature : envoi annulé, à refaire par une nouvelle version"
 
 
 def _stop_dmp_deposits(session: Session, patient_id: int) -> int:
