@@ -51,9 +51,9 @@ def worker_command():
     from zoneinfo import ZoneInfo
 
     from connectors import outbox
-    from connectors.base import build_registry
     from connectors.dispatcher import drain
     from connectors.mdn import ImapSettings
+    from connectors.registry import build_registry
     from scheduling.jobs import PERIODIC_JOBS, JobContext
     from scheduling.runner import Worker
     from workflows.appointments import offer_to_other_idels

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from connectors.base import build_registry
 from connectors.dispatcher import NOT_CONFIGURED, UNUSABLE_SETTINGS, dispatch_once
+from connectors.registry import build_registry
 from connectors.settings import CHANNEL_FIELDS
 from hub.models import ConnectorSetting, OutboxState
 from tests import factories

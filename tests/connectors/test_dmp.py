@@ -12,9 +12,10 @@ import json
 import pytest
 
 from connectors import outbox
-from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
+from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.dispatcher import dispatch_once
 from connectors.dmp import DmpConnector, provide_document_bundle
+from connectors.registry import build_registry
 from hub.documents.cda import build_cda
 from hub.documents.clinical import (
     ClinicalDocument,

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from connectors import outbox
-from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
+from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.dispatcher import dispatch_once
 from connectors.mssante import MssanteConnector, mdn_token
+from connectors.registry import build_registry
 from connectors.settings import fields_of
 from hub.documents.clinical import DocumentPackage
 from hub.documents.store import store_blob, stored_path
