@@ -44,8 +44,9 @@ from sqlalchemy import func, select, update  # noqa: E402
 
 from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from connectors import outbox  # noqa: E402
-from connectors.base import OutgoingMessage, build_registry  # noqa: E402
+from connectors.base import OutgoingMessage  # noqa: E402
 from connectors.dispatcher import drain  # noqa: E402
+from connectors.registry import build_registry  # noqa: E402
 from hub import migrate  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope, utcnow  # noqa: E402
 from hub.models import OutboxMessage, OutboxState  # noqa: E402

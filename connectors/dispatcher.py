@@ -29,20 +29,14 @@ from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from connectors.base import (
-    Connector,
-    ConnectorRegistry,
-    OutgoingMessage,
-    PermanentError,
-    TransientError,
-    close_all,
-)
+from connectors.base import Connector, OutgoingMessage, PermanentError, TransientError
+from connectors.registry import ConnectorRegistry, close_all
+from connectors.settings import load_cpts_settings
 from hub import audit
 from hub.db import session_scope, utcnow
 from hub.errors import Conflict, NotFound
 from hub.models import OutboxMessage, OutboxState
-from hub.services.connector_settings import load_cpts_settings
-from hub.services.identity import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
+from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Deposit of a CDA document in the DMP / Mon espace santé as an IHE MHD "Provide Document Bundle" (ITI-65)
 in the ANS PDSm shape, over HTTPS with the structure's client certificate (S16).
 
-The outbox message carries a `DocumentPackage` (hub.services.clinical_documents): the document's metadata and
+The outbox message carries a `DocumentPackage` (hub.documents.clinical): the document's metadata and
 the hash and size of its stored CDA. The bundle is rebuilt from the stored bytes on every attempt, so every
 attempt sends the same document, and a stored file that no longer matches its hash is never sent.
 
@@ -23,13 +23,13 @@ import requests
 from connectors.base import OutgoingMessage, PermanentError, Receipt, TransientError
 from connectors.https_client import https_session, post, raise_for_status, require_https
 from hub.config import PROJECT_ROOT
-from hub.services.clinical_documents import (
+from hub.documents.clinical import (
     HUB_DOCUMENT_OID_ROOT,
     ClinicalDocument,
     DocumentPackage,
     ProfessionalIdentity,
 )
-from hub.services.documents import read_stored
+from hub.documents.store import read_stored
 
 WHAT = "serveur DMP"
 FHIR_JSON = "application/fhir+json"

@@ -24,8 +24,8 @@ from connectors.base import OutgoingMessage, PermanentError, Receipt
 from connectors.email import SmtpTransport, message_id_for, message_token, single_address, tls_context
 from connectors.xdm import build_xdm_zip
 from hub.db import utcnow
-from hub.services.clinical_documents import DocumentPackage
-from hub.services.documents import read_stored
+from hub.documents.clinical import DocumentPackage
+from hub.documents.store import read_stored
 
 MSSANTE_DOMAIN = "mssante.fr"
 SUBJECT_PREFIX = "XDM/1.0/DDM+"

@@ -14,7 +14,7 @@ import uuid
 import zipfile
 from xml.etree import ElementTree as ET
 
-from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, ProfessionalIdentity
+from hub.documents.clinical import ClinicalDocument, DocumentPackage, ProfessionalIdentity
 
 SUBSET = "IHE_XDM/SUBSET01"
 HUB_NAME = "Hub de coordination de la CPTS"

@@ -49,9 +49,9 @@ def worker_command():
     import signal
     from zoneinfo import ZoneInfo
 
-    from connectors.base import build_registry
     from connectors.dispatcher import drain
     from connectors.mdn import ImapSettings
+    from connectors.registry import build_registry
     from scheduling.periodic import JobContext
     from scheduling.runner import Worker
     from workflows.deliveries import follow_deliveries

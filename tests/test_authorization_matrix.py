@@ -6,6 +6,7 @@ from types import MappingProxyType
 
 import pytest
 
+from hub.documents import store
 from hub.models import (
     AttachmentKind,
     CareTeamMember,
@@ -29,7 +30,7 @@ from hub.models import (
     TeleexpertiseAttachment,
     TeleexpertiseRequest,
 )
-from hub.services import accounts, calendar_feeds, documents
+from hub.services import accounts, calendar_feeds
 from tests import factories
 from workflows import appointments, pathways
 
@@ -380,12 +381,12 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         submitted_at=factories.now(),
         # Its frozen letter is the appointment's document (as once scheduled).
         appointment_id=appointment.id,
-        letter_sha256=documents.store_blob(tmp_path / "uploads", b"%PDF-1.4 lettre"),
+        letter_sha256=store.store_blob(tmp_path / "uploads", b"%PDF-1.4 lettre"),
         letter_size=15,
     )
     db_session.add(referral)
     db_session.flush()
-    stored = documents.store_upload(tmp_path / "uploads", b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
+    stored = store.store_upload(tmp_path / "uploads", b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
     attachment = ReferralAttachment(
         referral_id=referral.id, kind=AttachmentKind.BIOLOGY_PRESCRIPTION, uploaded_by_user_id=users["gp"].id, **stored
     )
@@ -434,7 +435,7 @@ def _signed_report(db_session, users, appointment, upload_dir) -> Report:
         performed_at=appointment.starts_at,
         acts="Téléconsultation",
         conclusion="RAS",
-        pdf_sha256=documents.store_blob(upload_dir, b"%PDF-1.4 compte rendu"),
+        pdf_sha256=store.store_blob(upload_dir, b"%PDF-1.4 compte rendu"),
         pdf_size=21,
         signed_at=factories.now(),
         created_by_user_id=users["coordinator"].id,
@@ -467,12 +468,12 @@ def _teleexpertise_ids(db_session, users, patient, consent, expert_id, tmp_path)
         question="Avis sur un souffle",
         deadline_at=factories.now() + dt.timedelta(days=7),
         created_by_user_id=users["gp"].id,
-        pdf_sha256=documents.store_blob(tmp_path / "uploads", b"%PDF-1.4 demande"),
+        pdf_sha256=store.store_blob(tmp_path / "uploads", b"%PDF-1.4 demande"),
         pdf_size=16,
     )
     db_session.add(request)
     db_session.flush()
-    stored = documents.store_upload(tmp_path / "uploads", b"\x89PNG\r\n\x1a\nphoto", "photo.png", max_bytes=1024)
+    stored = store.store_upload(tmp_path / "uploads", b"\x89PNG\r\n\x1a\nphoto", "photo.png", max_bytes=1024)
     file = TeleexpertiseAttachment(request_id=request.id, uploaded_by_user_id=users["gp"].id, **stored)
     db_session.add(file)
     db_session.flush()

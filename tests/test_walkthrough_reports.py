@@ -15,9 +15,9 @@ import zipfile
 import pytest
 from sqlalchemy import select, update
 
-from connectors.base import build_registry
 from connectors.dispatcher import dispatch_once
 from connectors.mssante import mdn_token
+from connectors.registry import build_registry
 from hub.db import utcnow
 from hub.models import (
     Consent,

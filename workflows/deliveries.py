@@ -1,4 +1,4 @@
-"""Documents leaving the hub: the frozen renderings of a clinical document, one delivery per recipient
+"""Documents leaving the hub: a clinical document frozen by hub.documents, one delivery per recipient
 (written with its outbox message in the caller's transaction), and the receivers' answers coming back.
 
 A delivery follows its outbox message: `queued` until the dispatcher has sent it, then `sent`; an MSSanté
@@ -9,10 +9,8 @@ acknowledged by the DMP's own answer, so it is acknowledged once sent. A dead me
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,13 +20,12 @@ from connectors.base import TransientError
 from connectors.mssante import mdn_token
 from hub import audit
 from hub.db import session_scope, utcnow
+from hub.documents.clinical import DocumentPackage
+from hub.documents.identity import ins_for_sending
 from hub.models import (
-    PROFESSION_LABELS,
     ConsentKind,
     Delivery,
     DeliveryState,
-    IdentityStatus,
-    Organisation,
     OutboxMessage,
     OutboxState,
     Patient,
@@ -37,18 +34,6 @@ from hub.models import (
     Report,
     ReportState,
 )
-from hub.services.cda import build_cda
-from hub.services.clinical_documents import (
-    HUB_DOCUMENT_OID_ROOT,
-    ClinicalDocument,
-    Custodian,
-    DocumentPackage,
-    PatientIdentity,
-    ProfessionalIdentity,
-    StoredRendering,
-)
-from hub.services.document_pdf import render_pdf
-from hub.services.documents import store_blob
 from hub.services.identity import has_valid_consent
 from workflows import events
 
@@ -57,61 +42,6 @@ log = logging.getLogger(__name__)
 PATIENT_MAILBOX_DOMAIN = "patient.mssante.fr"
 DMP_ADDRESS = "dmp"
 SETTLED = (DeliveryState.SENT, DeliveryState.ACKNOWLEDGED, DeliveryState.REFUSED)
-
-
-def new_document_uid() -> str:
-    """A unique OID under the UUID arc 2.25 (ISO/IEC 9834-8): no registry needed, never reused."""
-    return f"2.25.{uuid.uuid4().int}"
-
-
-def patient_identity(patient: Patient) -> PatientIdentity:
-    """The INS travels only with a qualified identity (RNIV); the hub's local id always does."""
-    qualified = patient.identity_status is IdentityStatus.QUALIFIED and bool(patient.ins_matricule)
-    return PatientIdentity(
-        birth_name=patient.birth_name,
-        first_birth_given_name=patient.first_birth_given_name,
-        birth_date=patient.birth_date,
-        sex=patient.sex.value,
-        birth_place_insee=patient.birth_place_insee,
-        local_id=f"{HUB_DOCUMENT_OID_ROOT}.{patient.cpts_id}.{patient.id}",
-        used_last_name=patient.used_last_name,
-        used_first_name=patient.used_first_name,
-        birth_given_names=patient.birth_given_names,
-        ins=patient.ins_matricule if qualified else None,
-        ins_oid=patient.ins_oid if qualified else None,
-        identity_status=patient.identity_status.value,
-    )
-
-
-def professional_identity(professional: Professional, role: str | None = None) -> ProfessionalIdentity:
-    return ProfessionalIdentity(
-        rpps=professional.rpps,
-        last_name=professional.last_name,
-        first_name=professional.first_name,
-        profession=PROFESSION_LABELS[professional.profession],
-        specialty=professional.specialty,
-        role=role,
-        mssante_address=professional.mssante_address,
-    )
-
-
-def custodian_of(session: Session, cpts_id: int) -> Custodian:
-    cpts = session.get(Organisation, cpts_id)
-    return Custodian(name=cpts.name, finess=cpts.finess, local_id=f"{HUB_DOCUMENT_OID_ROOT}.{cpts_id}")
-
-
-def freeze(document: ClinicalDocument, upload_dir: Path) -> DocumentPackage:
-    """Render the PDF and the CDA once and store both under their hash: every delivery and every re-send
-    then carries the same bytes, and the signed version cannot drift from what was sent."""
-    pdf = render_pdf(document)
-    cda = build_cda(document, pdf)
-    return DocumentPackage(
-        document=document,
-        renderings=(
-            StoredRendering("cda", "text/xml", store_blob(upload_dir, cda), len(cda), "DOC0001.XML"),
-            StoredRendering("pdf", "application/pdf", store_blob(upload_dir, pdf), len(pdf), "DOC0001.PDF"),
-        ),
-    )
 
 
 def queue_delivery(
@@ -190,9 +120,8 @@ def deliver_to_professional(
 
 
 def patient_mailbox(patient: Patient) -> str | None:
-    if patient.identity_status is IdentityStatus.QUALIFIED and patient.ins_matricule:
-        return f"{patient.ins_matricule}@{PATIENT_MAILBOX_DOMAIN}"
-    return None
+    ins = ins_for_sending(patient)
+    return f"{ins[0]}@{PATIENT_MAILBOX_DOMAIN}" if ins else None
 
 
 def may_deposit_in_dmp(patient: Patient) -> bool:

@@ -16,6 +16,7 @@ from connectors import outbox
 from hub import audit
 from hub.auth.policies import can_view_patient
 from hub.db import utcnow
+from hub.documents import pdf, store
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     REFERRAL_STATE_LABELS,
@@ -38,7 +39,6 @@ from hub.models import (
     Urgency,
     User,
 )
-from hub.services import documents
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, create_patient
 from scheduling.slots import HOLDING_STATES
@@ -203,7 +203,7 @@ def submit(
 
 
 def add_attachment(session: Session, actor: User, referral: Referral, *, kind, stored: dict) -> ReferralAttachment:
-    """Attach a document already checked and stored by hub.services.documents.store_upload."""
+    """Attach a document already checked and stored by hub.documents.store.store_upload."""
     if referral.state not in ATTACHABLE:
         raise RuleViolation(f"Action impossible : l'adressage est « {REFERRAL_STATE_LABELS[referral.state]} ».")
     attachment = ReferralAttachment(
@@ -303,14 +303,14 @@ def schedule(
 
 def _freeze_letter(session: Session, referral: Referral, upload_dir: Path) -> None:
     content = letter_of(session, referral)
-    referral.letter_sha256 = documents.store_blob(upload_dir, content)
+    referral.letter_sha256 = store.store_blob(upload_dir, content)
     referral.letter_size = len(content)
 
 
 def letter_of(session: Session, referral: Referral) -> bytes:
     """The referral letter as it reads now (a draft's, on demand); once scheduled, read the frozen one."""
     program = session.get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
-    return documents.referral_letter(referral, program_name=program.name if program else None)
+    return pdf.referral_letter(referral, program_name=program.name if program else None)
 
 
 def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Referral]:

@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from connectors import outbox
 from hub import audit
 from hub.db import utcnow
+from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
+from hub.documents.freezing import freeze
+from hub.documents.identity import custodian_of, patient_identity, professional_identity
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     RECIPIENT_ROLE_LABELS,
@@ -51,7 +54,6 @@ from hub.models import (
     User,
     UserRole,
 )
-from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section
 from workflows import deliveries, events, teleexpertise
 from workflows.fees import local_day
 from workflows.machine import Machine
@@ -200,8 +202,8 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
         raise RuleViolation("Le compte rendu se signe une fois la séance terminée.")
     request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
-    report.document_uid = deliveries.new_document_uid()
-    package = deliveries.freeze(_document(session, report, previous, now), upload_dir)
+    report.document_uid = new_document_uid()
+    package = freeze(_document(session, report, previous, now), upload_dir)
     cda, pdf = package.rendering("cda"), package.rendering("pdf")
     report.cda_sha256, report.cda_size = cda.sha256, cda.size
     report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
@@ -340,7 +342,7 @@ def _participants(session: Session, report: Report) -> list[Professional]:
 
 def _document(session: Session, report: Report, previous: Report | None, now: dt.datetime) -> ClinicalDocument:
     participants = [
-        deliveries.professional_identity(pro, "Participant")
+        professional_identity(pro, "Participant")
         for pro in _participants(session, report)
         if pro.id != report.author_id
     ]
@@ -357,9 +359,9 @@ def _document(session: Session, report: Report, previous: Report | None, now: dt
         loinc=report.loinc,
         title=REPORT_KIND_LABELS[report.kind],
         created_at=now,
-        patient=deliveries.patient_identity(report.patient),
-        author=deliveries.professional_identity(report.author, "Auteur"),
-        custodian=deliveries.custodian_of(session, report.cpts_id),
+        patient=patient_identity(report.patient),
+        author=professional_identity(report.author, "Auteur"),
+        custodian=custodian_of(session, report.cpts_id),
         service_started_at=appointment.starts_at if appointment else report.performed_at,
         service_ended_at=appointment.ends_at if appointment else None,
         participants=tuple(participants),

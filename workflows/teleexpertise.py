@@ -35,6 +35,10 @@ from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_view_patient
 from hub.db import session_scope, utcnow
+from hub.documents import store
+from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, StoredRendering, new_document_uid
+from hub.documents.freezing import freeze
+from hub.documents.identity import custodian_of, patient_identity, professional_identity
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     TELEEXPERTISE_REQUEST_LOINC,
@@ -52,8 +56,7 @@ from hub.models import (
     Urgency,
     User,
 )
-from hub.services import directory, documents
-from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section, StoredRendering
+from hub.services import directory
 from workflows import deliveries, fees
 from workflows.machine import Machine
 
@@ -148,7 +151,7 @@ def create(
     session.add(request)
     session.flush()  # the attachments and the document need the request's id
     for content, filename in files:
-        stored = documents.store_upload(upload_dir, content, filename, max_bytes=max_upload_bytes)
+        stored = store.store_upload(upload_dir, content, filename, max_bytes=max_upload_bytes)
         session.add(TeleexpertiseAttachment(request_id=request.id, uploaded_by_user_id=actor.id, **stored))
     session.flush()
     session.refresh(request, ["attachments"])
@@ -175,7 +178,7 @@ def _check_files(files, max_bytes: int) -> None:
             errors[f"attachments.{index}"] = "Le fichier est vide."
         elif len(content) > max_bytes:
             errors[f"attachments.{index}"] = f"Le fichier dépasse la taille maximale ({max_bytes // (1024 * 1024)} Mo)."
-        elif documents.sniff(content) is None:
+        elif store.sniff(content) is None:
             errors[f"attachments.{index}"] = "Format non accepté : seuls les PDF, PNG et JPEG sont acceptés."
     if errors:
         raise ValidationFailed(errors)
@@ -344,7 +347,7 @@ def _over_cap_message(session, patient, requester, expert, now, zone) -> str | N
 
 def _send_document(session: Session, request: TeleexpertiseRequest, *, upload_dir: Path, now, zone: str) -> None:
     """Freeze the request document (75496-0) and send it to the named expert's MSSanté mailbox, if any."""
-    package = deliveries.freeze(request_document(session, request, now=now, zone=zone), upload_dir)
+    package = freeze(request_document(session, request, now=now, zone=zone), upload_dir)
     pdf, cda = package.rendering("pdf"), package.rendering("cda")
     request.document_uid = package.document.document_uid
     request.pdf_sha256, request.pdf_size = pdf.sha256, pdf.size
@@ -409,15 +412,15 @@ def request_document(session: Session, request: TeleexpertiseRequest, *, now: dt
         Section("Pièces jointes", listing or "Aucune"),
         Section("Réponse attendue avant le", french_datetime(request.deadline_at, zone)),
     ]
-    participants = (deliveries.professional_identity(request.expert, "Requis"),) if request.expert else ()
+    participants = (professional_identity(request.expert, "Requis"),) if request.expert else ()
     return ClinicalDocument(
-        document_uid=deliveries.new_document_uid(),
+        document_uid=new_document_uid(),
         loinc=TELEEXPERTISE_REQUEST_LOINC,
         title=REQUEST_TITLE,
         created_at=now,
-        patient=deliveries.patient_identity(request.patient),
-        author=deliveries.professional_identity(request.requester, "Requérant"),
-        custodian=deliveries.custodian_of(session, request.cpts_id),
+        patient=patient_identity(request.patient),
+        author=professional_identity(request.requester, "Requérant"),
+        custodian=custodian_of(session, request.cpts_id),
         participants=participants,
         sections=tuple(sections),
     )

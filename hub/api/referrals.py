@@ -7,6 +7,7 @@ from hub import audit
 from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import referral_for, visible_referrals
+from hub.documents import store
 from hub.errors import Forbidden, ValidationFailed
 from hub.models import Appointment, Professional, ReferralAttachment, Slot
 from hub.schemas.base import load
@@ -20,7 +21,6 @@ from hub.schemas.referrals import (
     dump_referral,
 )
 from hub.schemas.scheduling import NoBodyIn, ReasonIn
-from hub.services import documents
 from hub.web.access import access
 from hub.web.downloads import stored_attachment
 from hub.web.request import db, upload_dir
@@ -166,7 +166,7 @@ def read_closing(upload, size: int) -> bytes:
 
 def attach(referral, data: dict, content: bytes, filename: str | None) -> ReferralAttachment:
     limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
-    stored = documents.store_upload(upload_dir(), content, filename, max_bytes=limit)
+    stored = store.store_upload(upload_dir(), content, filename, max_bytes=limit)
     return referrals.add_attachment(db(), current_user, referral, kind=data["kind"], stored=stored)
 
 

@@ -8,12 +8,12 @@ from hub import audit
 from hub.api import blueprint, created, json_body, load_json
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
+from hub.documents import store
 from hub.errors import Conflict
 from hub.models import Report
 from hub.schemas.base import load
 from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.scheduling import NoBodyIn
-from hub.services import documents
 from hub.web.access import access
 from hub.web.downloads import download
 from hub.web.request import db, upload_dir
@@ -86,7 +86,7 @@ def report_pdf(report_id: int) -> Response:
         cpts_id=report.cpts_id,
         details={"version": report.version},
     )
-    content = documents.read_stored(upload_dir(), report.pdf_sha256)
+    content = store.read_stored(upload_dir(), report.pdf_sha256)
     return download(content, "application/pdf", f"compte-rendu-{report.id}-v{report.version}.pdf")
 
 

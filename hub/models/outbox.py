@@ -22,6 +22,11 @@ OUTBOX_STATE_LABELS = {
     OutboxState.DEAD: "En échec définitif",
 }
 
+# Why a document's message was stopped before leaving (its `last_error`). Such a message stays dead: sending it
+# again would deposit despite the withdrawn consent, or carry the identity as it was before the change.
+DMP_CONSENT_WITHDRAWN = "consentement DMP retiré : dépôt annulé"
+IDENTITY_CHANGED = "identité du patient modifiée après signature : envoi annulé, à refaire par une nouvelle version"
+
 
 class OutboxMessage(Base):
     """A message to one recipient, written in the same transaction as the change that causes it and

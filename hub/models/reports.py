@@ -1,7 +1,7 @@
 """Remote acts' written traces: reports (compte-rendus) and their deliveries.
 
 A signed report is frozen: its PDF and CDA are rendered once at signing and stored under their hash
-(hub.services.documents), so that every delivery and every re-send carries the same bytes. A correction is
+(hub.documents.freezing), so that every delivery and every re-send carries the same bytes. A correction is
 a new version (`supersedes_id`) that is signed, stored and routed in turn.
 """
 

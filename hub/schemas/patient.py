@@ -1,5 +1,6 @@
 from marshmallow import Schema, fields, validate
 
+from hub.documents.identity import ins_for_sending
 from hub.identifiers import check_ins_matricule, check_insee_commune, check_phone
 from hub.models import ConsentKind, ConsentMethod, IdentityCheckKind, IdentityDocumentType, Sex
 from hub.schemas.base import (
@@ -98,6 +99,12 @@ class ConsentOut(Schema):
     is_valid = fields.Boolean()
 
 
+def _ins_out(patient) -> dict | None:
+    """Shown only with a qualified identity: the rule of hub.documents.identity."""
+    ins = ins_for_sending(patient)
+    return {"matricule": ins[0], "oid": ins[1]} if ins else None
+
+
 class PatientOut(Schema):
     """What the API shows of a patient. The INS leaves the hub only with a qualified identity."""
 
@@ -111,9 +118,7 @@ class PatientOut(Schema):
     used_last_name = fields.String(allow_none=True)
     used_first_name = fields.String(allow_none=True)
     identity_status = fields.Function(lambda p: p.identity_status.value)
-    ins = fields.Function(
-        lambda p: {"matricule": p.ins_matricule, "oid": p.ins_oid} if p.is_qualified and p.ins_matricule else None
-    )
+    ins = fields.Function(_ins_out)
     phone = fields.String(allow_none=True)
     commune_insee = fields.String(allow_none=True)
     attending_gp_id = fields.Integer(allow_none=True)

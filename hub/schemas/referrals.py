@@ -85,7 +85,7 @@ class ScheduleForm(ScheduleIn, FormSchema):
 
 
 class AttachmentKindIn(InputSchema):
-    """The form fields of an upload; the file itself is read by the view (hub.services.documents checks it)."""
+    """The form fields of an upload; the file itself is read by the view (hub.documents.store checks it)."""
 
     kind = Enum(AttachmentKind, by_value=True, required=True)
 

@@ -30,6 +30,7 @@ from hub.models import (
     Sex,
     User,
 )
+from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
 
 STRICT_TRAITS = ("birth_name", "first_birth_given_name", "birth_date", "sex", "birth_place_insee")
 TRAIT_LABELS = {
@@ -260,13 +261,6 @@ def record_identity_check(
     return check
 
 
-def ins_for_sending(patient: Patient) -> tuple[str, str] | None:
-    """The INS (matricule, OID) may leave the hub only with a qualified identity."""
-    if patient.is_qualified and patient.ins_matricule:
-        return patient.ins_matricule, patient.ins_oid
-    return None
-
-
 def add_consent(session: Session, actor, patient: Patient, data: dict) -> Consent:
     collected_at = data["collected_at"]
     if collected_at > utcnow() + dt.timedelta(minutes=5):
@@ -315,10 +309,6 @@ def withdraw_consent(session: Session, actor, consent: Consent, *, reason: str) 
         details={"dmp_deposits_stopped": stopped} if stopped else None,
     )
     return consent
-
-
-DMP_CONSENT_WITHDRAWN = "consentement DMP retiré : dépôt annulé"
-IDENTITY_CHANGED = "identité du patient modifiée après signature : envoi annulé, à refaire par une nouvelle version"
 
 
 def _stop_dmp_deposits(session: Session, patient_id: int) -> int:

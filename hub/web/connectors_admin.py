@@ -3,10 +3,10 @@
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from connectors import settings
+from connectors.settings import CHANNEL_FIELDS, CHANNEL_LABELS
 from hub.auth.permissions import Permission
 from hub.errors import ValidationFailed
-from hub.services import connector_settings
-from hub.services.connector_settings import CHANNEL_FIELDS, CHANNEL_LABELS
 from hub.web.access import access
 from hub.web.request import db
 
@@ -22,10 +22,10 @@ def index():
 @bp.post("/<channel>")
 @access(Permission.CONNECTORS_MANAGE)
 def save(channel: str):
-    connector_settings.fields_of(channel)  # an unknown channel is a 404
+    settings.fields_of(channel)  # an unknown channel is a 404
     is_enabled = request.form.get("is_enabled") in ("true", "on")
     try:
-        connector_settings.save(
+        settings.save(
             db(), current_user, cpts_id=current_user.cpts_id, channel=channel, is_enabled=is_enabled, form=request.form
         )
     except ValidationFailed as exc:
@@ -36,8 +36,8 @@ def save(channel: str):
 
 
 def _page(failed_channel=None, failed_values=None, errors=None, *, status: int = 200):
-    rows = connector_settings.settings_by_channel(db(), current_user.cpts_id)
-    values = {channel: connector_settings.values_of(rows.get(channel)) for channel in CHANNEL_FIELDS}
+    rows = settings.settings_by_channel(db(), current_user.cpts_id)
+    values = {channel: settings.values_of(rows.get(channel)) for channel in CHANNEL_FIELDS}
     if failed_channel:
         values[failed_channel] = failed_values
     server = current_app.config["HUB"]

@@ -5,8 +5,8 @@ from flask import Response
 from flask_login import current_user
 
 from hub import audit
+from hub.documents import store
 from hub.errors import NotFound
-from hub.services import documents
 from hub.web.request import db, upload_dir
 
 
@@ -31,5 +31,5 @@ def stored_attachment(owner, attachment, *, belongs: bool, action: str, table: s
         cpts_id=owner.cpts_id,
         details={"attachment_id": attachment.id},
     )
-    content = documents.read_stored(upload_dir(), attachment.sha256)
+    content = store.read_stored(upload_dir(), attachment.sha256)
     return download(content, attachment.content_type, attachment.filename)

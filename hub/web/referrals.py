@@ -9,6 +9,7 @@ from hub import audit
 from hub.api.referrals import attach, read_closing, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import appointment_for, referral_for, visible_patients
+from hub.documents import store
 from hub.errors import Forbidden, HubError, NotFound, ValidationFailed
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
@@ -34,7 +35,7 @@ from hub.schemas.referrals import (
     scheduled_label,
 )
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
-from hub.services import documents, identity
+from hub.services import identity
 from hub.web.access import access
 from hub.web.downloads import download
 from hub.web.forms import form_data, load_form
@@ -374,7 +375,7 @@ def _serve_letter(referral):
         details={"frozen": referral.letter_sha256 is not None},
     )
     if referral.letter_sha256 is not None:
-        content = documents.read_stored(upload_dir(), referral.letter_sha256)
+        content = store.read_stored(upload_dir(), referral.letter_sha256)
     else:
         content = referrals.letter_of(db(), referral)
     return download(content, "application/pdf", f"adressage-{referral.id}.pdf")

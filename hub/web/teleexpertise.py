@@ -11,6 +11,7 @@ from hub.api.referrals import read_closing
 from hub.api.teleexpertise import answer, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_act_on_teleexpertise, can_view_patient, teleexpertise_for, visible_patients
+from hub.documents import store
 from hub.errors import HubError, NotFound, ValidationFailed
 from hub.formatting import french_datetime
 from hub.models import (
@@ -24,7 +25,6 @@ from hub.models import (
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
-from hub.services import documents
 from hub.web.access import access
 from hub.web.downloads import download
 from hub.web.forms import form_data, load_form
@@ -363,5 +363,5 @@ def document(teleexpertise_id: int):
     row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
     if row.pdf_sha256 is None:
         raise NotFound("Document introuvable.")
-    content = documents.read_stored(upload_dir(), row.pdf_sha256)
+    content = store.read_stored(upload_dir(), row.pdf_sha256)
     return download(content, "application/pdf", f"demande-teleexpertise-{row.id}.pdf")

@@ -1,6 +1,6 @@
 import pytest
 
-from connectors.base import build_registry
+from connectors.registry import build_registry
 from tests.servers import SmtpServer, TestCA
 
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from connectors.base import build_registry
 from connectors.dispatcher import NOT_CONFIGURED, UNUSABLE_SETTINGS, dispatch_once
+from connectors.registry import build_registry
+from connectors.settings import CHANNEL_FIELDS
 from hub.models import ConnectorSetting, OutboxState
-from hub.services.connector_settings import CHANNEL_FIELDS
 from tests import factories
 from tests.connectors.test_dispatcher import queue, reload
 from tests.servers import SmtpServer

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from connectors import outbox
-from connectors.base import build_registry
 from connectors.dispatcher import DispatchStats, dispatch_once
 from connectors.email import message_id_for
+from connectors.registry import build_registry
 from hub.config import PROJECT_ROOT
 from hub.models import OutboxMessage, OutboxState
 from tests import factories
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.concurrency
 
 DISPATCHER = """
 import json, sys, time
-from connectors.base import build_registry
+from connectors.registry import build_registry
 from connectors.dispatcher import dispatch_once
 from hub.db import make_engine, make_session_factory
 

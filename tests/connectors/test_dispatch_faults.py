@@ -27,9 +27,9 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import event, select, text
 
 from connectors import outbox
-from connectors.base import build_registry
 from connectors.dispatcher import DispatchStats, dispatch_once, drain
 from connectors.email import message_id_for
+from connectors.registry import build_registry
 from hub.config import PROJECT_ROOT
 from hub.db import make_engine, make_session_factory, utcnow
 from hub.models import Organisation, OutboxMessage, OutboxState
@@ -42,7 +42,7 @@ R2_LEASE_SECONDS = 60  # longer than the whole kill: the re-send must wait for i
 
 ONE_DISPATCH = """
 import datetime as dt, json, sys
-from connectors.base import build_registry
+from connectors.registry import build_registry
 from connectors.dispatcher import dispatch_once
 from hub.db import make_engine, make_session_factory
 

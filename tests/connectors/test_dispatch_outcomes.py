@@ -5,8 +5,8 @@ before it grows old. The claim is one UPDATE for the batch."""
 import itertools
 
 from connectors import dispatcher
-from connectors.base import build_registry
 from connectors.dispatcher import dispatch_once, drain
+from connectors.registry import build_registry
 from hub.models import OutboxState
 from tests.connectors.test_dispatcher import queue, reload
 from tests.servers import Recorder, SmtpServer

@@ -12,12 +12,12 @@ import json
 import pytest
 
 from connectors import outbox
-from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
+from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.dispatcher import dispatch_once
 from connectors.dmp import DmpConnector, provide_document_bundle
-from hub.models import OutboxState
-from hub.services.cda import build_cda
-from hub.services.clinical_documents import (
+from connectors.registry import build_registry
+from hub.documents.cda import build_cda
+from hub.documents.clinical import (
     ClinicalDocument,
     Custodian,
     DocumentPackage,
@@ -26,8 +26,9 @@ from hub.services.clinical_documents import (
     Section,
     StoredRendering,
 )
-from hub.services.document_pdf import render_pdf
-from hub.services.documents import store_blob, stored_path
+from hub.documents.pdf import render_pdf
+from hub.documents.store import store_blob, stored_path
+from hub.models import OutboxState
 from tests.connectors.test_dispatcher import reload
 from tests.http_servers import Answer, FhirRecipient, HttpsServer, client_certificate, operation_outcome
 from tests.servers import TestCA

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
+from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.email import NOTICES, EmailConnector, message_id_for, render
+from connectors.registry import build_registry
 from tests.servers import SmtpServer, TestCA, free_port
 
 REMINDER = {"appointment_id": 41, "local_date": "2026-03-30", "local_time": "14:00", "recipient_kind": "idel"}

@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from connectors import outbox
-from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
+from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.dispatcher import dispatch_once
 from connectors.mssante import MssanteConnector, mdn_token
+from connectors.registry import build_registry
+from connectors.settings import fields_of
+from hub.documents.clinical import DocumentPackage
+from hub.documents.store import store_blob, stored_path
 from hub.models import ConnectorSetting, OutboxMessage, OutboxState
-from hub.services.clinical_documents import DocumentPackage
-from hub.services.connector_settings import fields_of
-from hub.services.documents import store_blob, stored_path
 from tests import factories
 from tests.connectors.test_xdm import DOCUMENT_UID, ENTRY_PATIENT_ID, ENTRY_UNIQUE_ID, INS, clinical_document, read_xdm
 from tests.connectors.test_xdm import rendered as render_package

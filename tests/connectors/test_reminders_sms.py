@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from connectors import outbox
-from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
+from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.dispatcher import dispatch_once
 from connectors.email import render
+from connectors.registry import build_registry
 from connectors.reminders import SmsConnector, client_ref, e164
 from hub.models import OutboxMessage, OutboxState
 from tests.connectors.test_dispatcher import reload

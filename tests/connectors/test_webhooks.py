@@ -12,8 +12,9 @@ import uuid
 import pytest
 
 from connectors import outbox
-from connectors.base import OutgoingMessage, PermanentError, TransientError, build_registry
+from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.dispatcher import dispatch_once
+from connectors.registry import build_registry
 from connectors.webhooks import InvalidSignature, WebhookConnector, sign, verify_signature
 from hub.models import OutboxState
 from tests.connectors.test_dispatcher import reload

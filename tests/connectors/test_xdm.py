@@ -12,8 +12,8 @@ import pytest
 from defusedxml import ElementTree as SafeET
 
 from connectors.xdm import build_xdm_zip
-from hub.services.cda import build_cda
-from hub.services.clinical_documents import (
+from hub.documents.cda import build_cda
+from hub.documents.clinical import (
     ClinicalDocument,
     Custodian,
     DocumentPackage,
@@ -22,7 +22,7 @@ from hub.services.clinical_documents import (
     Section,
     StoredRendering,
 )
-from hub.services.document_pdf import render_pdf
+from hub.documents.pdf import render_pdf
 
 RIM = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
 INS = "255081416802538"

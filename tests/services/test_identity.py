@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from hub.documents.identity import ins_for_sending
 from hub.errors import RuleViolation, ValidationFailed
 from hub.models import (
     AuditEvent,
@@ -143,7 +144,7 @@ def test_identity_status_follows_the_traced_checks(db_session, coordinator, kind
             db_session, coordinator, patient, kind=kind, document_type=IdentityDocumentType.PASSPORT
         )
     assert patient.identity_status is status
-    assert (identity.ins_for_sending(patient) is not None) is (status is IdentityStatus.QUALIFIED)
+    assert (ins_for_sending(patient) is not None) is (status is IdentityStatus.QUALIFIED)
 
 
 def test_document_check_needs_the_document_type(db_session, coordinator):

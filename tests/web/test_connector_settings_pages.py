@@ -9,9 +9,9 @@ import os
 import pytest
 from sqlalchemy import select
 
+from connectors import settings
+from connectors.settings import CHANNEL_FIELDS
 from hub.models import AuditEvent, ConnectorSetting
-from hub.services import connector_settings
-from hub.services.connector_settings import CHANNEL_FIELDS
 
 
 def stored(db_session, cpts, channel):
@@ -71,7 +71,7 @@ def test_disabling_a_channel(auth, db_session, admin, cpts):
     assert auth.post("/admin/connecteurs/sms", data={}).status_code == 302
     row = stored(db_session, cpts, "sms")
     assert not row.is_enabled and json.loads(row.settings) == {}
-    assert connector_settings.load_cpts_settings(db_session, [cpts.id]) == {(cpts.id, "sms"): None}
+    assert settings.load_cpts_settings(db_session, [cpts.id]) == {(cpts.id, "sms"): None}
     assert "Désactivé pour la CPTS" in html.unescape(auth.client.get("/admin/connecteurs").get_data(as_text=True))
 
 
@@ -112,8 +112,8 @@ def test_an_unreadable_file_is_refused(tmp_path, ca_file):
     try:
         if os.access(ca_file, os.R_OK):
             pytest.skip("running as root: every file is readable")
-        with pytest.raises(connector_settings.ValidationFailed) as refused:
-            connector_settings.validate("email", {"SMTP_CA_FILE": str(ca_file)})
+        with pytest.raises(settings.ValidationFailed) as refused:
+            settings.validate("email", {"SMTP_CA_FILE": str(ca_file)})
         assert refused.value.errors == {"SMTP_CA_FILE": "Ce fichier n'est pas lisible par le hub sur le serveur."}
     finally:
         ca_file.chmod(0o600)

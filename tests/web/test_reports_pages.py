@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import event, func, select
 
+from hub.documents import store
 from hub.models import (
     AttachmentKind,
     AuditEvent,
@@ -20,7 +21,6 @@ from hub.models import (
     Report,
     ReportState,
 )
-from hub.services import documents
 from tests import factories
 from tests.api import test_reports_api as api_tests
 from tests.api.test_reports_api import MONDAY_13H_UTC, WRITTEN, session_of
@@ -132,7 +132,7 @@ def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth
     t = clinic.t
     letter_bytes = b"%PDF-1.4 lettre figee"
     frozen_letter = (
-        {"letter_sha256": documents.store_blob(clinic.uploads, letter_bytes), "letter_size": len(letter_bytes)}
+        {"letter_sha256": store.store_blob(clinic.uploads, letter_bytes), "letter_size": len(letter_bytes)}
         if frozen
         else {}
     )
@@ -149,7 +149,7 @@ def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth
     )
     db_session.add(referral)
     db_session.flush()
-    stored = documents.store_upload(clinic.uploads, b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
+    stored = store.store_upload(clinic.uploads, b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
     attachment = ReferralAttachment(
         referral_id=referral.id, kind=AttachmentKind.BIOLOGY_PRESCRIPTION, uploaded_by_user_id=clinic.gp.id, **stored
     )
@@ -190,7 +190,7 @@ def refer(db_session, clinic, appointment) -> tuple[Referral, ReferralAttachment
     )
     db_session.add(referral)
     db_session.flush()
-    stored = documents.store_upload(clinic.uploads, b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
+    stored = store.store_upload(clinic.uploads, b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
     attachment = ReferralAttachment(
         referral_id=referral.id, kind=AttachmentKind.BIOLOGY_PRESCRIPTION, uploaded_by_user_id=clinic.gp.id, **stored
     )

@@ -5,6 +5,7 @@ import json
 import pytest
 from sqlalchemy import delete, event, func, select
 
+from hub.documents import store
 from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
@@ -18,7 +19,6 @@ from hub.models import (
     Role,
     Urgency,
 )
-from hub.services import documents
 from hub.services.care import has_care_relation
 from scheduling.bookings import BookingConflict
 from tests import factories
@@ -174,7 +174,7 @@ def test_scheduling_freezes_the_letter_under_its_hash(db_session, territory, gp,
     appointment = referrals.schedule(
         db_session, territory.coordinator, referral, slot=slot, upload_dir=tmp_path, now=NOW
     )
-    stored = documents.read_stored(tmp_path, referral.letter_sha256)
+    stored = store.read_stored(tmp_path, referral.letter_sha256)
     assert stored.startswith(b"%PDF-") and len(stored) == referral.letter_size
     assert hashlib.sha256(stored).hexdigest() == referral.letter_sha256
     assert referrals.letters_by_appointment(db_session, [appointment.id, 0]) == {appointment.id: referral}

@@ -11,6 +11,7 @@ from defusedxml import ElementTree as ET
 from sqlalchemy import func, select
 
 from connectors.dispatcher import requeue
+from hub.documents.store import read_stored
 from hub.errors import Conflict, InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
@@ -35,7 +36,6 @@ from hub.models import (
     Sex,
     StepState,
 )
-from hub.services.documents import read_stored
 from tests import factories
 from tests.workflows.conftest import NOW, carry_out, check_in, telesoin_program
 from workflows import appointments, deliveries, pathways, reports

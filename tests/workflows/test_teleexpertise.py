@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, select
 
+from hub.documents import store
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     AuditEvent,
@@ -23,7 +24,6 @@ from hub.models import (
     TeleexpertiseRequest,
     TeleexpertiseState,
 )
-from hub.services import documents
 from hub.services.care import has_care_relation
 from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
@@ -101,10 +101,10 @@ def test_a_request_to_a_named_expert_is_frozen_and_sent_by_mssante(db_session, t
     assert request.state is S.SUBMITTED
     assert request.deadline_at == NOW + teleexpertise.DEFAULT_DELAY[teleexpertise.Urgency.ROUTINE]
     assert [a.filename for a in request.attachments] == ["plaie.png"]
-    assert documents.read_stored(tmp_path, request.attachments[0].sha256) == photo
+    assert store.read_stored(tmp_path, request.attachments[0].sha256) == photo
     assert request.document_uid.startswith("2.25.")
-    assert documents.read_stored(tmp_path, request.pdf_sha256).startswith(b"%PDF")
-    cda = documents.read_stored(tmp_path, request.cda_sha256).decode()
+    assert store.read_stored(tmp_path, request.pdf_sha256).startswith(b"%PDF")
+    cda = store.read_stored(tmp_path, request.cda_sha256).decode()
     assert "75496-0" in cda
     delivery = db_session.scalar(select(Delivery).where(Delivery.teleexpertise_request_id == request.id))
     assert (delivery.address, delivery.recipient_role) == (t.cardiologist.mssante_address, RecipientRole.PARTICIPANT)
@@ -517,7 +517,7 @@ def test_an_expert_of_the_pool_may_answer_at_once_which_takes_the_request(
 def test_the_expert_who_takes_a_pool_request_gets_the_frozen_document_by_mssante(
     db_session, territory, tmp_path, cardio_user
 ):
-    from hub.services.clinical_documents import DocumentPackage
+    from hub.documents.clinical import DocumentPackage
 
     request = ask_pool(db_session, territory, tmp_path)
     teleexpertise.assign(db_session, cardio_user, request, now=NOW)

@@ -1,6 +1,6 @@
 """The CDA R2 level-1 rendering. No registry package we can install ships the HL7 CDA R2 schema (CDA.xsd,
 POCD_MT000040.xsd), so the documents are checked against the structural rules written down in
-`hub.services.cda.RULES` (check_cda), including the schema's element order for what the hub writes, and
+`hub.documents.cda.RULES` (check_cda), including the schema's element order for what the hub writes, and
 their fields are read back here one by one."""
 
 import base64
@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from hub.services.cda import build_cda, check_cda
-from hub.services.document_pdf import render_pdf
-from tests.services.test_document_pdf import (
+from hub.documents.cda import build_cda, check_cda
+from hub.documents.pdf import render_pdf
+from tests.documents.test_pdf import (
     CARDIOLOGIST_RPPS,
     NIR,
     NURSE_RPPS,

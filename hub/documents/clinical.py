@@ -7,11 +7,17 @@ the message from the stored bytes, identical on every attempt.
 """
 
 import datetime as dt
+import uuid
 from dataclasses import asdict, dataclass, field
 
 # The hub's own OID arc for document ids (a test arc under the ANS root for structures without their own).
 HUB_DOCUMENT_OID_ROOT = "1.2.250.1.999.1.1"
 CONFIDENTIALITY_NORMAL = "N"
+
+
+def new_document_uid() -> str:
+    """A unique OID under the UUID arc 2.25 (ISO/IEC 9834-8): no registry needed, never reused."""
+    return f"2.25.{uuid.uuid4().int}"
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ import zlib
 
 import time_machine
 
-from hub.models import Sex
-from hub.services.clinical_documents import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
-from hub.services.document_pdf import render_pdf
+from hub.documents.clinical import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
+from hub.documents.pdf import referral_letter, render_pdf
+from hub.models import Profession, Professional, Referral, Sex
 from tests import factories
 
 BIRTH_DATE = dt.date(1948, 3, 1)
@@ -173,3 +173,20 @@ def test_a_long_report_runs_over_several_numbered_pages():
     lines = pdf_lines(data)
     assert {"Page 1/3", "Page 2/3", "Page 3/3"} <= set(lines)
     assert lines.count("Patient : LEFÈVRE-ŒUVRARD FRANÇOISE, né·e le 01/03/1948") == 3, "every page names its patient"
+
+
+def test_the_referral_letter_is_a_pdf(db_session, cpts):
+    gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    patient = factories.patient(db_session, cpts)
+    referral = Referral(
+        cpts_id=cpts.id,
+        patient=patient,
+        patient_id=patient.id,
+        author=db_session.get(Professional, gp.id),
+        author_id=gp.id,
+        created_by_user_id=0,
+        reason="Dyspnée d'effort, œdèmes",
+        current_treatment="Furosémide 40 mg",
+    )
+    letter = referral_letter(referral, program_name="Téléconsultation cardiologie CH Périgueux")
+    assert letter.startswith(b"%PDF-")

@@ -2,10 +2,8 @@ import hashlib
 
 import pytest
 
+from hub.documents import store
 from hub.errors import ValidationFailed
-from hub.models import Profession, Professional, Referral
-from hub.services import documents
-from tests import factories
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
@@ -14,10 +12,10 @@ JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 20
 
 @pytest.mark.parametrize(("content", "kind"), [(PDF, "application/pdf"), (PNG, "image/png"), (JPEG, "image/jpeg")])
 def test_a_pdf_or_an_image_is_stored_under_its_hash(tmp_path, content, kind):
-    stored = documents.store_upload(tmp_path, content, "résultats bio.PDF", max_bytes=1024)
+    stored = store.store_upload(tmp_path, content, "résultats bio.PDF", max_bytes=1024)
     digest = hashlib.sha256(content).hexdigest()
     assert stored == {
-        "filename": "resultats_bio" + documents.EXTENSIONS[kind],
+        "filename": "resultats_bio" + store.EXTENSIONS[kind],
         "content_type": kind,
         "size": len(content),
         "sha256": digest,
@@ -30,17 +28,17 @@ def test_a_pdf_or_an_image_is_stored_under_its_hash(tmp_path, content, kind):
 )
 def test_anything_else_is_refused_whatever_its_name(tmp_path, content):
     with pytest.raises(ValidationFailed) as refused:
-        documents.store_upload(tmp_path, content, "ordonnance.pdf", max_bytes=1024)
+        store.store_upload(tmp_path, content, "ordonnance.pdf", max_bytes=1024)
     assert refused.value.errors["file"] == "Format non accepté : seuls les PDF, PNG et JPEG sont acceptés."
     assert list(tmp_path.iterdir()) == []
 
 
 def test_an_oversized_or_empty_file_is_refused(tmp_path):
     with pytest.raises(ValidationFailed, match="invalides") as refused:
-        documents.store_upload(tmp_path, PDF + b"x" * 2000, "gros.pdf", max_bytes=1024)
+        store.store_upload(tmp_path, PDF + b"x" * 2000, "gros.pdf", max_bytes=1024)
     assert "taille maximale" in refused.value.errors["file"]
     with pytest.raises(ValidationFailed):
-        documents.store_upload(tmp_path, b"", "vide.pdf", max_bytes=1024)
+        store.store_upload(tmp_path, b"", "vide.pdf", max_bytes=1024)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -54,26 +52,9 @@ def test_an_oversized_or_empty_file_is_refused(tmp_path):
     ],
 )
 def test_the_filename_is_sanitised(tmp_path, name, expected):
-    assert documents.store_upload(tmp_path, PDF, name, max_bytes=1024)["filename"] == expected
+    assert store.store_upload(tmp_path, PDF, name, max_bytes=1024)["filename"] == expected
 
 
 def test_a_forged_hash_never_leaves_the_upload_directory(tmp_path):
     with pytest.raises(ValueError):
-        documents.stored_path(tmp_path, "../" * 10 + "etc/passwd")
-
-
-def test_the_referral_letter_is_a_pdf(db_session, cpts):
-    gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
-    patient = factories.patient(db_session, cpts)
-    referral = Referral(
-        cpts_id=cpts.id,
-        patient=patient,
-        patient_id=patient.id,
-        author=db_session.get(Professional, gp.id),
-        author_id=gp.id,
-        created_by_user_id=0,
-        reason="Dyspnée d'effort, œdèmes",
-        current_treatment="Furosémide 40 mg",
-    )
-    letter = documents.referral_letter(referral, program_name="Téléconsultation cardiologie CH Périgueux")
-    assert letter.startswith(b"%PDF-")
+        store.stored_path(tmp_path, "../" * 10 + "etc/passwd")

@@ -13,8 +13,8 @@ import re
 import xml.etree.ElementTree as ET
 from zoneinfo import ZoneInfo
 
+from hub.documents.clinical import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 from hub.identifiers import check_ins_matricule, check_rpps
-from hub.services.clinical_documents import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 
 V3 = "urn:hl7-org:v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"

@@ -1,14 +1,16 @@
 """The readable rendering of a clinical document: an A4 PDF in French with the patient's strict traits, the
 professionals' RPPS, the date of the act and the sections. The same document always gives the same bytes,
-so the hash stored at signing still matches the file sent on a later attempt."""
+so the hash stored at signing still matches the file sent on a later attempt. Also the referral letter
+(LOINC 96349-6), drawn from a referral's fields."""
 
 import unicodedata
 
+from hub.documents.clinical import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 from hub.formatting import french_datetime
 from hub.models.patient import IDENTITY_STATUS_LABELS
-from hub.services.clinical_documents import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 
 ZONE = "Europe/Paris"
+LETTER_LOINC = "96349-6"
 SEX_LABELS = {"F": "Féminin", "M": "Masculin", "I": "Indéterminé"}
 LINE = 5.0
 LABEL_WIDTH = 62.0
@@ -146,3 +148,35 @@ def _footer(pdf, doc: ClinicalDocument) -> None:
     pdf.cell(w=0, h=4, text=pdf_text(f"Document {doc.document_uid}"), align="L")
     pdf.set_x(pdf.l_margin)
     pdf.cell(w=0, h=4, text=f"Page {pdf.page_no()}/{{nb}}", align="R")
+
+
+def referral_letter(referral, *, program_name: str | None = None) -> bytes:
+    """The referral letter (LOINC 96349-6) as a small PDF, from the referral's fields."""
+    from fpdf import FPDF  # only the renderings need it
+
+    pdf = FPDF(format="A4")
+    pdf.core_fonts_encoding = "windows-1252"
+    pdf.set_title("Lettre d'adressage")
+    pdf.set_author("Hub CPTS")
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", 14)
+    pdf.cell(0, 10, "Lettre d'adressage", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", size=10)
+    patient = referral.patient
+    target = program_name or (referral.target_specialist.full_name if referral.target_specialist else "")
+    lines = [
+        ("Type de document", f"LOINC {LETTER_LOINC}"),
+        ("Médecin adresseur", referral.author.full_name),
+        ("Patient", f"{patient.display_name}, né·e le {patient.birth_date.strftime('%d/%m/%Y')}"),
+        ("Adressé à", target),
+        ("Motif", referral.reason),
+        ("Traitement en cours", referral.current_treatment or ""),
+        ("Antécédents", referral.history or ""),
+        ("Commentaire", referral.free_text or ""),
+    ]
+    for label, value in lines:
+        pdf.set_font("Helvetica", "B", 10)
+        pdf.cell(0, 6, label, new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", size=10)
+        pdf.multi_cell(0, 5, value.replace("\u202f", "\u00a0") or "—", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

@@ -1,5 +1,5 @@
-"""Documents: uploads checked by their content and stored outside the web root under their hash (I3), and
-the referral letter produced on demand (document type 96349-6, DESIGN.md)."""
+"""The content-addressed store: uploads checked by their content, and the bytes the hub produces itself (a
+rendered PDF, a CDA, a referral letter), stored outside the web root under their SHA-256."""
 
 import hashlib
 import re
@@ -16,7 +16,6 @@ SIGNATURES = (
     (b"\xff\xd8\xff", "image/jpeg"),
 )
 EXTENSIONS = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
-LETTER_LOINC = "96349-6"
 
 
 def sniff(content: bytes) -> str | None:
@@ -69,35 +68,3 @@ def stored_path(upload_dir: Path, sha256: str) -> Path:
 
 def read_stored(upload_dir: Path, sha256: str) -> bytes:
     return stored_path(upload_dir, sha256).read_bytes()
-
-
-def referral_letter(referral, *, program_name: str | None = None) -> bytes:
-    """The referral letter (LOINC 96349-6) as a small PDF, from the referral's fields."""
-    from fpdf import FPDF  # only the letter download needs it
-
-    pdf = FPDF(format="A4")
-    pdf.core_fonts_encoding = "windows-1252"
-    pdf.set_title("Lettre d'adressage")
-    pdf.set_author("Hub CPTS")
-    pdf.add_page()
-    pdf.set_font("Helvetica", "B", 14)
-    pdf.cell(0, 10, "Lettre d'adressage", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", size=10)
-    patient = referral.patient
-    target = program_name or (referral.target_specialist.full_name if referral.target_specialist else "")
-    lines = [
-        ("Type de document", f"LOINC {LETTER_LOINC}"),
-        ("Médecin adresseur", referral.author.full_name),
-        ("Patient", f"{patient.display_name}, né·e le {patient.birth_date.strftime('%d/%m/%Y')}"),
-        ("Adressé à", target),
-        ("Motif", referral.reason),
-        ("Traitement en cours", referral.current_treatment or ""),
-        ("Antécédents", referral.history or ""),
-        ("Commentaire", referral.free_text or ""),
-    ]
-    for label, value in lines:
-        pdf.set_font("Helvetica", "B", 10)
-        pdf.cell(0, 6, label, new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=10)
-        pdf.multi_cell(0, 5, value.replace("\u202f", "\u00a0") or "—", new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
