@@ -17,11 +17,11 @@ from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
 from hub.errors import Forbidden, Unauthorized
 from hub.formatting import euros, french_date, french_datetime
+from hub.http import errors as error_pages
+from hub.http.access import AUTHENTICATED, PENDING_SECOND_FACTOR, PUBLIC, access_rule_of
+from hub.http.csrf import check_csrf, csrf_token
+from hub.http.request import db, discard_request_session, finish_request
 from hub.services import accounts
-from hub.web import errors as error_pages
-from hub.web.access import AUTHENTICATED, PENDING_SECOND_FACTOR, PUBLIC, access_rule_of
-from hub.web.csrf import check_csrf, csrf_token
-from hub.web.request import db, discard_request_session, finish_request
 
 log = logging.getLogger(__name__)
 # Everything else is no-store: patient data must not linger in caches. Calendar apps revalidate the feed

@@ -8,6 +8,9 @@ from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import referral_for, visible_referrals
 from hub.errors import Forbidden, ValidationFailed
+from hub.http.access import access
+from hub.http.downloads import stored_attachment
+from hub.http.request import db, upload_dir
 from hub.models import Appointment, Professional, ReferralAttachment, Slot
 from hub.schemas.base import load
 from hub.schemas.referrals import (
@@ -21,9 +24,6 @@ from hub.schemas.referrals import (
 )
 from hub.schemas.scheduling import NoBodyIn, ReasonIn
 from hub.services import documents
-from hub.web.access import access
-from hub.web.downloads import stored_attachment
-from hub.web.request import db, upload_dir
 from workflows import referrals
 
 

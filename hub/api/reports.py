@@ -9,14 +9,14 @@ from hub.api import blueprint, created, json_body, load_json
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
 from hub.errors import Conflict
+from hub.http.access import access
+from hub.http.downloads import download
+from hub.http.request import db, upload_dir
 from hub.models import Report
 from hub.schemas.base import load
 from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.scheduling import NoBodyIn
 from hub.services import documents
-from hub.web.access import access
-from hub.web.downloads import download
-from hub.web.request import db, upload_dir
 from workflows import reports
 
 

@@ -9,13 +9,13 @@ from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission
 from hub.auth.policies import can_act_on_report, teleexpertise_for, visible_teleexpertise
 from hub.errors import ValidationFailed
+from hub.http.access import access
+from hub.http.downloads import stored_attachment
+from hub.http.request import db, upload_dir
 from hub.models import Professional, Report, TeleexpertiseAttachment
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyIn
 from hub.schemas.teleexpertise import AnswerIn, AnswerOut, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
-from hub.web.access import access
-from hub.web.downloads import stored_attachment
-from hub.web.request import db, upload_dir
 from workflows import reports, teleexpertise
 
 

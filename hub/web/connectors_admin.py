@@ -5,10 +5,10 @@ from flask_login import current_user
 
 from hub.auth.permissions import Permission
 from hub.errors import ValidationFailed
+from hub.http.access import access
+from hub.http.request import db
 from hub.services import connector_settings
 from hub.services.connector_settings import CHANNEL_FIELDS, CHANNEL_LABELS
-from hub.web.access import access
-from hub.web.request import db
 
 bp = Blueprint("connectors_admin", __name__, url_prefix="/admin/connecteurs")
 

@@ -12,14 +12,14 @@ from hub.auth.permissions import Permission, has_permission
 from hub.db import utcnow
 from hub.errors import Forbidden, NotFound, ValidationFailed
 from hub.formatting import MONTHS, euros, french_date
+from hub.http.access import access
+from hub.http.downloads import download
+from hub.http.request import db
 from hub.models import Profession
 from hub.schemas.fees import ActivityForm, StatementArgs, TariffForm
 from hub.services import statements, tariffs
 from hub.services.statements import Period
-from hub.web.access import access
-from hub.web.downloads import download
 from hub.web.pages import load_query, read_despite_error, submit
-from hub.web.request import db
 from workflows import fees as fee_rules
 from workflows import statements as shares
 

@@ -6,9 +6,9 @@ from flask_login import current_user
 from hub import audit
 from hub.auth.policies import appointment_for
 from hub.errors import HubError, ValidationFailed
+from hub.http.forms import load_form
+from hub.http.request import db, keep_changes_on_error
 from hub.schemas.base import load
-from hub.web.forms import load_form
-from hub.web.request import db, keep_changes_on_error
 
 
 def load_query(schema) -> tuple[dict, dict, dict]:

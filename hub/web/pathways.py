@@ -12,6 +12,9 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import pathway_for
 from hub.errors import HubError, ValidationFailed
 from hub.formatting import french_datetime
+from hub.http.access import access
+from hub.http.forms import load_form
+from hub.http.request import db
 from hub.models import MODALITY_LABELS, PLACE_KIND_LABELS, PROFESSION_LABELS, Modality, Profession, Professional, Slot
 from hub.schemas.base import load
 from hub.schemas.pathways import (
@@ -24,10 +27,7 @@ from hub.schemas.pathways import (
     TemplateCopyForm,
     TemplateStepsIn,
 )
-from hub.web.access import access
-from hub.web.forms import load_form
 from hub.web.pages import load_query, read_despite_error
-from hub.web.request import db
 from scheduling import board
 from workflows import eligibility, pathways
 

@@ -13,6 +13,9 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import can_view_patient, visible_patients
 from hub.db import utcnow
 from hub.errors import HubError, ValidationFailed
+from hub.http.access import access
+from hub.http.forms import form_data, load_form
+from hub.http.request import db
 from hub.models import (
     CONSENT_KIND_LABELS,
     CONSENT_METHOD_LABELS,
@@ -30,10 +33,7 @@ from hub.schemas.patient import (
     PatientSearchForm,
 )
 from hub.services import directory, identity
-from hub.web.access import access
-from hub.web.forms import form_data, load_form
 from hub.web.pages import load_query, page_size, read_despite_error, submit
-from hub.web.request import db
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 

@@ -15,6 +15,9 @@ from hub.auth.policies import appointment_for, visible_patients
 from hub.db import utcnow
 from hub.errors import HubError, NotFound, ValidationFailed
 from hub.formatting import DAYS, french_date
+from hub.http.access import access
+from hub.http.forms import load_form
+from hub.http.request import db
 from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, Professional, Slot
 from hub.schemas.scheduling import (
     RULE_CHOICES,
@@ -32,10 +35,7 @@ from hub.schemas.scheduling import (
     choice_from_rule,
 )
 from hub.services import directory, identity
-from hub.web.access import access
-from hub.web.forms import load_form
 from hub.web.pages import appointment_action, load_query, read_despite_error
-from hub.web.request import db
 from scheduling import board
 from scheduling.agenda import week_bounds
 from workflows import appointments, eligibility, programs

@@ -10,6 +10,10 @@ from hub.api.referrals import attach, read_closing, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import appointment_for, referral_for, visible_patients
 from hub.errors import Forbidden, HubError, NotFound, ValidationFailed
+from hub.http.access import access
+from hub.http.downloads import download
+from hub.http.forms import form_data, load_form
+from hub.http.request import db, upload_dir
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
     IDENTITY_STATUS_LABELS,
@@ -35,12 +39,8 @@ from hub.schemas.referrals import (
 )
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
 from hub.services import documents, identity
-from hub.web.access import access
-from hub.web.downloads import download
-from hub.web.forms import form_data, load_form
 from hub.web.pages import read_despite_error
 from hub.web.patients import SEX_LABELS, duplicate_candidates
-from hub.web.request import db, upload_dir
 from workflows import eligibility, referrals
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")

@@ -16,6 +16,9 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
 from hub.db import utcnow
 from hub.errors import HubError, ValidationFailed
+from hub.http.access import access
+from hub.http.forms import load_form
+from hub.http.request import db, upload_dir
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     ATTACHMENT_KIND_LABELS,
@@ -35,11 +38,8 @@ from hub.models import (
 )
 from hub.schemas.reports import ReportForm, delivery_label
 from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
-from hub.web.access import access
-from hub.web.forms import load_form
 from hub.web.pages import load_query, read_despite_error
 from hub.web.planning import zone
-from hub.web.request import db, upload_dir
 from scheduling.agenda import day_bounds
 from workflows import reports
 

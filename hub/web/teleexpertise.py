@@ -13,6 +13,10 @@ from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_act_on_teleexpertise, can_view_patient, teleexpertise_for, visible_patients
 from hub.errors import HubError, NotFound, ValidationFailed
 from hub.formatting import french_datetime
+from hub.http.access import access
+from hub.http.downloads import download
+from hub.http.forms import form_data, load_form
+from hub.http.request import db, upload_dir
 from hub.models import (
     TELEEXPERTISE_STATE_LABELS,
     ConsentKind,
@@ -25,11 +29,7 @@ from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
 from hub.services import documents
-from hub.web.access import access
-from hub.web.downloads import download
-from hub.web.forms import form_data, load_form
 from hub.web.pages import read_despite_error
-from hub.web.request import db, upload_dir
 from workflows import teleexpertise
 
 bp = Blueprint("teleexpertise", __name__, url_prefix="/teleexpertise")

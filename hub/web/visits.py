@@ -8,6 +8,8 @@ from flask_login import current_user
 from hub import audit
 from hub.auth.permissions import Permission
 from hub.db import utcnow
+from hub.http.access import access
+from hub.http.request import db, keep_changes_on_error
 from hub.models import PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
@@ -17,10 +19,8 @@ from hub.schemas.scheduling import (
     NoBodyForm,
     ReasonForm,
 )
-from hub.web.access import access
 from hub.web.pages import appointment_action
 from hub.web.planning import zone
-from hub.web.request import db, keep_changes_on_error
 from scheduling import board
 from scheduling.agenda import day_bounds
 from workflows import appointments

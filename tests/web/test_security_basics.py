@@ -75,7 +75,7 @@ def test_unexpected_error_is_generic(app, client):
     def explode():
         raise RuntimeError("secret internals")
 
-    from hub.web.access import PUBLIC, access
+    from hub.http.access import PUBLIC, access
 
     app.view_functions["home.health"], original = access(PUBLIC)(explode), app.view_functions["home.health"]
     try:

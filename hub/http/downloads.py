@@ -6,8 +6,8 @@ from flask_login import current_user
 
 from hub import audit
 from hub.errors import NotFound
+from hub.http.request import db, upload_dir
 from hub.services import documents
-from hub.web.request import db, upload_dir
 
 
 def download(content: bytes, content_type: str, filename: str) -> Response:

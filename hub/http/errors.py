@@ -46,7 +46,7 @@ def _is_api() -> bool:
 
 
 def _record_refusal(exc: HubError) -> None:
-    from hub.web.request import db
+    from hub.http.request import db
 
     session = db()
     session.rollback()
