@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from connectors import outbox
 from hub import audit
 from hub.db import utcnow
-from hub.errors import NotFound, RuleViolation, ValidationFailed
+from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     RECIPIENT_ROLE_LABELS,
     REPORT_DELAY_DEFAULTS,
@@ -51,8 +51,10 @@ from hub.models import (
     User,
     UserRole,
 )
+from hub.services import documents
 from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section
 from workflows import deliveries, events
+from workflows.attachments import StoredFile
 from workflows.fees import local_day
 from workflows.machine import Machine
 
@@ -412,6 +414,22 @@ def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.dateti
 
 
 # --- corrections and waivers -------------------------------------------------------------------------------
+
+
+def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Path) -> StoredFile:
+    """The signed report's frozen PDF, for a reader the caller has checked; the export is audited."""
+    if report.pdf_sha256 is None:
+        raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
+    audit.record(
+        session,
+        actor=actor,
+        action="report.download",
+        target=report,
+        cpts_id=report.cpts_id,
+        details={"version": report.version},
+    )
+    content = documents.read_stored(upload_dir, report.pdf_sha256)
+    return StoredFile(content, "application/pdf", f"compte-rendu-{report.id}-v{report.version}.pdf")
 
 
 def supersede(session: Session, actor: User, report: Report) -> Report:

@@ -55,7 +55,8 @@ from hub.models import (
 from hub.services import directory, documents
 from hub.services.care import register_care_relation
 from hub.services.clinical_documents import ClinicalDocument, DocumentPackage, Section, StoredRendering
-from workflows import deliveries, fees
+from workflows import attachments, deliveries, fees
+from workflows.attachments import StoredFile
 from workflows.machine import Machine
 
 S = TeleexpertiseState
@@ -570,6 +571,50 @@ def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -
     if request.answer_report_id is not None:
         return session.get(Report, request.answer_report_id)
     return reports.start_answer(session, actor, request)
+
+
+def answer(
+    session: Session,
+    actor: User,
+    request: TeleexpertiseRequest,
+    *,
+    conclusion: str | None,
+    recommendations: str | None,
+    sign: bool,
+    upload_dir: Path,
+) -> Report:
+    """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
+    from workflows import reports
+
+    draft = begin_answer(session, actor, request)
+    reports.update_draft(
+        session,
+        actor,
+        draft,
+        acts=draft.acts or ANSWER_ACTS,
+        conclusion=conclusion,
+        follow_up=recommendations,
+    )
+    if sign:
+        reports.sign(session, actor, draft, upload_dir=upload_dir)
+    return draft
+
+
+def read_attachment(
+    session: Session, actor: User, request: TeleexpertiseRequest, attachment_id: int, *, upload_dir: Path
+) -> StoredFile:
+    """A file of a request the actor may read (a 404 if it is not one of the request's); audited."""
+    attachment = session.get(TeleexpertiseAttachment, attachment_id)
+    return attachments.read_attachment(
+        session,
+        actor,
+        request,
+        attachment if attachment is not None and attachment.request_id == request.id else None,
+        requested_id=attachment_id,
+        action="teleexpertise.attachment_read",
+        table="teleexpertise_attachments",
+        upload_dir=upload_dir,
+    )
 
 
 def decline(

@@ -6,14 +6,14 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from hub import audit
-from hub.api.referrals import attach, read_closing, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import appointment_for, referral_for, visible_patients
 from hub.errors import Forbidden, HubError, NotFound, ValidationFailed
 from hub.http.access import access
-from hub.http.downloads import download
+from hub.http.downloads import download, send
 from hub.http.forms import form_data, load_form
 from hub.http.request import db, upload_dir
+from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
     IDENTITY_STATUS_LABELS,
@@ -166,14 +166,22 @@ def _load_new_form(raw: dict) -> tuple[dict, dict | None, bool]:
 
 def _attach_uploads(referral) -> None:
     """Each non-empty file field `file_<n>` with its `kind_<n>`."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
     for name, upload in request.files.items(multi=True):
         if not upload or not upload.filename:
             continue
         suffix = name.removeprefix("file")
         try:
             data = load(AttachmentKindIn(), {"kind": request.form.get(f"kind{suffix}", "other")})
-            attach(referral, data, read_closing(upload, limit + 1), upload.filename)
+            referrals.attach(
+                db(),
+                current_user,
+                referral,
+                kind=data["kind"],
+                content=read_upload(upload),
+                filename=upload.filename,
+                upload_dir=upload_dir(),
+                max_bytes=upload_limit(),
+            )
         except ValidationFailed as exc:
             raise ValidationFailed({name: next(iter(exc.errors.values()))}) from exc
 
@@ -337,7 +345,8 @@ def cancel(referral_id: int):
 @bp.get("/<int:referral_id>/attachments/<int:attachment_id>")
 @access(Permission.REFERRALS_READ)
 def attachment(referral_id: int, attachment_id: int):
-    return serve_attachment(referral_id, attachment_id)
+    referral = referral_for(db(), current_user, referral_id, "read")
+    return send(referrals.read_attachment(db(), current_user, referral, attachment_id, upload_dir=upload_dir()))
 
 
 @bp.get("/<int:referral_id>/letter.pdf")

@@ -11,12 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from hub import audit
-from hub.api.reports import report_pdf
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
 from hub.db import utcnow
 from hub.errors import HubError, ValidationFailed
 from hub.http.access import access
+from hub.http.downloads import send
 from hub.http.forms import load_form
 from hub.http.request import db, upload_dir
 from hub.models import (
@@ -268,7 +268,8 @@ def show(report_id: int):
 @bp.get("/<int:report_id>/pdf")
 @access(Permission.REPORTS_READ)
 def pdf(report_id: int):
-    return report_pdf(report_id)
+    report = report_for(db(), current_user, report_id, "read")
+    return send(reports.signed_pdf(db(), current_user, report, upload_dir=upload_dir()))
 
 
 @bp.post("/<int:report_id>/supersede")

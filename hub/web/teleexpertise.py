@@ -7,16 +7,15 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from hub.api.referrals import read_closing
-from hub.api.teleexpertise import answer, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_act_on_teleexpertise, can_view_patient, teleexpertise_for, visible_patients
 from hub.errors import HubError, NotFound, ValidationFailed
 from hub.formatting import french_datetime
 from hub.http.access import access
-from hub.http.downloads import download
+from hub.http.downloads import download, send
 from hub.http.forms import form_data, load_form
 from hub.http.request import db, upload_dir
+from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
     TELEEXPERTISE_STATE_LABELS,
     ConsentKind,
@@ -120,21 +119,25 @@ def new():
 
 def _uploads() -> tuple[list[str], list[tuple[bytes, str]]]:
     """The non-empty file fields `file<n>`: their names, and their content (read one byte over the limit)."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
     uploads = [
         (name, upload)
         for name, upload in request.files.items(multi=True)
         if upload and upload.filename and name.startswith("file")
     ]
-    return [name for name, _ in uploads], [(read_closing(upload, limit + 1), upload.filename) for _, upload in uploads]
+    return [name for name, _ in uploads], [(read_upload(upload), upload.filename) for _, upload in uploads]
 
 
 def _create(data: dict, names: list[str], files: list[tuple[bytes, str]]):
     """The workflow checks the files (type, size) as `attachments.<n>`: shown next to the form's file field."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
     try:
         return teleexpertise.create(
-            db(), current_user, data, upload_dir=upload_dir(), files=files, max_upload_bytes=limit, zone=zone_name()
+            db(),
+            current_user,
+            data,
+            upload_dir=upload_dir(),
+            files=files,
+            max_upload_bytes=upload_limit(),
+            zone=zone_name(),
         )
     except ValidationFailed as exc:
         by_field = {"attachments": "file1"} | {f"attachments.{n}": name for n, name in enumerate(names)}
@@ -292,7 +295,15 @@ def answer_form(teleexpertise_id: int):
             raise ValidationFailed(errors)
         if sign and not (data.get("conclusion") or "").strip():
             raise ValidationFailed({"conclusion": "Rédigez votre conclusion avant de signer."})
-        answer(row, data | {"sign": sign})
+        teleexpertise.answer(
+            db(),
+            current_user,
+            row,
+            conclusion=data.get("conclusion"),
+            recommendations=data.get("recommendations"),
+            sign=sign,
+            upload_dir=upload_dir(),
+        )
     except HubError as exc:
         if exc.audit_action:
             raise
@@ -353,7 +364,8 @@ def show(teleexpertise_id: int):
 @bp.get("/<int:teleexpertise_id>/attachments/<int:file_id>")
 @access(Permission.TELEEXPERTISE_READ)
 def attachment(teleexpertise_id: int, file_id: int):
-    return serve_attachment(teleexpertise_id, file_id)
+    row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
+    return send(teleexpertise.read_attachment(db(), current_user, row, file_id, upload_dir=upload_dir()))
 
 
 @bp.get("/<int:teleexpertise_id>/document.pdf")
