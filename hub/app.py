@@ -20,7 +20,7 @@ from hub.formatting import euros, french_date, french_datetime
 from hub.http import errors as error_pages
 from hub.http.access import AUTHENTICATED, PENDING_SECOND_FACTOR, PUBLIC, access_rule_of
 from hub.http.csrf import check_csrf, csrf_token
-from hub.http.request import db, discard_request_session, finish_request
+from hub.http.request import db, init_unit_of_work
 from hub.services import accounts
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ def _init_login(app: Flask) -> None:
             return None
         user = accounts.resume_session(db(), token, session_limits(app))
         if user is None:
-            # Commit the session's end even though the request goes on as anonymous.
+            # Committed at once, outside the request's unit of work: the session's end must stay even if
+            # the request, now anonymous, ends in an error page that discards its changes.
             db().commit()
             session.clear()
         return user
@@ -148,8 +149,7 @@ def _init_request_cycle(app: Flask) -> None:
         headers["X-Request-Id"] = g.get("request_id", "")
         return response
 
-    app.after_request(finish_request)
-    app.teardown_request(discard_request_session)
+    init_unit_of_work(app)
 
 
 def _init_templates(app: Flask) -> None:

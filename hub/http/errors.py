@@ -1,4 +1,6 @@
-"""Errors as a French page or as application/problem+json (RFC 9457), never with a stack trace."""
+"""Errors as a French page or as application/problem+json (RFC 9457), never with a stack trace.
+
+Every handler first discards what the failed request changed (hub.http.request: the unit of work)."""
 
 import logging
 from urllib.parse import quote
@@ -9,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub import audit
 from hub.errors import HubError, Unauthorized
+from hub.http.request import db, discard_changes
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +49,13 @@ def _is_api() -> bool:
 
 
 def _record_refusal(exc: HubError) -> None:
-    from hub.http.request import db
-
-    session = db()
-    session.rollback()
+    """The refusal's trace, written after the discarded changes: the request's commit keeps it."""
     actor = current_user if current_user.is_authenticated else None
-    audit.record(session, actor=actor, action=exc.audit_action, target=exc.audit_target, outcome="denied")
-    session.commit()
+    audit.record(db(), actor=actor, action=exc.audit_action, target=exc.audit_target, outcome="denied")
 
 
 def handle_hub_error(exc: HubError):
+    discard_changes()
     if exc.audit_action:
         _record_refusal(exc)
     if _is_api():
@@ -69,6 +69,7 @@ def handle_hub_error(exc: HubError):
 
 
 def handle_http_error(exc: HTTPException):
+    discard_changes()
     status = exc.code or 500
     title = HTTP_TITLES.get(status, exc.name)
     detail = {
@@ -82,6 +83,10 @@ def handle_http_error(exc: HTTPException):
 
 
 def handle_unexpected(exc: Exception):
+    try:
+        discard_changes()
+    except Exception:  # e.g. the database connection is gone: the error page is still due
+        log.exception("could not discard the failed request's changes")
     log.exception("unexpected error on %s %s", request.method, request.path)
     title, detail = (
         HTTP_TITLES[500],

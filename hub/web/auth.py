@@ -12,7 +12,7 @@ from hub.db import utcnow
 from hub.http.access import PENDING_SECOND_FACTOR, PUBLIC, access
 from hub.http.csrf import renew_session_id
 from hub.http.forms import safe_next
-from hub.http.request import db, keep_changes_on_error
+from hub.http.request import db
 from hub.models import User, UserSession
 from hub.services import accounts
 
@@ -56,8 +56,7 @@ def login():
         ip=_client_ip(),
         limits=_limits(),
     )
-    keep_changes_on_error()
-    if result.user is None:
+    if result.user is None:  # the failure and its count are committed with this page (hub.http.request)
         message, status = (
             (THROTTLED, 429) if result.refusal is accounts.LoginRefusal.THROTTLED else (BAD_CREDENTIALS, 401)
         )
@@ -102,7 +101,6 @@ def _complete_login(user: User):
 
 def _second_factor_refused(user: User, template: str, **context):
     accounts.record_login_failure(db(), user.login, _client_ip(), factor="totp", user=user)
-    keep_changes_on_error()
     return render_template(template, error=BAD_CODE, **context), 401
 
 

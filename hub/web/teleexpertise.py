@@ -9,11 +9,11 @@ from sqlalchemy.orm import selectinload
 
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_act_on_teleexpertise, can_view_patient, teleexpertise_for, visible_patients
-from hub.errors import HubError, NotFound, ValidationFailed
+from hub.errors import NotFound, ValidationFailed
 from hub.formatting import french_datetime
 from hub.http.access import access
 from hub.http.downloads import download, send
-from hub.http.forms import form_data, load_form
+from hub.http.forms import attempt, form_data, load_form
 from hub.http.request import db, upload_dir
 from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
@@ -28,7 +28,6 @@ from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
 from hub.services import documents
-from hub.web.pages import read_despite_error
 from workflows import teleexpertise
 
 bp = Blueprint("teleexpertise", __name__, url_prefix="/teleexpertise")
@@ -102,17 +101,11 @@ def new():
         return _new_page({"patient_id": request.args.get("patient_id", ""), "urgency": "routine"})
     values = form_data()
     names, files = _uploads()
-    try:
-        data = load(TeleexpertiseForm(), values)
-        row = _create(data, names, files)
-    except teleexpertise.OverYearlyCap as exc:
-        read_despite_error("teleexpertise.form")
-        return _new_page(values, problem=None, over_cap=exc.detail, status=exc.status)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("teleexpertise.form")
-        return _new_page(values, exc.errors, problem=exc.detail, status=exc.status)
+    row, refused = attempt(lambda: _create(load(TeleexpertiseForm(), values), names, files), read="teleexpertise.form")
+    if isinstance(refused, teleexpertise.OverYearlyCap):
+        return _new_page(values, problem=None, over_cap=refused.detail, status=refused.status)
+    if refused:
+        return _new_page(values, refused.errors, problem=refused.detail, status=refused.status)
     flash("Demande de téléexpertise envoyée.", "success")
     return redirect(url_for("teleexpertise.show", teleexpertise_id=row.id))
 
@@ -194,19 +187,18 @@ def _action(teleexpertise_id: int, verb: str, schema, perform, message: str, *, 
     again with the reason (the refused change undone, the page's read audited)."""
     row = teleexpertise_for(db(), current_user, teleexpertise_id, verb)
     data, values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        perform(row, data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("teleexpertise.read", target=("teleexpertise_requests", teleexpertise_id))
+    _, refused = attempt(
+        lambda: perform(row, data),
+        form_errors=errors,
+        read="teleexpertise.read",
+        target=("teleexpertise_requests", teleexpertise_id),
+    )
+    if refused:
         row = db().get(TeleexpertiseRequest, teleexpertise_id)
         if not can_act_on_teleexpertise(current_user, row, "read"):  # e.g. another expert of the pool took it
-            flash(exc.detail, "danger")
+            flash(refused.detail, "danger")
             return redirect(url_for("teleexpertise.inbox"))
-        return _show_page(row, values=values, errors=exc.errors, problem=exc.detail, status=exc.status)
+        return _show_page(row, values=values, errors=refused.errors, problem=refused.detail, status=refused.status)
     flash(message, "success")
     return redirect(done or url_for("teleexpertise.show", teleexpertise_id=teleexpertise_id))
 
@@ -290,9 +282,8 @@ def answer_form(teleexpertise_id: int):
         return _answer_page(row, draft)
     data, values, errors = load_form(AnswerForm())
     sign = values.get("action") == "sign"
-    try:
-        if errors:
-            raise ValidationFailed(errors)
+
+    def perform():
         if sign and not (data.get("conclusion") or "").strip():
             raise ValidationFailed({"conclusion": "Rédigez votre conclusion avant de signer."})
         teleexpertise.answer(
@@ -304,12 +295,14 @@ def answer_form(teleexpertise_id: int):
             sign=sign,
             upload_dir=upload_dir(),
         )
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("teleexpertise.read", target=("teleexpertise_requests", teleexpertise_id))
+
+    _, refused = attempt(
+        perform, form_errors=errors, read="teleexpertise.read", target=("teleexpertise_requests", teleexpertise_id)
+    )
+    if refused:
         row = db().get(TeleexpertiseRequest, teleexpertise_id)
-        return _answer_page(row, db().get(Report, draft.id), values, exc.errors, problem=exc.detail, status=exc.status)
+        page = {"problem": refused.detail, "status": refused.status}
+        return _answer_page(row, db().get(Report, draft.id), values, refused.errors, **page)
     flash("Réponse signée et envoyée au demandeur." if sign else "Brouillon enregistré.", "success")
     if sign:
         return redirect(url_for("teleexpertise.show", teleexpertise_id=teleexpertise_id))
