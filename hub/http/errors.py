@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from hub import audit
 from hub.errors import HubError, Unauthorized
+from hub.http.access import is_api_request
 from hub.http.request import db, discard_changes
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,6 @@ def problem(status: int, title: str, detail: str, *, type_slug: str = "about:bla
     return response
 
 
-def _is_api() -> bool:
-    return request.path.startswith("/api/")
-
-
 def _record_refusal(exc: HubError) -> None:
     """The refusal's trace, written after the discarded changes: the request's commit keeps it."""
     actor = current_user if current_user.is_authenticated else None
@@ -58,7 +55,7 @@ def handle_hub_error(exc: HubError):
     discard_changes()
     if exc.audit_action:
         _record_refusal(exc)
-    if _is_api():
+    if is_api_request():
         members = dict(exc.extra)
         if exc.errors:
             members["errors"] = exc.errors
@@ -77,7 +74,7 @@ def handle_http_error(exc: HTTPException):
         405: "Cette action n'est pas possible à cette adresse.",
         413: "Le contenu envoyé dépasse la taille autorisée.",
     }.get(status, title)
-    if _is_api():
+    if is_api_request():
         return problem(status, title, detail)
     return render_template("error.html", title=title, detail=detail), status
 
@@ -92,7 +89,7 @@ def handle_unexpected(exc: Exception):
         HTTP_TITLES[500],
         "Une erreur inattendue est survenue. Elle a été enregistrée ; réessayez.",
     )
-    if _is_api():
+    if is_api_request():
         return problem(500, title, detail)
     return render_template("error.html", title=title, detail=detail), 500
 

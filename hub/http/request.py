@@ -1,4 +1,5 @@
-"""The request's unit of work: one database session, opened on first use, committed in one place.
+"""The request cycle (`init_request_cycle`) and its unit of work: one database session, opened on first use,
+committed in one place.
 
 - A view that returns a response has done its work: `finish_request` commits it, whatever the status — a
   refused login keeps its failure count (401), a form shown again keeps the audit of that page's read.
@@ -8,11 +9,14 @@
   before the page is shown again, so that only that page's read remains to commit.
 """
 
+import uuid
 from pathlib import Path
 
-from flask import current_app, g
+from flask import Flask, current_app, g, request
 
 from hub import audit
+from hub.http.access import enforce_access
+from hub.http.headers import secure_headers
 
 
 def db():
@@ -55,6 +59,16 @@ def close_request_session(_exc=None) -> None:
         session.close()
 
 
-def init_unit_of_work(app) -> None:
+def open_request() -> None:
+    g.request_id = uuid.uuid4().hex
+    audit.current_context.set(audit.AuditContext(request_id=g.request_id, ip=request.remote_addr))
+
+
+def init_request_cycle(app: Flask) -> None:
+    """Every request: an id for the audit, the access rule, the view, then (after-request steps run last
+    registered first) its one commit, then the security headers."""
+    app.before_request(open_request)
+    app.before_request(enforce_access)
+    app.after_request(secure_headers)
     app.after_request(finish_request)
     app.teardown_request(close_request_session)
