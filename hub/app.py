@@ -2,31 +2,25 @@
 
 import datetime as dt
 import logging
-import uuid
 from pathlib import Path
 from types import MappingProxyType
 
-from flask import Flask, g, request, session
-from flask_login import LoginManager, current_user
+from flask import Flask, request, session
+from flask_login import LoginManager
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
-from hub.errors import Forbidden, Unauthorized
 from hub.formatting import euros, french_date, french_datetime
+from hub.http import errors as error_pages
+from hub.http.access import check_every_endpoint_declares_access, is_api_request
+from hub.http.csrf import csrf_token
+from hub.http.request import db, init_request_cycle
 from hub.services import accounts
-from hub.web import errors as error_pages
-from hub.web.access import AUTHENTICATED, PENDING_SECOND_FACTOR, PUBLIC, access_rule_of
-from hub.web.csrf import check_csrf, csrf_token
-from hub.web.request import db, discard_request_session, finish_request
 
 log = logging.getLogger(__name__)
-# Everything else is no-store: patient data must not linger in caches. Calendar apps revalidate the feed
-# with its ETag (the feed shows at most initials), and static files carry no data.
-REVALIDATED_ENDPOINTS = frozenset({"static", "calendar.feed"})
 
 
 class RowIdConverter(IntegerConverter):
@@ -65,7 +59,7 @@ def build_app(test_config: dict | None = None) -> Flask:
     )
 
     _init_login(app)
-    _init_request_cycle(app)
+    init_request_cycle(app)
     _init_templates(app)
     error_pages.register(app)
     _register_blueprints(app)
@@ -80,10 +74,6 @@ def session_limits(app: Flask) -> accounts.SessionLimits:
         idle=dt.timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
         absolute=dt.timedelta(hours=config["SESSION_ABSOLUTE_HOURS"]),
     )
-
-
-def is_api_request() -> bool:
-    return request.path.startswith("/api/")
 
 
 def _init_login(app: Flask) -> None:
@@ -101,55 +91,11 @@ def _init_login(app: Flask) -> None:
             return None
         user = accounts.resume_session(db(), token, session_limits(app))
         if user is None:
-            # Commit the session's end even though the request goes on as anonymous.
+            # Committed at once, outside the request's unit of work: the session's end must stay even if
+            # the request, now anonymous, ends in an error page that discards its changes.
             db().commit()
             session.clear()
         return user
-
-
-def _init_request_cycle(app: Flask) -> None:
-    @app.before_request
-    def open_request():
-        g.request_id = uuid.uuid4().hex
-        audit.current_context.set(audit.AuditContext(request_id=g.request_id, ip=request.remote_addr))
-
-    @app.before_request
-    def enforce_access():
-        if request.endpoint is None or request.endpoint == "static":
-            return
-        rule = access_rule_of(app.view_functions[request.endpoint])
-        if rule == PUBLIC:
-            return
-        if not is_api_request():
-            check_csrf()
-        if rule == PENDING_SECOND_FACTOR:
-            return
-        if not current_user.is_authenticated:
-            raise Unauthorized("Connectez-vous pour accéder à cette page.")
-        if rule == AUTHENTICATED:
-            return
-        if rule is None or not has_permission(current_user, Permission(rule)):
-            raise Forbidden("Votre rôle ne permet pas cette action.", audit_action=f"access.{request.endpoint}")
-
-    @app.after_request
-    def secure_headers(response):
-        headers = response.headers
-        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
-        if request.endpoint not in REVALIDATED_ENDPOINTS:
-            headers["Cache-Control"] = "no-store"
-        headers["X-Request-Id"] = g.get("request_id", "")
-        return response
-
-    app.after_request(finish_request)
-    app.teardown_request(discard_request_session)
 
 
 def _init_templates(app: Flask) -> None:
@@ -176,10 +122,3 @@ def _register_cli(app: Flask) -> None:
 
     app.cli.add_command(hub_cli)
     app.cli.add_command(make_db_cli())
-
-
-def check_every_endpoint_declares_access(app: Flask) -> None:
-    """Refuse to start with an endpoint that states no access rule: deny by default, and loudly."""
-    missing = [name for name, view in app.view_functions.items() if name != "static" and access_rule_of(view) is None]
-    if missing:
-        raise RuntimeError(f"endpoints without an access rule: {', '.join(sorted(missing))}")

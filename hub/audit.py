@@ -99,6 +99,12 @@ def _write_before_commit(session: Session) -> None:
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
+    discard_pending(session)
+
+
+def discard_pending(session: Session) -> None:
+    """Forget the queued rows. A rollback does it, but only of a transaction begun: a request that queued
+    rows without touching the database yet must discard them too."""
     session.info.pop(_PENDING, None)
 
 

@@ -108,7 +108,7 @@ class AuthActions:
     def csrf(self) -> str:
         from flask import session as flask_session
 
-        from hub.web.csrf import csrf_token
+        from hub.http.csrf import csrf_token
 
         with self.client.session_transaction() as browser_session:
             sid = browser_session.setdefault("sid", "test-sid-anonymous")

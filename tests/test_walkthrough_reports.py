@@ -73,7 +73,7 @@ def servers(ca, imap_server, tmp_path, app):
     structure = client_certificate(ca, tmp_path)
     recipient = FhirRecipient()
     with app.app_context():  # left at once: requests must not share its `g` (the logged-in user)
-        from hub.web.request import upload_dir
+        from hub.http.request import upload_dir
 
         uploads = upload_dir()
     with (

@@ -42,7 +42,8 @@ from hub.models import (
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, create_patient
 from scheduling.slots import HOLDING_STATES
-from workflows import appointments
+from workflows import appointments, attachments
+from workflows.attachments import StoredFile
 from workflows.machine import Machine
 
 S = ReferralState
@@ -202,8 +203,19 @@ def submit(
     return referral
 
 
-def add_attachment(session: Session, actor: User, referral: Referral, *, kind, stored: dict) -> ReferralAttachment:
-    """Attach a document already checked and stored by hub.documents.store.store_upload."""
+def attach(
+    session: Session,
+    actor: User,
+    referral: Referral,
+    *,
+    kind,
+    content: bytes,
+    filename: str | None,
+    upload_dir: Path,
+    max_bytes: int,
+) -> ReferralAttachment:
+    """Check and store an uploaded document (type, size), then attach it to the referral."""
+    stored = store.store_upload(upload_dir, content, filename, max_bytes=max_bytes)
     if referral.state not in ATTACHABLE:
         raise RuleViolation(f"Action impossible : l'adressage est « {REFERRAL_STATE_LABELS[referral.state]} ».")
     attachment = ReferralAttachment(
@@ -220,6 +232,23 @@ def add_attachment(session: Session, actor: User, referral: Referral, *, kind, s
         details={"attachment_id": attachment.id, "kind": attachment.kind.value},
     )
     return attachment
+
+
+def read_attachment(
+    session: Session, actor: User, referral: Referral, attachment_id: int, *, upload_dir: Path
+) -> StoredFile:
+    """A document of a referral the actor may read (a 404 if it is not one of the referral's); audited."""
+    attachment = session.get(ReferralAttachment, attachment_id)
+    return attachments.read_attachment(
+        session,
+        actor,
+        referral,
+        attachment if attachment is not None and attachment.referral_id == referral.id else None,
+        requested_id=attachment_id,
+        action="referral.attachment_read",
+        table="referral_attachments",
+        upload_dir=upload_dir,
+    )
 
 
 def proposed_specialist(session: Session, patient: Patient) -> Professional | None:

@@ -20,10 +20,11 @@ from sqlalchemy.orm import Session, aliased, joinedload
 from connectors import outbox
 from hub import audit
 from hub.db import utcnow
+from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
 from hub.documents.identity import custodian_of, patient_identity, professional_identity
-from hub.errors import NotFound, RuleViolation, ValidationFailed
+from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     RECIPIENT_ROLE_LABELS,
     REPORT_DELAY_DEFAULTS,
@@ -55,6 +56,7 @@ from hub.models import (
     UserRole,
 )
 from workflows import deliveries, events, teleexpertise
+from workflows.attachments import StoredFile
 from workflows.fees import local_day
 from workflows.machine import Machine
 
@@ -124,6 +126,31 @@ def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -
     if request.answer_report_id is not None:
         return session.get(Report, request.answer_report_id)
     return start_answer(session, actor, request)
+
+
+def answer_request(
+    session: Session,
+    actor: User,
+    request: TeleexpertiseRequest,
+    *,
+    conclusion: str | None,
+    recommendations: str | None,
+    sign: bool,
+    upload_dir: Path,
+) -> Report:
+    """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
+    draft = begin_answer(session, actor, request)
+    update_draft(
+        session,
+        actor,
+        draft,
+        acts=draft.acts or teleexpertise.ANSWER_ACTS,
+        conclusion=conclusion,
+        follow_up=recommendations,
+    )
+    if sign:
+        sign(session, actor, draft, upload_dir=upload_dir)
+    return draft
 
 
 def start_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
@@ -421,6 +448,22 @@ def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.dateti
 
 
 # --- corrections and waivers -------------------------------------------------------------------------------
+
+
+def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Path) -> StoredFile:
+    """The signed report's frozen PDF, for a reader the caller has checked; the export is audited."""
+    if report.pdf_sha256 is None:
+        raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
+    audit.record(
+        session,
+        actor=actor,
+        action="report.download",
+        target=report,
+        cpts_id=report.cpts_id,
+        details={"version": report.version},
+    )
+    content = store.read_stored(upload_dir, report.pdf_sha256)
+    return StoredFile(content, "application/pdf", f"compte-rendu-{report.id}-v{report.version}.pdf")
 
 
 def supersede(session: Session, actor: User, report: Report) -> Report:

@@ -57,7 +57,8 @@ from hub.models import (
     User,
 )
 from hub.services import directory
-from workflows import deliveries, fees
+from workflows import attachments, deliveries, fees
+from workflows.attachments import StoredFile
 from workflows.machine import Machine
 
 S = TeleexpertiseState
@@ -553,6 +554,23 @@ def take_to_answer(session: Session, actor: User, request: TeleexpertiseRequest)
         start(session, actor, request)
     MACHINE.target("answer", request.state)
     _check_expert(actor, request)
+
+
+def read_attachment(
+    session: Session, actor: User, request: TeleexpertiseRequest, attachment_id: int, *, upload_dir: Path
+) -> StoredFile:
+    """A file of a request the actor may read (a 404 if it is not one of the request's); audited."""
+    attachment = session.get(TeleexpertiseAttachment, attachment_id)
+    return attachments.read_attachment(
+        session,
+        actor,
+        request,
+        attachment if attachment is not None and attachment.request_id == request.id else None,
+        requested_id=attachment_id,
+        action="teleexpertise.attachment_read",
+        table="teleexpertise_attachments",
+        upload_dir=upload_dir,
+    )
 
 
 def decline(

@@ -7,6 +7,8 @@ from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for
 from hub.errors import NotFound, ValidationFailed
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import Professional, Slot
 from hub.schemas.base import load
 from hub.schemas.scheduling import (
@@ -19,8 +21,6 @@ from hub.schemas.scheduling import (
     ReassignIn,
 )
 from hub.services import idempotency
-from hub.web.access import access
-from hub.web.request import db
 from workflows import appointments, completion
 
 REPLAYED = "Idempotent-Replayed"

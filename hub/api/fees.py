@@ -11,11 +11,11 @@ from hub.auth.fees import fees_professional_for, visible_fees
 from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.errors import NotFound
+from hub.http.access import access
+from hub.http.request import db
 from hub.schemas.base import load
 from hub.schemas.fees import FeeOut, FeeQueryArgs, RemoteShareArgs, RemoteShareOut, TariffIn, TariffOut
 from hub.services import statements, tariffs
-from hub.web.access import access
-from hub.web.request import db
 from workflows import fees as fee_rules
 from workflows import statements as shares
 

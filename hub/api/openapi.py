@@ -8,6 +8,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
 
 from hub.api import blueprint
+from hub.http.access import PUBLIC, access
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
 from hub.schemas.fees import FeeOut, RemoteShareOut, TariffIn, TariffOut
 from hub.schemas.outbox import OutboxMessageOut
@@ -56,7 +57,6 @@ from hub.schemas.scheduling import (
     SlotOut,
 )
 from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
-from hub.web.access import PUBLIC, access
 
 # endpoint → (summary, request schema or None, response schema, is a paginated list)
 OPERATIONS = {

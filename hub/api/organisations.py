@@ -2,10 +2,10 @@ from flask_login import current_user
 
 from hub.api import blueprint, created, load_json, page_of, pagination
 from hub.auth.permissions import Permission
+from hub.http.access import access
+from hub.http.request import db
 from hub.schemas.directory import OrganisationIn, OrganisationOut
 from hub.services import directory
-from hub.web.access import access
-from hub.web.request import db
 
 
 @blueprint.get("/organisations")

@@ -6,14 +6,14 @@ from flask_login import current_user
 from connectors import dispatcher
 from hub.api import blueprint, json_body, page_of, pagination
 from hub.auth.permissions import Permission, has_permission
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import OutboxState
 from hub.schemas.base import load
 from hub.schemas.outbox import OutboxMessageOut, OutboxQueryArgs
 from hub.schemas.scheduling import NoBodyIn
 from hub.services import outbox_messages
 from hub.services.outbox_messages import OutboxLine
-from hub.web.access import access
-from hub.web.request import db
 
 
 @blueprint.get("/outbox")

@@ -6,6 +6,8 @@ from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import pathway_for
 from hub.errors import HubError, NotFound
+from hub.http.access import AUTHENTICATED, access
+from hub.http.request import db
 from hub.models import Appointment, Modality
 from hub.schemas.pathways import (
     EligibilityIn,
@@ -18,8 +20,6 @@ from hub.schemas.pathways import (
     TemplateOut,
     TemplateStepsIn,
 )
-from hub.web.access import AUTHENTICATED, access
-from hub.web.request import db
 from workflows import eligibility, pathways
 
 

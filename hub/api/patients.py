@@ -8,6 +8,8 @@ from hub.auth.guards import consent_for, patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import visible_patients
 from hub.errors import ValidationFailed
+from hub.http.access import access
+from hub.http.request import db
 from hub.schemas.base import Date, load
 from hub.schemas.patient import (
     ConsentIn,
@@ -19,8 +21,6 @@ from hub.schemas.patient import (
     PatientSummaryOut,
 )
 from hub.services import identity
-from hub.web.access import access
-from hub.web.request import db
 
 
 class _SearchArgs(Schema):

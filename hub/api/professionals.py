@@ -4,11 +4,11 @@ from flask_login import current_user
 from hub.api import blueprint, created, load_json, page_of, pagination
 from hub.auth.permissions import Permission
 from hub.errors import ValidationFailed
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import Profession
 from hub.schemas.directory import ProfessionalIn, ProfessionalOut
 from hub.services import directory
-from hub.web.access import access
-from hub.web.request import db
 
 
 @blueprint.get("/professionals")

@@ -7,6 +7,8 @@ from hub.api import blueprint, created, load_json, page_of, pagination
 from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.errors import ValidationFailed
+from hub.http.access import access
+from hub.http.request import db
 from hub.schemas.base import load
 from hub.schemas.scheduling import (
     GenerationOut,
@@ -17,8 +19,6 @@ from hub.schemas.scheduling import (
     SlotOut,
     SlotWindowArgs,
 )
-from hub.web.access import access
-from hub.web.request import db
 from scheduling import board
 from scheduling.agenda import day_bounds
 from workflows import programs

@@ -1,15 +1,18 @@
 """/api/v1/referrals: the GP's referrals and the coordination's triage; attachments as multipart."""
 
-from flask import Response, current_app, request
+from flask import current_app, request
 from flask_login import current_user
 
 from hub import audit
 from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import referral_for, visible_referrals
-from hub.documents import store
 from hub.errors import Forbidden, ValidationFailed
-from hub.models import Appointment, Professional, ReferralAttachment, Slot
+from hub.http.access import access
+from hub.http.downloads import send
+from hub.http.request import db, upload_dir
+from hub.http.uploads import read_upload, upload_limit
+from hub.models import Appointment, Professional, Slot
 from hub.schemas.base import load
 from hub.schemas.referrals import (
     AttachmentKindIn,
@@ -21,9 +24,6 @@ from hub.schemas.referrals import (
     dump_referral,
 )
 from hub.schemas.scheduling import NoBodyIn, ReasonIn
-from hub.web.access import access
-from hub.web.downloads import stored_attachment
-from hub.web.request import db, upload_dir
 from workflows import referrals
 
 
@@ -139,9 +139,8 @@ def cancel_referral(referral_id: int):
     )
 
 
-def read_upload() -> tuple[dict, bytes, str | None]:
-    """The multipart form's kind and file, read at most one byte over the limit."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
+def read_multipart() -> tuple[dict, bytes, str | None]:
+    """The multipart form's kind and file."""
     upload = request.files.get("file")
     raw = {"kind": request.form.get("kind", "")}
     errors = {}
@@ -153,29 +152,24 @@ def read_upload() -> tuple[dict, bytes, str | None]:
         errors |= exc.errors
     if errors:
         raise ValidationFailed(errors)
-    return data, read_closing(upload, limit + 1), upload.filename
-
-
-def read_closing(upload, size: int) -> bytes:
-    """At most `size` bytes of the upload; its spooled file is closed at once."""
-    try:
-        return upload.stream.read(size)
-    finally:
-        upload.close()
-
-
-def attach(referral, data: dict, content: bytes, filename: str | None) -> ReferralAttachment:
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
-    stored = store.store_upload(upload_dir(), content, filename, max_bytes=limit)
-    return referrals.add_attachment(db(), current_user, referral, kind=data["kind"], stored=stored)
+    return data, read_upload(upload), upload.filename
 
 
 @blueprint.post("/referrals/<int:referral_id>/attachments")
 @access(Permission.REFERRALS_WRITE)
 def add_referral_attachment(referral_id: int):
     referral = referral_for(db(), current_user, referral_id, "attach")
-    data, content, filename = read_upload()
-    attachment = attach(referral, data, content, filename)
+    data, content, filename = read_multipart()
+    attachment = referrals.attach(
+        db(),
+        current_user,
+        referral,
+        kind=data["kind"],
+        content=content,
+        filename=filename,
+        upload_dir=upload_dir(),
+        max_bytes=upload_limit(),
+    )
     return created(
         AttachmentOut().dump(attachment),
         "api.get_referral_attachment",
@@ -184,21 +178,8 @@ def add_referral_attachment(referral_id: int):
     )
 
 
-def serve_attachment(referral_id: int, attachment_id: int) -> Response:
-    """The file, to those who may read the referral only: as a download, with its sniffed type."""
-    referral = referral_for(db(), current_user, referral_id, "read")
-    attachment = db().get(ReferralAttachment, attachment_id)
-    return stored_attachment(
-        referral,
-        attachment,
-        belongs=attachment is not None and attachment.referral_id == referral.id,
-        action="referral.attachment_read",
-        table="referral_attachments",
-        attachment_id=attachment_id,
-    )
-
-
 @blueprint.get("/referrals/<int:referral_id>/attachments/<int:attachment_id>")
 @access(Permission.REFERRALS_READ)
 def get_referral_attachment(referral_id: int, attachment_id: int):
-    return serve_attachment(referral_id, attachment_id)
+    referral = referral_for(db(), current_user, referral_id, "read")
+    return send(referrals.read_attachment(db(), current_user, referral, attachment_id, upload_dir=upload_dir()))

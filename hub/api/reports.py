@@ -1,22 +1,19 @@
 """/api/v1/reports: the performer's compte-rendu (draft, signature, correction), its deliveries and its PDF."""
 
-from flask import Response, request
+from flask import request
 from flask_login import current_user
 from sqlalchemy import select
 
-from hub import audit
 from hub.api import blueprint, created, json_body, load_json
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
-from hub.documents import store
-from hub.errors import Conflict
+from hub.http.access import access
+from hub.http.downloads import send
+from hub.http.request import db, upload_dir
 from hub.models import Report
 from hub.schemas.base import load
 from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.scheduling import NoBodyIn
-from hub.web.access import access
-from hub.web.downloads import download
-from hub.web.request import db, upload_dir
 from workflows import reports
 
 
@@ -73,24 +70,8 @@ def supersede_report(report_id: int):
     return created(_body(correction), "api.get_report", report_id=correction.id)
 
 
-def report_pdf(report_id: int) -> Response:
-    """The signed report's frozen PDF, to those who may read it; the export is audited."""
-    report = report_for(db(), current_user, report_id, "read")
-    if report.pdf_sha256 is None:
-        raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
-    audit.record(
-        db(),
-        actor=current_user,
-        action="report.download",
-        target=report,
-        cpts_id=report.cpts_id,
-        details={"version": report.version},
-    )
-    content = store.read_stored(upload_dir(), report.pdf_sha256)
-    return download(content, "application/pdf", f"compte-rendu-{report.id}-v{report.version}.pdf")
-
-
 @blueprint.get("/reports/<int:report_id>/pdf")
 @access(Permission.REPORTS_READ)
 def get_report_pdf(report_id: int):
-    return report_pdf(report_id)
+    report = report_for(db(), current_user, report_id, "read")
+    return send(reports.signed_pdf(db(), current_user, report, upload_dir=upload_dir()))

@@ -9,13 +9,13 @@ from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission
 from hub.auth.policies import can_act_on_report, teleexpertise_for, visible_teleexpertise
 from hub.errors import ValidationFailed
-from hub.models import Professional, Report, TeleexpertiseAttachment
+from hub.http.access import access
+from hub.http.downloads import send
+from hub.http.request import db, upload_dir
+from hub.models import Professional, Report
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyIn
 from hub.schemas.teleexpertise import AnswerIn, AnswerOut, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
-from hub.web.access import access
-from hub.web.downloads import stored_attachment
-from hub.web.request import db, upload_dir
 from workflows import reports, teleexpertise
 
 
@@ -116,26 +116,21 @@ def decline_teleexpertise(teleexpertise_id: int):
     )
 
 
-def answer(row, data: dict) -> Report:
-    """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
-    draft = reports.begin_answer(db(), current_user, row)
-    reports.update_draft(
-        db(),
-        current_user,
-        draft,
-        acts=draft.acts or teleexpertise.ANSWER_ACTS,
-        conclusion=data.get("conclusion"),
-        follow_up=data.get("recommendations"),
-    )
-    if data.get("sign"):
-        reports.sign(db(), current_user, draft, upload_dir=upload_dir())
-    return draft
-
-
 @blueprint.post("/teleexpertise/<int:teleexpertise_id>/answer")
 @access(Permission.TELEEXPERTISE_ANSWER)
 def answer_teleexpertise(teleexpertise_id: int):
-    return _act(teleexpertise_id, "answer", AnswerIn(), answer)
+    def perform(row, data):
+        reports.answer_request(
+            db(),
+            current_user,
+            row,
+            conclusion=data.get("conclusion"),
+            recommendations=data.get("recommendations"),
+            sign=data.get("sign", False),
+            upload_dir=upload_dir(),
+        )
+
+    return _act(teleexpertise_id, "answer", AnswerIn(), perform)
 
 
 @blueprint.post("/teleexpertise/<int:teleexpertise_id>/close")
@@ -144,21 +139,8 @@ def close_teleexpertise(teleexpertise_id: int):
     return _act(teleexpertise_id, "close", NoBodyIn(), lambda r, _d: teleexpertise.close(db(), current_user, r))
 
 
-def serve_attachment(teleexpertise_id: int, file_id: int):
-    """The file, to those who may read the request only, as a download with its sniffed type; audited."""
-    row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
-    attachment = db().get(TeleexpertiseAttachment, file_id)
-    return stored_attachment(
-        row,
-        attachment,
-        belongs=attachment is not None and attachment.request_id == row.id,
-        action="teleexpertise.attachment_read",
-        table="teleexpertise_attachments",
-        attachment_id=file_id,
-    )
-
-
 @blueprint.get("/teleexpertise/<int:teleexpertise_id>/attachments/<int:file_id>")
 @access(Permission.TELEEXPERTISE_READ)
 def get_teleexpertise_attachment(teleexpertise_id: int, file_id: int):
-    return serve_attachment(teleexpertise_id, file_id)
+    row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
+    return send(teleexpertise.read_attachment(db(), current_user, row, file_id, upload_dir=upload_dir()))

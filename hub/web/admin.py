@@ -5,13 +5,13 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub.auth.permissions import Permission
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import ORGANISATION_KIND_LABELS, PROFESSION_LABELS, ROLE_LABELS, OrganisationKind
 from hub.schemas.account import PasswordForm, UserForm
 from hub.schemas.directory import OrganisationForm, ProfessionalForm
 from hub.services import accounts, directory
-from hub.web.access import access
 from hub.web.pages import page_size, submit
-from hub.web.request import db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

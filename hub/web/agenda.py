@@ -8,12 +8,12 @@ from flask_login import current_user
 from hub import audit
 from hub.auth.permissions import Permission
 from hub.db import utcnow
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, AppointmentKind
 from hub.schemas.scheduling import AgendaArgs
-from hub.web.access import access
 from hub.web.pages import load_query
 from hub.web.planning import zone
-from hub.web.request import db
 from scheduling.agenda import day_bounds, professional_agenda, week_bounds
 from workflows import referrals
 

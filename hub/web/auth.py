@@ -9,12 +9,12 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 
 from hub.db import utcnow
+from hub.http.access import PENDING_SECOND_FACTOR, PUBLIC, access
+from hub.http.csrf import renew_session_id
+from hub.http.forms import safe_next
+from hub.http.request import db
 from hub.models import User, UserSession
 from hub.services import accounts
-from hub.web.access import PENDING_SECOND_FACTOR, PUBLIC, access
-from hub.web.csrf import renew_session_id
-from hub.web.forms import safe_next
-from hub.web.request import db, keep_changes_on_error
 
 bp = Blueprint("auth", __name__)
 
@@ -46,7 +46,7 @@ def login():
         return redirect(url_for("home.index"))
     if request.method == "GET":
         return render_template("auth/login.html", next=request.args.get("next", ""))
-    from hub.web.csrf import check_csrf
+    from hub.http.csrf import check_csrf
 
     check_csrf()
     result = accounts.check_password(
@@ -56,8 +56,7 @@ def login():
         ip=_client_ip(),
         limits=_limits(),
     )
-    keep_changes_on_error()
-    if result.user is None:
+    if result.user is None:  # the failure and its count are committed with this page (hub.http.request)
         message, status = (
             (THROTTLED, 429) if result.refusal is accounts.LoginRefusal.THROTTLED else (BAD_CREDENTIALS, 401)
         )
@@ -102,7 +101,6 @@ def _complete_login(user: User):
 
 def _second_factor_refused(user: User, template: str, **context):
     accounts.record_login_failure(db(), user.login, _client_ip(), factor="totp", user=user)
-    keep_changes_on_error()
     return render_template(template, error=BAD_CODE, **context), 401
 
 
@@ -146,7 +144,7 @@ def enrol():
 @bp.route("/logout", methods=["POST"])
 @access(PUBLIC)
 def logout():
-    from hub.web.csrf import check_csrf
+    from hub.http.csrf import check_csrf
 
     check_csrf()
     token = session.get("auth_token")

@@ -7,10 +7,10 @@ from flask_login import current_user
 from werkzeug.http import http_date, is_resource_modified
 
 from hub.errors import Forbidden, NotFound
+from hub.http.access import AUTHENTICATED, PUBLIC, access
+from hub.http.request import db
 from hub.models import Professional
 from hub.services import calendar_feeds
-from hub.web.access import AUTHENTICATED, PUBLIC, access
-from hub.web.request import db
 from scheduling import ical
 
 bp = Blueprint("calendar", __name__)

@@ -7,8 +7,9 @@ from connectors import settings
 from connectors.settings import CHANNEL_FIELDS, CHANNEL_LABELS
 from hub.auth.permissions import Permission
 from hub.errors import ValidationFailed
-from hub.web.access import access
-from hub.web.request import db
+from hub.http.access import access
+from hub.http.forms import attempt
+from hub.http.request import db
 
 bp = Blueprint("connectors_admin", __name__, url_prefix="/admin/connecteurs")
 
@@ -24,12 +25,14 @@ def index():
 def save(channel: str):
     settings.fields_of(channel)  # an unknown channel is a 404
     is_enabled = request.form.get("is_enabled") in ("true", "on")
-    try:
-        settings.save(
+    _, refused = attempt(
+        lambda: settings.save(
             db(), current_user, cpts_id=current_user.cpts_id, channel=channel, is_enabled=is_enabled, form=request.form
-        )
-    except ValidationFailed as exc:
-        return _page(channel, request.form.to_dict(), exc.errors, status=422)
+        ),
+        refusals=ValidationFailed,
+    )
+    if refused:
+        return _page(channel, request.form.to_dict(), refused.errors, status=422)
     state = "activé" if is_enabled else "désactivé : ses envois attendent"
     flash(f"Connecteur « {CHANNEL_LABELS[channel]} » enregistré ({state}).", "success")
     return redirect(url_for("connectors_admin.index") + f"#c-{channel}")

@@ -12,14 +12,15 @@ from hub.auth.permissions import Permission, has_permission
 from hub.db import utcnow
 from hub.errors import Forbidden, NotFound, ValidationFailed
 from hub.formatting import MONTHS, euros, french_date
+from hub.http.access import access
+from hub.http.downloads import download
+from hub.http.forms import attempt, undo_refused_change
+from hub.http.request import db
 from hub.models import Profession
 from hub.schemas.fees import ActivityForm, StatementArgs, TariffForm
 from hub.services import statements, tariffs
 from hub.services.statements import Period
-from hub.web.access import access
-from hub.web.downloads import download
-from hub.web.pages import load_query, read_despite_error, submit
-from hub.web.request import db
+from hub.web.pages import load_query, submit
 from workflows import fees as fee_rules
 from workflows import statements as shares
 
@@ -132,14 +133,17 @@ def import_activity():
     professional = _own_share_professional()
     upload = request.files.get("file")
     content = upload.stream.read(MAX_IMPORT_BYTES + 1) if upload and upload.filename else b""
-    try:
+
+    def perform():
         if not content:
             raise ValidationFailed({"file": "Choisissez un fichier CSV (année;mois;montant)."})
         if len(content) > MAX_IMPORT_BYTES:
             raise ValidationFailed({"file": f"Fichier trop volumineux : au plus {MAX_IMPORT_BYTES // 1024} Ko."})
-        rows = shares.import_activity(db(), current_user, professional, content, today=_today())
-    except ValidationFailed as exc:
-        return _refused_form(professional, "import", {}, exc.errors)
+        return shares.import_activity(db(), current_user, professional, content, today=_today())
+
+    rows, refused = attempt(perform, refusals=ValidationFailed)
+    if refused:
+        return _refused_form(professional, "import", {}, refused.errors)
     flash(f"{len(rows)} mois d'activité importé{'s' if len(rows) > 1 else ''}.", "success")
     return redirect(url_for("fees.mine"))
 
@@ -156,7 +160,7 @@ def _own_share_professional():
 
 def _refused_form(professional, form: str, values: dict, errors: dict):
     """The page again with the form's errors; nothing of the refused change stays, the page's read is traced."""
-    read_despite_error("fees.read", target=professional)
+    undo_refused_change("fees.read", target=professional)
     return _statement_page(professional, form=form, values=values, errors=errors, status=422)
 
 
@@ -219,5 +223,3 @@ def _period() -> tuple[Period, dict]:
         year, month = today.year, month or today.month
     period = Period(year, month)
     return period, {"year": year, "month": month or ""}
-
-

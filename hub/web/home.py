@@ -1,7 +1,7 @@
 from flask import Blueprint, render_template
 from flask_login import current_user
 
-from hub.web.access import AUTHENTICATED, PUBLIC, access
+from hub.http.access import AUTHENTICATED, PUBLIC, access
 
 bp = Blueprint("home", __name__)
 

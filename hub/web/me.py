@@ -7,11 +7,11 @@ from flask import Blueprint, current_app, flash, redirect, render_template, url_
 from flask_login import current_user
 
 from hub.auth.permissions import Permission
+from hub.http.access import access
+from hub.http.request import db
 from hub.schemas.account import ApiTokenForm
 from hub.services import accounts
-from hub.web.access import access
 from hub.web.pages import submit
-from hub.web.request import db
 
 bp = Blueprint("me", __name__, url_prefix="/me")
 

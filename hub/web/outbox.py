@@ -5,11 +5,11 @@ from flask_login import current_user
 
 from connectors import dispatcher
 from hub.auth.permissions import Permission, has_permission
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import OUTBOX_STATE_LABELS, OutboxState
 from hub.services import outbox_messages
-from hub.web.access import access
 from hub.web.pages import page_size
-from hub.web.request import db
 
 bp = Blueprint("outbox", __name__, url_prefix="/envois")
 

@@ -10,8 +10,11 @@ from hub import audit
 from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import pathway_for
-from hub.errors import HubError, ValidationFailed
+from hub.errors import ValidationFailed
 from hub.formatting import french_datetime
+from hub.http.access import access
+from hub.http.forms import attempt, load_form
+from hub.http.request import db
 from hub.models import MODALITY_LABELS, PLACE_KIND_LABELS, PROFESSION_LABELS, Modality, Profession, Professional, Slot
 from hub.schemas.base import load
 from hub.schemas.pathways import (
@@ -24,10 +27,7 @@ from hub.schemas.pathways import (
     TemplateCopyForm,
     TemplateStepsIn,
 )
-from hub.web.access import access
-from hub.web.forms import load_form
-from hub.web.pages import load_query, read_despite_error
-from hub.web.request import db
+from hub.web.pages import load_query
 from scheduling import board
 from workflows import eligibility, pathways
 
@@ -92,23 +92,23 @@ def book_step(pathway_id: int, step_id: int):
     if request.method == "GET":
         return _step_booking_page(pathway, step, {"place_kind": "lieu_dedie"})
     data, values, errors = load_form(StepBookingForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
+
+    def perform():
         slot = db().get(Slot, data["slot_id"])
         if slot is None or slot.program.cpts_id != pathway.cpts_id:
             raise ValidationFailed({"slot_id": "Choisissez un des créneaux proposés."})
         accompanying = db().get(Professional, data["accompanying_id"]) if data.get("accompanying_id") else None
         if data.get("accompanying_id") and (accompanying is None or accompanying.cpts_id != pathway.cpts_id):
             raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
-        appointment = pathways.book_step_into_slot(
+        return pathways.book_step_into_slot(
             db(), current_user, step, slot, place_kind=data["place_kind"], accompanying=accompanying
         )
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("pathway.step.book", target=pathway)
-        return _step_booking_page(pathway, step, values, exc.errors, problem=exc.detail, status=exc.status, refusal=exc)
+
+    appointment, refused = attempt(perform, form_errors=errors, read="pathway.step.book", target=pathway)
+    if refused:
+        return _step_booking_page(
+            pathway, step, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused
+        )
     when = french_datetime(appointment.starts_at, current_app.config["HUB"]["TIMEZONE"])
     flash(f"Étape « {step.name} » programmée : {when}.", "success")
     return redirect(url_for("pathways.queue"))
@@ -149,15 +149,16 @@ def eligibility_check(patient_id: int):
         return _eligibility_page(patient_for(db(), current_user, patient_id, action="eligibility.read"))
     patient = patient_for(db(), current_user, patient_id, action="eligibility.assess", write=True)
     data, values, errors = load_form(EligibilityForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        assessment = eligibility.assess(db(), current_user, patient, data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("eligibility.read", target=patient)
-        return _eligibility_page(patient, values=values, errors=exc.errors, problem=exc.detail, status=exc.status)
+    assessment, refused = attempt(
+        lambda: eligibility.assess(db(), current_user, patient, data),
+        form_errors=errors,
+        read="eligibility.read",
+        target=patient,
+    )
+    if refused:
+        return _eligibility_page(
+            patient, values=values, errors=refused.errors, problem=refused.detail, status=refused.status
+        )
     flash(f"Vérification enregistrée : {eligibility.OUTCOME_LABELS[assessment.outcome]}.", "success")
     return redirect(url_for("pathways.eligibility_check", patient_id=patient.id, modality=assessment.modality.value))
 
@@ -186,16 +187,10 @@ def _record_action(patient_id: int, schema, perform, success: str):
     """An action from the patient's record: back to the record, with the confirmation or the refusal (the
     refused change undone, the record's read audited by the record page itself)."""
     data, _values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        perform(data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        db().rollback()
-        details = " ".join(exc.errors.values()) if exc.errors else ""
-        flash(f"{exc.detail} {details}".strip(), "danger")
+    _, refused = attempt(lambda: perform(data), form_errors=errors)
+    if refused:
+        details = " ".join(refused.errors.values()) if refused.errors else ""
+        flash(f"{refused.detail} {details}".strip(), "danger")
         return redirect(url_for("patients.show", patient_id=patient_id) + "#parcours")
     flash(success, "success")
     return redirect(url_for("patients.show", patient_id=patient_id) + "#parcours")
@@ -218,16 +213,14 @@ def templates():
 @access(Permission.PATHWAY_TEMPLATES_MANAGE)
 def copy_template():
     data, _values, errors = load_form(TemplateCopyForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
+
+    def perform():
         source = pathways.template_for(db(), current_user.cpts_id, data.pop("source_id"))
-        copy = pathways.copy_template(db(), current_user, source, **data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        db().rollback()
-        flash(" ".join([exc.detail, *exc.errors.values()]), "danger")
+        return pathways.copy_template(db(), current_user, source, **data)
+
+    copy, refused = attempt(perform, form_errors=errors)
+    if refused:
+        flash(" ".join([refused.detail, *refused.errors.values()]), "danger")
         return redirect(url_for("pathways.templates"))
     flash("Modèle copié dans la CPTS : vous pouvez modifier ses étapes.", "success")
     return redirect(url_for("pathways.edit_steps", template_id=copy.id))
@@ -241,14 +234,11 @@ def edit_steps(template_id: int):
         rows = [{name: getattr(step, name) for name in STEP_FIELDS} for step in template.steps]
         return _steps_page(template, rows)
     rows = _submitted_rows()
-    try:
-        steps = load(TemplateStepsIn(), {"steps": rows})["steps"]
-        pathways.replace_steps(db(), current_user, template, steps)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        db().rollback()
-        return _steps_page(template, rows, errors=exc.errors, problem=exc.detail, status=exc.status)
+    _, refused = attempt(
+        lambda: pathways.replace_steps(db(), current_user, template, load(TemplateStepsIn(), {"steps": rows})["steps"])
+    )
+    if refused:
+        return _steps_page(template, rows, errors=refused.errors, problem=refused.detail, status=refused.status)
     flash("Étapes du modèle enregistrées.", "success")
     return redirect(url_for("pathways.edit_steps", template_id=template.id))
 

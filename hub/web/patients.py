@@ -12,7 +12,9 @@ from hub.auth.guards import consent_for, patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import can_view_patient, visible_patients
 from hub.db import utcnow
-from hub.errors import HubError, ValidationFailed
+from hub.http.access import access
+from hub.http.forms import attempt, form_data, load_form, undo_refused_change
+from hub.http.request import db
 from hub.models import (
     CONSENT_KIND_LABELS,
     CONSENT_METHOD_LABELS,
@@ -30,10 +32,7 @@ from hub.schemas.patient import (
     PatientSearchForm,
 )
 from hub.services import directory, identity
-from hub.web.access import access
-from hub.web.forms import form_data, load_form
-from hub.web.pages import load_query, page_size, read_despite_error, submit
-from hub.web.request import db
+from hub.web.pages import load_query, page_size, submit
 from workflows import records
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
@@ -117,7 +116,7 @@ def edit(patient_id: int):
     status_before = patient.identity_status
     _, values, errors = submit(PatientForm(), lambda data: _update(patient, data), partial=True)
     if errors:
-        read_despite_error("patient.read", target=patient)
+        undo_refused_change("patient.read", target=patient)
         return _patient_form("patients/edit.html", values, errors, status=422, patient=patient)
     back_to_provisional = patient.identity_status != status_before
     flash(
@@ -217,7 +216,7 @@ def _duplicates_page(values: dict, candidates):
 def duplicate_candidates(candidates) -> dict:
     """The possible duplicates shown before a patient is created (patients/_duplicates.html), with those the
     user may open; the creation is undone and the showing audited. Shared with the referral form."""
-    read_despite_error("patient.duplicate_candidates", details={"candidate_ids": [c.id for c in candidates]})
+    undo_refused_change("patient.duplicate_candidates", details={"candidate_ids": [c.id for c in candidates]})
     reachable = {c.id for c in candidates if can_view_patient(db(), current_user, c)}
     return {"candidates": candidates, "reachable": reachable}
 
@@ -239,16 +238,12 @@ def _record_page(patient, *, form=None, values=None, errors=None, problem=None, 
 def _act_on_record(patient, form: str, schema, perform, success: str, *, renamed=None):
     """One action of the record page: Post/Redirect/Get when done, else the page again with the form's errors."""
     data, values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        perform(data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("patient.read", target=patient)
-        errors = {(renamed or {}).get(key, key): message for key, message in exc.errors.items()}
-        return _record_page(patient, form=form, values=values, errors=errors, problem=exc.detail, status=exc.status)
+    _, refused = attempt(lambda: perform(data), form_errors=errors, read="patient.read", target=patient)
+    if refused:
+        errors = {(renamed or {}).get(key, key): message for key, message in refused.errors.items()}
+        return _record_page(
+            patient, form=form, values=values, errors=errors, problem=refused.detail, status=refused.status
+        )
     flash(success, "success")
     return redirect(url_for("patients.show", patient_id=patient.id))
 

@@ -13,8 +13,11 @@ from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, visible_patients
 from hub.db import utcnow
-from hub.errors import HubError, NotFound, ValidationFailed
+from hub.errors import NotFound, ValidationFailed
 from hub.formatting import DAYS, french_date
+from hub.http.access import access
+from hub.http.forms import attempt, load_form
+from hub.http.request import db
 from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, Professional, Slot
 from hub.schemas.scheduling import (
     RULE_CHOICES,
@@ -32,10 +35,7 @@ from hub.schemas.scheduling import (
     choice_from_rule,
 )
 from hub.services import directory, identity
-from hub.web.access import access
-from hub.web.forms import load_form
-from hub.web.pages import appointment_action, load_query, read_despite_error
-from hub.web.request import db
+from hub.web.pages import appointment_action, load_query
 from scheduling import board
 from scheduling.agenda import week_bounds
 from workflows import appointments, eligibility, programs
@@ -145,12 +145,13 @@ def new_program():
         defaults |= {"report_delay_doctors_hours": 48, "report_delay_patient_hours": 72}
         return _program_form("planning/program_new.html", defaults)
     data, values, errors = load_form(ProgramForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        program = programs.create_program(db(), current_user, data | {"zone": zone().key})
-    except ValidationFailed as exc:
-        return _program_form("planning/program_new.html", values, exc.errors, status=422)
+    program, refused = attempt(
+        lambda: programs.create_program(db(), current_user, data | {"zone": zone().key}),
+        form_errors=errors,
+        refusals=ValidationFailed,
+    )
+    if refused:
+        return _program_form("planning/program_new.html", values, refused.errors, status=422)
     flash(f"Programme créé : {programs.describe_program(program)}.", "success")
     return redirect(url_for("planning.program", program_id=program.id))
 
@@ -170,12 +171,10 @@ def edit_program(program_id: int):
         values = _current_values(program) | {"scope": "following" if from_day else "series", "from_day": from_day}
         return _program_form("planning/program_edit.html", values, program=program)
     data, values, errors = load_form(SeriesForm(exclude=SERIES_FORM_EXCLUDE))
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        target, report = _change_series(program, data)
-    except ValidationFailed as exc:
-        return _program_form("planning/program_edit.html", values, exc.errors, status=422, program=program)
+    changed, refused = attempt(lambda: _change_series(program, data), form_errors=errors, refusals=ValidationFailed)
+    if refused:
+        return _program_form("planning/program_edit.html", values, refused.errors, status=422, program=program)
+    target, report = changed
     flash(_report_message(report), "warning" if report.booked_no_longer_fitting else "success")
     return redirect(url_for("planning.program", program_id=target.id))
 
@@ -291,17 +290,12 @@ def _program_page(program, *, form=None, values=None, errors=None, problem=None,
 def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
     """A form of the program page: Post/Redirect/Get when done, else the page again with the form's errors."""
     data, values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        message = perform(data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("planning.program", target=program)
-        errors = {(renamed or {}).get(key, key): text for key, text in exc.errors.items()}
+    message, refused = attempt(lambda: perform(data), form_errors=errors, read="planning.program", target=program)
+    if refused:
+        errors = {(renamed or {}).get(key, key): text for key, text in refused.errors.items()}
         form_id = f"{form}-{values.get('occurrence', '')}"
-        return _program_page(program, form=form_id, values=values, errors=errors, problem=exc.detail, status=exc.status)
+        page = {"form": form_id, "values": values, "errors": errors, "problem": refused.detail}
+        return _program_page(program, **page, status=refused.status)
     flash(message, "success")
     return redirect(url_for("planning.program", program_id=program.id))
 
@@ -316,15 +310,11 @@ def book(slot_id: int):
     if request.method == "GET":
         return _booking_page(slot, {"place_kind": "lieu_dedie"})
     data, values, errors = load_form(AppointmentForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        appointment = _book(slot, data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("patient.search")
-        return _booking_page(slot, values, exc.errors, problem=exc.detail, status=exc.status, refusal=exc)
+    appointment, refused = attempt(lambda: _book(slot, data), form_errors=errors, read="patient.search")
+    if refused:
+        return _booking_page(
+            slot, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused
+        )
     idel = appointment.accompanying.full_name if appointment.accompanying else None
     flash(f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant.", "success")
     monday = slot.starts_at.astimezone(zone()).date()
@@ -402,13 +392,14 @@ def cancel(appointment_id: int):
 
 
 def _appointment_action(appointment_id: int, verb: str, schema, perform):
-    def show_again(appointment, verb, values, exc):
-        read_despite_error("appointment.read", target=appointment)
-        page = {"form": verb, "values": values, "errors": exc.errors, "problem": exc.detail, "status": exc.status}
-        return _appointment_page(appointment, **page)
+    def show_again(appointment, verb, values, refused):
+        page = {"form": verb, "values": values, "errors": refused.errors, "problem": refused.detail}
+        return _appointment_page(appointment, **page, status=refused.status)
 
     done = url_for("planning.appointment", appointment_id=appointment_id)
-    return appointment_action(appointment_id, verb, schema, perform, show_again=show_again, done_url=done)
+    return appointment_action(
+        appointment_id, verb, schema, perform, show_again=show_again, done_url=done, read="appointment.read"
+    )
 
 
 def _appointment_page(appointment, *, form=None, values=None, errors=None, problem=None, status: int = 200):

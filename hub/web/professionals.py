@@ -4,12 +4,12 @@ from flask import Blueprint, render_template
 from flask_login import current_user
 
 from hub.auth.permissions import Permission
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import PROFESSION_LABELS
 from hub.schemas.directory import ProfessionalSearchForm
 from hub.services import directory
-from hub.web.access import access
 from hub.web.pages import load_query, page_size
-from hub.web.request import db
 
 bp = Blueprint("professionals", __name__, url_prefix="/professionals")
 

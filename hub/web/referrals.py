@@ -6,11 +6,15 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from hub import audit
-from hub.api.referrals import attach, read_closing, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import appointment_for, referral_for, visible_patients
 from hub.documents import store
-from hub.errors import Forbidden, HubError, NotFound, ValidationFailed
+from hub.errors import Forbidden, NotFound, ValidationFailed
+from hub.http.access import access
+from hub.http.downloads import download, send
+from hub.http.forms import attempt, form_data, load_form, undo_refused_change
+from hub.http.request import db, upload_dir
+from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
     IDENTITY_STATUS_LABELS,
@@ -36,12 +40,7 @@ from hub.schemas.referrals import (
 )
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
 from hub.services import identity
-from hub.web.access import access
-from hub.web.downloads import download
-from hub.web.forms import form_data, load_form
-from hub.web.pages import read_despite_error
 from hub.web.patients import SEX_LABELS, duplicate_candidates
-from hub.web.request import db, upload_dir
 from workflows import eligibility, referrals
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
@@ -123,7 +122,8 @@ def new():
     raw = form_data()
     raw["needs"] = request.form.getlist("needs")
     values = dict(raw)
-    try:
+
+    def perform():
         data, new_patient, confirm = _load_new_form(raw)
         send = data.pop("submit", "send") != "draft"
         consent_on = data.pop("consent_collected_on", None)
@@ -131,13 +131,16 @@ def new():
         _attach_uploads(referral)
         if send:
             referrals.submit(db(), current_user, referral, consent_collected_on=consent_on, zone=zone_name())
-    except identity.PossibleDuplicate as exc:
-        return _new_page(values, problem=exc.detail, status=exc.status, **duplicate_candidates(exc.candidates))
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("referral.form")
-        return _new_page(values, exc.errors, problem=exc.detail, status=exc.status)
+        return send
+
+    send, refused = attempt(perform)
+    if isinstance(refused, identity.PossibleDuplicate):
+        return _new_page(
+            values, problem=refused.detail, status=refused.status, **duplicate_candidates(refused.candidates)
+        )
+    if refused:
+        undo_refused_change("referral.form")
+        return _new_page(values, refused.errors, problem=refused.detail, status=refused.status)
     flash("Adressage envoyé à la coordination." if send else "Brouillon enregistré.", "success")
     return redirect(url_for("referrals.mine"))
 
@@ -167,14 +170,22 @@ def _load_new_form(raw: dict) -> tuple[dict, dict | None, bool]:
 
 def _attach_uploads(referral) -> None:
     """Each non-empty file field `file_<n>` with its `kind_<n>`."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
     for name, upload in request.files.items(multi=True):
         if not upload or not upload.filename:
             continue
         suffix = name.removeprefix("file")
         try:
             data = load(AttachmentKindIn(), {"kind": request.form.get(f"kind{suffix}", "other")})
-            attach(referral, data, read_closing(upload, limit + 1), upload.filename)
+            referrals.attach(
+                db(),
+                current_user,
+                referral,
+                kind=data["kind"],
+                content=read_upload(upload),
+                filename=upload.filename,
+                upload_dir=upload_dir(),
+                max_bytes=upload_limit(),
+            )
         except ValidationFailed as exc:
             raise ValidationFailed({name: next(iter(exc.errors.values()))}) from exc
 
@@ -211,17 +222,15 @@ def submit(referral_id: int):
     """Send a saved draft, with the date the GP collected the patient's consent."""
     referral = referral_for(db(), current_user, referral_id, "submit")
     data, values, errors = load_form(SubmitForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        referrals.submit(
+    _, refused = attempt(
+        lambda: referrals.submit(
             db(), current_user, referral, consent_collected_on=data.get("consent_collected_on"), zone=zone_name()
-        )
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("referral.list")
-        return _mine_page(values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id)
+        ),
+        form_errors=errors,
+        read="referral.list",
+    )
+    if refused:
+        return _mine_page(values, refused.errors, problem=refused.detail, status=refused.status, failed_id=referral_id)
     flash("Adressage envoyé à la coordination.", "success")
     return redirect(url_for("referrals.mine"))
 
@@ -260,17 +269,10 @@ def triage():
 def _action(referral_id: int, verb: str, schema, perform):
     referral = referral_for(db(), current_user, referral_id, verb)
     data, values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        message = perform(referral, data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("referral.triage")
-        return _triage_page(
-            values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id, refusal=exc
-        )
+    message, refused = attempt(lambda: perform(referral, data), form_errors=errors, read="referral.triage")
+    if refused:
+        page = {"problem": refused.detail, "status": refused.status, "failed_id": referral_id, "refusal": refused}
+        return _triage_page(values, refused.errors, **page)
     flash(message, "success")
     return redirect(url_for("referrals.triage"))
 
@@ -318,16 +320,14 @@ def cancel(referral_id: int):
     referral = referral_for(db(), current_user, referral_id, "cancel")
     author = referral.author_id == current_user.professional_id
     data, values, errors = load_form(ReasonForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        referrals.cancel(db(), current_user, referral, reason=data["reason"])
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("referral.list" if author else "referral.triage")
+    _, refused = attempt(
+        lambda: referrals.cancel(db(), current_user, referral, reason=data["reason"]),
+        form_errors=errors,
+        read="referral.list" if author else "referral.triage",
+    )
+    if refused:
         show_again = _mine_page if author else _triage_page
-        return show_again(values, exc.errors, problem=exc.detail, status=exc.status, failed_id=referral_id)
+        return show_again(values, refused.errors, problem=refused.detail, status=refused.status, failed_id=referral_id)
     flash("Adressage annulé.", "success")
     return redirect(url_for("referrals.mine" if author else "referrals.triage"))
 
@@ -338,7 +338,8 @@ def cancel(referral_id: int):
 @bp.get("/<int:referral_id>/attachments/<int:attachment_id>")
 @access(Permission.REFERRALS_READ)
 def attachment(referral_id: int, attachment_id: int):
-    return serve_attachment(referral_id, attachment_id)
+    referral = referral_for(db(), current_user, referral_id, "read")
+    return send(referrals.read_attachment(db(), current_user, referral, attachment_id, upload_dir=upload_dir()))
 
 
 @bp.get("/<int:referral_id>/letter.pdf")

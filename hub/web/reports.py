@@ -11,11 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 
 from hub import audit
-from hub.api.reports import report_pdf
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
 from hub.db import utcnow
-from hub.errors import HubError, ValidationFailed
+from hub.errors import ValidationFailed
+from hub.http.access import access
+from hub.http.downloads import send
+from hub.http.forms import attempt, load_form
+from hub.http.request import db, upload_dir
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     ATTACHMENT_KIND_LABELS,
@@ -35,11 +38,8 @@ from hub.models import (
 )
 from hub.schemas.reports import ReportForm, delivery_label
 from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
-from hub.web.access import access
-from hub.web.forms import load_form
-from hub.web.pages import load_query, read_despite_error
+from hub.web.pages import load_query
 from hub.web.planning import zone
-from hub.web.request import db, upload_dir
 from scheduling.agenda import day_bounds
 from workflows import reports
 
@@ -138,20 +138,14 @@ def worklist():
 def start(appointment_id: int):
     appointment = appointment_for(db(), current_user, appointment_id, "read")
     _data, _values, errors = load_form(NoBodyForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        report = reports.start_report(db(), current_user, appointment)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        return _back_to_worklist(appointment, exc.detail)
+    report, refused = attempt(lambda: reports.start_report(db(), current_user, appointment), form_errors=errors)
+    if refused:
+        return _back_to_worklist(appointment, refused.detail)
     return redirect(url_for("reports.edit", report_id=report.id))
 
 
 def _back_to_worklist(appointment: Appointment, message: str):
-    """A refused action from the worklist: nothing of it stays, the reason is shown on the day's list."""
-    db().rollback()
+    """A refused action from the worklist (already undone): the reason is shown on the day's list."""
     flash(message, "error")
     day = appointment.starts_at.astimezone(zone()).date()
     return redirect(url_for("reports.worklist", day=day.isoformat()))
@@ -163,14 +157,15 @@ def waive(appointment_id: int):
     """A serial télésoin session without its own report (seed 002), with the reason."""
     appointment = appointment_for(db(), current_user, appointment_id, "read")
     data, _values, errors = load_form(ReasonForm())
-    try:
+
+    def perform():
         if errors:
             raise ValidationFailed(errors, "Indiquez pourquoi cette séance n'a pas de compte rendu propre.")
         reports.waive_report(db(), current_user, appointment, reason=data["reason"])
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        return _back_to_worklist(appointment, exc.detail)
+
+    _, refused = attempt(perform)
+    if refused:
+        return _back_to_worklist(appointment, refused.detail)
     flash("Séance enregistrée sans compte rendu propre (série de télésoin).", "success")
     day = appointment.starts_at.astimezone(zone()).date()
     return redirect(url_for("reports.worklist", day=day.isoformat()))
@@ -219,9 +214,8 @@ def save(report_id: int):
     """« Enregistrer le brouillon » or « Signer et envoyer »: on any error nothing is saved."""
     report = report_for(db(), current_user, report_id, "update")
     data, values, errors = load_form(ReportForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
+
+    def perform():
         signing = data.pop("action", "save") == "sign"
         fields = {name: data.get(name) for name in TEXT_FIELDS}
         reports.update_draft(
@@ -229,12 +223,12 @@ def save(report_id: int):
         )
         if signing:
             reports.sign(db(), current_user, report, upload_dir=upload_dir())
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("report.form", target=report)
+        return signing
+
+    signing, refused = attempt(perform, form_errors=errors, read="report.form", target=report)
+    if refused:
         db().refresh(report)
-        return _form_page(report, values, exc.errors, problem=exc.detail, status=exc.status)
+        return _form_page(report, values, refused.errors, problem=refused.detail, status=refused.status)
     if signing:
         flash("Compte rendu signé : il part vers ses destinataires.", "success")
         return redirect(url_for("reports.show", report_id=report.id))
@@ -268,7 +262,8 @@ def show(report_id: int):
 @bp.get("/<int:report_id>/pdf")
 @access(Permission.REPORTS_READ)
 def pdf(report_id: int):
-    return report_pdf(report_id)
+    report = report_for(db(), current_user, report_id, "read")
+    return send(reports.signed_pdf(db(), current_user, report, upload_dir=upload_dir()))
 
 
 @bp.post("/<int:report_id>/supersede")
@@ -276,15 +271,9 @@ def pdf(report_id: int):
 def supersede(report_id: int):
     report = report_for(db(), current_user, report_id, "supersede")
     _data, _values, errors = load_form(NoBodyForm())
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        correction = reports.supersede(db(), current_user, report)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        db().rollback()
-        flash(exc.detail, "error")
+    correction, refused = attempt(lambda: reports.supersede(db(), current_user, report), form_errors=errors)
+    if refused:
+        flash(refused.detail, "error")
         return redirect(url_for("reports.show", report_id=report_id))
     flash(f"Version {correction.version} créée : corrigez-la puis signez-la.", "success")
     return redirect(url_for("reports.edit", report_id=correction.id))

@@ -7,13 +7,16 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from hub.api.referrals import read_closing
-from hub.api.teleexpertise import answer, serve_attachment
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_act_on_teleexpertise, can_view_patient, teleexpertise_for, visible_patients
 from hub.documents import store
-from hub.errors import HubError, NotFound, ValidationFailed
+from hub.errors import NotFound, ValidationFailed
 from hub.formatting import french_datetime
+from hub.http.access import access
+from hub.http.downloads import download, send
+from hub.http.forms import attempt, form_data, load_form
+from hub.http.request import db, upload_dir
+from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
     TELEEXPERTISE_STATE_LABELS,
     ConsentKind,
@@ -25,11 +28,6 @@ from hub.models import (
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
-from hub.web.access import access
-from hub.web.downloads import download
-from hub.web.forms import form_data, load_form
-from hub.web.pages import read_despite_error
-from hub.web.request import db, upload_dir
 from workflows import reports, teleexpertise
 
 bp = Blueprint("teleexpertise", __name__, url_prefix="/teleexpertise")
@@ -103,38 +101,36 @@ def new():
         return _new_page({"patient_id": request.args.get("patient_id", ""), "urgency": "routine"})
     values = form_data()
     names, files = _uploads()
-    try:
-        data = load(TeleexpertiseForm(), values)
-        row = _create(data, names, files)
-    except teleexpertise.OverYearlyCap as exc:
-        read_despite_error("teleexpertise.form")
-        return _new_page(values, problem=None, over_cap=exc.detail, status=exc.status)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("teleexpertise.form")
-        return _new_page(values, exc.errors, problem=exc.detail, status=exc.status)
+    row, refused = attempt(lambda: _create(load(TeleexpertiseForm(), values), names, files), read="teleexpertise.form")
+    if isinstance(refused, teleexpertise.OverYearlyCap):
+        return _new_page(values, problem=None, over_cap=refused.detail, status=refused.status)
+    if refused:
+        return _new_page(values, refused.errors, problem=refused.detail, status=refused.status)
     flash("Demande de téléexpertise envoyée.", "success")
     return redirect(url_for("teleexpertise.show", teleexpertise_id=row.id))
 
 
 def _uploads() -> tuple[list[str], list[tuple[bytes, str]]]:
     """The non-empty file fields `file<n>`: their names, and their content (read one byte over the limit)."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
     uploads = [
         (name, upload)
         for name, upload in request.files.items(multi=True)
         if upload and upload.filename and name.startswith("file")
     ]
-    return [name for name, _ in uploads], [(read_closing(upload, limit + 1), upload.filename) for _, upload in uploads]
+    return [name for name, _ in uploads], [(read_upload(upload), upload.filename) for _, upload in uploads]
 
 
 def _create(data: dict, names: list[str], files: list[tuple[bytes, str]]):
     """The workflow checks the files (type, size) as `attachments.<n>`: shown next to the form's file field."""
-    limit = current_app.config["HUB"]["UPLOAD_MAX_BYTES"]
     try:
         return teleexpertise.create(
-            db(), current_user, data, upload_dir=upload_dir(), files=files, max_upload_bytes=limit, zone=zone_name()
+            db(),
+            current_user,
+            data,
+            upload_dir=upload_dir(),
+            files=files,
+            max_upload_bytes=upload_limit(),
+            zone=zone_name(),
         )
     except ValidationFailed as exc:
         by_field = {"attachments": "file1"} | {f"attachments.{n}": name for n, name in enumerate(names)}
@@ -191,19 +187,18 @@ def _action(teleexpertise_id: int, verb: str, schema, perform, message: str, *, 
     again with the reason (the refused change undone, the page's read audited)."""
     row = teleexpertise_for(db(), current_user, teleexpertise_id, verb)
     data, values, errors = load_form(schema)
-    try:
-        if errors:
-            raise ValidationFailed(errors)
-        perform(row, data)
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("teleexpertise.read", target=("teleexpertise_requests", teleexpertise_id))
+    _, refused = attempt(
+        lambda: perform(row, data),
+        form_errors=errors,
+        read="teleexpertise.read",
+        target=("teleexpertise_requests", teleexpertise_id),
+    )
+    if refused:
         row = db().get(TeleexpertiseRequest, teleexpertise_id)
         if not can_act_on_teleexpertise(current_user, row, "read"):  # e.g. another expert of the pool took it
-            flash(exc.detail, "danger")
+            flash(refused.detail, "danger")
             return redirect(url_for("teleexpertise.inbox"))
-        return _show_page(row, values=values, errors=exc.errors, problem=exc.detail, status=exc.status)
+        return _show_page(row, values=values, errors=refused.errors, problem=refused.detail, status=refused.status)
     flash(message, "success")
     return redirect(done or url_for("teleexpertise.show", teleexpertise_id=teleexpertise_id))
 
@@ -287,18 +282,27 @@ def answer_form(teleexpertise_id: int):
         return _answer_page(row, draft)
     data, values, errors = load_form(AnswerForm())
     sign = values.get("action") == "sign"
-    try:
-        if errors:
-            raise ValidationFailed(errors)
+
+    def perform():
         if sign and not (data.get("conclusion") or "").strip():
             raise ValidationFailed({"conclusion": "Rédigez votre conclusion avant de signer."})
-        answer(row, data | {"sign": sign})
-    except HubError as exc:
-        if exc.audit_action:
-            raise
-        read_despite_error("teleexpertise.read", target=("teleexpertise_requests", teleexpertise_id))
+        reports.answer_request(
+            db(),
+            current_user,
+            row,
+            conclusion=data.get("conclusion"),
+            recommendations=data.get("recommendations"),
+            sign=sign,
+            upload_dir=upload_dir(),
+        )
+
+    _, refused = attempt(
+        perform, form_errors=errors, read="teleexpertise.read", target=("teleexpertise_requests", teleexpertise_id)
+    )
+    if refused:
         row = db().get(TeleexpertiseRequest, teleexpertise_id)
-        return _answer_page(row, db().get(Report, draft.id), values, exc.errors, problem=exc.detail, status=exc.status)
+        page = {"problem": refused.detail, "status": refused.status}
+        return _answer_page(row, db().get(Report, draft.id), values, refused.errors, **page)
     flash("Réponse signée et envoyée au demandeur." if sign else "Brouillon enregistré.", "success")
     if sign:
         return redirect(url_for("teleexpertise.show", teleexpertise_id=teleexpertise_id))
@@ -353,7 +357,8 @@ def show(teleexpertise_id: int):
 @bp.get("/<int:teleexpertise_id>/attachments/<int:file_id>")
 @access(Permission.TELEEXPERTISE_READ)
 def attachment(teleexpertise_id: int, file_id: int):
-    return serve_attachment(teleexpertise_id, file_id)
+    row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
+    return send(teleexpertise.read_attachment(db(), current_user, row, file_id, upload_dir=upload_dir()))
 
 
 @bp.get("/<int:teleexpertise_id>/document.pdf")

@@ -8,6 +8,8 @@ from flask_login import current_user
 from hub import audit
 from hub.auth.permissions import Permission
 from hub.db import utcnow
+from hub.http.access import access
+from hub.http.request import db
 from hub.models import PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
@@ -17,10 +19,8 @@ from hub.schemas.scheduling import (
     NoBodyForm,
     ReasonForm,
 )
-from hub.web.access import access
 from hub.web.pages import appointment_action
 from hub.web.planning import zone
-from hub.web.request import db, keep_changes_on_error
 from scheduling import board
 from scheduling.agenda import day_bounds
 from workflows import appointments, completion
@@ -109,11 +109,9 @@ def no_show(appointment_id: int):
 
 
 def _act(appointment_id: int, verb: str, schema, perform):
-    def show_again(_appointment, verb, values, exc):
-        db().rollback()  # nothing of the refused change stays; the page shown again audits its own read
-        keep_changes_on_error()
+    def show_again(_appointment, verb, values, refused):  # the page audits its own read
         form = f"{verb}-{appointment_id}"
-        return _page(form=form, values=values, errors=exc.errors, problem=exc.detail, status=exc.status)
+        return _page(form=form, values=values, errors=refused.errors, problem=refused.detail, status=refused.status)
 
     return appointment_action(
         appointment_id, verb, schema, perform, show_again=show_again, done_url=url_for("visits.index")

@@ -75,7 +75,7 @@ def test_unexpected_error_is_generic(app, client):
     def explode():
         raise RuntimeError("secret internals")
 
-    from hub.web.access import PUBLIC, access
+    from hub.http.access import PUBLIC, access
 
     app.view_functions["home.health"], original = access(PUBLIC)(explode), app.view_functions["home.health"]
     try:
@@ -107,6 +107,6 @@ def test_every_login_step_is_audited_without_secrets(client, coordinator, db_ses
 
 
 def test_only_the_calendar_feed_and_static_files_may_be_revalidated(app):
-    from hub.app import REVALIDATED_ENDPOINTS
+    from hub.http.headers import REVALIDATED_ENDPOINTS
 
     assert {"static", "calendar.feed"} == REVALIDATED_ENDPOINTS

@@ -1,4 +1,6 @@
-"""Errors as a French page or as application/problem+json (RFC 9457), never with a stack trace."""
+"""Errors as a French page or as application/problem+json (RFC 9457), never with a stack trace.
+
+Every handler first discards what the failed request changed (hub.http.request: the unit of work)."""
 
 import logging
 from urllib.parse import quote
@@ -9,6 +11,8 @@ from werkzeug.exceptions import HTTPException
 
 from hub import audit
 from hub.errors import HubError, Unauthorized
+from hub.http.access import is_api_request
+from hub.http.request import db, discard_changes
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +45,17 @@ def problem(status: int, title: str, detail: str, *, type_slug: str = "about:bla
     return response
 
 
-def _is_api() -> bool:
-    return request.path.startswith("/api/")
-
-
 def _record_refusal(exc: HubError) -> None:
-    from hub.web.request import db
-
-    session = db()
-    session.rollback()
+    """The refusal's trace, written after the discarded changes: the request's commit keeps it."""
     actor = current_user if current_user.is_authenticated else None
-    audit.record(session, actor=actor, action=exc.audit_action, target=exc.audit_target, outcome="denied")
-    session.commit()
+    audit.record(db(), actor=actor, action=exc.audit_action, target=exc.audit_target, outcome="denied")
 
 
 def handle_hub_error(exc: HubError):
+    discard_changes()
     if exc.audit_action:
         _record_refusal(exc)
-    if _is_api():
+    if is_api_request():
         members = dict(exc.extra)
         if exc.errors:
             members["errors"] = exc.errors
@@ -69,6 +66,7 @@ def handle_hub_error(exc: HubError):
 
 
 def handle_http_error(exc: HTTPException):
+    discard_changes()
     status = exc.code or 500
     title = HTTP_TITLES.get(status, exc.name)
     detail = {
@@ -76,18 +74,22 @@ def handle_http_error(exc: HTTPException):
         405: "Cette action n'est pas possible à cette adresse.",
         413: "Le contenu envoyé dépasse la taille autorisée.",
     }.get(status, title)
-    if _is_api():
+    if is_api_request():
         return problem(status, title, detail)
     return render_template("error.html", title=title, detail=detail), status
 
 
 def handle_unexpected(exc: Exception):
+    try:
+        discard_changes()
+    except Exception:  # e.g. the database connection is gone: the error page is still due
+        log.exception("could not discard the failed request's changes")
     log.exception("unexpected error on %s %s", request.method, request.path)
     title, detail = (
         HTTP_TITLES[500],
         "Une erreur inattendue est survenue. Elle a été enregistrée ; réessayez.",
     )
-    if _is_api():
+    if is_api_request():
         return problem(500, title, detail)
     return render_template("error.html", title=title, detail=detail), 500
 

@@ -1,0 +1,59 @@
+"""Deny by default: every endpoint states who may call it, or the request is refused.
+
+`@access(Permission.X)` (role check), `@access(AUTHENTICATED)` or `@access(PUBLIC)`. Object checks
+(care relation, same CPTS) are made by the view through hub.auth.policies once the object is loaded.
+"""
+
+from flask import Flask, current_app, request
+from flask_login import current_user
+
+from hub.auth.permissions import Permission, has_permission
+from hub.errors import Forbidden, Unauthorized
+from hub.http.csrf import check_csrf
+
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"
+# Reached between the password and the second factor: the user is not logged in yet.
+PENDING_SECOND_FACTOR = "pending-second-factor"
+
+
+def access(rule: str | Permission):
+    def decorate(view):
+        view.access_rule = rule
+        return view
+
+    return decorate
+
+
+def access_rule_of(view) -> str | Permission | None:
+    return getattr(view, "access_rule", None)
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def enforce_access() -> None:
+    """Before every view: its rule, then CSRF for a page's unsafe method, then the login, then the role."""
+    if request.endpoint is None or request.endpoint == "static":
+        return
+    rule = access_rule_of(current_app.view_functions[request.endpoint])
+    if rule == PUBLIC:
+        return
+    if not is_api_request():
+        check_csrf()
+    if rule == PENDING_SECOND_FACTOR:
+        return
+    if not current_user.is_authenticated:
+        raise Unauthorized("Connectez-vous pour accéder à cette page.")
+    if rule == AUTHENTICATED:
+        return
+    if rule is None or not has_permission(current_user, Permission(rule)):
+        raise Forbidden("Votre rôle ne permet pas cette action.", audit_action=f"access.{request.endpoint}")
+
+
+def check_every_endpoint_declares_access(app: Flask) -> None:
+    """Refuse to start with an endpoint that states no access rule: deny by default, and loudly."""
+    missing = [name for name, view in app.view_functions.items() if name != "static" and access_rule_of(view) is None]
+    if missing:
+        raise RuntimeError(f"endpoints without an access rule: {', '.join(sorted(missing))}")

@@ -1,0 +1,74 @@
+"""The request cycle (`init_request_cycle`) and its unit of work: one database session, opened on first use,
+committed in one place.
+
+- A view that returns a response has done its work: `finish_request` commits it, whatever the status — a
+  refused login keeps its failure count (401), a form shown again keeps the audit of that page's read.
+- A view that raises has its work discarded: every error handler (hub.http.errors) calls `discard_changes`
+  first; a refusal that must be traced is recorded after that, and committed by `finish_request` as well.
+- A form refused by the domain is not an error page: hub.http.forms.attempt discards the refused change
+  before the page is shown again, so that only that page's read remains to commit.
+"""
+
+import uuid
+from pathlib import Path
+
+from flask import Flask, current_app, g, request
+
+from hub import audit
+from hub.http.access import enforce_access
+from hub.http.headers import secure_headers
+
+
+def db():
+    """The request's database session (opened on first use, closed at the end of the request)."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["hub.sessions"]()
+    return g.db_session
+
+
+def upload_dir() -> Path:
+    """Where uploads and the hub's frozen documents are stored, outside the web root (I3)."""
+    return Path(current_app.config["HUB"].get("UPLOAD_DIR") or Path(current_app.instance_path) / "uploads")
+
+
+def discard_changes() -> None:
+    """Undo everything the request changed so far (a refusal, an error); the session stays usable."""
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()
+        audit.discard_pending(session)
+
+
+def finish_request(response):
+    """The request's one commit, after its response is made (registered with `after_request`)."""
+    session = g.pop("db_session", None)
+    if session is None:
+        return response
+    try:
+        session.commit()
+    finally:
+        session.close()
+    return response
+
+
+def close_request_session(_exc=None) -> None:
+    """When no response was finished (an error in an after-request step): nothing of the request stays."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def open_request() -> None:
+    g.request_id = uuid.uuid4().hex
+    audit.current_context.set(audit.AuditContext(request_id=g.request_id, ip=request.remote_addr))
+
+
+def init_request_cycle(app: Flask) -> None:
+    """Every request: an id for the audit, the access rule, the view, then (after-request steps run last
+    registered first) its one commit, then the security headers."""
+    app.before_request(open_request)
+    app.before_request(enforce_access)
+    app.after_request(secure_headers)
+    app.after_request(finish_request)
+    app.teardown_request(close_request_session)
