@@ -135,7 +135,7 @@ def answer_request(
     *,
     conclusion: str | None,
     recommendations: str | None,
-    sign: bool,
+    and_sign: bool,
     upload_dir: Path,
 ) -> Report:
     """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
@@ -148,7 +148,7 @@ def answer_request(
         conclusion=conclusion,
         follow_up=recommendations,
     )
-    if sign:
+    if and_sign:
         sign(session, actor, draft, upload_dir=upload_dir)
     return draft
 

@@ -126,7 +126,7 @@ def answer_teleexpertise(teleexpertise_id: int):
             row,
             conclusion=data.get("conclusion"),
             recommendations=data.get("recommendations"),
-            sign=data.get("sign", False),
+            and_sign=data.get("sign", False),
             upload_dir=upload_dir(),
         )
 

@@ -292,7 +292,7 @@ def answer_form(teleexpertise_id: int):
             row,
             conclusion=data.get("conclusion"),
             recommendations=data.get("recommendations"),
-            sign=sign,
+            and_sign=sign,
             upload_dir=upload_dir(),
         )
 
