@@ -153,6 +153,7 @@ MATRIX = {
     ("api.create_program", "POST"): PLANNING,
     ("api.get_program", "GET"): PLANNING_OBJECT,
     ("api.update_program", "PATCH"): PLANNING_OBJECT,
+    ("api.cancel_program", "POST"): PLANNING_OBJECT,
     ("api.list_slots", "GET"): PLANNING_OBJECT,
     ("api.book_appointment", "POST"): PLANNING,
     ("api.get_appointment", "GET"): APPOINTMENT,
