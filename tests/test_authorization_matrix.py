@@ -175,6 +175,7 @@ MATRIX = {
     ("planning.cancel_occurrence", "POST"): PLANNING_OBJECT,
     ("planning.move_occurrence", "POST"): PLANNING_OBJECT,
     ("planning.add_closure", "POST"): PLANNING_OBJECT,
+    ("planning.cancel_series", "POST"): PLANNING_OBJECT,
     ("planning.book", "GET"): PLANNING_OBJECT,
     ("planning.book", "POST"): PLANNING_OBJECT,
     ("planning.appointment", "GET"): PLANNING_OBJECT,
