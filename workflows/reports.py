@@ -40,7 +40,6 @@ from hub.models import (
     DeliveryState,
     Modality,
     OutboxMessage,
-    Patient,
     Professional,
     RecipientRole,
     Referral,
@@ -679,10 +678,6 @@ def current_reports(session: Session, where, *, limit: int = 200) -> list[Report
             .limit(limit)
         )
     )
-
-
-def reports_of_patient(session: Session, patient: Patient) -> list[Report]:
-    return current_reports(session, Report.patient_id == patient.id)
 
 
 def _author(session: Session, actor: User, professional_id: int | None) -> Professional:
