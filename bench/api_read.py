@@ -7,7 +7,7 @@ written at run time into a temporary directory, sends `/bare` to a bare Flask ap
     .venv/bin/python bench/api_read.py                       # SQLite and PostgreSQL, 10 s each
     .venv/bin/python bench/api_read.py --database sqlite --seconds 5
 
-Goal (QUALITY.md, P1): patient reads reach at least 0.30 of the bare route's throughput. Every successful
+Goal (docs/guarantees.md, P1): patient reads reach at least 0.30 of the bare route's throughput. Every successful
 read must leave exactly one audit row; the script checks it.
 """
 

@@ -19,7 +19,7 @@ The hub and the baseline book pairs of slots of the same shape, and take turns g
     .venv/bin/python bench/booking.py                          # 1 M allocations, 300 bookings each way
     .venv/bin/python bench/booking.py --allocations 20000 --bookings 100     # a quick run
 
-Goal (QUALITY.md, P2): the hub's booking takes at most 2x the baseline's time, mean and p95.
+Goal (docs/guarantees.md, P2): the hub's booking takes at most 2x the baseline's time, mean and p95.
 """
 
 import argparse

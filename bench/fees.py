@@ -21,7 +21,7 @@ median of `--rounds` rounds, the queries of each operation at both sizes, and th
     .venv/bin/python bench/fees.py                              # SQLite and PostgreSQL, 9 rounds
     .venv/bin/python bench/fees.py --database sqlite --rounds 5
 
-Goal (QUALITY.md, P6): with 10× (here 30×) more data, a page's latency grows ≤ 1.2× (the work is O(page), not
+Goal (docs/guarantees.md, P6): with 10× (here 30×) more data, a page's latency grows ≤ 1.2× (the work is O(page), not
 O(data)) and its query count is constant. The region's batch does 30 times the work: its time per CPTS is
 held to the same goal.
 """

@@ -18,7 +18,7 @@ hub run with cProfile and prints where the time goes.
     .venv/bin/python bench/slots.py                              # SQLite and PostgreSQL, 5 rounds
     .venv/bin/python bench/slots.py --database sqlite --rounds 3 --profile
 
-Goal (QUALITY.md, P5): the hub's generation takes at most 3x the baseline's time.
+Goal (docs/guarantees.md, P5): the hub's generation takes at most 3x the baseline's time.
 """
 
 import argparse

@@ -67,9 +67,3 @@ class RuleViolation(HubError):
     status = 422
     title = "Règle non respectée"
     type_slug = "rule-violation"
-
-
-class TooManyRequests(HubError):
-    status = 429
-    title = "Trop de tentatives"
-    type_slug = "too-many-requests"

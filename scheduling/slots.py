@@ -112,13 +112,3 @@ def booked_slot_ids(session: Session, slot_ids: list[int]) -> set[int]:
             select(Appointment.slot_id).where(Appointment.slot_id.in_(slot_ids), Appointment.state.in_(HOLDING_STATES))
         )
     )
-
-
-def slots_between(session: Session, program_id: int, start: dt.datetime, end: dt.datetime) -> list[Slot]:
-    return list(
-        session.scalars(
-            select(Slot)
-            .where(Slot.program_id == program_id, Slot.starts_at >= start, Slot.starts_at < end)
-            .order_by(Slot.starts_at)
-        )
-    )

@@ -579,15 +579,6 @@ def lock(session: Session, appointment: Appointment) -> None:
     session.refresh(appointment)
 
 
-def get_appointment(session: Session, appointment_id: int, *, cpts_id: int) -> Appointment:
-    appointment = session.get(Appointment, appointment_id)
-    if appointment is None or appointment.cpts_id != cpts_id:
-        raise NotFound(
-            "Rendez-vous introuvable.", audit_action="appointment.read", audit_target=("appointments", appointment_id)
-        )
-    return appointment
-
-
 def _offers(session: Session, appointment: Appointment) -> list[VisitOffer]:
     return list(session.scalars(select(VisitOffer).where(VisitOffer.appointment_id == appointment.id)))
 

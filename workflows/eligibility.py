@@ -204,10 +204,6 @@ def reasons_of(assessment: EligibilityAssessment) -> list[str]:
     return json.loads(assessment.reasons or "[]")
 
 
-def answers_of(assessment: EligibilityAssessment) -> dict:
-    return json.loads(assessment.answers or "{}")
-
-
 class NotEligible(RuleViolation):
     """A remote booking refused for want of an eligibility that allows it. It names the patient and the
     modality (problem+json members too), so that a page can lead to the patient's checklist."""

@@ -70,14 +70,12 @@ STEP_MACHINE = Machine(
     "l'étape",
     {
         "book": (frozenset({St.PLANNED}), St.BOOKED),
-        "unbook": (frozenset({St.BOOKED}), St.PLANNED),
         "done": (frozenset({St.PLANNED, St.BOOKED}), St.DONE),
         "skip": (frozenset({St.PLANNED, St.BOOKED}), St.SKIPPED),
     },
     STEP_STATE_LABELS,
 )
 OPEN_STEPS = frozenset({St.PLANNED, St.BOOKED})
-REMOTE_MODALITIES = frozenset({Modality.TELESOIN, Modality.ASSISTED_TELECONSULTATION})
 KINE = Profession.PHYSIOTHERAPIST.value
 
 
@@ -315,11 +313,6 @@ def book_step_into_slot(
     )
     book_step(session, actor, step, appointment=appointment)
     return appointment
-
-
-def unbook_step(session: Session, actor, step: CarePathwayStep) -> CarePathwayStep:
-    step.appointment_id = None
-    return _step_verb(session, actor, step, "unbook")
 
 
 def mark_done(session: Session, actor, step: CarePathwayStep) -> CarePathwayStep:

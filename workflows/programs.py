@@ -6,12 +6,12 @@ import datetime as dt
 import json
 
 from dateutil.rrule import rrulestr
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.db import utcnow
-from hub.errors import NotFound, RuleViolation, ValidationFailed
+from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     Appointment,
     Organisation,
@@ -29,6 +29,7 @@ from scheduling.recurrence import InvalidRecurrence, Recurrence, describe, local
 from scheduling.slots import GenerationReport, booked_slot_ids, generate_slots, recurrence_of
 from workflows import appointments
 
+_CANCELLABLE = appointments.MACHINE.transitions["cancel"][0]
 PERFORMERS = {
     ProgramKind.ASSISTED_TELECONSULTATION: {Profession.SPECIALIST, Profession.GENERAL_PRACTITIONER},
     ProgramKind.TELESOIN: {
@@ -277,10 +278,13 @@ def cancel_occurrence(
 
 
 def cancel_series(session: Session, actor, program: SessionProgram, *, reason: str, now=None) -> int:
-    """Cancel the series from now on: no open future slot and no future hold remain."""
+    """Stop the series from now on: no open future slot and no future hold remain; the number of
+    appointments cancelled."""
     now = now or utcnow()
     if not (reason or "").strip():
         raise ValidationFailed({"reason": "Indiquez le motif de l'annulation."})
+    if not program.is_active:
+        raise Conflict("Cette série est déjà arrêtée.")
     future = list(session.scalars(select(Slot).where(Slot.program_id == program.id, Slot.starts_at >= now)))
     cancelled = _cancel_slots(session, actor, future, reason=reason, now=now)
     program.is_active = False
@@ -290,13 +294,22 @@ def cancel_series(session: Session, actor, program: SessionProgram, *, reason: s
     return cancelled
 
 
+def bookings_to_cancel(session: Session, program: SessionProgram, *, now=None) -> int:
+    """How many appointments stopping the series now would cancel (the page warns before)."""
+    future = select(Slot.id).where(Slot.program_id == program.id, Slot.starts_at >= (now or utcnow()))
+    return session.scalar(
+        select(func.count())
+        .select_from(Appointment)
+        .where(Appointment.slot_id.in_(future), Appointment.state.in_(_CANCELLABLE))
+    )
+
+
 def _cancel_slots(session: Session, actor, slots: list[Slot], *, reason: str, now: dt.datetime) -> int:
     ids = [s.id for s in slots]
     live = list(
         session.scalars(
             select(Appointment).where(
-                Appointment.slot_id.in_(ids) if ids else False,
-                Appointment.state.in_(appointments.MACHINE.transitions["cancel"][0]),
+                Appointment.slot_id.in_(ids) if ids else False, Appointment.state.in_(_CANCELLABLE)
             )
         )
     )

@@ -17,7 +17,7 @@ from hub import audit
 from hub.auth.policies import can_view_patient
 from hub.db import utcnow
 from hub.documents import pdf, store
-from hub.errors import NotFound, RuleViolation, ValidationFailed
+from hub.errors import RuleViolation, ValidationFailed
 from hub.models import (
     REFERRAL_STATE_LABELS,
     URGENCY_RANK,
@@ -512,10 +512,3 @@ def lock(session: Session, referral: Referral) -> None:
     the second sees it `scheduled` and is refused. SQLite's BEGIN IMMEDIATE already serialises writers."""
     session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
     session.refresh(referral)
-
-
-def get_referral(session: Session, referral_id: int, *, cpts_id: int) -> Referral:
-    referral = session.get(Referral, referral_id)
-    if referral is None or referral.cpts_id != cpts_id:
-        raise NotFound("Adressage introuvable.", audit_action="referral.read", audit_target=("referrals", referral_id))
-    return referral

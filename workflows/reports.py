@@ -24,7 +24,7 @@ from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
 from hub.documents.identity import custodian_of, patient_identity, professional_identity
-from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from hub.errors import Conflict, RuleViolation, ValidationFailed
 from hub.models import (
     RECIPIENT_ROLE_LABELS,
     REPORT_DELAY_DEFAULTS,
@@ -40,7 +40,6 @@ from hub.models import (
     DeliveryState,
     Modality,
     OutboxMessage,
-    Patient,
     Professional,
     RecipientRole,
     Referral,
@@ -125,7 +124,7 @@ def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -
     teleexpertise.take_to_answer(session, actor, request)
     if request.answer_report_id is not None:
         return session.get(Report, request.answer_report_id)
-    return start_answer(session, actor, request)
+    return _start_answer(session, actor, request)
 
 
 def answer_request(
@@ -153,7 +152,7 @@ def answer_request(
     return draft
 
 
-def start_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
+def _start_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
     """The expert's draft answer to a téléexpertise request (a report of type 85208-7)."""
     author = _author(session, actor, request.expert_id)
     if request.state not in (TeleexpertiseState.ASSIGNED, TeleexpertiseState.IN_PROGRESS):
@@ -679,17 +678,6 @@ def current_reports(session: Session, where, *, limit: int = 200) -> list[Report
             .limit(limit)
         )
     )
-
-
-def reports_of_patient(session: Session, patient: Patient) -> list[Report]:
-    return current_reports(session, Report.patient_id == patient.id)
-
-
-def get_report(session: Session, report_id: int, *, cpts_id: int) -> Report:
-    report = session.get(Report, report_id)
-    if report is None or report.cpts_id != cpts_id:
-        raise NotFound("Compte rendu introuvable.")
-    return report
 
 
 def _author(session: Session, actor: User, professional_id: int | None) -> Professional:

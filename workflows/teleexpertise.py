@@ -688,7 +688,6 @@ def expire_overdue(session_factory: sessionmaker[Session], now: dt.datetime) -> 
 class RequestRow:
     request: TeleexpertiseRequest
     time_left: dt.timedelta | None  # None once the request is no longer awaiting an answer
-    is_pool: bool
 
 
 def _listing(query):
@@ -705,7 +704,6 @@ def _rows(requests, now: dt.datetime) -> list[RequestRow]:
         RequestRow(
             request=r,
             time_left=r.deadline_at - now if r.state in OPEN else None,
-            is_pool=r.specialty is not None,
         )
         for r in requests
     ]

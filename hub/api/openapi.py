@@ -54,6 +54,7 @@ from hub.schemas.scheduling import (
     ProgramUpdateOut,
     ReasonIn,
     ReassignIn,
+    SeriesStopOut,
     SlotOut,
 )
 from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
@@ -84,6 +85,12 @@ OPERATIONS = {
     "api.create_program": ("Créer un programme récurrent et ses créneaux", ProgramIn, ProgramOut, False),
     "api.get_program": ("Lire un programme", None, ProgramOut, False),
     "api.update_program": ("Modifier toute la série à partir de maintenant", ProgramSeriesIn, ProgramUpdateOut, False),
+    "api.cancel_program": (
+        "Arrêter la série : créneaux à venir retirés, rendez-vous annulés",
+        ReasonIn,
+        SeriesStopOut,
+        False,
+    ),
     "api.list_slots": ("Créneaux d'un programme et leur état", None, SlotOut, True),
     "api.book_appointment": ("Réserver un créneau pour un patient", AppointmentIn, AppointmentOut, False),
     "api.get_appointment": ("Lire un rendez-vous", None, AppointmentOut, False),
@@ -195,6 +202,7 @@ OPERATIONS = {
 MULTIPART = {"api.add_referral_attachment"}
 # POST endpoints that change a resource rather than create one: they answer 200.
 ANSWER_200 = {
+    "api.cancel_program",
     "api.confirm_appointment",
     "api.decline_appointment",
     "api.check_in_appointment",

@@ -16,6 +16,8 @@ from hub.schemas.scheduling import (
     ProgramOut,
     ProgramSeriesIn,
     ProgramUpdateOut,
+    ReasonIn,
+    SeriesStopOut,
     SlotOut,
     SlotWindowArgs,
 )
@@ -56,6 +58,16 @@ def update_program(program_id: int):
         raise ValidationFailed({"_schema": "Aucun champ à modifier."})
     report = programs.update_series(db(), current_user, program, changes)
     return ProgramUpdateOut().dump(program) | {"slots": GenerationOut().dump(report)}
+
+
+@blueprint.post("/programs/<int:program_id>/cancel")
+@access(Permission.PROGRAMS_MANAGE)
+def cancel_program(program_id: int):
+    """Stop the series: its future slots go, their appointments are cancelled (and their people told)."""
+    program = programs.get_program(db(), program_id, cpts_id=current_user.cpts_id)
+    data = load_json(ReasonIn())
+    cancelled = programs.cancel_series(db(), current_user, program, reason=data["reason"])
+    return SeriesStopOut().dump(program) | {"appointments_cancelled": cancelled}
 
 
 @blueprint.get("/programs/<int:program_id>/slots")

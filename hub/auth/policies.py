@@ -52,10 +52,6 @@ def visible_patients(user) -> ColumnElement[bool]:
     return in_cpts & Patient.id.in_(related.select())
 
 
-def can_manage_in_cpts(user, permission: Permission, cpts_id: int) -> bool:
-    return has_permission(user, permission) and user.cpts_id == cpts_id
-
-
 # What each verb on an appointment needs from the role; the relation to the appointment comes on top.
 APPOINTMENT_VERBS = {
     "read": Permission.APPOINTMENTS_READ,

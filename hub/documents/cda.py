@@ -3,7 +3,7 @@ des documents de santé") around the PDF rendering carried as a base64 `nonXMLBo
 
 `build_cda` gives the same bytes for the same document and PDF, so the hash stored at signing matches every
 later attempt to send it. `check_cda` lists, in French, what a document breaks among the structural rules
-written down below; the tests and the connectors' self-checks use it.
+written down below; the tests use it on every rendering they make.
 """
 
 import base64

@@ -39,9 +39,6 @@ class Tariff(Base):
     yearly_cap_per_patient: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    def applies_on(self, day: dt.date) -> bool:
-        return self.effective_from <= day and (self.effective_until is None or day <= self.effective_until)
-
 
 class FeeStatus(StrEnum):
     ACCRUED = "accrued"

@@ -10,22 +10,6 @@ from hub.schemas.base import Bool, Date, Enum, FormSchema, InputSchema, Int, Lis
 
 ACT_KIND_CHOICES = ("follow_up", "initial_assessment", "renewal_assessment")
 ALTERNATIVE_CHOICES = ("in_person", "home_visit")
-ELIGIBILITY_BOOLEANS = (
-    "clinical_situation_compatible",
-    "can_communicate_remotely",
-    "can_use_tools",
-    "aidant_present",
-    "physical_factors_ok",
-    "psychological_factors_ok",
-    "social_factors_ok",
-    "needs_direct_contact",
-    "needs_equipment_not_at_hand",
-    "is_first_care",
-    "parent_present",
-    "several_conditions",
-    "illectronism",
-    "mobility_issues",
-)
 
 
 def _one_of(choices) -> validate.OneOf:

@@ -46,10 +46,6 @@ class IdentityCheckIn(InputSchema):
     note = Str(validate=length(300), allow_none=True)
 
 
-class IdentityCheckForm(IdentityCheckIn, FormSchema):
-    pass
-
-
 class ConsentIn(InputSchema):
     kind = Enum(ConsentKind, by_value=True, required=True)
     method = Enum(ConsentMethod, by_value=True, required=True)

@@ -17,8 +17,6 @@ from hub.models import (
 from hub.schemas.base import Bool, Date, Enum, FormSchema, InputSchema, Int, List, Str, length
 from hub.schemas.patient import PatientIn
 
-NEED_CHOICES = ("illectronisme", "mobilite_reduite", "audition", "interprete", "aidant")
-
 
 class ReferralUpdateIn(InputSchema):
     """A draft's letter, target, urgency and needs; its patient stays."""

@@ -249,6 +249,12 @@ class ProgramUpdateOut(ProgramOut):
     slots = fields.Nested(GenerationOut)
 
 
+class SeriesStopOut(ProgramOut):
+    """The program once its series is stopped (inactive), with the number of appointments cancelled."""
+
+    appointments_cancelled = fields.Integer()
+
+
 # --- slots ------------------------------------------------------------------------------------------------
 
 

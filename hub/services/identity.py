@@ -364,13 +364,6 @@ def search_patients(session: Session, visible, *, text=None, birth_date=None, pa
     return list(rows), total
 
 
-def get_patient(session: Session, patient_id: int) -> Patient:
-    patient = session.get(Patient, patient_id)
-    if patient is None:
-        raise NotFound("Patient introuvable.")
-    return patient
-
-
 # --- the patient's record and care team ------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
-"""The coordinator's planning: session programs (creation, series edits, occurrences, closures), the week
-planner, booking a patient into a slot, and an appointment's page (reassign the IDEL, cancel)."""
+"""The coordinator's planning: session programs (creation, series edits, occurrences, closures, stopping the
+series), the week planner, booking a patient into a slot, and an appointment's page (reassign the IDEL, cancel)."""
 
 import datetime as dt
 from collections import defaultdict
@@ -227,6 +227,18 @@ def add_closure(program_id: int):
     return _occurrence_action(program, "closure", ClosureForm(), perform)
 
 
+@bp.post("/programs/<int:program_id>/cancel")
+@access(Permission.PROGRAMS_MANAGE)
+def cancel_series(program_id: int):
+    program = _program(program_id)
+
+    def perform(data):
+        cancelled = programs.cancel_series(db(), current_user, program, reason=data["reason"])
+        return f"Série arrêtée ; {cancelled} rendez-vous annulé(s), les personnes concernées sont prévenues."
+
+    return _occurrence_action(program, "stop", ReasonForm(), perform)
+
+
 def _program(program_id: int):
     return programs.get_program(db(), program_id, cpts_id=current_user.cpts_id)
 
@@ -281,6 +293,7 @@ def _program_page(program, *, form=None, values=None, errors=None, problem=None,
         occurrences[view.slot.occurrence_start].append(view)
     audit.record(db(), actor=current_user, action="planning.program", target=program, details={"slots": len(views)})
     context = {"form": form, "values": values or {}, "errors": errors or {}, "problem": problem}
+    context["bookings_to_cancel"] = programs.bookings_to_cancel(db(), program, now=now) if program.is_active else 0
     description = programs.describe_program(program)
     return render_template(
         "planning/program.html", program=program, description=description, occurrences=occurrences, **context

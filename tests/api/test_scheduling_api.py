@@ -15,6 +15,8 @@ from hub.models import (
     Profession,
     Role,
     SessionProgram,
+    Slot,
+    SlotState,
 )
 from tests import factories
 from tests.api.test_patients_api import assert_problem, last_audit
@@ -195,6 +197,51 @@ def test_programs_are_the_coordinators_and_per_cpts(api_as, db_session, territor
     assert_problem(api_as(stranger).get(f"/api/v1/programs/{territory.program.id}"), 404)
     assert_problem(api_as(stranger).get(f"/api/v1/programs/{territory.program.id}/slots"), 404)
     assert territory.program.id not in [p["id"] for p in api_as(stranger).get("/api/v1/programs").get_json()["items"]]
+
+
+# --- stopping a series ------------------------------------------------------------------------------------
+
+
+def test_stopping_the_series_cancels_its_future_appointments(api_as, db_session, territory, slot, booked):
+    free = factories.slot(db_session, territory.program, slot.ends_at)
+    free_id = free.id
+    db_session.commit()
+    client = api_as(territory.coordinator)
+    stopped = client.post(f"/api/v1/programs/{territory.program.id}/cancel", json={"reason": "Fin du partenariat"})
+    assert stopped.status_code == 200, stopped.get_json()
+    body = stopped.get_json()
+    assert (body["id"], body["is_active"], body["appointments_cancelled"]) == (territory.program.id, False, 1)
+    db_session.expire_all()
+    assert db_session.get(Appointment, booked.id).state is AppointmentState.CANCELLED
+    assert db_session.get(Slot, slot.id).state is SlotState.CANCELLED  # kept: its appointment's history
+    assert db_session.get(Slot, free_id) is None
+    assert last_audit(db_session).action == "program.cancel_series"
+    again = assert_problem(client.post(f"/api/v1/programs/{territory.program.id}/cancel", json={"reason": "x"}), 409)
+    assert again["detail"] == "Cette série est déjà arrêtée."
+
+
+@pytest.mark.parametrize(
+    "body, field", [({}, "reason"), ({"reason": "   "}, "reason"), ({"reason": "Fin", "is_active": True}, "is_active")]
+)
+def test_stopping_needs_a_reason_and_nothing_changes_without(api_as, db_session, territory, booked, body, field):
+    response = api_as(territory.coordinator).post(f"/api/v1/programs/{territory.program.id}/cancel", json=body)
+    assert field in assert_problem(response, 422)["errors"]
+    db_session.expire_all()
+    assert db_session.get(SessionProgram, territory.program.id).is_active
+    assert db_session.get(Appointment, booked.id).state is AppointmentState.PROPOSED
+
+
+def test_only_the_cpts_coordinators_stop_a_series(api_as, db_session, territory, booked):
+    url = f"/api/v1/programs/{territory.program.id}/cancel"
+    stranger = factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR)
+    assert_problem(api_as(stranger).post(url, json={"reason": "Fin"}), 404)
+    assert_problem(api_as(territory.idel_user).post(url, json={"reason": "Fin"}), 403)
+    assert_problem(
+        api_as(factories.user(db_session, territory.cpts, Role.ADMIN)).post(url, json={"reason": "Fin"}), 403
+    )
+    db_session.expire_all()
+    assert db_session.get(SessionProgram, territory.program.id).is_active
+    assert db_session.get(Appointment, booked.id).state is AppointmentState.PROPOSED
 
 
 # --- booking ----------------------------------------------------------------------------------------------
@@ -426,3 +473,5 @@ def test_openapi_documents_the_scheduling_api(client):
     assert "201" in book["responses"]
     assert "200" in document["paths"]["/appointments/{appointment_id}/confirm"]["post"]["responses"]
     assert {p["name"] for p in document["paths"]["/programs/{program_id}/slots"]["get"]["parameters"]} >= {"from", "to"}
+    stop = document["paths"]["/programs/{program_id}/cancel"]["post"]
+    assert "200" in stop["responses"] and "appointments_cancelled" in str(document["components"]["schemas"])

@@ -1,5 +1,6 @@
-"""The coordinator's pages: programs (rule choices, series edits, occurrences, closures), the week planner
-(states at a glance, a constant number of queries), booking a patient, reassigning the IDEL, cancelling."""
+"""The coordinator's pages: programs (rule choices, series edits, occurrences, closures, stopping the series),
+the week planner (states at a glance, a constant number of queries), booking a patient, reassigning the IDEL,
+cancelling."""
 
 import datetime as dt
 import html
@@ -271,6 +272,30 @@ def test_a_closure_removes_its_slots(auth, db_session, coordinator, territory):
     assert monday_slots(db_session, program) == []
     assert monday_slots(db_session, program, MONDAY_14H + dt.timedelta(days=14)) != []
     assert "Travaux" in text(auth.client.get(f"/planning/programs/{program.id}"))
+
+
+def test_the_coordinator_stops_a_series(auth, db_session, coordinator, territory):
+    program = created_program(db_session, auth, territory)
+    appointment = book(db_session, territory, monday_slots(db_session, program)[0], patient=territory.patient)
+    db_session.commit()
+    url = f"/planning/programs/{program.id}"
+    assert "1 rendez-vous réservé à venir sera annulé" in text(auth.client.get(url))
+    refused = auth.post(f"{url}/cancel", {"reason": "  "})
+    assert refused.status_code == 422
+    assert field_error(text(refused), "reason") == "Ce champ est obligatoire."
+    assert 'id="f-reason"' in text(refused) and "Arrêter la série" in text(refused)
+    db_session.expire_all()
+    assert program.is_active and count(db_session, Slot, Slot.program_id == program.id) == 3 * 12
+    done = auth.post(f"{url}/cancel", {"reason": "Fin du partenariat avec le CH"})
+    assert done.status_code == 302 and done.headers["Location"].endswith(url)
+    shown = text(auth.client.get(url))
+    assert "Série arrêtée ; 1 rendez-vous annulé(s)" in shown and "Cette série est arrêtée" in shown
+    db_session.expire_all()
+    assert not program.is_active
+    assert db_session.get(Appointment, appointment.id).state is AppointmentState.CANCELLED
+    assert count(db_session, Slot, Slot.program_id == program.id, Slot.state == SlotState.OPEN) == 0
+    assert count(db_session, Slot, Slot.program_id == program.id) == 1, "only the booked slot stays, cancelled"
+    assert "Arrêté" in text(auth.client.get("/planning/programs"))
 
 
 # --- the week planner -------------------------------------------------------------------------------------

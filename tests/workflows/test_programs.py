@@ -4,7 +4,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from hub.errors import RuleViolation, ValidationFailed
+from hub.errors import Conflict, RuleViolation, ValidationFailed
 from hub.models import Allocation, AppointmentState, PlaceKind, ProgramKind, Slot, SlotState
 from scheduling.agenda import day_bounds, professional_agenda
 from scheduling.slots import generate_slots
@@ -211,6 +211,16 @@ def test_cancelling_the_series_leaves_nothing_behind(db_session, territory):
     assert slot_starts(db_session, program, state=SlotState.OPEN) == []
     assert db_session.scalar(select(func.count()).select_from(Allocation)) == 0
     assert generate_slots(db_session, program, now=JAN_2026).created == 0
+
+
+def test_the_appointments_a_stop_would_cancel_are_counted_and_a_stopped_series_stays_stopped(db_session, territory):
+    program = new_program(db_session, territory)
+    book_first(db_session, territory, program)
+    assert programs.bookings_to_cancel(db_session, program, now=JAN_2026) == 1
+    assert programs.cancel_series(db_session, territory.coordinator, program, reason="Fin", now=JAN_2026) == 1
+    assert programs.bookings_to_cancel(db_session, program, now=JAN_2026) == 0
+    with pytest.raises(Conflict, match="déjà arrêtée"):
+        programs.cancel_series(db_session, territory.coordinator, program, reason="Encore", now=JAN_2026)
 
 
 def test_closure_removes_the_free_slots_of_the_period(db_session, territory):

@@ -263,7 +263,7 @@ def test_a_correction_supersedes_the_signed_version(db_session, session_done, tm
     ).all()
     assert groups == [f"report:{original.id}"] * 2, "both versions share one group: one in flight at a time (R7)"
     assert [r.version for r in reports.chain_of(db_session, original)] == [1, 2]
-    assert [r.id for r in reports.reports_of_patient(db_session, t.patient)] == [correction.id]
+    assert [r.id for r in reports.current_reports(db_session, Report.patient_id == t.patient.id)] == [correction.id]
 
 
 def test_the_follow_up_asked_becomes_the_pathway_step(db_session, session_done, tmp_path):
