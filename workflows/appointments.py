@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from connectors import outbox
 from hub import audit
-from hub.db import utcnow
+from hub.db import rows_changed, utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
@@ -279,12 +279,13 @@ def _take_open_visit(session: Session, appointment: Appointment, idel: Professio
         raise RuleViolation(
             "Cette visite est proposée à plusieurs IDEL : l'une d'elles l'accepte, ou la coordination la réaffecte."
         )
-    won = session.execute(
+    won = rows_changed(
+        session,
         update(Appointment)
         .where(Appointment.id == appointment.id, Appointment.accompanying_id.is_(None))
         .values(accompanying_id=idel.id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if won != 1:
         raise Conflict("Un·e autre IDEL a déjà accepté cette visite.")
     session.refresh(appointment, ["accompanying_id", "accompanying"])

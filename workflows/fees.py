@@ -163,7 +163,7 @@ def _same_code_and_year(act: Act, *conditions):
 
 
 def _count(session: Session, act: Act, *conditions) -> int:
-    return session.scalar(select(func.count(FeeEntry.id)).where(*_same_code_and_year(act, *conditions)))
+    return session.execute(select(func.count(FeeEntry.id)).where(*_same_code_and_year(act, *conditions))).scalar_one()
 
 
 def _sum(session: Session, act: Act, *conditions) -> Decimal:

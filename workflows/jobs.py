@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from connectors import outbox
-from hub.db import session_scope
+from hub.db import rows_changed, session_scope
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -286,15 +286,16 @@ def purge_expired_rows(ctx: JobContext, *, now: dt.datetime) -> str:
     the throttling window, sessions ended long ago. The audit log keeps the trace of each of them."""
     with session_scope(ctx.session_factory) as session:
         counts = [
-            session.execute(
-                delete(IdempotentRequest).where(IdempotentRequest.created_at < now - RETENTION["idempotent_requests"])
-            ).rowcount,
-            session.execute(
-                delete(LoginAttempt).where(LoginAttempt.attempted_at < now - RETENTION["login_attempts"])
-            ).rowcount,
-            session.execute(
-                delete(UserSession).where(UserSession.ended_at < now - RETENTION["ended_user_sessions"])
-            ).rowcount,
+            rows_changed(
+                session,
+                delete(IdempotentRequest).where(IdempotentRequest.created_at < now - RETENTION["idempotent_requests"]),
+            ),
+            rows_changed(
+                session, delete(LoginAttempt).where(LoginAttempt.attempted_at < now - RETENTION["login_attempts"])
+            ),
+            rows_changed(
+                session, delete(UserSession).where(UserSession.ended_at < now - RETENTION["ended_user_sessions"])
+            ),
         ]
     return "{} réponse(s) rejouable(s), {} tentative(s) de connexion, {} session(s) supprimée(s)".format(*counts)
 

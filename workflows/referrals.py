@@ -456,7 +456,7 @@ def triage_queue(session: Session, cpts_id: int, *, now: dt.datetime | None = No
 def referrals_of(session: Session, where, *, now: dt.datetime | None = None, limit: int = 200, offset: int = 0):
     """(rows, total) of the referrals matching `where` (e.g. hub.auth.policies.visible_referrals), newest first."""
     now = now or utcnow()
-    total = session.scalar(select(func.count()).select_from(Referral).where(where))
+    total = session.execute(select(func.count()).select_from(Referral).where(where)).scalar_one()
     query = _listing(select(Referral).where(where).order_by(Referral.created_at.desc(), Referral.id.desc()))
     referrals = list(session.scalars(query.limit(limit).offset(offset)).unique())
     return _rows(session, referrals, now), total

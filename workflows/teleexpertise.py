@@ -34,7 +34,7 @@ from connectors import outbox
 from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_view_patient
-from hub.db import session_scope, utcnow
+from hub.db import rows_changed, session_scope, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, StoredRendering, new_document_uid
 from hub.documents.freezing import freeze
@@ -507,13 +507,14 @@ def assign(
         if request.expert_id is None
         else TeleexpertiseRequest.expert_id == request.expert_id
     )
-    claimed = session.execute(
+    claimed = rows_changed(
+        session,
         update(TeleexpertiseRequest)
         .where(TeleexpertiseRequest.id == request.id, TeleexpertiseRequest.state == S.SUBMITTED, untaken)
         .values(state=S.ASSIGNED, expert_id=taker.id, assigned_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if claimed.rowcount != 1:
+    if claimed != 1:
         raise Conflict("Cette demande vient d'être prise en charge par un·e autre expert·e.")
     session.refresh(request)
     audit.record(
@@ -652,13 +653,14 @@ def expire_overdue(session_factory: sessionmaker[Session], now: dt.datetime) -> 
     expired = 0
     for request_id in ids:
         with session_scope(session_factory) as session:
-            changed = session.execute(
+            changed = rows_changed(
+                session,
                 update(TeleexpertiseRequest)
                 .where(TeleexpertiseRequest.id == request_id, *overdue)
                 .values(state=S.EXPIRED, updated_at=now)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False),
             )
-            if changed.rowcount != 1:
+            if changed != 1:
                 continue
             request = session.get(TeleexpertiseRequest, request_id)
             audit.record(
@@ -738,7 +740,7 @@ def requests_of(session: Session, where, *, now: dt.datetime | None = None, limi
     """(rows, total) of the requests matching `where` (e.g. hub.auth.policies.visible_teleexpertise), newest
     first."""
     now = now or utcnow()
-    total = session.scalar(select(func.count()).select_from(TeleexpertiseRequest).where(where))
+    total = session.execute(select(func.count()).select_from(TeleexpertiseRequest).where(where)).scalar_one()
     query = _listing(
         select(TeleexpertiseRequest)
         .where(where)
