@@ -184,6 +184,7 @@ def settle_reports(session: Session, *, now: dt.datetime, report_ids: Iterable[i
     for report_id, state in session.execute(
         select(Delivery.report_id, Delivery.state).where(Delivery.report_id.in_(list(states)))
     ):
+        assert report_id is not None  # the IN clause
         states[report_id].append(state)
     for report in reports:
         delivered = states[report.id]

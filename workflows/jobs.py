@@ -119,7 +119,7 @@ def send_reminders(ctx: JobContext, *, now: dt.datetime) -> str:
 
 
 def _reminders_of(appointment: Appointment, day: dt.date, zone: ZoneInfo) -> Iterator[Notice]:
-    when = (appointment.accompaniment_starts_at or appointment.starts_at).astimezone(zone)
+    when = appointment.accompaniment_window[0].astimezone(zone)
     base = {
         "appointment_id": appointment.id,
         "local_date": when.date().isoformat(),
@@ -206,6 +206,7 @@ def _coordinators(session: Session, cpts_ids: set[int]) -> dict[int, list[tuple[
     ).all()
     result: dict[int, list[tuple[int, str]]] = {}
     for cpts_id, professional_id, email in rows:
+        assert email is not None  # the query keeps only professionals with an address
         result.setdefault(cpts_id, []).append((professional_id, email))
     return result
 

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from dateutil.rrule import rrulestr
-from sqlalchemy import select
+from sqlalchemy import false, select
 from sqlalchemy.orm import Session
 
 from hub import audit
@@ -295,7 +295,7 @@ def _cancel_slots(session: Session, actor, slots: list[Slot], *, reason: str, no
     live = list(
         session.scalars(
             select(Appointment).where(
-                Appointment.slot_id.in_(ids) if ids else False,
+                Appointment.slot_id.in_(ids) if ids else false(),
                 Appointment.state.in_(appointments.MACHINE.transitions["cancel"][0]),
             )
         )
@@ -304,7 +304,7 @@ def _cancel_slots(session: Session, actor, slots: list[Slot], *, reason: str, no
         appointments.cancel(session, actor, appointment, reason=reason, now=now)
     session.flush()
     kept = booked_slot_ids(session, ids) | {
-        a.slot_id for a in session.scalars(select(Appointment).where(Appointment.slot_id.in_(ids) if ids else False))
+        a.slot_id for a in session.scalars(select(Appointment).where(Appointment.slot_id.in_(ids) if ids else false()))
     }
     for slot in slots:
         if slot.id in kept:

@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeGuard
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -232,7 +233,7 @@ def _check_target(session: Session, requester: Professional, expert_id, specialt
     raise ValidationFailed({"expert_id": "Choisissez l'expert·e ou la spécialité sollicitée."})
 
 
-def _may_be_expert(professional: Professional | None, cpts_id: int) -> bool:
+def _may_be_expert(professional: Professional | None, cpts_id: int) -> TypeGuard[Professional]:
     return (
         professional is not None
         and professional.cpts_id == cpts_id
@@ -322,7 +323,7 @@ def count_this_year(session: Session, patient_id: int, *, now: dt.datetime, zone
     (expert_id=…), not counting those declined or expired (they are never paid)."""
     start, end = _year_bounds(now, zone)
     ((column, value),) = party.items()
-    return session.scalar(
+    return session.execute(
         select(func.count(TeleexpertiseRequest.id)).where(
             TeleexpertiseRequest.patient_id == patient_id,
             getattr(TeleexpertiseRequest, column) == value,
@@ -330,7 +331,7 @@ def count_this_year(session: Session, patient_id: int, *, now: dt.datetime, zone
             TeleexpertiseRequest.submitted_at >= start,
             TeleexpertiseRequest.submitted_at < end,
         )
-    )
+    ).scalar_one()
 
 
 def _over_cap_message(session, patient, requester, expert, now, zone) -> str | None:
@@ -390,6 +391,14 @@ def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Profe
 
 def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentPackage:
     """The request document as frozen at submission, rebuilt around its stored renderings."""
+    if (
+        request.document_uid is None
+        or request.cda_sha256 is None
+        or request.cda_size is None
+        or request.pdf_sha256 is None
+        or request.pdf_size is None
+    ):
+        raise RuleViolation("La demande n'a pas encore de document : il est figé quand elle est envoyée.")
     document = replace(request_document(session, request, now=request.submitted_at), document_uid=request.document_uid)
     return DocumentPackage(
         document=document,
@@ -620,8 +629,8 @@ def mark_answered(
     request.answered_at = now
     request.answer_report_id = report.id
     day = fees.local_day(now, zone)
-    expert = session.get(Professional, report.author_id)
-    requester = session.get(Professional, request.requester_id)
+    expert = session.get_one(Professional, report.author_id)
+    requester = session.get_one(Professional, request.requester_id)
     for professional, code, role in ((requester, "RQD", "requester"), (expert, "TE2", "expert")):
         fees.accrue(
             session,
@@ -662,7 +671,7 @@ def expire_overdue(session_factory: sessionmaker[Session], now: dt.datetime) -> 
             )
             if changed != 1:
                 continue
-            request = session.get(TeleexpertiseRequest, request_id)
+            request = session.get_one(TeleexpertiseRequest, request_id)
             audit.record(
                 session,
                 actor="tâche expiration",
