@@ -24,8 +24,9 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import cast
 
-from sqlalchemy import and_, bindparam, exists, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
@@ -33,7 +34,7 @@ from connectors.base import Connector, OutgoingMessage, PermanentError, Transien
 from connectors.registry import ConnectorRegistry, close_all
 from connectors.settings import load_cpts_settings
 from hub import audit
-from hub.db import session_scope, utcnow
+from hub.db import rows_changed, session_scope, utcnow
 from hub.errors import Conflict, NotFound
 from hub.models import OutboxMessage, OutboxState
 from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
@@ -285,7 +286,7 @@ def _write_outcomes(session_factory, outcomes: list[_Outcome]) -> dict:
         groups.setdefault((outcome.name, tuple(sorted(outcome.values))), []).append(outcome)
     with session_scope(session_factory) as session:
         return {
-            key: (group, session.execute(_outcome_update(key[1]), [_parameters(o) for o in group]).rowcount)
+            key: (group, rows_changed(session, _outcome_update(key[1]), [_parameters(o) for o in group]))
             for key, group in groups.items()
         }
 
@@ -299,7 +300,7 @@ def _parameters(outcome: _Outcome) -> dict:
 def _outcome_update(names: tuple[str, ...]):
     """The UPDATE of one outcome, built once per set of columns; a Core statement, so that a list of
     parameters is one executemany (whose rowcount is the total, on SQLite and psycopg alike)."""
-    table = OutboxMessage.__table__
+    table = cast(Table, OutboxMessage.__table__)  # declared as a FromClause; a mapped class's is a Table
     return (
         update(table)
         .where(

@@ -209,7 +209,7 @@ class EmailConnector:
         email = MIMEText(body + SIGNATURE, "plain", "utf-8")
         email["From"] = self.sender
         email["To"] = message.recipient
-        email["Subject"] = Header(subject, "utf-8")
+        email["Subject"] = Header(subject, "utf-8")  # type: ignore[assignment]  # compat32 takes a Header (stubs: str)
         email["Date"] = format_datetime(utcnow())
         email["Message-ID"] = message_id_for(message.idempotency_key, self.domain)
         email["Auto-Submitted"] = "auto-generated"

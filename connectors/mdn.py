@@ -20,8 +20,8 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email import policy
-from email.message import EmailMessage
-from email.utils import parseaddr, parsedate_to_datetime
+from email.message import EmailMessage, Message
+from email.utils import collapse_rfc2231_value, parseaddr, parsedate_to_datetime
 
 from connectors.base import TransientError
 from connectors.email import tls_context
@@ -110,6 +110,7 @@ def connect(config: ImapSettings) -> imaplib.IMAP4:
     """Connect, TLS with certificate checks (never in clear), then log in. Failures are transient."""
     context = tls_context(config.ca_file, cert_file=config.cert_file, key_file=config.key_file)
     try:
+        imap: imaplib.IMAP4
         if config.implicit_tls:
             imap = imaplib.IMAP4_SSL(config.host, config.port, ssl_context=context, timeout=config.timeout)
         else:
@@ -139,7 +140,9 @@ def connect(config: ImapSettings) -> imaplib.IMAP4:
 def _read_inbox(imap: imaplib.IMAP4, *, now: dt.datetime) -> tuple[list[bytes], list[Disposition]]:
     _check(imap.select("INBOX"))
     # The server picks the reports: mail for people, left unread, is not downloaded again at every run.
-    data = _check(imap.uid("SEARCH", None, "UNSEEN", "HEADER", "Content-Type", '"disposition-notification"'))
+    # None is "no CHARSET", an argument imaplib skips; the stubs want every argument a str.
+    criteria = ("UNSEEN", "HEADER", "Content-Type", '"disposition-notification"')
+    data = _check(imap.uid("SEARCH", None, *criteria))  # type: ignore[arg-type]
     uids, dispositions = [], []
     for uid in data[0].split() if data and data[0] else []:
         # PEEK: reading does not flag the message; only MDNs are flagged, once the caller has them.
@@ -156,7 +159,8 @@ def parse_mdn(raw: bytes, *, now: dt.datetime) -> Disposition | None:
     message = email.message_from_bytes(raw, policy=policy.default)
     if message.get_content_type() != "multipart/report":
         return None
-    if (message.get_param("report-type") or "").lower() != "disposition-notification":
+    # An RFC 2231 parameter (report-type*=utf-8''…) comes back as a (charset, language, value) tuple.
+    if collapse_rfc2231_value(message.get_param("report-type") or "").lower() != "disposition-notification":
         return None
     fields = _report_fields(message)
     token = _token(fields.get("original-message-id", [""])[0])
@@ -185,7 +189,7 @@ def _report_fields(message: EmailMessage) -> dict[str, list[str]]:
     payload = report.get_payload()
     block = payload[0] if isinstance(payload, list) and payload else None
     fields: dict[str, list[str]] = {}
-    for name, value in block.items() if block is not None else ():
+    for name, value in block.items() if isinstance(block, Message) else ():
         fields.setdefault(name.lower(), []).append(str(value).strip())
     return fields
 

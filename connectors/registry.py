@@ -62,10 +62,9 @@ class ConnectorRegistry(Mapping):
     def for_message(self, message: "OutgoingMessage", cpts_settings: CptsSettings) -> "Connector | None":
         """The connector for this message, or None when its channel is not configured for its CPTS (the
         message then waits). Raises what the connector's constructor raises on unusable settings."""
-        key = (message.cpts_id, message.channel)
-        if message.cpts_id is None or key not in cpts_settings:
+        if message.cpts_id is None or (message.cpts_id, message.channel) not in cpts_settings:
             return self._defaults.get(message.channel)
-        settings = cpts_settings[key]
+        settings = cpts_settings[message.cpts_id, message.channel]
         if settings is None or message.channel not in self._factories:
             return None
         cache_key = (message.cpts_id, message.channel, _fingerprint(settings))

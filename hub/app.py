@@ -49,7 +49,9 @@ def build_app(test_config: dict | None = None) -> Flask:
     )
     app.config["HUB"] = MappingProxyType(hub_config)
     if hub_config["TRUST_PROXY_HOPS"]:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hub_config["TRUST_PROXY_HOPS"], x_proto=1)
+        # Flask's documented way to wrap the WSGI application; its stubs declare wsgi_app a method.
+        proxied = ProxyFix(app.wsgi_app, x_for=hub_config["TRUST_PROXY_HOPS"], x_proto=1)
+        app.wsgi_app = proxied  # type: ignore[method-assign]
 
     engine = make_engine(hub_config["DATABASE_URL"])
     app.extensions["hub.engine"] = engine

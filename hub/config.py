@@ -6,6 +6,7 @@ The result is validated once at start-up and never changed afterwards.
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -84,7 +85,7 @@ class ConfigError(RuntimeError):
 
 
 def load_config(instance_path: Path, override: dict | None = None) -> dict:
-    config = dict(DEFAULTS)
+    config: dict[str, Any] = dict(DEFAULTS)
     config.update(_read_instance_file(instance_path / "hub.cfg"))
     for key in DEFAULTS:
         value = os.environ.get(f"HUB_{key}")

@@ -3,10 +3,12 @@
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, cast
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -92,3 +94,9 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def rows_changed(session: Session, statement: UpdateBase, parameters: Any = None) -> int:
+    """How many rows an UPDATE or DELETE touched (the total of an executemany when given a list of parameters).
+    Session.execute is typed as returning a Result; for such a statement it is the CursorResult that counts."""
+    return cast(CursorResult, session.execute(statement, parameters)).rowcount

@@ -99,7 +99,7 @@ def program_slots(
 ) -> tuple[list[SlotView], int]:
     """A program's slots starting in [start, end), in time order, one page of them; returns (views, total)."""
     query = _slots_query([program_id], start, end)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     query = query.order_by(Slot.starts_at, Slot.id)
     if per_page is not None:
         query = query.limit(per_page).offset((page - 1) * per_page)

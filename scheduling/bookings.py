@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnClause
 
 from hub.errors import Conflict
 from hub.formatting import french_datetime
@@ -78,7 +79,7 @@ def _bounds_overlap(hold: Hold):
 def _range_overlap(hold: Hold):
     # Written as the exclusion constraint's own expression, so that its GiST index answers: comparing the
     # bounds alone walks the resource's whole history through the b-tree.
-    half_open = literal_column("'[)'")
+    half_open: ColumnClause[str] = literal_column("'[)'")
     stored = func.tstzrange(Allocation.starts_at, Allocation.ends_at, half_open)
     return stored.op("&&")(func.tstzrange(hold.starts_at, hold.ends_at, half_open))
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
-from dateutil.rrule import rrule, rrulestr
+from dateutil.rrule import rrulebase, rrulestr
 
 DEFAULT_ZONE = "Europe/Paris"
 UTC = dt.UTC
@@ -109,7 +109,7 @@ class Occurrence:
 
 
 class _Compiled(NamedTuple):
-    rule: rrule
+    rule: rrulebase  # an rrule: rrulestr gives a set only for several rules or exceptions
     until_at: dt.datetime | None
 
 
@@ -392,11 +392,12 @@ def _compile(rule_text: str, start: dt.datetime, zone: str) -> _Compiled:
     parts = _split(rule_text)
     until_at = None
     if "UNTIL" in parts:
-        until_at, until_day = _until_bound(parts["UNTIL"], _zone(zone))
-        if until_at is None:
-            last_wall = dt.datetime.combine(until_day, dt.time(23, 59, 59))
-        else:
+        bound = _until_bound(parts["UNTIL"], _zone(zone))
+        if isinstance(bound, dt.datetime):
+            until_at = bound
             last_wall = _wall(until_at, _zone(zone)) + dt.timedelta(days=1)
+        else:
+            last_wall = dt.datetime.combine(bound, dt.time(23, 59, 59))
         parts["UNTIL"] = f"{last_wall:%Y%m%dT%H%M%S}"
     rule = rrulestr(_join_parts(parts), dtstart=start)
     return _Compiled(rule=rule, until_at=until_at)
@@ -424,18 +425,19 @@ def _until_value(value: str) -> tuple[dt.date, dt.time | None, bool]:
     return day, clock, bool(match["utc"])
 
 
-def _until_bound(value: str, tz: ZoneInfo) -> tuple[dt.datetime | None, dt.date | None]:
-    """UNTIL as (UTC instant, None) for a DATE-TIME, or (None, last local day) for a DATE; inclusive either way.
+def _until_bound(value: str, tz: ZoneInfo) -> dt.datetime | dt.date:
+    """UNTIL as a UTC instant (a datetime) for a DATE-TIME, or as the last local day (a date) for a DATE; inclusive
+    either way.
 
     A floating DATE-TIME (no Z; RFC 5545 wants UTC once DTSTART has a zone) is read as a wall time in the zone.
     """
     day, clock, is_utc = _until_value(value)
     if clock is None:
-        return None, day
+        return day
     wall = dt.datetime.combine(day, clock)
     if is_utc:
-        return wall.replace(tzinfo=UTC), None
-    return _localise(wall, tz)[0], None
+        return wall.replace(tzinfo=UTC)
+    return _localise(wall, tz)[0]
 
 
 # French description
@@ -461,8 +463,8 @@ def describe(recurrence: Recurrence) -> str:
         count = int(parts["COUNT"])
         text += f" ({count} séance{'s' if count > 1 else ''})"
     if "UNTIL" in parts:
-        until_at, until_day = _until_bound(parts["UNTIL"], _zone(recurrence.zone))
-        last_day = until_day or until_at.astimezone(_zone(recurrence.zone)).date()
+        bound = _until_bound(parts["UNTIL"], _zone(recurrence.zone))
+        last_day = bound.astimezone(_zone(recurrence.zone)).date() if isinstance(bound, dt.datetime) else bound
         text += f", jusqu'au {_french_date(last_day)}"
     return text
 

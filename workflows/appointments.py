@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from connectors import outbox
 from hub import audit
-from hub.db import utcnow
+from hub.db import rows_changed, utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
@@ -192,11 +192,8 @@ def _check_bookable(session: Session, slot: Slot, patient: Patient, *, now: dt.d
 def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
     """What the appointment holds: the performer for the consultation, the patient, the IDEL, the room
     and the kit for the whole accompaniment window."""
-    performer = appointment.performer or session.get(Professional, appointment.performer_id)
-    window = (
-        appointment.accompaniment_starts_at or appointment.starts_at,
-        appointment.accompaniment_ends_at or appointment.ends_at,
-    )
+    performer = appointment.performer or session.get_one(Professional, appointment.performer_id)
+    window = appointment.accompaniment_window
     holds = [
         Hold(
             AllocationResource.PROFESSIONAL,
@@ -208,7 +205,7 @@ def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
         Hold(AllocationResource.PATIENT, appointment.patient_id, *window, "Le patient"),
     ]
     if appointment.accompanying_id is not None:
-        idel = appointment.accompanying or session.get(Professional, appointment.accompanying_id)
+        idel = appointment.accompanying or session.get_one(Professional, appointment.accompanying_id)
         holds.append(Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name))
     if appointment.room_id is not None:
         holds.append(Hold(AllocationResource.ROOM, appointment.room_id, *window, "La salle"))
@@ -273,23 +270,24 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
 
 
-def _take_open_visit(session: Session, appointment: Appointment, idel: Professional) -> None:
+def _take_open_visit(session: Session, appointment: Appointment, idel: Professional | None) -> None:
     """Atomically become the visit's IDEL: of two IDELs accepting at once, one wins, one gets a 409."""
     if idel is None or not _has_pending_offer(session, appointment, idel.id):
         raise RuleViolation(
             "Cette visite est proposée à plusieurs IDEL : l'une d'elles l'accepte, ou la coordination la réaffecte."
         )
-    won = session.execute(
+    won = rows_changed(
+        session,
         update(Appointment)
         .where(Appointment.id == appointment.id, Appointment.accompanying_id.is_(None))
         .values(accompanying_id=idel.id)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if won != 1:
         raise Conflict("Un·e autre IDEL a déjà accepté cette visite.")
     session.refresh(appointment, ["accompanying_id", "accompanying"])
     _check_can_accompany(idel, appointment.patient, appointment.place_kind)
-    window = (appointment.accompaniment_starts_at, appointment.accompaniment_ends_at)
+    window = appointment.accompaniment_window
     allocate(
         session,
         appointment,
@@ -355,7 +353,7 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
     session.flush()
     appointment.accompanying_id = idel.id
     appointment.accompanying = idel
-    window = (appointment.accompaniment_starts_at, appointment.accompaniment_ends_at)
+    window = appointment.accompaniment_window
     allocate(
         session,
         appointment,
@@ -428,7 +426,7 @@ def suitable_idels(session: Session, appointment: Appointment, *, exclude: set[i
     ).all()
     if appointment.place_kind in HOME_PLACES:
         candidates = [c for c in candidates if c.serves(patient.commune_insee)]
-    window = (appointment.accompaniment_starts_at, appointment.accompaniment_ends_at)
+    window = appointment.accompaniment_window
     busy = _busy_professionals(session, [c.id for c in candidates], *window)
     pending = dict(
         session.execute(

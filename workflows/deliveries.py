@@ -19,7 +19,7 @@ from connectors import mdn, outbox
 from connectors.base import TransientError
 from connectors.mssante import mdn_token
 from hub import audit
-from hub.db import session_scope, utcnow
+from hub.db import rows_changed, session_scope, utcnow
 from hub.documents.clinical import DocumentPackage
 from hub.documents.identity import ins_for_sending
 from hub.models import (
@@ -142,7 +142,8 @@ def sync_with_outbox(session: Session, *, now: dt.datetime | None = None) -> int
     changed = 0
     # A DMP deposit is answered synchronously by the DMP: sent is acknowledged.
     for channel_is_dmp, target in ((True, DeliveryState.ACKNOWLEDGED), (False, DeliveryState.SENT)):
-        changed += session.execute(
+        changed += rows_changed(
+            session,
             update(Delivery)
             .where(
                 Delivery.state.in_((DeliveryState.QUEUED, DeliveryState.FAILED)),
@@ -150,20 +151,22 @@ def sync_with_outbox(session: Session, *, now: dt.datetime | None = None) -> int
                 message == OutboxState.SENT,
             )
             .values(state=target, sent_at=sent_at, acknowledged_at=sent_at if channel_is_dmp else None)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    changed += session.execute(
+            .execution_options(synchronize_session=False),
+        )
+    changed += rows_changed(
+        session,
         update(Delivery)
         .where(Delivery.state == DeliveryState.QUEUED, message == OutboxState.DEAD)
         .values(state=DeliveryState.FAILED)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    changed += session.execute(
+        .execution_options(synchronize_session=False),
+    )
+    changed += rows_changed(
+        session,
         update(Delivery)
         .where(Delivery.state == DeliveryState.FAILED, message.in_((OutboxState.PENDING, OutboxState.SENDING)))
         .values(state=DeliveryState.QUEUED)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
     if changed:
         settle_reports(session, now=now)
     return changed
@@ -181,6 +184,7 @@ def settle_reports(session: Session, *, now: dt.datetime, report_ids: Iterable[i
     for report_id, state in session.execute(
         select(Delivery.report_id, Delivery.state).where(Delivery.report_id.in_(list(states)))
     ):
+        assert report_id is not None  # the IN clause
         states[report_id].append(state)
     for report in reports:
         delivered = states[report.id]

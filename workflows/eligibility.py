@@ -167,7 +167,7 @@ def evaluate(patient: Patient, answers: dict, *, on: dt.date) -> Verdict:
 
 def _remote_modality(answers: dict) -> Modality:
     try:
-        modality = Modality(answers.get("modality"))
+        modality = Modality(answers.get("modality") or "")
     except ValueError:
         raise ValidationFailed({"modality": "Choisissez la modalité envisagée."}) from None
     if modality not in REMOTE:
@@ -231,7 +231,7 @@ def require_eligible(session: Session, patient: Patient, modality: Modality) -> 
     if assessment.outcome is EligibilityOutcome.INELIGIBLE:
         raise NotEligible(
             "Le patient n'est pas éligible au soin à distance : "
-            f"{ALTERNATIVES.get(assessment.alternative, 'une alternative').lower()} a été proposé.",
+            f"{ALTERNATIVES.get(assessment.alternative or '', 'une alternative').lower()} a été proposé.",
             patient=patient,
             modality=modality,
             reason="ineligible",

@@ -141,6 +141,8 @@ def _price(session: Session, tariff: Tariff, act: Act) -> tuple[Decimal, str | N
 def _block_price(session: Session, tariff: Tariff, act: Act) -> tuple[Decimal, str | None]:
     """Pharmacist assistance: nothing until the block of `block_size` is complete, then the block's price,
     up to the yearly cap."""
+    if tariff.block_size is None:
+        raise RuleViolation(f"Le tarif {tariff.code} se paie par bloc, mais la taille du bloc n'est pas renseignée.")
     rank = _count(session, act) + 1
     if rank % tariff.block_size:
         return Decimal(0), f"Assistance n° {rank} de l'année : rémunérée par bloc de {tariff.block_size}."
@@ -163,7 +165,7 @@ def _same_code_and_year(act: Act, *conditions):
 
 
 def _count(session: Session, act: Act, *conditions) -> int:
-    return session.scalar(select(func.count(FeeEntry.id)).where(*_same_code_and_year(act, *conditions)))
+    return session.execute(select(func.count(FeeEntry.id)).where(*_same_code_and_year(act, *conditions))).scalar_one()
 
 
 def _sum(session: Session, act: Act, *conditions) -> Decimal:
@@ -224,6 +226,7 @@ def _accrue_teleconsultation(session, appointment, performer, day) -> list[FeeEn
     helper = appointment.accompanying
     if helper is None:
         return entries
+    helper_code: str | None
     if helper.profession is Profession.PHARMACIST:
         helper_code = "TLM"
     else:
@@ -424,6 +427,7 @@ def check_remote_share(
     share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount + booked)
     if not share.is_over:
         return share
+    assert share.share is not None  # a share over the limit has a ratio
     percent = f"{(share.share * 100).quantize(Decimal('0.1'))}".replace(".", ",")
     if not (override_reason or "").strip():
         raise RuleViolation(

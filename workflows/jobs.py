@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from connectors import outbox
-from hub.db import session_scope
+from hub.db import rows_changed, session_scope
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -119,7 +119,7 @@ def send_reminders(ctx: JobContext, *, now: dt.datetime) -> str:
 
 
 def _reminders_of(appointment: Appointment, day: dt.date, zone: ZoneInfo) -> Iterator[Notice]:
-    when = (appointment.accompaniment_starts_at or appointment.starts_at).astimezone(zone)
+    when = appointment.accompaniment_window[0].astimezone(zone)
     base = {
         "appointment_id": appointment.id,
         "local_date": when.date().isoformat(),
@@ -206,6 +206,7 @@ def _coordinators(session: Session, cpts_ids: set[int]) -> dict[int, list[tuple[
     ).all()
     result: dict[int, list[tuple[int, str]]] = {}
     for cpts_id, professional_id, email in rows:
+        assert email is not None  # the query keeps only professionals with an address
         result.setdefault(cpts_id, []).append((professional_id, email))
     return result
 
@@ -286,15 +287,16 @@ def purge_expired_rows(ctx: JobContext, *, now: dt.datetime) -> str:
     the throttling window, sessions ended long ago. The audit log keeps the trace of each of them."""
     with session_scope(ctx.session_factory) as session:
         counts = [
-            session.execute(
-                delete(IdempotentRequest).where(IdempotentRequest.created_at < now - RETENTION["idempotent_requests"])
-            ).rowcount,
-            session.execute(
-                delete(LoginAttempt).where(LoginAttempt.attempted_at < now - RETENTION["login_attempts"])
-            ).rowcount,
-            session.execute(
-                delete(UserSession).where(UserSession.ended_at < now - RETENTION["ended_user_sessions"])
-            ).rowcount,
+            rows_changed(
+                session,
+                delete(IdempotentRequest).where(IdempotentRequest.created_at < now - RETENTION["idempotent_requests"]),
+            ),
+            rows_changed(
+                session, delete(LoginAttempt).where(LoginAttempt.attempted_at < now - RETENTION["login_attempts"])
+            ),
+            rows_changed(
+                session, delete(UserSession).where(UserSession.ended_at < now - RETENTION["ended_user_sessions"])
+            ),
         ]
     return "{} réponse(s) rejouable(s), {} tentative(s) de connexion, {} session(s) supprimée(s)".format(*counts)
 

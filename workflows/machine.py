@@ -2,17 +2,22 @@
 
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from hub.errors import InvalidTransition
 
+State = TypeVar("State", bound=StrEnum)
 
-class Machine:
-    def __init__(self, name: str, transitions: Mapping[str, tuple[frozenset, StrEnum]], labels: Mapping):
+
+class Machine(Generic[State]):
+    def __init__(
+        self, name: str, transitions: Mapping[str, tuple[frozenset[State], State]], labels: Mapping[State, str]
+    ):
         self.name = name
         self.transitions = transitions
         self.labels = labels
 
-    def target(self, verb: str, current: StrEnum) -> StrEnum:
+    def target(self, verb: str, current: State) -> State:
         """The state `verb` leads to from `current`, or InvalidTransition with a French message."""
         sources, target = self.transitions[verb]
         if current not in sources:
@@ -23,5 +28,5 @@ class Machine:
             )
         return target
 
-    def allowed_verbs(self, current: StrEnum) -> list[str]:
+    def allowed_verbs(self, current: State) -> list[str]:
         return [verb for verb, (sources, _) in self.transitions.items() if current in sources]

@@ -307,7 +307,7 @@ def book_step_into_slot(
         raise RuleViolation("Seule une étape prévue d'un parcours en cours se programme.")
     if slot.program.kind is not STEP_PROGRAM_KINDS.get(step.modality):
         raise ValidationFailed({"slot_id": "Ce créneau n'est pas de la modalité de l'étape."})
-    patient = session.get(Patient, pathway.patient_id)
+    patient = session.get_one(Patient, pathway.patient_id)
     appointment = appointments.book(
         session, actor, slot=slot, patient=patient, place_kind=place_kind, accompanying=accompanying, now=now
     )

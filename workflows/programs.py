@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from dateutil.rrule import rrulestr
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 
 from hub import audit
@@ -309,7 +309,7 @@ def _cancel_slots(session: Session, actor, slots: list[Slot], *, reason: str, no
     live = list(
         session.scalars(
             select(Appointment).where(
-                Appointment.slot_id.in_(ids) if ids else False, Appointment.state.in_(_CANCELLABLE)
+                Appointment.slot_id.in_(ids) if ids else false(), Appointment.state.in_(_CANCELLABLE)
             )
         )
     )
@@ -317,7 +317,7 @@ def _cancel_slots(session: Session, actor, slots: list[Slot], *, reason: str, no
         appointments.cancel(session, actor, appointment, reason=reason, now=now)
     session.flush()
     kept = booked_slot_ids(session, ids) | {
-        a.slot_id for a in session.scalars(select(Appointment).where(Appointment.slot_id.in_(ids) if ids else False))
+        a.slot_id for a in session.scalars(select(Appointment).where(Appointment.slot_id.in_(ids) if ids else false()))
     }
     for slot in slots:
         if slot.id in kept:

@@ -195,6 +195,7 @@ def submit(
             {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": collected_at},
         )
     else:
+        assert existing is not None  # refused above: a valid consent or the date it was collected
         consent = existing
     referral.consent_id = consent.id
     referral.state = target
@@ -350,7 +351,7 @@ def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Refer
     found = session.scalars(
         select(Referral).where(Referral.appointment_id.in_(ids), Referral.letter_sha256.is_not(None))
     )
-    return {referral.appointment_id: referral for referral in found}
+    return {referral.appointment_id: referral for referral in found if referral.appointment_id is not None}
 
 
 def cancel(session: Session, actor: User, referral: Referral, *, reason: str) -> Referral:
@@ -411,12 +412,13 @@ def _rows(session: Session, referrals: list[Referral], now: dt.datetime) -> list
     """Programs and appointments of the listed referrals, one query each (P6)."""
     program_ids = {r.target_program_id for r in referrals} - {None}
     appointment_ids = {r.appointment_id for r in referrals} - {None}
-    programs = (
+    # Looked up with each referral's target and appointment, which may be None.
+    programs: dict[int | None, SessionProgram] = (
         {p.id: p for p in session.scalars(select(SessionProgram).where(SessionProgram.id.in_(program_ids)))}
         if program_ids
         else {}
     )
-    booked = (
+    booked: dict[int | None, Appointment] = (
         {a.id: a for a in session.scalars(select(Appointment).where(Appointment.id.in_(appointment_ids)))}
         if appointment_ids
         else {}
@@ -456,7 +458,7 @@ def triage_queue(session: Session, cpts_id: int, *, now: dt.datetime | None = No
 def referrals_of(session: Session, where, *, now: dt.datetime | None = None, limit: int = 200, offset: int = 0):
     """(rows, total) of the referrals matching `where` (e.g. hub.auth.policies.visible_referrals), newest first."""
     now = now or utcnow()
-    total = session.scalar(select(func.count()).select_from(Referral).where(where))
+    total = session.execute(select(func.count()).select_from(Referral).where(where)).scalar_one()
     query = _listing(select(Referral).where(where).order_by(Referral.created_at.desc(), Referral.id.desc()))
     referrals = list(session.scalars(query.limit(limit).offset(offset)).unique())
     return _rows(session, referrals, now), total

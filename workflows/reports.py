@@ -123,7 +123,7 @@ def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -
     answer, begun once."""
     teleexpertise.take_to_answer(session, actor, request)
     if request.answer_report_id is not None:
-        return session.get(Report, request.answer_report_id)
+        return session.get_one(Report, request.answer_report_id)
     return _start_answer(session, actor, request)
 
 
@@ -229,7 +229,7 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
     request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
     report.document_uid = new_document_uid()
-    package = freeze(_document(session, report, previous, now), upload_dir)
+    package = freeze(_document(session, report, report.document_uid, previous, now), upload_dir)
     cda, pdf = package.rendering("cda"), package.rendering("pdf")
     report.cda_sha256, report.cda_size = cda.sha256, cda.size
     report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
@@ -256,7 +256,7 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
         now=now,
     )
     if report.follow_up_modality:
-        _ask_follow_up(session, actor, report, now)
+        _ask_follow_up(session, actor, report, report.follow_up_modality, now)
     if request is not None and report.supersedes_id is None:
         teleexpertise.mark_answered(session, request, report, now=now)
     return report
@@ -366,7 +366,9 @@ def _participants(session: Session, report: Report) -> list[Professional]:
     return list(session.scalars(select(Professional).where(Professional.id.in_(ids)).order_by(Professional.id)))
 
 
-def _document(session: Session, report: Report, previous: Report | None, now: dt.datetime) -> ClinicalDocument:
+def _document(
+    session: Session, report: Report, document_uid: str, previous: Report | None, now: dt.datetime
+) -> ClinicalDocument:
     participants = [
         professional_identity(pro, "Participant")
         for pro in _participants(session, report)
@@ -381,7 +383,7 @@ def _document(session: Session, report: Report, previous: Report | None, now: dt
     ]
     appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
     return ClinicalDocument(
-        document_uid=report.document_uid,
+        document_uid=document_uid,
         loinc=report.loinc,
         title=REPORT_KIND_LABELS[report.kind],
         created_at=now,
@@ -404,7 +406,7 @@ def _first_version_uid(session: Session, report: Report) -> str | None:
     return session.scalar(select(Report.document_uid).where(Report.id == report.root_id))
 
 
-def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.datetime) -> None:
+def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str, now: dt.datetime) -> None:
     """The follow-up the report asks (an in-person echocardiography…) becomes the patient's next pathway
     step of that modality, due now, so that it reaches the coordinator's queue; a conditional step waiting
     for this request is the one taken."""
@@ -416,7 +418,7 @@ def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.dateti
     )
     if pathway is None:
         return
-    modality = Modality(report.follow_up_modality)
+    modality = Modality(follow_up)
     today = local_day(now)  # the territory's day: 00:30 in Paris is already tomorrow's step
     step = next(
         (s for s in pathway.steps if s.state is StepState.PLANNED and s.modality is modality and s.condition),
@@ -683,7 +685,7 @@ def current_reports(session: Session, where, *, limit: int = 200) -> list[Report
 def _author(session: Session, actor: User, professional_id: int | None) -> Professional:
     if actor.professional_id is None or actor.professional_id != professional_id:
         raise RuleViolation("Seul le professionnel qui a réalisé l'acte rédige et signe son compte rendu.")
-    return session.get(Professional, professional_id)
+    return session.get_one(Professional, actor.professional_id)
 
 
 def _lock(session: Session, row) -> None:

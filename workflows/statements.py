@@ -175,7 +175,7 @@ def cpts_overview(session: Session, cpts_id: int, period: Period, *, today: dt.d
         by_professional=totals.by_professional,
         caps=totals.caps,
         window=window,
-        watched=sorted(watched, key=lambda row: row.share.share, reverse=True),
+        watched=sorted(watched, key=lambda row: row.share.share or 0, reverse=True),  # watched: a share is known
         undeclared=[row for row in rows if row.share.total_amount is None and row.share.remote_amount > 0],
         share_count=len(rows),
     )

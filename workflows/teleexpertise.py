@@ -25,6 +25,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeGuard
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -34,7 +35,7 @@ from connectors import outbox
 from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import can_view_patient
-from hub.db import session_scope, utcnow
+from hub.db import rows_changed, session_scope, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, StoredRendering, new_document_uid
 from hub.documents.freezing import freeze
@@ -232,7 +233,7 @@ def _check_target(session: Session, requester: Professional, expert_id, specialt
     raise ValidationFailed({"expert_id": "Choisissez l'expert·e ou la spécialité sollicitée."})
 
 
-def _may_be_expert(professional: Professional | None, cpts_id: int) -> bool:
+def _may_be_expert(professional: Professional | None, cpts_id: int) -> TypeGuard[Professional]:
     return (
         professional is not None
         and professional.cpts_id == cpts_id
@@ -322,7 +323,7 @@ def count_this_year(session: Session, patient_id: int, *, now: dt.datetime, zone
     (expert_id=…), not counting those declined or expired (they are never paid)."""
     start, end = _year_bounds(now, zone)
     ((column, value),) = party.items()
-    return session.scalar(
+    return session.execute(
         select(func.count(TeleexpertiseRequest.id)).where(
             TeleexpertiseRequest.patient_id == patient_id,
             getattr(TeleexpertiseRequest, column) == value,
@@ -330,7 +331,7 @@ def count_this_year(session: Session, patient_id: int, *, now: dt.datetime, zone
             TeleexpertiseRequest.submitted_at >= start,
             TeleexpertiseRequest.submitted_at < end,
         )
-    )
+    ).scalar_one()
 
 
 def _over_cap_message(session, patient, requester, expert, now, zone) -> str | None:
@@ -390,6 +391,14 @@ def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Profe
 
 def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentPackage:
     """The request document as frozen at submission, rebuilt around its stored renderings."""
+    if (
+        request.document_uid is None
+        or request.cda_sha256 is None
+        or request.cda_size is None
+        or request.pdf_sha256 is None
+        or request.pdf_size is None
+    ):
+        raise RuleViolation("La demande n'a pas encore de document : il est figé quand elle est envoyée.")
     document = replace(request_document(session, request, now=request.submitted_at), document_uid=request.document_uid)
     return DocumentPackage(
         document=document,
@@ -507,13 +516,14 @@ def assign(
         if request.expert_id is None
         else TeleexpertiseRequest.expert_id == request.expert_id
     )
-    claimed = session.execute(
+    claimed = rows_changed(
+        session,
         update(TeleexpertiseRequest)
         .where(TeleexpertiseRequest.id == request.id, TeleexpertiseRequest.state == S.SUBMITTED, untaken)
         .values(state=S.ASSIGNED, expert_id=taker.id, assigned_at=now, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
-    if claimed.rowcount != 1:
+    if claimed != 1:
         raise Conflict("Cette demande vient d'être prise en charge par un·e autre expert·e.")
     session.refresh(request)
     audit.record(
@@ -619,8 +629,8 @@ def mark_answered(
     request.answered_at = now
     request.answer_report_id = report.id
     day = fees.local_day(now, zone)
-    expert = session.get(Professional, report.author_id)
-    requester = session.get(Professional, request.requester_id)
+    expert = session.get_one(Professional, report.author_id)
+    requester = session.get_one(Professional, request.requester_id)
     for professional, code, role in ((requester, "RQD", "requester"), (expert, "TE2", "expert")):
         fees.accrue(
             session,
@@ -652,15 +662,16 @@ def expire_overdue(session_factory: sessionmaker[Session], now: dt.datetime) -> 
     expired = 0
     for request_id in ids:
         with session_scope(session_factory) as session:
-            changed = session.execute(
+            changed = rows_changed(
+                session,
                 update(TeleexpertiseRequest)
                 .where(TeleexpertiseRequest.id == request_id, *overdue)
                 .values(state=S.EXPIRED, updated_at=now)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False),
             )
-            if changed.rowcount != 1:
+            if changed != 1:
                 continue
-            request = session.get(TeleexpertiseRequest, request_id)
+            request = session.get_one(TeleexpertiseRequest, request_id)
             audit.record(
                 session,
                 actor="tâche expiration",
@@ -736,7 +747,7 @@ def requests_of(session: Session, where, *, now: dt.datetime | None = None, limi
     """(rows, total) of the requests matching `where` (e.g. hub.auth.policies.visible_teleexpertise), newest
     first."""
     now = now or utcnow()
-    total = session.scalar(select(func.count()).select_from(TeleexpertiseRequest).where(where))
+    total = session.execute(select(func.count()).select_from(TeleexpertiseRequest).where(where)).scalar_one()
     query = _listing(
         select(TeleexpertiseRequest)
         .where(where)

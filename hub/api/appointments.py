@@ -61,8 +61,10 @@ def _book(data: dict):
 
 
 def _accompanying(professional_id: int | None) -> Professional | None:
-    if professional_id is None:
-        return None
+    return None if professional_id is None else _professional(professional_id)
+
+
+def _professional(professional_id: int) -> Professional:
     professional = db().get(Professional, professional_id)
     if professional is None:
         raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
@@ -159,7 +161,7 @@ def cancel_appointment(appointment_id: int):
 @access(Permission.APPOINTMENTS_BOOK)
 def reassign_appointment(appointment_id: int):
     def perform(appointment, data):
-        idel = _accompanying(data["accompanying_id"])
+        idel = _professional(data["accompanying_id"])  # required by ReassignIn
         appointments.reassign(db(), current_user, appointment, idel=idel)
 
     return _act(appointment_id, "reassign", ReassignIn(), perform)

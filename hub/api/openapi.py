@@ -2,6 +2,7 @@
 
 import re
 from functools import cache
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -272,7 +273,9 @@ def _content(response: dict | None) -> dict:
 
 def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
     summary, request_schema, response_schema, is_list = OPERATIONS[endpoint]
-    response = {"$ref": f"#/components/schemas/{response_schema.__name__}"} if response_schema else None
+    response: dict[str, Any] | None = (
+        {"$ref": f"#/components/schemas/{response_schema.__name__}"} if response_schema else None
+    )
     if is_list:
         response = {
             "type": "object",
@@ -335,7 +338,7 @@ def build_document(server_url: str) -> dict:
         if rule.endpoint not in OPERATIONS:
             continue
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1"))
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, method.lower(), list(rule.arguments))
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)

@@ -48,7 +48,16 @@ def requeue_outbox_message(message_id: int):
     return OutboxMessageOut().dump(_item(line))
 
 
-MESSAGE_FIELDS = ("id", "channel", "kind", "state", "attempts", "max_attempts", "last_error", "receipt")
+MESSAGE_FIELDS: tuple[str, ...] = (
+    "id",
+    "channel",
+    "kind",
+    "state",
+    "attempts",
+    "max_attempts",
+    "last_error",
+    "receipt",
+)
 MESSAGE_FIELDS += ("created_at", "sent_at")
 
 

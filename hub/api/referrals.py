@@ -152,6 +152,7 @@ def read_multipart() -> tuple[dict, bytes, str | None]:
         errors |= exc.errors
     if errors:
         raise ValidationFailed(errors)
+    assert upload is not None  # refused above without a file
     return data, read_upload(upload), upload.filename
 
 

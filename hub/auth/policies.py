@@ -195,7 +195,8 @@ def pathway_for(session: Session, user, pathway_id: int, *, action: str = "pathw
     pathway = session.get(CarePathway, pathway_id)
     patient = session.get(Patient, pathway.patient_id) if pathway is not None else None
     if (
-        patient is None
+        pathway is None
+        or patient is None
         or not has_permission(user, Permission.PATHWAYS_MANAGE)
         or not can_view_patient(session, user, patient)
     ):

@@ -567,7 +567,7 @@ def summarise(session: Session, cpts_id: int, *, created: bool) -> DemoSummary:
         communes=len(TERRITORY_COMMUNES),
         organisations=_count_by(session, Organisation.kind, Organisation.cpts_id == cpts_id),
         professionals=_count_by(session, Professional.profession, Professional.cpts_id == cpts_id),
-        patients=session.scalar(select(func.count(Patient.id)).where(Patient.cpts_id == cpts_id)),
+        patients=session.execute(select(func.count(Patient.id)).where(Patient.cpts_id == cpts_id)).scalar_one(),
         identity_statuses=_count_by(session, Patient.identity_status, Patient.cpts_id == cpts_id),
         accounts=tuple(_demo_accounts(session, cpts_id)),
     )

@@ -81,7 +81,7 @@ def _v3(tag: str) -> str:
     return f"{{{V3}}}{tag}"
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str) -> ET.Element:
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: str | None) -> ET.Element:
     element = ET.SubElement(parent, _v3(tag), {name: value for name, value in attributes.items() if value})
     if text is not None:
         element.text = text

@@ -7,7 +7,7 @@ from hub.documents.clinical import HUB_DOCUMENT_OID_ROOT, Custodian, PatientIden
 from hub.models import PROFESSION_LABELS, Organisation, Patient, Professional
 
 
-def ins_for_sending(patient: Patient) -> tuple[str, str] | None:
+def ins_for_sending(patient: Patient) -> tuple[str, str | None] | None:
     """The INS (matricule, OID) may leave the hub only with a qualified identity (RNIV)."""
     if patient.is_qualified and patient.ins_matricule:
         return patient.ins_matricule, patient.ins_oid
@@ -46,5 +46,5 @@ def professional_identity(professional: Professional, role: str | None = None) -
 
 
 def custodian_of(session: Session, cpts_id: int) -> Custodian:
-    cpts = session.get(Organisation, cpts_id)
+    cpts = session.get_one(Organisation, cpts_id)
     return Custodian(name=cpts.name, finess=cpts.finess, local_id=f"{HUB_DOCUMENT_OID_ROOT}.{cpts_id}")

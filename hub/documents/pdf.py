@@ -22,7 +22,11 @@ def render_pdf(doc: ClinicalDocument) -> bytes:
     """The document as PDF bytes, identical for an identical document."""
     from fpdf import FPDF  # only the renderings need it
 
-    pdf = FPDF(format="A4")
+    class Pages(FPDF):
+        def footer(self) -> None:  # fpdf calls it at the bottom of every page
+            _footer(self, doc)
+
+    pdf = Pages(format="A4")
     pdf.core_fonts_encoding = "windows-1252"  # French accents, œ and € in the standard fonts
     pdf.set_creation_date(doc.created_at)  # fpdf stamps "now" otherwise, and the hash would change
     pdf.set_title(pdf_text(doc.title))
@@ -32,7 +36,6 @@ def render_pdf(doc: ClinicalDocument) -> bytes:
     pdf.set_lang("fr-FR")
     pdf.set_auto_page_break(auto=True, margin=20)
     pdf.alias_nb_pages()
-    pdf.footer = lambda: _footer(pdf, doc)
     pdf.add_page()
     _heading(pdf, doc)
     _patient(pdf, doc.patient)

@@ -28,7 +28,10 @@ def renew_session_id() -> None:
 
 
 def csrf_token() -> str:
-    key = current_app.secret_key.encode()
+    secret = current_app.secret_key  # set at start: hub.config refuses to run without it
+    if not secret:
+        raise RuntimeError("SECRET_KEY is not set")
+    key = secret.encode() if isinstance(secret, str) else secret
     return hmac.new(key, b"csrf:" + session_id().encode(), hashlib.sha256).hexdigest()
 
 

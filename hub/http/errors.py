@@ -45,16 +45,16 @@ def problem(status: int, title: str, detail: str, *, type_slug: str = "about:bla
     return response
 
 
-def _record_refusal(exc: HubError) -> None:
+def _record_refusal(exc: HubError, action: str) -> None:
     """The refusal's trace, written after the discarded changes: the request's commit keeps it."""
     actor = current_user if current_user.is_authenticated else None
-    audit.record(db(), actor=actor, action=exc.audit_action, target=exc.audit_target, outcome="denied")
+    audit.record(db(), actor=actor, action=action, target=exc.audit_target, outcome="denied")
 
 
 def handle_hub_error(exc: HubError):
     discard_changes()
     if exc.audit_action:
-        _record_refusal(exc)
+        _record_refusal(exc, exc.audit_action)
     if is_api_request():
         members = dict(exc.extra)
         if exc.errors:

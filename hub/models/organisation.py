@@ -43,4 +43,7 @@ class Organisation(Base):
 
     @property
     def tenant_id(self) -> int:
-        return self.id if self.kind is OrganisationKind.CPTS else self.cpts_id
+        if self.kind is OrganisationKind.CPTS:
+            return self.id
+        assert self.cpts_id is not None  # the check constraint cpts_has_no_parent
+        return self.cpts_id

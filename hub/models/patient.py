@@ -24,7 +24,8 @@ class IdentityStatus(StrEnum):
     QUALIFIED = "QUAL"
 
 
-IDENTITY_STATUS_LABELS = {
+# Keyed by str so a document's status code (the enum's value) finds its label too.
+IDENTITY_STATUS_LABELS: dict[str, str] = {
     IdentityStatus.PROVISIONAL: "Identité provisoire",
     IdentityStatus.VALIDATED: "Identité validée",
     IdentityStatus.RETRIEVED: "Identité récupérée",

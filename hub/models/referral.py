@@ -10,6 +10,7 @@ from hub.db import Base, UTCDateTime, utcnow
 from hub.models._types import enum_type
 from hub.models.patient import Patient
 from hub.models.professional import Professional
+from hub.models.scheduling import Appointment
 
 
 class ReferralState(StrEnum):
@@ -82,7 +83,7 @@ class Referral(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     patient: Mapped[Patient] = relationship()
-    appointment: Mapped["Appointment | None"] = relationship()  # noqa: F821 (hub.models.scheduling)
+    appointment: Mapped[Appointment | None] = relationship()
     author: Mapped[Professional] = relationship(foreign_keys=[author_id])
     target_specialist: Mapped[Professional | None] = relationship(foreign_keys=[target_specialist_id])
     attachments: Mapped[list["ReferralAttachment"]] = relationship(

@@ -290,6 +290,12 @@ class Appointment(Base):
     slot: Mapped[Slot | None] = relationship()
     allocations: Mapped[list["Allocation"]] = relationship(back_populates="appointment", cascade="all, delete-orphan")
 
+    @property
+    def accompaniment_window(self) -> tuple[dt.datetime, dt.datetime]:
+        """The time the accompanying IDEL and the patient are held: an assisted teleconsultation's window (set when
+        it is booked), the consultation itself for any other appointment."""
+        return (self.accompaniment_starts_at or self.starts_at, self.accompaniment_ends_at or self.ends_at)
+
 
 class AllocationResource(StrEnum):
     PATIENT = "patient"

@@ -152,7 +152,7 @@ def _valid_rrule_field(value: str) -> None:
 
 
 def rule_from_choice(data: dict) -> str:
-    template = _RULE_TEMPLATES.get(data.get("rule"))
+    template = _RULE_TEMPLATES.get(data.get("rule") or "")
     return template.format(day=data["weekday"]) if template else data.get("rrule") or ""
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
-from hub.db import utcnow
+from hub.db import rows_changed, utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import ApiToken, LoginAttempt, Professional, Role, User, UserRole, UserSession
 
@@ -192,11 +192,11 @@ class LoginResult:
 
 
 def _failures(session: Session, since: dt.datetime, *conditions) -> int:
-    return session.scalar(
+    return session.execute(
         select(func.count(LoginAttempt.id)).where(
             LoginAttempt.succeeded.is_(False), LoginAttempt.attempted_at >= since, *conditions
         )
-    )
+    ).scalar_one()
 
 
 def is_throttled(session: Session, login: str, ip: str, limits: ThrottleLimits, *, now: dt.datetime) -> bool:
@@ -266,14 +266,15 @@ def _matching_step(secret: str, code: str, now: dt.datetime) -> int | None:
 def _claim_step(session: Session, user: User, step: int) -> bool:
     """Accept a time step once: a conditional UPDATE, so two processes verifying the same code at once
     cannot both succeed."""
-    result = session.execute(
+    changed = rows_changed(
+        session,
         update(User)
         .where(User.id == user.id, (User.totp_last_step.is_(None)) | (User.totp_last_step < step))
         .values(totp_last_step=step)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False),
     )
     session.expire(user, ["totp_last_step"])
-    return result.rowcount == 1
+    return changed == 1
 
 
 def verify_totp(session: Session, user: User, code: str, *, now: dt.datetime | None = None) -> bool:

@@ -16,10 +16,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub import audit
@@ -35,6 +35,7 @@ from hub.models import (
     Patient,
     PlaceKind,
     Professional,
+    ProgramKind,
     User,
 )
 
@@ -44,8 +45,8 @@ DAYS_AFTER = 366  # a year ahead, whole days, leap years included
 DASH = "\u2013"  # en dash between the kind of act and the initials
 
 KIND_LABELS = {
-    AppointmentKind.ASSISTED_TELECONSULTATION: PROGRAM_KIND_LABELS[AppointmentKind.ASSISTED_TELECONSULTATION],
-    AppointmentKind.TELESOIN: PROGRAM_KIND_LABELS[AppointmentKind.TELESOIN],
+    AppointmentKind.ASSISTED_TELECONSULTATION: PROGRAM_KIND_LABELS[ProgramKind.ASSISTED_TELECONSULTATION],
+    AppointmentKind.TELESOIN: PROGRAM_KIND_LABELS[ProgramKind.TELESOIN],
     AppointmentKind.IN_PERSON: "Consultation en présentiel",
 }
 
@@ -255,7 +256,8 @@ def feed_events(
 def _event(row: _Row, uid_domain: str, show_patient_initials: bool) -> FeedEvent:
     summary = KIND_LABELS[row.kind]
     if show_patient_initials:
-        summary = f"{summary} {DASH} {Patient.initials.fget(row)}"  # one rule for the initials: the model's
+        # One rule for the initials, the model's, read on a row that has the name columns it reads.
+        summary = f"{summary} {DASH} {Patient.initials.fget(row)}"  # type: ignore[attr-defined]  # mypy: getter
     return FeedEvent(
         uid=f"appointment-{row.id}@{uid_domain}",
         starts_at=row.starts_at,
@@ -293,7 +295,7 @@ def feed_version(
     moved away from the professional lowers the count without a later date, so If-None-Match is the
     reliable validator."""
     window = feed_window(zone=zone, now=now)
-    columns = [
+    columns: list[ColumnElement[Any]] = [
         func.count(Appointment.id),
         func.max(Appointment.updated_at),
         func.coalesce(func.sum(Appointment.sequence), 0),
@@ -302,7 +304,7 @@ def feed_version(
     if feed.show_patient_initials:
         query = query.add_columns(func.max(Patient.updated_at)).join(Patient, Patient.id == Appointment.patient_id)
     count, latest, sequences, *patients = session.execute(query).one()
-    professional = session.get(Professional, feed.professional_id)
+    professional = session.get_one(Professional, feed.professional_id)
     material = [feed.id, feed.show_patient_initials, professional.full_name, window[0], count, latest, sequences]
     material += [*patients, salt]
     etag = hashlib.sha256("|".join(map(str, material)).encode()).hexdigest()[:32]

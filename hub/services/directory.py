@@ -52,7 +52,7 @@ def _check_finess_free(session: Session, finess: str | None) -> None:
 
 def list_organisations(session: Session, cpts_id: int, *, page=1, per_page=50):
     query = select(Organisation).where((Organisation.cpts_id == cpts_id) | (Organisation.id == cpts_id))
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.scalars(
         query.order_by(Organisation.kind, Organisation.name).limit(per_page).offset((page - 1) * per_page)
     )
@@ -92,7 +92,7 @@ def create_professional(session: Session, actor, data: dict) -> Professional:
     _check_professional(session, actor.cpts_id, data)
     organisation_ids = data.pop("organisation_ids", None) or []
     professional = Professional(cpts_id=actor.cpts_id, **data)
-    professional.organisations = [session.get(Organisation, i) for i in organisation_ids]
+    professional.organisations = [session.get_one(Organisation, i) for i in organisation_ids]  # checked above
     session.add(professional)
     session.flush()  # the audit line names the new professional
     audit.record(session, actor=actor, action="professional.create", target=professional)
@@ -112,7 +112,7 @@ def update_professional(session: Session, actor, professional: Professional, cha
     if "organisation_ids" in changes:
         ids = changes.pop("organisation_ids") or []
         if sorted(ids) != sorted(o.id for o in professional.organisations):
-            professional.organisations = [session.get(Organisation, i) for i in ids]
+            professional.organisations = [session.get_one(Organisation, i) for i in ids]  # checked above
             changed.append("organisation_ids")
     for key, value in changes.items():
         if getattr(professional, key) != value:
@@ -138,7 +138,7 @@ def list_professionals(session: Session, cpts_id: int, *, profession=None, text=
         query = query.where(
             func.upper(Professional.last_name).like(pattern) | func.upper(Professional.first_name).like(pattern)
         )
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.scalars(
         query.options(selectinload(Professional.organisations))
         .order_by(Professional.last_name, Professional.first_name, Professional.id)

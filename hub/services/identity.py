@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
-from hub.db import utcnow
+from hub.db import rows_changed, utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.identifiers import ins_oid_for
 from hub.models import (
@@ -327,12 +327,13 @@ def _stop_pending_documents(session: Session, patient_id: int, *, reason: str, c
     )
     if channel is not None:
         waiting = waiting.where(Delivery.channel == channel)
-    return session.execute(
+    return rows_changed(
+        session,
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(waiting), OutboxMessage.state == OutboxState.PENDING)
         .values(state=OutboxState.DEAD, last_error=reason, lease_until=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
+        .execution_options(synchronize_session=False),
+    )
 
 
 def has_valid_consent(patient: Patient, kind) -> bool:
@@ -355,7 +356,7 @@ def search_patients(session: Session, visible, *, text=None, birth_date=None, pa
             )
     if birth_date:
         query = query.where(Patient.birth_date == birth_date)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     rows = session.scalars(
         query.order_by(Patient.birth_name, Patient.first_birth_given_name, Patient.id)
         .limit(per_page)
@@ -413,7 +414,7 @@ def patient_record(session: Session, patient: Patient, *, sections: dict[str, ob
         )
     )
     checks = list(patient.identity_checks)
-    user_ids = {check.checked_by_user_id for check in checks}
+    user_ids: set[int | None] = {check.checked_by_user_id for check in checks}
     user_ids |= {c.recorded_by_user_id for c in consents} | {c.withdrawn_by_user_id for c in consents}
     user_ids.discard(None)
     users = {u.id: u for u in session.scalars(select(User).where(User.id.in_(user_ids)))} if user_ids else {}

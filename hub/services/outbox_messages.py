@@ -124,7 +124,7 @@ def list_messages(
         conditions.append(OutboxMessage.state == state)
     if channel:
         conditions.append(OutboxMessage.channel == channel)
-    total = session.scalar(select(func.count()).select_from(OutboxMessage).where(*conditions))
+    total = session.execute(select(func.count()).select_from(OutboxMessage).where(*conditions)).scalar_one()
     rows = session.execute(
         select(OutboxMessage, Delivery)
         .outerjoin(Delivery, Delivery.outbox_message_id == OutboxMessage.id)

@@ -13,6 +13,7 @@ import datetime as dt
 import io
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Date, Integer, and_, bindparam, case, func, select
 from sqlalchemy.orm import Session
@@ -221,7 +222,7 @@ def list_fees(
         conditions.append(FeeEntry.act_on <= last)
     if code:
         conditions.append(FeeEntry.code == code)
-    total = session.scalar(select(func.count(FeeEntry.id)).where(*conditions))
+    total = session.execute(select(func.count(FeeEntry.id)).where(*conditions)).scalar_one()
     rows = session.execute(
         _lines_query(cpts_id)
         .where(*conditions)
@@ -317,7 +318,8 @@ def _inline(value, type_):
 
 
 def _sum_up(rows) -> CptsTotals:
-    professions, codes, professionals = _Sums(), _Sums(), _Sums()
+    professions, codes = _Sums[str, str](), _Sums[str, str]()
+    professionals = _Sums[int, tuple[str, str]]()  # the key is the professional's id, the label (name, profession)
     caps: dict[tuple[int, str], CapReached] = {}
     for professional_id, first_name, last_name, profession, label, code, count, amount, capped, last_on in rows:
         name, profession_label = f"{first_name} {last_name.upper()}", PROFESSION_LABELS[Profession(profession)]
@@ -330,26 +332,36 @@ def _sum_up(rows) -> CptsTotals:
                 capped, last_on = capped + before.count, max(last_on, before.last_on)
             caps[(professional_id, code)] = CapReached(professional_id, name, profession_label, code, capped, last_on)
     return CptsTotals(
-        by_profession=sorted(professions.totals(), key=lambda total: total.key),
-        by_code=sorted(codes.totals(), key=lambda total: total.key),
+        by_profession=sorted(_totals_of(professions), key=lambda total: total.key),
+        by_code=sorted(_totals_of(codes), key=lambda total: total.key),
         by_professional=[
-            ProfessionalTotal(total.key, total.label[0], total.label[1], total.count, total.amount)
-            for total in professionals.totals()  # in the query's order: by name
+            ProfessionalTotal(professional_id, name, profession_label, count, amount)
+            for professional_id, (name, profession_label), count, amount in professionals.groups()  # by name
         ],
         caps=list(caps.values()),
     )
 
 
-class _Sums:
-    def __init__(self):
-        self._groups: dict = {}
+K = TypeVar("K")
+L = TypeVar("L")
 
-    def add(self, key, label, count: int, amount) -> None:
+
+class _Sums(Generic[K, L]):
+    """Counts and amounts added up per key, in the order the keys first came; a key keeps its first label."""
+
+    def __init__(self) -> None:
+        self._groups: dict[K, tuple[L, int, Decimal]] = {}
+
+    def add(self, key: K, label: L, count: int, amount) -> None:
         _label, total_count, total_amount = self._groups.get(key, (label, 0, Decimal(0)))
         self._groups[key] = (_label, total_count + count, total_amount + Decimal(amount or 0))
 
-    def totals(self) -> list[Total]:
-        return [Total(key, label, count, amount) for key, (label, count, amount) in self._groups.items()]
+    def groups(self) -> list[tuple[K, L, int, Decimal]]:
+        return [(key, label, count, amount) for key, (label, count, amount) in self._groups.items()]
+
+
+def _totals_of(sums: _Sums[str, str]) -> list[Total]:
+    return [Total(key, label, count, amount) for key, label, count, amount in sums.groups()]
 
 
 # --- files ----------------------------------------------------------------------------------------------
@@ -399,13 +411,16 @@ def statement_pdf(statement: Statement, *, generated_on: dt.date) -> bytes:
     """A printable A4 statement in French: the professional, the acts, the totals by act and by status."""
     from fpdf import FPDF  # only the PDF download needs it
 
-    pdf = FPDF(orientation="landscape", format="A4")
+    class Pages(FPDF):
+        def footer(self) -> None:  # fpdf calls it at the bottom of every page
+            _pdf_footer(self, statement, generated_on)
+
+    pdf = Pages(orientation="landscape", format="A4")
     pdf.core_fonts_encoding = "windows-1252"  # French accents, œ and € in the standard fonts
     pdf.set_title(_pdf_text(f"Relevé d'actes et de rémunérations — {statement.period.label}"))
     pdf.set_author("Hub CPTS")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.alias_nb_pages()
-    pdf.footer = lambda: _pdf_footer(pdf, statement, generated_on)
     pdf.add_page()
     _pdf_heading(pdf, statement)
     _pdf_totals(pdf, statement)
@@ -500,8 +515,8 @@ def _pdf_row(pdf, cells: list[str], *, style: str = "") -> None:
 
 def _pdf_totals(pdf, statement: Statement) -> None:
     pdf.set_font("helvetica", style="B", size=11)
-    total = f"Total hors actes annulés : {euros(statement.total)} ({_acts(len(statement.live_lines))})"
-    pdf.cell(text=_pdf_text(total))
+    headline = f"Total hors actes annulés : {euros(statement.total)} ({_acts(len(statement.live_lines))})"
+    pdf.cell(text=_pdf_text(headline))
     pdf.ln(7)
     pdf.set_font("helvetica", size=9)
     by_code = [f"{total.key} — {total.label}" for total in statement.by_code]

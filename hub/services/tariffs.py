@@ -39,7 +39,7 @@ def list_tariffs(
     session: Session, *, code: str | None = None, page: int = 1, per_page: int = 50
 ) -> tuple[list[Tariff], int]:
     conditions = [Tariff.code == code] if code else []
-    total = session.scalar(select(func.count(Tariff.id)).where(*conditions))
+    total = session.execute(select(func.count(Tariff.id)).where(*conditions)).scalar_one()
     rows = session.scalars(
         select(Tariff)
         .where(*conditions)
