@@ -297,11 +297,11 @@ def cancel_series(session: Session, actor, program: SessionProgram, *, reason: s
 def bookings_to_cancel(session: Session, program: SessionProgram, *, now=None) -> int:
     """How many appointments stopping the series now would cancel (the page warns before)."""
     future = select(Slot.id).where(Slot.program_id == program.id, Slot.starts_at >= (now or utcnow()))
-    return session.scalar(
+    return session.execute(
         select(func.count())
         .select_from(Appointment)
         .where(Appointment.slot_id.in_(future), Appointment.state.in_(_CANCELLABLE))
-    )
+    ).scalar_one()
 
 
 def _cancel_slots(session: Session, actor, slots: list[Slot], *, reason: str, now: dt.datetime) -> int:
