@@ -1,4 +1,4 @@
-"""Two-factor login, sessions, throttling (S5–S10 of QUALITY.md), through the real pages."""
+"""Two-factor login, sessions, throttling (S5–S10 of docs/guarantees.md), through the real pages."""
 
 import datetime as dt
 import re

@@ -1,4 +1,4 @@
-"""iCalendar feeds: T7 of QUALITY.md (wall times with TZID, a VTIMEZONE, the same instants through two
+"""iCalendar feeds: T7 of docs/guarantees.md (wall times with TZID, a VTIMEZONE, the same instants through two
 independent parsers), stable UIDs, SEQUENCE, cancelled events kept, no health data beyond the owner's choice."""
 
 import contextlib
