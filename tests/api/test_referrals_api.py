@@ -33,13 +33,6 @@ def next_monday_14h() -> dt.datetime:
 
 
 @pytest.fixture
-def uploads(app, tmp_path, monkeypatch):
-    directory = tmp_path / "uploads"
-    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
-    return directory
-
-
-@pytest.fixture
 def hub(db_session, cpts, uploads):
     """A GP and their patient (with the IDEL in the care team), the cardiologist's assisted teleconsultation
     program with next Monday's slot, the coordination, another GP and another CPTS's coordinator."""

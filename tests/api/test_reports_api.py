@@ -2,27 +2,18 @@
 frozen PDF; nobody outside the patient's care reaches a report (S2), by URL id or by an id in the body."""
 
 import datetime as dt
-from types import MappingProxyType, SimpleNamespace
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
 from hub.models import AuditEvent, Delivery, PlaceKind, Profession, Report, Role
 from tests import factories
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import NOW, carry_out
+from tests.factories import NOW, carry_out
 from workflows import appointments
 
-territory = workflow_fixtures.territory
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
-
-
-@pytest.fixture
-def uploads(app, tmp_path, monkeypatch):
-    directory = tmp_path / "uploads"
-    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
-    return directory
 
 
 def session_of(db_session, t, starts_at: dt.datetime, *, patient=None):

@@ -28,13 +28,6 @@ def b64(content: bytes) -> str:
 
 
 @pytest.fixture
-def uploads(app, tmp_path, monkeypatch):
-    directory = tmp_path / "uploads"
-    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
-    return directory
-
-
-@pytest.fixture
 def te(db_session, cpts, uploads):
     """An IDEL asking about a patient with a chronic wound (their médecin traitant has an account), two
     cardiologists (one named, both the cardiology pool), a GP with no relation to the patient, the

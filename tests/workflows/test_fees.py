@@ -16,7 +16,7 @@ from hub.models import (
     Slot,
 )
 from tests import factories
-from tests.workflows.conftest import NOW, PARIS, carry_out, check_in, telesoin_program
+from tests.factories import NOW, PARIS, carry_out, check_in
 from workflows import appointments, fees
 
 
@@ -164,7 +164,7 @@ def test_degraded_appointment_accrues_nothing(db_session, territory):
 @pytest.fixture
 def kine_program(db_session, territory):
     kine = pro(db_session, territory.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True)
-    program = telesoin_program(db_session, territory.cpts, performer=kine, slot_minutes=30)
+    program = factories.program(db_session, territory.cpts, telesoin=True, performer=kine, slot_minutes=30)
     return kine, program
 
 
@@ -192,7 +192,7 @@ def test_kine_assessment_is_never_telesoin(db_session, territory, kine_program, 
 def test_idel_telesoin_only_for_the_four_acts(db_session, territory):
     t = territory
     nurse = pro(db_session, t.cpts, Profession.NURSE)
-    program = telesoin_program(db_session, t.cpts, performer=nurse)
+    program = factories.program(db_session, t.cpts, telesoin=True, performer=nurse)
     with pytest.raises(RuleViolation, match="ne peut réaliser que"):
         book_telesoin(db_session, t, program, dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC), act="injection")
     start = dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC)
@@ -387,7 +387,7 @@ def test_remote_dressing_month_is_the_paris_month(db_session, territory):
     at 00:30 Paris on 1 December (23:30Z on 30 November) in December."""
     t = territory
     nurse = pro(db_session, t.cpts, Profession.NURSE)
-    program = telesoin_program(db_session, t.cpts, performer=nurse)
+    program = factories.program(db_session, t.cpts, telesoin=True, performer=nurse)
     dressing = {"act": "suivi_pansement", "last_in_person_dressing_on": dt.date(2026, 11, 1)}
     for day in (24, 25, 26):
         book_telesoin(db_session, t, program, dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC), **dressing)

@@ -22,7 +22,6 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
 from tests import factories
 from tests.scheduling.test_jobs_framework import fire_times, recording
@@ -33,16 +32,6 @@ PARIS = ZoneInfo("Europe/Paris")
 MONDAY_9H = dt.datetime(2026, 11, 16, 9, 0, tzinfo=PARIS)
 MONDAY_18H = dt.datetime(2026, 11, 16, 18, 0, tzinfo=PARIS)
 TUESDAY_14H = dt.datetime(2026, 11, 17, 14, 0, tzinfo=PARIS)
-
-
-@pytest.fixture
-def sessions(app, db_session):
-    return app.extensions["hub.sessions"]
-
-
-@pytest.fixture
-def context(sessions):
-    return JobContext(sessions, PARIS)
 
 
 # --- T8 ------------------------------------------------------------------------------------------------

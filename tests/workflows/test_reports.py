@@ -37,7 +37,7 @@ from hub.models import (
     StepState,
 )
 from tests import factories
-from tests.workflows.conftest import NOW, carry_out, check_in, telesoin_program
+from tests.factories import NOW, carry_out, check_in
 from workflows import appointments, deliveries, pathways, reports
 
 CDA = "{urn:hl7-org:v3}"
@@ -287,7 +287,7 @@ def serial_telesoin(db_session, territory):
     t = territory
     kine = factories.professional(db_session, t.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True)
     t.kine_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=kine)
-    program = telesoin_program(db_session, t.cpts, performer=kine)
+    program = factories.program(db_session, t.cpts, telesoin=True, performer=kine)
     sessions = []
     for week in range(2):
         start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC) + dt.timedelta(weeks=week)

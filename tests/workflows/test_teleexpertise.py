@@ -28,7 +28,7 @@ from hub.services.care import has_care_relation
 from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
 from tests import factories
-from tests.workflows.conftest import NOW, PARIS
+from tests.factories import NOW, PARIS
 from workflows import reports, teleexpertise
 from workflows.jobs import PERIODIC_JOBS
 
@@ -46,11 +46,6 @@ def cardio_user(db_session, territory):
 def other_cardio(db_session, territory):
     professional = factories.professional(db_session, territory.cpts, Profession.SPECIALIST, email="c2@example.org")
     return factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=professional)
-
-
-@pytest.fixture
-def sessions(app, db_session):
-    return app.extensions["hub.sessions"]
 
 
 def ask(db_session, t, tmp_path, *, actor=None, now=NOW, files=(), **data):
