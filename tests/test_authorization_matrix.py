@@ -325,22 +325,13 @@ def test_every_route_is_in_the_matrix(app):
 
 @pytest.fixture
 def world(db_session, cpts, app, tmp_path, monkeypatch):
-    def clinician(profession, **extra):
-        professional = factories.professional(db_session, cpts, profession, **extra)
-        return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
-
     users = {
-        "idel": clinician(Profession.NURSE),
-        "pharmacist": clinician(Profession.PHARMACIST),
-        "kine": clinician(Profession.PHYSIOTHERAPIST),
-        "specialist": clinician(Profession.SPECIALIST),
-        "gp": clinician(Profession.GENERAL_PRACTITIONER),
-        "coordinator": factories.user(
-            db_session,
-            cpts,
-            Role.COORDINATOR,
-            professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-        ),
+        "idel": factories.clinician(db_session, cpts, Profession.NURSE),
+        "pharmacist": factories.clinician(db_session, cpts, Profession.PHARMACIST),
+        "kine": factories.clinician(db_session, cpts, Profession.PHYSIOTHERAPIST),
+        "specialist": factories.clinician(db_session, cpts, Profession.SPECIALIST),
+        "gp": factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER),
+        "coordinator": factories.coordinator(db_session, cpts),
         "admin": factories.user(db_session, cpts, Role.ADMIN),
         "stranger": factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR),
     }

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.db import utcnow
-from hub.models import Appointment, IdempotentRequest, PlaceKind, Profession, Role
+from hub.models import Appointment, IdempotentRequest, PlaceKind, Profession
 from hub.services import accounts
 from tests import factories
 from tests.api.test_patients_api import assert_problem
@@ -86,12 +86,7 @@ def test_a_refused_booking_leaves_the_key_free_for_a_retry(api_as, db_session, t
 
 def test_keys_belong_to_their_user(api_as, db_session, territory, clock, slot):
     post(api_as(territory.coordinator), booking(territory, slot))
-    colleague = factories.user(
-        db_session,
-        territory.cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, territory.cpts, Profession.COORDINATOR),
-    )
+    colleague = factories.coordinator(db_session, territory.cpts)
     later = factories.slot(db_session, territory.program, slot.starts_at + dt.timedelta(hours=1))
     other = factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator)
     response = post(api_as(colleague), booking(territory, later, patient_id=other.id))
@@ -115,12 +110,7 @@ def test_the_same_request_sent_concurrently_makes_one_booking(app, committed):
     with factory() as session:
         org = factories.cpts(session)
         created.append(org.id)
-        coordinator = factories.user(
-            session,
-            org,
-            Role.COORDINATOR,
-            professional_row=factories.professional(session, org, Profession.COORDINATOR),
-        )
+        coordinator = factories.coordinator(session, org)
         program = factories.program(session, org)
         slot = factories.slot(session, program, start)
         patient = factories.consenting_patient(session, org, recorded_by=coordinator)

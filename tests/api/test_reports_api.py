@@ -44,20 +44,10 @@ def clinic(db_session, territory, uploads):
     )
     t.patient.attending_gp_id = gp_row.id
     gp = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=gp_row)
-    outsider = factories.user(
-        db_session,
-        t.cpts,
-        Role.PROFESSIONAL,
-        professional_row=factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER),
-    )
+    outsider = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
     elsewhere = factories.cpts(db_session)
     stranger = factories.user(db_session, elsewhere, Role.COORDINATOR)
-    stranger_specialist = factories.user(
-        db_session,
-        elsewhere,
-        Role.PROFESSIONAL,
-        professional_row=factories.professional(db_session, elsewhere, Profession.SPECIALIST),
-    )
+    stranger_specialist = factories.clinician(db_session, elsewhere, Profession.SPECIALIST)
     db_session.flush()
     appointment = session_of(db_session, t, MONDAY_13H_UTC)
     db_session.commit()

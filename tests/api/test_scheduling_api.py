@@ -11,7 +11,6 @@ from hub.models import (
     AppointmentState,
     AuditEvent,
     PlaceKind,
-    Profession,
     Role,
     SessionProgram,
 )
@@ -219,12 +218,7 @@ def test_booking_refuses_what_a_caller_may_not_set(api_as, db_session, territory
 
 def test_ids_swapped_in_the_body_are_404_and_audited(api_as, db_session, territory, slot):
     other_cpts = factories.cpts(db_session)
-    stranger = factories.user(
-        db_session,
-        other_cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, other_cpts, Profession.COORDINATOR),
-    )
+    stranger = factories.coordinator(db_session, other_cpts)
     assert_problem(api_as(stranger).post("/api/v1/appointments", json=booking(territory, slot)), 404)
     event = last_audit(db_session)
     assert (event.action, event.outcome, event.target_id) == ("appointment.book", "denied", str(territory.patient.id))

@@ -33,16 +33,8 @@ def te(db_session, cpts, uploads):
     cardiologists (one named, both the cardiology pool), a GP with no relation to the patient, the
     coordination, and another CPTS's coordinator."""
 
-    def clinician(profession, **extra):
-        return factories.user(
-            db_session,
-            cpts,
-            Role.PROFESSIONAL,
-            professional_row=factories.professional(db_session, cpts, profession, **extra),
-        )
-
-    idel = clinician(Profession.NURSE, email="idel@example.org")
-    gp = clinician(Profession.GENERAL_PRACTITIONER)
+    idel = factories.clinician(db_session, cpts, Profession.NURSE, email="idel@example.org")
+    gp = factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
     factories.in_care_team(db_session, patient, idel.professional)
     db_session.add(
@@ -58,15 +50,10 @@ def te(db_session, cpts, uploads):
         "idel": idel,
         "gp": gp,
         "patient": patient,
-        "cardiologist": clinician(Profession.SPECIALIST, email="cardio@example.org"),
-        "other_cardiologist": clinician(Profession.SPECIALIST),
-        "other_gp": clinician(Profession.GENERAL_PRACTITIONER),
-        "coordinator": factories.user(
-            db_session,
-            cpts,
-            Role.COORDINATOR,
-            professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-        ),
+        "cardiologist": factories.clinician(db_session, cpts, Profession.SPECIALIST, email="cardio@example.org"),
+        "other_cardiologist": factories.clinician(db_session, cpts, Profession.SPECIALIST),
+        "other_gp": factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER),
+        "coordinator": factories.coordinator(db_session, cpts),
         "stranger": factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR),
     }
     db_session.commit()

@@ -27,13 +27,6 @@ CALENDAR = "text/calendar; charset=utf-8"
 
 
 @pytest.fixture
-def nurse(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.PROFESSIONAL)
-    db_session.commit()
-    return user
-
-
-@pytest.fixture
 def booked(db_session, cpts, nurse):
     """A confirmed assisted teleconsultation in two days, the nurse accompanying MARIE DURAND."""
     specialist = factories.professional(db_session, cpts, Profession.SPECIALIST)

@@ -23,24 +23,14 @@ def frozen():
         yield
 
 
-def clinician(db_session, cpts, profession, **extra):
-    professional = factories.professional(db_session, cpts, profession, **extra)
-    return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
-
-
 @pytest.fixture
 def idel(db_session, cpts):
-    return clinician(db_session, cpts, Profession.NURSE, last_name="Delmas", first_name="Sophie")
+    return factories.clinician(db_session, cpts, Profession.NURSE, last_name="Delmas", first_name="Sophie")
 
 
 @pytest.fixture
 def other_idel(db_session, cpts):
-    return clinician(db_session, cpts, Profession.NURSE)
-
-
-@pytest.fixture
-def gp(db_session, cpts):
-    return clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    return factories.clinician(db_session, cpts, Profession.NURSE)
 
 
 @pytest.fixture
@@ -152,12 +142,7 @@ def test_another_professionals_statement_is_hidden_and_the_denial_audited(
 
 def test_a_coordinator_of_another_cpts_sees_nothing(auth, db_session, idel, ledger):
     foreign = factories.cpts(db_session)
-    stranger = factories.user(
-        db_session,
-        foreign,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, foreign, Profession.COORDINATOR),
-    )
+    stranger = factories.coordinator(db_session, foreign)
     db_session.commit()
     auth.login(stranger)
     assert auth.client.get(f"/fees/professionals/{idel.professional_id}").status_code == 404

@@ -75,25 +75,10 @@ class World:
 
 @pytest.fixture
 def world(db_session, cpts) -> World:
-    coordinator = factories.user(
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR, email="coord@example.org"),
-    )
-    factories.user(  # a coordinator with no e-mail gets no alert
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-    )
+    coordinator = factories.coordinator(db_session, cpts, email="coord@example.org")
+    factories.coordinator(db_session, cpts)
     elsewhere = factories.cpts(db_session)
-    factories.user(
-        db_session,
-        elsewhere,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, elsewhere, Profession.COORDINATOR, email="x@example.org"),
-    )
+    factories.coordinator(db_session, elsewhere, email="x@example.org")
     idel, other = (
         factories.professional(
             db_session, cpts, Profession.NURSE, commune_insee="24571", accompanies_teleconsultation=True, email=email

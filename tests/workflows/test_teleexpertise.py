@@ -255,12 +255,7 @@ def test_a_pool_expert_who_declines_hands_the_request_back_to_the_pool(
 def test_only_the_pool_or_the_coordination_may_assign(db_session, territory, tmp_path, cardio_user, other_cardio):
     t = territory
     request = ask_pool(db_session, t, tmp_path)
-    gp = factories.user(
-        db_session,
-        t.cpts,
-        Role.PROFESSIONAL,
-        professional_row=factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER),
-    )
+    gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
     with pytest.raises(RuleViolation):
         teleexpertise.assign(db_session, gp, request, now=NOW)  # not a cardiologist
     with pytest.raises(RuleViolation):
@@ -418,15 +413,7 @@ def committed_pool(committed, tmp_path):
         created.append(cpts.id)
         idel = factories.professional(session, cpts, Profession.NURSE)
         idel_user = factories.user(session, cpts, Role.PROFESSIONAL, professional_row=idel)
-        experts = [
-            factories.user(
-                session,
-                cpts,
-                Role.PROFESSIONAL,
-                professional_row=factories.professional(session, cpts, Profession.SPECIALIST),
-            )
-            for _ in range(2)
-        ]
+        experts = [factories.clinician(session, cpts, Profession.SPECIALIST) for _ in range(2)]
         patient = factories.consenting_patient(session, cpts, recorded_by=idel_user)
         factories.in_care_team(session, patient, idel)
         request = teleexpertise.create(
