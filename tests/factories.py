@@ -483,6 +483,7 @@ def teleexpertise_request(
         stored = store.store_upload(upload_dir, attachment, "photo.png", max_bytes=1024)
         session.add(TeleexpertiseAttachment(request_id=row.id, uploaded_by_user_id=requester.id, **stored))
         session.flush()
+        session.expire(row, ["attachments"])
     return row
 
 
@@ -491,7 +492,7 @@ def teleexpertise_request(
 _fee_keys = itertools.count(1)
 
 
-def fee_entry(session, professional_row, code: str, day: dt.date, *, patient_row=None, remote=False, **act_fields):
+def fee_entry(session, professional_row, code: str, day: dt.date, *, patient=None, remote=False, **act_fields):
     """An act of the professional on `day`, accrued through the fee workflow (tariff, caps and all); the
     other fields of fees.Act as keywords (prescriber_rpps, coefficient…)."""
     act = fees.Act(
@@ -499,7 +500,7 @@ def fee_entry(session, professional_row, code: str, day: dt.date, *, patient_row
         code,
         day,
         f"test:{next(_fee_keys)}",
-        patient_id=patient_row.id if patient_row else None,
+        patient_id=patient.id if patient else None,
         is_remote_care=remote,
         **act_fields,
     )

@@ -21,7 +21,6 @@ from hub.services.statements import Period
 from scheduling.slots import generate_slots
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from tests.services.test_statements import accrue
 from workflows import appointments
 from workflows import statements as shares
 
@@ -44,7 +43,7 @@ def session_day(db_session, territory):
     for nurse in (t.idel, t.other_idel):
         for month in range(1, 12):
             db_session.add(DeclaredActivity(professional_id=nurse.id, year=2026, month=month, amount=Decimal(4000)))
-        accrue(db_session, nurse, "TMI", dt.date(2026, 9, 14), remote=True, coefficient=Decimal("4.1"))
+        factories.fee_entry(db_session, nurse, "TMI", dt.date(2026, 9, 14), remote=True, coefficient=Decimal("4.1"))
     db_session.flush()
     slots = db_session.scalars(
         select(Slot)

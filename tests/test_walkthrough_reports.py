@@ -20,28 +20,24 @@ from connectors.mssante import mdn_token
 from connectors.registry import build_registry
 from hub.db import utcnow
 from hub.models import (
-    Consent,
+    AppointmentState,
     ConsentKind,
-    ConsentMethod,
     Delivery,
     DeliveryState,
-    IdentityStatus,
     OutboxMessage,
     OutboxState,
-    PlaceKind,
     Profession,
     RecipientRole,
     Report,
     ReportState,
     Role,
-    Sex,
 )
 from tests import factories
-from tests.factories import NOW, carry_out
+from tests.factories import NOW
 from tests.http_servers import FhirRecipient, HttpsServer, client_certificate
 from tests.imap_server import dovecot_available
 from tests.servers import SmtpServer, free_port
-from workflows import appointments, deliveries
+from workflows import deliveries
 
 SENDER = "hub-app@cpts-viveval.mssante.fr"
 GP_MAILBOX = "jeanne.roux@medecin.mssante.fr"
@@ -86,26 +82,13 @@ def monday(db_session, territory):
     traitant with a secure mailbox; the cardiologist's account."""
     t = territory
     patient = t.patient
-    patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=patient.birth_date)
-    patient.ins_oid = "1.2.250.1.213.1.4.8"
-    patient.identity_status = IdentityStatus.QUALIFIED
+    factories.qualify(db_session, patient)
     gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address=GP_MAILBOX)
     patient.attending_gp_id = gp.id
-    db_session.add(
-        Consent(
-            patient_id=patient.id,
-            kind=ConsentKind.DMP_ACCESS,
-            method=ConsentMethod.ORAL,
-            recorded_by_user_id=t.coordinator.id,
-            collected_at=NOW,
-        )
-    )
+    factories.consent(db_session, patient, recorded_by=t.coordinator, kind=ConsentKind.DMP_ACCESS, collected_at=NOW)
     t.cardiologist_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
-    slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
-    t.appointment = appointments.book(
-        db_session, t.coordinator, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
-    )
-    carry_out(db_session, t.idel_user, t.appointment)
+    monday_14h = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
+    t.appointment = factories.visit(db_session, t, monday_14h, state=AppointmentState.DONE, now=NOW)
     db_session.commit()
     db_session.refresh(patient)
     return t

@@ -7,10 +7,9 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from hub.models import AuditEvent, Delivery, PlaceKind, Profession, Report, Role
+from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Report, Role
 from tests import factories
-from tests.factories import NOW, carry_out
-from workflows import appointments
+from tests.factories import NOW
 
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
@@ -19,17 +18,7 @@ WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "con
 def session_of(db_session, t, starts_at: dt.datetime, *, patient=None):
     """An assisted teleconsultation of the patient (the territory's by default) with the cardiologist, carried
     out by the IDEL."""
-    slot = factories.slot(db_session, t.program, starts_at)
-    appointment = appointments.book(
-        db_session,
-        t.coordinator,
-        slot=slot,
-        patient=patient or t.patient,
-        place_kind=PlaceKind.DEDICATED_PLACE,
-        now=NOW,
-    )
-    carry_out(db_session, t.idel_user, appointment)
-    return appointment
+    return factories.visit(db_session, t, starts_at, state=AppointmentState.DONE, patient_row=patient, now=NOW)
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ from sqlalchemy import func, select
 from hub.db import utcnow
 from hub.models import (
     AuditEvent,
-    Consent,
-    ConsentKind,
-    ConsentMethod,
     FeeEntry,
     Profession,
     Role,
@@ -37,15 +34,7 @@ def te(db_session, cpts, uploads):
     gp = factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
     factories.in_care_team(db_session, patient, idel.professional)
-    db_session.add(
-        Consent(
-            patient_id=patient.id,
-            kind=ConsentKind.TELEHEALTH,
-            method=ConsentMethod.ORAL,
-            recorded_by_user_id=idel.id,
-            collected_at=utcnow() - dt.timedelta(days=2),
-        )
-    )
+    factories.consent(db_session, patient, recorded_by=idel, collected_at=utcnow() - dt.timedelta(days=2))
     world = {
         "idel": idel,
         "gp": gp,

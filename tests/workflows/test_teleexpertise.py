@@ -68,22 +68,19 @@ def ask_pool(db_session, t, tmp_path, **data):
 
 def signed_answer(db_session, t, request, cardio_user) -> Report:
     """A signed answer row, as workflows.reports.sign leaves it (the routing is tested there)."""
-    report = Report(
-        cpts_id=request.cpts_id,
+    return factories.report(
+        db_session,
+        request.patient,
+        author=t.cardiologist,
+        created_by=cardio_user,
+        signed=True,
         kind=ReportKind.TELEEXPERTISE,
-        state=ReportState.SIGNED,
-        patient_id=request.patient_id,
-        author_id=t.cardiologist.id,
         performed_at=NOW,
         acts="Avis",
         conclusion="Pansement hydrocolloïde",
-        created_by_user_id=cardio_user.id,
         signed_by_user_id=cardio_user.id,
         signed_at=NOW,
     )
-    db_session.add(report)
-    db_session.flush()
-    return report
 
 
 # --- creation ---------------------------------------------------------------------------------------------
