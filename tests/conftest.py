@@ -3,18 +3,25 @@ transaction that is rolled back, with the application's commits turned into save
 
 SQLite by default; PostgreSQL when TEST_DATABASE_URL is set (postgresql+psycopg://…)."""
 
+import datetime as dt
 import os
 import tempfile
+from types import MappingProxyType
 
 import pytest
+import time_machine
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 from hub import create_app, migrate
 from hub.db import make_engine
-from hub.models import Profession, Role
+from hub.models import PlaceKind, Profession, Role
 from hub.services import accounts
+from scheduling.periodic import JobContext
 from tests import factories
+from tests.imap_server import ImapServer
+from tests.servers import TestCA
+from workflows import appointments
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 
@@ -240,8 +247,7 @@ def purge_cpts(session, cpts_id: int) -> None:
 
 @pytest.fixture
 def gp(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
-    return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
+    return factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER)
 
 
 @pytest.fixture
@@ -251,10 +257,86 @@ def nurse(db_session, cpts):
 
 @pytest.fixture
 def coordinator(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.COORDINATOR)
-    return factories.user(db_session, cpts, Role.COORDINATOR, professional_row=professional)
+    return factories.coordinator(db_session, cpts)
 
 
 @pytest.fixture
 def admin(db_session, cpts):
     return factories.user(db_session, cpts, Role.ADMIN)
+
+
+# The territory of the scheduling, report and fee tests, and what its tests start from.
+
+
+@pytest.fixture
+def clock():
+    """The territory's Monday morning, frozen (modules that need it for every test mark themselves with
+    `pytestmark = pytest.mark.usefixtures("clock")`, so that it is frozen before any row is made)."""
+    with time_machine.travel(factories.NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def territory(db_session, cpts) -> factories.Territory:
+    return factories.territory(db_session, cpts)
+
+
+@pytest.fixture
+def slot(db_session, territory):
+    """A free slot of the territory's program, next Monday at 14:00."""
+    return factories.slot(db_session, territory.program, factories.MONDAY_14H.astimezone(dt.UTC))
+
+
+@pytest.fixture
+def visit(db_session, territory, slot):
+    """A Monday 14:00 visit proposed to the patient's own IDEL."""
+    appointment = appointments.book(
+        db_session, territory.coordinator, slot=slot, patient=territory.patient, place_kind=PlaceKind.DEDICATED_PLACE
+    )
+    db_session.commit()
+    return appointment
+
+
+@pytest.fixture
+def newcomer(db_session, territory):
+    """A consenting patient with their own IDEL, but no eligibility checklist yet."""
+    patient = factories.consenting_patient(
+        db_session, territory.cpts, recorded_by=territory.coordinator, eligible=False, commune_insee="24571"
+    )
+    factories.in_care_team(db_session, patient, territory.idel)
+    return patient
+
+
+# Infrastructure several packages share.
+
+
+@pytest.fixture
+def sessions(app, db_session):
+    """The session factory the worker and the dispatcher use, inside the test's rolled-back transaction."""
+    return app.extensions["hub.sessions"]
+
+
+@pytest.fixture
+def context(sessions):
+    """What a periodic job receives, in the territory's zone."""
+    return JobContext(sessions, factories.PARIS)
+
+
+@pytest.fixture
+def uploads(app, tmp_path, monkeypatch):
+    """The application's upload directory, in the test's own temporary directory."""
+    directory = tmp_path / "uploads"
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def imap_server(test_ca):
+    """A Dovecot IMAP server on loopback (TLS from the test CA), for the acknowledgements."""
+    with ImapServer(test_ca) as server:
+        yield server

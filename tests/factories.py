@@ -1,28 +1,69 @@
-"""Test data builders. Each takes the session and keyword overrides and returns a flushed row."""
+"""The test data of every test: builders that take the session, the few choices a test makes (a profession, a
+role, a state) as keyword traits and any column as an override, and return a flushed row.
+
+Rows are made directly, except where a state is only meaningful with the traces a workflow leaves (a visit
+carried out, a fee accrued): those builders go through the workflow. `Territory` is the small world most
+scheduling, report and fee tests start from (the `territory` fixture in tests/conftest.py)."""
 
 import datetime as dt
 import itertools
+import json
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import pyotp
 from stdnum import luhn
 
 from hub.db import utcnow
+from hub.documents import store
 from hub.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentState,
     CareTeamMember,
+    Consent,
+    ConsentKind,
+    ConsentMethod,
+    EligibilityAssessment,
+    EligibilityOutcome,
+    IdentityStatus,
+    Modality,
     Organisation,
     OrganisationKind,
+    OutboxMessage,
+    OutboxState,
     Patient,
+    PlaceKind,
     Profession,
     Professional,
+    ProgramKind,
+    Referral,
+    ReferralState,
+    Report,
+    ReportKind,
+    ReportState,
     Role,
+    SessionProgram,
     Sex,
+    Slot,
+    TeleexpertiseAttachment,
+    TeleexpertiseRequest,
+    TeleexpertiseState,
     User,
     UserRole,
 )
 from hub.services import accounts
+from workflows import appointments, completion, fees
+
+PARIS = ZoneInfo("Europe/Paris")
+NOW = dt.datetime(2026, 11, 16, 9, 0, tzinfo=PARIS)  # a Monday morning
+MONDAY_14H = dt.datetime(2026, 11, 23, 14, 0, tzinfo=PARIS)
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)
+
+
+# --- identifiers ---------------------------------------------------------------------------------------
 
 
 def valid_rpps() -> str:
@@ -36,6 +77,13 @@ def valid_nir(*, sex: Sex, birth_date: dt.date, birth_place: str = "24322", orde
     body = f"{first}{birth_date.year % 100:02d}{birth_date.month:02d}{birth_place}{order:03d}"
     numeric = int(body.replace("2A", "19").replace("2B", "18"))
     return f"{body}{97 - numeric % 97:02d}"
+
+
+def now() -> dt.datetime:
+    return utcnow()
+
+
+# --- organisations, professionals, accounts --------------------------------------------------------------
 
 
 def cpts(session, name: str | None = None) -> Organisation:
@@ -70,6 +118,7 @@ def professional(session, cpts_org, profession: Profession = Profession.NURSE, *
 
 
 def user(session, cpts_org, *roles: Role, professional_row=None, with_totp: bool = True, **overrides) -> User:
+    """An account with the given roles (a professional's by default, then with a nurse of its own)."""
     roles = roles or (Role.PROFESSIONAL,)
     if Role.PROFESSIONAL in roles and professional_row is None:
         professional_row = professional(session, cpts_org)
@@ -89,7 +138,25 @@ def user(session, cpts_org, *roles: Role, professional_row=None, with_totp: bool
     return row
 
 
-def patient(session, cpts_org, **overrides) -> Patient:
+def clinician(session, cpts_org, profession: Profession = Profession.NURSE, **professional_fields) -> User:
+    """The account of a new professional of `profession` (the columns given are the professional's)."""
+    row = professional(session, cpts_org, profession, **professional_fields)
+    return user(session, cpts_org, Role.PROFESSIONAL, professional_row=row)
+
+
+def coordinator(session, cpts_org, **professional_fields) -> User:
+    """A coordinator's account with a professional row of its own (profession « coordinateur »)."""
+    row = professional(session, cpts_org, Profession.COORDINATOR, **professional_fields)
+    return user(session, cpts_org, Role.COORDINATOR, professional_row=row)
+
+
+# --- patients: identity, consents, eligibility, care team ----------------------------------------------
+
+QUALIFIED_INS_OID = "1.2.250.1.213.1.4.8"
+
+
+def patient(session, cpts_org, *, qualified: bool = False, **overrides) -> Patient:
+    """A patient with a provisional identity, or a qualified one (an INS) with `qualified=True`."""
     n = next(_counter)
     values = {
         "cpts_id": cpts_org.id,
@@ -102,6 +169,34 @@ def patient(session, cpts_org, **overrides) -> Patient:
     row = Patient(**(values | overrides))
     session.add(row)
     session.flush()
+    if qualified:
+        qualify(session, row)
+    return row
+
+
+def qualify(session, patient_row) -> Patient:
+    """The patient's identity qualified: an INS (a NIR) and its OID."""
+    patient_row.ins_matricule = valid_nir(sex=patient_row.sex, birth_date=patient_row.birth_date)
+    patient_row.ins_oid = QUALIFIED_INS_OID
+    patient_row.identity_status = IdentityStatus.QUALIFIED
+    session.flush()
+    return patient_row
+
+
+def consent(
+    session, patient_row, *, recorded_by, kind: ConsentKind = ConsentKind.TELEHEALTH, collected_at=None, **overrides
+) -> Consent:
+    """An oral consent recorded by `recorded_by` (a telehealth consent of three days ago by default)."""
+    values = {
+        "patient_id": patient_row.id,
+        "kind": kind,
+        "method": ConsentMethod.ORAL,
+        "recorded_by_user_id": recorded_by.id,
+        "collected_at": collected_at or now() - dt.timedelta(days=3),
+    }
+    row = Consent(**(values | overrides))
+    session.add(row)
+    session.flush()
     return row
 
 
@@ -110,67 +205,11 @@ def in_care_team(session, patient_row, professional_row) -> None:
     session.flush()
 
 
-def now() -> dt.datetime:
-    return utcnow()
-
-
-def program(session, cpts_org, *, performer=None, **overrides):
-    """A weekly Monday 14:00 assisted cardiology program: 3 slots of 15 min, the IDEL 20 min before
-    and 25 min after."""
-    from hub.models import ProgramKind, SessionProgram
-
-    performer = performer or professional(session, cpts_org, Profession.SPECIALIST)
-    values = {
-        "cpts_id": cpts_org.id,
-        "name": "Téléconsultation cardiologie CH Périgueux",
-        "kind": ProgramKind.ASSISTED_TELECONSULTATION,
-        "performer_id": performer.id,
-        "rrule": "FREQ=WEEKLY;BYDAY=MO",
-        "start_local": dt.datetime(2026, 1, 5, 14, 0),
-        "zone": "Europe/Paris",
-        "valid_from": dt.date(2026, 1, 5),
-        "slot_count": 3,
-        "slot_minutes": 15,
-        "accompaniment_before_minutes": 20,
-        "accompaniment_after_minutes": 25,
-    }
-    row = SessionProgram(**(values | overrides))
-    session.add(row)
-    session.flush()
-    return row
-
-
-def slot(session, program_row, starts_at: dt.datetime, *, minutes: int | None = None):
-    from hub.models import Slot
-
-    length = dt.timedelta(minutes=minutes or program_row.slot_minutes)
-    row = Slot(
-        program_id=program_row.id,
-        occurrence_start=starts_at,
-        position=0,
-        starts_at=starts_at,
-        ends_at=starts_at + length,
-    )
-    session.add(row)
-    session.flush()
-    return row
-
-
 def consenting_patient(session, cpts_org, *, recorded_by, eligible: bool = True, **overrides):
     """A patient with a valid telehealth consent and, unless `eligible=False`, a favourable eligibility
     checklist for both remote modalities (booking a remote session requires one)."""
-    from hub.models import Consent, ConsentKind, ConsentMethod
-
     row = patient(session, cpts_org, **overrides)
-    session.add(
-        Consent(
-            patient_id=row.id,
-            kind=ConsentKind.TELEHEALTH,
-            method=ConsentMethod.ORAL,
-            recorded_by_user_id=recorded_by.id,
-            collected_at=now() - dt.timedelta(days=3),
-        )
-    )
+    consent(session, row, recorded_by=recorded_by)
     if eligible:
         eligible_for_remote_care(session, row, assessed_by=recorded_by)
     session.flush()
@@ -195,10 +234,6 @@ ELIGIBLE_ANSWERS = {
 
 def eligible_for_remote_care(session, patient_row, *, assessed_by, modalities=None, **overrides):
     """Recorded eligibility checklists (outcome « éligible » unless overridden) for the given modalities."""
-    import json
-
-    from hub.models import EligibilityAssessment, EligibilityOutcome, Modality
-
     modalities = modalities or (Modality.TELESOIN, Modality.ASSISTED_TELECONSULTATION)
     rows = []
     for modality in modalities:
@@ -215,3 +250,328 @@ def eligible_for_remote_care(session, patient_row, *, assessed_by, modalities=No
     session.add_all(rows)
     session.flush()
     return rows
+
+
+# --- programs and slots ----------------------------------------------------------------------------------
+
+
+def program(session, cpts_org, *, performer=None, telesoin: bool = False, **overrides) -> SessionProgram:
+    """A weekly Monday 14:00 assisted cardiology program: 3 slots of 15 min, the IDEL 20 min before
+    and 25 min after. With `telesoin=True`, a télésoin program of the performer: no accompaniment."""
+    performer = performer or professional(session, cpts_org, Profession.SPECIALIST)
+    values = {
+        "cpts_id": cpts_org.id,
+        "name": "Téléconsultation cardiologie CH Périgueux",
+        "kind": ProgramKind.ASSISTED_TELECONSULTATION,
+        "performer_id": performer.id,
+        "rrule": "FREQ=WEEKLY;BYDAY=MO",
+        "start_local": dt.datetime(2026, 1, 5, 14, 0),
+        "zone": "Europe/Paris",
+        "valid_from": dt.date(2026, 1, 5),
+        "slot_count": 3,
+        "slot_minutes": 15,
+        "accompaniment_before_minutes": 20,
+        "accompaniment_after_minutes": 25,
+    }
+    if telesoin:
+        values |= {"kind": ProgramKind.TELESOIN, "accompaniment_before_minutes": 0, "accompaniment_after_minutes": 0}
+    row = SessionProgram(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def slot(session, program_row, starts_at: dt.datetime, *, minutes: int | None = None) -> Slot:
+    length = dt.timedelta(minutes=minutes or program_row.slot_minutes)
+    row = Slot(
+        program_id=program_row.id,
+        occurrence_start=starts_at,
+        position=0,
+        starts_at=starts_at,
+        ends_at=starts_at + length,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --- appointments ----------------------------------------------------------------------------------------
+
+
+def appointment(
+    session,
+    *,
+    patient_row,
+    performer,
+    accompanying,
+    created_by,
+    starts_at: dt.datetime,
+    minutes: int = 15,
+    state: AppointmentState = AppointmentState.CONFIRMED,
+    **overrides,
+) -> Appointment:
+    """An assisted teleconsultation at the patient's home as a bare row (no slot, no holds, no offer): the
+    performer for `minutes`, the accompanying IDEL 15 min before to 30 min after. For the calendar and the
+    plannings; a visit that the workflows should know is made with `visit`."""
+    starts_at = starts_at.astimezone(dt.UTC)
+    ends_at = starts_at + dt.timedelta(minutes=minutes)
+    values = {
+        "cpts_id": patient_row.cpts_id,
+        "kind": AppointmentKind.ASSISTED_TELECONSULTATION,
+        "state": state,
+        "patient_id": patient_row.id,
+        "performer_id": performer.id,
+        "accompanying_id": accompanying.id,
+        "place_kind": PlaceKind.HOME,
+        "starts_at": starts_at,
+        "ends_at": ends_at,
+        "accompaniment_starts_at": starts_at - dt.timedelta(minutes=15),
+        "accompaniment_ends_at": ends_at + dt.timedelta(minutes=30),
+        "created_by_user_id": created_by.id,
+        "sequence": 0,
+    }
+    row = Appointment(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+FULL_CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
+
+
+def check_in(session, user_row, appointment_row) -> None:
+    """The IDEL's arrival with the traces the check-in requires (identity, location, call-back phone)."""
+    appointments.check_in(
+        session,
+        user_row,
+        appointment_row,
+        identity_method="CNI",
+        patient_location="Cabinet",
+        callback_phone="0612345678",
+    )
+
+
+def carry_out(session, idel_user, appointment_row) -> None:
+    """The visit as the IDEL lives it: confirmed, the patient checked in, the session done."""
+    appointments.confirm(session, idel_user, appointment_row, now=NOW)
+    check_in(session, idel_user, appointment_row)
+    completion.complete(session, idel_user, appointment_row, checklist=FULL_CHECKLIST)
+
+
+_VISIT_STEPS = (AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN, AppointmentState.DONE)
+
+
+def visit(
+    session,
+    t: "Territory",
+    starts_at: dt.datetime = MONDAY_14H,
+    *,
+    state: AppointmentState = AppointmentState.PROPOSED,
+    patient_row=None,
+    place_kind: PlaceKind = PlaceKind.DEDICATED_PLACE,
+    now: dt.datetime | None = None,
+) -> Appointment:
+    """A session of the territory's program booked by its coordinator through the workflow (the patient's
+    own IDEL asked first), then taken by that IDEL to `state`: proposed, confirmed, checked_in or done."""
+    slot_row = slot(session, t.program, starts_at.astimezone(dt.UTC))
+    row = appointments.book(
+        session, t.coordinator, slot=slot_row, patient=patient_row or t.patient, place_kind=place_kind, now=now
+    )
+    if state is AppointmentState.DONE:
+        carry_out(session, t.idel_user, row)
+    elif state in _VISIT_STEPS:
+        appointments.confirm(session, t.idel_user, row, now=NOW)
+        if state is AppointmentState.CHECKED_IN:
+            check_in(session, t.idel_user, row)
+    elif state is not AppointmentState.PROPOSED:
+        raise ValueError(f"no visit builder for the state {state}")
+    return row
+
+
+# --- referrals, reports, téléexpertise ------------------------------------------------------------------
+
+
+def referral(
+    session, patient_row, *, author: User, state: ReferralState = ReferralState.SUBMITTED, **overrides
+) -> Referral:
+    """A GP's referral of the patient as a row in `state` (submitted by default, today)."""
+    values = {
+        "cpts_id": patient_row.cpts_id,
+        "patient_id": patient_row.id,
+        "author_id": author.professional_id,
+        "created_by_user_id": author.id,
+        "reason": "Dyspnée d'effort",
+        "state": state,
+        "submitted_at": None if state is ReferralState.DRAFT else now(),
+    }
+    row = Referral(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def report(
+    session,
+    patient_row,
+    *,
+    author,
+    created_by,
+    signed: bool = False,
+    appointment_row=None,
+    upload_dir=None,
+    **overrides,
+) -> Report:
+    """A teleconsultation report of the patient by `author` (a professional): a draft, or with `signed=True`
+    signed now, as reports.sign leaves it (its own root), its frozen PDF stored in `upload_dir` if given."""
+    values = {
+        "cpts_id": patient_row.cpts_id,
+        "kind": ReportKind.TELECONSULTATION,
+        "patient_id": patient_row.id,
+        "author_id": author.id,
+        "performed_at": appointment_row.starts_at if appointment_row else now(),
+        "created_by_user_id": created_by.id,
+    }
+    if appointment_row is not None:
+        values["appointment_id"] = appointment_row.id
+    if signed:
+        values |= {"state": ReportState.SIGNED, "signed_at": now()}
+    if upload_dir is not None:
+        pdf = b"%PDF-1.4 compte rendu"
+        values |= {"pdf_sha256": store.store_blob(upload_dir, pdf), "pdf_size": len(pdf)}
+    values |= overrides
+    row = Report(**values)
+    session.add(row)
+    session.flush()
+    if values.get("state", ReportState.DRAFT) is not ReportState.DRAFT and row.root_id is None:
+        row.root_id = row.id
+        session.flush()
+    return row
+
+
+def teleexpertise_request(
+    session,
+    patient_row,
+    *,
+    requester: User,
+    expert=None,
+    consent_row,
+    state: TeleexpertiseState = TeleexpertiseState.SUBMITTED,
+    upload_dir=None,
+    attachment: bytes | None = None,
+    **overrides,
+) -> TeleexpertiseRequest:
+    """A téléexpertise request of `requester` (an account) about the patient, to `expert` (a professional)
+    or to the pool, as a row in `state`; its frozen PDF and an `attachment` stored in `upload_dir`."""
+    values = {
+        "cpts_id": patient_row.cpts_id,
+        "patient_id": patient_row.id,
+        "requester_id": requester.professional_id,
+        "expert_id": expert.id if expert else None,
+        "consent_id": consent_row.id,
+        "question": "Avis sur un souffle",
+        "deadline_at": now() + dt.timedelta(days=7),
+        "created_by_user_id": requester.id,
+        "state": state,
+    }
+    if upload_dir is not None:
+        pdf = b"%PDF-1.4 demande"
+        values |= {"pdf_sha256": store.store_blob(upload_dir, pdf), "pdf_size": len(pdf)}
+    row = TeleexpertiseRequest(**(values | overrides))
+    session.add(row)
+    session.flush()
+    if attachment is not None:
+        stored = store.store_upload(upload_dir, attachment, "photo.png", max_bytes=1024)
+        session.add(TeleexpertiseAttachment(request_id=row.id, uploaded_by_user_id=requester.id, **stored))
+        session.flush()
+        session.expire(row, ["attachments"])
+    return row
+
+
+# --- fees and the outbox ---------------------------------------------------------------------------------
+
+_fee_keys = itertools.count(1)
+
+
+def fee_entry(session, professional_row, code: str, day: dt.date, *, patient=None, remote=False, **act_fields):
+    """An act of the professional on `day`, accrued through the fee workflow (tariff, caps and all); the
+    other fields of fees.Act as keywords (prescriber_rpps, coefficient…)."""
+    act = fees.Act(
+        professional_row,
+        code,
+        day,
+        f"test:{next(_fee_keys)}",
+        patient_id=patient.id if patient else None,
+        is_remote_care=remote,
+        **act_fields,
+    )
+    return fees.accrue(session, act)
+
+
+def outbox_message(session, cpts_org, *, state: OutboxState = OutboxState.PENDING, **overrides) -> OutboxMessage:
+    """A reminder e-mail waiting in the CPTS's outbox, or in `state`."""
+    n = next(_counter)
+    values = {
+        "channel": "email",
+        "recipient": f"pro{n}@example.org",
+        "kind": "reminder",
+        "payload": "{}",
+        "idempotency_key": f"test:{n}",
+        "cpts_id": cpts_org.id,
+        "state": state,
+    }
+    row = OutboxMessage(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+# --- the territory ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Territory:
+    cpts: object
+    coordinator: object
+    cardiologist: object
+    idel: object
+    idel_user: object
+    other_idel: object
+    other_idel_user: object
+    patient: object
+    program: object
+
+
+def territory(session, cpts_org) -> Territory:
+    """A coordinator, a cardiologist and the weekly program of their assisted teleconsultations, two IDELs
+    of the same commune who accompany them, and a consenting, eligible patient of the first IDEL."""
+    coordinator_user = coordinator(session, cpts_org, email="coord@example.org")
+    cardiologist = professional(
+        session, cpts_org, Profession.SPECIALIST, last_name="Lemaitre", email="cardio@example.org"
+    )
+    idel, other = (
+        professional(
+            session,
+            cpts_org,
+            Profession.NURSE,
+            commune_insee="24571",
+            accompanies_teleconsultation=True,
+            email=email,
+        )
+        for email in ("idel@example.org", "idel2@example.org")
+    )
+    patient_row = consenting_patient(
+        session, cpts_org, recorded_by=coordinator_user, commune_insee="24571", phone="0612345678"
+    )
+    in_care_team(session, patient_row, idel)
+    program_row = program(session, cpts_org, performer=cardiologist)
+    return Territory(
+        cpts=cpts_org,
+        coordinator=coordinator_user,
+        cardiologist=cardiologist,
+        idel=idel,
+        idel_user=user(session, cpts_org, Role.PROFESSIONAL, professional_row=idel),
+        other_idel=other,
+        other_idel_user=user(session, cpts_org, Role.PROFESSIONAL, professional_row=other),
+        patient=patient_row,
+        program=program_row,
+    )

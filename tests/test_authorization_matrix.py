@@ -10,25 +10,15 @@ from hub.documents import store
 from hub.models import (
     AttachmentKind,
     CareTeamMember,
-    Consent,
-    ConsentKind,
-    ConsentMethod,
     EligibilityAssessment,
     EligibilityOutcome,
     Modality,
-    OutboxMessage,
     OutboxState,
     PlaceKind,
     Profession,
-    Referral,
     ReferralAttachment,
-    ReferralState,
     Report,
-    ReportKind,
-    ReportState,
     Role,
-    TeleexpertiseAttachment,
-    TeleexpertiseRequest,
 )
 from hub.services import accounts, calendar_feeds
 from tests import factories
@@ -327,36 +317,22 @@ def test_every_route_is_in_the_matrix(app):
 
 @pytest.fixture
 def world(db_session, cpts, app, tmp_path, monkeypatch):
-    def clinician(profession, **extra):
-        professional = factories.professional(db_session, cpts, profession, **extra)
-        return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
-
     users = {
-        "idel": clinician(Profession.NURSE),
-        "pharmacist": clinician(Profession.PHARMACIST),
-        "kine": clinician(Profession.PHYSIOTHERAPIST),
-        "specialist": clinician(Profession.SPECIALIST),
-        "gp": clinician(Profession.GENERAL_PRACTITIONER),
-        "coordinator": factories.user(
-            db_session,
-            cpts,
-            Role.COORDINATOR,
-            professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-        ),
+        "idel": factories.clinician(db_session, cpts, Profession.NURSE),
+        "pharmacist": factories.clinician(db_session, cpts, Profession.PHARMACIST),
+        "kine": factories.clinician(db_session, cpts, Profession.PHYSIOTHERAPIST),
+        "specialist": factories.clinician(db_session, cpts, Profession.SPECIALIST),
+        "gp": factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER),
+        "coordinator": factories.coordinator(db_session, cpts),
         "admin": factories.user(db_session, cpts, Role.ADMIN),
         "stranger": factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR),
     }
     patient = factories.patient(db_session, cpts, attending_gp_id=users["gp"].professional_id)
     team_member = factories.professional(db_session, cpts, Profession.NURSE)  # has no account
     factories.in_care_team(db_session, patient, team_member)
-    consent = Consent(
-        patient_id=patient.id,
-        kind=ConsentKind.TELEHEALTH,
-        method=ConsentMethod.ORAL,
-        recorded_by_user_id=users["gp"].id,
-        collected_at=factories.now() - dt.timedelta(days=1),
+    consent = factories.consent(
+        db_session, patient, recorded_by=users["gp"], collected_at=factories.now() - dt.timedelta(days=1)
     )
-    db_session.add(consent)
     factories.eligible_for_remote_care(db_session, patient, assessed_by=users["gp"])
     token, _raw = accounts.create_api_token(db_session, users["admin"], name="matrice")
     _feed, feed_token = calendar_feeds.create_feed(db_session, users["idel"], users["idel"].professional)
@@ -371,23 +347,17 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
     )
     hub_config = MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(tmp_path / "uploads")})
     monkeypatch.setitem(app.config, "HUB", hub_config)
-    referral = Referral(
-        cpts_id=cpts.id,
-        patient_id=patient.id,
-        author_id=users["gp"].professional_id,
-        created_by_user_id=users["gp"].id,
+    referral = factories.referral(
+        db_session,
+        patient,
+        author=users["gp"],
         target_specialist_id=program.performer_id,  # has no account: the patient stays hidden from others
-        reason="Dyspnée d'effort",
         consent_id=consent.id,
-        state=ReferralState.SUBMITTED,
-        submitted_at=factories.now(),
         # Its frozen letter is the appointment's document (as once scheduled).
         appointment_id=appointment.id,
         letter_sha256=store.store_blob(tmp_path / "uploads", b"%PDF-1.4 lettre"),
         letter_size=15,
     )
-    db_session.add(referral)
-    db_session.flush()
     stored = store.store_upload(tmp_path / "uploads", b"%PDF-1.4 ordonnance", "bilan.pdf", max_bytes=1024)
     attachment = ReferralAttachment(
         referral_id=referral.id, kind=AttachmentKind.BIOLOGY_PRESCRIPTION, uploaded_by_user_id=users["gp"].id, **stored
@@ -410,7 +380,10 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         "attachment_id": attachment.id,
         "report_id": _signed_report(db_session, users, appointment, tmp_path / "uploads").id,
         **teleexpertise_ids,
-        "message_id": _dead_message(db_session, cpts).id,
+        # An outbox message of the CPTS that went dead: the one "Renvoyer" applies to.
+        "message_id": factories.outbox_message(
+            db_session, cpts, state=OutboxState.DEAD, recipient="idel@example.org", idempotency_key=f"matrice:{cpts.id}"
+        ).id,
         "channel": "email",
         **_pathway_ids(db_session, users, patient),
     }
@@ -427,59 +400,31 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
 
 def _signed_report(db_session, users, appointment, upload_dir) -> Report:
     """The session's report, signed by its performer: its frozen PDF stored with the uploads."""
-    report = Report(
-        cpts_id=appointment.cpts_id,
-        kind=ReportKind.TELECONSULTATION,
-        state=ReportState.SIGNED,
-        patient_id=appointment.patient_id,
-        author_id=appointment.performer_id,
-        appointment_id=appointment.id,
-        performed_at=appointment.starts_at,
+    return factories.report(
+        db_session,
+        appointment.patient,
+        author=appointment.performer,
+        created_by=users["coordinator"],
+        signed=True,
+        appointment_row=appointment,
+        upload_dir=upload_dir,
         acts="Téléconsultation",
         conclusion="RAS",
-        pdf_sha256=store.store_blob(upload_dir, b"%PDF-1.4 compte rendu"),
-        pdf_size=21,
-        signed_at=factories.now(),
-        created_by_user_id=users["coordinator"].id,
     )
-    db_session.add(report)
-    db_session.flush()
-    report.root_id = report.id
-    return report
-
-
-def _dead_message(db_session, cpts):
-    """An outbox message of the CPTS that went dead: the one "Renvoyer" applies to."""
-    message = OutboxMessage(
-        channel="email", recipient="idel@example.org", kind="reminder", payload="{}", state=OutboxState.DEAD
-    )
-    message.idempotency_key, message.cpts_id = f"matrice:{cpts.id}", cpts.id
-    db_session.add(message)
-    db_session.flush()
-    return message
 
 
 def _teleexpertise_ids(db_session, users, patient, consent, expert_id, tmp_path) -> dict:
     """The GP's request to a cardiologist without an account, with a photo attached."""
-    request = TeleexpertiseRequest(
-        cpts_id=patient.cpts_id,
-        patient_id=patient.id,
-        requester_id=users["gp"].professional_id,
+    request = factories.teleexpertise_request(
+        db_session,
+        patient,
+        requester=users["gp"],
         expert_id=expert_id,
-        consent_id=consent.id,
-        question="Avis sur un souffle",
-        deadline_at=factories.now() + dt.timedelta(days=7),
-        created_by_user_id=users["gp"].id,
-        pdf_sha256=store.store_blob(tmp_path / "uploads", b"%PDF-1.4 demande"),
-        pdf_size=16,
+        consent_row=consent,
+        upload_dir=tmp_path / "uploads",
+        attachment=b"\x89PNG\r\n\x1a\nphoto",
     )
-    db_session.add(request)
-    db_session.flush()
-    stored = store.store_upload(tmp_path / "uploads", b"\x89PNG\r\n\x1a\nphoto", "photo.png", max_bytes=1024)
-    file = TeleexpertiseAttachment(request_id=request.id, uploaded_by_user_id=users["gp"].id, **stored)
-    db_session.add(file)
-    db_session.flush()
-    return {"teleexpertise_id": request.id, "file_id": file.id}
+    return {"teleexpertise_id": request.id, "file_id": request.attachments[0].id}
 
 
 def _pathway_ids(db_session, users, patient) -> dict:

@@ -20,8 +20,7 @@ from hub.services import statements
 from hub.services.statements import Period
 from scheduling.slots import generate_slots
 from tests import factories
-from tests.services.test_statements import accrue
-from tests.workflows.conftest import MONDAY_14H, NOW, territory  # noqa: F401  (the fixture)
+from tests.factories import MONDAY_14H, NOW
 from workflows import appointments
 from workflows import statements as shares
 
@@ -31,7 +30,7 @@ AFTER_THE_SESSION = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def session_day(db_session, territory):  # noqa: F811
+def session_day(db_session, territory):
     """The weekly program, with a kit that follows from one slot to the next (one hour apart), the IDELs'
     declared activity and some télésoin of their own, so that their share is not zero."""
     t = territory
@@ -44,7 +43,7 @@ def session_day(db_session, territory):  # noqa: F811
     for nurse in (t.idel, t.other_idel):
         for month in range(1, 12):
             db_session.add(DeclaredActivity(professional_id=nurse.id, year=2026, month=month, amount=Decimal(4000)))
-        accrue(db_session, nurse, "TMI", dt.date(2026, 9, 14), remote=True, coefficient=Decimal("4.1"))
+        factories.fee_entry(db_session, nurse, "TMI", dt.date(2026, 9, 14), remote=True, coefficient=Decimal("4.1"))
     db_session.flush()
     slots = db_session.scalars(
         select(Slot)
@@ -81,7 +80,7 @@ def idel_shares(db_session, t):
     return shares.remote_shares(db_session, [t.idel.id, t.other_idel.id], window)
 
 
-def test_a_monday_session_on_the_statements(db_session, territory, session_day, auth):  # noqa: F811
+def test_a_monday_session_on_the_statements(db_session, territory, session_day, auth):
     t = territory
     first, second, third = session_day
     others = [

@@ -20,28 +20,24 @@ from connectors.mssante import mdn_token
 from connectors.registry import build_registry
 from hub.db import utcnow
 from hub.models import (
-    Consent,
+    AppointmentState,
     ConsentKind,
-    ConsentMethod,
     Delivery,
     DeliveryState,
-    IdentityStatus,
     OutboxMessage,
     OutboxState,
-    PlaceKind,
     Profession,
     RecipientRole,
     Report,
     ReportState,
     Role,
-    Sex,
 )
 from tests import factories
+from tests.factories import NOW
 from tests.http_servers import FhirRecipient, HttpsServer, client_certificate
-from tests.imap_server import ImapServer, dovecot_available
-from tests.servers import SmtpServer, TestCA, free_port
-from tests.workflows.conftest import NOW, carry_out, territory  # noqa: F401  (the fixture)
-from workflows import appointments, deliveries
+from tests.imap_server import dovecot_available
+from tests.servers import SmtpServer, free_port
+from workflows import deliveries
 
 SENDER = "hub-app@cpts-viveval.mssante.fr"
 GP_MAILBOX = "jeanne.roux@medecin.mssante.fr"
@@ -49,46 +45,29 @@ GP_MAILBOX = "jeanne.roux@medecin.mssante.fr"
 pytestmark = pytest.mark.skipif(not dovecot_available(), reason="Dovecot (dovecot-imapd) is not installed")
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("walkthrough-ca"))
-
-
-@pytest.fixture(scope="module")
-def imap_server(ca):
-    with ImapServer(ca) as server:
-        yield server
-
-
 @pytest.fixture
-def sessions(app, db_session):
-    """The worker's session factory, inside the test's rolled-back transaction."""
-    return app.extensions["hub.sessions"]
-
-
-@pytest.fixture
-def servers(ca, imap_server, tmp_path, app):
+def servers(test_ca, imap_server, tmp_path, app):
     """The operator's submission server (client certificate required), the DMP, the applicative mailbox."""
     imap_server.clear()
-    structure = client_certificate(ca, tmp_path)
+    structure = client_certificate(test_ca, tmp_path)
     recipient = FhirRecipient()
     with app.app_context():  # left at once: requests must not share its `g` (the logged-in user)
         from hub.http.request import upload_dir
 
         uploads = upload_dir()
     with (
-        SmtpServer(tls_context=ca.server_context(require_client_cert=True)) as smtp,
-        HttpsServer(ca, client_ca=ca, responder=recipient) as dmp,
+        SmtpServer(tls_context=test_ca.server_context(require_client_cert=True)) as smtp,
+        HttpsServer(test_ca, client_ca=test_ca, responder=recipient) as dmp,
     ):
         settings = {
             "MSSANTE_HOST": smtp.host,
             "MSSANTE_PORT": smtp.port,
             "MSSANTE_SENDER": SENDER,
-            "MSSANTE_CA_FILE": str(ca.ca_file),
+            "MSSANTE_CA_FILE": str(test_ca.ca_file),
             "MSSANTE_CERT_FILE": str(structure.cert_file),
             "MSSANTE_KEY_FILE": str(structure.key_file),
             "DMP_URL": dmp.url,
-            "DMP_CA_FILE": str(ca.ca_file),
+            "DMP_CA_FILE": str(test_ca.ca_file),
             "DMP_CERT_FILE": str(structure.cert_file),
             "DMP_KEY_FILE": str(structure.key_file),
             "DMP_TIMEOUT_SECONDS": 5,
@@ -98,31 +77,18 @@ def servers(ca, imap_server, tmp_path, app):
 
 
 @pytest.fixture
-def monday(db_session, territory):  # noqa: F811
+def monday(db_session, territory):
     """Monday's teleconsultation, carried out; a qualified patient who agreed to the DMP; a médecin
     traitant with a secure mailbox; the cardiologist's account."""
     t = territory
     patient = t.patient
-    patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=patient.birth_date)
-    patient.ins_oid = "1.2.250.1.213.1.4.8"
-    patient.identity_status = IdentityStatus.QUALIFIED
+    factories.qualify(db_session, patient)
     gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address=GP_MAILBOX)
     patient.attending_gp_id = gp.id
-    db_session.add(
-        Consent(
-            patient_id=patient.id,
-            kind=ConsentKind.DMP_ACCESS,
-            method=ConsentMethod.ORAL,
-            recorded_by_user_id=t.coordinator.id,
-            collected_at=NOW,
-        )
-    )
+    factories.consent(db_session, patient, recorded_by=t.coordinator, kind=ConsentKind.DMP_ACCESS, collected_at=NOW)
     t.cardiologist_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
-    slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
-    t.appointment = appointments.book(
-        db_session, t.coordinator, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
-    )
-    carry_out(db_session, t.idel_user, t.appointment)
+    monday_14h = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
+    t.appointment = factories.visit(db_session, t, monday_14h, state=AppointmentState.DONE, now=NOW)
     db_session.commit()
     db_session.refresh(patient)
     return t
@@ -245,7 +211,7 @@ def test_a_refusal_is_shown_with_the_receivers_code(db_session, auth, client, se
 
 
 def test_r14_with_the_smtp_server_down_the_report_is_signed_and_everything_drains_after(
-    db_session, auth, sessions, monday, servers, ca
+    db_session, auth, sessions, monday, servers, test_ca
 ):
     t = monday
     _smtp, _dmp, _recipient, _mailbox, settings = servers
@@ -276,7 +242,7 @@ def test_r14_with_the_smtp_server_down_the_report_is_signed_and_everything_drain
     assert "Envoi en attente" in page(auth.client, "/envois")
     assert "Envoi en attente" in page(auth.client, f"/reports/{report.id}")
 
-    with SmtpServer(tls_context=ca.server_context(require_client_cert=True), port=down) as back:
+    with SmtpServer(tls_context=test_ca.server_context(require_client_cert=True), port=down) as back:
         drain(sessions, settings)
         deliveries.follow_deliveries(sessions)
         db_session.expire_all()

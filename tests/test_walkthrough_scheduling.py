@@ -12,7 +12,7 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from hub.models import Appointment, AppointmentState, Profession, Role, SessionProgram, Slot
+from hub.models import Appointment, AppointmentState, Profession, SessionProgram, Slot
 from hub.services import accounts, calendar_feeds
 from tests import factories
 
@@ -40,17 +40,11 @@ def clock():
 @pytest.fixture
 def people(db_session, cpts):
     def idel(commune):
-        row = factories.professional(
+        return factories.clinician(
             db_session, cpts, Profession.NURSE, commune_insee=commune, accompanies_teleconsultation=True
         )
-        return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=row)
 
-    coordinator = factories.user(
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-    )
+    coordinator = factories.coordinator(db_session, cpts)
     cardiologist = factories.professional(
         db_session, cpts, Profession.SPECIALIST, last_name="Lemaitre", first_name="Anne-Iris"
     )

@@ -2,22 +2,12 @@
 naming the patient and the modality (so that a client can open the checklist), nothing saved."""
 
 import pytest
-import time_machine
 
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.web.test_booking_eligibility_pages import last_audit_id, newcomer, nothing_booked, slot
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import NOW
+from tests.web.test_booking_eligibility_pages import last_audit_id, nothing_booked
 
-territory = workflow_fixtures.territory
-__all__ = ["newcomer", "slot"]  # fixtures shared with the pages' tests
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
+pytestmark = pytest.mark.usefixtures("clock")
 
 
 def test_the_api_answers_a_problem_naming_the_patient_and_modality(api_as, db_session, territory, newcomer, slot):

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from hub.models import AuditEvent, DeclaredActivity, FeeEntry, Profession, Role, Tariff
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.services.test_statements import accrue, count_queries
+from tests.services.test_statements import count_queries
 
 NOW = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
 
@@ -30,9 +30,11 @@ def entries(db_session, cpts, nurse, gp):
     """The nurse's accompaniments in October and November, the GP's teleconsultations."""
     patient = factories.patient(db_session, cpts, birth_name="MARTIN", first_birth_given_name="JEANNE")
     for day in (dt.date(2026, 10, 5), dt.date(2026, 11, 2), dt.date(2026, 11, 9)):
-        accrue(db_session, nurse.professional, "TLL", day, patient=patient, prescriber_rpps=gp.professional.rpps)
-    accrue(db_session, nurse.professional, "TLD", dt.date(2026, 11, 16), patient=patient)
-    accrue(db_session, gp.professional, "TCG", dt.date(2026, 11, 2), patient=patient)
+        factories.fee_entry(
+            db_session, nurse.professional, "TLL", day, patient=patient, prescriber_rpps=gp.professional.rpps
+        )
+    factories.fee_entry(db_session, nurse.professional, "TLD", dt.date(2026, 11, 16), patient=patient)
+    factories.fee_entry(db_session, gp.professional, "TCG", dt.date(2026, 11, 2), patient=patient)
     db_session.commit()
     return patient
 
@@ -102,7 +104,7 @@ def test_s2_another_professionals_fees_are_hidden_and_the_denial_audited(api_as,
 def test_the_coordination_lists_its_cpts_and_nothing_else(api_as, db_session, coordinator, nurse, gp, entries):
     foreign_cpts = factories.cpts(db_session)
     foreign = factories.professional(db_session, foreign_cpts, Profession.NURSE)
-    accrue(db_session, foreign, "TLS", dt.date(2026, 11, 2))
+    factories.fee_entry(db_session, foreign, "TLS", dt.date(2026, 11, 2))
     db_session.commit()
     client = api_as(coordinator)
     assert sorted(codes(client.get("/api/v1/fees?per_page=200"))) == ["TCG", "TLD", "TLL", "TLL", "TLL"]
@@ -120,7 +122,7 @@ def test_fee_listing_query_count_does_not_grow(api_as, db_session, engine, cpts,
     counts = []
     for size in (3, 30):
         for n in range(size):
-            accrue(db_session, nurse.professional, "TLL", dt.date(2026, 1, 1) + dt.timedelta(days=n))
+            factories.fee_entry(db_session, nurse.professional, "TLL", dt.date(2026, 1, 1) + dt.timedelta(days=n))
         db_session.commit()
         with count_queries(engine) as seen:
             assert client.get("/api/v1/fees?per_page=10").status_code == 200
@@ -136,7 +138,9 @@ def test_remote_share_over_the_rolling_year_and_a_calendar_year(api_as, db_sessi
     for month in range(1, 12):
         db_session.add(DeclaredActivity(professional_id=professional.id, year=2026, month=month, amount=Decimal(100)))
     for n in range(10):  # 10 × 2.15 × 8 = 172 €
-        accrue(db_session, professional, "TMK", dt.date(2026, 3, 1 + n), remote=True, coefficient=Decimal(8))
+        factories.fee_entry(
+            db_session, professional, "TMK", dt.date(2026, 3, 1 + n), remote=True, coefficient=Decimal(8)
+        )
     db_session.commit()
     client = api_as(kine)
 

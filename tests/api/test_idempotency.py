@@ -6,32 +6,16 @@ import datetime as dt
 import threading
 
 import pytest
-import time_machine
 from sqlalchemy import func, select
 
 from hub.db import utcnow
-from hub.models import Appointment, IdempotentRequest, PlaceKind, Profession, Role
+from hub.models import Appointment, IdempotentRequest, PlaceKind, Profession
 from hub.services import accounts
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import MONDAY_14H, NOW
 from workflows import appointments
 
-territory = workflow_fixtures.territory
-
 KEY = "3f1c7a52-5b3e-4d2a-9a57-0d4f0c1e9b21"
-
-
-@pytest.fixture
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def slot(clock, db_session, territory):
-    return factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
 
 
 def booking(t, slot, **extra) -> dict:
@@ -46,7 +30,7 @@ def post(client, body, key=KEY):
     return client.client.post("/api/v1/appointments", json=body, headers=client.headers | {"Idempotency-Key": key})
 
 
-def test_the_same_request_twice_makes_one_booking_and_the_same_answer(api_as, db_session, territory, slot):
+def test_the_same_request_twice_makes_one_booking_and_the_same_answer(api_as, db_session, territory, clock, slot):
     client = api_as(territory.coordinator)
     first = post(client, booking(territory, slot))
     second = post(client, booking(territory, slot))
@@ -64,7 +48,7 @@ def test_the_same_request_twice_makes_one_booking_and_the_same_answer(api_as, db
     )
 
 
-def test_key_order_and_spacing_of_the_body_do_not_matter(api_as, db_session, territory, slot):
+def test_key_order_and_spacing_of_the_body_do_not_matter(api_as, db_session, territory, clock, slot):
     client = api_as(territory.coordinator)
     first = post(client, booking(territory, slot))
     reordered = dict(reversed(list(booking(territory, slot).items())))
@@ -72,7 +56,7 @@ def test_key_order_and_spacing_of_the_body_do_not_matter(api_as, db_session, ter
     assert count(db_session, Appointment) == 1 and first.status_code == 201
 
 
-def test_the_same_key_with_another_body_is_refused(api_as, db_session, territory, slot):
+def test_the_same_key_with_another_body_is_refused(api_as, db_session, territory, clock, slot):
     client = api_as(territory.coordinator)
     post(client, booking(territory, slot))
     body = assert_problem(post(client, booking(territory, slot, place_kind="cabinet")), 422)
@@ -80,7 +64,7 @@ def test_the_same_key_with_another_body_is_refused(api_as, db_session, territory
     assert count(db_session, Appointment) == 1
 
 
-def test_a_refused_booking_leaves_the_key_free_for_a_retry(api_as, db_session, territory, slot):
+def test_a_refused_booking_leaves_the_key_free_for_a_retry(api_as, db_session, territory, clock, slot):
     blocker = appointments.book(
         db_session,
         territory.coordinator,
@@ -100,14 +84,9 @@ def test_a_refused_booking_leaves_the_key_free_for_a_retry(api_as, db_session, t
     assert count(db_session, IdempotentRequest) == 1
 
 
-def test_keys_belong_to_their_user(api_as, db_session, territory, slot):
+def test_keys_belong_to_their_user(api_as, db_session, territory, clock, slot):
     post(api_as(territory.coordinator), booking(territory, slot))
-    colleague = factories.user(
-        db_session,
-        territory.cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, territory.cpts, Profession.COORDINATOR),
-    )
+    colleague = factories.coordinator(db_session, territory.cpts)
     later = factories.slot(db_session, territory.program, slot.starts_at + dt.timedelta(hours=1))
     other = factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator)
     response = post(api_as(colleague), booking(territory, later, patient_id=other.id))
@@ -116,7 +95,7 @@ def test_keys_belong_to_their_user(api_as, db_session, territory, slot):
 
 
 @pytest.mark.parametrize("key", ["", "x" * 201, "clé-accentuée"])
-def test_a_malformed_key_is_refused(api_as, db_session, territory, slot, key):
+def test_a_malformed_key_is_refused(api_as, db_session, territory, clock, slot, key):
     body = assert_problem(post(api_as(territory.coordinator), booking(territory, slot), key=key), 422)
     assert "Idempotency-Key" in body["errors"]
     assert count(db_session, Appointment) == 0
@@ -131,12 +110,7 @@ def test_the_same_request_sent_concurrently_makes_one_booking(app, committed):
     with factory() as session:
         org = factories.cpts(session)
         created.append(org.id)
-        coordinator = factories.user(
-            session,
-            org,
-            Role.COORDINATOR,
-            professional_row=factories.professional(session, org, Profession.COORDINATOR),
-        )
+        coordinator = factories.coordinator(session, org)
         program = factories.program(session, org)
         slot = factories.slot(session, program, start)
         patient = factories.consenting_patient(session, org, recorded_by=coordinator)

@@ -33,27 +33,12 @@ def next_monday_14h() -> dt.datetime:
 
 
 @pytest.fixture
-def uploads(app, tmp_path, monkeypatch):
-    directory = tmp_path / "uploads"
-    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
-    return directory
-
-
-@pytest.fixture
 def hub(db_session, cpts, uploads):
     """A GP and their patient (with the IDEL in the care team), the cardiologist's assisted teleconsultation
     program with next Monday's slot, the coordination, another GP and another CPTS's coordinator."""
 
-    def clinician(profession, **extra):
-        return factories.user(
-            db_session,
-            cpts,
-            Role.PROFESSIONAL,
-            professional_row=factories.professional(db_session, cpts, profession, **extra),
-        )
-
-    gp = clinician(Profession.GENERAL_PRACTITIONER, email="gp@example.org")
-    cardiologist = clinician(Profession.SPECIALIST, last_name="Lemaitre")
+    gp = factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER, email="gp@example.org")
+    cardiologist = factories.clinician(db_session, cpts, Profession.SPECIALIST, last_name="Lemaitre")
     idel = factories.professional(
         db_session, cpts, Profession.NURSE, commune_insee="24571", accompanies_teleconsultation=True
     )
@@ -61,16 +46,11 @@ def hub(db_session, cpts, uploads):
     factories.in_care_team(db_session, patient, idel)
     program = factories.program(db_session, cpts, performer=cardiologist.professional)
     slot = factories.slot(db_session, program, next_monday_14h())
-    coordinator = factories.user(
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-    )
+    coordinator = factories.coordinator(db_session, cpts)
     db_session.commit()
     return {
         "gp": gp,
-        "other_gp": clinician(Profession.GENERAL_PRACTITIONER),
+        "other_gp": factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER),
         "cardiologist": cardiologist,
         "coordinator": coordinator,
         "stranger": factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR),

@@ -2,43 +2,23 @@
 frozen PDF; nobody outside the patient's care reaches a report (S2), by URL id or by an id in the body."""
 
 import datetime as dt
-from types import MappingProxyType, SimpleNamespace
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select
 
-from hub.models import AuditEvent, Delivery, PlaceKind, Profession, Report, Role
+from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Report, Role
 from tests import factories
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import NOW, carry_out
-from workflows import appointments
+from tests.factories import NOW
 
-territory = workflow_fixtures.territory
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
-
-
-@pytest.fixture
-def uploads(app, tmp_path, monkeypatch):
-    directory = tmp_path / "uploads"
-    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
-    return directory
 
 
 def session_of(db_session, t, starts_at: dt.datetime, *, patient=None):
     """An assisted teleconsultation of the patient (the territory's by default) with the cardiologist, carried
     out by the IDEL."""
-    slot = factories.slot(db_session, t.program, starts_at)
-    appointment = appointments.book(
-        db_session,
-        t.coordinator,
-        slot=slot,
-        patient=patient or t.patient,
-        place_kind=PlaceKind.DEDICATED_PLACE,
-        now=NOW,
-    )
-    carry_out(db_session, t.idel_user, appointment)
-    return appointment
+    return factories.visit(db_session, t, starts_at, state=AppointmentState.DONE, patient_row=patient, now=NOW)
 
 
 @pytest.fixture
@@ -53,20 +33,10 @@ def clinic(db_session, territory, uploads):
     )
     t.patient.attending_gp_id = gp_row.id
     gp = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=gp_row)
-    outsider = factories.user(
-        db_session,
-        t.cpts,
-        Role.PROFESSIONAL,
-        professional_row=factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER),
-    )
+    outsider = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
     elsewhere = factories.cpts(db_session)
     stranger = factories.user(db_session, elsewhere, Role.COORDINATOR)
-    stranger_specialist = factories.user(
-        db_session,
-        elsewhere,
-        Role.PROFESSIONAL,
-        professional_row=factories.professional(db_session, elsewhere, Profession.SPECIALIST),
-    )
+    stranger_specialist = factories.clinician(db_session, elsewhere, Profession.SPECIALIST)
     db_session.flush()
     appointment = session_of(db_session, t, MONDAY_13H_UTC)
     db_session.commit()

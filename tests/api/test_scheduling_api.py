@@ -4,7 +4,6 @@ denial audited), S3 (no state set directly, unknown fields refused), problem+jso
 import datetime as dt
 
 import pytest
-import time_machine
 from sqlalchemy import event, func, select
 
 from hub.models import (
@@ -12,7 +11,6 @@ from hub.models import (
     AppointmentState,
     AuditEvent,
     PlaceKind,
-    Profession,
     Role,
     SessionProgram,
     Slot,
@@ -20,11 +18,11 @@ from hub.models import (
 )
 from tests import factories
 from tests.api.test_patients_api import assert_problem, last_audit
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import MONDAY_14H, NOW
+from tests.factories import MONDAY_14H
 from workflows import appointments
 
-territory = workflow_fixtures.territory
+# A Monday morning, a week before the session, frozen before any row is made.
+pytestmark = pytest.mark.usefixtures("clock")
 
 PROGRAM = {
     "name": "Téléconsultation cardiologie CH Périgueux",
@@ -43,28 +41,6 @@ CHECK_IN = {
     "callback_phone": "0612345678",
 }
 CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    """A Monday morning, a week before the session (frozen before any row is made)."""
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def slot(db_session, territory):
-    return factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
-
-
-@pytest.fixture
-def booked(db_session, territory, slot):
-    """A visit proposed to the patient's own IDEL."""
-    appointment = appointments.book(
-        db_session, territory.coordinator, slot=slot, patient=territory.patient, place_kind=PlaceKind.DEDICATED_PLACE
-    )
-    db_session.commit()
-    return appointment
 
 
 def booking(t, slot, **extra) -> dict:
@@ -101,17 +77,17 @@ def test_coordinator_creates_a_program_and_reads_its_slots(api_as, territory):
     assert horizon["total"] == 3 * 12, "12 weeks of Mondays from now"
 
 
-def test_slot_states_follow_the_appointments(api_as, db_session, territory, booked):
+def test_slot_states_follow_the_appointments(api_as, db_session, territory, visit):
     client = api_as(territory.coordinator)
     url = (
         f"/api/v1/programs/{territory.program.id}/slots?from=2026-11-23T14:00:00%2B01:00&to=2026-11-23T15:00:00%2B01:00"
     )
     [item] = client.get(url).get_json()["items"]
-    assert (item["state"], item["appointment_id"]) == ("proposed", booked.id)
-    appointments.confirm(db_session, territory.idel_user, booked)
+    assert (item["state"], item["appointment_id"]) == ("proposed", visit.id)
+    appointments.confirm(db_session, territory.idel_user, visit)
     db_session.commit()
     assert client.get(url).get_json()["items"][0]["state"] == "confirmed"
-    appointments.cancel(db_session, territory.coordinator, booked, reason="Hospitalisé")
+    appointments.cancel(db_session, territory.coordinator, visit, reason="Hospitalisé")
     db_session.commit()
     assert client.get(url).get_json()["items"][0] | {"appointment_id": None} == item | {
         "state": "free",
@@ -266,7 +242,7 @@ def test_booking_proposes_the_visit_to_the_patients_own_idel(api_as, db_session,
     assert last_audit(db_session).action == "appointment.book"
 
 
-def test_a_taken_slot_is_a_409_naming_the_resource(api_as, db_session, territory, slot, booked):
+def test_a_taken_slot_is_a_409_naming_the_resource(api_as, db_session, territory, slot, visit):
     other = factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator)
     response = api_as(territory.coordinator).post(
         "/api/v1/appointments",
@@ -289,12 +265,7 @@ def test_booking_refuses_what_a_caller_may_not_set(api_as, db_session, territory
 
 def test_ids_swapped_in_the_body_are_404_and_audited(api_as, db_session, territory, slot):
     other_cpts = factories.cpts(db_session)
-    stranger = factories.user(
-        db_session,
-        other_cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, other_cpts, Profession.COORDINATOR),
-    )
+    stranger = factories.coordinator(db_session, other_cpts)
     assert_problem(api_as(stranger).post("/api/v1/appointments", json=booking(territory, slot)), 404)
     event = last_audit(db_session)
     assert (event.action, event.outcome, event.target_id) == ("appointment.book", "denied", str(territory.patient.id))
@@ -323,9 +294,9 @@ VERBS = {
 
 
 @pytest.mark.parametrize("verb", [*VERBS, "reassign"])
-def test_an_idel_with_no_offer_gets_404_and_the_denial_is_audited(api_as, db_session, territory, booked, verb):
+def test_an_idel_with_no_offer_gets_404_and_the_denial_is_audited(api_as, db_session, territory, visit, verb):
     body = VERBS.get(verb, {"accompanying_id": territory.other_idel.id})
-    response = api_as(territory.other_idel_user).post(f"/api/v1/appointments/{booked.id}/{verb}", json=body)
+    response = api_as(territory.other_idel_user).post(f"/api/v1/appointments/{visit.id}/{verb}", json=body)
     assert_problem(response, 403 if verb in ("cancel", "reassign") else 404)
     event = last_audit(db_session)
     assert event.outcome == "denied" and event.actor_user_id == territory.other_idel_user.id
@@ -333,29 +304,29 @@ def test_an_idel_with_no_offer_gets_404_and_the_denial_is_audited(api_as, db_ses
         assert (event.action, event.target_type, event.target_id) == (
             f"appointment.{verb.replace('-', '_')}",
             "appointments",
-            str(booked.id),
+            str(visit.id),
         )
-    assert db_session.get(Appointment, booked.id).state is AppointmentState.PROPOSED
+    assert db_session.get(Appointment, visit.id).state is AppointmentState.PROPOSED
 
 
-def test_reading_an_appointment(api_as, db_session, territory, booked):
-    assert api_as(territory.idel_user).get(f"/api/v1/appointments/{booked.id}").status_code == 200
+def test_reading_an_appointment(api_as, db_session, territory, visit):
+    assert api_as(territory.idel_user).get(f"/api/v1/appointments/{visit.id}").status_code == 200
     assert last_audit(db_session).action == "appointment.read"
-    assert api_as(territory.coordinator).get(f"/api/v1/appointments/{booked.id}").status_code == 200
+    assert api_as(territory.coordinator).get(f"/api/v1/appointments/{visit.id}").status_code == 200
     cardiologist = factories.user(
         db_session, territory.cpts, Role.PROFESSIONAL, professional_row=territory.cardiologist
     )
-    assert api_as(cardiologist).get(f"/api/v1/appointments/{booked.id}").status_code == 200
-    assert_problem(api_as(territory.other_idel_user).get(f"/api/v1/appointments/{booked.id}"), 404)
+    assert api_as(cardiologist).get(f"/api/v1/appointments/{visit.id}").status_code == 200
+    assert_problem(api_as(territory.other_idel_user).get(f"/api/v1/appointments/{visit.id}"), 404)
     assert_problem(
-        api_as(factories.user(db_session, territory.cpts, Role.ADMIN)).get(f"/api/v1/appointments/{booked.id}"), 403
+        api_as(factories.user(db_session, territory.cpts, Role.ADMIN)).get(f"/api/v1/appointments/{visit.id}"), 403
     )
     assert_problem(api_as(territory.coordinator).get("/api/v1/appointments/999999"), 404)
 
 
-def test_the_visit_from_confirmation_to_done(api_as, db_session, territory, booked, clock):
+def test_the_visit_from_confirmation_to_done(api_as, db_session, territory, visit, clock):
     idel = api_as(territory.idel_user)
-    url = f"/api/v1/appointments/{booked.id}"
+    url = f"/api/v1/appointments/{visit.id}"
     confirmed = idel.post(f"{url}/confirm")
     assert confirmed.status_code == 200, confirmed.get_json()
     assert {p["role"]: p["status"] for p in confirmed.get_json()["participants"]} == {
@@ -379,8 +350,8 @@ def test_the_visit_from_confirmation_to_done(api_as, db_session, territory, book
     assert (done.get_json()["state"], done.get_json()["fhir_status"]) == ("done", "fulfilled")
 
 
-def test_decline_returns_to_the_coordinator_who_reassigns(api_as, db_session, territory, booked):
-    url = f"/api/v1/appointments/{booked.id}"
+def test_decline_returns_to_the_coordinator_who_reassigns(api_as, db_session, territory, visit):
+    url = f"/api/v1/appointments/{visit.id}"
     body = assert_problem(api_as(territory.idel_user).post(f"{url}/decline", json={}), 422)
     assert body["errors"]["reason"] == "Ce champ est obligatoire."
     declined = api_as(territory.idel_user).post(f"{url}/decline", json={"reason": "Tournée complète ce lundi"})
@@ -396,8 +367,8 @@ def test_decline_returns_to_the_coordinator_who_reassigns(api_as, db_session, te
     assert api_as(territory.other_idel_user).post(f"{url}/confirm").get_json()["state"] == "confirmed"
 
 
-def test_degraded_mode_and_no_show(api_as, db_session, territory, slot, booked, clock):
-    url = f"/api/v1/appointments/{booked.id}"
+def test_degraded_mode_and_no_show(api_as, db_session, territory, slot, visit, clock):
+    url = f"/api/v1/appointments/{visit.id}"
     idel = api_as(territory.idel_user)
     idel.post(f"{url}/confirm")
     assert "après l'heure" in assert_problem(idel.post(f"{url}/no-show"), 422)["detail"]
@@ -418,20 +389,20 @@ def test_degraded_mode_and_no_show(api_as, db_session, territory, slot, booked, 
     assert other_idel.post(f"{url}/degrade", json={"reason": "Vidéo coupée"}).get_json()["state"] == "degraded"
 
 
-def test_performer_runs_the_session_but_does_not_answer_for_the_idel(api_as, db_session, territory, booked):
+def test_performer_runs_the_session_but_does_not_answer_for_the_idel(api_as, db_session, territory, visit):
     cardiologist = api_as(
         factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=territory.cardiologist)
     )
-    url = f"/api/v1/appointments/{booked.id}"
+    url = f"/api/v1/appointments/{visit.id}"
     assert_problem(cardiologist.post(f"{url}/confirm"), 404)
     api_as(territory.idel_user).post(f"{url}/confirm")
     assert cardiologist.post(f"{url}/check-in", json=CHECK_IN).get_json()["state"] == "checked_in"
     assert_problem(cardiologist.post(f"{url}/cancel", json={"reason": "x"}), 403)
 
 
-def test_cancel_releases_the_slot(api_as, db_session, territory, booked):
+def test_cancel_releases_the_slot(api_as, db_session, territory, visit):
     coordinator = api_as(territory.coordinator)
-    url = f"/api/v1/appointments/{booked.id}"
+    url = f"/api/v1/appointments/{visit.id}"
     assert "reason" in assert_problem(coordinator.post(f"{url}/cancel", json={}), 422)["errors"]
     cancelled = coordinator.post(f"{url}/cancel", json={"reason": "Le patient est hospitalisé"}).get_json()
     assert (cancelled["state"], cancelled["is_late_cancellation"], cancelled["fhir_status"]) == (
@@ -442,9 +413,9 @@ def test_cancel_releases_the_slot(api_as, db_session, territory, booked):
     assert_problem(coordinator.post(f"{url}/confirm"), 409)
 
 
-def test_a_professional_cannot_set_a_state_directly(api_as, db_session, territory, booked):
+def test_a_professional_cannot_set_a_state_directly(api_as, db_session, territory, visit):
     idel = api_as(territory.idel_user)
-    url = f"/api/v1/appointments/{booked.id}"
+    url = f"/api/v1/appointments/{visit.id}"
     body = assert_problem(idel.post(f"{url}/confirm", json={"state": "done"}), 422)
     assert body["errors"] == {"state": "Champ inconnu ou non modifiable."}
     body = assert_problem(
@@ -452,13 +423,13 @@ def test_a_professional_cannot_set_a_state_directly(api_as, db_session, territor
     )
     assert "identity_checked_at" in body["errors"]
     assert assert_problem(idel.patch(url, json={"state": "done"}), 405)["status"] == 405
-    assert db_session.get(Appointment, booked.id).state is AppointmentState.PROPOSED
+    assert db_session.get(Appointment, visit.id).state is AppointmentState.PROPOSED
 
 
-def test_admin_is_refused_every_verb(api_as, db_session, territory, booked):
+def test_admin_is_refused_every_verb(api_as, db_session, territory, visit):
     admin = api_as(factories.user(db_session, territory.cpts, Role.ADMIN))
     for verb, body in VERBS.items():
-        assert_problem(admin.post(f"/api/v1/appointments/{booked.id}/{verb}", json=body), 403)
+        assert_problem(admin.post(f"/api/v1/appointments/{visit.id}/{verb}", json=body), 403)
     assert db_session.scalar(
         select(func.count())
         .select_from(AuditEvent)

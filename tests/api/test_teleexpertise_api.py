@@ -8,9 +8,6 @@ from sqlalchemy import func, select
 from hub.db import utcnow
 from hub.models import (
     AuditEvent,
-    Consent,
-    ConsentKind,
-    ConsentMethod,
     FeeEntry,
     Profession,
     Role,
@@ -28,52 +25,24 @@ def b64(content: bytes) -> str:
 
 
 @pytest.fixture
-def uploads(app, tmp_path, monkeypatch):
-    directory = tmp_path / "uploads"
-    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "UPLOAD_DIR": str(directory)}))
-    return directory
-
-
-@pytest.fixture
 def te(db_session, cpts, uploads):
     """An IDEL asking about a patient with a chronic wound (their médecin traitant has an account), two
     cardiologists (one named, both the cardiology pool), a GP with no relation to the patient, the
     coordination, and another CPTS's coordinator."""
 
-    def clinician(profession, **extra):
-        return factories.user(
-            db_session,
-            cpts,
-            Role.PROFESSIONAL,
-            professional_row=factories.professional(db_session, cpts, profession, **extra),
-        )
-
-    idel = clinician(Profession.NURSE, email="idel@example.org")
-    gp = clinician(Profession.GENERAL_PRACTITIONER)
+    idel = factories.clinician(db_session, cpts, Profession.NURSE, email="idel@example.org")
+    gp = factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
     factories.in_care_team(db_session, patient, idel.professional)
-    db_session.add(
-        Consent(
-            patient_id=patient.id,
-            kind=ConsentKind.TELEHEALTH,
-            method=ConsentMethod.ORAL,
-            recorded_by_user_id=idel.id,
-            collected_at=utcnow() - dt.timedelta(days=2),
-        )
-    )
+    factories.consent(db_session, patient, recorded_by=idel, collected_at=utcnow() - dt.timedelta(days=2))
     world = {
         "idel": idel,
         "gp": gp,
         "patient": patient,
-        "cardiologist": clinician(Profession.SPECIALIST, email="cardio@example.org"),
-        "other_cardiologist": clinician(Profession.SPECIALIST),
-        "other_gp": clinician(Profession.GENERAL_PRACTITIONER),
-        "coordinator": factories.user(
-            db_session,
-            cpts,
-            Role.COORDINATOR,
-            professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-        ),
+        "cardiologist": factories.clinician(db_session, cpts, Profession.SPECIALIST, email="cardio@example.org"),
+        "other_cardiologist": factories.clinician(db_session, cpts, Profession.SPECIALIST),
+        "other_gp": factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER),
+        "coordinator": factories.coordinator(db_session, cpts),
         "stranger": factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR),
     }
     db_session.commit()

@@ -1,4 +1,4 @@
-"""Two-factor login, sessions, throttling (S5–S10 of QUALITY.md), through the real pages."""
+"""Two-factor login, sessions, throttling (S5–S10 of docs/guarantees.md), through the real pages."""
 
 import datetime as dt
 import re
@@ -9,7 +9,7 @@ import pytest
 import time_machine
 
 from hub.db import utcnow
-from hub.models import Profession, Role
+from hub.models import Role
 from hub.services import accounts
 from tests import factories
 
@@ -40,38 +40,30 @@ def full_login(client, user, *, at=None):
     return submit_code(client, pyotp.TOTP(user.totp_secret).at(at or utcnow()))
 
 
-@pytest.fixture
-def gp_user(db_session, cpts):
-    gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
-    user = factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=gp)
-    db_session.commit()
-    return user
-
-
 def logged_in(client) -> bool:
     return client.get("/healthz").status_code == 200 and client.get("/patients").status_code != 302
 
 
-def test_password_then_code_logs_in(client, gp_user):
-    response = submit_password(client, gp_user.login)
+def test_password_then_code_logs_in(client, gp):
+    response = submit_password(client, gp.login)
     assert response.headers["Location"] == "/login/totp"
     assert client.get("/patients").status_code == 302, "a password alone must not open the hub (S10)"
-    response = submit_code(client, pyotp.TOTP(gp_user.totp_secret).now())
+    response = submit_code(client, pyotp.TOTP(gp.totp_secret).now())
     assert response.status_code == 302
     assert client.get("/api/v1/patients").status_code == 401, "the API takes tokens, not the browser cookie"
     assert client.get("/patients").status_code == 200
 
 
-def test_wrong_code_is_refused_and_counted(client, gp_user, db_session):
-    submit_password(client, gp_user.login)
+def test_wrong_code_is_refused_and_counted(client, gp, db_session):
+    submit_password(client, gp.login)
     response = submit_code(client, "000000")
     assert response.status_code == 401
     assert "Code incorrect" in response.get_data(as_text=True)
     assert client.get("/patients").status_code == 302
 
 
-def test_unknown_login_and_wrong_password_get_the_same_answer(client, gp_user):
-    wrong_password = submit_password(client, gp_user.login, "not the password at all")
+def test_unknown_login_and_wrong_password_get_the_same_answer(client, gp):
+    wrong_password = submit_password(client, gp.login, "not the password at all")
     unknown = submit_password(client, "nobody-here", "not the password at all")
     assert wrong_password.status_code == unknown.status_code == 401
 
@@ -81,19 +73,19 @@ def test_unknown_login_and_wrong_password_get_the_same_answer(client, gp_user):
     assert message(wrong_password) == message(unknown) == "Identifiant ou mot de passe incorrect."
 
 
-def test_inactive_account_gets_the_same_answer(client, gp_user, db_session):
-    gp_user.is_active = False
+def test_inactive_account_gets_the_same_answer(client, gp, db_session):
+    gp.is_active = False
     db_session.commit()
-    assert submit_password(client, gp_user.login).status_code == 401
+    assert submit_password(client, gp.login).status_code == 401
 
 
-def test_session_id_changes_at_login_and_the_pre_login_cookie_is_dead(app, client, gp_user):
+def test_session_id_changes_at_login_and_the_pre_login_cookie_is_dead(app, client, gp):
     page_token(client)
     with client.session_transaction() as before:
         pre_login_sid = before["sid"]
-    submit_password(client, gp_user.login)
+    submit_password(client, gp.login)
     pre_login_cookie = client.get_cookie("hub_session").value
-    full_code = pyotp.TOTP(gp_user.totp_secret).now()
+    full_code = pyotp.TOTP(gp.totp_secret).now()
     submit_code(client, full_code)
     with client.session_transaction() as after:
         assert after["sid"] != pre_login_sid
@@ -101,15 +93,15 @@ def test_session_id_changes_at_login_and_the_pre_login_cookie_is_dead(app, clien
     attacker = app.test_client()
     attacker.set_cookie("hub_session", pre_login_cookie)
     assert attacker.get("/patients").status_code == 302
-    later_code = pyotp.TOTP(gp_user.totp_secret).at(utcnow() + dt.timedelta(seconds=30))
+    later_code = pyotp.TOTP(gp.totp_secret).at(utcnow() + dt.timedelta(seconds=30))
     assert attacker.get("/login/totp").status_code == 302, "the half-done login must not be resumable"
     response = attacker.post("/login/totp", data={"code": later_code})
     assert response.status_code in (302, 400)
     assert attacker.get("/patients").status_code == 302
 
 
-def test_logout_is_server_side(app, client, gp_user):
-    full_login(client, gp_user)
+def test_logout_is_server_side(app, client, gp):
+    full_login(client, gp)
     cookie = client.get_cookie("hub_session").value
     token = page_token(client, "/")
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
@@ -118,33 +110,33 @@ def test_logout_is_server_side(app, client, gp_user):
     assert replay.get("/patients").status_code == 302
 
 
-def test_deactivation_ends_sessions_and_tokens_at_the_next_request(client, gp_user, db_session, cpts):
-    full_login(client, gp_user)
-    _token, raw = accounts.create_api_token(db_session, gp_user, name="logiciel")
+def test_deactivation_ends_sessions_and_tokens_at_the_next_request(client, gp, db_session, cpts):
+    full_login(client, gp)
+    _token, raw = accounts.create_api_token(db_session, gp, name="logiciel")
     db_session.commit()
     bearer = {"Authorization": f"Bearer {raw}"}
     assert client.get("/api/v1/patients", headers=bearer).status_code == 200
     admin = factories.user(db_session, cpts, Role.ADMIN)
-    accounts.deactivate_user(db_session, admin, gp_user)
+    accounts.deactivate_user(db_session, admin, gp)
     db_session.commit()
     assert client.get("/patients").status_code == 302
     assert client.get("/api/v1/patients", headers=bearer).status_code == 401
 
 
-def test_idle_timeout_after_30_minutes(client, gp_user):
+def test_idle_timeout_after_30_minutes(client, gp):
     start = utcnow()
     with time_machine.travel(start, tick=False) as clock:
-        full_login(client, gp_user, at=start)
+        full_login(client, gp, at=start)
         clock.move_to(start + dt.timedelta(minutes=29))
         assert client.get("/patients").status_code == 200
         clock.move_to(start + dt.timedelta(minutes=29 + 31))
         assert client.get("/patients").status_code == 302
 
 
-def test_absolute_timeout_after_12_hours_even_when_active(client, gp_user):
+def test_absolute_timeout_after_12_hours_even_when_active(client, gp):
     start = utcnow()
     with time_machine.travel(start, tick=False) as clock:
-        full_login(client, gp_user, at=start)
+        full_login(client, gp, at=start)
         for minutes in range(20, 12 * 60, 20):
             clock.move_to(start + dt.timedelta(minutes=minutes))
             assert client.get("/patients").status_code == 200, minutes
@@ -152,50 +144,50 @@ def test_absolute_timeout_after_12_hours_even_when_active(client, gp_user):
         assert client.get("/patients").status_code == 302
 
 
-def test_second_factor_must_follow_the_password_quickly(client, gp_user):
+def test_second_factor_must_follow_the_password_quickly(client, gp):
     start = utcnow()
     with time_machine.travel(start, tick=False) as clock:
-        submit_password(client, gp_user.login)
+        submit_password(client, gp.login)
         clock.move_to(start + dt.timedelta(minutes=6))
         assert client.get("/login/totp").status_code == 302
 
 
-def test_throttling_per_account_and_address_does_not_lock_the_owner_out(app, client, gp_user):
+def test_throttling_per_account_and_address_does_not_lock_the_owner_out(app, client, gp):
     for _ in range(5):
-        assert submit_password(client, gp_user.login, "wrong password!!", ip="203.0.113.7").status_code == 401
-    throttled = submit_password(client, gp_user.login, ip="203.0.113.7")
+        assert submit_password(client, gp.login, "wrong password!!", ip="203.0.113.7").status_code == 401
+    throttled = submit_password(client, gp.login, ip="203.0.113.7")
     assert throttled.status_code == 429
     assert "Trop de tentatives" in throttled.get_data(as_text=True)
     owner = app.test_client()
-    assert submit_password(owner, gp_user.login, ip="198.51.100.4").status_code == 302
+    assert submit_password(owner, gp.login, ip="198.51.100.4").status_code == 302
 
 
-def test_throttling_per_address_across_accounts(client, gp_user):
+def test_throttling_per_address_across_accounts(client, gp):
     for n in range(20):
         submit_password(client, f"guess{n}", "wrong password!!", ip="203.0.113.9")
-    assert submit_password(client, gp_user.login, ip="203.0.113.9").status_code == 429
+    assert submit_password(client, gp.login, ip="203.0.113.9").status_code == 429
 
 
-def test_a_totp_code_works_once(client, app, gp_user):
-    code = pyotp.TOTP(gp_user.totp_secret).now()
-    submit_password(client, gp_user.login)
+def test_a_totp_code_works_once(client, app, gp):
+    code = pyotp.TOTP(gp.totp_secret).now()
+    submit_password(client, gp.login)
     assert submit_code(client, code).status_code == 302
     other = app.test_client()
-    submit_password(other, gp_user.login)
+    submit_password(other, gp.login)
     assert submit_code(other, code).status_code == 401
 
 
 @pytest.mark.parametrize("offset_steps", [-3, 3])
-def test_codes_outside_the_window_are_refused(db_session, gp_user, offset_steps):
+def test_codes_outside_the_window_are_refused(db_session, gp, offset_steps):
     now = utcnow()
-    code = pyotp.TOTP(gp_user.totp_secret).at(now + dt.timedelta(seconds=30 * offset_steps))
-    assert accounts.verify_totp(db_session, gp_user, code, now=now) is False
+    code = pyotp.TOTP(gp.totp_secret).at(now + dt.timedelta(seconds=30 * offset_steps))
+    assert accounts.verify_totp(db_session, gp, code, now=now) is False
 
 
-def test_adjacent_step_is_accepted_for_clock_drift(db_session, gp_user):
+def test_adjacent_step_is_accepted_for_clock_drift(db_session, gp):
     now = utcnow()
-    code = pyotp.TOTP(gp_user.totp_secret).at(now - dt.timedelta(seconds=30))
-    assert accounts.verify_totp(db_session, gp_user, code, now=now) is True
+    code = pyotp.TOTP(gp.totp_secret).at(now - dt.timedelta(seconds=30))
+    assert accounts.verify_totp(db_session, gp, code, now=now) is True
 
 
 def test_enrolment_on_first_login(client, db_session, cpts):
@@ -212,13 +204,13 @@ def test_enrolment_on_first_login(client, db_session, cpts):
     assert user.totp_secret == secret
 
 
-def test_open_redirect_is_refused_after_login(client, gp_user):
+def test_open_redirect_is_refused_after_login(client, gp):
     token = page_token(client, "/login?next=https://evil.example/")
     client.post(
         "/login",
-        data={"login": gp_user.login, "password": PASSWORD, "csrf_token": token, "next": "https://evil.example/"},
+        data={"login": gp.login, "password": PASSWORD, "csrf_token": token, "next": "https://evil.example/"},
     )
-    response = submit_code(client, pyotp.TOTP(gp_user.totp_secret).now())
+    response = submit_code(client, pyotp.TOTP(gp.totp_secret).now())
     assert response.headers["Location"] == "/"
 
 

@@ -1,12 +1,7 @@
 import pytest
 
 from connectors.registry import build_registry
-from tests.servers import SmtpServer, TestCA
-
-
-@pytest.fixture(scope="session")
-def test_ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("ca"))
+from tests.servers import SmtpServer
 
 
 @pytest.fixture
@@ -24,9 +19,3 @@ def smtp_config(smtp_server, test_ca):
 @pytest.fixture
 def email_connectors(smtp_config):
     return build_registry(smtp_config)
-
-
-@pytest.fixture
-def sessions(app, db_session):
-    """The session factory the dispatcher uses, inside the test's rolled-back transaction."""
-    return app.extensions["hub.sessions"]

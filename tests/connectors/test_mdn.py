@@ -28,12 +28,6 @@ NOW = dt.datetime(2026, 3, 30, 18, 0, tzinfo=dt.UTC)
 _numbers = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def imap_server(test_ca):
-    with ImapServer(test_ca) as server:
-        yield server
-
-
 @pytest.fixture
 def mailbox(imap_server):
     imap_server.clear()

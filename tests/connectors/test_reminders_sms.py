@@ -26,7 +26,7 @@ from workflows import jobs
 
 REMINDER = {"appointment_id": 41, "local_date": "2026-12-07", "local_time": "14:00", "recipient_kind": "patient"}
 # The reminder job's own fixtures: a CPTS, its IDEL, a patient with a phone, a cardiology program.
-world, context = reminder_job_tests.world, reminder_job_tests.context
+world = reminder_job_tests.world
 PATIENT_TEXT = (
     "Rappel : vous avez un rendez-vous le lundi 7 décembre 2026 à 14 h 00. "
     "Pour toute question, contactez votre professionnel de santé."

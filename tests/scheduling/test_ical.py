@@ -1,4 +1,4 @@
-"""iCalendar feeds: T7 of QUALITY.md (wall times with TZID, a VTIMEZONE, the same instants through two
+"""iCalendar feeds: T7 of docs/guarantees.md (wall times with TZID, a VTIMEZONE, the same instants through two
 independent parsers), stable UIDs, SEQUENCE, cancelled events kept, no health data beyond the owner's choice."""
 
 import contextlib
@@ -12,7 +12,7 @@ import pytest
 import vobject
 from sqlalchemy import event as sa_event
 
-from hub.models import Appointment, AppointmentKind, AppointmentState, PlaceKind, Profession, Role
+from hub.models import Appointment, AppointmentState, Profession, Role
 from hub.services import calendar_feeds
 from hub.services.calendar_feeds import EventStatus, FeedEvent
 from scheduling import ical
@@ -268,28 +268,18 @@ def people(db_session, cpts):
 
 
 def appointment(session, people, *, starts_at: dt.datetime, minutes: int = 15, **overrides) -> Appointment:
-    """A booked assisted teleconsultation: the specialist for `minutes`, the IDEL 15 min before to 30 min after."""
-    starts_at = starts_at.astimezone(UTC)
-    ends_at = starts_at + dt.timedelta(minutes=minutes)
-    values = {
-        "cpts_id": people.cpts.id,
-        "kind": AppointmentKind.ASSISTED_TELECONSULTATION,
-        "state": AppointmentState.CONFIRMED,
-        "patient_id": people.patient.id,
-        "performer_id": people.specialist.id,
-        "accompanying_id": people.idel.id,
-        "place_kind": PlaceKind.HOME,
-        "starts_at": starts_at,
-        "ends_at": ends_at,
-        "accompaniment_starts_at": starts_at - dt.timedelta(minutes=15),
-        "accompaniment_ends_at": ends_at + dt.timedelta(minutes=30),
-        "created_by_user_id": people.coordinator.id,
-        "sequence": 0,
-    }
-    row = Appointment(**(values | overrides))
-    session.add(row)
-    session.flush()
-    return row
+    """A booked assisted teleconsultation of these people: the specialist for `minutes`, the IDEL 15 min before
+    to 30 min after."""
+    return factories.appointment(
+        session,
+        patient_row=people.patient,
+        performer=people.specialist,
+        accompanying=people.idel,
+        created_by=people.coordinator,
+        starts_at=starts_at,
+        minutes=minutes,
+        **overrides,
+    )
 
 
 def events_of(session, professional, **options) -> list[FeedEvent]:

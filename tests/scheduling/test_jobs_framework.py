@@ -13,21 +13,11 @@ import time_machine
 from sqlalchemy import delete, func, select
 
 from hub.models import JobRun
-from scheduling.periodic import JobContext, PeriodicJob, cron_trigger, local_day, local_hour, ten_minutes
+from scheduling.periodic import PeriodicJob, cron_trigger, local_day, local_hour, ten_minutes
 from scheduling.runner import fire_periodic, last_fire_time, run_periodic
 
 PARIS = ZoneInfo("Europe/Paris")
 MONDAY_18H = dt.datetime(2026, 11, 16, 18, 0, tzinfo=PARIS)
-
-
-@pytest.fixture
-def sessions(app, db_session):
-    return app.extensions["hub.sessions"]
-
-
-@pytest.fixture
-def context(sessions):
-    return JobContext(sessions, PARIS)
 
 
 def recording(job: PeriodicJob) -> tuple[PeriodicJob, list[dt.datetime]]:

@@ -1,4 +1,4 @@
-"""Recurrence of session programs: T1–T5 of QUALITY.md (Europe/Paris), holidays, closed periods, wording."""
+"""Recurrence of session programs: T1–T5 of docs/guarantees.md (Europe/Paris), holidays, closed periods, wording."""
 
 import dataclasses
 import datetime as dt

@@ -35,11 +35,6 @@ def traits(**overrides):
     return values | overrides
 
 
-@pytest.fixture
-def coordinator(db_session, cpts):
-    return factories.user(db_session, cpts, Role.COORDINATOR)
-
-
 def count(session, model):
     return session.scalar(select(func.count()).select_from(model))
 

@@ -23,19 +23,6 @@ TODAY = dt.date(2026, 11, 30)
 MARCH = dt.date(2027, 3, 1)
 
 
-def accrue(db_session, professional, code, day, *, patient=None, remote=False, **kwargs):
-    act = fees.Act(
-        professional,
-        code,
-        day,
-        f"test:{next(_keys)}",
-        patient_id=patient.id if patient else None,
-        is_remote_care=remote,
-        **kwargs,
-    )
-    return fees.accrue(db_session, act)
-
-
 def bulk_ledger(db_session, cpts, *, professionals: int, entries_each: int, year: int = 2026):
     """IDELs with accompaniments and télésoin acts spread over the year, inserted as rows (no workflow)."""
     tll = fees.tariff_on(db_session, "TLL", dt.date(year, 6, 1))
@@ -103,11 +90,15 @@ def cardiologist(db_session, cpts):
 
 def test_a_month_statement_lists_the_acts_with_initials_and_prescriber(db_session, cpts, nurse, cardiologist):
     patient = factories.patient(db_session, cpts, birth_name="LACOSTE", first_birth_given_name="HÉLÈNE")
-    first = accrue(db_session, nurse, "TLL", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps)
-    accrue(db_session, nurse, "TLD", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps)
-    accrue(db_session, nurse, "TLS", dt.date(2026, 10, 31), patient=patient)  # another month
-    accrue(db_session, nurse, "TLL", dt.date(2026, 12, 1), patient=patient)  # another month
-    cancelled = accrue(db_session, nurse, "TLL", dt.date(2026, 11, 24), patient=patient)
+    first = factories.fee_entry(
+        db_session, nurse, "TLL", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps
+    )
+    factories.fee_entry(
+        db_session, nurse, "TLD", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps
+    )
+    factories.fee_entry(db_session, nurse, "TLS", dt.date(2026, 10, 31), patient=patient)  # another month
+    factories.fee_entry(db_session, nurse, "TLL", dt.date(2026, 12, 1), patient=patient)  # another month
+    cancelled = factories.fee_entry(db_session, nurse, "TLL", dt.date(2026, 11, 24), patient=patient)
     cancelled.status, cancelled.cancel_reason = FeeStatus.CANCELLED, "Saisie en double"
     db_session.flush()
 
@@ -136,8 +127,8 @@ def test_a_year_statement_holds_the_act_of_31_december_at_2330(db_session, cpts,
     """T11: the act's date is its Paris date; 23:30 on 31 December belongs to that year."""
     late = fees.local_day(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC))
     next_year = fees.local_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC))
-    accrue(db_session, nurse, "TLL", late)
-    accrue(db_session, nurse, "TLL", next_year)
+    factories.fee_entry(db_session, nurse, "TLL", late)
+    factories.fee_entry(db_session, nurse, "TLL", next_year)
     assert [line.act_on for line in statements.statement(db_session, nurse, Period(2026)).lines] == [late]
     assert [line.act_on for line in statements.statement(db_session, nurse, Period(2026, 12)).lines] == [late]
     assert [line.act_on for line in statements.statement(db_session, nurse, Period(2027, 1)).lines] == [next_year]
@@ -158,9 +149,13 @@ def test_periods_are_calendar_months_and_years(period, first, last, label):
 
 def test_the_csv_reads_back_as_a_billing_software_would(db_session, cpts, nurse, cardiologist):
     patient = factories.patient(db_session, cpts, birth_name="LACOSTE", first_birth_given_name="HÉLÈNE")
-    accrue(db_session, nurse, "TLL", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps)
-    accrue(db_session, nurse, "TMI", dt.date(2026, 11, 25), patient=patient, coefficient=Decimal("8.1"), remote=True)
-    capped = accrue(db_session, nurse, "TLD", dt.date(2026, 11, 26), patient=patient)
+    factories.fee_entry(
+        db_session, nurse, "TLL", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps
+    )
+    factories.fee_entry(
+        db_session, nurse, "TMI", dt.date(2026, 11, 25), patient=patient, coefficient=Decimal("8.1"), remote=True
+    )
+    capped = factories.fee_entry(db_session, nurse, "TLD", dt.date(2026, 11, 26), patient=patient)
     capped.amount, capped.note = Decimal(0), "=HYPERLINK(1)"  # free text never becomes a formula
     db_session.flush()
 
@@ -204,7 +199,7 @@ def pdf_text(data: bytes) -> str:
 def test_the_pdf_is_a_readable_pdf(db_session, cpts, nurse):
     patient = factories.patient(db_session, cpts)
     for n in range(60):  # more than a page
-        accrue(db_session, nurse, "TLL", dt.date(2026, 11, 1 + n % 30), patient=patient)
+        factories.fee_entry(db_session, nurse, "TLL", dt.date(2026, 11, 1 + n % 30), patient=patient)
     document = statements.statement(db_session, nurse, Period(2026, 11))
 
     data = statements.statement_pdf(document, generated_on=TODAY)
@@ -226,14 +221,14 @@ def test_an_empty_statement_still_makes_a_pdf_and_a_csv(db_session, nurse):
 
 
 def test_cpts_totals_by_profession_code_and_professional(db_session, cpts, nurse, cardiologist):
-    accrue(db_session, nurse, "TLL", dt.date(2026, 11, 2))
-    accrue(db_session, nurse, "TLD", dt.date(2026, 11, 3))
-    accrue(db_session, cardiologist, "TC", dt.date(2026, 11, 2))
-    accrue(db_session, cardiologist, "TC", dt.date(2026, 11, 3))
+    factories.fee_entry(db_session, nurse, "TLL", dt.date(2026, 11, 2))
+    factories.fee_entry(db_session, nurse, "TLD", dt.date(2026, 11, 3))
+    factories.fee_entry(db_session, cardiologist, "TC", dt.date(2026, 11, 2))
+    factories.fee_entry(db_session, cardiologist, "TC", dt.date(2026, 11, 3))
     foreign = factories.professional(db_session, factories.cpts(db_session), Profession.NURSE)
-    accrue(db_session, foreign, "TLL", dt.date(2026, 11, 2))
-    accrue(db_session, nurse, "TLL", dt.date(2026, 12, 1))  # another month
-    accrue(db_session, nurse, "TLS", dt.date(2026, 11, 4)).status = FeeStatus.CANCELLED
+    factories.fee_entry(db_session, foreign, "TLL", dt.date(2026, 11, 2))
+    factories.fee_entry(db_session, nurse, "TLL", dt.date(2026, 12, 1))  # another month
+    factories.fee_entry(db_session, nurse, "TLS", dt.date(2026, 11, 4)).status = FeeStatus.CANCELLED
     db_session.flush()
 
     totals = statements.cpts_totals(db_session, cpts.id, Period(2026, 11))
@@ -260,9 +255,9 @@ def test_caps_reached_are_the_acts_recorded_at_zero_by_a_cap(db_session, cpts):
     pharmacist = factories.professional(db_session, cpts, Profession.PHARMACIST)
     patient = factories.patient(db_session, cpts)
     for n in range(6):
-        accrue(db_session, gp, "RQD", dt.date(2026, 11, 1 + n), patient=patient)
+        factories.fee_entry(db_session, gp, "RQD", dt.date(2026, 11, 1 + n), patient=patient)
     for n in range(3):
-        accrue(db_session, pharmacist, "TLM", dt.date(2026, 11, 1 + n))
+        factories.fee_entry(db_session, pharmacist, "TLM", dt.date(2026, 11, 1 + n))
 
     caps = statements.cpts_totals(db_session, cpts.id, Period(2026, 11)).caps
 
@@ -278,12 +273,14 @@ def test_a_code_priced_by_two_versions_in_the_period_is_one_line(db_session, cpt
     gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patient = factories.patient(db_session, cpts)
     for month in (1, 2, 3, 4, 5):  # four paid, the fifth capped: all at the first version
-        accrue(db_session, gp, "RQD", dt.date(2026, month, 10), patient=patient)
+        factories.fee_entry(db_session, gp, "RQD", dt.date(2026, month, 10), patient=patient)
     tariffs.add_version(
         db_session, admin, code="RQD", label="Requérant", amount=Decimal(11), effective_from=dt.date(2026, 7, 1)
     )
-    accrue(db_session, gp, "RQD", dt.date(2026, 8, 10), patient=patient)  # capped, at the second version
-    accrue(db_session, gp, "RQD", dt.date(2026, 8, 11), patient=factories.patient(db_session, cpts))  # 11 €
+    factories.fee_entry(db_session, gp, "RQD", dt.date(2026, 8, 10), patient=patient)  # capped, at the second version
+    factories.fee_entry(
+        db_session, gp, "RQD", dt.date(2026, 8, 11), patient=factories.patient(db_session, cpts)
+    )  # 11 €
 
     totals = statements.cpts_totals(db_session, cpts.id, Period(2026))
 
@@ -295,7 +292,7 @@ def test_a_code_priced_by_two_versions_in_the_period_is_one_line(db_session, cpt
 def test_the_pharmacist_yearly_cap_note_is_a_cap(db_session, cpts):
     pharmacist = factories.professional(db_session, cpts, Profession.PHARMACIST)
     for n in range(155):
-        accrue(db_session, pharmacist, "TLM", dt.date(2026, 1, 1) + dt.timedelta(days=n))
+        factories.fee_entry(db_session, pharmacist, "TLM", dt.date(2026, 1, 1) + dt.timedelta(days=n))
     capped = statements.statement(db_session, pharmacist, Period(2026)).capped
     assert [line.act_on for line in capped] == [dt.date(2026, 1, 1) + dt.timedelta(days=154)]
 
@@ -319,10 +316,12 @@ def test_batched_shares_equal_the_one_by_one_share(db_session, cpts):
     declare(db_session, kine, [(2024, 10)], "99999")  # outside the window
     for professional in (undeclared, partial, declared, kine):
         for n in range(5):
-            accrue(db_session, professional, "TMI", dt.date(2026, 1 + n, 3), remote=True, coefficient=Decimal(8))
-        accrue(db_session, professional, "TLL", dt.date(2026, 3, 3))  # an accompaniment: not counted
-    accrue(db_session, declared, "TMI", dt.date(2025, 11, 30), remote=True)  # before the window
-    cancelled = accrue(db_session, declared, "TMI", dt.date(2026, 6, 3), remote=True)
+            factories.fee_entry(
+                db_session, professional, "TMI", dt.date(2026, 1 + n, 3), remote=True, coefficient=Decimal(8)
+            )
+        factories.fee_entry(db_session, professional, "TLL", dt.date(2026, 3, 3))  # an accompaniment: not counted
+    factories.fee_entry(db_session, declared, "TMI", dt.date(2025, 11, 30), remote=True)  # before the window
+    cancelled = factories.fee_entry(db_session, declared, "TMI", dt.date(2026, 6, 3), remote=True)
     cancelled.status = FeeStatus.CANCELLED
     db_session.flush()
     ids = [p.id for p in (undeclared, partial, declared, idle, kine)]
@@ -344,7 +343,9 @@ def test_cpts_overview_watches_the_professionals_near_or_over_the_share(db_sessi
         declare(db_session, professional, months, "100")  # 1,200 € a year: 15 % is 180 €, 20 % is 240 €
     for professional, acts in ((near, 8), (over, 10), (fine, 2), (kine, 0)):
         for n in range(acts):  # 25.20 € each
-            accrue(db_session, professional, "TMI", dt.date(2026, 6, 1 + n), remote=True, coefficient=Decimal(8))
+            factories.fee_entry(
+                db_session, professional, "TMI", dt.date(2026, 6, 1 + n), remote=True, coefficient=Decimal(8)
+            )
 
     overview = shares.cpts_overview(db_session, cpts.id, Period(2026), today=TODAY)
 
@@ -459,7 +460,7 @@ def test_a_closed_version_leaves_room_only_after_its_end(db_session, admin):
 
 
 def test_acts_already_valued_are_not_repriced(db_session, cpts, admin, nurse):
-    accrue(db_session, nurse, "TLD", dt.date(2026, 11, 23))
+    factories.fee_entry(db_session, nurse, "TLD", dt.date(2026, 11, 23))
     with pytest.raises(ValidationFailed) as refused:
         tariffs.add_version(
             db_session, admin, code="TLD", label="À domicile", amount=Decimal(16), effective_from=dt.date(2026, 11, 1)

@@ -6,7 +6,6 @@ from sqlalchemy import func, select
 from hub.models import (
     Organisation,
     OrganisationKind,
-    Profession,
     Professional,
     Role,
     User,
@@ -14,13 +13,6 @@ from hub.models import (
 )
 from hub.services import accounts
 from tests import factories
-
-
-@pytest.fixture
-def admin(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.ADMIN)
-    db_session.commit()
-    return user
 
 
 @pytest.fixture
@@ -338,12 +330,7 @@ def test_another_cpts_user_is_not_found(auth, db_session, admin, other_cpts):
 
 
 def test_coordinator_manages_nothing(auth, db_session, cpts):
-    coordinator = factories.user(
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-    )
+    coordinator = factories.coordinator(db_session, cpts)
     db_session.commit()
     auth.login(coordinator)
     assert auth.client.get("/admin/users").status_code == 403

@@ -1,38 +1,12 @@
 """The coordinator books a remote session for a patient with no eligibility checklist: the planner's booking
 page and the API refuse it in French, save nothing, and lead to the patient's checklist."""
 
-import datetime as dt
-
 import pytest
-import time_machine
 from sqlalchemy import func, select
 
 from hub.models import Allocation, Appointment, AuditEvent
-from tests import factories
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import MONDAY_14H, NOW
 
-territory = workflow_fixtures.territory
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def newcomer(db_session, territory):
-    patient = factories.consenting_patient(
-        db_session, territory.cpts, recorded_by=territory.coordinator, eligible=False, commune_insee="24571"
-    )
-    factories.in_care_team(db_session, patient, territory.idel)
-    return patient
-
-
-@pytest.fixture
-def slot(db_session, territory):
-    return factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
+pytestmark = pytest.mark.usefixtures("clock")
 
 
 def last_audit_id(session) -> int:

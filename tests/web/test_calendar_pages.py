@@ -11,12 +11,9 @@ from sqlalchemy import select
 from hub.db import utcnow
 from hub.errors import Forbidden
 from hub.models import (
-    Appointment,
-    AppointmentKind,
     AppointmentState,
     AuditEvent,
     CalendarFeed,
-    PlaceKind,
     Profession,
     Role,
 )
@@ -27,34 +24,16 @@ CALENDAR = "text/calendar; charset=utf-8"
 
 
 @pytest.fixture
-def nurse(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.PROFESSIONAL)
-    db_session.commit()
-    return user
-
-
-@pytest.fixture
 def booked(db_session, cpts, nurse):
     """A confirmed assisted teleconsultation in two days, the nurse accompanying MARIE DURAND."""
-    specialist = factories.professional(db_session, cpts, Profession.SPECIALIST)
-    patient = factories.patient(db_session, cpts, birth_name="DURAND", first_birth_given_name="MARIE")
-    starts_at = (utcnow() + dt.timedelta(days=2)).replace(microsecond=0)
-    row = Appointment(
-        cpts_id=cpts.id,
-        kind=AppointmentKind.ASSISTED_TELECONSULTATION,
-        state=AppointmentState.CONFIRMED,
-        patient_id=patient.id,
-        performer_id=specialist.id,
-        accompanying_id=nurse.professional_id,
-        place_kind=PlaceKind.HOME,
-        starts_at=starts_at,
-        ends_at=starts_at + dt.timedelta(minutes=15),
-        accompaniment_starts_at=starts_at - dt.timedelta(minutes=15),
-        accompaniment_ends_at=starts_at + dt.timedelta(minutes=45),
-        created_by_user_id=factories.user(db_session, cpts, Role.COORDINATOR).id,
-        sequence=0,
+    row = factories.appointment(
+        db_session,
+        performer=factories.professional(db_session, cpts, Profession.SPECIALIST),
+        patient_row=factories.patient(db_session, cpts, birth_name="DURAND", first_birth_given_name="MARIE"),
+        accompanying=nurse.professional,
+        starts_at=(utcnow() + dt.timedelta(days=2)).replace(microsecond=0),
+        created_by=factories.user(db_session, cpts, Role.COORDINATOR),
     )
-    db_session.add(row)
     db_session.commit()
     return row
 

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from hub.models import AuditEvent, DeclaredActivity, Profession, Role, Tariff
 from tests import factories
-from tests.services.test_statements import accrue, bulk_ledger, count_queries, pdf_pages
+from tests.services.test_statements import bulk_ledger, count_queries, pdf_pages
 from tests.web.test_patients_pages import field_error
 
 NOW = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
@@ -23,24 +23,14 @@ def frozen():
         yield
 
 
-def clinician(db_session, cpts, profession, **extra):
-    professional = factories.professional(db_session, cpts, profession, **extra)
-    return factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
-
-
 @pytest.fixture
 def idel(db_session, cpts):
-    return clinician(db_session, cpts, Profession.NURSE, last_name="Delmas", first_name="Sophie")
+    return factories.clinician(db_session, cpts, Profession.NURSE, last_name="Delmas", first_name="Sophie")
 
 
 @pytest.fixture
 def other_idel(db_session, cpts):
-    return clinician(db_session, cpts, Profession.NURSE)
-
-
-@pytest.fixture
-def gp(db_session, cpts):
-    return clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    return factories.clinician(db_session, cpts, Profession.NURSE)
 
 
 @pytest.fixture
@@ -49,10 +39,16 @@ def ledger(db_session, cpts, idel, other_idel):
     cardiologist = factories.professional(db_session, cpts, Profession.SPECIALIST)
     patient = factories.patient(db_session, cpts, birth_name="LACOSTE", first_birth_given_name="HÉLÈNE")
     nurse = idel.professional
-    accrue(db_session, nurse, "TLL", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps)
-    accrue(db_session, nurse, "TLD", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps)
-    accrue(db_session, nurse, "TMI", dt.date(2026, 11, 25), patient=patient, remote=True, coefficient=Decimal(8))
-    accrue(db_session, other_idel.professional, "TLS", dt.date(2026, 11, 24), patient=patient)
+    factories.fee_entry(
+        db_session, nurse, "TLL", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps
+    )
+    factories.fee_entry(
+        db_session, nurse, "TLD", dt.date(2026, 11, 23), patient=patient, prescriber_rpps=cardiologist.rpps
+    )
+    factories.fee_entry(
+        db_session, nurse, "TMI", dt.date(2026, 11, 25), patient=patient, remote=True, coefficient=Decimal(8)
+    )
+    factories.fee_entry(db_session, other_idel.professional, "TLS", dt.date(2026, 11, 24), patient=patient)
     for month in range(6, 11):
         db_session.add(DeclaredActivity(professional_id=nurse.id, year=2026, month=month, amount=Decimal("100")))
     db_session.commit()
@@ -92,13 +88,13 @@ def test_the_gauge_warns_at_15_and_says_over_20(auth, db_session, cpts, idel):
         db_session.add(DeclaredActivity(professional_id=nurse.id, year=2026, month=month, amount=Decimal("100")))
     db_session.add(DeclaredActivity(professional_id=nurse.id, year=2025, month=12, amount=Decimal("100")))
     for n in range(8):  # 201.60 € of 1,200 €: 16.8 %
-        accrue(db_session, nurse, "TMI", dt.date(2026, 6, 1 + n), remote=True, coefficient=Decimal(8))
+        factories.fee_entry(db_session, nurse, "TMI", dt.date(2026, 6, 1 + n), remote=True, coefficient=Decimal(8))
     db_session.commit()
     auth.login(idel)
     body = auth.client.get("/fees/me").get_data(as_text=True)
     assert "16,8\u00a0%" in body and "alert-warning" in body and ">estimé</span>" not in body
     for n in range(2):  # 252 €: 21 %
-        accrue(db_session, nurse, "TMI", dt.date(2026, 7, 1 + n), remote=True, coefficient=Decimal(8))
+        factories.fee_entry(db_session, nurse, "TMI", dt.date(2026, 7, 1 + n), remote=True, coefficient=Decimal(8))
     db_session.commit()
     body = auth.client.get("/fees/me").get_data(as_text=True)
     assert "21,0\u00a0%" in body and "Plafond de 20 % dépassé" in body
@@ -152,12 +148,7 @@ def test_another_professionals_statement_is_hidden_and_the_denial_audited(
 
 def test_a_coordinator_of_another_cpts_sees_nothing(auth, db_session, idel, ledger):
     foreign = factories.cpts(db_session)
-    stranger = factories.user(
-        db_session,
-        foreign,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, foreign, Profession.COORDINATOR),
-    )
+    stranger = factories.coordinator(db_session, foreign)
     db_session.commit()
     auth.login(stranger)
     assert auth.client.get(f"/fees/professionals/{idel.professional_id}").status_code == 404
@@ -178,7 +169,7 @@ def test_the_coordinator_overview(auth, db_session, cpts, coordinator, idel, led
     gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER, last_name="Requérant")
     patient = factories.patient(db_session, cpts)
     for n in range(5):
-        accrue(db_session, gp, "RQD", dt.date(2026, 11, 2 + n), patient=patient)
+        factories.fee_entry(db_session, gp, "RQD", dt.date(2026, 11, 2 + n), patient=patient)
     db_session.commit()
     auth.login(coordinator)
     assert auth.client.get("/fees/me").headers["Location"].startswith("/fees/cpts")
@@ -205,7 +196,7 @@ def test_the_overview_lists_the_idels_over_the_share(auth, db_session, cpts, coo
         year = 2025 if month == 12 else 2026
         db_session.add(DeclaredActivity(professional_id=nurse.id, year=year, month=month, amount=Decimal("100")))
     for n in range(10):
-        accrue(db_session, nurse, "TMI", dt.date(2026, 6, 1 + n), remote=True, coefficient=Decimal(8))
+        factories.fee_entry(db_session, nurse, "TMI", dt.date(2026, 6, 1 + n), remote=True, coefficient=Decimal(8))
     db_session.commit()
     auth.login(coordinator)
     body = auth.client.get("/fees/cpts").get_data(as_text=True)

@@ -10,13 +10,6 @@ from hub.services import accounts
 from tests import factories
 
 
-@pytest.fixture
-def nurse(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.PROFESSIONAL)
-    db_session.commit()
-    return user
-
-
 def field_error(body: str, name: str) -> str:
     found = re.search(rf'<div class="field-error" id="e-{re.escape(name)}">([^<]*)</div>', body)
     return found.group(1) if found else ""

@@ -18,9 +18,6 @@ from hub.models import (
     OutboxState,
     Profession,
     RecipientRole,
-    Report,
-    ReportKind,
-    Role,
 )
 from tests import factories
 from tests.services.test_statements import count_queries
@@ -46,19 +43,9 @@ def message(session, cpts, *, state=OutboxState.PENDING, channel="email", recipi
 
 
 def report(session, cpts):
-    author = factories.professional(session, cpts, Profession.SPECIALIST)
-    creator = factories.user(session, cpts, Role.PROFESSIONAL, professional_row=author)
-    row = Report(
-        cpts_id=cpts.id,
-        kind=ReportKind.TELECONSULTATION,
-        patient_id=factories.patient(session, cpts).id,
-        author_id=author.id,
-        performed_at=utcnow(),
-        created_by_user_id=creator.id,
-    )
-    session.add(row)
-    session.flush()
-    return row
+    """A draft report of a new specialist about a new patient."""
+    author = factories.clinician(session, cpts, Profession.SPECIALIST)
+    return factories.report(session, factories.patient(session, cpts), author=author.professional, created_by=author)
 
 
 def document_message(session, cpts, report_row, *, delivery_state, refusal_code=None, **extra):

@@ -29,22 +29,6 @@ BIRTH_DATE = dt.date(1980, 5, 17)
 
 
 @pytest.fixture
-def gp(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
-    user = factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=professional)
-    db_session.commit()
-    return user
-
-
-@pytest.fixture
-def coordinator(db_session, cpts):
-    professional = factories.professional(db_session, cpts, Profession.COORDINATOR)
-    user = factories.user(db_session, cpts, Role.COORDINATOR, professional_row=professional)
-    db_session.commit()
-    return user
-
-
-@pytest.fixture
 def stranger(db_session, cpts):
     """A nurse of the same CPTS who takes no part in the patient's care."""
     user = factories.user(db_session, cpts, Role.PROFESSIONAL)

@@ -8,7 +8,6 @@ import json
 import re
 
 import pytest
-import time_machine
 from sqlalchemy import event, func, select
 
 from hub.models import (
@@ -22,11 +21,10 @@ from hub.models import (
 )
 from scheduling.slots import generate_slots
 from tests import factories
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import MONDAY_14H, NOW, PARIS
+from tests.factories import MONDAY_14H, NOW, PARIS
 from workflows import appointments
 
-territory = workflow_fixtures.territory
+pytestmark = pytest.mark.usefixtures("clock")
 
 NEW_PROGRAM = {
     "name": "Téléconsultation cardiologie CH Périgueux",
@@ -43,12 +41,6 @@ NEW_PROGRAM = {
     "horizon_weeks": "12",
     "skip_public_holidays": "true",
 }
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
 
 
 @pytest.fixture
@@ -390,11 +382,6 @@ def test_a_bad_week_is_reported_and_the_current_week_shown(auth, coordinator):
 
 
 # --- booking, reassigning, cancelling ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def slot(db_session, territory):
-    return factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
 
 
 def test_booking_a_patient_into_a_free_slot(auth, db_session, coordinator, territory, slot):

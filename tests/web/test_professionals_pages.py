@@ -1,14 +1,5 @@
-import pytest
-
 from hub.models import Profession, Role
 from tests import factories
-
-
-@pytest.fixture
-def nurse(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.PROFESSIONAL)
-    db_session.commit()
-    return user
 
 
 def test_directory_lists_the_cpts_professionals(auth, db_session, cpts, nurse):

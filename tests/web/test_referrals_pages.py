@@ -14,7 +14,6 @@ from tests.api.test_referrals_api import ASSISTED_CHECKLIST, PARIS, PDF, next_mo
 
 # The API tests' world, shared: the GP, their patient, the cardiology program and next Monday's slot.
 hub = api_tests.hub
-uploads = api_tests.uploads
 
 
 def send_form(auth, hub, **overrides):

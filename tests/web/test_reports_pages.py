@@ -24,11 +24,9 @@ from hub.models import (
 from tests import factories
 from tests.api import test_reports_api as api_tests
 from tests.api.test_reports_api import MONDAY_13H_UTC, WRITTEN, session_of
-from tests.workflows.conftest import NOW, telesoin_program
+from tests.factories import NOW
 from workflows import appointments, deliveries, reports
 
-territory = api_tests.territory
-uploads = api_tests.uploads
 clinic = api_tests.clinic
 MONDAY = "2026-11-23"
 
@@ -249,7 +247,7 @@ def test_no_report_page_outside_the_patients_care_s2(client, auth, clinic, db_se
 
 def test_a_serial_telesoin_session_goes_without_its_report_but_not_the_last(client, auth, clinic, db_session):
     t = clinic.t
-    program = telesoin_program(db_session, t.cpts, performer=t.cardiologist)
+    program = factories.program(db_session, t.cpts, telesoin=True, performer=t.cardiologist)
     sessions = []
     for day in (23, 30):
         slot = factories.slot(db_session, program, dt.datetime(2026, 11, day, 9, 0, tzinfo=dt.UTC))

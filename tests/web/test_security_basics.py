@@ -3,19 +3,11 @@
 import re
 
 import pyotp
-import pytest
 from sqlalchemy import select
 
-from hub.models import AuditEvent, Role
+from hub.models import AuditEvent
 from tests import factories
 from tests.auth.test_login import page_token, submit_code, submit_password
-
-
-@pytest.fixture
-def coordinator(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.COORDINATOR)
-    db_session.commit()
-    return user
 
 
 def test_state_changing_form_refuses_a_missing_token(auth, coordinator):

@@ -1,4 +1,3 @@
-from hub.models import Profession, Role
 from tests import factories
 
 
@@ -15,12 +14,7 @@ def test_home_requires_login(client):
 
 
 def test_logged_in_home(auth, db_session, cpts):
-    user = factories.user(
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-    )
+    user = factories.coordinator(db_session, cpts)
     auth.login(user)
     response = auth.client.get("/")
     assert response.status_code == 200

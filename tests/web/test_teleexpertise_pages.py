@@ -11,7 +11,6 @@ from workflows import teleexpertise
 
 # The API tests' world, shared: the IDEL, their patient with a consent, two cardiologists, the médecin traitant.
 te = api_tests.te
-uploads = api_tests.uploads
 S = TeleexpertiseState
 
 

@@ -5,7 +5,6 @@ import html
 import re
 
 import pytest
-import time_machine
 from sqlalchemy import select
 
 from hub.models import (
@@ -20,11 +19,10 @@ from hub.models import (
     VisitOfferState,
 )
 from tests import factories
-from tests.workflows import conftest as workflow_fixtures
-from tests.workflows.conftest import MONDAY_14H, NOW, PARIS
+from tests.factories import MONDAY_14H, PARIS
 from workflows import appointments
 
-territory = workflow_fixtures.territory
+pytestmark = pytest.mark.usefixtures("clock")
 
 CHECK_IN = {
     "identity_method": "document",
@@ -32,23 +30,6 @@ CHECK_IN = {
     "callback_phone": "0612345678",
 }
 CHECKLIST = {"camera": "true", "sound": "true", "light": "true", "privacy": "true"}
-
-
-@pytest.fixture(autouse=True)
-def clock():
-    with time_machine.travel(NOW, tick=False) as traveller:
-        yield traveller
-
-
-@pytest.fixture
-def visit(db_session, territory):
-    """A Monday 14:00 visit proposed to the patient's own IDEL."""
-    slot = factories.slot(db_session, territory.program, MONDAY_14H.astimezone(dt.UTC))
-    appointment = appointments.book(
-        db_session, territory.coordinator, slot=slot, patient=territory.patient, place_kind=PlaceKind.DEDICATED_PLACE
-    )
-    db_session.commit()
-    return appointment
 
 
 @pytest.fixture

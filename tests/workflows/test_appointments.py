@@ -17,7 +17,7 @@ from hub.models import (
 )
 from scheduling.bookings import BookingConflict
 from tests import factories
-from tests.workflows.conftest import FULL_CHECKLIST, MONDAY_14H, NOW, check_in
+from tests.factories import FULL_CHECKLIST, MONDAY_14H, NOW, check_in
 from workflows import appointments
 
 S = AppointmentState

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from hub.models import Allocation, Appointment, PlaceKind, Profession, Role, Slot
 from scheduling.bookings import BookingConflict
 from tests import factories
-from tests.workflows.conftest import MONDAY_14H, NOW
+from tests.factories import MONDAY_14H, NOW
 from workflows import appointments
 
 pytestmark = pytest.mark.concurrency

@@ -16,7 +16,7 @@ from hub.models import (
     Profession,
 )
 from tests import factories
-from tests.workflows.conftest import MONDAY_14H, NOW, telesoin_program
+from tests.factories import MONDAY_14H, NOW
 from workflows import appointments, eligibility
 
 
@@ -25,19 +25,9 @@ def count(session, model, *where) -> int:
 
 
 @pytest.fixture
-def newcomer(db_session, territory):
-    """A consenting patient with their own IDEL, but no eligibility checklist yet."""
-    patient = factories.consenting_patient(
-        db_session, territory.cpts, recorded_by=territory.coordinator, eligible=False, commune_insee="24571"
-    )
-    factories.in_care_team(db_session, patient, territory.idel)
-    return patient
-
-
-@pytest.fixture
 def kine_program(db_session, territory):
     kine = factories.professional(db_session, territory.cpts, Profession.PHYSIOTHERAPIST)
-    return telesoin_program(db_session, territory.cpts, performer=kine)
+    return factories.program(db_session, territory.cpts, telesoin=True, performer=kine)
 
 
 def book(db_session, territory, patient, *, program=None, place=PlaceKind.DEDICATED_PLACE):

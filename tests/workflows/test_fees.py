@@ -16,12 +16,8 @@ from hub.models import (
     Slot,
 )
 from tests import factories
-from tests.workflows.conftest import NOW, PARIS, carry_out, check_in, telesoin_program
+from tests.factories import NOW, PARIS, carry_out, check_in
 from workflows import appointments, fees
-
-
-def pro(db_session, cpts, profession, **kwargs):
-    return factories.professional(db_session, cpts, profession, **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +52,7 @@ def act(professional, code, day, key, **kwargs):
 @pytest.mark.parametrize(("count", "paid"), [(3, 3), (4, 4), (5, 4), (6, 4)])
 @pytest.mark.parametrize("code", ["RQD", "TE2"])
 def test_teleexpertise_is_paid_four_times_a_year_per_patient(db_session, cpts, code, count, paid):
-    doctor = pro(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    doctor = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patient = factories.patient(db_session, cpts)
     entries = [
         fees.accrue(db_session, act(doctor, code, dt.date(2026, 3, 1 + n), f"te:{code}:{n}", patient_id=patient.id))
@@ -68,7 +64,7 @@ def test_teleexpertise_is_paid_four_times_a_year_per_patient(db_session, cpts, c
 
 
 def test_the_cap_is_per_patient_and_per_year(db_session, cpts):
-    doctor = pro(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    doctor = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     first, second = factories.patient(db_session, cpts), factories.patient(db_session, cpts)
     for n in range(4):
         fees.accrue(db_session, act(doctor, "RQD", dt.date(2026, 12, 1 + n), f"a{n}", patient_id=first.id))
@@ -81,7 +77,7 @@ def test_the_cap_is_per_patient_and_per_year(db_session, cpts):
     [(4, "0"), (5, "25.00"), (9, "25.00"), (10, "50.00"), (150, "750.00"), (155, "750.00")],
 )
 def test_pharmacist_assistance_by_blocks_of_five_up_to_750_a_year(db_session, cpts, assistances, paid_total):
-    pharmacist = pro(db_session, cpts, Profession.PHARMACIST)
+    pharmacist = factories.professional(db_session, cpts, Profession.PHARMACIST)
     for n in range(assistances):
         day = dt.date(2026, 1, 1) + dt.timedelta(days=n % 360)
         fees.accrue(db_session, act(pharmacist, "TLM", day, f"tlm:{n}"))
@@ -90,7 +86,7 @@ def test_pharmacist_assistance_by_blocks_of_five_up_to_750_a_year(db_session, cp
 
 
 def test_accrual_is_idempotent(db_session, cpts):
-    doctor = pro(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    doctor = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     first = fees.accrue(db_session, act(doctor, "TCG", dt.date(2026, 5, 4), "same"))
     again = fees.accrue(db_session, act(doctor, "TCG", dt.date(2026, 5, 4), "same"))
     assert first.id == again.id
@@ -111,7 +107,7 @@ def test_act_dates_are_paris_calendar_dates(instant, year):
 
 def test_a_fifth_expertise_at_2330_on_31_december_counts_in_that_year(db_session, cpts):
     """T11: the act at 23:30 Paris on 31 December (22:30Z) is the 5th of its year, not the 1st of the next."""
-    doctor = pro(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    doctor = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patient = factories.patient(db_session, cpts)
     for n in range(4):
         fees.accrue(db_session, act(doctor, "RQD", dt.date(2026, 11, 1 + n), f"n{n}", patient_id=patient.id))
@@ -123,7 +119,9 @@ def test_a_fifth_expertise_at_2330_on_31_december_counts_in_that_year(db_session
 
 @pytest.mark.parametrize("code", ["TMK", "TMI"])
 def test_key_letter_times_coefficient(db_session, cpts, code):
-    therapist = pro(db_session, cpts, Profession.PHYSIOTHERAPIST if code == "TMK" else Profession.NURSE)
+    therapist = factories.professional(
+        db_session, cpts, Profession.PHYSIOTHERAPIST if code == "TMK" else Profession.NURSE
+    )
     entry = fees.accrue(
         db_session, act(therapist, code, dt.date(2026, 6, 1), "k", coefficient=Decimal("8.1"), is_remote_care=True)
     )
@@ -163,8 +161,8 @@ def test_degraded_appointment_accrues_nothing(db_session, territory):
 
 @pytest.fixture
 def kine_program(db_session, territory):
-    kine = pro(db_session, territory.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True)
-    program = telesoin_program(db_session, territory.cpts, performer=kine, slot_minutes=30)
+    kine = factories.professional(db_session, territory.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True)
+    program = factories.program(db_session, territory.cpts, telesoin=True, performer=kine, slot_minutes=30)
     return kine, program
 
 
@@ -191,8 +189,8 @@ def test_kine_assessment_is_never_telesoin(db_session, territory, kine_program, 
 
 def test_idel_telesoin_only_for_the_four_acts(db_session, territory):
     t = territory
-    nurse = pro(db_session, t.cpts, Profession.NURSE)
-    program = telesoin_program(db_session, t.cpts, performer=nurse)
+    nurse = factories.professional(db_session, t.cpts, Profession.NURSE)
+    program = factories.program(db_session, t.cpts, telesoin=True, performer=nurse)
     with pytest.raises(RuleViolation, match="ne peut réaliser que"):
         book_telesoin(db_session, t, program, dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC), act="injection")
     start = dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC)
@@ -277,7 +275,7 @@ def test_remote_share_blocks_beyond_twenty_percent_unless_overridden(db_session,
 
 
 def test_accompaniments_do_not_count_toward_the_share(db_session, cpts):
-    nurse = pro(db_session, cpts, Profession.NURSE)
+    nurse = factories.professional(db_session, cpts, Profession.NURSE)
     declare_year(db_session, nurse, "100")
     for n in range(30):
         fees.accrue(db_session, act(nurse, "TLL", dt.date(2026, 10, 1 + n % 28), f"t{n}"))
@@ -286,12 +284,15 @@ def test_accompaniments_do_not_count_toward_the_share(db_session, cpts):
 
 
 def test_undeclared_months_are_estimated_and_marked(db_session, cpts):
-    kine = pro(db_session, cpts, Profession.PHYSIOTHERAPIST)
+    kine = factories.professional(db_session, cpts, Profession.PHYSIOTHERAPIST)
     db_session.add(DeclaredActivity(professional_id=kine.id, year=2026, month=10, amount=Decimal("1000")))
     share = fees.remote_share(db_session, kine.id, first=dt.date(2025, 12, 1), last=dt.date(2026, 11, 30))
     assert share.estimated and share.total_amount == Decimal("12000")
     nothing = fees.remote_share(
-        db_session, pro(db_session, cpts, Profession.NURSE).id, first=dt.date(2026, 1, 1), last=dt.date(2026, 12, 31)
+        db_session,
+        factories.professional(db_session, cpts, Profession.NURSE).id,
+        first=dt.date(2026, 1, 1),
+        last=dt.date(2026, 12, 31),
     )
     assert nothing.share is None and nothing.level == "inconnu"
 
@@ -299,7 +300,7 @@ def test_undeclared_months_are_estimated_and_marked(db_session, cpts):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(days=st.lists(st.integers(min_value=0, max_value=729), min_size=1, max_size=200))
 def test_no_sequence_pays_a_pharmacist_more_than_750_a_year(db_session, cpts, days):
-    pharmacist = pro(db_session, cpts, Profession.PHARMACIST)
+    pharmacist = factories.professional(db_session, cpts, Profession.PHARMACIST)
     for n, offset in enumerate(sorted(days)):
         fees.accrue(
             db_session,
@@ -317,7 +318,7 @@ def test_no_sequence_pays_a_pharmacist_more_than_750_a_year(db_session, cpts, da
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(acts=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 700)), min_size=1, max_size=40))
 def test_no_sequence_pays_teleexpertise_more_than_four_times_a_year_per_patient(db_session, cpts, acts):
-    doctor = pro(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    doctor = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patients = [factories.patient(db_session, cpts) for _ in range(3)]
     for n, (which, offset) in enumerate(acts):
         fees.accrue(
@@ -386,8 +387,8 @@ def test_remote_dressing_month_is_the_paris_month(db_session, territory):
     """T11 on a month's last day: a session at 23:30 Paris on 30 November (22:30Z) counts in November, one
     at 00:30 Paris on 1 December (23:30Z on 30 November) in December."""
     t = territory
-    nurse = pro(db_session, t.cpts, Profession.NURSE)
-    program = telesoin_program(db_session, t.cpts, performer=nurse)
+    nurse = factories.professional(db_session, t.cpts, Profession.NURSE)
+    program = factories.program(db_session, t.cpts, telesoin=True, performer=nurse)
     dressing = {"act": "suivi_pansement", "last_in_person_dressing_on": dt.date(2026, 11, 1)}
     for day in (24, 25, 26):
         book_telesoin(db_session, t, program, dt.datetime(2026, 11, day, 9, tzinfo=dt.UTC), **dressing)

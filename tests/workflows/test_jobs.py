@@ -22,7 +22,6 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
 from tests import factories
 from tests.scheduling.test_jobs_framework import fire_times, recording
@@ -33,16 +32,6 @@ PARIS = ZoneInfo("Europe/Paris")
 MONDAY_9H = dt.datetime(2026, 11, 16, 9, 0, tzinfo=PARIS)
 MONDAY_18H = dt.datetime(2026, 11, 16, 18, 0, tzinfo=PARIS)
 TUESDAY_14H = dt.datetime(2026, 11, 17, 14, 0, tzinfo=PARIS)
-
-
-@pytest.fixture
-def sessions(app, db_session):
-    return app.extensions["hub.sessions"]
-
-
-@pytest.fixture
-def context(sessions):
-    return JobContext(sessions, PARIS)
 
 
 # --- T8 ------------------------------------------------------------------------------------------------
@@ -86,25 +75,10 @@ class World:
 
 @pytest.fixture
 def world(db_session, cpts) -> World:
-    coordinator = factories.user(
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR, email="coord@example.org"),
-    )
-    factories.user(  # a coordinator with no e-mail gets no alert
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-    )
+    coordinator = factories.coordinator(db_session, cpts, email="coord@example.org")
+    factories.coordinator(db_session, cpts)
     elsewhere = factories.cpts(db_session)
-    factories.user(
-        db_session,
-        elsewhere,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, elsewhere, Profession.COORDINATOR, email="x@example.org"),
-    )
+    factories.coordinator(db_session, elsewhere, email="x@example.org")
     idel, other = (
         factories.professional(
             db_session, cpts, Profession.NURSE, commune_insee="24571", accompanies_teleconsultation=True, email=email

@@ -22,12 +22,7 @@ START = dt.date(2026, 12, 1)
 
 @pytest.fixture
 def world(db_session, cpts):
-    coordinator = factories.user(
-        db_session,
-        cpts,
-        Role.COORDINATOR,
-        professional_row=factories.professional(db_session, cpts, Profession.COORDINATOR),
-    )
+    coordinator = factories.coordinator(db_session, cpts)
     admin = factories.user(db_session, cpts, Role.ADMIN)
     patient = factories.patient(db_session, cpts)
     return coordinator, admin, patient

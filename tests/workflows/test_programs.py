@@ -9,7 +9,7 @@ from hub.models import Allocation, AppointmentState, PlaceKind, ProgramKind, Slo
 from scheduling.agenda import day_bounds, professional_agenda
 from scheduling.slots import generate_slots
 from tests import factories
-from tests.workflows.conftest import PARIS
+from tests.factories import PARIS
 from workflows import appointments, programs
 
 JAN_2026 = dt.datetime(2026, 1, 1, 9, tzinfo=PARIS)

@@ -22,7 +22,7 @@ from hub.models import (
 from hub.services.care import has_care_relation
 from scheduling.bookings import BookingConflict
 from tests import factories
-from tests.workflows.conftest import MONDAY_14H, NOW, carry_out
+from tests.factories import MONDAY_14H, NOW, carry_out
 from workflows import appointments, referrals
 
 S = ReferralState

@@ -17,12 +17,9 @@ from hub.models import (
     AppointmentState,
     CarePathwayStep,
     ConnectorSetting,
-    Consent,
     ConsentKind,
-    ConsentMethod,
     Delivery,
     DeliveryState,
-    IdentityStatus,
     OutboxMessage,
     OutboxState,
     PlaceKind,
@@ -37,7 +34,7 @@ from hub.models import (
     StepState,
 )
 from tests import factories
-from tests.workflows.conftest import NOW, carry_out, check_in, telesoin_program
+from tests.factories import NOW, check_in
 from workflows import appointments, deliveries, pathways, reports
 
 CDA = "{urn:hl7-org:v3}"
@@ -50,29 +47,16 @@ def session_done(db_session, territory):
     t = territory
     t.cardiologist.mssante_address = "cardio@ch-perigueux.mssante.fr"
     t.cardiologist_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
-    slot = factories.slot(db_session, t.program, dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
-    t.appointment = appointments.book(
-        db_session, t.coordinator, slot=slot, patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW
-    )
-    carry_out(db_session, t.idel_user, t.appointment)
+    monday_14h = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
+    t.appointment = factories.visit(db_session, t, monday_14h, state=AppointmentState.DONE, now=NOW)
     return t
 
 
 def qualify(db_session, patient, *, dmp_consent: bool = False, recorded_by=None):
-    patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=patient.birth_date)
-    patient.ins_oid = "1.2.250.1.213.1.4.8"
-    patient.identity_status = IdentityStatus.QUALIFIED
+    """The patient's identity qualified and, if told, their consent to the DMP (reloaded with it)."""
+    factories.qualify(db_session, patient)
     if dmp_consent:
-        db_session.add(
-            Consent(
-                patient_id=patient.id,
-                kind=ConsentKind.DMP_ACCESS,
-                method=ConsentMethod.ORAL,
-                recorded_by_user_id=recorded_by.id,
-                collected_at=NOW,
-            )
-        )
-    db_session.flush()
+        factories.consent(db_session, patient, recorded_by=recorded_by, kind=ConsentKind.DMP_ACCESS, collected_at=NOW)
     db_session.refresh(patient)
 
 
@@ -287,7 +271,7 @@ def serial_telesoin(db_session, territory):
     t = territory
     kine = factories.professional(db_session, t.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True)
     t.kine_user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=kine)
-    program = telesoin_program(db_session, t.cpts, performer=kine)
+    program = factories.program(db_session, t.cpts, telesoin=True, performer=kine)
     sessions = []
     for week in range(2):
         start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC) + dt.timedelta(weeks=week)

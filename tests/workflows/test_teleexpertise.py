@@ -28,7 +28,7 @@ from hub.services.care import has_care_relation
 from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
 from tests import factories
-from tests.workflows.conftest import NOW, PARIS
+from tests.factories import NOW, PARIS
 from workflows import reports, teleexpertise
 from workflows.jobs import PERIODIC_JOBS
 
@@ -46,11 +46,6 @@ def cardio_user(db_session, territory):
 def other_cardio(db_session, territory):
     professional = factories.professional(db_session, territory.cpts, Profession.SPECIALIST, email="c2@example.org")
     return factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=professional)
-
-
-@pytest.fixture
-def sessions(app, db_session):
-    return app.extensions["hub.sessions"]
 
 
 def ask(db_session, t, tmp_path, *, actor=None, now=NOW, files=(), **data):
@@ -73,22 +68,19 @@ def ask_pool(db_session, t, tmp_path, **data):
 
 def signed_answer(db_session, t, request, cardio_user) -> Report:
     """A signed answer row, as workflows.reports.sign leaves it (the routing is tested there)."""
-    report = Report(
-        cpts_id=request.cpts_id,
+    return factories.report(
+        db_session,
+        request.patient,
+        author=t.cardiologist,
+        created_by=cardio_user,
+        signed=True,
         kind=ReportKind.TELEEXPERTISE,
-        state=ReportState.SIGNED,
-        patient_id=request.patient_id,
-        author_id=t.cardiologist.id,
         performed_at=NOW,
         acts="Avis",
         conclusion="Pansement hydrocolloïde",
-        created_by_user_id=cardio_user.id,
         signed_by_user_id=cardio_user.id,
         signed_at=NOW,
     )
-    db_session.add(report)
-    db_session.flush()
-    return report
 
 
 # --- creation ---------------------------------------------------------------------------------------------
@@ -260,12 +252,7 @@ def test_a_pool_expert_who_declines_hands_the_request_back_to_the_pool(
 def test_only_the_pool_or_the_coordination_may_assign(db_session, territory, tmp_path, cardio_user, other_cardio):
     t = territory
     request = ask_pool(db_session, t, tmp_path)
-    gp = factories.user(
-        db_session,
-        t.cpts,
-        Role.PROFESSIONAL,
-        professional_row=factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER),
-    )
+    gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
     with pytest.raises(RuleViolation):
         teleexpertise.assign(db_session, gp, request, now=NOW)  # not a cardiologist
     with pytest.raises(RuleViolation):
@@ -423,15 +410,7 @@ def committed_pool(committed, tmp_path):
         created.append(cpts.id)
         idel = factories.professional(session, cpts, Profession.NURSE)
         idel_user = factories.user(session, cpts, Role.PROFESSIONAL, professional_row=idel)
-        experts = [
-            factories.user(
-                session,
-                cpts,
-                Role.PROFESSIONAL,
-                professional_row=factories.professional(session, cpts, Profession.SPECIALIST),
-            )
-            for _ in range(2)
-        ]
+        experts = [factories.clinician(session, cpts, Profession.SPECIALIST) for _ in range(2)]
         patient = factories.consenting_patient(session, cpts, recorded_by=idel_user)
         factories.in_care_team(session, patient, idel)
         request = teleexpertise.create(
