@@ -178,7 +178,7 @@ def test_programs_are_the_coordinators_and_per_cpts(api_as, db_session, territor
 # --- stopping a series ------------------------------------------------------------------------------------
 
 
-def test_stopping_the_series_cancels_its_future_appointments(api_as, db_session, territory, slot, booked):
+def test_stopping_the_series_cancels_its_future_appointments(api_as, db_session, territory, slot, visit):
     free = factories.slot(db_session, territory.program, slot.ends_at)
     free_id = free.id
     db_session.commit()
@@ -188,7 +188,7 @@ def test_stopping_the_series_cancels_its_future_appointments(api_as, db_session,
     body = stopped.get_json()
     assert (body["id"], body["is_active"], body["appointments_cancelled"]) == (territory.program.id, False, 1)
     db_session.expire_all()
-    assert db_session.get(Appointment, booked.id).state is AppointmentState.CANCELLED
+    assert db_session.get(Appointment, visit.id).state is AppointmentState.CANCELLED
     assert db_session.get(Slot, slot.id).state is SlotState.CANCELLED  # kept: its appointment's history
     assert db_session.get(Slot, free_id) is None
     assert last_audit(db_session).action == "program.cancel_series"
@@ -199,15 +199,15 @@ def test_stopping_the_series_cancels_its_future_appointments(api_as, db_session,
 @pytest.mark.parametrize(
     "body, field", [({}, "reason"), ({"reason": "   "}, "reason"), ({"reason": "Fin", "is_active": True}, "is_active")]
 )
-def test_stopping_needs_a_reason_and_nothing_changes_without(api_as, db_session, territory, booked, body, field):
+def test_stopping_needs_a_reason_and_nothing_changes_without(api_as, db_session, territory, visit, body, field):
     response = api_as(territory.coordinator).post(f"/api/v1/programs/{territory.program.id}/cancel", json=body)
     assert field in assert_problem(response, 422)["errors"]
     db_session.expire_all()
     assert db_session.get(SessionProgram, territory.program.id).is_active
-    assert db_session.get(Appointment, booked.id).state is AppointmentState.PROPOSED
+    assert db_session.get(Appointment, visit.id).state is AppointmentState.PROPOSED
 
 
-def test_only_the_cpts_coordinators_stop_a_series(api_as, db_session, territory, booked):
+def test_only_the_cpts_coordinators_stop_a_series(api_as, db_session, territory, visit):
     url = f"/api/v1/programs/{territory.program.id}/cancel"
     stranger = factories.user(db_session, factories.cpts(db_session), Role.COORDINATOR)
     assert_problem(api_as(stranger).post(url, json={"reason": "Fin"}), 404)
@@ -217,7 +217,7 @@ def test_only_the_cpts_coordinators_stop_a_series(api_as, db_session, territory,
     )
     db_session.expire_all()
     assert db_session.get(SessionProgram, territory.program.id).is_active
-    assert db_session.get(Appointment, booked.id).state is AppointmentState.PROPOSED
+    assert db_session.get(Appointment, visit.id).state is AppointmentState.PROPOSED
 
 
 # --- booking ----------------------------------------------------------------------------------------------
