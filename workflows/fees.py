@@ -56,15 +56,20 @@ NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED, Appointm
 PLANNED = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
 
 
-def tariff_on(session: Session, code: str, day: dt.date) -> Tariff:
-    """The version of `code` in force on `day`."""
-    tariff = session.scalar(
+def tariff_in_force(session: Session, code: str, day: dt.date) -> Tariff | None:
+    """The version of `code` in force on `day`, if any."""
+    return session.scalar(
         select(Tariff)
         .where(Tariff.code == code, Tariff.effective_from <= day)
         .where((Tariff.effective_until.is_(None)) | (Tariff.effective_until >= day))
         .order_by(Tariff.effective_from.desc())
         .limit(1)
     )
+
+
+def tariff_on(session: Session, code: str, day: dt.date) -> Tariff:
+    """The version of `code` in force on `day`, or a French refusal."""
+    tariff = tariff_in_force(session, code, day)
     if tariff is None:
         raise RuleViolation(f"Aucun tarif {code} n'est en vigueur le {day.strftime('%d/%m/%Y')}.")
     return tariff
@@ -124,7 +129,15 @@ def _lock_professional(session: Session, professional_id: int) -> None:
     session.execute(select(Professional.id).where(Professional.id == professional_id).with_for_update())
 
 
+def yearly_cap_per_patient(session: Session, code: str, day: dt.date) -> int | None:
+    """How many acts of `code` a professional is paid per patient in the year of `day`, by the tariff in force
+    (None: no cap, or no tariff that day)."""
+    tariff = tariff_in_force(session, code, day)
+    return tariff.yearly_cap_per_patient if tariff is not None else None
+
+
 def _price(session: Session, tariff: Tariff, act: Act) -> tuple[Decimal, str | None]:
+    # The cap counts the acts already paid: an act recorded at 0 € past the cap does not move it.
     if tariff.yearly_cap_per_patient is not None and act.patient_id is not None:
         paid = _count(session, act, FeeEntry.patient_id == act.patient_id, FeeEntry.amount > 0)
         if paid >= tariff.yearly_cap_per_patient:

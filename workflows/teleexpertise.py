@@ -14,11 +14,11 @@ Declining, decided here:
 - a pool request taken by an expert: their decline hands it back to the pool (`submitted` again, the expert
   cleared, the reason kept and sent to the requester), so that another expert of the pool may take it.
 
-Yearly cap (avenant 9): at most 4 paid téléexpertises a year per patient and requester, and per patient and
-expert. The 5th is still possible, but the requester is told before sending that it will not be paid and
-must acknowledge it; the fee is then recorded at 0 € with the reason (workflows.fees). Requests are counted by
-their submission in the Paris calendar year, declined and expired ones aside (never paid). A pool request's
-expert is unknown before sending: their own cap shows at the answer, as a TE2 recorded at 0 € with the reason.
+Yearly cap (avenant 9): the tariff in force says how many téléexpertises a year are paid per patient and
+requester (RQD) and per patient and expert (TE2), 4 each today; workflows.fees applies it when the answer's
+fees accrue. Past the cap a request is still possible, but the requester is told before sending that it will
+not be paid and must acknowledge it; the fee is then recorded at 0 € with the reason. A pool request's expert
+is unknown before sending: their own cap shows at the answer, as a TE2 recorded at 0 € with the reason.
 """
 
 import datetime as dt
@@ -77,7 +77,7 @@ MACHINE = Machine(
     TELEEXPERTISE_STATE_LABELS,
 )
 EXPERTS = (Profession.SPECIALIST, Profession.GENERAL_PRACTITIONER)
-YEARLY_CAP = 4
+REQUESTER_CODE, EXPERT_CODE = "RQD", "TE2"  # the tariff codes of the requester's and the expert's fees
 DEFAULT_DELAY = {
     Urgency.URGENT: dt.timedelta(days=2),
     Urgency.SOON: dt.timedelta(days=7),
@@ -334,15 +334,30 @@ def count_this_year(session: Session, patient_id: int, *, now: dt.datetime, zone
 
 
 def _over_cap_message(session, patient, requester, expert, now, zone) -> str | None:
-    by_requester = count_this_year(session, patient.id, now=now, zone=zone, requester_id=requester.id)
-    by_expert = count_this_year(session, patient.id, now=now, zone=zone, expert_id=expert.id) if expert else 0
-    rank = max(by_requester, by_expert) + 1
-    if rank <= YEARLY_CAP:
+    """The warning before sending a request past the yearly cap of the tariff in force (RQD for the
+    requester, TE2 for the expert), or None.
+
+    It counts requests, where the fee (workflows.fees) counts paid entries: it predicts. A request still
+    open has no fee yet but will have one when answered, so each request of the year counts, save those
+    declined or expired (never paid). The two may differ at the edges (a request sent in December and
+    answered in January), where the fee has the last word.
+    """
+    day = fees.local_day(now, zone)
+    parties = [("vous", REQUESTER_CODE, {"requester_id": requester.id})]
+    if expert is not None:
+        parties.append(("cet·te expert·e", EXPERT_CODE, {"expert_id": expert.id}))
+    over = None
+    for who, code, party in parties:
+        cap = fees.yearly_cap_per_patient(session, code, day)
+        rank = count_this_year(session, patient.id, now=now, zone=zone, **party) + 1
+        if cap is not None and rank > cap and (over is None or rank > over[0]):
+            over = (rank, cap, who)
+    if over is None:
         return None
-    who = "vous" if by_requester >= by_expert else "cet·te expert·e"
+    rank, cap, who = over
     return (
         f"{rank}e téléexpertise de l'année pour ce patient (avec {who}) : elle ne sera pas rémunérée "
-        f"(au plus {YEARLY_CAP} par an et par patient). Confirmez pour l'envoyer quand même."
+        f"(au plus {cap} par an et par patient). Confirmez pour l'envoyer quand même."
     )
 
 
@@ -621,7 +636,7 @@ def mark_answered(
     day = fees.local_day(now, zone)
     expert = session.get(Professional, report.author_id)
     requester = session.get(Professional, request.requester_id)
-    for professional, code, role in ((requester, "RQD", "requester"), (expert, "TE2", "expert")):
+    for professional, code, role in ((requester, REQUESTER_CODE, "requester"), (expert, EXPERT_CODE, "expert")):
         fees.accrue(
             session,
             fees.Act(professional, code, day, f"teleexpertise:{request.id}:{role}", patient_id=request.patient_id),

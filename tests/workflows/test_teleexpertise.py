@@ -29,7 +29,7 @@ from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
 from tests import factories
 from tests.workflows.conftest import NOW, PARIS
-from workflows import reports, teleexpertise
+from workflows import fees, reports, teleexpertise
 from workflows.jobs import PERIODIC_JOBS
 
 S = TeleexpertiseState
@@ -339,6 +339,19 @@ def test_the_cap_counts_the_paris_calendar_year(db_session, territory, tmp_path,
     with pytest.raises(teleexpertise.OverYearlyCap):
         ask(db_session, t, tmp_path, now=new_year_eve)
     assert ask(db_session, t, tmp_path, now=dt.datetime(2027, 1, 1, 0, 30, tzinfo=PARIS)).state is S.SUBMITTED
+
+
+def test_the_warning_reads_the_cap_of_the_tariff_in_force(db_session, territory, tmp_path, cardio_user):
+    t = territory
+    day = NOW.astimezone(PARIS).date()
+    fees.tariff_on(db_session, "RQD", day).yearly_cap_per_patient = 2
+    for _ in range(2):
+        answered(db_session, t, tmp_path, cardio_user)
+    with pytest.raises(teleexpertise.OverYearlyCap) as refused:
+        ask(db_session, t, tmp_path)
+    assert "3e téléexpertise" in refused.value.detail and "au plus 2 par an" in refused.value.detail
+    third = answered(db_session, t, tmp_path, cardio_user, acknowledge_over_cap=True)
+    assert (fees_of(db_session, third)["RQD"].amount, fees_of(db_session, third)["TE2"].amount) == (0, Decimal("23.00"))
 
 
 def test_the_cap_per_patient_and_expert_binds_other_requesters(db_session, territory, tmp_path, cardio_user):
