@@ -57,6 +57,7 @@ from hub.models import (
     User,
 )
 from hub.services import directory
+from hub.services.identity import valid_consent
 from workflows import attachments, deliveries, fees
 from workflows.attachments import StoredFile
 from workflows.machine import Machine
@@ -204,7 +205,7 @@ def _check_patient(session: Session, actor: User, patient_id) -> tuple[Patient, 
         raise NotFound(
             "Patient introuvable.", audit_action="teleexpertise.create", audit_target=("patients", patient_id)
         )
-    consent = next((c for c in patient.consents if c.kind == ConsentKind.TELEHEALTH and c.is_valid), None)
+    consent = valid_consent(patient, ConsentKind.TELEHEALTH)
     if consent is None:
         raise ValidationFailed(
             {

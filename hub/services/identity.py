@@ -335,8 +335,14 @@ def _stop_pending_documents(session: Session, patient_id: int, *, reason: str, c
     ).rowcount
 
 
-def has_valid_consent(patient: Patient, kind) -> bool:
-    return any(c.kind == kind and c.is_valid for c in patient.consents)
+def valid_consent(patient: Patient, kind: ConsentKind) -> Consent | None:
+    """The patient's consent of that kind still in force (not withdrawn), if any: the one rule every check
+    of a consent goes through. Reads `patient.consents`: load them with the patients when checking many."""
+    return next((c for c in patient.consents if c.kind == kind and c.is_valid), None)
+
+
+def has_valid_consent(patient: Patient, kind: ConsentKind) -> bool:
+    return valid_consent(patient, kind) is not None
 
 
 def search_patients(session: Session, visible, *, text=None, birth_date=None, page=1, per_page=50):

@@ -28,6 +28,7 @@ from hub.models import (
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
+from hub.services.identity import has_valid_consent
 from workflows import reports, teleexpertise
 
 bp = Blueprint("teleexpertise", __name__, url_prefix="/teleexpertise")
@@ -68,7 +69,7 @@ def _choices() -> dict:
         .order_by(Patient.birth_name)
         .limit(500)
     ).all()
-    consenting = {p.id for p in patients if any(c.kind == ConsentKind.TELEHEALTH and c.is_valid for c in p.consents)}
+    consenting = {p.id for p in patients if has_valid_consent(p, ConsentKind.TELEHEALTH)}
     experts = [e for e in teleexpertise.experts(session, current_user.cpts_id) if e.id != current_user.professional_id]
     return {
         "patients": patients,
