@@ -26,6 +26,7 @@ from hub.documents.freezing import freeze
 from hub.documents.identity import custodian_of, patient_identity, professional_identity
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
+    MIN_REPORT_DELAY_HOURS,
     RECIPIENT_ROLE_LABELS,
     REPORT_DELAY_DEFAULTS,
     REPORT_KIND_LABELS,
@@ -317,8 +318,21 @@ def recipients(session: Session, report: Report, appointment: Appointment | None
     return unique
 
 
+def delivery_due_at(session_end: dt.datetime, program: SessionProgram | None, role: RecipientRole) -> dt.datetime:
+    """When a report must have reached a recipient of `role`: the end of the session plus the program's delay
+    for that role (REPORT_DELAY_DEFAULTS without a program). The one meaning of "within its delay": routing
+    gives each delivery this due time, and the "en retard" list and the coordinators' alert compare to it."""
+    hours = program.report_delay_hours(role.value) if program is not None else REPORT_DELAY_DEFAULTS[role.value]
+    return session_end + dt.timedelta(hours=hours)
+
+
+def signature_due_at(session_end: dt.datetime, program: SessionProgram | None) -> dt.datetime:
+    """The report must be signed before its first recipient is due."""
+    return min(delivery_due_at(session_end, program, role) for role in RecipientRole)
+
+
 def _route(session, report: Report, appointment, package: DocumentPackage, now) -> list[Delivery]:
-    delays = _delays(session, appointment)
+    program = session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
     base = appointment.ends_at if appointment is not None else now
     return [
         deliveries.queue_delivery(
@@ -329,20 +343,13 @@ def _route(session, report: Report, appointment, package: DocumentPackage, now) 
             address=recipient.address,
             channel=recipient.channel,
             professional=recipient.professional,
-            due_at=max(base + dt.timedelta(hours=delays[recipient.role]), now),
+            due_at=max(delivery_due_at(base, program, recipient.role), now),
             report=report,
             # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
             group_key=f"report:{report.root_id}",
         )
         for recipient in recipients(session, report, appointment)
     ]
-
-
-def _delays(session: Session, appointment: Appointment | None) -> dict[RecipientRole, int]:
-    program = session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
-    if program is None:
-        return {role: REPORT_DELAY_DEFAULTS[role.value] for role in RecipientRole}
-    return {role: program.report_delay_hours(role.value) for role in RecipientRole}
 
 
 def _prescribers(session: Session, report: Report, appointment: Appointment | None) -> list[Professional]:
@@ -545,8 +552,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     signed = exists().where(
         Report.appointment_id == Appointment.id, Report.state != S.DRAFT, Report.superseded_at.is_(None)
     )
-    # Candidates past the shortest delay a program may set (one hour); each is then held to its program's
-    # shortest delay, since the report must be signed before its first recipient is due.
+    # Candidates past the shortest delay a program may set; each is then held to its program's (signature_due_at).
     sessions = session.execute(
         select(Appointment.id, Appointment.patient_id, Appointment.ends_at, Professional, SessionProgram)
         .join(Professional, Professional.id == Appointment.performer_id)
@@ -556,7 +562,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
             Appointment.kind.in_(list(REPORTABLE_KINDS)),
             Appointment.state.in_(SIGNABLE),
             or_(Appointment.report_waived_reason.is_(None), ~_a_later_session_of_the_series()),
-            Appointment.ends_at < now - dt.timedelta(hours=1),
+            Appointment.ends_at < now - dt.timedelta(hours=MIN_REPORT_DELAY_HOURS),
             ~signed,
         )
         .order_by(Appointment.ends_at)
@@ -564,12 +570,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     ).all()
     items = []
     for row in sessions:
-        delays = (
-            [row.SessionProgram.report_delay_hours(role) for role in REPORT_DELAY_DEFAULTS]
-            if row.SessionProgram is not None
-            else list(REPORT_DELAY_DEFAULTS.values())
-        )
-        due = row.ends_at + dt.timedelta(hours=min(delays))
+        due = signature_due_at(row.ends_at, row.SessionProgram)
         if due < now:
             items.append(
                 OverdueItem(

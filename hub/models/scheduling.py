@@ -58,6 +58,7 @@ class Resource(Base):
 
 # Hours after a session within which its report must reach each recipient role, unless the program says.
 REPORT_DELAY_DEFAULTS = {"medecin_traitant": 48, "prescripteur": 48, "participant": 72, "patient": 72, "dmp": 72}
+MIN_REPORT_DELAY_HOURS, MAX_REPORT_DELAY_HOURS = 1, 30 * 24  # what a program may set
 DOCTOR_ROLES = ("medecin_traitant", "prescripteur")
 PATIENT_SIDE_ROLES = ("patient", "dmp", "participant")
 

@@ -8,6 +8,8 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from hub.identifiers import check_phone
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
+    MAX_REPORT_DELAY_HOURS,
+    MIN_REPORT_DELAY_HOURS,
     PROGRAM_DEFAULTS,
     AppointmentKind,
     AppointmentState,
@@ -115,10 +117,12 @@ class ProgramIn(InputSchema):
     )
     horizon_weeks = Int(load_default=PROGRAM_DEFAULTS["horizon_weeks"], validate=_range(1, 104))
     report_delay_doctors_hours = Int(
-        load_default=PROGRAM_DEFAULTS["report_delay_doctors_hours"], validate=_range(1, 30 * 24)
+        load_default=PROGRAM_DEFAULTS["report_delay_doctors_hours"],
+        validate=_range(MIN_REPORT_DELAY_HOURS, MAX_REPORT_DELAY_HOURS),
     )
     report_delay_patient_hours = Int(
-        load_default=PROGRAM_DEFAULTS["report_delay_patient_hours"], validate=_range(1, 30 * 24)
+        load_default=PROGRAM_DEFAULTS["report_delay_patient_hours"],
+        validate=_range(MIN_REPORT_DELAY_HOURS, MAX_REPORT_DELAY_HOURS),
     )
 
 

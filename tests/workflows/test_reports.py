@@ -472,6 +472,28 @@ def test_a_session_is_late_by_its_programs_shortest_delay(db_session, session_do
     assert item.since == t.appointment.ends_at + dt.timedelta(hours=6)
 
 
+def test_the_late_list_and_the_routing_read_one_delay(db_session, session_done, tmp_path):
+    """A session is late to sign when its first delivery would be due; each delivery is due when the list says."""
+    t = session_done
+    t.program.report_delay_doctors_hours, t.program.report_delay_patient_hours = 30, 9
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    first_due = reports.signature_due_at(t.appointment.ends_at, t.program)
+    assert first_due == t.appointment.ends_at + dt.timedelta(hours=9)
+    (item,) = reports.overdue(db_session, t.cpts.id, now=first_due + dt.timedelta(minutes=1))
+    assert item.since == first_due
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT)
+    assert {d.recipient_role: d.due_at for d in report.deliveries} == {
+        d.recipient_role: reports.delivery_due_at(t.appointment.ends_at, t.program, d.recipient_role)
+        for d in report.deliveries
+    }
+    assert {d.recipient_role: d.due_at - t.appointment.ends_at for d in report.deliveries}[
+        RecipientRole.ATTENDING_GP
+    ] == dt.timedelta(hours=30)
+
+
 def test_an_unreachable_mailbox_leaves_its_mdns_for_the_next_pass(app, db_session):
     from tests.servers import free_port
 
