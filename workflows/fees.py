@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.errors import RuleViolation
+from hub.formatting import percent
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -437,15 +438,16 @@ def check_remote_share(
     share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount + booked)
     if not share.is_over:
         return share
-    percent = f"{(share.share * 100).quantize(Decimal('0.1'))}".replace(".", ",")
+    limit = percent(REMOTE_SHARE_LIMIT, places=0)
     if not (override_reason or "").strip():
         raise RuleViolation(
-            f"Avec cette séance, le télésoin de {performer.full_name} atteindrait {percent} % de son activité sur "
-            "douze mois : au-delà du plafond de 20 %. Une dérogation motivée de la coordination est nécessaire.",
+            f"Avec cette séance, le télésoin de {performer.full_name} atteindrait {percent(share.share)} de son "
+            f"activité sur douze mois : au-delà du plafond de {limit}. Une dérogation motivée de la coordination "
+            "est nécessaire.",
             remote_share=str(share.share),
         )
     if not getattr(actor, "has_role", lambda _r: False)(Role.COORDINATOR):
-        raise RuleViolation("Seule la coordination peut déroger au plafond de 20 % de télésoin.")
+        raise RuleViolation(f"Seule la coordination peut déroger au plafond de {limit} de télésoin.")
     audit.record(
         session, actor=actor, action="remote_share.override", target=performer, details={"share": str(share.share)}
     )

@@ -250,7 +250,7 @@ def test_remote_share_blocks_beyond_twenty_percent_unless_overridden(db_session,
     share = fees.remote_share(db_session, kine.id, first=dt.date(2025, 12, 1), last=dt.date(2026, 11, 30))
     assert share.level == "alerte" and share.share == Decimal("0.1863")
     start = dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC)
-    with pytest.raises(RuleViolation, match="plafond de 20 %"):
+    with pytest.raises(RuleViolation, match="plafond de 20\u00a0%"):
         book_telesoin(db_session, t, program, start, act="reeducation", coefficient=Decimal(8))
     with pytest.raises(RuleViolation):
         appointments.book(
@@ -346,7 +346,7 @@ def test_sessions_booked_ahead_count_toward_the_share(db_session, territory, kin
     declare_year(db_session, kine, "100")  # 240 € of télésoin allowed over the rolling year
     start = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
     booked = 0
-    with pytest.raises(RuleViolation, match="plafond de 20 %"):
+    with pytest.raises(RuleViolation, match="plafond de 20\u00a0%"):
         for n in range(20):  # 17.20 € each: the 14th would reach 240.80 €
             patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
             slot = factories.slot(db_session, program, start + dt.timedelta(hours=n))
