@@ -23,5 +23,8 @@ class Machine:
             )
         return target
 
+    def allows(self, verb: str, current: StrEnum) -> bool:
+        return current in self.transitions[verb][0]
+
     def allowed_verbs(self, current: StrEnum) -> list[str]:
         return [verb for verb, (sources, _) in self.transitions.items() if current in sources]

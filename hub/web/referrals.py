@@ -204,7 +204,6 @@ def _mine_page(values=None, errors=None, *, problem=None, status=200, failed_id=
             errors=errors or {},
             problem=problem,
             failed_id=failed_id,
-            cancellable=referrals.MACHINE.transitions["cancel"][0],
         ),
         status,
     )
