@@ -76,7 +76,7 @@ def tariff_on(session: Session, code: str, day: dt.date) -> Tariff:
     return tariff
 
 
-def local_day(instant: dt.datetime, zone: str = "Europe/Paris") -> dt.date:
+def local_day(instant: dt.datetime, zone: str) -> dt.date:
     return instant.astimezone(ZoneInfo(zone)).date()
 
 
@@ -188,7 +188,7 @@ def _sum(session: Session, act: Act, *conditions) -> Decimal:
 # --- from the workflows -----------------------------------------------------------------------------------
 
 
-def accrue_appointment(session: Session, appointment: Appointment, *, zone: str = "Europe/Paris") -> list[FeeEntry]:
+def accrue_appointment(session: Session, appointment: Appointment, *, zone: str) -> list[FeeEntry]:
     """The fees of an appointment that is done: the remote doctor's teleconsultation and the accompanying
     IDEL's (TLS, TLL, TLD by place) or pharmacist's assistance, with the doctor's RPPS as prescriber; or
     the télésoin act (TMK, TMI × coefficient). A degraded or cancelled appointment accrues nothing."""
@@ -268,7 +268,7 @@ def check_telesoin_act(
     act: str | None,
     act_on: dt.date,
     last_in_person_dressing_on: dt.date | None,
-    zone: str = "Europe/Paris",
+    zone: str,
 ) -> None:
     """The act-level rules of télésoin, checked when the session is booked (explained in French)."""
     if performer.profession in (Profession.PHYSIOTHERAPIST, Profession.SPEECH_THERAPIST):
@@ -400,12 +400,14 @@ def rolling_year(day: dt.date) -> tuple[dt.date, dt.date]:
     return dt.date(*first_month, 1), day
 
 
-def booked_remote_care(session: Session, performer: Professional, *, first: dt.date, last: dt.date) -> Decimal:
+def booked_remote_care(
+    session: Session, performer: Professional, *, first: dt.date, last: dt.date, zone: str
+) -> Decimal:
     """Télésoin sessions booked but not done yet in the period, at today's key-letter value: each booking
     must count those already planned, or sessions booked ahead would each pass the check alone."""
     code = REMOTE_CARE_CODES.get(performer.profession)
-    start, _ = month_bounds(first.year, first.month, "Europe/Paris")
-    end = month_bounds(last.year, last.month, "Europe/Paris")[1]
+    start, _ = month_bounds(first.year, first.month, zone)
+    end = month_bounds(last.year, last.month, zone)[1]
     coefficients = session.scalar(
         select(func.sum(func.coalesce(Appointment.act_coefficient, 1))).where(
             Appointment.performer_id == performer.id,
@@ -428,13 +430,14 @@ def check_remote_share(
     act_amount: Decimal,
     act_on: dt.date,
     override_reason: str | None,
+    zone: str,
 ) -> RemoteShare:
     """Refuse a télésoin act that would take an IDEL's or kiné's remote share over 20 % of the rolling
     year, unless a coordinator overrides it with a reason (audited)."""
     if performer.profession not in REMOTE_CARE_CODES:
         return RemoteShare(Decimal(0), None, estimated=True)
     first, last = rolling_year(act_on)
-    booked = booked_remote_care(session, performer, first=first, last=last)
+    booked = booked_remote_care(session, performer, first=first, last=last, zone=zone)
     share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount + booked)
     if not share.is_over:
         return share

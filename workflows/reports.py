@@ -120,10 +120,10 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
     return _add(session, actor, report)
 
 
-def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
+def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest, *, zone: str) -> Report:
     """« Répondre »: the expert takes the request (workflows.teleexpertise.take_to_answer) and gets the draft
     answer, begun once."""
-    teleexpertise.take_to_answer(session, actor, request)
+    teleexpertise.take_to_answer(session, actor, request, zone=zone)
     if request.answer_report_id is not None:
         return session.get(Report, request.answer_report_id)
     return start_answer(session, actor, request)
@@ -138,9 +138,10 @@ def answer_request(
     recommendations: str | None,
     and_sign: bool,
     upload_dir: Path,
+    zone: str,
 ) -> Report:
     """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
-    draft = begin_answer(session, actor, request)
+    draft = begin_answer(session, actor, request, zone=zone)
     update_draft(
         session,
         actor,
@@ -150,7 +151,7 @@ def answer_request(
         follow_up=recommendations,
     )
     if and_sign:
-        sign(session, actor, draft, upload_dir=upload_dir)
+        sign(session, actor, draft, upload_dir=upload_dir, zone=zone)
     return draft
 
 
@@ -215,9 +216,11 @@ def update_draft(session: Session, actor: User, report: Report, **fields) -> Rep
 # --- signing and routing -----------------------------------------------------------------------------------
 
 
-def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now: dt.datetime | None = None) -> Report:
-    """Freeze the report (PDF and CDA stored under their hash) and queue its deliveries in this same
-    transaction: if anything fails, nothing is signed and nothing is queued (R1)."""
+def sign(
+    session: Session, actor: User, report: Report, *, upload_dir: Path, zone: str, now: dt.datetime | None = None
+) -> Report:
+    """Freeze the report (PDF and CDA stored under their hash, times in the territory's `zone`) and queue its
+    deliveries in this same transaction: if anything fails, nothing is signed and nothing is queued (R1)."""
     now = now or utcnow()
     _lock(session, report)
     MACHINE.target("sign", report.state)
@@ -231,7 +234,7 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
     request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
     report.document_uid = new_document_uid()
-    package = freeze(_document(session, report, previous, now), upload_dir)
+    package = freeze(_document(session, report, previous, now), upload_dir, zone=zone)
     cda, pdf = package.rendering("cda"), package.rendering("pdf")
     report.cda_sha256, report.cda_size = cda.sha256, cda.size
     report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
@@ -258,9 +261,9 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
         now=now,
     )
     if report.follow_up_modality:
-        _ask_follow_up(session, actor, report, now)
+        _ask_follow_up(session, actor, report, now, zone)
     if request is not None and report.supersedes_id is None:
-        teleexpertise.mark_answered(session, request, report, now=now)
+        teleexpertise.mark_answered(session, request, report, now=now, zone=zone)
     return report
 
 
@@ -412,7 +415,7 @@ def _first_version_uid(session: Session, report: Report) -> str | None:
     return session.scalar(select(Report.document_uid).where(Report.id == report.root_id))
 
 
-def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.datetime) -> None:
+def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.datetime, zone: str) -> None:
     """The follow-up the report asks (an in-person echocardiography…) becomes the patient's next pathway
     step of that modality, due now, so that it reaches the coordinator's queue; a conditional step waiting
     for this request is the one taken."""
@@ -425,7 +428,7 @@ def _ask_follow_up(session: Session, actor: User, report: Report, now: dt.dateti
     if pathway is None:
         return
     modality = Modality(report.follow_up_modality)
-    today = local_day(now)  # the territory's day: 00:30 in Paris is already tomorrow's step
+    today = local_day(now, zone)  # the territory's day: 00:30 in Paris is already tomorrow's step
     step = next(
         (s for s in pathway.steps if s.state is StepState.PLANNED and s.modality is modality and s.condition),
         None,

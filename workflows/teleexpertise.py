@@ -113,7 +113,7 @@ def create(
     files: Sequence[tuple[bytes, str | None]] = (),
     max_upload_bytes: int = 5 * 1024 * 1024,
     now: dt.datetime | None = None,
-    zone: str = "Europe/Paris",
+    zone: str,
 ) -> TeleexpertiseRequest:
     """Send a request: checks the requester, the patient (seen by them, with a valid télémédecine consent),
     the question, the expert or pool, the deadline, the yearly cap and the files (type by content, size:
@@ -364,7 +364,7 @@ def _over_cap_message(session, patient, requester, expert, now, zone) -> str | N
 
 def _send_document(session: Session, request: TeleexpertiseRequest, *, upload_dir: Path, now, zone: str) -> None:
     """Freeze the request document (75496-0) and send it to the named expert's MSSanté mailbox, if any."""
-    package = freeze(request_document(session, request, now=now, zone=zone), upload_dir)
+    package = freeze(request_document(session, request, now=now, zone=zone), upload_dir, zone=zone)
     pdf, cda = package.rendering("pdf"), package.rendering("cda")
     request.document_uid = package.document.document_uid
     request.pdf_sha256, request.pdf_size = pdf.sha256, pdf.size
@@ -381,7 +381,9 @@ def _send_document(session: Session, request: TeleexpertiseRequest, *, upload_di
         )
 
 
-def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Professional, now: dt.datetime) -> None:
+def _send_to_taker(
+    session: Session, request: TeleexpertiseRequest, taker: Professional, now: dt.datetime, zone: str
+) -> None:
     """The expert who takes or is given the request gets the document frozen at submission in their MSSanté
     mailbox too (the same bytes, the same document id), unless it already went there."""
     if not taker.mssante_address or request.document_uid is None:
@@ -395,7 +397,7 @@ def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Profe
     if already is None:
         deliveries.deliver_to_professional(
             session,
-            package=frozen_package(session, request),
+            package=frozen_package(session, request, zone=zone),
             professional=taker,
             role=RecipientRole.PARTICIPANT,
             cpts_id=request.cpts_id,
@@ -404,9 +406,10 @@ def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Profe
         )
 
 
-def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentPackage:
+def frozen_package(session: Session, request: TeleexpertiseRequest, *, zone: str) -> DocumentPackage:
     """The request document as frozen at submission, rebuilt around its stored renderings."""
-    document = replace(request_document(session, request, now=request.submitted_at), document_uid=request.document_uid)
+    document = request_document(session, request, now=request.submitted_at, zone=zone)
+    document = replace(document, document_uid=request.document_uid)
     return DocumentPackage(
         document=document,
         renderings=(
@@ -416,7 +419,7 @@ def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentP
     )
 
 
-def request_document(session: Session, request: TeleexpertiseRequest, *, now: dt.datetime, zone: str = "Europe/Paris"):
+def request_document(session: Session, request: TeleexpertiseRequest, *, now: dt.datetime, zone: str):
     """The request as a clinical document: the question, the context, the attachments' list, the deadline."""
     from hub.formatting import french_datetime
 
@@ -500,11 +503,13 @@ def assign(
     request: TeleexpertiseRequest,
     *,
     expert: Professional | None = None,
+    zone: str,
     now: dt.datetime | None = None,
 ) -> TeleexpertiseRequest:
     """An expert takes the request (`expert` None: the actor), or the coordination assigns it. The first
     to take it wins: the change is one UPDATE conditional on the request being still untaken, so that of
-    two experts clicking at once the second gets a clear 409."""
+    two experts clicking at once the second gets a clear 409. `zone`: the territory's, for the document
+    sent to the expert."""
     now = now or utcnow()
     MACHINE.target("assign", request.state)
     me = session.get(Professional, actor.professional_id) if actor.professional_id else None
@@ -540,7 +545,7 @@ def assign(
         cpts_id=request.cpts_id,
         details={"expert_id": taker.id},
     )
-    _send_to_taker(session, request, taker, now)
+    _send_to_taker(session, request, taker, now, zone)
     if me is None or taker.id != me.id:
         _tell(session, request, taker, "teleexpertise_assigned", f"assigned:{taker.id}:{now.isoformat()}")
     return request
@@ -561,11 +566,11 @@ def _check_expert(actor: User, request: TeleexpertiseRequest) -> None:
         raise RuleViolation("Seul·e l'expert·e à qui la demande est attribuée peut y répondre.")
 
 
-def take_to_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> None:
+def take_to_answer(session: Session, actor: User, request: TeleexpertiseRequest, *, zone: str) -> None:
     """The named expert, or an expert of the pool, takes the request if nobody has (first to take wins) and
     starts it; the draft answer is a report (workflows.reports.begin_answer)."""
     if request.state is S.SUBMITTED:
-        assign(session, actor, request)
+        assign(session, actor, request, zone=zone)
     if request.state is S.ASSIGNED:
         start(session, actor, request)
     MACHINE.target("answer", request.state)
@@ -625,7 +630,7 @@ def decline(
 
 
 def mark_answered(
-    session: Session, request: TeleexpertiseRequest, report: Report, *, now: dt.datetime, zone: str = "Europe/Paris"
+    session: Session, request: TeleexpertiseRequest, report: Report, *, now: dt.datetime, zone: str
 ) -> TeleexpertiseRequest:
     """Called by workflows.reports.sign when the answer is signed: the request is answered, the fees accrue
     once (RQD for the requester, TE2 for the expert; the 5th of the year at 0 € with the reason), and the

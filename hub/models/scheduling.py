@@ -105,7 +105,7 @@ class SessionProgram(Base):
     kit_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
     rrule: Mapped[str] = mapped_column(String(300))
     start_local: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))  # wall time of DTSTART
-    zone: Mapped[str] = mapped_column(String(60), default="Europe/Paris")
+    zone: Mapped[str] = mapped_column(String(60))  # the territory's, from the configuration at creation
     valid_from: Mapped[dt.date] = mapped_column(Date)
     valid_until: Mapped[dt.date | None] = mapped_column(Date)
     slot_count: Mapped[int] = mapped_column(Integer)

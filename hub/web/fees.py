@@ -1,7 +1,7 @@
 """Fee pages: "Mes actes et rémunérations" (the statement, its CSV and PDF, the 20 % share gauge and the
 monthly activity), the coordinator's overview of the CPTS, and the admin's tariff editor."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -13,7 +13,7 @@ from hub.formatting import MONTHS, euros, french_date, percent
 from hub.http.access import access
 from hub.http.downloads import download
 from hub.http.forms import attempt, undo_refused_change
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.models import Profession
 from hub.schemas.fees import ActivityForm, StatementArgs, TariffForm
 from hub.services import statements, tariffs
@@ -203,7 +203,7 @@ def _tariff_page(values=None, errors=None, *, status: int = 200):
 
 
 def _today():
-    return fee_rules.local_day(utcnow(), current_app.config["HUB"]["TIMEZONE"])
+    return fee_rules.local_day(utcnow(), territory_zone())
 
 
 def _years() -> list[int]:

@@ -5,7 +5,7 @@ import datetime as dt
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -17,7 +17,7 @@ from hub.errors import NotFound, ValidationFailed
 from hub.formatting import DAYS, french_date
 from hub.http.access import access
 from hub.http.forms import attempt, load_form
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     PLACE_KIND_LABELS,
@@ -80,7 +80,7 @@ PATIENT_CHOICES = 50
 
 
 def zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["HUB"]["TIMEZONE"])
+    return ZoneInfo(territory_zone())
 
 
 @bp.app_template_filter("time_fr")
@@ -150,7 +150,7 @@ def new_program():
         return _program_form("planning/program_new.html", {"rule": "weekly", "weekday": "MO"} | PROGRAM_DEFAULTS)
     data, values, errors = load_form(ProgramForm())
     program, refused = attempt(
-        lambda: programs.create_program(db(), current_user, data | {"zone": zone().key}),
+        lambda: programs.create_program(db(), current_user, data, zone=territory_zone()),
         form_errors=errors,
         refusals=ValidationFailed,
     )

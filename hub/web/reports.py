@@ -18,7 +18,7 @@ from hub.errors import ValidationFailed
 from hub.http.access import access
 from hub.http.downloads import send
 from hub.http.forms import attempt, load_form
-from hub.http.request import db, upload_dir
+from hub.http.request import db, territory_zone, upload_dir
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     ATTACHMENT_KIND_LABELS,
@@ -220,7 +220,7 @@ def save(report_id: int):
             db(), current_user, report, **fields, copy_participants=data.get("copy_participants", False)
         )
         if signing:
-            reports.sign(db(), current_user, report, upload_dir=upload_dir())
+            reports.sign(db(), current_user, report, upload_dir=upload_dir(), zone=territory_zone())
         return signing
 
     signing, refused = attempt(perform, form_errors=errors, read="report.form", target=report)

@@ -15,7 +15,7 @@ from hub.models import (
     Profession,
     Slot,
 )
-from tests import factories
+from tests import ZONE, factories
 from tests.workflows.conftest import NOW, PARIS, carry_out, check_in, telesoin_program
 from workflows import appointments, fees
 
@@ -105,7 +105,7 @@ def test_accrual_is_idempotent(db_session, cpts):
     ],
 )
 def test_act_dates_are_paris_calendar_dates(instant, year):
-    day = fees.local_day(instant.astimezone(dt.UTC))
+    day = fees.local_day(instant.astimezone(dt.UTC), ZONE)
     assert day.year == year and day == instant.date()
 
 
@@ -115,9 +115,9 @@ def test_a_fifth_expertise_at_2330_on_31_december_counts_in_that_year(db_session
     patient = factories.patient(db_session, cpts)
     for n in range(4):
         fees.accrue(db_session, act(doctor, "RQD", dt.date(2026, 11, 1 + n), f"n{n}", patient_id=patient.id))
-    late = fees.local_day(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC))
+    late = fees.local_day(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC), ZONE)
     assert fees.accrue(db_session, act(doctor, "RQD", late, "late", patient_id=patient.id)).amount == 0
-    next_year = fees.local_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC))
+    next_year = fees.local_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC), ZONE)
     assert fees.accrue(db_session, act(doctor, "RQD", next_year, "ny", patient_id=patient.id)).amount > 0
 
 
@@ -157,7 +157,7 @@ def test_degraded_appointment_accrues_nothing(db_session, territory):
     appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
     check_in(db_session, t.idel_user, appointment)
     appointments.degrade(db_session, t.idel_user, appointment, reason="Coupure vidéo")
-    assert fees.accrue_appointment(db_session, appointment) == []
+    assert fees.accrue_appointment(db_session, appointment, zone=ZONE) == []
     assert appointment.state is AppointmentState.DEGRADED
 
 
