@@ -41,6 +41,7 @@ from sqlalchemy import func, select  # noqa: E402
 
 from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from hub import create_app, migrate  # noqa: E402
+from hub.config import DEFAULTS  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope, utcnow  # noqa: E402
 from hub.models import (  # noqa: E402
     Appointment,
@@ -59,7 +60,7 @@ COLD_GOAL = 1.0
 CHANGE_GOAL = 0.1
 EVENTS = 2000
 PATIENTS = 200
-ZONE = "Europe/Paris"
+ZONE = DEFAULTS["TIMEZONE"]  # the zone the hub runs in unless configured otherwise
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_hub"
 STATES = (AppointmentState.CONFIRMED,) * 6 + (AppointmentState.PROPOSED,) * 3 + (AppointmentState.CANCELLED,)
 PLACES = (PlaceKind.HOME, PlaceKind.PRACTICE, PlaceKind.PHARMACY, PlaceKind.DEDICATED_PLACE)

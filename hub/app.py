@@ -108,6 +108,9 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["has_permission"] = has_permission
     app.jinja_env.globals["Permission"] = Permission
+    from hub.web.states import allows
+
+    app.jinja_env.globals["allows"] = allows
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -24,7 +24,7 @@ def demo_command():
 
     with session_scope(_sessions()) as session:
         summary = load_demo(session)
-        load_demo_schedule(session, summary.cpts_id, now=utcnow())
+        load_demo_schedule(session, summary.cpts_id, now=utcnow(), zone=current_app.config["HUB"]["TIMEZONE"])
     click.echo(format_summary(summary))
 
 

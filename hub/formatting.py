@@ -29,6 +29,13 @@ def french_datetime(value: dt.datetime, zone: str) -> str:
     return f"{DAYS[local.weekday()]} {french_date(local.date())}, {local.hour} h {local.minute:02d}"
 
 
+def percent(share: Decimal | None, *, places: int = 1) -> str:
+    """`18,6 %` (`20 %` with places=0), a no-break space before the sign; `—` when unknown."""
+    if share is None:
+        return "—"
+    return f"{(share * 100).quantize(Decimal(1).scaleb(-places))}".replace(".", ",") + NBSP + "%"
+
+
 def euros(amount: Decimal | int | float) -> str:
     """`1 234,50 €` (narrow no-break space for thousands, comma for decimals)."""
     quantised = Decimal(amount).quantize(Decimal("0.01"))

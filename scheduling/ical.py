@@ -41,7 +41,7 @@ _SCAN_STEP = dt.timedelta(hours=6)  # shorter than any gap between two offset ch
 def build_feed(
     events: Iterable[FeedEvent],
     *,
-    zone: str = "Europe/Paris",
+    zone: str,
     calendar_name: str,
     alarm_before: dt.timedelta | None = ALARM_BEFORE,
 ) -> bytes:

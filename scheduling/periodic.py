@@ -3,7 +3,7 @@ period keys, and the context a job runs in. The jobs themselves are business rul
 workflows.jobs; the runner (scheduling.runner) fires them from APScheduler in the one worker that holds the
 scheduler lease, and records each run under a unique (job, period) key.
 
-Jobs are written in the territory's wall time (`0 18 * * *` is 18:00 in Europe/Paris) and keyed by a
+Jobs are written in the territory's wall time (`0 18 * * *` is 18:00 in the configured zone) and keyed by a
 local period (the local date for a daily job), so that a job fires once on both daylight-saving days:
 a time that does not exist in March runs an hour later, and a time that happens twice in October
 runs once (T8).

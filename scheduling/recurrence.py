@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from dateutil.rrule import rrulebase, rrulestr
 
-DEFAULT_ZONE = "Europe/Paris"
 UTC = dt.UTC
 
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
@@ -73,7 +72,7 @@ class Recurrence:
 
     rrule: str
     start: dt.datetime
-    zone: str = DEFAULT_ZONE
+    zone: str
     exdates: tuple[dt.datetime, ...] = ()
     skip_public_holidays: bool = True
     closed_periods: tuple[tuple[dt.date, dt.date], ...] = ()

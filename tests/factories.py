@@ -53,9 +53,10 @@ from hub.models import (
     UserRole,
 )
 from hub.services import accounts
+from tests import ZONE
 from workflows import appointments, completion, fees
 
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo(ZONE)
 NOW = dt.datetime(2026, 11, 16, 9, 0, tzinfo=PARIS)  # a Monday morning
 MONDAY_14H = dt.datetime(2026, 11, 23, 14, 0, tzinfo=PARIS)
 

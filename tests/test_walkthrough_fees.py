@@ -119,4 +119,4 @@ def test_a_monday_session_on_the_statements(db_session, territory, session_day, 
         rows = list(csv.reader(io.StringIO(exported.get_data().decode("utf-8-sig")), delimiter=";"))
         assert [(row[1], row[3], row[6]) for row in rows[1:]] == [("TLL", "12,00", t.cardiologist.rpps)] * 2
         before = f"{(shares_before[t.idel.id].share * 100).quantize(Decimal('0.1'))}".replace(".", ",")
-        assert f"{before}\u00a0% (plafond 20 %)" in page
+        assert f"{before}\u00a0% (plafond 20\u00a0%)" in page

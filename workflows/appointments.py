@@ -29,6 +29,7 @@ from hub.models import (
     Profession,
     Professional,
     Role,
+    SessionProgram,
     Slot,
     SlotState,
     User,
@@ -172,6 +173,7 @@ def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAc
             act_amount=price,
             act_on=act_on,
             override_reason=telesoin.override_reason,
+            zone=program.zone,
         )
         if not share.overridden:
             telesoin = replace(telesoin, override_reason=None)  # kept only when it was used
@@ -589,8 +591,10 @@ def _has_pending_offer(session: Session, appointment: Appointment, professional_
 
 
 def appointment_zone(session: Session, appointment: Appointment) -> str:
-    slot = appointment.slot
-    return slot.program.zone if slot is not None else "Europe/Paris"
+    """The zone of the program the appointment was booked in (every booking has one)."""
+    if appointment.slot is not None:
+        return appointment.slot.program.zone
+    return session.get_one(SessionProgram, appointment.program_id).zone
 
 
 def add_office_minutes(start: dt.datetime, minutes: int, zone: str) -> dt.datetime:

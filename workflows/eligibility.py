@@ -98,9 +98,10 @@ def age_on(patient: Patient, on: dt.date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def assess(session: Session, actor, patient: Patient, answers: dict, *, on: dt.date | None = None):
-    """Check the checklist and record it with its outcome; refuse (saving nothing) when it is incomplete."""
-    on = on or local_day(utcnow())
+def assess(session: Session, actor, patient: Patient, answers: dict, *, zone: str, on: dt.date | None = None):
+    """Check the checklist and record it with its outcome, on `on` or the territory's today in `zone`;
+    refuse (saving nothing) when it is incomplete."""
+    on = on or local_day(utcnow(), zone)
     verdict = evaluate(patient, answers, on=on)
     assessment = EligibilityAssessment(
         patient_id=patient.id,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.errors import RuleViolation
+from hub.formatting import percent
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -56,21 +57,26 @@ NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED, Appointm
 PLANNED = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
 
 
-def tariff_on(session: Session, code: str, day: dt.date) -> Tariff:
-    """The version of `code` in force on `day`."""
-    tariff = session.scalar(
+def tariff_in_force(session: Session, code: str, day: dt.date) -> Tariff | None:
+    """The version of `code` in force on `day`, if any."""
+    return session.scalar(
         select(Tariff)
         .where(Tariff.code == code, Tariff.effective_from <= day)
         .where((Tariff.effective_until.is_(None)) | (Tariff.effective_until >= day))
         .order_by(Tariff.effective_from.desc())
         .limit(1)
     )
+
+
+def tariff_on(session: Session, code: str, day: dt.date) -> Tariff:
+    """The version of `code` in force on `day`, or a French refusal."""
+    tariff = tariff_in_force(session, code, day)
     if tariff is None:
         raise RuleViolation(f"Aucun tarif {code} n'est en vigueur le {day.strftime('%d/%m/%Y')}.")
     return tariff
 
 
-def local_day(instant: dt.datetime, zone: str = "Europe/Paris") -> dt.date:
+def local_day(instant: dt.datetime, zone: str) -> dt.date:
     return instant.astimezone(ZoneInfo(zone)).date()
 
 
@@ -124,7 +130,15 @@ def _lock_professional(session: Session, professional_id: int) -> None:
     session.execute(select(Professional.id).where(Professional.id == professional_id).with_for_update())
 
 
+def yearly_cap_per_patient(session: Session, code: str, day: dt.date) -> int | None:
+    """How many acts of `code` a professional is paid per patient in the year of `day`, by the tariff in force
+    (None: no cap, or no tariff that day)."""
+    tariff = tariff_in_force(session, code, day)
+    return tariff.yearly_cap_per_patient if tariff is not None else None
+
+
 def _price(session: Session, tariff: Tariff, act: Act) -> tuple[Decimal, str | None]:
+    # The cap counts the acts already paid: an act recorded at 0 € past the cap does not move it.
     if tariff.yearly_cap_per_patient is not None and act.patient_id is not None:
         paid = _count(session, act, FeeEntry.patient_id == act.patient_id, FeeEntry.amount > 0)
         if paid >= tariff.yearly_cap_per_patient:
@@ -176,7 +190,7 @@ def _sum(session: Session, act: Act, *conditions) -> Decimal:
 # --- from the workflows -----------------------------------------------------------------------------------
 
 
-def accrue_appointment(session: Session, appointment: Appointment, *, zone: str = "Europe/Paris") -> list[FeeEntry]:
+def accrue_appointment(session: Session, appointment: Appointment, *, zone: str) -> list[FeeEntry]:
     """The fees of an appointment that is done: the remote doctor's teleconsultation and the accompanying
     IDEL's (TLS, TLL, TLD by place) or pharmacist's assistance, with the doctor's RPPS as prescriber; or
     the télésoin act (TMK, TMI × coefficient). A degraded or cancelled appointment accrues nothing."""
@@ -257,7 +271,7 @@ def check_telesoin_act(
     act: str | None,
     act_on: dt.date,
     last_in_person_dressing_on: dt.date | None,
-    zone: str = "Europe/Paris",
+    zone: str,
 ) -> None:
     """The act-level rules of télésoin, checked when the session is booked (explained in French)."""
     if performer.profession in (Profession.PHYSIOTHERAPIST, Profession.SPEECH_THERAPIST):
@@ -389,12 +403,14 @@ def rolling_year(day: dt.date) -> tuple[dt.date, dt.date]:
     return dt.date(*first_month, 1), day
 
 
-def booked_remote_care(session: Session, performer: Professional, *, first: dt.date, last: dt.date) -> Decimal:
+def booked_remote_care(
+    session: Session, performer: Professional, *, first: dt.date, last: dt.date, zone: str
+) -> Decimal:
     """Télésoin sessions booked but not done yet in the period, at today's key-letter value: each booking
     must count those already planned, or sessions booked ahead would each pass the check alone."""
     code = REMOTE_CARE_CODES.get(performer.profession)
-    start, _ = month_bounds(first.year, first.month, "Europe/Paris")
-    end = month_bounds(last.year, last.month, "Europe/Paris")[1]
+    start, _ = month_bounds(first.year, first.month, zone)
+    end = month_bounds(last.year, last.month, zone)[1]
     coefficients = session.scalar(
         select(func.sum(func.coalesce(Appointment.act_coefficient, 1))).where(
             Appointment.performer_id == performer.id,
@@ -417,26 +433,28 @@ def check_remote_share(
     act_amount: Decimal,
     act_on: dt.date,
     override_reason: str | None,
+    zone: str,
 ) -> RemoteShare:
     """Refuse a télésoin act that would take an IDEL's or kiné's remote share over 20 % of the rolling
     year, unless a coordinator overrides it with a reason (audited)."""
     if performer.profession not in REMOTE_CARE_CODES:
         return RemoteShare(Decimal(0), None, estimated=True)
     first, last = rolling_year(act_on)
-    booked = booked_remote_care(session, performer, first=first, last=last)
+    booked = booked_remote_care(session, performer, first=first, last=last, zone=zone)
     share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount + booked)
     if not share.is_over:
         return share
     assert share.share is not None  # a share over the limit has a ratio
-    percent = f"{(share.share * 100).quantize(Decimal('0.1'))}".replace(".", ",")
+    limit = percent(REMOTE_SHARE_LIMIT, places=0)
     if not (override_reason or "").strip():
         raise RuleViolation(
-            f"Avec cette séance, le télésoin de {performer.full_name} atteindrait {percent} % de son activité sur "
-            "douze mois : au-delà du plafond de 20 %. Une dérogation motivée de la coordination est nécessaire.",
+            f"Avec cette séance, le télésoin de {performer.full_name} atteindrait {percent(share.share)} de son "
+            f"activité sur douze mois : au-delà du plafond de {limit}. Une dérogation motivée de la coordination "
+            "est nécessaire.",
             remote_share=str(share.share),
         )
     if not getattr(actor, "has_role", lambda _r: False)(Role.COORDINATOR):
-        raise RuleViolation("Seule la coordination peut déroger au plafond de 20 % de télésoin.")
+        raise RuleViolation(f"Seule la coordination peut déroger au plafond de {limit} de télésoin.")
     audit.record(
         session, actor=actor, action="remote_share.override", target=performer, details={"share": str(share.share)}
     )

@@ -28,5 +28,8 @@ class Machine(Generic[State]):
             )
         return target
 
+    def allows(self, verb: str, current: State) -> bool:
+        return current in self.transitions[verb][0]
+
     def allowed_verbs(self, current: State) -> list[str]:
         return [verb for verb, (sources, _) in self.transitions.items() if current in sources]

@@ -79,7 +79,7 @@ OPEN_STEPS = frozenset({St.PLANNED, St.BOOKED})
 KINE = Profession.PHYSIOTHERAPIST.value
 
 
-def today(zone: str = "Europe/Paris") -> dt.date:
+def today(zone: str) -> dt.date:
     """The territory's date: just after midnight in Paris it is already tomorrow, while UTC says today."""
     return local_day(utcnow(), zone)
 
@@ -388,8 +388,11 @@ class PathwaySection:
     templates: list[PathwayTemplate]
 
 
-def timeline(session: Session, patient: Patient, pathways: list[CarePathway] | None = None) -> list[TimelineEntry]:
-    """Pathway steps, appointments and referrals of the patient, by date (a fixed number of queries)."""
+def timeline(
+    session: Session, patient: Patient, pathways: list[CarePathway] | None = None, *, zone: str
+) -> list[TimelineEntry]:
+    """Pathway steps, appointments and referrals of the patient, by date in the territory's `zone` (a fixed
+    number of queries)."""
     if pathways is None:
         pathways = pathways_of(session, patient.id)
     entries = [
@@ -415,7 +418,7 @@ def timeline(session: Session, patient: Patient, pathways: list[CarePathway] | N
     )
     entries += [
         TimelineEntry(
-            on=local_day(row.starts_at),
+            on=local_day(row.starts_at, zone),
             kind="appointment",
             title=f"Rendez-vous — {MODALITY_LABELS[Modality(row.kind.value)]}",
             status=APPOINTMENT_STATE_LABELS[row.state],
@@ -429,7 +432,7 @@ def timeline(session: Session, patient: Patient, pathways: list[CarePathway] | N
     )
     entries += [
         TimelineEntry(
-            on=local_day(row.submitted_at or row.created_at),
+            on=local_day(row.submitted_at or row.created_at, zone),
             kind="referral",
             title="Adressage",
             status=REFERRAL_STATE_LABELS[row.state],
@@ -437,11 +440,11 @@ def timeline(session: Session, patient: Patient, pathways: list[CarePathway] | N
         )
         for row in referrals
     ]
-    entries += _report_entries(session, patient)
+    entries += _report_entries(session, patient, zone)
     return sorted(entries, key=lambda e: (e.on, e.kind, e.step_id or 0))
 
 
-def _report_entries(session: Session, patient: Patient) -> list[TimelineEntry]:
+def _report_entries(session: Session, patient: Patient, zone: str) -> list[TimelineEntry]:
     """The patient's signed reports, each in its latest signed version (one query); a draft is its author's."""
     newer = aliased(Report)
     latest = ~exists().where(
@@ -454,7 +457,7 @@ def _report_entries(session: Session, patient: Patient) -> list[TimelineEntry]:
     )
     return [
         TimelineEntry(
-            on=local_day(row.performed_at),
+            on=local_day(row.performed_at, zone),
             kind="report",
             title=REPORT_KIND_LABELS[row.kind],
             status=REPORT_STATE_LABELS[row.state],
@@ -465,10 +468,10 @@ def _report_entries(session: Session, patient: Patient) -> list[TimelineEntry]:
     ]
 
 
-def record_section(session: Session, patient: Patient) -> PathwaySection:
+def record_section(session: Session, patient: Patient, *, zone: str) -> PathwaySection:
     pathways = pathways_of(session, patient.id)
     return PathwaySection(
         pathways=pathways,
-        timeline=timeline(session, patient, pathways),
+        timeline=timeline(session, patient, pathways, zone=zone),
         templates=templates_for(session, patient.cpts_id),
     )

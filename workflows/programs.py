@@ -100,12 +100,12 @@ def _recurrence_errors(program: SessionProgram) -> None:
         raise ValidationFailed({"rrule": str(exc)}) from exc
 
 
-def create_program(session: Session, actor, data: dict, *, now: dt.datetime | None = None) -> SessionProgram:
-    """Create a program from its rule, first day and time of day, and generate its slots over the horizon."""
+def create_program(session: Session, actor, data: dict, *, zone: str, now: dt.datetime | None = None) -> SessionProgram:
+    """Create a program from its rule, first day and time of day, and generate its slots over the horizon;
+    its wall times are in `zone`, the territory's."""
     now = now or utcnow()
     data = dict(data)
     _check_refs(session, actor.cpts_id, data)
-    zone = data.pop("zone", None) or "Europe/Paris"
     first_day, time_of_day = data.pop("first_day"), data.pop("time_of_day")
     try:
         start_local = first_occurrence(data["rrule"], first_day, time_of_day)
@@ -183,14 +183,14 @@ def split_series(session: Session, actor, program: SessionProgram, *, from_day: 
         "performer_id": program.performer_id,
         "rrule": program.rrule,
         "time_of_day": program.start_local.time(),
-        "zone": program.zone,
         "first_day": from_day,
     }
     original_until = program.valid_until
     program.valid_until = from_day - dt.timedelta(days=1)
     session.flush()
     generate_slots(session, program, now=now)
-    new = create_program(session, actor, data | {"valid_until": original_until} | changes, now=now)
+    # The series goes on in its program's zone.
+    new = create_program(session, actor, data | {"valid_until": original_until} | changes, zone=program.zone, now=now)
     new.exdates = program.exdates
     new.closures = [
         ProgramClosure(first_day=c.first_day, last_day=c.last_day, reason=c.reason)

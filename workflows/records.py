@@ -9,6 +9,7 @@ from hub.services.identity import patient_record as identity_record
 from workflows import pathways
 
 
-def patient_record(session: Session, patient: Patient) -> PatientRecord:
-    """Reads only: the caller has checked access and audited the read."""
-    return identity_record(session, patient, sections={"pathways": pathways.record_section(session, patient)})
+def patient_record(session: Session, patient: Patient, *, zone: str) -> PatientRecord:
+    """Reads only: the caller has checked access and audited the read. Days are those of `zone`."""
+    sections = {"pathways": pathways.record_section(session, patient, zone=zone)}
+    return identity_record(session, patient, sections=sections)

@@ -40,7 +40,7 @@ from hub.models import (
     User,
 )
 from hub.services.care import care_team_member
-from hub.services.identity import add_consent, create_patient
+from hub.services.identity import add_consent, create_patient, valid_consent
 from scheduling.slots import HOLDING_STATES
 from workflows import appointments, attachments
 from workflows.attachments import StoredFile
@@ -180,7 +180,7 @@ def submit(
     if referral.target_program_id is None and referral.target_specialist_id is None:
         errors["target_program_id"] = "Choisissez à qui adresser le patient : un programme ou un spécialiste."
     patient = referral.patient
-    existing = next((c for c in patient.consents if c.kind == ConsentKind.TELEHEALTH and c.is_valid), None)
+    existing = valid_consent(patient, ConsentKind.TELEHEALTH)
     if consent_collected_on is None and existing is None:
         errors["consent_collected_on"] = "Indiquez la date du recueil du consentement du patient à la télésanté."
     if errors:

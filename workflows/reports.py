@@ -26,6 +26,7 @@ from hub.documents.freezing import freeze
 from hub.documents.identity import custodian_of, patient_identity, professional_identity
 from hub.errors import Conflict, RuleViolation, ValidationFailed
 from hub.models import (
+    MIN_REPORT_DELAY_HOURS,
     RECIPIENT_ROLE_LABELS,
     REPORT_DELAY_DEFAULTS,
     REPORT_KIND_LABELS,
@@ -118,10 +119,10 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
     return _add(session, actor, report)
 
 
-def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
+def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest, *, zone: str) -> Report:
     """« Répondre »: the expert takes the request (workflows.teleexpertise.take_to_answer) and gets the draft
     answer, begun once."""
-    teleexpertise.take_to_answer(session, actor, request)
+    teleexpertise.take_to_answer(session, actor, request, zone=zone)
     if request.answer_report_id is not None:
         return session.get_one(Report, request.answer_report_id)
     return _start_answer(session, actor, request)
@@ -136,9 +137,10 @@ def answer_request(
     recommendations: str | None,
     and_sign: bool,
     upload_dir: Path,
+    zone: str,
 ) -> Report:
     """Write the draft answer (conclusion, recommendations) and, if asked, sign and send it."""
-    draft = begin_answer(session, actor, request)
+    draft = begin_answer(session, actor, request, zone=zone)
     update_draft(
         session,
         actor,
@@ -148,7 +150,7 @@ def answer_request(
         follow_up=recommendations,
     )
     if and_sign:
-        sign(session, actor, draft, upload_dir=upload_dir)
+        sign(session, actor, draft, upload_dir=upload_dir, zone=zone)
     return draft
 
 
@@ -213,9 +215,11 @@ def update_draft(session: Session, actor: User, report: Report, **fields) -> Rep
 # --- signing and routing -----------------------------------------------------------------------------------
 
 
-def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now: dt.datetime | None = None) -> Report:
-    """Freeze the report (PDF and CDA stored under their hash) and queue its deliveries in this same
-    transaction: if anything fails, nothing is signed and nothing is queued (R1)."""
+def sign(
+    session: Session, actor: User, report: Report, *, upload_dir: Path, zone: str, now: dt.datetime | None = None
+) -> Report:
+    """Freeze the report (PDF and CDA stored under their hash, times in the territory's `zone`) and queue its
+    deliveries in this same transaction: if anything fails, nothing is signed and nothing is queued (R1)."""
     now = now or utcnow()
     _lock(session, report)
     MACHINE.target("sign", report.state)
@@ -229,7 +233,7 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
     request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
     report.document_uid = new_document_uid()
-    package = freeze(_document(session, report, report.document_uid, previous, now), upload_dir)
+    package = freeze(_document(session, report, report.document_uid, previous, now), upload_dir, zone=zone)
     cda, pdf = package.rendering("cda"), package.rendering("pdf")
     report.cda_sha256, report.cda_size = cda.sha256, cda.size
     report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
@@ -256,9 +260,9 @@ def sign(session: Session, actor: User, report: Report, *, upload_dir: Path, now
         now=now,
     )
     if report.follow_up_modality:
-        _ask_follow_up(session, actor, report, report.follow_up_modality, now)
+        _ask_follow_up(session, actor, report, report.follow_up_modality, now, zone)
     if request is not None and report.supersedes_id is None:
-        teleexpertise.mark_answered(session, request, report, now=now)
+        teleexpertise.mark_answered(session, request, report, now=now, zone=zone)
     return report
 
 
@@ -316,8 +320,21 @@ def recipients(session: Session, report: Report, appointment: Appointment | None
     return unique
 
 
+def delivery_due_at(session_end: dt.datetime, program: SessionProgram | None, role: RecipientRole) -> dt.datetime:
+    """When a report must have reached a recipient of `role`: the end of the session plus the program's delay
+    for that role (REPORT_DELAY_DEFAULTS without a program). The one meaning of "within its delay": routing
+    gives each delivery this due time, and the "en retard" list and the coordinators' alert compare to it."""
+    hours = program.report_delay_hours(role.value) if program is not None else REPORT_DELAY_DEFAULTS[role.value]
+    return session_end + dt.timedelta(hours=hours)
+
+
+def signature_due_at(session_end: dt.datetime, program: SessionProgram | None) -> dt.datetime:
+    """The report must be signed before its first recipient is due."""
+    return min(delivery_due_at(session_end, program, role) for role in RecipientRole)
+
+
 def _route(session, report: Report, appointment, package: DocumentPackage, now) -> list[Delivery]:
-    delays = _delays(session, appointment)
+    program = session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
     base = appointment.ends_at if appointment is not None else now
     return [
         deliveries.queue_delivery(
@@ -328,20 +345,13 @@ def _route(session, report: Report, appointment, package: DocumentPackage, now) 
             address=recipient.address,
             channel=recipient.channel,
             professional=recipient.professional,
-            due_at=max(base + dt.timedelta(hours=delays[recipient.role]), now),
+            due_at=max(delivery_due_at(base, program, recipient.role), now),
             report=report,
             # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
             group_key=f"report:{report.root_id}",
         )
         for recipient in recipients(session, report, appointment)
     ]
-
-
-def _delays(session: Session, appointment: Appointment | None) -> dict[RecipientRole, int]:
-    program = session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
-    if program is None:
-        return {role: REPORT_DELAY_DEFAULTS[role.value] for role in RecipientRole}
-    return {role: program.report_delay_hours(role.value) for role in RecipientRole}
 
 
 def _prescribers(session: Session, report: Report, appointment: Appointment | None) -> list[Professional]:
@@ -406,7 +416,7 @@ def _first_version_uid(session: Session, report: Report) -> str | None:
     return session.scalar(select(Report.document_uid).where(Report.id == report.root_id))
 
 
-def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str, now: dt.datetime) -> None:
+def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str, now: dt.datetime, zone: str) -> None:
     """The follow-up the report asks (an in-person echocardiography…) becomes the patient's next pathway
     step of that modality, due now, so that it reaches the coordinator's queue; a conditional step waiting
     for this request is the one taken."""
@@ -419,7 +429,7 @@ def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str
     if pathway is None:
         return
     modality = Modality(follow_up)
-    today = local_day(now)  # the territory's day: 00:30 in Paris is already tomorrow's step
+    today = local_day(now, zone)  # the territory's day: 00:30 in Paris is already tomorrow's step
     step = next(
         (s for s in pathway.steps if s.state is StepState.PLANNED and s.modality is modality and s.condition),
         None,
@@ -546,8 +556,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     signed = exists().where(
         Report.appointment_id == Appointment.id, Report.state != S.DRAFT, Report.superseded_at.is_(None)
     )
-    # Candidates past the shortest delay a program may set (one hour); each is then held to its program's
-    # shortest delay, since the report must be signed before its first recipient is due.
+    # Candidates past the shortest delay a program may set; each is then held to its program's (signature_due_at).
     sessions = session.execute(
         select(Appointment.id, Appointment.patient_id, Appointment.ends_at, Professional, SessionProgram)
         .join(Professional, Professional.id == Appointment.performer_id)
@@ -557,7 +566,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
             Appointment.kind.in_(list(REPORTABLE_KINDS)),
             Appointment.state.in_(SIGNABLE),
             or_(Appointment.report_waived_reason.is_(None), ~_a_later_session_of_the_series()),
-            Appointment.ends_at < now - dt.timedelta(hours=1),
+            Appointment.ends_at < now - dt.timedelta(hours=MIN_REPORT_DELAY_HOURS),
             ~signed,
         )
         .order_by(Appointment.ends_at)
@@ -565,12 +574,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     ).all()
     items = []
     for row in sessions:
-        delays = (
-            [row.SessionProgram.report_delay_hours(role) for role in REPORT_DELAY_DEFAULTS]
-            if row.SessionProgram is not None
-            else list(REPORT_DELAY_DEFAULTS.values())
-        )
-        due = row.ends_at + dt.timedelta(hours=min(delays))
+        due = signature_due_at(row.ends_at, row.SessionProgram)
         if due < now:
             items.append(
                 OverdueItem(

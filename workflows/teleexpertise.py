@@ -14,11 +14,11 @@ Declining, decided here:
 - a pool request taken by an expert: their decline hands it back to the pool (`submitted` again, the expert
   cleared, the reason kept and sent to the requester), so that another expert of the pool may take it.
 
-Yearly cap (avenant 9): at most 4 paid téléexpertises a year per patient and requester, and per patient and
-expert. The 5th is still possible, but the requester is told before sending that it will not be paid and
-must acknowledge it; the fee is then recorded at 0 € with the reason (workflows.fees). Requests are counted by
-their submission in the Paris calendar year, declined and expired ones aside (never paid). A pool request's
-expert is unknown before sending: their own cap shows at the answer, as a TE2 recorded at 0 € with the reason.
+Yearly cap (avenant 9): the tariff in force says how many téléexpertises a year are paid per patient and
+requester (RQD) and per patient and expert (TE2), 4 each today; workflows.fees applies it when the answer's
+fees accrue. Past the cap a request is still possible, but the requester is told before sending that it will
+not be paid and must acknowledge it; the fee is then recorded at 0 € with the reason. A pool request's expert
+is unknown before sending: their own cap shows at the answer, as a TE2 recorded at 0 € with the reason.
 """
 
 import datetime as dt
@@ -58,6 +58,7 @@ from hub.models import (
     User,
 )
 from hub.services import directory
+from hub.services.identity import valid_consent
 from workflows import attachments, deliveries, fees
 from workflows.attachments import StoredFile
 from workflows.machine import Machine
@@ -78,7 +79,7 @@ MACHINE = Machine(
     TELEEXPERTISE_STATE_LABELS,
 )
 EXPERTS = (Profession.SPECIALIST, Profession.GENERAL_PRACTITIONER)
-YEARLY_CAP = 4
+REQUESTER_CODE, EXPERT_CODE = "RQD", "TE2"  # the tariff codes of the requester's and the expert's fees
 DEFAULT_DELAY = {
     Urgency.URGENT: dt.timedelta(days=2),
     Urgency.SOON: dt.timedelta(days=7),
@@ -113,7 +114,7 @@ def create(
     files: Sequence[tuple[bytes, str | None]] = (),
     max_upload_bytes: int = 5 * 1024 * 1024,
     now: dt.datetime | None = None,
-    zone: str = "Europe/Paris",
+    zone: str,
 ) -> TeleexpertiseRequest:
     """Send a request: checks the requester, the patient (seen by them, with a valid télémédecine consent),
     the question, the expert or pool, the deadline, the yearly cap and the files (type by content, size:
@@ -205,7 +206,7 @@ def _check_patient(session: Session, actor: User, patient_id) -> tuple[Patient, 
         raise NotFound(
             "Patient introuvable.", audit_action="teleexpertise.create", audit_target=("patients", patient_id)
         )
-    consent = next((c for c in patient.consents if c.kind == ConsentKind.TELEHEALTH and c.is_valid), None)
+    consent = valid_consent(patient, ConsentKind.TELEHEALTH)
     if consent is None:
         raise ValidationFailed(
             {
@@ -335,21 +336,36 @@ def count_this_year(session: Session, patient_id: int, *, now: dt.datetime, zone
 
 
 def _over_cap_message(session, patient, requester, expert, now, zone) -> str | None:
-    by_requester = count_this_year(session, patient.id, now=now, zone=zone, requester_id=requester.id)
-    by_expert = count_this_year(session, patient.id, now=now, zone=zone, expert_id=expert.id) if expert else 0
-    rank = max(by_requester, by_expert) + 1
-    if rank <= YEARLY_CAP:
+    """The warning before sending a request past the yearly cap of the tariff in force (RQD for the
+    requester, TE2 for the expert), or None.
+
+    It counts requests, where the fee (workflows.fees) counts paid entries: it predicts. A request still
+    open has no fee yet but will have one when answered, so each request of the year counts, save those
+    declined or expired (never paid). The two may differ at the edges (a request sent in December and
+    answered in January), where the fee has the last word.
+    """
+    day = fees.local_day(now, zone)
+    parties = [("vous", REQUESTER_CODE, {"requester_id": requester.id})]
+    if expert is not None:
+        parties.append(("cet·te expert·e", EXPERT_CODE, {"expert_id": expert.id}))
+    over = None
+    for who, code, party in parties:
+        cap = fees.yearly_cap_per_patient(session, code, day)
+        rank = count_this_year(session, patient.id, now=now, zone=zone, **party) + 1
+        if cap is not None and rank > cap and (over is None or rank > over[0]):
+            over = (rank, cap, who)
+    if over is None:
         return None
-    who = "vous" if by_requester >= by_expert else "cet·te expert·e"
+    rank, cap, who = over
     return (
         f"{rank}e téléexpertise de l'année pour ce patient (avec {who}) : elle ne sera pas rémunérée "
-        f"(au plus {YEARLY_CAP} par an et par patient). Confirmez pour l'envoyer quand même."
+        f"(au plus {cap} par an et par patient). Confirmez pour l'envoyer quand même."
     )
 
 
 def _send_document(session: Session, request: TeleexpertiseRequest, *, upload_dir: Path, now, zone: str) -> None:
     """Freeze the request document (75496-0) and send it to the named expert's MSSanté mailbox, if any."""
-    package = freeze(request_document(session, request, now=now, zone=zone), upload_dir)
+    package = freeze(request_document(session, request, now=now, zone=zone), upload_dir, zone=zone)
     pdf, cda = package.rendering("pdf"), package.rendering("cda")
     request.document_uid = package.document.document_uid
     request.pdf_sha256, request.pdf_size = pdf.sha256, pdf.size
@@ -366,7 +382,9 @@ def _send_document(session: Session, request: TeleexpertiseRequest, *, upload_di
         )
 
 
-def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Professional, now: dt.datetime) -> None:
+def _send_to_taker(
+    session: Session, request: TeleexpertiseRequest, taker: Professional, now: dt.datetime, zone: str
+) -> None:
     """The expert who takes or is given the request gets the document frozen at submission in their MSSanté
     mailbox too (the same bytes, the same document id), unless it already went there."""
     if not taker.mssante_address or request.document_uid is None:
@@ -380,7 +398,7 @@ def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Profe
     if already is None:
         deliveries.deliver_to_professional(
             session,
-            package=frozen_package(session, request),
+            package=frozen_package(session, request, zone=zone),
             professional=taker,
             role=RecipientRole.PARTICIPANT,
             cpts_id=request.cpts_id,
@@ -389,7 +407,7 @@ def _send_to_taker(session: Session, request: TeleexpertiseRequest, taker: Profe
         )
 
 
-def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentPackage:
+def frozen_package(session: Session, request: TeleexpertiseRequest, *, zone: str) -> DocumentPackage:
     """The request document as frozen at submission, rebuilt around its stored renderings."""
     if (
         request.document_uid is None
@@ -399,7 +417,8 @@ def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentP
         or request.pdf_size is None
     ):
         raise RuleViolation("La demande n'a pas encore de document : il est figé quand elle est envoyée.")
-    document = replace(request_document(session, request, now=request.submitted_at), document_uid=request.document_uid)
+    document = request_document(session, request, now=request.submitted_at, zone=zone)
+    document = replace(document, document_uid=request.document_uid)
     return DocumentPackage(
         document=document,
         renderings=(
@@ -409,7 +428,7 @@ def frozen_package(session: Session, request: TeleexpertiseRequest) -> DocumentP
     )
 
 
-def request_document(session: Session, request: TeleexpertiseRequest, *, now: dt.datetime, zone: str = "Europe/Paris"):
+def request_document(session: Session, request: TeleexpertiseRequest, *, now: dt.datetime, zone: str):
     """The request as a clinical document: the question, the context, the attachments' list, the deadline."""
     from hub.formatting import french_datetime
 
@@ -493,11 +512,13 @@ def assign(
     request: TeleexpertiseRequest,
     *,
     expert: Professional | None = None,
+    zone: str,
     now: dt.datetime | None = None,
 ) -> TeleexpertiseRequest:
     """An expert takes the request (`expert` None: the actor), or the coordination assigns it. The first
     to take it wins: the change is one UPDATE conditional on the request being still untaken, so that of
-    two experts clicking at once the second gets a clear 409."""
+    two experts clicking at once the second gets a clear 409. `zone`: the territory's, for the document
+    sent to the expert."""
     now = now or utcnow()
     MACHINE.target("assign", request.state)
     me = session.get(Professional, actor.professional_id) if actor.professional_id else None
@@ -534,7 +555,7 @@ def assign(
         cpts_id=request.cpts_id,
         details={"expert_id": taker.id},
     )
-    _send_to_taker(session, request, taker, now)
+    _send_to_taker(session, request, taker, now, zone)
     if me is None or taker.id != me.id:
         _tell(session, request, taker, "teleexpertise_assigned", f"assigned:{taker.id}:{now.isoformat()}")
     return request
@@ -555,11 +576,11 @@ def _check_expert(actor: User, request: TeleexpertiseRequest) -> None:
         raise RuleViolation("Seul·e l'expert·e à qui la demande est attribuée peut y répondre.")
 
 
-def take_to_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> None:
+def take_to_answer(session: Session, actor: User, request: TeleexpertiseRequest, *, zone: str) -> None:
     """The named expert, or an expert of the pool, takes the request if nobody has (first to take wins) and
     starts it; the draft answer is a report (workflows.reports.begin_answer)."""
     if request.state is S.SUBMITTED:
-        assign(session, actor, request)
+        assign(session, actor, request, zone=zone)
     if request.state is S.ASSIGNED:
         start(session, actor, request)
     MACHINE.target("answer", request.state)
@@ -619,7 +640,7 @@ def decline(
 
 
 def mark_answered(
-    session: Session, request: TeleexpertiseRequest, report: Report, *, now: dt.datetime, zone: str = "Europe/Paris"
+    session: Session, request: TeleexpertiseRequest, report: Report, *, now: dt.datetime, zone: str
 ) -> TeleexpertiseRequest:
     """Called by workflows.reports.sign when the answer is signed: the request is answered, the fees accrue
     once (RQD for the requester, TE2 for the expert; the 5th of the year at 0 € with the reason), and the
@@ -631,7 +652,7 @@ def mark_answered(
     day = fees.local_day(now, zone)
     expert = session.get_one(Professional, report.author_id)
     requester = session.get_one(Professional, request.requester_id)
-    for professional, code, role in ((requester, "RQD", "requester"), (expert, "TE2", "expert")):
+    for professional, code, role in ((requester, REQUESTER_CODE, "requester"), (expert, EXPERT_CODE, "expert")):
         fees.accrue(
             session,
             fees.Act(professional, code, day, f"teleexpertise:{request.id}:{role}", patient_id=request.patient_id),

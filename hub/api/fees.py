@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from flask import current_app, request, url_for
+from flask import request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -12,7 +12,7 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.errors import NotFound
 from hub.http.access import access
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.schemas.base import load
 from hub.schemas.fees import FeeOut, FeeQueryArgs, RemoteShareArgs, RemoteShareOut, TariffIn, TariffOut
 from hub.services import statements, tariffs
@@ -89,4 +89,4 @@ def create_tariff():
 
 
 def _today():
-    return fee_rules.local_day(utcnow(), current_app.config["HUB"]["TIMEZONE"])
+    return fee_rules.local_day(utcnow(), territory_zone())

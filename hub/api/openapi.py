@@ -9,6 +9,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
 
 from hub.api import blueprint
+from hub.formatting import percent
 from hub.http.access import PUBLIC, access
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
 from hub.schemas.fees import FeeOut, RemoteShareOut, TariffIn, TariffOut
@@ -59,6 +60,7 @@ from hub.schemas.scheduling import (
     SlotOut,
 )
 from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
+from workflows.fees import REMOTE_SHARE_LIMIT
 
 # endpoint → (summary, request schema or None, response schema, is a paginated list)
 OPERATIONS = {
@@ -104,7 +106,12 @@ OPERATIONS = {
     "api.cancel_appointment": ("Annuler le rendez-vous", ReasonIn, AppointmentOut, False),
     "api.reassign_appointment": ("Réaffecter l'IDEL accompagnant", ReassignIn, AppointmentOut, False),
     "api.list_fees": ("Actes et rémunérations (les siens ; la CPTS pour la coordination)", None, FeeOut, True),
-    "api.get_remote_share": ("Part de télésoin (plafond de 20 %) d'un·e IDEL ou kiné", None, RemoteShareOut, False),
+    "api.get_remote_share": (
+        f"Part de télésoin (plafond de {percent(REMOTE_SHARE_LIMIT, places=0)}) d'un·e IDEL ou kiné",
+        None,
+        RemoteShareOut,
+        False,
+    ),
     "api.list_tariffs": ("Tarifs et leurs versions", None, TariffOut, True),
     "api.create_tariff": ("Nouvelle version d'un tarif (administration)", TariffIn, TariffOut, False),
     "api.create_referral": (

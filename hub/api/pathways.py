@@ -7,7 +7,7 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import pathway_for
 from hub.errors import HubError, NotFound
 from hub.http.access import AUTHENTICATED, access
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.models import Appointment, Modality
 from hub.schemas.pathways import (
     EligibilityIn,
@@ -68,7 +68,7 @@ def start_pathway():
     data = load_json(PathwayIn())
     patient = patient_for(db(), current_user, data["patient_id"], action="pathway.start", write=True)
     template = pathways.template_for(db(), patient.cpts_id, data["template_id"])
-    started_on = data.get("started_on") or pathways.today()
+    started_on = data.get("started_on") or pathways.today(territory_zone())
     pathway = pathways.start(db(), current_user, patient=patient, template=template, started_on=started_on)
     return created(PathwayOut().dump(pathway), "api.get_pathway", pathway_id=pathway.id)
 
@@ -120,7 +120,7 @@ def stop_pathway(pathway_id: int):
 @access(Permission.PATHWAYS_MANAGE)
 def assess_eligibility(patient_id: int):
     patient = patient_for(db(), current_user, patient_id, action="eligibility.assess", write=True)
-    assessment = eligibility.assess(db(), current_user, patient, load_json(EligibilityIn()))
+    assessment = eligibility.assess(db(), current_user, patient, load_json(EligibilityIn()), zone=territory_zone())
     return EligibilityOut().dump(assessment), 201
 
 

@@ -1,6 +1,6 @@
 import datetime as dt
 
-from flask import current_app, request
+from flask import request
 from flask_login import current_user
 
 from hub.api import blueprint, created, load_json, page_of, pagination
@@ -8,7 +8,7 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.errors import ValidationFailed
 from hub.http.access import access
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.schemas.base import load
 from hub.schemas.scheduling import (
     GenerationOut,
@@ -37,8 +37,8 @@ def list_programs():
 @blueprint.post("/programs")
 @access(Permission.PROGRAMS_MANAGE)
 def create_program():
-    data = load_json(ProgramIn()) | {"zone": current_app.config["HUB"]["TIMEZONE"]}
-    program = programs.create_program(db(), current_user, data)
+    data = load_json(ProgramIn())
+    program = programs.create_program(db(), current_user, data, zone=territory_zone())
     return created(ProgramOut().dump(program), "api.get_program", program_id=program.id)
 
 

@@ -1,6 +1,6 @@
 """/api/v1/referrals: the GP's referrals and the coordination's triage; attachments as multipart."""
 
-from flask import current_app, request
+from flask import request
 from flask_login import current_user
 
 from hub import audit
@@ -10,7 +10,7 @@ from hub.auth.policies import referral_for, visible_referrals
 from hub.errors import Forbidden, ValidationFailed
 from hub.http.access import access
 from hub.http.downloads import send
-from hub.http.request import db, upload_dir
+from hub.http.request import db, territory_zone, upload_dir
 from hub.http.uploads import read_upload, upload_limit
 from hub.models import Appointment, Professional, Slot
 from hub.schemas.base import load
@@ -27,13 +27,9 @@ from hub.schemas.scheduling import NoBodyIn, ReasonIn
 from workflows import referrals
 
 
-def zone_name() -> str:
-    return current_app.config["HUB"]["TIMEZONE"]
-
-
 def _body(referral):
     appointment = db().get(Appointment, referral.appointment_id) if referral.appointment_id else None
-    return dump_referral(referral, appointment, zone_name())
+    return dump_referral(referral, appointment, territory_zone())
 
 
 @blueprint.post("/referrals")
@@ -55,7 +51,7 @@ def list_referrals():
         db(), visible_referrals(current_user), limit=per_page, offset=(page - 1) * per_page
     )
     audit.record(db(), actor=current_user, action="referral.list", details={"count": len(rows)})
-    items = [dump_referral(row.referral, row.appointment, zone_name()) for row in rows]
+    items = [dump_referral(row.referral, row.appointment, territory_zone()) for row in rows]
     return {"items": items, "page": page, "per_page": per_page, "total": total}
 
 
@@ -89,7 +85,7 @@ def submit_referral(referral_id: int):
         "submit",
         SubmitIn(),
         lambda r, d: referrals.submit(
-            db(), current_user, r, consent_collected_on=d.get("consent_collected_on"), zone=zone_name()
+            db(), current_user, r, consent_collected_on=d.get("consent_collected_on"), zone=territory_zone()
         ),
     )
 

@@ -9,7 +9,7 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
 from hub.http.access import access
 from hub.http.downloads import send
-from hub.http.request import db, upload_dir
+from hub.http.request import db, territory_zone, upload_dir
 from hub.models import Report
 from hub.schemas.base import load
 from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
@@ -57,7 +57,7 @@ def _no_body() -> None:
 def sign_report(report_id: int):
     report = report_for(db(), current_user, report_id, "sign")
     _no_body()
-    return _body(reports.sign(db(), current_user, report, upload_dir=upload_dir()))
+    return _body(reports.sign(db(), current_user, report, upload_dir=upload_dir(), zone=territory_zone()))
 
 
 @blueprint.post("/reports/<int:report_id>/supersede")

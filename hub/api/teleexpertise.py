@@ -11,16 +11,12 @@ from hub.auth.policies import can_act_on_report, teleexpertise_for, visible_tele
 from hub.errors import ValidationFailed
 from hub.http.access import access
 from hub.http.downloads import send
-from hub.http.request import db, upload_dir
+from hub.http.request import db, territory_zone, upload_dir
 from hub.models import Professional, Report
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyIn
 from hub.schemas.teleexpertise import AnswerIn, AnswerOut, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
 from workflows import reports, teleexpertise
-
-
-def zone_name() -> str:
-    return current_app.config["HUB"]["TIMEZONE"]
 
 
 def dump(request_row) -> dict:
@@ -54,7 +50,7 @@ def create_teleexpertise():
         upload_dir=upload_dir(),
         files=files,
         max_upload_bytes=current_app.config["HUB"]["UPLOAD_MAX_BYTES"],
-        zone=zone_name(),
+        zone=territory_zone(),
     )
     return created(dump(row), "api.get_teleexpertise", teleexpertise_id=row.id)
 
@@ -94,7 +90,7 @@ def assign_teleexpertise(teleexpertise_id: int):
             expert = db().get(Professional, data["expert_id"])
             if expert is None:
                 raise ValidationFailed({"expert_id": "Expert·e inconnu·e dans la CPTS (un·e médecin)."})
-        teleexpertise.assign(db(), current_user, row, expert=expert)
+        teleexpertise.assign(db(), current_user, row, expert=expert, zone=territory_zone())
 
     return _act(teleexpertise_id, "assign", AssignIn(), perform)
 
@@ -128,6 +124,7 @@ def answer_teleexpertise(teleexpertise_id: int):
             recommendations=data.get("recommendations"),
             and_sign=data.get("sign", False),
             upload_dir=upload_dir(),
+            zone=territory_zone(),
         )
 
     return _act(teleexpertise_id, "answer", AnswerIn(), perform)

@@ -32,8 +32,9 @@ CARDIOLOGY = "Téléconsultation cardiologie CH Périgueux"
 TELEREHABILITATION = "Télésoin kinésithérapie – MSP Vergt"
 
 
-def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime) -> bool:
-    """Create the programs and next Monday's bookings once; False when they already exist."""
+def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime, zone: str) -> bool:
+    """Create the programs (in the territory's `zone`) and next Monday's bookings once; False when they
+    already exist."""
     if session.scalar(
         select(SessionProgram.id).where(SessionProgram.cpts_id == cpts_id, SessionProgram.name == CARDIOLOGY)
     ):
@@ -67,6 +68,7 @@ def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime) -> b
             "accompaniment_before_minutes": 20,
             "accompaniment_after_minutes": 25,
         },
+        zone=zone,
         now=now,
     )
     kine = _first(session, cpts_id, Profession.PHYSIOTHERAPIST)
@@ -83,6 +85,7 @@ def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime) -> b
             "slot_count": 4,
             "slot_minutes": 30,
         },
+        zone=zone,
         now=now,
     )
     _book_next_session(session, coordinator, cardiology, now=now)
@@ -128,7 +131,7 @@ def _book_next_session(session: Session, coordinator: User, program: SessionProg
                 or (place is PlaceKind.HOME and not idel.serves(patient.commune_insee))
             ):
                 continue
-            _assess_eligibility(session, coordinator, patient, place, now=now)
+            _assess_eligibility(session, coordinator, patient, place, now=now, zone=program.zone)
             appointment = appointments.book(
                 session, coordinator, slot=slot, patient=patient, place_kind=place, accompanying=idel, now=now
             )
@@ -163,7 +166,7 @@ def _last_session_done(session: Session, coordinator: User, program: SessionProg
         idel_user = session.scalar(select(User).where(User.professional_id == idel.id)) if idel else None
         if idel_user is None or not has_valid_consent(patient, ConsentKind.TELEHEALTH):
             continue
-        _assess_eligibility(session, coordinator, patient, PlaceKind.DEDICATED_PLACE, now=booked_at)
+        _assess_eligibility(session, coordinator, patient, PlaceKind.DEDICATED_PLACE, now=booked_at, zone=program.zone)
         appointment = appointments.book(
             session,
             coordinator,
@@ -209,7 +212,9 @@ def _elderly_with_own_idel(session: Session, cpts_id: int) -> list[Patient]:
     )
 
 
-def _assess_eligibility(session: Session, coordinator: User, patient: Patient, place: PlaceKind, *, now) -> None:
+def _assess_eligibility(
+    session: Session, coordinator: User, patient: Patient, place: PlaceKind, *, now, zone: str
+) -> None:
     """The coordinator's HAS checklist before the booking: an elderly patient with several conditions (and,
     seen at home, mobility issues) is steered to the assisted teleconsultation (seed 003)."""
     eligibility.assess(
@@ -234,5 +239,6 @@ def _assess_eligibility(session: Session, coordinator: User, patient: Patient, p
             "illectronism": True,
             "mobility_issues": place is PlaceKind.HOME,
         },
-        on=eligibility.local_day(now),
+        zone=zone,
+        on=eligibility.local_day(now, zone),
     )

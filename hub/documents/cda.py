@@ -8,9 +8,12 @@ written down below; the tests use it on every rendering they make.
 
 import base64
 import binascii
+import datetime as dt
 import io
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from hub.documents.clinical import ClinicalDocument, PatientIdentity, ProfessionalIdentity
@@ -18,7 +21,6 @@ from hub.identifiers import check_ins_matricule, check_rpps
 
 V3 = "urn:hl7-org:v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-ZONE = ZoneInfo("Europe/Paris")
 
 TYPE_ID_ROOT = "2.16.840.1.113883.1.3"
 TYPE_ID_EXTENSION = "POCD_HD000040"
@@ -62,15 +64,17 @@ ET.register_namespace("", V3)
 ET.register_namespace("xsi", XSI)
 
 
-def build_cda(doc: ClinicalDocument, pdf: bytes) -> bytes:
-    """The CDA R2 level-1 XML (UTF-8) of `doc` with `pdf` as its body; identical bytes for identical input."""
+def build_cda(doc: ClinicalDocument, pdf: bytes, *, zone: str) -> bytes:
+    """The CDA R2 level-1 XML (UTF-8) of `doc` with `pdf` as its body, times in `zone`; identical bytes for
+    identical input."""
+    time = partial(cda_time, zone=zone)
     root = ET.Element(_v3("ClinicalDocument"))
-    _header(root, doc)
+    _header(root, doc, time)
     _record_target(root, doc.patient)
-    _author(root, doc)
+    _author(root, doc, time)
     _custodian(root, doc)
-    _legal_authenticator(root, doc)
-    _documentation_of(root, doc)
+    _legal_authenticator(root, doc, time)
+    _documentation_of(root, doc, time)
     _related_document(root, doc)
     _body(root, pdf)
     ET.indent(root, space="  ")
@@ -88,12 +92,13 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attributes: st
     return element
 
 
-def cda_time(value) -> str:
-    """`20261207140000+0100`: the wall time in Paris with its offset, as the CI-SIS header wants."""
-    return value.astimezone(ZONE).strftime("%Y%m%d%H%M%S%z")
+def cda_time(value, *, zone: str) -> str:
+    """`20261207140000+0100`: the wall time in the territory's zone with its offset, as the CI-SIS header
+    wants."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y%m%d%H%M%S%z")
 
 
-def _header(root: ET.Element, doc: ClinicalDocument) -> None:
+def _header(root: ET.Element, doc: ClinicalDocument, time: Callable[[dt.datetime], str]) -> None:
     # xsi is declared for the validators that expect it on the root, though the header uses no xsi:type.
     root.set(f"{{{XSI}}}schemaLocation", f"{V3} CDA.xsd")
     _sub(root, "realmCode", code="FR")
@@ -104,7 +109,7 @@ def _header(root: ET.Element, doc: ClinicalDocument) -> None:
     _sub(root, "id", root=doc.document_uid)
     _sub(root, "code", code=doc.loinc, codeSystem=LOINC, codeSystemName="LOINC", displayName=_type_label(doc))
     _sub(root, "title", doc.title)
-    _sub(root, "effectiveTime", value=cda_time(doc.created_at))
+    _sub(root, "effectiveTime", value=time(doc.created_at))
     _sub(root, "confidentialityCode", code=doc.confidentiality, codeSystem=CONFIDENTIALITY)
     _sub(root, "languageCode", code="fr-FR")
     _sub(root, "setId", root=set_id(doc))
@@ -156,9 +161,9 @@ def _patient_name(person: ET.Element, patient: PatientIdentity) -> None:
         _sub(name, "given", patient.used_first_name, qualifier="CL")
 
 
-def _author(root: ET.Element, doc: ClinicalDocument) -> None:
+def _author(root: ET.Element, doc: ClinicalDocument, time: Callable[[dt.datetime], str]) -> None:
     author = _sub(root, "author")
-    _sub(author, "time", value=cda_time(doc.created_at))
+    _sub(author, "time", value=time(doc.created_at))
     assigned = _sub(author, "assignedAuthor")
     _professional(assigned, doc.author, person_tag="assignedPerson")
     _organisation(_sub(assigned, "representedOrganization"), doc)
@@ -199,23 +204,23 @@ def _custodian(root: ET.Element, doc: ClinicalDocument) -> None:
     _organisation(_sub(assigned, "representedCustodianOrganization"), doc)
 
 
-def _legal_authenticator(root: ET.Element, doc: ClinicalDocument) -> None:
+def _legal_authenticator(root: ET.Element, doc: ClinicalDocument, time: Callable[[dt.datetime], str]) -> None:
     authenticator = _sub(root, "legalAuthenticator")
-    _sub(authenticator, "time", value=cda_time(doc.created_at))
+    _sub(authenticator, "time", value=time(doc.created_at))
     _sub(authenticator, "signatureCode", code="S")
     _professional(_sub(authenticator, "assignedEntity"), doc.author, person_tag="assignedPerson")
 
 
-def _documentation_of(root: ET.Element, doc: ClinicalDocument) -> None:
+def _documentation_of(root: ET.Element, doc: ClinicalDocument, time: Callable[[dt.datetime], str]) -> None:
     event = _sub(_sub(root, "documentationOf"), "serviceEvent")
     started = doc.service_started_at or doc.created_at
     period = _sub(event, "effectiveTime")
-    _sub(period, "low", value=cda_time(started))
+    _sub(period, "low", value=time(started))
     if doc.service_ended_at:
-        _sub(period, "high", value=cda_time(doc.service_ended_at))
-    _performer(event, doc.author, kind="PRF", at=cda_time(started))
+        _sub(period, "high", value=time(doc.service_ended_at))
+    _performer(event, doc.author, kind="PRF", at=time(started))
     for participant in doc.participants:
-        _performer(event, participant, kind="SPRF", at=cda_time(started))
+        _performer(event, participant, kind="SPRF", at=time(started))
 
 
 def _performer(event: ET.Element, professional: ProfessionalIdentity, *, kind: str, at: str) -> None:

@@ -8,11 +8,12 @@ from hub.documents.pdf import render_pdf
 from hub.documents.store import store_blob
 
 
-def freeze(document: ClinicalDocument, upload_dir: Path) -> DocumentPackage:
-    """Render the PDF and the CDA once and store both under their hash: every delivery and every re-send
-    then carries the same bytes, and the signed version cannot drift from what was sent."""
-    pdf = render_pdf(document)
-    cda = build_cda(document, pdf)
+def freeze(document: ClinicalDocument, upload_dir: Path, *, zone: str) -> DocumentPackage:
+    """Render the PDF and the CDA once, their times in the territory's `zone`, and store both under their
+    hash: every delivery and every re-send then carries the same bytes, and the signed version cannot drift
+    from what was sent."""
+    pdf = render_pdf(document, zone=zone)
+    cda = build_cda(document, pdf, zone=zone)
     return DocumentPackage(
         document=document,
         renderings=(

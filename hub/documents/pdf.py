@@ -9,7 +9,6 @@ from hub.documents.clinical import ClinicalDocument, PatientIdentity, Profession
 from hub.formatting import french_datetime
 from hub.models.patient import IDENTITY_STATUS_LABELS
 
-ZONE = "Europe/Paris"
 LETTER_LOINC = "96349-6"
 SEX_LABELS = {"F": "Féminin", "M": "Masculin", "I": "Indéterminé"}
 LINE = 5.0
@@ -18,8 +17,8 @@ LABEL_WIDTH = 62.0
 FALLBACKS = {"≥": ">=", "≤": "<=", "≠": "!=", "→": "->", "←": "<-"}
 
 
-def render_pdf(doc: ClinicalDocument) -> bytes:
-    """The document as PDF bytes, identical for an identical document."""
+def render_pdf(doc: ClinicalDocument, *, zone: str) -> bytes:
+    """The document as PDF bytes, identical for an identical document; times are wall times in `zone`."""
     from fpdf import FPDF  # only the renderings need it
 
     class Pages(FPDF):
@@ -37,7 +36,7 @@ def render_pdf(doc: ClinicalDocument) -> bytes:
     pdf.set_auto_page_break(auto=True, margin=20)
     pdf.alias_nb_pages()
     pdf.add_page()
-    _heading(pdf, doc)
+    _heading(pdf, doc, zone)
     _patient(pdf, doc.patient)
     _professionals(pdf, doc)
     _sections(pdf, doc)
@@ -64,7 +63,7 @@ def _drawable(char: str) -> str:
     return char if unicodedata.category(char)[0] != "C" else ""
 
 
-def _heading(pdf, doc: ClinicalDocument) -> None:
+def _heading(pdf, doc: ClinicalDocument, zone: str) -> None:
     pdf.set_font("helvetica", style="B", size=15)
     pdf.multi_cell(0, 7, pdf_text(doc.title), new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("helvetica", size=9)
@@ -76,10 +75,10 @@ def _heading(pdf, doc: ClinicalDocument) -> None:
         version += f", remplace le document {doc.replaces_uid}"
     pdf.cell(text=pdf_text(version), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
-    _field(pdf, "Date et heure de l'acte", french_datetime(doc.service_started_at or doc.created_at, ZONE))
+    _field(pdf, "Date et heure de l'acte", french_datetime(doc.service_started_at or doc.created_at, zone))
     if doc.service_ended_at:
-        _field(pdf, "Fin de l'acte", french_datetime(doc.service_ended_at, ZONE))
-    _field(pdf, "Document établi le", french_datetime(doc.created_at, ZONE))
+        _field(pdf, "Fin de l'acte", french_datetime(doc.service_ended_at, zone))
+    _field(pdf, "Document établi le", french_datetime(doc.created_at, zone))
     pdf.ln(2)
 
 

@@ -31,6 +31,11 @@ def upload_dir() -> Path:
     return Path(current_app.config["HUB"].get("UPLOAD_DIR") or Path(current_app.instance_path) / "uploads")
 
 
+def territory_zone() -> str:
+    """The territory's time zone (HUB_TIMEZONE): the one source of the wall time of every page and call."""
+    return current_app.config["HUB"]["TIMEZONE"]
+
+
 def discard_changes() -> None:
     """Undo everything the request changed so far (a refusal, an error); the session stays usable."""
     session = g.get("db_session")

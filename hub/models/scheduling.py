@@ -58,8 +58,24 @@ class Resource(Base):
 
 # Hours after a session within which its report must reach each recipient role, unless the program says.
 REPORT_DELAY_DEFAULTS = {"medecin_traitant": 48, "prescripteur": 48, "participant": 72, "patient": 72, "dmp": 72}
+MIN_REPORT_DELAY_HOURS, MAX_REPORT_DELAY_HOURS = 1, 30 * 24  # what a program may set
 DOCTOR_ROLES = ("medecin_traitant", "prescripteur")
 PATIENT_SIDE_ROLES = ("patient", "dmp", "participant")
+
+# What a new program gets for what the coordinator leaves out: the columns' defaults, the API's and the
+# form's (ProgramIn's load_default, the new-program page's initial values) all read this. The slot count
+# and length are required by the API; the page only suggests them.
+PROGRAM_DEFAULTS = {
+    "slot_count": 3,
+    "slot_minutes": 15,
+    "accompaniment_before_minutes": 0,
+    "accompaniment_after_minutes": 0,
+    "skip_public_holidays": True,
+    "own_idel_delay_minutes": 120,
+    "horizon_weeks": 12,
+    "report_delay_doctors_hours": REPORT_DELAY_DEFAULTS[DOCTOR_ROLES[0]],
+    "report_delay_patient_hours": REPORT_DELAY_DEFAULTS[PATIENT_SIDE_ROLES[0]],
+}
 
 
 class SessionProgram(Base):
@@ -89,19 +105,23 @@ class SessionProgram(Base):
     kit_id: Mapped[int | None] = mapped_column(ForeignKey("resources.id"))
     rrule: Mapped[str] = mapped_column(String(300))
     start_local: Mapped[dt.datetime] = mapped_column(DateTime(timezone=False))  # wall time of DTSTART
-    zone: Mapped[str] = mapped_column(String(60), default="Europe/Paris")
+    zone: Mapped[str] = mapped_column(String(60))  # the territory's, from the configuration at creation
     valid_from: Mapped[dt.date] = mapped_column(Date)
     valid_until: Mapped[dt.date | None] = mapped_column(Date)
     slot_count: Mapped[int] = mapped_column(Integer)
     slot_minutes: Mapped[int] = mapped_column(Integer)
     # Minutes between two slot starts; None means back to back. A single kit or IDEL team needs room.
     slot_interval_minutes: Mapped[int | None] = mapped_column(Integer)
-    accompaniment_before_minutes: Mapped[int] = mapped_column(Integer, default=0)
-    accompaniment_after_minutes: Mapped[int] = mapped_column(Integer, default=0)
-    skip_public_holidays: Mapped[bool] = mapped_column(Boolean, default=True)
+    accompaniment_before_minutes: Mapped[int] = mapped_column(
+        Integer, default=PROGRAM_DEFAULTS["accompaniment_before_minutes"]
+    )
+    accompaniment_after_minutes: Mapped[int] = mapped_column(
+        Integer, default=PROGRAM_DEFAULTS["accompaniment_after_minutes"]
+    )
+    skip_public_holidays: Mapped[bool] = mapped_column(Boolean, default=PROGRAM_DEFAULTS["skip_public_holidays"])
     exdates: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of ISO instants
-    own_idel_delay_minutes: Mapped[int] = mapped_column(Integer, default=120)
-    horizon_weeks: Mapped[int] = mapped_column(Integer, default=12)
+    own_idel_delay_minutes: Mapped[int] = mapped_column(Integer, default=PROGRAM_DEFAULTS["own_idel_delay_minutes"])
+    horizon_weeks: Mapped[int] = mapped_column(Integer, default=PROGRAM_DEFAULTS["horizon_weeks"])
     # Hours after the session within which its reports must reach each recipient role, JSON
     # {"medecin_traitant": 48, …}; a role left out takes REPORT_DELAY_DEFAULTS.
     report_delays: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")

@@ -8,6 +8,9 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 from hub.identifiers import check_phone
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
+    MAX_REPORT_DELAY_HOURS,
+    MIN_REPORT_DELAY_HOURS,
+    PROGRAM_DEFAULTS,
     AppointmentKind,
     AppointmentState,
     PlaceKind,
@@ -102,13 +105,25 @@ class ProgramIn(InputSchema):
     valid_until = Date(allow_none=True)
     slot_count = Int(required=True, validate=_range(1, 40))
     slot_minutes = Int(required=True, validate=_range(5, 240))
-    accompaniment_before_minutes = Int(load_default=0, validate=_range(0, 120))
-    accompaniment_after_minutes = Int(load_default=0, validate=_range(0, 120))
-    skip_public_holidays = Bool(load_default=True)
-    own_idel_delay_minutes = Int(load_default=120, validate=_range(0, 7 * 24 * 60))
-    horizon_weeks = Int(load_default=12, validate=_range(1, 104))
-    report_delay_doctors_hours = Int(load_default=48, validate=_range(1, 30 * 24))
-    report_delay_patient_hours = Int(load_default=72, validate=_range(1, 30 * 24))
+    accompaniment_before_minutes = Int(
+        load_default=PROGRAM_DEFAULTS["accompaniment_before_minutes"], validate=_range(0, 120)
+    )
+    accompaniment_after_minutes = Int(
+        load_default=PROGRAM_DEFAULTS["accompaniment_after_minutes"], validate=_range(0, 120)
+    )
+    skip_public_holidays = Bool(load_default=PROGRAM_DEFAULTS["skip_public_holidays"])
+    own_idel_delay_minutes = Int(
+        load_default=PROGRAM_DEFAULTS["own_idel_delay_minutes"], validate=_range(0, 7 * 24 * 60)
+    )
+    horizon_weeks = Int(load_default=PROGRAM_DEFAULTS["horizon_weeks"], validate=_range(1, 104))
+    report_delay_doctors_hours = Int(
+        load_default=PROGRAM_DEFAULTS["report_delay_doctors_hours"],
+        validate=_range(MIN_REPORT_DELAY_HOURS, MAX_REPORT_DELAY_HOURS),
+    )
+    report_delay_patient_hours = Int(
+        load_default=PROGRAM_DEFAULTS["report_delay_patient_hours"],
+        validate=_range(MIN_REPORT_DELAY_HOURS, MAX_REPORT_DELAY_HOURS),
+    )
 
 
 class ProgramSeriesIn(ProgramIn):

@@ -240,7 +240,7 @@ def feed_events(
     *,
     show_patient_initials: bool = True,
     uid_domain: str,
-    zone: str = "Europe/Paris",
+    zone: str,
     now: dt.datetime | None = None,
 ) -> list[FeedEvent]:
     """The feed's events in start order, in one query. The patient's names are not even read when the
@@ -283,7 +283,7 @@ def event_status(state: AppointmentState, *, as_performer: bool) -> EventStatus:
 
 
 def feed_version(
-    session: Session, feed: CalendarFeed, *, zone: str = "Europe/Paris", salt: str = "", now: dt.datetime | None = None
+    session: Session, feed: CalendarFeed, *, zone: str, salt: str = "", now: dt.datetime | None = None
 ) -> FeedVersion:
     """ETag and Last-Modified of the feed, from one aggregate query and nothing built.
 

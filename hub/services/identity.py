@@ -2,6 +2,7 @@
 
 import datetime as dt
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select, update
@@ -336,8 +337,14 @@ def _stop_pending_documents(session: Session, patient_id: int, *, reason: str, c
     )
 
 
-def has_valid_consent(patient: Patient, kind) -> bool:
-    return any(c.kind == kind and c.is_valid for c in patient.consents)
+def valid_consent(patient: Patient, kind: ConsentKind) -> Consent | None:
+    """The patient's consent of that kind still in force (not withdrawn), if any: the one rule every check
+    of a consent goes through. Reads `patient.consents`: load them with the patients when checking many."""
+    return next((c for c in patient.consents if c.kind == kind and c.is_valid), None)
+
+
+def has_valid_consent(patient: Patient, kind: ConsentKind) -> bool:
+    return valid_consent(patient, kind) is not None
 
 
 def search_patients(session: Session, visible, *, text=None, birth_date=None, page=1, per_page=50):
@@ -379,7 +386,7 @@ class PatientRecord:
     # The kinds of valid check still missing before the identity is qualified (QUAL).
     missing_checks: list[IdentityCheckKind]
     # What the workflows add to the record (e.g. "pathways": the timeline), by name: see workflows.records.
-    sections: dict[str, object] = field(default_factory=dict)
+    sections: Mapping[str, object] = field(default_factory=dict)
 
 
 def missing_checks_for_qualification(patient: Patient) -> list[IdentityCheckKind]:
@@ -400,7 +407,9 @@ def care_team_of(session: Session, patient: Patient) -> list[CareTeamMember]:
     )
 
 
-def patient_record(session: Session, patient: Patient, *, sections: dict[str, object] | None = None) -> PatientRecord:
+def patient_record(
+    session: Session, patient: Patient, *, sections: Mapping[str, object] | None = None
+) -> PatientRecord:
     """The identity, consents and care team the patient's page shows, in a fixed number of queries whatever the
     history's length; `sections` are what the workflows add (workflows.records builds the whole record).
 

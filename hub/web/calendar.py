@@ -2,13 +2,13 @@
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from werkzeug.http import http_date, is_resource_modified
 
 from hub.errors import Forbidden, NotFound
 from hub.http.access import AUTHENTICATED, PUBLIC, access
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.models import Professional
 from hub.services import calendar_feeds
 from scheduling import ical
@@ -25,7 +25,7 @@ NOT_A_PROFESSIONAL = (
 @bp.get("/ical/<token>.ics")
 @access(PUBLIC)  # the token in the URL is the credential: calendar apps cannot log in
 def feed(token: str):
-    session, zone = db(), current_app.config["HUB"]["TIMEZONE"]
+    session, zone = db(), territory_zone()
     subscription = calendar_feeds.feed_for_token(session, token)
     if subscription is None:
         raise NotFound("Ce lien d'agenda n'existe pas ou a été révoqué.")

@@ -1,9 +1,7 @@
 """Fee pages: "Mes actes et rémunérations" (the statement, its CSV and PDF, the 20 % share gauge and the
 monthly activity), the coordinator's overview of the CPTS, and the admin's tariff editor."""
 
-from decimal import Decimal
-
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -11,11 +9,11 @@ from hub.auth.fees import fees_professional_for
 from hub.auth.permissions import Permission, has_permission
 from hub.db import utcnow
 from hub.errors import Forbidden, NotFound, ValidationFailed
-from hub.formatting import MONTHS, euros, french_date
+from hub.formatting import MONTHS, euros, french_date, percent
 from hub.http.access import access
 from hub.http.downloads import download
 from hub.http.forms import attempt, undo_refused_change
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.models import Profession
 from hub.schemas.fees import ActivityForm, StatementArgs, TariffForm
 from hub.services import statements, tariffs
@@ -27,19 +25,14 @@ from workflows import statements as shares
 bp = Blueprint("fees", __name__, url_prefix="/fees")
 
 MAX_IMPORT_BYTES = 64 * 1024
+SHARE_WARNING = percent(fee_rules.REMOTE_SHARE_WARNING, places=0)
+SHARE_LIMIT = percent(fee_rules.REMOTE_SHARE_LIMIT, places=0)
 LEVEL_LABELS = {
     "ok": "Sous le seuil d'alerte",
-    "alerte": "Alerte : 15 % atteints",
-    "depasse": "Plafond de 20 % dépassé",
+    "alerte": f"Alerte : {SHARE_WARNING} atteints",
+    "depasse": f"Plafond de {SHARE_LIMIT} dépassé",
     "inconnu": "Part inconnue : aucune activité déclarée",
 }
-
-
-def percent(share: Decimal | None) -> str:
-    """`18,6 %`"""
-    if share is None:
-        return "—"
-    return f"{(share * 100).quantize(Decimal('0.1'))}".replace(".", ",") + "\u00a0%"
 
 
 @bp.context_processor
@@ -49,6 +42,11 @@ def labels():
         "LEVEL_LABELS": LEVEL_LABELS,
         "month_options": [(number, name.capitalize()) for number, name in enumerate(MONTHS, start=1)],
         "percent": percent,
+        "SHARE_WARNING": SHARE_WARNING,
+        "SHARE_LIMIT": SHARE_LIMIT,
+        # The gauge's marks, in points of percentage.
+        "SHARE_WARNING_POINTS": fee_rules.REMOTE_SHARE_WARNING * 100,
+        "SHARE_LIMIT_POINTS": fee_rules.REMOTE_SHARE_LIMIT * 100,
     }
 
 
@@ -205,7 +203,7 @@ def _tariff_page(values=None, errors=None, *, status: int = 200):
 
 
 def _today():
-    return fee_rules.local_day(utcnow(), current_app.config["HUB"]["TIMEZONE"])
+    return fee_rules.local_day(utcnow(), territory_zone())
 
 
 def _years() -> list[int]:

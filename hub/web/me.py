@@ -3,12 +3,12 @@
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from hub.auth.permissions import Permission
 from hub.http.access import access
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.schemas.account import ApiTokenForm
 from hub.services import accounts
 from hub.web.pages import submit
@@ -47,7 +47,7 @@ def _create(data: dict):
     expires_at = None
     if data.get("expires_on"):
         # Valid through the chosen day, in the territory's wall time.
-        zone = ZoneInfo(current_app.config["HUB"]["TIMEZONE"])
+        zone = ZoneInfo(territory_zone())
         expires_at = dt.datetime.combine(data["expires_on"] + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
     return accounts.create_api_token(db(), current_user, name=data["name"], expires_at=expires_at)
 

@@ -3,7 +3,7 @@
 
 import datetime as dt
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -14,7 +14,7 @@ from hub.errors import ValidationFailed
 from hub.formatting import french_datetime
 from hub.http.access import access
 from hub.http.forms import attempt, load_form
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.models import MODALITY_LABELS, PLACE_KIND_LABELS, PROFESSION_LABELS, Modality, Profession, Professional, Slot
 from hub.schemas.base import load
 from hub.schemas.pathways import (
@@ -52,10 +52,12 @@ def labels():
 @access(Permission.APPOINTMENTS_BOOK)
 def queue():
     filters, _values, errors = load_query(QueueForm())
-    until = filters.get("until") or pathways.today() + QUEUE_HORIZON
+    until = filters.get("until") or pathways.today(territory_zone()) + QUEUE_HORIZON
     rows = pathways.next_due_steps(db(), current_user.cpts_id, until=until)
     audit.record(db(), actor=current_user, action="pathway.queue", details={"results": len(rows)})
-    return render_template("pathways/queue.html", rows=rows, until=until, errors=errors, today=pathways.today())
+    return render_template(
+        "pathways/queue.html", rows=rows, until=until, errors=errors, today=pathways.today(territory_zone())
+    )
 
 
 @bp.post("/patients/<int:patient_id>/parcours")
@@ -65,7 +67,7 @@ def start(patient_id: int):
 
     def perform(data):
         template = pathways.template_for(db(), patient.cpts_id, data["template_id"])
-        started_on = data.get("started_on") or pathways.today()
+        started_on = data.get("started_on") or pathways.today(territory_zone())
         pathways.start(db(), current_user, patient=patient, template=template, started_on=started_on)
 
     return _record_action(patient.id, PathwayStartForm(), perform, "Parcours démarré.")
@@ -109,7 +111,7 @@ def book_step(pathway_id: int, step_id: int):
         return _step_booking_page(
             pathway, step, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused
         )
-    when = french_datetime(appointment.starts_at, current_app.config["HUB"]["TIMEZONE"])
+    when = french_datetime(appointment.starts_at, territory_zone())
     flash(f"Étape « {step.name} » programmée : {when}.", "success")
     return redirect(url_for("pathways.queue"))
 
@@ -150,7 +152,7 @@ def eligibility_check(patient_id: int):
     patient = patient_for(db(), current_user, patient_id, action="eligibility.assess", write=True)
     data, values, errors = load_form(EligibilityForm())
     assessment, refused = attempt(
-        lambda: eligibility.assess(db(), current_user, patient, data),
+        lambda: eligibility.assess(db(), current_user, patient, data, zone=territory_zone()),
         form_errors=errors,
         read="eligibility.read",
         target=patient,

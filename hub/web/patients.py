@@ -4,7 +4,7 @@ consents, care team), edition."""
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -14,7 +14,7 @@ from hub.auth.policies import can_view_patient, visible_patients
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.models import (
     CONSENT_KIND_LABELS,
     CONSENT_METHOD_LABELS,
@@ -222,7 +222,7 @@ def duplicate_candidates(candidates) -> dict:
 
 
 def _record_page(patient, *, form=None, values=None, errors=None, problem=None, status: int = 200):
-    record = records.patient_record(db(), patient)
+    record = records.patient_record(db(), patient, zone=territory_zone())
     in_team = {member.professional_id for member in record.care_team} | {patient.attending_gp_id}
     clinicians = [
         (p.id, f"{p.full_name} — {p.profession_label}")
@@ -249,7 +249,7 @@ def _act_on_record(patient, form: str, schema, perform, success: str, *, renamed
 
 
 def _with_collection_time(data: dict) -> dict:
-    zone = ZoneInfo(current_app.config["HUB"]["TIMEZONE"])
+    zone = ZoneInfo(territory_zone())
     collected_at, now = dt.datetime.combine(data["collected_on"], NOON, tzinfo=zone), utcnow()
     # A consent collected this morning is entered before noon, which would then lie in the future.
     if data["collected_on"] == now.astimezone(zone).date():

@@ -5,7 +5,7 @@ import datetime as dt
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -17,8 +17,15 @@ from hub.errors import NotFound, ValidationFailed
 from hub.formatting import DAYS, french_date
 from hub.http.access import access
 from hub.http.forms import attempt, load_form
-from hub.http.request import db
-from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, Professional, Slot
+from hub.http.request import db, territory_zone
+from hub.models import (
+    APPOINTMENT_STATE_LABELS,
+    PLACE_KIND_LABELS,
+    PROGRAM_DEFAULTS,
+    PROGRAM_KIND_LABELS,
+    Professional,
+    Slot,
+)
 from hub.schemas.scheduling import (
     RULE_CHOICES,
     SERIES_FORM_EXCLUDE,
@@ -73,7 +80,7 @@ PATIENT_CHOICES = 50
 
 
 def zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["HUB"]["TIMEZONE"])
+    return ZoneInfo(territory_zone())
 
 
 @bp.app_template_filter("time_fr")
@@ -140,13 +147,10 @@ def program_list():
 @access(Permission.PROGRAMS_MANAGE)
 def new_program():
     if request.method == "GET":
-        defaults = {"rule": "weekly", "weekday": "MO", "slot_count": 3, "slot_minutes": 15, "horizon_weeks": 12}
-        defaults |= {"skip_public_holidays": True, "own_idel_delay_minutes": 120}
-        defaults |= {"report_delay_doctors_hours": 48, "report_delay_patient_hours": 72}
-        return _program_form("planning/program_new.html", defaults)
+        return _program_form("planning/program_new.html", {"rule": "weekly", "weekday": "MO"} | PROGRAM_DEFAULTS)
     data, values, errors = load_form(ProgramForm())
     program, refused = attempt(
-        lambda: programs.create_program(db(), current_user, data | {"zone": zone().key}),
+        lambda: programs.create_program(db(), current_user, data, zone=territory_zone()),
         form_errors=errors,
         refusals=ValidationFailed,
     )

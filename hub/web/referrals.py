@@ -1,7 +1,7 @@
 """Referrals (adressages): the GP's « Nouvel adressage » form and « Mes adressages » list, the coordination's
 triage queue (accept, reject with the reason, schedule into a free slot of the target program)."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -13,7 +13,7 @@ from hub.errors import Forbidden, NotFound, ValidationFailed
 from hub.http.access import access
 from hub.http.downloads import download, send
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
-from hub.http.request import db, upload_dir
+from hub.http.request import db, territory_zone, upload_dir
 from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
@@ -46,10 +46,6 @@ from workflows import eligibility, referrals
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
 
-def zone_name() -> str:
-    return current_app.config["HUB"]["TIMEZONE"]
-
-
 @bp.context_processor
 def labels():
     return {
@@ -57,7 +53,7 @@ def labels():
         "URGENCY_LABELS": URGENCY_LABELS,
         "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
         "NEEDS": referrals.NEEDS,
-        "scheduled_label": lambda appointment: scheduled_label(appointment, zone_name()),
+        "scheduled_label": lambda appointment: scheduled_label(appointment, territory_zone()),
         "SEX_LABELS": SEX_LABELS,
         "IDENTITY_STATUS_LABELS": IDENTITY_STATUS_LABELS,
     }
@@ -130,7 +126,7 @@ def new():
         referral = referrals.create(db(), current_user, data, new_patient=new_patient, confirm_new_patient=confirm)
         _attach_uploads(referral)
         if send:
-            referrals.submit(db(), current_user, referral, consent_collected_on=consent_on, zone=zone_name())
+            referrals.submit(db(), current_user, referral, consent_collected_on=consent_on, zone=territory_zone())
         return send
 
     send, refused = attempt(perform)
@@ -204,7 +200,6 @@ def _mine_page(values=None, errors=None, *, problem=None, status=200, failed_id=
             errors=errors or {},
             problem=problem,
             failed_id=failed_id,
-            cancellable=referrals.MACHINE.transitions["cancel"][0],
         ),
         status,
     )
@@ -224,7 +219,7 @@ def submit(referral_id: int):
     data, values, errors = load_form(SubmitForm())
     _, refused = attempt(
         lambda: referrals.submit(
-            db(), current_user, referral, consent_collected_on=data.get("consent_collected_on"), zone=zone_name()
+            db(), current_user, referral, consent_collected_on=data.get("consent_collected_on"), zone=territory_zone()
         ),
         form_errors=errors,
         read="referral.list",
@@ -309,7 +304,7 @@ def schedule(referral_id: int):
             place_kind=data["place_kind"],
             upload_dir=upload_dir(),
         )
-        return f"Adressage {scheduled_label(appointment, zone_name())}."
+        return f"Adressage {scheduled_label(appointment, territory_zone())}."
 
     return _action(referral_id, "schedule", ScheduleForm(), perform)
 

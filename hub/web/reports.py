@@ -18,7 +18,7 @@ from hub.errors import ValidationFailed
 from hub.http.access import access
 from hub.http.downloads import send
 from hub.http.forms import attempt, load_form
-from hub.http.request import db, upload_dir
+from hub.http.request import db, territory_zone, upload_dir
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     ATTACHMENT_KIND_LABELS,
@@ -33,19 +33,18 @@ from hub.models import (
     Professional,
     Referral,
     Report,
-    ReportState,
     User,
 )
 from hub.schemas.reports import ReportForm, delivery_label
 from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
 from hub.web.pages import load_query
 from hub.web.planning import zone
+from hub.web.states import allows
 from scheduling.agenda import day_bounds
 from workflows import reports
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
-CORRECTABLE = reports.MACHINE.transitions["supersede"][0]
 TEXT_FIELDS = ("acts", "prescriptions", "technical_incidents", "conclusion", "follow_up", "follow_up_modality")
 NOT_A_PROFESSIONAL = "Votre compte n'est lié à aucune fiche de professionnel : vous n'avez pas de séance."
 
@@ -129,7 +128,6 @@ def worklist():
         professional_id=professional_id,
         explanation=NOT_A_PROFESSIONAL,
         TELESOIN=AppointmentKind.TELESOIN,
-        DRAFT=ReportState.DRAFT,
     )
 
 
@@ -201,7 +199,7 @@ def _form_page(report: Report, values: dict, errors: dict | None = None, *, prob
 @access(Permission.REPORTS_WRITE)
 def edit(report_id: int):
     report = report_for(db(), current_user, report_id, "update")
-    if report.state is not ReportState.DRAFT:
+    if not allows(report, "update"):
         return redirect(url_for("reports.show", report_id=report.id))
     audit.record(db(), actor=current_user, action="report.read", target=report, cpts_id=report.cpts_id)
     values = {name: getattr(report, name) for name in TEXT_FIELDS} | {"copy_participants": report.copy_participants}
@@ -222,7 +220,7 @@ def save(report_id: int):
             db(), current_user, report, **fields, copy_participants=data.get("copy_participants", False)
         )
         if signing:
-            reports.sign(db(), current_user, report, upload_dir=upload_dir())
+            reports.sign(db(), current_user, report, upload_dir=upload_dir(), zone=territory_zone())
         return signing
 
     signing, refused = attempt(perform, form_errors=errors, read="report.form", target=report)
@@ -253,8 +251,8 @@ def show(report_id: int):
         chain=chain,
         participants=_participants(report),
         appointment=db().get(Appointment, report.appointment_id) if report.appointment_id else None,
-        can_correct=author and report.state in CORRECTABLE and report.superseded_at is None,
-        can_edit=author and report.state is ReportState.DRAFT,
+        can_correct=author and allows(report, "supersede") and report.superseded_at is None,
+        can_edit=author and allows(report, "update"),
         MODALITY_LABELS={m.value: label for m, label in MODALITY_LABELS.items()},
     )
 

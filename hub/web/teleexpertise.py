@@ -2,7 +2,7 @@
 téléexpertise », the expert's « Téléexpertises reçues » (take, decline, answer), the request page and the
 answer form (conclusion and recommendations, then « Signer et envoyer »)."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -15,7 +15,7 @@ from hub.formatting import french_datetime
 from hub.http.access import access
 from hub.http.downloads import download, send
 from hub.http.forms import attempt, form_data, load_form
-from hub.http.request import db, upload_dir
+from hub.http.request import db, territory_zone, upload_dir
 from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
     TELEEXPERTISE_STATE_LABELS,
@@ -28,13 +28,10 @@ from hub.models import (
 from hub.schemas.base import load
 from hub.schemas.scheduling import NoBodyForm
 from hub.schemas.teleexpertise import MAX_ATTACHMENTS, AnswerForm, AssignForm, DeclineForm, TeleexpertiseForm
+from hub.services.identity import has_valid_consent
 from workflows import reports, teleexpertise
 
 bp = Blueprint("teleexpertise", __name__, url_prefix="/teleexpertise")
-
-
-def zone_name() -> str:
-    return current_app.config["HUB"]["TIMEZONE"]
 
 
 def time_left(delta) -> str:
@@ -51,7 +48,7 @@ def time_left(delta) -> str:
 def labels():
     return {
         "TELEEXPERTISE_STATE_LABELS": TELEEXPERTISE_STATE_LABELS,
-        "when": lambda value: french_datetime(value, zone_name()),
+        "when": lambda value: french_datetime(value, territory_zone()),
         "time_left": time_left,
     }
 
@@ -68,7 +65,7 @@ def _choices() -> dict:
         .order_by(Patient.birth_name)
         .limit(500)
     ).all()
-    consenting = {p.id for p in patients if any(c.kind == ConsentKind.TELEHEALTH and c.is_valid for c in p.consents)}
+    consenting = {p.id for p in patients if has_valid_consent(p, ConsentKind.TELEHEALTH)}
     experts = [e for e in teleexpertise.experts(session, current_user.cpts_id) if e.id != current_user.professional_id]
     return {
         "patients": patients,
@@ -130,7 +127,7 @@ def _create(data: dict, names: list[str], files: list[tuple[bytes, str]]):
             upload_dir=upload_dir(),
             files=files,
             max_upload_bytes=upload_limit(),
-            zone=zone_name(),
+            zone=territory_zone(),
         )
     except ValidationFailed as exc:
         by_field = {"attachments": "file1"} | {f"attachments.{n}": name for n, name in enumerate(names)}
@@ -210,7 +207,7 @@ def take(teleexpertise_id: int):
         teleexpertise_id,
         "assign",
         NoBodyForm(),
-        lambda r, _d: teleexpertise.assign(db(), current_user, r),
+        lambda r, _d: teleexpertise.assign(db(), current_user, r, zone=territory_zone()),
         "Demande prise en charge : elle vous est attribuée.",
     )
 
@@ -222,7 +219,7 @@ def assign(teleexpertise_id: int):
         expert = db().get(Professional, data.get("expert_id") or 0)
         if expert is None:
             raise ValidationFailed({"expert_id": "Choisissez l'expert·e."})
-        teleexpertise.assign(db(), current_user, row, expert=expert)
+        teleexpertise.assign(db(), current_user, row, expert=expert, zone=territory_zone())
 
     return _action(teleexpertise_id, "assign", AssignForm(), perform, "Demande attribuée.")
 
@@ -248,7 +245,7 @@ def respond(teleexpertise_id: int):
         teleexpertise_id,
         "answer",
         NoBodyForm(),
-        lambda r, _d: reports.begin_answer(db(), current_user, r),
+        lambda r, _d: reports.begin_answer(db(), current_user, r, zone=territory_zone()),
         "Rédigez votre réponse.",
         done=url_for("teleexpertise.answer_form", teleexpertise_id=teleexpertise_id),
     )
@@ -294,6 +291,7 @@ def answer_form(teleexpertise_id: int):
             recommendations=data.get("recommendations"),
             and_sign=sign,
             upload_dir=upload_dir(),
+            zone=territory_zone(),
         )
 
     _, refused = attempt(

@@ -10,7 +10,7 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
+from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
     IDENTITY_METHODS,
@@ -35,6 +35,7 @@ NOT_A_PROFESSIONAL = (
 @bp.context_processor
 def labels():
     return {
+        "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
         "PROGRAM_KIND_LABELS": PROGRAM_KIND_LABELS,
         "IDENTITY_METHODS": IDENTITY_METHODS,

@@ -2,15 +2,18 @@
 denial audited), S3 (no state set directly, unknown fields refused), problem+json everywhere."""
 
 import datetime as dt
+from types import MappingProxyType
 
 import pytest
 from sqlalchemy import event, func, select
 
 from hub.models import (
+    PROGRAM_DEFAULTS,
     Appointment,
     AppointmentState,
     AuditEvent,
     PlaceKind,
+    ProgramKind,
     Role,
     SessionProgram,
     Slot,
@@ -75,6 +78,47 @@ def test_coordinator_creates_a_program_and_reads_its_slots(api_as, territory):
     assert {s["state"] for s in week["items"]} == {"free"}
     horizon = client.get(f"/api/v1/programs/{program['id']}/slots?per_page=200").get_json()
     assert horizon["total"] == 3 * 12, "12 weeks of Mondays from now"
+
+
+def test_a_program_takes_the_configured_zone(api_as, app, monkeypatch, territory):
+    """The zone comes from the configuration (HUB_TIMEZONE), not from the code."""
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType(dict(app.config["HUB"]) | {"TIMEZONE": "America/Cayenne"}))
+    client = api_as(territory.coordinator)
+    created = client.post("/api/v1/programs", json=PROGRAM | {"performer_id": territory.cardiologist.id})
+    assert created.status_code == 201, created.get_json()
+    program = created.get_json()
+    assert program["zone"] == "America/Cayenne"
+    week = client.get(f"/api/v1/programs/{program['id']}/slots?from=2026-11-23&to=2026-11-29").get_json()
+    assert week["items"][0]["starts_at"] == "2026-11-23T17:00:00+00:00", "14:00 in Cayenne (UTC-3)"
+
+
+def test_a_program_sent_without_its_optional_fields_takes_the_program_defaults(api_as, territory):
+    required = {key: PROGRAM[key] for key in ("name", "kind", "rrule", "first_day", "time_of_day")}
+    sizes = {"slot_count": 2, "slot_minutes": 20}
+    created = api_as(territory.coordinator).post(
+        "/api/v1/programs", json=required | sizes | {"performer_id": territory.cardiologist.id}
+    )
+    assert created.status_code == 201, created.get_json()
+    program = created.get_json()
+    assert {key: program[key] for key in PROGRAM_DEFAULTS} == PROGRAM_DEFAULTS | sizes
+
+
+def test_a_program_row_made_without_them_takes_the_same_defaults(db_session, territory):
+    sizes = {"slot_count": 2, "slot_minutes": 20}
+    program = SessionProgram(
+        cpts_id=territory.cpts.id,
+        name="Séances",
+        kind=ProgramKind.ASSISTED_TELECONSULTATION,
+        performer_id=territory.cardiologist.id,
+        rrule="FREQ=WEEKLY;BYDAY=MO",
+        start_local=dt.datetime(2026, 11, 16, 14),
+        zone="Europe/Paris",
+        valid_from=dt.date(2026, 11, 16),
+        **sizes,
+    )
+    db_session.add(program)
+    db_session.flush()
+    assert {key: getattr(program, key) for key in PROGRAM_DEFAULTS} == PROGRAM_DEFAULTS | sizes
 
 
 def test_slot_states_follow_the_appointments(api_as, db_session, territory, visit):

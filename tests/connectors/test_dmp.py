@@ -29,6 +29,7 @@ from hub.documents.clinical import (
 from hub.documents.pdf import render_pdf
 from hub.documents.store import store_blob, stored_path
 from hub.models import OutboxState
+from tests import ZONE
 from tests.connectors.test_dispatcher import reload
 from tests.http_servers import Answer, FhirRecipient, HttpsServer, client_certificate, operation_outcome
 from tests.servers import TestCA
@@ -117,8 +118,8 @@ def clinical_document(**changes) -> ClinicalDocument:
 
 
 def freeze(upload_dir, document: ClinicalDocument) -> tuple[DocumentPackage, bytes]:
-    pdf = render_pdf(document)
-    cda = build_cda(document, pdf)
+    pdf = render_pdf(document, zone=ZONE)
+    cda = build_cda(document, pdf, zone=ZONE)
     renderings = (
         StoredRendering("cda", "text/xml", store_blob(upload_dir, cda), len(cda), "DOC0001.XML"),
         StoredRendering("pdf", "application/pdf", store_blob(upload_dir, pdf), len(pdf), "DOC0001.PDF"),

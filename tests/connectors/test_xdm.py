@@ -23,6 +23,7 @@ from hub.documents.clinical import (
     StoredRendering,
 )
 from hub.documents.pdf import render_pdf
+from tests import ZONE
 
 RIM = "{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}"
 INS = "255081416802538"
@@ -74,8 +75,8 @@ def clinical_document(*, qualified: bool = True, title: str = "Compte rendu de t
 
 def rendered(document: ClinicalDocument) -> tuple[DocumentPackage, dict[str, bytes]]:
     """The package as the reports workflow freezes it, and its files by name."""
-    pdf = render_pdf(document)
-    cda = build_cda(document, pdf)
+    pdf = render_pdf(document, zone=ZONE)
+    cda = build_cda(document, pdf, zone=ZONE)
     renderings = (
         StoredRendering("cda", "text/xml", hashlib.sha256(cda).hexdigest(), len(cda), "DOC0001.XML"),
         StoredRendering("pdf", "application/pdf", hashlib.sha256(pdf).hexdigest(), len(pdf), "DOC0001.PDF"),

@@ -12,6 +12,7 @@ import pytest
 
 from hub.documents.cda import build_cda, check_cda
 from hub.documents.pdf import render_pdf
+from tests import ZONE
 from tests.documents.test_pdf import (
     CARDIOLOGIST_RPPS,
     NIR,
@@ -26,7 +27,7 @@ INS_OIDS = ("1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.10"
 
 def cda(document=None) -> bytes:
     document = document or clinical_document()
-    return build_cda(document, render_pdf(document))
+    return build_cda(document, render_pdf(document, zone=ZONE), zone=ZONE)
 
 
 def parse(xml: bytes) -> ET.Element:
@@ -176,9 +177,9 @@ def test_every_professional_who_took_part_is_a_performer_of_the_act():
 
 def test_the_body_is_the_pdf_rendering_byte_for_byte():
     document = clinical_document()
-    pdf = render_pdf(document)
+    pdf = render_pdf(document, zone=ZONE)
 
-    text = parse(build_cda(document, pdf)).find("v3:component/v3:nonXMLBody/v3:text", NS)
+    text = parse(build_cda(document, pdf, zone=ZONE)).find("v3:component/v3:nonXMLBody/v3:text", NS)
 
     assert (text.get("mediaType"), text.get("representation")) == ("application/pdf", "B64")
     assert base64.b64decode(text.text, validate=True) == pdf

@@ -8,7 +8,7 @@ import time_machine
 from hub.documents.clinical import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
 from hub.documents.pdf import referral_letter, render_pdf
 from hub.models import Profession, Professional, Referral, Sex
-from tests import factories
+from tests import ZONE, factories
 
 BIRTH_DATE = dt.date(1948, 3, 1)
 NIR = factories.valid_nir(sex=Sex.FEMALE, birth_date=BIRTH_DATE, birth_place="24520", order=123)
@@ -85,18 +85,18 @@ def pdf_pages(data: bytes) -> int:
 
 def test_the_pdf_is_a_pdf_and_the_same_document_always_gives_the_same_bytes():
     document = clinical_document()
-    first = render_pdf(document)
+    first = render_pdf(document, zone=ZONE)
     with time_machine.travel(dt.datetime(2027, 6, 1, 9, 0, tzinfo=dt.UTC)):
-        later = render_pdf(document)
+        later = render_pdf(document, zone=ZONE)
 
     assert first.startswith(b"%PDF-") and first.rstrip().endswith(b"%%EOF")
     assert later == first, "the hash stored at signing must match the file sent later"
     assert b"/CreationDate (D:20261207143000Z" in first
-    assert render_pdf(dataclasses.replace(document, title="Compte rendu de télésoin")) != first
+    assert render_pdf(dataclasses.replace(document, title="Compte rendu de télésoin"), zone=ZONE) != first
 
 
 def test_the_pdf_shows_the_patient_strict_traits_and_identity_status():
-    lines = pdf_lines(render_pdf(clinical_document()))
+    lines = pdf_lines(render_pdf(clinical_document(), zone=ZONE))
 
     for label, value in (
         ("Nom de naissance", "LEFÈVRE-ŒUVRARD"),
@@ -116,14 +116,14 @@ def test_the_pdf_shows_the_patient_strict_traits_and_identity_status():
 def test_the_ins_is_printed_only_when_the_document_carries_it():
     patient = patient_without_ins("VALI")
 
-    text = "\n".join(pdf_lines(render_pdf(clinical_document(patient=patient))))
+    text = "\n".join(pdf_lines(render_pdf(clinical_document(patient=patient), zone=ZONE)))
 
     assert "INS (matricule)" not in text and NIR not in text
     assert "Identité validée" in text and "LEFÈVRE-ŒUVRARD" in text
 
 
 def test_the_pdf_names_every_professional_with_profession_and_rpps():
-    lines = pdf_lines(render_pdf(clinical_document()))
+    lines = pdf_lines(render_pdf(clinical_document(), zone=ZONE))
 
     assert lines[lines.index("Auteur") + 1] == (
         f"Hélène Dupré, Médecin spécialiste (Cardiologie), RPPS {CARDIOLOGIST_RPPS}"
@@ -132,7 +132,7 @@ def test_the_pdf_names_every_professional_with_profession_and_rpps():
 
 
 def test_the_pdf_gives_the_title_custodian_date_of_the_act_in_paris_and_the_sections():
-    lines = pdf_lines(render_pdf(clinical_document()))
+    lines = pdf_lines(render_pdf(clinical_document(), zone=ZONE))
 
     assert lines[0] == "Compte rendu de téléconsultation"
     assert "Type de document : LOINC 85208-7" in lines
@@ -151,7 +151,7 @@ def test_a_correction_says_which_document_it_replaces():
         document_uid="1.2.250.1.999.1.1.17.2", version=2, replaces_uid="1.2.250.1.999.1.1.17.1"
     )
 
-    lines = pdf_lines(render_pdf(correction))
+    lines = pdf_lines(render_pdf(correction, zone=ZONE))
 
     assert "Version 2, remplace le document 1.2.250.1.999.1.1.17.1" in lines
 
@@ -159,7 +159,7 @@ def test_a_correction_says_which_document_it_replaces():
 def test_free_text_outside_the_standard_fonts_is_drawn_rather_than_refused():
     section = Section("Constantes", "PAS\u202f≥\u202f140 mmHg 😟 → contrôle\tà J7")
 
-    lines = pdf_lines(render_pdf(clinical_document(sections=(section,))))
+    lines = pdf_lines(render_pdf(clinical_document(sections=(section,)), zone=ZONE))
 
     assert "PAS >= 140 mmHg ? -> contrôle    à J7" in lines
 
@@ -167,7 +167,7 @@ def test_free_text_outside_the_standard_fonts_is_drawn_rather_than_refused():
 def test_a_long_report_runs_over_several_numbered_pages():
     long_text = "\n".join(f"Ligne {n} : observation détaillée de la séance." for n in range(120))
 
-    data = render_pdf(clinical_document(sections=(Section("Observations", long_text),)))
+    data = render_pdf(clinical_document(sections=(Section("Observations", long_text),)), zone=ZONE)
 
     assert pdf_pages(data) == 3
     lines = pdf_lines(data)

@@ -16,7 +16,7 @@ from hub.models import Appointment, AppointmentState, Profession, Role
 from hub.services import calendar_feeds
 from hub.services.calendar_feeds import EventStatus, FeedEvent
 from scheduling import ical
-from tests import factories
+from tests import ZONE, factories
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = dt.UTC
@@ -50,7 +50,7 @@ def feed_event(number: int = 1, *, start: dt.datetime, minutes: int = 60, **over
 def dst_feed(**overrides) -> bytes:
     """Two Monday 14:00 events either side of the change of 29 March 2026."""
     events = [feed_event(1, start=paris(2026, 3, 23, 14, 0)), feed_event(2, start=paris(2026, 3, 30, 14, 0))]
-    return ical.build_feed(events, calendar_name="Hub CPTS – Anne MARTIN", **overrides)
+    return ical.build_feed(events, calendar_name="Hub CPTS – Anne MARTIN", **({"zone": ZONE} | overrides))
 
 
 # --- two independent parsers ---------------------------------------------------------------------------------
@@ -166,7 +166,7 @@ def test_vtimezone_gives_zoneinfo_offsets_at_every_instant_of_the_year(zone):
 def test_the_second_of_two_ambiguous_october_times_is_written_in_utc():
     first = feed_event(1, start=paris(2026, 10, 25, 2, 30, fold=0), minutes=30)
     second = feed_event(2, start=paris(2026, 10, 25, 2, 30, fold=1), minutes=30)
-    text = ical.build_feed([first, second], calendar_name="Agenda").decode()
+    text = ical.build_feed([first, second], calendar_name="Agenda", zone=ZONE).decode()
     assert "DTSTART;TZID=Europe/Paris:20261025T023000" in text
     assert "DTSTART:20261025T013000Z" in text
     for parse in (with_icalendar, with_vobject):
@@ -190,7 +190,9 @@ def test_event_properties_and_alarm(parse):
 @PARSERS
 def test_cancelled_event_is_kept_without_alarm(parse):
     blob = ical.build_feed(
-        [feed_event(start=paris(2026, 3, 23, 14, 0), status=EventStatus.CANCELLED, sequence=3)], calendar_name="A"
+        [feed_event(start=paris(2026, 3, 23, 14, 0), status=EventStatus.CANCELLED, sequence=3)],
+        calendar_name="A",
+        zone=ZONE,
     )
     (event,) = parse(blob)
     assert event.status == "CANCELLED" and event.sequence == 3 and event.alarms == []
@@ -201,7 +203,7 @@ def test_text_is_escaped_and_lines_folded_at_75_octets(parse):
     summary = "Télésoin; suivi, pansement \\ bilan\nligne 2 – " + "é" * 80 + "\x07"
     location = "Lieu dédié, " + "x" * 200
     blob = ical.build_feed(
-        [feed_event(start=paris(2026, 5, 4, 9, 0), summary=summary, location=location)], calendar_name="A"
+        [feed_event(start=paris(2026, 5, 4, 9, 0), summary=summary, location=location)], calendar_name="A", zone=ZONE
     )
     assert all(len(line) <= 75 for line in blob.split(b"\r\n"))
     assert b"\n" not in blob.replace(b"\r\n", b"")
@@ -212,10 +214,10 @@ def test_text_is_escaped_and_lines_folded_at_75_octets(parse):
 def test_same_events_give_the_same_bytes_and_are_rendered_once():
     events = [feed_event(n, start=paris(2026, 6, 1, 9, 0) + dt.timedelta(days=n)) for n in range(1, 4)]
     ical.render_event.cache_clear()
-    first = ical.build_feed(events, calendar_name="A")
+    first = ical.build_feed(events, calendar_name="A", zone=ZONE)
     changed = [*events[:2], dataclasses.replace(events[2], sequence=1)]
-    second = ical.build_feed(changed, calendar_name="A")
-    again = ical.build_feed(events, calendar_name="A")
+    second = ical.build_feed(changed, calendar_name="A", zone=ZONE)
+    again = ical.build_feed(events, calendar_name="A", zone=ZONE)
     info = ical.render_event.cache_info()
     assert first == again and first != second and b"SEQUENCE:1" in second
     assert (info.misses, info.hits) == (4, 5), "only the changed event is rendered again"
@@ -223,11 +225,11 @@ def test_same_events_give_the_same_bytes_and_are_rendered_once():
 
 def test_an_unknown_status_is_refused():
     with pytest.raises(ValueError):
-        ical.build_feed([feed_event(start=paris(2026, 5, 4, 9, 0), status="DRAFT")], calendar_name="A")
+        ical.build_feed([feed_event(start=paris(2026, 5, 4, 9, 0), status="DRAFT")], calendar_name="A", zone=ZONE)
 
 
 def test_an_empty_feed_is_a_valid_calendar():
-    blob = ical.build_feed([], calendar_name="A")
+    blob = ical.build_feed([], calendar_name="A", zone=ZONE)
     assert with_icalendar(blob) == [] and with_vobject(blob) == []
 
 
@@ -284,11 +286,11 @@ def appointment(session, people, *, starts_at: dt.datetime, minutes: int = 15, *
 
 def events_of(session, professional, **options) -> list[FeedEvent]:
     options = {"uid_domain": "hub.test", "now": NOW} | options
-    return calendar_feeds.feed_events(session, professional.id, **options)
+    return calendar_feeds.feed_events(session, professional.id, **({"zone": ZONE} | options))
 
 
 def build(session, professional, **options) -> bytes:
-    return ical.build_feed(events_of(session, professional, **options), calendar_name="Agenda")
+    return ical.build_feed(events_of(session, professional, **options), calendar_name="Agenda", zone=ZONE)
 
 
 @contextlib.contextmanager
@@ -385,7 +387,7 @@ def test_events_and_version_take_one_query_whatever_the_number_of_events(db_sess
             appointment(db_session, people, starts_at=paris(2026, 4, 1, 8, 0) + dt.timedelta(days=index))
         with statements(engine) as seen:
             events = events_of(db_session, people.idel, show_patient_initials=initials)
-            calendar_feeds.feed_version(db_session, feed, now=NOW)
+            calendar_feeds.feed_version(db_session, feed, now=NOW, zone=ZONE)
         counts.append(len(seen))
         assert len(events) >= number
     assert counts == [2, 2]
@@ -397,7 +399,7 @@ def test_version_changes_with_every_change_of_the_feed_and_only_then(db_session,
     booked = appointment(db_session, people, starts_at=paris(2026, 3, 30, 14, 0))
 
     def version(**options):
-        return calendar_feeds.feed_version(db_session, feed, **({"now": NOW} | options))
+        return calendar_feeds.feed_version(db_session, feed, **({"now": NOW, "zone": ZONE} | options))
 
     seen = [version()]
     assert version() == seen[0], "nothing changed, nothing to send"

@@ -17,6 +17,7 @@ from scheduling.recurrence import (
     overlaps,
     parse_rrule,
 )
+from tests import ZONE
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = dt.UTC
@@ -49,7 +50,7 @@ def local_days(found: list) -> list[dt.date]:
 
 
 def weekly_monday(**options) -> Recurrence:
-    return Recurrence("FREQ=WEEKLY;BYDAY=MO", MONDAY_1400, **options)
+    return Recurrence("FREQ=WEEKLY;BYDAY=MO", MONDAY_1400, **({"zone": ZONE} | options))
 
 
 # T1: the wall time is kept across both changes.
@@ -83,7 +84,7 @@ def test_t1_every_occurrence_of_the_year_is_at_14h_paris():
 
 
 def test_t2_daily_0230_moves_to_0330_on_the_spring_change():
-    recurrence = Recurrence("FREQ=DAILY", wall(2026, 3, 27, 2, 30))
+    recurrence = Recurrence("FREQ=DAILY", wall(2026, 3, 27, 2, 30), zone=ZONE)
     found = expand(recurrence, dt.date(2026, 3, 27), dt.date(2026, 3, 30))
     assert [(occ.local_start, occ.start, occ.adjusted) for occ in found] == [
         (wall(2026, 3, 27, 2, 30), utc(2026, 3, 27, 1, 30), False),
@@ -127,7 +128,7 @@ def test_localise_refuses_an_aware_datetime():
 
 
 def test_t3_daily_0230_on_the_autumn_change_is_the_first_occurrence():
-    recurrence = Recurrence("FREQ=DAILY", wall(2026, 10, 24, 2, 30))
+    recurrence = Recurrence("FREQ=DAILY", wall(2026, 10, 24, 2, 30), zone=ZONE)
     found = expand(recurrence, dt.date(2026, 10, 24), dt.date(2026, 10, 26))
     assert [occ.start for occ in found] == [
         utc(2026, 10, 24, 0, 30),
@@ -236,7 +237,7 @@ def test_t4_exdate_at_another_instant_removes_nothing(exdate):
 
 
 def test_t4_exdate_on_a_moved_occurrence_removes_it():
-    recurrence = Recurrence("FREQ=DAILY", wall(2026, 3, 27, 2, 30), exdates=(paris(2026, 3, 29, 3, 30),))
+    recurrence = Recurrence("FREQ=DAILY", wall(2026, 3, 27, 2, 30), exdates=(paris(2026, 3, 29, 3, 30),), zone=ZONE)
     found = expand(recurrence, dt.date(2026, 3, 28), dt.date(2026, 3, 30))
     assert local_days(found) == [dt.date(2026, 3, 28), dt.date(2026, 3, 30)]
 
@@ -245,7 +246,9 @@ def test_t4_exdate_on_a_moved_occurrence_removes_it():
 
 
 def test_t5_count_gives_ten_occurrences_across_the_spring_change():
-    recurrence = Recurrence("FREQ=WEEKLY;BYDAY=MO;COUNT=10", wall(2026, 3, 9, 14, 0), skip_public_holidays=False)
+    recurrence = Recurrence(
+        "FREQ=WEEKLY;BYDAY=MO;COUNT=10", wall(2026, 3, 9, 14, 0), skip_public_holidays=False, zone=ZONE
+    )
     found = expand(recurrence, dt.date(2026, 1, 1), dt.date(2026, 12, 31))
     assert len(found) == 10
     assert local_days(found)[0] == dt.date(2026, 3, 9)
@@ -256,7 +259,7 @@ def test_t5_count_gives_ten_occurrences_across_the_spring_change():
 
 def test_t5_count_counts_the_rule_before_exceptions():
     recurrence = Recurrence(
-        "FREQ=WEEKLY;BYDAY=MO;COUNT=10", wall(2026, 3, 9, 14, 0), exdates=(wall(2026, 3, 16, 14, 0),)
+        "FREQ=WEEKLY;BYDAY=MO;COUNT=10", wall(2026, 3, 9, 14, 0), exdates=(wall(2026, 3, 16, 14, 0),), zone=ZONE
     )
     found = expand(recurrence, dt.date(2026, 1, 1), dt.date(2026, 12, 31))
     # 16 March (EXDATE) and 6 April (Easter Monday) are removed from the ten, not replaced.
@@ -265,7 +268,7 @@ def test_t5_count_counts_the_rule_before_exceptions():
 
 
 def test_t5_count_holds_for_a_window_far_from_the_start():
-    recurrence = Recurrence("FREQ=WEEKLY;BYDAY=MO;COUNT=10", wall(2026, 3, 9, 14, 0))
+    recurrence = Recurrence("FREQ=WEEKLY;BYDAY=MO;COUNT=10", wall(2026, 3, 9, 14, 0), zone=ZONE)
     assert local_days(expand(recurrence, dt.date(2026, 5, 1), dt.date(2026, 6, 30))) == [
         dt.date(2026, 5, 4),
         dt.date(2026, 5, 11),
@@ -286,7 +289,7 @@ def test_t5_count_holds_for_a_window_far_from_the_start():
     ],
 )
 def test_t5_until_is_inclusive_and_compared_as_an_instant(until, last_day):
-    recurrence = Recurrence(f"FREQ=WEEKLY;BYDAY=MO;UNTIL={until}", wall(2026, 3, 9, 14, 0))
+    recurrence = Recurrence(f"FREQ=WEEKLY;BYDAY=MO;UNTIL={until}", wall(2026, 3, 9, 14, 0), zone=ZONE)
     found = expand(recurrence, dt.date(2026, 3, 1), dt.date(2026, 12, 31))
     assert local_days(found)[0] == dt.date(2026, 3, 9)
     assert local_days(found)[-1] == last_day
@@ -297,7 +300,7 @@ def test_t5_until_is_inclusive_and_compared_as_an_instant(until, last_day):
     [("20261025T003000Z", dt.date(2026, 10, 25)), ("20261025T002959Z", dt.date(2026, 10, 24))],
 )
 def test_t5_until_inside_the_autumn_fold(until, last_day):
-    recurrence = Recurrence(f"FREQ=DAILY;UNTIL={until}", wall(2026, 10, 20, 2, 30))
+    recurrence = Recurrence(f"FREQ=DAILY;UNTIL={until}", wall(2026, 10, 20, 2, 30), zone=ZONE)
     assert local_days(expand(recurrence, dt.date(2026, 10, 20), dt.date(2026, 10, 31)))[-1] == last_day
 
 
@@ -315,7 +318,7 @@ def test_public_holidays_are_back_when_not_skipped():
 
 
 def test_daily_program_skips_christmas_and_new_year():
-    recurrence = Recurrence("FREQ=DAILY", wall(2026, 12, 20, 9, 0))
+    recurrence = Recurrence("FREQ=DAILY", wall(2026, 12, 20, 9, 0), zone=ZONE)
     days = local_days(expand(recurrence, dt.date(2026, 12, 20), dt.date(2027, 1, 3)))
     assert dt.date(2026, 12, 25) not in days
     assert dt.date(2027, 1, 1) not in days
@@ -332,7 +335,7 @@ def test_closed_periods_remove_whole_local_days_inclusively():
 
 
 def test_every_other_monday():
-    recurrence = Recurrence("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", MONDAY_1400)
+    recurrence = Recurrence("FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", MONDAY_1400, zone=ZONE)
     assert local_days(expand(recurrence, dt.date(2026, 1, 1), dt.date(2026, 2, 28))) == [
         dt.date(2026, 1, 5),
         dt.date(2026, 1, 19),
@@ -342,7 +345,7 @@ def test_every_other_monday():
 
 
 def test_first_monday_of_the_month():
-    recurrence = Recurrence("FREQ=MONTHLY;BYDAY=1MO", MONDAY_1400)
+    recurrence = Recurrence("FREQ=MONTHLY;BYDAY=1MO", MONDAY_1400, zone=ZONE)
     days = local_days(expand(recurrence, dt.date(2026, 1, 1), dt.date(2026, 6, 30)))
     # 6 April is the first Monday but Easter Monday.
     assert days == [
@@ -355,7 +358,7 @@ def test_first_monday_of_the_month():
 
 
 def test_last_friday_of_the_month():
-    recurrence = Recurrence("FREQ=MONTHLY;BYDAY=-1FR", wall(2026, 1, 30, 9, 0))
+    recurrence = Recurrence("FREQ=MONTHLY;BYDAY=-1FR", wall(2026, 1, 30, 9, 0), zone=ZONE)
     days = local_days(expand(recurrence, dt.date(2026, 1, 1), dt.date(2026, 4, 30)))
     assert days == [dt.date(2026, 1, 30), dt.date(2026, 2, 27), dt.date(2026, 3, 27), dt.date(2026, 4, 24)]
 
@@ -385,13 +388,13 @@ def test_next_occurrences_start_strictly_after_and_skip_exceptions():
 
 
 def test_next_occurrences_stop_with_the_rule():
-    recurrence = Recurrence("FREQ=WEEKLY;BYDAY=MO;COUNT=3", MONDAY_1400)
+    recurrence = Recurrence("FREQ=WEEKLY;BYDAY=MO;COUNT=3", MONDAY_1400, zone=ZONE)
     assert len(next_occurrences(recurrence, after=utc(2026, 1, 1), count=5)) == 3
     assert next_occurrences(recurrence, after=utc(2026, 1, 1), count=0) == []
 
 
 def test_next_occurrences_end_when_every_occurrence_is_excluded():
-    christmas = Recurrence("FREQ=YEARLY", wall(2026, 12, 25, 10, 0))
+    christmas = Recurrence("FREQ=YEARLY", wall(2026, 12, 25, 10, 0), zone=ZONE)
     assert next_occurrences(christmas, after=utc(2026, 1, 1), count=1) == []
     kept = dataclasses.replace(christmas, skip_public_holidays=False)
     assert local_days(next_occurrences(kept, after=utc(2026, 1, 1), count=2)) == [
@@ -407,7 +410,8 @@ def test_next_occurrences_refuse_a_negative_count():
 
 def test_a_hundred_weekly_programs_over_a_year():
     programs = [
-        Recurrence("FREQ=WEEKLY;BYDAY=MO", wall(2026, 1, 5, 8, 0) + dt.timedelta(minutes=5 * i)) for i in range(100)
+        Recurrence("FREQ=WEEKLY;BYDAY=MO", wall(2026, 1, 5, 8, 0) + dt.timedelta(minutes=5 * i), zone=ZONE)
+        for i in range(100)
     ]
     total = sum(len(expand(program, dt.date(2026, 1, 1), dt.date(2026, 12, 31))) for program in programs)
     # 52 Mondays in 2026, of which Easter Monday and Whit Monday are public holidays.
@@ -462,7 +466,7 @@ def test_a_hundred_weekly_programs_over_a_year():
     ],
 )
 def test_describe(rule, start, expected):
-    assert describe(Recurrence(rule, start)) == expected
+    assert describe(Recurrence(rule, start, zone=ZONE)) == expected
 
 
 # Validation.
@@ -548,7 +552,7 @@ def test_parse_rrule_refuses_more_than_once_a_day(text):
 )
 def test_recurrence_refuses(rule, start, message):
     with pytest.raises(InvalidRecurrence, match=message):
-        Recurrence(rule, start)
+        Recurrence(rule, start, zone=ZONE)
 
 
 def test_recurrence_refuses_an_unknown_zone_and_an_inverted_closed_period():
@@ -559,11 +563,11 @@ def test_recurrence_refuses_an_unknown_zone_and_an_inverted_closed_period():
 
 
 def test_recurrence_normalises_its_rule():
-    assert Recurrence("rrule:freq=weekly;byday=mo", MONDAY_1400).rrule == "FREQ=WEEKLY;BYDAY=MO"
+    assert Recurrence("rrule:freq=weekly;byday=mo", MONDAY_1400, zone=ZONE).rrule == "FREQ=WEEKLY;BYDAY=MO"
 
 
 def test_a_leap_day_rule_is_accepted():
-    recurrence = Recurrence("FREQ=YEARLY", wall(2028, 2, 29, 10, 0))
+    recurrence = Recurrence("FREQ=YEARLY", wall(2028, 2, 29, 10, 0), zone=ZONE)
     assert local_days(expand(recurrence, dt.date(2028, 1, 1), dt.date(2032, 12, 31))) == [
         dt.date(2028, 2, 29),
         dt.date(2032, 2, 29),
@@ -577,7 +581,7 @@ def test_another_zone():
 
 
 def test_windows_at_the_ends_of_the_calendar():
-    far = Recurrence("FREQ=WEEKLY;BYDAY=MO;COUNT=3", MONDAY_1400)
+    far = Recurrence("FREQ=WEEKLY;BYDAY=MO;COUNT=3", MONDAY_1400, zone=ZONE)
     end = dt.datetime.max.replace(tzinfo=UTC)
     assert occurrences(far, window_start=end - dt.timedelta(days=2), window_end=end) == []
     assert len(occurrences(far, window_start=dt.datetime.min.replace(tzinfo=UTC), window_end=utc(2026, 1, 12))) == 1

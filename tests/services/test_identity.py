@@ -1,4 +1,6 @@
 import datetime as dt
+import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -180,6 +182,29 @@ def test_consent_is_recorded_and_withdrawn(db_session, coordinator):
     assert identity.has_valid_consent(patient, ConsentKind.TELEHEALTH)
     identity.withdraw_consent(db_session, coordinator, consent, reason="Le patient préfère le présentiel")
     assert not identity.has_valid_consent(patient, ConsentKind.TELEHEALTH)
+
+
+def test_a_withdrawn_consent_gives_way_to_a_new_one(db_session, coordinator):
+    patient = identity.create_patient(db_session, coordinator, traits())
+    oral = {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": factories.now()}
+    first = identity.add_consent(db_session, coordinator, patient, oral)
+    identity.withdraw_consent(db_session, coordinator, first, reason="Retrait")
+    assert identity.valid_consent(patient, ConsentKind.TELEHEALTH) is None
+    second = identity.add_consent(db_session, coordinator, patient, oral)
+    assert identity.valid_consent(patient, ConsentKind.TELEHEALTH) is second
+    assert identity.valid_consent(patient, ConsentKind.DMP_ACCESS) is None
+
+
+def test_consents_are_judged_valid_in_one_place_only():
+    """Every check of a patient's consent goes through identity.valid_consent: no module reads the list itself."""
+    root = Path(__file__).resolve().parents[2]
+    readers = [
+        str(path.relative_to(root))
+        for package in ("hub", "workflows", "scheduling", "connectors")
+        for path in (root / package).rglob("*.py")
+        if re.search(r"\b(?!Patient\b)\w+\.consents\b", path.read_text(encoding="utf-8"))
+    ]
+    assert readers == ["hub/services/identity.py"]
 
 
 def test_consent_in_the_future_is_refused(db_session, coordinator):

@@ -14,7 +14,7 @@ from hub.errors import RuleViolation, ValidationFailed
 from hub.models import DeclaredActivity, FeeEntry, FeeStatus, Profession, Role, Tariff
 from hub.services import statements, tariffs
 from hub.services.statements import Period
-from tests import factories
+from tests import ZONE, factories
 from workflows import fees
 from workflows import statements as shares
 
@@ -125,8 +125,8 @@ def test_a_month_statement_lists_the_acts_with_initials_and_prescriber(db_sessio
 
 def test_a_year_statement_holds_the_act_of_31_december_at_2330(db_session, cpts, nurse):
     """T11: the act's date is its Paris date; 23:30 on 31 December belongs to that year."""
-    late = fees.local_day(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC))
-    next_year = fees.local_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC))
+    late = fees.local_day(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC), ZONE)
+    next_year = fees.local_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC), ZONE)
     factories.fee_entry(db_session, nurse, "TLL", late)
     factories.fee_entry(db_session, nurse, "TLL", next_year)
     assert [line.act_on for line in statements.statement(db_session, nurse, Period(2026)).lines] == [late]

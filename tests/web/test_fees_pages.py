@@ -3,6 +3,7 @@ import datetime as dt
 import io
 import re
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import time_machine
@@ -75,8 +76,8 @@ def test_an_idel_sees_her_statement_and_her_share_gauge(auth, db_session, idel, 
     assert "LACOSTE" not in body and "HÉLÈNE" not in body, "patients appear by their initials only"
     assert f"12,00{EUROS}" in body and f"52,20{EUROS}" in body, "total: 12 + 15 + 25.20"
     # 25.20 € of télésoin over 500 € declared in 5 months of 12, the 7 others estimated at 100 €: 2.1 %.
-    assert re.search(r'<meter class="w-100" id="share-gauge"[^>]*value="2.1"', body)
-    assert "2,1\u00a0% (plafond 20 %)" in body and ">estimé</span>" in body
+    assert re.search(r'<meter class="w-100" id="share-gauge"[^>]* low="15" high="20"[^>]*value="2.1"', body)
+    assert "2,1\u00a0% (plafond 20\u00a0%)" in body and ">estimé</span>" in body
     assert 'action="/fees/me/activity"' in body and 'enctype="multipart/form-data"' in body
     assert f'href="/fees/professionals/{idel.professional_id}/statement.csv?year=2026&amp;month=11"' in body
     assert audit_rows(db_session, "fees.read")[-1].actor_user_id == idel.id
@@ -97,7 +98,7 @@ def test_the_gauge_warns_at_15_and_says_over_20(auth, db_session, cpts, idel):
         factories.fee_entry(db_session, nurse, "TMI", dt.date(2026, 7, 1 + n), remote=True, coefficient=Decimal(8))
     db_session.commit()
     body = auth.client.get("/fees/me").get_data(as_text=True)
-    assert "21,0\u00a0%" in body and "Plafond de 20 % dépassé" in body
+    assert "21,0\u00a0%" in body and "Plafond de 20\u00a0% dépassé" in body
 
 
 def test_a_gp_has_no_share_and_no_declaration(auth, gp):
@@ -180,7 +181,7 @@ def test_the_coordinator_overview(auth, db_session, cpts, coordinator, idel, led
     assert f"40,00{EUROS}" in body, "the GP's four paid RQD"
     caps = body.split('id="caps"')[1].split("</section>")[0]
     assert "NOM" in caps.upper() and "REQUÉRANT" in caps.upper() and ">RQD<" in caps
-    assert "Aucun·e IDEL ou kiné n'atteint le seuil d'alerte de 15 %." in body
+    assert "Aucun·e IDEL ou kiné n'atteint le seuil d'alerte de 15\u00a0%." in body
     professionals = body.split('id="by-professional"')[1].split("</section>")[0]
     assert (
         f'href="/fees/professionals/{idel.professional_id}?year=2026&amp;month=11">Sophie DELMAS</a>' in professionals
@@ -201,7 +202,7 @@ def test_the_overview_lists_the_idels_over_the_share(auth, db_session, cpts, coo
     auth.login(coordinator)
     body = auth.client.get("/fees/cpts").get_data(as_text=True)
     shares = body.split('id="shares"')[1]
-    assert "Sophie DELMAS" in shares and "21,0\u00a0%" in shares and "Plafond de 20 % dépassé" in shares
+    assert "Sophie DELMAS" in shares and "21,0\u00a0%" in shares and "Plafond de 20\u00a0% dépassé" in shares
 
 
 # --- declared activity ------------------------------------------------------------------------------------
@@ -403,3 +404,14 @@ def test_page_query_counts_do_not_grow_with_the_data(auth, db_session, engine, c
     db_session.commit()
     assert page_queries(auth, engine, large, coordinator) == before
     assert max(before.values()) <= 15, before
+
+
+def test_the_share_thresholds_are_written_from_the_fee_rules_only():
+    """The pages read the alert and cap shares from workflows.fees: no template writes them as numbers."""
+    templates = Path(__file__).resolve().parents[2] / "hub" / "web" / "templates"
+    written = [
+        f"{path.name}: {found.group(0)}"
+        for path in templates.rglob("*.html")
+        for found in re.finditer(r"\b(15|20)\s?%|(low|high)=\"\d", re.sub(r"{#.*?#}", "", path.read_text(), flags=re.S))
+    ]
+    assert written == []

@@ -5,7 +5,7 @@ from sqlalchemy import event, func, select
 
 from hub.db import utcnow
 from hub.models import CarePathway, EligibilityAssessment, PathwayTemplate, Role, StepState
-from tests import factories
+from tests import ZONE, factories
 from workflows import pathways
 
 
@@ -92,7 +92,7 @@ def test_the_coordinators_queue_lists_the_next_due_steps(auth, client, db_sessio
         coordinator,
         patient=patient,
         template=db_session.get(PathwayTemplate, template_id(db_session)),
-        started_on=pathways.today(),
+        started_on=pathways.today(ZONE),
     )
     db_session.commit()
     auth.login(coordinator)
@@ -126,13 +126,13 @@ def test_the_record_and_the_queue_keep_a_constant_number_of_queries(
     counts = []
     for target in (1, 8):  # 4 steps, then 32
         while len(pathways.pathways_of(db_session, patient.id)) < target:
-            pathways.start(db_session, coordinator, patient=patient, template=template, started_on=pathways.today())
+            pathways.start(db_session, coordinator, patient=patient, template=template, started_on=pathways.today(ZONE))
             pathways.start(
                 db_session,
                 coordinator,
                 patient=factories.patient(db_session, cpts),
                 template=template,
-                started_on=pathways.today(),
+                started_on=pathways.today(ZONE),
             )
         db_session.commit()
         counts.append(_count_page_queries(client, engine, url.format(patient_id=patient.id)))

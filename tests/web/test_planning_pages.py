@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from hub.models import (
+    PROGRAM_DEFAULTS,
     Appointment,
     AppointmentState,
     PlaceKind,
@@ -119,6 +120,14 @@ def test_a_program_is_created_from_simple_choices(auth, db_session, coordinator,
     assert "Annuler cette séance" in page and "Libre" in page
     listing = text(auth.client.get("/planning/programs"))
     assert program.name in listing and description in listing
+
+
+def test_the_new_program_form_starts_from_the_program_defaults(auth, coordinator):
+    page = text(auth.client.get("/planning/programs/new"))
+    shown = dict(re.findall(r'<input[^>]* name="([a-z_]+)" type="number"\s+value="([^"]*)"', page))
+    numbers = {key: value for key, value in PROGRAM_DEFAULTS.items() if not isinstance(value, bool)}
+    assert {key: shown.get(key) for key in numbers} == {key: str(value) for key, value in numbers.items()}
+    assert re.search(r'name="skip_public_holidays"[^>]* checked', page)
 
 
 def test_the_program_page_shows_twelve_weeks_of_slots(auth, db_session, coordinator, territory):

@@ -21,7 +21,7 @@ from hub.models import (
     Report,
     ReportState,
 )
-from tests import factories
+from tests import ZONE, factories
 from tests.api import test_reports_api as api_tests
 from tests.api.test_reports_api import MONDAY_13H_UTC, WRITTEN, session_of
 from tests.factories import NOW
@@ -292,7 +292,7 @@ def test_the_coordinator_sees_what_is_late(client, auth, clinic, db_session):
     # Signed since, but the médecin traitant's copy has not left within its delay.
     report = reports.start_report(db_session, clinic.cardiologist, late)
     reports.update_draft(db_session, clinic.cardiologist, report, **WRITTEN)
-    reports.sign(db_session, clinic.cardiologist, report, upload_dir=clinic.uploads)
+    reports.sign(db_session, clinic.cardiologist, report, upload_dir=clinic.uploads, zone=ZONE)
     db_session.commit()
     page = text_of(client.get("/reports/overdue"))
     assert "Envoi en attente : médecin traitant" in page and f'href="/reports/{report.id}"' in page

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 from sqlalchemy import event, func, select
 
 from hub.models import AuditEvent, TeleexpertiseRequest, TeleexpertiseState
-from tests import factories
+from tests import ZONE, factories
 from tests.api import test_teleexpertise_api as api_tests
 from tests.api.test_teleexpertise_api import PNG
 from workflows import teleexpertise
@@ -28,7 +28,7 @@ def send_form(auth, te, **overrides):
 
 def make_request(db_session, te, uploads, **data):
     values = {"patient_id": te["patient"].id, "expert_id": te["cardiologist"].professional_id, "question": "Avis ?"}
-    row = teleexpertise.create(db_session, te["idel"], values | data, upload_dir=uploads)
+    row = teleexpertise.create(db_session, te["idel"], values | data, upload_dir=uploads, zone=ZONE)
     db_session.commit()
     return row
 

@@ -15,7 +15,7 @@ from hub.models import (
     PlaceKind,
     Profession,
 )
-from tests import factories
+from tests import ZONE, factories
 from tests.factories import MONDAY_14H, NOW
 from workflows import appointments, eligibility
 
@@ -117,6 +117,6 @@ def test_a_patient_steered_to_assisted_is_refused_telesoin_and_booked_assisted(
 def test_a_recorded_checklist_lets_the_booking_through(db_session, territory, newcomer):
     actor = territory.coordinator
     answers = dict(factories.ELIGIBLE_ANSWERS, modality=Modality.ASSISTED_TELECONSULTATION, several_conditions=True)
-    assessment = eligibility.assess(db_session, actor, newcomer, answers, on=NOW.date())
+    assessment = eligibility.assess(db_session, actor, newcomer, answers, on=NOW.date(), zone=ZONE)
     assert assessment.outcome is EligibilityOutcome.ASSISTED  # 65 or more with several conditions (seed 003)
     assert book(db_session, territory, newcomer).patient_id == newcomer.id

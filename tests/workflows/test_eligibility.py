@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from hub.errors import RuleViolation, ValidationFailed
 from hub.models import EligibilityAssessment, EligibilityOutcome, Modality, Profession, Role
-from tests import factories
+from tests import ZONE, factories
 from workflows import eligibility
 
 TODAY = dt.date(2026, 11, 23)
@@ -53,13 +53,13 @@ def saved(session) -> int:
 def refused(session, actor, patient, answers, error=ValidationFailed):
     before = saved(session)
     with pytest.raises(error) as caught:
-        eligibility.assess(session, actor, patient, answers, on=TODAY)
+        eligibility.assess(session, actor, patient, answers, on=TODAY, zone=ZONE)
     assert saved(session) == before
     return caught.value
 
 
 def test_a_complete_favourable_checklist_is_recorded_eligible(db_session, actor, adult):
-    assessment = eligibility.assess(db_session, actor, adult, COMPLETE, on=TODAY)
+    assessment = eligibility.assess(db_session, actor, adult, COMPLETE, on=TODAY, zone=ZONE)
     assert assessment.outcome is EligibilityOutcome.ELIGIBLE and assessment.alternative is None
     assert json.loads(assessment.answers)["modality"] == "telesoin"
     assert eligibility.latest_assessment(db_session, adult, Modality.TELESOIN) == assessment
@@ -87,7 +87,9 @@ def test_each_rule(db_session, actor, adult, name, unfavourable, reason):
     answers = COMPLETE | {name: unfavourable}
     error = refused(db_session, actor, adult, answers)
     assert "proposez une alternative" in error.errors["alternative"]
-    assessment = eligibility.assess(db_session, actor, adult, answers | {"alternative": "home_visit"}, on=TODAY)
+    assessment = eligibility.assess(
+        db_session, actor, adult, answers | {"alternative": "home_visit"}, on=TODAY, zone=ZONE
+    )
     assert assessment.outcome is EligibilityOutcome.INELIGIBLE and assessment.alternative == "home_visit"
     assert any(reason in r for r in eligibility.reasons_of(assessment))
 
@@ -95,11 +97,13 @@ def test_each_rule(db_session, actor, adult, name, unfavourable, reason):
 def test_tools_without_an_aidant_make_the_patient_ineligible_an_aidant_makes_them_eligible(db_session, actor, adult):
     refused(db_session, actor, adult, {k: v for k, v in COMPLETE.items() if k != "can_use_tools"})
     assessment = eligibility.assess(
-        db_session, actor, adult, COMPLETE | {"can_use_tools": False, "alternative": "in_person"}, on=TODAY
+        db_session, actor, adult, COMPLETE | {"can_use_tools": False, "alternative": "in_person"}, on=TODAY, zone=ZONE
     )
     assert assessment.outcome is EligibilityOutcome.INELIGIBLE
     assert eligibility.reasons_of(assessment) == [eligibility.TOOLS_REASON]
-    helped = eligibility.assess(db_session, actor, adult, COMPLETE | {"can_use_tools": False, "aidant_present": True})
+    helped = eligibility.assess(
+        db_session, actor, adult, COMPLETE | {"can_use_tools": False, "aidant_present": True}, zone=ZONE
+    )
     assert helped.outcome is EligibilityOutcome.ELIGIBLE
 
 
@@ -108,7 +112,10 @@ def test_a_primo_telesoin_needs_a_written_reason(db_session, actor, adult):
     assert error.errors["first_care_reason"].startswith("Un premier soin à distance doit être justifié")
     refused(db_session, actor, adult, {k: v for k, v in COMPLETE.items() if k != "is_first_care"})
     answers = COMPLETE | {"is_first_care": True, "first_care_reason": "Patient à 60 km, sans transport"}
-    assert eligibility.assess(db_session, actor, adult, answers, on=TODAY).outcome is EligibilityOutcome.ELIGIBLE
+    assert (
+        eligibility.assess(db_session, actor, adult, answers, on=TODAY, zone=ZONE).outcome
+        is EligibilityOutcome.ELIGIBLE
+    )
 
 
 @pytest.mark.parametrize("profession", [Profession.PHYSIOTHERAPIST, Profession.SPEECH_THERAPIST])
@@ -118,7 +125,7 @@ def test_kine_and_orthophoniste_never_assess_by_telesoin(db_session, actor, adul
         db_session, actor, adult, COMPLETE | {"profession": profession, "act_kind": act_kind}, RuleViolation
     )
     assert "ne se fait jamais en télésoin" in error.detail
-    follow_up = eligibility.assess(db_session, actor, adult, COMPLETE | {"profession": profession}, on=TODAY)
+    follow_up = eligibility.assess(db_session, actor, adult, COMPLETE | {"profession": profession}, on=TODAY, zone=ZONE)
     assert follow_up.outcome is EligibilityOutcome.ELIGIBLE
 
 
@@ -128,18 +135,18 @@ def test_a_minor_needs_a_parent_or_authorised_adult(db_session, actor, cpts):
     assert "mineur" in error.errors["parent_present"]
     refused(db_session, actor, child, COMPLETE | {"parent_present": False})  # ineligible: the alternative first
     alone = eligibility.assess(
-        db_session, actor, child, COMPLETE | {"parent_present": False, "alternative": "in_person"}, on=TODAY
+        db_session, actor, child, COMPLETE | {"parent_present": False, "alternative": "in_person"}, on=TODAY, zone=ZONE
     )
     assert alone.outcome is EligibilityOutcome.INELIGIBLE
     assert eligibility.reasons_of(alone) == [eligibility.MINOR_REASON]
-    with_parent = eligibility.assess(db_session, actor, child, COMPLETE | {"parent_present": True}, on=TODAY)
+    with_parent = eligibility.assess(db_session, actor, child, COMPLETE | {"parent_present": True}, on=TODAY, zone=ZONE)
     assert with_parent.outcome is EligibilityOutcome.ELIGIBLE
 
 
 def test_an_older_patient_with_illectronism_is_steered_to_assisted_teleconsultation(db_session, actor, cpts):
     elder = factories.patient(db_session, cpts, birth_date=dt.date(1950, 1, 1))
     answers = COMPLETE | {"illectronism": True, "can_use_tools": False}
-    assessment = eligibility.assess(db_session, actor, elder, answers, on=TODAY)
+    assessment = eligibility.assess(db_session, actor, elder, answers, on=TODAY, zone=ZONE)
     assert assessment.outcome is EligibilityOutcome.ASSISTED and assessment.alternative == "assisted"
     assert "téléconsultation assistée" in eligibility.reasons_of(assessment)[0]
 
@@ -147,12 +154,12 @@ def test_an_older_patient_with_illectronism_is_steered_to_assisted_teleconsultat
 @pytest.mark.parametrize("frailty", ["several_conditions", "mobility_issues"])
 def test_an_older_patient_with_several_conditions_or_mobility_issues_is_steered(db_session, actor, cpts, frailty):
     elder = factories.patient(db_session, cpts, birth_date=dt.date(1955, 1, 1))
-    assessment = eligibility.assess(db_session, actor, elder, COMPLETE | {frailty: True}, on=TODAY)
+    assessment = eligibility.assess(db_session, actor, elder, COMPLETE | {frailty: True}, on=TODAY, zone=ZONE)
     assert assessment.outcome is EligibilityOutcome.ASSISTED
 
 
 def test_a_younger_patient_with_illectronism_is_not_steered(db_session, actor, adult):
-    assessment = eligibility.assess(db_session, actor, adult, COMPLETE | {"illectronism": True}, on=TODAY)
+    assessment = eligibility.assess(db_session, actor, adult, COMPLETE | {"illectronism": True}, on=TODAY, zone=ZONE)
     assert assessment.outcome is EligibilityOutcome.ELIGIBLE
 
 
@@ -165,11 +172,13 @@ def test_only_remote_modalities_are_assessed(db_session, actor, adult):
 def test_booking_a_remote_session_requires_a_favourable_checklist(db_session, actor, cpts, adult):
     with pytest.raises(RuleViolation, match="Vérifiez d'abord l'éligibilité"):
         eligibility.require_eligible(db_session, adult, Modality.TELESOIN)
-    eligibility.assess(db_session, actor, adult, COMPLETE | {"needs_direct_contact": True, "alternative": "in_person"})
+    eligibility.assess(
+        db_session, actor, adult, COMPLETE | {"needs_direct_contact": True, "alternative": "in_person"}, zone=ZONE
+    )
     with pytest.raises(RuleViolation, match="soin en présentiel a été proposé"):
         eligibility.require_eligible(db_session, adult, Modality.TELESOIN)
     elder = factories.patient(db_session, cpts, birth_date=dt.date(1950, 1, 1))
-    eligibility.assess(db_session, actor, elder, COMPLETE | {"mobility_issues": True}, on=TODAY)
+    eligibility.assess(db_session, actor, elder, COMPLETE | {"mobility_issues": True}, on=TODAY, zone=ZONE)
     with pytest.raises(RuleViolation, match="orienté vers une téléconsultation assistée"):
         eligibility.require_eligible(db_session, elder, Modality.TELESOIN)
     assert eligibility.require_eligible(db_session, elder, Modality.ASSISTED_TELECONSULTATION).outcome is (

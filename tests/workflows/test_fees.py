@@ -15,7 +15,7 @@ from hub.models import (
     Profession,
     Slot,
 )
-from tests import factories
+from tests import ZONE, factories
 from tests.factories import NOW, PARIS, carry_out, check_in
 from workflows import appointments, fees
 
@@ -101,7 +101,7 @@ def test_accrual_is_idempotent(db_session, cpts):
     ],
 )
 def test_act_dates_are_paris_calendar_dates(instant, year):
-    day = fees.local_day(instant.astimezone(dt.UTC))
+    day = fees.local_day(instant.astimezone(dt.UTC), ZONE)
     assert day.year == year and day == instant.date()
 
 
@@ -111,9 +111,9 @@ def test_a_fifth_expertise_at_2330_on_31_december_counts_in_that_year(db_session
     patient = factories.patient(db_session, cpts)
     for n in range(4):
         fees.accrue(db_session, act(doctor, "RQD", dt.date(2026, 11, 1 + n), f"n{n}", patient_id=patient.id))
-    late = fees.local_day(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC))
+    late = fees.local_day(dt.datetime(2026, 12, 31, 22, 30, tzinfo=dt.UTC), ZONE)
     assert fees.accrue(db_session, act(doctor, "RQD", late, "late", patient_id=patient.id)).amount == 0
-    next_year = fees.local_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC))
+    next_year = fees.local_day(dt.datetime(2026, 12, 31, 23, 30, tzinfo=dt.UTC), ZONE)
     assert fees.accrue(db_session, act(doctor, "RQD", next_year, "ny", patient_id=patient.id)).amount > 0
 
 
@@ -155,7 +155,7 @@ def test_degraded_appointment_accrues_nothing(db_session, territory):
     appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
     check_in(db_session, t.idel_user, appointment)
     appointments.degrade(db_session, t.idel_user, appointment, reason="Coupure vidéo")
-    assert fees.accrue_appointment(db_session, appointment) == []
+    assert fees.accrue_appointment(db_session, appointment, zone=ZONE) == []
     assert appointment.state is AppointmentState.DEGRADED
 
 
@@ -248,7 +248,7 @@ def test_remote_share_blocks_beyond_twenty_percent_unless_overridden(db_session,
     share = fees.remote_share(db_session, kine.id, first=dt.date(2025, 12, 1), last=dt.date(2026, 11, 30))
     assert share.level == "alerte" and share.share == Decimal("0.1863")
     start = dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC)
-    with pytest.raises(RuleViolation, match="plafond de 20 %"):
+    with pytest.raises(RuleViolation, match="plafond de 20\u00a0%"):
         book_telesoin(db_session, t, program, start, act="reeducation", coefficient=Decimal(8))
     with pytest.raises(RuleViolation):
         appointments.book(
@@ -347,7 +347,7 @@ def test_sessions_booked_ahead_count_toward_the_share(db_session, territory, kin
     declare_year(db_session, kine, "100")  # 240 € of télésoin allowed over the rolling year
     start = dt.datetime(2026, 11, 23, 9, tzinfo=dt.UTC)
     booked = 0
-    with pytest.raises(RuleViolation, match="plafond de 20 %"):
+    with pytest.raises(RuleViolation, match="plafond de 20\u00a0%"):
         for n in range(20):  # 17.20 € each: the 14th would reach 240.80 €
             patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
             slot = factories.slot(db_session, program, start + dt.timedelta(hours=n))

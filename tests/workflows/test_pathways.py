@@ -14,7 +14,7 @@ from hub.models import (
     Role,
     StepState,
 )
-from tests import factories
+from tests import ZONE, factories
 from workflows import pathways
 
 START = dt.date(2026, 12, 1)
@@ -244,7 +244,7 @@ def test_the_timeline_keeps_a_constant_number_of_queries(db_session, world, cpts
         db_session.flush()
         db_session.expire_all()
         with QueryCounter(db_session.get_bind()) as counter:
-            entries = pathways.timeline(db_session, patient)
+            entries = pathways.timeline(db_session, patient, zone=ZONE)
         counts.append(counter.count)
         assert len([e for e in entries if e.kind == "step"]) == 4 * pathways_count
     assert counts[0] == counts[1]
@@ -253,7 +253,7 @@ def test_the_timeline_keeps_a_constant_number_of_queries(db_session, world, cpts
 def test_the_timeline_merges_steps_and_appointments_by_date(db_session, world, cpts):
     coordinator, _, patient = world
     started(db_session, coordinator, patient)
-    entries = pathways.timeline(db_session, patient)
+    entries = pathways.timeline(db_session, patient, zone=ZONE)
     assert [e.on for e in entries] == sorted(e.on for e in entries)
     assert entries[0].kind == "step" and entries[0].can_skip
 

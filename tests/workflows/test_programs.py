@@ -8,7 +8,7 @@ from hub.errors import Conflict, RuleViolation, ValidationFailed
 from hub.models import Allocation, AppointmentState, PlaceKind, ProgramKind, Slot, SlotState
 from scheduling.agenda import day_bounds, professional_agenda
 from scheduling.slots import generate_slots
-from tests import factories
+from tests import ZONE, factories
 from tests.factories import PARIS
 from workflows import appointments, programs
 
@@ -28,7 +28,7 @@ def new_program(db_session, t, **overrides):
         "accompaniment_before_minutes": 20,
         "accompaniment_after_minutes": 25,
     }
-    return programs.create_program(db_session, t.coordinator, data | overrides, now=JAN_2026)
+    return programs.create_program(db_session, t.coordinator, data | overrides, now=JAN_2026, zone=ZONE)
 
 
 def slot_starts(db_session, program, *, state=None):

@@ -27,9 +27,9 @@ from hub.models import (
 from hub.services.care import has_care_relation
 from scheduling.periodic import JobContext
 from scheduling.runner import fire_periodic
-from tests import factories
+from tests import ZONE, factories
 from tests.factories import NOW, PARIS
-from workflows import reports, teleexpertise
+from workflows import fees, reports, teleexpertise
 from workflows.jobs import PERIODIC_JOBS
 
 S = TeleexpertiseState
@@ -59,6 +59,7 @@ def ask(db_session, t, tmp_path, *, actor=None, now=NOW, files=(), **data):
         files=list(files),
         max_upload_bytes=1024,
         now=now,
+        zone=ZONE,
     )
 
 
@@ -187,12 +188,12 @@ def in_state(db_session, t, tmp_path, state, *, pool: bool):
 
 def run(db_session, t, tmp_path, verb, request, cardio_user, sessions):
     if verb == "assign":
-        return teleexpertise.assign(db_session, cardio_user, request, now=NOW)
+        return teleexpertise.assign(db_session, cardio_user, request, now=NOW, zone=ZONE)
     if verb == "start":
         return teleexpertise.start(db_session, cardio_user, request)
     if verb == "answer":
         return teleexpertise.mark_answered(
-            db_session, request, signed_answer(db_session, t, request, cardio_user), now=NOW
+            db_session, request, signed_answer(db_session, t, request, cardio_user), now=NOW, zone=ZONE
         )
     if verb == "close":
         return teleexpertise.close(db_session, t.idel_user, request)
@@ -241,11 +242,11 @@ def test_a_pool_expert_who_declines_hands_the_request_back_to_the_pool(
 ):
     t = territory
     request = ask_pool(db_session, t, tmp_path)
-    teleexpertise.assign(db_session, cardio_user, request, now=NOW)
+    teleexpertise.assign(db_session, cardio_user, request, now=NOW, zone=ZONE)
     teleexpertise.start(db_session, cardio_user, request)
     teleexpertise.decline(db_session, cardio_user, request, reason="En congés", now=NOW)
     assert (request.state, request.expert_id, request.decline_reason) == (S.SUBMITTED, None, "En congés")
-    teleexpertise.assign(db_session, other_cardio, request, now=NOW)
+    teleexpertise.assign(db_session, other_cardio, request, now=NOW, zone=ZONE)
     assert request.expert_id == other_cardio.professional_id
 
 
@@ -254,12 +255,14 @@ def test_only_the_pool_or_the_coordination_may_assign(db_session, territory, tmp
     request = ask_pool(db_session, t, tmp_path)
     gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
     with pytest.raises(RuleViolation):
-        teleexpertise.assign(db_session, gp, request, now=NOW)  # not a cardiologist
+        teleexpertise.assign(db_session, gp, request, now=NOW, zone=ZONE)  # not a cardiologist
     with pytest.raises(RuleViolation):
-        teleexpertise.assign(db_session, cardio_user, request, expert=other_cardio.professional, now=NOW)
+        teleexpertise.assign(db_session, cardio_user, request, expert=other_cardio.professional, now=NOW, zone=ZONE)
     with pytest.raises(ValidationFailed):
-        teleexpertise.assign(db_session, t.coordinator, request, expert=gp.professional, now=NOW)  # not in the pool
-    teleexpertise.assign(db_session, t.coordinator, request, expert=other_cardio.professional, now=NOW)
+        teleexpertise.assign(
+            db_session, t.coordinator, request, expert=gp.professional, now=NOW, zone=ZONE
+        )  # not in the pool
+    teleexpertise.assign(db_session, t.coordinator, request, expert=other_cardio.professional, now=NOW, zone=ZONE)
     assert (request.state, request.expert_id) == (S.ASSIGNED, other_cardio.professional_id)
     assert db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "teleexpertise_assigned")).recipient == (
         "c2@example.org"
@@ -271,8 +274,10 @@ def test_only_the_pool_or_the_coordination_may_assign(db_session, territory, tmp
 
 def answered(db_session, t, tmp_path, cardio_user, **data):
     request = ask(db_session, t, tmp_path, **data)
-    teleexpertise.assign(db_session, cardio_user, request, now=NOW)
-    teleexpertise.mark_answered(db_session, request, signed_answer(db_session, t, request, cardio_user), now=NOW)
+    teleexpertise.assign(db_session, cardio_user, request, now=NOW, zone=ZONE)
+    teleexpertise.mark_answered(
+        db_session, request, signed_answer(db_session, t, request, cardio_user), now=NOW, zone=ZONE
+    )
     return request
 
 
@@ -293,7 +298,9 @@ def test_answer_accrues_rqd_and_te2_once(db_session, territory, tmp_path, cardio
     }
     assert request.answered_at == NOW
     with pytest.raises(InvalidTransition):  # a second signature cannot answer it again
-        teleexpertise.mark_answered(db_session, request, signed_answer(db_session, t, request, cardio_user), now=NOW)
+        teleexpertise.mark_answered(
+            db_session, request, signed_answer(db_session, t, request, cardio_user), now=NOW, zone=ZONE
+        )
     assert len(fees_of(db_session, request)) == 2
     mail = db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "teleexpertise_answered"))
     assert mail.recipient == "idel@example.org"
@@ -328,6 +335,19 @@ def test_the_cap_counts_the_paris_calendar_year(db_session, territory, tmp_path,
     assert ask(db_session, t, tmp_path, now=dt.datetime(2027, 1, 1, 0, 30, tzinfo=PARIS)).state is S.SUBMITTED
 
 
+def test_the_warning_reads_the_cap_of_the_tariff_in_force(db_session, territory, tmp_path, cardio_user):
+    t = territory
+    day = NOW.astimezone(PARIS).date()
+    fees.tariff_on(db_session, "RQD", day).yearly_cap_per_patient = 2
+    for _ in range(2):
+        answered(db_session, t, tmp_path, cardio_user)
+    with pytest.raises(teleexpertise.OverYearlyCap) as refused:
+        ask(db_session, t, tmp_path)
+    assert "3e téléexpertise" in refused.value.detail and "au plus 2 par an" in refused.value.detail
+    third = answered(db_session, t, tmp_path, cardio_user, acknowledge_over_cap=True)
+    assert (fees_of(db_session, third)["RQD"].amount, fees_of(db_session, third)["TE2"].amount) == (0, Decimal("23.00"))
+
+
 def test_the_cap_per_patient_and_expert_binds_other_requesters(db_session, territory, tmp_path, cardio_user):
     t = territory
     factories.in_care_team(db_session, t.patient, t.other_idel)
@@ -341,11 +361,11 @@ def test_the_cap_per_patient_and_expert_binds_other_requesters(db_session, terri
 def test_signing_the_answer_through_reports_answers_the_request(db_session, territory, tmp_path, cardio_user):
     t = territory
     request = ask(db_session, t, tmp_path)
-    draft = reports.begin_answer(db_session, cardio_user, request)
+    draft = reports.begin_answer(db_session, cardio_user, request, zone=ZONE)
     assert request.state is S.IN_PROGRESS and request.answer_report_id == draft.id
-    assert reports.begin_answer(db_session, cardio_user, request).id == draft.id
+    assert reports.begin_answer(db_session, cardio_user, request, zone=ZONE).id == draft.id
     reports.update_draft(db_session, cardio_user, draft, acts="Avis sur photo", conclusion="Compression")
-    reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW)
+    reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW, zone=ZONE)
     assert request.state is S.ANSWERED
     assert set(fees_of(db_session, request)) == {"RQD", "TE2"}
 
@@ -353,13 +373,13 @@ def test_signing_the_answer_through_reports_answers_the_request(db_session, terr
 def test_a_corrected_answer_is_signed_and_routed_without_answering_twice(db_session, territory, tmp_path, cardio_user):
     t = territory
     request = ask(db_session, t, tmp_path)
-    draft = reports.begin_answer(db_session, cardio_user, request)
+    draft = reports.begin_answer(db_session, cardio_user, request, zone=ZONE)
     reports.update_draft(db_session, cardio_user, draft, acts="Avis sur photo", conclusion="Compression")
-    first = reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW)
+    first = reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW, zone=ZONE)
     correction = reports.supersede(db_session, cardio_user, first)
     assert request.answer_report_id == correction.id
     reports.update_draft(db_session, cardio_user, correction, conclusion="Compression et avis dermatologique")
-    signed = reports.sign(db_session, cardio_user, correction, upload_dir=tmp_path, now=NOW)
+    signed = reports.sign(db_session, cardio_user, correction, upload_dir=tmp_path, now=NOW, zone=ZONE)
     assert signed.state is not ReportState.DRAFT and request.state is S.ANSWERED
     assert {e.code for e in fees_of(db_session, request).values()} == {"RQD", "TE2"}, "accrued once"
 
@@ -369,11 +389,11 @@ def test_an_expert_who_handed_the_request_back_cannot_sign_its_draft(
 ):
     t = territory
     request = ask_pool(db_session, t, tmp_path)
-    draft = reports.begin_answer(db_session, cardio_user, request)
+    draft = reports.begin_answer(db_session, cardio_user, request, zone=ZONE)
     reports.update_draft(db_session, cardio_user, draft, acts="Avis", conclusion="Conclusion")
     teleexpertise.decline(db_session, cardio_user, request, reason="En congés", now=NOW)
     with pytest.raises(RuleViolation, match="plus rattachée"):
-        reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW)
+        reports.sign(db_session, cardio_user, draft, upload_dir=tmp_path, now=NOW, zone=ZONE)
     assert draft.state is ReportState.DRAFT and draft.document_uid is None
 
 
@@ -418,6 +438,7 @@ def committed_pool(committed, tmp_path):
             idel_user,
             {"patient_id": patient.id, "specialty": "Cardiologie", "question": "ECG ?"},
             upload_dir=tmp_path,
+            zone=ZONE,
         )
         session.commit()
         ids = (request.id, [u.id for u in experts])
@@ -444,7 +465,7 @@ def test_of_two_experts_taking_a_pool_request_at_once_the_first_wins(committed_p
             user = session.get(User, user_id)
             request = session.get(TeleexpertiseRequest, request_id)
             try:
-                teleexpertise.assign(session, user, request)
+                teleexpertise.assign(session, user, request, zone=ZONE)
                 session.commit()
                 outcomes.append("taken")
             except (Conflict, InvalidTransition):
@@ -483,14 +504,14 @@ def test_an_expert_of_the_pool_may_answer_at_once_which_takes_the_request(
     db_session, territory, tmp_path, cardio_user, other_cardio
 ):
     request = ask_pool(db_session, territory, tmp_path)
-    draft = reports.begin_answer(db_session, other_cardio, request)
+    draft = reports.begin_answer(db_session, other_cardio, request, zone=ZONE)
     assert (request.state, request.expert_id) == (S.IN_PROGRESS, other_cardio.professional_id)
     assert draft.author_id == other_cardio.professional_id
     with pytest.raises(InvalidTransition):  # taken: too late for the other one
-        teleexpertise.assign(db_session, cardio_user, request, now=NOW)
+        teleexpertise.assign(db_session, cardio_user, request, now=NOW, zone=ZONE)
     outsider = factories.user(db_session, territory.cpts, Role.PROFESSIONAL)
     with pytest.raises(RuleViolation):
-        reports.begin_answer(db_session, outsider, ask_pool(db_session, territory, tmp_path))
+        reports.begin_answer(db_session, outsider, ask_pool(db_session, territory, tmp_path), zone=ZONE)
 
 
 def test_the_expert_who_takes_a_pool_request_gets_the_frozen_document_by_mssante(
@@ -499,7 +520,7 @@ def test_the_expert_who_takes_a_pool_request_gets_the_frozen_document_by_mssante
     from hub.documents.clinical import DocumentPackage
 
     request = ask_pool(db_session, territory, tmp_path)
-    teleexpertise.assign(db_session, cardio_user, request, now=NOW)
+    teleexpertise.assign(db_session, cardio_user, request, now=NOW, zone=ZONE)
     delivery = db_session.scalar(select(Delivery).where(Delivery.teleexpertise_request_id == request.id))
     assert delivery.address == territory.cardiologist.mssante_address
     message = db_session.get(OutboxMessage, delivery.outbox_message_id)
@@ -507,5 +528,5 @@ def test_the_expert_who_takes_a_pool_request_gets_the_frozen_document_by_mssante
     assert package.document.document_uid == request.document_uid
     assert package.rendering("pdf").sha256 == request.pdf_sha256  # the bytes frozen at submission
     named = ask(db_session, territory, tmp_path)
-    teleexpertise.assign(db_session, cardio_user, named, now=NOW)
+    teleexpertise.assign(db_session, cardio_user, named, now=NOW, zone=ZONE)
     assert db_session.scalar(select(func.count(Delivery.id)).where(Delivery.teleexpertise_request_id == named.id)) == 1
