@@ -28,15 +28,14 @@ from hub.models import (
     PlaceKind,
     Profession,
     Professional,
-    Role,
     SessionProgram,
     Slot,
     SlotState,
     User,
-    UserRole,
     VisitOffer,
     VisitOfferState,
 )
+from hub.services import directory
 from hub.services.care import care_team_member
 from hub.services.identity import has_valid_consent
 from scheduling.bookings import Hold, allocate, release
@@ -643,15 +642,6 @@ def _notify_patient(session, appointment, *, kind: str, key: str) -> None:
 
 
 def _notify_coordination(session, appointment, *, kind: str) -> None:
-    coordinators = session.scalars(
-        select(Professional)
-        .join(User, User.professional_id == Professional.id)
-        .join(UserRole, UserRole.user_id == User.id)
-        .where(
-            User.cpts_id == appointment.cpts_id,
-            UserRole.role == Role.COORDINATOR,
-            User.is_active.is_(True),
-        )
-    ).all()
+    coordinators = directory.coordinators_by_cpts(session, [appointment.cpts_id]).get(appointment.cpts_id, [])
     for coordinator in coordinators:
         _notify_professional(session, coordinator, appointment, kind=kind, key=f"{appointment.id}:{coordinator.id}")

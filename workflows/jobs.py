@@ -26,15 +26,12 @@ from hub.models import (
     IdempotentRequest,
     LoginAttempt,
     OutboxMessage,
-    Professional,
-    Role,
     SessionProgram,
-    User,
-    UserRole,
     UserSession,
     VisitOffer,
     VisitOfferState,
 )
+from hub.services import directory
 from scheduling.periodic import JobContext, PeriodicJob, local_day, local_hour, ten_minutes
 from scheduling.slots import generate_slots
 from workflows import reports, teleexpertise
@@ -163,7 +160,7 @@ def escalate_unconfirmed(ctx: JobContext, *, now: dt.datetime) -> str:
             )
             .order_by(Appointment.id)
         ).all()
-        coordinators = _coordinators(session, {a.cpts_id for a in appointments})
+        coordinators = directory.coordinators_by_cpts(session, {a.cpts_id for a in appointments})
         for appointment in appointments:
             when = appointment.starts_at.astimezone(ctx.zone)
             payload = {
@@ -172,12 +169,14 @@ def escalate_unconfirmed(ctx: JobContext, *, now: dt.datetime) -> str:
                 "local_time": when.strftime("%H:%M"),
                 "recipient_kind": "coordinator",
             }
-            for professional_id, email in coordinators.get(appointment.cpts_id, []):
+            for coordinator in coordinators.get(appointment.cpts_id, []):
+                if not coordinator.email:
+                    continue
                 notices.append(
                     Notice(
-                        key=f"escalation:{appointment.id}:{professional_id}",
+                        key=f"escalation:{appointment.id}:{coordinator.id}",
                         channel="email",
-                        recipient=email,
+                        recipient=coordinator.email,
                         kind="escalation",
                         payload=payload,
                         cpts_id=appointment.cpts_id,
@@ -185,30 +184,6 @@ def escalate_unconfirmed(ctx: JobContext, *, now: dt.datetime) -> str:
                 )
     created = _enqueue_missing(ctx, notices)
     return f"{len(appointments)} visite(s) non confirmée(s), {created} alerte(s) mise(s) en file"
-
-
-def _coordinators(session: Session, cpts_ids: set[int]) -> dict[int, list[tuple[int, str]]]:
-    if not cpts_ids:
-        return {}
-    rows = session.execute(
-        select(User.cpts_id, Professional.id, Professional.email)
-        .join(UserRole, UserRole.user_id == User.id)
-        .join(Professional, Professional.id == User.professional_id)
-        .where(
-            User.cpts_id.in_(cpts_ids),
-            User.is_active.is_(True),
-            UserRole.role == Role.COORDINATOR,
-            Professional.is_active.is_(True),
-            Professional.email.is_not(None),
-            Professional.email != "",
-        )
-        .order_by(Professional.id)
-    ).all()
-    result: dict[int, list[tuple[int, str]]] = {}
-    for cpts_id, professional_id, email in rows:
-        assert email is not None  # the query keeps only professionals with an address
-        result.setdefault(cpts_id, []).append((professional_id, email))
-    return result
 
 
 # --- the own-IDEL-first delay --------------------------------------------------------------------------

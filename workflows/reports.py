@@ -47,14 +47,13 @@ from hub.models import (
     Report,
     ReportKind,
     ReportState,
-    Role,
     SessionProgram,
     StepState,
     TeleexpertiseRequest,
     TeleexpertiseState,
     User,
-    UserRole,
 )
+from hub.services import directory
 from workflows import deliveries, events, teleexpertise
 from workflows.attachments import StoredFile
 from workflows.fees import local_day
@@ -626,17 +625,8 @@ def alert_overdue(session: Session, *, now: dt.datetime | None = None) -> int:
     """One e-mail to each coordinator of the CPTS per late item (ids only, no health data); the key makes
     a second run, or a second worker, queue nothing more."""
     now = now or utcnow()
-    coordinators = session.execute(
-        select(User.cpts_id, Professional)
-        .join(UserRole, UserRole.user_id == User.id)
-        .join(Professional, Professional.id == User.professional_id)
-        .where(UserRole.role == Role.COORDINATOR, User.is_active.is_(True))
-    ).all()
-    by_cpts: dict[int, list[Professional]] = {}
-    for cpts_id, pro in coordinators:
-        by_cpts.setdefault(cpts_id, []).append(pro)
     queued = 0
-    for cpts_id, pros in by_cpts.items():
+    for cpts_id, pros in directory.coordinators_by_cpts(session).items():
         # One alert per late report (or unsigned session) and coordinator, however many of its deliveries wait.
         keys = {
             f"{item.kind}:{item.appointment_id or 0}:{item.report_id or 0}:{pro.id}": (item, pro)

@@ -1,11 +1,22 @@
 """Organisations and professionals of a CPTS."""
 
+from collections.abc import Iterable
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
 from hub.errors import NotFound, ValidationFailed
-from hub.models import CLINICAL_PROFESSIONS, Organisation, OrganisationKind, Profession, Professional
+from hub.models import (
+    CLINICAL_PROFESSIONS,
+    Organisation,
+    OrganisationKind,
+    Profession,
+    Professional,
+    Role,
+    User,
+    UserRole,
+)
 
 
 def create_cpts(session: Session, *, name: str, finess: str | None = None, commune_insee: str | None = None):
@@ -189,3 +200,21 @@ def active_clinicians(session: Session, cpts_id: int, *, professions=CLINICAL_PR
             .order_by(Professional.last_name, Professional.first_name)
         )
     )
+
+
+def coordinators_by_cpts(session: Session, cpts_ids: Iterable[int] | None = None) -> dict[int, list[Professional]]:
+    """Who the coordination is, for the alerts it receives: per CPTS (all of them when `cpts_ids` is None),
+    the active professionals behind an active account with the coordinator role, by id."""
+    query = (
+        select(User.cpts_id, Professional)
+        .join(UserRole, UserRole.user_id == User.id)
+        .join(Professional, Professional.id == User.professional_id)
+        .where(UserRole.role == Role.COORDINATOR, User.is_active.is_(True), Professional.is_active.is_(True))
+        .order_by(Professional.id)
+    )
+    if cpts_ids is not None:
+        query = query.where(User.cpts_id.in_(list(cpts_ids)))
+    coordinators: dict[int, list[Professional]] = {}
+    for cpts_id, professional in session.execute(query):
+        coordinators.setdefault(cpts_id, []).append(professional)
+    return coordinators
