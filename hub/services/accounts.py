@@ -177,6 +177,9 @@ class ThrottleLimits:
     window: dt.timedelta
     per_account_and_ip: int
     per_ip: int
+    # Not a lock: past this many failures on one login from all addresses, the password step stops telling
+    # whether the password was right (S19), so that a distributed guesser learns nothing and the owner,
+    # who knows the password and holds the code, still gets in.
     per_account: int
 
 
@@ -187,8 +190,13 @@ class LoginRefusal(StrEnum):
 
 @dataclass(frozen=True)
 class LoginResult:
+    """`user` is set when the password was right. With `verdict_withheld` the caller goes on to the second
+    factor whatever the password was, and `user` (when set) has a TOTP key: only both factors together
+    are judged."""
+
     user: User | None
     refusal: LoginRefusal | None = None
+    verdict_withheld: bool = False
 
 
 def _failures(session: Session, since: dt.datetime, *conditions) -> int:
@@ -200,14 +208,18 @@ def _failures(session: Session, since: dt.datetime, *conditions) -> int:
 
 
 def is_throttled(session: Session, login: str, ip: str, limits: ThrottleLimits, *, now: dt.datetime) -> bool:
-    """Throttle a (login, IP) pair hard and an IP across logins; an account as a whole only far later,
-    so that a third party from one address cannot lock someone out."""
+    """Throttle a source: a (login, IP) pair, and an IP across logins. Never a login as a whole, which a
+    third party could then lock (S19); refused attempts are not recorded as failures, so they do not
+    extend a lock either."""
     since = now - limits.window
     return (
         _failures(session, since, LoginAttempt.login == login, LoginAttempt.ip == ip) >= limits.per_account_and_ip
         or _failures(session, since, LoginAttempt.ip == ip) >= limits.per_ip
-        or _failures(session, since, LoginAttempt.login == login) >= limits.per_account
     )
+
+
+def is_under_attack(session: Session, login: str, limits: ThrottleLimits, *, now: dt.datetime) -> bool:
+    return _failures(session, now - limits.window, LoginAttempt.login == login) >= limits.per_account
 
 
 def record_login_failure(session: Session, login: str, ip: str, *, factor: str, user: User | None = None) -> None:
@@ -227,19 +239,22 @@ def check_password(session: Session, *, login: str, password: str, ip: str, limi
     login = normalise_login(login)
     now = utcnow()
     if is_throttled(session, login, ip, limits, now=now):
-        session.add(LoginAttempt(login=login, ip=ip, succeeded=False))
         audit.record(session, actor=f"login:{login}", action="login.throttled", outcome="denied")
         return LoginResult(None, LoginRefusal.THROTTLED)
+    under_attack = is_under_attack(session, login, limits, now=now)
     user = session.scalar(select(User).where(User.login == login))
     if user is None:
         _verify_password(_DUMMY_HASH, password)
         ok = False
     else:
         ok = _verify_password(user.password_hash, password) and user.is_active
-    if not ok:
+    if not ok or user is None:
         record_login_failure(session, login, ip, factor="password", user=user)
-        return LoginResult(None, LoginRefusal.BAD_CREDENTIALS)
+        return LoginResult(None, LoginRefusal.BAD_CREDENTIALS, verdict_withheld=under_attack)
     audit.record(session, actor=user, action="login.password", outcome="success")
+    if under_attack:
+        # An account not enrolled yet has no second factor to prove itself with: it waits out the attack.
+        return LoginResult(user if user.totp_secret else None, verdict_withheld=True)
     return LoginResult(user)
 
 

@@ -1,6 +1,7 @@
 """Login in two steps (password, then TOTP — or TOTP enrolment on first login), and logout."""
 
 import datetime as dt
+from dataclasses import dataclass
 
 import segno
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
@@ -22,6 +23,7 @@ bp = Blueprint("auth", __name__)
 SECOND_FACTOR_DELAY = dt.timedelta(minutes=5)
 BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."
 THROTTLED = "Trop de tentatives de connexion. Patientez quelques minutes avant de réessayer."
+BOTH_FACTORS_REFUSED = "Identifiant, mot de passe ou code incorrect. Recommencez la connexion."
 BAD_CODE = "Code incorrect ou déjà utilisé. Saisissez le code à 6 chiffres affiché par votre application."
 
 
@@ -49,14 +51,11 @@ def login():
     from hub.http.csrf import check_csrf
 
     check_csrf()
+    login = accounts.normalise_login(request.form.get("login", ""))
     result = accounts.check_password(
-        db(),
-        login=request.form.get("login", ""),
-        password=request.form.get("password", ""),
-        ip=_client_ip(),
-        limits=_limits(),
+        db(), login=login, password=request.form.get("password", ""), ip=_client_ip(), limits=_limits()
     )
-    if result.user is None:  # the failure and its count are committed with this page (hub.http.request)
+    if result.user is None and not result.verdict_withheld:  # committed with this page (hub.http.request)
         message, status = (
             (THROTTLED, 429) if result.refusal is accounts.LoginRefusal.THROTTLED else (BAD_CREDENTIALS, 401)
         )
@@ -64,30 +63,47 @@ def login():
     next_url = safe_next(request.form.get("next"))
     session.clear()
     renew_session_id()
-    session["pending_user_id"] = result.user.id
+    session["pending_login"] = login
+    session["pending_user_id"] = result.user.id if result.user else None
+    session["pending_withheld"] = result.verdict_withheld
     session["pending_at"] = utcnow().timestamp()
     session["next"] = next_url
-    return redirect(url_for("auth.second_factor" if result.user.totp_secret else "auth.enrol"))
+    enrolled = result.verdict_withheld or (result.user is not None and result.user.totp_secret)
+    return redirect(url_for("auth.second_factor" if enrolled else "auth.enrol"))
 
 
-def _pending_user() -> User | None:
-    """The user between the two factors, if that state is fresh and no login completed since it began.
+@dataclass(frozen=True)
+class _Pending:
+    """A login between its two factors. `user` is None when the password step withheld its verdict
+    and the password was wrong (or the login unknown): no code can then complete it."""
+
+    login: str
+    user: User | None
+    withheld: bool
+
+
+def _pending() -> _Pending | None:
+    """The login between the two factors, if that state is fresh and no login completed since it began.
 
     The pending state lives in the signed cookie; refusing it once a later session exists makes an
     old pre-login cookie useless after the login it started (S5)."""
-    user_id, started = session.get("pending_user_id"), session.get("pending_at")
-    if user_id is None or started is None:
+    login, started = session.get("pending_login"), session.get("pending_at")
+    if login is None or started is None:
         return None
     started_at = dt.datetime.fromtimestamp(started, dt.UTC)
     if utcnow() - started_at > SECOND_FACTOR_DELAY:
         return None
+    pending = _Pending(login, None, bool(session.get("pending_withheld")))
+    user_id = session.get("pending_user_id")
+    if user_id is None:
+        return pending
     user = db().get(User, user_id)
     if user is None or not user.is_active:
         return None
     last_login = db().scalar(select(func.max(UserSession.created_at)).where(UserSession.user_id == user.id))
     if last_login is not None and last_login >= started_at:
         return None
-    return user
+    return _Pending(login, user, pending.withheld)
 
 
 def _complete_login(user: User):
@@ -99,34 +115,42 @@ def _complete_login(user: User):
     return redirect(next_url)
 
 
-def _second_factor_refused(user: User, template: str, **context):
-    accounts.record_login_failure(db(), user.login, _client_ip(), factor="totp", user=user)
-    return render_template(template, error=BAD_CODE, **context), 401
+def _second_factor_refused(pending: _Pending, template: str, **context):
+    accounts.record_login_failure(db(), pending.login, _client_ip(), factor="totp", user=pending.user)
+    return render_template(template, error=BOTH_FACTORS_REFUSED if pending.withheld else BAD_CODE, **context), 401
+
+
+# A GET here never ends a session (a cross-site link must not log anyone out): a logged-in user goes home,
+# a stale or missing pending login back to the login page, with the cookie left as it was.
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
 @access(PENDING_SECOND_FACTOR)
 def second_factor():
-    user = _pending_user()
-    if user is None or not user.totp_secret:
-        session.clear()
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    pending = _pending()
+    if pending is None or (pending.user is not None and not pending.user.totp_secret):
         return redirect(url_for("auth.login"))
     if request.method == "GET":
         return render_template("auth/totp.html")
-    if accounts.is_throttled(db(), user.login, _client_ip(), _limits(), now=utcnow()):
+    if accounts.is_throttled(db(), pending.login, _client_ip(), _limits(), now=utcnow()):
         return render_template("auth/totp.html", error=THROTTLED), 429
-    if not accounts.verify_totp(db(), user, request.form.get("code", "")):
-        return _second_factor_refused(user, "auth/totp.html")
-    return _complete_login(user)
+    # With no user (withheld verdict, wrong password) no code is checked, so none is spent (S9).
+    if pending.user is None or not accounts.verify_totp(db(), pending.user, request.form.get("code", "")):
+        return _second_factor_refused(pending, "auth/totp.html")
+    return _complete_login(pending.user)
 
 
 @bp.route("/login/enrol", methods=["GET", "POST"])
 @access(PENDING_SECOND_FACTOR)
 def enrol():
-    user = _pending_user()
-    if user is None or user.totp_secret:
-        session.clear()
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    pending = _pending()
+    if pending is None or pending.user is None or pending.user.totp_secret:
         return redirect(url_for("auth.login"))
+    user = pending.user
     secret = session.get("enrol_secret") or accounts.new_totp_secret()
     session["enrol_secret"] = secret
     uri = accounts.totp_provisioning_uri(user, secret)
@@ -137,7 +161,7 @@ def enrol():
     if accounts.is_throttled(db(), user.login, _client_ip(), _limits(), now=utcnow()):
         return render_template("auth/enrol.html", error=THROTTLED, **context), 429
     if not accounts.enrol_totp(db(), user, secret, request.form.get("code", "")):
-        return _second_factor_refused(user, "auth/enrol.html", **context)
+        return _second_factor_refused(pending, "auth/enrol.html", **context)
     return _complete_login(user)
 
 

@@ -66,10 +66,6 @@ def test_unknown_login_and_wrong_password_get_the_same_answer(client, gp):
     wrong_password = submit_password(client, gp.login, "not the password at all")
     unknown = submit_password(client, "nobody-here", "not the password at all")
     assert wrong_password.status_code == unknown.status_code == 401
-
-    def message(response):
-        return re.search(r'role="alert">([^<]+)<', response.get_data(as_text=True)).group(1)
-
     assert message(wrong_password) == message(unknown) == "Identifiant ou mot de passe incorrect."
 
 
@@ -160,6 +156,64 @@ def test_throttling_per_account_and_address_does_not_lock_the_owner_out(app, cli
     assert "Trop de tentatives" in throttled.get_data(as_text=True)
     owner = app.test_client()
     assert submit_password(owner, gp.login, ip="198.51.100.4").status_code == 302
+
+
+ATTACKER, OWNER = "203.0.113.66", "198.51.100.23"
+
+
+def test_an_attacker_elsewhere_does_not_lock_the_owner_out(app, client, gp):
+    """S19: 55 wrong passwords from one address; the owner, from another, logs in with both factors."""
+    for _ in range(55):
+        assert submit_password(client, gp.login, "wrong password!!", ip=ATTACKER).status_code in (401, 429)
+    owner = app.test_client()
+    assert submit_password(owner, gp.login, ip=OWNER).headers["Location"] == "/login/totp"
+    assert submit_code(owner, pyotp.TOTP(gp.totp_secret).now(), ip=OWNER).status_code == 302
+    assert logged_in(owner)
+    assert submit_password(client, gp.login, ip=ATTACKER).status_code == 429, "the attacker stays throttled"
+
+
+def test_refused_attempts_do_not_extend_the_lock(app, client, gp):
+    """S19: a throttled address that keeps trying is free again one window after its last real failure."""
+    start = utcnow()
+    with time_machine.travel(start, tick=False) as clock:
+        for _ in range(5):
+            assert submit_password(client, gp.login, "wrong password!!", ip=ATTACKER).status_code == 401
+        for minutes in range(1, 15):
+            clock.move_to(start + dt.timedelta(minutes=minutes))
+            assert submit_password(client, gp.login, "wrong password!!", ip=ATTACKER).status_code == 429
+        clock.move_to(start + dt.timedelta(minutes=15, seconds=1))
+        assert submit_password(client, gp.login, ip=ATTACKER).headers["Location"] == "/login/totp"
+
+
+def message(response) -> str:
+    return re.search(r'role="alert">([^<]+)<', response.get_data(as_text=True)).group(1)
+
+
+def test_an_attack_from_many_addresses_withholds_the_password_verdict(app, client, gp):
+    """S8, S19: past the account-wide count of failures (50), the password step no longer says whether the
+    password was right, from any address; the owner proving the password and the code still gets in,
+    a wrong password with the right code does not, and an unknown login is answered the same."""
+    for n in range(10):
+        for _ in range(5):
+            assert submit_password(client, gp.login, "wrong password!!", ip=f"203.0.113.{n}").status_code == 401
+    code = pyotp.TOTP(gp.totp_secret).now()
+    guesser = app.test_client()
+    assert submit_password(guesser, gp.login, "another guess!!!", ip="192.0.2.200").headers["Location"] == (
+        "/login/totp"
+    )
+    refused = submit_code(guesser, code, ip="192.0.2.200")
+    assert refused.status_code == 401
+    assert message(refused) == "Identifiant, mot de passe ou code incorrect. Recommencez la connexion."
+    assert not logged_in(guesser)
+    for n in range(50):
+        submit_password(client, "nobody-here", "wrong password!!", ip=f"203.0.113.{100 + n // 5}")
+    unknown = app.test_client()
+    assert submit_password(unknown, "nobody-here", "x" * 12, ip="192.0.2.201").headers["Location"] == "/login/totp"
+    assert message(submit_code(unknown, code, ip="192.0.2.201")) == message(refused)
+    owner = app.test_client()
+    assert submit_password(owner, gp.login, ip=OWNER).headers["Location"] == "/login/totp"
+    assert submit_code(owner, code, ip=OWNER).status_code == 302, "the code was not spent by the wrong password"
+    assert logged_in(owner)
 
 
 def test_throttling_per_address_across_accounts(client, gp):
