@@ -292,3 +292,11 @@ def test_two_processes_verifying_the_same_code_at_once_only_one_wins(committed):
     for thread in threads:
         thread.join()
     assert sorted(results) == [False] * 5 + [True]
+
+
+def test_a_link_to_the_login_steps_does_not_log_out(client, gp):
+    """A cross-site link to the second factor or the enrolment must not end a session (S4)."""
+    full_login(client, gp)
+    for url in ("/login/totp", "/login/enrol", "/login"):
+        assert client.get(url).headers["Location"] == "/", url
+    assert logged_in(client)
