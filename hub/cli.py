@@ -17,8 +17,25 @@ def _sessions():
 
 
 @hub_cli.command("demo")
-def demo_command():
+@click.option(
+    "--i-know-this-is-not-production",
+    "outside_development",
+    is_flag=True,
+    help="Charger la démonstration hors développement (HUB_ENV) : jamais sur un hub en service.",
+)
+def demo_command(outside_development):
     """Load the demo territory (CPTS VIVEVAL), idempotently, and print its logins."""
+    env = current_app.config["HUB"]["ENV"]
+    # Its fifty accounts share a published password and TOTP keys derived from their logins: on a hub in
+    # service they would be open doors, so anything but development must say it knowingly.
+    if env != "development" and not outside_development:
+        click.echo(
+            f"Refusé : la démonstration crée des comptes au mot de passe public, et HUB_ENV vaut « {env} ». "
+            "Elle ne se charge qu'en développement (HUB_ENV=development, comme `make run`), ou avec "
+            "--i-know-this-is-not-production sur une base qui n'est pas en service.",
+            err=True,
+        )
+        raise SystemExit(2)
     from hub.db import utcnow
     from hub.demo import format_summary, load_demo, load_demo_schedule
 

@@ -1,3 +1,6 @@
+from types import MappingProxyType
+
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
@@ -25,14 +28,20 @@ def count(session, model):
     return session.scalar(select(func.count()).select_from(model))
 
 
-def test_demo_territory_is_idempotent_and_valid(app, db_session):
+def in_env(app, monkeypatch, env):
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "ENV": env}))
+
+
+def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
     runner = CliRunner()
     with app.app_context():
+        in_env(app, monkeypatch, "development")  # as `make run` loads it
         first = runner.invoke(hub_cli, ["demo"])
         assert first.exit_code == 0, first.output
         assert CPTS_NAME in first.output and "TOTP" in first.output
         counts = {m: count(db_session, m) for m in (Patient, Professional, SessionProgram, Slot, Appointment)}
-        second = runner.invoke(hub_cli, ["demo"])
+        in_env(app, monkeypatch, "testing")
+        second = runner.invoke(hub_cli, ["demo", "--i-know-this-is-not-production"])
         assert second.exit_code == 0, second.output
     assert {m: count(db_session, m) for m in counts} == counts
     assert counts[Patient] >= 200 and counts[SessionProgram] >= 2 and counts[Appointment] >= 1
@@ -63,3 +72,15 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session):
         "cardio."
     )
     assert db_session.scalar(select(func.count(Report.id)).where(Report.appointment_id == done[0].id)) == 0
+
+
+@pytest.mark.parametrize("env", ["production", "testing"])
+def test_demo_refuses_outside_development_unless_told(app, db_session, monkeypatch, env):
+    """Its accounts share a public password: `flask hub demo` on a hub in service would open it to anyone."""
+    in_env(app, monkeypatch, env)
+    users = count(db_session, User)
+    result = app.test_cli_runner().invoke(args=["hub", "demo"])
+    assert result.exit_code != 0
+    assert "Refusé" in result.output and "HUB_ENV=development" in result.output
+    assert count(db_session, User) == users
+    assert find_demo_cpts(db_session) is None
