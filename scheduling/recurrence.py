@@ -170,7 +170,8 @@ def _check_parts(parts: dict[str, str]) -> None:
             "Une récurrence a soit une date de fin (UNTIL), soit un nombre de séances (COUNT), pas les deux."
         )
     for key, most in (("INTERVAL", _MAX_INTERVAL), ("COUNT", _MAX_COUNT)):
-        if key in parts and not (parts[key].isdigit() and 1 <= int(parts[key]) <= most):
+        # ASCII digits: "²" passes str.isdigit() and then fails int().
+        if key in parts and not (parts[key].isascii() and parts[key].isdigit() and 1 <= int(parts[key]) <= most):
             raise _invalid(f"{key} doit être un entier entre 1 et {most}")
     for key in ("BYHOUR", "BYMINUTE", "BYSECOND"):
         if key in parts and "," in parts[key]:

@@ -288,7 +288,7 @@ def schedule(
     actor: User,
     referral: Referral,
     *,
-    slot: Slot,
+    slot: Slot | None,  # as looked up from the form: refused when unknown
     upload_dir: Path,
     place_kind: PlaceKind = PlaceKind.DEDICATED_PLACE,
     accompanying: Professional | None = None,

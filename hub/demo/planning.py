@@ -39,10 +39,11 @@ def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime, zone
         select(SessionProgram.id).where(SessionProgram.cpts_id == cpts_id, SessionProgram.name == CARDIOLOGY)
     ):
         return False
-    coordinator = session.scalar(select(User).where(User.cpts_id == cpts_id, User.login == "coordination"))
-    hospital = session.scalar(
+    # The territory's coordinator and hospital, made by load_demo before this.
+    coordinator = session.scalars(select(User).where(User.cpts_id == cpts_id, User.login == "coordination")).one()
+    hospital = session.scalars(
         select(Organisation).where(Organisation.cpts_id == cpts_id, Organisation.name == "CH Périgueux")
-    )
+    ).one()
     kit = Resource(
         cpts_id=cpts_id, organisation_id=hospital.id, kind=ResourceKind.KIT, name="Mallette ECG connectée n° 1"
     )
@@ -97,7 +98,7 @@ def _first(session: Session, cpts_id: int, profession: Profession, **filters) ->
     query = select(Professional).where(Professional.cpts_id == cpts_id, Professional.profession == profession)
     for key, value in filters.items():
         query = query.where(getattr(Professional, key) == value)
-    return session.scalars(query.order_by(Professional.id)).first()
+    return session.scalars(query.order_by(Professional.id).limit(1)).one()
 
 
 def _book_next_session(session: Session, coordinator: User, program: SessionProgram, *, now: dt.datetime) -> None:
@@ -138,7 +139,7 @@ def _book_next_session(session: Session, coordinator: User, program: SessionProg
             first_booking = not used_idels
             used_idels.add(idel.id)
             if first_booking and has_valid_consent(patient, ConsentKind.TELEHEALTH):
-                idel_user = session.scalar(select(User).where(User.professional_id == idel.id))
+                idel_user = session.scalars(select(User).where(User.professional_id == idel.id)).one()
                 appointments.confirm(session, idel_user, appointment, now=now)
             break
 

@@ -218,13 +218,14 @@ def find_demo_cpts(session: Session) -> Organisation | None:
 class _DemoBuilder:
     """Creates the territory step by step; every random draw comes from one seeded generator."""
 
+    cpts: Organisation  # the first thing `build` creates
+    coordinator_user: User  # the author of the patients, created with the accounts before them
+
     def __init__(self, session: Session, rng: random.Random):
         self.session = session
         self.rng = rng
-        self.cpts: Organisation | None = None
         self.organisations: dict[str, Organisation] = {}
         self.staff: dict[Profession, list[Professional]] = {}
-        self.coordinator_user: User | None = None
         self._rpps_counter = 0
         self._free_last_names = [name for name in LAST_NAMES if name != CARDIOLOGIST[1]]
         self.rng.shuffle(self._free_last_names)
@@ -373,13 +374,17 @@ class _DemoBuilder:
         birth_date = dt.date(REFERENCE_DAY.year - age, rng.randint(1, 12), rng.randint(1, 28))
         first_name = self._first_name(sex)
         commune = rng.choices(TERRITORY_COMMUNES, weights=[c.population for c in TERRITORY_COMMUNES])[0]
+        # Drawn in this order, as ever: the seeded territory stays the same.
+        birth_name = rng.choice(LAST_NAMES)
+        given_names = self._given_names(first_name, sex)
+        birth_place = self._birth_place(age)
         data = {
-            "birth_name": rng.choice(LAST_NAMES),
+            "birth_name": birth_name,
             "first_birth_given_name": first_name,
-            "birth_given_names": self._given_names(first_name, sex),
+            "birth_given_names": given_names,
             "birth_date": birth_date,
             "sex": sex,
-            "birth_place_insee": self._birth_place(age),
+            "birth_place_insee": birth_place,
             "phone": self._mobile_phone(),
             "address": self._address(commune),
             "commune_insee": commune.insee,
@@ -388,9 +393,9 @@ class _DemoBuilder:
         if sex is Sex.FEMALE and age >= 25 and rng.random() < 0.55:
             data["used_last_name"] = identity.normalise_trait(rng.choice(LAST_NAMES))
         if age < 18:
-            data.update(self._legal_representative(data["birth_name"]))
+            data.update(self._legal_representative(birth_name))
         if status in (IdentityStatus.QUALIFIED, IdentityStatus.RETRIEVED) or rng.random() < 0.6:
-            data["ins_matricule"] = self._new_nir(sex, birth_date, data["birth_place_insee"])
+            data["ins_matricule"] = self._new_nir(sex, birth_date, birth_place)
         return data
 
     def _adult_age(self) -> int:
@@ -517,7 +522,7 @@ class _DemoBuilder:
                 )
             )
 
-    def _own_nurse(self, insee: str) -> Professional:
+    def _own_nurse(self, insee: str | None) -> Professional:
         nurses = self.staff[Profession.NURSE]
         nearby = [nurse for nurse in nurses if nurse.commune_insee == insee]
         return self.rng.choice(nearby or nurses)

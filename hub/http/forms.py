@@ -24,13 +24,14 @@ def form_data() -> dict:
     return data
 
 
-def load_form(schema, *, partial: bool = False) -> tuple[dict | None, dict, dict]:
-    """(loaded data or None, raw values to re-display, errors by field)."""
+def load_form(schema, *, partial: bool = False) -> tuple[dict, dict, dict]:
+    """(loaded data, raw values to re-display, errors by field). With errors the data is empty: `attempt`
+    given them as `form_errors` refuses the form without calling the code that would read it."""
     raw = form_data()
     try:
         return load(schema, raw, partial=partial), raw, {}
     except ValidationFailed as exc:
-        return None, raw, exc.errors
+        return {}, raw, exc.errors
 
 
 def attempt(

@@ -13,13 +13,14 @@ import uuid
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
+from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.http.access import enforce_access
 from hub.http.headers import secure_headers
 
 
-def db():
+def db() -> Session:
     """The request's database session (opened on first use, closed at the end of the request)."""
     if "db_session" not in g:
         g.db_session = current_app.extensions["hub.sessions"]()

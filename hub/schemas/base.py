@@ -18,12 +18,22 @@ class Str(fields.String):
     default_error_messages = {**_COMMON, "invalid": "Texte attendu.", "invalid_utf8": "Texte UTF-8 attendu."}
 
 
+INTEGER_COLUMN = validate.Range(-(2**31), 2**31 - 1, error="Nombre trop grand.")
+
+
 class Int(fields.Integer):
+    """A whole number that fits the database's INTEGER columns: a larger one (an id typed or forged) is refused
+    with the form, instead of overflowing the query that looks it up."""
+
     default_error_messages = {
         **_COMMON,
         "invalid": "Nombre entier attendu.",
         "too_large": "Nombre trop grand.",
     }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.validators = [INTEGER_COLUMN, *self.validators]
 
 
 class Bool(fields.Boolean):

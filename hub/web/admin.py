@@ -53,7 +53,7 @@ def create_organisation():
     organisation, values, errors = submit(
         OrganisationForm(), lambda data: directory.create_organisation(db(), current_user, data)
     )
-    if errors:
+    if organisation is None:
         return _organisations_page(values, errors, status=422)
     flash(f"Structure « {organisation.name} » créée.", "success")
     return redirect(url_for("admin.organisations"))
@@ -97,7 +97,7 @@ def new_professional():
     professional, values, errors = submit(
         ProfessionalForm(), lambda data: directory.create_professional(db(), current_user, data)
     )
-    if errors:
+    if professional is None:
         return _professional_form(None, values, errors, status=422)
     flash(f"{professional.full_name} ajouté·e à l'annuaire.", "success")
     return redirect(url_for("professionals.show", professional_id=professional.id))
@@ -149,7 +149,7 @@ def new_user():
     user, values, errors = submit(
         UserForm(), lambda data: accounts.create_user(db(), current_user, cpts_id=current_user.cpts_id, **data)
     )
-    if errors:
+    if user is None:
         return _user_form(values, errors, status=422)
     flash(
         f"Compte « {user.login} » créé. Transmettez le mot de passe initial par un canal sûr : la double "

@@ -10,7 +10,7 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, AppointmentKind
+from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, Appointment, AppointmentKind
 from hub.schemas.scheduling import AgendaArgs
 from hub.web.pages import load_query
 from hub.web.planning import zone
@@ -38,7 +38,7 @@ def index():
     else:
         start, end = day_bounds(day, zone().key)
         days, step = [day], dt.timedelta(days=1)
-    by_day = {d: [] for d in days}
+    by_day: dict[dt.date, list[Appointment]] = {d: [] for d in days}
     professional_id = current_user.professional_id
     if professional_id is not None:
         for appointment in professional_agenda(db(), professional_id, start, end):

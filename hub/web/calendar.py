@@ -29,7 +29,8 @@ def feed(token: str):
     subscription = calendar_feeds.feed_for_token(session, token)
     if subscription is None:
         raise NotFound("Ce lien d'agenda n'existe pas ou a été révoqué.")
-    host = urlsplit(request.host_url).hostname  # the UIDs' domain
+    # The UIDs' domain; an empty Host header leaves the server's name, as when there is none.
+    host = urlsplit(request.host_url).hostname or request.environ["SERVER_NAME"]
     salt = f"{ical.FORMAT_VERSION}:{host}"
     version = calendar_feeds.feed_version(session, subscription, zone=zone, salt=salt)
     headers = {
@@ -39,7 +40,7 @@ def feed(token: str):
     }
     if not is_resource_modified(request.environ, etag=version.etag, last_modified=version.last_modified):
         return Response(status=304, headers=headers)
-    professional = session.get(Professional, subscription.professional_id)
+    professional = session.get_one(Professional, subscription.professional_id)
     events = calendar_feeds.feed_events(
         session,
         subscription.professional_id,

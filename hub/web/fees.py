@@ -59,7 +59,9 @@ def mine():
     professional = current_user.professional
     if professional is None or professional.profession is Profession.COORDINATOR:
         if has_permission(current_user, Permission.FEES_READ_CPTS):
-            return redirect(url_for("fees.overview", **request.args))
+            # The filters carried as typed: as url_for arguments, `?_external=1` would steer the URL built.
+            query = request.query_string.decode()
+            return redirect(url_for("fees.overview") + (f"?{query}" if query else ""))
         raise NotFound("Aucun relevé : ce compte n'est pas celui d'un professionnel de santé.")
     return _statement_page(fees_professional_for(db(), current_user, professional.id))
 
@@ -119,7 +121,7 @@ def declare_activity():
     row, values, errors = submit(
         ActivityForm(), lambda data: shares.declare_month(db(), current_user, professional, **data, today=_today())
     )
-    if errors:
+    if row is None:
         return _refused_form(professional, "activity", values, errors)
     flash(f"Activité de {MONTHS[row.month - 1]} {row.year} enregistrée.", "success")
     return redirect(url_for("fees.mine"))
@@ -142,6 +144,7 @@ def import_activity():
     rows, refused = attempt(perform, refusals=ValidationFailed)
     if refused:
         return _refused_form(professional, "import", {}, refused.errors)
+    assert rows is not None  # not refused: attempt returned the months imported
     flash(f"{len(rows)} mois d'activité importé{'s' if len(rows) > 1 else ''}.", "success")
     return redirect(url_for("fees.mine"))
 
@@ -187,7 +190,7 @@ def tariff_editor():
 @access(Permission.TARIFFS_MANAGE)
 def add_tariff():
     tariff, values, errors = submit(TariffForm(), lambda data: tariffs.add_version(db(), current_user, **data))
-    if errors:
+    if tariff is None:
         return _tariff_page(values, errors, status=422)
     when = french_date(tariff.effective_from)
     flash(f"Nouvelle version de {tariff.code} enregistrée : {euros(tariff.amount)} à partir du {when}.", "success")

@@ -26,7 +26,7 @@ def tokens():
 @access(Permission.TOKENS_MANAGE_OWN)
 def create_token():
     created, values, errors = submit(ApiTokenForm(), _create)
-    if errors:
+    if created is None:
         return _tokens_page(
             values, {"expires_on" if k == "expires_at" else k: v for k, v in errors.items()}, status=422
         )

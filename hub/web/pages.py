@@ -1,5 +1,8 @@
 """Helpers shared by the pages: list filters from the query string, page size, a form submitted to a service."""
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from flask import current_app, flash, redirect, request
 from flask_login import current_user
 
@@ -7,7 +10,10 @@ from hub.auth.policies import appointment_for
 from hub.errors import ValidationFailed
 from hub.http.forms import attempt, load_form
 from hub.http.request import db
+from hub.models import Appointment
 from hub.schemas.base import load
+
+T = TypeVar("T")
 
 
 def load_query(schema) -> tuple[dict, dict, dict]:
@@ -23,8 +29,9 @@ def page_size() -> int:
     return current_app.config["HUB"]["API_PAGE_SIZE"]
 
 
-def submit(schema, perform, *, partial: bool = False) -> tuple[object, dict, dict]:
-    """Load the form and hand it to `perform` (one service call): (its result, raw values, errors by field).
+def submit(schema, perform: Callable[[dict], T], *, partial: bool = False) -> tuple[T | None, dict, dict]:
+    """Load the form and hand it to `perform` (one service call): (its result, raw values, errors by field);
+    with errors, the result is None.
 
     The form's errors and the service's ValidationFailed come back the same way, for the page to show
     next to the fields (the refused change undone); any other refusal propagates to the error pages."""
@@ -33,7 +40,16 @@ def submit(schema, perform, *, partial: bool = False) -> tuple[object, dict, dic
     return result, values, refusal.errors if refusal is not None else {}
 
 
-def appointment_action(appointment_id: int, verb: str, schema, perform, *, show_again, done_url: str, read=None):
+def appointment_action(
+    appointment_id: int,
+    verb: str,
+    schema,
+    perform: Callable[[Appointment, dict], str],
+    *,
+    show_again,
+    done_url: str,
+    read=None,
+):
     """One action on an appointment from a page. Done: a French confirmation and Post/Redirect/Get.
     Refused: the change undone and `read` (the page's audit action, about the appointment) recorded, then
     `show_again(appointment, verb, values, refusal)` renders the page with the form's errors."""
@@ -42,5 +58,6 @@ def appointment_action(appointment_id: int, verb: str, schema, perform, *, show_
     message, refusal = attempt(lambda: perform(appointment, data), form_errors=errors, read=read, target=appointment)
     if refusal is not None:
         return show_again(appointment, verb, values, refusal)
+    assert message is not None  # not refused: attempt returned perform's message
     flash(message, "success")
     return redirect(done_url)

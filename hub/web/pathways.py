@@ -111,6 +111,7 @@ def book_step(pathway_id: int, step_id: int):
         return _step_booking_page(
             pathway, step, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused
         )
+    assert appointment is not None  # not refused: attempt returned the appointment
     when = french_datetime(appointment.starts_at, territory_zone())
     flash(f"Étape « {step.name} » programmée : {when}.", "success")
     return redirect(url_for("pathways.queue"))
@@ -161,6 +162,7 @@ def eligibility_check(patient_id: int):
         return _eligibility_page(
             patient, values=values, errors=refused.errors, problem=refused.detail, status=refused.status
         )
+    assert assessment is not None  # not refused: attempt returned the assessment
     flash(f"Vérification enregistrée : {eligibility.OUTCOME_LABELS[assessment.outcome]}.", "success")
     return redirect(url_for("pathways.eligibility_check", patient_id=patient.id, modality=assessment.modality.value))
 
@@ -224,6 +226,7 @@ def copy_template():
     if refused:
         flash(" ".join([refused.detail, *refused.errors.values()]), "danger")
         return redirect(url_for("pathways.templates"))
+    assert copy is not None  # not refused: attempt returned the copy
     flash("Modèle copié dans la CPTS : vous pouvez modifier ses étapes.", "success")
     return redirect(url_for("pathways.edit_steps", template_id=copy.id))
 

@@ -88,7 +88,7 @@ def new():
         patient, values, errors = submit(PatientForm(), _create)
     except identity.PossibleDuplicate as exc:
         return _duplicates_page(form_data(), exc.candidates)
-    if errors:
+    if patient is None:
         return _patient_form("patients/new.html", values, errors, status=422)
     flash(
         "Patient créé (identité provisoire). Contrôlez une pièce d'identité et récupérez l'INS pour qualifier "

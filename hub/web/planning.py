@@ -156,6 +156,7 @@ def new_program():
     )
     if refused:
         return _program_form("planning/program_new.html", values, refused.errors, status=422)
+    assert program is not None  # not refused: attempt returned the program
     flash(f"Programme créé : {programs.describe_program(program)}.", "success")
     return redirect(url_for("planning.program", program_id=program.id))
 
@@ -178,6 +179,7 @@ def edit_program(program_id: int):
     changed, refused = attempt(lambda: _change_series(program, data), form_errors=errors, refusals=ValidationFailed)
     if refused:
         return _program_form("planning/program_edit.html", values, refused.errors, status=422, program=program)
+    assert changed is not None  # not refused: attempt returned the program and the slots' report
     target, report = changed
     flash(_report_message(report), "warning" if report.booked_no_longer_fitting else "success")
     return redirect(url_for("planning.program", program_id=target.id))
@@ -313,6 +315,7 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
         form_id = f"{form}-{values.get('occurrence', '')}"
         page = {"form": form_id, "values": values, "errors": errors, "problem": refused.detail}
         return _program_page(program, **page, status=refused.status)
+    assert message is not None  # not refused: attempt returned perform's message
     flash(message, "success")
     return redirect(url_for("planning.program", program_id=program.id))
 
@@ -332,6 +335,7 @@ def book(slot_id: int):
         return _booking_page(
             slot, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused
         )
+    assert appointment is not None  # not refused: attempt returned the appointment
     idel = appointment.accompanying.full_name if appointment.accompanying else None
     flash(f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant.", "success")
     monday = slot.starts_at.astimezone(zone()).date()

@@ -84,15 +84,14 @@ def _choices(patient_id: int | None = None) -> dict:
         )
     )
     patient = session.get(Patient, patient_id) if patient_id else None
-    proposed = referrals.proposed_specialist(session, patient) if patient in patients else None
+    proposed = referrals.proposed_specialist(session, patient) if patient is not None and patient in patients else None
     if proposed is not None:  # the patient's own cardiologist first (seed 004)
         specialists = [proposed] + [s for s in specialists if s.id != proposed.id]
     return {"patients": patients, "programs": programs, "specialists": specialists, "proposed": proposed}
 
 
 def _new_page(values: dict, errors: dict | None = None, *, problem: str | None = None, status: int = 200, **duplicates):
-    patient_id = values.get("patient_id")
-    choices = _choices(int(patient_id) if str(patient_id or "").isdigit() else None)
+    choices = _choices(_row_id(str(values.get("patient_id") or "")))
     return (
         render_template(
             "referrals/new.html",
@@ -108,6 +107,12 @@ def _new_page(values: dict, errors: dict | None = None, *, problem: str | None =
         ),
         status,
     )
+
+
+def _row_id(text: str) -> int | None:
+    """The patient id carried in the URL or typed, when it can be a row's: ASCII digits ("²" is a digit for
+    str.isdigit, not for int()) within 32 bits (beyond, the database refuses the query)."""
+    return int(text) if text.isascii() and text.isdigit() and int(text) <= 2**31 - 1 else None
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -144,7 +149,9 @@ def new():
 def _load_new_form(raw: dict) -> tuple[dict, dict | None, bool]:
     """The referral's fields, and the new patient's traits when the GP typed them instead of choosing a patient
     (or a candidate shown as a possible duplicate); both are checked so that every error shows at once."""
-    errors, data, new_patient = {}, {}, None
+    errors: dict[str, str] = {}
+    data: dict = {}
+    new_patient = None
     try:
         data = load(ReferralForm(), raw)
     except ValidationFailed as exc:
@@ -268,6 +275,7 @@ def _action(referral_id: int, verb: str, schema, perform):
     if refused:
         page = {"problem": refused.detail, "status": refused.status, "failed_id": referral_id, "refusal": refused}
         return _triage_page(values, refused.errors, **page)
+    assert message is not None  # not refused: attempt returned perform's message
     flash(message, "success")
     return redirect(url_for("referrals.triage"))
 

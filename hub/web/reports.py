@@ -87,16 +87,18 @@ def _worklist(professional_id: int, day: dt.date) -> list[WorklistRow]:
         .order_by(Appointment.starts_at, Appointment.id)
     ).all()
     ids = [a.id for a in appointments] or [0]
-    referrals: dict[int, list[Referral]] = {}
+    referrals: dict[int | None, list[Referral]] = {}  # keyed by the nullable column, never None here
     for referral in session.scalars(
         select(Referral).options(selectinload(Referral.attachments)).where(Referral.appointment_id.in_(ids))
     ):
         referrals.setdefault(referral.appointment_id, []).append(referral)
-    latest: dict[int, Report] = {}
+    latest: dict[int | None, Report] = {}
     for report in session.scalars(select(Report).where(Report.appointment_id.in_(ids)).order_by(Report.version)):
         latest[report.appointment_id] = report
     checkers = [a.identity_checked_by_user_id for a in appointments if a.identity_checked_by_user_id] or [0]
-    names = dict(session.execute(select(User.id, User.display_name).where(User.id.in_(checkers))).all())
+    names: dict[int | None, str] = dict(
+        session.execute(select(User.id, User.display_name).where(User.id.in_(checkers))).all()
+    )
     return [
         WorklistRow(
             appointment=a,
@@ -139,6 +141,7 @@ def start(appointment_id: int):
     report, refused = attempt(lambda: reports.start_report(db(), current_user, appointment), form_errors=errors)
     if refused:
         return _back_to_worklist(appointment, refused.detail)
+    assert report is not None  # not refused: attempt returned the report
     return redirect(url_for("reports.edit", report_id=report.id))
 
 
@@ -273,6 +276,7 @@ def supersede(report_id: int):
     if refused:
         flash(refused.detail, "error")
         return redirect(url_for("reports.show", report_id=report_id))
+    assert correction is not None  # not refused: attempt returned the new version
     flash(f"Version {correction.version} créée : corrigez-la puis signez-la.", "success")
     return redirect(url_for("reports.edit", report_id=correction.id))
 

@@ -103,6 +103,7 @@ def new():
         return _new_page(values, problem=None, over_cap=refused.detail, status=refused.status)
     if refused:
         return _new_page(values, refused.errors, problem=refused.detail, status=refused.status)
+    assert row is not None  # not refused: attempt returned the request
     flash("Demande de téléexpertise envoyée.", "success")
     return redirect(url_for("teleexpertise.show", teleexpertise_id=row.id))
 
@@ -110,11 +111,11 @@ def new():
 def _uploads() -> tuple[list[str], list[tuple[bytes, str]]]:
     """The non-empty file fields `file<n>`: their names, and their content (read one byte over the limit)."""
     uploads = [
-        (name, upload)
+        (name, read_upload(upload), upload.filename)
         for name, upload in request.files.items(multi=True)
         if upload and upload.filename and name.startswith("file")
     ]
-    return [name for name, _ in uploads], [(read_upload(upload), upload.filename) for _, upload in uploads]
+    return [name for name, _, _ in uploads], [(content, filename) for _, content, filename in uploads]
 
 
 def _create(data: dict, names: list[str], files: list[tuple[bytes, str]]):
@@ -191,7 +192,7 @@ def _action(teleexpertise_id: int, verb: str, schema, perform, message: str, *, 
         target=("teleexpertise_requests", teleexpertise_id),
     )
     if refused:
-        row = db().get(TeleexpertiseRequest, teleexpertise_id)
+        row = db().get_one(TeleexpertiseRequest, teleexpertise_id)  # loaded above, the refusal undone
         if not can_act_on_teleexpertise(current_user, row, "read"):  # e.g. another expert of the pool took it
             flash(refused.detail, "danger")
             return redirect(url_for("teleexpertise.inbox"))
@@ -298,7 +299,7 @@ def answer_form(teleexpertise_id: int):
         perform, form_errors=errors, read="teleexpertise.read", target=("teleexpertise_requests", teleexpertise_id)
     )
     if refused:
-        row = db().get(TeleexpertiseRequest, teleexpertise_id)
+        row = db().get_one(TeleexpertiseRequest, teleexpertise_id)  # loaded above, the refusal undone
         page = {"problem": refused.detail, "status": refused.status}
         return _answer_page(row, db().get(Report, draft.id), values, refused.errors, **page)
     flash("Réponse signée et envoyée au demandeur." if sign else "Brouillon enregistré.", "success")

@@ -321,3 +321,9 @@ def test_scheduling_without_an_eligibility_checklist_is_a_422_and_books_nothing(
     assert referral.state is ReferralState.ACCEPTED and referral.appointment_id is None
     assert referral.letter_sha256 is None
     assert db_session.scalar(select(func.count()).where(Appointment.patient_id == hub["patient"].id)) == 0
+
+
+def test_an_id_beyond_the_database_integer_is_refused_with_the_request(api_as, hub):
+    # It used to reach the lookup and overflow it: a 500.
+    refused = create(api_as(hub["gp"]), hub, patient_id=10**30)
+    assert refused.status_code == 422 and refused.json["errors"]["patient_id"] == "Nombre trop grand."

@@ -172,6 +172,9 @@ def test_program_input_is_checked_and_nothing_saved(api_as, db_session, territor
     base = PROGRAM | {"performer_id": territory.cardiologist.id}
     body = assert_problem(client.post("/api/v1/programs", json=base | {"rrule": "FREQ=HOURLY"}), 422)
     assert "rrule" in body["errors"]
+    # "²" is a digit for str.isdigit, not for int(): this rule used to be a 500.
+    body = assert_problem(client.post("/api/v1/programs", json=base | {"rrule": "FREQ=WEEKLY;INTERVAL=²"}), 422)
+    assert "INTERVAL" in body["errors"]["rrule"]
     body = assert_problem(client.post("/api/v1/programs", json=base | {"slot_count": 0, "time_of_day": "25:00"}), 422)
     assert body["errors"]["slot_count"] == "Entre 1 et 40." and "Heure invalide" in body["errors"]["time_of_day"]
     body = assert_problem(client.post("/api/v1/programs", json=base | {"performer_id": territory.idel.id}), 422)

@@ -377,3 +377,14 @@ def test_the_sessions_professionals_read_the_attachments_of_a_referral_to_a_prog
     assert served.status_code == 200 and served.data == PDF
     auth.login(hub["other_gp"])
     assert client.get(url).status_code == 404
+
+
+def test_a_patient_id_that_cannot_be_a_row_id_shows_the_form_again(client, auth, hub):
+    # "²" passes str.isdigit() but not int(); 30 digits overflow the database's integer: both used to be a 500.
+    auth.login(hub["gp"])
+    assert client.get("/referrals/new", query_string={"patient_id": "²"}).status_code == 200
+    refused = send_form(auth, hub, patient_id="²")
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    assert client.get("/referrals/new", query_string={"patient_id": "9" * 30}).status_code == 200
+    refused = send_form(auth, hub, patient_id="9" * 30)
+    assert refused.status_code == 422 and "Nombre trop grand." in refused.get_data(as_text=True)
