@@ -22,6 +22,7 @@ import requests
 
 from connectors.base import OutgoingMessage, PermanentError, Receipt, TransientError
 from connectors.https_client import https_session, post, raise_for_status, require_https
+from connectors.targets import allows_private_hosts
 from hub.config import PROJECT_ROOT
 from hub.documents.clinical import (
     HUB_DOCUMENT_OID_ROOT,
@@ -73,12 +74,15 @@ class DmpConnector:
         key_file: str | None = None,
         timeout: float = 30.0,
         source_oid: str = HUB_DOCUMENT_OID_ROOT,
+        allow_private_hosts: bool = False,
     ):
         self.url = require_https(url, "DMP_URL").rstrip("/") + "/"
         self.upload_dir = Path(upload_dir)
         self.timeout = timeout
         self.source_oid = source_oid
-        self._session = https_session(ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+        self._session = https_session(
+            ca_file=ca_file, cert_file=cert_file, key_file=key_file, allow_private_hosts=allow_private_hosts
+        )
 
     @classmethod
     def from_config(cls, config: Mapping) -> "DmpConnector | None":
@@ -92,6 +96,7 @@ class DmpConnector:
             cert_file=config.get("DMP_CERT_FILE") or None,
             key_file=config.get("DMP_KEY_FILE") or None,
             timeout=float(config.get("DMP_TIMEOUT_SECONDS") or 30),
+            allow_private_hosts=allows_private_hosts(config),
         )
 
     def send(self, message: OutgoingMessage) -> Receipt:

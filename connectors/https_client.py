@@ -7,6 +7,10 @@ refused, timeout) or of the receiver (5xx, 408, 429) is transient: the message w
 receiver is back (R14), and so is a 401: the hub's own credentials are to be fixed. Any other 4xx is about
 the message itself, so it is permanent: retrying the same request cannot help. Error texts are in French,
 hold no health data and are kept short.
+
+Each POST first checks that its host is public (connectors.targets) unless the server allows private hosts:
+a CPTS's admin chose the address, and a name may have changed since it was saved. A private target is a
+permanent error: the message is dead with the reason, no retry will make the address acceptable.
 """
 
 from urllib.parse import urlsplit
@@ -14,6 +18,7 @@ from urllib.parse import urlsplit
 import requests
 
 from connectors.base import PermanentError, TransientError
+from connectors.targets import NonPublicTarget, check_public
 
 TRANSIENT_STATUSES = {408, 425, 429}
 CREDENTIALS_REFUSED = {401, 407}
@@ -28,20 +33,33 @@ def require_https(url: str, setting: str) -> str:
     return url
 
 
-def https_session(*, ca_file: str | None, cert_file: str | None = None, key_file: str | None = None):
+class HubSession(requests.Session):
+    allow_private_hosts = False
+
+
+def https_session(
+    *,
+    ca_file: str | None,
+    cert_file: str | None = None,
+    key_file: str | None = None,
+    allow_private_hosts: bool = False,
+) -> HubSession:
     """One session per connector: its connections are reused from message to message."""
     if key_file and not cert_file:
         raise ValueError("une clé privée sans certificat client ne sert à rien : indiquez le certificat")
-    session = requests.Session()
+    session = HubSession()
+    session.allow_private_hosts = allow_private_hosts
     session.verify = ca_file or True
     if cert_file:
         session.cert = (cert_file, key_file) if key_file else cert_file
     return session
 
 
-def post(session: requests.Session, url: str, *, what: str, timeout: float, **kwargs) -> requests.Response:
+def post(session: HubSession, url: str, *, what: str, timeout: float, **kwargs) -> requests.Response:
     """POST, with transport failures turned into TransientError. Redirects are not followed: a POST that
     moves elsewhere is a configuration to fix, not something to replay blindly."""
+    if not session.allow_private_hosts:
+        require_public_host(url, what=what)
     try:
         # `verify` again per request: otherwise requests lets REQUESTS_CA_BUNDLE override the session's bundle.
         return session.post(url, timeout=timeout, allow_redirects=False, verify=session.verify, **kwargs)
@@ -51,6 +69,16 @@ def post(session: requests.Session, url: str, *, what: str, timeout: float, **kw
         raise TransientError(f"{what} : délai de réponse dépassé") from None
     except requests.exceptions.RequestException as exc:
         raise TransientError(f"{what} : injoignable ({type(exc).__name__})") from None
+
+
+def require_public_host(url: str, *, what: str) -> None:
+    parts = urlsplit(url)
+    try:
+        check_public(parts.hostname or "", port=parts.port or 443)
+    except NonPublicTarget:
+        raise PermanentError(f"{what} : adresse non publique refusée ({parts.hostname}) : envoi refusé") from None
+    except (OSError, UnicodeError, ValueError):
+        raise TransientError(f"{what} : injoignable (nom de serveur introuvable)") from None
 
 
 def raise_for_status(response: requests.Response, *, what: str) -> None:

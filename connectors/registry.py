@@ -7,11 +7,14 @@ import json
 import threading
 from collections.abc import Callable, Mapping
 
+from connectors import cpts_files
 from connectors.base import Connector, OutgoingMessage
 from connectors.dmp import DmpConnector
 from connectors.email import EmailConnector
 from connectors.mssante import MssanteConnector
 from connectors.reminders import SmsConnector
+from connectors.settings import with_files_resolved
+from connectors.targets import allows_private_hosts, check_public
 from connectors.webhooks import WebhookConnector
 
 Factory = Callable[[Mapping], "Connector | None"]
@@ -25,6 +28,8 @@ ENDPOINT_KEYS = frozenset(
     {"SMTP_HOST", "SMTP_PORT", "MSSANTE_HOST", "MSSANTE_PORT", "MSSANTE_IMAP_HOST", "MSSANTE_IMAP_PORT"}
     | {"DMP_URL", "SMS_API_URL"}
 )
+# The mail servers a CPTS may choose; its HTTPS addresses are checked by connectors.https_client at each POST.
+HOST_KEYS = frozenset({"SMTP_HOST", "MSSANTE_HOST", "MSSANTE_IMAP_HOST"})
 SERVER_CREDENTIALS = frozenset({"SMTP_USERNAME", "SMTP_PASSWORD", "SMS_API_TOKEN", "MSSANTE_IMAP_PASSWORD"})
 
 
@@ -61,7 +66,8 @@ class ConnectorRegistry(Mapping):
 
     def for_message(self, message: "OutgoingMessage", cpts_settings: CptsSettings) -> "Connector | None":
         """The connector for this message, or None when its channel is not configured for its CPTS (the
-        message then waits). Raises what the connector's constructor raises on unusable settings."""
+        message then waits). Raises what the connector's constructor raises on unusable settings, and
+        cpts_files.UnusableFile when a chosen file is not in the CPTS's directory."""
         if message.cpts_id is None or (message.cpts_id, message.channel) not in cpts_settings:
             return self._defaults.get(message.channel)
         settings = cpts_settings[message.cpts_id, message.channel]
@@ -73,8 +79,20 @@ class ConnectorRegistry(Mapping):
                 # The CPTS's previous settings of this channel are done with.
                 for stale in [k for k in self._built if k[:2] == cache_key[:2]]:
                     _close(self._built.pop(stale))
-                self._built[cache_key] = self._factories[message.channel](self.merged_settings(settings))
+                self._require_public_hosts(settings)
+                directory = cpts_files.cpts_directory(self.config, message.cpts_id)
+                resolved = with_files_resolved(message.channel, settings, directory)
+                self._built[cache_key] = self._factories[message.channel](self.merged_settings(resolved))
             return self._built[cache_key]
+
+    def _require_public_hosts(self, settings: Mapping) -> None:
+        """A mail server a CPTS chose must be a public host, as when it was saved (its name may have changed
+        since): raises connectors.targets.NonPublicTarget, or OSError when the name does not resolve now."""
+        if allows_private_hosts(self.config):
+            return
+        for key in sorted(HOST_KEYS & settings.keys()):
+            if settings[key] != self.config.get(key):
+                check_public(settings[key])
 
     def merged_settings(self, settings: Mapping) -> dict:
         """The CPTS's settings over the server's, except that the server's credentials never go to an endpoint

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from connectors.base import OutgoingMessage, PermanentError, Receipt
 from connectors.email import notice_text
 from connectors.https_client import https_session, post, raise_for_status, require_https
+from connectors.targets import allows_private_hosts
 
 WHAT = "fournisseur SMS"
 DEFAULT_SENDER = "CPTS"
@@ -72,12 +73,13 @@ class SmsConnector:
         ca_file: str | None = None,
         base_url: str | None = None,
         timeout: float = 30.0,
+        allow_private_hosts: bool = False,
     ):
         self.url = require_https(url, "SMS_API_URL")
         self.sender = sender
         self.base_url = base_url.rstrip("/") if base_url else None
         self.timeout = timeout
-        self._session = https_session(ca_file=ca_file)
+        self._session = https_session(ca_file=ca_file, allow_private_hosts=allow_private_hosts)
         self._session.headers["Authorization"] = f"Bearer {token}"
 
     @classmethod
@@ -92,6 +94,7 @@ class SmsConnector:
             ca_file=config.get("SMS_CA_FILE") or None,
             base_url=config.get("BASE_URL") or None,
             timeout=float(config.get("SMS_TIMEOUT_SECONDS") or 30),
+            allow_private_hosts=allows_private_hosts(config),
         )
 
     def send(self, message: OutgoingMessage) -> Receipt:

@@ -4,19 +4,27 @@ rows the dispatcher reads (one query per batch).
 A setting is stored under the server configuration key it overrides (`SMTP_HOST`…), so that a connector
 is built by its usual `from_config` from the server's configuration with the CPTS's values on top. Only
 the fields declared below are ever stored or read back: secrets (passwords, private keys, tokens) are not
-among them and stay in the server's configuration; certificates and keys are paths on the server.
+among them and stay in the server's configuration.
+
+What a CPTS sets stays within the CPTS: certificates and keys are names of files in its own directory on the
+server (connectors.cpts_files), resolved there when a connector is built; addresses and hosts must be
+public ones (connectors.targets) unless the server allows private hosts. A row saved before files were
+chosen by name holds a path: it is unusable (its messages wait) until the admin chooses a file.
 """
 
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors import cpts_files
+from connectors.targets import NOT_PUBLIC, NonPublicTarget, allows_private_hosts, check_public
 from hub import audit
 from hub.errors import NotFound, ValidationFailed
 from hub.models import ConnectorSetting
@@ -37,8 +45,8 @@ CHANNEL_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
         "MSSANTE_PORT": ("Port SMTP", PORT),
         "MSSANTE_SENDER": ("Boîte aux lettres MSSanté d'expédition", EMAIL),
         "MSSANTE_CA_FILE": ("Fichier des autorités de certification (CA)", FILE),
-        "MSSANTE_CERT_FILE": ("Certificat client de la structure (chemin)", FILE),
-        "MSSANTE_KEY_FILE": ("Clé privée du certificat client (chemin)", FILE),
+        "MSSANTE_CERT_FILE": ("Certificat client de la structure", FILE),
+        "MSSANTE_KEY_FILE": ("Clé privée du certificat client", FILE),
         "MSSANTE_IMAP_HOST": ("Serveur IMAP (accusés de réception)", HOST),
         "MSSANTE_IMAP_PORT": ("Port IMAP", PORT),
         "MSSANTE_IMAP_USER": ("Identifiant IMAP (le mot de passe reste sur le serveur)", TEXT),
@@ -46,8 +54,8 @@ CHANNEL_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
     "dmp": {
         "DMP_URL": ("Adresse du service de dépôt (https)", URL),
         "DMP_CA_FILE": ("Fichier des autorités de certification (CA)", FILE),
-        "DMP_CERT_FILE": ("Certificat client (chemin)", FILE),
-        "DMP_KEY_FILE": ("Clé privée du certificat client (chemin)", FILE),
+        "DMP_CERT_FILE": ("Certificat client", FILE),
+        "DMP_KEY_FILE": ("Clé privée du certificat client", FILE),
     },
     "webhook": {
         "WEBHOOK_URL": ("Adresse de réception des événements de la CPTS (https)", URL),
@@ -71,6 +79,21 @@ _HOSTNAME = re.compile(
     r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 )
 _ADDRESS = re.compile(r"^[^@\s,;<>]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+
+CHOOSE_A_FILE = "Choisissez un fichier dans la liste des fichiers de la CPTS."
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one CPTS's settings may designate: the files of its directory; private hosts or not."""
+
+    files_dir: Path
+    allow_private_hosts: bool = False
+
+    @classmethod
+    def of(cls, config: Mapping, cpts_id: int) -> "Scope":
+        return cls(cpts_files.cpts_directory(config, cpts_id), allows_private_hosts(config))
 
 
 def fields_of(channel: str) -> dict[str, tuple[str, str]]:
@@ -104,6 +127,24 @@ def values_of(row: ConnectorSetting | None) -> dict:
     return {**_declared(row), "is_enabled": "true" if row.is_enabled else "false"}
 
 
+def file_fields(channel: str) -> list[str]:
+    return [name for name, (_label, kind) in fields_of(channel).items() if kind == FILE]
+
+
+def with_files_resolved(channel: str, declared: Mapping, files_dir: Path) -> dict:
+    """The settings a connector is built from: each chosen file name replaced by its path in the CPTS's
+    directory. Raises cpts_files.UnusableFile when one designates no file there (a path saved before names
+    were chosen, a file since removed): the channel's messages then wait."""
+    chosen = {name: declared[name] for name in file_fields(channel) if declared.get(name)}
+    return {**declared, **{name: str(cpts_files.resolve(files_dir, value)) for name, value in chosen.items()}}
+
+
+def unusable_files(channel: str, values: Mapping, files_dir: Path) -> list[str]:
+    """The file fields of the stored values that designate no file of the CPTS's directory, for the page."""
+    available = set(cpts_files.available_files(files_dir))
+    return [name for name in file_fields(channel) if values.get(name) and values[name] not in available]
+
+
 def _declared(row: ConnectorSetting) -> dict:
     stored = json.loads(row.settings or "{}")
     return {name: stored[name] for name in CHANNEL_FIELDS.get(row.channel, {}) if stored.get(name) not in (None, "")}
@@ -112,7 +153,7 @@ def _declared(row: ConnectorSetting) -> dict:
 # --- checking and saving -----------------------------------------------------------------------------------
 
 
-def validate(channel: str, form: Mapping[str, str]) -> dict:
+def validate(channel: str, form: Mapping[str, str], scope: Scope) -> dict:
     """The declared fields of `channel` from a submitted form, checked and typed; an empty field is left
     out (the server's value applies). Raises ValidationFailed with a French message per field."""
     settings, errors = {}, {}
@@ -121,7 +162,7 @@ def validate(channel: str, form: Mapping[str, str]) -> dict:
         if not raw:
             continue
         try:
-            settings[name] = _CHECKS[kind](raw)
+            settings[name] = _CHECKS[kind](raw, scope)
         except ValueError as exc:
             errors[name] = str(exc)
     if errors:
@@ -129,10 +170,12 @@ def validate(channel: str, form: Mapping[str, str]) -> dict:
     return settings
 
 
-def save(session: Session, actor, *, cpts_id: int, channel: str, is_enabled: bool, form: Mapping[str, str]):
+def save(
+    session: Session, actor, *, cpts_id: int, channel: str, is_enabled: bool, form: Mapping[str, str], scope: Scope
+):
     """Store a CPTS's settings of one channel (checked first: nothing is stored when one field is wrong),
     with an audit line naming the fields set; the dispatcher uses them from its next batch."""
-    settings = validate(channel, form)
+    settings = validate(channel, form, scope)
     row = session.scalar(
         select(ConnectorSetting).where(ConnectorSetting.cpts_id == cpts_id, ConnectorSetting.channel == channel)
     )
@@ -156,45 +199,64 @@ def save(session: Session, actor, *, cpts_id: int, channel: str, is_enabled: boo
     return row
 
 
-def _host(raw: str) -> str:
+def _host(raw: str, scope: Scope) -> str:
     if not _HOSTNAME.match(raw):
         raise ValueError("Nom de serveur invalide (par exemple smtp.exemple.fr).")
+    _require_public(raw, scope)
     return raw.lower()
 
 
-def _port(raw: str) -> int:
+def _require_public(host: str, scope: Scope) -> None:
+    if scope.allow_private_hosts:
+        return
+    try:
+        check_public(host)
+    except NonPublicTarget:
+        raise ValueError(NOT_PUBLIC) from None
+    except (OSError, UnicodeError):
+        # A name that does not resolve now (DNS down, not yet published) is kept: the connector checks
+        # it again before each connection, and refuses it then if it designates a private address.
+        pass
+
+
+def _port(raw: str, scope: Scope) -> int:
     if not raw.isdigit() or not 1 <= int(raw) <= 65535:
         raise ValueError("Le port doit être un nombre entier entre 1 et 65535.")
     return int(raw)
 
 
-def _email(raw: str) -> str:
+def _email(raw: str, scope: Scope) -> str:
     if len(raw) > 254 or not _ADDRESS.match(raw):
         raise ValueError("Adresse de messagerie invalide (par exemple cpts@exemple.mssante.fr).")
     return raw
 
 
-def _file(raw: str) -> str:
-    path = Path(raw)
-    if not path.is_absolute():
-        raise ValueError("Indiquez un chemin absolu sur le serveur (par exemple /etc/hub/ca.pem).")
-    if not path.is_file():
-        raise ValueError("Ce fichier n'existe pas sur le serveur.")
-    if not os.access(path, os.R_OK):
-        raise ValueError("Ce fichier n'est pas lisible par le hub sur le serveur.")
-    return str(path)
-
-
-def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme != "https":
-        raise ValueError("L'adresse doit commencer par https:// (connexion chiffrée obligatoire).")
-    if not parts.hostname or parts.username or parts.password:
-        raise ValueError("Adresse invalide : un serveur est attendu après https://, sans identifiants.")
+def _file(raw: str, scope: Scope) -> str:
+    # Only the CPTS's own files are offered; anything else gets the same answer, whether it exists or not.
+    if raw not in cpts_files.available_files(scope.files_dir):
+        raise ValueError(CHOOSE_A_FILE)
+    if not os.access(cpts_files.resolve(scope.files_dir, raw), os.R_OK):
+        raise ValueError(
+            "Ce fichier n'est pas lisible par le hub : demandez à l'exploitant du serveur d'en corriger les droits."
+        )
     return raw
 
 
-def _text(raw: str) -> str:
+def _url(raw: str, scope: Scope) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme != "https":
+        raise ValueError("L'adresse doit commencer par https:// (connexion chiffrée obligatoire).")
+    try:
+        parts.port  # noqa: B018 -- a port out of range or not a number raises here
+    except ValueError:
+        raise ValueError("Adresse invalide : port incorrect.") from None
+    if not parts.hostname or parts.username or parts.password:
+        raise ValueError("Adresse invalide : un serveur est attendu après https://, sans identifiants.")
+    _require_public(parts.hostname, scope)
+    return raw
+
+
+def _text(raw: str, scope: Scope) -> str:
     if len(raw) > 200:
         raise ValueError("Au plus 200 caractères.")
     return raw

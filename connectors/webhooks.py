@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from connectors.base import OutgoingMessage, PermanentError, Receipt
 from connectors.https_client import https_session, post, raise_for_status, require_https
+from connectors.targets import allows_private_hosts
 
 WHAT = "destinataire du webhook"
 SECRET_PREFIX = "whsec_"  # noqa: S105 -- the format's prefix, not a secret
@@ -75,11 +76,19 @@ def verify_signature(
 class WebhookConnector:
     channel = "webhook"
 
-    def __init__(self, *, secret: str, ca_file: str | None = None, timeout: float = 30.0, clock=time.time):
+    def __init__(
+        self,
+        *,
+        secret: str,
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        clock=time.time,
+        allow_private_hosts: bool = False,
+    ):
         self._key = decode_secret(secret)
         self.timeout = timeout
         self._clock = clock
-        self._session = https_session(ca_file=ca_file)
+        self._session = https_session(ca_file=ca_file, allow_private_hosts=allow_private_hosts)
 
     @classmethod
     def from_config(cls, config: Mapping) -> "WebhookConnector | None":
@@ -90,6 +99,7 @@ class WebhookConnector:
             secret=config["WEBHOOK_SECRET"],
             ca_file=config.get("WEBHOOK_CA_FILE") or None,
             timeout=float(config.get("WEBHOOK_TIMEOUT_SECONDS") or 30),
+            allow_private_hosts=allows_private_hosts(config),
         )
 
     def send(self, message: OutgoingMessage) -> Receipt:

@@ -67,6 +67,12 @@ DEFAULTS = {
     "SMS_SENDER": None,
     "SMS_CA_FILE": None,
     "SMS_TIMEOUT_SECONDS": 30,
+    # Per-CPTS connector settings (connectors.settings): the certificate, key and CA files a CPTS's admin
+    # may choose, in one sub-directory per CPTS named by its id (default: <instance>/connector-files);
+    # and whether connectors may reach private addresses (loopback, private networks, 169.254.x.x): 0 in
+    # production, 1 only for a test bench or an internal gateway the operator trusts.
+    "CONNECTOR_FILES_DIR": None,
+    "CONNECTOR_ALLOW_PRIVATE_HOSTS": 0,
     # `hub worker`: scheduler lease, dispatcher period and the outbox lease of a message being sent.
     "WORKER_LEASE_SECONDS": 30,
     "DISPATCH_INTERVAL_SECONDS": 5,

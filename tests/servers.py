@@ -155,4 +155,5 @@ class SmtpServer:
             "SMTP_CA_FILE": str(ca_file) if ca_file else None,
             "SMTP_TIMEOUT_SECONDS": 10,
             "BASE_URL": "https://hub.cpts-test.fr",
+            "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,  # the test servers listen on loopback
         } | overrides

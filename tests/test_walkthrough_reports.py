@@ -72,6 +72,7 @@ def servers(test_ca, imap_server, tmp_path, app):
             "DMP_KEY_FILE": str(structure.key_file),
             "DMP_TIMEOUT_SECONDS": 5,
             "UPLOAD_DIR": str(uploads),
+            "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,  # the test servers listen on loopback
         } | imap_server.settings()
         yield smtp, dmp, recipient, imap_server, settings
 

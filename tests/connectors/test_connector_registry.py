@@ -3,6 +3,7 @@ its CPTS configured it (the CPTS's settings over the server's), a channel a CPTS
 settings of a whole batch are read in one query."""
 
 import json
+import shutil
 
 import pytest
 
@@ -50,18 +51,27 @@ def test_each_message_leaves_through_its_cpts_settings_or_the_servers(
     assert (row.state, row.attempts, row.last_error) == (OutboxState.PENDING, 0, NOT_CONFIGURED)
 
 
-def test_a_cpts_can_configure_a_channel_the_server_has_not(db_session, sessions, smtp_server, test_ca):
+def test_a_cpts_can_configure_a_channel_the_server_has_not(db_session, sessions, smtp_server, test_ca, tmp_path):
     """No SMTP on the server: only the CPTS that set its own sends its e-mails; the others wait."""
-    registry = build_registry({"SMTP_STARTTLS": 1, "SMTP_TIMEOUT_SECONDS": 10})
+    registry = build_registry(
+        {
+            "SMTP_STARTTLS": 1,
+            "SMTP_TIMEOUT_SECONDS": 10,
+            "CONNECTOR_FILES_DIR": str(tmp_path),
+            "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,
+        }
+    )
     assert dict(registry) == {} and registry.channels == ["dmp", "email", "mssante", "sms", "webhook"]
     own, other = factories.cpts(db_session), factories.cpts(db_session)
+    (tmp_path / str(own.id)).mkdir()
+    shutil.copy(test_ca.ca_file, tmp_path / str(own.id) / "operateur-ca.pem")
     configure(
         db_session,
         own,
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=smtp_server.port,
         SMTP_FROM="cpts@own.fr",
-        SMTP_CA_FILE=str(test_ca.ca_file),
+        SMTP_CA_FILE="operateur-ca.pem",
     )
     sent, waiting = queue(db_session, cpts_id=own.id), queue(db_session, cpts_id=other.id)
     db_session.commit()

@@ -78,6 +78,7 @@ def dmp_config(dmp_server, test_ca, structure_cert, upload_dir):
         "DMP_KEY_FILE": str(structure_cert.key_file),
         "DMP_TIMEOUT_SECONDS": 5,
         "UPLOAD_DIR": str(upload_dir),
+        "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,  # the test servers listen on loopback
     }
 
 

@@ -4,6 +4,7 @@ is stable, one e-mail per mailbox, no downgrade and no unverified server (S16), 
 transient and permanent errors, and the documents checked against the hash frozen at signing."""
 
 import json
+import shutil
 import uuid
 
 import pytest
@@ -313,17 +314,22 @@ def test_an_outbox_message_is_dispatched_and_its_receipt_is_the_message_id(
 
 
 def test_a_cpts_sends_from_its_own_mailbox_with_its_own_certificate(
-    db_session, sessions, mssante_server, test_ca, client_cert, upload_dir
+    db_session, sessions, mssante_server, test_ca, client_cert, upload_dir, tmp_path
 ):
-    """The server knows the document store and the operator's CA; the CPTS's admin set the rest."""
+    """The server knows the document store and the operator's CA; the CPTS's admin set the rest, its
+    certificate and key chosen by name among the files of its directory."""
     cpts = factories.cpts(db_session)
     cert_file, key_file = client_cert
+    own_files = tmp_path / "connector-files" / str(cpts.id)
+    own_files.mkdir(parents=True)
+    shutil.copy(cert_file, own_files / "structure.crt")
+    shutil.copy(key_file, own_files / "structure.key")
     own = {
         "MSSANTE_HOST": mssante_server.host,
         "MSSANTE_PORT": mssante_server.port,
         "MSSANTE_SENDER": "coordination@cpts-val.mssante.fr",
-        "MSSANTE_CERT_FILE": str(cert_file),
-        "MSSANTE_KEY_FILE": str(key_file),
+        "MSSANTE_CERT_FILE": "structure.crt",
+        "MSSANTE_KEY_FILE": "structure.key",
     }
     assert set(own) <= set(fields_of("mssante"))
     db_session.add(ConnectorSetting(cpts_id=cpts.id, channel="mssante", is_enabled=True, settings=json.dumps(own)))
@@ -338,7 +344,14 @@ def test_a_cpts_sends_from_its_own_mailbox_with_its_own_certificate(
         cpts_id=cpts.id,
     )
     db_session.commit()
-    registry = build_registry({"UPLOAD_DIR": str(upload_dir), "MSSANTE_CA_FILE": str(test_ca.ca_file)})
+    registry = build_registry(
+        {
+            "UPLOAD_DIR": str(upload_dir),
+            "MSSANTE_CA_FILE": str(test_ca.ca_file),
+            "CONNECTOR_FILES_DIR": str(own_files.parent),
+            "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,  # the test server listens on loopback
+        }
+    )
     assert "mssante" not in registry  # nothing at the server's level
 
     dispatch_once(sessions, connectors=registry)

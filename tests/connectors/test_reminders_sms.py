@@ -53,6 +53,7 @@ def sms_config(provider, test_ca):
         "SMS_CA_FILE": str(test_ca.ca_file),
         "SMS_TIMEOUT_SECONDS": 5,
         "BASE_URL": "https://hub.cpts-test.fr",
+        "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,  # the test servers listen on loopback
     }
 
 

@@ -34,7 +34,12 @@ def receiver(test_ca):
 
 @pytest.fixture
 def webhook_config(test_ca):
-    return {"WEBHOOK_SECRET": SECRET, "WEBHOOK_CA_FILE": str(test_ca.ca_file), "WEBHOOK_TIMEOUT_SECONDS": 5}
+    return {
+        "WEBHOOK_SECRET": SECRET,
+        "WEBHOOK_CA_FILE": str(test_ca.ca_file),
+        "WEBHOOK_TIMEOUT_SECONDS": 5,
+        "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,  # the test servers listen on loopback
+    }
 
 
 @pytest.fixture
@@ -124,7 +129,9 @@ def test_one_valid_signature_among_several_is_enough_during_a_secret_rotation():
 
 def test_a_resend_carries_the_same_id_and_a_fresh_signed_timestamp(webhook_config, receiver):
     ticks = iter([1_800_000_000, 1_800_000_090])
-    connector = WebhookConnector(secret=SECRET, ca_file=webhook_config["WEBHOOK_CA_FILE"], clock=lambda: next(ticks))
+    connector = WebhookConnector(
+        secret=SECRET, ca_file=webhook_config["WEBHOOK_CA_FILE"], clock=lambda: next(ticks), allow_private_hosts=True
+    )
     connector.send(outgoing(receiver.url))
     connector.send(outgoing(receiver.url))
     connector.close()
