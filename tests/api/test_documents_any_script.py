@@ -1,5 +1,5 @@
-"""I4 through the API and the pages: a referral whose reason holds signs, an emoji and Polish is scheduled
-and its letter downloads; the fee statement of a professional with a Polish name downloads."""
+"""I4 (docs/guarantees.md) through the API and the pages: a referral whose reason holds signs, an emoji and
+Polish is scheduled and its letter downloads; the fee statement of a professional with a Polish name downloads."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo

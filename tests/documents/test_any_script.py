@@ -26,7 +26,7 @@ ANY_SCRIPT = "≥ 😀 Łukasz"
 
 # Any code point, the astral planes, controls and lone surrogates included (a JSON body may carry "\ud800").
 ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=60)
-RENDERINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+RENDERINGS = settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @RENDERINGS
