@@ -3,8 +3,6 @@ professionals' RPPS, the date of the act and the sections. The same document alw
 so the hash stored at signing still matches the file sent on a later attempt. Also the referral letter
 (LOINC 96349-6), drawn from a referral's fields."""
 
-import unicodedata
-
 from hub.documents.clinical import ClinicalDocument, PatientIdentity, ProfessionalIdentity
 from hub.formatting import french_datetime
 from hub.models.patient import IDENTITY_STATUS_LABELS
@@ -13,23 +11,20 @@ LETTER_LOINC = "96349-6"
 SEX_LABELS = {"F": "Féminin", "M": "Masculin", "I": "Indéterminé"}
 LINE = 5.0
 LABEL_WIDTH = 62.0
-# Signs a report often holds that the code page lacks and that have no ASCII decomposition.
-FALLBACKS = {"≥": ">=", "≤": "<=", "≠": "!=", "→": "->", "←": "<-"}
 
 
 def render_pdf(doc: ClinicalDocument, *, zone: str) -> bytes:
     """The document as PDF bytes, identical for an identical document; times are wall times in `zone`."""
-    from fpdf import FPDF  # only the renderings need it
+    from hub.typeface import UnicodePDF  # only the renderings need fpdf2
 
-    class Pages(FPDF):
+    class Pages(UnicodePDF):
         def footer(self) -> None:  # fpdf calls it at the bottom of every page
             _footer(self, doc)
 
     pdf = Pages(format="A4")
-    pdf.core_fonts_encoding = "windows-1252"  # French accents, œ and € in the standard fonts
     pdf.set_creation_date(doc.created_at)  # fpdf stamps "now" otherwise, and the hash would change
-    pdf.set_title(pdf_text(doc.title))
-    pdf.set_author(pdf_text(doc.author.full_name))
+    pdf.set_title(doc.title)
+    pdf.set_author(doc.author.full_name)
     pdf.set_creator("Hub CPTS")
     pdf.set_producer("Hub CPTS")
     pdf.set_lang("fr-FR")
@@ -43,37 +38,17 @@ def render_pdf(doc: ClinicalDocument, *, zone: str) -> bytes:
     return bytes(pdf.output())
 
 
-def pdf_text(text: str | None) -> str:
-    """Text the cp1252 core fonts can draw: the narrow no-break space becomes a plain one, a character
-    outside the code page its closest ASCII form (or `?`), so free text never breaks the rendering."""
-    text = (text or "").replace("\u202f", "\u00a0").replace("\t", "    ")
-    return "".join(_drawable(char) for char in text)
-
-
-def _drawable(char: str) -> str:
-    if char == "\n":
-        return char
-    try:
-        char.encode("cp1252")
-    except UnicodeEncodeError:
-        if char in FALLBACKS:
-            return FALLBACKS[char]
-        folded = unicodedata.normalize("NFKD", char).encode("ascii", "ignore").decode()
-        return folded or "?"
-    return char if unicodedata.category(char)[0] != "C" else ""
-
-
 def _heading(pdf, doc: ClinicalDocument, zone: str) -> None:
-    pdf.set_font("helvetica", style="B", size=15)
-    pdf.multi_cell(0, 7, pdf_text(doc.title), new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("helvetica", size=9)
-    pdf.cell(text=pdf_text(f"Type de document : LOINC {doc.loinc}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(style="B", size=15)
+    pdf.multi_cell(0, 7, doc.title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(size=9)
+    pdf.cell(text=f"Type de document : LOINC {doc.loinc}", new_x="LMARGIN", new_y="NEXT")
     custodian = doc.custodian.name + (f" (FINESS {doc.custodian.finess})" if doc.custodian.finess else "")
-    pdf.cell(text=pdf_text(f"Structure responsable : {custodian}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=f"Structure responsable : {custodian}", new_x="LMARGIN", new_y="NEXT")
     version = f"Version {doc.version}"
     if doc.replaces_uid:
         version += f", remplace le document {doc.replaces_uid}"
-    pdf.cell(text=pdf_text(version), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(text=version, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     _field(pdf, "Date et heure de l'acte", french_datetime(doc.service_started_at or doc.created_at, zone))
     if doc.service_ended_at:
@@ -121,49 +96,48 @@ def professional_line(professional: ProfessionalIdentity) -> str:
 def _sections(pdf, doc: ClinicalDocument) -> None:
     for section in doc.sections:
         _title(pdf, section.title)
-        pdf.set_font("helvetica", size=10)
-        pdf.multi_cell(0, LINE, pdf_text(section.text) or "—", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(size=10)
+        pdf.multi_cell(0, LINE, section.text or "—", new_x="LMARGIN", new_y="NEXT")
         pdf.ln(3)
 
 
 def _title(pdf, text: str) -> None:
-    pdf.set_font("helvetica", style="B", size=12)
-    pdf.multi_cell(0, 7, pdf_text(text), border="B", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(style="B", size=12)
+    pdf.multi_cell(0, 7, text, border="B", new_x="LMARGIN", new_y="NEXT")
     pdf.ln(1)
 
 
 def _field(pdf, label: str, value: str) -> None:
-    pdf.set_font("helvetica", style="B", size=10)
-    pdf.cell(w=LABEL_WIDTH, h=LINE, text=pdf_text(label))
-    pdf.set_font("helvetica", size=10)
-    pdf.multi_cell(0, LINE, pdf_text(value) or "—", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font(style="B", size=10)
+    pdf.cell(w=LABEL_WIDTH, h=LINE, text=label)
+    pdf.set_font(size=10)
+    pdf.multi_cell(0, LINE, value or "—", new_x="LMARGIN", new_y="NEXT")
 
 
 def _footer(pdf, doc: ClinicalDocument) -> None:
     # Every page names its patient: a page printed or scanned alone must still be filed under the right one.
     patient = doc.patient
     pdf.set_y(-15)
-    pdf.set_font("helvetica", size=8)
+    pdf.set_font(size=8)
     born = patient.birth_date.strftime("%d/%m/%Y")
     who = f"{patient.birth_name} {patient.first_birth_given_name}, né·e le {born}"
-    pdf.cell(w=0, h=4, text=pdf_text(f"Patient : {who}"), new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(w=0, h=4, text=pdf_text(f"Document {doc.document_uid}"), align="L")
+    pdf.cell(w=0, h=4, text=f"Patient : {who}", new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(w=0, h=4, text=f"Document {doc.document_uid}", align="L")
     pdf.set_x(pdf.l_margin)
     pdf.cell(w=0, h=4, text=f"Page {pdf.page_no()}/{{nb}}", align="R")
 
 
 def referral_letter(referral, *, program_name: str | None = None) -> bytes:
     """The referral letter (LOINC 96349-6) as a small PDF, from the referral's fields."""
-    from fpdf import FPDF  # only the renderings need it
+    from hub.typeface import UnicodePDF  # only the renderings need fpdf2
 
-    pdf = FPDF(format="A4")
-    pdf.core_fonts_encoding = "windows-1252"
+    pdf = UnicodePDF(format="A4")
     pdf.set_title("Lettre d'adressage")
     pdf.set_author("Hub CPTS")
     pdf.add_page()
-    pdf.set_font("Helvetica", "B", 14)
+    pdf.set_font(style="B", size=14)
     pdf.cell(0, 10, "Lettre d'adressage", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font("Helvetica", size=10)
+    pdf.set_font(size=10)
     patient = referral.patient
     target = program_name or (referral.target_specialist.full_name if referral.target_specialist else "")
     lines = [
@@ -177,8 +151,8 @@ def referral_letter(referral, *, program_name: str | None = None) -> bytes:
         ("Commentaire", referral.free_text or ""),
     ]
     for label, value in lines:
-        pdf.set_font("Helvetica", "B", 10)
+        pdf.set_font(style="B", size=10)
         pdf.cell(0, 6, label, new_x="LMARGIN", new_y="NEXT")
-        pdf.set_font("Helvetica", size=10)
-        pdf.multi_cell(0, 5, value.replace("\u202f", "\u00a0") or "—", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font(size=10)
+        pdf.multi_cell(0, 5, value or "—", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

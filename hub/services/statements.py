@@ -409,15 +409,14 @@ def pdf_filename(statement: Statement) -> str:
 
 def statement_pdf(statement: Statement, *, generated_on: dt.date) -> bytes:
     """A printable A4 statement in French: the professional, the acts, the totals by act and by status."""
-    from fpdf import FPDF  # only the PDF download needs it
+    from hub.typeface import UnicodePDF  # only the PDF download needs fpdf2
 
-    class Pages(FPDF):
+    class Pages(UnicodePDF):
         def footer(self) -> None:  # fpdf calls it at the bottom of every page
             _pdf_footer(self, statement, generated_on)
 
     pdf = Pages(orientation="landscape", format="A4")
-    pdf.core_fonts_encoding = "windows-1252"  # French accents, œ and € in the standard fonts
-    pdf.set_title(_pdf_text(f"Relevé d'actes et de rémunérations — {statement.period.label}"))
+    pdf.set_title(f"Relevé d'actes et de rémunérations — {statement.period.label}")
     pdf.set_author("Hub CPTS")
     pdf.set_auto_page_break(auto=True, margin=15)
     pdf.alias_nb_pages()
@@ -428,23 +427,18 @@ def statement_pdf(statement: Statement, *, generated_on: dt.date) -> bytes:
     return bytes(pdf.output())
 
 
-def _pdf_text(text: str) -> str:
-    # The standard fonts have no narrow no-break space: a plain no-break space instead.
-    return text.replace("\u202f", "\u00a0")
-
-
 def _pdf_heading(pdf, statement: Statement) -> None:
     professional = statement.professional
-    pdf.set_font("helvetica", style="B", size=15)
-    pdf.cell(text=_pdf_text(f"Relevé d'actes et de rémunérations — {statement.period.label}"))
+    pdf.set_font(style="B", size=15)
+    pdf.cell(text=f"Relevé d'actes et de rémunérations — {statement.period.label}")
     pdf.ln(9)
-    pdf.set_font("helvetica", size=10)
+    pdf.set_font(size=10)
     for text in (
         f"{professional.full_name} — {professional.profession_label}",
         f"RPPS : {professional.rpps or 'non renseigné'} — {statement.cpts_name}",
         f"Période : du {french_date(statement.period.first)} au {french_date(statement.period.last)}",
     ):
-        pdf.cell(text=_pdf_text(text))
+        pdf.cell(text=text)
         pdf.ln(5)
     pdf.ln(3)
 
@@ -467,12 +461,12 @@ PDF_LINE = 4.5
 def _pdf_lines(pdf, statement: Statement) -> None:
     """One row per act, the header repeated on each page. Plain cells rather than fpdf's table, whose
     layout engine costs some 8 ms a row: only a note too long for its column is wrapped."""
-    pdf.set_font("helvetica", style="B", size=11)
-    pdf.cell(text=_pdf_text("Détail des actes"))
+    pdf.set_font(style="B", size=11)
+    pdf.cell(text="Détail des actes")
     pdf.ln(6)
     if not statement.lines:
-        pdf.set_font("helvetica", size=9)
-        pdf.cell(text=_pdf_text("Aucun acte sur la période."))
+        pdf.set_font(size=9)
+        pdf.cell(text="Aucun acte sur la période.")
         pdf.ln(8)
         return
     _pdf_row(pdf, [name for name, _, _ in PDF_COLUMNS], style="B")
@@ -481,18 +475,18 @@ def _pdf_lines(pdf, statement: Statement) -> None:
             line.act_on.strftime("%d/%m/%Y"),
             line.code,
             decimal_fr(line.coefficient),
-            _pdf_text(euros(line.amount)),
+            euros(line.amount),
             line.status_label,
             line.patient_initials or "",
             line.prescriber_rpps or "",
-            _pdf_text(line.note or ""),
+            line.note or "",
         ]
         _pdf_row(pdf, cells)
     pdf.ln(4)
 
 
 def _pdf_row(pdf, cells: list[str], *, style: str = "") -> None:
-    pdf.set_font("helvetica", style=style, size=8)
+    pdf.set_font(style=style, size=8)
     *fixed, (_, note_width, _) = PDF_COLUMNS
     note = cells[-1]
     wraps = pdf.get_string_width(note) > note_width - 2 * pdf.c_margin
@@ -502,7 +496,7 @@ def _pdf_row(pdf, cells: list[str], *, style: str = "") -> None:
         pdf.add_page()
         if not style:
             _pdf_row(pdf, [name for name, _, _ in PDF_COLUMNS], style="B")
-            pdf.set_font("helvetica", size=8)
+            pdf.set_font(size=8)
     for text, (_, width, align) in zip(cells, fixed, strict=False):
         pdf.cell(w=width, h=height, text=text, border="B", align=align)
     for number, text in enumerate(note_lines):
@@ -514,11 +508,11 @@ def _pdf_row(pdf, cells: list[str], *, style: str = "") -> None:
 
 
 def _pdf_totals(pdf, statement: Statement) -> None:
-    pdf.set_font("helvetica", style="B", size=11)
+    pdf.set_font(style="B", size=11)
     headline = f"Total hors actes annulés : {euros(statement.total)} ({_acts(len(statement.live_lines))})"
-    pdf.cell(text=_pdf_text(headline))
+    pdf.cell(text=headline)
     pdf.ln(7)
-    pdf.set_font("helvetica", size=9)
+    pdf.set_font(size=9)
     by_code = [f"{total.key} — {total.label}" for total in statement.by_code]
     by_status = [total.label for total in statement.by_status]
     for title, names, totals in (
@@ -528,7 +522,7 @@ def _pdf_totals(pdf, statement: Statement) -> None:
         pdf.cell(text=title)
         pdf.ln(5)
         for name, total in zip(names, totals, strict=True):
-            pdf.cell(text=_pdf_text(f"    {name} : {_acts(total.count)}, {euros(total.amount)}"))
+            pdf.cell(text=f"    {name} : {_acts(total.count)}, {euros(total.amount)}")
             pdf.ln(5)
     pdf.ln(4)
 
@@ -539,7 +533,7 @@ def _acts(count: int) -> str:
 
 def _pdf_footer(pdf, statement: Statement, generated_on: dt.date) -> None:
     pdf.set_y(-12)
-    pdf.set_font("helvetica", size=8)
+    pdf.set_font(size=8)
     text = f"{statement.professional.full_name} — {statement.period.label} — édité le {french_date(generated_on)}"
-    pdf.cell(text=_pdf_text(text))
+    pdf.cell(text=text)
     pdf.cell(text=f"Page {pdf.page_no()}/{{nb}}", align="R", w=0)

@@ -1,7 +1,6 @@
 import dataclasses
 import datetime as dt
 import re
-import zlib
 
 import time_machine
 
@@ -9,6 +8,7 @@ from hub.documents.clinical import ClinicalDocument, Custodian, PatientIdentity,
 from hub.documents.pdf import referral_letter, render_pdf
 from hub.models import Profession, Professional, Referral, Sex
 from tests import ZONE, factories
+from tests.pdfs import pdf_lines
 
 BIRTH_DATE = dt.date(1948, 3, 1)
 NIR = factories.valid_nir(sex=Sex.FEMALE, birth_date=BIRTH_DATE, birth_place="24520", order=123)
@@ -66,17 +66,6 @@ def clinical_document(**changes) -> ClinicalDocument:
 
 def patient_without_ins(status: str) -> PatientIdentity:
     return dataclasses.replace(clinical_document().patient, ins=None, ins_oid=None, identity_status=status)
-
-
-def pdf_lines(data: bytes) -> list[str]:
-    """The text of each cell the pages draw (fpdf2 compresses the page streams with FlateDecode)."""
-    lines = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.DOTALL):
-        for block in re.findall(rb"BT (.*?) ET", zlib.decompress(stream), re.DOTALL):
-            strings = re.findall(rb"\(((?:\\.|[^\\)])*)\) ?Tj", block)
-            if strings:
-                lines.append(b"".join(re.sub(rb"\\(.)", rb"\1", text) for text in strings).decode("cp1252"))
-    return lines
 
 
 def pdf_pages(data: bytes) -> int:
@@ -156,12 +145,12 @@ def test_a_correction_says_which_document_it_replaces():
     assert "Version 2, remplace le document 1.2.250.1.999.1.1.17.1" in lines
 
 
-def test_free_text_outside_the_standard_fonts_is_drawn_rather_than_refused():
-    section = Section("Constantes", "PAS\u202f≥\u202f140 mmHg 😟 → contrôle\tà J7")
+def test_free_text_is_drawn_as_written_and_what_the_font_lacks_as_a_placeholder():
+    section = Section("Constantes", "PAS\u202f≥\u202f140 mmHg 😟 → contrôle\tà J7 ; ℃ ●\u200b")
 
     lines = pdf_lines(render_pdf(clinical_document(sections=(section,)), zone=ZONE))
 
-    assert "PAS >= 140 mmHg ? -> contrôle    à J7" in lines
+    assert "PAS ≥ 140 mmHg ? → contrôle    à J7 ; °C •" in lines, "no-break spaces read back as spaces"
 
 
 def test_a_long_report_runs_over_several_numbered_pages():

@@ -4,7 +4,6 @@ import datetime as dt
 import io
 import itertools
 import re
-import zlib
 from decimal import Decimal
 
 import pytest
@@ -15,6 +14,7 @@ from hub.models import DeclaredActivity, FeeEntry, FeeStatus, Profession, Role, 
 from hub.services import statements, tariffs
 from hub.services.statements import Period
 from tests import ZONE, factories
+from tests.pdfs import pdf_text
 from workflows import fees
 from workflows import statements as shares
 
@@ -185,15 +185,6 @@ def pdf_pages(data: bytes) -> int:
     count = int(re.search(rb"/Count (\d+)", data).group(1))
     assert len(re.findall(rb"/Type /Page\b(?!s)", data)) == count
     return count
-
-
-def pdf_text(data: bytes) -> str:
-    """The page streams, decompressed (fpdf2 writes them with FlateDecode)."""
-    chunks = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", data, re.DOTALL):
-        with contextlib.suppress(zlib.error):
-            chunks.append(zlib.decompress(stream).decode("latin-1"))
-    return "\n".join(chunks)
 
 
 def test_the_pdf_is_a_readable_pdf(db_session, cpts, nurse):

@@ -1,0 +1,110 @@
+"""The one font of every PDF the hub renders, and the text it can draw.
+
+Fira Sans (SIL Open Font License 1.1, shipped by the fontpkg-fira-sans package, a dependency: a fresh install
+has it, nothing is read from the system). It covers Latin with its extensions, Greek, Cyrillic and the signs
+reports hold (≥ ≤ € → • … ± µ °); the standard PDF fonts stop at Windows-1252, so a "Łukasz" or a "≥" in a
+referral used to stop the rendering. A character the font lacks is never an error: a control or formatting
+character is dropped, a compatibility form drawn as its plain one (℃ as °C), and anything else (an emoji, an
+unassigned code point, a lone surrogate from a JSON body) as a visible "?". The same text always gives the
+same glyphs, so a rendering stays deterministic.
+
+Import it inside the rendering functions (hub.documents.pdf, hub.services.statements): fpdf2 is loaded only
+when a PDF is made."""
+
+import unicodedata
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from fpdf import FPDF
+from fpdf.fonts import TTFFont
+
+FAMILY = "fira-sans"
+FONT_PACKAGE = "fontpkg_fira_sans"
+FILES = {"": "FiraSans-Regular.ttf", "B": "FiraSans-Bold.ttf"}
+PLACEHOLDER = "?"
+LAYOUT_TABLES = {"GDEF", "GPOS", "GSUB"}
+# Signs that free text holds (pasted from a word processor) and the font lacks: their nearest sign it has.
+FALLBACKS = {
+    "\t": "    ",
+    "\u202f": "\u00a0",  # the narrow no-break space of French dates and amounts
+    "\u2028": "\n",
+    "\u2029": "\n",
+    "●": "•",
+    "◦": "•",
+    "▪": "•",
+    "■": "•",
+    "‣": "•",
+    "⇒": "=>",
+    "⩽": "≤",
+    "⩾": "≥",
+    "′": "'",
+    "″": '"',
+    "✓": "v",
+    "✔": "v",
+}
+
+
+class UnicodePDF(FPDF):
+    """An FPDF whose text, wherever it is drawn or measured, goes through `drawable` in the hub's font."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for style, name in FILES.items():
+            self.add_font(FAMILY, style, font_file(name))
+            font = self.fonts[FAMILY + style]
+            assert isinstance(font, TTFFont)
+            # Without text shaping the layout tables are never read, and fpdf2 leaves them out of the embedded
+            # subset; dropping them here spares decompiling them at output, a third of a rendering.
+            for tag in LAYOUT_TABLES & set(font.ttfont.keys()):
+                del font.ttfont[tag]
+        self.set_font(FAMILY, size=10)
+
+    def normalize_text(self, text: str) -> str:
+        # fpdf2 calls it for every cell, multi_cell, write and width measurement: no call site can forget it.
+        return super().normalize_text(drawable(text))
+
+    def set_title(self, title: str) -> None:
+        super().set_title(drawable(title))
+
+    def set_author(self, author) -> None:
+        super().set_author(drawable(author))
+
+
+def font_file(name: str) -> Path:
+    # The package is installed as files (a wheel, unzipped), so its resources are plain paths.
+    return Path(str(resources.files(FONT_PACKAGE) / "files" / name))
+
+
+def drawable(text: str | None) -> str:
+    """`text` in NFC with each character the font cannot draw replaced (see the module); idempotent."""
+    return "".join(_drawable(char) for char in unicodedata.normalize("NFC", text or ""))
+
+
+def _drawable(char: str) -> str:
+    if char == "\n":
+        return char
+    if char in FALLBACKS:
+        return FALLBACKS[char]
+    category = unicodedata.category(char)
+    if category in ("Cc", "Cf"):  # controls, zero-width and bidirectional marks: nothing to draw
+        return ""
+    glyphs = _codepoints()
+    if ord(char) in glyphs:
+        return char
+    folded = unicodedata.normalize("NFKD", char)
+    if folded != char and all(ord(part) in glyphs for part in folded):
+        return folded
+    return PLACEHOLDER
+
+
+@cache
+def _codepoints() -> frozenset[int]:
+    """The characters both styles draw."""
+    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # fpdf2's own dependency
+
+    sets = []
+    for name in FILES.values():
+        with TTFont(font_file(name), lazy=True) as font:
+            sets.append(frozenset(font.getBestCmap()))
+    return frozenset.intersection(*sets) - {0}
