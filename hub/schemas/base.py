@@ -19,6 +19,7 @@ from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_loa
 from hub.errors import ValidationFailed
 
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+OUT_OF_RANGE = f"Nombre hors des limites acceptées (de {INT_MIN} à {INT_MAX})."
 # A page beyond the last is merely empty; the bound keeps OFFSET (page × at most 200) far from any overflow.
 MAX_PAGE = 1_000_000
 EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
@@ -39,19 +40,14 @@ class Str(fields.String):
 
 
 class Int(fields.Integer):
-    """An integer that fits the database's `integer` column."""
+    """An integer that fits the database's `integer` column. The bound is a Range validator, so that the OpenAPI
+    document (apispec reads validators) states it too."""
 
-    default_error_messages = {
-        **_COMMON,
-        "invalid": "Nombre entier attendu.",
-        "too_large": f"Nombre hors des limites acceptées (de {INT_MIN} à {INT_MAX}).",
-    }
+    default_error_messages = {**_COMMON, "invalid": "Nombre entier attendu.", "too_large": OUT_OF_RANGE}
 
-    def _validated(self, value):
-        number = super()._validated(value)
-        if not INT_MIN <= number <= INT_MAX:
-            raise self.make_error("too_large")
-        return number
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(validate.Range(INT_MIN, INT_MAX, error=OUT_OF_RANGE))
 
 
 class Page(Int):
