@@ -3,16 +3,14 @@
 Every handler first discards what the failed request changed (hub.http.request: the unit of work)."""
 
 import logging
-import traceback
 from urllib.parse import quote
 
 from flask import Flask, g, jsonify, redirect, render_template, request
 from flask_login import current_user
-from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from hub import audit
-from hub.errors import HubError, Unauthorized
+from hub.errors import HubError, Unauthorized, describe_failure
 from hub.http.access import is_api_request
 from hub.http.request import db, discard_changes
 
@@ -94,36 +92,6 @@ def handle_unexpected(exc: Exception):
     if is_api_request():
         return problem(500, title, detail)
     return render_template("error.html", title=title, detail=detail), 500
-
-
-def describe_failure(exc: BaseException) -> str:
-    """What failed and where, for the log, without what the request carried: an exception's message may quote
-    it (a database's DETAIL repeats the failing row: a patient's address, a referral's reason). So: each
-    exception of the chain by its type, a database error by its SQLSTATE, constraint and statement (its
-    parameters never shown, hub.db.make_engine), and the frames of the traceback — never a message."""
-    lines: list[str] = []
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        lines.append(_exception_line(current))
-        lines.extend(line.rstrip() for line in traceback.format_tb(current.__traceback__))
-        current = current.__cause__ or current.__context__
-    return "\n".join(lines)
-
-
-def _exception_line(exc: BaseException) -> str:
-    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    if not isinstance(exc, DBAPIError):
-        return kind
-    diag = getattr(exc.orig, "diag", None)
-    facts = {
-        "driver error": type(exc.orig).__qualname__,
-        "sqlstate": getattr(exc.orig, "sqlstate", None),
-        "constraint": getattr(diag, "constraint_name", None),
-        "statement": " ".join(str(exc.statement or "").split()),
-    }
-    return kind + "".join(f"\n  {name}: {value}" for name, value in facts.items() if value)
 
 
 def register(app: Flask) -> None:
