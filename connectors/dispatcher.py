@@ -35,7 +35,7 @@ from connectors.registry import ConnectorRegistry, close_all
 from connectors.settings import load_cpts_settings
 from hub import audit
 from hub.db import rows_changed, session_scope, utcnow
-from hub.errors import Conflict, NotFound
+from hub.errors import Conflict, NotFound, describe_failure
 from hub.models import OutboxMessage, OutboxState
 from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
 
@@ -237,7 +237,7 @@ def _send(claim: _Claim, clock) -> _Outcome:
         return _retry_or_bury(claim, clock(), str(exc)[:500])
     except Exception as exc:
         # A connector bug must not stop the batch (R6); its text may hold anything, so only its type is kept.
-        log.exception("outbox message %s: unexpected connector error", message.id)
+        log.error("outbox message %s: unexpected connector error\n%s", message.id, describe_failure(exc))
         return _retry_or_bury(claim, clock(), f"erreur inattendue du connecteur ({type(exc).__name__})")
     sent = {"state": OutboxState.SENT, "receipt": receipt.id[:300], "sent_at": clock(), "last_error": None}
     return _outcome(claim, "sent", **sent)

@@ -49,6 +49,9 @@ def utcnow() -> dt.datetime:
 
 
 def make_engine(url: str, **kwargs) -> Engine:
+    """An engine that never shows a statement's parameters (a patient's address, a referral's reason): neither
+    in its log, at any level, nor in the message of a database error."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _serialise_sqlite_writers(engine)

@@ -1,5 +1,11 @@
 """The hub's error tree. Domain code raises these; the web layer renders them as a French page or as
-application/problem+json (RFC 9457). Messages are French: they are shown to users as they are."""
+application/problem+json (RFC 9457). Messages are French: they are shown to users as they are.
+
+And how an unexpected failure is written to the log (`describe_failure`): without what it was given."""
+
+import traceback
+
+from sqlalchemy.exc import DBAPIError
 
 
 class HubError(Exception):
@@ -67,3 +73,33 @@ class RuleViolation(HubError):
     status = 422
     title = "Règle non respectée"
     type_slug = "rule-violation"
+
+
+def describe_failure(exc: BaseException) -> str:
+    """What failed and where, for the log, without what it was working on: an exception's message may quote it
+    (a database's DETAIL repeats the failing row: a patient's address, a referral's reason). So: each
+    exception of the chain by its type, a database error by its SQLSTATE, constraint and statement (its
+    parameters never shown, hub.db.make_engine), and the frames of the traceback — never a message."""
+    lines: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        lines.append(_exception_line(current))
+        lines.extend(line.rstrip() for line in traceback.format_tb(current.__traceback__))
+        current = current.__cause__ or current.__context__
+    return "\n".join(lines)
+
+
+def _exception_line(exc: BaseException) -> str:
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    if not isinstance(exc, DBAPIError):
+        return kind
+    diag = getattr(exc.orig, "diag", None)
+    facts = {
+        "driver error": type(exc.orig).__qualname__,
+        "sqlstate": getattr(exc.orig, "sqlstate", None),
+        "constraint": getattr(diag, "constraint_name", None),
+        "statement": " ".join(str(exc.statement or "").split()),
+    }
+    return kind + "".join(f"\n  {name}: {value}" for name, value in facts.items() if value)

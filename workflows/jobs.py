@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased, selectinload
 
 from connectors import outbox
 from hub.db import rows_changed, session_scope
+from hub.errors import describe_failure
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -70,9 +71,9 @@ def roll_slot_horizon(ctx: JobContext, *, now: dt.datetime) -> str:
                 )
                 if program is not None:
                     created += generate_slots(session, program, now=now).created
-        except Exception:
+        except Exception as exc:
             failed += 1
-            log.exception("roll_slot_horizon: program %s failed", program_id)
+            log.error("roll_slot_horizon: program %s failed\n%s", program_id, describe_failure(exc))
     return f"{len(program_ids)} programme(s), {created} créneau(x) créé(s), {failed} échec(s)"
 
 
@@ -225,9 +226,9 @@ def expire_own_idel_delay(ctx: JobContext, *, now: dt.datetime) -> str:
                 if appointment is not None:
                     offer_to_other_idels(session, appointment, now=now)
                     widened += 1
-        except Exception:
+        except Exception as exc:
             failed += 1
-            log.exception("expire_own_idel_delay: appointment %s failed", appointment_id)
+            log.error("expire_own_idel_delay: appointment %s failed\n%s", appointment_id, describe_failure(exc))
     return f"{widened} visite(s) proposée(s) aux autres IDEL, {failed} échec(s)"
 
 

@@ -3,7 +3,8 @@
 from flask import Blueprint, current_app, request, url_for
 
 from hub.errors import HubError
-from hub.schemas.base import load
+from hub.http.inputs import json_document, query_int
+from hub.schemas.base import MAX_PAGE, load
 
 blueprint = Blueprint("api", __name__)
 
@@ -19,7 +20,7 @@ class UnsupportedMediaType(HubError):
 def json_body() -> dict:
     if not request.is_json:
         raise UnsupportedMediaType("Le corps de la requête doit être du JSON (Content-Type: application/json).")
-    data = request.get_json(silent=True)
+    data = json_document()
     if not isinstance(data, dict):
         raise HubError("Le corps de la requête doit être un objet JSON valide.")
     return data
@@ -31,14 +32,7 @@ def load_json(schema, *, partial: bool = False) -> dict:
 
 def pagination() -> tuple[int, int]:
     default = current_app.config["HUB"]["API_PAGE_SIZE"]
-    try:
-        page = int(request.args.get("page", 1))
-        per_page = int(request.args.get("per_page", default))
-    except ValueError as exc:
-        raise HubError("Les paramètres page et per_page doivent être des entiers.") from exc
-    if page < 1 or not 1 <= per_page <= MAX_PAGE_SIZE:
-        raise HubError(f"page doit être ≥ 1 et per_page entre 1 et {MAX_PAGE_SIZE}.")
-    return page, per_page
+    return query_int("page", 1, maximum=MAX_PAGE), query_int("per_page", default, maximum=MAX_PAGE_SIZE)
 
 
 def page_of(schema, items, total: int, page: int, per_page: int) -> dict:

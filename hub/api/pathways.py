@@ -7,6 +7,7 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import pathway_for
 from hub.errors import HubError, NotFound
 from hub.http.access import AUTHENTICATED, access
+from hub.http.inputs import query_int
 from hub.http.request import db, territory_zone
 from hub.models import Appointment, Modality
 from hub.schemas.pathways import (
@@ -53,11 +54,9 @@ def replace_pathway_template_steps(template_id: int):
 @access(Permission.PATHWAYS_MANAGE)
 def list_pathways():
     page, per_page = pagination()
-    try:
-        patient_id = int(request.args["patient_id"])
-    except (KeyError, ValueError) as exc:
-        raise HubError("Indiquez le patient : paramètre patient_id (entier).") from exc
-    patient = patient_for(db(), current_user, patient_id, action="pathway.list")
+    if "patient_id" not in request.args:
+        raise HubError("Indiquez le patient : paramètre patient_id (entier).")
+    patient = patient_for(db(), current_user, query_int("patient_id", 0), action="pathway.list")
     items = pathways.pathways_of(db(), patient.id)
     return page_of(PathwayOut(), items[(page - 1) * per_page : page * per_page], len(items), page, per_page)
 

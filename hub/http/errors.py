@@ -10,7 +10,7 @@ from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
 from hub import audit
-from hub.errors import HubError, Unauthorized
+from hub.errors import HubError, Unauthorized, describe_failure
 from hub.http.access import is_api_request
 from hub.http.request import db, discard_changes
 
@@ -82,9 +82,9 @@ def handle_http_error(exc: HTTPException):
 def handle_unexpected(exc: Exception):
     try:
         discard_changes()
-    except Exception:  # e.g. the database connection is gone: the error page is still due
-        log.exception("could not discard the failed request's changes")
-    log.exception("unexpected error on %s %s", request.method, request.path)
+    except Exception as failure:  # e.g. the database connection is gone: the error page is still due
+        log.error("could not discard the failed request's changes\n%s", describe_failure(failure))
+    log.error("unexpected error on %s %s\n%s", request.method, request.path, describe_failure(exc))
     title, detail = (
         HTTP_TITLES[500],
         "Une erreur inattendue est survenue. Elle a été enregistrée ; réessayez.",

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from hub import audit
 from hub.http.access import enforce_access
 from hub.http.headers import secure_headers
+from hub.http.inputs import refuse_nul_bytes
 
 
 def db() -> Session:
@@ -71,9 +72,10 @@ def open_request() -> None:
 
 
 def init_request_cycle(app: Flask) -> None:
-    """Every request: an id for the audit, the access rule, the view, then (after-request steps run last
-    registered first) its one commit, then the security headers."""
+    """Every request: an id for the audit, no NUL byte (I2), the access rule, the view, then (after-request
+    steps run last registered first) its one commit, then the security headers."""
     app.before_request(open_request)
+    app.before_request(refuse_nul_bytes)
     app.before_request(enforce_access)
     app.after_request(secure_headers)
     app.after_request(finish_request)

@@ -1,11 +1,32 @@
 """Schema plumbing: French error messages, strict input (unknown fields refused), one load helper.
 
 Input schemas check shape only and load to dicts; policy and database checks belong to services.
+
+The input policy (I2), the same for the API and the forms, so that no value reaches the database only to fail
+there (a 500, and the statement's parameters in the server's log):
+- integers within PostgreSQL's `integer` (every id and count column is one), pages within `MAX_PAGE`;
+- no control character in any text but tab and line breaks (a NUL byte is refused by PostgreSQL);
+- dates and instants between 1900-01-01 and 2100-12-31: the oldest living patients were born after 1900, the
+  planning, tariffs and statements stop well before 2100, and within that window the zone conversions and
+  date arithmetic (a horizon of weeks, a year's end) never leave Python's date range.
 """
+
+import datetime as dt
+import re
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
 from hub.errors import ValidationFailed
+
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+OUT_OF_RANGE = f"Nombre hors des limites acceptées (de {INT_MIN} à {INT_MAX})."
+# A page beyond the last is merely empty; the bound keeps OFFSET (page × at most 200) far from any overflow.
+MAX_PAGE = 1_000_000
+EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+OUT_OF_WINDOW = "La date doit être comprise entre le 01/01/1900 et le 31/12/2100."
+# C0 control characters but tab, line feed and carriage return (a textarea's line breaks), and DEL.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL_CHARACTER = "Caractère de contrôle non autorisé (retirez-le et réessayez)."
 
 _COMMON = {
     "required": "Ce champ est obligatoire.",
@@ -18,26 +39,34 @@ class Str(fields.String):
     default_error_messages = {**_COMMON, "invalid": "Texte attendu.", "invalid_utf8": "Texte UTF-8 attendu."}
 
 
-INTEGER_COLUMN = validate.Range(-(2**31), 2**31 - 1, error="Nombre trop grand.")
-
-
 class Int(fields.Integer):
-    """A whole number that fits the database's INTEGER columns: a larger one (an id typed or forged) is refused
-    with the form, instead of overflowing the query that looks it up."""
+    """An integer that fits the database's `integer` column. The bound is a Range validator, so that the OpenAPI
+    document (apispec reads validators) states it too."""
 
-    default_error_messages = {
-        **_COMMON,
-        "invalid": "Nombre entier attendu.",
-        "too_large": "Nombre trop grand.",
-    }
+    default_error_messages = {**_COMMON, "invalid": "Nombre entier attendu.", "too_large": OUT_OF_RANGE}
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.validators = [INTEGER_COLUMN, *self.validators]
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(validate.Range(INT_MIN, INT_MAX, error=OUT_OF_RANGE))
+
+
+class Page(Int):
+    """A page number of a list (1 by default)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("load_default", 1)
+        kwargs.setdefault("validate", validate.Range(1, MAX_PAGE, error=f"Numéro de page invalide (1 à {MAX_PAGE})."))
+        super().__init__(**kwargs)
 
 
 class Bool(fields.Boolean):
     default_error_messages = {**_COMMON, "invalid": "Valeur oui/non attendue."}
+
+
+def check_day(day: dt.date) -> None:
+    """A day (or an instant's own calendar day) within the window every date input keeps to."""
+    if not EARLIEST_DAY <= (day.date() if isinstance(day, dt.datetime) else day) <= LATEST_DAY:
+        raise ValidationError(OUT_OF_WINDOW)
 
 
 class Date(fields.Date):
@@ -47,6 +76,11 @@ class Date(fields.Date):
         "format": "Date invalide.",
     }
 
+    def _deserialize(self, value, attr, data, **kwargs):
+        day = super()._deserialize(value, attr, data, **kwargs)
+        check_day(day)
+        return day
+
 
 class AwareDateTime(fields.AwareDateTime):
     default_error_messages = {
@@ -55,6 +89,11 @@ class AwareDateTime(fields.AwareDateTime):
         "invalid_awareness": "Indiquez le fuseau horaire (par exemple +01:00 ou Z).",
         "format": "Date et heure invalides.",
     }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        check_day(instant)
+        return instant
 
 
 class Enum(fields.Enum):
@@ -90,7 +129,8 @@ class Identifier(Str):
 
 
 class InputSchema(Schema):
-    """Unknown fields are refused (S3); blank strings count as absent; strings are trimmed."""
+    """Unknown fields are refused (S3); no text anywhere holds a control character (I2); blank strings count as
+    absent; strings are trimmed."""
 
     error_messages = {"unknown": "Champ inconnu ou non modifiable.", "type": "Objet JSON attendu."}
 
@@ -98,9 +138,10 @@ class InputSchema(Schema):
         unknown = RAISE
 
     @pre_load
-    def _blank_is_absent(self, data, **_kwargs):
+    def _clean(self, data, **_kwargs):
         if not isinstance(data, dict):
             return data
+        _refuse_control_characters(data)
         cleaned = {}
         for key, value in data.items():
             if isinstance(value, str):
@@ -111,6 +152,28 @@ class InputSchema(Schema):
                     value = None
             cleaned[key] = value
         return cleaned
+
+
+def _refuse_control_characters(data: dict) -> None:
+    """Checked on the raw values, whatever the field's type (an enum, a time, a list of texts), so that no field
+    class can forget it; before trimming, which would silently drop some of them; the message goes next to the
+    field holding the character."""
+    refused = {str(key): [CONTROL_CHARACTER] for key, value in data.items() if _has_control(key, value)}
+    if refused:
+        raise ValidationError(refused)
+
+
+def _has_control(*values) -> bool:
+    """Whether any text in these values (nested lists and objects included) holds a control character. The
+    JSON body's depth is bounded before it reaches a schema (hub.http.inputs), so the recursion is too."""
+    for value in values:
+        if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
+            return True
+        if isinstance(value, dict) and _has_control(*value.keys(), *value.values()):
+            return True
+        if isinstance(value, list | tuple) and _has_control(*value):
+            return True
+    return False
 
 
 class FormSchema(InputSchema):

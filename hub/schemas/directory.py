@@ -1,8 +1,8 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from hub.identifiers import check_finess, check_insee_commune, check_mssante_address, check_phone, check_rpps
 from hub.models import OrganisationKind, Profession
-from hub.schemas.base import Bool, Enum, FormSchema, Identifier, InputSchema, Int, List, Str, length
+from hub.schemas.base import Bool, Enum, FormSchema, Identifier, InputSchema, Int, List, Page, Str, length
 
 
 class OrganisationIn(InputSchema):
@@ -63,4 +63,4 @@ class ProfessionalOut(Schema):
 class ProfessionalSearchForm(FormSchema):
     q = Str(validate=length(100), allow_none=True)
     profession = Enum(Profession, by_value=True, allow_none=True)
-    page = Int(load_default=1, validate=validate.Range(min=1, error="Numéro de page invalide."))
+    page = Page()

@@ -24,8 +24,15 @@ class TemplateStepIn(InputSchema):
     condition = Str(validate=length(300))
 
 
+MAX_TEMPLATE_STEPS = 50
+
+
 class TemplateStepsIn(InputSchema):
-    steps = List(fields.Nested(TemplateStepIn), required=True)
+    steps = List(
+        fields.Nested(TemplateStepIn),
+        required=True,
+        validate=validate.Length(max=MAX_TEMPLATE_STEPS, error=f"Au plus {MAX_TEMPLATE_STEPS} étapes."),
+    )
 
 
 class TemplateCopyIn(InputSchema):

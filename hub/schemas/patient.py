@@ -1,4 +1,4 @@
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from hub.documents.identity import ins_for_sending
 from hub.identifiers import check_ins_matricule, check_insee_commune, check_phone
@@ -12,6 +12,7 @@ from hub.schemas.base import (
     Identifier,
     InputSchema,
     Int,
+    Page,
     Str,
     length,
 )
@@ -74,7 +75,7 @@ class CareTeamMemberForm(FormSchema):
 class PatientSearchForm(FormSchema):
     q = Str(validate=length(100), allow_none=True)
     birth_date = Date(allow_none=True)
-    page = Int(load_default=1, validate=validate.Range(min=1, error="Numéro de page invalide."))
+    page = Page()
 
 
 class ConsentWithdrawalIn(InputSchema):

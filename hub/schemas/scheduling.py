@@ -16,7 +16,19 @@ from hub.models import (
     PlaceKind,
     ProgramKind,
 )
-from hub.schemas.base import AwareDateTime, Bool, Date, Enum, FormSchema, Identifier, InputSchema, Int, Str, length
+from hub.schemas.base import (
+    AwareDateTime,
+    Bool,
+    Date,
+    Enum,
+    FormSchema,
+    Identifier,
+    InputSchema,
+    Int,
+    Str,
+    check_day,
+    length,
+)
 from scheduling.recurrence import DAYS, WEEKDAY_CODES, InvalidRecurrence, parse_rrule
 
 WEEKDAY_LABELS = dict(zip(WEEKDAY_CODES, DAYS, strict=True))
@@ -80,12 +92,15 @@ class DayOrInstant(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         try:
             if isinstance(value, str) and len(value) == 10:
-                return dt.date.fromisoformat(value)
+                day = dt.date.fromisoformat(value)
+                check_day(day)
+                return day
             instant = dt.datetime.fromisoformat(value)
         except (TypeError, ValueError) as exc:
             raise self.make_error("invalid") from exc
         if instant.tzinfo is None:
             raise self.make_error("invalid_awareness")
+        check_day(instant)
         return instant
 
 

@@ -6,6 +6,7 @@ from flask_login import current_user
 
 from hub.auth.permissions import Permission
 from hub.http.access import access
+from hub.http.inputs import page_number
 from hub.http.request import db
 from hub.models import ORGANISATION_KIND_LABELS, PROFESSION_LABELS, ROLE_LABELS, OrganisationKind
 from hub.schemas.account import PasswordForm, UserForm
@@ -80,7 +81,7 @@ def edit_organisation(organisation_id: int):
 
 
 def _organisations_page(values=None, errors=None, *, status: int = 200):
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number()
     rows, total = directory.list_organisations(db(), current_user.cpts_id, page=page, per_page=page_size())
     context = {"organisations": rows, "total": total, "page": page, "per_page": page_size()}
     return render_template("admin/organisations.html", values=values or {}, errors=errors or {}, **context), status

@@ -6,6 +6,7 @@ from flask_login import current_user
 from connectors import dispatcher
 from hub.auth.permissions import Permission, has_permission
 from hub.http.access import access
+from hub.http.inputs import page_number
 from hub.http.request import db
 from hub.models import OUTBOX_STATE_LABELS, OutboxState
 from hub.services import outbox_messages
@@ -20,7 +21,7 @@ STATE_CHOICES = [(state.value, label) for state, label in OUTBOX_STATE_LABELS.it
 @access(Permission.OUTBOX_READ)
 def index():
     state = _state_filter()
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = page_number()
     lines, total = outbox_messages.list_messages(
         db(), current_user.cpts_id, state=state, page=page, per_page=page_size()
     )

@@ -19,6 +19,7 @@ from hub.models import MODALITY_LABELS, PLACE_KIND_LABELS, PROFESSION_LABELS, Mo
 from hub.schemas.base import load
 from hub.schemas.pathways import (
     ACT_KIND_CHOICES,
+    MAX_TEMPLATE_STEPS,
     EligibilityForm,
     PathwayStartForm,
     QueueForm,
@@ -249,8 +250,12 @@ def edit_steps(template_id: int):
 
 
 def _submitted_rows() -> list[dict]:
+    """The rows the page sent (its row_count, bounded: the page never has more than the schema's maximum and
+    its blank rows; a longer list is refused by TemplateStepsIn)."""
     rows = []
-    for index in range(int(request.form.get("row_count", 0) or 0)):
+    sent = request.form.get("row_count", "")
+    row_count = int(sent) if sent.isascii() and sent.isdigit() else 0
+    for index in range(min(row_count, MAX_TEMPLATE_STEPS + BLANK_ROWS + 1)):
         row = {name: request.form.get(f"steps-{index}-{name}", "").strip() for name in STEP_FIELDS}
         if row["name"]:
             rows.append({name: value for name, value in row.items() if value != ""})

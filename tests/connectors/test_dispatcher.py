@@ -256,7 +256,9 @@ class Exploding:
         raise RuntimeError(f"bug while sending to {message.recipient}")
 
 
-def test_r6_poison_messages_do_not_delay_the_others_in_the_batch(db_session, sessions, smtp_server, email_connectors):
+def test_r6_poison_messages_do_not_delay_the_others_in_the_batch(
+    caplog, db_session, sessions, smtp_server, email_connectors
+):
     smtp_server.refuse("gone@example.org", "550 5.1.1 Unknown user")
     poison = queue(db_session, recipient="gone@example.org")
     buggy = queue(db_session, channel="boom", recipient="someone@example.org")
@@ -270,6 +272,7 @@ def test_r6_poison_messages_do_not_delay_the_others_in_the_batch(db_session, ses
     broken = reload(db_session, buggy)
     assert (broken.state, broken.last_error) == (OutboxState.PENDING, "erreur inattendue du connecteur (RuntimeError)")
     assert "someone" not in broken.last_error
+    assert "unexpected connector error" in caplog.text and "someone" not in caplog.text, "nor in the log (I2)"
     assert {reload(db_session, m).state for m in good} == {OutboxState.SENT}
     assert sorted(r for m in smtp_server.messages for r in m.rcpt_tos) == [f"idel{n}@example.org" for n in range(3)]
 

@@ -387,4 +387,4 @@ def test_a_patient_id_that_cannot_be_a_row_id_shows_the_form_again(client, auth,
     assert refused.status_code == 422, refused.get_data(as_text=True)
     assert client.get("/referrals/new", query_string={"patient_id": "9" * 30}).status_code == 200
     refused = send_form(auth, hub, patient_id="9" * 30)
-    assert refused.status_code == 422 and "Nombre trop grand." in refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Nombre hors des limites acceptées" in refused.get_data(as_text=True)
