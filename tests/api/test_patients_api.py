@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.models import AuditEvent, IdentityStatus, Patient, Role, Sex
+from hub.services import identity
 from tests import factories
 
 NEW_PATIENT = {
@@ -151,6 +152,79 @@ def test_possible_duplicate_is_a_409_with_candidates_then_accepted_when_checked(
     body = assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT), 409)
     assert body["candidate_ids"] == [first["id"]]
     assert client.post("/api/v1/patients?duplicates_checked=true", json=NEW_PATIENT).status_code == 201
+
+
+def existing_vidal(db_session, cpts, **overrides):
+    return factories.patient(
+        db_session,
+        cpts,
+        birth_name="VIDAL",
+        first_birth_given_name="GEORGES",
+        birth_date=dt.date(1941, 6, 2),
+        sex=Sex.MALE,
+        **overrides,
+    )
+
+
+def duplicate_check_lines(db_session, actor):
+    return list(
+        db_session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "patient.duplicate_check", AuditEvent.actor_user_id == actor.id)
+            .order_by(AuditEvent.seq)
+        )
+    )
+
+
+def test_duplicate_outside_ones_care_is_only_said_to_exist_and_audited(api_as, nurse, db_session, cpts):
+    """I5: an IDEL without a care relation learns that a possible duplicate exists, not who; the check names
+    the candidate in the audit log, without health content; setting it aside is not theirs to do."""
+    existing = existing_vidal(db_session, cpts)
+    before = patient_count(db_session)
+    for url in ("/api/v1/patients", "/api/v1/patients?duplicates_checked=true"):
+        response = api_as(nurse).post(url, json=NEW_PATIENT)
+        body = assert_problem(response, 409)
+        text = response.get_data(as_text=True)
+        assert body["candidate_ids"] == []
+        assert set(body) == {"type", "title", "status", "detail", "instance", "request_id", "candidate_ids"}
+        assert "VIDAL" not in text.upper() and "1941" not in text and "coordination" in body["detail"]
+    assert patient_count(db_session) == before
+    lines = duplicate_check_lines(db_session, nurse)
+    assert [(line.target_type, line.target_id) for line in lines] == [("patients", str(existing.id))] * 2
+    assert all(line.details == '{"shown": false}' for line in lines)
+
+
+def test_duplicate_in_ones_care_is_shown_and_audited(api_as, nurse, db_session, cpts):
+    existing = existing_vidal(db_session, cpts)
+    factories.in_care_team(db_session, existing, nurse.professional)
+    body = assert_problem(api_as(nurse).post("/api/v1/patients", json=NEW_PATIENT), 409)
+    assert body["candidate_ids"] == [existing.id]
+    assert [line.details for line in duplicate_check_lines(db_session, nurse)] == ['{"shown": true}']
+    assert api_as(nurse).post("/api/v1/patients?duplicates_checked=true", json=NEW_PATIENT).status_code == 201
+
+
+def test_the_coordination_sees_every_candidate(api_as, coordinator, db_session, cpts):
+    existing = existing_vidal(db_session, cpts)
+    body = assert_problem(api_as(coordinator).post("/api/v1/patients", json=NEW_PATIENT), 409)
+    assert body["candidate_ids"] == [existing.id]
+
+
+def test_duplicate_checks_are_rate_limited_per_user(api_as, nurse, gp, db_session, cpts, monkeypatch):
+    """I5: past a few possible duplicates in an hour, a user's creations are refused (429) before any check, so
+    that the answer tells nothing; other users are not affected; the refusal is audited."""
+    monkeypatch.setattr(identity, "DUPLICATES_TOLD_PER_HOUR", 3)
+    existing_vidal(db_session, cpts)
+    client = api_as(nurse)
+    for _ in range(3):
+        assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT), 409)
+    before = patient_count(db_session)
+    body = assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT), 429)
+    assert "Trop de recherches de doublons" in body["detail"]
+    other = NEW_PATIENT | {"birth_name": "Martin", "first_birth_given_name": "Paul", "birth_date": "1960-01-01"}
+    assert_problem(client.post("/api/v1/patients", json=other), 429)  # no duplicate, still refused
+    assert patient_count(db_session) == before
+    assert [line.outcome for line in duplicate_check_lines(db_session, nurse)][-2:] == ["denied", "denied"]
+    assert api_as(gp).post("/api/v1/patients", json=other).status_code == 201
 
 
 def test_ins_is_exposed_only_for_a_qualified_identity(api_as, gp, db_session):
