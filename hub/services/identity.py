@@ -1,7 +1,6 @@
 """Patients and identity vigilance (RNIV): strict traits, INS, traced identity checks, consents."""
 
 import datetime as dt
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,7 +10,7 @@ from sqlalchemy.orm import Session, selectinload
 from hub import audit
 from hub.db import rows_changed, utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, TooManyRequests, ValidationFailed
-from hub.identifiers import ins_oid_for
+from hub.identifiers import NAME_TRAIT_LABELS, check_name_trait, fold_name, ins_oid_for
 from hub.models import (
     CLINICAL_PROFESSIONS,
     AuditEvent,
@@ -74,19 +73,22 @@ class PossibleDuplicate(Conflict):
 
 
 def normalise_trait(value: str) -> str:
-    """INS traits are compared in capitals without diacritics, with single spaces."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(plain.upper().replace("'", " ").split()).replace(" - ", "-")
+    """INS traits are compared in capitals without diacritics, with single spaces (hub.identifiers.fold_name)."""
+    return fold_name(value)
 
 
 def _normalise_traits(data: dict) -> dict:
-    data = dict(data)
-    for key in ("birth_name", "first_birth_given_name", "used_last_name", "used_first_name"):
+    """The name traits in their stored form, refused with the field's French message when they hold a
+    character the RNIV does not allow (the schemas check the same, with the same function)."""
+    data, errors = dict(data), {}
+    for key, label in NAME_TRAIT_LABELS.items():
         if data.get(key):
-            data[key] = normalise_trait(data[key])
-    if data.get("birth_given_names"):
-        data["birth_given_names"] = normalise_trait(data["birth_given_names"])
+            try:
+                data[key] = check_name_trait(label)(data[key])
+            except ValueError as exc:
+                errors[key] = str(exc)
+    if errors:
+        raise ValidationFailed(errors)
     return data
 
 

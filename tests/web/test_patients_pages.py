@@ -173,6 +173,40 @@ def test_bad_patient_is_refused_next_to_the_field(auth, db_session, gp, override
     assert count(db_session, Patient) == before
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        pytest.param({"birth_name": "DU\u200bRAND"}, "birth_name", "Nom de naissance : caractère invisible", id="zw"),
+        pytest.param({"birth_name": "DURAND\u202e"}, "birth_name", "(U+202E) non autorisé", id="rtl-override"),
+        pytest.param({"first_birth_given_name": "L\u0435a"}, "first_birth_given_name", "(U+0435)", id="cyrillic"),
+        pytest.param({"used_first_name": "Léa 💉"}, "used_first_name", "Prénom utilisé : caractère", id="emoji"),
+        pytest.param({"used_last_name": "<i>x</i>"}, "used_last_name", "Nom utilisé : caractère « &lt; »", id="markup"),
+        pytest.param({"birth_place_insee": "99999"}, "birth_place_insee", "n&#39;existe pas", id="insee-99999"),
+        pytest.param({"commune_insee": "00000"}, "commune_insee", "n&#39;existe pas", id="insee-00000"),
+    ],
+)
+def test_identity_traits_outside_the_rniv_are_refused_on_the_form(auth, db_session, gp, overrides, field, message):
+    """I5: the field's French message next to it, nothing created."""
+    auth.login(gp)
+    before = count(db_session, Patient)
+    response = auth.post("/patients/new", patient_form(**overrides))
+    assert response.status_code == 422
+    assert message in field_error(response.get_data(as_text=True), field)
+    assert count(db_session, Patient) == before
+
+
+def test_a_look_alike_spelling_is_caught_on_the_form(auth, db_session, cpts, gp):
+    """I5: "LÉA" typed with a Cyrillic Е is refused; "Léa " of another GP's patient is a possible duplicate."""
+    factories.patient(db_session, cpts, birth_name="DURAND", first_birth_given_name="LEA", birth_date=BIRTH_DATE)
+    db_session.commit()
+    auth.login(gp)
+    before = count(db_session, Patient)
+    assert auth.post("/patients/new", patient_form(first_birth_given_name="L\u0415A")).status_code == 422
+    response = auth.post("/patients/new", patient_form(birth_name="Durand-Roux", first_birth_given_name="  léa "))
+    assert response.status_code == 409 and "Doublon possible" in response.get_data(as_text=True)
+    assert count(db_session, Patient) == before
+
+
 def test_possible_duplicate_outside_ones_care_is_only_said_to_exist(auth, db_session, cpts, gp):
     """I5: a GP without a care relation learns that a possible duplicate exists and is sent to the coordination:
     no name, birth date, sex or identity status, no link, no way to set it aside; the check is audited."""
