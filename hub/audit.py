@@ -22,6 +22,7 @@ from hub.models import AuditEvent
 GENESIS_HASH = "0" * 64
 _AUDIT_LOCK_KEY = 0x41554449  # "AUDI": the advisory lock that serialises chain writers on PostgreSQL
 _PENDING = "hub.audit.pending"
+_KEPT = "hub.audit.kept"
 
 
 @dataclass(frozen=True)
@@ -48,9 +49,11 @@ def record(
     outcome: str = "success",
     details: dict | None = None,
     cpts_id: int | None = None,
+    kept_on_rollback: bool = False,
 ) -> AuditEvent:
     """Queue one audit row in the caller's transaction; it is chained and written at commit, so it is
-    kept if and only if that transaction commits.
+    kept if and only if that transaction commits — or, `kept_on_rollback`, at the session's next commit even
+    if this transaction is rolled back: what a refusal disclosed, or a refused attempt a limit counts.
 
     `actor` is a User, None (anonymous), or a string label (a job, a login name being tried).
     `target` is a model instance with an `id`, or a (type, id) pair. Details must hold no health data.
@@ -70,14 +73,14 @@ def record(
         ip=ctx.ip,
         details=json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str),
     )
-    session.info.setdefault(_PENDING, []).append(event)
+    session.info.setdefault(_KEPT if kept_on_rollback else _PENDING, []).append(event)
     return event
 
 
 def write_pending(session: Session) -> None:
     """Chain and insert the queued rows. Runs just before commit, so that the chain's lock is held for
     the commit only, not for the whole request."""
-    pending = session.info.pop(_PENDING, None)
+    pending = session.info.pop(_KEPT, []) + session.info.pop(_PENDING, [])
     if not pending:
         return
     if session.get_bind().dialect.name == "postgresql":
@@ -103,8 +106,8 @@ def _forget_after_rollback(session: Session) -> None:
 
 
 def discard_pending(session: Session) -> None:
-    """Forget the queued rows. A rollback does it, but only of a transaction begun: a request that queued
-    rows without touching the database yet must discard them too."""
+    """Forget the queued rows (not those kept on rollback). A rollback does it, but only of a transaction
+    begun: a request that queued rows without touching the database yet must discard them too."""
     session.info.pop(_PENDING, None)
 
 

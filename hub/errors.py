@@ -69,6 +69,12 @@ class InvalidTransition(Conflict):
     type_slug = "invalid-transition"
 
 
+class TooManyRequests(HubError):
+    status = 429
+    title = "Trop de tentatives"
+    type_slug = "too-many-requests"
+
+
 class RuleViolation(HubError):
     status = 422
     title = "Règle non respectée"

@@ -156,12 +156,21 @@ def coordinator(session, cpts_org, **professional_fields) -> User:
 QUALIFIED_INS_OID = "1.2.250.1.213.1.4.8"
 
 
+def letters(n: int) -> str:
+    """A number spelt in letters A–Z (bijective base 26): a unique name an identity trait may hold (I5)."""
+    spelt = ""
+    while n:
+        n, digit = divmod(n - 1, 26)
+        spelt = chr(ord("A") + digit) + spelt
+    return spelt
+
+
 def patient(session, cpts_org, *, qualified: bool = False, **overrides) -> Patient:
     """A patient with a provisional identity, or a qualified one (an INS) with `qualified=True`."""
     n = next(_counter)
     values = {
         "cpts_id": cpts_org.id,
-        "birth_name": f"PATIENT{n}",
+        "birth_name": f"PATIENT {letters(n)}",
         "first_birth_given_name": "MARIE",
         "birth_date": dt.date(1950, 1 + n % 12, 1 + n % 28),
         "sex": Sex.FEMALE,

@@ -28,6 +28,22 @@ def test_rows_are_written_only_when_the_transaction_commits(db_session, cpts):
     assert db_session.query(AuditEvent).count() == count
 
 
+def test_a_row_kept_on_rollback_is_written_at_the_next_commit(db_session, cpts):
+    """What a refusal disclosed (I5: a possible duplicate) stays in the log though the refused change does not."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    audit.record(
+        db_session, actor=user, action="patient.duplicate_check", target=("patients", 7), kept_on_rollback=True
+    )
+    audit.record(db_session, actor=user, action="patient.create", target=("patients", 8))
+    db_session.rollback()
+    audit.discard_pending(db_session)
+    db_session.commit()
+    actions = [e.action for e in db_session.query(AuditEvent).filter(AuditEvent.actor_user_id == user.id)]
+    assert actions == ["patient.duplicate_check"]
+    assert audit.verify(db_session) == []
+
+
 def test_chain_is_valid_and_links_each_row_to_the_previous(db_session, cpts):
     user = factories.user(db_session, cpts, Role.COORDINATOR)
     events = _write_some(db_session, user)

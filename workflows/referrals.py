@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
 
 from connectors import outbox
 from hub import audit
-from hub.auth.policies import can_view_patient
+from hub.auth.policies import can_view_patient, visible_patients
 from hub.db import utcnow
 from hub.documents import pdf, store
 from hub.errors import RuleViolation, ValidationFailed
@@ -110,7 +110,7 @@ def _referred_patient(session: Session, actor: User, patient_id, new_patient: di
     if new_patient:
         if patient_id:
             raise ValidationFailed({"patient_id": "Choisissez un patient existant ou créez-en un, pas les deux."})
-        return create_patient(session, actor, new_patient, duplicates_checked=confirm)
+        return create_patient(session, actor, new_patient, visible=visible_patients(actor), duplicates_checked=confirm)
     patient = session.get(Patient, patient_id or 0)
     if patient is None or not can_view_patient(session, actor, patient):
         raise ValidationFailed({"patient_id": "Patient inconnu ou hors de votre patientèle."})

@@ -266,6 +266,10 @@ PROBLEM = {
 }
 
 
+# Statuses only some operations answer: creating a patient past the hourly duplicate checks (I5).
+EXTRA_PROBLEMS = {"api.create_patient": (429,), "api.create_referral": (429,)}
+
+
 def _problem_responses(*statuses: int) -> dict:
     ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {str(status): {"description": "Erreur", "content": ref} for status in statuses}
@@ -308,7 +312,7 @@ def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
         "parameters": parameters,
         "responses": {
             status: {"description": "Succès", "content": _content(response)},
-            **_problem_responses(400, 401, 403, 404, 409, 415, 422),
+            **_problem_responses(400, 401, 403, 404, 409, 415, 422, *EXTRA_PROBLEMS.get(endpoint, ())),
         },
     }
     if request_schema is not None:

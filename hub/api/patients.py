@@ -49,7 +49,9 @@ def list_patients():
 def create_patient():
     data = load_json(PatientIn())
     acknowledged = request.args.get("duplicates_checked", "false").lower() == "true"
-    patient = identity.create_patient(db(), current_user, data, duplicates_checked=acknowledged)
+    patient = identity.create_patient(
+        db(), current_user, data, visible=visible_patients(current_user), duplicates_checked=acknowledged
+    )
     return created(PatientOut().dump(patient), "api.get_patient", patient_id=patient.id)
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from stdnum import luhn
 
+from hub.auth.policies import visible_patients
 from hub.db import utcnow
 from hub.demo.data import (
     BERGERAC,
@@ -362,7 +363,13 @@ class _DemoBuilder:
 
     def _create_patient(self, index: int, status: IdentityStatus) -> None:
         data = self._patient_data(index, status)
-        patient = identity.create_patient(self.session, self.coordinator_user, data, duplicates_checked=True)
+        patient = identity.create_patient(
+            self.session,
+            self.coordinator_user,
+            data,
+            visible=visible_patients(self.coordinator_user),
+            duplicates_checked=True,
+        )
         self._record_identity_checks(patient, status)
         self._add_consents(patient)
         self._add_care_team(patient)

@@ -1,7 +1,7 @@
 from marshmallow import Schema, fields
 
 from hub.documents.identity import ins_for_sending
-from hub.identifiers import check_ins_matricule, check_insee_commune, check_phone
+from hub.identifiers import NAME_TRAIT_LABELS, check_ins_matricule, check_insee_commune, check_name_trait, check_phone
 from hub.models import ConsentKind, ConsentMethod, IdentityCheckKind, IdentityDocumentType, Sex
 from hub.schemas.base import (
     AwareDateTime,
@@ -18,15 +18,19 @@ from hub.schemas.base import (
 )
 
 
+def _trait(name: str):
+    return check_name_trait(NAME_TRAIT_LABELS[name])
+
+
 class PatientIn(InputSchema):
-    birth_name = Str(required=True, validate=length(100, 1))
-    first_birth_given_name = Str(required=True, validate=length(100, 1))
-    birth_given_names = Str(validate=length(200), allow_none=True)
+    birth_name = Identifier(_trait("birth_name"), required=True, validate=length(100, 1))
+    first_birth_given_name = Identifier(_trait("first_birth_given_name"), required=True, validate=length(100, 1))
+    birth_given_names = Identifier(_trait("birth_given_names"), validate=length(200), allow_none=True)
     birth_date = Date(required=True)
     sex = Enum(Sex, by_value=True, required=True)
     birth_place_insee = Identifier(check_insee_commune, required=True)
-    used_last_name = Str(validate=length(100), allow_none=True)
-    used_first_name = Str(validate=length(100), allow_none=True)
+    used_last_name = Identifier(_trait("used_last_name"), validate=length(100), allow_none=True)
+    used_first_name = Identifier(_trait("used_first_name"), validate=length(100), allow_none=True)
     ins_matricule = Identifier(check_ins_matricule, allow_none=True)
     phone = Identifier(check_phone, allow_none=True)
     address = Str(validate=length(500), allow_none=True)

@@ -33,7 +33,8 @@ class ReferralUpdateIn(InputSchema):
 
 class ReferralIn(ReferralUpdateIn):
     """A patient the GP can see (`patient_id`), or a new one (`patient`: at least the strict traits), created
-    unless a possible duplicate is found — a 409 listing the candidates — or `confirm_new_patient` is true."""
+    unless a possible duplicate is found — a 409 listing the candidates the GP may see, which
+    `confirm_new_patient` sets aside; one outside their care sends them to the coordination."""
 
     patient_id = Int()
     patient = fields.Nested(PatientIn)

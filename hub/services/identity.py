@@ -1,19 +1,19 @@
 """Patients and identity vigilance (RNIV): strict traits, INS, traced identity checks, consents."""
 
 import datetime as dt
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
 from hub.db import rows_changed, utcnow
-from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
-from hub.identifiers import ins_oid_for
+from hub.errors import Conflict, NotFound, RuleViolation, TooManyRequests, ValidationFailed
+from hub.identifiers import NAME_TRAIT_LABELS, check_name_trait, fold_name, ins_oid_for
 from hub.models import (
     CLINICAL_PROFESSIONS,
+    AuditEvent,
     CareTeamMember,
     Consent,
     ConsentKind,
@@ -45,33 +45,50 @@ TRAIT_LABELS = {
 MAJORITY_AGE = 18
 
 
+# The duplicate check tells whether a person is known to the CPTS: how many possible duplicates a user may be
+# told of in an hour (an audit line each), so that it cannot serve to look people up.
+DUPLICATES_TOLD_PER_HOUR = 20
+DUPLICATE_CHECK = "patient.duplicate_check"
+
+
 class PossibleDuplicate(Conflict):
+    """A possible duplicate. The caller learns the candidates they may see (`candidates`); of the others only
+    that they exist (`hidden`), for the coordination to check: neither their identity nor their ids."""
+
     title = "Doublon possible"
     type_slug = "possible-duplicate"
 
-    def __init__(self, candidates: list[Patient]):
+    def __init__(self, candidates: list[Patient], shown: list[Patient]):
+        hidden = len(candidates) - len(shown)
         super().__init__(
-            "Un patient avec les mêmes traits d'identité existe déjà : vérifiez qu'il ne s'agit pas "
+            "Un patient avec des traits d'identité proches existe peut-être déjà dans la CPTS, hors de votre "
+            "patientèle : demandez à la coordination de la CPTS de le vérifier avant de créer ce dossier."
+            if hidden
+            else "Un patient avec les mêmes traits d'identité existe déjà : vérifiez qu'il ne s'agit pas "
             "de la même personne avant d'en créer un nouveau.",
-            candidate_ids=[c.id for c in candidates],
+            candidate_ids=[c.id for c in shown],
         )
-        self.candidates = candidates
+        self.candidates = shown
+        self.hidden = hidden
 
 
 def normalise_trait(value: str) -> str:
-    """INS traits are compared in capitals without diacritics, with single spaces."""
-    decomposed = unicodedata.normalize("NFKD", value)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(plain.upper().replace("'", " ").split()).replace(" - ", "-")
+    """INS traits are compared in capitals without diacritics, with single spaces (hub.identifiers.fold_name)."""
+    return fold_name(value)
 
 
 def _normalise_traits(data: dict) -> dict:
-    data = dict(data)
-    for key in ("birth_name", "first_birth_given_name", "used_last_name", "used_first_name"):
+    """The name traits in their stored form, refused with the field's French message when they hold a
+    character the RNIV does not allow (the schemas check the same, with the same function)."""
+    data, errors = dict(data), {}
+    for key, label in NAME_TRAIT_LABELS.items():
         if data.get(key):
-            data[key] = normalise_trait(data[key])
-    if data.get("birth_given_names"):
-        data["birth_given_names"] = normalise_trait(data["birth_given_names"])
+            try:
+                data[key] = check_name_trait(label)(data[key])
+            except ValueError as exc:
+                errors[key] = str(exc)
+    if errors:
+        raise ValidationFailed(errors)
     return data
 
 
@@ -145,12 +162,15 @@ def _check_minor_has_representative(data: dict, *, today: dt.date) -> None:
         )
 
 
-def create_patient(session: Session, actor, data: dict, *, duplicates_checked: bool = False) -> Patient:
+def create_patient(
+    session: Session, actor, data: dict, *, visible: ColumnElement[bool] | None = None, duplicates_checked: bool = False
+) -> Patient:
     """Create a patient with a provisional identity.
 
-    Refuses missing strict traits, an INS that contradicts them or is already used, and — unless the
-    user has seen and set aside the candidates (`duplicates_checked`) — a possible duplicate.
-    The creating professional joins the care team, so that they keep access to the record.
+    Refuses missing strict traits, an INS that contradicts them or is already used, and a possible duplicate:
+    the candidates the caller may see (`visible`: hub.auth.policies.visible_patients; none when omitted) are
+    shown and may be set aside (`duplicates_checked`), the others only said to exist — the coordination checks
+    them. The creating professional joins the care team, so that they keep access to the record.
     """
     today = utcnow().date()
     data = _normalise_traits(data)
@@ -161,10 +181,7 @@ def create_patient(session: Session, actor, data: dict, *, duplicates_checked: b
         check_matricule_matches_traits(data["ins_matricule"], data)
         _check_ins_unique(session, actor.cpts_id, data["ins_matricule"])
         data["ins_oid"] = ins_oid_for(data["ins_matricule"])
-    if not duplicates_checked:
-        candidates = find_possible_duplicates(session, actor.cpts_id, data)
-        if candidates:
-            raise PossibleDuplicate(candidates)
+    set_aside = check_duplicates(session, actor, data, visible=visible, set_aside=duplicates_checked)
     patient = Patient(cpts_id=actor.cpts_id, identity_status=IdentityStatus.PROVISIONAL, **data)
     session.add(patient)
     session.flush()  # the audit line and the care team need the new id
@@ -172,8 +189,54 @@ def create_patient(session: Session, actor, data: dict, *, duplicates_checked: b
         session.add(
             CareTeamMember(patient_id=patient.id, professional_id=actor.professional_id, added_by_user_id=actor.id)
         )
-    audit.record(session, actor=actor, action="patient.create", target=patient)
+    details = {"duplicates_set_aside": [c.id for c in set_aside]} if set_aside else None
+    audit.record(session, actor=actor, action="patient.create", target=patient, details=details)
     return patient
+
+
+def check_duplicates(
+    session: Session, actor, data: dict, *, visible: ColumnElement[bool] | None, set_aside: bool
+) -> list[Patient]:
+    """The possible duplicates of the (normalised) traits the caller may see and has set aside; raises
+    PossibleDuplicate when there are others, TooManyRequests past DUPLICATES_TOLD_PER_HOUR.
+
+    The limit is checked before looking, whatever the answer would be: otherwise a refusal would tell that a
+    duplicate exists."""
+    told = session.execute(
+        select(func.count(AuditEvent.id)).where(
+            AuditEvent.actor_user_id == actor.id,
+            AuditEvent.action == DUPLICATE_CHECK,
+            AuditEvent.outcome == "success",
+            AuditEvent.occurred_at >= utcnow() - dt.timedelta(hours=1),
+        )
+    ).scalar_one()
+    if told >= DUPLICATES_TOLD_PER_HOUR:
+        refusal = TooManyRequests(
+            "Trop de recherches de doublons en une heure : réessayez plus tard, ou demandez à la coordination "
+            "de la CPTS de créer ce patient."
+        )
+        audit.record(session, actor=actor, action=DUPLICATE_CHECK, outcome="denied", kept_on_rollback=True)
+        raise refusal
+    candidates = find_possible_duplicates(session, actor.cpts_id, data)
+    if not candidates:
+        return []
+    ids = [c.id for c in candidates]
+    seen = (
+        set(session.scalars(select(Patient.id).where(visible, Patient.id.in_(ids)))) if visible is not None else set()
+    )
+    shown = [c for c in candidates if c.id in seen]
+    if len(shown) < len(candidates) or not set_aside:
+        for candidate in candidates:
+            audit.record(
+                session,
+                actor=actor,
+                action=DUPLICATE_CHECK,
+                target=candidate,
+                details={"shown": candidate in shown},
+                kept_on_rollback=True,
+            )
+        raise PossibleDuplicate(candidates, shown)
+    return shown
 
 
 def _is_clinician(actor) -> bool:

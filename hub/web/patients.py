@@ -12,6 +12,7 @@ from hub.auth.guards import consent_for, patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import can_view_patient, visible_patients
 from hub.db import utcnow
+from hub.errors import TooManyRequests
 from hub.http.access import access
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
 from hub.http.request import db, territory_zone
@@ -87,7 +88,10 @@ def new():
     try:
         patient, values, errors = submit(PatientForm(), _create)
     except identity.PossibleDuplicate as exc:
-        return _duplicates_page(form_data(), exc.candidates)
+        return _patient_form("patients/new.html", form_data(), status=exc.status, **duplicate_candidates(exc))
+    except TooManyRequests as exc:
+        undo_refused_change()
+        return _patient_form("patients/new.html", form_data(), status=exc.status, problem=exc.detail)
     if patient is None:
         return _patient_form("patients/new.html", values, errors, status=422)
     flash(
@@ -196,7 +200,10 @@ def remove_care_team_member(patient_id: int, professional_id: int):
 
 
 def _create(data: dict):
-    return identity.create_patient(db(), current_user, data, duplicates_checked=data.pop("duplicates_checked"))
+    checked = data.pop("duplicates_checked")
+    return identity.create_patient(
+        db(), current_user, data, visible=visible_patients(current_user), duplicates_checked=checked
+    )
 
 
 def _update(patient, data: dict):
@@ -209,16 +216,12 @@ def _patient_form(template: str, values=None, errors=None, *, status: int = 200,
     return render_template(template, values=values or {}, errors=errors or {}, gp_options=gps, **context), status
 
 
-def _duplicates_page(values: dict, candidates):
-    return _patient_form("patients/new.html", values, status=409, **duplicate_candidates(candidates))
-
-
-def duplicate_candidates(candidates) -> dict:
-    """The possible duplicates shown before a patient is created (patients/_duplicates.html), with those the
-    user may open; the creation is undone and the showing audited. Shared with the referral form."""
-    undo_refused_change("patient.duplicate_candidates", details={"candidate_ids": [c.id for c in candidates]})
-    reachable = {c.id for c in candidates if can_view_patient(db(), current_user, c)}
-    return {"candidates": candidates, "reachable": reachable}
+def duplicate_candidates(refusal: identity.PossibleDuplicate) -> dict:
+    """What patients/_duplicates.html shows before a patient is created: the candidates the user may see, and
+    whether there are others (for the coordination to check); the creation is undone, the check's audit
+    lines kept. Shared with the referral form."""
+    undo_refused_change()
+    return {"candidates": refusal.candidates, "hidden_candidates": refusal.hidden}
 
 
 def _record_page(patient, *, form=None, values=None, errors=None, problem=None, status: int = 200):

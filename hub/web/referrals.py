@@ -102,7 +102,7 @@ def _new_page(values: dict, errors: dict | None = None, *, problem: str | None =
             urgency_options=[(u.value, label) for u, label in URGENCY_LABELS.items()],
             sex_options=list(SEX_LABELS.items()),
             candidates=duplicates.get("candidates", []),
-            reachable=duplicates.get("reachable", set()),
+            hidden_candidates=duplicates.get("hidden_candidates", 0),
             **choices,
         ),
         status,
@@ -136,9 +136,7 @@ def new():
 
     send, refused = attempt(perform)
     if isinstance(refused, identity.PossibleDuplicate):
-        return _new_page(
-            values, problem=refused.detail, status=refused.status, **duplicate_candidates(refused.candidates)
-        )
+        return _new_page(values, problem=refused.detail, status=refused.status, **duplicate_candidates(refused))
     if refused:
         undo_refused_change("referral.form")
         return _new_page(values, refused.errors, problem=refused.detail, status=refused.status)

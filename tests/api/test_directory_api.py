@@ -63,6 +63,11 @@ def test_organisations(api_as, admin, db_session):
     assert_problem(client.post("/api/v1/organisations", json={"name": "Autre CPTS", "kind": "cpts"}), 422)
     before = db_session.scalar(select(func.count()).select_from(Organisation))
     assert_problem(client.post("/api/v1/organisations", json={"name": "X", "kind": "pharmacy", "finess": "12"}), 422)
+    wrong_key = {"name": "X", "kind": "pharmacy", "finess": "240012345"}  # I5: the Luhn key is 4
+    assert (
+        "clé de contrôle"
+        in assert_problem(client.post("/api/v1/organisations", json=wrong_key), 422)["errors"]["finess"]
+    )
     assert db_session.scalar(select(func.count()).select_from(Organisation)) == before
     names = [o["name"] for o in client.get("/api/v1/organisations").get_json()["items"]]
     assert "Pharmacie de Vergt" in names

@@ -4,6 +4,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.models import AuditEvent, IdentityStatus, Patient, Role, Sex
+from hub.services import identity
 from tests import factories
 
 NEW_PATIENT = {
@@ -132,6 +133,60 @@ def test_bad_input_is_a_422_in_french_and_nothing_is_saved(api_as, gp, db_sessio
     assert patient_count(db_session) == before
 
 
+# I5: identity traits as the RNIV allows them, INSEE codes that exist; each refusal names its field.
+REFUSED_TRAITS = [
+    pytest.param(
+        {"birth_name": "VI\u200bDAL"}, "birth_name", "Nom de naissance : caractère invisible", id="zero-width"
+    ),
+    pytest.param({"birth_name": "\u202eLADIV"}, "birth_name", "(U+202E) non autorisé", id="rtl-override"),
+    pytest.param({"birth_name": "VID\u0410L"}, "birth_name", "« \u0410 » (U+0410)", id="cyrillic"),
+    pytest.param(
+        {"first_birth_given_name": "Georges \U0001f600"}, "first_birth_given_name", "Premier prénom", id="emoji"
+    ),
+    pytest.param(
+        {"used_last_name": "<script>x</script>"}, "used_last_name", "Nom utilisé : caractère « < »", id="markup"
+    ),
+    pytest.param({"used_first_name": "Jo3"}, "used_first_name", "Prénom utilisé", id="digit"),
+    pytest.param(
+        {"birth_given_names": "GEORGES\u00adLOUIS"}, "birth_given_names", "Prénoms de naissance", id="soft-hyphen"
+    ),
+    pytest.param({"birth_place_insee": "99999"}, "birth_place_insee", "n'existe pas", id="insee-99999"),
+    pytest.param({"commune_insee": "00000"}, "commune_insee", "n'existe pas", id="insee-00000"),
+]
+
+
+@pytest.mark.parametrize(("change", "field", "message"), REFUSED_TRAITS)
+def test_identity_traits_outside_the_rniv_are_refused(api_as, gp, db_session, change, field, message):
+    before = patient_count(db_session)
+    body = assert_problem(api_as(gp).post("/api/v1/patients", json=NEW_PATIENT | change), 422)
+    assert message in body["errors"][field]
+    assert patient_count(db_session) == before
+
+
+def test_a_look_alike_spelling_is_caught_not_created(api_as, coordinator, db_session, cpts):
+    """I5: with another patient's birth date, a look-alike name is refused, and another spelling of the same
+    name (accents, case, spaces, decomposed accents) is a possible duplicate."""
+    existing = existing_vidal(db_session, cpts, first_birth_given_name="ANDRE")
+    client, before = api_as(coordinator), patient_count(db_session)
+    for name in ("AN\u200bDRE", "ANDR\u0415"):
+        body = assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT | {"first_birth_given_name": name}), 422)
+        assert "Premier prénom de naissance : caractère" in body["errors"]["first_birth_given_name"]
+    for name in ("André", "Andre\u0301", "  andre "):
+        changes = {"birth_name": "Vidal-Martin", "first_birth_given_name": name}
+        body = assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT | changes), 409)
+        assert body["candidate_ids"] == [existing.id]
+    assert patient_count(db_session) == before
+
+
+def test_a_patch_with_a_refused_trait_changes_nothing(api_as, gp, db_session, cpts):
+    mine = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
+    name = mine.birth_name
+    body = assert_problem(api_as(gp).patch(f"/api/v1/patients/{mine.id}", json={"birth_name": "X\u200dY"}), 422)
+    assert "Nom de naissance" in body["errors"]["birth_name"]
+    db_session.expire_all()
+    assert db_session.get(Patient, mine.id).birth_name == name
+
+
 @pytest.mark.parametrize("missing", ["birth_name", "first_birth_given_name", "birth_date", "sex", "birth_place_insee"])
 def test_missing_strict_trait_is_refused(api_as, gp, db_session, missing):
     before = patient_count(db_session)
@@ -151,6 +206,74 @@ def test_possible_duplicate_is_a_409_with_candidates_then_accepted_when_checked(
     body = assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT), 409)
     assert body["candidate_ids"] == [first["id"]]
     assert client.post("/api/v1/patients?duplicates_checked=true", json=NEW_PATIENT).status_code == 201
+
+
+def existing_vidal(db_session, cpts, **overrides):
+    traits = {"birth_name": "VIDAL", "first_birth_given_name": "GEORGES", "birth_date": dt.date(1941, 6, 2)}
+    return factories.patient(db_session, cpts, **(traits | {"sex": Sex.MALE} | overrides))
+
+
+def duplicate_check_lines(db_session, actor):
+    return list(
+        db_session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.action == "patient.duplicate_check", AuditEvent.actor_user_id == actor.id)
+            .order_by(AuditEvent.seq)
+        )
+    )
+
+
+def test_duplicate_outside_ones_care_is_only_said_to_exist_and_audited(api_as, nurse, db_session, cpts):
+    """I5: an IDEL without a care relation learns that a possible duplicate exists, not who; the check names
+    the candidate in the audit log, without health content; setting it aside is not theirs to do."""
+    existing = existing_vidal(db_session, cpts)
+    before = patient_count(db_session)
+    for url in ("/api/v1/patients", "/api/v1/patients?duplicates_checked=true"):
+        response = api_as(nurse).post(url, json=NEW_PATIENT)
+        body = assert_problem(response, 409)
+        text = response.get_data(as_text=True)
+        assert body["candidate_ids"] == []
+        assert set(body) == {"type", "title", "status", "detail", "instance", "request_id", "candidate_ids"}
+        assert "VIDAL" not in text.upper() and "1941" not in text and "coordination" in body["detail"]
+    assert patient_count(db_session) == before
+    lines = duplicate_check_lines(db_session, nurse)
+    assert [(line.target_type, line.target_id) for line in lines] == [("patients", str(existing.id))] * 2
+    assert all(line.details == '{"shown": false}' for line in lines)
+
+
+def test_duplicate_in_ones_care_is_shown_and_audited(api_as, nurse, db_session, cpts):
+    existing = existing_vidal(db_session, cpts)
+    factories.in_care_team(db_session, existing, nurse.professional)
+    body = assert_problem(api_as(nurse).post("/api/v1/patients", json=NEW_PATIENT), 409)
+    assert body["candidate_ids"] == [existing.id]
+    assert [line.details for line in duplicate_check_lines(db_session, nurse)] == ['{"shown": true}']
+    assert api_as(nurse).post("/api/v1/patients?duplicates_checked=true", json=NEW_PATIENT).status_code == 201
+
+
+def test_the_coordination_sees_every_candidate(api_as, coordinator, db_session, cpts):
+    existing = existing_vidal(db_session, cpts)
+    body = assert_problem(api_as(coordinator).post("/api/v1/patients", json=NEW_PATIENT), 409)
+    assert body["candidate_ids"] == [existing.id]
+
+
+def test_duplicate_checks_are_rate_limited_per_user(api_as, nurse, gp, db_session, cpts, monkeypatch):
+    """I5: past a few possible duplicates in an hour, a user's creations are refused (429) before any check, so
+    that the answer tells nothing; other users are not affected; the refusal is audited."""
+    monkeypatch.setattr(identity, "DUPLICATES_TOLD_PER_HOUR", 3)
+    existing_vidal(db_session, cpts)
+    client = api_as(nurse)
+    for _ in range(3):
+        assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT), 409)
+    before = patient_count(db_session)
+    body = assert_problem(client.post("/api/v1/patients", json=NEW_PATIENT), 429)
+    assert "Trop de recherches de doublons" in body["detail"]
+    other = NEW_PATIENT | {"birth_name": "Martin", "first_birth_given_name": "Paul", "birth_date": "1960-01-01"}
+    assert_problem(client.post("/api/v1/patients", json=other), 429)  # no duplicate, still refused
+    assert patient_count(db_session) == before
+    assert [line.outcome for line in duplicate_check_lines(db_session, nurse)][-2:] == ["denied", "denied"]
+    assert api_as(gp).post("/api/v1/patients", json=other).status_code == 201
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert "429" in document["paths"]["/patients"]["post"]["responses"]
 
 
 def test_ins_is_exposed_only_for_a_qualified_identity(api_as, gp, db_session):

@@ -277,6 +277,17 @@ def test_a_possible_duplicate_is_a_409_listing_the_candidates_until_confirmed(ap
     assert counts(db_session) == (before[0] + 1, before[1] + 1)
 
 
+def test_another_gps_patient_as_a_possible_duplicate_is_only_said_to_exist(api_as, hub, db_session):
+    """I5: the referral's patient creation answers like the patient API: no candidate outside one's care."""
+    existing = hub["patient"]
+    traits = NEW_PATIENT | {"birth_name": existing.birth_name, "birth_date": existing.birth_date.isoformat()}
+    body = {"patient": traits, "target_program_id": hub["program"].id, "reason": "Bilan", "confirm_new_patient": True}
+    before = counts(db_session)
+    problem = assert_problem(api_as(hub["other_gp"]).post("/api/v1/referrals", json=body), 409)
+    assert problem["candidate_ids"] == [] and "coordination" in problem["detail"]
+    assert counts(db_session) == before
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

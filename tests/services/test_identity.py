@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from hub.auth.policies import visible_patients
 from hub.documents.identity import ins_for_sending
 from hub.errors import RuleViolation, ValidationFailed
 from hub.models import (
@@ -87,12 +88,22 @@ def test_same_ins_twice_is_refused(db_session, coordinator):
 
 
 def test_possible_duplicate_is_shown_before_creation(db_session, coordinator):
+    visible = visible_patients(coordinator)
     first = identity.create_patient(db_session, coordinator, traits())
     with pytest.raises(identity.PossibleDuplicate) as caught:
-        identity.create_patient(db_session, coordinator, traits(birth_name="LACOSTE "))
-    assert caught.value.candidates == [first]
-    second = identity.create_patient(db_session, coordinator, traits(), duplicates_checked=True)
+        identity.create_patient(db_session, coordinator, traits(birth_name="LACOSTE "), visible=visible)
+    assert caught.value.candidates == [first] and caught.value.hidden == 0
+    second = identity.create_patient(db_session, coordinator, traits(), visible=visible, duplicates_checked=True)
     assert second.id != first.id
+
+
+def test_candidates_the_caller_may_not_see_are_only_counted_and_never_set_aside(db_session, coordinator):
+    identity.create_patient(db_session, coordinator, traits())
+    for checked in (False, True):
+        with pytest.raises(identity.PossibleDuplicate) as caught:
+            identity.create_patient(db_session, coordinator, traits(), duplicates_checked=checked)
+        assert caught.value.candidates == [] and caught.value.hidden == 1
+        assert caught.value.extra == {"candidate_ids": []}
 
 
 def test_duplicates_are_looked_for_within_the_cpts_only(db_session, coordinator):

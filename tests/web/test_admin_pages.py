@@ -71,11 +71,11 @@ def test_organisations_list_and_create(auth, db_session, cpts, admin):
 
     response = auth.post(
         "/admin/organisations",
-        {"name": "MSP des Coteaux", "kind": "msp", "finess": "240012345", "commune_insee": "24037"},
+        {"name": "MSP des Coteaux", "kind": "msp", "finess": "240012344", "commune_insee": "24037"},
     )
     assert response.status_code == 302
     created = db_session.scalar(select(Organisation).where(Organisation.name == "MSP des Coteaux"))
-    assert created.cpts_id == cpts.id and created.kind is OrganisationKind.MSP and created.finess == "240012345"
+    assert created.cpts_id == cpts.id and created.kind is OrganisationKind.MSP and created.finess == "240012344"
     assert "Structure « MSP des Coteaux » créée." in auth.client.get("/admin/organisations").get_data(as_text=True)
 
 
@@ -83,6 +83,8 @@ def test_organisations_list_and_create(auth, db_session, cpts, admin):
     ("form", "field", "message"),
     [
         ({"name": "Cabinet", "kind": "practice", "finess": "12"}, "finess", "Le numéro FINESS doit comporter"),
+        ({"name": "Cabinet", "kind": "practice", "finess": "240012345"}, "finess", "clé de contrôle"),  # I5
+        ({"name": "Cabinet", "kind": "practice", "commune_insee": "00000"}, "commune_insee", "n&#39;existe pas"),  # I5
         ({"name": "Autre CPTS", "kind": "cpts"}, "kind", "Une CPTS ne peut pas être créée"),
         ({"kind": "practice"}, "name", "Ce champ est obligatoire."),
     ],

@@ -173,9 +173,72 @@ def test_bad_patient_is_refused_next_to_the_field(auth, db_session, gp, override
     assert count(db_session, Patient) == before
 
 
-def test_possible_duplicate_is_shown_then_overridden(auth, db_session, cpts, gp):
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        pytest.param({"birth_name": "DU\u200bRAND"}, "birth_name", "Nom de naissance : caractère invisible", id="zw"),
+        pytest.param({"birth_name": "DURAND\u202e"}, "birth_name", "(U+202E) non autorisé", id="rtl-override"),
+        pytest.param({"first_birth_given_name": "L\u0435a"}, "first_birth_given_name", "(U+0435)", id="cyrillic"),
+        pytest.param({"used_first_name": "Léa 💉"}, "used_first_name", "Prénom utilisé : caractère", id="emoji"),
+        pytest.param({"used_last_name": "<i>x</i>"}, "used_last_name", "Nom utilisé : caractère « &lt; »", id="markup"),
+        pytest.param({"birth_place_insee": "99999"}, "birth_place_insee", "n&#39;existe pas", id="insee-99999"),
+        pytest.param({"commune_insee": "00000"}, "commune_insee", "n&#39;existe pas", id="insee-00000"),
+    ],
+)
+def test_identity_traits_outside_the_rniv_are_refused_on_the_form(auth, db_session, gp, overrides, field, message):
+    """I5: the field's French message next to it, nothing created."""
+    auth.login(gp)
+    before = count(db_session, Patient)
+    response = auth.post("/patients/new", patient_form(**overrides))
+    assert response.status_code == 422
+    assert message in field_error(response.get_data(as_text=True), field)
+    assert count(db_session, Patient) == before
+
+
+def test_a_look_alike_spelling_is_caught_on_the_form(auth, db_session, cpts, gp):
+    """I5: "LÉA" typed with a Cyrillic Е is refused; "Léa " of another GP's patient is a possible duplicate."""
+    factories.patient(db_session, cpts, birth_name="DURAND", first_birth_given_name="LEA", birth_date=BIRTH_DATE)
+    db_session.commit()
+    auth.login(gp)
+    before = count(db_session, Patient)
+    assert auth.post("/patients/new", patient_form(first_birth_given_name="L\u0415A")).status_code == 422
+    response = auth.post("/patients/new", patient_form(birth_name="Durand-Roux", first_birth_given_name="  léa "))
+    assert response.status_code == 409 and "Doublon possible" in response.get_data(as_text=True)
+    assert count(db_session, Patient) == before
+
+
+def test_possible_duplicate_outside_ones_care_is_only_said_to_exist(auth, db_session, cpts, gp):
+    """I5: a GP without a care relation learns that a possible duplicate exists and is sent to the coordination:
+    no name, birth date, sex or identity status, no link, no way to set it aside; the check is audited."""
     existing = factories.patient(
-        db_session, cpts, birth_name="DURAND", first_birth_given_name="LEA", birth_date=BIRTH_DATE
+        db_session, cpts, birth_name="DURAND", first_birth_given_name="LEA", birth_date=BIRTH_DATE, sex=Sex.FEMALE
+    )
+    db_session.commit()
+    auth.login(gp)
+    before = count(db_session, Patient)
+
+    for form in (patient_form(), patient_form(duplicates_checked="true")):
+        response = auth.post("/patients/new", form)
+        body = response.get_data(as_text=True)
+        assert response.status_code == 409
+        assert "Doublon possible" in body and "Demandez à la coordination de la CPTS" in body
+        section = body[body.index('id="doublons"') : body.index("</section>")]
+        assert "LEA" not in section and "17/05/1980" not in section and "Féminin" not in section
+        assert "Provisoire" not in section and f"/patients/{existing.id}" not in body
+        assert 'name="duplicates_checked"' not in body
+    assert count(db_session, Patient) == before
+    lines = audit_events(db_session, "patient.duplicate_check")
+    assert [(e.target_id, e.details) for e in lines] == [(str(existing.id), '{"shown": false}')] * 2
+
+
+def test_possible_duplicate_in_ones_care_is_shown_then_overridden(auth, db_session, cpts, gp):
+    existing = factories.patient(
+        db_session,
+        cpts,
+        birth_name="DURAND",
+        first_birth_given_name="LEA",
+        birth_date=BIRTH_DATE,
+        attending_gp_id=gp.professional_id,
     )
     db_session.commit()
     auth.login(gp)
@@ -186,14 +249,29 @@ def test_possible_duplicate_is_shown_then_overridden(auth, db_session, cpts, gp)
     assert response.status_code == 409
     assert "Doublon possible" in body and existing.display_name in body
     assert "J&#39;ai vérifié : il s&#39;agit d&#39;une autre personne" in body
-    assert f'href="/patients/{existing.id}"' not in body, "no link to a record the user may not open"
+    assert f'href="/patients/{existing.id}"' in body
     assert count(db_session, Patient) == before
-    shown = audit_events(db_session, "patient.duplicate_candidates")
-    assert shown and str(existing.id) in shown[-1].details, "showing the candidates is traced"
+    shown = audit_events(db_session, "patient.duplicate_check")
+    assert [(e.target_id, e.details) for e in shown] == [(str(existing.id), '{"shown": true}')]
 
     response = auth.post("/patients/new", patient_form(duplicates_checked="true"))
     assert response.status_code == 302
     assert count(db_session, Patient) == before + 1
+
+
+def test_duplicate_checks_are_rate_limited_on_the_form(auth, db_session, cpts, stranger, monkeypatch):
+    """I5: past the hourly number of possible duplicates, the form says so in French (429), nothing created."""
+    monkeypatch.setattr(identity, "DUPLICATES_TOLD_PER_HOUR", 2)
+    factories.patient(db_session, cpts, birth_name="DURAND", first_birth_given_name="LEA", birth_date=BIRTH_DATE)
+    db_session.commit()
+    auth.login(stranger)
+    before = count(db_session, Patient)
+    assert [auth.post("/patients/new", patient_form()).status_code for _ in range(2)] == [409, 409]
+    response = auth.post("/patients/new", patient_form(birth_name="Martin", birth_date="1960-01-01"))
+    assert response.status_code == 429
+    assert "Trop de recherches de doublons en une heure" in response.get_data(as_text=True)
+    assert count(db_session, Patient) == before
+    assert audit_events(db_session, "patient.duplicate_check", outcome="denied")
 
 
 def test_duplicate_visible_to_the_user_is_linked(auth, db_session, cpts, gp, patient):

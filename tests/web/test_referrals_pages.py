@@ -305,7 +305,7 @@ def test_a_possible_duplicate_is_shown_before_creation_then_picked(client, auth,
     assert f'name="candidate_id" value="{existing.id}"' in page  # the GP's own patient may be picked
     assert "J&#39;ai vérifié : il s&#39;agit d&#39;une autre personne" in page
     assert patient_and_referral_counts(db_session) == before
-    shown_audit = select(func.count()).where(AuditEvent.action == "patient.duplicate_candidates")
+    shown_audit = select(func.count()).where(AuditEvent.action == "patient.duplicate_check")
     assert db_session.scalar(shown_audit) == 1
 
     picked = send_form(auth, hub, **same, candidate_id=str(existing.id))
