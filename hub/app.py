@@ -7,8 +7,9 @@ from types import MappingProxyType
 
 from flask import Flask, request, session
 from flask_login import LoginManager
+from werkzeug.exceptions import NotFound
 from werkzeug.middleware.proxy_fix import ProxyFix
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from hub.auth.permissions import Permission, has_permission
 from hub.config import PROJECT_ROOT, load_config
@@ -31,6 +32,14 @@ class RowIdConverter(IntegerConverter):
         self, url_map, fixed_digits: int = 0, min: int | None = None, max: int | None = 2**31 - 1, signed=False
     ):
         super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+    def to_python(self, value: str) -> int:
+        # Werkzeug checks converters after methods: a refused value would make the other methods' rules of the
+        # same path answer 405 (a PATCH beyond 2³¹ "allowing" GET). The path exists; the row does not.
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise NotFound() from None
 
 
 def build_app(test_config: dict | None = None) -> Flask:

@@ -7,12 +7,14 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app
+from marshmallow import fields
 
 from hub.api import blueprint
 from hub.formatting import percent
 from hub.http.access import PUBLIC, access
+from hub.models import Modality, OutboxState, Profession
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
-from hub.schemas.fees import FeeOut, RemoteShareOut, TariffIn, TariffOut
+from hub.schemas.fees import Euros, FeeOut, RemoteShareOut, TariffIn, TariffOut
 from hub.schemas.outbox import OutboxMessageOut
 from hub.schemas.pathways import (
     EligibilityIn,
@@ -235,21 +237,50 @@ ANSWER_200 = {
     "api.close_teleexpertise",
     "api.requeue_outbox_message",
     "api.sign_report",
+    "api.withdraw_consent",
 }
 
-QUERY_PARAMETERS = {
-    "api.list_patients": [("q", "string"), ("birth_date", "string")],
-    "api.list_professionals": [("q", "string"), ("profession", "string")],
-    "api.create_patient": [("duplicates_checked", "boolean")],
-    "api.list_slots": [("from", "string"), ("to", "string")],
-    "api.list_fees": [("professional_id", "integer"), ("from", "string"), ("to", "string"), ("code", "string")],
-    "api.get_remote_share": [("year", "integer")],
-    "api.list_tariffs": [("code", "string")],
-    "api.list_pathways": [("patient_id", "integer")],
-    "api.get_eligibility": [("modality", "string")],
-    "api.list_outbox_messages": [("state", "string"), ("channel", "string")],
+# What the server accepts, as the handlers and their query schemas check it (hub/api, hub/schemas): a value the
+# document allows is never refused for its shape.
+ROW_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# A blank value counts as absent (hub.schemas.base.InputSchema).
+BLANK = {"type": "string", "maxLength": 0}
+DATE = {"anyOf": [{"type": "string", "format": "date"}, BLANK]}
+DAY_OR_INSTANT = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}, BLANK]}
+TARIFF_CODE = {"anyOf": [{"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$"}, BLANK]}
+
+
+def _enum(values) -> dict:
+    return {"type": "string", "enum": [str(v) for v in values]}
+
+
+# endpoint → [(name, schema, required)]
+QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
+    "api.list_patients": [
+        ("q", {"type": "string"}, False),
+        ("birth_date", {"type": "string", "format": "date"}, False),
+    ],
+    "api.list_professionals": [("q", {"type": "string"}, False), ("profession", _enum(Profession), False)],
+    "api.create_patient": [("duplicates_checked", {"type": "boolean"}, False)],
+    "api.list_slots": [("from", DAY_OR_INSTANT, False), ("to", DAY_OR_INSTANT, False)],
+    "api.list_fees": [
+        ("professional_id", ROW_ID, False),
+        ("from", DATE, False),
+        ("to", DATE, False),
+        ("code", TARIFF_CODE, False),
+    ],
+    "api.get_remote_share": [("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, False)],
+    "api.list_tariffs": [("code", {"type": "string"}, False)],
+    "api.list_pathways": [("patient_id", ROW_ID, True)],
+    "api.get_eligibility": [("modality", _enum(Modality), False)],
+    "api.list_outbox_messages": [
+        ("state", _enum(OutboxState), False),
+        ("channel", {"type": "string", "maxLength": 20}, False),
+    ],
 }
-HEADER_PARAMETERS = {"api.book_appointment": [("Idempotency-Key", "string")]}
+# hub.api.appointments: 1 to 200 visible ASCII characters.
+IDEMPOTENCY_KEY = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x21-\\x7e]+$"}
+HEADER_PARAMETERS = {"api.book_appointment": [("Idempotency-Key", IDEMPOTENCY_KEY, False)]}
 
 PROBLEM = {
     "type": "object",
@@ -267,12 +298,22 @@ PROBLEM = {
 
 
 # Statuses only some operations answer: creating a patient past the hourly duplicate checks (I5).
-EXTRA_PROBLEMS = {"api.create_patient": (429,), "api.create_referral": (429,)}
-
-
 def _problem_responses(*statuses: int) -> dict:
     ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     return {str(status): {"description": "Erreur", "content": ref} for status in statuses}
+
+
+# The duplicate check of a new patient is rate-limited per user.
+RATE_LIMITED = {"api.create_patient", "api.create_referral"}
+
+
+def _error_statuses(endpoint: str, *, has_body: bool) -> list[int]:
+    statuses = [400, 401, 403, 404, 409, 415, 422]
+    if has_body:
+        statuses.append(413)  # MAX_CONTENT_LENGTH
+    if endpoint in RATE_LIMITED:
+        statuses.append(429)
+    return sorted(statuses)
 
 
 def _content(response: dict | None) -> dict:
@@ -298,9 +339,14 @@ def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
             },
         }
     status = "201" if method == "post" and endpoint not in ANSWER_200 else "200"
-    parameters = [{"name": p, "in": "path", "required": True, "schema": {"type": "integer"}} for p in path_params]
-    parameters += [{"name": n, "in": "query", "schema": {"type": t}} for n, t in QUERY_PARAMETERS.get(endpoint, [])]
-    parameters += [{"name": n, "in": "header", "schema": {"type": t}} for n, t in HEADER_PARAMETERS.get(endpoint, [])]
+    # A path id beyond the row ids' range is a 404 (hub.app.RowIdConverter), like an unknown one.
+    parameters = [{"name": p, "in": "path", "required": True, "schema": {**ROW_ID, "minimum": 0}} for p in path_params]
+    parameters += [
+        {"name": n, "in": "query", "required": r, "schema": t} for n, t, r in QUERY_PARAMETERS.get(endpoint, [])
+    ]
+    parameters += [
+        {"name": n, "in": "header", "required": r, "schema": t} for n, t, r in HEADER_PARAMETERS.get(endpoint, [])
+    ]
     if is_list:
         parameters += [
             {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
@@ -312,7 +358,7 @@ def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
         "parameters": parameters,
         "responses": {
             status: {"description": "Succès", "content": _content(response)},
-            **_problem_responses(400, 401, 403, 404, 409, 415, 422, *EXTRA_PROBLEMS.get(endpoint, ())),
+            **_problem_responses(*_error_statuses(endpoint, has_body=request_schema is not None)),
         },
     }
     if request_schema is not None:
@@ -327,17 +373,44 @@ def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
     return operation
 
 
+def _decimals(_converter, field: fields.Field, ret: dict, **_kwargs) -> dict:
+    """Amounts are answered as strings (`"12.50"`: no binary rounding); Euros also reads a JSON number."""
+    if not isinstance(field, fields.Decimal):
+        return {}
+    if not isinstance(field, Euros):
+        return {"type": ["string", "null"] if field.allow_none else "string", "format": "decimal"}
+    # Also `"12,50"` and `"1 234,50 €"`, which the document need not advertise.
+    return {
+        "type": ["string", "number"],
+        "format": "decimal",
+        "pattern": "^[0-9]{1,7}([.,][0-9]{1,2})?$",
+        "minimum": 0,
+        "exclusiveMaximum": 10_000_000,
+        "multipleOf": 0.01,
+    }
+
+
+def _blank_is_absent(_converter, field: fields.Field, ret: dict, **_kwargs) -> dict:
+    """Input strings are trimmed and a blank one counts as absent (hub.schemas.base): a required one needs text."""
+    if isinstance(field, fields.String) and field.required and "pattern" not in ret:
+        return {"pattern": "\\S"}
+    return {}
+
+
 @cache
 def build_document(server_url: str) -> dict:
+    plugin = MarshmallowPlugin()
     spec = APISpec(
         title="Hub CPTS",
         version="1",
         openapi_version="3.1.0",
-        plugins=[MarshmallowPlugin()],
+        plugins=[plugin],
         servers=[{"url": server_url}],
         components={"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         security=[{"bearer": []}],
     )
+    for attribute_function in (_decimals, _blank_is_absent):
+        plugin.converter.add_attribute_function(attribute_function)  # type: ignore[union-attr]
     spec.components.schema("Problem", PROBLEM)
     schemas = {s for _, req, res, _ in OPERATIONS.values() for s in (req, res) if s}
     for schema in sorted(schemas, key=lambda s: s.__name__):

@@ -74,9 +74,13 @@ def handle_http_error(exc: HTTPException):
         405: "Cette action n'est pas possible à cette adresse.",
         413: "Le contenu envoyé dépasse la taille autorisée.",
     }.get(status, title)
+    # Werkzeug's own headers (`Allow` on a 405, as RFC 9110 requires) survive the French body.
+    headers = [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
     if is_api_request():
-        return problem(status, title, detail)
-    return render_template("error.html", title=title, detail=detail), status
+        response = problem(status, title, detail)
+        response.headers.extend(headers)
+        return response
+    return render_template("error.html", title=title, detail=detail), status, headers
 
 
 def handle_unexpected(exc: Exception):
