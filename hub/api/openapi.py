@@ -13,6 +13,7 @@ from hub.api import blueprint
 from hub.formatting import percent
 from hub.http.access import PUBLIC, access
 from hub.models import Modality, OutboxState, Profession
+from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
 from hub.schemas.fees import Euros, FeeOut, RemoteShareOut, TariffIn, TariffOut
 from hub.schemas.outbox import OutboxMessageOut
@@ -245,8 +246,9 @@ ANSWER_200 = {
 ROW_ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 # A blank value counts as absent (hub.schemas.base.InputSchema).
 BLANK = {"type": "string", "maxLength": 0}
-DATE = {"anyOf": [{"type": "string", "format": "date"}, BLANK]}
-DAY_OR_INSTANT = {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}, BLANK]}
+DAY = {"type": "string", "format": "date", "pattern": DAY_IN_WINDOW}
+DATE = {"anyOf": [DAY, BLANK]}
+DAY_OR_INSTANT = {"anyOf": [DAY, {"type": "string", "format": "date-time", "pattern": DAY_IN_WINDOW}, BLANK]}
 TARIFF_CODE = {"anyOf": [{"type": "string", "pattern": "^[A-Z][A-Z0-9]{1,9}$"}, BLANK]}
 
 
@@ -258,7 +260,7 @@ def _enum(values) -> dict:
 QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
     "api.list_patients": [
         ("q", {"type": "string"}, False),
-        ("birth_date", {"type": "string", "format": "date"}, False),
+        ("birth_date", DAY, False),
     ],
     "api.list_professionals": [("q", {"type": "string"}, False), ("profession", _enum(Profession), False)],
     "api.create_patient": [("duplicates_checked", {"type": "boolean"}, False)],
@@ -349,7 +351,7 @@ def _operation(endpoint: str, method: str, path_params: list[str]) -> dict:
     ]
     if is_list:
         parameters += [
-            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE}},
             {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
         ]
     operation = {

@@ -23,6 +23,9 @@ OUT_OF_RANGE = f"Nombre hors des limites acceptées (de {INT_MIN} à {INT_MAX}).
 # A page beyond the last is merely empty; the bound keeps OFFSET (page × at most 200) far from any overflow.
 MAX_PAGE = 1_000_000
 EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
+# The same window as the OpenAPI document can say it (a pattern on the ISO text), so that what the document allows
+# the server accepts.
+DAY_IN_WINDOW = "^(19[0-9]{2}|20[0-9]{2}|2100)-"
 OUT_OF_WINDOW = "La date doit être comprise entre le 01/01/1900 et le 31/12/2100."
 # C0 control characters but tab, line feed and carriage return (a textarea's line breaks), and DEL.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -76,6 +79,10 @@ class Date(fields.Date):
         "format": "Date invalide.",
     }
 
+    def __init__(self, *args, **kwargs):
+        kwargs["metadata"] = {"pattern": DAY_IN_WINDOW, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
         day = super()._deserialize(value, attr, data, **kwargs)
         check_day(day)
@@ -89,6 +96,10 @@ class AwareDateTime(fields.AwareDateTime):
         "invalid_awareness": "Indiquez le fuseau horaire (par exemple +01:00 ou Z).",
         "format": "Date et heure invalides.",
     }
+
+    def __init__(self, *args, **kwargs):
+        kwargs["metadata"] = {"pattern": DAY_IN_WINDOW, **kwargs.get("metadata", {})}
+        super().__init__(*args, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
         instant = super()._deserialize(value, attr, data, **kwargs)
