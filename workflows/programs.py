@@ -93,6 +93,46 @@ def _check_refs(session: Session, cpts_id: int, data: dict) -> None:
         raise ValidationFailed(errors)
 
 
+SHAPE_FIELDS = (
+    "kind",
+    "slot_count",
+    "slot_minutes",
+    "slot_interval_minutes",
+    "accompaniment_before_minutes",
+    "accompaniment_after_minutes",
+    "room_id",
+    "kit_id",
+)
+
+
+def check_shape(values: dict) -> None:
+    """Refuse an afternoon whose later slots could never be booked: every appointment of a program holds its
+    room and its kit (the same ones for each slot) over the whole accompaniment window, so the next slot must
+    not start before that window is over. The patients' IDELs differ from slot to slot, so they do not count."""
+    slot = values["slot_minutes"]
+    interval = values.get("slot_interval_minutes")
+    if interval is not None and interval < slot:
+        raise ValidationFailed(
+            {"slot_interval_minutes": f"L'intervalle ne peut pas être plus court qu'un créneau ({slot} min)."}
+        )
+    if values.get("slot_count", 1) < 2 or not (values.get("kit_id") or values.get("room_id")):
+        return
+    window = slot
+    if values["kind"] is ProgramKind.ASSISTED_TELECONSULTATION:
+        window += values.get("accompaniment_before_minutes", 0) + values.get("accompaniment_after_minutes", 0)
+    if (interval or slot) < window:
+        held = "le matériel" if values.get("kit_id") else "la salle"
+        raise ValidationFailed(
+            {
+                "slot_interval_minutes": (
+                    f"Avec {interval or slot} min entre deux débuts de créneau, {held} serait réservé deux fois : "
+                    f"chaque rendez-vous le garde {window} min (accompagnement compris). "
+                    f"Indiquez un intervalle d'au moins {window} min."
+                )
+            }
+        )
+
+
 def _recurrence_errors(program: SessionProgram) -> None:
     try:
         recurrence_of(program)
@@ -106,6 +146,7 @@ def create_program(session: Session, actor, data: dict, *, zone: str, now: dt.da
     now = now or utcnow()
     data = dict(data)
     _check_refs(session, actor.cpts_id, data)
+    check_shape(data)
     first_day, time_of_day = data.pop("first_day"), data.pop("time_of_day")
     try:
         start_local = first_occurrence(data["rrule"], first_day, time_of_day)
@@ -143,6 +184,7 @@ def update_series(session: Session, actor, program: SessionProgram, changes: dic
         program.cpts_id,
         {"performer_id": program.performer_id, "kind": program.kind, "first_day": program.valid_from, **changes},
     )
+    check_shape({key: getattr(program, key) for key in SHAPE_FIELDS} | changes)
     for key, value in changes.items():
         setattr(program, key, value)
     if rule is not None or time_of_day is not None:

@@ -68,6 +68,7 @@ PATIENT_SIDE_ROLES = ("patient", "dmp", "participant")
 PROGRAM_DEFAULTS = {
     "slot_count": 3,
     "slot_minutes": 15,
+    "slot_interval_minutes": None,  # back to back
     "accompaniment_before_minutes": 0,
     "accompaniment_after_minutes": 0,
     "skip_public_holidays": True,
@@ -111,7 +112,9 @@ class SessionProgram(Base):
     slot_count: Mapped[int] = mapped_column(Integer)
     slot_minutes: Mapped[int] = mapped_column(Integer)
     # Minutes between two slot starts; None means back to back. A single kit or IDEL team needs room.
-    slot_interval_minutes: Mapped[int | None] = mapped_column(Integer)
+    slot_interval_minutes: Mapped[int | None] = mapped_column(
+        Integer, default=PROGRAM_DEFAULTS["slot_interval_minutes"]
+    )
     accompaniment_before_minutes: Mapped[int] = mapped_column(
         Integer, default=PROGRAM_DEFAULTS["accompaniment_before_minutes"]
     )

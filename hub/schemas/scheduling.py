@@ -120,6 +120,10 @@ class ProgramIn(InputSchema):
     valid_until = Date(allow_none=True)
     slot_count = Int(required=True, validate=_range(1, 40))
     slot_minutes = Int(required=True, validate=_range(5, 240))
+    # Minutes between two slot starts, empty for back to back; at least the slot (checked with the shape).
+    slot_interval_minutes = Int(
+        load_default=PROGRAM_DEFAULTS["slot_interval_minutes"], allow_none=True, validate=_range(5, 12 * 60)
+    )
     accompaniment_before_minutes = Int(
         load_default=PROGRAM_DEFAULTS["accompaniment_before_minutes"], validate=_range(0, 120)
     )
@@ -255,6 +259,7 @@ class ProgramOut(Schema):
     valid_until = fields.Date(allow_none=True)
     slot_count = fields.Integer()
     slot_minutes = fields.Integer()
+    slot_interval_minutes = fields.Integer(allow_none=True)
     accompaniment_before_minutes = fields.Integer()
     accompaniment_after_minutes = fields.Integer()
     skip_public_holidays = fields.Boolean()

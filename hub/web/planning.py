@@ -67,6 +67,7 @@ PROGRAM_FIELDS = (
     "kit_id",
     "slot_count",
     "slot_minutes",
+    "slot_interval_minutes",
     "accompaniment_before_minutes",
     "accompaniment_after_minutes",
     "skip_public_holidays",

@@ -126,7 +126,8 @@ def test_the_new_program_form_starts_from_the_program_defaults(auth, coordinator
     page = text(auth.client.get("/planning/programs/new"))
     shown = dict(re.findall(r'<input[^>]* name="([a-z_]+)" type="number"\s+value="([^"]*)"', page))
     numbers = {key: value for key, value in PROGRAM_DEFAULTS.items() if not isinstance(value, bool)}
-    assert {key: shown.get(key) for key in numbers} == {key: str(value) for key, value in numbers.items()}
+    expected = {key: "" if value is None else str(value) for key, value in numbers.items()}
+    assert {key: shown.get(key) for key in numbers} == expected
     assert re.search(r'name="skip_public_holidays"[^>]* checked', page)
 
 
