@@ -121,12 +121,12 @@ def check_shape(values: dict) -> None:
     if values["kind"] is ProgramKind.ASSISTED_TELECONSULTATION:
         window += values.get("accompaniment_before_minutes", 0) + values.get("accompaniment_after_minutes", 0)
     if (interval or slot) < window:
-        held = "le matériel" if values.get("kit_id") else "la salle"
+        held = "le matériel serait réservé" if values.get("kit_id") else "la salle serait réservée"
         raise ValidationFailed(
             {
                 "slot_interval_minutes": (
-                    f"Avec {interval or slot} min entre deux débuts de créneau, {held} serait réservé deux fois : "
-                    f"chaque rendez-vous le garde {window} min (accompagnement compris). "
+                    f"Avec {interval or slot} min entre deux débuts de créneau, {held} deux fois : "
+                    f"chaque rendez-vous l'occupe {window} min (accompagnement compris). "
                     f"Indiquez un intervalle d'au moins {window} min."
                 )
             }
