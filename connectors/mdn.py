@@ -1,10 +1,13 @@
 """The MSSanté acknowledgements read back: MDNs (RFC 8098) arriving in the applicative mailbox over IMAP.
 
 A receiver's software answers each document message with a `multipart/report;
-report-type=disposition-notification`: `…; processed` when it integrated the document, or a refusal with
-an ANS code — `processed/error` with `902^…` (unknown patient), `903` (INS absent), `904` (INS mismatch) —
-or `failed` / `deleted`. Each MDN names the message it answers (Original-Message-ID), whose local part is
-the token stored on the delivery (connectors.mssante.mdn_token).
+report-type=disposition-notification`: `…; processed` when it integrated the document, or an ANS code —
+`processed/Error: 902^…` (unknown patient) up to `906` (other error), `900`/`901` (a request to replace or
+delete) — or `failed` / `deleted`. Each MDN names the message it answers (Original-Message-ID), whose local
+part is the token stored on the delivery (connectors.mssante.mdn_token). The code table is indicative, so the
+three digits are read wherever they sit, not after a fixed prefix. An error may also come as a plain e-mail
+whose subject holds the code in brackets (`[…][902]`), answering the message named in In-Reply-To or
+References (or, failing those, in the subject).
 
 The IMAP server is always reached over TLS (STARTTLS on 143, implicit TLS on 993), its certificate
 verified against the configured CA bundle. MDNs read are flagged \\Seen, only after the caller has taken
@@ -26,7 +29,7 @@ from email.utils import collapse_rfc2231_value, parseaddr, parsedate_to_datetime
 from connectors.base import TransientError
 from connectors.email import tls_context
 from hub.db import utcnow
-from hub.models import MDN_REFUSAL_LABELS
+from hub.models import MDN_CODE_LABELS
 
 IMPLICIT_TLS_PORT = 993
 REFUSAL_LABELS = {
@@ -35,12 +38,18 @@ REFUSAL_LABELS = {
     "denied": "Accusé de traitement refusé par le destinataire",
 }
 ACKNOWLEDGING = ("processed", "displayed", "dispatched")
-_CODE = re.compile(r"\b(9\d\d)\s*\^\s*([^\r\n]*)")
+# Three digits 9xx standing alone, optionally followed by `^` and the receiver's text.
+_CODE = re.compile(r"(?<![\w.])(9\d\d)(?![\w.])(?:\s*\^\s*([^\r\n]*))?")
+_SUBJECT_CODE = re.compile(r"\[\s*(9\d\d)\s*\]")
+_BRACKETED = re.compile(r"\[[^\]]*\]")
+_MESSAGE_ID = re.compile(r"<([^<>@\s]+)@[^<>\s]+>")
+_BARE_TOKEN = re.compile(r"(?<![0-9a-f])([0-9a-f]{40})(?![0-9a-f])")  # connectors.email.message_token
 
 
 @dataclass(frozen=True)
 class Disposition:
-    """One receiver's answer to one message: `token` is the answered Message-ID's local part."""
+    """One receiver's answer to one message: `token` is the answered Message-ID's local part; a plain
+    e-mail may name several messages (References), the others in `alternatives`."""
 
     token: str
     recipient: str | None
@@ -48,6 +57,7 @@ class Disposition:
     code: str | None
     text: str | None
     received_at: dt.datetime
+    alternatives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -141,13 +151,14 @@ def _read_inbox(imap: imaplib.IMAP4, *, now: dt.datetime) -> tuple[list[bytes], 
     _check(imap.select("INBOX"))
     # The server picks the reports: mail for people, left unread, is not downloaded again at every run.
     # None is "no CHARSET", an argument imaplib skips; the stubs want every argument a str.
-    criteria = ("UNSEEN", "HEADER", "Content-Type", '"disposition-notification"')
+    # Plain e-mails whose subject holds a code in brackets come too; their body is only then looked at.
+    criteria = ("UNSEEN", "OR", "HEADER", "Content-Type", '"disposition-notification"', "SUBJECT", '"[9"')
     data = _check(imap.uid("SEARCH", None, *criteria))  # type: ignore[arg-type]
     uids, dispositions = [], []
     for uid in data[0].split() if data and data[0] else []:
         # PEEK: reading does not flag the message; only MDNs are flagged, once the caller has them.
         raw = _message_bytes(_check(imap.uid("FETCH", uid.decode(), "(BODY.PEEK[])")))
-        disposition = parse_mdn(raw, now=now) if raw else None
+        disposition = (parse_mdn(raw, now=now) or parse_error_mail(raw, now=now)) if raw else None
         if disposition is not None:
             uids.append(uid)
             dispositions.append(disposition)
@@ -182,6 +193,48 @@ def parse_mdn(raw: bytes, *, now: dt.datetime) -> Disposition | None:
     )
 
 
+def parse_error_mail(raw: bytes, *, now: dt.datetime) -> Disposition | None:
+    """A plain e-mail whose subject holds an ANS code in brackets (`[…][903]`), answering a message the hub
+    sent; None for any other mail (left for a person to read)."""
+    message = email.message_from_bytes(raw, policy=policy.default)
+    if message.get_content_type() == "multipart/report":
+        return None
+    subject = str(message.get("Subject") or "")
+    found = _SUBJECT_CODE.findall(subject)
+    if not found:
+        return None
+    code = found[-1]
+    tokens = _answered_tokens(message, subject)
+    if not tokens:
+        return None
+    text = " ".join(_MESSAGE_ID.sub(" ", _BRACKETED.sub(" ", subject)).split()).strip(" :-–")
+    return Disposition(
+        token=tokens[0],
+        recipient=_address(f"rfc822; {message.get('From') or ''}"),
+        acknowledged=False,
+        code=code,
+        text=text or MDN_CODE_LABELS.get(code),
+        received_at=_received_at(message, now),
+        alternatives=tuple(tokens[1:]),
+    )
+
+
+def _answered_tokens(message: EmailMessage, subject: str) -> list[str]:
+    """The local parts of the Message-IDs the mail answers, In-Reply-To first, then References (newest
+    first), then any the subject quotes."""
+    tokens: list[str] = []
+    references = _MESSAGE_ID.findall(str(message.get("References") or ""))
+    for token in [
+        *_MESSAGE_ID.findall(str(message.get("In-Reply-To") or "")),
+        *reversed(references),
+        *_MESSAGE_ID.findall(subject),
+        *_BARE_TOKEN.findall(subject),
+    ]:
+        if token not in tokens:
+            tokens.append(token)
+    return tokens
+
+
 def _report_fields(message: EmailMessage) -> dict[str, list[str]]:
     report = next((p for p in message.walk() if p.get_content_type() == "message/disposition-notification"), None)
     if report is None:
@@ -205,8 +258,8 @@ def _refusal_code(values: list[str]) -> tuple[str | None, str | None]:
     for value in values:
         found = _CODE.search(value)
         if found:
-            code, text = found.group(1), found.group(2).strip()
-            return code, text or MDN_REFUSAL_LABELS.get(code)
+            code, text = found.group(1), (found.group(2) or "").strip()
+            return code, text or MDN_CODE_LABELS.get(code)
     return None, None
 
 

@@ -9,6 +9,7 @@ certificate); the MDNs come back into the applicative mailbox (Dovecot over IMAP
 """
 
 import datetime as dt
+import html
 import io
 import zipfile
 
@@ -21,6 +22,7 @@ from connectors.registry import build_registry
 from hub.db import utcnow
 from hub.models import (
     AppointmentState,
+    AuditEvent,
     ConsentKind,
     Delivery,
     DeliveryState,
@@ -32,7 +34,9 @@ from hub.models import (
     ReportState,
     Role,
 )
+from hub.services import accounts
 from tests import factories
+from tests.api.conftest import ApiClient
 from tests.factories import NOW
 from tests.http_servers import FhirRecipient, HttpsServer, client_certificate
 from tests.imap_server import dovecot_available
@@ -254,3 +258,154 @@ def test_r14_with_the_smtp_server_down_the_report_is_signed_and_everything_drain
 
 def mdn_id(message: OutboxMessage) -> str:
     return f"<{mdn_token(message.idempotency_key)}@cpts-viveval.mssante.fr>"
+
+
+# --- The receivers' codes (ANS volet): three digits from an MDN or a plain e-mail; silence is no refusal.
+
+
+def error_mail(subject: str, *, in_reply_to: str | None = None, references: str | None = None) -> bytes:
+    """An error sent as a plain e-mail (not an MDN), the code in brackets in its subject."""
+    threading = ([f"In-Reply-To: {in_reply_to}"] if in_reply_to else []) + (
+        [f"References: {references}"] if references else []
+    )
+    return "\r\n".join(
+        [
+            f"From: {GP_MAILBOX}",
+            f"To: {SENDER}",
+            f"Subject: {subject}",
+            "Date: Mon, 23 Nov 2026 16:10:00 +0100",
+            "Message-ID: <err-1@medecin.mssante.fr>",
+            *threading,
+            "Content-Type: text/plain; charset=utf-8",
+            "",
+            "Le document n'a pas pu être intégré.",
+            "",
+        ]
+    ).encode()
+
+
+def read(client, url) -> str:
+    return html.unescape(page(client, url))
+
+
+def signed_and_sent(auth, sessions, t, settings) -> tuple[Report, Delivery]:
+    report = sign_in_the_browser(auth, t)
+    drain(sessions, settings)
+    deliveries.follow_deliveries(sessions)
+    gp = next(d for d in report.deliveries if d.recipient_role is RecipientRole.ATTENDING_GP)
+    return report, gp
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ("905^", "Refusé par le destinataire (905 : traits d'identité incomplets)"),
+        ("906^", "Refusé par le destinataire (906 : autre erreur)"),
+    ],
+)
+def test_an_mdn_with_905_or_906_refuses_with_its_label(
+    db_session, auth, client, sessions, monday, servers, error, shown
+):
+    _smtp, _dmp, _recipient, mailbox, settings = servers
+    report, gp = signed_and_sent(auth, sessions, monday, settings)
+    mailbox.deliver(mdn(gp.message_id, gp.address, error=error))
+    deliveries.follow_deliveries(sessions, mdn_settings=settings)
+    db_session.expire_all()
+    assert (gp.state, gp.refusal_code) == (DeliveryState.REFUSED, error[:3])
+    assert shown in read(client, f"/reports/{report.id}")
+
+
+def test_the_code_is_read_in_the_disposition_line_whatever_its_prefix(
+    db_session, auth, client, sessions, monday, servers
+):
+    _smtp, _dmp, _recipient, mailbox, settings = servers
+    report, gp = signed_and_sent(auth, sessions, monday, settings)
+    raw = mdn(gp.message_id, gp.address).replace(b"; processed", b"; processed/Error: 904^")
+    mailbox.deliver(raw)
+    deliveries.follow_deliveries(sessions, mdn_settings=settings)
+    db_session.expire_all()
+    assert (gp.state, gp.refusal_code) == (DeliveryState.REFUSED, "904")
+    assert "Refusé par le destinataire (904 : INS discordant)" in read(client, f"/reports/{report.id}")
+
+
+def test_a_plain_mail_with_903_in_its_subject_refuses_the_delivery_it_answers(
+    db_session, auth, client, sessions, monday, servers
+):
+    _smtp, _dmp, _recipient, mailbox, settings = servers
+    report, gp = signed_and_sent(auth, sessions, monday, settings)
+    others = [d for d in report.deliveries if d is not gp]
+    original = f"<{gp.message_id}@cpts-viveval.mssante.fr>"
+    mailbox.deliver(
+        error_mail("[Erreur intégration][903]", in_reply_to=original),
+        error_mail("Question sur le compte rendu", in_reply_to=original),  # for a person: left unread
+    )
+    deliveries.follow_deliveries(sessions, mdn_settings=settings)
+    db_session.expire_all()
+    assert (gp.state, gp.refusal_code) == (DeliveryState.REFUSED, "903")
+    assert all(d.state is not DeliveryState.REFUSED for d in others)
+    assert "Refusé par le destinataire (903 : INS absent)" in read(client, f"/reports/{report.id}")
+    assert mailbox.unseen() == 1
+
+
+def test_a_plain_mail_matched_by_its_references_or_its_subject(db_session, auth, client, sessions, monday, servers):
+    _smtp, _dmp, _recipient, mailbox, settings = servers
+    report, gp = signed_and_sent(auth, sessions, monday, settings)
+    patient = next(d for d in report.deliveries if d.recipient_role is RecipientRole.PATIENT)
+    mailbox.deliver(
+        error_mail("[Erreur][902]", references=f"<x@y.fr> <{gp.message_id}@cpts-viveval.mssante.fr>"),
+        error_mail(f"[<{patient.message_id}@cpts-viveval.mssante.fr>][906]"),
+    )
+    deliveries.follow_deliveries(sessions, mdn_settings=settings)
+    db_session.expire_all()
+    assert (gp.state, gp.refusal_code) == (DeliveryState.REFUSED, "902")
+    assert (patient.state, patient.refusal_code) == (DeliveryState.REFUSED, "906")
+    shown = read(client, f"/reports/{report.id}")
+    assert "(902 : patient inconnu)" in shown and "(906 : autre erreur)" in shown
+
+
+def test_900_is_a_replacement_request_not_a_refusal(db_session, auth, client, sessions, monday, servers):
+    _smtp, _dmp, _recipient, mailbox, settings = servers
+    report, gp = signed_and_sent(auth, sessions, monday, settings)
+    mailbox.deliver(mdn(gp.message_id, gp.address, error="900^"))
+    deliveries.follow_deliveries(sessions, mdn_settings=settings)
+    db_session.expire_all()
+    assert (gp.state, gp.refusal_code) == (DeliveryState.ACKNOWLEDGED, "900")
+    shown = read(client, f"/reports/{report.id}")
+    assert "Demande du destinataire (900 : demande de remplacement)" in shown
+    assert "Refusé" not in shown
+    assert (
+        db_session.scalar(
+            select(AuditEvent.action).where(AuditEvent.target_id == str(gp.id)).order_by(AuditEvent.id.desc())
+        )
+        == "delivery.request"
+    )
+
+
+def test_no_answer_after_the_delay_is_sans_accuse_never_refused(db_session, auth, client, sessions, monday, servers):
+    _smtp, _dmp, _recipient, _mailbox, settings = servers
+    report, gp = signed_and_sent(auth, sessions, monday, settings)
+    assert gp.state is DeliveryState.SENT
+    _row, token = accounts.create_api_token(db_session, monday.cardiologist_user, name="tests")
+    db_session.commit()
+    api = ApiClient(client, token)
+
+    def shown() -> tuple[str, str, dict]:
+        auth.login(monday.coordinator)
+        outbox = read(client, "/envois")
+        auth.login(monday.cardiologist_user)
+        delivery = {d["id"]: d for d in api.get(f"/api/v1/reports/{report.id}").get_json()["deliveries"]}[gp.id]
+        return read(client, f"/reports/{report.id}"), outbox, delivery
+
+    db_session.execute(update(Delivery).where(Delivery.id == gp.id).values(sent_at=utcnow() - dt.timedelta(days=6)))
+    db_session.commit()
+    report_page, outbox, delivery = shown()
+    assert "Sans accusé" not in report_page and "Sans accusé" not in outbox
+    assert "En attente d'acquittement" in outbox
+    assert (delivery["state_label"], delivery["unacknowledged"]) == ("Envoyé", False)
+
+    db_session.execute(update(Delivery).where(Delivery.id == gp.id).values(sent_at=utcnow() - dt.timedelta(days=8)))
+    db_session.commit()
+    report_page, outbox, delivery = shown()
+    assert "Sans accusé" in report_page and "Sans accusé" in outbox
+    assert "Refusé" not in report_page and "Refusé" not in outbox
+    assert (delivery["state"], delivery["state_label"], delivery["unacknowledged"]) == ("sent", "Sans accusé", True)

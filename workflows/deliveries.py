@@ -23,6 +23,7 @@ from hub.db import rows_changed, session_scope, utcnow
 from hub.documents.clinical import DocumentPackage
 from hub.documents.identity import ins_for_sending
 from hub.models import (
+    MDN_REQUEST_CODES,
     ConsentKind,
     Delivery,
     DeliveryState,
@@ -211,37 +212,44 @@ class AcknowledgementOutcome:
 def apply_dispositions(
     session: Session, dispositions: Iterable, *, now: dt.datetime | None = None
 ) -> AcknowledgementOutcome:
-    """The MDNs read back from the applicative mailbox: each marks its delivery acknowledged, or refused
-    with the receiver's code (902 unknown patient, 903 INS absent, 904 INS mismatch). An MDN for an unknown
-    message is counted and left; one read twice changes nothing."""
+    """The answers read back from the applicative mailbox (MDNs, or plain e-mails with a code in their
+    subject): each marks its delivery acknowledged, or refused with the receiver's code (902 to 906, labelled
+    in hub.models); a 900/901 is the receiver's request to replace or delete the document it received, kept
+    with its code on an acknowledged delivery. An answer for an unknown message is counted and left; one
+    read twice changes nothing."""
     now = now or utcnow()
     dispositions = list(dispositions)
-    tokens = {d.token for d in dispositions}
+    tokens = {token for d in dispositions for token in _candidates(d)}
     deliveries = {}
     if tokens:
         deliveries = {d.message_id: d for d in session.scalars(select(Delivery).where(Delivery.message_id.in_(tokens)))}
     matched = unknown = 0
     touched: set[int] = set()
     for disposition in dispositions:
-        delivery = deliveries.get(disposition.token)
+        delivery = next((deliveries[t] for t in _candidates(disposition) if t in deliveries), None)
         if delivery is None:
             unknown += 1
             continue
         matched += 1
         if delivery.state in (DeliveryState.ACKNOWLEDGED, DeliveryState.REFUSED):
             continue
+        request = not disposition.acknowledged and disposition.code in MDN_REQUEST_CODES
         if disposition.acknowledged:
             delivery.state = DeliveryState.ACKNOWLEDGED
         else:
-            delivery.state = DeliveryState.REFUSED
+            delivery.state = DeliveryState.ACKNOWLEDGED if request else DeliveryState.REFUSED
             delivery.refusal_code = (disposition.code or "")[:10] or None
             delivery.refusal_text = (disposition.text or "")[:300] or None
         delivery.acknowledged_at = getattr(disposition, "received_at", None) or now
         delivery.sent_at = delivery.sent_at or now
+        if disposition.acknowledged:
+            action = "delivery.acknowledged"
+        else:
+            action = "delivery.request" if request else "delivery.refused"
         audit.record(
             session,
             actor="mdn-reader",
-            action="delivery.acknowledged" if disposition.acknowledged else "delivery.refused",
+            action=action,
             target=delivery,
             cpts_id=delivery.cpts_id,
             details={"code": delivery.refusal_code} if delivery.refusal_code else None,
@@ -251,6 +259,10 @@ def apply_dispositions(
     if touched:
         settle_reports(session, now=now, report_ids=touched)
     return AcknowledgementOutcome(matched=matched, unknown=unknown)
+
+
+def _candidates(disposition) -> tuple[str, ...]:
+    return (disposition.token, *getattr(disposition, "alternatives", ()))
 
 
 def _is_pg(session: Session) -> bool:

@@ -55,9 +55,13 @@ from hub.models.referral import (
     Urgency,
 )
 from hub.models.reports import (
+    AWAITING_ACKNOWLEDGEMENT_LABEL,
     DELIVERY_STATE_LABELS,
     LOINC_LABELS,
-    MDN_REFUSAL_LABELS,
+    MDN_CODE_LABELS,
+    MDN_REQUEST_CODES,
+    NO_ACKNOWLEDGEMENT_AFTER,
+    NO_ACKNOWLEDGEMENT_LABEL,
     RECIPIENT_ROLE_LABELS,
     REPORT_KIND_LABELS,
     REPORT_LOINC,
@@ -68,7 +72,9 @@ from hub.models.reports import (
     Report,
     ReportKind,
     ReportState,
+    delivery_label,
     delivery_state_label,
+    unacknowledged,
 )
 from hub.models.scheduling import (
     APPOINTMENT_STATE_LABELS,
@@ -107,6 +113,7 @@ from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, Use
 __all__ = [
     "APPOINTMENT_STATE_LABELS",
     "ATTACHMENT_KIND_LABELS",
+    "AWAITING_ACKNOWLEDGEMENT_LABEL",
     "CLINICAL_PROFESSIONS",
     "CONSENT_KIND_LABELS",
     "CONSENT_METHOD_LABELS",
@@ -116,9 +123,12 @@ __all__ = [
     "IDENTITY_STATUS_LABELS",
     "LOINC_LABELS",
     "MAX_REPORT_DELAY_HOURS",
-    "MDN_REFUSAL_LABELS",
+    "MDN_CODE_LABELS",
+    "MDN_REQUEST_CODES",
     "MIN_REPORT_DELAY_HOURS",
     "MODALITY_LABELS",
+    "NO_ACKNOWLEDGEMENT_AFTER",
+    "NO_ACKNOWLEDGEMENT_LABEL",
     "ORGANISATION_KIND_LABELS",
     "OUTBOX_STATE_LABELS",
     "PLACE_KIND_LABELS",
@@ -208,6 +218,8 @@ __all__ = [
     "UserSession",
     "VisitOffer",
     "VisitOfferState",
+    "delivery_label",
     "delivery_state_label",
     "professional_organisations",
+    "unacknowledged",
 ]

@@ -136,7 +136,7 @@ class DeliveryState(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     ACKNOWLEDGED = "acknowledged"
-    REFUSED = "refused"  # the receiver's MDN said it could not integrate the document (902, 903, 904…)
+    REFUSED = "refused"  # the receiver said it could not integrate the document (902 to 906)
     FAILED = "failed"  # the outbox message is dead
 
 
@@ -149,21 +149,51 @@ DELIVERY_STATE_LABELS = {
 }
 
 
-# What an MSSanté receiver's MDN code means when it could not integrate the document (DESIGN.md).
-MDN_REFUSAL_LABELS = {
-    "902": "patient inconnu du destinataire",
-    "903": "INS absent du document",
-    "904": "INS différent de celui connu du destinataire",
+# The ANS codes an MSSanté receiver sends back, in an MDN or in a plain e-mail's subject (DESIGN.md). The table
+# is indicative: the reader keeps any three-digit code, and one it does not know is shown with the receiver's text.
+MDN_CODE_LABELS = {
+    "900": "demande de remplacement",
+    "901": "demande de suppression",
+    "902": "patient inconnu",
+    "903": "INS absent",
+    "904": "INS discordant",
+    "905": "traits d'identité incomplets",
+    "906": "autre erreur",
 }
+# The receiver asks the sender to replace or delete the document it received: not a refusal.
+MDN_REQUEST_CODES = frozenset({"900", "901"})
+# Past this delay a sent document without any answer is « sans accusé »: silence is never a refusal.
+NO_ACKNOWLEDGEMENT_AFTER = dt.timedelta(days=7)
+NO_ACKNOWLEDGEMENT_LABEL = "Sans accusé"
+AWAITING_ACKNOWLEDGEMENT_LABEL = "En attente d'acquittement"
+REQUEST_LABEL = "Demande du destinataire"
 
 
 def delivery_state_label(state: DeliveryState, refusal_code: str | None = None, refusal_text: str | None = None) -> str:
-    """« Refusé par le destinataire (903 : INS absent du document) » when the receiver said why."""
+    """« Refusé par le destinataire (903 : INS absent) » when the receiver said why; a 900/901 is its request."""
+    reason = MDN_CODE_LABELS.get(refusal_code or "") or refusal_text or "motif non précisé"
+    if refusal_code in MDN_REQUEST_CODES and state is not DeliveryState.REFUSED:
+        return f"{REQUEST_LABEL} ({refusal_code} : {reason})"
     label = DELIVERY_STATE_LABELS[state]
     if state is not DeliveryState.REFUSED:
         return label
-    reason = MDN_REFUSAL_LABELS.get(refusal_code or "") or refusal_text or "motif non précisé"
     return f"{label} ({refusal_code} : {reason})" if refusal_code else f"{label} ({reason})"
+
+
+def unacknowledged(delivery: "Delivery", now: dt.datetime | None = None) -> bool:
+    """Sent, no answer, and the delay is over."""
+    return (
+        delivery.state is DeliveryState.SENT
+        and delivery.sent_at is not None
+        and (now or utcnow()) - delivery.sent_at >= NO_ACKNOWLEDGEMENT_AFTER
+    )
+
+
+def delivery_label(delivery: "Delivery", now: dt.datetime | None = None) -> str:
+    """What a delivery's receiver said, or « Sans accusé » once it has been silent past the delay."""
+    if unacknowledged(delivery, now):
+        return NO_ACKNOWLEDGEMENT_LABEL
+    return delivery_state_label(delivery.state, delivery.refusal_code, delivery.refusal_text)
 
 
 class Delivery(Base):

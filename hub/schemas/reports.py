@@ -13,7 +13,8 @@ from hub.models import (
     RecipientRole,
     ReportKind,
     ReportState,
-    delivery_state_label,
+    delivery_label,
+    unacknowledged,
 )
 from hub.schemas.base import Bool, Enum, FormSchema, InputSchema, Int, Str, length
 
@@ -43,10 +44,6 @@ class ReportForm(ReportUpdateIn, FormSchema):
     action = Str(load_default="save")  # which button: "save" (the draft) or "sign"
 
 
-def delivery_label(delivery) -> str:
-    return delivery_state_label(delivery.state, delivery.refusal_code, delivery.refusal_text)
-
-
 class DeliveryOut(Schema):
     id = fields.Integer()
     recipient_role = fields.Enum(RecipientRole, by_value=True)
@@ -54,7 +51,8 @@ class DeliveryOut(Schema):
     channel = fields.String()
     address = fields.String()
     state = fields.Enum(DeliveryState, by_value=True)
-    state_label = fields.Function(delivery_label)
+    state_label = fields.Function(lambda d: delivery_label(d))  # « Sans accusé » once silent past the delay
+    unacknowledged = fields.Function(lambda d: unacknowledged(d))
     due_at = fields.AwareDateTime()
     sent_at = fields.AwareDateTime(allow_none=True)
     acknowledged_at = fields.AwareDateTime(allow_none=True)

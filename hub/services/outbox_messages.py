@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from hub.errors import NotFound
 from hub.models import (
-    DELIVERY_STATE_LABELS,
+    AWAITING_ACKNOWLEDGEMENT_LABEL,
     LOINC_LABELS,
     OUTBOX_STATE_LABELS,
     Delivery,
@@ -17,7 +17,8 @@ from hub.models import (
     OutboxMessage,
     OutboxState,
     RecipientRole,
-    delivery_state_label,
+    delivery_label,
+    unacknowledged,
 )
 
 PATIENT_ADDRESS_HIDDEN = "Patient (adresse masquée)"
@@ -101,11 +102,9 @@ class OutboxLine:
 def acknowledgement_of(delivery: Delivery | None) -> str | None:
     if delivery is None:
         return None
-    if delivery.state is DeliveryState.REFUSED:
-        return delivery_state_label(delivery.state, delivery.refusal_code, delivery.refusal_text)
-    if delivery.state is DeliveryState.SENT:
-        return "En attente d'acquittement"
-    return DELIVERY_STATE_LABELS[delivery.state]
+    if delivery.state is DeliveryState.SENT and not unacknowledged(delivery):
+        return AWAITING_ACKNOWLEDGEMENT_LABEL
+    return delivery_label(delivery)
 
 
 def list_messages(

@@ -34,8 +34,9 @@ from hub.models import (
     Referral,
     Report,
     User,
+    delivery_label,
 )
-from hub.schemas.reports import ReportForm, delivery_label
+from hub.schemas.reports import ReportForm
 from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
 from hub.web.pages import load_query
 from hub.web.planning import zone

@@ -42,7 +42,7 @@ def test_the_list_shows_the_cpts_messages_newest_first(api_as, coordinator, outb
         "created_at": refused["created_at"],
         "sent_at": None,
         "delivery_id": refused["delivery_id"],
-        "acknowledgement": "Refusé par le destinataire (902 : patient inconnu du destinataire)",
+        "acknowledgement": "Refusé par le destinataire (902 : patient inconnu)",
     }
     assert refused["delivery_id"] is not None
     assert HEALTH_MARKER not in response.get_data(as_text=True)
@@ -57,7 +57,7 @@ def test_filters_by_state_and_channel_and_pages(api_as, admin, outbox_world):
     assert {item["id"] for item in mssante["items"]} == {outbox_world["acknowledged"].id, outbox_world["refused"].id}
     assert {item["acknowledgement"] for item in mssante["items"]} == {
         "Acquitté",
-        "Refusé par le destinataire (902 : patient inconnu du destinataire)",
+        "Refusé par le destinataire (902 : patient inconnu)",
     }
     second = client.get("/api/v1/outbox?per_page=2&page=2").get_json()
     assert (second["total"], len(second["items"])) == (5, 2)

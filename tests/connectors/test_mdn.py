@@ -1,6 +1,7 @@
 """The MDN reader against a real IMAP server (a private Dovecot on loopback, STARTTLS on a certificate from
-the test CA): `processed` acknowledges, 902/903/904 and failures refuse with the receiver's code, other mail
-is left alone, and an MDN is read once."""
+the test CA): `processed` acknowledges, 902 to 906 and failures refuse with the receiver's code, 900/901 come
+with theirs, a plain e-mail with a code in brackets in its subject is read too, other mail is left alone, and
+an answer is read once."""
 
 import dataclasses
 import datetime as dt
@@ -10,9 +11,9 @@ import json
 import pytest
 
 from connectors.base import OutgoingMessage, TransientError
-from connectors.mdn import Disposition, ImapSettings, connect, fetch_dispositions, parse_mdn
+from connectors.mdn import Disposition, ImapSettings, connect, fetch_dispositions, parse_error_mail, parse_mdn
 from connectors.mssante import MssanteConnector, mdn_token
-from hub.models import MDN_REFUSAL_LABELS
+from hub.models import MDN_CODE_LABELS
 from tests.connectors.test_mssante import SENDER, settings_for, stored
 from tests.imap_server import ImapServer, dovecot_available
 from tests.servers import SmtpServer, TestCA
@@ -116,8 +117,12 @@ def test_a_processed_mdn_acknowledges_the_message(mailbox):
     ("error", "code", "text"),
     [
         ("902^Patient inconnu", "902", "Patient inconnu"),
-        ("903^", "903", MDN_REFUSAL_LABELS["903"]),
+        ("903^", "903", MDN_CODE_LABELS["903"]),
         ("904^INS discordant avec le dossier local", "904", "INS discordant avec le dossier local"),
+        ("905^", "905", "traits d'identité incomplets"),
+        ("906^", "906", "autre erreur"),
+        ("900^", "900", "demande de remplacement"),
+        ("Erreur 901", "901", "demande de suppression"),
     ],
 )
 def test_a_refusal_carries_the_receivers_code(mailbox, error, code, text):
@@ -234,6 +239,40 @@ def test_the_code_may_sit_in_the_disposition_line_itself():
     raw = mdn(disposition="processed/Error: 902^Patient inconnu du LPS")
     disposition = parse_mdn(raw, now=NOW)
     assert (disposition.acknowledged, disposition.code, disposition.text) == (False, "902", "Patient inconnu du LPS")
+
+
+def error_mail(subject: str, **headers: str) -> bytes:
+    lines = [f"From: {RECEIVER}", f"To: hub-app@{SENDER_DOMAIN}", f"Subject: {subject}"]
+    lines += [f"{name.replace('_', '-')}: {value}" for name, value in headers.items()]
+    lines += ["Date: Mon, 30 Mar 2026 16:10:00 +0200", "Message-ID: <err@hopital.mssante.fr>", "", "Refus.", ""]
+    return "\r\n".join(lines).encode()
+
+
+def test_a_plain_mail_with_a_code_in_its_subject_is_read_and_other_mail_left(mailbox):
+    original = f"<{mdn_token(KEY)}@{SENDER_DOMAIN}>"
+    mailbox.deliver(
+        error_mail("[LPS Cardio][903]", In_Reply_To=original),
+        error_mail("Re: compte rendu", In_Reply_To=original),
+        error_mail("[Erreur][905]"),  # answers nothing the hub can name: left for a person
+    )
+
+    [read] = fetch_dispositions(mailbox.settings(), now=NOW)
+
+    assert (read.token, read.acknowledged, read.code, read.text) == (mdn_token(KEY), False, "903", "INS absent")
+    assert read.recipient == RECEIVER and read.received_at == dt.datetime(2026, 3, 30, 14, 10, tzinfo=dt.UTC)
+    assert mailbox.unseen() == 2
+
+
+def test_a_plain_mail_names_its_message_by_references_or_subject():
+    token = mdn_token(KEY)
+    by_references = parse_error_mail(
+        error_mail("[Erreur][902] Patient inconnu", References=f"<a@b.fr> <{token}@{SENDER_DOMAIN}>"), now=NOW
+    )
+    assert (by_references.token, by_references.alternatives) == (token, ("a",))
+    assert (by_references.code, by_references.text) == ("902", "Patient inconnu")
+    by_subject = parse_error_mail(error_mail(f"[{token}][906]"), now=NOW)
+    assert (by_subject.token, by_subject.code, by_subject.text) == (token, "906", "autre erreur")
+    assert parse_error_mail(mdn(), now=NOW) is None
 
 
 def test_an_mdn_without_the_original_message_id_is_not_a_disposition():

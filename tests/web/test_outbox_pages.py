@@ -121,7 +121,7 @@ def test_the_coordinator_follows_every_message_of_the_cpts(auth, coordinator, ou
     assert outbox_world["pending"].recipient in text and "2 / 8" in text
     assert "serveur SMTP injoignable (ConnectionRefusedError)" in text
     assert "<td>Acquitté</td>" in text
-    assert "<td>Refusé par le destinataire (902 : patient inconnu du destinataire)</td>" in text
+    assert "<td>Refusé par le destinataire (902 : patient inconnu)</td>" in text
     assert "ailleurs@example.org" not in text  # another CPTS's
     assert HEALTH_MARKER not in text  # never a payload
     # Renvoyer only on the dead message.

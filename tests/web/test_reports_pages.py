@@ -341,5 +341,5 @@ def test_the_receivers_answers_show_on_the_report_page(client, auth, clinic, db_
     )
     db_session.commit()
     page = text_of(client.get(f"/reports/{report.id}"))
-    assert "Refusé par le destinataire (903 : INS absent du document)" in page
+    assert "Refusé par le destinataire (903 : INS absent)" in page
     assert "Professionnel participant" in page and "Acquitté" in page
