@@ -38,7 +38,7 @@ from hub.models import (
 )
 from hub.services import directory
 from hub.services.care import care_team_member
-from hub.services.identity import add_consent, has_valid_consent
+from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
 from workflows import eligibility, fees
 from workflows.machine import Machine
@@ -248,10 +248,6 @@ MISSING_CONSENT = "Le consentement du patient à la télésanté n'est pas enreg
 WITHDRAWN_CONSENT = "Le patient a retiré son consentement au télésoin : proposez une alternative en présentiel."
 
 
-class MissingRemoteConsent(RuleViolation):
-    """A remote act without the patient's telehealth consent in force: the check-in page offers to record it."""
-
-
 def lacks_remote_consent(appointment: Appointment) -> bool:
     return appointment.kind in REMOTE_KINDS and not has_valid_consent(appointment.patient, ConsentKind.TELEHEALTH)
 
@@ -260,8 +256,33 @@ def require_remote_consent(appointment: Appointment) -> None:
     """No confirmation, check-in or completion (hence no fee) of a remote act without a telehealth consent in
     force (HAS): a consent withdrawn after the confirmation stops the session too."""
     if lacks_remote_consent(appointment):
-        withdrawn = any(c.kind is ConsentKind.TELEHEALTH for c in appointment.patient.consents)
-        raise MissingRemoteConsent(WITHDRAWN_CONSENT if withdrawn else MISSING_CONSENT)
+        withdrawn = consent_withdrawn(appointment.patient, ConsentKind.TELEHEALTH)
+        raise RuleViolation(WITHDRAWN_CONSENT if withdrawn else MISSING_CONSENT)
+
+
+# Still planned: the coordinator can cancel it or turn it into an in-person alternative.
+PLANNED_STATES = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.DECLINED)
+
+
+def remote_sessions_to_review(
+    session: Session, patient: Patient, *, now: dt.datetime | None = None
+) -> list[Appointment]:
+    """The patient's future remote sessions still planned while no telehealth consent is in force (withdrawn,
+    HAS: propose an alternative): what the coordinator must cancel or turn into an in-person visit."""
+    if has_valid_consent(patient, ConsentKind.TELEHEALTH):
+        return []
+    return list(
+        session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.patient_id == patient.id,
+                Appointment.kind.in_(REMOTE_KINDS),
+                Appointment.state.in_(PLANNED_STATES),
+                Appointment.starts_at >= (now or utcnow()),
+            )
+            .order_by(Appointment.starts_at)
+        )
+    )
 
 
 def record_remote_consent(session: Session, actor: User, appointment: Appointment, *, method: ConsentMethod) -> None:
@@ -270,7 +291,7 @@ def record_remote_consent(session: Session, actor: User, appointment: Appointmen
     if not lacks_remote_consent(appointment):
         raise RuleViolation("Le consentement du patient au télésoin est déjà enregistré.")
     if appointment.state not in (AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN):
-        raise RuleViolation("Le consentement se recueille ici pour une séance confirmée, le jour de la séance.")
+        raise RuleViolation("Le consentement se recueille ici pour une séance confirmée ou en cours.")
     add_consent(
         session,
         actor,

@@ -22,11 +22,12 @@ CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
 WITHDRAWN = "retiré son consentement au télésoin"
 
 
-def withdraw(api_as, territory, patient) -> None:
+def withdraw(api_as, territory, patient) -> dict:
     consent = next(c for c in patient.consents if c.kind is ConsentKind.TELEHEALTH and c.is_valid)
     url = f"/api/v1/patients/{patient.id}/consents/{consent.id}/withdraw"
     response = api_as(territory.coordinator).post(url, json={"reason": "Ne souhaite plus la vidéo"})
     assert response.status_code == 200, response.get_json()
+    return response.get_json()
 
 
 def fees_of(db_session, appointment) -> int:
@@ -71,3 +72,15 @@ def test_a_consent_collected_again_lets_the_session_be_paid(api_as, db_session, 
     done = api_as(territory.idel_user).post(f"/api/v1/appointments/{visit.id}/complete", json=CHECKLIST)
     assert done.status_code == 200, done.get_json()
     assert fees_of(db_session, visit) > 0
+
+
+def test_the_withdrawal_lists_the_future_remote_sessions_to_review(api_as, db_session, territory, clock):
+    confirmed = factories.visit(db_session, territory, state=AppointmentState.CONFIRMED)
+    proposed = factories.visit(db_session, territory, MONDAY_14H + dt.timedelta(days=7))
+    earlier = MONDAY_14H - dt.timedelta(days=7)
+    factories.visit(db_session, territory, earlier)
+    db_session.commit()
+    clock.move_to(earlier + dt.timedelta(hours=1))  # that one is past: nothing left to review
+    body = withdraw(api_as, territory, territory.patient)
+    assert body["is_valid"] is False
+    assert body["remote_appointments_to_review"] == [confirmed.id, proposed.id]

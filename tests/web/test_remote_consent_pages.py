@@ -74,3 +74,17 @@ def test_another_idel_cannot_record_the_consent(auth, db_session, territory, clo
     assert auth.post(f"/visits/{visit.id}/consent", {"method": "oral"}).status_code == 404
     db_session.refresh(territory.patient)
     assert identity.valid_consent(territory.patient, ConsentKind.TELEHEALTH) is None
+
+
+def test_the_coordinator_sees_the_remote_sessions_to_review_after_a_withdrawal(auth, db_session, territory):
+    visit = factories.visit(db_session, territory, state=AppointmentState.CONFIRMED)
+    db_session.commit()
+    auth.login(territory.coordinator)
+    page = text(auth.client.get(f"/patients/{territory.patient.id}"))
+    assert "Séances à distance à revoir" not in page
+    consent = identity.valid_consent(territory.patient, ConsentKind.TELEHEALTH)
+    url = f"/patients/{territory.patient.id}/consents/{consent.id}/withdraw"
+    assert auth.post(url, {"reason": "Ne souhaite plus la vidéo"}).status_code == 302
+    page = text(auth.client.get(f"/patients/{territory.patient.id}"))
+    assert "Séances à distance à revoir (1)" in page
+    assert f"/planning/appointments/{visit.id}" in page, "the coordinator goes from there to cancel or rebook"
