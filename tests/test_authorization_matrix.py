@@ -176,6 +176,7 @@ MATRIX = {
     ("visits.decline", "POST"): APPOINTMENT,
     ("visits.check_in", "POST"): APPOINTMENT,
     ("visits.complete", "POST"): APPOINTMENT,
+    ("visits.record_consent", "POST"): APPOINTMENT,
     ("visits.degrade", "POST"): APPOINTMENT,
     ("visits.no_show", "POST"): APPOINTMENT,
     ("agenda.index", "GET"): CARE_PAGE,

@@ -23,6 +23,7 @@ from hub.models import (
     AppointmentKind,
     AppointmentState,
     ConsentKind,
+    ConsentMethod,
     Modality,
     Patient,
     PlaceKind,
@@ -37,7 +38,7 @@ from hub.models import (
 )
 from hub.services import directory
 from hub.services.care import care_team_member
-from hub.services.identity import has_valid_consent
+from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
 from workflows import eligibility, fees
 from workflows.machine import Machine
@@ -243,6 +244,62 @@ def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_m
     return offer
 
 
+MISSING_CONSENT = "Le consentement du patient à la télésanté n'est pas enregistré : recueillez-le avant la séance."
+WITHDRAWN_CONSENT = "Le patient a retiré son consentement au télésoin : proposez une alternative en présentiel."
+
+
+def lacks_remote_consent(appointment: Appointment) -> bool:
+    return appointment.kind in REMOTE_KINDS and not has_valid_consent(appointment.patient, ConsentKind.TELEHEALTH)
+
+
+def require_remote_consent(appointment: Appointment) -> None:
+    """No confirmation, check-in or completion (hence no fee) of a remote act without a telehealth consent in
+    force (HAS): a consent withdrawn after the confirmation stops the session too."""
+    if lacks_remote_consent(appointment):
+        withdrawn = consent_withdrawn(appointment.patient, ConsentKind.TELEHEALTH)
+        raise RuleViolation(WITHDRAWN_CONSENT if withdrawn else MISSING_CONSENT)
+
+
+# Still planned: the coordinator can cancel it or turn it into an in-person alternative.
+PLANNED_STATES = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.DECLINED)
+
+
+def remote_sessions_to_review(
+    session: Session, patient: Patient, *, now: dt.datetime | None = None
+) -> list[Appointment]:
+    """The patient's future remote sessions still planned while no telehealth consent is in force (withdrawn,
+    HAS: propose an alternative): what the coordinator must cancel or turn into an in-person visit."""
+    if has_valid_consent(patient, ConsentKind.TELEHEALTH):
+        return []
+    return list(
+        session.scalars(
+            select(Appointment)
+            .where(
+                Appointment.patient_id == patient.id,
+                Appointment.kind.in_(REMOTE_KINDS),
+                Appointment.state.in_(PLANNED_STATES),
+                Appointment.starts_at >= (now or utcnow()),
+            )
+            .order_by(Appointment.starts_at)
+        )
+    )
+
+
+def record_remote_consent(session: Session, actor: User, appointment: Appointment, *, method: ConsentMethod) -> None:
+    """The accompanying IDEL collects, at the session, the telehealth consent that is missing, instead of a dead
+    end: recorded (and audited) by the one service every consent goes through."""
+    if not lacks_remote_consent(appointment):
+        raise RuleViolation("Le consentement du patient au télésoin est déjà enregistré.")
+    if appointment.state not in (AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN):
+        raise RuleViolation("Le consentement se recueille ici pour une séance confirmée ou en cours.")
+    add_consent(
+        session,
+        actor,
+        appointment.patient,
+        {"kind": ConsentKind.TELEHEALTH, "method": method, "collected_at": utcnow()},
+    )
+
+
 def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None) -> None:
     """The accompanying IDEL (or a coordinator for them) confirms the visit. A remote act needs the
     patient's valid consent first. When the visit is offered to several IDELs, the first to confirm
@@ -250,10 +307,7 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
     now = now or utcnow()
     lock(session, appointment)
     target = MACHINE.target("confirm", appointment.state)
-    if appointment.kind in REMOTE_KINDS and not has_valid_consent(appointment.patient, ConsentKind.TELEHEALTH):
-        raise RuleViolation(
-            "Le consentement du patient à la télésanté n'est pas enregistré : recueillez-le avant de confirmer."
-        )
+    require_remote_consent(appointment)
     idel_id = actor.professional_id if appointment.accompanying_id is None else appointment.accompanying_id
     if appointment.kind is AppointmentKind.ASSISTED_TELECONSULTATION:
         if idel_id is None:
@@ -471,6 +525,7 @@ def check_in(
     """The patient is there: the identity check (who, when, how), the patient's exact location and a
     call-back phone are recorded first (HAS; S17)."""
     target = MACHINE.target("check_in", appointment.state)
+    require_remote_consent(appointment)
     errors = {}
     if not (identity_method or "").strip():
         errors["identity_method"] = "Indiquez comment l'identité a été vérifiée (pièce d'identité, INS, traits)."
@@ -494,6 +549,7 @@ def complete(session: Session, actor: User, appointment: Appointment, *, checkli
     """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor).
     What else ends with the session (its referral) follows in workflows.completion."""
     target = MACHINE.target("complete", appointment.state)
+    require_remote_consent(appointment)
     missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not checklist.get(key)}
     if appointment.patient.age_on((now or utcnow()).date()) < 18 and not checklist.get("adult_present"):
         missing["adult_present"] = "Un adulte doit accompagner un patient mineur."

@@ -15,12 +15,14 @@ from hub.schemas.patient import (
     ConsentIn,
     ConsentOut,
     ConsentWithdrawalIn,
+    ConsentWithdrawalOut,
     IdentityCheckIn,
     PatientIn,
     PatientOut,
     PatientSummaryOut,
 )
 from hub.services import identity
+from workflows import appointments
 
 
 class _SearchArgs(Schema):
@@ -94,4 +96,6 @@ def withdraw_consent(patient_id: int, consent_id: int):
     patient = patient_for(db(), current_user, patient_id, action="consent.withdraw", write=True)
     consent = consent_for(db(), current_user, patient, consent_id)
     reason = load_json(ConsentWithdrawalIn())["reason"]
-    return ConsentOut().dump(identity.withdraw_consent(db(), current_user, consent, reason=reason))
+    withdrawn = identity.withdraw_consent(db(), current_user, consent, reason=reason)
+    to_review = appointments.remote_sessions_to_review(db(), patient)
+    return ConsentWithdrawalOut().dump(withdrawn) | {"remote_appointments_to_review": [a.id for a in to_review]}

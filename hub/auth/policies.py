@@ -61,11 +61,12 @@ APPOINTMENT_VERBS = {
     "complete": Permission.VISITS_RESPOND,
     "degrade": Permission.VISITS_RESPOND,
     "no_show": Permission.VISITS_RESPOND,
+    "record_consent": Permission.VISITS_RESPOND,
     "cancel": Permission.APPOINTMENTS_BOOK,
     "reassign": Permission.APPOINTMENTS_BOOK,
 }
 _ANSWERING = frozenset({"confirm", "decline"})
-_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show"})
+_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "record_consent"})
 
 
 def can_act_on_appointment(session: Session, user, appointment: Appointment, verb: str) -> bool:

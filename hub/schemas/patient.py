@@ -100,6 +100,13 @@ class ConsentOut(Schema):
     is_valid = fields.Boolean()
 
 
+class ConsentWithdrawalOut(ConsentOut):
+    """The withdrawn consent, with the patient's future remote sessions still planned that the coordinator
+    must now cancel or turn into an in-person alternative."""
+
+    remote_appointments_to_review = fields.List(fields.Integer())
+
+
 def _ins_out(patient) -> dict | None:
     """Shown only with a qualified identity: the rule of hub.documents.identity."""
     ins = ins_for_sending(patient)

@@ -13,6 +13,7 @@ from hub.models import (
     PROGRAM_DEFAULTS,
     AppointmentKind,
     AppointmentState,
+    ConsentMethod,
     PlaceKind,
     ProgramKind,
 )
@@ -345,6 +346,19 @@ class ReasonIn(InputSchema):
 
 class ReasonForm(ReasonIn, FormSchema):
     pass
+
+
+# At the session the IDEL hears the patient or has them sign; an electronic consent is collected elsewhere.
+SESSION_CONSENT_METHODS = (ConsentMethod.ORAL, ConsentMethod.WRITTEN)
+
+
+class SessionConsentForm(FormSchema):
+    method = Enum(
+        ConsentMethod,
+        by_value=True,
+        required=True,
+        validate=validate.OneOf(SESSION_CONSENT_METHODS, error="Choisissez : oral ou écrit signé."),
+    )
 
 
 class ReassignIn(InputSchema):

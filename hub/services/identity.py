@@ -410,6 +410,11 @@ def has_valid_consent(patient: Patient, kind: ConsentKind) -> bool:
     return valid_consent(patient, kind) is not None
 
 
+def consent_withdrawn(patient: Patient, kind: ConsentKind) -> bool:
+    """None in force, but one was given then withdrawn: the patient said no, rather than was never asked."""
+    return valid_consent(patient, kind) is None and any(c.kind == kind for c in patient.consents)
+
+
 def search_patients(session: Session, visible, *, text=None, birth_date=None, page=1, per_page=50):
     """Patients matching the search among those the caller may see; returns (patients, total)."""
     query = select(Patient).where(visible)

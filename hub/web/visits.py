@@ -10,14 +10,16 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
+from hub.models import APPOINTMENT_STATE_LABELS, CONSENT_METHOD_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
     IDENTITY_METHODS,
+    SESSION_CONSENT_METHODS,
     CheckInForm,
     CompletionForm,
     NoBodyForm,
     ReasonForm,
+    SessionConsentForm,
 )
 from hub.web.pages import appointment_action
 from hub.web.planning import zone
@@ -40,6 +42,8 @@ def labels():
         "PROGRAM_KIND_LABELS": PROGRAM_KIND_LABELS,
         "IDENTITY_METHODS": IDENTITY_METHODS,
         "CHECKLIST_LABELS": CHECKLIST_LABELS,
+        "SESSION_CONSENT_METHODS": {method.value: CONSENT_METHOD_LABELS[method] for method in SESSION_CONSENT_METHODS},
+        "lacks_remote_consent": appointments.lacks_remote_consent,
     }
 
 
@@ -77,6 +81,18 @@ def check_in(appointment_id: int):
         return "Patient accueilli : identité, lieu et téléphone de rappel tracés."
 
     return _act(appointment_id, "check_in", CheckInForm(), perform)
+
+
+@bp.post("/<int:appointment_id>/consent")
+@access(Permission.VISITS_RESPOND)
+def record_consent(appointment_id: int):
+    """The missing telehealth consent collected at the session, so that the check-in can go on."""
+
+    def perform(appointment, data):
+        appointments.record_remote_consent(db(), current_user, appointment, method=data["method"])
+        return "Consentement au télésoin recueilli : vous pouvez accueillir le patient."
+
+    return _act(appointment_id, "record_consent", SessionConsentForm(), perform)
 
 
 @bp.post("/<int:appointment_id>/complete")
