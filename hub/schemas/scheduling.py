@@ -318,12 +318,20 @@ class AppointmentIn(InputSchema):
     patient_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, required=True)
     accompanying_id = Int(allow_none=True)
+    remote_share_override_reason = Str(
+        validate=length(300, 1),
+        metadata={
+            "description": "Télésoin : motif de la coordination pour dépasser le plafond de 20 % de télésoin "
+            "du professionnel (exigé seulement quand la séance le ferait dépasser)."
+        },
+    )
 
 
 class AppointmentForm(FormSchema):
     patient_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, required=True)
     accompanying_id = Int(allow_none=True)
+    remote_share_override_reason = Str(validate=length(300, 1))
 
 
 class NoBodyIn(InputSchema):
@@ -432,4 +440,5 @@ class AppointmentOut(Schema):
     is_late_cancellation = fields.Boolean()
     identity_checked_at = fields.AwareDateTime(allow_none=True)
     degraded_reason = fields.String(allow_none=True)
+    remote_share_override_reason = fields.String(allow_none=True)
     sequence = fields.Integer()

@@ -350,7 +350,13 @@ def _book(slot, data: dict):
         if accompanying is None:
             raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
     return appointments.book(
-        db(), current_user, slot=slot, patient=patient, place_kind=data["place_kind"], accompanying=accompanying
+        db(),
+        current_user,
+        slot=slot,
+        patient=patient,
+        place_kind=data["place_kind"],
+        accompanying=accompanying,
+        telesoin=appointments.TelesoinAct(override_reason=data.get("remote_share_override_reason")),
     )
 
 
@@ -376,6 +382,12 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), current_user.cpts_id)],
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
         "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
+        # Only when the 20 % share refused the booking (or a reason was already typed): a coordinator may then
+        # book past it with a reason.
+        "ask_override": bool(
+            (refusal is not None and "remote_share" in getattr(refusal, "extra", {}))
+            or values.get("remote_share_override_reason")
+        ),
     }
     return render_template("planning/book.html", values=values, errors=errors or {}, problem=problem, **context), status
 
