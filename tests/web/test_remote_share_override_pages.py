@@ -11,7 +11,7 @@ from tests.web.test_booking_eligibility_pages import last_audit_id, nothing_book
 pytestmark = pytest.mark.usefixtures("clock")
 
 FIELD = 'name="remote_share_override_reason"'
-LABEL = "Motif de dérogation au plafond de 20 %"
+LABEL = "Motif de dérogation au plafond de 20\u00a0%"
 
 
 def test_the_field_is_shown_only_once_the_share_refused(auth, territory, kine_near_the_cap):  # noqa: F811
