@@ -324,7 +324,7 @@ class AppointmentIn(InputSchema):
             # What InputSchema refuses (hub.schemas.base.CONTROL_CHARACTERS), stated so the document says it too.
             "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
             "description": "Télésoin : motif de la coordination pour dépasser le plafond de 20 % de télésoin "
-            "du professionnel (exigé seulement quand la séance le ferait dépasser)."
+            "du professionnel (exigé seulement quand la séance le ferait dépasser).",
         },
     )
 
