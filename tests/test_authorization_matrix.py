@@ -191,6 +191,7 @@ MATRIX = {
     ("fees.add_tariff", "POST"): ADMIN_ONLY,
     ("api.list_fees", "GET"): OWN_FEES,
     ("api.get_remote_share", "GET"): FEES_OF_PROFESSIONAL,
+    ("api.list_remote_share_overrides", "GET"): CPTS_FEES,
     ("api.list_tariffs", "GET"): LOGGED_IN,
     ("api.create_tariff", "POST"): ADMIN_ONLY,
     ("api.create_referral", "POST"): REFERRAL_WRITE,

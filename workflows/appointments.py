@@ -84,6 +84,7 @@ class TelesoinAct:
     coefficient: Decimal = Decimal(1)
     last_in_person_dressing_on: dt.date | None = None
     override_reason: str | None = None
+    overridden_share: Decimal | None = None  # set by the check when the override was used
 
 
 def book(
@@ -148,6 +149,17 @@ def book(
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=program.own_idel_delay_minutes)
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
+    if telesoin is not None and telesoin.overridden_share is not None:
+        # The reason stays on the appointment: it may speak of the patient's health, which the audit never holds.
+        details = {"share": str(telesoin.overridden_share), "professional_id": appointment.performer_id}
+        audit.record(
+            session,
+            actor=actor,
+            action="remote_share.override",
+            target=appointment,
+            cpts_id=appointment.cpts_id,
+            details=details,
+        )
     return appointment
 
 
@@ -175,7 +187,9 @@ def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAc
             override_reason=telesoin.override_reason,
             zone=program.zone,
         )
-        if not share.overridden:
+        if share.overridden:
+            telesoin = replace(telesoin, overridden_share=share.share)
+        else:
             telesoin = replace(telesoin, override_reason=None)  # kept only when it was used
     return telesoin
 

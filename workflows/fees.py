@@ -7,6 +7,7 @@ accruals at once cannot both take the last paid place.
 """
 
 import datetime as dt
+import json
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from hub.models import (
     Appointment,
     AppointmentKind,
     AppointmentState,
+    AuditEvent,
     DeclaredActivity,
     FeeEntry,
     FeeStatus,
@@ -436,7 +438,8 @@ def check_remote_share(
     zone: str,
 ) -> RemoteShare:
     """Refuse a télésoin act that would take an IDEL's or kiné's remote share over 20 % of the rolling
-    year, unless a coordinator overrides it with a reason (audited)."""
+    year, unless a coordinator overrides it with a reason. The booking audits an override
+    (`remote_share.override`) once the appointment exists, so that the line names it and its reason."""
     if performer.profession not in REMOTE_CARE_CODES:
         return RemoteShare(Decimal(0), None, estimated=True)
     first, last = rolling_year(act_on)
@@ -455,10 +458,64 @@ def check_remote_share(
         )
     if not getattr(actor, "has_role", lambda _r: False)(Role.COORDINATOR):
         raise RuleViolation(f"Seule la coordination peut déroger au plafond de {limit} de télésoin.")
-    audit.record(
-        session, actor=actor, action="remote_share.override", target=performer, details={"share": str(share.share)}
-    )
     return replace(share, overridden=True)
+
+
+@dataclass(frozen=True)
+class ShareOverride:
+    """One override of the 20 % share, as the coordination reviews it."""
+
+    appointment_id: int
+    professional_id: int
+    professional_name: str
+    starts_at: dt.datetime
+    share: Decimal | None
+    reason: str | None
+    overridden_at: dt.datetime
+    overridden_by: str
+
+
+def remote_share_overrides(
+    session: Session, cpts_id: int, *, page: int = 1, per_page: int = 20
+) -> tuple[list[ShareOverride], int]:
+    """The CPTS's overrides, most recent first, and their count: the audit line says when, by whom and at
+    which share; the appointment holds the reason (free text, possibly about the patient's health, which
+    the audit never holds)."""
+    where = (
+        AuditEvent.action == "remote_share.override",
+        AuditEvent.cpts_id == cpts_id,
+        AuditEvent.target_type == Appointment.__tablename__,
+    )
+    total = session.scalar(select(func.count(AuditEvent.id)).where(*where)) or 0
+    lines = session.scalars(
+        select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc()).offset((page - 1) * per_page).limit(per_page)
+    ).all()
+    ids = [int(line.target_id) for line in lines if line.target_id is not None]
+    booked = {
+        a.id: a
+        for a in session.scalars(
+            select(Appointment).where(Appointment.id.in_(ids), Appointment.cpts_id == cpts_id)
+        ).all()
+    }
+    overrides = []
+    for line in lines:
+        appointment = booked.get(int(line.target_id or 0))
+        if appointment is None:
+            continue
+        share = json.loads(line.details or "{}").get("share")
+        overrides.append(
+            ShareOverride(
+                appointment_id=appointment.id,
+                professional_id=appointment.performer_id,
+                professional_name=appointment.performer.full_name,
+                starts_at=appointment.starts_at,
+                share=Decimal(share) if share is not None else None,
+                reason=appointment.remote_share_override_reason,
+                overridden_at=line.occurred_at,
+                overridden_by=line.actor_label,
+            )
+        )
+    return overrides, total
 
 
 def declare_activity(

@@ -55,6 +55,7 @@ def _book(data: dict):
         patient=patient,
         place_kind=data["place_kind"],
         accompanying=_accompanying(data.get("accompanying_id")),
+        telesoin=appointments.TelesoinAct(override_reason=data.get("remote_share_override_reason")),
     )
     body = AppointmentOut().dump(appointment)
     return body, 201, {"Location": url_for("api.get_appointment", appointment_id=appointment.id)}

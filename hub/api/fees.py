@@ -14,7 +14,15 @@ from hub.errors import NotFound
 from hub.http.access import access
 from hub.http.request import db, territory_zone
 from hub.schemas.base import load
-from hub.schemas.fees import FeeOut, FeeQueryArgs, RemoteShareArgs, RemoteShareOut, TariffIn, TariffOut
+from hub.schemas.fees import (
+    FeeOut,
+    FeeQueryArgs,
+    RemoteShareArgs,
+    RemoteShareOut,
+    ShareOverrideOut,
+    TariffIn,
+    TariffOut,
+)
 from hub.services import statements, tariffs
 from workflows import fees as fee_rules
 from workflows import statements as shares
@@ -69,6 +77,16 @@ def get_remote_share(professional_id: int):
             "limit": fee_rules.REMOTE_SHARE_LIMIT,
         }
     )
+
+
+@blueprint.get("/fees/remote-share-overrides")
+@access(Permission.FEES_READ_CPTS)
+def list_remote_share_overrides():
+    """The coordination's overrides of the 20 % share in its CPTS, most recent first, with their reasons."""
+    page, per_page = pagination()
+    audit.record(db(), actor=current_user, action="fees.remote_share_overrides", details={"page": page})
+    rows, total = fee_rules.remote_share_overrides(db(), current_user.cpts_id, page=page, per_page=per_page)
+    return page_of(ShareOverrideOut(), rows, total, page, per_page)
 
 
 @blueprint.get("/tariffs")

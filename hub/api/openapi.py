@@ -15,7 +15,7 @@ from hub.http.access import PUBLIC, access
 from hub.models import Modality, OutboxState, Profession
 from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
-from hub.schemas.fees import Euros, FeeOut, RemoteShareOut, TariffIn, TariffOut
+from hub.schemas.fees import Euros, FeeOut, RemoteShareOut, ShareOverrideOut, TariffIn, TariffOut
 from hub.schemas.outbox import OutboxMessageOut
 from hub.schemas.pathways import (
     EligibilityIn,
@@ -115,6 +115,12 @@ OPERATIONS = {
         None,
         RemoteShareOut,
         False,
+    ),
+    "api.list_remote_share_overrides": (
+        f"Dérogations de la coordination au plafond de {percent(REMOTE_SHARE_LIMIT, places=0)} de télésoin",
+        None,
+        ShareOverrideOut,
+        True,
     ),
     "api.list_tariffs": ("Tarifs et leurs versions", None, TariffOut, True),
     "api.create_tariff": ("Nouvelle version d'un tarif (administration)", TariffIn, TariffOut, False),

@@ -147,6 +147,19 @@ class RemoteShareOut(Schema):
     limit = fields.Decimal(as_string=True)
 
 
+class ShareOverrideOut(Schema):
+    """A coordinator's override of the 20 % télésoin share, with its reason."""
+
+    appointment_id = fields.Integer()
+    professional_id = fields.Integer()
+    professional_name = fields.String()
+    starts_at = fields.AwareDateTime()
+    share = fields.Decimal(as_string=True, allow_none=True)
+    reason = fields.String(allow_none=True)
+    overridden_at = fields.AwareDateTime()
+    overridden_by = fields.String()
+
+
 class TariffOut(Schema):
     id = fields.Integer()
     code = fields.String()

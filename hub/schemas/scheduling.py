@@ -324,12 +324,22 @@ class AppointmentIn(InputSchema):
     patient_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, required=True)
     accompanying_id = Int(allow_none=True)
+    remote_share_override_reason = Str(
+        validate=length(300, 1),
+        metadata={
+            # What InputSchema refuses (hub.schemas.base.CONTROL_CHARACTERS), stated so the document says it too.
+            "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            "description": "Télésoin : motif de la coordination pour dépasser le plafond de 20 % de télésoin "
+            "du professionnel (exigé seulement quand la séance le ferait dépasser).",
+        },
+    )
 
 
 class AppointmentForm(FormSchema):
     patient_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, required=True)
     accompanying_id = Int(allow_none=True)
+    remote_share_override_reason = Str(validate=length(300, 1))
 
 
 class NoBodyIn(InputSchema):
@@ -451,4 +461,5 @@ class AppointmentOut(Schema):
     is_late_cancellation = fields.Boolean()
     identity_checked_at = fields.AwareDateTime(allow_none=True)
     degraded_reason = fields.String(allow_none=True)
+    remote_share_override_reason = fields.String(allow_none=True)
     sequence = fields.Integer()

@@ -174,7 +174,10 @@ def overview():
     period, selector = _period()
     result = shares.cpts_overview(db(), current_user.cpts_id, period, today=_today())
     audit.record(db(), actor=current_user, action="fees.overview", details={"period": period.slug})
-    return render_template("fees/overview.html", overview=result, selector=selector, years=_years())
+    overrides, _total = fee_rules.remote_share_overrides(db(), current_user.cpts_id)
+    return render_template(
+        "fees/overview.html", overview=result, selector=selector, years=_years(), overrides=overrides
+    )
 
 
 # --- the tariff editor ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, visible_patients
 from hub.db import utcnow
 from hub.errors import NotFound, ValidationFailed
-from hub.formatting import DAYS, french_date
+from hub.formatting import DAYS, french_date, percent
 from hub.http.access import access
 from hub.http.forms import attempt, load_form
 from hub.http.request import db, territory_zone
@@ -45,7 +45,7 @@ from hub.services import directory, identity
 from hub.web.pages import appointment_action, load_query
 from scheduling import board
 from scheduling.agenda import week_bounds
-from workflows import appointments, eligibility, programs
+from workflows import appointments, eligibility, fees, programs
 
 bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -351,7 +351,13 @@ def _book(slot, data: dict):
         if accompanying is None:
             raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
     return appointments.book(
-        db(), current_user, slot=slot, patient=patient, place_kind=data["place_kind"], accompanying=accompanying
+        db(),
+        current_user,
+        slot=slot,
+        patient=patient,
+        place_kind=data["place_kind"],
+        accompanying=accompanying,
+        telesoin=appointments.TelesoinAct(override_reason=data.get("remote_share_override_reason")),
     )
 
 
@@ -377,6 +383,13 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), current_user.cpts_id)],
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
         "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
+        # Only when the 20 % share refused the booking (or a reason was already typed): a coordinator may then
+        # book past it with a reason.
+        "ask_override": bool(
+            (refusal is not None and "remote_share" in getattr(refusal, "extra", {}))
+            or values.get("remote_share_override_reason")
+        ),
+        "override_label": f"Motif de dérogation au plafond de {percent(fees.REMOTE_SHARE_LIMIT, places=0)}",
     }
     return render_template("planning/book.html", values=values, errors=errors or {}, problem=problem, **context), status
 
