@@ -585,3 +585,21 @@ def territory(session, cpts_org) -> Territory:
         patient=patient_row,
         program=program_row,
     )
+
+
+# The program form as a coordinator fills it for the Monday cardiology session (the planner's pages).
+PROGRAM_FORM = {
+    "name": "Téléconsultation cardiologie CH Périgueux",
+    "kind": "assisted_teleconsultation",
+    "rule": "weekly",
+    "weekday": "MO",
+    "first_day": "2026-11-16",
+    "time_of_day": "14:00",
+    "slot_count": "3",
+    "slot_minutes": "15",
+    "accompaniment_before_minutes": "20",
+    "accompaniment_after_minutes": "25",
+    "own_idel_delay_minutes": "120",
+    "horizon_weeks": "12",
+    "skip_public_holidays": "true",
+}

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from hub.models import Patient, Role, SessionProgram
 from tests import factories
+from tests.factories import PROGRAM_FORM
 from tests.web.test_pathways_pages import template_id
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -26,21 +27,6 @@ PATIENT_FORM = {
     "birth_date": "1980-05-17",
     "sex": "F",
     "birth_place_insee": "24322",
-}
-PROGRAM_FORM = {
-    "name": "Téléconsultation cardiologie CH Périgueux",
-    "kind": "assisted_teleconsultation",
-    "rule": "weekly",
-    "weekday": "MO",
-    "first_day": "2026-11-16",
-    "time_of_day": "14:00",
-    "slot_count": "3",
-    "slot_minutes": "15",
-    "accompaniment_before_minutes": "20",
-    "accompaniment_after_minutes": "25",
-    "own_idel_delay_minutes": "120",
-    "horizon_weeks": "12",
-    "skip_public_holidays": "true",
 }
 FORM_CASES = [
     ("/patients/new", "gp", PATIENT_FORM, Patient, field, value, message)

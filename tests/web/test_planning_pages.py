@@ -22,26 +22,10 @@ from hub.models import (
 )
 from scheduling.slots import generate_slots
 from tests import factories
-from tests.factories import MONDAY_14H, NOW, PARIS
+from tests.factories import MONDAY_14H, NOW, PARIS, PROGRAM_FORM
 from workflows import appointments
 
 pytestmark = pytest.mark.usefixtures("clock")
-
-NEW_PROGRAM = {
-    "name": "Téléconsultation cardiologie CH Périgueux",
-    "kind": "assisted_teleconsultation",
-    "rule": "weekly",
-    "weekday": "MO",
-    "first_day": "2026-11-16",
-    "time_of_day": "14:00",
-    "slot_count": "3",
-    "slot_minutes": "15",
-    "accompaniment_before_minutes": "20",
-    "accompaniment_after_minutes": "25",
-    "own_idel_delay_minutes": "120",
-    "horizon_weeks": "12",
-    "skip_public_holidays": "true",
-}
 
 
 @pytest.fixture
@@ -86,7 +70,7 @@ def book(db_session, t, slot, *, patient=None, idel=None):
 
 def created_program(db_session, auth, territory, **overrides):
     response = auth.post(
-        "/planning/programs/new", NEW_PROGRAM | {"performer_id": territory.cardiologist.id} | overrides
+        "/planning/programs/new", PROGRAM_FORM | {"performer_id": territory.cardiologist.id} | overrides
     )
     assert response.status_code == 302, field_errors(text(response))
     return db_session.get(SessionProgram, int(response.headers["Location"].rsplit("/", 1)[1]))
@@ -168,7 +152,7 @@ def test_bad_input_is_shown_next_to_the_field_and_nothing_is_saved(
     message,
 ):
     before = count(db_session, SessionProgram), count(db_session, Slot)
-    response = auth.post("/planning/programs/new", NEW_PROGRAM | {"performer_id": territory.cardiologist.id} | changes)
+    response = auth.post("/planning/programs/new", PROGRAM_FORM | {"performer_id": territory.cardiologist.id} | changes)
     assert response.status_code == 422
     assert message in field_error(text(response), field)
     assert f'href="#f-{field}"' in text(response), "the summary links to the field"
@@ -176,7 +160,7 @@ def test_bad_input_is_shown_next_to_the_field_and_nothing_is_saved(
 
 
 def test_a_performer_who_cannot_perform_is_refused(auth, db_session, coordinator, territory):
-    response = auth.post("/planning/programs/new", NEW_PROGRAM | {"performer_id": territory.idel.id})
+    response = auth.post("/planning/programs/new", PROGRAM_FORM | {"performer_id": territory.idel.id})
     assert response.status_code == 422
     assert "ne peut pas réaliser" in field_error(text(response), "performer_id")
 
@@ -187,7 +171,7 @@ def test_editing_the_whole_series(auth, db_session, coordinator, territory):
     assert 'value="14:00"' in form and "Toute la série" in form and "Cette séance et les suivantes" in form
     response = auth.post(
         f"/planning/programs/{program.id}/edit",
-        NEW_PROGRAM | {"scope": "series", "slot_count": "2", "time_of_day": "15:00"},
+        PROGRAM_FORM | {"scope": "series", "slot_count": "2", "time_of_day": "15:00"},
     )
     assert response.status_code == 302
     db_session.refresh(program)
@@ -207,7 +191,7 @@ def test_editing_this_occurrence_and_the_following_ones(auth, db_session, coordi
     assert 'value="2026-12-07"' in form
     response = auth.post(
         f"/planning/programs/{program.id}/edit",
-        NEW_PROGRAM | {"scope": "following", "from_day": "2026-12-07", "slot_count": "2"},
+        PROGRAM_FORM | {"scope": "following", "from_day": "2026-12-07", "slot_count": "2"},
     )
     assert response.status_code == 302
     new = db_session.get(SessionProgram, int(response.headers["Location"].rsplit("/", 1)[1]))
@@ -219,7 +203,7 @@ def test_editing_this_occurrence_and_the_following_ones(auth, db_session, coordi
 def test_this_and_following_needs_a_day(auth, db_session, coordinator, territory):
     program = created_program(db_session, auth, territory)
     before = count(db_session, SessionProgram)
-    response = auth.post(f"/planning/programs/{program.id}/edit", NEW_PROGRAM | {"scope": "following"})
+    response = auth.post(f"/planning/programs/{program.id}/edit", PROGRAM_FORM | {"scope": "following"})
     assert response.status_code == 422
     assert "Indiquez la séance" in field_error(text(response), "from_day")
     assert count(db_session, SessionProgram) == before

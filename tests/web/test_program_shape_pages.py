@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from hub.models import Appointment, Profession, SessionProgram
 from tests import factories
 from tests.api.test_program_shape_api import ecg_kit
-from tests.web.test_planning_pages import NEW_PROGRAM, created_program, field_error, monday_slots, text
+from tests.factories import PROGRAM_FORM
+from tests.web.test_planning_pages import created_program, field_error, monday_slots, text
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -52,7 +53,7 @@ def test_a_too_short_interval_is_refused_next_to_the_field(auth, db_session, coo
     kit = ecg_kit(db_session, territory)
     response = auth.post(
         "/planning/programs/new",
-        NEW_PROGRAM | {"performer_id": territory.cardiologist.id, "kit_id": kit.id, "slot_interval_minutes": "30"},
+        PROGRAM_FORM | {"performer_id": territory.cardiologist.id, "kit_id": kit.id, "slot_interval_minutes": "30"},
     )
     assert response.status_code == 422
     assert "Indiquez un intervalle d'au moins 60 min." in field_error(text(response), "slot_interval_minutes")
@@ -64,7 +65,7 @@ def test_a_too_short_interval_is_refused_next_to_the_field(auth, db_session, coo
 def test_a_series_edit_that_holds_the_kit_twice_is_refused(auth, db_session, coordinator, territory):
     kit = ecg_kit(db_session, territory)
     program = created_program(db_session, auth, territory, kit_id=str(kit.id), slot_interval_minutes="60")
-    values = {key: value for key, value in NEW_PROGRAM.items() if key not in ("kind", "first_day")}
+    values = {key: value for key, value in PROGRAM_FORM.items() if key not in ("kind", "first_day")}
     response = auth.post(
         f"/planning/programs/{program.id}/edit",
         values | {"kit_id": kit.id, "slot_interval_minutes": "", "scope": "series"},
