@@ -59,6 +59,8 @@ from workflows import appointments, completion, fees
 PARIS = ZoneInfo(ZONE)
 NOW = dt.datetime(2026, 11, 16, 9, 0, tzinfo=PARIS)  # a Monday morning
 MONDAY_14H = dt.datetime(2026, 11, 23, 14, 0, tzinfo=PARIS)
+# An in-person care of the patient a booker attests for a télésoin session (within the 12 months before it).
+SEEN_ON = dt.date(2026, 10, 1)
 
 PASSWORD = "correct horse battery staple"
 _counter = itertools.count(1)
@@ -341,6 +343,25 @@ def appointment(
         "sequence": 0,
     }
     row = Appointment(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def in_person_care(session, patient_row, performer, day: dt.date, *, created_by) -> Appointment:
+    """A care the performer gave the patient in person on `day` (10:00 local), done, as the hub records it."""
+    starts_at = dt.datetime.combine(day, dt.time(10), tzinfo=PARIS).astimezone(dt.UTC)
+    row = Appointment(
+        cpts_id=patient_row.cpts_id,
+        kind=AppointmentKind.IN_PERSON,
+        state=AppointmentState.DONE,
+        patient_id=patient_row.id,
+        performer_id=performer.id,
+        place_kind=PlaceKind.PRACTICE,
+        starts_at=starts_at,
+        ends_at=starts_at + dt.timedelta(minutes=30),
+        created_by_user_id=created_by.id,
+    )
     session.add(row)
     session.flush()
     return row

@@ -76,15 +76,28 @@ SECOND_ROUND_SIZE = 5
 
 @dataclass(frozen=True)
 class TelesoinAct:
-    """What a télésoin session is: the act (for the rules), the coefficient of the act it replaces
-    (for the price), the last in-person dressing (for remote dressing follow-up), and a coordinator's
-    reason to go over the 20 % share."""
+    """What a télésoin session is: the act (for the rules), the coefficient of the act it stands for (for the
+    price; the act's usual one when not stated), the last in-person dressing (for remote dressing follow-up),
+    the last in-person care as the booker attests it (when the hub holds none), and a coordinator's reason to
+    go over the 20 % share."""
 
     act: str | None = None
-    coefficient: Decimal = Decimal(1)
+    coefficient: Decimal | None = None
     last_in_person_dressing_on: dt.date | None = None
+    last_in_person_contact_on: dt.date | None = None
     override_reason: str | None = None
     overridden_share: Decimal | None = None  # set by the check when the override was used
+
+    @classmethod
+    def from_booking(cls, data: dict) -> "TelesoinAct":
+        """The act as the booking forms and the API name its fields."""
+        return cls(
+            act=data.get("telesoin_act"),
+            coefficient=data.get("act_coefficient"),
+            last_in_person_dressing_on=data.get("last_in_person_dressing_on"),
+            last_in_person_contact_on=data.get("last_in_person_contact_on"),
+            override_reason=data.get("remote_share_override_reason"),
+        )
 
 
 def book(
@@ -111,6 +124,8 @@ def book(
     kind = AppointmentKind(program.kind.value)
     if kind in REMOTE_KINDS:
         eligibility.require_eligible(session, patient, Modality(kind.value))
+    if kind is not AppointmentKind.TELESOIN and telesoin is not None and telesoin.act is not None:
+        raise ValidationFailed({"telesoin_act": "Seule une séance de télésoin porte un acte de télésoin."})
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
         accompanying = accompanying or own_idel(session, patient)
         if accompanying is not None:
@@ -118,7 +133,7 @@ def book(
     elif accompanying is not None:
         raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
     else:
-        telesoin = _check_telesoin(session, actor, program, slot, patient, telesoin or TelesoinAct())
+        telesoin = _check_telesoin(session, actor, program, slot, patient, telesoin or TelesoinAct(), now=now)
     before = dt.timedelta(minutes=program.accompaniment_before_minutes)
     after = dt.timedelta(minutes=program.accompaniment_after_minutes)
     appointment = Appointment(
@@ -142,6 +157,7 @@ def book(
         appointment.telesoin_act = telesoin.act
         appointment.act_coefficient = telesoin.coefficient
         appointment.last_in_person_dressing_on = telesoin.last_in_person_dressing_on
+        appointment.last_in_person_contact_on = telesoin.last_in_person_contact_on
         appointment.remote_share_override_reason = telesoin.override_reason
     session.add(appointment)
     session.flush()  # the allocations and the offer point at the new id
@@ -149,6 +165,16 @@ def book(
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=program.own_idel_delay_minutes)
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
+    if telesoin is not None and telesoin.last_in_person_contact_on is not None:
+        # The booker's word stands for the 12-month rule: who attested which date is kept.
+        audit.record(
+            session,
+            actor=actor,
+            action="appointment.in_person_attested",
+            target=appointment,
+            cpts_id=appointment.cpts_id,
+            details={"last_in_person_contact_on": telesoin.last_in_person_contact_on.isoformat()},
+        )
     if telesoin is not None and telesoin.overridden_share is not None:
         # The reason stays on the appointment: it may speak of the patient's health, which the audit never holds.
         details = {"share": str(telesoin.overridden_share), "professional_id": appointment.performer_id}
@@ -163,7 +189,7 @@ def book(
     return appointment
 
 
-def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAct) -> TelesoinAct:
+def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAct, *, now) -> TelesoinAct:
     performer = program.performer
     act_on = fees.local_day(slot.starts_at, program.zone)
     fees.check_telesoin_act(
@@ -172,12 +198,16 @@ def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAc
         patient_id=patient.id,
         act=telesoin.act,
         act_on=act_on,
+        today=fees.local_day(now, program.zone),
         last_in_person_dressing_on=telesoin.last_in_person_dressing_on,
+        last_in_person_contact_on=telesoin.last_in_person_contact_on,
         zone=program.zone,
     )
+    coefficient = telesoin.coefficient or fees.usual_coefficient(performer.profession, telesoin.act)
+    telesoin = replace(telesoin, coefficient=coefficient)
     code = fees.REMOTE_CARE_CODES.get(performer.profession)
     if code is not None:
-        price = fees.tariff_on(session, code, act_on).amount * telesoin.coefficient
+        price = fees.tariff_on(session, code, act_on).amount * (coefficient or 1)
         share = fees.check_remote_share(
             session,
             actor,
@@ -192,6 +222,18 @@ def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAc
         else:
             telesoin = replace(telesoin, override_reason=None)  # kept only when it was used
     return telesoin
+
+
+def booking_warnings(session: Session, appointment: Appointment) -> list[str]:
+    """What the booker should know once a session is booked: a télésoin that takes its performer's share to the
+    15 % warning threshold."""
+    if appointment.kind is not AppointmentKind.TELESOIN:
+        return []
+    zone = appointment_zone(session, appointment)
+    performer = appointment.performer
+    share = fees.planned_remote_share(session, performer, act_on=fees.local_day(appointment.starts_at, zone), zone=zone)
+    warning = fees.share_warning(share, performer)
+    return [warning] if warning else []
 
 
 def _check_bookable(session: Session, slot: Slot, patient: Patient, *, now: dt.datetime) -> None:

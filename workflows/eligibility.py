@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from hub import audit
 from hub.db import utcnow
 from hub.errors import RuleViolation, ValidationFailed
-from hub.models import EligibilityAssessment, EligibilityOutcome, Modality, Patient, Profession
-from workflows.fees import local_day
+from hub.models import EligibilityAssessment, EligibilityOutcome, Modality, Patient
+from workflows.fees import ASSESSMENTS_NEVER_REMOTE, local_day
 
 REMOTE = frozenset({Modality.TELESOIN, Modality.ASSISTED_TELECONSULTATION})
 ALTERNATIVES = {"in_person": "Soin en présentiel", "home_visit": "Déplacement à domicile"}
@@ -39,7 +39,6 @@ ACT_KINDS = {
     "initial_assessment": "Bilan initial",
     "renewal_assessment": "Bilan de renouvellement",
 }
-ASSESSMENTS_NEVER_REMOTE = frozenset({Profession.PHYSIOTHERAPIST.value, Profession.SPEECH_THERAPIST.value})
 ADULT_AGE, FRAIL_AGE = 18, 65
 
 # Each yes/no criterion: the question (for the form) and the reason recorded when the answer is "no".

@@ -12,13 +12,15 @@ from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.errors import RuleViolation
+from hub.errors import RuleViolation, ValidationFailed
 from hub.formatting import percent
 from hub.models import (
+    TELESOIN_ACT_LABELS,
     Appointment,
     AppointmentKind,
     AppointmentState,
@@ -26,27 +28,57 @@ from hub.models import (
     DeclaredActivity,
     FeeEntry,
     FeeStatus,
+    OrganisationKind,
     PlaceKind,
     Profession,
     Professional,
     Role,
     Tariff,
     TariffUnit,
+    TelesoinActCode,
+    professional_organisations,
 )
+from scheduling.agenda import day_bounds
 
 CENT = Decimal("0.01")
 REMOTE_SHARE_LIMIT = Decimal("0.20")
 REMOTE_SHARE_WARNING = Decimal("0.15")
 
-# The IDEL acts that may be done in télésoin (seed 004, avenant 9) and the kiné/orthophoniste acts that may not.
-IDEL_TELESOIN_ACTS = {
-    "surveillance_ic_bpco": "Surveillance clinique après décompensation d'insuffisance cardiaque ou de BPCO",
-    "prise_medicamenteuse": "Accompagnement à la prise médicamenteuse",
-    "surveillance_insuline": "Surveillance d'un patient insulino-traité",
-    "suivi_pansement": "Suivi d'un pansement à distance",
+# The acts a profession may do in télésoin, each with the usual NGAP coefficient of the in-person act it stands
+# for: the session is priced at that coefficient × the key letter (TMK, TMI), unless the booker states the act's
+# own. IDEL: the four acts of avenant 9 (seed 004). Kiné and orthophoniste: the act the session replaces, never an
+# initial or renewal assessment (ASSESSMENT_ACTS).
+TELESOIN_ACTS: dict[Profession, dict[str, Decimal]] = {
+    Profession.NURSE: {
+        TelesoinActCode.HEART_FAILURE_COPD_SURVEILLANCE: Decimal("5.8"),
+        TelesoinActCode.MEDICATION_INTAKE: Decimal("5.1"),
+        TelesoinActCode.INSULIN_SURVEILLANCE: Decimal("1"),
+        TelesoinActCode.REMOTE_DRESSING: Decimal("2"),
+    },
+    Profession.PHYSIOTHERAPIST: {
+        TelesoinActCode.LIMB_OR_SPINE: Decimal("7.5"),
+        TelesoinActCode.SEVERAL_LIMBS: Decimal("9.5"),
+        TelesoinActCode.RESPIRATORY: Decimal("8"),
+        TelesoinActCode.STROKE: Decimal("9"),
+        TelesoinActCode.BALANCE: Decimal("8"),
+    },
+    Profession.SPEECH_THERAPIST: {
+        TelesoinActCode.ARTICULATION: Decimal("8"),
+        TelesoinActCode.ORAL_LANGUAGE: Decimal("12.1"),
+        TelesoinActCode.WRITTEN_LANGUAGE: Decimal("10.1"),
+        TelesoinActCode.VOICE: Decimal("11.4"),
+    },
 }
-ASSESSMENT_ACTS = {"bilan_initial": "Bilan initial", "renouvellement_bilan": "Renouvellement de bilan"}
+ASSESSMENT_ACTS = frozenset({TelesoinActCode.INITIAL_ASSESSMENT, TelesoinActCode.RENEWAL_ASSESSMENT})
+ASSESSMENTS_NEVER_REMOTE = frozenset({Profession.PHYSIOTHERAPIST, Profession.SPEECH_THERAPIST})
+TELESOIN_PERFORMERS = {
+    Profession.NURSE: "un·e IDEL",
+    Profession.PHYSIOTHERAPIST: "un·e masseur-kinésithérapeute",
+    Profession.SPEECH_THERAPIST: "un·e orthophoniste",
+}
 REMOTE_DRESSING_MONTHLY_CAP = 4
+# A remote act needs an in-person one within this many months before it (kiné, orthophoniste, IDEL).
+IN_PERSON_WITHIN_MONTHS = 12
 ACCOMPANIMENT_CODES = {
     PlaceKind.NURSING_VISIT: "TLS",
     PlaceKind.DEDICATED_PLACE: "TLL",
@@ -272,24 +304,115 @@ def check_telesoin_act(
     patient_id: int,
     act: str | None,
     act_on: dt.date,
+    today: dt.date,
     last_in_person_dressing_on: dt.date | None,
+    last_in_person_contact_on: dt.date | None,
     zone: str,
 ) -> None:
-    """The act-level rules of télésoin, checked when the session is booked (explained in French)."""
-    if performer.profession in (Profession.PHYSIOTHERAPIST, Profession.SPEECH_THERAPIST):
-        if act in ASSESSMENT_ACTS:
-            raise RuleViolation(
-                f"{ASSESSMENT_ACTS[act]} : un bilan initial ou son renouvellement ne se fait jamais en télésoin."
-            )
+    """The act-level rules of télésoin, checked when the session is booked (explained in French): an act of the
+    performer's profession, never a kiné's or orthophoniste's assessment, the remote dressing follow-up's own
+    rules, and an in-person care of the patient within twelve months (`check_known_patient`)."""
+    acts = TELESOIN_ACTS.get(performer.profession)
+    if acts is None:
+        if act is not None:
+            raise ValidationFailed({"telesoin_act": "Aucun acte de télésoin n'est prévu pour cette profession."})
         return
-    if performer.profession is not Profession.NURSE:
-        return
-    if act not in IDEL_TELESOIN_ACTS:
+    if performer.profession in ASSESSMENTS_NEVER_REMOTE and act in ASSESSMENT_ACTS:
         raise RuleViolation(
-            "En télésoin, un·e IDEL ne peut réaliser que : " + " ; ".join(IDEL_TELESOIN_ACTS.values()) + "."
+            f"{TELESOIN_ACT_LABELS[str(act)]} : un bilan initial ou son renouvellement ne se fait "
+            "jamais en télésoin ; programmez-le en présentiel."
         )
-    if act == "suivi_pansement":
+    if act not in acts:
+        who, allowed = TELESOIN_PERFORMERS[performer.profession], " ; ".join(TELESOIN_ACT_LABELS[a] for a in acts)
+        raise RuleViolation(f"En télésoin, {who} ne peut réaliser que : {allowed}.")
+    if act == TelesoinActCode.REMOTE_DRESSING:
         _check_remote_dressing(session, performer, patient_id, act_on, last_in_person_dressing_on, zone)
+    check_known_patient(
+        session,
+        performer=performer,
+        patient_id=patient_id,
+        act_on=act_on,
+        declared_on=last_in_person_contact_on,
+        today=today,
+        zone=zone,
+    )
+
+
+def usual_coefficient(profession: Profession, act: str | None) -> Decimal | None:
+    """The NGAP coefficient of the in-person act a télésoin act stands for, when the act is one of the profession's."""
+    return TELESOIN_ACTS.get(profession, {}).get(act) if act else None
+
+
+def check_known_patient(
+    session: Session,
+    *,
+    performer: Professional,
+    patient_id: int,
+    act_on: dt.date,
+    declared_on: dt.date | None,
+    today: dt.date,
+    zone: str,
+) -> None:
+    """Télésoin only for a patient cared for in person within the twelve months before the session: by the kiné or
+    orthophoniste themself, or by the IDEL or a nurse of their group practice (seed 004). Proven by an in-person
+    care done in the hub, or by the date of the last one as the booker attests it (never in the future)."""
+    if declared_on is not None and declared_on > today:
+        raise ValidationFailed(
+            {"last_in_person_contact_on": "Cette date est dans le futur : indiquez un soin en présentiel déjà réalisé."}
+        )
+    # The same day twelve months earlier (28 February for a 29 February).
+    earliest = act_on - relativedelta(months=IN_PERSON_WITHIN_MONTHS)
+    if declared_on is not None and declared_on >= earliest:
+        return
+    if _cared_for_in_person(session, _who_knows_the_patient(session, performer), patient_id, earliest, act_on, zone):
+        return
+    who = (
+        f"{performer.full_name} ou un·e infirmier·e de son cabinet"
+        if performer.profession is Profession.NURSE
+        else performer.full_name
+    )
+    since = f"depuis le {earliest.strftime('%d/%m/%Y')}"
+    declared = f" (le dernier déclaré date du {declared_on.strftime('%d/%m/%Y')})" if declared_on is not None else ""
+    raise RuleViolation(
+        f"Le télésoin suppose que {who} ait vu ce patient en présentiel dans les {IN_PERSON_WITHIN_MONTHS} mois "
+        f"précédant la séance : aucun soin en présentiel {since} n'est enregistré ni déclaré{declared}."
+    )
+
+
+def _who_knows_the_patient(session: Session, performer: Professional) -> list[int]:
+    """The performer, and for an IDEL the nurses of their group practice (a structure they share, not the CPTS)."""
+    if performer.profession is not Profession.NURSE:
+        return [performer.id]
+    practices = [o.id for o in performer.organisations if o.kind is not OrganisationKind.CPTS]
+    colleagues = session.scalars(
+        select(Professional.id)
+        .join(professional_organisations, professional_organisations.c.professional_id == Professional.id)
+        .where(
+            professional_organisations.c.organisation_id.in_(practices),
+            Professional.profession == Profession.NURSE,
+        )
+    ).all()
+    return [performer.id, *colleagues]
+
+
+def _cared_for_in_person(session, professional_ids, patient_id, first: dt.date, last: dt.date, zone: str) -> bool:
+    """A care done in the hub with one of them beside the patient, from `first` to `last` (local days): an
+    in-person appointment they performed, or a teleconsultation they accompanied."""
+    beside_the_patient = (
+        (Appointment.kind == AppointmentKind.IN_PERSON) & Appointment.performer_id.in_(professional_ids)
+    ) | Appointment.accompanying_id.in_(professional_ids)
+    found = session.scalar(
+        select(Appointment.id)
+        .where(
+            Appointment.patient_id == patient_id,
+            Appointment.state == AppointmentState.DONE,
+            beside_the_patient,
+            Appointment.starts_at >= day_bounds(first, zone)[0],
+            Appointment.starts_at < day_bounds(last, zone)[1],
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def month_bounds(year: int, month: int, zone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -427,6 +550,31 @@ def booked_remote_care(
     return tariff_on(session, code, last).amount * Decimal(coefficients)
 
 
+def planned_remote_share(
+    session: Session, performer: Professional, *, act_on: dt.date, zone: str, extra_remote: Decimal = Decimal(0)
+) -> RemoteShare:
+    """An IDEL's or kiné's share over the rolling year of `act_on`, counting the télésoin sessions booked and not
+    done yet, and `extra_remote` (an act about to be booked). Unknown for the other professions."""
+    if performer.profession not in REMOTE_CARE_CODES:
+        return RemoteShare(Decimal(0), None, estimated=True)
+    first, last = rolling_year(act_on)
+    booked = booked_remote_care(session, performer, first=first, last=last, zone=zone)
+    return remote_share(session, performer.id, first=first, last=last, extra_remote=extra_remote + booked)
+
+
+def share_warning(share: RemoteShare, performer: Professional) -> str | None:
+    """The warning to show where a télésoin session is booked, when it takes the performer's share to the
+    warning threshold (15 %) without passing the limit (20 %)."""
+    if share.level != "alerte":
+        return None
+    assert share.share is not None  # a share at the warning level has a ratio
+    return (
+        f"Attention : avec cette séance, le télésoin de {performer.full_name} atteint {percent(share.share)} de son "
+        f"activité sur douze mois (alerte à {percent(REMOTE_SHARE_WARNING, places=0)}, plafond à "
+        f"{percent(REMOTE_SHARE_LIMIT, places=0)})."
+    )
+
+
 def check_remote_share(
     session: Session,
     actor,
@@ -440,11 +588,7 @@ def check_remote_share(
     """Refuse a télésoin act that would take an IDEL's or kiné's remote share over 20 % of the rolling
     year, unless a coordinator overrides it with a reason. The booking audits an override
     (`remote_share.override`) once the appointment exists, so that the line names it and its reason."""
-    if performer.profession not in REMOTE_CARE_CODES:
-        return RemoteShare(Decimal(0), None, estimated=True)
-    first, last = rolling_year(act_on)
-    booked = booked_remote_care(session, performer, first=first, last=last, zone=zone)
-    share = remote_share(session, performer.id, first=first, last=last, extra_remote=act_amount + booked)
+    share = planned_remote_share(session, performer, act_on=act_on, zone=zone, extra_remote=act_amount)
     if not share.is_over:
         return share
     assert share.share is not None  # a share over the limit has a ratio

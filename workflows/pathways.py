@@ -298,10 +298,11 @@ def book_step_into_slot(
     *,
     place_kind: PlaceKind,
     accompanying: Professional | None = None,
+    telesoin: appointments.TelesoinAct | None = None,
     now: dt.datetime | None = None,
 ) -> Appointment:
-    """Book the step's patient into the slot (every booking guard applies: consent, eligibility, no double
-    booking) and mark the step booked, in one transaction."""
+    """Book the step's patient into the slot (every booking guard applies: consent, eligibility, a télésoin
+    session's act, no double booking) and mark the step booked, in one transaction."""
     pathway = step.pathway
     if pathway.state is not CarePathwayState.ACTIVE or step.state is not StepState.PLANNED:
         raise RuleViolation("Seule une étape prévue d'un parcours en cours se programme.")
@@ -309,7 +310,14 @@ def book_step_into_slot(
         raise ValidationFailed({"slot_id": "Ce créneau n'est pas de la modalité de l'étape."})
     patient = session.get_one(Patient, pathway.patient_id)
     appointment = appointments.book(
-        session, actor, slot=slot, patient=patient, place_kind=place_kind, accompanying=accompanying, now=now
+        session,
+        actor,
+        slot=slot,
+        patient=patient,
+        place_kind=place_kind,
+        accompanying=accompanying,
+        telesoin=telesoin,
+        now=now,
     )
     book_step(session, actor, step, appointment=appointment)
     return appointment

@@ -55,9 +55,9 @@ def _book(data: dict):
         patient=patient,
         place_kind=data["place_kind"],
         accompanying=_accompanying(data.get("accompanying_id")),
-        telesoin=appointments.TelesoinAct(override_reason=data.get("remote_share_override_reason")),
+        telesoin=appointments.TelesoinAct.from_booking(data),
     )
-    body = AppointmentOut().dump(appointment)
+    body = AppointmentOut().dump(appointment) | {"warnings": appointments.booking_warnings(db(), appointment)}
     return body, 201, {"Location": url_for("api.get_appointment", appointment_id=appointment.id)}
 
 

@@ -51,6 +51,7 @@ from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.scheduling import (
     AppointmentIn,
     AppointmentOut,
+    BookingOut,
     CheckInIn,
     CompletionIn,
     NoBodyIn,
@@ -99,7 +100,7 @@ OPERATIONS = {
         False,
     ),
     "api.list_slots": ("Créneaux d'un programme et leur état", None, SlotOut, True),
-    "api.book_appointment": ("Réserver un créneau pour un patient", AppointmentIn, AppointmentOut, False),
+    "api.book_appointment": ("Réserver un créneau pour un patient", AppointmentIn, BookingOut, False),
     "api.get_appointment": ("Lire un rendez-vous", None, AppointmentOut, False),
     "api.confirm_appointment": ("Confirmer la visite (IDEL)", NoBodyIn, AppointmentOut, False),
     "api.decline_appointment": ("Refuser la visite, avec la raison (IDEL)", ReasonIn, AppointmentOut, False),

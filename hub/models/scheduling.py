@@ -255,6 +255,52 @@ APPOINTMENT_STATE_LABELS = {
 }
 
 
+class TelesoinActCode(StrEnum):
+    """What a télésoin session is (`Appointment.telesoin_act`): the words the booking forms and the API offer.
+    Which acts a profession may do remotely, and at which coefficient, is a fee rule (workflows.fees)."""
+
+    # The four IDEL acts (seed 004, avenant 9).
+    HEART_FAILURE_COPD_SURVEILLANCE = "surveillance_ic_bpco"
+    MEDICATION_INTAKE = "prise_medicamenteuse"
+    INSULIN_SURVEILLANCE = "surveillance_insuline"
+    REMOTE_DRESSING = "suivi_pansement"
+    # The act a kiné's session replaces (NGAP).
+    LIMB_OR_SPINE = "reeducation_membre_rachis"
+    SEVERAL_LIMBS = "reeducation_plusieurs_membres"
+    RESPIRATORY = "reeducation_respiratoire"
+    STROKE = "reeducation_avc"
+    BALANCE = "reeducation_equilibre"
+    # The act an orthophoniste's session replaces (NGAP).
+    ARTICULATION = "reeducation_articulation"
+    ORAL_LANGUAGE = "reeducation_langage_oral"
+    WRITTEN_LANGUAGE = "reeducation_langage_ecrit"
+    VOICE = "reeducation_voix"
+    # Never in télésoin for a kiné or an orthophoniste: named so that the refusal can say so.
+    INITIAL_ASSESSMENT = "bilan_initial"
+    RENEWAL_ASSESSMENT = "renouvellement_bilan"
+
+
+TELESOIN_ACT_LABELS: dict[str, str] = {
+    TelesoinActCode.HEART_FAILURE_COPD_SURVEILLANCE: (
+        "Surveillance clinique après décompensation d'insuffisance cardiaque ou de BPCO"
+    ),
+    TelesoinActCode.MEDICATION_INTAKE: "Accompagnement à la prise médicamenteuse",
+    TelesoinActCode.INSULIN_SURVEILLANCE: "Surveillance d'un patient insulino-traité",
+    TelesoinActCode.REMOTE_DRESSING: "Suivi d'un pansement à distance",
+    TelesoinActCode.LIMB_OR_SPINE: "Rééducation d'un membre ou du rachis",
+    TelesoinActCode.SEVERAL_LIMBS: "Rééducation de plusieurs membres, ou du tronc et d'un membre",
+    TelesoinActCode.RESPIRATORY: "Rééducation respiratoire (BPCO, insuffisance respiratoire)",
+    TelesoinActCode.STROKE: "Rééducation après un accident vasculaire cérébral",
+    TelesoinActCode.BALANCE: "Rééducation vestibulaire et des troubles de l'équilibre",
+    TelesoinActCode.ARTICULATION: "Rééducation des troubles de l'articulation",
+    TelesoinActCode.ORAL_LANGUAGE: "Rééducation du langage oral",
+    TelesoinActCode.WRITTEN_LANGUAGE: "Rééducation du langage écrit",
+    TelesoinActCode.VOICE: "Rééducation de la voix",
+    TelesoinActCode.INITIAL_ASSESSMENT: "Bilan initial",
+    TelesoinActCode.RENEWAL_ASSESSMENT: "Renouvellement de bilan",
+}
+
+
 class Appointment(Base):
     __tablename__ = "appointments"
     __table_args__ = (
@@ -303,6 +349,8 @@ class Appointment(Base):
     telesoin_act: Mapped[str | None] = mapped_column(String(40))
     act_coefficient: Mapped[Decimal | None] = mapped_column(Numeric(5, 2))
     last_in_person_dressing_on: Mapped[dt.date | None] = mapped_column(Date)
+    # The last in-person care of the patient as the booker attested it, when the hub holds none (12-month rule).
+    last_in_person_contact_on: Mapped[dt.date | None] = mapped_column(Date)
     remote_share_override_reason: Mapped[str | None] = mapped_column(String(300))
     # A serial télésoin session may go without its own report (seed 002), never the last of the series.
     report_waived_reason: Mapped[str | None] = mapped_column(String(300))
@@ -312,6 +360,10 @@ class Appointment(Base):
     accompanying: Mapped[Professional | None] = relationship(foreign_keys=[accompanying_id])
     slot: Mapped[Slot | None] = relationship()
     allocations: Mapped[list["Allocation"]] = relationship(back_populates="appointment", cascade="all, delete-orphan")
+
+    @property
+    def telesoin_act_label(self) -> str | None:
+        return TELESOIN_ACT_LABELS.get(self.telesoin_act, self.telesoin_act) if self.telesoin_act else None
 
     @property
     def accompaniment_window(self) -> tuple[dt.datetime, dt.datetime]:

@@ -7,6 +7,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from hub.models import MODALITY_LABELS, Modality, PlaceKind, Profession
 from hub.schemas.base import Bool, Date, Enum, FormSchema, InputSchema, Int, List, Str, length
+from hub.schemas.scheduling import TelesoinFields
 
 ACT_KIND_CHOICES = ("follow_up", "initial_assessment", "renewal_assessment")
 ALTERNATIVE_CHOICES = ("in_person", "home_visit")
@@ -149,7 +150,7 @@ class SkipForm(FormSchema):
     reason = Str(required=True, validate=length(300, 1))
 
 
-class StepBookingForm(FormSchema):
+class StepBookingForm(TelesoinFields, FormSchema):
     slot_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, required=True)
     accompanying_id = Int(allow_none=True)

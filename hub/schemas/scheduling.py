@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+from decimal import Decimal, InvalidOperation
 
 from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
@@ -16,6 +17,7 @@ from hub.models import (
     ConsentMethod,
     PlaceKind,
     ProgramKind,
+    TelesoinActCode,
 )
 from hub.schemas.base import (
     AwareDateTime,
@@ -316,7 +318,70 @@ class SlotOut(Schema):
 # --- appointments -----------------------------------------------------------------------------------------
 
 
-class AppointmentIn(InputSchema):
+class Coefficient(fields.Decimal):
+    """The NGAP coefficient of an act: more than 0, at most 99.99, to the hundredth (`8`, `7.5`, or `7,5` as a
+    French form has it)."""
+
+    # What the field accepts, stated so that the OpenAPI document says it too.
+    PATTERN = "^([1-9][0-9]?([.,][0-9]{1,2})?|0[.,](0[1-9]|[1-9][0-9]?))$"
+    MAXIMUM = Decimal("99.99")
+    default_error_messages = {
+        "required": "Ce champ est obligatoire.",
+        "null": "Ce champ ne peut pas être vide.",
+        "invalid": "Coefficient invalide (un nombre, par exemple 7,5).",
+        "range": "Le coefficient doit être supérieur à 0 et au plus 99,99.",
+        "hundredths": "Coefficient au centième près attendu.",
+    }
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.make_error("invalid")
+        try:
+            coefficient = Decimal(str(value).replace(",", "."))
+        except InvalidOperation:
+            raise self.make_error("invalid") from None
+        if not coefficient.is_finite():
+            raise self.make_error("invalid")
+        if not 0 < coefficient <= self.MAXIMUM:
+            raise self.make_error("range")
+        if coefficient != coefficient.quantize(Decimal("0.01")):
+            raise self.make_error("hundredths")
+        return coefficient
+
+
+class TelesoinFields(Schema):
+    """What a télésoin booking says of its act (the rules of each are workflows.fees'); nothing for the other
+    sessions."""
+
+    telesoin_act = Enum(
+        TelesoinActCode,
+        by_value=True,
+        metadata={
+            "description": "Télésoin : l'acte de la séance (IDEL : l'un des quatre actes éligibles ; kiné, "
+            "orthophoniste : l'acte remplacé, jamais un bilan). Obligatoire pour un·e IDEL, un·e kiné, un·e "
+            "orthophoniste."
+        },
+    )
+    act_coefficient = Coefficient(
+        metadata={
+            "pattern": Coefficient.PATTERN,
+            "description": "Télésoin : coefficient NGAP de l'acte remplacé (TMK ou TMI = coefficient × lettre clé) ; "
+            "absent, le coefficient habituel de l'acte.",
+        }
+    )
+    last_in_person_dressing_on = Date(
+        metadata={"description": "Suivi de pansement à distance : date du dernier pansement fait en présentiel."}
+    )
+    last_in_person_contact_on = Date(
+        metadata={
+            "description": "Télésoin : date du dernier soin en présentiel du patient par ce professionnel (ou, pour "
+            "un·e IDEL, son cabinet), attestée par l'appelant et tracée, quand le hub n'en a pas ; au plus 12 mois "
+            "avant la séance, jamais dans le futur."
+        }
+    )
+
+
+class AppointmentIn(TelesoinFields, InputSchema):
     """A booking. The state, the times and the performer come from the slot and the workflow, never
     from the caller (S3)."""
 
@@ -335,7 +400,7 @@ class AppointmentIn(InputSchema):
     )
 
 
-class AppointmentForm(FormSchema):
+class AppointmentForm(TelesoinFields, FormSchema):
     patient_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, required=True)
     accompanying_id = Int(allow_none=True)
@@ -461,5 +526,16 @@ class AppointmentOut(Schema):
     is_late_cancellation = fields.Boolean()
     identity_checked_at = fields.AwareDateTime(allow_none=True)
     degraded_reason = fields.String(allow_none=True)
+    telesoin_act = fields.String(allow_none=True)
+    telesoin_act_label = fields.String(allow_none=True)
+    act_coefficient = fields.Decimal(places=2, as_string=True, allow_none=True)
+    last_in_person_dressing_on = fields.Date(allow_none=True)
+    last_in_person_contact_on = fields.Date(allow_none=True)
     remote_share_override_reason = fields.String(allow_none=True)
     sequence = fields.Integer()
+
+
+class BookingOut(AppointmentOut):
+    """The appointment just booked, with what the booker should know (a télésoin share past the 15 % warning)."""
+
+    warnings = fields.List(fields.String())

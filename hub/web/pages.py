@@ -1,4 +1,5 @@
-"""Helpers shared by the pages: list filters from the query string, page size, a form submitted to a service."""
+"""Helpers shared by the pages: list filters from the query string, page size, a form submitted to a service, the
+télésoin fields of the booking forms."""
 
 from collections.abc import Callable
 from typing import TypeVar
@@ -10,8 +11,9 @@ from hub.auth.policies import appointment_for
 from hub.errors import ValidationFailed
 from hub.http.forms import attempt, load_form
 from hub.http.request import db
-from hub.models import Appointment
+from hub.models import TELESOIN_ACT_LABELS, Appointment, Profession, TelesoinActCode
 from hub.schemas.base import load
+from workflows import fees
 
 T = TypeVar("T")
 
@@ -61,3 +63,22 @@ def appointment_action(
     assert message is not None  # not refused: attempt returned perform's message
     flash(message, "success")
     return redirect(done_url)
+
+
+def telesoin_choices(profession: Profession, *, performer: str) -> dict | None:
+    """What a booking form asks of a télésoin session performed by `performer` (a name, or who they are), of
+    `profession` (None when it names no act): the acts of the profession with their usual coefficient, the last
+    in-person dressing for an IDEL, the last in-person care."""
+    acts = fees.TELESOIN_ACTS.get(profession)
+    if acts is None:
+        return None
+    return {
+        "act_options": [
+            (code, f"{TELESOIN_ACT_LABELS[code]} (coefficient habituel {str(coefficient).replace('.', ',')})")
+            for code, coefficient in acts.items()
+        ],
+        "never_assessments": profession in fees.ASSESSMENTS_NEVER_REMOTE,
+        "asks_dressing": TelesoinActCode.REMOTE_DRESSING in acts,
+        "who_knows": f"{performer} ou un·e infirmier·e de son cabinet" if profession is Profession.NURSE else performer,
+        "months": fees.IN_PERSON_WITHIN_MONTHS,
+    }

@@ -28,9 +28,9 @@ from hub.schemas.pathways import (
     TemplateCopyForm,
     TemplateStepsIn,
 )
-from hub.web.pages import load_query
+from hub.web.pages import load_query, telesoin_choices
 from scheduling import board
-from workflows import eligibility, pathways
+from workflows import appointments, eligibility, pathways
 
 bp = Blueprint("pathways", __name__)
 QUEUE_HORIZON = dt.timedelta(days=14)
@@ -104,7 +104,13 @@ def book_step(pathway_id: int, step_id: int):
         if data.get("accompanying_id") and (accompanying is None or accompanying.cpts_id != pathway.cpts_id):
             raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
         return pathways.book_step_into_slot(
-            db(), current_user, step, slot, place_kind=data["place_kind"], accompanying=accompanying
+            db(),
+            current_user,
+            step,
+            slot,
+            place_kind=data["place_kind"],
+            accompanying=accompanying,
+            telesoin=appointments.TelesoinAct.from_booking(data),
         )
 
     appointment, refused = attempt(perform, form_errors=errors, read="pathway.step.book", target=pathway)
@@ -115,6 +121,8 @@ def book_step(pathway_id: int, step_id: int):
     assert appointment is not None  # not refused: attempt returned the appointment
     when = french_datetime(appointment.starts_at, territory_zone())
     flash(f"Étape « {step.name} » programmée : {when}.", "success")
+    for warning in appointments.booking_warnings(db(), appointment):
+        flash(warning, "warning")
     return redirect(url_for("pathways.queue"))
 
 
@@ -129,6 +137,10 @@ def _step_booking_page(pathway, step, values, errors=None, *, problem=None, stat
         "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), pathway.cpts_id)],
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
         "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
+        "is_telesoin": step.modality is Modality.TELESOIN,
+        "telesoin": telesoin_choices(Profession(step.profession), performer="le ou la professionnel·le de la séance")
+        if step.modality is Modality.TELESOIN
+        else None,
     }
     return render_template(
         "pathways/book_step.html", values=values, errors=errors or {}, problem=problem, **context

@@ -23,7 +23,9 @@ from hub.models import (
     PLACE_KIND_LABELS,
     PROGRAM_DEFAULTS,
     PROGRAM_KIND_LABELS,
+    AppointmentKind,
     Professional,
+    ProgramKind,
     Slot,
 )
 from hub.schemas.scheduling import (
@@ -42,7 +44,7 @@ from hub.schemas.scheduling import (
     choice_from_rule,
 )
 from hub.services import directory, identity
-from hub.web.pages import appointment_action, load_query
+from hub.web.pages import appointment_action, load_query, telesoin_choices
 from scheduling import board
 from scheduling.agenda import week_bounds
 from workflows import appointments, eligibility, fees, programs
@@ -329,7 +331,8 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
 def book(slot_id: int):
     slot = _slot(slot_id)
     if request.method == "GET":
-        return _booking_page(slot, {"place_kind": "lieu_dedie"})
+        place = "domicile" if slot.program.kind is ProgramKind.TELESOIN else "lieu_dedie"
+        return _booking_page(slot, {"place_kind": place})
     data, values, errors = load_form(AppointmentForm())
     appointment, refused = attempt(lambda: _book(slot, data), form_errors=errors, read="patient.search")
     if refused:
@@ -337,10 +340,19 @@ def book(slot_id: int):
             slot, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused
         )
     assert appointment is not None  # not refused: attempt returned the appointment
-    idel = appointment.accompanying.full_name if appointment.accompanying else None
-    flash(f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant.", "success")
+    flash(_booked_message(appointment), "success")
+    for warning in appointments.booking_warnings(db(), appointment):
+        flash(warning, "warning")
     monday = slot.starts_at.astimezone(zone()).date()
     return redirect(url_for("planning.week", week=monday.isoformat()))
+
+
+def _booked_message(appointment) -> str:
+    if appointment.kind is AppointmentKind.TELESOIN:
+        act = appointment.telesoin_act_label
+        return f"Séance de télésoin réservée : {act}." if act else "Séance de télésoin réservée."
+    idel = appointment.accompanying.full_name if appointment.accompanying else None
+    return f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant."
 
 
 def _book(slot, data: dict):
@@ -357,7 +369,7 @@ def _book(slot, data: dict):
         patient=patient,
         place_kind=data["place_kind"],
         accompanying=accompanying,
-        telesoin=appointments.TelesoinAct(override_reason=data.get("remote_share_override_reason")),
+        telesoin=appointments.TelesoinAct.from_booking(data),
     )
 
 
@@ -374,6 +386,7 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         db(), visible_patients(current_user), text=query or None, per_page=PATIENT_CHOICES
     )
     audit.record(db(), actor=current_user, action="patient.search", details={"results": len(patients)})
+    is_telesoin, performer = slot.program.kind is ProgramKind.TELESOIN, slot.program.performer
     context = {
         "slot": slot,
         "view": board.views_of(db(), [slot])[0],
@@ -383,6 +396,8 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), current_user.cpts_id)],
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
         "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
+        "is_telesoin": is_telesoin,
+        "telesoin": telesoin_choices(performer.profession, performer=performer.full_name) if is_telesoin else None,
         # Only when the 20 % share refused the booking (or a reason was already typed): a coordinator may then
         # book past it with a reason.
         "ask_override": bool(

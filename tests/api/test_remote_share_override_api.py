@@ -36,8 +36,16 @@ def kine_near_the_cap(db_session, territory):
     return kine, slot
 
 
+# A kiné's session (coefficient 1: 2.15 €) for a patient seen in person on 1 October.
+KINE_ACT = {
+    "telesoin_act": "reeducation_membre_rachis",
+    "act_coefficient": "1",
+    "last_in_person_contact_on": "2026-10-01",
+}
+
+
 def booking(slot, patient, **extra):
-    return {"slot_id": slot.id, "patient_id": patient.id, "place_kind": "domicile", **extra}
+    return {"slot_id": slot.id, "patient_id": patient.id, "place_kind": "domicile", **KINE_ACT, **extra}
 
 
 def test_past_the_cap_without_a_reason_is_refused_with_the_share(api_as, db_session, territory, kine_near_the_cap):

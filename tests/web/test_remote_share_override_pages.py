@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from hub.models import Appointment, AuditEvent
-from tests.api.test_remote_share_override_api import REASON, kine_near_the_cap  # noqa: F401  (a fixture)
+from tests.api.test_remote_share_override_api import KINE_ACT, REASON, kine_near_the_cap  # noqa: F401  (a fixture)
 from tests.web.test_booking_eligibility_pages import last_audit_id, nothing_booked
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -25,7 +25,7 @@ def test_past_the_cap_the_page_refuses_then_books_with_a_reason(auth, db_session
     kine, slot = kine_near_the_cap
     auth.login(territory.coordinator)
     audited = last_audit_id(db_session)
-    form = {"patient_id": territory.patient.id, "place_kind": "domicile"}
+    form = {"patient_id": territory.patient.id, "place_kind": "domicile", **KINE_ACT}
     refused = auth.post(f"/planning/slots/{slot.id}/book", form)
     assert refused.status_code == 422
     body = refused.get_data(as_text=True)

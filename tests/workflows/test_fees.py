@@ -14,9 +14,10 @@ from hub.models import (
     PlaceKind,
     Profession,
     Slot,
+    TelesoinActCode,
 )
 from tests import ZONE, factories
-from tests.factories import NOW, PARIS, carry_out, check_in
+from tests.factories import NOW, PARIS, SEEN_ON, carry_out, check_in
 from workflows import appointments, fees
 
 
@@ -167,6 +168,7 @@ def kine_program(db_session, territory):
 
 
 def book_telesoin(db_session, t, program, start, **telesoin):
+    """A télésoin session of the territory's patient, whom the booker attests was seen in person on SEEN_ON."""
     slot = db_session.scalar(select(Slot).where(Slot.program_id == program.id, Slot.starts_at == start))
     slot = slot or factories.slot(db_session, program, start)
     return appointments.book(
@@ -175,7 +177,7 @@ def book_telesoin(db_session, t, program, start, **telesoin):
         slot=slot,
         patient=t.patient,
         place_kind=PlaceKind.HOME,
-        telesoin=appointments.TelesoinAct(**telesoin),
+        telesoin=appointments.TelesoinAct(**({"last_in_person_contact_on": SEEN_ON} | telesoin)),
         now=NOW,
     )
 
@@ -185,6 +187,18 @@ def test_kine_assessment_is_never_telesoin(db_session, territory, kine_program, 
     _kine, program = kine_program
     with pytest.raises(RuleViolation, match="jamais en télésoin"):
         book_telesoin(db_session, territory, program, dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC), act=act_name)
+
+
+@pytest.mark.parametrize(("seen_on", "known"), [(dt.date(2025, 11, 26), True), (dt.date(2025, 11, 25), False)])
+def test_the_in_person_care_is_within_twelve_months_to_the_day(db_session, territory, kine_program, seen_on, known):
+    _kine, program = kine_program
+    start = dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC)
+    act = {"act": TelesoinActCode.LIMB_OR_SPINE, "last_in_person_contact_on": seen_on}
+    if known:
+        assert book_telesoin(db_session, territory, program, start, **act).last_in_person_contact_on == seen_on
+    else:
+        with pytest.raises(RuleViolation, match="depuis le 26/11/2025"):
+            book_telesoin(db_session, territory, program, start, **act)
 
 
 def test_idel_telesoin_only_for_the_four_acts(db_session, territory):
@@ -249,8 +263,8 @@ def test_remote_share_blocks_beyond_twenty_percent_unless_overridden(db_session,
     assert share.level == "alerte" and share.share == Decimal("0.1863")
     start = dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC)
     with pytest.raises(RuleViolation, match="plafond de 20\u00a0%"):
-        book_telesoin(db_session, t, program, start, act="reeducation", coefficient=Decimal(8))
-    with pytest.raises(RuleViolation):
+        book_telesoin(db_session, t, program, start, act=TelesoinActCode.LIMB_OR_SPINE, coefficient=Decimal(8))
+    with pytest.raises(RuleViolation, match="Seule la coordination"):
         appointments.book(
             db_session,
             t.idel_user,
@@ -259,7 +273,10 @@ def test_remote_share_blocks_beyond_twenty_percent_unless_overridden(db_session,
             place_kind=PlaceKind.HOME,
             now=NOW,
             telesoin=appointments.TelesoinAct(
-                act="reeducation", coefficient=Decimal(8), override_reason="Sortie d'hospitalisation"
+                act=TelesoinActCode.LIMB_OR_SPINE,
+                coefficient=Decimal(8),
+                last_in_person_contact_on=SEEN_ON,
+                override_reason="Sortie d'hospitalisation",
             ),
         )
     booked = book_telesoin(
@@ -267,7 +284,7 @@ def test_remote_share_blocks_beyond_twenty_percent_unless_overridden(db_session,
         t,
         program,
         start + dt.timedelta(hours=2),
-        act="reeducation",
+        act=TelesoinActCode.LIMB_OR_SPINE,
         coefficient=Decimal(8),
         override_reason="Sortie d'hospitalisation, présentiel impossible",
     )
@@ -357,7 +374,9 @@ def test_sessions_booked_ahead_count_toward_the_share(db_session, territory, kin
                 slot=slot,
                 patient=patient,
                 place_kind=PlaceKind.HOME,
-                telesoin=appointments.TelesoinAct(act="reeducation", coefficient=Decimal(8)),
+                telesoin=appointments.TelesoinAct(
+                    act=TelesoinActCode.LIMB_OR_SPINE, coefficient=Decimal(8), last_in_person_contact_on=SEEN_ON
+                ),
                 now=NOW,
             )
             booked += 1
@@ -372,7 +391,7 @@ def test_an_unused_override_reason_is_not_kept(db_session, territory, kine_progr
         t,
         program,
         dt.datetime(2026, 11, 26, 9, tzinfo=dt.UTC),
-        act="reeducation",
+        act=TelesoinActCode.LIMB_OR_SPINE,
         override_reason="au cas où",
     )
     assert appointment.remote_share_override_reason is None

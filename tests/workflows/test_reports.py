@@ -3,6 +3,7 @@ serial télésoin sessions, what is late, and the receivers' answers coming back
 
 import datetime as dt
 import json
+from decimal import Decimal
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -32,9 +33,10 @@ from hub.models import (
     Role,
     Sex,
     StepState,
+    TelesoinActCode,
 )
 from tests import ZONE, factories
-from tests.factories import NOW, check_in
+from tests.factories import NOW, SEEN_ON, check_in
 from workflows import appointments, deliveries, pathways, reports
 
 CDA = "{urn:hl7-org:v3}"
@@ -289,7 +291,9 @@ def serial_telesoin(db_session, territory):
                 slot=factories.slot(db_session, program, start),
                 patient=t.patient,
                 place_kind=PlaceKind.HOME,
-                telesoin=appointments.TelesoinAct(act="reeducation", coefficient=8),
+                telesoin=appointments.TelesoinAct(
+                    act=TelesoinActCode.LIMB_OR_SPINE, coefficient=Decimal(8), last_in_person_contact_on=SEEN_ON
+                ),
                 now=NOW,
             )
         )
