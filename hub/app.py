@@ -19,6 +19,7 @@ from hub.http import errors as error_pages
 from hub.http.access import check_every_endpoint_declares_access, is_api_request
 from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
+from hub.models import appointment_state_label
 from hub.services import accounts
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def _init_templates(app: Flask) -> None:
     from hub.web.states import allows
 
     app.jinja_env.globals["allows"] = allows
+    app.jinja_env.globals["appointment_state_label"] = appointment_state_label
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -41,3 +41,15 @@ def euros(amount: Decimal | int | float) -> str:
     quantised = Decimal(amount).quantize(Decimal("0.01"))
     whole, _, cents = f"{quantised:,.2f}".partition(".")
     return whole.replace(",", NARROW_NBSP) + "," + cents + NBSP + "€"
+
+
+def waiting_since(delta: dt.timedelta) -> str:
+    """`depuis 25 min`, `depuis 3 h`, `depuis 4 jours`: how long something has waited, in hours up to two days."""
+    minutes = max(int(delta.total_seconds() // 60), 0)
+    if minutes < 1:
+        return "depuis moins d'une minute"
+    if minutes < 60:
+        return f"depuis {minutes} min"
+    if minutes < 48 * 60:
+        return f"depuis {minutes // 60} h"
+    return f"depuis {minutes // (24 * 60)} jours"

@@ -22,6 +22,7 @@ from hub.models import (
     SlotState,
     VisitOffer,
     VisitOfferState,
+    appointment_state_label,
 )
 from scheduling.slots import HOLDING_STATES
 
@@ -48,6 +49,8 @@ class SlotView:
 
     @property
     def label(self) -> str:
+        if self.appointment is not None:
+            return appointment_state_label(self.appointment)
         return SLOT_STATE_LABELS[self.state]
 
     @property

@@ -84,6 +84,8 @@ OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin
 
 MATRIX = {
     ("home.index", "GET"): LOGGED_IN,
+    ("home.unconfirmed", "GET"): PLANNING,
+    ("api.get_desk", "GET"): LOGGED_IN,
     ("home.health", "GET"): EVERYONE,
     ("auth.login", "GET"): EVERYONE,
     ("api.openapi_document", "GET"): EVERYONE,

@@ -16,7 +16,6 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
-    APPOINTMENT_STATE_LABELS,
     MODALITY_LABELS,
     REFERRAL_STATE_LABELS,
     REPORT_KIND_LABELS,
@@ -40,6 +39,7 @@ from hub.models import (
     Slot,
     SlotState,
     StepState,
+    appointment_state_label,
 )
 from scheduling.slots import HOLDING_STATES
 from workflows import appointments
@@ -419,19 +419,15 @@ def timeline(
         for pathway in pathways
         for step in pathway.steps
     ]
-    appointments = session.execute(
-        select(Appointment.id, Appointment.kind, Appointment.state, Appointment.starts_at).where(
-            Appointment.patient_id == patient.id
-        )
-    )
+    appointments = session.scalars(select(Appointment).where(Appointment.patient_id == patient.id))
     entries += [
         TimelineEntry(
-            on=local_day(row.starts_at, zone),
+            on=local_day(appointment.starts_at, zone),
             kind="appointment",
-            title=f"Rendez-vous — {MODALITY_LABELS[Modality(row.kind.value)]}",
-            status=APPOINTMENT_STATE_LABELS[row.state],
+            title=f"Rendez-vous — {MODALITY_LABELS[Modality(appointment.kind.value)]}",
+            status=appointment_state_label(appointment),  # « IDEL à trouver » rather than « Proposé »
         )
-        for row in appointments
+        for appointment in appointments
     ]
     referrals = session.execute(
         select(Referral.id, Referral.reason, Referral.state, Referral.created_at, Referral.submitted_at).where(

@@ -564,7 +564,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
             Appointment.cpts_id == cpts_id,
             Appointment.kind.in_(list(REPORTABLE_KINDS)),
             Appointment.state.in_(SIGNABLE),
-            or_(Appointment.report_waived_reason.is_(None), ~_a_later_session_of_the_series()),
+            or_(Appointment.report_waived_reason.is_(None), ~a_later_session_of_the_series()),
             Appointment.ends_at < now - dt.timedelta(hours=MIN_REPORT_DELAY_HOURS),
             ~signed,
         )
@@ -607,7 +607,7 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     return sorted(items, key=lambda item: item.since)
 
 
-def _a_later_session_of_the_series():
+def a_later_session_of_the_series():
     """A waiver holds while the series goes on: a later télésoin session of the same patient with the same
     performer, planned or done. Once the later ones are cancelled, the waived session is the last one and
     needs its report after all."""

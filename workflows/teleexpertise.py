@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TypeGuard
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 
 from connectors import outbox
@@ -745,23 +745,29 @@ def inbox(session: Session, professional: Professional, *, now: dt.datetime | No
     """« Téléexpertises reçues »: the open requests named or assigned to the expert, and their pool's untaken
     ones; the nearest deadline first. A fixed number of queries whatever the number of requests (P6)."""
     now = now or utcnow()
+    query = _listing(
+        select(TeleexpertiseRequest)
+        .where(awaiting_answer_of(professional))
+        .order_by(TeleexpertiseRequest.deadline_at, TeleexpertiseRequest.id)
+    )
+    return _rows(session.scalars(query).unique(), now)
+
+
+def awaiting_answer_of(professional: Professional) -> ColumnElement[bool]:
+    """The WHERE clause of the inbox: open requests named or assigned to the expert, and their pool's untaken
+    ones, never their own."""
     mine = TeleexpertiseRequest.expert_id == professional.id
     if professional.profession is Profession.SPECIALIST and professional.specialty:
         pool = TeleexpertiseRequest.expert_id.is_(None) & (
             func.lower(TeleexpertiseRequest.specialty) == professional.specialty.lower()
         )
         mine = mine | pool
-    query = _listing(
-        select(TeleexpertiseRequest)
-        .where(
-            TeleexpertiseRequest.cpts_id == professional.cpts_id,
-            TeleexpertiseRequest.state.in_(OPEN),
-            TeleexpertiseRequest.requester_id != professional.id,
-            mine,
-        )
-        .order_by(TeleexpertiseRequest.deadline_at, TeleexpertiseRequest.id)
+    return (
+        (TeleexpertiseRequest.cpts_id == professional.cpts_id)
+        & TeleexpertiseRequest.state.in_(OPEN)
+        & (TeleexpertiseRequest.requester_id != professional.id)
+        & mine
     )
-    return _rows(session.scalars(query).unique(), now)
 
 
 def requests_of(session: Session, where, *, now: dt.datetime | None = None, limit: int = 200, offset: int = 0):

@@ -14,6 +14,7 @@ from hub.formatting import percent
 from hub.http.access import PUBLIC, access
 from hub.models import Modality, OutboxState, Profession
 from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
+from hub.schemas.desk import DeskOut
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
 from hub.schemas.fees import Euros, FeeOut, RemoteShareOut, ShareOverrideOut, TariffIn, TariffOut
 from hub.schemas.outbox import OutboxMessageOut
@@ -216,6 +217,12 @@ OPERATIONS = {
     "api.sign_report": ("Signer le compte rendu (figé) et l'envoyer", NoBodyIn, ReportOut, False),
     "api.supersede_report": ("Corriger un compte rendu signé (nouvelle version)", NoBodyIn, ReportOut, False),
     "api.get_report_pdf": ("Télécharger le PDF du compte rendu signé", None, None, False),
+    "api.get_desk": (
+        "Le bureau de l'appelant : ce qu'il a à faire, compté (adressages, visites, comptes rendus, envois…)",
+        None,
+        DeskOut,
+        False,
+    ),
 }
 # Requests sent as multipart/form-data rather than JSON.
 MULTIPART = {"api.add_referral_attachment"}

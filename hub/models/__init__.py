@@ -78,6 +78,7 @@ from hub.models.reports import (
 )
 from hub.models.scheduling import (
     APPOINTMENT_STATE_LABELS,
+    IDEL_TO_FIND,
     MAX_REPORT_DELAY_HOURS,
     MIN_REPORT_DELAY_HOURS,
     PLACE_KIND_LABELS,
@@ -102,6 +103,7 @@ from hub.models.scheduling import (
     TelesoinActCode,
     VisitOffer,
     VisitOfferState,
+    appointment_state_label,
 )
 from hub.models.teleexpertise import (
     TELEEXPERTISE_REQUEST_LOINC,
@@ -121,6 +123,7 @@ __all__ = [
     "CONSENT_METHOD_LABELS",
     "DELIVERY_STATE_LABELS",
     "FEE_STATUS_LABELS",
+    "IDEL_TO_FIND",
     "IDENTITY_DOCUMENT_LABELS",
     "IDENTITY_STATUS_LABELS",
     "LOINC_LABELS",
@@ -222,6 +225,7 @@ __all__ = [
     "UserSession",
     "VisitOffer",
     "VisitOfferState",
+    "appointment_state_label",
     "delivery_label",
     "delivery_state_label",
     "professional_organisations",

@@ -253,6 +253,7 @@ APPOINTMENT_STATE_LABELS = {
     AppointmentState.NO_SHOW: "Patient absent",
     AppointmentState.DEGRADED: "Mode dégradé (téléphone)",
 }
+IDEL_TO_FIND = "IDEL à trouver"
 
 
 class TelesoinActCode(StrEnum):
@@ -370,6 +371,18 @@ class Appointment(Base):
         """The time the accompanying IDEL and the patient are held: an assisted teleconsultation's window (set when
         it is booked), the consultation itself for any other appointment."""
         return (self.accompaniment_starts_at or self.starts_at, self.accompaniment_ends_at or self.ends_at)
+
+
+def appointment_state_label(appointment: Appointment) -> str:
+    """The state as a person reads it: an assisted teleconsultation proposed while nobody has taken the
+    accompaniment is « IDEL à trouver », never « Proposé », which would say someone was asked and holds it."""
+    if (
+        appointment.state is AppointmentState.PROPOSED
+        and appointment.kind is AppointmentKind.ASSISTED_TELECONSULTATION
+        and appointment.accompanying_id is None
+    ):
+        return IDEL_TO_FIND
+    return APPOINTMENT_STATE_LABELS[appointment.state]
 
 
 class AllocationResource(StrEnum):

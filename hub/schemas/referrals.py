@@ -73,6 +73,12 @@ class SubmitForm(SubmitIn, FormSchema):
     pass
 
 
+class ReferralStateArgs(FormSchema):
+    """« Mes adressages » in one state (`?state=submitted`)."""
+
+    state = Enum(ReferralState, by_value=True, allow_none=True)
+
+
 class ScheduleIn(InputSchema):
     slot_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, load_default=PlaceKind.DEDICATED_PLACE)

@@ -8,7 +8,6 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from hub.identifiers import check_phone
 from hub.models import (
-    APPOINTMENT_STATE_LABELS,
     MAX_REPORT_DELAY_HOURS,
     MIN_REPORT_DELAY_HOURS,
     PROGRAM_DEFAULTS,
@@ -18,6 +17,7 @@ from hub.models import (
     PlaceKind,
     ProgramKind,
     TelesoinActCode,
+    appointment_state_label,
 )
 from hub.schemas.base import (
     AwareDateTime,
@@ -506,7 +506,7 @@ class AppointmentOut(Schema):
     id = fields.Integer()
     kind = fields.Enum(AppointmentKind, by_value=True)
     state = fields.Enum(AppointmentState, by_value=True)
-    state_label = fields.Function(lambda a: APPOINTMENT_STATE_LABELS[a.state])
+    state_label = fields.Function(appointment_state_label)  # « IDEL à trouver » rather than « Proposé »
     fhir_status = fields.Function(lambda a: FHIR_STATUS[a.state])
     participants = fields.Function(participants)
     patient_id = fields.Integer()

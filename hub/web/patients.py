@@ -17,7 +17,6 @@ from hub.http.access import access
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
 from hub.http.request import db, territory_zone
 from hub.models import (
-    APPOINTMENT_STATE_LABELS,
     CONSENT_KIND_LABELS,
     CONSENT_METHOD_LABELS,
     IDENTITY_DOCUMENT_LABELS,
@@ -56,7 +55,6 @@ def labels():
         "CHECK_KIND_LABELS": CHECK_KIND_LABELS,
         "IDENTITY_STATUS_LABELS": IDENTITY_STATUS_LABELS,
         "IDENTITY_DOCUMENT_LABELS": IDENTITY_DOCUMENT_LABELS,
-        "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
         "CONSENT_KIND_LABELS": CONSENT_KIND_LABELS,
         "CONSENT_METHOD_LABELS": CONSENT_METHOD_LABELS,
         "IdentityCheckKind": IdentityCheckKind,

@@ -19,7 +19,6 @@ from hub.http.access import access
 from hub.http.forms import attempt, load_form
 from hub.http.request import db, territory_zone
 from hub.models import (
-    APPOINTMENT_STATE_LABELS,
     PLACE_KIND_LABELS,
     PROGRAM_DEFAULTS,
     PROGRAM_KIND_LABELS,
@@ -109,7 +108,6 @@ def labels():
     return {
         "PROGRAM_KIND_LABELS": PROGRAM_KIND_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
-        "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
         "SLOT_STATE_LABELS": board.SLOT_STATE_LABELS,
         "STATE_STYLES": STATE_STYLES,
         "RULE_CHOICES": RULE_CHOICES,

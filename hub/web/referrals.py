@@ -34,12 +34,14 @@ from hub.schemas.referrals import (
     NEW_PATIENT_FIELDS,
     AttachmentKindIn,
     ReferralForm,
+    ReferralStateArgs,
     ScheduleForm,
     SubmitForm,
     scheduled_label,
 )
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
 from hub.services import identity
+from hub.web.pages import load_query
 from hub.web.patients import SEX_LABELS, duplicate_candidates
 from workflows import eligibility, referrals
 
@@ -191,12 +193,11 @@ def _attach_uploads(referral) -> None:
             raise ValidationFailed({name: next(iter(exc.errors.values()))}) from exc
 
 
-def _mine_page(values=None, errors=None, *, problem=None, status=200, failed_id=None):
+def _mine_page(values=None, errors=None, *, problem=None, status=200, failed_id=None, state=None):
     rows = []
     if current_user.professional_id is not None:
-        rows, _total = referrals.referrals_of(
-            db(), (Referral.cpts_id == current_user.cpts_id) & (Referral.author_id == current_user.professional_id)
-        )
+        mine = (Referral.cpts_id == current_user.cpts_id) & (Referral.author_id == current_user.professional_id)
+        rows, _total = referrals.referrals_of(db(), mine & (Referral.state == state) if state else mine)
     return (
         render_template(
             "referrals/mine.html",
@@ -205,6 +206,7 @@ def _mine_page(values=None, errors=None, *, problem=None, status=200, failed_id=
             errors=errors or {},
             problem=problem,
             failed_id=failed_id,
+            state=state,
         ),
         status,
     )
@@ -213,7 +215,9 @@ def _mine_page(values=None, errors=None, *, problem=None, status=200, failed_id=
 @bp.get("/mine")
 @access(Permission.REFERRALS_WRITE)
 def mine():
-    return _mine_page()
+    """The GP's referrals, or those in one state (`?state=submitted`: the counts of the home page lead here)."""
+    state = load_query(ReferralStateArgs())[0].get("state")
+    return _mine_page(state=state)
 
 
 @bp.post("/<int:referral_id>/submit")

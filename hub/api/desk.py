@@ -1,0 +1,109 @@
+"""/api/v1/me/desk: the counts of the caller's home page (workflows.desk), for a program that shows them."""
+
+from flask_login import current_user
+
+from hub.api import blueprint
+from hub.db import utcnow
+from hub.http.access import AUTHENTICATED, access
+from hub.http.request import db, territory_zone
+from hub.models import REFERRAL_STATE_LABELS
+from hub.schemas.desk import DeskOut
+from workflows import desk
+
+
+@blueprint.get("/me/desk")
+@access(AUTHENTICATED)
+def get_desk():
+    board = desk.desk_of(db(), current_user, zone=territory_zone(), now=utcnow())
+    parts = {
+        "coordinator": _coordinator(board.coordinator) if board.coordinator else None,
+        "idel": _visits(board.idel) if board.idel else None,
+        "pharmacist": _pharmacist(board.pharmacist) if board.pharmacist else None,
+        "gp": _gp(board.gp) if board.gp else None,
+        "specialist": _specialist(board.specialist) if board.specialist else None,
+        "admin": _admin(board.admin) if board.admin else None,
+    }
+    return DeskOut().dump(parts)
+
+
+def _coordinator(part: desk.CoordinatorDesk) -> dict:
+    return {
+        "referrals_to_triage": part.referrals_to_triage,
+        "urgent_referrals_to_triage": part.urgent_referrals,
+        "oldest_referral_submitted_at": part.oldest_referral_at,
+        "referrals_to_schedule": part.referrals_to_schedule,
+        "unconfirmed_visits": part.unconfirmed,
+        "oldest_unconfirmed_asked_at": part.oldest_unconfirmed_at,
+        "visits_without_idel": part.without_idel,
+        "late_reports": part.late_reports,
+        "failed_sends": part.failed_sends,
+        "sessions": [
+            {
+                "program_id": item.program_id,
+                "program_name": item.program_name,
+                "starts_at": item.starts_at,
+                "slots": item.slots,
+                "free_slots": item.free,
+            }
+            for item in part.sessions
+        ],
+    }
+
+
+def _visits(part: desk.VisitsDesk) -> dict:
+    return {
+        "day": part.today,
+        "visits_to_confirm": len(part.to_confirm),
+        "today_visits": len(part.today_visits),
+        "tomorrow_visits": len(part.tomorrow_visits),
+        "later_visits": len(part.later_visits),
+    }
+
+
+def _pharmacist(part: desk.PharmacistDesk) -> dict:
+    return {
+        "visits": _visits(part.visits),
+        "year": part.year,
+        "assistances": part.assistances,
+        "assistance_amount": part.assistance_amount,
+    }
+
+
+def _gp(part: desk.GpDesk) -> dict:
+    referrals = [
+        {"state": state, "state_label": REFERRAL_STATE_LABELS[state], "count": count}
+        for state, count in part.referrals.items()
+    ]
+    return {"referrals": referrals, "reports_received_30_days": part.reports_received}
+
+
+def _specialist(part: desk.SpecialistDesk) -> dict:
+    return {
+        "session_day": part.session_day,
+        "session_patients": part.session_patients,
+        "reports_to_sign": len(part.to_sign),
+        "late_reports_to_sign": part.late_reports,
+        "teleexpertise_to_answer": part.teleexpertise_to_answer,
+        "next_teleexpertise_deadline": part.next_teleexpertise_deadline,
+    }
+
+
+def _admin(part: desk.AdminDesk) -> dict:
+    connectors = [
+        {
+            "channel": c.channel,
+            "label": c.label,
+            "setting": c.setting,
+            "setting_label": desk.CONNECTOR_SETTING_LABELS[c.setting],
+            "pending": c.pending,
+            "failed": c.failed,
+        }
+        for c in part.connectors
+    ]
+    return {
+        "active_users": part.active_users,
+        "inactive_users": part.inactive_users,
+        "users_without_second_factor": part.without_second_factor,
+        "connectors": connectors,
+        "failed_sends": part.failed_sends,
+    }

@@ -1,0 +1,128 @@
+"""GET /api/v1/me/desk: the counts of the caller's home page, the parts their roles call for, never a patient."""
+
+import datetime as dt
+
+import pytest
+
+from hub.models import AppointmentState, Profession, ReferralState, Role
+from tests import factories
+from tests.web.test_desk_pages import TODAY_14H, build_coordination, delivered_report, past_session
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def coordination(db_session, territory):
+    return build_coordination(db_session, territory)
+
+
+def test_the_coordinators_counts(api_as, coordination, clock):
+    t = coordination.t
+    clock.shift(dt.timedelta(hours=3))
+
+    response = api_as(t.coordinator).get("/api/v1/me/desk")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    desk = body["coordinator"]
+    assert {
+        key: desk[key] for key in desk if key.endswith(("triage", "schedule", "visits", "idel", "reports", "sends"))
+    } == {
+        "referrals_to_triage": 1,
+        "urgent_referrals_to_triage": 1,
+        "referrals_to_schedule": 0,
+        "unconfirmed_visits": 1,
+        "visits_without_idel": 1,
+        "late_reports": 1,
+        "failed_sends": 1,
+    }
+    assert desk["oldest_unconfirmed_asked_at"] == "2026-11-16T08:00:00+00:00"
+    assert desk["sessions"] == [
+        {
+            "program_id": t.program.id,
+            "program_name": "Téléconsultation cardiologie CH Périgueux",
+            "starts_at": "2026-11-23T13:00:00+00:00",
+            "slots": 3,
+            "free_slots": 1,
+        }
+    ]
+    assert {key for key, part in body.items() if part is None} == {"idel", "pharmacist", "gp", "specialist", "admin"}
+    assert coordination.waiting.patient.display_name not in response.get_data(as_text=True)
+
+
+def test_a_visit_without_idel_is_idel_a_trouver_in_the_api(api_as, coordination):
+    answer = api_as(coordination.t.coordinator).get(f"/api/v1/appointments/{coordination.without.id}").get_json()
+    assert answer["state"] == "proposed" and answer["state_label"] == "IDEL à trouver"
+    asked = api_as(coordination.t.coordinator).get(f"/api/v1/appointments/{coordination.waiting.id}").get_json()
+    assert asked["state_label"] == "Proposé"
+
+
+def test_the_idels_counts(api_as, db_session, territory):
+    t = territory
+    factories.visit(db_session, t)
+    factories.visit(db_session, t, TODAY_14H, state=AppointmentState.CONFIRMED)
+    db_session.commit()
+
+    body = api_as(t.idel_user).get("/api/v1/me/desk").get_json()
+
+    assert body["idel"] == {
+        "day": "2026-11-16",
+        "visits_to_confirm": 1,
+        "today_visits": 1,
+        "tomorrow_visits": 0,
+        "later_visits": 0,
+    }
+    assert body["coordinator"] is None
+
+
+def test_the_gps_and_the_specialists_counts(api_as, db_session, territory):
+    t = territory
+    gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
+    factories.referral(db_session, t.patient, author=gp)
+    factories.referral(db_session, t.patient, author=gp, state=ReferralState.DRAFT)
+    delivered_report(db_session, t, gp.professional)
+    cardiologist = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+    past_session(db_session, t, hours_ago=72)
+    db_session.commit()
+
+    gp_desk = api_as(gp).get("/api/v1/me/desk").get_json()["gp"]
+    assert gp_desk == {
+        "referrals": [
+            {"state": "draft", "state_label": "Brouillon", "count": 1},
+            {"state": "submitted", "state_label": "Envoyé", "count": 1},
+        ],
+        "reports_received_30_days": 1,
+    }
+    specialist = api_as(cardiologist).get("/api/v1/me/desk").get_json()["specialist"]
+    assert specialist == {
+        "session_day": None,
+        "session_patients": 0,
+        "reports_to_sign": 1,
+        "late_reports_to_sign": 1,
+        "teleexpertise_to_answer": 0,
+        "next_teleexpertise_deadline": None,
+    }
+
+
+def test_the_admins_counts(api_as, db_session, cpts, admin):
+    factories.user(db_session, cpts, Role.PROFESSIONAL, is_active=False)
+    db_session.commit()
+
+    desk = api_as(admin).get("/api/v1/me/desk").get_json()["admin"]
+
+    assert (desk["active_users"], desk["inactive_users"], desk["failed_sends"]) == (1, 1, 0)
+    mssante = next(c for c in desk["connectors"] if c["channel"] == "mssante")
+    assert mssante == {
+        "channel": "mssante",
+        "label": "MSSanté (messagerie sécurisée de santé)",
+        "setting": "server",
+        "setting_label": "Réglages du serveur",
+        "pending": 0,
+        "failed": 0,
+    }
+
+
+def test_the_desk_needs_a_token(client):
+    response = client.get("/api/v1/me/desk")
+    assert response.status_code == 401
+    assert response.content_type == "application/problem+json"

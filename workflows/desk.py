@@ -1,0 +1,511 @@
+"""Each person's desk: what they have to do, counted, with the next actions — the home page and
+GET /api/v1/me/desk. A desk reads a fixed number of queries whatever the data (P6): counts are aggregated
+(COUNT … GROUP BY) and the lists it shows are capped; each count has a list a person can open."""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
+from sqlalchemy.orm import Session, joinedload
+
+from connectors.settings import CHANNEL_LABELS, settings_by_channel
+from hub.models import (
+    Appointment,
+    AppointmentKind,
+    AppointmentState,
+    Delivery,
+    DeliveryState,
+    FeeEntry,
+    OutboxMessage,
+    OutboxState,
+    Profession,
+    Professional,
+    Referral,
+    ReferralState,
+    Report,
+    ReportState,
+    Role,
+    SessionProgram,
+    Slot,
+    SlotState,
+    TeleexpertiseRequest,
+    Urgency,
+    User,
+    VisitOffer,
+    VisitOfferState,
+)
+from scheduling import board
+from scheduling.agenda import day_bounds
+from scheduling.slots import HOLDING_STATES
+from workflows import fees, reports, teleexpertise
+
+FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
+LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
+SESSIONS_AHEAD = 8  # days of sessions on the coordinator's desk: today and up to the same weekday next week
+RECENT_REPORTS = dt.timedelta(days=30)
+TO_SIGN_LIMIT = 50
+PHARMACY_ASSISTANCE_CODE = "TLM"
+NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED)
+
+
+# --- the coordinator ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WaitingVisit:
+    """A visit proposed to an IDEL who has not answered: when she was asked."""
+
+    appointment: Appointment
+    asked_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class VisitWithoutIdel:
+    """An assisted teleconsultation nobody accompanies (declined, or widened to the territory's IDELs and not
+    taken yet): how many IDELs are still asked."""
+
+    appointment: Appointment
+    pending_offers: int
+
+
+@dataclass(frozen=True)
+class SessionLoad:
+    """One occurrence of a program: its slots, and how many are still free to book."""
+
+    program_id: int
+    program_name: str
+    starts_at: dt.datetime
+    slots: int
+    free: int
+
+
+@dataclass(frozen=True)
+class CoordinatorDesk:
+    referrals_to_triage: int
+    urgent_referrals: int
+    oldest_referral_at: dt.datetime | None
+    referrals_to_schedule: int  # accepted, waiting for a slot
+    unconfirmed: int
+    oldest_unconfirmed_at: dt.datetime | None
+    first_unconfirmed: list[WaitingVisit]
+    without_idel: int
+    first_without_idel: list[VisitWithoutIdel]
+    late_reports: int
+    failed_sends: int
+    sessions: list[SessionLoad]
+
+
+def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
+    return and_(
+        Appointment.cpts_id == cpts_id,
+        Appointment.state == AppointmentState.PROPOSED,
+        Appointment.accompanying_id.is_not(None),
+        Appointment.starts_at > now,
+    )
+
+
+def _without_idel(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
+    return and_(
+        Appointment.cpts_id == cpts_id,
+        Appointment.kind == AppointmentKind.ASSISTED_TELECONSULTATION,
+        Appointment.state.in_((AppointmentState.PROPOSED, AppointmentState.DECLINED)),
+        Appointment.accompanying_id.is_(None),
+        Appointment.starts_at > now,
+    )
+
+
+# The IDEL's offer of the visit, when she was asked (a visit booked with a named IDEL has one; a reassignment
+# renews it); the booking time otherwise.
+_ASKED_OFFER = and_(
+    VisitOffer.appointment_id == Appointment.id,
+    VisitOffer.professional_id == Appointment.accompanying_id,
+    VisitOffer.state == VisitOfferState.PENDING,
+)
+_ASKED_AT = func.coalesce(VisitOffer.offered_at, Appointment.created_at)
+
+
+def _with_details(query):
+    return query.options(
+        joinedload(Appointment.patient),
+        joinedload(Appointment.accompanying),
+        joinedload(Appointment.slot).joinedload(Slot.program),
+    ).order_by(Appointment.starts_at, Appointment.id)
+
+
+def unconfirmed_visits(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = LIST_LIMIT):
+    """The CPTS's coming visits proposed to an IDEL who has not answered, the soonest first."""
+    query = select(Appointment, _ASKED_AT).outerjoin(VisitOffer, _ASKED_OFFER).where(_unconfirmed(cpts_id, now))
+    rows = session.execute(_with_details(query).limit(limit)).all()
+    return [WaitingVisit(appointment, asked_at) for appointment, asked_at in rows]
+
+
+def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = LIST_LIMIT):
+    """The CPTS's coming assisted teleconsultations that no IDEL accompanies, the soonest first."""
+    pending = (
+        select(VisitOffer.appointment_id, func.count().label("offers"))
+        .where(VisitOffer.state == VisitOfferState.PENDING)
+        .group_by(VisitOffer.appointment_id)
+        .subquery()
+    )
+    query = (
+        select(Appointment, func.coalesce(pending.c.offers, 0))
+        .outerjoin(pending, pending.c.appointment_id == Appointment.id)
+        .where(_without_idel(cpts_id, now))
+    )
+    rows = session.execute(_with_details(query).limit(limit)).all()
+    return [VisitWithoutIdel(appointment, offers) for appointment, offers in rows]
+
+
+def visit_counts(session: Session, cpts_id: int, *, now: dt.datetime) -> tuple[int, dt.datetime | None, int]:
+    """(visits waiting for their IDEL's answer, since when the oldest waits, visits without an IDEL)."""
+    unconfirmed, oldest = session.execute(
+        select(func.count(Appointment.id), func.min(_ASKED_AT))
+        .select_from(Appointment)
+        .outerjoin(VisitOffer, _ASKED_OFFER)
+        .where(_unconfirmed(cpts_id, now))
+    ).one()
+    without = session.scalar(select(func.count(Appointment.id)).where(_without_idel(cpts_id, now)))
+    return unconfirmed, oldest, without or 0
+
+
+def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datetime) -> CoordinatorDesk:
+    submitted = Referral.state == ReferralState.SUBMITTED
+    to_triage, urgent, oldest_referral, to_schedule = session.execute(
+        select(
+            _count_of(submitted),
+            _count_of(submitted & (Referral.urgency == Urgency.URGENT)),
+            func.min(case((submitted, Referral.submitted_at))),
+            _count_of(Referral.state == ReferralState.ACCEPTED),
+        ).where(Referral.cpts_id == cpts_id, Referral.state.in_((ReferralState.SUBMITTED, ReferralState.ACCEPTED)))
+    ).one()
+    unconfirmed, oldest_unconfirmed, without = visit_counts(session, cpts_id, now=now)
+    return CoordinatorDesk(
+        referrals_to_triage=to_triage,
+        urgent_referrals=urgent,
+        oldest_referral_at=oldest_referral,
+        referrals_to_schedule=to_schedule,
+        unconfirmed=unconfirmed,
+        oldest_unconfirmed_at=oldest_unconfirmed,
+        first_unconfirmed=unconfirmed_visits(session, cpts_id, now=now, limit=FIRST),
+        without_idel=without,
+        first_without_idel=visits_without_idel(session, cpts_id, now=now, limit=FIRST),
+        late_reports=len(reports.overdue(session, cpts_id, now=now)),
+        failed_sends=_failed_sends(session, cpts_id),
+        sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
+    )
+
+
+def _count_of(condition) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _failed_sends(session: Session, cpts_id: int) -> int:
+    dead = (OutboxMessage.cpts_id == cpts_id) & (OutboxMessage.state == OutboxState.DEAD)
+    return session.scalar(select(func.count(OutboxMessage.id)).where(dead)) or 0
+
+
+def coming_sessions(session: Session, cpts_id: int, *, zone: str, now: dt.datetime) -> list[SessionLoad]:
+    """The sessions of the CPTS's programs from today for SESSIONS_AHEAD days, each with its open slots and
+    those still free to book (not held by an appointment, not past)."""
+    today = now.astimezone(ZoneInfo(zone)).date()
+    start = day_bounds(today, zone)[0]
+    end = day_bounds(today + dt.timedelta(days=SESSIONS_AHEAD - 1), zone)[1]
+    held = and_(Appointment.slot_id == Slot.id, Appointment.state.in_(HOLDING_STATES))
+    free = func.sum(case((and_(Appointment.id.is_(None), Slot.starts_at > now), 1), else_=0))
+    rows = session.execute(
+        select(SessionProgram.id, SessionProgram.name, func.min(Slot.starts_at), func.count(Slot.id), free)
+        .select_from(Slot)
+        .join(SessionProgram, SessionProgram.id == Slot.program_id)
+        .outerjoin(Appointment, held)
+        .where(
+            SessionProgram.cpts_id == cpts_id,
+            Slot.state == SlotState.OPEN,
+            Slot.starts_at >= start,
+            Slot.starts_at < end,
+        )
+        .group_by(SessionProgram.id, SessionProgram.name, Slot.occurrence_start)
+        .order_by(func.min(Slot.starts_at), SessionProgram.name)
+    ).all()
+    return [SessionLoad(*row) for row in rows]
+
+
+# --- those who accompany: IDEL, pharmacist -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisitsDesk:
+    """An accompanying professional's visits, as « Mes visites » reads them: offered, today's in time order,
+    tomorrow's and the later confirmed ones."""
+
+    today: dt.date
+    to_confirm: list[Appointment]
+    today_visits: list[Appointment]
+    tomorrow_visits: list[Appointment]
+    later_visits: list[Appointment]
+
+    @property
+    def tomorrow(self) -> dt.date:
+        return self.today + dt.timedelta(days=1)
+
+
+def visits_desk(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> VisitsDesk:
+    today = now.astimezone(ZoneInfo(zone)).date()
+    visits = board.visits_of(session, professional_id, *day_bounds(today, zone))
+    tomorrow_end = day_bounds(today + dt.timedelta(days=1), zone)[1]
+    return VisitsDesk(
+        today=today,
+        to_confirm=visits.offered,
+        today_visits=visits.today,
+        tomorrow_visits=[a for a in visits.upcoming if a.starts_at < tomorrow_end],
+        later_visits=[a for a in visits.upcoming if a.starts_at >= tomorrow_end],
+    )
+
+
+@dataclass(frozen=True)
+class PharmacistDesk:
+    visits: VisitsDesk
+    year: int
+    assistances: int  # TLM acts of the year: paid by blocks of five, from the fifth
+    assistance_amount: Decimal
+
+
+def pharmacist_desk(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> PharmacistDesk:
+    visits = visits_desk(session, professional_id, zone=zone, now=now)
+    year = visits.today.year
+    acts, amount = session.execute(
+        select(func.count(FeeEntry.id), func.coalesce(func.sum(FeeEntry.amount), 0)).where(
+            FeeEntry.professional_id == professional_id,
+            FeeEntry.code == PHARMACY_ASSISTANCE_CODE,
+            FeeEntry.status.in_(fees.LIVE),
+            FeeEntry.act_on >= dt.date(year, 1, 1),
+            FeeEntry.act_on <= dt.date(year, 12, 31),
+        )
+    ).one()
+    return PharmacistDesk(visits=visits, year=year, assistances=acts, assistance_amount=Decimal(amount))
+
+
+# --- the GP -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpDesk:
+    referrals: dict[ReferralState, int]  # the GP's referrals by state, in the workflow's order, states held only
+    reports_received: int  # in the last RECENT_REPORTS
+    recent_reports: list[Report]
+
+
+def gp_desk(session: Session, professional: Professional, *, now: dt.datetime) -> GpDesk:
+    counts = dict(
+        session.execute(
+            select(Referral.state, func.count(Referral.id))
+            .where(Referral.cpts_id == professional.cpts_id, Referral.author_id == professional.id)
+            .group_by(Referral.state)
+        ).all()
+    )
+    delivered = exists().where(
+        Delivery.report_id == Report.id,
+        Delivery.recipient_professional_id == professional.id,
+        Delivery.state.in_((DeliveryState.SENT, DeliveryState.ACKNOWLEDGED)),
+    )
+    received = and_(Report.cpts_id == professional.cpts_id, Report.superseded_at.is_(None), delivered)
+    recent = session.scalar(select(func.count(Report.id)).where(received, Report.signed_at >= now - RECENT_REPORTS))
+    latest = session.scalars(
+        select(Report)
+        .options(joinedload(Report.patient), joinedload(Report.author))
+        .where(received)
+        .order_by(Report.signed_at.desc(), Report.id.desc())
+        .limit(FIRST)
+    ).all()
+    return GpDesk(
+        referrals={state: counts[state] for state in ReferralState if state in counts},
+        reports_received=recent or 0,
+        recent_reports=list(latest),
+    )
+
+
+# --- the performer of sessions: specialist, kiné… ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportToSign:
+    appointment: Appointment
+    due_at: dt.datetime  # signed before its first recipient is due (reports.signature_due_at)
+    is_late: bool
+    has_draft: bool
+
+
+@dataclass(frozen=True)
+class SpecialistDesk:
+    session_day: dt.date | None  # today when the professional has patients today, else their next such day
+    session_patients: int
+    to_sign: list[ReportToSign]
+    teleexpertise_to_answer: int
+    next_teleexpertise_deadline: dt.datetime | None
+
+    @property
+    def late_reports(self) -> int:
+        return sum(1 for item in self.to_sign if item.is_late)
+
+
+def specialist_desk(session: Session, professional: Professional, *, zone: str, now: dt.datetime) -> SpecialistDesk:
+    day, patients = _session_day(session, professional.id, zone=zone, now=now)
+    answer, deadline = session.execute(
+        select(func.count(TeleexpertiseRequest.id), func.min(TeleexpertiseRequest.deadline_at)).where(
+            teleexpertise.awaiting_answer_of(professional)
+        )
+    ).one()
+    return SpecialistDesk(
+        session_day=day,
+        session_patients=patients,
+        to_sign=reports_to_sign(session, professional.id, now=now),
+        teleexpertise_to_answer=answer,
+        next_teleexpertise_deadline=deadline,
+    )
+
+
+def _session_day(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> tuple[dt.date | None, int]:
+    mine = (Appointment.performer_id == professional_id) & Appointment.state.not_in(NOT_HAPPENING)
+    today = now.astimezone(ZoneInfo(zone)).date()
+    first = session.scalar(
+        select(func.min(Appointment.starts_at)).where(mine, Appointment.starts_at >= day_bounds(today, zone)[0])
+    )
+    if first is None:
+        return None, 0
+    day = first.astimezone(ZoneInfo(zone)).date()
+    start, end = day_bounds(day, zone)
+    count = session.scalar(
+        select(func.count(Appointment.id)).where(mine, Appointment.starts_at >= start, Appointment.starts_at < end)
+    )
+    return day, count or 0
+
+
+def reports_to_sign(session: Session, professional_id: int, *, now: dt.datetime) -> list[ReportToSign]:
+    """The sessions the professional performed that still lack a signed report (as « Comptes rendus en retard »
+    counts them: a waived session of a series that went on needs none), the oldest first."""
+    signed = exists().where(
+        Report.appointment_id == Appointment.id, Report.state != ReportState.DRAFT, Report.superseded_at.is_(None)
+    )
+    draft = exists().where(Report.appointment_id == Appointment.id, Report.state == ReportState.DRAFT)
+    rows = session.execute(
+        select(Appointment, SessionProgram, draft)
+        .outerjoin(SessionProgram, SessionProgram.id == Appointment.program_id)
+        .options(joinedload(Appointment.patient))
+        .where(
+            Appointment.performer_id == professional_id,
+            Appointment.kind.in_(list(reports.REPORTABLE_KINDS)),
+            Appointment.state.in_(reports.SIGNABLE),
+            (Appointment.report_waived_reason.is_(None)) | ~reports.a_later_session_of_the_series(),
+            ~signed,
+        )
+        .order_by(Appointment.ends_at, Appointment.id)
+        .limit(TO_SIGN_LIMIT)
+    ).all()
+    items = []
+    for appointment, program, has_draft in rows:
+        due = reports.signature_due_at(appointment.ends_at, program)
+        items.append(ReportToSign(appointment, due, due < now, bool(has_draft)))
+    return items
+
+
+# --- the admin ---------------------------------------------------------------------------------------------------
+
+CONNECTOR_SETTING_LABELS = {
+    "server": "Réglages du serveur",
+    "cpts": "Réglages de la CPTS, activé",
+    "disabled": "Désactivé pour la CPTS",
+}
+
+
+@dataclass(frozen=True)
+class ConnectorState:
+    channel: str
+    label: str
+    setting: str  # a key of CONNECTOR_SETTING_LABELS
+    pending: int
+    failed: int
+
+
+@dataclass(frozen=True)
+class AdminDesk:
+    active_users: int
+    inactive_users: int
+    without_second_factor: int  # active accounts that have not enrolled their TOTP yet
+    connectors: list[ConnectorState]
+    failed_sends: int
+
+
+def admin_desk(session: Session, cpts_id: int) -> AdminDesk:
+    active, inactive, without_totp = session.execute(
+        select(
+            _count_of(User.is_active.is_(True)),
+            _count_of(User.is_active.is_(False)),
+            _count_of(User.is_active.is_(True) & User.totp_secret.is_(None)),
+        ).where(User.cpts_id == cpts_id)
+    ).one()
+    waiting = session.execute(
+        select(OutboxMessage.channel, OutboxMessage.state, func.count(OutboxMessage.id))
+        .where(OutboxMessage.cpts_id == cpts_id, OutboxMessage.state.in_((OutboxState.PENDING, OutboxState.DEAD)))
+        .group_by(OutboxMessage.channel, OutboxMessage.state)
+    ).all()
+    by_channel = {(channel, state): count for channel, state, count in waiting}
+    settings = settings_by_channel(session, cpts_id)
+    connectors = [
+        ConnectorState(
+            channel=channel,
+            label=label,
+            setting=_setting(settings.get(channel)),
+            pending=by_channel.get((channel, OutboxState.PENDING), 0),
+            failed=by_channel.get((channel, OutboxState.DEAD), 0),
+        )
+        for channel, label in CHANNEL_LABELS.items()
+    ]
+    failed = sum(count for (_channel, state), count in by_channel.items() if state is OutboxState.DEAD)
+    return AdminDesk(active, inactive, without_totp, connectors, failed)
+
+
+def _setting(row) -> str:
+    if row is None:
+        return "server"
+    return "cpts" if row.is_enabled else "disabled"
+
+
+# --- one person's desk ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Desk:
+    """The parts of the desk the user's roles (and, for a professional, profession) call for."""
+
+    coordinator: CoordinatorDesk | None = None
+    idel: VisitsDesk | None = None
+    pharmacist: PharmacistDesk | None = None
+    gp: GpDesk | None = None
+    specialist: SpecialistDesk | None = None
+    admin: AdminDesk | None = None
+
+
+def desk_of(session: Session, user: User, *, zone: str, now: dt.datetime) -> Desk:
+    parts: dict = {}
+    if user.has_role(Role.COORDINATOR):
+        parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now)
+    if user.has_role(Role.ADMIN):
+        parts["admin"] = admin_desk(session, user.cpts_id)
+    me = user.professional
+    if user.has_role(Role.PROFESSIONAL) and me is not None:
+        parts |= _professional_desk(session, me, zone=zone, now=now)
+    return Desk(**parts)
+
+
+def _professional_desk(session: Session, me: Professional, *, zone: str, now: dt.datetime) -> dict:
+    if me.profession is Profession.NURSE:
+        return {"idel": visits_desk(session, me.id, zone=zone, now=now)}
+    if me.profession is Profession.PHARMACIST:
+        return {"pharmacist": pharmacist_desk(session, me.id, zone=zone, now=now)}
+    if me.profession is Profession.GENERAL_PRACTITIONER:
+        return {"gp": gp_desk(session, me, now=now)}
+    if me.profession is Profession.COORDINATOR:
+        return {}
+    # Specialists, and the kinés, orthophonistes… who perform télésoin sessions and write their reports.
+    return {"specialist": specialist_desk(session, me, zone=zone, now=now)}
