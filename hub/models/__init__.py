@@ -77,7 +77,9 @@ from hub.models.reports import (
     unacknowledged,
 )
 from hub.models.scheduling import (
+    APPOINTMENT_KIND_LABELS,
     APPOINTMENT_STATE_LABELS,
+    ASSISTED_PROGRAM_KINDS,
     MAX_REPORT_DELAY_HOURS,
     MIN_REPORT_DELAY_HOURS,
     PLACE_KIND_LABELS,
@@ -111,7 +113,9 @@ from hub.models.teleexpertise import (
 from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
 
 __all__ = [
+    "APPOINTMENT_KIND_LABELS",
     "APPOINTMENT_STATE_LABELS",
+    "ASSISTED_PROGRAM_KINDS",
     "ATTACHMENT_KIND_LABELS",
     "AWAITING_ACKNOWLEDGEMENT_LABEL",
     "CLINICAL_PROFESSIONS",

@@ -23,6 +23,7 @@ from hub.models import (
     PLACE_KIND_LABELS,
     PROGRAM_DEFAULTS,
     PROGRAM_KIND_LABELS,
+    PlaceKind,
     Professional,
     Slot,
 )
@@ -329,7 +330,7 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
 def book(slot_id: int):
     slot = _slot(slot_id)
     if request.method == "GET":
-        return _booking_page(slot, {"place_kind": "lieu_dedie"})
+        return _booking_page(slot, {"place_kind": _default_place(slot.program)})
     data, values, errors = load_form(AppointmentForm())
     appointment, refused = attempt(lambda: _book(slot, data), form_errors=errors, read="patient.search")
     if refused:
@@ -361,6 +362,15 @@ def _book(slot, data: dict):
     )
 
 
+def _default_place(program) -> str:
+    return PlaceKind.PHARMACY.value if program.is_at_pharmacy else PlaceKind.DEDICATED_PLACE.value
+
+
+def _accompanying_options(program) -> list[tuple[int, str]]:
+    helpers = board.accompanying_professionals(db(), program.cpts_id, program=program)
+    return [(p.id, p.full_name) for p in helpers]
+
+
 def _slot(slot_id: int) -> Slot:
     slot = db().get(Slot, slot_id)
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
@@ -380,7 +390,7 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         "query": query,
         "patients": patients,
         "total": total,
-        "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), current_user.cpts_id)],
+        "idel_options": _accompanying_options(slot.program),
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
         "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
         # Only when the 20 % share refused the booking (or a reason was already typed): a coordinator may then
@@ -438,10 +448,12 @@ def _appointment_action(appointment_id: int, verb: str, schema, perform):
 
 
 def _appointment_page(appointment, *, form=None, values=None, errors=None, problem=None, status: int = 200):
+    program = appointments.program_of(db(), appointment)
     context = {
         "appointment": appointment,
         "verbs": appointments.MACHINE.allowed_verbs(appointment.state),
-        "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), appointment.cpts_id)],
+        "at_pharmacy": program.is_at_pharmacy,
+        "idel_options": _accompanying_options(program),
         "form": form,
         "values": values or {},
         "errors": errors or {},
