@@ -204,7 +204,7 @@ def block_progress(session: Session, professional: Professional, code: str, *, d
     dated by their local day), against the version of the tariff in force on `day`."""
     where = _year_entries(professional.id, code, day.year)
     acts, paid = session.execute(select(func.count(FeeEntry.id), func.sum(FeeEntry.amount)).where(*where)).one()
-    return BlockProgress(day.year, acts, Decimal(paid or 0), tariff_in_force(session, code, day))
+    return BlockProgress(day.year, acts, Decimal(paid or 0).quantize(CENT), tariff_in_force(session, code, day))
 
 
 def _year_entries(professional_id: int, code: str, year: int, *conditions):

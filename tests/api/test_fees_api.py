@@ -185,7 +185,8 @@ def test_remote_share_is_for_idels_and_kines_and_their_coordination(api_as, kine
 def test_an_idel_declares_a_month_and_reads_it_beside_last_year(api_as, db_session, nurse):
     professional = nurse.professional
     for month, amount in ((10, "3900"), (11, "4100")):
-        db_session.add(DeclaredActivity(professional_id=professional.id, year=2025, month=month, amount=Decimal(amount)))
+        row = DeclaredActivity(professional_id=professional.id, year=2025, month=month, amount=Decimal(amount))
+        db_session.add(row)
     db_session.commit()
     client = api_as(nurse)
     url = f"/api/v1/professionals/{professional.id}/activity"
