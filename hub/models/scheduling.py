@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
 from hub.models._types import enum_type
+from hub.models.organisation import Organisation
 from hub.models.patient import Patient
 from hub.models.professional import Professional
 
@@ -138,6 +139,7 @@ class SessionProgram(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     performer: Mapped[Professional] = relationship()
+    organisation: Mapped[Organisation | None] = relationship(foreign_keys=[organisation_id])
     closures: Mapped[list["ProgramClosure"]] = relationship(
         back_populates="program", cascade="all, delete-orphan", order_by="ProgramClosure.first_day"
     )

@@ -57,7 +57,9 @@ def test_the_coordinator_plans_teleconsultations_in_an_officine(auth, db_session
     assert created.status_code == 302, field_error(text(created), "organisation_id")
     program = db_session.scalars(select(SessionProgram).where(SessionProgram.name == data["name"])).one()
     assert (program.kind, program.organisation_id) == (ProgramKind.PHARMACY_TELECONSULTATION, organisation.id)
-    assert "Téléconsultation assistée en officine" in text(auth.client.get(created.headers["Location"]))
+    page = text(auth.client.get(created.headers["Location"]))
+    assert "Téléconsultation assistée en officine" in page
+    assert f"{organisation.name} : ses pharmacien·nes accompagnent les patients" in page
 
 
 def test_booking_an_officine_slot_proposes_its_pharmacist_only(auth, db_session, territory, officine):
