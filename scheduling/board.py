@@ -24,6 +24,7 @@ from hub.models import (
     VisitOfferState,
     appointment_state_label,
 )
+from hub.services import directory
 from scheduling.slots import HOLDING_STATES
 
 FREE = "free"
@@ -179,6 +180,51 @@ def visits_of(
     return Visits(*(list(session.scalars(_with_details(q))) for q in (offered, today, upcoming)))
 
 
+@dataclass
+class AssistedSessions:
+    """The teleconsultations a professional accompanies: the next ones (proposed to them, confirmed or under way)
+    and those done in a year, the most recent first, each list cut at a page with its count."""
+
+    upcoming: list[Appointment]
+    upcoming_count: int
+    done: list[Appointment]
+    done_count: int
+
+    @property
+    def next(self) -> Appointment | None:
+        return self.upcoming[0] if self.upcoming else None
+
+
+ASSISTED_UPCOMING_STATES = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
+
+
+def assisted_sessions(
+    session: Session, professional_id: int, *, now: dt.datetime, year: tuple[dt.datetime, dt.datetime], limit: int = 10
+) -> AssistedSessions:
+    """Four queries: each list and its count. `year`: the [start, end) of the year whose done sessions count."""
+    mine = Appointment.accompanying_id == professional_id
+    upcoming = (mine, Appointment.state.in_(ASSISTED_UPCOMING_STATES), Appointment.ends_at >= now)
+    done = (
+        mine,
+        Appointment.state == AppointmentState.DONE,
+        Appointment.starts_at >= year[0],
+        Appointment.starts_at < year[1],
+    )
+    return AssistedSessions(
+        upcoming=list(session.scalars(_with_details(select(Appointment).where(*upcoming)).limit(limit))),
+        upcoming_count=session.scalar(select(func.count(Appointment.id)).where(*upcoming)) or 0,
+        done=list(
+            session.scalars(
+                _with_details(select(Appointment).where(*done))
+                .order_by(None)
+                .order_by(Appointment.starts_at.desc(), Appointment.id.desc())
+                .limit(limit)
+            )
+        ),
+        done_count=session.scalar(select(func.count(Appointment.id)).where(*done)) or 0,
+    )
+
+
 def resources_of(session: Session, cpts_id: int) -> list[Resource]:
     """The CPTS's active rooms and kits, for the program form."""
     return list(
@@ -190,15 +236,21 @@ def resources_of(session: Session, cpts_id: int) -> list[Resource]:
     )
 
 
-def accompanying_professionals(session: Session, cpts_id: int) -> list[Professional]:
-    """Who may accompany a teleconsultation: the CPTS's active IDELs and pharmacists."""
+def accompanying_professionals(
+    session: Session, cpts_id: int, *, program: SessionProgram | None = None
+) -> list[Professional]:
+    """Who may accompany a teleconsultation of `program`: the officine's pharmacists for an officine's program,
+    the CPTS's active IDELs for another; without a program, any of them (IDELs and pharmacists)."""
+    if program is not None and program.is_at_pharmacy and program.organisation_id is not None:
+        return directory.officine_pharmacists(session, program.organisation_id)
+    professions = [Profession.NURSE] if program is not None else [Profession.NURSE, Profession.PHARMACIST]
     return list(
         session.scalars(
             select(Professional)
             .where(
                 Professional.cpts_id == cpts_id,
                 Professional.is_active.is_(True),
-                Professional.profession.in_([Profession.NURSE, Profession.PHARMACIST]),
+                Professional.profession.in_(professions),
             )
             .order_by(Professional.last_name, Professional.first_name)
         )

@@ -267,9 +267,23 @@ def eligible_for_remote_care(session, patient_row, *, assessed_by, modalities=No
 # --- programs and slots ----------------------------------------------------------------------------------
 
 
-def program(session, cpts_org, *, performer=None, telesoin: bool = False, **overrides) -> SessionProgram:
+def officine(session, cpts_org, **pharmacist_fields) -> tuple[Organisation, User]:
+    """An officine of the CPTS and the account of its pharmacist, who accompanies teleconsultations."""
+    organisation_row = organisation(session, cpts_org, kind=OrganisationKind.PHARMACY)
+    pharmacist = professional(
+        session, cpts_org, Profession.PHARMACIST, accompanies_teleconsultation=True, **pharmacist_fields
+    )
+    pharmacist.organisations = [organisation_row]
+    session.flush()
+    return organisation_row, user(session, cpts_org, Role.PROFESSIONAL, professional_row=pharmacist)
+
+
+def program(
+    session, cpts_org, *, performer=None, telesoin: bool = False, at_officine=None, **overrides
+) -> SessionProgram:
     """A weekly Monday 14:00 assisted cardiology program: 3 slots of 15 min, the IDEL 20 min before
-    and 25 min after. With `telesoin=True`, a télésoin program of the performer: no accompaniment."""
+    and 25 min after. With `telesoin=True`, a télésoin program of the performer: no accompaniment. With
+    `at_officine` (an officine), the program of its teleconsultations, its pharmacist there for the hour."""
     performer = performer or professional(session, cpts_org, Profession.SPECIALIST)
     values = {
         "cpts_id": cpts_org.id,
@@ -287,6 +301,13 @@ def program(session, cpts_org, *, performer=None, telesoin: bool = False, **over
     }
     if telesoin:
         values |= {"kind": ProgramKind.TELESOIN, "accompaniment_before_minutes": 0, "accompaniment_after_minutes": 0}
+    if at_officine is not None:
+        values |= {
+            "kind": ProgramKind.PHARMACY_TELECONSULTATION,
+            "name": f"Téléconsultation en officine – {at_officine.name}",
+            "organisation_id": at_officine.id,
+            "slot_interval_minutes": 60,
+        }
     row = SessionProgram(**(values | overrides))
     session.add(row)
     session.flush()
@@ -416,6 +437,24 @@ def visit(
             check_in(session, t.idel_user, row)
     elif state is not AppointmentState.PROPOSED:
         raise ValueError(f"no visit builder for the state {state}")
+    return row
+
+
+def assistance_done(session, program_row, pharmacist_user, patient_row, starts_at: dt.datetime) -> Appointment:
+    """A teleconsultation of an officine's program accompanied by its pharmacist, done, as a bare row (no slot,
+    no holds), its fees accrued as a completion accrues them."""
+    row = appointment(
+        session,
+        patient_row=patient_row,
+        performer=program_row.performer,
+        accompanying=pharmacist_user.professional,
+        created_by=pharmacist_user,
+        starts_at=starts_at,
+        state=AppointmentState.DONE,
+        program_id=program_row.id,
+        place_kind=PlaceKind.PHARMACY,
+    )
+    fees.accrue_appointment(session, row, zone=program_row.zone)
     return row
 
 

@@ -57,8 +57,12 @@ CARE_PAGE = expect(admin=FORBIDDEN)
 OWN_FEES = expect(admin=FORBIDDEN)
 FEES_OF_PROFESSIONAL = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
 CPTS_FEES = expect(others=FORBIDDEN, coordinator=OK, stranger=OK)
-# Declared activity is the IDELs' and kinés' (the denominator of their 20 % télésoin share).
+# Declared activity is the IDELs' and kinés' (the denominator of their 20 % télésoin share). Through the API, one
+# declares for oneself only: the professional of the URL (the nurse without an account) is nobody else's.
 ACTIVITY = expect(others=FORBIDDEN, idel=OK, kine=OK)
+OWN_ACTIVITY_API = expect(others=FORBIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
+# The TLM of a pharmacist: the professional of the URL is a nurse, so nobody finds a pharmacist there.
+PHARMACY_ASSISTANCE = expect(others=HIDDEN, admin=FORBIDDEN)
 # Referrals: professionals write theirs (the workflow refuses a non-GP author), the coordination triages. The
 # world's referral is the GP's, addressed to a specialist without an account (tests/api covers the specialist).
 REFERRAL_WRITE = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
@@ -193,6 +197,9 @@ MATRIX = {
     ("fees.add_tariff", "POST"): ADMIN_ONLY,
     ("api.list_fees", "GET"): OWN_FEES,
     ("api.get_remote_share", "GET"): FEES_OF_PROFESSIONAL,
+    ("api.get_declared_activity", "GET"): FEES_OF_PROFESSIONAL,
+    ("api.declare_activity", "POST"): OWN_ACTIVITY_API,
+    ("api.get_pharmacy_assistance", "GET"): PHARMACY_ASSISTANCE,
     ("api.list_remote_share_overrides", "GET"): CPTS_FEES,
     ("api.list_tariffs", "GET"): LOGGED_IN,
     ("api.create_tariff", "POST"): ADMIN_ONLY,

@@ -121,15 +121,13 @@ def book(
     now = now or utcnow()
     program = slot.program
     _check_bookable(session, slot, patient, now=now)
-    kind = AppointmentKind(program.kind.value)
+    kind = program.appointment_kind
     if kind in REMOTE_KINDS:
         eligibility.require_eligible(session, patient, Modality(kind.value))
     if kind is not AppointmentKind.TELESOIN and telesoin is not None and telesoin.act is not None:
         raise ValidationFailed({"telesoin_act": "Seule une séance de télésoin porte un acte de télésoin."})
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
-        accompanying = accompanying or own_idel(session, patient)
-        if accompanying is not None:
-            _check_can_accompany(accompanying, patient, place_kind)
+        accompanying = choose_accompanying(session, program, patient, place_kind, accompanying)
     elif accompanying is not None:
         raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
     else:
@@ -163,7 +161,7 @@ def book(
     session.flush()  # the allocations and the offer point at the new id
     allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
     if accompanying is not None:
-        _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=program.own_idel_delay_minutes)
+        _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
         # The booker's word stands for the 12-month rule: who attested which date is kept.
@@ -277,13 +275,61 @@ def own_idel(session: Session, patient: Patient) -> Professional | None:
     return care_team_member(session, patient, Profession.NURSE)
 
 
-def _check_can_accompany(idel: Professional, patient: Patient, place_kind: PlaceKind) -> None:
-    if idel.cpts_id != patient.cpts_id or not idel.is_active:
+def choose_accompanying(
+    session: Session, program: SessionProgram, patient: Patient, place_kind: PlaceKind, chosen: Professional | None
+) -> Professional | None:
+    """Who is with the patient: in an officine's program, a pharmacist of that officine (the first by name
+    unless one is chosen), the session held at the officine; in any other, an IDEL (the patient's own unless
+    one is chosen; possibly nobody yet), never at an officine."""
+    if program.is_at_pharmacy:
+        if place_kind is not PlaceKind.PHARMACY:
+            raise ValidationFailed({"place_kind": "Cette séance a lieu à l'officine : choisissez « Officine »."})
+        pharmacists = directory.officine_pharmacists(session, _officine_id(program))
+        if not pharmacists:
+            raise RuleViolation("Aucun·e pharmacien·ne de l'officine n'accompagne de téléconsultation.")
+        chosen = chosen or pharmacists[0]
+    else:
+        chosen = chosen or own_idel(session, patient)
+    if chosen is not None:
+        _check_can_accompany(session, program, chosen, patient, place_kind)
+    return chosen
+
+
+def _officine_id(program: SessionProgram) -> int:
+    assert program.organisation_id is not None  # an officine's program names it (workflows.programs)
+    return program.organisation_id
+
+
+def offer_delay(program: SessionProgram) -> int | None:
+    """Minutes the first one asked has before the visit goes to the territory's other IDELs; None for an
+    officine's session, which its own pharmacists accompany and nobody else."""
+    return None if program.is_at_pharmacy else program.own_idel_delay_minutes
+
+
+def _check_can_accompany(
+    session: Session, program: SessionProgram, helper: Professional, patient: Patient, place_kind: PlaceKind
+) -> None:
+    if helper.cpts_id != patient.cpts_id or not helper.is_active:
         raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
-    if idel.profession not in (Profession.NURSE, Profession.PHARMACIST):
-        raise ValidationFailed({"accompanying_id": "L'accompagnement est assuré par un·e IDEL ou un·e pharmacien·ne."})
-    if place_kind in HOME_PLACES and not idel.serves(patient.commune_insee):
-        raise RuleViolation(f"{idel.full_name} n'intervient pas à domicile dans la commune du patient.")
+    if program.is_at_pharmacy:
+        if helper not in directory.officine_pharmacists(session, _officine_id(program)):
+            raise ValidationFailed(
+                {"accompanying_id": "En officine, un·e pharmacien·ne de l'officine accompagne la téléconsultation."}
+            )
+        return
+    if place_kind is PlaceKind.PHARMACY:
+        raise ValidationFailed(
+            {"place_kind": "Une séance en officine se réserve dans un programme de téléconsultation en officine."}
+        )
+    if helper.profession is not Profession.NURSE:
+        raise ValidationFailed(
+            {
+                "accompanying_id": "L'accompagnement est assuré par un·e IDEL ; un·e pharmacien·ne accompagne "
+                "les téléconsultations en officine."
+            }
+        )
+    if place_kind in HOME_PLACES and not helper.serves(patient.commune_insee):
+        raise RuleViolation(f"{helper.full_name} n'intervient pas à domicile dans la commune du patient.")
 
 
 # --- the IDEL's answer ------------------------------------------------------------------------------------
@@ -397,7 +443,7 @@ def _take_open_visit(session: Session, appointment: Appointment, idel: Professio
     if won != 1:
         raise Conflict("Un·e autre IDEL a déjà accepté cette visite.")
     session.refresh(appointment, ["accompanying_id", "accompanying"])
-    _check_can_accompany(idel, appointment.patient, appointment.place_kind)
+    _check_can_accompany(session, program_of(session, appointment), idel, appointment.patient, appointment.place_kind)
     window = appointment.accompaniment_window
     allocate(
         session,
@@ -455,7 +501,8 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
     target = MACHINE.target("reassign", appointment.state)
     if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
         raise RuleViolation("Seule une téléconsultation assistée a un·e IDEL accompagnant·e.")
-    _check_can_accompany(idel, appointment.patient, appointment.place_kind)
+    program = program_of(session, appointment)
+    _check_can_accompany(session, program, idel, appointment.patient, appointment.place_kind)
     if appointment.accompanying_id is not None:
         release_idel(session, appointment)
     for offer in _offers(session, appointment):
@@ -474,7 +521,7 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
     existing = session.scalar(
         select(VisitOffer).where(VisitOffer.appointment_id == appointment.id, VisitOffer.professional_id == idel.id)
     )
-    delay = appointment.slot.program.own_idel_delay_minutes if appointment.slot is not None else None
+    delay = offer_delay(program)
     if existing is not None:
         existing.state, existing.offered_at, existing.responded_at = VisitOfferState.PENDING, now, None
         existing.round = 1
@@ -701,11 +748,16 @@ def _has_pending_offer(session: Session, appointment: Appointment, professional_
     )
 
 
-def appointment_zone(session: Session, appointment: Appointment) -> str:
-    """The zone of the program the appointment was booked in (every booking has one)."""
+def program_of(session: Session, appointment: Appointment) -> SessionProgram:
+    """The program the appointment was booked in (every booking has one)."""
     if appointment.slot is not None:
-        return appointment.slot.program.zone
-    return session.get_one(SessionProgram, appointment.program_id).zone
+        return appointment.slot.program
+    return session.get_one(SessionProgram, appointment.program_id)
+
+
+def appointment_zone(session: Session, appointment: Appointment) -> str:
+    """The zone of the program the appointment was booked in."""
+    return program_of(session, appointment).zone
 
 
 def add_office_minutes(start: dt.datetime, minutes: int, zone: str) -> dt.datetime:

@@ -86,6 +86,7 @@ ACCOMPANIMENT_CODES = {
     PlaceKind.HOME: "TLD",
 }
 REMOTE_CARE_CODES = {Profession.PHYSIOTHERAPIST: "TMK", Profession.NURSE: "TMI"}
+PHARMACY_ASSISTANCE_CODE = "TLM"  # a pharmacist's assistance of a teleconsultation in the officine
 LIVE = (FeeStatus.ACCRUED, FeeStatus.DECLARED, FeeStatus.PAID)
 NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED, AppointmentState.DEGRADED)
 PLANNED = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
@@ -194,22 +195,65 @@ def _block_price(session: Session, tariff: Tariff, act: Act) -> tuple[Decimal, s
     rank = _count(session, act) + 1
     if rank % tariff.block_size:
         return Decimal(0), f"Assistance n° {rank} de l'année : rémunérée par bloc de {tariff.block_size}."
-    paid = _sum(session, act)
-    if tariff.yearly_cap_amount is not None and paid + tariff.amount > tariff.yearly_cap_amount:
+    if not _block_pays(tariff, _sum(session, act)):
         return Decimal(0), f"Plafond annuel de {tariff.yearly_cap_amount} € atteint : assistance non rémunérée."
     return tariff.amount, None
 
 
-def _same_code_and_year(act: Act, *conditions):
-    """The professional's live entries of the act's code in the act's (local) calendar year."""
+def _block_pays(tariff: Tariff, paid: Decimal) -> bool:
+    """Whether one more block is paid, `paid` being the year's amount so far: never past the yearly cap."""
+    return tariff.yearly_cap_amount is None or paid + tariff.amount <= tariff.yearly_cap_amount
+
+
+@dataclass(frozen=True)
+class BlockProgress:
+    """A professional's acts of a block tariff (a pharmacist's TLM) over a calendar year, as the tariff in force
+    pays them: how many, the amount paid, and how far the next paid block is."""
+
+    year: int
+    acts: int
+    paid: Decimal
+    tariff: Tariff | None  # None: no version of the code in force that day
+
+    @property
+    def yearly_cap(self) -> Decimal | None:
+        return self.tariff.yearly_cap_amount if self.tariff else None
+
+    @property
+    def cap_reached(self) -> bool:
+        return self.tariff is not None and not _block_pays(self.tariff, self.paid)
+
+    @property
+    def until_next_block(self) -> int | None:
+        """How many more acts until the next paid block; None once the cap is reached (or without a tariff)."""
+        if self.tariff is None or self.tariff.block_size is None or self.cap_reached:
+            return None
+        return self.tariff.block_size - self.acts % self.tariff.block_size
+
+
+def block_progress(session: Session, professional: Professional, code: str, *, day: dt.date) -> BlockProgress:
+    """The professional's live entries of `code` in the calendar year of `day` (the territory's: entries are
+    dated by their local day), against the version of the tariff in force on `day`."""
+    where = _year_entries(professional.id, code, day.year)
+    acts, paid = session.execute(select(func.count(FeeEntry.id), func.sum(FeeEntry.amount)).where(*where)).one()
+    return BlockProgress(day.year, acts, Decimal(paid or 0).quantize(CENT), tariff_in_force(session, code, day))
+
+
+def _year_entries(professional_id: int, code: str, year: int, *conditions):
+    """The professional's live entries of a code in a (local) calendar year."""
     return [
-        FeeEntry.professional_id == act.professional.id,
-        FeeEntry.code == act.code,
+        FeeEntry.professional_id == professional_id,
+        FeeEntry.code == code,
         FeeEntry.status.in_(LIVE),
-        FeeEntry.act_on >= dt.date(act.act_on.year, 1, 1),
-        FeeEntry.act_on <= dt.date(act.act_on.year, 12, 31),
+        FeeEntry.act_on >= dt.date(year, 1, 1),
+        FeeEntry.act_on <= dt.date(year, 12, 31),
         *conditions,
     ]
+
+
+def _same_code_and_year(act: Act, *conditions):
+    """The professional's live entries of the act's code in the act's (local) calendar year."""
+    return _year_entries(act.professional.id, act.code, act.act_on.year, *conditions)
 
 
 def _count(session: Session, act: Act, *conditions) -> int:
@@ -276,7 +320,7 @@ def _accrue_teleconsultation(session, appointment, performer, day) -> list[FeeEn
         return entries
     helper_code: str | None
     if helper.profession is Profession.PHARMACIST:
-        helper_code = "TLM"
+        helper_code = PHARMACY_ASSISTANCE_CODE
     else:
         helper_code = ACCOMPANIMENT_CODES.get(appointment.place_kind)
     if helper_code is not None:

@@ -16,6 +16,8 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
+    APPOINTMENT_STATE_LABELS,
+    ASSISTED_PROGRAM_KINDS,
     MODALITY_LABELS,
     REFERRAL_STATE_LABELS,
     REPORT_KIND_LABELS,
@@ -252,8 +254,8 @@ def book_step(session: Session, actor, step: CarePathwayStep, *, appointment: Ap
 
 # The steps booked into a program's slot; an in-person step or a téléexpertise is arranged outside the planner.
 STEP_PROGRAM_KINDS = {
-    Modality.ASSISTED_TELECONSULTATION: ProgramKind.ASSISTED_TELECONSULTATION,
-    Modality.TELESOIN: ProgramKind.TELESOIN,
+    Modality.ASSISTED_TELECONSULTATION: ASSISTED_PROGRAM_KINDS,
+    Modality.TELESOIN: frozenset({ProgramKind.TELESOIN}),
 }
 EARLY_BOOKING = dt.timedelta(days=7)
 
@@ -263,8 +265,8 @@ def slots_for_step(
 ) -> list[Slot]:
     """The next open, unbooked slots of the CPTS's active programs of the step's modality whose performer is of
     the step's profession, from a week before the step is due (or now). One query."""
-    kind = STEP_PROGRAM_KINDS.get(step.modality)
-    if kind is None:
+    kinds = STEP_PROGRAM_KINDS.get(step.modality)
+    if kinds is None:
         return []
     now = now or utcnow()
     earliest = dt.datetime.combine(step.due_on, dt.time(), tzinfo=dt.UTC) - EARLY_BOOKING
@@ -278,7 +280,7 @@ def slots_for_step(
             .where(
                 SessionProgram.cpts_id == cpts_id,
                 SessionProgram.is_active.is_(True),
-                SessionProgram.kind == kind,
+                SessionProgram.kind.in_(kinds),
                 Professional.profession == step.profession,
                 Slot.state == SlotState.OPEN,
                 Slot.starts_at > max(now, earliest),
@@ -306,7 +308,7 @@ def book_step_into_slot(
     pathway = step.pathway
     if pathway.state is not CarePathwayState.ACTIVE or step.state is not StepState.PLANNED:
         raise RuleViolation("Seule une étape prévue d'un parcours en cours se programme.")
-    if slot.program.kind is not STEP_PROGRAM_KINDS.get(step.modality):
+    if slot.program.kind not in STEP_PROGRAM_KINDS.get(step.modality, ()):
         raise ValidationFailed({"slot_id": "Ce créneau n'est pas de la modalité de l'étape."})
     patient = session.get_one(Patient, pathway.patient_id)
     appointment = appointments.book(

@@ -13,8 +13,10 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
+    ASSISTED_PROGRAM_KINDS,
     Appointment,
     Organisation,
+    OrganisationKind,
     Profession,
     Professional,
     ProgramClosure,
@@ -25,6 +27,7 @@ from hub.models import (
     Slot,
     SlotState,
 )
+from hub.services import directory
 from scheduling.recurrence import InvalidRecurrence, Recurrence, describe, localise, parse_rrule
 from scheduling.slots import GenerationReport, booked_slot_ids, generate_slots, recurrence_of
 from workflows import appointments
@@ -32,6 +35,7 @@ from workflows import appointments
 _CANCELLABLE = appointments.MACHINE.transitions["cancel"][0]
 PERFORMERS = {
     ProgramKind.ASSISTED_TELECONSULTATION: {Profession.SPECIALIST, Profession.GENERAL_PRACTITIONER},
+    ProgramKind.PHARMACY_TELECONSULTATION: {Profession.SPECIALIST, Profession.GENERAL_PRACTITIONER},
     ProgramKind.TELESOIN: {
         Profession.PHYSIOTHERAPIST,
         Profession.SPEECH_THERAPIST,
@@ -82,6 +86,10 @@ def _check_refs(session: Session, cpts_id: int, data: dict) -> None:
         organisation = session.get(Organisation, data["organisation_id"])
         if organisation is None or organisation.tenant_id != cpts_id:
             errors["organisation_id"] = "Structure inconnue dans la CPTS."
+    if data.get("kind") is ProgramKind.PHARMACY_TELECONSULTATION and "organisation_id" not in errors:
+        officine_error = _officine_error(session, data.get("organisation_id"))
+        if officine_error:
+            errors["organisation_id"] = officine_error
     for key, kind in (("room_id", ResourceKind.ROOM), ("kit_id", ResourceKind.KIT)):
         if data.get(key):
             resource = session.get(Resource, data[key])
@@ -91,6 +99,19 @@ def _check_refs(session: Session, cpts_id: int, data: dict) -> None:
         errors["valid_until"] = "La fin de validité précède le début."
     if errors:
         raise ValidationFailed(errors)
+
+
+def _officine_error(session: Session, organisation_id: int | None) -> str | None:
+    """An officine's teleconsultation needs the officine and a pharmacist of it who accompanies teleconsultations."""
+    organisation = session.get(Organisation, organisation_id) if organisation_id else None
+    if organisation is None or organisation.kind is not OrganisationKind.PHARMACY:
+        return "Choisissez l'officine où le patient est accueilli."
+    if not directory.officine_pharmacists(session, organisation.id):
+        return (
+            f"Aucun·e pharmacien·ne de {organisation.name} n'accompagne de téléconsultation : "
+            "renseignez-le dans sa fiche avant de créer le programme."
+        )
+    return None
 
 
 SHAPE_FIELDS = (
@@ -108,20 +129,27 @@ SHAPE_FIELDS = (
 def check_shape(values: dict) -> None:
     """Refuse an afternoon whose later slots could never be booked: every appointment of a program holds its
     room and its kit (the same ones for each slot) over the whole accompaniment window, so the next slot must
-    not start before that window is over. The patients' IDELs differ from slot to slot, so they do not count."""
+    not start before that window is over. The patients' IDELs differ from slot to slot, so they do not count;
+    the officine's pharmacist is the same for every slot, so they do."""
     slot = values["slot_minutes"]
     interval = values.get("slot_interval_minutes")
     if interval is not None and interval < slot:
         raise ValidationFailed(
             {"slot_interval_minutes": f"L'intervalle ne peut pas être plus court qu'un créneau ({slot} min)."}
         )
-    if values.get("slot_count", 1) < 2 or not (values.get("kit_id") or values.get("room_id")):
+    at_pharmacy = values["kind"] is ProgramKind.PHARMACY_TELECONSULTATION
+    if values.get("slot_count", 1) < 2 or not (values.get("kit_id") or values.get("room_id") or at_pharmacy):
         return
     window = slot
-    if values["kind"] is ProgramKind.ASSISTED_TELECONSULTATION:
+    if values["kind"] in ASSISTED_PROGRAM_KINDS:
         window += values.get("accompaniment_before_minutes", 0) + values.get("accompaniment_after_minutes", 0)
     if (interval or slot) < window:
-        held = "le matériel serait réservé" if values.get("kit_id") else "la salle serait réservée"
+        if values.get("kit_id"):
+            held = "le matériel serait réservé"
+        elif values.get("room_id"):
+            held = "la salle serait réservée"
+        else:
+            held = "le pharmacien de l'officine serait réservé"
         raise ValidationFailed(
             {
                 "slot_interval_minutes": (
@@ -182,7 +210,13 @@ def update_series(session: Session, actor, program: SessionProgram, changes: dic
     _check_refs(
         session,
         program.cpts_id,
-        {"performer_id": program.performer_id, "kind": program.kind, "first_day": program.valid_from, **changes},
+        {
+            "performer_id": program.performer_id,
+            "kind": program.kind,
+            "organisation_id": program.organisation_id,
+            "first_day": program.valid_from,
+            **changes,
+        },
     )
     check_shape({key: getattr(program, key) for key in SHAPE_FIELDS} | changes)
     for key, value in changes.items():

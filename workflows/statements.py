@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from hub.errors import RuleViolation, ValidationFailed
 from hub.formatting import MONTHS
-from hub.models import DeclaredActivity, FeeEntry, Professional
+from hub.models import DeclaredActivity, FeeEntry, Profession, Professional
 from hub.services import statements
 from hub.services.statements import Period, Total
+from scheduling import board
 from workflows import fees
 
 SHARE_PROFESSIONS = tuple(fees.REMOTE_CARE_CODES)
@@ -120,6 +121,93 @@ def declared_months(session: Session, professional: Professional, window: ShareW
         )
     )
     return {(row.year, row.month): row for row in rows}
+
+
+@dataclass(frozen=True)
+class ActivityMonth:
+    year: int
+    month: int
+    declared: DeclaredActivity | None
+    a_year_before: DeclaredActivity | None
+
+    @property
+    def label(self) -> str:
+        return f"{MONTHS[self.month - 1]} {self.year}"
+
+    @property
+    def key(self) -> str:
+        """As the declaration form names the month: `2026-11`."""
+        return f"{self.year:04d}-{self.month:02d}"
+
+
+@dataclass(frozen=True)
+class ActivityOverview:
+    """What the declaration form shows: each month of the rolling year, the most recent first, with what was
+    declared for it and for the same month a year before; and last calendar year's declared total."""
+
+    window: ShareWindow
+    months: list[ActivityMonth]
+    last_year: int
+    last_year_total: Decimal
+    last_year_months: int  # how many months of last year were declared
+
+    @property
+    def suggested(self) -> ActivityMonth:
+        """The month the form proposes: the most recent complete month not declared yet, else the current one."""
+        return next((month for month in self.months[1:] if month.declared is None), self.months[0])
+
+
+def activity_overview(session: Session, professional: Professional, *, today: dt.date) -> ActivityOverview:
+    """One query: the declared months of the rolling year ending today and of the twelve months before it."""
+    window = ShareWindow(*fees.rolling_year(today))
+    earlier = ShareWindow(dt.date(window.first.year - 1, window.first.month, 1), window.last)
+    rows = declared_months(session, professional, earlier)
+    last_year = [row for (year, _month), row in rows.items() if year == today.year - 1]
+    return ActivityOverview(
+        window=window,
+        months=[
+            ActivityMonth(year, month, rows.get((year, month)), rows.get((year - 1, month)))
+            for year, month in reversed(window.months)
+        ],
+        last_year=today.year - 1,
+        last_year_total=sum((row.amount for row in last_year), Decimal(0)),
+        last_year_months=len(last_year),
+    )
+
+
+# --- a pharmacist's assistance of teleconsultations ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PharmacyAssistance:
+    """What a pharmacist sees of their work in the officine: the teleconsultations they accompany (the next ones,
+    and those done in the year with the doctor who consulted) and the year's TLM against its blocks and its cap."""
+
+    professional: Professional
+    sessions: board.AssistedSessions
+    fees: fees.BlockProgress
+
+
+def is_pharmacist(professional: Professional | None) -> bool:
+    return professional is not None and professional.profession is Profession.PHARMACIST
+
+
+def pharmacy_assistance(
+    session: Session, professional: Professional, *, now: dt.datetime, zone: str, year: int | None = None
+) -> PharmacyAssistance:
+    """The pharmacist's sessions and TLM of a calendar year of the territory (this one by default), at the
+    tariff in force at its end (today for this year)."""
+    today = fees.local_day(now, zone)
+    year = today.year if year is None else year
+    if year > today.year:
+        raise ValidationFailed({"year": "Cette année n'a pas encore commencé."})
+    bounds = (fees.month_bounds(year, 1, zone)[0], fees.month_bounds(year, 12, zone)[1])
+    day = min(dt.date(year, 12, 31), today)
+    return PharmacyAssistance(
+        professional=professional,
+        sessions=board.assisted_sessions(session, professional.id, now=now, year=bounds),
+        fees=fees.block_progress(session, professional, fees.PHARMACY_ASSISTANCE_CODE, day=day),
+    )
 
 
 # --- the coordinator's overview ---------------------------------------------------------------------------

@@ -10,13 +10,18 @@ from hub.api import blueprint, load_json, page_of, pagination
 from hub.auth.fees import fees_professional_for, visible_fees
 from hub.auth.permissions import Permission
 from hub.db import utcnow
-from hub.errors import NotFound
+from hub.errors import Forbidden, NotFound
 from hub.http.access import access
 from hub.http.request import db, territory_zone
 from hub.schemas.base import load
 from hub.schemas.fees import (
+    ActivityIn,
+    ActivityOut,
+    AssistanceArgs,
+    DeclaredMonthOut,
     FeeOut,
     FeeQueryArgs,
+    PharmacyAssistanceOut,
     RemoteShareArgs,
     RemoteShareOut,
     ShareOverrideOut,
@@ -77,6 +82,56 @@ def get_remote_share(professional_id: int):
             "limit": fee_rules.REMOTE_SHARE_LIMIT,
         }
     )
+
+
+@blueprint.get("/professionals/<int:professional_id>/pharmacy-assistance")
+@access(Permission.FEES_READ_OWN)
+def get_pharmacy_assistance(professional_id: int):
+    """A pharmacist's teleconsultations in the officine and their TLM over a calendar year (`?year=`, this one by
+    default): nothing before the 5th assistance of the year, then a block of 5 at a time, up to the yearly cap."""
+    year = load(AssistanceArgs(), request.args.to_dict()).get("year")
+    professional = fees_professional_for(db(), current_user, professional_id, action="fees.pharmacy_assistance")
+    if not shares.is_pharmacist(professional):
+        raise NotFound("L'assistance aux téléconsultations en officine ne concerne que les pharmacien·nes.")
+    assistance = shares.pharmacy_assistance(db(), professional, now=utcnow(), zone=territory_zone(), year=year)
+    return PharmacyAssistanceOut().dump(assistance)
+
+
+@blueprint.get("/professionals/<int:professional_id>/activity")
+@access(Permission.FEES_READ_OWN)
+def get_declared_activity(professional_id: int):
+    """The monthly conventioned activity declared over the rolling year (the base of the 20 % télésoin share),
+    each month with the same month a year before, and last year's declared total."""
+    professional = _share_professional(fees_professional_for(db(), current_user, professional_id))
+    overview = shares.activity_overview(db(), professional, today=_today())
+    return ActivityOut().dump(overview) | {"professional_id": professional.id}
+
+
+@blueprint.post("/professionals/<int:professional_id>/activity")
+@access(Permission.ACTIVITY_DECLARE)
+def declare_activity(professional_id: int):
+    """An IDEL or a kiné declares (or corrects) one month of their own conventioned activity."""
+    if professional_id != current_user.professional_id:
+        raise NotFound(
+            "Professionnel introuvable.",
+            audit_action="activity.declare",
+            audit_target=("professionals", professional_id),
+        )
+    professional = current_user.professional
+    if not shares.has_remote_share(professional):
+        raise Forbidden(
+            "La déclaration d'activité ne concerne que les infirmier·es et les masseurs-kinésithérapeutes.",
+            audit_action="activity.declare",
+        )
+    data = load_json(ActivityIn())
+    row = shares.declare_month(db(), current_user, professional, **data, today=_today())
+    return DeclaredMonthOut().dump(row)
+
+
+def _share_professional(professional):
+    if not shares.has_remote_share(professional):
+        raise NotFound("L'activité déclarée ne concerne que les infirmier·es et les masseurs-kinésithérapeutes.")
+    return professional
 
 
 @blueprint.get("/fees/remote-share-overrides")

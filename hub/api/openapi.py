@@ -16,7 +16,18 @@ from hub.models import Modality, OutboxState, Profession
 from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
 from hub.schemas.desk import DeskOut
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
-from hub.schemas.fees import Euros, FeeOut, RemoteShareOut, ShareOverrideOut, TariffIn, TariffOut
+from hub.schemas.fees import (
+    ActivityIn,
+    ActivityOut,
+    DeclaredMonthOut,
+    Euros,
+    FeeOut,
+    PharmacyAssistanceOut,
+    RemoteShareOut,
+    ShareOverrideOut,
+    TariffIn,
+    TariffOut,
+)
 from hub.schemas.outbox import OutboxMessageOut
 from hub.schemas.pathways import (
     EligibilityIn,
@@ -124,6 +135,24 @@ OPERATIONS = {
         ShareOverrideOut,
         True,
     ),
+    "api.get_pharmacy_assistance": (
+        "Téléconsultations assistées en officine d'un·e pharmacien·ne et leur rémunération (TLM) sur une année",
+        None,
+        PharmacyAssistanceOut,
+        False,
+    ),
+    "api.get_declared_activity": (
+        "Activité conventionnée déclarée d'un·e IDEL ou kiné, mois par mois, et celle de l'an dernier",
+        None,
+        ActivityOut,
+        False,
+    ),
+    "api.declare_activity": (
+        "Déclarer (ou corriger) l'activité conventionnée d'un mois (IDEL ou kiné, pour soi)",
+        ActivityIn,
+        DeclaredMonthOut,
+        False,
+    ),
     "api.list_tariffs": ("Tarifs et leurs versions", None, TariffOut, True),
     "api.create_tariff": ("Nouvelle version d'un tarif (administration)", TariffIn, TariffOut, False),
     "api.create_referral": (
@@ -229,6 +258,7 @@ MULTIPART = {"api.add_referral_attachment"}
 # POST endpoints that change a resource rather than create one: they answer 200.
 ANSWER_200 = {
     "api.cancel_program",
+    "api.declare_activity",
     "api.confirm_appointment",
     "api.decline_appointment",
     "api.check_in_appointment",
@@ -287,6 +317,7 @@ QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
         ("code", TARIFF_CODE, False),
     ],
     "api.get_remote_share": [("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, False)],
+    "api.get_pharmacy_assistance": [("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, False)],
     "api.list_tariffs": [("code", {"type": "string"}, False)],
     "api.list_pathways": [("patient_id", ROW_ID, True)],
     "api.get_eligibility": [("modality", _enum(Modality), False)],

@@ -1,6 +1,8 @@
 """The demo territory's schedule: the weekly assisted cardiology session of seed 004 (CH Périgueux,
 connected ECG case, IDEL with the patient) and a kiné télésoin session, with next Monday booked and last
-Monday's teleconsultation done, its report waiting for the cardiologist in « Ma séance »."""
+Monday's teleconsultation done, its report waiting for the cardiologist in « Ma séance »; and a GP's weekly
+teleconsultations at the Manzac-sur-Vern officine, its pharmacist with the patient: the last three weeks'
+sessions done (their TLM accrued as any completion accrues it) and the next one booked."""
 
 import datetime as dt
 import random
@@ -9,6 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.demo.data import MANZAC_SUR_VERN, VERGT
+from hub.demo.territory import pharmacy_name
 from hub.models import (
     CareTeamMember,
     ConsentKind,
@@ -25,11 +29,15 @@ from hub.models import (
     Slot,
     User,
 )
+from hub.services import directory
 from hub.services.identity import has_valid_consent
 from workflows import appointments, completion, eligibility, programs
 
 CARDIOLOGY = "Téléconsultation cardiologie CH Périgueux"
 TELEREHABILITATION = "Télésoin kinésithérapie – MSP Vergt"
+OFFICINE = pharmacy_name(MANZAC_SUR_VERN)
+OFFICINE_PROGRAM = f"Téléconsultation en officine – {OFFICINE}"
+OFFICINE_WEEKS_DONE = 3  # past weekly sessions, done: their nine assistances pass the 5th of the year
 
 
 def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime, zone: str) -> bool:
@@ -91,7 +99,88 @@ def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime, zone
     )
     _book_next_session(session, coordinator, cardiology, now=now)
     _last_session_done(session, coordinator, cardiology, now=now)
+    _officine_sessions(session, coordinator, now=now, zone=zone)
     return True
+
+
+def _officine_sessions(session: Session, coordinator: User, *, now: dt.datetime, zone: str) -> None:
+    """A GP of Vergt teleconsults on Tuesday mornings patients who come to the Manzac-sur-Vern officine (no GP in
+    the commune), its pharmacist with them. The program starts three weeks ago; the sessions of those weeks
+    (in this calendar year) are done as the pharmacist lives them, the next session is booked."""
+    officine = session.scalars(
+        select(Organisation).where(Organisation.cpts_id == coordinator.cpts_id, Organisation.name == OFFICINE)
+    ).one()
+    gp = _first(session, coordinator.cpts_id, Profession.GENERAL_PRACTITIONER, commune_insee=VERGT)
+    start = now - dt.timedelta(weeks=OFFICINE_WEEKS_DONE)
+    program = programs.create_program(
+        session,
+        coordinator,
+        {
+            "name": OFFICINE_PROGRAM,
+            "kind": ProgramKind.PHARMACY_TELECONSULTATION,
+            "performer_id": gp.id,
+            "organisation_id": officine.id,
+            "rrule": "FREQ=WEEKLY;BYDAY=TU",
+            "first_day": start.astimezone(ZoneInfo(zone)).date(),
+            "time_of_day": dt.time(9, 30),
+            "slot_count": 3,
+            "slot_minutes": 15,
+            # The pharmacist welcomes each patient 10 min before and stays 5 min after: 30 min a patient.
+            "slot_interval_minutes": 30,
+            "accompaniment_before_minutes": 10,
+            "accompaniment_after_minutes": 5,
+        },
+        zone=zone,
+        now=start,
+    )
+    pharmacist = directory.officine_pharmacists(session, officine.id)[0]  # the one each booking proposes
+    pharmacist_user = session.scalars(select(User).where(User.professional_id == pharmacist.id)).one()
+    slots = session.scalars(select(Slot).where(Slot.program_id == program.id).order_by(Slot.starts_at)).all()
+    this_year = now.astimezone(ZoneInfo(zone)).year
+    past = [s for s in slots if s.starts_at < now and s.starts_at.astimezone(ZoneInfo(zone)).year == this_year]
+    upcoming = [s for s in slots if s.starts_at > now][: program.slot_count]
+    patients = iter(_officine_patients(session, coordinator.cpts_id))
+    for slot in past:
+        booked_at = slot.starts_at - dt.timedelta(days=2)
+        appointment = _book_at_officine(session, coordinator, slot, next(patients), now=booked_at, zone=zone)
+        appointments.confirm(session, pharmacist_user, appointment, now=booked_at)
+        appointments.check_in(
+            session,
+            pharmacist_user,
+            appointment,
+            identity_method="document",
+            patient_location=f"{OFFICINE}, espace de confidentialité",
+            callback_phone=appointment.patient.phone or "0553000000",
+            now=slot.starts_at - dt.timedelta(minutes=5),
+        )
+        completion.complete(
+            session,
+            pharmacist_user,
+            appointment,
+            checklist={"camera": True, "sound": True, "light": True, "privacy": True},
+            now=slot.ends_at,
+        )
+    for number, slot in enumerate(upcoming):
+        appointment = _book_at_officine(session, coordinator, slot, next(patients), now=now, zone=zone)
+        if number == 0:
+            appointments.confirm(session, pharmacist_user, appointment, now=now)
+
+
+def _book_at_officine(session, coordinator, slot, patient, *, now: dt.datetime, zone: str):
+    _assess_eligibility(
+        session, coordinator, patient, PlaceKind.PHARMACY, now=now, zone=zone, by=Profession.GENERAL_PRACTITIONER
+    )
+    return appointments.book(session, coordinator, slot=slot, patient=patient, place_kind=PlaceKind.PHARMACY, now=now)
+
+
+def _officine_patients(session: Session, cpts_id: int) -> list[Patient]:
+    """Adults with a telehealth consent, those of Manzac-sur-Vern first."""
+    adults = session.scalars(
+        select(Patient)
+        .where(Patient.cpts_id == cpts_id, Patient.birth_date < dt.date(2000, 1, 1))
+        .order_by((Patient.commune_insee != MANZAC_SUR_VERN), Patient.id)
+    ).all()
+    return [patient for patient in adults if has_valid_consent(patient, ConsentKind.TELEHEALTH)]
 
 
 def _first(session: Session, cpts_id: int, profession: Profession, **filters) -> Professional:
@@ -214,7 +303,14 @@ def _elderly_with_own_idel(session: Session, cpts_id: int) -> list[Patient]:
 
 
 def _assess_eligibility(
-    session: Session, coordinator: User, patient: Patient, place: PlaceKind, *, now, zone: str
+    session: Session,
+    coordinator: User,
+    patient: Patient,
+    place: PlaceKind,
+    *,
+    now,
+    zone: str,
+    by: Profession = Profession.SPECIALIST,
 ) -> None:
     """The coordinator's HAS checklist before the booking: an elderly patient with several conditions (and,
     seen at home, mobility issues) is steered to the assisted teleconsultation (seed 003)."""
@@ -224,7 +320,7 @@ def _assess_eligibility(
         patient,
         {
             "modality": Modality.ASSISTED_TELECONSULTATION,
-            "profession": Profession.SPECIALIST,
+            "profession": by,
             "act_kind": "follow_up",
             "clinical_situation_compatible": True,
             "can_communicate_remotely": True,

@@ -77,7 +77,9 @@ from hub.models.reports import (
     unacknowledged,
 )
 from hub.models.scheduling import (
+    APPOINTMENT_KIND_LABELS,
     APPOINTMENT_STATE_LABELS,
+    ASSISTED_PROGRAM_KINDS,
     IDEL_TO_FIND,
     MAX_REPORT_DELAY_HOURS,
     MIN_REPORT_DELAY_HOURS,
@@ -115,7 +117,9 @@ from hub.models.teleexpertise import (
 from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
 
 __all__ = [
+    "APPOINTMENT_KIND_LABELS",
     "APPOINTMENT_STATE_LABELS",
+    "ASSISTED_PROGRAM_KINDS",
     "ATTACHMENT_KIND_LABELS",
     "AWAITING_ACKNOWLEDGEMENT_LABEL",
     "CLINICAL_PROFESSIONS",

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
 from hub.models._types import enum_type
+from hub.models.organisation import Organisation
 from hub.models.patient import Patient
 from hub.models.professional import Professional
 
@@ -27,12 +28,17 @@ from hub.models.professional import Professional
 class ProgramKind(StrEnum):
     ASSISTED_TELECONSULTATION = "assisted_teleconsultation"
     TELESOIN = "telesoin"
+    # The patient comes to an officine, whose pharmacist accompanies the teleconsultation (TLM).
+    PHARMACY_TELECONSULTATION = "pharmacy_teleconsultation"
 
 
 PROGRAM_KIND_LABELS = {
     ProgramKind.ASSISTED_TELECONSULTATION: "Téléconsultation assistée",
     ProgramKind.TELESOIN: "Télésoin",
+    ProgramKind.PHARMACY_TELECONSULTATION: "Téléconsultation assistée en officine",
 }
+# The programs whose sessions have an accompanying professional with the patient.
+ASSISTED_PROGRAM_KINDS = frozenset({ProgramKind.ASSISTED_TELECONSULTATION, ProgramKind.PHARMACY_TELECONSULTATION})
 
 
 class ResourceKind(StrEnum):
@@ -133,6 +139,7 @@ class SessionProgram(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     performer: Mapped[Professional] = relationship()
+    organisation: Mapped[Organisation | None] = relationship(foreign_keys=[organisation_id])
     closures: Mapped[list["ProgramClosure"]] = relationship(
         back_populates="program", cascade="all, delete-orphan", order_by="ProgramClosure.first_day"
     )
@@ -164,6 +171,17 @@ class SessionProgram(Base):
 
     def _set_report_delays(self, roles: tuple[str, ...], hours: int) -> None:
         self.report_delays = json.dumps(json.loads(self.report_delays or "{}") | dict.fromkeys(roles, int(hours)))
+
+    @property
+    def appointment_kind(self) -> "AppointmentKind":
+        """What its sessions are: an officine's teleconsultation is an assisted teleconsultation like any other."""
+        if self.kind in ASSISTED_PROGRAM_KINDS:
+            return AppointmentKind.ASSISTED_TELECONSULTATION
+        return AppointmentKind.TELESOIN
+
+    @property
+    def is_at_pharmacy(self) -> bool:
+        return self.kind is ProgramKind.PHARMACY_TELECONSULTATION
 
     def slot_start_offset(self, position: int) -> dt.timedelta:
         return dt.timedelta(minutes=position * (self.slot_interval_minutes or self.slot_minutes))
@@ -213,6 +231,13 @@ class AppointmentKind(StrEnum):
     ASSISTED_TELECONSULTATION = "assisted_teleconsultation"
     TELESOIN = "telesoin"
     IN_PERSON = "in_person"
+
+
+APPOINTMENT_KIND_LABELS = {
+    AppointmentKind.ASSISTED_TELECONSULTATION: PROGRAM_KIND_LABELS[ProgramKind.ASSISTED_TELECONSULTATION],
+    AppointmentKind.TELESOIN: PROGRAM_KIND_LABELS[ProgramKind.TELESOIN],
+    AppointmentKind.IN_PERSON: "Consultation en présentiel",
+}
 
 
 class PlaceKind(StrEnum):

@@ -26,8 +26,8 @@ from hub import audit
 from hub.db import UTCDateTime, utcnow
 from hub.errors import Forbidden
 from hub.models import (
+    APPOINTMENT_KIND_LABELS,
     PLACE_KIND_LABELS,
-    PROGRAM_KIND_LABELS,
     Appointment,
     AppointmentKind,
     AppointmentState,
@@ -35,7 +35,6 @@ from hub.models import (
     Patient,
     PlaceKind,
     Professional,
-    ProgramKind,
     User,
 )
 
@@ -43,12 +42,6 @@ TOKEN_PREFIX = "hubcal_"  # noqa: S105 (a public prefix, not a secret)
 DAYS_BEFORE = 30
 DAYS_AFTER = 366  # a year ahead, whole days, leap years included
 DASH = "\u2013"  # en dash between the kind of act and the initials
-
-KIND_LABELS = {
-    AppointmentKind.ASSISTED_TELECONSULTATION: PROGRAM_KIND_LABELS[ProgramKind.ASSISTED_TELECONSULTATION],
-    AppointmentKind.TELESOIN: PROGRAM_KIND_LABELS[ProgramKind.TELESOIN],
-    AppointmentKind.IN_PERSON: "Consultation en présentiel",
-}
 
 
 class EventStatus(StrEnum):
@@ -254,7 +247,7 @@ def feed_events(
 
 
 def _event(row: _Row, uid_domain: str, show_patient_initials: bool) -> FeedEvent:
-    summary = KIND_LABELS[row.kind]
+    summary = APPOINTMENT_KIND_LABELS[row.kind]
     if show_patient_initials:
         # One rule for the initials, the model's, read on a row that has the name columns it reads.
         summary = f"{summary} {DASH} {Patient.initials.fget(row)}"  # type: ignore[attr-defined]  # mypy: getter

@@ -16,6 +16,7 @@ from hub.models import (
     Role,
     User,
     UserRole,
+    professional_organisations,
 )
 
 
@@ -218,3 +219,20 @@ def coordinators_by_cpts(session: Session, cpts_ids: Iterable[int] | None = None
     for cpts_id, professional in session.execute(query):
         coordinators.setdefault(cpts_id, []).append(professional)
     return coordinators
+
+
+def officine_pharmacists(session: Session, organisation_id: int) -> list[Professional]:
+    """The officine's active pharmacists who accompany teleconsultations, by name: who assists its patients."""
+    return list(
+        session.scalars(
+            select(Professional)
+            .join(professional_organisations, professional_organisations.c.professional_id == Professional.id)
+            .where(
+                professional_organisations.c.organisation_id == organisation_id,
+                Professional.profession == Profession.PHARMACIST,
+                Professional.is_active.is_(True),
+                Professional.accompanies_teleconsultation.is_(True),
+            )
+            .order_by(Professional.last_name, Professional.first_name, Professional.id)
+        )
+    )

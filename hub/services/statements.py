@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Date, Integer, and_, bindparam, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from hub.formatting import MONTHS, euros, french_date
 from hub.models import (
@@ -76,6 +76,7 @@ class StatementLine:
     status: FeeStatus
     patient_initials: str | None
     prescriber_rpps: str | None
+    prescriber_name: str | None  # the remote doctor of an accompaniment, as the directory of the CPTS names them
     note: str | None
 
     @property
@@ -145,6 +146,7 @@ def _lines_query(cpts_id: int):
     (a constant the planner can use): a hash join over every patient of the region would grow with it."""
     first_name = func.coalesce(Patient.used_first_name, Patient.first_birth_given_name)
     last_name = func.coalesce(Patient.used_last_name, Patient.birth_name)
+    prescriber = aliased(Professional, name="prescriber")
     return (
         select(
             FeeEntry.id,
@@ -158,10 +160,12 @@ def _lines_query(cpts_id: int):
             func.substr(first_name, 1, 1).label("first_initial"),
             func.substr(last_name, 1, 1).label("last_initial"),
             FeeEntry.prescriber_rpps,
+            prescriber,
             func.coalesce(FeeEntry.cancel_reason, FeeEntry.note).label("note"),
         )
         .join(Tariff, Tariff.id == FeeEntry.tariff_id)
         .outerjoin(Patient, and_(Patient.id == FeeEntry.patient_id, Patient.cpts_id == cpts_id))
+        .outerjoin(prescriber, and_(prescriber.rpps == FeeEntry.prescriber_rpps, prescriber.cpts_id == cpts_id))
         .where(FeeEntry.cpts_id == cpts_id)
     )
 
@@ -179,6 +183,7 @@ def _line(row) -> StatementLine:
         status=FeeStatus(row.status),
         patient_initials=initials,
         prescriber_rpps=row.prescriber_rpps,
+        prescriber_name=row.prescriber.full_name if row.prescriber else None,
         note=row.note,
     )
 

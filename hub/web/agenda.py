@@ -10,7 +10,7 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS, Appointment, AppointmentKind
+from hub.models import APPOINTMENT_KIND_LABELS, APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, Appointment
 from hub.schemas.scheduling import AgendaArgs
 from hub.web.pages import load_query
 from hub.web.planning import zone
@@ -19,9 +19,6 @@ from workflows import referrals
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
-KIND_LABELS = {AppointmentKind(kind.value): label for kind, label in PROGRAM_KIND_LABELS.items()} | {
-    AppointmentKind.IN_PERSON: "Consultation en présentiel"
-}
 NOT_A_PROFESSIONAL = "Votre compte n'est lié à aucune fiche de professionnel : vous n'avez pas d'agenda."
 
 
@@ -60,7 +57,7 @@ def index():
         values=values,
         errors=errors,
         explanation=NOT_A_PROFESSIONAL,
-        KIND_LABELS=KIND_LABELS,
+        KIND_LABELS=APPOINTMENT_KIND_LABELS,
         PLACE_KIND_LABELS=PLACE_KIND_LABELS,
         APPOINTMENT_STATE_LABELS=APPOINTMENT_STATE_LABELS,
         **context,

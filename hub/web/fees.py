@@ -40,7 +40,6 @@ def labels():
     return {
         "MONTHS": MONTHS,
         "LEVEL_LABELS": LEVEL_LABELS,
-        "month_options": [(number, name.capitalize()) for number, name in enumerate(MONTHS, start=1)],
         "percent": percent,
         "SHARE_WARNING": SHARE_WARNING,
         "SHARE_LIMIT": SHARE_LIMIT,
@@ -91,24 +90,34 @@ def statement_pdf(professional_id: int):
 
 def _statement_page(professional, *, form=None, values=None, errors=None, status: int = 200):
     period, selector = _period()
-    window = shares.share_window(today=_today())
+    today = _today()
+    window = shares.share_window(today=today)
     is_own = professional.id == current_user.professional_id
     share = shares.professional_share(db(), professional, window)
+    activity = shares.activity_overview(db(), professional, today=today) if is_own and share else None
     context = {
         "professional": professional,
         "is_own": is_own,
         "statement": statements.statement(db(), professional, period),
         "share": share,
-        "declared": shares.declared_months(db(), professional, window) if is_own and share else {},
+        "activity": activity,
+        "assistance": _assistance(professional, period.year, today),
         "window": window,
         "selector": selector,
         "years": _years(),
-        "year_options": [(year, year) for year in _years()],
+        "activity_options": [(month.key, month.label.capitalize()) for month in activity.months] if activity else [],
         "form": form,
         "values": values or {},
         "errors": errors or {},
     }
     return render_template("fees/statement.html", **context), status
+
+
+def _assistance(professional, year: int, today):
+    """A pharmacist's TLM of the year shown (none for a year to come)."""
+    if not shares.is_pharmacist(professional) or year > today.year:
+        return None
+    return shares.pharmacy_assistance(db(), professional, now=utcnow(), zone=territory_zone(), year=year)
 
 
 # --- declared activity ------------------------------------------------------------------------------------
@@ -122,6 +131,8 @@ def declare_activity():
         ActivityForm(), lambda data: shares.declare_month(db(), current_user, professional, **data, today=_today())
     )
     if row is None:
+        # The service names the year or the month; the form has one field for both.
+        errors = {("period" if key in ("year", "month") else key): text for key, text in errors.items()}
         return _refused_form(professional, "activity", values, errors)
     flash(f"Activité de {MONTHS[row.month - 1]} {row.year} enregistrée.", "success")
     return redirect(url_for("fees.mine"))

@@ -23,6 +23,7 @@ from hub.models import (
     PROGRAM_DEFAULTS,
     PROGRAM_KIND_LABELS,
     AppointmentKind,
+    PlaceKind,
     Professional,
     ProgramKind,
     Slot,
@@ -329,8 +330,7 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
 def book(slot_id: int):
     slot = _slot(slot_id)
     if request.method == "GET":
-        place = "domicile" if slot.program.kind is ProgramKind.TELESOIN else "lieu_dedie"
-        return _booking_page(slot, {"place_kind": place})
+        return _booking_page(slot, {"place_kind": _default_place(slot.program)})
     data, values, errors = load_form(AppointmentForm())
     appointment, refused = attempt(lambda: _book(slot, data), form_errors=errors, read="patient.search")
     if refused:
@@ -371,6 +371,17 @@ def _book(slot, data: dict):
     )
 
 
+def _default_place(program) -> str:
+    if program.kind is ProgramKind.TELESOIN:
+        return PlaceKind.HOME.value
+    return PlaceKind.PHARMACY.value if program.is_at_pharmacy else PlaceKind.DEDICATED_PLACE.value
+
+
+def _accompanying_options(program) -> list[tuple[int, str]]:
+    helpers = board.accompanying_professionals(db(), program.cpts_id, program=program)
+    return [(p.id, p.full_name) for p in helpers]
+
+
 def _slot(slot_id: int) -> Slot:
     slot = db().get(Slot, slot_id)
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
@@ -391,7 +402,7 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         "query": query,
         "patients": patients,
         "total": total,
-        "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), current_user.cpts_id)],
+        "idel_options": _accompanying_options(slot.program),
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
         "not_eligible": refusal if isinstance(refusal, eligibility.NotEligible) else None,
         "is_telesoin": is_telesoin,
@@ -451,10 +462,12 @@ def _appointment_action(appointment_id: int, verb: str, schema, perform):
 
 
 def _appointment_page(appointment, *, form=None, values=None, errors=None, problem=None, status: int = 200):
+    program = appointments.program_of(db(), appointment)
     context = {
         "appointment": appointment,
         "verbs": appointments.MACHINE.allowed_verbs(appointment.state),
-        "idel_options": [(p.id, p.full_name) for p in board.accompanying_professionals(db(), appointment.cpts_id)],
+        "at_pharmacy": program.is_at_pharmacy,
+        "idel_options": _accompanying_options(program),
         "form": form,
         "values": values or {},
         "errors": errors or {},

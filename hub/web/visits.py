@@ -10,7 +10,7 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import APPOINTMENT_STATE_LABELS, CONSENT_METHOD_LABELS, PLACE_KIND_LABELS, PROGRAM_KIND_LABELS
+from hub.models import APPOINTMENT_KIND_LABELS, APPOINTMENT_STATE_LABELS, CONSENT_METHOD_LABELS, PLACE_KIND_LABELS
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
     IDENTITY_METHODS,
@@ -26,6 +26,7 @@ from hub.web.planning import zone
 from scheduling import board
 from scheduling.agenda import day_bounds
 from workflows import appointments, completion
+from workflows import statements as shares
 
 bp = Blueprint("visits", __name__, url_prefix="/visits")
 
@@ -39,7 +40,7 @@ def labels():
     return {
         "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
-        "PROGRAM_KIND_LABELS": PROGRAM_KIND_LABELS,
+        "APPOINTMENT_KIND_LABELS": APPOINTMENT_KIND_LABELS,
         "IDENTITY_METHODS": IDENTITY_METHODS,
         "CHECKLIST_LABELS": CHECKLIST_LABELS,
         "SESSION_CONSENT_METHODS": {method.value: CONSENT_METHOD_LABELS[method] for method in SESSION_CONSENT_METHODS},
@@ -137,13 +138,22 @@ def _act(appointment_id: int, verb: str, schema, perform):
 
 def _page(*, form=None, values=None, errors=None, problem=None, status: int = 200):
     professional_id = current_user.professional_id
-    today = utcnow().astimezone(zone()).date()
-    visits = None
+    now = utcnow()
+    today = now.astimezone(zone()).date()
+    visits = assistance = None
     if professional_id is not None:
         visits = board.visits_of(db(), professional_id, *day_bounds(today, zone().key))
         shown = len(visits.offered) + len(visits.today) + len(visits.upcoming)
+        if shares.is_pharmacist(current_user.professional):
+            assistance = shares.pharmacy_assistance(db(), current_user.professional, now=now, zone=zone().key)
+            shown += len(assistance.sessions.upcoming) + len(assistance.sessions.done)
         audit.record(db(), actor=current_user, action="visits.read", details={"appointments": shown})
     context = {"form": form, "values": values or {}, "errors": errors or {}, "problem": problem}
     return render_template(
-        "visits/index.html", visits=visits, today=today, explanation=NOT_A_PROFESSIONAL, **context
+        "visits/index.html",
+        visits=visits,
+        assistance=assistance,
+        today=today,
+        explanation=NOT_A_PROFESSIONAL,
+        **context,
     ), status

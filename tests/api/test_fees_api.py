@@ -61,6 +61,7 @@ def test_a_professional_lists_their_own_fees(api_as, nurse, gp, entries):
         "status_label": "Acquis",
         "patient_initials": "J.M.",
         "prescriber_rpps": gp.professional.rpps,
+        "prescriber_name": gp.professional.full_name,
         "note": None,
     }
     assert "MARTIN" not in response.get_data(as_text=True)
@@ -176,6 +177,76 @@ def test_remote_share_is_for_idels_and_kines_and_their_coordination(api_as, kine
     assert_problem(api_as(gp).get(f"/api/v1/professionals/{gp.professional_id}/remote-share"), 404)
     assert_problem(api_as(nurse).get(f"/api/v1/professionals/{kine.professional_id}/remote-share"), 404)
     assert api_as(coordinator).get(f"/api/v1/professionals/{kine.professional_id}/remote-share").status_code == 200
+
+
+# --- declared activity ------------------------------------------------------------------------------------
+
+
+def test_an_idel_declares_a_month_and_reads_it_beside_last_year(api_as, db_session, nurse):
+    professional = nurse.professional
+    for month, amount in ((10, "3900"), (11, "4100")):
+        row = DeclaredActivity(professional_id=professional.id, year=2025, month=month, amount=Decimal(amount))
+        db_session.add(row)
+    db_session.commit()
+    client = api_as(nurse)
+    url = f"/api/v1/professionals/{professional.id}/activity"
+    response = client.post(url, json={"year": 2026, "month": 10, "amount": "4 250,50"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {
+        "professional_id": professional.id,
+        "year": 2026,
+        "month": 10,
+        "amount": "4250.50",
+        "source": "declared",
+    }
+    assert client.post(url, json={"year": 2026, "month": 10, "amount": 4300}).get_json()["amount"] == "4300.00"
+    body = client.get(url).get_json()
+    assert (body["period_start"], body["period_end"]) == ("2025-12-01", "2026-11-30")
+    assert (body["last_year"], body["last_year_total"], body["last_year_months_declared"]) == (2025, "8000.00", 2)
+    assert [(m["year"], m["month"]) for m in body["months"][:2]] == [(2026, 11), (2026, 10)]
+    assert body["months"][1] == {
+        "year": 2026,
+        "month": 10,
+        "amount": "4300.00",
+        "source": "declared",
+        "amount_a_year_before": "3900.00",
+    }
+    assert body["months"][0]["amount"] is None and body["months"][0]["amount_a_year_before"] == "4100.00"
+    assert len(body["months"]) == 12
+    rows = db_session.scalars(select(DeclaredActivity).where(DeclaredActivity.year == 2026)).all()
+    assert [(r.month, r.amount, r.recorded_by_user_id) for r in rows] == [(10, Decimal("4300.00"), nurse.id)]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"year": 2026, "month": 12, "amount": "100"}, "month"),  # not begun yet
+        ({"year": 2026, "month": 13, "amount": "100"}, "month"),
+        ({"year": 2026, "month": 10, "amount": "-1"}, "amount"),
+        ({"year": 2026, "month": 10}, "amount"),
+        ({"year": 2026, "month": 10, "amount": "1", "source": "imported"}, "source"),
+    ],
+)
+def test_a_wrong_declaration_is_refused_and_nothing_saved(api_as, db_session, nurse, body, field):
+    response = api_as(nurse).post(f"/api/v1/professionals/{nurse.professional_id}/activity", json=body)
+    assert field in assert_problem(response, 422)["errors"]
+    assert db_session.scalar(select(func.count(DeclaredActivity.id))) == 0
+
+
+def test_one_declares_only_for_oneself_and_only_idels_and_kines(api_as, db_session, nurse, kine, gp, coordinator):
+    body = {"year": 2026, "month": 10, "amount": "100"}
+    assert_problem(api_as(nurse).post(f"/api/v1/professionals/{kine.professional_id}/activity", json=body), 404)
+    assert_problem(api_as(coordinator).post(f"/api/v1/professionals/{kine.professional_id}/activity", json=body), 403)
+    assert_problem(api_as(gp).post(f"/api/v1/professionals/{gp.professional_id}/activity", json=body), 403)
+    assert db_session.scalar(select(func.count(DeclaredActivity.id))) == 0
+    denied = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "activity.declare", AuditEvent.outcome == "denied")
+    ).all()
+    assert [event.actor_user_id for event in denied][:1] == [nurse.id]
+    # Reading: one's own, and the coordination's; not another professional's, not a GP's (no share).
+    assert api_as(coordinator).get(f"/api/v1/professionals/{kine.professional_id}/activity").status_code == 200
+    assert_problem(api_as(nurse).get(f"/api/v1/professionals/{kine.professional_id}/activity"), 404)
+    assert_problem(api_as(gp).get(f"/api/v1/professionals/{gp.professional_id}/activity"), 404)
 
 
 # --- tariffs ----------------------------------------------------------------------------------------------

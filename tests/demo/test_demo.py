@@ -1,11 +1,16 @@
+import datetime as dt
+from decimal import Decimal
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from hub.cli import hub_cli
 from hub.db import utcnow
+from hub.demo.planning import CARDIOLOGY, OFFICINE_PROGRAM
 from hub.demo.territory import CPTS_NAME, find_demo_cpts, load_demo
 from hub.identifiers import check_ins_matricule, check_rpps
 from hub.models import (
@@ -13,15 +18,24 @@ from hub.models import (
     AppointmentState,
     EligibilityAssessment,
     EligibilityOutcome,
+    FeeEntry,
     Modality,
     Patient,
+    PlaceKind,
+    Profession,
     Professional,
+    ProgramKind,
     Report,
     SessionProgram,
     Slot,
     User,
 )
 from hub.services.identity import check_matricule_matches_traits
+from tests import ZONE
+from workflows import statements as shares
+
+# A Thursday: the officine's three Tuesdays before it are in the same calendar year.
+DEMO_DAY = dt.datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo(ZONE))
 
 
 def count(session, model):
@@ -34,7 +48,7 @@ def in_env(app, monkeypatch, env):
 
 def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
     runner = CliRunner()
-    with app.app_context():
+    with app.app_context(), time_machine.travel(DEMO_DAY, tick=False):
         in_env(app, monkeypatch, "development")  # as `make run` loads it
         first = runner.invoke(hub_cli, ["demo"])
         assert first.exit_code == 0, first.output
@@ -53,7 +67,7 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
         )
     assert load_demo(db_session).created is False
     # Each booked patient went through the HAS checklist first: elderly with several conditions, steered to the
-    # assisted teleconsultation (seed 003).
+    # assisted teleconsultation (seed 003) for the cardiologist; eligible to it for the GP at the officine.
     demo = find_demo_cpts(db_session).id
     booked = db_session.scalars(select(Appointment.patient_id).where(Appointment.cpts_id == demo)).all()
     outcomes = db_session.execute(
@@ -62,16 +76,54 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
         .where(Patient.cpts_id == demo)
     ).all()
     assert sorted(booked) == sorted(patient_id for patient_id, _m, _o in outcomes)
-    assert {(m, o) for _p, m, o in outcomes} == {(Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ASSISTED)}
+    assert {(m, o) for _p, m, o in outcomes} == {
+        (Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ASSISTED),
+        (Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ELIGIBLE),
+    }
     # Last Monday's session is done and its report is the cardiologist's to write in « Ma séance ».
     done = db_session.scalars(
-        select(Appointment).where(Appointment.cpts_id == demo, Appointment.state == AppointmentState.DONE)
+        select(Appointment)
+        .join(SessionProgram, SessionProgram.id == Appointment.program_id)
+        .where(SessionProgram.name == CARDIOLOGY, Appointment.state == AppointmentState.DONE)
     ).all()
     assert len(done) == 1 and done[0].starts_at < utcnow() and done[0].identity_checked_at is not None
     assert db_session.scalar(select(User.login).where(User.professional_id == done[0].performer_id)).startswith(
         "cardio."
     )
     assert db_session.scalar(select(func.count(Report.id)).where(Report.appointment_id == done[0].id)) == 0
+
+    _the_officine_has_its_sessions_and_its_pharmacist_his_tlm(db_session, demo)
+
+
+def _the_officine_has_its_sessions_and_its_pharmacist_his_tlm(db_session, demo: int) -> None:
+    """The three Tuesdays before DEMO_DAY are done at the Manzac-sur-Vern officine with its pharmacist, who has
+    passed the 5th assistance of the year (their TLM accrued by the completions); next Tuesday is booked."""
+    program = db_session.scalars(
+        select(SessionProgram).where(SessionProgram.cpts_id == demo, SessionProgram.name == OFFICINE_PROGRAM)
+    ).one()
+    assert program.kind is ProgramKind.PHARMACY_TELECONSULTATION
+    sessions = db_session.scalars(
+        select(Appointment).where(Appointment.program_id == program.id).order_by(Appointment.starts_at)
+    ).all()
+    pharmacist = sessions[0].accompanying
+    assert pharmacist.profession is Profession.PHARMACIST and program.organisation_id in {
+        o.id for o in pharmacist.organisations
+    }
+    assert {(a.accompanying_id, a.place_kind) for a in sessions} == {(pharmacist.id, PlaceKind.PHARMACY)}
+    assert [a.state for a in sessions] == [AppointmentState.DONE] * 9 + [
+        AppointmentState.CONFIRMED,
+        AppointmentState.PROPOSED,
+        AppointmentState.PROPOSED,
+    ]
+    tlm = db_session.execute(
+        select(FeeEntry.amount, FeeEntry.prescriber_rpps).where(
+            FeeEntry.professional_id == pharmacist.id, FeeEntry.code == "TLM"
+        )
+    ).all()
+    assert len(tlm) == 9 and {rpps for _amount, rpps in tlm} == {program.performer.rpps}
+    assistance = shares.pharmacy_assistance(db_session, pharmacist, now=DEMO_DAY, zone=ZONE)
+    assert (assistance.fees.paid, assistance.fees.until_next_block) == (Decimal("25.00"), 1)
+    assert (assistance.sessions.done_count, assistance.sessions.upcoming_count) == (9, 3)
 
 
 @pytest.mark.parametrize("env", ["production", "testing"])

@@ -73,6 +73,7 @@ def test_the_fee_statement_renders_any_text(name, note, cpts_name):
         status=FeeStatus.ACCRUED,
         patient_initials=name[:2],
         prescriber_rpps=None,
+        prescriber_name=None,
         note=note,
     )
     statement = statements.Statement(professional, cpts_name, statements.Period(2026, 11), (line,))

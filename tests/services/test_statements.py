@@ -106,11 +106,12 @@ def test_a_month_statement_lists_the_acts_with_initials_and_prescriber(db_sessio
 
     assert [(line.code, line.act_on.day) for line in result.lines] == [("TLL", 23), ("TLD", 23), ("TLL", 24)]
     line = result.lines[0]
-    assert (line.id, line.amount, line.patient_initials, line.prescriber_rpps) == (
+    assert (line.id, line.amount, line.patient_initials, line.prescriber_rpps, line.prescriber_name) == (
         first.id,
         Decimal("12.00"),
         "H.L.",
         cardiologist.rpps,
+        cardiologist.full_name,
     )
     assert "Accompagnement" in line.label or line.label
     assert result.total == Decimal("27.00"), "the cancelled act is outside the total"

@@ -219,7 +219,7 @@ def declared(db_session, professional_id):
 
 def test_an_idel_declares_a_month(auth, db_session, idel):
     auth.login(idel)
-    response = auth.post("/fees/me/activity", data={"year": "2026", "month": "10", "amount": "4 250,50"})
+    response = auth.post("/fees/me/activity", data={"period": "2026-10", "amount": "4 250,50"})
     assert response.status_code == 302 and response.headers["Location"] == "/fees/me"
     assert declared(db_session, idel.professional_id) == [(2026, 10, Decimal("4250.50"), "declared")]
     body = auth.client.get("/fees/me").get_data(as_text=True)
@@ -230,15 +230,37 @@ def test_an_idel_declares_a_month(auth, db_session, idel):
     assert audit_rows(db_session, "activity.declare")[-1].actor_user_id == idel.id
 
 
+def test_the_short_form_proposes_the_last_month_to_declare_and_shows_last_years_figures(auth, db_session, idel):
+    """One month and its amount; beside them what was declared last year, in total and for the same month."""
+    nurse = idel.professional
+    for month, amount in ((10, "3900"), (11, "4100"), (12, "3000")):
+        db_session.add(DeclaredActivity(professional_id=nurse.id, year=2025, month=month, amount=Decimal(amount)))
+    db_session.add(DeclaredActivity(professional_id=nurse.id, year=2026, month=11, amount=Decimal("4200")))
+    db_session.commit()
+    auth.login(idel)
+    body = auth.client.get("/fees/me").get_data(as_text=True)
+    section = body.split('id="activity-title"')[1].split("</section>")[0]
+    assert "L'an dernier (2025) :\n      <strong>11\u202f000,00" in section and "sur 3 mois" in section
+    # November 2026 is declared: the form proposes October, the last complete month still to declare, and
+    # shows October 2025's figure beside the amount.
+    assert '<option value="2026-10" selected>Octobre 2026</option>' in section
+    assert f"Même mois l&#39;an dernier : 3\u202f900,00{EUROS}" in section
+    assert 'name="year"' not in section and 'name="month"' not in section, "one field for the month"
+    november = section.split("<td>Novembre 2026</td>")[1].split("</tr>")[0]
+    assert f"4\u202f200,00{EUROS}" in november and f"4\u202f100,00{EUROS}" in november
+    assert '<details>' in section and 'action="/fees/me/activity/import"' in section, "the CSV import stays"
+
+
 @pytest.mark.parametrize(
     ("form", "field", "message"),
     [
-        ({"year": "2026", "month": "10", "amount": "-3"}, "amount", "positif"),
-        ({"year": "2026", "month": "10", "amount": "12,345"}, "amount", "centime"),
-        ({"year": "2026", "month": "10", "amount": "beaucoup"}, "amount", "Montant invalide"),
-        ({"year": "2026", "month": "13", "amount": "100"}, "month", "Entre 1 et 12"),
-        ({"year": "2026", "month": "12", "amount": "100"}, "month", "pas encore commencé"),
-        ({"year": "2026", "month": "10"}, "amount", "obligatoire"),
+        ({"period": "2026-10", "amount": "-3"}, "amount", "positif"),
+        ({"period": "2026-10", "amount": "12,345"}, "amount", "centime"),
+        ({"period": "2026-10", "amount": "beaucoup"}, "amount", "Montant invalide"),
+        ({"period": "2026-13", "amount": "100"}, "period", "Choisissez un mois de la liste."),
+        ({"period": "octobre", "amount": "100"}, "period", "Choisissez un mois de la liste."),
+        ({"period": "2026-12", "amount": "100"}, "period", "pas encore commencé"),
+        ({"period": "2026-10"}, "amount", "obligatoire"),
     ],
 )
 def test_a_wrong_declaration_is_explained_and_nothing_saved(auth, db_session, idel, ledger, form, field, message):
@@ -255,7 +277,7 @@ def test_s3_the_declaration_refuses_fields_it_does_not_know(auth, db_session, id
     """A professional declares for themselves only: another's id (or an amount of a fee) is refused."""
     auth.login(idel)
     for extra in ({"professional_id": str(other_idel.professional_id)}, {"fee_amount": "999"}):
-        response = auth.post("/fees/me/activity", data={"year": "2026", "month": "10", "amount": "10"} | extra)
+        response = auth.post("/fees/me/activity", data={"period": "2026-10", "amount": "10"} | extra)
         assert response.status_code == 422
         assert "Champ inconnu ou non modifiable." in response.get_data(as_text=True)
     assert declared(db_session, other_idel.professional_id) == declared(db_session, idel.professional_id) == []
@@ -263,10 +285,10 @@ def test_s3_the_declaration_refuses_fields_it_does_not_know(auth, db_session, id
 
 def test_only_idels_and_kines_declare(auth, db_session, gp, coordinator):
     auth.login(gp)
-    assert auth.post("/fees/me/activity", data={"year": "2026", "month": "10", "amount": "1"}).status_code == 403
+    assert auth.post("/fees/me/activity", data={"period": "2026-10", "amount": "1"}).status_code == 403
     assert audit_rows(db_session, "activity.declare", outcome="denied")[-1].actor_user_id == gp.id
     auth.login(coordinator)
-    assert auth.post("/fees/me/activity", data={"year": "2026", "month": "10", "amount": "1"}).status_code == 403
+    assert auth.post("/fees/me/activity", data={"period": "2026-10", "amount": "1"}).status_code == 403
 
 
 def upload(auth, content: bytes, name="activite.csv"):
@@ -345,7 +367,7 @@ def test_professionals_and_coordinators_do_not_edit_tariffs(auth, idel, coordina
 
 def test_fee_forms_refuse_a_missing_csrf_token(auth, idel, admin):
     auth.login(idel)
-    response = auth.client.post("/fees/me/activity", data={"year": "2026", "month": "10", "amount": "1"})
+    response = auth.client.post("/fees/me/activity", data={"period": "2026-10", "amount": "1"})
     assert response.status_code == 400
     auth.login(admin)
     assert auth.client.post("/fees/tariffs", data={"code": "TLD"}).status_code == 400
