@@ -16,7 +16,6 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import (
-    APPOINTMENT_STATE_LABELS,
     ASSISTED_PROGRAM_KINDS,
     MODALITY_LABELS,
     REFERRAL_STATE_LABELS,

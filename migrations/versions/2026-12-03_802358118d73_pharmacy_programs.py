@@ -1,7 +1,7 @@
 """Programs of teleconsultation assisted in an officine: a new program kind
 
 Revision ID: 802358118d73
-Revises: dc9a3d231159
+Revises: 202a949c8ce0
 Create Date: 2026-12-03 09:00:00.000000
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "802358118d73"
-down_revision = "dc9a3d231159"
+down_revision = "202a949c8ce0"
 branch_labels = None
 depends_on = None
 
