@@ -107,12 +107,11 @@ def test_the_pharmacist_sees_the_next_session_and_the_years_tlm(auth, db_session
     db_session.commit()
     auth.login(pharmacist)
     home = squash(text(auth.client.get("/")))
-    assert "Téléconsultations en officine" in home
-    assert (
-        f"Prochaine séance : lundi 23 novembre 2026, 14 h 00 , téléconsultation de {t.cardiologist.full_name}" in home
-    )
-    assert "1 à venir ; 5 réalisées en 2026" in home
-    assert f"TLM 2026 : 25,00{EUROS} sur 750,00{EUROS} ; encore 5 assistances avant le prochain forfait" in home
+    assert "Téléconsultations assistées en officine" in home
+    assert f"lundi 23 novembre 2026, 14 h 00 — {t.patient.display_name}" in home  # to confirm
+    assert "Assistances de 2026 (TLM) 5 téléconsultations assistées" in home
+    assert f"Rémunération acquise : 25,00{EUROS}" in home
+    assert f"sur un plafond de 750,00{EUROS} ; encore 5 assistances avant le prochain forfait" in home
 
     visits = squash(text(auth.client.get("/visits")))
     officine_part = visits.split("Téléconsultations assistées en officine")[1]
@@ -137,11 +136,11 @@ def test_past_the_cap_the_pharmacist_reads_that_it_is_reached(auth, db_session, 
     tlm = squash(html.unescape(auth.client.get("/fees/me?year=2026").get_data(as_text=True)).split('id="tlm"')[1])
     assert f"155 assistances en 2026 : 750,00{EUROS} de TLM sur 750,00{EUROS}" in tlm
     assert "Plafond annuel atteint" in tlm and "Encore" not in tlm.split("</section>")[0]
-    assert "(plafond atteint)" in squash(text(auth.client.get("/")))
+    assert "750,00\N{NO-BREAK SPACE}€ : plafond atteint." in squash(text(auth.client.get("/")))
 
 
 def test_an_idel_sees_no_officine_section(auth, territory, officine):
     auth.login(territory.idel_user)
-    assert "Téléconsultations en officine" not in text(auth.client.get("/"))
+    assert "Téléconsultations assistées en officine" not in text(auth.client.get("/"))
     assert "Téléconsultations assistées en officine" not in text(auth.client.get("/visits"))
     assert 'id="tlm"' not in text(auth.client.get("/fees/me"))
