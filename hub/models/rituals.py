@@ -14,6 +14,7 @@ class Ritual:
     label: str
     hint: str  # what the ritual covers, in the guide's words
     requires: tuple[tuple[str, str], ...]  # (field, what is missing when it is empty)
+    optional: tuple[str, ...] = ()  # fields noted with the ritual, not required
 
 
 RITUALS = (
@@ -47,6 +48,7 @@ RITUALS = (
         "Feedback structuré",
         "répétitions, charge, douleur acceptable ou RPE, suivi des objectifs",
         (("structured_feedback", "le feedback structuré (répétitions, charge, douleur ou RPE, objectifs)"),),
+        ("feedback_notes",),
     ),
     Ritual(
         "Clôture",

@@ -26,8 +26,6 @@ from workflows import incidents, rituals
 bp = Blueprint("sessions", __name__)
 
 RITUAL_TEXTS = ("stop_criteria", "feedback_notes", "plan")  # written; the other fields are ticked
-# Fields of the form that no ritual requires: shown under the ritual they belong to.
-RITUAL_EXTRAS = {"Feedback structuré": ("feedback_notes",)}
 
 
 @bp.context_processor
@@ -36,7 +34,6 @@ def labels():
         "RITUALS": RITUALS,
         "RITUAL_FIELD_LABELS": RITUAL_FIELD_LABELS,
         "RITUAL_TEXTS": RITUAL_TEXTS,
-        "RITUAL_EXTRAS": RITUAL_EXTRAS,
         "MAX_PROMS": MAX_PROMS,
         "INCIDENT_KIND_LABELS": INCIDENT_KIND_LABELS,
         "INCIDENT_SEVERITY_LABELS": INCIDENT_SEVERITY_LABELS,
