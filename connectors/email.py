@@ -256,6 +256,7 @@ SUBJECTS = {
     "appointment_cancelled": "Rendez-vous annulé",
     "report_overdue": "Compte rendu en retard",
     "visit_unassigned": "Visite sans IDEL accompagnant·e",
+    "serious_adverse_event": "Événement indésirable grave déclaré",
     **{kind: subject for kind, (subject, _text) in NOTICES.items()},
 }
 DEFAULT_SUBJECT = "Nouveau message du hub de la CPTS"
@@ -292,6 +293,9 @@ def notice_text(kind: str, data: Mapping, *, base_url: str | None) -> str:
         return NOTICES[kind][1] + link
     if kind == "visit_unassigned":
         return "Aucune IDEL n'a accepté une visite d'accompagnement : elle attend la coordination." + link
+    if kind == "serious_adverse_event":  # an alert: straight to the coordination's list of incidents
+        text = "Un événement indésirable grave a été déclaré sur une séance, voir le hub."
+        return text + _link(base_url, "incidents")
     if kind == "report_overdue":
         return "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)." + link
     return "Vous avez un nouveau message." + link
@@ -309,10 +313,10 @@ def _when(data: Mapping) -> str:
     return text
 
 
-def _link(base_url: str | None) -> str:
+def _link(base_url: str | None, path: str = "") -> str:
     if not base_url:
         return "\n\nLes détails sont sur le hub de la CPTS, après connexion."
-    return f"\n\nDétails sur le hub (après connexion) : {base_url}/"
+    return f"\n\nDétails sur le hub (après connexion) : {base_url}/{path}"
 
 
 def single_address(recipient: str) -> str:

@@ -183,6 +183,7 @@ def purge_cpts(session, cpts_id: int) -> None:
         ReferralAttachment,
         Report,
         Resource,
+        SessionIncident,
         SessionProgram,
         Slot,
         TeleexpertiseAttachment,
@@ -216,6 +217,7 @@ def purge_cpts(session, cpts_id: int) -> None:
         delete(ReferralAttachment).where(ReferralAttachment.referral_id.in_(referrals)),
         delete(Referral).where(Referral.cpts_id == cpts_id),
         delete(EligibilityAssessment).where(EligibilityAssessment.patient_id.in_(patients)),
+        delete(SessionIncident).where(SessionIncident.cpts_id == cpts_id),
         delete(Allocation).where(Allocation.appointment_id.in_(appointments)),
         delete(VisitOffer).where(VisitOffer.appointment_id.in_(appointments)),
         delete(Appointment).where(Appointment.cpts_id == cpts_id),
@@ -293,6 +295,22 @@ def visit(db_session, territory, slot):
     appointment = appointments.book(
         db_session, territory.coordinator, slot=slot, patient=territory.patient, place_kind=PlaceKind.DEDICATED_PLACE
     )
+    db_session.commit()
+    return appointment
+
+
+@pytest.fixture
+def kine(db_session, territory):
+    """The account of a kiné of the territory who does télésoin."""
+    return factories.clinician(
+        db_session, territory.cpts, Profession.PHYSIOTHERAPIST, does_telesoin=True, email="kine@example.org"
+    )
+
+
+@pytest.fixture
+def kine_session(db_session, territory, kine):
+    """The kiné's télésoin session with the territory's patient, next Monday at 14:00, the patient checked in."""
+    appointment = factories.telesoin_session(db_session, territory, performer=kine.professional)
     db_session.commit()
     return appointment
 

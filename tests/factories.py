@@ -458,6 +458,45 @@ def assistance_done(session, program_row, pharmacist_user, patient_row, starts_a
     return row
 
 
+def telesoin_session(
+    session,
+    t: "Territory",
+    *,
+    performer,
+    state: AppointmentState = AppointmentState.CHECKED_IN,
+    starts_at: dt.datetime = MONDAY_14H,
+) -> Appointment:
+    """A 30-minute télésoin session of `performer` (a kiné's TMK 8 rééducation) with the territory's patient at
+    home, in a télésoin program of theirs, as a bare row in `state`: checked in by the performer by default."""
+    program_row = program(session, t.cpts, performer=performer, telesoin=True, slot_minutes=30)
+    slot_row = slot(session, program_row, starts_at.astimezone(dt.UTC))
+    checked = state is not AppointmentState.CONFIRMED
+    row = Appointment(
+        cpts_id=t.cpts.id,
+        kind=AppointmentKind.TELESOIN,
+        state=state,
+        patient_id=t.patient.id,
+        slot_id=slot_row.id,
+        program_id=program_row.id,
+        performer_id=performer.id,
+        place_kind=PlaceKind.HOME,
+        starts_at=slot_row.starts_at,
+        ends_at=slot_row.ends_at,
+        telesoin_act="reeducation_membre_rachis",
+        act_coefficient=8,
+        created_by_user_id=t.coordinator.id,
+        confirmed_at=now(),
+        identity_checked_by_user_id=t.coordinator.id if checked else None,
+        identity_checked_at=now() if checked else None,
+        identity_check_method="document" if checked else None,
+        patient_location="Domicile" if checked else None,
+        callback_phone="0612345678" if checked else None,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
 # --- referrals, reports, téléexpertise ------------------------------------------------------------------
 
 

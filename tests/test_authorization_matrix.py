@@ -52,6 +52,9 @@ PLANNING_OBJECT = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN)
 # The appointment's performer and IDEL have no account here: every clinician is a stranger to it.
 APPOINTMENT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
 CARE_PAGE = expect(admin=FORBIDDEN)
+# What happened in a session (its rituals, its incidents) is told by its performer and IDEL only, without an
+# account here: the coordination reads it (APPOINTMENT) but does not write it.
+SESSION_PARTICIPANTS = expect(admin=FORBIDDEN, stranger=HIDDEN, coordinator=HIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
 # Fees: one's own (the coordination's account redirects to the CPTS's); the professional of the URL is a
 # nurse without an account, so every clinician is a stranger to their fees; the admin sees no fees.
 OWN_FEES = expect(admin=FORBIDDEN)
@@ -160,6 +163,11 @@ MATRIX = {
     ("api.degrade_appointment", "POST"): APPOINTMENT,
     ("api.record_no_show", "POST"): APPOINTMENT,
     ("api.cancel_appointment", "POST"): PLANNING_OBJECT,
+    ("api.get_rituals", "GET"): APPOINTMENT,
+    ("api.record_rituals", "PUT"): SESSION_PARTICIPANTS,
+    ("api.list_session_incidents", "GET"): APPOINTMENT,
+    ("api.record_incident", "POST"): SESSION_PARTICIPANTS,
+    ("api.list_incidents", "GET"): PLANNING,
     ("api.reassign_appointment", "POST"): PLANNING_OBJECT,
     ("planning.week", "GET"): PLANNING,
     ("planning.program_list", "GET"): PLANNING,
@@ -185,6 +193,11 @@ MATRIX = {
     ("visits.record_consent", "POST"): APPOINTMENT,
     ("visits.degrade", "POST"): APPOINTMENT,
     ("visits.no_show", "POST"): APPOINTMENT,
+    ("sessions.rituals_form", "GET"): SESSION_PARTICIPANTS,
+    ("sessions.save_rituals", "POST"): SESSION_PARTICIPANTS,
+    ("sessions.session_incidents", "GET"): APPOINTMENT,
+    ("sessions.record_incident", "POST"): SESSION_PARTICIPANTS,
+    ("sessions.cpts_incidents", "GET"): PLANNING,
     ("agenda.index", "GET"): CARE_PAGE,
     ("fees.mine", "GET"): OWN_FEES,
     ("fees.statement", "GET"): FEES_OF_PROFESSIONAL,

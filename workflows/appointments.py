@@ -40,7 +40,7 @@ from hub.services import directory
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
-from workflows import eligibility, fees
+from workflows import eligibility, fees, rituals
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -649,8 +649,9 @@ def check_in(
 
 
 def complete(session: Session, actor: User, appointment: Appointment, *, checklist: dict[str, bool], now=None) -> None:
-    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor).
-    What else ends with the session (its referral) follows in workflows.completion."""
+    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor) and, for a
+    kiné's télésoin session, its six rituals recorded (workflows.rituals). What else ends with the session (its
+    referral) follows in workflows.completion."""
     target = MACHINE.target("complete", appointment.state)
     require_remote_consent(appointment)
     missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not checklist.get(key)}
@@ -658,6 +659,7 @@ def complete(session: Session, actor: User, appointment: Appointment, *, checkli
         missing["adult_present"] = "Un adulte doit accompagner un patient mineur."
     if missing:
         raise ValidationFailed(missing, "La liste de vérification avant la séance n'est pas complète.")
+    rituals.require_recorded(session, appointment)
     appointment.checklist = json.dumps({key: bool(value) for key, value in checklist.items()}, sort_keys=True)
     appointment.state = target
     appointment.sequence += 1

@@ -54,7 +54,7 @@ from hub.models import (
     User,
 )
 from hub.services import directory
-from workflows import deliveries, events, teleexpertise
+from workflows import deliveries, events, rituals, teleexpertise
 from workflows.attachments import StoredFile
 from workflows.fees import local_day
 from workflows.machine import Machine
@@ -383,14 +383,16 @@ def _document(
         for pro in _participants(session, report)
         if pro.id != report.author_id
     ]
+    appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
     sections = [
         ("Actes réalisés", report.acts),
+        # Seed 000: what goes to Mon espace santé tells the rituals and PROMs of a kiné's télésoin session.
+        *(rituals.report_sections(appointment) if appointment is not None else []),
         ("Prescriptions", report.prescriptions),
         ("Incidents techniques", report.technical_incidents),
         ("Conclusion", report.conclusion),
         ("Suivi demandé", report.follow_up),
     ]
-    appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
     return ClinicalDocument(
         document_uid=document_uid,
         loinc=report.loinc,

@@ -76,6 +76,7 @@ from hub.schemas.scheduling import (
     SeriesStopOut,
     SlotOut,
 )
+from hub.schemas.sessions import IncidentIn, IncidentOut, RitualsIn, RitualsOut
 from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
 from workflows.fees import REMOTE_SHARE_LIMIT
 
@@ -122,6 +123,26 @@ OPERATIONS = {
     "api.record_no_show": ("Noter l'absence du patient", NoBodyIn, AppointmentOut, False),
     "api.cancel_appointment": ("Annuler le rendez-vous", ReasonIn, AppointmentOut, False),
     "api.reassign_appointment": ("Réaffecter l'IDEL accompagnant", ReassignIn, AppointmentOut, False),
+    "api.get_rituals": (
+        "Rituels d'une séance de télésoin de kiné, et ce qui manque pour la terminer",
+        None,
+        RitualsOut,
+        False,
+    ),
+    "api.record_rituals": (
+        "Enregistrer les six rituels de la séance de télésoin (kiné qui la réalise, patient accueilli)",
+        RitualsIn,
+        RitualsOut,
+        False,
+    ),
+    "api.list_session_incidents": ("Incidents d'une séance (participants, coordination)", None, IncidentOut, True),
+    "api.record_incident": (
+        "Déclarer un incident de la séance : technique, EI ou EIG (un EIG alerte la coordination)",
+        IncidentIn,
+        IncidentOut,
+        False,
+    ),
+    "api.list_incidents": ("Incidents des séances de la CPTS, les EIG d'abord (coordination)", None, IncidentOut, True),
     "api.list_fees": ("Actes et rémunérations (les siens ; la CPTS pour la coordination)", None, FeeOut, True),
     "api.get_remote_share": (
         f"Part de télésoin (plafond de {percent(REMOTE_SHARE_LIMIT, places=0)}) d'un·e IDEL ou kiné",

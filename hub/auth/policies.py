@@ -62,25 +62,36 @@ APPOINTMENT_VERBS = {
     "degrade": Permission.VISITS_RESPOND,
     "no_show": Permission.VISITS_RESPOND,
     "record_consent": Permission.VISITS_RESPOND,
+    "record_rituals": Permission.VISITS_RESPOND,
+    "record_incident": Permission.VISITS_RESPOND,
+    "read_session": Permission.APPOINTMENTS_READ,  # its rituals and incidents
     "cancel": Permission.APPOINTMENTS_BOOK,
     "reassign": Permission.APPOINTMENTS_BOOK,
 }
 _ANSWERING = frozenset({"confirm", "decline"})
-_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "record_consent"})
+_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "record_consent", "read_session"})
+# What happened in the session is told by those who took part in it, not by the coordination.
+_PARTICIPANTS_ONLY = frozenset({"record_rituals", "record_incident"})
 
 
 def can_act_on_appointment(session: Session, user, appointment: Appointment, verb: str) -> bool:
-    """Coordinators of the CPTS: any verb. The accompanying IDEL, or an IDEL the visit is offered to:
-    read, confirm, decline. The performer or the accompanying IDEL: read and run the session. Nobody else."""
+    """Coordinators of the CPTS: any verb but telling what happened in the session. The accompanying IDEL, or an
+    IDEL the visit is offered to: read, confirm, decline. The performer or the accompanying IDEL: read, run the
+    session, record its rituals and incidents, read them. Nobody else."""
     permission = APPOINTMENT_VERBS.get(verb)
     if permission is None or not has_permission(user, permission) or appointment.cpts_id != user.cpts_id:
         return False
+    professional_id = user.professional_id
+    participant = professional_id is not None and professional_id in (
+        appointment.performer_id,
+        appointment.accompanying_id,
+    )
+    if verb in _PARTICIPANTS_ONLY:
+        return participant
     if _sees_whole_cpts(user):
         return True
-    professional_id = user.professional_id
     if professional_id is None:
         return False
-    participant = professional_id in (appointment.performer_id, appointment.accompanying_id)
     if verb in _RUNNING or (verb == "read" and participant):
         return participant
     if verb in _ANSWERING or verb == "read":

@@ -5,6 +5,14 @@ from hub.models.calendar_feed import CalendarFeed
 from hub.models.connector_setting import ConnectorSetting
 from hub.models.fees import FEE_STATUS_LABELS, DeclaredActivity, FeeEntry, FeeStatus, Tariff, TariffUnit
 from hub.models.idempotency import IdempotentRequest
+from hub.models.incidents import (
+    INCIDENT_KIND_LABELS,
+    INCIDENT_SEVERITY_LABELS,
+    TECHNICAL_INCIDENTS,
+    IncidentKind,
+    IncidentSeverity,
+    SessionIncident,
+)
 from hub.models.jobs import JobRun, SchedulerLease
 from hub.models.organisation import ORGANISATION_KIND_LABELS, Organisation, OrganisationKind
 from hub.models.outbox import OUTBOX_STATE_LABELS, OutboxMessage, OutboxState
@@ -76,6 +84,7 @@ from hub.models.reports import (
     delivery_state_label,
     unacknowledged,
 )
+from hub.models.rituals import MAX_PROMS, RITUAL_FIELD_LABELS, RITUALS, Ritual
 from hub.models.scheduling import (
     APPOINTMENT_KIND_LABELS,
     APPOINTMENT_STATE_LABELS,
@@ -130,7 +139,10 @@ __all__ = [
     "IDEL_TO_FIND",
     "IDENTITY_DOCUMENT_LABELS",
     "IDENTITY_STATUS_LABELS",
+    "INCIDENT_KIND_LABELS",
+    "INCIDENT_SEVERITY_LABELS",
     "LOINC_LABELS",
+    "MAX_PROMS",
     "MAX_REPORT_DELAY_HOURS",
     "MDN_CODE_LABELS",
     "MDN_REQUEST_CODES",
@@ -151,7 +163,10 @@ __all__ = [
     "REPORT_LOINC",
     "REPORT_STATE_LABELS",
     "RESOURCE_KIND_LABELS",
+    "RITUALS",
+    "RITUAL_FIELD_LABELS",
     "ROLE_LABELS",
+    "TECHNICAL_INCIDENTS",
     "TELEEXPERTISE_REQUEST_LOINC",
     "TELEEXPERTISE_STATE_LABELS",
     "TELESOIN_ACT_LABELS",
@@ -186,6 +201,8 @@ __all__ = [
     "IdentityCheckKind",
     "IdentityDocumentType",
     "IdentityStatus",
+    "IncidentKind",
+    "IncidentSeverity",
     "JobRun",
     "LoginAttempt",
     "Modality",
@@ -210,8 +227,10 @@ __all__ = [
     "ReportState",
     "Resource",
     "ResourceKind",
+    "Ritual",
     "Role",
     "SchedulerLease",
+    "SessionIncident",
     "SessionProgram",
     "Sex",
     "Slot",

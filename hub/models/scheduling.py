@@ -380,6 +380,9 @@ class Appointment(Base):
     remote_share_override_reason: Mapped[str | None] = mapped_column(String(300))
     # A serial télésoin session may go without its own report (seed 002), never the last of the series.
     report_waived_reason: Mapped[str | None] = mapped_column(String(300))
+    # A kiné's télésoin session: its six rituals (hub.models.rituals) as the kiné recorded them, JSON.
+    rituals: Mapped[str | None] = mapped_column(Text)
+    rituals_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     patient: Mapped[Patient] = relationship()
     performer: Mapped[Professional] = relationship(foreign_keys=[performer_id])

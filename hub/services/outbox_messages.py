@@ -37,6 +37,7 @@ KIND_LABELS = {
     "visit_unassigned": "Visite sans IDEL",
     "appointment_cancelled": "Rendez-vous annulé",
     "report_overdue": "Alerte : compte rendu en retard",
+    "serious_adverse_event": "Alerte : événement indésirable grave",
     "referral_accepted": "Adressage accepté",
     "referral_rejected": "Adressage refusé",
     "referral_scheduled": "Adressage programmé",

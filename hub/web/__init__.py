@@ -18,6 +18,7 @@ def blueprints():
         professionals,
         referrals,
         reports,
+        sessions,
         teleexpertise,
         visits,
     )
@@ -32,6 +33,7 @@ def blueprints():
         calendar.bp,
         planning.bp,
         visits.bp,
+        sessions.bp,
         agenda.bp,
         fees.bp,
         pathways.bp,

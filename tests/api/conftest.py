@@ -19,6 +19,9 @@ class ApiClient:
     def patch(self, url, json=None, **kwargs):
         return self.client.patch(url, headers=self.headers, json=json, **kwargs)
 
+    def put(self, url, json=None, **kwargs):
+        return self.client.put(url, headers=self.headers, json=json, **kwargs)
+
 
 @pytest.fixture
 def api_as(client, db_session):
