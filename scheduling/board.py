@@ -16,7 +16,6 @@ from hub.models import (
     AppointmentState,
     Profession,
     Professional,
-    Resource,
     SessionProgram,
     Slot,
     SlotState,
@@ -144,6 +143,8 @@ def _with_details(query):
         joinedload(Appointment.patient),
         joinedload(Appointment.performer),
         joinedload(Appointment.slot).joinedload(Slot.program),
+        joinedload(Appointment.room),
+        joinedload(Appointment.kit),
     ).order_by(Appointment.starts_at, Appointment.id)
 
 
@@ -174,17 +175,6 @@ def visits_of(
         Appointment.starts_at < day_end + dt.timedelta(days=upcoming_days),
     )
     return Visits(*(list(session.scalars(_with_details(q))) for q in (offered, today, upcoming)))
-
-
-def resources_of(session: Session, cpts_id: int) -> list[Resource]:
-    """The CPTS's active rooms and kits, for the program form."""
-    return list(
-        session.scalars(
-            select(Resource)
-            .where(Resource.cpts_id == cpts_id, Resource.is_active.is_(True))
-            .order_by(Resource.kind, Resource.name)
-        )
-    )
 
 
 def accompanying_professionals(session: Session, cpts_id: int) -> list[Professional]:

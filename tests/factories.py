@@ -42,6 +42,8 @@ from hub.models import (
     Report,
     ReportKind,
     ReportState,
+    Resource,
+    ResourceKind,
     Role,
     SessionProgram,
     Sex,
@@ -286,6 +288,15 @@ def program(session, cpts_org, *, performer=None, telesoin: bool = False, **over
     if telesoin:
         values |= {"kind": ProgramKind.TELESOIN, "accompaniment_before_minutes": 0, "accompaniment_after_minutes": 0}
     row = SessionProgram(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def resource(session, cpts_org, kind: ResourceKind = ResourceKind.KIT, **overrides) -> Resource:
+    """A resource in service: by default the connected ECG case of the VIVEVAL Monday."""
+    values = {"cpts_id": cpts_org.id, "kind": kind, "name": f"Mallette ECG connectée n° {next(_counter)}"}
+    row = Resource(**(values | overrides))
     session.add(row)
     session.flush()
     return row

@@ -55,5 +55,6 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     programs,
     referrals,
     reports,
+    resources,
     teleexpertise,
 )

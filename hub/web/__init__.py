@@ -18,6 +18,7 @@ def blueprints():
         professionals,
         referrals,
         reports,
+        resources,
         teleexpertise,
         visits,
     )
@@ -31,6 +32,7 @@ def blueprints():
         me.bp,
         calendar.bp,
         planning.bp,
+        resources.bp,
         visits.bp,
         agenda.bp,
         fees.bp,
