@@ -88,8 +88,6 @@ def create_resource(session: Session, actor, data: dict) -> Resource:
 
 def update_resource(session: Session, actor, resource: Resource, changes: dict) -> Resource:
     """Its name, organisation, address and description; a kit stays a kit (programs point at it as one)."""
-    if "kind" in changes and changes["kind"] is not resource.kind:
-        raise ValidationFailed({"kind": "Le type ne change pas : créez plutôt un nouveau matériel ou lieu."})
     _check(session, resource.cpts_id, changes, exclude_id=resource.id)
     changed = sorted(key for key in EDITABLE if key in changes and getattr(resource, key) != changes[key])
     for key in changed:
@@ -120,19 +118,19 @@ def retire_resource(session: Session, actor, resource: Resource, *, now: dt.date
 
 
 def _still_serving(resource: Resource, running: list[SessionProgram], upcoming: int) -> str:
-    reasons = []
+    reasons, steps = [], []
     if running:
+        several = len(running) > 1
         names = ", ".join(f"« {p.name} »" for p in running)
-        reasons.append(
-            f"{'le programme' if len(running) == 1 else 'les programmes'} {names} l'utilise{'nt' * (len(running) > 1)}"
+        reasons.append(f"{'les programmes' if several else 'le programme'} {names} l'utilise{'nt' if several else ''}")
+        steps.append(
+            f"choisissez un autre matériel ou lieu pour {'ces programmes' if several else 'ce programme'} "
+            f"(« Modifier toute la série ») ou arrêtez-{'les' if several else 'le'}"
         )
     if upcoming:
-        reasons.append(f"{upcoming} rendez-vous à venir le réserve{'nt' * (upcoming > 1)}")
-    return (
-        f"« {resource.name} » ne peut pas être retiré(e) : {' et '.join(reasons)}. "
-        "Choisissez d'abord un autre matériel ou lieu pour ces programmes (« Modifier toute la série ») ou "
-        "arrêtez-les, et annulez les rendez-vous à venir qui le réservent."
-    )
+        reasons.append(f"{upcoming} rendez-vous à venir le réserve{'nt' if upcoming > 1 else ''}")
+        steps.append("les rendez-vous déjà pris le gardent : annulez-les, ou attendez qu'ils soient passés")
+    return f"« {resource.name} » ne peut pas être retiré(e) : {' et '.join(reasons)}. D'abord, {' ; '.join(steps)}."
 
 
 def _check(session: Session, cpts_id: int, data: dict, *, exclude_id: int | None = None) -> None:

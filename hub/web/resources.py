@@ -52,7 +52,7 @@ def index():
 @access(Permission.RESOURCES_MANAGE)
 def new():
     if request.method == "GET":
-        return _form("resources/new.html", {"kind": request.args.get("kind", "")})
+        return _form("resources/new.html", {})
     resource, values, errors = submit(ResourceForm(), lambda data: resources.create_resource(db(), current_user, data))
     if resource is None:
         return _form("resources/new.html", values, errors, status=422)

@@ -173,8 +173,9 @@ def test_a_resource_still_serving_is_not_retired(auth, db_session, coordinator, 
     assert refusal is not None
     assert refusal.group(1) == (
         f"« Mallette ECG connectée n° 1 » ne peut pas être retiré(e) : le programme « {territory.program.name} » "
-        "l'utilise et 1 rendez-vous à venir le réserve. Choisissez d'abord un autre matériel ou lieu pour ces "
-        "programmes (« Modifier toute la série ») ou arrêtez-les, et annulez les rendez-vous à venir qui le réservent."
+        "l'utilise et 1 rendez-vous à venir le réserve. D'abord, choisissez un autre matériel ou lieu pour ce "
+        "programme (« Modifier toute la série ») ou arrêtez-le ; les rendez-vous déjà pris le gardent : annulez-les, "
+        "ou attendez qu'ils soient passés."
     )
     db_session.refresh(kit)
     assert kit.is_active and kit.retired_at is None
