@@ -27,7 +27,7 @@ def professional_agenda(session: Session, professional_id: int, start: dt.dateti
     return list(
         session.scalars(
             select(Appointment)
-            .options(joinedload(Appointment.patient))
+            .options(joinedload(Appointment.patient), joinedload(Appointment.room), joinedload(Appointment.kit))
             .where(
                 or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id),
                 Appointment.starts_at >= start,

@@ -16,7 +16,6 @@ from hub.models import (
     AppointmentState,
     Profession,
     Professional,
-    Resource,
     SessionProgram,
     Slot,
     SlotState,
@@ -148,6 +147,8 @@ def _with_details(query):
         joinedload(Appointment.patient),
         joinedload(Appointment.performer),
         joinedload(Appointment.slot).joinedload(Slot.program),
+        joinedload(Appointment.room),
+        joinedload(Appointment.kit),
     ).order_by(Appointment.starts_at, Appointment.id)
 
 
@@ -222,17 +223,6 @@ def assisted_sessions(
             )
         ),
         done_count=session.scalar(select(func.count(Appointment.id)).where(*done)) or 0,
-    )
-
-
-def resources_of(session: Session, cpts_id: int) -> list[Resource]:
-    """The CPTS's active rooms and kits, for the program form."""
-    return list(
-        session.scalars(
-            select(Resource)
-            .where(Resource.cpts_id == cpts_id, Resource.is_active.is_(True))
-            .order_by(Resource.kind, Resource.name)
-        )
     )
 
 

@@ -42,6 +42,8 @@ from hub.models import (
     Report,
     ReportKind,
     ReportState,
+    Resource,
+    ResourceKind,
     Role,
     SessionProgram,
     Sex,
@@ -309,6 +311,15 @@ def program(
             "slot_interval_minutes": 60,
         }
     row = SessionProgram(**(values | overrides))
+    session.add(row)
+    session.flush()
+    return row
+
+
+def resource(session, cpts_org, kind: ResourceKind = ResourceKind.KIT, **overrides) -> Resource:
+    """A resource in service: by default the connected ECG case of the VIVEVAL Monday."""
+    values = {"cpts_id": cpts_org.id, "kind": kind, "name": f"Mallette ECG connectée n° {next(_counter)}"}
+    row = Resource(**(values | overrides))
     session.add(row)
     session.flush()
     return row

@@ -51,6 +51,9 @@ PLANNING = expect(others=FORBIDDEN, coordinator=OK, stranger=OK)
 PLANNING_OBJECT = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN)
 # The appointment's performer and IDEL have no account here: every clinician is a stranger to it.
 APPOINTMENT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
+# Kits, rooms and places: the coordination's and the admin's; the other CPTS's coordinator meets 404 on ours.
+RESOURCES = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
+RESOURCE_OBJECT = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
 CARE_PAGE = expect(admin=FORBIDDEN)
 # What happened in a session (its rituals, its incidents) is told by its performer and IDEL only, without an
 # account here: the coordination reads it (APPOINTMENT) but does not write it.
@@ -185,6 +188,19 @@ MATRIX = {
     ("planning.appointment", "GET"): PLANNING_OBJECT,
     ("planning.reassign", "POST"): PLANNING_OBJECT,
     ("planning.cancel", "POST"): PLANNING_OBJECT,
+    ("api.list_resources", "GET"): RESOURCES,
+    ("api.create_resource", "POST"): RESOURCES,
+    ("api.get_resource", "GET"): RESOURCE_OBJECT,
+    ("api.update_resource", "PATCH"): RESOURCE_OBJECT,
+    ("api.retire_resource", "POST"): RESOURCE_OBJECT,  # retired by the first role allowed, then 409
+    ("api.list_resource_bookings", "GET"): RESOURCE_OBJECT,
+    ("resources.index", "GET"): RESOURCES,
+    ("resources.new", "GET"): RESOURCES,
+    ("resources.new", "POST"): RESOURCES,
+    ("resources.show", "GET"): RESOURCE_OBJECT,
+    ("resources.edit", "GET"): RESOURCE_OBJECT,
+    ("resources.edit", "POST"): RESOURCE_OBJECT,
+    ("resources.retire", "POST"): RESOURCE_OBJECT,
     ("visits.index", "GET"): CARE_PAGE,
     ("visits.confirm", "POST"): APPOINTMENT,
     ("visits.decline", "POST"): APPOINTMENT,
@@ -398,6 +414,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         "token_id": token.id,
         "token": feed_token,
         "program_id": program.id,
+        "resource_id": factories.resource(db_session, cpts).id,
         "slot_id": free_slot.id,
         "appointment_id": appointment.id,
         "referral_id": referral.id,

@@ -36,7 +36,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from hub.services import directory
+from hub.services import directory, resources
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
@@ -242,6 +242,7 @@ def _check_bookable(session: Session, slot: Slot, patient: Patient, *, now: dt.d
         raise RuleViolation("Ce créneau est déjà passé.")
     if patient.cpts_id != program.cpts_id:
         raise NotFound("Patient introuvable.")
+    resources.require_bookable(program)
     # A missing consent does not stop the booking: the confirmation asks for it (see confirm()).
 
 

@@ -7,7 +7,7 @@ import json
 
 from dateutil.rrule import rrulestr
 from sqlalchemy import false, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
 from hub.db import utcnow
@@ -21,13 +21,11 @@ from hub.models import (
     Professional,
     ProgramClosure,
     ProgramKind,
-    Resource,
-    ResourceKind,
     SessionProgram,
     Slot,
     SlotState,
 )
-from hub.services import directory
+from hub.services import directory, resources
 from scheduling.recurrence import InvalidRecurrence, Recurrence, describe, localise, parse_rrule
 from scheduling.slots import GenerationReport, booked_slot_ids, generate_slots, recurrence_of
 from workflows import appointments
@@ -90,11 +88,7 @@ def _check_refs(session: Session, cpts_id: int, data: dict) -> None:
         officine_error = _officine_error(session, data.get("organisation_id"))
         if officine_error:
             errors["organisation_id"] = officine_error
-    for key, kind in (("room_id", ResourceKind.ROOM), ("kit_id", ResourceKind.KIT)):
-        if data.get(key):
-            resource = session.get(Resource, data[key])
-            if resource is None or resource.cpts_id != cpts_id or resource.kind is not kind:
-                errors[key] = "Ressource inconnue dans la CPTS."
+    errors |= resources.assignment_errors(session, cpts_id, data)
     if data.get("valid_until") and data.get("first_day") and data["valid_until"] < data["first_day"]:
         errors["valid_until"] = "La fin de validité précède le début."
     if errors:
@@ -447,6 +441,7 @@ def list_programs(session: Session, cpts_id: int) -> list[SessionProgram]:
     return list(
         session.scalars(
             select(SessionProgram)
+            .options(joinedload(SessionProgram.room), joinedload(SessionProgram.kit))
             .where(SessionProgram.cpts_id == cpts_id)
             .order_by(SessionProgram.name, SessionProgram.id)
         )

@@ -56,6 +56,7 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     programs,
     referrals,
     reports,
+    resources,
     sessions,
     teleexpertise,
 )

@@ -60,6 +60,7 @@ from hub.schemas.referrals import (
     SubmitIn,
 )
 from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
+from hub.schemas.resources import ResourceBookingOut, ResourceIn, ResourceOut, ResourceUpdateIn
 from hub.schemas.scheduling import (
     AppointmentIn,
     AppointmentOut,
@@ -113,6 +114,27 @@ OPERATIONS = {
         False,
     ),
     "api.list_slots": ("Créneaux d'un programme et leur état", None, SlotOut, True),
+    "api.list_resources": (
+        "Matériel, salles et lieux dédiés de la CPTS, leurs programmes et rendez-vous à venir",
+        None,
+        ResourceOut,
+        True,
+    ),
+    "api.create_resource": ("Créer un matériel, une salle ou un lieu dédié", ResourceIn, ResourceOut, False),
+    "api.get_resource": ("Lire un matériel, une salle ou un lieu dédié", None, ResourceOut, False),
+    "api.update_resource": ("Modifier un matériel, une salle ou un lieu dédié", ResourceUpdateIn, ResourceOut, False),
+    "api.retire_resource": (
+        "Retirer du service (refusé tant qu'un programme en cours ou un rendez-vous à venir l'utilise)",
+        NoBodyIn,
+        ResourceOut,
+        False,
+    ),
+    "api.list_resource_bookings": (
+        "Rendez-vous qui réservent ce matériel ou ce lieu (à venir par défaut, l'historique avec `from`)",
+        None,
+        ResourceBookingOut,
+        True,
+    ),
     "api.book_appointment": ("Réserver un créneau pour un patient", AppointmentIn, BookingOut, False),
     "api.get_appointment": ("Lire un rendez-vous", None, AppointmentOut, False),
     "api.confirm_appointment": ("Confirmer la visite (IDEL)", NoBodyIn, AppointmentOut, False),
@@ -280,6 +302,7 @@ MULTIPART = {"api.add_referral_attachment"}
 ANSWER_200 = {
     "api.cancel_program",
     "api.declare_activity",
+    "api.retire_resource",
     "api.confirm_appointment",
     "api.decline_appointment",
     "api.check_in_appointment",
@@ -331,6 +354,7 @@ QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
     "api.list_professionals": [("q", {"type": "string"}, False), ("profession", _enum(Profession), False)],
     "api.create_patient": [("duplicates_checked", {"type": "boolean"}, False)],
     "api.list_slots": [("from", DAY_OR_INSTANT, False), ("to", DAY_OR_INSTANT, False)],
+    "api.list_resource_bookings": [("from", DAY_OR_INSTANT, False), ("to", DAY_OR_INSTANT, False)],
     "api.list_fees": [
         ("professional_id", ROW_ID, False),
         ("from", DATE, False),

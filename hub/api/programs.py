@@ -85,14 +85,16 @@ def list_slots(program_id: int):
 
 
 def _window(program, args: dict) -> tuple[dt.datetime, dt.datetime]:
-    start = _instant(args.get("start"), program.zone, end=False) or utcnow()
-    end = _instant(args.get("end"), program.zone, end=True) or start + dt.timedelta(weeks=program.horizon_weeks)
+    start = instant(args.get("start"), program.zone, end=False) or utcnow()
+    end = instant(args.get("end"), program.zone, end=True) or start + dt.timedelta(weeks=program.horizon_weeks)
     if end <= start:
         raise ValidationFailed({"to": "La fin de la période précède son début."})
     return start, end
 
 
-def _instant(value, zone: str, *, end: bool) -> dt.datetime | None:
+def instant(value, zone: str, *, end: bool) -> dt.datetime | None:
+    """A `from` or `to` of the query as an instant: itself with its offset, or the local day's first instant (for
+    an end, the next day's: the day is included)."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):

@@ -31,6 +31,7 @@ class Permission(StrEnum):
     REPORTS_MONITOR = "hub:reports:monitor"
     REPORTS_READ = "hub:reports:read"
     REPORTS_WRITE = "hub:reports:write"
+    RESOURCES_MANAGE = "hub:resources:manage"
     TARIFFS_MANAGE = "hub:tariffs:manage"
     TARIFFS_READ = "hub:tariffs:read"
     TELEEXPERTISE_ANSWER = "hub:teleexpertise:answer"
@@ -57,7 +58,7 @@ _CLINICAL = {
 }
 # Answering a visit and running the session: the object check (hub.auth.policies) says on which appointment.
 _CARE = {Permission.APPOINTMENTS_READ, Permission.VISITS_RESPOND}
-_PLANNING = {Permission.APPOINTMENTS_BOOK, Permission.PROGRAMS_MANAGE}
+_PLANNING = {Permission.APPOINTMENTS_BOOK, Permission.PROGRAMS_MANAGE, Permission.RESOURCES_MANAGE}
 # Fees: one's own statement (and the activity behind the 20 % share); the coordination sees the whole CPTS.
 _OWN_FEES = {Permission.ACTIVITY_DECLARE, Permission.FEES_READ_OWN}
 # Referrals: a GP writes theirs, the coordination triages; which referral is the policy's (hub.auth.policies).
@@ -71,7 +72,8 @@ _REPORTS_FOLLOW_UP = {Permission.REPORTS_MONITOR, Permission.REPORTS_READ}
 _TELEEXPERTISE = {Permission.TELEEXPERTISE_ANSWER, Permission.TELEEXPERTISE_READ, Permission.TELEEXPERTISE_REQUEST}
 _TELEEXPERTISE_ASSIGNING = {Permission.TELEEXPERTISE_ASSIGN, Permission.TELEEXPERTISE_READ}
 
-# The admin runs the directory and accounts and, being non-clinical, sees no patient record.
+# The admin runs the directory and accounts, and the kits and places with the coordination; being non-clinical,
+# the admin sees no patient record.
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(
         _EVERYONE
@@ -82,6 +84,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             Permission.OUTBOX_REQUEUE,
             Permission.PATHWAY_TEMPLATES_MANAGE,
             Permission.PROFESSIONALS_MANAGE,
+            Permission.RESOURCES_MANAGE,
             Permission.TARIFFS_MANAGE,
             Permission.USERS_MANAGE,
         }

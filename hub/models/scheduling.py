@@ -44,22 +44,41 @@ ASSISTED_PROGRAM_KINDS = frozenset({ProgramKind.ASSISTED_TELECONSULTATION, Progr
 class ResourceKind(StrEnum):
     ROOM = "room"
     KIT = "kit"
+    DEDICATED_PLACE = "dedicated_place"
 
 
-RESOURCE_KIND_LABELS = {ResourceKind.ROOM: "Salle / lieu", ResourceKind.KIT: "Matériel (mallette connectée)"}
+RESOURCE_KIND_LABELS = {
+    ResourceKind.KIT: "Matériel (mallette connectée…)",
+    ResourceKind.ROOM: "Salle",
+    ResourceKind.DEDICATED_PLACE: "Lieu dédié à la téléconsultation",
+}
+# A program's place (`room_id`) is a room or a dedicated place; its kit (`kit_id`) is equipment.
+PLACE_RESOURCE_KINDS = frozenset({ResourceKind.ROOM, ResourceKind.DEDICATED_PLACE})
 
 
 class Resource(Base):
-    """A bookable room, dedicated place or equipment kit (connected ECG case…)."""
+    """A bookable room, dedicated teleconsultation place or equipment kit (connected ECG case…).
+
+    A retired resource is never deleted: the appointments that held it keep naming it."""
 
     __tablename__ = "resources"
+    __table_args__ = (CheckConstraint("is_active = (retired_at IS NULL)", name="retired_when_inactive"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     kind: Mapped[ResourceKind] = mapped_column(enum_type(ResourceKind, "resource_kind"))
     name: Mapped[str] = mapped_column(String(120))
+    address: Mapped[str | None] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(String(500))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    organisation: Mapped[Organisation | None] = relationship(foreign_keys=[organisation_id])
+
+    @property
+    def kind_label(self) -> str:
+        return RESOURCE_KIND_LABELS[self.kind]
 
 
 # Hours after a session within which its report must reach each recipient role, unless the program says.
@@ -140,6 +159,8 @@ class SessionProgram(Base):
 
     performer: Mapped[Professional] = relationship()
     organisation: Mapped[Organisation | None] = relationship(foreign_keys=[organisation_id])
+    room: Mapped[Resource | None] = relationship(foreign_keys=[room_id])
+    kit: Mapped[Resource | None] = relationship(foreign_keys=[kit_id])
     closures: Mapped[list["ProgramClosure"]] = relationship(
         back_populates="program", cascade="all, delete-orphan", order_by="ProgramClosure.first_day"
     )
@@ -388,6 +409,8 @@ class Appointment(Base):
     performer: Mapped[Professional] = relationship(foreign_keys=[performer_id])
     accompanying: Mapped[Professional | None] = relationship(foreign_keys=[accompanying_id])
     slot: Mapped[Slot | None] = relationship()
+    room: Mapped[Resource | None] = relationship(foreign_keys=[room_id])
+    kit: Mapped[Resource | None] = relationship(foreign_keys=[kit_id])
     allocations: Mapped[list["Allocation"]] = relationship(back_populates="appointment", cascade="all, delete-orphan")
 
     @property

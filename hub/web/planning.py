@@ -43,7 +43,7 @@ from hub.schemas.scheduling import (
     SeriesForm,
     choice_from_rule,
 )
-from hub.services import directory, identity
+from hub.services import directory, identity, resources
 from hub.web.pages import appointment_action, load_query, telesoin_choices
 from scheduling import board
 from scheduling.agenda import week_bounds
@@ -254,17 +254,26 @@ def _program(program_id: int):
 def _program_form(template: str, values: dict, errors=None, *, status: int = 200, **context):
     cpts_id = current_user.cpts_id
     performers = [(p.id, f"{p.full_name} — {p.profession_label}") for p in directory.active_clinicians(db(), cpts_id)]
-    resources = board.resources_of(db(), cpts_id)
     options = {
         "kind_options": [(k.value, label) for k, label in PROGRAM_KIND_LABELS.items()],
         "performer_options": performers,
         "organisation_options": [(o.id, o.name) for o in directory.all_organisations(db(), cpts_id)],
-        "room_options": [(r.id, r.name) for r in resources if r.kind.value == "room"],
-        "kit_options": [(r.id, r.name) for r in resources if r.kind.value == "kit"],
+        "room_options": _resource_options(cpts_id, "room_id", context.get("program")),
+        "kit_options": _resource_options(cpts_id, "kit_id", context.get("program")),
         "rule_options": list(RULE_CHOICES.items()),
         "weekday_options": list(WEEKDAY_LABELS.items()),
     }
     return render_template(template, values=values, errors=errors or {}, **options, **context), status
+
+
+def _resource_options(cpts_id: int, field: str, program) -> list[tuple[int, str]]:
+    """The resources in service a program may be assigned as its place or kit; a program's own, retired since,
+    is kept so that saving the form unchanged does not take it away unnoticed."""
+    rows = resources.assignable(db(), cpts_id, field)
+    current = getattr(program, field.removesuffix("_id"), None) if program is not None else None
+    if current is not None and not current.is_active:
+        rows.append(current)
+    return [(r.id, f"{r.name} — {r.kind_label}{'' if r.is_active else ' (retiré)'}") for r in rows]
 
 
 def _current_values(program) -> dict:

@@ -1,7 +1,7 @@
 """Kiné télésoin session rituals on the appointment; session incidents (technical, EI, EIG)
 
 Revision ID: a60ef26e5e56
-Revises: dc9a3d231159
+Revises: 802358118d73
 Create Date: 2026-12-03 18:23:10.694289
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "a60ef26e5e56"
-down_revision = "dc9a3d231159"
+down_revision = "802358118d73"
 branch_labels = None
 depends_on = None
 

@@ -43,6 +43,10 @@ CONFIG = {
             "assess_eligibility",
             "create_program",
             "update_program",
+            # A name already in service, an organisation of another CPTS; a resource retired twice.
+            "create_resource",
+            "update_resource",
+            "retire_resource",
         )
     ],
 }
