@@ -469,6 +469,21 @@ def assistance_done(session, program_row, pharmacist_user, patient_row, starts_a
     return row
 
 
+# What a kiné records of the six rituals of a télésoin session (seed 000): enough to complete it.
+KINE_RITUALS = {
+    "opening_brief": True,
+    "telesoin_consent": True,
+    "safety_privacy": True,
+    "proms": [{"name": "EVA douleur", "value": "6/10"}, {"name": "Timed Up and Go", "value": "14 s"}],
+    "stop_criteria": "Douleur au-delà de 7/10 ou vertiges",
+    "teach_back": True,
+    "structured_feedback": True,
+    "feedback_notes": "3 séries de 10, RPE 5",
+    "plan": "Exercices d'équilibre chaque matin ; prochaine séance jeudi",
+    "reinforcement_message": True,
+}
+
+
 def telesoin_session(
     session,
     t: "Territory",

@@ -17,18 +17,7 @@ from tests.pdfs import pdf_text
 pytestmark = pytest.mark.usefixtures("clock")
 
 CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
-RITUALS = {
-    "opening_brief": True,
-    "telesoin_consent": True,
-    "safety_privacy": True,
-    "proms": [{"name": "EVA douleur", "value": "6/10"}, {"name": "Timed Up and Go", "value": "14 s"}],
-    "stop_criteria": "Douleur au-delà de 7/10 ou vertiges",
-    "teach_back": True,
-    "structured_feedback": True,
-    "feedback_notes": "3 séries de 10, RPE 5",
-    "plan": "Exercices d'équilibre chaque matin ; prochaine séance jeudi",
-    "reinforcement_message": True,
-}
+RITUALS = factories.KINE_RITUALS
 
 
 def rituals_url(appointment) -> str:

@@ -278,6 +278,7 @@ def test_a_kines_tmk_entry_carries_the_coefficient_of_the_act(api_as, db_session
     assert coordinator.post(f"{url}/confirm").status_code == 200
     check_in = {"identity_method": "document", "patient_location": "Domicile, salon", "callback_phone": "0612345678"}
     assert therapist.post(f"{url}/check-in", json=check_in).status_code == 200
+    assert therapist.put(f"{url}/rituals", json=factories.KINE_RITUALS).status_code == 200
     done = therapist.post(f"{url}/complete", json={"camera": True, "sound": True, "light": True, "privacy": True})
     assert done.status_code == 200, done.json
     entries = therapist.get(f"/api/v1/fees?professional_id={kine.kine.id}").json["items"]
