@@ -17,7 +17,6 @@ from hub.models import (
     AppointmentState,
     Delivery,
     DeliveryState,
-    FeeEntry,
     OutboxMessage,
     OutboxState,
     Profession,
@@ -46,7 +45,6 @@ LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
 SESSIONS_AHEAD = 8  # days of sessions on the coordinator's desk: today and up to the same weekday next week
 RECENT_REPORTS = dt.timedelta(days=30)
 TO_SIGN_LIMIT = 50
-PHARMACY_ASSISTANCE_CODE = "TLM"
 NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED)
 
 
@@ -266,24 +264,26 @@ def visits_desk(session: Session, professional_id: int, *, zone: str, now: dt.da
 @dataclass(frozen=True)
 class PharmacistDesk:
     visits: VisitsDesk
-    year: int
-    assistances: int  # TLM acts of the year: paid by blocks of five, from the fifth
-    assistance_amount: Decimal
+    tlm: fees.BlockProgress  # the year's assistances, paid by blocks of five from the fifth, against the cap
+
+    @property
+    def year(self) -> int:
+        return self.tlm.year
+
+    @property
+    def assistances(self) -> int:
+        return self.tlm.acts
+
+    @property
+    def assistance_amount(self) -> Decimal:
+        return self.tlm.paid
 
 
-def pharmacist_desk(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> PharmacistDesk:
-    visits = visits_desk(session, professional_id, zone=zone, now=now)
-    year = visits.today.year
-    acts, amount = session.execute(
-        select(func.count(FeeEntry.id), func.coalesce(func.sum(FeeEntry.amount), 0)).where(
-            FeeEntry.professional_id == professional_id,
-            FeeEntry.code == PHARMACY_ASSISTANCE_CODE,
-            FeeEntry.status.in_(fees.LIVE),
-            FeeEntry.act_on >= dt.date(year, 1, 1),
-            FeeEntry.act_on <= dt.date(year, 12, 31),
-        )
-    ).one()
-    return PharmacistDesk(visits=visits, year=year, assistances=acts, assistance_amount=Decimal(amount))
+def pharmacist_desk(session: Session, pharmacist: Professional, *, zone: str, now: dt.datetime) -> PharmacistDesk:
+    visits = visits_desk(session, pharmacist.id, zone=zone, now=now)
+    return PharmacistDesk(
+        visits=visits, tlm=fees.block_progress(session, pharmacist, fees.PHARMACY_ASSISTANCE_CODE, day=visits.today)
+    )
 
 
 # --- the GP -----------------------------------------------------------------------------------------------------
@@ -502,7 +502,7 @@ def _professional_desk(session: Session, me: Professional, *, zone: str, now: dt
     if me.profession is Profession.NURSE:
         return {"idel": visits_desk(session, me.id, zone=zone, now=now)}
     if me.profession is Profession.PHARMACIST:
-        return {"pharmacist": pharmacist_desk(session, me.id, zone=zone, now=now)}
+        return {"pharmacist": pharmacist_desk(session, me, zone=zone, now=now)}
     if me.profession is Profession.GENERAL_PRACTITIONER:
         return {"gp": gp_desk(session, me, now=now)}
     if me.profession is Profession.COORDINATOR:

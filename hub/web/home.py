@@ -14,7 +14,6 @@ from hub.http.access import AUTHENTICATED, PUBLIC, access
 from hub.http.request import db, territory_zone
 from hub.models import PLACE_KIND_LABELS, REFERRAL_STATE_LABELS
 from workflows import desk
-from workflows import statements as shares
 from workflows.appointments import HOME_PLACES
 
 bp = Blueprint("home", __name__)
@@ -43,10 +42,7 @@ def index():
     shown = _patient_rows(board)
     if shown:
         audit.record(db(), actor=current_user, action="desk.read", details={"patient_rows": shown})
-    assistance = None
-    if board.pharmacist:
-        assistance = shares.pharmacy_assistance(db(), current_user.professional, now=now, zone=territory_zone())
-    return render_template("home.html", user=current_user, desk=board, now=now, assistance=assistance)
+    return render_template("home.html", user=current_user, desk=board, now=now)
 
 
 def _patient_rows(board: desk.Desk) -> int:
