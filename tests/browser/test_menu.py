@@ -20,6 +20,12 @@ def test_on_a_phone_the_menu_unfolds_and_the_name_opens_the_profile(page_at, peo
     assert_no_horizontal_scroll(page)
     check_axe(page)
     shoot(page, "mon profil")
+    page.get_by_role("link", name="Changer d'application d'authentification").click()
+    page.wait_for_url("**/me/second-factor")
+    assert page.get_by_role("img", name="QR code d'enrôlement").is_visible()
+    assert_no_horizontal_scroll(page)
+    check_axe(page)
+    shoot(page, "nouvelle application")
 
 
 def test_on_a_laptop_the_menu_is_one_line_and_marks_the_page_shown(page_at, people, shoot):
