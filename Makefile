@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test test-servers lint bench demo migrate clean
+.PHONY: run test test-servers test-browser lint bench demo migrate clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,19 +25,28 @@ run: demo
 	HUB_ENV=development $(BIN)/flask hub worker & \
 	HUB_ENV=development $(BIN)/flask run --host 127.0.0.1 --port 5000
 
-# The MDN reader's tests run a private Dovecot on a loopback port (tests/imap_server.py): installed here when
-# it is missing and the machine allows it (root with apt-get); without it those tests are skipped, not failed.
+# The MDN reader's tests run a private Dovecot on a loopback port (tests/imap_server.py), and the browser tests
+# (tests/browser) drive Debian's Chromium: each installed here when it is missing and the machine allows it (root
+# with apt-get); without it those tests are skipped, not failed.
 test-servers:
 	@[ -x /usr/sbin/dovecot ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null 2>&1; }; }; } || \
 	  echo "dovecot-imapd absent: the IMAP (MDN) tests will be skipped"
+	@[ -x /usr/bin/chromium ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium absent: the browser tests (tests/browser) will be skipped"
 
 test: $(STAMP) test-servers
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+# The browser tests alone (Chromium against the app on loopback); screenshots in tests/browser/screenshots/.
+test-browser: $(STAMP) test-servers
+	$(BIN)/pytest tests/browser
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -135,6 +135,10 @@ MATRIX = {
     ("api.add_consent", "POST"): PATIENT_RECORD,
     ("api.withdraw_consent", "POST"): PATIENT_RECORD,
     ("api.add_identity_check", "POST"): PATIENT_RECORD,
+    ("me.profile", "GET"): LOGGED_IN,
+    ("me.change_password", "POST"): LOGGED_IN,  # an empty form: 422, to anyone logged in
+    ("me.second_factor", "GET"): LOGGED_IN,
+    ("me.replace_second_factor", "POST"): LOGGED_IN,  # no new key shown yet: back to the page that shows one
     ("me.tokens", "GET"): LOGGED_IN,
     ("me.create_token", "POST"): LOGGED_IN,
     ("me.revoke_token", "POST"): OWN_TOKEN,

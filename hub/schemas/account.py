@@ -1,4 +1,5 @@
-"""Forms of the account pages: accounts managed by the admin, the user's own API tokens."""
+"""Forms of the account pages: accounts managed by the admin; the user's own password, second factor and API
+tokens."""
 
 from marshmallow import pre_load
 
@@ -29,3 +30,15 @@ class PasswordForm(FormSchema):
 class ApiTokenForm(FormSchema):
     name = Str(required=True, validate=length(100, 1))
     expires_on = Date(allow_none=True)
+
+
+class OwnPasswordForm(FormSchema):
+    # Only shape here: the service says what is wrong (current password, length, confirmation), by field.
+    current_password = Str(required=True, validate=length(200))
+    new_password = Str(required=True, validate=length(200))
+    new_password_confirmation = Str(required=True, validate=length(200))
+
+
+class OwnTotpForm(FormSchema):
+    current_password = Str(required=True, validate=length(200))
+    code = Str(required=True, validate=length(10))

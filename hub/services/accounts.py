@@ -47,11 +47,16 @@ def _verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+TOO_SHORT = f"Le mot de passe doit comporter au moins {PASSWORD_MIN_LENGTH} caractères."
+WRONG_CURRENT_PASSWORD = "Mot de passe actuel incorrect."  # noqa: S105 (a message, not a secret)
+CONFIRMATION_DIFFERS = "Les deux saisies du nouveau mot de passe sont différentes."
+SAME_PASSWORD = "Choisissez un mot de passe différent de l'actuel."  # noqa: S105 (a message, not a secret)
+NEW_CODE_REFUSED = "Code incorrect : saisissez le code à 6 chiffres que la nouvelle application affiche pour cette clé."
+
+
 def check_password_strength(password: str) -> None:
     if len(password or "") < PASSWORD_MIN_LENGTH:
-        raise ValidationFailed(
-            {"password": f"Le mot de passe doit comporter au moins {PASSWORD_MIN_LENGTH} caractères."}
-        )
+        raise ValidationFailed({"password": TOO_SHORT})
 
 
 def normalise_login(login: str) -> str:
@@ -136,6 +141,53 @@ def set_password(session: Session, actor, user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     end_all_sessions(session, user.id, reason="password_changed")
     audit.record(session, actor=actor, action="user.password", target=user)
+
+
+def change_own_password(
+    session: Session, user: User, *, current: str, new: str, confirmation: str, keep_session: str | None
+) -> None:
+    """The user's own new password, proven by the current one; nothing changes when any check fails. Every other
+    session of the user ends (one may be someone else's, opened with the old password); `keep_session` (the
+    session token in use) stays open."""
+    if not _verify_password(user.password_hash, current):
+        raise ValidationFailed({"current_password": WRONG_CURRENT_PASSWORD})
+    errors = {}
+    if len(new or "") < PASSWORD_MIN_LENGTH:
+        errors["new_password"] = TOO_SHORT
+    elif new == current:
+        errors["new_password"] = SAME_PASSWORD
+    if new != confirmation:
+        errors["new_password_confirmation"] = CONFIRMATION_DIFFERS
+    if errors:
+        raise ValidationFailed(errors)
+    user.password_hash = hash_password(new)
+    end_all_sessions(session, user.id, reason="password_changed", keep=keep_session)
+    audit.record(session, actor=user, action="user.password_change", target=user)
+
+
+def replace_own_totp(
+    session: Session,
+    user: User,
+    *,
+    password: str,
+    secret: str,
+    code: str,
+    keep_session: str | None,
+    now: dt.datetime | None = None,
+) -> None:
+    """A new authenticator for the user (a new phone, a key that may have leaked): the password proves the
+    person, a code of the new key proves the new application holds it. Nothing changes when either is wrong.
+    The old key stops working; every other session of the user ends."""
+    if not _verify_password(user.password_hash, password):
+        raise ValidationFailed({"current_password": WRONG_CURRENT_PASSWORD})
+    step = _matching_step(secret, code, now or utcnow())
+    if step is None:
+        raise ValidationFailed({"code": NEW_CODE_REFUSED})
+    user.totp_secret = secret
+    # Steps count per key: the old key's last step says nothing about the new one, whose code is now spent.
+    user.totp_last_step = step
+    end_all_sessions(session, user.id, reason="totp_changed", keep=keep_session)
+    audit.record(session, actor=user, action="user.totp_replace", target=user)
 
 
 def reset_totp(session: Session, actor, user: User) -> None:
@@ -360,13 +412,12 @@ def end_session(session: Session, token: str, *, reason: str) -> None:
         row.ended_at, row.end_reason = utcnow(), reason
 
 
-def end_all_sessions(session: Session, user_id: int, *, reason: str) -> None:
-    session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
-        .values(ended_at=utcnow(), end_reason=reason)
-        .execution_options(synchronize_session=False)
-    )
+def end_all_sessions(session: Session, user_id: int, *, reason: str, keep: str | None = None) -> None:
+    """End the user's open sessions, but the one of the token `keep` (the session in use, when the user acts)."""
+    ending = update(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+    if keep is not None:
+        ending = ending.where(UserSession.id != _digest(keep))
+    session.execute(ending.values(ended_at=utcnow(), end_reason=reason).execution_options(synchronize_session=False))
 
 
 # --- API tokens --------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ BOTH_FACTORS_REFUSED = "Identifiant, mot de passe ou code incorrect. Recommencez
 BAD_CODE = "Code incorrect ou déjà utilisé. Saisissez le code à 6 chiffres affiché par votre application."
 
 
-def _limits() -> accounts.ThrottleLimits:
+def login_limits() -> accounts.ThrottleLimits:
     config = current_app.config["HUB"]
     return accounts.ThrottleLimits(
         window=dt.timedelta(minutes=config["LOGIN_WINDOW_MINUTES"]),
@@ -37,7 +37,7 @@ def _limits() -> accounts.ThrottleLimits:
     )
 
 
-def _client_ip() -> str:
+def client_ip() -> str:
     return request.remote_addr or "-"
 
 
@@ -53,7 +53,7 @@ def login():
     check_csrf()
     login = accounts.normalise_login(request.form.get("login", ""))
     result = accounts.check_password(
-        db(), login=login, password=request.form.get("password", ""), ip=_client_ip(), limits=_limits()
+        db(), login=login, password=request.form.get("password", ""), ip=client_ip(), limits=login_limits()
     )
     if result.user is None and not result.verdict_withheld:  # committed with this page (hub.http.request)
         message, status = (
@@ -70,6 +70,11 @@ def login():
     session["next"] = next_url
     enrolled = result.verdict_withheld or (result.user is not None and result.user.totp_secret)
     return redirect(url_for("auth.second_factor" if enrolled else "auth.enrol"))
+
+
+def enrolment_qr(uri: str) -> Markup:
+    """The key of an authenticator as a QR code, for the application to scan."""
+    return Markup(segno.make(uri, error="m").svg_inline(scale=4, title="QR code d'enrôlement"))  # noqa: S704 (segno's own SVG)
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def _complete_login(user: User):
 
 
 def _second_factor_refused(pending: _Pending, template: str, **context):
-    accounts.record_login_failure(db(), pending.login, _client_ip(), factor="totp", user=pending.user)
+    accounts.record_login_failure(db(), pending.login, client_ip(), factor="totp", user=pending.user)
     return render_template(template, error=BOTH_FACTORS_REFUSED if pending.withheld else BAD_CODE, **context), 401
 
 
@@ -134,7 +139,7 @@ def second_factor():
         return redirect(url_for("auth.login"))
     if request.method == "GET":
         return render_template("auth/totp.html")
-    if accounts.is_throttled(db(), pending.login, _client_ip(), _limits(), now=utcnow()):
+    if accounts.is_throttled(db(), pending.login, client_ip(), login_limits(), now=utcnow()):
         return render_template("auth/totp.html", error=THROTTLED), 429
     # With no user (withheld verdict, wrong password) no code is checked, so none is spent (S9).
     if pending.user is None or not accounts.verify_totp(db(), pending.user, request.form.get("code", "")):
@@ -154,11 +159,10 @@ def enrol():
     secret = session.get("enrol_secret") or accounts.new_totp_secret()
     session["enrol_secret"] = secret
     uri = accounts.totp_provisioning_uri(user, secret)
-    qr = Markup(segno.make(uri, error="m").svg_inline(scale=4, title="QR code d'enrôlement"))  # noqa: S704 (segno's own SVG)
-    context = {"secret": secret, "qr": qr, "uri": uri}
+    context = {"secret": secret, "qr": enrolment_qr(uri), "uri": uri}
     if request.method == "GET":
         return render_template("auth/enrol.html", **context)
-    if accounts.is_throttled(db(), user.login, _client_ip(), _limits(), now=utcnow()):
+    if accounts.is_throttled(db(), user.login, client_ip(), login_limits(), now=utcnow()):
         return render_template("auth/enrol.html", error=THROTTLED, **context), 429
     if not accounts.enrol_totp(db(), user, secret, request.form.get("code", "")):
         return _second_factor_refused(pending, "auth/enrol.html", **context)

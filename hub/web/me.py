@@ -1,19 +1,142 @@
-"""The user's own space: personal access tokens for the JSON API."""
+"""The user's own space, « Mon profil »: identity, own password, second factor, calendar link, API tokens.
+
+Credentials are changed here only, never through the API: a personal API token must not be able to change
+the password or the second factor it stands for."""
 
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, session, url_for
 from flask_login import current_user
 
 from hub.auth.permissions import Permission
-from hub.http.access import access
+from hub.db import utcnow
+from hub.http.access import AUTHENTICATED, access
 from hub.http.request import db, territory_zone
-from hub.schemas.account import ApiTokenForm
-from hub.services import accounts
+from hub.models import ROLE_LABELS, User
+from hub.schemas.account import ApiTokenForm, OwnPasswordForm, OwnTotpForm
+from hub.services import accounts, calendar_feeds
+from hub.web.auth import THROTTLED, client_ip, enrolment_qr, login_limits
 from hub.web.pages import submit
 
 bp = Blueprint("me", __name__, url_prefix="/me")
+
+# The new key waits in the (signed) session cookie between the page that shows it and the code that proves it,
+# as at the first login (hub.web.auth.enrol).
+NEW_TOTP_KEY = "new_totp_secret"
+
+
+@bp.get("")
+@access(AUTHENTICATED)
+def profile():
+    return _profile_page()
+
+
+@bp.post("/password")
+@access(AUTHENTICATED)
+def change_password():
+    if _throttled():
+        return _profile_page(errors={"current_password": THROTTLED}, status=429)
+    _changed, _values, errors = submit(OwnPasswordForm(), _change_password)
+    if errors:
+        _count_wrong_password(errors)
+        return _profile_page(errors=errors, status=422)
+    flash("Mot de passe modifié. Vos autres sessions ouvertes ont été fermées.", "success")
+    return redirect(url_for("me.profile"))
+
+
+@bp.get("/second-factor")
+@access(AUTHENTICATED)
+def second_factor():
+    return _second_factor_page()
+
+
+@bp.post("/second-factor")
+@access(AUTHENTICATED)
+def replace_second_factor():
+    if NEW_TOTP_KEY not in session:
+        return redirect(url_for("me.second_factor"))
+    if _throttled():
+        return _second_factor_page(errors={"current_password": THROTTLED}, status=429)
+    _replaced, _values, errors = submit(OwnTotpForm(), _replace_totp)
+    if errors:
+        _count_wrong_password(errors)
+        return _second_factor_page(errors=errors, status=422)
+    session.pop(NEW_TOTP_KEY, None)
+    flash(
+        "Nouvelle application d'authentification enregistrée : l'ancienne ne donne plus de code valable. "
+        "Vos autres sessions ouvertes ont été fermées.",
+        "success",
+    )
+    return redirect(url_for("me.profile"))
+
+
+def _change_password(data: dict) -> bool:
+    accounts.change_own_password(
+        db(),
+        _me(),
+        current=data["current_password"],
+        new=data["new_password"],
+        confirmation=data["new_password_confirmation"],
+        keep_session=session.get("auth_token"),
+    )
+    return True
+
+
+def _replace_totp(data: dict) -> bool:
+    accounts.replace_own_totp(
+        db(),
+        _me(),
+        password=data["current_password"],
+        secret=session[NEW_TOTP_KEY],
+        code=data["code"],
+        keep_session=session.get("auth_token"),
+    )
+    return True
+
+
+def _me() -> User:
+    # The account itself, not Flask-Login's proxy: the audit line names its target by the object's type.
+    return current_user._get_current_object()
+
+
+def _throttled() -> bool:
+    return accounts.is_throttled(db(), current_user.login, client_ip(), login_limits(), now=utcnow())
+
+
+def _count_wrong_password(errors: dict) -> None:
+    # A stolen session must not become a way to guess the password: a wrong one counts as a failed login, after
+    # the refused change was undone, so that it stays.
+    if errors.get("current_password") == accounts.WRONG_CURRENT_PASSWORD:
+        accounts.record_login_failure(
+            db(), current_user.login, client_ip(), factor="reauthentication", user=current_user
+        )
+
+
+def _profile_page(*, errors: dict | None = None, status: int = 200):
+    professional = current_user.professional
+    context = {
+        "roles": [ROLE_LABELS[role] for role in sorted(current_user.roles)],
+        "professional": professional,
+        "feed": calendar_feeds.active_feed(db(), professional.id) if professional else None,
+        "tokens": [t for t in accounts.list_api_tokens(db(), current_user) if _usable(t)],
+        # Passwords are never sent back to the browser.
+        "values": {},
+        "errors": errors or {},
+    }
+    return render_template("me/profile.html", **context), status
+
+
+def _usable(token) -> bool:
+    return token.revoked_at is None and (token.expires_at is None or token.expires_at > utcnow())
+
+
+def _second_factor_page(*, errors: dict | None = None, status: int = 200):
+    secret = session.get(NEW_TOTP_KEY) or accounts.new_totp_secret()
+    session[NEW_TOTP_KEY] = secret
+    uri = accounts.totp_provisioning_uri(current_user, secret)
+    context = {"secret": secret, "qr": enrolment_qr(uri), "values": {}, "errors": errors or {}}
+    return render_template("me/second_factor.html", **context), status
 
 
 @bp.get("/tokens")

@@ -379,7 +379,7 @@ def test_fee_forms_refuse_a_missing_csrf_token(auth, idel, admin):
 @pytest.mark.parametrize(
     ("who", "shown", "hidden"),
     [
-        ("idel", ["Mes actes et rémunérations"], ["/fees/cpts", "/fees/tariffs"]),
+        ("idel", ["/fees/me"], ["/fees/cpts", "/fees/tariffs"]),
         ("coordinator", ["/fees/cpts"], ["/fees/me", "/fees/tariffs"]),
         ("admin", ["/fees/tariffs"], ["/fees/me", "/fees/cpts"]),
     ],
