@@ -230,17 +230,17 @@ def accompanying_professionals(
     session: Session, cpts_id: int, *, program: SessionProgram | None = None
 ) -> list[Professional]:
     """Who may accompany a teleconsultation of `program`: the officine's pharmacists for an officine's program,
-    the CPTS's active IDELs for another; without a program, any of them (IDELs and pharmacists)."""
+    the CPTS's active IDELs otherwise (a pharmacist accompanies only in their officine, and a booking left without
+    a choice takes the officine's own)."""
     if program is not None and program.is_at_pharmacy and program.organisation_id is not None:
         return directory.officine_pharmacists(session, program.organisation_id)
-    professions = [Profession.NURSE] if program is not None else [Profession.NURSE, Profession.PHARMACIST]
     return list(
         session.scalars(
             select(Professional)
             .where(
                 Professional.cpts_id == cpts_id,
                 Professional.is_active.is_(True),
-                Professional.profession.in_(professions),
+                Professional.profession == Profession.NURSE,
             )
             .order_by(Professional.last_name, Professional.first_name)
         )

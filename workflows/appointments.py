@@ -29,6 +29,7 @@ from hub.models import (
     PlaceKind,
     Profession,
     Professional,
+    ProgramKind,
     SessionProgram,
     Slot,
     SlotState,
@@ -99,6 +100,17 @@ class TelesoinAct:
             override_reason=data.get("remote_share_override_reason"),
         )
 
+    def given_fields(self) -> list[str]:
+        """The booking fields said (as the forms and the API name them): only a télésoin session takes them."""
+        given = {
+            "telesoin_act": self.act,
+            "act_coefficient": self.coefficient,
+            "last_in_person_dressing_on": self.last_in_person_dressing_on,
+            "last_in_person_contact_on": self.last_in_person_contact_on,
+            "remote_share_override_reason": self.override_reason,
+        }
+        return [field for field, value in given.items() if value is not None]
+
 
 def book(
     session: Session,
@@ -124,8 +136,10 @@ def book(
     kind = program.appointment_kind
     if kind in REMOTE_KINDS:
         eligibility.require_eligible(session, patient, Modality(kind.value))
-    if kind is not AppointmentKind.TELESOIN and telesoin is not None and telesoin.act is not None:
-        raise ValidationFailed({"telesoin_act": "Seule une séance de télésoin porte un acte de télésoin."})
+    if kind is not AppointmentKind.TELESOIN and telesoin is not None:
+        if given := telesoin.given_fields():
+            raise ValidationFailed(dict.fromkeys(given, "Seule une séance de télésoin porte un acte de télésoin."))
+        telesoin = None
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
         accompanying = choose_accompanying(session, program, patient, place_kind, accompanying)
     elif accompanying is not None:
@@ -274,6 +288,14 @@ def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
 def own_idel(session: Session, patient: Patient) -> Professional | None:
     """The patient's own IDEL: the first nurse of the care team."""
     return care_team_member(session, patient, Profession.NURSE)
+
+
+def default_place(program: SessionProgram) -> PlaceKind:
+    """Where a session of the program takes place unless the booker says otherwise: the patient's home for
+    télésoin, the officine for an officine's teleconsultation, a dedicated place for any other."""
+    if program.kind is ProgramKind.TELESOIN:
+        return PlaceKind.HOME
+    return PlaceKind.PHARMACY if program.is_at_pharmacy else PlaceKind.DEDICATED_PLACE
 
 
 def choose_accompanying(

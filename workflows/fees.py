@@ -366,6 +366,8 @@ def check_telesoin_act(
             f"{TELESOIN_ACT_LABELS[str(act)]} : un bilan initial ou son renouvellement ne se fait "
             "jamais en télésoin ; programmez-le en présentiel."
         )
+    if act is None:
+        raise ValidationFailed({"telesoin_act": "Choisissez l'acte de la séance de télésoin."})
     if act not in acts:
         who, allowed = TELESOIN_PERFORMERS[performer.profession], " ; ".join(TELESOIN_ACT_LABELS[a] for a in acts)
         raise RuleViolation(f"En télésoin, {who} ne peut réaliser que : {allowed}.")

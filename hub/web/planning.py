@@ -23,7 +23,6 @@ from hub.models import (
     PROGRAM_DEFAULTS,
     PROGRAM_KIND_LABELS,
     AppointmentKind,
-    PlaceKind,
     Professional,
     ProgramKind,
     Slot,
@@ -339,7 +338,7 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
 def book(slot_id: int):
     slot = _slot(slot_id)
     if request.method == "GET":
-        return _booking_page(slot, {"place_kind": _default_place(slot.program)})
+        return _booking_page(slot, {"place_kind": appointments.default_place(slot.program).value})
     data, values, errors = load_form(AppointmentForm())
     appointment, refused = attempt(lambda: _book(slot, data), form_errors=errors, read="patient.search")
     if refused:
@@ -378,12 +377,6 @@ def _book(slot, data: dict):
         accompanying=accompanying,
         telesoin=appointments.TelesoinAct.from_booking(data),
     )
-
-
-def _default_place(program) -> str:
-    if program.kind is ProgramKind.TELESOIN:
-        return PlaceKind.HOME.value
-    return PlaceKind.PHARMACY.value if program.is_at_pharmacy else PlaceKind.DEDICATED_PLACE.value
 
 
 def _accompanying_options(program) -> list[tuple[int, str]]:

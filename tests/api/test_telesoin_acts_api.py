@@ -182,7 +182,21 @@ def test_an_unknown_act_is_refused(api_as, db_session, practice):
     assert problem["errors"]["telesoin_act"].startswith("Valeur inconnue")
     a_kines = {"telesoin_act": "reeducation_membre_rachis", "last_in_person_contact_on": SEEN}
     refused(db_session, api, practice.program, patient, day, "un·e IDEL ne peut réaliser que", hour=10, **a_kines)
-    refused(db_session, api, practice.program, patient, day, "un·e IDEL ne peut réaliser que", hour=11)
+    problem = refused(db_session, api, practice.program, patient, day, "", hour=11)
+    assert problem["errors"] == {"telesoin_act": "Choisissez l'acte de la séance de télésoin."}
+
+
+def test_an_assisted_teleconsultation_takes_no_telesoin_field(api_as, db_session, territory, slot):
+    """The act's fields belong to a télésoin session: on any other, they are refused by name, nothing saved."""
+    audited = last_audit_id(db_session)
+    fields = {"act_coefficient": "8.5", "last_in_person_contact_on": SEEN}
+    answer = api_as(territory.coordinator).post(
+        "/api/v1/appointments",
+        json={"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie", **fields},
+    )
+    problem = assert_problem(answer, 422)
+    assert sorted(problem["errors"]) == ["act_coefficient", "last_in_person_contact_on"]
+    assert nothing_booked_remotely(db_session, territory.patient, audited_after=audited)
 
 
 @pytest.mark.parametrize("act", ["bilan_initial", "renouvellement_bilan"])
