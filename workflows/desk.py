@@ -5,7 +5,6 @@ GET /api/v1/me/desk. A desk reads a fixed number of queries whatever the data (P
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.orm import Session, joinedload
@@ -45,7 +44,7 @@ LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
 SESSIONS_AHEAD = 8  # days of sessions on the coordinator's desk: today and up to the same weekday next week
 RECENT_REPORTS = dt.timedelta(days=30)
 TO_SIGN_LIMIT = 50
-NOT_HAPPENING = (AppointmentState.CANCELLED, AppointmentState.DECLINED)
+NOT_HELD = (AppointmentState.CANCELLED, AppointmentState.DECLINED)  # a degraded session still took place
 
 
 # --- the coordinator ----------------------------------------------------------------------------------------
@@ -207,7 +206,7 @@ def _failed_sends(session: Session, cpts_id: int) -> int:
 def coming_sessions(session: Session, cpts_id: int, *, zone: str, now: dt.datetime) -> list[SessionLoad]:
     """The sessions of the CPTS's programs from today for SESSIONS_AHEAD days, each with its open slots and
     those still free to book (not held by an appointment, not past)."""
-    today = now.astimezone(ZoneInfo(zone)).date()
+    today = fees.local_day(now, zone)
     start = day_bounds(today, zone)[0]
     end = day_bounds(today + dt.timedelta(days=SESSIONS_AHEAD - 1), zone)[1]
     held = and_(Appointment.slot_id == Slot.id, Appointment.state.in_(HOLDING_STATES))
@@ -249,7 +248,7 @@ class VisitsDesk:
 
 
 def visits_desk(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> VisitsDesk:
-    today = now.astimezone(ZoneInfo(zone)).date()
+    today = fees.local_day(now, zone)
     visits = board.visits_of(session, professional_id, *day_bounds(today, zone))
     tomorrow_end = day_bounds(today + dt.timedelta(days=1), zone)[1]
     return VisitsDesk(
@@ -366,14 +365,14 @@ def specialist_desk(session: Session, professional: Professional, *, zone: str, 
 
 
 def _session_day(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> tuple[dt.date | None, int]:
-    mine = (Appointment.performer_id == professional_id) & Appointment.state.not_in(NOT_HAPPENING)
-    today = now.astimezone(ZoneInfo(zone)).date()
+    mine = (Appointment.performer_id == professional_id) & Appointment.state.not_in(NOT_HELD)
+    today = fees.local_day(now, zone)
     first = session.scalar(
         select(func.min(Appointment.starts_at)).where(mine, Appointment.starts_at >= day_bounds(today, zone)[0])
     )
     if first is None:
         return None, 0
-    day = first.astimezone(ZoneInfo(zone)).date()
+    day = fees.local_day(first, zone)
     start, end = day_bounds(day, zone)
     count = session.scalar(
         select(func.count(Appointment.id)).where(mine, Appointment.starts_at >= start, Appointment.starts_at < end)
@@ -384,9 +383,6 @@ def _session_day(session: Session, professional_id: int, *, zone: str, now: dt.d
 def reports_to_sign(session: Session, professional_id: int, *, now: dt.datetime) -> list[ReportToSign]:
     """The sessions the professional performed that still lack a signed report (as « Comptes rendus en retard »
     counts them: a waived session of a series that went on needs none), the oldest first."""
-    signed = exists().where(
-        Report.appointment_id == Appointment.id, Report.state != ReportState.DRAFT, Report.superseded_at.is_(None)
-    )
     draft = exists().where(Report.appointment_id == Appointment.id, Report.state == ReportState.DRAFT)
     rows = session.execute(
         select(Appointment, SessionProgram, draft)
@@ -394,10 +390,7 @@ def reports_to_sign(session: Session, professional_id: int, *, now: dt.datetime)
         .options(joinedload(Appointment.patient))
         .where(
             Appointment.performer_id == professional_id,
-            Appointment.kind.in_(list(reports.REPORTABLE_KINDS)),
-            Appointment.state.in_(reports.SIGNABLE),
-            (Appointment.report_waived_reason.is_(None)) | ~reports.a_later_session_of_the_series(),
-            ~signed,
+            *reports.awaiting_signature(),
         )
         .order_by(Appointment.ends_at, Appointment.id)
         .limit(TO_SIGN_LIMIT)

@@ -550,13 +550,24 @@ class OverdueItem:
     detail: str
 
 
+def awaiting_signature() -> list:
+    """The sessions that still need a signed report: held, of a kind that has one, none signed in force, and not a
+    waived session of a series that went on (the last of a series always needs its report)."""
+    signed = exists().where(
+        Report.appointment_id == Appointment.id, Report.state != S.DRAFT, Report.superseded_at.is_(None)
+    )
+    return [
+        Appointment.kind.in_(list(REPORTABLE_KINDS)),
+        Appointment.state.in_(SIGNABLE),
+        or_(Appointment.report_waived_reason.is_(None), ~a_later_session_of_the_series()),
+        ~signed,
+    ]
+
+
 def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, limit: int = 200) -> list[OverdueItem]:
     """The coordinator's "en retard" list: sessions done without a signed report past the shortest delay,
     and deliveries still waiting past their due time. Two queries whatever the data size."""
     now = now or utcnow()
-    signed = exists().where(
-        Report.appointment_id == Appointment.id, Report.state != S.DRAFT, Report.superseded_at.is_(None)
-    )
     # Candidates past the shortest delay a program may set; each is then held to its program's (signature_due_at).
     sessions = session.execute(
         select(Appointment.id, Appointment.patient_id, Appointment.ends_at, Professional, SessionProgram)
@@ -564,11 +575,8 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
         .outerjoin(SessionProgram, SessionProgram.id == Appointment.program_id)
         .where(
             Appointment.cpts_id == cpts_id,
-            Appointment.kind.in_(list(REPORTABLE_KINDS)),
-            Appointment.state.in_(SIGNABLE),
-            or_(Appointment.report_waived_reason.is_(None), ~a_later_session_of_the_series()),
+            *awaiting_signature(),
             Appointment.ends_at < now - dt.timedelta(hours=MIN_REPORT_DELAY_HOURS),
-            ~signed,
         )
         .order_by(Appointment.ends_at)
         .limit(limit)
