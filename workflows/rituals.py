@@ -18,7 +18,6 @@ from hub.models import (
     AppointmentKind,
     AppointmentState,
     Profession,
-    Professional,
     Ritual,
     User,
 )
@@ -39,12 +38,11 @@ class RecordedRituals:
     missing: list[str]
 
 
-def applies_to(session: Session, appointment: Appointment) -> bool:
+def applies_to(appointment: Appointment) -> bool:
     """Whether the session is a kiné's télésoin session, the one kind that has these rituals."""
-    if appointment.kind is not AppointmentKind.TELESOIN:
-        return False
-    performer = appointment.performer or session.get_one(Professional, appointment.performer_id)
-    return performer.profession is Profession.PHYSIOTHERAPIST
+    return (
+        appointment.kind is AppointmentKind.TELESOIN and appointment.performer.profession is Profession.PHYSIOTHERAPIST
+    )
 
 
 def record(
@@ -52,7 +50,7 @@ def record(
 ) -> RecordedRituals:
     """The kiné records (or records again, whole) the rituals of the session under way; what is still missing is
     said, not refused: the completion refuses it."""
-    if not applies_to(session, appointment):
+    if not applies_to(appointment):
         raise RuleViolation(NOT_KINE_TELESOIN)
     if actor.professional_id != appointment.performer_id:
         raise RuleViolation(NOT_THE_PERFORMER)
@@ -85,7 +83,7 @@ def missing(kept: dict) -> list[str]:
 
 def require_recorded(session: Session, appointment: Appointment) -> None:
     """No kiné télésoin session is done without its six rituals recorded: the refusal names what is missing."""
-    if not applies_to(session, appointment):
+    if not applies_to(appointment):
         return
     gaps = recorded(appointment).missing
     if gaps:

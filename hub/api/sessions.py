@@ -7,6 +7,7 @@ from hub import audit
 from hub.api import blueprint, created, load_json, page_of, pagination
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for
+from hub.errors import RuleViolation
 from hub.http.access import access
 from hub.http.request import db
 from hub.schemas.sessions import IncidentIn, IncidentOut, RitualsIn, RitualsOut
@@ -17,6 +18,8 @@ from workflows import incidents, rituals
 @access(Permission.APPOINTMENTS_READ)
 def get_rituals(appointment_id: int):
     appointment = appointment_for(db(), current_user, appointment_id, "read_session")
+    if not rituals.applies_to(appointment):
+        raise RuleViolation(rituals.NOT_KINE_TELESOIN)
     audit.record(db(), actor=current_user, action="appointment.rituals_read", target=appointment)
     return RitualsOut().dump(rituals.recorded(appointment))
 

@@ -30,7 +30,6 @@ KIND_HELP = (
 )
 UPCOMING_SHOWN = 50
 HISTORY_SHOWN = 20
-EDITABLE = ("name", "organisation_id", "address", "description")
 
 
 @bp.context_processor
@@ -71,7 +70,9 @@ def show(resource_id: int):
 def edit(resource_id: int):
     resource = _resource(resource_id)
     if request.method == "GET":
-        return _form("resources/edit.html", {key: getattr(resource, key) for key in EDITABLE}, resource=resource)
+        return _form(
+            "resources/edit.html", {key: getattr(resource, key) for key in resources.EDITABLE}, resource=resource
+        )
     done, values, errors = submit(
         ResourceEditForm(), lambda data: resources.update_resource(db(), current_user, resource, data)
     )

@@ -45,7 +45,7 @@ def session_links():
     """What the pages of the sessions (« Mes visites », « Ma séance », « Mon agenda ») link to, and the rituals a
     report carries (its form and its page)."""
     return {
-        "has_rituals": lambda appointment: rituals.applies_to(db(), appointment),
+        "has_rituals": lambda appointment: rituals.applies_to(appointment),
         "incident_recordable": incidents.recordable,
         "ritual_sections": rituals.report_sections,
     }
@@ -90,7 +90,7 @@ def _rituals_page(appointment: Appointment, values: dict, *, errors=None, proble
     return render_template(
         "sessions/rituals.html",
         appointment=appointment,
-        applies=rituals.applies_to(db(), appointment),
+        applies=rituals.applies_to(appointment),
         state=rituals.recorded(appointment),
         values=values,
         errors=errors or {},

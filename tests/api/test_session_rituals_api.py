@@ -68,6 +68,8 @@ def test_the_rituals_only_belong_to_a_kines_telesoin_session(api_as, db_session,
     db_session.commit()
     problem = assert_problem(api_as(nurse).put(rituals_url(session), json=RITUALS), 422)
     assert "télésoin d'un·e masseur-kinésithérapeute" in problem["detail"]
+    read = assert_problem(api_as(nurse).get(rituals_url(session)), 422)  # not « six rituals missing »
+    assert "télésoin d'un·e masseur-kinésithérapeute" in read["detail"]
     done = api_as(nurse).post(f"/api/v1/appointments/{session.id}/complete", json=CHECKLIST)
     assert done.status_code == 200, "an IDEL's télésoin session has no rituals to record"
 
