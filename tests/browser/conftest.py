@@ -169,8 +169,9 @@ def people(sessions) -> People:
 
 
 class Pages:
-    """One context (cookies) and one page per person, logged in once through the login pages and reused by
-    every test of the run: pages are cheap to resize, logins are not."""
+    """One context (cookies) and one page per person for one test, logged in through the login pages at its first
+    use. Made anew for each test: a test that moves the clock a week ahead would leave the next one a session that
+    idled out or a second factor spent in its future."""
 
     def __init__(self, browser: Browser, base_url: str, sessions):
         self.browser, self.base_url, self.sessions = browser, base_url, sessions
@@ -196,7 +197,7 @@ class Pages:
             context.close()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture
 def browsing(chromium, base_url, sessions) -> Iterator[Pages]:
     pages = Pages(chromium, base_url, sessions)
     yield pages

@@ -8,12 +8,11 @@ from pathlib import Path
 import pyotp
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page
-from sqlalchemy import select
+from sqlalchemy import delete, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.db import utcnow
 from hub.demo.territory import DEMO_PASSWORD, demo_totp_secret
-from hub.models import User
+from hub.models import LoginAttempt, User
 
 DESKTOP = 1366
 PHONE = 390
@@ -114,15 +113,13 @@ def screenshot_path(test_name: str, step: int, label: str, width: int) -> Path:
 
 
 def totp_code(sessions: sessionmaker[Session], login: str) -> str:
-    """The code the person's authenticator shows now (the server's clock: the same process), one time step
-    ahead when this step was spent by an earlier login, as a phone whose clock runs a little fast would."""
-    with sessions() as session:
-        last_step = session.scalar(select(User.totp_last_step).where(User.login == login))
-    totp = pyotp.TOTP(demo_totp_secret(login))
-    step = int(utcnow().timestamp()) // totp.interval
-    if last_step is not None and last_step >= step:
-        step = last_step + 1
-    return totp.generate_otp(step)
+    """The code the person's authenticator shows now (the server's clock: the same process). The step a login of
+    an earlier test spent is forgotten first, with that login's failed attempts: tests move the clock back and
+    forth, which a person never does, and each test logs in afresh."""
+    with sessions.begin() as session:
+        session.execute(update(User).where(User.login == login).values(totp_last_step=None))
+        session.execute(delete(LoginAttempt).where(LoginAttempt.login == login))
+    return pyotp.TOTP(demo_totp_secret(login)).now()
 
 
 def log_in(page: Page, base_url: str, sessions: sessionmaker[Session], login: str) -> None:
