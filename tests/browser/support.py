@@ -8,11 +8,11 @@ from pathlib import Path
 import pyotp
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.demo.territory import DEMO_PASSWORD, demo_totp_secret
-from hub.models import LoginAttempt, User
+from hub.models import LoginAttempt, User, UserSession
 
 DESKTOP = 1366
 PHONE = 390
@@ -112,24 +112,34 @@ def screenshot_path(test_name: str, step: int, label: str, width: int) -> Path:
     return SCREENSHOTS / re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name) / f"{step:02d}-{slug}-{width}.png"
 
 
-def totp_code(sessions: sessionmaker[Session], login: str) -> str:
-    """The code the person's authenticator shows now (the server's clock: the same process). The step a login of
-    an earlier test spent is forgotten first, with that login's failed attempts: tests move the clock back and
-    forth, which a person never does, and each test logs in afresh."""
+def forget_earlier_logins(sessions: sessionmaker[Session], login: str) -> None:
+    """Each test logs in afresh on a clock it froze or moved back, which a person never does: the step of the
+    second factor an earlier test spent, its failed attempts and its sessions (a login that began at the very
+    instant an earlier one completed is refused, S5) are forgotten first."""
     with sessions.begin() as session:
-        session.execute(update(User).where(User.login == login).values(totp_last_step=None))
+        user_id = session.scalar(select(User.id).where(User.login == login))
+        session.execute(update(User).where(User.id == user_id).values(totp_last_step=None))
         session.execute(delete(LoginAttempt).where(LoginAttempt.login == login))
+        session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+
+
+def totp_code(login: str) -> str:
+    """The code the person's authenticator shows now (the server's clock: the same process)."""
     return pyotp.TOTP(demo_totp_secret(login)).now()
 
 
 def log_in(page: Page, base_url: str, sessions: sessionmaker[Session], login: str) -> None:
     """Through the two login pages, as the person does: password, then the code of their authenticator."""
+    forget_earlier_logins(sessions, login)
     page.goto(f"{base_url}/login")
     page.get_by_label("Identifiant").fill(login)
     page.get_by_label("Mot de passe").fill(DEMO_PASSWORD)
     with page.expect_navigation():
         page.get_by_role("button", name="Continuer").click()
-    page.get_by_label("Code à 6 chiffres").fill(totp_code(sessions, login))
+    assert page.url.startswith(f"{base_url}/login/totp"), (
+        f"{login}'s password refused: {page.locator('main').inner_text()}"
+    )
+    page.get_by_label("Code à 6 chiffres").fill(totp_code(login))
     with page.expect_navigation():
         page.get_by_role("button", name="Se connecter").click()
     assert page.url == f"{base_url}/", f"{login} not logged in: {page.locator('main').inner_text()}"
