@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from urllib.parse import quote_plus
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from hub.models import Appointment, AppointmentState, Referral, Slot
-from workflows import referrals
 from workflows.appointments import HOME_PLACES
 
 # Visits that are over, one way or another: the history keeps them.
@@ -43,9 +42,10 @@ def address_of(appointment: Appointment) -> str | None:
 
 
 def sheet(session: Session, appointment: Appointment) -> VisitSheet:
-    referral = referrals.letters_by_appointment(session, [appointment.id]).get(appointment.id)
-    if referral is None:  # booked for a referral whose letter is not frozen: its attachments and needs still tell
-        referral = session.scalar(select(Referral).where(Referral.appointment_id == appointment.id))
+    return _sheet(appointment, _referrals_of(session, [appointment.id]).get(appointment.id))
+
+
+def _sheet(appointment: Appointment, referral: Referral | None) -> VisitSheet:
     return VisitSheet(
         appointment=appointment,
         address=address_of(appointment),
@@ -53,6 +53,18 @@ def sheet(session: Session, appointment: Appointment) -> VisitSheet:
         needs=json.loads(referral.needs or "[]") if referral is not None else [],
         checklist=json.loads(appointment.checklist) if appointment.checklist_saved_at is not None else None,
     )
+
+
+def _referrals_of(session: Session, appointment_ids: list[int]) -> dict[int, Referral]:
+    """The referrals the appointments were booked for (its letter frozen or not), by appointment id (one query)."""
+    if not appointment_ids:
+        return {}
+    found = session.scalars(
+        select(Referral)
+        .where(Referral.appointment_id.in_(appointment_ids))
+        .options(selectinload(Referral.attachments), joinedload(Referral.author))
+    )
+    return {referral.appointment_id: referral for referral in found if referral.appointment_id is not None}
 
 
 def _mine(professional_id: int):
@@ -83,17 +95,8 @@ def round_of(session: Session, professional_id: int, start: dt.datetime, end: dt
         )
     ).all()
     ordered = sorted(rows, key=lambda a: (a.accompaniment_window[0], a.id))
-    found = referrals.letters_by_appointment(session, [a.id for a in ordered])
-    return [
-        VisitSheet(
-            appointment=a,
-            address=address_of(a),
-            referral=found.get(a.id),
-            needs=json.loads(found[a.id].needs or "[]") if a.id in found else [],
-            checklist=None,
-        )
-        for a in ordered
-    ]
+    found = _referrals_of(session, [a.id for a in ordered])
+    return [_sheet(a, found.get(a.id)) for a in ordered]
 
 
 def done_visits(session: Session, professional_id: int, *, size: int = HISTORY_SIZE) -> list[Appointment]:
