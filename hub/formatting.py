@@ -53,3 +53,25 @@ def waiting_since(delta: dt.timedelta) -> str:
     if minutes < 48 * 60:
         return f"depuis {minutes // 60} h"
     return f"depuis {minutes // (24 * 60)} jours"
+
+
+def _french_digits(phone: str | None) -> str | None:
+    """The ten digits of a French number (`0612345678`) however it was typed (spaces, dots, `+33`), else None."""
+    compact = "".join(c for c in phone or "" if c not in " .-\u00a0")
+    if compact.startswith("+33") and len(compact) == 12:
+        compact = "0" + compact[3:]
+    return compact if len(compact) == 10 and compact.isdigit() and compact.startswith("0") else None
+
+
+def french_phone(phone: str | None) -> str:
+    """`06 12 34 56 78`; a number that is not French is shown as typed."""
+    digits = _french_digits(phone)
+    if digits is None:
+        return phone or ""
+    return " ".join(digits[i : i + 2] for i in range(0, 10, 2))
+
+
+def tel_uri(phone: str | None) -> str:
+    """`tel:+33612345678` (RFC 3966, what a phone dials from a link); a number that is not French, as typed."""
+    digits = _french_digits(phone)
+    return f"tel:+33{digits[1:]}" if digits else "tel:" + "".join(c for c in phone or "" if c in "+0123456789")

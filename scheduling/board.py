@@ -7,12 +7,13 @@ slots in one query, the appointments holding them in one more, with their patien
 import datetime as dt
 from dataclasses import dataclass, field
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     Appointment,
+    AppointmentKind,
     AppointmentState,
     Profession,
     Professional,
@@ -161,9 +162,11 @@ def visits_of(
         VisitOffer.state == VisitOfferState.PENDING,
     )
     mine = or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id)
+    # A télésoin has nobody accompanying: its performer answers it.
+    my_telesoin = and_(Appointment.kind == AppointmentKind.TELESOIN, Appointment.performer_id == professional_id)
     offered = select(Appointment).where(
         Appointment.state == AppointmentState.PROPOSED,
-        or_(Appointment.accompanying_id == professional_id, offered_to_me),
+        or_(Appointment.accompanying_id == professional_id, offered_to_me, my_telesoin),
         Appointment.starts_at >= day_start,
     )
     today = select(Appointment).where(

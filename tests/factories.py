@@ -415,10 +415,18 @@ def check_in(session, user_row, appointment_row) -> None:
 
 
 def carry_out(session, idel_user, appointment_row) -> None:
-    """The visit as the IDEL lives it: confirmed, the patient checked in, the session done."""
+    """The visit as the IDEL lives it: confirmed, the patient checked in, the checklist saved before the start,
+    the session done at its end."""
     appointments.confirm(session, idel_user, appointment_row, now=NOW)
     check_in(session, idel_user, appointment_row)
-    completion.complete(session, idel_user, appointment_row, checklist=FULL_CHECKLIST)
+    save_checklist(session, idel_user, appointment_row)
+    completion.complete(session, idel_user, appointment_row, now=appointment_row.ends_at)
+
+
+def save_checklist(session, user_row, appointment_row, items=FULL_CHECKLIST) -> None:
+    """The HAS pre-session checklist, saved a quarter of an hour before the session starts."""
+    before = appointment_row.starts_at - dt.timedelta(minutes=15)
+    appointments.save_checklist(session, user_row, appointment_row, items=items, now=before)
 
 
 _VISIT_STEPS = (AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN, AppointmentState.DONE)
@@ -445,6 +453,7 @@ def visit(
     elif state in _VISIT_STEPS:
         appointments.confirm(session, t.idel_user, row, now=NOW)
         if state is AppointmentState.CHECKED_IN:
+            save_checklist(session, t.idel_user, row)
             check_in(session, t.idel_user, row)
     elif state is not AppointmentState.PROPOSED:
         raise ValueError(f"no visit builder for the state {state}")
@@ -493,7 +502,7 @@ def telesoin_session(
     starts_at: dt.datetime = MONDAY_14H,
 ) -> Appointment:
     """A 30-minute télésoin session of `performer` (a kiné's TMK 8 rééducation) with the territory's patient at
-    home, in a télésoin program of theirs, as a bare row in `state`: checked in by the performer by default."""
+    home, in a télésoin program of theirs, as a bare row in `state`: checked in (its checklist saved) by default."""
     program_row = program(session, t.cpts, performer=performer, telesoin=True, slot_minutes=30)
     slot_row = slot(session, program_row, starts_at.astimezone(dt.UTC))
     checked = state is not AppointmentState.CONFIRMED
@@ -517,6 +526,10 @@ def telesoin_session(
         identity_check_method="document" if checked else None,
         patient_location="Domicile" if checked else None,
         callback_phone="0612345678" if checked else None,
+        # Checked in, it had its HAS checklist saved a quarter of an hour before the start.
+        checklist=json.dumps(FULL_CHECKLIST, sort_keys=True) if checked else "{}",
+        checklist_saved_at=slot_row.starts_at - dt.timedelta(minutes=15) if checked else None,
+        checklist_saved_by_user_id=t.coordinator.id if checked else None,
     )
     session.add(row)
     session.flush()

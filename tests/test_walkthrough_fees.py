@@ -71,7 +71,9 @@ def run(db_session, t, slot, patient, place_kind, idel, idel_user):
         patient_location="Maison de santé de Vergt" if place_kind is PlaceKind.DEDICATED_PLACE else "Domicile",
         callback_phone="0612345678",
     )
-    appointments.complete(db_session, idel_user, appointment, checklist=CHECKLIST)
+    before = appointment.starts_at - dt.timedelta(minutes=10)
+    appointments.save_checklist(db_session, idel_user, appointment, items=CHECKLIST, now=before)
+    appointments.complete(db_session, idel_user, appointment, now=appointment.ends_at)
     return appointment
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from connectors import outbox
 from hub import audit
 from hub.db import rows_changed, utcnow
-from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
+from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     Allocation,
@@ -411,12 +411,12 @@ def remote_sessions_to_review(
 
 
 def record_remote_consent(session: Session, actor: User, appointment: Appointment, *, method: ConsentMethod) -> None:
-    """The accompanying IDEL collects, at the session, the telehealth consent that is missing, instead of a dead
-    end: recorded (and audited) by the one service every consent goes through."""
+    """The accompanying IDEL collects the telehealth consent that is missing, before confirming the visit or at the
+    session, instead of a dead end: recorded (and audited) by the one service every consent goes through."""
     if not lacks_remote_consent(appointment):
         raise RuleViolation("Le consentement du patient au télésoin est déjà enregistré.")
-    if appointment.state not in (AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN):
-        raise RuleViolation("Le consentement se recueille ici pour une séance confirmée ou en cours.")
+    if appointment.state not in (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN):
+        raise RuleViolation("Le consentement se recueille ici pour une séance proposée, confirmée ou en cours.")
     add_consent(
         session,
         actor,
@@ -671,19 +671,59 @@ def check_in(
     audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
 
 
-def complete(session: Session, actor: User, appointment: Appointment, *, checklist: dict[str, bool], now=None) -> None:
-    """Done, once the HAS pre-session checklist is complete (an adult must be present with a minor) and, for a
-    kiné's télésoin session, its six rituals recorded (workflows.rituals). What else ends with the session (its
-    referral) follows in workflows.completion."""
-    target = MACHINE.target("complete", appointment.state)
+CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
+CHECKLIST_TOO_LATE = "La séance a commencé : la liste de vérification se remplit et s'enregistre avant son début."
+CHECKLIST_NOT_SAVED = (
+    "La liste de vérification avant la séance (HAS) n'a pas été enregistrée avant son début : "
+    "la séance ne peut pas être notée terminée ; passez en mode dégradé ou prévenez la coordination."
+)
+NOT_STARTED = "La séance n'a pas encore commencé : elle ne peut être notée terminée qu'après son heure de début."
+
+
+def is_minor_at_session(session: Session, appointment: Appointment) -> bool:
+    day = fees.local_day(appointment.starts_at, appointment_zone(session, appointment))
+    return appointment.patient.age_on(day) < 18
+
+
+def save_checklist(
+    session: Session, actor: User, appointment: Appointment, *, items: dict[str, bool], now: dt.datetime | None = None
+) -> None:
+    """The HAS pre-session checklist (camera, sound, light, privacy, an adult with a minor), complete, recorded
+    (who, when) before the session starts, the telehealth consent in force; the identity, the location and the
+    call-back phone are traced at the check-in. Saved again, it replaces the previous answers."""
+    now = now or utcnow()
+    if appointment.state not in CHECKLIST_STATES:
+        raise InvalidTransition(
+            f"Action impossible : le rendez-vous est « {APPOINTMENT_STATE_LABELS[appointment.state]} ».",
+            current_state=appointment.state.value,
+            action="checklist",
+        )
+    if now >= appointment.starts_at:
+        raise RuleViolation(CHECKLIST_TOO_LATE)
     require_remote_consent(appointment)
-    missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not checklist.get(key)}
-    if appointment.patient.age_on((now or utcnow()).date()) < 18 and not checklist.get("adult_present"):
+    missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not items.get(key)}
+    if is_minor_at_session(session, appointment) and not items.get("adult_present"):
         missing["adult_present"] = "Un adulte doit accompagner un patient mineur."
     if missing:
         raise ValidationFailed(missing, "La liste de vérification avant la séance n'est pas complète.")
+    appointment.checklist = json.dumps({key: bool(value) for key, value in items.items()}, sort_keys=True)
+    appointment.checklist_saved_at = now
+    appointment.checklist_saved_by_user_id = actor.id
+    audit.record(session, actor=actor, action="appointment.checklist", target=appointment, cpts_id=appointment.cpts_id)
+
+
+def complete(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None) -> None:
+    """Done, once the session has started, with the HAS pre-session checklist saved before it (save_checklist)
+    and, for a kiné's télésoin session, its six rituals recorded (workflows.rituals). What else ends with the
+    session (its referral) follows in workflows.completion."""
+    now = now or utcnow()
+    target = MACHINE.target("complete", appointment.state)
+    if now < appointment.starts_at:
+        raise RuleViolation(NOT_STARTED)
+    require_remote_consent(appointment)
+    if appointment.checklist_saved_at is None:
+        raise RuleViolation(CHECKLIST_NOT_SAVED)
     rituals.require_recorded(session, appointment)
-    appointment.checklist = json.dumps({key: bool(value) for key, value in checklist.items()}, sort_keys=True)
     appointment.state = target
     appointment.sequence += 1
     fees.accrue_appointment(session, appointment, zone=appointment_zone(session, appointment))

@@ -16,8 +16,7 @@ def complete(
     actor: User,
     appointment: Appointment,
     *,
-    checklist: dict[str, bool],
     now: dt.datetime | None = None,
 ) -> None:
-    appointments.complete(session, actor, appointment, checklist=checklist, now=now)
+    appointments.complete(session, actor, appointment, now=now)
     referrals.done_for_appointment(session, actor, appointment)

@@ -15,7 +15,7 @@ from hub.schemas.scheduling import (
     AppointmentIn,
     AppointmentOut,
     CheckInIn,
-    CompletionIn,
+    ChecklistIn,
     NoBodyIn,
     ReasonIn,
     ReassignIn,
@@ -119,15 +119,23 @@ def check_in_appointment(appointment_id: int):
     return _act(appointment_id, "check_in", CheckInIn(), lambda a, d: appointments.check_in(db(), current_user, a, **d))
 
 
+@blueprint.post("/appointments/<int:appointment_id>/checklist")
+@access(Permission.VISITS_RESPOND)
+def save_appointment_checklist(appointment_id: int):
+    """The HAS pre-session checklist, complete, before the session starts."""
+    return _act(
+        appointment_id,
+        "checklist",
+        ChecklistIn(),
+        lambda a, d: appointments.save_checklist(db(), current_user, a, items=d),
+    )
+
+
 @blueprint.post("/appointments/<int:appointment_id>/complete")
 @access(Permission.VISITS_RESPOND)
 def complete_appointment(appointment_id: int):
-    return _act(
-        appointment_id,
-        "complete",
-        CompletionIn(),
-        lambda a, d: completion.complete(db(), current_user, a, checklist=d),
-    )
+    """Done, after the session's start, its checklist saved before it."""
+    return _act(appointment_id, "complete", NoBodyIn(), lambda a, _d: completion.complete(db(), current_user, a))
 
 
 @blueprint.post("/appointments/<int:appointment_id>/degrade")

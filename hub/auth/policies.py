@@ -8,6 +8,7 @@ from hub.auth.permissions import Permission, has_permission
 from hub.errors import NotFound
 from hub.models import (
     Appointment,
+    AppointmentKind,
     CarePathway,
     Patient,
     Profession,
@@ -62,6 +63,7 @@ APPOINTMENT_VERBS = {
     "degrade": Permission.VISITS_RESPOND,
     "no_show": Permission.VISITS_RESPOND,
     "record_consent": Permission.VISITS_RESPOND,
+    "checklist": Permission.VISITS_RESPOND,
     "record_rituals": Permission.VISITS_RESPOND,
     "record_incident": Permission.VISITS_RESPOND,
     "read_session": Permission.APPOINTMENTS_READ,  # its rituals and incidents
@@ -69,15 +71,18 @@ APPOINTMENT_VERBS = {
     "reassign": Permission.APPOINTMENTS_BOOK,
 }
 _ANSWERING = frozenset({"confirm", "decline"})
-_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "record_consent", "read_session"})
+# Reading the visit and recording the missing consent come before the answer (the consent lets it confirm).
+_BEFORE_ANSWERING = frozenset({"read", "record_consent"})
+_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "checklist", "read_session"})
 # What happened in the session is told by those who took part in it, not by the coordination.
 _PARTICIPANTS_ONLY = frozenset({"record_rituals", "record_incident"})
 
 
 def can_act_on_appointment(session: Session, user, appointment: Appointment, verb: str) -> bool:
     """Coordinators of the CPTS: any verb but telling what happened in the session. The accompanying IDEL, or an
-    IDEL the visit is offered to: read, confirm, decline. The performer or the accompanying IDEL: read, run the
-    session, record its rituals and incidents, read them. Nobody else."""
+    IDEL the visit is offered to (a télésoin's performer): read, record the missing consent, confirm, decline. The
+    performer or the accompanying IDEL: read, run the session (its checklist first), record its rituals and
+    incidents, read them. Nobody else."""
     permission = APPOINTMENT_VERBS.get(verb)
     if permission is None or not has_permission(user, permission) or appointment.cpts_id != user.cpts_id:
         return False
@@ -92,11 +97,21 @@ def can_act_on_appointment(session: Session, user, appointment: Appointment, ver
         return True
     if professional_id is None:
         return False
-    if verb in _RUNNING or (verb == "read" and participant):
+    if verb in _RUNNING or (verb in _BEFORE_ANSWERING and participant):
         return participant
-    if verb in _ANSWERING or verb == "read":
-        return professional_id == appointment.accompanying_id or _is_offered_to(session, appointment, professional_id)
+    if verb in _ANSWERING or verb in _BEFORE_ANSWERING:
+        return _answers_for(session, appointment, professional_id)
     return False
+
+
+def _answers_for(session: Session, appointment: Appointment, professional_id: int) -> bool:
+    """Who answers a proposed session: its accompanying IDEL or one it is offered to; for a télésoin, which has
+    nobody accompanying, its performer."""
+    if professional_id == appointment.accompanying_id:
+        return True
+    if appointment.kind is AppointmentKind.TELESOIN and professional_id == appointment.performer_id:
+        return True
+    return _is_offered_to(session, appointment, professional_id)
 
 
 def _is_offered_to(session: Session, appointment: Appointment, professional_id: int) -> bool:

@@ -37,6 +37,7 @@ CARDIOLOGY = "Téléconsultation cardiologie CH Périgueux"
 TELEREHABILITATION = "Télésoin kinésithérapie – MSP Vergt"
 OFFICINE = pharmacy_name(MANZAC_SUR_VERN)
 OFFICINE_PROGRAM = f"Téléconsultation en officine – {OFFICINE}"
+CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}  # the HAS checklist, all adults
 OFFICINE_WEEKS_DONE = 3  # past weekly sessions, done: their nine assistances pass the 5th of the year
 
 
@@ -153,13 +154,10 @@ def _officine_sessions(session: Session, coordinator: User, *, now: dt.datetime,
             callback_phone=appointment.patient.phone or "0553000000",
             now=slot.starts_at - dt.timedelta(minutes=5),
         )
-        completion.complete(
-            session,
-            pharmacist_user,
-            appointment,
-            checklist={"camera": True, "sound": True, "light": True, "privacy": True},
-            now=slot.ends_at,
+        appointments.save_checklist(
+            session, pharmacist_user, appointment, items=CHECKLIST, now=slot.starts_at - dt.timedelta(minutes=4)
         )
+        completion.complete(session, pharmacist_user, appointment, now=slot.ends_at)
     for number, slot in enumerate(upcoming):
         appointment = _book_at_officine(session, coordinator, slot, next(patients), now=now, zone=zone)
         if number == 0:
@@ -276,13 +274,10 @@ def _last_session_done(session: Session, coordinator: User, program: SessionProg
             callback_phone=patient.phone or "0553000000",
             now=start - dt.timedelta(minutes=10),
         )
-        completion.complete(
-            session,
-            idel_user,
-            appointment,
-            checklist={"camera": True, "sound": True, "light": True, "privacy": True},
-            now=start + dt.timedelta(minutes=20),
+        appointments.save_checklist(
+            session, idel_user, appointment, items=CHECKLIST, now=start - dt.timedelta(minutes=5)
         )
+        completion.complete(session, idel_user, appointment, now=start + dt.timedelta(minutes=20))
         return
 
 

@@ -391,6 +391,8 @@ class Appointment(Base):
     patient_location: Mapped[str | None] = mapped_column(String(300))
     callback_phone: Mapped[str | None] = mapped_column(String(20))
     checklist: Mapped[str] = mapped_column(Text, default="{}")  # JSON: camera, sound, light, privacy, companion
+    checklist_saved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # before the start (HAS)
+    checklist_saved_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     degraded_reason: Mapped[str | None] = mapped_column(String(300))
     # Télésoin: the act done remotely and the coefficient of the act it replaces (NGAP), for pricing.
     telesoin_act: Mapped[str | None] = mapped_column(String(40))

@@ -457,7 +457,9 @@ class CheckInForm(CheckInIn, FormSchema):
     pass
 
 
-class CompletionIn(InputSchema):
+class ChecklistIn(InputSchema):
+    """The HAS pre-session checklist, saved before the session (workflows.appointments.save_checklist)."""
+
     camera = Bool(load_default=False)
     sound = Bool(load_default=False)
     light = Bool(load_default=False)
@@ -465,7 +467,7 @@ class CompletionIn(InputSchema):
     adult_present = Bool(load_default=False)
 
 
-class CompletionForm(CompletionIn, FormSchema):
+class ChecklistForm(ChecklistIn, FormSchema):
     pass
 
 
@@ -532,6 +534,8 @@ class AppointmentOut(Schema):
     cancel_reason = fields.String(allow_none=True)
     is_late_cancellation = fields.Boolean()
     identity_checked_at = fields.AwareDateTime(allow_none=True)
+    checklist = fields.Function(lambda row: json.loads(row.checklist) if row.checklist_saved_at else None)
+    checklist_saved_at = fields.AwareDateTime(allow_none=True)
     degraded_reason = fields.String(allow_none=True)
     telesoin_act = fields.String(allow_none=True)
     telesoin_act_label = fields.String(allow_none=True)

@@ -42,7 +42,9 @@ def assistance(client, pharmacist, **query) -> dict:
     return response.get_json()
 
 
-def test_an_officine_program_is_booked_and_its_pharmacist_runs_the_session(api_as, db_session, territory, officine):
+def test_an_officine_program_is_booked_and_its_pharmacist_runs_the_session(
+    api_as, db_session, territory, officine, clock
+):
     t, (organisation, pharmacist) = territory, officine
     coordination = api_as(t.coordinator)
     created = coordination.post("/api/v1/programs", json=officine_program(t, organisation))
@@ -68,9 +70,11 @@ def test_an_officine_program_is_booked_and_its_pharmacist_runs_the_session(api_a
     assert before["upcoming"][0]["prescriber_name"] == t.cardiologist.full_name
     client = api_as(pharmacist)
     url = f"/api/v1/appointments/{appointment['id']}"
-    for verb, body in (("confirm", None), ("check-in", CHECK_IN), ("complete", CHECKLIST)):
+    for verb, body in (("confirm", None), ("checklist", CHECKLIST), ("check-in", CHECK_IN)):
         response = client.post(f"{url}/{verb}", json=body)
         assert response.status_code == 200, (verb, response.get_json())
+    clock.move_to(dt.datetime.fromisoformat(appointment["ends_at"]))
+    assert client.post(f"{url}/complete").status_code == 200
     after = assistance(client, pharmacist)
     assert after | {"upcoming": [], "recently_done": []} == {
         "professional_id": pharmacist.professional_id,

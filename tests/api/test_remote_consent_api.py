@@ -18,7 +18,6 @@ CHECK_IN = {
     "patient_location": "Cabinet infirmier, Vergt",
     "callback_phone": "0612345678",
 }
-CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
 WITHDRAWN = "retiré son consentement au télésoin"
 
 
@@ -53,9 +52,8 @@ def test_a_withdrawal_after_check_in_blocks_the_completion_and_its_fee(api_as, d
     visit = factories.visit(db_session, territory, state=AppointmentState.CHECKED_IN)
     db_session.commit()
     withdraw(api_as, territory, territory.patient)
-    body = assert_problem(
-        api_as(territory.idel_user).post(f"/api/v1/appointments/{visit.id}/complete", json=CHECKLIST), 422
-    )
+    clock.move_to(MONDAY_14H + dt.timedelta(minutes=15))
+    body = assert_problem(api_as(territory.idel_user).post(f"/api/v1/appointments/{visit.id}/complete"), 422)
     assert WITHDRAWN in body["detail"]
     db_session.refresh(visit)
     assert visit.state is AppointmentState.CHECKED_IN
@@ -69,7 +67,8 @@ def test_a_consent_collected_again_lets_the_session_be_paid(api_as, db_session, 
     coordinator = api_as(territory.coordinator)
     again = {"kind": "telehealth", "method": "written", "collected_at": factories.now().isoformat()}
     assert coordinator.post(f"/api/v1/patients/{territory.patient.id}/consents", json=again).status_code == 201
-    done = api_as(territory.idel_user).post(f"/api/v1/appointments/{visit.id}/complete", json=CHECKLIST)
+    clock.move_to(MONDAY_14H + dt.timedelta(minutes=15))
+    done = api_as(territory.idel_user).post(f"/api/v1/appointments/{visit.id}/complete")
     assert done.status_code == 200, done.get_json()
     assert fees_of(db_session, visit) > 0
 

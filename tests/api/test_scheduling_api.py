@@ -333,7 +333,8 @@ VERBS = {
     "confirm": {},
     "decline": {"reason": "Tournée complète"},
     "check-in": CHECK_IN,
-    "complete": CHECKLIST,
+    "checklist": CHECKLIST,
+    "complete": {},
     "degrade": {"reason": "Coupure de la vidéo"},
     "no-show": {},
     "cancel": {"reason": "Le patient est hospitalisé"},
@@ -390,10 +391,14 @@ def test_the_visit_from_confirmation_to_done(api_as, db_session, territory, visi
         "callback_phone"
         in assert_problem(idel.post(f"{url}/check-in", json=CHECK_IN | {"callback_phone": "12"}), 422)["errors"]
     )
-    assert idel.post(f"{url}/check-in", json=CHECK_IN).get_json()["state"] == "checked_in"
-    body = assert_problem(idel.post(f"{url}/complete", json={"camera": True}), 422)
+    body = assert_problem(idel.post(f"{url}/checklist", json={"camera": True}), 422)
     assert set(body["errors"]) == {"sound", "light", "privacy"}
-    done = idel.post(f"{url}/complete", json=CHECKLIST)
+    saved = idel.post(f"{url}/checklist", json=CHECKLIST).get_json()
+    assert saved["checklist"] == CHECKLIST | {"adult_present": False} and saved["checklist_saved_at"] is not None
+    assert idel.post(f"{url}/check-in", json=CHECK_IN).get_json()["state"] == "checked_in"
+    assert "pas encore commencé" in assert_problem(idel.post(f"{url}/complete"), 422)["detail"]
+    clock.move_to(MONDAY_14H + dt.timedelta(minutes=15))
+    done = idel.post(f"{url}/complete")
     assert (done.get_json()["state"], done.get_json()["fhir_status"]) == ("done", "fulfilled")
 
 

@@ -3,6 +3,7 @@ performs it (PUT, whole each time), required to complete it (422 naming what is 
 télésoin report's PDF and CDA body; nobody else records them."""
 
 import base64
+import datetime as dt
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -16,15 +17,16 @@ from tests.pdfs import pdf_text
 
 pytestmark = pytest.mark.usefixtures("clock")
 
-CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
 RITUALS = factories.KINE_RITUALS
+UNDER_WAY = factories.MONDAY_14H + dt.timedelta(minutes=10)  # the sessions' time: they can be done
 
 
 def rituals_url(appointment) -> str:
     return f"/api/v1/appointments/{appointment.id}/rituals"
 
 
-def test_the_kine_records_the_rituals_and_then_completes_the_session(api_as, db_session, kine, kine_session):
+def test_the_kine_records_the_rituals_and_then_completes_the_session(api_as, db_session, kine, kine_session, clock):
+    clock.move_to(UNDER_WAY)
     api = api_as(kine)
     answer = api.put(rituals_url(kine_session), json=RITUALS)
     assert answer.status_code == 200, answer.get_json()
@@ -35,16 +37,26 @@ def test_the_kine_records_the_rituals_and_then_completes_the_session(api_as, db_
     assert (line.actor_user_id, line.target_id) == (kine.id, str(kine_session.id))
     assert "EVA" not in line.details, "the audit holds no health data"
 
-    done = api.post(f"/api/v1/appointments/{kine_session.id}/complete", json=CHECKLIST)
+    done = api.post(
+        f"/api/v1/appointments/{kine_session.id}/complete",
+    )
     assert done.status_code == 200, done.get_json()
     assert done.get_json()["state"] == "done"
     assert api.get(rituals_url(kine_session)).get_json()["stop_criteria"] == RITUALS["stop_criteria"]
 
 
-def test_completion_without_the_rituals_is_refused_naming_what_is_missing(api_as, db_session, kine, kine_session):
+def test_completion_without_the_rituals_is_refused_naming_what_is_missing(
+    api_as, db_session, kine, kine_session, clock
+):
+    clock.move_to(UNDER_WAY)
     api = api_as(kine)
     complete = f"/api/v1/appointments/{kine_session.id}/complete"
-    problem = assert_problem(api.post(complete, json=CHECKLIST), 422)
+    problem = assert_problem(
+        api.post(
+            complete,
+        ),
+        422,
+    )
     assert "rituels de la séance de télésoin ne sont pas tous enregistrés" in problem["detail"]
     assert "le brief d'ouverture" in problem["detail"] and "le plan avant J+7" in problem["detail"]
 
@@ -52,7 +64,12 @@ def test_completion_without_the_rituals_is_refused_naming_what_is_missing(api_as
     recorded = api.put(rituals_url(kine_session), json=partial)
     assert recorded.status_code == 200, recorded.get_json()
     assert recorded.get_json()["missing"] == ["le consentement spécifique au télésoin", "le plan avant J+7"]
-    problem = assert_problem(api.post(complete, json=CHECKLIST), 422)
+    problem = assert_problem(
+        api.post(
+            complete,
+        ),
+        422,
+    )
     assert problem["detail"] == (
         "Les rituels de la séance de télésoin ne sont pas tous enregistrés : il manque le consentement spécifique "
         "au télésoin ; le plan avant J+7."
@@ -62,15 +79,18 @@ def test_completion_without_the_rituals_is_refused_naming_what_is_missing(api_as
     assert db_session.scalar(select(func.count()).select_from(FeeEntry)) == 0, "no TMK without the rituals"
 
 
-def test_the_rituals_only_belong_to_a_kines_telesoin_session(api_as, db_session, territory):
+def test_the_rituals_only_belong_to_a_kines_telesoin_session(api_as, db_session, territory, clock):
     nurse = factories.clinician(db_session, territory.cpts, Profession.NURSE, does_telesoin=True)
     session = factories.telesoin_session(db_session, territory, performer=nurse.professional)
     db_session.commit()
+    clock.move_to(UNDER_WAY)
     problem = assert_problem(api_as(nurse).put(rituals_url(session), json=RITUALS), 422)
     assert "télésoin d'un·e masseur-kinésithérapeute" in problem["detail"]
     read = assert_problem(api_as(nurse).get(rituals_url(session)), 422)  # not « six rituals missing »
     assert "télésoin d'un·e masseur-kinésithérapeute" in read["detail"]
-    done = api_as(nurse).post(f"/api/v1/appointments/{session.id}/complete", json=CHECKLIST)
+    done = api_as(nurse).post(
+        f"/api/v1/appointments/{session.id}/complete",
+    )
     assert done.status_code == 200, "an IDEL's télésoin session has no rituals to record"
 
 
@@ -117,11 +137,17 @@ def test_the_coordinator_reads_the_rituals_but_only_the_kine_records_them(api_as
 
 
 def test_the_telesoin_report_carries_the_rituals_and_proms_in_its_pdf_and_cda(
-    api_as, db_session, kine, kine_session, uploads
+    api_as, db_session, kine, kine_session, uploads, clock
 ):
+    clock.move_to(UNDER_WAY)
     api = api_as(kine)
     assert api.put(rituals_url(kine_session), json=RITUALS).status_code == 200
-    assert api.post(f"/api/v1/appointments/{kine_session.id}/complete", json=CHECKLIST).status_code == 200
+    assert (
+        api.post(
+            f"/api/v1/appointments/{kine_session.id}/complete",
+        ).status_code
+        == 200
+    )
     report = api.post("/api/v1/reports", json={"appointment_id": kine_session.id}).get_json()
     written = {"acts": "Rééducation de l'équilibre (TMK 8)", "conclusion": "Progrès à l'appui unipodal."}
     assert api.patch(f"/api/v1/reports/{report['id']}", json=written).status_code == 200

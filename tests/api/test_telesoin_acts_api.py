@@ -280,7 +280,7 @@ def test_an_assisted_teleconsultation_has_no_telesoin_act(api_as, db_session, te
     assert problem["errors"]["telesoin_act"] == "Seule une séance de télésoin porte un acte de télésoin."
 
 
-def test_a_kines_tmk_entry_carries_the_coefficient_of_the_act(api_as, db_session, kine):
+def test_a_kines_tmk_entry_carries_the_coefficient_of_the_act(api_as, db_session, kine, clock):
     t = kine.t
     patient = new_patient(db_session, t)
     fields = {"telesoin_act": "reeducation_membre_rachis", "act_coefficient": "8.5", "last_in_person_contact_on": SEEN}
@@ -292,8 +292,11 @@ def test_a_kines_tmk_entry_carries_the_coefficient_of_the_act(api_as, db_session
     assert coordinator.post(f"{url}/confirm").status_code == 200
     check_in = {"identity_method": "document", "patient_location": "Domicile, salon", "callback_phone": "0612345678"}
     assert therapist.post(f"{url}/check-in", json=check_in).status_code == 200
+    checklist = {"camera": True, "sound": True, "light": True, "privacy": True}
+    assert therapist.post(f"{url}/checklist", json=checklist).status_code == 200
+    clock.move_to(dt.datetime.fromisoformat(booked.json["starts_at"]) + dt.timedelta(minutes=10))
     assert therapist.put(f"{url}/rituals", json=factories.KINE_RITUALS).status_code == 200
-    done = therapist.post(f"{url}/complete", json={"camera": True, "sound": True, "light": True, "privacy": True})
+    done = therapist.post(f"{url}/complete")
     assert done.status_code == 200, done.json
     entries = therapist.get(f"/api/v1/fees?professional_id={kine.kine.id}").json["items"]
     assert [(e["code"], e["coefficient"], e["amount"]) for e in entries] == [("TMK", "8.50", "18.28")]  # 2.15 × 8.5

@@ -11,7 +11,7 @@ from hub.models import AppointmentState, AuditEvent, ConsentKind, ConsentMethod
 from hub.services import identity
 from tests import factories
 from tests.factories import MONDAY_14H
-from tests.web.test_visits_pages import CHECK_IN, CHECKLIST, field_error, text
+from tests.web.test_visits_pages import CHECK_IN, field_error, text
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -28,8 +28,8 @@ def test_the_idel_records_the_missing_consent_and_checks_in(auth, db_session, te
     visit = withdrawn_visit(db_session, territory, AppointmentState.CONFIRMED)
     clock.move_to(MONDAY_14H - dt.timedelta(minutes=20))
     auth.login(territory.idel_user)
-    page = text(auth.client.get("/visits"))
-    assert "Recueillir le consentement" in page
+    assert "Consentement à la télésanté à recueillir" in text(auth.client.get("/visits"))
+    assert "Recueillir le consentement" in text(auth.client.get(f"/visits/{visit.id}"))
 
     refused = auth.post(f"/visits/{visit.id}/check-in", CHECK_IN)
     assert refused.status_code == 422
@@ -51,7 +51,7 @@ def test_the_idel_records_the_missing_consent_and_checks_in(auth, db_session, te
     assert db_session.scalar(
         select(AuditEvent).where(AuditEvent.action == "consent.add", AuditEvent.target_id == str(consent.id))
     )
-    assert "Recueillir le consentement" not in text(auth.client.get("/visits"))
+    assert "Recueillir le consentement" not in text(auth.client.get(f"/visits/{visit.id}"))
     assert auth.post(f"/visits/{visit.id}/check-in", CHECK_IN).status_code == 302
     db_session.refresh(visit)
     assert visit.state is AppointmentState.CHECKED_IN
@@ -61,7 +61,7 @@ def test_a_withdrawal_after_check_in_refuses_the_completion(auth, db_session, te
     visit = withdrawn_visit(db_session, territory, AppointmentState.CHECKED_IN)
     clock.move_to(MONDAY_14H)
     auth.login(territory.idel_user)
-    refused = auth.post(f"/visits/{visit.id}/complete", CHECKLIST)
+    refused = auth.post(f"/visits/{visit.id}/complete")
     assert refused.status_code == 422
     assert "retiré son consentement au télésoin" in text(refused)
     db_session.refresh(visit)

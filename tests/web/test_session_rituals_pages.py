@@ -15,7 +15,6 @@ from tests.web.test_visits_pages import field_error, text
 pytestmark = pytest.mark.usefixtures("clock")
 
 TODAY_14H = dt.datetime(2026, 11, 16, 14, 0, tzinfo=PARIS)
-CHECKLIST = {"camera": "true", "sound": "true", "light": "true", "privacy": "true"}
 FORM = {
     "opening_brief": "true",
     "telesoin_consent": "true",
@@ -31,9 +30,10 @@ FORM = {
 
 
 @pytest.fixture
-def todays_session(db_session, territory, kine, auth):
+def todays_session(db_session, territory, kine, auth, clock):
     session = factories.telesoin_session(db_session, territory, performer=kine.professional, starts_at=TODAY_14H)
     db_session.commit()
+    clock.move_to(TODAY_14H + dt.timedelta(minutes=5))  # under way: the session can end once its rituals are done
     auth.login(kine)
     return session
 
@@ -42,7 +42,7 @@ def test_the_kine_records_the_rituals_from_mes_visites_then_ends_the_session(aut
     url = f"/visits/{todays_session.id}/rituals"
     assert f'href="{url}"' in text(auth.client.get("/visits"))
 
-    refused = auth.post(f"/visits/{todays_session.id}/complete", CHECKLIST)
+    refused = auth.post(f"/visits/{todays_session.id}/complete")
     assert refused.status_code == 422
     assert "il manque le brief d'ouverture (agenda, durée, objectifs) ; le consentement spécifique" in text(refused)
 
@@ -54,11 +54,11 @@ def test_the_kine_records_the_rituals_from_mes_visites_then_ends_the_session(aut
     page = text(auth.client.get(url))
     assert "Rituels enregistrés. Pour terminer la séance, il manque encore le plan avant J+7." in page
     assert 'value="EVA douleur"' in page, "the form shows what is recorded"
-    assert auth.post(f"/visits/{todays_session.id}/complete", CHECKLIST).status_code == 422
+    assert auth.post(f"/visits/{todays_session.id}/complete").status_code == 422
 
     assert auth.post(url, FORM).status_code == 302
     assert "les six sont faits" in text(auth.client.get(url))
-    assert auth.post(f"/visits/{todays_session.id}/complete", CHECKLIST).status_code == 302
+    assert auth.post(f"/visits/{todays_session.id}/complete").status_code == 302
     db_session.refresh(todays_session)
     assert todays_session.state is AppointmentState.DONE
 
@@ -77,7 +77,7 @@ def test_a_prom_without_its_value_is_shown_again_and_nothing_is_kept(auth, db_se
 
 def test_the_report_form_shows_the_rituals_it_will_carry(auth, db_session, todays_session):
     assert auth.post(f"/visits/{todays_session.id}/rituals", FORM).status_code == 302
-    assert auth.post(f"/visits/{todays_session.id}/complete", CHECKLIST).status_code == 302
+    assert auth.post(f"/visits/{todays_session.id}/complete").status_code == 302
     assert f'id="rdv-{todays_session.id}"' in text(auth.client.get("/reports/session"))
     started = auth.post(f"/reports/start/{todays_session.id}")
     assert started.status_code == 302

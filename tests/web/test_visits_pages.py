@@ -53,11 +53,12 @@ def test_the_idel_sees_the_offered_visit_and_confirms_it_in_one_action(auth, db_
     assert "lundi 23 novembre 2026, 14 h 00" in page and territory.patient.display_name in page
     assert "votre présence de 13 h 40 à 14 h 40" in page
     response = auth.post(f"/visits/{visit.id}/confirm")
-    assert response.status_code == 302 and response.headers["Location"] == "/visits"
+    assert response.status_code == 302 and response.headers["Location"] == f"/visits/{visit.id}"
     db_session.refresh(visit)
     assert visit.state is AppointmentState.CONFIRMED
+    assert "Visite confirmée. Merci !" in text(auth.client.get(f"/visits/{visit.id}"))
     page = text(auth.client.get("/visits"))
-    assert "Visite confirmée. Merci !" in page and "Visites à confirmer (0)" in page
+    assert "Visites à confirmer (0)" in page
     assert "Prochaines visites confirmées" in page and territory.patient.display_name in page
 
 
@@ -96,7 +97,9 @@ def test_the_days_checklist(auth, db_session, territory, visit, idel, clock):
     clock.move_to(MONDAY_14H - dt.timedelta(minutes=20))
     auth.login(territory.idel_user)  # a week later: the earlier session has expired
     page = text(auth.client.get("/visits"))
-    assert "Visites du jour — lundi 23 novembre 2026" in page and "Accueil du patient" in page
+    assert "Visites du jour — lundi 23 novembre 2026" in page and f'href="/visits/{visit.id}"' in page
+    page = text(auth.client.get(f"/visits/{visit.id}"))
+    assert "Accueil du patient" in page and "Liste de vérification avant la séance (HAS)" in page
 
     refused = auth.post(f"/visits/{visit.id}/check-in", {"patient_location": "Cabinet"})
     assert refused.status_code == 422
@@ -109,6 +112,10 @@ def test_the_days_checklist(auth, db_session, territory, visit, idel, clock):
     db_session.refresh(visit)
     assert visit.state is AppointmentState.CONFIRMED and visit.identity_checked_at is None
 
+    refused = auth.post(f"/visits/{visit.id}/checklist", {"camera": "true", "sound": "true"})
+    assert refused.status_code == 422
+    assert field_error(text(refused), "light") == "À cocher : éclairage suffisant."
+    assert auth.post(f"/visits/{visit.id}/checklist", CHECKLIST).status_code == 302
     assert auth.post(f"/visits/{visit.id}/check-in", CHECK_IN).status_code == 302
     db_session.refresh(visit)
     assert (visit.state, visit.identity_check_method, visit.identity_checked_by_user_id) == (
@@ -116,12 +123,11 @@ def test_the_days_checklist(auth, db_session, territory, visit, idel, clock):
         "document",
         territory.idel_user.id,
     )
-    assert "Liste de vérification avant la séance (HAS)" in text(auth.client.get("/visits"))
-
-    refused = auth.post(f"/visits/{visit.id}/complete", {"camera": "true", "sound": "true"})
-    assert refused.status_code == 422
-    assert field_error(text(refused), "light") == "À cocher : éclairage suffisant."
-    assert auth.post(f"/visits/{visit.id}/complete", CHECKLIST).status_code == 302
+    early = auth.post(f"/visits/{visit.id}/complete")
+    assert early.status_code == 422 and "pas encore commencé" in text(early)
+    clock.move_to(MONDAY_14H + dt.timedelta(minutes=15))
+    auth.login(territory.idel_user)
+    assert auth.post(f"/visits/{visit.id}/complete").status_code == 302
     db_session.refresh(visit)
     assert visit.state is AppointmentState.DONE
 
@@ -142,8 +148,11 @@ def test_the_session_done_on_the_page_completes_its_referral(auth, db_session, t
     db_session.commit()
     clock.move_to(MONDAY_14H - dt.timedelta(minutes=20))
     auth.login(territory.idel_user)
+    assert auth.post(f"/visits/{visit.id}/checklist", CHECKLIST).status_code == 302
     assert auth.post(f"/visits/{visit.id}/check-in", CHECK_IN).status_code == 302
-    assert auth.post(f"/visits/{visit.id}/complete", CHECKLIST).status_code == 302
+    clock.move_to(MONDAY_14H + dt.timedelta(minutes=15))
+    auth.login(territory.idel_user)
+    assert auth.post(f"/visits/{visit.id}/complete").status_code == 302
     db_session.refresh(referral)
     assert referral.state is ReferralState.DONE
 

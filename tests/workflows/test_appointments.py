@@ -127,11 +127,33 @@ def test_idel_confirms_then_check_in_and_complete(db_session, territory):
         callback_phone="0612345678",
     )
     assert appointment.state is S.CHECKED_IN and appointment.identity_checked_by_user_id == t.idel_user.id
+    before = appointment.starts_at - dt.timedelta(minutes=10)
     with pytest.raises(ValidationFailed) as caught:
-        appointments.complete(db_session, t.idel_user, appointment, checklist={"camera": True})
+        appointments.save_checklist(db_session, t.idel_user, appointment, items={"camera": True}, now=before)
     assert {"sound", "light", "privacy"} <= set(caught.value.errors)
-    appointments.complete(db_session, t.idel_user, appointment, checklist=FULL_CHECKLIST)
+    assert appointment.checklist_saved_at is None
+    with pytest.raises(RuleViolation, match="n'a pas été enregistrée"):
+        appointments.complete(db_session, t.idel_user, appointment, now=appointment.starts_at)
+    appointments.save_checklist(db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=before)
+    assert (appointment.checklist_saved_at, appointment.checklist_saved_by_user_id) == (before, t.idel_user.id)
+    with pytest.raises(RuleViolation, match="pas encore commencé"):
+        appointments.complete(db_session, t.idel_user, appointment, now=appointment.starts_at - dt.timedelta(seconds=1))
+    assert appointment.state is S.CHECKED_IN
+    appointments.complete(db_session, t.idel_user, appointment, now=appointment.starts_at)
     assert appointment.state is S.DONE
+
+
+def test_the_checklist_is_saved_before_the_start_only(db_session, territory):
+    t = territory
+    appointment = book(db_session, t)
+    with pytest.raises(InvalidTransition):  # not confirmed yet
+        appointments.save_checklist(db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=NOW)
+    appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
+    with pytest.raises(RuleViolation, match="La séance a commencé"):
+        appointments.save_checklist(
+            db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=appointment.starts_at
+        )
+    assert appointment.checklist_saved_at is None and appointment.checklist == "{}"
 
 
 def test_confirmation_needs_a_valid_consent(db_session, territory):
@@ -160,10 +182,13 @@ def test_minor_needs_an_adult_present(db_session, territory):
         callback_phone="0612345678",
     )
     checklist = {"camera": True, "sound": True, "light": True, "privacy": True}
+    before = appointment.starts_at - dt.timedelta(minutes=10)
     with pytest.raises(ValidationFailed) as caught:
-        appointments.complete(db_session, t.idel_user, appointment, checklist=checklist)
+        appointments.save_checklist(db_session, t.idel_user, appointment, items=checklist, now=before)
     assert "adulte" in caught.value.errors["adult_present"]
-    appointments.complete(db_session, t.idel_user, appointment, checklist=checklist | {"adult_present": True})
+    items = checklist | {"adult_present": True}
+    appointments.save_checklist(db_session, t.idel_user, appointment, items=items, now=before)
+    appointments.complete(db_session, t.idel_user, appointment, now=appointment.ends_at)
 
 
 def test_decline_returns_to_the_coordinator_and_frees_the_idel(db_session, territory):
