@@ -672,10 +672,14 @@ def check_in(
 
 
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
-CHECKLIST_TOO_LATE = "La séance a commencé : la liste de vérification se remplit et s'enregistre avant son début."
+# Before the session, meaning before it is marked done: a specialist running late must not leave the IDEL who
+# reached the patient at 14 h 05 with a session that can never be done. Once it has ended, a checklist attests nothing.
+CHECKLIST_TOO_LATE = (
+    "La séance est finie : la liste de vérification se remplit et s'enregistre avant ou pendant la séance."
+)
 CHECKLIST_NOT_SAVED = (
-    "La liste de vérification avant la séance (HAS) n'a pas été enregistrée avant son début : "
-    "la séance ne peut pas être notée terminée ; passez en mode dégradé ou prévenez la coordination."
+    "La liste de vérification avant la séance (HAS) n'a pas été enregistrée : "
+    "enregistrez-la avant de noter la séance terminée."
 )
 NOT_STARTED = "La séance n'a pas encore commencé : elle ne peut être notée terminée qu'après son heure de début."
 
@@ -690,7 +694,8 @@ def save_checklist(
 ) -> None:
     """The HAS pre-session checklist (camera, sound, light, privacy, an adult with a minor), complete, recorded
     (who, when) before the session starts, the telehealth consent in force; the identity, the location and the
-    call-back phone are traced at the check-in. Saved again, it replaces the previous answers."""
+    call-back phone are traced at the check-in. Saved again, it replaces the previous answers; refused once the
+    session's time is over."""
     now = now or utcnow()
     if appointment.state not in CHECKLIST_STATES:
         raise InvalidTransition(
@@ -698,7 +703,7 @@ def save_checklist(
             current_state=appointment.state.value,
             action="checklist",
         )
-    if now >= appointment.starts_at:
+    if now >= appointment.ends_at:
         raise RuleViolation(CHECKLIST_TOO_LATE)
     require_remote_consent(appointment)
     missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not items.get(key)}

@@ -141,7 +141,7 @@ OPERATIONS = {
     "api.decline_appointment": ("Refuser la visite, avec la raison (IDEL)", ReasonIn, AppointmentOut, False),
     "api.check_in_appointment": ("Accueillir le patient (identité, lieu, téléphone)", CheckInIn, AppointmentOut, False),
     "api.save_appointment_checklist": (
-        "Enregistrer la liste de vérification HAS, complète, avant le début de la séance",
+        "Enregistrer la liste de vérification HAS, complète, avant la fin de la séance",
         ChecklistIn,
         AppointmentOut,
         False,

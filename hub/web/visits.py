@@ -213,6 +213,7 @@ def _visit_page(appointment: Appointment, *, form=None, values=None, errors=None
     context = {
         "sheet": visits.sheet(db(), appointment),
         "started": now >= appointment.starts_at,
+        "ended": now >= appointment.ends_at,
         "takes_checklist": appointment.state in appointments.CHECKLIST_STATES,
         "finished": appointment.state in visits.FINISHED,
         "minor": appointments.is_minor_at_session(db(), appointment),

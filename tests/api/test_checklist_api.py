@@ -63,9 +63,9 @@ def test_saved_before_the_start_audited_then_refused_after_it(api_as, db_session
         str(confirmed.id),
         territory.idel_user.id,
     )
-    clock.move_to(MONDAY_14H)
+    clock.move_to(confirmed.ends_at)
     body = assert_problem(idel.post(url(confirmed, "checklist"), json=CHECKLIST), 422)
-    assert "La séance a commencé" in body["detail"]
+    assert "La séance est finie" in body["detail"]
 
 
 def test_the_completion_waits_for_the_start_and_the_checklist(api_as, db_session, territory, confirmed, clock):
@@ -74,7 +74,7 @@ def test_the_completion_waits_for_the_start_and_the_checklist(api_as, db_session
     assert idel.post(url(confirmed, "check-in"), json=check_in).status_code == 200
     clock.move_to(MONDAY_14H + dt.timedelta(minutes=5))
     body = assert_problem(idel.post(url(confirmed, "complete")), 422)
-    assert "n'a pas été enregistrée avant son début" in body["detail"]
+    assert "n'a pas été enregistrée" in body["detail"]
     db_session.refresh(confirmed)
     assert confirmed.state is AppointmentState.CHECKED_IN
 

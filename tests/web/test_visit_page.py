@@ -116,7 +116,7 @@ def test_the_checklist_before_the_start_and_the_end_after_it(auth, db_session, t
     clock.move_to(MONDAY_14H - dt.timedelta(minutes=30))
     auth.login(territory.idel_user)
     page = text(auth.client.get(f"/visits/{home_visit.id}"))
-    assert "À remplir et enregistrer avant le début de la séance (14 h 00)" in page
+    assert "À remplir et enregistrer avant de commencer la séance (14 h 00)" in page
     assert "Un adulte accompagne" not in page, "asked only for a minor"
     refused = auth.post(f"/visits/{home_visit.id}/checklist", {"camera": "true"})
     assert refused.status_code == 422 and field_error(text(refused), "privacy") == "À cocher : confidentialité assurée."
@@ -145,16 +145,24 @@ def test_the_checklist_before_the_start_and_the_end_after_it(auth, db_session, t
     )
 
 
-def test_a_checklist_not_saved_before_the_start_is_refused_after_it(auth, db_session, territory, home_visit, clock):
+def test_a_late_start_still_takes_the_checklist_an_ended_session_does_not(
+    auth, db_session, territory, home_visit, clock
+):
     appointments.confirm(db_session, territory.idel_user, home_visit)
     db_session.commit()
-    clock.move_to(MONDAY_14H + dt.timedelta(minutes=1))
+    clock.move_to(home_visit.ends_at)
     auth.login(territory.idel_user)
     assert "ne pourra pas être notée terminée" in text(auth.client.get(f"/visits/{home_visit.id}"))
     refused = auth.post(f"/visits/{home_visit.id}/checklist", CHECKLIST)
-    assert refused.status_code == 422 and "La séance a commencé" in text(refused)
+    assert refused.status_code == 422 and "La séance est finie" in text(refused)
     db_session.refresh(home_visit)
     assert home_visit.checklist_saved_at is None
+
+    clock.move_to(MONDAY_14H + dt.timedelta(minutes=5))
+    auth.login(territory.idel_user)
+    assert auth.post(f"/visits/{home_visit.id}/checklist", CHECKLIST).status_code == 302
+    db_session.refresh(home_visit)
+    assert home_visit.checklist_saved_at == MONDAY_14H + dt.timedelta(minutes=5)
 
 
 def test_the_day_sheet_lists_the_round_in_time_order(auth, db_session, territory, home_visit):

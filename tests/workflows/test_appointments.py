@@ -143,17 +143,18 @@ def test_idel_confirms_then_check_in_and_complete(db_session, territory):
     assert appointment.state is S.DONE
 
 
-def test_the_checklist_is_saved_before_the_start_only(db_session, territory):
+def test_the_checklist_is_saved_before_the_session_ends_only(db_session, territory):
     t = territory
     appointment = book(db_session, t)
     with pytest.raises(InvalidTransition):  # not confirmed yet
         appointments.save_checklist(db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=NOW)
     appointments.confirm(db_session, t.idel_user, appointment, now=NOW)
-    with pytest.raises(RuleViolation, match="La séance a commencé"):
-        appointments.save_checklist(
-            db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=appointment.starts_at
-        )
+    with pytest.raises(RuleViolation, match="La séance est finie"):
+        appointments.save_checklist(db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=appointment.ends_at)
     assert appointment.checklist_saved_at is None and appointment.checklist == "{}"
+    late_start = appointment.starts_at + dt.timedelta(minutes=5)
+    appointments.save_checklist(db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=late_start)
+    assert appointment.checklist_saved_at == late_start
 
 
 def test_confirmation_needs_a_valid_consent(db_session, territory):
