@@ -59,7 +59,7 @@ from hub.schemas.referrals import (
     ScheduleIn,
     SubmitIn,
 )
-from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
+from hub.schemas.reports import RecipientOut, ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.resources import ResourceBookingOut, ResourceIn, ResourceOut, ResourceUpdateIn
 from hub.schemas.scheduling import (
     AppointmentIn,
@@ -285,6 +285,12 @@ OPERATIONS = {
         False,
     ),
     "api.get_report": ("Lire un compte rendu, avec ses envois", None, ReportOut, False),
+    "api.list_report_recipients": (
+        "Destinataires d'un compte rendu : délai de remise (fin de séance + délai du programme) et état de l'envoi",
+        None,
+        RecipientOut,
+        True,
+    ),
     "api.update_report": ("Modifier un brouillon de compte rendu", ReportUpdateIn, ReportOut, False),
     "api.sign_report": ("Signer le compte rendu (figé) et l'envoyer", NoBodyIn, ReportOut, False),
     "api.supersede_report": ("Corriger un compte rendu signé (nouvelle version)", NoBodyIn, ReportOut, False),

@@ -4,15 +4,16 @@ from flask import request
 from flask_login import current_user
 from sqlalchemy import select
 
-from hub.api import blueprint, created, json_body, load_json
+from hub.api import blueprint, created, json_body, load_json, page_of
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
+from hub.db import utcnow
 from hub.http.access import access
 from hub.http.downloads import send
 from hub.http.request import db, territory_zone, upload_dir
 from hub.models import Report
 from hub.schemas.base import load
-from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
+from hub.schemas.reports import RecipientOut, ReportOut, ReportStartIn, ReportUpdateIn
 from hub.schemas.scheduling import NoBodyIn
 from workflows import reports
 
@@ -38,6 +39,16 @@ def create_report():
 @access(Permission.REPORTS_READ)
 def get_report(report_id: int):
     return _body(report_for(db(), current_user, report_id, "read"))
+
+
+@blueprint.get("/reports/<int:report_id>/recipients")
+@access(Permission.REPORTS_READ)
+def list_report_recipients(report_id: int):
+    """Who receives the report, by when (from the session's end and the program's delays), and each sending's
+    state; before the signature, where it will go."""
+    report = report_for(db(), current_user, report_id, "read")
+    lines = reports.recipient_lines(db(), report, now=utcnow())
+    return page_of(RecipientOut(), lines, len(lines), 1, max(len(lines), 1))  # a handful: one page
 
 
 @blueprint.patch("/reports/<int:report_id>")

@@ -42,6 +42,7 @@ class ReportUpdateIn(InputSchema):
 
 class ReportForm(ReportUpdateIn, FormSchema):
     action = Str(load_default="save")  # which button: "save" (the draft) or "sign"
+    confirm = Bool(load_default=False)  # « Je confirme… »: the page's confirmation before « Signer et envoyer »
 
 
 class DeliveryOut(Schema):
@@ -58,6 +59,21 @@ class DeliveryOut(Schema):
     acknowledged_at = fields.AwareDateTime(allow_none=True)
     refusal_code = fields.String(allow_none=True)
     refusal_text = fields.String(allow_none=True)
+
+
+class RecipientOut(Schema):
+    """One recipient of a report: before the signature, where it will go and by when; after, its delivery."""
+
+    recipient_role = fields.Function(lambda r: r.role.value)
+    recipient_role_label = fields.Function(lambda r: RECIPIENT_ROLE_LABELS[r.role])
+    name = fields.String()
+    channel = fields.String()
+    address = fields.String()
+    due_at = fields.AwareDateTime()
+    delivery_id = fields.Function(lambda r: r.delivery.id if r.delivery else None)
+    state = fields.Function(lambda r: r.delivery.state.value if r.delivery else "planned")
+    state_label = fields.Function(lambda r: delivery_label(r.delivery) if r.delivery else "Envoyé à la signature")
+    sent_at = fields.AwareDateTime(allow_none=True)
 
 
 class ReportOut(Schema):

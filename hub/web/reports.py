@@ -42,12 +42,13 @@ from hub.web.pages import load_query
 from hub.web.planning import zone
 from hub.web.states import allows
 from scheduling.agenda import day_bounds
-from workflows import reports
+from workflows import desk, reports
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 TEXT_FIELDS = ("acts", "prescriptions", "technical_incidents", "conclusion", "follow_up", "follow_up_modality")
 NOT_A_PROFESSIONAL = "Votre compte n'est lié à aucune fiche de professionnel : vous n'avez pas de séance."
+NOT_CONFIRMED = "Cochez « Je confirme la signature et l'envoi » pour signer et envoyer le compte rendu."
 
 
 @bp.context_processor
@@ -117,8 +118,8 @@ def _worklist(professional_id: int, day: dt.date) -> list[WorklistRow]:
 @access(Permission.REPORTS_WRITE)
 def worklist():
     filters, values, errors = load_query(AgendaArgs())
-    day = filters.get("day") or utcnow().astimezone(zone()).date()
     professional_id = current_user.professional_id
+    day = filters.get("day") or _session_day(professional_id)
     rows = _worklist(professional_id, day) if professional_id is not None else []
     audit.record(db(), actor=current_user, action="worklist.read", details={"appointments": len(rows)})
     return render_template(
@@ -132,6 +133,13 @@ def worklist():
         explanation=NOT_A_PROFESSIONAL,
         TELESOIN=AppointmentKind.TELESOIN,
     )
+
+
+def _session_day(professional_id: int | None) -> dt.date:
+    """Without a day asked: today if the professional has patients today, else their next session day."""
+    now = utcnow()
+    day = desk.session_day(db(), professional_id, zone=territory_zone(), now=now)[0] if professional_id else None
+    return day or now.astimezone(zone()).date()
 
 
 @bp.post("/start/<int:appointment_id>")
@@ -181,6 +189,14 @@ def _participants(report: Report) -> list[Professional]:
     return list(db().scalars(select(Professional).where(Professional.id.in_(ids)).order_by(Professional.id)))
 
 
+def _referrals_of(appointment: Appointment | None) -> list[Referral]:
+    """The letters and attachments (ECG…) that brought the patient to the session, beside the report's text."""
+    if appointment is None:
+        return []
+    query = select(Referral).options(selectinload(Referral.attachments))
+    return list(db().scalars(query.where(Referral.appointment_id == appointment.id)))
+
+
 def _form_page(report: Report, values: dict, errors: dict | None = None, *, problem=None, status: int = 200):
     appointment = db().get(Appointment, report.appointment_id) if report.appointment_id else None
     return (
@@ -189,6 +205,8 @@ def _form_page(report: Report, values: dict, errors: dict | None = None, *, prob
             report=report,
             appointment=appointment,
             participants=_participants(report),
+            recipients=reports.recipient_lines(db(), report, now=utcnow()),
+            referrals=_referrals_of(appointment),
             values=values,
             errors=errors or {},
             problem=problem,
@@ -224,18 +242,38 @@ def save(report_id: int):
             db(), current_user, report, **fields, copy_participants=data.get("copy_participants", False)
         )
         if signing:
+            _confirmed(report, data.get("confirm", False))
             reports.sign(db(), current_user, report, upload_dir=upload_dir(), zone=territory_zone())
         return signing
 
     signing, refused = attempt(perform, form_errors=errors, read="report.form", target=report)
     if refused:
         db().refresh(report)
-        return _form_page(report, values, refused.errors, problem=refused.detail, status=refused.status)
+        return _form_page(report, values, _named(refused.errors), problem=refused.detail, status=refused.status)
     if signing:
         flash("Compte rendu signé : il part vers ses destinataires.", "success")
         return redirect(url_for("reports.show", report_id=report.id))
     flash("Brouillon enregistré.", "success")
     return redirect(url_for("reports.edit", report_id=report.id))
+
+
+def _named(errors: dict | None) -> dict:
+    """Each error names its field, in the summary above the form as beside the field."""
+    labels = reports.FIELD_LABELS
+    return {
+        name: message if name not in labels or message.startswith(labels[name]) else f"{labels[name]} : {message}"
+        for name, message in (errors or {}).items()
+    }
+
+
+def _confirmed(report: Report, confirm: bool) -> None:
+    """The page's confirmation before signing, refused together with the fields the signature still needs."""
+    missing = reports.missing_to_sign(report)
+    if not confirm:
+        missing["confirm"] = NOT_CONFIRMED
+    if missing:
+        detail = NOT_CONFIRMED if list(missing) == ["confirm"] else reports.incomplete(missing)
+        raise ValidationFailed(missing, detail)
 
 
 # --- the report page ----------------------------------------------------------------------------------------

@@ -193,3 +193,46 @@ def test_the_openapi_document_lists_the_report_operations(client):
     assert set(paths["/reports/{report_id}"]) == {"get", "patch"}
     assert "200" in paths["/reports/{report_id}/sign"]["post"]["responses"]
     assert "201" in paths["/reports/{report_id}/supersede"]["post"]["responses"]
+    assert "get" in paths["/reports/{report_id}/recipients"]
+
+
+def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic, db_session):
+    """Before the signature, where the report will go and by when; after it, the same deadlines with each
+    sending's state. Deadlines count from the session's end plus the program's delays, never from the signing."""
+    clinic.t.program.report_delay_doctors_hours = 24
+    db_session.commit()
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    ended = clinic.appointment.ends_at
+
+    planned = api.get(f"/api/v1/reports/{report_id}/recipients")
+    assert planned.status_code == 200
+    (gp,) = planned.get_json()["items"]  # a provisional identity: neither Mon espace santé nor the DMP
+    assert (gp["recipient_role"], gp["recipient_role_label"]) == ("medecin_traitant", "Médecin traitant")
+    assert (gp["address"], gp["channel"], gp["state"]) == ("gp@cabinet.mssante.fr", "mssante", "planned")
+    assert gp["due_at"] == (ended + dt.timedelta(hours=24)).isoformat() and gp["delivery_id"] is None
+
+    api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN)
+    assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
+    (sent,) = api.get(f"/api/v1/reports/{report_id}/recipients").get_json()["items"]
+    assert sent["due_at"] == gp["due_at"], "signed days later, still due from the session's end"
+    assert (sent["state"], sent["state_label"]) == ("queued", "Envoi en attente") and sent["delivery_id"]
+    assert api_as(clinic.gp).get(f"/api/v1/reports/{report_id}/recipients").status_code == 200
+    assert api_as(clinic.outsider).get(f"/api/v1/reports/{report_id}/recipients").status_code == 404
+
+
+def test_a_draft_recipients_list_is_its_authors(api_as, clinic):
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    assert api_as(clinic.gp).get(f"/api/v1/reports/{report_id}/recipients").status_code == 404
+
+
+def test_signing_names_the_missing_fields(api_as, clinic):
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    refused = api.post(f"/api/v1/reports/{report_id}/sign").get_json()
+    assert refused["errors"] == {
+        "acts": "Actes réalisés : à remplir pour signer.",
+        "conclusion": "Conclusion : à remplir pour signer.",
+    }
+    assert "« Actes réalisés » et « Conclusion »" in refused["detail"]
