@@ -37,7 +37,7 @@ from hub.models import (
     delivery_label,
 )
 from hub.schemas.reports import ReportForm
-from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
+from hub.schemas.scheduling import IDENTITY_METHODS, AgendaArgs, NoBodyForm, ReasonForm
 from hub.web.pages import load_query
 from hub.web.planning import zone
 from hub.web.states import allows
@@ -60,6 +60,7 @@ def labels():
         "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
         "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
+        "IDENTITY_METHODS": IDENTITY_METHODS,
         "delivery_label": delivery_label,
     }
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Report, Role
 from tests import factories
 from tests.factories import NOW
+from tests.pdfs import pdf_text
 
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
@@ -90,6 +91,9 @@ def test_draft_sign_and_deliveries(api_as, clinic, db_session):
     pdf = api.get(f"/api/v1/reports/{body['id']}/pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
     assert pdf.headers["Content-Disposition"].startswith("attachment") and pdf.headers["Cache-Control"] == "no-store"
+    text = " ".join(pdf_text(pdf.data).split())
+    assert "Compte rendu de téléconsultation, version 1" in text, "the document named in words"
+    assert "LOINC" not in text and "85208-7" not in text and report["document_uid"] not in text, "no codes for people"
     assert db_session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "report.download")) == 1
 
 

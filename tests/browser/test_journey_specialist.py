@@ -68,7 +68,7 @@ def held_session(sessions, people) -> Session:
             place_kind=PlaceKind.HOME,
             identity_checked_by_user_id=idel.id,
             identity_checked_at=SESSION_AT - dt.timedelta(minutes=5),
-            identity_check_method="Carte d'identité",
+            identity_check_method="document",
             patient_location="Domicile, salon",
             callback_phone="0553123456",
         )
@@ -96,7 +96,7 @@ def test_the_cardiologist_signs_the_report_and_the_gp_receives_it(page_at, peopl
     expect(page.get_by_role("heading", level=1)).to_have_text("Ma séance — vendredi 20 novembre 2026")
     row = page.locator(f"#rdv-{held_session.appointment_id}")
     expect(row).to_contain_text(held_session.patient)
-    expect(row).to_contain_text("Identité vérifiée (Carte d'identité)")
+    expect(row).to_contain_text("Identité vérifiée (Pièce d'identité contrôlée)")
     expect(row).to_contain_text("Domicile, salon")
     visit(page, shoot, "ma seance")
 
