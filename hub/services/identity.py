@@ -432,16 +432,7 @@ def search_patients(session: Session, visible, *, text=None, birth_date=None, pa
     if birth_date:
         query = query.where(Patient.birth_date == birth_date)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.scalars(
-        # In the order the list shows them: by the used name when there is one (Patient.display_name).
-        query.order_by(
-            func.upper(func.coalesce(Patient.used_last_name, Patient.birth_name)),
-            func.upper(func.coalesce(Patient.used_first_name, Patient.first_birth_given_name)),
-            Patient.id,
-        )
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
+    rows = session.scalars(query.order_by(*Patient.display_order()).limit(per_page).offset((page - 1) * per_page))
     return list(rows), total
 
 

@@ -37,7 +37,7 @@ from hub.models import (
     delivery_label,
 )
 from hub.schemas.reports import ReportForm
-from hub.schemas.scheduling import IDENTITY_METHODS, AgendaArgs, NoBodyForm, ReasonForm
+from hub.schemas.scheduling import CHECKLIST_LABELS, IDENTITY_METHODS, AgendaArgs, NoBodyForm, ReasonForm
 from hub.web.pages import load_query
 from hub.web.planning import zone
 from hub.web.states import allows
@@ -76,6 +76,7 @@ class WorklistRow:
     referrals: list[Referral]
     report: Report | None
     can_start: bool
+    checks: list[str]  # the HAS pre-session checklist, as the IDEL ticked it
 
 
 def _worklist(professional_id: int, day: dt.date) -> list[WorklistRow]:
@@ -110,9 +111,15 @@ def _worklist(professional_id: int, day: dt.date) -> list[WorklistRow]:
             referrals=referrals.get(a.id, []),
             report=latest.get(a.id),
             can_start=a.kind in reports.REPORTABLE_KINDS and a.state in reports.WRITABLE,
+            checks=_ticked(a),
         )
         for a in appointments
     ]
+
+
+def _ticked(appointment: Appointment) -> list[str]:
+    ticked = json.loads(appointment.checklist or "{}")
+    return [label for name, label in CHECKLIST_LABELS.items() if ticked.get(name)]
 
 
 @bp.get("/session")

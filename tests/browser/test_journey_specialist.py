@@ -71,6 +71,7 @@ def held_session(sessions, people) -> Session:
             identity_check_method="document",
             patient_location="Domicile, salon",
             callback_phone="0553123456",
+            checklist='{"camera": true, "sound": true, "light": true, "privacy": true}',
         )
         return Session(appointment.id, patient.display_name, gp.login)
 
@@ -98,6 +99,7 @@ def test_the_cardiologist_signs_the_report_and_the_gp_receives_it(page_at, peopl
     expect(row).to_contain_text(held_session.patient)
     expect(row).to_contain_text("Identité vérifiée (Pièce d'identité contrôlée)")
     expect(row).to_contain_text("Domicile, salon")
+    expect(row).to_contain_text("Vérifications avant la séance : Caméra testée, Son testé")
     visit(page, shoot, "ma seance")
 
     row.get_by_role("button", name=f"Rédiger le compte rendu de {held_session.patient}").click()
