@@ -8,12 +8,26 @@ Monday session belongs to the IDEL's journey, and the browser data is shared by 
 import datetime as dt
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
-from hub.models import AppointmentKind, AppointmentState, Organisation, PlaceKind, Profession, Professional, User
+from hub.documents import store
+from hub.models import (
+    AppointmentKind,
+    AppointmentState,
+    AttachmentKind,
+    Organisation,
+    PlaceKind,
+    Profession,
+    Professional,
+    Referral,
+    ReferralAttachment,
+    ReferralState,
+    User,
+)
 from tests import factories
 from tests.browser.support import DESKTOP, PHONE, assert_no_horizontal_scroll, check_axe
 
@@ -41,10 +55,15 @@ def other_than(session, profession: Profession, login: str) -> User:
     ).one()
 
 
+def uploads_of(app) -> Path:
+    """The server's upload folder, as hub.http.request.upload_dir finds it."""
+    return Path(app.config["HUB"].get("UPLOAD_DIR") or Path(app.instance_path) / "uploads")
+
+
 @pytest.fixture
-def held_session(sessions, people) -> Session:
-    """A patient seen by the cardiologist on Friday morning, accompanied by an IDEL, whose médecin traitant is a
-    GP other than the one of the GP's journey."""
+def held_session(browser_app, sessions, people) -> Session:
+    """A patient referred by his médecin traitant (a GP other than the one of the GP's journey) with an ECG, seen
+    by the cardiologist on Friday morning, accompanied by an IDEL."""
     with sessions.begin() as session:
         cardiologist = session.scalars(select(User).where(User.login == people.specialist)).one()
         gp = other_than(session, Profession.GENERAL_PRACTITIONER, people.gp)
@@ -73,6 +92,22 @@ def held_session(sessions, people) -> Session:
             callback_phone="0553123456",
             checklist='{"camera": true, "sound": true, "light": true, "privacy": true}',
         )
+        referral = Referral(
+            cpts_id=patient.cpts_id,
+            patient_id=patient.id,
+            author_id=gp.professional_id,
+            created_by_user_id=gp.id,
+            target_specialist_id=cardiologist.professional_id,
+            reason="Dyspnée d'effort, œdèmes des membres inférieurs",
+            state=ReferralState.SCHEDULED,
+            appointment_id=appointment.id,
+        )
+        session.add(referral)
+        session.flush()  # the attachment's referral id
+        ecg = store.store_upload(uploads_of(browser_app), b"%PDF-1.4 ECG 12 derivations", "ecg.pdf", max_bytes=1024)
+        session.add(
+            ReferralAttachment(referral_id=referral.id, kind=AttachmentKind.ECG, uploaded_by_user_id=gp.id, **ecg)
+        )
         return Session(appointment.id, patient.display_name, gp.login)
 
 
@@ -100,10 +135,13 @@ def test_the_cardiologist_signs_the_report_and_the_gp_receives_it(page_at, peopl
     expect(row).to_contain_text("Identité vérifiée (Pièce d'identité contrôlée)")
     expect(row).to_contain_text("Domicile, salon")
     expect(row).to_contain_text("Vérifications avant la séance : Caméra testée, Son testé")
+    expect(row.get_by_role("link", name=f"Lettre d'adressage de {held_session.patient}")).to_be_visible()
+    expect(row.get_by_role("link", name="ECG")).to_be_visible()
     visit(page, shoot, "ma seance")
 
     row.get_by_role("button", name=f"Rédiger le compte rendu de {held_session.patient}").click()
     page.wait_for_url(re.compile(r".*/reports/\d+/edit$"))
+    expect(page.locator(".report-referrals").get_by_role("link", name="ECG")).to_be_visible()
     recipients = page.locator(".report-recipients")
     expect(recipients).to_contain_text("Médecin traitant")
     # Due 48 h after the session's end (Friday 08:15), not at the signature.
