@@ -396,6 +396,12 @@ def session_day(session: Session, professional_id: int, *, zone: str, now: dt.da
     return day, count or 0
 
 
+def opening_day(session: Session, professional_id: int | None, *, zone: str, now: dt.datetime) -> dt.date:
+    """The day « Ma séance » opens on when none is asked: the session day, else today (nothing planned)."""
+    day = session_day(session, professional_id, zone=zone, now=now)[0] if professional_id is not None else None
+    return day or fees.local_day(now, zone)
+
+
 def reports_to_sign(session: Session, professional_id: int, *, now: dt.datetime) -> list[ReportToSign]:
     """The sessions the professional performed that still lack a signed report (as « Comptes rendus en retard »
     counts them: a waived session of a series that went on needs none), the oldest first."""

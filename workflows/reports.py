@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from connectors import outbox
 from hub import audit
@@ -54,6 +54,7 @@ from hub.models import (
     User,
 )
 from hub.services import directory
+from scheduling.agenda import day_bounds
 from workflows import deliveries, events, rituals, teleexpertise
 from workflows.attachments import StoredFile
 from workflows.fees import local_day
@@ -742,6 +743,58 @@ def alert_overdue(session: Session, *, now: dt.datetime | None = None) -> int:
             if outbox.email_professional(session, pro, kind=ALERT_KIND, key=key, cpts_id=cpts_id, payload=payload):
                 queued += 1
     return queued
+
+
+# --- « Ma séance » ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    """A patient of the professional's session day, with what they need to see them and write the report."""
+
+    appointment: Appointment
+    age: int
+    identity_checked_by: str | None
+    referrals: list[Referral]
+    report: Report | None  # the latest version
+    can_start: bool
+    checks: list[str]  # the HAS pre-session checklist's items the IDEL ticked (camera, sound…)
+
+
+def worklist(session: Session, professional_id: int, day: dt.date, *, zone: str) -> list[WorklistRow]:
+    """The day's sessions the professional performs: five queries whatever the number of appointments."""
+    start, end = day_bounds(day, zone)
+    appointments = session.scalars(
+        select(Appointment)
+        .options(joinedload(Appointment.patient), joinedload(Appointment.accompanying))
+        .where(Appointment.performer_id == professional_id, Appointment.starts_at >= start, Appointment.starts_at < end)
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    ids = [a.id for a in appointments] or [0]
+    referrals: dict[int | None, list[Referral]] = {}  # keyed by the nullable column, never None here
+    for referral in session.scalars(
+        select(Referral).options(selectinload(Referral.attachments)).where(Referral.appointment_id.in_(ids))
+    ):
+        referrals.setdefault(referral.appointment_id, []).append(referral)
+    latest: dict[int | None, Report] = {}
+    for report in session.scalars(select(Report).where(Report.appointment_id.in_(ids)).order_by(Report.version)):
+        latest[report.appointment_id] = report
+    checkers = [a.identity_checked_by_user_id for a in appointments if a.identity_checked_by_user_id] or [0]
+    names: dict[int | None, str] = dict(
+        session.execute(select(User.id, User.display_name).where(User.id.in_(checkers))).all()
+    )
+    return [
+        WorklistRow(
+            appointment=a,
+            age=a.patient.age_on(day),
+            identity_checked_by=names.get(a.identity_checked_by_user_id),
+            referrals=referrals.get(a.id, []),
+            report=latest.get(a.id),
+            can_start=a.kind in REPORTABLE_KINDS and a.state in WRITABLE,
+            checks=[name for name, ticked in json.loads(a.checklist or "{}").items() if ticked is True],
+        )
+        for a in appointments
+    ]
 
 
 # --- reading -----------------------------------------------------------------------------------------------

@@ -3,12 +3,11 @@ report page with its versions and deliveries, and the coordination's « Comptes 
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from hub import audit
 from hub.auth.permissions import Permission
@@ -33,7 +32,6 @@ from hub.models import (
     Professional,
     Referral,
     Report,
-    User,
     delivery_label,
 )
 from hub.schemas.reports import ReportForm
@@ -41,7 +39,6 @@ from hub.schemas.scheduling import CHECKLIST_LABELS, IDENTITY_METHODS, AgendaArg
 from hub.web.pages import load_query
 from hub.web.planning import zone
 from hub.web.states import allows
-from scheduling.agenda import day_bounds
 from workflows import desk, reports
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -61,6 +58,7 @@ def labels():
         "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
         "IDENTITY_METHODS": IDENTITY_METHODS,
+        "CHECKLIST_LABELS": CHECKLIST_LABELS,
         "delivery_label": delivery_label,
     }
 
@@ -68,67 +66,13 @@ def labels():
 # --- « Ma séance » ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WorklistRow:
-    appointment: Appointment
-    age: int
-    identity_checked_by: str | None
-    referrals: list[Referral]
-    report: Report | None
-    can_start: bool
-    checks: list[str]  # the HAS pre-session checklist, as the IDEL ticked it
-
-
-def _worklist(professional_id: int, day: dt.date) -> list[WorklistRow]:
-    """The day's sessions the professional performs, with what they need to run them: five queries whatever
-    the number of appointments."""
-    start, end = day_bounds(day, zone().key)
-    session = db()
-    appointments = session.scalars(
-        select(Appointment)
-        .options(joinedload(Appointment.patient), joinedload(Appointment.accompanying))
-        .where(Appointment.performer_id == professional_id, Appointment.starts_at >= start, Appointment.starts_at < end)
-        .order_by(Appointment.starts_at, Appointment.id)
-    ).all()
-    ids = [a.id for a in appointments] or [0]
-    referrals: dict[int | None, list[Referral]] = {}  # keyed by the nullable column, never None here
-    for referral in session.scalars(
-        select(Referral).options(selectinload(Referral.attachments)).where(Referral.appointment_id.in_(ids))
-    ):
-        referrals.setdefault(referral.appointment_id, []).append(referral)
-    latest: dict[int | None, Report] = {}
-    for report in session.scalars(select(Report).where(Report.appointment_id.in_(ids)).order_by(Report.version)):
-        latest[report.appointment_id] = report
-    checkers = [a.identity_checked_by_user_id for a in appointments if a.identity_checked_by_user_id] or [0]
-    names: dict[int | None, str] = dict(
-        session.execute(select(User.id, User.display_name).where(User.id.in_(checkers))).all()
-    )
-    return [
-        WorklistRow(
-            appointment=a,
-            age=a.patient.age_on(day),
-            identity_checked_by=names.get(a.identity_checked_by_user_id),
-            referrals=referrals.get(a.id, []),
-            report=latest.get(a.id),
-            can_start=a.kind in reports.REPORTABLE_KINDS and a.state in reports.WRITABLE,
-            checks=_ticked(a),
-        )
-        for a in appointments
-    ]
-
-
-def _ticked(appointment: Appointment) -> list[str]:
-    ticked = json.loads(appointment.checklist or "{}")
-    return [label for name, label in CHECKLIST_LABELS.items() if ticked.get(name)]
-
-
 @bp.get("/session")
 @access(Permission.REPORTS_WRITE)
 def worklist():
     filters, values, errors = load_query(AgendaArgs())
     professional_id = current_user.professional_id
-    day = filters.get("day") or _session_day(professional_id)
-    rows = _worklist(professional_id, day) if professional_id is not None else []
+    day = filters.get("day") or desk.opening_day(db(), professional_id, zone=territory_zone(), now=utcnow())
+    rows = reports.worklist(db(), professional_id, day, zone=territory_zone()) if professional_id is not None else []
     audit.record(db(), actor=current_user, action="worklist.read", details={"appointments": len(rows)})
     return render_template(
         "reports/worklist.html",
@@ -141,13 +85,6 @@ def worklist():
         explanation=NOT_A_PROFESSIONAL,
         TELESOIN=AppointmentKind.TELESOIN,
     )
-
-
-def _session_day(professional_id: int | None) -> dt.date:
-    """Without a day asked: today if the professional has patients today, else their next session day."""
-    now = utcnow()
-    day = desk.session_day(db(), professional_id, zone=territory_zone(), now=now)[0] if professional_id else None
-    return day or now.astimezone(zone()).date()
 
 
 @bp.post("/start/<int:appointment_id>")

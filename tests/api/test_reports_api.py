@@ -5,6 +5,7 @@ import datetime as dt
 from types import SimpleNamespace
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Report, Role
@@ -240,3 +241,21 @@ def test_signing_names_the_missing_fields(api_as, clinic):
         "conclusion": "Conclusion : à remplir pour signer.",
     }
     assert "« Actes réalisés » et « Conclusion »" in refused["detail"]
+
+
+def test_ma_seance_through_the_api(api_as, clinic, db_session):
+    """GET /me/session: without a day, the caller's session day; each patient with what the IDEL traced."""
+    api = api_as(clinic.cardiologist)
+    with time_machine.travel(NOW, tick=False):  # Monday 16 November: the next patients are on the 23rd
+        body = api.get("/api/v1/me/session").get_json()
+    assert body["day"] == "2026-11-23"
+    (row,) = body["items"]
+    assert (row["appointment_id"], row["patient_id"]) == (clinic.appointment.id, clinic.t.patient.id)
+    assert row["identity_checked_by"] == clinic.idel.display_name and row["callback_phone"] == "0612345678"
+    assert sorted(row["checklist"]) == ["camera", "light", "privacy", "sound"] and row["can_start_report"] is True
+    assert row["report_id"] is None and row["referral_ids"] == []
+    assert api.get("/api/v1/me/session?day=2026-11-24").get_json() == {"day": "2026-11-24", "items": []}
+    assert api.get("/api/v1/me/session?day=24/11/2026").status_code == 422
+    assert api_as(clinic.coordinator).get("/api/v1/me/session").status_code == 403
+    audited = select(func.count(AuditEvent.id)).where(AuditEvent.action == "worklist.read")
+    assert db_session.scalar(audited) == 2
