@@ -332,7 +332,7 @@ def test_record_shows_identity_history_consents_and_team(auth, db_session, cpts,
     assert response.status_code == 200
     assert "status-VALI" in body and "Identité validée" in body
     assert "récupérer l'INS par le téléservice INSi" in body, "what is missing for QUAL is explained"
-    assert nir in body and INS_OID_NIR in body
+    assert f"{nir}</code> (NIR)" in body and INS_OID_NIR not in body, "the kind of number, not its OID"
     assert "<del>" in body and "Passeport" in body and "Carte nationale d&#39;identité" in body
     assert coordinator.display_name in body and gp.display_name in body
     assert "Télésoin / téléconsultation" in body and "Valide" in body
