@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 NBSP = "\u00a0"
 NARROW_NBSP = "\u202f"
+UNITS = (("Ko", 1024), ("Mo", 1024**2), ("Go", 1024**3))
 DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 MONTHS = (
     "janvier", "février", "mars", "avril", "mai", "juin",
@@ -75,3 +76,14 @@ def tel_uri(phone: str | None) -> str:
     """`tel:+33612345678` (RFC 3966, what a phone dials from a link); a number that is not French, as typed."""
     digits = _french_digits(phone)
     return f"tel:+33{digits[1:]}" if digits else "tel:" + "".join(c for c in phone or "" if c in "+0123456789")
+
+
+def file_size(size: int | None) -> str:
+    """`812 octets`, `22,5 Ko`, `1,2 Mo`: a file's size in French units (1 Ko = 1 024 octets), a comma for decimals."""
+    if size is None:
+        return "—"
+    if size < 1024:
+        return f"{size}{NBSP}octet{'s' if size > 1 else ''}"
+    # The unit in which the rounded figure stays under 1 024 (1 048 575 octets read « 1,0 Mo », not « 1024,0 Ko »).
+    unit, scale = next((u, s) for u, s in UNITS if round(size / s, 1) < 1024 or u == UNITS[-1][0])
+    return f"{size / scale:.1f}".replace(".", ",") + NBSP + unit

@@ -12,6 +12,8 @@ from stdnum.fr import nir
 # OIDs of the INS matricule (ANS référentiel INS): NIR, NIA, and their test counterparts.
 INS_OID_NIR = "1.2.250.1.213.1.4.8"
 INS_OID_NIA = "1.2.250.1.213.1.4.9"
+# What a person reads instead of the OID: which number the matricule is.
+INS_KIND_LABELS = {INS_OID_NIR: "NIR", INS_OID_NIA: "NIA"}
 
 # The form of an INSEE code (Code officiel géographique), checked without the official list — no well-kept
 # Python package ships it and the hub downloads nothing: a département of metropolitan France (01–95 but 20,

@@ -112,6 +112,7 @@ def sign_in_the_browser(auth, t, **fields) -> Report:
         "follow_up": "",
         "follow_up_modality": "",
         "action": "sign",
+        "confirm": "true",
     } | fields
     response = auth.post(f"/reports/{report_id}/edit", data=form)
     assert response.status_code == 302, response.text
@@ -171,7 +172,13 @@ def test_the_signed_report_reaches_its_recipients_and_comes_back_acknowledged(
     assert report.state is ReportState.SIGNED
     roles = {d.recipient_role: d for d in report.deliveries}
     assert set(roles) == {RecipientRole.PATIENT, RecipientRole.ATTENDING_GP, RecipientRole.DMP}
-    assert "Envoi en attente" in page(client, f"/reports/{report.id}")
+    # Due from the session's end (Monday 23 November) plus the program's delays, whenever it is signed.
+    ended = t.appointment.ends_at
+    assert ended.date() == dt.date(2026, 11, 23) and report.signed_at > ended + dt.timedelta(days=3)
+    assert roles[RecipientRole.ATTENDING_GP].due_at == ended + dt.timedelta(hours=48)
+    assert roles[RecipientRole.DMP].due_at == roles[RecipientRole.PATIENT].due_at == ended + dt.timedelta(hours=72)
+    shown = page(client, f"/reports/{report.id}")
+    assert "Envoi en attente" in shown and "mercredi 25 novembre 2026" in shown and "jeudi 26 novembre 2026" in shown
 
     drain(sessions, settings)
     deliveries.follow_deliveries(sessions)

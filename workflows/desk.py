@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from connectors.settings import CHANNEL_LABELS, settings_by_channel
@@ -15,9 +15,9 @@ from hub.models import (
     AppointmentKind,
     AppointmentState,
     Delivery,
-    DeliveryState,
     OutboxMessage,
     OutboxState,
+    Patient,
     Profession,
     Professional,
     Referral,
@@ -303,12 +303,12 @@ def gp_desk(session: Session, professional: Professional, *, now: dt.datetime) -
             .group_by(Referral.state)
         ).all()
     )
-    delivered = exists().where(
-        Delivery.report_id == Report.id,
-        Delivery.recipient_professional_id == professional.id,
-        Delivery.state.in_((DeliveryState.SENT, DeliveryState.ACKNOWLEDGED)),
+    received = and_(
+        Report.cpts_id == professional.cpts_id,
+        Report.state != ReportState.DRAFT,
+        Report.superseded_at.is_(None),
+        addressed_to(professional.id),
     )
-    received = and_(Report.cpts_id == professional.cpts_id, Report.superseded_at.is_(None), delivered)
     recent = session.scalar(select(func.count(Report.id)).where(received, Report.signed_at >= now - RECENT_REPORTS))
     latest = session.scalars(
         select(Report)
@@ -321,6 +321,20 @@ def gp_desk(session: Session, professional: Professional, *, now: dt.datetime) -
         referrals={state: counts[state] for state in ReferralState if state in counts},
         reports_received=recent or 0,
         recent_reports=list(latest),
+    )
+
+
+def addressed_to(professional_id: int) -> ColumnElement[bool]:
+    """A report the GP receives: routed to them, or about their patient (médecin traitant) or a session they
+    referred, whether or not they have a secure mailbox (the hub is where they read it then)."""
+    return or_(
+        exists().where(Delivery.report_id == Report.id, Delivery.recipient_professional_id == professional_id),
+        exists().where(Patient.id == Report.patient_id, Patient.attending_gp_id == professional_id),
+        exists().where(
+            Referral.appointment_id == Report.appointment_id,
+            Referral.appointment_id.is_not(None),
+            Referral.author_id == professional_id,
+        ),
     )
 
 
@@ -349,7 +363,7 @@ class SpecialistDesk:
 
 
 def specialist_desk(session: Session, professional: Professional, *, zone: str, now: dt.datetime) -> SpecialistDesk:
-    day, patients = _session_day(session, professional.id, zone=zone, now=now)
+    day, patients = session_day(session, professional.id, zone=zone, now=now)
     answer, deadline = session.execute(
         select(func.count(TeleexpertiseRequest.id), func.min(TeleexpertiseRequest.deadline_at)).where(
             teleexpertise.awaiting_answer_of(professional)
@@ -364,7 +378,9 @@ def specialist_desk(session: Session, professional: Professional, *, zone: str, 
     )
 
 
-def _session_day(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> tuple[dt.date | None, int]:
+def session_day(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> tuple[dt.date | None, int]:
+    """The day « Ma séance » opens on: today when the professional has patients today (even those already seen),
+    else their next day with patients; and how many patients that day (None, 0 when nothing is planned)."""
     mine = (Appointment.performer_id == professional_id) & Appointment.state.not_in(NOT_HELD)
     today = fees.local_day(now, zone)
     first = session.scalar(
@@ -378,6 +394,12 @@ def _session_day(session: Session, professional_id: int, *, zone: str, now: dt.d
         select(func.count(Appointment.id)).where(mine, Appointment.starts_at >= start, Appointment.starts_at < end)
     )
     return day, count or 0
+
+
+def opening_day(session: Session, professional_id: int | None, *, zone: str, now: dt.datetime) -> dt.date:
+    """The day « Ma séance » opens on when none is asked: the session day, else today (nothing planned)."""
+    day = session_day(session, professional_id, zone=zone, now=now)[0] if professional_id is not None else None
+    return day or fees.local_day(now, zone)
 
 
 def reports_to_sign(session: Session, professional_id: int, *, now: dt.datetime) -> list[ReportToSign]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import and_, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
 from connectors import outbox
 from hub import audit
@@ -54,6 +54,7 @@ from hub.models import (
     User,
 )
 from hub.services import directory
+from scheduling.agenda import day_bounds
 from workflows import deliveries, events, rituals, teleexpertise
 from workflows.attachments import StoredFile
 from workflows.fees import local_day
@@ -79,6 +80,15 @@ SIGNABLE = (AppointmentState.DONE, AppointmentState.DEGRADED)
 PLANNED = (AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN)
 OPEN_REQUEST_STATES = (TeleexpertiseState.ASSIGNED, TeleexpertiseState.IN_PROGRESS)
 FIELDS = ("acts", "prescriptions", "technical_incidents", "conclusion", "follow_up", "follow_up_modality")
+FIELD_LABELS = {
+    "acts": "Actes réalisés",
+    "prescriptions": "Prescriptions",
+    "technical_incidents": "Incidents techniques",
+    "conclusion": "Conclusion",
+    "follow_up": "Suivi demandé",
+    "follow_up_modality": "Modalité du suivi demandé",
+}
+REQUIRED_TO_SIGN = ("acts", "conclusion")
 MAX_TEXT = 20_000
 ALERT_KIND = "report_overdue"
 
@@ -198,9 +208,9 @@ def update_draft(session: Session, actor: User, report: Report, **fields) -> Rep
             raise ValueError(f"unknown report field {name}")
         value = (value or "").strip() or None
         if value and len(value) > MAX_TEXT:
-            errors[name] = f"Texte trop long ({MAX_TEXT} caractères au plus)."
+            errors[name] = f"{FIELD_LABELS[name]} : texte trop long ({MAX_TEXT} caractères au plus)."
         elif name == "follow_up_modality" and value and value not in Modality.__members__.values():
-            errors[name] = "Modalité de suivi inconnue."
+            errors[name] = f"{FIELD_LABELS[name]} : modalité inconnue."
         elif name in ("acts", "conclusion"):
             setattr(report, name, value or "")
         else:
@@ -223,9 +233,8 @@ def sign(
     _lock(session, report)
     MACHINE.target("sign", report.state)
     _author(session, actor, report.author_id)
-    missing = {name: "Champ obligatoire pour signer." for name in ("acts", "conclusion") if not getattr(report, name)}
-    if missing:
-        raise ValidationFailed(missing, "Le compte rendu est incomplet.")
+    if missing := missing_to_sign(report):
+        raise ValidationFailed(missing, incomplete(missing))
     appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
     if appointment is not None and appointment.state not in SIGNABLE:
         raise RuleViolation("Le compte rendu se signe une fois la séance terminée.")
@@ -263,6 +272,18 @@ def sign(
     if request is not None and report.supersedes_id is None:
         teleexpertise.mark_answered(session, request, report, now=now, zone=zone)
     return report
+
+
+def missing_to_sign(report: Report) -> dict[str, str]:
+    """The fields a signature needs and the draft lacks, each error naming its field."""
+    return {
+        name: f"{FIELD_LABELS[name]} : à remplir pour signer." for name in REQUIRED_TO_SIGN if not getattr(report, name)
+    }
+
+
+def incomplete(missing: dict[str, str]) -> str:
+    names = " et ".join(f"« {FIELD_LABELS[name]} »" for name in missing if name in FIELD_LABELS)
+    return f"Le compte rendu est incomplet : {names} à remplir." if names else "Le compte rendu est incomplet."
 
 
 def _answered_request(session: Session, report: Report) -> TeleexpertiseRequest | None:
@@ -332,8 +353,13 @@ def signature_due_at(session_end: dt.datetime, program: SessionProgram | None) -
     return min(delivery_due_at(session_end, program, role) for role in RecipientRole)
 
 
+def _program_of(session: Session, appointment: Appointment | None) -> SessionProgram | None:
+    return session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
+
+
 def _route(session, report: Report, appointment, package: DocumentPackage, now) -> list[Delivery]:
-    program = session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
+    program = _program_of(session, appointment)
+    # From the session's end, whenever the report is signed: a report signed late is late, never due "now".
     base = appointment.ends_at if appointment is not None else now
     return [
         deliveries.queue_delivery(
@@ -344,13 +370,69 @@ def _route(session, report: Report, appointment, package: DocumentPackage, now) 
             address=recipient.address,
             channel=recipient.channel,
             professional=recipient.professional,
-            due_at=max(delivery_due_at(base, program, recipient.role), now),
+            due_at=delivery_due_at(base, program, recipient.role),
             report=report,
             # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
             group_key=f"report:{report.root_id}",
         )
         for recipient in recipients(session, report, appointment)
     ]
+
+
+@dataclass(frozen=True)
+class RecipientLine:
+    """One recipient of a report as its author and readers see it: who, by which channel, due when, and where
+    the sending stands (`delivery` is None before the signature)."""
+
+    role: RecipientRole
+    name: str
+    address: str
+    channel: str
+    due_at: dt.datetime
+    delivery: Delivery | None
+
+    @property
+    def sent_at(self) -> dt.datetime | None:
+        return self.delivery.sent_at if self.delivery is not None else None
+
+
+def recipient_lines(session: Session, report: Report, *, now: dt.datetime | None = None) -> list[RecipientLine]:
+    """A draft's recipients as the signature would route them, each with its deadline from the session's end
+    (from the signature for a téléexpertise answer, signed `now` at the earliest); a signed report's deliveries."""
+    appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
+    if report.state is not S.DRAFT:
+        return [
+            RecipientLine(
+                d.recipient_role,
+                _recipient_name(d.recipient_role, d.recipient_professional, report),
+                d.address,
+                d.channel,
+                d.due_at,
+                d,
+            )
+            for d in sorted(report.deliveries, key=lambda d: (d.due_at, d.id))
+        ]
+    program = _program_of(session, appointment)
+    base = appointment.ends_at if appointment is not None else (now or utcnow())
+    return [
+        RecipientLine(
+            r.role,
+            _recipient_name(r.role, r.professional, report),
+            r.address,
+            r.channel,
+            delivery_due_at(base, program, r.role),
+            None,
+        )
+        for r in recipients(session, report, appointment)
+    ]
+
+
+def _recipient_name(role: RecipientRole, professional: Professional | None, report: Report) -> str:
+    if professional is not None:
+        return professional.full_name
+    if role is RecipientRole.PATIENT:
+        return report.patient.display_name
+    return RECIPIENT_ROLE_LABELS[role]
 
 
 def _prescribers(session: Session, report: Report, appointment: Appointment | None) -> list[Professional]:
@@ -661,6 +743,58 @@ def alert_overdue(session: Session, *, now: dt.datetime | None = None) -> int:
             if outbox.email_professional(session, pro, kind=ALERT_KIND, key=key, cpts_id=cpts_id, payload=payload):
                 queued += 1
     return queued
+
+
+# --- « Ma séance » ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    """A patient of the professional's session day, with what they need to see them and write the report."""
+
+    appointment: Appointment
+    age: int
+    identity_checked_by: str | None
+    referrals: list[Referral]
+    report: Report | None  # the latest version
+    can_start: bool
+    checks: list[str]  # the HAS pre-session checklist's items the IDEL ticked (camera, sound…)
+
+
+def worklist(session: Session, professional_id: int, day: dt.date, *, zone: str) -> list[WorklistRow]:
+    """The day's sessions the professional performs: five queries whatever the number of appointments."""
+    start, end = day_bounds(day, zone)
+    appointments = session.scalars(
+        select(Appointment)
+        .options(joinedload(Appointment.patient), joinedload(Appointment.accompanying))
+        .where(Appointment.performer_id == professional_id, Appointment.starts_at >= start, Appointment.starts_at < end)
+        .order_by(Appointment.starts_at, Appointment.id)
+    ).all()
+    ids = [a.id for a in appointments] or [0]
+    referrals: dict[int | None, list[Referral]] = {}  # keyed by the nullable column, never None here
+    for referral in session.scalars(
+        select(Referral).options(selectinload(Referral.attachments)).where(Referral.appointment_id.in_(ids))
+    ):
+        referrals.setdefault(referral.appointment_id, []).append(referral)
+    latest: dict[int | None, Report] = {}
+    for report in session.scalars(select(Report).where(Report.appointment_id.in_(ids)).order_by(Report.version)):
+        latest[report.appointment_id] = report
+    checkers = [a.identity_checked_by_user_id for a in appointments if a.identity_checked_by_user_id] or [0]
+    names: dict[int | None, str] = dict(
+        session.execute(select(User.id, User.display_name).where(User.id.in_(checkers))).all()
+    )
+    return [
+        WorklistRow(
+            appointment=a,
+            age=a.patient.age_on(day),
+            identity_checked_by=names.get(a.identity_checked_by_user_id),
+            referrals=referrals.get(a.id, []),
+            report=latest.get(a.id),
+            can_start=a.kind in REPORTABLE_KINDS and a.state in WRITABLE,
+            checks=[name for name, ticked in json.loads(a.checklist or "{}").items() if ticked is True],
+        )
+        for a in appointments
+    ]
 
 
 # --- reading -----------------------------------------------------------------------------------------------

@@ -74,7 +74,11 @@ def _gp(part: desk.GpDesk) -> dict:
         {"state": state, "state_label": REFERRAL_STATE_LABELS[state], "count": count}
         for state, count in part.referrals.items()
     ]
-    return {"referrals": referrals, "reports_received_30_days": part.reports_received}
+    return {
+        "referrals": referrals,
+        "reports_received_30_days": part.reports_received,
+        "recent_report_ids": [report.id for report in part.recent_reports],
+    }
 
 
 def _specialist(part: desk.SpecialistDesk) -> dict:

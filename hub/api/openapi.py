@@ -59,7 +59,7 @@ from hub.schemas.referrals import (
     ScheduleIn,
     SubmitIn,
 )
-from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
+from hub.schemas.reports import RecipientOut, ReportOut, ReportStartIn, ReportUpdateIn, SessionDayOut
 from hub.schemas.resources import ResourceBookingOut, ResourceIn, ResourceOut, ResourceUpdateIn
 from hub.schemas.scheduling import (
     AppointmentIn,
@@ -296,6 +296,18 @@ OPERATIONS = {
         False,
     ),
     "api.get_report": ("Lire un compte rendu, avec ses envois", None, ReportOut, False),
+    "api.get_my_session": (
+        "« Ma séance » : les patients du jour demandé (`day`), sinon de la prochaine journée de séance de l'appelant",
+        None,
+        SessionDayOut,
+        False,
+    ),
+    "api.list_report_recipients": (
+        "Destinataires d'un compte rendu : délai de remise (fin de séance + délai du programme) et état de l'envoi",
+        None,
+        RecipientOut,
+        True,
+    ),
     "api.update_report": ("Modifier un brouillon de compte rendu", ReportUpdateIn, ReportOut, False),
     "api.sign_report": ("Signer le compte rendu (figé) et l'envoyer", NoBodyIn, ReportOut, False),
     "api.supersede_report": ("Corriger un compte rendu signé (nouvelle version)", NoBodyIn, ReportOut, False),
@@ -364,6 +376,7 @@ QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
     ],
     "api.list_professionals": [("q", {"type": "string"}, False), ("profession", _enum(Profession), False)],
     "api.create_patient": [("duplicates_checked", {"type": "boolean"}, False)],
+    "api.get_my_session": [("day", DATE, False)],
     "api.list_slots": [("from", DAY_OR_INSTANT, False), ("to", DAY_OR_INSTANT, False)],
     "api.list_resource_bookings": [("from", DAY_OR_INSTANT, False), ("to", DAY_OR_INSTANT, False)],
     "api.list_fees": [

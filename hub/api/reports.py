@@ -4,21 +4,38 @@ from flask import request
 from flask_login import current_user
 from sqlalchemy import select
 
-from hub.api import blueprint, created, json_body, load_json
+from hub import audit
+from hub.api import blueprint, created, json_body, load_json, page_of
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
+from hub.db import utcnow
+from hub.errors import RuleViolation
 from hub.http.access import access
 from hub.http.downloads import send
 from hub.http.request import db, territory_zone, upload_dir
 from hub.models import Report
 from hub.schemas.base import load
-from hub.schemas.reports import ReportOut, ReportStartIn, ReportUpdateIn
+from hub.schemas.reports import RecipientOut, ReportOut, ReportStartIn, ReportUpdateIn, SessionDayArgs, SessionDayOut
 from hub.schemas.scheduling import NoBodyIn
-from workflows import reports
+from workflows import desk, reports
 
 
 def _body(report) -> dict:
     return ReportOut().dump(report)
+
+
+@blueprint.get("/me/session")
+@access(Permission.REPORTS_WRITE)
+def get_my_session():
+    """« Ma séance »: the patients of the day asked, else of the caller's session day (today if they have patients
+    today, else their next day with patients)."""
+    if current_user.professional_id is None:
+        raise RuleViolation("Votre compte n'est lié à aucune fiche de professionnel : vous n'avez pas de séance.")
+    args = load(SessionDayArgs(), request.args.to_dict())
+    day = args.get("day") or desk.opening_day(db(), current_user.professional_id, zone=territory_zone(), now=utcnow())
+    rows = reports.worklist(db(), current_user.professional_id, day, zone=territory_zone())
+    audit.record(db(), actor=current_user, action="worklist.read", details={"appointments": len(rows)})
+    return SessionDayOut().dump({"day": day, "items": rows})
 
 
 @blueprint.post("/reports")
@@ -38,6 +55,16 @@ def create_report():
 @access(Permission.REPORTS_READ)
 def get_report(report_id: int):
     return _body(report_for(db(), current_user, report_id, "read"))
+
+
+@blueprint.get("/reports/<int:report_id>/recipients")
+@access(Permission.REPORTS_READ)
+def list_report_recipients(report_id: int):
+    """Who receives the report, by when (from the session's end and the program's delays), and each sending's
+    state; before the signature, where it will go."""
+    report = report_for(db(), current_user, report_id, "read")
+    lines = reports.recipient_lines(db(), report, now=utcnow())
+    return page_of(RecipientOut(), lines, len(lines), 1, max(len(lines), 1))  # a handful: one page
 
 
 @blueprint.patch("/reports/<int:report_id>")

@@ -42,12 +42,12 @@ def _heading(pdf, doc: ClinicalDocument, zone: str) -> None:
     pdf.set_font(style="B", size=15)
     pdf.multi_cell(0, 7, doc.title, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(size=9)
-    pdf.cell(text=f"Type de document : LOINC {doc.loinc}", new_x="LMARGIN", new_y="NEXT")
+    # The title names the document's type in words; its codes (LOINC, OIDs) are for machines, in the CDA.
     custodian = doc.custodian.name + (f" (FINESS {doc.custodian.finess})" if doc.custodian.finess else "")
     pdf.cell(text=f"Structure responsable : {custodian}", new_x="LMARGIN", new_y="NEXT")
     version = f"Version {doc.version}"
     if doc.replaces_uid:
-        version += f", remplace le document {doc.replaces_uid}"
+        version += f", remplace la version {doc.version - 1}"
     pdf.cell(text=version, new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     _field(pdf, "Date et heure de l'acte", french_datetime(doc.service_started_at or doc.created_at, zone))
@@ -71,7 +71,7 @@ def _patient(pdf, patient: PatientIdentity) -> None:
     if patient.used_first_name:
         _field(pdf, "Prénom utilisé", patient.used_first_name)
     if patient.ins:
-        _field(pdf, "INS (matricule)", f"{patient.ins} (OID {patient.ins_oid})")
+        _field(pdf, "INS (matricule)", patient.ins)
     _field(pdf, "Statut de l'identité", IDENTITY_STATUS_LABELS.get(patient.identity_status, patient.identity_status))
     pdf.ln(2)
 
@@ -122,7 +122,7 @@ def _footer(pdf, doc: ClinicalDocument) -> None:
     born = patient.birth_date.strftime("%d/%m/%Y")
     who = f"{patient.birth_name} {patient.first_birth_given_name}, né·e le {born}"
     pdf.cell(w=0, h=4, text=f"Patient : {who}", new_x="LMARGIN", new_y="NEXT")
-    pdf.cell(w=0, h=4, text=f"Document {doc.document_uid}", align="L")
+    pdf.cell(w=0, h=4, text=f"{doc.title}, version {doc.version}", align="L")
     pdf.set_x(pdf.l_margin)
     pdf.cell(w=0, h=4, text=f"Page {pdf.page_no()}/{{nb}}", align="R")
 

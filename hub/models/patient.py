@@ -1,7 +1,7 @@
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import Date, ForeignKey, Index, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
@@ -94,6 +94,15 @@ class Patient(Base):
         back_populates="patient", order_by="IdentityCheck.checked_at"
     )
     consents: Mapped[list["Consent"]] = relationship(back_populates="patient", order_by="Consent.collected_at")
+
+    @classmethod
+    def display_order(cls) -> tuple:
+        """ORDER BY of a list that shows `display_name`: by the used name when there is one."""
+        return (
+            func.upper(func.coalesce(cls.used_last_name, cls.birth_name)),
+            func.upper(func.coalesce(cls.used_first_name, cls.first_birth_given_name)),
+            cls.id,
+        )
 
     @property
     def display_name(self) -> str:

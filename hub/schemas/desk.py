@@ -50,6 +50,7 @@ class ReferralCountOut(Schema):
 class GpDeskOut(Schema):
     referrals = fields.List(fields.Nested(ReferralCountOut))
     reports_received_30_days = fields.Integer()
+    recent_report_ids = fields.List(fields.Integer())  # the latest received, newest first: GET /reports/<id>
 
 
 class SpecialistDeskOut(Schema):

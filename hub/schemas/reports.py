@@ -16,7 +16,7 @@ from hub.models import (
     delivery_label,
     unacknowledged,
 )
-from hub.schemas.base import Bool, Enum, FormSchema, InputSchema, Int, Str, length
+from hub.schemas.base import Bool, Date, Enum, FormSchema, InputSchema, Int, Str, length
 
 MAX_TEXT = 20_000
 
@@ -42,6 +42,7 @@ class ReportUpdateIn(InputSchema):
 
 class ReportForm(ReportUpdateIn, FormSchema):
     action = Str(load_default="save")  # which button: "save" (the draft) or "sign"
+    confirm = Bool(load_default=False)  # « Je confirme… »: the page's confirmation before « Signer et envoyer »
 
 
 class DeliveryOut(Schema):
@@ -58,6 +59,57 @@ class DeliveryOut(Schema):
     acknowledged_at = fields.AwareDateTime(allow_none=True)
     refusal_code = fields.String(allow_none=True)
     refusal_text = fields.String(allow_none=True)
+
+
+class RecipientOut(Schema):
+    """One recipient of a report: before the signature, where it will go and by when; after, its delivery."""
+
+    recipient_role = fields.Function(lambda r: r.role.value)
+    recipient_role_label = fields.Function(lambda r: RECIPIENT_ROLE_LABELS[r.role])
+    name = fields.String()
+    channel = fields.String()
+    address = fields.String()
+    due_at = fields.AwareDateTime()
+    delivery_id = fields.Function(lambda r: r.delivery.id if r.delivery else None)
+    state = fields.Function(lambda r: r.delivery.state.value if r.delivery else "planned")
+    state_label = fields.Function(lambda r: delivery_label(r.delivery) if r.delivery else "Envoyé à la signature")
+    sent_at = fields.AwareDateTime(allow_none=True)
+
+
+class SessionDayArgs(InputSchema):
+    """GET /me/session?day=…: the day asked, else the professional's session day."""
+
+    day = Date(allow_none=True)
+
+
+class WorklistRowOut(Schema):
+    """A patient of « Ma séance »: the appointment, what brought them (referrals) and what the IDEL traced."""
+
+    appointment_id = fields.Function(lambda r: r.appointment.id)
+    starts_at = fields.Function(lambda r: r.appointment.starts_at.isoformat())
+    ends_at = fields.Function(lambda r: r.appointment.ends_at.isoformat())
+    state = fields.Function(lambda r: r.appointment.state.value)
+    patient_id = fields.Function(lambda r: r.appointment.patient_id)
+    patient_age = fields.Integer(attribute="age")
+    accompanying_id = fields.Function(lambda r: r.appointment.accompanying_id)
+    identity_checked_at = fields.Function(
+        lambda r: r.appointment.identity_checked_at.isoformat() if r.appointment.identity_checked_at else None
+    )
+    identity_checked_by = fields.String(allow_none=True)
+    identity_check_method = fields.Function(lambda r: r.appointment.identity_check_method)
+    patient_location = fields.Function(lambda r: r.appointment.patient_location)
+    callback_phone = fields.Function(lambda r: r.appointment.callback_phone)
+    checklist = fields.List(fields.String(), attribute="checks")
+    referral_ids = fields.Function(lambda r: [referral.id for referral in r.referrals])
+    attachment_ids = fields.Function(lambda r: [a.id for referral in r.referrals for a in referral.attachments])
+    report_id = fields.Function(lambda r: r.report.id if r.report else None)
+    report_state = fields.Function(lambda r: r.report.state.value if r.report else None)
+    can_start_report = fields.Boolean(attribute="can_start")
+
+
+class SessionDayOut(Schema):
+    day = fields.Date()
+    items = fields.List(fields.Nested(WorklistRowOut))
 
 
 class ReportOut(Schema):

@@ -432,11 +432,7 @@ def search_patients(session: Session, visible, *, text=None, birth_date=None, pa
     if birth_date:
         query = query.where(Patient.birth_date == birth_date)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-    rows = session.scalars(
-        query.order_by(Patient.birth_name, Patient.first_birth_given_name, Patient.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    )
+    rows = session.scalars(query.order_by(*Patient.display_order()).limit(per_page).offset((page - 1) * per_page))
     return list(rows), total
 
 

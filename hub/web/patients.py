@@ -16,6 +16,7 @@ from hub.errors import TooManyRequests
 from hub.http.access import access
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
 from hub.http.request import db, territory_zone
+from hub.identifiers import INS_KIND_LABELS
 from hub.models import (
     CONSENT_KIND_LABELS,
     CONSENT_METHOD_LABELS,
@@ -58,6 +59,7 @@ def labels():
         "CONSENT_KIND_LABELS": CONSENT_KIND_LABELS,
         "CONSENT_METHOD_LABELS": CONSENT_METHOD_LABELS,
         "IdentityCheckKind": IdentityCheckKind,
+        "INS_KIND_LABELS": INS_KIND_LABELS,
     }
 
 

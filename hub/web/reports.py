@@ -3,12 +3,11 @@ report page with its versions and deliveries, and the coordination's « Comptes 
 
 import datetime as dt
 import json
-from dataclasses import dataclass
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import selectinload
 
 from hub import audit
 from hub.auth.permissions import Permission
@@ -33,21 +32,20 @@ from hub.models import (
     Professional,
     Referral,
     Report,
-    User,
     delivery_label,
 )
 from hub.schemas.reports import ReportForm
-from hub.schemas.scheduling import AgendaArgs, NoBodyForm, ReasonForm
+from hub.schemas.scheduling import CHECKLIST_LABELS, IDENTITY_METHODS, AgendaArgs, NoBodyForm, ReasonForm
 from hub.web.pages import load_query
 from hub.web.planning import zone
 from hub.web.states import allows
-from scheduling.agenda import day_bounds
-from workflows import reports
+from workflows import desk, reports
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
 TEXT_FIELDS = ("acts", "prescriptions", "technical_incidents", "conclusion", "follow_up", "follow_up_modality")
 NOT_A_PROFESSIONAL = "Votre compte n'est lié à aucune fiche de professionnel : vous n'avez pas de séance."
+NOT_CONFIRMED = "Cochez « Je confirme la signature et l'envoi » pour signer et envoyer le compte rendu."
 
 
 @bp.context_processor
@@ -59,6 +57,8 @@ def labels():
         "APPOINTMENT_STATE_LABELS": APPOINTMENT_STATE_LABELS,
         "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
+        "IDENTITY_METHODS": IDENTITY_METHODS,
+        "CHECKLIST_LABELS": CHECKLIST_LABELS,
         "delivery_label": delivery_label,
     }
 
@@ -66,60 +66,13 @@ def labels():
 # --- « Ma séance » ------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WorklistRow:
-    appointment: Appointment
-    age: int
-    identity_checked_by: str | None
-    referrals: list[Referral]
-    report: Report | None
-    can_start: bool
-
-
-def _worklist(professional_id: int, day: dt.date) -> list[WorklistRow]:
-    """The day's sessions the professional performs, with what they need to run them: five queries whatever
-    the number of appointments."""
-    start, end = day_bounds(day, zone().key)
-    session = db()
-    appointments = session.scalars(
-        select(Appointment)
-        .options(joinedload(Appointment.patient), joinedload(Appointment.accompanying))
-        .where(Appointment.performer_id == professional_id, Appointment.starts_at >= start, Appointment.starts_at < end)
-        .order_by(Appointment.starts_at, Appointment.id)
-    ).all()
-    ids = [a.id for a in appointments] or [0]
-    referrals: dict[int | None, list[Referral]] = {}  # keyed by the nullable column, never None here
-    for referral in session.scalars(
-        select(Referral).options(selectinload(Referral.attachments)).where(Referral.appointment_id.in_(ids))
-    ):
-        referrals.setdefault(referral.appointment_id, []).append(referral)
-    latest: dict[int | None, Report] = {}
-    for report in session.scalars(select(Report).where(Report.appointment_id.in_(ids)).order_by(Report.version)):
-        latest[report.appointment_id] = report
-    checkers = [a.identity_checked_by_user_id for a in appointments if a.identity_checked_by_user_id] or [0]
-    names: dict[int | None, str] = dict(
-        session.execute(select(User.id, User.display_name).where(User.id.in_(checkers))).all()
-    )
-    return [
-        WorklistRow(
-            appointment=a,
-            age=a.patient.age_on(day),
-            identity_checked_by=names.get(a.identity_checked_by_user_id),
-            referrals=referrals.get(a.id, []),
-            report=latest.get(a.id),
-            can_start=a.kind in reports.REPORTABLE_KINDS and a.state in reports.WRITABLE,
-        )
-        for a in appointments
-    ]
-
-
 @bp.get("/session")
 @access(Permission.REPORTS_WRITE)
 def worklist():
     filters, values, errors = load_query(AgendaArgs())
-    day = filters.get("day") or utcnow().astimezone(zone()).date()
     professional_id = current_user.professional_id
-    rows = _worklist(professional_id, day) if professional_id is not None else []
+    day = filters.get("day") or desk.opening_day(db(), professional_id, zone=territory_zone(), now=utcnow())
+    rows = reports.worklist(db(), professional_id, day, zone=territory_zone()) if professional_id is not None else []
     audit.record(db(), actor=current_user, action="worklist.read", details={"appointments": len(rows)})
     return render_template(
         "reports/worklist.html",
@@ -181,6 +134,14 @@ def _participants(report: Report) -> list[Professional]:
     return list(db().scalars(select(Professional).where(Professional.id.in_(ids)).order_by(Professional.id)))
 
 
+def _referrals_of(appointment: Appointment | None) -> list[Referral]:
+    """The letters and attachments (ECG…) that brought the patient to the session, beside the report's text."""
+    if appointment is None:
+        return []
+    query = select(Referral).options(selectinload(Referral.attachments))
+    return list(db().scalars(query.where(Referral.appointment_id == appointment.id)))
+
+
 def _form_page(report: Report, values: dict, errors: dict | None = None, *, problem=None, status: int = 200):
     appointment = db().get(Appointment, report.appointment_id) if report.appointment_id else None
     return (
@@ -189,6 +150,8 @@ def _form_page(report: Report, values: dict, errors: dict | None = None, *, prob
             report=report,
             appointment=appointment,
             participants=_participants(report),
+            recipients=reports.recipient_lines(db(), report, now=utcnow()),
+            referrals=_referrals_of(appointment),
             values=values,
             errors=errors or {},
             problem=problem,
@@ -224,18 +187,38 @@ def save(report_id: int):
             db(), current_user, report, **fields, copy_participants=data.get("copy_participants", False)
         )
         if signing:
+            _confirmed(report, data.get("confirm", False))
             reports.sign(db(), current_user, report, upload_dir=upload_dir(), zone=territory_zone())
         return signing
 
     signing, refused = attempt(perform, form_errors=errors, read="report.form", target=report)
     if refused:
         db().refresh(report)
-        return _form_page(report, values, refused.errors, problem=refused.detail, status=refused.status)
+        return _form_page(report, values, _named(refused.errors), problem=refused.detail, status=refused.status)
     if signing:
         flash("Compte rendu signé : il part vers ses destinataires.", "success")
         return redirect(url_for("reports.show", report_id=report.id))
     flash("Brouillon enregistré.", "success")
     return redirect(url_for("reports.edit", report_id=report.id))
+
+
+def _named(errors: dict | None) -> dict:
+    """Each error names its field, in the summary above the form as beside the field."""
+    labels = reports.FIELD_LABELS
+    return {
+        name: message if name not in labels or message.startswith(labels[name]) else f"{labels[name]} : {message}"
+        for name, message in (errors or {}).items()
+    }
+
+
+def _confirmed(report: Report, confirm: bool) -> None:
+    """The page's confirmation before signing, refused together with the fields the signature still needs."""
+    missing = reports.missing_to_sign(report)
+    if not confirm:
+        missing["confirm"] = NOT_CONFIRMED
+    if missing:
+        detail = NOT_CONFIRMED if list(missing) == ["confirm"] else reports.incomplete(missing)
+        raise ValidationFailed(missing, detail)
 
 
 # --- the report page ----------------------------------------------------------------------------------------

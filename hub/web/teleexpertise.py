@@ -62,7 +62,7 @@ def _choices() -> dict:
         select(Patient)
         .where(visible_patients(current_user))
         .options(selectinload(Patient.consents))
-        .order_by(Patient.birth_name)
+        .order_by(*Patient.display_order())
         .limit(500)
     ).all()
     consenting = {p.id for p in patients if has_valid_consent(p, ConsentKind.TELEHEALTH)}

@@ -80,7 +80,7 @@ def test_the_gps_and_the_specialists_counts(api_as, db_session, territory):
     gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
     factories.referral(db_session, t.patient, author=gp)
     factories.referral(db_session, t.patient, author=gp, state=ReferralState.DRAFT)
-    delivered_report(db_session, t, gp.professional)
+    received = delivered_report(db_session, t, gp.professional)
     cardiologist = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
     past_session(db_session, t, hours_ago=72)
     db_session.commit()
@@ -92,6 +92,7 @@ def test_the_gps_and_the_specialists_counts(api_as, db_session, territory):
             {"state": "submitted", "state_label": "Envoyé", "count": 1},
         ],
         "reports_received_30_days": 1,
+        "recent_report_ids": [received.id],
     }
     specialist = api_as(cardiologist).get("/api/v1/me/desk").get_json()["specialist"]
     assert specialist == {

@@ -5,11 +5,13 @@ import datetime as dt
 from types import SimpleNamespace
 
 import pytest
+import time_machine
 from sqlalchemy import func, select
 
 from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Report, Role
 from tests import factories
 from tests.factories import NOW
+from tests.pdfs import pdf_text
 
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
@@ -90,6 +92,9 @@ def test_draft_sign_and_deliveries(api_as, clinic, db_session):
     pdf = api.get(f"/api/v1/reports/{body['id']}/pdf")
     assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF-")
     assert pdf.headers["Content-Disposition"].startswith("attachment") and pdf.headers["Cache-Control"] == "no-store"
+    text = " ".join(pdf_text(pdf.data).split())
+    assert "Compte rendu de téléconsultation, version 1" in text, "the document named in words"
+    assert "LOINC" not in text and "85208-7" not in text and report["document_uid"] not in text, "no codes for people"
     assert db_session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "report.download")) == 1
 
 
@@ -193,3 +198,64 @@ def test_the_openapi_document_lists_the_report_operations(client):
     assert set(paths["/reports/{report_id}"]) == {"get", "patch"}
     assert "200" in paths["/reports/{report_id}/sign"]["post"]["responses"]
     assert "201" in paths["/reports/{report_id}/supersede"]["post"]["responses"]
+    assert "get" in paths["/reports/{report_id}/recipients"]
+
+
+def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic, db_session):
+    """Before the signature, where the report will go and by when; after it, the same deadlines with each
+    sending's state. Deadlines count from the session's end plus the program's delays, never from the signing."""
+    clinic.t.program.report_delay_doctors_hours = 24
+    db_session.commit()
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    ended = clinic.appointment.ends_at
+
+    planned = api.get(f"/api/v1/reports/{report_id}/recipients")
+    assert planned.status_code == 200
+    (gp,) = planned.get_json()["items"]  # a provisional identity: neither Mon espace santé nor the DMP
+    assert (gp["recipient_role"], gp["recipient_role_label"]) == ("medecin_traitant", "Médecin traitant")
+    assert (gp["address"], gp["channel"], gp["state"]) == ("gp@cabinet.mssante.fr", "mssante", "planned")
+    assert gp["due_at"] == (ended + dt.timedelta(hours=24)).isoformat() and gp["delivery_id"] is None
+
+    api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN)
+    assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
+    (sent,) = api.get(f"/api/v1/reports/{report_id}/recipients").get_json()["items"]
+    assert sent["due_at"] == gp["due_at"], "signed days later, still due from the session's end"
+    assert (sent["state"], sent["state_label"]) == ("queued", "Envoi en attente") and sent["delivery_id"]
+    assert api_as(clinic.gp).get(f"/api/v1/reports/{report_id}/recipients").status_code == 200
+    assert api_as(clinic.outsider).get(f"/api/v1/reports/{report_id}/recipients").status_code == 404
+
+
+def test_a_draft_recipients_list_is_its_authors(api_as, clinic):
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    assert api_as(clinic.gp).get(f"/api/v1/reports/{report_id}/recipients").status_code == 404
+
+
+def test_signing_names_the_missing_fields(api_as, clinic):
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    refused = api.post(f"/api/v1/reports/{report_id}/sign").get_json()
+    assert refused["errors"] == {
+        "acts": "Actes réalisés : à remplir pour signer.",
+        "conclusion": "Conclusion : à remplir pour signer.",
+    }
+    assert "« Actes réalisés » et « Conclusion »" in refused["detail"]
+
+
+def test_ma_seance_through_the_api(api_as, clinic, db_session):
+    """GET /me/session: without a day, the caller's session day; each patient with what the IDEL traced."""
+    api = api_as(clinic.cardiologist)
+    with time_machine.travel(NOW, tick=False):  # Monday 16 November: the next patients are on the 23rd
+        body = api.get("/api/v1/me/session").get_json()
+    assert body["day"] == "2026-11-23"
+    (row,) = body["items"]
+    assert (row["appointment_id"], row["patient_id"]) == (clinic.appointment.id, clinic.t.patient.id)
+    assert row["identity_checked_by"] == clinic.idel.display_name and row["callback_phone"] == "0612345678"
+    assert sorted(row["checklist"]) == ["camera", "light", "privacy", "sound"] and row["can_start_report"] is True
+    assert row["report_id"] is None and row["referral_ids"] == []
+    assert api.get("/api/v1/me/session?day=2026-11-24").get_json() == {"day": "2026-11-24", "items": []}
+    assert api.get("/api/v1/me/session?day=24/11/2026").status_code == 422
+    assert api_as(clinic.coordinator).get("/api/v1/me/session").status_code == 403
+    audited = select(func.count(AuditEvent.id)).where(AuditEvent.action == "worklist.read")
+    assert db_session.scalar(audited) == 2

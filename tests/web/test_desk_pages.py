@@ -330,7 +330,8 @@ def test_the_gp_sees_referrals_by_state_and_the_reports_received(auth, db_sessio
     sent = [factories.referral(db_session, t.patient, author=gp) for _ in range(2)]
     scheduled = factories.referral(db_session, t.patient, author=gp, state=ReferralState.SCHEDULED)
     report = delivered_report(db_session, t, gp.professional)
-    factories.report(db_session, t.patient, author=t.cardiologist, created_by=t.coordinator, signed=True)  # not his
+    someone_else = factories.patient(db_session, t.cpts)  # not his patient, and not sent to him
+    factories.report(db_session, someone_else, author=t.cardiologist, created_by=t.coordinator, signed=True)
     db_session.commit()
     auth.login(gp)
 
@@ -352,6 +353,26 @@ def test_the_gp_sees_referrals_by_state_and_the_reports_received(auth, db_sessio
     )
     assert auth.client.get(f"/reports/{report.id}").status_code == 200
     assert "Adressages à trier" not in page
+
+
+def test_the_attending_gp_without_a_secure_mailbox_receives_the_report_in_the_hub(auth, db_session, territory):
+    """No delivery is routed to a GP without MSSanté: the report of his patient still reaches his desk, with its
+    page and its PDF, once signed (a draft never)."""
+    t = territory
+    gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
+    t.patient.attending_gp_id = gp.professional_id
+    signed = factories.report(db_session, t.patient, author=t.cardiologist, created_by=t.coordinator, signed=True)
+    factories.report(db_session, t.patient, author=t.cardiologist, created_by=t.coordinator)  # a draft
+    db_session.commit()
+    auth.login(gp)
+
+    response = auth.client.get("/")
+
+    page = text(response)
+    assert "1 reçu ces 30 derniers jours" in page
+    assert f"Compte rendu reçu : {t.patient.display_name}" in page
+    assert f"/reports/{signed.id}" in links(response)
+    assert auth.client.get(f"/reports/{signed.id}").status_code == 200
 
 
 # --- the specialist -------------------------------------------------------------------------------------------------

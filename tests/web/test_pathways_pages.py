@@ -143,7 +143,9 @@ def test_an_admin_copies_a_shipped_template_and_edits_its_steps(auth, client, db
     admin = factories.user(db_session, cpts, Role.ADMIN)
     db_session.commit()
     auth.login(admin)
-    assert "Copier dans la CPTS" in client.get("/admin/parcours").text
+    shipped = client.get("/admin/parcours").text
+    assert "Copier dans la CPTS" in shipped and "suivi assisté à 3 mois." in shipped
+    assert "seed" not in shipped.lower(), "no development notes shown to users"
     response = auth.post(
         "/admin/parcours/copier", data={"source_id": template_id(db_session, "post_avc"), "code": "avc_cpts"}
     )

@@ -100,6 +100,16 @@ def test_coordinator_searches_the_whole_cpts(auth, db_session, cpts, coordinator
     assert "Nouveau patient" in body
 
 
+def test_the_list_is_sorted_by_the_name_it_shows(auth, db_session, cpts, coordinator):
+    """A patient known by a used name is listed under it: ZOLA, born ABADIE, comes after BERTIN."""
+    born_abadie = factories.patient(db_session, cpts, birth_name="ABADIE", used_last_name="Zola")
+    bertin = factories.patient(db_session, cpts, birth_name="BERTIN")
+    db_session.commit()
+    auth.login(coordinator)
+    body = auth.client.get("/patients").get_data(as_text=True)
+    assert body.index(bertin.display_name) < body.index(born_abadie.display_name) and "ZOLA" in body
+
+
 def test_bad_search_date_is_explained(auth, coordinator):
     auth.login(coordinator)
     response = auth.client.get("/patients", query_string={"birth_date": "17/05/1980"})
@@ -322,7 +332,7 @@ def test_record_shows_identity_history_consents_and_team(auth, db_session, cpts,
     assert response.status_code == 200
     assert "status-VALI" in body and "Identité validée" in body
     assert "récupérer l'INS par le téléservice INSi" in body, "what is missing for QUAL is explained"
-    assert nir in body and INS_OID_NIR in body
+    assert f"{nir}</code> (NIR)" in body and INS_OID_NIR not in body, "the kind of number, not its OID"
     assert "<del>" in body and "Passeport" in body and "Carte nationale d&#39;identité" in body
     assert coordinator.display_name in body and gp.display_name in body
     assert "Télésoin / téléconsultation" in body and "Valide" in body

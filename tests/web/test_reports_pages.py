@@ -5,6 +5,7 @@ import contextlib
 import datetime as dt
 import html
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import event, func, select
@@ -29,6 +30,7 @@ from workflows import appointments, deliveries, reports
 
 clinic = api_tests.clinic
 MONDAY = "2026-11-23"
+ZONE_INFO = ZoneInfo(ZONE)
 
 
 @contextlib.contextmanager
@@ -50,8 +52,10 @@ def text_of(response) -> str:
 
 
 def form(**fields) -> dict:
+    """The form as sent; « Signer et envoyer » with its « Je confirme… » ticked unless a test says otherwise."""
     values = {"acts": "", "prescriptions": "", "technical_incidents": "", "conclusion": "", "follow_up": ""}
-    return values | {"follow_up_modality": "", "action": "save"} | fields
+    confirmed = {"confirm": "true"} if fields.get("action") == "sign" else {}
+    return values | {"follow_up_modality": "", "action": "save"} | confirmed | fields
 
 
 def start(auth, clinic) -> Report:
@@ -69,6 +73,7 @@ def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session):
     assert f"{patient.age_on(dt.date(2026, 11, 23))} ans" in worklist
     assert clinic.t.idel.full_name in worklist and "Cabinet" in worklist and "0612345678" in worklist
     assert f"par {clinic.idel.display_name}" in worklist, "who traced the identity"
+    assert "Vérifications avant la séance : Caméra testée, Son testé" in worklist
     assert "Rédiger le compte rendu" in worklist
 
     report = start(auth, clinic)
@@ -105,9 +110,14 @@ def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session):
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"acts": "ECG", "action": "sign"}, "conclusion", "Champ obligatoire pour signer."),
-        ({"acts": "ECG", "follow_up_modality": "teleportation"}, "follow_up_modality", "Valeur inconnue"),
-        ({"acts": "x" * 20_001}, "acts", "Au plus 20000 caractères."),
+        ({"acts": "ECG", "action": "sign"}, "conclusion", "Conclusion : à remplir pour signer."),
+        ({"acts": "ECG", "action": "sign", "confirm": ""}, "confirm", "Cochez « Je confirme la signature"),
+        (
+            {"acts": "ECG", "follow_up_modality": "teleportation"},
+            "follow_up_modality",
+            "Modalité du suivi demandé : Valeur inconnue",
+        ),
+        ({"acts": "x" * 20_001}, "acts", "Actes réalisés : Au plus 20000 caractères."),
     ],
 )
 def test_a_refused_form_says_why_next_to_the_field_and_saves_nothing(
@@ -162,6 +172,8 @@ def test_the_worklist_links_the_referral_letter_and_its_attachments(client, auth
     download = f"/referrals/{referral.id}/attachments/{attachment.id}"
     assert letter in page and download in page
     assert client.get(letter).data == letter_bytes if frozen else client.get(letter).data.startswith(b"%PDF-")
+    editor = text_of(client.get(f"/reports/{start(auth, clinic).id}/edit"))
+    assert letter in editor and download in editor, "the letter and the ECG beside the report being written"
     assert client.get(download).data == b"%PDF-1.4 ordonnance"
 
 
@@ -343,3 +355,41 @@ def test_the_receivers_answers_show_on_the_report_page(client, auth, clinic, db_
     page = text_of(client.get(f"/reports/{report.id}"))
     assert "Refusé par le destinataire (903 : INS absent)" in page
     assert "Professionnel participant" in page and "Acquitté" in page
+
+
+def test_ma_seance_opens_on_the_next_session_day(clock, client, auth, clinic):
+    """On Monday 16 November the cardiologist's next patients are on the 23rd: « Ma séance » opens there."""
+    auth.login(clinic.cardiologist)
+    page = text_of(client.get("/reports/session"))
+    assert "Ma séance — lundi 23 novembre 2026" in page and clinic.t.patient.display_name in page
+    clock.move_to(MONDAY_13H_UTC + dt.timedelta(days=1))  # the day after: no session planned any more
+    auth.login(clinic.cardiologist)  # a week later, the login has long expired
+    assert "Aucun patient à cette séance." in text_of(client.get("/reports/session"))
+
+
+def test_the_editor_shows_the_recipients_and_signing_asks_for_a_confirmation(client, auth, clinic, db_session):
+    auth.login(clinic.cardiologist)
+    report = start(auth, clinic)
+    page = text_of(client.get(f"/reports/{report.id}/edit"))
+    gp_due = clinic.appointment.ends_at + dt.timedelta(hours=48)
+    assert "Destinataires à la signature" in page
+    assert f"Médecin traitant : {clinic.gp.professional.full_name}" in page
+    assert f"{gp_due.astimezone(ZONE_INFO).day} novembre 2026" in page and "Je confirme la signature" in page
+
+    unconfirmed = auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign", confirm=""))
+    assert unconfirmed.status_code == 422
+    refused = text_of(unconfirmed)
+    assert 'id="e-confirm"' in refused and "Cochez « Je confirme la signature et l'envoi »" in refused
+    assert WRITTEN["conclusion"] in refused, "what was typed is shown again"
+    db_session.expire_all()
+    assert db_session.get(Report, report.id).state is ReportState.DRAFT and db_session.get(Report, report.id).acts == ""
+
+    empty = text_of(auth.post(f"/reports/{report.id}/edit", data=form(action="sign")))
+    assert "Actes réalisés : à remplir pour signer." in empty and "Conclusion : à remplir pour signer." in empty
+    assert 'id="e-acts"' in empty and 'id="e-conclusion"' in empty
+
+    signed = auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign"))
+    assert signed.status_code == 302
+    db_session.expire_all()
+    (delivery,) = db_session.get(Report, report.id).deliveries
+    assert delivery.due_at == gp_due, "due from the session's end, not from the signature"

@@ -3,6 +3,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import event, func, select
 
+from hub.formatting import file_size
 from hub.models import AuditEvent, TeleexpertiseRequest, TeleexpertiseState
 from tests import ZONE, factories
 from tests.api import test_teleexpertise_api as api_tests
@@ -43,6 +44,7 @@ def test_walk_through_ask_answer_and_close_in_the_browser(client, auth, te, db_s
     assert row.state is S.SUBMITTED and [a.filename for a in row.attachments] == ["plaie.png"]
     page = client.get(sent.headers["Location"]).get_data(as_text=True)
     assert "Plaie de jambe qui ne cicatrise pas" in page and "plaie.png" in page
+    assert f"plaie.png</a> ({file_size(len(PNG))})" in page, "the size in Ko with a comma, never « 0.1 Ko »"
     frozen = client.get(f"/teleexpertise/{row.id}/document.pdf")
     assert (
         frozen.status_code == 200 and frozen.data.startswith(b"%PDF") and frozen.headers["Cache-Control"] == "no-store"

@@ -211,6 +211,24 @@ def test_a_program_sets_its_own_delays(db_session, session_done, tmp_path):
     assert delivery.due_at == t.appointment.ends_at + dt.timedelta(hours=8)
 
 
+def test_a_report_signed_late_keeps_its_deadline_and_is_listed_late(db_session, session_done, tmp_path):
+    """Signed five days after the session: each delivery is still due from the session's end (not at the
+    signature, which made every late report look due « now »), so the late list shows it until it leaves."""
+    t = session_done
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    db_session.refresh(t.patient)
+    late = t.appointment.ends_at + dt.timedelta(days=5)
+    report = reports.sign(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE
+    )
+    (delivery,) = report.deliveries
+    assert delivery.due_at == t.appointment.ends_at + dt.timedelta(hours=48) < late
+    (item,) = reports.overdue(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
+    assert (item.kind, item.report_id, item.since) == ("unsent", report.id, delivery.due_at)
+
+
 def test_r1_a_failed_signature_queues_nothing(db_session, session_done, tmp_path):
     t = session_done
     gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
