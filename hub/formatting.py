@@ -53,3 +53,11 @@ def waiting_since(delta: dt.timedelta) -> str:
     if minutes < 48 * 60:
         return f"depuis {minutes // 60} h"
     return f"depuis {minutes // (24 * 60)} jours"
+
+
+def file_size(size: int) -> str:
+    """`22,5 Ko`, `1,2 Mo` (1 Ko = 1 024 octets, a comma for decimals), `512 octets` below one Ko."""
+    if size < 1024:
+        return f"{size}{NBSP}octets"
+    value, unit = (size / 1024, "Ko") if size < 1024 * 1024 else (size / 1024 / 1024, "Mo")
+    return f"{value:.1f}".replace(".", ",") + NBSP + unit

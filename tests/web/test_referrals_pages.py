@@ -47,22 +47,49 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     auth.login(hub["coordinator"])
     queue = client.get("/referrals/triage").get_data(as_text=True)
     assert "Adressages à trier" in queue and hub["patient"].display_name in queue and "En attente depuis" in queue
-    assert auth.post(f"/referrals/{referral.id}/accept").status_code == 302
-    queue = client.get("/referrals/triage").get_data(as_text=True)
-    assert f'<option value="{hub["slot"].id}">lundi ' in queue
-    schedule = {"slot_id": hub["slot"].id, "place_kind": "lieu_dedie"}
-    # No eligibility checklist yet: refused, nothing booked, and the page leads to the patient's checklist.
+    assert f'href="/referrals/{referral.id}">{html.escape(hub["patient"].display_name)}</a>' in queue
+    shown = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    for seen in (
+        "Dyspnée d&#39;effort",
+        "Furosémide 40 mg",
+        "Ordonnance de bilan biologique",
+        "ordonnance_bilan.pdf, 45\u00a0octets",
+    ):
+        assert seen in shown
+    assert "Illectronisme" in shown and "Mobilité réduite" in shown and "Urgence : Sous 15 jours" in shown
+    assert "Télésoin / téléconsultation — recueilli le " in shown and "12 h 00" not in shown
+    assert "Envoyé à la coordination" in shown and f'href="/referrals/{referral.id}/letter.pdf"' in shown
+    accepted = auth.post(f"/referrals/{referral.id}/accept")
+    assert accepted.status_code == 302 and accepted.headers["Location"].endswith(f"/referrals/{referral.id}#programmer")
+
+    # The checklist is on the referral's page, pre-filled from its needs; nothing is booked before it.
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "1. Éligibilité au soin à distance" in page and "Retour au dossier" not in page
+    assert 'id="f-illectronism-true" name="illectronism" value="true" checked' in page
+    assert 'id="f-mobility_issues-true" name="mobility_issues" value="true" checked' in page
+    schedule = {"slot_id": hub["slot"].id, "place_kind": "domicile"}
     refused = auth.post(f"/referrals/{referral.id}/schedule", data=schedule)
     assert refused.status_code == 422
-    checklist = f"/patients/{hub['patient'].id}/eligibilite?modality=assisted_teleconsultation"
     assert "Vérifiez d&#39;abord l&#39;éligibilité du patient" in refused.get_data(as_text=True)
-    assert f'href="{checklist}">Vérifier l\'éligibilité de ce patient (liste HAS)</a>' in refused.get_data(as_text=True)
     db_session.refresh(referral)
     assert referral.state is ReferralState.ACCEPTED and referral.appointment_id is None
-    assert client.get(checklist).status_code == 200
-    assessed = auth.post(checklist, data={key: str(value).lower() for key, value in ASSISTED_CHECKLIST.items()})
+    answers = {key: str(value).lower() for key, value in ASSISTED_CHECKLIST.items()}
+    assessed = auth.post(f"/referrals/{referral.id}/eligibility", data=answers)
     assert assessed.status_code == 302, assessed.get_data(as_text=True)
-    assert auth.post(f"/referrals/{referral.id}/schedule", data=schedule).status_code == 302
+
+    # Next Monday's slot, at home (reduced mobility), the patient's own IDEL proposed first.
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert f'<option value="{hub["slot"].id}" selected>lundi ' in page
+    assert '<option value="domicile" selected>Domicile (organisé spécifiquement) (proposé)</option>' in page
+    idel = hub["idel"]
+    assert f'value="{idel.id}" checked' in page and "IDEL du patient (équipe de soins)" in page
+    done = auth.post(f"/referrals/{referral.id}/schedule", data=schedule | {"accompanying_id": idel.id})
+    assert done.status_code == 302 and done.headers["Location"].endswith("/referrals/triage")
+    queue = client.get("/referrals/triage").get_data(as_text=True)
+    assert f"accompagné par {html.escape(idel.full_name)}" in queue and "Envoyés (0)" in queue
+    db_session.expire_all()
+    appointment = db_session.get(Referral, referral.id).appointment
+    assert (appointment.place_kind.value, appointment.accompanying_id) == ("domicile", idel.id)
 
     auth.login(hub["gp"])
     mine = client.get("/referrals/mine").get_data(as_text=True)
@@ -72,6 +99,10 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     assert download.data == PDF and download.headers["X-Content-Type-Options"] == "nosniff"
     letter = client.get(f"/referrals/{referral.id}/letter.pdf")
     assert letter.data.startswith(b"%PDF-") and letter.headers["Content-Disposition"].startswith("attachment")
+    # The GP reads the referral's page, without the triage, with its history.
+    shown = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "Accepté par la coordination" in shown and "Programmé" in shown and "Trier l&#39;adressage" not in shown
+    assert 'action="/referrals/' not in shown.split("<main", 1)[-1].split("Historique")[0]
     # The médecin traitant sees the scheduled teleconsultation on the patient's timeline.
     record = client.get(f"/patients/{hub['patient'].id}").get_data(as_text=True)
     assert "Rendez-vous — Téléconsultation assistée" in record and "Adressage" in record
@@ -192,12 +223,13 @@ def test_a_referral_to_a_specialist_is_scheduled_into_one_of_their_programs(clie
     referral = db_session.scalar(select(Referral))
     auth.login(hub["coordinator"])
     auth.post(f"/referrals/{referral.id}/accept")
-    queue = client.get("/referrals/triage").get_data(as_text=True)
-    assert f'<option value="{hub["slot"].id}">lundi ' in queue and "Téléconsultation cardiologie" in queue
     other = factories.program(db_session, cpts)
     elsewhere = factories.slot(db_session, other, next_monday_14h())
     factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
     db_session.commit()
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert f'<option value="{hub["slot"].id}" selected>lundi ' in page and "Téléconsultation cardiologie" in page
+    assert f'<option value="{elsewhere.id}"' not in page
     refused = auth.post(
         f"/referrals/{referral.id}/schedule", data={"slot_id": elsewhere.id, "place_kind": "lieu_dedie"}
     )
