@@ -349,7 +349,7 @@ def schedule(
     referral.appointment_id = appointment.id
     referral.state = target
     referral.scheduled_at = utcnow()
-    _freeze_letter(session, referral, upload_dir)
+    _freeze_letter(session, referral, upload_dir, zone=slot.program.zone)
     audit.record(
         session,
         actor=actor,
@@ -387,16 +387,17 @@ def accompanying_by_id(session: Session, referral: Referral, professional_id: in
     return professional
 
 
-def _freeze_letter(session: Session, referral: Referral, upload_dir: Path) -> None:
-    content = letter_of(session, referral)
+def _freeze_letter(session: Session, referral: Referral, upload_dir: Path, *, zone: str) -> None:
+    content = letter_of(session, referral, zone=zone)
     referral.letter_sha256 = store.store_blob(upload_dir, content)
     referral.letter_size = len(content)
 
 
-def letter_of(session: Session, referral: Referral) -> bytes:
-    """The referral letter as it reads now (a draft's, on demand); once scheduled, read the frozen one."""
+def letter_of(session: Session, referral: Referral, *, zone: str) -> bytes:
+    """The referral letter as it reads now (a draft's, on demand), dated in `zone`; once scheduled, read the
+    frozen one."""
     program = session.get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
-    return pdf.referral_letter(referral, program_name=program.name if program else None)
+    return pdf.referral_letter(referral, program_name=program.name if program else None, zone=zone)
 
 
 def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Referral]:

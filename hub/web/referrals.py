@@ -482,5 +482,5 @@ def _serve_letter(referral):
     if referral.letter_sha256 is not None:
         content = store.read_stored(upload_dir(), referral.letter_sha256)
     else:
-        content = referrals.letter_of(db(), referral)
+        content = referrals.letter_of(db(), referral, zone=territory_zone())
     return download(content, "application/pdf", f"adressage-{referral.id}.pdf")

@@ -420,3 +420,96 @@ def test_a_patient_id_that_cannot_be_a_row_id_shows_the_form_again(client, auth,
     assert client.get("/referrals/new", query_string={"patient_id": "9" * 30}).status_code == 200
     refused = send_form(auth, hub, patient_id="9" * 30)
     assert refused.status_code == 422 and "Nombre hors des limites acceptées" in refused.get_data(as_text=True)
+
+
+# --- the GP's form names what is missing; the referral's page (issue 12, item 2) --------------------------
+
+
+def field_error(page: str, field: str) -> str | None:
+    shown = re.search(f'<div class="field-error" id="e-{field}">([^<]*)</div>', page)
+    return html.unescape(shown.group(1)) if shown else None
+
+
+def test_an_empty_referral_names_each_missing_field(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    before = patient_and_referral_counts(db_session)
+    empty = {"patient_id": "", "target_program_id": "", "reason": "", "current_treatment": "", "needs": []}
+    response = send_form(auth, hub, **empty, consent_collected_on="", file1=(io.BytesIO(b""), ""))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert (
+        field_error(page, "patient_id")
+        == "Choisissez un de vos patients, ou saisissez les traits d'un nouveau patient."
+    )
+    assert field_error(page, "reason") == "Indiquez le motif de l'adressage."
+    assert field_error(page, "target_program_id").startswith("Choisissez à qui adresser le patient")
+    assert field_error(page, "consent_collected_on").startswith("Indiquez la date du recueil du consentement")
+    assert "Le formulaire contient 4 erreurs" in page and "Patient inconnu" not in page
+    assert 'href="#f-consent_collected_on"' in page  # the summary leads to each field
+    assert patient_and_referral_counts(db_session) == before
+
+
+def test_a_consent_in_force_stands_for_the_date_and_a_draft_needs_only_its_patient(client, auth, hub, db_session):
+    factories.consent(db_session, hub["patient"], recorded_by=hub["gp"])
+    db_session.commit()
+    auth.login(hub["gp"])
+    assert send_form(auth, hub, consent_collected_on="").status_code == 302
+    draft = send_form(auth, hub, patient_id="", submit="draft", reason="", consent_collected_on="")
+    assert draft.status_code == 422
+    page = draft.get_data(as_text=True)
+    assert field_error(page, "patient_id").startswith("Choisissez un de vos patients") and not field_error(
+        page, "reason"
+    )
+
+
+def test_the_referral_page_is_the_authors_and_the_coordinations_only(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    for who in ("other_gp", "stranger", "cardiologist"):
+        auth.login(hub[who])
+        assert client.get(f"/referrals/{referral.id}").status_code == 404, who
+    denied = select(func.count()).where(AuditEvent.action == "referral.read", AuditEvent.outcome == "denied")
+    assert db_session.scalar(denied) == 3
+    auth.login(hub["gp"])
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "Lettre d'adressage (PDF)" in page and "Accepter" not in page
+    assert auth.post(f"/referrals/{referral.id}/accept").status_code == 403
+
+
+def test_the_page_ranks_the_idels_by_commune_name_and_distance(client, auth, hub, cpts, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub, needs=["illectronisme"])
+    referral = db_session.scalar(select(Referral))
+    far = factories.professional(db_session, cpts, commune_insee="24581", accompanies_teleconsultation=True)
+    near = factories.professional(db_session, cpts, commune_insee="24094", accompanies_teleconsultation=True)
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    db_session.commit()
+    auth.login(hub["coordinator"])
+    auth.post(f"/referrals/{referral.id}/accept")
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    section = page.split('id="programmer"', 1)[1]
+    order = [section.index(f'value="{p.id}"') for p in (hub["idel"], near, far)]
+    assert order == sorted(order), "the patient's own IDEL, then the nearest"
+    assert "Chalagnac, 5," in section and "Villamblard, 12," in section and "km" in section
+    assert not re.search(r"\b24\d{3}\b", section), "commune names, never INSEE codes"
+    assert '<option value="lieu_dedie" selected>Lieu dédié à la téléconsultation (proposé)</option>' in section
+    # Another slot or place is chosen by the GET form; the IDELs follow it.
+    at_home = client.get(f"/referrals/{referral.id}", query_string={"slot": hub["slot"].id, "place_kind": "domicile"})
+    assert f'value="{near.id}"' not in at_home.get_data(as_text=True), "no home visits in the patient's commune"
+
+
+def test_an_incomplete_checklist_is_shown_again_on_the_referral_page(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    auth.login(hub["coordinator"])
+    auth.post(f"/referrals/{referral.id}/accept")
+    answers = {"modality": "assisted_teleconsultation", "profession": "medecin_specialiste", "illectronism": "true"}
+    refused = auth.post(f"/referrals/{referral.id}/eligibility", data=answers)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "1. Éligibilité au soin à distance" in page
+    assert field_error(page, "clinical_situation_compatible") == "Répondez à cette question."
+    assert 'id="f-illectronism-true" name="illectronism" value="true" checked' in page, "the answers stay"
+    assert db_session.scalar(select(func.count()).where(AuditEvent.action == "eligibility.assess")) == 0
