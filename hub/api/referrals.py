@@ -17,8 +17,8 @@ from hub.schemas.base import load
 from hub.schemas.referrals import (
     AttachmentKindIn,
     AttachmentOut,
-    CandidateOut,
     CandidatesArgs,
+    CandidatesOut,
     ReferralIn,
     ReferralUpdateIn,
     ScheduleIn,
@@ -78,13 +78,15 @@ def referral_candidates(referral_id: int):
     slot = referrals.slot_for(db(), referral, args["slot"])
     place = args.get("place_kind") or accompaniment.suggested_place(slot.program, referrals.needs_of(referral))
     found = accompaniment.suggest(db(), slot=slot, patient=referral.patient, place_kind=place)
-    return {
-        "slot_id": slot.id,
-        "place_kind": place.value,
-        "place_label": PLACE_KIND_LABELS[place],
-        "own_idel_note": found.own_note,
-        "items": CandidateOut(many=True).dump(found.candidates),
-    }
+    return CandidatesOut().dump(
+        {
+            "slot_id": slot.id,
+            "place_kind": place.value,
+            "place_label": PLACE_KIND_LABELS[place],
+            "own_idel_note": found.own_note,
+            "items": found.candidates,
+        }
+    )
 
 
 @blueprint.patch("/referrals/<int:referral_id>")

@@ -113,6 +113,16 @@ class CandidateOut(Schema):
     is_own = fields.Boolean()
 
 
+class CandidatesOut(Schema):
+    """The accompanying professionals free at a slot, best first, at the place asked or the one suggested."""
+
+    slot_id = fields.Integer()
+    place_kind = fields.String()
+    place_label = fields.String()
+    own_idel_note = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(CandidateOut))
+
+
 class AttachmentKindIn(InputSchema):
     """The form fields of an upload; the file itself is read by the view (hub.documents.store checks it)."""
 
@@ -193,6 +203,10 @@ class ReferralDetailOut(Schema):
     consent = fields.Nested(ConsentSummaryOut, allow_none=True)
     history = fields.List(fields.Nested(HistoryEntryOut))
     target_program_name = fields.Function(lambda d: d.program.name if d.program else None)
+
+
+class ReferralPageOut(ReferralOut, ReferralDetailOut):
+    """`GET /api/v1/referrals/<id>`: the referral and what its page shows (dump_referral with its detail)."""
 
 
 def scheduled_label(appointment, zone: str) -> str | None:
