@@ -629,7 +629,7 @@ def _history(session: Session, referral: Referral) -> list[HistoryEntry]:
             AuditEvent.target_type == Referral.__tablename__,
             AuditEvent.target_id == str(referral.id),
             AuditEvent.outcome == "success",
-            AuditEvent.action.in_(HISTORY_LABELS),
+            AuditEvent.action.in_(tuple(HISTORY_LABELS)),
         )
         .order_by(AuditEvent.seq)
     ).all()
