@@ -404,6 +404,10 @@ PROBLEM = {
 }
 
 
+# What a body must hold beyond its fields' own shapes: a consent is dated by its day or its instant.
+SCHEMA_RULES = {"ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]}}
+
+
 # Statuses only some operations answer: creating a patient past the hourly duplicate checks (I5).
 def _problem_responses(*statuses: int) -> dict:
     ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
@@ -523,7 +527,7 @@ def build_document(server_url: str) -> dict:
     for schema in sorted(schemas, key=lambda s: s.__name__):
         # The marshmallow plugin registers nested schemas on its own when it meets them.
         if schema.__name__ not in spec.components.schemas:
-            spec.components.schema(schema.__name__, schema=schema)
+            spec.components.schema(schema.__name__, SCHEMA_RULES.get(schema.__name__), schema=schema)
     paths: dict[str, dict] = {}
     for rule in current_app.url_map.iter_rules():
         if rule.endpoint not in OPERATIONS:
