@@ -70,6 +70,7 @@ def labels():
         "CONSENT_METHOD_LABELS": CONSENT_METHOD_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
         "file_size": file_size,
+        "needs_labels": lambda referral: [referrals.NEEDS.get(n, n) for n in referrals.needs_of(referral)],
         "commune_name": commune_name,
     }
 

@@ -48,6 +48,7 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     queue = client.get("/referrals/triage").get_data(as_text=True)
     assert "Adressages à trier" in queue and hub["patient"].display_name in queue and "En attente depuis" in queue
     assert f'href="/referrals/{referral.id}">{html.escape(hub["patient"].display_name)}</a>' in queue
+    assert "1 document joint ; besoins : illectronisme, mobilité réduite" in queue
     shown = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
     for seen in (
         "Dyspnée d&#39;effort",
