@@ -215,8 +215,11 @@ MISSING = {
 
 
 def _missing(*, reason: str | None, has_target: bool, has_consent: bool) -> dict[str, str]:
-    missing = {"reason": not (reason or "").strip(), "target_program_id": not has_target}
-    missing["consent_collected_on"] = not has_consent
+    missing = {
+        "reason": not (reason or "").strip(),
+        "target_program_id": not has_target,
+        "consent_collected_on": not has_consent,
+    }
     return {field: MISSING[field] for field, is_missing in missing.items() if is_missing}
 
 

@@ -411,7 +411,7 @@ def _scheduling(referral, eligibility_values: dict | None) -> dict:
     free = referrals.free_slots_for(db(), [referral])[referral.id]
     slot = next((s for s in free if s.id == args.get("slot")), free[0] if free else None)
     program = referrals.target_program(db(), referral, slot)
-    step = {"free": free, "slot": slot, "program": program}
+    step = {"free": free, "slot": slot}
     if not referrals.eligibility_done(db(), referral, program):
         prefill = referrals.eligibility_prefill(referral, program)
         return step | {
@@ -427,13 +427,13 @@ def _scheduling(referral, eligibility_values: dict | None) -> dict:
         }
     if slot is None:
         return step
-    place = args.get("place_kind") or accompaniment.suggested_place(slot.program, referrals.needs_of(referral))
-    found = accompaniment.suggest(db(), slot=slot, patient=referral.patient, place_kind=place)
+    suggested = accompaniment.suggested_place(slot.program, referrals.needs_of(referral))
+    place = args.get("place_kind") or suggested
     return step | {
         "place": place,
         "places": accompaniment.place_choices(slot.program),
-        "suggestions": found,
-        "suggested_place": accompaniment.suggested_place(slot.program, referrals.needs_of(referral)),
+        "suggestions": accompaniment.suggest(db(), slot=slot, patient=referral.patient, place_kind=place),
+        "suggested_place": suggested,
     }
 
 
