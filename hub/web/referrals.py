@@ -399,7 +399,7 @@ def _show_page(referral, *, form: str | None = None, values=None, refusal=None):
         "errors": refusal.errors if refusal else {},
         "problem": refusal.detail if refusal else None,
     }
-    if context["can_triage"] and referral.state is referrals.S.ACCEPTED:
+    if context["can_triage"] and referrals.MACHINE.allows("schedule", referral.state):
         context |= _scheduling(referral, values if form == "eligibility" else None)
     return render_template("referrals/show.html", **context), refusal.status if refusal else 200
 
