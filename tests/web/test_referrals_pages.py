@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from hub.db import utcnow
-from hub.models import AuditEvent, CareTeamMember, IdentityStatus, Patient, Referral, ReferralState, Urgency
+from hub.models import AuditEvent, CareTeamMember, IdentityStatus, Patient, Profession, Referral, ReferralState, Urgency
 from tests import factories
 from tests.api import test_referrals_api as api_tests
 from tests.api.test_referrals_api import ASSISTED_CHECKLIST, PARIS, PDF, next_monday_14h
@@ -514,3 +514,19 @@ def test_an_incomplete_checklist_is_shown_again_on_the_referral_page(client, aut
     assert field_error(page, "clinical_situation_compatible") == "Répondez à cette question."
     assert 'id="f-illectronism-true" name="illectronism" value="true" checked' in page, "the answers stay"
     assert db_session.scalar(select(func.count()).where(AuditEvent.action == "eligibility.assess")) == 0
+
+
+def test_a_telesoin_slot_has_no_accompanying_professional_to_choose(client, auth, hub, cpts, db_session):
+    kine = factories.professional(db_session, cpts, Profession.PHYSIOTHERAPIST)
+    program = factories.program(db_session, cpts, performer=kine, telesoin=True, name="Télésoin kinésithérapie")
+    slot = factories.slot(db_session, program, next_monday_14h())
+    referral = factories.referral(
+        db_session, hub["patient"], author=hub["gp"], state=ReferralState.ACCEPTED, target_program_id=program.id
+    )
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    db_session.commit()
+    auth.login(hub["coordinator"])
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert f'<option value="{slot.id}" selected>lundi ' in page
+    assert "le professionnel de la séance est seul avec le patient" in page and 'name="accompanying_id"' not in page
+    assert '<option value="domicile" selected>Domicile (organisé spécifiquement) (proposé)</option>' in page
