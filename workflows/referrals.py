@@ -605,8 +605,8 @@ class ReferralDetail:
     program: SessionProgram | None
     appointment: Appointment | None
     consent: Consent | None
-    needs: list[str]  # their labels
-    history: list[HistoryEntry]
+    needs_labels: list[str]
+    events: list[HistoryEntry]  # the referral's states over time
 
 
 def needs_of(referral: Referral) -> list[str]:

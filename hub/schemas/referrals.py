@@ -199,9 +199,10 @@ class HistoryEntryOut(Schema):
 class ReferralDetailOut(Schema):
     """What the referral's page shows, beyond the referral itself (workflows.referrals.ReferralDetail)."""
 
-    needs_labels = fields.List(fields.String(), attribute="needs")
+    needs_labels = fields.List(fields.String())
     consent = fields.Nested(ConsentSummaryOut, allow_none=True)
-    history = fields.List(fields.Nested(HistoryEntryOut))
+    # The referral's states over time (its `history` field is the letter's medical history).
+    events = fields.List(fields.Nested(HistoryEntryOut))
     target_program_name = fields.Function(lambda d: d.program.name if d.program else None)
 
 

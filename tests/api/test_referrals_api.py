@@ -366,7 +366,9 @@ def nurse(db_session, cpts_row, commune: str, **fields):
 
 def test_the_detail_gives_needs_consent_documents_and_history_in_words(api_as, hub, db_session):
     gp, coordinator = api_as(hub["gp"]), api_as(hub["coordinator"])
-    referral_id = create(gp, hub, needs=["mobilite_reduite", "illectronisme"], urgency="urgent").json["id"]
+    referral_id = create(
+        gp, hub, needs=["mobilite_reduite", "illectronisme"], urgency="urgent", history="Hypertension artérielle"
+    ).json["id"]
     upload(gp, referral_id, PDF)
     today = utcnow().astimezone(PARIS).date()
     assert gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": today.isoformat()})
@@ -378,7 +380,7 @@ def test_the_detail_gives_needs_consent_documents_and_history_in_words(api_as, h
     assert "12 h" not in consent["collected_on_label"] and consent["is_valid"]
     assert seen["attachments"][0]["size_label"] == "45\u00a0octets"
     assert seen["target_program_name"] == "Téléconsultation cardiologie CH Périgueux"
-    history = [(entry["label"], entry["by"]) for entry in seen["history"]]
+    history = [(entry["label"], entry["by"]) for entry in seen["events"]]
     assert [label for label, _by in history] == [
         "Brouillon créé",
         "Document joint",
@@ -386,7 +388,8 @@ def test_the_detail_gives_needs_consent_documents_and_history_in_words(api_as, h
         "Accepté par la coordination",
     ]
     assert history[-1][1] == hub["coordinator"].display_name
-    assert gp.get(f"/api/v1/referrals/{referral_id}").json["history"] == seen["history"]
+    assert gp.get(f"/api/v1/referrals/{referral_id}").json["events"] == seen["events"]
+    assert seen["history"] == "Hypertension artérielle", "the letter's medical history, beside the states"
 
 
 def test_a_referral_of_another_gp_or_cpts_is_a_404(api_as, hub, db_session):
