@@ -208,6 +208,7 @@ def consent(
         "recorded_by_user_id": recorded_by.id,
         "collected_at": collected_at or now() - dt.timedelta(days=3),
     }
+    values["collected_on"] = values["collected_at"].astimezone(PARIS).date()
     row = Consent(**(values | overrides))
     session.add(row)
     session.flush()

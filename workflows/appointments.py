@@ -422,6 +422,7 @@ def record_remote_consent(session: Session, actor: User, appointment: Appointmen
         actor,
         appointment.patient,
         {"kind": ConsentKind.TELEHEALTH, "method": method, "collected_at": utcnow()},
+        zone=appointment_zone(session, appointment),
     )
 
 

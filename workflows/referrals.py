@@ -7,7 +7,6 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session, contains_eager, joinedload, selectinload
@@ -22,10 +21,14 @@ from hub.models import (
     REFERRAL_STATE_LABELS,
     URGENCY_RANK,
     Appointment,
+    AppointmentKind,
     AppointmentState,
     AttachmentKind,
+    AuditEvent,
+    Consent,
     ConsentKind,
     ConsentMethod,
+    Modality,
     Patient,
     PlaceKind,
     Profession,
@@ -42,7 +45,7 @@ from hub.models import (
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, create_patient, valid_consent
 from scheduling.slots import HOLDING_STATES
-from workflows import appointments, attachments
+from workflows import accompaniment, appointments, attachments, eligibility
 from workflows.attachments import StoredFile
 from workflows.machine import Machine
 
@@ -111,7 +114,9 @@ def _referred_patient(session: Session, actor: User, patient_id, new_patient: di
         if patient_id:
             raise ValidationFailed({"patient_id": "Choisissez un patient existant ou créez-en un, pas les deux."})
         return create_patient(session, actor, new_patient, visible=visible_patients(actor), duplicates_checked=confirm)
-    patient = session.get(Patient, patient_id or 0)
+    if not patient_id:
+        raise ValidationFailed({"patient_id": MISSING["patient_id"]})
+    patient = session.get(Patient, patient_id)
     if patient is None or not can_view_patient(session, actor, patient):
         raise ValidationFailed({"patient_id": "Patient inconnu ou hors de votre patientèle."})
     return patient
@@ -174,25 +179,22 @@ def submit(
     consent — recorded here from the date the GP collected it, or an existing valid one."""
     lock(session, referral)
     target = MACHINE.target("submit", referral.state)
-    errors = {}
-    if not (referral.reason or "").strip():
-        errors["reason"] = "Indiquez le motif de l'adressage."
-    if referral.target_program_id is None and referral.target_specialist_id is None:
-        errors["target_program_id"] = "Choisissez à qui adresser le patient : un programme ou un spécialiste."
     patient = referral.patient
     existing = valid_consent(patient, ConsentKind.TELEHEALTH)
-    if consent_collected_on is None and existing is None:
-        errors["consent_collected_on"] = "Indiquez la date du recueil du consentement du patient à la télésanté."
+    errors = _missing(
+        reason=referral.reason,
+        has_target=referral.target_program_id is not None or referral.target_specialist_id is not None,
+        has_consent=consent_collected_on is not None or existing is not None,
+    )
     if errors:
         raise ValidationFailed(errors)
     if consent_collected_on is not None:
-        collected_at = dt.datetime.combine(consent_collected_on, dt.time(12), ZoneInfo(zone)).astimezone(dt.UTC)
-        collected_at = min(collected_at, utcnow())  # today's date: collected before now
         consent = add_consent(
             session,
             actor,
             patient,
-            {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": collected_at},
+            {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_on": consent_collected_on},
+            zone=zone,
         )
     else:
         assert existing is not None  # refused above: a valid consent or the date it was collected
@@ -202,6 +204,41 @@ def submit(
     referral.submitted_at = utcnow()
     audit.record(session, actor=actor, action="referral.submit", target=referral, cpts_id=referral.cpts_id)
     return referral
+
+
+MISSING = {
+    "patient_id": "Choisissez un de vos patients, ou saisissez les traits d'un nouveau patient.",
+    "reason": "Indiquez le motif de l'adressage.",
+    "target_program_id": "Choisissez à qui adresser le patient : un programme ou un spécialiste.",
+    "consent_collected_on": "Indiquez la date du recueil du consentement du patient à la télésanté.",
+}
+
+
+def _missing(*, reason: str | None, has_target: bool, has_consent: bool) -> dict[str, str]:
+    missing = {
+        "reason": not (reason or "").strip(),
+        "target_program_id": not has_target,
+        "consent_collected_on": not has_consent,
+    }
+    return {field: MISSING[field] for field, is_missing in missing.items() if is_missing}
+
+
+def missing_to_send(session: Session, actor: User, data: dict, *, new_patient: bool) -> dict[str, str]:
+    """Each field a referral still lacks to be sent from the GP's form, by name, so that an empty form says all
+    that is missing at once (the patient, the reason, the target, the consent's date) rather than only the
+    first thing the creation would refuse. The patient's consent in force stands for the date."""
+    patient = session.get(Patient, data["patient_id"]) if data.get("patient_id") else None
+    if patient is not None and not can_view_patient(session, actor, patient):
+        patient = None  # create() refuses it by name
+    consent = patient is not None and valid_consent(patient, ConsentKind.TELEHEALTH) is not None
+    errors = _missing(
+        reason=data.get("reason"),
+        has_target=bool(data.get("target_program_id") or data.get("target_specialist_id")),
+        has_consent=data.get("consent_collected_on") is not None or consent,
+    )
+    if not data.get("patient_id") and not new_patient:
+        errors = {"patient_id": MISSING["patient_id"]} | errors
+    return errors
 
 
 def attach(
@@ -290,35 +327,32 @@ def schedule(
     *,
     slot: Slot | None,  # as looked up from the form: refused when unknown
     upload_dir: Path,
-    place_kind: PlaceKind = PlaceKind.DEDICATED_PLACE,
+    place_kind: PlaceKind | None = None,
     accompanying: Professional | None = None,
     now: dt.datetime | None = None,
 ) -> Appointment:
-    """Book the referred patient into a slot of the target program (the IDEL proposed by the booking).
+    """Book the referred patient into a slot of the target program, at the place chosen (by default the one
+    the patient's needs call for, workflows.accompaniment.suggested_place) with the professional chosen (by
+    default the patient's own IDEL, as the booking proposes).
     The referral is `scheduled` only once the booking is made: a conflict leaves it `accepted`. Its letter
     (96349-6) is then frozen: rendered once and stored under its hash, the appointment's document."""
     lock(session, referral)
     target = MACHINE.target("schedule", referral.state)
-    if slot is None or slot.program.cpts_id != referral.cpts_id:
-        raise ValidationFailed({"slot_id": "Créneau inconnu dans la CPTS."})
-    if referral.target_program_id is not None and slot.program_id != referral.target_program_id:
-        raise ValidationFailed({"slot_id": "Choisissez un créneau du programme visé par l'adressage."})
-    if referral.target_specialist_id is not None and slot.program.performer_id != referral.target_specialist_id:
-        raise ValidationFailed({"slot_id": "Choisissez un créneau du spécialiste visé par l'adressage."})
+    slot = _slot_of_target(referral, slot, field="slot_id")
     with session.begin_nested():  # a refused booking leaves nothing behind, the referral stays accepted
         appointment = appointments.book(
             session,
             actor,
             slot=slot,
             patient=referral.patient,
-            place_kind=place_kind,
+            place_kind=place_kind or accompaniment.suggested_place(slot.program, needs_of(referral)),
             accompanying=accompanying,
             now=now,
         )
     referral.appointment_id = appointment.id
     referral.state = target
     referral.scheduled_at = utcnow()
-    _freeze_letter(session, referral, upload_dir)
+    _freeze_letter(session, referral, upload_dir, zone=slot.program.zone)
     audit.record(
         session,
         actor=actor,
@@ -331,16 +365,42 @@ def schedule(
     return appointment
 
 
-def _freeze_letter(session: Session, referral: Referral, upload_dir: Path) -> None:
-    content = letter_of(session, referral)
+def _slot_of_target(referral: Referral, slot: Slot | None, *, field: str) -> Slot:
+    if slot is None or slot.program.cpts_id != referral.cpts_id:
+        raise ValidationFailed({field: "Créneau inconnu dans la CPTS."})
+    if referral.target_program_id is not None and slot.program_id != referral.target_program_id:
+        raise ValidationFailed({field: "Choisissez un créneau du programme visé par l'adressage."})
+    if referral.target_specialist_id is not None and slot.program.performer_id != referral.target_specialist_id:
+        raise ValidationFailed({field: "Choisissez un créneau du spécialiste visé par l'adressage."})
+    return slot
+
+
+def slot_for(session: Session, referral: Referral, slot_id: int, *, field: str = "slot") -> Slot:
+    """A slot of the referral's target (its program, or a program its specialist performs), else refused."""
+    return _slot_of_target(referral, session.get(Slot, slot_id), field=field)
+
+
+def accompanying_by_id(session: Session, referral: Referral, professional_id: int | None) -> Professional | None:
+    """The accompanying professional a form or the API names, refused by field when not one of the CPTS."""
+    if not professional_id:
+        return None
+    professional = session.get(Professional, professional_id)
+    if professional is None or professional.cpts_id != referral.cpts_id:
+        raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+    return professional
+
+
+def _freeze_letter(session: Session, referral: Referral, upload_dir: Path, *, zone: str) -> None:
+    content = letter_of(session, referral, zone=zone)
     referral.letter_sha256 = store.store_blob(upload_dir, content)
     referral.letter_size = len(content)
 
 
-def letter_of(session: Session, referral: Referral) -> bytes:
-    """The referral letter as it reads now (a draft's, on demand); once scheduled, read the frozen one."""
+def letter_of(session: Session, referral: Referral, *, zone: str) -> bytes:
+    """The referral letter as it reads now (a draft's, on demand), dated in `zone`; once scheduled, read the
+    frozen one."""
     program = session.get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
-    return pdf.referral_letter(referral, program_name=program.name if program else None)
+    return pdf.referral_letter(referral, program_name=program.name if program else None, zone=zone)
 
 
 def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Referral]:
@@ -514,3 +574,111 @@ def lock(session: Session, referral: Referral) -> None:
     the second sees it `scheduled` and is refused. SQLite's BEGIN IMMEDIATE already serialises writers."""
     session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
     session.refresh(referral)
+
+
+# --- the referral's page ----------------------------------------------------------------------------------
+
+# The steps of a referral's life the page's history tells, from its audit lines.
+HISTORY_LABELS = {
+    "referral.create": "Brouillon créé",
+    "referral.update": "Brouillon modifié",
+    "referral.attach": "Document joint",
+    "referral.submit": "Envoyé à la coordination",
+    "referral.accept": "Accepté par la coordination",
+    "referral.reject": "Refusé",
+    "referral.schedule": "Programmé",
+    "referral.cancel": "Annulé",
+    "referral.done": "Réalisé",
+}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: dt.datetime
+    label: str
+    by: str
+
+
+@dataclass(frozen=True)
+class ReferralDetail:
+    referral: Referral
+    program: SessionProgram | None
+    appointment: Appointment | None
+    consent: Consent | None
+    needs_labels: list[str]
+    events: list[HistoryEntry]  # the referral's states over time
+
+
+def needs_of(referral: Referral) -> list[str]:
+    return json.loads(referral.needs or "[]")
+
+
+def detail(session: Session, referral: Referral) -> ReferralDetail:
+    """What the referral's page and `GET /api/v1/referrals/<id>` show: the letter's target, the appointment once
+    scheduled, the consent it was sent with, the patient's needs in words and the history of its states (who
+    did what, when, from the audit log). Reads only: the caller has checked access and audits the read."""
+    program = session.get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
+    appointment = session.get(Appointment, referral.appointment_id) if referral.appointment_id else None
+    consent = session.get(Consent, referral.consent_id) if referral.consent_id else None
+    needs = [NEEDS.get(need, need) for need in needs_of(referral)]
+    return ReferralDetail(referral, program, appointment, consent, needs, _history(session, referral))
+
+
+def _history(session: Session, referral: Referral) -> list[HistoryEntry]:
+    events = session.execute(
+        select(AuditEvent.occurred_at, AuditEvent.action, User.display_name)
+        .outerjoin(User, User.id == AuditEvent.actor_user_id)
+        .where(
+            AuditEvent.target_type == Referral.__tablename__,
+            AuditEvent.target_id == str(referral.id),
+            AuditEvent.outcome == "success",
+            AuditEvent.action.in_(tuple(HISTORY_LABELS)),
+        )
+        .order_by(AuditEvent.seq)
+    ).all()
+    return [HistoryEntry(at, HISTORY_LABELS[action], name or "Le hub") for at, action, name in events]
+
+
+def target_program(session: Session, referral: Referral, slot: Slot | None = None) -> SessionProgram | None:
+    """The program the referral will be booked in: its target, or the chosen slot's (a referral to a specialist)."""
+    if slot is not None:
+        return slot.program
+    return session.get(SessionProgram, referral.target_program_id) if referral.target_program_id else None
+
+
+def eligibility_modality(program: SessionProgram | None) -> Modality | None:
+    """The HAS checklist's modality a session of the program needs; None for an in-person one."""
+    if program is None or program.appointment_kind not in appointments.REMOTE_KINDS:
+        return None
+    return Modality(program.appointment_kind.value)
+
+
+def eligibility_done(session: Session, referral: Referral, program: SessionProgram | None) -> bool:
+    """Whether the patient's latest checklist lets the referral be booked in the program (nothing to check for
+    an in-person program, or before the target program is known)."""
+    modality = eligibility_modality(program)
+    if modality is None:
+        return True
+    try:
+        eligibility.require_eligible(session, referral.patient, modality)
+    except eligibility.NotEligible:
+        return False
+    return True
+
+
+def eligibility_prefill(referral: Referral, program: SessionProgram | None) -> dict:
+    """The checklist's answers the referral already gives: the modality and the profession of the program, the
+    patient's needs (illectronism, reduced mobility, an aidant); the coordinator answers the rest."""
+    needs = set(needs_of(referral))
+    modality = eligibility_modality(program)
+    values: dict = {"modality": modality.value if modality else AppointmentKind.ASSISTED_TELECONSULTATION.value}
+    performer = program.performer if program is not None else referral.target_specialist
+    if performer is not None:
+        values["profession"] = performer.profession.value
+    if "illectronisme" in needs:
+        values |= {"illectronism": True, "can_use_tools": False}
+    if "mobilite_reduite" in needs:
+        values["mobility_issues"] = True
+    if "aidant" in needs:
+        values["aidant_present"] = True
+    return values

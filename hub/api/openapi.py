@@ -12,7 +12,7 @@ from marshmallow import fields
 from hub.api import blueprint
 from hub.formatting import percent
 from hub.http.access import PUBLIC, access
-from hub.models import Modality, OutboxState, Profession
+from hub.models import Modality, OutboxState, PlaceKind, Profession
 from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
 from hub.schemas.desk import DeskOut
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
@@ -53,8 +53,10 @@ from hub.schemas.patient import (
 from hub.schemas.referrals import (
     AttachmentIn,
     AttachmentOut,
+    CandidatesOut,
     ReferralIn,
     ReferralOut,
+    ReferralPageOut,
     ReferralUpdateIn,
     ScheduleIn,
     SubmitIn,
@@ -221,7 +223,18 @@ OPERATIONS = {
         ReferralOut,
         True,
     ),
-    "api.get_referral": ("Lire un adressage", None, ReferralOut, False),
+    "api.get_referral": (
+        "Lire un adressage : lettre, documents, besoins, consentement, historique",
+        None,
+        ReferralPageOut,
+        False,
+    ),
+    "api.referral_candidates": (
+        "Accompagnant·es libres à un créneau : l'IDEL du patient, puis par distance (coordination)",
+        None,
+        CandidatesOut,
+        False,
+    ),
     "api.update_referral": ("Modifier un brouillon d'adressage", ReferralUpdateIn, ReferralOut, False),
     "api.submit_referral": ("Envoyer l'adressage (consentement du patient)", SubmitIn, ReferralOut, False),
     "api.accept_referral": ("Accepter l'adressage (coordination)", NoBodyIn, ReferralOut, False),
@@ -390,6 +403,7 @@ QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
     "api.list_tariffs": [("code", {"type": "string"}, False)],
     "api.list_pathways": [("patient_id", ROW_ID, True)],
     "api.get_eligibility": [("modality", _enum(Modality), False)],
+    "api.referral_candidates": [("slot", ROW_ID, True), ("place_kind", _enum(PlaceKind), False)],
     "api.list_outbox_messages": [
         ("state", _enum(OutboxState), False),
         ("channel", {"type": "string", "maxLength": 20}, False),
@@ -412,6 +426,10 @@ PROBLEM = {
     },
     "required": ["type", "title", "status"],
 }
+
+
+# What a body must hold beyond its fields' own shapes: a consent is dated by its day or its instant.
+SCHEMA_RULES = {"ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]}}
 
 
 # Statuses only some operations answer: creating a patient past the hourly duplicate checks (I5).
@@ -533,7 +551,7 @@ def build_document(server_url: str) -> dict:
     for schema in sorted(schemas, key=lambda s: s.__name__):
         # The marshmallow plugin registers nested schemas on its own when it meets them.
         if schema.__name__ not in spec.components.schemas:
-            spec.components.schema(schema.__name__, schema=schema)
+            spec.components.schema(schema.__name__, SCHEMA_RULES.get(schema.__name__), schema=schema)
     paths: dict[str, dict] = {}
     for rule in current_app.url_map.iter_rules():
         if rule.endpoint not in OPERATIONS:

@@ -9,7 +9,7 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import visible_patients
 from hub.errors import ValidationFailed
 from hub.http.access import access
-from hub.http.request import db
+from hub.http.request import db, territory_zone
 from hub.schemas.base import Date, load
 from hub.schemas.patient import (
     ConsentIn,
@@ -86,7 +86,7 @@ def add_identity_check(patient_id: int):
 @access(Permission.PATIENTS_WRITE)
 def add_consent(patient_id: int):
     patient = patient_for(db(), current_user, patient_id, action="consent.add", write=True)
-    consent = identity.add_consent(db(), current_user, patient, load_json(ConsentIn()))
+    consent = identity.add_consent(db(), current_user, patient, load_json(ConsentIn()), zone=territory_zone())
     return ConsentOut().dump(consent), 201
 
 

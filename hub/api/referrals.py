@@ -12,11 +12,13 @@ from hub.http.access import access
 from hub.http.downloads import send
 from hub.http.request import db, territory_zone, upload_dir
 from hub.http.uploads import read_upload, upload_limit
-from hub.models import Appointment, Professional, Slot
+from hub.models import PLACE_KIND_LABELS, Appointment, Slot
 from hub.schemas.base import load
 from hub.schemas.referrals import (
     AttachmentKindIn,
     AttachmentOut,
+    CandidatesArgs,
+    CandidatesOut,
     ReferralIn,
     ReferralUpdateIn,
     ScheduleIn,
@@ -24,12 +26,13 @@ from hub.schemas.referrals import (
     dump_referral,
 )
 from hub.schemas.scheduling import NoBodyIn, ReasonIn
-from workflows import referrals
+from workflows import accompaniment, referrals
 
 
-def _body(referral):
+def _body(referral, *, detail: bool = False):
     appointment = db().get(Appointment, referral.appointment_id) if referral.appointment_id else None
-    return dump_referral(referral, appointment, territory_zone())
+    more = referrals.detail(db(), referral) if detail else None
+    return dump_referral(referral, appointment, territory_zone(), detail=more)
 
 
 @blueprint.post("/referrals")
@@ -58,7 +61,32 @@ def list_referrals():
 @blueprint.get("/referrals/<int:referral_id>")
 @access(Permission.REFERRALS_READ)
 def get_referral(referral_id: int):
-    return _body(referral_for(db(), current_user, referral_id, "read"))
+    """The referral with what its page shows: needs and consent in words, the history of its states."""
+    return _body(referral_for(db(), current_user, referral_id, "read"), detail=True)
+
+
+@blueprint.get("/referrals/<int:referral_id>/candidates")
+@access(Permission.REFERRALS_TRIAGE)
+def referral_candidates(referral_id: int):
+    """Who may accompany the patient at `?slot=` (and `place_kind=`): the patient's own IDEL first, then the free
+    IDELs by distance from the patient's commune, each with the reason of its rank; an officine's pharmacists
+    for an officine's session."""
+    referral = referral_for(db(), current_user, referral_id, "schedule")
+    args = load(CandidatesArgs(), request.args.to_dict())
+    if args.get("slot") is None:
+        raise ValidationFailed({"slot": "Indiquez le créneau (slot)."})
+    slot = referrals.slot_for(db(), referral, args["slot"])
+    place = args.get("place_kind") or accompaniment.suggested_place(slot.program, referrals.needs_of(referral))
+    found = accompaniment.suggest(db(), slot=slot, patient=referral.patient, place_kind=place)
+    return CandidatesOut().dump(
+        {
+            "slot_id": slot.id,
+            "place_kind": place.value,
+            "place_label": PLACE_KIND_LABELS[place],
+            "own_idel_note": found.own_note,
+            "items": found.candidates,
+        }
+    )
 
 
 @blueprint.patch("/referrals/<int:referral_id>")
@@ -108,19 +136,13 @@ def reject_referral(referral_id: int):
 @access(Permission.REFERRALS_TRIAGE)
 def schedule_referral(referral_id: int):
     def perform(referral, data):
-        slot = db().get(Slot, data["slot_id"])
-        accompanying = None
-        if data.get("accompanying_id"):
-            accompanying = db().get(Professional, data["accompanying_id"])
-            if accompanying is None:
-                raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
         referrals.schedule(
             db(),
             current_user,
             referral,
-            slot=slot,
-            place_kind=data["place_kind"],
-            accompanying=accompanying,
+            slot=db().get(Slot, data["slot_id"]),
+            place_kind=data.get("place_kind"),
+            accompanying=referrals.accompanying_by_id(db(), referral, data.get("accompanying_id")),
             upload_dir=upload_dir(),
         )
 

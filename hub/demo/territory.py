@@ -12,6 +12,7 @@ import random
 import unicodedata
 from dataclasses import dataclass
 from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -67,6 +68,7 @@ PATIENT_COUNT = 200
 # Ages and dates are counted from fixed days, so that every load gives the same data.
 REFERENCE_DAY = dt.date(2025, 6, 1)
 CONSENTS_FROM = dt.datetime(2025, 1, 6, 8, 0, tzinfo=dt.UTC)
+ZONE = "Europe/Paris"  # the territory's (Dordogne): a consent's day is its wall-clock day there
 RPPS_BASE = "10024"  # + a 5-digit counter + the Luhn key: 11 digits
 CH_PERIGUEUX_FINESS = "240000117"
 
@@ -505,9 +507,10 @@ class _DemoBuilder:
             {
                 "kind": kind,
                 "method": method,
-                "collected_at": self._past_moment(),
+                "collected_on": self._past_moment().astimezone(ZoneInfo(ZONE)).date(),
                 "collected_by_professional_id": patient.attending_gp_id,
             },
+            zone=ZONE,
         )
 
     def _past_moment(self) -> dt.datetime:

@@ -1,13 +1,15 @@
 """The readable rendering of a clinical document: an A4 PDF in French with the patient's strict traits, the
 professionals' RPPS, the date of the act and the sections. The same document always gives the same bytes,
-so the hash stored at signing still matches the file sent on a later attempt. Also the referral letter
-(LOINC 96349-6), drawn from a referral's fields."""
+so the hash stored at signing still matches the file sent on a later attempt. Also the referral letter, drawn
+from a referral's fields."""
+
+from zoneinfo import ZoneInfo
 
 from hub.documents.clinical import ClinicalDocument, PatientIdentity, ProfessionalIdentity
-from hub.formatting import french_datetime
+from hub.formatting import french_date, french_datetime
 from hub.models.patient import IDENTITY_STATUS_LABELS
+from hub.models.referral import URGENCY_LABELS
 
-LETTER_LOINC = "96349-6"
 SEX_LABELS = {"F": "Féminin", "M": "Masculin", "I": "Indéterminé"}
 LINE = 5.0
 LABEL_WIDTH = 62.0
@@ -127,22 +129,27 @@ def _footer(pdf, doc: ClinicalDocument) -> None:
     pdf.cell(w=0, h=4, text=f"Page {pdf.page_no()}/{{nb}}", align="R")
 
 
-def referral_letter(referral, *, program_name: str | None = None) -> bytes:
-    """The referral letter (LOINC 96349-6) as a small PDF, from the referral's fields."""
+def referral_letter(referral, *, program_name: str | None = None, zone: str) -> bytes:
+    """The referral letter (lettre d'adressage) as a small PDF: its date (the day it was sent, in `zone`), its
+    urgency and its signer, the referring GP; then the patient, the target and the letter. Document types and
+    identifiers of the exchange standards stay out of what a person reads."""
     from hub.typeface import UnicodePDF  # only the renderings need fpdf2
 
     pdf = UnicodePDF(format="A4")
     pdf.set_title("Lettre d'adressage")
-    pdf.set_author("Hub CPTS")
+    pdf.set_author(referral.author.full_name)
     pdf.add_page()
     pdf.set_font(style="B", size=14)
     pdf.cell(0, 10, "Lettre d'adressage", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font(size=10)
     patient = referral.patient
     target = program_name or (referral.target_specialist.full_name if referral.target_specialist else "")
+    written = referral.submitted_at or referral.created_at
+    signer = _signer(referral.author)
     lines = [
-        ("Type de document", f"LOINC {LETTER_LOINC}"),
-        ("Médecin adresseur", referral.author.full_name),
+        ("Date", french_date(written.astimezone(ZoneInfo(zone)).date()) if written else "Brouillon, non daté"),
+        ("Urgence", URGENCY_LABELS[referral.urgency] if referral.urgency else "—"),
+        ("Médecin adresseur", signer),
         ("Patient", f"{patient.display_name}, né·e le {patient.birth_date.strftime('%d/%m/%Y')}"),
         ("Adressé à", target),
         ("Motif", referral.reason),
@@ -155,4 +162,13 @@ def referral_letter(referral, *, program_name: str | None = None) -> bytes:
         pdf.cell(0, 6, label, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(size=10)
         pdf.multi_cell(0, 5, value or "—", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.set_font(style="B", size=10)
+    pdf.multi_cell(0, 5, f"Signé : {signer}", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def _signer(author) -> str:
+    """« Dr Claire MARTIN, médecin généraliste, RPPS 10024000018 »."""
+    rpps = f", RPPS {author.rpps}" if author.rpps else ""
+    return f"Dr {author.full_name}, médecin généraliste{rpps}"

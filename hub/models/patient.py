@@ -93,7 +93,9 @@ class Patient(Base):
     identity_checks: Mapped[list["IdentityCheck"]] = relationship(
         back_populates="patient", order_by="IdentityCheck.checked_at"
     )
-    consents: Mapped[list["Consent"]] = relationship(back_populates="patient", order_by="Consent.collected_at")
+    consents: Mapped[list["Consent"]] = relationship(
+        back_populates="patient", order_by="[Consent.collected_on, Consent.id]"
+    )
 
     @classmethod
     def display_order(cls) -> tuple:
@@ -193,7 +195,10 @@ class Consent(Base):
     method: Mapped[ConsentMethod] = mapped_column(enum_type(ConsentMethod, "consent_method"))
     collected_by_professional_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"))
     recorded_by_user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    collected_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # The day the consent was collected (a GP's form asks for the day only); the time too when it is known (an
+    # IDEL recording it at the session).
+    collected_on: Mapped[dt.date] = mapped_column(Date)
+    collected_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     withdrawn_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     withdrawal_reason: Mapped[str | None] = mapped_column(String(300))

@@ -52,9 +52,12 @@ class IdentityCheckIn(InputSchema):
 
 
 class ConsentIn(InputSchema):
+    """The day the consent was collected (`collected_on`), or the instant when it is known (`collected_at`)."""
+
     kind = Enum(ConsentKind, by_value=True, required=True)
     method = Enum(ConsentMethod, by_value=True, required=True)
-    collected_at = AwareDateTime(required=True)
+    collected_on = Date()
+    collected_at = AwareDateTime()
     collected_by_professional_id = Int(allow_none=True)
 
 
@@ -94,7 +97,8 @@ class ConsentOut(Schema):
     id = fields.Integer()
     kind = fields.Enum(ConsentKind, by_value=True)
     method = fields.Enum(ConsentMethod, by_value=True)
-    collected_at = fields.AwareDateTime()
+    collected_on = fields.Date()
+    collected_at = fields.AwareDateTime(allow_none=True)
     collected_by_professional_id = fields.Integer(allow_none=True)
     withdrawn_at = fields.AwareDateTime(allow_none=True)
     is_valid = fields.Boolean()

@@ -4,9 +4,11 @@ import json
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
-from hub.formatting import french_datetime
+from hub.formatting import file_size, french_date, french_datetime
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
+    CONSENT_KIND_LABELS,
+    CONSENT_METHOD_LABELS,
     REFERRAL_STATE_LABELS,
     URGENCY_LABELS,
     AttachmentKind,
@@ -80,13 +82,45 @@ class ReferralStateArgs(FormSchema):
 
 
 class ScheduleIn(InputSchema):
+    """The slot, the place (by default the one the patient's needs call for: home for reduced mobility, else
+    the program's) and the accompanying professional (by default the patient's own IDEL, if any)."""
+
     slot_id = Int(required=True)
-    place_kind = Enum(PlaceKind, by_value=True, load_default=PlaceKind.DEDICATED_PLACE)
+    place_kind = Enum(PlaceKind, by_value=True, allow_none=True)
     accompanying_id = Int(allow_none=True)
 
 
 class ScheduleForm(ScheduleIn, FormSchema):
     pass
+
+
+class CandidatesArgs(FormSchema):
+    """`?slot=` (required by the API; the referral page takes the first free one) and `place_kind=` (by default
+    the one the patient's needs call for)."""
+
+    slot = Int(allow_none=True)
+    place_kind = Enum(PlaceKind, by_value=True, allow_none=True)
+
+
+class CandidateOut(Schema):
+    professional_id = fields.Function(lambda c: c.professional.id)
+    name = fields.Function(lambda c: c.professional.full_name)
+    profession = fields.Function(lambda c: c.professional.profession.value)
+    commune = fields.String()
+    distance_km = fields.Function(lambda c: None if c.distance_km is None else round(c.distance_km, 1))
+    distance_label = fields.String()
+    reason = fields.String()
+    is_own = fields.Boolean()
+
+
+class CandidatesOut(Schema):
+    """The accompanying professionals free at a slot, best first, at the place asked or the one suggested."""
+
+    slot_id = fields.Integer()
+    place_kind = fields.String()
+    place_label = fields.String()
+    own_idel_note = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(CandidateOut))
 
 
 class AttachmentKindIn(InputSchema):
@@ -112,6 +146,7 @@ class AttachmentOut(Schema):
     filename = fields.String()
     content_type = fields.String()
     size = fields.Integer()
+    size_label = fields.Function(lambda a: file_size(a.size))
     sha256 = fields.String()
     uploaded_at = fields.AwareDateTime()
 
@@ -143,13 +178,48 @@ class ReferralOut(Schema):
     attachments = fields.List(fields.Nested(AttachmentOut))
 
 
+class ConsentSummaryOut(Schema):
+    """The consent the referral was sent with: its kind and the day it was collected, in words too."""
+
+    id = fields.Integer()
+    kind = fields.Function(lambda c: c.kind.value)
+    kind_label = fields.Function(lambda c: CONSENT_KIND_LABELS[c.kind])
+    method_label = fields.Function(lambda c: CONSENT_METHOD_LABELS[c.method])
+    collected_on = fields.Date()
+    collected_on_label = fields.Function(lambda c: french_date(c.collected_on))
+    is_valid = fields.Boolean()
+
+
+class HistoryEntryOut(Schema):
+    at = fields.AwareDateTime()
+    label = fields.String()
+    by = fields.String()
+
+
+class ReferralDetailOut(Schema):
+    """What the referral's page shows, beyond the referral itself (workflows.referrals.ReferralDetail)."""
+
+    needs_labels = fields.List(fields.String())
+    consent = fields.Nested(ConsentSummaryOut, allow_none=True)
+    # The referral's states over time (its `history` field is the letter's medical history).
+    events = fields.List(fields.Nested(HistoryEntryOut))
+    target_program_name = fields.Function(lambda d: d.program.name if d.program else None)
+
+
+class ReferralPageOut(ReferralOut, ReferralDetailOut):
+    """`GET /api/v1/referrals/<id>`: the referral and what its page shows (dump_referral with its detail)."""
+
+
 def scheduled_label(appointment, zone: str) -> str | None:
     """« programmé le lundi 23 novembre 2026, 14 h 00 »."""
     return f"programmé le {french_datetime(appointment.starts_at, zone)}" if appointment is not None else None
 
 
-def dump_referral(referral, appointment, zone: str) -> dict:
+def dump_referral(referral, appointment, zone: str, *, detail=None) -> dict:
+    """The referral; with its `detail` (workflows.referrals.detail), what its page shows too."""
     body = ReferralOut().dump(referral)
+    if detail is not None:
+        body |= ReferralDetailOut().dump(detail)
     if appointment is not None:
         body["appointment_starts_at"] = appointment.starts_at.isoformat()
         body["scheduled_label"] = scheduled_label(appointment, zone)

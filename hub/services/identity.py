@@ -3,6 +3,7 @@
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
@@ -325,10 +326,19 @@ def record_identity_check(
     return check
 
 
-def add_consent(session: Session, actor, patient: Patient, data: dict) -> Consent:
-    collected_at = data["collected_at"]
-    if collected_at > utcnow() + dt.timedelta(minutes=5):
-        raise ValidationFailed({"collected_at": "Le recueil du consentement ne peut pas être dans le futur."})
+def add_consent(session: Session, actor, patient: Patient, data: dict, *, zone: str) -> Consent:
+    """Record a consent collected on a day (`collected_on`), at a known time (`collected_at`, its day then the
+    wall-clock day in `zone`), or both; never in the future."""
+    collected_at: dt.datetime | None = data.get("collected_at")
+    collected_on: dt.date | None = data.get("collected_on")
+    if collected_at is not None:
+        if collected_at > utcnow() + dt.timedelta(minutes=5):
+            raise ValidationFailed({"collected_at": "Le recueil du consentement ne peut pas être dans le futur."})
+        collected_on = collected_on or collected_at.astimezone(ZoneInfo(zone)).date()
+    if collected_on is None:
+        raise ValidationFailed({"collected_on": "Indiquez la date du recueil du consentement."})
+    if collected_on > utcnow().astimezone(ZoneInfo(zone)).date():
+        raise ValidationFailed({"collected_on": "Le recueil du consentement ne peut pas être dans le futur."})
     collector_id = data.get("collected_by_professional_id") or actor.professional_id
     if collector_id is not None:
         collector = session.get(Professional, collector_id)
@@ -338,6 +348,7 @@ def add_consent(session: Session, actor, patient: Patient, data: dict) -> Consen
         patient=patient,
         kind=data["kind"],
         method=data["method"],
+        collected_on=collected_on,
         collected_at=collected_at,
         collected_by_professional_id=collector_id,
         recorded_by_user_id=actor.id,
@@ -483,7 +494,7 @@ def patient_record(
             select(Consent)
             .where(Consent.patient_id == patient.id)
             .options(selectinload(Consent.collected_by))
-            .order_by(Consent.collected_at, Consent.id)
+            .order_by(Consent.collected_on, Consent.id)
         )
     )
     checks = list(patient.identity_checks)

@@ -1,9 +1,6 @@
 """Patient pages: search, creation under identity vigilance, the record and its actions (identity checks,
 consents, care team), edition."""
 
-import datetime as dt
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
@@ -11,7 +8,6 @@ from hub import audit
 from hub.auth.guards import consent_for, patient_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import can_view_patient, visible_patients
-from hub.db import utcnow
 from hub.errors import TooManyRequests
 from hub.http.access import access
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
@@ -46,7 +42,6 @@ CHECK_KIND_LABELS = {
 }
 FORM_FIELDS = tuple(name for name in PatientForm().fields if name != "duplicates_checked")
 # A consent is entered by its day; noon keeps that day whatever the offset between the zone and UTC.
-NOON = dt.time(12)
 
 
 @bp.context_processor
@@ -156,9 +151,8 @@ def add_consent(patient_id: int):
         patient,
         "consent",
         ConsentForm(),
-        lambda data: identity.add_consent(db(), current_user, patient, _with_collection_time(data)),
+        lambda data: identity.add_consent(db(), current_user, patient, data, zone=territory_zone()),
         "Consentement enregistré.",
-        renamed={"collected_at": "collected_on"},
     )
 
 
@@ -251,12 +245,3 @@ def _act_on_record(patient, form: str, schema, perform, success: str, *, renamed
         )
     flash(success, "success")
     return redirect(url_for("patients.show", patient_id=patient.id))
-
-
-def _with_collection_time(data: dict) -> dict:
-    zone = ZoneInfo(territory_zone())
-    collected_at, now = dt.datetime.combine(data["collected_on"], NOON, tzinfo=zone), utcnow()
-    # A consent collected this morning is entered before noon, which would then lie in the future.
-    if data["collected_on"] == now.astimezone(zone).date():
-        collected_at = min(collected_at, now)
-    return {"kind": data["kind"], "method": data["method"], "collected_at": collected_at}

@@ -10,6 +10,7 @@ from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import appointment_for, referral_for, visible_patients
 from hub.documents import store
 from hub.errors import Forbidden, NotFound, ValidationFailed
+from hub.formatting import file_size
 from hub.http.access import access
 from hub.http.downloads import download, send
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
@@ -17,7 +18,11 @@ from hub.http.request import db, territory_zone, upload_dir
 from hub.http.uploads import read_upload, upload_limit
 from hub.models import (
     ATTACHMENT_KIND_LABELS,
+    CONSENT_KIND_LABELS,
+    CONSENT_METHOD_LABELS,
     IDENTITY_STATUS_LABELS,
+    PLACE_KIND_LABELS,
+    PROFESSION_LABELS,
     REFERRAL_STATE_LABELS,
     URGENCY_LABELS,
     AttachmentKind,
@@ -29,10 +34,12 @@ from hub.models import (
     Slot,
 )
 from hub.schemas.base import load
+from hub.schemas.pathways import ACT_KIND_CHOICES, EligibilityForm
 from hub.schemas.patient import PatientForm
 from hub.schemas.referrals import (
     NEW_PATIENT_FIELDS,
     AttachmentKindIn,
+    CandidatesArgs,
     ReferralForm,
     ReferralStateArgs,
     ScheduleForm,
@@ -41,9 +48,10 @@ from hub.schemas.referrals import (
 )
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
 from hub.services import identity
+from hub.services.communes import commune_name
 from hub.web.pages import load_query
 from hub.web.patients import SEX_LABELS, duplicate_candidates
-from workflows import eligibility, referrals
+from workflows import accompaniment, eligibility, referrals
 
 bp = Blueprint("referrals", __name__, url_prefix="/referrals")
 
@@ -58,6 +66,12 @@ def labels():
         "scheduled_label": lambda appointment: scheduled_label(appointment, territory_zone()),
         "SEX_LABELS": SEX_LABELS,
         "IDENTITY_STATUS_LABELS": IDENTITY_STATUS_LABELS,
+        "CONSENT_KIND_LABELS": CONSENT_KIND_LABELS,
+        "CONSENT_METHOD_LABELS": CONSENT_METHOD_LABELS,
+        "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
+        "file_size": file_size,
+        "needs_labels": lambda referral: [referrals.NEEDS.get(n, n) for n in referrals.needs_of(referral)],
+        "commune_name": commune_name,
     }
 
 
@@ -156,15 +170,20 @@ def _load_new_form(raw: dict) -> tuple[dict, dict | None, bool]:
         data = load(ReferralForm(), raw)
     except ValidationFailed as exc:
         errors |= exc.errors
+    loaded = not errors
+    traits_typed = any(raw.get(name, "").strip() for name in NEW_PATIENT_FIELDS)
     if data.get("candidate_id"):
         data["patient_id"] = data["candidate_id"]
-    elif any(raw.get(name, "").strip() for name in NEW_PATIENT_FIELDS):
+    elif traits_typed:
         if not has_permission(current_user, Permission.PATIENTS_CREATE):
             raise Forbidden("Vous ne pouvez pas créer de patient.")
         try:
             new_patient = load(PatientForm(only=NEW_PATIENT_FIELDS), raw)
         except ValidationFailed as exc:
             errors |= exc.errors
+    if loaded and raw.get("submit", "send") != "draft":
+        missing = referrals.missing_to_send(db(), current_user, data, new_patient=traits_typed)
+        errors = missing | errors  # a field's own error (a bad date) says more than « missing »
     if errors:
         raise ValidationFailed(errors)
     data.pop("candidate_id", None)
@@ -242,23 +261,20 @@ def submit(referral_id: int):
 # --- the coordination -------------------------------------------------------------------------------------
 
 
-def _triage_page(values=None, errors=None, *, problem=None, status=200, failed_id=None, refusal=None):
+def _triage_page(values=None, errors=None, *, problem=None, status=200, failed_id=None):
     rows = referrals.triage_queue(db(), current_user.cpts_id)
     accepted, _total = referrals.referrals_of(
         db(), (Referral.cpts_id == current_user.cpts_id) & (Referral.state == referrals.S.ACCEPTED)
     )
-    slots = referrals.free_slots_for(db(), [row.referral for row in accepted])
     return (
         render_template(
             "referrals/triage.html",
             rows=rows,
             accepted=accepted,
-            slots=slots,
             values=values or {},
             errors=errors or {},
             problem=problem,
             failed_id=failed_id,
-            not_eligible=refusal if isinstance(refusal, eligibility.NotEligible) else None,
         ),
         status,
     )
@@ -270,15 +286,18 @@ def triage():
     return _triage_page()
 
 
-def _action(referral_id: int, verb: str, schema, perform):
+def _action(referral_id: int, verb: str, schema, perform, *, then: str = "triage"):
+    """A triage verb from the queue or the referral's page: refused, the referral's page again with the errors
+    next to their fields; done, the next step — the queue, or the referral's page (`then="show"`)."""
     referral = referral_for(db(), current_user, referral_id, verb)
     data, values, errors = load_form(schema)
-    message, refused = attempt(lambda: perform(referral, data), form_errors=errors, read="referral.triage")
+    message, refused = attempt(lambda: perform(referral, data), form_errors=errors, read="referral.read")
     if refused:
-        page = {"problem": refused.detail, "status": refused.status, "failed_id": referral_id, "refusal": refused}
-        return _triage_page(values, refused.errors, **page)
+        return _show_page(referral, form=verb, values=values, refusal=refused)
     assert message is not None  # not refused: attempt returned perform's message
     flash(message, "success")
+    if then == "show":
+        return redirect(url_for("referrals.show", referral_id=referral.id, _anchor="programmer"))
     return redirect(url_for("referrals.triage"))
 
 
@@ -287,9 +306,9 @@ def _action(referral_id: int, verb: str, schema, perform):
 def accept(referral_id: int):
     def perform(referral, _data):
         referrals.accept(db(), current_user, referral)
-        return "Adressage accepté : programmez-le dans un créneau."
+        return "Adressage accepté : vérifiez l'éligibilité, puis choisissez le créneau, le lieu et l'IDEL."
 
-    return _action(referral_id, "accept", NoBodyForm(), perform)
+    return _action(referral_id, "accept", NoBodyForm(), perform, then="show")
 
 
 @bp.post("/<int:referral_id>/reject")
@@ -311,10 +330,12 @@ def schedule(referral_id: int):
             current_user,
             referral,
             slot=db().get(Slot, data["slot_id"]),
-            place_kind=data["place_kind"],
+            place_kind=data.get("place_kind"),
+            accompanying=referrals.accompanying_by_id(db(), referral, data.get("accompanying_id")),
             upload_dir=upload_dir(),
         )
-        return f"Adressage {scheduled_label(appointment, territory_zone())}."
+        who = f", accompagné par {appointment.accompanying.full_name}" if appointment.accompanying else ""
+        return f"Adressage de {referral.patient.display_name} {scheduled_label(appointment, territory_zone())}{who}."
 
     return _action(referral_id, "schedule", ScheduleForm(), perform)
 
@@ -335,6 +356,85 @@ def cancel(referral_id: int):
         return show_again(values, refused.errors, problem=refused.detail, status=refused.status, failed_id=referral_id)
     flash("Adressage annulé.", "success")
     return redirect(url_for("referrals.mine" if author else "referrals.triage"))
+
+
+# --- the referral's page ----------------------------------------------------------------------------------
+
+
+@bp.get("/<int:referral_id>")
+@access(Permission.REFERRALS_READ)
+def show(referral_id: int):
+    """The referral's page: the letter, its documents, the patient's needs, the consent and the history; for the
+    coordination, the triage on the same page (accept, the eligibility checklist, the slot, place and IDEL)."""
+    return _show_page(referral_for(db(), current_user, referral_id, "read"))
+
+
+@bp.post("/<int:referral_id>/eligibility")
+@access(Permission.REFERRALS_TRIAGE)
+def assess_eligibility(referral_id: int):
+    """The HAS checklist filled on the referral's page, pre-filled from the referral: back to the same page."""
+    referral = referral_for(db(), current_user, referral_id, "schedule")
+    data, values, errors = load_form(EligibilityForm())
+    assessment, refused = attempt(
+        lambda: eligibility.assess(db(), current_user, referral.patient, data, zone=territory_zone()),
+        form_errors=errors,
+        read="referral.read",
+        target=referral,
+    )
+    if refused:
+        return _show_page(referral, form="eligibility", values=values, refusal=refused)
+    assert assessment is not None  # not refused: attempt returned the assessment
+    flash(f"Éligibilité enregistrée : {eligibility.OUTCOME_LABELS[assessment.outcome]}.", "success")
+    return redirect(url_for("referrals.show", referral_id=referral.id, _anchor="programmer"))
+
+
+def _show_page(referral, *, form: str | None = None, values=None, refusal=None):
+    detail = referrals.detail(db(), referral)
+    context = {
+        "detail": detail,
+        "referral": referral,
+        "can_triage": has_permission(current_user, Permission.REFERRALS_TRIAGE),
+        "form": form,
+        "values": values or {},
+        "errors": refusal.errors if refusal else {},
+        "problem": refusal.detail if refusal else None,
+    }
+    if context["can_triage"] and referrals.MACHINE.allows("schedule", referral.state):
+        context |= _scheduling(referral, values if form == "eligibility" else None)
+    return render_template("referrals/show.html", **context), refusal.status if refusal else 200
+
+
+def _scheduling(referral, eligibility_values: dict | None) -> dict:
+    """The triage's next step on the page: the eligibility checklist until the patient's latest allows the
+    session, then the free slots, the place the needs call for and the ranked accompanying professionals."""
+    args = load_query(CandidatesArgs())[0]
+    free = referrals.free_slots_for(db(), [referral])[referral.id]
+    slot = next((s for s in free if s.id == args.get("slot")), free[0] if free else None)
+    program = referrals.target_program(db(), referral, slot)
+    step = {"free": free, "slot": slot}
+    if not referrals.eligibility_done(db(), referral, program):
+        prefill = referrals.eligibility_prefill(referral, program)
+        return step | {
+            "eligibility_values": eligibility_values or prefill,
+            "eligibility": {
+                "criteria": eligibility.CRITERIA,
+                "care_nature": eligibility.CARE_NATURE,
+                "frailty": eligibility.FRAILTY,
+                "alternatives": eligibility.ALTERNATIVES,
+                "act_kinds": [(kind, eligibility.ACT_KINDS[kind]) for kind in ACT_KIND_CHOICES],
+                "professions": [(p.value, PROFESSION_LABELS[p]) for p in Profession if p is not Profession.COORDINATOR],
+            },
+        }
+    if slot is None:
+        return step
+    suggested = accompaniment.suggested_place(slot.program, referrals.needs_of(referral))
+    place = args.get("place_kind") or suggested
+    return step | {
+        "place": place,
+        "places": accompaniment.place_choices(slot.program),
+        "suggestions": accompaniment.suggest(db(), slot=slot, patient=referral.patient, place_kind=place),
+        "suggested_place": suggested,
+    }
 
 
 # --- documents --------------------------------------------------------------------------------------------
@@ -383,5 +483,5 @@ def _serve_letter(referral):
     if referral.letter_sha256 is not None:
         content = store.read_stored(upload_dir(), referral.letter_sha256)
     else:
-        content = referrals.letter_of(db(), referral)
+        content = referrals.letter_of(db(), referral, zone=territory_zone())
     return download(content, "application/pdf", f"adressage-{referral.id}.pdf")

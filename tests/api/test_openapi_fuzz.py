@@ -40,6 +40,7 @@ CONFIG = {
             "create_referral",
             "create_teleexpertise",
             "add_identity_check",
+            "add_consent",  # a consent collected in the future
             "assess_eligibility",
             "create_program",
             "update_program",

@@ -339,3 +339,180 @@ def test_an_id_beyond_the_database_integer_is_refused_with_the_request(api_as, h
     refused = create(api_as(hub["gp"]), hub, patient_id=10**30)
     assert refused.status_code == 422
     assert refused.json["errors"]["patient_id"].startswith("Nombre hors des limites acceptées")
+
+
+# --- the referral's detail, the IDELs suggested at a slot (issue 12, item 2) -------------------------------
+
+VERGT, CHALAGNAC, COURSAC, VILLAMBLARD = "24571", "24094", "24139", "24581"
+
+
+def accepted_referral(db_session, hub, **overrides) -> Referral:
+    referral = factories.referral(
+        db_session,
+        hub["patient"],
+        author=hub["gp"],
+        state=ReferralState.ACCEPTED,
+        **({"target_program_id": hub["program"].id} | overrides),
+    )
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    db_session.commit()
+    return referral
+
+
+def nurse(db_session, cpts_row, commune: str, **fields):
+    fields = {"commune_insee": commune, "accompanies_teleconsultation": True} | fields
+    return factories.professional(db_session, cpts_row, Profession.NURSE, **fields)
+
+
+def test_the_detail_gives_needs_consent_documents_and_history_in_words(api_as, hub, db_session):
+    gp, coordinator = api_as(hub["gp"]), api_as(hub["coordinator"])
+    referral_id = create(
+        gp, hub, needs=["mobilite_reduite", "illectronisme"], urgency="urgent", history="Hypertension artérielle"
+    ).json["id"]
+    upload(gp, referral_id, PDF)
+    today = utcnow().astimezone(PARIS).date()
+    assert gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": today.isoformat()})
+    coordinator.post(f"/api/v1/referrals/{referral_id}/accept")
+    seen = coordinator.get(f"/api/v1/referrals/{referral_id}").json
+    assert seen["needs_labels"] == ["Illectronisme", "Mobilité réduite"] and seen["urgency_label"] == "Urgent"
+    consent = seen["consent"]
+    assert (consent["kind_label"], consent["collected_on"]) == ("Télésoin / téléconsultation", today.isoformat())
+    assert "12 h" not in consent["collected_on_label"] and consent["is_valid"]
+    assert seen["attachments"][0]["size_label"] == "45\u00a0octets"
+    assert seen["target_program_name"] == "Téléconsultation cardiologie CH Périgueux"
+    history = [(entry["label"], entry["by"]) for entry in seen["events"]]
+    assert [label for label, _by in history] == [
+        "Brouillon créé",
+        "Document joint",
+        "Envoyé à la coordination",
+        "Accepté par la coordination",
+    ]
+    assert history[-1][1] == hub["coordinator"].display_name
+    assert gp.get(f"/api/v1/referrals/{referral_id}").json["events"] == seen["events"]
+    assert seen["history"] == "Hypertension artérielle", "the letter's medical history, beside the states"
+
+
+def test_a_referral_of_another_gp_or_cpts_is_a_404(api_as, hub, db_session):
+    referral_id = create(api_as(hub["gp"]), hub).json["id"]
+    for who in ("other_gp", "stranger"):
+        assert_problem(api_as(hub[who]).get(f"/api/v1/referrals/{referral_id}"), 404)
+    url = f"/api/v1/referrals/{referral_id}/candidates?slot={hub['slot'].id}"
+    assert_problem(api_as(hub["stranger"]).get(url), 404)
+    assert_problem(api_as(hub["gp"]).get(url), 403)
+
+
+def test_the_patients_own_idel_first_then_the_free_idels_by_distance(api_as, hub, cpts, db_session):
+    villamblard = nurse(db_session, cpts, VILLAMBLARD)
+    coursac = nurse(db_session, cpts, COURSAC)
+    chalagnac = nurse(db_session, cpts, CHALAGNAC)
+    nurse(db_session, cpts, VERGT, is_active=False)
+    nurse(db_session, cpts, VERGT, accompanies_teleconsultation=False)
+    factories.officine(db_session, cpts, commune_insee=VERGT)  # a pharmacist next door: not for this session
+    referral = accepted_referral(db_session, hub)
+    coordinator = api_as(hub["coordinator"])
+    found = coordinator.get(f"/api/v1/referrals/{referral.id}/candidates?slot={hub['slot'].id}")
+    assert found.status_code == 200, found.json
+    assert (found.json["place_kind"], found.json["own_idel_note"]) == ("lieu_dedie", None)
+    items = found.json["items"]
+    assert [i["professional_id"] for i in items] == [hub["idel"].id, chalagnac.id, coursac.id, villamblard.id]
+    own, nearest = items[0], items[1]
+    assert own["is_own"] and own["reason"].startswith("IDEL du patient") and own["commune"] == "Vergt"
+    assert own["distance_km"] == 0.0 and own["distance_label"] == "0,0\u00a0km"
+    assert nearest["commune"] == "Chalagnac" and 5 < nearest["distance_km"] < 7
+    assert nearest["reason"] == "Libre à ce créneau, exerce à Chalagnac"
+    assert [i["commune"] for i in items[2:]] == ["Coursac", "Villamblard"]
+    assert all(i["profession"] == "infirmier" for i in items) and "24" not in str([i["commune"] for i in items])
+
+
+def test_a_busy_idel_is_left_out_and_the_own_idel_busy_is_said(api_as, hub, cpts, db_session):
+    chalagnac = nurse(db_session, cpts, CHALAGNAC)
+    other_patient = factories.patient(db_session, cpts, commune_insee=VERGT)
+    factories.eligible_for_remote_care(db_session, other_patient, assessed_by=hub["coordinator"])
+    other_program = factories.program(db_session, cpts)
+    other_slot = factories.slot(db_session, other_program, next_monday_14h())
+    from workflows import appointments
+
+    appointments.book(
+        db_session,
+        hub["coordinator"],
+        slot=other_slot,
+        patient=other_patient,
+        place_kind="lieu_dedie",
+        accompanying=hub["idel"],
+    )
+    referral = accepted_referral(db_session, hub)
+    found = api_as(hub["coordinator"]).get(f"/api/v1/referrals/{referral.id}/candidates?slot={hub['slot'].id}")
+    assert [i["professional_id"] for i in found.json["items"]] == [chalagnac.id]
+    assert found.json["own_idel_note"] == f"{hub['idel'].full_name}, IDEL du patient, n'est pas libre à ce créneau."
+
+
+def test_reduced_mobility_means_a_home_visit_by_an_idel_serving_the_commune(api_as, hub, cpts, db_session):
+    serving = nurse(db_session, cpts, COURSAC, served_communes=f"{COURSAC} {VERGT}")
+    nurse(db_session, cpts, CHALAGNAC)  # nearer, but no home visits in Vergt
+    referral = accepted_referral(db_session, hub, needs='["mobilite_reduite"]')
+    coordinator = api_as(hub["coordinator"])
+    found = coordinator.get(f"/api/v1/referrals/{referral.id}/candidates?slot={hub['slot'].id}").json
+    assert (found["place_kind"], found["place_label"]) == ("domicile", "Domicile (organisé spécifiquement)")
+    assert [i["professional_id"] for i in found["items"]] == [hub["idel"].id, serving.id]
+    assert found["items"][1]["reason"].endswith("intervient à domicile dans la commune du patient")
+    scheduled = coordinator.post(
+        f"/api/v1/referrals/{referral.id}/schedule", json={"slot_id": hub["slot"].id, "accompanying_id": serving.id}
+    )
+    assert scheduled.status_code == 200, scheduled.json
+    appointment = db_session.get(Appointment, scheduled.json["appointment_id"])
+    assert (appointment.place_kind.value, appointment.accompanying_id) == ("domicile", serving.id)
+
+
+def test_pharmacists_only_for_an_officine_session(api_as, hub, cpts, db_session):
+    organisation, pharmacist = factories.officine(db_session, cpts, commune_insee=VERGT)
+    factories.officine(db_session, cpts, commune_insee=VERGT)  # another officine's pharmacist
+    nurse(db_session, cpts, VERGT)
+    at_officine = factories.program(
+        db_session, cpts, performer=hub["cardiologist"].professional, at_officine=organisation
+    )
+    slot = factories.slot(db_session, at_officine, next_monday_14h() + dt.timedelta(days=1))
+    referral = accepted_referral(db_session, hub, target_program_id=at_officine.id, needs='["mobilite_reduite"]')
+    coordinator = api_as(hub["coordinator"])
+    found = coordinator.get(f"/api/v1/referrals/{referral.id}/candidates?slot={slot.id}").json
+    assert found["place_kind"] == "officine", "the officine's session stays at the officine"
+    assert [i["professional_id"] for i in found["items"]] == [pharmacist.professional_id]
+    assert found["items"][0]["profession"] == "pharmacien"
+    # And no pharmacist for a session that is not an officine's.
+    other = accepted_referral(db_session, hub)
+    ids = [
+        i["professional_id"]
+        for i in coordinator.get(f"/api/v1/referrals/{other.id}/candidates?slot={hub['slot'].id}").json["items"]
+    ]
+    assert pharmacist.professional_id not in ids and ids
+    refused = coordinator.post(
+        f"/api/v1/referrals/{other.id}/schedule",
+        json={"slot_id": hub["slot"].id, "accompanying_id": pharmacist.professional_id},
+    )
+    assert_problem(refused, 422)
+    assert "pharmacien" in refused.json["errors"]["accompanying_id"]
+    db_session.expire_all()
+    assert db_session.get(Referral, other.id).state is ReferralState.ACCEPTED
+
+
+def test_candidates_need_a_slot_of_the_referrals_target(api_as, hub, cpts, db_session):
+    referral = accepted_referral(db_session, hub)
+    coordinator = api_as(hub["coordinator"])
+    missing = coordinator.get(f"/api/v1/referrals/{referral.id}/candidates")
+    assert_problem(missing, 422)
+    assert missing.json["errors"]["slot"] == "Indiquez le créneau (slot)."
+    elsewhere = factories.slot(db_session, factories.program(db_session, cpts), next_monday_14h())
+    db_session.commit()
+    wrong = coordinator.get(f"/api/v1/referrals/{referral.id}/candidates?slot={elsewhere.id}")
+    assert_problem(wrong, 422)
+    assert "programme visé" in wrong.json["errors"]["slot"]
+
+
+def test_a_consent_is_recorded_by_its_day(api_as, hub, db_session):
+    coordinator = api_as(hub["coordinator"])
+    url = f"/api/v1/patients/{hub['patient'].id}/consents"
+    recorded = coordinator.post(url, json={"kind": "telehealth", "method": "oral", "collected_on": "2026-11-02"})
+    assert recorded.status_code == 201, recorded.json
+    assert (recorded.json["collected_on"], recorded.json["collected_at"]) == ("2026-11-02", None)
+    nothing = coordinator.post(url, json={"kind": "telehealth", "method": "oral"})
+    assert_problem(nothing, 422)
+    assert "date du recueil" in nothing.json["errors"]["collected_on"]

@@ -45,17 +45,20 @@ def test_the_report_pdf_renders_any_text(title, name, text):
 @given(reason=ANY_TEXT, name=ANY_TEXT, program=ANY_TEXT)
 def test_the_referral_letter_renders_any_text(reason, name, program):
     patient = SimpleNamespace(display_name=name, birth_date=dt.date(1948, 3, 1))
-    author = SimpleNamespace(full_name=name)
+    author = SimpleNamespace(full_name=name, rpps="10024000018")
     referral = SimpleNamespace(
         patient=patient,
         author=author,
         target_specialist=None,
+        urgency=None,
+        submitted_at=None,
+        created_at=dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
         reason=reason,
         current_treatment=program,
         history=reason,
         free_text=name,
     )
-    pdf_text(referral_letter(referral, program_name=program))
+    pdf_text(referral_letter(referral, program_name=program, zone="Europe/Paris"))
 
 
 @RENDERINGS

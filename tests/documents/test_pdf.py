@@ -6,7 +6,7 @@ import time_machine
 
 from hub.documents.clinical import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
 from hub.documents.pdf import referral_letter, render_pdf
-from hub.models import Profession, Professional, Referral, Sex
+from hub.models import Profession, Professional, Referral, Sex, Urgency
 from tests import ZONE, factories
 from tests.pdfs import pdf_lines
 
@@ -177,6 +177,14 @@ def test_the_referral_letter_is_a_pdf(db_session, cpts):
         created_by_user_id=0,
         reason="Dyspnée d'effort, œdèmes",
         current_treatment="Furosémide 40 mg",
+        urgency=Urgency.SOON,
+        submitted_at=dt.datetime(2026, 12, 1, 23, 30, tzinfo=dt.UTC),
     )
-    letter = referral_letter(referral, program_name="Téléconsultation cardiologie CH Périgueux")
+    letter = referral_letter(referral, program_name="Téléconsultation cardiologie CH Périgueux", zone="Europe/Paris")
     assert letter.startswith(b"%PDF-")
+    lines = pdf_lines(letter)
+    assert lines[lines.index("Date") + 1] == "2 décembre 2026", "the day it was sent, in Paris"
+    assert lines[lines.index("Urgence") + 1] == "Sous 15 jours"
+    signer = f"Dr {gp.first_name} {gp.last_name.upper()}, médecin généraliste, RPPS {gp.rpps}"
+    assert lines[lines.index("Médecin adresseur") + 1] == signer and f"Signé : {signer}" in lines
+    assert not [line for line in lines if "LOINC" in line or "96349" in line or "OID" in line]

@@ -189,6 +189,7 @@ def test_consent_is_recorded_and_withdrawn(db_session, coordinator):
         coordinator,
         patient,
         {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": factories.now()},
+        zone="Europe/Paris",
     )
     assert identity.has_valid_consent(patient, ConsentKind.TELEHEALTH)
     identity.withdraw_consent(db_session, coordinator, consent, reason="Le patient préfère le présentiel")
@@ -198,10 +199,10 @@ def test_consent_is_recorded_and_withdrawn(db_session, coordinator):
 def test_a_withdrawn_consent_gives_way_to_a_new_one(db_session, coordinator):
     patient = identity.create_patient(db_session, coordinator, traits())
     oral = {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": factories.now()}
-    first = identity.add_consent(db_session, coordinator, patient, oral)
+    first = identity.add_consent(db_session, coordinator, patient, oral, zone="Europe/Paris")
     identity.withdraw_consent(db_session, coordinator, first, reason="Retrait")
     assert identity.valid_consent(patient, ConsentKind.TELEHEALTH) is None
-    second = identity.add_consent(db_session, coordinator, patient, oral)
+    second = identity.add_consent(db_session, coordinator, patient, oral, zone="Europe/Paris")
     assert identity.valid_consent(patient, ConsentKind.TELEHEALTH) is second
     assert identity.valid_consent(patient, ConsentKind.DMP_ACCESS) is None
 
@@ -230,6 +231,7 @@ def test_consent_in_the_future_is_refused(db_session, coordinator):
                 "method": ConsentMethod.ORAL,
                 "collected_at": factories.now() + dt.timedelta(days=2),
             },
+            zone="Europe/Paris",
         )
 
 

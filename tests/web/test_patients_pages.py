@@ -324,6 +324,7 @@ def test_record_shows_identity_history_consents_and_team(auth, db_session, cpts,
         gp,
         record,
         {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": utcnow()},
+        zone="Europe/Paris",
     )
     db_session.commit()
     auth.login(gp)
@@ -366,6 +367,7 @@ def test_record_page_queries_do_not_grow_with_history(auth, engine, db_session, 
                 checker,
                 row,
                 {"kind": ConsentKind.DMP_ACCESS, "method": ConsentMethod.WRITTEN, "collected_at": utcnow()},
+                zone="Europe/Paris",
             )
             factories.in_care_team(db_session, row, checker.professional)
     db_session.commit()
@@ -380,6 +382,7 @@ def test_professional_without_care_relation_gets_404_everywhere(auth, db_session
         stranger,
         patient,
         {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": utcnow()},
+        zone="Europe/Paris",
     )
     db_session.commit()
     auth.login(stranger)
@@ -466,14 +469,17 @@ def test_add_consent_on_a_day(auth, db_session, gp, patient):
     )
     assert response.status_code == 302
     consent = db_session.scalar(select(Consent).where(Consent.patient_id == patient.id))
-    assert consent.kind is ConsentKind.TELEHEALTH and consent.collected_at <= utcnow()
-    assert consent.collected_by_professional_id == gp.professional_id
+    # Only the day was asked: the day is recorded, no made-up time.
+    assert consent.kind is ConsentKind.TELEHEALTH and consent.collected_on.isoformat() == today
+    assert consent.collected_at is None and consent.collected_by_professional_id == gp.professional_id
     response = auth.post(
         f"/patients/{patient.id}/consents", {"kind": "dmp_access", "method": "oral", "collected_on": "2024-03-31"}
     )
     assert response.status_code == 302
     consent = db_session.scalar(select(Consent).where(Consent.kind == ConsentKind.DMP_ACCESS))
-    assert consent.collected_at == dt.datetime(2024, 3, 31, 10, tzinfo=dt.UTC), "noon in Paris, summer time"
+    assert (consent.collected_on, consent.collected_at) == (dt.date(2024, 3, 31), None)
+    page = auth.client.get(f"/patients/{patient.id}").get_data(as_text=True)
+    assert "<td>31 mars 2024</td>" in page and "12 h 00" not in page
 
 
 def test_consent_in_the_future_is_refused_next_to_its_date(auth, db_session, gp, patient):
@@ -493,6 +499,7 @@ def test_withdraw_consent(auth, db_session, gp, patient):
         gp,
         patient,
         {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": utcnow()},
+        zone="Europe/Paris",
     )
     db_session.commit()
     auth.login(gp)
@@ -512,7 +519,11 @@ def test_withdraw_consent(auth, db_session, gp, patient):
 def test_consent_of_another_patient_is_not_found(auth, db_session, cpts, gp, patient):
     other = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
     consent = identity.add_consent(
-        db_session, gp, other, {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": utcnow()}
+        db_session,
+        gp,
+        other,
+        {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": utcnow()},
+        zone="Europe/Paris",
     )
     db_session.commit()
     auth.login(gp)
@@ -611,7 +622,7 @@ def test_consent_collected_this_morning_is_not_in_the_future(auth, db_session, g
     assert response.status_code == 302, response.headers.get("Location")
     assert response.headers["Location"] == f"/patients/{patient.id}"
     consent = db_session.scalar(select(Consent).where(Consent.patient_id == patient.id))
-    assert consent.collected_at == dt.datetime(2025, 1, 15, 7, 30, tzinfo=dt.UTC)
+    assert (consent.collected_on, consent.collected_at) == (dt.date(2025, 1, 15), None)
 
 
 def test_record_page_forms_are_accessible(auth, db_session, cpts, gp, patient):
@@ -621,6 +632,7 @@ def test_record_page_forms_are_accessible(auth, db_session, cpts, gp, patient):
             gp,
             patient,
             {"kind": ConsentKind.TELEHEALTH, "method": ConsentMethod.ORAL, "collected_at": utcnow()},
+            zone="Europe/Paris",
         )
     factories.in_care_team(db_session, patient, factories.professional(db_session, cpts))
     db_session.commit()

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from hub.db import utcnow
-from hub.models import AuditEvent, CareTeamMember, IdentityStatus, Patient, Referral, ReferralState, Urgency
+from hub.models import AuditEvent, CareTeamMember, IdentityStatus, Patient, Profession, Referral, ReferralState, Urgency
 from tests import factories
 from tests.api import test_referrals_api as api_tests
 from tests.api.test_referrals_api import ASSISTED_CHECKLIST, PARIS, PDF, next_monday_14h
@@ -47,22 +47,50 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     auth.login(hub["coordinator"])
     queue = client.get("/referrals/triage").get_data(as_text=True)
     assert "Adressages à trier" in queue and hub["patient"].display_name in queue and "En attente depuis" in queue
-    assert auth.post(f"/referrals/{referral.id}/accept").status_code == 302
-    queue = client.get("/referrals/triage").get_data(as_text=True)
-    assert f'<option value="{hub["slot"].id}">lundi ' in queue
-    schedule = {"slot_id": hub["slot"].id, "place_kind": "lieu_dedie"}
-    # No eligibility checklist yet: refused, nothing booked, and the page leads to the patient's checklist.
+    assert f'href="/referrals/{referral.id}">{html.escape(hub["patient"].display_name)}</a>' in queue
+    assert "1 document joint ; besoins : illectronisme, mobilité réduite" in queue
+    shown = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    for seen in (
+        "Dyspnée d&#39;effort",
+        "Furosémide 40 mg",
+        "Ordonnance de bilan biologique",
+        "ordonnance_bilan.pdf, 45\u00a0octets",
+    ):
+        assert seen in shown
+    assert "Illectronisme" in shown and "Mobilité réduite" in shown and "Urgence : Sous 15 jours" in shown
+    assert "Télésoin / téléconsultation — recueilli le " in shown and "12 h 00" not in shown
+    assert "Envoyé à la coordination" in shown and f'href="/referrals/{referral.id}/letter.pdf"' in shown
+    accepted = auth.post(f"/referrals/{referral.id}/accept")
+    assert accepted.status_code == 302 and accepted.headers["Location"].endswith(f"/referrals/{referral.id}#programmer")
+
+    # The checklist is on the referral's page, pre-filled from its needs; nothing is booked before it.
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "1. Éligibilité au soin à distance" in page and "Retour au dossier" not in page
+    assert 'id="f-illectronism-true" name="illectronism" value="true" checked' in page
+    assert 'id="f-mobility_issues-true" name="mobility_issues" value="true" checked' in page
+    schedule = {"slot_id": hub["slot"].id, "place_kind": "domicile"}
     refused = auth.post(f"/referrals/{referral.id}/schedule", data=schedule)
     assert refused.status_code == 422
-    checklist = f"/patients/{hub['patient'].id}/eligibilite?modality=assisted_teleconsultation"
     assert "Vérifiez d&#39;abord l&#39;éligibilité du patient" in refused.get_data(as_text=True)
-    assert f'href="{checklist}">Vérifier l\'éligibilité de ce patient (liste HAS)</a>' in refused.get_data(as_text=True)
     db_session.refresh(referral)
     assert referral.state is ReferralState.ACCEPTED and referral.appointment_id is None
-    assert client.get(checklist).status_code == 200
-    assessed = auth.post(checklist, data={key: str(value).lower() for key, value in ASSISTED_CHECKLIST.items()})
+    answers = {key: str(value).lower() for key, value in ASSISTED_CHECKLIST.items()}
+    assessed = auth.post(f"/referrals/{referral.id}/eligibility", data=answers)
     assert assessed.status_code == 302, assessed.get_data(as_text=True)
-    assert auth.post(f"/referrals/{referral.id}/schedule", data=schedule).status_code == 302
+
+    # Next Monday's slot, at home (reduced mobility), the patient's own IDEL proposed first.
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert f'<option value="{hub["slot"].id}" selected>lundi ' in page
+    assert '<option value="domicile" selected>Domicile (organisé spécifiquement) (proposé)</option>' in page
+    idel = hub["idel"]
+    assert f'value="{idel.id}" checked' in page and "IDEL du patient (équipe de soins)" in page
+    done = auth.post(f"/referrals/{referral.id}/schedule", data=schedule | {"accompanying_id": idel.id})
+    assert done.status_code == 302 and done.headers["Location"].endswith("/referrals/triage")
+    queue = client.get("/referrals/triage").get_data(as_text=True)
+    assert f"accompagné par {html.escape(idel.full_name)}" in queue and "Envoyés (0)" in queue
+    db_session.expire_all()
+    appointment = db_session.get(Referral, referral.id).appointment
+    assert (appointment.place_kind.value, appointment.accompanying_id) == ("domicile", idel.id)
 
     auth.login(hub["gp"])
     mine = client.get("/referrals/mine").get_data(as_text=True)
@@ -72,6 +100,10 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     assert download.data == PDF and download.headers["X-Content-Type-Options"] == "nosniff"
     letter = client.get(f"/referrals/{referral.id}/letter.pdf")
     assert letter.data.startswith(b"%PDF-") and letter.headers["Content-Disposition"].startswith("attachment")
+    # The GP reads the referral's page, without the triage, with its history.
+    shown = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "Accepté par la coordination" in shown and "Programmé" in shown and "Trier l&#39;adressage" not in shown
+    assert 'action="/referrals/' not in shown.split("<main", 1)[-1].split("Historique")[0]
     # The médecin traitant sees the scheduled teleconsultation on the patient's timeline.
     record = client.get(f"/patients/{hub['patient'].id}").get_data(as_text=True)
     assert "Rendez-vous — Téléconsultation assistée" in record and "Adressage" in record
@@ -192,12 +224,13 @@ def test_a_referral_to_a_specialist_is_scheduled_into_one_of_their_programs(clie
     referral = db_session.scalar(select(Referral))
     auth.login(hub["coordinator"])
     auth.post(f"/referrals/{referral.id}/accept")
-    queue = client.get("/referrals/triage").get_data(as_text=True)
-    assert f'<option value="{hub["slot"].id}">lundi ' in queue and "Téléconsultation cardiologie" in queue
     other = factories.program(db_session, cpts)
     elsewhere = factories.slot(db_session, other, next_monday_14h())
     factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
     db_session.commit()
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert f'<option value="{hub["slot"].id}" selected>lundi ' in page and "Téléconsultation cardiologie" in page
+    assert f'<option value="{elsewhere.id}"' not in page
     refused = auth.post(
         f"/referrals/{referral.id}/schedule", data={"slot_id": elsewhere.id, "place_kind": "lieu_dedie"}
     )
@@ -388,3 +421,112 @@ def test_a_patient_id_that_cannot_be_a_row_id_shows_the_form_again(client, auth,
     assert client.get("/referrals/new", query_string={"patient_id": "9" * 30}).status_code == 200
     refused = send_form(auth, hub, patient_id="9" * 30)
     assert refused.status_code == 422 and "Nombre hors des limites acceptées" in refused.get_data(as_text=True)
+
+
+# --- the GP's form names what is missing; the referral's page (issue 12, item 2) --------------------------
+
+
+def field_error(page: str, field: str) -> str | None:
+    shown = re.search(f'<div class="field-error" id="e-{field}">([^<]*)</div>', page)
+    return html.unescape(shown.group(1)) if shown else None
+
+
+def test_an_empty_referral_names_each_missing_field(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    before = patient_and_referral_counts(db_session)
+    empty = {"patient_id": "", "target_program_id": "", "reason": "", "current_treatment": "", "needs": []}
+    response = send_form(auth, hub, **empty, consent_collected_on="", file1=(io.BytesIO(b""), ""))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert (
+        field_error(page, "patient_id")
+        == "Choisissez un de vos patients, ou saisissez les traits d'un nouveau patient."
+    )
+    assert field_error(page, "reason") == "Indiquez le motif de l'adressage."
+    assert field_error(page, "target_program_id").startswith("Choisissez à qui adresser le patient")
+    assert field_error(page, "consent_collected_on").startswith("Indiquez la date du recueil du consentement")
+    assert "Le formulaire contient 4 erreurs" in page and "Patient inconnu" not in page
+    assert 'href="#f-consent_collected_on"' in page  # the summary leads to each field
+    assert patient_and_referral_counts(db_session) == before
+
+
+def test_a_consent_in_force_stands_for_the_date_and_a_draft_needs_only_its_patient(client, auth, hub, db_session):
+    factories.consent(db_session, hub["patient"], recorded_by=hub["gp"])
+    db_session.commit()
+    auth.login(hub["gp"])
+    assert send_form(auth, hub, consent_collected_on="").status_code == 302
+    draft = send_form(auth, hub, patient_id="", submit="draft", reason="", consent_collected_on="")
+    assert draft.status_code == 422
+    page = draft.get_data(as_text=True)
+    assert field_error(page, "patient_id").startswith("Choisissez un de vos patients") and not field_error(
+        page, "reason"
+    )
+
+
+def test_the_referral_page_is_the_authors_and_the_coordinations_only(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    for who in ("other_gp", "stranger", "cardiologist"):
+        auth.login(hub[who])
+        assert client.get(f"/referrals/{referral.id}").status_code == 404, who
+    denied = select(func.count()).where(AuditEvent.action == "referral.read", AuditEvent.outcome == "denied")
+    assert db_session.scalar(denied) == 3
+    auth.login(hub["gp"])
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert "Lettre d'adressage (PDF)" in page and "Accepter" not in page
+    assert auth.post(f"/referrals/{referral.id}/accept").status_code == 403
+
+
+def test_the_page_ranks_the_idels_by_commune_name_and_distance(client, auth, hub, cpts, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub, needs=["illectronisme"])
+    referral = db_session.scalar(select(Referral))
+    far = factories.professional(db_session, cpts, commune_insee="24581", accompanies_teleconsultation=True)
+    near = factories.professional(db_session, cpts, commune_insee="24094", accompanies_teleconsultation=True)
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    db_session.commit()
+    auth.login(hub["coordinator"])
+    auth.post(f"/referrals/{referral.id}/accept")
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    section = page.split('id="programmer"', 1)[1]
+    order = [section.index(f'value="{p.id}"') for p in (hub["idel"], near, far)]
+    assert order == sorted(order), "the patient's own IDEL, then the nearest"
+    assert "Chalagnac, 5," in section and "Villamblard, 12," in section and "km" in section
+    assert not re.search(r"\b24\d{3}\b", section), "commune names, never INSEE codes"
+    assert '<option value="lieu_dedie" selected>Lieu dédié à la téléconsultation (proposé)</option>' in section
+    # Another slot or place is chosen by the GET form; the IDELs follow it.
+    at_home = client.get(f"/referrals/{referral.id}", query_string={"slot": hub["slot"].id, "place_kind": "domicile"})
+    assert f'value="{near.id}"' not in at_home.get_data(as_text=True), "no home visits in the patient's commune"
+
+
+def test_an_incomplete_checklist_is_shown_again_on_the_referral_page(client, auth, hub, db_session):
+    auth.login(hub["gp"])
+    send_form(auth, hub)
+    referral = db_session.scalar(select(Referral))
+    auth.login(hub["coordinator"])
+    auth.post(f"/referrals/{referral.id}/accept")
+    answers = {"modality": "assisted_teleconsultation", "profession": "medecin_specialiste", "illectronism": "true"}
+    refused = auth.post(f"/referrals/{referral.id}/eligibility", data=answers)
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "1. Éligibilité au soin à distance" in page
+    assert field_error(page, "clinical_situation_compatible") == "Répondez à cette question."
+    assert 'id="f-illectronism-true" name="illectronism" value="true" checked' in page, "the answers stay"
+    assert db_session.scalar(select(func.count()).where(AuditEvent.action == "eligibility.assess")) == 0
+
+
+def test_a_telesoin_slot_has_no_accompanying_professional_to_choose(client, auth, hub, cpts, db_session):
+    kine = factories.professional(db_session, cpts, Profession.PHYSIOTHERAPIST)
+    program = factories.program(db_session, cpts, performer=kine, telesoin=True, name="Télésoin kinésithérapie")
+    slot = factories.slot(db_session, program, next_monday_14h())
+    referral = factories.referral(
+        db_session, hub["patient"], author=hub["gp"], state=ReferralState.ACCEPTED, target_program_id=program.id
+    )
+    factories.eligible_for_remote_care(db_session, hub["patient"], assessed_by=hub["coordinator"])
+    db_session.commit()
+    auth.login(hub["coordinator"])
+    page = client.get(f"/referrals/{referral.id}").get_data(as_text=True)
+    assert f'<option value="{slot.id}" selected>lundi ' in page
+    assert "le professionnel de la séance est seul avec le patient" in page and 'name="accompanying_id"' not in page
+    assert '<option value="domicile" selected>Domicile (organisé spécifiquement) (proposé)</option>' in page

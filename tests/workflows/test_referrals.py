@@ -140,7 +140,8 @@ def test_submit_records_the_consent_collected_by_the_gp(db_session, territory, g
     referral = draft(db_session, territory, gp)
     referrals.submit(db_session, gp, referral, consent_collected_on=dt.date(2026, 11, 2), zone="Europe/Paris")
     consent = db_session.get(Consent, referral.consent_id)
-    assert consent.recorded_by_user_id == gp.id and consent.collected_at.date() == dt.date(2026, 11, 2)
+    assert consent.recorded_by_user_id == gp.id and consent.collected_on == dt.date(2026, 11, 2)
+    assert consent.collected_at is None, "the GP gave the day only"
     other = draft(db_session, territory, gp)
     referrals.submit(db_session, gp, other, zone="Europe/Paris")  # links the existing valid consent
     assert other.consent_id is not None and other.state is S.SUBMITTED
