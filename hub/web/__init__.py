@@ -20,6 +20,7 @@ def blueprints():
         reports,
         resources,
         sessions,
+        survey,
         teleexpertise,
         visits,
     )
@@ -44,4 +45,5 @@ def blueprints():
         outbox.bp,
         connectors_admin.bp,
         teleexpertise.bp,
+        survey.bp,
     ]
