@@ -5,17 +5,21 @@ not depend on the data (P6). Periods are local: their bounds are computed here i
 queries compare UTC instants to them, which reads the same on SQLite and PostgreSQL (23:30 on 31 December, Paris
 time, belongs to that year: T11)."""
 
+import csv
 import datetime as dt
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Float, and_, case, func, literal, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from hub.errors import ValidationFailed
+from hub.formatting import MONTHS, figure
 from hub.models import (
     PROFESSION_LABELS,
     AppointmentKind,
@@ -38,20 +42,7 @@ from hub.models import SatisfactionSurvey as Survey
 from hub.models import SessionIncident as Incident
 from hub.models import TeleexpertiseRequest as T
 
-MONTH_NAMES = (
-    "janvier",
-    "février",
-    "mars",
-    "avril",
-    "mai",
-    "juin",
-    "juillet",
-    "août",
-    "septembre",
-    "octobre",
-    "novembre",
-    "décembre",
-)
+MONTH_NAMES = MONTHS
 REMOTE_KINDS = (AppointmentKind.ASSISTED_TELECONSULTATION, AppointmentKind.TELESOIN)
 HELD = (AppointmentState.DONE, AppointmentState.DEGRADED)
 LIVE_FEES = (FeeStatus.ACCRUED, FeeStatus.DECLARED, FeeStatus.PAID)
@@ -135,7 +126,7 @@ class Period:
     def label(self) -> str:
         return f"{MONTH_NAMES[self.month - 1]} {self.year}" if self.month else f"année {self.year}"
 
-    def month_of(self, instant) -> case:
+    def month_of(self, instant) -> ColumnElement[int]:
         """The local month (1–12) an instant column falls in, as a CASE over the UTC bounds of the months."""
         return case(*((instant < self.month_start(month + 1), month) for month in self.months), else_=literal(None))
 
@@ -169,7 +160,17 @@ class Indicator:
     how: str
     columns: tuple[str, ...]
     rows: tuple[tuple, ...]
-    chart: str | None = "bar"  # bar (grouped), or None: figures that a chart would not make clearer
+    chart: bool = True  # False: figures of different kinds, which a chart would not make clearer than the table
+    summary_rows: int = 0  # the last rows sum up the others (the whole CPTS…): in the table, not in the chart
+    chart_columns: tuple[str, ...] | None = None  # the columns drawn, when not all of them
+
+    @property
+    def chart_series(self) -> tuple[list[str], list[tuple[str, list]]]:
+        """The categories (row labels) and the series (column label, values) a bar chart of the table draws."""
+        rows = self.rows[: len(self.rows) - self.summary_rows]
+        columns = self.chart_columns or self.columns[1:]
+        series = [(column, [row[self.columns.index(column)] for row in rows]) for column in columns]
+        return [str(row[0]) for row in rows], series
 
     def value(self, row_label: str, column: str):
         """The figure at a row and a column (by their labels)."""
@@ -236,6 +237,7 @@ def sessions_by_month(session: Session, scope: Scope) -> Indicator:
         SESSIONS_HOW,
         ("Mois", *SESSION_COLUMNS),
         _with_total(rows),
+        summary_rows=1,
     )
 
 
@@ -256,7 +258,7 @@ def sessions_by(session: Session, scope: Scope, *, by: str) -> Indicator:
     how = SESSIONS_HOW + (
         " Regroupées par programme de séances." if by == "program" else " Regroupées par profession de l'effecteur."
     )
-    return Indicator(f"seances_par_{by}", title, how, (header, *SESSION_COLUMNS), _with_total(rows))
+    return Indicator(f"seances_par_{by}", title, how, (header, *SESSION_COLUMNS), _with_total(rows), summary_rows=1)
 
 
 def _hours(seconds) -> float | None:
@@ -301,7 +303,7 @@ def delays(session: Session, scope: Scope) -> Indicator:
             ("Délai adressage → rendez-vous (jours)", int(referral[0]), days),
             ("Comptes rendus envoyés dans leur délai (%)", int(deliveries[0]), _rate(deliveries[1], deliveries[0])),
         ),
-        chart=None,
+        chart=False,
     )
 
 
@@ -328,7 +330,7 @@ def teleexpertise(session: Session, scope: Scope) -> Indicator:
             ("Délai moyen de réponse (heures)", _hours(row[2])),
             ("Expirées", int(row[3] or 0)),
         ),
-        chart=None,
+        chart=False,
     )
 
 
@@ -391,6 +393,7 @@ def telesoin_share(session: Session, scope: Scope) -> Indicator:
         "d'alerte avant la limite de 20 %. Indépendant du programme choisi.",
         ("Part du télésoin", "IDEL", "Kinés"),
         (*table, ("À 15 % ou plus", above[Profession.NURSE], above[Profession.PHYSIOTHERAPIST])),
+        summary_rows=1,
     )
 
 
@@ -425,6 +428,8 @@ def fees_by_code(session: Session, scope: Scope) -> Indicator:
         "date de l'acte. Avec un programme choisi, seuls les actes de ses séances.",
         ("Code", "Actes", "Montant (€)"),
         (*rows, total),
+        summary_rows=1,
+        chart_columns=("Montant (€)",),
     )
 
 
@@ -467,7 +472,7 @@ def satisfaction(session: Session, scope: Scope) -> Indicator:
             ("Image et son (sur 4)", mean(row[5])),
             ("Sentiment d'être écouté (sur 4)", mean(row[6])),
         ),
-        chart=None,
+        chart=False,
     )
 
 
@@ -509,7 +514,7 @@ def incidents(session: Session, scope: Scope) -> Indicator:
             ("EI", kinds[IncidentKind.ADVERSE_EVENT]),
             ("EIG", kinds[IncidentKind.SERIOUS_ADVERSE_EVENT]),
         ),
-        chart=None,
+        chart=False,
     )
 
 
@@ -535,8 +540,62 @@ def patients_without_gp(session: Session, scope: Scope) -> Indicator:
             ("Sans médecin traitant", orphans),
             ("Part sans médecin traitant (%)", _rate(orphans, seen)),
         ),
-        chart=None,
+        chart=False,
     )
+
+
+@dataclass(frozen=True)
+class Review:
+    """The indicators of one scope, as the page, the API and the exports show them."""
+
+    scope: Scope
+    program_name: str | None
+    indicators: list[Indicator]
+
+    @property
+    def audit_details(self) -> dict:
+        """What the audit line of a read or an export says: the filters, no figure."""
+        period = self.scope.period
+        return {"year": period.year, "month": period.month, "program_id": self.scope.program_id}
+
+    @property
+    def title(self) -> str:
+        program = f", programme « {self.program_name} »" if self.program_name else ""
+        return f"Indicateurs de la CPTS — {self.scope.period.label}{program}"
+
+
+def current_year(zone: str) -> int:
+    """The year it is now in the territory (on 31 December at 23:30 in Paris, that year still)."""
+    return dt.datetime.now(ZoneInfo(zone)).year
+
+
+def review(
+    session: Session, *, cpts_id: int, year: int | None, month: int | None, program_id: int | None, zone: str
+) -> Review:
+    """The indicators of the CPTS for a Paris year (this one by default) or month, of one of its programs if asked
+    (another CPTS's program, or none, is a field error)."""
+    names = dict(programs(session, cpts_id))
+    if program_id is not None and program_id not in names:
+        raise ValidationFailed({"program_id": "Programme inconnu dans cette CPTS."})
+    scope = Scope(cpts_id, Period(year or current_year(zone), month, zone), program_id)
+    return Review(scope, names.get(program_id) if program_id else None, compute(session, scope))
+
+
+def to_csv(review: Review) -> bytes:
+    """Every table of the review, one after the other, each under its title and its computation; counts, rates
+    and amounts only, nothing that names a patient or a professional. UTF-8 with a BOM and semicolons, as a French
+    spreadsheet opens them."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow([review.title])
+    for indicator in review.indicators:
+        writer.writerow([])
+        writer.writerow([indicator.title])
+        writer.writerow([indicator.how])
+        writer.writerow(indicator.columns)
+        for row in indicator.rows:
+            writer.writerow([figure(value) for value in row])
+    return ("\ufeff" + out.getvalue()).encode()
 
 
 def programs(session: Session, cpts_id: int) -> list[tuple[int, str]]:

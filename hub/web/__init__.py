@@ -10,6 +10,7 @@ def blueprints():
         connectors_admin,
         fees,
         home,
+        indicators,
         me,
         outbox,
         pathways,
@@ -46,4 +47,5 @@ def blueprints():
         connectors_admin.bp,
         teleexpertise.bp,
         survey.bp,
+        indicators.bp,
     ]
