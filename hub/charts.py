@@ -37,6 +37,7 @@ def bar_chart(title: str, categories: Sequence[str], series: Sequence[tuple[str,
         truncate_label=-1,
         truncate_legend=-1,
         margin=12,
+        margin_bottom=28,  # pygal underestimates the height of turned labels: the legend would be cut
         style=pygal.style.Style(
             label_font_size=FONT_SIZE, major_label_font_size=FONT_SIZE, legend_font_size=FONT_SIZE, font_family="sans"
         ),
@@ -79,8 +80,8 @@ def _dropped(element: Element) -> bool:
 
 
 def _paint(element: Element, *, anchor: str) -> None:
-    """Colours, strokes and fonts as attributes; `anchor` is the text alignment pygal's sheet gives the axis the
-    element is in (labels of the y axis end at their tick, those of the x axis are centred, or start when turned)."""
+    """Colours, strokes and fonts as attributes; `anchor` is the text alignment of the axis the element is in: the
+    labels of the y axis end at their tick, those of the x axis (turned a little when many) are centred on theirs."""
     classes = _classes(element)
     element.attrib.pop("id", None)
     element.attrib.pop("style", None)
@@ -95,7 +96,7 @@ def _paint(element: Element, *, anchor: str) -> None:
     elif tag == "text":
         for name, value in TEXT.items():
             element.set(name, value)
-        element.set("text-anchor", "start" if element.get("transform") else anchor)
+        element.set("text-anchor", anchor)
     color = next((c for c in classes if c.startswith("color-")), None)
     if color is not None:
         fill = PALETTE[int(color.removeprefix("color-")) % len(PALETTE)]
