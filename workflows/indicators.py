@@ -355,7 +355,11 @@ def telesoin_share(session: Session, scope: Scope) -> Indicator:
             func.sum(DeclaredActivity.amount).label("amount"),
             func.count(DeclaredActivity.id).label("months"),
         )
-        .where(DeclaredActivity.year == period.year, DeclaredActivity.month.in_(period.months))
+        .where(
+            DeclaredActivity.professional_id.in_(select(Professional.id).where(Professional.cpts_id == scope.cpts_id)),
+            DeclaredActivity.year == period.year,
+            DeclaredActivity.month.in_(period.months),
+        )
         .group_by(DeclaredActivity.professional_id)
         .subquery()
     )

@@ -1,4 +1,4 @@
-"""Satisfaction surveys of remote sessions
+"""Satisfaction surveys of remote sessions; indexes the indicators read by
 
 Revision ID: c41e7a9d2b60
 Revises: 5b45b3b442a8
@@ -50,9 +50,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("satisfaction_surveys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_satisfaction_surveys_cpts_id"), ["cpts_id"], unique=False)
+    # The indicators of one CPTS's period read its rows only, whatever the other CPTS hold (P6).
+    with op.batch_alter_table("referrals", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_referrals_appointment_id"), ["appointment_id"], unique=False)
+    with op.batch_alter_table("teleexpertise_requests", schema=None) as batch_op:
+        batch_op.create_index("ix_teleexpertise_requests_cpts_submitted", ["cpts_id", "submitted_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("teleexpertise_requests", schema=None) as batch_op:
+        batch_op.drop_index("ix_teleexpertise_requests_cpts_submitted")
+    with op.batch_alter_table("referrals", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_referrals_appointment_id"))
     with op.batch_alter_table("satisfaction_surveys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_satisfaction_surveys_cpts_id"))
     op.drop_table("satisfaction_surveys")
