@@ -242,18 +242,26 @@ def sessions_by_month(session: Session, scope: Scope) -> Indicator:
 
 
 def sessions_by(session: Session, scope: Scope, *, by: str) -> Indicator:
-    """Sessions per program (its name) or per profession of the performer (the specialist, the kiné…)."""
+    """Sessions per program (its name) or per profession of the performer (the specialist, the kiné…). The
+    sessions are counted first on the CPTS's period (its index), then joined to their label: a join first would
+    let the planner walk every CPTS's programs or professionals."""
+    column = A.program_id if by == "program" else A.performer_id
+    counts = (
+        select(column.label("key"), *(count.label(f"n{i}") for i, count in enumerate(_session_counts())))
+        .where(*scope.sessions())
+        .group_by(column)
+        .subquery()
+    )
     if by == "program":
-        key = SessionProgram.name
-        query = select(key, *_session_counts()).join(SessionProgram, SessionProgram.id == A.program_id)
-        title, header = "Séances par programme", "Programme"
+        label, target, title, header = SessionProgram.name, SessionProgram, "Séances par programme", "Programme"
     else:
-        key = Professional.profession
-        query = select(key, *_session_counts()).join(Professional, Professional.id == A.performer_id)
+        label, target = Professional.profession, Professional
         title, header = "Séances par profession de l'effecteur", "Profession"
+    sums = (func.sum(counts.c[f"n{i}"]) for i in range(len(SESSION_COLUMNS)))
+    query = select(label, *sums).select_from(counts).join(target, target.id == counts.c.key).group_by(label)
     rows = sorted(  # by label, in Python: the databases' collations do not sort accents alike
         (PROFESSION_LABELS[row[0]] if by == "profession" else row[0], *_counts(row[1:]))
-        for row in session.execute(query.where(*scope.sessions()).group_by(key))
+        for row in session.execute(query)
     )
     how = SESSIONS_HOW + (
         " Regroupées par programme de séances." if by == "program" else " Regroupées par profession de l'effecteur."
@@ -523,16 +531,13 @@ def incidents(session: Session, scope: Scope) -> Indicator:
 
 
 def patients_without_gp(session: Session, scope: Scope) -> Indicator:
-    without = Patient.attending_gp_id.is_(None)
+    seen_ids = select(A.patient_id).where(*scope.sessions(), A.state.in_(HELD)).distinct().subquery()
     row = session.execute(
-        select(
-            func.count(func.distinct(Patient.id)),
-            func.count(func.distinct(case((without, Patient.id)))),
-        )
-        .join(A, A.patient_id == Patient.id)
-        .where(*scope.sessions(), A.state.in_(HELD))
+        select(func.count(), func.sum(case((Patient.attending_gp_id.is_(None), 1), else_=0)))
+        .select_from(seen_ids)
+        .join(Patient, Patient.id == seen_ids.c.patient_id)
     ).one()
-    seen, orphans = int(row[0]), int(row[1])
+    seen, orphans = int(row[0]), int(row[1] or 0)
     return Indicator(
         "patients_sans_medecin_traitant",
         "Patients sans médecin traitant vus",
