@@ -18,7 +18,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from hub.errors import ValidationFailed
+from hub.errors import NotFound
 from hub.formatting import MONTHS, figure
 from hub.models import (
     PROFESSION_LABELS,
@@ -65,6 +65,7 @@ SESSION_COLUMNS = (
     "Mode dégradé",
 )
 ALL_CPTS = "Toute la CPTS"
+UNKNOWN_PROGRAM = "Programme inconnu dans cette CPTS."
 
 
 class seconds_between(FunctionElement):
@@ -582,10 +583,10 @@ def review(
     session: Session, *, cpts_id: int, year: int | None, month: int | None, program_id: int | None, zone: str
 ) -> Review:
     """The indicators of the CPTS for a Paris year (this one by default) or month, of one of its programs if asked
-    (another CPTS's program, or none, is a field error)."""
+    (another CPTS's program, or none, is not found)."""
     names = dict(programs(session, cpts_id))
     if program_id is not None and program_id not in names:
-        raise ValidationFailed({"program_id": "Programme inconnu dans cette CPTS."})
+        raise NotFound(UNKNOWN_PROGRAM)
     scope = Scope(cpts_id, Period(year or current_year(zone), month, zone), program_id)
     return Review(scope, names.get(program_id) if program_id else None, compute(session, scope))
 

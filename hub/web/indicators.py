@@ -8,7 +8,7 @@ from hub import audit, charts
 from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.documents.indicators import review_pdf
-from hub.errors import ValidationFailed
+from hub.errors import NotFound, ValidationFailed
 from hub.formatting import figure
 from hub.http.access import access
 from hub.http.downloads import download
@@ -31,9 +31,9 @@ def index():
     filters, _raw, errors = load_query(IndicatorArgs())
     try:
         review = _review(filters)
-    except ValidationFailed as refusal:
-        filters, errors = {}, errors | refusal.errors
-        review = _review(filters)
+    except NotFound:  # the program filter of another CPTS, or of none: said next to the filter
+        errors = errors | {"program_id": indicators.UNKNOWN_PROGRAM}
+        review = _review(filters | {"program_id": None})
     audit.record(db(), actor=current_user, action="indicators.read", details=review.audit_details)
     return render_template(
         "indicators/index.html",

@@ -39,6 +39,6 @@ def test_bad_filters_and_others_are_refused(api_as, db_session, territory):
     assert "month" in assert_problem(coordinator.get("/api/v1/indicators?month=13"), 422)["errors"]
     other = factories.program(db_session, factories.cpts(db_session))
     db_session.commit()
-    body = assert_problem(coordinator.get(f"/api/v1/indicators?program_id={other.id}"), 422)
-    assert body["errors"]["program_id"] == "Programme inconnu dans cette CPTS."
+    body = assert_problem(coordinator.get(f"/api/v1/indicators?program_id={other.id}"), 404)
+    assert body["detail"] == "Programme inconnu dans cette CPTS."
     assert_problem(api_as(territory.idel_user).get("/api/v1/indicators"), 403)
