@@ -253,13 +253,23 @@ def sessions_by(session: Session, scope: Scope, *, by: str) -> Indicator:
         .group_by(column)
         .subquery()
     )
+    sums = [func.sum(counts.c[f"n{i}"]) for i in range(len(SESSION_COLUMNS))]
     if by == "program":
-        label, target, title, header = SessionProgram.name, SessionProgram, "Séances par programme", "Programme"
+        title, header = "Séances par programme", "Programme"
+        query = (
+            select(SessionProgram.name, *sums)
+            .select_from(counts)
+            .join(SessionProgram, SessionProgram.id == counts.c.key)
+            .group_by(SessionProgram.name)
+        )
     else:
-        label, target = Professional.profession, Professional
         title, header = "Séances par profession de l'effecteur", "Profession"
-    sums = (func.sum(counts.c[f"n{i}"]) for i in range(len(SESSION_COLUMNS)))
-    query = select(label, *sums).select_from(counts).join(target, target.id == counts.c.key).group_by(label)
+        query = (
+            select(Professional.profession, *sums)
+            .select_from(counts)
+            .join(Professional, Professional.id == counts.c.key)
+            .group_by(Professional.profession)
+        )
     rows = sorted(  # by label, in Python: the databases' collations do not sort accents alike
         (PROFESSION_LABELS[row[0]] if by == "profession" else row[0], *_counts(row[1:]))
         for row in session.execute(query)
