@@ -9,8 +9,9 @@ inserts a year (2026) of one CPTS: 33 professionals (5 specialists, 15 IDELs, 8 
 200 incidents. It measures, as a logged-in coordinator through the Flask test client (login check, audit line and
 commit included): the page of the year (`/indicateurs?year=2026`: every indicator, 5 charts drawn), the API of
 the year, the page of one month, and the service alone (`workflows.indicators.compute`). Then it loads nine more
-CPTS alike and measures the same on the same CPTS. It prints the median of `--rounds` rounds, each operation's
-query count at both sizes, and the growth.
+CPTS alike and measures the same on the same CPTS. It prints each operation's query count at both sizes and the
+growth of its best round (the machine is shared: the median is printed too, but the slower rounds mostly measure
+the other processes).
 
     .venv/bin/python bench/indicators.py
     .venv/bin/python bench/indicators.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_indicators
@@ -483,8 +484,14 @@ def measure(engine, factory, coordinator, cpts_id: int, rounds: int) -> dict[str
             began = time.perf_counter()
             run()
             seconds.append(time.perf_counter() - began)
-        results[name] = (statistics.median(seconds), (len(queries) - before) // rounds)
-        print(f"  {name:40s} {results[name][0] * 1000:8.1f} ms  {results[name][1]:3d} queries", flush=True)
+        # The best round: on a machine shared with other work, the slower rounds measure the others.
+        results[name] = (min(seconds), (len(queries) - before) // rounds)
+        median = statistics.median(seconds) * 1000
+        print(
+            f"  {name:40s} best {results[name][0] * 1000:7.1f} ms  median {median:7.1f} ms"
+            f"  {results[name][1]:3d} queries",
+            flush=True,
+        )
     for target in engines:
         event.remove(target, "before_cursor_execute", seen)
     return results
@@ -515,7 +522,7 @@ def run(url: str, rounds: int) -> bool:
     finally:
         engine.dispose()
     today = dt.datetime.now(PARIS).date().isoformat()
-    print(f"\nP6 indicators, {engine.dialect.name} ({today}, {os.cpu_count()} cores, median of {rounds} rounds)")
+    print(f"\nP6 indicators, {engine.dialect.name} ({today}, {os.cpu_count()} cores, best of {rounds} rounds)")
     passed = True
     for name, (seconds, queries) in one.items():
         growth = ten[name][0] / seconds
