@@ -9,15 +9,29 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Float, and_, case, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Float,
+    Integer,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+from hub.db import UTCDateTime
 from hub.errors import NotFound
 from hub.formatting import MONTHS, figure
 from hub.models import (
@@ -134,16 +148,36 @@ class Period:
 
 @dataclass(frozen=True)
 class Scope:
+    """What the indicators count: one CPTS, one period, one program or all.
+
+    The CPTS and the period's bounds are written into the SQL rather than bound: from its sixth execution psycopg
+    runs a statement prepared, and PostgreSQL may then use a generic plan that, not knowing them, expects a
+    handful of rows where a CPTS's year has thousands (bench/README.md, P6). SQLite keeps the bound instants: its
+    text storage of instants is the type's business (hub.db.UTCDateTime)."""
+
     cpts_id: int
     period: Period
     program_id: int | None = None
+    inline_instants: bool = False  # set by `compute` on PostgreSQL
+
+    @property
+    def cpts(self):
+        return bindparam(None, self.cpts_id, type_=Integer, literal_execute=True)
+
+    def day(self, value: dt.date):
+        return bindparam(None, value, type_=Date, literal_execute=True)
 
     def within(self, instant) -> list:
-        return [instant >= self.period.start, instant < self.period.end]
+        return [instant >= self._instant(self.period.start), instant < self._instant(self.period.end)]
+
+    def _instant(self, value: dt.datetime):
+        if not self.inline_instants:
+            return value
+        return literal_column(f"TIMESTAMPTZ '{value.isoformat()}'", UTCDateTime())  # our own UTC bound, no input
 
     def sessions(self) -> list:
         """The CPTS's sessions that begin in the period, of the chosen program if one is."""
-        conditions = [A.cpts_id == self.cpts_id, *self.within(A.starts_at)]
+        conditions = [A.cpts_id == self.cpts, *self.within(A.starts_at)]
         if self.program_id is not None:
             conditions.append(A.program_id == self.program_id)
         return conditions
@@ -181,6 +215,7 @@ class Indicator:
 
 def compute(session: Session, scope: Scope) -> list[Indicator]:
     """Every indicator of the scope: a constant number of queries, whatever the data (P6)."""
+    scope = replace(scope, inline_instants=session.get_bind().dialect.name == "postgresql")
     return [
         sessions_by_month(session, scope),
         sessions_by(session, scope, by="program"),
@@ -334,7 +369,7 @@ def teleexpertise(session: Session, scope: Scope) -> Indicator:
             func.sum(case((answered, 1), else_=0)),
             func.avg(case((answered, seconds_between(T.submitted_at, T.answered_at)))),
             func.sum(case((T.state == TeleexpertiseState.EXPIRED, 1), else_=0)),
-        ).where(T.cpts_id == scope.cpts_id, *scope.within(T.submitted_at))
+        ).where(T.cpts_id == scope.cpts, *scope.within(T.submitted_at))
     ).one()
     return Indicator(
         "teleexpertise",
@@ -359,11 +394,11 @@ def telesoin_share(session: Session, scope: Scope) -> Indicator:
     remote = (
         select(FeeEntry.professional_id, func.sum(FeeEntry.amount).label("amount"))
         .where(
-            FeeEntry.cpts_id == scope.cpts_id,
+            FeeEntry.cpts_id == scope.cpts,
             FeeEntry.is_remote_care.is_(True),
             FeeEntry.status.in_(LIVE_FEES),
-            FeeEntry.act_on >= period.first_day,
-            FeeEntry.act_on <= period.last_day,
+            FeeEntry.act_on >= scope.day(period.first_day),
+            FeeEntry.act_on <= scope.day(period.last_day),
         )
         .group_by(FeeEntry.professional_id)
         .subquery()
@@ -375,7 +410,7 @@ def telesoin_share(session: Session, scope: Scope) -> Indicator:
             func.count(DeclaredActivity.id).label("months"),
         )
         .where(
-            DeclaredActivity.professional_id.in_(select(Professional.id).where(Professional.cpts_id == scope.cpts_id)),
+            DeclaredActivity.professional_id.in_(select(Professional.id).where(Professional.cpts_id == scope.cpts)),
             DeclaredActivity.year == period.year,
             DeclaredActivity.month.in_(period.months),
         )
@@ -387,7 +422,7 @@ def telesoin_share(session: Session, scope: Scope) -> Indicator:
         .outerjoin(remote, remote.c.professional_id == Professional.id)
         .outerjoin(declared, declared.c.professional_id == Professional.id)
         .where(
-            Professional.cpts_id == scope.cpts_id,
+            Professional.cpts_id == scope.cpts,
             Professional.profession.in_(SHARE_PROFESSIONS),
             or_(Professional.does_telesoin.is_(True), remote.c.amount.is_not(None)),
         )
@@ -431,10 +466,10 @@ def fees_by_code(session: Session, scope: Scope) -> Indicator:
     query = (
         select(FeeEntry.code, func.count(FeeEntry.id), func.sum(FeeEntry.amount))
         .where(
-            FeeEntry.cpts_id == scope.cpts_id,
+            FeeEntry.cpts_id == scope.cpts,
             FeeEntry.status.in_(LIVE_FEES),
-            FeeEntry.act_on >= scope.period.first_day,
-            FeeEntry.act_on <= scope.period.last_day,
+            FeeEntry.act_on >= scope.day(scope.period.first_day),
+            FeeEntry.act_on <= scope.day(scope.period.last_day),
         )
         .group_by(FeeEntry.code)
         .order_by(FeeEntry.code)
