@@ -257,6 +257,7 @@ SUBJECTS = {
     "report_overdue": "Compte rendu en retard",
     "visit_unassigned": "Visite sans IDEL accompagnant·e",
     "serious_adverse_event": "Événement indésirable grave déclaré",
+    "satisfaction_survey": "Votre avis sur votre rendez-vous à distance",
     **{kind: subject for kind, (subject, _text) in NOTICES.items()},
 }
 DEFAULT_SUBJECT = "Nouveau message du hub de la CPTS"
@@ -296,6 +297,11 @@ def notice_text(kind: str, data: Mapping, *, base_url: str | None) -> str:
     if kind == "serious_adverse_event":  # an alert: straight to the coordination's list of incidents
         text = "Un événement indésirable grave a été déclaré sur une séance, voir le hub."
         return text + _link(base_url, "incidents")
+    if kind == "satisfaction_survey":  # the patient's own single-use link: the one link a patient gets
+        return (
+            "Votre rendez-vous à distance a eu lieu. Donnez-nous votre avis en quelques questions, sans compte :"
+            f" {base_url or ''}/enquete/{data['survey_token']} (lien personnel, valable 14 jours)."
+        )
     if kind == "report_overdue":
         return "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)." + link
     return "Vous avez un nouveau message." + link

@@ -44,6 +44,15 @@ def euros(amount: Decimal | int | float) -> str:
     return whole.replace(",", NARROW_NBSP) + "," + cents + NBSP + "€"
 
 
+def figure(value: Decimal | float | int | str | None) -> str:
+    """An indicator's figure the French way: `33,3`, an amount `510,00`; `—` when there is nothing to measure."""
+    if value is None:
+        return "—"
+    if isinstance(value, Decimal):
+        return f"{value:.2f}".replace(".", ",")
+    return str(value).replace(".", ",") if isinstance(value, float) else str(value)
+
+
 def waiting_since(delta: dt.timedelta) -> str:
     """`depuis 25 min`, `depuis 3 h`, `depuis 4 jours`: how long something has waited, in hours up to two days."""
     minutes = max(int(delta.total_seconds() // 60), 0)

@@ -89,6 +89,8 @@ REPORT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS[:-1
 REPORT_AUTHOR = expect(others=HIDDEN, coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 REPORT_WRITERS = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 # The outbox: the coordination and the admin of the CPTS; the other CPTS's coordinator sees their own list only.
+# The patient's survey needs no account: the token is the key, and the matrix's token opens no survey.
+UNKNOWN_SURVEY = expect(HIDDEN, others=HIDDEN)
 OUTBOX = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
 OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
 
@@ -336,6 +338,12 @@ MATRIX = {
     ("api.list_outbox_messages", "GET"): OUTBOX,
     ("api.get_outbox_message", "GET"): OUTBOX_MESSAGE,
     ("api.requeue_outbox_message", "POST"): OUTBOX_MESSAGE,
+    ("survey.form", "GET"): UNKNOWN_SURVEY,
+    ("survey.answer", "POST"): UNKNOWN_SURVEY,
+    ("indicators.index", "GET"): PLANNING,
+    ("indicators.export_csv", "GET"): PLANNING,
+    ("indicators.export_pdf", "GET"): PLANNING,
+    ("api.get_indicators", "GET"): PLANNING,
     ("connectors_admin.index", "GET"): ADMIN_ONLY,
     ("connectors_admin.save", "POST"): ADMIN_ONLY,
 }

@@ -1,5 +1,6 @@
 """What ends with a session. The appointment is done (workflows.appointments.complete), then the referral
-it was booked for, if any (workflows.referrals.done_for_appointment). Each workflow keeps its own verb;
+it was booked for, if any (workflows.referrals.done_for_appointment), and, for a remote session, the patient's
+satisfaction survey is sent (workflows.surveys). Each workflow keeps its own verb;
 this module sits above both so that appointments need not know what builds on them. Pages, the API and
 the demo complete a session here."""
 
@@ -8,7 +9,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from hub.models import Appointment, User
-from workflows import appointments, referrals
+from workflows import appointments, referrals, surveys
 
 
 def complete(
@@ -20,3 +21,4 @@ def complete(
 ) -> None:
     appointments.complete(session, actor, appointment, now=now)
     referrals.done_for_appointment(session, actor, appointment)
+    surveys.invite(session, appointment, now=now)

@@ -28,6 +28,7 @@ from hub.schemas.fees import (
     TariffIn,
     TariffOut,
 )
+from hub.schemas.indicators import IndicatorsOut
 from hub.schemas.outbox import OutboxMessageOut
 from hub.schemas.pathways import (
     EligibilityIn,
@@ -325,6 +326,12 @@ OPERATIONS = {
     "api.sign_report": ("Signer le compte rendu (figé) et l'envoyer", NoBodyIn, ReportOut, False),
     "api.supersede_report": ("Corriger un compte rendu signé (nouvelle version)", NoBodyIn, ReportOut, False),
     "api.get_report_pdf": ("Télécharger le PDF du compte rendu signé", None, None, False),
+    "api.get_indicators": (
+        "Indicateurs de la CPTS pour une année ou un mois (heure de Paris) et un programme, et leur mode de calcul",
+        None,
+        IndicatorsOut,
+        False,
+    ),
     "api.get_desk": (
         "Le bureau de l'appelant : ce qu'il a à faire, compté (adressages, visites, comptes rendus, envois…)",
         None,
@@ -401,6 +408,11 @@ QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
     "api.get_remote_share": [("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, False)],
     "api.get_pharmacy_assistance": [("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, False)],
     "api.list_tariffs": [("code", {"type": "string"}, False)],
+    "api.get_indicators": [
+        ("year", {"type": "integer", "minimum": 2000, "maximum": 2100}, False),
+        ("month", {"type": "integer", "minimum": 1, "maximum": 12}, False),
+        ("program_id", ROW_ID, False),
+    ],
     "api.list_pathways": [("patient_id", ROW_ID, True)],
     "api.get_eligibility": [("modality", _enum(Modality), False)],
     "api.referral_candidates": [("slot", ROW_ID, True), ("place_kind", _enum(PlaceKind), False)],

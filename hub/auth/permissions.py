@@ -13,6 +13,7 @@ class Permission(StrEnum):
     FEES_READ_CPTS = "hub:fees:read-cpts"
     FEES_READ_OWN = "hub:fees:read-own"
     INCIDENTS_READ_CPTS = "hub:incidents:read-cpts"
+    INDICATORS_READ_CPTS = "hub:indicators:read-cpts"
     ORGANISATIONS_MANAGE = "hub:organisations:manage"
     ORGANISATIONS_READ = "hub:organisations:read"
     OUTBOX_READ = "hub:outbox:read"
@@ -98,7 +99,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | _TELEEXPERTISE_ASSIGNING
         | _REPORTS_FOLLOW_UP
         | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
-        | {Permission.INCIDENTS_READ_CPTS}
+        | {Permission.INCIDENTS_READ_CPTS, Permission.INDICATORS_READ_CPTS}
         | {Permission.OUTBOX_READ, Permission.OUTBOX_REQUEUE}
     ),
     Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING | _TELEEXPERTISE | _REPORTING),

@@ -117,6 +117,7 @@ from hub.models.scheduling import (
     VisitOfferState,
     appointment_state_label,
 )
+from hub.models.surveys import SCORES, SURVEY_QUESTIONS, WOULD_AGAIN_QUESTION, SatisfactionSurvey
 from hub.models.teleexpertise import (
     TELEEXPERTISE_REQUEST_LOINC,
     TELEEXPERTISE_STATE_LABELS,
@@ -168,12 +169,15 @@ __all__ = [
     "RITUALS",
     "RITUAL_FIELD_LABELS",
     "ROLE_LABELS",
+    "SCORES",
+    "SURVEY_QUESTIONS",
     "TECHNICAL_INCIDENTS",
     "TELEEXPERTISE_REQUEST_LOINC",
     "TELEEXPERTISE_STATE_LABELS",
     "TELESOIN_ACT_LABELS",
     "URGENCY_LABELS",
     "URGENCY_RANK",
+    "WOULD_AGAIN_QUESTION",
     "Allocation",
     "AllocationResource",
     "ApiToken",
@@ -231,6 +235,7 @@ __all__ = [
     "ResourceKind",
     "Ritual",
     "Role",
+    "SatisfactionSurvey",
     "SchedulerLease",
     "SessionIncident",
     "SessionProgram",

@@ -70,7 +70,7 @@ class Referral(Base):
     )
     rejection_reason: Mapped[str | None] = mapped_column(String(500))
     cancel_reason: Mapped[str | None] = mapped_column(String(500))
-    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"))
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), index=True)
     # The referral letter (96349-6), rendered and stored under its hash when the referral is scheduled, so
     # that the appointment carries the letter as it was sent.
     letter_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -42,6 +42,7 @@ class TeleexpertiseRequest(Base):
     __table_args__ = (
         CheckConstraint("expert_id IS NOT NULL OR specialty IS NOT NULL", name="request_has_expert"),
         Index("ix_teleexpertise_requests_state_deadline", "state", "deadline_at"),
+        Index("ix_teleexpertise_requests_cpts_submitted", "cpts_id", "submitted_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

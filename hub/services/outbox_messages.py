@@ -38,6 +38,7 @@ KIND_LABELS = {
     "appointment_cancelled": "Rendez-vous annulé",
     "report_overdue": "Alerte : compte rendu en retard",
     "serious_adverse_event": "Alerte : événement indésirable grave",
+    "satisfaction_survey": "Enquête de satisfaction",
     "referral_accepted": "Adressage accepté",
     "referral_rejected": "Adressage refusé",
     "referral_scheduled": "Adressage programmé",

@@ -10,6 +10,7 @@ def blueprints():
         connectors_admin,
         fees,
         home,
+        indicators,
         me,
         outbox,
         pathways,
@@ -20,6 +21,7 @@ def blueprints():
         reports,
         resources,
         sessions,
+        survey,
         teleexpertise,
         visits,
     )
@@ -44,4 +46,6 @@ def blueprints():
         outbox.bp,
         connectors_admin.bp,
         teleexpertise.bp,
+        survey.bp,
+        indicators.bp,
     ]
