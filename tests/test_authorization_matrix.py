@@ -324,6 +324,8 @@ MATRIX = {
     ("api.sign_report", "POST"): REPORT_AUTHOR,
     ("api.supersede_report", "POST"): REPORT_AUTHOR,
     ("api.get_report_pdf", "GET"): REPORT,
+    ("api.list_report_recipients", "GET"): REPORT,
+    ("api.get_my_session", "GET"): REPORT_WRITERS,
     ("reports.worklist", "GET"): REPORT_WRITERS,
     ("reports.start", "POST"): REPORT_AUTHOR,  # the appointment's performer only (none has an account here)
     ("reports.waive", "POST"): REPORT_AUTHOR,

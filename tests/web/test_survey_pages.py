@@ -24,7 +24,7 @@ def finish(db_session, territory, clock, starts_at=dt.datetime(2026, 11, 23, 14,
     """A visit of the territory carried to check-in, then done once the session has begun; the survey's token."""
     visit = factories.visit(db_session, territory, starts_at, state=AppointmentState.CHECKED_IN)
     clock.move_to(starts_at + dt.timedelta(minutes=20))
-    completion.complete(db_session, territory.idel_user, visit, checklist=factories.FULL_CHECKLIST)
+    completion.complete(db_session, territory.idel_user, visit)
     db_session.commit()
     message = db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == surveys.SURVEY_KIND))
     return visit, message
