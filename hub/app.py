@@ -21,6 +21,7 @@ from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
 from hub.models import appointment_state_label
 from hub.services import accounts
+from hub.services.communes import commune_label
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.filters["datetime_fr"] = lambda value: french_datetime(value, zone)
     app.jinja_env.filters["euros"] = euros
     app.jinja_env.filters["file_size"] = file_size
+    app.jinja_env.filters["commune"] = commune_label
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["has_permission"] = has_permission
     app.jinja_env.globals["Permission"] = Permission

@@ -78,6 +78,13 @@ def commune_name(insee: str | None) -> str:
     return commune.name if commune else UNKNOWN
 
 
+def commune_label(insee: str | None) -> str:
+    """What a page shows: the name, or for a commune the hub does not list its code, which is all it knows."""
+    if insee and insee not in BY_INSEE:
+        return f"code INSEE {insee}"
+    return commune_name(insee)
+
+
 def distance_km(from_insee: str | None, to_insee: str | None) -> float | None:
     """Great-circle (haversine) distance between the two communes' centres, None when either is not listed."""
     a, b = BY_INSEE.get(from_insee or ""), BY_INSEE.get(to_insee or "")

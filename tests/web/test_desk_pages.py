@@ -171,7 +171,7 @@ def test_each_count_leads_to_its_list(auth, coordination):
         assert response.status_code == 200, url
         assert shown in text(response), url
     assert f"/planning/appointments/{coordination.waiting.id}#reaffecter" in found
-    assert "tel:0611223344" in found, "the IDEL who has not answered can be called back"
+    assert "tel:+33611223344" in found, "the IDEL who has not answered can be called back"
 
 
 def test_a_visit_without_idel_reads_idel_a_trouver_not_proposed(auth, coordination):
@@ -214,7 +214,7 @@ def test_visits_to_confirm_since_when_with_the_actions(auth, coordination, clock
     assert coordination.without.patient.display_name in without
     assert "Refusée par l'IDEL : Congés cette semaine-là" in without
     found = links(response)
-    assert "tel:0611223344" in found
+    assert "tel:+33611223344" in found
     for visit in (coordination.waiting, coordination.without, declined):
         assert f"/planning/appointments/{visit.id}#reaffecter" in found
     assert db_session.scalars(select(AuditEvent).where(AuditEvent.action == "desk.unconfirmed_visits")).first()

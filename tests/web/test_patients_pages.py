@@ -338,7 +338,7 @@ def test_record_shows_identity_history_consents_and_team(auth, db_session, cpts,
     assert coordinator.display_name in body and gp.display_name in body
     assert "Télésoin / téléconsultation" in body and "Valide" in body
     assert gp.professional.full_name in body and nurse.full_name in body
-    assert "0611223344" in body
+    assert "06 11 22 33 44" in body, "the phone written in pairs"
     assert audit_events(db_session, "patient.read")[-1].target_id == str(record.id)
 
 

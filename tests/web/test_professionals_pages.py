@@ -22,7 +22,8 @@ def test_directory_lists_the_cpts_professionals(auth, db_session, cpts, nurse):
     body = response.get_data(as_text=True)
     assert response.status_code == 200 and "Annuaire des professionnels" in body
     assert gp.full_name in body and "Médecin généraliste" in body and "g.generaliste@medecin.mssante.fr" in body
-    assert "0553112233" in body and "24037" in body
+    assert "05 53 11 22 33" in body and "Bergerac" in body, "a phone in pairs, a commune by its name"
+    assert "0553112233" not in body and "24037" not in body
     assert kine.full_name in body and "Télésoin" in body
     assert foreign.full_name not in body
     assert "Nouveau professionnel" not in body, "only for those who manage the directory"

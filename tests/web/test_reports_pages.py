@@ -71,7 +71,7 @@ def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session):
     patient = clinic.t.patient
     assert "Ma séance" in worklist and patient.display_name in worklist
     assert f"{patient.age_on(dt.date(2026, 11, 23))} ans" in worklist
-    assert clinic.t.idel.full_name in worklist and "Cabinet" in worklist and "0612345678" in worklist
+    assert clinic.t.idel.full_name in worklist and "Cabinet" in worklist and "06 12 34 56 78" in worklist
     assert f"par {clinic.idel.display_name}" in worklist, "who traced the identity"
     assert "Vérifications avant la séance : Caméra testée, Son testé" in worklist
     assert "Rédiger le compte rendu" in worklist
