@@ -40,6 +40,7 @@ from sqlalchemy import event, insert, select  # noqa: E402
 
 from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from hub import create_app, migrate  # noqa: E402
+from hub.config import DEFAULTS  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from hub.models import (  # noqa: E402
     Appointment,
@@ -85,7 +86,7 @@ from workflows import fees, indicators  # noqa: E402
 GOAL = 1.2
 CPTS_COUNT = 10
 YEAR = 2026
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo(DEFAULTS["TIMEZONE"])  # the zone the hub runs in unless configured otherwise
 SESSIONS, REFERRALS, REPORTS, TELEEXPERTISES, FEES, SURVEYS, INCIDENTS = 3000, 600, 1000, 300, 3000, 1500, 200
 PATIENTS = 300
 MIX = (
@@ -191,7 +192,7 @@ def _program(cpts_id, pros, kind) -> dict:
         "performer_id": pros[Profession.PHYSIOTHERAPIST if telesoin else Profession.SPECIALIST][0],
         "rrule": "FREQ=WEEKLY;BYDAY=MO",
         "start_local": dt.datetime(YEAR, 1, 5, 14, 0),  # noqa: DTZ001 -- a wall time, as programs keep it
-        "zone": "Europe/Paris",
+        "zone": PARIS.key,
         "valid_from": dt.date(YEAR, 1, 5),
         "slot_count": 3,
         "slot_minutes": 15,
@@ -467,7 +468,7 @@ def measure(engine, factory, coordinator, cpts_id: int, rounds: int) -> dict[str
 
     def service():
         with factory() as session:
-            indicators.compute(session, indicators.Scope(cpts_id, indicators.Period(YEAR)))
+            indicators.compute(session, indicators.Scope(cpts_id, indicators.Period(YEAR, None, PARIS.key)))
 
     runs = {
         "page: the year (10 tables, 5 charts)": lambda: coordinator.get(f"/indicateurs?year={YEAR}"),

@@ -40,8 +40,9 @@ def demo_command(outside_development):
     from hub.demo import format_summary, load_demo, load_demo_schedule
 
     with session_scope(_sessions()) as session:
-        summary = load_demo(session)
-        load_demo_schedule(session, summary.cpts_id, now=utcnow(), zone=current_app.config["HUB"]["TIMEZONE"])
+        zone = current_app.config["HUB"]["TIMEZONE"]
+        summary = load_demo(session, zone=zone)
+        load_demo_schedule(session, summary.cpts_id, now=utcnow(), zone=zone)
     click.echo(format_summary(summary))
 
 

@@ -107,11 +107,11 @@ def _seconds_sqlite(element, compiler, **kw):
 
 @dataclass(frozen=True)
 class Period:
-    """A Paris calendar year, or one month of it."""
+    """A calendar year of the territory's zone, or one month of it."""
 
     year: int
-    month: int | None = None
-    zone: str = "Europe/Paris"
+    month: int | None
+    zone: str
 
     @property
     def months(self) -> list[int]:

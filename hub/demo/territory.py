@@ -68,7 +68,6 @@ PATIENT_COUNT = 200
 # Ages and dates are counted from fixed days, so that every load gives the same data.
 REFERENCE_DAY = dt.date(2025, 6, 1)
 CONSENTS_FROM = dt.datetime(2025, 1, 6, 8, 0, tzinfo=dt.UTC)
-ZONE = "Europe/Paris"  # the territory's (Dordogne): a consent's day is its wall-clock day there
 RPPS_BASE = "10024"  # + a 5-digit counter + the Luhn key: 11 digits
 CH_PERIGUEUX_FINESS = "240000117"
 
@@ -201,12 +200,13 @@ def demo_totp_secret(login: str) -> str:
 # --- the loader -----------------------------------------------------------------------------------------------
 
 
-def load_demo(session: Session) -> DemoSummary:
-    """Create the demo territory once; when it is already there, create nothing and describe it."""
+def load_demo(session: Session, *, zone: str) -> DemoSummary:
+    """Create the demo territory once; when it is already there, create nothing and describe it. `zone` is the
+    territory's (HUB_TIMEZONE): a consent's day is its wall-clock day there."""
     cpts = find_demo_cpts(session)
     if cpts is not None:
         return summarise(session, cpts.id, created=False)
-    builder = _DemoBuilder(session, random.Random(SEED))  # noqa: S311 (demo data, not secrets)
+    builder = _DemoBuilder(session, random.Random(SEED), zone)  # noqa: S311 (demo data, not secrets)
     builder.build()
     session.flush()
     return summarise(session, builder.cpts.id, created=True)
@@ -224,8 +224,9 @@ class _DemoBuilder:
     cpts: Organisation  # the first thing `build` creates
     coordinator_user: User  # the author of the patients, created with the accounts before them
 
-    def __init__(self, session: Session, rng: random.Random):
+    def __init__(self, session: Session, rng: random.Random, zone: str):
         self.session = session
+        self.zone = zone
         self.rng = rng
         self.organisations: dict[str, Organisation] = {}
         self.staff: dict[Profession, list[Professional]] = {}
@@ -507,10 +508,10 @@ class _DemoBuilder:
             {
                 "kind": kind,
                 "method": method,
-                "collected_on": self._past_moment().astimezone(ZoneInfo(ZONE)).date(),
+                "collected_on": self._past_moment().astimezone(ZoneInfo(self.zone)).date(),
                 "collected_by_professional_id": patient.attending_gp_id,
             },
-            zone=ZONE,
+            zone=self.zone,
         )
 
     def _past_moment(self) -> dt.datetime:

@@ -74,7 +74,7 @@ def browser_app(browser_database_url):
     application = create_app(test_config(browser_database_url))
     zone = application.config["HUB"]["TIMEZONE"]
     with time_machine.travel(CLOCK, tick=False), session_scope(application.extensions["hub.sessions"]) as session:
-        summary = load_demo(session)
+        summary = load_demo(session, zone=zone)
         load_demo_schedule(session, summary.cpts_id, now=utcnow(), zone=zone)
     yield application
     application.extensions["hub.engine"].dispose()

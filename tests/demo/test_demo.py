@@ -65,7 +65,7 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
         check_matricule_matches_traits(
             check_ins_matricule(patient.ins_matricule), {"sex": patient.sex, "birth_date": patient.birth_date}
         )
-    assert load_demo(db_session).created is False
+    assert load_demo(db_session, zone=app.config["HUB"]["TIMEZONE"]).created is False
     # Each booked patient went through the HAS checklist first: elderly with several conditions, steered to the
     # assisted teleconsultation (seed 003) for the cardiologist; eligible to it for the GP at the officine.
     demo = find_demo_cpts(db_session).id

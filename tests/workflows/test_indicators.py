@@ -28,7 +28,7 @@ from hub.models import (
     Tariff,
     TeleexpertiseState,
 )
-from tests import factories
+from tests import ZONE, factories
 from tests.factories import PARIS
 from workflows import indicators
 from workflows.indicators import Period, Scope
@@ -223,7 +223,7 @@ def play_december(db, t) -> Month:
     return Month(cardio=t.program, kine_program=kine_program, sessions=s)
 
 
-DECEMBER = Period(2026, 12)
+DECEMBER = Period(2026, 12, ZONE)
 SESSIONS = ("Programmées", "Réalisées", "Annulées à temps", "Annulées tardivement", "Patient absent", "Mode dégradé")
 
 
@@ -314,11 +314,11 @@ def test_every_indicator_of_the_month_against_hand_counted_values(db_session, te
 
 
 def test_the_year_is_the_paris_calendar_year(db_session, territory, december):
-    year = by_key(indicators.compute(db_session, Scope(territory.cpts.id, Period(2026))))
+    year = by_key(indicators.compute(db_session, Scope(territory.cpts.id, Period(2026, None, ZONE))))
     months = year["seances_par_mois"].rows
     assert len(months) == 13 and months[10] == ("novembre", 0, 0, 0, 0, 0, 0)
     assert months[11] == ("décembre", 9, 4, 1, 1, 1, 1) and months[12] == ("Toute la CPTS", 9, 4, 1, 1, 1, 1)
-    following = by_key(indicators.compute(db_session, Scope(territory.cpts.id, Period(2027))))
+    following = by_key(indicators.compute(db_session, Scope(territory.cpts.id, Period(2027, None, ZONE))))
     assert following["seances_par_mois"].rows[0] == ("janvier", 1, 1, 0, 0, 0, 0)
     assert row(following["teleexpertise"], "Demandes") == (1,)
     assert row(following["honoraires_par_code"], "TLS") == (1, Decimal("10.00"))
