@@ -45,12 +45,13 @@ class Session:
 
 
 def other_than(session, profession: Profession, login: str) -> User:
-    """A demo account of that profession other than `login`: the other journeys' people keep their counts."""
+    """A demo account of that profession other than `login`: the other journeys' people keep their counts. The
+    first made, not the last: other journeys add accounts of their own (a GP with no secure mailbox, say)."""
     return session.scalars(
         select(User)
         .join(Professional, Professional.id == User.professional_id)
         .where(Professional.profession == profession, User.login != login, User.is_active.is_(True))
-        .order_by(User.id.desc())
+        .order_by(User.id)
         .limit(1)
     ).one()
 
