@@ -15,6 +15,7 @@ from hub.models import (
     Appointment,
     AppointmentKind,
     AppointmentState,
+    Patient,
     Profession,
     Professional,
     SessionProgram,
@@ -144,8 +145,9 @@ class Visits:
 
 
 def _with_details(query):
+    # The consents too: the visits' cards say when the telehealth consent is missing (one query, not one per card).
     return query.options(
-        joinedload(Appointment.patient),
+        joinedload(Appointment.patient).selectinload(Patient.consents),
         joinedload(Appointment.performer),
         joinedload(Appointment.slot).joinedload(Slot.program),
         joinedload(Appointment.room),

@@ -133,6 +133,8 @@ def book(
     now = now or utcnow()
     program = slot.program
     _check_bookable(session, slot, patient, now=now)
+    if place_kind is PlaceKind.PHARMACY and not program.is_at_pharmacy:
+        raise ValidationFailed({"place_kind": OFFICINE_ONLY_ITS_PROGRAM})
     kind = program.appointment_kind
     if kind in REMOTE_KINDS:
         eligibility.require_eligible(session, patient, Modality(kind.value))
@@ -296,6 +298,11 @@ def default_place(program: SessionProgram) -> PlaceKind:
     if program.kind is ProgramKind.TELESOIN:
         return PlaceKind.HOME
     return PlaceKind.PHARMACY if program.is_at_pharmacy else PlaceKind.DEDICATED_PLACE
+
+
+OFFICINE_ONLY_ITS_PROGRAM = (
+    "Une officine n'accueille que les séances de son propre programme : choisissez un autre lieu."
+)
 
 
 def choose_accompanying(
@@ -673,8 +680,9 @@ def check_in(
 
 
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
-# Before the session, meaning before it is marked done: a specialist running late must not leave the IDEL who
-# reached the patient at 14 h 05 with a session that can never be done. Once it has ended, a checklist attests nothing.
+# Before the session, meaning before it is marked done: a specialist running late, or a session running over, must
+# not leave the IDEL who received the patient with a session that can never be done (its saved time tells when).
+# A session whose time is over with nobody received is not taken: that checklist would attest nothing.
 CHECKLIST_TOO_LATE = (
     "La séance est finie : la liste de vérification se remplit et s'enregistre avant ou pendant la séance."
 )
@@ -696,7 +704,7 @@ def save_checklist(
     """The HAS pre-session checklist (camera, sound, light, privacy, an adult with a minor), complete, recorded
     (who, when) before the session starts, the telehealth consent in force; the identity, the location and the
     call-back phone are traced at the check-in. Saved again, it replaces the previous answers; refused once the
-    session's time is over."""
+    session's time is over unless the patient was received."""
     now = now or utcnow()
     if appointment.state not in CHECKLIST_STATES:
         raise InvalidTransition(
@@ -704,7 +712,7 @@ def save_checklist(
             current_state=appointment.state.value,
             action="checklist",
         )
-    if now >= appointment.ends_at:
+    if now >= appointment.ends_at and appointment.state is not S.CHECKED_IN:
         raise RuleViolation(CHECKLIST_TOO_LATE)
     require_remote_consent(appointment)
     missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not items.get(key)}

@@ -67,22 +67,25 @@ APPOINTMENT_VERBS = {
     "record_rituals": Permission.VISITS_RESPOND,
     "record_incident": Permission.VISITS_RESPOND,
     "read_session": Permission.APPOINTMENTS_READ,  # its rituals and incidents
+    "read_record": Permission.APPOINTMENTS_READ,  # the patient's address, phones, referral letter and documents
     "cancel": Permission.APPOINTMENTS_BOOK,
     "reassign": Permission.APPOINTMENTS_BOOK,
 }
 _ANSWERING = frozenset({"confirm", "decline"})
-# Reading the visit and recording the missing consent come before the answer (the consent lets it confirm).
-_BEFORE_ANSWERING = frozenset({"read", "record_consent"})
-_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "checklist", "read_session"})
+# Reading the visit (when and where, not the patient's record) comes before the answer.
+_BEFORE_ANSWERING = frozenset({"read"})
+# An IDEL a visit is only offered to (the second round asks several at once) sees the patient's record and writes
+# to it once she has accepted; the accompanying IDEL (the first asked) records the consent that lets her confirm.
+_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "read_session", "read_record", "record_consent"})
 # What happened in the session is told by those who took part in it, not by the coordination.
-_PARTICIPANTS_ONLY = frozenset({"record_rituals", "record_incident"})
+_PARTICIPANTS_ONLY = frozenset({"record_rituals", "record_incident", "checklist"})
 
 
 def can_act_on_appointment(session: Session, user, appointment: Appointment, verb: str) -> bool:
-    """Coordinators of the CPTS: any verb but telling what happened in the session. The accompanying IDEL, or an
-    IDEL the visit is offered to (a télésoin's performer): read, record the missing consent, confirm, decline. The
-    performer or the accompanying IDEL: read, run the session (its checklist first), record its rituals and
-    incidents, read them. Nobody else."""
+    """Coordinators of the CPTS: any verb but telling what happened in the session (its checklist, rituals,
+    incidents). An IDEL the visit is offered to (a télésoin's performer): read when and where, confirm, decline.
+    The performer or the accompanying IDEL: read the patient's record, record the missing consent, run the session
+    (its checklist first), record its rituals and incidents, read them. Nobody else."""
     permission = APPOINTMENT_VERBS.get(verb)
     if permission is None or not has_permission(user, permission) or appointment.cpts_id != user.cpts_id:
         return False

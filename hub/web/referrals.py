@@ -458,9 +458,9 @@ def letter(referral_id: int):
 @bp.get("/appointments/<int:appointment_id>/letter.pdf")
 @access(Permission.APPOINTMENTS_READ)
 def appointment_letter(appointment_id: int):
-    """The appointment's referral letter, to those who may read the appointment (its performer, its IDEL, the
-    coordination), as it was frozen when the referral was scheduled."""
-    appointment = appointment_for(db(), current_user, appointment_id, "read")
+    """The appointment's referral letter, to those who may read the patient's record for it (its performer, its
+    IDEL, the coordination; not an IDEL it is only offered to), as it was frozen when the referral was scheduled."""
+    appointment = appointment_for(db(), current_user, appointment_id, "read_record")
     referral = referrals.letters_by_appointment(db(), [appointment.id]).get(appointment.id)
     if referral is None:
         raise NotFound(

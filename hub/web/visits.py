@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from hub import audit
 from hub.auth.permissions import Permission
-from hub.auth.policies import appointment_for
+from hub.auth.policies import appointment_for, can_act_on_appointment
 from hub.db import utcnow
 from hub.formatting import french_phone, tel_uri
 from hub.http.access import access
@@ -23,6 +23,7 @@ from hub.models import (
     PLACE_KIND_LABELS,
     URGENCY_LABELS,
     Appointment,
+    AppointmentState,
 )
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
@@ -212,8 +213,9 @@ def _visit_page(appointment: Appointment, *, form=None, values=None, errors=None
     now = utcnow()
     context = {
         "sheet": visits.sheet(db(), appointment),
+        "sees_record": can_act_on_appointment(db(), current_user, appointment, "read_record"),
         "started": now >= appointment.starts_at,
-        "ended": now >= appointment.ends_at,
+        "ended": now >= appointment.ends_at and appointment.state is not AppointmentState.CHECKED_IN,
         "takes_checklist": appointment.state in appointments.CHECKLIST_STATES,
         "finished": appointment.state in visits.FINISHED,
         "minor": appointments.is_minor_at_session(db(), appointment),

@@ -17,6 +17,8 @@ from hub.models import (
     ReferralAttachment,
     ReferralState,
     ResourceKind,
+    VisitOffer,
+    VisitOfferState,
 )
 from hub.services import identity
 from tests import factories
@@ -86,6 +88,34 @@ def test_another_idel_does_not_see_the_visit(auth, db_session, territory, home_v
     assert auth.client.get(f"/visits/{home_visit.id}").status_code == 404
     event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
     assert (event.action, event.outcome) == ("appointment.read", "denied")
+
+
+def test_an_idel_the_visit_is_only_offered_to_sees_when_and_where_not_the_record(
+    auth, db_session, territory, home_visit
+):
+    """The second round asks several IDELs at once: until one accepts, none of them reads the patient's address,
+    phones, reason or letter, nor writes a consent to the record."""
+    t = territory
+    t.other_idel.served_communes = t.patient.commune_insee
+    db_session.add(
+        VisitOffer(
+            appointment_id=home_visit.id,
+            professional_id=t.other_idel.id,
+            round=2,
+            state=VisitOfferState.PENDING,
+            offered_at=factories.now(),
+        )
+    )
+    db_session.commit()
+    auth.login(t.other_idel_user)
+    response = auth.client.get(f"/visits/{home_visit.id}")
+    assert response.status_code == 200
+    page = text(response)
+    assert "Confirmer la visite" in page and "s'affichent quand vous l'acceptez" in page
+    for private in (ADDRESS, "06 12 34 56 78", "Mme Durand", "Essoufflement", "Ordonnance de bilan biologique"):
+        assert private not in page, private
+    assert auth.client.get(f"/referrals/appointments/{home_visit.id}/letter.pdf").status_code == 404
+    assert auth.post(f"/visits/{home_visit.id}/consent", {"method": "oral"}).status_code == 404
 
 
 def test_the_missing_consent_is_recorded_on_the_page_then_the_visit_confirmed(auth, db_session, territory):

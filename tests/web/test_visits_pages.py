@@ -266,3 +266,25 @@ def test_the_agenda_of_a_dst_day_holds_that_local_day(auth, db_session, territor
     page = text(auth.client.get(f"/agenda?day={day.isoformat()}"))
     shown = [p for p in patients if p.display_name in page]
     assert shown == patients[1:3]
+
+
+def test_the_visits_cost_the_same_queries_for_one_patient_or_five(auth, db_session, engine, territory):
+    """Each card says whether the patient's telehealth consent is missing: the consents come with the patients,
+    not one query per card."""
+    from tests.services.test_statements import count_queries
+
+    def listed(patients: int) -> int:
+        for hour in range(patients):
+            patient = factories.patient(db_session, territory.cpts, commune_insee="24571")
+            factories.in_care_team(db_session, patient, territory.idel)
+            factories.eligible_for_remote_care(db_session, patient, assessed_by=territory.coordinator)
+            factories.visit(
+                db_session, territory, MONDAY_14H + dt.timedelta(days=patients, hours=hour), patient_row=patient
+            )
+        db_session.commit()
+        auth.login(territory.idel_user)
+        with count_queries(engine) as seen:
+            assert auth.client.get("/visits").status_code == 200
+        return len(seen)
+
+    assert listed(5) == listed(1)

@@ -7,6 +7,7 @@ from hub.errors import Conflict, InvalidTransition, RuleViolation, ValidationFai
 from hub.models import (
     Allocation,
     AllocationResource,
+    Appointment,
     AppointmentState,
     OutboxMessage,
     PlaceKind,
@@ -155,6 +156,18 @@ def test_the_checklist_is_saved_before_the_session_ends_only(db_session, territo
     late_start = appointment.starts_at + dt.timedelta(minutes=5)
     appointments.save_checklist(db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=late_start)
     assert appointment.checklist_saved_at == late_start
+
+
+def test_a_patient_received_whose_session_ran_over_can_still_be_done(db_session, territory, clock):
+    """The IDEL received the patient but saved no checklist before the session's end: she still can, then end it
+    (a session that can never be done would only be « degraded » or a « no-show », both wrong)."""
+    t = territory
+    appointment = factories.visit(db_session, t, state=S.CONFIRMED)
+    factories.check_in(db_session, t.idel_user, appointment)
+    over = appointment.ends_at + dt.timedelta(minutes=10)
+    appointments.save_checklist(db_session, t.idel_user, appointment, items=FULL_CHECKLIST, now=over)
+    appointments.complete(db_session, t.idel_user, appointment, now=over)
+    assert (appointment.state, appointment.checklist_saved_at) == (S.DONE, over)
 
 
 def test_confirmation_needs_a_valid_consent(db_session, territory):
@@ -374,3 +387,11 @@ def test_every_change_raises_the_calendar_sequence(db_session, territory):
     before = appointment.sequence
     check_in(db_session, t.idel_user, appointment)
     assert appointment.sequence == before + 1
+
+
+def test_an_officine_is_no_place_for_another_programs_session_even_with_nobody_accompanying(db_session, territory):
+    t = territory
+    with pytest.raises(ValidationFailed) as refused:
+        book(db_session, t, place=PlaceKind.PHARMACY)
+    assert refused.value.errors == {"place_kind": appointments.OFFICINE_ONLY_ITS_PROGRAM}
+    assert db_session.scalar(select(func.count(Appointment.id))) == 0
