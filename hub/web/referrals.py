@@ -400,14 +400,23 @@ def _show_page(referral, *, form: str | None = None, values=None, refusal=None):
         "problem": refusal.detail if refusal else None,
     }
     if context["can_triage"] and referrals.MACHINE.allows("schedule", referral.state):
-        context |= _scheduling(referral, values if form == "eligibility" else None)
+        context |= _scheduling(
+            referral,
+            values if form == "eligibility" else None,
+            refused_choice=values if form == "schedule" else None,
+        )
     return render_template("referrals/show.html", **context), refusal.status if refusal else 200
 
 
-def _scheduling(referral, eligibility_values: dict | None) -> dict:
+def _scheduling(referral, eligibility_values: dict | None, *, refused_choice: dict | None = None) -> dict:
     """The triage's next step on the page: the eligibility checklist until the patient's latest allows the
-    session, then the free slots, the place the needs call for and the ranked accompanying professionals."""
+    session, then the free slots, the place the needs call for and the ranked accompanying professionals. After a
+    refused « Programmer », the slot and place that were sent, not the query's."""
     args = load_query(CandidatesArgs())[0]
+    if refused_choice:
+        sent = {"slot": refused_choice.get("slot_id") or None, "place_kind": refused_choice.get("place_kind") or None}
+        if not CandidatesArgs().validate(sent):  # what was typed, when it reads as a slot and a place
+            args = CandidatesArgs().load(sent)
     free = referrals.free_slots_for(db(), [referral])[referral.id]
     slot = next((s for s in free if s.id == args.get("slot")), free[0] if free else None)
     program = referrals.target_program(db(), referral, slot)
@@ -428,10 +437,12 @@ def _scheduling(referral, eligibility_values: dict | None) -> dict:
     if slot is None:
         return step
     suggested = accompaniment.suggested_place(slot.program, referrals.needs_of(referral))
-    place = args.get("place_kind") or suggested
+    places = accompaniment.place_choices(slot.program)
+    asked = args.get("place_kind")
+    place = asked if asked in places else suggested
     return step | {
         "place": place,
-        "places": accompaniment.place_choices(slot.program),
+        "places": places,
         "suggestions": accompaniment.suggest(db(), slot=slot, patient=referral.patient, place_kind=place),
         "suggested_place": suggested,
     }

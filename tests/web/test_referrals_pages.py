@@ -84,6 +84,13 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     assert '<option value="domicile" selected>Domicile (organisé spécifiquement) (proposé)</option>' in page
     idel = hub["idel"]
     assert f'value="{idel.id}" checked' in page and "IDEL du patient (équipe de soins)" in page
+    at_an_officine = auth.post(
+        f"/referrals/{referral.id}/schedule", data=schedule | {"place_kind": "officine", "accompanying_id": idel.id}
+    )
+    shown = html.unescape(at_an_officine.get_data(as_text=True))
+    assert at_an_officine.status_code == 422 and "n'accueille que les séances de son propre programme" in shown
+    assert f'<option value="{hub["slot"].id}" selected>' in shown, "the slot that was sent, shown again"
+    assert '<option value="domicile" selected>' in shown, "a place the program cannot take falls back to the proposed"
     done = auth.post(f"/referrals/{referral.id}/schedule", data=schedule | {"accompanying_id": idel.id})
     assert done.status_code == 302 and done.headers["Location"].endswith("/referrals/triage")
     queue = client.get("/referrals/triage").get_data(as_text=True)
