@@ -300,9 +300,7 @@ def default_place(program: SessionProgram) -> PlaceKind:
     return PlaceKind.PHARMACY if program.is_at_pharmacy else PlaceKind.DEDICATED_PLACE
 
 
-OFFICINE_ONLY_ITS_PROGRAM = (
-    "Une officine n'accueille que les séances de son propre programme : choisissez un autre lieu."
-)
+OFFICINE_ONLY_ITS_PROGRAM = "Une séance en officine se réserve dans un programme de téléconsultation en officine."
 
 
 def choose_accompanying(
@@ -347,10 +345,6 @@ def _check_can_accompany(
                 {"accompanying_id": "En officine, un·e pharmacien·ne de l'officine accompagne la téléconsultation."}
             )
         return
-    if place_kind is PlaceKind.PHARMACY:
-        raise ValidationFailed(
-            {"place_kind": "Une séance en officine se réserve dans un programme de téléconsultation en officine."}
-        )
     if helper.profession is not Profession.NURSE:
         raise ValidationFailed(
             {

@@ -88,7 +88,7 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
         f"/referrals/{referral.id}/schedule", data=schedule | {"place_kind": "officine", "accompanying_id": idel.id}
     )
     shown = html.unescape(at_an_officine.get_data(as_text=True))
-    assert at_an_officine.status_code == 422 and "n'accueille que les séances de son propre programme" in shown
+    assert at_an_officine.status_code == 422 and "se réserve dans un programme de téléconsultation en officine" in shown
     assert f'<option value="{hub["slot"].id}" selected>' in shown, "the slot that was sent, shown again"
     assert '<option value="domicile" selected>' in shown, "a place the program cannot take falls back to the proposed"
     done = auth.post(f"/referrals/{referral.id}/schedule", data=schedule | {"accompanying_id": idel.id})
