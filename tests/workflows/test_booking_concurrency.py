@@ -72,6 +72,7 @@ def test_fifty_simultaneous_bookings_of_one_slot_give_one_success(contested):
     barrier = threading.Barrier(len(pairs))
     results: list = []
     run_threads([lambda p=p, i=i: attempt(factory, coordinator_id, slot_id, p, i, barrier, results) for p, i in pairs])
+    assert [r for r in results if r[0] == "error"] == []
     assert results.count("booked") == 1, results
     conflicts = [r for r in results if r != "booked"]
     assert len(conflicts) == 49
