@@ -70,6 +70,9 @@ SHARE_BANDS = (
     (None, "Plus de 20 %"),
 )
 SATISFIED_TOTAL = 9  # three scores out of 4 summing to at least 9: an average of 3, « plutôt bien » or better
+# Below this many answers in the period and program, no share or mean is shown: one or two answers would be read as
+# those patients' own (a coordinator knows who was seen that month).
+MIN_ANSWERS_SHOWN = 5
 SESSION_COLUMNS = (
     "Programmées",
     "Réalisées",
@@ -508,9 +511,13 @@ def satisfaction(session: Session, scope: Scope) -> Indicator:
         .where(*scope.sessions())
     ).one()
     sent, answers = int(row[0]), int(row[1] or 0)
+    shown = answers >= MIN_ANSWERS_SHOWN
 
     def mean(value) -> float | None:
-        return None if value is None else round(float(value), 2)
+        return None if value is None or not shown else round(float(value), 2)
+
+    def share(part) -> float | None:
+        return _rate(part, answers) if shown else None
 
     return Indicator(
         "satisfaction",
@@ -518,14 +525,15 @@ def satisfaction(session: Session, scope: Scope) -> Indicator:
         "Enquêtes envoyées aux patients après une séance à distance réalisée qui commence dans la période ; taux de "
         "réponse ; part des patients satisfaits (moyenne d'au moins 3 sur 4 aux trois questions : facilité, image et "
         "son, écoute) et de ceux qui referaient une séance à distance, parmi les réponses ; note moyenne sur 4 de "
-        "chaque question.",
+        f"chaque question. Avec moins de {MIN_ANSWERS_SHOWN} réponses, ni parts ni moyennes : elles se liraient comme "
+        "les réponses de patients identifiables.",
         ("Indicateur", "Valeur"),
         (
             ("Enquêtes envoyées", sent),
             ("Réponses", answers),
             ("Taux de réponse (%)", _rate(answers, sent)),
-            ("Patients satisfaits (%)", _rate(row[2], answers)),
-            ("Referaient une séance à distance (%)", _rate(row[3], answers)),
+            ("Patients satisfaits (%)", share(row[2])),
+            ("Referaient une séance à distance (%)", share(row[3])),
             ("Facilité (sur 4)", mean(row[4])),
             ("Image et son (sur 4)", mean(row[5])),
             ("Sentiment d'être écouté (sur 4)", mean(row[6])),

@@ -240,7 +240,9 @@ def december(db_session, territory):
     return play_december(db_session, territory)
 
 
-def test_every_indicator_of_the_month_against_hand_counted_values(db_session, territory, december):
+def test_every_indicator_of_the_month_against_hand_counted_values(db_session, territory, december, monkeypatch):
+    # Two answers: their shares and means are hidden below five (tested apart); here, their hand-counted values.
+    monkeypatch.setattr(indicators, "MIN_ANSWERS_SHOWN", 2)
     found = by_key(indicators.compute(db_session, Scope(territory.cpts.id, DECEMBER)))
     assert found["seances_par_mois"].columns == ("Mois", *SESSIONS)
     assert found["seances_par_mois"].rows == (("décembre", 9, 4, 1, 1, 1, 1), ("Toute la CPTS", 9, 4, 1, 1, 1, 1))
@@ -325,6 +327,20 @@ def test_the_year_is_the_paris_calendar_year(db_session, territory, december):
     assert row(following["incidents"], "Connexions perdues") == (1,)
     # Over the year the December declaration stands for each month: 150 € and 300 € of 12 × 1 000 € are under 5 %.
     assert row(year["part_telesoin"], "Moins de 5 %") == (1, 2)
+
+
+def test_with_fewer_than_five_answers_no_share_or_mean_is_shown(db_session, territory, december):
+    found = by_key(indicators.compute(db_session, Scope(territory.cpts.id, DECEMBER)))
+    assert found["satisfaction"].rows == (
+        ("Enquêtes envoyées", 3),
+        ("Réponses", 2),
+        ("Taux de réponse (%)", 66.7),
+        ("Patients satisfaits (%)", None),
+        ("Referaient une séance à distance (%)", None),
+        ("Facilité (sur 4)", None),
+        ("Image et son (sur 4)", None),
+        ("Sentiment d'être écouté (sur 4)", None),
+    )
 
 
 def test_a_program_filter_keeps_its_sessions_only(db_session, territory, december):
