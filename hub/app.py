@@ -14,7 +14,7 @@ from werkzeug.routing import IntegerConverter, ValidationError
 from hub.auth.permissions import Permission, has_permission
 from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
-from hub.formatting import euros, file_size, french_date, french_datetime
+from hub.formatting import euros, file_size, french_date, french_datetime, french_phone, tel_uri
 from hub.http import errors as error_pages
 from hub.http.access import check_every_endpoint_declares_access, is_api_request
 from hub.http.csrf import csrf_token
@@ -118,6 +118,8 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.filters["euros"] = euros
     app.jinja_env.filters["file_size"] = file_size
     app.jinja_env.filters["commune"] = commune_label
+    app.jinja_env.filters["phone_fr"] = french_phone
+    app.jinja_env.filters["tel"] = tel_uri
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["has_permission"] = has_permission
     app.jinja_env.globals["Permission"] = Permission

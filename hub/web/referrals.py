@@ -10,7 +10,6 @@ from hub.auth.permissions import Permission, has_permission
 from hub.auth.policies import appointment_for, referral_for, visible_patients
 from hub.documents import store
 from hub.errors import Forbidden, NotFound, ValidationFailed
-from hub.formatting import file_size
 from hub.http.access import access
 from hub.http.downloads import download, send
 from hub.http.forms import attempt, form_data, load_form, undo_refused_change
@@ -48,7 +47,6 @@ from hub.schemas.referrals import (
 )
 from hub.schemas.scheduling import NoBodyForm, ReasonForm
 from hub.services import identity
-from hub.services.communes import commune_name
 from hub.web.pages import load_query
 from hub.web.patients import SEX_LABELS, duplicate_candidates
 from workflows import accompaniment, eligibility, referrals
@@ -69,9 +67,7 @@ def labels():
         "CONSENT_KIND_LABELS": CONSENT_KIND_LABELS,
         "CONSENT_METHOD_LABELS": CONSENT_METHOD_LABELS,
         "PLACE_KIND_LABELS": PLACE_KIND_LABELS,
-        "file_size": file_size,
         "needs_labels": lambda referral: [referrals.NEEDS.get(n, n) for n in referrals.needs_of(referral)],
-        "commune_name": commune_name,
     }
 
 

@@ -12,7 +12,6 @@ from hub import audit
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, can_act_on_appointment
 from hub.db import utcnow
-from hub.formatting import french_phone, tel_uri
 from hub.http.access import access
 from hub.http.request import db
 from hub.models import (
@@ -63,16 +62,6 @@ def labels():
         "URGENCY_LABELS": URGENCY_LABELS,
         "lacks_remote_consent": appointments.lacks_remote_consent,
     }
-
-
-@bp.app_template_filter("phone_fr")
-def phone_fr(phone: str | None) -> str:
-    return french_phone(phone)
-
-
-@bp.app_template_filter("tel")
-def tel(phone: str | None) -> str:
-    return tel_uri(phone)
 
 
 @bp.get("")

@@ -20,6 +20,7 @@ from hub.models import (
 )
 from tests import factories
 from tests.factories import MONDAY_14H, PARIS
+from tests.services.test_statements import count_queries
 from workflows import appointments
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -271,7 +272,6 @@ def test_the_agenda_of_a_dst_day_holds_that_local_day(auth, db_session, territor
 def test_the_visits_cost_the_same_queries_for_one_patient_or_five(auth, db_session, engine, territory):
     """Each card says whether the patient's telehealth consent is missing: the consents come with the patients,
     not one query per card."""
-    from tests.services.test_statements import count_queries
 
     def listed(patients: int) -> int:
         for hour in range(patients):

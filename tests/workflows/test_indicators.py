@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from hub.models import (
     AppointmentKind,
@@ -30,6 +30,7 @@ from hub.models import (
 )
 from tests import ZONE, factories
 from tests.factories import PARIS
+from tests.services.test_statements import count_queries
 from workflows import indicators
 from workflows.indicators import Period, Scope
 
@@ -353,25 +354,13 @@ def test_a_program_filter_keeps_its_sessions_only(db_session, territory, decembe
     assert row(found["teleexpertise"], "Demandes") == (3,), "a téléexpertise belongs to no program"
 
 
-def count_queries(engine, action) -> int:
-    statements = []
-
-    def count(*_args):
-        statements.append(1)
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        action()
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    return len(statements)
-
-
 def test_p6_the_query_count_does_not_depend_on_the_data(db_session, engine, territory):
     scope = Scope(territory.cpts.id, DECEMBER)
     db_session.flush()
-    empty = count_queries(engine, lambda: indicators.compute(db_session, scope))
+    with count_queries(engine) as empty:
+        indicators.compute(db_session, scope)
     play_december(db_session, territory)
     db_session.flush()
-    full = count_queries(engine, lambda: indicators.compute(db_session, scope))
-    assert full == empty == 12
+    with count_queries(engine) as full:
+        indicators.compute(db_session, scope)
+    assert len(full) == len(empty) == 12
