@@ -35,12 +35,8 @@ def profile():
 @bp.post("/password")
 @access(AUTHENTICATED)
 def change_password():
-    if _throttled():
-        return _profile_page(errors={"current_password": THROTTLED}, status=429)
-    _changed, _values, errors = submit(OwnPasswordForm(), _change_password)
-    if errors:
-        _count_wrong_password(errors)
-        return _profile_page(errors=errors, status=422)
+    if refused := _with_current_password(OwnPasswordForm(), _change_password, _profile_page):
+        return refused
     flash("Mot de passe modifié. Vos autres sessions ouvertes ont été fermées.", "success")
     return redirect(url_for("me.profile"))
 
@@ -56,12 +52,8 @@ def second_factor():
 def replace_second_factor():
     if NEW_TOTP_KEY not in session:
         return redirect(url_for("me.second_factor"))
-    if _throttled():
-        return _second_factor_page(errors={"current_password": THROTTLED}, status=429)
-    _replaced, _values, errors = submit(OwnTotpForm(), _replace_totp)
-    if errors:
-        _count_wrong_password(errors)
-        return _second_factor_page(errors=errors, status=422)
+    if refused := _with_current_password(OwnTotpForm(), _replace_totp, _second_factor_page):
+        return refused
     session.pop(NEW_TOTP_KEY, None)
     flash(
         "Nouvelle application d'authentification enregistrée : l'ancienne ne donne plus de code valable. "
@@ -100,17 +92,21 @@ def _me() -> User:
     return current_user._get_current_object()
 
 
-def _throttled() -> bool:
-    return accounts.is_throttled(db(), current_user.login, client_ip(), login_limits(), now=utcnow())
-
-
-def _count_wrong_password(errors: dict) -> None:
-    # A stolen session must not become a way to guess the password: a wrong one counts as a failed login, after
-    # the refused change was undone, so that it stays.
+def _with_current_password(schema, change, page):
+    """A change of one's credentials, which asks for the current password: None when done, else the page again
+    with the refusal. A stolen session must not become a way to guess the password: the change is refused while
+    logins are throttled, and a wrong password counts as a failed login, recorded after the refused change was
+    undone, so that it stays."""
+    if accounts.is_throttled(db(), current_user.login, client_ip(), login_limits(), now=utcnow()):
+        return page(errors={"current_password": THROTTLED}, status=429)
+    _done, _values, errors = submit(schema, change)
+    if not errors:
+        return None
     if errors.get("current_password") == accounts.WRONG_CURRENT_PASSWORD:
         accounts.record_login_failure(
             db(), current_user.login, client_ip(), factor="reauthentication", user=current_user
         )
+    return page(errors=errors, status=422)
 
 
 def _profile_page(*, errors: dict | None = None, status: int = 200):
