@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, literal_column, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
@@ -19,6 +19,8 @@ from hub.formatting import french_datetime
 from hub.models import Allocation, AllocationResource, Appointment
 
 EXCLUSION_VIOLATION = "23P01"
+DEADLOCK_DETECTED = "40P01"
+DEADLOCK_ATTEMPTS = 3  # a deadlock aborts one of two bookings; the next attempt waits behind the other
 
 
 @dataclass(frozen=True)
@@ -105,16 +107,24 @@ def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, z
         )
         for h in holds
     ]
-    try:
-        # Added inside the savepoint: begin_nested() flushes what is pending before it starts.
-        with session.begin_nested():
-            session.add_all(rows)
-            session.flush()
-    except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) != EXCLUSION_VIOLATION:
-            raise
-        # A concurrent booking won the race after our check: name what it took.
-        raise BookingConflict(find_conflict(session, holds) or holds[0], zone=zone) from exc
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            # Added inside the savepoint: begin_nested() flushes what is pending before it starts.
+            with session.begin_nested():
+                session.add_all(rows)
+                session.flush()
+            break
+        except IntegrityError as exc:
+            if getattr(exc.orig, "sqlstate", None) != EXCLUSION_VIOLATION:
+                raise
+            # A concurrent booking won the race after our check: name what it took.
+            raise BookingConflict(find_conflict(session, holds) or holds[0], zone=zone) from exc
+        except OperationalError as exc:
+            # Two bookings inserting conflicting holds at once may each wait for the other's row while PostgreSQL
+            # checks the exclusion constraint: it aborts one of them. Our savepoint rolled back, so inserting again
+            # waits for the other booking alone, then holds or meets its committed row (the violation above).
+            if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_ATTEMPTS:
+                raise
     session.expire(appointment, ["allocations"])
     return rows
 
