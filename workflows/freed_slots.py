@@ -1,0 +1,90 @@
+"""A slot of a program with waiting patients becomes free: the coordinator gets a task to offer it
+(workflows.waiting offers it). Written in the transaction that frees the slot — the cancellation, the new dates
+— so that a committed cancellation always leaves its task, and a rolled-back one none. Imports no workflow:
+workflows.appointments calls it from `cancel`."""
+
+import datetime as dt
+
+from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hub.models import (
+    Appointment,
+    FreedSlotOutcome,
+    FreedSlotReason,
+    FreedSlotTask,
+    SessionProgram,
+    Slot,
+    SlotState,
+    WaitingEntry,
+    WaitingState,
+)
+from scheduling import slots
+from scheduling.slots import HOLDING_STATES, GenerationReport
+
+
+def slot_freed(
+    session: Session,
+    slot: Slot,
+    *,
+    reason: FreedSlotReason,
+    now: dt.datetime,
+    cancelled_appointment_id: int | None = None,
+) -> FreedSlotTask | None:
+    """The task for a slot that is free again, when someone waits for its program; None when the slot is not to
+    be offered (past, cancelled, still held, nobody waiting) or already has its open task."""
+    program = slot.program
+    if slot.state is not SlotState.OPEN or slot.starts_at <= now or not program.is_active:
+        return None
+    if not _has_waiting(session, program.id) or _is_held(session, slot.id) or _open_task(session, slot.id):
+        return None
+    task = FreedSlotTask(
+        cpts_id=program.cpts_id, slot_id=slot.id, reason=reason, cancelled_appointment_id=cancelled_appointment_id
+    )
+    try:
+        # The partial unique index keeps one open task per slot, also when two cancellations of one slot's
+        # appointments commit at once: the second one keeps the first one's task.
+        with session.begin_nested():
+            session.add(task)
+    except IntegrityError:
+        return None
+    return task
+
+
+def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetime) -> GenerationReport:
+    """scheduling.slots.generate_slots, and a task for each slot the program's new dates opened when patients
+    wait for it: what every workflow that makes slots calls."""
+    report = slots.generate_slots(session, program, now=now)
+    starts = report.created_starts
+    if starts and _has_waiting(session, program.id):
+        created = select(Slot).where(Slot.program_id == program.id, Slot.starts_at.in_(starts))
+        for slot in session.scalars(created.order_by(Slot.starts_at)):
+            slot_freed(session, slot, reason=FreedSlotReason.NEW_DATES, now=now)
+    return report
+
+
+def slots_gone(session: Session, slot_ids: list[int], *, now: dt.datetime) -> None:
+    """Slots cancelled with their occurrence or series: their open tasks close, nothing is to be offered."""
+    if slot_ids:
+        session.execute(
+            update(FreedSlotTask)
+            .where(FreedSlotTask.slot_id.in_(slot_ids), FreedSlotTask.resolved_at.is_(None))
+            .values(resolved_at=now, outcome=FreedSlotOutcome.GONE)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _has_waiting(session: Session, program_id: int) -> bool:
+    waiting = (WaitingEntry.program_id == program_id) & (WaitingEntry.state == WaitingState.WAITING)
+    return bool(session.scalar(select(exists().where(waiting))))
+
+
+def _is_held(session: Session, slot_id: int) -> bool:
+    held = (Appointment.slot_id == slot_id) & Appointment.state.in_(HOLDING_STATES)
+    return bool(session.scalar(select(exists().where(held))))
+
+
+def _open_task(session: Session, slot_id: int) -> bool:
+    open_ = (FreedSlotTask.slot_id == slot_id) & FreedSlotTask.resolved_at.is_(None)
+    return bool(session.scalar(select(exists().where(open_))))
