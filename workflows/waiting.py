@@ -127,7 +127,7 @@ def _active_entry(session: Session, patient_id: int, program_id: int) -> Waiting
     )
 
 
-def withdraw(session: Session, actor: User, entry: WaitingEntry, *, reason: str, now=None) -> None:
+def withdraw(session: Session, actor: User, entry: WaitingEntry, *, reason: str, now=None) -> WaitingEntry:
     """The patient no longer waits (care found elsewhere, moved, declined…): the reason is kept."""
     if not (reason or "").strip():
         raise ValidationFailed({"reason": "Indiquez pourquoi le patient quitte la liste d'attente."})
@@ -147,6 +147,7 @@ def withdraw(session: Session, actor: User, entry: WaitingEntry, *, reason: str,
         raise Conflict("Ce patient n'est plus en liste d'attente.")
     session.refresh(entry)
     audit.record(session, actor=actor, action="waiting.withdraw", target=entry, cpts_id=entry.cpts_id)
+    return entry
 
 
 def get_entry(session: Session, entry_id: int, *, cpts_id: int, action: str) -> WaitingEntry:
@@ -227,13 +228,35 @@ def matches_for(session: Session, slot: Slot, *, now: dt.datetime | None = None)
     """The waiting entries of the slot's program, those the slot fits first — the day in the territory's zone is
     one they can come, the place they need is possible for the program, they hold nothing else at that time —
     each group the most urgent first, then who waited longest."""
-    now = now or utcnow()
-    program = slot.program
-    entries = waiting_list(session, program.cpts_id, program_id=program.id)
-    busy = _busy_patients(session, [e.patient_id for e in entries], *accompaniment.window(slot))
-    day = slot.starts_at.astimezone(ZoneInfo(program.zone)).weekday()
-    matches = [_match(entry, program, day, entry.patient_id in busy, now=now) for entry in entries]
-    return sorted(matches, key=lambda m: (not m.fits, _rank(m.entry)))
+    return _matches_of(session, [slot], now=now or utcnow())[slot.id]
+
+
+def _matches_of(session: Session, slots: list[Slot], *, now: dt.datetime) -> dict[int, list[Match]]:
+    """matches_for of several slots in three queries, whatever their number (the desk's cost stays constant)."""
+    program_ids = {slot.program_id for slot in slots}
+    entries = sorted(
+        session.scalars(
+            select(WaitingEntry)
+            .options(joinedload(WaitingEntry.patient), joinedload(WaitingEntry.program))
+            .where(WaitingEntry.program_id.in_(program_ids), WaitingEntry.state == WaitingState.WAITING)
+        ),
+        key=_rank,
+    )
+    windows = {slot.id: accompaniment.window(slot) for slot in slots}
+    holds = _patient_holds(session, [e.patient_id for e in entries], list(windows.values()))
+    result = {}
+    for slot in slots:
+        start, end = windows[slot.id]
+        busy = {patient_id for patient_id, held_from, held_to in holds if held_from < end and start < held_to}
+        program = slot.program
+        day = slot.starts_at.astimezone(ZoneInfo(program.zone)).weekday()
+        matches = [
+            _match(entry, program, day, entry.patient_id in busy, now=now)
+            for entry in entries
+            if entry.program_id == slot.program_id
+        ]
+        result[slot.id] = sorted(matches, key=lambda m: (not m.fits, _rank(m.entry)))
+    return result
 
 
 def _match(entry: WaitingEntry, program: SessionProgram, day: int, busy: bool, *, now: dt.datetime) -> Match:
@@ -254,19 +277,19 @@ def _match(entry: WaitingEntry, program: SessionProgram, day: int, busy: bool, *
     return Match(entry, not problems, reasons, problems, place)
 
 
-def _busy_patients(session: Session, patient_ids: list[int], start: dt.datetime, end: dt.datetime) -> set[int]:
-    if not patient_ids:
-        return set()
-    return set(
-        session.scalars(
-            select(Allocation.resource_id).where(
-                Allocation.resource_kind == AllocationResource.PATIENT,
-                Allocation.resource_id.in_(patient_ids),
-                Allocation.starts_at < end,
-                Allocation.ends_at > start,
-            )
+def _patient_holds(session: Session, patient_ids: list[int], windows: list[tuple[dt.datetime, dt.datetime]]):
+    """(patient, from, to) of the patients' allocations over the span of the windows."""
+    if not patient_ids or not windows:
+        return []
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    return session.execute(
+        select(Allocation.resource_id, Allocation.starts_at, Allocation.ends_at).where(
+            Allocation.resource_kind == AllocationResource.PATIENT,
+            Allocation.resource_id.in_(set(patient_ids)),
+            Allocation.starts_at < end,
+            Allocation.ends_at > start,
         )
-    )
+    ).all()
 
 
 # --- the coordinator's tasks --------------------------------------------------------------------------------
@@ -303,7 +326,8 @@ def open_tasks(session: Session, cpts_id: int, *, now: dt.datetime, limit: int |
     """The freed slots still to offer (future, open), the soonest first, each with its waiting patients."""
     query = _open_tasks_query(cpts_id, now).options(joinedload(FreedSlotTask.slot).joinedload(Slot.program))
     tasks = session.scalars(query.order_by(Slot.starts_at, FreedSlotTask.id).limit(limit)).all()
-    return [TaskView(task, matches_for(session, task.slot, now=now)) for task in tasks]
+    matches = _matches_of(session, [task.slot for task in tasks], now=now)
+    return [TaskView(task, matches[task.slot_id]) for task in tasks]
 
 
 def get_task(session: Session, task_id: int, *, cpts_id: int) -> FreedSlotTask:
