@@ -471,7 +471,11 @@ PROBLEM = {
 
 
 # What a body must hold beyond its fields' own shapes: a consent is dated by its day or its instant.
-SCHEMA_RULES = {"ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]}}
+# A waiting-list entry names a referral, or a patient, a program and an urgency.
+SCHEMA_RULES = {
+    "ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]},
+    "WaitingIn": {"anyOf": [{"required": ["referral_id"]}, {"required": ["patient_id", "program_id", "urgency"]}]},
+}
 
 
 # Statuses only some operations answer: creating a patient past the hourly duplicate checks (I5).

@@ -21,14 +21,15 @@ class WaitingIn(InputSchema):
     """A patient on a program's waiting list; from a referral (accepted, to a program), the program, urgency and
     needs default to the referral's."""
 
-    patient_id = Int(load_default=None)
-    program_id = Int(load_default=None)
-    referral_id = Int(load_default=None)
-    urgency = Enum(WaitingUrgency, by_value=True, load_default=None)
+    # Which of these are required depends on `referral_id` (hub.http.waiting; the OpenAPI document's anyOf).
+    patient_id = Int(load_default=None, allow_none=False)
+    program_id = Int(load_default=None, allow_none=False)
+    referral_id = Int(load_default=None, allow_none=False)
+    urgency = Enum(WaitingUrgency, by_value=True, load_default=None, allow_none=False)
     weekdays = List(Int(validate=WEEKDAY), load_default=list, validate=validate.Length(max=7))
-    place_kind = Enum(PlaceKind, by_value=True, load_default=None)
-    needs = List(Str(validate=length(40)), load_default=None, validate=validate.Length(max=10))
-    note = Str(load_default=None, validate=length(500))
+    place_kind = Enum(PlaceKind, by_value=True, load_default=None, allow_none=False)
+    needs = List(Str(validate=length(40)), load_default=None, allow_none=False, validate=validate.Length(max=10))
+    note = Str(load_default=None, allow_none=False, validate=length(500))
 
 
 class WaitingForm(WaitingIn, FormSchema):
