@@ -180,6 +180,7 @@ def book(
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
+    freed_slots.patient_booked(session, actor, appointment, now=now)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
         # The booker's word stands for the 12-month rule: who attested which date is kept.
         audit.record(

@@ -1,14 +1,17 @@
-"""A slot of a program with waiting patients becomes free: the coordinator gets a task to offer it
-(workflows.waiting offers it). Written in the transaction that frees the slot — the cancellation, the new dates
-— so that a committed cancellation always leaves its task, and a rolled-back one none. Imports no workflow:
-workflows.appointments calls it from `cancel`."""
+"""What the waiting list learns from the bookings, in their own transaction (so that nothing is lost and nothing
+stays of a rolled-back change). A slot of a program with waiting patients becomes free — a cancellation, new
+dates —: the coordinator gets a task to offer it (workflows.waiting offers it). A waiting patient is booked into
+the program — by the offer, a referral scheduled, any booking —: their entry is booked. Imports no workflow:
+workflows.appointments calls it from `book` and `cancel`."""
 
 import datetime as dt
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
+from hub import audit
 from hub.models import (
     Appointment,
     FreedSlotOutcome,
@@ -17,6 +20,7 @@ from hub.models import (
     SessionProgram,
     Slot,
     SlotState,
+    User,
     WaitingEntry,
     WaitingState,
 )
@@ -50,6 +54,38 @@ def slot_freed(
     except IntegrityError:
         return None
     return task
+
+
+def patient_booked(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime) -> list[int]:
+    """The patient's waiting entry for the appointment's program, if any, is booked with it; its id is returned
+    (an empty list when none waited, or when a concurrent booking took the entry first: the conditional update
+    finds it booked)."""
+    if appointment.program_id is None:
+        return []
+    waiting = (
+        (WaitingEntry.patient_id == appointment.patient_id)
+        & (WaitingEntry.program_id == appointment.program_id)
+        & (WaitingEntry.state == WaitingState.WAITING)
+    )
+    booked = session.scalars(
+        update(WaitingEntry)
+        .where(waiting)
+        .values(state=WaitingState.BOOKED, appointment_id=appointment.id, resolved_at=now, resolved_by_user_id=actor.id)
+        .returning(WaitingEntry.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for entry_id in booked:
+        if (loaded := session.identity_map.get(identity_key(WaitingEntry, entry_id))) is not None:
+            session.expire(loaded)  # read again when next used
+        audit.record(
+            session,
+            actor=actor,
+            action="waiting.booked",
+            target=("waiting_entries", entry_id),
+            cpts_id=appointment.cpts_id,
+            details={"appointment_id": appointment.id},
+        )
+    return list(booked)
 
 
 def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetime) -> GenerationReport:

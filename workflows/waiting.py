@@ -364,16 +364,11 @@ def offer(
         raise RuleViolation(f"Ce créneau ne convient pas à ce patient : {', '.join(match.problems)}.")
     _claim_task(session, task, actor, entry, now=now)
     appointment = _book(session, actor, slot, entry, match, upload_dir=upload_dir, now=now)
-    won = rows_changed(
-        session,
-        update(WaitingEntry)
-        .where(WaitingEntry.id == entry.id, WaitingEntry.state == WaitingState.WAITING)
-        .values(state=WaitingState.BOOKED, appointment_id=appointment.id, resolved_at=now, resolved_by_user_id=actor.id)
-        .execution_options(synchronize_session=False),
-    )
-    if won != 1:
-        raise Conflict(ENTRY_TAKEN)
+    # The booking books the patient's waiting entry (workflows.freed_slots.patient_booked) with a conditional
+    # update: of two offers of one patient at once, the second finds it booked by the first.
     session.refresh(entry)
+    if entry.appointment_id != appointment.id:
+        raise Conflict(ENTRY_TAKEN)
     audit.record(
         session,
         actor=actor,

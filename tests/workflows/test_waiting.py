@@ -322,3 +322,17 @@ def test_the_waiting_time_indicator(db_session, territory, clock):
         ("En attente aujourd'hui", 0),
         ("Rendez-vous pris depuis la liste dans la période", 0),
     )
+
+
+def test_a_waiting_patient_booked_another_way_leaves_the_list(db_session, territory):
+    """Booked from the planning or their referral scheduled, the patient no longer waits for that program; another
+    program's entry stays."""
+    t = territory
+    entry = wait(db_session, t, t.patient)
+    other_program = factories.program(db_session, t.cpts)
+    elsewhere = waiting.add(
+        db_session, t.coordinator, patient=t.patient, program=other_program, urgency=WaitingUrgency.URGENT
+    )
+    _slot, appointment = booked_slot(db_session, t)
+    assert (entry.state, entry.appointment_id) == (WaitingState.BOOKED, appointment.id)
+    assert elsewhere.state is WaitingState.WAITING
