@@ -330,6 +330,12 @@ def open_tasks(session: Session, cpts_id: int, *, now: dt.datetime, limit: int |
     return [TaskView(task, matches[task.slot_id]) for task in tasks]
 
 
+def has_open_task(session: Session, slot_id: int) -> bool:
+    """Whether the slot is to offer to the waiting patients (what a cancellation's confirmation says)."""
+    open_ = (FreedSlotTask.slot_id == slot_id) & FreedSlotTask.resolved_at.is_(None)
+    return session.scalar(select(func.count(FreedSlotTask.id)).where(open_)) > 0
+
+
 def get_task(session: Session, task_id: int, *, cpts_id: int) -> FreedSlotTask:
     task = session.get(FreedSlotTask, task_id)
     if task is None or task.cpts_id != cpts_id:

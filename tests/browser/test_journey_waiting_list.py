@@ -11,7 +11,17 @@ import datetime as dt
 from sqlalchemy import select
 
 from hub.demo.planning import CARDIOLOGY
-from hub.models import Appointment, Organisation, PlaceKind, SessionProgram, Slot, User, WaitingEntry, WaitingState
+from hub.models import (
+    Appointment,
+    FreedSlotTask,
+    Organisation,
+    PlaceKind,
+    SessionProgram,
+    Slot,
+    User,
+    WaitingEntry,
+    WaitingState,
+)
 from scheduling.slots import HOLDING_STATES
 from tests import factories
 from tests.browser.conftest import CLOCK
@@ -63,6 +73,11 @@ def booked_and_waiting(sessions, coordinator_login: str) -> tuple[int, int, str,
         return appointment.id, slot.id, waiter.id, waiter.display_name
 
 
+def task_id(sessions, slot_id: int) -> int:
+    with sessions() as session:
+        return session.scalars(select(FreedSlotTask.id).where(FreedSlotTask.slot_id == slot_id)).one()
+
+
 def test_the_coordinator_offers_a_freed_slot_to_a_waiting_patient(page_at, people, sessions, shoot):
     cancelled_id, slot_id, patient_id, patient_name = booked_and_waiting(sessions, people.coordinator)
     coordinator = page_at(DESKTOP, people.coordinator)
@@ -93,14 +108,20 @@ def test_the_coordinator_offers_a_freed_slot_to_a_waiting_patient(page_at, peopl
     coordinator.get_by_label("Motif de l'annulation").fill("Patient hospitalisé")
     coordinator.get_by_role("button", name="Annuler le rendez-vous").click()
     coordinator.wait_for_load_state()
-    assert "Rendez-vous annulé" in coordinator.locator("main").inner_text()
+    assert "le créneau libéré est à leur proposer depuis l'accueil" in coordinator.locator("main").inner_text()
 
-    # The desk: the freed slot, the waiting patient it fits, and the offer in one click.
+    # The desk: the freed slot and the waiting patient it fits; the list behind its count; the offer in one click.
     coordinator.goto("/")
     tile = coordinator.locator("#desk-freed-slots")
     assert "Créneaux libérés à proposer (1)" in tile.inner_text()
     assert f"{patient_name} : Urgent, en attente depuis 0 j, disponible le lundi" in tile.inner_text()
     look(coordinator, shoot, "accueil creneau libere", phone=True)
+    tile.get_by_role("link", name="1 créneau libéré à proposer").click()
+    coordinator.wait_for_url("**/freed-slots")
+    assert "Rendez-vous annulé" in coordinator.locator(f"#creneau-libere-{task_id(sessions, slot_id)}").inner_text()
+    look(coordinator, shoot, "creneaux liberes", phone=True)
+    coordinator.go_back()
+    coordinator.wait_for_url(lambda url: url.endswith("/"))
     tile.get_by_role("button", name=f"Proposer ce créneau à {patient_name}").click()
     coordinator.wait_for_url("**/planning/appointments/*")
     offered_url = coordinator.url
