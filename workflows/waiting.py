@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, exists, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
@@ -333,7 +333,7 @@ def open_tasks(session: Session, cpts_id: int, *, now: dt.datetime, limit: int |
 def has_open_task(session: Session, slot_id: int) -> bool:
     """Whether the slot is to offer to the waiting patients (what a cancellation's confirmation says)."""
     open_ = (FreedSlotTask.slot_id == slot_id) & FreedSlotTask.resolved_at.is_(None)
-    return session.scalar(select(func.count(FreedSlotTask.id)).where(open_)) > 0
+    return bool(session.scalar(select(exists().where(open_))))
 
 
 def get_task(session: Session, task_id: int, *, cpts_id: int) -> FreedSlotTask:
