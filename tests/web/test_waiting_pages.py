@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from hub.models import (
     Appointment,
+    FreedSlotReason,
     FreedSlotTask,
     PlaceKind,
     ReferralState,
@@ -18,6 +19,7 @@ from hub.models import (
 )
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
+from tests.services.test_statements import count_queries
 from tests.web.test_desk_pages import text
 from workflows import appointments, waiting
 
@@ -169,3 +171,31 @@ def test_the_waiting_time_is_on_the_indicators_page(auth, coordination, db_sessi
     page = text(auth.client.get("/indicateurs?year=2026&month=11"))
     assert "Liste d'attente" in page
     assert "En attente aujourd'hui 1" in page
+
+
+def test_the_desk_costs_the_same_queries_with_one_or_five_freed_slots(auth, coordination, db_session, engine):
+    """P6: the freed slots' count is aggregated, the first ones and their matches read in a fixed number of
+    queries."""
+    t = coordination
+    for _ in range(3):
+        waiting.add(
+            db_session, t.coordinator, patient=waiter(db_session, t), program=t.program, urgency=WaitingUrgency.URGENT
+        )
+
+    def free(weeks: int) -> None:
+        slot = factories.slot(db_session, t.program, (MONDAY_14H + dt.timedelta(weeks=weeks)).astimezone(dt.UTC))
+        db_session.add(FreedSlotTask(cpts_id=t.cpts.id, slot_id=slot.id, reason=FreedSlotReason.CANCELLATION))
+        db_session.commit()
+
+    def statements() -> int:
+        with count_queries(engine) as seen:
+            assert auth.client.get("/").status_code == 200
+        return len(seen)
+
+    free(0)
+    one = statements()
+    for weeks in range(1, 5):
+        free(weeks)
+    five = statements()
+    assert "Créneaux libérés à proposer (5)" in text(auth.client.get("/"))
+    assert one == five, (one, five)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hub.errors import Conflict, RuleViolation, ValidationFailed
 from hub.models import (
+    Appointment,
     AppointmentState,
     AuditEvent,
     FreedSlotOutcome,
@@ -147,6 +148,23 @@ def test_a_cancellation_gives_the_coordinator_a_task_only_when_someone_waits(db_
     )
     assert freed_slots.slot_freed(db_session, other_slot, reason=FreedSlotReason.CANCELLATION, now=NOW) is None
     assert len(open_tasks(db_session)) == 1, "one open task per slot"
+
+
+def test_the_task_lives_and_dies_with_the_cancellation(db_session, territory):
+    """Written in the cancellation's transaction: rolled back together, committed together."""
+    t = territory
+    wait(db_session, t, patient(db_session, t))
+    _slot, appointment = booked_slot(db_session, t)
+    db_session.commit()
+    rolled_back = db_session.begin_nested()
+    appointments.cancel(db_session, t.coordinator, appointment, reason="Hospitalisé", now=NOW)
+    assert len(open_tasks(db_session)) == 1
+    rolled_back.rollback()
+    assert open_tasks(db_session) == []
+    assert db_session.get(Appointment, appointment.id).state is AppointmentState.PROPOSED
+    appointments.cancel(db_session, t.coordinator, appointment, reason="Hospitalisé", now=NOW)
+    db_session.commit()
+    assert len(open_tasks(db_session)) == 1
 
 
 def test_the_database_keeps_one_open_task_per_slot(db_session, territory):

@@ -14,6 +14,7 @@ from hub.models import (
     FreedSlotReason,
     FreedSlotTask,
     Role,
+    Slot,
     User,
     WaitingEntry,
     WaitingState,
@@ -21,7 +22,7 @@ from hub.models import (
 )
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from workflows import waiting
+from workflows import freed_slots, waiting
 
 pytestmark = pytest.mark.concurrency
 UPLOADS = Path("/nonexistent-uploads")  # no referral here: nothing is written there
@@ -120,3 +121,48 @@ def test_one_patient_offered_two_slots_at_once_is_booked_once(freed):
             )
         )
         assert still_open == 1, "the losing offer left its slot to offer"
+
+
+def test_two_transactions_freeing_one_slot_at_once_leave_one_task(committed):
+    """Two cancellations of one slot's holders (a group session's seats, or a cancellation racing the horizon job's
+    new dates) commit together: one open task, no error (the partial unique index, then the savepoint)."""
+    factory, created = committed
+    with factory() as session:
+        org = factories.cpts(session)
+        created.append(org.id)
+        coordinator = factories.user(session, org, Role.COORDINATOR)
+        program = factories.program(session, org)
+        slot = factories.slot(session, program, MONDAY_14H.astimezone(dt.UTC))
+        waiting.add(
+            session,
+            coordinator,
+            patient=factories.consenting_patient(session, org, recorded_by=coordinator),
+            program=program,
+            urgency=WaitingUrgency.URGENT,
+        )
+        session.commit()
+        slot_id = slot.id
+    barrier = threading.Barrier(2)
+    results: list = []
+
+    def free():
+        barrier.wait()
+        try:
+            with factory() as session:
+                task = freed_slots.slot_freed(
+                    session, session.get_one(Slot, slot_id), reason=FreedSlotReason.CANCELLATION, now=NOW
+                )
+                session.commit()
+            results.append(task is not None)
+        except Exception as exc:  # reported, and fails the test
+            results.append(repr(exc))
+
+    threads = [threading.Thread(target=free) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results, key=str) == [False, True], results
+    with factory() as session:
+        tasks = session.scalar(select(func.count(FreedSlotTask.id)).where(FreedSlotTask.slot_id == slot_id))
+        assert tasks == 1
