@@ -75,8 +75,7 @@ def patient_booked(session: Session, actor: User, appointment: Appointment, *, n
         .execution_options(synchronize_session=False)
     ).all()
     for entry_id in booked:
-        if (loaded := session.identity_map.get(identity_key(WaitingEntry, entry_id))) is not None:
-            session.expire(loaded)  # read again when next used
+        _expire(session, entry_id)
         audit.record(
             session,
             actor=actor,
@@ -86,6 +85,36 @@ def patient_booked(session: Session, actor: User, appointment: Appointment, *, n
             details={"appointment_id": appointment.id},
         )
     return list(booked)
+
+
+REFERRAL_CANCELLED = "Adressage annulé"
+
+
+def referral_cancelled(session: Session, actor: User, referral_id: int, *, now: dt.datetime) -> None:
+    """A cancelled referral no longer waits: its entry is withdrawn (never offered a slot the GP no longer asks)."""
+    withdrawn = session.execute(
+        update(WaitingEntry)
+        .where(WaitingEntry.referral_id == referral_id, WaitingEntry.state == WaitingState.WAITING)
+        .values(
+            state=WaitingState.WITHDRAWN,
+            withdraw_reason=REFERRAL_CANCELLED,
+            resolved_at=now,
+            resolved_by_user_id=actor.id,
+        )
+        .returning(WaitingEntry.id, WaitingEntry.cpts_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    for entry_id, cpts_id in withdrawn:
+        _expire(session, entry_id)
+        audit.record(
+            session, actor=actor, action="waiting.withdraw", target=("waiting_entries", entry_id), cpts_id=cpts_id
+        )
+
+
+def _expire(session: Session, entry_id: int) -> None:
+    """An entry changed by an UPDATE statement is read again when next used."""
+    if (loaded := session.identity_map.get(identity_key(WaitingEntry, entry_id))) is not None:
+        session.expire(loaded)
 
 
 def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetime) -> GenerationReport:

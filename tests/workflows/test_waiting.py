@@ -27,7 +27,7 @@ from hub.models import (
 )
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from workflows import appointments, freed_slots, indicators, programs, waiting
+from workflows import appointments, freed_slots, indicators, programs, referrals, waiting
 from workflows.indicators import Period, Scope
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -354,3 +354,13 @@ def test_a_waiting_patient_booked_another_way_leaves_the_list(db_session, territ
     _slot, appointment = booked_slot(db_session, t)
     assert (entry.state, entry.appointment_id) == (WaitingState.BOOKED, appointment.id)
     assert elsewhere.state is WaitingState.WAITING
+
+
+def test_a_cancelled_referral_leaves_the_list(db_session, territory, gp):
+    t = territory
+    referral = factories.referral(
+        db_session, t.patient, author=gp, state=ReferralState.ACCEPTED, target_program_id=t.program.id
+    )
+    entry = waiting.add_from_referral(db_session, t.coordinator, referral)
+    referrals.cancel(db_session, gp, referral, reason="Vu aux urgences")
+    assert (entry.state, entry.withdraw_reason) == (WaitingState.WITHDRAWN, "Adressage annulé")
