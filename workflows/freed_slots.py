@@ -1,8 +1,9 @@
 """What the waiting list learns from the bookings, in their own transaction (so that nothing is lost and nothing
 stays of a rolled-back change). A slot of a program with waiting patients becomes free — a cancellation, new
 dates —: the coordinator gets a task to offer it (workflows.waiting offers it). A waiting patient is booked into
-the program — by the offer, a referral scheduled, any booking —: their entry is booked. Imports no workflow:
-workflows.appointments calls it from `book` and `cancel`."""
+the program — by the offer, a referral scheduled, any booking —: their entry is booked; their referral is
+cancelled: their entry is withdrawn. Imports no workflow: workflows.appointments (book, cancel),
+workflows.referrals (cancel), workflows.programs and the slot horizon job call it."""
 
 import datetime as dt
 
@@ -56,12 +57,12 @@ def slot_freed(
     return task
 
 
-def patient_booked(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime) -> list[int]:
-    """The patient's waiting entry for the appointment's program, if any, is booked with it; its id is returned
-    (an empty list when none waited, or when a concurrent booking took the entry first: the conditional update
-    finds it booked)."""
+def patient_booked(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime) -> None:
+    """The patient's waiting entry for the appointment's program, if any, is booked with it — unless a concurrent
+    booking took it first: the conditional update then finds it booked and leaves it (workflows.waiting.offer
+    checks whose booking it is)."""
     if appointment.program_id is None:
-        return []
+        return
     waiting = (
         (WaitingEntry.patient_id == appointment.patient_id)
         & (WaitingEntry.program_id == appointment.program_id)
@@ -84,7 +85,6 @@ def patient_booked(session: Session, actor: User, appointment: Appointment, *, n
             cpts_id=appointment.cpts_id,
             details={"appointment_id": appointment.id},
         )
-    return list(booked)
 
 
 REFERRAL_CANCELLED = "Adressage annulé"

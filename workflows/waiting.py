@@ -355,21 +355,22 @@ def offer(
     now: dt.datetime | None = None,
 ) -> Appointment:
     """Book the waiting patient into the freed slot, in one action: the booking goes through
-    workflows.appointments.book (or schedules the entry's referral), with every rule of a booking; the task and
-    the entry are claimed with conditional updates, so that of two coordinators offering one slot, or one patient
-    two slots, at once, one wins and the other gets a 409. Anything refused leaves everything as it was (the
-    caller's transaction rolls back)."""
+    workflows.appointments.book (or schedules the entry's referral), with every rule of a booking, at the place
+    the patient asked for or their needs call for. The task and the entry are claimed with conditional updates
+    (the entry by the booking itself), so that of two coordinators offering one slot, or one patient two slots, at
+    once, one wins and the other gets a 409. Anything refused leaves everything as it was (the caller's
+    transaction rolls back)."""
     now = now or utcnow()
     slot = task.slot
     if entry.cpts_id != task.cpts_id or entry.program_id != slot.program_id:
         raise ValidationFailed({"entry_id": "Ce patient n'attend pas un créneau de ce programme."})
-    if entry.state is not WaitingState.WAITING:
-        raise Conflict(ENTRY_TAKEN)
     match = next((m for m in matches_for(session, slot, now=now) if m.entry.id == entry.id), None)
-    if match is not None and not match.fits:
+    if match is None:  # no longer waiting
+        raise Conflict(ENTRY_TAKEN)
+    if not match.fits:
         raise RuleViolation(f"Ce créneau ne convient pas à ce patient : {', '.join(match.problems)}.")
     _claim_task(session, task, actor, entry, now=now)
-    appointment = _book(session, actor, slot, entry, match, upload_dir=upload_dir, now=now)
+    appointment = _book(session, actor, slot, entry, match.place_kind, upload_dir=upload_dir, now=now)
     # The booking books the patient's waiting entry (workflows.freed_slots.patient_booked) with a conditional
     # update: of two offers of one patient at once, the second finds it booked by the first.
     session.refresh(entry)
@@ -399,8 +400,7 @@ def _claim_task(session: Session, task: FreedSlotTask, actor: User, entry: Waiti
     session.refresh(task)
 
 
-def _book(session, actor, slot, entry, match, *, upload_dir: Path, now) -> Appointment:
-    place = match.place_kind if match else entry.place_kind or appointments.default_place(slot.program)
+def _book(session, actor, slot, entry, place: PlaceKind, *, upload_dir: Path, now) -> Appointment:
     referral = session.get(Referral, entry.referral_id) if entry.referral_id else None
     if referral is not None and referral.state is ReferralState.ACCEPTED:
         return referrals.schedule(session, actor, referral, slot=slot, upload_dir=upload_dir, place_kind=place, now=now)
