@@ -169,16 +169,28 @@ class ProgramQueue:
     urgent: int
 
 
-def waiting_list(session: Session, cpts_id: int, *, program_id: int | None = None) -> list[WaitingEntry]:
-    """The CPTS's waiting patients (of one program if given), the most urgent first, then who waited longest."""
+def waiting_list(
+    session: Session, cpts_id: int, *, program_id: int | None = None, offset: int = 0, limit: int | None = None
+) -> tuple[list[WaitingEntry], int]:
+    """The CPTS's waiting patients (of one program if given), the most urgent first, then who waited longest: a
+    page of them (from `offset`, at most `limit`) and how many there are."""
+    conditions = [WaitingEntry.cpts_id == cpts_id, WaitingEntry.state == WaitingState.WAITING]
+    if program_id is not None:
+        conditions.append(WaitingEntry.program_id == program_id)
     query = (
         select(WaitingEntry)
         .options(joinedload(WaitingEntry.patient), joinedload(WaitingEntry.program))
-        .where(WaitingEntry.cpts_id == cpts_id, WaitingEntry.state == WaitingState.WAITING)
+        .where(*conditions)
+        .order_by(_URGENCY_ORDER, WaitingEntry.created_at, WaitingEntry.id)
+        .offset(offset)
+        .limit(limit)
     )
-    if program_id is not None:
-        query = query.where(WaitingEntry.program_id == program_id)
-    return sorted(session.scalars(query), key=_rank)
+    total = session.scalar(select(func.count(WaitingEntry.id)).where(*conditions)) or 0
+    return list(session.scalars(query)), total
+
+
+# WAITING_URGENCY_RANK in SQL, to order and page in the database.
+_URGENCY_ORDER = case(*((WaitingEntry.urgency == urgency, rank) for urgency, rank in WAITING_URGENCY_RANK.items()))
 
 
 def queues(session: Session, cpts_id: int) -> list[ProgramQueue]:
@@ -322,10 +334,13 @@ def open_task_count(session: Session, cpts_id: int, *, now: dt.datetime) -> int:
     return session.scalar(select(func.count()).select_from(_open_tasks_query(cpts_id, now).subquery())) or 0
 
 
-def open_tasks(session: Session, cpts_id: int, *, now: dt.datetime, limit: int | None = None) -> list[TaskView]:
-    """The freed slots still to offer (future, open), the soonest first, each with its waiting patients."""
+def open_tasks(
+    session: Session, cpts_id: int, *, now: dt.datetime, offset: int = 0, limit: int | None = None
+) -> list[TaskView]:
+    """The freed slots still to offer (future, open), the soonest first (from `offset`, at most `limit`), each with
+    its waiting patients."""
     query = _open_tasks_query(cpts_id, now).options(joinedload(FreedSlotTask.slot).joinedload(Slot.program))
-    tasks = session.scalars(query.order_by(Slot.starts_at, FreedSlotTask.id).limit(limit)).all()
+    tasks = session.scalars(query.order_by(Slot.starts_at, FreedSlotTask.id).offset(offset).limit(limit)).all()
     matches = _matches_of(session, [task.slot for task in tasks], now=now)
     return [TaskView(task, matches[task.slot_id]) for task in tasks]
 

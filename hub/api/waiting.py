@@ -31,10 +31,11 @@ def list_waiting():
     program_id = load(WaitingListArgs(), {k: v for k, v in request.args.items() if k == "program_id"})["program_id"]
     if program_id is not None:
         programs.get_program(db(), program_id, cpts_id=current_user.cpts_id)
-    rows = waiting.waiting_list(db(), current_user.cpts_id, program_id=program_id)
-    shown = rows[(page - 1) * per_page : page * per_page]
+    rows, total = waiting.waiting_list(
+        db(), current_user.cpts_id, program_id=program_id, offset=(page - 1) * per_page, limit=per_page
+    )
     audit.record(db(), actor=current_user, action="waiting.list", details={"program_id": program_id})
-    return page_of(WaitingEntryOut(), shown, len(rows), page, per_page)
+    return page_of(WaitingEntryOut(), rows, total, page, per_page)
 
 
 @blueprint.post("/waiting-list")
@@ -65,9 +66,10 @@ def withdraw_waiting(entry_id: int):
 def list_freed_slots():
     """The freed slots still to offer, the soonest first, each with the waiting patients it fits first."""
     page, per_page = pagination()
-    tasks = waiting.open_tasks(db(), current_user.cpts_id, now=utcnow())
+    now = utcnow()
+    tasks = waiting.open_tasks(db(), current_user.cpts_id, now=now, offset=(page - 1) * per_page, limit=per_page)
     audit.record(db(), actor=current_user, action="freed_slot.list")
-    return page_of(FreedSlotOut(), tasks[(page - 1) * per_page : page * per_page], len(tasks), page, per_page)
+    return page_of(FreedSlotOut(), tasks, waiting.open_task_count(db(), current_user.cpts_id, now=now), page, per_page)
 
 
 @blueprint.post("/freed-slots/<int:task_id>/offer")

@@ -22,6 +22,7 @@ from hub.web.pages import submit
 from workflows import programs, referrals, waiting
 
 bp = Blueprint("waiting", __name__)
+LIST_LIMIT = 200  # entries the page shows; it says how many more wait
 
 
 @bp.context_processor
@@ -43,14 +44,15 @@ def index():
     args = load(WaitingListArgs(), {k: v for k, v in request.args.items() if k == "program_id"})
     program_id = args["program_id"]
     program = programs.get_program(db(), program_id, cpts_id=current_user.cpts_id) if program_id else None
-    entries = waiting.waiting_list(db(), current_user.cpts_id, program_id=program_id)
     audit.record(db(), actor=current_user, action="waiting.list", details={"program_id": program_id})
-    return _list_page(entries, program)
+    return _list_page(program)
 
 
-def _list_page(entries, program, *, withdrawing=None, errors=None, status=200):
+def _list_page(program, *, withdrawing=None, errors=None, status=200):
+    program_id = program.id if program else None
+    entries, total = waiting.waiting_list(db(), current_user.cpts_id, program_id=program_id, limit=LIST_LIMIT)
     queues = waiting.queues(db(), current_user.cpts_id)
-    context = {"entries": entries, "program": program, "queues": queues, "withdrawing": withdrawing}
+    context = {"entries": entries, "total": total, "program": program, "queues": queues, "withdrawing": withdrawing}
     return render_template("waiting/index.html", errors=errors or {}, **context), status
 
 
@@ -116,8 +118,7 @@ def withdraw(entry_id: int):
         WithdrawForm(), lambda data: waiting.withdraw(db(), current_user, entry, reason=data["reason"])
     )
     if done is None:
-        entries = waiting.waiting_list(db(), current_user.cpts_id)
-        return _list_page(entries, None, withdrawing=entry.id, errors=errors, status=422)
+        return _list_page(None, withdrawing=entry.id, errors=errors, status=422)
     flash(f"{entry.patient.display_name} a quitté la liste d'attente.", "success")
     return redirect(url_for("waiting.index"))
 

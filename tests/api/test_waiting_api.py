@@ -180,3 +180,18 @@ def test_the_waiting_time_indicator_in_the_api(api, db_session, territory):
         ["En attente aujourd'hui", 1],
         ["Rendez-vous pris depuis la liste dans la période", 0],
     ]
+
+
+def test_the_list_is_ordered_and_paged_in_the_database(api, db_session, territory, clock):
+    t = territory
+    made = []
+    for urgency in ("des_que_possible", "sous_15_jours", "urgent", "urgent"):
+        patient = waiter(db_session, t)
+        db_session.commit()
+        body = {"patient_id": patient.id, "program_id": t.program.id, "urgency": urgency}
+        made.append(api.post("/api/v1/waiting-list", json=body).get_json()["id"])
+        clock.shift(dt.timedelta(hours=1))
+    first = api.get("/api/v1/waiting-list?per_page=3").get_json()
+    second = api.get("/api/v1/waiting-list?per_page=3&page=2").get_json()
+    assert (first["total"], second["total"]) == (4, 4)
+    assert [item["id"] for item in first["items"] + second["items"]] == [made[2], made[3], made[1], made[0]]
