@@ -29,6 +29,7 @@ HOLDING_STATES = frozenset(
 class GenerationReport:
     created: int = 0
     removed: int = 0
+    created_starts: list[dt.datetime] = field(default_factory=list)  # for the waiting list's tasks
     booked_no_longer_fitting: list[Slot] = field(default_factory=list)
 
 
@@ -93,6 +94,7 @@ def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetim
         # One bulk INSERT: building a Slot object per row costs more than the expansion itself (P5).
         session.execute(insert(Slot), missing)
         report.created = len(missing)
+        report.created_starts = [row["starts_at"] for row in missing]
     unwanted = [slot for start, slot in existing.items() if start not in wanted and not slot.is_exception]
     booked = booked_slot_ids(session, [slot.id for slot in unwanted])
     removable = [slot.id for slot in unwanted if slot.id not in booked and slot.state is SlotState.OPEN]

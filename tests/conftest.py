@@ -172,6 +172,7 @@ def purge_cpts(session, cpts_id: int) -> None:
         Delivery,
         EligibilityAssessment,
         FeeEntry,
+        FreedSlotTask,
         IdempotentRequest,
         IdentityCheck,
         LoginAttempt,
@@ -192,6 +193,7 @@ def purge_cpts(session, cpts_id: int) -> None:
         UserRole,
         UserSession,
         VisitOffer,
+        WaitingEntry,
         professional_organisations,
     )
 
@@ -214,6 +216,8 @@ def purge_cpts(session, cpts_id: int) -> None:
         delete(DeclaredActivity).where(DeclaredActivity.professional_id.in_(professionals)),
         delete(CarePathwayStep).where(CarePathwayStep.pathway_id.in_(pathways)),
         delete(CarePathway).where(CarePathway.cpts_id == cpts_id),
+        delete(FreedSlotTask).where(FreedSlotTask.cpts_id == cpts_id),
+        delete(WaitingEntry).where(WaitingEntry.cpts_id == cpts_id),
         delete(ReferralAttachment).where(ReferralAttachment.referral_id.in_(referrals)),
         delete(Referral).where(Referral.cpts_id == cpts_id),
         delete(EligibilityAssessment).where(EligibilityAssessment.patient_id.in_(patients)),

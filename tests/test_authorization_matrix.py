@@ -12,6 +12,8 @@ from hub.models import (
     CareTeamMember,
     EligibilityAssessment,
     EligibilityOutcome,
+    FreedSlotReason,
+    FreedSlotTask,
     Modality,
     OutboxState,
     PlaceKind,
@@ -19,10 +21,11 @@ from hub.models import (
     ReferralAttachment,
     Report,
     Role,
+    WaitingUrgency,
 )
 from hub.services import accounts, calendar_feeds
 from tests import factories
-from workflows import appointments, pathways
+from workflows import appointments, pathways, waiting
 
 ROLES = ("anonymous", "idel", "pharmacist", "kine", "specialist", "gp", "stranger", "coordinator", "admin")
 CLINICIANS = ("idel", "pharmacist", "kine", "specialist", "gp")
@@ -348,6 +351,20 @@ MATRIX = {
     ("api.get_indicators", "GET"): PLANNING,
     ("connectors_admin.index", "GET"): ADMIN_ONLY,
     ("connectors_admin.save", "POST"): ADMIN_ONLY,
+    # The waiting list and the freed slots: the coordination's; another CPTS's coordinator meets 404 on ours. The
+    # empty bodies are refused (422) to those who may call.
+    ("waiting.index", "GET"): PLANNING,
+    ("waiting.new", "GET"): PLANNING,
+    ("waiting.new", "POST"): PLANNING,
+    ("waiting.withdraw", "POST"): PLANNING_OBJECT,
+    ("waiting.freed_slots", "GET"): PLANNING,
+    ("waiting.offer", "POST"): PLANNING_OBJECT,
+    ("api.list_waiting", "GET"): PLANNING,
+    ("api.add_waiting", "POST"): PLANNING,
+    ("api.get_waiting", "GET"): PLANNING_OBJECT,
+    ("api.withdraw_waiting", "POST"): PLANNING_OBJECT,
+    ("api.list_freed_slots", "GET"): PLANNING,
+    ("api.offer_freed_slot", "POST"): PLANNING_OBJECT,
 }
 
 # Routes whose behaviour is a flow rather than an access rule; tests/auth/test_login.py covers them.
@@ -449,6 +466,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         ).id,
         "channel": "email",
         **_pathway_ids(db_session, users, patient),
+        **_waiting_ids(db_session, users, patient, program, free_slot),
     }
     db_session.commit()
 
@@ -488,6 +506,17 @@ def _teleexpertise_ids(db_session, users, patient, consent, expert_id, tmp_path)
         attachment=b"\x89PNG\r\n\x1a\nphoto",
     )
     return {"teleexpertise_id": request.id, "file_id": request.attachments[0].id}
+
+
+def _waiting_ids(db_session, users, patient, program, free_slot) -> dict:
+    """The patient waiting for the program, and the program's free slot to offer."""
+    entry = waiting.add(
+        db_session, users["coordinator"], patient=patient, program=program, urgency=WaitingUrgency.URGENT
+    )
+    task = FreedSlotTask(cpts_id=program.cpts_id, slot_id=free_slot.id, reason=FreedSlotReason.CANCELLATION)
+    db_session.add(task)
+    db_session.flush()
+    return {"entry_id": entry.id, "task_id": task.id}
 
 
 def _pathway_ids(db_session, users, patient) -> dict:

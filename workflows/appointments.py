@@ -24,6 +24,7 @@ from hub.models import (
     AppointmentState,
     ConsentKind,
     ConsentMethod,
+    FreedSlotReason,
     Modality,
     Patient,
     PlaceKind,
@@ -41,7 +42,7 @@ from hub.services import directory, resources
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
-from workflows import eligibility, fees, rituals
+from workflows import eligibility, fees, freed_slots, rituals
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -179,6 +180,7 @@ def book(
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
+    freed_slots.patient_booked(session, actor, appointment, now=now)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
         # The booker's word stands for the 12-month rule: who attested which date is kept.
         audit.record(
@@ -750,7 +752,8 @@ def degrade(session: Session, actor: User, appointment: Appointment, *, reason: 
 
 
 def cancel(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
-    """Cancel: every hold is released, pending offers withdrawn, everyone involved told. Within 24 h of
+    """Cancel: every hold is released, pending offers withdrawn, everyone involved told; when patients wait for
+    the program, the freed slot becomes the coordinator's task to offer (workflows.freed_slots). Within 24 h of
     the start it is a late cancellation — which is still not a no-show."""
     now = now or utcnow()
     lock(session, appointment)
@@ -785,6 +788,14 @@ def cancel(session: Session, actor: User, appointment: Appointment, *, reason: s
             key=f"cancel:{appointment.id}:{professional_id}",
         )
     _notify_patient(session, appointment, kind="appointment_cancelled", key=f"cancel:{appointment.id}:patient")
+    if appointment.slot is not None:
+        freed_slots.slot_freed(
+            session,
+            appointment.slot,
+            reason=FreedSlotReason.CANCELLATION,
+            now=now,
+            cancelled_appointment_id=appointment.id,
+        )
 
 
 def record_no_show(session: Session, actor: User, appointment: Appointment, *, now=None) -> None:

@@ -3,7 +3,7 @@ GET /api/v1/me/desk. A desk reads a fixed number of queries whatever the data (P
 (COUNT … GROUP BY) and the lists it shows are capped; each count has a list a person can open."""
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
@@ -37,7 +37,7 @@ from hub.models import (
 from scheduling import board
 from scheduling.agenda import day_bounds
 from scheduling.slots import HOLDING_STATES
-from workflows import fees, reports, teleexpertise
+from workflows import fees, reports, teleexpertise, waiting
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
 LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
@@ -92,6 +92,9 @@ class CoordinatorDesk:
     late_reports: int
     failed_sends: int
     sessions: list[SessionLoad]
+    # Freed slots of programs with waiting patients, to offer (workflows.waiting): the count, the soonest.
+    freed_slots: int = 0
+    first_freed_slots: list[waiting.TaskView] = field(default_factory=list)
 
 
 def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
@@ -191,6 +194,8 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         late_reports=len(reports.overdue(session, cpts_id, now=now)),
         failed_sends=_failed_sends(session, cpts_id),
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
+        freed_slots=waiting.open_task_count(session, cpts_id, now=now),
+        first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST),
     )
 
 

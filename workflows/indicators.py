@@ -8,6 +8,7 @@ time, belongs to that year: T11)."""
 import csv
 import datetime as dt
 import io
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -50,6 +51,8 @@ from hub.models import (
     Report,
     SessionProgram,
     TeleexpertiseState,
+    WaitingEntry,
+    WaitingState,
 )
 from hub.models import Appointment as A
 from hub.models import SatisfactionSurvey as Survey
@@ -230,6 +233,7 @@ def compute(session: Session, scope: Scope) -> list[Indicator]:
         satisfaction(session, scope),
         incidents(session, scope),
         patients_without_gp(session, scope),
+        waiting_time(session, scope),
     ]
 
 
@@ -602,6 +606,37 @@ def patients_without_gp(session: Session, scope: Scope) -> Indicator:
             ("Patients vus", seen),
             ("Sans médecin traitant", orphans),
             ("Part sans médecin traitant (%)", _rate(orphans, seen)),
+        ),
+        chart=False,
+    )
+
+
+def waiting_time(session: Session, scope: Scope) -> Indicator:
+    entries = [WaitingEntry.cpts_id == scope.cpts]
+    if scope.program_id is not None:
+        entries.append(WaitingEntry.program_id == scope.program_id)
+    waiting_now = session.scalar(
+        select(func.count(WaitingEntry.id)).where(*entries, WaitingEntry.state == WaitingState.WAITING)
+    )
+    # One row per booking of the period: the median needs them all (a list of numbers, never of patients).
+    waits = session.scalars(
+        select(seconds_between(WaitingEntry.created_at, WaitingEntry.resolved_at)).where(
+            *entries, WaitingEntry.state == WaitingState.BOOKED, *scope.within(WaitingEntry.resolved_at)
+        )
+    ).all()
+    days = [float(seconds) / 86400 for seconds in waits]
+    return Indicator(
+        "liste_attente",
+        "Liste d'attente",
+        "Patients en liste d'attente aujourd'hui (quelle que soit la période), et parmi les inscriptions dont le "
+        "rendez-vous a été pris dans la période : leur nombre, puis le délai de l'inscription à la prise du "
+        "rendez-vous, en jours, en moyenne et en médiane.",
+        ("Indicateur", "Valeur"),
+        (
+            ("En attente aujourd'hui", int(waiting_now or 0)),
+            ("Rendez-vous pris depuis la liste dans la période", len(days)),
+            ("Délai moyen d'attente (jours)", round(statistics.fmean(days), 1) if days else None),
+            ("Délai médian d'attente (jours)", round(statistics.median(days), 1) if days else None),
         ),
         chart=False,
     )

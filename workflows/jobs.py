@@ -34,8 +34,7 @@ from hub.models import (
 )
 from hub.services import directory
 from scheduling.periodic import JobContext, PeriodicJob, local_day, local_hour, ten_minutes
-from scheduling.slots import generate_slots
-from workflows import reports, teleexpertise
+from workflows import freed_slots, reports, teleexpertise
 from workflows.appointments import offer_to_other_idels
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ def roll_slot_horizon(ctx: JobContext, *, now: dt.datetime) -> str:
                     )
                 )
                 if program is not None:
-                    created += generate_slots(session, program, now=now).created
+                    created += freed_slots.generate_slots(session, program, now=now).created
         except Exception as exc:
             failed += 1
             log.error("roll_slot_horizon: program %s failed\n%s", program_id, describe_failure(exc))

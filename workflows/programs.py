@@ -27,8 +27,8 @@ from hub.models import (
 )
 from hub.services import directory, resources
 from scheduling.recurrence import InvalidRecurrence, Recurrence, describe, localise, parse_rrule
-from scheduling.slots import GenerationReport, booked_slot_ids, generate_slots, recurrence_of
-from workflows import appointments
+from scheduling.slots import GenerationReport, booked_slot_ids, recurrence_of
+from workflows import appointments, freed_slots
 
 _CANCELLABLE = appointments.MACHINE.transitions["cancel"][0]
 PERFORMERS = {
@@ -186,7 +186,7 @@ def create_program(session: Session, actor, data: dict, *, zone: str, now: dt.da
     _recurrence_errors(program)
     session.add(program)
     session.flush()  # slots point at the new id
-    report = generate_slots(session, program, now=now)
+    report = freed_slots.generate_slots(session, program, now=now)
     audit.record(session, actor=actor, action="program.create", target=program, details={"slots": report.created})
     return program
 
@@ -225,7 +225,7 @@ def update_series(session: Session, actor, program: SessionProgram, changes: dic
             raise ValidationFailed({"rrule": str(exc)}) from exc
     _recurrence_errors(program)
     session.flush()
-    report = generate_slots(session, program, now=now)
+    report = freed_slots.generate_slots(session, program, now=now)
     audit.record(
         session,
         actor=actor,
@@ -258,7 +258,7 @@ def split_series(session: Session, actor, program: SessionProgram, *, from_day: 
     original_until = program.valid_until
     program.valid_until = from_day - dt.timedelta(days=1)
     session.flush()
-    generate_slots(session, program, now=now)
+    freed_slots.generate_slots(session, program, now=now)
     # The series goes on in its program's zone.
     new = create_program(session, actor, data | {"valid_until": original_until} | changes, zone=program.zone, now=now)
     new.exdates = program.exdates
@@ -269,7 +269,7 @@ def split_series(session: Session, actor, program: SessionProgram, *, from_day: 
     ]
     _recurrence_errors(new)
     session.flush()
-    report = generate_slots(session, new, now=now)
+    report = freed_slots.generate_slots(session, new, now=now)
     audit.record(session, actor=actor, action="program.split", target=program, details={"new_program": new.id})
     return new, report
 
@@ -385,6 +385,7 @@ def _cancel_slots(session: Session, actor, slots: list[Slot], *, reason: str, no
     )
     for appointment in live:
         appointments.cancel(session, actor, appointment, reason=reason, now=now)
+    freed_slots.slots_gone(session, ids, now=now)  # the cancellations above freed nothing to offer
     session.flush()
     kept = booked_slot_ids(session, ids) | {
         a.slot_id for a in session.scalars(select(Appointment).where(Appointment.slot_id.in_(ids) if ids else false()))
@@ -419,7 +420,7 @@ def add_closure(
         raise ValidationFailed({"last_day": "La fin de la fermeture précède son début."})
     program.closures.append(ProgramClosure(first_day=first_day, last_day=last_day, reason=reason))
     session.flush()
-    report = generate_slots(session, program, now=now or utcnow())
+    report = freed_slots.generate_slots(session, program, now=now or utcnow())
     audit.record(
         session,
         actor=actor,

@@ -45,7 +45,7 @@ from hub.models import (
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, create_patient, valid_consent
 from scheduling.slots import HOLDING_STATES
-from workflows import accompaniment, appointments, attachments, eligibility
+from workflows import accompaniment, appointments, attachments, eligibility, freed_slots
 from workflows.attachments import StoredFile
 from workflows.machine import Machine
 
@@ -422,6 +422,7 @@ def cancel(session: Session, actor: User, referral: Referral, *, reason: str) ->
     referral.state = target
     referral.cancel_reason = reason.strip()[:500]
     audit.record(session, actor=actor, action="referral.cancel", target=referral, cpts_id=referral.cpts_id)
+    freed_slots.referral_cancelled(session, actor, referral.id, now=utcnow())
     if actor.professional_id != referral.author_id:
         _tell_author(session, referral, "referral_cancelled")
     return referral

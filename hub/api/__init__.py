@@ -60,4 +60,5 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     resources,
     sessions,
     teleexpertise,
+    waiting,
 )

@@ -47,6 +47,7 @@ def _coordinator(part: desk.CoordinatorDesk) -> dict:
             }
             for item in part.sessions
         ],
+        "freed_slots_to_offer": part.freed_slots,
     }
 
 

@@ -82,6 +82,7 @@ from hub.schemas.scheduling import (
 )
 from hub.schemas.sessions import IncidentIn, IncidentOut, RitualsIn, RitualsOut
 from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
+from hub.schemas.waiting import FreedSlotOut, OfferIn, OfferOut, WaitingEntryOut, WaitingIn, WithdrawIn
 from workflows.fees import REMOTE_SHARE_LIMIT
 
 # endpoint → (summary, request schema or None, response schema, is a paginated list)
@@ -332,6 +333,32 @@ OPERATIONS = {
         IndicatorsOut,
         False,
     ),
+    "api.list_waiting": (
+        "Liste d'attente de la CPTS (d'un programme avec `program_id`) : les plus urgents, puis les plus anciens",
+        None,
+        WaitingEntryOut,
+        True,
+    ),
+    "api.add_waiting": (
+        "Mettre un patient en liste d'attente d'un programme (ou un adressage accepté, avec `referral_id`)",
+        WaitingIn,
+        WaitingEntryOut,
+        False,
+    ),
+    "api.get_waiting": ("Lire une inscription en liste d'attente", None, WaitingEntryOut, False),
+    "api.withdraw_waiting": ("Retirer un patient de la liste d'attente (motif)", WithdrawIn, WaitingEntryOut, False),
+    "api.list_freed_slots": (
+        "Créneaux libérés à proposer, avec les patients en attente qui leur conviennent d'abord",
+        None,
+        FreedSlotOut,
+        True,
+    ),
+    "api.offer_freed_slot": (
+        "Proposer le créneau libéré à un patient en attente : le rendez-vous est pris (409 si un autre l'a déjà fait)",
+        OfferIn,
+        OfferOut,
+        False,
+    ),
     "api.get_desk": (
         "Le bureau de l'appelant : ce qu'il a à faire, compté (adressages, visites, comptes rendus, envois…)",
         None,
@@ -371,6 +398,8 @@ ANSWER_200 = {
     "api.requeue_outbox_message",
     "api.sign_report",
     "api.withdraw_consent",
+    "api.withdraw_waiting",
+    "api.offer_freed_slot",
 }
 
 # What the server accepts, as the handlers and their query schemas check it (hub/api, hub/schemas): a value the
@@ -414,6 +443,7 @@ QUERY_PARAMETERS: dict[str, list[tuple[str, dict, bool]]] = {
         ("program_id", ROW_ID, False),
     ],
     "api.list_pathways": [("patient_id", ROW_ID, True)],
+    "api.list_waiting": [("program_id", ROW_ID, False)],
     "api.get_eligibility": [("modality", _enum(Modality), False)],
     "api.referral_candidates": [("slot", ROW_ID, True), ("place_kind", _enum(PlaceKind), False)],
     "api.list_outbox_messages": [
@@ -441,7 +471,11 @@ PROBLEM = {
 
 
 # What a body must hold beyond its fields' own shapes: a consent is dated by its day or its instant.
-SCHEMA_RULES = {"ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]}}
+# A waiting-list entry names a referral, or a patient, a program and an urgency.
+SCHEMA_RULES = {
+    "ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]},
+    "WaitingIn": {"anyOf": [{"required": ["referral_id"]}, {"required": ["patient_id", "program_id", "urgency"]}]},
+}
 
 
 # Statuses only some operations answer: creating a patient past the hourly duplicate checks (I5).

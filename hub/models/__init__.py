@@ -126,6 +126,18 @@ from hub.models.teleexpertise import (
     TeleexpertiseState,
 )
 from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
+from hub.models.waiting import (
+    FREED_SLOT_REASON_LABELS,
+    WAITING_STATE_LABELS,
+    WAITING_URGENCY_LABELS,
+    WAITING_URGENCY_RANK,
+    FreedSlotOutcome,
+    FreedSlotReason,
+    FreedSlotTask,
+    WaitingEntry,
+    WaitingState,
+    WaitingUrgency,
+)
 
 __all__ = [
     "APPOINTMENT_KIND_LABELS",
@@ -138,6 +150,7 @@ __all__ = [
     "CONSENT_METHOD_LABELS",
     "DELIVERY_STATE_LABELS",
     "FEE_STATUS_LABELS",
+    "FREED_SLOT_REASON_LABELS",
     "IDEL_TO_FIND",
     "IDENTITY_DOCUMENT_LABELS",
     "IDENTITY_STATUS_LABELS",
@@ -177,6 +190,9 @@ __all__ = [
     "TELESOIN_ACT_LABELS",
     "URGENCY_LABELS",
     "URGENCY_RANK",
+    "WAITING_STATE_LABELS",
+    "WAITING_URGENCY_LABELS",
+    "WAITING_URGENCY_RANK",
     "WOULD_AGAIN_QUESTION",
     "Allocation",
     "AllocationResource",
@@ -202,6 +218,9 @@ __all__ = [
     "EligibilityOutcome",
     "FeeEntry",
     "FeeStatus",
+    "FreedSlotOutcome",
+    "FreedSlotReason",
+    "FreedSlotTask",
     "IdempotentRequest",
     "IdentityCheck",
     "IdentityCheckKind",
@@ -255,6 +274,9 @@ __all__ = [
     "UserSession",
     "VisitOffer",
     "VisitOfferState",
+    "WaitingEntry",
+    "WaitingState",
+    "WaitingUrgency",
     "appointment_state_label",
     "delivery_label",
     "delivery_state_label",

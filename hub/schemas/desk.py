@@ -24,6 +24,7 @@ class CoordinatorDeskOut(Schema):
     late_reports = fields.Integer()
     failed_sends = fields.Integer()
     sessions = fields.List(fields.Nested(SessionLoadOut))
+    freed_slots_to_offer = fields.Integer()  # GET /api/v1/freed-slots lists them
 
 
 class VisitsDeskOut(Schema):

@@ -24,6 +24,7 @@ def blueprints():
         survey,
         teleexpertise,
         visits,
+        waiting,
     )
 
     return [
@@ -48,4 +49,5 @@ def blueprints():
         teleexpertise.bp,
         survey.bp,
         indicators.bp,
+        waiting.bp,
     ]

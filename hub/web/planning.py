@@ -46,7 +46,7 @@ from hub.services import directory, identity, resources
 from hub.web.pages import appointment_action, load_query, telesoin_choices
 from scheduling import board
 from scheduling.agenda import week_bounds
-from workflows import appointments, eligibility, fees, programs
+from workflows import appointments, eligibility, fees, programs, waiting
 
 bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -447,6 +447,11 @@ def reassign(appointment_id: int):
 def cancel(appointment_id: int):
     def perform(appointment, data):
         appointments.cancel(db(), current_user, appointment, reason=data["reason"])
+        if appointment.slot_id is not None and waiting.has_open_task(db(), appointment.slot_id):
+            return (
+                "Rendez-vous annulé ; les personnes concernées sont prévenues. Des patients attendent ce "
+                "programme : le créneau libéré est à leur proposer depuis l'accueil."
+            )
         return "Rendez-vous annulé ; les personnes concernées sont prévenues."
 
     return _appointment_action(appointment_id, "cancel", ReasonForm(), perform)

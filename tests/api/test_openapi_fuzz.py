@@ -48,6 +48,8 @@ CONFIG = {
             "create_resource",
             "update_resource",
             "retire_resource",
+            # A place the program cannot hold, needs outside the referrals' words, a referral not accepted.
+            "add_waiting",
         )
     ],
 }
