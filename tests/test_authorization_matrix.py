@@ -44,6 +44,8 @@ PATIENT_LIST = expect(admin=FORBIDDEN)
 ADMIN_ONLY = expect(others=FORBIDDEN, admin=OK)
 DIRECTORY_OBJECT = expect(stranger=HIDDEN)
 OWN_TOKEN = expect(others=HIDDEN, admin=OK)  # the token belongs to the admin
+# A service area (communes served at home, days worked) is a clinician's own; coordinators and the admin have none.
+SERVICE_AREA = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 # Users without a professional record (the admin, the other CPTS's coordinator) have no calendar feed.
 OWN_FEED = expect(admin=FORBIDDEN, stranger=FORBIDDEN)
 # Planning is the coordinators'; a coordinator of another CPTS lists their own, and meets 404 on ours.
@@ -144,6 +146,10 @@ MATRIX = {
     ("me.tokens", "GET"): LOGGED_IN,
     ("me.create_token", "POST"): LOGGED_IN,
     ("me.revoke_token", "POST"): OWN_TOKEN,
+    ("me.service_area_form", "GET"): SERVICE_AREA,
+    ("me.save_service_area", "POST"): SERVICE_AREA,  # an empty form: 422 to a clinician
+    ("api.get_service_area", "GET"): SERVICE_AREA,
+    ("api.put_service_area", "PUT"): SERVICE_AREA,
     ("patients.index", "GET"): PATIENT_LIST,
     ("patients.new", "GET"): PATIENT_LIST,
     ("patients.new", "POST"): PATIENT_LIST,

@@ -80,6 +80,7 @@ from hub.schemas.scheduling import (
     SeriesStopOut,
     SlotOut,
 )
+from hub.schemas.service_area import ServiceAreaIn, ServiceAreaOut
 from hub.schemas.sessions import IncidentIn, IncidentOut, RitualsIn, RitualsOut
 from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
 from workflows.fees import REMOTE_SHARE_LIMIT
@@ -336,6 +337,18 @@ OPERATIONS = {
         "Le bureau de l'appelant : ce qu'il a à faire, compté (adressages, visites, comptes rendus, envois…)",
         None,
         DeskOut,
+        False,
+    ),
+    "api.get_service_area": (
+        "Ma zone d'intervention : communes desservies à domicile (codes INSEE) et jours travaillés (1 lundi … 7)",
+        None,
+        ServiceAreaOut,
+        False,
+    ),
+    "api.put_service_area": (
+        "Déclarer ma zone d'intervention et mes jours travaillés",
+        ServiceAreaIn,
+        ServiceAreaOut,
         False,
     ),
 }

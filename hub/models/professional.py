@@ -33,6 +33,8 @@ PROFESSION_LABELS = {
     Profession.COORDINATOR: "Coordinateur·rice (non clinique)",
 }
 
+ALL_DAYS = "1234567"
+
 CLINICAL_PROFESSIONS = frozenset(Profession) - {Profession.COORDINATOR}
 
 professional_organisations = Table(
@@ -66,6 +68,9 @@ class Professional(Base):
     commune_insee: Mapped[str | None] = mapped_column(String(5))
     # INSEE codes of the communes where the professional makes home visits, space-separated.
     served_communes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The ISO weekdays (1 Monday … 7 Sunday) the professional works, as digits in order: "12345" for Monday to
+    # Friday. Everyone works every day until they say otherwise, so no one drops out of the offers unasked.
+    working_days: Mapped[str] = mapped_column(String(7), default=ALL_DAYS, server_default=ALL_DAYS)
     does_telesoin: Mapped[bool] = mapped_column(Boolean, default=False)
     accompanies_teleconsultation: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -77,6 +82,9 @@ class Professional(Base):
         return commune_insee is not None and (
             commune_insee == self.commune_insee or commune_insee in self.served_communes.split()
         )
+
+    def works_on(self, isoweekday: int) -> bool:
+        return str(isoweekday) in self.working_days
 
     @property
     def full_name(self) -> str:

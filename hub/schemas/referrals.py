@@ -111,6 +111,8 @@ class CandidateOut(Schema):
     distance_label = fields.String()
     reason = fields.String()
     is_own = fields.Boolean()
+    visits_this_month = fields.Integer()
+    pending_offers = fields.Integer()
 
 
 class CandidatesOut(Schema):

@@ -384,6 +384,20 @@ def _accompanying_options(program) -> list[tuple[int, str]]:
     return [(p.id, p.full_name) for p in helpers]
 
 
+def _ranking(appointment, program):
+    """The free IDELs ranked for the visit (workflows.idel_ranking), to reassign it: only while it may be."""
+    if (
+        program.is_at_pharmacy
+        or appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION
+        or "reassign" not in appointments.MACHINE.allowed_verbs(appointment.state)
+    ):
+        return None
+    own = appointments.own_idel(db(), appointment.patient)
+    return appointments.ranked_idels(
+        db(), appointment, exclude=set(), own_id=own.id if own else None, now=utcnow()
+    ).candidates
+
+
 def _slot(slot_id: int) -> Slot:
     slot = db().get(Slot, slot_id)
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
@@ -470,6 +484,7 @@ def _appointment_page(appointment, *, form=None, values=None, errors=None, probl
         "verbs": appointments.MACHINE.allowed_verbs(appointment.state),
         "at_pharmacy": program.is_at_pharmacy,
         "idel_options": _accompanying_options(program),
+        "ranking": _ranking(appointment, program),
         "form": form,
         "values": values or {},
         "errors": errors or {},
