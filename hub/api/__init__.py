@@ -47,6 +47,7 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     appointments,
     desk,
     fees,
+    gp_matching,
     indicators,
     openapi,
     organisations,

@@ -28,6 +28,17 @@ from hub.schemas.fees import (
     TariffIn,
     TariffOut,
 )
+from hub.schemas.gp_matching import (
+    CapacityIn,
+    CapacityOut,
+    GpProposalOut,
+    GpSearchDetailOut,
+    GpSearchIn,
+    GpSearchListOut,
+    ProposeIn,
+    RefuseIn,
+    WithdrawIn,
+)
 from hub.schemas.indicators import IndicatorsOut
 from hub.schemas.outbox import OutboxMessageOut
 from hub.schemas.pathways import (
@@ -345,6 +356,40 @@ OPERATIONS = {
         ServiceAreaOut,
         False,
     ),
+    "api.list_gp_searches": (
+        "Patients sans médecin traitant en attente, du plus fragile au moins fragile (coordination)",
+        None,
+        GpSearchListOut,
+        False,
+    ),
+    "api.create_gp_search": (
+        "Inscrire un patient sur la liste, avec son consentement et ses critères de fragilité",
+        GpSearchIn,
+        GpSearchDetailOut,
+        False,
+    ),
+    "api.get_gp_search": (
+        "Une inscription : fragilité, propositions, médecins qui acceptent de nouveaux patients",
+        None,
+        GpSearchDetailOut,
+        False,
+    ),
+    "api.propose_gp": ("Proposer le patient à un médecin généraliste", ProposeIn, GpProposalOut, False),
+    "api.withdraw_gp_search": (
+        "Retirer le patient de la liste (consentement retiré, ou médecin trouvé par ailleurs)",
+        WithdrawIn,
+        GpSearchDetailOut,
+        False,
+    ),
+    "api.accept_gp_proposal": ("Accepter de devenir le médecin traitant (médecin)", NoBodyIn, GpProposalOut, False),
+    "api.refuse_gp_proposal": ("Refuser la proposition, avec la raison (médecin)", RefuseIn, GpProposalOut, False),
+    "api.get_gp_capacity": ("Combien de nouveaux patients médecin traitant j'accepte", None, CapacityOut, False),
+    "api.put_gp_capacity": (
+        "Déclarer combien de nouveaux patients médecin traitant j'accepte",
+        CapacityIn,
+        CapacityOut,
+        False,
+    ),
     "api.put_service_area": (
         "Déclarer ma zone d'intervention et mes jours travaillés",
         ServiceAreaIn,
@@ -384,6 +429,9 @@ ANSWER_200 = {
     "api.requeue_outbox_message",
     "api.sign_report",
     "api.withdraw_consent",
+    "api.withdraw_gp_search",
+    "api.accept_gp_proposal",
+    "api.refuse_gp_proposal",
 }
 
 # What the server accepts, as the handlers and their query schemas check it (hub/api, hub/schemas): a value the

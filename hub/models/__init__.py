@@ -4,6 +4,15 @@ from hub.models.audit import AuditEvent
 from hub.models.calendar_feed import CalendarFeed
 from hub.models.connector_setting import ConnectorSetting
 from hub.models.fees import FEE_STATUS_LABELS, DeclaredActivity, FeeEntry, FeeStatus, Tariff, TariffUnit
+from hub.models.gp_matching import (
+    CHRONIC_CONDITIONS,
+    GP_PROPOSAL_STATE_LABELS,
+    GP_SEARCH_STATE_LABELS,
+    GpProposal,
+    GpProposalState,
+    GpSearch,
+    GpSearchState,
+)
 from hub.models.idempotency import IdempotentRequest
 from hub.models.incidents import (
     INCIDENT_KIND_LABELS,
@@ -133,11 +142,14 @@ __all__ = [
     "ASSISTED_PROGRAM_KINDS",
     "ATTACHMENT_KIND_LABELS",
     "AWAITING_ACKNOWLEDGEMENT_LABEL",
+    "CHRONIC_CONDITIONS",
     "CLINICAL_PROFESSIONS",
     "CONSENT_KIND_LABELS",
     "CONSENT_METHOD_LABELS",
     "DELIVERY_STATE_LABELS",
     "FEE_STATUS_LABELS",
+    "GP_PROPOSAL_STATE_LABELS",
+    "GP_SEARCH_STATE_LABELS",
     "IDEL_TO_FIND",
     "IDENTITY_DOCUMENT_LABELS",
     "IDENTITY_STATUS_LABELS",
@@ -202,6 +214,10 @@ __all__ = [
     "EligibilityOutcome",
     "FeeEntry",
     "FeeStatus",
+    "GpProposal",
+    "GpProposalState",
+    "GpSearch",
+    "GpSearchState",
     "IdempotentRequest",
     "IdentityCheck",
     "IdentityCheckKind",

@@ -1,7 +1,7 @@
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, String, Table, Text
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
@@ -52,6 +52,7 @@ class Professional(Base):
             "profession <> 'medecin_specialiste' OR specialty IS NOT NULL", name="specialist_has_specialty"
         ),
         CheckConstraint("profession = 'coordinateur' OR rpps IS NOT NULL", name="clinician_has_rpps"),
+        CheckConstraint("new_patient_capacity >= 0", name="new_patient_capacity_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +72,8 @@ class Professional(Base):
     # The ISO weekdays (1 Monday … 7 Sunday) the professional works, as digits in order: "12345" for Monday to
     # Friday. Everyone works every day until they say otherwise, so no one drops out of the offers unasked.
     working_days: Mapped[str] = mapped_column(String(7), default=ALL_DAYS, server_default=ALL_DAYS)
+    # A GP's « J'accepte N nouveaux patients médecin traitant »: taken one by one as they accept proposals.
+    new_patient_capacity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     does_telesoin: Mapped[bool] = mapped_column(Boolean, default=False)
     accompanies_teleconsultation: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
