@@ -165,6 +165,15 @@ MATRIX = {
     ("api.refuse_gp_proposal", "POST"): GP_PROPOSAL,  # an empty body: 422 to the GP
     ("api.get_gp_capacity", "GET"): GP_ONLY,
     ("api.put_gp_capacity", "PUT"): GP_ONLY,
+    ("gp_matching.index", "GET"): GP_SEARCHES,
+    ("gp_matching.create", "POST"): GP_SEARCHES,  # an empty form: 422
+    ("gp_matching.show", "GET"): GP_SEARCH,
+    ("gp_matching.propose", "POST"): GP_SEARCH,
+    ("gp_matching.withdraw", "POST"): GP_SEARCH,
+    ("gp_matching.accept", "POST"): GP_PROPOSAL,
+    ("gp_matching.refuse", "POST"): GP_PROPOSAL,  # no reason: back to the desk with the message
+    ("gp_matching.capacity_form", "GET"): GP_ONLY,
+    ("gp_matching.save_capacity", "POST"): GP_ONLY,
     ("patients.index", "GET"): PATIENT_LIST,
     ("patients.new", "GET"): PATIENT_LIST,
     ("patients.new", "POST"): PATIENT_LIST,

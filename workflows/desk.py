@@ -3,7 +3,7 @@ GET /api/v1/me/desk. A desk reads a fixed number of queries whatever the data (P
 (COUNT … GROUP BY) and the lists it shows are capped; each count has a list a person can open."""
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
@@ -15,6 +15,7 @@ from hub.models import (
     AppointmentKind,
     AppointmentState,
     Delivery,
+    GpProposal,
     OutboxMessage,
     OutboxState,
     Patient,
@@ -37,7 +38,7 @@ from hub.models import (
 from scheduling import board
 from scheduling.agenda import day_bounds
 from scheduling.slots import HOLDING_STATES
-from workflows import fees, reports, teleexpertise
+from workflows import fees, gp_matching, reports, teleexpertise
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
 LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
@@ -293,6 +294,9 @@ class GpDesk:
     referrals: dict[ReferralState, int]  # the GP's referrals by state, in the workflow's order, states held only
     reports_received: int  # in the last RECENT_REPORTS
     recent_reports: list[Report]
+    # Patients without a médecin traitant the coordination proposes, waiting for the GP's answer (issue 16).
+    proposed_patients: list[GpProposal] = field(default_factory=list)
+    new_patient_capacity: int = 0
 
 
 def gp_desk(session: Session, professional: Professional, *, now: dt.datetime) -> GpDesk:
@@ -321,6 +325,8 @@ def gp_desk(session: Session, professional: Professional, *, now: dt.datetime) -
         referrals={state: counts[state] for state in ReferralState if state in counts},
         reports_received=recent or 0,
         recent_reports=list(latest),
+        proposed_patients=gp_matching.proposals_for(session, professional),
+        new_patient_capacity=professional.new_patient_capacity,
     )
 
 

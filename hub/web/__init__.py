@@ -9,6 +9,7 @@ def blueprints():
         calendar,
         connectors_admin,
         fees,
+        gp_matching,
         home,
         indicators,
         me,
@@ -48,4 +49,5 @@ def blueprints():
         teleexpertise.bp,
         survey.bp,
         indicators.bp,
+        gp_matching.bp,
     ]
