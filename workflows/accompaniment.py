@@ -81,10 +81,11 @@ def suggest(
         zone=program.zone,
         now=now or utcnow(),
     )
-    return Suggestions(ranking.candidates, _own_note(own, ranking.left_out))
+    return Suggestions(ranking.candidates, own_note(own, ranking.left_out))
 
 
-def _own_note(own: Professional | None, left_out: dict[int, str]) -> str | None:
+def own_note(own: Professional | None, left_out: dict[int, str]) -> str | None:
+    """Why the patient's own IDEL is not among the candidates, in a sentence; None when she is, or there is none."""
     if own is None:
         return None
     if own.id in left_out:

@@ -124,10 +124,12 @@ def _entry_action(search_id: int, action: str, schema, perform):
 
 
 def _entry_page(search, values=None, errors=None, *, problem=None, status: int = 200):
+    is_waiting = search.state is GpSearchState.WAITING  # proposing and withdrawing are for a waiting patient only
     context = {
         "search": search,
+        "is_waiting": is_waiting,
         "fragility": gp_matching.fragility(search, _today()),
-        "matching": gp_matching.matching_gps(db(), search) if search.state is GpSearchState.WAITING else [],
+        "matching": gp_matching.matching_gps(db(), search) if is_waiting else [],
         "next_action": gp_matching.next_action(search),
         "values": values or {},
         "errors": errors or {},

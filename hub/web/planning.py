@@ -46,7 +46,7 @@ from hub.services import directory, identity, resources
 from hub.web.pages import appointment_action, load_query, telesoin_choices
 from scheduling import board
 from scheduling.agenda import week_bounds
-from workflows import appointments, eligibility, fees, programs
+from workflows import accompaniment, appointments, eligibility, fees, programs
 
 bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -384,7 +384,7 @@ def _accompanying_options(program) -> list[tuple[int, str]]:
     return [(p.id, p.full_name) for p in helpers]
 
 
-def _ranking(appointment, program):
+def _ranking(appointment, program) -> accompaniment.Suggestions | None:
     """The free IDELs ranked for the visit (workflows.idel_ranking), to reassign it: only while it may be."""
     if (
         program.is_at_pharmacy
@@ -393,9 +393,13 @@ def _ranking(appointment, program):
     ):
         return None
     own = appointments.own_idel(db(), appointment.patient)
-    return appointments.ranked_idels(
-        db(), appointment, exclude=set(), own_id=own.id if own else None, now=utcnow()
-    ).candidates
+    own_id = own.id if own else None
+    declined = appointments.declined_by(db(), appointment)
+    ranking = appointments.ranked_idels(db(), appointment, exclude=declined, own_id=own_id, now=utcnow())
+    left_out = ranking.left_out | dict.fromkeys(declined, "a refusé cette visite")
+    # The own IDEL holding this very visit is not "absent": she is the one asked.
+    held = own_id is not None and own_id == appointment.accompanying_id
+    return accompaniment.Suggestions(ranking.candidates, None if held else accompaniment.own_note(own, left_out))
 
 
 def _slot(slot_id: int) -> Slot:

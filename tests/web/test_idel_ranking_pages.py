@@ -30,7 +30,9 @@ def test_the_appointment_page_ranks_the_free_idels_with_their_reasons(auth, db_s
     page = auth.client.get(f"/planning/appointments/{appointment.id}").get_data(as_text=True)
 
     ranking = page.split('class="small ranking"', 1)[1].split("</ol>", 1)[0]
-    names = [t.idel.full_name, t.other_idel.full_name, second.full_name, first.full_name]
+    names = [t.other_idel.full_name, second.full_name, first.full_name]
     assert [ranking.index(name) for name in names] == sorted(ranking.index(name) for name in names)
-    assert "IDEL du patient · 0,0\u00a0km · 0 visite ce mois" in ranking
+    assert t.idel.full_name not in ranking, "she declined this visit"
+    assert f"{t.idel.full_name}, IDEL du patient, a refusé cette visite." in page
+    assert f"{t.other_idel.full_name}</strong> — Vergt : 0,0\u00a0km · 0 visite ce mois" in ranking
     assert f"{first.full_name}</strong> — Chalagnac : 5,8\u00a0km · 3 visites ce mois · 0 proposition" in ranking
