@@ -19,6 +19,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
@@ -147,8 +148,14 @@ def enter(session: Session, actor: User, patient: Patient, data: dict, *, now: d
         is_isolated=data.get("is_isolated", False),
         other_fragility=data.get("other_fragility"),
     )
-    session.add(search)
-    session.flush()  # the entry's id, for the audit line
+    try:
+        # The database refuses a second waiting entry of the patient (uq_gp_searches_one_waiting): two coordinators
+        # entering the same patient at once get one entry and a 409, not an error page.
+        with session.begin_nested():
+            session.add(search)
+            session.flush()  # the entry's id, for the audit line
+    except IntegrityError as exc:
+        raise Conflict("Ce patient est déjà sur la liste des patients sans médecin traitant.") from exc
     audit.record(session, actor=actor, action="gp_search.enter", target=search, cpts_id=search.cpts_id)
     return search
 

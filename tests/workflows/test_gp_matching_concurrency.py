@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from hub.errors import Conflict
 from hub.models import ConsentMethod, GpProposal, GpSearch, GpSearchState, Patient, Profession, Professional, User
@@ -96,3 +97,56 @@ def test_two_gps_accepting_the_same_patient_at_once_one_wins(committed):
         assert capacities == {d: 0 if d == winner else 1 for d in doctor_ids}, "the loser's place is not taken"
         answered = session.scalars(select(GpProposal.state).where(GpProposal.search_id == search_id)).all()
         assert sorted(s.value for s in answered) == ["acceptee", "retiree"]
+
+
+def test_the_database_holds_one_waiting_entry_per_patient(db_session, cpts, coordinator):
+    patient = factories.patient(db_session, cpts)
+    first = gp_matching.enter(db_session, coordinator, patient, CONSENT, now=NOW)
+    twin = GpSearch(
+        cpts_id=cpts.id,
+        patient_id=patient.id,
+        state=GpSearchState.WAITING,
+        consent_on=NOW.date(),
+        consent_method=ConsentMethod.ORAL,
+        entered_at=NOW,
+        entered_by_user_id=coordinator.id,
+    )
+    with pytest.raises(IntegrityError), db_session.begin_nested():
+        db_session.add(twin)
+        db_session.flush()
+    first.state = GpSearchState.WITHDRAWN  # once the first is closed, the patient may enter again
+    db_session.flush()
+    assert gp_matching.enter(db_session, coordinator, patient, CONSENT, now=NOW).state is GpSearchState.WAITING
+
+
+def test_two_coordinators_entering_one_patient_at_once_make_one_entry(committed):
+    factory, created = committed
+    with factory() as session:
+        org = factories.cpts(session)
+        created.append(org.id)
+        coordinators = [factories.coordinator(session, org).id for _ in range(2)]
+        patient_id = factories.patient(session, org).id
+        session.commit()
+    barrier, results = threading.Barrier(2), []
+
+    def enter(user_id):
+        barrier.wait()
+        try:
+            with factory() as session:
+                user, patient = session.get(User, user_id), session.get(Patient, patient_id)
+                gp_matching.enter(session, user, patient, CONSENT, now=NOW)
+                session.commit()
+            results.append("entered")
+        except Conflict as exc:
+            results.append(("conflict", exc.status))
+        except Exception as exc:  # reported, and fails the test
+            results.append(("error", repr(exc)))
+
+    threads = [threading.Thread(target=enter, args=(user_id,)) for user_id in coordinators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(results, key=str) == [("conflict", 409), "entered"]
+    with factory() as session:
+        assert len(session.scalars(select(GpSearch).where(GpSearch.patient_id == patient_id)).all()) == 1
