@@ -93,6 +93,8 @@ class CoordinatorDesk:
     late_reports: int
     failed_sends: int
     sessions: list[SessionLoad]
+    # Patients without a médecin traitant waiting on the list, and among them those proposed to no GP (issue 16).
+    gp_searches: gp_matching.WaitingCounts = field(default_factory=gp_matching.WaitingCounts)
 
 
 def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
@@ -192,6 +194,7 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         late_reports=len(reports.overdue(session, cpts_id, now=now)),
         failed_sends=_failed_sends(session, cpts_id),
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
+        gp_searches=gp_matching.waiting_counts(session, cpts_id),
     )
 
 

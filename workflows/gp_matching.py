@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -348,6 +348,27 @@ def refuse(session: Session, actor: User, proposal: GpProposal, *, reason: str, 
 
 def counts_by_priority(rows: list[tuple[GpSearch, Fragility]]) -> dict[Priority, int]:
     return {priority: sum(1 for _s, f in rows if f.priority is priority) for priority in Priority}
+
+
+@dataclass(frozen=True)
+class WaitingCounts:
+    waiting: int = 0
+    to_propose: int = 0  # waiting with no proposal pending: the coordination's next move
+
+
+def waiting_counts(session: Session, cpts_id: int) -> WaitingCounts:
+    """For the coordinator's desk: the patients waiting, and those waiting for no GP's answer, in one query."""
+    pending = (
+        select(GpProposal.id)
+        .where(GpProposal.search_id == GpSearch.id, GpProposal.state == GpProposalState.PENDING)
+        .exists()
+    )
+    waiting, to_propose = session.execute(
+        select(func.count(GpSearch.id), func.coalesce(func.sum(case((~pending, 1), else_=0)), 0)).where(
+            GpSearch.cpts_id == cpts_id, GpSearch.state == GpSearchState.WAITING
+        )
+    ).one()
+    return WaitingCounts(waiting, to_propose)
 
 
 def next_action(search: GpSearch) -> str:

@@ -62,6 +62,9 @@ def test_the_coordinator_enters_triages_and_proposes(auth, db_session, cpts, coo
     detail = text(auth.client.get(f"/patients-sans-medecin/{search.id}"))
     assert f"Attendre la réponse de {near.professional.full_name}" in detail
     assert f'value="{near.professional_id}"' not in detail, "not proposed twice to the same GP"
+    desk = text(auth.client.get("/"))
+    assert '<span class="fs-3 fw-bold">2</span> patients en attente' in desk
+    assert "Dont 1 à proposer à un médecin." in desk
 
 
 def test_the_gp_declares_capacity_and_accepts_or_refuses_from_the_desk(auth, db_session, cpts, coordinator):
