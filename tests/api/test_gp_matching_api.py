@@ -116,6 +116,10 @@ def test_propose_accept_sets_the_medecin_traitant_and_takes_a_place(api_as, db_s
 
     proposed = api.post(f"/api/v1/patients-without-gp/{search_id}/propose", json={"gp_id": near.professional_id})
     assert proposed.status_code == 201, proposed.json
+    desk = api_as(near).get("/api/v1/me/desk").json["gp"]
+    assert (desk["proposal_ids"], desk["new_patient_capacity"]) == ([proposed.json["id"]], 2)
+    coordination = api.get("/api/v1/me/desk").json["coordinator"]
+    assert (coordination["patients_without_gp_waiting"], coordination["patients_without_gp_to_propose"]) == (1, 0)
     again = api.post(f"/api/v1/patients-without-gp/{search_id}/propose", json={"gp_id": near.professional_id})
     assert_problem(again, 409)
     assert_problem(api_as(far).post(f"/api/v1/patients-without-gp/proposals/{proposed.json['id']}/accept"), 404)
