@@ -209,3 +209,24 @@ def test_another_cpts_meets_an_audited_404(api_as, db_session, cpts, coordinator
         select(AuditEvent).where(AuditEvent.outcome == "denied", AuditEvent.target_id == str(search_id))
     ).all()
     assert [event.action for event in denied] == ["gp_search.read"]
+
+
+def test_a_proposal_needs_a_gp_of_the_cpts_with_a_place_and_a_waiting_patient(api_as, db_session, cpts, coordinator):
+    full = gp(db_session, cpts, VERGT, 0, "Complet")
+    elsewhere = factories.clinician(
+        db_session, factories.cpts(db_session), Profession.GENERAL_PRACTITIONER, new_patient_capacity=3
+    )
+    nurse_there = factories.professional(db_session, cpts, Profession.NURSE)
+    open_one = gp(db_session, cpts, VERGT, 1, "Ouvert")
+    patient = orphan(db_session, cpts)
+    db_session.commit()
+    api = api_as(coordinator)
+    search_id = enter(api, patient).json["entry"]["id"]
+    url = f"/api/v1/patients-without-gp/{search_id}/propose"
+    assert "n'accepte pas" in assert_problem(api.post(url, json={"gp_id": full.professional_id}), 422)["detail"]
+    for other in (elsewhere.professional_id, nurse_there.id, 2**31 - 1):
+        assert "gp_id" in assert_problem(api.post(url, json={"gp_id": other}), 422)["errors"]
+    api.post(f"/api/v1/patients-without-gp/{search_id}/withdraw", json={"reason": "Déménage"})
+    assert_problem(api.post(url, json={"gp_id": open_one.professional_id}), 409)
+    db_session.expire_all()
+    assert db_session.get(GpSearch, search_id).proposals == []
