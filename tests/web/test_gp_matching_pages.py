@@ -76,6 +76,9 @@ def test_the_gp_declares_capacity_and_accepts_or_refuses_from_the_desk(auth, db_
     assert auth.post("/patients-sans-medecin/capacite", data={"capacity": "2"}).status_code == 302
     db_session.expire_all()
     assert db_session.get(Professional, doctor.professional_id).new_patient_capacity == 2
+    profile = text(auth.client.get("/me"))
+    assert "J'accepte <strong>2</strong> nouveaux patients médecin traitant." in profile
+    assert 'href="/patients-sans-medecin/capacite"' in profile
 
     from workflows import gp_matching
 
