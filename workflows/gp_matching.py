@@ -22,6 +22,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from connectors import outbox
 from hub import audit
 from hub.db import rows_changed
 from hub.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
@@ -222,7 +223,16 @@ def propose(
         search=search, gp_id=gp.id, state=GpProposalState.PENDING, proposed_at=now, proposed_by_user_id=actor.id
     )
     session.add(proposal)
-    session.flush()  # the proposal's id, for the audit line
+    session.flush()  # the proposal's id, for the audit line and the notice
+    # The GP learns there is a proposal (ids only, no health data); the patient is read on the hub, behind login.
+    outbox.email_professional(
+        session,
+        gp,
+        kind="gp_patient_proposed",
+        payload={"proposal_id": proposal.id},
+        key=f"gp_proposal:{proposal.id}",
+        cpts_id=search.cpts_id,
+    )
     audit.record(
         session,
         actor=actor,

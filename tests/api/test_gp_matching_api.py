@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from hub.models import AuditEvent, GpSearch, GpSearchState, Patient, Profession, Professional
+from hub.models import AuditEvent, GpSearch, GpSearchState, OutboxMessage, Patient, Profession, Professional
 from tests import factories
 from tests.api.test_patients_api import assert_problem
 
@@ -22,6 +22,7 @@ def gp(db_session, cpts, commune, capacity, last_name):
         commune_insee=commune,
         new_patient_capacity=capacity,
         last_name=last_name,
+        email=f"{last_name.lower()}@example.org",
     )
 
 
@@ -116,6 +117,8 @@ def test_propose_accept_sets_the_medecin_traitant_and_takes_a_place(api_as, db_s
 
     proposed = api.post(f"/api/v1/patients-without-gp/{search_id}/propose", json={"gp_id": near.professional_id})
     assert proposed.status_code == 201, proposed.json
+    notice = db_session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "gp_patient_proposed")).one()
+    assert notice.recipient == near.professional.email and patient.birth_name not in notice.payload
     desk = api_as(near).get("/api/v1/me/desk").json["gp"]
     assert (desk["proposal_ids"], desk["new_patient_capacity"]) == ([proposed.json["id"]], 2)
     coordination = api.get("/api/v1/me/desk").json["coordinator"]
