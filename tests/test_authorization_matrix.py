@@ -154,6 +154,7 @@ MATRIX = {
     ("me.revoke_token", "POST"): OWN_TOKEN,
     ("me.service_area_form", "GET"): SERVICE_AREA,
     ("me.save_service_area", "POST"): SERVICE_AREA,  # an empty form: 422 to a clinician
+    ("api.appointment_candidates", "GET"): PLANNING_OBJECT,
     ("api.get_service_area", "GET"): SERVICE_AREA,
     ("api.put_service_area", "PUT"): SERVICE_AREA,
     ("api.list_gp_searches", "GET"): GP_SEARCHES,

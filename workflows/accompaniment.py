@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from hub.db import utcnow
-from hub.models import AppointmentKind, Patient, PlaceKind, Professional, SessionProgram, Slot
+from hub.models import Appointment, AppointmentKind, Patient, PlaceKind, Professional, SessionProgram, Slot
 from hub.services import directory
 from workflows import appointments, idel_ranking
 
@@ -82,6 +82,21 @@ def suggest(
         now=now or utcnow(),
     )
     return Suggestions(ranking.candidates, own_note(own, ranking.left_out))
+
+
+def for_appointment(session: Session, appointment: Appointment, *, now: dt.datetime) -> Suggestions:
+    """The IDELs who may take over a booked visit, best first, as the second round offers it; those who declined it
+    are left out. No one for an appointment without accompaniment (télésoin, in person)."""
+    if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
+        return Suggestions([], None)
+    own = appointments.own_idel(session, appointment.patient)
+    own_id = own.id if own else None
+    declined = appointments.declined_by(session, appointment)
+    ranking = appointments.ranked_idels(session, appointment, exclude=declined, own_id=own_id, now=now)
+    left_out = ranking.left_out | dict.fromkeys(declined, "a refusé cette visite")
+    # The own IDEL holding this very visit is not "absent": she is the one asked.
+    held = own_id is not None and own_id == appointment.accompanying_id
+    return Suggestions(ranking.candidates, None if held else own_note(own, left_out))
 
 
 def own_note(own: Professional | None, left_out: dict[int, str]) -> str | None:

@@ -63,6 +63,7 @@ from hub.schemas.patient import (
     PatientSummaryOut,
 )
 from hub.schemas.referrals import (
+    AppointmentCandidatesOut,
     AttachmentIn,
     AttachmentOut,
     CandidatesOut,
@@ -348,6 +349,12 @@ OPERATIONS = {
         "Le bureau de l'appelant : ce qu'il a à faire, compté (adressages, visites, comptes rendus, envois…)",
         None,
         DeskOut,
+        False,
+    ),
+    "api.appointment_candidates": (
+        "IDEL qui peuvent reprendre une visite, classées (distance, visites du mois, propositions en attente)",
+        None,
+        AppointmentCandidatesOut,
         False,
     ),
     "api.get_service_area": (

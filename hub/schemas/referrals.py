@@ -125,6 +125,14 @@ class CandidatesOut(Schema):
     items = fields.List(fields.Nested(CandidateOut))
 
 
+class AppointmentCandidatesOut(Schema):
+    """The IDELs who may take over a booked visit, best first, and why the patient's own IDEL is not among them."""
+
+    appointment_id = fields.Integer()
+    own_idel_note = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(CandidateOut))
+
+
 class AttachmentKindIn(InputSchema):
     """The form fields of an upload; the file itself is read by the view (hub.documents.store checks it)."""
 

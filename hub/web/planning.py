@@ -385,21 +385,10 @@ def _accompanying_options(program) -> list[tuple[int, str]]:
 
 
 def _ranking(appointment, program) -> accompaniment.Suggestions | None:
-    """The free IDELs ranked for the visit (workflows.idel_ranking), to reassign it: only while it may be."""
-    if (
-        program.is_at_pharmacy
-        or appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION
-        or "reassign" not in appointments.MACHINE.allowed_verbs(appointment.state)
-    ):
+    """The free IDELs ranked for the visit, to reassign it: only while it may be."""
+    if program.is_at_pharmacy or "reassign" not in appointments.MACHINE.allowed_verbs(appointment.state):
         return None
-    own = appointments.own_idel(db(), appointment.patient)
-    own_id = own.id if own else None
-    declined = appointments.declined_by(db(), appointment)
-    ranking = appointments.ranked_idels(db(), appointment, exclude=declined, own_id=own_id, now=utcnow())
-    left_out = ranking.left_out | dict.fromkeys(declined, "a refusé cette visite")
-    # The own IDEL holding this very visit is not "absent": she is the one asked.
-    held = own_id is not None and own_id == appointment.accompanying_id
-    return accompaniment.Suggestions(ranking.candidates, None if held else accompaniment.own_note(own, left_out))
+    return accompaniment.for_appointment(db(), appointment, now=utcnow())
 
 
 def _slot(slot_id: int) -> Slot:
