@@ -142,7 +142,7 @@ def book(
             raise ValidationFailed(dict.fromkeys(given, "Seule une séance de télésoin porte un acte de télésoin."))
         telesoin = None
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
-        accompanying = choose_accompanying(session, program, patient, place_kind, accompanying)
+        accompanying = choose_accompanying(session, program, patient, place_kind, accompanying, at=slot.starts_at)
     elif accompanying is not None:
         raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
     else:
@@ -303,11 +303,18 @@ OFFICINE_ONLY_ITS_PROGRAM = "Une séance en officine se réserve dans un program
 
 
 def choose_accompanying(
-    session: Session, program: SessionProgram, patient: Patient, place_kind: PlaceKind, chosen: Professional | None
+    session: Session,
+    program: SessionProgram,
+    patient: Patient,
+    place_kind: PlaceKind,
+    chosen: Professional | None,
+    *,
+    at: dt.datetime | None = None,
 ) -> Professional | None:
     """Who is with the patient: in an officine's program, a pharmacist of that officine (the first by name
     unless one is chosen), the session held at the officine; in any other, an IDEL (the patient's own unless
-    one is chosen; possibly nobody yet), never at an officine."""
+    one is chosen, and not on a weekday she said she does not work, `at` being the session's start; possibly
+    nobody yet, the visit then waits for the coordination's choice), never at an officine."""
     if program.is_at_pharmacy:
         if place_kind is not PlaceKind.PHARMACY:
             raise ValidationFailed({"place_kind": "Cette séance a lieu à l'officine : choisissez « Officine »."})
@@ -315,8 +322,10 @@ def choose_accompanying(
         if not pharmacists:
             raise RuleViolation("Aucun·e pharmacien·ne de l'officine n'accompagne de téléconsultation.")
         chosen = chosen or pharmacists[0]
-    else:
-        chosen = chosen or own_idel(session, patient)
+    elif chosen is None:
+        own = own_idel(session, patient)
+        local_day = at.astimezone(ZoneInfo(program.zone)).isoweekday() if at else None
+        chosen = own if own is not None and (local_day is None or own.works_on(local_day)) else None
     if chosen is not None:
         _check_can_accompany(session, program, chosen, patient, place_kind)
     return chosen

@@ -4,7 +4,7 @@ then the visits given this month, then the pending offers — with the days and 
 import contextlib
 import datetime as dt
 
-from sqlalchemy import event
+from sqlalchemy import event, select
 
 from hub.models import AppointmentState, PlaceKind, Profession, Slot, VisitOffer, VisitOfferState
 from tests import factories
@@ -217,3 +217,25 @@ def test_month_bounds_are_the_local_calendar_month():
         dt.datetime(2026, 11, 30, 23, 0, tzinfo=dt.UTC),
         dt.datetime(2026, 12, 31, 23, 0, tzinfo=dt.UTC),
     ), "00:30 on 1 December, Paris time, is in December"
+
+
+def test_a_booking_does_not_ask_the_own_idel_on_a_day_she_does_not_work(db_session, territory):
+    t = territory
+    t.idel.working_days = "2345"  # not on Mondays
+    book = dict(patient=t.patient, place_kind=PlaceKind.DEDICATED_PLACE, now=NOW)
+    monday = appointments.book(db_session, t.coordinator, slot=slot_at(db_session, t), **book)
+    assert monday.accompanying_id is None, "left for the coordination to choose, from the ranking"
+    db_session.flush()
+    assert db_session.scalars(select(VisitOffer).where(VisitOffer.appointment_id == monday.id)).all() == []
+    tuesday = appointments.book(
+        db_session, t.coordinator, slot=slot_at(db_session, t, MONDAY_14H + dt.timedelta(days=1)), **book
+    )
+    assert tuesday.accompanying_id == t.idel.id
+    chosen = appointments.book(
+        db_session,
+        t.coordinator,
+        slot=slot_at(db_session, t, MONDAY_14H + dt.timedelta(days=7)),
+        accompanying=t.idel,
+        **book,
+    )
+    assert chosen.accompanying_id == t.idel.id, "the coordinator's explicit choice stands (she may have agreed)"
