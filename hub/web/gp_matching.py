@@ -48,7 +48,7 @@ def create():
         return gp_matching.enter(db(), current_user, patient, data, now=utcnow())
 
     data, values, errors = load_form(GpSearchForm())
-    search, refusal = attempt(lambda: enter(data), form_errors=errors, read="gp_search.list")
+    search, refusal = attempt(lambda: enter(data), form_errors=errors)  # the list shown again audits its read
     if refusal is not None:
         return _list_page(values, refusal.errors or {"patient_id": refusal.detail}, status=refusal.status)
     assert search is not None

@@ -133,3 +133,23 @@ def test_withdrawal_from_the_page_is_traced_and_a_stranger_meets_404(auth, db_se
     db_session.commit()
     auth.login(stranger)
     assert auth.client.get(f"/patients-sans-medecin/{search.id}").status_code == 404
+
+
+def test_accepting_without_a_place_left_says_so_and_changes_nothing(auth, db_session, cpts, coordinator):
+    from workflows import gp_matching
+
+    doctor = factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER, new_patient_capacity=1)
+    patient = factories.patient(db_session, cpts)
+    search = gp_matching.enter(
+        db_session, coordinator, patient, {"consent_on": TODAY, "consent_method": "oral"}, now=factories.now()
+    )
+    proposal = gp_matching.propose(db_session, coordinator, search, doctor.professional, now=factories.now())
+    doctor.professional.new_patient_capacity = 0  # the last place went elsewhere meanwhile
+    db_session.commit()
+    auth.login(doctor)
+    answer = auth.post(f"/patients-sans-medecin/propositions/{proposal.id}/accepter")
+    assert answer.status_code == 303
+    assert "plus de place pour un nouveau patient" in text(auth.client.get("/"))
+    db_session.expire_all()
+    assert db_session.get(Patient, patient.id).attending_gp_id is None
+    assert db_session.get(GpSearch, search.id).state is GpSearchState.WAITING
