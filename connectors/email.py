@@ -218,6 +218,11 @@ class EmailConnector:
 
 # Notifications whose text is fixed: (subject, text). Ids only in the payload, nothing about the patient.
 NOTICES = {
+    "gp_patient_proposed": (
+        "Patient sans médecin traitant proposé",
+        "La coordination de la CPTS vous propose de devenir le médecin traitant d'un patient qui n'en a pas. "
+        "Répondez depuis votre bureau (« Patients proposés »).",
+    ),
     "referral_accepted": (
         "Adressage accepté",
         "Votre adressage a été accepté par la coordination ; il sera programmé.",

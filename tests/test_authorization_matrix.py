@@ -25,7 +25,7 @@ from hub.models import (
 )
 from hub.services import accounts, calendar_feeds
 from tests import factories
-from workflows import appointments, pathways, waiting
+from workflows import appointments, gp_matching, pathways, waiting
 
 ROLES = ("anonymous", "idel", "pharmacist", "kine", "specialist", "gp", "stranger", "coordinator", "admin")
 CLINICIANS = ("idel", "pharmacist", "kine", "specialist", "gp")
@@ -47,11 +47,19 @@ PATIENT_LIST = expect(admin=FORBIDDEN)
 ADMIN_ONLY = expect(others=FORBIDDEN, admin=OK)
 DIRECTORY_OBJECT = expect(stranger=HIDDEN)
 OWN_TOKEN = expect(others=HIDDEN, admin=OK)  # the token belongs to the admin
+# A service area (communes served at home, days worked) is a clinician's own; coordinators and the admin have none.
+SERVICE_AREA = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDDEN)
 # Users without a professional record (the admin, the other CPTS's coordinator) have no calendar feed.
 OWN_FEED = expect(admin=FORBIDDEN, stranger=FORBIDDEN)
 # Planning is the coordinators'; a coordinator of another CPTS lists their own, and meets 404 on ours.
 PLANNING = expect(others=FORBIDDEN, coordinator=OK, stranger=OK)
 PLANNING_OBJECT = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN)
+# Patients without a médecin traitant: the coordination's list (another CPTS's coordinator lists their own and meets
+# 404 on ours); a proposal is answered by the GP it was made to (the world's GP), a stranger to anyone else.
+GP_SEARCHES = PLANNING
+GP_SEARCH = PLANNING_OBJECT
+GP_PROPOSAL = expect(others=FORBIDDEN, **(dict.fromkeys(CLINICIANS, HIDDEN) | {"gp": OK}))
+GP_ONLY = expect(others=FORBIDDEN, gp=OK)
 # The appointment's performer and IDEL have no account here: every clinician is a stranger to it.
 APPOINTMENT = expect(admin=FORBIDDEN, stranger=HIDDEN, **dict.fromkeys(CLINICIANS, HIDDEN))
 # Kits, rooms and places: the coordination's and the admin's; the other CPTS's coordinator meets 404 on ours.
@@ -147,6 +155,29 @@ MATRIX = {
     ("me.tokens", "GET"): LOGGED_IN,
     ("me.create_token", "POST"): LOGGED_IN,
     ("me.revoke_token", "POST"): OWN_TOKEN,
+    ("me.service_area_form", "GET"): SERVICE_AREA,
+    ("me.save_service_area", "POST"): SERVICE_AREA,  # an empty form: 422 to a clinician
+    ("api.appointment_candidates", "GET"): PLANNING_OBJECT,
+    ("api.get_service_area", "GET"): SERVICE_AREA,
+    ("api.put_service_area", "PUT"): SERVICE_AREA,
+    ("api.list_gp_searches", "GET"): GP_SEARCHES,
+    ("api.create_gp_search", "POST"): GP_SEARCHES,  # an empty body: 422
+    ("api.get_gp_search", "GET"): GP_SEARCH,
+    ("api.propose_gp", "POST"): GP_SEARCH,
+    ("api.withdraw_gp_search", "POST"): GP_SEARCH,
+    ("api.accept_gp_proposal", "POST"): GP_PROPOSAL,
+    ("api.refuse_gp_proposal", "POST"): GP_PROPOSAL,  # an empty body: 422 to the GP
+    ("api.get_gp_capacity", "GET"): GP_ONLY,
+    ("api.put_gp_capacity", "PUT"): GP_ONLY,
+    ("gp_matching.index", "GET"): GP_SEARCHES,
+    ("gp_matching.create", "POST"): GP_SEARCHES,  # an empty form: 422
+    ("gp_matching.show", "GET"): GP_SEARCH,
+    ("gp_matching.propose", "POST"): GP_SEARCH,
+    ("gp_matching.withdraw", "POST"): GP_SEARCH,
+    ("gp_matching.accept", "POST"): GP_PROPOSAL,
+    ("gp_matching.refuse", "POST"): GP_PROPOSAL,  # no reason: back to the desk with the message
+    ("gp_matching.capacity_form", "GET"): GP_ONLY,
+    ("gp_matching.save_capacity", "POST"): GP_ONLY,
     ("patients.index", "GET"): PATIENT_LIST,
     ("patients.new", "GET"): PATIENT_LIST,
     ("patients.new", "POST"): PATIENT_LIST,
@@ -443,6 +474,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
     )
     db_session.add(attachment)
     db_session.flush()
+    gp_matching_ids = _gp_matching_ids(db_session, users, cpts)
     teleexpertise_ids = _teleexpertise_ids(db_session, users, patient, consent, program.performer_id, tmp_path)
     ids = {
         "patient_id": patient.id,
@@ -460,6 +492,7 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
         "attachment_id": attachment.id,
         "report_id": _signed_report(db_session, users, appointment, tmp_path / "uploads").id,
         **teleexpertise_ids,
+        **gp_matching_ids,
         # An outbox message of the CPTS that went dead: the one "Renvoyer" applies to.
         "message_id": factories.outbox_message(
             db_session, cpts, state=OutboxState.DEAD, recipient="idel@example.org", idempotency_key=f"matrice:{cpts.id}"
@@ -477,6 +510,19 @@ def world(db_session, cpts, app, tmp_path, monkeypatch):
             db_session.commit()
 
     return users, ids, reset
+
+
+def _gp_matching_ids(db_session, users, cpts) -> dict:
+    """A patient without a médecin traitant on the coordination's list, proposed to the world's GP (one place)."""
+    users["gp"].professional.new_patient_capacity = 1
+    consent = {"consent_on": factories.now().date(), "consent_method": "oral"}
+    search = gp_matching.enter(
+        db_session, users["coordinator"], factories.patient(db_session, cpts), consent, now=factories.now()
+    )
+    proposal = gp_matching.propose(
+        db_session, users["coordinator"], search, users["gp"].professional, now=factories.now()
+    )
+    return {"search_id": search.id, "proposal_id": proposal.id}
 
 
 def _signed_report(db_session, users, appointment, upload_dir) -> Report:

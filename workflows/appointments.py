@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from connectors import outbox
@@ -17,7 +17,6 @@ from hub.db import rows_changed, utcnow
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
-    Allocation,
     AllocationResource,
     Appointment,
     AppointmentKind,
@@ -42,7 +41,7 @@ from hub.services import directory, resources
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
-from workflows import eligibility, fees, freed_slots, rituals
+from workflows import eligibility, fees, freed_slots, idel_ranking, rituals
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -144,7 +143,7 @@ def book(
             raise ValidationFailed(dict.fromkeys(given, "Seule une séance de télésoin porte un acte de télésoin."))
         telesoin = None
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
-        accompanying = choose_accompanying(session, program, patient, place_kind, accompanying)
+        accompanying = choose_accompanying(session, program, patient, place_kind, accompanying, at=slot.starts_at)
     elif accompanying is not None:
         raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
     else:
@@ -306,11 +305,18 @@ OFFICINE_ONLY_ITS_PROGRAM = "Une séance en officine se réserve dans un program
 
 
 def choose_accompanying(
-    session: Session, program: SessionProgram, patient: Patient, place_kind: PlaceKind, chosen: Professional | None
+    session: Session,
+    program: SessionProgram,
+    patient: Patient,
+    place_kind: PlaceKind,
+    chosen: Professional | None,
+    *,
+    at: dt.datetime | None = None,
 ) -> Professional | None:
     """Who is with the patient: in an officine's program, a pharmacist of that officine (the first by name
     unless one is chosen), the session held at the officine; in any other, an IDEL (the patient's own unless
-    one is chosen; possibly nobody yet), never at an officine."""
+    one is chosen, and not on a weekday she said she does not work, `at` being the session's start; possibly
+    nobody yet, the visit then waits for the coordination's choice), never at an officine."""
     if program.is_at_pharmacy:
         if place_kind is not PlaceKind.PHARMACY:
             raise ValidationFailed({"place_kind": "Cette séance a lieu à l'officine : choisissez « Officine »."})
@@ -318,8 +324,10 @@ def choose_accompanying(
         if not pharmacists:
             raise RuleViolation("Aucun·e pharmacien·ne de l'officine n'accompagne de téléconsultation.")
         chosen = chosen or pharmacists[0]
-    else:
-        chosen = chosen or own_idel(session, patient)
+    elif chosen is None:
+        own = own_idel(session, patient)
+        local_day = at.astimezone(ZoneInfo(program.zone)).isoweekday() if at else None
+        chosen = own if own is not None and (local_day is None or own.works_on(local_day)) else None
     if chosen is not None:
         _check_can_accompany(session, program, chosen, patient, place_kind)
     return chosen
@@ -570,10 +578,9 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
 
 
 def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.datetime) -> list[VisitOffer]:
-    """The own IDEL did not answer in time: the visit goes to the territory's other suitable IDELs —
-    free over the window, serving the patient's commune for a home visit — nearest commune first,
-    fewest pending offers next. The own IDEL may still accept; the first to accept gets it. When nobody
-    suitable is free, the coordination is told."""
+    """The own IDEL did not answer in time: the visit goes to the territory's other suitable IDELs, ranked as
+    the coordinator's suggestions are (suitable_idels). The own IDEL may still accept; the first to accept gets
+    it. When nobody suitable is free, the coordination is told."""
     lock(session, appointment)
     if appointment.state is not S.PROPOSED or appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
         return []
@@ -583,7 +590,7 @@ def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.
         session.flush()
     offers = [
         _offer(session, appointment, idel, round_=2, now=now, delay_minutes=None)
-        for idel in suitable_idels(session, appointment, exclude=already)[:SECOND_ROUND_SIZE]
+        for idel in suitable_idels(session, appointment, exclude=already, now=now)[:SECOND_ROUND_SIZE]
     ]
     audit.record(
         session,
@@ -598,42 +605,46 @@ def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.
     return offers
 
 
-def suitable_idels(session: Session, appointment: Appointment, *, exclude: set[int]) -> list[Professional]:
-    patient = appointment.patient
-    candidates = session.scalars(
-        select(Professional).where(
-            Professional.cpts_id == appointment.cpts_id,
-            Professional.profession == Profession.NURSE,
-            Professional.is_active.is_(True),
-            Professional.accompanies_teleconsultation.is_(True),
-            Professional.id.not_in(exclude or {0}),
-        )
-    ).all()
-    if appointment.place_kind in HOME_PLACES:
-        candidates = [c for c in candidates if c.serves(patient.commune_insee)]
-    window = appointment.accompaniment_window
-    busy = _busy_professionals(session, [c.id for c in candidates], *window)
-    pending = dict(
-        session.execute(
-            select(VisitOffer.professional_id, func.count())
-            .where(VisitOffer.state == VisitOfferState.PENDING)
-            .group_by(VisitOffer.professional_id)
-        ).all()
+def suitable_idels(
+    session: Session, appointment: Appointment, *, exclude: set[int], now: dt.datetime | None = None
+) -> list[Professional]:
+    """The territory's IDELs who may take the visit, best first, as the coordinator's suggestions rank them
+    (workflows.idel_ranking): free over the window, working that day, serving the commune for a home visit;
+    nearest, then fewest visits this month, then fewest pending offers."""
+    ranking = ranked_idels(session, appointment, exclude=exclude, own_id=None, now=now or utcnow())
+    return [candidate.professional for candidate in ranking.candidates]
+
+
+def ranked_idels(
+    session: Session, appointment: Appointment, *, exclude: set[int], own_id: int | None, now: dt.datetime
+) -> idel_ranking.Ranking:
+    """The ranking of the CPTS's IDELs (but `exclude`) for the appointment's visit, with why the others are out."""
+    return idel_ranking.rank(
+        session,
+        pool=[p for p in idel_pool(session, appointment.cpts_id) if p.id not in exclude],
+        patient=appointment.patient,
+        window=appointment.accompaniment_window,
+        at_home=appointment.place_kind in HOME_PLACES,
+        own_id=own_id,
+        zone=appointment_zone(session, appointment),
+        now=now,
     )
-    free = [c for c in candidates if c.id not in busy]
-    return sorted(free, key=lambda c: (c.commune_insee != patient.commune_insee, pending.get(c.id, 0), c.id))
 
 
-def _busy_professionals(session: Session, ids: list[int], start: dt.datetime, end: dt.datetime) -> set[int]:
-    if not ids:
-        return set()
-    return set(
+def declined_by(session: Session, appointment: Appointment) -> set[int]:
+    """The professionals who declined this visit: not asked again."""
+    return {o.professional_id for o in _offers(session, appointment) if o.state is VisitOfferState.DECLINED}
+
+
+def idel_pool(session: Session, cpts_id: int) -> list[Professional]:
+    """The CPTS's active IDELs who accompany teleconsultations."""
+    return list(
         session.scalars(
-            select(Allocation.resource_id).where(
-                Allocation.resource_kind == AllocationResource.PROFESSIONAL,
-                Allocation.resource_id.in_(ids),
-                Allocation.starts_at < end,
-                Allocation.ends_at > start,
+            select(Professional).where(
+                Professional.cpts_id == cpts_id,
+                Professional.profession == Profession.NURSE,
+                Professional.is_active.is_(True),
+                Professional.accompanies_teleconsultation.is_(True),
             )
         )
     )

@@ -15,6 +15,7 @@ from hub.models import (
     AppointmentKind,
     AppointmentState,
     Delivery,
+    GpProposal,
     OutboxMessage,
     OutboxState,
     Patient,
@@ -37,7 +38,7 @@ from hub.models import (
 from scheduling import board
 from scheduling.agenda import day_bounds
 from scheduling.slots import HOLDING_STATES
-from workflows import fees, reports, teleexpertise, waiting
+from workflows import fees, gp_matching, reports, teleexpertise, waiting
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
 LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
@@ -95,6 +96,8 @@ class CoordinatorDesk:
     # Freed slots of programs with waiting patients, to offer (workflows.waiting): the count, the soonest.
     freed_slots: int = 0
     first_freed_slots: list[waiting.TaskView] = field(default_factory=list)
+    # Patients without a médecin traitant waiting on the list, and among them those proposed to no GP (issue 16).
+    gp_searches: gp_matching.WaitingCounts = field(default_factory=gp_matching.WaitingCounts)
 
 
 def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
@@ -196,6 +199,7 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
         freed_slots=waiting.open_task_count(session, cpts_id, now=now),
         first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST),
+        gp_searches=gp_matching.waiting_counts(session, cpts_id),
     )
 
 
@@ -298,6 +302,9 @@ class GpDesk:
     referrals: dict[ReferralState, int]  # the GP's referrals by state, in the workflow's order, states held only
     reports_received: int  # in the last RECENT_REPORTS
     recent_reports: list[Report]
+    # Patients without a médecin traitant the coordination proposes, waiting for the GP's answer (issue 16).
+    proposed_patients: list[GpProposal] = field(default_factory=list)
+    new_patient_capacity: int = 0
 
 
 def gp_desk(session: Session, professional: Professional, *, now: dt.datetime) -> GpDesk:
@@ -326,6 +333,8 @@ def gp_desk(session: Session, professional: Professional, *, now: dt.datetime) -
         referrals={state: counts[state] for state in ReferralState if state in counts},
         reports_received=recent or 0,
         recent_reports=list(latest),
+        proposed_patients=gp_matching.proposals_for(session, professional),
+        new_patient_capacity=professional.new_patient_capacity,
     )
 
 

@@ -43,6 +43,8 @@ from hub.models import (
     Delivery,
     FeeEntry,
     FeeStatus,
+    GpSearch,
+    GpSearchState,
     IncidentKind,
     Patient,
     Profession,
@@ -234,6 +236,7 @@ def compute(session: Session, scope: Scope) -> list[Indicator]:
         incidents(session, scope),
         patients_without_gp(session, scope),
         waiting_time(session, scope),
+        gp_search_list(session, scope),
     ]
 
 
@@ -637,6 +640,41 @@ def waiting_time(session: Session, scope: Scope) -> Indicator:
             ("Rendez-vous pris depuis la liste dans la période", len(days)),
             ("Délai moyen d'attente (jours)", round(statistics.fmean(days), 1) if days else None),
             ("Délai médian d'attente (jours)", round(statistics.median(days), 1) if days else None),
+        ),
+        chart=False,
+    )
+
+
+def gp_search_list(session: Session, scope: Scope) -> Indicator:
+    """The list of patients without a médecin traitant (workflows.gp_matching): its size now, the entries of the
+    period, and the delay from entry to a médecin traitant found through the hub."""
+    entered = and_(*scope.within(GpSearch.entered_at))
+    sizes = session.execute(
+        select(
+            func.sum(case((GpSearch.state == GpSearchState.WAITING, 1), else_=0)),
+            func.sum(case((entered, 1), else_=0)),
+        ).where(GpSearch.cpts_id == scope.cpts)
+    ).one()
+    waited = session.scalars(
+        select(seconds_between(GpSearch.entered_at, GpSearch.closed_at)).where(
+            GpSearch.cpts_id == scope.cpts, GpSearch.state == GpSearchState.MATCHED, *scope.within(GpSearch.closed_at)
+        )
+    ).all()
+    days = [float(seconds) / 86400 for seconds in waited if seconds is not None]
+    return Indicator(
+        "liste_sans_medecin_traitant",
+        "Liste des patients sans médecin traitant",
+        "Patients en attente d'un médecin traitant sur la liste de la coordination aujourd'hui (quelle que soit la "
+        "période) ; inscriptions sur la liste dans la période ; pour les patients dont un médecin de la CPTS a "
+        "accepté d'être le médecin traitant dans la période, délai de l'inscription à l'acceptation, en jours "
+        "(moyenne et médiane). Un médecin trouvé par ailleurs ou un retrait n'entre pas dans le délai.",
+        ("Indicateur", "Valeur"),
+        (
+            ("En attente aujourd'hui", int(sizes[0] or 0)),
+            ("Inscriptions dans la période", int(sizes[1] or 0)),
+            ("Médecins traitants trouvés dans la période", len(days)),
+            ("Délai moyen jusqu'au médecin traitant (jours)", round(statistics.fmean(days), 1) if days else None),
+            ("Délai médian jusqu'au médecin traitant (jours)", round(statistics.median(days), 1) if days else None),
         ),
         chart=False,
     )

@@ -45,8 +45,10 @@ def created(body: dict, endpoint: str, **values):
 
 from hub.api import (  # noqa: E402,F401  (register the routes)
     appointments,
+    candidates,
     desk,
     fees,
+    gp_matching,
     indicators,
     openapi,
     organisations,
@@ -58,6 +60,7 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     referrals,
     reports,
     resources,
+    service_area,
     sessions,
     teleexpertise,
     waiting,

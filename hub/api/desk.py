@@ -37,6 +37,8 @@ def _coordinator(part: desk.CoordinatorDesk) -> dict:
         "visits_without_idel": part.without_idel,
         "late_reports": part.late_reports,
         "failed_sends": part.failed_sends,
+        "patients_without_gp_waiting": part.gp_searches.waiting,
+        "patients_without_gp_to_propose": part.gp_searches.to_propose,
         "sessions": [
             {
                 "program_id": item.program_id,
@@ -79,6 +81,8 @@ def _gp(part: desk.GpDesk) -> dict:
         "referrals": referrals,
         "reports_received_30_days": part.reports_received,
         "recent_report_ids": [report.id for report in part.recent_reports],
+        "proposal_ids": [proposal.id for proposal in part.proposed_patients],
+        "new_patient_capacity": part.new_patient_capacity,
     }
 
 

@@ -28,6 +28,17 @@ from hub.schemas.fees import (
     TariffIn,
     TariffOut,
 )
+from hub.schemas.gp_matching import (
+    CapacityIn,
+    CapacityOut,
+    GpProposalOut,
+    GpSearchDetailOut,
+    GpSearchIn,
+    GpSearchListOut,
+    GpSearchWithdrawIn,
+    ProposeIn,
+    RefuseIn,
+)
 from hub.schemas.indicators import IndicatorsOut
 from hub.schemas.outbox import OutboxMessageOut
 from hub.schemas.pathways import (
@@ -52,6 +63,7 @@ from hub.schemas.patient import (
     PatientSummaryOut,
 )
 from hub.schemas.referrals import (
+    AppointmentCandidatesOut,
     AttachmentIn,
     AttachmentOut,
     CandidatesOut,
@@ -80,9 +92,10 @@ from hub.schemas.scheduling import (
     SeriesStopOut,
     SlotOut,
 )
+from hub.schemas.service_area import ServiceAreaIn, ServiceAreaOut
 from hub.schemas.sessions import IncidentIn, IncidentOut, RitualsIn, RitualsOut
 from hub.schemas.teleexpertise import AnswerIn, AssignIn, DeclineIn, TeleexpertiseIn, TeleexpertiseOut
-from hub.schemas.waiting import FreedSlotOut, OfferIn, OfferOut, WaitingEntryOut, WaitingIn, WithdrawIn
+from hub.schemas.waiting import FreedSlotOut, OfferIn, OfferOut, WaitingEntryOut, WaitingIn, WaitingWithdrawIn
 from workflows.fees import REMOTE_SHARE_LIMIT
 
 # endpoint → (summary, request schema or None, response schema, is a paginated list)
@@ -346,7 +359,12 @@ OPERATIONS = {
         False,
     ),
     "api.get_waiting": ("Lire une inscription en liste d'attente", None, WaitingEntryOut, False),
-    "api.withdraw_waiting": ("Retirer un patient de la liste d'attente (motif)", WithdrawIn, WaitingEntryOut, False),
+    "api.withdraw_waiting": (
+        "Retirer un patient de la liste d'attente (motif)",
+        WaitingWithdrawIn,
+        WaitingEntryOut,
+        False,
+    ),
     "api.list_freed_slots": (
         "Créneaux libérés à proposer, avec les patients en attente qui leur conviennent d'abord",
         None,
@@ -363,6 +381,58 @@ OPERATIONS = {
         "Le bureau de l'appelant : ce qu'il a à faire, compté (adressages, visites, comptes rendus, envois…)",
         None,
         DeskOut,
+        False,
+    ),
+    "api.appointment_candidates": (
+        "IDEL qui peuvent reprendre une visite, classées (distance, visites du mois, propositions en attente)",
+        None,
+        AppointmentCandidatesOut,
+        False,
+    ),
+    "api.get_service_area": (
+        "Ma zone d'intervention : communes desservies à domicile (codes INSEE) et jours travaillés (1 lundi … 7)",
+        None,
+        ServiceAreaOut,
+        False,
+    ),
+    "api.list_gp_searches": (
+        "Patients sans médecin traitant en attente, du plus fragile au moins fragile (coordination)",
+        None,
+        GpSearchListOut,
+        False,
+    ),
+    "api.create_gp_search": (
+        "Inscrire un patient sur la liste, avec son consentement et ses critères de fragilité",
+        GpSearchIn,
+        GpSearchDetailOut,
+        False,
+    ),
+    "api.get_gp_search": (
+        "Une inscription : fragilité, propositions, médecins qui acceptent de nouveaux patients",
+        None,
+        GpSearchDetailOut,
+        False,
+    ),
+    "api.propose_gp": ("Proposer le patient à un médecin généraliste", ProposeIn, GpProposalOut, False),
+    "api.withdraw_gp_search": (
+        "Retirer le patient de la liste (consentement retiré, ou médecin trouvé par ailleurs)",
+        GpSearchWithdrawIn,
+        GpSearchDetailOut,
+        False,
+    ),
+    "api.accept_gp_proposal": ("Accepter de devenir le médecin traitant (médecin)", NoBodyIn, GpProposalOut, False),
+    "api.refuse_gp_proposal": ("Refuser la proposition, avec la raison (médecin)", RefuseIn, GpProposalOut, False),
+    "api.get_gp_capacity": ("Combien de nouveaux patients médecin traitant j'accepte", None, CapacityOut, False),
+    "api.put_gp_capacity": (
+        "Déclarer combien de nouveaux patients médecin traitant j'accepte",
+        CapacityIn,
+        CapacityOut,
+        False,
+    ),
+    "api.put_service_area": (
+        "Déclarer ma zone d'intervention et mes jours travaillés",
+        ServiceAreaIn,
+        ServiceAreaOut,
         False,
     ),
 }
@@ -400,6 +470,9 @@ ANSWER_200 = {
     "api.withdraw_consent",
     "api.withdraw_waiting",
     "api.offer_freed_slot",
+    "api.withdraw_gp_search",
+    "api.accept_gp_proposal",
+    "api.refuse_gp_proposal",
 }
 
 # What the server accepts, as the handlers and their query schemas check it (hub/api, hub/schemas): a value the

@@ -18,7 +18,7 @@ from hub.schemas.waiting import (
     WaitingEntryOut,
     WaitingIn,
     WaitingListArgs,
-    WithdrawIn,
+    WaitingWithdrawIn,
 )
 from workflows import programs, waiting
 
@@ -57,7 +57,7 @@ def get_waiting(entry_id: int):
 @access(Permission.APPOINTMENTS_BOOK)
 def withdraw_waiting(entry_id: int):
     entry = waiting.get_entry(db(), entry_id, cpts_id=current_user.cpts_id, action="withdraw")
-    waiting.withdraw(db(), current_user, entry, reason=load_json(WithdrawIn())["reason"])
+    waiting.withdraw(db(), current_user, entry, reason=load_json(WaitingWithdrawIn())["reason"])
     return WaitingEntryOut().dump(entry)
 
 

@@ -12,6 +12,8 @@ class Permission(StrEnum):
     CONNECTORS_MANAGE = "hub:connectors:manage"
     FEES_READ_CPTS = "hub:fees:read-cpts"
     FEES_READ_OWN = "hub:fees:read-own"
+    GP_PROPOSALS_ANSWER = "hub:gp-proposals:answer"
+    GP_SEARCHES_MANAGE = "hub:gp-searches:manage"
     INCIDENTS_READ_CPTS = "hub:incidents:read-cpts"
     INDICATORS_READ_CPTS = "hub:indicators:read-cpts"
     ORGANISATIONS_MANAGE = "hub:organisations:manage"
@@ -101,8 +103,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
         | {Permission.FEES_READ_CPTS, Permission.FEES_READ_OWN}
         | {Permission.INCIDENTS_READ_CPTS, Permission.INDICATORS_READ_CPTS}
         | {Permission.OUTBOX_READ, Permission.OUTBOX_REQUEUE}
+        | {Permission.GP_SEARCHES_MANAGE}
     ),
-    Role.PROFESSIONAL: frozenset(_EVERYONE | _CLINICAL | _CARE | _OWN_FEES | _REFERRING | _TELEEXPERTISE | _REPORTING),
+    # Answering a proposal of a patient without a médecin traitant: a GP's (workflows.gp_matching.own_gp).
+    Role.PROFESSIONAL: frozenset(
+        _EVERYONE
+        | _CLINICAL
+        | _CARE
+        | _OWN_FEES
+        | _REFERRING
+        | _TELEEXPERTISE
+        | _REPORTING
+        | {Permission.GP_PROPOSALS_ANSWER}
+    ),
 }
 
 

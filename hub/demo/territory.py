@@ -65,6 +65,8 @@ CPTS_NAME = "CPTS VIVEVAL"
 DEMO_PASSWORD = "demo-viveval-2025"  # noqa: S105 (the demo's published password, never a real one)
 SEED = 2025
 PATIENT_COUNT = 200
+# New patients médecin traitant the first GPs accept (workflows.gp_matching); the others take none.
+GP_NEW_PATIENT_PLACES = (3, 2, 1)
 # Ages and dates are counted from fixed days, so that every load gives the same data.
 REFERENCE_DAY = dt.date(2025, 6, 1)
 CONSENTS_FROM = dt.datetime(2025, 1, 6, 8, 0, tzinfo=dt.UTC)
@@ -264,6 +266,9 @@ class _DemoBuilder:
     def _create_professionals(self) -> None:
         for insee in GP_COMMUNES:
             self._add_professional(Profession.GENERAL_PRACTITIONER, insee, self._msp_of(insee))
+        # A few GPs take new patients médecin traitant: the coordination has someone to propose its list to.
+        for gp, places in zip(self.staff[Profession.GENERAL_PRACTITIONER], GP_NEW_PATIENT_PLACES, strict=False):
+            gp.new_patient_capacity = places
         for number, insee in enumerate(NURSE_COMMUNES):
             self._add_professional(
                 Profession.NURSE,

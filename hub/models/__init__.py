@@ -4,6 +4,15 @@ from hub.models.audit import AuditEvent
 from hub.models.calendar_feed import CalendarFeed
 from hub.models.connector_setting import ConnectorSetting
 from hub.models.fees import FEE_STATUS_LABELS, DeclaredActivity, FeeEntry, FeeStatus, Tariff, TariffUnit
+from hub.models.gp_matching import (
+    CHRONIC_CONDITIONS,
+    GP_PROPOSAL_STATE_LABELS,
+    GP_SEARCH_STATE_LABELS,
+    GpProposal,
+    GpProposalState,
+    GpSearch,
+    GpSearchState,
+)
 from hub.models.idempotency import IdempotentRequest
 from hub.models.incidents import (
     INCIDENT_KIND_LABELS,
@@ -145,12 +154,15 @@ __all__ = [
     "ASSISTED_PROGRAM_KINDS",
     "ATTACHMENT_KIND_LABELS",
     "AWAITING_ACKNOWLEDGEMENT_LABEL",
+    "CHRONIC_CONDITIONS",
     "CLINICAL_PROFESSIONS",
     "CONSENT_KIND_LABELS",
     "CONSENT_METHOD_LABELS",
     "DELIVERY_STATE_LABELS",
     "FEE_STATUS_LABELS",
     "FREED_SLOT_REASON_LABELS",
+    "GP_PROPOSAL_STATE_LABELS",
+    "GP_SEARCH_STATE_LABELS",
     "IDEL_TO_FIND",
     "IDENTITY_DOCUMENT_LABELS",
     "IDENTITY_STATUS_LABELS",
@@ -221,6 +233,10 @@ __all__ = [
     "FreedSlotOutcome",
     "FreedSlotReason",
     "FreedSlotTask",
+    "GpProposal",
+    "GpProposalState",
+    "GpSearch",
+    "GpSearchState",
     "IdempotentRequest",
     "IdentityCheck",
     "IdentityCheckKind",

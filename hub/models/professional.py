@@ -1,7 +1,7 @@
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, String, Table, Text
+from sqlalchemy import Boolean, CheckConstraint, Column, ForeignKey, Integer, String, Table, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
@@ -33,6 +33,8 @@ PROFESSION_LABELS = {
     Profession.COORDINATOR: "Coordinateur·rice (non clinique)",
 }
 
+ALL_DAYS = "1234567"
+
 CLINICAL_PROFESSIONS = frozenset(Profession) - {Profession.COORDINATOR}
 
 professional_organisations = Table(
@@ -50,6 +52,7 @@ class Professional(Base):
             "profession <> 'medecin_specialiste' OR specialty IS NOT NULL", name="specialist_has_specialty"
         ),
         CheckConstraint("profession = 'coordinateur' OR rpps IS NOT NULL", name="clinician_has_rpps"),
+        CheckConstraint("new_patient_capacity >= 0", name="new_patient_capacity_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -66,6 +69,11 @@ class Professional(Base):
     commune_insee: Mapped[str | None] = mapped_column(String(5))
     # INSEE codes of the communes where the professional makes home visits, space-separated.
     served_communes: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # The ISO weekdays (1 Monday … 7 Sunday) the professional works, as digits in order: "12345" for Monday to
+    # Friday. Everyone works every day until they say otherwise, so no one drops out of the offers unasked.
+    working_days: Mapped[str] = mapped_column(String(7), default=ALL_DAYS, server_default=ALL_DAYS)
+    # A GP's « J'accepte N nouveaux patients médecin traitant »: taken one by one as they accept proposals.
+    new_patient_capacity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     does_telesoin: Mapped[bool] = mapped_column(Boolean, default=False)
     accompanies_teleconsultation: Mapped[bool] = mapped_column(Boolean, default=False)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -77,6 +85,9 @@ class Professional(Base):
         return commune_insee is not None and (
             commune_insee == self.commune_insee or commune_insee in self.served_communes.split()
         )
+
+    def works_on(self, isoweekday: int) -> bool:
+        return str(isoweekday) in self.working_days
 
     @property
     def full_name(self) -> str:

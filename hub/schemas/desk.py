@@ -25,6 +25,8 @@ class CoordinatorDeskOut(Schema):
     failed_sends = fields.Integer()
     sessions = fields.List(fields.Nested(SessionLoadOut))
     freed_slots_to_offer = fields.Integer()  # GET /api/v1/freed-slots lists them
+    patients_without_gp_waiting = fields.Integer()
+    patients_without_gp_to_propose = fields.Integer()
 
 
 class VisitsDeskOut(Schema):
@@ -52,6 +54,9 @@ class GpDeskOut(Schema):
     referrals = fields.List(fields.Nested(ReferralCountOut))
     reports_received_30_days = fields.Integer()
     recent_report_ids = fields.List(fields.Integer())  # the latest received, newest first: GET /reports/<id>
+    # Patients without a médecin traitant proposed to the GP: POST /patients-without-gp/proposals/<id>/accept|refuse
+    proposal_ids = fields.List(fields.Integer())
+    new_patient_capacity = fields.Integer()
 
 
 class SpecialistDeskOut(Schema):

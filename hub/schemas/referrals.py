@@ -111,6 +111,8 @@ class CandidateOut(Schema):
     distance_label = fields.String()
     reason = fields.String()
     is_own = fields.Boolean()
+    visits_this_month = fields.Integer()
+    pending_offers = fields.Integer()
 
 
 class CandidatesOut(Schema):
@@ -119,6 +121,14 @@ class CandidatesOut(Schema):
     slot_id = fields.Integer()
     place_kind = fields.String()
     place_label = fields.String()
+    own_idel_note = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(CandidateOut))
+
+
+class AppointmentCandidatesOut(Schema):
+    """The IDELs who may take over a booked visit, best first, and why the patient's own IDEL is not among them."""
+
+    appointment_id = fields.Integer()
     own_idel_note = fields.String(allow_none=True)
     items = fields.List(fields.Nested(CandidateOut))
 

@@ -40,11 +40,11 @@ class WaitingListArgs(InputSchema):
     program_id = Int(load_default=None)
 
 
-class WithdrawIn(InputSchema):
+class WaitingWithdrawIn(InputSchema):
     reason = Str(required=True, validate=length(300, 1))
 
 
-class WithdrawForm(WithdrawIn, FormSchema):
+class WithdrawForm(WaitingWithdrawIn, FormSchema):
     pass
 
 

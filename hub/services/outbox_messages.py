@@ -49,6 +49,7 @@ KIND_LABELS = {
     "teleexpertise_declined": "Téléexpertise déclinée",
     "teleexpertise_answered": "Réponse de téléexpertise",
     "teleexpertise_expired": "Téléexpertise expirée",
+    "gp_patient_proposed": "Patient sans médecin traitant proposé",
     "report.signed": "Événement : compte rendu signé",
     "report.acknowledged": "Événement : compte rendu acquitté",
 }

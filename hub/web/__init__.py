@@ -9,6 +9,7 @@ def blueprints():
         calendar,
         connectors_admin,
         fees,
+        gp_matching,
         home,
         indicators,
         me,
@@ -50,4 +51,5 @@ def blueprints():
         survey.bp,
         indicators.bp,
         waiting.bp,
+        gp_matching.bp,
     ]

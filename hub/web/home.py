@@ -56,7 +56,7 @@ def _patient_rows(board: desk.Desk) -> int:
             rows += len(visits.to_confirm) + len(visits.today_visits) + len(visits.tomorrow_visits)
             rows += len(visits.later_visits)
     if board.gp:
-        rows += len(board.gp.recent_reports)
+        rows += len(board.gp.recent_reports) + len(board.gp.proposed_patients)
     if board.specialist:
         rows += len(board.specialist.to_sign)
     return rows

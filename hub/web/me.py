@@ -15,7 +15,8 @@ from hub.http.access import AUTHENTICATED, access
 from hub.http.request import db, territory_zone
 from hub.models import ROLE_LABELS, User
 from hub.schemas.account import ApiTokenForm, OwnPasswordForm, OwnTotpForm
-from hub.services import accounts, calendar_feeds
+from hub.schemas.service_area import ServiceAreaForm
+from hub.services import accounts, calendar_feeds, service_area
 from hub.web.auth import THROTTLED, client_ip, enrolment_qr, login_limits
 from hub.web.pages import submit
 
@@ -116,6 +117,7 @@ def _profile_page(*, errors: dict | None = None, status: int = 200):
         "professional": professional,
         "feed": calendar_feeds.active_feed(db(), professional.id) if professional else None,
         "tokens": [t for t in accounts.list_api_tokens(db(), current_user) if _usable(t)],
+        **(service_area.summary(professional) if professional else {}),
         # Passwords are never sent back to the browser.
         "values": {},
         "errors": errors or {},
@@ -133,6 +135,50 @@ def _second_factor_page(*, errors: dict | None = None, status: int = 200):
     uri = accounts.totp_provisioning_uri(current_user, secret)
     context = {"secret": secret, "qr": enrolment_qr(uri), "values": {}, "errors": errors or {}}
     return render_template("me/second_factor.html", **context), status
+
+
+@bp.get("/service-area")
+@access(AUTHENTICATED)
+def service_area_form():
+    professional = service_area.own_professional(current_user)
+    area = service_area.service_area(professional)
+    return _service_area_page(professional, {"communes": area.communes, "days": [str(d) for d in area.days]})
+
+
+@bp.post("/service-area")
+@access(AUTHENTICATED)
+def save_service_area():
+    professional = service_area.own_professional(current_user)
+
+    def save(data: dict) -> bool:
+        service_area.set_service_area(db(), _me(), professional, communes=data["communes"], days=data["days"])
+        return True
+
+    done, values, errors = submit(ServiceAreaForm(), save)
+    if not done:
+        # An item's error ("days.0") goes beside its list of checkboxes.
+        beside = {name.split(".")[0]: message for name, message in errors.items()}
+        return _service_area_page(professional, _as_lists(values), beside, status=422)
+    flash(
+        "Zone d'intervention enregistrée : les visites vous sont proposées selon ces communes et ces jours.", "success"
+    )
+    return redirect(url_for("me.profile"))
+
+
+def _as_lists(values: dict) -> dict:
+    # A single ticked checkbox comes back as a plain value.
+    return {key: [value] if isinstance(value, str) else value for key, value in values.items()}
+
+
+def _service_area_page(professional, values: dict, errors: dict | None = None, *, status: int = 200):
+    context = {
+        "professional": professional,
+        "communes": service_area.commune_choices(),
+        "weekdays": service_area.WEEKDAYS,
+        "values": values,
+        "errors": errors or {},
+    }
+    return render_template("me/service_area.html", **context), status
 
 
 @bp.get("/tokens")

@@ -46,7 +46,7 @@ from hub.services import directory, identity, resources
 from hub.web.pages import appointment_action, load_query, telesoin_choices
 from scheduling import board
 from scheduling.agenda import week_bounds
-from workflows import appointments, eligibility, fees, programs, waiting
+from workflows import accompaniment, appointments, eligibility, fees, programs, waiting
 
 bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -384,6 +384,13 @@ def _accompanying_options(program) -> list[tuple[int, str]]:
     return [(p.id, p.full_name) for p in helpers]
 
 
+def _ranking(appointment, program) -> accompaniment.Suggestions | None:
+    """The free IDELs ranked for the visit, to reassign it: only while it may be."""
+    if program.is_at_pharmacy or "reassign" not in appointments.MACHINE.allowed_verbs(appointment.state):
+        return None
+    return accompaniment.for_appointment(db(), appointment, now=utcnow())
+
+
 def _slot(slot_id: int) -> Slot:
     slot = db().get(Slot, slot_id)
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
@@ -475,6 +482,7 @@ def _appointment_page(appointment, *, form=None, values=None, errors=None, probl
         "verbs": appointments.MACHINE.allowed_verbs(appointment.state),
         "at_pharmacy": program.is_at_pharmacy,
         "idel_options": _accompanying_options(program),
+        "ranking": _ranking(appointment, program),
         "form": form,
         "values": values or {},
         "errors": errors or {},

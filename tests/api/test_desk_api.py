@@ -93,6 +93,8 @@ def test_the_gps_and_the_specialists_counts(api_as, db_session, territory):
         ],
         "reports_received_30_days": 1,
         "recent_report_ids": [received.id],
+        "proposal_ids": [],
+        "new_patient_capacity": 0,
     }
     specialist = api_as(cardiologist).get("/api/v1/me/desk").get_json()["specialist"]
     assert specialist == {

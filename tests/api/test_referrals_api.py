@@ -419,7 +419,8 @@ def test_the_patients_own_idel_first_then_the_free_idels_by_distance(api_as, hub
     assert own["is_own"] and own["reason"].startswith("IDEL du patient") and own["commune"] == "Vergt"
     assert own["distance_km"] == 0.0 and own["distance_label"] == "0,0\u00a0km"
     assert nearest["commune"] == "Chalagnac" and 5 < nearest["distance_km"] < 7
-    assert nearest["reason"] == "Libre à ce créneau, exerce à Chalagnac"
+    assert nearest["reason"] == "5,8\u00a0km · 0 visite ce mois · 0 proposition en attente"
+    assert (nearest["visits_this_month"], nearest["pending_offers"]) == (0, 0)
     assert [i["commune"] for i in items[2:]] == ["Coursac", "Villamblard"]
     assert all(i["profession"] == "infirmier" for i in items) and "24" not in str([i["commune"] for i in items])
 

@@ -83,7 +83,7 @@ def test_walk_through_in_the_browser(client, auth, hub, db_session):
     assert f'<option value="{hub["slot"].id}" selected>lundi ' in page
     assert '<option value="domicile" selected>Domicile (organisé spécifiquement) (proposé)</option>' in page
     idel = hub["idel"]
-    assert f'value="{idel.id}" checked' in page and "IDEL du patient (équipe de soins)" in page
+    assert f'value="{idel.id}" checked' in page and "IDEL du patient · 0,0\u00a0km" in page
     at_an_officine = auth.post(
         f"/referrals/{referral.id}/schedule", data=schedule | {"place_kind": "officine", "accompanying_id": idel.id}
     )
@@ -499,7 +499,9 @@ def test_the_page_ranks_the_idels_by_commune_name_and_distance(client, auth, hub
     section = page.split('id="programmer"', 1)[1]
     order = [section.index(f'value="{p.id}"') for p in (hub["idel"], near, far)]
     assert order == sorted(order), "the patient's own IDEL, then the nearest"
-    assert "Chalagnac, 5," in section and "Villamblard, 12," in section and "km" in section
+    assert "Chalagnac<br>" in section and "Villamblard<br>" in section
+    assert "5,8\u00a0km · 0 visite ce mois · 0 proposition en attente" in section, "why each ranks there"
+    assert "12,1\u00a0km · 0 visite ce mois" in section
     assert not re.search(r"\b24\d{3}\b", section), "commune names, never INSEE codes"
     assert '<option value="lieu_dedie" selected>Lieu dédié à la téléconsultation (proposé)</option>' in section
     # Another slot or place is chosen by the GET form; the IDELs follow it.

@@ -1,0 +1,26 @@
+"""/api/v1/appointments/<id>/candidates: the IDELs who may take over a booked visit, ranked as the second round of
+offers ranks them (workflows.idel_ranking), each with the reason of its rank — what the appointment's page shows
+the coordinator before reassigning."""
+
+from flask_login import current_user
+
+from hub import audit
+from hub.api import blueprint
+from hub.auth.permissions import Permission
+from hub.auth.policies import appointment_for
+from hub.db import utcnow
+from hub.http.access import access
+from hub.http.request import db
+from hub.schemas.referrals import AppointmentCandidatesOut
+from workflows import accompaniment
+
+
+@blueprint.get("/appointments/<int:appointment_id>/candidates")
+@access(Permission.APPOINTMENTS_BOOK)
+def appointment_candidates(appointment_id: int):
+    appointment = appointment_for(db(), current_user, appointment_id, "reassign")
+    audit.record(db(), actor=current_user, action="appointment.candidates", target=appointment)
+    found = accompaniment.for_appointment(db(), appointment, now=utcnow())
+    return AppointmentCandidatesOut().dump(
+        {"appointment_id": appointment.id, "own_idel_note": found.own_note, "items": found.candidates}
+    )
