@@ -56,6 +56,8 @@ MACHINE = Machine(
         "degrade": (frozenset({S.CHECKED_IN}), S.DEGRADED),
         "cancel": (frozenset({S.PROPOSED, S.CONFIRMED, S.DECLINED}), S.CANCELLED),
         "no_show": (frozenset({S.CONFIRMED}), S.NO_SHOW),
+        # The performer was absent (workflows.attendance): the session did not take place and is booked again.
+        "postpone": (frozenset({S.CONFIRMED, S.CHECKED_IN}), S.POSTPONED),
     },
     APPOINTMENT_STATE_LABELS,
 )

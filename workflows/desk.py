@@ -3,7 +3,7 @@ GET /api/v1/me/desk. A desk reads a fixed number of queries whatever the data (P
 (COUNT … GROUP BY) and the lists it shows are capped; each count has a list a person can open."""
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
@@ -37,7 +37,7 @@ from hub.models import (
 from scheduling import board
 from scheduling.agenda import day_bounds
 from scheduling.slots import HOLDING_STATES
-from workflows import fees, reports, teleexpertise
+from workflows import attendance, fees, reports, teleexpertise
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
 LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
@@ -92,6 +92,10 @@ class CoordinatorDesk:
     late_reports: int
     failed_sends: int
     sessions: list[SessionLoad]
+    # « À reprogrammer » (workflows.attendance): sessions a performer's or an accompanying professional's absence
+    # left to book again.
+    to_reschedule: int = 0
+    first_to_reschedule: list[attendance.ToReschedule] = field(default_factory=list)
 
 
 def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
@@ -191,6 +195,8 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         late_reports=len(reports.overdue(session, cpts_id, now=now)),
         failed_sends=_failed_sends(session, cpts_id),
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
+        to_reschedule=attendance.count_to_reschedule(session, cpts_id),
+        first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_next_slot=False),
     )
 
 

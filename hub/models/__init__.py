@@ -1,5 +1,6 @@
 """The hub's records. This package imports nothing but hub.db (and SQLAlchemy)."""
 
+from hub.models.attendance import Attendance
 from hub.models.audit import AuditEvent
 from hub.models.calendar_feed import CalendarFeed
 from hub.models.connector_setting import ConnectorSetting
@@ -126,6 +127,7 @@ from hub.models.teleexpertise import (
     TeleexpertiseState,
 )
 from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
+from hub.models.video import VideoRoom
 
 __all__ = [
     "APPOINTMENT_KIND_LABELS",
@@ -185,6 +187,7 @@ __all__ = [
     "AppointmentKind",
     "AppointmentState",
     "AttachmentKind",
+    "Attendance",
     "AuditEvent",
     "CalendarFeed",
     "CarePathway",
@@ -253,6 +256,7 @@ __all__ = [
     "User",
     "UserRole",
     "UserSession",
+    "VideoRoom",
     "VisitOffer",
     "VisitOfferState",
     "appointment_state_label",

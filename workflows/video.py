@@ -1,0 +1,221 @@
+"""The video link of a remote session (issue 16, item 4). Nothing of the video runs in the hub: a program names the
+URL template of the structure's certified teleconsultation tool (`https://visio.example.fr/salle/{room}`), each
+session gets a random room id (nothing of the patient in it) and so its room's address.
+
+- The performer and the accompanying professional see « Rejoindre la visio » from OPENS_BEFORE before the session
+  until CLOSES_AFTER after its end; before, the page says when it will appear.
+- The patient gets, through the outbox, a link to the hub (`/visio/<token>`), never the room itself: the hub
+  redirects to the room only within the same window and otherwise says, in French, when it opens or that the
+  session is over. The token is random, kept only as its SHA-256 hash; sending the link again makes a new token
+  and the previous link stops working. The message says a date, a time, « votre téléconsultation » and the link:
+  no specialty, no program name, nothing of health.
+"""
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from connectors import outbox
+from hub import audit
+from hub.db import utcnow
+from hub.errors import NotFound, RuleViolation, ValidationFailed
+from hub.formatting import french_datetime
+from hub.models import Appointment, AppointmentKind, AppointmentState, User, VideoRoom
+from workflows import appointments
+
+OPENS_BEFORE = dt.timedelta(minutes=15)
+CLOSES_AFTER = dt.timedelta(minutes=15)  # a session running a little over keeps its room
+PLACEHOLDER = "{room}"
+MAX_TEMPLATE = 300
+REMOTE_KINDS = frozenset({AppointmentKind.ASSISTED_TELECONSULTATION, AppointmentKind.TELESOIN})
+# The session can still take place: its room opens in its window.
+LIVE_STATES = frozenset({AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN})
+KIND = "video_link"
+TEMPLATE_HTTPS = "L'adresse de l'outil de téléconsultation doit commencer par https:// et nommer un serveur."
+TEMPLATE_PLACEHOLDER = "L'adresse doit contenir une fois {room}, là où se place l'identifiant de la salle."
+TEMPLATE_BRACES = "L'adresse ne peut contenir d'autres accolades que {room}."
+TEMPLATE_SPACES = "L'adresse ne peut pas contenir d'espace."
+TEMPLATE_LENGTH = f"L'adresse ne peut dépasser {MAX_TEMPLATE} caractères."
+NO_VIDEO = "Ce programme n'a pas d'outil de téléconsultation : renseignez son adresse dans le programme."
+NOT_LIVE = "Cette séance n'a pas lieu : aucun lien de visio ne peut être envoyé."
+NO_CONTACT = "Le patient n'a ni téléphone portable ni adresse e-mail : le lien ne peut pas lui être envoyé."
+UNKNOWN_LINK = "Ce lien de téléconsultation n'existe pas ou a été remplacé par un plus récent."
+SESSION_OVER = "Cette séance est terminée : le lien ne s'ouvre plus."
+SESSION_OFF = "Cette séance n'aura pas lieu à cette heure : le lien ne s'ouvre pas."
+_ROOM_PATTERN = re.compile(r"\s")
+
+
+def check_template(text: str | None) -> str | None:
+    """The program's video URL template, cleaned, or None when left empty; ValidationFailed when it is not an
+    https address holding `{room}` exactly once and no other brace."""
+    template = (text or "").strip()
+    if not template:
+        return None
+    problem = None
+    parts = urlsplit(template.replace(PLACEHOLDER, "room"))
+    if len(template) > MAX_TEMPLATE:
+        problem = TEMPLATE_LENGTH
+    elif _ROOM_PATTERN.search(template):
+        problem = TEMPLATE_SPACES
+    elif parts.scheme != "https" or not parts.hostname or PLACEHOLDER in parts.netloc:
+        problem = TEMPLATE_HTTPS
+    elif template.count(PLACEHOLDER) != 1:
+        problem = TEMPLATE_PLACEHOLDER
+    elif "{" in template.replace(PLACEHOLDER, "") or "}" in template.replace(PLACEHOLDER, ""):
+        problem = TEMPLATE_BRACES
+    if problem:
+        raise ValidationFailed({"video_url_template": problem})
+    return template
+
+
+def window(appointment: Appointment) -> tuple[dt.datetime, dt.datetime]:
+    """When the session's room may be joined: from OPENS_BEFORE its start to CLOSES_AFTER its end."""
+    return appointment.starts_at - OPENS_BEFORE, appointment.ends_at + CLOSES_AFTER
+
+
+@dataclass(frozen=True)
+class VideoAccess:
+    """What a participant's page and the API say of the room: `url` only while it may be joined."""
+
+    status: str  # "none" (no tool, or not a remote session), "before", "open", "over"
+    opens_at: dt.datetime | None = None
+    closes_at: dt.datetime | None = None
+    url: str | None = None
+    patient_link_sent_at: dt.datetime | None = None
+
+
+def program_template(session: Session, appointment: Appointment) -> str | None:
+    if appointment.kind not in REMOTE_KINDS:
+        return None
+    return appointments.program_of(session, appointment).video_url_template
+
+
+def access_for_participant(session: Session, appointment: Appointment, *, now: dt.datetime | None = None):
+    """The room as its performer and accompanying professional see it (hub.auth.policies lets only them): its
+    address while the window is open and the session live; when it opens before; nothing after."""
+    now = now or utcnow()
+    template = program_template(session, appointment)
+    if template is None:
+        return VideoAccess("none")
+    opens_at, closes_at = window(appointment)
+    room = _room_of(session, appointment)
+    sent_at = room.patient_link_sent_at if room else None
+    if appointment.state not in LIVE_STATES or now >= closes_at:
+        return VideoAccess("over", opens_at, closes_at, patient_link_sent_at=sent_at)
+    if now < opens_at:
+        return VideoAccess("before", opens_at, closes_at, patient_link_sent_at=sent_at)
+    room = room or _new_room(session, appointment)
+    return VideoAccess("open", opens_at, closes_at, room_url(template, room.room), sent_at)
+
+
+def room_url(template: str, room: str) -> str:
+    # A plain replacement: str.format would read any other brace of an old template as a field.
+    return template.replace(PLACEHOLDER, room)
+
+
+def sendable(session: Session, appointment: Appointment, *, now: dt.datetime) -> bool:
+    """Whether the patient's link can be sent now: a video tool named, the session live and not over."""
+    return (
+        program_template(session, appointment) is not None
+        and appointment.state in LIVE_STATES
+        and now < window(appointment)[1]
+    )
+
+
+def send_patient_link(
+    session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None
+) -> VideoAccess:
+    """Queue the patient's link (SMS, else e-mail) with a new token, the previous one dropped; refused when the
+    program names no tool, when the session is over or not live, or when the patient cannot be reached."""
+    now = now or utcnow()
+    if program_template(session, appointment) is None:
+        raise RuleViolation(NO_VIDEO)
+    if not sendable(session, appointment, now=now):
+        raise RuleViolation(NOT_LIVE)
+    opens_at, closes_at = window(appointment)
+    patient = appointment.patient
+    channel, recipient = ("sms", patient.phone) if patient.phone else ("email", patient.email)
+    if not recipient:
+        raise RuleViolation(NO_CONTACT)
+    room = _room_of(session, appointment) or _new_room(session, appointment)
+    token = secrets.token_urlsafe(32)
+    room.patient_token_hash, room.patient_link_sent_at = token_hash(token), now
+    zone = appointments.appointment_zone(session, appointment)
+    when = appointment.starts_at.astimezone(appointments.ZoneInfo(zone))
+    outbox.enqueue(
+        session,
+        channel=channel,
+        recipient=recipient,
+        kind=KIND,
+        cpts_id=appointment.cpts_id,
+        payload={
+            "recipient_kind": "patient",
+            "local_date": when.date().isoformat(),
+            "local_time": when.strftime("%H:%M"),
+            "video_token": token,
+            "opens_minutes": int(OPENS_BEFORE.total_seconds() // 60),
+        },
+        idempotency_key=f"{KIND}:{appointment.id}:{room.patient_token_hash[:16]}",
+    )
+    audit.record(
+        session, actor=actor, action="appointment.video_link_sent", target=appointment, cpts_id=appointment.cpts_id
+    )
+    return VideoAccess("before" if now < opens_at else "open", opens_at, closes_at, patient_link_sent_at=now)
+
+
+def open_patient_link(session: Session, token: str, *, now: dt.datetime | None = None) -> str:
+    """The room's address the patient's link leads to, within the window of a live session; otherwise NotFound
+    for an unknown (or replaced) token, RuleViolation saying when it opens, or that the session is over.
+    Each use is audited, without the token."""
+    now = now or utcnow()
+    room = session.scalar(select(VideoRoom).where(VideoRoom.patient_token_hash == token_hash(token)))
+    if room is None:
+        raise NotFound(UNKNOWN_LINK, audit_action="video.open", audit_target=None)
+    appointment = room.appointment
+    opens_at, closes_at = window(appointment)
+    outcome, problem = "success", None
+    template = appointments.program_of(session, appointment).video_url_template
+    zone = appointments.appointment_zone(session, appointment)
+    if appointment.state not in LIVE_STATES and appointment.state is not AppointmentState.DONE:
+        outcome, problem = "refused", SESSION_OFF
+    elif now >= closes_at or appointment.state is AppointmentState.DONE:
+        outcome, problem = "refused", SESSION_OVER
+    elif now < opens_at:
+        opening = french_datetime(opens_at, zone)
+        outcome, problem = "refused", f"Le lien s'ouvre 15 minutes avant la séance : revenez à partir du {opening}."
+    elif template is None:
+        outcome, problem = "refused", SESSION_OFF
+    audit.record(
+        session,
+        actor=None,
+        action="video.open",
+        target=appointment,
+        outcome=outcome,
+        cpts_id=appointment.cpts_id,
+        kept_on_rollback=True,
+    )
+    if problem:
+        raise RuleViolation(problem)
+    assert template is not None  # checked above
+    return room_url(template, room.room)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _room_of(session: Session, appointment: Appointment) -> VideoRoom | None:
+    return session.scalar(select(VideoRoom).where(VideoRoom.appointment_id == appointment.id))
+
+
+def _new_room(session: Session, appointment: Appointment) -> VideoRoom:
+    room = VideoRoom(cpts_id=appointment.cpts_id, appointment_id=appointment.id, room=secrets.token_urlsafe(16))
+    session.add(room)
+    session.flush()  # the room's unique id is taken now, before anyone is given its address
+    return room
