@@ -41,7 +41,7 @@ from hub.services import directory, resources
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
-from workflows import eligibility, fees, rituals
+from workflows import eligibility, fees, rituals, video
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -178,6 +178,7 @@ def book(
     session.add(appointment)
     session.flush()  # the allocations and the offer point at the new id
     allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
+    video.give_room(session, appointment)
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)

@@ -231,6 +231,8 @@ def update_series(session: Session, actor, program: SessionProgram, changes: dic
             raise ValidationFailed({"rrule": str(exc)}) from exc
     _recurrence_errors(program)
     session.flush()
+    if changes.get("video_url_template"):
+        video.give_rooms(session, program, now=now)
     report = generate_slots(session, program, now=now)
     audit.record(
         session,

@@ -17,6 +17,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,8 +27,7 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.formatting import french_datetime
-from hub.models import Appointment, AppointmentKind, AppointmentState, User, VideoRoom
-from workflows import appointments
+from hub.models import Appointment, AppointmentKind, AppointmentState, SessionProgram, User, VideoRoom
 
 OPENS_BEFORE = dt.timedelta(minutes=15)
 CLOSES_AFTER = dt.timedelta(minutes=15)  # a session running a little over keeps its room
@@ -59,11 +59,12 @@ def check_template(text: str | None) -> str | None:
         return None
     problem = None
     parts = urlsplit(template.replace(PLACEHOLDER, "room"))
+    host = urlsplit(template).netloc
     if len(template) > MAX_TEMPLATE:
         problem = TEMPLATE_LENGTH
     elif _ROOM_PATTERN.search(template):
         problem = TEMPLATE_SPACES
-    elif parts.scheme != "https" or not parts.hostname or PLACEHOLDER in parts.netloc:
+    elif parts.scheme != "https" or not parts.hostname or PLACEHOLDER in host:
         problem = TEMPLATE_HTTPS
     elif template.count(PLACEHOLDER) != 1:
         problem = TEMPLATE_PLACEHOLDER
@@ -91,9 +92,31 @@ class VideoAccess:
 
 
 def program_template(session: Session, appointment: Appointment) -> str | None:
-    if appointment.kind not in REMOTE_KINDS:
+    """The video tool of the session's program, for a remote session (an in-person one has none)."""
+    if appointment.kind not in REMOTE_KINDS or appointment.program_id is None:
         return None
-    return appointments.program_of(session, appointment).video_url_template
+    return session.get_one(SessionProgram, appointment.program_id).video_url_template
+
+
+def give_room(session: Session, appointment: Appointment) -> VideoRoom | None:
+    """The session's room, made when it is booked in a program that names a video tool (or when its program is
+    given one): made by a change, so that showing a page never writes."""
+    if program_template(session, appointment) is None:
+        return None
+    return _room_of(session, appointment) or _new_room(session, appointment)
+
+
+def give_rooms(session: Session, program: SessionProgram, *, now: dt.datetime) -> int:
+    """Rooms for the program's coming live sessions that have none (its video tool was just named)."""
+    pending = session.scalars(
+        select(Appointment).where(
+            Appointment.program_id == program.id,
+            Appointment.state.in_(LIVE_STATES),
+            Appointment.ends_at > now,
+            ~select(VideoRoom.id).where(VideoRoom.appointment_id == Appointment.id).exists(),
+        )
+    ).all()
+    return sum(1 for appointment in pending if give_room(session, appointment) is not None)
 
 
 def access_for_participant(session: Session, appointment: Appointment, *, now: dt.datetime | None = None):
@@ -106,11 +129,12 @@ def access_for_participant(session: Session, appointment: Appointment, *, now: d
     opens_at, closes_at = window(appointment)
     room = _room_of(session, appointment)
     sent_at = room.patient_link_sent_at if room else None
+    if room is None:
+        return VideoAccess("none")  # booked before its program named the tool, and not given a room since
     if appointment.state not in LIVE_STATES or now >= closes_at:
         return VideoAccess("over", opens_at, closes_at, patient_link_sent_at=sent_at)
     if now < opens_at:
         return VideoAccess("before", opens_at, closes_at, patient_link_sent_at=sent_at)
-    room = room or _new_room(session, appointment)
     return VideoAccess("open", opens_at, closes_at, room_url(template, room.room), sent_at)
 
 
@@ -146,8 +170,8 @@ def send_patient_link(
     room = _room_of(session, appointment) or _new_room(session, appointment)
     token = secrets.token_urlsafe(32)
     room.patient_token_hash, room.patient_link_sent_at = token_hash(token), now
-    zone = appointments.appointment_zone(session, appointment)
-    when = appointment.starts_at.astimezone(appointments.ZoneInfo(zone))
+    zone = session.get_one(SessionProgram, appointment.program_id).zone
+    when = appointment.starts_at.astimezone(ZoneInfo(zone))
     outbox.enqueue(
         session,
         channel=channel,
@@ -180,8 +204,8 @@ def open_patient_link(session: Session, token: str, *, now: dt.datetime | None =
     appointment = room.appointment
     opens_at, closes_at = window(appointment)
     outcome, problem = "success", None
-    template = appointments.program_of(session, appointment).video_url_template
-    zone = appointments.appointment_zone(session, appointment)
+    program = session.get_one(SessionProgram, appointment.program_id)
+    template, zone = program.video_url_template, program.zone
     if appointment.state not in LIVE_STATES and appointment.state is not AppointmentState.DONE:
         outcome, problem = "refused", SESSION_OFF
     elif now >= closes_at or appointment.state is AppointmentState.DONE:
