@@ -3,6 +3,7 @@
 from flask import request
 from flask_login import current_user
 
+from hub import audit
 from hub.api import blueprint, json_body, load_json
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for
@@ -35,6 +36,7 @@ def _attendance_body(appointment: Appointment, row: Attendance | None) -> dict:
 @access(Permission.APPOINTMENTS_READ)
 def get_attendance(appointment_id: int):
     appointment = appointment_for(db(), current_user, appointment_id, "read_attendance")
+    audit.record(db(), actor=current_user, action="appointment.attendance_read", target=appointment)
     return _attendance_body(appointment, attendance.attendance_of(db(), appointment))
 
 
@@ -66,6 +68,7 @@ def _video_body(appointment: Appointment, access_: video.VideoAccess) -> dict:
 def get_video(appointment_id: int):
     """The room's address for the performer and the accompanying professional, only around the session."""
     appointment = appointment_for(db(), current_user, appointment_id, "video")
+    audit.record(db(), actor=current_user, action="appointment.video_read", target=appointment)
     return _video_body(appointment, video.access_for_participant(db(), appointment))
 
 

@@ -168,5 +168,6 @@ def open_video(token: str):
     except HubError as refusal:
         if refusal.audit_action:  # an unknown token: the error pages' 404, its refusal audited
             raise
-        return render_template("sessions/video_closed.html", message=refusal.detail), refusal.status
+        # A valid link outside its window: refused for now, said in French (not yet, or over).
+        return render_template("sessions/video_closed.html", message=refusal.detail), 403
     return redirect(url, code=302)

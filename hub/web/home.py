@@ -50,6 +50,7 @@ def _patient_rows(board: desk.Desk) -> int:
     rows = 0
     if board.coordinator:
         rows += len(board.coordinator.first_unconfirmed) + len(board.coordinator.first_without_idel)
+        rows += len(board.coordinator.first_to_reschedule)
     for visits in (board.idel, board.pharmacist.visits if board.pharmacist else None):
         if visits:
             rows += len(visits.to_confirm) + len(visits.today_visits) + len(visits.tomorrow_visits)
