@@ -68,6 +68,12 @@ def attendance_of(session: Session, appointment: Appointment) -> Attendance | No
     return session.scalar(select(Attendance).where(Attendance.appointment_id == appointment.id))
 
 
+def attendances_by_appointment(session: Session, appointment_ids: list[int]) -> dict[int, Attendance | None]:
+    """The attendance of each of a list's sessions (None when not recorded), in one query."""
+    found = session.scalars(select(Attendance).where(Attendance.appointment_id.in_(appointment_ids)))
+    return dict.fromkeys(appointment_ids) | {row.appointment_id: row for row in found}
+
+
 def record(
     session: Session,
     actor: User,

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -119,15 +120,22 @@ def give_rooms(session: Session, program: SessionProgram, *, now: dt.datetime) -
     return sum(1 for appointment in pending if give_room(session, appointment) is not None)
 
 
-def access_for_participant(session: Session, appointment: Appointment, *, now: dt.datetime | None = None):
+def access_for_participant(
+    session: Session,
+    appointment: Appointment,
+    *,
+    now: dt.datetime | None = None,
+    rooms: Mapping[int, VideoRoom | None] | None = None,
+) -> VideoAccess:
     """The room as its performer and accompanying professional see it (hub.auth.policies lets only them): its
-    address while the window is open and the session live; when it opens before; nothing after."""
+    address while the window is open and the session live; when it opens before; nothing after. `rooms`: the
+    rooms of a list's sessions read at once (rooms_by_appointment), so that a list reads no room per row."""
     now = now or utcnow()
     template = program_template(session, appointment)
     if template is None:
         return VideoAccess("none")
     opens_at, closes_at = window(appointment)
-    room = _room_of(session, appointment)
+    room = rooms[appointment.id] if rooms is not None and appointment.id in rooms else _room_of(session, appointment)
     sent_at = room.patient_link_sent_at if room else None
     if room is None:
         return VideoAccess("none")  # booked before its program named the tool, and not given a room since
@@ -136,6 +144,17 @@ def access_for_participant(session: Session, appointment: Appointment, *, now: d
     if now < opens_at:
         return VideoAccess("before", opens_at, closes_at, patient_link_sent_at=sent_at)
     return VideoAccess("open", opens_at, closes_at, room_url(template, room.room), sent_at)
+
+
+def rooms_by_appointment(session: Session, appointment_ids: list[int]) -> dict[int, VideoRoom | None]:
+    found = session.scalars(select(VideoRoom).where(VideoRoom.appointment_id.in_(appointment_ids)))
+    return dict.fromkeys(appointment_ids) | {room.appointment_id: room for room in found}
+
+
+def programs_of(session: Session, appointments: list[Appointment]) -> list[SessionProgram]:
+    """The programs of a list's sessions, in one query."""
+    program_ids = {appointment.program_id for appointment in appointments} - {None}
+    return list(session.scalars(select(SessionProgram).where(SessionProgram.id.in_(program_ids))))
 
 
 def room_url(template: str, room: str) -> str:

@@ -47,7 +47,7 @@ def _coordinator(part: desk.CoordinatorDesk) -> dict:
             }
             for item in part.sessions
         ],
-        "sessions_to_reschedule": part.to_reschedule,
+        "to_reschedule_count": part.to_reschedule,
         "to_reschedule_appointment_ids": [item.appointment.id for item in part.first_to_reschedule],
     }
 

@@ -24,7 +24,7 @@ class CoordinatorDeskOut(Schema):
     late_reports = fields.Integer()
     failed_sends = fields.Integer()
     sessions = fields.List(fields.Nested(SessionLoadOut))
-    sessions_to_reschedule = fields.Integer()  # « À reprogrammer »: GET /appointments/<id> for each of the first
+    to_reschedule_count = fields.Integer()  # « À reprogrammer »: GET /appointments/<id> for each of the first
     to_reschedule_appointment_ids = fields.List(fields.Integer())
 
 
