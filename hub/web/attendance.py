@@ -46,6 +46,7 @@ def session_presence():
         ),
         "attendance_of": attendance_shown,
         "attendance_recordable": lambda appointment: appointment.state in attendance.RECORDABLE,
+        "attendance_started": lambda appointment: utcnow() >= appointment.starts_at,
         "may_record_attendance": lambda appointment: (
             appointment.state in attendance.RECORDABLE
             and can_act_on_appointment(db(), current_user, appointment, "attendance")

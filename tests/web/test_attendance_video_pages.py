@@ -8,11 +8,11 @@ import json
 import pytest
 from sqlalchemy import select
 
-from hub.models import AppointmentState, AuditEvent, OutboxMessage, SessionProgram, VideoRoom
+from hub.models import AppointmentState, AuditEvent, OutboxMessage, Role, SessionProgram, VideoRoom
 from tests import factories
 from tests.factories import MONDAY_14H, PARIS, PROGRAM_FORM
 from tests.web.test_visits_pages import field_error, text
-from workflows import video
+from workflows import attendance, video
 
 S = AppointmentState
 pytestmark = pytest.mark.usefixtures("clock")
@@ -86,8 +86,12 @@ def test_the_idel_records_the_patient_absent_after_the_start(auth, db_session, t
     auth.login(territory.idel_user)
     assert f'href="{url}"' in text(auth.client.get(f"/visits/{todays_visit.id}"))
     assert "se notent après l'heure de début" in text(auth.client.get(url))
+    assert "attendance-form" not in text(auth.client.get(f"/visits/{todays_visit.id}")), "not before the start"
     clock.move_to(TODAY_14H + dt.timedelta(minutes=10))
     auth.login(territory.idel_user)
+    visit_page = text(auth.client.get(f"/visits/{todays_visit.id}"))
+    assert f'<form method="post" action="{url}" class="border rounded p-2 mb-2 attendance-form">' in visit_page
+    assert 'name="accompanying" value="0"' in visit_page
     refused = auth.post(url, {"patient": "0", "accompanying": "1"})
     assert refused.status_code == 422 and field_error(text(refused), "performer") == "Répondez oui ou non."
     db_session.refresh(todays_visit)
@@ -139,3 +143,20 @@ def test_the_program_form_takes_only_an_https_tool_with_its_room(auth, db_sessio
     program = db_session.get(SessionProgram, int(created.headers["Location"].rsplit("/", 1)[1]))
     assert program.video_url_template == TEMPLATE
     assert f'value="{TEMPLATE}"' in text(auth.client.get(f"/planning/programs/{program.id}/edit"))
+
+
+def test_the_specialist_records_attendance_and_joins_from_ma_seance(auth, db_session, territory, todays_visit, clock):
+    specialist = factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=territory.cardiologist)
+    factories.save_checklist(db_session, territory.idel_user, todays_visit)
+    factories.check_in(db_session, territory.idel_user, todays_visit)
+    db_session.commit()
+    page = _page_at(auth, clock, specialist, TODAY_14H + dt.timedelta(minutes=1), "/reports/session?day=2026-11-16")
+    assert ">Rejoindre la visio<" in page and "attendance-form" in page
+    posted = auth.post(f"/visits/{todays_visit.id}/attendance", {"patient": "1", "accompanying": "0", "performer": "1"})
+    assert posted.status_code == 302 and posted.headers["Location"].endswith("/attendance")
+    row = attendance.attendance_of(db_session, todays_visit)
+    assert (row.recorded_by_user_id, row.is_accompanying_present) == (specialist.id, False)
+
+    auth.login(territory.coordinator)
+    review = text(auth.client.get("/indicateurs?year=2026&month=11"))
+    assert "Absences et annulations tardives" in review and "Accompagnant·e absent·e" in review
