@@ -3,6 +3,7 @@ and indicator; recorded by a person after the start; a late cancellation is none
 
 import datetime as dt
 import json
+import threading
 
 import pytest
 from sqlalchemy import select
@@ -230,3 +231,65 @@ def test_a_late_cancellation_is_not_a_no_show(db_session, territory):
     assert (outcomes["Annulations tardives"], outcomes["Patient absent"]) == (1, 1)
     assert outcomes["Séances où le patient était attendu"] == 1, "the cancelled session was not expected"
     assert _fees(db_session, late) == {} and _fees(db_session, missed) == {}
+
+
+# --- concurrency ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def committed_visit(committed):
+    """A confirmed Monday visit in a territory of its own, committed, for several threads."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        t = factories.territory(session, cpts)
+        visit = factories.visit(session, t, state=S.CONFIRMED, now=NOW)
+        session.commit()
+        ids = (visit.id, t.idel_user.id, t.coordinator.id)
+    return factory, ids
+
+
+def _record_at_once(factory, appointment_id: int, user_ids, answers: dict) -> list[str]:
+    from hub.models import Appointment, User
+
+    barrier = threading.Barrier(len(user_ids))
+    outcomes: list[str] = []
+
+    def record(user_id):
+        barrier.wait()  # before the first statement: on SQLite it takes the write lock (BEGIN IMMEDIATE)
+        with factory() as session:
+            appointment = session.get_one(Appointment, appointment_id)
+            try:
+                attendance.record(
+                    session, session.get_one(User, user_id), appointment, **answers, now=_during(appointment)
+                )
+                session.commit()
+                outcomes.append("recorded")
+            except InvalidTransition:
+                session.rollback()
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=record, args=(user_id,)) for user_id in user_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return outcomes
+
+
+@pytest.mark.concurrency
+def test_two_people_recording_at_once_leave_one_row(committed_visit):
+    factory, (appointment_id, *user_ids) = committed_visit
+    answers = {"patient": True, "accompanying": False, "performer": True}
+    assert _record_at_once(factory, appointment_id, user_ids, answers) == ["recorded", "recorded"]
+    with factory() as session:
+        rows = session.scalars(select(Attendance).where(Attendance.appointment_id == appointment_id)).all()
+        assert len(rows) == 1
+
+
+@pytest.mark.concurrency
+def test_two_people_noting_the_patient_absent_at_once_make_one_no_show(committed_visit):
+    factory, (appointment_id, *user_ids) = committed_visit
+    answers = {"patient": False, "accompanying": True, "performer": True}
+    assert sorted(_record_at_once(factory, appointment_id, user_ids, answers)) == ["recorded", "refused"]
