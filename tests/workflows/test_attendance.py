@@ -2,17 +2,19 @@
 and indicator; recorded by a person after the start; a late cancellation is none of them."""
 
 import datetime as dt
+import inspect
 import json
 import threading
 
+import grimp
 import pytest
 from sqlalchemy import select
 
 from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
-from hub.models import AppointmentState, Attendance, FeeEntry, FeeStatus, OutboxMessage
+from hub.models import Appointment, AppointmentState, Attendance, FeeEntry, FeeStatus, OutboxMessage, User
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from workflows import appointments, attendance, completion, indicators
+from workflows import appointments, attendance, completion, indicators, jobs
 from workflows.indicators import Period, Scope
 
 S = AppointmentState
@@ -233,6 +235,14 @@ def test_a_late_cancellation_is_not_a_no_show(db_session, territory):
     assert _fees(db_session, late) == {} and _fees(db_session, missed) == {}
 
 
+def test_no_job_records_attendance():
+    """Recorded by a person, never automatically: the scheduler's jobs cannot reach the attendance rules, and none
+    of them notes a no-show."""
+    graph = grimp.build_graph("hub", "scheduling", "workflows", "connectors")
+    assert not graph.chain_exists(importer="workflows.jobs", imported="workflows.attendance")
+    assert "record_no_show" not in inspect.getsource(jobs)
+
+
 # --- concurrency ------------------------------------------------------------------------------------------
 
 
@@ -251,8 +261,6 @@ def committed_visit(committed):
 
 
 def _record_at_once(factory, appointment_id: int, user_ids, answers: dict) -> list[str]:
-    from hub.models import Appointment, User
-
     barrier = threading.Barrier(len(user_ids))
     outcomes: list[str] = []
 
