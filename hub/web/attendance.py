@@ -3,7 +3,7 @@ IDEL's visit page, the specialist's « Ma séance » and the coordination's appo
 link (« Rejoindre la visio ») for its participants, the patient's link sent through the outbox; and the patient's
 public link `/visio/<token>`, which opens the room only around the session."""
 
-from flask import Blueprint, g, redirect, render_template, url_for
+from flask import Blueprint, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -13,7 +13,7 @@ from hub.db import utcnow
 from hub.errors import HubError
 from hub.http.access import PUBLIC, access
 from hub.http.request import db
-from hub.models import Appointment
+from hub.models import Appointment, AppointmentState
 from hub.schemas.attendance import AttendanceForm
 from hub.schemas.scheduling import NoBodyForm
 from hub.web.pages import appointment_action
@@ -45,6 +45,9 @@ def session_presence():
             and can_act_on_appointment(db(), current_user, appointment, "send_video_link")
         ),
         "attendance_of": attendance_shown,
+        "may_read_attendance": lambda appointment: can_act_on_appointment(
+            db(), current_user, appointment, "read_attendance"
+        ),
         "attendance_recordable": lambda appointment: appointment.state in attendance.RECORDABLE,
         "attendance_started": lambda appointment: utcnow() >= appointment.starts_at,
         "may_record_attendance": lambda appointment: (
@@ -96,12 +99,12 @@ def record_attendance(appointment_id: int):
 
 
 def _recorded_message(appointment: Appointment) -> str:
-    if appointment.state.value == "postponed":
+    if appointment.state is AppointmentState.POSTPONED:
         return (
             "Présences enregistrées : la séance est reportée ; le patient et l'accompagnant sont prévenus, "
             "la coordination la reprogramme."
         )
-    if appointment.state.value == "no_show":
+    if appointment.state is AppointmentState.NO_SHOW:
         return "Présences enregistrées : absence du patient notée."
     return "Présences enregistrées."
 
@@ -143,8 +146,9 @@ def send_video_link(appointment_id: int):
 
     back = _session_page(appointment_id)
 
-    def show_again(_appointment, _verb, _values, refused):
-        return render_template("error.html", title=refused.title, detail=refused.detail), refused.status
+    def show_again(_appointment, _verb, _values, refused):  # the reason on the page the button was on
+        flash(refused.detail, "error")
+        return redirect(back)
 
     return appointment_action(
         appointment_id, "send_video_link", NoBodyForm(), perform, show_again=show_again, done_url=back

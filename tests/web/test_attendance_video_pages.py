@@ -160,3 +160,13 @@ def test_the_specialist_records_attendance_and_joins_from_ma_seance(auth, db_ses
     auth.login(territory.coordinator)
     review = text(auth.client.get("/indicateurs?year=2026&month=11"))
     assert "Absences et annulations tardives" in review and "Accompagnant·e absent·e" in review
+
+
+def test_a_link_that_cannot_be_sent_says_why_on_the_page(auth, db_session, territory, todays_visit):
+    territory.patient.phone = territory.patient.email = None
+    db_session.commit()
+    auth.login(territory.coordinator)
+    refused = auth.post(f"/visits/{todays_visit.id}/video-link")
+    assert refused.status_code == 302 and refused.headers["Location"] == f"/planning/appointments/{todays_visit.id}"
+    assert video.NO_CONTACT in text(auth.client.get(refused.headers["Location"]))
+    assert db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == video.KIND)) is None
