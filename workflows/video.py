@@ -38,6 +38,7 @@ REMOTE_KINDS = frozenset({AppointmentKind.ASSISTED_TELECONSULTATION, Appointment
 # The session can still take place: its room opens in its window.
 LIVE_STATES = frozenset({AppointmentState.PROPOSED, AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN})
 KIND = "video_link"
+JOB_ACTOR = "tâche : liens de visio de la veille"  # the audit's actor of the links the day-before job sends
 TEMPLATE_HTTPS = "L'adresse de l'outil de téléconsultation doit commencer par https:// et nommer un serveur."
 TEMPLATE_PLACEHOLDER = "L'adresse doit contenir une fois {room}, là où se place l'identifiant de la salle."
 TEMPLATE_BRACES = "L'adresse ne peut contenir d'autres accolades que {room}."
@@ -172,11 +173,13 @@ def sendable(session: Session, appointment: Appointment, *, now: dt.datetime) ->
 
 
 def send_patient_link(
-    session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None
+    session: Session, actor: User | str, appointment: Appointment, *, now: dt.datetime | None = None
 ) -> VideoAccess:
     """Queue the patient's link (SMS, else e-mail) with a new token, the previous one dropped; refused when the
-    program names no tool, when the session is over or not live, or when the patient cannot be reached."""
+    program names no tool, when the session is over or not live, or when the patient cannot be reached. The
+    appointment's row is locked first: a person and the day-before job sending at once send one after the other."""
     now = now or utcnow()
+    _lock(session, appointment)
     if program_template(session, appointment) is None:
         raise RuleViolation(NO_VIDEO)
     if not sendable(session, appointment, now=now):
@@ -210,6 +213,42 @@ def send_patient_link(
         session, actor=actor, action="appointment.video_link_sent", target=appointment, cpts_id=appointment.cpts_id
     )
     return VideoAccess("before" if now < opens_at else "open", opens_at, closes_at, patient_link_sent_at=now)
+
+
+def due_link_ids(session: Session, *, starts_from: dt.datetime, starts_before: dt.datetime) -> list[int]:
+    """The confirmed remote sessions starting in [starts_from, starts_before) whose program names a tool and whose
+    patient was never sent the link: the day-before job sends them (workflows.jobs.send_video_links)."""
+    return list(
+        session.scalars(
+            select(Appointment.id)
+            .join(SessionProgram, SessionProgram.id == Appointment.program_id)
+            .outerjoin(VideoRoom, VideoRoom.appointment_id == Appointment.id)
+            .where(
+                Appointment.state == AppointmentState.CONFIRMED,
+                Appointment.kind.in_(REMOTE_KINDS),
+                Appointment.starts_at >= starts_from,
+                Appointment.starts_at < starts_before,
+                SessionProgram.video_url_template.is_not(None),
+                VideoRoom.patient_link_sent_at.is_(None),
+            )
+            .order_by(Appointment.id)
+        )
+    )
+
+
+def send_due_link(session: Session, appointment_id: int, *, now: dt.datetime) -> bool:
+    """The day-before job's send of one session's link: once, unless a person sent it meanwhile (checked under the
+    row lock) or the patient cannot be reached (the session's pages say so to whoever tries)."""
+    appointment = session.get_one(Appointment, appointment_id)
+    _lock(session, appointment)
+    room = _room_of(session, appointment)
+    if room is not None and room.patient_link_sent_at is not None:
+        return False
+    try:
+        send_patient_link(session, JOB_ACTOR, appointment, now=now)
+    except RuleViolation:
+        return False
+    return True
 
 
 def open_patient_link(session: Session, token: str, *, now: dt.datetime | None = None) -> str:
@@ -251,6 +290,12 @@ def open_patient_link(session: Session, token: str, *, now: dt.datetime | None =
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _lock(session: Session, appointment: Appointment) -> None:
+    """The appointment's row lock, then its row read again (SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    session.execute(select(Appointment.id).where(Appointment.id == appointment.id).with_for_update())
+    session.refresh(appointment)
 
 
 def _room_of(session: Session, appointment: Appointment) -> VideoRoom | None:
