@@ -303,7 +303,19 @@ def _room_of(session: Session, appointment: Appointment) -> VideoRoom | None:
 
 
 def _new_room(session: Session, appointment: Appointment) -> VideoRoom:
-    room = VideoRoom(cpts_id=appointment.cpts_id, appointment_id=appointment.id, room=secrets.token_urlsafe(16))
+    """A new random room, or the room of the slot's other participants: a group session (several appointments in
+    one slot) is held in one room, each patient with their own link to it."""
+    shared = None
+    if appointment.slot_id is not None:
+        shared = session.scalar(
+            select(VideoRoom.room)
+            .join(Appointment, Appointment.id == VideoRoom.appointment_id)
+            .where(Appointment.slot_id == appointment.slot_id, Appointment.id != appointment.id)
+            .limit(1)
+        )
+    room = VideoRoom(
+        cpts_id=appointment.cpts_id, appointment_id=appointment.id, room=shared or secrets.token_urlsafe(16)
+    )
     session.add(room)
     session.flush()  # the room's unique id is taken now, before anyone is given its address
     return room

@@ -18,7 +18,8 @@ class VideoRoom(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id"), unique=True)
-    room: Mapped[str] = mapped_column(String(64), unique=True)  # random: nothing of the patient in it
+    # Random, nothing of the patient in it; shared by the participants of one group slot (workflows.video).
+    room: Mapped[str] = mapped_column(String(64))
     patient_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     patient_link_sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

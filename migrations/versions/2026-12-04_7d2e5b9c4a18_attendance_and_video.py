@@ -65,7 +65,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_video_rooms")),
         sa.UniqueConstraint("appointment_id", name=op.f("uq_video_rooms_appointment_id")),
         sa.UniqueConstraint("patient_token_hash", name=op.f("uq_video_rooms_patient_token_hash")),
-        sa.UniqueConstraint("room", name=op.f("uq_video_rooms_room")),
     )
     op.create_index(op.f("ix_video_rooms_cpts_id"), "video_rooms", ["cpts_id"], unique=False)
     with op.batch_alter_table("session_programs", schema=None) as batch_op:

@@ -166,3 +166,24 @@ def test_a_session_that_will_not_take_place_neither_sends_nor_opens(db_session, 
         video.open_patient_link(db_session, token, now=appointment.starts_at)
     with pytest.raises(RuleViolation, match="n'a pas lieu"):
         video.send_patient_link(db_session, t.coordinator, appointment, now=factories.NOW)
+
+
+def test_the_participants_of_a_group_slot_share_its_room(db_session, with_video):
+    """A group session (several appointments in one slot, issue 16 item 2) is one room, each patient with their
+    own link; another slot has another room."""
+    t = with_video
+    first = factories.visit(db_session, t, state=S.CONFIRMED)
+    other_patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
+    second = factories.appointment(
+        db_session,
+        patient_row=other_patient,
+        performer=t.cardiologist,
+        accompanying=t.other_idel,
+        created_by=t.coordinator,
+        starts_at=first.starts_at,
+        slot_id=first.slot_id,
+        program_id=t.program.id,
+    )
+    elsewhere = factories.visit(db_session, t, MONDAY_14H + dt.timedelta(days=7), state=S.CONFIRMED)
+    rooms = {a.id: video.give_room(db_session, a).room for a in (first, second, elsewhere)}
+    assert rooms[first.id] == rooms[second.id] != rooms[elsewhere.id]
