@@ -13,7 +13,8 @@ start, never by a job (no scheduler job calls this module). Each absence is its 
 - the performer absent: no act (TC/TCG or the télésoin act pays the act done, seed 004) and therefore no
   accompaniment, which follows the act it accompanies; the session leaves the done path (state « Reportée —
   absence du professionnel »), the patient and the accompanying professional are told (outbox, a date and a time,
-  nothing of health) and the coordination books it again from « À reprogrammer ». The seeds say nothing of a
+  nothing of health) and the coordination books it again from « À reprogrammer » (a referral's session: its
+  referral goes back to « à programmer », scheduled again from its page). The seeds say nothing of a
   performer's absence: these consequences are the hub's choice.
 
 When the performer and the patient are both absent, the performer's absence decides (the session could not have
@@ -36,12 +37,14 @@ from hub.models import (
     Attendance,
     FeeEntry,
     FeeStatus,
+    Referral,
+    ReferralState,
     Slot,
     SlotState,
     User,
 )
 from scheduling.slots import HOLDING_STATES
-from workflows import appointments
+from workflows import appointments, referrals
 
 S = AppointmentState
 # Attendance is told of a session that was due to take place, or took place.
@@ -143,6 +146,12 @@ def _postpone(session: Session, actor: User, appointment: Appointment) -> None:
     appointment.state = appointments.MACHINE.target("postpone", appointment.state)
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.postpone", target=appointment, cpts_id=appointment.cpts_id)
+    # A session booked for a referral: the referral is to schedule again, from its page (« Adressages »).
+    scheduled = session.scalar(
+        select(Referral).where(Referral.appointment_id == appointment.id, Referral.state == ReferralState.SCHEDULED)
+    )
+    if scheduled is not None:
+        referrals.reopen(session, actor, scheduled)
     if appointment.accompanying is not None:
         appointments._notify_professional(
             session,
@@ -178,6 +187,7 @@ class ToReschedule:
     appointment: Appointment
     why: str  # PERFORMER_ABSENT or ACCOMPANYING_ABSENT
     next_slot: Slot | None  # the program's next open slot, for the one-click booking
+    referral_id: int | None = None  # the patient's referral back « à programmer »: scheduled again from its page
 
 
 def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
@@ -224,14 +234,37 @@ def to_reschedule(
     ).all()
     program_ids = {appointment.program_id for appointment, _ in rows} if with_next_slot else set()
     next_slots = _next_open_slots(session, program_ids, now=now)
+    to_schedule = _referrals_to_schedule(session, [appointment for appointment, _ in rows])
     return [
         ToReschedule(
             appointment,
             PERFORMER_ABSENT if not performer_present else ACCOMPANYING_ABSENT,
             next_slots.get(appointment.program_id) if appointment.program_id is not None else None,
+            to_schedule.get((appointment.patient_id, "program", appointment.program_id))
+            or to_schedule.get((appointment.patient_id, "specialist", appointment.performer_id)),
         )
         for appointment, performer_present in rows
     ]
+
+
+def _referrals_to_schedule(session: Session, appointments_: list[Appointment]) -> dict[tuple, int]:
+    """The accepted referrals of these sessions' patients (a postponed session's referral is back « à programmer »)
+    by (patient, "program", program) and (patient, "specialist", specialist), in one query."""
+    if not appointments_:
+        return {}
+    found = session.execute(
+        select(Referral.patient_id, Referral.target_program_id, Referral.target_specialist_id, Referral.id)
+        .where(
+            Referral.patient_id.in_({a.patient_id for a in appointments_}),
+            Referral.state == ReferralState.ACCEPTED,
+        )
+        .order_by(Referral.id)
+    )
+    keys: dict[tuple, int] = {}
+    for patient_id, program_id, specialist_id, referral_id in found:
+        keys[(patient_id, "program", program_id)] = referral_id
+        keys[(patient_id, "specialist", specialist_id)] = referral_id
+    return keys
 
 
 def _next_open_slots(session: Session, program_ids: set[int | None], *, now: dt.datetime) -> dict[int, Slot]:

@@ -11,7 +11,17 @@ import pytest
 from sqlalchemy import select
 
 from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
-from hub.models import Appointment, AppointmentState, Attendance, FeeEntry, FeeStatus, OutboxMessage, User
+from hub.models import (
+    Appointment,
+    AppointmentState,
+    Attendance,
+    FeeEntry,
+    FeeStatus,
+    OutboxMessage,
+    Profession,
+    ReferralState,
+    User,
+)
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
 from workflows import appointments, attendance, completion, indicators, jobs
@@ -159,6 +169,32 @@ def test_performer_absent_postpones_tells_everyone_and_waits_to_be_booked_again(
     assert attendance.to_reschedule(db_session, t.cpts.id, now=NOW) == []
     outcomes = _outcomes(db_session, t)
     assert (outcomes["Professionnel absent (séance reportée)"], outcomes["Patient absent"]) == (1, 0)
+
+
+def test_a_referrals_postponed_session_sends_the_referral_back_to_schedule(db_session, territory):
+    t = territory
+    appointment = factories.visit(db_session, t, state=S.CONFIRMED)
+    gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
+    referral = factories.referral(
+        db_session,
+        t.patient,
+        author=gp,
+        state=ReferralState.SCHEDULED,
+        appointment_id=appointment.id,
+        target_program_id=t.program.id,
+    )
+    attendance.record(
+        db_session,
+        t.coordinator,
+        appointment,
+        patient=True,
+        accompanying=True,
+        performer=False,
+        now=_during(appointment),
+    )
+    assert (referral.state, referral.appointment_id) == (ReferralState.ACCEPTED, None)
+    [item] = attendance.to_reschedule(db_session, t.cpts.id, now=NOW)
+    assert item.referral_id == referral.id, "booked again from the referral's page"
 
 
 def test_a_postponed_session_is_final(db_session, territory):
