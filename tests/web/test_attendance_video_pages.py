@@ -8,7 +8,16 @@ import json
 import pytest
 from sqlalchemy import select
 
-from hub.models import AppointmentState, AuditEvent, OutboxMessage, Role, SessionProgram, VideoRoom
+from hub.models import (
+    AppointmentState,
+    AuditEvent,
+    OutboxMessage,
+    Profession,
+    ReferralState,
+    Role,
+    SessionProgram,
+    VideoRoom,
+)
 from tests import factories
 from tests.factories import MONDAY_14H, PARIS, PROGRAM_FORM
 from tests.web.test_visits_pages import field_error, text
@@ -170,3 +179,26 @@ def test_a_link_that_cannot_be_sent_says_why_on_the_page(auth, db_session, terri
     assert refused.status_code == 302 and refused.headers["Location"] == f"/planning/appointments/{todays_visit.id}"
     assert video.NO_CONTACT in text(auth.client.get(refused.headers["Location"]))
     assert db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == video.KIND)) is None
+
+
+def test_a_referrals_postponed_session_is_scheduled_again_from_the_referral(
+    auth, db_session, territory, todays_visit, clock
+):
+    gp = factories.clinician(db_session, territory.cpts, Profession.GENERAL_PRACTITIONER)
+    referral = factories.referral(
+        db_session,
+        territory.patient,
+        author=gp,
+        state=ReferralState.SCHEDULED,
+        appointment_id=todays_visit.id,
+        target_program_id=territory.program.id,
+    )
+    db_session.commit()
+    clock.move_to(TODAY_14H + dt.timedelta(minutes=5))
+    auth.login(territory.coordinator)
+    answers = {"patient": "1", "accompanying": "1", "performer": "0"}
+    assert auth.post(f"/visits/{todays_visit.id}/attendance", answers).status_code == 302
+    listing = text(auth.client.get("/planning/to-reschedule"))
+    assert f'href="/referrals/{referral.id}">Programmer à nouveau son adressage' in listing
+    page = text(auth.client.get(f"/referrals/{referral.id}"))
+    assert f'action="/referrals/{referral.id}/schedule"' in page, "back « à programmer »: its page schedules it"
