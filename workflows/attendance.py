@@ -218,12 +218,13 @@ def count_to_reschedule(session: Session, cpts_id: int) -> int:
 
 
 def to_reschedule(
-    session: Session, cpts_id: int, *, now: dt.datetime, limit: int = 200, with_next_slot: bool = True
+    session: Session, cpts_id: int, *, now: dt.datetime, limit: int = 200, with_booking: bool = True
 ) -> list[ToReschedule]:
     """Sessions of the CPTS to book again: postponed for the performer's absence, or whose accompanying
     professional was absent while they have not taken place; each until the patient has a later session in the
-    same program (booked again), oldest first, with the program's next free slot unless `with_next_slot` is
-    false (the desk, whose query count stays fixed, links to the full list instead)."""
+    same program (booked again), oldest first, with how to book it again (the program's next free slot, or the
+    referral back « à programmer ») unless `with_booking` is false: the desk, whose query count stays fixed,
+    links to the full list instead."""
     rows = session.execute(
         select(Appointment, Attendance.is_performer_present)
         .join(Attendance, Attendance.appointment_id == Appointment.id)
@@ -232,9 +233,9 @@ def to_reschedule(
         .order_by(Appointment.starts_at, Appointment.id)
         .limit(limit)
     ).all()
-    program_ids = {appointment.program_id for appointment, _ in rows} if with_next_slot else set()
+    program_ids = {appointment.program_id for appointment, _ in rows} if with_booking else set()
     next_slots = _next_open_slots(session, program_ids, now=now)
-    to_schedule = _referrals_to_schedule(session, [appointment for appointment, _ in rows])
+    to_schedule = _referrals_to_schedule(session, [appointment for appointment, _ in rows]) if with_booking else {}
     return [
         ToReschedule(
             appointment,

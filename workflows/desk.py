@@ -196,7 +196,7 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         failed_sends=_failed_sends(session, cpts_id),
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
         to_reschedule=attendance.count_to_reschedule(session, cpts_id),
-        first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_next_slot=False),
+        first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False),
     )
 
 
