@@ -263,6 +263,8 @@ SUBJECTS = {
     "visit_unassigned": "Visite sans IDEL accompagnant·e",
     "serious_adverse_event": "Événement indésirable grave déclaré",
     "satisfaction_survey": "Votre avis sur votre rendez-vous à distance",
+    "appointment_postponed": "Rendez-vous reporté",
+    "video_link": "Votre lien de téléconsultation",
     **{kind: subject for kind, (subject, _text) in NOTICES.items()},
 }
 DEFAULT_SUBJECT = "Nouveau message du hub de la CPTS"
@@ -306,6 +308,14 @@ def notice_text(kind: str, data: Mapping, *, base_url: str | None) -> str:
         return (
             "Votre rendez-vous à distance a eu lieu. Donnez-nous votre avis en quelques questions, sans compte :"
             f" {base_url or ''}/enquete/{data['survey_token']} (lien personnel, valable 14 jours)."
+        )
+    if kind == "appointment_postponed":  # the performer was absent (workflows.attendance): nothing else is said
+        text = f"Le rendez-vous {when} n'a pas pu avoir lieu" if when else "Un rendez-vous n'a pas pu avoir lieu"
+        return text + " : il est reporté, une nouvelle date vous sera proposée." + link
+    if kind == "video_link":  # the patient's link to the hub, which opens the video room around the session only
+        return (
+            f"Votre téléconsultation {when} : rejoignez-la par ce lien personnel {base_url or ''}/visio/"
+            f"{data['video_token']} (il s'ouvre {data['opens_minutes']} minutes avant l'heure)."
         )
     if kind == "report_overdue":
         return "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)." + link

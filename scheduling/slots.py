@@ -21,6 +21,7 @@ HOLDING_STATES = frozenset(
         AppointmentState.DECLINED,
         AppointmentState.NO_SHOW,
         AppointmentState.DEGRADED,
+        AppointmentState.POSTPONED,  # past: booking again takes another slot
     }
 )
 

@@ -102,6 +102,9 @@ REPORT_WRITERS = expect(coordinator=FORBIDDEN, stranger=FORBIDDEN, admin=FORBIDD
 # The outbox: the coordination and the admin of the CPTS; the other CPTS's coordinator sees their own list only.
 # The patient's survey needs no account: the token is the key, and the matrix's token opens no survey.
 UNKNOWN_SURVEY = expect(HIDDEN, others=HIDDEN)
+# The patient's video link needs no account either: the matrix's token is no video link, a 404 for everyone (a valid
+# one is tested in tests/web/test_video_pages.py).
+UNKNOWN_VIDEO_LINK = expect(HIDDEN, others=HIDDEN)
 OUTBOX = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
 OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
 
@@ -207,6 +210,15 @@ MATRIX = {
     ("api.degrade_appointment", "POST"): APPOINTMENT,
     ("api.record_no_show", "POST"): APPOINTMENT,
     ("api.cancel_appointment", "POST"): PLANNING_OBJECT,
+    ("api.get_attendance", "GET"): APPOINTMENT,
+    ("api.record_attendance", "POST"): APPOINTMENT,
+    ("api.get_video", "GET"): SESSION_PARTICIPANTS,
+    ("api.send_video_link", "POST"): APPOINTMENT,
+    ("attendance.attendance_form", "GET"): APPOINTMENT,
+    ("attendance.record_attendance", "POST"): APPOINTMENT,
+    ("attendance.send_video_link", "POST"): APPOINTMENT,
+    ("attendance.to_reschedule", "GET"): PLANNING,
+    ("attendance.open_video", "GET"): UNKNOWN_VIDEO_LINK,
     ("api.get_rituals", "GET"): APPOINTMENT,
     ("api.record_rituals", "PUT"): SESSION_PARTICIPANTS,
     ("api.list_session_incidents", "GET"): APPOINTMENT,

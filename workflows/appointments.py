@@ -41,7 +41,7 @@ from hub.services import directory, resources
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
-from workflows import eligibility, fees, freed_slots, idel_ranking, rituals
+from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, video
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -56,6 +56,8 @@ MACHINE = Machine(
         "degrade": (frozenset({S.CHECKED_IN}), S.DEGRADED),
         "cancel": (frozenset({S.PROPOSED, S.CONFIRMED, S.DECLINED}), S.CANCELLED),
         "no_show": (frozenset({S.CONFIRMED}), S.NO_SHOW),
+        # The performer was absent (workflows.attendance): the session did not take place and is booked again.
+        "postpone": (frozenset({S.CONFIRMED, S.CHECKED_IN}), S.POSTPONED),
     },
     APPOINTMENT_STATE_LABELS,
 )
@@ -176,6 +178,7 @@ def book(
     session.add(appointment)
     session.flush()  # the allocations and the offer point at the new id
     allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
+    video.give_room(session, appointment)
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)

@@ -38,7 +38,7 @@ from hub.models import (
 from scheduling import board
 from scheduling.agenda import day_bounds
 from scheduling.slots import HOLDING_STATES
-from workflows import fees, gp_matching, reports, teleexpertise, waiting
+from workflows import attendance, fees, gp_matching, reports, teleexpertise, waiting
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
 LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
@@ -98,6 +98,10 @@ class CoordinatorDesk:
     first_freed_slots: list[waiting.TaskView] = field(default_factory=list)
     # Patients without a médecin traitant waiting on the list, and among them those proposed to no GP (issue 16).
     gp_searches: gp_matching.WaitingCounts = field(default_factory=gp_matching.WaitingCounts)
+    # « À reprogrammer » (workflows.attendance): sessions a performer's or an accompanying professional's absence
+    # left to book again.
+    to_reschedule: int = 0
+    first_to_reschedule: list[attendance.ToReschedule] = field(default_factory=list)
 
 
 def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
@@ -200,6 +204,8 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         freed_slots=waiting.open_task_count(session, cpts_id, now=now),
         first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST),
         gp_searches=gp_matching.waiting_counts(session, cpts_id),
+        to_reschedule=attendance.count_to_reschedule(session, cpts_id),
+        first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False),
     )
 
 

@@ -24,6 +24,7 @@ from hub.models import (
     Appointment,
     AppointmentKind,
     AppointmentState,
+    Attendance,
     AuditEvent,
     DeclaredActivity,
     FeeEntry,
@@ -316,7 +317,7 @@ def _accrue_teleconsultation(session, appointment, performer, day) -> list[FeeEn
         )
     ]
     helper = appointment.accompanying
-    if helper is None:
+    if helper is None or accompanying_absent(session, appointment):
         return entries
     helper_code: str | None
     if helper.profession is Profession.PHARMACIST:
@@ -339,6 +340,18 @@ def _accrue_teleconsultation(session, appointment, performer, day) -> list[FeeEn
             )
         )
     return entries
+
+
+def accompanying_absent(session: Session, appointment: Appointment) -> bool:
+    """The accompanying professional was recorded absent (workflows.attendance): no accompaniment fee is owed,
+    since TLS, TLL, TLD and TLM pay the accompaniment actually given (seed 004)."""
+    return bool(
+        session.scalar(
+            select(Attendance.id).where(
+                Attendance.appointment_id == appointment.id, Attendance.is_accompanying_present.is_(False)
+            )
+        )
+    )
 
 
 def check_telesoin_act(

@@ -39,6 +39,7 @@ from hub.models import (
     PROFESSION_LABELS,
     AppointmentKind,
     AppointmentState,
+    Attendance,
     DeclaredActivity,
     Delivery,
     FeeEntry,
@@ -237,6 +238,7 @@ def compute(session: Session, scope: Scope) -> list[Indicator]:
         patients_without_gp(session, scope),
         waiting_time(session, scope),
         gp_search_list(session, scope),
+        attendance_outcomes(session, scope),
     ]
 
 
@@ -732,6 +734,43 @@ def to_csv(review: Review) -> bytes:
         for row in indicator.rows:
             writer.writerow([figure(value) for value in row])
     return ("\ufeff" + out.getvalue()).encode()
+
+
+def attendance_outcomes(session: Session, scope: Scope) -> Indicator:
+    """The absences as separate outcomes (workflows.attendance): the patient's (no-show), the accompanying
+    professional's, the performer's (session postponed), and the late cancellations, which are none of them."""
+    state = A.state
+    expected = state.in_((AppointmentState.DONE, AppointmentState.DEGRADED, AppointmentState.NO_SHOW))
+    row = session.execute(
+        select(
+            func.sum(case((expected, 1), else_=0)),
+            func.sum(case((state == AppointmentState.NO_SHOW, 1), else_=0)),
+            func.sum(case((Attendance.is_accompanying_present.is_(False), 1), else_=0)),
+            func.sum(case((Attendance.is_performer_present.is_(False), 1), else_=0)),
+            func.sum(case((and_(state == AppointmentState.CANCELLED, A.is_late_cancellation.is_(True)), 1), else_=0)),
+        )
+        .outerjoin(Attendance, Attendance.appointment_id == A.id)
+        .where(*scope.sessions())
+    ).one()
+    due, no_show, accompanying_absent, performer_absent, late = _counts(row)
+    return Indicator(
+        "presences",
+        "Absences et annulations tardives",
+        "Rendez-vous dont le début tombe dans la période. Patient absent : noté par un professionnel ou la "
+        "coordination, rapporté aux séances où le patient était attendu (réalisées, passées au téléphone ou patient "
+        "absent). Accompagnant·e absent·e et professionnel absent (séance reportée) : selon les présences notées. "
+        "Les annulations tardives (moins de 24 h avant) sont comptées à part : ce ne sont pas des absences.",
+        ("Indicateur", "Valeur"),
+        (
+            ("Séances où le patient était attendu", due),
+            ("Patient absent", no_show),
+            ("Taux d'absence du patient (%)", _rate(no_show, due)),
+            ("Accompagnant·e absent·e", accompanying_absent),
+            ("Professionnel absent (séance reportée)", performer_absent),
+            ("Annulations tardives", late),
+        ),
+        chart=False,
+    )
 
 
 def programs(session: Session, cpts_id: int) -> list[tuple[int, str]]:

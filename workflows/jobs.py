@@ -1,6 +1,6 @@
-"""The periodic jobs: reminders, escalation of unconfirmed visits, the own-IDEL-first delay, the slot
-horizon, late reports, téléexpertise deadlines and the purge of short-lived rows. `hub worker` runs
-PERIODIC_JOBS, all of them, under the scheduler lease.
+"""The periodic jobs: reminders and the patients' video links, escalation of unconfirmed visits, the
+own-IDEL-first delay, the slot horizon, late reports, téléexpertise deadlines and the purge of short-lived rows.
+`hub worker` runs PERIODIC_JOBS, all of them, under the scheduler lease.
 
 Each job is a PeriodicJob (scheduling.periodic): run(context, *, now), in its own session scopes, idempotent,
 claiming the rows it changes with locks, and recorded once per period by the runner
@@ -34,7 +34,7 @@ from hub.models import (
 )
 from hub.services import directory
 from scheduling.periodic import JobContext, PeriodicJob, local_day, local_hour, ten_minutes
-from workflows import freed_slots, reports, teleexpertise
+from workflows import freed_slots, reports, teleexpertise, video
 from workflows.appointments import offer_to_other_idels
 
 log = logging.getLogger(__name__)
@@ -143,6 +143,21 @@ def _reminders_of(appointment: Appointment, day: dt.date, zone: ZoneInfo) -> Ite
             payload=base | {"recipient_kind": "patient"},
             cpts_id=appointment.cpts_id,
         )
+
+
+def send_video_links(ctx: JobContext, *, now: dt.datetime) -> str:
+    """The day before, each patient of a confirmed remote session whose program names a video tool gets their
+    link (workflows.video: a date, a time and the hub link, nothing of health), unless a person already sent it.
+    Each session in its own transaction, its row locked."""
+    day = now.astimezone(ctx.zone).date() + dt.timedelta(days=1)
+    start, end = _local_day_bounds(day, ctx.zone)
+    with session_scope(ctx.session_factory) as session:
+        due = video.due_link_ids(session, starts_from=start, starts_before=end)
+    sent = 0
+    for appointment_id in due:
+        with session_scope(ctx.session_factory) as session:
+            sent += video.send_due_link(session, appointment_id, now=now)
+    return f"{sent} lien(s) de visio envoyé(s) pour le {day.isoformat()}"
 
 
 def escalate_unconfirmed(ctx: JobContext, *, now: dt.datetime) -> str:
@@ -358,4 +373,5 @@ PERIODIC_JOBS: list[PeriodicJob] = [
     ),
     PeriodicJob("alert_overdue_reports", "15 * * * *", alert_overdue_reports, local_hour),
     PeriodicJob("expire_teleexpertise", "5 * * * *", expire_teleexpertise, local_hour),
+    PeriodicJob("send_video_links", "5 18 * * *", send_video_links, local_day, grace=dt.timedelta(hours=5)),
 ]

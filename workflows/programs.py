@@ -28,7 +28,7 @@ from hub.models import (
 from hub.services import directory, resources
 from scheduling.recurrence import InvalidRecurrence, Recurrence, describe, localise, parse_rrule
 from scheduling.slots import GenerationReport, booked_slot_ids, recurrence_of
-from workflows import appointments, freed_slots
+from workflows import appointments, freed_slots, video
 
 _CANCELLABLE = appointments.MACHINE.transitions["cancel"][0]
 PERFORMERS = {
@@ -59,6 +59,7 @@ SERIES_FIELDS = (
     "report_delay_doctors_hours",
     "report_delay_patient_hours",
     "valid_until",
+    "video_url_template",
 )
 
 
@@ -89,6 +90,11 @@ def _check_refs(session: Session, cpts_id: int, data: dict) -> None:
         if officine_error:
             errors["organisation_id"] = officine_error
     errors |= resources.assignment_errors(session, cpts_id, data)
+    if data.get("video_url_template"):
+        try:
+            video.check_template(data["video_url_template"])
+        except ValidationFailed as refused:
+            errors |= refused.errors
     if data.get("valid_until") and data.get("first_day") and data["valid_until"] < data["first_day"]:
         errors["valid_until"] = "La fin de validité précède le début."
     if errors:
@@ -225,6 +231,8 @@ def update_series(session: Session, actor, program: SessionProgram, changes: dic
             raise ValidationFailed({"rrule": str(exc)}) from exc
     _recurrence_errors(program)
     session.flush()
+    if changes.get("video_url_template"):
+        video.give_rooms(session, program, now=now)
     report = freed_slots.generate_slots(session, program, now=now)
     audit.record(
         session,

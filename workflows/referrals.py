@@ -60,6 +60,8 @@ MACHINE = Machine(
         "schedule": (frozenset({S.ACCEPTED}), S.SCHEDULED),
         "cancel": (frozenset({S.DRAFT, S.SUBMITTED, S.ACCEPTED}), S.CANCELLED),
         "complete": (frozenset({S.SCHEDULED}), S.DONE),
+        # Its session did not take place, its performer absent (workflows.attendance): to schedule again.
+        "reopen": (frozenset({S.SCHEDULED}), S.ACCEPTED),
     },
     REFERRAL_STATE_LABELS,
 )
@@ -412,6 +414,15 @@ def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Refer
         select(Referral).where(Referral.appointment_id.in_(ids), Referral.letter_sha256.is_not(None))
     )
     return {referral.appointment_id: referral for referral in found if referral.appointment_id is not None}
+
+
+def reopen(session: Session, actor: User, referral: Referral) -> None:
+    """Back to « à programmer » when its session was postponed: the coordination schedules it again from its page,
+    which freezes its letter anew for the new session."""
+    lock(session, referral)
+    referral.state = MACHINE.target("reopen", referral.state)
+    referral.appointment_id, referral.scheduled_at = None, None
+    audit.record(session, actor=actor, action="referral.reopen", target=referral, cpts_id=referral.cpts_id)
 
 
 def cancel(session: Session, actor: User, referral: Referral, *, reason: str) -> Referral:

@@ -14,7 +14,7 @@ from hub.models import Appointment, AppointmentState, Referral, Slot
 from workflows.appointments import HOME_PLACES
 
 # Visits that are over, one way or another: the history keeps them.
-FINISHED = (AppointmentState.DONE, AppointmentState.DEGRADED, AppointmentState.NO_SHOW)
+FINISHED = (AppointmentState.DONE, AppointmentState.DEGRADED, AppointmentState.NO_SHOW, AppointmentState.POSTPONED)
 # Visits that make up a round: answered or under way, or over (the day sheet is also the day's record).
 IN_A_ROUND = (AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN, *FINISHED)
 HISTORY_SIZE = 50

@@ -45,6 +45,7 @@ def created(body: dict, endpoint: str, **values):
 
 from hub.api import (  # noqa: E402,F401  (register the routes)
     appointments,
+    attendance,
     candidates,
     desk,
     fees,

@@ -50,6 +50,8 @@ def _coordinator(part: desk.CoordinatorDesk) -> dict:
             for item in part.sessions
         ],
         "freed_slots_to_offer": part.freed_slots,
+        "to_reschedule_count": part.to_reschedule,
+        "to_reschedule_appointment_ids": [item.appointment.id for item in part.first_to_reschedule],
     }
 
 

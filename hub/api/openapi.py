@@ -13,6 +13,7 @@ from hub.api import blueprint
 from hub.formatting import percent
 from hub.http.access import PUBLIC, access
 from hub.models import Modality, OutboxState, PlaceKind, Profession
+from hub.schemas.attendance import AttendanceIn, AttendanceOut, VideoOut
 from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
 from hub.schemas.desk import DeskOut
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
@@ -172,6 +173,15 @@ OPERATIONS = {
     "api.degrade_appointment": ("Passer en mode dégradé (téléphone)", ReasonIn, AppointmentOut, False),
     "api.record_no_show": ("Noter l'absence du patient", NoBodyIn, AppointmentOut, False),
     "api.cancel_appointment": ("Annuler le rendez-vous", ReasonIn, AppointmentOut, False),
+    "api.get_attendance": ("Présences de la séance (patient, accompagnant, professionnel)", None, AttendanceOut, False),
+    "api.record_attendance": (
+        "Noter les présences après le début de la séance (absence du patient, de l'accompagnant, du professionnel)",
+        AttendanceIn,
+        AttendanceOut,
+        False,
+    ),
+    "api.get_video": ("Lien de visio de la séance, autour de son heure (participants)", None, VideoOut, False),
+    "api.send_video_link": ("Envoyer au patient son lien de téléconsultation", NoBodyIn, VideoOut, False),
     "api.reassign_appointment": ("Réaffecter l'IDEL accompagnant", ReassignIn, AppointmentOut, False),
     "api.get_rituals": (
         "Rituels d'une séance de télésoin de kiné, et ce qui manque pour la terminer",
@@ -449,6 +459,8 @@ ANSWER_200 = {
     "api.complete_appointment",
     "api.degrade_appointment",
     "api.record_no_show",
+    "api.record_attendance",
+    "api.send_video_link",
     "api.cancel_appointment",
     "api.reassign_appointment",
     "api.submit_referral",

@@ -69,6 +69,10 @@ APPOINTMENT_VERBS = {
     "read_session": Permission.APPOINTMENTS_READ,  # its rituals and incidents
     "read_record": Permission.APPOINTMENTS_READ,  # the patient's address, phones, referral letter and documents
     "cancel": Permission.APPOINTMENTS_BOOK,
+    "attendance": Permission.VISITS_RESPOND,  # who was there (workflows.attendance)
+    "read_attendance": Permission.APPOINTMENTS_READ,
+    "video": Permission.APPOINTMENTS_READ,  # the room's address (workflows.video)
+    "send_video_link": Permission.VISITS_RESPOND,  # the patient's link, through the outbox
     "reassign": Permission.APPOINTMENTS_BOOK,
 }
 _ANSWERING = frozenset({"confirm", "decline"})
@@ -76,9 +80,23 @@ _ANSWERING = frozenset({"confirm", "decline"})
 _BEFORE_ANSWERING = frozenset({"read"})
 # An IDEL a visit is only offered to (the second round asks several at once) sees the patient's record and writes
 # to it once she has accepted; the accompanying IDEL (the first asked) records the consent that lets her confirm.
-_RUNNING = frozenset({"check_in", "complete", "degrade", "no_show", "read_session", "read_record", "record_consent"})
+_RUNNING = frozenset(
+    {
+        "check_in",
+        "complete",
+        "degrade",
+        "no_show",
+        "read_session",
+        "read_record",
+        "record_consent",
+        "attendance",
+        "read_attendance",
+        "send_video_link",
+    }
+)
 # What happened in the session is told by those who took part in it, not by the coordination.
-_PARTICIPANTS_ONLY = frozenset({"record_rituals", "record_incident", "checklist"})
+# The video room is joined by those who take part in the session; the coordination sends the patient's link.
+_PARTICIPANTS_ONLY = frozenset({"record_rituals", "record_incident", "checklist", "video"})
 
 
 def can_act_on_appointment(session: Session, user, appointment: Appointment, verb: str) -> bool:

@@ -1,5 +1,6 @@
 """The hub's records. This package imports nothing but hub.db (and SQLAlchemy)."""
 
+from hub.models.attendance import Attendance
 from hub.models.audit import AuditEvent
 from hub.models.calendar_feed import CalendarFeed
 from hub.models.connector_setting import ConnectorSetting
@@ -135,6 +136,7 @@ from hub.models.teleexpertise import (
     TeleexpertiseState,
 )
 from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
+from hub.models.video import VideoRoom
 from hub.models.waiting import (
     FREED_SLOT_REASON_LABELS,
     WAITING_STATE_LABELS,
@@ -213,6 +215,7 @@ __all__ = [
     "AppointmentKind",
     "AppointmentState",
     "AttachmentKind",
+    "Attendance",
     "AuditEvent",
     "CalendarFeed",
     "CarePathway",
@@ -288,6 +291,7 @@ __all__ = [
     "User",
     "UserRole",
     "UserSession",
+    "VideoRoom",
     "VisitOffer",
     "VisitOfferState",
     "WaitingEntry",

@@ -154,6 +154,8 @@ class SessionProgram(Base):
     # {"medecin_traitant": 48, …}; a role left out takes REPORT_DELAY_DEFAULTS.
     report_delays: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The structure's certified teleconsultation tool, e.g. https://visio.example.fr/salle/{room} (workflows.video).
+    video_url_template: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -287,6 +289,7 @@ class AppointmentState(StrEnum):
     CANCELLED = "cancelled"
     NO_SHOW = "no_show"
     DEGRADED = "degraded"
+    POSTPONED = "postponed"  # the performer did not come: to book again (workflows.attendance)
 
 
 APPOINTMENT_STATE_LABELS = {
@@ -298,6 +301,7 @@ APPOINTMENT_STATE_LABELS = {
     AppointmentState.CANCELLED: "Annulé",
     AppointmentState.NO_SHOW: "Patient absent",
     AppointmentState.DEGRADED: "Mode dégradé (téléphone)",
+    AppointmentState.POSTPONED: "Reportée — absence du professionnel",
 }
 IDEL_TO_FIND = "IDEL à trouver"
 

@@ -27,6 +27,8 @@ class CoordinatorDeskOut(Schema):
     freed_slots_to_offer = fields.Integer()  # GET /api/v1/freed-slots lists them
     patients_without_gp_waiting = fields.Integer()
     patients_without_gp_to_propose = fields.Integer()
+    to_reschedule_count = fields.Integer()  # « À reprogrammer »: GET /appointments/<id> for each of the first
+    to_reschedule_appointment_ids = fields.List(fields.Integer())
 
 
 class VisitsDeskOut(Schema):

@@ -146,6 +146,8 @@ class ProgramIn(InputSchema):
         load_default=PROGRAM_DEFAULTS["report_delay_patient_hours"],
         validate=_range(MIN_REPORT_DELAY_HOURS, MAX_REPORT_DELAY_HOURS),
     )
+    # The certified teleconsultation tool's address with {room} (checked by workflows.video.check_template).
+    video_url_template = Str(allow_none=True, validate=length(300))
 
 
 class ProgramSeriesIn(ProgramIn):
@@ -274,6 +276,7 @@ class ProgramOut(Schema):
     horizon_weeks = fields.Integer()
     report_delay_doctors_hours = fields.Integer()
     report_delay_patient_hours = fields.Integer()
+    video_url_template = fields.String(allow_none=True)
     is_active = fields.Boolean()
 
 
@@ -489,6 +492,7 @@ FHIR_STATUS = {
     AppointmentState.CANCELLED: "cancelled",
     AppointmentState.NO_SHOW: "noshow",
     AppointmentState.DEGRADED: "fulfilled",
+    AppointmentState.POSTPONED: "cancelled",  # did not take place: the performer was absent
 }
 _AWAITING = frozenset({AppointmentState.PROPOSED, AppointmentState.DECLINED})
 

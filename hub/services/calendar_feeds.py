@@ -264,11 +264,12 @@ def _event(row: _Row, uid_domain: str, show_patient_initials: bool) -> FeedEvent
 
 
 def event_status(state: AppointmentState, *, as_performer: bool) -> EventStatus:
-    """Proposed is tentative; cancelled is cancelled (kept, so that calendars remove it). A declined visit
-    is cancelled for an IDEL still named on it, and tentative for the performer, who waits for another."""
+    """Proposed is tentative; cancelled (or postponed: the performer was absent) is cancelled (kept, so that
+    calendars remove it). A declined visit is cancelled for an IDEL still named on it, and tentative for the
+    performer, who waits for another."""
     if state is AppointmentState.PROPOSED:
         return EventStatus.TENTATIVE
-    if state is AppointmentState.CANCELLED:
+    if state in (AppointmentState.CANCELLED, AppointmentState.POSTPONED):
         return EventStatus.CANCELLED
     if state is AppointmentState.DECLINED:
         return EventStatus.TENTATIVE if as_performer else EventStatus.CANCELLED

@@ -5,6 +5,7 @@ def blueprints():
     from hub.web import (
         admin,
         agenda,
+        attendance,
         auth,
         calendar,
         connectors_admin,
@@ -40,6 +41,7 @@ def blueprints():
         resources.bp,
         visits.bp,
         sessions.bp,
+        attendance.bp,
         agenda.bp,
         fees.bp,
         pathways.bp,

@@ -51,6 +51,7 @@ def _patient_rows(board: desk.Desk) -> int:
     if board.coordinator:
         rows += len(board.coordinator.first_unconfirmed) + len(board.coordinator.first_without_idel)
         rows += sum(len(view.best) for view in board.coordinator.first_freed_slots)
+        rows += len(board.coordinator.first_to_reschedule)
     for visits in (board.idel, board.pharmacist.visits if board.pharmacist else None):
         if visits:
             rows += len(visits.to_confirm) + len(visits.today_visits) + len(visits.tomorrow_visits)

@@ -60,6 +60,7 @@ STATE_STYLES = {
     "declined": "text-bg-danger",
     "no_show": "text-bg-dark",
     "degraded": "text-bg-secondary",
+    "postponed": "text-bg-danger",
 }
 PROGRAM_FIELDS = (
     "name",
@@ -77,6 +78,7 @@ PROGRAM_FIELDS = (
     "report_delay_doctors_hours",
     "report_delay_patient_hours",
     "valid_until",
+    "video_url_template",
 )
 PATIENT_CHOICES = 50
 
@@ -338,7 +340,14 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
 def book(slot_id: int):
     slot = _slot(slot_id)
     if request.method == "GET":
-        return _booking_page(slot, {"place_kind": appointments.default_place(slot.program).value})
+        values: dict[str, str | int] = {"place_kind": appointments.default_place(slot.program).value}
+        # « À reprogrammer » books the same patient again in one click: the patient comes chosen (by id, never
+        # a name in the URL).
+        chosen = request.args.get("patient_id", type=int)
+        if chosen is not None:
+            values["patient_id"] = chosen
+            return _booking_page(slot, values, chosen=patient_for(db(), current_user, chosen))
+        return _booking_page(slot, values)
     data, values, errors = load_form(AppointmentForm())
     appointment, refused = attempt(lambda: _book(slot, data), form_errors=errors, read="patient.search")
     if refused:
@@ -398,11 +407,13 @@ def _slot(slot_id: int) -> Slot:
     return slot
 
 
-def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int = 200, refusal=None):
+def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int = 200, refusal=None, chosen=None):
     query = request.args.get("q", "").strip()[:100]
     patients, total = identity.search_patients(
         db(), visible_patients(current_user), text=query or None, per_page=PATIENT_CHOICES
     )
+    if chosen is not None and chosen not in patients:
+        patients, total = [chosen, *patients], total + 1
     audit.record(db(), actor=current_user, action="patient.search", details={"results": len(patients)})
     is_telesoin, performer = slot.program.kind is ProgramKind.TELESOIN, slot.program.performer
     context = {

@@ -36,6 +36,7 @@ from hub.models import (
 )
 from hub.schemas.reports import ReportForm
 from hub.schemas.scheduling import CHECKLIST_LABELS, IDENTITY_METHODS, AgendaArgs, NoBodyForm, ReasonForm
+from hub.web import attendance as attendance_pages
 from hub.web.pages import load_query
 from hub.web.planning import zone
 from hub.web.states import allows
@@ -73,6 +74,7 @@ def worklist():
     professional_id = current_user.professional_id
     day = filters.get("day") or desk.opening_day(db(), professional_id, zone=territory_zone(), now=utcnow())
     rows = reports.worklist(db(), professional_id, day, zone=territory_zone()) if professional_id is not None else []
+    attendance_pages.prefetch_presence([row.appointment for row in rows])
     audit.record(db(), actor=current_user, action="worklist.read", details={"appointments": len(rows)})
     return render_template(
         "reports/worklist.html",

@@ -21,7 +21,7 @@ def test_the_month_as_json(api_as, territory, december):
     body = answer.get_json()
     assert (body["year"], body["month"], body["program_id"]) == (2026, 12, None)
     found = {indicator["key"]: indicator for indicator in body["indicators"]}
-    assert len(found) == 12 and all(indicator["how"] for indicator in found.values())
+    assert len(found) == 13 and all(indicator["how"] for indicator in found.values())
     assert found["seances_par_mois"]["rows"][-1] == ["Toute la CPTS", 9, 4, 1, 1, 1, 1]
     assert found["honoraires_par_code"]["rows"][-1] == ["Toute la CPTS", 5, "510.00"]
     assert found["delais"]["rows"][2] == ["Comptes rendus envoyés dans leur délai (%)", 3, 33.3]

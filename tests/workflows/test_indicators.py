@@ -363,4 +363,4 @@ def test_p6_the_query_count_does_not_depend_on_the_data(db_session, engine, terr
     db_session.flush()
     with count_queries(engine) as full:
         indicators.compute(db_session, scope)
-    assert len(full) == len(empty) == 16
+    assert len(full) == len(empty) == 17

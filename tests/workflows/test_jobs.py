@@ -25,7 +25,7 @@ from hub.models import (
 from scheduling.runner import fire_periodic
 from tests import factories
 from tests.scheduling.test_jobs_framework import fire_times, recording
-from workflows import appointments, jobs
+from workflows import appointments, jobs, video
 from workflows.jobs import PERIODIC_JOBS
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -51,6 +51,7 @@ def test_t8_every_periodic_job_runs_once_per_period_on_the_change_days(sessions,
     expected = {
         "roll_slot_horizon": 1,
         "send_reminders": 1,
+        "send_video_links": 1,
         "purge_expired_rows": 1,
         "escalate_unconfirmed": hours,
         "alert_overdue_reports": hours,
@@ -244,3 +245,23 @@ def test_purge_removes_only_rows_past_their_retention(db_session, context, cpts)
     assert {r.key for r in db_session.query(IdempotentRequest).filter_by(user_id=user.id)} == {"new"}
     assert db_session.query(LoginAttempt).filter_by(login="purge").count() == 1
     assert {s.id for s in db_session.query(UserSession).filter_by(user_id=user.id)} == {"live"}
+
+
+def test_the_day_before_each_patient_gets_their_video_link_once(db_session, context, world):
+    world.program.video_url_template = "https://visio.example.fr/salle/{room}"
+    tomorrow = book(db_session, world, TUESDAY_14H, confirm=True)
+    reachable = another_patient(db_session, world, phone="0611111111")
+    already = book(db_session, world, TUESDAY_14H + dt.timedelta(hours=2), patient=reachable)
+    appointments.confirm(db_session, world.coordinator, already, now=MONDAY_9H)
+    video.send_patient_link(db_session, world.coordinator, already, now=MONDAY_9H)
+    unreachable = another_patient(db_session, world, phone=None)
+    book(db_session, world, TUESDAY_14H + dt.timedelta(hours=4), patient=unreachable, confirm=True)
+    book(db_session, world, TUESDAY_14H + dt.timedelta(days=1), confirm=True)  # the day after: not yet
+    db_session.commit()
+
+    assert jobs.send_video_links(context, now=MONDAY_18H) == "1 lien(s) de visio envoyé(s) pour le 2026-11-17"
+    links = queued(db_session, video.KIND)
+    sent_for = [int(m.idempotency_key.split(":")[1]) for m in links]
+    assert sent_for == [already.id, tomorrow.id], "the person's send in the morning, then the job's"
+    assert (links[1].recipient, json.loads(links[1].payload)["local_time"]) == ("0612345678", "14:00")
+    assert jobs.send_video_links(context, now=MONDAY_18H + dt.timedelta(hours=1)).startswith("0 lien")

@@ -74,6 +74,8 @@ def run(db_session, t, gp, verb, referral, uploads):
         return referrals.cancel(db_session, gp, referral, reason="Le patient a déménagé")
     if verb == "complete":
         return referrals.mark_done(db_session, t.coordinator, referral)
+    if verb == "reopen":  # its session postponed (workflows.attendance)
+        return referrals.reopen(db_session, t.coordinator, referral)
     raise AssertionError(verb)
 
 
