@@ -219,6 +219,7 @@ def purge_cpts(session, cpts_id: int) -> None:
         delete(EligibilityAssessment).where(EligibilityAssessment.patient_id.in_(patients)),
         delete(SessionIncident).where(SessionIncident.cpts_id == cpts_id),
         delete(Allocation).where(Allocation.appointment_id.in_(appointments)),
+        delete(Allocation).where(Allocation.slot_id.in_(select(Slot.id).where(Slot.program_id.in_(programs)))),
         delete(VisitOffer).where(VisitOffer.appointment_id.in_(appointments)),
         delete(Appointment).where(Appointment.cpts_id == cpts_id),
         delete(Slot).where(Slot.program_id.in_(programs)),

@@ -58,6 +58,7 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     referrals,
     reports,
     resources,
+    series_bookings,
     sessions,
     teleexpertise,
 )
