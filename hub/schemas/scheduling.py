@@ -589,6 +589,11 @@ class SeriesBookIn(SeriesIn):
 
 
 class SeriesBookingForm(SeriesIn, FormSchema):
+    """The page's form: the first slot is the page's own."""
+
+    class Meta(FormSchema.Meta):
+        exclude = ("slot_id",)
+
     count = Int(allow_none=True, validate=_range(1, 52))
     until = Date(allow_none=True)
     patient_id = Int(required=True)
