@@ -1,7 +1,6 @@
 """« Réserver une série » (item 5): the coordinator sees every occurrence with its conflicts before anything is
 saved, then books the free ones, or all of them or nothing."""
 
-import datetime as dt
 import re
 
 import pytest
@@ -87,25 +86,3 @@ def test_a_series_without_a_count_or_an_end_says_so_beside_the_field(auth, db_se
     assert response.status_code == 422
     assert field_error(text(response), "count") == "Indiquez soit un nombre de séances, soit une date de fin."
     assert booked(db_session, territory.patient) == 0
-
-
-def test_the_week_shows_a_group_session_with_its_participants_and_a_seat_to_take(auth, db_session, territory):
-    group = factories.program(
-        db_session, territory.cpts, capacity=6, name="Réhabilitation respiratoire en groupe", slot_count=1
-    )
-    slot = factories.slot(db_session, group, FIRST.astimezone(dt.UTC))
-    patients = [
-        factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator) for _ in range(4)
-    ]
-    for patient in patients:
-        appointments.book(
-            db_session, territory.coordinator, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE
-        )
-    db_session.commit()
-    auth.login(territory.coordinator)
-    page = text(auth.client.get("/planning?week=2026-11-23"))
-    assert "4/6 participants" in page
-    assert all(p.display_name in page for p in patients)
-    assert f'href="/planning/slots/{slot.id}/book">Ajouter un participant' in page
-    booking = text(auth.client.get(f"/planning/slots/{slot.id}/book"))
-    assert "Séance de groupe : 2 places restantes sur 6." in booking

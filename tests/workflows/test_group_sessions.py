@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from hub.models import Allocation, AllocationResource, Appointment, PlaceKind, Profession, Role, Slot
+from hub.services import resources
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
@@ -95,6 +96,17 @@ def test_the_group_session_holds_its_performer_against_another_program(db_sessio
     other_slot = factories.slot(db_session, other, START + dt.timedelta(minutes=5))
     with pytest.raises(BookingConflict, match="LEMAITRE"):
         book(db_session, t.coordinator, other_slot, patients[1])
+
+
+def test_the_kit_lists_a_group_session_as_one_booking_through_its_first_participant(db_session, group):
+    t, _program, slot, patients, kit = group
+    first, second = (book(db_session, t.coordinator, slot, p) for p in patients[:2])
+    listed, total = resources.bookings(db_session, kit)
+    assert total == 1 and [b.appointment.id for b in listed] == [first.id]
+    upcoming = resources.upcoming_bookings(db_session, [kit.id], now=NOW)[kit.id]
+    assert upcoming.total == 1 and [b.appointment.id for b in upcoming.first] == [first.id]
+    appointments.cancel(db_session, t.coordinator, first, reason="Hospitalisé", now=NOW)
+    assert [b.appointment.id for b in resources.bookings(db_session, kit)[0]] == [second.id]
 
 
 def test_a_single_seat_program_keeps_every_hold_on_its_appointment(db_session, territory, slot):
