@@ -16,6 +16,7 @@ from hub.models import (
     AllocationResource,
     Appointment,
     AppointmentKind,
+    Modality,
     Patient,
     PlaceKind,
     Professional,
@@ -26,7 +27,7 @@ from hub.models import (
 from scheduling.bookings import Hold, find_conflicts
 from scheduling.recurrence import next_occurrences, occurrences, public_holidays
 from scheduling.slots import recurrence_of
-from workflows import appointments
+from workflows import appointments, eligibility
 
 MAX_OCCURRENCES = 52
 HOLIDAY = "jour férié"
@@ -97,6 +98,10 @@ def check(session: Session, series: Series, *, now: dt.datetime | None = None) -
     program = series.first_slot.program
     if series.first_slot.program.cpts_id != series.patient.cpts_id:
         raise ValidationFailed({"patient_id": "Patient inconnu dans la CPTS."})
+    kind = program.appointment_kind
+    if kind in appointments.REMOTE_KINDS:
+        # Said once for the whole series, before its occurrences: every one of them would be refused for it.
+        eligibility.require_eligible(session, series.patient, Modality(kind.value))
     found = _occurrences(session, series)
     with_slot = [o for o in found if o.slot is not None]
     seats = appointments.participants_count(session, [o.slot.id for o in with_slot if o.slot is not None])

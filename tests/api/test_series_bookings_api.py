@@ -193,3 +193,11 @@ def test_a_patient_of_another_cpts_is_not_found_and_nothing_is_saved(api_as, db_
     )
     assert_problem(response, 404)
     assert appointments_of(db_session, stranger) == 0
+
+
+def test_a_patient_not_eligible_is_told_once_before_any_occurrence(api_as, db_session, territory, program, newcomer):
+    response = api_as(territory.coordinator).post(
+        "/api/v1/series-bookings/check", json=body(territory, program, patient_id=newcomer.id)
+    )
+    refused = assert_problem(response, 422)
+    assert "occurrences" not in refused and "éligibilité" in refused["detail"].lower()
