@@ -457,7 +457,13 @@ PROBLEM = {
 
 
 # What a body must hold beyond its fields' own shapes: a consent is dated by its day or its instant.
-SCHEMA_RULES = {"ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]}}
+# A series takes a count of sessions or an end day, never both.
+_COUNT_OR_UNTIL = {"oneOf": [{"required": ["count"]}, {"required": ["until"]}]}
+SCHEMA_RULES = {
+    "ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]},
+    "SeriesIn": _COUNT_OR_UNTIL,
+    "SeriesBookIn": _COUNT_OR_UNTIL,
+}
 
 
 # Statuses only some operations answer: creating a patient past the hourly duplicate checks (I5).
