@@ -184,3 +184,67 @@ def test_fifty_simultaneous_bookings_into_a_session_of_six_book_exactly_six(cont
             select(func.count()).select_from(Allocation).where(Allocation.appointment_id.in_([a.id for a in booked]))
         )
         assert own == 12, "each participant: their patient hold and their IDEL's"
+
+
+@pytest.mark.concurrency
+def test_the_last_participant_leaving_while_another_joins_leaves_the_session_held_once(committed):
+    """One cancels the session's only seat while another books a seat, at once: whatever the order, the session
+    ends with one participant and its performer held once (never released under the newcomer's feet)."""
+    from hub.models import Patient, User
+
+    factory, created = committed
+    with factory() as session:
+        org = factories.cpts(session)
+        created.append(org.id)
+        coordinator = factories.user(session, org, Role.COORDINATOR)
+        program = group_program(session, org, capacity=6)
+        runs = []
+        for week in range(8):
+            slot = factories.slot(session, program, START + dt.timedelta(weeks=week))
+            leaving, joining = (factories.consenting_patient(session, org, recorded_by=coordinator) for _ in range(2))
+            appointment = book(session, coordinator, slot, leaving)
+            runs.append((slot.id, appointment.id, joining.id))
+        session.commit()
+
+    def cancel(appointment_id, barrier, errors):
+        barrier.wait()
+        try:
+            with factory() as session:
+                appointments.cancel(
+                    session, session.get(User, coordinator.id), session.get(Appointment, appointment_id), reason="x"
+                )
+                session.commit()
+        except Exception as exc:  # reported, and fails the test below
+            errors.append(repr(exc))
+
+    def join(slot_id, patient_id, barrier, errors):
+        barrier.wait()
+        try:
+            with factory() as session:
+                book(
+                    session,
+                    session.get(User, coordinator.id),
+                    session.get(Slot, slot_id),
+                    session.get(Patient, patient_id),
+                )
+                session.commit()
+        except Exception as exc:  # reported, and fails the test below
+            errors.append(repr(exc))
+
+    errors: list = []
+    for slot_id, appointment_id, patient_id in runs:
+        barrier = threading.Barrier(2)
+        threads = [
+            threading.Thread(target=cancel, args=(appointment_id, barrier, errors)),
+            threading.Thread(target=join, args=(slot_id, patient_id, barrier, errors)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    assert errors == []
+    with factory() as session:
+        for slot_id, _appointment, _patient in runs:
+            shared = session.scalar(select(func.count()).select_from(Allocation).where(Allocation.slot_id == slot_id))
+            seated = appointments.participants_count(session, [slot_id]).get(slot_id, 0)
+            assert (seated, shared) == (1, 1)
