@@ -12,7 +12,7 @@ from hub.services import resources
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from workflows import appointments
+from workflows import appointments, desk, referrals
 
 START = MONDAY_14H.astimezone(dt.UTC)
 
@@ -248,3 +248,32 @@ def test_the_last_participant_leaving_while_another_joins_leaves_the_session_hel
             shared = session.scalar(select(func.count()).select_from(Allocation).where(Allocation.slot_id == slot_id))
             seated = appointments.participants_count(session, [slot_id]).get(slot_id, 0)
             assert (seated, shared) == (1, 1)
+
+
+def test_a_group_slot_with_seats_left_is_still_offered_and_counted_free_once(db_session, group):
+    """The desk's coming sessions and a referral's candidate slots: a group session's slot stays free until full;
+    a single seat is taken by its one booking, as before."""
+    t, program, slot, patients, _kit = group
+    single = factories.slot(db_session, t.program, START + dt.timedelta(hours=2))
+    book(db_session, t.coordinator, single, t.patient)
+    book(db_session, t.coordinator, slot, patients[0])
+    gp_user = factories.user(
+        db_session,
+        t.cpts,
+        Role.PROFESSIONAL,
+        professional_row=factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER),
+    )
+    referral = factories.referral(db_session, patients[3], author=gp_user, target_specialist_id=t.cardiologist.id)
+
+    def free():
+        loads = desk.coming_sessions(db_session, t.cpts.id, zone="Europe/Paris", now=NOW)
+        return {load.program_id: (load.slots, load.free) for load in loads}
+
+    def offered():
+        return {s.id for s in referrals.free_slots_for(db_session, [referral], now=NOW)[referral.id]}
+
+    assert free() == {program.id: (1, 1), t.program.id: (1, 0)}
+    assert offered() == {slot.id}
+    for patient in patients[1:3]:
+        book(db_session, t.coordinator, slot, patient)
+    assert free()[program.id] == (1, 0) and offered() == set()
