@@ -141,7 +141,8 @@ def book(
 ) -> tuple[list[Appointment], list[Occurrence]]:
     """Book the series: with `all_or_nothing`, every occurrence or, on the first conflict, raise SeriesConflict
     naming them all (the caller's transaction rolls back: nothing saved); otherwise the free ones, each in its
-    savepoint, and return (booked, occurrences left out with why)."""
+    savepoint, and return (booked, occurrences left out with why). A field of the request refused (ValidationFailed)
+    refuses the whole series."""
     now = now or utcnow()
     zone = series.first_slot.program.zone
     planned = check(session, series, now=now)
@@ -157,6 +158,8 @@ def book(
             # Each booking runs all of its own rules again (eligibility, consent, télésoin acts, 20 % share).
             with session.begin_nested():
                 booked.append(_book_one(session, actor, series, occurrence.slot, now=now))
+        except ValidationFailed:
+            raise  # the request's own fields (a télésoin act missing…): the same for every session, said at once
         except HubError as exc:
             occurrence.problems.append(exc.detail)
             if all_or_nothing:

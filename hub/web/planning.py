@@ -489,6 +489,12 @@ def _series_of(slot, data: dict) -> series_booking.Series:
     )
 
 
+def _telesoin_choices(program) -> dict | None:
+    if program.kind is not ProgramKind.TELESOIN:
+        return None
+    return telesoin_choices(program.performer.profession, performer=program.performer.full_name)
+
+
 def _series_page(slot, values: dict, errors=None, *, problem=None, planned=None, conflicts=None, status: int = 200):
     query = request.args.get("q", "").strip()[:100]
     patients, total = identity.search_patients(
@@ -506,6 +512,8 @@ def _series_page(slot, values: dict, errors=None, *, problem=None, planned=None,
         "idel_options": _accompanying_options(slot.program),
         "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
         "is_assisted": slot.program.appointment_kind is AppointmentKind.ASSISTED_TELECONSULTATION,
+        # A télésoin series states its act once, for each of its sessions.
+        "telesoin": _telesoin_choices(slot.program),
     }
     page = render_template("planning/series.html", values=values, errors=errors or {}, problem=problem, **context)
     return page, status

@@ -86,3 +86,29 @@ def test_a_series_without_a_count_or_an_end_says_so_beside_the_field(auth, db_se
     assert response.status_code == 422
     assert field_error(text(response), "count") == "Indiquez soit un nombre de séances, soit une date de fin."
     assert booked(db_session, territory.patient) == 0
+
+
+def test_a_telesoin_group_series_states_its_act_once_for_each_session(auth, db_session, territory, kine):
+    group = factories.program(
+        db_session,
+        territory.cpts,
+        performer=kine.professional,
+        telesoin=True,
+        capacity=6,
+        slot_count=1,
+        slot_minutes=60,
+    )
+    generate_slots(db_session, group, now=NOW)
+    db_session.commit()
+    auth.login(territory.coordinator)
+    url = f"/planning/slots/{slot_at(db_session, group, FIRST).id}/series"
+    page = text(auth.client.get(url))
+    assert "Acte de télésoin" in page and "Date du dernier soin en présentiel" in page
+    act = {"telesoin_act": "reeducation_respiratoire", "last_in_person_contact_on": "2026-10-01"}
+    without_act = auth.post(url, form(territory, action="book", every=1, count=3, place_kind="domicile"))
+    assert without_act.status_code == 422 and field_error(text(without_act), "telesoin_act")
+    assert booked(db_session, territory.patient) == 0
+    response = auth.post(url, form(territory, action="book", every=1, count=3, place_kind="domicile") | act)
+    assert response.status_code == 302
+    sessions = db_session.scalars(select(Appointment).where(Appointment.patient_id == territory.patient.id)).all()
+    assert [a.telesoin_act for a in sessions] == ["reeducation_respiratoire"] * 3
