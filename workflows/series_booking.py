@@ -53,6 +53,25 @@ class Series:
     accompanying: Professional | None = None
     telesoin: appointments.TelesoinAct | None = None
 
+    @classmethod
+    def asked(cls, session: Session, *, first_slot: Slot, patient: Patient, data: dict) -> "Series":
+        """The series as the API and the page name its fields (hub.schemas.scheduling.SeriesIn)."""
+        accompanying = None
+        if data.get("accompanying_id"):
+            accompanying = session.get(Professional, data["accompanying_id"])
+            if accompanying is None or accompanying.cpts_id != patient.cpts_id:
+                raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+        return cls(
+            first_slot=first_slot,
+            patient=patient,
+            place_kind=data.get("place_kind") or appointments.default_place(first_slot.program),
+            every=data["every"],
+            count=data.get("count"),
+            until=data.get("until"),
+            accompanying=accompanying,
+            telesoin=appointments.TelesoinAct.from_booking(data),
+        )
+
 
 @dataclass
 class Occurrence:

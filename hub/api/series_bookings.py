@@ -6,12 +6,12 @@ from flask_login import current_user
 from hub.api import blueprint, load_json
 from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
-from hub.errors import NotFound, ValidationFailed
+from hub.errors import NotFound
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import Professional, Slot
+from hub.models import Slot
 from hub.schemas.scheduling import SeriesBookedOut, SeriesBookIn, SeriesCheckOut, SeriesIn
-from workflows import appointments, series_booking
+from workflows import series_booking
 
 
 @blueprint.post("/series-bookings/check")
@@ -49,18 +49,4 @@ def _series(data: dict, *, action: str) -> series_booking.Series:
     slot = db().get(Slot, data["slot_id"])
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
         raise NotFound("Créneau introuvable.")
-    accompanying = None
-    if data.get("accompanying_id") is not None:
-        accompanying = db().get(Professional, data["accompanying_id"])
-        if accompanying is None:
-            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
-    return series_booking.Series(
-        first_slot=slot,
-        patient=patient,
-        place_kind=data.get("place_kind") or appointments.default_place(slot.program),
-        every=data["every"],
-        count=data.get("count"),
-        until=data.get("until"),
-        accompanying=accompanying,
-        telesoin=appointments.TelesoinAct.from_booking(data),
-    )
+    return series_booking.Series.asked(db(), first_slot=slot, patient=patient, data=data)

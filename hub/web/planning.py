@@ -472,21 +472,7 @@ def series(slot_id: int):
 
 def _series_of(slot, data: dict) -> series_booking.Series:
     patient = patient_for(db(), current_user, data["patient_id"], action="appointment.series_check", write=True)
-    accompanying = None
-    if data.get("accompanying_id"):
-        accompanying = db().get(Professional, data["accompanying_id"])
-        if accompanying is None:
-            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
-    return series_booking.Series(
-        first_slot=slot,
-        patient=patient,
-        place_kind=data.get("place_kind") or appointments.default_place(slot.program),
-        every=data["every"],
-        count=data.get("count"),
-        until=data.get("until"),
-        accompanying=accompanying,
-        telesoin=appointments.TelesoinAct.from_booking(data),
-    )
+    return series_booking.Series.asked(db(), first_slot=slot, patient=patient, data=data)
 
 
 def _telesoin_choices(program) -> dict | None:

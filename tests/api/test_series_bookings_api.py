@@ -201,3 +201,13 @@ def test_a_patient_not_eligible_is_told_once_before_any_occurrence(api_as, db_se
     )
     refused = assert_problem(response, 422)
     assert "occurrences" not in refused and "éligibilité" in refused["detail"].lower()
+
+
+def test_an_idel_of_another_cpts_is_refused_beside_the_field(api_as, db_session, territory, program):
+    other_cpts = factories.cpts(db_session, "CPTS voisine")
+    outsider = factories.professional(db_session, other_cpts, accompanies_teleconsultation=True)
+    db_session.commit()
+    response = api_as(territory.coordinator).post(
+        "/api/v1/series-bookings/check", json=body(territory, program, accompanying_id=outsider.id)
+    )
+    assert assert_problem(response, 422)["errors"] == {"accompanying_id": "Professionnel inconnu dans la CPTS."}
