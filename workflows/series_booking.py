@@ -16,18 +16,21 @@ from hub.models import (
     AllocationResource,
     Appointment,
     AppointmentKind,
+    CarePathway,
+    CarePathwayStep,
     Modality,
     Patient,
     PlaceKind,
     Professional,
     Slot,
     SlotState,
+    StepState,
     User,
 )
 from scheduling.bookings import Hold, find_conflicts
 from scheduling.recurrence import next_occurrences, occurrences, public_holidays
 from scheduling.slots import recurrence_of
-from workflows import appointments, eligibility
+from workflows import appointments, eligibility, pathways
 
 MAX_OCCURRENCES = 52
 HOLIDAY = "jour férié"
@@ -295,3 +298,140 @@ def _busy(hold: Hold) -> str:
     if hold.resource_kind is AllocationResource.PATIENT:
         return PATIENT_BUSY
     return f"{hold.label} déjà réservé(e)"
+
+
+# --- a pathway's steps ------------------------------------------------------------------------------------
+
+NO_SLOT = "aucun créneau libre de la modalité et de la profession de l'étape"
+TELESOIN_STEP = "séance de télésoin : son acte se précise en la programmant seule"
+
+
+@dataclass
+class StepPlan:
+    """A planned step of a pathway with the slot proposed for it (the first free one of its modality and
+    profession from its due date) and what stops it."""
+
+    step: CarePathwayStep
+    slot: Slot | None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class PathwayConflict(Conflict):
+    title = "Étapes en conflit"
+    type_slug = "pathway-steps-conflict"
+
+    def __init__(self, conflicting: list[StepPlan], *, zone: str):
+        named = [f"« {p.step.name} » : {', '.join(p.problems)}" for p in conflicting]
+        super().__init__(
+            "Rien n'a été programmé : " + " ; ".join(named) + ".",
+            steps=[step_as_dict(p, zone) for p in conflicting],
+        )
+
+
+def step_as_dict(plan: StepPlan, zone: str) -> dict:
+    return {
+        "step_id": plan.step.id,
+        "name": plan.step.name,
+        "due_on": plan.step.due_on.isoformat(),
+        "slot_id": plan.slot.id if plan.slot else None,
+        "starts_at": plan.slot.starts_at.isoformat() if plan.slot else None,
+        "label": french_datetime(plan.slot.starts_at, zone) if plan.slot else None,
+        "ok": plan.ok,
+        "problems": list(plan.problems),
+    }
+
+
+def check_pathway(session: Session, pathway: CarePathway, *, now: dt.datetime | None = None) -> list[StepPlan]:
+    """Each planned step of the pathway that goes into the planner, with its proposed slot (never one slot, nor
+    two overlapping ones, for two steps) and what stops it; every step's holds checked in one query; nothing is
+    written. In-person steps and téléexpertises are arranged outside the planner and not listed."""
+    now = now or utcnow()
+    patient = session.get_one(Patient, pathway.patient_id)
+    steps = [s for s in pathway.steps if s.state is StepState.PLANNED and s.modality in pathways.STEP_PROGRAM_KINDS]
+    for modality in sorted({s.modality for s in steps} - {Modality.TELESOIN}):
+        eligibility.require_eligible(session, patient, modality)
+    plans: list[StepPlan] = []
+    for step in steps:
+        if step.modality is Modality.TELESOIN:
+            plans.append(StepPlan(step, None, [TELESOIN_STEP]))
+            continue
+        chosen = [p.slot for p in plans if p.slot is not None]
+        candidates = pathways.slots_for_step(session, step, cpts_id=pathway.cpts_id, now=now)
+        slot = next((c for c in candidates if not any(_overlap(c, other) for other in chosen)), None)
+        plans.append(StepPlan(step, slot, [] if slot is not None else [NO_SLOT]))
+    placed = [p for p in plans if p.slot is not None]
+    seats = appointments.participants_count(session, [p.slot.id for p in placed if p.slot is not None])
+    owner: dict[Hold, StepPlan] = {}
+    for plan in placed:
+        slot = plan.slot
+        assert slot is not None  # placed
+        program = slot.program
+        accompanying = appointments.choose_accompanying(
+            session, program, patient, appointments.default_place(program), None
+        )
+        draft = _draft(program, slot, patient, accompanying)
+        holds = appointments.participant_holds(session, draft)
+        if not (program.is_group and seats.get(slot.id)):
+            holds = appointments.session_holds(session, draft) + holds
+        owner |= {hold: plan for hold in holds}
+    for hold in find_conflicts(session, list(owner)):
+        owner[hold].problems.append(_busy(hold))
+    return plans
+
+
+def book_pathway(
+    session: Session,
+    actor: User,
+    pathway: CarePathway,
+    *,
+    all_or_nothing: bool,
+    zone: str,
+    now: dt.datetime | None = None,
+) -> tuple[list[Appointment], list[StepPlan]]:
+    """Book the pathway's steps into their proposed slots: with `all_or_nothing`, all of them or, on a conflict,
+    raise PathwayConflict naming them (the caller's transaction rolls back); otherwise the free ones, each in its
+    savepoint, and return (booked, steps left out with why). `zone`: the territory's, for the messages."""
+    now = now or utcnow()
+    plans = check_pathway(session, pathway, now=now)
+    left_out = [p for p in plans if not p.ok]
+    if all_or_nothing and left_out:
+        raise PathwayConflict(left_out, zone=zone)
+    booked = []
+    for plan in plans:
+        if not plan.ok:
+            continue
+        assert plan.slot is not None  # a step without a slot has a problem
+        try:
+            with session.begin_nested():
+                booked.append(
+                    pathways.book_step_into_slot(
+                        session,
+                        actor,
+                        plan.step,
+                        plan.slot,
+                        place_kind=appointments.default_place(plan.slot.program),
+                        now=now,
+                    )
+                )
+        except HubError as exc:
+            plan.problems.append(exc.detail)
+            if all_or_nothing:
+                raise PathwayConflict([plan], zone=zone) from exc
+            left_out.append(plan)
+    audit.record(
+        session,
+        actor=actor,
+        action="pathway.schedule",
+        target=pathway,
+        cpts_id=pathway.cpts_id,
+        details={"booked": [a.id for a in booked], "left_out": len(left_out), "all_or_nothing": all_or_nothing},
+    )
+    return booked, sorted(left_out, key=lambda p: p.step.position)
+
+
+def _overlap(a: Slot, b: Slot) -> bool:
+    return a.starts_at < b.ends_at and b.starts_at < a.ends_at

@@ -71,6 +71,9 @@ from hub.schemas.scheduling import (
     CheckInIn,
     ChecklistIn,
     NoBodyIn,
+    PathwayBookedOut,
+    PathwayPlanOut,
+    PathwayScheduleIn,
     ProgramIn,
     ProgramOut,
     ProgramSeriesIn,
@@ -147,6 +150,18 @@ OPERATIONS = {
         "Vérifier une série de séances (chaque occurrence, ses conflits), sans rien enregistrer",
         SeriesIn,
         SeriesCheckOut,
+        False,
+    ),
+    "api.check_pathway_schedule": (
+        "Vérifier la programmation des étapes d'un parcours (créneau proposé, conflits), sans rien enregistrer",
+        NoBodyIn,
+        PathwayPlanOut,
+        False,
+    ),
+    "api.schedule_pathway": (
+        "Programmer les étapes d'un parcours : tout ou rien (409 nommant les conflits), ou seulement les libres",
+        PathwayScheduleIn,
+        PathwayBookedOut,
         False,
     ),
     "api.book_series": (

@@ -618,3 +618,34 @@ class SeriesCheckOut(Schema):
 class SeriesBookedOut(Schema):
     booked = fields.List(fields.Nested(AppointmentOut))
     left_out = fields.List(fields.Nested(SeriesOccurrenceOut))
+
+
+class PathwayScheduleIn(InputSchema):
+    # True: every step or nothing (409 naming the conflicts); false: the free ones only.
+    all_or_nothing = Bool(load_default=True)
+
+
+class PathwayScheduleForm(PathwayScheduleIn, FormSchema):
+    all_or_nothing = Bool(load_default=False)  # an unticked box is not sent
+
+
+class StepPlanOut(Schema):
+    step_id = fields.Integer()
+    name = fields.String()
+    due_on = fields.String()
+    slot_id = fields.Integer(allow_none=True)
+    starts_at = fields.String(allow_none=True)
+    label = fields.String(allow_none=True)
+    ok = fields.Boolean()
+    problems = fields.List(fields.String())
+
+
+class PathwayPlanOut(Schema):
+    steps = fields.List(fields.Nested(StepPlanOut))
+    free = fields.Integer()
+    conflicting = fields.Integer()
+
+
+class PathwayBookedOut(Schema):
+    booked = fields.List(fields.Nested(AppointmentOut))
+    left_out = fields.List(fields.Nested(StepPlanOut))
