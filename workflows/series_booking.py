@@ -1,6 +1,7 @@
-"""Booking a patient into a series of one program's sessions (every other Monday for three months…): every
-occurrence is checked at once — one query for all their holds — and each conflict is named before anything is
-saved; then the free ones are booked, or all of them or nothing, in the caller's one transaction."""
+"""Booking a patient into a series — of one program's sessions (every other Monday for three months…), or a
+pathway's steps: every occurrence is checked at once — one query for all their holds — and each conflict is named
+before anything is saved; then the free ones are booked, or all of them or nothing, in the caller's one
+transaction."""
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
@@ -118,7 +119,7 @@ def check(session: Session, series: Series, *, now: dt.datetime | None = None) -
     """Each occurrence of the series with what stops it (empty when free); nothing is written."""
     now = now or utcnow()
     program = series.first_slot.program
-    if series.first_slot.program.cpts_id != series.patient.cpts_id:
+    if program.cpts_id != series.patient.cpts_id:
         raise ValidationFailed({"patient_id": "Patient inconnu dans la CPTS."})
     kind = program.appointment_kind
     if kind in appointments.REMOTE_KINDS:
