@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from hub.models import Appointment
+from hub.models import Appointment, Slot
 
 
 def day_bounds(day: dt.date, zone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -27,7 +27,12 @@ def professional_agenda(session: Session, professional_id: int, start: dt.dateti
     return list(
         session.scalars(
             select(Appointment)
-            .options(joinedload(Appointment.patient), joinedload(Appointment.room), joinedload(Appointment.kit))
+            .options(
+                joinedload(Appointment.patient),
+                joinedload(Appointment.room),
+                joinedload(Appointment.kit),
+                joinedload(Appointment.slot).joinedload(Slot.program),  # a group session reads as one row
+            )
             .where(
                 or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id),
                 Appointment.starts_at >= start,

@@ -41,16 +41,37 @@ SLOT_STATE_LABELS = {state.value: label for state, label in APPOINTMENT_STATE_LA
 class SlotView:
     slot: Slot
     appointment: Appointment | None
+    # Everyone holding the slot: its one appointment, or a group session's participants in booking order.
+    participants: list[Appointment] = field(default_factory=list)
+
+    @property
+    def capacity(self) -> int:
+        return self.slot.program.capacity
+
+    @property
+    def is_group(self) -> bool:
+        return self.capacity > 1
+
+    @property
+    def seats_left(self) -> int:
+        if self.slot.state is SlotState.CANCELLED:
+            return 0
+        return max(self.capacity - len(self.participants), 0)
 
     @property
     def state(self) -> str:
-        """`free`, `cancelled`, or the state of the appointment that holds the slot."""
+        """`free`, `cancelled`, or the state of the appointment that holds the slot; a group session is `free`
+        while it has a seat left."""
+        if self.is_group and self.slot.state is SlotState.OPEN and self.seats_left:
+            return FREE
         if self.appointment is not None:
             return self.appointment.state.value
         return CANCELLED if self.slot.state is SlotState.CANCELLED else FREE
 
     @property
     def label(self) -> str:
+        if self.is_group and self.slot.state is SlotState.OPEN:
+            return f"{len(self.participants)}/{self.capacity} participants"
         if self.appointment is not None:
             return appointment_state_label(self.appointment)
         return SLOT_STATE_LABELS[self.state]
@@ -73,7 +94,7 @@ class WeekBoard:
 
     @property
     def appointments(self) -> list[Appointment]:
-        return [view.appointment for views in self.cells.values() for view in views if view.appointment]
+        return [appointment for views in self.cells.values() for view in views for appointment in view.participants]
 
 
 def views_of(session: Session, slots: list[Slot]) -> list[SlotView]:
@@ -85,8 +106,14 @@ def views_of(session: Session, slots: list[Slot]) -> list[SlotView]:
         .options(joinedload(Appointment.patient), joinedload(Appointment.accompanying))
         .where(Appointment.slot_id.in_([s.id for s in slots]), Appointment.state.in_(HOLDING_STATES))
     )
-    by_slot = {appointment.slot_id: appointment for appointment in holding}
-    return [SlotView(slot, by_slot.get(slot.id)) for slot in slots]
+    by_slot: dict[int | None, list[Appointment]] = {}
+    for appointment in holding:
+        by_slot.setdefault(appointment.slot_id, []).append(appointment)
+    views = []
+    for slot in slots:
+        participants = sorted(by_slot.get(slot.id, []), key=lambda a: a.id)
+        views.append(SlotView(slot, participants[0] if participants else None, participants))
+    return views
 
 
 def _slots_query(program_ids, start: dt.datetime, end: dt.datetime):

@@ -9,14 +9,14 @@ transaction's BEGIN IMMEDIATE, which serialises writers so that the check and th
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal_column, or_, select
+from sqlalchemy import delete, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
 from hub.errors import Conflict
 from hub.formatting import french_datetime
-from hub.models import Allocation, AllocationResource, Appointment
+from hub.models import Allocation, AllocationResource, Appointment, Slot
 
 EXCLUSION_VIOLATION = "23P01"
 DEADLOCK_DETECTED = "40P01"
@@ -52,8 +52,15 @@ class BookingConflict(Conflict):
 
 def find_conflict(session: Session, holds: list[Hold], *, ignore_appointment_id: int | None = None) -> Hold | None:
     """The first hold that overlaps an existing allocation of the same resource, in one query."""
+    taken = find_conflicts(session, holds, ignore_appointment_id=ignore_appointment_id)
+    return taken[0] if taken else None
+
+
+def find_conflicts(session: Session, holds: list[Hold], *, ignore_appointment_id: int | None = None) -> list[Hold]:
+    """Every hold that overlaps an existing allocation of the same resource, in the holds' order, in one query
+    whatever their number (a whole series is checked at once)."""
     if not holds:
-        return None
+        return []
     overlaps = _range_overlap if session.get_bind().dialect.name == "postgresql" else _bounds_overlap
     query = select(Allocation.resource_kind, Allocation.resource_id, Allocation.starts_at, Allocation.ends_at).where(
         or_(
@@ -64,14 +71,20 @@ def find_conflict(session: Session, holds: list[Hold], *, ignore_appointment_id:
         )
     )
     if ignore_appointment_id is not None:
-        query = query.where(Allocation.appointment_id != ignore_appointment_id)
-    for row in session.execute(query):
-        for hold in holds:
-            if (hold.resource_kind, hold.resource_id) == (row.resource_kind, row.resource_id) and hold.overlaps(
-                row.starts_at, row.ends_at
-            ):
-                return hold
-    return None
+        # A group session's shared holds belong to no appointment: NULL would drop them from a plain `!=`.
+        query = query.where(
+            or_(Allocation.appointment_id.is_(None), Allocation.appointment_id != ignore_appointment_id)
+        )
+    rows = session.execute(query).all()
+    return [
+        hold
+        for hold in holds
+        if any(
+            (hold.resource_kind, hold.resource_id) == (row.resource_kind, row.resource_id)
+            and hold.overlaps(row.starts_at, row.ends_at)
+            for row in rows
+        )
+    ]
 
 
 def _bounds_overlap(hold: Hold):
@@ -97,16 +110,39 @@ def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, z
     taken = find_conflict(session, holds, ignore_appointment_id=appointment.id)
     if taken is not None:
         raise BookingConflict(taken, zone=zone)
-    rows = [
-        Allocation(
-            appointment_id=appointment.id,
-            resource_kind=h.resource_kind,
-            resource_id=h.resource_id,
-            starts_at=h.starts_at,
-            ends_at=h.ends_at,
-        )
-        for h in holds
-    ]
+    rows = [Allocation(appointment_id=appointment.id, **_range_of(h)) for h in holds]
+    _insert(session, rows, holds, zone=zone)
+    session.expire(appointment, ["allocations"])
+    return rows
+
+
+def allocate_shared(session: Session, slot: Slot, holds: list[Hold], *, zone: str) -> list[Allocation]:
+    """Hold a group session's shared resources (performer, room, kit) once, owned by its slot, or raise
+    BookingConflict naming the first one taken. The caller holds the slot's lock (see workflows.appointments)."""
+    _refuse_self_overlap(holds, zone=zone)
+    taken = find_conflict(session, holds)
+    if taken is not None:
+        raise BookingConflict(taken, zone=zone)
+    rows = [Allocation(slot_id=slot.id, **_range_of(h)) for h in holds]
+    _insert(session, rows, holds, zone=zone)
+    return rows
+
+
+def release_shared(session: Session, slot: Slot) -> None:
+    """Give back a group session's shared holds: its last participant has gone."""
+    session.execute(delete(Allocation).where(Allocation.slot_id == slot.id))
+
+
+def _range_of(hold: Hold) -> dict:
+    return {
+        "resource_kind": hold.resource_kind,
+        "resource_id": hold.resource_id,
+        "starts_at": hold.starts_at,
+        "ends_at": hold.ends_at,
+    }
+
+
+def _insert(session: Session, rows: list[Allocation], holds: list[Hold], *, zone: str) -> None:
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
         try:
             # Added inside the savepoint: begin_nested() flushes what is pending before it starts.
@@ -125,8 +161,6 @@ def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, z
             # waits for the other booking alone, then holds or meets its committed row (the violation above).
             if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_ATTEMPTS:
                 raise
-    session.expire(appointment, ["allocations"])
-    return rows
 
 
 def release(session: Session, appointment: Appointment, *, kinds: set[AllocationResource] | None = None) -> None:

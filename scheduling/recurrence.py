@@ -376,6 +376,11 @@ def _is_kept(recurrence: Recurrence, compiled: _Compiled, occ: Occurrence, exclu
     return not any(first <= day <= last for first, last in recurrence.closed_periods)
 
 
+def public_holidays(year: int) -> frozenset[dt.date]:
+    """The French public holidays of a year (what `skip_public_holidays` skips)."""
+    return _public_holidays(year)
+
+
 @functools.lru_cache(maxsize=64)
 def _public_holidays(year: int) -> frozenset[dt.date]:
     return frozenset(holidays.France(years=year))

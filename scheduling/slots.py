@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from hub.models import Appointment, AppointmentState, SessionProgram, Slot, SlotState
@@ -105,6 +105,18 @@ def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetim
         report.removed = len(removable)
     session.flush()
     return report
+
+
+def has_seat_left():
+    """A condition on a slot, its program joined: it still takes a participant (fewer appointments hold it than its
+    program's capacity: none for a single seat)."""
+    taken = (
+        select(func.count(Appointment.id))
+        .where(Appointment.slot_id == Slot.id, Appointment.state.in_(HOLDING_STATES))
+        .correlate(Slot)
+        .scalar_subquery()
+    )
+    return taken < SessionProgram.capacity
 
 
 def booked_slot_ids(session: Session, slot_ids: list[int]) -> set[int]:

@@ -227,6 +227,7 @@ def purge_cpts(session, cpts_id: int) -> None:
         delete(EligibilityAssessment).where(EligibilityAssessment.patient_id.in_(patients)),
         delete(SessionIncident).where(SessionIncident.cpts_id == cpts_id),
         delete(Allocation).where(Allocation.appointment_id.in_(appointments)),
+        delete(Allocation).where(Allocation.slot_id.in_(select(Slot.id).where(Slot.program_id.in_(programs)))),
         delete(VisitOffer).where(VisitOffer.appointment_id.in_(appointments)),
         delete(Attendance).where(Attendance.cpts_id == cpts_id),
         delete(VideoRoom).where(VideoRoom.cpts_id == cpts_id),

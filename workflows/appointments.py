@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.orm import Session
 
 from connectors import outbox
@@ -17,6 +17,7 @@ from hub.db import rows_changed, utcnow
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
+    Allocation,
     AllocationResource,
     Appointment,
     AppointmentKind,
@@ -40,7 +41,8 @@ from hub.models import (
 from hub.services import directory, resources
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
-from scheduling.bookings import Hold, allocate, release
+from scheduling.bookings import Hold, allocate, allocate_shared, release, release_shared
+from scheduling.slots import HOLDING_STATES
 from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, video
 from workflows.machine import Machine
 
@@ -72,6 +74,7 @@ CHECKLIST_ITEMS = {
 }
 OFFICE_HOURS = (dt.time(8), dt.time(19))
 SECOND_ROUND_SIZE = 5
+SESSION_FULL = "Séance complète"
 
 
 # --- booking ----------------------------------------------------------------------------------------------
@@ -135,6 +138,8 @@ def book(
     now = now or utcnow()
     program = slot.program
     _check_bookable(session, slot, patient, now=now)
+    if program.is_group:
+        take_seat(session, slot)
     if place_kind is PlaceKind.PHARMACY and not program.is_at_pharmacy:
         raise ValidationFailed({"place_kind": OFFICINE_ONLY_ITS_PROGRAM})
     kind = program.appointment_kind
@@ -177,7 +182,10 @@ def book(
         appointment.remote_share_override_reason = telesoin.override_reason
     session.add(appointment)
     session.flush()  # the allocations and the offer point at the new id
-    allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
+    if program.is_group:
+        _hold_group_session(session, slot, appointment, zone=program.zone)
+    else:
+        allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
     video.give_room(session, appointment)
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
@@ -269,6 +277,12 @@ def _check_bookable(session: Session, slot: Slot, patient: Patient, *, now: dt.d
 def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
     """What the appointment holds: the performer for the consultation, the patient, the IDEL, the room
     and the kit for the whole accompaniment window."""
+    return session_holds(session, appointment) + participant_holds(session, appointment)
+
+
+def session_holds(session: Session, appointment: Appointment) -> list[Hold]:
+    """What the session itself takes: the performer for the consultation, the room and the kit for the
+    accompaniment window. A group session holds them once, for its slot."""
     performer = appointment.performer or session.get_one(Professional, appointment.performer_id)
     window = appointment.accompaniment_window
     holds = [
@@ -278,17 +292,81 @@ def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
             appointment.starts_at,
             appointment.ends_at,
             performer.full_name,
-        ),
-        Hold(AllocationResource.PATIENT, appointment.patient_id, *window, "Le patient"),
+        )
     ]
-    if appointment.accompanying_id is not None:
-        idel = appointment.accompanying or session.get_one(Professional, appointment.accompanying_id)
-        holds.append(Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name))
     if appointment.room_id is not None:
         holds.append(Hold(AllocationResource.ROOM, appointment.room_id, *window, "La salle"))
     if appointment.kit_id is not None:
         holds.append(Hold(AllocationResource.KIT, appointment.kit_id, *window, "Le matériel"))
     return holds
+
+
+def participant_holds(session: Session, appointment: Appointment) -> list[Hold]:
+    """What each participant takes: the patient and their IDEL, over the accompaniment window."""
+    window = appointment.accompaniment_window
+    holds = [Hold(AllocationResource.PATIENT, appointment.patient_id, *window, "Le patient")]
+    if appointment.accompanying_id is not None:
+        idel = appointment.accompanying or session.get_one(Professional, appointment.accompanying_id)
+        holds.append(Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name))
+    return holds
+
+
+# --- group sessions ---------------------------------------------------------------------------------------
+
+
+class SessionFull(Conflict):
+    title = SESSION_FULL
+    type_slug = "session-full"
+
+
+def lock_slot(session: Session, slot: Slot) -> None:
+    """Take the slot's row lock: bookings and cancellations of one group session run one after the other, so
+    that its participants are counted and its shared holds taken or given back by one of them at a time.
+    SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
+    session.execute(select(Slot.id).where(Slot.id == slot.id).with_for_update())
+
+
+def participants_count(session: Session, slot_ids: list[int]) -> dict[int, int]:
+    """How many participants hold each slot (one query)."""
+    if not slot_ids:
+        return {}
+    rows = session.execute(
+        select(Appointment.slot_id, func.count())
+        .where(Appointment.slot_id.in_(slot_ids), Appointment.state.in_(HOLDING_STATES))
+        .group_by(Appointment.slot_id)
+    )
+    return {slot_id: count for slot_id, count in rows if slot_id is not None}
+
+
+def take_seat(session: Session, slot: Slot) -> None:
+    """Refuse a booking into a full group session, under the slot's lock: of fifty simultaneous bookings into a
+    session of six, six get a seat and the others « Séance complète »."""
+    lock_slot(session, slot)
+    taken = participants_count(session, [slot.id]).get(slot.id, 0)
+    if taken >= slot.program.capacity:
+        raise SessionFull(
+            f"{SESSION_FULL} : {taken}/{slot.program.capacity} participants.",
+            capacity=slot.program.capacity,
+            participants=taken,
+        )
+
+
+def _hold_group_session(session: Session, slot: Slot, appointment: Appointment, *, zone: str) -> None:
+    # The first participant takes the session's shared holds for the slot; each takes their own.
+    if session.scalar(select(exists().where(Allocation.slot_id == slot.id))) is not True:
+        allocate_shared(session, slot, session_holds(session, appointment), zone=zone)
+    allocate(session, appointment, participant_holds(session, appointment), zone=zone)
+
+
+def _leave_group_session(session: Session, appointment: Appointment) -> None:
+    # Called once the appointment no longer holds its slot: the last participant gives the shared holds back.
+    slot = appointment.slot
+    if slot is None or not slot.program.is_group:
+        return
+    lock_slot(session, slot)
+    session.flush()
+    if participants_count(session, [slot.id]).get(slot.id, 0) == 0:
+        release_shared(session, slot)
 
 
 def own_idel(session: Session, patient: Patient) -> Professional | None:
@@ -784,6 +862,7 @@ def cancel(session: Session, actor: User, appointment: Appointment, *, reason: s
     appointment.cancel_reason = reason.strip()
     appointment.is_late_cancellation = appointment.starts_at - now < LATE_CANCELLATION
     appointment.sequence += 1
+    _leave_group_session(session, appointment)
     audit.record(
         session,
         actor=actor,

@@ -39,11 +39,12 @@ from hub.models import (
     FeeStatus,
     Referral,
     ReferralState,
+    SessionProgram,
     Slot,
     SlotState,
     User,
 )
-from scheduling.slots import HOLDING_STATES
+from scheduling.slots import has_seat_left
 from workflows import appointments, referrals
 
 S = AppointmentState
@@ -274,11 +275,12 @@ def _next_open_slots(session: Session, program_ids: set[int | None], *, now: dt.
     for program_id in sorted(p for p in program_ids if p is not None):
         slot = session.scalar(
             select(Slot)
+            .join(SessionProgram, SessionProgram.id == Slot.program_id)
             .where(
                 Slot.program_id == program_id,
                 Slot.state == SlotState.OPEN,
                 Slot.starts_at > now,
-                ~exists().where(Appointment.slot_id == Slot.id, Appointment.state.in_(HOLDING_STATES)),
+                has_seat_left(),  # a group session with seats left takes the patient again
             )
             .order_by(Slot.starts_at)
             .limit(1)

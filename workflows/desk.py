@@ -37,7 +37,7 @@ from hub.models import (
 )
 from scheduling import board
 from scheduling.agenda import day_bounds
-from scheduling.slots import HOLDING_STATES
+from scheduling.slots import has_seat_left
 from workflows import attendance, fees, gp_matching, reports, teleexpertise, waiting
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
@@ -224,13 +224,12 @@ def coming_sessions(session: Session, cpts_id: int, *, zone: str, now: dt.dateti
     today = fees.local_day(now, zone)
     start = day_bounds(today, zone)[0]
     end = day_bounds(today + dt.timedelta(days=SESSIONS_AHEAD - 1), zone)[1]
-    held = and_(Appointment.slot_id == Slot.id, Appointment.state.in_(HOLDING_STATES))
-    free = func.sum(case((and_(Appointment.id.is_(None), Slot.starts_at > now), 1), else_=0))
+    # A slot is free while it takes a participant: a group session's with seats left still counts once.
+    free = func.sum(case((and_(has_seat_left(), Slot.starts_at > now), 1), else_=0))
     rows = session.execute(
         select(SessionProgram.id, SessionProgram.name, func.min(Slot.starts_at), func.count(Slot.id), free)
         .select_from(Slot)
         .join(SessionProgram, SessionProgram.id == Slot.program_id)
-        .outerjoin(Appointment, held)
         .where(
             SessionProgram.cpts_id == cpts_id,
             Slot.state == SlotState.OPEN,

@@ -26,7 +26,7 @@ from hub.models import (
     WaitingState,
 )
 from scheduling import slots
-from scheduling.slots import HOLDING_STATES, GenerationReport
+from scheduling.slots import GenerationReport, has_seat_left
 
 
 def slot_freed(
@@ -146,8 +146,13 @@ def _has_waiting(session: Session, program_id: int) -> bool:
 
 
 def _is_held(session: Session, slot_id: int) -> bool:
-    held = (Appointment.slot_id == slot_id) & Appointment.state.in_(HOLDING_STATES)
-    return bool(session.scalar(select(exists().where(held))))
+    """No seat left: a single-seat slot another appointment holds, or a full group session."""
+    seat = (
+        select(Slot.id)
+        .join(SessionProgram, SessionProgram.id == Slot.program_id)
+        .where(Slot.id == slot_id, has_seat_left())
+    )
+    return session.scalar(seat) is None
 
 
 def _open_task(session: Session, slot_id: int) -> bool:

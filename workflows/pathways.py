@@ -42,7 +42,7 @@ from hub.models import (
     StepState,
     appointment_state_label,
 )
-from scheduling.slots import HOLDING_STATES
+from scheduling.slots import has_seat_left
 from workflows import appointments
 from workflows.fees import local_day
 from workflows.machine import Machine
@@ -269,7 +269,6 @@ def slots_for_step(
         return []
     now = now or utcnow()
     earliest = dt.datetime.combine(step.due_on, dt.time(), tzinfo=dt.UTC) - EARLY_BOOKING
-    held = select(Appointment.slot_id).where(Appointment.slot_id.is_not(None), Appointment.state.in_(HOLDING_STATES))
     return list(
         session.scalars(
             select(Slot)
@@ -283,7 +282,7 @@ def slots_for_step(
                 Professional.profession == step.profession,
                 Slot.state == SlotState.OPEN,
                 Slot.starts_at > max(now, earliest),
-                Slot.id.not_in(held),
+                has_seat_left(),  # a group session's slot with seats left is still offered
             )
             .order_by(Slot.starts_at)
             .limit(limit)

@@ -44,7 +44,7 @@ from hub.models import (
 )
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, create_patient, valid_consent
-from scheduling.slots import HOLDING_STATES
+from scheduling.slots import has_seat_left
 from workflows import accompaniment, appointments, attachments, eligibility, freed_slots
 from workflows.attachments import StoredFile
 from workflows.machine import Machine
@@ -551,7 +551,6 @@ def free_slots_for(
     specialist_ids = {r.target_specialist_id for r in referrals_} - {None}
     if not program_ids and not specialist_ids:
         return {r.id: [] for r in referrals_}
-    held = select(Appointment.slot_id).where(Appointment.slot_id.is_not(None), Appointment.state.in_(HOLDING_STATES))
     slots = session.scalars(
         select(Slot)
         .join(SessionProgram, SessionProgram.id == Slot.program_id)
@@ -562,7 +561,7 @@ def free_slots_for(
             Slot.state == SlotState.OPEN,
             Slot.starts_at > now,
             Slot.starts_at < now + horizon,
-            Slot.id.not_in(held),
+            has_seat_left(),  # a group session's slot with seats left is still offered
         )
         .order_by(Slot.starts_at)
     ).all()

@@ -61,6 +61,7 @@ from hub.api import (  # noqa: E402,F401  (register the routes)
     referrals,
     reports,
     resources,
+    series_bookings,
     service_area,
     sessions,
     teleexpertise,

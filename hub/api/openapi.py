@@ -84,12 +84,19 @@ from hub.schemas.scheduling import (
     CheckInIn,
     ChecklistIn,
     NoBodyIn,
+    PathwayBookedOut,
+    PathwayPlanOut,
+    PathwayScheduleIn,
     ProgramIn,
     ProgramOut,
     ProgramSeriesIn,
     ProgramUpdateOut,
     ReasonIn,
     ReassignIn,
+    SeriesBookedOut,
+    SeriesBookIn,
+    SeriesCheckOut,
+    SeriesIn,
     SeriesStopOut,
     SlotOut,
 )
@@ -154,6 +161,30 @@ OPERATIONS = {
         True,
     ),
     "api.book_appointment": ("Réserver un créneau pour un patient", AppointmentIn, BookingOut, False),
+    "api.check_series_booking": (
+        "Vérifier une série de séances (chaque occurrence, ses conflits), sans rien enregistrer",
+        SeriesIn,
+        SeriesCheckOut,
+        False,
+    ),
+    "api.check_pathway_schedule": (
+        "Vérifier la programmation des étapes d'un parcours (créneau proposé, conflits), sans rien enregistrer",
+        NoBodyIn,
+        PathwayPlanOut,
+        False,
+    ),
+    "api.schedule_pathway": (
+        "Programmer les étapes d'un parcours : tout ou rien (409 nommant les conflits), ou seulement les libres",
+        PathwayScheduleIn,
+        PathwayBookedOut,
+        False,
+    ),
+    "api.book_series": (
+        "Réserver une série de séances : tout ou rien (409 nommant les conflits), ou seulement les libres",
+        SeriesBookIn,
+        SeriesBookedOut,
+        False,
+    ),
     "api.get_appointment": ("Lire un rendez-vous", None, AppointmentOut, False),
     "api.confirm_appointment": ("Confirmer la visite (IDEL)", NoBodyIn, AppointmentOut, False),
     "api.decline_appointment": ("Refuser la visite, avec la raison (IDEL)", ReasonIn, AppointmentOut, False),
@@ -556,10 +587,14 @@ PROBLEM = {
 
 
 # What a body must hold beyond its fields' own shapes: a consent is dated by its day or its instant.
-# A waiting-list entry names a referral, or a patient, a program and an urgency.
+# A waiting-list entry names a referral, or a patient, a program and an urgency. A series takes a count of sessions
+# or an end day, never both.
+_COUNT_OR_UNTIL = {"oneOf": [{"required": ["count"]}, {"required": ["until"]}]}
 SCHEMA_RULES = {
     "ConsentIn": {"anyOf": [{"required": ["collected_on"]}, {"required": ["collected_at"]}]},
     "WaitingIn": {"anyOf": [{"required": ["referral_id"]}, {"required": ["patient_id", "program_id", "urgency"]}]},
+    "SeriesIn": _COUNT_OR_UNTIL,
+    "SeriesBookIn": _COUNT_OR_UNTIL,
 }
 
 

@@ -1,5 +1,6 @@
 """The demo territory's schedule: the weekly assisted cardiology session of seed 004 (CH Périgueux,
-connected ECG case, IDEL with the patient) and a kiné télésoin session, with next Monday booked and last
+connected ECG case, IDEL with the patient), a kiné télésoin session and the kiné's group session of respiratory
+rehabilitation (six seats, four taken next Tuesday), with next Monday booked and last
 Monday's teleconsultation done, its report waiting for the cardiologist in « Ma séance »; and a GP's weekly
 teleconsultations at the Manzac-sur-Vern officine, its pharmacist with the patient: the last three weeks'
 sessions done (their TLM accrued as any completion accrues it) and the next one booked."""
@@ -27,6 +28,7 @@ from hub.models import (
     ResourceKind,
     SessionProgram,
     Slot,
+    TelesoinActCode,
     User,
 )
 from hub.services import directory
@@ -35,6 +37,9 @@ from workflows import appointments, completion, eligibility, programs
 
 CARDIOLOGY = "Téléconsultation cardiologie CH Périgueux"
 TELEREHABILITATION = "Télésoin kinésithérapie – MSP Vergt"
+GROUP_REHABILITATION = "Réhabilitation respiratoire BPCO en groupe (télésoin, kiné)"
+GROUP_CAPACITY = 6
+GROUP_BOOKED = 4  # next session: four of six seats taken, two left to book from the planning
 OFFICINE = pharmacy_name(MANZAC_SUR_VERN)
 OFFICINE_PROGRAM = f"Téléconsultation en officine – {OFFICINE}"
 CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}  # the HAS checklist, all adults
@@ -98,10 +103,68 @@ def load_demo_schedule(session: Session, cpts_id: int, *, now: dt.datetime, zone
         zone=zone,
         now=now,
     )
+    _group_rehabilitation(session, coordinator, kine, now=now, zone=zone)
     _book_next_session(session, coordinator, cardiology, now=now)
     _last_session_done(session, coordinator, cardiology, now=now)
     _officine_sessions(session, coordinator, now=now, zone=zone)
     return True
+
+
+def _group_rehabilitation(session: Session, coordinator: User, kine: Professional, *, now: dt.datetime, zone: str):
+    """The kiné's weekly group session of respiratory rehabilitation in télésoin, six seats, four taken next
+    Tuesday: each participant with their own eligibility, act and (attested) in-person care."""
+    program = programs.create_program(
+        session,
+        coordinator,
+        {
+            "name": GROUP_REHABILITATION,
+            "kind": ProgramKind.TELESOIN,
+            "performer_id": kine.id,
+            "rrule": "FREQ=WEEKLY;BYDAY=TU",
+            "first_day": now.date(),
+            "time_of_day": dt.time(15, 0),
+            "slot_count": 1,
+            "slot_minutes": 60,
+            "capacity": GROUP_CAPACITY,
+        },
+        zone=zone,
+        now=now,
+    )
+    slot = session.scalars(select(Slot).where(Slot.program_id == program.id).order_by(Slot.starts_at).limit(1)).one()
+    today = eligibility.local_day(now, zone)
+    for patient in _officine_patients(session, coordinator.cpts_id)[-GROUP_BOOKED:]:
+        eligibility.assess(
+            session,
+            coordinator,
+            patient,
+            {
+                "modality": Modality.TELESOIN,
+                "profession": Profession.PHYSIOTHERAPIST,
+                "act_kind": "follow_up",
+                "clinical_situation_compatible": True,
+                "can_communicate_remotely": True,
+                "can_use_tools": True,
+                "aidant_present": False,
+                "physical_factors_ok": True,
+                "psychological_factors_ok": True,
+                "social_factors_ok": True,
+                "needs_direct_contact": False,
+                "needs_equipment_not_at_hand": False,
+                "is_first_care": False,
+                # Frailty would steer them to an assisted teleconsultation instead (seed 003).
+                "several_conditions": False,
+                "illectronism": False,
+                "mobility_issues": False,
+            },
+            zone=zone,
+            on=today,
+        )
+        act = appointments.TelesoinAct(
+            act=TelesoinActCode.RESPIRATORY, last_in_person_contact_on=today - dt.timedelta(days=30)
+        )
+        appointments.book(
+            session, coordinator, slot=slot, patient=patient, place_kind=PlaceKind.HOME, telesoin=act, now=now
+        )
 
 
 def _officine_sessions(session: Session, coordinator: User, *, now: dt.datetime, zone: str) -> None:

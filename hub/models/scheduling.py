@@ -101,7 +101,10 @@ PROGRAM_DEFAULTS = {
     "horizon_weeks": 12,
     "report_delay_doctors_hours": REPORT_DELAY_DEFAULTS[DOCTOR_ROLES[0]],
     "report_delay_patient_hours": REPORT_DELAY_DEFAULTS[PATIENT_SIDE_ROLES[0]],
+    "capacity": 1,
 }
+# Participants a group session may take (group therapeutic education, a kiné's group rehabilitation in télésoin).
+MAX_CAPACITY = 20
 
 
 class SessionProgram(Base):
@@ -119,6 +122,7 @@ class SessionProgram(Base):
         CheckConstraint("accompaniment_before_minutes BETWEEN 0 AND 120", name="before_range"),
         CheckConstraint("accompaniment_after_minutes BETWEEN 0 AND 120", name="after_range"),
         CheckConstraint("valid_until IS NULL OR valid_until >= valid_from", name="validity_order"),
+        CheckConstraint(f"capacity BETWEEN 1 AND {MAX_CAPACITY}", name="capacity_range"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -153,6 +157,10 @@ class SessionProgram(Base):
     # Hours after the session within which its reports must reach each recipient role, JSON
     # {"medecin_traitant": 48, …}; a role left out takes REPORT_DELAY_DEFAULTS.
     report_delays: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    # Patients per slot: 1 is a consultation; above, a group session whose performer, room and kit are held once
+    # for the slot (allocations owned by the slot) while each participant holds their own time. Set at creation:
+    # changing it would change who owns the holds of sessions already booked.
+    capacity: Mapped[int] = mapped_column(Integer, default=PROGRAM_DEFAULTS["capacity"], server_default="1")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # The structure's certified teleconsultation tool, e.g. https://visio.example.fr/salle/{room} (workflows.video).
     video_url_template: Mapped[str | None] = mapped_column(String(300))
@@ -205,6 +213,10 @@ class SessionProgram(Base):
     @property
     def is_at_pharmacy(self) -> bool:
         return self.kind is ProgramKind.PHARMACY_TELECONSULTATION
+
+    @property
+    def is_group(self) -> bool:
+        return self.capacity > 1
 
     def slot_start_offset(self, position: int) -> dt.timedelta:
         return dt.timedelta(minutes=position * (self.slot_interval_minutes or self.slot_minutes))
@@ -450,7 +462,8 @@ class AllocationResource(StrEnum):
 
 
 class Allocation(Base):
-    """One resource held over a half-open time range for an appointment: the unit of conflict.
+    """One resource held over a half-open time range for an appointment, or for a group session's slot (its
+    performer, room and kit, held once whatever the number of participants): the unit of conflict.
 
     Two allocations of the same resource never overlap: an exclusion constraint on PostgreSQL, a check
     inside a serialised transaction on SQLite (scheduling.bookings)."""
@@ -458,17 +471,19 @@ class Allocation(Base):
     __tablename__ = "allocations"
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="allocation_order"),
+        CheckConstraint("(appointment_id IS NULL) <> (slot_id IS NULL)", name="one_owner"),
         Index("ix_allocations_resource_time", "resource_kind", "resource_id", "starts_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), index=True)
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), index=True)
+    slot_id: Mapped[int | None] = mapped_column(ForeignKey("slots.id", ondelete="CASCADE"), index=True)
     resource_kind: Mapped[AllocationResource] = mapped_column(enum_type(AllocationResource, "allocation_resource"))
     resource_id: Mapped[int] = mapped_column(Integer)
     starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    appointment: Mapped[Appointment] = relationship(back_populates="allocations")
+    appointment: Mapped[Appointment | None] = relationship(back_populates="allocations")
 
 
 class VisitOfferState(StrEnum):

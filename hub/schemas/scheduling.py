@@ -8,6 +8,7 @@ from marshmallow import Schema, ValidationError, fields, post_load, validate, va
 
 from hub.identifiers import check_phone
 from hub.models import (
+    MAX_CAPACITY,
     MAX_REPORT_DELAY_HOURS,
     MIN_REPORT_DELAY_HOURS,
     PROGRAM_DEFAULTS,
@@ -148,14 +149,16 @@ class ProgramIn(InputSchema):
     )
     # The certified teleconsultation tool's address with {room} (checked by workflows.video.check_template).
     video_url_template = Str(allow_none=True, validate=length(300))
+    # Participants per slot: above 1, a group session (group therapeutic education, group rehabilitation).
+    capacity = Int(load_default=PROGRAM_DEFAULTS["capacity"], validate=_range(1, MAX_CAPACITY))
 
 
 class ProgramSeriesIn(ProgramIn):
     """A change of the whole series from now on (loaded partial: only the fields sent). The kind, the
-    performer and the first day of a series stay; a new performer is a new program."""
+    performer, the first day and the capacity of a series stay; a new performer is a new program."""
 
     class Meta(InputSchema.Meta):
-        exclude = ("kind", "performer_id", "first_day")
+        exclude = ("kind", "performer_id", "first_day", "capacity")
 
 
 class _RuleChoice(FormSchema):
@@ -221,7 +224,7 @@ class SeriesForm(ProgramForm):
             raise ValidationError("Indiquez la séance à partir de laquelle la modification s'applique.", "from_day")
 
 
-SERIES_FORM_EXCLUDE = ("kind", "performer_id", "first_day")
+SERIES_FORM_EXCLUDE = ("kind", "performer_id", "first_day", "capacity")
 
 
 class OccurrenceForm(FormSchema):
@@ -277,6 +280,7 @@ class ProgramOut(Schema):
     report_delay_doctors_hours = fields.Integer()
     report_delay_patient_hours = fields.Integer()
     video_url_template = fields.String(allow_none=True)
+    capacity = fields.Integer()
     is_active = fields.Boolean()
 
 
@@ -318,6 +322,12 @@ class SlotOut(Schema):
     is_exception = fields.Function(lambda v: v.slot.is_exception)
     state = fields.Function(lambda v: v.state)
     appointment_id = fields.Function(lambda v: v.appointment.id if v.appointment else None)
+    capacity = fields.Function(lambda v: v.capacity)
+    seats_left = fields.Function(lambda v: v.seats_left)
+    # A group session's participants (a single-seat slot's one is its appointment_id).
+    participants = fields.Function(
+        lambda v: [{"appointment_id": a.id, "patient_id": a.patient_id, "state": a.state.value} for a in v.participants]
+    )
 
 
 # --- appointments -----------------------------------------------------------------------------------------
@@ -554,3 +564,92 @@ class BookingOut(AppointmentOut):
     """The appointment just booked, with what the booker should know (a télésoin share past the 15 % warning)."""
 
     warnings = fields.List(fields.String())
+
+
+# --- series bookings --------------------------------------------------------------------------------------
+
+
+class SeriesIn(TelesoinFields, InputSchema):
+    """A series from a first slot: its place in every `every`-th occurrence of the program, `count` sessions or
+    until a local day (one of them)."""
+
+    slot_id = Int(required=True)
+    patient_id = Int(required=True)
+    every = Int(load_default=1, validate=_range(1, 12))
+    count = Int(validate=_range(1, 52))
+    until = Date()
+    place_kind = Enum(PlaceKind, by_value=True)
+    accompanying_id = Int(allow_none=True)
+
+    @validates_schema
+    def _count_or_until(self, data, **_kwargs):
+        if (data.get("count") is None) == (data.get("until") is None):
+            raise ValidationError("Indiquez soit un nombre de séances, soit une date de fin.", "count")
+
+
+class SeriesBookIn(SeriesIn):
+    # True: every occurrence or nothing (409 naming the conflicts); false: the free ones only.
+    all_or_nothing = Bool(load_default=True)
+
+
+class SeriesBookingForm(SeriesIn, FormSchema):
+    """The page's form: the first slot is the page's own."""
+
+    class Meta(FormSchema.Meta):
+        exclude = ("slot_id",)
+
+    count = Int(allow_none=True, validate=_range(1, 52))
+    until = Date(allow_none=True)
+    patient_id = Int(required=True)
+    all_or_nothing = Bool(load_default=False)  # an unticked box is not sent
+    action = Str(load_default="check", validate=_one_of(("check", "book")))
+
+
+class SeriesOccurrenceOut(Schema):
+    starts_at = fields.String()
+    label = fields.String()
+    slot_id = fields.Integer(allow_none=True)
+    ok = fields.Boolean()
+    problems = fields.List(fields.String())
+
+
+class SeriesCheckOut(Schema):
+    occurrences = fields.List(fields.Nested(SeriesOccurrenceOut))
+    free = fields.Integer()
+    conflicting = fields.Integer()
+
+
+class SeriesBookedOut(Schema):
+    booked = fields.List(fields.Nested(AppointmentOut))
+    left_out = fields.List(fields.Nested(SeriesOccurrenceOut))
+
+
+class PathwayScheduleIn(InputSchema):
+    # True: every step or nothing (409 naming the conflicts); false: the free ones only.
+    all_or_nothing = Bool(load_default=True)
+
+
+class PathwayScheduleForm(PathwayScheduleIn, FormSchema):
+    all_or_nothing = Bool(load_default=False)  # an unticked box is not sent
+
+
+class StepPlanOut(Schema):
+    step_id = fields.Integer()
+    name = fields.String()
+    due_on = fields.String()
+    slot_id = fields.Integer(allow_none=True)
+    starts_at = fields.String(allow_none=True)
+    label = fields.String(allow_none=True)
+    ok = fields.Boolean()
+    problems = fields.List(fields.String())
+
+
+class PathwayPlanOut(Schema):
+    steps = fields.List(fields.Nested(StepPlanOut))
+    free = fields.Integer()
+    conflicting = fields.Integer()
+
+
+class PathwayBookedOut(Schema):
+    booked = fields.List(fields.Nested(AppointmentOut))
+    left_out = fields.List(fields.Nested(StepPlanOut))

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from hub import audit
 from hub.db import utcnow
@@ -19,6 +19,7 @@ from hub.models import (
     Allocation,
     AllocationResource,
     Appointment,
+    AppointmentState,
     Organisation,
     Resource,
     ResourceKind,
@@ -254,6 +255,19 @@ def _held(resource_ids: list[int]):
     return Allocation.resource_kind.in_(HELD_AS), Allocation.resource_id.in_(resource_ids)
 
 
+def _holder():
+    """The appointment a hold is shown through: its own, or for a group session's shared hold (owned by the slot)
+    the session's first participant, so that the session reads as one booking of the resource."""
+    participant = aliased(Appointment)
+    first_participant = (
+        select(func.min(participant.id))
+        .where(participant.slot_id == Allocation.slot_id, participant.state != AppointmentState.CANCELLED)
+        .correlate(Allocation)
+        .scalar_subquery()
+    )
+    return func.coalesce(Allocation.appointment_id, first_participant)
+
+
 def _with_details(query):
     return query.options(
         joinedload(Appointment.performer),
@@ -272,7 +286,7 @@ def upcoming_bookings(
     ranked = (
         select(
             Allocation.resource_id,
-            Allocation.appointment_id,
+            _holder().label("appointment_id"),
             Allocation.starts_at,
             Allocation.ends_at,
             func.row_number()
@@ -327,7 +341,7 @@ def bookings(
     order = (
         [Allocation.starts_at.desc(), Allocation.id.desc()] if newest_first else [Allocation.starts_at, Allocation.id]
     )
-    query = select(Allocation, Appointment).join(Appointment, Appointment.id == Allocation.appointment_id)
+    query = select(Allocation, Appointment).join(Appointment, Appointment.id == _holder())
     rows = session.execute(
         _with_details(query.where(*window).order_by(*order).limit(per_page).offset((page - 1) * per_page))
     )

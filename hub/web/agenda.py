@@ -10,7 +10,13 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import APPOINTMENT_KIND_LABELS, APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, Appointment
+from hub.models import (
+    APPOINTMENT_KIND_LABELS,
+    APPOINTMENT_STATE_LABELS,
+    PLACE_KIND_LABELS,
+    Appointment,
+    AppointmentState,
+)
 from hub.schemas.scheduling import AgendaArgs
 from hub.web.pages import load_query
 from hub.web.planning import zone
@@ -42,6 +48,7 @@ def index():
             by_day[appointment.starts_at.astimezone(zone()).date()].append(appointment)
         shown = sum(len(items) for items in by_day.values())
         audit.record(db(), actor=current_user, action="agenda.read", details={"appointments": shown})
+    groups, folded = _group_sessions(by_day, professional_id)
     shown_ids = [appointment.id for items in by_day.values() for appointment in items]
     letters = referrals.letters_by_appointment(db(), shown_ids)  # the referral letter, a document of its appointment
     context = {
@@ -51,6 +58,8 @@ def index():
         "step": step,
         "professional_id": professional_id,
         "letters": letters,
+        "groups": groups,
+        "folded": folded,
     }
     return render_template(
         "agenda/index.html",
@@ -60,5 +69,23 @@ def index():
         KIND_LABELS=APPOINTMENT_KIND_LABELS,
         PLACE_KIND_LABELS=PLACE_KIND_LABELS,
         APPOINTMENT_STATE_LABELS=APPOINTMENT_STATE_LABELS,
+        CANCELLED=AppointmentState.CANCELLED,
         **context,
     )
+
+
+def _group_sessions(by_day: dict, professional_id: int | None) -> tuple[dict[int, list[Appointment]], set[int]]:
+    """A group session the professional performs reads as one row: its first participant's appointment carries
+    the list (`groups`, by that appointment's id), the others are folded into it (`folded`)."""
+    groups: dict[int, list[Appointment]] = {}
+    folded: set[int] = set()
+    first_of_slot: dict[int, int] = {}
+    for appointment in (a for items in by_day.values() for a in items):
+        slot = appointment.slot
+        if slot is None or not slot.program.is_group or appointment.performer_id != professional_id:
+            continue
+        first = first_of_slot.setdefault(slot.id, appointment.id)
+        groups.setdefault(first, []).append(appointment)
+        if first != appointment.id:
+            folded.add(appointment.id)
+    return groups, folded

@@ -28,9 +28,10 @@ from hub.schemas.pathways import (
     TemplateCopyForm,
     TemplateStepsIn,
 )
+from hub.schemas.scheduling import PathwayScheduleForm
 from hub.web.pages import load_query, telesoin_choices
 from scheduling import board
-from workflows import appointments, eligibility, pathways
+from workflows import appointments, eligibility, pathways, series_booking
 
 bp = Blueprint("pathways", __name__)
 QUEUE_HORIZON = dt.timedelta(days=14)
@@ -124,6 +125,50 @@ def book_step(pathway_id: int, step_id: int):
     for warning in appointments.booking_warnings(db(), appointment):
         flash(warning, "warning")
     return redirect(url_for("pathways.queue"))
+
+
+@bp.route("/parcours/<int:pathway_id>/programmer-les-etapes", methods=["GET", "POST"])
+@access(Permission.APPOINTMENTS_BOOK)
+def schedule(pathway_id: int):
+    """Every planned step of the pathway with the slot proposed for it and its conflicts, checked at once before
+    anything is saved; then the coordinator books the free ones, or all of them or nothing."""
+    pathway = pathway_for(db(), current_user, pathway_id, action="pathway.step.book")
+    if request.method == "GET":
+        plans, refused = attempt(
+            lambda: series_booking.check_pathway(db(), pathway), read="pathway.read", target=pathway
+        )
+        return _schedule_page(pathway, {}, plans=plans, refused=refused)
+    data, values, errors = load_form(PathwayScheduleForm())
+    zone = territory_zone()
+
+    def perform():
+        return series_booking.book_pathway(
+            db(), current_user, pathway, all_or_nothing=data["all_or_nothing"], zone=zone
+        )
+
+    done, refused = attempt(perform, form_errors=errors, read="pathway.read", target=pathway)
+    if refused:
+        return _schedule_page(pathway, values, refused=refused, conflicts=refused.extra.get("steps"))
+    assert done is not None  # not refused: attempt returned the booked and the left out
+    booked, left_out = done
+    flash(f"Étapes programmées : {len(booked)}.", "success")
+    for plan in left_out:
+        flash(f"Non programmée — « {plan.step.name} » : {', '.join(plan.problems)}.", "warning")
+    return redirect(url_for("pathways.queue"))
+
+
+def _schedule_page(pathway, values: dict, *, plans=None, refused=None, conflicts=None):
+    zone = territory_zone()
+    context = {
+        "pathway": pathway,
+        "patient": pathway.patient,
+        "plans": [series_booking.step_as_dict(p, zone) for p in plans] if plans is not None else None,
+        "conflicts": conflicts,
+        "problem": refused.detail if refused else None,
+        "errors": refused.errors if refused else {},
+    }
+    status = refused.status if refused else 200
+    return render_template("pathways/schedule.html", values=values, **context), status
 
 
 def _step_booking_page(pathway, step, values, errors=None, *, problem=None, status: int = 200, refusal=None):

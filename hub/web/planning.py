@@ -26,6 +26,7 @@ from hub.models import (
     Professional,
     ProgramKind,
     Slot,
+    appointment_state_label,
 )
 from hub.schemas.scheduling import (
     RULE_CHOICES,
@@ -39,6 +40,7 @@ from hub.schemas.scheduling import (
     ProgramForm,
     ReasonForm,
     ReassignForm,
+    SeriesBookingForm,
     SeriesForm,
     choice_from_rule,
 )
@@ -46,7 +48,7 @@ from hub.services import directory, identity, resources
 from hub.web.pages import appointment_action, load_query, telesoin_choices
 from scheduling import board
 from scheduling.agenda import week_bounds
-from workflows import accompaniment, appointments, eligibility, fees, programs, waiting
+from workflows import accompaniment, appointments, eligibility, fees, programs, series_booking, waiting
 
 bp = Blueprint("planning", __name__, url_prefix="/planning")
 
@@ -114,6 +116,7 @@ def labels():
         "STATE_STYLES": STATE_STYLES,
         "RULE_CHOICES": RULE_CHOICES,
         "WEEKDAY_LABELS": WEEKDAY_LABELS,
+        "state_label": appointment_state_label,
     }
 
 
@@ -436,6 +439,88 @@ def _booking_page(slot, values: dict, errors=None, *, problem=None, status: int 
         "override_label": f"Motif de dérogation au plafond de {percent(fees.REMOTE_SHARE_LIMIT, places=0)}",
     }
     return render_template("planning/book.html", values=values, errors=errors or {}, problem=problem, **context), status
+
+
+# --- a series: every occurrence checked before anything is saved --------------------------------------------
+
+SERIES_RHYTHMS = [(1, "Chaque séance"), (2, "Une séance sur deux"), (3, "Une séance sur trois"), (4, "Une sur quatre")]
+
+
+@bp.route("/slots/<int:slot_id>/series", methods=["GET", "POST"])
+@access(Permission.APPOINTMENTS_BOOK)
+def series(slot_id: int):
+    """« Réserver une série »: the coordinator checks the occurrences (conflicts flagged, nothing saved), then
+    books the free ones, or all of them or nothing."""
+    slot = _slot(slot_id)
+    if request.method == "GET":
+        return _series_page(
+            slot, {"every": 1, "count": 6, "place_kind": appointments.default_place(slot.program).value}
+        )
+    data, values, errors = load_form(SeriesBookingForm())
+    if data.get("action") == "book" and not errors:
+        done, refused = attempt(
+            lambda: series_booking.book(
+                db(), current_user, _series_of(slot, data), all_or_nothing=data["all_or_nothing"]
+            ),
+            read="patient.search",
+        )
+        if not refused:
+            assert done is not None  # not refused: attempt returned the booked and the left out
+            booked, left_out = done
+            flash(
+                f"{len(booked)} séance{'s' if len(booked) > 1 else ''} réservée{'s' if len(booked) > 1 else ''}.",
+                "success",
+            )
+            for occurrence in left_out:
+                flash(f"Non réservée — {series_booking.describe(occurrence, slot.program.zone)}.", "warning")
+            return redirect(url_for("planning.week", week=slot.starts_at.astimezone(zone()).date().isoformat()))
+        assert refused is not None
+        planned = refused.extra.get("occurrences")
+        return _series_page(
+            slot, values, refused.errors, problem=refused.detail, conflicts=planned, status=refused.status
+        )
+    planned, refused = attempt(
+        lambda: series_booking.check(db(), _series_of(slot, data)), form_errors=errors, read="patient.search"
+    )
+    if refused:
+        return _series_page(slot, values, refused.errors, problem=refused.detail, status=refused.status)
+    assert planned is not None  # not refused: attempt returned the occurrences
+    return _series_page(slot, values, planned=[series_booking.as_dict(o, slot.program.zone) for o in planned])
+
+
+def _series_of(slot, data: dict) -> series_booking.Series:
+    patient = patient_for(db(), current_user, data["patient_id"], action="appointment.series_check", write=True)
+    return series_booking.Series.asked(db(), first_slot=slot, patient=patient, data=data)
+
+
+def _telesoin_choices(program) -> dict | None:
+    if program.kind is not ProgramKind.TELESOIN:
+        return None
+    return telesoin_choices(program.performer.profession, performer=program.performer.full_name)
+
+
+def _series_page(slot, values: dict, errors=None, *, problem=None, planned=None, conflicts=None, status: int = 200):
+    query = request.args.get("q", "").strip()[:100]
+    patients, total = identity.search_patients(
+        db(), visible_patients(current_user), text=query or None, per_page=PATIENT_CHOICES
+    )
+    audit.record(db(), actor=current_user, action="patient.search", details={"results": len(patients)})
+    context = {
+        "slot": slot,
+        "query": query,
+        "patients": patients,
+        "total": total,
+        "planned": planned,
+        "conflicts": conflicts,
+        "rhythm_options": SERIES_RHYTHMS,
+        "idel_options": _accompanying_options(slot.program),
+        "place_options": [(k.value, label) for k, label in PLACE_KIND_LABELS.items()],
+        "is_assisted": slot.program.appointment_kind is AppointmentKind.ASSISTED_TELECONSULTATION,
+        # A télésoin series states its act once, for each of its sessions.
+        "telesoin": _telesoin_choices(slot.program),
+    }
+    page = render_template("planning/series.html", values=values, errors=errors or {}, problem=problem, **context)
+    return page, status
 
 
 # --- an appointment: reassign the IDEL, cancel --------------------------------------------------------------

@@ -133,10 +133,11 @@ def test_slot_states_follow_the_appointments(api_as, db_session, territory, visi
     assert client.get(url).get_json()["items"][0]["state"] == "confirmed"
     appointments.cancel(db_session, territory.coordinator, visit, reason="Hospitalisé")
     db_session.commit()
-    assert client.get(url).get_json()["items"][0] | {"appointment_id": None} == item | {
-        "state": "free",
-        "appointment_id": None,
-    }
+    assert item["seats_left"] == 0 and item["participants"] == [
+        {"appointment_id": visit.id, "patient_id": visit.patient_id, "state": "proposed"}
+    ]
+    freed = {"state": "free", "appointment_id": None, "seats_left": 1, "participants": []}
+    assert client.get(url).get_json()["items"][0] == item | freed
 
 
 def test_slot_list_runs_a_constant_number_of_queries(api_as, db_session, engine, territory):

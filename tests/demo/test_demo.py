@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from hub.cli import hub_cli
 from hub.db import utcnow
-from hub.demo.planning import CARDIOLOGY, OFFICINE_PROGRAM
+from hub.demo.planning import CARDIOLOGY, GROUP_REHABILITATION, OFFICINE_PROGRAM
 from hub.demo.territory import CPTS_NAME, find_demo_cpts, load_demo
 from hub.identifiers import check_ins_matricule, check_rpps
 from hub.models import (
@@ -67,7 +67,8 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
         )
     assert load_demo(db_session, zone=app.config["HUB"]["TIMEZONE"]).created is False
     # Each booked patient went through the HAS checklist first: elderly with several conditions, steered to the
-    # assisted teleconsultation (seed 003) for the cardiologist; eligible to it for the GP at the officine.
+    # assisted teleconsultation (seed 003) for the cardiologist; eligible to it for the GP at the officine; eligible
+    # to télésoin for the kiné's group session.
     demo = find_demo_cpts(db_session).id
     booked = db_session.scalars(select(Appointment.patient_id).where(Appointment.cpts_id == demo)).all()
     outcomes = db_session.execute(
@@ -79,7 +80,9 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
     assert {(m, o) for _p, m, o in outcomes} == {
         (Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ASSISTED),
         (Modality.ASSISTED_TELECONSULTATION, EligibilityOutcome.ELIGIBLE),
+        (Modality.TELESOIN, EligibilityOutcome.ELIGIBLE),
     }
+    _the_group_session_has_four_of_six_seats_taken(db_session, demo)
     # Last Monday's session is done and its report is the cardiologist's to write in « Ma séance ».
     done = db_session.scalars(
         select(Appointment)
@@ -93,6 +96,15 @@ def test_demo_territory_is_idempotent_and_valid(app, db_session, monkeypatch):
     assert db_session.scalar(select(func.count(Report.id)).where(Report.appointment_id == done[0].id)) == 0
 
     _the_officine_has_its_sessions_and_its_pharmacist_his_tlm(db_session, demo)
+
+
+def _the_group_session_has_four_of_six_seats_taken(db_session, demo: int) -> None:
+    program = db_session.scalars(
+        select(SessionProgram).where(SessionProgram.cpts_id == demo, SessionProgram.name == GROUP_REHABILITATION)
+    ).one()
+    participants = db_session.scalars(select(Appointment).where(Appointment.program_id == program.id)).all()
+    assert program.capacity == 6 and len(participants) == 4 and len({a.slot_id for a in participants}) == 1
+    assert {(a.telesoin_act, a.place_kind) for a in participants} == {("reeducation_respiratoire", PlaceKind.HOME)}
 
 
 def _the_officine_has_its_sessions_and_its_pharmacist_his_tlm(db_session, demo: int) -> None:
