@@ -3,16 +3,27 @@ performer, room and kit held once for the slot. Capacity holds under fifty simul
 
 import datetime as dt
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
-from hub.models import Allocation, AllocationResource, Appointment, PlaceKind, Profession, Role, Slot
+from hub.models import (
+    Allocation,
+    AllocationResource,
+    Appointment,
+    FreedSlotTask,
+    PlaceKind,
+    Profession,
+    Role,
+    Slot,
+    WaitingUrgency,
+)
 from hub.services import resources
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from workflows import appointments, desk, referrals
+from workflows import appointments, desk, referrals, waiting
 
 START = MONDAY_14H.astimezone(dt.UTC)
 
@@ -277,3 +288,21 @@ def test_a_group_slot_with_seats_left_is_still_offered_and_counted_free_once(db_
     for patient in patients[1:3]:
         book(db_session, t.coordinator, slot, patient)
     assert free()[program.id] == (1, 0) and offered() == set()
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_seat_freed_in_a_full_group_session_is_offered_to_a_waiting_patient(db_session, group):
+    """Issue 16, items 1 and 2 together: one participant cancelling frees a seat (not the slot, which the others
+    still hold): the coordinator gets the task, and the offer books the waiting patient into the freed seat."""
+    t, program, slot, patients, _kit = group
+    waiter = patients[3]
+    entry = waiting.add(db_session, t.coordinator, patient=waiter, program=program, urgency=WaitingUrgency.URGENT)
+    booked = [book(db_session, t.coordinator, slot, p) for p in patients[:3]]
+    tasks = select(FreedSlotTask).where(FreedSlotTask.resolved_at.is_(None))
+    assert db_session.scalars(tasks).all() == [], "a full session frees nothing"
+    appointments.cancel(db_session, t.coordinator, booked[1], reason="Hospitalisé", now=NOW)
+    [task] = db_session.scalars(tasks).all()
+    assert task.slot_id == slot.id
+    offered = waiting.offer(db_session, t.coordinator, task, entry, upload_dir=Path("/nonexistent-uploads"))
+    assert (offered.patient_id, offered.slot_id) == (waiter.id, slot.id)
+    assert len(shared_holds(db_session, slot)) == 2, "the performer and kit stay held once"
