@@ -12,6 +12,7 @@ import time_machine
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from hub.config import ConfigError, load_config
 from hub.models import AuditEvent, Role, UserSession
 from hub.services import accounts, psc
 from tests import factories, psc_server
@@ -262,3 +263,22 @@ def test_admin_sets_the_choice_on_a_page(client, db_session, cpts, auth):
     auth.post("/admin/login-settings", data={})
     db_session.refresh(cpts)
     assert cpts.is_password_refused_to_psc_users is False
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+
+
+def test_configuration_is_checked_at_start_up(tmp_path):
+    base = {"ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite:///:memory:", "PSC_ENABLED": 1}
+    with pytest.raises(ConfigError, match="HUB_PSC_ISSUER, HUB_PSC_CLIENT_ID"):
+        load_config(tmp_path, base)
+    complete = base | {
+        "PSC_ISSUER": "http://psc.example",
+        "PSC_CLIENT_ID": "hub",
+        "PSC_CLIENT_SECRET": "secret",
+        "PSC_REDIRECT_URI": "https://hub.example/login/psc/callback",
+        "PSC_POST_LOGOUT_REDIRECT_URI": "https://hub.example/login",
+    }
+    with pytest.raises(ConfigError, match="https"):
+        load_config(tmp_path, complete)
+    assert load_config(tmp_path, complete | {"PSC_ISSUER": "https://psc.example"})["PSC_REQUIRED_ACR"] == "eidas1"

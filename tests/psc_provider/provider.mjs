@@ -36,7 +36,8 @@ server.listen(0, '127.0.0.1', () => {
       openid: ['sub'],
       scope_all: ['SubjectNameID', 'preferred_username', 'given_name', 'family_name', 'SubjectRefPro'],
     },
-    jwks: { keys: [{ ...signingKey, kid: 'psc-test-rs256', use: 'sig', alg: 'RS256' }] },
+    // A kid of its own per run: a key set cached from an earlier provider on the same port is then fetched again.
+    jwks: { keys: [{ ...signingKey, kid: `psc-test-${crypto.randomUUID()}`, use: 'sig', alg: 'RS256' }] },
     cookies: { keys: [crypto.randomBytes(32).toString('hex')] },
     features: { devInteractions: { enabled: false } },
     interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
