@@ -265,6 +265,16 @@ def test_admin_sets_the_choice_on_a_page(client, db_session, cpts, auth):
     assert cpts.is_password_refused_to_psc_users is False
 
 
+def test_the_account_page_tells_whether_psc_was_used(client, db_session, cpts, auth, nurse):
+    auth.login(factories.user(db_session, cpts, Role.ADMIN))
+    assert "Jamais utilisé" in client.get(f"/admin/users/{nurse.id}").get_data(as_text=True)
+    nurse.psc_linked_at = dt.datetime(2026, 11, 16, 8, 30, tzinfo=dt.UTC)
+    db_session.commit()
+    assert "Première connexion le lundi 16 novembre 2026, 9 h 30" in client.get(f"/admin/users/{nurse.id}").get_data(
+        as_text=True
+    )
+
+
 # --- configuration -------------------------------------------------------------------------------------------
 
 

@@ -87,3 +87,22 @@ def test_an_unknown_professional_is_told_in_french(page_at, base_url, psc_on, sh
     check_axe(page)
     assert_no_horizontal_scroll(page)
     shoot(page, "rpps inconnu")
+
+
+def test_the_admin_refuses_passwords_to_psc_users(page_at, people, sessions, shoot):
+    page = page_at(DESKTOP, people.admin)
+    page.goto("/admin")
+    page.get_by_role("link", name="Réglages de connexion").click()
+    choice = page.get_by_label(
+        "Refuser le mot de passe aux professionnels qui se sont déjà connectés par Pro Santé Connect"
+    )
+    check_axe(page)
+    shoot(page, "reglages")
+    choice.check()
+    page.get_by_role("button", name="Enregistrer").click()
+    assert "Réglages de connexion enregistrés." in page.get_by_role("main").inner_text()
+    assert choice.is_checked()
+    check_axe(page)
+    choice.uncheck()  # the demo's other journeys log in with passwords
+    page.get_by_role("button", name="Enregistrer").click()
+    assert not choice.is_checked()
