@@ -27,7 +27,8 @@ run: demo
 
 # The MDN reader's tests run a private Dovecot on a loopback port (tests/imap_server.py), and the browser tests
 # (tests/browser) drive Debian's Chromium: each installed here when it is missing and the machine allows it (root
-# with apt-get); without it those tests are skipped, not failed.
+# with apt-get); without it those tests are skipped, not failed. The Pro Santé Connect tests run panva's
+# oidc-provider under Node.js (tests/psc_provider, pinned by its lock file), installed here with npm.
 test-servers:
 	@[ -x /usr/sbin/dovecot ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q dovecot-imapd >/dev/null 2>&1 || \
@@ -37,6 +38,9 @@ test-servers:
 	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
 	    { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium absent: the browser tests (tests/browser) will be skipped"
+	@[ -d tests/psc_provider/node_modules/oidc-provider ] || \
+	  { command -v npm >/dev/null && npm ci --no-audit --no-fund --silent --prefix tests/psc_provider >/dev/null 2>&1; } || \
+	  echo "npm or the registry unreachable: the Pro Santé Connect tests (tests/auth/test_psc.py) will be skipped"
 
 test: $(STAMP) test-servers
 	$(BIN)/ruff check .

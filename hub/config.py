@@ -80,6 +80,21 @@ DEFAULTS = {
     # Referral attachments: stored outside the web root (default: <instance>/uploads), size-limited (I3).
     "UPLOAD_DIR": None,
     "UPLOAD_MAX_BYTES": 5 * 1024 * 1024,
+    # Pro Santé Connect (hub.services.psc): OpenID Connect login with e-CPS or the CPS card. The provider's
+    # metadata come from its discovery document (default: <issuer>/.well-known/openid-configuration; PSC
+    # publishes it at <issuer>/.well-known/wallet-openid-configuration). PSC reports its substantial eIDAS
+    # level as `eidas1` (the CPS card and the e-CPS app), asked in `acr_values` and required in the ID token.
+    "PSC_ENABLED": 0,
+    "PSC_ISSUER": None,
+    "PSC_DISCOVERY_URL": None,
+    "PSC_CLIENT_ID": None,
+    "PSC_CLIENT_SECRET": None,
+    "PSC_REDIRECT_URI": None,  # <hub>/login/psc/callback, as registered with the provider
+    "PSC_POST_LOGOUT_REDIRECT_URI": None,  # <hub>/login, as registered with the provider
+    "PSC_REQUIRED_ACR": "eidas1",
+    "PSC_SCOPE": "openid scope_all",
+    "PSC_CA_FILE": None,
+    "PSC_TIMEOUT_SECONDS": 10,
 }
 
 ENVIRONMENTS = ("production", "development", "testing")
@@ -155,3 +170,19 @@ def validate(config: dict) -> None:
         raise ConfigError(f"HUB_TIMEZONE {config['TIMEZONE']!r} is not a known time zone") from exc
     if not config["DATABASE_URL"].startswith(("sqlite:", "postgresql")):
         raise ConfigError("HUB_DATABASE_URL must be a SQLite or PostgreSQL URL")
+    _validate_psc(config)
+
+
+PSC_REQUIRED = ("PSC_ISSUER", "PSC_CLIENT_ID", "PSC_CLIENT_SECRET", "PSC_REDIRECT_URI", "PSC_POST_LOGOUT_REDIRECT_URI")
+
+
+def _validate_psc(config: dict) -> None:
+    if not config["PSC_ENABLED"]:
+        return
+    missing = [f"HUB_{key}" for key in PSC_REQUIRED if not config[key]]
+    if missing:
+        raise ConfigError(f"HUB_PSC_ENABLED needs {', '.join(missing)}")
+    if config["ENV"] == "production":
+        urls = [config[key] for key in ("PSC_ISSUER", "PSC_DISCOVERY_URL", "PSC_REDIRECT_URI") if config[key]]
+        if not all(url.startswith("https://") for url in urls):
+            raise ConfigError("HUB_PSC_ISSUER, HUB_PSC_DISCOVERY_URL and HUB_PSC_REDIRECT_URI must be https:// URLs")

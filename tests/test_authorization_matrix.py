@@ -132,6 +132,8 @@ MATRIX = {
     ("admin.reactivate_user", "POST"): ADMIN_ONLY,
     ("admin.reset_totp", "POST"): ADMIN_ONLY,
     ("admin.set_password", "POST"): ADMIN_ONLY,
+    ("admin.login_settings", "GET"): ADMIN_ONLY,
+    ("admin.login_settings", "POST"): ADMIN_ONLY,
     ("calendar.feed", "GET"): EVERYONE,  # the token is the credential; a wrong one is a 404 for everyone
     ("calendar.settings", "GET"): LOGGED_IN,
     ("calendar.create", "POST"): OWN_FEED,
@@ -140,6 +142,8 @@ MATRIX = {
     ("api.create_organisation", "POST"): ADMIN_ONLY,
     ("api.get_organisation", "GET"): DIRECTORY_OBJECT,
     ("api.update_organisation", "PATCH"): ADMIN_ONLY,
+    ("api.get_login_settings", "GET"): ADMIN_ONLY,
+    ("api.update_login_settings", "PUT"): ADMIN_ONLY,
     ("api.list_professionals", "GET"): LOGGED_IN,
     ("api.create_professional", "POST"): ADMIN_ONLY,
     ("api.get_professional", "GET"): DIRECTORY_OBJECT,
@@ -418,8 +422,11 @@ MATRIX = {
     ("api.offer_freed_slot", "POST"): PLANNING_OBJECT,
 }
 
-# Routes whose behaviour is a flow rather than an access rule; tests/auth/test_login.py covers them.
+# Routes whose behaviour is a flow rather than an access rule; tests/auth/test_login.py covers them, and
+# tests/auth/test_psc.py the Pro Santé Connect login (public, off unless configured, against a real provider).
 COVERED_BY_LOGIN_TESTS = {
+    ("auth.psc_start", "GET"),
+    ("auth.psc_callback", "GET"),
     ("auth.login", "POST"),
     ("auth.logout", "POST"),
     ("auth.second_factor", "GET"),

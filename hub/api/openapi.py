@@ -13,6 +13,7 @@ from hub.api import blueprint
 from hub.formatting import percent
 from hub.http.access import PUBLIC, access
 from hub.models import Modality, OutboxState, PlaceKind, Profession
+from hub.schemas.account import LoginSettingsIn, LoginSettingsOut
 from hub.schemas.attendance import AttendanceIn, AttendanceOut, VideoOut
 from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
 from hub.schemas.desk import DeskOut
@@ -128,6 +129,13 @@ OPERATIONS = {
     "api.create_organisation": ("Créer une structure", OrganisationIn, OrganisationOut, False),
     "api.get_organisation": ("Lire une structure", None, OrganisationOut, False),
     "api.update_organisation": ("Modifier une structure", OrganisationIn, OrganisationOut, False),
+    "api.get_login_settings": ("Réglages de connexion de la CPTS (Pro Santé Connect)", None, LoginSettingsOut, False),
+    "api.update_login_settings": (
+        "Refuser ou non le mot de passe aux professionnels qui se connectent par Pro Santé Connect",
+        LoginSettingsIn,
+        LoginSettingsOut,
+        False,
+    ),
     "api.list_programs": ("Programmes de séances de la CPTS", None, ProgramOut, True),
     "api.create_program": ("Créer un programme récurrent et ses créneaux", ProgramIn, ProgramOut, False),
     "api.get_program": ("Lire un programme", None, ProgramOut, False),

@@ -1,10 +1,22 @@
 """Security headers on every response."""
 
-from flask import g, request
+from urllib.parse import urlsplit
+
+from flask import current_app, g, request
 
 # Everything else is no-store: patient data must not linger in caches. Calendar apps revalidate the feed
 # with its ETag (the feed shows at most initials), and static files carry no data.
 REVALIDATED_ENDPOINTS = frozenset({"static", "calendar.feed"})
+
+
+def _form_targets() -> str:
+    """'self', and Pro Santé Connect's origin when it is on: the logout form's answer redirects there to end the
+    PSC session too, and browsers apply form-action to a form's redirects."""
+    config = current_app.config["HUB"]
+    if not config["PSC_ENABLED"]:
+        return "'self'"
+    issuer = urlsplit(config["PSC_ISSUER"])
+    return f"'self' {issuer.scheme}://{issuer.netloc}"
 
 
 def secure_headers(response):
@@ -13,7 +25,7 @@ def secure_headers(response):
     headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        f"frame-ancestors 'none'; form-action {_form_targets()}; base-uri 'none'",
     )
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")

@@ -1,7 +1,7 @@
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, UTCDateTime, utcnow
@@ -40,6 +40,9 @@ class Organisation(Base):
     cpts_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     commune_insee: Mapped[str | None] = mapped_column(String(5))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A CPTS's choice (set by its admin): a professional who has logged in through Pro Santé Connect once may no
+    # longer log in with a password, so that a leaked password gives nothing.
+    is_password_refused_to_psc_users: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
     @property
     def tenant_id(self) -> int:

@@ -37,6 +37,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     deactivated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # The first login through Pro Santé Connect: from then on the user "has PSC" (see Organisation).
+    psc_linked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     professional: Mapped[Professional | None] = relationship(lazy="joined")
     role_rows: Mapped[list["UserRole"]] = relationship(

@@ -1,10 +1,10 @@
 """Forms of the account pages: accounts managed by the admin; the user's own password, second factor and API
 tokens."""
 
-from marshmallow import pre_load
+from marshmallow import Schema, fields, pre_load
 
 from hub.models import Role
-from hub.schemas.base import Date, Enum, FormSchema, Int, List, Str, length
+from hub.schemas.base import Bool, Date, Enum, FormSchema, InputSchema, Int, List, Str, length
 
 
 class UserForm(FormSchema):
@@ -42,3 +42,18 @@ class OwnPasswordForm(FormSchema):
 class OwnTotpForm(FormSchema):
     current_password = Str(required=True, validate=length(200))
     code = Str(required=True, validate=length(10))
+
+
+class LoginSettingsIn(InputSchema):
+    password_refused_to_psc_users = Bool(required=True)
+
+
+class LoginSettingsForm(FormSchema):
+    # An unticked checkbox is not sent.
+    password_refused_to_psc_users = Bool(load_default=False)
+
+
+class LoginSettingsOut(Schema):
+    psc_enabled = fields.Boolean()
+    password_refused_to_psc_users = fields.Boolean()
+    psc_users = fields.Integer()

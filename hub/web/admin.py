@@ -1,7 +1,7 @@
 """Administration of a CPTS: its structures, its professionals, its accounts. Every object is looked up
 within the administrator's own CPTS, so that another CPTS's id is a 404."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from hub.auth.permissions import Permission
@@ -9,9 +9,9 @@ from hub.http.access import access
 from hub.http.inputs import page_number
 from hub.http.request import db
 from hub.models import ORGANISATION_KIND_LABELS, PROFESSION_LABELS, ROLE_LABELS, OrganisationKind
-from hub.schemas.account import PasswordForm, UserForm
+from hub.schemas.account import LoginSettingsForm, PasswordForm, UserForm
 from hub.schemas.directory import OrganisationForm, ProfessionalForm
-from hub.services import accounts, directory
+from hub.services import accounts, directory, psc
 from hub.web.pages import page_size, submit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -37,6 +37,28 @@ def labels():
 @access(Permission.USERS_MANAGE)
 def index():
     return render_template("admin/index.html")
+
+
+# --- login settings ------------------------------------------------------------------------------------------
+
+
+@bp.route("/login-settings", methods=["GET", "POST"])
+@access(Permission.USERS_MANAGE)
+def login_settings():
+    enabled = bool(current_app.config["HUB"]["PSC_ENABLED"])
+    settings = psc.login_settings(db(), current_user.cpts_id, psc_enabled=enabled)
+    if request.method == "GET":
+        return render_template("admin/login_settings.html", settings=settings, values=settings, errors={})
+    _, values, errors = submit(
+        LoginSettingsForm(),
+        lambda data: psc.set_password_refused_to_psc_users(
+            db(), current_user, current_user.cpts_id, refused=data["password_refused_to_psc_users"]
+        ),
+    )
+    if errors:
+        return render_template("admin/login_settings.html", settings=settings, values=values, errors=errors), 422
+    flash("Réglages de connexion enregistrés.", "success")
+    return redirect(url_for("admin.login_settings"))
 
 
 # --- structures ------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Login in two steps (password, then TOTP — or TOTP enrolment on first login), and logout."""
+"""Login in two steps (password, then TOTP — or TOTP enrolment on first login), or through Pro Santé Connect
+(e-CPS or CPS card: its substantial level stands for both factors), and logout."""
 
 import datetime as dt
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from hub.http.csrf import renew_session_id
 from hub.http.forms import safe_next
 from hub.http.request import db
 from hub.models import User, UserSession
-from hub.services import accounts
+from hub.services import accounts, psc
 
 bp = Blueprint("auth", __name__)
 
@@ -25,6 +26,19 @@ BAD_CREDENTIALS = "Identifiant ou mot de passe incorrect."
 THROTTLED = "Trop de tentatives de connexion. Patientez quelques minutes avant de réessayer."
 BOTH_FACTORS_REFUSED = "Identifiant, mot de passe ou code incorrect. Recommencez la connexion."
 BAD_CODE = "Code incorrect ou déjà utilisé. Saisissez le code à 6 chiffres affiché par votre application."
+USE_PSC_INSTEAD = (
+    "Votre CPTS demande à ses professionnels de se connecter par Pro Santé Connect : utilisez le bouton "
+    "« Se connecter avec Pro Santé Connect » (carte CPS ou application e-CPS)."
+)
+
+
+def psc_settings() -> psc.PscSettings | None:
+    return psc.PscSettings.from_config(current_app.config["HUB"])
+
+
+@bp.app_context_processor
+def psc_button():
+    return {"psc_enabled": bool(current_app.config["HUB"]["PSC_ENABLED"])}
 
 
 def login_limits() -> accounts.ThrottleLimits:
@@ -60,6 +74,8 @@ def login():
             (THROTTLED, 429) if result.refusal is accounts.LoginRefusal.THROTTLED else (BAD_CREDENTIALS, 401)
         )
         return render_template("auth/login.html", error=message, login=request.form.get("login", "")), status
+    if result.user is not None and not result.verdict_withheld and psc.password_refused(db(), result.user):
+        return _password_refused_for_psc(result.user)
     next_url = safe_next(request.form.get("next"))
     session.clear()
     renew_session_id()
@@ -111,13 +127,27 @@ def _pending() -> _Pending | None:
     return _Pending(login, user, pending.withheld)
 
 
-def _complete_login(user: User):
+def _password_refused_for_psc(user: User):
+    accounts.record_login_failure(db(), user.login, client_ip(), factor="password_psc_required", user=user)
+    return render_template("auth/login.html", error=USE_PSC_INSTEAD, login=user.login), 403
+
+
+def _complete_login(user: User, *, psc_id_token: str | None = None):
     token = accounts.start_session(db(), user)
     next_url = session.get("next") or url_for("home.index")
     session.clear()
     renew_session_id()
     session["auth_token"] = token
+    if psc_id_token:
+        session["psc_id_token"] = psc_id_token  # the hint of the PSC logout (its claims hold no health data)
     return redirect(next_url)
+
+
+def _complete_password_login(user: User):
+    """Both factors were right; the CPTS may still refuse passwords to its professionals who have PSC."""
+    if psc.password_refused(db(), user):
+        return _password_refused_for_psc(user)
+    return _complete_login(user)
 
 
 def _second_factor_refused(pending: _Pending, template: str, **context):
@@ -144,7 +174,7 @@ def second_factor():
     # With no user (withheld verdict, wrong password) no code is checked, so none is spent (S9).
     if pending.user is None or not accounts.verify_totp(db(), pending.user, request.form.get("code", "")):
         return _second_factor_refused(pending, "auth/totp.html")
-    return _complete_login(pending.user)
+    return _complete_password_login(pending.user)
 
 
 @bp.route("/login/enrol", methods=["GET", "POST"])
@@ -166,7 +196,7 @@ def enrol():
         return render_template("auth/enrol.html", error=THROTTLED, **context), 429
     if not accounts.enrol_totp(db(), user, secret, request.form.get("code", "")):
         return _second_factor_refused(pending, "auth/enrol.html", **context)
-    return _complete_login(user)
+    return _complete_password_login(user)
 
 
 @bp.route("/logout", methods=["POST"])
@@ -175,8 +205,56 @@ def logout():
     from hub.http.csrf import check_csrf
 
     check_csrf()
-    token = session.get("auth_token")
+    token, id_token = session.get("auth_token"), session.get("psc_id_token")
     if token:
         accounts.end_session(db(), token, reason="logout")
     session.clear()
-    return redirect(url_for("auth.login"))
+    settings = psc_settings()
+    # A login through PSC ends at PSC too, which then brings the browser back to the login page.
+    end_url = psc.end_session_url(settings, id_token) if settings and id_token else None
+    return redirect(end_url or url_for("auth.login"))
+
+
+# --- Pro Santé Connect ----------------------------------------------------------------------------------------
+
+
+def _psc_refused(refusal: psc.PscRefused):
+    status = {"disabled": 404, "unreachable": 503}.get(refusal.reason, 401)
+    return render_template("auth/login.html", error=refusal.message), status
+
+
+@bp.get("/login/psc")
+@access(PUBLIC)
+def psc_start():
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    settings = psc_settings()
+    if settings is None:
+        return _psc_refused(psc.PscRefused("disabled"))
+    try:
+        url, flow = psc.begin(db(), settings)
+    except psc.PscRefused as refusal:
+        return _psc_refused(refusal)
+    next_url = safe_next(request.args.get("next"))
+    session.clear()
+    session["psc_flow"] = flow.as_dict()
+    session["next"] = next_url
+    return redirect(url)
+
+
+# The provider brings the browser back here with a GET; the state, bound to this browser's session and used
+# once, stands for the CSRF token.
+@bp.get("/login/psc/callback")
+@access(PUBLIC)
+def psc_callback():
+    if current_user.is_authenticated:
+        return redirect(url_for("home.index"))
+    settings = psc_settings()
+    if settings is None:
+        return _psc_refused(psc.PscRefused("disabled"))
+    flow = psc.PendingFlow.from_dict(session.pop("psc_flow", None))
+    try:
+        login = psc.finish(db(), settings, flow, params=request.args.to_dict())
+    except psc.PscRefused as refusal:
+        return _psc_refused(refusal)
+    return _complete_login(login.user, psc_id_token=login.id_token)
