@@ -187,7 +187,9 @@ def test_the_gp_refers_and_the_coordinator_triages_into_next_mondays_session(pag
     assert coordinator.get_by_label("Lieu", exact=True).input_value() == "lieu_dedie"
     first = coordinator.locator(".candidate").first
     assert first.locator("input").get_attribute("value") == str(idel_id) and first.locator("input").is_checked()
-    assert "IDEL du patient" in first.inner_text() and "Vergt, 0,0\u00a0km" in first.inner_text()
+    # Her rank's reasons (workflows.idel_ranking): the patient's own, then distance, visits this month, pending offers.
+    assert "— Vergt" in first.inner_text()
+    assert "IDEL du patient · 0,0\u00a0km · 0 visite ce mois · 0 proposition en attente" in first.inner_text()
     assert not re.search(r"\b24\d{3}\b", coordinator.locator("#programmer").locator("..").inner_text())
     assert slot_label in coordinator.locator("#f-accompanying_id legend").inner_text()
     look(coordinator, shoot, "creneau et idel")
