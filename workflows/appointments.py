@@ -42,7 +42,7 @@ from hub.services import directory, resources
 from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, release
-from workflows import eligibility, fees, freed_slots, rituals
+from workflows import eligibility, fees, freed_slots, rituals, sas
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -452,6 +452,7 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
     appointment.confirmed_at = now
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 def _take_open_visit(session: Session, appointment: Appointment, idel: Professional | None) -> None:
@@ -508,6 +509,7 @@ def decline(session: Session, actor: User, appointment: Appointment, *, reason: 
     appointment.declined_reason = reason.strip()
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.decline", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
     _notify_coordination(session, appointment, kind="visit_declined")
 
 
@@ -567,6 +569,7 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
         cpts_id=appointment.cpts_id,
         details={"idel_id": idel.id},
     )
+    sas.status_changed(session, appointment)
 
 
 def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.datetime) -> list[VisitOffer]:
@@ -673,6 +676,7 @@ def check_in(
     appointment.state = target
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
@@ -738,6 +742,7 @@ def complete(session: Session, actor: User, appointment: Appointment, *, now: dt
     appointment.sequence += 1
     fees.accrue_appointment(session, appointment, zone=appointment_zone(session, appointment))
     audit.record(session, actor=actor, action="appointment.complete", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 def degrade(session: Session, actor: User, appointment: Appointment, *, reason: str) -> None:
@@ -749,6 +754,7 @@ def degrade(session: Session, actor: User, appointment: Appointment, *, reason: 
     appointment.state = target
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.degrade", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 def cancel(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
@@ -778,6 +784,7 @@ def cancel(session: Session, actor: User, appointment: Appointment, *, reason: s
         cpts_id=appointment.cpts_id,
         details={"late": appointment.is_late_cancellation},
     )
+    sas.status_changed(session, appointment)
     for professional_id in {appointment.performer_id, appointment.accompanying_id} - {None}:
         professional = session.get(Professional, professional_id)
         _notify_professional(
@@ -808,6 +815,7 @@ def record_no_show(session: Session, actor: User, appointment: Appointment, *, n
     appointment.sequence += 1
     appointment.no_show_recorded_by_user_id = actor.id
     audit.record(session, actor=actor, action="appointment.no_show", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ LOINC_SYSTEM = "http://loinc.org"
 TELEEXPERTISE_LOINC = "75496-0"
 HUB_STATE_SYSTEM = "https://cpts-hub.fr/fhir/CodeSystem/teleexpertise-state"
 PATIENT_CONSENT_URL = "https://cpts-hub.fr/fhir/StructureDefinition/patient-consent"
+# The SAS's identifier system for the bookings it made (an appointment's `external_id`).
+SAS_BOOKING_SYSTEM = "https://sas.sante.fr/rendez-vous"
 HUB_STATE_URL = "https://cpts-hub.fr/fhir/StructureDefinition/teleexpertise-state"
 
 # The RPPS professions of TRE_G15; a coordinator is no health profession and gets no qualification.
@@ -333,6 +335,8 @@ def appointment(row: Appointment) -> dict:
         "created": instant(row.created_at),
         "participant": participants,
     }
+    if row.external_id is not None:
+        resource["identifier"] = [{"system": SAS_BOOKING_SYSTEM, "value": row.external_id}]
     if row.slot_id is not None:
         resource["slot"] = [reference("Slot", row.slot_id)]
     if row.state is AppointmentState.CANCELLED and row.cancel_reason:
