@@ -343,3 +343,21 @@ def test_sas_export_gives_the_free_teleconsultation_slots_in_the_sas_shape(db_se
             "display": "virtual",
         }
         assert slot["schedule"]["reference"].startswith("Schedule/")
+
+
+def test_a_professional_finds_only_the_patients_and_sessions_of_their_care(db_session, demo, api_as):
+    cpts, _clock = demo
+    nurse = factories.clinician(db_session, cpts)
+    patient = db_session.scalar(select(Patient).where(Patient.cpts_id == cpts.id).limit(1))
+    db_session.commit()
+    as_nurse = api_as(nurse)
+    assert fhir_json(as_nurse.get("/fhir/Patient"))["total"] == 0
+    fhir_json(as_nurse.get(f"/fhir/Patient/{patient.id}"), 404, kind="OperationOutcome")
+    factories.in_care_team(db_session, patient, nurse.professional)
+    db_session.commit()
+    assert [r["id"] for r in entries(fhir_json(as_nurse.get("/fhir/Patient")))] == [str(patient.id)]
+    validate(fhir_json(as_nurse.get(f"/fhir/Patient/{patient.id}"), kind="Patient"))
+    # The demo's sessions are other professionals': none is listed, and each read is a 404.
+    assert fhir_json(as_nurse.get("/fhir/Appointment"))["total"] == 0
+    session_id = db_session.scalar(select(Appointment.id).where(Appointment.cpts_id == cpts.id).limit(1))
+    fhir_json(as_nurse.get(f"/fhir/Appointment/{session_id}"), 404, kind="OperationOutcome")

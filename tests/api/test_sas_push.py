@@ -58,12 +58,16 @@ def sas_messages(db_session, appointment) -> list[OutboxMessage]:
 
 
 def test_each_followed_status_of_a_sas_booking_is_queued_once_and_sent_once(
-    db_session, api_as, territory, slot, sas_server, sas_config, sessions
+    db_session, api_as, auth, territory, slot, sas_server, sas_config, sessions
 ):
     response = book_through_sas(api_as, territory, slot)
     assert response.status_code == 201, response.get_json()
     appointment = db_session.get(Appointment, response.get_json()["id"])
     assert (appointment.source, appointment.external_id) == ("sas", "SAS-2026-0001")
+    # The coordination sees on the appointment's page that the SAS took it, and follows it.
+    auth.login(territory.coordinator)
+    page = auth.client.get(f"/planning/appointments/{appointment.id}").get_data(as_text=True)
+    assert "Service d'accès aux soins (SAS, n° SAS-2026-0001)" in page
     assert sas_messages(db_session, appointment) == []  # proposed: the IDEL has not confirmed yet
 
     # The SAS repeating its booking is refused, and books nothing.
