@@ -23,8 +23,6 @@ from hub.services import fhir
 from hub.services.fhir import SearchError
 from scheduling.slots import HOLDING_STATES
 
-NIA_OID = "1.2.250.1.213.1.4.9"
-
 
 def _page(session: Session, query, order, offset: int, count: int, *options) -> tuple[list, int]:
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
@@ -79,11 +77,11 @@ def patients(session: Session, visible, identifier: str | None, offset: int, cou
             raise SearchError(f"identifier : système inconnu « {system} » (attendu l'OID de l'INS).")
         query = query.where(Patient.ins_matricule == value, Patient.identity_status == IdentityStatus.QUALIFIED)
         if system == fhir.INS_NIA_SYSTEM:
-            query = query.where(Patient.ins_oid == NIA_OID)
+            query = query.where(Patient.ins_oid == fhir.INS_NIA_OID)
         elif system == fhir.INS_NIR_SYSTEM:
-            query = query.where(or_(Patient.ins_oid.is_(None), Patient.ins_oid != NIA_OID))
+            query = query.where(or_(Patient.ins_oid.is_(None), Patient.ins_oid != fhir.INS_NIA_OID))
     rows, total = _page(session, query, (Patient.id,), offset, count)
-    return rows, total
+    return [fhir.patient(row) for row in rows], total
 
 
 def schedules(session: Session, cpts_id: int, actor: str | None, offset: int, count: int):

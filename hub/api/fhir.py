@@ -202,9 +202,11 @@ def search_patients():
     args = _args("identifier")
 
     def run(offset, count):
-        rows, total = searches.patients(db(), visible_patients(current_user), _one(args, "identifier"), offset, count)
-        audit.record(db(), actor=current_user, action="patient.search", details={"results": len(rows), "fhir": True})
-        return [fhir.patient(row) for row in rows], total
+        found = searches.patients(db(), visible_patients(current_user), _one(args, "identifier"), offset, count)
+        audit.record(
+            db(), actor=current_user, action="patient.search", details={"results": len(found[0]), "fhir": True}
+        )
+        return found
 
     return _search(run)
 

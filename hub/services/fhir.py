@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from sqlalchemy import ColumnElement
 
 from hub.models import (
+    ORGANISATION_KIND_LABELS,
     Appointment,
     AppointmentKind,
     AppointmentState,
@@ -65,11 +66,14 @@ FACILITY_CATEGORY_SYSTEM = (
 )
 LOINC_SYSTEM = "http://loinc.org"
 TELEEXPERTISE_LOINC = "75496-0"
+# The hub's own extensions (no national one carries these): the téléexpertise's finer state, the consent flag.
 HUB_STATE_SYSTEM = "https://cpts-hub.fr/fhir/CodeSystem/teleexpertise-state"
+HUB_STATE_URL = "https://cpts-hub.fr/fhir/StructureDefinition/teleexpertise-state"
 PATIENT_CONSENT_URL = "https://cpts-hub.fr/fhir/StructureDefinition/patient-consent"
 # The SAS's identifier system for the bookings it made (an appointment's `external_id`).
 SAS_BOOKING_SYSTEM = "https://sas.sante.fr/rendez-vous"
-HUB_STATE_URL = "https://cpts-hub.fr/fhir/StructureDefinition/teleexpertise-state"
+# The OID a patient's `ins_oid` holds for an NIA (a temporary number); anything else is a NIR.
+INS_NIA_OID = "1.2.250.1.213.1.4.9"
 
 # The RPPS professions of TRE_G15; a coordinator is no health profession and gets no qualification.
 PROFESSION_CODES = {
@@ -178,7 +182,7 @@ def organization(organisation: Organisation) -> dict:
         "id": str(organisation.id),
         "active": True,
         "name": organisation.name,
-        "type": [{"text": organisation.kind.value}],
+        "type": [{"text": ORGANISATION_KIND_LABELS[organisation.kind]}],
     }
     if organisation.finess:
         resource["identifier"] = [
@@ -238,7 +242,7 @@ def patient(row: Patient) -> dict:
 def ins_identifier(row: Patient) -> dict | None:
     if row.identity_status is not IdentityStatus.QUALIFIED or not row.ins_matricule:
         return None
-    nia = row.ins_oid == "1.2.250.1.213.1.4.9"
+    nia = row.ins_oid == INS_NIA_OID
     return {
         "use": "official",
         "type": _identifier_type("INS-NIA" if nia else "INS-NIR"),
