@@ -10,7 +10,7 @@ a client that filters on it would otherwise get more than it asked for."""
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -125,7 +125,7 @@ def capability_statement():
             "kind": "instance",
             "implementation": {
                 "description": "Hub CPTS — API FHIR en lecture",
-                "url": url_for(".capability_statement", _external=True).rsplit("/", 1)[0],
+                "url": f"{request.url_root}fhir",  # the base every resource URL is relative to
             },
             "fhirVersion": fhir.FHIR_VERSION,
             "format": [fhir.MEDIA_TYPE, "json"],

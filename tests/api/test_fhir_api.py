@@ -67,6 +67,7 @@ def test_capability_statement_lists_each_resource_its_reads_and_searches(client)
     body = fhir_json(client.get("/fhir/metadata"), kind="CapabilityStatement")
     validate(body)
     assert body["fhirVersion"] == "4.0.1" and fhir.MEDIA_TYPE in body["format"]
+    assert body["implementation"]["url"] == "http://localhost/fhir"
     served = {r["type"]: r for r in body["rest"][0]["resource"]}
     assert set(served) == {
         "Practitioner",
