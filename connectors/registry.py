@@ -13,6 +13,7 @@ from connectors.dmp import DmpConnector
 from connectors.email import EmailConnector
 from connectors.mssante import MssanteConnector
 from connectors.reminders import SmsConnector
+from connectors.sas import SasConnector
 from connectors.settings import with_files_resolved
 from connectors.targets import allows_private_hosts, check_public
 from connectors.webhooks import WebhookConnector
@@ -26,11 +27,13 @@ CptsSettings = Mapping[tuple[int, str], Mapping | None]
 # Where a connector sends, and the secrets by which the platform authenticates there (connectors.*).
 ENDPOINT_KEYS = frozenset(
     {"SMTP_HOST", "SMTP_PORT", "MSSANTE_HOST", "MSSANTE_PORT", "MSSANTE_IMAP_HOST", "MSSANTE_IMAP_PORT"}
-    | {"DMP_URL", "SMS_API_URL"}
+    | {"DMP_URL", "SMS_API_URL", "SAS_URL"}
 )
 # The mail servers a CPTS may choose; its HTTPS addresses are checked by connectors.https_client at each POST.
 HOST_KEYS = frozenset({"SMTP_HOST", "MSSANTE_HOST", "MSSANTE_IMAP_HOST"})
-SERVER_CREDENTIALS = frozenset({"SMTP_USERNAME", "SMTP_PASSWORD", "SMS_API_TOKEN", "MSSANTE_IMAP_PASSWORD"})
+SERVER_CREDENTIALS = frozenset(
+    {"SMTP_USERNAME", "SMTP_PASSWORD", "SMS_API_TOKEN", "MSSANTE_IMAP_PASSWORD", "SAS_API_TOKEN"}
+)
 
 
 class ConnectorRegistry(Mapping):
@@ -137,6 +140,7 @@ def build_registry(config: Mapping) -> "ConnectorRegistry":
         DmpConnector.from_config,
         WebhookConnector.from_config,
         SmsConnector.from_config,
+        SasConnector.from_config,
     ):
         registry.register(factory)
     return registry

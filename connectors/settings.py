@@ -61,6 +61,10 @@ CHANNEL_FIELDS: dict[str, dict[str, tuple[str, str]]] = {
         "WEBHOOK_URL": ("Adresse de réception des événements de la CPTS (https)", URL),
         "WEBHOOK_CA_FILE": ("Fichier des autorités de certification (CA) des destinataires", FILE),
     },
+    "sas": {
+        "SAS_URL": ("Adresse du Service d'accès aux soins recevant les statuts des rendez-vous (https)", URL),
+        "SAS_CA_FILE": ("Fichier des autorités de certification (CA) du SAS", FILE),
+    },
     "sms": {
         "SMS_API_URL": ("Adresse de l'API du fournisseur SMS (https)", URL),
         "SMS_SENDER": ("Nom d'expéditeur des SMS", TEXT),
@@ -72,6 +76,7 @@ CHANNEL_LABELS = {
     "mssante": "MSSanté (messagerie sécurisée de santé)",
     "dmp": "DMP / Mon espace santé",
     "webhook": "Webhooks",
+    "sas": "Service d'accès aux soins (statuts des rendez-vous pris par le SAS)",
     "sms": "SMS (rappels)",
 }
 

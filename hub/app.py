@@ -131,11 +131,13 @@ def _init_templates(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from hub.api import blueprint as api
+    from hub.api.fhir import blueprint as fhir
     from hub.web import blueprints
 
     for blueprint in blueprints():
         app.register_blueprint(blueprint)
     app.register_blueprint(api, url_prefix="/api/v1")
+    app.register_blueprint(fhir, url_prefix="/fhir")
 
 
 def _register_cli(app: Flask) -> None:

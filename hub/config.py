@@ -62,6 +62,12 @@ DEFAULTS = {
     "WEBHOOK_SECRET": None,  # whsec_<base64>, Standard Webhooks signing secret
     "WEBHOOK_CA_FILE": None,
     "WEBHOOK_TIMEOUT_SECONDS": 30,
+    # The Service d'accès aux soins (connectors.sas): where appointment statuses of SAS bookings are POSTed, and
+    # the platform's token there (sent to this URL only, never to one a CPTS chose).
+    "SAS_URL": None,
+    "SAS_API_TOKEN": None,
+    "SAS_CA_FILE": None,
+    "SAS_TIMEOUT_SECONDS": 30,
     "SMS_API_URL": None,
     "SMS_API_TOKEN": None,
     "SMS_SENDER": None,

@@ -107,6 +107,8 @@ UNKNOWN_SURVEY = expect(HIDDEN, others=HIDDEN)
 UNKNOWN_VIDEO_LINK = expect(HIDDEN, others=HIDDEN)
 OUTBOX = expect(others=FORBIDDEN, coordinator=OK, stranger=OK, admin=OK)
 OUTBOX_MESSAGE = expect(others=FORBIDDEN, coordinator=OK, stranger=HIDDEN, admin=OK)
+# FHIR searches answer each caller what they may see (an empty Bundle for a stranger); reads are the JSON API's.
+CARE_SEARCH = expect(admin=FORBIDDEN)
 
 MATRIX = {
     ("home.index", "GET"): LOGGED_IN,
@@ -420,6 +422,23 @@ MATRIX = {
     ("api.withdraw_waiting", "POST"): PLANNING_OBJECT,
     ("api.list_freed_slots", "GET"): PLANNING,
     ("api.offer_freed_slot", "POST"): PLANNING_OBJECT,
+    # The FHIR read API: the same tokens and rules as the JSON API; its CapabilityStatement is public.
+    ("fhir.capability_statement", "GET"): EVERYONE,
+    ("fhir.read_practitioner", "GET"): DIRECTORY_OBJECT,
+    ("fhir.search_practitioners", "GET"): LOGGED_IN,
+    ("fhir.read_organization", "GET"): DIRECTORY_OBJECT,
+    ("fhir.search_organizations", "GET"): LOGGED_IN,
+    ("fhir.read_patient", "GET"): PATIENT_RECORD,
+    ("fhir.search_patients", "GET"): PATIENT_LIST,
+    ("fhir.read_schedule", "GET"): PLANNING_OBJECT,
+    ("fhir.search_schedules", "GET"): PLANNING,
+    ("fhir.read_slot", "GET"): PLANNING_OBJECT,
+    ("fhir.search_slots", "GET"): PLANNING,
+    ("fhir.sas_slots", "GET"): PLANNING,
+    ("fhir.read_appointment", "GET"): APPOINTMENT,
+    ("fhir.search_appointments", "GET"): CARE_SEARCH,
+    ("fhir.read_service_request", "GET"): TELEEXPERTISE,
+    ("fhir.search_service_requests", "GET"): CARE_SEARCH,
 }
 
 # Routes whose behaviour is a flow rather than an access rule; tests/auth/test_login.py covers them, and
@@ -622,7 +641,7 @@ def outcome(response, *, api: bool) -> str:
 
 def call(app, auth, user, rule, method, ids):
     url = rule.build({name: ids[name] for name in rule.arguments}, append_unknown=False)[1]
-    api = url.startswith("/api/")
+    api = url.startswith(("/api/", "/fhir/"))
     client = app.test_client()
     headers = {}
     if user is not None and api:

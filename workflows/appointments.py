@@ -43,7 +43,7 @@ from hub.services.care import care_team_member
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, allocate_shared, release, release_shared
 from scheduling.slots import HOLDING_STATES
-from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, video
+from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, sas, video
 from workflows.machine import Machine
 
 S = AppointmentState
@@ -541,6 +541,7 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
     appointment.confirmed_at = now
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 def _take_open_visit(session: Session, appointment: Appointment, idel: Professional | None) -> None:
@@ -597,6 +598,7 @@ def decline(session: Session, actor: User, appointment: Appointment, *, reason: 
     appointment.declined_reason = reason.strip()
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.decline", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
     _notify_coordination(session, appointment, kind="visit_declined")
 
 
@@ -656,6 +658,7 @@ def reassign(session: Session, actor: User, appointment: Appointment, *, idel: P
         cpts_id=appointment.cpts_id,
         details={"idel_id": idel.id},
     )
+    sas.status_changed(session, appointment)
 
 
 def offer_to_other_idels(session: Session, appointment: Appointment, *, now: dt.datetime) -> list[VisitOffer]:
@@ -765,6 +768,7 @@ def check_in(
     appointment.state = target
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
@@ -830,6 +834,7 @@ def complete(session: Session, actor: User, appointment: Appointment, *, now: dt
     appointment.sequence += 1
     fees.accrue_appointment(session, appointment, zone=appointment_zone(session, appointment))
     audit.record(session, actor=actor, action="appointment.complete", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 def degrade(session: Session, actor: User, appointment: Appointment, *, reason: str) -> None:
@@ -841,6 +846,7 @@ def degrade(session: Session, actor: User, appointment: Appointment, *, reason: 
     appointment.state = target
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.degrade", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 def cancel(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
@@ -871,6 +877,7 @@ def cancel(session: Session, actor: User, appointment: Appointment, *, reason: s
         cpts_id=appointment.cpts_id,
         details={"late": appointment.is_late_cancellation},
     )
+    sas.status_changed(session, appointment)
     for professional_id in {appointment.performer_id, appointment.accompanying_id} - {None}:
         professional = session.get(Professional, professional_id)
         _notify_professional(
@@ -901,6 +908,7 @@ def record_no_show(session: Session, actor: User, appointment: Appointment, *, n
     appointment.sequence += 1
     appointment.no_show_recorded_by_user_id = actor.id
     audit.record(session, actor=actor, action="appointment.no_show", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------

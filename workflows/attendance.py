@@ -45,7 +45,7 @@ from hub.models import (
     User,
 )
 from scheduling.slots import has_seat_left
-from workflows import appointments, referrals
+from workflows import appointments, referrals, sas
 
 S = AppointmentState
 # Attendance is told of a session that was due to take place, or took place.
@@ -147,6 +147,7 @@ def _postpone(session: Session, actor: User, appointment: Appointment) -> None:
     appointment.state = appointments.MACHINE.target("postpone", appointment.state)
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.postpone", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)  # the SAS hears « cancelled »: this booking will not take place
     # A session booked for a referral: the referral is to schedule again, from its page (« Adressages »).
     scheduled = session.scalar(
         select(Referral).where(Referral.appointment_id == appointment.id, Referral.state == ReferralState.SCHEDULED)

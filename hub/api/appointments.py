@@ -21,7 +21,7 @@ from hub.schemas.scheduling import (
     ReassignIn,
 )
 from hub.services import idempotency
-from workflows import appointments, completion
+from workflows import appointments, completion, sas
 
 REPLAYED = "Idempotent-Replayed"
 
@@ -57,6 +57,8 @@ def _book(data: dict):
         accompanying=_accompanying(data.get("accompanying_id")),
         telesoin=appointments.TelesoinAct.from_booking(data),
     )
+    if data.get("sas_id"):
+        sas.record_origin(db(), appointment, data["sas_id"])
     body = AppointmentOut().dump(appointment) | {"warnings": appointments.booking_warnings(db(), appointment)}
     return body, 201, {"Location": url_for("api.get_appointment", appointment_id=appointment.id)}
 

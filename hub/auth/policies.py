@@ -358,3 +358,18 @@ def report_for(session: Session, user, report_id: int, verb: str) -> Report:
     row = session.get(Report, report_id)
     allowed = row is not None and can_act_on_report(session, user, row, verb)
     return _found(session, user, row, allowed, verb, kind="report", table="reports", row_id=report_id)
+
+
+def visible_appointments(user) -> ColumnElement[bool]:
+    """The WHERE clause of the appointments a user may list: the CPTS's for the coordination; for a professional,
+    the sessions they perform or accompany (an IDEL only offered a visit reads it by id, not in a list)."""
+    if not has_permission(user, Permission.APPOINTMENTS_READ):
+        return false()
+    in_cpts = Appointment.cpts_id == user.cpts_id
+    if _sees_whole_cpts(user):
+        return in_cpts
+    if user.professional_id is None:
+        return false()
+    return in_cpts & (
+        (Appointment.performer_id == user.professional_id) | (Appointment.accompanying_id == user.professional_id)
+    )

@@ -30,7 +30,8 @@ def access_rule_of(view) -> str | Permission | None:
 
 
 def is_api_request() -> bool:
-    return request.path.startswith("/api/")
+    """The JSON API and the FHIR API: Bearer tokens, no CSRF, machine-readable errors."""
+    return request.path.startswith(("/api/", "/fhir/"))
 
 
 def enforce_access() -> None:

@@ -13,6 +13,7 @@ from hub import audit
 from hub.errors import HubError, Unauthorized, describe_failure
 from hub.http.access import is_api_request
 from hub.http.request import db, discard_changes
+from hub.services import fhir
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,12 @@ HTTP_TITLES = {
 
 
 def problem(status: int, title: str, detail: str, *, type_slug: str = "about:blank", **members):
+    if request.path.startswith("/fhir/"):
+        # The FHIR API answers its errors as FHIR does: an OperationOutcome, same status.
+        response = jsonify(fhir.operation_outcome(status, detail))
+        response.status_code = status
+        response.mimetype = fhir.MEDIA_TYPE
+        return response
     body = {
         "type": type_slug if type_slug == "about:blank" else f"/problems/{type_slug}",
         "title": title,

@@ -364,11 +364,17 @@ TELESOIN_ACT_LABELS: dict[str, str] = {
 }
 
 
+BOOKED_IN_HUB = "hub"
+BOOKED_THROUGH_SAS = "sas"
+
+
 class Appointment(Base):
     __tablename__ = "appointments"
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="appointment_order"),
         Index("ix_appointments_cpts_time", "cpts_id", "starts_at"),
+        # A booking an outside system made is known by its id there: booked once (NULLs never collide).
+        UniqueConstraint("source", "external_id", name="uq_appointments_source_external_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -422,6 +428,10 @@ class Appointment(Base):
     # A kiné's télésoin session: its six rituals (hub.models.rituals) as the kiné recorded them, JSON.
     rituals: Mapped[str | None] = mapped_column(Text)
     rituals_recorded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Who booked it: the hub itself, or the Service d'accès aux soins (SAS) with its own id for the booking; the
+    # SAS is told each status change (workflows.sas).
+    source: Mapped[str] = mapped_column(String(10), default=BOOKED_IN_HUB, server_default=BOOKED_IN_HUB)
+    external_id: Mapped[str | None] = mapped_column(String(64))
 
     patient: Mapped[Patient] = relationship()
     performer: Mapped[Professional] = relationship(foreign_keys=[performer_id])

@@ -404,6 +404,14 @@ class AppointmentIn(TelesoinFields, InputSchema):
     patient_id = Int(required=True)
     place_kind = Enum(PlaceKind, by_value=True, required=True)
     accompanying_id = Int(allow_none=True)
+    sas_id = Str(
+        validate=[length(64, 1), validate.Regexp(r"^[A-Za-z0-9._:-]+$", error="Identifiant SAS invalide.")],
+        metadata={
+            "pattern": "^[A-Za-z0-9._:-]+$",
+            "description": "Rendez-vous pris par le Service d'accès aux soins : son identifiant au SAS. Le SAS est "
+            "ensuite informé de chaque statut (réservé, honoré, absent, annulé).",
+        },
+    )
     remote_share_override_reason = Str(
         validate=length(300, 1),
         metadata={

@@ -61,7 +61,7 @@ def test_a_cpts_can_configure_a_channel_the_server_has_not(db_session, sessions,
             "CONNECTOR_ALLOW_PRIVATE_HOSTS": 1,
         }
     )
-    assert dict(registry) == {} and registry.channels == ["dmp", "email", "mssante", "sms", "webhook"]
+    assert dict(registry) == {} and registry.channels == ["dmp", "email", "mssante", "sas", "sms", "webhook"]
     own, other = factories.cpts(db_session), factories.cpts(db_session)
     (tmp_path / str(own.id)).mkdir()
     shutil.copy(test_ca.ca_file, tmp_path / str(own.id) / "operateur-ca.pem")
