@@ -31,7 +31,8 @@ def test_the_coordinator_enters_triages_and_proposes(auth, db_session, cpts, coo
 
     page = text(auth.client.get("/patients-sans-medecin"))
     assert "Finalité" in page and f'<option value="{frail.id}"' in page and "Aucun patient en attente" in page
-    assert 'href="/patients-sans-medecin">Sans médecin traitant</a>' in text(auth.client.get("/"))
+    # Reached from the coordinator's desk (the menu is full): the tile's count and the entry form's link.
+    assert 'href="/patients-sans-medecin#inscrire">Inscrire un patient sur la liste</a>' in text(auth.client.get("/"))
 
     refused = auth.post("/patients-sans-medecin", data={"patient_id": frail.id, "consent_method": "oral"})
     assert refused.status_code == 422 and 'id="e-consent_on"' in text(refused)
