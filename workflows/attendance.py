@@ -199,6 +199,8 @@ def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
         later.program_id == Appointment.program_id,
         later.starts_at > Appointment.starts_at,
         later.state.not_in(NOT_A_REBOOKING),
+        # Booked after the absence was recorded: a patient booked into a series already has later sessions.
+        later.created_at > Attendance.recorded_at,
     )
     return and_(
         Appointment.cpts_id == cpts_id,

@@ -159,7 +159,11 @@ def _visits_this_month(session: Session, ids: list[int], *, zone: str, now: dt.d
         return {}
     start, end = month_bounds(now, zone)
     counts = (
-        select(Appointment.accompanying_id, func.count())
+        # One visit per session: the participants of a group session she accompanies count once.
+        select(
+            Appointment.accompanying_id,
+            func.count(func.distinct(func.coalesce(Appointment.slot_id, -Appointment.id))),
+        )
         .where(
             Appointment.accompanying_id.in_(ids),
             Appointment.state.in_(HELD),

@@ -306,11 +306,17 @@ def _new_room(session: Session, appointment: Appointment) -> VideoRoom:
     """A new random room, or the room of the slot's other participants: a group session (several appointments in
     one slot) is held in one room, each patient with their own link to it."""
     shared = None
-    if appointment.slot_id is not None:
+    # Never a cancelled patient's room: a single seat freed and booked again gets a new room, and so does a group
+    # session whose participants all left.
+    if appointment.slot_id is not None and appointment.slot is not None and appointment.slot.program.is_group:
         shared = session.scalar(
             select(VideoRoom.room)
             .join(Appointment, Appointment.id == VideoRoom.appointment_id)
-            .where(Appointment.slot_id == appointment.slot_id, Appointment.id != appointment.id)
+            .where(
+                Appointment.slot_id == appointment.slot_id,
+                Appointment.id != appointment.id,
+                Appointment.state.in_(LIVE_STATES),
+            )
             .limit(1)
         )
     room = VideoRoom(

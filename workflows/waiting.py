@@ -35,7 +35,8 @@ from hub.models import (
     WaitingState,
     WaitingUrgency,
 )
-from workflows import accompaniment, appointments, referrals
+from scheduling.slots import has_seat_left
+from workflows import accompaniment, appointments, freed_slots, referrals
 
 WEEKDAYS = ("Lundi", "Mardi", "Mercredi", "Jeudi", "Vendredi", "Samedi", "Dimanche")
 # A referral's urgency as the waiting list says it.
@@ -321,11 +322,13 @@ def _open_tasks_query(cpts_id: int, now: dt.datetime):
     return (
         select(FreedSlotTask)
         .join(Slot, Slot.id == FreedSlotTask.slot_id)
+        .join(SessionProgram, SessionProgram.id == Slot.program_id)
         .where(
             FreedSlotTask.cpts_id == cpts_id,
             FreedSlotTask.resolved_at.is_(None),
             Slot.state == SlotState.OPEN,
             Slot.starts_at > now,
+            has_seat_left(),  # a seat taken another way (a direct booking, a referral) leaves nothing to offer
         )
     )
 
@@ -398,6 +401,11 @@ def offer(
         target=entry,
         cpts_id=entry.cpts_id,
         details={"slot_id": slot.id, "appointment_id": appointment.id, "task_id": task.id},
+    )
+    # A group session freed of several seats keeps one open task at a time: with this seat taken, the next one
+    # (if any, and if someone still waits) becomes the next task.
+    freed_slots.slot_freed(
+        session, slot, reason=task.reason, now=now, cancelled_appointment_id=task.cancelled_appointment_id
     )
     return appointment
 

@@ -144,7 +144,7 @@ def test_idel_absent_after_her_fee_was_declared_is_refused(db_session, territory
         )
 
 
-def test_performer_absent_postpones_tells_everyone_and_waits_to_be_booked_again(db_session, territory):
+def test_performer_absent_postpones_tells_everyone_and_waits_to_be_booked_again(db_session, territory, clock):
     t = territory
     appointment = _held_session(db_session, t)
     attendance.record(
@@ -163,6 +163,7 @@ def test_performer_absent_postpones_tells_everyone_and_waits_to_be_booked_again(
     [item] = attendance.to_reschedule(db_session, t.cpts.id, now=NOW)
     assert (item.appointment, item.why, item.next_slot) == (appointment, attendance.PERFORMER_ABSENT, next_monday)
     assert attendance.count_to_reschedule(db_session, t.cpts.id) == 1
+    clock.move_to(_during(appointment) + dt.timedelta(minutes=30))  # booked again after the absence was noted
     appointments.book(
         db_session, t.coordinator, slot=next_monday, patient=t.patient, place_kind=appointment.place_kind, now=NOW
     )
@@ -337,3 +338,20 @@ def test_two_people_noting_the_patient_absent_at_once_make_one_no_show(committed
     factory, (appointment_id, *user_ids) = committed_visit
     answers = {"patient": False, "accompanying": True, "performer": True}
     assert sorted(_record_at_once(factory, appointment_id, user_ids, answers)) == ["recorded", "refused"]
+
+
+def test_a_postponed_session_of_a_series_waits_until_booked_again_after_the_absence(db_session, territory, clock):
+    """A patient booked into a series already has later sessions of the program: they are not the postponed
+    session's rebooking; only a booking made after the absence was recorded is."""
+    t = territory
+    appointment = _held_session(db_session, t)
+    later = factories.slot(db_session, t.program, (MONDAY_14H + dt.timedelta(days=14)).astimezone(dt.UTC))
+    appointments.book(
+        db_session, t.coordinator, slot=later, patient=t.patient, place_kind=appointment.place_kind, now=NOW
+    )
+    clock.move_to(_during(appointment))
+    attendance.record(
+        db_session, t.idel_user, appointment, patient=True, accompanying=True, performer=False, now=_during(appointment)
+    )
+    [item] = attendance.to_reschedule(db_session, t.cpts.id, now=NOW)
+    assert item.appointment == appointment, "the series' next session is not its rebooking"

@@ -17,6 +17,7 @@ from hub.models import (
     Profession,
     Role,
     Slot,
+    WaitingState,
     WaitingUrgency,
 )
 from hub.services import resources
@@ -306,3 +307,35 @@ def test_a_seat_freed_in_a_full_group_session_is_offered_to_a_waiting_patient(db
     offered = waiting.offer(db_session, t.coordinator, task, entry, upload_dir=Path("/nonexistent-uploads"))
     assert (offered.patient_id, offered.slot_id) == (waiter.id, slot.id)
     assert len(shared_holds(db_session, slot)) == 2, "the performer and kit stay held once"
+
+
+@pytest.mark.usefixtures("clock")
+def test_each_seat_freed_in_a_group_session_is_offered_in_turn(db_session, group):
+    """One open task per slot at a time: once a freed seat is offered, the next freed seat is the next task."""
+    t, program, slot, patients, _kit = group
+    waiters = [factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator) for _ in range(2)]
+    entries = [
+        waiting.add(db_session, t.coordinator, patient=w, program=program, urgency=WaitingUrgency.URGENT)
+        for w in waiters
+    ]
+    booked = [book(db_session, t.coordinator, slot, p) for p in patients[:3]]
+    for appointment in booked[:2]:
+        appointments.cancel(db_session, t.coordinator, appointment, reason="Hospitalisé", now=NOW)
+    for entry in entries:
+        [view] = waiting.open_tasks(db_session, t.cpts.id, now=NOW)
+        waiting.offer(db_session, t.coordinator, view.task, entry, upload_dir=Path("/nonexistent-uploads"))
+    assert waiting.open_tasks(db_session, t.cpts.id, now=NOW) == [], "the session is full again"
+    assert {e.state for e in entries} == {WaitingState.BOOKED}
+
+
+@pytest.mark.usefixtures("clock")
+def test_a_freed_seat_taken_another_way_leaves_the_desk(db_session, group):
+    t, program, slot, patients, _kit = group
+    waiter = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
+    waiting.add(db_session, t.coordinator, patient=waiter, program=program, urgency=WaitingUrgency.URGENT)
+    booked = [book(db_session, t.coordinator, slot, p) for p in patients[:3]]
+    appointments.cancel(db_session, t.coordinator, booked[0], reason="Hospitalisé", now=NOW)
+    assert len(waiting.open_tasks(db_session, t.cpts.id, now=NOW)) == 1
+    book(db_session, t.coordinator, slot, patients[3])  # a direct booking takes the seat
+    assert waiting.open_tasks(db_session, t.cpts.id, now=NOW) == []
+    assert waiting.open_task_count(db_session, t.cpts.id, now=NOW) == 0

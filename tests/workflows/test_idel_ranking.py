@@ -239,3 +239,26 @@ def test_a_booking_does_not_ask_the_own_idel_on_a_day_she_does_not_work(db_sessi
         **book,
     )
     assert chosen.accompanying_id == t.idel.id, "the coordinator's explicit choice stands (she may have agreed)"
+
+
+def test_a_group_session_she_accompanies_counts_as_one_visit(db_session, territory):
+    """Four participants of one group session are one visit for the IDEL who accompanies them (issue 16, items 2
+    and 6): counting appointments would push her below a nurse who did two home visits."""
+    t = territory
+    idel = nurse(db_session, t, CHALAGNAC, "Aubert")
+    group_slot = factories.slot(db_session, t.program, THIS_MONTH.astimezone(dt.UTC) + dt.timedelta(hours=3))
+    for _ in range(4):
+        factories.appointment(
+            db_session,
+            patient_row=factories.patient(db_session, t.cpts),
+            performer=t.cardiologist,
+            accompanying=idel,
+            created_by=t.coordinator,
+            starts_at=group_slot.starts_at,
+            slot_id=group_slot.id,
+            program_id=t.program.id,
+            state=AppointmentState.DONE,
+        )
+    given_visits(db_session, t, idel, 1)  # and one single visit
+    counts = idel_ranking._visits_this_month(db_session, [idel.id], zone="Europe/Paris", now=NOW)
+    assert counts == {idel.id: 2}

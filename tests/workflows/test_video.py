@@ -172,6 +172,7 @@ def test_the_participants_of_a_group_slot_share_its_room(db_session, with_video)
     """A group session (several appointments in one slot, issue 16 item 2) is one room, each patient with their
     own link; another slot has another room."""
     t = with_video
+    t.program.capacity = 2
     first = factories.visit(db_session, t, state=S.CONFIRMED)
     other_patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
     second = factories.appointment(
@@ -187,3 +188,24 @@ def test_the_participants_of_a_group_slot_share_its_room(db_session, with_video)
     elsewhere = factories.visit(db_session, t, MONDAY_14H + dt.timedelta(days=7), state=S.CONFIRMED)
     rooms = {a.id: video.give_room(db_session, a).room for a in (first, second, elsewhere)}
     assert rooms[first.id] == rooms[second.id] != rooms[elsewhere.id]
+
+
+def test_a_single_seat_booked_again_never_gets_the_cancelled_patients_room(db_session, with_video):
+    """The first patient of a single-seat slot cancels; the next one booked into it gets a new room: the first may
+    have opened the link and kept the address."""
+    t = with_video
+    first = factories.visit(db_session, t, state=S.CONFIRMED)
+    room = video.give_room(db_session, first).room
+    appointments.cancel(db_session, t.coordinator, first, reason="Hospitalisé", now=factories.NOW)
+    other_patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
+    second = factories.appointment(
+        db_session,
+        patient_row=other_patient,
+        performer=t.cardiologist,
+        accompanying=t.other_idel,
+        created_by=t.coordinator,
+        starts_at=first.starts_at,
+        slot_id=first.slot_id,
+        program_id=t.program.id,
+    )
+    assert video.give_room(db_session, second).room != room
