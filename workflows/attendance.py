@@ -122,6 +122,7 @@ def record(
     )
     if not performer:
         _postpone(session, actor, appointment)
+        _postpone_the_group_session(session, actor, appointment)
     elif not patient:
         appointments.record_no_show(session, actor, appointment, now=now)
     if accompanying is False and appointment.state is S.DONE:
@@ -141,6 +142,30 @@ def _check_answers(appointment: Appointment, *, patient: bool, accompanying: boo
         errors["patient"] = PATIENT_RECEIVED
     if errors:
         raise ValidationFailed(errors)
+
+
+def _postpone_the_group_session(session: Session, actor: User, appointment: Appointment) -> None:
+    """The performer of a group session is absent for all its participants: each other participant's appointment
+    still to take place is postponed too (told, « À reprogrammer »), without an attendance row of its own — nobody
+    said whether that patient came."""
+    if appointment.slot_id is None or appointment.program_id is None:
+        return
+    program = session.get_one(SessionProgram, appointment.program_id)
+    if not program.is_group:
+        return
+    others = session.scalars(
+        select(Appointment)
+        .where(
+            Appointment.slot_id == appointment.slot_id,
+            Appointment.id != appointment.id,
+            Appointment.state.in_(OPEN_FOR_RESCHEDULING),
+        )
+        .order_by(Appointment.id)
+    ).all()
+    for other in others:
+        appointments.lock(session, other)
+        if other.state in OPEN_FOR_RESCHEDULING:
+            _postpone(session, actor, other)
 
 
 def _postpone(session: Session, actor: User, appointment: Appointment) -> None:
@@ -200,7 +225,7 @@ def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
         later.starts_at > Appointment.starts_at,
         later.state.not_in(NOT_A_REBOOKING),
         # Booked after the absence was recorded: a patient booked into a series already has later sessions.
-        later.created_at > Attendance.recorded_at,
+        later.created_at > func.coalesce(Attendance.recorded_at, Appointment.updated_at),
     )
     return and_(
         Appointment.cpts_id == cpts_id,
@@ -215,7 +240,7 @@ def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
 def count_to_reschedule(session: Session, cpts_id: int) -> int:
     query = (
         select(func.count(Appointment.id))
-        .join(Attendance, Attendance.appointment_id == Appointment.id)
+        .outerjoin(Attendance, Attendance.appointment_id == Appointment.id)
         .where(_to_reschedule(cpts_id))
     )
     return session.scalar(query) or 0
@@ -231,7 +256,7 @@ def to_reschedule(
     links to the full list instead."""
     rows = session.execute(
         select(Appointment, Attendance.is_performer_present)
-        .join(Attendance, Attendance.appointment_id == Appointment.id)
+        .outerjoin(Attendance, Attendance.appointment_id == Appointment.id)
         .where(_to_reschedule(cpts_id))
         .options(joinedload(Appointment.patient), joinedload(Appointment.performer))
         .order_by(Appointment.starts_at, Appointment.id)

@@ -12,6 +12,7 @@ from hub.models import (
     Allocation,
     AllocationResource,
     Appointment,
+    AppointmentState,
     FreedSlotTask,
     PlaceKind,
     Profession,
@@ -24,7 +25,7 @@ from hub.services import resources
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from workflows import appointments, desk, referrals, waiting
+from workflows import appointments, attendance, desk, referrals, waiting
 
 START = MONDAY_14H.astimezone(dt.UTC)
 
@@ -339,3 +340,29 @@ def test_a_freed_seat_taken_another_way_leaves_the_desk(db_session, group):
     book(db_session, t.coordinator, slot, patients[3])  # a direct booking takes the seat
     assert waiting.open_tasks(db_session, t.cpts.id, now=NOW) == []
     assert waiting.open_task_count(db_session, t.cpts.id, now=NOW) == 0
+
+
+@pytest.mark.usefixtures("clock")
+def test_the_performer_absent_postpones_every_participant_of_the_group_session(db_session, group):
+    """Issue 16, items 2 and 3: the performer's absence, recorded on one participant, is the session's: every
+    participant still to be seen is postponed and listed « À reprogrammer »."""
+    t, _program, slot, patients, _kit = group
+    booked = [book(db_session, t.coordinator, slot, p) for p in patients[:3]]
+    for appointment in booked:
+        appointment.state = AppointmentState.CONFIRMED  # their IDELs confirmed
+    db_session.flush()
+    first = booked[0]
+    attendance.record(
+        db_session,
+        t.coordinator,
+        first,
+        patient=True,
+        accompanying=None if first.accompanying_id is None else True,
+        performer=False,
+        now=START + dt.timedelta(minutes=5),
+    )
+    assert {a.state for a in booked} == {AppointmentState.POSTPONED}
+    listed = attendance.to_reschedule(db_session, t.cpts.id, now=NOW)
+    assert {item.appointment.id for item in listed} == {a.id for a in booked}
+    assert {item.why for item in listed} == {attendance.PERFORMER_ABSENT}
+    assert attendance.count_to_reschedule(db_session, t.cpts.id) == 3
