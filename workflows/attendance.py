@@ -45,7 +45,7 @@ from hub.models import (
     User,
 )
 from scheduling.slots import has_seat_left
-from workflows import appointments, referrals, sas
+from workflows import appointments, fees, referrals, sas
 
 S = AppointmentState
 # Attendance is told of a session that was due to take place, or took place.
@@ -105,6 +105,7 @@ def record(
         raise RuleViolation(NOT_STARTED)
     _check_answers(appointment, patient=patient, accompanying=accompanying, performer=performer)
     row = attendance_of(session, appointment) or Attendance(cpts_id=appointment.cpts_id, appointment_id=appointment.id)
+    was_accompanying_absent = row.is_accompanying_present is False
     row.is_patient_present, row.is_accompanying_present, row.is_performer_present = patient, accompanying, performer
     row.note = (note or "").strip() or None  # its length is the schemas' (hub.schemas.attendance)
     row.recorded_by_user_id, row.recorded_at = actor.id, now
@@ -127,6 +128,8 @@ def record(
         appointments.record_no_show(session, actor, appointment, now=now)
     if accompanying is False and appointment.state is S.DONE:
         _cancel_accompaniment_fee(session, appointment)
+    elif accompanying and was_accompanying_absent and appointment.state is S.DONE:
+        _restore_accompaniment_fee(session, appointment)
     return row
 
 
@@ -204,6 +207,23 @@ def _cancel_accompaniment_fee(session: Session, appointment: Appointment) -> Non
         raise RuleViolation(ACCOMPANYING_FEE_DECLARED)
     for entry in entries:
         entry.status, entry.cancel_reason = FeeStatus.CANCELLED, ACCOMPANYING_ABSENT_REASON
+
+
+def _restore_accompaniment_fee(session: Session, appointment: Appointment) -> None:
+    """A correction: she was there after all. The fee cancelled for her absence is owed again, and the one never
+    accrued (she was recorded absent before the session was done) is accrued now."""
+    cancelled = session.scalars(
+        select(FeeEntry).where(
+            FeeEntry.appointment_id == appointment.id,
+            FeeEntry.professional_id == appointment.accompanying_id,
+            FeeEntry.status == FeeStatus.CANCELLED,
+            FeeEntry.cancel_reason == ACCOMPANYING_ABSENT_REASON,
+        )
+    ).all()
+    for entry in cancelled:
+        entry.status, entry.cancel_reason = FeeStatus.ACCRUED, None
+    session.flush()  # the accrual below reads the attendance row and the entries as they are now
+    fees.accrue_appointment(session, appointment, zone=appointments.appointment_zone(session, appointment))
 
 
 # --- the coordination's queue « À reprogrammer » --------------------------------------------------------------

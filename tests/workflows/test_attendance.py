@@ -355,3 +355,21 @@ def test_a_postponed_session_of_a_series_waits_until_booked_again_after_the_abse
     )
     [item] = attendance.to_reschedule(db_session, t.cpts.id, now=NOW)
     assert item.appointment == appointment, "the series' next session is not its rebooking"
+
+
+@pytest.mark.parametrize("absent_before_completion", [False, True])
+def test_correcting_the_idel_to_present_gives_her_fee_back(db_session, territory, absent_before_completion):
+    """Recorded absent by mistake, then present: the accompaniment fee is owed again, whether it was cancelled
+    (recorded after completion) or never accrued (recorded before)."""
+    t = territory
+    appointment = (
+        _held_session(db_session, t) if absent_before_completion else factories.visit(db_session, t, state=S.DONE)
+    )
+    answers = {"patient": True, "performer": True}
+    attendance.record(db_session, t.coordinator, appointment, accompanying=False, now=_during(appointment), **answers)
+    if absent_before_completion:
+        completion.complete(db_session, t.coordinator, appointment, now=appointment.ends_at)
+    assert _fees(db_session, appointment).get("TLL") in (None, FeeStatus.CANCELLED)
+    later = appointment.ends_at + dt.timedelta(hours=2)
+    attendance.record(db_session, t.coordinator, appointment, accompanying=True, now=later, **answers)
+    assert _fees(db_session, appointment) == {"TC": FeeStatus.ACCRUED, "TLL": FeeStatus.ACCRUED}
