@@ -143,11 +143,7 @@ def check(session: Session, series: Series, *, now: dt.datetime | None = None) -
         if program.is_group and taken >= program.capacity:
             occurrence.problems.append(FULL)
             continue
-        draft = _draft(program, slot, series.patient, accompanying)
-        # A group session with participants already holds its performer, room and kit for the slot.
-        holds = appointments.participant_holds(session, draft)
-        if not (program.is_group and taken):
-            holds = appointments.session_holds(session, draft) + holds
+        holds = _holds(session, program, slot, series.patient, accompanying, seats_taken=taken)
         owner |= {hold: occurrence for hold in holds}
     for hold in find_conflicts(session, list(owner)):
         owner[hold].problems.append(_busy(hold))
@@ -277,6 +273,18 @@ def _accompanying(session: Session, series: Series) -> Professional | None:
     return appointments.choose_accompanying(session, program, series.patient, series.place_kind, series.accompanying)
 
 
+def _holds(
+    session: Session, program, slot: Slot, patient: Patient, accompanying: Professional | None, *, seats_taken: int
+) -> list[Hold]:
+    """What booking the patient into the slot would hold: a group session with participants already holds its
+    performer, room and kit for the slot, so a new participant adds only their own holds."""
+    draft = _draft(program, slot, patient, accompanying)
+    holds = appointments.participant_holds(session, draft)
+    if not (program.is_group and seats_taken):
+        holds = appointments.session_holds(session, draft) + holds
+    return holds
+
+
 def _draft(program, slot: Slot, patient: Patient, accompanying: Professional | None) -> Appointment:
     """The appointment a booking would make, never added to the session: what it would hold."""
     assisted = program.appointment_kind is AppointmentKind.ASSISTED_TELECONSULTATION
@@ -374,10 +382,7 @@ def check_pathway(session: Session, pathway: CarePathway, *, now: dt.datetime | 
         accompanying = appointments.choose_accompanying(
             session, program, patient, appointments.default_place(program), None
         )
-        draft = _draft(program, slot, patient, accompanying)
-        holds = appointments.participant_holds(session, draft)
-        if not (program.is_group and seats.get(slot.id)):
-            holds = appointments.session_holds(session, draft) + holds
+        holds = _holds(session, program, slot, patient, accompanying, seats_taken=seats.get(slot.id, 0))
         owner |= {hold: plan for hold in holds}
     for hold in find_conflicts(session, list(owner)):
         owner[hold].problems.append(_busy(hold))

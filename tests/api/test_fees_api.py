@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from hub.models import AuditEvent, DeclaredActivity, FeeEntry, Profession, Role, Tariff
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.services.test_statements import count_queries
+from tests.queries import count_queries
 
 NOW = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from hub.models import AuditEvent, OutboxMessage, OutboxState
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.services.test_statements import count_queries
+from tests.queries import count_queries
 from tests.web.test_outbox_pages import HEALTH_MARKER, build_outbox_world, fill, message
 
 

@@ -13,8 +13,8 @@ from connectors.settings import CHANNEL_FIELDS
 from hub.models import ConnectorSetting, OutboxState
 from tests import factories
 from tests.connectors.test_dispatcher import queue, reload
+from tests.queries import count_queries
 from tests.servers import SmtpServer
-from tests.services.test_statements import count_queries
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from connectors.dispatcher import dispatch_once, drain
 from connectors.registry import build_registry
 from hub.models import OutboxState
 from tests.connectors.test_dispatcher import queue, reload
+from tests.queries import count_queries
 from tests.servers import Recorder, SmtpServer
-from tests.services.test_statements import count_queries
 
 
 def outcome_updates(statements) -> int:

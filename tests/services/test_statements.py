@@ -1,4 +1,3 @@
-import contextlib
 import csv
 import datetime as dt
 import io
@@ -7,7 +6,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, select, true
+from sqlalchemy import select, true
 
 from hub.errors import RuleViolation, ValidationFailed
 from hub.models import DeclaredActivity, FeeEntry, FeeStatus, Profession, Role, Tariff
@@ -15,6 +14,7 @@ from hub.services import statements, tariffs
 from hub.services.statements import Period
 from tests import ZONE, factories
 from tests.pdfs import pdf_text
+from tests.queries import count_queries
 from workflows import fees
 from workflows import statements as shares
 
@@ -54,20 +54,6 @@ def bulk_ledger(db_session, cpts, *, professionals: int, entries_each: int, year
     db_session.add_all(rows)
     db_session.flush()
     return nurse
-
-
-@contextlib.contextmanager
-def count_queries(engine):
-    seen: list[str] = []
-
-    def listener(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from hub.models import (
     RecipientRole,
 )
 from tests import factories
-from tests.services.test_statements import count_queries
+from tests.queries import count_queries
 
 HEALTH_MARKER = "Insuffisance cardiaque stade III"
 

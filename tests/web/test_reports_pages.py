@@ -1,14 +1,13 @@
 """The report pages: « Ma séance », the form and its signature, the report page with its versions and
 deliveries, the PDF, « Comptes rendus en retard », the patient's timeline; S2 and constant query counts."""
 
-import contextlib
 import datetime as dt
 import html
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from hub.documents import store
 from hub.models import (
@@ -26,25 +25,12 @@ from tests import ZONE, factories
 from tests.api import test_reports_api as api_tests
 from tests.api.test_reports_api import MONDAY_13H_UTC, WRITTEN, session_of
 from tests.factories import NOW
+from tests.queries import count_queries
 from workflows import appointments, deliveries, reports
 
 clinic = api_tests.clinic
 MONDAY = "2026-11-23"
 ZONE_INFO = ZoneInfo(ZONE)
-
-
-@contextlib.contextmanager
-def count_queries(engine):
-    seen: list[str] = []
-
-    def listener(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def text_of(response) -> str:

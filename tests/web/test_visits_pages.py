@@ -20,7 +20,7 @@ from hub.models import (
 )
 from tests import factories
 from tests.factories import MONDAY_14H, PARIS
-from tests.services.test_statements import count_queries
+from tests.queries import count_queries
 from workflows import appointments
 
 pytestmark = pytest.mark.usefixtures("clock")

@@ -19,7 +19,7 @@ from hub.models import (
 )
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from tests.services.test_statements import count_queries
+from tests.queries import count_queries
 from tests.web.test_desk_pages import text
 from workflows import appointments, waiting
 

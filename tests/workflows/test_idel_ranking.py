@@ -1,31 +1,17 @@
 """Issue 16, item 6: one ranking of the IDELs wherever one is chosen — the patient's own first, then distance,
 then the visits given this month, then the pending offers — with the days and communes each one serves."""
 
-import contextlib
 import datetime as dt
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from hub.models import AppointmentState, PlaceKind, Profession, Slot, VisitOffer, VisitOfferState
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
+from tests.queries import count_queries
 from workflows import accompaniment, appointments, idel_ranking
 
 VERGT, CHALAGNAC, COURSAC, BERGERAC = "24571", "24094", "24139", "24037"
-
-
-@contextlib.contextmanager
-def count_queries(engine):
-    seen: list[str] = []
-
-    def listener(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 def nurse(db_session, t, commune, last_name, **fields):

@@ -30,7 +30,7 @@ from hub.models import (
 )
 from tests import ZONE, factories
 from tests.factories import PARIS
-from tests.services.test_statements import count_queries
+from tests.queries import count_queries
 from workflows import indicators
 from workflows.indicators import Period, Scope
 
