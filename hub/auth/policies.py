@@ -1,7 +1,7 @@
 """Object-level checks: a permission AND a relation to the object. Deny by default."""
 
 from sqlalchemy import ColumnElement, exists, false, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
 from hub.auth.permissions import Permission, has_permission
@@ -21,7 +21,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from hub.services.care import has_care_relation, patient_ids_in_care_of
+from hub.services.care import has_care_relation, in_care_of, patient_ids_in_care_of
 
 
 def _sees_whole_cpts(user) -> bool:
@@ -38,6 +38,29 @@ def can_view_patient(session: Session, user, patient: Patient) -> bool:
 
 def can_edit_patient(session: Session, user, patient: Patient) -> bool:
     return has_permission(user, Permission.PATIENTS_WRITE) and can_view_patient(session, user, patient)
+
+
+def visible_patient(session: Session, user, patient_id: int, *, write: bool = False) -> Patient | None:
+    """The patient, with its consents, if the user may see it (or edit it, with `write`), else None: the rule of
+    `can_view_patient` / `can_edit_patient` in one round trip, the care relation a column of the patient's SELECT.
+    This runs on every read of a record."""
+    if not has_permission(user, Permission.PATIENTS_READ):
+        return None
+    if write and not has_permission(user, Permission.PATIENTS_WRITE):
+        return None
+    query = (
+        select(Patient)
+        .where(Patient.id == patient_id, Patient.cpts_id == user.cpts_id)
+        .options(joinedload(Patient.consents))
+    )
+    if not _sees_whole_cpts(user):
+        if user.professional_id is None:
+            return None
+        query = query.add_columns(in_care_of(user.professional_id).label("in_care"))
+    found = session.execute(query).unique().one_or_none()
+    if found is None or (len(found) > 1 and not found.in_care):
+        return None
+    return found[0]
 
 
 def visible_patients(user) -> ColumnElement[bool]:

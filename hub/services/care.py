@@ -5,7 +5,7 @@ relation is a SELECT of `patient_id` for a professional; `patient_ids_in_care_of
 below so that a reader sees every way into a patient's record in this file.
 """
 
-from sqlalchemy import Select, exists, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, exists, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from hub.models import (
@@ -90,6 +90,14 @@ def patient_ids_in_care_of(professional_id: int):
         visit_offer_recipients(professional_id),
         teleexpertise_parties(professional_id),
     ).subquery()
+
+
+def in_care_of(professional_id: int) -> ColumnElement[bool]:
+    """Whether the professional takes part in the care of the patient of the enclosing SELECT of `Patient`: the
+    patient's row and the care check in one round trip. The médecin traitant, the commonest relation, comes first
+    so that the database need not run the union for them."""
+    related = patient_ids_in_care_of(professional_id)
+    return or_(Patient.attending_gp_id == professional_id, exists().where(related.c.patient_id == Patient.id))
 
 
 def has_care_relation(session: Session, professional_id: int, patient: Patient) -> bool:
