@@ -44,7 +44,7 @@ def no_lazy_loads():
     lazy: list[str] = []
 
     def watch(state):
-        if state.lazy_loaded_from is not None or state.is_column_load:
+        if state.is_select and (state.lazy_loaded_from is not None or state.is_column_load):
             lazy.append(str(state.statement))
 
     event.listen(Session, "do_orm_execute", watch)
