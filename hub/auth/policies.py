@@ -1,6 +1,6 @@
 """Object-level checks: a permission AND a relation to the object. Deny by default."""
 
-from sqlalchemy import ColumnElement, exists, false, func, select
+from sqlalchemy import ColumnElement, bindparam, exists, false, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
@@ -40,27 +40,30 @@ def can_edit_patient(session: Session, user, patient: Patient) -> bool:
     return has_permission(user, Permission.PATIENTS_WRITE) and can_view_patient(session, user, patient)
 
 
+# The read of one patient with its consents, built once: the statement and its cache key cost more Python time
+# than the round trip, and it runs on every read of a record. The care relation is a column of the same SELECT.
+_PATIENT_IN_CPTS = (
+    select(Patient)
+    .where(Patient.id == bindparam("patient_id"), Patient.cpts_id == bindparam("cpts_id"))
+    .options(joinedload(Patient.consents))
+)
+_PATIENT_IN_CARE = _PATIENT_IN_CPTS.add_columns(in_care_of(bindparam("professional_id")).label("in_care"))
+
+
 def visible_patient(session: Session, user, patient_id: int, *, write: bool = False) -> Patient | None:
     """The patient, with its consents, if the user may see it (or edit it, with `write`), else None: the rule of
-    `can_view_patient` / `can_edit_patient` in one round trip, the care relation a column of the patient's SELECT.
-    This runs on every read of a record."""
+    `can_view_patient` / `can_edit_patient` in one round trip."""
     if not has_permission(user, Permission.PATIENTS_READ):
         return None
     if write and not has_permission(user, Permission.PATIENTS_WRITE):
         return None
-    query = (
-        select(Patient)
-        .where(Patient.id == patient_id, Patient.cpts_id == user.cpts_id)
-        .options(joinedload(Patient.consents))
-    )
-    if not _sees_whole_cpts(user):
-        if user.professional_id is None:
-            return None
-        query = query.add_columns(in_care_of(user.professional_id).label("in_care"))
-    found = session.execute(query).unique().one_or_none()
-    if found is None or (len(found) > 1 and not found.in_care):
+    where = {"patient_id": patient_id, "cpts_id": user.cpts_id}
+    if _sees_whole_cpts(user):
+        return session.execute(_PATIENT_IN_CPTS, where).unique().scalar_one_or_none()
+    if user.professional_id is None:
         return None
-    return found[0]
+    found = session.execute(_PATIENT_IN_CARE, where | {"professional_id": user.professional_id}).unique().one_or_none()
+    return found[0] if found is not None and found.in_care else None
 
 
 def visible_patients(user) -> ColumnElement[bool]:
