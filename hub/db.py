@@ -7,7 +7,8 @@ from typing import Any, cast
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
 from sqlalchemy.engine import CursorResult, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
 
@@ -56,7 +57,9 @@ def make_engine(url: str, **kwargs) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _serialise_sqlite_writers(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it costs a round trip on every checkout, i.e. every request. A connection the server closed is
+    # found at its transaction's first statement instead, which is then run again (make_session_factory).
+    return create_engine(url, pool_pre_ping=False, **kwargs)
 
 
 def _serialise_sqlite_writers(engine: Engine) -> None:
@@ -82,7 +85,30 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    _retry_first_statement_on_disconnect(factory)
+    return factory
+
+
+def _retry_first_statement_on_disconnect(factory: sessionmaker[Session]) -> None:
+    """A pooled connection that the server closed (restart, idle timeout, pg_terminate_backend) fails at the first
+    statement of the transaction that checked it out. Nothing depends on that statement yet, so it is run once
+    more on a fresh connection (SQLAlchemy has invalidated the dead one, and the pool every connection as old).
+    A disconnect later in a transaction is not retried: that would replay half a unit of work."""
+
+    @event.listens_for(factory, "do_orm_execute")
+    def _retry(state: ORMExecuteState):
+        session = state.session
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            # Not the transaction's first statement, or unflushed changes a rollback would drop: run as usual.
+            return None
+        try:
+            return state.invoke_statement()
+        except DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            session.rollback()
+            return state.invoke_statement()
 
 
 @contextmanager

@@ -1,9 +1,9 @@
 """Load an object for a user, or refuse as if it did not exist (404, no IDOR oracle) and audit the refusal."""
 
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.auth.policies import can_edit_patient, can_view_patient
+from hub.auth.policies import visible_patient
 from hub.errors import NotFound
 from hub.models import Consent, Patient
 
@@ -11,10 +11,8 @@ from hub.models import Consent, Patient
 def patient_for(session: Session, user, patient_id: int, *, action: str = "patient.read", write: bool = False):
     """The patient if the user may see it (or edit it, with `write`); a read is audited here, a write by
     the service that makes it."""
-    # Consents come with the patient: every reader shows them, and a round trip less per read.
-    patient = session.get(Patient, patient_id, options=[joinedload(Patient.consents)])
-    allowed = patient is not None and (can_edit_patient if write else can_view_patient)(session, user, patient)
-    if not allowed:
+    patient = visible_patient(session, user, patient_id, write=write)
+    if patient is None:
         raise NotFound("Patient introuvable.", audit_action=action, audit_target=("patients", patient_id))
     if not write:
         audit.record(session, actor=user, action=action, target=patient)

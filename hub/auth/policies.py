@@ -1,7 +1,7 @@
 """Object-level checks: a permission AND a relation to the object. Deny by default."""
 
-from sqlalchemy import ColumnElement, exists, false, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, bindparam, exists, false, func, select
+from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
 from hub.auth.permissions import Permission, has_permission
@@ -21,7 +21,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from hub.services.care import has_care_relation, patient_ids_in_care_of
+from hub.services.care import has_care_relation, in_care_of, patient_ids_in_care_of
 
 
 def _sees_whole_cpts(user) -> bool:
@@ -38,6 +38,32 @@ def can_view_patient(session: Session, user, patient: Patient) -> bool:
 
 def can_edit_patient(session: Session, user, patient: Patient) -> bool:
     return has_permission(user, Permission.PATIENTS_WRITE) and can_view_patient(session, user, patient)
+
+
+# The read of one patient with its consents, built once: the statement and its cache key cost more Python time
+# than the round trip, and it runs on every read of a record. The care relation is a column of the same SELECT.
+_PATIENT_IN_CPTS = (
+    select(Patient)
+    .where(Patient.id == bindparam("patient_id"), Patient.cpts_id == bindparam("cpts_id"))
+    .options(joinedload(Patient.consents))
+)
+_PATIENT_IN_CARE = _PATIENT_IN_CPTS.add_columns(in_care_of(bindparam("professional_id")).label("in_care"))
+
+
+def visible_patient(session: Session, user, patient_id: int, *, write: bool = False) -> Patient | None:
+    """The patient, with its consents, if the user may see it (or edit it, with `write`), else None: the rule of
+    `can_view_patient` / `can_edit_patient` in one round trip."""
+    if not has_permission(user, Permission.PATIENTS_READ):
+        return None
+    if write and not has_permission(user, Permission.PATIENTS_WRITE):
+        return None
+    where = {"patient_id": patient_id, "cpts_id": user.cpts_id}
+    if _sees_whole_cpts(user):
+        return session.execute(_PATIENT_IN_CPTS, where).unique().scalar_one_or_none()
+    if user.professional_id is None:
+        return None
+    found = session.execute(_PATIENT_IN_CARE, where | {"professional_id": user.professional_id}).unique().one_or_none()
+    return found[0] if found is not None and found.in_care else None
 
 
 def visible_patients(user) -> ColumnElement[bool]:

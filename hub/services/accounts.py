@@ -386,13 +386,23 @@ def start_session(session: Session, user: User) -> str:
 
 def resume_session(session: Session, token: str, limits: SessionLimits) -> User | None:
     """The user of a live session, or None when it ended, idled out, aged out or its user was deactivated."""
-    row = session.get(UserSession, _digest(token))
-    if row is None or row.ended_at is not None:
+    # One round trip for the session, its user, the user's professional and roles: this runs on every page.
+    found = (
+        session.execute(
+            select(UserSession, User)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.id == _digest(token))
+            .options(joinedload(User.role_rows))
+        )
+        .unique()
+        .one_or_none()
+    )
+    if found is None or found.UserSession.ended_at is not None:
         return None
+    row, user = found.UserSession, found.User
     now = utcnow()
-    user = session.get(User, row.user_id)
     reason = None
-    if user is None or not user.is_active:
+    if not user.is_active:
         reason = "deactivated"
     elif now - row.last_seen_at > limits.idle:
         reason = "idle_timeout"

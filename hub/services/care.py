@@ -5,7 +5,7 @@ relation is a SELECT of `patient_id` for a professional; `patient_ids_in_care_of
 below so that a reader sees every way into a patient's record in this file.
 """
 
-from sqlalchemy import Select, exists, or_, select, union_all
+from sqlalchemy import ColumnElement, Select, exists, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from hub.models import (
@@ -21,6 +21,9 @@ from hub.models import (
     VisitOfferState,
 )
 
+# A professional's id, or a bound parameter standing for it in a statement built once (see policies.visible_patient).
+ProfessionalId = int | ColumnElement[int]
+
 # The targeted specialist takes part in the care while the referral is live, from its sending to its completion.
 SPECIALIST_SEES = (ReferralState.SUBMITTED, ReferralState.ACCEPTED, ReferralState.SCHEDULED, ReferralState.DONE)
 # The named or assigned expert takes part in the patient's care while the request is live or answered.
@@ -33,17 +36,17 @@ EXPERT_SEES = (
 )
 
 
-def attending_gp(professional_id: int) -> Select:
+def attending_gp(professional_id: ProfessionalId) -> Select:
     return select(Patient.id.label("patient_id")).where(Patient.attending_gp_id == professional_id)
 
 
-def care_team(professional_id: int) -> Select:
+def care_team(professional_id: ProfessionalId) -> Select:
     return select(CareTeamMember.patient_id.label("patient_id")).where(
         CareTeamMember.professional_id == professional_id
     )
 
 
-def referral_parties(professional_id: int) -> Select:
+def referral_parties(professional_id: ProfessionalId) -> Select:
     """The author GP and the targeted specialist of a live referral; a rejected or cancelled referral opens
     nothing to the specialist."""
     return select(Referral.patient_id.label("patient_id")).where(
@@ -54,13 +57,13 @@ def referral_parties(professional_id: int) -> Select:
     )
 
 
-def appointment_participants(professional_id: int) -> Select:
+def appointment_participants(professional_id: ProfessionalId) -> Select:
     return select(Appointment.patient_id.label("patient_id")).where(
         (Appointment.performer_id == professional_id) | (Appointment.accompanying_id == professional_id)
     )
 
 
-def visit_offer_recipients(professional_id: int) -> Select:
+def visit_offer_recipients(professional_id: ProfessionalId) -> Select:
     """An IDEL a home visit is offered to, while the offer waits for their answer."""
     return (
         select(Appointment.patient_id.label("patient_id"))
@@ -69,7 +72,7 @@ def visit_offer_recipients(professional_id: int) -> Select:
     )
 
 
-def teleexpertise_parties(professional_id: int) -> Select:
+def teleexpertise_parties(professional_id: ProfessionalId) -> Select:
     """The requester, and the named or assigned expert while the request is live or answered; a declined
     or expired request opens nothing to the expert. Pool members see the request, not the record."""
     return select(TeleexpertiseRequest.patient_id.label("patient_id")).where(
@@ -80,7 +83,7 @@ def teleexpertise_parties(professional_id: int) -> Select:
     )
 
 
-def patient_ids_in_care_of(professional_id: int):
+def patient_ids_in_care_of(professional_id: ProfessionalId):
     """A subquery of the ids of every patient the professional takes part in the care of."""
     return union_all(
         attending_gp(professional_id),
@@ -90,6 +93,14 @@ def patient_ids_in_care_of(professional_id: int):
         visit_offer_recipients(professional_id),
         teleexpertise_parties(professional_id),
     ).subquery()
+
+
+def in_care_of(professional_id: ProfessionalId) -> ColumnElement[bool]:
+    """Whether the professional takes part in the care of the patient of the enclosing SELECT of `Patient`: the
+    patient's row and the care check in one round trip. The médecin traitant, the commonest relation, comes first
+    so that the database need not run the union for them."""
+    related = patient_ids_in_care_of(professional_id)
+    return or_(Patient.attending_gp_id == professional_id, exists().where(related.c.patient_id == Patient.id))
 
 
 def has_care_relation(session: Session, professional_id: int, patient: Patient) -> bool:

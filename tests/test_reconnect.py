@@ -1,0 +1,73 @@
+"""No pre-ping on every checkout (issue 17): a pooled connection killed by the server does not fail the next request.
+
+PostgreSQL only: the test kills the application's own connections with pg_terminate_backend, as a server restart
+or an idle-connection timeout would, then sends the next request through the same pool."""
+
+import time
+
+import pytest
+from sqlalchemy import event, text
+
+from hub import create_app
+from hub.models import Profession
+from hub.services import accounts
+from tests import conftest, factories
+
+pytestmark = pytest.mark.skipif(
+    not (conftest.TEST_DATABASE_URL or "").startswith("postgresql"), reason="kills PostgreSQL backends"
+)
+
+
+@pytest.fixture
+def own_app(database_url):
+    """An application with a pool of its own, so that only its connections are killed."""
+    application = create_app(conftest.test_config(database_url))
+    backends: set[int] = set()
+
+    @event.listens_for(application.extensions["hub.engine"], "connect")
+    def _remember(dbapi_connection, _record):
+        backends.add(dbapi_connection.info.backend_pid)
+
+    yield application, backends
+    application.extensions["hub.engine"].dispose()
+
+
+def _terminate(factory, pids: set[int]) -> None:
+    with factory() as admin:
+        admin.execute(
+            text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) AS pid"), {"pids": list(pids)}
+        )
+        for _ in range(100):  # the backends end asynchronously
+            alive = admin.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:pids AS int[]))"),
+                {"pids": list(pids)},
+            )
+            if not alive:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the backends did not end")
+
+
+def test_a_killed_pooled_connection_does_not_fail_the_next_request(own_app, committed):
+    application, backends = own_app
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        gp = factories.clinician(session, cpts, Profession.GENERAL_PRACTITIONER)
+        patient = factories.patient(session, cpts, attending_gp_id=gp.professional_id)
+        _row, raw = accounts.create_api_token(session, gp, name="reconnect")
+        session.commit()
+        patient_id = patient.id
+    client = application.test_client()
+    headers = {"Authorization": f"Bearer {raw}"}
+
+    assert client.get(f"/api/v1/patients/{patient_id}", headers=headers).status_code == 200
+    killed = set(backends)
+    assert killed, "the request went through the application's pool"
+    _terminate(factory, killed)
+
+    response = client.get(f"/api/v1/patients/{patient_id}", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["id"] == patient_id
+    assert backends - killed, "the second request ran on a new connection"
