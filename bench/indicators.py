@@ -5,9 +5,11 @@ On the database given by `--database-url` (default: SQLite in a temporary file; 
 of its own, whose `public` schema is dropped and made again), the script migrates, then loads with SQLAlchemy Core
 inserts a year (2026) of one CPTS: 33 professionals (5 specialists, 15 IDELs, 8 kinés, 5 GPs), 300 patients,
 2 programs, 3,000 sessions in every state, 600 referrals booked into them, 1,000 reports with 2,000 deliveries,
-300 téléexpertises, 3,000 fee entries, the IDELs' and kinés' declared months, 1,500 surveys (half answered) and
-200 incidents. It measures, as a logged-in coordinator through the Flask test client (login check, audit line and
-commit included): the page of the year (`/indicateurs?year=2026`: every indicator, 5 charts drawn), the API of
+300 téléexpertises, 3,000 fee entries, the IDELs' and kinés' declared months, 1,500 surveys (half answered),
+200 incidents, and what the issue-16 indicators read: 100 program waiting-list entries, 60 places on the list of
+patients without a médecin traitant and the attendance noted on the held sessions. It measures, as a
+logged-in coordinator through the Flask test client (login check, audit line and commit included): the page of
+the year (`/indicateurs?year=2026`: every indicator, 5 charts drawn), the API of
 the year, the page of one month, and the service alone (`workflows.indicators.compute`). Then it loads nine more
 CPTS alike and measures the same on the same CPTS. It prints each operation's query count at both sizes and the
 growth of its best round (the machine is shared: the median is printed too, but the slower rounds mostly measure
@@ -46,6 +48,7 @@ from hub.models import (  # noqa: E402
     Appointment,
     AppointmentKind,
     AppointmentState,
+    Attendance,
     Consent,
     ConsentKind,
     ConsentMethod,
@@ -54,6 +57,8 @@ from hub.models import (  # noqa: E402
     DeliveryState,
     FeeEntry,
     FeeStatus,
+    GpSearch,
+    GpSearchState,
     IncidentKind,
     IncidentSeverity,
     Organisation,
@@ -78,6 +83,9 @@ from hub.models import (  # noqa: E402
     TeleexpertiseRequest,
     TeleexpertiseState,
     User,
+    WaitingEntry,
+    WaitingState,
+    WaitingUrgency,
 )
 from hub.services import accounts  # noqa: E402
 from tests import factories  # noqa: E402
@@ -152,6 +160,7 @@ def load_cpts(engine, factory, rng: random.Random, number: int) -> int:
         _teleexpertise(connection, rng, cpts_id, user_id, pros, patients)
         _fees(connection, rng, cpts_id, pros, sessions, tariffs)
         _surveys_incidents(connection, rng, cpts_id, user_id, sessions)
+        _lists_attendance(connection, rng, cpts_id, user_id, pros, patients, programs, sessions)
     return cpts_id
 
 
@@ -311,6 +320,7 @@ def _teleexpertise(connection, rng, cpts_id, user_id, pros, patients) -> None:
                 "kind": ConsentKind.TELEHEALTH,
                 "method": ConsentMethod.ORAL,
                 "recorded_by_user_id": user_id,
+                "collected_on": dt.date(YEAR, 1, 1),
                 "collected_at": dt.datetime(YEAR, 1, 1, tzinfo=dt.UTC),
             }
             for p in patients
@@ -419,6 +429,75 @@ def _surveys_incidents(connection, rng, cpts_id, user_id, sessions) -> None:
                 "recorded_at": s.starts_at,
             }
             for s in rng.sample(held, INCIDENTS)
+        ],
+    )
+
+
+def _lists_attendance(connection, rng, cpts_id, user_id, pros, patients, programs, sessions) -> None:
+    """What the issue-16 indicators read: the program waiting lists (a third of the patients: waiting, booked
+    into a session of the year or withdrawn), the list of patients without a médecin traitant (a fifth:
+    waiting, matched by a GP, found elsewhere or withdrawn) and the attendance noted on the held sessions."""
+    booked = [s for s in sessions if s.state in (AppointmentState.CONFIRMED, AppointmentState.DONE)]
+    waiting = []
+    for n, patient_id in enumerate(patients[: PATIENTS // 3]):
+        state = (WaitingState.WAITING, WaitingState.BOOKED, WaitingState.BOOKED, WaitingState.WITHDRAWN)[n % 4]
+        appointment = booked[n] if state is WaitingState.BOOKED else None
+        resolved_at = appointment.starts_at - dt.timedelta(days=2) if appointment else None
+        if state is WaitingState.WITHDRAWN:
+            resolved_at = instant(rng)
+        created_at = (resolved_at or instant(rng)) - dt.timedelta(days=rng.randrange(1, 60))
+        waiting.append(
+            {
+                "cpts_id": cpts_id,
+                "patient_id": patient_id,
+                "program_id": programs[n % len(programs)],
+                "urgency": rng.choice(list(WaitingUrgency)),
+                "state": state,
+                "created_at": created_at,
+                "created_by_user_id": user_id,
+                "resolved_at": resolved_at,
+                "resolved_by_user_id": user_id if resolved_at else None,
+                "appointment_id": appointment.id if appointment else None,
+            }
+        )
+    connection.execute(insert(WaitingEntry), waiting)
+    states = list(GpSearchState)
+    searches = []
+    for n, patient_id in enumerate(patients[-(PATIENTS // 5) :]):
+        state = states[n % len(states)]
+        entered_at = instant(rng)
+        closed_at = None if state is GpSearchState.WAITING else entered_at + dt.timedelta(days=rng.randrange(1, 90))
+        searches.append(
+            {
+                "cpts_id": cpts_id,
+                "patient_id": patient_id,
+                "state": state,
+                "consent_on": entered_at.date(),
+                "consent_method": ConsentMethod.ORAL,
+                "entered_at": entered_at,
+                "entered_by_user_id": user_id,
+                "closed_at": closed_at,
+                "closed_by_user_id": user_id if closed_at else None,
+                "gp_id": rng.choice(pros[Profession.GENERAL_PRACTITIONER]) if state is GpSearchState.MATCHED else None,
+            }
+        )
+    connection.execute(insert(GpSearch), searches)
+    noted = [
+        s for s in sessions if s.state in (AppointmentState.DONE, AppointmentState.DEGRADED, AppointmentState.NO_SHOW)
+    ]
+    connection.execute(
+        insert(Attendance),
+        [
+            {
+                "cpts_id": cpts_id,
+                "appointment_id": s.id,
+                "is_patient_present": s.state is not AppointmentState.NO_SHOW,
+                "is_accompanying_present": rng.random() < 0.9,
+                "is_performer_present": rng.random() < 0.97,
+                "recorded_by_user_id": user_id,
+                "recorded_at": s.ends_at,
+            }
+            for s in noted
         ],
     )
 

@@ -350,7 +350,8 @@ def delays(session: Session, scope: Scope) -> Indicator:
     deliveries = session.execute(
         select(func.count(Delivery.id), func.sum(case((on_time, 1), else_=0)))
         .join(Report, Report.id == Delivery.report_id)
-        .join(A, A.id == Report.appointment_id)
+        # A session's report carries its CPTS (workflows.reports): the plan then reads the CPTS's reports only.
+        .join(A, and_(A.id == Report.appointment_id, Report.cpts_id == scope.cpts))
         .where(*scope.sessions())
     ).one()
     days = None if referral[1] is None else round(float(referral[1]) / 86400, 1)
@@ -516,7 +517,9 @@ def satisfaction(session: Session, scope: Scope) -> Indicator:
             func.avg(Survey.av_quality),
             func.avg(Survey.listened),
         )
-        .join(A, A.id == Survey.appointment_id)
+        # The survey carries its session's CPTS (workflows.surveys): restricting the join to it lets PostgreSQL
+        # hash the CPTS's surveys rather than every CPTS's (bench/README.md, P6 indicators).
+        .join(A, and_(A.id == Survey.appointment_id, Survey.cpts_id == scope.cpts))
         .where(*scope.sessions())
     ).one()
     sent, answers = int(row[0]), int(row[1] or 0)
@@ -749,7 +752,9 @@ def attendance_outcomes(session: Session, scope: Scope) -> Indicator:
             func.sum(case((Attendance.is_performer_present.is_(False), 1), else_=0)),
             func.sum(case((and_(state == AppointmentState.CANCELLED, A.is_late_cancellation.is_(True)), 1), else_=0)),
         )
-        .outerjoin(Attendance, Attendance.appointment_id == A.id)
+        # An attendance carries its session's CPTS (workflows.attendance): joining on it too keeps the hash join to
+        # the CPTS's attendances instead of every CPTS's (bench/README.md, P6 indicators).
+        .outerjoin(Attendance, and_(Attendance.appointment_id == A.id, Attendance.cpts_id == scope.cpts))
         .where(*scope.sessions())
     ).one()
     due, no_show, accompanying_absent, performer_absent, late = _counts(row)

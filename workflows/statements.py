@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import func, select
+from sqlalchemy import Date, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from hub.errors import RuleViolation, ValidationFailed
@@ -75,8 +75,10 @@ def remote_shares(session: Session, professional_ids: list[int], window: ShareWi
                 FeeEntry.professional_id.in_(professional_ids),
                 FeeEntry.is_remote_care.is_(True),
                 FeeEntry.status.in_(fees.LIVE),
-                FeeEntry.act_on >= window.first,
-                FeeEntry.act_on <= window.last,
+                # The window written into the SQL: a generic plan of the prepared statement, not knowing it, walks
+                # the index row by row, 8.5 ms against 1.9 ms at 30 CPTS (bench/README.md, P6 fee statements).
+                FeeEntry.act_on >= bindparam(None, window.first, type_=Date, literal_execute=True),
+                FeeEntry.act_on <= bindparam(None, window.last, type_=Date, literal_execute=True),
             )
             .group_by(FeeEntry.professional_id)
         ).all()

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from hub.models import (
+    Appointment,
     AppointmentKind,
     AppointmentState,
+    Attendance,
     DeclaredActivity,
     Delivery,
     DeliveryState,
@@ -193,7 +195,7 @@ def play_december(db, t) -> Month:
             SatisfactionSurvey(
                 cpts_id=t.cpts.id,
                 appointment_id=s[number].id,
-                token_hash=f"{number:064d}",
+                token_hash=f"{t.cpts.id:032d}{number:032d}",
                 channel="sms",
                 expires_at=s[number].ends_at + dt.timedelta(days=14),
                 answered_at=s[number].ends_at + dt.timedelta(hours=2) if answers else None,
@@ -364,3 +366,41 @@ def test_p6_the_query_count_does_not_depend_on_the_data(db_session, engine, terr
     with count_queries(engine) as full:
         indicators.compute(db_session, scope)
     assert len(full) == len(empty) == 17
+
+
+def _note_attendance(db, cpts_id: int, user_id: int) -> None:
+    """Attendance on the CPTS's held or missed December sessions: accompanying professional absent on the first."""
+    missed = (AppointmentState.DONE, AppointmentState.DEGRADED, AppointmentState.NO_SHOW)
+    rows = db.scalars(
+        select(Appointment)
+        .where(Appointment.cpts_id == cpts_id, Appointment.state.in_(missed))
+        .order_by(Appointment.id)
+    ).all()
+    for number, appointment in enumerate(rows):
+        db.add(
+            Attendance(
+                cpts_id=cpts_id,
+                appointment_id=appointment.id,
+                is_patient_present=appointment.state is not AppointmentState.NO_SHOW,
+                is_accompanying_present=number != 0,
+                is_performer_present=True,
+                recorded_by_user_id=user_id,
+            )
+        )
+    db.flush()
+
+
+def test_p6_a_neighbour_cpts_changes_no_figure(db_session, territory):
+    """The surveys, reports and attendances are joined to the sessions within the CPTS (their own cpts_id, for the
+    plans' sake): the neighbour's rows must count neither for nor against this CPTS, and its own are all counted."""
+    play_december(db_session, territory)
+    _note_attendance(db_session, territory.cpts.id, territory.coordinator.id)
+    alone = by_key(indicators.compute(db_session, Scope(territory.cpts.id, DECEMBER)))
+    assert row(alone["presences"], "Accompagnant·e absent·e") == (1,)
+    assert row(alone["satisfaction"], "Enquêtes envoyées") == (3,)
+    assert alone["delais"].rows[2][1] == 3, "three deliveries due"
+    neighbour = factories.territory(db_session, factories.cpts(db_session, "CPTS voisine"))
+    play_december(db_session, neighbour)
+    _note_attendance(db_session, neighbour.cpts.id, neighbour.coordinator.id)
+    assert by_key(indicators.compute(db_session, Scope(territory.cpts.id, DECEMBER))) == alone
+    assert by_key(indicators.compute(db_session, Scope(neighbour.cpts.id, DECEMBER))) == alone
