@@ -43,6 +43,7 @@ from bench.api_read import HOST, free_port, get  # noqa: E402 (needs the reposit
 from bench.common import prepare_postgresql  # noqa: E402
 from connectors.email import message_token  # noqa: E402
 from hub import audit, migrate  # noqa: E402
+from hub.config import DEFAULTS  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from hub.models import Delivery, OutboxMessage, OutboxState, Profession, Report, Role  # noqa: E402
 from hub.services import accounts, calendar_feeds  # noqa: E402
@@ -58,7 +59,7 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7"
 PATIENTS_PER_CPTS = 6
 SPACING = dt.timedelta(minutes=90)  # past sessions: the IDEL is held 20 min before and 25 min after a 15-min slot
 START_TIMEOUT = 60.0
-PARIS = ZoneInfo("Europe/Paris")
+PARIS = ZoneInfo(DEFAULTS["TIMEZONE"])  # the zone the hub runs in unless configured otherwise
 
 
 # --------------------------------------------------------------------------------------------------------------
