@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test test-servers test-browser lint bench demo migrate clean
+.PHONY: run test test-servers test-browser lint bench bench-p7 demo migrate clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/api_read.py
+
+# P7: the national peak hour replayed with locust (the `bench` extra, installed here only) against gunicorn,
+# PostgreSQL and the hub worker; about 10 minutes. P7_PG_URL names a PostgreSQL database it may wipe.
+P7_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7
+bench-p7: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/p7/peak_hour.py --pg-url $(P7_PG_URL) --locust $(BIN)/locust
 
 clean:
 	rm -rf $(VENV) instance/hub.sqlite3*

@@ -1,0 +1,116 @@
+"""P7's workload for locust: one simulated user is one CPTS team living teleconsultations one after the other.
+
+Each teleconsultation is 20 requests by three people of the same CPTS, with a think time between them (the
+coordinator books, the patient's IDEL confirms, prepares and receives the patient, the specialist writes and
+signs the report of an earlier session, the coordinator watches the dispatch). The work (slots to book, done
+sessions to report on, tokens, session cookies) is prepared by bench/p7/peak_hour.py and read from the JSON file
+named by P7_WORK; each item is used once, so no booking can collide with another by design: a conflict or any
+non-2xx answer is an error of the run. This file imports nothing from the hub: it runs in locust's own venv.
+"""
+
+import json
+import os
+import random
+import uuid
+
+import gevent
+from locust import FastHttpUser, between, task
+
+with open(os.environ["P7_WORK"], encoding="utf-8") as handle:
+    WORK = json.load(handle)
+ITEMS = iter(WORK["items"])  # users are greenlets of one process: next() is never interleaved
+THINK = (float(os.environ.get("P7_THINK_MIN", "0.5")), float(os.environ.get("P7_THINK_MAX", "1.5")))
+WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
+CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
+CHECK_IN = {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}
+
+
+class Team(FastHttpUser):
+    wait_time = between(*THINK)
+
+    def think(self) -> None:
+        gevent.sleep(random.uniform(*THINK))
+
+    def call(self, method: str, path: str, name: str, *, bearer=None, cookie=None, body=None, expect=(200,)):
+        headers = {}
+        if bearer:
+            headers["Authorization"] = f"Bearer {bearer}"
+        if cookie:
+            headers["Cookie"] = cookie
+        if method == "POST" and name == "POST /api/v1/appointments":
+            headers["Idempotency-Key"] = str(uuid.uuid4())
+        with self.client.request(
+            method, path, name=name, headers=headers, json=body, catch_response=True, allow_redirects=False
+        ) as response:
+            if response.status_code not in expect:
+                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+                self.think()
+                return None
+            response.success()
+        self.think()
+        return response
+
+    @task
+    def teleconsultation(self) -> None:
+        item = next(ITEMS, None)
+        if item is None:  # the step's work is used up: the runner reports it (it seeds a margin)
+            gevent.sleep(1)
+            return
+        team = WORK["teams"][str(item["cpts"])]
+        coordinator, idel, specialist = team["coordinator"], team["idel"], team["specialist"]
+        patient, day = item["patient_id"], item["slot_day"]
+
+        # The coordinator's planning, the program's slots of the day, the patient, the booking, the IDELs.
+        self.call("GET", f"/planning?week={day}", "page /planning", cookie=team["coordinator_cookie"])
+        self.call(
+            "GET", f"/api/v1/programs/{team['program_id']}/slots?from={day}&to={day}", "GET slots", bearer=coordinator
+        )
+        self.call("GET", f"/api/v1/patients/{patient}", "GET patient", bearer=coordinator)
+        booked = self.call(
+            "POST",
+            "/api/v1/appointments",
+            "POST /api/v1/appointments",
+            bearer=coordinator,
+            body={"slot_id": item["slot_id"], "patient_id": patient, "place_kind": "lieu_dedie"},
+            expect=(201,),
+        )
+        if booked is None:
+            return
+        appointment = booked.json()["id"]
+        self.call("GET", f"/api/v1/appointments/{appointment}/candidates", "GET candidates", bearer=coordinator)
+
+        # The IDEL: « Mes visites », the proposal, the confirmation, the calendar feed, the checklist, the check-in.
+        self.call("GET", "/visits", "page /visits", cookie=team["idel_cookie"])
+        self.call("GET", f"/api/v1/appointments/{appointment}", "GET appointment", bearer=idel)
+        self.call("POST", f"/api/v1/appointments/{appointment}/confirm", "POST confirm", bearer=idel)
+        self.call("GET", f"/ical/{team['feed']}.ics", "GET ical", expect=(200, 304))
+        self.call("GET", f"/api/v1/patients/{patient}", "GET patient", bearer=idel)
+        self.call(
+            "POST", f"/api/v1/appointments/{appointment}/checklist", "POST checklist", bearer=idel, body=CHECKLIST
+        )
+        self.call("POST", f"/api/v1/appointments/{appointment}/check-in", "POST check-in", bearer=idel, body=CHECK_IN)
+
+        # The specialist reports on a session already done, signs; the deliveries go to the outbox.
+        done = item["done_id"]
+        self.call("GET", f"/api/v1/appointments/{done}", "GET appointment", bearer=specialist)
+        self.call("GET", f"/api/v1/patients/{item['done_patient_id']}", "GET patient", bearer=specialist)
+        draft = self.call(
+            "POST",
+            "/api/v1/reports",
+            "POST report draft",
+            bearer=specialist,
+            body={"appointment_id": done},
+            expect=(201,),
+        )
+        if draft is None:
+            return
+        report = draft.json()["id"]
+        self.call("PATCH", f"/api/v1/reports/{report}", "PATCH report", bearer=specialist, body=WRITTEN)
+        self.call("POST", f"/api/v1/reports/{report}/sign", "POST sign", bearer=specialist)
+        self.call("GET", f"/api/v1/reports/{report}", "GET report", bearer=specialist)
+
+        # The coordinator follows the dispatch and the desk's queues.
+        self.call("GET", "/api/v1/outbox?per_page=20", "GET outbox", bearer=coordinator)
+        self.call("GET", "/api/v1/me/desk", "GET desk", bearer=coordinator)
+        # Calendar clients poll the feed: the IDEL's again, now holding the checked-in session.
+        self.call("GET", f"/ical/{team['feed']}.ics", "GET ical", expect=(200, 304))
