@@ -62,7 +62,7 @@ def come_back(client, url: str):
 
 
 def psc_audit(db_session) -> list[AuditEvent]:
-    return list(db_session.scalars(select(AuditEvent).where(AuditEvent.action == "login.psc").order_by(AuditEvent.seq)))
+    return list(db_session.scalars(select(AuditEvent).where(AuditEvent.action == "login.psc").order_by(AuditEvent.id)))
 
 
 def refused_with(response, reason: str, db_session, *, sessions: int = 0) -> None:
