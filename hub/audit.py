@@ -157,7 +157,7 @@ def discard_pending(session: Session) -> None:
 # --- the sequencer ----------------------------------------------------------------------------------------------
 
 
-def compute_mac(key: bytes, seq: int, event: Mapping[str, Any], prev_mac: str) -> str:
+def compute_mac(key: bytes, seq: int, event: Mapping[Any, Any], prev_mac: str) -> str:
     """The link's mac: HMAC-SHA256 of its position, the event's whole content (its id included, so that links
     cannot be swapped) and the previous link's mac."""
     material = [

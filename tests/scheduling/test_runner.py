@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -89,6 +90,8 @@ def child_env(database_url: str, **extra: str) -> dict:
             "HUB_ENV": "testing",
             "HUB_SECRET_KEY": "test-secret-key-that-is-long-enough-to-pass",
             "HUB_DATABASE_URL": database_url,
+            # The worker's audit sequencer checkpoints the test database's chain: not into the instance folder.
+            "HUB_AUDIT_CHECKPOINT_FILE": os.path.join(tempfile.gettempdir(), f"hub-test-audit-{os.getpid()}.jsonl"),
             "FLASK_APP": "wsgi",
         }
         | extra
