@@ -349,3 +349,18 @@ def test_details_hold_no_health_content_by_construction(db_session, cpts):
         db_session, actor=user, action="patient.update", target=("patients", 1), details={"fields": ["phone"]}
     )
     assert row["details"] == '{"fields": ["phone"]}'
+
+
+def test_production_refuses_to_start_without_an_audit_key(tmp_path):
+    from hub.config import ConfigError, load_config
+
+    production = {"ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite:///:memory:"}
+    with pytest.raises(ConfigError, match="HUB_AUDIT_KEY"):
+        load_config(tmp_path, production)
+    with pytest.raises(ConfigError, match="HUB_AUDIT_KEY"):
+        load_config(tmp_path, production | {"AUDIT_KEY": "short"})
+    config = load_config(tmp_path, production | {"AUDIT_KEY": "k" * 40})
+    assert audit.key_bytes(config) == b"k" * 40
+    assert audit.checkpoint_path(config) == tmp_path / "audit-checkpoints.jsonl"
+    development = load_config(tmp_path, {"ENV": "development", "DATABASE_URL": "sqlite:///:memory:"})
+    assert audit.key_bytes(development) == audit.DEVELOPMENT_KEY
