@@ -182,8 +182,8 @@ def compute_mac(key: bytes, seq: int, event: Mapping[Any, Any], prev_mac: str) -
 
 def chain_pending(session: Session, *, key: bytes, every_id: bool = False, batch: int = BATCH) -> ChainHead | None:
     """Link up to `batch` committed rows not chained yet, in id order, after the chain's head; return the new
-    head, or None when nothing was pending. Writes in the caller's transaction, never commits. `every_id` looks for unchained rows among
-    all ids rather than the recent ones (see LATE_COMMIT_IDS)."""
+    head, or None when nothing was pending. Writes in the caller's transaction, never commits. `every_id` looks
+    for unchained rows among all ids rather than the recent ones (see LATE_COMMIT_IDS)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQUENCER_LOCK_KEY})
     head = session.execute(select(AuditLink.seq, AuditLink.mac).order_by(AuditLink.seq.desc()).limit(1)).first()

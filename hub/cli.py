@@ -59,8 +59,8 @@ def audit_verify_command():
         where = f"rupture au maillon {item.seq}" if item.seq is not None else "rupture"
         click.echo(f"{where} : {item.reason}", err=True)
     summary = (
-        f"{result.length} maillon(s), dont {linked} ajouté(s) à l'instant ; {result.checkpoints} point(s) de contrôle ; "
-        f"{result.pending} événement(s) en attente d'enchaînement."
+        f"{result.length} maillon(s), dont {linked} ajouté(s) à l'instant ; "
+        f"{result.checkpoints} point(s) de contrôle ; {result.pending} événement(s) en attente d'enchaînement."
     )
     if result.breaks:
         click.echo(f"Journal d'audit altéré : {len(result.breaks)} rupture(s). {summary}", err=True)
