@@ -7,13 +7,11 @@ import threading
 import uuid
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from hub import audit, migrate
-from hub.cli import hub_cli
 from hub.db import make_engine
 from hub.models import AuditEvent, AuditLink, Profession, Role
 from hub.services import accounts
@@ -210,8 +208,7 @@ def _cli_verify(app, monkeypatch, checkpoints):
     monkeypatch.setitem(
         app.config, "HUB", MappingProxyType({**app.config["HUB"], "AUDIT_CHECKPOINT_FILE": str(checkpoints)})
     )
-    with app.app_context():
-        return CliRunner().invoke(hub_cli, ["audit", "verify"])
+    return app.test_cli_runner().invoke(args=["hub", "audit", "verify"])
 
 
 def test_cli_chains_pending_rows_then_exits_non_zero_on_a_broken_chain(app, db_session, cpts, tmp_path, monkeypatch):
