@@ -127,6 +127,8 @@ class Server:
         env.update(
             HUB_ENV="production",
             HUB_SECRET_KEY=secrets.token_urlsafe(48),
+            HUB_AUDIT_KEY=secrets.token_urlsafe(48),
+            HUB_AUDIT_CHECKPOINT_FILE=str(self.workdir / "audit-checkpoints.jsonl"),
             HUB_DATABASE_URL=self.url,
             PYTHONPATH=os.pathsep.join(p for p in (str(self.workdir), env.get("PYTHONPATH")) if p),
         )

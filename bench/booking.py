@@ -9,8 +9,8 @@ and 40 kits), then measures, interleaved one for one:
 - the hub: one session and one transaction per booking, as a request would — load the slot and the patient,
   `workflows.appointments.book` (appointment, 3 or 4 allocations, the offer to the patient's own IDEL, its outbox
   message, the audit row), commit;
-- the baseline: the same rows (appointment, allocations, visit offer, outbox message, audit row with its seq and
-  hash) inserted with plain psycopg in one transaction per booking.
+- the baseline: the same rows (appointment, allocations, visit offer, outbox message, audit row; the audit chain
+  is the sequencer's, after the commit, for both) inserted with plain psycopg in one transaction per booking.
 
 Each booking uses a fresh slot, patient and IDEL; the slots belong to 8 programs whose specialists and kits
 (half the programs have a kit: 4 allocations, else 3) are seeded ones, with their whole history in the table.
@@ -449,19 +449,15 @@ INSERT INTO outbox_messages (cpts_id, idempotency_key, channel, recipient, kind,
 VALUES (%s, %s, 'email', %s, 'visit_offered', %s, 'pending', 0, 8, %s, %s)
 """
 INSERT_AUDIT = """
-INSERT INTO audit_events (seq, occurred_at, actor_user_id, actor_label, action, outcome, target_type, target_id,
-                          cpts_id, request_id, ip, details, prev_hash, hash)
-VALUES (%s, %s, %s, %s, 'appointment.book', 'success', 'appointments', %s, %s, NULL, NULL, '{}', %s, %s)
+INSERT INTO audit_events (occurred_at, actor_user_id, actor_label, action, outcome, target_type, target_id,
+                          cpts_id, request_id, ip, details)
+VALUES (%s, %s, %s, 'appointment.book', 'success', 'appointments', %s, %s, NULL, NULL, '{}')
 """
 
 
 def raw_booking(connection, seed_row: Seed, actor_login: str, booking: Booking) -> float:
-    """The same rows in plain SQL, one transaction. The audit chain's end is read before the clock starts (the
-    bench is the only writer), so the baseline pays neither the chain lock nor that read."""
+    """The same rows in plain SQL, one transaction."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-        last = cursor.fetchone()
-        seq, prev_hash = (last[0], last[1]) if last else (0, audit.GENESIS_HASH)
         began = time.perf_counter()
         now = utcnow()
         window = (booking.starts_at - dt.timedelta(minutes=20), booking.ends_at + dt.timedelta(minutes=25))
@@ -508,35 +504,7 @@ def raw_booking(connection, seed_row: Seed, actor_login: str, booking: Booking) 
                     now,
                 ),
             )
-            row = AuditEvent(
-                seq=seq + 1,
-                occurred_at=now,
-                actor_user_id=seed_row.user_id,
-                actor_label=actor_login,
-                action="appointment.book",
-                outcome="success",
-                target_type="appointments",
-                target_id=str(appointment_id),
-                cpts_id=seed_row.cpts_id,
-                request_id=None,
-                ip=None,
-                details="{}",
-                prev_hash=prev_hash,
-            )
-            row_hash = audit.compute_hash(row)
-            cursor.execute(
-                INSERT_AUDIT,
-                (
-                    seq + 1,
-                    now,
-                    seed_row.user_id,
-                    actor_login,
-                    str(appointment_id),
-                    seed_row.cpts_id,
-                    prev_hash,
-                    row_hash,
-                ),
-            )
+            cursor.execute(INSERT_AUDIT, (now, seed_row.user_id, actor_login, str(appointment_id), seed_row.cpts_id))
         return time.perf_counter() - began
 
 
@@ -595,9 +563,10 @@ def measure(url: str, seed_row: Seed, bookings: list[Booking], warmup: int) -> t
                     run()
             log.active = False
             statements = list(log.last)
+        audit.run_sequencer(factory, key=audit.DEVELOPMENT_KEY, checkpoint_file=None, every_id=True)
         with factory() as session:
             after = {m: count_rows(session, m) for m in before}
-            breaks = audit.verify(session)
+            breaks = audit.verify(session, key=audit.DEVELOPMENT_KEY).breaks
     finally:
         engine.dispose()
     expected_allocations = sum(4 if b.kit_id else 3 for b in bookings)

@@ -1,28 +1,64 @@
-"""The audit log: append-only, hash-chained rows, one per read or write of patient data, login and denial.
+"""The audit log: append-only rows, one per read or write of patient data, login and denial, chained by a
+sequencer with a keyed hash and checkpointed outside the database.
 
-Each row's hash covers its content and the previous row's hash, so a changed or deleted row breaks
-the chain that `flask hub audit verify` walks. Rows are queued during the transaction and chained
-just before it commits; chain writers are serialised there (an advisory lock on PostgreSQL,
-BEGIN IMMEDIATE on SQLite) so that concurrent requests still leave one valid chain.
+- `record` queues a row in the caller's transaction; at commit the queued rows are written with one INSERT,
+  without a lock or a read, so a request never waits for another's audit line.
+- `chain_pending` (the sequencer, the worker's loop and `flask hub audit verify`) links the rows not chained yet,
+  in id order, each with an HMAC-SHA256 of its content and the previous link's mac. The key is in the server's
+  configuration (HUB_AUDIT_KEY), never in the database: the database's owner can delete or rewrite rows but
+  cannot forge their macs. One sequencer at a time: an advisory lock on PostgreSQL, the writer lock that every
+  SQLite transaction takes (BEGIN IMMEDIATE).
+- After each run that advanced the chain, `run_sequencer` appends the signed head (seq, mac, time) to a file
+  outside the database, so that a tail deleted together with its links is found missing by `verify`.
 """
 
 import contextvars
 import datetime as dt
+import fcntl
 import hashlib
+import hmac
 import json
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
 
+from sqlalchemy import Table, exists, func, insert, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from hub.config import DEVELOPMENT_AUDIT_KEY
 from hub.db import utcnow
-from hub.models import AuditEvent
+from hub.models import AuditEvent, AuditLink
 
-GENESIS_HASH = "0" * 64
-_AUDIT_LOCK_KEY = 0x41554449  # "AUDI": the advisory lock that serialises chain writers on PostgreSQL
+GENESIS_MAC = "0" * 64
+# A fixed, public key for development and tests only: production refuses to start without HUB_AUDIT_KEY.
+DEVELOPMENT_KEY = DEVELOPMENT_AUDIT_KEY.encode()
+_SEQUENCER_LOCK_KEY = 0x41554449  # "AUDI": the advisory lock that keeps one sequencer at a time on PostgreSQL
+# On PostgreSQL an event may commit after one with a higher id was chained (ids are taken at INSERT, the commit
+# comes later). The worker's sequencer looks that many ids back for such late rows; verify looks at all of them.
+LATE_COMMIT_IDS = 10_000
+BATCH = 5_000
+PENDING_GRACE = dt.timedelta(minutes=2)
 _PENDING = "hub.audit.pending"
 _KEPT = "hub.audit.kept"
+_EVENTS = cast(Table, AuditEvent.__table__)
+_LINKS = cast(Table, AuditLink.__table__)
+_CONTENT = (
+    AuditEvent.id,
+    AuditEvent.occurred_at,
+    AuditEvent.actor_user_id,
+    AuditEvent.actor_label,
+    AuditEvent.action,
+    AuditEvent.outcome,
+    AuditEvent.target_type,
+    AuditEvent.target_id,
+    AuditEvent.cpts_id,
+    AuditEvent.request_id,
+    AuditEvent.ip,
+    AuditEvent.details,
+)
 
 
 @dataclass(frozen=True)
@@ -36,8 +72,25 @@ current_context: contextvars.ContextVar[AuditContext | None] = contextvars.Conte
 
 @dataclass(frozen=True)
 class ChainBreak:
-    seq: int
+    """What `verify` found wrong, in French; `seq` is the chain link concerned, when there is one."""
+
+    seq: int | None
     reason: str
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    seq: int
+    mac: str
+    linked: int  # how many links the run that made this head added
+
+
+@dataclass
+class Verification:
+    length: int = 0
+    pending: int = 0
+    checkpoints: int = 0
+    breaks: list[ChainBreak] = field(default_factory=list)
 
 
 def record(
@@ -50,49 +103,39 @@ def record(
     details: dict | None = None,
     cpts_id: int | None = None,
     kept_on_rollback: bool = False,
-) -> AuditEvent:
-    """Queue one audit row in the caller's transaction; it is chained and written at commit, so it is
-    kept if and only if that transaction commits — or, `kept_on_rollback`, at the session's next commit even
-    if this transaction is rolled back: what a refusal disclosed, or a refused attempt a limit counts.
+) -> dict[str, Any]:
+    """Queue one audit row in the caller's transaction and return it (the values it will be inserted with). It
+    is written at commit, so it is kept if and only if that transaction commits — or, `kept_on_rollback`, at the
+    session's next commit even if this transaction is rolled back: what a refusal disclosed, or a refused attempt
+    a limit counts.
 
     `actor` is a User, None (anonymous), or a string label (a job, a login name being tried).
     `target` is a model instance with an `id`, or a (type, id) pair. Details must hold no health data.
     """
     target_type, target_id = _target(target)
     ctx = current_context.get() or AuditContext()
-    event = AuditEvent(
-        occurred_at=utcnow(),
-        actor_user_id=getattr(actor, "id", None),
-        actor_label=_actor_label(actor),
-        action=action,
-        outcome=outcome,
-        target_type=target_type,
-        target_id=target_id,
-        cpts_id=cpts_id if cpts_id is not None else getattr(actor, "cpts_id", None),
-        request_id=ctx.request_id,
-        ip=ctx.ip,
-        details=json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str),
-    )
-    session.info.setdefault(_KEPT if kept_on_rollback else _PENDING, []).append(event)
-    return event
+    row = {
+        "occurred_at": utcnow(),
+        "actor_user_id": getattr(actor, "id", None),
+        "actor_label": _actor_label(actor),
+        "action": action,
+        "outcome": outcome,
+        "target_type": target_type,
+        "target_id": target_id,
+        "cpts_id": cpts_id if cpts_id is not None else getattr(actor, "cpts_id", None),
+        "request_id": ctx.request_id,
+        "ip": ctx.ip,
+        "details": json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str),
+    }
+    session.info.setdefault(_KEPT if kept_on_rollback else _PENDING, []).append(row)
+    return row
 
 
 def write_pending(session: Session) -> None:
-    """Chain and insert the queued rows. Runs just before commit, so that the chain's lock is held for
-    the commit only, not for the whole request."""
-    pending = session.info.pop(_KEPT, []) + session.info.pop(_PENDING, [])
-    if not pending:
-        return
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _AUDIT_LOCK_KEY})
-    last = session.execute(select(AuditEvent.seq, AuditEvent.hash).order_by(AuditEvent.seq.desc()).limit(1)).first()
-    seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
-    for event in pending:
-        seq += 1
-        event.seq, event.prev_hash = seq, prev_hash
-        event.hash = prev_hash = compute_hash(event)
-    session.add_all(pending)
-    session.flush()
+    """Insert the queued rows, in one statement, just before the commit."""
+    rows = session.info.pop(_KEPT, []) + session.info.pop(_PENDING, [])
+    if rows:
+        session.connection().execute(insert(_EVENTS), rows)
 
 
 @sa_event.listens_for(Session, "before_commit")
@@ -111,39 +154,170 @@ def discard_pending(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
-def compute_hash(event: AuditEvent) -> str:
+# --- the sequencer ----------------------------------------------------------------------------------------------
+
+
+def compute_mac(key: bytes, seq: int, event: Mapping[Any, Any], prev_mac: str) -> str:
+    """The link's mac: HMAC-SHA256 of its position, the event's whole content (its id included, so that links
+    cannot be swapped) and the previous link's mac."""
     material = [
-        event.seq,
-        _iso(event.occurred_at),
-        event.actor_user_id,
-        event.actor_label,
-        event.action,
-        event.outcome,
-        event.target_type,
-        event.target_id,
-        event.cpts_id,
-        event.request_id,
-        event.ip,
-        event.details,
-        event.prev_hash,
+        seq,
+        event["id"],
+        _iso(event["occurred_at"]),
+        event["actor_user_id"],
+        event["actor_label"],
+        event["action"],
+        event["outcome"],
+        event["target_type"],
+        event["target_id"],
+        event["cpts_id"],
+        event["request_id"],
+        event["ip"],
+        event["details"],
+        prev_mac,
     ]
-    return hashlib.sha256(json.dumps(material, separators=(",", ":")).encode()).hexdigest()
+    message = json.dumps(material, separators=(",", ":"), ensure_ascii=False).encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def verify(session: Session) -> list[ChainBreak]:
-    """Walk the whole chain; return every place where it is broken (empty when intact)."""
+def chain_pending(session: Session, *, key: bytes, every_id: bool = False, batch: int = BATCH) -> ChainHead | None:
+    """Link up to `batch` committed rows not chained yet, in id order, after the chain's head; return the new
+    head, or None when nothing was pending. Writes in the caller's transaction, never commits. `every_id` looks
+    for unchained rows among all ids rather than the recent ones (see LATE_COMMIT_IDS)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQUENCER_LOCK_KEY})
+    head = session.execute(select(AuditLink.seq, AuditLink.mac).order_by(AuditLink.seq.desc()).limit(1)).first()
+    seq, mac = (head.seq, head.mac) if head else (0, GENESIS_MAC)
+    query = select(*_CONTENT).where(~exists().where(AuditLink.event_id == AuditEvent.id))
+    if not every_id:
+        last_chained = session.scalar(select(func.max(AuditLink.event_id))) or 0
+        query = query.where(AuditEvent.id > last_chained - LATE_COMMIT_IDS)
+    events = session.execute(query.order_by(AuditEvent.id).limit(batch)).mappings().all()
+    if not events:
+        return None
+    links = []
+    for event in events:
+        seq += 1
+        mac = compute_mac(key, seq, event, mac)
+        links.append({"seq": seq, "event_id": event["id"], "mac": mac})
+    session.connection().execute(insert(_LINKS), links)
+    return ChainHead(seq, mac, len(links))
+
+
+def run_sequencer(
+    sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None, every_id: bool = False
+) -> int:
+    """Chain every pending row, one committed batch at a time, and checkpoint each new head; return how many
+    rows were linked. The worker's loop (every few seconds) and `flask hub audit verify` run it."""
+    linked = 0
+    while True:
+        with sessions() as session:
+            head = chain_pending(session, key=key, every_id=every_id)
+            if head is None:
+                return linked
+            session.commit()
+        # Written after the commit: a checkpoint names a head that exists, never one a rollback undid.
+        if checkpoint_file is not None:
+            append_checkpoint(checkpoint_file, key=key, head=head, at=utcnow())
+        linked += head.linked
+        if head.linked < BATCH:
+            return linked
+
+
+# --- checkpoints ------------------------------------------------------------------------------------------------
+
+
+def _checkpoint_signature(key: bytes, seq: int, mac: str, at: str) -> str:
+    return hmac.new(key, f"audit-checkpoint|{seq}|{mac}|{at}".encode(), hashlib.sha256).hexdigest()
+
+
+def append_checkpoint(path: Path, *, key: bytes, head: ChainHead, at: dt.datetime) -> None:
+    """Append the signed head as one JSON line, synced to disk; concurrent writers take turns (flock)."""
+    stamp = _iso(at)
+    line = json.dumps(
+        {"seq": head.seq, "mac": head.mac, "at": stamp, "sig": _checkpoint_signature(key, head.seq, head.mac, stamp)}
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, (line + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_checkpoints(path: Path | None, *, key: bytes) -> tuple[dict[int, str], list[ChainBreak]]:
+    """The checkpoints' heads (seq → mac) whose signature holds, and a break for each line that does not."""
+    heads: dict[int, str] = {}
     breaks: list[ChainBreak] = []
-    expected_seq, prev_hash = 1, GENESIS_HASH
-    rows = session.execute(select(AuditEvent).order_by(AuditEvent.seq).execution_options(yield_per=2000))
-    for event in rows.scalars():
-        if event.seq != expected_seq:
-            breaks.append(ChainBreak(event.seq, f"rows {expected_seq}..{event.seq - 1} are missing"))
-        if event.prev_hash != prev_hash:
-            breaks.append(ChainBreak(event.seq, "does not follow the previous row's hash"))
-        if compute_hash(event) != event.hash:
-            breaks.append(ChainBreak(event.seq, "content does not match its hash"))
-        expected_seq, prev_hash = event.seq + 1, event.hash
-    return breaks
+    if path is None or not path.exists():
+        return heads, breaks
+    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            item = json.loads(raw)
+            seq, mac, at, sig = int(item["seq"]), str(item["mac"]), str(item["at"]), str(item["sig"])
+        except (ValueError, KeyError, TypeError):
+            breaks.append(ChainBreak(None, f"point de contrôle illisible, ligne {number} de {path}"))
+            continue
+        if not hmac.compare_digest(sig, _checkpoint_signature(key, seq, mac, at)):
+            breaks.append(ChainBreak(seq, f"point de contrôle à la signature fausse, ligne {number} de {path}"))
+            continue
+        heads[seq] = mac
+    return heads, breaks
+
+
+# --- verification -----------------------------------------------------------------------------------------------
+
+
+def verify(
+    session: Session,
+    *,
+    key: bytes,
+    checkpoint_file: Path | None = None,
+    grace: dt.timedelta = PENDING_GRACE,
+    now: dt.datetime | None = None,
+) -> Verification:
+    """Walk the whole chain and the checkpoints: every link's mac, seq contiguity, every checkpoint found in
+    the chain with its mac, the chain not shorter than the last checkpoint, every row linked (a row younger than
+    `grace` is only pending). Reads only; `run_sequencer` first, to chain what is pending."""
+    checkpoints, breaks = read_checkpoints(checkpoint_file, key=key)
+    result = Verification(checkpoints=len(checkpoints), breaks=breaks)
+    expected, prev_mac = 1, GENESIS_MAC
+    walk = (
+        select(AuditLink.seq, AuditLink.mac, AuditLink.event_id.label("linked_id"), *_CONTENT)
+        .outerjoin(AuditEvent, AuditEvent.id == AuditLink.event_id)
+        .order_by(AuditLink.seq)
+        .execution_options(yield_per=2000)
+    )
+    for link in session.execute(walk).mappings():
+        seq = link["seq"]
+        if seq != expected:
+            breaks.append(ChainBreak(seq, f"les maillons {expected} à {seq - 1} manquent"))
+        if link["id"] is None:
+            breaks.append(ChainBreak(seq, f"l'événement {link['linked_id']} qu'il enchaîne a disparu"))
+        elif not hmac.compare_digest(compute_mac(key, seq, link, prev_mac), link["mac"]):
+            breaks.append(ChainBreak(seq, f"l'événement {link['id']} ou le maillon a été modifié (mac faux)"))
+        if seq in checkpoints and checkpoints[seq] != link["mac"]:
+            breaks.append(ChainBreak(seq, "le maillon diffère du point de contrôle enregistré hors de la base"))
+        expected, prev_mac = seq + 1, link["mac"]
+    result.length = expected - 1
+    if checkpoints and max(checkpoints) > result.length:
+        breaks.append(
+            ChainBreak(
+                max(checkpoints),
+                f"la chaîne s'arrête au maillon {result.length} alors qu'un point de contrôle atteste le maillon "
+                f"{max(checkpoints)} : sa fin a été supprimée",
+            )
+        )
+    unlinked = select(AuditEvent.id, AuditEvent.occurred_at).where(~exists().where(AuditLink.event_id == AuditEvent.id))
+    young_after = (now or utcnow()) - grace
+    for event_id, occurred_at in session.execute(unlinked.order_by(AuditEvent.id)):
+        if occurred_at >= young_after:
+            result.pending += 1
+        else:
+            breaks.append(ChainBreak(None, f"l'événement {event_id} n'est enchaîné à aucun maillon"))
+    return result
 
 
 def _iso(value: dt.datetime) -> str:
@@ -165,3 +339,12 @@ def _actor_label(actor) -> str:
     if isinstance(actor, str):
         return actor[:120]
     return actor.login
+
+
+def key_bytes(config: Mapping[str, Any]) -> bytes:
+    """The audit key from the server's configuration (HUB_AUDIT_KEY)."""
+    return str(config["AUDIT_KEY"]).encode()
+
+
+def checkpoint_path(config: Mapping[str, Any]) -> Path:
+    return Path(config["AUDIT_CHECKPOINT_FILE"])

@@ -1,4 +1,4 @@
-"""Command line: `flask --app wsgi hub demo | audit verify`, `flask --app wsgi db upgrade | downgrade`."""
+"""Command line: `flask --app wsgi hub demo | worker | audit verify`, `flask --app wsgi db upgrade | downgrade`."""
 
 import click
 from flask import current_app
@@ -48,14 +48,24 @@ def demo_command(outside_development):
 
 @audit_cli.command("verify")
 def audit_verify_command():
-    """Walk the audit hash chain; exit 1 if a row was changed, inserted or deleted."""
+    """Chain the pending audit rows, then walk the chain and its checkpoints; exit 1 if a row or a link was
+    changed or deleted, the tail cut off, or a row left unchained."""
+    config = current_app.config["HUB"]
+    key, checkpoints = audit.key_bytes(config), audit.checkpoint_path(config)
+    linked = audit.run_sequencer(_sessions(), key=key, checkpoint_file=checkpoints, every_id=True)
     with session_scope(_sessions()) as session:
-        breaks = audit.verify(session)
-    if breaks:
-        for item in breaks:
-            click.echo(f"rupture à la ligne {item.seq} : {item.reason}", err=True)
+        result = audit.verify(session, key=key, checkpoint_file=checkpoints)
+    for item in result.breaks:
+        where = f"rupture au maillon {item.seq}" if item.seq is not None else "rupture"
+        click.echo(f"{where} : {item.reason}", err=True)
+    summary = (
+        f"{result.length} maillon(s), dont {linked} ajouté(s) à l'instant ; "
+        f"{result.checkpoints} point(s) de contrôle ; {result.pending} événement(s) en attente d'enchaînement."
+    )
+    if result.breaks:
+        click.echo(f"Journal d'audit altéré : {len(result.breaks)} rupture(s). {summary}", err=True)
         raise SystemExit(1)
-    click.echo("Journal d'audit intègre.")
+    click.echo(f"Journal d'audit intègre : {summary}")
 
 
 @hub_cli.command("worker")
@@ -90,6 +100,13 @@ def worker_command():
             functools.partial(
                 follow_deliveries, sessions, mdn_settings=config if ImapSettings.from_settings(config) else None
             ),
+            # The audit sequencer: the leader alone runs it (and its advisory lock would keep a second one out).
+            functools.partial(
+                audit.run_sequencer,
+                sessions,
+                key=audit.key_bytes(config),
+                checkpoint_file=audit.checkpoint_path(config),
+            ),
         ],
         lease_ttl=dt.timedelta(seconds=config["WORKER_LEASE_SECONDS"]),
         loop_interval=dt.timedelta(seconds=config["DISPATCH_INTERVAL_SECONDS"]),
@@ -107,20 +124,28 @@ def worker_command():
 def make_db_cli() -> AppGroup:
     db_cli = AppGroup("db", help="Migrations de la base (Alembic).")
 
+    def owner():
+        # Migrations run as the tables' owner (HUB_DATABASE_OWNER_URL), the application as a role that is not.
+        config = current_app.config["HUB"]
+        return migrate.owner_engine(current_app.extensions["hub.engine"], config["DATABASE_OWNER_URL"])
+
     @db_cli.command("upgrade")
     @click.argument("revision", default="head")
     def upgrade(revision):
-        migrate.upgrade(current_app.extensions["hub.engine"], revision)
+        with owner() as engine:
+            migrate.upgrade(engine, revision, app_role=current_app.config["HUB"]["DATABASE_APP_ROLE"])
 
     @db_cli.command("downgrade")
     @click.argument("revision", default="-1")
     def downgrade(revision):
-        migrate.downgrade(current_app.extensions["hub.engine"], revision)
+        with owner() as engine:
+            migrate.downgrade(engine, revision)
 
     @db_cli.command("revision")
     @click.option("-m", "--message", required=True)
     @click.option("--empty", is_flag=True, help="Do not compare the models with the database.")
     def revision(message, empty):
-        migrate.revision(current_app.extensions["hub.engine"], message, autogenerate=not empty)
+        with owner() as engine:
+            migrate.revision(engine, message, autogenerate=not empty)
 
     return db_cli

@@ -14,6 +14,17 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = {
     "ENV": "production",
     "DATABASE_URL": "sqlite:///instance/hub.sqlite3",
+    # PostgreSQL roles (README, « Rôles PostgreSQL »): DATABASE_URL is the application's role, which may only INSERT
+    # and SELECT the audit tables; migrations (`flask db upgrade`) connect as the tables' owner through
+    # DATABASE_OWNER_URL (default: DATABASE_URL) and grant the application's rights to DATABASE_APP_ROLE.
+    "DATABASE_OWNER_URL": None,
+    "DATABASE_APP_ROLE": None,
+    # The audit chain's HMAC key: outside the database, so that its owner cannot forge the chain. Required in
+    # production; development and tests use hub.audit.DEVELOPMENT_KEY, which is public.
+    "AUDIT_KEY": None,
+    # Where the sequencer appends the chain's signed heads (default: <instance>/audit-checkpoints.jsonl): keep it
+    # off the database server, e.g. on storage the database's administrators cannot write.
+    "AUDIT_CHECKPOINT_FILE": None,
     "SECRET_KEY": None,
     "TIMEZONE": "Europe/Paris",
     "SESSION_IDLE_MINUTES": 30,
@@ -104,6 +115,8 @@ DEFAULTS = {
 }
 
 ENVIRONMENTS = ("production", "development", "testing")
+# Public, for development and tests only (the same as hub.audit.DEVELOPMENT_KEY, which imports the models).
+DEVELOPMENT_AUDIT_KEY = "hub-audit-development-key-not-a-secret"
 INT_KEYS = {k for k, v in DEFAULTS.items() if isinstance(v, int)}
 
 
@@ -121,7 +134,11 @@ def load_config(instance_path: Path, override: dict | None = None) -> dict:
     config.update(override or {})
     if config["ENV"] == "development" and not config["SECRET_KEY"]:
         config["SECRET_KEY"] = _development_secret(instance_path)
+    if config["ENV"] != "production" and not config["AUDIT_KEY"]:
+        config["AUDIT_KEY"] = DEVELOPMENT_AUDIT_KEY
+    config["AUDIT_CHECKPOINT_FILE"] = config["AUDIT_CHECKPOINT_FILE"] or str(instance_path / "audit-checkpoints.jsonl")
     config["DATABASE_URL"] = resolve_database_url(config["DATABASE_URL"])
+    config["DATABASE_OWNER_URL"] = resolve_database_url(config["DATABASE_OWNER_URL"] or config["DATABASE_URL"])
     validate(config)
     return config
 
@@ -170,12 +187,17 @@ def validate(config: dict) -> None:
         raise ConfigError("HUB_SECRET_KEY is required outside development")
     if config["ENV"] == "production" and len(config["SECRET_KEY"]) < 32:
         raise ConfigError("HUB_SECRET_KEY must be at least 32 characters long")
+    if config["ENV"] == "production" and (not config["AUDIT_KEY"] or len(config["AUDIT_KEY"]) < 32):
+        raise ConfigError("HUB_AUDIT_KEY (at least 32 characters) is required in production")
     try:
         ZoneInfo(config["TIMEZONE"])
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ConfigError(f"HUB_TIMEZONE {config['TIMEZONE']!r} is not a known time zone") from exc
     if not config["DATABASE_URL"].startswith(("sqlite:", "postgresql")):
         raise ConfigError("HUB_DATABASE_URL must be a SQLite or PostgreSQL URL")
+    role = config["DATABASE_APP_ROLE"]
+    if role and not role.replace("_", "").isalnum():
+        raise ConfigError("HUB_DATABASE_APP_ROLE must be a plain role name (letters, digits, underscores)")
     _validate_psc(config)
 
 

@@ -1,8 +1,11 @@
-"""Alembic environment: batch mode on SQLite; lock and statement timeouts on PostgreSQL.
+"""Alembic environment: batch mode on SQLite; lock and statement timeouts on PostgreSQL; the application's
+role granted its rights after the migrations (PostgreSQL, when one is configured).
 
 The connection is handed in by hub.migrate (config.attributes["connection"]) or built from
-HUB_DATABASE_URL when alembic is called directly.
+HUB_DATABASE_OWNER_URL (else HUB_DATABASE_URL) when alembic is called directly: migrations run as the owner.
 """
+
+import os
 
 from alembic import context
 from sqlalchemy import text
@@ -10,6 +13,7 @@ from sqlalchemy import text
 import hub.models  # noqa: F401  (registers every table on the metadata)
 from hub.config import DEFAULTS, resolve_database_url
 from hub.db import Base, make_engine
+from hub.migrate import grant_application_role
 
 target_metadata = Base.metadata
 
@@ -27,6 +31,9 @@ def _configure_and_run(connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    app_role = context.config.attributes.get("app_role") or os.environ.get("HUB_DATABASE_APP_ROLE")
+    if app_role and connection.dialect.name == "postgresql":
+        grant_application_role(connection, app_role)
 
 
 def run_migrations_online() -> None:
@@ -34,9 +41,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _configure_and_run(connection)
         return
-    import os
-
-    url = resolve_database_url(os.environ.get("HUB_DATABASE_URL", DEFAULTS["DATABASE_URL"]))
+    url = os.environ.get("HUB_DATABASE_OWNER_URL") or os.environ.get("HUB_DATABASE_URL", DEFAULTS["DATABASE_URL"])
+    url = resolve_database_url(url)
     engine = make_engine(url)
     with engine.connect() as conn:
         _configure_and_run(conn)

@@ -46,6 +46,8 @@ def test_config(url: str) -> dict:
         "ENV": "testing",
         "SECRET_KEY": "test-secret-key-that-is-long-enough-to-pass",
         "DATABASE_URL": url,
+        # Checkpoints of the test database's audit chain stay out of the instance folder (the development log's).
+        "AUDIT_CHECKPOINT_FILE": os.path.join(tempfile.gettempdir(), f"hub-test-audit-{os.getpid()}.jsonl"),
         "ARGON2_TIME_COST": 1,
         "ARGON2_MEMORY_COST": 8192,
     }

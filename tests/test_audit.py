@@ -1,21 +1,46 @@
+"""S12/S13/S18: the audit log — rows kept iff their transaction commits, chained by one sequencer at a time with a
+keyed hash, checkpointed outside the database, and tamper-evident against the tables' owner."""
+
+import datetime as dt
+import json
 import threading
 import uuid
 
 import pytest
-from click.testing import CliRunner
-from sqlalchemy import func, text
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from hub import audit
-from hub.cli import hub_cli
-from hub.models import AuditEvent, Role
+from hub import audit, migrate
+from hub.db import make_engine
+from hub.models import AuditEvent, AuditLink, Profession, Role
+from hub.services import accounts
 from tests import factories
 
+KEY = audit.DEVELOPMENT_KEY
 
-def _write_some(session, user, n=3):
-    events = [audit.record(session, actor=user, action="patient.read", target=("patients", i)) for i in range(n)]
+
+def _write_some(session, user, n=3) -> list[int]:
+    start = session.scalar(select(func.max(AuditEvent.id))) or 0
+    for i in range(n):
+        audit.record(session, actor=user, action="patient.read", target=("patients", i))
     session.commit()
-    return events
+    return list(session.scalars(select(AuditEvent.id).where(AuditEvent.id > start).order_by(AuditEvent.id)))
+
+
+def _chain_all(session) -> audit.ChainHead | None:
+    head = None
+    while (step := audit.chain_pending(session, key=KEY, every_id=True)) is not None:
+        head = step
+    return head
+
+
+def _link_of(session, event_id: int) -> AuditLink:
+    return session.scalars(select(AuditLink).where(AuditLink.event_id == event_id)).one()
+
+
+def _reasons(session, checkpoint_file=None) -> list[str]:
+    return [b.reason for b in audit.verify(session, key=KEY, checkpoint_file=checkpoint_file).breaks]
 
 
 def test_rows_are_written_only_when_the_transaction_commits(db_session, cpts):
@@ -26,6 +51,9 @@ def test_rows_are_written_only_when_the_transaction_commits(db_session, cpts):
     db_session.rollback()
     db_session.commit()
     assert db_session.query(AuditEvent).count() == count
+    audit.record(db_session, actor=user, action="patient.read", target=("patients", 2))
+    db_session.commit()
+    assert db_session.query(AuditEvent).count() == count + 1
 
 
 def test_a_row_kept_on_rollback_is_written_at_the_next_commit(db_session, cpts):
@@ -43,101 +71,293 @@ def test_a_row_kept_on_rollback_is_written_at_the_next_commit(db_session, cpts):
     db_session.commit()
     actions = [e.action for e in db_session.query(AuditEvent).filter(AuditEvent.id > start)]
     assert actions == ["patient.duplicate_check"]
-    assert audit.verify(db_session) == []
+    _chain_all(db_session)
+    assert _reasons(db_session) == []
 
 
-def test_chain_is_valid_and_links_each_row_to_the_previous(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.COORDINATOR)
-    events = _write_some(db_session, user)
-    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
-    assert [e.seq for e in events] == list(range(events[0].seq, events[0].seq + 3))
-    assert audit.verify(db_session) == []
-
-
-def _tamper(session, sql, **params):
-    if session.get_bind().dialect.name == "postgresql":
-        # Only the table owner can lift the append-only trigger, and only inside this rolled-back test.
-        session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
-    session.execute(text(sql), params)
-    session.expire_all()
-
-
-def test_a_changed_row_is_detected(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.COORDINATOR)
-    events = _write_some(db_session, user)
-    _tamper(db_session, "UPDATE audit_events SET target_id = '999' WHERE seq = :seq", seq=events[1].seq)
-    breaks = audit.verify(db_session)
-    assert [(b.seq, b.reason) for b in breaks] == [(events[1].seq, "content does not match its hash")]
-
-
-def test_a_deleted_row_is_detected(db_session, cpts):
-    user = factories.user(db_session, cpts, Role.COORDINATOR)
-    events = _write_some(db_session, user)
-    _tamper(db_session, "DELETE FROM audit_events WHERE seq = :seq", seq=events[1].seq)
-    reasons = {b.reason for b in audit.verify(db_session) if b.seq == events[2].seq}
-    assert "does not follow the previous row's hash" in reasons
-    assert any("missing" in r for r in reasons)
-
-
-def test_cli_verify_exits_non_zero_on_a_broken_chain(app, db_session, cpts):
-    user = factories.user(db_session, cpts, Role.COORDINATOR)
-    events = _write_some(db_session, user)
-    runner = CliRunner()
-    with app.app_context():
-        ok = runner.invoke(hub_cli, ["audit", "verify"])
-        assert ok.exit_code == 0, ok.output
-        assert "intègre" in ok.output
-        _tamper(db_session, "UPDATE audit_events SET action = 'x' WHERE seq = :seq", seq=events[0].seq)
-        db_session.commit()
-        broken = runner.invoke(hub_cli, ["audit", "verify"])
-    assert broken.exit_code == 1
-    assert f"rupture à la ligne {events[0].seq}" in broken.output
-
-
-@pytest.mark.parametrize("statement", ["UPDATE audit_events SET action = 'x'", "DELETE FROM audit_events"])
-def test_postgresql_refuses_update_and_delete_of_audit_rows(db_session, cpts, statement):
-    if db_session.get_bind().dialect.name != "postgresql":
-        pytest.skip("the append-only trigger is PostgreSQL's")
-    _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR), n=1)
+def test_a_committed_api_read_has_its_row_then_its_link(client, db_session, cpts):
+    gp = factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER)
+    patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
+    _row, raw = accounts.create_api_token(db_session, gp, name="tests")
     db_session.commit()
+    start = db_session.scalar(select(func.max(AuditEvent.id))) or 0
+    response = client.get(f"/api/v1/patients/{patient.id}", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 200
+    rows = db_session.execute(select(AuditEvent.id, AuditEvent.action).where(AuditEvent.id > start)).all()
+    assert [action for _id, action in rows] == ["patient.read"]
+    _chain_all(db_session)
+    assert _link_of(db_session, rows[0].id).mac
+
+
+def test_the_sequencer_links_every_row_once_in_id_order_with_a_keyed_mac(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    ids = _write_some(db_session, user)
+    head = _chain_all(db_session)
+    links = [_link_of(db_session, i) for i in ids]
+    assert [link.seq for link in links] == list(range(links[0].seq, links[0].seq + 3))
+    assert head is not None and (head.seq, head.mac) == (links[-1].seq, links[-1].mac)
+    assert audit.chain_pending(db_session, key=KEY, every_id=True) is None, "nothing left to chain"
+    result = audit.verify(db_session, key=KEY)
+    assert (result.breaks, result.pending) == ([], 0)
+    other_key = audit.verify(db_session, key=b"another key").breaks
+    assert other_key and all("mac faux" in b.reason for b in other_key), "the mac depends on the key"
+
+
+def _insert_event(session, event_id: int) -> None:
+    session.execute(
+        text(
+            "INSERT INTO audit_events (id, occurred_at, actor_label, action, outcome, details) "
+            "VALUES (:id, :at, 'test', 'test.late', 'success', '{}')"
+        ),
+        {"id": event_id, "at": dt.datetime.now(dt.UTC).replace(tzinfo=None)},
+    )
+
+
+def test_a_row_committed_late_with_a_lower_id_is_chained_after_the_higher_one(db_session, cpts):
+    """On PostgreSQL a transaction may take its id before another and commit after it."""
+    _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR), n=1)
+    _chain_all(db_session)
+    top = db_session.scalar(select(func.max(AuditEvent.id)))
+    _insert_event(db_session, top + 50)
+    assert audit.chain_pending(db_session, key=KEY) is not None
+    _insert_event(db_session, top + 25)
+    assert audit.chain_pending(db_session, key=KEY) is not None
+    assert _link_of(db_session, top + 25).seq == _link_of(db_session, top + 50).seq + 1
+    assert _reasons(db_session) == []
+
+
+def _unlock(session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # The owner's rights: lift the append-only triggers, inside this rolled-back test only.
+        session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+        session.execute(text("ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_append_only"))
+
+
+def test_a_rewritten_row_is_detected(db_session, cpts):
+    ids = _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR))
+    _chain_all(db_session)
+    _unlock(db_session)
+    db_session.execute(text("UPDATE audit_events SET target_id = '999' WHERE id = :id"), {"id": ids[1]})
+    seq = _link_of(db_session, ids[1]).seq
+    breaks = audit.verify(db_session, key=KEY).breaks
+    assert [(b.seq, b.reason) for b in breaks] == [
+        (seq, f"l'événement {ids[1]} ou le maillon a été modifié (mac faux)")
+    ]
+
+
+def test_a_deleted_middle_row_is_detected(db_session, cpts):
+    ids = _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR))
+    _chain_all(db_session)
+    seq = _link_of(db_session, ids[1]).seq
+    _unlock(db_session)
+    db_session.execute(text("DELETE FROM audit_chain WHERE event_id = :id"), {"id": ids[1]})
+    db_session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": ids[1]})
+    breaks = audit.verify(db_session, key=KEY).breaks
+    assert (seq + 1, f"les maillons {seq} à {seq} manquent") in [(b.seq, b.reason) for b in breaks]
+    assert (seq + 1, f"l'événement {ids[2]} ou le maillon a été modifié (mac faux)") in [
+        (b.seq, b.reason) for b in breaks
+    ]
+
+
+def test_a_deleted_tail_is_detected_by_the_checkpoint_outside_the_database(db_session, cpts, tmp_path):
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    ids = _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR))
+    head = _chain_all(db_session)
+    assert head is not None
+    audit.append_checkpoint(checkpoints, key=KEY, head=head, at=dt.datetime.now(dt.UTC))
+    assert _reasons(db_session, checkpoints) == []
+    _unlock(db_session)
+    db_session.execute(text("DELETE FROM audit_chain WHERE event_id >= :id"), {"id": ids[1]})
+    db_session.execute(text("DELETE FROM audit_events WHERE id >= :id"), {"id": ids[1]})
+    assert _reasons(db_session) == [], "without the checkpoint a clean cut is invisible: the checkpoint is the proof"
+    assert _reasons(db_session, checkpoints) == [
+        f"la chaîne s'arrête au maillon {head.seq - 2} alors qu'un point de contrôle atteste le maillon {head.seq} : "
+        "sa fin a été supprimée"
+    ]
+
+
+def test_a_forged_or_rewritten_checkpoint_is_detected(db_session, cpts, tmp_path):
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR))
+    head = _chain_all(db_session)
+    assert head is not None
+    audit.append_checkpoint(checkpoints, key=KEY, head=head, at=dt.datetime.now(dt.UTC))
+    line = json.loads(checkpoints.read_text())
+    checkpoints.write_text(json.dumps({**line, "seq": head.seq - 1}) + "\n")
+    assert _reasons(db_session, checkpoints) == [f"point de contrôle à la signature fausse, ligne 1 de {checkpoints}"]
+    audit.append_checkpoint(
+        checkpoints, key=KEY, head=audit.ChainHead(head.seq, "f" * 64, 1), at=dt.datetime.now(dt.UTC)
+    )
+    assert "le maillon diffère du point de contrôle enregistré hors de la base" in _reasons(db_session, checkpoints)
+
+
+def test_an_unchained_row_is_pending_while_young_then_a_break(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    _chain_all(db_session)
+    [event_id] = _write_some(db_session, user, n=1)
+    young = audit.verify(db_session, key=KEY)
+    assert (young.breaks, young.pending) == ([], 1)
+    later = dt.datetime.now(dt.UTC) + audit.PENDING_GRACE + dt.timedelta(seconds=1)
+    old = audit.verify(db_session, key=KEY, now=later)
+    assert [b.reason for b in old.breaks] == [f"l'événement {event_id} n'est enchaîné à aucun maillon"]
+
+
+def _cli_verify(app, monkeypatch, checkpoints):
+    from types import MappingProxyType
+
+    monkeypatch.setitem(
+        app.config, "HUB", MappingProxyType({**app.config["HUB"], "AUDIT_CHECKPOINT_FILE": str(checkpoints)})
+    )
+    return app.test_cli_runner().invoke(args=["hub", "audit", "verify"])
+
+
+def test_cli_chains_pending_rows_then_exits_non_zero_on_a_broken_chain(app, db_session, cpts, tmp_path, monkeypatch):
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    ids = _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR))
+    ok = _cli_verify(app, monkeypatch, checkpoints)
+    assert ok.exit_code == 0, ok.output
+    assert "Journal d'audit intègre" in ok.output
+    assert _link_of(db_session, ids[-1]).seq, "verify chained the pending rows first"
+    assert checkpoints.read_text().count("\n") >= 1, "and checkpointed the new head"
+    _unlock(db_session)
+    db_session.execute(text("UPDATE audit_events SET action = 'x' WHERE id = :id"), {"id": ids[0]})
+    db_session.commit()
+    broken = _cli_verify(app, monkeypatch, checkpoints)
+    assert broken.exit_code == 1
+    seq = _link_of(db_session, ids[0]).seq
+    assert f"rupture au maillon {seq} : l'événement {ids[0]} ou le maillon a été modifié" in broken.output
+    assert "Journal d'audit altéré : 1 rupture(s)" in broken.output
+
+
+@pytest.mark.parametrize("table", ["audit_events", "audit_chain"])
+@pytest.mark.parametrize("verb", ["UPDATE {table} SET {column} = {column}", "DELETE FROM {table}"])
+def test_postgresql_refuses_update_and_delete_of_audit_rows_even_to_the_owner(db_session, cpts, table, verb):
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("the append-only triggers are PostgreSQL's")
+    _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR), n=1)
+    _chain_all(db_session)
+    statement = verb.format(table=table, column="mac" if table == "audit_chain" else "action")
     with pytest.raises(DBAPIError, match="append-only"), db_session.begin_nested():
         db_session.execute(text(statement))
 
 
-def test_concurrent_writers_leave_one_valid_chain(committed):
+REFUSED_TO_THE_APPLICATION = (
+    "UPDATE audit_events SET action = 'x'",
+    "DELETE FROM audit_events",
+    "TRUNCATE audit_events",
+    "ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only",
+    "ALTER TABLE audit_events DISABLE TRIGGER ALL",
+    "UPDATE audit_chain SET mac = 'x'",
+    "DELETE FROM audit_chain",
+    "TRUNCATE audit_chain",
+    "ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_append_only",
+    "DROP TABLE audit_chain",
+)
+
+
+def test_the_application_role_can_append_and_read_the_audit_tables_and_nothing_more(engine):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("roles are PostgreSQL's")
+    role = f"hub_app_test_{uuid.uuid4().hex[:8]}"
+    owner = make_engine(engine.url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with owner.connect() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        migrate.grant_application_role(conn, role)
+    app_engine = make_engine(
+        make_url(engine.url).set(username=role, password=None).render_as_string(hide_password=False)
+    )
+    try:
+        with app_engine.connect() as conn, conn.begin() as transaction:
+            event_id = conn.scalar(
+                text(
+                    "INSERT INTO audit_events (occurred_at, actor_label, action, outcome, details) "
+                    "VALUES (now(), 'test', 'role.test', 'success', '{}') RETURNING id"
+                )
+            )
+            conn.execute(text("INSERT INTO audit_chain (seq, event_id, mac) VALUES (-1, :id, 'x')"), {"id": event_id})
+            assert conn.scalar(text("SELECT count(*) FROM audit_chain WHERE seq = -1")) == 1
+            conn.execute(text("UPDATE outbox_messages SET attempts = attempts WHERE false")), "other tables: read-write"
+            transaction.rollback()
+        for statement in REFUSED_TO_THE_APPLICATION:
+            with app_engine.connect() as conn, pytest.raises(DBAPIError, match=r"permission denied|must be owner"):
+                conn.execute(text(statement))
+    finally:
+        app_engine.dispose()
+        with owner.connect() as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        owner.dispose()
+
+
+def test_concurrent_writers_and_two_sequencers_leave_one_valid_chain(committed, tmp_path):
+    """Eight writers commit while two sequencers run at once: each row is linked once, the chain verifies, and so
+    does every checkpoint. Without the sequencer's lock (PostgreSQL) two runs take the same head and collide."""
     factory, created = committed
     with factory() as session:
         org = factories.cpts(session)
         user = factories.user(session, org, Role.COORDINATOR)
         session.commit()
         created.append(org.id)
-    errors = []
+    checkpoints = tmp_path / "audit-checkpoints.jsonl"
+    errors: list[Exception] = []
     # Ids come back after a purge on SQLite and audit rows are never purged: count this test's own action.
     action = f"test.concurrent.{org.id}.{uuid.uuid4().hex[:8]}"
+    writing = threading.Event()
+    writing.set()
 
     def writer():
         try:
-            for _ in range(10):
+            for _ in range(15):
                 with factory() as session:
                     audit.record(session, actor=user, action=action, target=("patients", 1))
                     session.commit()
         except Exception as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer) for _ in range(8)]
-    for thread in threads:
+    def sequencer():
+        try:
+            while writing.is_set():
+                audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints)
+        except Exception as exc:
+            errors.append(exc)
+
+    writers = [threading.Thread(target=writer) for _ in range(8)]
+    sequencers = [threading.Thread(target=sequencer) for _ in range(2)]
+    for thread in writers + sequencers:
         thread.start()
-    for thread in threads:
+    for thread in writers:
+        thread.join()
+    writing.clear()
+    for thread in sequencers:
         thread.join()
     assert errors == []
+    audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints, every_id=True)
     with factory() as session:
-        assert audit.verify(session) == []
-        assert session.query(AuditEvent).filter_by(action=action).count() == 80
+        result = audit.verify(session, key=KEY, checkpoint_file=checkpoints)
+        assert result.breaks == []
+        assert result.checkpoints >= 2
+        linked = select(func.count(AuditLink.seq)).join(AuditEvent, AuditEvent.id == AuditLink.event_id)
+        assert session.scalar(linked.where(AuditEvent.action == action)) == 120
 
 
 def test_details_hold_no_health_content_by_construction(db_session, cpts):
     user = factories.user(db_session, cpts, Role.COORDINATOR)
-    event = audit.record(
+    row = audit.record(
         db_session, actor=user, action="patient.update", target=("patients", 1), details={"fields": ["phone"]}
     )
-    assert event.details == '{"fields": ["phone"]}'
+    assert row["details"] == '{"fields": ["phone"]}'
+
+
+def test_production_refuses_to_start_without_an_audit_key(tmp_path):
+    from hub.config import ConfigError, load_config
+
+    production = {"ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite:///:memory:"}
+    with pytest.raises(ConfigError, match="HUB_AUDIT_KEY"):
+        load_config(tmp_path, production)
+    with pytest.raises(ConfigError, match="HUB_AUDIT_KEY"):
+        load_config(tmp_path, production | {"AUDIT_KEY": "short"})
+    config = load_config(tmp_path, production | {"AUDIT_KEY": "k" * 40})
+    assert audit.key_bytes(config) == b"k" * 40
+    assert audit.checkpoint_path(config) == tmp_path / "audit-checkpoints.jsonl"
+    development = load_config(tmp_path, {"ENV": "development", "DATABASE_URL": "sqlite:///:memory:"})
+    assert audit.key_bytes(development) == audit.DEVELOPMENT_KEY

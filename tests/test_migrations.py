@@ -52,3 +52,63 @@ def test_models_and_migrations_agree(scratch_engine):
     with scratch_engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert differences == []
+
+
+def test_rows_of_the_unkeyed_chain_are_rechained_by_the_sequencer_and_back(scratch_engine):
+    """4a7c2e9d1f38 drops the request-made chain; the sequencer links the existing rows with its HMAC, and the
+    downgrade rebuilds the old chain."""
+    import datetime as dt
+
+    from hub import audit
+    from hub.db import make_session_factory
+
+    migrate.upgrade(scratch_engine, "9f3e2b7c1a64")
+    postgresql = scratch_engine.dialect.name == "postgresql"
+    at = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    with scratch_engine.begin() as conn:
+        for seq in (1, 2, 3):
+            conn.execute(
+                text(
+                    "INSERT INTO audit_events (seq, occurred_at, actor_label, action, outcome, details, prev_hash,"
+                    " hash) VALUES (:seq, :at, 'old', 'patient.read', 'success', '{}', :prev, :hash)"
+                ),
+                {"seq": seq, "at": at if postgresql else "2026-12-01 09:00:00.000000", "prev": "p", "hash": f"h{seq}"},
+            )
+    migrate.upgrade(scratch_engine)
+    factory = make_session_factory(scratch_engine)
+    assert audit.run_sequencer(factory, key=audit.DEVELOPMENT_KEY, checkpoint_file=None, every_id=True) == 3
+    with factory() as session:
+        result = audit.verify(session, key=audit.DEVELOPMENT_KEY)
+    assert (result.length, result.breaks) == (3, [])
+    migrate.downgrade(scratch_engine, "9f3e2b7c1a64")
+    with scratch_engine.connect() as conn:
+        rows = conn.execute(text("SELECT seq, prev_hash, hash FROM audit_events ORDER BY id")).all()
+    assert [row.seq for row in rows] == [1, 2, 3]
+    assert rows[0].prev_hash == "0" * 64 and [r.prev_hash for r in rows[1:]] == [r.hash for r in rows[:-1]]
+
+
+def test_the_upgrade_grants_the_application_role_its_rights(scratch_engine):
+    """`flask db upgrade` with HUB_DATABASE_APP_ROLE: the role may write the hub's tables but only append to the
+    audit tables."""
+    from sqlalchemy.exc import DBAPIError
+
+    if scratch_engine.dialect.name != "postgresql":
+        pytest.skip("roles are PostgreSQL's")
+    role = f"hub_app_migrations_{uuid.uuid4().hex[:8]}"
+    with scratch_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+    app_engine = make_engine(scratch_engine.url.set(username=role).render_as_string(hide_password=False))
+    try:
+        migrate.upgrade(scratch_engine, app_role=role)
+        with app_engine.begin() as conn:
+            assert conn.scalar(text("SELECT count(*) FROM audit_chain")) == 0
+            conn.execute(text("UPDATE outbox_messages SET attempts = attempts WHERE false"))
+        with app_engine.connect() as conn, pytest.raises(DBAPIError, match="permission denied"):
+            conn.execute(text("DELETE FROM audit_events"))
+        with app_engine.connect() as conn, pytest.raises(DBAPIError, match="permission denied"):
+            conn.execute(text("UPDATE alembic_version SET version_num = 'x'"))
+    finally:
+        app_engine.dispose()
+        with scratch_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))

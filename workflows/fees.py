@@ -691,7 +691,7 @@ def remote_share_overrides(
     )
     total = session.scalar(select(func.count(AuditEvent.id)).where(*where)) or 0
     lines = session.scalars(
-        select(AuditEvent).where(*where).order_by(AuditEvent.seq.desc()).offset((page - 1) * per_page).limit(per_page)
+        select(AuditEvent).where(*where).order_by(AuditEvent.id.desc()).offset((page - 1) * per_page).limit(per_page)
     ).all()
     ids = [int(line.target_id) for line in lines if line.target_id is not None]
     booked = {

@@ -645,7 +645,7 @@ def _history(session: Session, referral: Referral) -> list[HistoryEntry]:
             AuditEvent.outcome == "success",
             AuditEvent.action.in_(tuple(HISTORY_LABELS)),
         )
-        .order_by(AuditEvent.seq)
+        .order_by(AuditEvent.id)
     ).all()
     return [HistoryEntry(at, HISTORY_LABELS[action], name or "Le hub") for at, action, name in events]
 

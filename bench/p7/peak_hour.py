@@ -244,11 +244,16 @@ class Process:
             self.process.wait(timeout=10)
 
 
+# The worker's audit sequencer checkpoints here; the checks after the load verify the chain against it.
+AUDIT_CHECKPOINTS = Path(tempfile.gettempdir()) / f"bench-p7-audit-checkpoints-{os.getpid()}.jsonl"
+
+
 def hub_env(url: str, secret: str, smtp_port: int) -> dict:
     """Production settings; e-mail through the local SMTP sink (plain SMTP: a local relay). MSSanté is not
     configured, so the reports' deliveries wait in the outbox, where the checks count them."""
     env = dict(os.environ)
     env.update(HUB_ENV="production", HUB_SECRET_KEY=secret, HUB_DATABASE_URL=url, FLASK_APP="wsgi")
+    env.update(HUB_AUDIT_KEY=secret, HUB_AUDIT_CHECKPOINT_FILE=str(AUDIT_CHECKPOINTS))
     env.update(HUB_SMTP_HOST=HOST, HUB_SMTP_PORT=str(smtp_port), HUB_SMTP_FROM="hub@cpts-p7.example.org")
     env["HUB_SMTP_STARTTLS"] = "0"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
@@ -424,7 +429,7 @@ def check_emails(session, received) -> list[str]:
     return problems
 
 
-def check_integrity(url: str, signed: int, in_flight: int, received) -> list[str]:
+def check_integrity(url: str, signed: int, in_flight: int, received, *, audit_key: bytes) -> list[str]:
     """Nothing double-booked, every signed report's deliveries each with one outbox message that is not lost
     (dead) nor doubled, every e-mail received once, and the audit chain intact. Returns the problems found."""
     problems = []
@@ -449,7 +454,10 @@ def check_integrity(url: str, signed: int, in_flight: int, received) -> list[str
             print(f"  overlapping allocations of one resource: {overlaps}; slots booked twice: {per_slot}")
             if overlaps or per_slot:
                 problems.append(f"double booking: {overlaps} overlapping allocations, {per_slot} slots booked twice")
-        with session_scope(make_session_factory(engine)) as session:
+        factory = make_session_factory(engine)
+        # The worker chains every few seconds: chain what the last requests wrote before verifying.
+        audit.run_sequencer(factory, key=audit_key, checkpoint_file=AUDIT_CHECKPOINTS, every_id=True)
+        with session_scope(factory) as session:
             reports = session.scalar(select(func.count()).select_from(Report).where(Report.signed_at.is_not(None)))
             deliveries = session.scalar(select(func.count()).select_from(Delivery))
             messages = session.scalar(
@@ -490,7 +498,7 @@ def check_integrity(url: str, signed: int, in_flight: int, received) -> list[str
             if states.get(OutboxState.DEAD, 0):
                 problems.append("dead outbox messages")
             problems += check_emails(session, received)
-            breaks = audit.verify(session)
+            breaks = audit.verify(session, key=audit_key, checkpoint_file=AUDIT_CHECKPOINTS).breaks
             print(f"  audit chain: {'verifies' if not breaks else f'{len(breaks)} breaks'}")
             if breaks:
                 problems.append(f"audit chain: {breaks[:3]}")
@@ -504,7 +512,7 @@ def check_integrity(url: str, signed: int, in_flight: int, received) -> list[str
 
 def cookie_signer(url: str, secret: str):
     """Signs a page session (auth token + sid) the way the hub's app does, so locust can GET the pages."""
-    os.environ.update(HUB_ENV="production", HUB_SECRET_KEY=secret, HUB_DATABASE_URL=url)
+    os.environ.update(HUB_ENV="production", HUB_SECRET_KEY=secret, HUB_AUDIT_KEY=secret, HUB_DATABASE_URL=url)
     from hub import create_app
 
     app = create_app()
@@ -586,7 +594,7 @@ def main(argv=None) -> int:
     )
     print("checks after the load:")
     in_flight = sum(step.users for step in [warm, *steps])
-    problems = check_integrity(args.pg_url, signed, in_flight, received)
+    problems = check_integrity(args.pg_url, signed, in_flight, received, audit_key=secret.encode())
     for problem in problems:
         print(f"  PROBLEM: {problem}")
     print(

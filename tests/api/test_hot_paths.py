@@ -104,7 +104,7 @@ def test_stranger_gets_the_audited_404_from_the_same_single_select(api_as, engin
     assert response.mimetype == "application/problem+json"
     assert len(_reads_of_patients(seen)) == 1, seen
     assert "FROM api_tokens" in seen[0]
-    last = db_session.query(AuditEvent).order_by(AuditEvent.seq.desc()).first()
+    last = db_session.query(AuditEvent).order_by(AuditEvent.id.desc()).first()
     assert (last.action, last.outcome, last.target_id) == ("patient.read", "denied", str(record.id))
 
 

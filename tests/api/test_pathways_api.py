@@ -12,7 +12,7 @@ ANSWERS = {"modality": "telesoin"} | {key: value for key, value in ELIGIBLE_ANSW
 
 
 def last_audit(session):
-    return session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    return session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
 
 
 def shipped_id(session, code="insuffisance_cardiaque") -> int:

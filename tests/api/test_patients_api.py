@@ -21,7 +21,7 @@ def patient_count(session):
 
 
 def last_audit(session):
-    return session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    return session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
 
 
 def assert_problem(response, status):
@@ -218,7 +218,7 @@ def duplicate_check_lines(db_session, actor):
         db_session.scalars(
             select(AuditEvent)
             .where(AuditEvent.action == "patient.duplicate_check", AuditEvent.actor_user_id == actor.id)
-            .order_by(AuditEvent.seq)
+            .order_by(AuditEvent.id)
         )
     )
 

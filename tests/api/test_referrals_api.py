@@ -193,7 +193,7 @@ def test_uploads_are_checked_by_content_and_served_only_to_those_allowed(
         denial = db_session.scalar(
             select(AuditEvent)
             .where(AuditEvent.actor_user_id == hub[intruder].id)
-            .order_by(AuditEvent.seq.desc())
+            .order_by(AuditEvent.id.desc())
             .limit(1)
         )
         assert (denial.action, denial.outcome, denial.target_id) == ("referral.read", "denied", str(referral_id))

@@ -61,7 +61,7 @@ def ask(api, te, **data):
 
 def last_audit(db_session, user):
     return db_session.scalar(
-        select(AuditEvent).where(AuditEvent.actor_user_id == user.id).order_by(AuditEvent.seq.desc()).limit(1)
+        select(AuditEvent).where(AuditEvent.actor_user_id == user.id).order_by(AuditEvent.id.desc()).limit(1)
     )
 
 

@@ -62,7 +62,7 @@ def come_back(client, url: str):
 
 
 def psc_audit(db_session) -> list[AuditEvent]:
-    return list(db_session.scalars(select(AuditEvent).where(AuditEvent.action == "login.psc").order_by(AuditEvent.seq)))
+    return list(db_session.scalars(select(AuditEvent).where(AuditEvent.action == "login.psc").order_by(AuditEvent.id)))
 
 
 def refused_with(response, reason: str, db_session, *, sessions: int = 0) -> None:
@@ -279,7 +279,8 @@ def test_the_account_page_tells_whether_psc_was_used(client, db_session, cpts, a
 
 
 def test_configuration_is_checked_at_start_up(tmp_path):
-    base = {"ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite:///:memory:", "PSC_ENABLED": 1}
+    base = {"ENV": "production", "SECRET_KEY": "x" * 40, "AUDIT_KEY": "k" * 40, "DATABASE_URL": "sqlite:///:memory:"}
+    base |= {"PSC_ENABLED": 1}
     with pytest.raises(ConfigError, match="HUB_PSC_ISSUER, HUB_PSC_CLIENT_ID"):
         load_config(tmp_path, base)
     complete = base | {

@@ -31,7 +31,7 @@ def _write(action: str) -> None:
 
 def _actions(db_session) -> list[tuple[str, str]]:
     db_session.expire_all()
-    rows = db_session.scalars(select(AuditEvent).where(AuditEvent.action.like("uow.%")).order_by(AuditEvent.seq))
+    rows = db_session.scalars(select(AuditEvent).where(AuditEvent.action.like("uow.%")).order_by(AuditEvent.id))
     return [(row.action, row.outcome) for row in rows]
 
 

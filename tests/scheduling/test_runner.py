@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -22,9 +23,10 @@ from sqlalchemy import delete, func, select, update
 
 from connectors import outbox
 from connectors.email import message_id_for
+from hub import audit
 from hub.config import PROJECT_ROOT
 from hub.db import utcnow
-from hub.models import JobRun, OutboxMessage, OutboxState, SchedulerLease
+from hub.models import AuditEvent, AuditLink, JobRun, OutboxMessage, OutboxState, SchedulerLease
 from scheduling.periodic import JobContext, PeriodicJob, utc_second
 from scheduling.runner import Worker, acquire_lease, release_lease
 from tests import factories
@@ -89,6 +91,8 @@ def child_env(database_url: str, **extra: str) -> dict:
             "HUB_ENV": "testing",
             "HUB_SECRET_KEY": "test-secret-key-that-is-long-enough-to-pass",
             "HUB_DATABASE_URL": database_url,
+            # The worker's audit sequencer checkpoints the test database's chain: not into the instance folder.
+            "HUB_AUDIT_CHECKPOINT_FILE": os.path.join(tempfile.gettempdir(), f"hub-test-audit-{os.getpid()}.jsonl"),
             "FLASK_APP": "wsgi",
         }
         | extra
@@ -244,6 +248,12 @@ def test_r8_three_workers_run_a_periodic_job_once_per_period_and_a_standby_takes
     print(f"R8: take-over {takeover:.2f} s after SIGKILL; {len(periods)} periods run")
 
 
+def audit_linked(factory, action: str) -> bool:
+    with factory() as session:
+        linked = select(AuditLink.seq).join(AuditEvent, AuditEvent.id == AuditLink.event_id)
+        return session.scalar(linked.where(AuditEvent.action == action)) is not None
+
+
 @pytest.mark.concurrency
 def test_the_hub_worker_command_schedules_dispatches_and_stops_cleanly_on_sigterm(committed, database_url, tmp_path):
     """`flask --app wsgi hub worker`: takes the lease, delivers the outbox over verified STARTTLS, and on
@@ -262,6 +272,8 @@ def test_the_hub_worker_command_schedules_dispatches_and_stops_cleanly_on_sigter
             idempotency_key=f"worker:{uuid.uuid4().hex}",
             cpts_id=org.id,
         )
+        audited = f"test.worker.{uuid.uuid4().hex[:8]}"
+        audit.record(session, actor="test", action=audited)
         session.commit()
     ca = TestCA(tmp_path)
     with SmtpServer(tls_context=ca.server_context()) as smtp:
@@ -279,6 +291,7 @@ def test_the_hub_worker_command_schedules_dispatches_and_stops_cleanly_on_sigter
             assert pid_of(holder) == process.pid
             expected = message_id_for(message.idempotency_key, "cpts-test.fr")
             assert wait_for(lambda: smtp.message_ids()[expected] == 1, timeout=15)
+            assert wait_for(lambda: audit_linked(factory, audited), timeout=15), "the worker runs the audit sequencer"
         finally:
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=20)

@@ -48,7 +48,7 @@ def test_create_patient_normalises_traits_and_starts_provisional(db_session, coo
     assert patient.first_birth_given_name == "HELENE"
     assert patient.identity_status is IdentityStatus.PROVISIONAL
     db_session.commit()
-    assert db_session.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) == "patient.create"
+    assert db_session.scalar(select(AuditEvent.action).order_by(AuditEvent.id.desc()).limit(1)) == "patient.create"
 
 
 @pytest.mark.parametrize("missing", identity.STRICT_TRAITS)

@@ -85,7 +85,7 @@ def test_the_idel_sends_the_patient_link_and_the_patient_opens_it_in_its_window(
     assert late.status_code == 403 and "Cette séance est terminée" in text(late)
     assert client.get(f"/visio/{token}x").status_code == 404
     outcomes = db_session.scalars(
-        select(AuditEvent.outcome).where(AuditEvent.action == "video.open").order_by(AuditEvent.seq)
+        select(AuditEvent.outcome).where(AuditEvent.action == "video.open").order_by(AuditEvent.id)
     ).all()
     assert outcomes == ["refused", "success", "refused", "denied"]
 

@@ -60,7 +60,7 @@ def audit_rows(db_session, action, outcome=None):
     query = select(AuditEvent).where(AuditEvent.action == action)
     if outcome:
         query = query.where(AuditEvent.outcome == outcome)
-    return list(db_session.scalars(query.order_by(AuditEvent.seq)))
+    return list(db_session.scalars(query.order_by(AuditEvent.id)))
 
 
 # --- a professional's own statement -----------------------------------------------------------------------

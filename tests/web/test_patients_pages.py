@@ -68,7 +68,7 @@ def audit_events(db_session, action: str, *, outcome: str | None = None) -> list
     query = select(AuditEvent).where(AuditEvent.action == action)
     if outcome:
         query = query.where(AuditEvent.outcome == outcome)
-    return list(db_session.scalars(query.order_by(AuditEvent.seq)))
+    return list(db_session.scalars(query.order_by(AuditEvent.id)))
 
 
 # --- list and search ---------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_every_login_step_is_audited_without_secrets(client, coordinator, db_ses
     submit_password(client, coordinator.login)
     submit_code(client, "000000")
     submit_code(client, pyotp.TOTP(coordinator.totp_secret).now())
-    events = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(4)).all()[::-1]
+    events = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(4)).all()[::-1]
     assert [(e.action, e.outcome) for e in events] == [
         ("login.password", "failure"),
         ("login.password", "success"),

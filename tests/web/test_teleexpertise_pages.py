@@ -82,7 +82,7 @@ def test_walk_through_ask_answer_and_close_in_the_browser(client, auth, te, db_s
 
 def last_action(db_session, user) -> str:
     return db_session.scalar(
-        select(AuditEvent.action).where(AuditEvent.actor_user_id == user.id).order_by(AuditEvent.seq.desc()).limit(1)
+        select(AuditEvent.action).where(AuditEvent.actor_user_id == user.id).order_by(AuditEvent.id.desc()).limit(1)
     )
 
 

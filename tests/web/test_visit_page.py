@@ -79,14 +79,14 @@ def test_the_idel_opens_her_visit_with_all_she_needs_for_it(auth, db_session, te
     assert "Ordonnance de bilan biologique</a>" in page and "biology_prescription" not in page
     assert "Mallette ECG connectée" in page and "ECG 12 dérivations, tablette" in page
     assert "Confirmer la visite" in page and "Refuser la visite" in page
-    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
     assert (event.action, event.target_id) == ("appointment.read", str(home_visit.id))
 
 
 def test_another_idel_does_not_see_the_visit(auth, db_session, territory, home_visit):
     auth.login(territory.other_idel_user)
     assert auth.client.get(f"/visits/{home_visit.id}").status_code == 404
-    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
     assert (event.action, event.outcome) == ("appointment.read", "denied")
 
 

@@ -187,7 +187,7 @@ def test_an_idel_with_no_offer_gets_404_and_the_denial_is_audited(auth, db_sessi
     auth.login(territory.other_idel_user)
     assert territory.patient.display_name not in text(auth.client.get("/visits"))
     assert auth.post(f"/visits/{visit.id}/confirm").status_code == 404
-    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
     assert (event.action, event.outcome, event.target_id) == ("appointment.confirm", "denied", str(visit.id))
     db_session.refresh(visit)
     assert visit.state is AppointmentState.PROPOSED
@@ -232,7 +232,7 @@ def test_the_agenda_by_day_and_by_week(auth, db_session, territory, visit):
     )
     auth.login(cardiologist)
     assert "14 h 00 – 14 h 15" in text(auth.client.get("/agenda?day=2026-11-23"))
-    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    event = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
     assert event.action == "agenda.read"
 
 

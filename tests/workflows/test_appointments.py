@@ -371,7 +371,7 @@ def test_an_idel_declining_an_open_visit_is_audited_and_others_may_still_accept(
     appointments.decline(db_session, t.other_idel_user, appointment, reason="Pas disponible", now=NOW)
     db_session.commit()
     assert appointment.state is S.PROPOSED
-    assert db_session.scalar(select(AuditEvent.action).order_by(AuditEvent.seq.desc()).limit(1)) == (
+    assert db_session.scalar(select(AuditEvent.action).order_by(AuditEvent.id.desc()).limit(1)) == (
         "appointment.decline_offer"
     )
     with pytest.raises(RuleViolation, match="plusieurs IDEL"):
