@@ -282,32 +282,24 @@ def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
 
 def session_holds(session: Session, appointment: Appointment) -> list[Hold]:
     """What the session itself takes: the performer for the consultation, the room and the kit for the
-    accompaniment window. A group session holds them once, for its slot."""
-    performer = appointment.performer or session.get_one(Professional, appointment.performer_id)
+    accompaniment window. A group session holds them once, for its slot. Names are read only on a conflict."""
     window = appointment.accompaniment_window
     holds = [
-        Hold(
-            AllocationResource.PROFESSIONAL,
-            performer.id,
-            appointment.starts_at,
-            appointment.ends_at,
-            performer.full_name,
-        )
+        Hold(AllocationResource.PROFESSIONAL, appointment.performer_id, appointment.starts_at, appointment.ends_at)
     ]
     if appointment.room_id is not None:
-        holds.append(Hold(AllocationResource.ROOM, appointment.room_id, *window, "La salle"))
+        holds.append(Hold(AllocationResource.ROOM, appointment.room_id, *window))
     if appointment.kit_id is not None:
-        holds.append(Hold(AllocationResource.KIT, appointment.kit_id, *window, "Le matériel"))
+        holds.append(Hold(AllocationResource.KIT, appointment.kit_id, *window))
     return holds
 
 
 def participant_holds(session: Session, appointment: Appointment) -> list[Hold]:
     """What each participant takes: the patient and their IDEL, over the accompaniment window."""
     window = appointment.accompaniment_window
-    holds = [Hold(AllocationResource.PATIENT, appointment.patient_id, *window, "Le patient")]
+    holds = [Hold(AllocationResource.PATIENT, appointment.patient_id, *window)]
     if appointment.accompanying_id is not None:
-        idel = appointment.accompanying or session.get_one(Professional, appointment.accompanying_id)
-        holds.append(Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name))
+        holds.append(Hold(AllocationResource.PROFESSIONAL, appointment.accompanying_id, *window))
     return holds
 
 
