@@ -55,10 +55,10 @@ from hub.models import (  # noqa: E402
     Resource,
     ResourceKind,
     Role,
-    Slot,
     User,
     VisitOffer,
 )
+from scheduling import slots  # noqa: E402
 from tests import factories  # noqa: E402
 from workflows import appointments  # noqa: E402
 
@@ -416,7 +416,7 @@ def hub_booking(factory, actor, booking: Booking, log: StatementLog) -> tuple[fl
     began = time.perf_counter()
     session = factory()
     try:
-        slot = session.get(Slot, booking.slot_id)
+        slot = slots.slot_with_program(session, booking.slot_id)
         patient = session.get(Patient, booking.patient_id)
         loaded = time.perf_counter()
         appointments.book(session, actor, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE)
