@@ -9,7 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from connectors import outbox
 from hub import audit
@@ -910,8 +910,14 @@ def lock(session: Session, appointment: Appointment) -> None:
     """Take the appointment's row lock and re-read it, so that two verbs on one appointment (an IDEL
     confirming while the job widens the offer) run one after the other. SQLite's BEGIN IMMEDIATE
     transaction already serialises writers."""
-    session.execute(select(Appointment.id).where(Appointment.id == appointment.id).with_for_update())
-    session.refresh(appointment)
+    # One statement: the lock, the fresh row, and the patient's consents every remote verb checks.
+    session.execute(
+        select(Appointment)
+        .where(Appointment.id == appointment.id)
+        .options(joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents))
+        .with_for_update(of=Appointment)
+        .execution_options(populate_existing=True)
+    ).unique().one()
 
 
 def _offers(session: Session, appointment: Appointment) -> list[VisitOffer]:
