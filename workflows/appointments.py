@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from connectors import outbox
@@ -157,31 +157,34 @@ def book(
         telesoin = _check_telesoin(session, actor, program, slot, patient, telesoin or TelesoinAct(), now=now)
     before = dt.timedelta(minutes=program.accompaniment_before_minutes)
     after = dt.timedelta(minutes=program.accompaniment_after_minutes)
-    appointment = Appointment(
-        cpts_id=patient.cpts_id,
-        kind=kind,
-        patient=patient,
-        slot=slot,
-        program_id=program.id,
-        performer_id=program.performer_id,
-        accompanying_id=accompanying.id if accompanying else None,
-        place_kind=place_kind,
-        starts_at=slot.starts_at,
-        ends_at=slot.ends_at,
-        accompaniment_starts_at=slot.starts_at - before if kind is AppointmentKind.ASSISTED_TELECONSULTATION else None,
-        accompaniment_ends_at=slot.ends_at + after if kind is AppointmentKind.ASSISTED_TELECONSULTATION else None,
-        room_id=program.room_id,
-        kit_id=program.kit_id,
-        created_by_user_id=actor.id,
-    )
+    assisted = kind is AppointmentKind.ASSISTED_TELECONSULTATION
+    row = {
+        "cpts_id": patient.cpts_id,
+        "kind": kind,
+        "patient_id": patient.id,
+        "slot_id": slot.id,
+        "program_id": program.id,
+        "performer_id": program.performer_id,
+        "accompanying_id": accompanying.id if accompanying else None,
+        "place_kind": place_kind,
+        "starts_at": slot.starts_at,
+        "ends_at": slot.ends_at,
+        "accompaniment_starts_at": slot.starts_at - before if assisted else None,
+        "accompaniment_ends_at": slot.ends_at + after if assisted else None,
+        "room_id": program.room_id,
+        "kit_id": program.kit_id,
+        "created_by_user_id": actor.id,
+    }
     if telesoin is not None:
-        appointment.telesoin_act = telesoin.act
-        appointment.act_coefficient = telesoin.coefficient
-        appointment.last_in_person_dressing_on = telesoin.last_in_person_dressing_on
-        appointment.last_in_person_contact_on = telesoin.last_in_person_contact_on
-        appointment.remote_share_override_reason = telesoin.override_reason
-    session.add(appointment)
-    session.flush()  # the allocations and the offer point at the new id
+        row |= {
+            "telesoin_act": telesoin.act,
+            "act_coefficient": telesoin.coefficient,
+            "last_in_person_dressing_on": telesoin.last_in_person_dressing_on,
+            "last_in_person_contact_on": telesoin.last_in_person_contact_on,
+            "remote_share_override_reason": telesoin.override_reason,
+        }
+    # One INSERT … RETURNING that gives back the persistent row, rather than an object flushed by the unit of work.
+    appointment = session.scalars(insert(Appointment).returning(Appointment), [row]).one()
     if program.is_group:
         _hold_group_session(session, slot, appointment, zone=program.zone)
     else:
@@ -445,10 +448,8 @@ def _check_can_accompany(
 def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> VisitOffer:
     zone = appointment_zone(session, appointment)
     expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
-    offer = VisitOffer(
-        appointment=appointment, professional_id=idel.id, round=round_, offered_at=now, expires_at=expires
-    )
-    session.add(offer)
+    row = {"appointment_id": appointment.id, "professional_id": idel.id, "round": round_, "offered_at": now}
+    offer = session.scalars(insert(VisitOffer).returning(VisitOffer), [row | {"expires_at": expires}]).one()
     _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
     return offer
 
