@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import outbox
 from hub import audit
@@ -185,6 +186,9 @@ def book(
         }
     # One INSERT … RETURNING that gives back the persistent row, rather than an object flushed by the unit of work.
     appointment = session.scalars(insert(Appointment).returning(Appointment), [row]).one()
+    # What the caller already holds, as the constructor would have linked it: no lazy load to find them again.
+    for name, value in (("patient", patient), ("slot", slot), ("accompanying", accompanying)):
+        set_committed_value(appointment, name, value)
     if program.is_group:
         _hold_group_session(session, slot, appointment, zone=program.zone)
     else:
