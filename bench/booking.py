@@ -6,7 +6,8 @@ allocations (a quarter as many appointments, each holding its specialist, its pa
 three years up to the end of the 12-week horizon, spread over 400 specialists, 1,000 IDELs, up to 50,000 patients
 and 40 kits), then measures, interleaved one for one:
 
-- the hub: one session and one transaction per booking, as a request would — load the slot and the patient,
+- the hub: one session and one transaction per booking, as a request would — load the slot (with its program,
+  as the booking endpoints do) and the patient,
   `workflows.appointments.book` (appointment, 3 or 4 allocations, the offer to the patient's own IDEL, its outbox
   message, the audit row), commit;
 - the baseline: the same rows (appointment, allocations, visit offer, outbox message, audit row with its seq and
@@ -707,7 +708,7 @@ def main(argv=None) -> int:
     counts = details["query_counts"]
     constant = "constant" if len(counts) == 1 else "NOT constant"
     shown = ", ".join(f"{n} statements x {times}" for n, times in sorted(counts.items()))
-    print(f"\nqueries per hub booking: {shown} ({constant}), plus the pool's pre-ping (SELECT 1) at checkout")
+    print(f"\nqueries per hub booking: {shown} ({constant}); a kit booking checks the kit (SELECT resources)")
     print("the hub booking's statements, per booking (count, mean ms):")
     for label, (calls, ms) in sorted(details["per_statement"].items(), key=lambda item: -item[1][1]):
         print(f"  {label:<32} {calls:4.1f}  {ms:6.2f} ms")
