@@ -6,7 +6,8 @@ allocations (a quarter as many appointments, each holding its specialist, its pa
 three years up to the end of the 12-week horizon, spread over 400 specialists, 1,000 IDELs, up to 50,000 patients
 and 40 kits), then measures, interleaved one for one:
 
-- the hub: one session and one transaction per booking, as a request would — load the slot and the patient,
+- the hub: one session and one transaction per booking, as a request would — load the slot (with its program,
+  as the booking endpoints do) and the patient,
   `workflows.appointments.book` (appointment, 3 or 4 allocations, the offer to the patient's own IDEL, its outbox
   message, the audit row), commit;
 - the baseline: the same rows (appointment, allocations, visit offer, outbox message, audit row; the audit chain
@@ -55,10 +56,10 @@ from hub.models import (  # noqa: E402
     Resource,
     ResourceKind,
     Role,
-    Slot,
     User,
     VisitOffer,
 )
+from scheduling import slots  # noqa: E402
 from tests import factories  # noqa: E402
 from workflows import appointments  # noqa: E402
 
@@ -416,7 +417,7 @@ def hub_booking(factory, actor, booking: Booking, log: StatementLog) -> tuple[fl
     began = time.perf_counter()
     session = factory()
     try:
-        slot = session.get(Slot, booking.slot_id)
+        slot = slots.slot_with_program(session, booking.slot_id)
         patient = session.get(Patient, booking.patient_id)
         loaded = time.perf_counter()
         appointments.book(session, actor, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE)
@@ -676,7 +677,7 @@ def main(argv=None) -> int:
     counts = details["query_counts"]
     constant = "constant" if len(counts) == 1 else "NOT constant"
     shown = ", ".join(f"{n} statements x {times}" for n, times in sorted(counts.items()))
-    print(f"\nqueries per hub booking: {shown} ({constant}), plus the pool's pre-ping (SELECT 1) at checkout")
+    print(f"\nqueries per hub booking: {shown} ({constant}); a kit booking checks the kit (SELECT resources)")
     print("the hub booking's statements, per booking (count, mean ms):")
     for label, (calls, ms) in sorted(details["per_statement"].items(), key=lambda item: -item[1][1]):
         print(f"  {label:<32} {calls:4.1f}  {ms:6.2f} ms")

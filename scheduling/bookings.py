@@ -1,26 +1,30 @@
 """Allocations: resources held over half-open time ranges, never two overlapping for one resource.
 
-All the holds of an appointment are inserted together or not at all. The check below gives a clear
-answer in the common case; the guarantee under concurrency comes from the database: PostgreSQL's
-exclusion constraint (a concurrent overlapping insert waits, then fails), and on SQLite the
-transaction's BEGIN IMMEDIATE, which serialises writers so that the check and the insert are atomic.
+All the holds of an appointment are inserted together, in one statement, or not at all. On PostgreSQL the
+exclusion constraint is the check: the insert skips (ON CONFLICT DO NOTHING) the holds it refuses, after waiting
+for a concurrent booking of the same resource to commit or roll back, and what it did not insert names the
+conflict; no SELECT comes first. On SQLite the transaction's BEGIN IMMEDIATE serialises writers, so a check
+followed by the insert is atomic there.
 """
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, func, literal_column, or_, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import delete, func, insert, literal_column, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
 from hub.errors import Conflict
 from hub.formatting import french_datetime
-from hub.models import Allocation, AllocationResource, Appointment, Slot
+from hub.models import Allocation, AllocationResource, Appointment, Professional, Slot
 
-EXCLUSION_VIOLATION = "23P01"
-DEADLOCK_DETECTED = "40P01"
-DEADLOCK_ATTEMPTS = 3  # a deadlock aborts one of two bookings; the next attempt waits behind the other
+# How a conflict names a resource other than a professional (whose name is read only when one conflicts).
+GENERIC_LABELS = {
+    AllocationResource.PATIENT: "Le patient",
+    AllocationResource.ROOM: "La salle",
+    AllocationResource.KIT: "Le matériel",
+}
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,9 @@ class Hold:
     resource_id: int
     starts_at: dt.datetime
     ends_at: dt.datetime
-    label: str  # how the conflict message names the resource: "Dr Anne-Iris LEMAITRE", "la mallette ECG"
+    # How the conflict message names the resource ("Dr Anne-Iris LEMAITRE", "Le matériel"); None: looked up when
+    # a conflict needs it (label_of), so that a booking that succeeds never reads it.
+    label: str | None = None
 
     def overlaps(self, starts_at: dt.datetime, ends_at: dt.datetime) -> bool:
         return self.starts_at < ends_at and starts_at < self.ends_at
@@ -99,38 +105,73 @@ def _range_overlap(hold: Hold):
     return stored.op("&&")(func.tstzrange(hold.starts_at, hold.ends_at, half_open))
 
 
-def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, zone: str) -> list[Allocation]:
+def label_of(session: Session, hold: Hold) -> str:
+    """How messages name the hold's resource: its label, else the professional's name or the kind's word."""
+    if hold.label is not None:
+        return hold.label
+    if hold.resource_kind is AllocationResource.PROFESSIONAL:
+        return session.get_one(Professional, hold.resource_id).full_name
+    return GENERIC_LABELS[hold.resource_kind]
+
+
+def conflict(session: Session, hold: Hold, *, zone: str) -> BookingConflict:
+    """The 409 naming the hold's resource."""
+    return BookingConflict(replace(hold, label=label_of(session, hold)), zone=zone)
+
+
+def allocate(session: Session, appointment: Appointment, holds: list[Hold], *, zone: str) -> None:
     """Hold every resource for the appointment, or raise BookingConflict naming the first one taken.
 
-    The appointment must have been flushed (it needs its id). Must run inside the caller's transaction;
-    on a conflict nothing of the appointment's holds remains once the caller rolls back. Holds of one
-    appointment may not overlap each other for one resource.
+    The appointment must have been flushed (it needs its id). Must run inside the caller's transaction; on a
+    conflict none of these holds remains. Holds of one appointment may not overlap each other for one resource.
     """
-    _refuse_self_overlap(holds, zone=zone)
-    taken = find_conflict(session, holds, ignore_appointment_id=appointment.id)
-    if taken is not None:
-        raise BookingConflict(taken, zone=zone)
-    rows = [Allocation(appointment_id=appointment.id, **_range_of(h)) for h in holds]
-    _insert(session, rows, holds, zone=zone)
+    _hold(session, holds, {"appointment_id": appointment.id}, zone=zone, ignore_appointment_id=appointment.id)
     session.expire(appointment, ["allocations"])
-    return rows
 
 
-def allocate_shared(session: Session, slot: Slot, holds: list[Hold], *, zone: str) -> list[Allocation]:
+def allocate_shared(session: Session, slot: Slot, holds: list[Hold], *, zone: str) -> None:
     """Hold a group session's shared resources (performer, room, kit) once, owned by its slot, or raise
     BookingConflict naming the first one taken. The caller holds the slot's lock (see workflows.appointments)."""
-    _refuse_self_overlap(holds, zone=zone)
-    taken = find_conflict(session, holds)
-    if taken is not None:
-        raise BookingConflict(taken, zone=zone)
-    rows = [Allocation(slot_id=slot.id, **_range_of(h)) for h in holds]
-    _insert(session, rows, holds, zone=zone)
-    return rows
+    _hold(session, holds, {"slot_id": slot.id}, zone=zone)
 
 
 def release_shared(session: Session, slot: Slot) -> None:
     """Give back a group session's shared holds: its last participant has gone."""
     session.execute(delete(Allocation).where(Allocation.slot_id == slot.id))
+
+
+def _hold(
+    session: Session, holds: list[Hold], owner: dict, *, zone: str, ignore_appointment_id: int | None = None
+) -> None:
+    _refuse_self_overlap(session, holds, zone=zone)
+    if not holds:
+        return
+    session.flush()  # what the ORM still holds back (a released hold, the owner's row) goes before the Core insert
+    # One order for every booking: two bookings inserting the same resources meet on the first, never crosswise.
+    ordered = sorted(holds, key=lambda h: (h.resource_kind.value, h.resource_id, h.starts_at))
+    rows = [owner | _range_of(h) for h in ordered]
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        taken = find_conflict(session, holds, ignore_appointment_id=ignore_appointment_id)
+        if taken is not None:
+            raise conflict(session, taken, zone=zone)
+        connection.execute(insert(Allocation).values(rows))
+        return
+    statement = (
+        pg_insert(Allocation)
+        .values(rows)
+        .on_conflict_do_nothing()  # the exclusion constraint is its arbiter: a refused hold is skipped, not raised
+        .returning(Allocation.id, Allocation.resource_kind, Allocation.resource_id, Allocation.starts_at)
+    )
+    inserted = connection.execute(statement).all()
+    if len(inserted) == len(rows):
+        return
+    held = {(row.resource_kind, row.resource_id, row.starts_at) for row in inserted}
+    if inserted:
+        # The caller may go on after the 409 (a series books each session in its own savepoint): leave no part.
+        connection.execute(delete(Allocation).where(Allocation.id.in_([row.id for row in inserted])))
+    taken = next(h for h in holds if (h.resource_kind, h.resource_id, h.starts_at) not in held)
+    raise conflict(session, taken, zone=zone)
 
 
 def _range_of(hold: Hold) -> dict:
@@ -142,27 +183,6 @@ def _range_of(hold: Hold) -> dict:
     }
 
 
-def _insert(session: Session, rows: list[Allocation], holds: list[Hold], *, zone: str) -> None:
-    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
-        try:
-            # Added inside the savepoint: begin_nested() flushes what is pending before it starts.
-            with session.begin_nested():
-                session.add_all(rows)
-                session.flush()
-            break
-        except IntegrityError as exc:
-            if getattr(exc.orig, "sqlstate", None) != EXCLUSION_VIOLATION:
-                raise
-            # A concurrent booking won the race after our check: name what it took.
-            raise BookingConflict(find_conflict(session, holds) or holds[0], zone=zone) from exc
-        except OperationalError as exc:
-            # Two bookings inserting conflicting holds at once may each wait for the other's row while PostgreSQL
-            # checks the exclusion constraint: it aborts one of them. Our savepoint rolled back, so inserting again
-            # waits for the other booking alone, then holds or meets its committed row (the violation above).
-            if getattr(exc.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == DEADLOCK_ATTEMPTS:
-                raise
-
-
 def release(session: Session, appointment: Appointment, *, kinds: set[AllocationResource] | None = None) -> None:
     """Give back the appointment's holds (all, or those of some resource kinds)."""
     for allocation in list(appointment.allocations):
@@ -171,9 +191,9 @@ def release(session: Session, appointment: Appointment, *, kinds: set[Allocation
             session.delete(allocation)
 
 
-def _refuse_self_overlap(holds: list[Hold], *, zone: str) -> None:
+def _refuse_self_overlap(session: Session, holds: list[Hold], *, zone: str) -> None:
     for i, first in enumerate(holds):
         for second in holds[i + 1 :]:
             same = (first.resource_kind, first.resource_id) == (second.resource_kind, second.resource_id)
             if same and first.overlaps(second.starts_at, second.ends_at):
-                raise BookingConflict(second, zone=zone)
+                raise conflict(session, second, zone=zone)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from hub.models import Appointment, AppointmentState, SessionProgram, Slot, SlotState
 from scheduling.recurrence import Recurrence, occurrences
@@ -127,3 +127,8 @@ def booked_slot_ids(session: Session, slot_ids: list[int]) -> set[int]:
             select(Appointment.slot_id).where(Appointment.slot_id.in_(slot_ids), Appointment.state.in_(HOLDING_STATES))
         )
     )
+
+
+def slot_with_program(session: Session, slot_id: int) -> Slot | None:
+    """The slot with its program in one query: booking reads both (no lazy load on the booking path)."""
+    return session.get(Slot, slot_id, options=[joinedload(Slot.program)])

@@ -8,8 +8,9 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import outbox
 from hub import audit
@@ -157,31 +158,37 @@ def book(
         telesoin = _check_telesoin(session, actor, program, slot, patient, telesoin or TelesoinAct(), now=now)
     before = dt.timedelta(minutes=program.accompaniment_before_minutes)
     after = dt.timedelta(minutes=program.accompaniment_after_minutes)
-    appointment = Appointment(
-        cpts_id=patient.cpts_id,
-        kind=kind,
-        patient=patient,
-        slot=slot,
-        program_id=program.id,
-        performer_id=program.performer_id,
-        accompanying_id=accompanying.id if accompanying else None,
-        place_kind=place_kind,
-        starts_at=slot.starts_at,
-        ends_at=slot.ends_at,
-        accompaniment_starts_at=slot.starts_at - before if kind is AppointmentKind.ASSISTED_TELECONSULTATION else None,
-        accompaniment_ends_at=slot.ends_at + after if kind is AppointmentKind.ASSISTED_TELECONSULTATION else None,
-        room_id=program.room_id,
-        kit_id=program.kit_id,
-        created_by_user_id=actor.id,
-    )
+    assisted = kind is AppointmentKind.ASSISTED_TELECONSULTATION
+    row = {
+        "cpts_id": patient.cpts_id,
+        "kind": kind,
+        "patient_id": patient.id,
+        "slot_id": slot.id,
+        "program_id": program.id,
+        "performer_id": program.performer_id,
+        "accompanying_id": accompanying.id if accompanying else None,
+        "place_kind": place_kind,
+        "starts_at": slot.starts_at,
+        "ends_at": slot.ends_at,
+        "accompaniment_starts_at": slot.starts_at - before if assisted else None,
+        "accompaniment_ends_at": slot.ends_at + after if assisted else None,
+        "room_id": program.room_id,
+        "kit_id": program.kit_id,
+        "created_by_user_id": actor.id,
+    }
     if telesoin is not None:
-        appointment.telesoin_act = telesoin.act
-        appointment.act_coefficient = telesoin.coefficient
-        appointment.last_in_person_dressing_on = telesoin.last_in_person_dressing_on
-        appointment.last_in_person_contact_on = telesoin.last_in_person_contact_on
-        appointment.remote_share_override_reason = telesoin.override_reason
-    session.add(appointment)
-    session.flush()  # the allocations and the offer point at the new id
+        row |= {
+            "telesoin_act": telesoin.act,
+            "act_coefficient": telesoin.coefficient,
+            "last_in_person_dressing_on": telesoin.last_in_person_dressing_on,
+            "last_in_person_contact_on": telesoin.last_in_person_contact_on,
+            "remote_share_override_reason": telesoin.override_reason,
+        }
+    # One INSERT … RETURNING that gives back the persistent row, rather than an object flushed by the unit of work.
+    appointment = session.scalars(insert(Appointment).returning(Appointment), [row]).one()
+    # What the caller already holds, as the constructor would have linked it: no lazy load to find them again.
+    for name, value in (("patient", patient), ("slot", slot), ("accompanying", accompanying)):
+        set_committed_value(appointment, name, value)
     if program.is_group:
         _hold_group_session(session, slot, appointment, zone=program.zone)
     else:
@@ -282,32 +289,24 @@ def holds_for(session: Session, appointment: Appointment) -> list[Hold]:
 
 def session_holds(session: Session, appointment: Appointment) -> list[Hold]:
     """What the session itself takes: the performer for the consultation, the room and the kit for the
-    accompaniment window. A group session holds them once, for its slot."""
-    performer = appointment.performer or session.get_one(Professional, appointment.performer_id)
+    accompaniment window. A group session holds them once, for its slot. Names are read only on a conflict."""
     window = appointment.accompaniment_window
     holds = [
-        Hold(
-            AllocationResource.PROFESSIONAL,
-            performer.id,
-            appointment.starts_at,
-            appointment.ends_at,
-            performer.full_name,
-        )
+        Hold(AllocationResource.PROFESSIONAL, appointment.performer_id, appointment.starts_at, appointment.ends_at)
     ]
     if appointment.room_id is not None:
-        holds.append(Hold(AllocationResource.ROOM, appointment.room_id, *window, "La salle"))
+        holds.append(Hold(AllocationResource.ROOM, appointment.room_id, *window))
     if appointment.kit_id is not None:
-        holds.append(Hold(AllocationResource.KIT, appointment.kit_id, *window, "Le matériel"))
+        holds.append(Hold(AllocationResource.KIT, appointment.kit_id, *window))
     return holds
 
 
 def participant_holds(session: Session, appointment: Appointment) -> list[Hold]:
     """What each participant takes: the patient and their IDEL, over the accompaniment window."""
     window = appointment.accompaniment_window
-    holds = [Hold(AllocationResource.PATIENT, appointment.patient_id, *window, "Le patient")]
+    holds = [Hold(AllocationResource.PATIENT, appointment.patient_id, *window)]
     if appointment.accompanying_id is not None:
-        idel = appointment.accompanying or session.get_one(Professional, appointment.accompanying_id)
-        holds.append(Hold(AllocationResource.PROFESSIONAL, idel.id, *window, idel.full_name))
+        holds.append(Hold(AllocationResource.PROFESSIONAL, appointment.accompanying_id, *window))
     return holds
 
 
@@ -453,10 +452,8 @@ def _check_can_accompany(
 def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> VisitOffer:
     zone = appointment_zone(session, appointment)
     expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
-    offer = VisitOffer(
-        appointment=appointment, professional_id=idel.id, round=round_, offered_at=now, expires_at=expires
-    )
-    session.add(offer)
+    row = {"appointment_id": appointment.id, "professional_id": idel.id, "round": round_, "offered_at": now}
+    offer = session.scalars(insert(VisitOffer).returning(VisitOffer), [row | {"expires_at": expires}]).one()
     _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
     return offer
 
@@ -918,8 +915,14 @@ def lock(session: Session, appointment: Appointment) -> None:
     """Take the appointment's row lock and re-read it, so that two verbs on one appointment (an IDEL
     confirming while the job widens the offer) run one after the other. SQLite's BEGIN IMMEDIATE
     transaction already serialises writers."""
-    session.execute(select(Appointment.id).where(Appointment.id == appointment.id).with_for_update())
-    session.refresh(appointment)
+    # One statement: the lock, the fresh row, and the patient's consents every remote verb checks.
+    session.execute(
+        select(Appointment)
+        .where(Appointment.id == appointment.id)
+        .options(joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents))
+        .with_for_update(of=Appointment)
+        .execution_options(populate_existing=True)
+    ).unique().one()
 
 
 def _offers(session: Session, appointment: Appointment) -> list[VisitOffer]:

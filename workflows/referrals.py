@@ -583,8 +583,18 @@ def free_slots_for(
 def lock(session: Session, referral: Referral) -> None:
     """Take the referral's row lock and re-read it: of two coordinators scheduling one referral at once,
     the second sees it `scheduled` and is refused. SQLite's BEGIN IMMEDIATE already serialises writers."""
-    session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
-    session.refresh(referral)
+    # The lock and the fresh row with what the verbs read (the patient's consents) and the answer shows (the
+    # attachments, by a second SELECT: a second joined collection would multiply the rows).
+    session.execute(
+        select(Referral)
+        .where(Referral.id == referral.id)
+        .options(
+            joinedload(Referral.patient, innerjoin=True).joinedload(Patient.consents),
+            selectinload(Referral.attachments),
+        )
+        .with_for_update(of=Referral)
+        .execution_options(populate_existing=True)
+    ).unique().one()
 
 
 # --- the referral's page ----------------------------------------------------------------------------------

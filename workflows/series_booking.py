@@ -28,7 +28,7 @@ from hub.models import (
     StepState,
     User,
 )
-from scheduling.bookings import Hold, find_conflicts
+from scheduling.bookings import Hold, find_conflicts, label_of
 from scheduling.recurrence import next_occurrences, occurrences, public_holidays
 from scheduling.slots import recurrence_of
 from workflows import appointments, eligibility, pathways
@@ -146,7 +146,7 @@ def check(session: Session, series: Series, *, now: dt.datetime | None = None) -
         holds = _holds(session, program, slot, series.patient, accompanying, seats_taken=taken)
         owner |= {hold: occurrence for hold in holds}
     for hold in find_conflicts(session, list(owner)):
-        owner[hold].problems.append(_busy(hold))
+        owner[hold].problems.append(_busy(session, hold))
     return found
 
 
@@ -303,10 +303,10 @@ def _draft(program, slot: Slot, patient: Patient, accompanying: Professional | N
     )
 
 
-def _busy(hold: Hold) -> str:
+def _busy(session: Session, hold: Hold) -> str:
     if hold.resource_kind is AllocationResource.PATIENT:
         return PATIENT_BUSY
-    return f"{hold.label} déjà réservé(e)"
+    return f"{label_of(session, hold)} déjà réservé(e)"
 
 
 # --- a pathway's steps ------------------------------------------------------------------------------------
@@ -385,7 +385,7 @@ def check_pathway(session: Session, pathway: CarePathway, *, now: dt.datetime | 
         holds = _holds(session, program, slot, patient, accompanying, seats_taken=seats.get(slot.id, 0))
         owner |= {hold: plan for hold in holds}
     for hold in find_conflicts(session, list(owner)):
-        owner[hold].problems.append(_busy(hold))
+        owner[hold].problems.append(_busy(session, hold))
     return plans
 
 

@@ -9,7 +9,7 @@ from hub.auth.policies import appointment_for
 from hub.errors import NotFound, ValidationFailed
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import Professional, Slot
+from hub.models import Professional
 from hub.schemas.base import load
 from hub.schemas.scheduling import (
     AppointmentIn,
@@ -21,6 +21,7 @@ from hub.schemas.scheduling import (
     ReassignIn,
 )
 from hub.services import idempotency
+from scheduling import slots
 from workflows import appointments, completion, sas
 
 REPLAYED = "Idempotent-Replayed"
@@ -45,7 +46,7 @@ def book_appointment():
 
 def _book(data: dict):
     patient = patient_for(db(), current_user, data["patient_id"], action="appointment.book", write=True)
-    slot = db().get(Slot, data["slot_id"])
+    slot = slots.slot_with_program(db(), data["slot_id"])
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
         raise NotFound("Créneau introuvable.")
     appointment = appointments.book(

@@ -46,7 +46,7 @@ from hub.schemas.scheduling import (
 )
 from hub.services import directory, identity, resources
 from hub.web.pages import appointment_action, load_query, telesoin_choices
-from scheduling import board
+from scheduling import board, slots
 from scheduling.agenda import week_bounds
 from workflows import accompaniment, appointments, eligibility, fees, programs, series_booking, waiting
 
@@ -404,7 +404,7 @@ def _ranking(appointment, program) -> accompaniment.Suggestions | None:
 
 
 def _slot(slot_id: int) -> Slot:
-    slot = db().get(Slot, slot_id)
+    slot = slots.slot_with_program(db(), slot_id)
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
         raise NotFound("Créneau introuvable.")
     return slot

@@ -94,6 +94,26 @@ def test_fifty_simultaneous_bookings_of_one_slot_give_one_success(contested):
         assert orphan_holds == 0
 
 
+def test_forty_bookings_crossing_on_two_resources_give_one_success_and_no_deadlock(contested):
+    """Two back-to-back slots (the cardiologist free for both) and one IDEL for all forty patients, whose windows
+    overlap: every booking meets the others on the IDEL, half of them on the cardiologist too. One wins; the others
+    get a clear 409, never a deadlock or a partial hold (PostgreSQL: the holds go in one statement, in one order)."""
+    factory, coordinator_id, slot_id, next_slot_id, pairs, program_id = contested
+    idel_id = pairs[0][1]
+    work = [(slot_id if n % 2 else next_slot_id, patient_id) for n, (patient_id, _own) in enumerate(pairs[:40])]
+    barrier = threading.Barrier(len(work))
+    results: list = []
+    run_threads([lambda s=s, p=p: attempt(factory, coordinator_id, s, p, idel_id, barrier, results) for s, p in work])
+    assert [r for r in results if r[0] == "error"] == []
+    assert results.count("booked") == 1, results
+    assert all(r[0] == "conflict" and r[1] == 409 for r in results if r != "booked")
+    with factory() as session:
+        holds = session.scalar(
+            select(func.count()).select_from(Allocation).join(Appointment).where(Appointment.program_id == program_id)
+        )
+        assert holds == 3, "the winner's patient, cardiologist and IDEL, nothing of the others"
+
+
 def test_twenty_concurrent_writers_on_back_to_back_slots_all_succeed(contested):
     """Back-to-back slots do not collide (half-open ranges) and no writer sees "database is locked"."""
     factory, coordinator_id, slot_id, next_slot_id, pairs, _program = contested

@@ -1,0 +1,138 @@
+"""The write paths in a few statements (issue 17, item 2): a booking, the IDEL's confirmation and the referral's
+submission, counted on the real database (SQLite or PostgreSQL) with no lazy load; a booking's conflict named from
+what the database refused, with no SELECT of the allocations first on PostgreSQL and no partial hold left behind.
+
+The audit write and the test transaction's savepoints are left out of the counts (tests.api.test_hot_paths)."""
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from hub.db import utcnow
+from hub.models import Allocation, AllocationResource, AppointmentState, PlaceKind
+from scheduling.bookings import BookingConflict
+from tests import factories
+from tests.api.test_hot_paths import statements_on
+from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
+from tests.queries import forbid_lazy_loads
+from workflows import appointments
+
+
+def label(statement: str) -> str:
+    """`SELECT professionals`, `INSERT allocations`, `UPDATE waiting_entries`: the verb and its first table."""
+    verb = statement.split()[0].upper()
+    table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement, re.IGNORECASE)
+    return f"{verb} {table.group(1) if table else ''}".strip()
+
+
+def _first_use(api, url):
+    # The token's first use stamps last_used_at (not the steady state); a refused request would roll it back.
+    assert api.get(url).status_code == 200
+
+
+def test_a_booking_reads_five_rows_and_writes_each_table_once(clock, api_as, engine, territory, slot):
+    api = api_as(territory.coordinator)
+    _first_use(api, f"/api/v1/patients/{territory.patient.id}")
+    booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        response = api.post("/api/v1/appointments", json=booking)
+    assert response.status_code == 201, response.get_json()
+    labels = [label(statement) for statement in seen]
+    on_postgresql = engine.dialect.name == "postgresql"
+    # SQLite checks the holds inside its serialised transaction; PostgreSQL's exclusion constraint is the check.
+    check = [] if on_postgresql else ["SELECT allocations"]
+    assert labels == [
+        "SELECT api_tokens",
+        "SELECT patients",
+        "SELECT slots",  # with its program
+        "SELECT eligibility_assessments",
+        "SELECT professionals",  # the patient's own IDEL
+        "INSERT appointments",
+        *check,
+        "INSERT allocations",  # performer, patient and IDEL in one statement
+        "INSERT visit_offers",
+        "INSERT outbox_messages",
+        "UPDATE waiting_entries",
+    ], seen
+    inserts = next(statement for statement in seen if label(statement) == "INSERT allocations")
+    assert inserts.count("), (") == 2  # three rows
+    assert ("ON CONFLICT DO NOTHING" in inserts) is on_postgresql
+    assert "RETURNING" in next(statement for statement in seen if label(statement) == "INSERT appointments")
+
+
+def test_a_conflict_is_named_from_the_refused_hold_and_leaves_no_partial_hold(
+    clock, db_session, engine, territory, slot, visit
+):
+    """The patient and the other IDEL are free, the cardiologist is not: on PostgreSQL the insert holds the first two
+    and skips the third; the 409 names the cardiologist and the two holds are taken back, so that a caller going on
+    after the conflict (a series books each session in a savepoint of its own) keeps none of them."""
+    other = factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator)
+    with statements_on(engine) as seen, pytest.raises(BookingConflict) as refused:
+        appointments.book(
+            db_session,
+            territory.coordinator,
+            slot=slot,
+            patient=other,
+            place_kind=PlaceKind.DEDICATED_PLACE,
+            accompanying=territory.other_idel,
+        )
+    resource = refused.value.extra["resource"]
+    assert resource == {
+        "kind": "professional",
+        "id": territory.cardiologist.id,
+        "label": territory.cardiologist.full_name,
+    }
+    assert "déjà réservé" in refused.value.detail
+    labels = [label(statement) for statement in seen]
+    if engine.dialect.name == "postgresql":
+        assert labels.index("INSERT allocations") < labels.index("DELETE allocations")
+        assert "SELECT allocations" not in labels
+    held = db_session.scalars(
+        select(Allocation.resource_id).where(
+            (Allocation.resource_kind == AllocationResource.PATIENT) & (Allocation.resource_id == other.id)
+            | (Allocation.resource_kind == AllocationResource.PROFESSIONAL)
+            & (Allocation.resource_id == territory.other_idel.id)
+        )
+    ).all()
+    assert held == []
+
+
+def test_the_confirmation_locks_and_reads_the_visit_in_one_statement(clock, api_as, engine, territory, visit):
+    api = api_as(territory.idel_user)
+    _first_use(api, f"/api/v1/appointments/{visit.id}")
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        response = api.post(f"/api/v1/appointments/{visit.id}/confirm")
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["state"] == AppointmentState.CONFIRMED.value
+    assert [label(statement) for statement in seen] == [
+        "SELECT api_tokens",
+        "SELECT appointments",  # the access check
+        "SELECT appointments",  # the row lock, the fresh row, the patient and their consents
+        "SELECT visit_offers",
+        "UPDATE appointments",
+        "UPDATE visit_offers",
+    ], seen
+    lock = seen[2]
+    assert "consents" in lock
+    if engine.dialect.name == "postgresql":
+        assert lock.endswith("FOR UPDATE OF appointments")
+
+
+def test_the_submission_locks_and_reads_the_referral_in_one_statement(api_as, engine, hub):  # noqa: F811
+    gp = api_as(hub["gp"])
+    referral_id = create(gp, hub).get_json()["id"]
+    today = utcnow().astimezone(PARIS).date().isoformat()
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        response = gp.post(f"/api/v1/referrals/{referral_id}/submit", json={"consent_collected_on": today})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["state"] == "submitted"
+    assert [label(statement) for statement in seen] == [
+        "SELECT api_tokens",
+        "SELECT referrals",  # the access check
+        "SELECT referrals",  # the row lock, the fresh row, the patient and their consents
+        "SELECT referral_attachments",  # eager, for the answer
+        "INSERT consents",
+        "UPDATE referrals",
+    ], seen
+    assert "consents" in seen[2]
