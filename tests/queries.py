@@ -3,6 +3,7 @@
 import contextlib
 
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 
 @contextlib.contextmanager
@@ -18,3 +19,28 @@ def count_queries(engine):
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", listener)
+
+
+class LazyLoad(AssertionError):
+    """A row's relationship or column loaded on first access, one row at a time, instead of with its query."""
+
+
+@contextlib.contextmanager
+def forbid_lazy_loads():
+    """Raise inside the block at the first lazy load in any ORM session: a relationship loaded from one instance
+    (eager loaders such as selectinload load for all the rows at once and pass) or an expired or deferred column
+    loaded for one row. Yields the list of those met, for a test whose code under test turns the exception into
+    an error page."""
+    met: list[str] = []
+
+    def refuse(state):
+        lazy_relationship = state.is_relationship_load and state.lazy_loaded_from is not None
+        if lazy_relationship or state.is_column_load:
+            met.append(f"lazy load from {state.lazy_loaded_from}: {state.statement}")
+            raise LazyLoad(met[-1])
+
+    event.listen(Session, "do_orm_execute", refuse)
+    try:
+        yield met
+    finally:
+        event.remove(Session, "do_orm_execute", refuse)
