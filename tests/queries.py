@@ -36,7 +36,7 @@ def forbid_lazy_loads():
     def refuse(state):
         lazy_relationship = state.is_relationship_load and state.lazy_loaded_from is not None
         if lazy_relationship or state.is_column_load:
-            met.append(f"lazy load from {state.lazy_loaded_from}: {state.statement}")
+            met.append(f"lazy load of {state.loader_strategy_path or 'a column'}: {state.statement}")
             raise LazyLoad(met[-1])
 
     event.listen(Session, "do_orm_execute", refuse)

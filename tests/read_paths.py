@@ -33,11 +33,11 @@ class Scene:
 
 
 def _starts(n: int) -> dt.datetime:
-    """One in three today from 14:00, the others over the next week's days from 08:00, an hour apart: no IDEL
-    holds two at once."""
-    if n % 3 == 0:
+    """One in three today from 14:00 (eight at most), the others over the next week's days from 08:00, an hour
+    apart: the patients' IDEL never holds two at once (84 visits at most)."""
+    if n % 3 == 0 and n // 3 < 8:
         return factories.NOW.replace(hour=14 + n // 3)
-    return factories.MONDAY_14H.replace(hour=8 + n // 5) + dt.timedelta(days=n % 5)
+    return factories.MONDAY_14H.replace(hour=8 + n // 7) + dt.timedelta(days=n % 7)
 
 
 def grow(session, t: factories.Territory, specialist, scene: Scene | None, *, visits: int) -> tuple[list, list]:
