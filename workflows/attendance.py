@@ -237,8 +237,12 @@ class ToReschedule:
     referral_id: int | None = None  # the patient's referral back « à programmer »: scheduled again from its page
 
 
+# Made once: an alias made per call costs the desk more than its statements (SQLAlchemy adapts its columns anew).
+_LATER = aliased(Appointment, name="later_session")
+
+
 def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
-    later = aliased(Appointment)
+    later = _LATER
     rebooked = exists().where(
         later.patient_id == Appointment.patient_id,
         later.program_id == Appointment.program_id,
