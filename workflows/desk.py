@@ -166,18 +166,26 @@ def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, lim
 
 
 def visit_counts(session: Session, cpts_id: int, *, now: dt.datetime) -> tuple[int, dt.datetime | None, int]:
-    """(visits waiting for their IDEL's answer, since when the oldest waits, visits without an IDEL)."""
-    unconfirmed, oldest = session.execute(
-        select(func.count(Appointment.id), func.min(_ASKED_AT))
+    """(visits waiting for their IDEL's answer, since when the oldest waits, visits without an IDEL), in one
+    statement."""
+    waiting = (
+        select(func.count(Appointment.id).label("count"), func.min(_ASKED_AT).label("oldest"))
         .select_from(Appointment)
         .outerjoin(VisitOffer, _ASKED_OFFER)
         .where(_unconfirmed(cpts_id, now))
+        .subquery()
+    )
+    without = select(func.count(Appointment.id)).where(_without_idel(cpts_id, now)).scalar_subquery()
+    unconfirmed, oldest, without_count = session.execute(
+        select(waiting.c.count, waiting.c.oldest, without).select_from(waiting)
     ).one()
-    without = session.scalar(select(func.count(Appointment.id)).where(_without_idel(cpts_id, now)))
-    return unconfirmed, oldest, without or 0
+    return unconfirmed, oldest, without_count or 0
 
 
-def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datetime) -> CoordinatorDesk:
+def coordinator_desk(
+    session: Session, cpts_id: int, *, zone: str, now: dt.datetime, with_lists: bool = True
+) -> CoordinatorDesk:
+    """The counts, and with `with_lists` the first rows of the lists the home page shows (the API gives counts)."""
     submitted = Referral.state == ReferralState.SUBMITTED
     to_triage, urgent, oldest_referral, to_schedule = session.execute(
         select(
@@ -195,14 +203,14 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         referrals_to_schedule=to_schedule,
         unconfirmed=unconfirmed,
         oldest_unconfirmed_at=oldest_unconfirmed,
-        first_unconfirmed=unconfirmed_visits(session, cpts_id, now=now, limit=FIRST),
+        first_unconfirmed=unconfirmed_visits(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         without_idel=without,
-        first_without_idel=visits_without_idel(session, cpts_id, now=now, limit=FIRST),
+        first_without_idel=visits_without_idel(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         late_reports=len(reports.overdue(session, cpts_id, now=now)),
         failed_sends=_failed_sends(session, cpts_id),
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
         freed_slots=waiting.open_task_count(session, cpts_id, now=now),
-        first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST),
+        first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         gp_searches=gp_matching.waiting_counts(session, cpts_id),
         to_reschedule=attendance.count_to_reschedule(session, cpts_id),
         first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False),
@@ -520,10 +528,11 @@ class Desk:
     admin: AdminDesk | None = None
 
 
-def desk_of(session: Session, user: User, *, zone: str, now: dt.datetime) -> Desk:
+def desk_of(session: Session, user: User, *, zone: str, now: dt.datetime, with_lists: bool = True) -> Desk:
+    """`with_lists=False`: the coordinator's part without the first rows of its lists (the API's counts)."""
     parts: dict = {}
     if user.has_role(Role.COORDINATOR):
-        parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now)
+        parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now, with_lists=with_lists)
     if user.has_role(Role.ADMIN):
         parts["admin"] = admin_desk(session, user.cpts_id)
     me = user.professional
