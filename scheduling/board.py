@@ -6,6 +6,7 @@ slots in one query, the appointments holding them in one more, with their patien
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -44,11 +45,12 @@ class SlotView:
     # Everyone holding the slot: its one appointment, or a group session's participants in booking order.
     participants: list[Appointment] = field(default_factory=list)
 
-    @property
+    # Cached: a page asks each slot's state several times, and each ask went through the slot's program.
+    @cached_property
     def capacity(self) -> int:
         return self.slot.program.capacity
 
-    @property
+    @cached_property
     def is_group(self) -> bool:
         return self.capacity > 1
 
@@ -58,7 +60,7 @@ class SlotView:
             return 0
         return max(self.capacity - len(self.participants), 0)
 
-    @property
+    @cached_property
     def state(self) -> str:
         """`free`, `cancelled`, or the state of the appointment that holds the slot; a group session is `free`
         while it has a seat left."""
