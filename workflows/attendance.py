@@ -262,12 +262,16 @@ def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
 
 
 def count_to_reschedule(session: Session, cpts_id: int) -> int:
-    query = (
+    return session.scalar(count_to_reschedule_query(cpts_id)) or 0
+
+
+def count_to_reschedule_query(cpts_id: int):
+    """count_to_reschedule's statement, for a desk that reads it with its other counts."""
+    return (
         select(func.count(Appointment.id))
         .outerjoin(Attendance, Attendance.appointment_id == Appointment.id)
         .where(_to_reschedule(cpts_id))
     )
-    return session.scalar(query) or 0
 
 
 def to_reschedule(

@@ -368,17 +368,19 @@ class WaitingCounts:
 
 def waiting_counts(session: Session, cpts_id: int) -> WaitingCounts:
     """For the coordinator's desk: the patients waiting, and those waiting for no GP's answer, in one query."""
+    return WaitingCounts(*session.execute(waiting_counts_query(cpts_id)).one())
+
+
+def waiting_counts_query(cpts_id: int):
+    """waiting_counts' one row (waiting, to_propose), for a desk that reads it with its other counts."""
     pending = (
         select(GpProposal.id)
         .where(GpProposal.search_id == GpSearch.id, GpProposal.state == GpProposalState.PENDING)
         .exists()
     )
-    waiting, to_propose = session.execute(
-        select(func.count(GpSearch.id), func.coalesce(func.sum(case((~pending, 1), else_=0)), 0)).where(
-            GpSearch.cpts_id == cpts_id, GpSearch.state == GpSearchState.WAITING
-        )
-    ).one()
-    return WaitingCounts(waiting, to_propose)
+    return select(
+        func.count(GpSearch.id).label("waiting"), func.coalesce(func.sum(case((~pending, 1), else_=0)), 0)
+    ).where(GpSearch.cpts_id == cpts_id, GpSearch.state == GpSearchState.WAITING)
 
 
 def next_action(search: GpSearch) -> str:
