@@ -5,7 +5,8 @@ of its own, whose `public` schema is dropped and made again), the script migrate
 tests/read_paths.py with `--visits` sessions (their patients, reports, referrals, outbox messages) and requests each
 route of the load as its user (session cookie for a page, Bearer token for the API) through the Flask test client,
 on the territory's Monday morning: the statements of one request, then the median and the best of `--rounds`
-requests (login check, audit line and commit included), wall-clock and CPU time of the process. The machine is shared: print `uptime` beside the figures.
+requests (login check, audit line and commit included), wall-clock and CPU time of the process. The machine is
+shared: print `uptime` beside the figures.
 
     .venv/bin/python bench/read_paths.py
     .venv/bin/python bench/read_paths.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_hf

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, true
 from sqlalchemy.orm import Session, joinedload
 
 from connectors.settings import CHANNEL_LABELS, settings_by_channel
@@ -198,7 +198,7 @@ def _failed_sends(cpts_id: int):
     return select(func.count(OutboxMessage.id)).where(dead)
 
 
-def _one_row(*queries) -> tuple:
+def _one_row(*queries) -> Select:
     """The single rows of aggregate queries side by side, read in one round trip: each becomes a subquery of one
     row, cross joined."""
     parts = [query.subquery() for query in queries]
