@@ -165,13 +165,8 @@ def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, lim
     return [VisitWithoutIdel(appointment, offers) for appointment, offers in rows]
 
 
-def visit_counts(session: Session, cpts_id: int, *, now: dt.datetime) -> tuple[int, dt.datetime | None, int]:
-    """(visits waiting for their IDEL's answer, since when the oldest waits, visits without an IDEL)."""
-    unconfirmed, oldest, without = session.execute(_visit_counts(cpts_id, now)).one()
-    return unconfirmed, oldest, without or 0
-
-
 def _visit_counts(cpts_id: int, now: dt.datetime):
+    """(visits waiting for their IDEL's answer, since when the oldest waits, visits without an IDEL)."""
     waiting = (
         select(func.count(Appointment.id).label("count"), func.min(_ASKED_AT).label("oldest"))
         .select_from(Appointment)
