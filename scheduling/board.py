@@ -6,6 +6,7 @@ slots in one query, the appointments holding them in one more, with their patien
 
 import datetime as dt
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
@@ -44,11 +45,12 @@ class SlotView:
     # Everyone holding the slot: its one appointment, or a group session's participants in booking order.
     participants: list[Appointment] = field(default_factory=list)
 
-    @property
+    # Cached: a page asks each slot's state several times, and each ask went through the slot's program.
+    @cached_property
     def capacity(self) -> int:
         return self.slot.program.capacity
 
-    @property
+    @cached_property
     def is_group(self) -> bool:
         return self.capacity > 1
 
@@ -58,7 +60,7 @@ class SlotView:
             return 0
         return max(self.capacity - len(self.participants), 0)
 
-    @property
+    @cached_property
     def state(self) -> str:
         """`free`, `cancelled`, or the state of the appointment that holds the slot; a group session is `free`
         while it has a seat left."""
@@ -185,6 +187,8 @@ def _with_details(query):
 def visits_of(
     session: Session, professional_id: int, day_start: dt.datetime, day_end: dt.datetime, *, upcoming_days: int = 14
 ) -> Visits:
+    """The three lists in one query (and one for the patients' consents): a visit is in one of them at most, told
+    apart by its state and its day."""
     offered_to_me = exists().where(
         VisitOffer.appointment_id == Appointment.id,
         VisitOffer.professional_id == professional_id,
@@ -193,24 +197,32 @@ def visits_of(
     mine = or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id)
     # A télésoin has nobody accompanying: its performer answers it.
     my_telesoin = and_(Appointment.kind == AppointmentKind.TELESOIN, Appointment.performer_id == professional_id)
-    offered = select(Appointment).where(
+    offered = and_(
         Appointment.state == AppointmentState.PROPOSED,
         or_(Appointment.accompanying_id == professional_id, offered_to_me, my_telesoin),
         Appointment.starts_at >= day_start,
     )
-    today = select(Appointment).where(
+    today = and_(
         mine,
         Appointment.state.in_([AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN]),
         Appointment.starts_at >= day_start,
         Appointment.starts_at < day_end,
     )
-    upcoming = select(Appointment).where(
+    upcoming = and_(
         mine,
         Appointment.state == AppointmentState.CONFIRMED,
         Appointment.starts_at >= day_end,
         Appointment.starts_at < day_end + dt.timedelta(days=upcoming_days),
     )
-    return Visits(*(list(session.scalars(_with_details(q))) for q in (offered, today, upcoming)))
+    visits = Visits([], [], [])
+    for appointment in session.scalars(_with_details(select(Appointment).where(or_(offered, today, upcoming)))):
+        if appointment.state is AppointmentState.PROPOSED:
+            visits.offered.append(appointment)
+        elif appointment.starts_at < day_end:
+            visits.today.append(appointment)
+        else:
+            visits.upcoming.append(appointment)
+    return visits
 
 
 @dataclass

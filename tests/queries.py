@@ -22,20 +22,27 @@ def count_queries(engine):
         event.remove(engine, "before_cursor_execute", listener)
 
 
+class LazyLoad(AssertionError):
+    """A row's relationship or column loaded on first access, one row at a time, instead of with its query."""
+
+
 @contextlib.contextmanager
 def forbid_lazy_loads():
-    """Fails the test if, inside the block, any ORM session lazy-loads a relationship or an expired column. A
-    relationship already in the identity map costs no statement and is not counted; an eager selectinload is a
-    relationship load too, but asked for, so only a lazy one (lazy_loaded_from) fails."""
-    lazy: list[str] = []
+    """Raise inside the block at the first lazy load in any ORM session: a relationship loaded from one instance
+    (eager loaders such as selectinload load for all the rows at once and pass) or an expired or deferred column
+    loaded for one row. Yields the list of those met, and fails at the end of the block too, for code under test
+    that turns the exception into an error page."""
+    met: list[str] = []
 
-    def watch(state):
-        if state.is_select and (state.lazy_loaded_from is not None or state.is_column_load):
-            lazy.append(" ".join(str(state.statement).split())[:200])
+    def refuse(state):
+        lazy_relationship = state.is_relationship_load and state.lazy_loaded_from is not None
+        if lazy_relationship or state.is_column_load:
+            met.append(f"lazy load of {state.loader_strategy_path or 'a column'}: {state.statement}")
+            raise LazyLoad(met[-1])
 
-    event.listen(Session, "do_orm_execute", watch)
+    event.listen(Session, "do_orm_execute", refuse)
     try:
-        yield lazy
+        yield met
     finally:
-        event.remove(Session, "do_orm_execute", watch)
-    assert lazy == [], f"lazy loads: {lazy}"
+        event.remove(Session, "do_orm_execute", refuse)
+    assert met == [], f"lazy loads: {met}"

@@ -237,8 +237,12 @@ class ToReschedule:
     referral_id: int | None = None  # the patient's referral back « à programmer »: scheduled again from its page
 
 
+# Made once: an alias made per call costs the desk more than its statements (SQLAlchemy adapts its columns anew).
+_LATER = aliased(Appointment, name="later_session")
+
+
 def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
-    later = aliased(Appointment)
+    later = _LATER
     rebooked = exists().where(
         later.patient_id == Appointment.patient_id,
         later.program_id == Appointment.program_id,
@@ -258,12 +262,16 @@ def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
 
 
 def count_to_reschedule(session: Session, cpts_id: int) -> int:
-    query = (
+    return session.scalar(count_to_reschedule_query(cpts_id)) or 0
+
+
+def count_to_reschedule_query(cpts_id: int):
+    """count_to_reschedule's statement, for a desk that reads it with its other counts."""
+    return (
         select(func.count(Appointment.id))
         .outerjoin(Attendance, Attendance.appointment_id == Appointment.id)
         .where(_to_reschedule(cpts_id))
     )
-    return session.scalar(query) or 0
 
 
 def to_reschedule(

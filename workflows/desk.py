@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, true
 from sqlalchemy.orm import Session, joinedload
 
 from connectors.settings import CHANNEL_LABELS, settings_by_channel
@@ -165,29 +165,65 @@ def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, lim
     return [VisitWithoutIdel(appointment, offers) for appointment, offers in rows]
 
 
-def visit_counts(session: Session, cpts_id: int, *, now: dt.datetime) -> tuple[int, dt.datetime | None, int]:
+def _visit_counts(cpts_id: int, now: dt.datetime):
     """(visits waiting for their IDEL's answer, since when the oldest waits, visits without an IDEL)."""
-    unconfirmed, oldest = session.execute(
-        select(func.count(Appointment.id), func.min(_ASKED_AT))
+    waiting = (
+        select(func.count(Appointment.id).label("count"), func.min(_ASKED_AT).label("oldest"))
         .select_from(Appointment)
         .outerjoin(VisitOffer, _ASKED_OFFER)
         .where(_unconfirmed(cpts_id, now))
-    ).one()
-    without = session.scalar(select(func.count(Appointment.id)).where(_without_idel(cpts_id, now)))
-    return unconfirmed, oldest, without or 0
+        .subquery()
+    )
+    without = select(func.count(Appointment.id)).where(_without_idel(cpts_id, now)).scalar_subquery()
+    return select(waiting.c.count, waiting.c.oldest, without).select_from(waiting)
 
 
-def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datetime) -> CoordinatorDesk:
+def _referral_counts(cpts_id: int):
     submitted = Referral.state == ReferralState.SUBMITTED
-    to_triage, urgent, oldest_referral, to_schedule = session.execute(
-        select(
-            _count_of(submitted),
-            _count_of(submitted & (Referral.urgency == Urgency.URGENT)),
-            func.min(case((submitted, Referral.submitted_at))),
-            _count_of(Referral.state == ReferralState.ACCEPTED),
-        ).where(Referral.cpts_id == cpts_id, Referral.state.in_((ReferralState.SUBMITTED, ReferralState.ACCEPTED)))
-    ).one()
-    unconfirmed, oldest_unconfirmed, without = visit_counts(session, cpts_id, now=now)
+    return select(
+        _count_of(submitted),
+        _count_of(submitted & (Referral.urgency == Urgency.URGENT)),
+        func.min(case((submitted, Referral.submitted_at))),
+        _count_of(Referral.state == ReferralState.ACCEPTED),
+    ).where(Referral.cpts_id == cpts_id, Referral.state.in_((ReferralState.SUBMITTED, ReferralState.ACCEPTED)))
+
+
+def _failed_sends(cpts_id: int):
+    dead = (OutboxMessage.cpts_id == cpts_id) & (OutboxMessage.state == OutboxState.DEAD)
+    return select(func.count(OutboxMessage.id)).where(dead)
+
+
+def _one_row(*queries) -> Select:
+    """The single rows of aggregate queries side by side, read in one round trip: each becomes a subquery of one
+    row, cross joined."""
+    parts = [query.subquery() for query in queries]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.join(part, true())
+    return select(*(column for part in parts for column in part.c)).select_from(joined)
+
+
+def coordinator_desk(
+    session: Session, cpts_id: int, *, zone: str, now: dt.datetime, with_lists: bool = True
+) -> CoordinatorDesk:
+    """The counts (in one statement), and with `with_lists` the first rows of the lists the home page shows (the
+    API gives counts)."""
+    counts = _one_row(
+        _referral_counts(cpts_id),
+        _visit_counts(cpts_id, now),
+        _failed_sends(cpts_id),
+        waiting.open_task_count_query(cpts_id, now=now),
+        gp_matching.waiting_counts_query(cpts_id),
+        attendance.count_to_reschedule_query(cpts_id),
+    )
+    (
+        (to_triage, urgent, oldest_referral, to_schedule),
+        (unconfirmed, oldest_unconfirmed, without),
+        failed,
+        freed,
+        gp_waiting,
+        to_reschedule,
+    ) = _split(session.execute(counts).one(), (4, 3, 1, 1, 2, 1))
     return CoordinatorDesk(
         referrals_to_triage=to_triage,
         urgent_referrals=urgent,
@@ -195,27 +231,30 @@ def coordinator_desk(session: Session, cpts_id: int, *, zone: str, now: dt.datet
         referrals_to_schedule=to_schedule,
         unconfirmed=unconfirmed,
         oldest_unconfirmed_at=oldest_unconfirmed,
-        first_unconfirmed=unconfirmed_visits(session, cpts_id, now=now, limit=FIRST),
-        without_idel=without,
-        first_without_idel=visits_without_idel(session, cpts_id, now=now, limit=FIRST),
+        first_unconfirmed=unconfirmed_visits(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
+        without_idel=without or 0,
+        first_without_idel=visits_without_idel(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         late_reports=len(reports.overdue(session, cpts_id, now=now)),
-        failed_sends=_failed_sends(session, cpts_id),
+        failed_sends=failed[0] or 0,
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
-        freed_slots=waiting.open_task_count(session, cpts_id, now=now),
-        first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST),
-        gp_searches=gp_matching.waiting_counts(session, cpts_id),
-        to_reschedule=attendance.count_to_reschedule(session, cpts_id),
+        freed_slots=freed[0] or 0,
+        first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
+        gp_searches=gp_matching.WaitingCounts(*gp_waiting),
+        to_reschedule=to_reschedule[0] or 0,
         first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False),
     )
 
 
+def _split(row, sizes: tuple[int, ...]) -> list[tuple]:
+    parts, start = [], 0
+    for size in sizes:
+        parts.append(tuple(row[start : start + size]))
+        start += size
+    return parts
+
+
 def _count_of(condition) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _failed_sends(session: Session, cpts_id: int) -> int:
-    dead = (OutboxMessage.cpts_id == cpts_id) & (OutboxMessage.state == OutboxState.DEAD)
-    return session.scalar(select(func.count(OutboxMessage.id)).where(dead)) or 0
 
 
 def coming_sessions(session: Session, cpts_id: int, *, zone: str, now: dt.datetime) -> list[SessionLoad]:
@@ -520,10 +559,11 @@ class Desk:
     admin: AdminDesk | None = None
 
 
-def desk_of(session: Session, user: User, *, zone: str, now: dt.datetime) -> Desk:
+def desk_of(session: Session, user: User, *, zone: str, now: dt.datetime, with_lists: bool = True) -> Desk:
+    """`with_lists=False`: the coordinator's part without the first rows of its lists (the API's counts)."""
     parts: dict = {}
     if user.has_role(Role.COORDINATOR):
-        parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now)
+        parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now, with_lists=with_lists)
     if user.has_role(Role.ADMIN):
         parts["admin"] = admin_desk(session, user.cpts_id)
     me = user.professional

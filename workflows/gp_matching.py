@@ -366,19 +366,17 @@ class WaitingCounts:
     to_propose: int = 0  # waiting with no proposal pending: the coordination's next move
 
 
-def waiting_counts(session: Session, cpts_id: int) -> WaitingCounts:
-    """For the coordinator's desk: the patients waiting, and those waiting for no GP's answer, in one query."""
+def waiting_counts_query(cpts_id: int):
+    """For the coordinator's desk, which reads it with its other counts: one row of the patients waiting, and of
+    those waiting for no GP's answer (the fields of WaitingCounts)."""
     pending = (
         select(GpProposal.id)
         .where(GpProposal.search_id == GpSearch.id, GpProposal.state == GpProposalState.PENDING)
         .exists()
     )
-    waiting, to_propose = session.execute(
-        select(func.count(GpSearch.id), func.coalesce(func.sum(case((~pending, 1), else_=0)), 0)).where(
-            GpSearch.cpts_id == cpts_id, GpSearch.state == GpSearchState.WAITING
-        )
-    ).one()
-    return WaitingCounts(waiting, to_propose)
+    return select(func.count(GpSearch.id), func.coalesce(func.sum(case((~pending, 1), else_=0)), 0)).where(
+        GpSearch.cpts_id == cpts_id, GpSearch.state == GpSearchState.WAITING
+    )
 
 
 def next_action(search: GpSearch) -> str:

@@ -699,11 +699,16 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     return sorted(items, key=lambda item: item.since)
 
 
+# Aliases made once: one made per call costs a read more than its statements (SQLAlchemy adapts its columns anew).
+_LATER_OF_SERIES = aliased(Appointment, name="later_of_series")
+_NEWER = aliased(Report, name="newer_version")
+
+
 def a_later_session_of_the_series():
     """A waiver holds while the series goes on: a later télésoin session of the same patient with the same
     performer, planned or done. Once the later ones are cancelled, the waived session is the last one and
     needs its report after all."""
-    later = aliased(Appointment)
+    later = _LATER_OF_SERIES
     return exists().where(
         later.patient_id == Appointment.patient_id,
         later.performer_id == Appointment.performer_id,
@@ -807,7 +812,7 @@ def chain_of(session: Session, report: Report) -> list[Report]:
 
 def current_reports(session: Session, where, *, limit: int = 200) -> list[Report]:
     """The latest version of each report matching `where`, with patient and author, in one query."""
-    newer = aliased(Report)
+    newer = _NEWER
     latest = ~exists().where(and_(newer.root_id == Report.root_id, newer.version > Report.version))
     return list(
         session.scalars(

@@ -334,7 +334,12 @@ def _open_tasks_query(cpts_id: int, now: dt.datetime):
 
 
 def open_task_count(session: Session, cpts_id: int, *, now: dt.datetime) -> int:
-    return session.scalar(select(func.count()).select_from(_open_tasks_query(cpts_id, now).subquery())) or 0
+    return session.scalar(open_task_count_query(cpts_id, now=now)) or 0
+
+
+def open_task_count_query(cpts_id: int, *, now: dt.datetime):
+    """open_task_count's statement, for a desk that reads it with its other counts."""
+    return select(func.count()).select_from(_open_tasks_query(cpts_id, now).subquery())
 
 
 def open_tasks(

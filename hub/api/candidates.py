@@ -3,6 +3,7 @@ offers ranks them (workflows.idel_ranking), each with the reason of its rank —
 the coordinator before reassigning."""
 
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 
 from hub import audit
 from hub.api import blueprint
@@ -11,14 +12,18 @@ from hub.auth.policies import appointment_for
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
+from hub.models import Appointment, Slot
 from hub.schemas.referrals import AppointmentCandidatesOut
 from workflows import accompaniment
+
+# What the ranking reads of the appointment: its patient (and their IDEL), its slot and program (the times held).
+READ_WITH = [joinedload(Appointment.patient), joinedload(Appointment.slot).joinedload(Slot.program)]
 
 
 @blueprint.get("/appointments/<int:appointment_id>/candidates")
 @access(Permission.APPOINTMENTS_BOOK)
 def appointment_candidates(appointment_id: int):
-    appointment = appointment_for(db(), current_user, appointment_id, "reassign")
+    appointment = appointment_for(db(), current_user, appointment_id, "reassign", load=READ_WITH)
     audit.record(db(), actor=current_user, action="appointment.candidates", target=appointment)
     found = accompaniment.for_appointment(db(), appointment, now=utcnow())
     return AppointmentCandidatesOut().dump(

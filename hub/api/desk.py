@@ -14,7 +14,7 @@ from workflows import desk
 @blueprint.get("/me/desk")
 @access(AUTHENTICATED)
 def get_desk():
-    board = desk.desk_of(db(), current_user, zone=territory_zone(), now=utcnow())
+    board = desk.desk_of(db(), current_user, zone=territory_zone(), now=utcnow(), with_lists=False)
     parts = {
         "coordinator": _coordinator(board.coordinator) if board.coordinator else None,
         "idel": _visits(board.idel) if board.idel else None,

@@ -3,6 +3,7 @@
 from flask import request
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from hub import audit
 from hub.api import blueprint, created, json_body, load_json, page_of
@@ -54,7 +55,7 @@ def create_report():
 @blueprint.get("/reports/<int:report_id>")
 @access(Permission.REPORTS_READ)
 def get_report(report_id: int):
-    return _body(report_for(db(), current_user, report_id, "read"))
+    return _body(report_for(db(), current_user, report_id, "read", load=[joinedload(Report.deliveries)]))
 
 
 @blueprint.get("/reports/<int:report_id>/recipients")

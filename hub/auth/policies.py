@@ -1,5 +1,7 @@
 """Object-level checks: a permission AND a relation to the object. Deny by default."""
 
+from collections.abc import Sequence
+
 from sqlalchemy import ColumnElement, bindparam, exists, false, func, select
 from sqlalchemy.orm import Session, joinedload
 
@@ -175,8 +177,9 @@ def _is_offered_to(session: Session, appointment: Appointment, professional_id: 
     )
 
 
-def appointment_for(session: Session, user, appointment_id: int, verb: str) -> Appointment:
-    row = session.get(Appointment, appointment_id)
+def appointment_for(session: Session, user, appointment_id: int, verb: str, *, load: Sequence = ()) -> Appointment:
+    """`load`: the loader options of what the caller reads next (its relationships), loaded with the row."""
+    row = session.get(Appointment, appointment_id, options=load)
     allowed = row is not None and can_act_on_appointment(session, user, row, verb)
     return _found(session, user, row, allowed, verb, kind="appointment", table="appointments", row_id=appointment_id)
 
@@ -380,8 +383,9 @@ def can_act_on_report(session: Session, user, report: Report, verb: str) -> bool
     return author or can_view_patient(session, user, report.patient)
 
 
-def report_for(session: Session, user, report_id: int, verb: str) -> Report:
-    row = session.get(Report, report_id)
+def report_for(session: Session, user, report_id: int, verb: str, *, load: Sequence = ()) -> Report:
+    """`load`: as appointment_for's."""
+    row = session.get(Report, report_id, options=load)
     allowed = row is not None and can_act_on_report(session, user, row, verb)
     return _found(session, user, row, allowed, verb, kind="report", table="reports", row_id=report_id)
 

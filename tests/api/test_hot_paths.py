@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from hub.models import AuditEvent
 from hub.services import accounts
 from tests import factories
+from tests.queries import forbid_lazy_loads
 
 # Joined SQL of a statement, without the test transaction's savepoints and the audit write.
 _NOT_COUNTED = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
@@ -38,23 +39,6 @@ def statements_on(engine):
         event.remove(engine, "before_cursor_execute", record)
 
 
-@contextmanager
-def no_lazy_loads():
-    """Fails on any lazy load of a relationship or load of an expired/deferred column in any ORM session."""
-    lazy: list[str] = []
-
-    def watch(state):
-        if state.is_select and (state.lazy_loaded_from is not None or state.is_column_load):
-            lazy.append(str(state.statement))
-
-    event.listen(Session, "do_orm_execute", watch)
-    try:
-        yield lazy
-    finally:
-        event.remove(Session, "do_orm_execute", watch)
-    assert lazy == [], f"lazy loads on the hot path: {lazy}"
-
-
 @pytest.fixture
 def record(db_session, cpts, gp, nurse):
     """A patient of the GP, in the nurse's care team, with a consent (the read shows consents)."""
@@ -67,7 +51,7 @@ def record(db_session, cpts, gp, nurse):
 
 def _read(api, engine, patient_id):
     api.get(f"/api/v1/patients/{patient_id}")  # the token's first use stamps last_used_at: not the steady state
-    with no_lazy_loads(), statements_on(engine) as seen:
+    with forbid_lazy_loads(), statements_on(engine) as seen:
         response = api.get(f"/api/v1/patients/{patient_id}")
     return response, seen
 
@@ -111,7 +95,7 @@ def test_stranger_gets_the_audited_404_from_the_same_single_select(api_as, engin
 def test_session_cookie_resolves_its_user_in_one_select(app, db_session, engine, gp):
     token = accounts.start_session(db_session, gp)
     db_session.commit()
-    with Session(bind=db_session.connection()) as fresh, no_lazy_loads(), statements_on(engine) as seen:
+    with Session(bind=db_session.connection()) as fresh, forbid_lazy_loads(), statements_on(engine) as seen:
         user = accounts.resume_session(fresh, token, _limits(app))
         assert user is not None and user.id == gp.id
         # What the request then asks of its user comes from that one row set.
