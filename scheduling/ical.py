@@ -1,8 +1,10 @@
 """iCalendar (RFC 5545) feeds: a VCALENDAR of events in the territory's wall time, with its VTIMEZONE.
 
-Pure: no Flask, no database. The caller hands in `FeedEvent` values (hub.services.calendar_feeds builds
-them from appointments); each is rendered once per process and kept while it is unchanged, so that a
-feed where one event changed re-renders that event only.
+Pure: no Flask, no database. `build_feed` renders `FeedEvent` values; `build_feed_from_rows` renders rows
+as read from the database (hub.services.calendar_feeds.feed_rows) through a per-process cache of rendered
+events keyed by the whole row, so that a feed where one event changed renders that event only, and a
+row that changed in any way, in whatever process, is a different key: the cache is checked against the
+database at every request, never trusted.
 
 The VEVENTs are written here rather than through icalendar's component classes: they have a fixed
 shape, and icalendar's generic machinery costs about half a millisecond per event (bench/ical_feed.py).
@@ -16,8 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 PRODID = "-//Hub CPTS//Flux d'agenda//FR"
 ALARM_BEFORE = dt.timedelta(minutes=30)
 REFRESH_INTERVAL = "PT15M"  # a hint to calendar apps; unchanged feeds cost them a 304
-# Rendered events kept per process: about 1 kB each, key included.
+# Rendered events kept per process: about 1.2 kB each, key included.
 EVENT_CACHE_SIZE = 20_000
 # Bump when the rendering changes, so that ETags computed from the data alone change with it.
 FORMAT_VERSION = "1"
@@ -36,6 +38,14 @@ CRLF = "\r\n"
 LINE_OCTETS = 75
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _SCAN_STEP = dt.timedelta(hours=6)  # shorter than any gap between two offset changes of a real zone
+
+
+class Rendered(NamedTuple):
+    """A VEVENT's bytes, and the local years it spans (the VTIMEZONE must cover them)."""
+
+    vevent: bytes
+    first_year: int
+    last_year: int
 
 
 def build_feed(
@@ -49,29 +59,70 @@ def build_feed(
     times with the zone's VTIMEZONE, a DISPLAY alarm `alarm_before` each event that is not cancelled.
 
     The same events give the same bytes: nothing depends on the time of the call."""
-    events = list(events)
+    return _assemble([render_event(event, zone, alarm_before) for event in events], zone, calendar_name)
+
+
+def build_feed_from_rows(
+    rows: Sequence[Hashable],
+    event_of: Callable[[Hashable], FeedEvent],
+    *,
+    context: Hashable,
+    zone: str,
+    calendar_name: str,
+    alarm_before: dt.timedelta | None = ALARM_BEFORE,
+) -> bytes:
+    """`build_feed` of `map(event_of, rows)`, the same bytes, with `event_of` called and its event rendered
+    only for the rows this process has not rendered yet. The caller's promise: `event_of(row)` depends on
+    nothing but `row` and `context` (so a row must hold every column its event is made of)."""
+    cache, alarm = _rendered_rows, alarm_before
+    parts = []
+    for row in rows:
+        key = (row, context, zone, alarm)
+        rendered = cache.get(key)
+        if rendered is None:
+            rendered = render_event(event_of(row), zone, alarm_before)
+            if len(cache) >= EVENT_CACHE_SIZE:
+                _evict_oldest_half(cache)
+            cache[key] = rendered
+        parts.append(rendered)
+    return _assemble(parts, zone, calendar_name)
+
+
+# Rendered rows by (row, context, zone, alarm); a dict keeps insertion order, so the oldest come first.
+_rendered_rows: dict[Hashable, Rendered] = {}
+
+
+def _evict_oldest_half(cache: dict) -> None:
+    for key in list(cache)[: len(cache) // 2]:
+        cache.pop(key, None)  # another thread may have evicted it
+
+
+def clear_render_cache() -> None:
+    """Forget every rendered row (benchmarks' cold runs, tests)."""
+    _rendered_rows.clear()
+
+
+def _assemble(rendered: list[Rendered], zone: str, calendar_name: str) -> bytes:
     parts = [_calendar_head(calendar_name, zone)]
-    if events:
-        first = min(event.starts_at for event in events).astimezone(ZoneInfo(zone)).year
-        last = max(event.ends_at for event in events).astimezone(ZoneInfo(zone)).year
-        parts.append(vtimezone(zone, first, last))
-    parts.extend(render_event(event, zone, alarm_before) for event in events)
+    if rendered:
+        parts.append(vtimezone(zone, min(r.first_year for r in rendered), max(r.last_year for r in rendered)))
+    parts.extend(r.vevent for r in rendered)
     parts.append(b"END:VCALENDAR\r\n")
     return b"".join(parts)
 
 
-@functools.lru_cache(maxsize=EVENT_CACHE_SIZE)
-def render_event(event: FeedEvent, zone: str, alarm_before: dt.timedelta | None = ALARM_BEFORE) -> bytes:
-    """One VEVENT. Cached on the whole value: any change to the event is a different key."""
+def render_event(event: FeedEvent, zone: str, alarm_before: dt.timedelta | None = ALARM_BEFORE) -> Rendered:
+    """One VEVENT, and the local years it spans."""
     if event.status not in STATUSES:
         raise ValueError(f"not a VEVENT status: {event.status!r}")
     tz = ZoneInfo(zone)
+    start, end = event.starts_at.astimezone(tz), event.ends_at.astimezone(tz)
     lines = [
         "BEGIN:VEVENT",
         f"UID:{_text(event.uid)}",
         f"DTSTAMP:{_utc(event.last_modified)}",
-        _time_property("DTSTART", event.starts_at, tz, zone),
-        _time_property("DTEND", event.ends_at, tz, zone),
+        _time_property("DTSTART", start, event.starts_at, zone),
+        _time_property("DTEND", end, event.ends_at, zone),
         f"SEQUENCE:{event.sequence}",
         f"STATUS:{event.status}",
         f"SUMMARY:{_text(event.summary)}",
@@ -88,7 +139,7 @@ def render_event(event: FeedEvent, zone: str, alarm_before: dt.timedelta | None 
             "END:VALARM",
         ]
     lines.append("END:VEVENT")
-    return "".join(map(_fold, lines)).encode()
+    return Rendered("".join(map(_fold, lines)).encode(), start.year, end.year)
 
 
 def _calendar_head(calendar_name: str, zone: str) -> bytes:
@@ -174,14 +225,13 @@ def _observance(local: dt.datetime) -> tuple:
 # --- values ------------------------------------------------------------------------------------------------
 
 
-def _time_property(name: str, value: dt.datetime, tz: ZoneInfo, zone: str) -> str:
+def _time_property(name: str, local: dt.datetime, value: dt.datetime, zone: str) -> str:
     """`NAME;TZID=zone:wall time`, or UTC when the wall time is the second of an ambiguous pair (the
-    October hour repeated): RFC 5545 reads an ambiguous TZID time as its first occurrence."""
-    local = value.astimezone(tz)
-    wall = local.replace(tzinfo=None, fold=0)
-    if wall.replace(tzinfo=tz).astimezone(dt.UTC) != value.astimezone(dt.UTC):
+    October hour repeated, which zoneinfo marks fold=1): RFC 5545 reads an ambiguous TZID time as its
+    first occurrence."""
+    if local.fold:
         return f"{name}:{_utc(value)}"
-    return f"{name};TZID={zone}:{_local_text(wall)}"
+    return f"{name};TZID={zone}:{_local_text(local)}"
 
 
 def _local_text(value: dt.datetime) -> str:

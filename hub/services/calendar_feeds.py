@@ -19,11 +19,11 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.db import UTCDateTime, utcnow
+from hub.db import utcnow
 from hub.errors import Forbidden
 from hub.models import (
     APPOINTMENT_KIND_LABELS,
@@ -54,7 +54,7 @@ class EventStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FeedEvent:
-    """One event of a feed, as scheduling.ical renders it. Frozen: its value is the key of the render cache."""
+    """One event of a feed, as scheduling.ical renders it."""
 
     uid: str
     starts_at: dt.datetime
@@ -185,8 +185,11 @@ def _in_feed(professional_id: int, window: tuple[dt.datetime, dt.datetime]):
 
 
 def _event_columns(professional_id: int) -> tuple:
-    """The columns of a feed event; the times are the professional's own, chosen in SQL: the performer's
-    slot, or for the accompanying professional the accompaniment window (the slot when it has none)."""
+    """The columns of a feed row; the times are the professional's own, chosen in SQL: the performer's slot,
+    or for the accompanying professional the accompaniment window (the slot when it has none).
+
+    Every column comes as the driver gives it (`_raw`: no SQLAlchemy result processing), because most
+    requests only compare rows with the render cache's keys and never need Python values of them."""
     as_performer = Appointment.performer_id == professional_id
     own_window = and_(~as_performer, Appointment.accompaniment_starts_at.is_not(None))
     own_window = and_(own_window, Appointment.accompaniment_ends_at.is_not(None))
@@ -194,37 +197,78 @@ def _event_columns(professional_id: int) -> tuple:
     ends_at = case((own_window, Appointment.accompaniment_ends_at), else_=Appointment.ends_at)
     return (
         Appointment.id,
-        Appointment.kind,
-        Appointment.state,
-        Appointment.place_kind,
+        _raw(Appointment.kind),
+        _raw(Appointment.state),
+        _raw(Appointment.place_kind),
         as_performer,
-        type_coerce(starts_at, UTCDateTime),
-        type_coerce(ends_at, UTCDateTime),
+        _raw(starts_at),
+        _raw(ends_at),
         Appointment.sequence,
-        Appointment.updated_at,
+        _raw(Appointment.updated_at),
     )
 
 
+def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The column without its type's result processing: enums as their stored values, times as SQLite's naive
+    UTC text or psycopg's aware datetime."""
+    return type_coerce(column, String)
+
+
+# The four name columns that Patient.initials reads, when the initials are shown.
 _NAME_COLUMNS = (Patient.birth_name, Patient.first_birth_given_name, Patient.used_last_name, Patient.used_first_name)
 
 
-class _Row(NamedTuple):
-    """A result row with cheap attribute access (a Row's costs ten times more: 2,000 rows × a dozen reads)."""
+class _Names(NamedTuple):
+    """What Patient.initials reads, on a row that is not a Patient."""
 
-    id: int
-    kind: AppointmentKind
-    state: AppointmentState
-    place_kind: PlaceKind
-    as_performer: bool
-    starts_at: dt.datetime
-    ends_at: dt.datetime
-    sequence: int
-    updated_at: dt.datetime
-    # The four name columns that Patient.initials reads, when the initials are shown.
-    birth_name: str | None = None
-    first_birth_given_name: str | None = None
-    used_last_name: str | None = None
-    used_first_name: str | None = None
+    birth_name: str | None
+    first_birth_given_name: str | None
+    used_last_name: str | None
+    used_first_name: str | None
+
+
+def feed_rows(
+    session: Session,
+    professional_id: int,
+    *,
+    show_patient_initials: bool = True,
+    zone: str,
+    now: dt.datetime | None = None,
+) -> list[tuple]:
+    """The feed's rows in start order, in one query: plain tuples of everything an event is made of
+    (`event_of_row` makes it), so that a row is also the key of its rendering. The patient's names are not
+    even read when the initials are off."""
+    columns = _event_columns(professional_id) + (_NAME_COLUMNS if show_patient_initials else ())
+    query = select(*columns).where(*_in_feed(professional_id, feed_window(zone=zone, now=now)))
+    if show_patient_initials:
+        query = query.join(Patient, Patient.id == Appointment.patient_id)
+    return [tuple(row) for row in session.execute(query.order_by(Appointment.starts_at, Appointment.id))]
+
+
+def event_of_row(row: tuple, *, uid_domain: str) -> FeedEvent:
+    """The event of a row of `feed_rows`; the summary has the patient's initials when the row has the names."""
+    appointment_id, kind, state, place_kind, as_performer, starts_at, ends_at, sequence, updated_at, *names = row
+    summary = APPOINTMENT_KIND_LABELS[AppointmentKind(kind)]
+    if names:
+        # One rule for the initials, the model's, read on a value that has the name columns it reads.
+        summary = f"{summary} {DASH} {Patient.initials.fget(_Names(*names))}"  # type: ignore[attr-defined]  # mypy: getter
+    return FeedEvent(
+        uid=f"appointment-{appointment_id}@{uid_domain}",
+        starts_at=_instant(starts_at),
+        ends_at=_instant(ends_at),
+        summary=summary,
+        status=event_status(AppointmentState(state), as_performer=bool(as_performer)),
+        sequence=sequence,
+        last_modified=_instant(updated_at),
+        location=PLACE_KIND_LABELS[PlaceKind(place_kind)],
+    )
+
+
+def _instant(value: str | dt.datetime) -> dt.datetime:
+    """An aware UTC datetime from a raw time column (what UTCDateTime would have made of it)."""
+    if isinstance(value, str):  # SQLite: naive UTC text
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def feed_events(
@@ -236,31 +280,9 @@ def feed_events(
     zone: str,
     now: dt.datetime | None = None,
 ) -> list[FeedEvent]:
-    """The feed's events in start order, in one query. The patient's names are not even read when the
-    initials are off."""
-    columns = _event_columns(professional_id) + (_NAME_COLUMNS if show_patient_initials else ())
-    query = select(*columns).where(*_in_feed(professional_id, feed_window(zone=zone, now=now)))
-    if show_patient_initials:
-        query = query.join(Patient, Patient.id == Appointment.patient_id)
-    rows = session.execute(query.order_by(Appointment.starts_at, Appointment.id))
-    return [_event(_Row(*row), uid_domain, show_patient_initials) for row in rows]
-
-
-def _event(row: _Row, uid_domain: str, show_patient_initials: bool) -> FeedEvent:
-    summary = APPOINTMENT_KIND_LABELS[row.kind]
-    if show_patient_initials:
-        # One rule for the initials, the model's, read on a row that has the name columns it reads.
-        summary = f"{summary} {DASH} {Patient.initials.fget(row)}"  # type: ignore[attr-defined]  # mypy: getter
-    return FeedEvent(
-        uid=f"appointment-{row.id}@{uid_domain}",
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        summary=summary,
-        status=event_status(row.state, as_performer=bool(row.as_performer)),
-        sequence=row.sequence,
-        last_modified=row.updated_at,
-        location=PLACE_KIND_LABELS[row.place_kind],
-    )
+    """The feed's events in start order, in one query."""
+    rows = feed_rows(session, professional_id, show_patient_initials=show_patient_initials, zone=zone, now=now)
+    return [event_of_row(row, uid_domain=uid_domain) for row in rows]
 
 
 def event_status(state: AppointmentState, *, as_performer: bool) -> EventStatus:

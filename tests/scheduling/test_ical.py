@@ -211,16 +211,29 @@ def test_text_is_escaped_and_lines_folded_at_75_octets(parse):
     assert event.summary == summary.replace("\x07", "") and event.location == location
 
 
-def test_same_events_give_the_same_bytes_and_are_rendered_once():
+def test_same_events_give_the_same_bytes_and_rows_are_rendered_once():
     events = [feed_event(n, start=paris(2026, 6, 1, 9, 0) + dt.timedelta(days=n)) for n in range(1, 4)]
-    ical.render_event.cache_clear()
     first = ical.build_feed(events, calendar_name="A", zone=ZONE)
+    assert ical.build_feed(events, calendar_name="A", zone=ZONE) == first
+    # Rows standing for database rows: the event itself, so that the row holds all the event is made of.
+    ical.clear_render_cache()
+    made: list[FeedEvent] = []
+
+    def event_of(row):
+        made.append(row)
+        return row
+
+    def from_rows(rows, context="hub.test"):
+        return ical.build_feed_from_rows(rows, event_of, context=context, calendar_name="A", zone=ZONE)
+
+    assert from_rows(events) == first and made == events
     changed = [*events[:2], dataclasses.replace(events[2], sequence=1)]
-    second = ical.build_feed(changed, calendar_name="A", zone=ZONE)
-    again = ical.build_feed(events, calendar_name="A", zone=ZONE)
-    info = ical.render_event.cache_info()
-    assert first == again and first != second and b"SEQUENCE:1" in second
-    assert (info.misses, info.hits) == (4, 5), "only the changed event is rendered again"
+    second = from_rows(changed)
+    assert second != first and b"SEQUENCE:1" in second and second == ical.build_feed(changed, calendar_name="A", zone=ZONE)
+    assert made == [*events, changed[2]], "only the changed event is rendered again"
+    assert from_rows(events) == first and len(made) == 4
+    from_rows(events, context="other.test")
+    assert len(made) == 7, "another context is another key"
 
 
 def test_an_unknown_status_is_refused():
