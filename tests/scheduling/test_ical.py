@@ -227,7 +227,7 @@ def test_same_events_give_the_same_bytes_and_rows_are_rendered_once():
         return ical.build_feed_from_rows(rows, event_of, context=context, calendar_name="A", zone=ZONE)
 
     assert from_rows(events) == first and made == events
-    changed = [*events[:2], dataclasses.replace(events[2], sequence=1)]
+    changed = [*events[:2], events[2]._replace(sequence=1)]
     second = from_rows(changed)
     assert second != first and b"SEQUENCE:1" in second and second == ical.build_feed(changed, calendar_name="A", zone=ZONE)
     assert made == [*events, changed[2]], "only the changed event is rendered again"
