@@ -1,10 +1,10 @@
 """iCalendar (RFC 5545) feeds: a VCALENDAR of events in the territory's wall time, with its VTIMEZONE.
 
-Pure: no Flask, no database. `build_feed` renders `FeedEvent` values; `build_feed_from_rows` renders rows
-as read from the database (hub.services.calendar_feeds.feed_rows) through a per-process cache of rendered
-events keyed by the whole row, so that a feed where one event changed renders that event only, and a
-row that changed in any way, in whatever process, is a different key: the cache is checked against the
-database at every request, never trusted.
+Pure: no Flask, no database. `build_feed` renders `FeedEvent` values; `build_cached_feed` renders a feed
+through a per-process cache of rendered events keyed by their versions as read from the database at each
+request (hub.services.calendar_feeds.feed_versions: id, latest change, SEQUENCE), so that a feed where one
+event changed fetches and renders that event only, and a change made by any process is a new version:
+the cache is checked against the database every time, never trusted.
 
 The VEVENTs are written here rather than through icalendar's component classes: they have a fixed
 shape, and icalendar's generic machinery costs about half a millisecond per event (bench/ical_feed.py).
@@ -63,33 +63,42 @@ def build_feed(
     return _assemble([render_event(event, zone, alarm_before) for event in events], zone, calendar_name)
 
 
-def build_feed_from_rows(
-    rows: Sequence[Hashable],
-    event_of: Callable[[Hashable], FeedEvent],
+def build_cached_feed(
+    versions: Sequence[tuple],
+    events_of: Callable[[list[int] | None], Iterable[tuple[tuple, FeedEvent]]],
     *,
     context: Hashable,
     zone: str,
     calendar_name: str,
     alarm_before: dt.timedelta | None = ALARM_BEFORE,
 ) -> bytes:
-    """`build_feed` of `map(event_of, rows)`, the same bytes, with `event_of` called and its event rendered
-    only for the rows this process has not rendered yet. The caller's promise: `event_of(row)` depends on
-    nothing but `row` and `context` (so a row must hold every column its event is made of)."""
+    """`build_feed` of the events whose versions are `versions` (in feed order, each starting with the event's
+    id), rendering only those this process has not rendered at that version. `events_of(ids)` gives the
+    (version, event) of those ids, or of every event for None (cheaper than a long list of ids); the caller's
+    promise: an event depends on nothing but its version and `context`.
+
+    An event fetched at a newer version than listed (changed in between) is served and kept at its own
+    version; one gone in between is left out."""
     cache, alarm = _rendered_rows, alarm_before
-    parts = []
-    for row in rows:
-        key = (row, context, zone, alarm)
-        rendered = cache.get(key)
-        if rendered is None:
-            rendered = render_event(event_of(row), zone, alarm_before)
-            if len(cache) >= EVENT_CACHE_SIZE:
-                _evict_oldest_half(cache)
-            cache[key] = rendered
-        parts.append(rendered)
-    return _assemble(parts, zone, calendar_name)
+    parts = [cache.get((version, context, zone, alarm)) for version in versions]
+    missing = {version[0] for version, part in zip(versions, parts, strict=True) if part is None}
+    if missing:
+        fetched: dict[int, Rendered] = {}
+        for version, event in events_of(list(missing) if len(missing) * 2 <= len(versions) else None):
+            if version[0] in missing:
+                fetched[version[0]] = _keep(cache, (version, context, zone, alarm), render_event(event, zone, alarm))
+        parts = [part or fetched.get(version[0]) for version, part in zip(versions, parts, strict=True)]
+    return _assemble([part for part in parts if part is not None], zone, calendar_name)
 
 
-# Rendered rows by (row, context, zone, alarm); a dict keeps insertion order, so the oldest come first.
+def _keep(cache: dict, key: Hashable, rendered: Rendered) -> Rendered:
+    if len(cache) >= EVENT_CACHE_SIZE:
+        _evict_oldest_half(cache)
+    cache[key] = rendered
+    return rendered
+
+
+# Rendered events by (version, context, zone, alarm); a dict keeps insertion order, so the oldest come first.
 _rendered_rows: dict[Hashable, Rendered] = {}
 
 

@@ -14,6 +14,7 @@ its input, is defined here.
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -182,33 +183,36 @@ def _in_feed(professional_id: int, window: tuple[dt.datetime, dt.datetime]):
     )
 
 
-def _event_columns(professional_id: int) -> tuple:
-    """The columns of a feed row; the times are the professional's own, chosen in SQL: the performer's slot,
-    or for the accompanying professional the accompaniment window (the slot when it has none).
+def _version_columns(show_patient_initials: bool) -> tuple:
+    """What tells one state of a feed event from another: the appointment's id, its latest change and SEQUENCE,
+    and its patient's latest change when the initials are shown. Every writer of the hub raises `updated_at`
+    (the column's onupdate, in ORM and Core statements alike); the feed's ETag relies on it too."""
+    columns = (Appointment.id, _raw(Appointment.updated_at), Appointment.sequence)
+    return columns + ((_raw(Patient.updated_at),) if show_patient_initials else ())
 
-    Every column comes as the driver gives it (`_raw`: no SQLAlchemy result processing), because most
-    requests only compare rows with the render cache's keys and never need Python values of them."""
+
+def _event_columns(professional_id: int) -> tuple:
+    """The columns an event is made of, after its version's; the times are the professional's own, chosen in
+    SQL: the performer's slot, or for the accompanying professional the accompaniment window (the slot when
+    it has none)."""
     as_performer = Appointment.performer_id == professional_id
     own_window = and_(~as_performer, Appointment.accompaniment_starts_at.is_not(None))
     own_window = and_(own_window, Appointment.accompaniment_ends_at.is_not(None))
     starts_at = case((own_window, Appointment.accompaniment_starts_at), else_=Appointment.starts_at)
     ends_at = case((own_window, Appointment.accompaniment_ends_at), else_=Appointment.ends_at)
     return (
-        Appointment.id,
         _raw(Appointment.kind),
         _raw(Appointment.state),
         _raw(Appointment.place_kind),
         as_performer,
         _raw(starts_at),
         _raw(ends_at),
-        Appointment.sequence,
-        _raw(Appointment.updated_at),
     )
 
 
 def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The column without its type's result processing: enums as their stored values, times as SQLite's naive
-    UTC text or psycopg's aware datetime."""
+    """The column without its type's result processing (a feed reads thousands): enums as their stored values,
+    times as SQLite's naive UTC text or psycopg's aware datetime."""
     return type_coerce(column, String)
 
 
@@ -225,7 +229,7 @@ class _Names(NamedTuple):
     used_first_name: str | None
 
 
-def feed_rows(
+def feed_versions(
     session: Session,
     professional_id: int,
     *,
@@ -233,21 +237,60 @@ def feed_rows(
     zone: str,
     now: dt.datetime | None = None,
 ) -> list[tuple]:
-    """The feed's rows in start order, in one query: plain tuples of everything an event is made of
-    (`event_of_row` makes it), so that a row is also the key of its rendering. The patient's names are not
-    even read when the initials are off."""
-    columns = _event_columns(professional_id) + (_NAME_COLUMNS if show_patient_initials else ())
-    query = select(*columns).where(*_in_feed(professional_id, feed_window(zone=zone, now=now)))
-    if show_patient_initials:
+    """The versions (`_version_columns`) of the feed's events in start order, in one light query: what a
+    process compares with the renderings it keeps."""
+    columns = _version_columns(show_patient_initials)
+    return _fetch(session, professional_id, columns, show_patient_initials, feed_window(zone=zone, now=now))
+
+
+def versioned_events(
+    session: Session,
+    professional_id: int,
+    ids: Collection[int] | None,
+    *,
+    show_patient_initials: bool = True,
+    uid_domain: str,
+    zone: str,
+    now: dt.datetime | None = None,
+) -> list[tuple[tuple, FeedEvent]]:
+    """(version, event) of the feed's events in start order, all of them or those of `ids`, in one query. The
+    patient's names are not even read when the initials are off."""
+    columns = _version_columns(show_patient_initials) + _event_columns(professional_id)
+    columns += _NAME_COLUMNS if show_patient_initials else ()
+    rows = _fetch(session, professional_id, columns, show_patient_initials, feed_window(zone=zone, now=now), ids)
+    cut = 4 if show_patient_initials else 3
+    return [(row[:cut], _event(row[0], row[1:3], row[cut:], uid_domain)) for row in rows]
+
+
+def feed_events(
+    session: Session,
+    professional_id: int,
+    *,
+    show_patient_initials: bool = True,
+    uid_domain: str,
+    zone: str,
+    now: dt.datetime | None = None,
+) -> list[FeedEvent]:
+    """The feed's events in start order, in one query."""
+    options = {"show_patient_initials": show_patient_initials, "uid_domain": uid_domain, "zone": zone, "now": now}
+    return [event for _version, event in versioned_events(session, professional_id, None, **options)]
+
+
+def _fetch(session, professional_id, columns, join_patient, window, ids: Collection[int] | None = None) -> list:
+    query = select(*columns).where(*_in_feed(professional_id, window))
+    if ids is not None:
+        query = query.where(Appointment.id.in_(ids))
+    if join_patient:
         query = query.join(Patient, Patient.id == Appointment.patient_id)
     session.flush()  # what the ORM's autoflush would do: the Core connection below skips the ORM's row handling
     result = session.connection().execute(query.order_by(Appointment.starts_at, Appointment.id))
-    return [tuple(row) for row in result.all()]  # all(): one fetchall, where iterating fetches row by row
+    return result.all()  # one fetchall, where iterating fetches row by row
 
 
-def event_of_row(row: tuple, *, uid_domain: str) -> FeedEvent:
-    """The event of a row of `feed_rows`; the summary has the patient's initials when the row has the names."""
-    appointment_id, kind, state, place_kind, as_performer, starts_at, ends_at, sequence, updated_at, *names = row
+def _event(appointment_id: int, change: tuple, body: tuple, uid_domain: str) -> FeedEvent:
+    """The event of a row: its (updated_at, sequence), then `_event_columns` and the patient's names if shown."""
+    updated_at, sequence = change
+    kind, state, place_kind, as_performer, starts_at, ends_at, *names = body
     summary = _KIND_LABELS[kind]
     if names:
         # One rule for the initials, the model's, read on a value that has the name columns it reads.
@@ -269,20 +312,6 @@ def _instant(value: str | dt.datetime) -> dt.datetime:
     if isinstance(value, str):  # SQLite: naive UTC text
         return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
-
-
-def feed_events(
-    session: Session,
-    professional_id: int,
-    *,
-    show_patient_initials: bool = True,
-    uid_domain: str,
-    zone: str,
-    now: dt.datetime | None = None,
-) -> list[FeedEvent]:
-    """The feed's events in start order, in one query."""
-    rows = feed_rows(session, professional_id, show_patient_initials=show_patient_initials, zone=zone, now=now)
-    return [event_of_row(row, uid_domain=uid_domain) for row in rows]
 
 
 def event_status(state: AppointmentState, *, as_performer: bool) -> EventStatus:

@@ -110,9 +110,9 @@ def test_a_cancelled_appointment_stays_in_the_feed(client, db_session, booked, f
 
 def test_the_render_cache_never_serves_a_stale_event(client, db_session, cpts, nurse, booked, feed):
     """Each answer is the bytes of a feed built afresh, without the cache, whatever changed between two GETs:
-    a change, a move, a cancellation, a deletion, and a change made behind the ORM's back (as another
-    process's raw SQL could: no updated_at, no SEQUENCE raised), which only a cache checked against the
-    database's rows sees."""
+    a change, a move, a cancellation, a deletion, and changes made in plain SQL as another process would (its
+    writes raise updated_at, as the models' onupdate does, but not SEQUENCE), which only a cache checked
+    against the database sees."""
     _row, url = feed
     coordinator = factories.user(db_session, cpts, Role.COORDINATOR)
     others = [
@@ -131,6 +131,12 @@ def test_the_render_cache_never_serves_a_stale_event(client, db_session, cpts, n
     def fresh() -> bytes:
         events = calendar_feeds.feed_events(db_session, nurse.professional_id, uid_domain="localhost", zone=ZONE)
         return ical.build_feed(events, zone=ZONE, calendar_name="Hub CPTS – " + nurse.professional.full_name)
+
+    def later():
+        """A later updated_at, as the column stores it."""
+        return (utcnow() + dt.timedelta(seconds=1)).replace(
+            tzinfo=None if db_session.bind.dialect.name == "sqlite" else dt.UTC
+        )
 
     def served() -> bytes:
         response = client.get(url)
@@ -153,10 +159,17 @@ def test_the_render_cache_never_serves_a_stale_event(client, db_session, cpts, n
     assert f"appointment-{deleted.id}@".encode() not in body and b"STATUS:CANCELLED" in body
     assert b"LOCATION:Cabinet" in body
 
+    later = utcnow() + dt.timedelta(seconds=1)
+    if db_session.bind.dialect.name == "sqlite":  # as UTCDateTime stores it
+        later = later.replace(tzinfo=None)
     db_session.execute(
-        text("UPDATE appointments SET place_kind = 'officine' WHERE id = :id"), {"id": changed.id}
+        text("UPDATE appointments SET place_kind = 'officine', updated_at = :later WHERE id = :id"),
+        {"id": changed.id, "later": later},
     )
-    db_session.execute(text("UPDATE patients SET used_first_name = 'Zoé' WHERE id = :id"), {"id": booked.patient_id})
+    db_session.execute(
+        text("UPDATE patients SET used_first_name = 'Zoé', updated_at = :later WHERE id = :id"),
+        {"id": booked.patient_id, "later": later},
+    )
     db_session.commit()
     body = served()
     assert body == fresh() and b"LOCATION:Officine" in body and b"LOCATION:Cabinet" not in body
