@@ -47,6 +47,13 @@ def recurrence_of(program: SessionProgram) -> Recurrence:
 
 def wanted_slot_times(program: SessionProgram, window_start: dt.datetime, window_end: dt.datetime):
     """(occurrence start, position, slot start, slot end) for each slot the program should have."""
+    starts, shape = _expansion(program, window_start, window_end)
+    return [(o, position, o + offset, o + end_offset) for o in starts for position, offset, end_offset in shape]
+
+
+def _expansion(program: SessionProgram, window_start: dt.datetime, window_end: dt.datetime):
+    """The UTC starts of the program's occurrences in the window, and the shape of an occurrence: (position,
+    offset of its start, offset of its end) of each slot, read once (a year of a program is 700 slots)."""
     zone = ZoneInfo(program.zone)
     local_from = dt.datetime.combine(program.valid_from, dt.time(), tzinfo=zone)
     start = max(window_start, local_from)
@@ -54,17 +61,14 @@ def wanted_slot_times(program: SessionProgram, window_start: dt.datetime, window
     if program.valid_until is not None:
         end = min(end, dt.datetime.combine(program.valid_until + dt.timedelta(days=1), dt.time(), tzinfo=zone))
     if start >= end:
-        return []
+        return [], []
     length = dt.timedelta(minutes=program.slot_minutes)
-    # (position, offset from the occurrence, offset of its end), read once: a year of a program is 700 slots.
-    shape = [
-        (p, program.slot_start_offset(p), program.slot_start_offset(p) + length) for p in range(program.slot_count)
+    offsets = [program.slot_start_offset(position) for position in range(program.slot_count)]
+    shape = [(position, offset, offset + length) for position, offset in enumerate(offsets)]
+    starts = [
+        o.start.astimezone(dt.UTC) for o in occurrences(recurrence_of(program), window_start=start, window_end=end)
     ]
-    return [
-        (occurrence.start, position, occurrence.start + offset, occurrence.start + end_offset)
-        for occurrence in occurrences(recurrence_of(program), window_start=start, window_end=end)
-        for position, offset, end_offset in shape
-    ]
+    return starts, shape
 
 
 def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetime) -> GenerationReport:
@@ -83,29 +87,19 @@ def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetim
         return report
     session.flush()  # what autoflush would do: the statements below go to the connection, past the ORM
     connection = session.connection()
-    stored = _driver_time(connection.dialect.name)
-    horizon_end = now + dt.timedelta(weeks=program.horizon_weeks)
-    wanted = {
-        stored(start): (occurrence, position, start, end)
-        for occurrence, position, start, end in wanted_slot_times(program, now, horizon_end)
-    }
+    sqlite = connection.dialect.name == "sqlite"
+    wanted = _wanted_rows(program, now, now + dt.timedelta(weeks=program.horizon_weeks), sqlite=sqlite)
     existing = connection.execute(
         select(Slot.id, type_coerce(Slot.starts_at, String), Slot.is_exception, type_coerce(Slot.state, String)).where(
             Slot.program_id == program.id, Slot.starts_at >= now
         )
     ).all()
     have = {start for _id, start, _exception, _state in existing}
-    missing = [values for key, values in wanted.items() if key not in have]
+    missing = [row for key, row in wanted.items() if key not in have]
     if missing:
-        connection.exec_driver_sql(
-            _insert_sql(connection.dialect.paramstyle),
-            [
-                (program.id, stored(occurrence), position, stored(start), stored(end), _OPEN, False)
-                for occurrence, position, start, end in missing
-            ],
-        )
+        connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), missing)
         report.created = len(missing)
-        report.created_starts = [start for _occurrence, _position, start, _end in missing]
+        report.created_starts = [_from_sqlite(row[3]) if sqlite else row[3] for row in missing]
     unwanted = [
         (slot_id, state) for slot_id, start, exception, state in existing if start not in wanted and not exception
     ]
@@ -122,6 +116,28 @@ def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetim
     return report
 
 
+def _wanted_rows(program: SessionProgram, window_start: dt.datetime, window_end: dt.datetime, *, sqlite: bool):
+    """The rows of `wanted_slot_times` as the driver takes them (the columns of `_COLUMNS`), by their start as the
+    driver gives it back (`_driver_time`). On SQLite the times are formatted from naive UTC values here, once each,
+    rather than by the column type's two processing steps."""
+    starts, shape = _expansion(program, window_start, window_end)
+    program_id, rows = program.id, {}
+    if sqlite:
+        for occurrence in starts:
+            base = occurrence.replace(tzinfo=None)
+            occurrence_text = base.isoformat(*_SQLITE_FORMAT)
+            for position, offset, end_offset in shape:
+                start = (base + offset).isoformat(*_SQLITE_FORMAT)
+                end = (base + end_offset).isoformat(*_SQLITE_FORMAT)
+                rows[start] = (program_id, occurrence_text, position, start, end, _OPEN, False)
+    else:
+        for occurrence in starts:
+            for position, offset, end_offset in shape:
+                start = occurrence + offset
+                rows[start] = (program_id, occurrence, position, start, occurrence + end_offset, _OPEN, False)
+    return rows
+
+
 _OPEN = SlotState.OPEN.value
 _COLUMNS = ("program_id", "occurrence_start", "position", "starts_at", "ends_at", "state", "is_exception")
 
@@ -131,13 +147,21 @@ def _insert_sql(paramstyle: str) -> str:
     return f"INSERT INTO {Slot.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))})"  # noqa: S608 (names of ours)
 
 
+# SQLAlchemy's storage format of a datetime on SQLite (naive UTC for UTCDateTime): microseconds always.
+_SQLITE_FORMAT = (" ", "microseconds")
+
+
 def _driver_time(dialect: str):
     """What the driver stores for an aware datetime written through UTCDateTime, and gives back for a
-    `type_coerce(..., String)` column: on SQLite the naive UTC text of SQLAlchemy's storage format
-    (microseconds always), on PostgreSQL the aware datetime (tests/scheduling/test_slots.py checks both)."""
+    `type_coerce(..., String)` column: on SQLite the naive UTC text of SQLAlchemy's storage format, on
+    PostgreSQL the aware datetime (tests/scheduling/test_slots.py checks both against what the ORM stores)."""
     if dialect == "sqlite":
-        return lambda value: value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return lambda value: value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(*_SQLITE_FORMAT)
     return lambda value: value.astimezone(dt.UTC)
+
+
+def _from_sqlite(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
 
 
 def has_seat_left():
