@@ -80,7 +80,7 @@ def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetim
 
     A year of slots for a hundred programs is 15,000 rows (P5), so the slots are compared and written as the
     driver's values, with no Slot object and no per-value type processing: one light query of the program's
-    future slots, one executemany of the missing ones.
+    future slots, one executemany (SQLite) or COPY (PostgreSQL) of the missing ones.
     """
     report = GenerationReport()
     if not program.is_active:
@@ -97,7 +97,7 @@ def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetim
     have = {start for _id, start, _exception, _state in existing}
     missing = [row for key, row in wanted.items() if key not in have]
     if missing:
-        connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), missing)
+        _insert(connection, missing, sqlite=sqlite)
         report.created = len(missing)
         report.created_starts = [_from_sqlite(row[3]) if sqlite else row[3] for row in missing]
     unwanted = [
@@ -142,9 +142,19 @@ _OPEN = SlotState.OPEN.value
 _COLUMNS = ("program_id", "occurrence_start", "position", "starts_at", "ends_at", "state", "is_exception")
 
 
-def _insert_sql(paramstyle: str) -> str:
-    marker = "?" if paramstyle == "qmark" else "%s"
-    return f"INSERT INTO {Slot.__tablename__} ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))})"  # noqa: S608 (names of ours)
+def _insert(connection, rows: list[tuple], *, sqlite: bool) -> None:
+    """The rows in `_COLUMNS` order: on SQLite one executemany; on PostgreSQL one COPY (psycopg's executemany
+    sends a statement per row, SQLAlchemy's batched VALUES make psycopg parse long statements in Python)."""
+    if sqlite:
+        markers = ", ".join("?" * len(_COLUMNS))
+        connection.exec_driver_sql(f"INSERT INTO slots ({', '.join(_COLUMNS)}) VALUES ({markers})", rows)  # noqa: S608
+        return
+    with (
+        connection.connection.driver_connection.cursor() as cursor,
+        cursor.copy(f"COPY slots ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 # SQLAlchemy's storage format of a datetime on SQLite (naive UTC for UTCDateTime): microseconds always.
