@@ -210,7 +210,7 @@ def _event_columns(professional_id: int) -> tuple:
     )
 
 
-def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
+def _raw(column: Any) -> ColumnElement[Any]:
     """The column without its type's result processing (a feed reads thousands): enums as their stored values,
     times as SQLite's naive UTC text or psycopg's aware datetime."""
     return type_coerce(column, String)
@@ -272,8 +272,16 @@ def feed_events(
     now: dt.datetime | None = None,
 ) -> list[FeedEvent]:
     """The feed's events in start order, in one query."""
-    options = {"show_patient_initials": show_patient_initials, "uid_domain": uid_domain, "zone": zone, "now": now}
-    return [event for _version, event in versioned_events(session, professional_id, None, **options)]
+    pairs = versioned_events(
+        session,
+        professional_id,
+        None,
+        show_patient_initials=show_patient_initials,
+        uid_domain=uid_domain,
+        zone=zone,
+        now=now,
+    )
+    return [event for _version, event in pairs]
 
 
 def _fetch(session, professional_id, columns, join_patient, window, ids: Collection[int] | None = None) -> list:
