@@ -79,37 +79,38 @@ def build_cached_feed(
 
     An event fetched at a newer version than listed (changed in between) is served and kept at its own
     version; one gone in between is left out."""
-    cache, alarm = _rendered_rows, alarm_before
-    parts = [cache.get((version, context, zone, alarm)) for version in versions]
+    cache = _rendered.setdefault((context, zone, alarm_before), {})
+    parts = [cache.get(version) for version in versions]
     missing = {version[0] for version, part in zip(versions, parts, strict=True) if part is None}
     if missing:
         fetched: dict[int, Rendered] = {}
         for version, event in events_of(list(missing) if len(missing) * 2 <= len(versions) else None):
             if version[0] in missing:
-                fetched[version[0]] = _keep(cache, (version, context, zone, alarm), render_event(event, zone, alarm))
+                fetched[version[0]] = _keep(cache, version, render_event(event, zone, alarm_before))
         parts = [part or fetched.get(version[0]) for version, part in zip(versions, parts, strict=True)]
     return _assemble([part for part in parts if part is not None], zone, calendar_name)
 
 
-def _keep(cache: dict, key: Hashable, rendered: Rendered) -> Rendered:
-    if len(cache) >= EVENT_CACHE_SIZE:
-        _evict_oldest_half(cache)
-    cache[key] = rendered
+def _keep(cache: dict, version: tuple, rendered: Rendered) -> Rendered:
+    if sum(map(len, _rendered.values())) >= EVENT_CACHE_SIZE:
+        for kept in list(_rendered.values()):
+            _evict_oldest_half(kept)
+    cache[version] = rendered
     return rendered
 
 
-# Rendered events by (version, context, zone, alarm); a dict keeps insertion order, so the oldest come first.
-_rendered_rows: dict[Hashable, Rendered] = {}
+# Rendered events by (context, zone, alarm), then by version; a dict keeps insertion order, the oldest first.
+_rendered: dict[Hashable, dict[tuple, Rendered]] = {}
 
 
 def _evict_oldest_half(cache: dict) -> None:
-    for key in list(cache)[: len(cache) // 2]:
+    for key in list(cache)[: (len(cache) + 1) // 2]:
         cache.pop(key, None)  # another thread may have evicted it
 
 
 def clear_render_cache() -> None:
-    """Forget every rendered row (benchmarks' cold runs, tests)."""
-    _rendered_rows.clear()
+    """Forget every rendered event (benchmarks' cold runs, tests)."""
+    _rendered.clear()
 
 
 def _assemble(rendered: list[Rendered], zone: str, calendar_name: str) -> bytes:

@@ -292,7 +292,10 @@ def _fetch(session, professional_id, columns, join_patient, window, ids: Collect
         query = query.join(Patient, Patient.id == Appointment.patient_id)
     session.flush()  # what the ORM's autoflush would do: the Core connection below skips the ORM's row handling
     result = session.connection().execute(query.order_by(Appointment.starts_at, Appointment.id))
-    return result.all()  # one fetchall, where iterating fetches row by row
+    # The driver's own tuples: the columns have no result processing to apply, and a tuple hashes (as a key of the
+    # render cache) several times faster than a Row.
+    with result:
+        return result.cursor.fetchall()
 
 
 def _event(appointment_id: int, change: tuple, body: tuple, uid_domain: str) -> FeedEvent:
