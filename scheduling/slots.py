@@ -118,8 +118,9 @@ def generate_slots(session: Session, program: SessionProgram, *, now: dt.datetim
 
 def _wanted_rows(program: SessionProgram, window_start: dt.datetime, window_end: dt.datetime, *, sqlite: bool):
     """The rows of `wanted_slot_times` as the driver takes them (the columns of `_COLUMNS`), by their start as the
-    driver gives it back (`_driver_time`). On SQLite the times are formatted from naive UTC values here, once each,
-    rather than by the column type's two processing steps."""
+    driver gives it back: what UTCDateTime stores, SQLite's naive UTC text or PostgreSQL's aware datetime
+    (tests/scheduling/test_slots.py compares them with what the ORM stores). On SQLite the times are formatted
+    from naive UTC values here, once each, rather than by the column type's two processing steps."""
     starts, shape = _expansion(program, window_start, window_end)
     program_id, rows = program.id, {}
     if sqlite:
@@ -159,15 +160,6 @@ def _insert(connection, rows: list[tuple], *, sqlite: bool) -> None:
 
 # SQLAlchemy's storage format of a datetime on SQLite (naive UTC for UTCDateTime): microseconds always.
 _SQLITE_FORMAT = (" ", "microseconds")
-
-
-def _driver_time(dialect: str):
-    """What the driver stores for an aware datetime written through UTCDateTime, and gives back for a
-    `type_coerce(..., String)` column: on SQLite the naive UTC text of SQLAlchemy's storage format, on
-    PostgreSQL the aware datetime (tests/scheduling/test_slots.py checks both against what the ORM stores)."""
-    if dialect == "sqlite":
-        return lambda value: value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(*_SQLITE_FORMAT)
-    return lambda value: value.astimezone(dt.UTC)
 
 
 def _from_sqlite(text: str) -> dt.datetime:
