@@ -132,12 +132,6 @@ def test_the_render_cache_never_serves_a_stale_event(client, db_session, cpts, n
         events = calendar_feeds.feed_events(db_session, nurse.professional_id, uid_domain="localhost", zone=ZONE)
         return ical.build_feed(events, zone=ZONE, calendar_name="Hub CPTS – " + nurse.professional.full_name)
 
-    def later():
-        """A later updated_at, as the column stores it."""
-        return (utcnow() + dt.timedelta(seconds=1)).replace(
-            tzinfo=None if db_session.bind.dialect.name == "sqlite" else dt.UTC
-        )
-
     def served() -> bytes:
         response = client.get(url)
         assert response.status_code == 200
