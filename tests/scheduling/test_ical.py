@@ -250,6 +250,21 @@ def test_same_events_give_the_same_bytes_and_a_cached_feed_renders_changed_event
     assert b"SEQUENCE:3" in racing and racing.count(b"BEGIN:VEVENT") == 3, "changed in between: the newer is served"
 
 
+def test_the_render_cache_is_bounded_and_eviction_changes_no_byte(monkeypatch):
+    monkeypatch.setattr(ical, "EVENT_CACHE_SIZE", 4)
+    ical.clear_render_cache()
+    events = [feed_event(n, start=paris(2026, 6, 1, 9, 0) + dt.timedelta(days=n)) for n in range(1, 8)]
+    versions = [(n, e.sequence) for n, e in enumerate(events, 1)]
+
+    def events_of(ids):
+        return [((n, e.sequence), e) for n, e in enumerate(events, 1) if ids is None or n in ids]
+
+    expected = ical.build_feed(events, calendar_name="A", zone=ZONE)
+    for _ in range(3):
+        assert ical.build_cached_feed(versions, events_of, context="c", calendar_name="A", zone=ZONE) == expected
+        assert sum(map(len, ical._rendered.values())) <= 4
+
+
 def test_an_unknown_status_is_refused():
     with pytest.raises(ValueError):
         ical.build_feed([feed_event(start=paris(2026, 5, 4, 9, 0), status="DRAFT")], calendar_name="A", zone=ZONE)
