@@ -18,7 +18,7 @@ hub run with cProfile and prints where the time goes.
     .venv/bin/python bench/slots.py                              # SQLite and PostgreSQL, 5 rounds
     .venv/bin/python bench/slots.py --database sqlite --rounds 3 --profile
 
-Goal (docs/guarantees.md, P5): the hub's generation takes at most 3x the baseline's time.
+Goal (docs/guarantees.md, P5): the hub's generation takes at most 1.5x the baseline's time (3x before issue 17).
 """
 
 import argparse
@@ -46,7 +46,7 @@ from hub.models import Profession, SessionProgram, Slot  # noqa: E402
 from scheduling.slots import generate_slots, wanted_slot_times  # noqa: E402
 from tests import factories  # noqa: E402
 
-GOAL = 3.0
+GOAL = 1.5  # issue 17 raised it (was 3×)
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_slots"
 PROGRAMS = 100
 HORIZON_WEEKS = 52

@@ -1,8 +1,10 @@
 """iCalendar (RFC 5545) feeds: a VCALENDAR of events in the territory's wall time, with its VTIMEZONE.
 
-Pure: no Flask, no database. The caller hands in `FeedEvent` values (hub.services.calendar_feeds builds
-them from appointments); each is rendered once per process and kept while it is unchanged, so that a
-feed where one event changed re-renders that event only.
+Pure: no Flask, no database. `build_feed` renders `FeedEvent` values; `build_cached_feed` renders a feed
+through a per-process cache of rendered events keyed by their versions as read from the database at each
+request (hub.services.calendar_feeds.feed_versions: id, latest change, SEQUENCE), so that a feed where one
+event changed fetches and renders that event only, and a change made by any process is a new version:
+the cache is checked against the database every time, never trusted.
 
 The VEVENTs are written here rather than through icalendar's component classes: they have a fixed
 shape, and icalendar's generic machinery costs about half a millisecond per event (bench/ical_feed.py).
@@ -16,8 +18,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
 PRODID = "-//Hub CPTS//Flux d'agenda//FR"
 ALARM_BEFORE = dt.timedelta(minutes=30)
 REFRESH_INTERVAL = "PT15M"  # a hint to calendar apps; unchanged feeds cost them a 304
-# Rendered events kept per process: about 1 kB each, key included.
+# Rendered events kept per process: about 1.2 kB each, key included.
 EVENT_CACHE_SIZE = 20_000
 # Bump when the rendering changes, so that ETags computed from the data alone change with it.
 FORMAT_VERSION = "1"
@@ -35,7 +37,16 @@ STATUSES = frozenset({"TENTATIVE", "CONFIRMED", "CANCELLED"})  # RFC 5545 §3.8.
 CRLF = "\r\n"
 LINE_OCTETS = 75
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ESCAPED = re.compile(r"[\\;,\x00-\x1f\x7f]")  # what a TEXT value escapes or drops
 _SCAN_STEP = dt.timedelta(hours=6)  # shorter than any gap between two offset changes of a real zone
+
+
+class Rendered(NamedTuple):
+    """A VEVENT's bytes, and the local years it spans (the VTIMEZONE must cover them)."""
+
+    vevent: bytes
+    first_year: int
+    last_year: int
 
 
 def build_feed(
@@ -49,46 +60,113 @@ def build_feed(
     times with the zone's VTIMEZONE, a DISPLAY alarm `alarm_before` each event that is not cancelled.
 
     The same events give the same bytes: nothing depends on the time of the call."""
-    events = list(events)
+    return _assemble([render_event(event, zone, alarm_before) for event in events], zone, calendar_name)
+
+
+def build_cached_feed(
+    versions: Sequence[tuple],
+    events_of: Callable[[list[int] | None], Iterable[tuple[tuple, FeedEvent]]],
+    *,
+    context: Hashable,
+    zone: str,
+    calendar_name: str,
+    alarm_before: dt.timedelta | None = ALARM_BEFORE,
+) -> bytes:
+    """`build_feed` of the events whose versions are `versions` (in feed order, each starting with the event's
+    id), rendering only those this process has not rendered at that version. `events_of(ids)` gives the
+    (version, event) of those ids, or of every event for None (cheaper than a long list of ids); the caller's
+    promise: an event depends on nothing but its version and `context`.
+
+    An event fetched at a newer version than listed (changed in between) is served and kept at its own
+    version; one gone in between is left out."""
+    cache = _rendered.setdefault((context, zone, alarm_before), {})
+    parts = [cache.get(version) for version in versions]
+    missing = {version[0] for version, part in zip(versions, parts, strict=True) if part is None}
+    if missing:
+        fetched: dict[int, Rendered] = {}
+        for version, event in events_of(list(missing) if len(missing) * 2 <= len(versions) else None):
+            if version[0] in missing:
+                fetched[version[0]] = _keep(cache, version, render_event(event, zone, alarm_before))
+        parts = [part or fetched.get(version[0]) for version, part in zip(versions, parts, strict=True)]
+    return _assemble([part for part in parts if part is not None], zone, calendar_name)
+
+
+def _keep(cache: dict, version: tuple, rendered: Rendered) -> Rendered:
+    if sum(map(len, _rendered.values())) >= EVENT_CACHE_SIZE:
+        for kept in list(_rendered.values()):
+            _evict_oldest_half(kept)
+    cache[version] = rendered
+    return rendered
+
+
+# Rendered events by (context, zone, alarm), then by version; a dict keeps insertion order, the oldest first.
+_rendered: dict[Hashable, dict[tuple, Rendered]] = {}
+
+
+def _evict_oldest_half(cache: dict) -> None:
+    for key in list(cache)[: (len(cache) + 1) // 2]:
+        cache.pop(key, None)  # another thread may have evicted it
+
+
+def clear_render_cache() -> None:
+    """Forget every rendered event (benchmarks' cold runs, tests)."""
+    _rendered.clear()
+
+
+def _assemble(rendered: list[Rendered], zone: str, calendar_name: str) -> bytes:
     parts = [_calendar_head(calendar_name, zone)]
-    if events:
-        first = min(event.starts_at for event in events).astimezone(ZoneInfo(zone)).year
-        last = max(event.ends_at for event in events).astimezone(ZoneInfo(zone)).year
-        parts.append(vtimezone(zone, first, last))
-    parts.extend(render_event(event, zone, alarm_before) for event in events)
+    if rendered:
+        parts.append(vtimezone(zone, min(r.first_year for r in rendered), max(r.last_year for r in rendered)))
+    parts.extend(r.vevent for r in rendered)
     parts.append(b"END:VCALENDAR\r\n")
     return b"".join(parts)
 
 
-@functools.lru_cache(maxsize=EVENT_CACHE_SIZE)
-def render_event(event: FeedEvent, zone: str, alarm_before: dt.timedelta | None = ALARM_BEFORE) -> bytes:
-    """One VEVENT. Cached on the whole value: any change to the event is a different key."""
+def render_event(event: FeedEvent, zone: str, alarm_before: dt.timedelta | None = ALARM_BEFORE) -> Rendered:
+    """One VEVENT, and the local years it spans."""
     if event.status not in STATUSES:
         raise ValueError(f"not a VEVENT status: {event.status!r}")
     tz = ZoneInfo(zone)
+    start, end = event.starts_at.astimezone(tz), event.ends_at.astimezone(tz)
+    modified = _utc(event.last_modified)
     lines = [
-        "BEGIN:VEVENT",
-        f"UID:{_text(event.uid)}",
-        f"DTSTAMP:{_utc(event.last_modified)}",
-        _time_property("DTSTART", event.starts_at, tz, zone),
-        _time_property("DTEND", event.ends_at, tz, zone),
-        f"SEQUENCE:{event.sequence}",
-        f"STATUS:{event.status}",
-        f"SUMMARY:{_text(event.summary)}",
+        "BEGIN:VEVENT\r\n",
+        _line("UID", event.uid),
+        f"DTSTAMP:{modified}\r\n",
+        _time_property("DTSTART", start, event.starts_at, zone),
+        _time_property("DTEND", end, event.ends_at, zone),
+        f"SEQUENCE:{event.sequence}\r\nSTATUS:{event.status}\r\n",
+        _common_line("SUMMARY", event.summary),
     ]
     if event.location:
-        lines.append(f"LOCATION:{_text(event.location)}")
-    lines.append(f"LAST-MODIFIED:{_utc(event.last_modified)}")
+        lines.append(_common_line("LOCATION", event.location))
+    lines.append(f"LAST-MODIFIED:{modified}\r\n")
     if alarm_before is not None and event.status != "CANCELLED":
-        lines += [
-            "BEGIN:VALARM",
-            "ACTION:DISPLAY",
-            f"DESCRIPTION:{_text(event.summary)}",
-            f"TRIGGER:-{_duration(alarm_before)}",
-            "END:VALARM",
-        ]
-    lines.append("END:VEVENT")
-    return "".join(map(_fold, lines)).encode()
+        lines.append(_alarm(event.summary, alarm_before))
+    lines.append("END:VEVENT\r\n")
+    return Rendered("".join(lines).encode(), start.year, end.year)
+
+
+def _line(name: str, value: str) -> str:
+    """The folded content line `NAME:value` of a TEXT value."""
+    return _fold(f"{name}:{_text(value)}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _common_line(name: str, value: str) -> str:
+    """`_line` of a value many events share (a summary: a kind of act and initials; a place)."""
+    return _line(name, value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _alarm(summary: str, before: dt.timedelta) -> str:
+    return "".join(
+        (
+            "BEGIN:VALARM\r\nACTION:DISPLAY\r\n",
+            _line("DESCRIPTION", summary),
+            f"TRIGGER:-{_duration(before)}\r\nEND:VALARM\r\n",
+        )
+    )
 
 
 def _calendar_head(calendar_name: str, zone: str) -> bytes:
@@ -174,22 +252,23 @@ def _observance(local: dt.datetime) -> tuple:
 # --- values ------------------------------------------------------------------------------------------------
 
 
-def _time_property(name: str, value: dt.datetime, tz: ZoneInfo, zone: str) -> str:
+def _time_property(name: str, local: dt.datetime, value: dt.datetime, zone: str) -> str:
     """`NAME;TZID=zone:wall time`, or UTC when the wall time is the second of an ambiguous pair (the
-    October hour repeated): RFC 5545 reads an ambiguous TZID time as its first occurrence."""
-    local = value.astimezone(tz)
-    wall = local.replace(tzinfo=None, fold=0)
-    if wall.replace(tzinfo=tz).astimezone(dt.UTC) != value.astimezone(dt.UTC):
-        return f"{name}:{_utc(value)}"
-    return f"{name};TZID={zone}:{_local_text(wall)}"
+    October hour repeated, which zoneinfo marks fold=1): RFC 5545 reads an ambiguous TZID time as its
+    first occurrence. A line of the zone's name and a time is short enough never to need folding."""
+    if local.fold:
+        return f"{name}:{_utc(value)}\r\n"
+    return f"{name};TZID={zone}:{_local_text(local)}\r\n"
 
 
 def _local_text(value: dt.datetime) -> str:
-    return value.strftime("%Y%m%dT%H%M%S")
+    """YYYYMMDDTHHMMSS of the wall time (isoformat and slices: a third of strftime's cost)."""
+    text = value.isoformat()
+    return f"{text[:4]}{text[5:7]}{text[8:10]}T{text[11:13]}{text[14:16]}{text[17:19]}"
 
 
 def _utc(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return _local_text(value.astimezone(dt.UTC)) + "Z"
 
 
 def _offset(value: dt.timedelta) -> str:
@@ -209,6 +288,8 @@ def _duration(value: dt.timedelta) -> str:
 
 def _text(value: str) -> str:
     """A TEXT value (RFC 5545 §3.3.11): backslash, semicolon, comma and newlines escaped, other controls dropped."""
+    if not _ESCAPED.search(value):
+        return value
     value = value.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
     value = value.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
     return _CONTROL.sub("", value)
@@ -219,7 +300,7 @@ def _fold(line: str) -> str:
 
     Never inside a UTF-8 sequence, and never just after a backslash: some clients mishandle an escape
     split across lines."""
-    if len(line) * 4 <= LINE_OCTETS or len(line.encode()) <= LINE_OCTETS:
+    if len(line) <= LINE_OCTETS and (line.isascii() or len(line.encode()) <= LINE_OCTETS):
         return line + CRLF
     pieces: list[str] = []
     current: list[str] = []

@@ -14,26 +14,25 @@ its input, is defined here.
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.db import UTCDateTime, utcnow
+from hub.db import utcnow
 from hub.errors import Forbidden
 from hub.models import (
     APPOINTMENT_KIND_LABELS,
     PLACE_KIND_LABELS,
     Appointment,
-    AppointmentKind,
     AppointmentState,
     CalendarFeed,
     Patient,
-    PlaceKind,
     Professional,
     User,
 )
@@ -52,9 +51,9 @@ class EventStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
-@dataclass(frozen=True, slots=True)
-class FeedEvent:
-    """One event of a feed, as scheduling.ical renders it. Frozen: its value is the key of the render cache."""
+class FeedEvent(NamedTuple):
+    """One event of a feed, as scheduling.ical renders it. A named tuple: a feed makes 2,000 of them cold, and a
+    frozen dataclass costs twice as much to make."""
 
     uid: str
     starts_at: dt.datetime
@@ -184,47 +183,83 @@ def _in_feed(professional_id: int, window: tuple[dt.datetime, dt.datetime]):
     )
 
 
+def _version_columns(show_patient_initials: bool) -> tuple:
+    """What tells one state of a feed event from another: the appointment's id, its latest change and SEQUENCE,
+    and its patient's latest change when the initials are shown. Every writer of the hub raises `updated_at`
+    (the column's onupdate, in ORM and Core statements alike); the feed's ETag relies on it too."""
+    columns = (Appointment.id, _raw(Appointment.updated_at), Appointment.sequence)
+    return columns + ((_raw(Patient.updated_at),) if show_patient_initials else ())
+
+
 def _event_columns(professional_id: int) -> tuple:
-    """The columns of a feed event; the times are the professional's own, chosen in SQL: the performer's
-    slot, or for the accompanying professional the accompaniment window (the slot when it has none)."""
+    """The columns an event is made of, after its version's; the times are the professional's own, chosen in
+    SQL: the performer's slot, or for the accompanying professional the accompaniment window (the slot when
+    it has none)."""
     as_performer = Appointment.performer_id == professional_id
     own_window = and_(~as_performer, Appointment.accompaniment_starts_at.is_not(None))
     own_window = and_(own_window, Appointment.accompaniment_ends_at.is_not(None))
     starts_at = case((own_window, Appointment.accompaniment_starts_at), else_=Appointment.starts_at)
     ends_at = case((own_window, Appointment.accompaniment_ends_at), else_=Appointment.ends_at)
     return (
-        Appointment.id,
-        Appointment.kind,
-        Appointment.state,
-        Appointment.place_kind,
+        _raw(Appointment.kind),
+        _raw(Appointment.state),
+        _raw(Appointment.place_kind),
         as_performer,
-        type_coerce(starts_at, UTCDateTime),
-        type_coerce(ends_at, UTCDateTime),
-        Appointment.sequence,
-        Appointment.updated_at,
+        _raw(starts_at),
+        _raw(ends_at),
     )
 
 
+def _raw(column: Any) -> ColumnElement[Any]:
+    """The column without its type's result processing (a feed reads thousands): enums as their stored values,
+    times as SQLite's naive UTC text or psycopg's aware datetime."""
+    return type_coerce(column, String)
+
+
+# The four name columns that Patient.initials reads, when the initials are shown.
 _NAME_COLUMNS = (Patient.birth_name, Patient.first_birth_given_name, Patient.used_last_name, Patient.used_first_name)
 
 
-class _Row(NamedTuple):
-    """A result row with cheap attribute access (a Row's costs ten times more: 2,000 rows × a dozen reads)."""
+class _Names(NamedTuple):
+    """What Patient.initials reads, on a row that is not a Patient."""
 
-    id: int
-    kind: AppointmentKind
-    state: AppointmentState
-    place_kind: PlaceKind
-    as_performer: bool
-    starts_at: dt.datetime
-    ends_at: dt.datetime
-    sequence: int
-    updated_at: dt.datetime
-    # The four name columns that Patient.initials reads, when the initials are shown.
-    birth_name: str | None = None
-    first_birth_given_name: str | None = None
-    used_last_name: str | None = None
-    used_first_name: str | None = None
+    birth_name: str | None
+    first_birth_given_name: str | None
+    used_last_name: str | None
+    used_first_name: str | None
+
+
+def feed_versions(
+    session: Session,
+    professional_id: int,
+    *,
+    show_patient_initials: bool = True,
+    zone: str,
+    now: dt.datetime | None = None,
+) -> list[tuple]:
+    """The versions (`_version_columns`) of the feed's events in start order, in one light query: what a
+    process compares with the renderings it keeps."""
+    columns = _version_columns(show_patient_initials)
+    return _fetch(session, professional_id, columns, show_patient_initials, feed_window(zone=zone, now=now))
+
+
+def versioned_events(
+    session: Session,
+    professional_id: int,
+    ids: Collection[int] | None,
+    *,
+    show_patient_initials: bool = True,
+    uid_domain: str,
+    zone: str,
+    now: dt.datetime | None = None,
+) -> list[tuple[tuple, FeedEvent]]:
+    """(version, event) of the feed's events in start order, all of them or those of `ids`, in one query. The
+    patient's names are not even read when the initials are off."""
+    columns = _version_columns(show_patient_initials) + _event_columns(professional_id)
+    columns += _NAME_COLUMNS if show_patient_initials else ()
+    rows = _fetch(session, professional_id, columns, show_patient_initials, feed_window(zone=zone, now=now), ids)
+    cut = 4 if show_patient_initials else 3
+    return [(row[:cut], _event(row[0], row[1:3], row[cut:], uid_domain)) for row in rows]
 
 
 def feed_events(
@@ -236,31 +271,58 @@ def feed_events(
     zone: str,
     now: dt.datetime | None = None,
 ) -> list[FeedEvent]:
-    """The feed's events in start order, in one query. The patient's names are not even read when the
-    initials are off."""
-    columns = _event_columns(professional_id) + (_NAME_COLUMNS if show_patient_initials else ())
-    query = select(*columns).where(*_in_feed(professional_id, feed_window(zone=zone, now=now)))
-    if show_patient_initials:
-        query = query.join(Patient, Patient.id == Appointment.patient_id)
-    rows = session.execute(query.order_by(Appointment.starts_at, Appointment.id))
-    return [_event(_Row(*row), uid_domain, show_patient_initials) for row in rows]
-
-
-def _event(row: _Row, uid_domain: str, show_patient_initials: bool) -> FeedEvent:
-    summary = APPOINTMENT_KIND_LABELS[row.kind]
-    if show_patient_initials:
-        # One rule for the initials, the model's, read on a row that has the name columns it reads.
-        summary = f"{summary} {DASH} {Patient.initials.fget(row)}"  # type: ignore[attr-defined]  # mypy: getter
-    return FeedEvent(
-        uid=f"appointment-{row.id}@{uid_domain}",
-        starts_at=row.starts_at,
-        ends_at=row.ends_at,
-        summary=summary,
-        status=event_status(row.state, as_performer=bool(row.as_performer)),
-        sequence=row.sequence,
-        last_modified=row.updated_at,
-        location=PLACE_KIND_LABELS[row.place_kind],
+    """The feed's events in start order, in one query."""
+    pairs = versioned_events(
+        session,
+        professional_id,
+        None,
+        show_patient_initials=show_patient_initials,
+        uid_domain=uid_domain,
+        zone=zone,
+        now=now,
     )
+    return [event for _version, event in pairs]
+
+
+def _fetch(session, professional_id, columns, join_patient, window, ids: Collection[int] | None = None) -> list:
+    query = select(*columns).where(*_in_feed(professional_id, window))
+    if ids is not None:
+        query = query.where(Appointment.id.in_(ids))
+    if join_patient:
+        query = query.join(Patient, Patient.id == Appointment.patient_id)
+    session.flush()  # what the ORM's autoflush would do: the Core connection below skips the ORM's row handling
+    result = session.connection().execute(query.order_by(Appointment.starts_at, Appointment.id))
+    # The driver's own tuples: the columns have no result processing to apply, and a tuple hashes (as a key of the
+    # render cache) several times faster than a Row.
+    with result:
+        return result.cursor.fetchall()
+
+
+def _event(appointment_id: int, change: tuple, body: tuple, uid_domain: str) -> FeedEvent:
+    """The event of a row: its (updated_at, sequence), then `_event_columns` and the patient's names if shown."""
+    updated_at, sequence = change
+    kind, state, place_kind, as_performer, starts_at, ends_at, *names = body
+    summary = _KIND_LABELS[kind]
+    if names:
+        # One rule for the initials, the model's, read on a value that has the name columns it reads.
+        summary = f"{summary} {DASH} {Patient.initials.fget(_Names(*names))}"  # type: ignore[attr-defined]  # mypy: getter
+    return FeedEvent(
+        f"appointment-{appointment_id}@{uid_domain}",
+        _instant(starts_at),
+        _instant(ends_at),
+        summary,
+        _STATUSES[state, bool(as_performer)],
+        sequence,
+        _instant(updated_at),
+        _PLACE_LABELS[place_kind],
+    )
+
+
+def _instant(value: str | dt.datetime) -> dt.datetime:
+    """An aware UTC datetime from a raw time column (what UTCDateTime would have made of it)."""
+    if isinstance(value, str):  # SQLite: naive UTC text
+        return dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def event_status(state: AppointmentState, *, as_performer: bool) -> EventStatus:
@@ -274,6 +336,16 @@ def event_status(state: AppointmentState, *, as_performer: bool) -> EventStatus:
     if state is AppointmentState.DECLINED:
         return EventStatus.TENTATIVE if as_performer else EventStatus.CANCELLED
     return EventStatus.CONFIRMED
+
+
+# By stored value: a row's raw columns look these up without making enum members.
+_KIND_LABELS = {kind.value: label for kind, label in APPOINTMENT_KIND_LABELS.items()}
+_PLACE_LABELS = {place.value: label for place, label in PLACE_KIND_LABELS.items()}
+_STATUSES = {
+    (state.value, as_performer): event_status(state, as_performer=as_performer)
+    for state in AppointmentState
+    for as_performer in (False, True)
+}
 
 
 def feed_version(

@@ -1,5 +1,6 @@
 """The professional's iCalendar feed: the page that makes and revokes its secret link, and the feed itself."""
 
+from functools import partial
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -41,16 +42,21 @@ def feed(token: str):
     if not is_resource_modified(request.environ, etag=version.etag, last_modified=version.last_modified):
         return Response(status=304, headers=headers)
     professional = session.get_one(Professional, subscription.professional_id)
-    events = calendar_feeds.feed_events(
+    initials = subscription.show_patient_initials
+    versions = calendar_feeds.feed_versions(
+        session, subscription.professional_id, show_patient_initials=initials, zone=zone
+    )
+    events_of = partial(
+        calendar_feeds.versioned_events,
         session,
         subscription.professional_id,
-        show_patient_initials=subscription.show_patient_initials,
+        show_patient_initials=initials,
         uid_domain=host,
         zone=zone,
     )
     name = f"Hub CPTS {calendar_feeds.DASH} {professional.full_name}"
-    body = ical.build_feed(events, zone=zone, calendar_name=name)
-    calendar_feeds.record_fetch(session, subscription, cpts_id=professional.cpts_id, events=len(events))
+    body = ical.build_cached_feed(versions, events_of, context=host, zone=zone, calendar_name=name)
+    calendar_feeds.record_fetch(session, subscription, cpts_id=professional.cpts_id, events=len(versions))
     return Response(body, headers=headers, content_type=CONTENT_TYPE)
 
 

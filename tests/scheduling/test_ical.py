@@ -211,16 +211,58 @@ def test_text_is_escaped_and_lines_folded_at_75_octets(parse):
     assert event.summary == summary.replace("\x07", "") and event.location == location
 
 
-def test_same_events_give_the_same_bytes_and_are_rendered_once():
+def test_same_events_give_the_same_bytes_and_a_cached_feed_renders_changed_events_only():
     events = [feed_event(n, start=paris(2026, 6, 1, 9, 0) + dt.timedelta(days=n)) for n in range(1, 4)]
-    ical.render_event.cache_clear()
     first = ical.build_feed(events, calendar_name="A", zone=ZONE)
-    changed = [*events[:2], dataclasses.replace(events[2], sequence=1)]
-    second = ical.build_feed(changed, calendar_name="A", zone=ZONE)
-    again = ical.build_feed(events, calendar_name="A", zone=ZONE)
-    info = ical.render_event.cache_info()
-    assert first == again and first != second and b"SEQUENCE:1" in second
-    assert (info.misses, info.hits) == (4, 5), "only the changed event is rendered again"
+    assert ical.build_feed(events, calendar_name="A", zone=ZONE) == first
+    # Versions standing for the database's: (number, sequence).
+    ical.clear_render_cache()
+    asked: list[list[int] | None] = []
+
+    def events_of(current):
+        def fetch(ids):
+            asked.append(None if ids is None else sorted(ids))
+            return [((n, e.sequence), e) for n, e in enumerate(current, 1) if ids is None or n in ids]
+
+        return fetch
+
+    def cached(current, context="hub.test"):
+        versions = [(n, e.sequence) for n, e in enumerate(current, 1)]
+        return ical.build_cached_feed(versions, events_of(current), context=context, calendar_name="A", zone=ZONE)
+
+    assert cached(events) == first and asked == [None], "all missing: every event in one fetch"
+    changed = [*events[:2], events[2]._replace(sequence=1)]
+    second = cached(changed)
+    assert second != first and b"SEQUENCE:1" in second
+    assert second == ical.build_feed(changed, calendar_name="A", zone=ZONE)
+    assert asked == [None, [3]], "only the changed event is fetched and rendered again"
+    assert cached(events) == first and len(asked) == 2
+    cached(events, context="other.test")
+    assert asked[-1] is None, "another context is another key"
+    versions = [(1, 0), (2, 0), (3, 2)]
+    racing = ical.build_cached_feed(
+        versions,
+        lambda ids: [((3, 3), events[2]._replace(sequence=3))],
+        context="hub.test",
+        calendar_name="A",
+        zone=ZONE,
+    )
+    assert b"SEQUENCE:3" in racing and racing.count(b"BEGIN:VEVENT") == 3, "changed in between: the newer is served"
+
+
+def test_the_render_cache_is_bounded_and_eviction_changes_no_byte(monkeypatch):
+    monkeypatch.setattr(ical, "EVENT_CACHE_SIZE", 4)
+    ical.clear_render_cache()
+    events = [feed_event(n, start=paris(2026, 6, 1, 9, 0) + dt.timedelta(days=n)) for n in range(1, 8)]
+    versions = [(n, e.sequence) for n, e in enumerate(events, 1)]
+
+    def events_of(ids):
+        return [((n, e.sequence), e) for n, e in enumerate(events, 1) if ids is None or n in ids]
+
+    expected = ical.build_feed(events, calendar_name="A", zone=ZONE)
+    for _ in range(3):
+        assert ical.build_cached_feed(versions, events_of, context="c", calendar_name="A", zone=ZONE) == expected
+        assert sum(map(len, ical._rendered.values())) <= 4
 
 
 def test_an_unknown_status_is_refused():

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from hub.db import utcnow
 from hub.errors import Forbidden
@@ -14,11 +14,13 @@ from hub.models import (
     AppointmentState,
     AuditEvent,
     CalendarFeed,
+    PlaceKind,
     Profession,
     Role,
 )
 from hub.services import accounts, calendar_feeds
-from tests import factories
+from scheduling import ical
+from tests import ZONE, factories
 
 CALENDAR = "text/calendar; charset=utf-8"
 
@@ -104,6 +106,68 @@ def test_a_cancelled_appointment_stays_in_the_feed(client, db_session, booked, f
     db_session.commit()
     response = client.get(url, headers={"If-None-Match": etag})
     assert response.status_code == 200 and "STATUS:CANCELLED" in response.get_data(as_text=True)
+
+
+def test_the_render_cache_never_serves_a_stale_event(client, db_session, cpts, nurse, booked, feed):
+    """Each answer is the bytes of a feed built afresh, without the cache, whatever changed between two GETs:
+    a change, a move, a cancellation, a deletion, and changes made in plain SQL as another process would (its
+    writes raise updated_at, as the models' onupdate does, but not SEQUENCE), which only a cache checked
+    against the database sees."""
+    _row, url = feed
+    coordinator = factories.user(db_session, cpts, Role.COORDINATOR)
+    others = [
+        factories.appointment(
+            db_session,
+            performer=booked.performer,
+            patient_row=booked.patient,
+            accompanying=nurse.professional,
+            starts_at=booked.starts_at + dt.timedelta(days=day),
+            created_by=coordinator,
+        )
+        for day in range(1, 5)
+    ]
+    db_session.commit()
+
+    def fresh() -> bytes:
+        events = calendar_feeds.feed_events(db_session, nurse.professional_id, uid_domain="localhost", zone=ZONE)
+        return ical.build_feed(events, zone=ZONE, calendar_name="Hub CPTS – " + nurse.professional.full_name)
+
+    def served() -> bytes:
+        response = client.get(url)
+        assert response.status_code == 200
+        return response.get_data()
+
+    ical.clear_render_cache()
+    assert served() == fresh()
+    changed, moved, cancelled, deleted = others
+    changed.place_kind, changed.sequence = PlaceKind.PRACTICE, changed.sequence + 1
+    moved.starts_at += dt.timedelta(hours=3)
+    moved.ends_at += dt.timedelta(hours=3)
+    moved.accompaniment_starts_at += dt.timedelta(hours=3)
+    moved.accompaniment_ends_at += dt.timedelta(hours=3)
+    cancelled.state = AppointmentState.CANCELLED
+    db_session.delete(deleted)
+    db_session.commit()
+    body = served()
+    assert body == fresh() and body.count(b"BEGIN:VEVENT") == 4
+    assert f"appointment-{deleted.id}@".encode() not in body and b"STATUS:CANCELLED" in body
+    assert b"LOCATION:Cabinet" in body
+
+    later = utcnow() + dt.timedelta(seconds=1)
+    if db_session.bind.dialect.name == "sqlite":  # as UTCDateTime stores it
+        later = later.replace(tzinfo=None)
+    db_session.execute(
+        text("UPDATE appointments SET place_kind = 'officine', updated_at = :later WHERE id = :id"),
+        {"id": changed.id, "later": later},
+    )
+    db_session.execute(
+        text("UPDATE patients SET used_first_name = 'Zoé', updated_at = :later WHERE id = :id"),
+        {"id": booked.patient_id, "later": later},
+    )
+    db_session.commit()
+    body = served()
+    assert body == fresh() and b"LOCATION:Officine" in body and b"LOCATION:Cabinet" not in body
+    assert "– Z.D.".encode() in body and "– M.D.".encode() not in body
 
 
 def test_feed_without_initials(client, db_session, nurse, booked):
