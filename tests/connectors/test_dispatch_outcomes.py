@@ -82,4 +82,4 @@ def test_a_drain_keeps_one_smtp_connection_from_batch_to_batch_and_closes_it(db_
 
         assert stats.sent == 25 and len(server.messages) == 25
         assert len(set(server.handler.peers)) == 1  # three batches, one connection
-        assert connectors["email"].transport._local.smtp is None  # closed at the end of the drain
+        assert connectors["email"].transport.open_connections == 0  # closed at the end of the drain
