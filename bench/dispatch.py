@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -53,7 +54,7 @@ from hub.models import OutboxMessage, OutboxState  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.servers import SmtpServer, TestCA  # noqa: E402
 
-GOAL = 0.5
+GOAL = 1.0
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_dispatch"
 BATCH = 50
 HEADERS = ("From", "To", "Subject", "Date", "Message-ID", "Auto-Submitted")
@@ -140,11 +141,27 @@ def baseline_composing_run(server: SmtpServer, ca_file: Path, emails) -> float:
 
 
 def composed(factory, registry):
-    """The same e-mails the hub sends, composed by its connector (for the baseline, outside the timing)."""
+    """The same e-mails the hub sends, composed by its connector (for the baseline, outside the timing), as the
+    email package's messages that `send_message` takes."""
     connector = registry["email"]
     with factory() as session:
         rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
-        return [(connector.compose(OutgoingMessage.of(row)), row.recipient) for row in rows]
+        return [(message_from_bytes(connector.compose(OutgoingMessage.of(row))), row.recipient) for row in rows]
+
+
+def wire_run(server: SmtpServer, ca_file: Path, emails) -> float:
+    """The floor: smtplib `sendmail` of the same e-mails already in wire form, on one connection."""
+    wire = [(email.as_bytes(policy=email.policy.clone(linesep="\r\n")), recipient) for email, recipient in emails]
+    context = ssl.create_default_context(cafile=str(ca_file))
+    started = time.perf_counter()
+    smtp = smtplib.SMTP(server.host, server.port, timeout=30)
+    smtp.ehlo()
+    smtp.starttls(context=context)
+    smtp.ehlo()
+    for (data, recipient), (email, _) in zip(wire, emails, strict=True):
+        smtp.sendmail(email["From"], [recipient], data)
+    smtp.quit()
+    return time.perf_counter() - started
 
 
 def check(server: SmtpServer, factory, count: int, what: str) -> None:
@@ -175,7 +192,7 @@ def measure(label: str, url: str, count: int, rounds: int, *, profile: bool) -> 
         with SmtpServer(tls_context=ca.server_context()) as server:
             registry = build_registry(server.config(ca.ca_file))
             emails = composed(factory, registry)
-            hub_times, baseline_times, composing_times = [], [], []
+            hub_times, baseline_times, composing_times, wire_times = [], [], [], []
             for _ in range(rounds):
                 reset(factory)
                 forget(server)
@@ -187,6 +204,9 @@ def measure(label: str, url: str, count: int, rounds: int, *, profile: bool) -> 
                 forget(server)
                 composing_times.append(baseline_composing_run(server, ca.ca_file, emails))
                 check(server, None, count, "baseline composing")
+                forget(server)
+                wire_times.append(wire_run(server, ca.ca_file, emails))
+                check(server, None, count, "smtplib wire")
             if profile:
                 reset(factory)
                 forget(server)
@@ -200,18 +220,22 @@ def measure(label: str, url: str, count: int, rounds: int, *, profile: bool) -> 
         "hub": statistics.median(hub_times),
         "baseline": statistics.median(baseline_times),
         "composing": statistics.median(composing_times),
+        "wire": statistics.median(wire_times),
     }
 
 
 def report(result: dict) -> None:
     count, hub, baseline, composing = result["count"], result["hub"], result["baseline"], result["composing"]
+    wire = result["wire"]
     ratio = baseline / hub  # of throughputs
     verdict = "met" if ratio >= GOAL else "missed"
     print(
         f"{result['label']:<11} {count} msgs | smtplib, pre-composed {baseline:6.2f} s ({count / baseline:5.0f} msg/s)"
         f" | smtplib composing {composing:6.2f} s ({count / composing:5.0f} msg/s)"
         f" | hub drain {hub:6.2f} s ({count / hub:5.0f} msg/s)"
-        f" | ratio {ratio:.2f} (goal ≥ {GOAL}: {verdict}; {composing / hub:.2f} against smtplib composing)"
+        f" | smtplib wire {wire:6.2f} s ({count / wire:5.0f} msg/s)"
+        f" | ratio {ratio:.2f} (goal ≥ {GOAL}: {verdict}; {composing / hub:.2f} against smtplib composing,"
+        f" {wire / hub:.2f} against smtplib wire)"
     )
 
 

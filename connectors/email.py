@@ -221,6 +221,8 @@ def _wire(email: Message) -> bytes:
 
 class EmailConnector:
     channel = "email"
+    # Several dispatcher threads may call send at once: each takes its own connection (SmtpTransport).
+    sends_concurrently = True
 
     def __init__(
         self,
