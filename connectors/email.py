@@ -75,7 +75,7 @@ class SmtpTransport:
         """Send one e-mail (a message, or its wire form with CRLF line ends) to one recipient."""
         data = email if isinstance(email, bytes) else _wire(email)
         for attempt in (1, 2):
-            smtp, reused = self._checkout()
+            smtp, reused = self._checkout() if attempt == 1 else (self._connect(), False)
             try:
                 _transmit(smtp, data, sender, recipient)
             except _Unsent:
