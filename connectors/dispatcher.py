@@ -7,7 +7,10 @@
    serialises claimers (one dispatcher is enough there). Claimed rows become `sending` with a lease
    and one more attempt.
 2. Send each message with the connector of its channel for its CPTS (that CPTS's settings over the server's,
-   read in one query per batch), with no transaction open.
+   read in one query per batch), with no transaction open. A drain sends with SENDERS threads: the messages of a
+   connector that sends concurrently (e-mail: one SMTP connection per thread, kept from batch to batch) go side
+   by side, those of any other connector one after the other. A batch never holds two messages of one group, so
+   sending side by side keeps R7.
 3. Record the outcomes in short transactions (one for the outcomes known within RECORD_WITHIN_SECONDS),
    each row only if it is still ours (same lease): sent, or a retry with capped exponential backoff and
    full jitter, or dead after the last attempt or at once on a permanent error (R5). One failing message

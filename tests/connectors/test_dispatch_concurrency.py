@@ -1,8 +1,9 @@
 """R3: several dispatchers drain thousands of messages — none handled by two at once, none lost.
 
 On PostgreSQL, four dispatcher processes claim with FOR UPDATE SKIP LOCKED; on SQLite, two threads
-serialised by BEGIN IMMEDIATE. Half of them send each batch with four threads on four SMTP connections. Every message is counted where it lands: at the SMTP server, by
-Message-ID (derived from the idempotency key)."""
+serialised by BEGIN IMMEDIATE. Half of them send each batch with four threads on four SMTP connections.
+Every message is counted where it lands: at the SMTP server, by Message-ID (derived from the idempotency
+key)."""
 
 import json
 import subprocess
