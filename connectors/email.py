@@ -188,6 +188,11 @@ def _transmit(smtp: smtplib.SMTP, data: bytes, sender: str, recipient: str) -> N
         raise _Unsent() from None
     for (code, reply), expected, what in zip(replies, ((250,), (250, 251), (354,)), _REFUSALS, strict=False):
         if code not in expected:
+            if replies[-1][0] == 354:
+                # A server that opened DATA after refusing the envelope (RFC 2920 says it must not): an empty
+                # message ends it, for no accepted recipient.
+                smtp.send(b".\r\n")
+                smtp.getreply()
             _reset(smtp)
             raise _Refused(code, reply, what)
     smtp.send(_quote_periods(data) + b"\r\n.\r\n")
