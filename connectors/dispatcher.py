@@ -131,19 +131,27 @@ def drain(
     lease: dt.timedelta = DEFAULT_LEASE,
     senders: int = SENDERS,
 ) -> DispatchStats:
-    """Dispatch batches until the queue has nothing due (or `max_batches` were done): the worker's loop."""
+    """Dispatch batches until the queue has nothing due (or `max_batches` were done): the worker's loop. With
+    sending threads, the next batch is claimed while the current one is being sent."""
     total = DispatchStats()
     try:
         with _sending_threads(senders) as pool:
-            for _ in range(max_batches):
+            stats = DispatchStats()
+            claims = _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=stats)
+            for done in range(1, max_batches + 1):
+                following = DispatchStats()
+
+                def claim_more(stats=following) -> list[_Claim]:
+                    return _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=stats)
+
+                more = claim_more if stats.claimed == batch and done < max_batches else None
                 # The SMTP connections (and TLS sessions) stay open from batch to batch.
-                stats = _dispatch(
-                    session_factory, connectors, now=None, batch=batch, lease=lease, pool=pool, close_connections=False
-                )
+                next_claims = _send_and_record(session_factory, claims, utcnow, pool, stats, then=more)
                 for name in vars(total):
                     setattr(total, name, getattr(total, name) + getattr(stats, name))
-                if stats.claimed < batch:
+                if next_claims is None:
                     break
+                claims, stats = next_claims, following
     finally:
         close_all(connectors)
     return total
@@ -153,18 +161,37 @@ def _dispatch(session_factory, connectors, *, now, batch, lease, pool, close_con
     clock = (lambda: now) if now is not None else utcnow
     stats = DispatchStats()
     claims = _claim(session_factory, connectors, now=clock(), batch=batch, lease=lease, stats=stats)
-    unrecorded: list[_Outcome] = []
     try:
-        for outcome in _send_all(claims, clock, pool):
-            unrecorded.append(outcome)
-            if clock_seconds() - unrecorded[0].at >= RECORD_WITHIN_SECONDS:
-                _record(session_factory, unrecorded, stats)
-                unrecorded = []
-        _record(session_factory, unrecorded, stats)
+        _send_and_record(session_factory, claims, clock, pool, stats)
     finally:
         if close_connections:
             close_all(connectors)
     return stats
+
+
+def _send_and_record(session_factory, claims, clock, pool, stats: DispatchStats, *, then=None) -> list[_Claim] | None:
+    """Send the claims, recording outcomes as they come; `then` (the next claim) runs while the sending threads
+    work, or after the batch without them. Returns what `then` returned."""
+    outcomes = _send_all(claims, clock, pool)
+    following = None
+    try:
+        if then is not None and pool is not None:
+            following = then()
+    finally:
+        _record_as_known(session_factory, outcomes, stats)
+    if then is not None and pool is None:
+        following = then()
+    return following
+
+
+def _record_as_known(session_factory, outcomes: Iterator["_Outcome"], stats: DispatchStats) -> None:
+    unrecorded: list[_Outcome] = []
+    for outcome in outcomes:
+        unrecorded.append(outcome)
+        if clock_seconds() - unrecorded[0].at >= RECORD_WITHIN_SECONDS:
+            _record(session_factory, unrecorded, stats)
+            unrecorded = []
+    _record(session_factory, unrecorded, stats)
 
 
 @contextlib.contextmanager
@@ -177,16 +204,14 @@ def _sending_threads(senders: int) -> Iterator[ThreadPoolExecutor | None]:
 
 
 def _send_all(claims: list[_Claim], clock, pool: ThreadPoolExecutor | None) -> Iterator["_Outcome"]:
-    """Each claim's outcome, as soon as it is known. With a pool, the messages of a connector that sends
-    concurrently go one per task, those of any other connector one after the other in a single task."""
+    """Each claim's outcome, as soon as it is known; with a pool, every message is handed to the threads at once.
+    The messages of a connector that sends concurrently go one per task, those of any other connector one after
+    the other in a single task."""
     if pool is None:
-        for claim in claims:
-            yield _send(claim, clock)
-        return
+        return (_send(claim, clock) for claim in claims)
     known: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
     lanes = [pool.submit(_send_lane, lane, clock, known.put) for lane in _lanes(claims)]
-    for _ in claims:
-        yield _next_outcome(known, lanes)
+    return (_next_outcome(known, lanes) for _ in claims)
 
 
 def _next_outcome(known: "queue.SimpleQueue[_Outcome]", lanes: list[Future]) -> "_Outcome":
