@@ -132,29 +132,41 @@ def drain(
     senders: int = SENDERS,
 ) -> DispatchStats:
     """Dispatch batches until the queue has nothing due (or `max_batches` were done): the worker's loop. With
-    sending threads, the next batch is claimed while the current one is being sent."""
+    sending threads the database work overlaps the sending: the next batch is claimed while the current one is
+    sent, and the current one's last outcomes are written while the next one is sent."""
     total = DispatchStats()
     try:
         with _sending_threads(senders) as pool:
             stats = DispatchStats()
             claims = _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=stats)
+            outcomes = _send_all(claims, utcnow, pool)  # the SMTP connections stay open from batch to batch
             for done in range(1, max_batches + 1):
                 following = DispatchStats()
-
-                def claim_more(stats=following) -> list[_Claim]:
-                    return _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=stats)
-
-                more = claim_more if stats.claimed == batch and done < max_batches else None
-                # The SMTP connections (and TLS sessions) stay open from batch to batch.
-                next_claims = _send_and_record(session_factory, claims, utcnow, pool, stats, then=more)
-                for name in vars(total):
-                    setattr(total, name, getattr(total, name) + getattr(stats, name))
-                if next_claims is None:
+                full = stats.claimed == batch and done < max_batches
+                try:
+                    more = (
+                        _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=following)
+                        if full
+                        else []
+                    )
+                except BaseException:
+                    _record_as_known(session_factory, outcomes, stats)  # what was sent is written before giving up
+                    raise
+                last = _record_older(session_factory, outcomes, stats)
+                outcomes = _send_all(more, utcnow, pool)
+                _record(session_factory, last, stats)
+                _add(total, stats)
+                if not full:
                     break
-                claims, stats = next_claims, following
+                stats = following
     finally:
         close_all(connectors)
     return total
+
+
+def _add(total: DispatchStats, stats: DispatchStats) -> None:
+    for name in vars(total):
+        setattr(total, name, getattr(total, name) + getattr(stats, name))
 
 
 def _dispatch(session_factory, connectors, *, now, batch, lease, pool, close_connections: bool) -> DispatchStats:
@@ -162,36 +174,27 @@ def _dispatch(session_factory, connectors, *, now, batch, lease, pool, close_con
     stats = DispatchStats()
     claims = _claim(session_factory, connectors, now=clock(), batch=batch, lease=lease, stats=stats)
     try:
-        _send_and_record(session_factory, claims, clock, pool, stats)
+        _record_as_known(session_factory, _send_all(claims, clock, pool), stats)
     finally:
         if close_connections:
             close_all(connectors)
     return stats
 
 
-def _send_and_record(session_factory, claims, clock, pool, stats: DispatchStats, *, then=None) -> list[_Claim] | None:
-    """Send the claims, recording outcomes as they come; `then` (the next claim) runs while the sending threads
-    work, or after the batch without them. Returns what `then` returned."""
-    outcomes = _send_all(claims, clock, pool)
-    following = None
-    try:
-        if then is not None and pool is not None:
-            following = then()
-    finally:
-        _record_as_known(session_factory, outcomes, stats)
-    if then is not None and pool is None:
-        following = then()
-    return following
-
-
 def _record_as_known(session_factory, outcomes: Iterator["_Outcome"], stats: DispatchStats) -> None:
+    _record(session_factory, _record_older(session_factory, outcomes, stats), stats)
+
+
+def _record_older(session_factory, outcomes: Iterator["_Outcome"], stats: DispatchStats) -> list["_Outcome"]:
+    """Wait for every outcome, writing them each time the oldest unwritten is RECORD_WITHIN_SECONDS old; returns
+    those not written yet."""
     unrecorded: list[_Outcome] = []
     for outcome in outcomes:
         unrecorded.append(outcome)
         if clock_seconds() - unrecorded[0].at >= RECORD_WITHIN_SECONDS:
             _record(session_factory, unrecorded, stats)
             unrecorded = []
-    _record(session_factory, unrecorded, stats)
+    return unrecorded
 
 
 @contextlib.contextmanager
