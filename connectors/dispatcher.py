@@ -7,7 +7,10 @@
    serialises claimers (one dispatcher is enough there). Claimed rows become `sending` with a lease
    and one more attempt.
 2. Send each message with the connector of its channel for its CPTS (that CPTS's settings over the server's,
-   read in one query per batch), with no transaction open.
+   read in one query per batch), with no transaction open. A drain sends with SENDERS threads: the messages of a
+   connector that sends concurrently (e-mail: one SMTP connection per thread, kept from batch to batch) go side
+   by side, those of any other connector one after the other. A batch never holds two messages of one group, so
+   sending side by side keeps R7.
 3. Record the outcomes in short transactions (one for the outcomes known within RECORD_WITHIN_SECONDS),
    each row only if it is still ours (same lease): sent, or a retry with capped exponential backoff and
    full jitter, or dead after the last attempt or at once on a permanent error (R5). One failing message
@@ -17,12 +20,15 @@ A dispatcher that dies mid-send leaves its rows `sending`; when the lease runs o
 again and re-sent with the same idempotency key (R2).
 """
 
+import contextlib
 import datetime as dt
 import functools
 import logging
+import queue
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import cast
 
@@ -47,6 +53,8 @@ BACKOFF_CAP = dt.timedelta(hours=1)
 UNCONFIGURED_RETRY = dt.timedelta(minutes=5)
 # Outcomes are written together, once this old: one transaction for many messages instead of one each.
 RECORD_WITHIN_SECONDS = 1.0
+# Threads sending at once in a drain, each on its own connection (connectors that say they can: SMTP ones).
+SENDERS = 4
 NOT_CONFIGURED = "connecteur non configuré"
 UNUSABLE_SETTINGS = "réglages du connecteur inutilisables : à corriger par l'administrateur"
 ABANDONED = "abandonné : aucun résultat après la dernière tentative"
@@ -94,27 +102,24 @@ def dispatch_once(
     now: dt.datetime | None = None,
     batch: int = 50,
     lease: dt.timedelta = DEFAULT_LEASE,
+    senders: int = 1,
     close_connections: bool = True,
 ) -> DispatchStats:
     """Claim up to `batch` due messages, send them, record each outcome. Safe to run in several
     processes at once on PostgreSQL; a message is never lost (a crash leaves it to come back after
-    its lease) and never handled by two dispatchers at once while its lease holds. Connectors' open
-    connections are closed at the end unless `close_connections` is false (drain closes them itself)."""
-    clock = (lambda: now) if now is not None else utcnow
-    stats = DispatchStats()
-    claims = _claim(session_factory, connectors, now=clock(), batch=batch, lease=lease, stats=stats)
-    unrecorded: list[_Outcome] = []
-    try:
-        for claim in claims:
-            unrecorded.append(_send(claim, clock))
-            if clock_seconds() - unrecorded[0].at >= RECORD_WITHIN_SECONDS:
-                _record(session_factory, unrecorded, stats)
-                unrecorded = []
-        _record(session_factory, unrecorded, stats)
-    finally:
-        if close_connections:
-            close_all(connectors)
-    return stats
+    its lease) and never handled by two dispatchers at once while its lease holds. With `senders` > 1,
+    that many threads send at once, each on its own connection. Connectors' open connections are closed
+    at the end unless `close_connections` is false (drain closes them itself)."""
+    with _sending_threads(senders) as pool:
+        return _dispatch(
+            session_factory,
+            connectors,
+            now=now,
+            batch=batch,
+            lease=lease,
+            pool=pool,
+            close_connections=close_connections,
+        )
 
 
 def drain(
@@ -124,22 +129,119 @@ def drain(
     batch: int = 50,
     max_batches: int = 20,
     lease: dt.timedelta = DEFAULT_LEASE,
+    senders: int = SENDERS,
 ) -> DispatchStats:
-    """Dispatch batches until the queue has nothing due (or `max_batches` were done): the worker's loop."""
+    """Dispatch batches until the queue has nothing due (or `max_batches` were done): the worker's loop. With
+    sending threads the database work overlaps the sending: the next batch is claimed while the current one is
+    sent, and the current one's last outcomes are written while the next one is sent."""
     total = DispatchStats()
     try:
-        for _ in range(max_batches):
-            # The SMTP connection (and TLS session) stays open from batch to batch.
-            stats = dispatch_once(
-                session_factory, connectors=connectors, batch=batch, lease=lease, close_connections=False
-            )
-            for name in vars(total):
-                setattr(total, name, getattr(total, name) + getattr(stats, name))
-            if stats.claimed < batch:
-                break
+        with _sending_threads(senders) as pool:
+            stats = DispatchStats()
+            claims = _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=stats)
+            outcomes = _send_all(claims, utcnow, pool)  # the SMTP connections stay open from batch to batch
+            for done in range(1, max_batches + 1):
+                following = DispatchStats()
+                full = stats.claimed == batch and done < max_batches
+                try:
+                    more = (
+                        _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=following)
+                        if full
+                        else []
+                    )
+                except BaseException:
+                    _record_as_known(session_factory, outcomes, stats)  # what was sent is written before giving up
+                    raise
+                last = _record_older(session_factory, outcomes, stats)
+                outcomes = _send_all(more, utcnow, pool)
+                _record(session_factory, last, stats)
+                _add(total, stats)
+                if not full:
+                    break
+                stats = following
     finally:
         close_all(connectors)
     return total
+
+
+def _add(total: DispatchStats, stats: DispatchStats) -> None:
+    for name in vars(total):
+        setattr(total, name, getattr(total, name) + getattr(stats, name))
+
+
+def _dispatch(session_factory, connectors, *, now, batch, lease, pool, close_connections: bool) -> DispatchStats:
+    clock = (lambda: now) if now is not None else utcnow
+    stats = DispatchStats()
+    claims = _claim(session_factory, connectors, now=clock(), batch=batch, lease=lease, stats=stats)
+    try:
+        _record_as_known(session_factory, _send_all(claims, clock, pool), stats)
+    finally:
+        if close_connections:
+            close_all(connectors)
+    return stats
+
+
+def _record_as_known(session_factory, outcomes: Iterator["_Outcome"], stats: DispatchStats) -> None:
+    _record(session_factory, _record_older(session_factory, outcomes, stats), stats)
+
+
+def _record_older(session_factory, outcomes: Iterator["_Outcome"], stats: DispatchStats) -> list["_Outcome"]:
+    """Wait for every outcome, writing them each time the oldest unwritten is RECORD_WITHIN_SECONDS old; returns
+    those not written yet."""
+    unrecorded: list[_Outcome] = []
+    for outcome in outcomes:
+        unrecorded.append(outcome)
+        if clock_seconds() - unrecorded[0].at >= RECORD_WITHIN_SECONDS:
+            _record(session_factory, unrecorded, stats)
+            unrecorded = []
+    return unrecorded
+
+
+@contextlib.contextmanager
+def _sending_threads(senders: int) -> Iterator[ThreadPoolExecutor | None]:
+    if senders <= 1:
+        yield None
+        return
+    with ThreadPoolExecutor(senders, thread_name_prefix="outbox-sender") as pool:
+        yield pool
+
+
+def _send_all(claims: list[_Claim], clock, pool: ThreadPoolExecutor | None) -> Iterator["_Outcome"]:
+    """Each claim's outcome, as soon as it is known; with a pool, every message is handed to the threads at once.
+    The messages of a connector that sends concurrently go one per task, those of any other connector one after
+    the other in a single task."""
+    if pool is None:
+        return (_send(claim, clock) for claim in claims)
+    known: queue.SimpleQueue[_Outcome] = queue.SimpleQueue()
+    lanes = [pool.submit(_send_lane, lane, clock, known.put) for lane in _lanes(claims)]
+    return (_next_outcome(known, lanes) for _ in claims)
+
+
+def _next_outcome(known: "queue.SimpleQueue[_Outcome]", lanes: list[Future]) -> "_Outcome":
+    while True:
+        try:
+            return known.get(timeout=0.5)
+        except queue.Empty:
+            pass
+        for lane in lanes:
+            if lane.done():
+                lane.result()  # raises what stopped the lane, if anything did (_send itself catches Exception)
+
+
+def _lanes(claims: list[_Claim]) -> list[list[_Claim]]:
+    lanes: list[list[_Claim]] = []
+    one_at_a_time: dict[int, list[_Claim]] = {}
+    for claim in claims:
+        if getattr(claim.connector, "sends_concurrently", False):
+            lanes.append([claim])
+        else:
+            one_at_a_time.setdefault(id(claim.connector), []).append(claim)
+    return [*one_at_a_time.values(), *lanes]
+
+
+def _send_lane(lane: list[_Claim], clock, known: Callable[["_Outcome"], None]) -> None:
+    for claim in lane:
+        known(_send(claim, clock))
 
 
 def due_messages(now: dt.datetime, *, batch: int):

@@ -1,8 +1,9 @@
 """R3: several dispatchers drain thousands of messages — none handled by two at once, none lost.
 
 On PostgreSQL, four dispatcher processes claim with FOR UPDATE SKIP LOCKED; on SQLite, two threads
-serialised by BEGIN IMMEDIATE. Every message is counted where it lands: at the SMTP server, by
-Message-ID (derived from the idempotency key)."""
+serialised by BEGIN IMMEDIATE. Half of them send each batch with four threads on four SMTP connections.
+Every message is counted where it lands: at the SMTP server, by Message-ID (derived from the idempotency
+key)."""
 
 import json
 import subprocess
@@ -30,12 +31,12 @@ from connectors.registry import build_registry
 from connectors.dispatcher import dispatch_once
 from hub.db import make_engine, make_session_factory
 
-url, config = sys.argv[1], json.loads(sys.argv[2])
+url, config, senders = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
 sessions = make_session_factory(make_engine(url))
 connectors = build_registry(config)
 totals, idle = {}, 0
 while idle < 10:
-    stats = dispatch_once(sessions, connectors=connectors, batch=25)
+    stats = dispatch_once(sessions, connectors=connectors, batch=25, senders=senders)
     for name, value in vars(stats).items():
         totals[name] = totals.get(name, 0) + value
     idle = 0 if stats.claimed else idle + 1
@@ -85,13 +86,13 @@ def test_r3_dispatcher_processes_drain_the_queue_on_postgresql(committed, databa
     started = time.monotonic()
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", DISPATCHER, database_url, json.dumps(smtp_config)],
+            [sys.executable, "-c", DISPATCHER, database_url, json.dumps(smtp_config), str(senders)],
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for senders in (1, 4, 1, 4)  # some send on one connection, others with four threads on four
     ]
     results = []
     for process in processes:
@@ -115,17 +116,17 @@ def test_r3_two_dispatcher_threads_drain_the_queue_on_sqlite(committed, database
     totals: list[DispatchStats] = []
     errors: list[BaseException] = []
 
-    def dispatcher():
+    def dispatcher(senders: int):
         try:
             idle = 0
             while idle < 5:
-                stats = dispatch_once(factory, connectors=connectors, batch=25)
+                stats = dispatch_once(factory, connectors=connectors, batch=25, senders=senders)
                 totals.append(stats)
                 idle = 0 if stats.claimed else idle + 1
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=dispatcher) for _ in range(2)]
+    threads = [threading.Thread(target=dispatcher, args=(senders,)) for senders in (1, 4)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -4,6 +4,8 @@ before it grows old. The claim is one UPDATE for the batch."""
 
 import itertools
 
+import pytest
+
 from connectors import dispatcher
 from connectors.dispatcher import dispatch_once, drain
 from connectors.registry import build_registry
@@ -69,7 +71,8 @@ class PeerRecorder(Recorder):
         return await super().handle_DATA(server, session, envelope)
 
 
-def test_a_drain_keeps_one_smtp_connection_from_batch_to_batch_and_closes_it(db_session, sessions, test_ca):
+@pytest.mark.parametrize("senders", [1, 4])
+def test_a_drain_keeps_its_smtp_connections_from_batch_to_batch_and_closes_them(db_session, sessions, test_ca, senders):
     server = SmtpServer(tls_context=test_ca.server_context())
     server.handler = server.controller.handler = PeerRecorder()
     with server:
@@ -78,8 +81,8 @@ def test_a_drain_keeps_one_smtp_connection_from_batch_to_batch_and_closes_it(db_
             queue(db_session, recipient=f"idel{n}@example.org")
         db_session.commit()
 
-        stats = drain(sessions, connectors=connectors, batch=10)
+        stats = drain(sessions, connectors=connectors, batch=10, senders=senders)
 
         assert stats.sent == 25 and len(server.messages) == 25
-        assert len(set(server.handler.peers)) == 1  # three batches, one connection
-        assert connectors["email"].transport._local.smtp is None  # closed at the end of the drain
+        assert 1 <= len(set(server.handler.peers)) <= senders  # three batches, at most one connection per sender
+        assert connectors["email"].transport.open_connections == 0  # closed at the end of the drain

@@ -1,0 +1,176 @@
+"""A batch sent on kept SMTP connections, by several threads, pipelined where the server offers it (P4): a refused
+recipient or a connection cut mid-batch costs that one message a retry, and no other message is lost or sent twice
+(R2, R3, R6)."""
+
+import datetime as dt
+import time
+
+import pytest
+
+from connectors.dispatcher import dispatch_once, drain
+from connectors.email import message_id_for
+from connectors.registry import build_registry
+from hub.models import OutboxState
+from tests.connectors.test_dispatcher import DOMAIN, queue, reload
+from tests.servers import Recorder, SmtpServer
+
+LATER = dt.timedelta(hours=2)  # past any backoff of a first retry
+
+
+class PipeliningRecorder(Recorder):
+    """Offers PIPELINING (RFC 2920) when asked, as Postfix and most MTAs do (aiosmtpd reads pipelined commands in
+    order), counts EHLOs and can close its clients' connections, as a server does with idle ones."""
+
+    def __init__(self, *, pipelining: bool = True):
+        super().__init__()
+        self.pipelining, self.ehlo_count, self.transports = pipelining, 0, []
+        self.pipelined: list[bool] = []  # per MAIL: whether RCPT had already arrived behind it
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.pipelined.append(b"RCPT TO:" in bytes(server._reader._buffer))  # what the client sent ahead
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.ehlo_count += 1
+        self.transports.append(server.transport)
+        return [responses[0], "250-PIPELINING", *responses[1:]] if self.pipelining else responses
+
+
+class CuttingRecorder(Recorder):
+    """Cuts the connection, without answering nor keeping the message, the first time `victim`'s data arrives."""
+
+    def __init__(self, victim: str):
+        super().__init__()
+        self.victim, self.cut = victim, False
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.victim in envelope.rcpt_tos and not self.cut:
+            self.cut = True
+            server.transport.close()
+            return "421 closing"  # never reaches the client: the transport is closed
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "pipelining"])
+def server(request, test_ca):
+    with smtp_server_for(test_ca, pipelining=request.param) as smtp:
+        yield smtp
+
+
+def sent_once(server, messages) -> bool:
+    counts = server.message_ids()
+    return all(counts[message_id_for(m.idempotency_key, DOMAIN)] == 1 for m in messages)
+
+
+@pytest.mark.parametrize("senders", [1, 4])
+def test_a_recipient_refused_for_now_is_retried_and_the_others_are_sent_once(
+    db_session, sessions, server, test_ca, senders
+):
+    server.refuse("busy@example.org", "450 4.2.1 Mailbox busy")
+    messages = [queue(db_session, recipient=f"idel{n}@example.org") for n in range(12)]
+    busy = queue(db_session, recipient="busy@example.org")
+    messages += [queue(db_session, recipient=f"idel{n}@example.org") for n in range(12, 20)]
+    db_session.commit()
+    connectors = build_registry(server.config(test_ca.ca_file))
+
+    stats = drain(sessions, connectors=connectors, senders=senders)
+
+    assert (stats.sent, stats.retried, stats.dead) == (20, 1, 0)
+    assert sent_once(server, messages) and len(server.messages) == 20
+    row = reload(db_session, busy)
+    assert (row.state, row.attempts) == (OutboxState.PENDING, 1)
+    assert "450" in row.last_error
+
+    server.accept("busy@example.org")
+    retry = dispatch_once(sessions, connectors=connectors, now=row.next_attempt_at + dt.timedelta(seconds=1))
+
+    assert retry.sent == 1 and reload(db_session, busy).state is OutboxState.SENT
+    assert sent_once(server, [*messages, busy]) and len(server.messages) == 21
+
+
+@pytest.mark.parametrize("senders", [1, 4])
+def test_a_recipient_refused_for_good_is_dead_and_the_connection_serves_the_others(
+    db_session, sessions, server, test_ca, senders
+):
+    server.refuse("gone@example.org", "550 5.1.1 Unknown user")
+    gone = queue(db_session, recipient="gone@example.org")
+    messages = [queue(db_session, recipient=f"idel{n}@example.org") for n in range(10)]
+    db_session.commit()
+    connectors = build_registry(server.config(test_ca.ca_file))
+
+    stats = drain(sessions, connectors=connectors, senders=senders)
+
+    assert (stats.sent, stats.dead) == (10, 1)
+    assert reload(db_session, gone).state is OutboxState.DEAD
+    assert sent_once(server, messages) and len(server.messages) == 10
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_the_envelope_is_pipelined_where_the_server_offers_it_and_only_there(db_session, sessions, test_ca, pipelining):
+    """With PIPELINING, MAIL, RCPT and DATA leave in one write: the server holds RCPT before it answers MAIL."""
+    with smtp_server_for(test_ca, pipelining=pipelining) as smtp:
+        messages = [queue(db_session, recipient=f"idel{n}@example.org") for n in range(3)]
+        db_session.commit()
+        connectors = build_registry(smtp.config(test_ca.ca_file))
+
+        stats = drain(sessions, connectors=connectors, senders=1)
+
+        assert stats.sent == 3 and sent_once(smtp, messages)
+        assert smtp.handler.pipelined == [pipelining] * 3
+        assert smtp.handler.ehlo_count == 2  # one connection for the batch (EHLO, then again after STARTTLS)
+
+
+@pytest.mark.parametrize("senders", [1, 4])
+def test_a_connection_cut_mid_batch_loses_nothing_and_sends_nothing_twice(db_session, sessions, test_ca, senders):
+    smtp = SmtpServer(tls_context=test_ca.server_context())
+    smtp.handler = smtp.controller.handler = CuttingRecorder("idel5@example.org")
+    with smtp:
+        messages = [queue(db_session, recipient=f"idel{n}@example.org") for n in range(15)]
+        db_session.commit()
+        connectors = build_registry(smtp.config(test_ca.ca_file))
+
+        stats = drain(sessions, connectors=connectors, senders=senders)
+
+        assert smtp.handler.cut
+        assert (stats.sent, stats.retried) == (14, 1)
+        cut = reload(db_session, messages[5])
+        assert cut.state is OutboxState.PENDING and "SMTP" in cut.last_error
+        others = messages[:5] + messages[6:]
+        assert sent_once(smtp, others) and len(smtp.messages) == 14
+
+        dispatch_once(sessions, connectors=connectors, now=cut.next_attempt_at + dt.timedelta(seconds=1))
+
+        assert reload(db_session, messages[5]).state is OutboxState.SENT
+        assert sent_once(smtp, messages) and len(smtp.messages) == 15
+
+
+@pytest.mark.parametrize("pipelining", [False, True], ids=["plain", "pipelining"])
+def test_connections_the_server_closed_while_idle_are_reopened_without_a_duplicate(
+    db_session, sessions, test_ca, pipelining
+):
+    with smtp_server_for(test_ca, pipelining=pipelining) as server:
+        connectors = build_registry(server.config(test_ca.ca_file))
+        first = [queue(db_session, recipient=f"idel{n}@example.org") for n in range(8)]
+        db_session.commit()
+        dispatch_once(sessions, connectors=connectors, senders=4, close_connections=False)
+        assert connectors["email"].transport.open_connections >= 1
+        for transport in server.handler.transports:  # the server closes every kept connection
+            server.controller.loop.call_soon_threadsafe(transport.close)
+        time.sleep(0.2)
+
+        second = [queue(db_session, recipient=f"idel{n}@example.org") for n in range(8, 16)]
+        db_session.commit()
+        stats = dispatch_once(sessions, connectors=connectors, senders=4)
+
+        assert (stats.sent, stats.retried) == (8, 0)  # each found its connection closed before sending: a new one
+        assert sent_once(server, [*first, *second]) and len(server.messages) == 16
+        assert connectors["email"].transport.open_connections == 0
+
+
+def smtp_server_for(test_ca, *, pipelining: bool) -> SmtpServer:
+    smtp = SmtpServer(tls_context=test_ca.server_context())
+    smtp.handler = smtp.controller.handler = PipeliningRecorder(pipelining=pipelining)
+    return smtp
