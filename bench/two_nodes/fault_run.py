@@ -36,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,6 +334,42 @@ def check_errors(events: list[dict], windows: list[Window], began: float) -> lis
     return problems
 
 
+class Arrivals:
+    """When each e-mail reached the sink: the sink keeps them in order, without times, so its count is sampled."""
+
+    def __init__(self, smtp: SmtpServer):
+        self.smtp = smtp
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            self.samples.append((time.time(), len(self.smtp.messages())))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def time_of(self, index: int) -> float:
+        return next((moment for moment, count in self.samples if count > index), time.time())
+
+
+def explain_duplicates(smtp: SmtpServer, arrivals: Arrivals, windows: list[Window], began: float) -> None:
+    """Each e-mail received twice: when its copies arrived, and the fault window of the first copy if any."""
+    seen: dict[str, int] = {}
+    for index, message in enumerate(smtp.messages()):
+        first = seen.setdefault(message.message_id, index)
+        if first == index:
+            continue
+        at_first, again = arrivals.time_of(first), arrivals.time_of(index)
+        window = next((w.fault for w in windows if w.holds(at_first)), "no fault window")
+        print(
+            f"    received twice {message.message_id}: +{at_first - began:.1f} s and +{again - began:.1f} s ({window})"
+        )
+
+
 def check_jobs(url: str) -> list[str]:
     """No (job, period) run twice, whichever worker ran it; which worker ran what, for the reader."""
     engine = make_engine(url)
@@ -421,6 +458,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per node (default 2)")
     parser.add_argument("--cpts", type=int, default=40, help="CPTS copies seeded (default 40)")
     parser.add_argument("--pg-port", type=int, default=55433, help="the private cluster's port (default 55433)")
+    parser.add_argument("--keep", action="store_true", help="keep the processes' logs and locust's files")
     parser.add_argument("--locust", default=str(Path(sys.executable).parent / "locust"))
     args = parser.parse_args(argv)
 
@@ -435,6 +473,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     cluster = Cluster(args.pg_port)
     problems: list[str] = []
+    workdir: Path | None = None
     try:
         cluster.create()
         url = cluster.url
@@ -451,8 +490,9 @@ def main(argv=None) -> int:
             f"seeded in {time.monotonic() - started:.0f} s; load average {load_before[0]:.2f}",
             flush=True,
         )
-        with tempfile.TemporaryDirectory(prefix="r15-") as tmp, SmtpServer() as smtp:
-            workdir = Path(tmp)
+        with SmtpServer() as smtp:
+            workdir = Path(tempfile.mkdtemp(prefix="r15-"))
+            arrivals = Arrivals(smtp)
             work_path = workdir / "work.json"
             work_path.write_text(json.dumps({"teams": teams, "items": items}), encoding="utf-8")
             events = workdir / "events.jsonl"
@@ -488,6 +528,7 @@ def main(argv=None) -> int:
                 raise
             finally:
                 deployment.stop()
+                arrivals.stop()
             received = smtp.message_ids()
             load_after = os.getloadavg()
             print(
@@ -505,10 +546,15 @@ def main(argv=None) -> int:
             problems += check_windows(windows)
             problems += check_errors(read_events(events), windows, began)
             problems += p7.check_integrity(url, stats["signed"], users, received)
+            explain_duplicates(smtp, arrivals, windows, began)
             problems += check_jobs(url)
             problems += check_audit(env)
     finally:
         cluster.destroy()
+        if workdir is not None and not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    if args.keep:
+        print(f"logs kept in {workdir}")
     for problem in problems:
         print(f"  PROBLEM: {problem}")
     print(
