@@ -307,22 +307,29 @@ def read_events(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def window_of(moment: float, windows: list[Window]) -> Window | None:
+    """The fault window a moment falls in: the latest fault begun by then, if it has not been over too long."""
+    begun = [w for w in windows if w.start - 1.0 <= moment]
+    return begun[-1] if begun and begun[-1].holds(moment) else None
+
+
 def check_errors(events: list[dict], windows: list[Window], began: float) -> list[str]:
     """Every failed attempt inside a fault window, and none given up (each retried until it succeeded)."""
     failed = [e for e in events if e["outcome"] in ("retry", "gave-up")]
     recovered = [e for e in events if e["outcome"] == "recovered"]
-    outside = [e for e in failed if not any(w.holds(e["t"]) for w in windows)]
+    outside = [e for e in failed if window_of(e["t"], windows) is None]
     given_up = [e for e in failed if e["outcome"] == "gave-up"]
     print(f"  failed attempts {len(failed)}, requests recovered by a retry {len(recovered)}, given up {len(given_up)}")
     for window in windows:
-        inside = [e for e in failed if window.holds(e["t"])]
+        inside = [e for e in failed if window_of(e["t"], windows) is window]
         kinds: dict[str, int] = {}
         for e in inside:
             kind = e["error"].split(":")[0]
             kinds[kind] = kinds.get(kind, 0) + 1
+        last = f", the last at +{inside[-1]['t'] - began:.1f} s" if inside else ""
         print(
-            f"    {window.fault:<46} +{window.start - began:5.0f}…+{window.end - began:4.0f} s: "
-            f"{len(inside)} failed attempts {kinds or ''}"
+            f"    {window.fault:<46} at +{window.start - began:3.0f} s: {len(inside)} failed attempts"
+            f" {kinds or ''}{last}"
         )
     for e in outside[:10]:
         print(f"    OUTSIDE any window at +{e['t'] - began:.1f} s: {e['name']}: {e['error']}")
@@ -346,7 +353,7 @@ class Arrivals:
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):
-            self.samples.append((time.time(), len(self.smtp.messages())))
+            self.samples.append((time.time(), len(self.smtp.messages)))
 
     def stop(self) -> None:
         self._stop.set()
@@ -359,14 +366,15 @@ class Arrivals:
 def explain_duplicates(smtp: SmtpServer, arrivals: Arrivals, windows: list[Window], began: float) -> None:
     """Each e-mail received twice: when its copies arrived, and the fault window of the first copy if any."""
     seen: dict[str, int] = {}
-    for index, message in enumerate(smtp.messages()):
+    for index, message in enumerate(smtp.messages):
         first = seen.setdefault(message.message_id, index)
         if first == index:
             continue
         at_first, again = arrivals.time_of(first), arrivals.time_of(index)
-        window = next((w.fault for w in windows if w.holds(at_first)), "no fault window")
+        window = window_of(at_first, windows)
+        where = window.fault if window else "no fault window"
         print(
-            f"    received twice {message.message_id}: +{at_first - began:.1f} s and +{again - began:.1f} s ({window})"
+            f"    received twice {message.message_id}: +{at_first - began:.1f} s and +{again - began:.1f} s ({where})"
         )
 
 
