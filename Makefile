@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: run test test-servers test-browser lint bench bench-p7 demo migrate clean
+.PHONY: run test test-servers test-browser lint bench bench-p7 fault-run demo migrate clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,14 @@ P7_PG_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7
 bench-p7: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/p7/peak_hour.py --pg-url $(P7_PG_URL) --locust $(BIN)/locust
+
+# R15: two gunicorn nodes behind HAProxy, two workers and a private PostgreSQL 15 cluster (its own port, never the
+# machine's) under P7's load, while a node, the leading worker and PostgreSQL are killed or restarted; about
+# 8 minutes. Needs root (to install haproxy and run the cluster as `postgres`) or both already in place.
+FAULT_RUN_ARGS ?= --multiple 1 --seconds 300
+fault-run: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/two_nodes/fault_run.py --locust $(BIN)/locust $(FAULT_RUN_ARGS)
 
 clean:
 	rm -rf $(VENV) instance/hub.sqlite3*

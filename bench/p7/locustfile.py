@@ -6,11 +6,19 @@ signs the report of an earlier session, the coordinator watches the dispatch). T
 sessions to report on, tokens, session cookies) is prepared by bench/p7/peak_hour.py and read from the JSON file
 named by P7_WORK; each item is used once, so no booking can collide with another by design: a conflict or any
 non-2xx answer is an error of the run. This file imports nothing from the hub: it runs in locust's own venv.
+
+With P7_RETRY=1 (the two-node fault run, bench/two_nodes/fault_run.py) a request that fails for a transient reason
+(no connection, 500, 502, 503, 504) is counted as a failure, then sent again after a back-off, as a client would
+during a restart: a booking with the same Idempotency-Key, so it is never made twice; a state change (confirm,
+check-in, sign) answered 409 on a retry counts as done when the resource is in the state it asked for (the first
+attempt committed, its answer was lost). Each failed attempt and its outcome is written to the JSON-lines file
+named by P7_EVENTS.
 """
 
 import json
 import os
 import random
+import time
 import uuid
 
 import gevent
@@ -23,6 +31,18 @@ THINK = (float(os.environ.get("P7_THINK_MIN", "0.5")), float(os.environ.get("P7_
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
 CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
 CHECK_IN = {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}
+RETRY = os.environ.get("P7_RETRY") == "1"
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)  # ~30 s: past a PostgreSQL restart and the proxy's health checks
+TRANSIENT = {0, 500, 502, 503, 504}  # 0: no answer (connection refused or reset)
+EVENTS = os.environ.get("P7_EVENTS")
+SIGNED = {"signed", "sent", "acknowledged"}
+
+
+def event(**fields) -> None:
+    """Append one line (failures are few: opening the file each time costs nothing that counts)."""
+    if EVENTS:
+        with open(EVENTS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"t": time.time(), **fields}) + "\n")
 
 
 class Team(FastHttpUser):
@@ -31,7 +51,10 @@ class Team(FastHttpUser):
     def think(self) -> None:
         gevent.sleep(random.uniform(*THINK))
 
-    def call(self, method: str, path: str, name: str, *, bearer=None, cookie=None, body=None, expect=(200,)):
+    def call(
+        self, method: str, path: str, name: str, *, bearer=None, cookie=None, body=None, expect=(200,), applied=None
+    ):
+        """One request (sent again on a transient failure when P7_RETRY is set); the response, or None."""
         headers = {}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
@@ -39,16 +62,37 @@ class Team(FastHttpUser):
             headers["Cookie"] = cookie
         if method == "POST" and name == "POST /api/v1/appointments":
             headers["Idempotency-Key"] = str(uuid.uuid4())
-        with self.client.request(
-            method, path, name=name, headers=headers, json=body, catch_response=True, allow_redirects=False
-        ) as response:
-            if response.status_code not in expect:
-                response.failure(f"HTTP {response.status_code}: {(response.text or '')[:200]}")
+        attempt = 0
+        while True:
+            attempt += 1
+            with self.client.request(
+                method, path, name=name, headers=headers, json=body, catch_response=True, allow_redirects=False
+            ) as response:
+                status = response.status_code
+                if status in expect:
+                    response.success()
+                    if attempt > 1:
+                        event(name=name, outcome="recovered", attempts=attempt)
+                    break
+                if attempt > 1 and status == 409 and applied is not None and applied():
+                    response.success()
+                    event(name=name, outcome="recovered", attempts=attempt, note="409: already applied")
+                    break
+                error = f"HTTP {status}: {(response.text or str(response.error or ''))[:200]}"
+                response.failure(error)
+                retry = RETRY and status in TRANSIENT and attempt <= len(RETRY_DELAYS)
+                event(name=name, outcome="retry" if retry else "gave-up", attempt=attempt, error=error[:120])
+            if not retry:
                 self.think()
                 return None
-            response.success()
+            gevent.sleep(RETRY_DELAYS[attempt - 1])
         self.think()
         return response
+
+    def state_of(self, path: str, bearer: str) -> str | None:
+        """The resource's state, read outside the statistics (a client checking a retry's outcome)."""
+        response = self.client.request("GET", path, headers={"Authorization": f"Bearer {bearer}"}, name="(check)")
+        return response.json().get("state") if response.status_code == 200 else None
 
     @task
     def teleconsultation(self) -> None:
@@ -82,13 +126,27 @@ class Team(FastHttpUser):
         # The IDEL: « Mes visites », the proposal, the confirmation, the calendar feed, the checklist, the check-in.
         self.call("GET", "/visits", "page /visits", cookie=team["idel_cookie"])
         self.call("GET", f"/api/v1/appointments/{appointment}", "GET appointment", bearer=idel)
-        self.call("POST", f"/api/v1/appointments/{appointment}/confirm", "POST confirm", bearer=idel)
+        visit = f"/api/v1/appointments/{appointment}"
+        self.call(
+            "POST",
+            f"{visit}/confirm",
+            "POST confirm",
+            bearer=idel,
+            applied=lambda: self.state_of(visit, idel) in {"confirmed", "checked_in"},
+        )
         self.call("GET", f"/ical/{team['feed']}.ics", "GET ical", expect=(200, 304))
         self.call("GET", f"/api/v1/patients/{patient}", "GET patient", bearer=idel)
         self.call(
             "POST", f"/api/v1/appointments/{appointment}/checklist", "POST checklist", bearer=idel, body=CHECKLIST
         )
-        self.call("POST", f"/api/v1/appointments/{appointment}/check-in", "POST check-in", bearer=idel, body=CHECK_IN)
+        self.call(
+            "POST",
+            f"{visit}/check-in",
+            "POST check-in",
+            bearer=idel,
+            body=CHECK_IN,
+            applied=lambda: self.state_of(visit, idel) == "checked_in",
+        )
 
         # The specialist reports on a session already done, signs; the deliveries go to the outbox.
         done = item["done_id"]
@@ -100,13 +158,19 @@ class Team(FastHttpUser):
             "POST report draft",
             bearer=specialist,
             body={"appointment_id": done},
-            expect=(201,),
+            expect=(201, 200),  # 200: the draft a lost answer had already begun
         )
         if draft is None:
             return
         report = draft.json()["id"]
         self.call("PATCH", f"/api/v1/reports/{report}", "PATCH report", bearer=specialist, body=WRITTEN)
-        self.call("POST", f"/api/v1/reports/{report}/sign", "POST sign", bearer=specialist)
+        self.call(
+            "POST",
+            f"/api/v1/reports/{report}/sign",
+            "POST sign",
+            bearer=specialist,
+            applied=lambda: self.state_of(f"/api/v1/reports/{report}", specialist) in SIGNED,
+        )
         self.call("GET", f"/api/v1/reports/{report}", "GET report", bearer=specialist)
 
         # The coordinator follows the dispatch and the desk's queues.
