@@ -248,7 +248,7 @@ def test_the_short_form_proposes_the_last_month_to_declare_and_shows_last_years_
     assert 'name="year"' not in section and 'name="month"' not in section, "one field for the month"
     november = section.split("<td>Novembre 2026</td>")[1].split("</tr>")[0]
     assert f"4\u202f200,00{EUROS}" in november and f"4\u202f100,00{EUROS}" in november
-    assert '<details>' in section and 'action="/fees/me/activity/import"' in section, "the CSV import stays"
+    assert "<details>" in section and 'action="/fees/me/activity/import"' in section, "the CSV import stays"
 
 
 @pytest.mark.parametrize(
