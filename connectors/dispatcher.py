@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 from sqlalchemy import Table, and_, bindparam, exists, or_, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from connectors.base import Connector, OutgoingMessage, PermanentError, TransientError
@@ -53,6 +53,8 @@ BACKOFF_CAP = dt.timedelta(hours=1)
 UNCONFIGURED_RETRY = dt.timedelta(minutes=5)
 # Outcomes are written together, once this old: one transaction for many messages instead of one each.
 RECORD_WITHIN_SECONDS = 1.0
+# How long sent messages' outcomes wait for an unreachable database, within their lease (a restart takes seconds).
+RECORD_RETRY_LIMIT_SECONDS = 120.0
 # Threads sending at once in a drain, each on its own connection (connectors that say they can: SMTP ones).
 SENDERS = 4
 NOT_CONFIGURED = "connecteur non configuré"
@@ -361,15 +363,7 @@ def _record(session_factory, outcomes: list[_Outcome], stats: DispatchStats) -> 
     Outcomes wait at most RECORD_WITHIN_SECONDS to be written, far less than a lease."""
     if not outcomes:
         return
-    try:
-        written = _write_outcomes(session_factory, outcomes)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        # The database dropped the connection (a restart, a failover): the pool reconnects (pre-ping) and the
-        # outcomes are written once more, instead of their messages coming back after the lease to be re-sent.
-        log.warning("outbox: database connection lost, recording %s outcome(s) again", len(outcomes))
-        written = _write_outcomes(session_factory, outcomes)
+    written = _write_outcomes_while_ours(session_factory, outcomes)
     for (name, _columns), (group, count) in written.items():
         setattr(stats, name, getattr(stats, name) + count)
         if count < len(group):
@@ -378,6 +372,32 @@ def _record(session_factory, outcomes: list[_Outcome], stats: DispatchStats) -> 
             log.warning("outbox: %s of messages %s lost their lease before being recorded", name, ids)
         if name == "dead":
             log.warning("outbox messages %s are dead", ", ".join(str(o.claim.message.id) for o in group))
+
+
+def _write_outcomes_while_ours(session_factory, outcomes: list[_Outcome]) -> dict:
+    """Write the outcomes; while the database is unreachable (a restart, a failover), try again with a growing
+    wait for as long as the rows' lease lasts. Their messages were sent: giving up would leave them to be claimed
+    and sent a second time after the lease. Past the lease the rows are no longer ours, and the error is raised."""
+    give_up_at = time.monotonic() + _seconds_left_on_lease(outcomes)
+    wait = 0.2
+    while True:
+        try:
+            return _write_outcomes(session_factory, outcomes)
+        except DBAPIError as exc:
+            if not (exc.connection_invalidated or isinstance(exc, OperationalError)):
+                raise
+            if time.monotonic() + wait > give_up_at:
+                raise
+            log.warning("outbox: database unreachable, recording %s outcome(s) again in %.1f s", len(outcomes), wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
+
+
+def _seconds_left_on_lease(outcomes: list[_Outcome]) -> float:
+    """The wall-clock time left before the first of these rows' leases runs out, less a margin; at least one
+    immediate retry, at most RECORD_RETRY_LIMIT_SECONDS (a drain run with a clock of its own in tests)."""
+    left = (min(outcome.claim.lease_until for outcome in outcomes) - utcnow()).total_seconds() - 1.0
+    return min(max(left, 0.0), RECORD_RETRY_LIMIT_SECONDS)
 
 
 def _write_outcomes(session_factory, outcomes: list[_Outcome]) -> dict:

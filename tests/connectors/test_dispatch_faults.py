@@ -24,7 +24,7 @@ from collections import Counter
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import event, select, text
+from sqlalchemy import create_engine, event, select, text
 
 from connectors import outbox
 from connectors.dispatcher import DispatchStats, dispatch_once, drain
@@ -231,6 +231,51 @@ def test_r4_an_outcome_whose_connection_dies_is_recorded_on_a_new_one(
         engine.dispose()
 
     assert terminated == [1]
+    assert (stats.sent, stats.lost_lease) == (1, 0)
+    (row,) = rows_of(factory, [key])
+    assert (row.state, row.attempts) == (OutboxState.SENT, 1)
+    assert smtp_server.message_ids()[message_id_for(key, DOMAIN)] == 1
+
+
+@pytest.mark.concurrency
+def test_r4_outcomes_wait_for_a_database_that_refuses_connections_for_a_while(
+    committed, database_url, smtp_server, smtp_config
+):
+    """A PostgreSQL restart outlasting one reconnection: right before the "sent" UPDATE the database stops
+    accepting connections for two seconds and the dispatcher's are terminated. The dispatcher keeps the outcome
+    and writes it once the database is back, within the lease, instead of giving up and sending the message a
+    second time after the lease (seen in the two-node fault run)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("ALLOW_CONNECTIONS: PostgreSQL only")
+    factory, created = committed
+    (key,) = fill_queue(factory, created, 1, prefix="r4-restart")
+    engine = make_engine(database_url, connect_args={"application_name": DISPATCHER_APP})
+    database = engine.url.database
+    admin = create_engine(engine.url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    refused_at: list[float] = []
+
+    def allow_connections(allowed: bool) -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def restart_before_the_outcome(_conn, _cursor, statement, *_args):
+        is_outcome = statement.startswith("UPDATE outbox_messages") and "AND outbox_messages.lease_until" in statement
+        if is_outcome and not refused_at:  # once
+            terminate_dispatcher_connections(factory)
+            allow_connections(False)
+            refused_at.append(time.monotonic())
+            threading.Timer(2.0, allow_connections, args=(True,)).start()
+
+    try:
+        stats = dispatch_once(make_session_factory(engine), connectors=build_registry(smtp_config))
+        recorded_after = time.monotonic() - refused_at[0]
+    finally:
+        allow_connections(True)
+        engine.dispose()
+        admin.dispose()
+
+    assert recorded_after >= 2.0, "the outcome was written while the database refused connections"
     assert (stats.sent, stats.lost_lease) == (1, 0)
     (row,) = rows_of(factory, [key])
     assert (row.state, row.attempts) == (OutboxState.SENT, 1)
