@@ -106,7 +106,7 @@ def test_a_request_to_a_named_expert_is_frozen_and_sent_by_mssante(db_session, t
     assert "Plaie" not in mail.payload and "Ulcère" not in mail.payload  # no health data in an e-mail
     assert has_care_relation(db_session, t.cardiologist.id, t.patient)
     assert db_session.scalar(select(AuditEvent).where(AuditEvent.action == "teleexpertise.create")) is None  # queued
-    assert any(e.action == "teleexpertise.create" for e in db_session.info["hub.audit.pending"])
+    assert any(e["action"] == "teleexpertise.create" for e in db_session.info["hub.audit.pending"])
 
 
 def test_a_pool_request_tells_each_member_and_opens_no_record(db_session, territory, tmp_path, other_cardio):
