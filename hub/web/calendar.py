@@ -55,7 +55,10 @@ def feed(token: str):
         zone=zone,
     )
     name = f"Hub CPTS {calendar_feeds.DASH} {professional.full_name}"
-    body = ical.build_cached_feed(versions, events_of, context=host, zone=zone, calendar_name=name)
+    # The same appointment renders differently in its performer's feed and its accompanying IDEL's (her window,
+    # her status after a decline): the professional is part of what a rendered event depends on.
+    context = (host, subscription.professional_id)
+    body = ical.build_cached_feed(versions, events_of, context=context, zone=zone, calendar_name=name)
     calendar_feeds.record_fetch(session, subscription, cpts_id=professional.cpts_id, events=len(versions))
     return Response(body, headers=headers, content_type=CONTENT_TYPE)
 

@@ -299,3 +299,33 @@ def test_a_user_without_a_professional_record_gets_an_explanation(auth, db_sessi
 def test_the_page_needs_a_login(client):
     response = client.get("/me/calendar")
     assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("first", ["performer", "nurse"])
+def test_one_appointment_in_two_feeds_is_rendered_for_each_professional(
+    client, db_session, cpts, nurse, booked, feed, first
+):
+    """The performer's feed shows the session, the accompanying IDEL's her longer window: the render cache keeps
+    them apart whichever feed a process serves first."""
+    _row, nurse_url = feed
+    performer_user = factories.user(db_session, cpts, Role.PROFESSIONAL, professional_row=booked.performer)
+    _performer_feed, raw = calendar_feeds.create_feed(db_session, performer_user, booked.performer)
+    booked.accompaniment_starts_at = booked.starts_at - dt.timedelta(minutes=15)
+    db_session.commit()
+    urls = {"performer": f"/ical/{raw}.ics", "nurse": nurse_url}
+    owners = {"performer": booked.performer_id, "nurse": nurse.professional_id}
+
+    ical.clear_render_cache()
+    served = {}
+    for who in (first, "nurse" if first == "performer" else "performer"):
+        response = client.get(urls[who])
+        assert response.status_code == 200
+        served[who] = response.get_data()
+
+    for who, body in served.items():
+        events = calendar_feeds.feed_events(db_session, owners[who], uid_domain="localhost", zone=ZONE)
+        assert events, who
+        assert body.count(b"BEGIN:VEVENT") == len(events)
+        fresh_event = ical.render_event(events[0], ZONE).vevent
+        assert fresh_event in body, who
+    assert served["performer"] != served["nurse"]
