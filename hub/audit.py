@@ -132,8 +132,9 @@ def record(
 
 
 def write_pending(session: Session) -> None:
-    """Insert the queued rows, in one statement, just before the commit."""
-    rows = session.info.pop(_KEPT, []) + session.info.pop(_PENDING, [])
+    """Insert the queued rows, in one statement, just before the commit. The rows kept on rollback are forgotten
+    only once the commit succeeded: if it fails, they are written at the next one."""
+    rows = session.info.get(_KEPT, []) + session.info.pop(_PENDING, [])
     if rows:
         session.connection().execute(insert(_EVENTS), rows)
 
@@ -141,6 +142,11 @@ def write_pending(session: Session) -> None:
 @sa_event.listens_for(Session, "before_commit")
 def _write_before_commit(session: Session) -> None:
     write_pending(session)
+
+
+@sa_event.listens_for(Session, "after_commit")
+def _forget_after_commit(session: Session) -> None:
+    session.info.pop(_KEPT, None)
 
 
 @sa_event.listens_for(Session, "after_rollback")

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub import audit, migrate
 from hub.db import make_engine
@@ -73,6 +73,27 @@ def test_a_row_kept_on_rollback_is_written_at_the_next_commit(db_session, cpts):
     assert actions == ["patient.duplicate_check"]
     _chain_all(db_session)
     assert _reasons(db_session) == []
+
+
+def test_a_row_kept_on_rollback_survives_a_commit_that_fails(db_session, cpts):
+    """The commit itself fails (here its final flush breaks a unique constraint, after the audit rows were
+    inserted in the doomed transaction): the kept row is written at the next commit, the other one never."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    other = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    start = db_session.query(func.max(AuditEvent.id)).scalar() or 0
+    audit.record(
+        db_session, actor=user, action="patient.duplicate_check", target=("patients", 7), kept_on_rollback=True
+    )
+    audit.record(db_session, actor=user, action="patient.create", target=("patients", 8))
+    other.login = user.login
+    with pytest.raises(IntegrityError):
+        db_session.commit()
+    db_session.rollback()
+    db_session.commit()
+    db_session.commit()
+    actions = [e.action for e in db_session.query(AuditEvent).filter(AuditEvent.id > start)]
+    assert actions == ["patient.duplicate_check"]
 
 
 def test_a_committed_api_read_has_its_row_then_its_link(client, db_session, cpts):
