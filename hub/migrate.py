@@ -51,6 +51,12 @@ def grant_application_role(connection: Connection, role: str) -> None:
     connection.execute(text(f"GRANT USAGE ON SCHEMA public TO {name}"))
     connection.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}"))
     connection.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {name}"))
+    # Tables a later migration creates are the application's too, even when that upgrade is run without the role
+    # configured (an `alembic upgrade` by hand): otherwise every page touching one would fail until the next grant.
+    connection.execute(
+        text(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {name}")
+    )
+    connection.execute(text(f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {name}"))
     present = set(
         connection.scalars(
             text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY(:names)"),

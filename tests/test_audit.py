@@ -302,9 +302,16 @@ def test_the_application_role_can_append_and_read_the_audit_tables_and_nothing_m
         for statement in REFUSED_TO_THE_APPLICATION:
             with app_engine.connect() as conn, pytest.raises(DBAPIError, match=r"permission denied|must be owner"):
                 conn.execute(text(statement))
+        # A table a later migration creates (the owner's) is the application's without a new grant.
+        with owner.connect() as conn:
+            conn.execute(text("CREATE TABLE role_test_later (id serial PRIMARY KEY, note text)"))
+        with app_engine.connect() as conn, conn.begin():
+            conn.execute(text("INSERT INTO role_test_later (note) VALUES ('x')"))
+            assert conn.scalar(text("SELECT count(*) FROM role_test_later")) == 1
     finally:
         app_engine.dispose()
         with owner.connect() as conn:
+            conn.execute(text("DROP TABLE IF EXISTS role_test_later"))
             conn.execute(text(f"DROP OWNED BY {role}"))
             conn.execute(text(f"DROP ROLE {role}"))
         owner.dispose()
