@@ -5,16 +5,19 @@ makes it send a message twice."""
 
 import asyncio
 import datetime as dt
+import threading
 import time
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 
 from connectors import dispatcher
 from connectors.dispatcher import dispatch_once, drain
 from connectors.email import message_id_for
 from connectors.registry import build_registry
-from hub.models import OutboxState
+from hub.db import rows_changed, utcnow
+from hub.models import OutboxMessage, OutboxState
+from tests.connectors.test_dispatch_concurrency import fill_queue
 from tests.connectors.test_dispatcher import DOMAIN, queue, reload
 from tests.servers import Recorder, SmtpServer
 
@@ -212,6 +215,61 @@ def test_a_batch_claimed_while_a_slow_one_is_sent_is_not_claimed_again_by_the_sa
         assert (stats.sent, stats.lost_lease) == (8, 0)
         rows = [reload(db_session, message) for message in messages]
         assert [(row.state, row.attempts) for row in rows] == [(OutboxState.SENT, 1)] * 8
+
+
+@pytest.mark.concurrency
+def test_a_waiting_batch_another_dispatcher_took_after_its_lease_is_left_to_it(committed, test_ca):
+    """The second batch's lease runs out while the first is sent slowly, and another dispatcher claims its rows
+    (the test makes that claim's UPDATE): when the drain comes to hand them to its senders they are no longer its
+    own, and it sends none of them."""
+    factory, created = committed
+    keys = fill_queue(factory, created, 8, prefix="lease")
+    smtp = SmtpServer(tls_context=test_ca.server_context())
+    smtp.handler = smtp.controller.handler = SlowRecorder(1.0)  # 4 messages on 2 threads: 2 s for the first batch
+    taken: list[int] = []
+
+    def claim_after_the_lease() -> None:
+        time.sleep(1.5)  # the second batch, claimed when the first started, is due again after 1 s
+        with factory() as session:
+            now = utcnow()
+            taken.append(
+                rows_changed(
+                    session,
+                    update(OutboxMessage)
+                    .where(
+                        OutboxMessage.idempotency_key.in_(keys[4:]),
+                        OutboxMessage.state == OutboxState.SENDING,
+                        OutboxMessage.lease_until < now,
+                    )
+                    .values(attempts=OutboxMessage.attempts + 1, lease_until=now + dt.timedelta(minutes=5)),
+                )
+            )
+            session.commit()
+
+    with smtp:
+        other = threading.Thread(target=claim_after_the_lease)
+        other.start()
+        try:
+            stats = drain(
+                factory,
+                connectors=build_registry(smtp.config(test_ca.ca_file)),
+                batch=4,
+                lease=dt.timedelta(seconds=1),
+                senders=2,
+            )
+        finally:
+            other.join(30)
+
+        assert taken == [4]
+        assert (stats.sent, stats.lost_lease) == (4, 4)
+        counts = smtp.message_ids()
+        assert [counts[message_id_for(key, DOMAIN)] for key in keys] == [1] * 4 + [0] * 4
+        with factory() as session:
+            rows = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.idempotency_key.in_(keys)).order_by(OutboxMessage.id)
+            ).all()
+            states = [(row.state, row.attempts) for row in rows]
+        assert states == [(OutboxState.SENT, 1)] * 4 + [(OutboxState.SENDING, 2)] * 4  # the rival's to send
 
 
 def test_when_a_batch_cannot_be_recorded_the_next_one_already_sent_is_recorded_before_the_error(
