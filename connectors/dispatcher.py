@@ -27,7 +27,7 @@ import logging
 import queue
 import secrets
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import cast
@@ -135,7 +135,8 @@ def drain(
 ) -> DispatchStats:
     """Dispatch batches until the queue has nothing due (or `max_batches` were done): the worker's loop. With
     sending threads the database work overlaps the sending: the next batch is claimed while the current one is
-    sent, and the current one's last outcomes are written while the next one is sent."""
+    sent (its lease starts again when it is handed to the senders, if half of it has gone), and the current one's
+    last outcomes are written while the next one is sent."""
     total = DispatchStats()
     try:
         with _sending_threads(senders) as pool:
@@ -145,18 +146,18 @@ def drain(
             for done in range(1, max_batches + 1):
                 following = DispatchStats()
                 full = stats.claimed == batch and done < max_batches
-                try:
+                with _written_on_error(session_factory, outcomes, stats):
                     more = (
                         _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=following)
                         if full
                         else []
                     )
-                except BaseException:
-                    _record_as_known(session_factory, outcomes, stats)  # what was sent is written before giving up
-                    raise
                 last = _record_older(session_factory, outcomes, stats)
+                with _written_on_error(session_factory, last, stats):
+                    more = _renew_lease(session_factory, more, lease=lease, stats=following)
                 outcomes = _send_all(more, utcnow, pool)
-                _record(session_factory, last, stats)
+                with _written_on_error(session_factory, outcomes, following):
+                    _record(session_factory, last, stats)
                 _add(total, stats)
                 if not full:
                     break
@@ -164,6 +165,49 @@ def drain(
     finally:
         close_all(connectors)
     return total
+
+
+@contextlib.contextmanager
+def _written_on_error(session_factory, outcomes: Iterable["_Outcome"], stats: DispatchStats) -> Iterator[None]:
+    """On an error (or a stop), the outcomes of messages already handed to the senders are still waited for and
+    written, each within its own lease, before the error goes on: unwritten, they would be sent again after it."""
+    try:
+        yield
+    except BaseException:
+        _record_as_known(session_factory, outcomes, stats)
+        raise
+
+
+def _renew_lease(session_factory, claims: list[_Claim], *, lease: dt.timedelta, stats: DispatchStats) -> list[_Claim]:
+    """The claims of a batch claimed while the previous one was sent, with their lease starting now, when they are
+    handed to the senders: it ran while they waited, and once out the next claim (this drain's own) would take
+    the rows again and send them a second time. A row whose lease another dispatcher has taken meanwhile is
+    left to it, not sent (counted as a lost lease). A batch with half its lease left or more goes as it is: the one
+    before it was quick (the usual case), and a write here would hold up the senders."""
+    now = utcnow()
+    if not claims or now < claims[0].lease_until - lease / 2:
+        return claims
+    old_lease = claims[0].lease_until  # one claim, one lease for the whole batch
+    new_lease = now + lease
+    with session_scope(session_factory) as session:
+        ours = set(
+            session.scalars(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_([claim.message.id for claim in claims]),
+                    OutboxMessage.state == OutboxState.SENDING,
+                    OutboxMessage.lease_until == old_lease,
+                )
+                .values(lease_until=new_lease)
+                .returning(OutboxMessage.id)
+                .execution_options(synchronize_session=False)
+            )
+        )
+    if len(ours) < len(claims):
+        lost = [claim.message.id for claim in claims if claim.message.id not in ours]
+        stats.lost_lease += len(lost)
+        log.warning("outbox: messages %s lost their lease before being sent", ", ".join(map(str, lost)))
+    return [replace(claim, lease_until=new_lease) for claim in claims if claim.message.id in ours]
 
 
 def _add(total: DispatchStats, stats: DispatchStats) -> None:
@@ -183,11 +227,11 @@ def _dispatch(session_factory, connectors, *, now, batch, lease, pool, close_con
     return stats
 
 
-def _record_as_known(session_factory, outcomes: Iterator["_Outcome"], stats: DispatchStats) -> None:
+def _record_as_known(session_factory, outcomes: Iterable["_Outcome"], stats: DispatchStats) -> None:
     _record(session_factory, _record_older(session_factory, outcomes, stats), stats)
 
 
-def _record_older(session_factory, outcomes: Iterator["_Outcome"], stats: DispatchStats) -> list["_Outcome"]:
+def _record_older(session_factory, outcomes: Iterable["_Outcome"], stats: DispatchStats) -> list["_Outcome"]:
     """Wait for every outcome, writing them each time the oldest unwritten is RECORD_WITHIN_SECONDS old; returns
     those not written yet."""
     unrecorded: list[_Outcome] = []

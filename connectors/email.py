@@ -49,7 +49,7 @@ def tls_context(ca_file: str | None, *, cert_file: str | None = None, key_file: 
 class SmtpTransport:
     """SMTP connections kept open between messages, opened with STARTTLS and certificate checks. Each
     message takes an idle connection or opens one, and gives it back once sent, so that several threads
-    send at once on as many connections; `close` quits every idle one.
+    send at once on as many connections; `close` quits every idle one, and the busy ones when they are given back.
 
     4xx replies and network or TLS trouble are transient, 5xx replies about the message or its recipient
     permanent. Where the server offers PIPELINING (RFC 2920) the envelope and DATA go in one write."""
@@ -70,10 +70,14 @@ class SmtpTransport:
         self.username, self.password, self.timeout = username, password, timeout
         self._idle: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
+        # Counts the calls to close(): a connection taken before one is closed when given back, not kept by a
+        # transport that may never be closed again (a connector the registry replaced while it was sending).
+        self._closings = 0
 
     def deliver(self, email: Message | bytes, *, sender: str, recipient: str) -> None:
         """Send one e-mail (a message, or its wire form with CRLF line ends) to one recipient."""
         data = email if isinstance(email, bytes) else _wire(email)
+        closings = self._closings
         for attempt in (1, 2):
             smtp, reused = self._checkout() if attempt == 1 else (self._connect(), False)
             try:
@@ -87,24 +91,22 @@ class SmtpTransport:
                 raise TransientError("le serveur SMTP a coupé la connexion") from None
             except _Refused as refusal:
                 if smtp.sock is not None:
-                    self._checkin(smtp)  # the transaction was reset: the connection serves the next message
+                    self._checkin(smtp, closings)  # the transaction was reset: the connection serves the next message
                 raise _by_code(refusal.code, refusal.reply, refusal.what) from None
             except (smtplib.SMTPException, OSError) as exc:
                 # Cut during the data: the server may or may not have taken it. The row comes back after its
                 # backoff with the same Message-ID (R2), by which the receiver recognises a duplicate.
                 smtp.close()
                 raise TransientError(f"erreur réseau SMTP ({type(exc).__name__})") from None
-            self._checkin(smtp)
+            self._checkin(smtp, closings)
             return
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
+            self._closings += 1
         for smtp in idle:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
+            _quit(smtp)
 
     @property
     def open_connections(self) -> int:
@@ -117,9 +119,12 @@ class SmtpTransport:
                 return self._idle.pop(), True
         return self._connect(), False
 
-    def _checkin(self, smtp: smtplib.SMTP) -> None:
+    def _checkin(self, smtp: smtplib.SMTP, closings: int) -> None:
         with self._lock:
-            self._idle.append(smtp)
+            if closings == self._closings:
+                self._idle.append(smtp)
+                return
+        _quit(smtp)
 
     def _connect(self) -> smtplib.SMTP:
         """Connect, then STARTTLS with certificate checks, then log in. Any failure here is the
@@ -164,6 +169,13 @@ class _Refused(Exception):
     def __init__(self, code: int, reply: bytes, what: str):
         super().__init__(code, reply, what)
         self.code, self.reply, self.what = code, reply, what
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _transmit(smtp: smtplib.SMTP, data: bytes, sender: str, recipient: str) -> None:

@@ -2,14 +2,16 @@
 no downgrade (S16), one message per recipient, a stable Message-ID, French text with no health data,
 and SMTP replies sorted into transient and permanent errors."""
 
+import asyncio
 import json
+import threading
 
 import pytest
 
 from connectors.base import OutgoingMessage, PermanentError, TransientError
 from connectors.email import NOTICES, EmailConnector, message_id_for, render
 from connectors.registry import build_registry
-from tests.servers import SmtpServer, TestCA, free_port
+from tests.servers import Recorder, SmtpServer, TestCA, free_port
 
 REMINDER = {"appointment_id": 41, "local_date": "2026-03-30", "local_time": "14:00", "recipient_kind": "idel"}
 
@@ -165,3 +167,41 @@ def test_an_accented_subject_and_body_arrive_intact(smtp_server, email_connector
     (received,) = smtp_server.messages
     assert received.subject == "Visite non confirmée à moins de 48 h"
     assert "n'est toujours pas confirmé par l'IDEL accompagnant·e" in received.body
+
+
+class GatedRecorder(Recorder):
+    """Holds each message's reply until released, saying when one has arrived."""
+
+    def __init__(self):
+        super().__init__()
+        self.arrived, self.release = threading.Event(), threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        self.arrived.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 10)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_connection_in_use_when_the_transport_is_closed_is_closed_once_given_back(test_ca):
+    """The registry closes a connector it replaces while the dispatcher's threads still send with it: their
+    connections must not stay open in a transport nobody will close again. One taken after close is kept."""
+    server = SmtpServer(tls_context=test_ca.server_context())
+    server.handler = server.controller.handler = GatedRecorder()
+    with server:
+        connector = connector_for(server.config(test_ca.ca_file))
+        sending = threading.Thread(target=connector.send, args=(outgoing(key="reminder:1"),))
+        sending.start()
+        try:
+            assert server.handler.arrived.wait(10)
+            connector.close()  # while the message is on its connection
+        finally:
+            server.handler.release.set()
+            sending.join(10)
+
+        assert len(server.messages) == 1
+        assert connector.transport.open_connections == 0
+
+        connector.send(outgoing(key="reminder:2"))
+        assert connector.transport.open_connections == 1
+        connector.close()
+        assert connector.transport.open_connections == 0
