@@ -564,10 +564,9 @@ def measure(url: str, seed_row: Seed, bookings: list[Booking], warmup: int) -> t
                     run()
             log.active = False
             statements = list(log.last)
-        audit.run_sequencer(factory, key=audit.DEVELOPMENT_KEY, checkpoint_file=None, every_id=True)
+        breaks = audit.seal_and_verify(factory, key=audit.DEVELOPMENT_KEY)[1].breaks
         with factory() as session:
             after = {m: count_rows(session, m) for m in before}
-            breaks = audit.verify(session, key=audit.DEVELOPMENT_KEY).breaks
     finally:
         engine.dispose()
     expected_allocations = sum(4 if b.kit_id else 3 for b in bookings)

@@ -286,7 +286,7 @@ def verify(
 ) -> Verification:
     """Walk the whole chain and the checkpoints: every link's mac, seq contiguity, every checkpoint found in
     the chain with its mac, the chain not shorter than the last checkpoint, every row linked (a row younger than
-    `grace` is only pending). Reads only; `run_sequencer` first, to chain what is pending."""
+    `grace` is only pending). Reads only; `seal_and_verify` chains what is pending first."""
     checkpoints, breaks = read_checkpoints(checkpoint_file, key=key)
     result = Verification(checkpoints=len(checkpoints), breaks=breaks)
     expected, prev_mac = 1, GENESIS_MAC
@@ -324,6 +324,22 @@ def verify(
         else:
             breaks.append(ChainBreak(None, f"l'événement {event_id} n'est enchaîné à aucun maillon"))
     return result
+
+
+def seal_and_verify(
+    sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None = None
+) -> tuple[int, Verification]:
+    """Chain every pending row, then verify; return how many rows were linked and the verification. A row still
+    unchained and not young was queued long before its transaction committed, in between the pass and the walk:
+    a second pass chains it, so that only a real break is reported."""
+    linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file, every_id=True)
+    with sessions() as session:
+        result = verify(session, key=key, checkpoint_file=checkpoint_file)
+    if any(item.seq is None for item in result.breaks):
+        linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file, every_id=True)
+        with sessions() as session:
+            result = verify(session, key=key, checkpoint_file=checkpoint_file)
+    return linked, result
 
 
 def _iso(value: dt.datetime) -> str:

@@ -52,15 +52,7 @@ def audit_verify_command():
     changed or deleted, the tail cut off, or a row left unchained."""
     config = current_app.config["HUB"]
     key, checkpoints = audit.key_bytes(config), audit.checkpoint_path(config)
-    linked = audit.run_sequencer(_sessions(), key=key, checkpoint_file=checkpoints, every_id=True)
-    with session_scope(_sessions()) as session:
-        result = audit.verify(session, key=key, checkpoint_file=checkpoints)
-    if any(item.seq is None for item in result.breaks):
-        # Unchained rows that are not young: a transaction that queued its row long before it committed, in
-        # between the pass above and the walk. Another pass chains them; a real break stays a break.
-        linked += audit.run_sequencer(_sessions(), key=key, checkpoint_file=checkpoints, every_id=True)
-        with session_scope(_sessions()) as session:
-            result = audit.verify(session, key=key, checkpoint_file=checkpoints)
+    linked, result = audit.seal_and_verify(_sessions(), key=key, checkpoint_file=checkpoints)
     for item in result.breaks:
         where = f"rupture au maillon {item.seq}" if item.seq is not None else "rupture"
         click.echo(f"{where} : {item.reason}", err=True)

@@ -76,10 +76,8 @@ def test_rows_of_the_unkeyed_chain_are_rechained_by_the_sequencer_and_back(scrat
             )
     migrate.upgrade(scratch_engine)
     factory = make_session_factory(scratch_engine)
-    assert audit.run_sequencer(factory, key=audit.DEVELOPMENT_KEY, checkpoint_file=None, every_id=True) == 3
-    with factory() as session:
-        result = audit.verify(session, key=audit.DEVELOPMENT_KEY)
-    assert (result.length, result.breaks) == (3, [])
+    linked, result = audit.seal_and_verify(factory, key=audit.DEVELOPMENT_KEY)
+    assert (linked, result.length, result.breaks) == (3, 3, [])
     migrate.downgrade(scratch_engine, "9f3e2b7c1a64")
     with scratch_engine.connect() as conn:
         rows = conn.execute(text("SELECT seq, prev_hash, hash FROM audit_events ORDER BY id")).all()

@@ -455,8 +455,8 @@ def check_integrity(url: str, signed: int, in_flight: int, received, *, audit_ke
             if overlaps or per_slot:
                 problems.append(f"double booking: {overlaps} overlapping allocations, {per_slot} slots booked twice")
         factory = make_session_factory(engine)
-        # The worker chains every few seconds: chain what the last requests wrote before verifying.
-        audit.run_sequencer(factory, key=audit_key, checkpoint_file=AUDIT_CHECKPOINTS, every_id=True)
+        # The worker chains every few seconds: chain what the last requests wrote, then verify.
+        breaks = audit.seal_and_verify(factory, key=audit_key, checkpoint_file=AUDIT_CHECKPOINTS)[1].breaks
         with session_scope(factory) as session:
             reports = session.scalar(select(func.count()).select_from(Report).where(Report.signed_at.is_not(None)))
             deliveries = session.scalar(select(func.count()).select_from(Delivery))
@@ -498,7 +498,6 @@ def check_integrity(url: str, signed: int, in_flight: int, received, *, audit_ke
             if states.get(OutboxState.DEAD, 0):
                 problems.append("dead outbox messages")
             problems += check_emails(session, received)
-            breaks = audit.verify(session, key=audit_key, checkpoint_file=AUDIT_CHECKPOINTS).breaks
             print(f"  audit chain: {'verifies' if not breaks else f'{len(breaks)} breaks'}")
             if breaks:
                 problems.append(f"audit chain: {breaks[:3]}")
