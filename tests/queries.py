@@ -22,6 +22,32 @@ def count_queries(engine):
         event.remove(engine, "before_cursor_execute", listener)
 
 
+# Joined SQL of a statement, without the test transaction's savepoints and the audit write.
+_NOT_COUNTED = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+
+
+def _counted(statement: str) -> bool:
+    return not statement.startswith(_NOT_COUNTED) and "audit_events" not in statement and "advisory" not in statement
+
+
+@contextlib.contextmanager
+def statements_on(engine):
+    """The statements a request sends inside the block, each on one line, leaving out the test transaction's
+    savepoints and the audit write (counted by their own tests)."""
+    seen: list[str] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, _executemany):
+        text = " ".join(statement.split())
+        if _counted(text):
+            seen.append(text)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
 class LazyLoad(AssertionError):
     """A row's relationship or column loaded on first access, one row at a time, instead of with its query."""
 

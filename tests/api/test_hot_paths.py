@@ -4,39 +4,13 @@ their user in one SELECT, the patient read is one SELECT with the care-relation 
 Statements are counted on the real database (SQLite or PostgreSQL) with a cursor event. The audit write is left out
 of the counts: it is another change's subject (its statements name `audit_events` or take the chain's lock)."""
 
-from contextlib import contextmanager
-
 import pytest
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from hub.models import AuditEvent
 from hub.services import accounts
 from tests import factories
-from tests.queries import forbid_lazy_loads
-
-# Joined SQL of a statement, without the test transaction's savepoints and the audit write.
-_NOT_COUNTED = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
-
-
-def _counted(statement: str) -> bool:
-    return not statement.startswith(_NOT_COUNTED) and "audit_events" not in statement and "advisory" not in statement
-
-
-@contextmanager
-def statements_on(engine):
-    seen: list[str] = []
-
-    def record(_conn, _cursor, statement, _parameters, _context, _executemany):
-        text = " ".join(statement.split())
-        if _counted(text):
-            seen.append(text)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+from tests.queries import forbid_lazy_loads, statements_on
 
 
 @pytest.fixture

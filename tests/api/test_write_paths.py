@@ -13,9 +13,8 @@ from hub.db import utcnow
 from hub.models import Allocation, AllocationResource, AppointmentState, PlaceKind
 from scheduling.bookings import BookingConflict
 from tests import factories
-from tests.api.test_hot_paths import statements_on
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
-from tests.queries import forbid_lazy_loads
+from tests.queries import forbid_lazy_loads, statements_on
 from workflows import appointments
 
 

@@ -4,9 +4,8 @@ table."""
 from sqlalchemy import select
 
 from hub.models import Appointment
-from tests.api.test_hot_paths import statements_on
 from tests.api.test_write_paths import label
-from tests.queries import forbid_lazy_loads
+from tests.queries import forbid_lazy_loads, statements_on
 
 
 def test_booking_from_the_planning_writes_each_table_once_without_a_lazy_load(

@@ -3,7 +3,7 @@ import hashlib
 import json
 
 import pytest
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
 
 from hub.documents import store
 from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
@@ -23,6 +23,7 @@ from hub.services.care import has_care_relation
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.factories import MONDAY_14H, NOW, carry_out
+from tests.queries import count_queries
 from workflows import appointments, referrals
 
 S = ReferralState
@@ -273,16 +274,6 @@ def test_triage_queue_most_urgent_first_then_oldest(db_session, territory, gp):
     assert rows[1].waiting == dt.timedelta(days=5, hours=1)
 
 
-def count_queries(engine):
-    statements = []
-
-    def listener(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", listener)
-    return statements, lambda: event.remove(engine, "before_cursor_execute", listener)
-
-
 @pytest.mark.parametrize("query", ["triage", "mine"])
 def test_lists_keep_a_constant_number_of_queries(db_session, engine, territory, gp, query):
     """P6: 3 or 30 referrals, the same number of queries."""
@@ -294,8 +285,7 @@ def test_lists_keep_a_constant_number_of_queries(db_session, engine, territory, 
             factories.in_care_team(db_session, factories.patient(db_session, territory.cpts), territory.idel)
         db_session.flush()
         db_session.expire_all()
-        statements, stop = count_queries(engine)
-        try:
+        with count_queries(engine) as statements:
             if query == "triage":
                 rows = referrals.triage_queue(db_session, territory.cpts.id, now=NOW)
             else:
@@ -303,8 +293,6 @@ def test_lists_keep_a_constant_number_of_queries(db_session, engine, territory, 
             for row in rows:  # what the pages show
                 _ = (row.referral.patient.display_name, row.referral.author.full_name, row.referral.attachments)
                 _ = row.referral.target_specialist.full_name
-        finally:
-            stop()
         counts.append(len(statements))
     assert counts[0] == counts[1]
 
