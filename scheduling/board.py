@@ -5,12 +5,14 @@ slots in one query, the appointments holding them in one more, with their patien
 """
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from hub.db import UTCDateTime
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     Appointment,
@@ -189,6 +191,29 @@ def visits_of(
 ) -> Visits:
     """The three lists in one query (and one for the patients' consents): a visit is in one of them at most, told
     apart by its state and its day."""
+    params = {
+        "professional_id": professional_id,
+        "day_start": day_start,
+        "day_end": day_end,
+        "horizon": day_end + dt.timedelta(days=upcoming_days),
+    }
+    visits = Visits([], [], [])
+    for appointment in session.scalars(_visits_statement(), params):
+        if appointment.state is AppointmentState.PROPOSED:
+            visits.offered.append(appointment)
+        elif appointment.starts_at < day_end:
+            visits.today.append(appointment)
+        else:
+            visits.upcoming.append(appointment)
+    return visits
+
+
+@functools.cache
+def _visits_statement() -> Select:
+    """visits_of's statement, built once with the professional and the bounds as parameters: « Mes visites » and
+    the IDEL's desk read it on every view, and building it cost about as much CPU as running it."""
+    professional_id = bindparam("professional_id", type_=Integer)
+    day_start, day_end = bindparam("day_start", type_=UTCDateTime), bindparam("day_end", type_=UTCDateTime)
     offered_to_me = exists().where(
         VisitOffer.appointment_id == Appointment.id,
         VisitOffer.professional_id == professional_id,
@@ -212,17 +237,9 @@ def visits_of(
         mine,
         Appointment.state == AppointmentState.CONFIRMED,
         Appointment.starts_at >= day_end,
-        Appointment.starts_at < day_end + dt.timedelta(days=upcoming_days),
+        Appointment.starts_at < bindparam("horizon", type_=UTCDateTime),
     )
-    visits = Visits([], [], [])
-    for appointment in session.scalars(_with_details(select(Appointment).where(or_(offered, today, upcoming)))):
-        if appointment.state is AppointmentState.PROPOSED:
-            visits.offered.append(appointment)
-        elif appointment.starts_at < day_end:
-            visits.today.append(appointment)
-        else:
-            visits.upcoming.append(appointment)
-    return visits
+    return _with_details(select(Appointment).where(or_(offered, today, upcoming)))
 
 
 @dataclass

@@ -22,9 +22,10 @@ taken place, so the patient is not counted as a no-show); this too is the hub's 
 """
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload
 
 from hub import audit
@@ -241,7 +242,7 @@ class ToReschedule:
 _LATER = aliased(Appointment, name="later_session")
 
 
-def _to_reschedule(cpts_id: int) -> ColumnElement[bool]:
+def _to_reschedule(cpts_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     later = _LATER
     rebooked = exists().where(
         later.patient_id == Appointment.patient_id,
@@ -265,7 +266,7 @@ def count_to_reschedule(session: Session, cpts_id: int) -> int:
     return session.scalar(count_to_reschedule_query(cpts_id)) or 0
 
 
-def count_to_reschedule_query(cpts_id: int):
+def count_to_reschedule_query(cpts_id: int | ColumnElement[int]):
     """count_to_reschedule's statement, for a desk that reads it with its other counts."""
     return (
         select(func.count(Appointment.id))
@@ -282,14 +283,7 @@ def to_reschedule(
     same program (booked again), oldest first, with how to book it again (the program's next free slot, or the
     referral back « à programmer ») unless `with_booking` is false: the desk, whose query count stays fixed,
     links to the full list instead."""
-    rows = session.execute(
-        select(Appointment, Attendance.is_performer_present)
-        .outerjoin(Attendance, Attendance.appointment_id == Appointment.id)
-        .where(_to_reschedule(cpts_id))
-        .options(joinedload(Appointment.patient), joinedload(Appointment.performer))
-        .order_by(Appointment.starts_at, Appointment.id)
-        .limit(limit)
-    ).all()
+    rows = session.execute(_to_reschedule_statement(limit), {"cpts_id": cpts_id}).all()
     program_ids = {appointment.program_id for appointment, _ in rows} if with_booking else set()
     next_slots = _next_open_slots(session, program_ids, now=now)
     to_schedule = _referrals_to_schedule(session, [appointment for appointment, _ in rows]) if with_booking else {}
@@ -303,6 +297,20 @@ def to_reschedule(
         )
         for appointment, performer_present in rows
     ]
+
+
+@functools.cache
+def _to_reschedule_statement(limit: int) -> Select:
+    """to_reschedule's statement, built once with the CPTS as a parameter: the coordinator's desk reads it on every
+    view, and building it cost more CPU than running it."""
+    return (
+        select(Appointment, Attendance.is_performer_present)
+        .outerjoin(Attendance, Attendance.appointment_id == Appointment.id)
+        .where(_to_reschedule(bindparam("cpts_id", type_=Integer)))
+        .options(joinedload(Appointment.patient), joinedload(Appointment.performer))
+        .order_by(Appointment.starts_at, Appointment.id)
+        .limit(limit)
+    )
 
 
 def _referrals_to_schedule(session: Session, appointments_: list[Appointment]) -> dict[tuple, int]:

@@ -3,13 +3,15 @@ GET /api/v1/me/desk. A desk reads a fixed number of queries whatever the data (P
 (COUNT … GROUP BY) and the lists it shows are capped; each count has a list a person can open."""
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, case, exists, func, or_, select, true
 from sqlalchemy.orm import Session, joinedload
 
 from connectors.settings import CHANNEL_LABELS, settings_by_channel
+from hub.db import UTCDateTime
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -104,7 +106,7 @@ class CoordinatorDesk:
     first_to_reschedule: list[attendance.ToReschedule] = field(default_factory=list)
 
 
-def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
+def _unconfirmed(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]) -> ColumnElement[bool]:
     return and_(
         Appointment.cpts_id == cpts_id,
         Appointment.state == AppointmentState.PROPOSED,
@@ -113,7 +115,7 @@ def _unconfirmed(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
     )
 
 
-def _without_idel(cpts_id: int, now: dt.datetime) -> ColumnElement[bool]:
+def _without_idel(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]) -> ColumnElement[bool]:
     return and_(
         Appointment.cpts_id == cpts_id,
         Appointment.kind == AppointmentKind.ASSISTED_TELECONSULTATION,
@@ -141,15 +143,27 @@ def _with_details(query):
     ).order_by(Appointment.starts_at, Appointment.id)
 
 
+# The desk's statements are built once, with the CPTS and the time as parameters given at execution: building
+# SQLAlchemy expressions anew on each request cost the desk more CPU than running its statements (a built statement
+# also keeps its cache key).
+_CPTS = bindparam("cpts_id", type_=Integer)
+_NOW = bindparam("now", type_=UTCDateTime)
+
+
+@functools.cache
+def _unconfirmed_statement(limit: int) -> Select:
+    query = select(Appointment, _ASKED_AT).outerjoin(VisitOffer, _ASKED_OFFER).where(_unconfirmed(_CPTS, _NOW))
+    return _with_details(query).limit(limit)
+
+
 def unconfirmed_visits(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = LIST_LIMIT):
     """The CPTS's coming visits proposed to an IDEL who has not answered, the soonest first."""
-    query = select(Appointment, _ASKED_AT).outerjoin(VisitOffer, _ASKED_OFFER).where(_unconfirmed(cpts_id, now))
-    rows = session.execute(_with_details(query).limit(limit)).all()
+    rows = session.execute(_unconfirmed_statement(limit), {"cpts_id": cpts_id, "now": now}).all()
     return [WaitingVisit(appointment, asked_at) for appointment, asked_at in rows]
 
 
-def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = LIST_LIMIT):
-    """The CPTS's coming assisted teleconsultations that no IDEL accompanies, the soonest first."""
+@functools.cache
+def _without_idel_statement(limit: int) -> Select:
     pending = (
         select(VisitOffer.appointment_id, func.count().label("offers"))
         .where(VisitOffer.state == VisitOfferState.PENDING)
@@ -159,13 +173,18 @@ def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, lim
     query = (
         select(Appointment, func.coalesce(pending.c.offers, 0))
         .outerjoin(pending, pending.c.appointment_id == Appointment.id)
-        .where(_without_idel(cpts_id, now))
+        .where(_without_idel(_CPTS, _NOW))
     )
-    rows = session.execute(_with_details(query).limit(limit)).all()
+    return _with_details(query).limit(limit)
+
+
+def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = LIST_LIMIT):
+    """The CPTS's coming assisted teleconsultations that no IDEL accompanies, the soonest first."""
+    rows = session.execute(_without_idel_statement(limit), {"cpts_id": cpts_id, "now": now}).all()
     return [VisitWithoutIdel(appointment, offers) for appointment, offers in rows]
 
 
-def _visit_counts(cpts_id: int, now: dt.datetime):
+def _visit_counts(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]):
     """(visits waiting for their IDEL's answer, since when the oldest waits, visits without an IDEL)."""
     waiting = (
         select(func.count(Appointment.id).label("count"), func.min(_ASKED_AT).label("oldest"))
@@ -178,7 +197,7 @@ def _visit_counts(cpts_id: int, now: dt.datetime):
     return select(waiting.c.count, waiting.c.oldest, without).select_from(waiting)
 
 
-def _referral_counts(cpts_id: int):
+def _referral_counts(cpts_id: ColumnElement[int]):
     submitted = Referral.state == ReferralState.SUBMITTED
     return select(
         _count_of(submitted),
@@ -188,7 +207,7 @@ def _referral_counts(cpts_id: int):
     ).where(Referral.cpts_id == cpts_id, Referral.state.in_((ReferralState.SUBMITTED, ReferralState.ACCEPTED)))
 
 
-def _failed_sends(cpts_id: int):
+def _failed_sends(cpts_id: ColumnElement[int]):
     dead = (OutboxMessage.cpts_id == cpts_id) & (OutboxMessage.state == OutboxState.DEAD)
     return select(func.count(OutboxMessage.id)).where(dead)
 
@@ -203,19 +222,23 @@ def _one_row(*queries) -> Select:
     return select(*(column for part in parts for column in part.c)).select_from(joined)
 
 
+@functools.cache
+def _counts_statement() -> Select:
+    return _one_row(
+        _referral_counts(_CPTS),
+        _visit_counts(_CPTS, _NOW),
+        _failed_sends(_CPTS),
+        waiting.open_task_count_query(_CPTS, now=_NOW),
+        gp_matching.waiting_counts_query(_CPTS),
+        attendance.count_to_reschedule_query(_CPTS),
+    )
+
+
 def coordinator_desk(
     session: Session, cpts_id: int, *, zone: str, now: dt.datetime, with_lists: bool = True
 ) -> CoordinatorDesk:
     """The counts (in one statement), and with `with_lists` the first rows of the lists the home page shows (the
     API gives counts)."""
-    counts = _one_row(
-        _referral_counts(cpts_id),
-        _visit_counts(cpts_id, now),
-        _failed_sends(cpts_id),
-        waiting.open_task_count_query(cpts_id, now=now),
-        gp_matching.waiting_counts_query(cpts_id),
-        attendance.count_to_reschedule_query(cpts_id),
-    )
     (
         (to_triage, urgent, oldest_referral, to_schedule),
         (unconfirmed, oldest_unconfirmed, without),
@@ -223,7 +246,7 @@ def coordinator_desk(
         freed,
         gp_waiting,
         to_reschedule,
-    ) = _split(session.execute(counts).one(), (4, 3, 1, 1, 2, 1))
+    ) = _split(session.execute(_counts_statement(), {"cpts_id": cpts_id, "now": now}).one(), (4, 3, 1, 1, 2, 1))
     return CoordinatorDesk(
         referrals_to_triage=to_triage,
         urgent_referrals=urgent,
@@ -263,22 +286,27 @@ def coming_sessions(session: Session, cpts_id: int, *, zone: str, now: dt.dateti
     today = fees.local_day(now, zone)
     start = day_bounds(today, zone)[0]
     end = day_bounds(today + dt.timedelta(days=SESSIONS_AHEAD - 1), zone)[1]
+    rows = session.execute(_sessions_statement(), {"cpts_id": cpts_id, "now": now, "start": start, "end": end}).all()
+    return [SessionLoad(*row) for row in rows]
+
+
+@functools.cache
+def _sessions_statement() -> Select:
     # A slot is free while it takes a participant: a group session's with seats left still counts once.
-    free = func.sum(case((and_(has_seat_left(), Slot.starts_at > now), 1), else_=0))
-    rows = session.execute(
+    free = func.sum(case((and_(has_seat_left(), Slot.starts_at > _NOW), 1), else_=0))
+    return (
         select(SessionProgram.id, SessionProgram.name, func.min(Slot.starts_at), func.count(Slot.id), free)
         .select_from(Slot)
         .join(SessionProgram, SessionProgram.id == Slot.program_id)
         .where(
-            SessionProgram.cpts_id == cpts_id,
+            SessionProgram.cpts_id == _CPTS,
             Slot.state == SlotState.OPEN,
-            Slot.starts_at >= start,
-            Slot.starts_at < end,
+            Slot.starts_at >= bindparam("start", type_=UTCDateTime),
+            Slot.starts_at < bindparam("end", type_=UTCDateTime),
         )
         .group_by(SessionProgram.id, SessionProgram.name, Slot.occurrence_start)
         .order_by(func.min(Slot.starts_at), SessionProgram.name)
-    ).all()
-    return [SessionLoad(*row) for row in rows]
+    )
 
 
 # --- those who accompany: IDEL, pharmacist -----------------------------------------------------------------

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -366,7 +366,7 @@ class WaitingCounts:
     to_propose: int = 0  # waiting with no proposal pending: the coordination's next move
 
 
-def waiting_counts_query(cpts_id: int):
+def waiting_counts_query(cpts_id: int | ColumnElement[int]):
     """For the coordinator's desk, which reads it with its other counts: one row of the patients waiting, and of
     those waiting for no GP's answer (the fields of WaitingCounts)."""
     pending = (

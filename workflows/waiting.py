@@ -4,16 +4,17 @@ task (workflows.freed_slots) lists the waiting patients it fits, best first; off
 workflows.appointments.book — every booking rule applies — and resolves the entry and the task at once."""
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import ColumnElement, Integer, Select, bindparam, case, exists, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
-from hub.db import rows_changed, utcnow
+from hub.db import UTCDateTime, rows_changed, utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     WAITING_URGENCY_RANK,
@@ -318,7 +319,7 @@ class TaskView:
         return [m for m in self.matches if m.fits][:FIRST_MATCHES]
 
 
-def _open_tasks_query(cpts_id: int, now: dt.datetime):
+def _open_tasks_query(cpts_id: int | ColumnElement[int], now: dt.datetime | ColumnElement[dt.datetime]):
     return (
         select(FreedSlotTask)
         .join(Slot, Slot.id == FreedSlotTask.slot_id)
@@ -337,7 +338,7 @@ def open_task_count(session: Session, cpts_id: int, *, now: dt.datetime) -> int:
     return session.scalar(open_task_count_query(cpts_id, now=now)) or 0
 
 
-def open_task_count_query(cpts_id: int, *, now: dt.datetime):
+def open_task_count_query(cpts_id: int | ColumnElement[int], *, now: dt.datetime | ColumnElement[dt.datetime]):
     """open_task_count's statement, for a desk that reads it with its other counts."""
     return select(func.count()).select_from(_open_tasks_query(cpts_id, now).subquery())
 
@@ -347,10 +348,20 @@ def open_tasks(
 ) -> list[TaskView]:
     """The freed slots still to offer (future, open), the soonest first (from `offset`, at most `limit`), each with
     its waiting patients."""
-    query = _open_tasks_query(cpts_id, now).options(joinedload(FreedSlotTask.slot).joinedload(Slot.program))
-    tasks = session.scalars(query.order_by(Slot.starts_at, FreedSlotTask.id).offset(offset).limit(limit)).all()
+    query = _open_tasks_statement().offset(offset).limit(limit)
+    tasks = session.scalars(query, {"cpts_id": cpts_id, "now": now}).all()
     matches = _matches_of(session, [task.slot for task in tasks], now=now)
     return [TaskView(task, matches[task.slot_id]) for task in tasks]
+
+
+@functools.cache
+def _open_tasks_statement() -> Select:
+    """open_tasks' statement, built once with the CPTS and the time as parameters: the coordinator's desk reads it
+    on every view, and building it cost more CPU than running it."""
+    query = _open_tasks_query(bindparam("cpts_id", type_=Integer), bindparam("now", type_=UTCDateTime))
+    return query.options(joinedload(FreedSlotTask.slot).joinedload(Slot.program)).order_by(
+        Slot.starts_at, FreedSlotTask.id
+    )
 
 
 def has_open_task(session: Session, slot_id: int) -> bool:

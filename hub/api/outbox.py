@@ -29,13 +29,15 @@ def list_outbox_messages():
         page=page,
         per_page=per_page,
     )
-    return page_of(OutboxMessageOut(), [_item(line) for line in lines], total, page, per_page)
+    may_see_patients = has_permission(current_user, Permission.PATIENTS_READ)
+    return page_of(OutboxMessageOut(), [_item(line, may_see_patients) for line in lines], total, page, per_page)
 
 
 @blueprint.get("/outbox/<int:message_id>")
 @access(Permission.OUTBOX_READ)
 def get_outbox_message(message_id: int):
-    return OutboxMessageOut().dump(_item(outbox_messages.get_message(db(), current_user.cpts_id, message_id)))
+    line = outbox_messages.get_message(db(), current_user.cpts_id, message_id)
+    return OutboxMessageOut().dump(_item(line, has_permission(current_user, Permission.PATIENTS_READ)))
 
 
 @blueprint.post("/outbox/<int:message_id>/requeue")
@@ -45,7 +47,7 @@ def requeue_outbox_message(message_id: int):
     line = outbox_messages.get_message(db(), current_user.cpts_id, message_id)
     load(NoBodyIn(), json_body() if request.get_data() else {})
     dispatcher.requeue(db(), current_user, line.message.id)
-    return OutboxMessageOut().dump(_item(line))
+    return OutboxMessageOut().dump(_item(line, has_permission(current_user, Permission.PATIENTS_READ)))
 
 
 MESSAGE_FIELDS: tuple[str, ...] = (
@@ -61,11 +63,11 @@ MESSAGE_FIELDS: tuple[str, ...] = (
 MESSAGE_FIELDS += ("created_at", "sent_at")
 
 
-def _item(line: OutboxLine) -> dict:
+def _item(line: OutboxLine, may_see_patients: bool) -> dict:
     message = line.message
     return {
         **{name: getattr(message, name) for name in MESSAGE_FIELDS},
-        "recipient": line.shown_recipient(has_permission(current_user, Permission.PATIENTS_READ)),
+        "recipient": line.shown_recipient(may_see_patients),
         "kind_label": line.kind_label,
         "state_label": line.state_label,
         "next_attempt_at": message.next_attempt_at if message.state is OutboxState.PENDING else None,

@@ -33,10 +33,14 @@ class OutboxMessage(Base):
     delivered afterwards by the dispatcher (connectors.outbox)."""
 
     __tablename__ = "outbox_messages"
-    __table_args__ = (Index("ix_outbox_messages_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_messages_due", "state", "next_attempt_at"),
+        # The CPTS's list, newest first: its count and its pages' OFFSET read the index only.
+        Index("ix_outbox_messages_cpts_id_id", "cpts_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    cpts_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    cpts_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     channel: Mapped[str] = mapped_column(String(20))  # email, sms, mssante, dmp, webhook
     recipient: Mapped[str] = mapped_column(String(254))

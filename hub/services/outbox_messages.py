@@ -120,20 +120,26 @@ def list_messages(
     per_page: int = 50,
 ) -> tuple[list[OutboxLine], int]:
     """A page of the CPTS's messages, newest first, each with its document delivery if it carries one:
-    two queries whatever the page size."""
+    two queries whatever the page size. The page's ids are found first, on the (cpts_id, id) index alone, and
+    only their rows read: a page far down the list (thousands of messages) neither reads nor sorts the others."""
     conditions = [OutboxMessage.cpts_id == cpts_id]
     if state is not None:
         conditions.append(OutboxMessage.state == state)
     if channel:
         conditions.append(OutboxMessage.channel == channel)
     total = session.execute(select(func.count()).select_from(OutboxMessage).where(*conditions)).scalar_one()
-    rows = session.execute(
-        select(OutboxMessage, Delivery)
-        .outerjoin(Delivery, Delivery.outbox_message_id == OutboxMessage.id)
+    page_ids = (
+        select(OutboxMessage.id)
         .where(*conditions)
         .order_by(OutboxMessage.id.desc())
         .limit(per_page)
         .offset((page - 1) * per_page)
+    )
+    rows = session.execute(
+        select(OutboxMessage, Delivery)
+        .outerjoin(Delivery, Delivery.outbox_message_id == OutboxMessage.id)
+        .where(OutboxMessage.id.in_(page_ids.scalar_subquery()))
+        .order_by(OutboxMessage.id.desc())
     ).all()
     return [OutboxLine(message, delivery) for message, delivery in rows], total
 

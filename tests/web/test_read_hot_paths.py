@@ -5,9 +5,11 @@ sends must be as many, and no relationship or column may load on first access (t
 The iCalendar feed is measured by bench/read_paths.py but its query belongs to P3 (bench/ical_feed.py)."""
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session, selectinload
 
 from hub.models import Patient
+from hub.services import outbox_messages
 from tests import factories, read_paths
 from tests.queries import LazyLoad, count_queries, forbid_lazy_loads
 
@@ -53,3 +55,37 @@ def test_forbid_lazy_loads_refuses_a_lazy_load_and_lets_an_eager_one_pass(db_ses
         with pytest.raises(LazyLoad, match=r"Patient\.consents"):
             _ = row.consents
     assert len(lazy) == 1
+
+
+def test_the_outbox_list_reads_a_page_and_its_count_on_the_cpts_index(db_session, cpts):
+    """The count and the page's ids come from the (cpts_id, id) index alone (no table read, no sort of all the
+    CPTS's messages, however far down the page); then only the page's rows are read, newest first."""
+    other = factories.cpts(db_session, name="Autre CPTS")
+    mine = []
+    for _ in range(30):
+        mine.append(factories.outbox_message(db_session, cpts).id)
+        factories.outbox_message(db_session, other)
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _executemany):
+        seen.append((statement, parameters))
+
+    connection = db_session.connection()
+    event.listen(connection, "before_cursor_execute", record)
+    try:
+        lines, total = outbox_messages.list_messages(db_session, cpts.id, page=2, per_page=10)
+    finally:
+        event.remove(connection, "before_cursor_execute", record)
+    assert total == 30 and [line.message.id for line in lines] == sorted(mine, reverse=True)[10:20]
+    sqlite = connection.dialect.name == "sqlite"
+    if not sqlite:  # a handful of rows: forbid the sequential scan, as on a table of thousands
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    for statement, parameters in seen:
+        explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
+        plan = " ".join(str(row) for row in connection.exec_driver_sql(explain + statement, parameters))
+        if sqlite:
+            assert "COVERING INDEX ix_outbox_messages_cpts_id_id" in plan and "TEMP B-TREE" not in plan, plan
+        else:
+            # The page's ids in the index's order (the page's rows may then be sorted: twenty of them).
+            scan = "Index Only Scan" if "count(" in statement.lower() else "Index Only Scan Backward"
+            assert f"{scan} using ix_outbox_messages_cpts_id_id" in plan, plan

@@ -1,10 +1,13 @@
 """S4 (CSRF, cookies), S12 (login audit), S15 (headers, errors without stack traces)."""
 
+import hashlib
+import hmac
 import re
 
 import pyotp
 from sqlalchemy import select
 
+from hub.http import csrf
 from hub.models import AuditEvent
 from tests import factories
 from tests.auth.test_login import page_token, submit_code, submit_password
@@ -24,6 +27,19 @@ def test_state_changing_form_refuses_another_sessions_token(app, auth, coordinat
     auth.login(coordinator)
     assert auth.client.post("/logout", data={"csrf_token": foreign_token}).status_code == 400
     assert auth.client.get("/").status_code == 200
+
+
+def test_the_token_computed_once_per_request_follows_a_renewed_session_id(app):
+    """csrf_token keeps its HMAC for the rest of the request, but not past a new session id (the login's): a
+    token kept from before would be refused with the form it went into."""
+    with app.test_request_context("/"):
+        first = csrf.csrf_token()
+        assert csrf.csrf_token() == first
+        csrf.renew_session_id()
+        renewed = csrf.csrf_token()
+        assert renewed != first
+        key = app.secret_key.encode() if isinstance(app.secret_key, str) else app.secret_key
+        assert renewed == hmac.new(key, b"csrf:" + csrf.session_id().encode(), hashlib.sha256).hexdigest()
 
 
 def test_login_form_refuses_a_missing_token(client, coordinator):
