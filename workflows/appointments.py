@@ -3,9 +3,11 @@ ways out (decline, cancel, no-show, degraded). One function per verb: it checks 
 guards, changes the rows, writes the audit line and queues the notifications."""
 
 import datetime as dt
+import enum
 import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists, func, insert, select, update
@@ -40,7 +42,7 @@ from hub.models import (
     VisitOfferState,
 )
 from hub.services import directory, resources
-from hub.services.care import care_team_member
+from hub.services.care import care_team_member, care_team_query
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, allocate_shared, release, release_shared
 from scheduling.slots import HOLDING_STATES
@@ -144,14 +146,18 @@ def book(
     if place_kind is PlaceKind.PHARMACY and not program.is_at_pharmacy:
         raise ValidationFailed({"place_kind": OFFICINE_ONLY_ITS_PROGRAM})
     kind = program.appointment_kind
+    wants_own_idel = kind is AppointmentKind.ASSISTED_TELECONSULTATION and accompanying is None
+    facts = _booking_facts(session, program, patient, own_idel=wants_own_idel and not program.is_at_pharmacy)
     if kind in REMOTE_KINDS:
-        eligibility.require_eligible(session, patient, Modality(kind.value))
+        eligibility.require_verdict(patient, Modality(kind.value), **facts.verdict)
     if kind is not AppointmentKind.TELESOIN and telesoin is not None:
         if given := telesoin.given_fields():
             raise ValidationFailed(dict.fromkeys(given, "Seule une séance de télésoin porte un acte de télésoin."))
         telesoin = None
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
-        accompanying = choose_accompanying(session, program, patient, place_kind, accompanying, at=slot.starts_at)
+        accompanying = choose_accompanying(
+            session, program, patient, place_kind, accompanying, at=slot.starts_at, own=facts.own_idel
+        )
     elif accompanying is not None:
         raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
     else:
@@ -197,7 +203,7 @@ def book(
     if accompanying is not None:
         _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
-    freed_slots.patient_booked(session, actor, appointment, now=now)
+    freed_slots.patient_booked(session, actor, appointment, now=now, waiting=facts.waiting)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
         # The booker's word stands for the 12-month rule: who attested which date is kept.
         audit.record(
@@ -220,6 +226,41 @@ def book(
             details=details,
         )
     return appointment
+
+
+class Unread(enum.Enum):
+    """choose_accompanying's default: the patient's own IDEL was not read beforehand, it reads it."""
+
+    UNREAD = "unread"
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    """What book()'s rules read beyond the slot, its program and the patient, in one query (_booking_facts)."""
+
+    verdict: dict  # require_verdict's outcome, alternative (and steered) for a remote session
+    own_idel: Professional | Literal[Unread.UNREAD] | None
+    waiting: bool  # the patient waits for the program: their entry is booked with the appointment
+
+
+def _booking_facts(session: Session, program: SessionProgram, patient: Patient, *, own_idel: bool) -> BookingFacts:
+    """The patient's eligibility for the program's modality (a remote session), own IDEL (when the booking does not
+    name who accompanies) and waiting entry for the program, in one SELECT rather than three round trips. The IDEL
+    is selected as an entity, outer-joined to the one row of facts, so that a patient without one reads None."""
+    kind = program.appointment_kind
+    columns = {"waiting": freed_slots.is_waiting(patient.id, program.id)}
+    if kind in REMOTE_KINDS:
+        columns |= eligibility.verdict_columns(patient.id, Modality(kind.value))
+    if own_idel:
+        columns["own_idel_id"] = care_team_query(patient.id, Profession.NURSE, Professional.id).scalar_subquery()
+    facts = select(*(column.label(name) for name, column in columns.items())).subquery()
+    if own_idel:
+        query = select(facts, Professional).outerjoin(Professional, Professional.id == facts.c.own_idel_id)
+    else:
+        query = select(facts)
+    row = session.execute(query).one()._mapping
+    verdict = {name: row[name] for name in ("outcome", "alternative", "steered") if name in row}
+    return BookingFacts(verdict, row[Professional] if own_idel else Unread.UNREAD, bool(row["waiting"]))
 
 
 def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAct, *, now) -> TelesoinAct:
@@ -392,6 +433,7 @@ def choose_accompanying(
     chosen: Professional | None,
     *,
     at: dt.datetime | None = None,
+    own: Professional | Literal[Unread.UNREAD] | None = Unread.UNREAD,
 ) -> Professional | None:
     """Who is with the patient: in an officine's program, a pharmacist of that officine (the first by name
     unless one is chosen), the session held at the officine; in any other, an IDEL (the patient's own unless
@@ -405,7 +447,8 @@ def choose_accompanying(
             raise RuleViolation("Aucun·e pharmacien·ne de l'officine n'accompagne de téléconsultation.")
         chosen = chosen or pharmacists[0]
     elif chosen is None:
-        own = own_idel(session, patient)
+        if own is Unread.UNREAD:
+            own = own_idel(session, patient)
         local_day = at.astimezone(ZoneInfo(program.zone)).isoweekday() if at else None
         chosen = own if own is not None and (local_day is None or own.works_on(local_day)) else None
     if chosen is not None:

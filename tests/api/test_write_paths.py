@@ -30,7 +30,7 @@ def _first_use(api, url):
     assert api.get(url).status_code == 200
 
 
-def test_a_booking_reads_five_rows_and_writes_each_table_once(clock, api_as, engine, territory, slot):
+def test_a_booking_reads_four_times_and_writes_each_table_once(clock, api_as, engine, territory, slot):
     api = api_as(territory.coordinator)
     _first_use(api, f"/api/v1/patients/{territory.patient.id}")
     booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
@@ -44,16 +44,18 @@ def test_a_booking_reads_five_rows_and_writes_each_table_once(clock, api_as, eng
     assert labels == [
         "SELECT api_tokens",
         "SELECT patients",
-        "SELECT slots",  # with its program
-        "SELECT eligibility_assessments",
-        "SELECT professionals",  # the patient's own IDEL
+        "SELECT slots",  # with its program, its room and its kit
+        # One query for the rules' facts: waiting entry (first in the FROM), eligibility, own IDEL.
+        "SELECT waiting_entries",
         "INSERT appointments",
         *check,
         "INSERT allocations",  # performer, patient and IDEL in one statement
         "INSERT visit_offers",
         "INSERT outbox_messages",
-        "UPDATE waiting_entries",
+        # No UPDATE of waiting_entries: the patient waits for nothing (the facts say so).
     ], seen
+    facts = seen[3]
+    assert "eligibility_assessments" in facts and "care_team_members" in facts, facts
     inserts = next(statement for statement in seen if label(statement) == "INSERT allocations")
     assert inserts.count("), (") == 2  # three rows
     assert ("ON CONFLICT DO NOTHING" in inserts) is on_postgresql
