@@ -676,7 +676,7 @@ def main(argv=None) -> int:
     counts = details["query_counts"]
     constant = "constant" if len(counts) == 1 else "NOT constant"
     shown = ", ".join(f"{n} statements x {times}" for n, times in sorted(counts.items()))
-    print(f"\nqueries per hub booking: {shown} ({constant}); a kit booking checks the kit (SELECT resources)")
+    print(f"\nqueries per hub booking: {shown} ({constant})")
     print("the hub booking's statements, per booking (count, mean ms):")
     for label, (calls, ms) in sorted(details["per_statement"].items(), key=lambda item: -item[1][1]):
         print(f"  {label:<32} {calls:4.1f}  {ms:6.2f} ms")

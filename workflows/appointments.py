@@ -4,13 +4,14 @@ guards, changes the rows, writes the audit line and queues the notifications."""
 
 import datetime as dt
 import enum
+import functools
 import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -201,7 +202,7 @@ def book(
         allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
     video.give_room(session, appointment)
     if accompanying is not None:
-        _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
+        _first_offer(session, appointment, accompanying, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
     freed_slots.patient_booked(session, actor, appointment, now=now, waiting=facts.waiting)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
@@ -245,22 +246,31 @@ class BookingFacts:
 
 def _booking_facts(session: Session, program: SessionProgram, patient: Patient, *, own_idel: bool) -> BookingFacts:
     """The patient's eligibility for the program's modality (a remote session), own IDEL (when the booking does not
-    name who accompanies) and waiting entry for the program, in one SELECT rather than three round trips. The IDEL
-    is selected as an entity, outer-joined to the one row of facts, so that a patient without one reads None."""
+    name who accompanies) and waiting entry for the program, in one SELECT rather than three round trips."""
     kind = program.appointment_kind
-    columns = {"waiting": freed_slots.is_waiting(patient.id, program.id)}
-    if kind in REMOTE_KINDS:
-        columns |= eligibility.verdict_columns(patient.id, Modality(kind.value))
-    if own_idel:
-        columns["own_idel_id"] = care_team_query(patient.id, Profession.NURSE, Professional.id).scalar_subquery()
-    facts = select(*(column.label(name) for name, column in columns.items())).subquery()
-    if own_idel:
-        query = select(facts, Professional).outerjoin(Professional, Professional.id == facts.c.own_idel_id)
-    else:
-        query = select(facts)
-    row = session.execute(query).one()._mapping
+    modality = Modality(kind.value) if kind in REMOTE_KINDS else None
+    query = _facts_query(modality, own_idel=own_idel)
+    row = session.execute(query, {"patient_id": patient.id, "program_id": program.id}).one()._mapping
     verdict = {name: row[name] for name in ("outcome", "alternative", "steered") if name in row}
     return BookingFacts(verdict, row[Professional] if own_idel else Unread.UNREAD, bool(row["waiting"]))
+
+
+@functools.cache
+def _facts_query(modality: Modality | None, *, own_idel: bool) -> Select:
+    """_booking_facts' query for one shape of booking, built once per process with bound parameters (patient_id,
+    program_id): building it costs about as much Python as its round trip. The IDEL is selected as an entity,
+    outer-joined to the one row of facts, so that a patient without one reads None."""
+    patient_id, program_id = bindparam("patient_id", type_=Integer), bindparam("program_id", type_=Integer)
+    columns = {"waiting": freed_slots.is_waiting(patient_id, program_id)}
+    if modality is not None:
+        columns |= eligibility.verdict_columns(patient_id, modality)
+    if own_idel:
+        columns["own_idel_id"] = care_team_query(patient_id, Profession.NURSE, Professional.id).scalar_subquery()
+    facts = select(*(column.label(name) for name, column in columns.items())).subquery()
+    wanted = [column for column in facts.c if column.name != "own_idel_id"]  # PostgreSQL would run it twice
+    if not own_idel:
+        return select(*wanted)
+    return select(*wanted, Professional).outerjoin(Professional, Professional.id == facts.c.own_idel_id)
 
 
 def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAct, *, now) -> TelesoinAct:
@@ -493,12 +503,32 @@ def _check_can_accompany(
 
 
 def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> VisitOffer:
-    zone = appointment_zone(session, appointment)
-    expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
-    row = {"appointment_id": appointment.id, "professional_id": idel.id, "round": round_, "offered_at": now}
-    offer = session.scalars(insert(VisitOffer).returning(VisitOffer), [row | {"expires_at": expires}]).one()
+    row = _offer_row(session, appointment, idel, round_=round_, now=now, delay_minutes=delay_minutes)
+    offer = session.scalars(insert(VisitOffer).returning(VisitOffer), [row]).one()
     _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
     return offer
+
+
+def _first_offer(session, appointment, idel, *, now: dt.datetime, delay_minutes: int | None) -> None:
+    """book()'s offer, which nobody reads back: a Core INSERT on the session's connection, no ORM object built."""
+    row = _offer_row(session, appointment, idel, round_=1, now=now, delay_minutes=delay_minutes)
+    session.connection().execute(_OFFER_INSERT, row)
+    _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
+
+
+_OFFER_INSERT = insert(VisitOffer)
+
+
+def _offer_row(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> dict:
+    zone = appointment_zone(session, appointment)
+    expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
+    return {
+        "appointment_id": appointment.id,
+        "professional_id": idel.id,
+        "round": round_,
+        "offered_at": now,
+        "expires_at": expires,
+    }
 
 
 MISSING_CONSENT = "Le consentement du patient à la télésanté n'est pas enregistré : recueillez-le avant la séance."
