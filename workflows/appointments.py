@@ -192,7 +192,7 @@ def book(
             "remote_share_override_reason": telesoin.override_reason,
         }
     # One INSERT … RETURNING that gives back the persistent row, rather than an object flushed by the unit of work.
-    appointment = session.scalars(insert(Appointment).returning(Appointment), [row]).one()
+    appointment = session.scalars(_APPOINTMENT_INSERT, [row]).one()
     # What the caller already holds, as the constructor would have linked it: no lazy load to find them again.
     for name, value in (("patient", patient), ("slot", slot), ("accompanying", accompanying)):
         set_committed_value(appointment, name, value)
@@ -242,6 +242,9 @@ class BookingFacts:
     verdict: dict  # require_verdict's outcome, alternative (and steered) for a remote session
     own_idel: Professional | Literal[Unread.UNREAD] | None
     waiting: bool  # the patient waits for the program: their entry is booked with the appointment
+
+
+_APPOINTMENT_INSERT = insert(Appointment).returning(Appointment)  # built once: a booking only binds its row
 
 
 def _booking_facts(session: Session, program: SessionProgram, patient: Patient, *, own_idel: bool) -> BookingFacts:
