@@ -270,7 +270,8 @@ def _facts_query(modality: Modality | None, *, own_idel: bool) -> Select:
     if own_idel:
         columns["own_idel_id"] = care_team_query(patient_id, Profession.NURSE, Professional.id).scalar_subquery()
     facts = select(*(column.label(name) for name, column in columns.items())).subquery()
-    wanted = [column for column in facts.c if column.name != "own_idel_id"]  # PostgreSQL would run it twice
+    # The IDEL's id only joins: selected too, PostgreSQL would run its subquery twice.
+    wanted = [column for column in facts.c if column.name != "own_idel_id"]
     if not own_idel:
         return select(*wanted)
     return select(*wanted, Professional).outerjoin(Professional, Professional.id == facts.c.own_idel_id)
@@ -451,7 +452,8 @@ def choose_accompanying(
     """Who is with the patient: in an officine's program, a pharmacist of that officine (the first by name
     unless one is chosen), the session held at the officine; in any other, an IDEL (the patient's own unless
     one is chosen, and not on a weekday she said she does not work, `at` being the session's start; possibly
-    nobody yet, the visit then waits for the coordination's choice), never at an officine."""
+    nobody yet, the visit then waits for the coordination's choice), never at an officine. `own`: the patient's
+    own IDEL (or None) when the caller read it already, as book() does with its other facts."""
     if program.is_at_pharmacy:
         if place_kind is not PlaceKind.PHARMACY:
             raise ValidationFailed({"place_kind": "Cette séance a lieu à l'officine : choisissez « Officine »."})
