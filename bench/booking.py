@@ -11,7 +11,9 @@ and 40 kits), then measures, interleaved one for one:
   `workflows.appointments.book` (appointment, 3 or 4 allocations, the offer to the patient's own IDEL, its outbox
   message, the audit row), commit;
 - the baseline: the same rows (appointment, allocations, visit offer, outbox message, audit row; the audit chain
-  is the sequencer's, after the commit, for both) inserted with plain psycopg in one transaction per booking.
+  is the sequencer's, after the commit, for both) inserted with plain psycopg in one transaction per booking;
+  with `--baseline rules`, after one SELECT of what the booking's rules need (RULE_READS: slot, program, kit,
+  patient, eligibility, own IDEL, waiting entry) and its checks, as a plain-SQL booking that keeps them would.
 
 Each booking uses a fresh slot, patient and IDEL; the slots belong to 8 programs whose specialists and kits
 (half the programs have a kit: 4 allocations, else 3) are seeded ones, with their whole history in the table.
@@ -31,7 +33,7 @@ import statistics
 import sys
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -456,13 +458,50 @@ VALUES (%s, %s, %s, 'appointment.book', 'success', 'appointments', %s, %s, NULL,
 """
 
 
-def raw_booking(connection, seed_row: Seed, actor_login: str, booking: Booking) -> float:
-    """The same rows in plain SQL, one transaction."""
+# What a booking in plain SQL that keeps the rules must read first, in one round trip: the slot open and to come,
+# its program active and of the patient's CPTS, its kit not retired, the patient's latest eligibility for an
+# assisted teleconsultation, their own IDEL (who is offered the visit, and her e-mail) and their waiting entry.
+RULE_READS = """
+SELECT s.state, s.starts_at, p.is_active, p.cpts_id, k.is_active, pa.cpts_id,
+       (SELECT e.outcome FROM eligibility_assessments e
+         WHERE e.patient_id = pa.id AND e.modality = 'assisted_teleconsultation'
+         ORDER BY e.assessed_at DESC, e.id DESC LIMIT 1),
+       idel.id, idel.email,
+       EXISTS (SELECT 1 FROM waiting_entries w WHERE w.patient_id = pa.id AND w.program_id = p.id
+                  AND w.state = 'waiting')
+FROM slots s
+JOIN session_programs p ON p.id = s.program_id
+LEFT JOIN resources k ON k.id = p.kit_id
+JOIN patients pa ON pa.id = %(patient)s
+LEFT JOIN LATERAL (SELECT pr.id, pr.email FROM care_team_members c JOIN professionals pr ON pr.id = c.professional_id
+                    WHERE c.patient_id = pa.id AND pr.profession = 'infirmier' AND pr.is_active
+                    ORDER BY c.added_at LIMIT 1) idel ON true
+WHERE s.id = %(slot)s
+"""
+
+
+def read_rules(cursor, booking: Booking, now: dt.datetime) -> tuple[int, str]:
+    """The rule reads of a plain-SQL booking (RULE_READS) and their checks; the own IDEL's id and e-mail."""
+    cursor.execute(RULE_READS, {"patient": booking.patient_id, "slot": booking.slot_id})
+    state, starts_at, active, cpts_id, kit_active, patient_cpts, outcome, idel_id, idel_email, waiting = (
+        cursor.fetchone()
+    )
+    allowed = state == "open" and starts_at > now and active and kit_active is not False and cpts_id == patient_cpts
+    if not allowed or outcome not in ("eligible", "assisted") or idel_id is None or waiting:
+        raise AssertionError(f"the bench's booking {booking} breaks a rule")
+    return idel_id, idel_email
+
+
+def raw_booking(connection, seed_row: Seed, actor_login: str, booking: Booking, *, rule_reads: bool) -> float:
+    """The same rows in plain SQL, one transaction; with `rule_reads`, after the one SELECT of RULE_READS."""
     with connection.cursor() as cursor:
         began = time.perf_counter()
         now = utcnow()
         window = (booking.starts_at - dt.timedelta(minutes=20), booking.ends_at + dt.timedelta(minutes=25))
         with connection.transaction():
+            if rule_reads:
+                idel_id, idel_email = read_rules(cursor, booking, now)
+                booking = replace(booking, idel_id=idel_id, idel_email=idel_email)
             cursor.execute(
                 INSERT_APPOINTMENT,
                 (
@@ -529,7 +568,9 @@ def count_rows(session, model) -> int:
     return session.scalar(select(func.count()).select_from(model))
 
 
-def measure(url: str, seed_row: Seed, bookings: list[Booking], warmup: int) -> tuple[Series, Series, dict]:
+def measure(
+    url: str, seed_row: Seed, bookings: list[Booking], warmup: int, *, rule_reads: bool
+) -> tuple[Series, Series, dict]:
     engine = make_engine(url)
     log = StatementLog(engine)
     factory = make_session_factory(engine)
@@ -554,7 +595,7 @@ def measure(url: str, seed_row: Seed, bookings: list[Booking], warmup: int) -> t
                         phases.append(parts)
 
                 def run_raw(booking=theirs, measuring=measuring):
-                    seconds = raw_booking(connection, seed_row, actor.login, booking)
+                    seconds = raw_booking(connection, seed_row, actor.login, booking, rule_reads=rule_reads)
                     if measuring:
                         raw.seconds.append(seconds)
 
@@ -635,6 +676,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--reuse-seed", action="store_true", help="measure on the database an earlier run seeded, if there is one"
     )
+    parser.add_argument(
+        "--baseline",
+        choices=("inserts", "rules"),
+        default="inserts",
+        help="inserts: the baseline is handed every id and only inserts (the goal's baseline until 2026-12-04); "
+        "rules: it first reads, in one SELECT, what the booking's rules need (RULE_READS) and checks it",
+    )
     args = parser.parse_args(argv)
     if not args.pg_url.startswith("postgresql"):
         parser.error("P2 is measured on PostgreSQL")
@@ -661,7 +709,7 @@ def main(argv=None) -> int:
     print(f"prepared {total} fresh slots, patients and IDELs in {time.perf_counter() - mark:.1f} s", flush=True)
 
     mark = time.perf_counter()
-    hub, raw, details = measure(args.pg_url, seed_row, bookings, args.warmup)
+    hub, raw, details = measure(args.pg_url, seed_row, bookings, args.warmup, rule_reads=args.baseline == "rules")
     print(f"measured in {time.perf_counter() - mark:.1f} s ({args.warmup} pairs of warm-up first)\n")
 
     valid = True
@@ -676,7 +724,7 @@ def main(argv=None) -> int:
     counts = details["query_counts"]
     constant = "constant" if len(counts) == 1 else "NOT constant"
     shown = ", ".join(f"{n} statements x {times}" for n, times in sorted(counts.items()))
-    print(f"\nqueries per hub booking: {shown} ({constant}); a kit booking checks the kit (SELECT resources)")
+    print(f"\nqueries per hub booking: {shown} ({constant})")
     print("the hub booking's statements, per booking (count, mean ms):")
     for label, (calls, ms) in sorted(details["per_statement"].items(), key=lambda item: -item[1][1]):
         print(f"  {label:<32} {calls:4.1f}  {ms:6.2f} ms")
@@ -699,7 +747,7 @@ def main(argv=None) -> int:
         f"\nP2 summary ({dt.date.today().isoformat()}, {os.cpu_count()} cores, "  # noqa: DTZ011
         f"{seed_row.allocations:,} allocations, "
         f"{'seed reused' if 'reused' in seed_row.steps else f'seeded in {seed_row.seconds:.0f} s'}, "
-        f"{len(hub.seconds)} bookings each way)"
+        f"{len(hub.seconds)} bookings each way, baseline: {args.baseline})"
     )
     rows = [("", "mean ms", "p50 ms", "p95 ms")]
     for label, series in (("hub book() + commit", hub), ("raw SQL baseline", raw)):

@@ -42,9 +42,11 @@ def insert_message(
 ) -> None:
     """Queue one message as enqueue() does, with one INSERT sent at once rather than an object flushed later: for
     the hot paths (a booking's notification), which never read the message back."""
-    session.execute(
-        insert(OutboxMessage).values(_fields(channel, recipient, kind, payload, idempotency_key, cpts_id=cpts_id))
-    )
+    # On the session's connection, not through the ORM's bulk path; one statement built and compiled once.
+    session.connection().execute(_INSERT, _fields(channel, recipient, kind, payload, idempotency_key, cpts_id=cpts_id))
+
+
+_INSERT = insert(OutboxMessage)
 
 
 def _fields(channel, recipient, kind, payload, idempotency_key, *, cpts_id, group_key=None) -> dict:

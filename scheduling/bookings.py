@@ -157,13 +157,9 @@ def _hold(
             raise conflict(session, taken, zone=zone)
         connection.execute(insert(Allocation).values(rows))
         return
-    statement = (
-        pg_insert(Allocation)
-        .values(rows)
-        .on_conflict_do_nothing()  # the exclusion constraint is its arbiter: a refused hold is skipped, not raised
-        .returning(Allocation.id, Allocation.resource_kind, Allocation.resource_id, Allocation.starts_at)
-    )
-    inserted = connection.execute(statement).all()
+    # Executed with a list of rows, SQLAlchemy sends them in one multi-row INSERT ("insertmanyvalues") compiled
+    # once per process, where `.values(rows)` would be compiled again for every booking.
+    inserted = connection.execute(_HOLDS_INSERT, rows).all()
     if len(inserted) == len(rows):
         return
     held = {(row.resource_kind, row.resource_id, row.starts_at) for row in inserted}
@@ -172,6 +168,13 @@ def _hold(
         connection.execute(delete(Allocation).where(Allocation.id.in_([row.id for row in inserted])))
     taken = next(h for h in holds if (h.resource_kind, h.resource_id, h.starts_at) not in held)
     raise conflict(session, taken, zone=zone)
+
+
+_HOLDS_INSERT = (
+    pg_insert(Allocation)
+    .on_conflict_do_nothing()  # the exclusion constraint is its arbiter: a refused hold is skipped, not raised
+    .returning(Allocation.id, Allocation.resource_kind, Allocation.resource_id, Allocation.starts_at)
+)
 
 
 def _range_of(hold: Hold) -> dict:

@@ -189,5 +189,10 @@ def booked_slot_ids(session: Session, slot_ids: list[int]) -> set[int]:
 
 
 def slot_with_program(session: Session, slot_id: int) -> Slot | None:
-    """The slot with its program in one query: booking reads both (no lazy load on the booking path)."""
-    return session.get(Slot, slot_id, options=[joinedload(Slot.program)])
+    """The slot with its program, and the program's room and kit, in one query: booking reads them all (no lazy
+    load on the booking path: the room and kit must not be retired)."""
+    return session.get(Slot, slot_id, options=_WITH_PROGRAM)
+
+
+_PROGRAM = joinedload(Slot.program)
+_WITH_PROGRAM = [_PROGRAM.joinedload(SessionProgram.room), _PROGRAM.joinedload(SessionProgram.kit)]  # built once

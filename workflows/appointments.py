@@ -3,12 +3,15 @@ ways out (decline, cancel, no-show, degraded). One function per verb: it checks 
 guards, changes the rows, writes the audit line and queues the notifications."""
 
 import datetime as dt
+import enum
+import functools
 import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, exists, func, insert, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -40,7 +43,7 @@ from hub.models import (
     VisitOfferState,
 )
 from hub.services import directory, resources
-from hub.services.care import care_team_member
+from hub.services.care import care_team_member, care_team_query
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, allocate_shared, release, release_shared
 from scheduling.slots import HOLDING_STATES
@@ -144,14 +147,18 @@ def book(
     if place_kind is PlaceKind.PHARMACY and not program.is_at_pharmacy:
         raise ValidationFailed({"place_kind": OFFICINE_ONLY_ITS_PROGRAM})
     kind = program.appointment_kind
+    wants_own_idel = kind is AppointmentKind.ASSISTED_TELECONSULTATION and accompanying is None
+    facts = _booking_facts(session, program, patient, own_idel=wants_own_idel and not program.is_at_pharmacy)
     if kind in REMOTE_KINDS:
-        eligibility.require_eligible(session, patient, Modality(kind.value))
+        eligibility.require_verdict(patient, Modality(kind.value), **facts.verdict)
     if kind is not AppointmentKind.TELESOIN and telesoin is not None:
         if given := telesoin.given_fields():
             raise ValidationFailed(dict.fromkeys(given, "Seule une séance de télésoin porte un acte de télésoin."))
         telesoin = None
     if kind is AppointmentKind.ASSISTED_TELECONSULTATION:
-        accompanying = choose_accompanying(session, program, patient, place_kind, accompanying, at=slot.starts_at)
+        accompanying = choose_accompanying(
+            session, program, patient, place_kind, accompanying, at=slot.starts_at, own=facts.own_idel
+        )
     elif accompanying is not None:
         raise ValidationFailed({"accompanying_id": "Une séance de télésoin n'a pas de professionnel accompagnant."})
     else:
@@ -185,7 +192,7 @@ def book(
             "remote_share_override_reason": telesoin.override_reason,
         }
     # One INSERT … RETURNING that gives back the persistent row, rather than an object flushed by the unit of work.
-    appointment = session.scalars(insert(Appointment).returning(Appointment), [row]).one()
+    appointment = session.scalars(_APPOINTMENT_INSERT, [row]).one()
     # What the caller already holds, as the constructor would have linked it: no lazy load to find them again.
     for name, value in (("patient", patient), ("slot", slot), ("accompanying", accompanying)):
         set_committed_value(appointment, name, value)
@@ -195,9 +202,9 @@ def book(
         allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
     video.give_room(session, appointment)
     if accompanying is not None:
-        _offer(session, appointment, accompanying, round_=1, now=now, delay_minutes=offer_delay(program))
+        _first_offer(session, appointment, accompanying, now=now, delay_minutes=offer_delay(program))
     audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
-    freed_slots.patient_booked(session, actor, appointment, now=now)
+    freed_slots.patient_booked(session, actor, appointment, now=now, waiting=facts.waiting)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
         # The booker's word stands for the 12-month rule: who attested which date is kept.
         audit.record(
@@ -220,6 +227,54 @@ def book(
             details=details,
         )
     return appointment
+
+
+class Unread(enum.Enum):
+    """choose_accompanying's default: the patient's own IDEL was not read beforehand, it reads it."""
+
+    UNREAD = "unread"
+
+
+@dataclass(frozen=True)
+class BookingFacts:
+    """What book()'s rules read beyond the slot, its program and the patient, in one query (_booking_facts)."""
+
+    verdict: dict  # require_verdict's outcome, alternative (and steered) for a remote session
+    own_idel: Professional | Literal[Unread.UNREAD] | None
+    waiting: bool  # the patient waits for the program: their entry is booked with the appointment
+
+
+_APPOINTMENT_INSERT = insert(Appointment).returning(Appointment)  # built once: a booking only binds its row
+
+
+def _booking_facts(session: Session, program: SessionProgram, patient: Patient, *, own_idel: bool) -> BookingFacts:
+    """The patient's eligibility for the program's modality (a remote session), own IDEL (when the booking does not
+    name who accompanies) and waiting entry for the program, in one SELECT rather than three round trips."""
+    kind = program.appointment_kind
+    modality = Modality(kind.value) if kind in REMOTE_KINDS else None
+    query = _facts_query(modality, own_idel=own_idel)
+    row = session.execute(query, {"patient_id": patient.id, "program_id": program.id}).one()._mapping
+    verdict = {name: row[name] for name in ("outcome", "alternative", "steered") if name in row}
+    return BookingFacts(verdict, row[Professional] if own_idel else Unread.UNREAD, bool(row["waiting"]))
+
+
+@functools.cache
+def _facts_query(modality: Modality | None, *, own_idel: bool) -> Select:
+    """_booking_facts' query for one shape of booking, built once per process with bound parameters (patient_id,
+    program_id): building it costs about as much Python as its round trip. The IDEL is selected as an entity,
+    outer-joined to the one row of facts, so that a patient without one reads None."""
+    patient_id, program_id = bindparam("patient_id", type_=Integer), bindparam("program_id", type_=Integer)
+    columns = {"waiting": freed_slots.is_waiting(patient_id, program_id)}
+    if modality is not None:
+        columns |= eligibility.verdict_columns(patient_id, modality)
+    if own_idel:
+        columns["own_idel_id"] = care_team_query(patient_id, Profession.NURSE, Professional.id).scalar_subquery()
+    facts = select(*(column.label(name) for name, column in columns.items())).subquery()
+    # The IDEL's id only joins: selected too, PostgreSQL would run its subquery twice.
+    wanted = [column for column in facts.c if column.name != "own_idel_id"]
+    if not own_idel:
+        return select(*wanted)
+    return select(*wanted, Professional).outerjoin(Professional, Professional.id == facts.c.own_idel_id)
 
 
 def _check_telesoin(session, actor, program, slot, patient, telesoin: TelesoinAct, *, now) -> TelesoinAct:
@@ -392,11 +447,13 @@ def choose_accompanying(
     chosen: Professional | None,
     *,
     at: dt.datetime | None = None,
+    own: Professional | Literal[Unread.UNREAD] | None = Unread.UNREAD,
 ) -> Professional | None:
     """Who is with the patient: in an officine's program, a pharmacist of that officine (the first by name
     unless one is chosen), the session held at the officine; in any other, an IDEL (the patient's own unless
     one is chosen, and not on a weekday she said she does not work, `at` being the session's start; possibly
-    nobody yet, the visit then waits for the coordination's choice), never at an officine."""
+    nobody yet, the visit then waits for the coordination's choice), never at an officine. `own`: the patient's
+    own IDEL (or None) when the caller read it already, as book() does with its other facts."""
     if program.is_at_pharmacy:
         if place_kind is not PlaceKind.PHARMACY:
             raise ValidationFailed({"place_kind": "Cette séance a lieu à l'officine : choisissez « Officine »."})
@@ -405,7 +462,8 @@ def choose_accompanying(
             raise RuleViolation("Aucun·e pharmacien·ne de l'officine n'accompagne de téléconsultation.")
         chosen = chosen or pharmacists[0]
     elif chosen is None:
-        own = own_idel(session, patient)
+        if own is Unread.UNREAD:
+            own = own_idel(session, patient)
         local_day = at.astimezone(ZoneInfo(program.zone)).isoweekday() if at else None
         chosen = own if own is not None and (local_day is None or own.works_on(local_day)) else None
     if chosen is not None:
@@ -450,12 +508,32 @@ def _check_can_accompany(
 
 
 def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> VisitOffer:
-    zone = appointment_zone(session, appointment)
-    expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
-    row = {"appointment_id": appointment.id, "professional_id": idel.id, "round": round_, "offered_at": now}
-    offer = session.scalars(insert(VisitOffer).returning(VisitOffer), [row | {"expires_at": expires}]).one()
+    row = _offer_row(session, appointment, idel, round_=round_, now=now, delay_minutes=delay_minutes)
+    offer = session.scalars(insert(VisitOffer).returning(VisitOffer), [row]).one()
     _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
     return offer
+
+
+def _first_offer(session, appointment, idel, *, now: dt.datetime, delay_minutes: int | None) -> None:
+    """book()'s offer, which nobody reads back: a Core INSERT on the session's connection, no ORM object built."""
+    row = _offer_row(session, appointment, idel, round_=1, now=now, delay_minutes=delay_minutes)
+    session.connection().execute(_OFFER_INSERT, row)
+    _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
+
+
+_OFFER_INSERT = insert(VisitOffer)
+
+
+def _offer_row(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> dict:
+    zone = appointment_zone(session, appointment)
+    expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
+    return {
+        "appointment_id": appointment.id,
+        "professional_id": idel.id,
+        "round": round_,
+        "offered_at": now,
+        "expires_at": expires,
+    }
 
 
 MISSING_CONSENT = "Le consentement du patient à la télésanté n'est pas enregistré : recueillez-le avant la séance."

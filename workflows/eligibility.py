@@ -192,12 +192,29 @@ def _stored(answers: dict) -> dict:
 
 
 def latest_assessment(session: Session, patient: Patient, modality: Modality) -> EligibilityAssessment | None:
-    return session.scalar(
-        select(EligibilityAssessment)
-        .where(EligibilityAssessment.patient_id == patient.id, EligibilityAssessment.modality == modality)
+    return session.scalar(_latest(patient.id, modality, EligibilityAssessment))
+
+
+def _latest(patient_id, modality: Modality, *columns):
+    return (
+        select(*columns)
+        .where(EligibilityAssessment.patient_id == patient_id, EligibilityAssessment.modality == modality)
         .order_by(EligibilityAssessment.assessed_at.desc(), EligibilityAssessment.id.desc())
         .limit(1)
     )
+
+
+def verdict_columns(patient_id, modality: Modality) -> dict:
+    """What require_verdict needs, as scalar subqueries (`outcome`, `alternative`, `steered`) that a booking puts in
+    the one query reading all its rules' facts. `patient_id` may be a bound value or a column."""
+    columns = {
+        "outcome": _latest(patient_id, modality, EligibilityAssessment.outcome).scalar_subquery(),
+        "alternative": _latest(patient_id, modality, EligibilityAssessment.alternative).scalar_subquery(),
+    }
+    if modality is Modality.ASSISTED_TELECONSULTATION:
+        steered = _latest(patient_id, Modality.TELESOIN, EligibilityAssessment.outcome)
+        columns["steered"] = steered.scalar_subquery()
+    return columns
 
 
 def reasons_of(assessment: EligibilityAssessment) -> list[str]:
@@ -218,29 +235,52 @@ def require_eligible(session: Session, patient: Patient, modality: Modality) -> 
     """For the booking of a remote session: the latest checklist of that modality must allow it. An assisted
     teleconsultation may follow a checklist that steered the patient to it from télésoin."""
     assessment = latest_assessment(session, patient, modality)
+    steered = None
     if modality is Modality.ASSISTED_TELECONSULTATION and assessment is None:
         steered = latest_assessment(session, patient, Modality.TELESOIN)
-        assessment = steered if steered is not None and steered.outcome is EligibilityOutcome.ASSISTED else None
-    if assessment is None:
+    require_verdict(
+        patient,
+        modality,
+        outcome=assessment.outcome if assessment else None,
+        alternative=assessment.alternative if assessment else None,
+        steered=steered.outcome if steered else None,
+    )
+    allowing = assessment or steered
+    assert allowing is not None  # require_verdict refuses when neither is recorded
+    return allowing
+
+
+def require_verdict(
+    patient: Patient,
+    modality: Modality,
+    *,
+    outcome: EligibilityOutcome | None,
+    alternative: str | None,
+    steered: EligibilityOutcome | None = None,
+) -> None:
+    """require_eligible's rule on the latest assessment's outcome and alternative for the modality (None: none
+    recorded) and, for an assisted teleconsultation, the latest télésoin outcome (`steered`)."""
+    if modality is Modality.ASSISTED_TELECONSULTATION and outcome is None and steered is EligibilityOutcome.ASSISTED:
+        outcome = steered
+    if outcome is None:
         raise NotEligible(
             "Vérifiez d'abord l'éligibilité du patient au soin à distance (liste HAS) : rien n'a été réservé.",
             patient=patient,
             modality=modality,
             reason="missing",
         )
-    if assessment.outcome is EligibilityOutcome.INELIGIBLE:
+    if outcome is EligibilityOutcome.INELIGIBLE:
         raise NotEligible(
             "Le patient n'est pas éligible au soin à distance : "
-            f"{ALTERNATIVES.get(assessment.alternative or '', 'une alternative').lower()} a été proposé.",
+            f"{ALTERNATIVES.get(alternative or '', 'une alternative').lower()} a été proposé.",
             patient=patient,
             modality=modality,
             reason="ineligible",
         )
-    if assessment.outcome is EligibilityOutcome.ASSISTED and modality is Modality.TELESOIN:
+    if outcome is EligibilityOutcome.ASSISTED and modality is Modality.TELESOIN:
         raise NotEligible(
             "Ce patient est orienté vers une téléconsultation assistée, pas vers le télésoin.",
             patient=patient,
             modality=modality,
             reason="assisted",
         )
-    return assessment

@@ -57,20 +57,18 @@ def slot_freed(
     return task
 
 
-def patient_booked(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime) -> None:
+def patient_booked(
+    session: Session, actor: User, appointment: Appointment, *, now: dt.datetime, waiting: bool = True
+) -> None:
     """The patient's waiting entry for the appointment's program, if any, is booked with it — unless a concurrent
     booking took it first: the conditional update then finds it booked and leaves it (workflows.waiting.offer
-    checks whose booking it is)."""
-    if appointment.program_id is None:
+    checks whose booking it is). `waiting` False: the caller read, in this transaction (is_waiting), that the
+    patient has no waiting entry for the program, and the UPDATE that would change nothing is not sent."""
+    if appointment.program_id is None or not waiting:
         return
-    waiting = (
-        (WaitingEntry.patient_id == appointment.patient_id)
-        & (WaitingEntry.program_id == appointment.program_id)
-        & (WaitingEntry.state == WaitingState.WAITING)
-    )
     booked = session.scalars(
         update(WaitingEntry)
-        .where(waiting)
+        .where(_waiting(appointment.patient_id, appointment.program_id))
         .values(state=WaitingState.BOOKED, appointment_id=appointment.id, resolved_at=now, resolved_by_user_id=actor.id)
         .returning(WaitingEntry.id)
         .execution_options(synchronize_session=False)
@@ -85,6 +83,19 @@ def patient_booked(session: Session, actor: User, appointment: Appointment, *, n
             cpts_id=appointment.cpts_id,
             details={"appointment_id": appointment.id},
         )
+
+
+def is_waiting(patient_id, program_id):
+    """Whether the patient waits for the program, as a column (a booking reads it with its rules' facts)."""
+    return exists().where(_waiting(patient_id, program_id))
+
+
+def _waiting(patient_id, program_id):
+    return (
+        (WaitingEntry.patient_id == patient_id)
+        & (WaitingEntry.program_id == program_id)
+        & (WaitingEntry.state == WaitingState.WAITING)
+    )
 
 
 REFERRAL_CANCELLED = "Adressage annulé"

@@ -113,11 +113,17 @@ def has_care_relation(session: Session, professional_id: int, patient: Patient) 
 
 def care_team_member(session: Session, patient: Patient, profession, *conditions) -> Professional | None:
     """The patient's own professional of that profession (the longest in the care team), e.g. their IDEL."""
-    return session.scalar(
-        select(Professional)
+    return session.scalar(care_team_query(patient.id, profession, Professional, *conditions))
+
+
+def care_team_query(patient_id, profession, column, *conditions):
+    """care_team_member's query, selecting `column` (the Professional, or its id for a scalar subquery that a
+    booking puts in the one query reading all its rules' facts)."""
+    return (
+        select(column)
         .join(CareTeamMember, CareTeamMember.professional_id == Professional.id)
         .where(
-            CareTeamMember.patient_id == patient.id,
+            CareTeamMember.patient_id == patient_id,
             Professional.profession == profession,
             Professional.is_active.is_(True),
             *conditions,

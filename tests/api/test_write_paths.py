@@ -10,12 +10,12 @@ import pytest
 from sqlalchemy import select
 
 from hub.db import utcnow
-from hub.models import Allocation, AllocationResource, AppointmentState, PlaceKind
+from hub.models import Allocation, AllocationResource, AppointmentState, PlaceKind, WaitingState, WaitingUrgency
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
 from tests.queries import forbid_lazy_loads, statements_on
-from workflows import appointments
+from workflows import appointments, waiting
 
 
 def label(statement: str) -> str:
@@ -30,7 +30,7 @@ def _first_use(api, url):
     assert api.get(url).status_code == 200
 
 
-def test_a_booking_reads_five_rows_and_writes_each_table_once(clock, api_as, engine, territory, slot):
+def test_a_booking_reads_four_times_and_writes_each_table_once(clock, api_as, engine, territory, slot):
     api = api_as(territory.coordinator)
     _first_use(api, f"/api/v1/patients/{territory.patient.id}")
     booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
@@ -44,20 +44,46 @@ def test_a_booking_reads_five_rows_and_writes_each_table_once(clock, api_as, eng
     assert labels == [
         "SELECT api_tokens",
         "SELECT patients",
-        "SELECT slots",  # with its program
-        "SELECT eligibility_assessments",
-        "SELECT professionals",  # the patient's own IDEL
+        "SELECT slots",  # with its program, its room and its kit
+        # One query for the rules' facts: waiting entry (first in the FROM), eligibility, own IDEL.
+        "SELECT waiting_entries",
         "INSERT appointments",
         *check,
         "INSERT allocations",  # performer, patient and IDEL in one statement
         "INSERT visit_offers",
         "INSERT outbox_messages",
-        "UPDATE waiting_entries",
+        # No UPDATE of waiting_entries: the patient waits for nothing (the facts say so).
     ], seen
+    facts = seen[3]
+    assert "eligibility_assessments" in facts and "care_team_members" in facts, facts
     inserts = next(statement for statement in seen if label(statement) == "INSERT allocations")
     assert inserts.count("), (") == 2  # three rows
     assert ("ON CONFLICT DO NOTHING" in inserts) is on_postgresql
     assert "RETURNING" in next(statement for statement in seen if label(statement) == "INSERT appointments")
+
+
+def test_a_waiting_patient_s_booking_books_their_entry_in_the_same_request(
+    clock, api_as, db_session, engine, territory, slot
+):
+    """The facts' waiting flag spares the UPDATE only to a patient who waits for nothing: one who waits for the
+    program has their entry booked with the appointment (and audited)."""
+    entry = waiting.add(
+        db_session,
+        territory.coordinator,
+        patient=territory.patient,
+        program=territory.program,
+        urgency=WaitingUrgency.URGENT,
+    )
+    db_session.commit()
+    api = api_as(territory.coordinator)
+    _first_use(api, f"/api/v1/patients/{territory.patient.id}")
+    booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        response = api.post("/api/v1/appointments", json=booking)
+    assert response.status_code == 201, response.get_json()
+    assert [label(statement) for statement in seen][-1] == "UPDATE waiting_entries"
+    db_session.refresh(entry)
+    assert (entry.state, entry.appointment_id) == (WaitingState.BOOKED, response.get_json()["id"])
 
 
 def test_a_conflict_is_named_from_the_refused_hold_and_leaves_no_partial_hold(
