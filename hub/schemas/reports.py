@@ -136,6 +136,9 @@ class ReportOut(Schema):
     copy_participants = fields.Boolean()
     participant_ids = fields.Function(lambda r: json.loads(r.participant_ids or "[]"))
     document_uid = fields.String(allow_none=True)
+    content_sha256 = fields.String(allow_none=True)  # the signed content's hash, set at the signature
+    # Signed, the PDF and the CDA still being rendered by the worker: « document en préparation ».
+    document_pending = fields.Boolean()
     pdf_sha256 = fields.String(allow_none=True)
     pdf_size = fields.Integer(allow_none=True)
     signed_at = fields.AwareDateTime(allow_none=True)

@@ -65,7 +65,7 @@ def signed_report(api_as, clinic, **fields) -> dict:
     return signed.get_json()
 
 
-def test_draft_sign_and_deliveries(api_as, clinic, db_session):
+def test_draft_sign_and_deliveries(api_as, clinic, db_session, app):
     api = api_as(clinic.cardiologist)
     created = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id})
     assert created.status_code == 201, created.get_json()
@@ -81,7 +81,14 @@ def test_draft_sign_and_deliveries(api_as, clinic, db_session):
     signed = api.post(f"/api/v1/reports/{body['id']}/sign")
     assert signed.status_code == 200, signed.get_json()
     report = signed.get_json()
-    assert report["state"] == "signed" and report["pdf_sha256"] and report["document_uid"]
+    assert report["state"] == "signed" and report["document_uid"] and len(report["content_sha256"]) == 64
+    assert report["document_pending"] and report["pdf_sha256"] is None and report["deliveries"] == []
+    pending = api.get(f"/api/v1/reports/{body['id']}/pdf")
+    assert pending.status_code == 409 and pending.mimetype == "application/problem+json"
+    assert pending.headers["Retry-After"] == "5" and "en préparation" in pending.get_json()["detail"]
+    assert factories.render_signed_reports(app).startswith("1 compte(s) rendu(s)"), "the worker's pass"
+    report = api.get(f"/api/v1/reports/{body['id']}").get_json()
+    assert report["pdf_sha256"] and not report["document_pending"] and report["state"] == "signed"
     by_role = {d["recipient_role"]: d for d in report["deliveries"]}
     gp = by_role["medecin_traitant"]
     assert gp["address"] == "gp@cabinet.mssante.fr" and gp["state_label"] == "Envoi en attente"
@@ -201,7 +208,7 @@ def test_the_openapi_document_lists_the_report_operations(client):
     assert "get" in paths["/reports/{report_id}/recipients"]
 
 
-def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic, db_session):
+def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic, db_session, app):
     """Before the signature, where the report will go and by when; after it, the same deadlines with each
     sending's state. Deadlines count from the session's end plus the program's delays, never from the signing."""
     clinic.t.program.report_delay_doctors_hours = 24
@@ -219,6 +226,9 @@ def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic
 
     api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN)
     assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
+    (frozen,) = api.get(f"/api/v1/reports/{report_id}/recipients").get_json()["items"]
+    assert frozen == gp, "while the document is rendered, the recipients the signature fixed"
+    factories.render_signed_reports(app)
     (sent,) = api.get(f"/api/v1/reports/{report_id}/recipients").get_json()["items"]
     assert sent["due_at"] == gp["due_at"], "signed days later, still due from the session's end"
     assert (sent["state"], sent["state_label"]) == ("queued", "Envoi en attente") and sent["delivery_id"]

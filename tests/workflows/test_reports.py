@@ -97,7 +97,7 @@ def test_no_report_before_the_patient_is_checked_in(db_session, territory):
         db_session, user, reports.start_report(db_session, user, appointment), acts="ECG", conclusion="RAS"
     )
     with pytest.raises(RuleViolation, match="séance terminée"):
-        reports.sign(db_session, user, report, upload_dir="/nonexistent", zone=ZONE)
+        factories.sign_and_render(db_session, user, report, upload_dir="/nonexistent", zone=ZONE)
     assert report.state is ReportState.DRAFT
 
 
@@ -106,7 +106,7 @@ def test_signing_needs_the_acts_and_the_conclusion(db_session, session_done, tmp
     t = session_done
     report = written(db_session, t, **{missing: ""})
     with pytest.raises(ValidationFailed) as error:
-        reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
+        factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
     assert missing in error.value.errors
     assert report.state is ReportState.DRAFT and report.document_uid is None
     assert db_session.scalar(select(func.count(Delivery.id))) == 0
@@ -122,7 +122,7 @@ def test_an_unknown_follow_up_modality_is_refused(db_session, session_done):
 def test_signing_freezes_the_pdf_and_the_cda(db_session, session_done, tmp_path):
     t = session_done
     qualify(db_session, t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert report.state is ReportState.SIGNED and report.signed_at == SIGNED_AT
@@ -141,7 +141,9 @@ def test_signing_freezes_the_pdf_and_the_cda(db_session, session_done, tmp_path)
 def test_a_provisional_identity_never_carries_the_ins(db_session, session_done, tmp_path):
     t = session_done
     t.patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=t.patient.birth_date)
-    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
+    report = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE
+    )
     assert t.patient.ins_matricule.encode() not in read_stored(tmp_path, report.cda_sha256)
     roles = {d.recipient_role for d in report.deliveries}
     assert RecipientRole.PATIENT not in roles and RecipientRole.DMP not in roles
@@ -169,7 +171,7 @@ def test_the_report_is_routed_to_each_recipient_once(db_session, session_done, t
     t.idel.mssante_address = "idel@c.mssante.fr"
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session,
         t.cardiologist_user,
         written(db_session, t, copy_participants=True),
@@ -204,7 +206,7 @@ def test_a_program_sets_its_own_delays(db_session, session_done, tmp_path):
     assert json.loads(t.program.report_delays) == {"medecin_traitant": 8, "prescripteur": 8}
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     (delivery,) = report.deliveries
@@ -220,7 +222,7 @@ def test_a_report_signed_late_keeps_its_deadline_and_is_listed_late(db_session, 
     db_session.flush()
     db_session.refresh(t.patient)
     late = t.appointment.ends_at + dt.timedelta(days=5)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE
     )
     (delivery,) = report.deliveries
@@ -236,7 +238,7 @@ def test_r1_a_failed_signature_queues_nothing(db_session, session_done, tmp_path
     db_session.flush()
     report = written(db_session, t)
     savepoint = db_session.begin_nested()
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))) == 1
     savepoint.rollback()
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))) == 0
@@ -245,7 +247,7 @@ def test_r1_a_failed_signature_queues_nothing(db_session, session_done, tmp_path
 
 def test_nobody_to_send_to_means_sent_at_once(db_session, session_done, tmp_path):
     t = session_done
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert report.deliveries == [] and report.state is ReportState.SENT
@@ -257,14 +259,16 @@ def test_a_correction_supersedes_the_signed_version(db_session, session_done, tm
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    original = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
+    original = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE
+    )
     correction = reports.supersede(db_session, t.cardiologist_user, original)
     assert (correction.version, correction.root_id, correction.supersedes_id) == (2, original.id, original.id)
     assert correction.conclusion == original.conclusion and correction.state is ReportState.DRAFT
     with pytest.raises(RuleViolation, match="existe déjà"):
         reports.supersede(db_session, t.cardiologist_user, original)
     reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Décompensation débutante.")
-    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
     assert original.superseded_at is not None and original.conclusion == "Pas de décompensation."
     cda = ET.fromstring(read_stored(tmp_path, correction.cda_sha256))
     related = cda.find(f"{CDA}relatedDocument")
@@ -285,7 +289,7 @@ def test_the_follow_up_asked_becomes_the_pathway_step(db_session, session_done, 
     pathway = pathways.start(db_session, t.coordinator, patient=t.patient, template=template, started_on=NOW.date())
     echo = next(s for s in pathway.steps if s.condition)
     report = written(db_session, t, follow_up="Échocardiographie en présentiel", follow_up_modality="in_person")
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
     assert echo.due_on == SIGNED_AT.date() and echo.state is StepState.PLANNED
     assert "demandé par le compte rendu" in echo.condition
     due = pathways.next_due_steps(db_session, t.cpts.id, until=SIGNED_AT.date())
@@ -343,7 +347,9 @@ def test_overdue_lists_unsigned_sessions_and_late_deliveries(db_session, session
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE)
+    factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE
+    )
     (item,) = reports.overdue(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
     assert item.kind == "unsent", "signed late, its delivery is already past due and still queued"
 
@@ -364,7 +370,7 @@ def test_deliveries_follow_the_outbox_and_the_mdns(db_session, session_done, tmp
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     by_role = {d.recipient_role: d for d in report.deliveries}
@@ -403,7 +409,7 @@ def test_all_acknowledged_makes_the_report_acknowledged(db_session, session_done
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     (delivery,) = report.deliveries
@@ -434,21 +440,23 @@ def test_a_degraded_session_still_gets_its_report(db_session, territory, tmp_pat
         conclusion="RAS",
         technical_incidents="Coupure vidéo à 14 h 05",
     )
-    assert reports.sign(db_session, user, report, upload_dir=tmp_path, zone=ZONE).state is ReportState.SENT
+    assert factories.sign_and_render(db_session, user, report, upload_dir=tmp_path, zone=ZONE).state is ReportState.SENT
     assert db_session.scalar(select(func.count(Report.id))) == 1
 
 
 def test_every_version_shares_the_first_versions_set_id(db_session, session_done, tmp_path):
     t = session_done
-    first = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
-    second = reports.sign(
+    first = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE
+    )
+    second = factories.sign_and_render(
         db_session,
         t.cardiologist_user,
         reports.supersede(db_session, t.cardiologist_user, first),
         upload_dir=tmp_path,
         zone=ZONE,
     )
-    third = reports.sign(
+    third = factories.sign_and_render(
         db_session,
         t.cardiologist_user,
         reports.supersede(db_session, t.cardiologist_user, second),
@@ -471,7 +479,7 @@ def test_a_subscribed_cpts_gets_the_report_events_by_webhook(db_session, session
         )
     )
     db_session.flush()
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
     (event,) = db_session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "webhook")).all()
     assert (event.recipient, event.kind) == ("https://si.cpts.example/hooks", "report.signed")
     assert json.loads(event.payload)["data"] == {
@@ -484,7 +492,9 @@ def test_a_subscribed_cpts_gets_the_report_events_by_webhook(db_session, session
 
 def test_without_a_subscription_no_event_is_queued(db_session, session_done, tmp_path):
     t = session_done
-    reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
+    factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
+    )
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.channel == "webhook")) == 0
 
 
@@ -509,7 +519,7 @@ def test_the_late_list_and_the_routing_read_one_delay(db_session, session_done, 
     assert first_due == t.appointment.ends_at + dt.timedelta(hours=9)
     (item,) = reports.overdue(db_session, t.cpts.id, now=first_due + dt.timedelta(minutes=1))
     assert item.since == first_due
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert {d.recipient_role: d.due_at for d in report.deliveries} == {
@@ -541,7 +551,7 @@ def test_a_report_with_several_late_deliveries_is_one_alert(db_session, session_
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert len(report.deliveries) == 3
@@ -560,7 +570,9 @@ def test_a_follow_up_signed_after_midnight_in_paris_is_due_that_day(db_session, 
     echo = next(s for s in pathway.steps if s.condition)
     report = written(db_session, t, follow_up="Échocardiographie", follow_up_modality="in_person")
     half_past_midnight = dt.datetime(2026, 11, 24, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 23:30 UTC the 23rd
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=half_past_midnight, zone=ZONE)
+    factories.sign_and_render(
+        db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=half_past_midnight, zone=ZONE
+    )
     assert echo.due_on == dt.date(2026, 11, 24) and echo.condition.endswith("24/11/2026")
 
 
@@ -569,7 +581,7 @@ def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session
 
     t = session_done
     qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     deposit = next(d for d in report.deliveries if d.channel == "dmp")
@@ -608,7 +620,7 @@ def test_a_qualified_identity_changed_after_signing_stops_the_documents_still_wa
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert len(report.deliveries) == 2
