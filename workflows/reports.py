@@ -317,19 +317,23 @@ def render_pending(
 def _claim_rendering(
     session_factory: sessionmaker[Session], now: dt.datetime, lease: dt.timedelta, limit: int
 ) -> list[int]:
-    """The reports this worker renders: each taken by a conditional update, so that of two workers (or a worker
-    and one whose lease ran out) one alone gets it."""
-    free = or_(Report.render_lease_until.is_(None), Report.render_lease_until < now)
-    claimed = []
+    """The reports this worker renders, oldest first: a correction goes after its original (R7)."""
     with session_scope(session_factory) as session:
         candidates = session.scalars(
-            select(Report.id).where(awaiting_rendering(), free).order_by(Report.id).limit(limit)
+            select(Report.id).where(awaiting_rendering(), _free(now)).order_by(Report.id).limit(limit)
         ).all()
-        for report_id in candidates:  # in signature order: a correction goes after its original (R7)
-            taken = update(Report).where(Report.id == report_id, awaiting_rendering(), free)
-            if rows_changed(session, taken.values(render_lease_until=now + lease)):
-                claimed.append(report_id)
-    return claimed
+        return [report_id for report_id in candidates if claim_rendering(session, report_id, now=now, lease=lease)]
+
+
+def claim_rendering(session: Session, report_id: int, *, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Take a report to render by a conditional update: of two workers that both saw it free, one alone gets it
+    (the other's update finds it held); a worker dead mid-way loses it once its lease is over."""
+    taken = update(Report).where(Report.id == report_id, awaiting_rendering(), _free(now))
+    return rows_changed(session, taken.values(render_lease_until=now + lease)) == 1
+
+
+def _free(now: dt.datetime):
+    return or_(Report.render_lease_until.is_(None), Report.render_lease_until < now)
 
 
 def render_frozen(frozen: dict, upload_dir: Path, *, zone: str) -> DocumentPackage:

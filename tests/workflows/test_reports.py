@@ -2,6 +2,7 @@
 serial télésoin sessions, what is late, and the receivers' answers coming back."""
 
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 from types import SimpleNamespace
@@ -12,8 +13,11 @@ from defusedxml import ElementTree as ET
 from sqlalchemy import func, select
 
 from connectors.dispatcher import requeue
+from hub.db import utcnow
+from hub.documents.clinical import DocumentPackage
+from hub.documents.freezing import freeze
 from hub.documents.store import read_stored
-from hub.errors import Conflict, InvalidTransition, RuleViolation, ValidationFailed
+from hub.errors import Conflict, DocumentPending, InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
     CarePathwayStep,
@@ -631,3 +635,112 @@ def test_a_qualified_identity_changed_after_signing_stops_the_documents_still_wa
     assert all(m.last_error.startswith("identité du patient modifiée") for m in messages)
     with pytest.raises(Conflict, match="identité du patient modifiée"):
         requeue(db_session, t.coordinator, messages[0].id)
+
+
+# --- the worker renders what the signature froze -----------------------------------------------------------
+
+
+def signed_with_a_gp(db_session, t, tmp_path) -> Report:
+    """A report signed (not rendered yet) for a médecin traitant with a secure mailbox, committed."""
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
+    db_session.commit()
+    return report
+
+
+def documents_and_deliveries(db_session, report: Report) -> tuple[str | None, int, int]:
+    db_session.expire_all()
+    messages = select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))
+    return (
+        db_session.get_one(Report, report.id).pdf_sha256,
+        db_session.scalar(select(func.count(Delivery.id)).where(Delivery.report_id == report.id)),
+        db_session.scalar(messages),
+    )
+
+
+def test_signing_freezes_the_content_and_leaves_the_rendering_to_the_worker(db_session, session_done, tmp_path):
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    assert report.state is ReportState.SIGNED and report.document_pending and report.deliveries == []
+    assert documents_and_deliveries(db_session, report) == (None, 0, 0), "no delivery without its document"
+    frozen = db_session.scalar(select(Report.frozen_content).where(Report.id == report.id))
+    assert report.content_sha256 == hashlib.sha256(frozen.encode()).hexdigest()
+    with pytest.raises(DocumentPending):
+        reports.signed_pdf(db_session, t.cardiologist_user, report, upload_dir=tmp_path)
+    signed_name = t.patient.birth_name
+    t.patient.birth_name = "RENOMMÉE"  # after the signature: the document keeps what was signed
+    db_session.commit()
+    factories.rendered(db_session, report, tmp_path)
+    assert signed_name.encode() in read_stored(tmp_path, report.cda_sha256)
+    assert b"RENOMM" not in read_stored(tmp_path, report.cda_sha256)
+    assert report.state is ReportState.SIGNED and len(report.deliveries) == 1
+
+
+def test_the_worker_renders_the_same_bytes_as_the_signature_did(db_session, session_done, tmp_path):
+    """The rendering moved, not changed: the frozen document is the one the signature built, rendered by the same
+    function (hub.documents.freezing.freeze), so its PDF and CDA are byte for byte the signature's."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    frozen = json.loads(db_session.scalar(select(Report.frozen_content).where(Report.id == report.id)))
+    built = reports._document(db_session, report, report.document_uid, None, report.signed_at)
+    assert DocumentPackage.from_payload(frozen).document == built
+    direct = freeze(built, tmp_path / "direct", zone=ZONE)
+    factories.rendered(db_session, report, tmp_path)
+    assert (report.pdf_sha256, report.cda_sha256) == (direct.rendering("pdf").sha256, direct.rendering("cda").sha256)
+
+
+def test_two_workers_render_a_report_once(db_session, session_done, sessions, tmp_path):
+    """A worker's claim holds the report for its lease: a second worker's pass leaves it alone (without the
+    claim both would render it); once the lease has run out (the first worker died), the next pass renders it."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    now = utcnow()
+    assert reports._claim_rendering(sessions, now, reports.RENDER_LEASE, 10) == [report.id], "worker A"
+    # Worker B saw it free just before A's claim: its own claim finds it held.
+    lease = reports.RENDER_LEASE
+    assert not reports.claim_rendering(db_session, report.id, now=now + dt.timedelta(seconds=30), lease=lease)
+    second = reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=now + dt.timedelta(seconds=30))
+    assert second.startswith("0 compte(s)") and documents_and_deliveries(db_session, report) == (None, 0, 0)
+    later = now + reports.RENDER_LEASE + dt.timedelta(seconds=1)
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("1 compte(s)")
+    pdf, delivered, messages = documents_and_deliveries(db_session, report)
+    assert pdf is not None and delivered == messages == 1
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("0 compte(s)")
+
+
+def test_a_rendering_finished_twice_queues_the_deliveries_once(db_session, session_done, tmp_path):
+    """A worker whose lease ran out while it rendered finishes after the one that took over: it writes nothing."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    frozen = json.loads(db_session.scalar(select(Report.frozen_content).where(Report.id == report.id)))
+    package = reports.render_frozen(frozen, tmp_path, zone=ZONE)
+    assert reports.finish_rendering(db_session, report.id, package) is True
+    assert reports.finish_rendering(db_session, report.id, package) is False
+    assert documents_and_deliveries(db_session, report)[1:] == (1, 1)
+
+
+def test_a_worker_dying_mid_render_loses_nothing(db_session, session_done, sessions, tmp_path):
+    """The rendering fails (here the store cannot be written): nothing is recorded, nothing queued, the report
+    stays « en préparation » and the next pass after the lease renders it and queues its delivery."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    now = utcnow()
+    failed = reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=now)
+    assert failed.endswith("1 échec(s)") and documents_and_deliveries(db_session, report) == (None, 0, 0)
+    assert db_session.get_one(Report, report.id).document_pending
+    later = now + reports.RENDER_LEASE + dt.timedelta(seconds=1)
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("1 compte(s)")
+    assert documents_and_deliveries(db_session, report)[1:] == (1, 1)
+
+
+def test_a_report_in_preparation_is_not_sent_for_want_of_deliveries(db_session, session_done, tmp_path):
+    """Its deliveries do not exist yet: the sync with the outbox must not take « none waiting » for « all sent »."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    deliveries.settle_reports(db_session, now=utcnow())
+    db_session.commit()
+    assert db_session.get_one(Report, report.id).state is ReportState.SIGNED
