@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--render", action="store_true", help="time the worker's rendering pass afterwards")
+    parser.add_argument("--show", action="append", default=[], help="print the statements of this request")
     args = parser.parse_args()
     assert args.rounds + FIRST <= 84, "read_paths' calendar holds 84 sessions"
     with tempfile.TemporaryDirectory() as tmp, time_machine.travel(factories.NOW, tick=True):
@@ -108,6 +109,8 @@ def main() -> None:
                 event.remove(engine, "before_cursor_execute", count)
             wall[step].append((time.perf_counter() - started) * 1000)
             cpu[step].append((time.process_time() - started_cpu) * 1000)
+            if step not in statements and step in args.show:
+                print(step, *(f"    {' '.join(sql.split())[:200]}" for sql in seen), sep="\n")
             statements.setdefault(step, len(seen))
             assert response.status_code in (200, 201), (step, response.status_code, response.get_data(as_text=True))
             return response

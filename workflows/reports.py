@@ -948,8 +948,9 @@ def _author(session: Session, actor: User, professional_id: int | None) -> Profe
 
 
 def _lock(session: Session, row) -> None:
-    """The row's lock, then a fresh read (autoflushed first): two verbs on one report run one after the other.
-    SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
+    """The row's lock and its fresh read, in one statement (autoflushed first): two verbs on one report run one
+    after the other. SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
     model = type(row)
-    session.execute(select(model.id).where(model.id == row.id).with_for_update())
-    session.refresh(row)
+    session.execute(
+        select(model).where(model.id == row.id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()

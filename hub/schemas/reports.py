@@ -11,6 +11,7 @@ from hub.models import (
     DeliveryState,
     Modality,
     RecipientRole,
+    Report,
     ReportKind,
     ReportState,
     delivery_label,
@@ -144,4 +145,10 @@ class ReportOut(Schema):
     signed_at = fields.AwareDateTime(allow_none=True)
     sent_at = fields.AwareDateTime(allow_none=True)
     acknowledged_at = fields.AwareDateTime(allow_none=True)
-    deliveries = fields.List(fields.Nested(DeliveryOut))
+    # A draft, or a report whose documents are being rendered, has no delivery yet: not asked of the database.
+    deliveries = fields.Method("_deliveries")
+
+    def _deliveries(self, report: Report) -> list[dict]:
+        if report.state is ReportState.DRAFT or report.document_pending:
+            return []
+        return DeliveryOut(many=True).dump(report.deliveries)

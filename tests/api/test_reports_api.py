@@ -12,6 +12,7 @@ from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Repor
 from tests import factories
 from tests.factories import NOW
 from tests.pdfs import pdf_text
+from tests.queries import forbid_lazy_loads, statements_on
 
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
@@ -269,3 +270,24 @@ def test_ma_seance_through_the_api(api_as, clinic, db_session):
     assert api_as(clinic.coordinator).get("/api/v1/me/session").status_code == 403
     audited = select(func.count(AuditEvent.id)).where(AuditEvent.action == "worklist.read")
     assert db_session.scalar(audited) == 2
+
+
+def test_the_report_requests_leave_the_frozen_content_and_load_nothing_lazily(api_as, clinic, engine, app):
+    """P7's report requests: the report read without the document frozen at signing (a deferred column the
+    worker alone reads), no lazy load in the draft, PATCH and GET, and a fixed number of statements (audit line
+    and savepoints aside)."""
+    api = api_as(clinic.cardiologist)
+    seen = {}
+    with forbid_lazy_loads(), statements_on(engine) as seen["draft"]:
+        report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    with forbid_lazy_loads(), statements_on(engine) as seen["patch"]:
+        assert api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN).status_code == 200
+    with statements_on(engine) as seen["sign"]:  # reads the patient, the author, the recipients once each
+        assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
+    factories.render_signed_reports(app)
+    with forbid_lazy_loads(), statements_on(engine) as seen["get"]:
+        assert api.get(f"/api/v1/reports/{report_id}").get_json()["deliveries"]
+    reads = [s for name in ("draft", "patch", "get") for s in seen[name] if s.startswith("SELECT")]
+    assert reads and not [s for s in reads if "frozen_content" in s], "the report read without its frozen content"
+    counts = {name: len(statements) for name, statements in seen.items()}
+    assert counts == {"draft": 8, "patch": 4, "sign": 13, "get": 2}, seen
