@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -282,6 +283,8 @@ def sign(
 # A worker dead while rendering holds its reports this long; rendering one takes well under a second.
 RENDER_LEASE = dt.timedelta(minutes=2)
 RENDER_BATCH = 20
+# One pass of the loop at most this long: well within the lease of the batch it last claimed.
+RENDER_PASS = dt.timedelta(seconds=60)
 
 
 def render_pending(
@@ -294,24 +297,29 @@ def render_pending(
     limit: int = RENDER_BATCH,
 ) -> str:
     """The worker's loop: render the signed reports' PDF and CDA from their frozen content and queue their
-    deliveries. Each report is claimed for `lease` first (a second worker leaves it alone), rendered outside any
+    deliveries, `limit` at a time until none is left (or RENDER_PASS has gone: the loop's next run goes on).
+    Each report is claimed for `lease` first (a second worker leaves it alone), rendered outside any
     transaction, then finished under its row lock only if nobody finished it meanwhile: its documents and
     deliveries are written once. A worker that dies mid-way leaves the report to the next pass once the lease is
     over; the files already stored are content-addressed, written again identical."""
-    now = now or utcnow()
     rendered = failed = 0
-    for report_id in _claim_rendering(session_factory, now, lease, limit):
-        try:
-            with session_scope(session_factory) as session:
-                frozen = session.scalar(select(Report.frozen_content).where(Report.id == report_id))
-            assert frozen is not None  # claimed: awaiting_rendering()
-            package = render_frozen(json.loads(frozen), upload_dir, zone=zone)
-            with session_scope(session_factory) as session:
-                rendered += finish_rendering(session, report_id, package)
-        except Exception as exc:  # the next pass after the lease retries it; the others go on
-            failed += 1
-            log.error("render_pending: report %s failed\n%s", report_id, describe_failure(exc))
-    return f"{rendered} compte(s) rendu(s) mis en forme, {failed} échec(s)"
+    ends = time.monotonic() + RENDER_PASS.total_seconds()
+    while True:
+        claimed = _claim_rendering(session_factory, now or utcnow(), lease, limit)
+        for report_id in claimed:
+            try:
+                with session_scope(session_factory) as session:
+                    frozen = session.scalar(select(Report.frozen_content).where(Report.id == report_id))
+                assert frozen is not None  # claimed: awaiting_rendering()
+                package = render_frozen(json.loads(frozen), upload_dir, zone=zone)
+                with session_scope(session_factory) as session:
+                    rendered += finish_rendering(session, report_id, package)
+            except Exception as exc:  # the next pass after the lease retries it; the others go on
+                failed += 1
+                log.error("render_pending: report %s failed\n%s", report_id, describe_failure(exc))
+        # A full batch: more may wait (a peak of signatures), at a few a second each batch takes seconds.
+        if len(claimed) < limit or time.monotonic() > ends:
+            return f"{rendered} compte(s) rendu(s) mis en forme, {failed} échec(s)"
 
 
 def _claim_rendering(

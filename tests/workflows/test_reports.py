@@ -744,3 +744,20 @@ def test_a_report_in_preparation_is_not_sent_for_want_of_deliveries(db_session, 
     deliveries.settle_reports(db_session, now=utcnow())
     db_session.commit()
     assert db_session.get_one(Report, report.id).state is ReportState.SIGNED
+
+
+def test_a_pass_renders_batch_after_batch_and_the_original_before_its_correction(
+    db_session, session_done, sessions, tmp_path
+):
+    """A peak of signatures is rendered in one pass, a batch at a time; a correction signed before its original
+    was rendered is queued after it, so that the original's messages leave first (R7)."""
+    t = session_done
+    original = signed_with_a_gp(db_session, t, tmp_path)
+    correction = reports.supersede(db_session, t.cardiologist_user, original)
+    reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Pas de décompensation, ECG normal.")
+    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
+    db_session.commit()
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, limit=1).startswith("2 compte(s)")
+    db_session.expire_all()
+    order = db_session.scalars(select(Delivery.report_id).order_by(Delivery.outbox_message_id)).all()
+    assert order == [original.id, correction.id]
