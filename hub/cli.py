@@ -78,10 +78,12 @@ def worker_command():
     from connectors.dispatcher import drain
     from connectors.mdn import ImapSettings
     from connectors.registry import build_registry
+    from hub.http.request import upload_dir
     from scheduling.periodic import JobContext
     from scheduling.runner import Worker
     from workflows.deliveries import follow_deliveries
     from workflows.jobs import PERIODIC_JOBS
+    from workflows.reports import render_pending
 
     config = current_app.config["HUB"]
     sessions = _sessions()
@@ -93,6 +95,8 @@ def worker_command():
         jobs=PERIODIC_JOBS,
         context=context,
         loops=[
+            # The signed reports' PDF and CDA, then their deliveries: before the dispatcher, which sends them.
+            functools.partial(render_pending, sessions, upload_dir=upload_dir(), zone=config["TIMEZONE"]),
             functools.partial(drain, sessions, connectors=connectors, lease=outbox_lease),
             # Deliveries follow their messages; MDNs are read when the applicative mailbox is configured.
             functools.partial(

@@ -12,6 +12,7 @@ class HubError(Exception):
     status = 400
     title = "Requête invalide"
     type_slug = "bad-request"
+    retry_after: int | None = None  # seconds: the answer's Retry-After, for a refusal that time lifts
 
     def __init__(
         self,
@@ -67,6 +68,17 @@ class Conflict(HubError):
 class InvalidTransition(Conflict):
     title = "Transition impossible"
     type_slug = "invalid-transition"
+
+
+class DocumentPending(Conflict):
+    """A signed report's PDF asked before the worker has rendered it (a few seconds after the signature)."""
+
+    title = "Document en préparation"
+    type_slug = "document-pending"
+    retry_after = 5
+
+    def __init__(self):
+        super().__init__("Le document est en préparation : il sera téléchargeable dans quelques secondes.")
 
 
 class TooManyRequests(HubError):

@@ -9,9 +9,11 @@ import datetime as dt
 import itertools
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pyotp
+from sqlalchemy import select
 from stdnum import luhn
 
 from hub.db import utcnow
@@ -56,7 +58,7 @@ from hub.models import (
 )
 from hub.services import accounts
 from tests import ZONE
-from workflows import appointments, completion, fees
+from workflows import appointments, completion, fees, reports
 
 PARIS = ZoneInfo(ZONE)
 NOW = dt.datetime(2026, 11, 16, 9, 0, tzinfo=PARIS)  # a Monday morning
@@ -742,3 +744,27 @@ PROGRAM_FORM = {
     "horizon_weeks": "12",
     "skip_public_holidays": "true",
 }
+
+
+def rendered(session, report: Report, upload_dir) -> Report:
+    """What the worker does after a signature (reports.render_pending, without its claim), in the test's session:
+    the report's PDF and CDA rendered from its frozen content, its deliveries queued."""
+    session.flush()
+    frozen = session.scalar(select(Report.frozen_content).where(Report.id == report.id))
+    assert frozen is not None, "signed: its content is frozen"
+    reports.finish_rendering(session, report.id, reports.render_frozen(json.loads(frozen), upload_dir, zone=ZONE))
+    session.refresh(report)
+    return report
+
+
+def sign_and_render(session, actor, report: Report, *, upload_dir, **options) -> Report:
+    """reports.sign, then the worker's rendering: the signed report as its recipients get it."""
+    return rendered(session, reports.sign(session, actor, report, upload_dir=upload_dir, **options), upload_dir)
+
+
+def render_signed_reports(app) -> str:
+    """The worker's rendering pass on the application's sessions (the test's transaction), after a signature
+    made through the pages or the API."""
+    hub = app.config["HUB"]
+    upload_dir = Path(hub.get("UPLOAD_DIR") or Path(app.instance_path) / "uploads")
+    return reports.render_pending(app.extensions["hub.sessions"], upload_dir=upload_dir, zone=hub["TIMEZONE"])

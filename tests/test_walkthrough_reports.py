@@ -116,6 +116,7 @@ def sign_in_the_browser(auth, t, **fields) -> Report:
     } | fields
     response = auth.post(f"/reports/{report_id}/edit", data=form)
     assert response.status_code == 302, response.text
+    factories.render_signed_reports(auth.client.application)  # the worker renders the documents, then queues them
     return auth.session.get(Report, report_id)
 
 

@@ -34,6 +34,7 @@ from hub.models import (
     RecipientRole,
     Report,
     ReportState,
+    awaiting_rendering,
 )
 from hub.services.identity import has_valid_consent
 from workflows import events
@@ -175,7 +176,8 @@ def sync_with_outbox(session: Session, *, now: dt.datetime | None = None) -> int
 
 def settle_reports(session: Session, *, now: dt.datetime, report_ids: Iterable[int] | None = None) -> None:
     """signed → sent when every delivery has left; sent → acknowledged when every one is acknowledged."""
-    query = select(Report).where(Report.state.in_((ReportState.SIGNED, ReportState.SENT)))
+    # A report whose documents are still being rendered has no delivery yet: it is not "all sent".
+    query = select(Report).where(Report.state.in_((ReportState.SIGNED, ReportState.SENT)), ~awaiting_rendering())
     if report_ids is not None:
         query = query.where(Report.id.in_(list(report_ids)))
     reports = session.scalars(query.with_for_update() if _is_pg(session) else query).all()

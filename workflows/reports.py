@@ -11,21 +11,24 @@ recipients until its message is sent or dead (a few hours at most with the cappe
 
 import datetime as dt
 import functools
+import hashlib
 import json
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased, joinedload, selectinload
+from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased, joinedload, selectinload, sessionmaker
 
 from connectors import outbox
 from hub import audit
-from hub.db import UTCDateTime, utcnow
+from hub.db import UTCDateTime, rows_changed, session_scope, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
 from hub.documents.identity import custodian_of, patient_identity, professional_identity
-from hub.errors import Conflict, RuleViolation, ValidationFailed
+from hub.errors import Conflict, DocumentPending, RuleViolation, ValidationFailed, describe_failure
 from hub.models import (
     MIN_REPORT_DELAY_HOURS,
     RECIPIENT_ROLE_LABELS,
@@ -53,6 +56,7 @@ from hub.models import (
     TeleexpertiseRequest,
     TeleexpertiseState,
     User,
+    awaiting_rendering,
 )
 from hub.services import directory
 from scheduling.agenda import day_bounds
@@ -92,6 +96,7 @@ FIELD_LABELS = {
 REQUIRED_TO_SIGN = ("acts", "conclusion")
 MAX_TEXT = 20_000
 ALERT_KIND = "report_overdue"
+log = logging.getLogger(__name__)
 
 
 # --- writing -----------------------------------------------------------------------------------------------
@@ -228,8 +233,10 @@ def update_draft(session: Session, actor: User, report: Report, **fields) -> Rep
 def sign(
     session: Session, actor: User, report: Report, *, upload_dir: Path, zone: str, now: dt.datetime | None = None
 ) -> Report:
-    """Freeze the report (PDF and CDA stored under their hash, times in the territory's `zone`) and queue its
-    deliveries in this same transaction: if anything fails, nothing is signed and nothing is queued (R1)."""
+    """Freeze the report: its clinical document (text, version, author, times in the territory's `zone`) and its
+    recipients, as JSON under their hash, in this transaction with the state, the signer and the time. The PDF
+    and the CDA are rendered from that by the worker (render_pending), which then queues the deliveries: signing
+    answers without the rendering's cost, and no delivery leaves without its document (R1)."""
     now = now or utcnow()
     _lock(session, report)
     MACHINE.target("sign", report.state)
@@ -242,23 +249,22 @@ def sign(
     request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
     report.document_uid = new_document_uid()
-    package = freeze(_document(session, report, report.document_uid, previous, now), upload_dir, zone=zone)
-    cda, pdf = package.rendering("cda"), package.rendering("pdf")
-    report.cda_sha256, report.cda_size = cda.sha256, cda.size
-    report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
+    document = _document(session, report, report.document_uid, previous, now)
+    targets = _targets(session, report, appointment, now)
+    frozen = json.dumps(DocumentPackage(document).to_payload() | {"recipients": targets}, sort_keys=True)
+    report.frozen_content, report.content_sha256 = frozen, hashlib.sha256(frozen.encode()).hexdigest()
     report.state, report.signed_at, report.signed_by_user_id = S.SIGNED, now, actor.id
     if previous is not None:
         previous.superseded_at = now
-    queued = _route(session, report, appointment, package, now)
     audit.record(
         session,
         actor=actor,
         action="report.sign",
         target=report,
         cpts_id=report.cpts_id,
-        details={"version": report.version, "deliveries": len(queued)},
+        details={"version": report.version, "deliveries": len(targets), "content_sha256": report.content_sha256},
     )
-    if not queued:
+    if not targets:
         report.state, report.sent_at = S.SENT, now  # nobody to send to: the hub is where it is read
     events.emit(
         session,
@@ -273,6 +279,90 @@ def sign(
     if request is not None and report.supersedes_id is None:
         teleexpertise.mark_answered(session, request, report, now=now, zone=zone)
     return report
+
+
+# A worker dead while rendering holds its reports this long; rendering one takes well under a second.
+RENDER_LEASE = dt.timedelta(minutes=2)
+RENDER_BATCH = 20
+# One pass of the loop at most this long: well within the lease of the batch it last claimed.
+RENDER_PASS = dt.timedelta(seconds=60)
+
+
+def render_pending(
+    session_factory: sessionmaker[Session],
+    *,
+    upload_dir: Path,
+    zone: str,
+    now: dt.datetime | None = None,
+    lease: dt.timedelta = RENDER_LEASE,
+    limit: int = RENDER_BATCH,
+) -> str:
+    """The worker's loop: render the signed reports' PDF and CDA from their frozen content and queue their
+    deliveries, `limit` at a time until none is left (or RENDER_PASS has gone: the loop's next run goes on).
+    Each report is claimed for `lease` first (a second worker leaves it alone), rendered outside any
+    transaction, then finished under its row lock only if nobody finished it meanwhile: its documents and
+    deliveries are written once. A worker that dies mid-way leaves the report to the next pass once the lease is
+    over; the files already stored are content-addressed, written again identical."""
+    rendered = failed = 0
+    ends = time.monotonic() + RENDER_PASS.total_seconds()
+    while True:
+        claimed = _claim_rendering(session_factory, now or utcnow(), lease, limit)
+        for report_id in claimed:
+            try:
+                with session_scope(session_factory) as session:
+                    frozen = session.scalar(select(Report.frozen_content).where(Report.id == report_id))
+                assert frozen is not None  # claimed: awaiting_rendering()
+                package = render_frozen(json.loads(frozen), upload_dir, zone=zone)
+                with session_scope(session_factory) as session:
+                    rendered += finish_rendering(session, report_id, package)
+            except Exception as exc:  # the next pass after the lease retries it; the others go on
+                failed += 1
+                log.error("render_pending: report %s failed\n%s", report_id, describe_failure(exc))
+        # A full batch: more may wait (a peak of signatures), at a few a second each batch takes seconds.
+        if len(claimed) < limit or time.monotonic() > ends:
+            return f"{rendered} compte(s) rendu(s) mis en forme, {failed} échec(s)"
+
+
+def _claim_rendering(
+    session_factory: sessionmaker[Session], now: dt.datetime, lease: dt.timedelta, limit: int
+) -> list[int]:
+    """The reports this worker renders, oldest first: a correction goes after its original (R7)."""
+    with session_scope(session_factory) as session:
+        candidates = session.scalars(
+            select(Report.id).where(awaiting_rendering(), _free(now)).order_by(Report.id).limit(limit)
+        ).all()
+        return [report_id for report_id in candidates if claim_rendering(session, report_id, now=now, lease=lease)]
+
+
+def claim_rendering(session: Session, report_id: int, *, now: dt.datetime, lease: dt.timedelta) -> bool:
+    """Take a report to render by a conditional update: of two workers that both saw it free, one alone gets it
+    (the other's update finds it held); a worker dead mid-way loses it once its lease is over."""
+    taken = update(Report).where(Report.id == report_id, awaiting_rendering(), _free(now))
+    return rows_changed(session, taken.values(render_lease_until=now + lease)) == 1
+
+
+def _free(now: dt.datetime):
+    return or_(Report.render_lease_until.is_(None), Report.render_lease_until < now)
+
+
+def render_frozen(frozen: dict, upload_dir: Path, *, zone: str) -> DocumentPackage:
+    """The PDF and the CDA of the document frozen at signing, stored: the same bytes whenever it runs."""
+    return freeze(DocumentPackage.from_payload(frozen).document, upload_dir, zone=zone)
+
+
+def finish_rendering(session: Session, report_id: int, package: DocumentPackage) -> bool:
+    """Record the rendered documents and queue the frozen recipients' deliveries, under the report's lock; False
+    (nothing written) when another worker has finished it already."""
+    report = session.scalar(select(Report).where(Report.id == report_id).with_for_update())
+    if report is None or not report.document_pending:
+        return False
+    cda, pdf = package.rendering("cda"), package.rendering("pdf")
+    report.cda_sha256, report.cda_size = cda.sha256, cda.size
+    report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
+    report.render_lease_until = None
+    frozen = json.loads(session.scalar(select(Report.frozen_content).where(Report.id == report_id)) or "{}")
+    _route(session, report, package, frozen["recipients"])
+    return True
 
 
 def missing_to_sign(report: Report) -> dict[str, str]:
@@ -358,25 +448,41 @@ def _program_of(session: Session, appointment: Appointment | None) -> SessionPro
     return session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
 
 
-def _route(session, report: Report, appointment, package: DocumentPackage, now) -> list[Delivery]:
+def _targets(session: Session, report: Report, appointment: Appointment | None, now: dt.datetime) -> list[dict]:
+    """The recipients as the signature fixes them, each with its due time, for the worker to route."""
     program = _program_of(session, appointment)
     # From the session's end, whenever the report is signed: a report signed late is late, never due "now".
     base = appointment.ends_at if appointment is not None else now
+    return [
+        {
+            "role": recipient.role.value,
+            "address": recipient.address,
+            "channel": recipient.channel,
+            "professional_id": recipient.professional.id if recipient.professional is not None else None,
+            "due_at": delivery_due_at(base, program, recipient.role).isoformat(),
+        }
+        for recipient in recipients(session, report, appointment)
+    ]
+
+
+def _route(session: Session, report: Report, package: DocumentPackage, targets: list[dict]) -> list[Delivery]:
+    ids = [t["professional_id"] for t in targets if t["professional_id"]]
+    professionals = {pro.id: pro for pro in session.scalars(select(Professional).where(Professional.id.in_(ids)))}
     return [
         deliveries.queue_delivery(
             session,
             package=package,
             cpts_id=report.cpts_id,
-            role=recipient.role,
-            address=recipient.address,
-            channel=recipient.channel,
-            professional=recipient.professional,
-            due_at=delivery_due_at(base, program, recipient.role),
+            role=RecipientRole(target["role"]),
+            address=target["address"],
+            channel=target["channel"],
+            professional=professionals.get(target["professional_id"]),
+            due_at=dt.datetime.fromisoformat(target["due_at"]),
             report=report,
             # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
             group_key=f"report:{report.root_id}",
         )
-        for recipient in recipients(session, report, appointment)
+        for target in targets
     ]
 
 
@@ -401,6 +507,8 @@ def recipient_lines(session: Session, report: Report, *, now: dt.datetime | None
     """A draft's recipients as the signature would route them, each with its deadline from the session's end
     (from the signature for a téléexpertise answer, signed `now` at the earliest); a signed report's deliveries."""
     appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
+    if report.document_pending:  # signed, its deliveries queued once the worker has rendered the document
+        return _frozen_lines(session, report)
     if report.state is not S.DRAFT:
         return [
             RecipientLine(
@@ -426,6 +534,20 @@ def recipient_lines(session: Session, report: Report, *, now: dt.datetime | None
         )
         for r in recipients(session, report, appointment)
     ]
+
+
+def _frozen_lines(session: Session, report: Report) -> list[RecipientLine]:
+    frozen = json.loads(session.scalar(select(Report.frozen_content).where(Report.id == report.id)) or "{}")
+    targets = frozen.get("recipients", [])
+    ids = [t["professional_id"] for t in targets if t["professional_id"]]
+    professionals = {pro.id: pro for pro in session.scalars(select(Professional).where(Professional.id.in_(ids)))}
+    lines = []
+    for target in targets:
+        role = RecipientRole(target["role"])
+        name = _recipient_name(role, professionals.get(target["professional_id"]), report)
+        due_at = dt.datetime.fromisoformat(target["due_at"])
+        lines.append(RecipientLine(role, name, target["address"], target["channel"], due_at, None))
+    return sorted(lines, key=lambda line: line.due_at)
 
 
 def _recipient_name(role: RecipientRole, professional: Professional | None, report: Report) -> str:
@@ -547,6 +669,8 @@ def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str
 
 def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Path) -> StoredFile:
     """The signed report's frozen PDF, for a reader the caller has checked; the export is audited."""
+    if report.document_pending:
+        raise DocumentPending()
     if report.pdf_sha256 is None:
         raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
     audit.record(
@@ -845,8 +969,9 @@ def _author(session: Session, actor: User, professional_id: int | None) -> Profe
 
 
 def _lock(session: Session, row) -> None:
-    """The row's lock, then a fresh read (autoflushed first): two verbs on one report run one after the other.
-    SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
+    """The row's lock and its fresh read, in one statement (autoflushed first): two verbs on one report run one
+    after the other. SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
     model = type(row)
-    session.execute(select(model.id).where(model.id == row.id).with_for_update())
-    session.refresh(row)
+    session.execute(
+        select(model).where(model.id == row.id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()

@@ -45,7 +45,15 @@ from connectors.email import message_token  # noqa: E402
 from hub import audit, migrate  # noqa: E402
 from hub.config import DEFAULTS  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope  # noqa: E402
-from hub.models import Delivery, OutboxMessage, OutboxState, Profession, Report, Role  # noqa: E402
+from hub.models import (  # noqa: E402
+    Delivery,
+    OutboxMessage,
+    OutboxState,
+    Profession,
+    Report,
+    Role,
+    awaiting_rendering,
+)
 from hub.services import accounts, calendar_feeds  # noqa: E402
 from scheduling.slots import generate_slots  # noqa: E402
 from tests import factories  # noqa: E402
@@ -392,7 +400,8 @@ def print_breakdown(step: Step) -> None:
 
 
 def wait_for_emails(url: str, seconds: float = 60.0) -> None:
-    """Give the worker time to send the e-mails the last step queued (it polls the outbox)."""
+    """Give the worker time to render the documents of the reports the last step signed (their deliveries are
+    queued then) and to send the e-mails it queued (it polls the outbox)."""
     engine = make_engine(url)
     try:
         deadline = time.monotonic() + seconds
@@ -403,6 +412,7 @@ def wait_for_emails(url: str, seconds: float = 60.0) -> None:
                     .select_from(OutboxMessage)
                     .where(OutboxMessage.channel == "email", OutboxMessage.state != OutboxState.SENT)
                 )
+                waiting += connection.scalar(select(func.count()).select_from(Report).where(awaiting_rendering()))
             if not waiting:
                 return
             time.sleep(1)

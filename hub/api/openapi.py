@@ -386,9 +386,20 @@ OPERATIONS = {
         True,
     ),
     "api.update_report": ("Modifier un brouillon de compte rendu", ReportUpdateIn, ReportOut, False),
-    "api.sign_report": ("Signer le compte rendu (figé) et l'envoyer", NoBodyIn, ReportOut, False),
+    "api.sign_report": (
+        "Signer le compte rendu (contenu figé) : son PDF et son CDA sont mis en forme peu après (`document_pending`),"
+        " puis envoyés",
+        NoBodyIn,
+        ReportOut,
+        False,
+    ),
     "api.supersede_report": ("Corriger un compte rendu signé (nouvelle version)", NoBodyIn, ReportOut, False),
-    "api.get_report_pdf": ("Télécharger le PDF du compte rendu signé", None, None, False),
+    "api.get_report_pdf": (
+        "Télécharger le PDF du compte rendu signé (409 avec Retry-After tant que le document est en préparation)",
+        None,
+        None,
+        False,
+    ),
     "api.get_indicators": (
         "Indicateurs de la CPTS pour une année ou un mois (heure de Paris) et un programme, et leur mode de calcul",
         None,

@@ -66,10 +66,14 @@ def handle_hub_error(exc: HubError):
         members = dict(exc.extra)
         if exc.errors:
             members["errors"] = exc.errors
-        return problem(exc.status, exc.title, exc.detail, type_slug=exc.type_slug, **members)
+        response = problem(exc.status, exc.title, exc.detail, type_slug=exc.type_slug, **members)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     if isinstance(exc, Unauthorized):
         return redirect(f"/login?next={quote(request.full_path.rstrip('?'), safe='/?=&')}")
-    return render_template("error.html", title=exc.title, detail=exc.detail), exc.status
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else {}
+    return render_template("error.html", title=exc.title, detail=exc.detail), exc.status, headers
 
 
 def handle_http_error(exc: HTTPException):

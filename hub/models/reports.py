@@ -1,14 +1,15 @@
 """Remote acts' written traces: reports (compte-rendus) and their deliveries.
 
-A signed report is frozen: its PDF and CDA are rendered once at signing and stored under their hash
-(hub.documents.freezing), so that every delivery and every re-send carries the same bytes. A correction is
+A signed report is frozen: the signature fixes its content (the clinical document and its recipients, under
+a hash) and the worker renders its PDF and CDA once from that, stored under their hash (hub.documents.freezing),
+so that every delivery and every re-send carries the same bytes. A correction is
 a new version (`supersedes_id`) that is signed, stored and routed in turn.
 """
 
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
@@ -57,6 +58,9 @@ REPORT_STATE_LABELS = {
 }
 
 
+AWAITING_RENDERING_SQL = "content_sha256 IS NOT NULL AND pdf_sha256 IS NULL"
+
+
 class Report(Base):
     """A compte-rendu written by the performer of an appointment, or the expert's answer to a request."""
 
@@ -65,6 +69,13 @@ class Report(Base):
         UniqueConstraint("document_uid", name="uq_reports_document_uid"),
         UniqueConstraint("root_id", "version", name="uq_reports_root_version"),
         Index("ix_reports_cpts_state", "cpts_id", "state"),
+        # The worker's queue of documents to render: a handful of rows at any time, whatever the reports' number.
+        Index(
+            "ix_reports_awaiting_rendering",
+            "id",
+            postgresql_where=text(AWAITING_RENDERING_SQL),
+            sqlite_where=text(AWAITING_RENDERING_SQL),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,12 +101,18 @@ class Report(Base):
     follow_up: Mapped[str | None] = mapped_column(Text)
     follow_up_modality: Mapped[str | None] = mapped_column(String(40))  # a pathway step asked (Modality value)
     copy_participants: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Frozen at signing.
+    # Frozen at signing: the document and its recipients as signed (JSON, workflows.reports.sign), never read with
+    # the report (deferred: the worker alone renders from it), and its SHA-256.
     document_uid: Mapped[str | None] = mapped_column(String(64))  # OID-shaped unique id of the CDA
+    frozen_content: Mapped[str | None] = mapped_column(Text, deferred=True)
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Rendered by the worker after the signature (workflows.reports.render_pending); null until then.
     pdf_sha256: Mapped[str | None] = mapped_column(String(64))
     pdf_size: Mapped[int | None] = mapped_column(Integer)
     cda_sha256: Mapped[str | None] = mapped_column(String(64))
     cda_size: Mapped[int | None] = mapped_column(Integer)
+    # A worker rendering the documents holds them until then; past it, another may take them over.
+    render_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     signed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -113,6 +130,16 @@ class Report(Base):
     @property
     def loinc(self) -> str:
         return REPORT_LOINC[self.kind]
+
+    @property
+    def document_pending(self) -> bool:
+        """Signed, its PDF and CDA not rendered yet: « document en préparation »."""
+        return self.content_sha256 is not None and self.pdf_sha256 is None
+
+
+def awaiting_rendering():
+    """The signed reports whose documents the worker has still to render (and so to send)."""
+    return and_(Report.content_sha256.is_not(None), Report.pdf_sha256.is_(None))
 
 
 class RecipientRole(StrEnum):

@@ -11,6 +11,7 @@ from hub.models import (
     DeliveryState,
     Modality,
     RecipientRole,
+    Report,
     ReportKind,
     ReportState,
     delivery_label,
@@ -136,9 +137,18 @@ class ReportOut(Schema):
     copy_participants = fields.Boolean()
     participant_ids = fields.Function(lambda r: json.loads(r.participant_ids or "[]"))
     document_uid = fields.String(allow_none=True)
+    content_sha256 = fields.String(allow_none=True)  # the signed content's hash, set at the signature
+    # Signed, the PDF and the CDA still being rendered by the worker: « document en préparation ».
+    document_pending = fields.Boolean()
     pdf_sha256 = fields.String(allow_none=True)
     pdf_size = fields.Integer(allow_none=True)
     signed_at = fields.AwareDateTime(allow_none=True)
     sent_at = fields.AwareDateTime(allow_none=True)
     acknowledged_at = fields.AwareDateTime(allow_none=True)
-    deliveries = fields.List(fields.Nested(DeliveryOut))
+    # A draft, or a report whose documents are being rendered, has no delivery yet: not asked of the database.
+    deliveries = fields.Method("_deliveries")
+
+    def _deliveries(self, report: Report) -> list[dict]:
+        if report.state is ReportState.DRAFT or report.document_pending:
+            return []
+        return DeliveryOut(many=True).dump(report.deliveries)

@@ -13,7 +13,7 @@ from hub import audit
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
 from hub.db import utcnow
-from hub.errors import ValidationFailed
+from hub.errors import DocumentPending, ValidationFailed
 from hub.http.access import access
 from hub.http.downloads import send
 from hub.http.forms import attempt, load_form
@@ -198,7 +198,7 @@ def save(report_id: int):
         db().refresh(report)
         return _form_page(report, values, _named(refused.errors), problem=refused.detail, status=refused.status)
     if signing:
-        flash("Compte rendu signé : il part vers ses destinataires.", "success")
+        flash("Compte rendu signé : son document est en préparation, puis il part vers ses destinataires.", "success")
         return redirect(url_for("reports.show", report_id=report.id))
     flash("Brouillon enregistré.", "success")
     return redirect(url_for("reports.edit", report_id=report.id))
@@ -250,7 +250,11 @@ def show(report_id: int):
 @access(Permission.REPORTS_READ)
 def pdf(report_id: int):
     report = report_for(db(), current_user, report_id, "read")
-    return send(reports.signed_pdf(db(), current_user, report, upload_dir=upload_dir()))
+    try:
+        return send(reports.signed_pdf(db(), current_user, report, upload_dir=upload_dir()))
+    except DocumentPending as pending:  # back to the report's page, which says « document en préparation »
+        flash(pending.detail, "info")
+        return redirect(url_for("reports.show", report_id=report_id))
 
 
 @bp.post("/<int:report_id>/supersede")

@@ -12,6 +12,7 @@ from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Repor
 from tests import factories
 from tests.factories import NOW
 from tests.pdfs import pdf_text
+from tests.queries import forbid_lazy_loads, statements_on
 
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
@@ -65,7 +66,7 @@ def signed_report(api_as, clinic, **fields) -> dict:
     return signed.get_json()
 
 
-def test_draft_sign_and_deliveries(api_as, clinic, db_session):
+def test_draft_sign_and_deliveries(api_as, clinic, db_session, app):
     api = api_as(clinic.cardiologist)
     created = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id})
     assert created.status_code == 201, created.get_json()
@@ -81,7 +82,14 @@ def test_draft_sign_and_deliveries(api_as, clinic, db_session):
     signed = api.post(f"/api/v1/reports/{body['id']}/sign")
     assert signed.status_code == 200, signed.get_json()
     report = signed.get_json()
-    assert report["state"] == "signed" and report["pdf_sha256"] and report["document_uid"]
+    assert report["state"] == "signed" and report["document_uid"] and len(report["content_sha256"]) == 64
+    assert report["document_pending"] and report["pdf_sha256"] is None and report["deliveries"] == []
+    pending = api.get(f"/api/v1/reports/{body['id']}/pdf")
+    assert pending.status_code == 409 and pending.mimetype == "application/problem+json"
+    assert pending.headers["Retry-After"] == "5" and "en préparation" in pending.get_json()["detail"]
+    assert factories.render_signed_reports(app).startswith("1 compte(s) rendu(s)"), "the worker's pass"
+    report = api.get(f"/api/v1/reports/{body['id']}").get_json()
+    assert report["pdf_sha256"] and not report["document_pending"] and report["state"] == "signed"
     by_role = {d["recipient_role"]: d for d in report["deliveries"]}
     gp = by_role["medecin_traitant"]
     assert gp["address"] == "gp@cabinet.mssante.fr" and gp["state_label"] == "Envoi en attente"
@@ -201,7 +209,7 @@ def test_the_openapi_document_lists_the_report_operations(client):
     assert "get" in paths["/reports/{report_id}/recipients"]
 
 
-def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic, db_session):
+def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic, db_session, app):
     """Before the signature, where the report will go and by when; after it, the same deadlines with each
     sending's state. Deadlines count from the session's end plus the program's delays, never from the signing."""
     clinic.t.program.report_delay_doctors_hours = 24
@@ -219,6 +227,9 @@ def test_the_recipients_and_their_deadlines_from_the_sessions_end(api_as, clinic
 
     api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN)
     assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
+    (frozen,) = api.get(f"/api/v1/reports/{report_id}/recipients").get_json()["items"]
+    assert frozen == gp, "while the document is rendered, the recipients the signature fixed"
+    factories.render_signed_reports(app)
     (sent,) = api.get(f"/api/v1/reports/{report_id}/recipients").get_json()["items"]
     assert sent["due_at"] == gp["due_at"], "signed days later, still due from the session's end"
     assert (sent["state"], sent["state_label"]) == ("queued", "Envoi en attente") and sent["delivery_id"]
@@ -259,3 +270,24 @@ def test_ma_seance_through_the_api(api_as, clinic, db_session):
     assert api_as(clinic.coordinator).get("/api/v1/me/session").status_code == 403
     audited = select(func.count(AuditEvent.id)).where(AuditEvent.action == "worklist.read")
     assert db_session.scalar(audited) == 2
+
+
+def test_the_report_requests_leave_the_frozen_content_and_load_nothing_lazily(api_as, clinic, engine, app):
+    """P7's report requests: the report read without the document frozen at signing (a deferred column the
+    worker alone reads), no lazy load in the draft, PATCH and GET, and a fixed number of statements (audit line
+    and savepoints aside)."""
+    api = api_as(clinic.cardiologist)
+    seen = {}
+    with forbid_lazy_loads(), statements_on(engine) as seen["draft"]:
+        report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    with forbid_lazy_loads(), statements_on(engine) as seen["patch"]:
+        assert api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN).status_code == 200
+    with statements_on(engine) as seen["sign"]:  # reads the patient, the author, the recipients once each
+        assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
+    factories.render_signed_reports(app)
+    with forbid_lazy_loads(), statements_on(engine) as seen["get"]:
+        assert api.get(f"/api/v1/reports/{report_id}").get_json()["deliveries"]
+    reads = [s for name in ("draft", "patch", "get") for s in seen[name] if s.startswith("SELECT")]
+    assert reads and not [s for s in reads if "frozen_content" in s], "the report read without its frozen content"
+    counts = {name: len(statements) for name, statements in seen.items()}
+    assert counts == {"draft": 8, "patch": 4, "sign": 13, "get": 2}, seen

@@ -137,7 +137,7 @@ def test_the_coordinator_reads_the_rituals_but_only_the_kine_records_them(api_as
 
 
 def test_the_telesoin_report_carries_the_rituals_and_proms_in_its_pdf_and_cda(
-    api_as, db_session, kine, kine_session, uploads, clock
+    api_as, db_session, kine, kine_session, uploads, clock, app
 ):
     clock.move_to(UNDER_WAY)
     api = api_as(kine)
@@ -153,6 +153,7 @@ def test_the_telesoin_report_carries_the_rituals_and_proms_in_its_pdf_and_cda(
     assert api.patch(f"/api/v1/reports/{report['id']}", json=written).status_code == 200
     signed = api.post(f"/api/v1/reports/{report['id']}/sign").get_json()
     assert signed["loinc"] == "11506-3", signed
+    factories.render_signed_reports(app)  # the worker's pass: the rituals as they were at the signature
 
     text = " ".join(pdf_text(api.get(f"/api/v1/reports/{report['id']}/pdf").data).split())
     assert "Rituels de la séance de télésoin" in text

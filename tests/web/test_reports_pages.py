@@ -51,7 +51,7 @@ def start(auth, clinic) -> Report:
     return auth.session.get(Report, report_id)
 
 
-def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session):
+def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session, app):
     auth.login(clinic.cardiologist)
     worklist = text_of(client.get(f"/reports/session?day={MONDAY}"))
     patient = clinic.t.patient
@@ -72,6 +72,12 @@ def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session):
 
     signed = auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign"))
     assert signed.status_code == 302 and signed.headers["Location"].endswith(f"/reports/{report.id}")
+    preparing = text_of(client.get(f"/reports/{report.id}"))
+    assert "Document en préparation" in preparing and "Télécharger le PDF" not in preparing
+    early = client.get(f"/reports/{report.id}/pdf")
+    assert early.status_code == 302 and early.headers["Location"].endswith(f"/reports/{report.id}")
+    assert "Le document est en préparation" in text_of(client.get(f"/reports/{report.id}"))
+    factories.render_signed_reports(app)  # the worker's pass
     shown = text_of(client.get(f"/reports/{report.id}"))
     assert "Signé, envoi en attente" in shown and WRITTEN["conclusion"] in shown
     assert "Médecin traitant" in shown and "gp@cabinet.mssante.fr" in shown and "Envoi en attente" in shown
@@ -290,7 +296,7 @@ def test_the_coordinator_sees_what_is_late(client, auth, clinic, db_session):
     # Signed since, but the médecin traitant's copy has not left within its delay.
     report = reports.start_report(db_session, clinic.cardiologist, late)
     reports.update_draft(db_session, clinic.cardiologist, report, **WRITTEN)
-    reports.sign(db_session, clinic.cardiologist, report, upload_dir=clinic.uploads, zone=ZONE)
+    factories.sign_and_render(db_session, clinic.cardiologist, report, upload_dir=clinic.uploads, zone=ZONE)
     db_session.commit()
     page = text_of(client.get("/reports/overdue"))
     assert "Envoi en attente : médecin traitant" in page and f'href="/reports/{report.id}"' in page
@@ -320,13 +326,14 @@ def test_the_navigation_links(client, auth, clinic):
     assert "Comptes rendus en retard" in home and "Ma séance" not in home
 
 
-def test_the_receivers_answers_show_on_the_report_page(client, auth, clinic, db_session):
+def test_the_receivers_answers_show_on_the_report_page(client, auth, clinic, db_session, app):
     """The MDNs read back: the médecin traitant's copy refused (903), the IDEL's acknowledged."""
     clinic.t.idel.mssante_address = "idel@c.mssante.fr"
     db_session.commit()
     auth.login(clinic.cardiologist)
     report = start(auth, clinic)
     auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign", copy_participants="true"))
+    factories.render_signed_reports(app)
     by_address = {d.address: d for d in db_session.scalars(select(Delivery).where(Delivery.report_id == report.id))}
     deliveries.apply_dispositions(
         db_session,
@@ -353,7 +360,7 @@ def test_ma_seance_opens_on_the_next_session_day(clock, client, auth, clinic):
     assert "Aucun patient à cette séance." in text_of(client.get("/reports/session"))
 
 
-def test_the_editor_shows_the_recipients_and_signing_asks_for_a_confirmation(client, auth, clinic, db_session):
+def test_the_editor_shows_the_recipients_and_signing_asks_for_a_confirmation(client, auth, clinic, db_session, app):
     auth.login(clinic.cardiologist)
     report = start(auth, clinic)
     page = text_of(client.get(f"/reports/{report.id}/edit"))
@@ -376,6 +383,7 @@ def test_the_editor_shows_the_recipients_and_signing_asks_for_a_confirmation(cli
 
     signed = auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign"))
     assert signed.status_code == 302
+    factories.render_signed_reports(app)
     db_session.expire_all()
     (delivery,) = db_session.get(Report, report.id).deliveries
     assert delivery.due_at == gp_due, "due from the session's end, not from the signature"

@@ -2,6 +2,7 @@
 serial télésoin sessions, what is late, and the receivers' answers coming back."""
 
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 from types import SimpleNamespace
@@ -12,8 +13,11 @@ from defusedxml import ElementTree as ET
 from sqlalchemy import func, select
 
 from connectors.dispatcher import requeue
+from hub.db import utcnow
+from hub.documents.clinical import DocumentPackage
+from hub.documents.freezing import freeze
 from hub.documents.store import read_stored
-from hub.errors import Conflict, InvalidTransition, RuleViolation, ValidationFailed
+from hub.errors import Conflict, DocumentPending, InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
     CarePathwayStep,
@@ -97,7 +101,7 @@ def test_no_report_before_the_patient_is_checked_in(db_session, territory):
         db_session, user, reports.start_report(db_session, user, appointment), acts="ECG", conclusion="RAS"
     )
     with pytest.raises(RuleViolation, match="séance terminée"):
-        reports.sign(db_session, user, report, upload_dir="/nonexistent", zone=ZONE)
+        factories.sign_and_render(db_session, user, report, upload_dir="/nonexistent", zone=ZONE)
     assert report.state is ReportState.DRAFT
 
 
@@ -106,7 +110,7 @@ def test_signing_needs_the_acts_and_the_conclusion(db_session, session_done, tmp
     t = session_done
     report = written(db_session, t, **{missing: ""})
     with pytest.raises(ValidationFailed) as error:
-        reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
+        factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
     assert missing in error.value.errors
     assert report.state is ReportState.DRAFT and report.document_uid is None
     assert db_session.scalar(select(func.count(Delivery.id))) == 0
@@ -122,7 +126,7 @@ def test_an_unknown_follow_up_modality_is_refused(db_session, session_done):
 def test_signing_freezes_the_pdf_and_the_cda(db_session, session_done, tmp_path):
     t = session_done
     qualify(db_session, t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert report.state is ReportState.SIGNED and report.signed_at == SIGNED_AT
@@ -141,7 +145,9 @@ def test_signing_freezes_the_pdf_and_the_cda(db_session, session_done, tmp_path)
 def test_a_provisional_identity_never_carries_the_ins(db_session, session_done, tmp_path):
     t = session_done
     t.patient.ins_matricule = factories.valid_nir(sex=Sex.FEMALE, birth_date=t.patient.birth_date)
-    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
+    report = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE
+    )
     assert t.patient.ins_matricule.encode() not in read_stored(tmp_path, report.cda_sha256)
     roles = {d.recipient_role for d in report.deliveries}
     assert RecipientRole.PATIENT not in roles and RecipientRole.DMP not in roles
@@ -169,7 +175,7 @@ def test_the_report_is_routed_to_each_recipient_once(db_session, session_done, t
     t.idel.mssante_address = "idel@c.mssante.fr"
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session,
         t.cardiologist_user,
         written(db_session, t, copy_participants=True),
@@ -204,7 +210,7 @@ def test_a_program_sets_its_own_delays(db_session, session_done, tmp_path):
     assert json.loads(t.program.report_delays) == {"medecin_traitant": 8, "prescripteur": 8}
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     (delivery,) = report.deliveries
@@ -220,7 +226,7 @@ def test_a_report_signed_late_keeps_its_deadline_and_is_listed_late(db_session, 
     db_session.flush()
     db_session.refresh(t.patient)
     late = t.appointment.ends_at + dt.timedelta(days=5)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE
     )
     (delivery,) = report.deliveries
@@ -236,7 +242,7 @@ def test_r1_a_failed_signature_queues_nothing(db_session, session_done, tmp_path
     db_session.flush()
     report = written(db_session, t)
     savepoint = db_session.begin_nested()
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, zone=ZONE)
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))) == 1
     savepoint.rollback()
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))) == 0
@@ -245,7 +251,7 @@ def test_r1_a_failed_signature_queues_nothing(db_session, session_done, tmp_path
 
 def test_nobody_to_send_to_means_sent_at_once(db_session, session_done, tmp_path):
     t = session_done
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert report.deliveries == [] and report.state is ReportState.SENT
@@ -257,14 +263,16 @@ def test_a_correction_supersedes_the_signed_version(db_session, session_done, tm
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    original = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
+    original = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE
+    )
     correction = reports.supersede(db_session, t.cardiologist_user, original)
     assert (correction.version, correction.root_id, correction.supersedes_id) == (2, original.id, original.id)
     assert correction.conclusion == original.conclusion and correction.state is ReportState.DRAFT
     with pytest.raises(RuleViolation, match="existe déjà"):
         reports.supersede(db_session, t.cardiologist_user, original)
     reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Décompensation débutante.")
-    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
     assert original.superseded_at is not None and original.conclusion == "Pas de décompensation."
     cda = ET.fromstring(read_stored(tmp_path, correction.cda_sha256))
     related = cda.find(f"{CDA}relatedDocument")
@@ -285,7 +293,7 @@ def test_the_follow_up_asked_becomes_the_pathway_step(db_session, session_done, 
     pathway = pathways.start(db_session, t.coordinator, patient=t.patient, template=template, started_on=NOW.date())
     echo = next(s for s in pathway.steps if s.condition)
     report = written(db_session, t, follow_up="Échocardiographie en présentiel", follow_up_modality="in_person")
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
     assert echo.due_on == SIGNED_AT.date() and echo.state is StepState.PLANNED
     assert "demandé par le compte rendu" in echo.condition
     due = pathways.next_due_steps(db_session, t.cpts.id, until=SIGNED_AT.date())
@@ -343,7 +351,9 @@ def test_overdue_lists_unsigned_sessions_and_late_deliveries(db_session, session
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE)
+    factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE
+    )
     (item,) = reports.overdue(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
     assert item.kind == "unsent", "signed late, its delivery is already past due and still queued"
 
@@ -364,7 +374,7 @@ def test_deliveries_follow_the_outbox_and_the_mdns(db_session, session_done, tmp
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     by_role = {d.recipient_role: d for d in report.deliveries}
@@ -403,7 +413,7 @@ def test_all_acknowledged_makes_the_report_acknowledged(db_session, session_done
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     (delivery,) = report.deliveries
@@ -434,21 +444,23 @@ def test_a_degraded_session_still_gets_its_report(db_session, territory, tmp_pat
         conclusion="RAS",
         technical_incidents="Coupure vidéo à 14 h 05",
     )
-    assert reports.sign(db_session, user, report, upload_dir=tmp_path, zone=ZONE).state is ReportState.SENT
+    assert factories.sign_and_render(db_session, user, report, upload_dir=tmp_path, zone=ZONE).state is ReportState.SENT
     assert db_session.scalar(select(func.count(Report.id))) == 1
 
 
 def test_every_version_shares_the_first_versions_set_id(db_session, session_done, tmp_path):
     t = session_done
-    first = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
-    second = reports.sign(
+    first = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE
+    )
+    second = factories.sign_and_render(
         db_session,
         t.cardiologist_user,
         reports.supersede(db_session, t.cardiologist_user, first),
         upload_dir=tmp_path,
         zone=ZONE,
     )
-    third = reports.sign(
+    third = factories.sign_and_render(
         db_session,
         t.cardiologist_user,
         reports.supersede(db_session, t.cardiologist_user, second),
@@ -471,7 +483,7 @@ def test_a_subscribed_cpts_gets_the_report_events_by_webhook(db_session, session
         )
     )
     db_session.flush()
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
+    factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
     (event,) = db_session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "webhook")).all()
     assert (event.recipient, event.kind) == ("https://si.cpts.example/hooks", "report.signed")
     assert json.loads(event.payload)["data"] == {
@@ -484,7 +496,9 @@ def test_a_subscribed_cpts_gets_the_report_events_by_webhook(db_session, session
 
 def test_without_a_subscription_no_event_is_queued(db_session, session_done, tmp_path):
     t = session_done
-    reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
+    factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
+    )
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.channel == "webhook")) == 0
 
 
@@ -509,7 +523,7 @@ def test_the_late_list_and_the_routing_read_one_delay(db_session, session_done, 
     assert first_due == t.appointment.ends_at + dt.timedelta(hours=9)
     (item,) = reports.overdue(db_session, t.cpts.id, now=first_due + dt.timedelta(minutes=1))
     assert item.since == first_due
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert {d.recipient_role: d.due_at for d in report.deliveries} == {
@@ -541,7 +555,7 @@ def test_a_report_with_several_late_deliveries_is_one_alert(db_session, session_
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert len(report.deliveries) == 3
@@ -560,7 +574,9 @@ def test_a_follow_up_signed_after_midnight_in_paris_is_due_that_day(db_session, 
     echo = next(s for s in pathway.steps if s.condition)
     report = written(db_session, t, follow_up="Échocardiographie", follow_up_modality="in_person")
     half_past_midnight = dt.datetime(2026, 11, 24, 0, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 23:30 UTC the 23rd
-    reports.sign(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=half_past_midnight, zone=ZONE)
+    factories.sign_and_render(
+        db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=half_past_midnight, zone=ZONE
+    )
     assert echo.due_on == dt.date(2026, 11, 24) and echo.condition.endswith("24/11/2026")
 
 
@@ -569,7 +585,7 @@ def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session
 
     t = session_done
     qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     deposit = next(d for d in report.deliveries if d.channel == "dmp")
@@ -608,7 +624,7 @@ def test_a_qualified_identity_changed_after_signing_stops_the_documents_still_wa
     t.patient.attending_gp_id = gp.id
     db_session.flush()
     db_session.refresh(t.patient)
-    report = reports.sign(
+    report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
     )
     assert len(report.deliveries) == 2
@@ -619,3 +635,129 @@ def test_a_qualified_identity_changed_after_signing_stops_the_documents_still_wa
     assert all(m.last_error.startswith("identité du patient modifiée") for m in messages)
     with pytest.raises(Conflict, match="identité du patient modifiée"):
         requeue(db_session, t.coordinator, messages[0].id)
+
+
+# --- the worker renders what the signature froze -----------------------------------------------------------
+
+
+def signed_with_a_gp(db_session, t, tmp_path) -> Report:
+    """A report signed (not rendered yet) for a médecin traitant with a secure mailbox, committed."""
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    db_session.flush()
+    report = reports.sign(db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, zone=ZONE)
+    db_session.commit()
+    return report
+
+
+def documents_and_deliveries(db_session, report: Report) -> tuple[str | None, int, int]:
+    db_session.expire_all()
+    messages = select(func.count(OutboxMessage.id)).where(OutboxMessage.kind.like("document:%"))
+    return (
+        db_session.get_one(Report, report.id).pdf_sha256,
+        db_session.scalar(select(func.count(Delivery.id)).where(Delivery.report_id == report.id)),
+        db_session.scalar(messages),
+    )
+
+
+def test_signing_freezes_the_content_and_leaves_the_rendering_to_the_worker(db_session, session_done, tmp_path):
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    assert report.state is ReportState.SIGNED and report.document_pending and report.deliveries == []
+    assert documents_and_deliveries(db_session, report) == (None, 0, 0), "no delivery without its document"
+    frozen = db_session.scalar(select(Report.frozen_content).where(Report.id == report.id))
+    assert report.content_sha256 == hashlib.sha256(frozen.encode()).hexdigest()
+    with pytest.raises(DocumentPending):
+        reports.signed_pdf(db_session, t.cardiologist_user, report, upload_dir=tmp_path)
+    signed_name = t.patient.birth_name
+    t.patient.birth_name = "RENOMMÉE"  # after the signature: the document keeps what was signed
+    db_session.commit()
+    factories.rendered(db_session, report, tmp_path)
+    assert signed_name.encode() in read_stored(tmp_path, report.cda_sha256)
+    assert b"RENOMM" not in read_stored(tmp_path, report.cda_sha256)
+    assert report.state is ReportState.SIGNED and len(report.deliveries) == 1
+
+
+def test_the_worker_renders_the_same_bytes_as_the_signature_did(db_session, session_done, tmp_path):
+    """The rendering moved, not changed: the frozen document is the one the signature built, rendered by the same
+    function (hub.documents.freezing.freeze), so its PDF and CDA are byte for byte the signature's."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    frozen = json.loads(db_session.scalar(select(Report.frozen_content).where(Report.id == report.id)))
+    built = reports._document(db_session, report, report.document_uid, None, report.signed_at)
+    assert DocumentPackage.from_payload(frozen).document == built
+    direct = freeze(built, tmp_path / "direct", zone=ZONE)
+    factories.rendered(db_session, report, tmp_path)
+    assert (report.pdf_sha256, report.cda_sha256) == (direct.rendering("pdf").sha256, direct.rendering("cda").sha256)
+
+
+def test_two_workers_render_a_report_once(db_session, session_done, sessions, tmp_path):
+    """A worker's claim holds the report for its lease: a second worker's pass leaves it alone (without the
+    claim both would render it); once the lease has run out (the first worker died), the next pass renders it."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    now = utcnow()
+    assert reports._claim_rendering(sessions, now, reports.RENDER_LEASE, 10) == [report.id], "worker A"
+    # Worker B saw it free just before A's claim: its own claim finds it held.
+    lease = reports.RENDER_LEASE
+    assert not reports.claim_rendering(db_session, report.id, now=now + dt.timedelta(seconds=30), lease=lease)
+    second = reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=now + dt.timedelta(seconds=30))
+    assert second.startswith("0 compte(s)") and documents_and_deliveries(db_session, report) == (None, 0, 0)
+    later = now + reports.RENDER_LEASE + dt.timedelta(seconds=1)
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("1 compte(s)")
+    pdf, delivered, messages = documents_and_deliveries(db_session, report)
+    assert pdf is not None and delivered == messages == 1
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("0 compte(s)")
+
+
+def test_a_rendering_finished_twice_queues_the_deliveries_once(db_session, session_done, tmp_path):
+    """A worker whose lease ran out while it rendered finishes after the one that took over: it writes nothing."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    frozen = json.loads(db_session.scalar(select(Report.frozen_content).where(Report.id == report.id)))
+    package = reports.render_frozen(frozen, tmp_path, zone=ZONE)
+    assert reports.finish_rendering(db_session, report.id, package) is True
+    assert reports.finish_rendering(db_session, report.id, package) is False
+    assert documents_and_deliveries(db_session, report)[1:] == (1, 1)
+
+
+def test_a_worker_dying_mid_render_loses_nothing(db_session, session_done, sessions, tmp_path):
+    """The rendering fails (here the store cannot be written): nothing is recorded, nothing queued, the report
+    stays « en préparation » and the next pass after the lease renders it and queues its delivery."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    now = utcnow()
+    failed = reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=now)
+    assert failed.endswith("1 échec(s)") and documents_and_deliveries(db_session, report) == (None, 0, 0)
+    assert db_session.get_one(Report, report.id).document_pending
+    later = now + reports.RENDER_LEASE + dt.timedelta(seconds=1)
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("1 compte(s)")
+    assert documents_and_deliveries(db_session, report)[1:] == (1, 1)
+
+
+def test_a_report_in_preparation_is_not_sent_for_want_of_deliveries(db_session, session_done, tmp_path):
+    """Its deliveries do not exist yet: the sync with the outbox must not take « none waiting » for « all sent »."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    deliveries.settle_reports(db_session, now=utcnow())
+    db_session.commit()
+    assert db_session.get_one(Report, report.id).state is ReportState.SIGNED
+
+
+def test_a_pass_renders_batch_after_batch_and_the_original_before_its_correction(
+    db_session, session_done, sessions, tmp_path
+):
+    """A peak of signatures is rendered in one pass, a batch at a time; a correction signed before its original
+    was rendered is queued after it, so that the original's messages leave first (R7)."""
+    t = session_done
+    original = signed_with_a_gp(db_session, t, tmp_path)
+    correction = reports.supersede(db_session, t.cardiologist_user, original)
+    reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Pas de décompensation, ECG normal.")
+    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
+    db_session.commit()
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, limit=1).startswith("2 compte(s)")
+    db_session.expire_all()
+    order = db_session.scalars(select(Delivery.report_id).order_by(Delivery.outbox_message_id)).all()
+    assert order == [original.id, correction.id]
