@@ -3,7 +3,8 @@
 On each database (a fresh SQLite file in a temporary directory; PostgreSQL with `--database postgresql` or
 `both`, or when BENCH_PG_URL is set, in a dedicated database whose `public` schema is dropped and made again),
 the script migrates, queues N e-mail messages for one CPTS (`connectors.outbox.enqueue`, one transaction, not
-timed) and starts an aiosmtpd server on 127.0.0.1 with STARTTLS on a trustme certificate (tests/servers.py).
+timed) and starts an aiosmtpd server on 127.0.0.1 with STARTTLS on a trustme certificate (tests/servers.py), in a
+process of its own since 2026-12-04 (as a real MTA: its CPU is no longer charged to the senders through the GIL).
 Each round then measures:
 
   hub        `connectors.dispatcher.drain` with the EmailConnector (SENDERS threads, each with its SMTP
@@ -31,6 +32,7 @@ that the server received each message once per measurement (by Message-ID) and t
 
 import argparse
 import cProfile
+import multiprocessing
 import os
 import pstats
 import smtplib
@@ -110,6 +112,57 @@ class PipeliningRecorder(Recorder):
         return [responses[0], "250-PIPELINING", *responses[1:]]
 
 
+class ServerProcess:
+    """The test SMTP server (aiosmtpd, STARTTLS on a certificate of the test CA) in a process of its own, as a real
+    MTA is: in the bench's process its CPU, GIL included, would be charged to whichever sender it answers, and the
+    hub's several connections and pipelining could not go past the pace of one Python thread serving them. The
+    bench asks it, over a pipe, for the Message-IDs it received and to forget them between measurements."""
+
+    def __init__(self, ca: TestCA, directory: Path, *, pipelining: bool):
+        chain = directory / "server.pem"
+        ca.ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(chain))
+        context = multiprocessing.get_context("spawn")  # nothing of this process (threads, connections) inherited
+        self._pipe, child = context.Pipe()
+        arguments = (child, str(chain), str(ca.ca_file), pipelining)
+        self._process = context.Process(target=_serve, args=arguments, daemon=True)
+
+    def __enter__(self) -> "ServerProcess":
+        self._process.start()
+        self.settings: dict = self._pipe.recv()  # the hub settings pointing the e-mail connector at the server
+        self.host, self.port = self.settings["SMTP_HOST"], self.settings["SMTP_PORT"]
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._pipe.send("stop")
+        self._process.join(10)
+
+    def message_ids(self) -> Counter:
+        self._pipe.send("ids")
+        return self._pipe.recv()
+
+    def forget(self) -> None:
+        self._pipe.send("forget")
+        self._pipe.recv()
+
+
+def _serve(pipe, chain: str, ca_file: str, pipelining: bool) -> None:
+    """The server process: serve until told to stop, answering the bench's questions."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain)
+    server = SmtpServer(tls_context=context)
+    if pipelining:
+        server.handler = server.controller.handler = PipeliningRecorder()
+    with server:
+        pipe.send(server.config(Path(ca_file)))
+        while (command := pipe.recv()) != "stop":
+            if command == "ids":
+                pipe.send(server.message_ids())
+            else:
+                with server.handler.lock:
+                    server.handler.messages.clear()
+                pipe.send(None)
+
+
 def hub_run(factory, registry, count: int, senders: int) -> float:
     started = time.perf_counter()
     sent = 0
@@ -121,7 +174,7 @@ def hub_run(factory, registry, count: int, senders: int) -> float:
     return time.perf_counter() - started
 
 
-def _connected(server: SmtpServer, context: ssl.SSLContext) -> smtplib.SMTP:
+def _connected(server: ServerProcess, context: ssl.SSLContext) -> smtplib.SMTP:
     """One connection as the baselines open it: EHLO, STARTTLS, EHLO again (inside their timing)."""
     smtp = smtplib.SMTP(server.host, server.port, timeout=30)
     smtp.ehlo()
@@ -130,7 +183,7 @@ def _connected(server: SmtpServer, context: ssl.SSLContext) -> smtplib.SMTP:
     return smtp
 
 
-def baseline_run(server: SmtpServer, ca_file: Path, emails) -> float:
+def baseline_run(server: ServerProcess, ca_file: Path, emails) -> float:
     context = ssl.create_default_context(cafile=str(ca_file))
     started = time.perf_counter()
     smtp = _connected(server, context)
@@ -140,7 +193,7 @@ def baseline_run(server: SmtpServer, ca_file: Path, emails) -> float:
     return time.perf_counter() - started
 
 
-def baseline_composing_run(server: SmtpServer, ca_file: Path, emails) -> float:
+def baseline_composing_run(server: ServerProcess, ca_file: Path, emails) -> float:
     """The same, building each e-mail with email.message.EmailMessage inside the timing, as a script would."""
     parts = [
         ({name: str(email[name]) for name in HEADERS}, email.get_payload(decode=True).decode(), recipient)
@@ -168,7 +221,7 @@ def composed(factory, registry):
         return [(message_from_bytes(connector.compose(OutgoingMessage.of(row))), row.recipient) for row in rows]
 
 
-def wire_run(server: SmtpServer, ca_file: Path, emails) -> float:
+def wire_run(server: ServerProcess, ca_file: Path, emails) -> float:
     """The floor: smtplib `sendmail` of the same e-mails already in wire form, on one connection."""
     wire = [(email.as_bytes(policy=email.policy.clone(linesep="\r\n")), recipient) for email, recipient in emails]
     context = ssl.create_default_context(cafile=str(ca_file))
@@ -180,8 +233,8 @@ def wire_run(server: SmtpServer, ca_file: Path, emails) -> float:
     return time.perf_counter() - started
 
 
-def check(server: SmtpServer, factory, count: int, what: str) -> None:
-    ids = Counter(message.message_id for message in server.messages)
+def check(server: ServerProcess, factory, count: int, what: str) -> None:
+    ids = server.message_ids()
     if len(ids) != count or set(ids.values()) != {1}:
         raise SystemExit(
             f"{what}: the server received {sum(ids.values())} messages, {len(ids)} distinct, expected {count}"
@@ -193,11 +246,6 @@ def check(server: SmtpServer, factory, count: int, what: str) -> None:
             raise SystemExit(f"{what}: {sent} rows sent, expected {count}")
 
 
-def forget(server: SmtpServer) -> None:
-    with server.handler.lock:
-        server.handler.messages.clear()
-
-
 def measure(label: str, url: str, count: int, rounds: int, *, senders: int, pipelining: bool, profile: bool) -> dict:
     engine = make_engine(url)
     migrate.upgrade(engine)
@@ -205,30 +253,27 @@ def measure(label: str, url: str, count: int, rounds: int, *, senders: int, pipe
     seed(factory, count)
     with tempfile.TemporaryDirectory() as ca_dir:
         ca = TestCA(Path(ca_dir))
-        server = SmtpServer(tls_context=ca.server_context())
-        if pipelining:
-            server.handler = server.controller.handler = PipeliningRecorder()
-        with server:
-            registry = build_registry(server.config(ca.ca_file))
+        with ServerProcess(ca, Path(ca_dir), pipelining=pipelining) as server:
+            registry = build_registry(server.settings)
             emails = composed(factory, registry)
             hub_times, baseline_times, composing_times, wire_times = [], [], [], []
             for _ in range(rounds):
                 reset(factory)
-                forget(server)
+                server.forget()
                 hub_times.append(hub_run(factory, registry, count, senders))
                 check(server, factory, count, "hub")
-                forget(server)
+                server.forget()
                 baseline_times.append(baseline_run(server, ca.ca_file, emails))
                 check(server, None, count, "baseline")
-                forget(server)
+                server.forget()
                 composing_times.append(baseline_composing_run(server, ca.ca_file, emails))
                 check(server, None, count, "baseline composing")
-                forget(server)
+                server.forget()
                 wire_times.append(wire_run(server, ca.ca_file, emails))
                 check(server, None, count, "smtplib wire")
             if profile:
                 reset(factory)
-                forget(server)
+                server.forget()
                 profiler = cProfile.Profile()
                 profiler.runcall(hub_run, factory, registry, count, senders)
                 pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)

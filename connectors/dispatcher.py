@@ -3,24 +3,25 @@
 1. Claim, in one short transaction: due messages (pending and due, or sending with an expired lease),
    oldest first, skipping any message whose group has an earlier message still pending or sending
    (R7). On PostgreSQL the rows are locked `FOR UPDATE SKIP LOCKED`, so several dispatchers share the
-   queue without handling a message twice (R3); on SQLite every transaction is BEGIN IMMEDIATE, which
-   serialises claimers (one dispatcher is enough there). Claimed rows become `sending` with a lease
-   and one more attempt.
+   queue without handling a message twice (R3), and taken in one `UPDATE … RETURNING`; on SQLite every
+   transaction is BEGIN IMMEDIATE, which serialises claimers (one dispatcher is enough there). Claimed rows
+   become `sending` with a lease and one more attempt. Plain rows, no ORM: this is the drain's hot path.
 2. Send each message with the connector of its channel for its CPTS (that CPTS's settings over the server's,
    read in one query per batch), with no transaction open. A drain sends with SENDERS threads: the messages of a
    connector that sends concurrently (e-mail: one SMTP connection per thread, kept from batch to batch) go side
    by side, those of any other connector one after the other. A batch never holds two messages of one group, so
    sending side by side keeps R7.
-3. Record the outcomes in short transactions (one for the outcomes known within RECORD_WITHIN_SECONDS),
-   each row only if it is still ours (same lease): sent, or a retry with capped exponential backoff and
-   full jitter, or dead after the last attempt or at once on a permanent error (R5). One failing message
-   never holds up the others (R6).
+3. Record the outcomes in short transactions (one for the outcomes known within RECORD_WITHIN_SECONDS, on
+   PostgreSQL one statement), each row only if it is still ours (same lease): sent, or a retry with capped
+   exponential backoff and full jitter, or dead after the last attempt or at once on a permanent error (R5).
+   One failing message never holds up the others (R6).
 
 A dispatcher that dies mid-send leaves its rows `sending`; when the lease runs out they are claimed
 again and re-sent with the same idempotency key (R2).
 """
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import logging
@@ -32,9 +33,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import cast
 
-from sqlalchemy import Table, and_, bindparam, exists, or_, select, update
+from sqlalchemy import ARRAY, DateTime, Integer, String, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from connectors.base import Connector, OutgoingMessage, PermanentError, TransientError
 from connectors.registry import ConnectorRegistry, close_all
@@ -310,43 +313,69 @@ def due_messages(now: dt.datetime, *, batch: int):
     )
 
 
+# What a claim reads of each row: an OutgoingMessage's fields, and how many attempts it may have.
+_MESSAGE_FIELDS = tuple(field.name for field in dataclasses.fields(OutgoingMessage))
+
+
 def _claim(session_factory, connectors, *, now, batch, lease, stats: DispatchStats) -> list[_Claim]:
     claims: list[_Claim] = []
     with session_scope(session_factory) as session:
-        statement = due_messages(now, batch=batch)
-        if session.get_bind().dialect.name == "postgresql":
-            statement = statement.with_for_update(skip_locked=True, of=OutboxMessage)
-        rows = session.scalars(statement).all()
+        rows = _take(session, now=now, batch=batch, lease_until=now + lease)
         connector_for = _resolver(session, connectors, rows)
+        abandoned: list[int] = []
+        waiting: dict[str, list[int]] = {}
         for row in rows:
             if row.attempts >= row.max_attempts:
                 # Its last attempt's lease ran out with no outcome: the dispatcher died on it. Sending it
                 # again could kill the next one too (a poison message), so it stops here (R6).
-                row.state, row.lease_until, row.last_error = OutboxState.DEAD, None, ABANDONED
-                stats.dead += 1
+                abandoned.append(row.id)
                 continue
-            message = OutgoingMessage.of(row)
+            message = OutgoingMessage(**{name: getattr(row, name) for name in _MESSAGE_FIELDS})
             connector, problem = connector_for(message)
             if connector is None:
                 # Kept, not lost: it waits for its connector to be configured (for its CPTS).
-                row.state, row.lease_until, row.last_error = OutboxState.PENDING, None, problem
-                row.next_attempt_at = now + UNCONFIGURED_RETRY
-                stats.unconfigured += 1
+                waiting.setdefault(problem, []).append(row.id)
                 continue
             attempts = row.attempts + 1
             claims.append(
                 _Claim(replace(message, attempts=attempts), connector, attempts, row.max_attempts, now + lease)
             )
-        if claims:
-            # One statement for the batch; the rows are ours already (locked on PostgreSQL, BEGIN IMMEDIATE on SQLite).
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_([claim.message.id for claim in claims]))
-                .values(state=OutboxState.SENDING, attempts=OutboxMessage.attempts + 1, lease_until=now + lease)
-                .execution_options(synchronize_session=False)
-            )
+        # The rows taken but not to be sent, put back as they were, in the same transaction: rare.
+        if abandoned:
+            _put_back(session, abandoned, state=OutboxState.DEAD, last_error=ABANDONED)
+            stats.dead += len(abandoned)
+        for problem, ids in waiting.items():
+            retry_at = now + UNCONFIGURED_RETRY
+            _put_back(session, ids, state=OutboxState.PENDING, last_error=problem, next_attempt_at=retry_at)
+            stats.unconfigured += len(ids)
     stats.claimed = len(claims)
     return claims
+
+
+def _take(session: Session, *, now: dt.datetime, batch: int, lease_until: dt.datetime) -> list:
+    """The due rows (`due_messages`), made `sending` under a new lease with one more attempt, as they were before
+    (plain rows: the OutgoingMessage fields, max_attempts). On PostgreSQL one statement, the rows locked `FOR
+    UPDATE SKIP LOCKED` by its subquery; on SQLite (BEGIN IMMEDIATE: the rows are ours already) a SELECT, then an
+    UPDATE of those rows."""
+    table = cast(Table, OutboxMessage.__table__)
+    columns = [table.c[name] for name in (*_MESSAGE_FIELDS, "max_attempts")]
+    taken = {"state": OutboxState.SENDING, "attempts": table.c.attempts + 1, "lease_until": lease_until}
+    if session.get_bind().dialect.name == "postgresql":
+        due = due_messages(now, batch=batch).with_only_columns(*columns)
+        due = due.with_for_update(skip_locked=True).subquery("due")
+        statement = update(table).where(table.c.id == due.c.id).values(taken).returning(*due.c)
+        return sorted(session.execute(statement), key=lambda row: row.id)
+    rows = list(session.execute(due_messages(now, batch=batch).with_only_columns(*columns)))
+    if rows:
+        session.execute(update(table).where(table.c.id.in_([row.id for row in rows])).values(taken))
+    return rows
+
+
+def _put_back(session: Session, ids: list[int], **values) -> None:
+    """Rows `_take` took that are not sent: their lease dropped and their attempt given back."""
+    table = cast(Table, OutboxMessage.__table__)
+    statement = update(table).where(table.c.id.in_(ids))
+    session.execute(statement.values(lease_until=None, attempts=table.c.attempts - 1, **values))
 
 
 def _resolver(session, connectors: Mapping[str, Connector], rows) -> Callable:
@@ -445,12 +474,16 @@ def _seconds_left_on_lease(outcomes: list[_Outcome]) -> float:
 
 
 def _write_outcomes(session_factory, outcomes: list[_Outcome]) -> dict:
-    """(outcome, columns) → (its outcomes, how many rows were still ours): one executemany per kind of outcome
-    (sent, retried, dead), the lease checked row by row by the WHERE clause."""
+    """(outcome, columns) → (its outcomes, how many rows were still ours), the lease checked row by row by the
+    WHERE clause: on PostgreSQL one statement for them all (the outcomes as arrays, `unnest`ed), elsewhere one
+    executemany per kind of outcome (sent, retried, dead)."""
     groups: dict[tuple[str, tuple[str, ...]], list[_Outcome]] = {}
     for outcome in outcomes:
         groups.setdefault((outcome.name, tuple(sorted(outcome.values))), []).append(outcome)
     with session_scope(session_factory) as session:
+        if session.get_bind().dialect.name == "postgresql":
+            ours = set(session.scalars(_outcomes_update(), _arrays(outcomes)))
+            return {key: (group, sum(o.claim.message.id in ours for o in group)) for key, group in groups.items()}
         return {
             key: (group, rows_changed(session, _outcome_update(key[1]), [_parameters(o) for o in group]))
             for key, group in groups.items()
@@ -477,6 +510,49 @@ def _outcome_update(names: tuple[str, ...]):
         )
         .values(lease_until=None, **{name: bindparam(name, type_=table.c[name].type) for name in names})
     )
+
+
+# The outcomes as arrays for PostgreSQL: the row, its attempt and lease (to check it is still ours), then what every
+# outcome sets (state, last_error) and what only some do (a sent one's receipt and time, a retry's next attempt).
+_WHOSE: dict[str, TypeEngine] = {"id": Integer(), "attempts": Integer(), "lease_until": DateTime(timezone=True)}
+_ALWAYS: dict[str, TypeEngine] = {"state": String(), "last_error": String()}
+_SOMETIMES: dict[str, TypeEngine] = {
+    "receipt": String(),
+    "sent_at": DateTime(timezone=True),
+    "next_attempt_at": DateTime(timezone=True),
+}
+
+
+@functools.cache
+def _outcomes_update():
+    """Every outcome of a batch in one UPDATE … FROM unnest(arrays), returning the ids of the rows still ours; a
+    column an outcome does not set (NULL in its array) keeps its value. One statement and one plan whatever the
+    number of outcomes, where an executemany is a statement per row."""
+    table = cast(Table, OutboxMessage.__table__)
+    arrays = _WHOSE | _ALWAYS | _SOMETIMES
+    unnest = func.unnest(*(sa_cast(bindparam(f"o_{name}"), ARRAY(kind)) for name, kind in arrays.items()))
+    given = unnest.table_valued(*arrays).render_derived(name="outcome")
+    kept = {name: func.coalesce(given.c[name], table.c[name]) for name in _SOMETIMES}
+    return (
+        update(table)
+        .where(
+            table.c.id == given.c.id,
+            table.c.state == OutboxState.SENDING,
+            table.c.attempts == given.c.attempts,
+            table.c.lease_until == given.c.lease_until,
+        )
+        .values(lease_until=None, **{name: given.c[name] for name in _ALWAYS}, **kept)
+        .returning(table.c.id)
+    )
+
+
+def _arrays(outcomes: list[_Outcome]) -> dict[str, list]:
+    whose = {"id": lambda c: c.message.id, "attempts": lambda c: c.attempts, "lease_until": lambda c: c.lease_until}
+    arrays = {f"o_{name}": [value(o.claim) for o in outcomes] for name, value in whose.items()}
+    for name in (*_ALWAYS, *_SOMETIMES):
+        arrays[f"o_{name}"] = [o.values.get(name) for o in outcomes]
+    arrays["o_state"] = [str(state) for state in arrays["o_state"]]  # the enum's stored values
+    return arrays
 
 
 def requeue(session: Session, actor, message_id: int, *, now: dt.datetime | None = None) -> OutboxMessage:

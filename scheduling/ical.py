@@ -2,7 +2,7 @@
 
 Pure: no Flask, no database. `build_feed` renders `FeedEvent` values; `build_cached_feed` renders a feed
 through a per-process cache of rendered events keyed by their versions as read from the database at each
-request (hub.services.calendar_feeds.feed_versions: id, latest change, SEQUENCE), so that a feed where one
+request (hub.services.calendar_feeds.feed_contents: id, latest change, SEQUENCE), so that a feed where one
 event changed fetches and renders that event only, and a change made by any process is a new version:
 the cache is checked against the database every time, never trusted.
 

@@ -14,14 +14,14 @@ its input, is defined here.
 import datetime as dt
 import hashlib
 import secrets
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, String, and_, case, func, or_, select, type_coerce
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub import audit
 from hub.db import utcnow
@@ -114,36 +114,93 @@ def active_feed(session: Session, professional_id: int) -> CalendarFeed | None:
     return session.scalars(_active_feeds(professional_id).order_by(CalendarFeed.id.desc())).first()
 
 
-def feed_for_token(session: Session, raw: str) -> CalendarFeed | None:
-    """The active feed of this token, when its professional is active and has an active account; else None.
+class ServedFeed(NamedTuple):
+    """What a GET of a feed needs of its subscription, owner and current version, read in one statement."""
 
-    One query; the professional is loaded with it (`session.get(Professional, feed.professional_id)` then
-    costs nothing)."""
+    id: int
+    professional_id: int
+    show_patient_initials: bool
+    cpts_id: int
+    calendar_name: str  # the owner's name, part of the ETag
+    version: FeedVersion
+
+
+def feed_for_token(
+    session: Session, raw: str, *, zone: str, salt: str = "", now: dt.datetime | None = None
+) -> ServedFeed | None:
+    """The active feed of this token, when its professional is active and has an active account, with its
+    version (ETag and Last-Modified, nothing built); else None.
+
+    One statement: the token lookup and the aggregate of the window's appointments that makes the version. The
+    version covers the window's day, the feed's settings, the owner's name and, over the window's appointments,
+    their count, latest change and summed SEQUENCE, plus the patients' latest change when initials are shown: an
+    appointment added, changed, cancelled or moved in or out changes it. `salt` is for what the caller adds (the
+    rendering's version). Last-Modified is the latest of those changes, the feed's creation and the window's last
+    move (local midnight); an appointment moved away from the professional lowers the count without a later
+    date, so If-None-Match is the reliable validator."""
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
         return None
-    row = session.execute(
-        select(CalendarFeed, Professional)
+    window = feed_window(zone=zone, now=now)
+    # An outer join and a GROUP BY on the one feed the unique token names: the appointments are reached through
+    # the feed's professional, by index. The patients are joined whatever the setting (cheap next to a second
+    # statement) and only counted when their initials are shown.
+    shown = CalendarFeed.show_patient_initials.is_(True)
+    query = (
+        select(
+            CalendarFeed.id,
+            CalendarFeed.professional_id,
+            CalendarFeed.show_patient_initials,
+            CalendarFeed.created_at,
+            Professional.cpts_id,
+            Professional.first_name,
+            Professional.last_name,
+            func.count(Appointment.id),
+            func.max(Appointment.updated_at),
+            func.coalesce(func.sum(Appointment.sequence), 0),
+            func.max(case((shown, Patient.updated_at))),
+        )
         .join(Professional, Professional.id == CalendarFeed.professional_id)
-        .join(User, User.professional_id == Professional.id)
+        .outerjoin(Appointment, and_(*_in_feed(CalendarFeed.professional_id, window)))
+        .outerjoin(Patient, Patient.id == Appointment.patient_id)
         .where(
             CalendarFeed.token_hash == _digest(raw),
             CalendarFeed.revoked_at.is_(None),
             Professional.is_active.is_(True),
-            User.is_active.is_(True),
+            # EXISTS, not a join: two active accounts of one professional would count her appointments twice.
+            select(User.id).where(User.professional_id == Professional.id, User.is_active.is_(True)).exists(),
         )
-    ).first()
-    return row[0] if row else None
+        .group_by(CalendarFeed.id, Professional.id)
+    )
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    feed_id, professional_id, initials, created_at, cpts_id, first_name, last_name, *aggregate = row
+    count, latest, sequences, patients = aggregate
+    name = Professional.full_name.fget(_Owner(first_name, last_name))  # type: ignore[attr-defined]  # mypy: getter
+    material = [feed_id, initials, name, window[0], count, latest, sequences]
+    material += [*([patients] if initials else []), salt]
+    etag = hashlib.sha256("|".join(map(str, material)).encode()).hexdigest()[:32]
+    changes = [created_at, _midnight(zone, now, 0), latest, patients]
+    version = FeedVersion(etag=etag, last_modified=max(c for c in changes if c is not None))
+    return ServedFeed(feed_id, professional_id, initials, cpts_id, name, version)
 
 
-def record_fetch(session: Session, feed: CalendarFeed, *, cpts_id: int, events: int) -> None:
+class _Owner(NamedTuple):
+    """What Professional.full_name reads, on a row that is not a Professional."""
+
+    first_name: str
+    last_name: str
+
+
+def record_fetch(session: Session, feed: ServedFeed, *, events: int) -> None:
     """A feed served in full is a read of the professional's schedule, and of patient initials when shown:
     one audit line. A 304 discloses nothing and writes none."""
     audit.record(
         session,
         actor=f"calendar-feed:{feed.id}",
         action="calendar.fetch",
-        target=feed,
-        cpts_id=cpts_id,
+        target=(CalendarFeed.__tablename__, feed.id),
+        cpts_id=feed.cpts_id,
         details={"events": events, "patient_initials": feed.show_patient_initials},
     )
 
@@ -175,7 +232,7 @@ def _midnight(zone: str, now: dt.datetime | None, days: int) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
 
 
-def _in_feed(professional_id: int, window: tuple[dt.datetime, dt.datetime]):
+def _in_feed(professional_id: int | InstrumentedAttribute[int], window: tuple[dt.datetime, dt.datetime]):
     return (
         or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id),
         Appointment.starts_at >= window[0],
@@ -229,18 +286,61 @@ class _Names(NamedTuple):
     used_first_name: str | None
 
 
-def feed_versions(
-    session: Session,
-    professional_id: int,
-    *,
-    show_patient_initials: bool = True,
-    zone: str,
-    now: dt.datetime | None = None,
-) -> list[tuple]:
-    """The versions (`_version_columns`) of the feed's events in start order, in one light query: what a
-    process compares with the renderings it keeps."""
-    columns = _version_columns(show_patient_initials)
-    return _fetch(session, professional_id, columns, show_patient_initials, feed_window(zone=zone, now=now))
+def feed_contents(
+    session: Session, feed: ServedFeed, *, uid_domain: str, zone: str, now: dt.datetime | None = None
+) -> tuple[list[tuple], Callable[[list[int] | None], list[tuple[tuple, FeedEvent]]]]:
+    """The versions (`_version_columns`) of the feed's events in start order, what a process compares with the
+    renderings it keeps (scheduling.ical.build_cached_feed), and `events_of(ids)`: the (version, event) of those
+    ids, or of every event for None.
+
+    One statement in the usual case: the versions, each with its event's full row when it changed after the
+    latest change this process has seen in this feed (every row the first time), so that the events a GET must
+    render have come with their versions and `events_of` queries nothing. It queries for any other missing one
+    (a rendering evicted, a change committed with an earlier time than the mark, the render cache emptied): the
+    mark decides what travels with the versions, never what is served, which stays keyed by version."""
+    initials = feed.show_patient_initials
+    key = (uid_domain, feed.professional_id, initials, zone)
+    versions_of = _version_columns(initials)
+    event_columns = _event_columns(feed.professional_id) + (_NAME_COLUMNS if initials else ())
+    mark = _seen_through.get(key)
+    if mark is not None:
+        changed = Appointment.updated_at > mark
+        changed = or_(changed, Patient.updated_at > mark) if initials else changed
+        event_columns = tuple(case((changed, column)) for column in event_columns)
+    window = feed_window(zone=zone, now=now)
+    rows = _fetch(session, feed.professional_id, versions_of + event_columns, initials, window)
+    cut = len(versions_of)
+    versions = [row[:cut] for row in rows]
+    # The first event column (the kind) is never NULL: NULL there means the row stayed behind.
+    shipped = {row[0]: (row[:cut], _event(row[0], row[1:3], row[cut:], uid_domain)) for row in rows if row[cut]}
+    if versions:
+        # Raw times compare as they sort: SQLite's ISO text, psycopg's datetimes.
+        latest = max(max(version[1:cut:2]) for version in versions)
+        _seen_through[key] = _instant(latest)
+
+    def events_of(ids: list[int] | None) -> list[tuple[tuple, FeedEvent]]:
+        wanted = ids if ids is not None else [version[0] for version in versions]
+        rest = [appointment_id for appointment_id in wanted if appointment_id not in shipped]
+        if not rest:
+            return [shipped[appointment_id] for appointment_id in wanted]
+        many = len(rest) * 2 > len(versions)  # then one query for the whole window rather than a long list of ids
+        fetched = versioned_events(
+            session,
+            feed.professional_id,
+            None if many else rest,
+            show_patient_initials=initials,
+            uid_domain=uid_domain,
+            zone=zone,
+            now=now,
+        )
+        return fetched if many else [shipped[i] for i in wanted if i in shipped] + fetched
+
+    return versions, events_of
+
+
+# The latest change (of an appointment, or of a patient when the initials are shown) each feed had when this
+# process last read it, by (UIDs' domain, professional, initials shown, zone): what `feed_contents` ships in full.
+_seen_through: dict[tuple, dt.datetime] = {}
 
 
 def versioned_events(
@@ -346,33 +446,3 @@ _STATUSES = {
     for state in AppointmentState
     for as_performer in (False, True)
 }
-
-
-def feed_version(
-    session: Session, feed: CalendarFeed, *, zone: str, salt: str = "", now: dt.datetime | None = None
-) -> FeedVersion:
-    """ETag and Last-Modified of the feed, from one aggregate query and nothing built.
-
-    The ETag covers the window's day, the feed's settings, the owner's name (the calendar's name) and,
-    over the window's appointments, their count, latest change and summed SEQUENCE, plus the patients'
-    latest change when initials are shown: an appointment added, changed, cancelled or moved in or out
-    changes it. `salt` is for what the caller adds (the rendering's version). Last-Modified is the latest
-    of those changes, the feed's creation and the window's last move (local midnight); an appointment
-    moved away from the professional lowers the count without a later date, so If-None-Match is the
-    reliable validator."""
-    window = feed_window(zone=zone, now=now)
-    columns: list[ColumnElement[Any]] = [
-        func.count(Appointment.id),
-        func.max(Appointment.updated_at),
-        func.coalesce(func.sum(Appointment.sequence), 0),
-    ]
-    query = select(*columns).where(*_in_feed(feed.professional_id, window))
-    if feed.show_patient_initials:
-        query = query.add_columns(func.max(Patient.updated_at)).join(Patient, Patient.id == Appointment.patient_id)
-    count, latest, sequences, *patients = session.execute(query).one()
-    professional = session.get_one(Professional, feed.professional_id)
-    material = [feed.id, feed.show_patient_initials, professional.full_name, window[0], count, latest, sequences]
-    material += [*patients, salt]
-    etag = hashlib.sha256("|".join(map(str, material)).encode()).hexdigest()[:32]
-    changes = [feed.created_at, _midnight(zone, now, 0), latest, *patients]
-    return FeedVersion(etag=etag, last_modified=max(c for c in changes if c is not None))

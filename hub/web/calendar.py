@@ -1,6 +1,5 @@
 """The professional's iCalendar feed: the page that makes and revokes its secret link, and the feed itself."""
 
-from functools import partial
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
@@ -27,13 +26,12 @@ NOT_A_PROFESSIONAL = (
 @access(PUBLIC)  # the token in the URL is the credential: calendar apps cannot log in
 def feed(token: str):
     session, zone = db(), territory_zone()
-    subscription = calendar_feeds.feed_for_token(session, token)
-    if subscription is None:
-        raise NotFound("Ce lien d'agenda n'existe pas ou a été révoqué.")
     # The UIDs' domain; an empty Host header leaves the server's name, as when there is none.
     host = urlsplit(request.host_url).hostname or request.environ["SERVER_NAME"]
-    salt = f"{ical.FORMAT_VERSION}:{host}"
-    version = calendar_feeds.feed_version(session, subscription, zone=zone, salt=salt)
+    served = calendar_feeds.feed_for_token(session, token, zone=zone, salt=f"{ical.FORMAT_VERSION}:{host}")
+    if served is None:
+        raise NotFound("Ce lien d'agenda n'existe pas ou a été révoqué.")
+    version = served.version
     headers = {
         "ETag": f'"{version.etag}"',
         "Last-Modified": http_date(version.last_modified),
@@ -41,25 +39,13 @@ def feed(token: str):
     }
     if not is_resource_modified(request.environ, etag=version.etag, last_modified=version.last_modified):
         return Response(status=304, headers=headers)
-    professional = session.get_one(Professional, subscription.professional_id)
-    initials = subscription.show_patient_initials
-    versions = calendar_feeds.feed_versions(
-        session, subscription.professional_id, show_patient_initials=initials, zone=zone
-    )
-    events_of = partial(
-        calendar_feeds.versioned_events,
-        session,
-        subscription.professional_id,
-        show_patient_initials=initials,
-        uid_domain=host,
-        zone=zone,
-    )
-    name = f"Hub CPTS {calendar_feeds.DASH} {professional.full_name}"
+    versions, events_of = calendar_feeds.feed_contents(session, served, uid_domain=host, zone=zone)
+    name = f"Hub CPTS {calendar_feeds.DASH} {served.calendar_name}"
     # The same appointment renders differently in its performer's feed and its accompanying IDEL's (her window,
     # her status after a decline): the professional is part of what a rendered event depends on.
-    context = (host, subscription.professional_id)
+    context = (host, served.professional_id)
     body = ical.build_cached_feed(versions, events_of, context=context, zone=zone, calendar_name=name)
-    calendar_feeds.record_fetch(session, subscription, cpts_id=professional.cpts_id, events=len(versions))
+    calendar_feeds.record_fetch(session, served, events=len(versions))
     return Response(body, headers=headers, content_type=CONTENT_TYPE)
 
 

@@ -221,7 +221,8 @@ def test_r4_an_outcome_whose_connection_dies_is_recorded_on_a_new_one(
 
     @event.listens_for(engine, "before_cursor_execute")
     def terminate_before_the_outcome(_conn, _cursor, statement, *_args):
-        is_outcome = statement.startswith("UPDATE outbox_messages") and "AND outbox_messages.lease_until" in statement
+        # The lease compared for equality: the outcome's check (the claim's compares it with now).
+        is_outcome = statement.startswith("UPDATE outbox_messages") and "outbox_messages.lease_until = " in statement
         if is_outcome and not terminated:  # once
             terminated.append(terminate_dispatcher_connections(factory))
 
@@ -260,7 +261,8 @@ def test_r4_outcomes_wait_for_a_database_that_refuses_connections_for_a_while(
 
     @event.listens_for(engine, "before_cursor_execute")
     def restart_before_the_outcome(_conn, _cursor, statement, *_args):
-        is_outcome = statement.startswith("UPDATE outbox_messages") and "AND outbox_messages.lease_until" in statement
+        # The lease compared for equality: the outcome's check (the claim's compares it with now).
+        is_outcome = statement.startswith("UPDATE outbox_messages") and "outbox_messages.lease_until = " in statement
         if is_outcome and not refused_at:  # once
             terminate_dispatcher_connections(factory)
             allow_connections(False)

@@ -417,7 +417,7 @@ def test_window_is_30_days_back_to_a_year_ahead_and_only_the_professional(db_ses
 
 @pytest.mark.parametrize("initials", [True, False])
 def test_events_and_version_take_one_query_whatever_the_number_of_events(db_session, engine, people, initials):
-    feed, _raw = calendar_feeds.create_feed(
+    _feed, raw = calendar_feeds.create_feed(
         db_session,
         factories.user(db_session, people.cpts, professional_row=people.idel),
         people.idel,
@@ -429,7 +429,7 @@ def test_events_and_version_take_one_query_whatever_the_number_of_events(db_sess
             appointment(db_session, people, starts_at=paris(2026, 4, 1, 8, 0) + dt.timedelta(days=index))
         with statements(engine) as seen:
             events = events_of(db_session, people.idel, show_patient_initials=initials)
-            calendar_feeds.feed_version(db_session, feed, now=NOW, zone=ZONE)
+            assert calendar_feeds.feed_for_token(db_session, raw, now=NOW, zone=ZONE) is not None
         counts.append(len(seen))
         assert len(events) >= number
     assert counts == [2, 2]
@@ -437,11 +437,13 @@ def test_events_and_version_take_one_query_whatever_the_number_of_events(db_sess
 
 def test_version_changes_with_every_change_of_the_feed_and_only_then(db_session, people):
     owner = factories.user(db_session, people.cpts, professional_row=people.idel)
-    feed, _raw = calendar_feeds.create_feed(db_session, owner, people.idel)
+    _feed, raw = calendar_feeds.create_feed(db_session, owner, people.idel)
     booked = appointment(db_session, people, starts_at=paris(2026, 3, 30, 14, 0))
 
     def version(**options):
-        return calendar_feeds.feed_version(db_session, feed, **({"now": NOW, "zone": ZONE} | options))
+        served = calendar_feeds.feed_for_token(db_session, raw, **({"now": NOW, "zone": ZONE} | options))
+        assert served is not None
+        return served.version
 
     seen = [version()]
     assert version() == seen[0], "nothing changed, nothing to send"

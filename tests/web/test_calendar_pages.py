@@ -21,6 +21,7 @@ from hub.models import (
 from hub.services import accounts, calendar_feeds
 from scheduling import ical
 from tests import ZONE, factories
+from tests.queries import statements_on
 
 CALENDAR = "text/calendar; charset=utf-8"
 
@@ -170,6 +171,36 @@ def test_the_render_cache_never_serves_a_stale_event(client, db_session, cpts, n
     assert "– Z.D.".encode() in body and "– M.D.".encode() not in body
 
 
+def test_a_changed_feed_takes_two_statements_and_a_change_dated_before_the_last_read_still_shows(
+    client, db_session, engine, cpts, nurse, booked, feed
+):
+    """After one event changed, a GET reads the token with the feed's version in one statement, then the versions
+    with the changed row's data in a second: nothing else (the audit line apart). A change whose time is not after
+    the latest this process saw (a transaction that began earlier, another clock) does not travel with the
+    versions: it is fetched by id, and shown."""
+    _row, url = feed
+    ical.clear_render_cache()
+    first = client.get(url)
+    assert first.status_code == 200
+    booked.sequence += 1
+    db_session.commit()
+    with statements_on(engine) as seen:
+        changed = client.get(url, headers={"If-None-Match": first.headers["ETag"]})
+    assert changed.status_code == 200 and b"SEQUENCE:1\r\n" in changed.get_data()
+    assert len(seen) == 2, seen
+
+    earlier = booked.updated_at - dt.timedelta(minutes=5)
+    if db_session.bind.dialect.name == "sqlite":  # as UTCDateTime stores it
+        earlier = earlier.astimezone(dt.UTC).replace(tzinfo=None)
+    db_session.execute(
+        text("UPDATE appointments SET place_kind = 'officine', sequence = 2, updated_at = :earlier WHERE id = :id"),
+        {"id": booked.id, "earlier": earlier},
+    )
+    db_session.commit()
+    body = client.get(url).get_data()
+    assert b"LOCATION:Officine" in body and b"SEQUENCE:2\r\n" in body and body.count(b"BEGIN:VEVENT") == 1
+
+
 def test_feed_without_initials(client, db_session, nurse, booked):
     _row, raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional, show_patient_initials=False)
     db_session.commit()
@@ -206,8 +237,9 @@ def test_token_is_stored_as_its_digest_and_a_new_one_revokes_the_old(db_session,
     assert second.token_hash == hashlib.sha256(second_raw.encode()).hexdigest()
     assert second_raw.startswith("hubcal_") and len(second_raw) > 40 and first_raw != second_raw
     assert first.revoked_at is not None and second.revoked_at is None
-    assert calendar_feeds.feed_for_token(db_session, first_raw) is None
-    assert calendar_feeds.feed_for_token(db_session, second_raw) is second
+    assert calendar_feeds.feed_for_token(db_session, first_raw, zone=ZONE) is None
+    served = calendar_feeds.feed_for_token(db_session, second_raw, zone=ZONE)
+    assert served is not None and served.id == second.id
     assert calendar_feeds.active_feed(db_session, nurse.professional_id) is second
     assert len(audit_rows(db_session, "calendar.feed_revoke", first.id)) == 1
 
