@@ -24,27 +24,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, exists, func, insert, select, text
+from sqlalchemy import Table, delete, exists, insert, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import DEVELOPMENT_AUDIT_KEY
 from hub.db import utcnow
-from hub.models import AuditEvent, AuditLink
+from hub.models import AuditEvent, AuditLink, AuditUnchained
 
 GENESIS_MAC = "0" * 64
 # A fixed, public key for development and tests only: production refuses to start without HUB_AUDIT_KEY.
 DEVELOPMENT_KEY = DEVELOPMENT_AUDIT_KEY.encode()
 _SEQUENCER_LOCK_KEY = 0x41554449  # "AUDI": the advisory lock that keeps one sequencer at a time on PostgreSQL
-# On PostgreSQL an event may commit after one with a higher id was chained (ids are taken at INSERT, the commit
-# comes later). The worker's sequencer looks that many ids back for such late rows; verify looks at all of them.
-LATE_COMMIT_IDS = 10_000
 BATCH = 5_000
 PENDING_GRACE = dt.timedelta(minutes=2)
 _PENDING = "hub.audit.pending"
 _KEPT = "hub.audit.kept"
 _EVENTS = cast(Table, AuditEvent.__table__)
 _LINKS = cast(Table, AuditLink.__table__)
+_UNCHAINED = cast(Table, AuditUnchained.__table__)
 _CONTENT = (
     AuditEvent.id,
     AuditEvent.occurred_at,
@@ -186,18 +184,18 @@ def compute_mac(key: bytes, seq: int, event: Mapping[Any, Any], prev_mac: str) -
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def chain_pending(session: Session, *, key: bytes, every_id: bool = False, batch: int = BATCH) -> ChainHead | None:
+def chain_pending(session: Session, *, key: bytes, batch: int = BATCH) -> ChainHead | None:
     """Link up to `batch` committed rows not chained yet, in id order, after the chain's head; return the new
-    head, or None when nothing was pending. Writes in the caller's transaction, never commits. `every_id` looks
-    for unchained rows among all ids rather than the recent ones (see LATE_COMMIT_IDS)."""
+    head, or None when nothing was pending. Writes in the caller's transaction, never commits.
+
+    The rows not chained yet are those audit_unchained lists (a trigger marks each row as it is inserted): on
+    PostgreSQL a row may commit long after rows with higher ids were chained (ids are taken at INSERT, the commit
+    comes later), and it is found all the same, without scanning the events for those without a link."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQUENCER_LOCK_KEY})
     head = session.execute(select(AuditLink.seq, AuditLink.mac).order_by(AuditLink.seq.desc()).limit(1)).first()
     seq, mac = (head.seq, head.mac) if head else (0, GENESIS_MAC)
-    query = select(*_CONTENT).where(~exists().where(AuditLink.event_id == AuditEvent.id))
-    if not every_id:
-        last_chained = session.scalar(select(func.max(AuditLink.event_id))) or 0
-        query = query.where(AuditEvent.id > last_chained - LATE_COMMIT_IDS)
+    query = select(*_CONTENT).join(AuditUnchained, AuditUnchained.event_id == AuditEvent.id)
     events = session.execute(query.order_by(AuditEvent.id).limit(batch)).mappings().all()
     if not events:
         return None
@@ -206,19 +204,19 @@ def chain_pending(session: Session, *, key: bytes, every_id: bool = False, batch
         seq += 1
         mac = compute_mac(key, seq, event, mac)
         links.append({"seq": seq, "event_id": event["id"], "mac": mac})
-    session.connection().execute(insert(_LINKS), links)
+    connection = session.connection()
+    connection.execute(insert(_LINKS), links)
+    connection.execute(delete(_UNCHAINED).where(_UNCHAINED.c.event_id.in_([link["event_id"] for link in links])))
     return ChainHead(seq, mac, len(links))
 
 
-def run_sequencer(
-    sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None, every_id: bool = False
-) -> int:
+def run_sequencer(sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None) -> int:
     """Chain every pending row, one committed batch at a time, and checkpoint each new head; return how many
     rows were linked. The worker's loop (every few seconds) and `flask hub audit verify` run it."""
     linked = 0
     while True:
         with sessions() as session:
-            head = chain_pending(session, key=key, every_id=every_id)
+            head = chain_pending(session, key=key)
             if head is None:
                 return linked
             session.commit()
@@ -332,11 +330,11 @@ def seal_and_verify(
     """Chain every pending row, then verify; return how many rows were linked and the verification. A row still
     unchained and not young was queued long before its transaction committed, in between the pass and the walk:
     a second pass chains it, so that only a real break is reported."""
-    linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file, every_id=True)
+    linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
     with sessions() as session:
         result = verify(session, key=key, checkpoint_file=checkpoint_file)
     if any(item.seq is None for item in result.breaks):
-        linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file, every_id=True)
+        linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
         with sessions() as session:
             result = verify(session, key=key, checkpoint_file=checkpoint_file)
     return linked, result
