@@ -21,6 +21,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,7 +30,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import DEVELOPMENT_AUDIT_KEY
-from hub.db import utcnow
+from hub.db import READ_ONLY, utcnow
 from hub.models import AuditEvent, AuditLink, AuditUnchained
 
 GENESIS_MAC = "0" * 64
@@ -68,12 +69,30 @@ class AuditContext:
 current_context: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("audit_context", default=None)
 
 
+class BreakKind(StrEnum):
+    REWRITTEN = "rewritten"
+    MISSING = "missing"
+    TRUNCATED = "truncated"
+    UNCHAINED = "unchained"
+    CHECKPOINT = "checkpoint"
+
+
+BREAK_KIND_LABELS = {
+    BreakKind.REWRITTEN: "Ligne réécrite",
+    BreakKind.MISSING: "Ligne supprimée",
+    BreakKind.TRUNCATED: "Fin de la chaîne supprimée",
+    BreakKind.UNCHAINED: "Ligne jamais enchaînée",
+    BreakKind.CHECKPOINT: "Point de contrôle falsifié",
+}
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     """What `verify` found wrong, in French; `seq` is the chain link concerned, when there is one."""
 
     seq: int | None
     reason: str
+    kind: BreakKind
 
 
 @dataclass(frozen=True)
@@ -262,13 +281,46 @@ def read_checkpoints(path: Path | None, *, key: bytes) -> tuple[dict[int, str], 
             item = json.loads(raw)
             seq, mac, at, sig = int(item["seq"]), str(item["mac"]), str(item["at"]), str(item["sig"])
         except (ValueError, KeyError, TypeError):
-            breaks.append(ChainBreak(None, f"point de contrôle illisible, ligne {number} de {path}"))
+            breaks.append(
+                ChainBreak(None, f"point de contrôle illisible, ligne {number} de {path}", BreakKind.CHECKPOINT)
+            )
             continue
         if not hmac.compare_digest(sig, _checkpoint_signature(key, seq, mac, at)):
-            breaks.append(ChainBreak(seq, f"point de contrôle à la signature fausse, ligne {number} de {path}"))
+            breaks.append(
+                ChainBreak(
+                    seq, f"point de contrôle à la signature fausse, ligne {number} de {path}", BreakKind.CHECKPOINT
+                )
+            )
             continue
         heads[seq] = mac
     return heads, breaks
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    mac: str
+    at: dt.datetime
+
+
+def last_checkpoint(path: Path, *, key: bytes) -> Checkpoint | None:
+    """The file's last checkpoint when its signature holds, else None; read from the file's end only (the worker
+    appends one line per run that advanced the chain, so the file grows long)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - 4096))
+            lines = file.read().splitlines()
+    except OSError:  # missing or unreadable: the page says why (hub.services.audit_chain)
+        return None
+    try:
+        item = json.loads(lines[-1])
+        seq, mac, at, sig = int(item["seq"]), str(item["mac"]), str(item["at"]), str(item["sig"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+    if not hmac.compare_digest(sig, _checkpoint_signature(key, seq, mac, at)):
+        return None
+    return Checkpoint(seq, mac, dt.datetime.fromisoformat(at))
 
 
 # --- verification -----------------------------------------------------------------------------------------------
@@ -297,13 +349,21 @@ def verify(
     for link in session.execute(walk).mappings():
         seq = link["seq"]
         if seq != expected:
-            breaks.append(ChainBreak(seq, f"les maillons {expected} à {seq - 1} manquent"))
+            breaks.append(ChainBreak(seq, f"les maillons {expected} à {seq - 1} manquent", BreakKind.MISSING))
         if link["id"] is None:
-            breaks.append(ChainBreak(seq, f"l'événement {link['linked_id']} qu'il enchaîne a disparu"))
+            breaks.append(
+                ChainBreak(seq, f"l'événement {link['linked_id']} qu'il enchaîne a disparu", BreakKind.MISSING)
+            )
         elif not hmac.compare_digest(compute_mac(key, seq, link, prev_mac), link["mac"]):
-            breaks.append(ChainBreak(seq, f"l'événement {link['id']} ou le maillon a été modifié (mac faux)"))
+            breaks.append(
+                ChainBreak(seq, f"l'événement {link['id']} ou le maillon a été modifié (mac faux)", BreakKind.REWRITTEN)
+            )
         if seq in checkpoints and checkpoints[seq] != link["mac"]:
-            breaks.append(ChainBreak(seq, "le maillon diffère du point de contrôle enregistré hors de la base"))
+            breaks.append(
+                ChainBreak(
+                    seq, "le maillon diffère du point de contrôle enregistré hors de la base", BreakKind.REWRITTEN
+                )
+            )
         expected, prev_mac = seq + 1, link["mac"]
     result.length = expected - 1
     if checkpoints and max(checkpoints) > result.length:
@@ -312,6 +372,7 @@ def verify(
                 max(checkpoints),
                 f"la chaîne s'arrête au maillon {result.length} alors qu'un point de contrôle atteste le maillon "
                 f"{max(checkpoints)} : sa fin a été supprimée",
+                BreakKind.TRUNCATED,
             )
         )
     unlinked = select(AuditEvent.id, AuditEvent.occurred_at).where(~exists().where(AuditLink.event_id == AuditEvent.id))
@@ -320,7 +381,9 @@ def verify(
         if occurred_at >= young_after:
             result.pending += 1
         else:
-            breaks.append(ChainBreak(None, f"l'événement {event_id} n'est enchaîné à aucun maillon"))
+            breaks.append(
+                ChainBreak(None, f"l'événement {event_id} n'est enchaîné à aucun maillon", BreakKind.UNCHAINED)
+            )
     return result
 
 
@@ -331,13 +394,19 @@ def seal_and_verify(
     unchained and not young was queued long before its transaction committed, in between the pass and the walk:
     a second pass chains it, so that only a real break is reported."""
     linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
-    with sessions() as session:
-        result = verify(session, key=key, checkpoint_file=checkpoint_file)
+    result = _verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
     if any(item.seq is None for item in result.breaks):
         linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
-        with sessions() as session:
-            result = verify(session, key=key, checkpoint_file=checkpoint_file)
+        result = _verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
     return linked, result
+
+
+def _verify_reading_only(sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None) -> Verification:
+    """The walk in a transaction that writes nothing: on SQLite it then keeps no writer waiting (hub.db.READ_ONLY);
+    on PostgreSQL a SELECT blocks no writer anyway. The sequencer's batches before it lock only each other."""
+    with sessions() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        return verify(session, key=key, checkpoint_file=checkpoint_file)
 
 
 def _iso(value: dt.datetime) -> str:
