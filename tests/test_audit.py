@@ -3,10 +3,12 @@ keyed hash, checkpointed outside the database, and tamper-evident against the ta
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 import uuid
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -419,3 +421,37 @@ def test_production_refuses_to_start_without_an_audit_key(tmp_path):
     assert audit.checkpoint_path(config) == tmp_path / "audit-checkpoints.jsonl"
     development = load_config(tmp_path, {"ENV": "development", "DATABASE_URL": "sqlite:///:memory:"})
     assert audit.key_bytes(development) == audit.DEVELOPMENT_KEY
+
+
+def test_on_sqlite_the_verification_walk_keeps_no_writer_waiting(committed, engine):
+    """While `seal_and_verify` walks the chain, another connection appends an audit row at once: the walk's
+    transaction is a deferred read (hub.db.READ_ONLY), not the BEGIN IMMEDIATE that every other one takes."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's readers never block its writers")
+    factory, _created = committed
+    database = engine.url.database
+    written: list[str] = []
+
+    def write_while_walking(_conn, _cursor, statement, *_args):
+        if "FROM audit_chain LEFT OUTER JOIN audit_events" in statement and not written:
+            writer = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute(
+                    "INSERT INTO audit_events (occurred_at, actor_label, action, outcome, details) "
+                    "VALUES (?, 'test', 'test.during_walk', 'success', '{}')",
+                    (dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),),
+                )
+                writer.execute("COMMIT")
+                written.append("written")
+            except sqlite3.OperationalError as error:
+                written.append(str(error))
+            finally:
+                writer.close()
+
+    sa_event.listen(engine, "after_cursor_execute", write_while_walking)
+    try:
+        audit.seal_and_verify(factory, key=KEY)
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", write_while_walking)
+    assert written == ["written"]
