@@ -272,6 +272,8 @@ def test_cli_chains_pending_rows_then_exits_non_zero_on_a_broken_chain(app, db_s
     assert "Journal d'audit intègre" in ok.output
     assert _link_of(db_session, ids[-1]).seq, "verify chained the pending rows first"
     assert checkpoints.read_text().count("\n") >= 1, "and checkpointed the new head"
+    verification = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).one()
+    assert (verification.actor_label, verification.outcome) == ("flask hub audit verify", "success")
     _unlock(db_session)
     db_session.execute(text("UPDATE audit_events SET action = 'x' WHERE id = :id"), {"id": ids[0]})
     db_session.commit()
