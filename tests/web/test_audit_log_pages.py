@@ -141,3 +141,13 @@ def test_a_checkpoint_file_that_cannot_be_created_is_said(auth, admin, app, monk
     response = auth.post("/admin/journal-audit/verifier")
     assert response.status_code == 409
     assert "ne peut pas être écrit" in html.unescape(response.get_data(as_text=True))
+
+
+def test_a_slow_last_verification_is_said_before_the_button(auth, admin, db_session, checkpoints):
+    details = {"breaks": 0, "length": 900_000, "linked": 0, "seconds": 34.2, "named": []}
+    audit.record(db_session, actor="flask hub audit verify", action="audit.verify", details=details)
+    db_session.commit()
+    auth.login(admin)
+    body = html.unescape(auth.client.get("/admin/journal-audit").get_data(as_text=True))
+    assert "par flask hub audit verify :" in body
+    assert 'id="audit-slow">La dernière vérification a pris\n34 s' in body
