@@ -70,7 +70,7 @@ class VerificationRun:
 
 
 def chain_state(session: Session, config: Mapping[str, Any]) -> ChainState:
-    """Four indexed reads (the head, the markers of rows waiting, the last verification) and the checkpoint
+    """Three indexed reads (the head, the markers of rows waiting, the last verification) and the checkpoint
     file's last line: cheap whatever the chain's length."""
     chained = session.scalar(select(func.max(AuditLink.seq))) or 0
     pending, oldest = session.execute(
