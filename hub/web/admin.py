@@ -80,7 +80,8 @@ def verify_audit_log():
     run = audit_chain.verify_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
     audit_chain.record_verification(db(), current_user, run)
     if run.intact:
-        flash(f"Chaîne intègre : {run.result.length} lignes vérifiées en {run.seconds:.1f} s.", "success")
+        seconds = f"{run.seconds:.1f}".replace(".", ",")
+        flash(f"Chaîne intègre : {run.result.length} lignes vérifiées en {seconds} s.", "success")
     else:
         flash(f"Chaîne altérée : {len(run.result.breaks)} rupture(s), détaillées ci-dessous.", "danger")
     return redirect(url_for("admin.audit_log"))
