@@ -21,30 +21,29 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, exists, func, insert, select, text
+from sqlalchemy import Table, delete, exists, insert, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import DEVELOPMENT_AUDIT_KEY
-from hub.db import utcnow
-from hub.models import AuditEvent, AuditLink
+from hub.db import READ_ONLY, utcnow
+from hub.models import AuditEvent, AuditLink, AuditUnchained
 
 GENESIS_MAC = "0" * 64
 # A fixed, public key for development and tests only: production refuses to start without HUB_AUDIT_KEY.
 DEVELOPMENT_KEY = DEVELOPMENT_AUDIT_KEY.encode()
 _SEQUENCER_LOCK_KEY = 0x41554449  # "AUDI": the advisory lock that keeps one sequencer at a time on PostgreSQL
-# On PostgreSQL an event may commit after one with a higher id was chained (ids are taken at INSERT, the commit
-# comes later). The worker's sequencer looks that many ids back for such late rows; verify looks at all of them.
-LATE_COMMIT_IDS = 10_000
 BATCH = 5_000
 PENDING_GRACE = dt.timedelta(minutes=2)
 _PENDING = "hub.audit.pending"
 _KEPT = "hub.audit.kept"
 _EVENTS = cast(Table, AuditEvent.__table__)
 _LINKS = cast(Table, AuditLink.__table__)
+_UNCHAINED = cast(Table, AuditUnchained.__table__)
 _CONTENT = (
     AuditEvent.id,
     AuditEvent.occurred_at,
@@ -70,12 +69,30 @@ class AuditContext:
 current_context: contextvars.ContextVar[AuditContext | None] = contextvars.ContextVar("audit_context", default=None)
 
 
+class BreakKind(StrEnum):
+    REWRITTEN = "rewritten"
+    MISSING = "missing"
+    TRUNCATED = "truncated"
+    UNCHAINED = "unchained"
+    CHECKPOINT = "checkpoint"
+
+
+BREAK_KIND_LABELS = {
+    BreakKind.REWRITTEN: "Ligne réécrite",
+    BreakKind.MISSING: "Ligne supprimée",
+    BreakKind.TRUNCATED: "Fin de la chaîne supprimée",
+    BreakKind.UNCHAINED: "Ligne jamais enchaînée",
+    BreakKind.CHECKPOINT: "Point de contrôle falsifié",
+}
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     """What `verify` found wrong, in French; `seq` is the chain link concerned, when there is one."""
 
     seq: int | None
     reason: str
+    kind: BreakKind
 
 
 @dataclass(frozen=True)
@@ -186,19 +203,18 @@ def compute_mac(key: bytes, seq: int, event: Mapping[Any, Any], prev_mac: str) -
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def chain_pending(session: Session, *, key: bytes, every_id: bool = False, batch: int = BATCH) -> ChainHead | None:
+def chain_pending(session: Session, *, key: bytes, batch: int = BATCH) -> ChainHead | None:
     """Link up to `batch` committed rows not chained yet, in id order, after the chain's head; return the new
-    head, or None when nothing was pending. Writes in the caller's transaction, never commits. `every_id` looks
-    for unchained rows among all ids rather than the recent ones (see LATE_COMMIT_IDS)."""
+    head, or None when nothing was pending. Writes in the caller's transaction, never commits.
+
+    The rows not chained yet are those audit_unchained lists (a trigger marks each row as it is inserted): on
+    PostgreSQL a row may commit long after rows with higher ids were chained (ids are taken at INSERT, the commit
+    comes later), and it is found all the same, without scanning the events for those without a link."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SEQUENCER_LOCK_KEY})
     head = session.execute(select(AuditLink.seq, AuditLink.mac).order_by(AuditLink.seq.desc()).limit(1)).first()
     seq, mac = (head.seq, head.mac) if head else (0, GENESIS_MAC)
-    query = select(*_CONTENT).where(~exists().where(AuditLink.event_id == AuditEvent.id))
-    if not every_id:
-        last_chained = session.scalar(select(func.max(AuditLink.event_id))) or 0
-        query = query.where(AuditEvent.id > last_chained - LATE_COMMIT_IDS)
-    events = session.execute(query.order_by(AuditEvent.id).limit(batch)).mappings().all()
+    events = session.execute(pending_events(batch)).mappings().all()
     if not events:
         return None
     links = []
@@ -206,19 +222,32 @@ def chain_pending(session: Session, *, key: bytes, every_id: bool = False, batch
         seq += 1
         mac = compute_mac(key, seq, event, mac)
         links.append({"seq": seq, "event_id": event["id"], "mac": mac})
-    session.connection().execute(insert(_LINKS), links)
+    connection = session.connection()
+    connection.execute(insert(_LINKS), links)
+    connection.execute(delete(_UNCHAINED).where(_UNCHAINED.c.event_id.in_([link["event_id"] for link in links])))
     return ChainHead(seq, mac, len(links))
 
 
-def run_sequencer(
-    sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None, every_id: bool = False
-) -> int:
+def pending_events(batch: int = BATCH):
+    """The first `batch` events not chained yet, in id order: read from the markers' table, in its key's order, so
+    that the database walks the few markers rather than the events (SQLite would otherwise scan the events in id
+    order, probing the markers for each)."""
+    return (
+        select(*_CONTENT)
+        .select_from(AuditUnchained)
+        .join(AuditEvent, AuditEvent.id == AuditUnchained.event_id)
+        .order_by(AuditUnchained.event_id)
+        .limit(batch)
+    )
+
+
+def run_sequencer(sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None) -> int:
     """Chain every pending row, one committed batch at a time, and checkpoint each new head; return how many
     rows were linked. The worker's loop (every few seconds) and `flask hub audit verify` run it."""
     linked = 0
     while True:
         with sessions() as session:
-            head = chain_pending(session, key=key, every_id=every_id)
+            head = chain_pending(session, key=key)
             if head is None:
                 return linked
             session.commit()
@@ -264,13 +293,46 @@ def read_checkpoints(path: Path | None, *, key: bytes) -> tuple[dict[int, str], 
             item = json.loads(raw)
             seq, mac, at, sig = int(item["seq"]), str(item["mac"]), str(item["at"]), str(item["sig"])
         except (ValueError, KeyError, TypeError):
-            breaks.append(ChainBreak(None, f"point de contrôle illisible, ligne {number} de {path}"))
+            breaks.append(
+                ChainBreak(None, f"point de contrôle illisible, ligne {number} de {path}", BreakKind.CHECKPOINT)
+            )
             continue
         if not hmac.compare_digest(sig, _checkpoint_signature(key, seq, mac, at)):
-            breaks.append(ChainBreak(seq, f"point de contrôle à la signature fausse, ligne {number} de {path}"))
+            breaks.append(
+                ChainBreak(
+                    seq, f"point de contrôle à la signature fausse, ligne {number} de {path}", BreakKind.CHECKPOINT
+                )
+            )
             continue
         heads[seq] = mac
     return heads, breaks
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    seq: int
+    mac: str
+    at: dt.datetime
+
+
+def last_checkpoint(path: Path, *, key: bytes) -> Checkpoint | None:
+    """The file's last checkpoint when its signature holds, else None; read from the file's end only (the worker
+    appends one line per run that advanced the chain, so the file grows long)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - 4096))
+            lines = file.read().splitlines()
+    except OSError:  # missing or unreadable: the page says why (hub.services.audit_chain)
+        return None
+    try:
+        item = json.loads(lines[-1])
+        seq, mac, at, sig = int(item["seq"]), str(item["mac"]), str(item["at"]), str(item["sig"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+    if not hmac.compare_digest(sig, _checkpoint_signature(key, seq, mac, at)):
+        return None
+    return Checkpoint(seq, mac, dt.datetime.fromisoformat(at))
 
 
 # --- verification -----------------------------------------------------------------------------------------------
@@ -299,13 +361,21 @@ def verify(
     for link in session.execute(walk).mappings():
         seq = link["seq"]
         if seq != expected:
-            breaks.append(ChainBreak(seq, f"les maillons {expected} à {seq - 1} manquent"))
+            breaks.append(ChainBreak(seq, f"les maillons {expected} à {seq - 1} manquent", BreakKind.MISSING))
         if link["id"] is None:
-            breaks.append(ChainBreak(seq, f"l'événement {link['linked_id']} qu'il enchaîne a disparu"))
+            breaks.append(
+                ChainBreak(seq, f"l'événement {link['linked_id']} qu'il enchaîne a disparu", BreakKind.MISSING)
+            )
         elif not hmac.compare_digest(compute_mac(key, seq, link, prev_mac), link["mac"]):
-            breaks.append(ChainBreak(seq, f"l'événement {link['id']} ou le maillon a été modifié (mac faux)"))
+            breaks.append(
+                ChainBreak(seq, f"l'événement {link['id']} ou le maillon a été modifié (mac faux)", BreakKind.REWRITTEN)
+            )
         if seq in checkpoints and checkpoints[seq] != link["mac"]:
-            breaks.append(ChainBreak(seq, "le maillon diffère du point de contrôle enregistré hors de la base"))
+            breaks.append(
+                ChainBreak(
+                    seq, "le maillon diffère du point de contrôle enregistré hors de la base", BreakKind.REWRITTEN
+                )
+            )
         expected, prev_mac = seq + 1, link["mac"]
     result.length = expected - 1
     if checkpoints and max(checkpoints) > result.length:
@@ -314,6 +384,7 @@ def verify(
                 max(checkpoints),
                 f"la chaîne s'arrête au maillon {result.length} alors qu'un point de contrôle atteste le maillon "
                 f"{max(checkpoints)} : sa fin a été supprimée",
+                BreakKind.TRUNCATED,
             )
         )
     unlinked = select(AuditEvent.id, AuditEvent.occurred_at).where(~exists().where(AuditLink.event_id == AuditEvent.id))
@@ -322,7 +393,9 @@ def verify(
         if occurred_at >= young_after:
             result.pending += 1
         else:
-            breaks.append(ChainBreak(None, f"l'événement {event_id} n'est enchaîné à aucun maillon"))
+            breaks.append(
+                ChainBreak(None, f"l'événement {event_id} n'est enchaîné à aucun maillon", BreakKind.UNCHAINED)
+            )
     return result
 
 
@@ -332,14 +405,20 @@ def seal_and_verify(
     """Chain every pending row, then verify; return how many rows were linked and the verification. A row still
     unchained and not young was queued long before its transaction committed, in between the pass and the walk:
     a second pass chains it, so that only a real break is reported."""
-    linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file, every_id=True)
-    with sessions() as session:
-        result = verify(session, key=key, checkpoint_file=checkpoint_file)
+    linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
+    result = _verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
     if any(item.seq is None for item in result.breaks):
-        linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file, every_id=True)
-        with sessions() as session:
-            result = verify(session, key=key, checkpoint_file=checkpoint_file)
+        linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
+        result = _verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
     return linked, result
+
+
+def _verify_reading_only(sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None) -> Verification:
+    """The walk in a transaction that writes nothing: on SQLite it then keeps no writer waiting (hub.db.READ_ONLY);
+    on PostgreSQL a SELECT blocks no writer anyway. The sequencer's batches before it lock only each other."""
+    with sessions() as session:
+        session.connection(execution_options={READ_ONLY: True})
+        return verify(session, key=key, checkpoint_file=checkpoint_file)
 
 
 def _iso(value: dt.datetime) -> str:

@@ -6,6 +6,8 @@ from flask.cli import AppGroup
 
 from hub import audit, migrate
 from hub.db import session_scope
+from hub.errors import Conflict
+from hub.services import audit_chain
 
 hub_cli = AppGroup("hub", help="Commandes du hub CPTS.")
 audit_cli = AppGroup("audit", help="Journal d'audit.")
@@ -50,9 +52,15 @@ def demo_command(outside_development):
 def audit_verify_command():
     """Chain the pending audit rows, then walk the chain and its checkpoints; exit 1 if a row or a link was
     changed or deleted, the tail cut off, or a row left unchained."""
-    config = current_app.config["HUB"]
-    key, checkpoints = audit.key_bytes(config), audit.checkpoint_path(config)
-    linked, result = audit.seal_and_verify(_sessions(), key=key, checkpoint_file=checkpoints)
+    try:
+        run = audit_chain.verify_now(_sessions(), current_app.config["HUB"])
+    except Conflict as error:
+        click.echo(error.detail, err=True)
+        raise SystemExit(2) from error
+    # In the log too: the administrator's page shows the last verification, whoever ran it.
+    with session_scope(_sessions()) as session:
+        audit_chain.record_verification(session, "flask hub audit verify", run)
+    linked, result = run.linked, run.result
     for item in result.breaks:
         where = f"rupture au maillon {item.seq}" if item.seq is not None else "rupture"
         click.echo(f"{where} : {item.reason}", err=True)

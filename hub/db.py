@@ -62,6 +62,10 @@ def make_engine(url: str, **kwargs) -> Engine:
     return create_engine(url, pool_pre_ping=False, **kwargs)
 
 
+# The execution option of a transaction that only reads (see _serialise_sqlite_writers).
+READ_ONLY = "hub_read_only"
+
+
 def _serialise_sqlite_writers(engine: Engine) -> None:
     """Every SQLite transaction starts with BEGIN IMMEDIATE.
 
@@ -81,7 +85,10 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A long read that writes nothing (the audit chain's walk) asks for a deferred BEGIN: under WAL it then
+        # holds no lock that would make the writers wait for it.
+        deferred = connection.get_execution_options().get(READ_ONLY)
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

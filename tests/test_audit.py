@@ -3,17 +3,19 @@ keyed hash, checkpointed outside the database, and tamper-evident against the ta
 
 import datetime as dt
 import json
+import sqlite3
 import threading
 import uuid
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub import audit, migrate
 from hub.db import make_engine
-from hub.models import AuditEvent, AuditLink, Profession, Role
+from hub.models import AuditEvent, AuditLink, AuditUnchained, Profession, Role
 from hub.services import accounts
 from tests import factories
 
@@ -30,7 +32,7 @@ def _write_some(session, user, n=3) -> list[int]:
 
 def _chain_all(session) -> audit.ChainHead | None:
     head = None
-    while (step := audit.chain_pending(session, key=KEY, every_id=True)) is not None:
+    while (step := audit.chain_pending(session, key=KEY)) is not None:
         head = step
     return head
 
@@ -117,7 +119,7 @@ def test_the_sequencer_links_every_row_once_in_id_order_with_a_keyed_mac(db_sess
     links = [_link_of(db_session, i) for i in ids]
     assert [link.seq for link in links] == list(range(links[0].seq, links[0].seq + 3))
     assert head is not None and (head.seq, head.mac) == (links[-1].seq, links[-1].mac)
-    assert audit.chain_pending(db_session, key=KEY, every_id=True) is None, "nothing left to chain"
+    assert audit.chain_pending(db_session, key=KEY) is None, "nothing left to chain"
     result = audit.verify(db_session, key=KEY)
     assert (result.breaks, result.pending) == ([], 0)
     other_key = audit.verify(db_session, key=b"another key").breaks
@@ -145,6 +147,36 @@ def test_a_row_committed_late_with_a_lower_id_is_chained_after_the_higher_one(db
     assert audit.chain_pending(db_session, key=KEY) is not None
     assert _link_of(db_session, top + 25).seq == _link_of(db_session, top + 50).seq + 1
     assert _reasons(db_session) == []
+
+
+def test_the_worker_sequencer_finds_a_row_committed_late_however_far_below_the_chained_ids(db_session, cpts):
+    """The worker's pass (run_sequencer, as the leader runs it) chains a row whose transaction committed after
+    20,000 higher ids had been chained: no look-back window leaves it to a manual verify."""
+    _write_some(db_session, factories.user(db_session, cpts, Role.COORDINATOR), n=1)
+    _chain_all(db_session)
+    top = db_session.scalar(select(func.max(AuditEvent.id)))
+    _insert_event(db_session, top + 20_050)
+    db_session.commit()
+    assert audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None) == 1
+    _insert_event(db_session, top + 25)
+    db_session.commit()
+    assert audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None) == 1
+    assert _link_of(db_session, top + 25).seq == _link_of(db_session, top + 20_050).seq + 1
+    assert db_session.scalar(select(func.count()).select_from(AuditUnchained)) == 0, "markers go with the links"
+    assert _reasons(db_session) == []
+
+
+class _Borrowed:
+    """The test's session handed to run_sequencer as if from its sessionmaker, left open at the `with`'s end."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __enter__(self):
+        return self.session
+
+    def __exit__(self, *exc):
+        return False
 
 
 def _unlock(session) -> None:
@@ -240,6 +272,8 @@ def test_cli_chains_pending_rows_then_exits_non_zero_on_a_broken_chain(app, db_s
     assert "Journal d'audit intègre" in ok.output
     assert _link_of(db_session, ids[-1]).seq, "verify chained the pending rows first"
     assert checkpoints.read_text().count("\n") >= 1, "and checkpointed the new head"
+    verification = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).one()
+    assert (verification.actor_label, verification.outcome) == ("flask hub audit verify", "success")
     _unlock(db_session)
     db_session.execute(text("UPDATE audit_events SET action = 'x' WHERE id = :id"), {"id": ids[0]})
     db_session.commit()
@@ -359,7 +393,7 @@ def test_concurrent_writers_and_two_sequencers_leave_one_valid_chain(committed, 
     for thread in sequencers:
         thread.join()
     assert errors == []
-    audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints, every_id=True)
+    audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints)
     with factory() as session:
         result = audit.verify(session, key=KEY, checkpoint_file=checkpoints)
         assert result.breaks == []
@@ -389,3 +423,37 @@ def test_production_refuses_to_start_without_an_audit_key(tmp_path):
     assert audit.checkpoint_path(config) == tmp_path / "audit-checkpoints.jsonl"
     development = load_config(tmp_path, {"ENV": "development", "DATABASE_URL": "sqlite:///:memory:"})
     assert audit.key_bytes(development) == audit.DEVELOPMENT_KEY
+
+
+def test_on_sqlite_the_verification_walk_keeps_no_writer_waiting(committed, engine):
+    """While `seal_and_verify` walks the chain, another connection appends an audit row at once: the walk's
+    transaction is a deferred read (hub.db.READ_ONLY), not the BEGIN IMMEDIATE that every other one takes."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's readers never block its writers")
+    factory, _created = committed
+    database = engine.url.database
+    written: list[str] = []
+
+    def write_while_walking(_conn, _cursor, statement, *_args):
+        if "FROM audit_chain LEFT OUTER JOIN audit_events" in statement and not written:
+            writer = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute(
+                    "INSERT INTO audit_events (occurred_at, actor_label, action, outcome, details) "
+                    "VALUES (?, 'test', 'test.during_walk', 'success', '{}')",
+                    (dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),),
+                )
+                writer.execute("COMMIT")
+                written.append("written")
+            except sqlite3.OperationalError as error:
+                written.append(str(error))
+            finally:
+                writer.close()
+
+    sa_event.listen(engine, "after_cursor_execute", write_while_walking)
+    try:
+        audit.seal_and_verify(factory, key=KEY)
+    finally:
+        sa_event.remove(engine, "after_cursor_execute", write_while_walking)
+    assert written == ["written"]

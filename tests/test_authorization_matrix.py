@@ -136,6 +136,10 @@ MATRIX = {
     ("admin.set_password", "POST"): ADMIN_ONLY,
     ("admin.login_settings", "GET"): ADMIN_ONLY,
     ("admin.login_settings", "POST"): ADMIN_ONLY,
+    ("admin.audit_log", "GET"): ADMIN_ONLY,
+    ("admin.verify_audit_log", "POST"): ADMIN_ONLY,
+    ("api.get_audit_chain", "GET"): ADMIN_ONLY,
+    ("api.verify_audit_chain", "POST"): ADMIN_ONLY,
     ("calendar.feed", "GET"): EVERYONE,  # the token is the credential; a wrong one is a 404 for everyone
     ("calendar.settings", "GET"): LOGGED_IN,
     ("calendar.create", "POST"): OWN_FEED,

@@ -46,6 +46,7 @@ def created(body: dict, endpoint: str, **values):
 from hub.api import (  # noqa: E402,F401  (register the routes)
     appointments,
     attendance,
+    audit_chain,
     candidates,
     desk,
     fees,

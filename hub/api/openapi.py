@@ -15,6 +15,7 @@ from hub.http.access import PUBLIC, access
 from hub.models import Modality, OutboxState, PlaceKind, Profession
 from hub.schemas.account import LoginSettingsIn, LoginSettingsOut
 from hub.schemas.attendance import AttendanceIn, AttendanceOut, VideoOut
+from hub.schemas.audit_chain import AuditChainOut, VerificationOut
 from hub.schemas.base import DAY_IN_WINDOW, MAX_PAGE
 from hub.schemas.desk import DeskOut
 from hub.schemas.directory import OrganisationIn, OrganisationOut, ProfessionalIn, ProfessionalOut
@@ -363,6 +364,13 @@ OPERATIONS = {
     ),
     "api.close_teleexpertise": ("Clôturer une demande répondue (demandeur)", NoBodyIn, TeleexpertiseOut, False),
     "api.get_teleexpertise_attachment": ("Télécharger une pièce jointe de la demande", None, None, False),
+    "api.get_audit_chain": ("État de la chaîne du journal d'audit (administration)", None, AuditChainOut, False),
+    "api.verify_audit_chain": (
+        "Vérifier la chaîne du journal d'audit maintenant : les ruptures trouvées (administration)",
+        NoBodyIn,
+        VerificationOut,
+        False,
+    ),
     "api.list_outbox_messages": ("Envois de la CPTS (coordination, administration)", None, OutboxMessageOut, True),
     "api.get_outbox_message": ("Lire un envoi", None, OutboxMessageOut, False),
     "api.requeue_outbox_message": ("Renvoyer un envoi en échec définitif", NoBodyIn, OutboxMessageOut, False),
@@ -528,6 +536,7 @@ ANSWER_200 = {
     "api.answer_teleexpertise",
     "api.close_teleexpertise",
     "api.requeue_outbox_message",
+    "api.verify_audit_chain",
     "api.sign_report",
     "api.withdraw_consent",
     "api.withdraw_waiting",

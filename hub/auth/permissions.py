@@ -9,6 +9,7 @@ class Permission(StrEnum):
     ACTIVITY_DECLARE = "hub:activity:declare"
     APPOINTMENTS_BOOK = "hub:appointments:book"
     APPOINTMENTS_READ = "hub:appointments:read"
+    AUDIT_CHAIN_VERIFY = "hub:audit-chain:verify"
     CONNECTORS_MANAGE = "hub:connectors:manage"
     FEES_READ_CPTS = "hub:fees:read-cpts"
     FEES_READ_OWN = "hub:fees:read-own"
@@ -81,6 +82,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(
         _EVERYONE
         | {
+            Permission.AUDIT_CHAIN_VERIFY,
             Permission.CONNECTORS_MANAGE,
             Permission.ORGANISATIONS_MANAGE,
             Permission.OUTBOX_READ,

@@ -1,7 +1,7 @@
 """The hub's records. This package imports nothing but hub.db (and SQLAlchemy)."""
 
 from hub.models.attendance import Attendance
-from hub.models.audit import AuditEvent, AuditLink
+from hub.models.audit import AuditEvent, AuditLink, AuditUnchained
 from hub.models.calendar_feed import CalendarFeed
 from hub.models.connector_setting import ConnectorSetting
 from hub.models.fees import FEE_STATUS_LABELS, DeclaredActivity, FeeEntry, FeeStatus, Tariff, TariffUnit
@@ -225,6 +225,7 @@ __all__ = [
     "Attendance",
     "AuditEvent",
     "AuditLink",
+    "AuditUnchained",
     "CalendarFeed",
     "CarePathway",
     "CarePathwayState",

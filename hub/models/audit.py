@@ -34,3 +34,13 @@ class AuditLink(Base):
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     event_id: Mapped[int] = mapped_column(ForeignKey("audit_events.id"), unique=True)
     mac: Mapped[str] = mapped_column(String(64))
+
+
+class AuditUnchained(Base):
+    """An event the sequencer has not chained yet: a trigger on audit_events adds the marker in the inserting
+    transaction, so it appears when that transaction commits, whatever its id; the sequencer deletes it with the
+    link it writes. The sequencer reads this small table instead of scanning the events for those without a link."""
+
+    __tablename__ = "audit_unchained"
+
+    event_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)

@@ -11,7 +11,7 @@ from hub.http.request import db
 from hub.models import ORGANISATION_KIND_LABELS, PROFESSION_LABELS, ROLE_LABELS, OrganisationKind
 from hub.schemas.account import LoginSettingsForm, PasswordForm, UserForm
 from hub.schemas.directory import OrganisationForm, ProfessionalForm
-from hub.services import accounts, directory, psc
+from hub.services import accounts, audit_chain, directory, psc
 from hub.web.pages import page_size, submit
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -59,6 +59,32 @@ def login_settings():
         return render_template("admin/login_settings.html", settings=settings, values=values, errors=errors), 422
     flash("Réglages de connexion enregistrés.", "success")
     return redirect(url_for("admin.login_settings"))
+
+
+# --- the audit chain ---------------------------------------------------------------------------------------
+
+
+@bp.get("/journal-audit")
+@access(Permission.AUDIT_CHAIN_VERIFY)
+def audit_log():
+    state = audit_chain.chain_state(db(), current_app.config["HUB"])
+    return render_template("admin/audit_log.html", state=state, pending_age=audit_chain.oldest_pending_age(state))
+
+
+@bp.post("/journal-audit/verifier")
+@access(Permission.AUDIT_CHAIN_VERIFY)
+def verify_audit_log():
+    # The walk runs in sessions of its own: end this request's transaction first, or on SQLite (one writer at a
+    # time) they would wait for its lock.
+    db().commit()
+    run = audit_chain.verify_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
+    audit_chain.record_verification(db(), current_user, run)
+    if run.intact:
+        seconds = f"{run.seconds:.1f}".replace(".", ",")
+        flash(f"Chaîne intègre : {run.result.length} lignes vérifiées en {seconds} s.", "success")
+    else:
+        flash(f"Chaîne altérée : {len(run.result.breaks)} rupture(s), détaillées ci-dessous.", "danger")
+    return redirect(url_for("admin.audit_log"))
 
 
 # --- structures ------------------------------------------------------------------------------------------

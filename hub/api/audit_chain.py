@@ -1,0 +1,48 @@
+"""The audit chain for the CPTS's administrator: its state, and a verification run now (itself audited)."""
+
+from flask import current_app, request
+from flask_login import current_user
+
+from hub.api import blueprint, json_body
+from hub.audit import BREAK_KIND_LABELS
+from hub.auth.permissions import Permission
+from hub.http.access import access
+from hub.http.request import db
+from hub.schemas.audit_chain import AuditChainOut, VerificationOut
+from hub.schemas.base import load
+from hub.schemas.scheduling import NoBodyIn
+from hub.services import audit_chain
+
+
+@blueprint.get("/audit/chain")
+@access(Permission.AUDIT_CHAIN_VERIFY)
+def get_audit_chain():
+    return AuditChainOut().dump(audit_chain.chain_state(db(), current_app.config["HUB"]))
+
+
+@blueprint.post("/audit/chain/verify")
+@access(Permission.AUDIT_CHAIN_VERIFY)
+def verify_audit_chain():
+    """Chain what is pending, walk the whole chain and its checkpoints; 200 with the breaks found, if any."""
+    load(NoBodyIn(), json_body() if request.get_data() else {})
+    # The walk runs in sessions of its own: end this request's transaction first, or on SQLite (one writer at a
+    # time) they would wait for its lock.
+    db().commit()
+    run = audit_chain.verify_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
+    audit_chain.record_verification(db(), current_user, run)
+    result = run.result
+    breaks = [
+        {"seq": item.seq, "kind": item.kind, "kind_label": BREAK_KIND_LABELS[item.kind], "reason": item.reason}
+        for item in result.breaks
+    ]
+    return VerificationOut().dump(
+        {
+            "intact": run.intact,
+            "length": result.length,
+            "linked": run.linked,
+            "pending": result.pending,
+            "checkpoints": result.checkpoints,
+            "seconds": run.seconds,
+            "breaks": breaks,
+        }
+    )

@@ -1,0 +1,78 @@
+"""`/api/v1/audit/chain` for the CPTS's administrator: the chain's state, and a verification run now that names each
+break; problem+json for a body sent to the verb or a caller without the right; the verification itself audited."""
+
+from types import MappingProxyType
+
+import pytest
+from sqlalchemy import select
+
+from hub.models import AuditEvent, Role
+from tests import factories
+from tests.api.test_patients_api import assert_problem
+from tests.web.test_audit_log_pages import rewrite_a_chained_row
+
+
+@pytest.fixture
+def checkpoints(app, tmp_path, monkeypatch):
+    path = tmp_path / "audit.jsonl"
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "AUDIT_CHECKPOINT_FILE": str(path)}))
+    return path
+
+
+def verifications(db_session) -> list[AuditEvent]:
+    return list(db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")))
+
+
+def test_the_state_then_an_intact_verification_then_the_state_again(api_as, admin, db_session, checkpoints):
+    client = api_as(admin)
+    before = client.get("/api/v1/audit/chain")
+    assert before.status_code == 200
+    state = before.get_json()
+    assert state["checkpoint_file"] == str(checkpoints)
+    assert state["checkpoint_warning"].startswith("Le fichier des points de contrôle n'existe pas encore")
+    assert state["last_checkpoint"] is None and state["pending"] >= 1, "at least the token's creation waits"
+
+    response = client.post("/api/v1/audit/chain/verify")
+    assert response.status_code == 200
+    result = response.get_json()
+    assert result["intact"] is True and result["breaks"] == []
+    assert result["linked"] >= 1 and result["length"] >= result["linked"]
+
+    after = client.get("/api/v1/audit/chain").get_json()
+    assert after["chained"] == result["length"]
+    assert after["checkpoint_warning"] is None and after["last_checkpoint"]["seq"] == result["length"]
+    last = after["last_verification"]
+    assert (last["by"], last["intact"], last["breaks"], last["length"]) == (admin.login, True, 0, result["length"])
+    assert [row.actor_user_id for row in verifications(db_session)] == [admin.id]
+
+
+def test_a_row_rewritten_with_the_owners_rights_is_a_named_break(api_as, admin, db_session, cpts, checkpoints):
+    event_id, seq = rewrite_a_chained_row(db_session, cpts)
+    response = api_as(admin).post("/api/v1/audit/chain/verify")
+    assert response.status_code == 200
+    result = response.get_json()
+    assert result["intact"] is False
+    assert result["breaks"] == [
+        {
+            "seq": seq,
+            "kind": "rewritten",
+            "kind_label": "Ligne réécrite",
+            "reason": f"l'événement {event_id} ou le maillon a été modifié (mac faux)",
+        }
+    ]
+    last = api_as(admin).get("/api/v1/audit/chain").get_json()["last_verification"]
+    assert (last["intact"], last["breaks"]) == (False, 1)
+    assert last["named_breaks"][0]["kind"] == "rewritten"
+
+
+def test_a_body_sent_to_the_verb_is_refused_and_nothing_verified(api_as, admin, db_session, checkpoints):
+    assert_problem(api_as(admin).post("/api/v1/audit/chain/verify", json={"all": True}), 422)
+    assert verifications(db_session) == []
+
+
+@pytest.mark.parametrize("role", [Role.COORDINATOR, Role.PROFESSIONAL])
+def test_other_roles_are_refused(api_as, db_session, cpts, role, checkpoints):
+    client = api_as(factories.user(db_session, cpts, role))
+    assert_problem(client.get("/api/v1/audit/chain"), 403)
+    assert_problem(client.post("/api/v1/audit/chain/verify"), 403)
+    assert verifications(db_session) == []
