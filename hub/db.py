@@ -81,7 +81,31 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # The driver is left in autocommit (isolation_level None above): with no BEGIN, each statement is its own.
+        if not connection.get_execution_options().get(_NO_BEGIN):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# A session in `without_transaction` mode (session.info key), and its connection's option on SQLite.
+_WITHOUT_TRANSACTION = "hub.without_transaction"
+_NO_BEGIN = "hub_no_begin"
+
+
+def without_transaction(session: Session) -> None:
+    """Run the session's statements each on its own, committed as it runs, without BEGIN and COMMIT: for a request
+    that only reads, whose one write (its audit rows, queued until the end) is then one INSERT, atomic on its own.
+    Call it before the session's first statement.
+
+    On PostgreSQL this saves the BEGIN and COMMIT round trips (two of a patient read's five); each statement already
+    saw its own snapshot under READ COMMITTED. On SQLite it leaves out the BEGIN IMMEDIATE that would hold the
+    database's one write lock from the first SELECT to the end of the request: the lock is taken by the INSERT alone."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        # A session joined to its caller's connection (the tests' rolled-back outer transaction) runs inside it.
+        return
+    options = {"isolation_level": "AUTOCOMMIT"} if bind.dialect.name == "postgresql" else {_NO_BEGIN: True}
+    session.info[_WITHOUT_TRANSACTION] = True
+    session.connection(execution_options=options)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -99,8 +123,10 @@ def _retry_first_statement_on_disconnect(factory: sessionmaker[Session]) -> None
     @event.listens_for(factory, "do_orm_execute")
     def _retry(state: ORMExecuteState):
         session = state.session
-        if session.in_transaction() or session.new or session.dirty or session.deleted:
+        autocommit = session.info.get(_WITHOUT_TRANSACTION, False)
+        if (session.in_transaction() and not autocommit) or session.new or session.dirty or session.deleted:
             # Not the transaction's first statement, or unflushed changes a rollback would drop: run as usual.
+            # Without a transaction every statement is a first one: those before it were committed as they ran.
             return None
         try:
             return state.invoke_statement()
@@ -108,6 +134,8 @@ def _retry_first_statement_on_disconnect(factory: sessionmaker[Session]) -> None
             if not error.connection_invalidated:
                 raise
             session.rollback()
+            if autocommit:
+                without_transaction(session)
             return state.invoke_statement()
 
 

@@ -16,7 +16,8 @@ from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.http.access import enforce_access
+from hub.db import without_transaction
+from hub.http.access import enforce_access, is_light_read
 from hub.http.headers import secure_headers
 from hub.http.inputs import refuse_nul_bytes
 
@@ -24,7 +25,10 @@ from hub.http.inputs import refuse_nul_bytes
 def db() -> Session:
     """The request's database session (opened on first use, closed at the end of the request)."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["hub.sessions"]()
+        session = current_app.extensions["hub.sessions"]()
+        if is_light_read():
+            without_transaction(session)
+        g.db_session = session
     return g.db_session
 
 
