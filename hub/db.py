@@ -133,9 +133,15 @@ def _retry_first_statement_on_disconnect(factory: sessionmaker[Session]) -> None
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
-            session.rollback()
             if autocommit:
+                # Nothing to undo without a transaction: what the session queued for its end (its audit rows, which
+                # a rollback's listeners discard) stays.
+                queued = dict(session.info)
+                session.rollback()
+                session.info.update(queued)
                 without_transaction(session)
+            else:
+                session.rollback()
             return state.invoke_statement()
 
 
