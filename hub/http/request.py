@@ -7,6 +7,9 @@ committed in one place.
   first; a refusal that must be traced is recorded after that, and committed by `finish_request` as well.
 - A form refused by the domain is not an error page: hub.http.forms.attempt discards the refused change
   before the page is shown again, so that only that page's read remains to commit.
+- An API view marked `light_read` (hub.http.access) only reads: its session runs without a transaction
+  (hub.db.without_transaction), each SELECT on its own, and its audit rows are written by the same commit, in one
+  INSERT, only if it returns — as for any other view.
 """
 
 import uuid
