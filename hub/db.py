@@ -1,16 +1,18 @@
 """Database plumbing: the declarative base, the UTC datetime type, engines and session scopes."""
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, Executable, MetaData, Row, create_engine, event
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -122,27 +124,36 @@ def _retry_first_statement_on_disconnect(factory: sessionmaker[Session]) -> None
 
     @event.listens_for(factory, "do_orm_execute")
     def _retry(state: ORMExecuteState):
-        session = state.session
-        autocommit = session.info.get(_WITHOUT_TRANSACTION, False)
-        if (session.in_transaction() and not autocommit) or session.new or session.dirty or session.deleted:
-            # Not the transaction's first statement, or unflushed changes a rollback would drop: run as usual.
-            # Without a transaction every statement is a first one: those before it were committed as they ran.
-            return None
-        try:
-            return state.invoke_statement()
-        except DBAPIError as error:
-            if not error.connection_invalidated:
-                raise
-            if autocommit:
-                # Nothing to undo without a transaction: what the session queued for its end (its audit rows, which
-                # a rollback's listeners discard) stays.
-                queued = dict(session.info)
-                session.rollback()
-                session.info.update(queued)
-                without_transaction(session)
-            else:
-                session.rollback()
-            return state.invoke_statement()
+        return _retrying(state.session, state.invoke_statement)
+
+
+def read_rows(session: Session, statement: Executable, parameters: dict) -> Sequence[Row]:
+    """The rows of a Core SELECT run on the session's connection: plain rows, without the ORM's result processing
+    (about 0.1 ms of CPU per statement, a tenth of a light read), retried after a disconnect as an ORM statement is."""
+    return _retrying(session, lambda: session.connection().execute(statement, parameters).all())
+
+
+def _retrying(session: Session, run: Callable[[], T]) -> T:
+    autocommit = session.info.get(_WITHOUT_TRANSACTION, False)
+    if (session.in_transaction() and not autocommit) or session.new or session.dirty or session.deleted:
+        # Not the transaction's first statement, or unflushed changes a rollback would drop: run as usual.
+        # Without a transaction every statement is a first one: those before it were committed as they ran.
+        return run()
+    try:
+        return run()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        if autocommit:
+            # Nothing to undo without a transaction: what the session queued for its end (its audit rows, which
+            # a rollback's listeners discard) stays.
+            queued = dict(session.info)
+            session.rollback()
+            session.info.update(queued)
+            without_transaction(session)
+        else:
+            session.rollback()
+        return run()
 
 
 @contextmanager
