@@ -16,7 +16,7 @@ from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
 from hub.formatting import euros, file_size, french_date, french_datetime, french_phone, tel_uri
 from hub.http import errors as error_pages
-from hub.http.access import check_every_endpoint_declares_access, is_api_request
+from hub.http.access import check_every_endpoint_declares_access, is_api_request, is_light_read
 from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
 from hub.models import appointment_state_label
@@ -98,7 +98,10 @@ def _init_login(app: Flask) -> None:
     def load_user(_request):
         if is_api_request():
             scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-            return accounts.authenticate_token(db(), credentials.strip()) if scheme.lower() == "bearer" else None
+            if scheme.lower() != "bearer":
+                return None
+            authenticate = accounts.authenticate_token_light if is_light_read() else accounts.authenticate_token
+            return authenticate(db(), credentials.strip())
         token = session.get("auth_token")
         if not token:
             return None

@@ -6,10 +6,13 @@ or an idle-connection timeout would, then sends the next request through the sam
 import time
 
 import pytest
-from sqlalchemy import event, text
+from flask_login import current_user
+from sqlalchemy import event, func, literal, select, text
 
-from hub import create_app
-from hub.models import Profession
+from hub import audit, create_app
+from hub.http.access import access, light_read
+from hub.http.request import db
+from hub.models import AuditEvent, Profession
 from hub.services import accounts
 from tests import conftest, factories
 
@@ -71,3 +74,30 @@ def test_a_killed_pooled_connection_does_not_fail_the_next_request(own_app, comm
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json()["id"] == patient_id
     assert backends - killed, "the second request ran on a new connection"
+
+
+def test_a_light_read_killed_between_its_statements_keeps_its_audit_row(own_app, committed):
+    """A `light_read` view runs without a transaction, so every statement is a first one and is retried on a fresh
+    connection; what the view queued before (its audit row) is still written at the end."""
+    application, _backends = own_app
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        gp = factories.clinician(session, cpts, Profession.GENERAL_PRACTITIONER)
+        _row, raw = accounts.create_api_token(session, gp, name="reconnect")
+        session.commit()
+    marker = f"reconnect.{cpts.id}"
+
+    def view(patient_id: int):
+        audit.record(db(), actor=current_user, action=marker)
+        _terminate(factory, {db().connection().connection.dbapi_connection.info.backend_pid})
+        return {"answer": db().scalar(select(literal(patient_id)))}
+
+    original = application.view_functions["api.get_patient"]
+    application.view_functions["api.get_patient"] = access(original.access_rule)(light_read(view))
+    response = application.test_client().get("/api/v1/patients/7", headers={"Authorization": f"Bearer {raw}"})
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json() == {"answer": 7}
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == marker)) == 1

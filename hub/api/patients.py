@@ -4,11 +4,11 @@ from marshmallow import Schema
 
 from hub import audit
 from hub.api import blueprint, created, load_json, page_of, pagination
-from hub.auth.guards import consent_for, patient_for
+from hub.auth.guards import consent_for, patient_for, patient_record_for
 from hub.auth.permissions import Permission
 from hub.auth.policies import visible_patients
 from hub.errors import ValidationFailed
-from hub.http.access import access
+from hub.http.access import access, light_read
 from hub.http.request import db, territory_zone
 from hub.schemas.base import Date, load
 from hub.schemas.patient import (
@@ -20,6 +20,7 @@ from hub.schemas.patient import (
     PatientIn,
     PatientOut,
     PatientSummaryOut,
+    patient_record_out,
 )
 from hub.services import identity
 from workflows import appointments
@@ -59,8 +60,9 @@ def create_patient():
 
 @blueprint.get("/patients/<int:patient_id>")
 @access(Permission.PATIENTS_READ)
+@light_read
 def get_patient(patient_id: int):
-    return PatientOut().dump(patient_for(db(), current_user, patient_id))
+    return patient_record_out(patient_record_for(db(), current_user, patient_id))
 
 
 @blueprint.patch("/patients/<int:patient_id>")

@@ -1,9 +1,12 @@
 """Load an object for a user, or refuse as if it did not exist (404, no IDOR oracle) and audit the refusal."""
 
+from collections.abc import Sequence
+
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.auth.policies import visible_patient
+from hub.auth.policies import visible_patient, visible_patient_record
 from hub.errors import NotFound
 from hub.models import Consent, Patient
 
@@ -17,6 +20,15 @@ def patient_for(session: Session, user, patient_id: int, *, action: str = "patie
     if not write:
         audit.record(session, actor=user, action=action, target=patient)
     return patient
+
+
+def patient_record_for(session: Session, user, patient_id: int) -> Sequence[Row]:
+    """`patient_for` (read) as the rows of `policies.visible_patient_record`, audited the same way."""
+    rows = visible_patient_record(session, user, patient_id)
+    if rows is None:
+        raise NotFound("Patient introuvable.", audit_action="patient.read", audit_target=("patients", patient_id))
+    audit.record(session, actor=user, action="patient.read", target=("patients", patient_id))
+    return rows
 
 
 def consent_for(session: Session, user, patient: Patient, consent_id: int) -> Consent:

@@ -29,6 +29,19 @@ def access_rule_of(view) -> str | Permission | None:
     return getattr(view, "access_rule", None)
 
 
+def light_read(view):
+    """An API view that only reads, whose one write is its audit rows (see hub.http.request.db): its Bearer token
+    resolves to an `accounts.Caller` (id, login, CPTS, professional, roles) without loading the account's ORM rows,
+    and its statements run without a transaction (hub.db.without_transaction). A view that writes, or that hands the
+    user to a service needing the account's rows (a relationship to it, `user.professional`…), must not be marked."""
+    view.light_read = True
+    return view
+
+
+def is_light_read() -> bool:
+    return request.endpoint is not None and getattr(current_app.view_functions[request.endpoint], "light_read", False)
+
+
 def is_api_request() -> bool:
     """The JSON API and the FHIR API: Bearer tokens, no CSRF, machine-readable errors."""
     return request.path.startswith(("/api/", "/fhir/"))

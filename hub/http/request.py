@@ -7,6 +7,9 @@ committed in one place.
   first; a refusal that must be traced is recorded after that, and committed by `finish_request` as well.
 - A form refused by the domain is not an error page: hub.http.forms.attempt discards the refused change
   before the page is shown again, so that only that page's read remains to commit.
+- An API view marked `light_read` (hub.http.access) only reads: its session runs without a transaction
+  (hub.db.without_transaction), each SELECT on its own, and its audit rows are written by the same commit, in one
+  INSERT, only if it returns — as for any other view.
 """
 
 import uuid
@@ -16,7 +19,8 @@ from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.http.access import enforce_access
+from hub.db import without_transaction
+from hub.http.access import enforce_access, is_light_read
 from hub.http.headers import secure_headers
 from hub.http.inputs import refuse_nul_bytes
 
@@ -24,7 +28,10 @@ from hub.http.inputs import refuse_nul_bytes
 def db() -> Session:
     """The request's database session (opened on first use, closed at the end of the request)."""
     if "db_session" not in g:
-        g.db_session = current_app.extensions["hub.sessions"]()
+        session = current_app.extensions["hub.sessions"]()
+        if is_light_read():
+            without_transaction(session)
+        g.db_session = session
     return g.db_session
 
 

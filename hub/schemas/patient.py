@@ -1,8 +1,10 @@
+import datetime as dt
+
 from marshmallow import Schema, fields
 
 from hub.documents.identity import ins_for_sending
 from hub.identifiers import NAME_TRAIT_LABELS, check_ins_matricule, check_insee_commune, check_name_trait, check_phone
-from hub.models import ConsentKind, ConsentMethod, IdentityCheckKind, IdentityDocumentType, Sex
+from hub.models import ConsentKind, ConsentMethod, IdentityCheckKind, IdentityDocumentType, IdentityStatus, Sex
 from hub.schemas.base import (
     AwareDateTime,
     Bool,
@@ -135,6 +137,48 @@ class PatientOut(Schema):
     commune_insee = fields.String(allow_none=True)
     attending_gp_id = fields.Integer(allow_none=True)
     consents = fields.List(fields.Nested(ConsentOut))
+
+
+def patient_record_out(rows) -> dict:
+    """`PatientOut().dump(patient)` from the rows of `hub.auth.policies.visible_patient_record`, field for field
+    (a test compares the two): marshmallow's dump cost about 5 % of the whole read (P1)."""
+    first = rows[0]
+    # The rule of hub.documents.identity.ins_for_sending, which PatientOut applies: the INS only when qualified.
+    qualified = first.identity_status is IdentityStatus.QUALIFIED
+    return {
+        "id": first.id,
+        "birth_name": first.birth_name,
+        "first_birth_given_name": first.first_birth_given_name,
+        "birth_given_names": first.birth_given_names,
+        "birth_date": first.birth_date.isoformat(),
+        "sex": first.sex.value,
+        "birth_place_insee": first.birth_place_insee,
+        "used_last_name": first.used_last_name,
+        "used_first_name": first.used_first_name,
+        "identity_status": first.identity_status.value,
+        "ins": {"matricule": first.ins_matricule, "oid": first.ins_oid} if qualified and first.ins_matricule else None,
+        "phone": first.phone,
+        "commune_insee": first.commune_insee,
+        "attending_gp_id": first.attending_gp_id,
+        "consents": [_consent_out(row) for row in rows if row.consent_id is not None],
+    }
+
+
+def _consent_out(row) -> dict:
+    return {
+        "id": row.consent_id,
+        "kind": row.consent_kind.value,
+        "method": row.consent_method.value,
+        "collected_on": row.consent_collected_on.isoformat(),
+        "collected_at": _iso(row.consent_collected_at),
+        "collected_by_professional_id": row.consent_collected_by_professional_id,
+        "withdrawn_at": _iso(row.consent_withdrawn_at),
+        "is_valid": row.consent_withdrawn_at is None,
+    }
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 class PatientSummaryOut(Schema):

@@ -10,11 +10,11 @@ from enum import StrEnum
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
-from hub.db import rows_changed, utcnow
+from hub.db import read_rows, rows_changed, utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import ApiToken, LoginAttempt, Professional, Role, User, UserRole, UserSession
 
@@ -455,7 +455,18 @@ def create_api_token(
     return token, raw
 
 
+def _token_usable(revoked_at: dt.datetime | None, expires_at: dt.datetime | None, user_active: bool, now) -> bool:
+    """Checked against the database on every request, in every process: a revocation or a deactivation stops the
+    token at the next request."""
+    return revoked_at is None and user_active and (expires_at is None or expires_at > now)
+
+
+def _is_stale(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
+    return last_used_at is None or now - last_used_at > TOUCH_INTERVAL
+
+
 def authenticate_token(session: Session, raw: str) -> User | None:
+    """The token's user as an ORM row, for the views that need one (see `authenticate_token_light`)."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
     # One round trip for token, user, professional and roles: this runs on every API call.
@@ -469,13 +480,78 @@ def authenticate_token(session: Session, raw: str) -> User | None:
         .one_or_none()
     )
     now = utcnow()
-    if token is None or token.revoked_at is not None or not token.user.is_active:
+    if token is None or not _token_usable(token.revoked_at, token.expires_at, token.user.is_active, now):
         return None
-    if token.expires_at is not None and token.expires_at <= now:
-        return None
-    if token.last_used_at is None or now - token.last_used_at > TOUCH_INTERVAL:
+    if _is_stale(token.last_used_at, now):
         token.last_used_at = now
     return token.user
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who calls an API view marked `light_read` (hub.http.access): what the access rules, the policies and the
+    audit read of a user, without the account's ORM rows. Loading those (token, user, professional, roles as
+    entities) cost about 0.6 ms of CPU per request on PostgreSQL, a third of a patient read (P1)."""
+
+    id: int
+    login: str
+    cpts_id: int
+    professional_id: int | None
+    roles: frozenset[Role]
+
+    # flask-login's protocol, as on User.
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+
+# One row per role of the token's user (one with a NULL role for a user without any), built once with a bound
+# parameter: building it and its cache key per request cost more than running it.
+_CALLER_OF_TOKEN = (
+    select(
+        ApiToken.id,
+        ApiToken.revoked_at,
+        ApiToken.expires_at,
+        ApiToken.last_used_at,
+        User.id.label("user_id"),
+        User.login,
+        User.cpts_id,
+        User.professional_id,
+        User.is_active,
+        UserRole.role,
+    )
+    .join(User, User.id == ApiToken.user_id)
+    .outerjoin(UserRole, UserRole.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+
+def authenticate_token_light(session: Session, raw: str) -> Caller | None:
+    """The token's caller from one Core SELECT of plain columns, under the same rules as `authenticate_token`
+    (revocation, the user's deactivation and the expiry checked in the database at every request)."""
+    if not raw or not raw.startswith(TOKEN_PREFIX):
+        return None
+    rows = read_rows(session, _CALLER_OF_TOKEN, {"token_hash": _digest(raw)})
+    if not rows:
+        return None
+    first, now = rows[0], utcnow()
+    if not _token_usable(first.revoked_at, first.expires_at, first.is_active, now):
+        return None
+    if _is_stale(first.last_used_at, now):
+        session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == first.id)
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    roles = frozenset(row.role for row in rows if row.role is not None)
+    return Caller(first.user_id, first.login, first.cpts_id, first.professional_id, roles)
 
 
 def list_api_tokens(session: Session, user: User) -> list[ApiToken]:

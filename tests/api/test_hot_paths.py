@@ -37,7 +37,7 @@ def _reads_of_patients(seen):
 @pytest.mark.parametrize("who", ["gp", "nurse", "coordinator"])
 def test_patient_read_is_one_token_select_and_one_patient_select(request, api_as, engine, record, who):
     """The attending GP (relation on the row), a care-team nurse (relation through the union) and a coordinator
-    (whole CPTS): the token with its user, then the patient with consents and the care check."""
+    (whole CPTS): the token with its user's ids and roles, then the patient with consents and the care check."""
     api = api_as(request.getfixturevalue(who))
     response, seen = _read(api, engine, record.id)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -45,7 +45,7 @@ def test_patient_read_is_one_token_select_and_one_patient_select(request, api_as
     assert body["id"] == record.id and len(body["consents"]) == 1
     assert len(seen) == 2, seen
     token_lookup, patient_read = seen
-    assert "FROM api_tokens" in token_lookup and "user_roles" in token_lookup and "professionals" in token_lookup
+    assert "FROM api_tokens" in token_lookup and "user_roles" in token_lookup
     assert patient_read.startswith("SELECT patients.id") and "consents" in patient_read
 
 
