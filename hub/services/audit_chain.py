@@ -22,6 +22,9 @@ VERIFY_ACTION = "audit.verify"
 # The breaks a verification keeps in its audit row (ids, link numbers and what happened: no health data). A chain
 # broken in more places says how many; the CLI lists them all.
 KEPT_BREAKS = 50
+# A verification from the page runs inside a web request: past this, the next one over a longer chain may meet the
+# web server's timeout, and the page says so.
+SLOW_VERIFICATION_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,10 @@ class LastVerification:
     length: int
     seconds: float
     named_breaks: list[NamedBreak]
+
+    @property
+    def slow(self) -> bool:
+        return self.seconds >= SLOW_VERIFICATION_SECONDS
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,14 @@ from hub.db import Base
 from hub.services import accounts
 from tests.test_authorization_matrix import world  # noqa: F401 (the matrix's world: a patient, a referral…)
 
-# What a GET may write: the audit trail of reads, and the bookkeeping of the sessions and tokens it uses.
-BOOKKEEPING = {"audit_events": None, "user_sessions": {"last_seen_at"}, "api_tokens": {"last_used_at"}}
+# What a GET may write: the audit trail of reads (each event with the sequencer's marker), and the bookkeeping of
+# the sessions and tokens it uses.
+BOOKKEEPING = {
+    "audit_events": None,
+    "audit_unchained": None,
+    "user_sessions": {"last_seen_at"},
+    "api_tokens": {"last_used_at"},
+}
 
 
 def snapshot(session) -> dict:

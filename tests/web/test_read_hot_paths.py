@@ -78,8 +78,12 @@ def test_the_outbox_list_reads_a_page_and_its_count_on_the_cpts_index(db_session
         event.remove(connection, "before_cursor_execute", record)
     assert total == 30 and [line.message.id for line in lines] == sorted(mine, reverse=True)[10:20]
     sqlite = connection.dialect.name == "sqlite"
-    if not sqlite:  # a handful of rows: forbid the sequential scan, as on a table of thousands
+    if not sqlite:
+        # A handful of rows: forbid the sequential scan, as on a table of thousands; and the bitmap scan, which the
+        # planner prefers once the suite's other tests have left the table's statistics behind (it reads the index
+        # too, but says less about the order the page needs).
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
     for statement, parameters in seen:
         explain = "EXPLAIN QUERY PLAN " if sqlite else "EXPLAIN "
         plan = " ".join(str(row) for row in connection.exec_driver_sql(explain + statement, parameters))
@@ -87,5 +91,6 @@ def test_the_outbox_list_reads_a_page_and_its_count_on_the_cpts_index(db_session
             assert "COVERING INDEX ix_outbox_messages_cpts_id_id" in plan and "TEMP B-TREE" not in plan, plan
         else:
             # The page's ids in the index's order (the page's rows may then be sorted: twenty of them).
-            scan = "Index Only Scan" if "count(" in statement.lower() else "Index Only Scan Backward"
+            # Index Only Scan once the table is vacuumed; a plain Index Scan while its rows are not yet all-visible.
+            scan = "Scan" if "count(" in statement.lower() else "Scan Backward"
             assert f"{scan} using ix_outbox_messages_cpts_id_id" in plan, plan
