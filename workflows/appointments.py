@@ -241,7 +241,11 @@ class BookingFacts:
 
     verdict: dict  # require_verdict's outcome, alternative (and steered) for a remote session
     own_idel: Professional | Literal[Unread.UNREAD] | None
-    waiting: bool  # the patient waits for the program: their entry is booked with the appointment
+    # The patient waits for the program: their entry is booked with the appointment. Read before the INSERT: an
+    # entry added by another transaction between this read and the booking's commit (the patient put on the list
+    # while being booked into the same program) stays « en attente » until the coordinator closes it: a rare race,
+    # accepted to spare every booking an UPDATE.
+    waiting: bool
 
 
 _APPOINTMENT_INSERT = insert(Appointment).returning(Appointment)  # built once: a booking only binds its row
