@@ -42,6 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import fields
 from email import message_from_bytes
 from email.message import EmailMessage
 from pathlib import Path
@@ -218,7 +219,9 @@ def composed(factory, registry):
     connector = registry["email"]
     with factory() as session:
         rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
-        return [(message_from_bytes(connector.compose(OutgoingMessage.of(row))), row.recipient) for row in rows]
+        # The fields the dispatcher copies from a claimed row (connectors.dispatcher._MESSAGE_FIELDS).
+        messages = [OutgoingMessage(**{f.name: getattr(row, f.name) for f in fields(OutgoingMessage)}) for row in rows]
+        return [(message_from_bytes(connector.compose(message)), message.recipient) for message in messages]
 
 
 def wire_run(server: ServerProcess, ca_file: Path, emails) -> float:

@@ -8,8 +8,6 @@ import json
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from hub.models import OutboxMessage
-
 
 @dataclass(frozen=True)
 class Receipt:
@@ -43,20 +41,6 @@ class OutgoingMessage:
     cpts_id: int | None = None
     group_key: str | None = None
     attempts: int = 0
-
-    @classmethod
-    def of(cls, row: OutboxMessage) -> "OutgoingMessage":
-        return cls(
-            id=row.id,
-            idempotency_key=row.idempotency_key,
-            channel=row.channel,
-            recipient=row.recipient,
-            kind=row.kind,
-            payload=row.payload,
-            cpts_id=row.cpts_id,
-            group_key=row.group_key,
-            attempts=row.attempts,
-        )
 
     @property
     def data(self) -> dict:

@@ -357,7 +357,12 @@ NOTICES = {
         "Téléexpertise déclinée",
         "Votre demande de téléexpertise a été déclinée ; le motif est sur le hub.",
     ),
-    "teleexpertise_answered": ("Réponse de téléexpertise", "L'expert a répondu à votre demande de téléexpertise."),
+    # Queued at the signature, before the worker renders the answer's PDF: the document follows within seconds.
+    "teleexpertise_answered": (
+        "Réponse de téléexpertise",
+        "L'expert a signé sa réponse à votre demande de téléexpertise ; son document est mis en forme et se lit sur "
+        "le hub dans quelques instants.",
+    ),
     "teleexpertise_expired": (
         "Téléexpertise expirée",
         "Une demande de téléexpertise a dépassé son délai de réponse sans réponse.",

@@ -5,6 +5,7 @@ The result is validated once at start-up and never changed afterwards.
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -94,7 +95,9 @@ DEFAULTS = {
     "WORKER_LEASE_SECONDS": 30,
     "DISPATCH_INTERVAL_SECONDS": 5,
     "OUTBOX_LEASE_SECONDS": 300,
-    # Referral attachments: stored outside the web root (default: <instance>/uploads), size-limited (I3).
+    # Uploads and the documents the hub freezes (the reports' PDF and CDA, rendered by the worker): outside the web
+    # root (default: <instance>/uploads), size-limited (I3). On several hosts, one directory shared by the web nodes
+    # and both workers (docs/deployment.md): a web node serves the PDF a worker rendered, either worker sends it.
     "UPLOAD_DIR": None,
     "UPLOAD_MAX_BYTES": 5 * 1024 * 1024,
     # Pro Santé Connect (hub.services.psc): OpenID Connect login with e-CPS or the CPS card. The provider's
@@ -137,9 +140,13 @@ def load_config(instance_path: Path, override: dict | None = None) -> dict:
     if config["ENV"] != "production" and not config["AUDIT_KEY"]:
         config["AUDIT_KEY"] = DEVELOPMENT_AUDIT_KEY
     config["AUDIT_CHECKPOINT_FILE"] = config["AUDIT_CHECKPOINT_FILE"] or str(instance_path / "audit-checkpoints.jsonl")
+    named_upload_dir = bool(config["UPLOAD_DIR"])
+    config["UPLOAD_DIR"] = config["UPLOAD_DIR"] or str(instance_path / "uploads")
     config["DATABASE_URL"] = resolve_database_url(config["DATABASE_URL"])
     config["DATABASE_OWNER_URL"] = resolve_database_url(config["DATABASE_OWNER_URL"] or config["DATABASE_URL"])
     validate(config)
+    if config["ENV"] == "production":
+        check_upload_dir(Path(config["UPLOAD_DIR"]), named=named_upload_dir)
     return config
 
 
@@ -199,6 +206,26 @@ def validate(config: dict) -> None:
     if role and not role.replace("_", "").isalnum():
         raise ConfigError("HUB_DATABASE_APP_ROLE must be a plain role name (letters, digits, underscores)")
     _validate_psc(config)
+
+
+SHARED = "one directory shared by the web nodes and the workers, un répertoire partagé : docs/deployment.md"
+
+
+def check_upload_dir(path: Path, *, named: bool) -> None:
+    """Production refuses to start without a writable upload directory rather than answer 500 on every PDF, or
+    render documents nobody can read. A directory named by HUB_UPLOAD_DIR must already exist: it is usually the
+    shared mount, and creating a local directory in its place would hide that it is not mounted. The default one
+    (<instance>/uploads, a single host) is created."""
+    if not named:
+        path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        raise ConfigError(f"HUB_UPLOAD_DIR {path} is not a directory / n'est pas un répertoire existant ({SHARED})")
+    try:
+        # A real write, not os.access: a read-only mount, systemd's ProtectSystem or an NFS root squash all show.
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"HUB_UPLOAD_DIR {path} is not writable / n'est pas modifiable ({SHARED}): {exc}") from exc
 
 
 PSC_REQUIRED = ("PSC_ISSUER", "PSC_CLIENT_ID", "PSC_CLIENT_SECRET", "PSC_REDIRECT_URI", "PSC_POST_LOGOUT_REDIRECT_URI")

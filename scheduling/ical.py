@@ -79,27 +79,33 @@ def build_cached_feed(
 
     An event fetched at a newer version than listed (changed in between) is served and kept at its own
     version; one gone in between is left out."""
-    cache = _rendered.setdefault((context, zone, alarm_before), {})
+    key = (context, zone, alarm_before)
+    cache = _rendered.get(key, {})
     parts = [cache.get(version) for version in versions]
     missing = {version[0] for version, part in zip(versions, parts, strict=True) if part is None}
     if missing:
         fetched: dict[int, Rendered] = {}
         for version, event in events_of(list(missing) if len(missing) * 2 <= len(versions) else None):
             if version[0] in missing:
-                fetched[version[0]] = _keep(cache, version, render_event(event, zone, alarm_before))
+                fetched[version[0]] = _keep(key, version, render_event(event, zone, alarm_before))
         parts = [part or fetched.get(version[0]) for version, part in zip(versions, parts, strict=True)]
     return _assemble([part for part in parts if part is not None], zone, calendar_name)
 
 
-def _keep(cache: dict, version: tuple, rendered: Rendered) -> Rendered:
+def _keep(key: Hashable, version: tuple, rendered: Rendered) -> Rendered:
     if sum(map(len, _rendered.values())) >= EVENT_CACHE_SIZE:
-        for kept in list(_rendered.values()):
+        for context, kept in list(_rendered.items()):
             _evict_oldest_half(kept)
-    cache[version] = rendered
+            if not kept:
+                # An emptied context goes too: contexts come from requests (the Host header), so keeping them
+                # would let the dict grow past EVENT_CACHE_SIZE without holding a single rendering.
+                _rendered.pop(context, None)
+    _rendered.setdefault(key, {})[version] = rendered
     return rendered
 
 
-# Rendered events by (context, zone, alarm), then by version; a dict keeps insertion order, the oldest first.
+# Rendered events by (context, zone, alarm), then by version; a dict keeps insertion order, the oldest first. Only
+# contexts holding a rendering are kept, so it has at most EVENT_CACHE_SIZE of them.
 _rendered: dict[Hashable, dict[tuple, Rendered]] = {}
 
 

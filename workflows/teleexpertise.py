@@ -644,7 +644,8 @@ def mark_answered(
 ) -> TeleexpertiseRequest:
     """Called by workflows.reports.sign when the answer is signed: the request is answered, the fees accrue
     once (RQD for the requester, TE2 for the expert; the 5th of the year at 0 € with the reason), and the
-    requester is told (the answer itself is routed by reports.sign)."""
+    requester is told that the answer is signed, its document following within seconds (reports.render_pending
+    renders it and routes it)."""
     lock(session, request)
     request.state = MACHINE.target("answer", request.state)
     request.answered_at = now

@@ -37,7 +37,7 @@ def db() -> Session:
 
 def upload_dir() -> Path:
     """Where uploads and the hub's frozen documents are stored, outside the web root (I3)."""
-    return Path(current_app.config["HUB"].get("UPLOAD_DIR") or Path(current_app.instance_path) / "uploads")
+    return Path(current_app.config["HUB"]["UPLOAD_DIR"])
 
 
 def territory_zone() -> str:

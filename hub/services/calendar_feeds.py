@@ -299,7 +299,7 @@ def feed_contents(
     (a rendering evicted, a change committed with an earlier time than the mark, the render cache emptied): the
     mark decides what travels with the versions, never what is served, which stays keyed by version."""
     initials = feed.show_patient_initials
-    key = (uid_domain, feed.professional_id, initials, zone)
+    key = (feed.professional_id, initials, zone)
     versions_of = _version_columns(initials)
     event_columns = _event_columns(feed.professional_id) + (_NAME_COLUMNS if initials else ())
     mark = _seen_through.get(key)
@@ -339,7 +339,9 @@ def feed_contents(
 
 
 # The latest change (of an appointment, or of a patient when the initials are shown) each feed had when this
-# process last read it, by (UIDs' domain, professional, initials shown, zone): what `feed_contents` ships in full.
+# process last read it, by (professional, initials shown, zone): what `feed_contents` ships in full. Not by the UIDs'
+# domain, which comes from the request's Host header: any holder of a link could grow the dict with made-up hosts.
+# The mark is the database's, whatever the domain; a domain whose renderings are not cached fetches them by id.
 _seen_through: dict[tuple, dt.datetime] = {}
 
 

@@ -32,6 +32,7 @@ from hub.models import (
     Professional,
     Referral,
     Report,
+    ReportState,
     delivery_label,
 )
 from hub.schemas.reports import ReportForm
@@ -198,7 +199,10 @@ def save(report_id: int):
         db().refresh(report)
         return _form_page(report, values, _named(refused.errors), problem=refused.detail, status=refused.status)
     if signing:
-        flash("Compte rendu signé : son document est en préparation, puis il part vers ses destinataires.", "success")
+        # Nobody to send to (no médecin traitant, no copy): signed is sent, and it is read in the hub only.
+        sent = report.state is ReportState.SENT
+        where = "il n'a aucun destinataire et se lit dans le hub" if sent else "puis il part vers ses destinataires"
+        flash(f"Compte rendu signé : son document est en préparation, {where}.", "success")
         return redirect(url_for("reports.show", report_id=report.id))
     flash("Brouillon enregistré.", "success")
     return redirect(url_for("reports.edit", report_id=report.id))

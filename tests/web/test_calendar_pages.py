@@ -201,6 +201,20 @@ def test_a_changed_feed_takes_two_statements_and_a_change_dated_before_the_last_
     assert b"LOCATION:Officine" in body and b"SEQUENCE:2\r\n" in body and body.count(b"BEGIN:VEVENT") == 1
 
 
+def test_made_up_host_headers_do_not_grow_what_the_process_keeps(client, monkeypatch, booked, feed):
+    """The UIDs' domain comes from the Host header, which the link's holder chooses: a new host is a new render
+    context, but neither the feeds' marks nor the render cache's contexts may grow with the hosts sent."""
+    monkeypatch.setattr(ical, "EVENT_CACHE_SIZE", 4)
+    ical.clear_render_cache()
+    _row, url = feed
+    marks = len(calendar_feeds._seen_through)
+    for n in range(12):
+        response = client.get(url, base_url=f"http://h{n}.example.test")
+        assert response.status_code == 200 and f"@h{n}.example.test".encode() in response.get_data()
+    assert len(calendar_feeds._seen_through) <= marks + 1
+    assert len(ical._rendered) <= 4
+
+
 def test_feed_without_initials(client, db_session, nurse, booked):
     _row, raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional, show_patient_initials=False)
     db_session.commit()

@@ -100,6 +100,23 @@ def test_walk_through_draft_sign_and_correct(client, auth, clinic, db_session, a
 
 
 @pytest.mark.parametrize(
+    ("gp", "said"),
+    [(True, "puis il part vers ses destinataires."), (False, "il n'a aucun destinataire et se lit dans le hub.")],
+)
+def test_the_signature_says_whether_the_report_goes_anywhere(client, auth, clinic, db_session, gp, said):
+    if not gp:
+        clinic.t.patient.attending_gp_id = None
+        db_session.commit()
+    auth.login(clinic.cardiologist)
+    report = start(auth, clinic)
+    signed = auth.post(f"/reports/{report.id}/edit", data=form(**WRITTEN, action="sign"))
+    assert signed.status_code == 302
+    page = text_of(client.get(f"/reports/{report.id}"))
+    assert f"Compte rendu signé : son document est en préparation, {said}" in page
+    assert ("ses destinataires" in page) is gp
+
+
+@pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
         ({"acts": "ECG", "action": "sign"}, "conclusion", "Conclusion : à remplir pour signer."),

@@ -1,5 +1,6 @@
-"""The compte-rendu: writing, signing (frozen, routed in the same transaction), corrections, waivers of
-serial télésoin sessions, what is late, and the receivers' answers coming back."""
+"""The compte-rendu: writing, signing (the content and recipients frozen in the signing transaction; the worker's
+render_pending then renders the PDF and CDA and routes them), corrections, waivers of serial télésoin sessions,
+what is late, and the receivers' answers coming back."""
 
 import datetime as dt
 import hashlib

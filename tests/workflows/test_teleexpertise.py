@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, select
 
+from connectors import email
 from hub.documents import store
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
@@ -304,6 +305,9 @@ def test_answer_accrues_rqd_and_te2_once(db_session, territory, tmp_path, cardio
     assert len(fees_of(db_session, request)) == 2
     mail = db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "teleexpertise_answered"))
     assert mail.recipient == "idel@example.org"
+    # Told at the signature, before the answer's document is rendered: the e-mail must not promise it is there.
+    _subject, body = email.render(mail.kind, json.loads(mail.payload), base_url=None)
+    assert "a signé sa réponse" in body and "dans quelques instants" in body
 
 
 def test_the_fifth_of_the_year_is_refused_until_acknowledged_then_paid_nothing(
