@@ -103,13 +103,14 @@ def describe_failure(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        lines.append(_exception_line(current))
+        lines.append(failure_kind(current))
         lines.extend(line.rstrip() for line in traceback.format_tb(current.__traceback__))
         current = current.__cause__ or current.__context__
     return "\n".join(lines)
 
 
-def _exception_line(exc: BaseException) -> str:
+def failure_kind(exc: BaseException) -> str:
+    """One exception by its type (a database error with its SQLSTATE, constraint and statement), never its message."""
     kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
     if not isinstance(exc, DBAPIError):
         return kind
