@@ -77,8 +77,16 @@ class DocumentPending(Conflict):
     type_slug = "document-pending"
     retry_after = 5
 
-    def __init__(self):
-        super().__init__("Le document est en préparation : il sera téléchargeable dans quelques secondes.")
+    def __init__(self, *, failed_retried_in: int | None = None):
+        """`failed_retried_in`: its rendering failed, the worker tries again in about that many seconds."""
+        if failed_retried_in is None:
+            super().__init__("Le document est en préparation : il sera téléchargeable dans quelques secondes.")
+            return
+        super().__init__(
+            "La mise en forme du document a échoué, la coordination est prévenue : une nouvelle tentative a lieu"
+            " automatiquement."
+        )
+        self.retry_after = failed_retried_in
 
 
 class TooManyRequests(HubError):

@@ -705,7 +705,8 @@ def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str
 def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Path) -> StoredFile:
     """The signed report's frozen PDF, for a reader the caller has checked; the export is audited."""
     if report.document_pending:
-        raise DocumentPending()
+        lease = int(RENDER_LEASE.total_seconds())  # a failed rendering is retried once its lease is over
+        raise DocumentPending(failed_retried_in=lease if report.document_failed else None)
     if report.pdf_sha256 is None:
         raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
     audit.record(

@@ -118,6 +118,9 @@ def test_a_failed_rendering_is_told_by_the_api(api_as, clinic, app, tmp_path):
     assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
     report = api.get(f"/api/v1/reports/{report_id}").get_json()
     assert report["document_pending"] and report["document_failed"] and report["deliveries"] == []
+    pdf = api.get(f"/api/v1/reports/{report_id}/pdf")
+    assert pdf.status_code == 409 and pdf.headers["Retry-After"] == "120"
+    assert pdf.get_json()["detail"].startswith("La mise en forme du document a échoué, la coordination est prévenue")
 
 
 def test_a_signed_report_is_corrected_by_a_new_version(api_as, clinic):
