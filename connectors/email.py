@@ -434,7 +434,8 @@ def notice_text(kind: str, data: Mapping, *, base_url: str | None) -> str:
             f"{data['video_token']} (il s'ouvre {data['opens_minutes']} minutes avant l'heure)."
         )
     if kind == "report_overdue":
-        return "Un compte rendu de télémédecine est en retard (non signé ou non envoyé dans son délai)." + link
+        late = "non signé, non mis en forme ou non envoyé dans son délai"
+        return f"Un compte rendu de télémédecine est en retard ({late})." + link
     return "Vous avez un nouveau message." + link
 
 

@@ -77,8 +77,16 @@ class DocumentPending(Conflict):
     type_slug = "document-pending"
     retry_after = 5
 
-    def __init__(self):
-        super().__init__("Le document est en préparation : il sera téléchargeable dans quelques secondes.")
+    def __init__(self, *, failed_retried_in: int | None = None):
+        """`failed_retried_in`: its rendering failed, the worker tries again in about that many seconds."""
+        if failed_retried_in is None:
+            super().__init__("Le document est en préparation : il sera téléchargeable dans quelques secondes.")
+            return
+        super().__init__(
+            "La mise en forme du document a échoué, la coordination est prévenue : une nouvelle tentative a lieu"
+            " automatiquement."
+        )
+        self.retry_after = failed_retried_in
 
 
 class TooManyRequests(HubError):
@@ -103,13 +111,14 @@ def describe_failure(exc: BaseException) -> str:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        lines.append(_exception_line(current))
+        lines.append(failure_kind(current))
         lines.extend(line.rstrip() for line in traceback.format_tb(current.__traceback__))
         current = current.__cause__ or current.__context__
     return "\n".join(lines)
 
 
-def _exception_line(exc: BaseException) -> str:
+def failure_kind(exc: BaseException) -> str:
+    """One exception by its type (a database error with its SQLSTATE, constraint and statement), never its message."""
     kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
     if not isinstance(exc, DBAPIError):
         return kind

@@ -28,7 +28,7 @@ from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
 from hub.documents.identity import custodian_of, patient_identity, professional_identity
-from hub.errors import Conflict, DocumentPending, RuleViolation, ValidationFailed, describe_failure
+from hub.errors import Conflict, DocumentPending, RuleViolation, ValidationFailed, describe_failure, failure_kind
 from hub.models import (
     MIN_REPORT_DELAY_HOURS,
     RECIPIENT_ROLE_LABELS,
@@ -286,6 +286,9 @@ RENDER_LEASE = dt.timedelta(minutes=2)
 RENDER_BATCH = 20
 # One pass of the loop at most this long: well within the lease of the batch it last claimed.
 RENDER_PASS = dt.timedelta(seconds=60)
+# Signed this long ago and still not rendered (several leases: the worker down, or each try failing), a report is
+# « en retard » for the coordination, as it is at once after a failed rendering.
+RENDER_LATE = dt.timedelta(minutes=10)
 
 
 def render_pending(
@@ -307,6 +310,7 @@ def render_pending(
     ends = time.monotonic() + RENDER_PASS.total_seconds()
     while True:
         claimed = _claim_rendering(session_factory, now or utcnow(), lease, limit)
+        before = rendered
         for report_id in claimed:
             try:
                 with session_scope(session_factory) as session:
@@ -315,12 +319,29 @@ def render_pending(
                 package = render_frozen(json.loads(frozen), upload_dir, zone=zone)
                 with session_scope(session_factory) as session:
                     rendered += finish_rendering(session, report_id, package)
-            except Exception as exc:  # the next pass after the lease retries it; the others go on
+            except Exception as exc:  # the next pass after the lease retries it (a transient failure heals)
                 failed += 1
-                log.error("render_pending: report %s failed\n%s", report_id, describe_failure(exc))
-        # A full batch: more may wait (a peak of signatures), at a few a second each batch takes seconds.
-        if len(claimed) < limit or time.monotonic() > ends:
+                _record_failure(session_factory, report_id, exc, now or utcnow())
+        # A full batch: more may wait (a peak of signatures), at a few a second each batch takes seconds. A batch
+        # that rendered an original may have freed its correction, which waited for it (R7): one more look.
+        if (len(claimed) < limit and rendered == before) or time.monotonic() > ends:
             return f"{rendered} compte(s) rendu(s) mis en forme, {failed} échec(s)"
+
+
+def _record_failure(session_factory: sessionmaker[Session], report_id: int, exc: Exception, now: dt.datetime) -> None:
+    """Log the failure and keep its time and kind on the report (its lease kept: retried once it is over), so that
+    the coordinator's « en retard » list shows it at once and its author's page says it failed."""
+    kind = failure_kind(exc)
+    log.error("render_pending: report %s failed\n%s", report_id, describe_failure(exc))
+    try:
+        with session_scope(session_factory) as session:
+            session.execute(
+                update(Report)
+                .where(Report.id == report_id, awaiting_rendering())
+                .values(render_failed_at=now, render_error=" ; ".join(kind.splitlines())[:300])
+            )
+    except Exception as again:  # the database itself fails: the log line above is all there is until it is back
+        log.error("render_pending: report %s: failure not recorded\n%s", report_id, describe_failure(again))
 
 
 def _claim_rendering(
@@ -328,21 +349,35 @@ def _claim_rendering(
 ) -> list[int]:
     """The reports this worker renders, oldest first: a correction goes after its original (R7)."""
     with session_scope(session_factory) as session:
-        candidates = session.scalars(
-            select(Report.id).where(awaiting_rendering(), _free(now)).order_by(Report.id).limit(limit)
-        ).all()
+        candidates = session.scalars(select(Report.id).where(*_claimable(now)).order_by(Report.id).limit(limit)).all()
         return [report_id for report_id in candidates if claim_rendering(session, report_id, now=now, lease=lease)]
 
 
 def claim_rendering(session: Session, report_id: int, *, now: dt.datetime, lease: dt.timedelta) -> bool:
     """Take a report to render by a conditional update: of two workers that both saw it free, one alone gets it
-    (the other's update finds it held); a worker dead mid-way loses it once its lease is over."""
-    taken = update(Report).where(Report.id == report_id, awaiting_rendering(), _free(now))
-    return rows_changed(session, taken.values(render_lease_until=now + lease)) == 1
+    (the other's update finds it held); a worker dead mid-way loses it once its lease is over. Each claim counts
+    as an attempt."""
+    taken = update(Report).where(Report.id == report_id, *_claimable(now))
+    attempt = taken.values(render_lease_until=now + lease, render_attempts=Report.render_attempts + 1)
+    return rows_changed(session, attempt) == 1
 
 
-def _free(now: dt.datetime):
-    return or_(Report.render_lease_until.is_(None), Report.render_lease_until < now)
+# Made once, as _NEWER below: an alias made per call costs more than its statement.
+_OLDER = aliased(Report, name="older_version")
+
+
+def _claimable(now: dt.datetime) -> tuple:
+    """Awaiting rendering, its lease free, and no earlier version of it still awaiting: a correction's deliveries
+    are queued after its original's, even when the original's rendering failed and waits for its lease (R7)."""
+    older = _OLDER
+    earlier_waiting = exists().where(
+        older.root_id == Report.root_id,
+        older.version < Report.version,
+        older.content_sha256.is_not(None),
+        older.pdf_sha256.is_(None),
+    )
+    free = or_(Report.render_lease_until.is_(None), Report.render_lease_until < now)
+    return awaiting_rendering(), free, ~earlier_waiting
 
 
 def render_frozen(frozen: dict, upload_dir: Path, *, zone: str) -> DocumentPackage:
@@ -670,7 +705,8 @@ def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str
 def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Path) -> StoredFile:
     """The signed report's frozen PDF, for a reader the caller has checked; the export is audited."""
     if report.document_pending:
-        raise DocumentPending()
+        lease = int(RENDER_LEASE.total_seconds())  # a failed rendering is retried once its lease is over
+        raise DocumentPending(failed_retried_in=lease if report.document_failed else None)
     if report.pdf_sha256 is None:
         raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
     audit.record(
@@ -748,7 +784,9 @@ def waive_report(session: Session, actor: User, appointment: Appointment, *, rea
 
 @dataclass(frozen=True)
 class OverdueItem:
-    kind: str  # "unsigned": the session has no signed report; "unsent": a delivery has not left
+    # "unsigned": the session has no signed report; "unrendered": its document is not rendered (RENDER_LATE after
+    # the signature, or after a failure); "unsent": a delivery has not left
+    kind: str
     appointment_id: int | None
     report_id: int | None
     patient_id: int
@@ -772,10 +810,11 @@ def awaiting_signature() -> list:
 
 
 def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, limit: int = 200) -> list[OverdueItem]:
-    """The coordinator's "en retard" list: sessions done without a signed report past the shortest delay,
-    and deliveries still waiting past their due time. Two queries whatever the data size."""
+    """The coordinator's "en retard" list: sessions done without a signed report past the shortest delay, signed
+    reports whose document is not rendered RENDER_LATE after the signature or after a failed rendering (nothing
+    leaves without it), and deliveries still waiting past their due time. Three queries whatever the data size."""
     now = now or utcnow()
-    sessions_query, deliveries_query = _overdue_statements(limit)
+    sessions_query, unrendered_query, deliveries_query = _overdue_statements(limit)
     # Candidates past the shortest delay a program may set; each is then held to its program's (signature_due_at).
     cutoff = now - dt.timedelta(hours=MIN_REPORT_DELAY_HOURS)
     sessions = session.execute(sessions_query, {"cpts_id": cpts_id, "cutoff": cutoff}).all()
@@ -788,6 +827,8 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
                     "unsigned", row.id, None, row.patient_id, row.Professional.full_name, due, "Compte rendu non signé"
                 )
             )
+    unrendered = session.execute(unrendered_query, {"cpts_id": cpts_id, "signed_before": now - RENDER_LATE}).all()
+    items += [_unrendered(row) for row in unrendered]
     late = session.execute(deliveries_query, {"cpts_id": cpts_id, "now": now}).all()
     items += [
         OverdueItem(
@@ -804,9 +845,21 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
     return sorted(items, key=lambda item: item.since)
 
 
+def _unrendered(row) -> OverdueItem:
+    """A report of the worker's queue, late since RENDER_LATE after its signature, or since its failed rendering."""
+    late = row.signed_at + RENDER_LATE
+    detail = "Document non mis en forme"
+    if row.render_failed_at is not None:
+        late = min(late, row.render_failed_at)
+        detail += f" : la mise en forme a échoué ({row.render_attempts} tentative(s))"
+    return OverdueItem(
+        "unrendered", row.appointment_id, row.id, row.patient_id, row.Professional.full_name, late, detail
+    )
+
+
 @functools.cache
-def _overdue_statements(limit: int) -> tuple[Select, Select]:
-    """overdue's two statements, built once with the CPTS and the times as parameters: building them on each call
+def _overdue_statements(limit: int) -> tuple[Select, Select, Select]:
+    """overdue's three statements, built once with the CPTS and the times as parameters: building them on each call
     cost the coordinator's desk, which reads them on every view, more CPU than running them."""
     cpts_id = bindparam("cpts_id", type_=Integer)
     sessions = (
@@ -821,6 +874,29 @@ def _overdue_statements(limit: int) -> tuple[Select, Select]:
         .order_by(Appointment.ends_at)
         .limit(limit)
     )
+    # The worker's queue (its partial index), a handful of rows: a report not rendered by now is stuck.
+    unrendered = (
+        select(
+            Report.id,
+            Report.appointment_id,
+            Report.patient_id,
+            Report.signed_at,
+            Report.render_failed_at,
+            Report.render_attempts,
+            Professional,
+        )
+        .join(Professional, Professional.id == Report.author_id)
+        .where(
+            awaiting_rendering(),
+            Report.cpts_id == cpts_id,
+            or_(
+                Report.signed_at < bindparam("signed_before", type_=UTCDateTime),
+                Report.render_failed_at.is_not(None),
+            ),
+        )
+        .order_by(Report.signed_at)
+        .limit(limit)
+    )
     deliveries = (
         select(Delivery, Report.patient_id, Report.appointment_id, Professional)
         .join(Report, Report.id == Delivery.report_id)
@@ -833,7 +909,7 @@ def _overdue_statements(limit: int) -> tuple[Select, Select]:
         .order_by(Delivery.due_at)
         .limit(limit)
     )
-    return sessions, deliveries
+    return sessions, unrendered, deliveries
 
 
 # Aliases made once: one made per call costs a read more than its statements (SQLAlchemy adapts its columns anew).

@@ -396,7 +396,8 @@ OPERATIONS = {
     "api.update_report": ("Modifier un brouillon de compte rendu", ReportUpdateIn, ReportOut, False),
     "api.sign_report": (
         "Signer le compte rendu (contenu figé) : son PDF et son CDA sont mis en forme peu après (`document_pending`),"
-        " puis envoyés",
+        " puis envoyés (`document_failed` : la mise en forme a échoué, la coordination est prévenue, elle est"
+        " retentée)",
         NoBodyIn,
         ReportOut,
         False,

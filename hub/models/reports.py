@@ -113,6 +113,11 @@ class Report(Base):
     cda_size: Mapped[int | None] = mapped_column(Integer)
     # A worker rendering the documents holds them until then; past it, another may take them over.
     render_lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Counted at each claim (a worker that dies mid-way counts too); the last failure's time and its kind (an
+    # exception's type, never its message, which may quote the report): a person sees a report that keeps failing.
+    render_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    render_failed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    render_error: Mapped[str | None] = mapped_column(String(300))
     signed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     signed_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -135,6 +140,11 @@ class Report(Base):
     def document_pending(self) -> bool:
         """Signed, its PDF and CDA not rendered yet: « document en préparation »."""
         return self.content_sha256 is not None and self.pdf_sha256 is None
+
+    @property
+    def document_failed(self) -> bool:
+        """Still to render after a failed rendering: the coordination sees it late, the worker keeps retrying."""
+        return self.document_pending and self.render_failed_at is not None
 
 
 def awaiting_rendering():

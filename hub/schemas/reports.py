@@ -140,6 +140,8 @@ class ReportOut(Schema):
     content_sha256 = fields.String(allow_none=True)  # the signed content's hash, set at the signature
     # Signed, the PDF and the CDA still being rendered by the worker: « document en préparation ».
     document_pending = fields.Boolean()
+    # Still pending after a failed rendering: the coordination sees it in its « en retard » list, the worker retries.
+    document_failed = fields.Boolean()
     pdf_sha256 = fields.String(allow_none=True)
     pdf_size = fields.Integer(allow_none=True)
     signed_at = fields.AwareDateTime(allow_none=True)

@@ -9,10 +9,11 @@ import time_machine
 from sqlalchemy import func, select
 
 from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Report, Role
-from tests import factories
+from tests import ZONE, factories
 from tests.factories import NOW
 from tests.pdfs import pdf_text
 from tests.queries import forbid_lazy_loads, statements_on
+from workflows import reports
 
 MONDAY_13H_UTC = dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC)
 WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
@@ -104,6 +105,22 @@ def test_draft_sign_and_deliveries(api_as, clinic, db_session, app):
     assert "Compte rendu de téléconsultation, version 1" in text, "the document named in words"
     assert "LOINC" not in text and "85208-7" not in text and report["document_uid"] not in text, "no codes for people"
     assert db_session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.action == "report.download")) == 1
+
+
+def test_a_failed_rendering_is_told_by_the_api(api_as, clinic, app, tmp_path):
+    """`document_failed`: still pending, its rendering failed (the coordination sees it late); retried."""
+    report_id = signed_report(api_as, clinic)["id"]
+    api = api_as(clinic.cardiologist)
+    assert api.get(f"/api/v1/reports/{report_id}").get_json()["document_failed"] is False
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    sessions = app.extensions["hub.sessions"]
+    assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
+    report = api.get(f"/api/v1/reports/{report_id}").get_json()
+    assert report["document_pending"] and report["document_failed"] and report["deliveries"] == []
+    pdf = api.get(f"/api/v1/reports/{report_id}/pdf")
+    assert pdf.status_code == 409 and pdf.headers["Retry-After"] == "120"
+    assert pdf.get_json()["detail"].startswith("La mise en forme du document a échoué, la coordination est prévenue")
 
 
 def test_a_signed_report_is_corrected_by_a_new_version(api_as, clinic):

@@ -321,6 +321,28 @@ def test_the_coordinator_sees_what_is_late(client, auth, clinic, db_session):
     assert client.get("/reports/overdue").status_code == 403
 
 
+def test_a_failed_rendering_is_said_to_the_author_and_listed_for_the_coordinator(
+    client, auth, clinic, db_session, app, tmp_path
+):
+    """The worker cannot render the signed report: its author reads that it failed and that the coordination
+    knows (not « en préparation »), and the coordinator's « en retard » list names it."""
+    report = reports.start_report(db_session, clinic.cardiologist, clinic.appointment)
+    reports.update_draft(db_session, clinic.cardiologist, report, **WRITTEN)
+    reports.sign(db_session, clinic.cardiologist, report, upload_dir=clinic.uploads, zone=ZONE)
+    db_session.commit()
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    assert reports.render_pending(app.extensions["hub.sessions"], upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
+    auth.login(clinic.cardiologist)
+    page = text_of(client.get(f"/reports/{report.id}"))
+    assert "La mise en forme du document a échoué, la coordination est prévenue" in page
+    assert "Document en préparation" not in page
+    auth.login(clinic.coordinator)
+    late = text_of(client.get("/reports/overdue"))
+    assert "Document non mis en forme : la mise en forme a échoué (1 tentative(s))" in late
+    assert f'href="/reports/{report.id}"' in late
+
+
 def test_the_late_list_keeps_a_constant_number_of_queries(client, auth, clinic, db_session, engine):
     auth.login(clinic.coordinator)
     counts, shown = [], []

@@ -762,3 +762,84 @@ def test_a_pass_renders_batch_after_batch_and_the_original_before_its_correction
     db_session.expire_all()
     order = db_session.scalars(select(Delivery.report_id).order_by(Delivery.outbox_message_id)).all()
     assert order == [original.id, correction.id]
+
+
+def test_a_correction_waits_for_its_original_whose_rendering_failed(
+    db_session, session_done, sessions, tmp_path, monkeypatch
+):
+    """The original's rendering fails once and keeps its lease: its correction is not rendered meanwhile (without
+    the wait, its deliveries were queued first and reached the recipients before the original's, R7)."""
+    t = session_done
+    original = signed_with_a_gp(db_session, t, tmp_path)
+    correction = reports.supersede(db_session, t.cardiologist_user, original)
+    reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Pas de décompensation, ECG normal.")
+    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
+    db_session.commit()
+    finish, failed = reports.finish_rendering, []
+
+    def failing_once(session, report_id, package):  # a transient failure (the disk, the database) of the original
+        if report_id == original.id and not failed:
+            failed.append(report_id)
+            raise OSError("transient")
+        return finish(session, report_id, package)
+
+    monkeypatch.setattr(reports, "finish_rendering", failing_once)
+    now = utcnow()
+    first = reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=now)
+    assert first == "0 compte(s) rendu(s) mis en forme, 1 échec(s)"
+    assert db_session.get_one(Report, correction.id).render_attempts == 0, "the correction waits for its original"
+    later = now + reports.RENDER_LEASE + dt.timedelta(seconds=1)
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("2 compte(s)")
+    db_session.expire_all()
+    order = db_session.scalars(select(Delivery.report_id).order_by(Delivery.outbox_message_id)).all()
+    assert order == [original.id, correction.id]
+
+
+def test_a_rendering_that_keeps_failing_is_late_for_the_coordination_and_heals(
+    db_session, session_done, sessions, tmp_path
+):
+    """Each failure is counted and kept (the exception's type, never its message): the report is « en retard » at
+    once, and its coordinator alerted; the worker keeps retrying after each lease, and renders it once it can."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    now = utcnow()
+    assert [item.kind for item in reports.overdue(db_session, t.cpts.id, now=now)] == [], "just signed"
+    assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=now).endswith("1 échec(s)")
+    (item,) = reports.overdue(db_session, t.cpts.id, now=now)
+    assert (item.kind, item.report_id, item.appointment_id) == ("unrendered", report.id, t.appointment.id)
+    assert item.detail == "Document non mis en forme : la mise en forme a échoué (1 tentative(s))"
+    assert reports.alert_overdue(db_session, now=now) == 1
+    alert = db_session.scalar(select(OutboxMessage).where(OutboxMessage.kind == "report_overdue"))
+    assert json.loads(alert.payload)["late"] == "unrendered"
+    db_session.expire_all()
+    stored = db_session.get_one(Report, report.id)
+    assert stored.document_failed and stored.render_error and "Error" in stored.render_error
+    assert "not-a-directory" not in stored.render_error, "the exception's type, never its message"
+
+    assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=now).startswith("0 compte(s)")
+    later = now + reports.RENDER_LEASE + dt.timedelta(seconds=1)
+    assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=later).endswith("1 échec(s)")
+    db_session.expire_all()
+    assert db_session.get_one(Report, report.id).render_attempts == 2, "retried after the lease, counted"
+    healed = later + reports.RENDER_LEASE + dt.timedelta(seconds=1)
+    assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=healed).startswith("1 compte(s)")
+    assert "unrendered" not in [item.kind for item in reports.overdue(db_session, t.cpts.id, now=healed)]
+    db_session.expire_all()
+    assert not db_session.get_one(Report, report.id).document_failed
+
+
+def test_a_report_not_rendered_some_minutes_after_its_signature_is_late(db_session, session_done, sessions, tmp_path):
+    """No failure seen (the worker is down, or dies on it): late once RENDER_LATE has gone since the signature."""
+    t = session_done
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    signed_at = db_session.get_one(Report, report.id).signed_at
+    assert reports._claim_rendering(sessions, signed_at, reports.RENDER_LEASE, 10) == [report.id], "then it dies"
+    assert reports.overdue(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE - dt.timedelta(seconds=1)) == []
+    (item,) = reports.overdue(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE + dt.timedelta(seconds=1))
+    assert (item.kind, item.detail, item.since) == (
+        "unrendered",
+        "Document non mis en forme",
+        signed_at + reports.RENDER_LATE,
+    )
