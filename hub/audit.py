@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, insert, or_, select, text
+from sqlalchemy import Table, delete, exists, insert, or_, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -216,16 +216,15 @@ def chain_pending(session: Session, *, key: bytes, batch: int = BATCH) -> ChainH
     head = session.execute(select(AuditLink.seq, AuditLink.mac).order_by(AuditLink.seq.desc()).limit(1)).first()
     seq, mac = (head.seq, head.mac) if head else (0, GENESIS_MAC)
     events = session.execute(pending_events(batch)).mappings().all()
-    # A marker left for a row already linked, or for no row (a restore, a bug, the application role's INSERT right
-    # the trigger needs), is dropped here rather than kept forever. Up to the batch's last row when the batch is
-    # full, so that a backlog's every pass does not probe all the markers waiting behind it.
-    stray = or_(
-        exists().where(AuditLink.event_id == _UNCHAINED.c.event_id),
-        ~exists().where(AuditEvent.id == _UNCHAINED.c.event_id),
-    )
-    if len(events) == batch:
-        stray = and_(stray, _UNCHAINED.c.event_id <= events[-1]["id"])
-    session.connection().execute(delete(_UNCHAINED).where(stray))
+    if len(events) < batch:
+        # A marker left for a row already linked, or for no row (a restore, a bug, the application role's INSERT
+        # right the trigger needs) is dropped rather than kept forever: once caught up only, when the markers are
+        # this batch's and the strays (one index probe each); a backlog's passes, each with a full batch, skip it.
+        stray = or_(
+            exists().where(AuditLink.event_id == _UNCHAINED.c.event_id),
+            ~exists().where(AuditEvent.id == _UNCHAINED.c.event_id),
+        )
+        session.connection().execute(delete(_UNCHAINED).where(stray))
     if not events:
         return None
     links = []
