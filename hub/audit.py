@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, exists, insert, select, text
+from sqlalchemy import Table, delete, exists, insert, or_, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -205,7 +205,8 @@ def compute_mac(key: bytes, seq: int, event: Mapping[Any, Any], prev_mac: str) -
 
 def chain_pending(session: Session, *, key: bytes, batch: int = BATCH) -> ChainHead | None:
     """Link up to `batch` committed rows not chained yet, in id order, after the chain's head; return the new
-    head, or None when nothing was pending. Writes in the caller's transaction, never commits.
+    head, or None when nothing was pending. Writes in the caller's transaction, never commits (the caller commits
+    even when None: stray markers may have been dropped).
 
     The rows not chained yet are those audit_unchained lists (a trigger marks each row as it is inserted): on
     PostgreSQL a row may commit long after rows with higher ids were chained (ids are taken at INSERT, the commit
@@ -215,6 +216,15 @@ def chain_pending(session: Session, *, key: bytes, batch: int = BATCH) -> ChainH
     head = session.execute(select(AuditLink.seq, AuditLink.mac).order_by(AuditLink.seq.desc()).limit(1)).first()
     seq, mac = (head.seq, head.mac) if head else (0, GENESIS_MAC)
     events = session.execute(pending_events(batch)).mappings().all()
+    if len(events) < batch:
+        # A marker left for a row already linked, or for no row (a restore, a bug, the application role's INSERT
+        # right the trigger needs) is dropped rather than kept forever: once caught up only, when the markers are
+        # this batch's and the strays (one index probe each); a backlog's passes, each with a full batch, skip it.
+        stray = or_(
+            exists().where(AuditLink.event_id == _UNCHAINED.c.event_id),
+            ~exists().where(AuditEvent.id == _UNCHAINED.c.event_id),
+        )
+        session.connection().execute(delete(_UNCHAINED).where(stray))
     if not events:
         return None
     links = []
@@ -231,11 +241,13 @@ def chain_pending(session: Session, *, key: bytes, batch: int = BATCH) -> ChainH
 def pending_events(batch: int = BATCH):
     """The first `batch` events not chained yet, in id order: read from the markers' table, in its key's order, so
     that the database walks the few markers rather than the events (SQLite would otherwise scan the events in id
-    order, probing the markers for each)."""
+    order, probing the markers for each). A marker whose row is already linked is skipped (one probe of the links'
+    unique index): chaining that row again would fail on it, and every later pass with it."""
     return (
         select(*_CONTENT)
         .select_from(AuditUnchained)
         .join(AuditEvent, AuditEvent.id == AuditUnchained.event_id)
+        .where(~exists().where(AuditLink.event_id == AuditUnchained.event_id))
         .order_by(AuditUnchained.event_id)
         .limit(batch)
     )
@@ -248,9 +260,9 @@ def run_sequencer(sessions: sessionmaker[Session], *, key: bytes, checkpoint_fil
     while True:
         with sessions() as session:
             head = chain_pending(session, key=key)
+            session.commit()
             if head is None:
                 return linked
-            session.commit()
         # Written after the commit: a checkpoint names a head that exists, never one a rollback undid.
         if checkpoint_file is not None:
             append_checkpoint(checkpoint_file, key=key, head=head, at=utcnow())
@@ -347,8 +359,11 @@ def verify(
     now: dt.datetime | None = None,
 ) -> Verification:
     """Walk the whole chain and the checkpoints: every link's mac, seq contiguity, every checkpoint found in
-    the chain with its mac, the chain not shorter than the last checkpoint, every row linked (a row younger than
-    `grace` is only pending). Reads only; `seal_and_verify` chains what is pending first."""
+    the chain with its mac, the chain not shorter than the last checkpoint, every row linked. A row not linked is
+    only pending while the sequencer still has its marker (it will chain it: the worker may be late, or stopped,
+    which the page says) or while younger than `grace`; a marker left over for a linked row changes nothing.
+    Reads only; `seal_and_verify` chains what is pending first, `verify_reading_only` alone does not (the web
+    nodes' verification)."""
     checkpoints, breaks = read_checkpoints(checkpoint_file, key=key)
     result = Verification(checkpoints=len(checkpoints), breaks=breaks)
     expected, prev_mac = 1, GENESIS_MAC
@@ -387,10 +402,13 @@ def verify(
                 BreakKind.TRUNCATED,
             )
         )
-    unlinked = select(AuditEvent.id, AuditEvent.occurred_at).where(~exists().where(AuditLink.event_id == AuditEvent.id))
+    marked = exists().where(AuditUnchained.event_id == AuditEvent.id)
+    unlinked = select(AuditEvent.id, AuditEvent.occurred_at, marked.label("marked")).where(
+        ~exists().where(AuditLink.event_id == AuditEvent.id)
+    )
     young_after = (now or utcnow()) - grace
-    for event_id, occurred_at in session.execute(unlinked.order_by(AuditEvent.id)):
-        if occurred_at >= young_after:
+    for event_id, occurred_at, is_marked in session.execute(unlinked.order_by(AuditEvent.id)):
+        if is_marked or occurred_at >= young_after:
             result.pending += 1
         else:
             breaks.append(
@@ -406,16 +424,17 @@ def seal_and_verify(
     unchained and not young was queued long before its transaction committed, in between the pass and the walk:
     a second pass chains it, so that only a real break is reported."""
     linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
-    result = _verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
+    result = verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
     if any(item.seq is None for item in result.breaks):
         linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
-        result = _verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
+        result = verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
     return linked, result
 
 
-def _verify_reading_only(sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None) -> Verification:
+def verify_reading_only(sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None) -> Verification:
     """The walk in a transaction that writes nothing: on SQLite it then keeps no writer waiting (hub.db.READ_ONLY);
-    on PostgreSQL a SELECT blocks no writer anyway. The sequencer's batches before it lock only each other."""
+    on PostgreSQL a SELECT blocks no writer anyway. The sequencer's batches before it lock only each other. Alone,
+    it is the web nodes' verification: chaining and checkpointing are the workers' (their checkpoint file)."""
     with sessions() as session:
         session.connection(execution_options={READ_ONLY: True})
         return verify(session, key=key, checkpoint_file=checkpoint_file)

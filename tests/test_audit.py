@@ -8,8 +8,8 @@ import threading
 import uuid
 
 import pytest
+from sqlalchemy import delete, func, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -244,15 +244,55 @@ def test_a_forged_or_rewritten_checkpoint_is_detected(db_session, cpts, tmp_path
     assert "le maillon diffère du point de contrôle enregistré hors de la base" in _reasons(db_session, checkpoints)
 
 
-def test_an_unchained_row_is_pending_while_young_then_a_break(db_session, cpts):
+def test_an_unchained_row_is_pending_while_marked_or_young_then_a_break(db_session, cpts):
+    """A row the sequencer still has to chain (its marker) is pending however old: the worker is late or stopped,
+    which the page says. Without its marker it would never be chained: a break once no longer young."""
     user = factories.user(db_session, cpts, Role.COORDINATOR)
     _chain_all(db_session)
     [event_id] = _write_some(db_session, user, n=1)
     young = audit.verify(db_session, key=KEY)
     assert (young.breaks, young.pending) == ([], 1)
     later = dt.datetime.now(dt.UTC) + audit.PENDING_GRACE + dt.timedelta(seconds=1)
+    old_but_marked = audit.verify(db_session, key=KEY, now=later)
+    assert (old_but_marked.breaks, old_but_marked.pending) == ([], 1)
+    db_session.execute(delete(AuditUnchained).where(AuditUnchained.event_id == event_id))
+    young_unmarked = audit.verify(db_session, key=KEY)
+    assert (young_unmarked.breaks, young_unmarked.pending) == ([], 1)
     old = audit.verify(db_session, key=KEY, now=later)
     assert [b.reason for b in old.breaks] == [f"l'événement {event_id} n'est enchaîné à aucun maillon"]
+
+
+def test_a_stray_marker_neither_stops_the_sequencer_nor_fails_the_verification(db_session, cpts, tmp_path):
+    """A marker for a row already linked (the application role may insert markers: the trigger needs it), or for
+    no row: the sequencer skips and drops it, chains what comes next, and the verification finds nothing wrong."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    checkpoints = tmp_path / "c.jsonl"
+
+    def factory():
+        return _Borrowed(db_session)
+
+    [chained] = _write_some(db_session, user, n=1)
+    assert audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints) >= 1
+    db_session.execute(text("INSERT INTO audit_unchained (event_id) VALUES (:id)"), {"id": chained})
+    db_session.execute(text("INSERT INTO audit_unchained (event_id) VALUES (:id)"), {"id": chained + 10**9})
+    db_session.commit()
+    assert audit.verify(db_session, key=KEY, checkpoint_file=checkpoints).breaks == []
+    [after] = _write_some(db_session, user, n=1)
+    assert audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints) == 1
+    assert _link_of(db_session, after).seq == _link_of(db_session, chained).seq + 1
+    assert db_session.scalars(select(AuditUnchained.event_id)).all() == [], "the stray markers dropped"
+    _linked, result = audit.seal_and_verify(factory, key=KEY, checkpoint_file=checkpoints)
+    assert result.breaks == []
+
+
+def test_a_stray_marker_is_dropped_even_when_nothing_waits(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    [chained] = _write_some(db_session, user, n=1)
+    audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None)
+    db_session.execute(text("INSERT INTO audit_unchained (event_id) VALUES (:id)"), {"id": chained})
+    db_session.commit()
+    assert audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None) == 0
+    assert db_session.scalars(select(AuditUnchained.event_id)).all() == []
 
 
 def _cli_verify(app, monkeypatch, checkpoints):

@@ -17,18 +17,20 @@ from hub.services import audit_chain
 @blueprint.get("/audit/chain")
 @access(Permission.AUDIT_CHAIN_VERIFY)
 def get_audit_chain():
-    return AuditChainOut().dump(audit_chain.chain_state(db(), current_app.config["HUB"]))
+    state = audit_chain.chain_state(db(), current_app.config["HUB"], cpts_id=current_user.cpts_id)
+    return AuditChainOut().dump(state)
 
 
 @blueprint.post("/audit/chain/verify")
 @access(Permission.AUDIT_CHAIN_VERIFY)
 def verify_audit_chain():
-    """Chain what is pending, walk the whole chain and its checkpoints; 200 with the breaks found, if any."""
+    """Walk the whole chain and its checkpoints, reading only (the rows waiting are `pending`, for the worker to
+    chain); 200 with the breaks found, if any; 409 while another verification runs."""
     load(NoBodyIn(), json_body() if request.get_data() else {})
     # The walk runs in sessions of its own: end this request's transaction first, or on SQLite (one writer at a
     # time) they would wait for its lock.
     db().commit()
-    run = audit_chain.verify_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
+    run = audit_chain.walk_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
     audit_chain.record_verification(db(), current_user, run)
     result = run.result
     breaks = [

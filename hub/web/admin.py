@@ -67,7 +67,7 @@ def login_settings():
 @bp.get("/journal-audit")
 @access(Permission.AUDIT_CHAIN_VERIFY)
 def audit_log():
-    state = audit_chain.chain_state(db(), current_app.config["HUB"])
+    state = audit_chain.chain_state(db(), current_app.config["HUB"], cpts_id=current_user.cpts_id)
     return render_template("admin/audit_log.html", state=state, pending_age=audit_chain.oldest_pending_age(state))
 
 
@@ -77,13 +77,14 @@ def verify_audit_log():
     # The walk runs in sessions of its own: end this request's transaction first, or on SQLite (one writer at a
     # time) they would wait for its lock.
     db().commit()
-    run = audit_chain.verify_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
+    run = audit_chain.walk_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
     audit_chain.record_verification(db(), current_user, run)
+    waiting = f" {run.result.pending} ligne(s) en attente, que le worker enchaîne." if run.result.pending else ""
     if run.intact:
         seconds = f"{run.seconds:.1f}".replace(".", ",")
-        flash(f"Chaîne intègre : {run.result.length} lignes vérifiées en {seconds} s.", "success")
+        flash(f"Chaîne intègre : {run.result.length} lignes vérifiées en {seconds} s.{waiting}", "success")
     else:
-        flash(f"Chaîne altérée : {len(run.result.breaks)} rupture(s), détaillées ci-dessous.", "danger")
+        flash(f"Chaîne altérée : {len(run.result.breaks)} rupture(s), détaillées ci-dessous.{waiting}", "danger")
     return redirect(url_for("admin.audit_log"))
 
 

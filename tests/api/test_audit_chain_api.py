@@ -1,15 +1,17 @@
-"""`/api/v1/audit/chain` for the CPTS's administrator: the chain's state, and a verification run now that names each
-break; problem+json for a body sent to the verb or a caller without the right; the verification itself audited."""
+"""`/api/v1/audit/chain` for the CPTS's administrator: the chain's state, and a verification run now that walks
+without chaining and names each break; problem+json for a body sent to the verb, a caller without the right or a
+verification already running; the verification itself audited, and seen by its own CPTS's administrators only."""
 
 from types import MappingProxyType
 
 import pytest
 from sqlalchemy import select
 
+from hub import audit
 from hub.models import AuditEvent, Role
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.web.test_audit_log_pages import rewrite_a_chained_row
+from tests.web.test_audit_log_pages import another_verification_running, rewrite_a_chained_row
 
 
 @pytest.fixture
@@ -36,11 +38,12 @@ def test_the_state_then_an_intact_verification_then_the_state_again(api_as, admi
     assert response.status_code == 200
     result = response.get_json()
     assert result["intact"] is True and result["breaks"] == []
-    assert result["linked"] >= 1 and result["length"] >= result["linked"]
+    assert result["linked"] == 0 and result["pending"] >= 1, "a web node leaves the rows waiting to the worker"
+    assert result["length"] == state["chained"]
 
     after = client.get("/api/v1/audit/chain").get_json()
-    assert after["chained"] == result["length"]
-    assert after["checkpoint_warning"] is None and after["last_checkpoint"]["seq"] == result["length"]
+    assert after["chained"] == state["chained"] and after["last_checkpoint"] is None, "nothing chained nor attested"
+    assert after["checkpoint_warning"].startswith("Le fichier des points de contrôle n'existe pas encore")
     last = after["last_verification"]
     assert (last["by"], last["intact"], last["breaks"], last["length"]) == (admin.login, True, 0, result["length"])
     assert [row.actor_user_id for row in verifications(db_session)] == [admin.id]
@@ -76,3 +79,23 @@ def test_other_roles_are_refused(api_as, db_session, cpts, role, checkpoints):
     assert_problem(client.get("/api/v1/audit/chain"), 403)
     assert_problem(client.post("/api/v1/audit/chain/verify"), 403)
     assert verifications(db_session) == []
+
+
+def test_a_second_verification_while_one_runs_is_a_409(app, engine, api_as, admin, db_session, checkpoints):
+    client = api_as(admin)
+    with another_verification_running(app, engine):
+        body = assert_problem(client.post("/api/v1/audit/chain/verify"), 409)
+    assert body["detail"].startswith("Une vérification de la chaîne est déjà en cours")
+    assert verifications(db_session) == []
+    assert client.post("/api/v1/audit/chain/verify").status_code == 200
+
+
+def test_another_cptss_verification_is_not_shown(api_as, admin, db_session, checkpoints):
+    other_admin = factories.user(db_session, factories.cpts(db_session), Role.ADMIN)
+    api_as(other_admin).post("/api/v1/audit/chain/verify")
+    assert api_as(other_admin).get("/api/v1/audit/chain").get_json()["last_verification"]["by"] == other_admin.login
+    assert api_as(admin).get("/api/v1/audit/chain").get_json()["last_verification"] is None
+    details = {"breaks": 0, "length": 1, "linked": 0, "seconds": 0.1, "named": []}
+    audit.record(db_session, actor="flask hub audit verify", action="audit.verify", details=details)
+    db_session.commit()
+    assert api_as(admin).get("/api/v1/audit/chain").get_json()["last_verification"]["by"] == "flask hub audit verify"

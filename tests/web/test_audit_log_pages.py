@@ -1,14 +1,21 @@
 """« Journal d'audit » for the CPTS's administrator: the chain's state, where checkpoints go, and « Vérifier la
-chaîne maintenant » — which chains what waits, walks the chain, names each break in French and is itself audited."""
+chaîne maintenant » — which walks the chain without chaining (the worker does), names each break in French, runs
+one at a time for the whole hub and is itself audited; an administrator sees the verifications of their own CPTS and
+the CLI's only."""
 
+import contextlib
+import datetime as dt
 import html
+from collections.abc import Iterator
 from types import MappingProxyType
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 
 from hub import audit
-from hub.models import AuditEvent, AuditLink, Role
+from hub.db import utcnow
+from hub.models import AuditEvent, AuditLink, Role, SchedulerLease
+from hub.services import audit_chain
 from tests import factories
 
 
@@ -34,6 +41,22 @@ def rewrite_a_chained_row(db_session, cpts) -> tuple[int, int]:
     db_session.commit()
     seq = db_session.scalar(select(AuditLink.seq).where(AuditLink.event_id == event_id))
     return event_id, seq
+
+
+@contextlib.contextmanager
+def another_verification_running(app, engine) -> Iterator[None]:
+    """Hold the page's one-at-a-time lock as a verification on another web worker would: on PostgreSQL from a
+    connection of its own (the test's requests share the test's, where an advisory lock is re-entrant)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": audit_chain._VERIFY_LOCK_KEY})
+            try:
+                yield
+            finally:
+                other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": audit_chain._VERIFY_LOCK_KEY})
+    else:
+        with audit_chain._one_walk_at_a_time(app.extensions["hub.sessions"]):
+            yield
 
 
 class _Borrowed:
@@ -67,17 +90,69 @@ def test_the_page_shows_the_state_and_warns_that_no_checkpoint_was_written(auth,
     assert "Vérifier la chaîne maintenant" in body
 
 
-def test_verifying_chains_what_waits_checkpoints_it_and_is_audited(auth, admin, db_session, checkpoints):
+def test_verifying_walks_only_what_waits_is_pending_for_the_worker_and_it_is_audited(
+    auth, admin, db_session, checkpoints
+):
+    """A web node neither chains nor checkpoints: its checkpoint file would not be the workers'."""
     auth.login(admin)
+    links = db_session.scalar(select(func.count()).select_from(AuditLink))
     response = auth.post("/admin/journal-audit/verifier")
     assert response.status_code == 302
     page = html.unescape(auth.client.get(response.headers["Location"]).get_data(as_text=True))
-    assert "Chaîne intègre" in page
+    assert "Chaîne intègre" in page and "ligne(s) en attente, que le worker enchaîne" in page
     assert f"par {admin.login}" in page and "chaîne intègre" in page
-    assert checkpoints.exists(), "the page's verification checkpointed the head it chained"
-    assert "n'existe pas encore" not in page and "Dernier point de contrôle" in page
+    assert db_session.scalar(select(func.count()).select_from(AuditLink)) == links, "nothing chained by the page"
+    assert not checkpoints.exists(), "no checkpoint written by a web node"
     row = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).one()
     assert (row.actor_user_id, row.outcome) == (admin.id, "success")
+
+
+def test_a_second_verification_while_one_runs_is_refused_in_french(app, engine, auth, admin, db_session, checkpoints):
+    auth.login(admin)
+    with another_verification_running(app, engine):
+        response = auth.post("/admin/journal-audit/verifier")
+    assert response.status_code == 409
+    assert "Une vérification de la chaîne est déjà en cours" in html.unescape(response.get_data(as_text=True))
+    assert db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).all() == []
+    assert auth.post("/admin/journal-audit/verifier").status_code == 302, "the lock is released after a run"
+    assert auth.post("/admin/journal-audit/verifier").status_code == 302
+
+
+def test_on_sqlite_the_lease_a_killed_verification_left_lapses(engine, auth, admin, db_session, checkpoints):
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's advisory lock goes with a killed web worker's connection")
+    lease = SchedulerLease(name=audit_chain.VERIFY_LEASE_NAME, holder="killed", expires_at=utcnow() + dt.timedelta(1))
+    db_session.add(lease)
+    db_session.commit()
+    auth.login(admin)
+    assert auth.post("/admin/journal-audit/verifier").status_code == 409
+    lease.expires_at = utcnow() - dt.timedelta(seconds=1)
+    db_session.commit()
+    assert auth.post("/admin/journal-audit/verifier").status_code == 302
+    assert db_session.scalars(select(SchedulerLease).where(SchedulerLease.holder == "killed")).all() == []
+
+
+def test_an_administrator_sees_the_verifications_of_their_cpts_and_the_clis_only(
+    auth, admin, db_session, cpts, checkpoints
+):
+    other_admin = factories.user(db_session, factories.cpts(db_session), Role.ADMIN)
+    details = {"breaks": 0, "length": 7, "linked": 0, "seconds": 0.1, "named": []}
+    audit.record(db_session, actor="flask hub audit verify", action="audit.verify", details=details)
+    db_session.commit()
+    auth.login(admin)
+    assert "par flask hub audit verify :" in html.unescape(
+        auth.client.get("/admin/journal-audit").get_data(as_text=True)
+    )
+    broken = details | {"breaks": 1, "named": [{"seq": 3, "kind": "rewritten", "reason": "l'événement 3 …"}]}
+    audit.record(db_session, actor=other_admin, action="audit.verify", outcome="failure", details=broken)
+    db_session.commit()
+    page = html.unescape(auth.client.get("/admin/journal-audit").get_data(as_text=True))
+    assert other_admin.login not in page and "Ruptures trouvées" not in page
+    assert "par flask hub audit verify :" in page, "the CLI's, still the last this administrator may see"
+    colleague = factories.user(db_session, cpts, Role.ADMIN)
+    audit.record(db_session, actor=colleague, action="audit.verify", details=details)
+    db_session.commit()
+    assert f"par {colleague.login} :" in html.unescape(auth.client.get("/admin/journal-audit").get_data(as_text=True))
 
 
 def test_a_row_rewritten_with_the_owners_rights_shows_as_a_break_named_in_french(
@@ -99,8 +174,8 @@ def test_a_deleted_tail_shows_as_truncated(auth, admin, db_session, cpts, checkp
     for number in range(3):
         audit.record(db_session, actor=user, action="patient.read", target=("patients", number))
     db_session.commit()
-    auth.login(admin)
-    auth.post("/admin/journal-audit/verifier")  # chains what waits and checkpoints the head
+    # The worker chains what waits and checkpoints the head.
+    audit.run_sequencer(lambda: _Borrowed(db_session), key=audit.DEVELOPMENT_KEY, checkpoint_file=checkpoints)
     tail = db_session.scalars(select(AuditLink).order_by(AuditLink.seq.desc()).limit(3)).all()
     if db_session.get_bind().dialect.name == "postgresql":
         db_session.execute(text("ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_append_only"))
@@ -109,7 +184,7 @@ def test_a_deleted_tail_shows_as_truncated(auth, admin, db_session, cpts, checkp
         db_session.execute(text("DELETE FROM audit_chain WHERE seq = :seq"), {"seq": link.seq})
         db_session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": link.event_id})
     db_session.commit()
-    # The verification's own row, still waiting, is chained after the cut: the chain stays shorter than attested.
+    auth.login(admin)
     auth.post("/admin/journal-audit/verifier")
     page = html.unescape(auth.client.get("/admin/journal-audit").get_data(as_text=True))
     assert "Fin de la chaîne supprimée" in page
@@ -138,9 +213,19 @@ def test_a_checkpoint_file_that_cannot_be_created_is_said(auth, admin, app, monk
     auth.login(admin)
     body = html.unescape(auth.client.get("/admin/journal-audit").get_data(as_text=True))
     assert "n'existe pas et ne peut pas être créé par ce serveur" in body
+
+
+def test_a_checkpoint_file_that_cannot_be_read_stops_the_verification(
+    auth, admin, app, db_session, monkeypatch, tmp_path
+):
+    path = tmp_path / "a-folder"
+    path.mkdir()
+    monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "AUDIT_CHECKPOINT_FILE": str(path)}))
+    auth.login(admin)
     response = auth.post("/admin/journal-audit/verifier")
     assert response.status_code == 409
-    assert "ne peut pas être écrit" in html.unescape(response.get_data(as_text=True))
+    assert "ne peut pas être lu" in html.unescape(response.get_data(as_text=True))
+    assert db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).all() == []
 
 
 def test_a_slow_last_verification_is_said_before_the_button(auth, admin, db_session, checkpoints):
