@@ -768,3 +768,17 @@ def render_signed_reports(app) -> str:
     hub = app.config["HUB"]
     upload_dir = Path(hub.get("UPLOAD_DIR") or Path(app.instance_path) / "uploads")
     return reports.render_pending(app.extensions["hub.sessions"], upload_dir=upload_dir, zone=hub["TIMEZONE"])
+
+
+class Borrowed:
+    """The test's session handed to code that opens sessions from a sessionmaker (the audit sequencer), as if from
+    it, and left open at the `with`'s end."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __enter__(self):
+        return self.session
+
+    def __exit__(self, *exc):
+        return False

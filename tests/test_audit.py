@@ -157,26 +157,13 @@ def test_the_worker_sequencer_finds_a_row_committed_late_however_far_below_the_c
     top = db_session.scalar(select(func.max(AuditEvent.id)))
     _insert_event(db_session, top + 20_050)
     db_session.commit()
-    assert audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None) == 1
+    assert audit.run_sequencer(lambda: factories.Borrowed(db_session), key=KEY, checkpoint_file=None) == 1
     _insert_event(db_session, top + 25)
     db_session.commit()
-    assert audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None) == 1
+    assert audit.run_sequencer(lambda: factories.Borrowed(db_session), key=KEY, checkpoint_file=None) == 1
     assert _link_of(db_session, top + 25).seq == _link_of(db_session, top + 20_050).seq + 1
     assert db_session.scalar(select(func.count()).select_from(AuditUnchained)) == 0, "markers go with the links"
     assert _reasons(db_session) == []
-
-
-class _Borrowed:
-    """The test's session handed to run_sequencer as if from its sessionmaker, left open at the `with`'s end."""
-
-    def __init__(self, session):
-        self.session = session
-
-    def __enter__(self):
-        return self.session
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _unlock(session) -> None:
@@ -269,7 +256,7 @@ def test_a_stray_marker_neither_stops_the_sequencer_nor_fails_the_verification(d
     checkpoints = tmp_path / "c.jsonl"
 
     def factory():
-        return _Borrowed(db_session)
+        return factories.Borrowed(db_session)
 
     [chained] = _write_some(db_session, user, n=1)
     assert audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints) >= 1
@@ -288,10 +275,10 @@ def test_a_stray_marker_neither_stops_the_sequencer_nor_fails_the_verification(d
 def test_a_stray_marker_is_dropped_even_when_nothing_waits(db_session, cpts):
     user = factories.user(db_session, cpts, Role.COORDINATOR)
     [chained] = _write_some(db_session, user, n=1)
-    audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None)
+    audit.run_sequencer(lambda: factories.Borrowed(db_session), key=KEY, checkpoint_file=None)
     db_session.execute(text("INSERT INTO audit_unchained (event_id) VALUES (:id)"), {"id": chained})
     db_session.commit()
-    assert audit.run_sequencer(lambda: _Borrowed(db_session), key=KEY, checkpoint_file=None) == 0
+    assert audit.run_sequencer(lambda: factories.Borrowed(db_session), key=KEY, checkpoint_file=None) == 0
     assert db_session.scalars(select(AuditUnchained.event_id)).all() == []
 
 

@@ -107,7 +107,7 @@ def chain_state(session: Session, config: Mapping[str, Any], *, cpts_id: int | N
         pending=pending,
         oldest_pending_at=oldest,
         checkpoint_file=str(path),
-        checkpoint_warning=_checkpoint_warning(path),
+        checkpoint_warning=_checkpoint_warning(path, chained=chained),
         last_checkpoint=audit.last_checkpoint(path, key=audit.key_bytes(config)),
         last_verification=last_verification(session, cpts_id=cpts_id),
     )
@@ -230,17 +230,21 @@ def record_verification(session: Session, actor, run: VerificationRun) -> None:
     )
 
 
-def _checkpoint_warning(path: Path) -> str | None:
+def _checkpoint_warning(path: Path, *, chained: int) -> str | None:
+    # The web node only reads the file (the workers write it, systemd keeps it read-only here): say what a reader
+    # can tell — the file is missing where links exist (this server does not share the workers' file), or unreadable.
     if path.exists():
-        if not os.access(path, os.W_OK):
+        if not path.is_file() or not os.access(path, os.R_OK):
             return (
-                "Le fichier des points de contrôle ne peut pas être modifié par ce serveur : "
-                "la chaîne n'y est plus attestée."
+                "Le fichier des points de contrôle ne peut pas être lu par ce serveur : "
+                "la fin de la chaîne n'y est pas vérifiable."
             )
         return None
-    folder = next((parent for parent in path.parents if parent.exists()), None)
-    if folder is None or not folder.is_dir() or not os.access(folder, os.W_OK):
-        return "Le fichier des points de contrôle n'existe pas et ne peut pas être créé par ce serveur."
+    if chained:
+        return (
+            "Le fichier des points de contrôle n'existe pas sur ce serveur alors que des lignes sont enchaînées : "
+            "il ne partage pas le fichier où les workers les attestent."
+        )
     return "Le fichier des points de contrôle n'existe pas encore : aucun point de contrôle n'a été écrit ici."
 
 

@@ -33,7 +33,7 @@ def rewrite_a_chained_row(db_session, cpts) -> tuple[int, int]:
     user = factories.user(db_session, cpts, Role.COORDINATOR)
     audit.record(db_session, actor=user, action="patient.read", target=("patients", 1))
     db_session.commit()
-    audit.run_sequencer(lambda: _Borrowed(db_session), key=audit.DEVELOPMENT_KEY, checkpoint_file=None)
+    audit.run_sequencer(lambda: factories.Borrowed(db_session), key=audit.DEVELOPMENT_KEY, checkpoint_file=None)
     event_id = db_session.scalar(select(AuditEvent.id).where(AuditEvent.actor_user_id == user.id))
     if db_session.get_bind().dialect.name == "postgresql":
         db_session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
@@ -57,19 +57,6 @@ def another_verification_running(app, engine) -> Iterator[None]:
     else:
         with audit_chain._one_walk_at_a_time(app.extensions["hub.sessions"]):
             yield
-
-
-class _Borrowed:
-    """The test's session handed to run_sequencer as if from its sessionmaker, left open at the `with`'s end."""
-
-    def __init__(self, session):
-        self.session = session
-
-    def __enter__(self):
-        return self.session
-
-    def __exit__(self, *exc):
-        return False
 
 
 def test_the_admin_reaches_the_page_from_the_administration(auth, admin):
@@ -175,7 +162,7 @@ def test_a_deleted_tail_shows_as_truncated(auth, admin, db_session, cpts, checkp
         audit.record(db_session, actor=user, action="patient.read", target=("patients", number))
     db_session.commit()
     # The worker chains what waits and checkpoints the head.
-    audit.run_sequencer(lambda: _Borrowed(db_session), key=audit.DEVELOPMENT_KEY, checkpoint_file=checkpoints)
+    audit.run_sequencer(lambda: factories.Borrowed(db_session), key=audit.DEVELOPMENT_KEY, checkpoint_file=checkpoints)
     tail = db_session.scalars(select(AuditLink).order_by(AuditLink.seq.desc()).limit(3)).all()
     if db_session.get_bind().dialect.name == "postgresql":
         db_session.execute(text("ALTER TABLE audit_chain DISABLE TRIGGER audit_chain_append_only"))
@@ -205,14 +192,16 @@ def test_a_coordinator_is_refused(auth, db_session, cpts, checkpoints):
     assert db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).all() == []
 
 
-def test_a_checkpoint_file_that_cannot_be_created_is_said(auth, admin, app, monkeypatch, tmp_path):
-    not_a_folder = tmp_path / "a-file"
-    not_a_folder.write_text("")
-    path = not_a_folder / "audit.jsonl"
+def test_a_checkpoint_file_missing_where_links_exist_is_said(auth, admin, app, db_session, monkeypatch, tmp_path):
+    """The web node reads the workers' file: missing here while rows are chained, it is not shared with them."""
+    audit.record(db_session, actor=admin, action="patient.read", target=("patients", 1))
+    db_session.commit()
+    audit.run_sequencer(lambda: factories.Borrowed(db_session), key=audit.DEVELOPMENT_KEY, checkpoint_file=None)
+    path = tmp_path / "elsewhere" / "audit.jsonl"
     monkeypatch.setitem(app.config, "HUB", MappingProxyType({**app.config["HUB"], "AUDIT_CHECKPOINT_FILE": str(path)}))
     auth.login(admin)
     body = html.unescape(auth.client.get("/admin/journal-audit").get_data(as_text=True))
-    assert "n'existe pas et ne peut pas être créé par ce serveur" in body
+    assert "n'existe pas sur ce serveur alors que des lignes sont enchaînées" in body
 
 
 def test_a_checkpoint_file_that_cannot_be_read_stops_the_verification(
