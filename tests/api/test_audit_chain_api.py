@@ -31,7 +31,7 @@ def test_the_state_then_an_intact_verification_then_the_state_again(api_as, admi
     assert before.status_code == 200
     state = before.get_json()
     assert state["checkpoint_file"] == str(checkpoints)
-    assert state["checkpoint_warning"].startswith("Le fichier des points de contrôle n'existe pas encore")
+    assert state["checkpoint_warning"].startswith("Le fichier des points de contrôle n'existe pas")
     assert state["last_checkpoint"] is None and state["pending"] >= 1, "at least the token's creation waits"
 
     response = client.post("/api/v1/audit/chain/verify")
@@ -43,7 +43,7 @@ def test_the_state_then_an_intact_verification_then_the_state_again(api_as, admi
 
     after = client.get("/api/v1/audit/chain").get_json()
     assert after["chained"] == state["chained"] and after["last_checkpoint"] is None, "nothing chained nor attested"
-    assert after["checkpoint_warning"].startswith("Le fichier des points de contrôle n'existe pas encore")
+    assert after["checkpoint_warning"].startswith("Le fichier des points de contrôle n'existe pas")
     last = after["last_verification"]
     assert (last["by"], last["intact"], last["breaks"], last["length"]) == (admin.login, True, 0, result["length"])
     assert [row.actor_user_id for row in verifications(db_session)] == [admin.id]

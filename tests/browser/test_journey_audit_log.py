@@ -55,7 +55,7 @@ def test_the_admin_verifies_the_audit_chain_and_sees_a_rewritten_row(
     admin.wait_for_url("**/admin")
     admin.get_by_role("link", name="Journal d'audit").click()
     admin.wait_for_url("**/admin/journal-audit")
-    assert "Le fichier des points de contrôle n'existe pas encore" in admin.locator("main").inner_text()
+    assert "Le fichier des points de contrôle n'existe pas" in admin.locator("main").inner_text()
     look(admin, shoot, "journal d'audit")
 
     # What the worker does every few seconds; the page only walks.

@@ -73,7 +73,7 @@ def test_the_page_shows_the_state_and_warns_that_no_checkpoint_was_written(auth,
     assert "<h1" in body and "Journal d'audit" in body
     assert "Lignes enchaînées" in body and "En attente d'enchaînement" in body
     assert str(checkpoints) in body
-    assert "Le fichier des points de contrôle n'existe pas encore" in body
+    assert "Le fichier des points de contrôle n'existe pas" in body
     assert "Vérifier la chaîne maintenant" in body
 
 
