@@ -747,17 +747,23 @@ def test_a_report_in_preparation_is_not_sent_for_want_of_deliveries(db_session, 
     assert db_session.get_one(Report, report.id).state is ReportState.SIGNED
 
 
+def signed_with_its_correction(db_session, t, tmp_path) -> tuple[Report, Report]:
+    """An original signed for the GP, then its correction signed before the worker rendered either."""
+    original = signed_with_a_gp(db_session, t, tmp_path)
+    correction = reports.supersede(db_session, t.cardiologist_user, original)
+    reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Pas de décompensation, ECG normal.")
+    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
+    db_session.commit()
+    return original, correction
+
+
 def test_a_pass_renders_batch_after_batch_and_the_original_before_its_correction(
     db_session, session_done, sessions, tmp_path
 ):
     """A peak of signatures is rendered in one pass, a batch at a time; a correction signed before its original
     was rendered is queued after it, so that the original's messages leave first (R7)."""
     t = session_done
-    original = signed_with_a_gp(db_session, t, tmp_path)
-    correction = reports.supersede(db_session, t.cardiologist_user, original)
-    reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Pas de décompensation, ECG normal.")
-    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
-    db_session.commit()
+    original, correction = signed_with_its_correction(db_session, t, tmp_path)
     assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, limit=1).startswith("2 compte(s)")
     db_session.expire_all()
     order = db_session.scalars(select(Delivery.report_id).order_by(Delivery.outbox_message_id)).all()
@@ -770,11 +776,7 @@ def test_a_correction_waits_for_its_original_whose_rendering_failed(
     """The original's rendering fails once and keeps its lease: its correction is not rendered meanwhile (without
     the wait, its deliveries were queued first and reached the recipients before the original's, R7)."""
     t = session_done
-    original = signed_with_a_gp(db_session, t, tmp_path)
-    correction = reports.supersede(db_session, t.cardiologist_user, original)
-    reports.update_draft(db_session, t.cardiologist_user, correction, conclusion="Pas de décompensation, ECG normal.")
-    reports.sign(db_session, t.cardiologist_user, correction, upload_dir=tmp_path, zone=ZONE)
-    db_session.commit()
+    original, correction = signed_with_its_correction(db_session, t, tmp_path)
     finish, failed = reports.finish_rendering, []
 
     def failing_once(session, report_id, package):  # a transient failure (the disk, the database) of the original
