@@ -25,7 +25,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, exists, insert, or_, select, text
+from sqlalchemy import Table, delete, exists, insert, select, text
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,6 +39,9 @@ DEVELOPMENT_KEY = DEVELOPMENT_AUDIT_KEY.encode()
 _SEQUENCER_LOCK_KEY = 0x41554449  # "AUDI": the advisory lock that keeps one sequencer at a time on PostgreSQL
 BATCH = 5_000
 PENDING_GRACE = dt.timedelta(minutes=2)
+# A row the sequencer has had to chain for this long, while it runs every few seconds, means it no longer runs (the
+# worker is down, or a session holds its advisory lock): the verification says the chaining stopped, not « intègre ».
+PENDING_STALL = dt.timedelta(minutes=10)
 _PENDING = "hub.audit.pending"
 _KEPT = "hub.audit.kept"
 _EVENTS = cast(Table, AuditEvent.__table__)
@@ -75,6 +78,7 @@ class BreakKind(StrEnum):
     TRUNCATED = "truncated"
     UNCHAINED = "unchained"
     CHECKPOINT = "checkpoint"
+    DELETED_UNCHAINED = "deleted_unchained"
 
 
 BREAK_KIND_LABELS = {
@@ -83,6 +87,7 @@ BREAK_KIND_LABELS = {
     BreakKind.TRUNCATED: "Fin de la chaîne supprimée",
     BreakKind.UNCHAINED: "Ligne jamais enchaînée",
     BreakKind.CHECKPOINT: "Point de contrôle falsifié",
+    BreakKind.DELETED_UNCHAINED: "Ligne supprimée avant enchaînement",
 }
 
 
@@ -108,6 +113,15 @@ class Verification:
     pending: int = 0
     checkpoints: int = 0
     breaks: list[ChainBreak] = field(default_factory=list)
+    # When the oldest row still waiting for the sequencer was recorded; `stalled` once it waited past PENDING_STALL.
+    oldest_pending_at: dt.datetime | None = None
+    stalled: bool = False
+
+    @property
+    def intact(self) -> bool:
+        """No break, and no row left outside the chain's protection past PENDING_STALL: a stall is no break of
+        the chain, but no proof either."""
+        return not self.breaks and not self.stalled
 
 
 def record(
@@ -217,13 +231,12 @@ def chain_pending(session: Session, *, key: bytes, batch: int = BATCH) -> ChainH
     seq, mac = (head.seq, head.mac) if head else (0, GENESIS_MAC)
     events = session.execute(pending_events(batch)).mappings().all()
     if len(events) < batch:
-        # A marker left for a row already linked, or for no row (a restore, a bug, the application role's INSERT
-        # right the trigger needs) is dropped rather than kept forever: once caught up only, when the markers are
-        # this batch's and the strays (one index probe each); a backlog's passes, each with a full batch, skip it.
-        stray = or_(
-            exists().where(AuditLink.event_id == _UNCHAINED.c.event_id),
-            ~exists().where(AuditEvent.id == _UNCHAINED.c.event_id),
-        )
+        # A marker left for a row already linked (a restore, a bug, the application role's INSERT right the
+        # trigger needs) is dropped rather than kept forever: once caught up only, when the markers are this
+        # batch's and the strays (one index probe each); a backlog's passes, each with a full batch, skip it.
+        # A marker whose row does not exist is kept: the trigger writes it in the row's own transaction, so it is
+        # the trace of a row deleted before it was chained, which `verify` reports (pending_events skips it).
+        stray = exists().where(AuditLink.event_id == _UNCHAINED.c.event_id)
         session.connection().execute(delete(_UNCHAINED).where(stray))
     if not events:
         return None
@@ -359,9 +372,10 @@ def verify(
     now: dt.datetime | None = None,
 ) -> Verification:
     """Walk the whole chain and the checkpoints: every link's mac, seq contiguity, every checkpoint found in
-    the chain with its mac, the chain not shorter than the last checkpoint, every row linked. A row not linked is
-    only pending while the sequencer still has its marker (it will chain it: the worker may be late, or stopped,
-    which the page says) or while younger than `grace`; a marker left over for a linked row changes nothing.
+    the chain with its mac, the chain not shorter than the last checkpoint, every row linked, no marker left by a
+    row deleted before it was chained. A row not linked is pending while the sequencer still has its marker (it
+    will chain it) or while younger than `grace`; one pending past PENDING_STALL makes the verification `stalled`
+    (the sequencer no longer runs). A marker left over for a linked row changes nothing.
     Reads only; `seal_and_verify` chains what is pending first, `verify_reading_only` alone does not (the web
     nodes' verification)."""
     checkpoints, breaks = read_checkpoints(checkpoint_file, key=key)
@@ -406,14 +420,26 @@ def verify(
     unlinked = select(AuditEvent.id, AuditEvent.occurred_at, marked.label("marked")).where(
         ~exists().where(AuditLink.event_id == AuditEvent.id)
     )
-    young_after = (now or utcnow()) - grace
+    now = now or utcnow()
     for event_id, occurred_at, is_marked in session.execute(unlinked.order_by(AuditEvent.id)):
-        if is_marked or occurred_at >= young_after:
+        if is_marked or occurred_at >= now - grace:
             result.pending += 1
+            if result.oldest_pending_at is None or occurred_at < result.oldest_pending_at:
+                result.oldest_pending_at = occurred_at
         else:
             breaks.append(
                 ChainBreak(None, f"l'événement {event_id} n'est enchaîné à aucun maillon", BreakKind.UNCHAINED)
             )
+    result.stalled = result.oldest_pending_at is not None and result.oldest_pending_at < now - PENDING_STALL
+    vanished = select(AuditUnchained.event_id).where(~exists().where(AuditEvent.id == AuditUnchained.event_id))
+    for event_id in session.scalars(vanished.order_by(AuditUnchained.event_id)):
+        breaks.append(
+            ChainBreak(
+                None,
+                f"l'événement {event_id}, marqué à son écriture, a disparu avant son enchaînement",
+                BreakKind.DELETED_UNCHAINED,
+            )
+        )
     return result
 
 
@@ -421,11 +447,11 @@ def seal_and_verify(
     sessions: sessionmaker[Session], *, key: bytes, checkpoint_file: Path | None = None
 ) -> tuple[int, Verification]:
     """Chain every pending row, then verify; return how many rows were linked and the verification. A row still
-    unchained and not young was queued long before its transaction committed, in between the pass and the walk:
-    a second pass chains it, so that only a real break is reported."""
+    unchained and not young, or waiting past PENDING_STALL, was queued long before its transaction committed, in
+    between the pass and the walk: a second pass chains it, so that only a real break or stall is reported."""
     linked = run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
     result = verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
-    if any(item.seq is None for item in result.breaks):
+    if result.stalled or any(item.seq is None for item in result.breaks):
         linked += run_sequencer(sessions, key=key, checkpoint_file=checkpoint_file)
         result = verify_reading_only(sessions, key=key, checkpoint_file=checkpoint_file)
     return linked, result

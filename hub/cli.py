@@ -51,7 +51,8 @@ def demo_command(outside_development):
 @audit_cli.command("verify")
 def audit_verify_command():
     """Chain the pending audit rows, then walk the chain and its checkpoints; exit 1 if a row or a link was
-    changed or deleted, the tail cut off, or a row left unchained."""
+    changed or deleted, the tail cut off, or a row left unchained — or if rows still wait past
+    hub.audit.PENDING_STALL, which this command's own chaining could not link."""
     try:
         run = audit_chain.verify_now(_sessions(), current_app.config["HUB"])
     except Conflict as error:
@@ -70,6 +71,13 @@ def audit_verify_command():
     )
     if result.breaks:
         click.echo(f"Journal d'audit altéré : {len(result.breaks)} rupture(s). {summary}", err=True)
+        raise SystemExit(1)
+    if result.stalled:
+        click.echo(
+            f"Enchaînement arrêté : des lignes attendent depuis {result.oldest_pending_at:%Y-%m-%d %H:%M} UTC et "
+            f"n'ont pas pu être enchaînées. {summary}",
+            err=True,
+        )
         raise SystemExit(1)
     click.echo(f"Journal d'audit intègre : {summary}")
 

@@ -232,16 +232,22 @@ def test_a_forged_or_rewritten_checkpoint_is_detected(db_session, cpts, tmp_path
 
 
 def test_an_unchained_row_is_pending_while_marked_or_young_then_a_break(db_session, cpts):
-    """A row the sequencer still has to chain (its marker) is pending however old: the worker is late or stopped,
-    which the page says. Without its marker it would never be chained: a break once no longer young."""
+    """A row the sequencer still has to chain (its marker) is pending, the verification intact, until it waited
+    past PENDING_STALL: then the sequencer no longer runs, and the verification is stalled — no break, but not
+    intact either (review 2, #2). Without its marker it would never be chained: a break once no longer young."""
     user = factories.user(db_session, cpts, Role.COORDINATOR)
     _chain_all(db_session)
     [event_id] = _write_some(db_session, user, n=1)
+    occurred_at = db_session.get(AuditEvent, event_id).occurred_at
     young = audit.verify(db_session, key=KEY)
-    assert (young.breaks, young.pending) == ([], 1)
+    assert (young.breaks, young.pending, young.stalled, young.intact) == ([], 1, False, True)
+    assert young.oldest_pending_at == occurred_at
     later = dt.datetime.now(dt.UTC) + audit.PENDING_GRACE + dt.timedelta(seconds=1)
     old_but_marked = audit.verify(db_session, key=KEY, now=later)
-    assert (old_but_marked.breaks, old_but_marked.pending) == ([], 1)
+    assert (old_but_marked.breaks, old_but_marked.pending, old_but_marked.intact) == ([], 1, True)
+    stalled = audit.verify(db_session, key=KEY, now=occurred_at + audit.PENDING_STALL + dt.timedelta(seconds=1))
+    assert (stalled.breaks, stalled.pending, stalled.stalled, stalled.intact) == ([], 1, True, False)
+    assert stalled.oldest_pending_at == occurred_at
     db_session.execute(delete(AuditUnchained).where(AuditUnchained.event_id == event_id))
     young_unmarked = audit.verify(db_session, key=KEY)
     assert (young_unmarked.breaks, young_unmarked.pending) == ([], 1)
@@ -250,8 +256,9 @@ def test_an_unchained_row_is_pending_while_marked_or_young_then_a_break(db_sessi
 
 
 def test_a_stray_marker_neither_stops_the_sequencer_nor_fails_the_verification(db_session, cpts, tmp_path):
-    """A marker for a row already linked (the application role may insert markers: the trigger needs it), or for
-    no row: the sequencer skips and drops it, chains what comes next, and the verification finds nothing wrong."""
+    """A marker for a row already linked (the application role may insert markers: the trigger needs it): the
+    sequencer skips and drops it, chains what comes next, and the verification finds nothing wrong. A marker for
+    no row is skipped too, but kept and reported (see the next test)."""
     user = factories.user(db_session, cpts, Role.COORDINATOR)
     checkpoints = tmp_path / "c.jsonl"
 
@@ -263,13 +270,39 @@ def test_a_stray_marker_neither_stops_the_sequencer_nor_fails_the_verification(d
     db_session.execute(text("INSERT INTO audit_unchained (event_id) VALUES (:id)"), {"id": chained})
     db_session.execute(text("INSERT INTO audit_unchained (event_id) VALUES (:id)"), {"id": chained + 10**9})
     db_session.commit()
-    assert audit.verify(db_session, key=KEY, checkpoint_file=checkpoints).breaks == []
+    assert [b.kind for b in audit.verify(db_session, key=KEY, checkpoint_file=checkpoints).breaks] == [
+        audit.BreakKind.DELETED_UNCHAINED
+    ], "only the marker without a row"
     [after] = _write_some(db_session, user, n=1)
     assert audit.run_sequencer(factory, key=KEY, checkpoint_file=checkpoints) == 1
     assert _link_of(db_session, after).seq == _link_of(db_session, chained).seq + 1
-    assert db_session.scalars(select(AuditUnchained.event_id)).all() == [], "the stray markers dropped"
+    assert db_session.scalars(select(AuditUnchained.event_id)).all() == [chained + 10**9], "the linked one dropped"
+    db_session.execute(delete(AuditUnchained))
     _linked, result = audit.seal_and_verify(factory, key=KEY, checkpoint_file=checkpoints)
     assert result.breaks == []
+
+
+def test_a_row_deleted_before_it_was_chained_keeps_its_marker_and_is_a_break(db_session, cpts):
+    """The trigger writes the marker in the row's own transaction: a marker without its row is the trace of a row
+    the tables' owner deleted before the sequencer chained it. The sequencer keeps it, the verification names it
+    (review 2, #3)."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    _chain_all(db_session)
+    [event_id] = _write_some(db_session, user, n=1)
+    _unlock(db_session)
+    db_session.execute(text("DELETE FROM audit_events WHERE id = :id"), {"id": event_id})
+    db_session.commit()
+    audit.run_sequencer(lambda: factories.Borrowed(db_session), key=KEY, checkpoint_file=None)
+    assert db_session.scalars(select(AuditUnchained.event_id)).all() == [event_id], "the marker kept"
+    breaks = audit.verify(db_session, key=KEY).breaks
+    assert [(b.seq, b.kind, b.reason) for b in breaks] == [
+        (
+            None,
+            audit.BreakKind.DELETED_UNCHAINED,
+            f"l'événement {event_id}, marqué à son écriture, a disparu avant son enchaînement",
+        )
+    ]
+    assert audit.BREAK_KIND_LABELS[breaks[0].kind] == "Ligne supprimée avant enchaînement"
 
 
 def test_a_stray_marker_is_dropped_even_when_nothing_waits(db_session, cpts):
@@ -309,6 +342,20 @@ def test_cli_chains_pending_rows_then_exits_non_zero_on_a_broken_chain(app, db_s
     seq = _link_of(db_session, ids[0]).seq
     assert f"rupture au maillon {seq} : l'événement {ids[0]} ou le maillon a été modifié" in broken.output
     assert "Journal d'audit altéré : 1 rupture(s)" in broken.output
+
+
+def test_cli_exits_non_zero_when_rows_it_could_not_chain_wait_too_long(app, db_session, cpts, tmp_path, monkeypatch):
+    """Normally the CLI chains first, so nothing stalls there; a sequencer that chains nothing (here replaced, as
+    one kept from its lock would) leaves the old row waiting, and the CLI says so rather than « intègre »."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    row = audit.record(db_session, actor=user, action="patient.read", target=("patients", 1))
+    row["occurred_at"] = dt.datetime.now(dt.UTC) - audit.PENDING_STALL - dt.timedelta(minutes=1)
+    db_session.commit()
+    monkeypatch.setattr(audit, "run_sequencer", lambda *args, **kwargs: 0)
+    result = _cli_verify(app, monkeypatch, tmp_path / "c.jsonl")
+    assert result.exit_code == 1, result.output
+    assert "Enchaînement arrêté : des lignes attendent depuis" in result.output
+    assert "Journal d'audit intègre" not in result.output
 
 
 @pytest.mark.parametrize("table", ["audit_events", "audit_chain"])

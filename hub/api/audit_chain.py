@@ -25,7 +25,8 @@ def get_audit_chain():
 @access(Permission.AUDIT_CHAIN_VERIFY)
 def verify_audit_chain():
     """Walk the whole chain and its checkpoints, reading only (the rows waiting are `pending`, for the worker to
-    chain); 200 with the breaks found, if any; 409 while another verification runs."""
+    chain; `stalled`, and not `intact`, once one waited past hub.audit.PENDING_STALL); 200 with the breaks found, if
+    any; 409 while another verification runs."""
     load(NoBodyIn(), json_body() if request.get_data() else {})
     # The walk runs in sessions of its own: end this request's transaction first, or on SQLite (one writer at a
     # time) they would wait for its lock.
@@ -43,6 +44,8 @@ def verify_audit_chain():
             "length": result.length,
             "linked": run.linked,
             "pending": result.pending,
+            "stalled": result.stalled,
+            "oldest_pending_at": result.oldest_pending_at,
             "checkpoints": result.checkpoints,
             "seconds": run.seconds,
             "breaks": breaks,

@@ -26,6 +26,7 @@ class LastVerificationOut(Schema):
     breaks = fields.Integer()
     length = fields.Integer()
     seconds = fields.Float()
+    stalled_since = fields.AwareDateTime(allow_none=True)
     named_breaks = fields.List(fields.Nested(ChainBreakOut))
 
 
@@ -44,6 +45,9 @@ class VerificationOut(Schema):
     length = fields.Integer()
     linked = fields.Integer()
     pending = fields.Integer()
+    # The sequencer left a row waiting past hub.audit.PENDING_STALL: not a break, but not « intègre » either.
+    stalled = fields.Boolean()
+    oldest_pending_at = fields.AwareDateTime(allow_none=True)
     checkpoints = fields.Integer()
     seconds = fields.Float()
     breaks = fields.List(fields.Nested(ChainBreakOut))

@@ -62,6 +62,8 @@ class LastVerification:
     length: int
     seconds: float
     named_breaks: list[NamedBreak]
+    # The oldest row the sequencer had left waiting past audit.PENDING_STALL, when it had stopped chaining.
+    stalled_since: dt.datetime | None
 
     @property
     def slow(self) -> bool:
@@ -88,7 +90,7 @@ class VerificationRun:
 
     @property
     def intact(self) -> bool:
-        return not self.result.breaks
+        return self.result.intact
 
 
 def chain_state(session: Session, config: Mapping[str, Any], *, cpts_id: int | None) -> ChainState:
@@ -128,10 +130,13 @@ def last_verification(session: Session, *, cpts_id: int | None) -> LastVerificat
     if row is None:
         return None
     details = json.loads(row.details)
+    # Verifications recorded before stalls were told apart have no "stalled_since".
+    stalled = details.get("stalled_since")
     return LastVerification(
         at=row.occurred_at,
         by=row.actor_label,
-        intact=details["breaks"] == 0,
+        intact=details["breaks"] == 0 and stalled is None,
+        stalled_since=None if stalled is None else dt.datetime.fromisoformat(stalled),
         breaks=details["breaks"],
         length=details["length"],
         seconds=details["seconds"],
@@ -215,11 +220,13 @@ def verify_now(sessions: sessionmaker[Session], config: Mapping[str, Any]) -> Ve
 
 def record_verification(session: Session, actor, run: VerificationRun) -> None:
     """The verification in the audit log (who, when, what it found): the page's « dernière vérification »."""
+    stalled_since = run.result.oldest_pending_at if run.result.stalled else None
     details = {
         "breaks": len(run.result.breaks),
         "length": run.result.length,
         "linked": run.linked,
         "seconds": run.seconds,
+        "stalled_since": None if stalled_since is None else stalled_since.isoformat(),
         "named": [
             {"seq": item.seq, "kind": item.kind.value, "reason": item.reason}
             for item in run.result.breaks[:KEPT_BREAKS]

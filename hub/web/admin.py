@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 
 from hub.auth.permissions import Permission
+from hub.formatting import french_datetime
 from hub.http.access import access
 from hub.http.inputs import page_number
 from hub.http.request import db
@@ -83,6 +84,14 @@ def verify_audit_log():
     if run.intact:
         seconds = f"{run.seconds:.1f}".replace(".", ",")
         flash(f"Chaîne intègre : {run.result.length} lignes vérifiées en {seconds} s.{waiting}", "success")
+    elif not run.result.breaks and run.result.oldest_pending_at is not None:  # stalled
+        since = french_datetime(run.result.oldest_pending_at, current_app.config["HUB"]["TIMEZONE"])
+        flash(
+            f"Enchaînement arrêté : les {run.result.length} lignes enchaînées sont intègres, mais "
+            f"{run.result.pending} ligne(s) attendent depuis {since}, hors de la protection de la chaîne. "
+            "Vérifiez que le worker tourne (flask hub worker).",
+            "danger",
+        )
     else:
         flash(f"Chaîne altérée : {len(run.result.breaks)} rupture(s), détaillées ci-dessous.{waiting}", "danger")
     return redirect(url_for("admin.audit_log"))

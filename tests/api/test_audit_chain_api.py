@@ -2,6 +2,7 @@
 without chaining and names each break; problem+json for a body sent to the verb, a caller without the right or a
 verification already running; the verification itself audited, and seen by its own CPTS's administrators only."""
 
+import datetime as dt
 from types import MappingProxyType
 
 import pytest
@@ -11,7 +12,11 @@ from hub import audit
 from hub.models import AuditEvent, Role
 from tests import factories
 from tests.api.test_patients_api import assert_problem
-from tests.web.test_audit_log_pages import another_verification_running, rewrite_a_chained_row
+from tests.web.test_audit_log_pages import (
+    a_row_the_sequencer_left_waiting,
+    another_verification_running,
+    rewrite_a_chained_row,
+)
 
 
 @pytest.fixture
@@ -66,6 +71,18 @@ def test_a_row_rewritten_with_the_owners_rights_is_a_named_break(api_as, admin, 
     last = api_as(admin).get("/api/v1/audit/chain").get_json()["last_verification"]
     assert (last["intact"], last["breaks"]) == (False, 1)
     assert last["named_breaks"][0]["kind"] == "rewritten"
+
+
+def test_rows_the_sequencer_left_waiting_too_long_are_a_stall_not_intact(api_as, admin, db_session, cpts, checkpoints):
+    """Review 2, #2: no break, but not intact either, with when the oldest row has been waiting."""
+    since = a_row_the_sequencer_left_waiting(db_session, cpts)
+    result = api_as(admin).post("/api/v1/audit/chain/verify").get_json()
+    assert (result["intact"], result["stalled"], result["breaks"]) == (False, True, [])
+    assert dt.datetime.fromisoformat(result["oldest_pending_at"]) == since
+    last = api_as(admin).get("/api/v1/audit/chain").get_json()["last_verification"]
+    assert (last["intact"], last["breaks"]) == (False, 0)
+    assert dt.datetime.fromisoformat(last["stalled_since"]) == since
+    assert verifications(db_session)[0].outcome == "failure"
 
 
 def test_a_body_sent_to_the_verb_is_refused_and_nothing_verified(api_as, admin, db_session, checkpoints):

@@ -6,6 +6,7 @@ the CLI's only."""
 import contextlib
 import datetime as dt
 import html
+import json
 from collections.abc import Iterator
 from types import MappingProxyType
 
@@ -41,6 +42,16 @@ def rewrite_a_chained_row(db_session, cpts) -> tuple[int, int]:
     db_session.commit()
     seq = db_session.scalar(select(AuditLink.seq).where(AuditLink.event_id == event_id))
     return event_id, seq
+
+
+def a_row_the_sequencer_left_waiting(db_session, cpts) -> dt.datetime:
+    """A row recorded (and marked) past PENDING_STALL ago and never chained: the sequencer stopped running.
+    Returns when it was recorded."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    row = audit.record(db_session, actor=user, action="patient.read", target=("patients", 1))
+    row["occurred_at"] = utcnow() - audit.PENDING_STALL - dt.timedelta(minutes=1)
+    db_session.commit()
+    return row["occurred_at"]
 
 
 @contextlib.contextmanager
@@ -92,6 +103,22 @@ def test_verifying_walks_only_what_waits_is_pending_for_the_worker_and_it_is_aud
     assert not checkpoints.exists(), "no checkpoint written by a web node"
     row = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).one()
     assert (row.actor_user_id, row.outcome) == (admin.id, "success")
+
+
+def test_rows_the_sequencer_left_waiting_too_long_make_the_verdict_a_stall_not_intact(
+    auth, admin, db_session, cpts, checkpoints
+):
+    """Review 2, #2: a stopped sequencer must not read « Chaîne intègre » for days."""
+    since = a_row_the_sequencer_left_waiting(db_session, cpts)
+    auth.login(admin)
+    response = auth.post("/admin/journal-audit/verifier")
+    page = html.unescape(auth.client.get(response.headers["Location"]).get_data(as_text=True))
+    assert "Enchaînement arrêté" in page and "hors de la protection de la chaîne" in page
+    assert "Chaîne intègre" not in page and "chaîne intègre" not in page
+    assert "enchaînement\n    arrêté</strong>, des lignes attendaient depuis" in page
+    row = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "audit.verify")).one()
+    assert row.outcome == "failure"
+    assert dt.datetime.fromisoformat(json.loads(row.details)["stalled_since"]) == since
 
 
 def test_a_second_verification_while_one_runs_is_refused_in_french(app, engine, auth, admin, db_session, checkpoints):
