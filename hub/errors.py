@@ -77,15 +77,27 @@ class DocumentPending(Conflict):
     type_slug = "document-pending"
     retry_after = 5
 
-    def __init__(self, *, failed_retried_in: int | None = None):
-        """`failed_retried_in`: its rendering failed, the worker tries again in about that many seconds."""
-        if failed_retried_in is None:
+    def __init__(self, *, failed_retried_in: int | None = None, waits_for_version: int | None = None):
+        """`failed_retried_in`: its rendering (or, with `waits_for_version`, that earlier version's) failed, the worker
+        tries again in about that many seconds. `waits_for_version`: a correction rendered only after that version
+        (R7), which is still to render."""
+        if waits_for_version is not None:
+            waiting = f"Le document est en attente de la mise en forme de la version {waits_for_version}"
+            if failed_retried_in is None:
+                super().__init__(f"{waiting} : il sera téléchargeable ensuite.")
+                return
+            super().__init__(
+                f"{waiting}, dont la mise en forme échoue : la coordination est prévenue, une nouvelle tentative a lieu"
+                " automatiquement."
+            )
+        elif failed_retried_in is None:
             super().__init__("Le document est en préparation : il sera téléchargeable dans quelques secondes.")
             return
-        super().__init__(
-            "La mise en forme du document a échoué, la coordination est prévenue : une nouvelle tentative a lieu"
-            " automatiquement."
-        )
+        else:
+            super().__init__(
+                "La mise en forme du document a échoué, la coordination est prévenue : une nouvelle tentative a lieu"
+                " automatiquement."
+            )
         self.retry_after = failed_retried_in
 
 

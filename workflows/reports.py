@@ -369,15 +369,34 @@ _OLDER = aliased(Report, name="older_version")
 def _claimable(now: dt.datetime) -> tuple:
     """Awaiting rendering, its lease free, and no earlier version of it still awaiting: a correction's deliveries
     are queued after its original's, even when the original's rendering failed and waits for its lease (R7)."""
+    free = or_(Report.render_lease_until.is_(None), Report.render_lease_until < now)
+    return awaiting_rendering(), free, ~exists().where(*_earlier_waiting())
+
+
+def _earlier_waiting() -> tuple:
+    """An earlier version (_OLDER) of the report signed and still to render: the report waits for it (R7)."""
     older = _OLDER
-    earlier_waiting = exists().where(
+    return (
         older.root_id == Report.root_id,
         older.version < Report.version,
         older.content_sha256.is_not(None),
         older.pdf_sha256.is_(None),
     )
-    free = or_(Report.render_lease_until.is_(None), Report.render_lease_until < now)
-    return awaiting_rendering(), free, ~earlier_waiting
+
+
+def rendering_wait(session: Session, report: Report) -> Report | None:
+    """The earlier version a signed correction waits for before it is rendered (_claimable: R7), None when it does
+    not wait: its page, the API and its PDF say so, rather than « quelques secondes » for as long as that version's
+    rendering fails."""
+    if not report.document_pending or report.root_id in (None, report.id):
+        return None
+    earlier = (
+        select(Report)
+        .where(Report.root_id == report.root_id, Report.version < report.version, awaiting_rendering())
+        .order_by(Report.version)
+        .limit(1)
+    )
+    return session.scalar(earlier)
 
 
 def render_frozen(frozen: dict, upload_dir: Path, *, zone: str) -> DocumentPackage:
@@ -706,6 +725,10 @@ def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Pat
     """The signed report's frozen PDF, for a reader the caller has checked; the export is audited."""
     if report.document_pending:
         lease = int(RENDER_LEASE.total_seconds())  # a failed rendering is retried once its lease is over
+        earlier = rendering_wait(session, report)
+        if earlier is not None:  # the failure that holds it up is the earlier version's, not its own
+            retry = lease if earlier.document_failed else None
+            raise DocumentPending(failed_retried_in=retry, waits_for_version=earlier.version)
         raise DocumentPending(failed_retried_in=lease if report.document_failed else None)
     if report.pdf_sha256 is None:
         raise Conflict("Le compte rendu n'est pas encore signé : son PDF n'existe pas.")
@@ -846,10 +869,16 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
 
 
 def _unrendered(row) -> OverdueItem:
-    """A report of the worker's queue, late since RENDER_LATE after its signature, or since its failed rendering."""
+    """A report of the worker's queue, late since RENDER_LATE after its signature, or since its failed rendering, or
+    since the failed rendering of the earlier version it waits for (R7)."""
     late = row.signed_at + RENDER_LATE
     detail = "Document non mis en forme"
-    if row.render_failed_at is not None:
+    if row.waits_for_version is not None:  # never claimed (R7): the earlier version's rendering is what is late
+        detail += f" : en attente de la version {row.waits_for_version}"
+        if row.waits_failed_at is not None:  # held up by that failure from the later of it and its own signature
+            late = min(late, max(row.signed_at, row.waits_failed_at))
+            detail += ", dont la mise en forme échoue"
+    elif row.render_failed_at is not None:
         late = min(late, row.render_failed_at)
         detail += f" : la mise en forme a échoué ({row.render_attempts} tentative(s))"
     return OverdueItem(
@@ -874,7 +903,10 @@ def _overdue_statements(limit: int) -> tuple[Select, Select, Select]:
         .order_by(Appointment.ends_at)
         .limit(limit)
     )
-    # The worker's queue (its partial index), a handful of rows: a report not rendered by now is stuck.
+    # The worker's queue (its partial index), a handful of rows: a report not rendered by now is stuck. A correction
+    # waiting for an earlier version still to render names it, and says when that one's rendering fails.
+    waits_for_version = select(func.min(_OLDER.version)).where(*_earlier_waiting()).scalar_subquery()
+    waits_failed_at = select(func.max(_OLDER.render_failed_at)).where(*_earlier_waiting()).scalar_subquery()
     unrendered = (
         select(
             Report.id,
@@ -883,6 +915,8 @@ def _overdue_statements(limit: int) -> tuple[Select, Select, Select]:
             Report.signed_at,
             Report.render_failed_at,
             Report.render_attempts,
+            waits_for_version.label("waits_for_version"),
+            waits_failed_at.label("waits_failed_at"),
             Professional,
         )
         .join(Professional, Professional.id == Report.author_id)
@@ -892,6 +926,7 @@ def _overdue_statements(limit: int) -> tuple[Select, Select, Select]:
             or_(
                 Report.signed_at < bindparam("signed_before", type_=UTCDateTime),
                 Report.render_failed_at.is_not(None),
+                exists().where(*_earlier_waiting(), _OLDER.render_failed_at.is_not(None)),
             ),
         )
         .order_by(Report.signed_at)

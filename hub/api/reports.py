@@ -22,7 +22,7 @@ from workflows import desk, reports
 
 
 def _body(report) -> dict:
-    return ReportOut().dump(report)
+    return ReportOut(waits_for=reports.rendering_wait(db(), report)).dump(report)
 
 
 @blueprint.get("/me/session")

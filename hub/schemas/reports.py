@@ -142,6 +142,10 @@ class ReportOut(Schema):
     document_pending = fields.Boolean()
     # Still pending after a failed rendering: the coordination sees it in its « en retard » list, the worker retries.
     document_failed = fields.Boolean()
+    # A correction is rendered, and so sent, only after the earlier versions still to render (R7): the version it
+    # waits for, null when it does not wait, and whether that version's rendering fails (its own never started).
+    document_waits_for_version = fields.Method("_waits_for_version", allow_none=True)
+    document_waits_for_failed = fields.Method("_waits_for_failed")
     pdf_sha256 = fields.String(allow_none=True)
     pdf_size = fields.Integer(allow_none=True)
     signed_at = fields.AwareDateTime(allow_none=True)
@@ -149,6 +153,17 @@ class ReportOut(Schema):
     acknowledged_at = fields.AwareDateTime(allow_none=True)
     # A draft, or a report whose documents are being rendered, has no delivery yet: not asked of the database.
     deliveries = fields.Method("_deliveries")
+
+    def __init__(self, *, waits_for: Report | None = None, **kwargs):
+        """`waits_for`: the earlier version the dumped report waits for (workflows.reports.rendering_wait)."""
+        super().__init__(**kwargs)
+        self.waits_for = waits_for
+
+    def _waits_for_version(self, _report: Report) -> int | None:
+        return self.waits_for.version if self.waits_for else None
+
+    def _waits_for_failed(self, _report: Report) -> bool:
+        return bool(self.waits_for and self.waits_for.document_failed)
 
     def _deliveries(self, report: Report) -> list[dict]:
         if report.state is ReportState.DRAFT or report.document_pending:

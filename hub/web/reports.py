@@ -242,6 +242,7 @@ def show(report_id: int):
         previous=next((r for r in chain if r.id == report.supersedes_id), None),
         following=next((r for r in chain if r.supersedes_id == report.id), None),
         chain=chain,
+        waits_for=reports.rendering_wait(db(), report),
         participants=_participants(report),
         appointment=db().get(Appointment, report.appointment_id) if report.appointment_id else None,
         can_correct=author and allows(report, "supersede") and report.superseded_at is None,
@@ -256,7 +257,7 @@ def pdf(report_id: int):
     report = report_for(db(), current_user, report_id, "read")
     try:
         return send(reports.signed_pdf(db(), current_user, report, upload_dir=upload_dir()))
-    except DocumentPending as pending:  # back to the report's page, which says « document en préparation »
+    except DocumentPending as pending:  # back to the report's page, which says what the document waits for
         flash(pending.detail, "info")
         return redirect(url_for("reports.show", report_id=report_id))
 

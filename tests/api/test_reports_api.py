@@ -123,6 +123,34 @@ def test_a_failed_rendering_is_told_by_the_api(api_as, clinic, app, tmp_path):
     assert pdf.get_json()["detail"].startswith("La mise en forme du document a échoué, la coordination est prévenue")
 
 
+def test_a_correction_says_it_waits_for_its_original_whose_rendering_fails(api_as, clinic, app, tmp_path):
+    """A correction signed before its original was rendered is rendered after it (R7): the API names the version it
+    waits for and, once that one's rendering fails, says so, not « en préparation … quelques secondes »."""
+    original = signed_report(api_as, clinic)
+    api = api_as(clinic.cardiologist)
+    correction = api.post(f"/api/v1/reports/{original['id']}/supersede").get_json()
+    assert api.post(f"/api/v1/reports/{correction['id']}/sign").status_code == 200
+    waiting = api.get(f"/api/v1/reports/{correction['id']}").get_json()
+    assert waiting["document_waits_for_version"] == 1 and waiting["document_waits_for_failed"] is False
+    pdf = api.get(f"/api/v1/reports/{correction['id']}/pdf")
+    assert pdf.status_code == 409 and pdf.headers["Retry-After"] == "5"
+    assert pdf.get_json()["detail"] == (
+        "Le document est en attente de la mise en forme de la version 1 : il sera téléchargeable ensuite."
+    )
+    assert api.get(f"/api/v1/reports/{original['id']}").get_json()["document_waits_for_version"] is None
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    assert reports.render_pending(app.extensions["hub.sessions"], upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
+    stuck = api.get(f"/api/v1/reports/{correction['id']}").get_json()
+    assert stuck["document_pending"] and not stuck["document_failed"], "its own rendering has not been tried"
+    assert stuck["document_waits_for_version"] == 1 and stuck["document_waits_for_failed"] is True
+    pdf = api.get(f"/api/v1/reports/{correction['id']}/pdf")
+    assert pdf.status_code == 409 and pdf.headers["Retry-After"] == "120"
+    assert pdf.get_json()["detail"].startswith(
+        "Le document est en attente de la mise en forme de la version 1, dont la mise en forme échoue"
+    )
+
+
 def test_a_signed_report_is_corrected_by_a_new_version(api_as, clinic):
     original = signed_report(api_as, clinic)
     api = api_as(clinic.cardiologist)

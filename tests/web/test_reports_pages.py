@@ -343,6 +343,34 @@ def test_a_failed_rendering_is_said_to_the_author_and_listed_for_the_coordinator
     assert f'href="/reports/{report.id}"' in late
 
 
+def test_a_correction_waiting_for_an_original_that_fails_says_so_to_its_author_and_the_coordinator(
+    client, auth, clinic, db_session, app, tmp_path
+):
+    """The original's rendering fails and its correction, rendered only after it (R7), is never tried: its page, its
+    PDF link and the « en retard » list name the version it waits for, not « en préparation »."""
+    original = reports.start_report(db_session, clinic.cardiologist, clinic.appointment)
+    reports.update_draft(db_session, clinic.cardiologist, original, **WRITTEN)
+    reports.sign(db_session, clinic.cardiologist, original, upload_dir=clinic.uploads, zone=ZONE)
+    correction = reports.supersede(db_session, clinic.cardiologist, original)
+    reports.update_draft(db_session, clinic.cardiologist, correction, conclusion="ECG normal.")
+    reports.sign(db_session, clinic.cardiologist, correction, upload_dir=clinic.uploads, zone=ZONE)
+    db_session.commit()
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    assert reports.render_pending(app.extensions["hub.sessions"], upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
+    auth.login(clinic.cardiologist)
+    page = text_of(client.get(f"/reports/{correction.id}"))
+    assert "Document en attente de la mise en forme de la version 1, dont la mise en forme échoue" in page
+    assert "Document en préparation" not in page
+    flashed = text_of(client.get(f"/reports/{correction.id}/pdf", follow_redirects=True))
+    assert "Le document est en attente de la mise en forme de la version 1, dont la mise en forme échoue" in flashed
+    auth.login(clinic.coordinator)
+    late = text_of(client.get("/reports/overdue"))
+    assert "Document non mis en forme : la mise en forme a échoué (1 tentative(s))" in late, "the original"
+    assert "Document non mis en forme : en attente de la version 1, dont la mise en forme échoue" in late
+    assert f'href="/reports/{correction.id}"' in late
+
+
 def test_the_late_list_keeps_a_constant_number_of_queries(client, auth, clinic, db_session, engine):
     auth.login(clinic.coordinator)
     counts, shown = [], []
