@@ -99,6 +99,10 @@ class ChainBreak:
     reason: str
     kind: BreakKind
 
+    @property
+    def kind_label(self) -> str:
+        return BREAK_KIND_LABELS[self.kind]
+
 
 @dataclass(frozen=True)
 class ChainHead:
@@ -122,6 +126,10 @@ class Verification:
         """No break, and no row left outside the chain's protection past PENDING_STALL: a stall is no break of
         the chain, but no proof either."""
         return not self.breaks and not self.stalled
+
+    @property
+    def stalled_since(self) -> dt.datetime | None:
+        return self.oldest_pending_at if self.stalled else None
 
 
 def record(

@@ -4,7 +4,6 @@ from flask import current_app, request
 from flask_login import current_user
 
 from hub.api import blueprint, json_body
-from hub.audit import BREAK_KIND_LABELS
 from hub.auth.permissions import Permission
 from hub.http.access import access
 from hub.http.request import db
@@ -28,26 +27,5 @@ def verify_audit_chain():
     chain; `stalled`, and not `intact`, once one waited past hub.audit.PENDING_STALL); 200 with the breaks found, if
     any; 409 while another verification runs."""
     load(NoBodyIn(), json_body() if request.get_data() else {})
-    # The walk runs in sessions of its own: end this request's transaction first, or on SQLite (one writer at a
-    # time) they would wait for its lock.
-    db().commit()
-    run = audit_chain.walk_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
-    audit_chain.record_verification(db(), current_user, run)
-    result = run.result
-    breaks = [
-        {"seq": item.seq, "kind": item.kind, "kind_label": BREAK_KIND_LABELS[item.kind], "reason": item.reason}
-        for item in result.breaks
-    ]
-    return VerificationOut().dump(
-        {
-            "intact": run.intact,
-            "length": result.length,
-            "linked": run.linked,
-            "pending": result.pending,
-            "stalled": result.stalled,
-            "oldest_pending_at": result.oldest_pending_at,
-            "checkpoints": result.checkpoints,
-            "seconds": run.seconds,
-            "breaks": breaks,
-        }
-    )
+    run = audit_chain.verify_for(db(), current_user, current_app.extensions["hub.sessions"], current_app.config["HUB"])
+    return VerificationOut().dump(run)

@@ -41,13 +41,15 @@ class AuditChainOut(Schema):
 
 
 class VerificationOut(Schema):
+    """A hub.services.audit_chain.VerificationRun: its walk's result flattened beside the run's own figures."""
+
     intact = fields.Boolean()
-    length = fields.Integer()
+    length = fields.Integer(attribute="result.length")
     linked = fields.Integer()
-    pending = fields.Integer()
+    pending = fields.Integer(attribute="result.pending")
     # The sequencer left a row waiting past hub.audit.PENDING_STALL: not a break, but not « intègre » either.
-    stalled = fields.Boolean()
-    oldest_pending_at = fields.AwareDateTime(allow_none=True)
-    checkpoints = fields.Integer()
+    stalled = fields.Boolean(attribute="result.stalled")
+    oldest_pending_at = fields.AwareDateTime(attribute="result.oldest_pending_at", allow_none=True)
+    checkpoints = fields.Integer(attribute="result.checkpoints")
     seconds = fields.Float()
-    breaks = fields.List(fields.Nested(ChainBreakOut))
+    breaks = fields.List(fields.Nested(ChainBreakOut), attribute="result.breaks")

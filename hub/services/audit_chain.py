@@ -43,17 +43,6 @@ ALREADY_RUNNING = (
 
 
 @dataclass(frozen=True)
-class NamedBreak:
-    seq: int | None
-    kind: audit.BreakKind
-    reason: str
-
-    @property
-    def kind_label(self) -> str:
-        return audit.BREAK_KIND_LABELS[self.kind]
-
-
-@dataclass(frozen=True)
 class LastVerification:
     at: dt.datetime
     by: str
@@ -61,7 +50,7 @@ class LastVerification:
     breaks: int
     length: int
     seconds: float
-    named_breaks: list[NamedBreak]
+    named_breaks: list[audit.ChainBreak]
     # The oldest row the sequencer had left waiting past audit.PENDING_STALL, when it had stopped chaining.
     stalled_since: dt.datetime | None
 
@@ -141,9 +130,19 @@ def last_verification(session: Session, *, cpts_id: int | None) -> LastVerificat
         length=details["length"],
         seconds=details["seconds"],
         named_breaks=[
-            NamedBreak(item["seq"], audit.BreakKind(item["kind"]), item["reason"]) for item in details["named"]
+            audit.ChainBreak(item["seq"], item["reason"], audit.BreakKind(item["kind"])) for item in details["named"]
         ],
     )
+
+
+def verify_for(session: Session, actor, sessions: sessionmaker[Session], config: Mapping[str, Any]) -> VerificationRun:
+    """« Vérifier maintenant » from the page or the API: the walk (walk_now), then its record in the request's
+    session. The walk runs in sessions of its own, so the request's transaction is ended first: on SQLite (one
+    writer at a time) they would otherwise wait for its lock."""
+    session.commit()
+    run = walk_now(sessions, config)
+    record_verification(session, actor, run)
+    return run
 
 
 def walk_now(sessions: sessionmaker[Session], config: Mapping[str, Any]) -> VerificationRun:
@@ -220,7 +219,7 @@ def verify_now(sessions: sessionmaker[Session], config: Mapping[str, Any]) -> Ve
 
 def record_verification(session: Session, actor, run: VerificationRun) -> None:
     """The verification in the audit log (who, when, what it found): the page's « dernière vérification »."""
-    stalled_since = run.result.oldest_pending_at if run.result.stalled else None
+    stalled_since = run.result.stalled_since
     details = {
         "breaks": len(run.result.breaks),
         "length": run.result.length,

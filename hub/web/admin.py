@@ -75,25 +75,21 @@ def audit_log():
 @bp.post("/journal-audit/verifier")
 @access(Permission.AUDIT_CHAIN_VERIFY)
 def verify_audit_log():
-    # The walk runs in sessions of its own: end this request's transaction first, or on SQLite (one writer at a
-    # time) they would wait for its lock.
-    db().commit()
-    run = audit_chain.walk_now(current_app.extensions["hub.sessions"], current_app.config["HUB"])
-    audit_chain.record_verification(db(), current_user, run)
+    run = audit_chain.verify_for(db(), current_user, current_app.extensions["hub.sessions"], current_app.config["HUB"])
     waiting = f" {run.result.pending} ligne(s) en attente, que le worker enchaîne." if run.result.pending else ""
     if run.intact:
         seconds = f"{run.seconds:.1f}".replace(".", ",")
         flash(f"Chaîne intègre : {run.result.length} lignes vérifiées en {seconds} s.{waiting}", "success")
-    elif not run.result.breaks and run.result.oldest_pending_at is not None:  # stalled
-        since = french_datetime(run.result.oldest_pending_at, current_app.config["HUB"]["TIMEZONE"])
+    elif run.result.breaks:
+        flash(f"Chaîne altérée : {len(run.result.breaks)} rupture(s), détaillées ci-dessous.{waiting}", "danger")
+    elif (stalled_since := run.result.stalled_since) is not None:
+        since = french_datetime(stalled_since, current_app.config["HUB"]["TIMEZONE"])
         flash(
             f"Enchaînement arrêté : les {run.result.length} lignes enchaînées sont intègres, mais "
             f"{run.result.pending} ligne(s) attendent depuis {since}, hors de la protection de la chaîne. "
             "Vérifiez que le worker tourne (flask hub worker).",
             "danger",
         )
-    else:
-        flash(f"Chaîne altérée : {len(run.result.breaks)} rupture(s), détaillées ci-dessous.{waiting}", "danger")
     return redirect(url_for("admin.audit_log"))
 
 
