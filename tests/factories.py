@@ -762,6 +762,13 @@ def sign_and_render(session, actor, report: Report, *, upload_dir, **options) ->
     return rendered(session, reports.sign(session, actor, report, upload_dir=upload_dir, **options), upload_dir)
 
 
+def unwritable_upload_dir(tmp_path: Path) -> Path:
+    """An upload directory the worker cannot write into (a file stands at its path): a real rendering failure."""
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_bytes(b"")
+    return blocked
+
+
 def render_signed_reports(app) -> str:
     """The worker's rendering pass on the application's sessions (the test's transaction), after a signature
     made through the pages or the API."""

@@ -112,8 +112,7 @@ def test_a_failed_rendering_is_told_by_the_api(api_as, clinic, app, tmp_path):
     report_id = signed_report(api_as, clinic)["id"]
     api = api_as(clinic.cardiologist)
     assert api.get(f"/api/v1/reports/{report_id}").get_json()["document_failed"] is False
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_bytes(b"")
+    blocked = factories.unwritable_upload_dir(tmp_path)
     sessions = app.extensions["hub.sessions"]
     assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
     report = api.get(f"/api/v1/reports/{report_id}").get_json()
@@ -138,8 +137,7 @@ def test_a_correction_says_it_waits_for_its_original_whose_rendering_fails(api_a
         "Le document est en attente de la mise en forme de la version 1 : il sera téléchargeable ensuite."
     )
     assert api.get(f"/api/v1/reports/{original['id']}").get_json()["document_waits_for_version"] is None
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_bytes(b"")
+    blocked = factories.unwritable_upload_dir(tmp_path)
     assert reports.render_pending(app.extensions["hub.sessions"], upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
     stuck = api.get(f"/api/v1/reports/{correction['id']}").get_json()
     assert stuck["document_pending"] and not stuck["document_failed"], "its own rendering has not been tried"

@@ -330,8 +330,7 @@ def test_a_failed_rendering_is_said_to_the_author_and_listed_for_the_coordinator
     reports.update_draft(db_session, clinic.cardiologist, report, **WRITTEN)
     reports.sign(db_session, clinic.cardiologist, report, upload_dir=clinic.uploads, zone=ZONE)
     db_session.commit()
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_bytes(b"")
+    blocked = factories.unwritable_upload_dir(tmp_path)
     assert reports.render_pending(app.extensions["hub.sessions"], upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
     auth.login(clinic.cardiologist)
     page = text_of(client.get(f"/reports/{report.id}"))
@@ -355,8 +354,7 @@ def test_a_correction_waiting_for_an_original_that_fails_says_so_to_its_author_a
     reports.update_draft(db_session, clinic.cardiologist, correction, conclusion="ECG normal.")
     reports.sign(db_session, clinic.cardiologist, correction, upload_dir=clinic.uploads, zone=ZONE)
     db_session.commit()
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_bytes(b"")
+    blocked = factories.unwritable_upload_dir(tmp_path)
     assert reports.render_pending(app.extensions["hub.sessions"], upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
     auth.login(clinic.cardiologist)
     page = text_of(client.get(f"/reports/{correction.id}"))

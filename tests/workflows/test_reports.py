@@ -727,8 +727,7 @@ def test_a_worker_dying_mid_render_loses_nothing(db_session, session_done, sessi
     stays « en préparation » and the next pass after the lease renders it and queues its delivery."""
     t = session_done
     report = signed_with_a_gp(db_session, t, tmp_path)
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_bytes(b"")
+    blocked = factories.unwritable_upload_dir(tmp_path)
     now = utcnow()
     failed = reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=now)
     assert failed.endswith("1 échec(s)") and documents_and_deliveries(db_session, report) == (None, 0, 0)
@@ -804,8 +803,7 @@ def test_a_rendering_that_keeps_failing_is_late_for_the_coordination_and_heals(
     once, and its coordinator alerted; the worker keeps retrying after each lease, and renders it once it can."""
     t = session_done
     report = signed_with_a_gp(db_session, t, tmp_path)
-    blocked = tmp_path / "not-a-directory"
-    blocked.write_bytes(b"")
+    blocked = factories.unwritable_upload_dir(tmp_path)
     now = utcnow()
     assert [item.kind for item in reports.overdue(db_session, t.cpts.id, now=now)] == [], "just signed"
     assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=now).endswith("1 échec(s)")
