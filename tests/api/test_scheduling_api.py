@@ -8,6 +8,7 @@ from types import MappingProxyType
 import pytest
 from sqlalchemy import event, func, select
 
+from hub.api.programs import instant
 from hub.models import (
     PROGRAM_DEFAULTS,
     Appointment,
@@ -20,7 +21,6 @@ from hub.models import (
     Slot,
     SlotState,
 )
-from hub.api.programs import instant
 from hub.schemas.scheduling import SlotOut
 from scheduling import board
 from tests import factories
