@@ -247,7 +247,7 @@ def program_slot_page(
     if not rows:
         total = read_rows(session, _slot_count_statement(), window)[0][0] if page > 1 else 0
         return [], total
-    listed: list[ListedSlot] = []
+    listed: list = []
     held: dict[int, list[Participant]] = {}
     for row in rows:
         slot_id, *_columns, total, appointment_id, patient_id, state = row

@@ -159,7 +159,7 @@ def _kept(
 def _ranked(
     kept: list[Professional],
     left_out: dict[int, str],
-    visits: Mapping[int | None, int],
+    visits: Mapping[int | None, int] | Mapping[int, int],
     pending: Mapping[int, int],
     *,
     patient: Patient,
