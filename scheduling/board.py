@@ -247,16 +247,16 @@ def program_slot_page(
     if not rows:
         total = read_rows(session, _slot_count_statement(), window)[0][0] if page > 1 else 0
         return [], total
-    listed: list = []
+    firsts: list = []  # each slot's first row (a group session's next rows only add participants)
     held: dict[int, list[Participant]] = {}
     for row in rows:
-        slot_id, *_columns, total, appointment_id, patient_id, state = row
+        slot_id, *_columns, _total, appointment_id, patient_id, state = row
         if slot_id not in held:
             held[slot_id] = []
-            listed.append(row)
+            firsts.append(row)
         if appointment_id is not None:
             held[slot_id].append(Participant(appointment_id, patient_id, state))
-    return [_listed(row, held[row[0]], program.capacity) for row in listed], rows[0].total
+    return [_listed(row, held[row[0]], program.capacity) for row in firsts], rows[0].total
 
 
 def _listed(row, participants: list[Participant], capacity: int) -> ListedSlot:

@@ -10,7 +10,8 @@ and, for a visit at the patient's home, anyone who does not serve the patient's 
 3. the accompaniment visits already given this calendar month (local), so that the same nurse is not always asked;
 4. the proposals waiting for an answer (pending visit offers);
 5. the name.
-The counts come from two grouped queries, whatever the number of candidates."""
+The counts come from two grouped queries, whatever the number of candidates; for a booked visit
+(the candidates to reassign it), `visit_pool` reads the pool and every fact in one statement."""
 
 import datetime as dt
 import functools
