@@ -8,11 +8,12 @@ import datetime as dt
 import functools
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import NamedTuple
 
 from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from hub.db import UTCDateTime
+from hub.db import UTCDateTime, read_rows
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     Appointment,
@@ -140,6 +141,150 @@ def program_slots(
     if per_page is not None:
         query = query.limit(per_page).offset((page - 1) * per_page)
     return views_of(session, list(session.scalars(query))), total
+
+
+class ProgramOfSlots(NamedTuple):
+    """What the slot listing needs of its program (one Core row, no entity)."""
+
+    id: int
+    cpts_id: int
+    zone: str
+    horizon_weeks: int
+    capacity: int
+
+
+class Participant(NamedTuple):
+    appointment_id: int
+    patient_id: int
+    state: AppointmentState
+
+
+class ListedSlot(NamedTuple):
+    """A slot of the listing with what SlotView computes of it (state, seats left, participants), from Core rows:
+    the API's slot listing reads 40 slots a page, and their entities cost more than its statements."""
+
+    id: int
+    program_id: int
+    occurrence_start: dt.datetime
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    position: int
+    is_exception: bool
+    state: str
+    appointment_id: int | None
+    capacity: int
+    seats_left: int
+    participants: list[Participant]
+
+
+@functools.cache
+def _program_of_slots_statement() -> Select:
+    # Built once with the program as a parameter, as the statements below: building them cost as much as running.
+    return select(
+        SessionProgram.id,
+        SessionProgram.cpts_id,
+        SessionProgram.zone,
+        SessionProgram.horizon_weeks,
+        SessionProgram.capacity,
+    ).where(SessionProgram.id == bindparam("program_id", type_=Integer))
+
+
+def program_of_slots(session: Session, program_id: int) -> ProgramOfSlots | None:
+    rows = read_rows(session, _program_of_slots_statement(), {"program_id": program_id})
+    return ProgramOfSlots(*rows[0]) if rows else None
+
+
+@functools.cache
+def _slot_page_statement() -> Select:
+    """One page of a program's slots in [start, end) with the total (a window count, taken before LIMIT) and the
+    appointments holding them (an outer join: a group session's several participants give several rows)."""
+    page = (
+        select(
+            Slot.id,
+            Slot.program_id,
+            Slot.occurrence_start,
+            Slot.starts_at,
+            Slot.ends_at,
+            Slot.position,
+            Slot.is_exception,
+            Slot.state,
+            func.count().over().label("total"),
+        )
+        .where(
+            Slot.program_id == bindparam("program_id", type_=Integer),
+            Slot.starts_at >= bindparam("start", type_=UTCDateTime),
+            Slot.starts_at < bindparam("end", type_=UTCDateTime),
+        )
+        .order_by(Slot.starts_at, Slot.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+        .subquery()
+    )
+    holding = and_(Appointment.slot_id == page.c.id, Appointment.state.in_(HOLDING_STATES))
+    return (
+        select(page, Appointment.id, Appointment.patient_id, Appointment.state)
+        .outerjoin(Appointment, holding)
+        .order_by(page.c.starts_at, page.c.id, Appointment.id)
+    )
+
+
+@functools.cache
+def _slot_count_statement() -> Select:
+    return select(func.count(Slot.id)).where(
+        Slot.program_id == bindparam("program_id", type_=Integer),
+        Slot.starts_at >= bindparam("start", type_=UTCDateTime),
+        Slot.starts_at < bindparam("end", type_=UTCDateTime),
+    )
+
+
+def program_slot_page(
+    session: Session, program: ProgramOfSlots, start: dt.datetime, end: dt.datetime, *, page: int, per_page: int
+) -> tuple[list[ListedSlot], int]:
+    """The API's listing: a page of the program's slots starting in [start, end), in time order, with the total,
+    in one statement (two for a page past the end, which has no row to carry the total)."""
+    window = {"program_id": program.id, "start": start, "end": end}
+    rows = read_rows(session, _slot_page_statement(), window | {"limit": per_page, "offset": (page - 1) * per_page})
+    if not rows:
+        total = read_rows(session, _slot_count_statement(), window)[0][0] if page > 1 else 0
+        return [], total
+    firsts: list = []  # each slot's first row (a group session's next rows only add participants)
+    held: dict[int, list[Participant]] = {}
+    for row in rows:
+        slot_id, *_columns, _total, appointment_id, patient_id, state = row
+        if slot_id not in held:
+            held[slot_id] = []
+            firsts.append(row)
+        if appointment_id is not None:
+            held[slot_id].append(Participant(appointment_id, patient_id, state))
+    return [_listed(row, held[row[0]], program.capacity) for row in firsts], rows[0].total
+
+
+def _listed(row, participants: list[Participant], capacity: int) -> ListedSlot:
+    """SlotView's rules (state, seats left) on a row."""
+    slot_id, program_id, occurrence_start, starts_at, ends_at, position, is_exception, slot_state = row[:8]
+    cancelled = slot_state is SlotState.CANCELLED
+    seats_left = 0 if cancelled else max(capacity - len(participants), 0)
+    first = participants[0] if participants else None
+    if capacity > 1 and slot_state is SlotState.OPEN and seats_left:
+        state = FREE
+    elif first is not None:
+        state = first.state.value
+    else:
+        state = CANCELLED if cancelled else FREE
+    return ListedSlot(
+        slot_id,
+        program_id,
+        occurrence_start,
+        starts_at,
+        ends_at,
+        position,
+        is_exception,
+        state,
+        first.appointment_id if first else None,
+        capacity,
+        seats_left,
+        participants,
+    )
 
 
 def week_board(session: Session, cpts_id: int, days: list[dt.date], start: dt.datetime, end: dt.datetime, *, zone):

@@ -86,14 +86,23 @@ def suggest(
 
 def for_appointment(session: Session, appointment: Appointment, *, now: dt.datetime) -> Suggestions:
     """The IDELs who may take over a booked visit, best first, as the second round offers it; those who declined it
-    are left out. No one for an appointment without accompaniment (télésoin, in person)."""
+    are left out. No one for an appointment without accompaniment (télésoin, in person). The pool, the own IDEL
+    and their facts come in one statement (idel_ranking.visit_pool)."""
     if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
         return Suggestions([], None)
-    own = appointments.own_idel(session, appointment.patient)
+    zone = appointments.appointment_zone(session, appointment)
+    members = idel_ranking.visit_pool(session, appointment, zone=zone, now=now)
+    own = next((m.professional for m in members if m.is_own), None)
     own_id = own.id if own else None
-    declined = appointments.declined_by(session, appointment)
-    ranking = appointments.ranked_idels(session, appointment, exclude=declined, own_id=own_id, now=now)
-    left_out = ranking.left_out | dict.fromkeys(declined, "a refusé cette visite")
+    ranking = idel_ranking.rank_members(
+        [m for m in members if m.in_pool and not m.declined],
+        patient=appointment.patient,
+        window=appointment.accompaniment_window,
+        at_home=appointment.place_kind in appointments.HOME_PLACES,
+        own_id=own_id,
+        zone=zone,
+    )
+    left_out = ranking.left_out | {m.professional.id: "a refusé cette visite" for m in members if m.declined}
     # The own IDEL holding this very visit is not "absent": she is the one asked.
     held = own_id is not None and own_id == appointment.accompanying_id
     return Suggestions(ranking.candidates, None if held else own_note(own, left_out))

@@ -794,11 +794,6 @@ def ranked_idels(
     )
 
 
-def declined_by(session: Session, appointment: Appointment) -> set[int]:
-    """The professionals who declined this visit: not asked again."""
-    return {o.professional_id for o in _offers(session, appointment) if o.state is VisitOfferState.DECLINED}
-
-
 def idel_pool(session: Session, cpts_id: int) -> list[Professional]:
     """The CPTS's active IDELs who accompany teleconsultations."""
     return list(

@@ -6,8 +6,8 @@ from flask_login import current_user
 from hub.api import blueprint, created, load_json, page_of, pagination
 from hub.auth.permissions import Permission
 from hub.db import utcnow
-from hub.errors import ValidationFailed
-from hub.http.access import access
+from hub.errors import NotFound, ValidationFailed
+from hub.http.access import access, light_read
 from hub.http.request import db, territory_zone
 from hub.schemas.base import load
 from hub.schemas.scheduling import (
@@ -18,8 +18,8 @@ from hub.schemas.scheduling import (
     ProgramUpdateOut,
     ReasonIn,
     SeriesStopOut,
-    SlotOut,
     SlotWindowArgs,
+    slots_out,
 )
 from scheduling import board
 from scheduling.agenda import day_bounds
@@ -72,16 +72,19 @@ def cancel_program(program_id: int):
 
 @blueprint.get("/programs/<int:program_id>/slots")
 @access(Permission.PROGRAMS_MANAGE)
+@light_read
 def list_slots(program_id: int):
     """Slots starting in [from, to): dates are local days (`to` included), instants need their offset.
-    By default, from now to the end of the program's horizon."""
-    program = programs.get_program(db(), program_id, cpts_id=current_user.cpts_id)
+    By default, from now to the end of the program's horizon. A light read of Core rows (P7: three statements)."""
+    program = board.program_of_slots(db(), program_id)
+    if program is None or program.cpts_id != current_user.cpts_id:
+        raise NotFound("Programme introuvable.")
     page, per_page = pagination()
     start, end = _window(
         program, load(SlotWindowArgs(), {k: v for k, v in request.args.items() if k in ("from", "to")})
     )
-    views, total = board.program_slots(db(), program.id, start, end, page=page, per_page=per_page)
-    return page_of(SlotOut(), views, total, page, per_page)
+    slots, total = board.program_slot_page(db(), program, start, end, page=page, per_page=per_page)
+    return {"items": slots_out(slots), "page": page, "per_page": per_page, "total": total}
 
 
 def _window(program, args: dict) -> tuple[dt.datetime, dt.datetime]:

@@ -33,6 +33,7 @@ from hub.schemas.base import (
     check_day,
     length,
 )
+from scheduling import board
 from scheduling.recurrence import DAYS, WEEKDAY_CODES, InvalidRecurrence, parse_rrule
 
 WEEKDAY_LABELS = dict(zip(WEEKDAY_CODES, DAYS, strict=True))
@@ -328,6 +329,31 @@ class SlotOut(Schema):
     participants = fields.Function(
         lambda v: [{"appointment_id": a.id, "patient_id": a.patient_id, "state": a.state.value} for a in v.participants]
     )
+
+
+def slots_out(slots: list[board.ListedSlot]) -> list[dict]:
+    """The API's slot listing as SlotOut dumps it (SlotOut stays its documented schema; a test compares the two),
+    built by hand: marshmallow's twelve fields per slot cost a fifth of the request."""
+    return [
+        {
+            "id": s.id,
+            "program_id": s.program_id,
+            "occurrence_start": s.occurrence_start.isoformat(),
+            "starts_at": s.starts_at.isoformat(),
+            "ends_at": s.ends_at.isoformat(),
+            "position": s.position,
+            "is_exception": s.is_exception,
+            "state": s.state,
+            "appointment_id": s.appointment_id,
+            "capacity": s.capacity,
+            "seats_left": s.seats_left,
+            "participants": [
+                {"appointment_id": p.appointment_id, "patient_id": p.patient_id, "state": p.state.value}
+                for p in s.participants
+            ],
+        }
+        for s in slots
+    ]
 
 
 # --- appointments -----------------------------------------------------------------------------------------

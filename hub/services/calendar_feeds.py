@@ -12,6 +12,7 @@ its input, is defined here.
 """
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Collection
@@ -20,11 +21,11 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, and_, case, func, or_, select, type_coerce
+from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, case, func, or_, select, type_coerce
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub import audit
-from hub.db import utcnow
+from hub.db import UTCDateTime, utcnow
 from hub.errors import Forbidden
 from hub.models import (
     APPOINTMENT_KIND_LABELS,
@@ -141,11 +142,30 @@ def feed_for_token(
     if not raw or not raw.startswith(TOKEN_PREFIX) or len(raw) > 100:
         return None
     window = feed_window(zone=zone, now=now)
+    parameters = {"token_hash": _digest(raw), "window_start": window[0], "window_end": window[1]}
+    row = session.execute(_served_feed_statement(), parameters).first()
+    if row is None:
+        return None
+    feed_id, professional_id, initials, created_at, cpts_id, first_name, last_name, *aggregate = row
+    count, latest, sequences, patients = aggregate
+    name = Professional.full_name.fget(_Owner(first_name, last_name))  # type: ignore[attr-defined]  # mypy: getter
+    material = [feed_id, initials, name, window[0], count, latest, sequences]
+    material += [*([patients] if initials else []), salt]
+    etag = hashlib.sha256("|".join(map(str, material)).encode()).hexdigest()[:32]
+    changes = [created_at, _midnight(zone, now, 0), latest, patients]
+    version = FeedVersion(etag=etag, last_modified=max(c for c in changes if c is not None))
+    return ServedFeed(feed_id, professional_id, initials, cpts_id, name, version)
+
+
+@functools.cache
+def _served_feed_statement() -> Select:
+    """feed_for_token's statement, built once with the token and the window as parameters: building it (and its
+    cache key) on every GET cost about as much CPU as running it."""
     # An outer join and a GROUP BY on the one feed the unique token names: the appointments are reached through
     # the feed's professional, by index. The patients are joined whatever the setting (cheap next to a second
     # statement) and only counted when their initials are shown.
     shown = CalendarFeed.show_patient_initials.is_(True)
-    query = (
+    return (
         select(
             CalendarFeed.id,
             CalendarFeed.professional_id,
@@ -160,10 +180,10 @@ def feed_for_token(
             func.max(case((shown, Patient.updated_at))),
         )
         .join(Professional, Professional.id == CalendarFeed.professional_id)
-        .outerjoin(Appointment, and_(*_in_feed(CalendarFeed.professional_id, window)))
+        .outerjoin(Appointment, and_(*_in_feed(CalendarFeed.professional_id, _WINDOW)))
         .outerjoin(Patient, Patient.id == Appointment.patient_id)
         .where(
-            CalendarFeed.token_hash == _digest(raw),
+            CalendarFeed.token_hash == bindparam("token_hash", type_=String),
             CalendarFeed.revoked_at.is_(None),
             Professional.is_active.is_(True),
             # EXISTS, not a join: two active accounts of one professional would count her appointments twice.
@@ -171,18 +191,6 @@ def feed_for_token(
         )
         .group_by(CalendarFeed.id, Professional.id)
     )
-    row = session.execute(query).first()
-    if row is None:
-        return None
-    feed_id, professional_id, initials, created_at, cpts_id, first_name, last_name, *aggregate = row
-    count, latest, sequences, patients = aggregate
-    name = Professional.full_name.fget(_Owner(first_name, last_name))  # type: ignore[attr-defined]  # mypy: getter
-    material = [feed_id, initials, name, window[0], count, latest, sequences]
-    material += [*([patients] if initials else []), salt]
-    etag = hashlib.sha256("|".join(map(str, material)).encode()).hexdigest()[:32]
-    changes = [created_at, _midnight(zone, now, 0), latest, patients]
-    version = FeedVersion(etag=etag, last_modified=max(c for c in changes if c is not None))
-    return ServedFeed(feed_id, professional_id, initials, cpts_id, name, version)
 
 
 class _Owner(NamedTuple):
@@ -218,6 +226,9 @@ def _check_owner(actor: User, professional_id: int) -> None:
 
 # --- events ------------------------------------------------------------------------------------------------
 
+# The feed's window as parameters of the statements built once (`feed_window` gives their values).
+_WINDOW = (bindparam("window_start", type_=UTCDateTime), bindparam("window_end", type_=UTCDateTime))
+
 
 def feed_window(*, zone: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) in UTC: from local midnight 30 days ago to local midnight a year ahead. Whole days,
@@ -232,7 +243,10 @@ def _midnight(zone: str, now: dt.datetime | None, days: int) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
 
 
-def _in_feed(professional_id: int | InstrumentedAttribute[int], window: tuple[dt.datetime, dt.datetime]):
+def _in_feed(
+    professional_id: int | ColumnElement[int] | InstrumentedAttribute[int],
+    window: tuple[dt.datetime, dt.datetime] | tuple[Any, Any],
+):
     return (
         or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id),
         Appointment.starts_at >= window[0],
@@ -248,7 +262,7 @@ def _version_columns(show_patient_initials: bool) -> tuple:
     return columns + ((_raw(Patient.updated_at),) if show_patient_initials else ())
 
 
-def _event_columns(professional_id: int) -> tuple:
+def _event_columns(professional_id: int | ColumnElement[int]) -> tuple:
     """The columns an event is made of, after its version's; the times are the professional's own, chosen in
     SQL: the performer's slot, or for the accompanying professional the accompaniment window (the slot when
     it has none)."""
@@ -300,16 +314,13 @@ def feed_contents(
     mark decides what travels with the versions, never what is served, which stays keyed by version."""
     initials = feed.show_patient_initials
     key = (feed.professional_id, initials, zone)
-    versions_of = _version_columns(initials)
-    event_columns = _event_columns(feed.professional_id) + (_NAME_COLUMNS if initials else ())
     mark = _seen_through.get(key)
-    if mark is not None:
-        changed = Appointment.updated_at > mark
-        changed = or_(changed, Patient.updated_at > mark) if initials else changed
-        event_columns = tuple(case((changed, column)) for column in event_columns)
     window = feed_window(zone=zone, now=now)
-    rows = _fetch(session, feed.professional_id, versions_of + event_columns, initials, window)
-    cut = len(versions_of)
+    parameters = {"professional_id": feed.professional_id, "window_start": window[0], "window_end": window[1]}
+    session.flush()  # what the ORM's autoflush would do: the Core connection below skips the ORM's row handling
+    statement = _contents_statement(initials, marked=mark is not None)
+    rows = _driver_rows(session.connection().execute(statement, parameters | ({"mark": mark} if mark else {})))
+    cut = len(_version_columns(initials))
     versions = [row[:cut] for row in rows]
     # The first event column (the kind) is never NULL: NULL there means the row stayed behind.
     shipped = {row[0]: (row[:cut], _event(row[0], row[1:3], row[cut:], uid_domain)) for row in rows if row[cut]}
@@ -336,6 +347,21 @@ def feed_contents(
         return fetched if many else [shipped[i] for i in wanted if i in shipped] + fetched
 
     return versions, events_of
+
+
+@functools.cache
+def _contents_statement(initials: bool, *, marked: bool) -> Select:
+    """feed_contents' statement, built once per setting with the professional, the window and the mark as
+    parameters: the versions, then the event's columns — each NULL, when `marked`, unless the row changed after
+    the mark."""
+    professional_id = bindparam("professional_id", type_=Integer)
+    event_columns = _event_columns(professional_id) + (_NAME_COLUMNS if initials else ())
+    if marked:
+        mark = bindparam("mark", type_=UTCDateTime)
+        changed = Appointment.updated_at > mark
+        changed = or_(changed, Patient.updated_at > mark) if initials else changed
+        event_columns = tuple(case((changed, column)) for column in event_columns)
+    return _feed_query(professional_id, _version_columns(initials) + event_columns, initials, _WINDOW)
 
 
 # The latest change (of an appointment, or of a patient when the initials are shown) each feed had when this
@@ -386,16 +412,24 @@ def feed_events(
     return [event for _version, event in pairs]
 
 
-def _fetch(session, professional_id, columns, join_patient, window, ids: Collection[int] | None = None) -> list:
+def _feed_query(professional_id, columns, join_patient, window, ids: Collection[int] | None = None) -> Select:
     query = select(*columns).where(*_in_feed(professional_id, window))
     if ids is not None:
         query = query.where(Appointment.id.in_(ids))
     if join_patient:
         query = query.join(Patient, Patient.id == Appointment.patient_id)
+    return query.order_by(Appointment.starts_at, Appointment.id)
+
+
+def _fetch(session, professional_id, columns, join_patient, window, ids: Collection[int] | None = None) -> list:
     session.flush()  # what the ORM's autoflush would do: the Core connection below skips the ORM's row handling
-    result = session.connection().execute(query.order_by(Appointment.starts_at, Appointment.id))
-    # The driver's own tuples: the columns have no result processing to apply, and a tuple hashes (as a key of the
-    # render cache) several times faster than a Row.
+    query = _feed_query(professional_id, columns, join_patient, window, ids)
+    return _driver_rows(session.connection().execute(query))
+
+
+def _driver_rows(result) -> list:
+    """The driver's own tuples: the columns have no result processing to apply, and a tuple hashes (as a key of the
+    render cache) several times faster than a Row."""
     with result:
         return result.cursor.fetchall()
 

@@ -7,7 +7,7 @@ from flask_login import current_user
 from werkzeug.http import http_date, is_resource_modified
 
 from hub.errors import Forbidden, NotFound
-from hub.http.access import AUTHENTICATED, PUBLIC, access
+from hub.http.access import AUTHENTICATED, PUBLIC, access, light_read
 from hub.http.request import db, territory_zone
 from hub.models import Professional
 from hub.services import calendar_feeds
@@ -24,6 +24,7 @@ NOT_A_PROFESSIONAL = (
 
 @bp.get("/ical/<token>.ics")
 @access(PUBLIC)  # the token in the URL is the credential: calendar apps cannot log in
+@light_read  # two SELECTs and the audit row: no transaction held across them (hub.http.access.light_read)
 def feed(token: str):
     session, zone = db(), territory_zone()
     # The UIDs' domain; an empty Host header leaves the server's name, as when there is none.

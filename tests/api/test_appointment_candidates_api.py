@@ -1,14 +1,17 @@
 """Issue 16, item 6: GET /api/v1/appointments/<id>/candidates gives the appointment page's ranking as JSON."""
 
 import datetime as dt
+import json
 
 import pytest
+from sqlalchemy import event, select
 
-from hub.models import PlaceKind
+from hub.models import Allocation, AllocationResource, PlaceKind, VisitOffer, VisitOfferState
+from hub.schemas.referrals import AppointmentCandidatesOut
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
-from tests.workflows.test_idel_ranking import CHALAGNAC, given_visits, nurse
-from workflows import appointments
+from tests.workflows.test_idel_ranking import BERGERAC, CHALAGNAC, COURSAC, VERGT, given_visits, nurse, pending_offers
+from workflows import accompaniment, appointments
 
 pytestmark = pytest.mark.usefixtures("clock")  # ranked by the visits of the clock's month
 
@@ -34,3 +37,101 @@ def test_the_same_ranking_through_the_api(api_as, db_session, territory):
         "5,8\u00a0km · 3 visites ce mois · 0 proposition en attente",
     )
     assert api_as(t.idel_user).get(f"/api/v1/appointments/{appointment.id}/candidates").status_code == 403
+
+
+def _as_before(session, appointment) -> dict:
+    """What the route answered when it read its facts one by one (the own IDEL, the declined offers, the pool, the
+    busy ones, the visits, the pending offers: six statements), through the ranking's other entry point."""
+    own = appointments.own_idel(session, appointment.patient)
+    declined = set(
+        session.scalars(
+            select(VisitOffer.professional_id).where(
+                VisitOffer.appointment_id == appointment.id, VisitOffer.state == VisitOfferState.DECLINED
+            )
+        )
+    )
+    ranking = appointments.ranked_idels(session, appointment, exclude=declined, own_id=own.id if own else None, now=NOW)
+    left_out = ranking.left_out | dict.fromkeys(declined, "a refusé cette visite")
+    note = None if own is not None and own.id == appointment.accompanying_id else accompaniment.own_note(own, left_out)
+    body = {"appointment_id": appointment.id, "own_idel_note": note, "items": ranking.candidates}
+    return json.loads(json.dumps(AppointmentCandidatesOut().dump(body)))
+
+
+@pytest.fixture
+def crowded(db_session, territory):
+    """Nurses in every case the ranking tells apart: visits given, offers pending, busy at the visit, not working
+    that day, not serving the patient's commune at home; and two booked visits, one at the patient's home."""
+    t = territory
+    given_visits(db_session, t, nurse(db_session, t, CHALAGNAC, "Aubert"), 3)
+    pending_offers(db_session, t, nurse(db_session, t, CHALAGNAC, "Blanc"), 2)
+    nurse(db_session, t, VERGT, "Weekend", working_days="67")
+    nurse(db_session, t, COURSAC, "Serre", served_communes=CHALAGNAC)
+    busy = nurse(db_session, t, VERGT, "Occupée")
+    start = MONDAY_14H.astimezone(dt.UTC)
+    held = factories.slot(db_session, t.program, start + dt.timedelta(days=7))
+    db_session.add(
+        Allocation(
+            slot_id=held.id,
+            resource_kind=AllocationResource.PROFESSIONAL,
+            resource_id=busy.id,
+            starts_at=start - dt.timedelta(hours=1),
+            ends_at=start + dt.timedelta(hours=1),
+        )
+    )
+    visits = []
+    for place, hour in ((PlaceKind.DEDICATED_PLACE, 0), (PlaceKind.HOME, 3)):
+        slot = factories.slot(db_session, t.program, start + dt.timedelta(hours=hour))
+        patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator, commune_insee=VERGT)
+        factories.in_care_team(db_session, patient, t.idel)
+        visits.append(
+            appointments.book(db_session, t.coordinator, slot=slot, patient=patient, place_kind=place, now=NOW)
+        )
+    db_session.commit()
+    return visits
+
+
+def test_the_candidates_answer_what_the_ranking_answered_before(api_as, db_session, territory, crowded):
+    t = territory
+    client = api_as(t.coordinator)
+    for appointment in crowded:
+        found = client.get(f"/api/v1/appointments/{appointment.id}/candidates").get_json()
+        assert found == _as_before(db_session, appointment)
+        assert found["items"] and found["own_idel_note"] is None  # the own IDEL holds the visit: she is asked
+    # The own IDEL declines: the note says so; then she no longer accompanies teleconsultations at all.
+    appointments.decline(db_session, t.idel_user, crowded[0], reason="Tournée complète", now=NOW)
+    db_session.commit()
+    found = client.get(f"/api/v1/appointments/{crowded[0].id}/candidates").get_json()
+    assert found == _as_before(db_session, crowded[0]) and "a refusé cette visite" in found["own_idel_note"]
+    t.idel.accompanies_teleconsultation = False
+    db_session.commit()
+    for appointment in crowded:
+        assert client.get(f"/api/v1/appointments/{appointment.id}/candidates").get_json() == _as_before(
+            db_session, appointment
+        )
+
+
+def test_the_candidates_are_a_light_read_of_four_statements_whatever_the_pool(
+    api_as, db_session, engine, territory, crowded
+):
+    """The token, the appointment with its patient and program, the pool with every fact of the ranking, the audit
+    row (P7): on main it was ten — a transaction, the user's rows and six statements of facts."""
+    t = territory
+    client = api_as(t.coordinator)
+    url = f"/api/v1/appointments/{crowded[1].id}/candidates"
+
+    def statements() -> list[str]:
+        seen: list[str] = []
+        listener = lambda *args: seen.append(args[2].split()[0])  # noqa: E731
+        event.listen(engine, "before_cursor_execute", listener)
+        try:
+            assert client.get(url).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+        return [s for s in seen if s not in ("SAVEPOINT", "RELEASE")]
+
+    statements()  # the token's first use is recorded once
+    assert statements() == ["SELECT", "SELECT", "SELECT", "INSERT"]
+    for n in range(4):
+        given_visits(db_session, t, nurse(db_session, t, BERGERAC, f"Renfort {n}"), 1)
+    db_session.commit()
+    assert statements() == ["SELECT", "SELECT", "SELECT", "INSERT"]

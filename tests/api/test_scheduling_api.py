@@ -2,11 +2,13 @@
 denial audited), S3 (no state set directly, unknown fields refused), problem+json everywhere."""
 
 import datetime as dt
+import json
 from types import MappingProxyType
 
 import pytest
 from sqlalchemy import event, func, select
 
+from hub.api.programs import instant
 from hub.models import (
     PROGRAM_DEFAULTS,
     Appointment,
@@ -19,9 +21,12 @@ from hub.models import (
     Slot,
     SlotState,
 )
+from hub.schemas.scheduling import SlotOut
+from scheduling import board
 from tests import factories
 from tests.api.test_patients_api import assert_problem, last_audit
 from tests.factories import MONDAY_14H
+from tests.web.test_group_session_pages import book_session_of_four
 from workflows import appointments
 
 # A Monday morning, a week before the session, frozen before any row is made.
@@ -165,6 +170,70 @@ def test_slot_list_runs_a_constant_number_of_queries(api_as, db_session, engine,
 
     statements(1)  # the token's first use is recorded once: an UPDATE that later calls skip
     assert statements(2) == statements(12)
+
+
+def _listing_statements(engine, client, url) -> tuple[list[str], dict]:
+    seen: list[str] = []
+    listener = lambda *args: seen.append(" ".join(args[2].split()[:4]))  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = client.get(url)
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert response.status_code == 200, response.get_json()
+    return [s for s in seen if not s.startswith(("SAVEPOINT", "RELEASE"))], response.get_json()
+
+
+def test_the_slot_list_is_a_light_read_of_three_statements(api_as, db_session, engine, territory, visit):
+    """The token, the program, the page with its total and holding appointments (P7): on main it was six — a
+    transaction, the user's rows, the program's entity, a count, the slots, their appointments with patients."""
+    client = api_as(territory.coordinator)
+    url = f"/api/v1/programs/{territory.program.id}/slots?from=2026-11-23&to=2026-11-23"
+    client.get(url)  # the token's first use is recorded once
+    seen, body = _listing_statements(engine, client, url)
+    assert [s.split()[0] for s in seen] == ["SELECT"] * 3, seen
+    assert body["total"] == 1 and body["items"][0]["appointment_id"] == visit.id
+    # A page past the end has no row to carry the total: one more statement counts it.
+    seen, body = _listing_statements(engine, client, url + "&page=3")
+    assert len(seen) == 4 and (body["items"], body["total"]) == ([], 1)
+
+
+def test_the_slot_list_answers_what_slotout_dumped_of_the_planning_views(api_as, db_session, territory):
+    """Same JSON as before the listing read Core rows: SlotOut's dump of board.program_slots' views, page by page,
+    over every state a slot shows (free, held, confirmed, freed by a cancellation, cancelled, a group's seats)."""
+    t, start = territory, MONDAY_14H.astimezone(dt.UTC)
+
+    def patient():
+        row = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
+        factories.in_care_team(db_session, row, t.idel)  # the visit is offered to the IDEL, who may confirm it
+        return row
+
+    factories.slot(db_session, t.program, start)
+    hours = [start + dt.timedelta(hours=2 * n) for n in range(1, 5)]
+    factories.visit(db_session, t, hours[0], patient_row=patient())
+    factories.visit(db_session, t, hours[1], state=AppointmentState.CONFIRMED, patient_row=patient())
+    freed = factories.visit(db_session, t, hours[2], patient_row=patient())
+    appointments.cancel(db_session, t.coordinator, freed, reason="Hospitalisé")
+    factories.slot(db_session, t.program, hours[3]).state = SlotState.CANCELLED
+    group_slot, _patients = book_session_of_four(db_session, t)
+    db_session.commit()
+    client = api_as(t.coordinator)
+    window = (
+        instant(dt.date(2026, 11, 23), t.program.zone, end=False),
+        instant(dt.date(2026, 11, 29), t.program.zone, end=True),
+    )
+    for program_id, per_page, pages in ((t.program.id, 2, 4), (group_slot.program_id, 1, 2)):
+        for page in range(1, pages + 1):
+            body = client.get(
+                f"/api/v1/programs/{program_id}/slots?from=2026-11-23&to=2026-11-29&page={page}&per_page={per_page}"
+            ).get_json()
+            views, total = board.program_slots(db_session, program_id, *window, page=page, per_page=per_page)
+            expected = {"items": SlotOut().dump(views, many=True), "page": page, "per_page": per_page, "total": total}
+            assert body == json.loads(json.dumps(expected)), (program_id, page)
+    states = [
+        i["state"] for i in client.get(f"/api/v1/programs/{t.program.id}/slots?from=2026-11-23").get_json()["items"]
+    ]
+    assert states == ["free", "proposed", "confirmed", "free", "cancelled"]
 
 
 def test_program_input_is_checked_and_nothing_saved(api_as, db_session, territory):

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
 from hub.db import utcnow
 from hub.errors import Forbidden
@@ -199,6 +199,55 @@ def test_a_changed_feed_takes_two_statements_and_a_change_dated_before_the_last_
     db_session.commit()
     body = client.get(url).get_data()
     assert b"LOCATION:Officine" in body and b"SEQUENCE:2\r\n" in body and body.count(b"BEGIN:VEVENT") == 1
+
+
+def test_the_feed_is_a_light_read_outside_a_transaction(app, committed):
+    """The token with the version, the versions with the events, the audit row: three statements, each on its own
+    (P7). No BEGIN IMMEDIATE holding SQLite's one write lock from the token's SELECT on, no BEGIN and COMMIT round
+    trips on PostgreSQL; the audit row is written when the feed is served, and a 304 writes none. Committed for
+    real: the tests' rolled-back outer transaction would hide the very transactions this is about."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        nurse = factories.user(session, cpts, Role.PROFESSIONAL)
+        factories.appointment(
+            session,
+            performer=factories.professional(session, cpts, Profession.SPECIALIST),
+            patient_row=factories.patient(session, cpts),
+            accompanying=nurse.professional,
+            starts_at=(utcnow() + dt.timedelta(days=2)).replace(microsecond=0),
+            created_by=factories.user(session, cpts, Role.COORDINATOR),
+        )
+        # Made by hand with an id no other test reaches: its audit rows stay (the log is append-only) and must not
+        # be counted as another test's feed's once this one is purged and its id free again.
+        raw = calendar_feeds.TOKEN_PREFIX + "light-read"
+        row = CalendarFeed(
+            id=7_000_017, professional_id=nurse.professional_id, token_hash=hashlib.sha256(raw.encode()).hexdigest()
+        )
+        session.add(row)
+        session.commit()
+    client, engine = app.test_client(), app.extensions["hub.engine"]
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement, *_args):
+        dbapi = conn.connection.dbapi_connection
+        outside = dbapi.autocommit if engine.dialect.name == "postgresql" else not dbapi.in_transaction
+        table = statement.split("FROM")[1].split()[0] if "FROM" in statement else statement.split()[2]
+        seen.append((f"{statement.split()[0]} {table}", outside))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        served = client.get(f"/ical/{raw}.ics")
+        unchanged = client.get(f"/ical/{raw}.ics", headers={"If-None-Match": served.headers["ETag"]})
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert (served.status_code, unchanged.status_code) == (200, 304)
+    once = ["SELECT calendar_feeds", "SELECT appointments"]
+    assert [statement for statement, _ in seen] == [*once, "INSERT audit_events", *once[:1]], seen
+    assert all(outside for _, outside in seen), seen
+    with factory() as session:
+        assert len(audit_rows(session, "calendar.fetch", row.id)) == 1
 
 
 def test_made_up_host_headers_do_not_grow_what_the_process_keeps(client, monkeypatch, booked, feed):
