@@ -5,6 +5,7 @@ business, through the policies)."""
 from hub.models import Appointment, CarePathway, Referral, Report, TeleexpertiseRequest
 from workflows import appointments, pathways, referrals, reports, teleexpertise
 from workflows.machine import Machine
+from workflows.visits import VisitLine
 
 MACHINES: dict[type, Machine] = {
     Appointment: appointments.MACHINE,
@@ -12,6 +13,7 @@ MACHINES: dict[type, Machine] = {
     Referral: referrals.MACHINE,
     Report: reports.MACHINE,
     TeleexpertiseRequest: teleexpertise.MACHINE,
+    VisitLine: appointments.MACHINE,  # a visit as « Mes visites » lists it (a row, not the entity)
 }
 
 
