@@ -1,6 +1,7 @@
 """What an accompanying professional (or a télésoin's performer) needs for a visit and a round: where to go, whom
 to call, what the session is for (the referral's letter, attachments and needs), what to bring, the HAS checklist
-as saved; a day's round in time order; the visits done, which stay findable."""
+as saved; a day's round in time order; the lists of « Mes visites » and of the desks (offered, today's, coming) and
+the visits done, which stay findable, as lines read in one statement each."""
 
 import datetime as dt
 import functools
