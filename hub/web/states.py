@@ -13,10 +13,12 @@ MACHINES: dict[type, Machine] = {
     Referral: referrals.MACHINE,
     Report: reports.MACHINE,
     TeleexpertiseRequest: teleexpertise.MACHINE,
-    VisitLine: appointments.MACHINE,  # a visit as « Mes visites » lists it (a row, not the entity)
 }
+# A row that stands for an entity in a list follows the entity's machine: a visit as « Mes visites » lists it.
+_STANDS_FOR: dict[type, type] = {VisitLine: Appointment}
 
 
 def allows(row, verb: str) -> bool:
     """Whether the workflow lets `verb` start from the row's current state."""
-    return MACHINES[type(row)].allows(verb, row.state)
+    kind = type(row)
+    return MACHINES[_STANDS_FOR.get(kind, kind)].allows(verb, row.state)
