@@ -10,14 +10,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select
+from sqlalchemy import Integer, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from hub.db import UTCDateTime, read_rows
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     Appointment,
-    AppointmentKind,
     AppointmentState,
     Patient,
     Profession,
@@ -25,8 +24,6 @@ from hub.models import (
     SessionProgram,
     Slot,
     SlotState,
-    VisitOffer,
-    VisitOfferState,
     appointment_state_label,
 )
 from hub.services import directory
@@ -311,15 +308,6 @@ def week_board(session: Session, cpts_id: int, days: list[dt.date], start: dt.da
     return board
 
 
-@dataclass
-class Visits:
-    """What a professional has to do: visits offered to them, the day's sessions, the next confirmed ones."""
-
-    offered: list[Appointment]
-    today: list[Appointment]
-    upcoming: list[Appointment]
-
-
 def _with_details(query):
     # The consents too: the visits' cards say when the telehealth consent is missing (one query, not one per card).
     return query.options(
@@ -329,62 +317,6 @@ def _with_details(query):
         joinedload(Appointment.room),
         joinedload(Appointment.kit),
     ).order_by(Appointment.starts_at, Appointment.id)
-
-
-def visits_of(
-    session: Session, professional_id: int, day_start: dt.datetime, day_end: dt.datetime, *, upcoming_days: int = 14
-) -> Visits:
-    """The three lists in one query (and one for the patients' consents): a visit is in one of them at most, told
-    apart by its state and its day."""
-    params = {
-        "professional_id": professional_id,
-        "day_start": day_start,
-        "day_end": day_end,
-        "horizon": day_end + dt.timedelta(days=upcoming_days),
-    }
-    visits = Visits([], [], [])
-    for appointment in session.scalars(_visits_statement(), params):
-        if appointment.state is AppointmentState.PROPOSED:
-            visits.offered.append(appointment)
-        elif appointment.starts_at < day_end:
-            visits.today.append(appointment)
-        else:
-            visits.upcoming.append(appointment)
-    return visits
-
-
-@functools.cache
-def _visits_statement() -> Select:
-    """visits_of's statement, built once with the professional and the bounds as parameters: « Mes visites » and
-    the IDEL's desk read it on every view, and building it cost about as much CPU as running it."""
-    professional_id = bindparam("professional_id", type_=Integer)
-    day_start, day_end = bindparam("day_start", type_=UTCDateTime), bindparam("day_end", type_=UTCDateTime)
-    offered_to_me = exists().where(
-        VisitOffer.appointment_id == Appointment.id,
-        VisitOffer.professional_id == professional_id,
-        VisitOffer.state == VisitOfferState.PENDING,
-    )
-    mine = or_(Appointment.performer_id == professional_id, Appointment.accompanying_id == professional_id)
-    # A télésoin has nobody accompanying: its performer answers it.
-    my_telesoin = and_(Appointment.kind == AppointmentKind.TELESOIN, Appointment.performer_id == professional_id)
-    offered = and_(
-        Appointment.state == AppointmentState.PROPOSED,
-        or_(Appointment.accompanying_id == professional_id, offered_to_me, my_telesoin),
-        Appointment.starts_at >= day_start,
-    )
-    today = and_(
-        mine,
-        Appointment.state.in_([AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN]),
-        Appointment.starts_at >= day_start,
-        Appointment.starts_at < day_end,
-    )
-    upcoming = and_(
-        mine,
-        Appointment.state == AppointmentState.CONFIRMED,
-        Appointment.starts_at >= day_end,
-        Appointment.starts_at < bindparam("horizon", type_=UTCDateTime),
-    )
-    return _with_details(select(Appointment).where(or_(offered, today, upcoming)))
 
 
 @dataclass

@@ -37,10 +37,10 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
-from scheduling import board
 from scheduling.agenda import day_bounds
 from scheduling.slots import has_seat_left
 from workflows import attendance, fees, gp_matching, reports, teleexpertise, waiting
+from workflows.visits import VisitLine, visit_lists
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
 LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
@@ -318,10 +318,10 @@ class VisitsDesk:
     tomorrow's and the later confirmed ones."""
 
     today: dt.date
-    to_confirm: list[Appointment]
-    today_visits: list[Appointment]
-    tomorrow_visits: list[Appointment]
-    later_visits: list[Appointment]
+    to_confirm: list[VisitLine]
+    today_visits: list[VisitLine]
+    tomorrow_visits: list[VisitLine]
+    later_visits: list[VisitLine]
 
     @property
     def tomorrow(self) -> dt.date:
@@ -330,7 +330,7 @@ class VisitsDesk:
 
 def visits_desk(session: Session, professional_id: int, *, zone: str, now: dt.datetime) -> VisitsDesk:
     today = fees.local_day(now, zone)
-    visits = board.visits_of(session, professional_id, *day_bounds(today, zone))
+    visits = visit_lists(session, professional_id, *day_bounds(today, zone))
     tomorrow_end = day_bounds(today + dt.timedelta(days=1), zone)[1]
     return VisitsDesk(
         today=today,

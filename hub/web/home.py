@@ -3,7 +3,7 @@ to its list — and the coordination's « Visites à confirmer »."""
 
 import datetime as dt
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from hub import audit
@@ -31,6 +31,7 @@ def labels():
         "REFERRAL_STATE_LABELS": REFERRAL_STATE_LABELS,
         "CONNECTOR_SETTING_LABELS": desk.CONNECTOR_SETTING_LABELS,
         "HOME_PLACES": HOME_PLACES,
+        "visits_url": url_for("visits.index"),  # the visits' links made from it, not a url_for per line
     }
 
 

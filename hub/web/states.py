@@ -5,6 +5,7 @@ business, through the policies)."""
 from hub.models import Appointment, CarePathway, Referral, Report, TeleexpertiseRequest
 from workflows import appointments, pathways, referrals, reports, teleexpertise
 from workflows.machine import Machine
+from workflows.visits import VisitLine
 
 MACHINES: dict[type, Machine] = {
     Appointment: appointments.MACHINE,
@@ -13,8 +14,11 @@ MACHINES: dict[type, Machine] = {
     Report: reports.MACHINE,
     TeleexpertiseRequest: teleexpertise.MACHINE,
 }
+# A row that stands for an entity in a list follows the entity's machine: a visit as « Mes visites » lists it.
+_STANDS_FOR: dict[type, type] = {VisitLine: Appointment}
 
 
 def allows(row, verb: str) -> bool:
     """Whether the workflow lets `verb` start from the row's current state."""
-    return MACHINES[type(row)].allows(verb, row.state)
+    kind = type(row)
+    return MACHINES[_STANDS_FOR.get(kind, kind)].allows(verb, row.state)

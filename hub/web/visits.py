@@ -37,7 +37,6 @@ from hub.schemas.scheduling import (
 )
 from hub.web.pages import appointment_action, load_query
 from hub.web.planning import zone
-from scheduling import board
 from scheduling.agenda import day_bounds
 from workflows import appointments, completion, visits
 from workflows import statements as shares
@@ -61,6 +60,8 @@ def labels():
         "ATTACHMENT_KIND_LABELS": ATTACHMENT_KIND_LABELS,
         "URGENCY_LABELS": URGENCY_LABELS,
         "lacks_remote_consent": appointments.lacks_remote_consent,
+        # The visits' links made from this prefix: a url_for per line and per link cost more than the line's text.
+        "visits_url": url_for("visits.index"),
     }
 
 
@@ -222,7 +223,7 @@ def _page():
     today = now.astimezone(zone()).date()
     visits_ = assistance = None
     if professional_id is not None:
-        visits_ = board.visits_of(db(), professional_id, *day_bounds(today, zone().key))
+        visits_ = visits.visit_lists(db(), professional_id, *day_bounds(today, zone().key))
         shown = len(visits_.offered) + len(visits_.today) + len(visits_.upcoming)
         if shares.is_pharmacist(current_user.professional):
             assistance = shares.pharmacy_assistance(db(), current_user.professional, now=now, zone=zone().key)
