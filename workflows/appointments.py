@@ -152,7 +152,7 @@ def book(
         raise ValidationFailed({"place_kind": OFFICINE_ONLY_ITS_PROGRAM})
     kind = program.appointment_kind
     wants_own_idel = kind is AppointmentKind.ASSISTED_TELECONSULTATION and accompanying is None
-    if inputs is not None and (inputs.slot, inputs.patient) == (slot, patient):
+    if inputs is not None and inputs.slot is slot and inputs.patient is patient:
         facts = _facts_of(inputs, program)
     else:
         facts = _booking_facts(session, program, patient, own_idel=wants_own_idel and not program.is_at_pharmacy)
