@@ -6,10 +6,10 @@ allocations (a quarter as many appointments, each holding its specialist, its pa
 three years up to the end of the 12-week horizon, spread over 400 specialists, 1,000 IDELs, up to 50,000 patients
 and 40 kits), then measures, interleaved one for one:
 
-- the hub: one session and one transaction per booking, as a request would — load the slot (with its program,
-  as the booking endpoints do) and the patient,
-  `workflows.appointments.book` (appointment, 3 or 4 allocations, the offer to the patient's own IDEL, its outbox
-  message, the audit row), commit;
+- the hub: one session and one transaction per booking, as a request would — load the slot (with its program)
+  and the patient in one SELECT and check who may book (`workflows.appointments.booking_inputs`, as the booking
+  endpoint does), `workflows.appointments.book` (appointment, 3 or 4 allocations, the offer to the patient's own
+  IDEL, its outbox message, the audit row), commit;
 - the baseline: the same rows (appointment, allocations, visit offer, outbox message, audit row; the audit chain
   is the sequencer's, after the commit, for both) inserted with plain psycopg in one transaction per booking;
   with `--baseline rules`, after one SELECT of what the booking's rules need (RULE_READS: slot, program, kit,
@@ -45,13 +45,13 @@ from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from hub import audit, migrate  # noqa: E402
+from hub.auth.policies import can_edit_patient  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope, utcnow  # noqa: E402
 from hub.models import (  # noqa: E402
     Allocation,
     AuditEvent,
     Organisation,
     OutboxMessage,
-    Patient,
     PlaceKind,
     Profession,
     Professional,
@@ -61,7 +61,6 @@ from hub.models import (  # noqa: E402
     User,
     VisitOffer,
 )
-from scheduling import slots  # noqa: E402
 from tests import factories  # noqa: E402
 from workflows import appointments  # noqa: E402
 
@@ -408,6 +407,8 @@ def statement_label(statement: str) -> str:
         return verb if verb != "RELEASE" else "RELEASE SAVEPOINT"
     if "pg_advisory_xact_lock" in statement:
         return "SELECT pg_advisory_xact_lock"
+    if verb == "WITH":  # rows inserted together (hub.db.insert_together): every table, in order
+        return "INSERT " + " + ".join(re.findall(r"\bINSERT INTO (\w+)", statement))
     target = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement, re.IGNORECASE)
     return f"{verb} {target.group(1) if target else ''}".strip()
 
@@ -419,10 +420,19 @@ def hub_booking(factory, actor, booking: Booking, log: StatementLog) -> tuple[fl
     began = time.perf_counter()
     session = factory()
     try:
-        slot = slots.slot_with_program(session, booking.slot_id)
-        patient = session.get(Patient, booking.patient_id)
+        # As the endpoint (POST /api/v1/appointments): the slot with its program, the patient and the rules' facts
+        # in one SELECT, then who may book the patient (a coordinator: no query).
+        inputs = appointments.booking_inputs(session, slot_id=booking.slot_id, patient_id=booking.patient_id)
+        assert inputs is not None and inputs.slot is not None and can_edit_patient(session, actor, inputs.patient)
         loaded = time.perf_counter()
-        appointments.book(session, actor, slot=slot, patient=patient, place_kind=PlaceKind.DEDICATED_PLACE)
+        appointments.book(
+            session,
+            actor,
+            slot=inputs.slot,
+            patient=inputs.patient,
+            place_kind=PlaceKind.DEDICATED_PLACE,
+            inputs=inputs,
+        )
         booked = time.perf_counter()
         session.commit()
     finally:

@@ -30,23 +30,7 @@ def enqueue(
     return message
 
 
-def insert_message(
-    session: Session,
-    *,
-    channel: str,
-    recipient: str,
-    kind: str,
-    payload: dict,
-    idempotency_key: str,
-    cpts_id: int | None = None,
-) -> None:
-    """Queue one message as enqueue() does, with one INSERT sent at once rather than an object flushed later: for
-    the hot paths (a booking's notification), which never read the message back."""
-    # On the session's connection, not through the ORM's bulk path; one statement built and compiled once.
-    session.connection().execute(_INSERT, _fields(channel, recipient, kind, payload, idempotency_key, cpts_id=cpts_id))
-
-
-_INSERT = insert(OutboxMessage)
+_INSERT = insert(OutboxMessage)  # built once; sent on the session's connection, no ORM object for a hot path
 
 
 def _fields(channel, recipient, kind, payload, idempotency_key, *, cpts_id, group_key=None) -> dict:
@@ -66,15 +50,17 @@ def email_professional(
 ) -> bool:
     """Queue a notification e-mail to a professional (ids only, no health data), in one INSERT; False when they
     have no e-mail address. `key` names the event, so that the same event is never queued twice."""
-    if professional is None or not professional.email:
+    row = email_row(professional, kind=kind, payload=payload, key=key, cpts_id=cpts_id)
+    if row is None:
         return False
-    insert_message(
-        session,
-        channel="email",
-        recipient=professional.email,
-        kind=kind,
-        cpts_id=cpts_id,
-        payload={**payload, "professional_id": professional.id},
-        idempotency_key=f"{kind}:{key}",
-    )
+    session.connection().execute(_INSERT, row)
     return True
+
+
+def email_row(professional, *, kind: str, payload: dict, key: str, cpts_id: int | None) -> dict | None:
+    """The row email_professional() inserts (None: no e-mail address), for a caller that inserts it with its other
+    rows in one round trip (a booking: hub.db.insert_together)."""
+    if professional is None or not professional.email:
+        return None
+    payload = {**payload, "professional_id": professional.id}
+    return _fields("email", professional.email, kind, payload, f"{kind}:{key}", cpts_id=cpts_id)

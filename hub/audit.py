@@ -151,9 +151,19 @@ def record(
     `actor` is a User, None (anonymous), or a string label (a job, a login name being tried).
     `target` is a model instance with an `id`, or a (type, id) pair. Details must hold no health data.
     """
+    row = event_row(actor=actor, action=action, target=target, outcome=outcome, details=details, cpts_id=cpts_id)
+    session.info.setdefault(_KEPT if kept_on_rollback else _PENDING, []).append(row)
+    return row
+
+
+def event_row(
+    *, actor, action: str, target=None, outcome: str = "success", details: dict | None = None, cpts_id=None
+) -> dict[str, Any]:
+    """The audit row record() would queue, for a caller that inserts it itself in its transaction with its other
+    rows in one round trip (a booking: hub.db.insert_together); kept, as a queued one, iff that transaction commits."""
     target_type, target_id = _target(target)
     ctx = current_context.get() or AuditContext()
-    row = {
+    return {
         "occurred_at": utcnow(),
         "actor_user_id": getattr(actor, "id", None),
         "actor_label": _actor_label(actor),
@@ -166,8 +176,6 @@ def record(
         "ip": ctx.ip,
         "details": json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str),
     }
-    session.info.setdefault(_KEPT if kept_on_rollback else _PENDING, []).append(row)
-    return row
 
 
 def write_pending(session: Session) -> None:

@@ -1,11 +1,12 @@
 """Database plumbing: the declarative base, the UTC datetime type, engines and session scopes."""
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import DateTime, Executable, MetaData, Row, create_engine, event
+from sqlalchemy import DateTime, Executable, MetaData, Row, Table, bindparam, create_engine, event, insert
 from sqlalchemy.engine import CursorResult, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
@@ -182,3 +183,43 @@ def rows_changed(session: Session, statement: UpdateBase, parameters: Any = None
     """How many rows an UPDATE or DELETE touched (the total of an executemany when given a list of parameters).
     Session.execute is typed as returning a Result; for such a statement it is the CursorResult that counts."""
     return cast(CursorResult, session.execute(statement, parameters)).rowcount
+
+
+def insert_together(session: Session, rows: Sequence[tuple[Table, dict]]) -> None:
+    """Insert one row into each of several tables in the session's transaction: on PostgreSQL in one round trip
+    (the first rows as data-modifying CTEs of the last INSERT), elsewhere one INSERT each. For a hot path that
+    writes rows nobody reads back (a booking's offer, e-mail and audit row); each row takes its columns' defaults
+    as a plain INSERT would."""
+    full = [(table, _with_defaults(table, row)) for table, row in rows]
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        for table, row in full:
+            connection.execute(insert(table), row)
+        return
+    shape = tuple((table, tuple(row)) for table, row in full)
+    parameters = {f"{i}_{name}": value for i, (_table, row) in enumerate(full) for name, value in row.items()}
+    connection.execute(_together(shape), parameters)
+
+
+@functools.cache
+def _together(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Executable:
+    # Built once per shape with bound parameters ("<row>_<column>"). Every column given explicitly: SQLAlchemy
+    # cannot render the defaults of INSERTs nested as CTEs.
+    inserts = [
+        insert(table).values({name: bindparam(f"{i}_{name}", type_=table.c[name].type) for name in names})
+        for i, (table, names) in enumerate(shape)
+    ]
+    *first, last = inserts
+    return last.add_cte(*(statement.cte(f"row_{i}") for i, statement in enumerate(first)))
+
+
+def _with_defaults(table: Table, row: dict) -> dict:
+    """The row with its missing columns' client-side defaults (a constant, or a callable of no argument such as
+    utcnow), as a plain INSERT fills them; server defaults are left to the database."""
+    full = dict(row)
+    for column in table.columns:
+        default = column.default
+        if column.key in full or default is None or not (default.is_scalar or default.is_callable):
+            continue
+        full[column.key] = default.arg if default.is_scalar else default.arg(None)  # type: ignore[attr-defined]
+    return full

@@ -8,16 +8,16 @@ import functools
 import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Select, bindparam, exists, func, insert, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import Integer, Row, Select, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import outbox
 from hub import audit
-from hub.db import rows_changed, utcnow
+from hub.db import insert_together, rows_changed, utcnow
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
@@ -26,10 +26,12 @@ from hub.models import (
     Appointment,
     AppointmentKind,
     AppointmentState,
+    AuditEvent,
     ConsentKind,
     ConsentMethod,
     FreedSlotReason,
     Modality,
+    OutboxMessage,
     Patient,
     PlaceKind,
     Profession,
@@ -131,13 +133,15 @@ def book(
     accompanying: Professional | None = None,
     telesoin: TelesoinAct | None = None,
     now: dt.datetime | None = None,
+    inputs: "BookingInputs | None" = None,
 ) -> Appointment:
     """Book the patient into a slot, holding the performer, the patient, the accompanying IDEL (the
     patient's own by default), the room and the kit, each over its own time range, all or nothing.
 
     The visit is proposed to the IDEL, who confirms it; a proposed visit holds its allocations. A
     télésoin session states its act; the act rules and the 20 % remote-care share are checked here.
-    A remote session needs the patient's recorded eligibility (HAS checklist) for its modality.
+    A remote session needs the patient's recorded eligibility (HAS checklist) for its modality. `inputs`: what
+    booking_inputs read for this slot and patient (the rules' facts are then not read again).
     """
     now = now or utcnow()
     program = slot.program
@@ -148,7 +152,10 @@ def book(
         raise ValidationFailed({"place_kind": OFFICINE_ONLY_ITS_PROGRAM})
     kind = program.appointment_kind
     wants_own_idel = kind is AppointmentKind.ASSISTED_TELECONSULTATION and accompanying is None
-    facts = _booking_facts(session, program, patient, own_idel=wants_own_idel and not program.is_at_pharmacy)
+    if inputs is not None and inputs.slot is slot and inputs.patient is patient:
+        facts = _facts_of(inputs, program)
+    else:
+        facts = _booking_facts(session, program, patient, own_idel=wants_own_idel and not program.is_at_pharmacy)
     if kind in REMOTE_KINDS:
         eligibility.require_verdict(patient, Modality(kind.value), **facts.verdict)
     if kind is not AppointmentKind.TELESOIN and telesoin is not None:
@@ -201,9 +208,10 @@ def book(
     else:
         allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
     video.give_room(session, appointment)
-    if accompanying is not None:
-        _first_offer(session, appointment, accompanying, now=now, delay_minutes=offer_delay(program))
-    audit.record(session, actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
+    # The offer to the IDEL, her e-mail and the audit row, which nobody reads back: one round trip on PostgreSQL.
+    rows = _first_offer(session, appointment, accompanying, now=now, delay_minutes=offer_delay(program))
+    event = audit.event_row(actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
+    insert_together(session, [*rows, (_AUDIT_EVENTS, event)])
     freed_slots.patient_booked(session, actor, appointment, now=now, waiting=facts.waiting)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
         # The booker's word stands for the 12-month rule: who attested which date is kept.
@@ -227,6 +235,63 @@ def book(
             details=details,
         )
     return appointment
+
+
+@dataclass(frozen=True)
+class BookingInputs:
+    """What a booking request reads before book(): the slot (None if it does not exist) with its program, room and
+    kit, the patient, and the facts book()'s rules need, which book() then does not read again."""
+
+    slot: Slot | None
+    patient: Patient
+    row: Row  # the facts for either remote modality (_facts_of picks the program's)
+
+
+def booking_inputs(session: Session, *, slot_id: int, patient_id: int) -> BookingInputs | None:
+    """The slot with its program, room and kit (as slots.slot_with_program), the patient and the rules' facts for
+    the slot's program (eligibility, own IDEL, waiting entry: _booking_facts) in one SELECT rather than three round
+    trips; None when the patient does not exist. Who may book them is the caller's check."""
+    row = session.execute(_INPUTS, {"slot_id": slot_id, "patient_id": patient_id}).one_or_none()
+    return None if row is None else BookingInputs(row.Slot, row.Patient, row)
+
+
+def _inputs_query() -> Select:
+    # The patient's row outer-joined to the slot's (a cross join of two ids), so that a missing slot still gives
+    # the patient; the facts as columns correlated to both, for either remote modality (the program's kind is not
+    # known before), the own IDEL as an entity outer-joined on her id. Built once, with bound parameters.
+    program = joinedload(Slot.program)
+    own_idel = aliased(Professional, name="own_idel")
+    facts = {"waiting": freed_slots.is_waiting(Patient.id, Slot.program_id)}
+    for modality in (Modality.ASSISTED_TELECONSULTATION, Modality.TELESOIN):
+        verdict = eligibility.verdict_columns(Patient.id, modality)
+        facts |= {f"{modality.value}_{name}": verdict[name] for name in ("outcome", "alternative")}
+    own_idel_id = care_team_query(Patient.id, Profession.NURSE, Professional.id).scalar_subquery()
+    return (
+        select(Patient, Slot, own_idel, *(column.label(name) for name, column in facts.items()))
+        .select_from(Patient)
+        .outerjoin(Slot, Slot.id == bindparam("slot_id", type_=Integer))
+        .outerjoin(own_idel, own_idel.id == own_idel_id)
+        .where(Patient.id == bindparam("patient_id", type_=Integer))
+        .options(program.joinedload(SessionProgram.room), program.joinedload(SessionProgram.kit))
+    )
+
+
+_INPUTS = _inputs_query()
+
+
+def _facts_of(inputs: BookingInputs, program: SessionProgram) -> "BookingFacts":
+    """_booking_facts' answer from the facts booking_inputs read: the verdict of the program's modality."""
+    row = inputs.row._mapping
+    assisted, telesoin = Modality.ASSISTED_TELECONSULTATION.value, Modality.TELESOIN.value
+    if program.appointment_kind is AppointmentKind.ASSISTED_TELECONSULTATION:
+        verdict = {
+            "outcome": row[f"{assisted}_outcome"],
+            "alternative": row[f"{assisted}_alternative"],
+            "steered": row[f"{telesoin}_outcome"],  # as verdict_columns' `steered`
+        }
+    else:
+        verdict = {"outcome": row[f"{telesoin}_outcome"], "alternative": row[f"{telesoin}_alternative"]}
+    return BookingFacts(verdict, inputs.row.own_idel, bool(row["waiting"]))
 
 
 class Unread(enum.Enum):
@@ -518,14 +583,23 @@ def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_m
     return offer
 
 
-def _first_offer(session, appointment, idel, *, now: dt.datetime, delay_minutes: int | None) -> None:
-    """book()'s offer, which nobody reads back: a Core INSERT on the session's connection, no ORM object built."""
-    row = _offer_row(session, appointment, idel, round_=1, now=now, delay_minutes=delay_minutes)
-    session.connection().execute(_OFFER_INSERT, row)
-    _notify_professional(session, idel, appointment, kind="visit_offered", key=f"offer:{appointment.id}:{idel.id}")
+def _first_offer(
+    session, appointment, idel: Professional | None, *, now: dt.datetime, delay_minutes: int | None
+) -> list[tuple[Table, dict]]:
+    """book()'s offer to the IDEL (none when nobody accompanies yet) and her e-mail, as rows for insert_together:
+    no ORM object built, nobody reads them back."""
+    if idel is None:
+        return []
+    rows = [(_VISIT_OFFERS, _offer_row(session, appointment, idel, round_=1, now=now, delay_minutes=delay_minutes))]
+    key = f"offer:{appointment.id}:{idel.id}:{appointment.sequence}"  # as _notify_professional keys it
+    payload = {"appointment_id": appointment.id}
+    email = outbox.email_row(idel, kind="visit_offered", payload=payload, key=key, cpts_id=appointment.cpts_id)
+    return rows if email is None else [*rows, (_OUTBOX_MESSAGES, email)]
 
 
-_OFFER_INSERT = insert(VisitOffer)
+_VISIT_OFFERS = cast(Table, VisitOffer.__table__)
+_OUTBOX_MESSAGES = cast(Table, OutboxMessage.__table__)
+_AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 
 
 def _offer_row(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> dict:

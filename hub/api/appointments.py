@@ -3,9 +3,8 @@ from flask_login import current_user
 
 from hub import audit
 from hub.api import blueprint, json_body, load_json
-from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
-from hub.auth.policies import appointment_for
+from hub.auth.policies import appointment_for, can_edit_patient
 from hub.errors import NotFound, ValidationFailed
 from hub.http.access import access
 from hub.http.request import db
@@ -21,7 +20,6 @@ from hub.schemas.scheduling import (
     ReassignIn,
 )
 from hub.services import idempotency
-from scheduling import slots
 from workflows import appointments, completion, sas
 
 REPLAYED = "Idempotent-Replayed"
@@ -45,8 +43,12 @@ def book_appointment():
 
 
 def _book(data: dict):
-    patient = patient_for(db(), current_user, data["patient_id"], action="appointment.book", write=True)
-    slot = slots.slot_with_program(db(), data["slot_id"])
+    inputs = appointments.booking_inputs(db(), slot_id=data["slot_id"], patient_id=data["patient_id"])
+    if inputs is None or not can_edit_patient(db(), current_user, inputs.patient):  # patient_for(write=True)'s rule
+        raise NotFound(
+            "Patient introuvable.", audit_action="appointment.book", audit_target=("patients", data["patient_id"])
+        )
+    slot, patient = inputs.slot, inputs.patient
     if slot is None or slot.program.cpts_id != current_user.cpts_id:
         raise NotFound("Créneau introuvable.")
     appointment = appointments.book(
@@ -57,6 +59,7 @@ def _book(data: dict):
         place_kind=data["place_kind"],
         accompanying=_accompanying(data.get("accompanying_id")),
         telesoin=appointments.TelesoinAct.from_booking(data),
+        inputs=inputs,
     )
     if data.get("sas_id"):
         sas.record_origin(db(), appointment, data["sas_id"])

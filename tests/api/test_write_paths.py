@@ -4,25 +4,43 @@ what the database refused, with no SELECT of the allocations first on PostgreSQL
 
 The audit write and the test transaction's savepoints are left out of the counts (tests.api.test_hot_paths)."""
 
+import json
 import re
 
 import pytest
 from sqlalchemy import select
 
 from hub.db import utcnow
-from hub.models import Allocation, AllocationResource, AppointmentState, PlaceKind, WaitingState, WaitingUrgency
+from hub.models import (
+    Allocation,
+    AllocationResource,
+    AppointmentState,
+    AuditEvent,
+    OutboxMessage,
+    OutboxState,
+    PlaceKind,
+    VisitOffer,
+    VisitOfferState,
+    WaitingState,
+    WaitingUrgency,
+)
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
-from tests.queries import forbid_lazy_loads, statements_on
+from tests.queries import count_queries, forbid_lazy_loads, statements_on
 from workflows import appointments, waiting
 
 
 def label(statement: str) -> str:
     """`SELECT professionals`, `INSERT allocations`, `UPDATE waiting_entries`: the verb and its first table."""
     verb = statement.split()[0].upper()
+    if verb == "WITH":  # data-modifying CTEs: every table written, in order
+        return " ".join(["WITH", *re.findall(r"\bINSERT INTO (\w+)", statement)])
     table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement, re.IGNORECASE)
     return f"{verb} {table.group(1) if table else ''}".strip()
+
+
+SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")  # the test transaction's
 
 
 def _first_use(api, url):
@@ -30,36 +48,76 @@ def _first_use(api, url):
     assert api.get(url).status_code == 200
 
 
-def test_a_booking_reads_four_times_and_writes_each_table_once(clock, api_as, engine, territory, slot):
+def test_a_booking_reads_once_and_writes_in_three_round_trips_on_postgresql(clock, api_as, engine, territory, slot):
+    """Besides the token: one read of the slot, the patient and the rules' facts; the appointment, its holds, then
+    (PostgreSQL) its offer, the IDEL's e-mail and the audit row in one statement. It was eight statements and the
+    audit INSERT at commit before 2026-12-04 (branch hb-p2b)."""
     api = api_as(territory.coordinator)
     _first_use(api, f"/api/v1/patients/{territory.patient.id}")
     booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
-    with forbid_lazy_loads(), statements_on(engine) as seen:
+    with forbid_lazy_loads(), count_queries(engine) as seen:
         response = api.post("/api/v1/appointments", json=booking)
     assert response.status_code == 201, response.get_json()
+    seen = [" ".join(statement.split()) for statement in seen if not statement.startswith(SAVEPOINTS)]
     labels = [label(statement) for statement in seen]
     on_postgresql = engine.dialect.name == "postgresql"
     # SQLite checks the holds inside its serialised transaction; PostgreSQL's exclusion constraint is the check.
-    check = [] if on_postgresql else ["SELECT allocations"]
+    # PostgreSQL sends the last three rows as one INSERT with two data-modifying CTEs; SQLite one INSERT each.
+    check, last = (
+        ([], ["WITH visit_offers outbox_messages audit_events"])
+        if on_postgresql
+        else (["SELECT allocations"], ["INSERT visit_offers", "INSERT outbox_messages", "INSERT audit_events"])
+    )
     assert labels == [
         "SELECT api_tokens",
-        "SELECT patients",
-        "SELECT slots",  # with its program, its room and its kit
-        # One query for the rules' facts: waiting entry (first in the FROM), eligibility, own IDEL.
+        # One read of the patient, the slot with its program, room and kit, and the rules' facts: waiting entry
+        # (first in the FROM), eligibility, own IDEL.
         "SELECT waiting_entries",
         "INSERT appointments",
         *check,
         "INSERT allocations",  # performer, patient and IDEL in one statement
-        "INSERT visit_offers",
-        "INSERT outbox_messages",
-        # No UPDATE of waiting_entries: the patient waits for nothing (the facts say so).
+        *last,
+        # No UPDATE of waiting_entries: the patient waits for nothing (the facts say so). Nothing left for the
+        # commit: the audit row went with the offer.
     ], seen
-    facts = seen[3]
-    assert "eligibility_assessments" in facts and "care_team_members" in facts, facts
+    read = seen[1]
+    for table in ("patients", "slots", "session_programs", "eligibility_assessments", "care_team_members"):
+        assert f"FROM {table}" in read or f"JOIN {table}" in read, (table, read)
     inserts = next(statement for statement in seen if label(statement) == "INSERT allocations")
     assert inserts.count("), (") == 2  # three rows
     assert ("ON CONFLICT DO NOTHING" in inserts) is on_postgresql
     assert "RETURNING" in next(statement for statement in seen if label(statement) == "INSERT appointments")
+
+
+def test_a_booking_writes_its_offer_e_mail_and_audit_row_once_with_their_defaults(
+    clock, api_as, db_session, territory, slot
+):
+    """The rows sent together (one statement on PostgreSQL) are those the plain INSERTs wrote: each once, with the
+    columns' defaults (pending, first round, no attempt yet, due now)."""
+    api = api_as(territory.coordinator)
+    booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
+    response = api.post("/api/v1/appointments", json=booking)
+    assert response.status_code == 201, response.get_json()
+    appointment_id = response.get_json()["id"]
+    idel = territory.idel
+    offers = db_session.scalars(select(VisitOffer).where(VisitOffer.appointment_id == appointment_id)).all()
+    assert [(o.professional_id, o.round, o.state, o.offered_at) for o in offers] == [
+        (idel.id, 1, VisitOfferState.PENDING, factories.NOW)
+    ]
+    messages = db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.idempotency_key.like(f"visit_offered:offer:{appointment_id}:%"))
+    ).all()
+    assert [(m.idempotency_key, m.channel, m.recipient, m.state, m.attempts, m.max_attempts) for m in messages] == [
+        (f"visit_offered:offer:{appointment_id}:{idel.id}:0", "email", idel.email, OutboxState.PENDING, 0, 8)
+    ]
+    assert json.loads(messages[0].payload) == {"appointment_id": appointment_id, "professional_id": idel.id}
+    assert messages[0].next_attempt_at is not None and messages[0].created_at is not None
+    events = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.target_type == "appointments", AuditEvent.target_id == str(appointment_id))
+    ).all()
+    assert [(e.action, e.outcome, e.actor_user_id, e.cpts_id) for e in events] == [
+        ("appointment.book", "success", territory.coordinator.id, territory.cpts.id)
+    ]
 
 
 def test_a_waiting_patient_s_booking_books_their_entry_in_the_same_request(
