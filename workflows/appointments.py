@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import outbox
-from hub import audit
+from hub import audit, row_locks
 from hub.db import rows_changed, utcnow
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
@@ -850,6 +850,12 @@ def check_in(
     sas.status_changed(session, appointment)
 
 
+# What the verbs on a session read beyond the appointment's row, to load with it (appointment_for's `load`, lock())
+# rather than one lazy load at a time: the patient's consents (a remote act needs one in force), and for the
+# checklist the program too (its zone: the patient's age on the session's day).
+CONSENTS_LOAD = (joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents),)
+CHECKLIST_LOAD = (*CONSENTS_LOAD, joinedload(Appointment.slot).joinedload(Slot.program))
+
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
 # Before the session, meaning before it is marked done: a specialist running late, or a session running over, must
 # not leave the IDEL who received the patient with a session that can never be done (its saved time tells when).
@@ -996,12 +1002,15 @@ def record_no_show(session: Session, actor: User, appointment: Appointment, *, n
 def lock(session: Session, appointment: Appointment) -> None:
     """Take the appointment's row lock and re-read it, so that two verbs on one appointment (an IDEL
     confirming while the job widens the offer) run one after the other. SQLite's BEGIN IMMEDIATE
-    transaction already serialises writers."""
+    transaction already serialises writers. Read so already in this transaction (the API's access check,
+    appointment_for(lock=True, load=CONSENTS_LOAD)), it is not read again."""
+    if row_locks.held(session, appointment):
+        return
     # One statement: the lock, the fresh row, and the patient's consents every remote verb checks.
     session.execute(
         select(Appointment)
         .where(Appointment.id == appointment.id)
-        .options(joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents))
+        .options(*CONSENTS_LOAD)
         .with_for_update(of=Appointment)
         .execution_options(populate_existing=True)
     ).unique().one()

@@ -91,9 +91,12 @@ def get_appointment(appointment_id: int):
     return AppointmentOut().dump(appointment_for(db(), current_user, appointment_id, "read"))
 
 
-def _act(appointment_id: int, verb: str, schema, perform):
-    """Load the appointment the caller may act on (404 otherwise), then read the body, then run the verb."""
-    appointment = appointment_for(db(), current_user, appointment_id, verb)
+def _act(appointment_id: int, verb: str, schema, perform, *, loaders=(), lock: bool = False):
+    """Load the appointment the caller may act on (404 otherwise) with what the verb reads (`loaders`), then read the
+    body, then run the verb. `lock`: for a verb whose workflow locks the row first (appointments.lock), the row is
+    read once, locked, with the patient's consents that lock() reads."""
+    loaders = (*appointments.CONSENTS_LOAD, *loaders) if lock else loaders
+    appointment = appointment_for(db(), current_user, appointment_id, verb, load=loaders, lock=lock)
     data = load(schema, json_body() if request.get_data() else {})
     perform(appointment, data)
     return AppointmentOut().dump(appointment)
@@ -102,7 +105,9 @@ def _act(appointment_id: int, verb: str, schema, perform):
 @blueprint.post("/appointments/<int:appointment_id>/confirm")
 @access(Permission.VISITS_RESPOND)
 def confirm_appointment(appointment_id: int):
-    return _act(appointment_id, "confirm", NoBodyIn(), lambda a, _d: appointments.confirm(db(), current_user, a))
+    return _act(
+        appointment_id, "confirm", NoBodyIn(), lambda a, _d: appointments.confirm(db(), current_user, a), lock=True
+    )
 
 
 @blueprint.post("/appointments/<int:appointment_id>/decline")
@@ -113,13 +118,20 @@ def decline_appointment(appointment_id: int):
         "decline",
         ReasonIn(),
         lambda a, d: appointments.decline(db(), current_user, a, reason=d["reason"]),
+        lock=True,
     )
 
 
 @blueprint.post("/appointments/<int:appointment_id>/check-in")
 @access(Permission.VISITS_RESPOND)
 def check_in_appointment(appointment_id: int):
-    return _act(appointment_id, "check_in", CheckInIn(), lambda a, d: appointments.check_in(db(), current_user, a, **d))
+    return _act(
+        appointment_id,
+        "check_in",
+        CheckInIn(),
+        lambda a, d: appointments.check_in(db(), current_user, a, **d),
+        loaders=appointments.CONSENTS_LOAD,
+    )
 
 
 @blueprint.post("/appointments/<int:appointment_id>/checklist")
@@ -131,6 +143,7 @@ def save_appointment_checklist(appointment_id: int):
         "checklist",
         ChecklistIn(),
         lambda a, d: appointments.save_checklist(db(), current_user, a, items=d),
+        loaders=appointments.CHECKLIST_LOAD,
     )
 
 
@@ -166,6 +179,7 @@ def cancel_appointment(appointment_id: int):
         "cancel",
         ReasonIn(),
         lambda a, d: appointments.cancel(db(), current_user, a, reason=d["reason"]),
+        lock=True,
     )
 
 
@@ -176,4 +190,4 @@ def reassign_appointment(appointment_id: int):
         idel = _professional(data["accompanying_id"])  # required by ReassignIn
         appointments.reassign(db(), current_user, appointment, idel=idel)
 
-    return _act(appointment_id, "reassign", ReassignIn(), perform)
+    return _act(appointment_id, "reassign", ReassignIn(), perform, lock=True)

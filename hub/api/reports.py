@@ -2,7 +2,6 @@
 
 from flask import request
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from hub import audit
@@ -44,10 +43,9 @@ def get_my_session():
 def create_report():
     """The session's draft: created, or the one already begun (200)."""
     data = load_json(ReportStartIn())
-    appointment = appointment_for(db(), current_user, data["appointment_id"], "read")
-    begun = db().scalar(select(Report.id).where(Report.appointment_id == appointment.id).limit(1))
-    report = reports.start_report(db(), current_user, appointment)
-    if begun is not None:
+    appointment = appointment_for(db(), current_user, data["appointment_id"], "read", lock=True)  # as begin_report
+    report, new = reports.begin_report(db(), current_user, appointment)
+    if not new:
         return _body(report)
     return created(_body(report), "api.get_report", report_id=report.id)
 
@@ -71,7 +69,7 @@ def list_report_recipients(report_id: int):
 @blueprint.patch("/reports/<int:report_id>")
 @access(Permission.REPORTS_WRITE)
 def update_report(report_id: int):
-    report = report_for(db(), current_user, report_id, "update")
+    report = report_for(db(), current_user, report_id, "update", lock=True)  # as update_draft locks it
     reports.update_draft(db(), current_user, report, **load_json(ReportUpdateIn()))
     return _body(report)
 
@@ -83,7 +81,7 @@ def _no_body() -> None:
 @blueprint.post("/reports/<int:report_id>/sign")
 @access(Permission.REPORTS_WRITE)
 def sign_report(report_id: int):
-    report = report_for(db(), current_user, report_id, "sign")
+    report = report_for(db(), current_user, report_id, "sign", lock=True, load=reports.SIGN_LOAD)  # as sign
     _no_body()
     return _body(reports.sign(db(), current_user, report, upload_dir=upload_dir(), zone=territory_zone()))
 
