@@ -7,14 +7,17 @@ PostgreSQL URL names a database of its own, whose `public` schema is dropped and
 builds the territory of tests/write_paths.py (fresh sessions for each write that uses one up) and sends each
 request as its user (Bearer token) through the Flask test client, on the territory's Monday morning: the
 statements of one request, then the median and the best of `--rounds` requests (token lookup, audit line and
-commit included), wall-clock and CPU time of the process. The machine is shared: print `uptime` beside the figures.
+commit included), wall-clock and CPU time of the process, and the Python function calls of one request (steady
+where the times are not). The machine is shared: print `uptime` beside the figures.
 
     .venv/bin/python bench/write_paths.py
     .venv/bin/python bench/write_paths.py --database-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_hf
 """
 
 import argparse
+import cProfile
 import os
+import pstats
 import statistics
 import sys
 import tempfile
@@ -51,6 +54,17 @@ def _statements(app, client, scene, route, *, show: bool = False) -> int:
     return len(seen)
 
 
+def _calls(client, scene, route) -> int:
+    """The Python function calls of one request: unlike the times, the same from one run to the next on a shared
+    machine, and what the process's CPU time follows once the statements are counted apart."""
+    profile = cProfile.Profile()
+    profile.enable()
+    response = write_paths.request(client, scene, route)
+    profile.disable()
+    assert response.status_code in route.status, (route.name, response.status_code)
+    return pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+
+
 def _times(client, scene, route, rounds: int) -> tuple[list[float], list[float]]:
     """Wall-clock and CPU milliseconds of each request (the CPU time of the process is the steadier figure)."""
     wall, cpu = [], []
@@ -72,17 +86,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, time_machine.travel(factories.NOW, tick=True):
         app = _app(args.database_url or f"sqlite:///{tmp}/write-paths.sqlite3")
         with app.extensions["hub.sessions"]() as session:
-            # Each write that uses its session up needs one per request, plus one left for the reads.
-            scene = write_paths.build(session, factories.cpts(session), per_route=args.rounds + WARMUP + 2)
+            # Each write that uses its session up needs one per request (the counted and the profiled ones too), plus
+            # one left for the reads.
+            scene = write_paths.build(session, factories.cpts(session), per_route=args.rounds + WARMUP + 3)
         client = app.test_client()
         print(f"{args.database_url or 'sqlite'}: {args.rounds} rounds; {os.getloadavg()=}")
-        print(f"{'route':20} {'statements':>10} {'median ms':>10} {'best ms':>8} {'CPU median ms':>14}")
+        print(f"{'route':20} {'statements':>10} {'calls':>7} {'median ms':>10} {'best ms':>8} {'CPU median ms':>14}")
         for route in write_paths.ROUTES:
             _times(client, scene, route, WARMUP - 1)  # first use of a token, caches
             statements = _statements(app, client, scene, route, show=route.name in args.show)
+            calls = _calls(client, scene, route)
             wall, cpu = _times(client, scene, route, args.rounds)
             print(
-                f"{route.name:20} {statements:>10} {statistics.median(wall):>10.1f} {min(wall):>8.1f}"
+                f"{route.name:20} {statements:>10} {calls:>7} {statistics.median(wall):>10.1f} {min(wall):>8.1f}"
                 f" {statistics.median(cpu):>14.1f}"
             )
         app.extensions["hub.engine"].dispose()

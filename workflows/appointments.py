@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Select, bindparam, exists, func, insert, select, update
+from sqlalchemy import Integer, Select, bindparam, case, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -611,16 +611,28 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
             raise RuleViolation("Aucun·e IDEL n'est désigné·e pour accompagner ce rendez-vous.")
         if appointment.accompanying_id is None:
             _take_open_visit(session, appointment, session.get(Professional, idel_id))
-    for offer in _offers(session, appointment):
-        if offer.state is VisitOfferState.PENDING:
-            accepted = offer.professional_id == idel_id
-            offer.state = VisitOfferState.ACCEPTED if accepted else VisitOfferState.WITHDRAWN
-            offer.responded_at = now
+    _answer_offers(session, appointment, idel_id, now)
     appointment.state = target
     appointment.confirmed_at = now
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
     sas.status_changed(session, appointment)
+
+
+def _answer_offers(session: Session, appointment: Appointment, idel_id: int | None, now: dt.datetime) -> None:
+    """The pending offers answered in one UPDATE, without reading them first: the confirming IDEL's accepted,
+    the others withdrawn. Offers already in the session (an open visit's, read to take it) are synchronised."""
+    state = VisitOffer.state.type
+    answer = case(
+        (VisitOffer.professional_id == idel_id, literal(VisitOfferState.ACCEPTED, state)),
+        else_=literal(VisitOfferState.WITHDRAWN, state),
+    )
+    session.execute(
+        update(VisitOffer)
+        .where(VisitOffer.appointment_id == appointment.id, VisitOffer.state == VisitOfferState.PENDING)
+        .values(state=answer, responded_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def _take_open_visit(session: Session, appointment: Appointment, idel: Professional | None) -> None:

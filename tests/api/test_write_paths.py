@@ -11,7 +11,16 @@ from sqlalchemy import select
 
 from hub.auth.policies import appointment_for
 from hub.db import utcnow
-from hub.models import Allocation, AllocationResource, AppointmentState, PlaceKind, WaitingState, WaitingUrgency
+from hub.models import (
+    Allocation,
+    AllocationResource,
+    AppointmentState,
+    PlaceKind,
+    VisitOffer,
+    VisitOfferState,
+    WaitingState,
+    WaitingUrgency,
+)
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
@@ -124,7 +133,7 @@ def test_a_conflict_is_named_from_the_refused_hold_and_leaves_no_partial_hold(
     assert held == []
 
 
-def test_the_confirmation_reads_the_visit_once_with_its_lock(clock, api_as, engine, territory, visit):
+def test_the_confirmation_reads_the_visit_once_with_its_lock(clock, api_as, db_session, engine, territory, visit):
     """The access check reads the row under its lock with the patient's consents: the workflow's lock() does not
     read it again (hub.row_locks)."""
     api = api_as(territory.idel_user)
@@ -136,10 +145,12 @@ def test_the_confirmation_reads_the_visit_once_with_its_lock(clock, api_as, engi
     assert [label(statement) for statement in seen] == [
         "SELECT api_tokens",
         "SELECT appointments",  # the access check, the row lock, the patient and their consents
-        "SELECT visit_offers",
+        "UPDATE visit_offers",  # answered without being read first
         "UPDATE appointments",
-        "UPDATE visit_offers",
     ], seen
+    offer = db_session.scalars(select(VisitOffer).where(VisitOffer.appointment_id == visit.id)).one()
+    assert (offer.state, offer.professional_id) == (VisitOfferState.ACCEPTED, territory.idel.id)
+    assert offer.responded_at is not None
     lock = seen[1]
     assert "consents" in lock
     if engine.dialect.name == "postgresql":
