@@ -11,12 +11,12 @@ from decimal import Decimal
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Row, Select, Table, bindparam, exists, func, insert, select, update
+from sqlalchemy import Integer, Row, Select, Table, bindparam, case, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import outbox
-from hub import audit
+from hub import audit, row_locks
 from hub.db import insert_together, rows_changed, utcnow
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
@@ -685,16 +685,28 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
             raise RuleViolation("Aucun·e IDEL n'est désigné·e pour accompagner ce rendez-vous.")
         if appointment.accompanying_id is None:
             _take_open_visit(session, appointment, session.get(Professional, idel_id))
-    for offer in _offers(session, appointment):
-        if offer.state is VisitOfferState.PENDING:
-            accepted = offer.professional_id == idel_id
-            offer.state = VisitOfferState.ACCEPTED if accepted else VisitOfferState.WITHDRAWN
-            offer.responded_at = now
+    _answer_offers(session, appointment, idel_id, now)
     appointment.state = target
     appointment.confirmed_at = now
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
     sas.status_changed(session, appointment)
+
+
+def _answer_offers(session: Session, appointment: Appointment, idel_id: int | None, now: dt.datetime) -> None:
+    """The pending offers answered in one UPDATE, without reading them first: the confirming IDEL's accepted,
+    the others withdrawn. Offers already in the session (an open visit's, read to take it) are synchronised."""
+    state = VisitOffer.state.type
+    answer = case(
+        (VisitOffer.professional_id == idel_id, literal(VisitOfferState.ACCEPTED, state)),
+        else_=literal(VisitOfferState.WITHDRAWN, state),
+    )
+    session.execute(
+        update(VisitOffer)
+        .where(VisitOffer.appointment_id == appointment.id, VisitOffer.state == VisitOfferState.PENDING)
+        .values(state=answer, responded_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def _take_open_visit(session: Session, appointment: Appointment, idel: Professional | None) -> None:
@@ -919,6 +931,12 @@ def check_in(
     sas.status_changed(session, appointment)
 
 
+# What the verbs on a session read beyond the appointment's row, to load with it (appointment_for's `load`, lock())
+# rather than one lazy load at a time: the patient's consents (a remote act needs one in force), and for the
+# checklist the program too (its zone: the patient's age on the session's day).
+CONSENTS_LOAD = (joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents),)
+CHECKLIST_LOAD = (*CONSENTS_LOAD, joinedload(Appointment.slot).joinedload(Slot.program))
+
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
 # Before the session, meaning before it is marked done: a specialist running late, or a session running over, must
 # not leave the IDEL who received the patient with a session that can never be done (its saved time tells when).
@@ -1065,12 +1083,15 @@ def record_no_show(session: Session, actor: User, appointment: Appointment, *, n
 def lock(session: Session, appointment: Appointment) -> None:
     """Take the appointment's row lock and re-read it, so that two verbs on one appointment (an IDEL
     confirming while the job widens the offer) run one after the other. SQLite's BEGIN IMMEDIATE
-    transaction already serialises writers."""
+    transaction already serialises writers. Read so already in this transaction (the API's access check,
+    appointment_for(lock=True, load=CONSENTS_LOAD)), it is not read again."""
+    if row_locks.held(session, appointment):
+        return
     # One statement: the lock, the fresh row, and the patient's consents every remote verb checks.
     session.execute(
         select(Appointment)
         .where(Appointment.id == appointment.id)
-        .options(joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents))
+        .options(*CONSENTS_LOAD)
         .with_for_update(of=Appointment)
         .execution_options(populate_existing=True)
     ).unique().one()

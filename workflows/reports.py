@@ -22,7 +22,7 @@ from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, sele
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload, sessionmaker
 
 from connectors import outbox
-from hub import audit
+from hub import audit, row_locks
 from hub.db import UTCDateTime, rows_changed, session_scope, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
@@ -45,6 +45,7 @@ from hub.models import (
     DeliveryState,
     Modality,
     OutboxMessage,
+    Patient,
     Professional,
     RecipientRole,
     Referral,
@@ -105,6 +106,11 @@ log = logging.getLogger(__name__)
 def start_report(session: Session, actor: User, appointment: Appointment) -> Report:
     """The performer's draft for a session, prefilled with the act's time and its participants; the draft
     already begun is returned instead of a second one."""
+    return begin_report(session, actor, appointment)[0]
+
+
+def begin_report(session: Session, actor: User, appointment: Appointment) -> tuple[Report, bool]:
+    """start_report's draft, and whether it was created now (the API answers 201) rather than already begun."""
     _lock(session, appointment)
     author = _author(session, actor, appointment.performer_id)
     kind = REPORTABLE_KINDS.get(appointment.kind)
@@ -119,7 +125,7 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
         .limit(1)
     )
     if existing is not None:
-        return existing
+        return existing, False
     participants = [appointment.performer_id] + ([appointment.accompanying_id] if appointment.accompanying_id else [])
     report = Report(
         cpts_id=appointment.cpts_id,
@@ -131,7 +137,7 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
         participant_ids=json.dumps(participants),
         created_by_user_id=actor.id,
     )
-    return _add(session, actor, report)
+    return _add(session, actor, report), True
 
 
 def begin_answer(session: Session, actor: User, request: TeleexpertiseRequest, *, zone: str) -> Report:
@@ -230,6 +236,11 @@ def update_draft(session: Session, actor: User, report: Report, **fields) -> Rep
 # --- signing and routing -----------------------------------------------------------------------------------
 
 
+# The patient, their médecin traitant (a recipient) and the author go into the frozen content: read with the
+# locked row, not one lazy load at a time.
+SIGN_LOAD = (joinedload(Report.patient).joinedload(Patient.attending_gp), joinedload(Report.author))
+
+
 def sign(
     session: Session, actor: User, report: Report, *, upload_dir: Path, zone: str, now: dt.datetime | None = None
 ) -> Report:
@@ -238,19 +249,22 @@ def sign(
     and the CDA are rendered from that by the worker (render_pending), which then queues the deliveries: signing
     answers without the rendering's cost, and no delivery leaves without its document (R1)."""
     now = now or utcnow()
-    _lock(session, report)
+    _lock(session, report, *SIGN_LOAD)
     MACHINE.target("sign", report.state)
     _author(session, actor, report.author_id)
     if missing := missing_to_sign(report):
         raise ValidationFailed(missing, incomplete(missing))
-    appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
+    appointment, program = _with_program(session, report.appointment_id)
     if appointment is not None and appointment.state not in SIGNABLE:
         raise RuleViolation("Le compte rendu se signe une fois la séance terminée.")
     request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
-    report.document_uid = new_document_uid()
-    document = _document(session, report, report.document_uid, previous, now)
-    targets = _targets(session, report, appointment, now)
+    # Set with the other columns below, not before the reads of the document and its recipients: their autoflush
+    # would write it in an UPDATE of its own.
+    document_uid = new_document_uid()
+    document = _document(session, report, document_uid, previous, now)
+    targets = _targets(session, report, appointment, program, now)
+    report.document_uid = document_uid
     frozen = json.dumps(DocumentPackage(document).to_payload() | {"recipients": targets}, sort_keys=True)
     report.frozen_content, report.content_sha256 = frozen, hashlib.sha256(frozen.encode()).hexdigest()
     report.state, report.signed_at, report.signed_by_user_id = S.SIGNED, now, actor.id
@@ -498,13 +512,26 @@ def signature_due_at(session_end: dt.datetime, program: SessionProgram | None) -
     return min(delivery_due_at(session_end, program, role) for role in RecipientRole)
 
 
+def _with_program(session: Session, appointment_id: int | None) -> tuple[Appointment | None, SessionProgram | None]:
+    """The report's session and its program (the recipients' delays), in one SELECT."""
+    if appointment_id is None:
+        return None, None
+    found = session.execute(
+        select(Appointment, SessionProgram)
+        .outerjoin(SessionProgram, SessionProgram.id == Appointment.program_id)
+        .where(Appointment.id == appointment_id)
+    ).first()
+    return (found[0], found[1]) if found is not None else (None, None)
+
+
 def _program_of(session: Session, appointment: Appointment | None) -> SessionProgram | None:
     return session.get(SessionProgram, appointment.program_id) if appointment and appointment.program_id else None
 
 
-def _targets(session: Session, report: Report, appointment: Appointment | None, now: dt.datetime) -> list[dict]:
+def _targets(
+    session: Session, report: Report, appointment: Appointment | None, program: SessionProgram | None, now: dt.datetime
+) -> list[dict]:
     """The recipients as the signature fixes them, each with its due time, for the worker to route."""
-    program = _program_of(session, appointment)
     # From the session's end, whenever the report is signed: a report signed late is late, never due "now".
     base = appointment.ends_at if appointment is not None else now
     return [
@@ -1079,10 +1106,18 @@ def _author(session: Session, actor: User, professional_id: int | None) -> Profe
     return session.get_one(Professional, actor.professional_id)
 
 
-def _lock(session: Session, row) -> None:
+def _lock(session: Session, row, *load) -> None:
     """The row's lock and its fresh read, in one statement (autoflushed first): two verbs on one report run one
-    after the other. SQLite's BEGIN IMMEDIATE transaction already serialises writers."""
+    after the other. SQLite's BEGIN IMMEDIATE transaction already serialises writers. `load`: the loader options
+    of what the verb reads next (many-to-one only: the lock is taken on the row's table alone). Read so already in
+    this transaction (the API's access check, report_for / appointment_for with `lock`), it is not read again."""
+    if row_locks.held(session, row):
+        return
     model = type(row)
     session.execute(
-        select(model).where(model.id == row.id).with_for_update().execution_options(populate_existing=True)
+        select(model)
+        .where(model.id == row.id)
+        .options(*load)
+        .with_for_update(of=model)
+        .execution_options(populate_existing=True)
     ).scalar_one()

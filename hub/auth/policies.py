@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from sqlalchemy import ColumnElement, Row, bindparam, exists, false, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from hub import audit
+from hub import audit, row_locks
 from hub.auth.permissions import Permission, has_permission
 from hub.db import read_rows
 from hub.errors import NotFound
@@ -232,11 +232,24 @@ def _is_offered_to(session: Session, appointment: Appointment, professional_id: 
     )
 
 
-def appointment_for(session: Session, user, appointment_id: int, verb: str, *, load: Sequence = ()) -> Appointment:
-    """`load`: the loader options of what the caller reads next (its relationships), loaded with the row."""
-    row = session.get(Appointment, appointment_id, options=load)
+def appointment_for(
+    session: Session, user, appointment_id: int, verb: str, *, load: Sequence = (), lock: bool = False
+) -> Appointment:
+    """`load`: the loader options of what the caller reads next (its relationships), loaded with the row. `lock`:
+    the row read under its lock, for a verb whose workflow locks it first (hub.row_locks: it reads it once)."""
+    row = _get(session, Appointment, appointment_id, load, lock)
     allowed = row is not None and can_act_on_appointment(session, user, row, verb)
     return _found(session, user, row, allowed, verb, kind="appointment", table="appointments", row_id=appointment_id)
+
+
+def _get(session: Session, model, row_id: int, load: Sequence, lock: bool):
+    if not lock:
+        return session.get(model, row_id, options=load)
+    # OF the row's table: the loaders' outer joins cannot be locked (PostgreSQL), and need not be.
+    row = session.get(model, row_id, options=load, with_for_update={"of": model}, populate_existing=True)
+    if row is not None:
+        row_locks.mark(session, row)
+    return row
 
 
 def _found(session: Session, user, row, allowed: bool, verb: str, *, kind: str, table: str, row_id: int):
@@ -438,9 +451,9 @@ def can_act_on_report(session: Session, user, report: Report, verb: str) -> bool
     return author or can_view_patient(session, user, report.patient)
 
 
-def report_for(session: Session, user, report_id: int, verb: str, *, load: Sequence = ()) -> Report:
-    """`load`: as appointment_for's."""
-    row = session.get(Report, report_id, options=load)
+def report_for(session: Session, user, report_id: int, verb: str, *, load: Sequence = (), lock: bool = False) -> Report:
+    """`load` and `lock`: as appointment_for's."""
+    row = _get(session, Report, report_id, load, lock)
     allowed = row is not None and can_act_on_report(session, user, row, verb)
     return _found(session, user, row, allowed, verb, kind="report", table="reports", row_id=report_id)
 

@@ -325,7 +325,7 @@ def test_the_report_requests_leave_the_frozen_content_and_load_nothing_lazily(ap
         report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
     with forbid_lazy_loads(), statements_on(engine) as seen["patch"]:
         assert api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN).status_code == 200
-    with statements_on(engine) as seen["sign"]:  # reads the patient, the author, the recipients once each
+    with forbid_lazy_loads(), statements_on(engine) as seen["sign"]:
         assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
     factories.render_signed_reports(app)
     with forbid_lazy_loads(), statements_on(engine) as seen["get"]:
@@ -333,4 +333,9 @@ def test_the_report_requests_leave_the_frozen_content_and_load_nothing_lazily(ap
     reads = [s for name in ("draft", "patch", "get") for s in seen[name] if s.startswith("SELECT")]
     assert reads and not [s for s in reads if "frozen_content" in s], "the report read without its frozen content"
     counts = {name: len(statements) for name, statements in seen.items()}
-    assert counts == {"draft": 8, "patch": 4, "sign": 13, "get": 2}, seen
+    # Issue 17, P7: each verb reads its row once, under its lock (hub.row_locks), with what it reads next: the draft
+    # was 8 (the appointment read twice, the begun report twice), the PATCH 4, the signature 13 (the report read
+    # twice, the patient, the author, the médecin traitant and the program one at a time, the document's id written
+    # in an UPDATE of its own).
+    assert counts == {"draft": 6, "patch": 3, "sign": 8, "get": 2}, seen
+    assert "FROM reports" in seen["sign"][1] and "patients" in seen["sign"][1], seen["sign"]

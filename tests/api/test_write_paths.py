@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from hub.auth.policies import appointment_for
 from hub.db import utcnow
 from hub.models import (
     Allocation,
@@ -181,7 +182,9 @@ def test_a_conflict_is_named_from_the_refused_hold_and_leaves_no_partial_hold(
     assert held == []
 
 
-def test_the_confirmation_locks_and_reads_the_visit_in_one_statement(clock, api_as, engine, territory, visit):
+def test_the_confirmation_reads_the_visit_once_with_its_lock(clock, api_as, db_session, engine, territory, visit):
+    """The access check reads the row under its lock with the patient's consents: the workflow's lock() does not
+    read it again (hub.row_locks)."""
     api = api_as(territory.idel_user)
     _first_use(api, f"/api/v1/appointments/{visit.id}")
     with forbid_lazy_loads(), statements_on(engine) as seen:
@@ -190,16 +193,61 @@ def test_the_confirmation_locks_and_reads_the_visit_in_one_statement(clock, api_
     assert response.get_json()["state"] == AppointmentState.CONFIRMED.value
     assert [label(statement) for statement in seen] == [
         "SELECT api_tokens",
-        "SELECT appointments",  # the access check
-        "SELECT appointments",  # the row lock, the fresh row, the patient and their consents
-        "SELECT visit_offers",
+        "SELECT appointments",  # the access check, the row lock, the patient and their consents
+        "UPDATE visit_offers",  # answered without being read first
         "UPDATE appointments",
-        "UPDATE visit_offers",
     ], seen
-    lock = seen[2]
+    offer = db_session.scalars(select(VisitOffer).where(VisitOffer.appointment_id == visit.id)).one()
+    assert (offer.state, offer.professional_id) == (VisitOfferState.ACCEPTED, territory.idel.id)
+    assert offer.responded_at is not None
+    lock = seen[1]
     assert "consents" in lock
     if engine.dialect.name == "postgresql":
         assert lock.endswith("FOR UPDATE OF appointments")
+
+
+def test_a_lock_read_in_an_earlier_transaction_is_taken_again(clock, db_session, engine, territory, visit):
+    """What the access check locked is forgotten when its transaction ends: a workflow run in the next one locks
+    and re-reads the row itself."""
+    appointment = appointment_for(
+        db_session, territory.idel_user, visit.id, "confirm", load=appointments.CONSENTS_LOAD, lock=True
+    )
+    db_session.commit()
+    with statements_on(engine) as seen:
+        appointments.lock(db_session, appointment)
+    assert [label(statement) for statement in seen] == ["SELECT appointments"], seen
+
+
+@pytest.mark.parametrize(
+    ("verb", "body", "program"),
+    [
+        ("checklist", {"camera": True, "sound": True, "light": True, "privacy": True}, True),
+        (
+            "check-in",
+            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
+            False,
+        ),
+    ],
+)
+def test_the_checklist_and_the_check_in_read_the_visit_with_what_they_check(
+    clock, api_as, db_session, engine, territory, verb, body, program
+):
+    """The patient's consents (a remote act needs one in force) and, for the checklist, the program (its zone: the
+    patient's age on the session's day) come with the visit, not in lazy loads (9 and 7 statements before)."""
+    confirmed = factories.visit(db_session, territory, state=AppointmentState.CONFIRMED)
+    db_session.commit()
+    api = api_as(territory.idel_user)
+    _first_use(api, f"/api/v1/appointments/{confirmed.id}")
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        response = api.post(f"/api/v1/appointments/{confirmed.id}/{verb}", json=body)
+    assert response.status_code == 200, response.get_json()
+    assert [label(statement) for statement in seen] == [
+        "SELECT api_tokens",
+        "SELECT appointments",
+        "UPDATE appointments",
+    ]
+    assert "consents" in seen[1]
+    assert ("session_programs" in seen[1]) is program
 
 
 def test_the_submission_locks_and_reads_the_referral_in_one_statement(api_as, engine, hub):  # noqa: F811
