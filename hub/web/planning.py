@@ -45,7 +45,7 @@ from hub.schemas.scheduling import (
     choice_from_rule,
 )
 from hub.services import directory, identity, resources
-from hub.web.pages import appointment_action, load_query, telesoin_choices
+from hub.web.pages import appointment_action, load_query, row_url, telesoin_choices
 from scheduling import board, slots
 from scheduling.agenda import week_bounds
 from workflows import accompaniment, appointments, eligibility, fees, programs, series_booking, waiting
@@ -132,10 +132,14 @@ def week():
     start, end = week_bounds(monday, zone().key)
     days = [monday + dt.timedelta(days=n) for n in range(7)]
     week_board = board.week_board(db(), current_user.cpts_id, days, start, end, zone=zone())
-    details = {"week": monday.isoformat(), "appointments": len(week_board.appointments)}
+    details = {"week": monday.isoformat(), "appointments": week_board.appointment_count}
     audit.record(db(), actor=current_user, action="planning.week", details=details)
     context = {"board": week_board, "monday": monday, "step": dt.timedelta(days=7), "now": utcnow()}
-    return render_template("planning/week.html", values=values, errors=errors, **context)
+    urls = {
+        "appointment_url": row_url("planning.appointment", "appointment_id"),
+        "book_url": row_url("planning.book", "slot_id"),
+    }
+    return render_template("planning/week.html", values=values, errors=errors, **context, **urls)
 
 
 # --- programs ---------------------------------------------------------------------------------------------
