@@ -2,6 +2,7 @@
 series), the week planner, booking a patient into a slot, and an appointment's page (reassign the IDEL, cancel)."""
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
@@ -89,16 +90,24 @@ def zone() -> ZoneInfo:
     return ZoneInfo(territory_zone())
 
 
-@bp.app_template_filter("time_fr")
-def time_fr(value: dt.datetime) -> str:
+def time_fr(value: dt.datetime, *, tz: ZoneInfo) -> str:
     """`14 h 05` in the territory's wall time."""
-    local = value.astimezone(zone())
+    local = value.astimezone(tz)
     return f"{local.hour} h {local.minute:02d}"
 
 
-@bp.app_template_filter("local_day")
-def local_day(value: dt.datetime) -> dt.date:
-    return value.astimezone(zone()).date()
+def local_day(value: dt.datetime, *, tz: ZoneInfo) -> dt.date:
+    return value.astimezone(tz).date()
+
+
+@bp.record_once
+def wall_time_filters(state) -> None:
+    """`time_fr` and `local_day` in the templates, with the zone read once (the configuration is read-only after
+    start): a week's agenda formats a hundred times, and reading the zone through `current_app` each time cost
+    more than the formatting."""
+    tz = ZoneInfo(state.app.config["HUB"]["TIMEZONE"])
+    state.app.add_template_filter(functools.partial(time_fr, tz=tz), "time_fr")
+    state.app.add_template_filter(functools.partial(local_day, tz=tz), "local_day")
 
 
 @bp.app_template_filter("day_fr")
