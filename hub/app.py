@@ -126,9 +126,11 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["has_permission"] = has_permission
     app.jinja_env.globals["Permission"] = Permission
+    from hub.web.layout import page_layout
     from hub.web.states import allows
 
     app.jinja_env.globals["allows"] = allows
+    app.jinja_env.globals["page_layout"] = page_layout
     app.jinja_env.globals["appointment_state_label"] = appointment_state_label
 
 

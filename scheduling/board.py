@@ -26,6 +26,9 @@ from hub.models import (
     SlotState,
     appointment_state_label,
 )
+from hub.models.patient import patient_display_name
+from hub.models.professional import professional_full_name
+from hub.models.scheduling import state_label
 from hub.services import directory
 from scheduling.slots import HOLDING_STATES
 
@@ -36,6 +39,16 @@ SLOT_STATE_LABELS = {state.value: label for state, label in APPOINTMENT_STATE_LA
     FREE: "Libre",
     CANCELLED: "Séance annulée",
 }
+
+
+def slot_state(state: SlotState, capacity: int, taken: int, holder: AppointmentState | None) -> str:
+    """`free`, `cancelled`, or the state of the appointment that holds the slot (`holder`); a group session is
+    `free` while it has a seat left."""
+    if capacity > 1 and state is SlotState.OPEN and taken < capacity:
+        return FREE
+    if holder is not None:
+        return holder.value
+    return CANCELLED if state is SlotState.CANCELLED else FREE
 
 
 @dataclass(frozen=True)
@@ -62,13 +75,8 @@ class SlotView:
 
     @cached_property
     def state(self) -> str:
-        """`free`, `cancelled`, or the state of the appointment that holds the slot; a group session is `free`
-        while it has a seat left."""
-        if self.is_group and self.slot.state is SlotState.OPEN and self.seats_left:
-            return FREE
-        if self.appointment is not None:
-            return self.appointment.state.value
-        return CANCELLED if self.slot.state is SlotState.CANCELLED else FREE
+        holder = self.appointment.state if self.appointment is not None else None
+        return slot_state(self.slot.state, self.capacity, len(self.participants), holder)
 
     @property
     def label(self) -> str:
@@ -81,22 +89,6 @@ class SlotView:
     @property
     def is_bookable(self) -> bool:
         return self.state == FREE
-
-
-@dataclass
-class WeekBoard:
-    """The week of a CPTS: for each program, for each local day, its slots in time order."""
-
-    days: list[dt.date]
-    programs: list[SessionProgram]
-    cells: dict[tuple[int, dt.date], list[SlotView]] = field(default_factory=dict)
-
-    def cell(self, program_id: int, day: dt.date) -> list[SlotView]:
-        return self.cells.get((program_id, day), [])
-
-    @property
-    def appointments(self) -> list[Appointment]:
-        return [appointment for views in self.cells.values() for view in views for appointment in view.participants]
 
 
 def views_of(session: Session, slots: list[Slot]) -> list[SlotView]:
@@ -284,28 +276,167 @@ def _listed(row, participants: list[Participant], capacity: int) -> ListedSlot:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WeekProgram:
+    id: int
+    name: str
+    performer_name: str
+    is_active: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WeekVisit:
+    """An appointment holding a slot of the week: what the planning shows of it (`allows` reads its state)."""
+
+    id: int
+    state: AppointmentState
+    label: str
+    patient_name: str
+    idel_name: str | None
+    declined_reason: str | None
+
+
+@dataclass(slots=True)
+class WeekSlot:
+    """A slot of the week with whoever holds it: SlotView's state and label, from plain rows."""
+
+    id: int
+    starts_at: dt.datetime
+    state: str
+    label: str
+    is_group: bool
+    participants: list[WeekVisit]
+
+    @property
+    def appointment(self) -> WeekVisit | None:
+        return self.participants[0] if self.participants else None
+
+    @property
+    def is_bookable(self) -> bool:
+        return self.state == FREE
+
+
+@dataclass
+class WeekBoard:
+    """The week of a CPTS: for each program, for each local day, its slots in time order."""
+
+    days: list[dt.date]
+    programs: list[WeekProgram]
+    cells: dict[tuple[int, dt.date], list[WeekSlot]] = field(default_factory=dict)
+
+    def cell(self, program_id: int, day: dt.date) -> list[WeekSlot]:
+        return self.cells.get((program_id, day), [])
+
+    @property
+    def appointment_count(self) -> int:
+        return sum(len(slot.participants) for slots in self.cells.values() for slot in slots)
+
+
 def week_board(session: Session, cpts_id: int, days: list[dt.date], start: dt.datetime, end: dt.datetime, *, zone):
-    """The CPTS's programs (active ones, and others with slots that week) and their slots in [start, end)."""
-    programs = list(
-        session.scalars(
-            select(SessionProgram)
-            .options(joinedload(SessionProgram.performer))
-            .where(SessionProgram.cpts_id == cpts_id)
-            .order_by(SessionProgram.name, SessionProgram.id)
-        )
-    )
-    slots = list(
-        session.scalars(_slots_query([p.id for p in programs], start, end).order_by(Slot.starts_at, Slot.id))
-        if programs
-        else []
-    )
+    """The CPTS's programs (active ones, and others with slots that week) and their slots in [start, end) with the
+    appointments holding them: one statement, read as plain rows (the ORM's loading of some forty slots and
+    appointments with their patients and IDELs was a third of the page)."""
     board = WeekBoard(days=days, programs=[])
-    for view in views_of(session, slots):
-        day = view.slot.starts_at.astimezone(zone).date()
-        board.cells.setdefault((view.slot.program_id, day), []).append(view)
-    shown = {program_id for program_id, _day in board.cells}
-    board.programs = [p for p in programs if p.is_active or p.id in shown]
+    program, slot = None, None
+    for row in read_rows(session, _week_statement(), {"cpts_id": cpts_id, "start": start, "end": end}):
+        if program is None or program.id != row.program_id:
+            program = WeekProgram(
+                row.program_id, row.program_name, professional_full_name(row.first_name, row.last_name), row.is_active
+            )
+            slot = None
+            if row.is_active or row.slot_id is not None:
+                board.programs.append(program)
+        if row.slot_id is None:
+            continue
+        if slot is None or slot.id != row.slot_id:
+            slot = WeekSlot(row.slot_id, row.starts_at, FREE, "", row.capacity > 1, [])
+            day = row.starts_at.astimezone(zone).date()
+            board.cells.setdefault((row.program_id, day), []).append(slot)
+            _settle(slot, row)  # a slot nobody holds
+        if row.appointment_id is not None:
+            slot.participants.append(
+                WeekVisit(
+                    row.appointment_id,
+                    row.state,
+                    state_label(row.state, row.kind, row.accompanying_id),
+                    patient_display_name(row.used_last_name, row.birth_name, row.used_first_name, row.first_name_given),
+                    professional_full_name(row.idel_first_name, row.idel_last_name) if row.accompanying_id else None,
+                    row.declined_reason,
+                )
+            )
+            _settle(slot, row)
     return board
+
+
+def _settle(slot: WeekSlot, row) -> None:
+    """The slot's state and label as SlotView tells them, once its participants so far are known."""
+    holder = slot.appointment
+    holder_state = holder.state if holder is not None else None
+    slot.state = slot_state(row.slot_state, row.capacity, len(slot.participants), holder_state)
+    if slot.is_group and row.slot_state is SlotState.OPEN:
+        slot.label = f"{len(slot.participants)}/{row.capacity} participants"
+    else:
+        slot.label = holder.label if holder is not None else SLOT_STATE_LABELS[slot.state]
+
+
+@functools.cache
+def _week_statement() -> Select:
+    """week_board's statement, built once with the CPTS and the bounds as parameters: each program (with its
+    performer), each of its slots of the week, each appointment holding one (with its patient and IDEL), in the
+    page's order."""
+    program, slot, appointment = SessionProgram.__table__.c, Slot.__table__.c, Appointment.__table__.c
+    performer, patient = Professional.__table__.alias("performer"), Patient.__table__
+    idel = Professional.__table__.alias("idel")
+    slots = Slot.__table__
+    appointments = Appointment.__table__
+    return (
+        select(
+            program.id.label("program_id"),
+            program.name.label("program_name"),
+            performer.c.first_name,
+            performer.c.last_name,
+            program.is_active,
+            program.capacity,
+            slot.id.label("slot_id"),
+            slot.starts_at,
+            slot.state.label("slot_state"),
+            appointment.id.label("appointment_id"),
+            appointment.state,
+            appointment.kind,
+            appointment.accompanying_id,
+            patient.c.used_last_name,
+            patient.c.birth_name,
+            patient.c.used_first_name,
+            patient.c.first_birth_given_name.label("first_name_given"),
+            idel.c.first_name.label("idel_first_name"),
+            idel.c.last_name.label("idel_last_name"),
+            appointment.declined_reason,
+        )
+        .select_from(SessionProgram.__table__)
+        .join(performer, performer.c.id == program.performer_id)
+        .outerjoin(
+            slots,
+            and_(
+                slot.program_id == program.id,
+                slot.starts_at >= bindparam("start", type_=UTCDateTime),
+                slot.starts_at < bindparam("end", type_=UTCDateTime),
+            ),
+        )
+        .outerjoin(appointments, and_(appointment.slot_id == slot.id, appointment.state.in_(HOLDING_STATES)))
+        .outerjoin(patient, patient.c.id == appointment.patient_id)
+        .outerjoin(idel, idel.c.id == appointment.accompanying_id)
+        .where(program.cpts_id == bindparam("cpts_id", type_=Integer))
+        .order_by(program.name, program.id, slot.starts_at, slot.id, appointment.id)
+    )
+
+
+@dataclass
+class Visits:
+    """What a professional has to do: visits offered to them, the day's sessions, the next confirmed ones."""
+
+    offered: list[Appointment]
+    today: list[Appointment]
+    upcoming: list[Appointment]
 
 
 def _with_details(query):

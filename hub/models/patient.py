@@ -55,6 +55,14 @@ IDENTITY_DOCUMENT_LABELS = {
 }
 
 
+def patient_display_name(
+    used_last_name: str | None, birth_name: str, used_first_name: str | None, first_birth_given_name: str
+) -> str:
+    """`DUPONT Marie`, by the used names when there are: `Patient.display_name`, for a page that reads its
+    patients' names as plain rows."""
+    return f"{(used_last_name or birth_name).upper()} {used_first_name or first_birth_given_name}"
+
+
 class Patient(Base):
     __tablename__ = "patients"
     __table_args__ = (
@@ -108,9 +116,9 @@ class Patient(Base):
 
     @property
     def display_name(self) -> str:
-        last = self.used_last_name or self.birth_name
-        first = self.used_first_name or self.first_birth_given_name
-        return f"{last.upper()} {first}"
+        return patient_display_name(
+            self.used_last_name, self.birth_name, self.used_first_name, self.first_birth_given_name
+        )
 
     @property
     def initials(self) -> str:

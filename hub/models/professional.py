@@ -45,6 +45,11 @@ professional_organisations = Table(
 )
 
 
+def professional_full_name(first_name: str, last_name: str) -> str:
+    """`Claire MARTIN`: `Professional.full_name`, for a page that reads its professionals' names as plain rows."""
+    return f"{first_name} {last_name.upper()}"
+
+
 class Professional(Base):
     __tablename__ = "professionals"
     __table_args__ = (
@@ -91,7 +96,7 @@ class Professional(Base):
 
     @property
     def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name.upper()}"
+        return professional_full_name(self.first_name, self.last_name)
 
     @property
     def profession_label(self) -> str:

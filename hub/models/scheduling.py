@@ -443,7 +443,7 @@ class Appointment(Base):
 
     @property
     def telesoin_act_label(self) -> str | None:
-        return TELESOIN_ACT_LABELS.get(self.telesoin_act, self.telesoin_act) if self.telesoin_act else None
+        return telesoin_act_label(self.telesoin_act)
 
     @property
     def accompaniment_window(self) -> tuple[dt.datetime, dt.datetime]:
@@ -452,16 +452,26 @@ class Appointment(Base):
         return (self.accompaniment_starts_at or self.starts_at, self.accompaniment_ends_at or self.ends_at)
 
 
+def telesoin_act_label(act: str | None) -> str | None:
+    """`Appointment.telesoin_act_label` of an appointment read as a plain row."""
+    return TELESOIN_ACT_LABELS.get(act, act) if act else None
+
+
 def appointment_state_label(appointment: Appointment) -> str:
     """The state as a person reads it: an assisted teleconsultation proposed while nobody has taken the
     accompaniment is « IDEL à trouver », never « Proposé », which would say someone was asked and holds it."""
+    return state_label(appointment.state, appointment.kind, appointment.accompanying_id)
+
+
+def state_label(state: AppointmentState, kind: AppointmentKind, accompanying_id: int | None) -> str:
+    """`appointment_state_label` of an appointment read as a plain row."""
     if (
-        appointment.state is AppointmentState.PROPOSED
-        and appointment.kind is AppointmentKind.ASSISTED_TELECONSULTATION
-        and appointment.accompanying_id is None
+        state is AppointmentState.PROPOSED
+        and kind is AppointmentKind.ASSISTED_TELECONSULTATION
+        and accompanying_id is None
     ):
         return IDEL_TO_FIND
-    return APPOINTMENT_STATE_LABELS[appointment.state]
+    return APPOINTMENT_STATE_LABELS[state]
 
 
 class AllocationResource(StrEnum):

@@ -10,18 +10,11 @@ from hub.auth.permissions import Permission
 from hub.db import utcnow
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import (
-    APPOINTMENT_KIND_LABELS,
-    APPOINTMENT_STATE_LABELS,
-    PLACE_KIND_LABELS,
-    Appointment,
-    AppointmentState,
-)
+from hub.models import APPOINTMENT_KIND_LABELS, APPOINTMENT_STATE_LABELS, PLACE_KIND_LABELS, AppointmentState
 from hub.schemas.scheduling import AgendaArgs
-from hub.web.pages import load_query
+from hub.web.pages import load_query, row_url
 from hub.web.planning import zone
-from scheduling.agenda import day_bounds, professional_agenda, week_bounds
-from workflows import referrals
+from scheduling.agenda import AgendaEntry, day_bounds, professional_agenda, week_bounds
 
 bp = Blueprint("agenda", __name__, url_prefix="/agenda")
 
@@ -41,7 +34,7 @@ def index():
     else:
         start, end = day_bounds(day, zone().key)
         days, step = [day], dt.timedelta(days=1)
-    by_day: dict[dt.date, list[Appointment]] = {d: [] for d in days}
+    by_day: dict[dt.date, list[AgendaEntry]] = {d: [] for d in days}
     professional_id = current_user.professional_id
     if professional_id is not None:
         for appointment in professional_agenda(db(), professional_id, start, end):
@@ -49,17 +42,17 @@ def index():
         shown = sum(len(items) for items in by_day.values())
         audit.record(db(), actor=current_user, action="agenda.read", details={"appointments": shown})
     groups, folded = _group_sessions(by_day, professional_id)
-    shown_ids = [appointment.id for items in by_day.values() for appointment in items]
-    letters = referrals.letters_by_appointment(db(), shown_ids)  # the referral letter, a document of its appointment
     context = {
         "day": day,
         "view": view,
         "by_day": by_day,
         "step": step,
         "professional_id": professional_id,
-        "letters": letters,
         "groups": groups,
         "folded": folded,
+        "visit_url": row_url("visits.show", "appointment_id"),
+        "letter_url": row_url("referrals.appointment_letter", "appointment_id"),
+        "incidents_url": row_url("sessions.session_incidents", "appointment_id"),
     }
     return render_template(
         "agenda/index.html",
@@ -74,17 +67,16 @@ def index():
     )
 
 
-def _group_sessions(by_day: dict, professional_id: int | None) -> tuple[dict[int, list[Appointment]], set[int]]:
+def _group_sessions(by_day: dict, professional_id: int | None) -> tuple[dict[int, list[AgendaEntry]], set[int]]:
     """A group session the professional performs reads as one row: its first participant's appointment carries
     the list (`groups`, by that appointment's id), the others are folded into it (`folded`)."""
-    groups: dict[int, list[Appointment]] = {}
+    groups: dict[int, list[AgendaEntry]] = {}
     folded: set[int] = set()
     first_of_slot: dict[int, int] = {}
     for appointment in (a for items in by_day.values() for a in items):
-        slot = appointment.slot
-        if slot is None or not slot.program.is_group or appointment.performer_id != professional_id:
+        if appointment.slot_id is None or not appointment.is_group or appointment.performer_id != professional_id:
             continue
-        first = first_of_slot.setdefault(slot.id, appointment.id)
+        first = first_of_slot.setdefault(appointment.slot_id, appointment.id)
         groups.setdefault(first, []).append(appointment)
         if first != appointment.id:
             folded.add(appointment.id)

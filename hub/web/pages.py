@@ -2,9 +2,9 @@
 télésoin fields of the booking forms."""
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from flask import current_app, flash, redirect, request
+from flask import current_app, flash, redirect, request, url_for
 from flask_login import current_user
 
 from hub.auth.policies import appointment_for
@@ -25,6 +25,18 @@ def load_query(schema) -> tuple[dict, dict, dict]:
         return load(schema, raw), raw, {}
     except ValidationFailed as exc:
         return {"page": 1}, raw, exc.errors
+
+
+# The largest id a route accepts (hub.app.RowIdConverter): a marker no real address holds.
+_MARKER = str(2**31 - 1)
+
+
+def row_url(endpoint: str, argument: str) -> Callable[[int], str]:
+    """`url_for(endpoint, argument=row_id)` for each row of a page, worked out once: the address of a marker id,
+    cut around it. A week's forty rows cost forty `url_for`, a tenth of the page."""
+    marker: dict[str, Any] = {argument: int(_MARKER)}
+    head, _, tail = url_for(endpoint, **marker).partition(_MARKER)
+    return lambda row_id: f"{head}{row_id}{tail}"
 
 
 def page_size() -> int:

@@ -2,6 +2,7 @@
 series), the week planner, booking a patient into a slot, and an appointment's page (reassign the IDEL, cancel)."""
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
@@ -45,7 +46,7 @@ from hub.schemas.scheduling import (
     choice_from_rule,
 )
 from hub.services import directory, identity, resources
-from hub.web.pages import appointment_action, load_query, telesoin_choices
+from hub.web.pages import appointment_action, load_query, row_url, telesoin_choices
 from scheduling import board, slots
 from scheduling.agenda import week_bounds
 from workflows import accompaniment, appointments, eligibility, fees, programs, series_booking, waiting
@@ -89,16 +90,24 @@ def zone() -> ZoneInfo:
     return ZoneInfo(territory_zone())
 
 
-@bp.app_template_filter("time_fr")
-def time_fr(value: dt.datetime) -> str:
+def time_fr(value: dt.datetime, *, tz: ZoneInfo) -> str:
     """`14 h 05` in the territory's wall time."""
-    local = value.astimezone(zone())
+    local = value.astimezone(tz)
     return f"{local.hour} h {local.minute:02d}"
 
 
-@bp.app_template_filter("local_day")
-def local_day(value: dt.datetime) -> dt.date:
-    return value.astimezone(zone()).date()
+def local_day(value: dt.datetime, *, tz: ZoneInfo) -> dt.date:
+    return value.astimezone(tz).date()
+
+
+@bp.record_once
+def wall_time_filters(state) -> None:
+    """`time_fr` and `local_day` in the templates, with the zone read once (the configuration is read-only after
+    start): a week's agenda formats a hundred times, and reading the zone through `current_app` each time cost
+    more than the formatting."""
+    tz = ZoneInfo(state.app.config["HUB"]["TIMEZONE"])
+    state.app.add_template_filter(functools.partial(time_fr, tz=tz), "time_fr")
+    state.app.add_template_filter(functools.partial(local_day, tz=tz), "local_day")
 
 
 @bp.app_template_filter("day_fr")
@@ -132,10 +141,14 @@ def week():
     start, end = week_bounds(monday, zone().key)
     days = [monday + dt.timedelta(days=n) for n in range(7)]
     week_board = board.week_board(db(), current_user.cpts_id, days, start, end, zone=zone())
-    details = {"week": monday.isoformat(), "appointments": len(week_board.appointments)}
+    details = {"week": monday.isoformat(), "appointments": week_board.appointment_count}
     audit.record(db(), actor=current_user, action="planning.week", details=details)
     context = {"board": week_board, "monday": monday, "step": dt.timedelta(days=7), "now": utcnow()}
-    return render_template("planning/week.html", values=values, errors=errors, **context)
+    urls = {
+        "appointment_url": row_url("planning.appointment", "appointment_id"),
+        "book_url": row_url("planning.book", "slot_id"),
+    }
+    return render_template("planning/week.html", values=values, errors=errors, **context, **urls)
 
 
 # --- programs ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 business, through the policies)."""
 
 from hub.models import Appointment, CarePathway, Referral, Report, TeleexpertiseRequest
+from scheduling.board import WeekVisit
 from workflows import appointments, pathways, referrals, reports, teleexpertise
 from workflows.machine import Machine
 from workflows.visits import VisitLine
@@ -14,8 +15,9 @@ MACHINES: dict[type, Machine] = {
     Report: reports.MACHINE,
     TeleexpertiseRequest: teleexpertise.MACHINE,
 }
-# A row that stands for an entity in a list follows the entity's machine: a visit as « Mes visites » lists it.
-_STANDS_FOR: dict[type, type] = {VisitLine: Appointment}
+# A row that stands for an entity in a list follows the entity's machine: a visit as « Mes visites » lists it, an
+# appointment as the planning's week shows it.
+_STANDS_FOR: dict[type, type] = {VisitLine: Appointment, WeekVisit: Appointment}
 
 
 def allows(row, verb: str) -> bool:

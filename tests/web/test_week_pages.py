@@ -1,0 +1,103 @@
+"""The planning's week and « Mon agenda » read as plain rows, the layout's menu worked out once per kind of user
+(issue 17, P7): each page in two statements (the session, then its one read) besides the audit, whatever the
+number of rows; the same content as the entities' own labels and addresses."""
+
+import datetime as dt
+
+import pytest
+from flask import url_for
+
+from hub.models import Appointment, AppointmentState, Profession, Role, appointment_state_label
+from hub.web import layout
+from hub.web.pages import row_url
+from tests import factories, read_paths
+from tests.queries import forbid_lazy_loads, statements_on
+from tests.web.test_group_session_pages import book_session_of_four
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+def _page(client, engine, scene, name) -> tuple[str, list[str]]:
+    route = next(route for route in read_paths.ROUTES if route.name == name)
+    read_paths.request(client, scene, route)  # the statements are built and the layout worked out once
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        response = read_paths.request(client, scene, route)
+    assert response.status_code == 200
+    return response.get_data(as_text=True), seen
+
+
+@pytest.mark.parametrize(
+    "name", ["page /planning", "page /agenda (IDEL, week)", "page /agenda (specialist, week)"]
+)  # fmt: skip
+def test_the_week_pages_read_the_session_then_the_week_in_one_statement(client, engine, db_session, cpts, name):
+    """The session's row, then the week: the planning read its programs, slots and appointments in three
+    statements, the agenda its appointments and their referral letters in two."""
+    scene = read_paths.build(db_session, cpts, visits=6)
+    page, seen = _page(client, engine, scene, name)
+    assert len(seen) == 2, "\n".join(seen)
+    assert "user_sessions" in seen[0]
+    assert all(visit.patient.display_name in page for visit in _in_the_week(scene))
+
+
+def _in_the_week(scene) -> list[Appointment]:
+    monday = factories.MONDAY_14H.replace(hour=0)
+    return [visit for visit in scene.visits if monday <= visit.starts_at < monday + dt.timedelta(days=7)]
+
+
+def test_the_planning_shows_each_visit_as_its_entity_tells_it(client, engine, db_session, cpts):
+    scene = read_paths.build(db_session, cpts, visits=8)
+    page, _seen = _page(client, engine, scene, "page /planning")
+    shown = _in_the_week(scene)
+    assert shown
+    for visit in shown:
+        db_session.refresh(visit)
+        assert f'<a href="/planning/appointments/{visit.id}">Détails' in page
+        assert f">{appointment_state_label(visit)}</span>" in page
+        assert f'<span class="small">{visit.patient.display_name}</span>' in page
+        idel = visit.accompanying.full_name if visit.accompanying else "à trouver"
+        assert f'<span class="small">IDEL : {idel}</span>' in page
+
+
+def test_the_agenda_links_a_group_session_and_its_participants(auth, db_session, territory):
+    slot, patients = book_session_of_four(db_session, territory)
+    performer = factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=territory.cardiologist)
+    auth.login(performer)
+    page = auth.client.get("/agenda?day=2026-11-23&view=week").get_data(as_text=True)
+    booked = db_session.query(Appointment).filter_by(slot_id=slot.id).order_by(Appointment.id).all()
+    assert page.count("Séance de groupe — 4/6 participants") == 1
+    for appointment in booked:
+        assert f'<a href="/visits/{appointment.id}">{appointment.patient.display_name}<span' in page
+    assert all(appointment.state is AppointmentState.PROPOSED for appointment in booked) and patients
+
+
+def test_a_row_url_is_the_address_url_for_makes(app):
+    with app.test_request_context("/"):
+        visit = row_url("visits.show", "appointment_id")
+        book = row_url("planning.book", "slot_id")
+        for row_id in (1, 42, 2**31 - 2):
+            assert visit(row_id) == url_for("visits.show", appointment_id=row_id)
+            assert book(row_id) == url_for("planning.book", slot_id=row_id)
+
+
+@pytest.mark.parametrize(
+    ("who", "shown", "hidden"),
+    [
+        ("coordinator", ["Patients", "Planning", "Envois", "Annuaire"], ["Mes visites", "Matériel et lieux"]),
+        ("nurse", ["Mes visites", "Mon agenda", "Ma séance"], ["Planning", "Nouvel adressage"]),
+        ("gp", ["Nouvel adressage", "Mes adressages", "Mes rémunérations"], ["Rémunérations"]),
+        ("admin", ["Administration", "Matériel et lieux", "Annuaire"], ["Planning", "Mes visites"]),
+    ],
+)  # fmt: skip
+def test_the_menu_is_worked_out_once_per_kind_of_user(app, db_session, cpts, who, shown, hidden):
+    users = {
+        "coordinator": lambda: factories.user(db_session, cpts, Role.COORDINATOR),
+        "nurse": lambda: factories.clinician(db_session, cpts),
+        "gp": lambda: factories.clinician(db_session, cpts, Profession.GENERAL_PRACTITIONER),
+        "admin": lambda: factories.user(db_session, cpts, Role.ADMIN),
+    }
+    user = users[who]()
+    with app.test_request_context("/"):
+        first = layout.page_layout(user)
+        labels = [label for _href, label in first.menu]
+        assert all(label in labels for label in shown) and not any(label in labels for label in hidden)
+        assert layout.page_layout(user) is first  # kept, not worked out again
