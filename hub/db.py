@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeDecorator
 
@@ -159,7 +160,7 @@ class _Prepared(NamedTuple):
     order: tuple[str, ...] | None
     constants: dict[str, Any]  # the values bound in the statement itself (`x == 3`), under their compiled names
     binds: tuple[tuple[str, Callable], ...]  # the bind processors (a UTC datetime to SQLite's text…)
-    row: Any  # the named tuple of a result row, None for a statement without rows
+    make_row: Callable | None  # a result row as a named tuple, None for a statement without rows
     results: tuple[tuple[int, Callable], ...]  # the result processors by position (text to datetime, enum…)
 
 
@@ -171,7 +172,7 @@ def _prepare(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] |
     prepared = _PREPARED.get(cache_key)
     if prepared is not None:
         return prepared
-    compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect, column_keys=list(keys) if keys else None))
     given = [name for name, bind in compiled.binds.items() if bind.required]
     # The SQL with its IN lists of constants rendered (`state IN (?, ?, ?)`), and every parameter's value.
     expanded = compiled.construct_expanded_state(dict.fromkeys(given))
@@ -186,15 +187,17 @@ def _prepare(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] |
         for name, value in expanded.parameters.items()
         if name not in given
     }
-    row, results = None, ()
+    make_row: Callable | None = None
+    results: tuple[tuple[int, Callable], ...] = ()
     columns = getattr(statement, "selected_columns", None)
     if columns is not None:
-        row = namedtuple("DriverRow", list(columns.keys()))  # type: ignore[misc]
+        row_type: Any = namedtuple("DriverRow", list(columns.keys()))  # type: ignore[misc]
+        make_row = row_type._make
         found = (column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
         results = tuple((i, process) for i, process in enumerate(found) if process is not None)
     order = tuple(expanded.positiontup) if expanded.positiontup is not None else None
     binds = tuple((name, processors[name]) for name in given if name in processors)
-    prepared = _Prepared(expanded.statement, order, constants, binds, row, results)
+    prepared = _Prepared(expanded.statement, order, constants, binds, make_row, results)
     _PREPARED[cache_key] = prepared
     return prepared
 
@@ -209,11 +212,11 @@ def driver_execute(
     prepared = _prepare(statement, connection.dialect, keys)
     arguments: list[Any] = []
     for given in parameters:
-        values = prepared.constants | given
+        bound = prepared.constants | given
         for name, process in prepared.binds:
-            if name in values:
-                values[name] = process(values[name])
-        arguments.append(values if prepared.order is None else tuple(values[name] for name in prepared.order))
+            if name in bound:
+                bound[name] = process(bound[name])
+        arguments.append(bound if prepared.order is None else tuple(bound[name] for name in prepared.order))
     dbapi_connection = connection.connection.dbapi_connection
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
@@ -241,14 +244,14 @@ def driver_execute(
         ) from error
     finally:
         cursor.close()
-    if prepared.row is None:
+    make, results = prepared.make_row, prepared.results
+    if make is None:
         return []
-    make, results = prepared.row._make, prepared.results
     if not results:
         return [make(values) for values in raw]
     rows = []
-    for values in raw:
-        values = list(values)
+    for found in raw:
+        values = list(found)
         for i, process in results:
             values[i] = process(values[i])
         rows.append(make(values))
