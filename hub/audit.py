@@ -30,7 +30,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.config import DEVELOPMENT_AUDIT_KEY
-from hub.db import READ_ONLY, utcnow
+from hub.db import READ_ONLY, driver_execute, utcnow
 from hub.models import AuditEvent, AuditLink, AuditUnchained
 
 GENESIS_MAC = "0" * 64
@@ -45,6 +45,7 @@ PENDING_STALL = dt.timedelta(minutes=10)
 _PENDING = "hub.audit.pending"
 _KEPT = "hub.audit.kept"
 _EVENTS = cast(Table, AuditEvent.__table__)
+_INSERT_EVENTS = insert(_EVENTS)
 _LINKS = cast(Table, AuditLink.__table__)
 _UNCHAINED = cast(Table, AuditUnchained.__table__)
 _CONTENT = (
@@ -183,7 +184,9 @@ def write_pending(session: Session) -> None:
     only once the commit succeeded: if it fails, they are written at the next one."""
     rows = session.info.get(_KEPT, []) + session.info.pop(_PENDING, [])
     if rows:
-        session.connection().execute(insert(_EVENTS), rows)
+        # By the driver, compiled once: every row is `record`'s dict, of the same columns (P1: a tenth of a read's
+        # CPU went to SQLAlchemy's execution of this INSERT).
+        driver_execute(session.connection(), _INSERT_EVENTS, rows)
 
 
 @sa_event.listens_for(Session, "before_commit")

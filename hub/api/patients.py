@@ -62,7 +62,8 @@ def create_patient():
 @access(Permission.PATIENTS_READ)
 @light_read
 def get_patient(patient_id: int):
-    return patient_record_out(patient_record_for(db(), current_user, patient_id))
+    # The Caller itself: the policy and the audit read several of its fields, each a lookup through the proxy.
+    return patient_record_out(patient_record_for(db(), current_user._get_current_object(), patient_id))
 
 
 @blueprint.patch("/patients/<int:patient_id>")

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, joinedload
 
 from hub import audit, row_locks
 from hub.auth.permissions import Permission, has_permission
-from hub.db import read_rows
+from hub.db import driver_rows
 from hub.errors import NotFound
 from hub.models import (
     Appointment,
@@ -113,11 +113,11 @@ def visible_patient_record(session: Session, user, patient_id: int) -> Sequence[
         return None
     where = {"patient_id": patient_id, "cpts_id": user.cpts_id}
     if _sees_whole_cpts(user):
-        rows = read_rows(session, _RECORD_IN_CPTS, where)
+        rows = driver_rows(session, _RECORD_IN_CPTS, where)
     elif user.professional_id is None:
         return None
     else:
-        rows = read_rows(session, _RECORD_IN_CARE, where | {"professional_id": user.professional_id})
+        rows = driver_rows(session, _RECORD_IN_CARE, where | {"professional_id": user.professional_id})
         if rows and not rows[0].in_care:
             return None
     return rows or None

@@ -58,11 +58,13 @@ def enforce_access() -> None:
         check_csrf()
     if rule == PENDING_SECOND_FACTOR:
         return
-    if not current_user.is_authenticated:
+    # The user itself, not the proxy: each attribute read through `current_user` goes through flask-login's lookup.
+    user = current_user._get_current_object()
+    if not user.is_authenticated:
         raise Unauthorized("Connectez-vous pour accéder à cette page.")
     if rule == AUTHENTICATED:
         return
-    if rule is None or not has_permission(current_user, Permission(rule)):
+    if rule is None or not has_permission(user, Permission(rule)):
         raise Forbidden("Votre rôle ne permet pas cette action.", audit_action=f"access.{request.endpoint}")
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
-from hub.db import read_rows, rows_changed, utcnow
+from hub.db import driver_rows, rows_changed, utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import ApiToken, LoginAttempt, Professional, Role, User, UserRole, UserSession
 
@@ -537,7 +537,7 @@ def authenticate_token_light(session: Session, raw: str) -> Caller | None:
     (revocation, the user's deactivation and the expiry checked in the database at every request)."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
-    rows = read_rows(session, _CALLER_OF_TOKEN, {"token_hash": _digest(raw)})
+    rows = driver_rows(session, _CALLER_OF_TOKEN, {"token_hash": _digest(raw)})
     if not rows:
         return None
     first, now = rows[0], utcnow()

@@ -12,8 +12,10 @@ import pytest
 from flask_login import current_user
 from sqlalchemy import event, func, select, update
 
+from hub import audit
+from hub.auth import policies
 from hub.auth.guards import patient_record_for
-from hub.db import make_engine, make_session_factory, utcnow
+from hub.db import driver_rows, make_engine, make_session_factory, read_rows, utcnow
 from hub.http.access import access, light_read
 from hub.http.request import db
 from hub.models import ApiToken, AuditEvent, Profession, User
@@ -107,6 +109,61 @@ def test_the_read_runs_outside_a_transaction_in_three_statements(app, reading):
     assert response.status_code == 200
     assert [statement for statement, _ in seen] == ["SELECT api_tokens", "SELECT patients", "INSERT INSERT"], seen
     assert all(outside for _, outside in seen), seen
+
+
+def test_the_read_s_statements_bypass_sqlalchemy_s_execution(app, reading):
+    """The token, the patient and the audit INSERT go to the driver with their SQL compiled once (hub.db.driver_rows,
+    driver_execute): the engine's cursor events see the three statements, but SQLAlchemy's execution (its
+    compiled-cache lookup, its result metadata), whose `before_execute` fires for every statement it runs, sees none."""
+    client, headers, ids = reading
+    client.get(f"/api/v1/patients/{ids['own']}", headers=headers)  # the token's first use stamps last_used_at
+    engine = app.extensions["hub.engine"]
+    executed: list[object] = []
+    cursors: list[str] = []
+
+    def through_sqlalchemy(_conn, clauseelement, *_args):
+        executed.append(clauseelement)
+
+    def on_cursor(_conn, _cursor, statement, *_args):
+        cursors.append(statement.split()[0])
+
+    event.listen(engine, "before_execute", through_sqlalchemy)
+    event.listen(engine, "before_cursor_execute", on_cursor)
+    try:
+        response = client.get(f"/api/v1/patients/{ids['own']}", headers=headers)
+    finally:
+        event.remove(engine, "before_execute", through_sqlalchemy)
+        event.remove(engine, "before_cursor_execute", on_cursor)
+    assert response.status_code == 200
+    assert cursors == ["SELECT", "SELECT", "INSERT"] and executed == [], (cursors, executed)
+
+
+def test_driver_rows_are_sqlalchemy_s(db_session, cpts, gp, coordinator):
+    """The driver's rows hold the values SQLAlchemy's would (aware UTC datetimes, dates, enums, booleans, the IN
+    lists of constants of the care relation), for the caller of a token and a patient's record with its consents;
+    the audit row written by the driver reads back as queued."""
+    token, raw = accounts.create_api_token(db_session, gp, name="lecture")
+    patient = factories.patient(db_session, cpts, qualified=True, attending_gp_id=gp.professional_id)
+    factories.consent(db_session, patient, recorded_by=gp, withdrawn_at=utcnow() - dt.timedelta(hours=1))
+    db_session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=utcnow()))
+    db_session.flush()
+    statements = [
+        (accounts._CALLER_OF_TOKEN, {"token_hash": accounts._digest(raw)}),
+        (policies._RECORD_IN_CPTS, {"patient_id": patient.id, "cpts_id": cpts.id}),
+        (
+            policies._RECORD_IN_CARE,
+            {"patient_id": patient.id, "cpts_id": cpts.id, "professional_id": gp.professional_id},
+        ),
+        (policies._RECORD_IN_CARE, {"patient_id": patient.id, "cpts_id": cpts.id, "professional_id": -1}),
+    ]
+    for statement, parameters in statements:
+        expected = [tuple(row) for row in read_rows(db_session, statement, parameters)]
+        assert [tuple(row) for row in driver_rows(db_session, statement, parameters)] == expected
+        assert expected
+    row = audit.record(db_session, actor=coordinator, action="patient.read", target=patient)
+    audit.write_pending(db_session)
+    written = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()
+    assert {key: getattr(written, key) for key in row} == row
 
 
 def test_a_read_is_audited_once_when_answered_and_a_refusal_as_denied(reading, committed):
