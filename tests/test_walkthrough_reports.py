@@ -383,7 +383,9 @@ def test_900_is_a_replacement_request_not_a_refusal(db_session, auth, client, se
     assert "Refusé" not in shown
     assert (
         db_session.scalar(
-            select(AuditEvent.action).where(AuditEvent.target_id == str(gp.id)).order_by(AuditEvent.id.desc())
+            select(AuditEvent.action)
+            .where(AuditEvent.target_type == "deliveries", AuditEvent.target_id == str(gp.id))
+            .order_by(AuditEvent.id.desc())
         )
         == "delivery.request"
     )
