@@ -8,7 +8,7 @@ import json
 import re
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.auth.policies import appointment_for
 from hub.db import utcnow
@@ -96,6 +96,7 @@ def test_a_booking_writes_its_offer_e_mail_and_audit_row_once_with_their_default
     """The rows sent together (one statement on PostgreSQL) are those the plain INSERTs wrote: each once, with the
     columns' defaults (pending, first round, no attempt yet, due now)."""
     api = api_as(territory.coordinator)
+    audited_before = db_session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0)))
     booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
     response = api.post("/api/v1/appointments", json=booking)
     assert response.status_code == 201, response.get_json()
@@ -114,7 +115,11 @@ def test_a_booking_writes_its_offer_e_mail_and_audit_row_once_with_their_default
     assert json.loads(messages[0].payload) == {"appointment_id": appointment_id, "professional_id": idel.id}
     assert messages[0].next_attempt_at is not None and messages[0].created_at is not None
     events = db_session.scalars(
-        select(AuditEvent).where(AuditEvent.target_type == "appointments", AuditEvent.target_id == str(appointment_id))
+        select(AuditEvent).where(
+            AuditEvent.id > audited_before,  # audit rows outlive a test's cleanup: SQLite may reuse this id
+            AuditEvent.target_type == "appointments",
+            AuditEvent.target_id == str(appointment_id),
+        )
     ).all()
     assert [(e.action, e.outcome, e.actor_user_id, e.cpts_id) for e in events] == [
         ("appointment.book", "success", territory.coordinator.id, territory.cpts.id)

@@ -3,7 +3,7 @@ table, no waiting-list UPDATE for a patient who waits for nothing."""
 
 from sqlalchemy import select
 
-from hub.models import Appointment
+from hub.models import Appointment, OutboxMessage, VisitOffer
 from tests.api.test_write_paths import label
 from tests.queries import forbid_lazy_loads, statements_on
 
@@ -18,10 +18,15 @@ def test_booking_from_the_planning_writes_each_table_once_without_a_lazy_load(
         )
     assert response.status_code == 302, response.get_data(as_text=True)
     writes = [label(statement) for statement in seen if not statement.startswith("SELECT")]
-    assert writes == [
-        "INSERT appointments",
-        "INSERT allocations",
-        "INSERT visit_offers",
-        "INSERT outbox_messages",
-    ], seen
-    assert db_session.scalars(select(Appointment.accompanying_id)).one() == territory.idel.id
+    # On PostgreSQL the offer and the e-mail travel with the audit row in one statement (hub.db.insert_together),
+    # which statements_on leaves out with every audit write: their rows are checked below.
+    together = [] if engine.dialect.name == "postgresql" else ["INSERT visit_offers", "INSERT outbox_messages"]
+    assert writes == ["INSERT appointments", "INSERT allocations", *together], seen
+    appointment = db_session.scalars(select(Appointment)).one()
+    assert appointment.accompanying_id == territory.idel.id
+    offers = db_session.scalars(select(VisitOffer.professional_id).where(VisitOffer.appointment_id == appointment.id))
+    assert offers.all() == [territory.idel.id]
+    keys = select(OutboxMessage.idempotency_key).where(
+        OutboxMessage.idempotency_key.like(f"visit_offered:offer:{appointment.id}:%")
+    )
+    assert db_session.scalars(keys).all() == [f"visit_offered:offer:{appointment.id}:{territory.idel.id}:0"]
