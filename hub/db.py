@@ -1,11 +1,12 @@
 """Database plumbing: the declarative base, the UTC datetime type, engines and session scopes."""
 
+import dataclasses
 import datetime as dt
 import functools
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import DateTime, Executable, MetaData, Row, Table, bindparam, create_engine, event, insert
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
@@ -14,7 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmak
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 T = TypeVar("T")
 
@@ -155,21 +156,29 @@ def driver_rows(session: Session, statement: ClauseElement, parameters: dict) ->
     return _retrying(session, lambda: driver_execute(session.connection(), statement, [parameters], fetch=True))
 
 
-class _Prepared(NamedTuple):
+@dataclasses.dataclass(slots=True)
+class _Prepared:
     sql: str
     # The parameters' names in the SQL's order for a positional paramstyle (SQLite's qmark), else None (named).
     order: tuple[str, ...] | None
     constants: dict[str, Any]  # the values bound in the statement itself (`x == 3`), under their compiled names
     binds: tuple[tuple[str, Callable], ...]  # the bind processors (a UTC datetime to SQLite's text…)
     make_row: Callable | None  # a result row as a named tuple, None for a statement without rows
-    results: tuple[tuple[int, Callable], ...]  # the result processors by position (text to datetime, enum…)
+    types: tuple[TypeEngine, ...]  # the result columns' types as the dialect implements them
+    # The result processors by position (text to datetime, enum…), built at the first execution: some depend on
+    # the type the driver reports for the column (cursor.description), as SQLAlchemy's own are (PostgreSQL's
+    # Numeric and Float choose their conversion by it, and fail without it).
+    results: tuple[tuple[int, Callable], ...] | None = None
 
 
-_PREPARED: dict[tuple[ClauseElement, str, tuple[str, ...] | None], _Prepared] = {}
+# Keyed on the dialect's class (the driver: psycopg and psycopg2 render casts differently), its paramstyle and the
+# server's version (what SQL the dialect may use), not on its name alone.
+_PreparedKey = tuple[ClauseElement, type[Dialect], str, tuple[int | str, ...] | None, tuple[str, ...] | None]
+_PREPARED: dict[_PreparedKey, _Prepared] = {}
 
 
 def _prepare(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] | None) -> _Prepared:
-    cache_key = (statement, dialect.name, keys)
+    cache_key = (statement, type(dialect), dialect.paramstyle, dialect.server_version_info, keys)
     prepared = _PREPARED.get(cache_key)
     if prepared is not None:
         return prepared
@@ -189,28 +198,43 @@ def _prepare(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] |
         if name not in given
     }
     make_row: Callable | None = None
-    results: tuple[tuple[int, Callable], ...] = ()
+    types: tuple[TypeEngine, ...] = ()
     columns = getattr(statement, "selected_columns", None)
     if columns is not None:
         row_type: Any = namedtuple("DriverRow", list(columns.keys()))  # type: ignore[misc]
         make_row = row_type._make
-        found = (column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
-        results = tuple((i, process) for i, process in enumerate(found) if process is not None)
+        types = tuple(column.type.dialect_impl(dialect) for column in columns)
     order = tuple(expanded.positiontup) if expanded.positiontup is not None else None
     binds = tuple((name, processors[name]) for name in given if name in processors)
-    prepared = _Prepared(expanded.statement, order, constants, binds, make_row, results)
+    prepared = _Prepared(expanded.statement, order, constants, binds, make_row, types)
     _PREPARED[cache_key] = prepared
     return prepared
+
+
+def _result_processors(prepared: _Prepared, dialect: Dialect, description: Sequence[Any]) -> tuple:
+    """The result processors of a statement's columns, given the types the driver reports for them (its cursor's
+    description), as SQLAlchemy's result metadata builds them; worked out once per prepared statement."""
+    if prepared.results is None:
+        found = (
+            kind.result_processor(dialect, column[1]) for kind, column in zip(prepared.types, description, strict=True)
+        )
+        prepared.results = tuple((i, process) for i, process in enumerate(found) if process is not None)
+    return prepared.results
 
 
 def driver_execute(
     connection: Connection, statement: ClauseElement, parameters: list[dict], *, fetch: bool = False
 ) -> list[tuple]:
     """Run a statement built once on the connection's DBAPI cursor (several parameter sets: executemany), within
-    the connection's transaction if it has one. A DBAPI error is raised as SQLAlchemy's (a disconnect invalidates
-    the connection, as SQLAlchemy does), without the statement's parameters."""
+    the connection's transaction if it has one. A DBAPI error is raised as SQLAlchemy's, without the statement's
+    parameters; a disconnect invalidates the connection and every pooled connection as old, as SQLAlchemy does.
+
+    The engine's `before_cursor_execute` and `after_cursor_execute` listeners see the statement (with no execution
+    context: there is none), so statement logs and timers pair up. Not the rest of SQLAlchemy's execution: no
+    `handle_error` event, and no `echo` log line (the hub runs with echo off; its statement logs are listeners)."""
     keys = None if fetch else tuple(parameters[0])
-    prepared = _prepare(statement, connection.dialect, keys)
+    dialect = connection.dialect
+    prepared = _prepare(statement, dialect, keys)
     arguments: list[Any] = []
     for given in parameters:
         bound = prepared.constants | given
@@ -222,30 +246,37 @@ def driver_execute(
     assert dbapi_connection is not None
     cursor = dbapi_connection.cursor()
     many = len(arguments) > 1
+    sent = arguments if many else arguments[0]
     try:
         for listener in connection.dispatch.before_cursor_execute:
-            listener(connection, cursor, prepared.sql, arguments if many else arguments[0], None, many)
+            listener(connection, cursor, prepared.sql, sent, None, many)
         if many:
             cursor.executemany(prepared.sql, arguments)
         else:
             cursor.execute(prepared.sql, arguments[0])
+        for listener in connection.dispatch.after_cursor_execute:
+            listener(connection, cursor, prepared.sql, sent, None, many)
         raw = cursor.fetchall() if fetch else []
-    except connection.dialect.loaded_dbapi.Error as error:
-        invalidated = connection.dialect.is_disconnect(error, dbapi_connection, cursor)
+        results = _result_processors(prepared, dialect, cursor.description) if fetch else ()
+    except dialect.loaded_dbapi.Error as error:
+        invalidated = dialect.is_disconnect(error, dbapi_connection, cursor)
         if invalidated:
+            # As Connection._handle_dbapi_exception: the server went away for every connection of this pool made
+            # before now (a restart), so the pool replaces them at their next checkout, not one failure each.
+            connection.engine.pool._invalidate(connection.connection, error)
             connection.invalidate(error)
         raise DBAPIError.instance(
             prepared.sql,
             None,
             error,
-            connection.dialect.loaded_dbapi.Error,
+            dialect.loaded_dbapi.Error,
             hide_parameters=True,
-            dialect=connection.dialect,
+            dialect=dialect,
             connection_invalidated=invalidated,
         ) from error
     finally:
         cursor.close()
-    make, results = prepared.make_row, prepared.results
+    make = prepared.make_row
     if make is None:
         return []
     if not results:
@@ -257,6 +288,10 @@ def driver_execute(
             values[i] = process(values[i])
         rows.append(make(values))
     return rows
+
+
+# The prefix of hub.audit's session.info keys: the rows it queued for the end of the request.
+_AUDIT_QUEUE = "hub.audit."
 
 
 def _retrying(session: Session, run: Callable[[], T]) -> T:
@@ -272,8 +307,12 @@ def _retrying(session: Session, run: Callable[[], T]) -> T:
             raise
         if autocommit:
             # Nothing to undo without a transaction: what the session queued for its end (its audit rows, which
-            # a rollback's listeners discard) stays.
-            queued = dict(session.info)
+            # a rollback's listeners discard) stays. Only that: other marks (a row lock taken) went with the rollback.
+            queued = {
+                key: value
+                for key, value in session.info.items()
+                if isinstance(key, str) and key.startswith(_AUDIT_QUEUE)
+            }
             session.rollback()
             session.info.update(queued)
             without_transaction(session)

@@ -41,6 +41,8 @@ def _terminate(factory, pids: set[int]) -> None:
             text("SELECT pg_terminate_backend(pid) FROM unnest(CAST(:pids AS int[])) AS pid"), {"pids": list(pids)}
         )
         for _ in range(100):  # the backends end asynchronously
+            # pg_stat_activity is read once per transaction: each look in a transaction of its own.
+            admin.rollback()
             alive = admin.scalar(
                 text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(CAST(:pids AS int[]))"),
                 {"pids": list(pids)},
@@ -101,3 +103,40 @@ def test_a_light_read_killed_between_its_statements_keeps_its_audit_row(own_app,
     assert response.get_json() == {"answer": 7}
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == marker)) == 1
+
+
+def test_a_restart_invalidates_the_whole_pool_on_the_driver_path(own_app, committed):
+    """The light read's first statement (its token) is run by the driver (hub.db.driver_execute). After a restart
+    every pooled connection is dead: the disconnect must make the pool replace all of them, as SQLAlchemy's own
+    execution does, or the one retry draws the next dead connection and the read answers 500."""
+    application, backends = own_app
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        gp = factories.clinician(session, cpts, Profession.GENERAL_PRACTITIONER)
+        patient = factories.patient(session, cpts, attending_gp_id=gp.professional_id)
+        _row, raw = accounts.create_api_token(session, gp, name="reconnect")
+        session.commit()
+        patient_id = patient.id
+    engine = application.extensions["hub.engine"]
+    pooled = [engine.connect() for _ in range(3)]
+    for connection in pooled:
+        connection.exec_driver_sql("SELECT 1")
+    for connection in pooled:
+        connection.close()
+    killed = set(backends)
+    assert len(killed) == 3 and engine.pool.checkedin() == 3
+    _terminate(factory, killed)
+
+    response = application.test_client().get(
+        f"/api/v1/patients/{patient_id}", headers={"Authorization": f"Bearer {raw}"}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    with factory() as session:
+        reads = session.scalars(
+            select(AuditEvent.action).where(
+                AuditEvent.target_type == "patients", AuditEvent.target_id == str(patient_id)
+            )
+        ).all()
+    assert reads == ["patient.read"]

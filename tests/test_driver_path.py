@@ -1,0 +1,94 @@
+"""The statements run by the driver itself (hub.db.driver_rows, driver_execute, the light read's path, P1): the same
+values as SQLAlchemy's execution, SQL compiled for the engine it runs on, the engine's cursor events in pairs, and a
+disconnect's retry that keeps the queued audit rows and nothing else."""
+
+from decimal import Decimal
+from types import SimpleNamespace
+
+from sqlalchemy import Float, Numeric, cast, event, literal, select
+from sqlalchemy.dialects.postgresql import psycopg, psycopg2
+from sqlalchemy.exc import DBAPIError
+
+from hub import audit, row_locks
+from hub.db import _prepare, _retrying, driver_rows, make_session_factory, read_rows, without_transaction
+from hub.models import Patient
+
+# Built once, as the statements given to driver_rows are. Numeric and Float take their result processor from the
+# type the driver reports (on PostgreSQL: Decimal or float by the column's type code, an error without it).
+_AMOUNTS = select(
+    cast(literal(Decimal("12.34")), Numeric(10, 2)).label("fee"),
+    cast(literal(Decimal("0.20")), Numeric(5, 2, asdecimal=False)).label("share"),
+    cast(literal(1.5), Float).label("ratio"),
+    cast(literal(2.25), Float(asdecimal=True)).label("exact"),
+)
+
+
+def test_numeric_and_float_columns_read_as_sqlalchemy_s(db_session):
+    expected = [tuple(row) for row in read_rows(db_session, _AMOUNTS, {})]
+    for _ in range(2):  # the processors worked out at the first execution, then reused
+        rows = driver_rows(db_session, _AMOUNTS, {})
+        assert [tuple(row) for row in rows] == expected
+        assert [type(value) for value in rows[0]] == [type(value) for value in expected[0]]
+    assert expected[0] == (Decimal("12.34"), 0.2, 1.5, Decimal("2.25"))
+
+
+def test_the_sql_is_compiled_for_the_driver_and_the_server_it_runs_on():
+    statement = select(Patient.id).where(Patient.id == 1)
+    first, other_driver, newer = psycopg.dialect(), psycopg2.dialect(), psycopg.dialect()
+    first.server_version_info, other_driver.server_version_info, newer.server_version_info = (15,), (15,), (17,)
+    prepared = _prepare(statement, first, None)
+    assert _prepare(statement, psycopg.dialect(), None) is not prepared  # no server version known yet
+    assert _prepare(statement, other_driver, None) is not prepared
+    assert _prepare(statement, newer, None) is not prepared
+    same = psycopg.dialect()
+    same.server_version_info = (15,)
+    assert _prepare(statement, same, None) is prepared
+
+
+def test_the_engine_s_cursor_events_come_in_pairs(db_session, engine, gp):
+    """A statement log or timer (bench.booking.StatementLog, an APM hook) sees each driver statement end: a read's
+    SELECT and its audit INSERT."""
+    seen: list[str] = []
+
+    def before(_conn, _cursor, statement, *_args):
+        seen.append("before " + statement.split()[0])
+
+    def after(_conn, _cursor, statement, *_args):
+        seen.append("after " + statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        driver_rows(db_session, _AMOUNTS, {})
+        audit.record(db_session, actor=gp, action="test.events")
+        audit.write_pending(db_session)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    assert seen == ["before SELECT", "after SELECT", "before INSERT", "after INSERT"]
+
+
+def test_a_retry_without_transaction_keeps_the_queued_audit_rows_not_the_row_locks(engine):
+    """The retry rolls back, which releases every lock taken: the session's marks of locked rows must not come back,
+    while its audit rows queued for the end of the request must."""
+    session = make_session_factory(engine)()
+    locked = SimpleNamespace(id=1)
+    try:
+        without_transaction(session)
+        queued = audit.record(session, actor="test", action="test.retry")
+        row_locks.mark(session, locked)
+        attempts: list[int] = []
+
+        def run() -> int:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise DBAPIError(
+                    "SELECT 1", None, Exception("server closed the connection"), connection_invalidated=True
+                )
+            return 7
+
+        assert _retrying(session, run) == 7
+        assert session.info[audit._PENDING] == [queued]
+        assert not row_locks.held(session, locked)
+    finally:
+        session.close()
