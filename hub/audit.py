@@ -46,7 +46,8 @@ _PENDING = "hub.audit.pending"
 _KEPT = "hub.audit.kept"
 _MARKS = "hub.audit.marks"  # each open savepoint → how many rows were queued when it began
 _EVENTS = cast(Table, AuditEvent.__table__)
-_INSERT_EVENTS = insert(_EVENTS)
+# Inline: no RETURNING of the ids on PostgreSQL, which nobody reads (and which an executemany pays for).
+_INSERT_EVENTS = insert(_EVENTS).inline()
 _LINKS = cast(Table, AuditLink.__table__)
 _UNCHAINED = cast(Table, AuditUnchained.__table__)
 _CONTENT = (

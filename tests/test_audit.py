@@ -10,6 +10,7 @@ import uuid
 import pytest
 from sqlalchemy import delete, func, select, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
@@ -168,6 +169,14 @@ def test_a_row_kept_on_rollback_outlives_a_savepoint_released_before_the_rollbac
     db_session.rollback()
     db_session.commit()
     assert _actions_after(db_session, start) == ["patient.duplicate_check"]
+
+
+@pytest.mark.parametrize("dialect", [postgresql.psycopg.dialect(), sqlite.pysqlite.dialect()])
+def test_the_audit_insert_returns_nothing(dialect):
+    """Nobody reads the new rows' ids: an INSERT … RETURNING would make PostgreSQL send them back for each row."""
+    keys = list(audit.event_row(actor=None, action="patient.read"))
+    sql = str(audit._INSERT_EVENTS.compile(dialect=dialect, column_keys=keys))
+    assert sql.startswith("INSERT INTO audit_events") and "RETURNING" not in sql.upper()
 
 
 def test_a_committed_api_read_has_its_row_then_its_link(client, db_session, cpts):
