@@ -27,7 +27,7 @@ from typing import Any, cast
 
 from sqlalchemy import Table, delete, exists, insert, select, text
 from sqlalchemy import event as sa_event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from hub.config import DEVELOPMENT_AUDIT_KEY
 from hub.db import READ_ONLY, driver_execute, utcnow
@@ -44,8 +44,10 @@ PENDING_GRACE = dt.timedelta(minutes=2)
 PENDING_STALL = dt.timedelta(minutes=10)
 _PENDING = "hub.audit.pending"
 _KEPT = "hub.audit.kept"
+_MARKS = "hub.audit.marks"  # each open savepoint → how many rows were queued when it began
 _EVENTS = cast(Table, AuditEvent.__table__)
-_INSERT_EVENTS = insert(_EVENTS)
+# Inline: no RETURNING of the ids on PostgreSQL, which nobody reads (and which an executemany pays for).
+_INSERT_EVENTS = insert(_EVENTS).inline()
 _LINKS = cast(Table, AuditLink.__table__)
 _UNCHAINED = cast(Table, AuditUnchained.__table__)
 _CONTENT = (
@@ -145,9 +147,9 @@ def record(
     kept_on_rollback: bool = False,
 ) -> dict[str, Any]:
     """Queue one audit row in the caller's transaction and return it (the values it will be inserted with). It
-    is written at commit, so it is kept if and only if that transaction commits — or, `kept_on_rollback`, at the
-    session's next commit even if this transaction is rolled back: what a refusal disclosed, or a refused attempt
-    a limit counts.
+    is written at commit, so it is kept if and only if that transaction commits (and the savepoints it was queued
+    in were not rolled back) — or, `kept_on_rollback`, at the session's next commit even if this transaction is
+    rolled back: what a refusal disclosed, or a refused attempt a limit counts.
 
     `actor` is a User, None (anonymous), or a string label (a job, a login name being tried).
     `target` is a model instance with an `id`, or a (type, id) pair. Details must hold no health data.
@@ -189,19 +191,47 @@ def write_pending(session: Session) -> None:
         driver_execute(session.connection(), _INSERT_EVENTS, rows)
 
 
+# The queue belongs to the session's outermost transaction. A savepoint's commit (RELEASE, which fires the same
+# commit events) writes and forgets nothing: written there, the rows queued before it would be undone by an
+# enclosing savepoint's rollback, and the kept ones would be forgotten though the transaction may still roll back.
+# A savepoint's rollback drops only the rows queued since it began; the outermost transaction's, all of them.
+# (The subtransaction every flush opens fires neither event: a failed flush rolls back the savepoint or the
+# transaction it runs in, and that rollback is the one handled here.)
+
+
 @sa_event.listens_for(Session, "before_commit")
 def _write_before_commit(session: Session) -> None:
-    write_pending(session)
+    if session.get_nested_transaction() is None:
+        write_pending(session)
 
 
 @sa_event.listens_for(Session, "after_commit")
 def _forget_after_commit(session: Session) -> None:
-    session.info.pop(_KEPT, None)
+    if session.get_nested_transaction() is None:
+        session.info.pop(_KEPT, None)
+
+
+@sa_event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
+
+
+@sa_event.listens_for(Session, "after_transaction_end")
+def _unmark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.get(_MARKS, {}).pop(transaction, None)
 
 
 @sa_event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
-    discard_pending(session)
+    # Fired for the transaction whose connection rolled back: the innermost savepoint if there is one (a flush
+    # failing in a subtransaction rolls back the savepoint around it), else the outermost transaction.
+    savepoint = session.get_nested_transaction()
+    if savepoint is None:
+        discard_pending(session)
+    elif _PENDING in session.info:
+        del session.info[_PENDING][session.info.get(_MARKS, {}).get(savepoint, 0) :]
 
 
 def discard_pending(session: Session) -> None:

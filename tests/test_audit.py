@@ -10,12 +10,13 @@ import uuid
 import pytest
 from sqlalchemy import delete, func, select, text
 from sqlalchemy import event as sa_event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub import audit, migrate
 from hub.db import make_engine
-from hub.models import AuditEvent, AuditLink, AuditUnchained, Profession, Role
+from hub.models import AuditEvent, AuditLink, AuditUnchained, IdempotentRequest, Profession, Role
 from hub.services import accounts
 from tests import factories
 
@@ -96,6 +97,86 @@ def test_a_row_kept_on_rollback_survives_a_commit_that_fails(db_session, cpts):
     db_session.commit()
     actions = [e.action for e in db_session.query(AuditEvent).filter(AuditEvent.id > start)]
     assert actions == ["patient.duplicate_check"]
+
+
+def _actions_after(session, start: int) -> list[str]:
+    return list(session.scalars(select(AuditEvent.action).where(AuditEvent.id > start).order_by(AuditEvent.id)))
+
+
+class _Refused(Exception):
+    pass
+
+
+def test_a_savepoint_rolled_back_drops_only_the_rows_queued_in_it(db_session, cpts):
+    """A series books each occurrence in its savepoint: one refused keeps the rows the others queued."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    start = db_session.query(func.max(AuditEvent.id)).scalar() or 0
+    audit.record(db_session, actor=user, action="before")
+    with pytest.raises(_Refused), db_session.begin_nested():
+        audit.record(db_session, actor=user, action="refused")
+        raise _Refused
+    audit.record(db_session, actor=user, action="after")
+    db_session.commit()
+    assert _actions_after(db_session, start) == ["before", "after"]
+
+
+def test_a_flush_failing_in_a_savepoint_drops_only_the_rows_queued_in_it(db_session, cpts):
+    """The flush's own subtransaction fails: the savepoint around it is what rolls back, not the transaction."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.add(IdempotentRequest(user_id=user.id, key="k", request_hash="h", status=0, body=""))
+    db_session.commit()
+    start = db_session.query(func.max(AuditEvent.id)).scalar() or 0
+    audit.record(db_session, actor=user, action="before")
+    with pytest.raises(IntegrityError), db_session.begin_nested():
+        audit.record(db_session, actor=user, action="refused")
+        db_session.add(IdempotentRequest(user_id=user.id, key="k", request_hash="h", status=0, body=""))
+        db_session.flush()
+    audit.record(db_session, actor=user, action="after")
+    db_session.commit()
+    assert _actions_after(db_session, start) == ["before", "after"]
+
+
+def test_savepoints_within_savepoints_keep_what_their_own_rollback_does_not_undo(db_session, cpts):
+    """A savepoint released writes nothing yet: its rows go with an enclosing savepoint rolled back, and those
+    queued before that one stay."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    start = db_session.query(func.max(AuditEvent.id)).scalar() or 0
+    audit.record(db_session, actor=user, action="first")
+    with pytest.raises(_Refused), db_session.begin_nested():
+        audit.record(db_session, actor=user, action="outer")
+        with db_session.begin_nested():
+            audit.record(db_session, actor=user, action="released")
+        raise _Refused
+    with db_session.begin_nested():
+        audit.record(db_session, actor=user, action="kept")
+        with pytest.raises(_Refused), db_session.begin_nested():
+            audit.record(db_session, actor=user, action="inner")
+            raise _Refused
+    db_session.commit()
+    assert _actions_after(db_session, start) == ["first", "kept"]
+
+
+def test_a_row_kept_on_rollback_outlives_a_savepoint_released_before_the_rollback(db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    start = db_session.query(func.max(AuditEvent.id)).scalar() or 0
+    audit.record(db_session, actor=user, action="patient.duplicate_check", kept_on_rollback=True)
+    audit.record(db_session, actor=user, action="patient.create")
+    with db_session.begin_nested():
+        audit.record(db_session, actor=user, action="patient.note")
+    db_session.rollback()
+    db_session.commit()
+    assert _actions_after(db_session, start) == ["patient.duplicate_check"]
+
+
+@pytest.mark.parametrize("dialect", [postgresql.psycopg.dialect(), sqlite.pysqlite.dialect()])
+def test_the_audit_insert_returns_nothing(dialect):
+    """Nobody reads the new rows' ids: an INSERT … RETURNING would make PostgreSQL send them back for each row."""
+    keys = list(audit.event_row(actor=None, action="patient.read"))
+    sql = str(audit._INSERT_EVENTS.compile(dialect=dialect, column_keys=keys))
+    assert sql.startswith("INSERT INTO audit_events") and "RETURNING" not in sql.upper()
 
 
 def test_a_committed_api_read_has_its_row_then_its_link(client, db_session, cpts):
