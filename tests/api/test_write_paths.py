@@ -218,6 +218,33 @@ def test_a_lock_read_in_an_earlier_transaction_is_taken_again(clock, db_session,
     assert [label(statement) for statement in seen] == ["SELECT appointments"], seen
 
 
+def test_a_flush_between_the_access_check_and_the_workflow_keeps_the_lock_known(
+    clock, db_session, engine, territory, visit
+):
+    """The subtransaction of a flush is no transaction of the database's: it releases no lock, and the workflow
+    does not read the row it holds again (hub.row_locks)."""
+    appointment = appointment_for(
+        db_session, territory.idel_user, visit.id, "confirm", load=appointments.CONSENTS_LOAD, lock=True
+    )
+    territory.patient.phone = "0698765432"
+    db_session.flush()
+    with statements_on(engine) as seen:
+        appointments.lock(db_session, appointment)
+    assert seen == []
+
+
+def test_a_lock_taken_in_a_savepoint_is_forgotten_with_it(clock, db_session, engine, territory, visit):
+    """A savepoint rolled back releases the locks taken in it: the workflow locks the row again."""
+    savepoint = db_session.begin_nested()
+    appointment = appointment_for(
+        db_session, territory.idel_user, visit.id, "confirm", load=appointments.CONSENTS_LOAD, lock=True
+    )
+    savepoint.rollback()
+    with statements_on(engine) as seen:
+        appointments.lock(db_session, appointment)
+    assert [label(statement) for statement in seen] == ["SELECT appointments"], seen
+
+
 @pytest.mark.parametrize(
     ("verb", "body", "program"),
     [
