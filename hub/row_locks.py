@@ -2,8 +2,9 @@
 take the lock with its one read of the row, and the workflow, which locks and re-reads the row before changing it,
 then skips its own SELECT (one statement instead of two on the request's hot path, issue 17).
 
-Forgotten at the end of every transaction and savepoint (a savepoint rolled back releases the locks taken in it):
-at worst a workflow locks a row twice, never believes a lock held that is not."""
+Forgotten when the session's transaction ends and when any savepoint ends (a savepoint rolled back releases the
+locks taken in it): at worst a workflow locks a row twice, never believes a lock held that is not. Not when the
+subtransaction every flush opens and closes ends: it is no transaction of the database's and releases nothing."""
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
@@ -21,5 +22,6 @@ def held(session: Session, row) -> bool:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _forget(session: Session, _transaction: SessionTransaction) -> None:
-    session.info.pop(_KEY, None)
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(_KEY, None)

@@ -250,16 +250,9 @@ def program_slot_page(
 
 def _listed(row, participants: list[Participant], capacity: int) -> ListedSlot:
     """SlotView's rules (state, seats left) on a row."""
-    slot_id, program_id, occurrence_start, starts_at, ends_at, position, is_exception, slot_state = row[:8]
-    cancelled = slot_state is SlotState.CANCELLED
-    seats_left = 0 if cancelled else max(capacity - len(participants), 0)
+    slot_id, program_id, occurrence_start, starts_at, ends_at, position, is_exception, state = row[:8]
+    seats_left = 0 if state is SlotState.CANCELLED else max(capacity - len(participants), 0)
     first = participants[0] if participants else None
-    if capacity > 1 and slot_state is SlotState.OPEN and seats_left:
-        state = FREE
-    elif first is not None:
-        state = first.state.value
-    else:
-        state = CANCELLED if cancelled else FREE
     return ListedSlot(
         slot_id,
         program_id,
@@ -268,7 +261,7 @@ def _listed(row, participants: list[Participant], capacity: int) -> ListedSlot:
         ends_at,
         position,
         is_exception,
-        state,
+        slot_state(state, capacity, len(participants), first.state if first else None),
         first.appointment_id if first else None,
         capacity,
         seats_left,

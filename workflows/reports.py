@@ -111,8 +111,10 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
 
 def begin_report(session: Session, actor: User, appointment: Appointment) -> tuple[Report, bool]:
     """start_report's draft, and whether it was created now (the API answers 201) rather than already begun."""
-    _lock(session, appointment)
+    # The author first: whoever else may read the session is refused without taking its lock (its performer
+    # never changes).
     author = _author(session, actor, appointment.performer_id)
+    _lock(session, appointment)
     kind = REPORTABLE_KINDS.get(appointment.kind)
     if kind is None:
         raise RuleViolation("Un compte rendu n'est rédigé ici que pour une téléconsultation ou un télésoin.")

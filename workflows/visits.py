@@ -17,7 +17,6 @@ from hub.models import (
     Appointment,
     AppointmentKind,
     AppointmentState,
-    Consent,
     ConsentKind,
     Patient,
     PlaceKind,
@@ -30,6 +29,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
+from hub.services.identity import consent_in_force
 from workflows.appointments import HOME_PLACES, REMOTE_KINDS
 
 # Visits that are over, one way or another: the history keeps them.
@@ -172,7 +172,8 @@ class VisitLine:
 
     @property
     def lacks_remote_consent(self) -> bool:
-        """As workflows.appointments.lacks_remote_consent: a remote act without a telehealth consent in force."""
+        """As workflows.appointments.lacks_remote_consent: a remote act without a telehealth consent in force
+        (identity.consent_in_force, valid_consent's rule)."""
         return self.kind in REMOTE_KINDS and not self.has_telehealth_consent
 
 
@@ -232,11 +233,7 @@ def _line(
 def _line_columns() -> Select:
     """The columns of a VisitLine, in its order, from the appointment and what it is joined to."""
     performer, room, kit = aliased(Professional), aliased(Resource), aliased(Resource)
-    consented = exists().where(
-        Consent.patient_id == Appointment.patient_id,
-        Consent.kind == ConsentKind.TELEHEALTH,
-        Consent.withdrawn_at.is_(None),
-    )
+    consented = consent_in_force(Appointment.patient_id, ConsentKind.TELEHEALTH)
     return (
         select(
             Appointment.id,

@@ -51,7 +51,8 @@ def get_my_session():
 def create_report():
     """The session's draft: created, or the one already begun (200)."""
     data = load_json(_START)
-    appointment = appointment_for(db(), current_user, data["appointment_id"], "read", lock=True)  # as begin_report
+    # Locked as begin_report locks it, by its performer only: nobody else writes its report.
+    appointment = appointment_for(db(), current_user, data["appointment_id"], "read", lock_as_performer=True)
     report, new = reports.begin_report(db(), current_user, appointment)
     if not new:
         return _body(report)

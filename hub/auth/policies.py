@@ -233,20 +233,47 @@ def _is_offered_to(session: Session, appointment: Appointment, professional_id: 
 
 
 def appointment_for(
-    session: Session, user, appointment_id: int, verb: str, *, load: Sequence = (), lock: bool = False
+    session: Session,
+    user,
+    appointment_id: int,
+    verb: str,
+    *,
+    load: Sequence = (),
+    lock: bool = False,
+    lock_as_performer: bool = False,
 ) -> Appointment:
     """`load`: the loader options of what the caller reads next (its relationships), loaded with the row. `lock`:
-    the row read under its lock, for a verb whose workflow locks it first (hub.row_locks: it reads it once)."""
-    row = _get(session, Appointment, appointment_id, load, lock)
+    the row read under its lock, for a verb whose workflow locks it first (hub.row_locks: it reads it once).
+    `lock_as_performer`: locked only if the user performs the session (a report's author, reports.begin_report);
+    anyone else's read without the lock, for the workflow to refuse them as before."""
+    if lock_as_performer:
+        row = _locked(
+            session, user, Appointment, appointment_id, load, Appointment.performer_id == user.professional_id
+        )
+        row = row if row is not None else session.get(Appointment, appointment_id, options=load)
+    else:
+        row = _get(session, user, Appointment, appointment_id, load, lock)
     allowed = row is not None and can_act_on_appointment(session, user, row, verb)
     return _found(session, user, row, allowed, verb, kind="appointment", table="appointments", row_id=appointment_id)
 
 
-def _get(session: Session, model, row_id: int, load: Sequence, lock: bool):
-    if not lock:
-        return session.get(model, row_id, options=load)
+def _get(session: Session, user, model, row_id: int, load: Sequence, lock: bool, *only: ColumnElement[bool]):
+    return _locked(session, user, model, row_id, load, *only) if lock else session.get(model, row_id, options=load)
+
+
+def _locked(session: Session, user, model, row_id: int, load: Sequence, *only: ColumnElement[bool]):
+    """The row read under its lock, if it is of the user's CPTS and meets `only`, else None. The cheap half of the
+    access rule is in the locking SELECT, checked before the lock is taken: a row the user may not act on is
+    neither locked nor waited for (a probe's wait would tell that it exists and is busy), at no extra statement."""
     # OF the row's table: the loaders' outer joins cannot be locked (PostgreSQL), and need not be.
-    row = session.get(model, row_id, options=load, with_for_update={"of": model}, populate_existing=True)
+    statement = (
+        select(model)
+        .where(model.id == row_id, model.cpts_id == user.cpts_id, *only)
+        .options(*load)
+        .with_for_update(of=model)
+        .execution_options(populate_existing=True)
+    )
+    row = session.execute(statement).unique().scalar_one_or_none()
     if row is not None:
         row_locks.mark(session, row)
     return row
@@ -452,8 +479,10 @@ def can_act_on_report(session: Session, user, report: Report, verb: str) -> bool
 
 
 def report_for(session: Session, user, report_id: int, verb: str, *, load: Sequence = (), lock: bool = False) -> Report:
-    """`load` and `lock`: as appointment_for's."""
-    row = _get(session, Report, report_id, load, lock)
+    """`load` and `lock`: as appointment_for's; every verb but reading is the author's alone, which the locking
+    SELECT checks too."""
+    author = () if verb == "read" else (Report.author_id == user.professional_id,)
+    row = _get(session, user, Report, report_id, load, lock, *author)
     allowed = row is not None and can_act_on_report(session, user, row, verb)
     return _found(session, user, row, allowed, verb, kind="report", table="reports", row_id=report_id)
 

@@ -319,7 +319,7 @@ def feed_contents(
     parameters = {"professional_id": feed.professional_id, "window_start": window[0], "window_end": window[1]}
     session.flush()  # what the ORM's autoflush would do: the Core connection below skips the ORM's row handling
     statement = _contents_statement(initials, marked=mark is not None)
-    rows = _driver_rows(session.connection().execute(statement, parameters | ({"mark": mark} if mark else {})))
+    rows = _raw_tuples(session.connection().execute(statement, parameters | ({"mark": mark} if mark else {})))
     cut = len(_version_columns(initials))
     versions = [row[:cut] for row in rows]
     # The first event column (the kind) is never NULL: NULL there means the row stayed behind.
@@ -424,10 +424,10 @@ def _feed_query(professional_id, columns, join_patient, window, ids: Collection[
 def _fetch(session, professional_id, columns, join_patient, window, ids: Collection[int] | None = None) -> list:
     session.flush()  # what the ORM's autoflush would do: the Core connection below skips the ORM's row handling
     query = _feed_query(professional_id, columns, join_patient, window, ids)
-    return _driver_rows(session.connection().execute(query))
+    return _raw_tuples(session.connection().execute(query))
 
 
-def _driver_rows(result) -> list:
+def _raw_tuples(result) -> list:
     """The driver's own tuples: the columns have no result processing to apply, and a tuple hashes (as a key of the
     render cache) several times faster than a Row."""
     with result:

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, SQLColumnExpression, exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
@@ -415,6 +415,12 @@ def valid_consent(patient: Patient, kind: ConsentKind) -> Consent | None:
     """The patient's consent of that kind still in force (not withdrawn), if any: the one rule every check
     of a consent goes through. Reads `patient.consents`: load them with the patients when checking many."""
     return next((c for c in patient.consents if c.kind == kind and c.is_valid), None)
+
+
+def consent_in_force(patient_id: SQLColumnExpression[int], kind: ConsentKind) -> ColumnElement[bool]:
+    """valid_consent's rule as SQL, for the patient of `patient_id` (a column of the query it goes in): whether a
+    consent of that kind is in force. Change both together (Consent.is_valid)."""
+    return exists().where(Consent.patient_id == patient_id, Consent.kind == kind, Consent.withdrawn_at.is_(None))
 
 
 def has_valid_consent(patient: Patient, kind: ConsentKind) -> bool:

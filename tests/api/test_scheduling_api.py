@@ -145,6 +145,20 @@ def test_slot_states_follow_the_appointments(api_as, db_session, territory, visi
     assert client.get(url).get_json()["items"][0] == item | freed
 
 
+@pytest.mark.parametrize("capacity", [1, 3])
+@pytest.mark.parametrize("state", list(SlotState))
+@pytest.mark.parametrize(
+    "holders", [(), (AppointmentState.PROPOSED,), (AppointmentState.CONFIRMED,) * 3], ids=["empty", "one", "full"]
+)
+def test_a_listed_slot_s_state_is_the_board_s(capacity, state, holders):
+    """The API's listing and the planning (SlotView) say a slot's state by one rule, board.slot_state."""
+    participants = [board.Participant(n, n, holder) for n, holder in enumerate(holders, start=1)]
+    row = (1, 1, None, None, None, 0, False, state)
+    listed = board._listed(row, participants, capacity)
+    holder = participants[0].state if participants else None
+    assert listed.state == board.slot_state(state, capacity, len(participants), holder)
+
+
 def test_slot_list_runs_a_constant_number_of_queries(api_as, db_session, engine, territory):
     client = api_as(territory.coordinator)
     start = MONDAY_14H.astimezone(dt.UTC)

@@ -5,8 +5,19 @@ its appointment says, and a list is one statement whatever its length, the teleh
 import datetime as dt
 
 import pytest
+from sqlalchemy import select
 
-from hub.models import Appointment, AppointmentState, PlaceKind, Profession, ResourceKind, appointment_state_label
+from hub.models import (
+    Appointment,
+    AppointmentState,
+    ConsentKind,
+    Patient,
+    PlaceKind,
+    Profession,
+    ResourceKind,
+    appointment_state_label,
+)
+from hub.services.identity import consent_in_force, has_valid_consent
 from hub.web.states import allows
 from tests import factories, read_paths
 from tests.queries import forbid_lazy_loads, statements_on
@@ -113,3 +124,30 @@ def _offered(scene) -> list[Appointment]:
         for a in scene.visits
         if a.state is AppointmentState.PROPOSED and a.accompanying_id == idel and a.starts_at >= factories.NOW
     ]
+
+
+def test_a_consent_in_force_is_one_rule_in_sql_and_in_python(db_session, territory):
+    """The lines' EXISTS (identity.consent_in_force) and valid_consent, which require_remote_consent applies, agree:
+    none, withdrawn, in force, withdrawn then given again, and only one of another kind."""
+    t = territory
+    given = {
+        "none": [],
+        "withdrawn": [{"withdrawn_at": factories.now()}],
+        "in force": [{}],
+        "given again": [{"withdrawn_at": factories.now()}, {}],
+        "another kind": [{"kind": ConsentKind.DATA_PROCESSING}],
+    }
+    patients = {}
+    for name, consents in given.items():
+        patients[name] = factories.patient(db_session, t.cpts)
+        for fields in consents:
+            factories.consent(db_session, patients[name], recorded_by=t.coordinator, **fields)
+    db_session.commit()
+    in_force = consent_in_force(Patient.id, ConsentKind.TELEHEALTH)
+    ids = [p.id for p in patients.values()]
+    in_sql = dict(db_session.execute(select(Patient.id, in_force).where(Patient.id.in_(ids))).all())
+    for patient in patients.values():
+        db_session.refresh(patient)
+    in_python = {p.id: has_valid_consent(p, ConsentKind.TELEHEALTH) for p in patients.values()}
+    assert in_sql == in_python
+    assert in_python == {p.id: name in ("in force", "given again") for name, p in patients.items()}
