@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, case, ex
 from sqlalchemy.orm import Session, joinedload
 
 from connectors.settings import CHANNEL_LABELS, settings_by_channel
-from hub.db import UTCDateTime
+from hub.db import UTCDateTime, driver_rows
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -145,7 +145,8 @@ def _with_details(query):
 
 # The desk's statements are built once, with the CPTS and the time as parameters given at execution: building
 # SQLAlchemy expressions anew on each request cost the desk more CPU than running its statements (a built statement
-# also keeps its cache key).
+# also keeps its cache key). Those of plain columns (the counts, the sessions) are run by the driver
+# (hub.db.driver_rows): SQLAlchemy's execution and result processing cost more than the statements themselves.
 _CPTS = bindparam("cpts_id", type_=Integer)
 _NOW = bindparam("now", type_=UTCDateTime)
 
@@ -219,7 +220,9 @@ def _one_row(*queries) -> Select:
     joined = parts[0]
     for part in parts[1:]:
         joined = joined.join(part, true())
-    return select(*(column for part in parts for column in part.c)).select_from(joined)
+    columns = [column for part in parts for column in part.c]
+    # Named c0, c1…: rows are read by position, and a driver's row needs plain, unique names.
+    return select(*(column.label(f"c{n}") for n, column in enumerate(columns))).select_from(joined)
 
 
 @functools.cache
@@ -246,7 +249,7 @@ def coordinator_desk(
         freed,
         gp_waiting,
         to_reschedule,
-    ) = _split(session.execute(_counts_statement(), {"cpts_id": cpts_id, "now": now}).one(), (4, 3, 1, 1, 2, 1))
+    ) = _split(driver_rows(session, _counts_statement(), {"cpts_id": cpts_id, "now": now})[0], (4, 3, 1, 1, 2, 1))
     return CoordinatorDesk(
         referrals_to_triage=to_triage,
         urgent_referrals=urgent,
@@ -286,7 +289,7 @@ def coming_sessions(session: Session, cpts_id: int, *, zone: str, now: dt.dateti
     today = fees.local_day(now, zone)
     start = day_bounds(today, zone)[0]
     end = day_bounds(today + dt.timedelta(days=SESSIONS_AHEAD - 1), zone)[1]
-    rows = session.execute(_sessions_statement(), {"cpts_id": cpts_id, "now": now, "start": start, "end": end}).all()
+    rows = driver_rows(session, _sessions_statement(), {"cpts_id": cpts_id, "now": now, "start": start, "end": end})
     return [SessionLoad(*row) for row in rows]
 
 
@@ -295,7 +298,13 @@ def _sessions_statement() -> Select:
     # A slot is free while it takes a participant: a group session's with seats left still counts once.
     free = func.sum(case((and_(has_seat_left(), Slot.starts_at > _NOW), 1), else_=0))
     return (
-        select(SessionProgram.id, SessionProgram.name, func.min(Slot.starts_at), func.count(Slot.id), free)
+        select(
+            SessionProgram.id.label("program_id"),
+            SessionProgram.name.label("program_name"),
+            func.min(Slot.starts_at).label("starts_at"),
+            func.count(Slot.id).label("slots"),
+            free.label("free"),
+        )
         .select_from(Slot)
         .join(SessionProgram, SessionProgram.id == Slot.program_id)
         .where(
@@ -587,16 +596,19 @@ class Desk:
     admin: AdminDesk | None = None
 
 
-def desk_of(session: Session, user: User, *, zone: str, now: dt.datetime, with_lists: bool = True) -> Desk:
-    """`with_lists=False`: the coordinator's part without the first rows of its lists (the API's counts)."""
+def desk_of(session: Session, user, *, zone: str, now: dt.datetime, with_lists: bool = True) -> Desk:
+    """`user`: a User or the API's `accounts.Caller` (its roles, CPTS and professional id are read). `with_lists=False`:
+    the coordinator's part without the first rows of its lists (the API's counts)."""
     parts: dict = {}
     if user.has_role(Role.COORDINATOR):
         parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now, with_lists=with_lists)
     if user.has_role(Role.ADMIN):
         parts["admin"] = admin_desk(session, user.cpts_id)
-    me = user.professional
-    if user.has_role(Role.PROFESSIONAL) and me is not None:
-        parts |= _professional_desk(session, me, zone=zone, now=now)
+    if user.has_role(Role.PROFESSIONAL) and user.professional_id is not None:
+        # By id, as the User's relationship would load it (from the session's identity map when already there).
+        me = session.get(Professional, user.professional_id)
+        if me is not None:
+            parts |= _professional_desk(session, me, zone=zone, now=now)
     return Desk(**parts)
 
 

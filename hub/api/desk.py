@@ -4,18 +4,24 @@ from flask_login import current_user
 
 from hub.api import blueprint
 from hub.db import utcnow
-from hub.http.access import AUTHENTICATED, access
+from hub.http.access import AUTHENTICATED, access, light_read
 from hub.http.request import db, territory_zone
 from hub.models import REFERRAL_STATE_LABELS
-from hub.schemas.desk import DeskOut
+from hub.schemas.desk import desk_json
 from workflows import desk
 
 
 @blueprint.get("/me/desk")
 @access(AUTHENTICATED)
+@light_read  # counts only, no audit row: the token's caller in one Core SELECT, no transaction (P7)
 def get_desk():
     board = desk.desk_of(db(), current_user, zone=territory_zone(), now=utcnow(), with_lists=False)
-    parts = {
+    return desk_json(parts_of(board))
+
+
+def parts_of(board: desk.Desk) -> dict:
+    """The desk's parts as DeskOut reads them (a part the caller's roles do not call for is None)."""
+    return {
         "coordinator": _coordinator(board.coordinator) if board.coordinator else None,
         "idel": _visits(board.idel) if board.idel else None,
         "pharmacist": _pharmacist(board.pharmacist) if board.pharmacist else None,
@@ -23,7 +29,6 @@ def get_desk():
         "specialist": _specialist(board.specialist) if board.specialist else None,
         "admin": _admin(board.admin) if board.admin else None,
     }
-    return DeskOut().dump(parts)
 
 
 def _coordinator(part: desk.CoordinatorDesk) -> dict:

@@ -1,5 +1,9 @@
 """The desk as the API shows it (GET /api/v1/me/desk): the counts of the home page, never a patient."""
 
+import datetime as dt
+import enum
+from decimal import Decimal
+
 from marshmallow import Schema, fields
 
 from hub.models import ReferralState
@@ -96,3 +100,24 @@ class DeskOut(Schema):
     gp = fields.Nested(GpDeskOut, allow_none=True)
     specialist = fields.Nested(SpecialistDeskOut, allow_none=True)
     admin = fields.Nested(AdminDeskOut, allow_none=True)
+
+
+def desk_json(parts) -> dict:
+    """The desk's parts (hub.api.desk.parts_of) as DeskOut dumps them (DeskOut stays the documented schema; a test
+    compares the two for every part), converted by hand: building DeskOut and its nested schemas, then dumping
+    through them, cost a fifth of the request for some thirty plain values (P7)."""
+    return _json(parts)
+
+
+def _json(value):
+    if isinstance(value, dict):
+        return {key: _json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json(item) for item in value]
+    if isinstance(value, dt.date):  # a datetime (AwareDateTime, ISO 8601 with its offset) or a date
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return format(value, "f")  # fields.Decimal(as_string=True)
+    return value

@@ -3,9 +3,15 @@
 import datetime as dt
 
 import pytest
+from sqlalchemy import event
 
+from hub.api.desk import parts_of
+from hub.db import utcnow
 from hub.models import AppointmentState, Profession, ReferralState, Role
+from hub.schemas.desk import DeskOut, desk_json
+from hub.services import accounts
 from tests import factories
+from tests.queries import forbid_lazy_loads
 from tests.web.test_desk_pages import TODAY_14H, build_coordination, delivered_report, past_session
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -129,3 +135,66 @@ def test_the_desk_needs_a_token(client):
     response = client.get("/api/v1/me/desk")
     assert response.status_code == 401
     assert response.content_type == "application/problem+json"
+
+
+def light_statements(app, client, url: str, headers: dict) -> tuple[list[tuple[str, bool]], object]:
+    """The statements of one request with whether each ran outside a transaction (PostgreSQL's autocommit, no
+    SQLite transaction open), and the response; no lazy load allowed."""
+    engine = app.extensions["hub.engine"]
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement, *_args):
+        dbapi = conn.connection.dbapi_connection
+        outside = dbapi.autocommit if engine.dialect.name == "postgresql" else not dbapi.in_transaction
+        seen.append((" ".join(statement.split())[:60], outside))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with forbid_lazy_loads():
+            response = client.get(url, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen, response
+
+
+def test_the_coordinators_desk_is_a_light_read_of_seven_statements(app, committed):
+    """The token's caller (one Core SELECT), the counts, the three of the late reports, the sessions, the first to
+    book again; none inside a transaction, no lazy load (P7). It was eight on SQLite (BEGIN IMMEDIATE first), seven
+    on PostgreSQL, inside a transaction, the account's ORM rows loaded."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        coordinator = factories.coordinator(session, cpts)
+        _token, raw = accounts.create_api_token(session, coordinator, name="bureau")
+        session.commit()
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    assert client.get("/api/v1/me/desk", headers=headers).status_code == 200  # the token's first use is stamped
+    seen, response = light_statements(app, client, "/api/v1/me/desk", headers)
+    assert response.status_code == 200 and response.get_json()["coordinator"]["late_reports"] == 0
+    assert len(seen) == 7 and all(statement.startswith("SELECT") for statement, _ in seen), seen
+    assert all(outside for _, outside in seen), seen
+
+
+def test_the_desk_json_is_desk_out_s_dump(app, db_session, coordination, clock):
+    """Every part (coordinator, IDEL, pharmacist, GP, specialist, admin), with dates, instants, none, enums, a
+    decimal and lists: desk_json gives what DeskOut dumped."""
+    from workflows import desk
+
+    t = coordination.t
+    clock.shift(dt.timedelta(hours=3))
+    gp = factories.clinician(db_session, t.cpts, Profession.GENERAL_PRACTITIONER)
+    factories.referral(db_session, t.patient, author=gp)
+    delivered_report(db_session, t, gp.professional)
+    pharmacist = factories.clinician(db_session, t.cpts, Profession.PHARMACIST)
+    cardiologist = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+    admin = factories.user(db_session, t.cpts, Role.ADMIN)
+    past_session(db_session, t, hours_ago=72)
+    db_session.commit()
+    seen = set()
+    for user in (t.coordinator, t.idel_user, pharmacist, gp, cardiologist, admin):
+        board = desk.desk_of(db_session, user, zone=app.config["HUB"]["TIMEZONE"], now=utcnow(), with_lists=False)
+        parts = parts_of(board)
+        assert desk_json(parts) == DeskOut().dump(parts), user.login
+        seen |= {name for name, part in parts.items() if part is not None}
+    assert seen == {"coordinator", "idel", "pharmacist", "gp", "specialist", "admin"}

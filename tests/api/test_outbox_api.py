@@ -5,7 +5,10 @@ import pytest
 from sqlalchemy import select
 
 from hub.models import AuditEvent, OutboxMessage, OutboxState
+from hub.schemas.outbox import OutboxMessageOut, outbox_message_json
+from hub.services import accounts, outbox_messages
 from tests import factories
+from tests.api.test_desk_api import light_statements
 from tests.api.test_patients_api import assert_problem
 from tests.queries import count_queries
 from tests.web.test_outbox_pages import HEALTH_MARKER, build_outbox_world, fill, message
@@ -129,3 +132,51 @@ def test_messages_without_a_cpts_are_nobodys(api_as, db_session, coordinator, cp
     message(db_session, factories.cpts(db_session))
     db_session.commit()
     assert api_as(coordinator).get("/api/v1/outbox").get_json()["total"] == 0
+
+
+def test_the_list_is_a_light_read_of_three_statements(app, committed):
+    """The token's caller (one Core SELECT), the count, the page with its deliveries; none inside a transaction, no
+    lazy load, no audit row (P7). It was four on SQLite (BEGIN IMMEDIATE first), three on PostgreSQL inside a
+    transaction, the account's ORM rows loaded."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        coordinator = factories.coordinator(session, cpts)
+        for _ in range(3):
+            factories.outbox_message(session, cpts)
+        _token, raw = accounts.create_api_token(session, coordinator, name="envois")
+        session.commit()
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    assert client.get("/api/v1/outbox", headers=headers).status_code == 200  # the token's first use is stamped
+    seen, response = light_statements(app, client, "/api/v1/outbox?per_page=20", headers)
+    assert response.status_code == 200 and response.get_json()["total"] == 3
+    assert len(seen) == 3 and all(statement.startswith("SELECT") for statement, _ in seen), seen
+    assert all(outside for _, outside in seen), seen
+
+
+def test_the_json_is_outbox_message_out_s_dump(db_session, cpts, outbox_world):
+    """Every state, a document acknowledged or refused, a pending message's next attempt, a patient's address shown
+    or hidden: outbox_message_json gives what OutboxMessageOut dumped of the line's values."""
+    payload = '{"recipient_kind": "patient"}'
+    factories.outbox_message(db_session, cpts, recipient="patient@example.org", payload=payload)
+    db_session.commit()
+    lines, _total = outbox_messages.list_messages(db_session, cpts.id)
+    assert {line.message.state for line in lines} == set(OutboxState)
+    assert any(line.is_to_patient for line in lines) and any(line.delivery is not None for line in lines)
+    for line in lines:
+        for may_see_patients in (True, False):
+            message = line.message
+            values = {
+                **{name: getattr(message, name) for name in ("id", "channel", "kind", "state", "attempts")},
+                **{name: getattr(message, name) for name in ("max_attempts", "last_error", "receipt")},
+                "created_at": message.created_at,
+                "sent_at": message.sent_at,
+                "recipient": line.shown_recipient(may_see_patients),
+                "kind_label": line.kind_label,
+                "state_label": line.state_label,
+                "next_attempt_at": message.next_attempt_at if message.state is OutboxState.PENDING else None,
+                "delivery_id": line.delivery.id if line.delivery is not None else None,
+                "acknowledgement": line.acknowledgement,
+            }
+            assert outbox_message_json(line, may_see_patients) == OutboxMessageOut().dump(values)
