@@ -384,35 +384,52 @@ def start_session(session: Session, user: User) -> str:
     return token
 
 
+# The session's dates and its user with the linked professional (User.professional is joined) and the roles, in
+# one statement built once with a bound parameter: this runs on every page, where building the statement and its
+# options cost about as much as running it. The session row is read as columns, not as an entity: nothing of it
+# enters the unit of work, and its two writes below are single UPDATEs.
+_USER_OF_SESSION = (
+    select(UserSession.created_at, UserSession.last_seen_at, UserSession.ended_at, User)
+    .join(User, User.id == UserSession.user_id)
+    .where(UserSession.id == bindparam("session_id"))
+    .options(joinedload(User.role_rows))
+)
+_TOUCH_SESSION = (
+    update(UserSession)
+    .where(UserSession.id == bindparam("session_id"))
+    .values(last_seen_at=bindparam("now"))
+    .execution_options(synchronize_session=False)
+)
+_END_SESSION = (
+    update(UserSession)
+    .where(UserSession.id == bindparam("session_id"), UserSession.ended_at.is_(None))
+    .values(ended_at=bindparam("now"), end_reason=bindparam("reason"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def resume_session(session: Session, token: str, limits: SessionLimits) -> User | None:
-    """The user of a live session, or None when it ended, idled out, aged out or its user was deactivated."""
-    # One round trip for the session, its user, the user's professional and roles: this runs on every page.
-    found = (
-        session.execute(
-            select(UserSession, User)
-            .join(User, User.id == UserSession.user_id)
-            .where(UserSession.id == _digest(token))
-            .options(joinedload(User.role_rows))
-        )
-        .unique()
-        .one_or_none()
-    )
-    if found is None or found.UserSession.ended_at is not None:
+    """The user of a live session, or None when it ended, idled out, aged out or its user was deactivated. Read
+    from the database at every request, in every process: a logout, a revocation or a deactivation stops the
+    session at the next request. The user is the ORM row (views that write hand it to the services), loaded with
+    what the layout and the policies read of it, so that a page lazy-loads nothing of it."""
+    session_id = _digest(token)
+    found = session.execute(_USER_OF_SESSION, {"session_id": session_id}).unique().one_or_none()
+    if found is None or found.ended_at is not None:
         return None
-    row, user = found.UserSession, found.User
-    now = utcnow()
+    user, now = found.User, utcnow()
     reason = None
     if not user.is_active:
         reason = "deactivated"
-    elif now - row.last_seen_at > limits.idle:
+    elif now - found.last_seen_at > limits.idle:
         reason = "idle_timeout"
-    elif now - row.created_at > limits.absolute:
+    elif now - found.created_at > limits.absolute:
         reason = "absolute_timeout"
     if reason:
-        row.ended_at, row.end_reason = now, reason
+        session.execute(_END_SESSION, {"session_id": session_id, "now": now, "reason": reason})
         return None
-    if now - row.last_seen_at > TOUCH_INTERVAL:
-        row.last_seen_at = now
+    if now - found.last_seen_at > TOUCH_INTERVAL:
+        session.execute(_TOUCH_SESSION, {"session_id": session_id, "now": now})
     return user
 
 
