@@ -42,7 +42,10 @@ def _app(url: str):
     return create_app(test_config(url))
 
 
-def _statements(app, client, scene, route, *, show: bool = False) -> int:
+def _statements(
+    app, client, scene, route, *, show: bool = False, request=read_paths.request, statuses=(200, 304)
+) -> int:
+    """The statements one request sends (bench/write_paths.py passes its own `request` and each route's statuses)."""
     seen: list[str] = []
 
     def count(_conn, _cursor, statement, *_args):
@@ -51,24 +54,26 @@ def _statements(app, client, scene, route, *, show: bool = False) -> int:
     engine = app.extensions["hub.engine"]
     event.listen(engine, "before_cursor_execute", count)
     try:
-        read_paths.request(client, scene, route)
+        response = request(client, scene, route)
     finally:
         event.remove(engine, "before_cursor_execute", count)
+    assert response.status_code in statuses, (route.name, response.status_code, response.get_data(as_text=True)[:200])
     for statement in seen if show else ():
-        print("   ", " ".join(statement.split())[:160])
+        print("   ", " ".join(statement.split())[:200])
     return len(seen)
 
 
-def _times(client, scene, route, rounds: int) -> tuple[list[float], list[float]]:
+def _times(client, scene, route, rounds: int, *, request=read_paths.request, statuses=(200, 304)):
     """Wall-clock and CPU milliseconds of each request: on a shared machine the CPU time of the process is the
     steadier figure (on PostgreSQL it leaves out the server's work, which the statement count stands for)."""
-    wall, cpu = [], []
+    wall: list[float] = []
+    cpu: list[float] = []
     for _ in range(rounds):
         started, started_cpu = time.perf_counter(), time.process_time()
-        response = read_paths.request(client, scene, route)
+        response = request(client, scene, route)
         wall.append((time.perf_counter() - started) * 1000)
         cpu.append((time.process_time() - started_cpu) * 1000)
-        assert response.status_code in (200, 304), (route.name, response.status_code)
+        assert response.status_code in statuses, (route.name, response.status_code)
     return wall, cpu
 
 

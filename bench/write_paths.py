@@ -22,37 +22,17 @@ import pstats
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import time_machine  # noqa: E402
-from sqlalchemy import event  # noqa: E402
 
-from bench.read_paths import _app  # noqa: E402 (needs the repository on sys.path)
+from bench.read_paths import _app, _statements, _times  # noqa: E402 (needs the repository on sys.path)
 from tests import factories, write_paths  # noqa: E402
 
 WARMUP = 3
-
-
-def _statements(app, client, scene, route, *, show: bool = False) -> int:
-    seen: list[str] = []
-
-    def count(_conn, _cursor, statement, *_args):
-        seen.append(statement)
-
-    engine = app.extensions["hub.engine"]
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        response = write_paths.request(client, scene, route)
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert response.status_code in route.status, (route.name, response.status_code, response.get_json())
-    for statement in seen if show else ():
-        print("   ", " ".join(statement.split())[:200])
-    return len(seen)
 
 
 def _calls(client, scene, route) -> int:
@@ -64,18 +44,6 @@ def _calls(client, scene, route) -> int:
     profile.disable()
     assert response.status_code in route.status, (route.name, response.status_code)
     return pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
-
-
-def _times(client, scene, route, rounds: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and CPU milliseconds of each request (the CPU time of the process is the steadier figure)."""
-    wall, cpu = [], []
-    for _ in range(rounds):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        response = write_paths.request(client, scene, route)
-        wall.append((time.perf_counter() - started) * 1000)
-        cpu.append((time.process_time() - started_cpu) * 1000)
-        assert response.status_code in route.status, (route.name, response.status_code, response.get_json())
-    return wall, cpu
 
 
 def main() -> None:
@@ -97,10 +65,11 @@ def main() -> None:
             f" {'CPU median ms':>14} {'CPU best ms':>12}"
         )
         for route in write_paths.ROUTES:
-            _times(client, scene, route, WARMUP - 1)  # first use of a token, caches
-            statements = _statements(app, client, scene, route, show=route.name in args.show)
+            mine = {"request": write_paths.request, "statuses": route.status}
+            _times(client, scene, route, WARMUP - 1, **mine)  # first use of a token, caches
+            statements = _statements(app, client, scene, route, show=route.name in args.show, **mine)
             calls = _calls(client, scene, route)
-            wall, cpu = _times(client, scene, route, args.rounds)
+            wall, cpu = _times(client, scene, route, args.rounds, **mine)
             print(
                 f"{route.name:20} {statements:>10} {calls:>7} {statistics.median(wall):>10.1f} {min(wall):>8.1f}"
                 f" {statistics.median(cpu):>14.1f} {min(cpu):>12.2f}"
