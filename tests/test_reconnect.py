@@ -35,6 +35,20 @@ def own_app(database_url):
     application.extensions["hub.engine"].dispose()
 
 
+@pytest.fixture
+def gp_reading(committed):
+    """A GP with a token and their patient, committed: (CPTS id, patient id, the token's Authorization header)."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        gp = factories.clinician(session, cpts, Profession.GENERAL_PRACTITIONER)
+        patient = factories.patient(session, cpts, attending_gp_id=gp.professional_id)
+        _row, raw = accounts.create_api_token(session, gp, name="reconnect")
+        session.commit()
+        return cpts.id, patient.id, {"Authorization": f"Bearer {raw}"}
+
+
 def _terminate(factory, pids: set[int]) -> None:
     with factory() as admin:
         admin.execute(
@@ -53,19 +67,11 @@ def _terminate(factory, pids: set[int]) -> None:
     raise AssertionError("the backends did not end")
 
 
-def test_a_killed_pooled_connection_does_not_fail_the_next_request(own_app, committed):
+def test_a_killed_pooled_connection_does_not_fail_the_next_request(own_app, committed, gp_reading):
     application, backends = own_app
-    factory, created = committed
-    with factory() as session:
-        cpts = factories.cpts(session)
-        created.append(cpts.id)
-        gp = factories.clinician(session, cpts, Profession.GENERAL_PRACTITIONER)
-        patient = factories.patient(session, cpts, attending_gp_id=gp.professional_id)
-        _row, raw = accounts.create_api_token(session, gp, name="reconnect")
-        session.commit()
-        patient_id = patient.id
+    factory, _created = committed
+    _cpts_id, patient_id, headers = gp_reading
     client = application.test_client()
-    headers = {"Authorization": f"Bearer {raw}"}
 
     assert client.get(f"/api/v1/patients/{patient_id}", headers=headers).status_code == 200
     killed = set(backends)
@@ -78,18 +84,13 @@ def test_a_killed_pooled_connection_does_not_fail_the_next_request(own_app, comm
     assert backends - killed, "the second request ran on a new connection"
 
 
-def test_a_light_read_killed_between_its_statements_keeps_its_audit_row(own_app, committed):
+def test_a_light_read_killed_between_its_statements_keeps_its_audit_row(own_app, committed, gp_reading):
     """A `light_read` view runs without a transaction, so every statement is a first one and is retried on a fresh
     connection; what the view queued before (its audit row) is still written at the end."""
     application, _backends = own_app
-    factory, created = committed
-    with factory() as session:
-        cpts = factories.cpts(session)
-        created.append(cpts.id)
-        gp = factories.clinician(session, cpts, Profession.GENERAL_PRACTITIONER)
-        _row, raw = accounts.create_api_token(session, gp, name="reconnect")
-        session.commit()
-    marker = f"reconnect.{cpts.id}"
+    factory, _created = committed
+    cpts_id, _patient_id, headers = gp_reading
+    marker = f"reconnect.{cpts_id}"
 
     def view(patient_id: int):
         audit.record(db(), actor=current_user, action=marker)
@@ -98,27 +99,20 @@ def test_a_light_read_killed_between_its_statements_keeps_its_audit_row(own_app,
 
     original = application.view_functions["api.get_patient"]
     application.view_functions["api.get_patient"] = access(original.access_rule)(light_read(view))
-    response = application.test_client().get("/api/v1/patients/7", headers={"Authorization": f"Bearer {raw}"})
+    response = application.test_client().get("/api/v1/patients/7", headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     assert response.get_json() == {"answer": 7}
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(AuditEvent).where(AuditEvent.action == marker)) == 1
 
 
-def test_a_restart_invalidates_the_whole_pool_on_the_driver_path(own_app, committed):
+def test_a_restart_invalidates_the_whole_pool_on_the_driver_path(own_app, committed, gp_reading):
     """The light read's first statement (its token) is run by the driver (hub.db.driver_execute). After a restart
     every pooled connection is dead: the disconnect must make the pool replace all of them, as SQLAlchemy's own
     execution does, or the one retry draws the next dead connection and the read answers 500."""
     application, backends = own_app
-    factory, created = committed
-    with factory() as session:
-        cpts = factories.cpts(session)
-        created.append(cpts.id)
-        gp = factories.clinician(session, cpts, Profession.GENERAL_PRACTITIONER)
-        patient = factories.patient(session, cpts, attending_gp_id=gp.professional_id)
-        _row, raw = accounts.create_api_token(session, gp, name="reconnect")
-        session.commit()
-        patient_id = patient.id
+    factory, _created = committed
+    _cpts_id, patient_id, headers = gp_reading
     engine = application.extensions["hub.engine"]
     pooled = [engine.connect() for _ in range(3)]
     for connection in pooled:
@@ -129,9 +123,7 @@ def test_a_restart_invalidates_the_whole_pool_on_the_driver_path(own_app, commit
     assert len(killed) == 3 and engine.pool.checkedin() == 3
     _terminate(factory, killed)
 
-    response = application.test_client().get(
-        f"/api/v1/patients/{patient_id}", headers={"Authorization": f"Bearer {raw}"}
-    )
+    response = application.test_client().get(f"/api/v1/patients/{patient_id}", headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     with factory() as session:
         reads = session.scalars(
