@@ -124,8 +124,12 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 def permissions_of(user) -> frozenset[Permission]:
     if user is None or not getattr(user, "is_authenticated", False):
         return frozenset()
+    return permissions_of_roles(user.roles)
+
+
+def permissions_of_roles(roles) -> frozenset[Permission]:
     granted: set[Permission] = set()
-    for role in user.roles:
+    for role in roles:
         granted |= ROLE_PERMISSIONS[role]
     return frozenset(granted)
 

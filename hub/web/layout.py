@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import current_app, request, url_for
 
-from hub.auth.permissions import ROLE_PERMISSIONS, Permission
+from hub.auth.permissions import Permission, permissions_of_roles
 from hub.models import Profession, Role
 
 _P = Permission
@@ -27,7 +27,7 @@ class Who:
 
     @property
     def permissions(self) -> frozenset[Permission]:
-        return frozenset(p for role in self.roles for p in ROLE_PERMISSIONS[role])
+        return permissions_of_roles(self.roles)
 
 
 def _can(*needed: Permission) -> Callable[[Who], bool]:
