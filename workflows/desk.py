@@ -104,6 +104,7 @@ class CoordinatorDesk:
     # left to book again.
     to_reschedule: int = 0
     first_to_reschedule: list[attendance.ToReschedule] = field(default_factory=list)
+    first_to_reschedule_ids: list[int] = field(default_factory=list)  # the API's: without the lists, ids alone
 
 
 def _unconfirmed(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]) -> ColumnElement[bool]:
@@ -234,6 +235,7 @@ def _counts_statement() -> Select:
         waiting.open_task_count_query(_CPTS, now=_NOW),
         gp_matching.waiting_counts_query(_CPTS),
         attendance.count_to_reschedule_query(_CPTS),
+        reports.late_counts_query(),
     )
 
 
@@ -249,7 +251,14 @@ def coordinator_desk(
         freed,
         gp_waiting,
         to_reschedule,
-    ) = _split(driver_rows(session, _counts_statement(), {"cpts_id": cpts_id, "now": now})[0], (4, 3, 1, 1, 2, 1))
+        late_parts,
+    ) = _split(
+        driver_rows(session, _counts_statement(), {"cpts_id": cpts_id, "now": now} | reports.late_parameters(now))[0],
+        (4, 3, 1, 1, 2, 1, 2),
+    )
+    first_to_reschedule = (
+        attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False) if with_lists else []
+    )
     return CoordinatorDesk(
         referrals_to_triage=to_triage,
         urgent_referrals=urgent,
@@ -260,14 +269,26 @@ def coordinator_desk(
         first_unconfirmed=unconfirmed_visits(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         without_idel=without or 0,
         first_without_idel=visits_without_idel(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
-        late_reports=len(reports.overdue(session, cpts_id, now=now)),
+        late_reports=reports.count_unsigned(session, cpts_id, now=now) + sum(late_parts),
         failed_sends=failed[0] or 0,
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
         freed_slots=freed[0] or 0,
         first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         gp_searches=gp_matching.WaitingCounts(*gp_waiting),
         to_reschedule=to_reschedule[0] or 0,
-        first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False),
+        first_to_reschedule=first_to_reschedule,
+        first_to_reschedule_ids=[item.appointment.id for item in first_to_reschedule]
+        if with_lists
+        else [row[0] for row in driver_rows(session, _to_reschedule_ids_statement(), {"cpts_id": cpts_id})],
+    )
+
+
+@functools.cache
+def _to_reschedule_ids_statement() -> Select:
+    # attendance.to_reschedule's first rows, ids alone: the API links each to GET /appointments/<id>.
+    query = attendance.count_to_reschedule_query(_CPTS)
+    return (
+        query.with_only_columns(Appointment.id.label("id")).order_by(Appointment.starts_at, Appointment.id).limit(FIRST)
     )
 
 
