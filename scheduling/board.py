@@ -13,7 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import Integer, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from hub.db import UTCDateTime, read_rows
+from hub.db import UTCDateTime, driver_rows, read_rows
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     Appointment,
@@ -331,7 +331,7 @@ def week_board(session: Session, cpts_id: int, days: list[dt.date], start: dt.da
     appointments with their patients and IDELs was a third of the page)."""
     board = WeekBoard(days=days, programs=[])
     program, slot = None, None
-    for row in read_rows(session, _week_statement(), {"cpts_id": cpts_id, "start": start, "end": end}):
+    for row in driver_rows(session, _week_statement(), {"cpts_id": cpts_id, "start": start, "end": end}):
         if program is None or program.id != row.program_id:
             program = WeekProgram(
                 row.program_id, row.program_name, professional_full_name(row.first_name, row.last_name), row.is_active

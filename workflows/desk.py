@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import ColumnElement, Integer, Select, and_, bindparam, case, exists, func, or_, select, true
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, aliased, joinedload
 
 from connectors.settings import CHANNEL_LABELS, settings_by_channel
 from hub.db import UTCDateTime, driver_rows
@@ -21,6 +21,7 @@ from hub.models import (
     OutboxMessage,
     OutboxState,
     Patient,
+    PlaceKind,
     Profession,
     Professional,
     Referral,
@@ -40,7 +41,7 @@ from hub.models import (
 from scheduling.agenda import day_bounds
 from scheduling.slots import has_seat_left
 from workflows import attendance, fees, gp_matching, reports, teleexpertise, waiting
-from workflows.visits import VisitLine, visit_lists
+from workflows.visits import PatientLine, VisitLine, visit_lists
 
 FIRST = 5  # rows of a list a desk shows; the list behind its count has them all
 LIST_LIMIT = 200  # rows of the « Visites à confirmer » page
@@ -53,11 +54,48 @@ NOT_HELD = (AppointmentState.CANCELLED, AppointmentState.DECLINED)  # a degraded
 # --- the coordinator ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class IdelLine:
+    first_name: str
+    last_name: str
+    phone: str | None
+
+    full_name = property(Professional.full_name.fget)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramLine:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlotLine:
+    program: ProgramLine
+
+
+@dataclass(frozen=True, slots=True)
+class DeskVisit:
+    """A visit as the desk's lists and « Visites à confirmer » show it: the columns they read, under the
+    Appointment's names (`allows` and `appointment_state_label` read its state, kind and IDEL), not its entity with
+    its patient, IDEL, slot and program (most of the coordinator's desk's loading)."""
+
+    id: int
+    state: AppointmentState
+    kind: AppointmentKind
+    place_kind: PlaceKind
+    starts_at: dt.datetime
+    accompanying_id: int | None
+    declined_reason: str | None
+    patient: PatientLine
+    accompanying: IdelLine | None
+    slot: SlotLine | None
+
+
 @dataclass(frozen=True)
 class WaitingVisit:
     """A visit proposed to an IDEL who has not answered: when she was asked."""
 
-    appointment: Appointment
+    appointment: DeskVisit
     asked_at: dt.datetime
 
 
@@ -66,7 +104,7 @@ class VisitWithoutIdel:
     """An assisted teleconsultation nobody accompanies (declined, or widened to the territory's IDELs and not
     taken yet): how many IDELs are still asked."""
 
-    appointment: Appointment
+    appointment: DeskVisit
     pending_offers: int
 
 
@@ -104,6 +142,7 @@ class CoordinatorDesk:
     # left to book again.
     to_reschedule: int = 0
     first_to_reschedule: list[attendance.ToReschedule] = field(default_factory=list)
+    first_to_reschedule_ids: list[int] = field(default_factory=list)  # the API's: without the lists, ids alone
 
 
 def _unconfirmed(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]) -> ColumnElement[bool]:
@@ -135,12 +174,50 @@ _ASKED_OFFER = and_(
 _ASKED_AT = func.coalesce(VisitOffer.offered_at, Appointment.created_at)
 
 
-def _with_details(query):
-    return query.options(
-        joinedload(Appointment.patient),
-        joinedload(Appointment.accompanying),
-        joinedload(Appointment.slot).joinedload(Slot.program),
-    ).order_by(Appointment.starts_at, Appointment.id)
+_IDEL = aliased(Professional, name="idel")
+_DESK_VISIT_COLUMNS = (
+    Appointment.id,
+    Appointment.state,
+    Appointment.kind,
+    Appointment.place_kind,
+    Appointment.starts_at,
+    Appointment.accompanying_id,
+    Appointment.declined_reason,
+    Patient.used_last_name,
+    Patient.birth_name,
+    Patient.used_first_name,
+    Patient.first_birth_given_name,
+    Patient.address,
+    _IDEL.first_name,
+    _IDEL.last_name,
+    _IDEL.phone,
+    SessionProgram.name,
+)
+
+
+def _desk_visits(extra) -> Select:
+    """A DeskVisit's columns then `extra`, labelled c0, c1… (the driver's rows need unique names), the soonest first."""
+    columns = (*_DESK_VISIT_COLUMNS, extra)
+    return (
+        select(*(column.label(f"c{n}") for n, column in enumerate(columns)))
+        .select_from(Appointment)
+        .join(Patient, Patient.id == Appointment.patient_id)
+        .outerjoin(_IDEL, _IDEL.id == Appointment.accompanying_id)
+        .outerjoin(Slot, Slot.id == Appointment.slot_id)
+        .outerjoin(SessionProgram, SessionProgram.id == Slot.program_id)
+        .order_by(Appointment.starts_at, Appointment.id)
+    )
+
+
+def _desk_visit(row) -> DeskVisit:
+    (id_, state, kind, place, starts_at, idel_id, declined, used_last, birth, used_first, given, address) = row[:12]
+    idel_first, idel_last, idel_phone, program = row[12:16]
+    return DeskVisit(
+        id_, state, kind, place, starts_at, idel_id, declined,
+        PatientLine(used_last, birth, used_first, given, address),
+        IdelLine(idel_first, idel_last, idel_phone) if idel_id is not None else None,
+        SlotLine(ProgramLine(program)) if program is not None else None,
+    )  # fmt: skip
 
 
 # The desk's statements are built once, with the CPTS and the time as parameters given at execution: building
@@ -153,14 +230,14 @@ _NOW = bindparam("now", type_=UTCDateTime)
 
 @functools.cache
 def _unconfirmed_statement(limit: int) -> Select:
-    query = select(Appointment, _ASKED_AT).outerjoin(VisitOffer, _ASKED_OFFER).where(_unconfirmed(_CPTS, _NOW))
-    return _with_details(query).limit(limit)
+    query = _desk_visits(_ASKED_AT).outerjoin(VisitOffer, _ASKED_OFFER).where(_unconfirmed(_CPTS, _NOW))
+    return query.limit(limit)
 
 
 def unconfirmed_visits(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = LIST_LIMIT):
     """The CPTS's coming visits proposed to an IDEL who has not answered, the soonest first."""
-    rows = session.execute(_unconfirmed_statement(limit), {"cpts_id": cpts_id, "now": now}).all()
-    return [WaitingVisit(appointment, asked_at) for appointment, asked_at in rows]
+    rows = driver_rows(session, _unconfirmed_statement(limit), {"cpts_id": cpts_id, "now": now})
+    return [WaitingVisit(_desk_visit(row), row[-1]) for row in rows]
 
 
 @functools.cache
@@ -172,17 +249,17 @@ def _without_idel_statement(limit: int) -> Select:
         .subquery()
     )
     query = (
-        select(Appointment, func.coalesce(pending.c.offers, 0))
+        _desk_visits(func.coalesce(pending.c.offers, 0))
         .outerjoin(pending, pending.c.appointment_id == Appointment.id)
         .where(_without_idel(_CPTS, _NOW))
     )
-    return _with_details(query).limit(limit)
+    return query.limit(limit)
 
 
 def visits_without_idel(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = LIST_LIMIT):
     """The CPTS's coming assisted teleconsultations that no IDEL accompanies, the soonest first."""
-    rows = session.execute(_without_idel_statement(limit), {"cpts_id": cpts_id, "now": now}).all()
-    return [VisitWithoutIdel(appointment, offers) for appointment, offers in rows]
+    rows = driver_rows(session, _without_idel_statement(limit), {"cpts_id": cpts_id, "now": now})
+    return [VisitWithoutIdel(_desk_visit(row), row[-1]) for row in rows]
 
 
 def _visit_counts(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]):
@@ -234,6 +311,7 @@ def _counts_statement() -> Select:
         waiting.open_task_count_query(_CPTS, now=_NOW),
         gp_matching.waiting_counts_query(_CPTS),
         attendance.count_to_reschedule_query(_CPTS),
+        reports.late_counts_query(),
     )
 
 
@@ -249,7 +327,14 @@ def coordinator_desk(
         freed,
         gp_waiting,
         to_reschedule,
-    ) = _split(driver_rows(session, _counts_statement(), {"cpts_id": cpts_id, "now": now})[0], (4, 3, 1, 1, 2, 1))
+        late_parts,
+    ) = _split(
+        driver_rows(session, _counts_statement(), {"cpts_id": cpts_id, "now": now} | reports.late_parameters(now))[0],
+        (4, 3, 1, 1, 2, 1, 2),
+    )
+    first_to_reschedule = (
+        attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False) if with_lists else []
+    )
     return CoordinatorDesk(
         referrals_to_triage=to_triage,
         urgent_referrals=urgent,
@@ -260,14 +345,26 @@ def coordinator_desk(
         first_unconfirmed=unconfirmed_visits(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         without_idel=without or 0,
         first_without_idel=visits_without_idel(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
-        late_reports=len(reports.overdue(session, cpts_id, now=now)),
+        late_reports=reports.count_unsigned(session, cpts_id, now=now) + sum(late_parts),
         failed_sends=failed[0] or 0,
         sessions=coming_sessions(session, cpts_id, zone=zone, now=now),
         freed_slots=freed[0] or 0,
         first_freed_slots=waiting.open_tasks(session, cpts_id, now=now, limit=FIRST) if with_lists else [],
         gp_searches=gp_matching.WaitingCounts(*gp_waiting),
         to_reschedule=to_reschedule[0] or 0,
-        first_to_reschedule=attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False),
+        first_to_reschedule=first_to_reschedule,
+        first_to_reschedule_ids=[item.appointment.id for item in first_to_reschedule]
+        if with_lists
+        else [row[0] for row in driver_rows(session, _to_reschedule_ids_statement(), {"cpts_id": cpts_id})],
+    )
+
+
+@functools.cache
+def _to_reschedule_ids_statement() -> Select:
+    # attendance.to_reschedule's first rows, ids alone: the API links each to GET /appointments/<id>.
+    query = attendance.count_to_reschedule_query(_CPTS)
+    return (
+        query.with_only_columns(Appointment.id.label("id")).order_by(Appointment.starts_at, Appointment.id).limit(FIRST)
     )
 
 

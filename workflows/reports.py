@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased, joinedload, selectinload, sessionma
 
 from connectors import outbox
 from hub import audit, row_locks
-from hub.db import UTCDateTime, rows_changed, session_scope, utcnow
+from hub.db import UTCDateTime, driver_rows, rows_changed, session_scope, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
@@ -895,6 +895,47 @@ def overdue(session: Session, cpts_id: int, *, now: dt.datetime | None = None, l
         for row in late
     ]
     return sorted(items, key=lambda item: item.since)
+
+
+def count_unsigned(session: Session, cpts_id: int, *, now: dt.datetime, limit: int = 200) -> int:
+    """How many "unsigned" items `overdue` lists, from the candidates' end and program delays alone (plain columns
+    run by the driver): the desk counts them on every view, and loading their professionals and programs as
+    entities cost it more than the rest of its counts."""
+    cutoff = now - dt.timedelta(hours=MIN_REPORT_DELAY_HOURS)
+    rows = driver_rows(session, _unsigned_statement(limit), {"cpts_id": cpts_id, "cutoff": cutoff})
+    return sum(1 for ends_at, program_id, delays in rows if ends_at + _signature_delay(program_id, delays) < now)
+
+
+def late_counts_query(limit: int = 200) -> Select:
+    """One row: how many "unrendered" and "unsent" items `overdue` lists (each part capped at `limit` as there), for
+    a desk that reads it with its other counts. Parameters: cpts_id, now and `late_parameters(now)`."""
+    _sessions, unrendered, deliveries = _overdue_statements(limit)
+    return select(
+        select(func.count()).select_from(unrendered.with_only_columns(Report.id).subquery()).scalar_subquery(),
+        select(func.count()).select_from(deliveries.with_only_columns(Delivery.id).subquery()).scalar_subquery(),
+    )
+
+
+def late_parameters(now: dt.datetime) -> dict:
+    return {"signed_before": now - RENDER_LATE}
+
+
+@functools.cache
+def _unsigned_statement(limit: int) -> Select:
+    sessions, _unrendered, _deliveries = _overdue_statements(limit)
+    return sessions.with_only_columns(
+        Appointment.ends_at.label("ends_at"),
+        SessionProgram.id.label("program_id"),
+        SessionProgram.report_delays.label("report_delays"),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _signature_delay(program_id: int | None, report_delays: str | None) -> dt.timedelta:
+    """signature_due_at's delay for a program's delays (a detached copy holding them: the rule stays the model's)."""
+    program = SessionProgram(report_delays=report_delays) if program_id is not None else None
+    epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    return signature_due_at(epoch, program) - epoch
 
 
 def _unrendered(row) -> OverdueItem:

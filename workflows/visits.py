@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 from sqlalchemy import BindParameter, Integer, Select, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import Session, aliased, joinedload, selectinload
 
-from hub.db import UTCDateTime
+from hub.db import UTCDateTime, driver_rows
 from hub.models import (
     Appointment,
     AppointmentKind,
@@ -198,7 +198,7 @@ def visit_lists(
         "horizon": day_end + dt.timedelta(days=upcoming_days),
     }
     lists = VisitLists([], [], [])
-    for line in _lines(session.execute(_lists_statement(), params)):
+    for line in _lines(driver_rows(session, _lists_statement(), params)):
         if line.state is AppointmentState.PROPOSED:
             lists.offered.append(line)
         elif line.starts_at < day_end:
@@ -210,7 +210,7 @@ def visit_lists(
 
 def done_visits(session: Session, professional_id: int, *, size: int = HISTORY_SIZE) -> list[VisitLine]:
     """The professional's finished visits, the latest first, `size` at most."""
-    return _lines(session.execute(_done_statement(), {"professional_id": professional_id, "size": size}))
+    return _lines(driver_rows(session, _done_statement(), {"professional_id": professional_id, "size": size}))
 
 
 def _lines(result) -> list[VisitLine]:
@@ -234,31 +234,33 @@ def _line_columns() -> Select:
     """The columns of a VisitLine, in its order, from the appointment and what it is joined to."""
     performer, room, kit = aliased(Professional), aliased(Resource), aliased(Resource)
     consented = consent_in_force(Appointment.patient_id, ConsentKind.TELEHEALTH)
+    columns = (
+        Appointment.id,
+        Appointment.state,
+        Appointment.kind,
+        Appointment.place_kind,
+        Appointment.starts_at,
+        Appointment.ends_at,
+        Appointment.accompaniment_starts_at,
+        Appointment.accompaniment_ends_at,
+        Appointment.accompanying_id,
+        Appointment.telesoin_act,
+        Patient.used_last_name,
+        Patient.birth_name,
+        Patient.used_first_name,
+        Patient.first_birth_given_name,
+        Patient.address,
+        performer.first_name,
+        performer.last_name,
+        performer.profession,
+        SessionProgram.name,
+        room.name,
+        kit.name,
+        consented,
+    )
+    # Named c0, c1…: the driver's rows (hub.db.driver_rows) need unique names, and _line reads them by position.
     return (
-        select(
-            Appointment.id,
-            Appointment.state,
-            Appointment.kind,
-            Appointment.place_kind,
-            Appointment.starts_at,
-            Appointment.ends_at,
-            Appointment.accompaniment_starts_at,
-            Appointment.accompaniment_ends_at,
-            Appointment.accompanying_id,
-            Appointment.telesoin_act,
-            Patient.used_last_name,
-            Patient.birth_name,
-            Patient.used_first_name,
-            Patient.first_birth_given_name,
-            Patient.address,
-            performer.first_name,
-            performer.last_name,
-            performer.profession,
-            SessionProgram.name,
-            room.name,
-            kit.name,
-            consented,
-        )
+        select(*(column.label(f"c{n}") for n, column in enumerate(columns)))
         .join(Patient, Patient.id == Appointment.patient_id)
         .join(performer, performer.id == Appointment.performer_id)
         .outerjoin(Slot, Slot.id == Appointment.slot_id)

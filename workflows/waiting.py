@@ -247,6 +247,8 @@ def matches_for(session: Session, slot: Slot, *, now: dt.datetime | None = None)
 
 def _matches_of(session: Session, slots: list[Slot], *, now: dt.datetime) -> dict[int, list[Match]]:
     """matches_for of several slots in three queries, whatever their number (the desk's cost stays constant)."""
+    if not slots:  # the desk with no freed slot to offer: no statement
+        return {}
     program_ids = {slot.program_id for slot in slots}
     entries = sorted(
         session.scalars(

@@ -56,7 +56,7 @@ def _coordinator(part: desk.CoordinatorDesk) -> dict:
         ],
         "freed_slots_to_offer": part.freed_slots,
         "to_reschedule_count": part.to_reschedule,
-        "to_reschedule_appointment_ids": [item.appointment.id for item in part.first_to_reschedule],
+        "to_reschedule_appointment_ids": part.first_to_reschedule_ids,
     }
 
 

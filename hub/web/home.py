@@ -13,6 +13,7 @@ from hub.formatting import waiting_since
 from hub.http.access import AUTHENTICATED, PUBLIC, access
 from hub.http.request import db, territory_zone
 from hub.models import PLACE_KIND_LABELS, REFERRAL_STATE_LABELS
+from hub.web.pages import row_url
 from workflows import desk
 from workflows.appointments import HOME_PLACES
 
@@ -43,7 +44,9 @@ def index():
     shown = _patient_rows(board)
     if shown:
         audit.record(db(), actor=current_user, action="desk.read", details={"patient_rows": shown})
-    return render_template("home.html", user=current_user, desk=board, now=now)
+    # The coordinator's rows link to their appointments: their addresses made from one url_for.
+    appointment_url = row_url("planning.appointment", "appointment_id") if board.coordinator else None
+    return render_template("home.html", user=current_user, desk=board, now=now, appointment_url=appointment_url)
 
 
 def _patient_rows(board: desk.Desk) -> int:

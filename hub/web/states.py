@@ -5,6 +5,7 @@ business, through the policies)."""
 from hub.models import Appointment, CarePathway, Referral, Report, TeleexpertiseRequest
 from scheduling.board import WeekVisit
 from workflows import appointments, pathways, referrals, reports, teleexpertise
+from workflows.desk import DeskVisit
 from workflows.machine import Machine
 from workflows.visits import VisitLine
 
@@ -16,8 +17,8 @@ MACHINES: dict[type, Machine] = {
     TeleexpertiseRequest: teleexpertise.MACHINE,
 }
 # A row that stands for an entity in a list follows the entity's machine: a visit as « Mes visites » lists it, an
-# appointment as the planning's week shows it.
-_STANDS_FOR: dict[type, type] = {VisitLine: Appointment, WeekVisit: Appointment}
+# appointment as the planning's week or the coordinator's desk shows it.
+_STANDS_FOR: dict[type, type] = {VisitLine: Appointment, WeekVisit: Appointment, DeskVisit: Appointment}
 
 
 def allows(row, verb: str) -> bool:

@@ -157,10 +157,11 @@ def light_statements(app, client, url: str, headers: dict) -> tuple[list[tuple[s
     return seen, response
 
 
-def test_the_coordinators_desk_is_a_light_read_of_seven_statements(app, committed):
-    """The token's caller (one Core SELECT), the counts, the three of the late reports, the sessions, the first to
-    book again; none inside a transaction, no lazy load (P7). It was eight on SQLite (BEGIN IMMEDIATE first), seven
-    on PostgreSQL, inside a transaction, the account's ORM rows loaded."""
+def test_the_coordinators_desk_is_a_light_read_of_five_statements(app, committed):
+    """The token's caller (one Core SELECT), the counts (the late reports' rendering and sending among them), the
+    late signatures' candidates, the sessions, the ids of the first to book again; none inside a transaction, no lazy
+    load (P7). It was eight on SQLite (BEGIN IMMEDIATE first), seven on PostgreSQL, inside a transaction, the
+    account's ORM rows loaded; then seven (the late reports in three statements of entities)."""
     factory, created = committed
     with factory() as session:
         cpts = factories.cpts(session)
@@ -172,7 +173,7 @@ def test_the_coordinators_desk_is_a_light_read_of_seven_statements(app, committe
     assert client.get("/api/v1/me/desk", headers=headers).status_code == 200  # the token's first use is stamped
     seen, response = light_statements(app, client, "/api/v1/me/desk", headers)
     assert response.status_code == 200 and response.get_json()["coordinator"]["late_reports"] == 0
-    assert len(seen) == 7 and all(statement.startswith("SELECT") for statement, _ in seen), seen
+    assert len(seen) == 5 and all(statement.startswith("SELECT") for statement, _ in seen), seen
     assert all(outside for _, outside in seen), seen
 
 
@@ -198,3 +199,26 @@ def test_the_desk_json_is_desk_out_s_dump(app, db_session, coordination, clock):
         assert desk_json(parts) == DeskOut().dump(parts), user.login
         seen |= {name for name, part in parts.items() if part is not None}
     assert seen == {"coordinator", "idel", "pharmacist", "gp", "specialist", "admin"}
+
+
+def test_the_first_sessions_to_book_again_are_the_lists_first(api_as, db_session, territory):
+    """The API reads the ids alone of « À reprogrammer »'s first rows: the same sessions, in the same order, as the
+    list's first FIRST (soonest first), with more of them than it shows."""
+    from workflows import attendance, desk
+
+    t = territory
+    postponed = []
+    for n in range(desk.FIRST + 2):
+        patient = factories.consenting_patient(db_session, t.cpts, recorded_by=t.coordinator)
+        starts = factories.MONDAY_14H + dt.timedelta(days=1 + n % 3, hours=-n)  # not in booking order
+        postponed.append(factories.visit(db_session, t, starts, patient_row=patient))
+    for visit in postponed:
+        visit.state = AppointmentState.POSTPONED  # a bare row: what the performer's absence leaves
+    db_session.commit()
+
+    body = api_as(t.coordinator).get("/api/v1/me/desk").get_json()["coordinator"]
+
+    listed = attendance.to_reschedule(db_session, t.cpts.id, now=utcnow(), limit=desk.FIRST, with_booking=False)
+    assert body["to_reschedule_count"] == desk.FIRST + 2
+    assert body["to_reschedule_appointment_ids"] == [item.appointment.id for item in listed]
+    assert len(listed) == desk.FIRST and [item.appointment.id for item in listed] != [v.id for v in postponed[:5]]

@@ -1,9 +1,12 @@
 """`/api/v1/outbox` for the coordination and the admin: list with filters and pages, read one, re-queue a
 dead message; problem+json errors; no payload ever; the same queries whatever the page size."""
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 
+from hub.db import utcnow
 from hub.models import AuditEvent, OutboxMessage, OutboxState
 from hub.schemas.outbox import OutboxMessageOut, outbox_message_json
 from hub.services import accounts, outbox_messages
@@ -180,3 +183,59 @@ def test_the_json_is_outbox_message_out_s_dump(db_session, cpts, outbox_world):
                 "acknowledgement": line.acknowledgement,
             }
             assert outbox_message_json(line, may_see_patients) == OutboxMessageOut().dump(values)
+
+
+def test_a_listed_line_says_what_the_messages_entities_say(db_session, cpts, outbox_world):
+    """The list reads columns (MessageRow, DeliveryRow), one message its entities (get_message): over every state,
+    a document acknowledged, refused, sent and waiting for its acknowledgement or silent past the delay, a document
+    to the patient's own mailbox, a patient's address by the payload, filtered by state and channel, the JSON and
+    the page's values are the same."""
+    from hub.models import (
+        AWAITING_ACKNOWLEDGEMENT_LABEL,
+        NO_ACKNOWLEDGEMENT_AFTER,
+        Delivery,
+        DeliveryState,
+        RecipientRole,
+    )
+    from tests.web.test_outbox_pages import document_message
+    from tests.web.test_outbox_pages import report as draft_report
+
+    document = draft_report(db_session, cpts)
+    for sent_ago in (dt.timedelta(hours=1), NO_ACKNOWLEDGEMENT_AFTER * 2):
+        row = document_message(db_session, cpts, document, delivery_state=DeliveryState.SENT)
+        delivery = db_session.scalar(select(Delivery).where(Delivery.outbox_message_id == row.id))
+        delivery.sent_at = utcnow() - sent_ago
+    patient_document = document_message(db_session, cpts, document, delivery_state=DeliveryState.QUEUED)
+    db_session.scalar(
+        select(Delivery).where(Delivery.outbox_message_id == patient_document.id)
+    ).recipient_role = RecipientRole.PATIENT
+    factories.outbox_message(db_session, cpts, recipient="patient@example.org", payload='{"recipient_kind": "patient"}')
+    db_session.commit()
+
+    seen = set()
+    for state, channel in ((None, None), (OutboxState.SENT, None), (None, "mssante"), (OutboxState.SENT, "mssante")):
+        _lines, total = outbox_messages.list_messages(db_session, cpts.id, state=state, channel=channel, per_page=4)
+        assert total == len(outbox_messages.list_messages(db_session, cpts.id, state=state, channel=channel)[0])
+        for page in range(1, total // 4 + 2):
+            listed, _total = outbox_messages.list_messages(
+                db_session, cpts.id, state=state, channel=channel, page=page, per_page=4
+            )
+            for line in listed:
+                one = outbox_messages.get_message(db_session, cpts.id, line.message.id)
+                for may_see_patients in (True, False):
+                    assert outbox_message_json(line, may_see_patients) == outbox_message_json(one, may_see_patients)
+                assert (line.is_to_patient, line.can_requeue, line.channel_label) == (
+                    one.is_to_patient,
+                    one.can_requeue,
+                    one.channel_label,
+                )
+                seen.add(line.acknowledgement)
+                seen.add(("patient", line.is_to_patient))
+    assert {
+        "Acquitté",
+        "Sans accusé",
+        AWAITING_ACKNOWLEDGEMENT_LABEL,
+        None,
+        ("patient", True),
+        ("patient", False),
+    } <= seen

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from hub.db import utcnow
 from hub.models import (
+    Appointment,
     AppointmentState,
     AuditEvent,
     Delivery,
@@ -476,3 +477,45 @@ def test_the_admin_sees_accounts_connectors_and_failed_sends(auth, db_session, c
     assert "1 envoi en échec définitif" in page
     assert {"/admin/users", "/admin/connecteurs#c-mssante", "/envois?state=dead"} <= links(response)
     assert not db_session.scalars(select(AuditEvent).where(AuditEvent.action == "desk.read")).first()
+
+
+def test_a_desk_visit_says_what_its_appointment_says(db_session, coordination, clock):
+    """The desk's lists and « Visites à confirmer » read rows (workflows.desk.DeskVisit), not entities: each says
+    what its Appointment says, attribute by attribute and through the helpers the templates call — asked of an
+    IDEL with a phone, without an IDEL, declined with a reason, booked without a slot."""
+    from hub.models import appointment_state_label
+    from hub.web.states import allows
+    from workflows import desk
+
+    t = coordination.t
+    declined = book(
+        db_session, t, session_slots(db_session, t.program, MONDAY_14H + dt.timedelta(days=7))[0], t.patient
+    )
+    appointments.decline(db_session, t.idel_user, declined, reason="Congés cette semaine-là")
+    unslotted = book(
+        db_session, t, session_slots(db_session, t.program, MONDAY_14H + dt.timedelta(days=8))[0], t.patient
+    )
+    unslotted.slot_id = None  # a row as a booking without a slot leaves it
+    db_session.commit()
+    db_session.expire_all()
+    now = utcnow()
+    waiting = desk.unconfirmed_visits(db_session, t.cpts.id, now=now)
+    without = desk.visits_without_idel(db_session, t.cpts.id, now=now)
+    rows = [item.appointment for item in waiting + without]
+    assert {row.id for row in rows} >= {coordination.waiting.id, coordination.without.id, declined.id, unslotted.id}
+    assert any(row.accompanying and row.accompanying.phone for row in rows) and any(row.slot is None for row in rows)
+    for row in rows:
+        entity = db_session.get(Appointment, row.id)
+        simple = ("id", "state", "kind", "place_kind", "starts_at", "accompanying_id", "declined_reason")
+        assert {name: getattr(row, name) for name in simple} == {name: getattr(entity, name) for name in simple}
+        assert row.patient.display_name == entity.patient.display_name
+        assert (row.accompanying is None) == (entity.accompanying is None)
+        if entity.accompanying is not None:
+            assert (row.accompanying.full_name, row.accompanying.phone) == (
+                entity.accompanying.full_name,
+                entity.accompanying.phone,
+            )
+        assert (row.slot.program.name if row.slot else None) == (entity.slot.program.name if entity.slot else None)
+        assert appointment_state_label(row) == appointment_state_label(entity)
+        for verb in ("reassign", "cancel", "confirm", "decline"):
+            assert allows(row, verb) == allows(entity, verb), verb

@@ -94,3 +94,15 @@ def test_the_outbox_list_reads_a_page_and_its_count_on_the_cpts_index(db_session
             # Index Only Scan once the table is vacuumed; a plain Index Scan while its rows are not yet all-visible.
             scan = "Scan" if "count(" in statement.lower() else "Scan Backward"
             assert f"{scan} using ix_outbox_messages_cpts_id_id" in plan, plan
+
+
+def test_the_coordinators_home_page_reads_its_desk_in_nine_statements(client, engine, db_session, cpts):
+    """The session, the counts (the late reports' rendering and sending among them), the first visits waiting for
+    their IDEL and without one, the late signatures' candidates, the coming sessions, the freed slots (no waiting
+    list read when there is none), the first to book again, the audit row. It was twelve: the late reports in three
+    statements of entities, the waiting list read for no freed slot."""
+    scene = read_paths.build(db_session, cpts, visits=SMALL)
+    route = next(route for route in read_paths.ROUTES if route.name == "page / (coordinator)")
+    seen = [s for s in _statements(client, engine, scene, route) if not s.startswith("BEGIN")]
+    assert len(seen) == 9, "\n".join(statement[:150] for statement in seen)
+    assert not any(statement.startswith("SELECT waiting_entries") for statement in seen)

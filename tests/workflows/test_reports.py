@@ -42,7 +42,7 @@ from hub.models import (
 )
 from tests import ZONE, factories
 from tests.factories import NOW, SEEN_ON, check_in
-from workflows import appointments, deliveries, pathways, reports
+from workflows import appointments, deliveries, desk, pathways, reports
 
 CDA = "{urn:hl7-org:v3}"
 SIGNED_AT = dt.datetime(2026, 11, 23, 14, 30, tzinfo=dt.UTC)
@@ -65,6 +65,15 @@ def qualify(db_session, patient, *, dmp_consent: bool = False, recorded_by=None)
     if dmp_consent:
         factories.consent(db_session, patient, recorded_by=recorded_by, kind=ConsentKind.DMP_ACCESS, collected_at=NOW)
     db_session.refresh(patient)
+
+
+def late_items(db_session, cpts_id, *, now):
+    """The « en retard » list, and the coordinator's desk counting as many (its count reads plain columns and SQL
+    counts, not these items): every case below checks both."""
+    items = reports.overdue(db_session, cpts_id, now=now)
+    counted = desk.coordinator_desk(db_session, cpts_id, zone=ZONE, now=now, with_lists=False).late_reports
+    assert counted == len(items), (counted, items)
+    return items
 
 
 def written(db_session, t, **fields):
@@ -232,7 +241,7 @@ def test_a_report_signed_late_keeps_its_deadline_and_is_listed_late(db_session, 
     )
     (delivery,) = report.deliveries
     assert delivery.due_at == t.appointment.ends_at + dt.timedelta(hours=48) < late
-    (item,) = reports.overdue(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
+    (item,) = late_items(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
     assert (item.kind, item.report_id, item.since) == ("unsent", report.id, delivery.due_at)
 
 
@@ -345,9 +354,9 @@ def test_a_teleconsultation_cannot_skip_its_report(db_session, session_done):
 def test_overdue_lists_unsigned_sessions_and_late_deliveries(db_session, session_done, tmp_path):
     t = session_done
     late = t.appointment.ends_at + dt.timedelta(hours=49)
-    (item,) = reports.overdue(db_session, t.cpts.id, now=late)
+    (item,) = late_items(db_session, t.cpts.id, now=late)
     assert (item.kind, item.appointment_id) == ("unsigned", t.appointment.id)
-    assert reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=47)) == []
+    assert late_items(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=47)) == []
     gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
     t.patient.attending_gp_id = gp.id
     db_session.flush()
@@ -355,7 +364,7 @@ def test_overdue_lists_unsigned_sessions_and_late_deliveries(db_session, session
     factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=late, zone=ZONE
     )
-    (item,) = reports.overdue(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
+    (item,) = late_items(db_session, t.cpts.id, now=late + dt.timedelta(minutes=1))
     assert item.kind == "unsent", "signed late, its delivery is already past due and still queued"
 
 
@@ -507,8 +516,8 @@ def test_a_session_is_late_by_its_programs_shortest_delay(db_session, session_do
     t = session_done
     t.program.report_delay_patient_hours = 6
     db_session.flush()
-    assert reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=5)) == []
-    (item,) = reports.overdue(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=7))
+    assert late_items(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=5)) == []
+    (item,) = late_items(db_session, t.cpts.id, now=t.appointment.ends_at + dt.timedelta(hours=7))
     assert item.since == t.appointment.ends_at + dt.timedelta(hours=6)
 
 
@@ -522,7 +531,7 @@ def test_the_late_list_and_the_routing_read_one_delay(db_session, session_done, 
     db_session.refresh(t.patient)
     first_due = reports.signature_due_at(t.appointment.ends_at, t.program)
     assert first_due == t.appointment.ends_at + dt.timedelta(hours=9)
-    (item,) = reports.overdue(db_session, t.cpts.id, now=first_due + dt.timedelta(minutes=1))
+    (item,) = late_items(db_session, t.cpts.id, now=first_due + dt.timedelta(minutes=1))
     assert item.since == first_due
     report = factories.sign_and_render(
         db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
@@ -561,7 +570,7 @@ def test_a_report_with_several_late_deliveries_is_one_alert(db_session, session_
     )
     assert len(report.deliveries) == 3
     late = t.appointment.ends_at + dt.timedelta(days=5)  # MSSanté and the DMP down for days (R14)
-    assert [item.kind for item in reports.overdue(db_session, t.cpts.id, now=late)] == ["unsent"] * 3
+    assert [item.kind for item in late_items(db_session, t.cpts.id, now=late)] == ["unsent"] * 3
     assert reports.alert_overdue(db_session, now=late) == 1
     assert reports.alert_overdue(db_session, now=late) == 0
 
@@ -608,9 +617,9 @@ def test_a_waived_session_left_last_by_a_cancellation_needs_its_report(db_sessio
     first.state = AppointmentState.DONE  # the session took place (télésoin: the kiné alone)
     reports.waive_report(db_session, t.kine_user, first, reason="Séance 1 d'une série")
     late = first.ends_at + dt.timedelta(days=4)
-    assert reports.overdue(db_session, t.cpts.id, now=late) == [], "the series goes on: the waiver holds"
+    assert late_items(db_session, t.cpts.id, now=late) == [], "the series goes on: the waiver holds"
     appointments.cancel(db_session, t.coordinator, last, reason="Fin de prise en charge", now=NOW)
-    (item,) = reports.overdue(db_session, t.cpts.id, now=late)
+    (item,) = late_items(db_session, t.cpts.id, now=late)
     assert (item.kind, item.appointment_id) == ("unsigned", first.id)
 
 
@@ -805,9 +814,9 @@ def test_a_rendering_that_keeps_failing_is_late_for_the_coordination_and_heals(
     report = signed_with_a_gp(db_session, t, tmp_path)
     blocked = factories.unwritable_upload_dir(tmp_path)
     now = utcnow()
-    assert [item.kind for item in reports.overdue(db_session, t.cpts.id, now=now)] == [], "just signed"
+    assert [item.kind for item in late_items(db_session, t.cpts.id, now=now)] == [], "just signed"
     assert reports.render_pending(sessions, upload_dir=blocked, zone=ZONE, now=now).endswith("1 échec(s)")
-    (item,) = reports.overdue(db_session, t.cpts.id, now=now)
+    (item,) = late_items(db_session, t.cpts.id, now=now)
     assert (item.kind, item.report_id, item.appointment_id) == ("unrendered", report.id, t.appointment.id)
     assert item.detail == "Document non mis en forme : la mise en forme a échoué (1 tentative(s))"
     assert reports.alert_overdue(db_session, now=now) == 1
@@ -825,7 +834,7 @@ def test_a_rendering_that_keeps_failing_is_late_for_the_coordination_and_heals(
     assert db_session.get_one(Report, report.id).render_attempts == 2, "retried after the lease, counted"
     healed = later + reports.RENDER_LEASE + dt.timedelta(seconds=1)
     assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=healed).startswith("1 compte(s)")
-    assert "unrendered" not in [item.kind for item in reports.overdue(db_session, t.cpts.id, now=healed)]
+    assert "unrendered" not in [item.kind for item in late_items(db_session, t.cpts.id, now=healed)]
     db_session.expire_all()
     assert not db_session.get_one(Report, report.id).document_failed
 
@@ -836,8 +845,8 @@ def test_a_report_not_rendered_some_minutes_after_its_signature_is_late(db_sessi
     report = signed_with_a_gp(db_session, t, tmp_path)
     signed_at = db_session.get_one(Report, report.id).signed_at
     assert reports._claim_rendering(sessions, signed_at, reports.RENDER_LEASE, 10) == [report.id], "then it dies"
-    assert reports.overdue(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE - dt.timedelta(seconds=1)) == []
-    (item,) = reports.overdue(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE + dt.timedelta(seconds=1))
+    assert late_items(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE - dt.timedelta(seconds=1)) == []
+    (item,) = late_items(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE + dt.timedelta(seconds=1))
     assert (item.kind, item.detail, item.since) == (
         "unrendered",
         "Document non mis en forme",
