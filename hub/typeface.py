@@ -11,13 +11,15 @@ same glyphs, so a rendering stays deterministic.
 Import it inside the rendering functions (hub.documents.pdf, hub.services.statements): fpdf2 is loaded only
 when a PDF is made."""
 
+import copy
 import unicodedata
 from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # fpdf2's own dependency
 from fpdf import FPDF
-from fpdf.fonts import TTFFont
+from fpdf.fonts import SubsetMap, TTFFont
 
 FAMILY = "fira-sans"
 FONT_PACKAGE = "fontpkg_fira_sans"
@@ -50,15 +52,12 @@ class UnicodePDF(FPDF):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        for style, name in FILES.items():
-            self.add_font(FAMILY, style, font_file(name))
-            font = self.fonts[FAMILY + style]
-            assert isinstance(font, TTFFont)
-            # Without text shaping the layout tables are never read, and fpdf2 leaves them out of the embedded
-            # subset; dropping them here spares decompiling them at output, a third of a rendering.
-            for tag in LAYOUT_TABLES & set(font.ttfont.keys()):
-                del font.ttfont[tag]
+        self.add_typeface()
         self.set_font(FAMILY, size=10)
+
+    def add_typeface(self) -> None:
+        for style in FILES:
+            self.fonts[FAMILY + style] = _document_font(style, number=len(self.fonts) + 1)
 
     def normalize_text(self, text: str) -> str:
         # fpdf2 calls it for every cell, multi_cell, write and width measurement: no call site can forget it.
@@ -69,6 +68,46 @@ class UnicodePDF(FPDF):
 
     def set_author(self, author) -> None:
         super().set_author(drawable(author))
+
+
+def _document_font(style: str, *, number: int) -> TTFFont:
+    """The font as `add_font` would make it, from the widths, cmap and metrics parsed once per process.
+
+    Reading them (1,700 glyphs, one fontTools lookup each) was half of a rendering's CPU. What the document's
+    output mutates is its own: the fontTools font (subsetted in place, then closed), the used-glyph map, the
+    font descriptor (given its object id, name and font stream) and the widths (a defaultdict grows on reading)."""
+    parsed = _parsed_font(style)
+    font = copy.copy(parsed)
+    font.i = number
+    font.ttfont = _open(FILES[style])
+    font.cw = parsed.cw.copy()
+    font.glyph_ids = dict(parsed.glyph_ids)
+    font.desc = copy.copy(parsed.desc)
+    font.missing_glyphs = []
+    font.biggest_size_pt = 0
+    font.subset = SubsetMap(font)
+    return font
+
+
+@cache
+def _parsed_font(style: str) -> TTFFont:
+    """fpdf2's own parsing of the font, never drawn with: `_document_font` copies it."""
+    scratch = FPDF()
+    scratch.add_font(FAMILY, style, font_file(FILES[style]))
+    font = scratch.fonts[FAMILY + style]
+    assert isinstance(font, TTFFont)
+    font.close()
+    return font
+
+
+def _open(name: str) -> TTFont:
+    """The file as fpdf2 opens it (lazily, its timestamp kept)."""
+    ttfont = TTFont(font_file(name), recalcTimestamp=False, lazy=True)
+    # Without text shaping the layout tables are never read, and fpdf2 leaves them out of the embedded subset;
+    # dropping them here spares decompiling them at output, a third of a rendering.
+    for tag in LAYOUT_TABLES & set(ttfont.keys()):
+        del ttfont[tag]
+    return ttfont
 
 
 def font_file(name: str) -> Path:
@@ -101,8 +140,6 @@ def _drawable(char: str) -> str:
 @cache
 def _codepoints() -> frozenset[int]:
     """The characters both styles draw."""
-    from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # fpdf2's own dependency
-
     sets = []
     for name in FILES.values():
         with TTFont(font_file(name), lazy=True) as font:
