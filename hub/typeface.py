@@ -15,9 +15,11 @@ import copy
 import unicodedata
 from functools import cache
 from importlib import resources
+from io import BytesIO
 from pathlib import Path
 
-from fontTools.ttLib import TTFont  # type: ignore[import-untyped]  # fpdf2's own dependency
+from fontTools import subset  # type: ignore[import-untyped]  # fpdf2's own dependency
+from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 
@@ -45,6 +47,19 @@ FALLBACKS = {
     "✓": "v",
     "✔": "v",
 }
+# The characters of nearly every French document: Latin-1, Latin Extended-A (Œ, Ł, ğ), Romanian Ș Ț, typographic
+# punctuation, super- and subscripts (SpO₂) and the signs of reports. A document drawn with these alone is subsetted
+# from a font of their ~450 glyphs (`_usual_font`) instead of the whole font's 2,708.
+USUAL_BLOCKS = (
+    range(0x20, 0x7F),
+    range(0xA0, 0x180),
+    range(0x218, 0x21C),
+    range(0x2010, 0x2028),
+    range(0x2030, 0x203B),
+    range(0x2070, 0x20A0),
+    [ord(char) for char in "€№™←↑→↓−≈≠≤≥"],
+)
+USUAL = frozenset(code for block in USUAL_BLOCKS for code in block)
 
 
 class UnicodePDF(FPDF):
@@ -58,6 +73,16 @@ class UnicodePDF(FPDF):
     def add_typeface(self) -> None:
         for style in FILES:
             self.fonts[FAMILY + style] = _document_font(style, number=len(self.fonts) + 1)
+
+    def output(self, *args, **kwargs):
+        # fpdf2 subsets each font in place here; the usual glyphs' font holds those of nearly every document.
+        for style in FILES:
+            font = self.fonts.get(FAMILY + style)
+            usual_glyphs = _usual_font(style)[1]
+            if isinstance(font, TTFFont) and not usual_glyphs.issuperset(font.subset.get_all_glyph_names()):
+                font.ttfont.close()
+                font.ttfont = _open(FILES[style])
+        return super().output(*args, **kwargs)
 
     def normalize_text(self, text: str) -> str:
         # fpdf2 calls it for every cell, multi_cell, write and width measurement: no call site can forget it.
@@ -73,13 +98,14 @@ class UnicodePDF(FPDF):
 def _document_font(style: str, *, number: int) -> TTFFont:
     """The font as `add_font` would make it, from the widths, cmap and metrics parsed once per process.
 
-    Reading them (1,700 glyphs, one fontTools lookup each) was half of a rendering's CPU. What the document's
+    Reading them (1,700 glyphs, one fontTools lookup each) was a third of a rendering's CPU. What the document's
     output mutates is its own: the fontTools font (subsetted in place, then closed), the used-glyph map, the
-    font descriptor (given its object id, name and font stream) and the widths (a defaultdict grows on reading)."""
+    font descriptor (given its object id, name and font stream) and the widths (a defaultdict grows on reading).
+    The fontTools font is only read at output (no shaping, no colour glyphs): the usual glyphs' one until then."""
     parsed = _parsed_font(style)
     font = copy.copy(parsed)
     font.i = number
-    font.ttfont = _open(FILES[style])
+    font.ttfont = TTFont(BytesIO(_usual_font(style)[0]), recalcTimestamp=False, lazy=True)
     font.cw = parsed.cw.copy()
     font.glyph_ids = dict(parsed.glyph_ids)
     font.desc = copy.copy(parsed.desc)
@@ -110,6 +136,30 @@ def _open(name: str) -> TTFont:
     return ttfont
 
 
+@cache
+def _usual_font(style: str) -> tuple[bytes, frozenset[str]]:
+    """The font cut down to the glyphs of the USUAL characters, and those glyphs' names.
+
+    fpdf2's subsetting (fontTools, its options) then gives the same bytes from it as from the whole font, for
+    any glyphs among those asked for here (tests/documents/test_typeface_cache.py): it keeps the glyphs asked
+    for and their components, the cmap entries of the glyphs asked for, and recomputes the rest from them. A
+    component alone (the combining comma below of Ș) has lost its cmap entry here: a document drawing it is
+    subsetted from the whole font. The glyphs are asked for by name as fpdf2 does, not by character, so every
+    character of a glyph keeps its cmap entry (µ and μ share one); their names stay for fpdf2 to find them by."""
+    ttfont = _open(FILES[style])
+    cmap = ttfont.getBestCmap()
+    asked = frozenset({cmap[code] for code in USUAL if code in cmap} | {ttfont.getGlyphOrder()[0]})
+    options = subset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(glyphs=sorted(asked))
+    subsetter.subset(ttfont)
+    data = BytesIO()
+    ttfont.save(data)
+    ttfont.close()
+    return data.getvalue(), asked
+
+
+@cache
 def font_file(name: str) -> Path:
     # The package is installed as files (a wheel, unzipped), so its resources are plain paths.
     return Path(str(resources.files(FONT_PACKAGE) / "files" / name))

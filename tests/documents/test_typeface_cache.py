@@ -7,6 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 import time_machine
+from fpdf import FPDF
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub import typeface
 from hub.documents.clinical import Section
@@ -16,6 +19,8 @@ from hub.services import statements
 from tests import ZONE
 from tests.documents.test_pdf import clinical_document
 
+USUAL = st.sampled_from(sorted(map(chr, typeface.USUAL)))
+NOW = dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC)
 DOCUMENTS = {
     "accents and Œ": clinical_document(),
     "€, œ and signs": clinical_document(
@@ -25,11 +30,16 @@ DOCUMENTS = {
         title="Łukasz Ωμέγα Жанна ŒUVRE",
         sections=(Section("Observations", "Ça va ; naïve, déjà-vu, Æsop. Ǆ ő ű ğ ş 😀"),),
     ),
+    # The combining comma below is a component of the usual glyphs' Ș, but without its own cmap entry there.
+    "a component drawn alone": clinical_document(sections=(Section("Observations", "-\u0326"),)),
 }
 
 
 class FpdfParsing(typeface.UnicodePDF):
-    """The rendering before the fonts were parsed once per process: fpdf2 reads the font files anew."""
+    """The rendering before the fonts were parsed once per process: fpdf2 reads the font files anew and subsets
+    the whole fonts."""
+
+    output = FPDF.output
 
     def add_typeface(self) -> None:
         for style, name in typeface.FILES.items():
@@ -39,25 +49,45 @@ class FpdfParsing(typeface.UnicodePDF):
                 del font.ttfont[tag]
 
 
-def uncached(render, monkeypatch):
-    with monkeypatch.context() as patch:
+def uncached(render):
+    with pytest.MonkeyPatch.context() as patch:
         patch.setattr(typeface, "UnicodePDF", FpdfParsing)
         return render()
 
 
 @pytest.mark.parametrize("name", DOCUMENTS)
-def test_a_report_draws_the_same_bytes_as_with_fpdf2s_own_font_parsing(name, monkeypatch):
-    expected = uncached(lambda: render_pdf(DOCUMENTS[name], zone=ZONE), monkeypatch)
+def test_a_report_draws_the_same_bytes_as_with_fpdf2s_own_font_parsing(name):
+    expected = uncached(lambda: render_pdf(DOCUMENTS[name], zone=ZONE))
     assert render_pdf(DOCUMENTS[name], zone=ZONE) == expected
 
 
-def test_documents_with_other_glyphs_rendered_in_turn_share_no_state(monkeypatch):
-    expected = {name: uncached(lambda d=doc: render_pdf(d, zone=ZONE), monkeypatch) for name, doc in DOCUMENTS.items()}
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=st.text(USUAL, max_size=30), text=st.text(USUAL, max_size=200))
+def test_any_usual_characters_draw_the_same_bytes_as_with_fpdf2s_own_font_parsing(title, text):
+    document = clinical_document(title=title, sections=(Section("Observations", text),))
+    assert render_pdf(document, zone=ZONE) == uncached(lambda: render_pdf(document, zone=ZONE))
+
+
+def test_a_french_report_is_subsetted_from_the_usual_glyphs_font_a_greek_name_from_the_whole(monkeypatch):
+    opened = []
+    whole = typeface._open
+    monkeypatch.setattr(typeface, "_open", lambda name: opened.append(name) or whole(name))
+    render_pdf(DOCUMENTS["accents and Œ"], zone=ZONE)
+    assert opened == []
+    render_pdf(DOCUMENTS["any script"], zone=ZONE)
+    assert opened == ["FiraSans-Regular.ttf", "FiraSans-Bold.ttf"]
+    opened.clear()
+    render_pdf(DOCUMENTS["a component drawn alone"], zone=ZONE)
+    assert opened == ["FiraSans-Regular.ttf"]
+
+
+def test_documents_with_other_glyphs_rendered_in_turn_share_no_state():
+    expected = {name: uncached(lambda d=doc: render_pdf(d, zone=ZONE)) for name, doc in DOCUMENTS.items()}
     for name in [*DOCUMENTS, *reversed(DOCUMENTS), *DOCUMENTS]:
         assert render_pdf(DOCUMENTS[name], zone=ZONE) == expected[name], name
 
 
-def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own_font_parsing(monkeypatch):
+def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own_font_parsing():
     name, text = "Łukasz Œuvrard", "Douleur thoracique ≥ 3 jours, œdème ; 25 €"
     referral = SimpleNamespace(
         patient=SimpleNamespace(display_name=name, birth_date=dt.date(1948, 3, 1)),
@@ -73,9 +103,10 @@ def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own
     )
 
     def letter():
-        return referral_letter(referral, program_name="Insuffisance cardiaque", zone=ZONE)
+        with time_machine.travel(NOW, tick=False):  # its creation date
+            return referral_letter(referral, program_name="Insuffisance cardiaque", zone=ZONE)
 
-    assert letter() == uncached(letter, monkeypatch)
+    assert letter() == uncached(letter)
     professional = Professional(id=1, first_name="Zoé", last_name=name, profession=Profession.NURSE, rpps=None)
     line = statements.StatementLine(
         id=1,
@@ -94,7 +125,7 @@ def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own
     statement = statements.Statement(professional, "CPTS du Pays de Vergt", statements.Period(2026, 11), (line,))
 
     def fee_statement():
-        with time_machine.travel(dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC), tick=False):  # its creation date
+        with time_machine.travel(NOW, tick=False):
             return statements.statement_pdf(statement, generated_on=dt.date(2026, 11, 30))
 
-    assert fee_statement() == uncached(fee_statement, monkeypatch)
+    assert fee_statement() == uncached(fee_statement)
