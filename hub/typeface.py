@@ -22,6 +22,7 @@ from fontTools import subset  # type: ignore[import-untyped]  # fpdf2's own depe
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
+from fpdf.output import OutputProducer
 
 FAMILY = "fira-sans"
 FONT_PACKAGE = "fontpkg_fira_sans"
@@ -75,14 +76,7 @@ class UnicodePDF(FPDF):
             self.fonts[FAMILY + style] = _document_font(style, number=len(self.fonts) + 1)
 
     def output(self, *args, **kwargs):
-        # fpdf2 subsets each font in place here; the usual glyphs' font holds those of nearly every document.
-        for style in FILES:
-            font = self.fonts.get(FAMILY + style)
-            usual_glyphs = _usual_font(style)[1]
-            if isinstance(font, TTFFont) and not usual_glyphs.issuperset(font.subset.get_all_glyph_names()):
-                font.ttfont.close()
-                font.ttfont = _open(FILES[style])
-        return super().output(*args, **kwargs)
+        return super().output(*args, output_producer_class=_UsualGlyphsOutput, **kwargs)
 
     def normalize_text(self, text: str) -> str:
         # fpdf2 calls it for every cell, multi_cell, write and width measurement: no call site can forget it.
@@ -93,6 +87,19 @@ class UnicodePDF(FPDF):
 
     def set_author(self, author) -> None:
         super().set_author(drawable(author))
+
+
+class _UsualGlyphsOutput(OutputProducer):
+    """fpdf2's output, which subsets each font in place, from the usual glyphs' font when it holds all the glyphs
+    the document drew: here the last footer and the page numbers are drawn, no glyph can come after."""
+
+    def bufferize(self) -> bytearray:
+        for style in FILES:
+            font = self.fpdf.fonts.get(FAMILY + style)
+            if isinstance(font, TTFFont) and not _usual_font(style)[1].issuperset(font.subset.get_all_glyph_names()):
+                font.ttfont.close()
+                font.ttfont = _open(FILES[style])
+        return super().bufferize()
 
 
 def _document_font(style: str, *, number: int) -> TTFFont:

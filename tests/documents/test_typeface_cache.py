@@ -30,6 +30,8 @@ DOCUMENTS = {
         title="Łukasz Ωμέγα Жанна ŒUVRE",
         sections=(Section("Observations", "Ça va ; naïve, déjà-vu, Æsop. Ǆ ő ű ğ ş 😀"),),
     ),
+    # The title is drawn again in the footer, in the regular style, when the document is output.
+    "a Greek title": clinical_document(title="Compte rendu — Ωμέγα"),
     # The combining comma below is a component of the usual glyphs' Ș, but without its own cmap entry there.
     "a component drawn alone": clinical_document(sections=(Section("Observations", "-\u0326"),)),
 }
@@ -68,17 +70,23 @@ def test_any_usual_characters_draw_the_same_bytes_as_with_fpdf2s_own_font_parsin
     assert render_pdf(document, zone=ZONE) == uncached(lambda: render_pdf(document, zone=ZONE))
 
 
-def test_a_french_report_is_subsetted_from_the_usual_glyphs_font_a_greek_name_from_the_whole(monkeypatch):
+def test_a_french_report_is_subsetted_from_the_usual_glyphs_font_other_glyphs_from_the_whole(monkeypatch):
+    render_pdf(DOCUMENTS["accents and Œ"], zone=ZONE)  # the usual glyphs' fonts are cut from the whole ones once
     opened = []
     whole = typeface._open
     monkeypatch.setattr(typeface, "_open", lambda name: opened.append(name) or whole(name))
-    render_pdf(DOCUMENTS["accents and Œ"], zone=ZONE)
-    assert opened == []
-    render_pdf(DOCUMENTS["any script"], zone=ZONE)
-    assert opened == ["FiraSans-Regular.ttf", "FiraSans-Bold.ttf"]
-    opened.clear()
-    render_pdf(DOCUMENTS["a component drawn alone"], zone=ZONE)
-    assert opened == ["FiraSans-Regular.ttf"]
+    regular_and_bold, regular = ["FiraSans-Regular.ttf", "FiraSans-Bold.ttf"], ["FiraSans-Regular.ttf"]
+    expected = {
+        "accents and Œ": [],
+        "€, œ and signs": [],
+        "any script": regular_and_bold,
+        "a Greek title": regular_and_bold,
+        "a component drawn alone": regular,
+    }
+    for name, files in expected.items():
+        opened.clear()
+        render_pdf(DOCUMENTS[name], zone=ZONE)
+        assert opened == files, name
 
 
 def test_documents_with_other_glyphs_rendered_in_turn_share_no_state():
