@@ -105,7 +105,7 @@ class _UsualGlyphsOutput(OutputProducer):
 def _document_font(style: str, *, number: int) -> TTFFont:
     """The font as `add_font` would make it, from the widths, cmap and metrics parsed once per process.
 
-    Reading them (1,700 glyphs, one fontTools lookup each) was a third of a rendering's CPU. What the document's
+    Reading them for every document (1,700 glyphs, one fontTools lookup each) cost ~7 ms of CPU. What the document's
     output mutates is its own: the fontTools font (subsetted in place, then closed), the used-glyph map, the
     font descriptor (given its object id, name and font stream) and the widths (a defaultdict grows on reading).
     The fontTools font is only read at output (no shaping, no colour glyphs): the usual glyphs' one until then."""
