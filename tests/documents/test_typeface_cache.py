@@ -1,0 +1,139 @@
+"""The fonts parsed once per process (hub.typeface) draw the same bytes as fpdf2's own `add_font` of each
+document, whatever glyphs a document uses and in whatever order documents are rendered."""
+
+import datetime as dt
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+import time_machine
+from fpdf import FPDF
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hub import typeface
+from hub.documents.clinical import Section
+from hub.documents.pdf import referral_letter, render_pdf
+from hub.models import FeeStatus, Profession, Professional
+from hub.services import statements
+from tests import ZONE
+from tests.documents.test_pdf import clinical_document
+
+USUAL = st.sampled_from(sorted(map(chr, typeface.USUAL)))
+NOW = dt.datetime(2026, 11, 30, 9, tzinfo=dt.UTC)
+DOCUMENTS = {
+    "accents and Œ": clinical_document(),
+    "€, œ and signs": clinical_document(
+        sections=(Section("Constantes", "TA ≥ 140/90 — SpO₂ 97 % ; µg, ±2 °C… « cœur » 12,50 € → suivi • fin"),)
+    ),
+    "any script": clinical_document(
+        title="Łukasz Ωμέγα Жанна ŒUVRE",
+        sections=(Section("Observations", "Ça va ; naïve, déjà-vu, Æsop. Ǆ ő ű ğ ş 😀"),),
+    ),
+    # The title is drawn again in the footer, in the regular style, when the document is output.
+    "a Greek title": clinical_document(title="Compte rendu — Ωμέγα"),
+    # The combining comma below is a component of the usual glyphs' Ș, but without its own cmap entry there.
+    "a component drawn alone": clinical_document(sections=(Section("Observations", "-\u0326"),)),
+}
+
+
+class FpdfParsing(typeface.UnicodePDF):
+    """The rendering before the fonts were parsed once per process: fpdf2 reads the font files anew and subsets
+    the whole fonts."""
+
+    output = FPDF.output
+
+    def add_typeface(self) -> None:
+        for style, name in typeface.FILES.items():
+            self.add_font(typeface.FAMILY, style, typeface.font_file(name))
+            font = self.fonts[typeface.FAMILY + style]
+            for tag in typeface.LAYOUT_TABLES & set(font.ttfont.keys()):
+                del font.ttfont[tag]
+
+
+def uncached(render):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typeface, "UnicodePDF", FpdfParsing)
+        return render()
+
+
+@pytest.mark.parametrize("name", DOCUMENTS)
+def test_a_report_draws_the_same_bytes_as_with_fpdf2s_own_font_parsing(name):
+    expected = uncached(lambda: render_pdf(DOCUMENTS[name], zone=ZONE))
+    assert render_pdf(DOCUMENTS[name], zone=ZONE) == expected
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(title=st.text(USUAL, max_size=30), text=st.text(USUAL, max_size=200))
+def test_any_usual_characters_draw_the_same_bytes_as_with_fpdf2s_own_font_parsing(title, text):
+    document = clinical_document(title=title, sections=(Section("Observations", text),))
+    assert render_pdf(document, zone=ZONE) == uncached(lambda: render_pdf(document, zone=ZONE))
+
+
+def test_a_french_report_is_subsetted_from_the_usual_glyphs_font_other_glyphs_from_the_whole(monkeypatch):
+    render_pdf(DOCUMENTS["accents and Œ"], zone=ZONE)  # the usual glyphs' fonts are cut from the whole ones once
+    opened = []
+    whole = typeface._open
+    monkeypatch.setattr(typeface, "_open", lambda name: opened.append(name) or whole(name))
+    regular_and_bold, regular = ["FiraSans-Regular.ttf", "FiraSans-Bold.ttf"], ["FiraSans-Regular.ttf"]
+    expected = {
+        "accents and Œ": [],
+        "€, œ and signs": [],
+        "any script": regular_and_bold,
+        "a Greek title": regular_and_bold,
+        "a component drawn alone": regular,
+    }
+    for name, files in expected.items():
+        opened.clear()
+        render_pdf(DOCUMENTS[name], zone=ZONE)
+        assert opened == files, name
+
+
+def test_documents_with_other_glyphs_rendered_in_turn_share_no_state():
+    expected = {name: uncached(lambda d=doc: render_pdf(d, zone=ZONE)) for name, doc in DOCUMENTS.items()}
+    for name in [*DOCUMENTS, *reversed(DOCUMENTS), *DOCUMENTS]:
+        assert render_pdf(DOCUMENTS[name], zone=ZONE) == expected[name], name
+
+
+def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own_font_parsing():
+    name, text = "Łukasz Œuvrard", "Douleur thoracique ≥ 3 jours, œdème ; 25 €"
+    referral = SimpleNamespace(
+        patient=SimpleNamespace(display_name=name, birth_date=dt.date(1948, 3, 1)),
+        author=SimpleNamespace(full_name=name, rpps="10024000018"),
+        target_specialist=None,
+        urgency=None,
+        submitted_at=None,
+        created_at=dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC),
+        reason=text,
+        current_treatment=text,
+        history=text,
+        free_text=name,
+    )
+
+    def letter():
+        with time_machine.travel(NOW, tick=False):  # its creation date
+            return referral_letter(referral, program_name="Insuffisance cardiaque", zone=ZONE)
+
+    assert letter() == uncached(letter)
+    professional = Professional(id=1, first_name="Zoé", last_name=name, profession=Profession.NURSE, rpps=None)
+    line = statements.StatementLine(
+        id=1,
+        professional_id=1,
+        act_on=dt.date(2026, 11, 23),
+        code="TLL",
+        label=text,
+        coefficient=Decimal(1),
+        amount=Decimal(12),
+        status=FeeStatus.ACCRUED,
+        patient_initials="LŒ",
+        prescriber_rpps=None,
+        prescriber_name=None,
+        note=text,
+    )
+    statement = statements.Statement(professional, "CPTS du Pays de Vergt", statements.Period(2026, 11), (line,))
+
+    def fee_statement():
+        with time_machine.travel(NOW, tick=False):
+            return statements.statement_pdf(statement, generated_on=dt.date(2026, 11, 30))
+
+    assert fee_statement() == uncached(fee_statement)
