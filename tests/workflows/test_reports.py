@@ -42,6 +42,7 @@ from hub.models import (
 )
 from tests import ZONE, factories
 from tests.factories import NOW, SEEN_ON, check_in
+from tests.queries import count_queries
 from workflows import appointments, deliveries, pathways, reports
 
 CDA = "{urn:hl7-org:v3}"
@@ -698,7 +699,8 @@ def test_two_workers_render_a_report_once(db_session, session_done, sessions, tm
     t = session_done
     report = signed_with_a_gp(db_session, t, tmp_path)
     now = utcnow()
-    assert reports._claim_rendering(sessions, now, reports.RENDER_LEASE, 10) == [report.id], "worker A"
+    claimed = reports._claim_rendering(sessions, now, reports.RENDER_LEASE, 10)
+    assert [report_id for report_id, _frozen in claimed] == [report.id], "worker A"
     # Worker B saw it free just before A's claim: its own claim finds it held.
     lease = reports.RENDER_LEASE
     assert not reports.claim_rendering(db_session, report.id, now=now + dt.timedelta(seconds=30), lease=lease)
@@ -709,6 +711,23 @@ def test_two_workers_render_a_report_once(db_session, session_done, sessions, tm
     pdf, delivered, messages = documents_and_deliveries(db_session, report)
     assert pdf is not None and delivered == messages == 1
     assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("0 compte(s)")
+
+
+def test_the_worker_claims_a_batch_in_one_update_and_reads_the_frozen_content_once(
+    db_session, session_done, sessions, engine, tmp_path
+):
+    """The rendering pass's claim is one UPDATE … RETURNING of the batch with its frozen content (not an UPDATE per
+    report, then a SELECT of the content before rendering and again to route it): the same report rendered, the same
+    deliveries queued."""
+    report = signed_with_a_gp(db_session, session_done, tmp_path)
+    with count_queries(engine) as seen:
+        outcome = reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE)
+    assert outcome.startswith("1 compte(s)")
+    statements = [" ".join(sql.split()) for sql in seen]
+    assert sum(sql.startswith("UPDATE reports SET render_lease_until") for sql in statements) == 1
+    assert not [sql for sql in statements if sql.startswith("SELECT reports.frozen_content")]
+    pdf, delivered, messages = documents_and_deliveries(db_session, report)
+    assert pdf is not None and delivered == messages == 1
 
 
 def test_a_rendering_finished_twice_queues_the_deliveries_once(db_session, session_done, tmp_path):
@@ -778,11 +797,11 @@ def test_a_correction_waits_for_its_original_whose_rendering_failed(
     original, correction = signed_with_its_correction(db_session, t, tmp_path)
     finish, failed = reports.finish_rendering, []
 
-    def failing_once(session, report_id, package):  # a transient failure (the disk, the database) of the original
+    def failing_once(session, report_id, package, **kwargs):  # a transient failure (the disk, the database)
         if report_id == original.id and not failed:
             failed.append(report_id)
             raise OSError("transient")
-        return finish(session, report_id, package)
+        return finish(session, report_id, package, **kwargs)
 
     monkeypatch.setattr(reports, "finish_rendering", failing_once)
     now = utcnow()
@@ -835,7 +854,8 @@ def test_a_report_not_rendered_some_minutes_after_its_signature_is_late(db_sessi
     t = session_done
     report = signed_with_a_gp(db_session, t, tmp_path)
     signed_at = db_session.get_one(Report, report.id).signed_at
-    assert reports._claim_rendering(sessions, signed_at, reports.RENDER_LEASE, 10) == [report.id], "then it dies"
+    claimed = reports._claim_rendering(sessions, signed_at, reports.RENDER_LEASE, 10)
+    assert [report_id for report_id, _frozen in claimed] == [report.id], "then it dies"
     assert reports.overdue(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE - dt.timedelta(seconds=1)) == []
     (item,) = reports.overdue(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE + dt.timedelta(seconds=1))
     assert (item.kind, item.detail, item.since) == (
