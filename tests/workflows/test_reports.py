@@ -604,6 +604,55 @@ def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session
         requeue(db_session, t.coordinator, deposit.outbox_message_id)
 
 
+def test_the_outbox_outcomes_reach_the_deliveries_in_one_statement(db_session, session_done, engine, tmp_path):
+    """sync_with_outbox, the worker's every few seconds: a sent DMP deposit acknowledged, a sent mailbox message sent,
+    a dead one failed, a re-queued one queued again, each with its times; one UPDATE each time (it was four), and
+    with nothing to carry that UPDATE alone."""
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    report = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
+    )
+    by_role = {d.recipient_role: d for d in report.deliveries}
+    deposit, mailbox, doctor = (
+        by_role[RecipientRole.DMP],
+        by_role[RecipientRole.PATIENT],
+        by_role[RecipientRole.ATTENDING_GP],
+    )
+    sent_at = SIGNED_AT + dt.timedelta(minutes=3)
+    for delivery, state in ((deposit, OutboxState.SENT), (doctor, OutboxState.SENT), (mailbox, OutboxState.DEAD)):
+        message = db_session.get_one(OutboxMessage, delivery.outbox_message_id)
+        message.state, message.sent_at = state, sent_at if state is OutboxState.SENT else None
+    db_session.flush()
+
+    def synced() -> tuple[int, list[str]]:
+        with count_queries(engine) as seen:
+            changed = deliveries.sync_with_outbox(db_session, now=sent_at)
+        db_session.expire_all()
+        return changed, [sql for sql in seen if sql.startswith("UPDATE deliveries")]
+
+    changed, updates = synced()
+    assert changed == 3 and len(updates) == 1
+    states = {
+        d.recipient_role: (d.state, d.sent_at, d.acknowledged_at)
+        for d in db_session.get_one(Report, report.id).deliveries
+    }
+    assert states == {
+        RecipientRole.DMP: (DeliveryState.ACKNOWLEDGED, sent_at, sent_at),
+        RecipientRole.ATTENDING_GP: (DeliveryState.SENT, sent_at, None),
+        RecipientRole.PATIENT: (DeliveryState.FAILED, None, None),
+    }
+    db_session.get_one(OutboxMessage, mailbox.outbox_message_id).state = OutboxState.PENDING  # re-queued
+    db_session.flush()
+    assert synced() == (1, updates)
+    assert db_session.get_one(Delivery, mailbox.id).state is DeliveryState.QUEUED
+    with count_queries(engine) as seen:
+        assert deliveries.sync_with_outbox(db_session, now=sent_at) == 0
+    assert len([sql for sql in seen if not sql.startswith(("SAVEPOINT", "RELEASE"))]) == 1
+
+
 def test_a_waived_session_left_last_by_a_cancellation_needs_its_report(db_session, serial_telesoin):
     t, (first, last) = serial_telesoin
     first.state = AppointmentState.DONE  # the session took place (télésoin: the kiné alone)
