@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import and_, case, literal, null, or_, select, update
+from sqlalchemy import and_, case, insert, literal, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors import mdn, outbox
@@ -88,6 +88,71 @@ def queue_delivery(
     )
     session.add(delivery)
     return delivery
+
+
+@dataclass(frozen=True)
+class Target:
+    """One recipient of a document as routing knows it: no ORM object needed."""
+
+    role: RecipientRole
+    address: str
+    channel: str
+    due_at: dt.datetime
+    professional_id: int | None = None
+
+
+def queue_deliveries(
+    session: Session,
+    *,
+    package: DocumentPackage,
+    cpts_id: int,
+    targets: list[Target],
+    report_id: int,
+    group_key: str,
+) -> int:
+    """queue_delivery for each target, the same rows, in two multi-row INSERTs (the messages, RETURNING their
+    ids in order, then the deliveries) whatever the number of recipients: the worker's routing of a rendered report.
+    The package's payload is made once."""
+    if not targets:
+        return 0
+    payload = package.to_payload()
+    keys = [f"doc:{package.document.document_uid}:{t.channel}:{t.address.lower()}" for t in targets]
+    kind = f"document:{package.document.loinc}"
+    messages = [
+        outbox.message_row(
+            channel=t.channel,
+            recipient=t.address,
+            kind=kind,
+            payload=payload | {"recipient_role": t.role.value},
+            idempotency_key=key,
+            cpts_id=cpts_id,
+            group_key=group_key,
+        )
+        for t, key in zip(targets, keys, strict=True)
+    ]
+    connection = session.connection()
+    ids = connection.execute(_MESSAGES.returning(_MESSAGES.table.c.id, sort_by_parameter_order=True), messages)
+    rows = [
+        {
+            "cpts_id": cpts_id,
+            "report_id": report_id,
+            "teleexpertise_request_id": None,
+            "recipient_role": t.role,
+            "recipient_professional_id": t.professional_id,
+            "channel": t.channel,
+            "address": t.address,
+            "outbox_message_id": message_id,
+            "message_id": mdn_token(key) if t.channel == "mssante" else None,
+            "due_at": t.due_at,
+        }
+        for t, key, message_id in zip(targets, keys, ids.scalars().all(), strict=True)
+    ]
+    connection.execute(_DELIVERIES, rows)
+    return len(rows)
+
+
+_MESSAGES = insert(OutboxMessage.__table__)
+_DELIVERIES = insert(Delivery.__table__)
 
 
 def deliver_to_professional(

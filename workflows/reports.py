@@ -560,25 +560,27 @@ def _targets(
     ]
 
 
-def _route(session: Session, report: Report, package: DocumentPackage, targets: list[dict]) -> list[Delivery]:
-    ids = [t["professional_id"] for t in targets if t["professional_id"]]
-    professionals = {pro.id: pro for pro in session.scalars(select(Professional).where(Professional.id.in_(ids)))}
-    return [
-        deliveries.queue_delivery(
-            session,
-            package=package,
-            cpts_id=report.cpts_id,
-            role=RecipientRole(target["role"]),
-            address=target["address"],
-            channel=target["channel"],
-            professional=professionals.get(target["professional_id"]),
-            due_at=dt.datetime.fromisoformat(target["due_at"]),
-            report=report,
-            # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
-            group_key=f"report:{report.root_id}",
-        )
-        for target in targets
-    ]
+def _route(session: Session, report: Report, package: DocumentPackage, targets: list[dict]) -> int:
+    """The frozen recipients' deliveries and their messages, two INSERTs for them all."""
+    return deliveries.queue_deliveries(
+        session,
+        package=package,
+        cpts_id=report.cpts_id,
+        targets=[
+            deliveries.Target(
+                role=RecipientRole(target["role"]),
+                address=target["address"],
+                channel=target["channel"],
+                due_at=dt.datetime.fromisoformat(target["due_at"]),
+                # Frozen at signing from a professional row (never deleted: the key refers to it).
+                professional_id=target["professional_id"],
+            )
+            for target in targets
+        ],
+        report_id=report.id,
+        # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
+        group_key=f"report:{report.root_id}",
+    )
 
 
 @dataclass(frozen=True)

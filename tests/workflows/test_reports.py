@@ -28,6 +28,7 @@ from hub.models import (
     DeliveryState,
     OutboxMessage,
     OutboxState,
+    Patient,
     PlaceKind,
     Profession,
     RecipientRole,
@@ -777,6 +778,39 @@ def test_the_worker_claims_a_batch_in_one_update_and_reads_the_frozen_content_on
     assert not [sql for sql in statements if sql.startswith("SELECT reports.frozen_content")]
     pdf, delivered, messages = documents_and_deliveries(db_session, report)
     assert pdf is not None and delivered == messages == 1
+
+
+def test_the_worker_queues_a_reports_deliveries_in_two_inserts(db_session, session_done, sessions, engine, tmp_path):
+    """Three recipients (the patient's mailbox, the GP, the DMP): their messages in one INSERT on PostgreSQL, their
+    deliveries in another (it was an INSERT of each per recipient, and a SELECT of the professionals), each delivery
+    on its own message, in the recipients' order."""
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    with count_queries(engine) as seen:
+        assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE).startswith("1 compte(s)")
+    inserts = [sql.split("(")[0].strip() for sql in seen if sql.startswith("INSERT")]
+    # SQLite does not promise RETURNING's order: SQLAlchemy sends the messages one row per INSERT there (no round trip).
+    messages = 1 if engine.dialect.name == "postgresql" else 3
+    assert inserts == ["INSERT INTO outbox_messages"] * messages + ["INSERT INTO deliveries"]
+    assert not [sql for sql in seen if sql.startswith("SELECT professionals")]
+    db_session.expire_all()
+    rows = db_session.execute(
+        select(Delivery, OutboxMessage)
+        .join(OutboxMessage, OutboxMessage.id == Delivery.outbox_message_id)
+        .where(Delivery.report_id == report.id)
+        .order_by(Delivery.id)
+    ).all()
+    assert [d.recipient_role for d, _ in rows] == [RecipientRole.PATIENT, RecipientRole.ATTENDING_GP, RecipientRole.DMP]
+    assert [m.id for _, m in rows] == sorted(m.id for _, m in rows)
+    for delivery, message in rows:
+        assert (message.channel, message.recipient) == (delivery.channel, delivery.address)
+        assert message.idempotency_key == f"doc:{report.document_uid}:{delivery.channel}:{delivery.address.lower()}"
+        assert json.loads(message.payload)["recipient_role"] == delivery.recipient_role.value
+        assert message.group_key == f"report:{report.root_id}" and message.state is OutboxState.PENDING
+        assert delivery.state is DeliveryState.QUEUED
+    gp_delivery = rows[1][0]
+    assert gp_delivery.recipient_professional_id == db_session.get_one(Patient, t.patient.id).attending_gp_id
 
 
 def test_a_rendering_finished_twice_queues_the_deliveries_once(db_session, session_done, tmp_path):
