@@ -11,8 +11,9 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import and_, case, insert, literal, null, or_, select, update
+from sqlalchemy import Table, and_, case, insert, literal, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors import mdn, outbox
@@ -151,8 +152,8 @@ def queue_deliveries(
     return len(rows)
 
 
-_MESSAGES = insert(OutboxMessage.__table__)
-_DELIVERIES = insert(Delivery.__table__)
+_MESSAGES = insert(cast(Table, OutboxMessage.__table__))
+_DELIVERIES = insert(cast(Table, Delivery.__table__))
 
 
 def deliver_to_professional(
