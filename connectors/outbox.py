@@ -30,6 +30,20 @@ def enqueue(
     return message
 
 
+def message_row(
+    *,
+    channel: str,
+    recipient: str,
+    kind: str,
+    payload: dict,
+    idempotency_key: str,
+    cpts_id: int | None = None,
+    group_key: str | None = None,
+) -> dict:
+    """The row enqueue() adds, for a caller that inserts several at once (a report's deliveries)."""
+    return _fields(channel, recipient, kind, payload, idempotency_key, cpts_id=cpts_id, group_key=group_key)
+
+
 _INSERT = insert(OutboxMessage)  # built once; sent on the session's connection, no ORM object for a hot path
 
 

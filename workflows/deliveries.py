@@ -11,8 +11,9 @@ import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, and_, case, insert, literal, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from connectors import mdn, outbox
@@ -90,6 +91,71 @@ def queue_delivery(
     return delivery
 
 
+@dataclass(frozen=True)
+class Target:
+    """One recipient of a document as routing knows it: no ORM object needed."""
+
+    role: RecipientRole
+    address: str
+    channel: str
+    due_at: dt.datetime
+    professional_id: int | None = None
+
+
+def queue_deliveries(
+    session: Session,
+    *,
+    package: DocumentPackage,
+    cpts_id: int,
+    targets: list[Target],
+    report_id: int,
+    group_key: str,
+) -> int:
+    """queue_delivery for each target, the same rows, in two multi-row INSERTs (the messages, RETURNING their
+    ids in order, then the deliveries) whatever the number of recipients: the worker's routing of a rendered report.
+    The package's payload is made once."""
+    if not targets:
+        return 0
+    payload = package.to_payload()
+    keys = [f"doc:{package.document.document_uid}:{t.channel}:{t.address.lower()}" for t in targets]
+    kind = f"document:{package.document.loinc}"
+    messages = [
+        outbox.message_row(
+            channel=t.channel,
+            recipient=t.address,
+            kind=kind,
+            payload=payload | {"recipient_role": t.role.value},
+            idempotency_key=key,
+            cpts_id=cpts_id,
+            group_key=group_key,
+        )
+        for t, key in zip(targets, keys, strict=True)
+    ]
+    connection = session.connection()
+    ids = connection.execute(_MESSAGES.returning(_MESSAGES.table.c.id, sort_by_parameter_order=True), messages)
+    rows = [
+        {
+            "cpts_id": cpts_id,
+            "report_id": report_id,
+            "teleexpertise_request_id": None,
+            "recipient_role": t.role,
+            "recipient_professional_id": t.professional_id,
+            "channel": t.channel,
+            "address": t.address,
+            "outbox_message_id": message_id,
+            "message_id": mdn_token(key) if t.channel == "mssante" else None,
+            "due_at": t.due_at,
+        }
+        for t, key, message_id in zip(targets, keys, ids.scalars().all(), strict=True)
+    ]
+    connection.execute(_DELIVERIES, rows)
+    return len(rows)
+
+
+_MESSAGES = insert(cast(Table, OutboxMessage.__table__))
+_DELIVERIES = insert(cast(Table, Delivery.__table__))
+
+
 def deliver_to_professional(
     session: Session,
     *,
@@ -136,42 +202,51 @@ def may_deposit_in_dmp(patient: Patient) -> bool:
 
 def sync_with_outbox(session: Session, *, now: dt.datetime | None = None) -> int:
     """Carry the outbox's outcomes to the deliveries (sent, or failed when dead; a re-queued message brings
-    its delivery back to queued), then move the reports whose deliveries are all settled. Set-based: a few
-    statements whatever the number of deliveries."""
+    its delivery back to queued), then move the reports whose deliveries are all settled. Set-based: one UPDATE
+    whatever the number of deliveries (the worker runs it every few seconds, most often with nothing to carry)."""
     now = now or utcnow()
-    message = select(OutboxMessage.state).where(OutboxMessage.id == Delivery.outbox_message_id).scalar_subquery()
-    sent_at = select(OutboxMessage.sent_at).where(OutboxMessage.id == Delivery.outbox_message_id).scalar_subquery()
-    changed = 0
-    # A DMP deposit is answered synchronously by the DMP: sent is acknowledged.
-    for channel_is_dmp, target in ((True, DeliveryState.ACKNOWLEDGED), (False, DeliveryState.SENT)):
-        changed += rows_changed(
-            session,
-            update(Delivery)
-            .where(
-                Delivery.state.in_((DeliveryState.QUEUED, DeliveryState.FAILED)),
-                (Delivery.channel == "dmp") if channel_is_dmp else (Delivery.channel != "dmp"),
-                message == OutboxState.SENT,
-            )
-            .values(state=target, sent_at=sent_at, acknowledged_at=sent_at if channel_is_dmp else None)
-            .execution_options(synchronize_session=False),
-        )
-    changed += rows_changed(
-        session,
-        update(Delivery)
-        .where(Delivery.state == DeliveryState.QUEUED, message == OutboxState.DEAD)
-        .values(state=DeliveryState.FAILED)
-        .execution_options(synchronize_session=False),
-    )
-    changed += rows_changed(
-        session,
-        update(Delivery)
-        .where(Delivery.state == DeliveryState.FAILED, message.in_((OutboxState.PENDING, OutboxState.SENDING)))
-        .values(state=DeliveryState.QUEUED)
-        .execution_options(synchronize_session=False),
-    )
+    changed = rows_changed(session, _SYNC)
     if changed:
         settle_reports(session, now=now)
     return changed
+
+
+def _sync_statement():
+    """The four moves in one UPDATE … FROM the outbox: their rows are disjoint (by the delivery's state and its
+    message's), so one statement writes what the four did one after the other."""
+    message = OutboxMessage
+    sent = message.state == OutboxState.SENT
+    dmp = Delivery.channel == "dmp"
+    # A DMP deposit is answered synchronously by the DMP: sent is acknowledged.
+    to_carry = and_(Delivery.state.in_((DeliveryState.QUEUED, DeliveryState.FAILED)), sent)
+    dead = and_(Delivery.state == DeliveryState.QUEUED, message.state == OutboxState.DEAD)
+    requeued = and_(
+        Delivery.state == DeliveryState.FAILED, message.state.in_((OutboxState.PENDING, OutboxState.SENDING))
+    )
+
+    def state(value: DeliveryState):  # bound as the column stores it (its value), not as a bare Enum would
+        return literal(value, Delivery.__table__.c.state.type)
+
+    return (
+        update(Delivery)
+        .where(message.id == Delivery.outbox_message_id, or_(to_carry, dead, requeued))
+        .values(
+            state=case(
+                (and_(to_carry, dmp), state(DeliveryState.ACKNOWLEDGED)),
+                (to_carry, state(DeliveryState.SENT)),
+                (dead, state(DeliveryState.FAILED)),
+                else_=state(DeliveryState.QUEUED),
+            ),
+            sent_at=case((to_carry, message.sent_at), else_=Delivery.sent_at),
+            acknowledged_at=case(
+                (and_(to_carry, dmp), message.sent_at), (to_carry, null()), else_=Delivery.acknowledged_at
+            ),
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+_SYNC = _sync_statement()
 
 
 def settle_reports(session: Session, *, now: dt.datetime, report_ids: Iterable[int] | None = None) -> None:

@@ -327,14 +327,12 @@ def render_pending(
     while True:
         claimed = _claim_rendering(session_factory, now or utcnow(), lease, limit)
         before = rendered
-        for report_id in claimed:
+        for report_id, frozen in claimed:
             try:
+                content = json.loads(frozen)
+                package = render_frozen(content, upload_dir, zone=zone)
                 with session_scope(session_factory) as session:
-                    frozen = session.scalar(select(Report.frozen_content).where(Report.id == report_id))
-                assert frozen is not None  # claimed: awaiting_rendering()
-                package = render_frozen(json.loads(frozen), upload_dir, zone=zone)
-                with session_scope(session_factory) as session:
-                    rendered += finish_rendering(session, report_id, package)
+                    rendered += finish_rendering(session, report_id, package, frozen=content)
             except Exception as exc:  # the next pass after the lease retries it (a transient failure heals)
                 failed += 1
                 _record_failure(session_factory, report_id, exc, now or utcnow())
@@ -362,20 +360,32 @@ def _record_failure(session_factory: sessionmaker[Session], report_id: int, exc:
 
 def _claim_rendering(
     session_factory: sessionmaker[Session], now: dt.datetime, lease: dt.timedelta, limit: int
-) -> list[int]:
-    """The reports this worker renders, oldest first: a correction goes after its original (R7)."""
+) -> list[tuple[int, str]]:
+    """The reports this worker renders, oldest first (a correction goes after its original, R7), each with its
+    frozen content: two statements for the batch, the candidates then one conditional UPDATE of them all."""
     with session_scope(session_factory) as session:
         candidates = session.scalars(select(Report.id).where(*_claimable(now)).order_by(Report.id).limit(limit)).all()
-        return [report_id for report_id in candidates if claim_rendering(session, report_id, now=now, lease=lease)]
+        if not candidates:
+            return []
+        taken = session.execute(
+            _claim(now, lease)
+            .where(Report.id.in_(candidates))
+            .returning(Report.id, Report.frozen_content)
+            .execution_options(synchronize_session=False)  # a session of its own, holding no report
+        ).all()
+        return sorted((report_id, frozen) for report_id, frozen in taken)
 
 
 def claim_rendering(session: Session, report_id: int, *, now: dt.datetime, lease: dt.timedelta) -> bool:
-    """Take a report to render by a conditional update: of two workers that both saw it free, one alone gets it
-    (the other's update finds it held); a worker dead mid-way loses it once its lease is over. Each claim counts
-    as an attempt."""
-    taken = update(Report).where(Report.id == report_id, *_claimable(now))
-    attempt = taken.values(render_lease_until=now + lease, render_attempts=Report.render_attempts + 1)
-    return rows_changed(session, attempt) == 1
+    """Take a report to render (see _claim)."""
+    return rows_changed(session, _claim(now, lease).where(Report.id == report_id)) == 1
+
+
+def _claim(now: dt.datetime, lease: dt.timedelta):
+    """A conditional update: of two workers that both saw a report free, one alone gets it (the other's update
+    finds it held); a worker dead mid-way loses it once its lease is over. Each claim counts as an attempt."""
+    taken = update(Report).where(*_claimable(now))
+    return taken.values(render_lease_until=now + lease, render_attempts=Report.render_attempts + 1)
 
 
 # Made once, as _NEWER below: an alias made per call costs more than its statement.
@@ -420,9 +430,10 @@ def render_frozen(frozen: dict, upload_dir: Path, *, zone: str) -> DocumentPacka
     return freeze(DocumentPackage.from_payload(frozen).document, upload_dir, zone=zone)
 
 
-def finish_rendering(session: Session, report_id: int, package: DocumentPackage) -> bool:
+def finish_rendering(session: Session, report_id: int, package: DocumentPackage, *, frozen: dict | None = None) -> bool:
     """Record the rendered documents and queue the frozen recipients' deliveries, under the report's lock; False
-    (nothing written) when another worker has finished it already."""
+    (nothing written) when another worker has finished it already. `frozen`: the frozen content, when the caller
+    has read it (it never changes once signed)."""
     report = session.scalar(select(Report).where(Report.id == report_id).with_for_update())
     if report is None or not report.document_pending:
         return False
@@ -430,7 +441,8 @@ def finish_rendering(session: Session, report_id: int, package: DocumentPackage)
     report.cda_sha256, report.cda_size = cda.sha256, cda.size
     report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
     report.render_lease_until = None
-    frozen = json.loads(session.scalar(select(Report.frozen_content).where(Report.id == report_id)) or "{}")
+    if frozen is None:
+        frozen = json.loads(session.scalar(select(Report.frozen_content).where(Report.id == report_id)) or "{}")
     _route(session, report, package, frozen["recipients"])
     return True
 
@@ -548,25 +560,27 @@ def _targets(
     ]
 
 
-def _route(session: Session, report: Report, package: DocumentPackage, targets: list[dict]) -> list[Delivery]:
-    ids = [t["professional_id"] for t in targets if t["professional_id"]]
-    professionals = {pro.id: pro for pro in session.scalars(select(Professional).where(Professional.id.in_(ids)))}
-    return [
-        deliveries.queue_delivery(
-            session,
-            package=package,
-            cpts_id=report.cpts_id,
-            role=RecipientRole(target["role"]),
-            address=target["address"],
-            channel=target["channel"],
-            professional=professionals.get(target["professional_id"]),
-            due_at=dt.datetime.fromisoformat(target["due_at"]),
-            report=report,
-            # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
-            group_key=f"report:{report.root_id}",
-        )
-        for target in targets
-    ]
+def _route(session: Session, report: Report, package: DocumentPackage, targets: list[dict]) -> int:
+    """The frozen recipients' deliveries and their messages, two INSERTs for them all."""
+    return deliveries.queue_deliveries(
+        session,
+        package=package,
+        cpts_id=report.cpts_id,
+        targets=[
+            deliveries.Target(
+                role=RecipientRole(target["role"]),
+                address=target["address"],
+                channel=target["channel"],
+                due_at=dt.datetime.fromisoformat(target["due_at"]),
+                # Frozen at signing from a professional row (never deleted: the key refers to it).
+                professional_id=target["professional_id"],
+            )
+            for target in targets
+        ],
+        report_id=report.id,
+        # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
+        group_key=f"report:{report.root_id}",
+    )
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from hub.models import (
     DeliveryState,
     OutboxMessage,
     OutboxState,
+    Patient,
     PlaceKind,
     Profession,
     RecipientRole,
@@ -42,6 +43,7 @@ from hub.models import (
 )
 from tests import ZONE, factories
 from tests.factories import NOW, SEEN_ON, check_in
+from tests.queries import count_queries
 from workflows import appointments, deliveries, desk, pathways, reports
 
 CDA = "{urn:hl7-org:v3}"
@@ -612,6 +614,55 @@ def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session
         requeue(db_session, t.coordinator, deposit.outbox_message_id)
 
 
+def test_the_outbox_outcomes_reach_the_deliveries_in_one_statement(db_session, session_done, engine, tmp_path):
+    """sync_with_outbox, the worker's every few seconds: a sent DMP deposit acknowledged, a sent mailbox message sent,
+    a dead one failed, a re-queued one queued again, each with its times; one UPDATE each time (it was four), and
+    with nothing to carry that UPDATE alone."""
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    report = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
+    )
+    by_role = {d.recipient_role: d for d in report.deliveries}
+    deposit, mailbox, doctor = (
+        by_role[RecipientRole.DMP],
+        by_role[RecipientRole.PATIENT],
+        by_role[RecipientRole.ATTENDING_GP],
+    )
+    sent_at = SIGNED_AT + dt.timedelta(minutes=3)
+    for delivery, state in ((deposit, OutboxState.SENT), (doctor, OutboxState.SENT), (mailbox, OutboxState.DEAD)):
+        message = db_session.get_one(OutboxMessage, delivery.outbox_message_id)
+        message.state, message.sent_at = state, sent_at if state is OutboxState.SENT else None
+    db_session.flush()
+
+    def synced() -> tuple[int, list[str]]:
+        with count_queries(engine) as seen:
+            changed = deliveries.sync_with_outbox(db_session, now=sent_at)
+        db_session.expire_all()
+        return changed, [sql for sql in seen if sql.startswith("UPDATE deliveries")]
+
+    changed, updates = synced()
+    assert changed == 3 and len(updates) == 1
+    states = {
+        d.recipient_role: (d.state, d.sent_at, d.acknowledged_at)
+        for d in db_session.get_one(Report, report.id).deliveries
+    }
+    assert states == {
+        RecipientRole.DMP: (DeliveryState.ACKNOWLEDGED, sent_at, sent_at),
+        RecipientRole.ATTENDING_GP: (DeliveryState.SENT, sent_at, None),
+        RecipientRole.PATIENT: (DeliveryState.FAILED, None, None),
+    }
+    db_session.get_one(OutboxMessage, mailbox.outbox_message_id).state = OutboxState.PENDING  # re-queued
+    db_session.flush()
+    assert synced() == (1, updates)
+    assert db_session.get_one(Delivery, mailbox.id).state is DeliveryState.QUEUED
+    with count_queries(engine) as seen:
+        assert deliveries.sync_with_outbox(db_session, now=sent_at) == 0
+    assert len([sql for sql in seen if not sql.startswith(("SAVEPOINT", "RELEASE"))]) == 1
+
+
 def test_a_waived_session_left_last_by_a_cancellation_needs_its_report(db_session, serial_telesoin):
     t, (first, last) = serial_telesoin
     first.state = AppointmentState.DONE  # the session took place (télésoin: the kiné alone)
@@ -707,7 +758,8 @@ def test_two_workers_render_a_report_once(db_session, session_done, sessions, tm
     t = session_done
     report = signed_with_a_gp(db_session, t, tmp_path)
     now = utcnow()
-    assert reports._claim_rendering(sessions, now, reports.RENDER_LEASE, 10) == [report.id], "worker A"
+    claimed = reports._claim_rendering(sessions, now, reports.RENDER_LEASE, 10)
+    assert [report_id for report_id, _frozen in claimed] == [report.id], "worker A"
     # Worker B saw it free just before A's claim: its own claim finds it held.
     lease = reports.RENDER_LEASE
     assert not reports.claim_rendering(db_session, report.id, now=now + dt.timedelta(seconds=30), lease=lease)
@@ -718,6 +770,56 @@ def test_two_workers_render_a_report_once(db_session, session_done, sessions, tm
     pdf, delivered, messages = documents_and_deliveries(db_session, report)
     assert pdf is not None and delivered == messages == 1
     assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=later).startswith("0 compte(s)")
+
+
+def test_the_worker_claims_a_batch_in_one_update_and_reads_the_frozen_content_once(
+    db_session, session_done, sessions, engine, tmp_path
+):
+    """The rendering pass's claim is one UPDATE … RETURNING of the batch with its frozen content (not an UPDATE per
+    report, then a SELECT of the content before rendering and again to route it): the same report rendered, the same
+    deliveries queued."""
+    report = signed_with_a_gp(db_session, session_done, tmp_path)
+    with count_queries(engine) as seen:
+        outcome = reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE)
+    assert outcome.startswith("1 compte(s)")
+    statements = [" ".join(sql.split()) for sql in seen]
+    assert sum(sql.startswith("UPDATE reports SET render_lease_until") for sql in statements) == 1
+    assert not [sql for sql in statements if sql.startswith("SELECT reports.frozen_content")]
+    pdf, delivered, messages = documents_and_deliveries(db_session, report)
+    assert pdf is not None and delivered == messages == 1
+
+
+def test_the_worker_queues_a_reports_deliveries_in_two_inserts(db_session, session_done, sessions, engine, tmp_path):
+    """Three recipients (the patient's mailbox, the GP, the DMP): their messages in one INSERT on PostgreSQL, their
+    deliveries in another (it was an INSERT of each per recipient, and a SELECT of the professionals), each delivery
+    on its own message, in the recipients' order."""
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    report = signed_with_a_gp(db_session, t, tmp_path)
+    with count_queries(engine) as seen:
+        assert reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE).startswith("1 compte(s)")
+    inserts = [sql.split("(")[0].strip() for sql in seen if sql.startswith("INSERT")]
+    # SQLite does not promise RETURNING's order: SQLAlchemy sends the messages one row per INSERT there (no round trip).
+    messages = 1 if engine.dialect.name == "postgresql" else 3
+    assert inserts == ["INSERT INTO outbox_messages"] * messages + ["INSERT INTO deliveries"]
+    assert not [sql for sql in seen if sql.startswith("SELECT professionals")]
+    db_session.expire_all()
+    rows = db_session.execute(
+        select(Delivery, OutboxMessage)
+        .join(OutboxMessage, OutboxMessage.id == Delivery.outbox_message_id)
+        .where(Delivery.report_id == report.id)
+        .order_by(Delivery.id)
+    ).all()
+    assert [d.recipient_role for d, _ in rows] == [RecipientRole.PATIENT, RecipientRole.ATTENDING_GP, RecipientRole.DMP]
+    assert [m.id for _, m in rows] == sorted(m.id for _, m in rows)
+    for delivery, message in rows:
+        assert (message.channel, message.recipient) == (delivery.channel, delivery.address)
+        assert message.idempotency_key == f"doc:{report.document_uid}:{delivery.channel}:{delivery.address.lower()}"
+        assert json.loads(message.payload)["recipient_role"] == delivery.recipient_role.value
+        assert message.group_key == f"report:{report.root_id}" and message.state is OutboxState.PENDING
+        assert delivery.state is DeliveryState.QUEUED
+    gp_delivery = rows[1][0]
+    assert gp_delivery.recipient_professional_id == db_session.get_one(Patient, t.patient.id).attending_gp_id
 
 
 def test_a_rendering_finished_twice_queues_the_deliveries_once(db_session, session_done, tmp_path):
@@ -787,11 +889,11 @@ def test_a_correction_waits_for_its_original_whose_rendering_failed(
     original, correction = signed_with_its_correction(db_session, t, tmp_path)
     finish, failed = reports.finish_rendering, []
 
-    def failing_once(session, report_id, package):  # a transient failure (the disk, the database) of the original
+    def failing_once(session, report_id, package, **kwargs):  # a transient failure (the disk, the database)
         if report_id == original.id and not failed:
             failed.append(report_id)
             raise OSError("transient")
-        return finish(session, report_id, package)
+        return finish(session, report_id, package, **kwargs)
 
     monkeypatch.setattr(reports, "finish_rendering", failing_once)
     now = utcnow()
@@ -844,7 +946,8 @@ def test_a_report_not_rendered_some_minutes_after_its_signature_is_late(db_sessi
     t = session_done
     report = signed_with_a_gp(db_session, t, tmp_path)
     signed_at = db_session.get_one(Report, report.id).signed_at
-    assert reports._claim_rendering(sessions, signed_at, reports.RENDER_LEASE, 10) == [report.id], "then it dies"
+    claimed = reports._claim_rendering(sessions, signed_at, reports.RENDER_LEASE, 10)
+    assert [report_id for report_id, _frozen in claimed] == [report.id], "then it dies"
     assert late_items(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE - dt.timedelta(seconds=1)) == []
     (item,) = late_items(db_session, t.cpts.id, now=signed_at + reports.RENDER_LATE + dt.timedelta(seconds=1))
     assert (item.kind, item.detail, item.since) == (
