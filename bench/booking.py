@@ -45,7 +45,6 @@ from sqlalchemy.exc import DBAPIError  # noqa: E402
 
 from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from hub import audit, migrate  # noqa: E402
-from hub.auth.policies import can_edit_patient  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope, utcnow  # noqa: E402
 from hub.models import (  # noqa: E402
     Allocation,
@@ -415,30 +414,24 @@ def statement_label(statement: str) -> str:
 
 def hub_booking(factory, actor, booking: Booking, log: StatementLog) -> tuple[float, int, tuple[float, ...]]:
     """One request's worth: a session, the slot and the patient by id, book(), commit. Returns the time, the
-    number of statements and the time of each phase (load, book, commit and close)."""
+    number of statements and the time of each phase (load, book, commit and close) and the process's CPU time."""
     log.count, log.last = 0, []
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     session = factory()
     try:
         # As the endpoint (POST /api/v1/appointments): the slot with its program, the patient and the rules' facts
-        # in one SELECT, then who may book the patient (a coordinator: no query).
-        inputs = appointments.booking_inputs(session, slot_id=booking.slot_id, patient_id=booking.patient_id)
-        assert inputs is not None and inputs.slot is not None and can_edit_patient(session, actor, inputs.patient)
+        # in one SELECT, and who may book the patient (a coordinator: no query); then book()'s rules and writes.
+        inputs = appointments.requested_booking(session, actor, slot_id=booking.slot_id, patient_id=booking.patient_id)
         loaded = time.perf_counter()
-        appointments.book(
-            session,
-            actor,
-            slot=inputs.slot,
-            patient=inputs.patient,
-            place_kind=PlaceKind.DEDICATED_PLACE,
-            inputs=inputs,
+        appointments.book_requested(
+            session, actor, inputs, place_kind=PlaceKind.DEDICATED_PLACE, accompanying_id=None, telesoin=None
         )
         booked = time.perf_counter()
         session.commit()
     finally:
         session.close()
     ended = time.perf_counter()
-    return ended - began, log.count, (loaded - began, booked - loaded, ended - booked)
+    return ended - began, log.count, (loaded - began, booked - loaded, ended - booked, time.process_time() - cpu)
 
 
 INSERT_APPOINTMENT = """
@@ -744,8 +737,9 @@ def main(argv=None) -> int:
         print("\nstatements of the last measured booking:")
         for statement in details["statements"]:
             print("  " + " ".join(statement.split())[:200])
-    load, book, commit = details["phases"]
+    load, book, commit, cpu = details["phases"]
     print(f"  phases: load slot + patient {load:.2f} ms, book() {book:.2f} ms, commit + close {commit:.2f} ms")
+    print(f"  process CPU per hub booking (time.process_time): {cpu:.2f} ms")
     for title, plan in explain_conflict_queries(args.pg_url, bookings):
         print(f"\nconflict check for a kit booking, {title}:")
         print(plan)

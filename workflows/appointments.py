@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import outbox
 from hub import audit, row_locks
+from hub.auth.policies import can_edit_patient
 from hub.db import insert_together, rows_changed, utcnow
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
@@ -48,7 +49,7 @@ from hub.services import directory, resources
 from hub.services.care import care_team_member, care_team_query
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
 from scheduling.bookings import Hold, allocate, allocate_shared, release, release_shared
-from scheduling.slots import HOLDING_STATES
+from scheduling.slots import HOLDING_STATES, slot_with_program
 from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, sas, video
 from workflows.machine import Machine
 
@@ -253,6 +254,56 @@ def booking_inputs(session: Session, *, slot_id: int, patient_id: int) -> Bookin
     trips; None when the patient does not exist. Who may book them is the caller's check."""
     row = session.execute(_INPUTS, {"slot_id": slot_id, "patient_id": patient_id}).one_or_none()
     return None if row is None else BookingInputs(row.Slot, row.Patient, row)
+
+
+def requested_booking(
+    session: Session, actor: User, *, slot_id: int, patient_id: int, slot_first: bool = False
+) -> BookingInputs:
+    """The one read of a booking request (booking_inputs) and who may book: the patient the actor may edit
+    (patient_for(write=True)'s rule, and its audited 404), the slot of the actor's CPTS (a 404). `slot_first`: the
+    slot's 404 before the patient's, as on the slot's own page; the API's body names both, the patient's comes first."""
+    inputs = booking_inputs(session, slot_id=slot_id, patient_id=patient_id)
+    if slot_first:
+        # No patient, no row: the slot is read apart, on this refusal only.
+        _require_slot(actor, inputs.slot if inputs is not None else slot_with_program(session, slot_id))
+    if inputs is None or not can_edit_patient(session, actor, inputs.patient):
+        raise NotFound("Patient introuvable.", audit_action="appointment.book", audit_target=("patients", patient_id))
+    _require_slot(actor, inputs.slot)
+    return inputs
+
+
+def _require_slot(actor: User, slot: Slot | None) -> None:
+    if slot is None or slot.program.cpts_id != actor.cpts_id:
+        raise NotFound("Créneau introuvable.")
+
+
+def book_requested(
+    session: Session,
+    actor: User,
+    inputs: BookingInputs,
+    *,
+    place_kind: PlaceKind,
+    accompanying_id: int | None,
+    telesoin: TelesoinAct | None,
+) -> Appointment:
+    """book() for a request that requested_booking read and checked: the accompanying professional it names (a 422
+    when unknown), then every rule of book() on that read."""
+    accompanying = None
+    if accompanying_id is not None:
+        accompanying = session.get(Professional, accompanying_id)
+        if accompanying is None:
+            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+    assert inputs.slot is not None  # requested_booking refused a missing slot
+    return book(
+        session,
+        actor,
+        slot=inputs.slot,
+        patient=inputs.patient,
+        place_kind=place_kind,
+        accompanying=accompanying,
+        telesoin=telesoin,
+        inputs=inputs,
+    )
 
 
 def _inputs_query() -> Select:
