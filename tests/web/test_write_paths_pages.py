@@ -21,18 +21,24 @@ def test_booking_from_the_planning_writes_each_table_once_without_a_lazy_load(
     # On PostgreSQL the offer and the e-mail travel with the audit row in one statement (hub.db.insert_together),
     # which statements_on leaves out with every audit write: their rows are checked below. SQLite checks the holds
     # inside its serialised transaction; PostgreSQL's exclusion constraint is the check.
-    on_postgresql = engine.dialect.name == "postgresql"
-    check = [] if on_postgresql else ["SELECT allocations"]
-    together = [] if on_postgresql else ["INSERT visit_offers", "INSERT outbox_messages"]
+    # PostgreSQL writes the appointment and its holds in one statement (scheduling.bookings.insert_holding).
+    writes = (
+        ["WITH appointments allocations"]
+        if engine.dialect.name == "postgresql"
+        else [
+            "INSERT appointments",
+            "SELECT allocations",
+            "INSERT allocations",
+            "INSERT visit_offers",
+            "INSERT outbox_messages",
+        ]
+    )
     assert [label(statement) for statement in seen] == [
         "SELECT user_sessions",
         # The API's one read (workflows.appointments.requested_booking): the patient, the slot with its program,
         # room and kit, and the rules' facts. It was three SELECTs (slot, patient, facts) before 2026-12-04 (hc).
         "SELECT waiting_entries",
-        "INSERT appointments",
-        *check,
-        "INSERT allocations",
-        *together,
+        *writes,
     ], seen
     read = seen[1]
     for table in ("patients", "slots", "session_programs", "eligibility_assessments", "care_team_members"):
