@@ -11,7 +11,7 @@ import datetime as dt
 import functools
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Row, Table, bindparam, cast, delete, func, insert, literal_column, or_, select, union_all
+from sqlalchemy import Table, bindparam, cast, delete, func, insert, literal_column, or_, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
@@ -172,12 +172,12 @@ def _hold(
     raise conflict(session, taken, zone=zone)
 
 
-def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold], *, zone: str) -> Row:
+def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold], *, zone: str) -> dict:
     """PostgreSQL only: insert the owner's row (an appointment) and its holds in one statement, the holds' INSERT a
     data-modifying CTE of the owner's INSERT … RETURNING (its id is theirs), and give back the owner's row as
-    inserted (every column). The exclusion constraint is the check, as in allocate(); on a conflict the holds that
-    went in are deleted and BookingConflict names the first refused, the owner's row left to the caller's rollback
-    (as allocate() after the owner's flush)."""
+    inserted (every column, by key). The exclusion constraint is the check, as in allocate(); on a conflict the holds
+    that went in are deleted and BookingConflict names the first refused, the owner's row left to the caller's
+    rollback (as allocate() after the owner's flush)."""
     _refuse_self_overlap(session, holds, zone=zone)
     session.flush()  # what the ORM still holds back (a released hold) goes before the Core insert
     ordered = sorted(holds, key=lambda h: (h.resource_kind.value, h.resource_id, h.starts_at))
@@ -186,13 +186,22 @@ def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold],
     for i, hold in enumerate(ordered):
         parameters |= {f"hold{i}_{name}": value for name, value in _range_of(hold).items()}
     connection = session.connection()
-    inserted = connection.execute(_holding(table, tuple(full), len(ordered)), parameters).one()
+    names = tuple(full)
+    inserted = connection.execute(_holding(table, names, len(ordered)), parameters).one()
     if len(inserted.held_kinds) == len(ordered):
-        return inserted
+        returned = inserted._mapping
+        return dict.fromkeys(table.c.keys()) | full | {key: returned[key] for key in _filled_by_database(table, names)}
     held = set(zip(inserted.held_kinds, inserted.held_ids, inserted.held_starts, strict=True))
     connection.execute(delete(Allocation).where(Allocation.appointment_id == inserted.id))
     taken = next(h for h in holds if (h.resource_kind, h.resource_id, h.starts_at) not in held)
     raise conflict(session, taken, zone=zone)
+
+
+@functools.cache
+def _filled_by_database(table: Table, names: tuple[str, ...]) -> tuple[str, ...]:
+    # What the INSERT does not send and the database fills: the id, server defaults. The rest is what was sent, or
+    # NULL. Returning only these keeps the statement short enough for psycopg to cache its conversion (4 kB).
+    return tuple(c.key for c in table.c if c.key not in names and (c.primary_key or c.server_default is not None))
 
 
 @functools.cache
@@ -202,7 +211,7 @@ def _holding(table: Table, names: tuple[str, ...], count: int):
     owner = (
         insert(table)
         .values({name: bindparam(f"owner_{name}", type_=table.c[name].type) for name in names})
-        .returning(*table.c)
+        .returning(*(table.c[key] for key in _filled_by_database(table, names)))
         .cte("owner")
     )
     columns = ("resource_kind", "resource_id", "starts_at", "ends_at")

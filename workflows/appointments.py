@@ -389,7 +389,7 @@ def _insert_holding(session: Session, row: dict, *, zone: str) -> Appointment:
     from the row it returns without the ORM's bulk-insert path: the entity, built transient from the booking's row,
     gives the holds, then takes every column inserted and the identity of a row just loaded."""
     appointment = Appointment(**row)
-    inserted = insert_holding(session, _APPOINTMENTS, row, holds_for(session, appointment), zone=zone)._mapping
+    inserted = insert_holding(session, _APPOINTMENTS, row, holds_for(session, appointment), zone=zone)
     for key, name in _APPOINTMENT_COLUMNS:
         setattr(appointment, key, inserted[name])
     make_transient_to_detached(appointment)  # no change left to flush: as loaded

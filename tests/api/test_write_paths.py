@@ -330,3 +330,17 @@ def test_the_submission_locks_and_reads_the_referral_in_one_statement(api_as, en
         "UPDATE referrals",
     ], seen
     assert "consents" in seen[2]
+
+
+def test_the_booking_s_answer_is_the_appointment_as_stored(clock, api_as, territory, slot):
+    """The appointment answered is built from what its INSERT sent and returned (PostgreSQL: no ORM insert, no
+    reload): the same JSON as reading it back, and nothing left to write at commit."""
+    api = api_as(territory.coordinator)
+    booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
+    booked = api.post("/api/v1/appointments", json=booking)
+    assert booked.status_code == 201, booked.get_json()
+    body = booked.get_json()
+    assert body.pop("warnings") == []
+    read = api.get(f"/api/v1/appointments/{body['id']}")
+    assert read.status_code == 200
+    assert body == read.get_json()
