@@ -7,9 +7,9 @@ three years up to the end of the 12-week horizon, spread over 400 specialists, 1
 and 40 kits), then measures, interleaved one for one:
 
 - the hub: one session and one transaction per booking, as a request would — load the slot (with its program)
-  and the patient in one SELECT and check who may book (`workflows.appointments.booking_inputs`, as the booking
-  endpoint does), `workflows.appointments.book` (appointment, 3 or 4 allocations, the offer to the patient's own
-  IDEL, its outbox message, the audit row), commit;
+  and the patient in one SELECT and check who may book (`workflows.appointments.requested_booking`, as the booking
+  endpoint and page do), `workflows.appointments.book_requested` (appointment, 3 or 4 allocations, the offer to the
+  patient's own IDEL, its outbox message, the audit row), commit;
 - the baseline: the same rows (appointment, allocations, visit offer, outbox message, audit row; the audit chain
   is the sequencer's, after the commit, for both) inserted with plain psycopg in one transaction per booking;
   with `--baseline rules`, after one SELECT of what the booking's rules need (RULE_READS: slot, program, kit,
