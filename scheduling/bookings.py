@@ -11,7 +11,20 @@ import datetime as dt
 import functools
 from dataclasses import dataclass, replace
 
-from sqlalchemy import Table, bindparam, cast, delete, func, insert, literal_column, or_, select, union_all
+from sqlalchemy import (
+    DateTime,
+    Numeric,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
@@ -199,9 +212,21 @@ def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold],
 
 @functools.cache
 def _filled_by_database(table: Table, names: tuple[str, ...]) -> tuple[str, ...]:
-    # What the INSERT does not send and the database fills: the id, server defaults. The rest is what was sent, or
-    # NULL. Returning only these keeps the statement short enough for psycopg to cache its conversion (4 kB).
-    return tuple(c.key for c in table.c if c.key not in names and (c.primary_key or c.server_default is not None))
+    # What the row holds as the database has it rather than as sent: the id, server defaults not sent, and what the
+    # database normalises (a NUMERIC's scale, a timestamp's zone). The rest is what was sent, or NULL. Returning only
+    # these keeps the statement short enough for psycopg to cache its conversion (4 kB).
+    return tuple(
+        c.key
+        for c in table.c
+        if c.primary_key
+        or (c.key not in names and c.server_default is not None)
+        or (c.key in names and _normalised(c.type))
+    )
+
+
+def _normalised(type_) -> bool:
+    # A TypeDecorator (UTCDateTime) answers for its implementation's type.
+    return isinstance(getattr(type_, "impl_instance", type_), (Numeric, DateTime))
 
 
 @functools.cache
