@@ -8,13 +8,28 @@ followed by the insert is atomic there.
 """
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, replace
 
-from sqlalchemy import delete, func, insert, literal_column, or_, select
+from sqlalchemy import (
+    DateTime,
+    Numeric,
+    Table,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
+from hub.db import _with_defaults
 from hub.errors import Conflict
 from hub.formatting import french_datetime
 from hub.models import Allocation, AllocationResource, Appointment, Professional, Slot
@@ -168,6 +183,91 @@ def _hold(
         connection.execute(delete(Allocation).where(Allocation.id.in_([row.id for row in inserted])))
     taken = next(h for h in holds if (h.resource_kind, h.resource_id, h.starts_at) not in held)
     raise conflict(session, taken, zone=zone)
+
+
+def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold], *, zone: str) -> dict:
+    """PostgreSQL only: insert the owner's row (an appointment) and its holds in one statement, the holds' INSERT a
+    data-modifying CTE of the owner's INSERT … RETURNING (its id is theirs), and give back the owner's row as
+    inserted (every column, by key). The exclusion constraint is the check, as in allocate(); on a conflict the holds
+    that went in are deleted and BookingConflict names the first refused, the owner's row left to the caller's
+    rollback (as allocate() after the owner's flush)."""
+    _refuse_self_overlap(session, holds, zone=zone)
+    session.flush()  # what the ORM still holds back (a released hold) goes before the Core insert
+    ordered = sorted(holds, key=lambda h: (h.resource_kind.value, h.resource_id, h.starts_at))
+    full = _with_defaults(table, row)
+    parameters = {f"owner_{name}": value for name, value in full.items()}
+    for i, hold in enumerate(ordered):
+        parameters |= {f"hold{i}_{name}": value for name, value in _range_of(hold).items()}
+    connection = session.connection()
+    names = tuple(full)
+    inserted = connection.execute(_holding(table, names, len(ordered)), parameters).one()
+    if len(inserted.held_kinds) == len(ordered):
+        returned = inserted._mapping
+        return dict.fromkeys(table.c.keys()) | full | {key: returned[key] for key in _filled_by_database(table, names)}
+    held = set(zip(inserted.held_kinds, inserted.held_ids, inserted.held_starts, strict=True))
+    connection.execute(delete(Allocation).where(Allocation.appointment_id == inserted.id))
+    taken = next(h for h in holds if (h.resource_kind, h.resource_id, h.starts_at) not in held)
+    raise conflict(session, taken, zone=zone)
+
+
+@functools.cache
+def _filled_by_database(table: Table, names: tuple[str, ...]) -> tuple[str, ...]:
+    # What the row holds as the database has it rather than as sent: the id, server defaults not sent, and what the
+    # database normalises (a NUMERIC's scale, a timestamp's zone). The rest is what was sent, or NULL. Returning only
+    # these keeps the statement short enough for psycopg to cache its conversion (4 kB).
+    return tuple(
+        c.key
+        for c in table.c
+        if c.primary_key
+        or (c.key not in names and c.server_default is not None)
+        or (c.key in names and _normalised(c.type))
+    )
+
+
+def _normalised(type_) -> bool:
+    # A TypeDecorator (UTCDateTime) answers for its implementation's type.
+    return isinstance(getattr(type_, "impl_instance", type_), (Numeric, DateTime))
+
+
+@functools.cache
+def _holding(table: Table, names: tuple[str, ...], count: int):
+    # Built once per shape (the owner's columns, the number of holds), every value bound: "owner_<column>",
+    # "hold<i>_<column>". The holds are selected from the owner's CTE (one row), so they carry its id.
+    owner = (
+        insert(table)
+        .values({name: bindparam(f"owner_{name}", type_=table.c[name].type) for name in names})
+        .returning(*(table.c[key] for key in _filled_by_database(table, names)))
+        .cte("owner")
+    )
+    columns = ("resource_kind", "resource_id", "starts_at", "ends_at")
+    table_columns = Allocation.__table__.c
+    rows = [
+        select(
+            owner.c.id,
+            *(
+                cast(bindparam(f"hold{i}_{name}", type_=table_columns[name].type), table_columns[name].type)
+                for name in columns
+            ),
+        )
+        for i in range(count)
+    ]
+    holds = (
+        pg_insert(Allocation)
+        .from_select(["appointment_id", *columns], union_all(*rows) if count > 1 else rows[0])
+        .on_conflict_do_nothing()  # the exclusion constraint is its arbiter, as _HOLDS_INSERT's
+        .returning(Allocation.resource_kind, Allocation.resource_id, Allocation.starts_at)
+        .cte("holds")
+    )
+    # What went in, as arrays (empty, not NULL, when nothing did): a refused hold is named without another query.
+    held = {
+        f"held_{name}": func.coalesce(select(func.array_agg(column)).scalar_subquery(), literal_column("'{}'"))
+        for name, column in (
+            ("kinds", holds.c.resource_kind),
+            ("ids", holds.c.resource_id),
+            ("starts", holds.c.starts_at),
+        )
+    }
+    return select(owner, *(value.label(name) for name, value in held.items()))
 
 
 _HOLDS_INSERT = (

@@ -11,12 +11,27 @@ from decimal import Decimal
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, Row, Select, Table, bindparam, case, exists, func, insert, literal, select, update
-from sqlalchemy.orm import Session, aliased, joinedload
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    Table,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, aliased, joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
 from connectors import outbox
 from hub import audit, row_locks
+from hub.auth.policies import can_edit_patient
 from hub.db import insert_together, rows_changed, utcnow
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
@@ -47,8 +62,8 @@ from hub.models import (
 from hub.services import directory, resources
 from hub.services.care import care_team_member, care_team_query
 from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
-from scheduling.bookings import Hold, allocate, allocate_shared, release, release_shared
-from scheduling.slots import HOLDING_STATES
+from scheduling.bookings import Hold, allocate, allocate_shared, insert_holding, release, release_shared
+from scheduling.slots import HOLDING_STATES, slot_with_program
 from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, sas, video
 from workflows.machine import Machine
 
@@ -198,14 +213,20 @@ def book(
             "last_in_person_contact_on": telesoin.last_in_person_contact_on,
             "remote_share_override_reason": telesoin.override_reason,
         }
-    # One INSERT … RETURNING that gives back the persistent row, rather than an object flushed by the unit of work.
-    appointment = session.scalars(_APPOINTMENT_INSERT, [row]).one()
+    # PostgreSQL: the appointment and its holds in one statement (their exclusion constraint is the check). Else, or
+    # for a group session's seat: one INSERT … RETURNING of the persistent row, then the holds (SQLite checks them
+    # first, inside its serialised transaction).
+    together = not program.is_group and session.get_bind().dialect.name == "postgresql"
+    if together:
+        appointment = _insert_holding(session, row, zone=program.zone)
+    else:
+        appointment = session.scalars(_APPOINTMENT_INSERT, [row]).one()
     # What the caller already holds, as the constructor would have linked it: no lazy load to find them again.
     for name, value in (("patient", patient), ("slot", slot), ("accompanying", accompanying)):
         set_committed_value(appointment, name, value)
     if program.is_group:
         _hold_group_session(session, slot, appointment, zone=program.zone)
-    else:
+    elif not together:
         allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
     video.give_room(session, appointment)
     # The offer to the IDEL, her e-mail and the audit row, which nobody reads back: one round trip on PostgreSQL.
@@ -253,6 +274,56 @@ def booking_inputs(session: Session, *, slot_id: int, patient_id: int) -> Bookin
     trips; None when the patient does not exist. Who may book them is the caller's check."""
     row = session.execute(_INPUTS, {"slot_id": slot_id, "patient_id": patient_id}).one_or_none()
     return None if row is None else BookingInputs(row.Slot, row.Patient, row)
+
+
+def requested_booking(
+    session: Session, actor: User, *, slot_id: int, patient_id: int, slot_first: bool = False
+) -> BookingInputs:
+    """The one read of a booking request (booking_inputs) and who may book: the patient the actor may edit
+    (patient_for(write=True)'s rule, and its audited 404), the slot of the actor's CPTS (a 404). `slot_first`: the
+    slot's 404 before the patient's, as on the slot's own page; the API's body names both, the patient's comes first."""
+    inputs = booking_inputs(session, slot_id=slot_id, patient_id=patient_id)
+    if slot_first:
+        # No patient, no row: the slot is read apart, on this refusal only.
+        _require_slot(actor, inputs.slot if inputs is not None else slot_with_program(session, slot_id))
+    if inputs is None or not can_edit_patient(session, actor, inputs.patient):
+        raise NotFound("Patient introuvable.", audit_action="appointment.book", audit_target=("patients", patient_id))
+    _require_slot(actor, inputs.slot)
+    return inputs
+
+
+def _require_slot(actor: User, slot: Slot | None) -> None:
+    if slot is None or slot.program.cpts_id != actor.cpts_id:
+        raise NotFound("Créneau introuvable.")
+
+
+def book_requested(
+    session: Session,
+    actor: User,
+    inputs: BookingInputs,
+    *,
+    place_kind: PlaceKind,
+    accompanying_id: int | None,
+    telesoin: TelesoinAct | None,
+) -> Appointment:
+    """book() for a request that requested_booking read and checked: the accompanying professional it names (a 422
+    when unknown), then every rule of book() on that read."""
+    accompanying = None
+    if accompanying_id is not None:
+        accompanying = session.get(Professional, accompanying_id)
+        if accompanying is None:
+            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
+    assert inputs.slot is not None  # requested_booking refused a missing slot
+    return book(
+        session,
+        actor,
+        slot=inputs.slot,
+        patient=inputs.patient,
+        place_kind=place_kind,
+        accompanying=accompanying,
+        telesoin=telesoin,
+        inputs=inputs,
+    )
 
 
 def _inputs_query() -> Select:
@@ -313,6 +384,25 @@ class BookingFacts:
     waiting: bool
 
 
+def _insert_holding(session: Session, row: dict, *, zone: str) -> Appointment:
+    """The appointment and its holds in one statement (scheduling.bookings.insert_holding), made a persistent entity
+    from the row it returns without the ORM's bulk-insert path: the entity, built transient from the booking's row,
+    gives the holds, then takes every column inserted and the identity of a row just loaded."""
+    appointment = Appointment(**row)
+    inserted = insert_holding(session, _APPOINTMENTS, row, holds_for(session, appointment), zone=zone)
+    for key, name in _APPOINTMENT_COLUMNS:
+        setattr(appointment, key, inserted[name])
+    make_transient_to_detached(appointment)  # no change left to flush: as loaded
+    session.add(appointment)
+    return appointment
+
+
+_APPOINTMENTS = cast(Table, Appointment.__table__)
+_APPOINTMENT_COLUMNS = [
+    (prop.key, prop.columns[0].name)
+    for prop in inspect(Appointment).column_attrs
+    if getattr(prop.columns[0], "table", None) is _APPOINTMENTS
+]
 _APPOINTMENT_INSERT = insert(Appointment).returning(Appointment)  # built once: a booking only binds its row
 
 

@@ -4,8 +4,8 @@ from flask_login import current_user
 from hub import audit
 from hub.api import blueprint, json_body, load_json
 from hub.auth.permissions import Permission
-from hub.auth.policies import appointment_for, can_edit_patient
-from hub.errors import NotFound, ValidationFailed
+from hub.auth.policies import appointment_for
+from hub.errors import ValidationFailed
 from hub.http.access import access
 from hub.http.request import db
 from hub.models import Professional
@@ -54,32 +54,19 @@ def book_appointment():
 
 
 def _book(data: dict):
-    inputs = appointments.booking_inputs(db(), slot_id=data["slot_id"], patient_id=data["patient_id"])
-    if inputs is None or not can_edit_patient(db(), current_user, inputs.patient):  # patient_for(write=True)'s rule
-        raise NotFound(
-            "Patient introuvable.", audit_action="appointment.book", audit_target=("patients", data["patient_id"])
-        )
-    slot, patient = inputs.slot, inputs.patient
-    if slot is None or slot.program.cpts_id != current_user.cpts_id:
-        raise NotFound("Créneau introuvable.")
-    appointment = appointments.book(
+    inputs = appointments.requested_booking(db(), current_user, slot_id=data["slot_id"], patient_id=data["patient_id"])
+    appointment = appointments.book_requested(
         db(),
         current_user,
-        slot=slot,
-        patient=patient,
+        inputs,
         place_kind=data["place_kind"],
-        accompanying=_accompanying(data.get("accompanying_id")),
+        accompanying_id=data.get("accompanying_id"),
         telesoin=appointments.TelesoinAct.from_booking(data),
-        inputs=inputs,
     )
     if data.get("sas_id"):
         sas.record_origin(db(), appointment, data["sas_id"])
     body = _OUT.dump(appointment) | {"warnings": appointments.booking_warnings(db(), appointment)}
     return body, 201, {"Location": url_for("api.get_appointment", appointment_id=appointment.id)}
-
-
-def _accompanying(professional_id: int | None) -> Professional | None:
-    return None if professional_id is None else _professional(professional_id)
 
 
 def _professional(professional_id: int) -> Professional:

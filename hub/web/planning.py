@@ -354,8 +354,8 @@ def _occurrence_action(program, form: str, schema, perform, *, renamed=None):
 @bp.route("/slots/<int:slot_id>/book", methods=["GET", "POST"])
 @access(Permission.APPOINTMENTS_BOOK)
 def book(slot_id: int):
-    slot = _slot(slot_id)
     if request.method == "GET":
+        slot = _slot(slot_id)
         values: dict[str, str | int] = {"place_kind": appointments.default_place(slot.program).value}
         # « À reprogrammer » books the same patient again in one click: the patient comes chosen (by id, never
         # a name in the URL).
@@ -365,17 +365,29 @@ def book(slot_id: int):
             return _booking_page(slot, values, chosen=patient_for(db(), current_user, chosen))
         return _booking_page(slot, values)
     data, values, errors = load_form(AppointmentForm())
-    appointment, refused = attempt(lambda: _book(slot, data), form_errors=errors, read="patient.search")
+    if errors:
+        slot = _slot(slot_id)
+        _nothing, refused = attempt(lambda: None, form_errors=errors, read="patient.search")
+        assert refused is not None  # the form's errors refuse it
+        return _refused_booking(slot, values, refused)
+    # The API's one read and checks (the slot's 404 first, as on every page of the slot), then book()'s rules.
+    inputs = appointments.requested_booking(
+        db(), current_user, slot_id=slot_id, patient_id=data["patient_id"], slot_first=True
+    )
+    appointment, refused = attempt(lambda: _book(inputs, data), read="patient.search")
     if refused:
-        return _booking_page(
-            slot, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused
-        )
+        assert inputs.slot is not None  # requested_booking refused a missing slot
+        return _refused_booking(inputs.slot, values, refused)
     assert appointment is not None  # not refused: attempt returned the appointment
     flash(_booked_message(appointment), "success")
     for warning in appointments.booking_warnings(db(), appointment):
         flash(warning, "warning")
-    monday = slot.starts_at.astimezone(zone()).date()
+    monday = appointment.starts_at.astimezone(zone()).date()
     return redirect(url_for("planning.week", week=monday.isoformat()))
+
+
+def _refused_booking(slot, values: dict, refused):
+    return _booking_page(slot, values, refused.errors, problem=refused.detail, status=refused.status, refusal=refused)
 
 
 def _booked_message(appointment) -> str:
@@ -386,20 +398,13 @@ def _booked_message(appointment) -> str:
     return f"Rendez-vous proposé à {idel}." if idel else "Rendez-vous réservé, sans IDEL pour l'instant."
 
 
-def _book(slot, data: dict):
-    patient = patient_for(db(), current_user, data["patient_id"], action="appointment.book", write=True)
-    accompanying = None
-    if data.get("accompanying_id"):
-        accompanying = db().get(Professional, data["accompanying_id"])
-        if accompanying is None:
-            raise ValidationFailed({"accompanying_id": "Professionnel inconnu dans la CPTS."})
-    return appointments.book(
+def _book(inputs, data: dict):
+    return appointments.book_requested(
         db(),
         current_user,
-        slot=slot,
-        patient=patient,
+        inputs,
         place_kind=data["place_kind"],
-        accompanying=accompanying,
+        accompanying_id=data.get("accompanying_id") or None,  # the form's 0 or empty choice: nobody named
         telesoin=appointments.TelesoinAct.from_booking(data),
     )
 

@@ -50,10 +50,11 @@ def _first_use(api, url):
     assert api.get(url).status_code == 200
 
 
-def test_a_booking_reads_once_and_writes_in_three_round_trips_on_postgresql(clock, api_as, engine, territory, slot):
-    """Besides the token: one read of the slot, the patient and the rules' facts; the appointment, its holds, then
-    (PostgreSQL) its offer, the IDEL's e-mail and the audit row in one statement. It was eight statements and the
-    audit INSERT at commit before 2026-12-04 (branch hb-p2b)."""
+def test_a_booking_reads_once_and_writes_in_two_round_trips_on_postgresql(clock, api_as, engine, territory, slot):
+    """Besides the token: one read of the slot, the patient and the rules' facts; then (PostgreSQL) the appointment
+    and its holds in one statement, its offer, the IDEL's e-mail and the audit row in another. It was eight
+    statements and the audit INSERT at commit before 2026-12-04 (branch hb-p2b), then the appointment and its holds
+    apart (branch hc-booking)."""
     api = api_as(territory.coordinator)
     _first_use(api, f"/api/v1/patients/{territory.patient.id}")
     booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
@@ -62,33 +63,41 @@ def test_a_booking_reads_once_and_writes_in_three_round_trips_on_postgresql(cloc
     assert response.status_code == 201, response.get_json()
     seen = [" ".join(statement.split()) for statement in seen if not statement.startswith(SAVEPOINTS)]
     labels = [label(statement) for statement in seen]
-    on_postgresql = engine.dialect.name == "postgresql"
-    # SQLite checks the holds inside its serialised transaction; PostgreSQL's exclusion constraint is the check.
-    # PostgreSQL sends the last three rows as one INSERT with two data-modifying CTEs; SQLite one INSERT each.
-    check, last = (
-        ([], ["WITH visit_offers outbox_messages audit_events"])
-        if on_postgresql
-        else (["SELECT allocations"], ["INSERT visit_offers", "INSERT outbox_messages", "INSERT audit_events"])
+    # PostgreSQL: the holds' INSERT a data-modifying CTE of the appointment's, the exclusion constraint the check;
+    # the last three rows one INSERT with two data-modifying CTEs. SQLite: it checks the holds inside its
+    # serialised transaction, one INSERT each.
+    writes = (
+        ["WITH appointments allocations", "WITH visit_offers outbox_messages audit_events"]
+        if engine.dialect.name == "postgresql"
+        else [
+            "INSERT appointments",
+            "SELECT allocations",
+            "INSERT allocations",  # performer, patient and IDEL in one statement
+            "INSERT visit_offers",
+            "INSERT outbox_messages",
+            "INSERT audit_events",
+        ]
     )
     assert labels == [
         "SELECT api_tokens",
         # One read of the patient, the slot with its program, room and kit, and the rules' facts: waiting entry
         # (first in the FROM), eligibility, own IDEL.
         "SELECT waiting_entries",
-        "INSERT appointments",
-        *check,
-        "INSERT allocations",  # performer, patient and IDEL in one statement
-        *last,
+        *writes,
         # No UPDATE of waiting_entries: the patient waits for nothing (the facts say so). Nothing left for the
         # commit: the audit row went with the offer.
     ], seen
     read = seen[1]
     for table in ("patients", "slots", "session_programs", "eligibility_assessments", "care_team_members"):
         assert f"FROM {table}" in read or f"JOIN {table}" in read, (table, read)
-    inserts = next(statement for statement in seen if label(statement) == "INSERT allocations")
-    assert inserts.count("), (") == 2  # three rows
-    assert ("ON CONFLICT DO NOTHING" in inserts) is on_postgresql
-    assert "RETURNING" in next(statement for statement in seen if label(statement) == "INSERT appointments")
+    holds = seen[2] if engine.dialect.name == "postgresql" else seen[4]
+    if engine.dialect.name == "postgresql":
+        assert holds.count(" UNION ALL ") == 2  # three rows, with the appointment's id
+        assert "ON CONFLICT DO NOTHING" in holds
+        assert "RETURNING appointments.id" in holds
+    else:
+        assert holds.count("), (") == 2  # three rows
+        assert "RETURNING" in seen[2]
 
 
 def test_a_booking_writes_its_offer_e_mail_and_audit_row_once_with_their_defaults(
@@ -176,7 +185,8 @@ def test_a_conflict_is_named_from_the_refused_hold_and_leaves_no_partial_hold(
     assert "déjà réservé" in refused.value.detail
     labels = [label(statement) for statement in seen]
     if engine.dialect.name == "postgresql":
-        assert labels.index("INSERT allocations") < labels.index("DELETE allocations")
+        # The appointment and its holds in one statement, which says what went in: no SELECT of the allocations.
+        assert labels.index("WITH appointments allocations") < labels.index("DELETE allocations")
         assert "SELECT allocations" not in labels
     held = db_session.scalars(
         select(Allocation.resource_id).where(
@@ -320,3 +330,17 @@ def test_the_submission_locks_and_reads_the_referral_in_one_statement(api_as, en
         "UPDATE referrals",
     ], seen
     assert "consents" in seen[2]
+
+
+def test_the_booking_s_answer_is_the_appointment_as_stored(clock, api_as, territory, slot):
+    """The appointment answered is built from what its INSERT sent and returned (PostgreSQL: no ORM insert, no
+    reload): the same JSON as reading it back, and nothing left to write at commit."""
+    api = api_as(territory.coordinator)
+    booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
+    booked = api.post("/api/v1/appointments", json=booking)
+    assert booked.status_code == 201, booked.get_json()
+    body = booked.get_json()
+    assert body.pop("warnings") == []
+    read = api.get(f"/api/v1/appointments/{body['id']}")
+    assert read.status_code == 200
+    assert body == read.get_json()

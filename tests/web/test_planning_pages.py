@@ -14,6 +14,7 @@ from hub.models import (
     PROGRAM_DEFAULTS,
     Appointment,
     AppointmentState,
+    AuditEvent,
     PlaceKind,
     Profession,
     SessionProgram,
@@ -414,6 +415,30 @@ def test_a_slot_of_another_cpts_is_not_found(auth, db_session, coordinator):
     foreign = factories.slot(db_session, factories.program(db_session, other), MONDAY_14H.astimezone(dt.UTC))
     db_session.commit()
     assert auth.client.get(f"/planning/slots/{foreign.id}/book").status_code == 404
+
+
+def test_booking_refuses_a_foreign_slot_before_the_patient_and_audits_the_patient_s_denial(
+    auth, db_session, coordinator, territory, slot
+):
+    """The page's POST reads as the API (workflows.appointments.requested_booking) and keeps its own order: the slot's
+    404 first (no audit row), then the patient the coordinator may not edit (404, audited as the API's)."""
+    other = factories.cpts(db_session)
+    foreign = factories.slot(db_session, factories.program(db_session, other), MONDAY_14H.astimezone(dt.UTC))
+    stranger = factories.patient(db_session, other)
+    db_session.commit()
+    form = {"patient_id": stranger.id, "place_kind": "lieu_dedie"}
+    for slot_id in (foreign.id, 999_999):
+        response = auth.post(f"/planning/slots/{slot_id}/book", form)
+        assert response.status_code == 404
+        assert "Créneau introuvable." in text(response)
+    denials = select(AuditEvent).where(AuditEvent.action == "appointment.book")
+    assert db_session.scalars(denials).all() == []
+    response = auth.post(f"/planning/slots/{slot.id}/book", form)
+    assert response.status_code == 404
+    assert "Patient introuvable." in text(response)
+    event = db_session.scalars(denials).one()
+    assert (event.outcome, event.target_type, event.target_id) == ("denied", "patients", str(stranger.id))
+    assert count(db_session, Appointment) == 0
 
 
 def test_reassigning_the_idel_of_a_declined_visit(auth, db_session, coordinator, territory, slot):

@@ -1,5 +1,6 @@
-"""The coordinator's booking page writes as the API does (tests.api.test_write_paths): no lazy load, one INSERT per
-table, no waiting-list UPDATE for a patient who waits for nothing."""
+"""The coordinator's booking page reads and writes as the API does (tests.api.test_write_paths): one read of the slot,
+the patient and the rules' facts, no lazy load, one INSERT per table, no waiting-list UPDATE for a patient who waits
+for nothing."""
 
 from sqlalchemy import select
 
@@ -17,11 +18,31 @@ def test_booking_from_the_planning_writes_each_table_once_without_a_lazy_load(
             f"/planning/slots/{slot.id}/book", {"patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
         )
     assert response.status_code == 302, response.get_data(as_text=True)
-    writes = [label(statement) for statement in seen if not statement.startswith("SELECT")]
     # On PostgreSQL the offer and the e-mail travel with the audit row in one statement (hub.db.insert_together),
-    # which statements_on leaves out with every audit write: their rows are checked below.
-    together = [] if engine.dialect.name == "postgresql" else ["INSERT visit_offers", "INSERT outbox_messages"]
-    assert writes == ["INSERT appointments", "INSERT allocations", *together], seen
+    # which statements_on leaves out with every audit write: their rows are checked below. SQLite checks the holds
+    # inside its serialised transaction; PostgreSQL's exclusion constraint is the check.
+    # PostgreSQL writes the appointment and its holds in one statement (scheduling.bookings.insert_holding).
+    writes = (
+        ["WITH appointments allocations"]
+        if engine.dialect.name == "postgresql"
+        else [
+            "INSERT appointments",
+            "SELECT allocations",
+            "INSERT allocations",
+            "INSERT visit_offers",
+            "INSERT outbox_messages",
+        ]
+    )
+    assert [label(statement) for statement in seen] == [
+        "SELECT user_sessions",
+        # The API's one read (workflows.appointments.requested_booking): the patient, the slot with its program,
+        # room and kit, and the rules' facts. It was three SELECTs (slot, patient, facts) before 2026-12-04 (hc).
+        "SELECT waiting_entries",
+        *writes,
+    ], seen
+    read = seen[1]
+    for table in ("patients", "slots", "session_programs", "eligibility_assessments", "care_team_members"):
+        assert f"FROM {table}" in read or f"JOIN {table}" in read, (table, read)
     appointment = db_session.scalars(select(Appointment)).one()
     assert appointment.accompanying_id == territory.idel.id
     offers = db_session.scalars(select(VisitOffer.professional_id).where(VisitOffer.appointment_id == appointment.id))
