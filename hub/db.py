@@ -349,7 +349,7 @@ def insert_together(session: Session, rows: Sequence[tuple[Table, dict]]) -> Non
     (the first rows as data-modifying CTEs of the last INSERT), elsewhere one INSERT each. For a hot path that
     writes rows nobody reads back (a booking's offer, e-mail and audit row); each row takes its columns' defaults
     as a plain INSERT would."""
-    full = [(table, _with_defaults(table, row)) for table, row in rows]
+    full = [(table, with_defaults(table, row)) for table, row in rows]
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         for table, row in full:
@@ -372,7 +372,7 @@ def _together(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Executable:
     return last.add_cte(*(statement.cte(f"row_{i}") for i, statement in enumerate(first)))
 
 
-def _with_defaults(table: Table, row: dict) -> dict:
+def with_defaults(table: Table, row: dict) -> dict:
     """The row with its missing columns' client-side defaults (a constant, or a callable of no argument such as
     utcnow), as a plain INSERT fills them; server defaults are left to the database."""
     full = dict(row)

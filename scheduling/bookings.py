@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
-from hub.db import _with_defaults
+from hub.db import with_defaults
 from hub.errors import Conflict
 from hub.formatting import french_datetime
 from hub.models import Allocation, AllocationResource, Appointment, Professional, Slot
@@ -194,7 +194,7 @@ def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold],
     _refuse_self_overlap(session, holds, zone=zone)
     session.flush()  # what the ORM still holds back (a released hold) goes before the Core insert
     ordered = sorted(holds, key=lambda h: (h.resource_kind.value, h.resource_id, h.starts_at))
-    full = _with_defaults(table, row)
+    full = with_defaults(table, row)
     parameters = {f"owner_{name}": value for name, value in full.items()}
     for i, hold in enumerate(ordered):
         parameters |= {f"hold{i}_{name}": value for name, value in _range_of(hold).items()}
