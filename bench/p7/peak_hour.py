@@ -1,4 +1,4 @@
-"""P7: the national peak hour replayed with locust against gunicorn (sync workers) + PostgreSQL + the hub worker.
+"""P7: the national peak hour replayed with locust against gunicorn + PostgreSQL + the hub worker.
 
 The territory is scaled out: `--cpts` copies of a CPTS shaped like the demo's assisted-teleconsultation team (a
 coordinator, a cardiologist with a weekly program, the patients' IDEL and a second IDEL, consenting and eligible
@@ -11,7 +11,7 @@ audit chain verifies.
 
     make bench-p7                                  # installs the `bench` extra (locust), then runs this
     .venv/bin/python bench/p7/peak_hour.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7
-    # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --workers 4  --cpts 40  --locust PATH
+    # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --workers 2  --threads 4  --cpts 40  --locust PATH
 
 PostgreSQL only (the deployment the figure is about). The script drops and recreates the `public` schema of the
 database it is given: never point it at a database you care about.
@@ -268,10 +268,19 @@ def hub_env(url: str, secret: str, smtp_port: int) -> dict:
     return env
 
 
-def start_gunicorn(env: dict, workers: int, workdir: Path) -> tuple[Process, int]:
+# The deployment's settings (threaded workers, keep-alive), so that the figures are the deployment's.
+GUNICORN_CONF = REPO / "deploy" / "gunicorn_conf.py"
+
+
+def gunicorn_options(workers: int, threads: int) -> list[str]:
+    return ["-c", str(GUNICORN_CONF), "-w", str(workers), "--threads", str(threads)]
+
+
+def start_gunicorn(env: dict, options: list[str], workdir: Path) -> tuple[Process, int]:
+    """gunicorn serving wsgi:app with these options (workers, worker class), on a free port of 127.0.0.1."""
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), "-w", str(workers), "-k", "sync", "-b", f"{HOST}:{port}", "wsgi:app"]
+    command = [str(gunicorn), *options, "-b", f"{HOST}:{port}", "wsgi:app"]
     server = Process("gunicorn", command, env, workdir)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -546,7 +555,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", default="0.05,0.1,0.2,0.3,0.5,1,2,5", help="multiples of the national peak")
     parser.add_argument("--seconds", type=float, default=40.0, help="measured seconds per step (default 40)")
     parser.add_argument("--warmup", type=float, default=15.0, help="warm-up seconds, not counted (default 15)")
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers (default 4)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--cpts", type=int, default=40, help="CPTS copies seeded (default 40)")
     parser.add_argument("--locust", default=shutil.which("locust") or str(Path(sys.executable).parent / "locust"))
     args = parser.parse_args(argv)
@@ -564,10 +574,13 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-p7-") as tmp, SmtpServer() as smtp:
         workdir = Path(tmp)
         env = hub_env(args.pg_url, secret, smtp.port)
-        server, port = start_gunicorn(env, args.workers, workdir)
+        server, port = start_gunicorn(env, gunicorn_options(args.workers, args.threads), workdir)
         worker = Process("worker", [str(Path(sys.executable).parent / "flask"), "hub", "worker"], env, workdir)
         try:
-            print(f"gunicorn {args.workers} sync workers on {HOST}:{port}, the hub worker, locust {args.locust}")
+            print(
+                f"gunicorn {args.workers} workers × {args.threads} threads on {HOST}:{port}, the hub worker, "
+                f"locust {args.locust}"
+            )
             # Warm-up at the first step's load, not counted: each gunicorn worker's first requests compile the
             # templates and open its connections.
             warm: Step = run_step(args, multiples[0], port, teams, work, workdir, args.warmup)

@@ -2,10 +2,10 @@
 
 The deployment of docs/deployment.md on one machine: a PostgreSQL 15 cluster of its own (initdb into a temporary
 directory, its own port, run as the `postgres` system user when started by root; the machine's PostgreSQL is never
-touched), migrated and seeded with P7's territory (bench/p7/peak_hour.py); two gunicorn nodes (sync workers) behind
-HAProxy with deploy/haproxy.cfg; two `flask hub worker` processes (one holds the scheduler lease, one stands by);
-the local SMTP sink P7 uses. Then P7's locust workload (bench/p7/locustfile.py, with its client retries on) runs at
-`--multiple` of the national peak for `--seconds` while this script
+touched), migrated and seeded with P7's territory (bench/p7/peak_hour.py); two gunicorn nodes
+(deploy/gunicorn_conf.py) behind HAProxy with deploy/haproxy.cfg; two `flask hub worker` processes (one holds the
+scheduler lease, one stands by); the local SMTP sink P7 uses. Then P7's locust workload (bench/p7/locustfile.py,
+with its client retries on) runs at `--multiple` of the national peak for `--seconds` while this script
 
   - kills web node 1 (SIGKILL to its gunicorn master and workers), and restarts it later;
   - kills the worker holding the scheduler lease (SIGKILL): the standby must take over within the lease;
@@ -140,10 +140,11 @@ def wait_healthy(port: int, process: p7.Process, what: str) -> None:
 
 
 class Deployment:
-    def __init__(self, env: dict, workdir: Path, *, workers_per_node: int, haproxy: str):
+    def __init__(self, env: dict, workdir: Path, *, workers_per_node: int, threads: int, haproxy: str):
         self.env = env
         self.workdir = workdir
         self.workers_per_node = workers_per_node
+        self.threads = threads
         self.node_ports = [free_port(), free_port()]
         self.proxy_port = free_port()
         self.nodes: list[p7.Process | None] = [None, None]
@@ -156,7 +157,7 @@ class Deployment:
         self.starts += 1
         gunicorn = Path(sys.executable).parent / "gunicorn"
         bind = f"{HOST}:{self.node_ports[index]}"
-        command = [str(gunicorn), "-w", str(self.workers_per_node), "-k", "sync", "-b", bind, "wsgi:app"]
+        command = [str(gunicorn), *p7.gunicorn_options(self.workers_per_node, self.threads), "-b", bind, "wsgi:app"]
         node = p7.Process(f"web{index + 1}-{self.starts}", command, self.env, self.workdir)
         self.nodes[index] = node
         wait_healthy(self.node_ports[index], node, f"web node {index + 1}")
@@ -174,7 +175,7 @@ class Deployment:
             HUB_PROXY_BIND=f"{HOST}:{self.proxy_port}",
             HUB_NODE1=f"{HOST}:{self.node_ports[0]}",
             HUB_NODE2=f"{HOST}:{self.node_ports[1]}",
-            HUB_NODE_WORKERS=str(self.workers_per_node),
+            HUB_NODE_SLOTS=str(self.workers_per_node * self.threads),
         )
         # -db: in the foreground, its log on stdout.
         self.proxy = p7.Process("haproxy", [self.haproxy, "-db", "-f", str(HAPROXY_CFG)], env, self.workdir)
@@ -463,7 +464,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--multiple", type=float, default=1.0, help="of the national peak, ~100 req/s (default 1)")
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the load, faults inside (default 300)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers per node (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes per node (default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
     parser.add_argument("--cpts", type=int, default=40, help="CPTS copies seeded (default 40)")
     parser.add_argument("--pg-port", type=int, default=55433, help="the private cluster's port (default 55433)")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs and locust's files")
@@ -506,7 +508,7 @@ def main(argv=None) -> int:
             events = workdir / "events.jsonl"
             env = p7.hub_env(url, secret, smtp.port)
             env.update(HUB_TRUST_PROXY_HOPS="1", HUB_OUTBOX_LEASE_SECONDS=str(OUTBOX_LEASE_SECONDS))
-            deployment = Deployment(env, workdir, workers_per_node=args.workers, haproxy=haproxy)
+            deployment = Deployment(env, workdir, workers_per_node=args.workers, threads=args.threads, haproxy=haproxy)
             try:
                 deployment.start_node(0)
                 deployment.start_node(1)
@@ -515,7 +517,8 @@ def main(argv=None) -> int:
                 wait_for_leader(deployment, url)  # worker-a leads; worker-b, started after, stands by
                 deployment.start_worker("worker-b")
                 print(
-                    f"haproxy on {HOST}:{deployment.proxy_port} → 2 gunicorn nodes × {args.workers} sync workers; "
+                    f"haproxy on {HOST}:{deployment.proxy_port} → 2 gunicorn nodes × {args.workers} workers × "
+                    f"{args.threads} threads; "
                     f"2 hub workers (leader {worker_of(deployment, lease_holder(url))}); locust {users} users "
                     f"({args.multiple:g}× the national peak, ~{args.multiple * p7.NATIONAL_PEAK:.0f} req/s offered) "
                     f"for {args.seconds:.0f} s",
