@@ -3,6 +3,8 @@
 Both routes are served by the same gunicorn server and the same worker processes: a small WSGI dispatcher,
 written at run time into a temporary directory, sends `/bare` to a bare Flask app and everything else to
 `hub.create_app()`. Each measurement runs `--concurrency` client threads for `--seconds`, on 127.0.0.1 only.
+gunicorn runs with a web node's settings (deploy/gunicorn_conf.py: threaded workers, kept connections); `--sync`
+runs the sync workers of the measurements before 2026-12-04 instead.
 
     .venv/bin/python bench/api_read.py                       # SQLite and PostgreSQL, 10 s each
     .venv/bin/python bench/api_read.py --database sqlite --seconds 5
@@ -113,9 +115,9 @@ def free_port() -> int:
 class Server:
     """gunicorn serving bench_bare:app; stopped with SIGTERM (then SIGKILL) whatever happens."""
 
-    def __init__(self, url: str, workers: int, workdir: Path):
+    def __init__(self, url: str, options: list[str], workdir: Path):
         self.url = url
-        self.workers = workers
+        self.options = options
         self.workdir = workdir
         self.port = free_port()
         self.log_path = workdir / f"gunicorn-{self.port}.log"
@@ -133,7 +135,7 @@ class Server:
             PYTHONPATH=os.pathsep.join(p for p in (str(self.workdir), env.get("PYTHONPATH")) if p),
         )
         gunicorn = Path(sys.executable).parent / "gunicorn"
-        command = [str(gunicorn), "-w", str(self.workers), "-b", f"{HOST}:{self.port}", "--chdir", str(REPO)]
+        command = [str(gunicorn), *self.options, "-b", f"{HOST}:{self.port}", "--chdir", str(REPO)]
         command.append("bench_bare:app")
         self.command = command
         with open(self.log_path, "wb") as log:
@@ -306,8 +308,8 @@ def measure(database: str, url: str, args, workdir: Path) -> Measurement:
         prepare_postgresql(url)
     ids, raw_token = seed(url, PATIENTS)
     headers = {"Authorization": f"Bearer {raw_token}"}
-    print(f"seeded {len(ids)} patients; starting gunicorn with {args.workers} workers", flush=True)
-    server = Server(url, args.workers, workdir)
+    print(f"seeded {len(ids)} patients; starting gunicorn ({server_kind(args)})", flush=True)
+    server = Server(url, gunicorn_options(args), workdir)
     try:
         server.start()
         print(f"  {' '.join(server.command)}", flush=True)
@@ -337,6 +339,16 @@ def measure(database: str, url: str, args, workdir: Path) -> Measurement:
     return result
 
 
+def gunicorn_options(args) -> list[str]:
+    if args.sync:
+        return ["-w", str(args.workers), "-k", "sync"]
+    return ["-c", str(REPO / "deploy" / "gunicorn_conf.py"), "-w", str(args.workers), "--threads", str(args.threads)]
+
+
+def server_kind(args) -> str:
+    return f"{args.workers} sync workers" if args.sync else f"{args.workers} workers × {args.threads} threads"
+
+
 def report_line(label: str, result: Result) -> None:
     errors = f", errors {result.error_count} {dict(result.errors)}" if result.errors else ", errors 0"
     print(
@@ -349,7 +361,7 @@ def report_line(label: str, result: Result) -> None:
 
 def summary(results: list[Measurement], args) -> None:
     print(
-        f"\nP1 summary ({dt.date.today().isoformat()}, {os.cpu_count()} cores, {args.workers} gunicorn workers, "  # noqa: DTZ011
+        f"\nP1 summary ({dt.date.today().isoformat()}, {os.cpu_count()} cores, gunicorn {server_kind(args)}, "  # noqa: DTZ011
         f"{args.concurrency} client threads, {args.seconds:g} s per measurement)"
     )
     header = ("database", "bare req/s", "patient req/s", "ratio", "p95 ms", "goal", "verdict", "errors", "audit")
@@ -380,6 +392,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per measurement (default 10)")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument("--sync", action="store_true", help="sync workers instead of a web node's threaded ones")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL)
     args = parser.parse_args(argv)
     databases = ("sqlite", "postgresql") if args.database == "both" else (args.database,)
