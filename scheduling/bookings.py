@@ -189,8 +189,8 @@ def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold],
     """PostgreSQL only: insert the owner's row (an appointment) and its holds in one statement, the holds' INSERT a
     data-modifying CTE of the owner's INSERT … RETURNING (its id is theirs), and give back the owner's row as
     inserted (every column, by key). The exclusion constraint is the check, as in allocate(); on a conflict the holds
-    that went in are deleted and BookingConflict names the first refused, the owner's row left to the caller's
-    rollback (as allocate() after the owner's flush)."""
+    that went in and the owner's row are deleted (a caller that goes on after the 409 keeps no appointment holding
+    nothing) and BookingConflict names the first refused."""
     _refuse_self_overlap(session, holds, zone=zone)
     session.flush()  # what the ORM still holds back (a released hold) goes before the Core insert
     ordered = sorted(holds, key=lambda h: (h.resource_kind.value, h.resource_id, h.starts_at))
@@ -206,6 +206,7 @@ def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold],
         return dict.fromkeys(table.c.keys()) | full | {key: returned[key] for key in _filled_by_database(table, names)}
     held = set(zip(inserted.held_kinds, inserted.held_ids, inserted.held_starts, strict=True))
     connection.execute(delete(Allocation).where(Allocation.appointment_id == inserted.id))
+    connection.execute(delete(table).where(table.c.id == inserted.id))
     taken = next(h for h in holds if (h.resource_kind, h.resource_id, h.starts_at) not in held)
     raise conflict(session, taken, zone=zone)
 
