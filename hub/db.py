@@ -152,7 +152,8 @@ def driver_rows(session: Session, statement: ClauseElement, parameters: dict) ->
     compiled-cache lookup, the result's metadata built from the cursor's description, Row objects): about half of
     a light read's SQL time in Python (P1). For statements built once (module constants) whose columns have unique
     names; rows are read by name or position, as `read_rows`'s. The engine's cursor events still see the statement,
-    and a disconnect is retried as `read_rows`'s."""
+    and a disconnect is retried as `read_rows`'s. No autoflush: changes the session still holds back are not seen,
+    so a request that writes then lists flushes first (today's callers are reads)."""
     return _retrying(session, lambda: driver_execute(session.connection(), statement, [parameters], fetch=True))
 
 

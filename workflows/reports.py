@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased, joinedload, selectinload, sessionma
 
 from connectors import outbox
 from hub import audit, row_locks
-from hub.db import UTCDateTime, driver_rows, rows_changed, session_scope, utcnow
+from hub.db import UTCDateTime, driver_rows, session_scope, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
@@ -374,11 +374,6 @@ def _claim_rendering(
             .execution_options(synchronize_session=False)  # a session of its own, holding no report
         ).all()
         return sorted((report_id, frozen) for report_id, frozen in taken)
-
-
-def claim_rendering(session: Session, report_id: int, *, now: dt.datetime, lease: dt.timedelta) -> bool:
-    """Take a report to render (see _claim)."""
-    return rows_changed(session, _claim(now, lease).where(Report.id == report_id)) == 1
 
 
 def _claim(now: dt.datetime, lease: dt.timedelta):

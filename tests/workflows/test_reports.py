@@ -762,7 +762,7 @@ def test_two_workers_render_a_report_once(db_session, session_done, sessions, tm
     assert [report_id for report_id, _frozen in claimed] == [report.id], "worker A"
     # Worker B saw it free just before A's claim: its own claim finds it held.
     lease = reports.RENDER_LEASE
-    assert not reports.claim_rendering(db_session, report.id, now=now + dt.timedelta(seconds=30), lease=lease)
+    assert reports._claim_rendering(sessions, now + dt.timedelta(seconds=30), lease, 10) == []
     second = reports.render_pending(sessions, upload_dir=tmp_path, zone=ZONE, now=now + dt.timedelta(seconds=30))
     assert second.startswith("0 compte(s)") and documents_and_deliveries(db_session, report) == (None, 0, 0)
     later = now + reports.RENDER_LEASE + dt.timedelta(seconds=1)
@@ -955,3 +955,37 @@ def test_a_report_not_rendered_some_minutes_after_its_signature_is_late(db_sessi
         "Document non mis en forme",
         signed_at + reports.RENDER_LATE,
     )
+
+
+def test_sync_carries_a_failed_delivery_whose_message_was_sent_after_all(db_session, session_done, tmp_path):
+    """The branches of the one UPDATE the test above leaves out: a failed delivery whose message is sent after all
+    (the DMP's acknowledged at once, a mailbox's sent with its stale acknowledgement cleared), and a queued delivery
+    whose message is still being sent (untouched)."""
+    t = session_done
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    report = factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
+    )
+    by_role = {delivery.recipient_role: delivery for delivery in report.deliveries}
+    deposit, doctor = by_role[RecipientRole.DMP], by_role[RecipientRole.ATTENDING_GP]
+    mailbox = by_role[RecipientRole.PATIENT]
+    earlier = SIGNED_AT - dt.timedelta(days=1)
+    sent_at = SIGNED_AT + dt.timedelta(minutes=5)
+    for delivery in (deposit, doctor):
+        delivery.state, delivery.sent_at, delivery.acknowledged_at = DeliveryState.FAILED, None, earlier
+        message = db_session.get_one(OutboxMessage, delivery.outbox_message_id)
+        message.state, message.sent_at = OutboxState.SENT, sent_at
+    db_session.get_one(OutboxMessage, mailbox.outbox_message_id).state = OutboxState.SENDING
+    db_session.flush()
+
+    assert deliveries.sync_with_outbox(db_session, now=sent_at) == 2
+    db_session.expire_all()
+    states = {
+        delivery.recipient_role: (delivery.state, delivery.sent_at, delivery.acknowledged_at)
+        for delivery in db_session.get_one(Report, report.id).deliveries
+    }
+    assert states[RecipientRole.DMP] == (DeliveryState.ACKNOWLEDGED, sent_at, sent_at)
+    assert states[RecipientRole.ATTENDING_GP] == (DeliveryState.SENT, sent_at, None)
+    assert states[RecipientRole.PATIENT][0] is DeliveryState.QUEUED
