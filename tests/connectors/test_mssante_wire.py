@@ -19,7 +19,7 @@ import time_machine
 
 from connectors import xdm
 from connectors.base import OutgoingMessage
-from connectors.email import _wire, message_id_for
+from connectors.email import message_id_for
 from connectors.mssante import BODY, SUBJECT_PREFIX, UNFOLDED, MssanteConnector, _boundary, submission_uid_for
 from connectors.xdm import (
     CLASS_CODE,
@@ -169,7 +169,7 @@ def reference_email(connector: MssanteConnector, message: OutgoingMessage) -> by
     pdf = next((r for r in package.renderings if r.role == "pdf"), None)
     if pdf is not None:
         email.add_attachment(files[pdf.filename], maintype="application", subtype="pdf", filename=pdf.filename)
-    return _wire(email)
+    return email.as_bytes(policy=email.policy.clone(linesep="\r\n"))  # as SmtpTransport.deliver wrote it
 
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
