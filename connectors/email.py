@@ -15,7 +15,6 @@ import ssl
 import threading
 from collections.abc import Mapping
 from email.header import Header
-from email.message import Message
 from email.utils import format_datetime, parseaddr
 
 from connectors.base import OutgoingMessage, PermanentError, Receipt, TransientError
@@ -74,9 +73,8 @@ class SmtpTransport:
         # transport that may never be closed again (a connector the registry replaced while it was sending).
         self._closings = 0
 
-    def deliver(self, email: Message | bytes, *, sender: str, recipient: str) -> None:
-        """Send one e-mail (a message, or its wire form with CRLF line ends) to one recipient."""
-        data = email if isinstance(email, bytes) else _wire(email)
+    def deliver(self, data: bytes, *, sender: str, recipient: str) -> None:
+        """Send one e-mail, in its wire form with CRLF line ends, to one recipient."""
         closings = self._closings
         for attempt in (1, 2):
             smtp, reused = self._checkout() if attempt == 1 else (self._connect(), False)
@@ -230,10 +228,6 @@ def _quote_periods(data: bytes) -> bytes:
     body = data[:-2]
     body = body.replace(b"\r\n.", b"\r\n..")
     return b"." + body if body.startswith(b".") else body
-
-
-def _wire(email: Message) -> bytes:
-    return email.as_bytes(policy=email.policy.clone(linesep="\r\n"))
 
 
 class EmailConnector:

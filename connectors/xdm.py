@@ -12,7 +12,6 @@ import html
 import io
 import uuid
 import zipfile
-from xml.etree import ElementTree as ET
 
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, ProfessionalIdentity
 
@@ -21,9 +20,6 @@ HUB_NAME = "Hub de coordination de la CPTS"
 
 LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 RIM = "urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"
-XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-ET.register_namespace("lcm", LCM)
-ET.register_namespace("rim", RIM)
 
 # XDS classification schemes and identification schemes (IHE ITI TF-3 4.2.5).
 DOCUMENT_ENTRY = "urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1"
@@ -100,148 +96,191 @@ def metadata_xml(
     intended_recipient: str | None = None,
 ) -> bytes:
     document = package.document
-    root = ET.Element(f"{{{LCM}}}SubmitObjectsRequest")
-    objects = ET.SubElement(root, _rim("RegistryObjectList"))
+    objects: list[_Node] = []
     entry_ids = []
     for rendering in package.renderings:
         entry_id = _entry_uuid(submission_uid, rendering.filename)
         entry_ids.append(entry_id)
-        _document_entry(objects, document, entry_id, rendering.mime, rendering.filename, files[rendering.filename])
-    set_id = _entry_uuid(submission_uid, "SubmissionSet01")
-    _submission_set(objects, document, set_id, submission_uid, now, intended_recipient)
-    for number, entry_id in enumerate(entry_ids, start=1):
-        association = ET.SubElement(
-            objects,
-            _rim("Association"),
-            id=f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, f'{submission_uid}/association/{number}')}",
-            associationType=HAS_MEMBER,
-            sourceObject=set_id,
-            targetObject=entry_id,
+        objects.append(
+            _document_entry(document, entry_id, rendering.mime, rendering.filename, files[rendering.filename])
         )
-        _slot(association, "SubmissionSetStatus", "Original")
-    ET.indent(root)
-    return ET.tostring(root, encoding="UTF-8", xml_declaration=True)
+    set_id = _entry_uuid(submission_uid, "SubmissionSet01")
+    objects.append(_submission_set(document, set_id, submission_uid, now, intended_recipient))
+    for number, entry_id in enumerate(entry_ids, start=1):
+        association_id = f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_OID, f'{submission_uid}/association/{number}')}"
+        attributes = (
+            ("id", association_id),
+            ("associationType", HAS_MEMBER),
+            ("sourceObject", set_id),
+            ("targetObject", entry_id),
+        )
+        objects.append(("rim:Association", attributes, [_slot("SubmissionSetStatus", "Original")]))
+    root: _Node = ("lcm:SubmitObjectsRequest", ROOT_NAMESPACES, [("rim:RegistryObjectList", (), objects)])
+    out = ["<?xml version='1.0' encoding='UTF-8'?>\n"]
+    _write(out, root, "")
+    return "".join(out).encode("utf-8", "xmlcharrefreplace")  # as ElementTree encodes
 
 
 # --- the ebRIM objects --------------------------------------------------------------------------------------
+# Built as (tag, attributes, children or text) tuples and written out by _write: ElementTree's tree and
+# serializer were a third of composing an MSSanté message. The output is ElementTree's, byte for byte
+# (ET.indent's two spaces, `<tag />` when empty, its escaping): tests/connectors/test_mssante_wire.py keeps
+# the ElementTree builder as the reference.
+
+_Node = tuple[str, tuple[tuple[str, str], ...], "list[_Node] | str | None"]
+ROOT_NAMESPACES: tuple[tuple[str, str], ...] = (("xmlns:lcm", LCM), ("xmlns:rim", RIM))
+CLASSIFICATION = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification"
+EXTERNAL_IDENTIFIER = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier"
 
 
-def _document_entry(parent, document: ClinicalDocument, entry_id, mime, filename, content: bytes) -> None:
-    entry = ET.SubElement(
-        parent,
-        _rim("ExtrinsicObject"),
-        id=entry_id,
-        mimeType=mime,
-        objectType=DOCUMENT_ENTRY,
-        status="urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
-    )
-    _slot(entry, "creationTime", hl7_time(document.created_at))
-    _slot(entry, "hash", hashlib.sha1(content).hexdigest())  # noqa: S324 -- XDS mandates SHA-1
-    _slot(entry, "size", str(len(content)))
-    _slot(entry, "languageCode", "fr-FR")
-    _slot(entry, "URI", filename)
-    _slot(entry, "legalAuthenticator", author_person(document.author))
+def _document_entry(document: ClinicalDocument, entry_id, mime, filename, content: bytes) -> _Node:
+    children = [
+        _slot("creationTime", hl7_time(document.created_at)),
+        _slot("hash", hashlib.sha1(content).hexdigest()),  # noqa: S324 -- XDS mandates SHA-1
+        _slot("size", str(len(content))),
+        _slot("languageCode", "fr-FR"),
+        _slot("URI", filename),
+        _slot("legalAuthenticator", author_person(document.author)),
+    ]
     if document.service_started_at:
-        _slot(entry, "serviceStartTime", hl7_time(document.service_started_at))
+        children.append(_slot("serviceStartTime", hl7_time(document.service_started_at)))
     if document.service_ended_at:
-        _slot(entry, "serviceStopTime", hl7_time(document.service_ended_at))
-    _slot(entry, "sourcePatientId", patient_id(document))
-    _slot(entry, "sourcePatientInfo", *source_patient_info(document))
-    _name(entry, document.title)
-    _author(entry, document, entry_id, ENTRY_AUTHOR)
-    _classify(entry, entry_id, ENTRY_CLASS, CLASS_CODE)
-    _classify(entry, entry_id, ENTRY_CONFIDENTIALITY, (document.confidentiality, CONFIDENTIALITY_SCHEME, "Normal"))
-    _classify(entry, entry_id, ENTRY_FORMAT, (FORMAT_CODES[mime][0], IHE_FORMAT_SCHEME, FORMAT_CODES[mime][1]))
-    _classify(entry, entry_id, ENTRY_FACILITY, FACILITY_CODE)
-    _classify(entry, entry_id, ENTRY_PRACTICE, PRACTICE_CODE)
-    _classify(entry, entry_id, ENTRY_TYPE, type_code(document))
-    _identify(entry, entry_id, ENTRY_PATIENT_ID, patient_id(document), "XDSDocumentEntry.patientId")
+        children.append(_slot("serviceStopTime", hl7_time(document.service_ended_at)))
     unique_id = document.document_uid if mime == "text/xml" else f"{document.document_uid}.2"
-    _identify(entry, entry_id, ENTRY_UNIQUE_ID, unique_id, "XDSDocumentEntry.uniqueId")
+    children += [
+        _slot("sourcePatientId", patient_id(document)),
+        _slot("sourcePatientInfo", *source_patient_info(document)),
+        _name(document.title),
+        _author(document, entry_id, ENTRY_AUTHOR),
+        _classify(entry_id, ENTRY_CLASS, CLASS_CODE),
+        _classify(entry_id, ENTRY_CONFIDENTIALITY, (document.confidentiality, CONFIDENTIALITY_SCHEME, "Normal")),
+        _classify(entry_id, ENTRY_FORMAT, (FORMAT_CODES[mime][0], IHE_FORMAT_SCHEME, FORMAT_CODES[mime][1])),
+        _classify(entry_id, ENTRY_FACILITY, FACILITY_CODE),
+        _classify(entry_id, ENTRY_PRACTICE, PRACTICE_CODE),
+        _classify(entry_id, ENTRY_TYPE, type_code(document)),
+        _identify(entry_id, ENTRY_PATIENT_ID, patient_id(document), "XDSDocumentEntry.patientId"),
+        _identify(entry_id, ENTRY_UNIQUE_ID, unique_id, "XDSDocumentEntry.uniqueId"),
+    ]
+    attributes = (
+        ("id", entry_id),
+        ("mimeType", mime),
+        ("objectType", DOCUMENT_ENTRY),
+        ("status", "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"),
+    )
+    return ("rim:ExtrinsicObject", attributes, children)
 
 
-def _submission_set(parent, document, set_id, submission_uid, now, intended_recipient) -> None:
-    package = ET.SubElement(parent, _rim("RegistryPackage"), id=set_id)
-    _slot(package, "submissionTime", hl7_time(now))
+def _submission_set(document, set_id, submission_uid, now, intended_recipient) -> _Node:
+    children = [_slot("submissionTime", hl7_time(now))]
     if intended_recipient:
         # XON|XCN|XTN: only the telecommunication part, the recipient's secure mailbox.
-        _slot(package, "intendedRecipient", f"||^^Internet^{intended_recipient}")
-    _name(package, document.title)
-    _author(package, document, set_id, SET_AUTHOR)
-    _classify(package, set_id, SET_CONTENT_TYPE, type_code(document))
-    ET.SubElement(
-        package,
-        _rim("Classification"),
-        id=_child_id(set_id, "submission-set"),
-        classifiedObject=set_id,
-        classificationNode=SUBMISSION_SET,
-        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+        children.append(_slot("intendedRecipient", f"||^^Internet^{intended_recipient}"))
+    submission_set = (
+        ("id", _child_id(set_id, "submission-set")),
+        ("classifiedObject", set_id),
+        ("classificationNode", SUBMISSION_SET),
+        ("objectType", CLASSIFICATION),
     )
-    _identify(package, set_id, SET_UNIQUE_ID, submission_uid, "XDSSubmissionSet.uniqueId")
-    _identify(
-        package, set_id, SET_SOURCE_ID, document.custodian.local_id or submission_uid, "XDSSubmissionSet.sourceId"
-    )
-    _identify(package, set_id, SET_PATIENT_ID, patient_id(document), "XDSSubmissionSet.patientId")
+    children += [
+        _name(document.title),
+        _author(document, set_id, SET_AUTHOR),
+        _classify(set_id, SET_CONTENT_TYPE, type_code(document)),
+        ("rim:Classification", submission_set, None),
+        _identify(set_id, SET_UNIQUE_ID, submission_uid, "XDSSubmissionSet.uniqueId"),
+        _identify(set_id, SET_SOURCE_ID, document.custodian.local_id or submission_uid, "XDSSubmissionSet.sourceId"),
+        _identify(set_id, SET_PATIENT_ID, patient_id(document), "XDSSubmissionSet.patientId"),
+    ]
+    return ("rim:RegistryPackage", (("id", set_id),), children)
 
 
-def _author(parent, document: ClinicalDocument, object_id: str, scheme: str) -> None:
-    author = ET.SubElement(
-        parent,
-        _rim("Classification"),
-        id=_child_id(object_id, scheme),
-        classificationScheme=scheme,
-        classifiedObject=object_id,
-        nodeRepresentation="",
-        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
-    )
-    _slot(author, "authorPerson", author_person(document.author))
-    _slot(author, "authorInstitution", author_institution(document))
+def _author(document: ClinicalDocument, object_id: str, scheme: str) -> _Node:
+    slots = [
+        _slot("authorPerson", author_person(document.author)),
+        _slot("authorInstitution", author_institution(document)),
+    ]
     if document.author.profession:
-        _slot(author, "authorRole", document.author.profession)
+        slots.append(_slot("authorRole", document.author.profession))
+    attributes = (
+        ("id", _child_id(object_id, scheme)),
+        ("classificationScheme", scheme),
+        ("classifiedObject", object_id),
+        ("nodeRepresentation", ""),
+        ("objectType", CLASSIFICATION),
+    )
+    return ("rim:Classification", attributes, slots)
 
 
-def _classify(parent, object_id: str, scheme: str, coded: tuple[str, str, str]) -> None:
+def _classify(object_id: str, scheme: str, coded: tuple[str, str, str]) -> _Node:
     code, coding_scheme, label = coded
-    element = ET.SubElement(
-        parent,
-        _rim("Classification"),
-        id=_child_id(object_id, scheme),
-        classificationScheme=scheme,
-        classifiedObject=object_id,
-        nodeRepresentation=code,
-        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification",
+    attributes = (
+        ("id", _child_id(object_id, scheme)),
+        ("classificationScheme", scheme),
+        ("classifiedObject", object_id),
+        ("nodeRepresentation", code),
+        ("objectType", CLASSIFICATION),
     )
-    _slot(element, "codingScheme", coding_scheme)
-    _name(element, label)
+    return ("rim:Classification", attributes, [_slot("codingScheme", coding_scheme), _name(label)])
 
 
-def _identify(parent, object_id: str, scheme: str, value: str, name: str) -> None:
-    element = ET.SubElement(
-        parent,
-        _rim("ExternalIdentifier"),
-        id=_child_id(object_id, scheme),
-        identificationScheme=scheme,
-        registryObject=object_id,
-        value=value,
-        objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier",
+def _identify(object_id: str, scheme: str, value: str, name: str) -> _Node:
+    attributes = (
+        ("id", _child_id(object_id, scheme)),
+        ("identificationScheme", scheme),
+        ("registryObject", object_id),
+        ("value", value),
+        ("objectType", EXTERNAL_IDENTIFIER),
     )
-    _name(element, name)
+    return ("rim:ExternalIdentifier", attributes, [_name(name)])
 
 
-def _slot(parent, name: str, *values: str) -> None:
-    slot = ET.SubElement(parent, _rim("Slot"), name=name)
-    value_list = ET.SubElement(slot, _rim("ValueList"))
-    for value in values:
-        ET.SubElement(value_list, _rim("Value")).text = value
+def _slot(name: str, *values: str) -> _Node:
+    return ("rim:Slot", (("name", name),), [("rim:ValueList", (), [("rim:Value", (), value) for value in values])])
 
 
-def _name(parent, text: str) -> None:
-    name = ET.SubElement(parent, _rim("Name"))
-    ET.SubElement(name, _rim("LocalizedString"), {XML_LANG: "fr-FR", "value": text})
+def _name(text: str) -> _Node:
+    return ("rim:Name", (), [("rim:LocalizedString", (("xml:lang", "fr-FR"), ("value", text)), None)])
 
 
-def _rim(tag: str) -> str:
-    return f"{{{RIM}}}{tag}"
+def _write(out: list[str], node: _Node, indent: str) -> None:
+    tag, attributes, content = node
+    out.append(f"<{tag}")
+    for name, value in attributes:
+        out.append(f' {name}="{_escape_attribute(value)}"')
+    if not content:
+        out.append(" />")
+    elif isinstance(content, str):
+        out.append(f">{_escape_text(content)}</{tag}>")
+    else:
+        inner = indent + "  "
+        out.append(">")
+        for child in content:
+            out.append("\n" + inner)
+            _write(out, child, inner)
+        out.append(f"\n{indent}</{tag}>")
+
+
+def _escape_text(text: str) -> str:
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _escape_attribute(text: str) -> str:
+    text = _escape_text(text)
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    # Line ends and tabs as character references, as ElementTree writes them: they survive attribute normalisation.
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
 
 
 def _entry_uuid(submission_uid: str, name: str) -> str:
