@@ -110,6 +110,15 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
     return begin_report(session, actor, appointment)[0]
 
 
+# The session's current report, if begun. Built once (issue 17, P7: each draft asks).
+_BEGUN = (
+    select(Report)
+    .where(Report.appointment_id == bindparam("appointment_id"), Report.superseded_at.is_(None))
+    .order_by(Report.version.desc())
+    .limit(1)
+)
+
+
 def begin_report(session: Session, actor: User, appointment: Appointment) -> tuple[Report, bool]:
     """start_report's draft, and whether it was created now (the API answers 201) rather than already begun."""
     # The author first: whoever else may read the session is refused without taking its lock (its performer
@@ -121,12 +130,7 @@ def begin_report(session: Session, actor: User, appointment: Appointment) -> tup
         raise RuleViolation("Un compte rendu n'est rédigé ici que pour une téléconsultation ou un télésoin.")
     if appointment.state not in WRITABLE:
         raise RuleViolation("Le compte rendu se rédige une fois le patient accueilli.")
-    existing = session.scalar(
-        select(Report)
-        .where(Report.appointment_id == appointment.id, Report.superseded_at.is_(None))
-        .order_by(Report.version.desc())
-        .limit(1)
-    )
+    existing = session.scalar(_BEGUN, {"appointment_id": appointment.id})
     if existing is not None:
         return existing, False
     participants = [appointment.performer_id] + ([appointment.accompanying_id] if appointment.accompanying_id else [])
