@@ -59,7 +59,7 @@ def _statements(
         event.remove(engine, "before_cursor_execute", count)
     assert response.status_code in statuses, (route.name, response.status_code, response.get_data(as_text=True)[:200])
     for statement in seen if show else ():
-        print("   ", " ".join(statement.split())[:200])
+        print("   ", " ".join(statement.split())[: int(os.environ.get("SHOW_WIDTH", 200))])
     return len(seen)
 
 

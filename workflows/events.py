@@ -9,9 +9,11 @@ behind its token, for anything more.
 
 import datetime as dt
 import json
+from enum import Enum, auto
 
-from sqlalchemy import select
+from sqlalchemy import ScalarSelect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from connectors import outbox
 from hub.db import utcnow
@@ -20,21 +22,55 @@ from hub.models import ConnectorSetting, OutboxMessage
 CHANNEL = "webhook"
 
 
-def subscriber_url(session: Session, cpts_id: int) -> str | None:
-    row = session.scalar(
-        select(ConnectorSetting).where(ConnectorSetting.cpts_id == cpts_id, ConnectorSetting.channel == CHANNEL)
+class Unread(Enum):
+    """emit's `settings` when the caller has not read them: emit reads them."""
+
+    UNREAD = auto()
+
+
+UNREAD = Unread.UNREAD
+
+
+def subscriber_settings(cpts_id: ColumnElement[int] | int) -> ScalarSelect:
+    """The enabled webhook channel's settings (JSON text) of the CPTS, NULL without one: a column a caller adds
+    to a statement it makes anyway, then gives to emit, which does not read them again. Read in the caller's
+    transaction, never cached: a coordinator's change in another process counts from its commit on."""
+    return (
+        select(ConnectorSetting.settings)
+        .where(
+            ConnectorSetting.cpts_id == cpts_id,
+            ConnectorSetting.channel == CHANNEL,
+            ConnectorSetting.is_enabled.is_(True),
+        )
+        .scalar_subquery()
     )
-    if row is None or not row.is_enabled:
+
+
+def subscriber_url(session: Session, cpts_id: int) -> str | None:
+    return url_of(session.scalar(select(subscriber_settings(cpts_id))))
+
+
+def url_of(settings: str | None) -> str | None:
+    """The subscriber's URL in the channel's settings (subscriber_settings), if it is one the hub calls."""
+    if settings is None:
         return None
-    url = (json.loads(row.settings or "{}").get("WEBHOOK_URL") or "").strip()
+    url = (json.loads(settings or "{}").get("WEBHOOK_URL") or "").strip()
     return url if url.startswith("https://") else None
 
 
 def emit(
-    session: Session, *, cpts_id: int, event: str, key: str, data: dict, now: dt.datetime | None = None
+    session: Session,
+    *,
+    cpts_id: int,
+    event: str,
+    key: str,
+    data: dict,
+    now: dt.datetime | None = None,
+    settings: str | Unread | None = UNREAD,
 ) -> OutboxMessage | None:
-    """Queue `event` for the CPTS's subscriber, once per (event, key); nothing when it has none."""
-    url = subscriber_url(session, cpts_id)
+    """Queue `event` for the CPTS's subscriber, once per (event, key); nothing when it has none. `settings`: the
+    CPTS's subscriber_settings as the caller read them in this transaction."""
+    url = subscriber_url(session, cpts_id) if settings is UNREAD else url_of(settings)
     if url is None:
         return None
     return outbox.enqueue(

@@ -27,7 +27,7 @@ from hub.db import UTCDateTime, driver_rows, session_scope, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
-from hub.documents.identity import custodian_of, patient_identity, professional_identity
+from hub.documents.identity import custodian, custodian_of, patient_identity, professional_identity
 from hub.errors import Conflict, DocumentPending, RuleViolation, ValidationFailed, describe_failure, failure_kind
 from hub.models import (
     MIN_REPORT_DELAY_HOURS,
@@ -44,6 +44,7 @@ from hub.models import (
     Delivery,
     DeliveryState,
     Modality,
+    Organisation,
     OutboxMessage,
     Patient,
     Professional,
@@ -109,6 +110,15 @@ def start_report(session: Session, actor: User, appointment: Appointment) -> Rep
     return begin_report(session, actor, appointment)[0]
 
 
+# The session's current report, if begun. Built once (issue 17, P7: each draft asks).
+_BEGUN = (
+    select(Report)
+    .where(Report.appointment_id == bindparam("appointment_id"), Report.superseded_at.is_(None))
+    .order_by(Report.version.desc())
+    .limit(1)
+)
+
+
 def begin_report(session: Session, actor: User, appointment: Appointment) -> tuple[Report, bool]:
     """start_report's draft, and whether it was created now (the API answers 201) rather than already begun."""
     # The author first: whoever else may read the session is refused without taking its lock (its performer
@@ -120,12 +130,7 @@ def begin_report(session: Session, actor: User, appointment: Appointment) -> tup
         raise RuleViolation("Un compte rendu n'est rédigé ici que pour une téléconsultation ou un télésoin.")
     if appointment.state not in WRITABLE:
         raise RuleViolation("Le compte rendu se rédige une fois le patient accueilli.")
-    existing = session.scalar(
-        select(Report)
-        .where(Report.appointment_id == appointment.id, Report.superseded_at.is_(None))
-        .order_by(Report.version.desc())
-        .limit(1)
-    )
+    existing = session.scalar(_BEGUN, {"appointment_id": appointment.id})
     if existing is not None:
         return existing, False
     participants = [appointment.performer_id] + ([appointment.accompanying_id] if appointment.accompanying_id else [])
@@ -256,7 +261,8 @@ def sign(
     _author(session, actor, report.author_id)
     if missing := missing_to_sign(report):
         raise ValidationFailed(missing, incomplete(missing))
-    appointment, program = _with_program(session, report.appointment_id)
+    found = _signing(session, report)
+    appointment, program = found.appointment, found.program
     if appointment is not None and appointment.state not in SIGNABLE:
         raise RuleViolation("Le compte rendu se signe une fois la séance terminée.")
     request = _answered_request(session, report)
@@ -264,8 +270,9 @@ def sign(
     # Set with the other columns below, not before the reads of the document and its recipients: their autoflush
     # would write it in an UPDATE of its own.
     document_uid = new_document_uid()
-    document = _document(session, report, document_uid, previous, now)
-    targets = _targets(session, report, appointment, program, now)
+    participants = _participants(session, report, found.accompanying)  # the document's and, if copied, recipients
+    document = _document(session, report, document_uid, previous, now, participants=participants, cpts=found.cpts)
+    targets = _targets(session, report, appointment, program, now, found.prescribers, participants)
     report.document_uid = document_uid
     frozen = json.dumps(DocumentPackage(document).to_payload() | {"recipients": targets}, sort_keys=True)
     report.frozen_content, report.content_sha256 = frozen, hashlib.sha256(frozen.encode()).hexdigest()
@@ -289,6 +296,7 @@ def sign(
         key=str(report.id),
         data={"report_id": report.id, "version": report.version, "appointment_id": report.appointment_id},
         now=now,
+        settings=found.webhook,
     )
     if report.follow_up_modality:
         _ask_follow_up(session, actor, report, report.follow_up_modality, now, zone)
@@ -478,9 +486,16 @@ class Recipient:
     professional: Professional | None = None
 
 
-def recipients(session: Session, report: Report, appointment: Appointment | None) -> list[Recipient]:
+def recipients(
+    session: Session,
+    report: Report,
+    appointment: Appointment | None,
+    prescribers: list[Professional] | None = None,
+    participants: list[Professional] | None = None,
+) -> list[Recipient]:
     """Who receives the report, each address once, in the order of the roles: patient, médecin traitant,
-    prescriber, participants (if chosen), DMP. A professional without a secure mailbox reads it in the hub."""
+    prescriber, participants (if chosen), DMP. A professional without a secure mailbox reads it in the hub.
+    `prescribers`, `participants`: as _prescribers and _participants give them, when the caller has read them."""
     patient = report.patient
     found: list[Recipient] = []
 
@@ -491,10 +506,12 @@ def recipients(session: Session, report: Report, appointment: Appointment | None
     if (mailbox := deliveries.patient_mailbox(patient)) is not None:
         found.append(Recipient(RecipientRole.PATIENT, mailbox, "mssante"))
     professional(RecipientRole.ATTENDING_GP, patient.attending_gp)
-    for prescriber in _prescribers(session, report, appointment):
+    if prescribers is None:
+        prescribers = _prescribers(session, report, appointment)
+    for prescriber in prescribers:
         professional(RecipientRole.PRESCRIBER, prescriber)
     if report.copy_participants:
-        for pro in _participants(session, report):
+        for pro in _participants(session, report) if participants is None else participants:
             professional(RecipientRole.PARTICIPANT, pro)
     if deliveries.may_deposit_in_dmp(patient):
         found.append(Recipient(RecipientRole.DMP, deliveries.DMP_ADDRESS, "dmp"))
@@ -521,16 +538,54 @@ def signature_due_at(session_end: dt.datetime, program: SessionProgram | None) -
     return min(delivery_due_at(session_end, program, role) for role in RecipientRole)
 
 
-def _with_program(session: Session, appointment_id: int | None) -> tuple[Appointment | None, SessionProgram | None]:
-    """The report's session and its program (the recipients' delays), in one SELECT."""
-    if appointment_id is None:
-        return None, None
-    found = session.execute(
-        select(Appointment, SessionProgram)
-        .outerjoin(SessionProgram, SessionProgram.id == Appointment.program_id)
-        .where(Appointment.id == appointment_id)
-    ).first()
-    return (found[0], found[1]) if found is not None else (None, None)
+@dataclass(frozen=True)
+class _Signing:
+    """What a signature reads beside its locked report, held here (the session's identity map keeps no row that
+    nobody holds). Left to be read later without a session (a téléexpertise answer): the prescribers (its
+    requester), the custodian, the participants and the CPTS's webhook settings."""
+
+    appointment: Appointment | None = None
+    program: SessionProgram | None = None
+    cpts: Organisation | None = None
+    prescribers: list[Professional] | None = None
+    accompanying: Professional | None = None
+    webhook: str | events.Unread | None = events.UNREAD
+
+
+_ACCOMPANYING = aliased(Professional, name="accompanying")
+# Built once: its construction (five entities, four joins) costs more Python than its execution's lookup in
+# the compiled-statement cache.
+_SIGNING = (
+    select(
+        Appointment,
+        SessionProgram,
+        Organisation,
+        Professional,
+        _ACCOMPANYING,
+        events.subscriber_settings(bindparam("cpts_id")),
+    )
+    .outerjoin(SessionProgram, SessionProgram.id == Appointment.program_id)
+    .outerjoin(Organisation, Organisation.id == bindparam("cpts_id"))
+    .outerjoin(Referral, Referral.appointment_id == Appointment.id)
+    .outerjoin(Professional, Professional.id == Referral.author_id)
+    .outerjoin(_ACCOMPANYING, _ACCOMPANYING.id == Appointment.accompanying_id)
+    .where(Appointment.id == bindparam("appointment_id"))
+    .order_by(Referral.id)
+)
+
+
+def _signing(session: Session, report: Report) -> _Signing:
+    """The report's session, its program (the recipients' delays), the CPTS (the document's custodian), the
+    authors of its referrals (the prescribers), its accompanying professional (a participant) and the CPTS's
+    webhook settings (events.emit): one SELECT, a row per referral."""
+    if report.appointment_id is None:
+        return _Signing()
+    rows = session.execute(_SIGNING, {"appointment_id": report.appointment_id, "cpts_id": report.cpts_id}).all()
+    if not rows:
+        return _Signing()
+    appointment, program, cpts, _prescriber, accompanying, webhook = rows[0]
+    prescribers = [row[3] for row in rows if row[3] is not None]
+    return _Signing(appointment, program, cpts, prescribers, accompanying, webhook)
 
 
 def _program_of(session: Session, appointment: Appointment | None) -> SessionProgram | None:
@@ -538,7 +593,13 @@ def _program_of(session: Session, appointment: Appointment | None) -> SessionPro
 
 
 def _targets(
-    session: Session, report: Report, appointment: Appointment | None, program: SessionProgram | None, now: dt.datetime
+    session: Session,
+    report: Report,
+    appointment: Appointment | None,
+    program: SessionProgram | None,
+    now: dt.datetime,
+    prescribers: list[Professional] | None,
+    participants: list[Professional],
 ) -> list[dict]:
     """The recipients as the signature fixes them, each with its due time, for the worker to route."""
     # From the session's end, whenever the report is signed: a report signed late is late, never due "now".
@@ -551,7 +612,7 @@ def _targets(
             "professional_id": recipient.professional.id if recipient.professional is not None else None,
             "due_at": delivery_due_at(base, program, recipient.role).isoformat(),
         }
-        for recipient in recipients(session, report, appointment)
+        for recipient in recipients(session, report, appointment, prescribers, participants)
     ]
 
 
@@ -661,25 +722,33 @@ def _prescribers(session: Session, report: Report, appointment: Appointment | No
             select(Professional)
             .join(Referral, Referral.author_id == Professional.id)
             .where(Referral.appointment_id == appointment.id)
+            .order_by(Referral.id)
         )
     )
 
 
-def _participants(session: Session, report: Report) -> list[Professional]:
-    ids = [i for i in json.loads(report.participant_ids or "[]") if isinstance(i, int)]
-    if not ids:
-        return []
-    return list(session.scalars(select(Professional).where(Professional.id.in_(ids)).order_by(Professional.id)))
+def _participants(session: Session, report: Report, known: Professional | None = None) -> list[Professional]:
+    """The session's participants but the author, who is neither the document's participant nor its recipient,
+    by id; `known`, one already read (the session's accompanying professional), is not read again."""
+    ids = {i for i in json.loads(report.participant_ids or "[]") if isinstance(i, int) and i != report.author_id}
+    found = [known] if known is not None and known.id in ids else []
+    if missing := ids - {pro.id for pro in found}:
+        found += session.scalars(select(Professional).where(Professional.id.in_(missing)))
+    return sorted(found, key=lambda pro: pro.id)
 
 
 def _document(
-    session: Session, report: Report, document_uid: str, previous: Report | None, now: dt.datetime
+    session: Session,
+    report: Report,
+    document_uid: str,
+    previous: Report | None,
+    now: dt.datetime,
+    participants: list[Professional] | None = None,
+    cpts: Organisation | None = None,
 ) -> ClinicalDocument:
-    participants = [
-        professional_identity(pro, "Participant")
-        for pro in _participants(session, report)
-        if pro.id != report.author_id
-    ]
+    """`participants` and `cpts` (the custodian): read here unless the caller has read them."""
+    if participants is None:
+        participants = _participants(session, report)
     appointment = session.get(Appointment, report.appointment_id) if report.appointment_id else None
     sections = [
         ("Actes réalisés", report.acts),
@@ -697,10 +766,10 @@ def _document(
         created_at=now,
         patient=patient_identity(report.patient),
         author=professional_identity(report.author, "Auteur"),
-        custodian=custodian_of(session, report.cpts_id),
+        custodian=custodian(cpts) if cpts is not None else custodian_of(session, report.cpts_id),
         service_started_at=appointment.starts_at if appointment else report.performed_at,
         service_ended_at=appointment.ends_at if appointment else None,
-        participants=tuple(participants),
+        participants=tuple(professional_identity(pro, "Participant") for pro in participants),
         sections=tuple(Section(title, text) for title, text in sections if text),
         version=report.version,
         replaces_uid=previous.document_uid if previous is not None else None,

@@ -46,5 +46,9 @@ def professional_identity(professional: Professional, role: str | None = None) -
 
 
 def custodian_of(session: Session, cpts_id: int) -> Custodian:
-    cpts = session.get_one(Organisation, cpts_id)
-    return Custodian(name=cpts.name, finess=cpts.finess, local_id=f"{HUB_DOCUMENT_OID_ROOT}.{cpts_id}")
+    return custodian(session.get_one(Organisation, cpts_id))
+
+
+def custodian(cpts: Organisation) -> Custodian:
+    """The CPTS keeping the document, as read by the caller."""
+    return Custodian(name=cpts.name, finess=cpts.finess, local_id=f"{HUB_DOCUMENT_OID_ROOT}.{cpts.id}")

@@ -2,13 +2,15 @@
 frozen PDF; nobody outside the patient's care reaches a report (S2), by URL id or by an id in the body."""
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 
 import pytest
 import time_machine
 from sqlalchemy import func, select
 
-from hub.models import AppointmentState, AuditEvent, Delivery, Profession, Report, Role
+from hub.documents.clinical import DocumentPackage
+from hub.models import AppointmentState, AuditEvent, ConnectorSetting, Delivery, OutboxMessage, Profession, Report, Role
 from tests import ZONE, factories
 from tests.factories import NOW
 from tests.pdfs import pdf_text
@@ -336,6 +338,51 @@ def test_the_report_requests_leave_the_frozen_content_and_load_nothing_lazily(ap
     # Issue 17, P7: each verb reads its row once, under its lock (hub.row_locks), with what it reads next: the draft
     # was 8 (the appointment read twice, the begun report twice), the PATCH 4, the signature 13 (the report read
     # twice, the patient, the author, the médecin traitant and the program one at a time, the document's id written
-    # in an UPDATE of its own).
-    assert counts == {"draft": 6, "patch": 3, "sign": 8, "get": 2}, seen
+    # in an UPDATE of its own), then 8 (the accompanying IDEL, the prescribers, the custodian and the CPTS's webhook
+    # settings each in a SELECT of its own).
+    assert counts == {"draft": 6, "patch": 3, "sign": 4, "get": 2}, seen
     assert "FROM reports" in seen["sign"][1] and "patients" in seen["sign"][1], seen["sign"]
+
+
+def test_the_signature_reads_its_session_prescribers_custodian_and_webhook_with_one_select(
+    api_as, clinic, db_session, engine
+):
+    """Issue 17, P7: beside its locked report, a signature reads the session, its program, the CPTS (the custodian),
+    the referrals' authors (the prescribers), the accompanying IDEL (a participant) and the CPTS's webhook settings
+    in one SELECT: the token, the report, that SELECT, the webhook's outbox row and the report's UPDATE (audit and
+    savepoints aside). It was 8 statements without a webhook, each of these read on its own."""
+    t = clinic.t
+    prescriber = factories.clinician(
+        db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="prescriptrice@cabinet.mssante.fr"
+    )
+    factories.referral(db_session, t.patient, author=prescriber, appointment_id=clinic.appointment.id)
+    hooks = {"WEBHOOK_URL": "https://si.cpts.example/hooks"}
+    db_session.add(ConnectorSetting(cpts_id=t.cpts.id, channel="webhook", settings=json.dumps(hooks)))
+    db_session.commit()
+    api = api_as(clinic.cardiologist)
+    report_id = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()["id"]
+    assert api.patch(f"/api/v1/reports/{report_id}", json=WRITTEN | {"copy_participants": True}).status_code == 200
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        assert api.post(f"/api/v1/reports/{report_id}/sign").status_code == 200
+    verbs = [" ".join(statement.split()[:3]) for statement in seen]
+    assert len(seen) == 5 and verbs[0].startswith("SELECT api_tokens.id") and "FROM reports" in seen[1], seen
+    session_read = seen[2]
+    for table in (
+        "appointments",
+        "session_programs",
+        "organisations",
+        "referrals",
+        "professionals",
+        "connector_settings",
+    ):
+        assert f"FROM {table}" in session_read or f"JOIN {table}" in session_read, (table, session_read)
+    assert seen[3].startswith("INSERT INTO outbox_messages") and seen[4].startswith("UPDATE reports"), seen
+    frozen = json.loads(db_session.scalar(select(Report.frozen_content).where(Report.id == report_id)))
+    addresses = {(target["role"], target["address"]) for target in frozen["recipients"]}
+    assert ("prescripteur", "prescriptrice@cabinet.mssante.fr") in addresses, frozen["recipients"]
+    assert ("medecin_traitant", "gp@cabinet.mssante.fr") in addresses, frozen["recipients"]
+    document = DocumentPackage.from_payload(frozen).document
+    assert [p.last_name for p in document.participants] == [t.idel.last_name], document
+    assert (document.custodian.name, document.custodian.finess) == (t.cpts.name, t.cpts.finess)
+    (event,) = db_session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "webhook"))
+    assert (event.recipient, event.kind) == ("https://si.cpts.example/hooks", "report.signed")

@@ -514,6 +514,21 @@ def test_without_a_subscription_no_event_is_queued(db_session, session_done, tmp
     assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.channel == "webhook")) == 0
 
 
+@pytest.mark.parametrize(
+    ("enabled", "url"), [(False, "https://si.cpts.example/hooks"), (True, "http://si.cpts.example/hooks"), (True, "")]
+)
+def test_a_disabled_or_unusable_subscription_queues_no_event(db_session, session_done, tmp_path, enabled, url):
+    """The signature reads the CPTS's webhook settings with its session (events.subscriber_settings): a channel
+    switched off, or without an https address, is no subscriber there either."""
+    t = session_done
+    report = written(db_session, t)
+    settings = json.dumps({"WEBHOOK_URL": url})
+    db_session.add(ConnectorSetting(cpts_id=t.cpts.id, channel="webhook", settings=settings, is_enabled=enabled))
+    db_session.flush()
+    factories.sign_and_render(db_session, t.cardiologist_user, report, upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE)
+    assert db_session.scalar(select(func.count(OutboxMessage.id)).where(OutboxMessage.channel == "webhook")) == 0
+
+
 def test_a_session_is_late_by_its_programs_shortest_delay(db_session, session_done):
     t = session_done
     t.program.report_delay_patient_hours = 6
