@@ -426,12 +426,14 @@ def test_booking_refuses_a_foreign_slot_before_the_patient_and_audits_the_patien
     foreign = factories.slot(db_session, factories.program(db_session, other), MONDAY_14H.astimezone(dt.UTC))
     stranger = factories.patient(db_session, other)
     db_session.commit()
+    # Audit rows outlive other tests (append-only): only this test's count.
+    audited_before = db_session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0)))
     form = {"patient_id": stranger.id, "place_kind": "lieu_dedie"}
     for slot_id in (foreign.id, 999_999):
         response = auth.post(f"/planning/slots/{slot_id}/book", form)
         assert response.status_code == 404
         assert "Créneau introuvable." in text(response)
-    denials = select(AuditEvent).where(AuditEvent.action == "appointment.book")
+    denials = select(AuditEvent).where(AuditEvent.action == "appointment.book", AuditEvent.id > audited_before)
     assert db_session.scalars(denials).all() == []
     response = auth.post(f"/planning/slots/{slot.id}/book", form)
     assert response.status_code == 404
