@@ -15,8 +15,20 @@ import os
 worker_class = "gthread"
 workers = int(os.environ.get("HUB_WEB_WORKERS", "2"))  # about one per core: the threads wait on the database
 threads = int(os.environ.get("HUB_WEB_THREADS", "4"))
-# Seconds an idle connection is kept: longer than HAProxy keeps an idle connection to a node (pool-purge-delay, 5 s),
-# so that the proxy closes it, never the node under a request the proxy is sending.
-keep_alive = 30
+# Under gthread, `timeout` is only a liveness check: the worker's main loop tells the arbiter it is alive while a view
+# thread may run or wait for ever, so it no longer bounds a request (a sync worker stuck in one was killed, and its
+# connection's transaction rolled back). The database bounds the work instead: PostgreSQL cancels a statement that
+# runs or waits on a lock past these limits, and the request gets the 500 page or problem with its transaction rolled
+# back (hub.db.make_engine, hub.http.errors), before HAProxy gives up on the node (`timeout server 60s`). Each
+# statement is bounded, not a request's sum of them.
+# The process environment, so hub.env may set others; the workers and the CLI, which never read this file, keep none.
+os.environ.setdefault("HUB_STATEMENT_TIMEOUT_MS", "55000")
+os.environ.setdefault("HUB_LOCK_TIMEOUT_MS", "10000")
+# Seconds an idle connection is kept. HAProxy does not close an idle connection to a node after a fixed delay: each
+# pool-purge-delay (5 s) it closes only the idle ones above its estimated need, so under steady load one may stay idle
+# for minutes. The node then closes it first, and a request HAProxy sends on it just then fails (retried for a GET or
+# an Idempotency-Key, a 502 for a form POST). Minutes rather than seconds make that rarer; an idle connection costs a
+# socket, not a thread.
+keep_alive = 300
 timeout = 60
 graceful_timeout = 30

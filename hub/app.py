@@ -77,7 +77,11 @@ def build_app(test_config: dict | None = None) -> Flask:
         proxied = ProxyFix(app.wsgi_app, x_for=hub_config["TRUST_PROXY_HOPS"], x_proto=1)
         app.wsgi_app = proxied  # type: ignore[method-assign]
 
-    engine = make_engine(hub_config["DATABASE_URL"])
+    engine = make_engine(
+        hub_config["DATABASE_URL"],
+        statement_timeout_ms=hub_config["STATEMENT_TIMEOUT_MS"],
+        lock_timeout_ms=hub_config["LOCK_TIMEOUT_MS"],
+    )
     app.extensions["hub.engine"] = engine
     app.extensions["hub.sessions"] = make_session_factory(engine)
     accounts.configure_password_hashing(

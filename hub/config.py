@@ -36,6 +36,11 @@ DEFAULTS = {
     "LOGIN_MAX_FAILURES_PER_ACCOUNT": 50,
     "ARGON2_TIME_COST": 3,
     "ARGON2_MEMORY_COST": 65536,
+    # PostgreSQL only: the longest a statement may run, and wait for a lock, on the application's connections, in
+    # milliseconds; 0 is no limit. deploy/gunicorn_conf.py sets them for a web node, where nothing else bounds a
+    # request (a gthread worker is never killed for a slow one); the worker and the CLI keep no limit.
+    "STATEMENT_TIMEOUT_MS": 0,
+    "LOCK_TIMEOUT_MS": 0,
     "API_PAGE_SIZE": 50,
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     "TRUST_PROXY_HOPS": 0,
@@ -202,6 +207,9 @@ def validate(config: dict) -> None:
         raise ConfigError(f"HUB_TIMEZONE {config['TIMEZONE']!r} is not a known time zone") from exc
     if not config["DATABASE_URL"].startswith(("sqlite:", "postgresql")):
         raise ConfigError("HUB_DATABASE_URL must be a SQLite or PostgreSQL URL")
+    for key in ("STATEMENT_TIMEOUT_MS", "LOCK_TIMEOUT_MS"):
+        if config[key] < 0:
+            raise ConfigError(f"HUB_{key} must be 0 (no limit) or a positive number of milliseconds")
     role = config["DATABASE_APP_ROLE"]
     if role and not role.replace("_", "").isalnum():
         raise ConfigError("HUB_DATABASE_APP_ROLE must be a plain role name (letters, digits, underscores)")

@@ -56,14 +56,23 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def make_engine(url: str, **kwargs) -> Engine:
+def make_engine(url: str, *, statement_timeout_ms: int = 0, lock_timeout_ms: int = 0, **kwargs) -> Engine:
     """An engine that never shows a statement's parameters (a patient's address, a referral's reason): neither
-    in its log, at any level, nor in the message of a database error."""
+    in its log, at any level, nor in the message of a database error.
+
+    On PostgreSQL, `statement_timeout_ms` and `lock_timeout_ms` (0: none) are set on every connection at its
+    start, so that the server cancels a statement that runs or waits too long and the request fails cleanly
+    (hub.http.errors, its transaction rolled back) instead of holding a thread and its locks. SQLite ignores them:
+    its busy timeout already bounds the wait for its one lock."""
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
         _serialise_sqlite_writers(engine)
         return engine
+    limits = {"statement_timeout": statement_timeout_ms, "lock_timeout": lock_timeout_ms}
+    options = " ".join(f"-c {name}={value}" for name, value in limits.items() if value)
+    if options:
+        kwargs["connect_args"] = {**kwargs.get("connect_args", {}), "options": options}
     # No pre-ping: it costs a round trip on every checkout, i.e. every request. A connection the server closed is
     # found at its transaction's first statement instead, which is then run again (make_session_factory).
     return create_engine(url, pool_pre_ping=False, **kwargs)
