@@ -17,7 +17,13 @@ from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
 from hub.formatting import euros, file_size, french_date, french_datetime, french_phone, tel_uri
 from hub.http import errors as error_pages
-from hub.http.access import check_every_endpoint_declares_access, is_api_request, is_light_read
+from hub.http.access import (
+    check_every_endpoint_declares_access,
+    is_api_request,
+    is_light_read,
+    keep_preloaded,
+    preload_of_request,
+)
 from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
 from hub.models import appointment_state_label
@@ -113,8 +119,18 @@ def _init_login(app: Flask) -> None:
             scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer":
                 return None
-            authenticate = accounts.authenticate_token_light if is_light_read() else accounts.authenticate_token
-            return authenticate(db(), credentials.strip())
+            raw = credentials.strip()
+            if not is_light_read():
+                return accounts.authenticate_token(db(), raw)
+            preload = preload_of_request()
+            if preload is None:
+                return accounts.authenticate_token_light(db(), raw)
+            # The view's statement runs with the token's lookup (one round trip); the view reads its rows.
+            parameters = preload.parameters(request.view_args or {})
+            caller, rows = accounts.authenticate_token_preloading(db(), raw, preload.statement, parameters)
+            if caller is not None:
+                keep_preloaded(rows)
+            return caller
         token = session.get("auth_token")
         if not token:
             return None
