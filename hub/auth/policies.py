@@ -108,13 +108,13 @@ _RECORD_IN_CPTS = (
 _RECORD_IN_CARE = _RECORD_IN_CPTS.add_columns(in_care_of(bindparam("professional_id")).label("in_care"))
 
 
+# The caller's professional as the outer query's column, named in SQL: SQLAlchemy does not correlate a column
+# into the SELECTs of a derived table (in_care_of's union), and would add `users` to each of their FROMs.
+_CALLER_PROFESSIONAL = literal_column("users.professional_id", Integer)
 # The record's read joined to the Bearer token's lookup (accounts.CALLER_OF_TOKEN): the patient API's light read
 # in one round trip (hub.http.access.light_read's preload). The patient is joined in the caller's CPTS and only for
 # a usable token; whether the caller may see it is decided by `visible_patient_record`, from the caller's roles,
 # as for `_RECORD_IN_CPTS` and `_RECORD_IN_CARE`. One row per role and consent.
-# The caller's professional as the outer query's column, named in SQL: SQLAlchemy does not correlate a column
-# into the SELECTs of a derived table (in_care_of's union), and would add `users` to each of their FROMs.
-_CALLER_PROFESSIONAL = literal_column("users.professional_id", Integer)
 RECORD_WITH_CALLER = (
     accounts.CALLER_OF_TOKEN.add_columns(*_RECORD_COLUMNS, in_care_of(_CALLER_PROFESSIONAL).label("in_care"))
     .outerjoin(
