@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from types import MappingProxyType
 
-from flask import Flask, request, session
+from flask import Flask, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from werkzeug.exceptions import NotFound
@@ -17,7 +17,13 @@ from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
 from hub.formatting import euros, file_size, french_date, french_datetime, french_phone, tel_uri
 from hub.http import errors as error_pages
-from hub.http.access import check_every_endpoint_declares_access, is_api_request, is_light_read
+from hub.http.access import (
+    check_every_endpoint_declares_access,
+    is_api_request,
+    is_light_read,
+    keep_preloaded,
+    preload_of_request,
+)
 from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
 from hub.models import appointment_state_label
@@ -106,19 +112,32 @@ def session_limits(app: Flask) -> accounts.SessionLimits:
     )
 
 
+class _LoginManager(LoginManager):
+    """flask-login, without its work that the hub does not use, on every request that reads `current_user`.
+
+    - Session protection is off (sessions are server-side rows, see accounts.resume_session), but flask-login
+      hashes the client's address and user agent (SHA-512) before looking at the setting: skipped.
+    - An API request is authenticated by its Bearer token alone: no cookie, no session key, no remember-me to look
+      at, and nothing listens to flask-login's signals. Its user is stored where flask-login's `current_user` reads
+      it (`g._login_user`, an anonymous user when there is none): ~13 µs less per request (P1)."""
+
+    def _session_protection_failed(self):
+        return False if self.session_protection is None else super()._session_protection_failed()
+
+    def _load_user(self):
+        if not is_api_request():
+            return super()._load_user()
+        g._login_user = _bearer_user() or self.anonymous_user()
+        return None
+
+
 def _init_login(app: Flask) -> None:
-    manager = LoginManager()
-    manager.session_protection = None  # sessions are server-side rows; see accounts.resume_session
+    manager = _LoginManager()
+    manager.session_protection = None
     manager.init_app(app)
 
     @manager.request_loader
     def load_user(_request):
-        if is_api_request():
-            scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer":
-                return None
-            authenticate = accounts.authenticate_token_light if is_light_read() else accounts.authenticate_token
-            return authenticate(db(), credentials.strip())
         token = session.get("auth_token")
         if not token:
             return None
@@ -129,6 +148,25 @@ def _init_login(app: Flask) -> None:
             db().commit()
             session.clear()
         return user
+
+
+def _bearer_user():
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    raw = credentials.strip()
+    if not is_light_read():
+        return accounts.authenticate_token(db(), raw)
+    preload = preload_of_request()
+    if preload is None:
+        return accounts.authenticate_token_light(db(), raw)
+    # The view's statement runs with the token's lookup (one round trip); the view reads its rows.
+    caller, rows = accounts.authenticate_token_preloading(
+        db(), raw, preload.statement, preload.parameters(request.view_args or {})
+    )
+    if caller is not None:
+        keep_preloaded(rows)
+    return caller
 
 
 def _init_templates(app: Flask) -> None:

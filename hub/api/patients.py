@@ -6,9 +6,9 @@ from hub import audit
 from hub.api import blueprint, created, load_json, page_of, pagination
 from hub.auth.guards import consent_for, patient_for, patient_record_for
 from hub.auth.permissions import Permission
-from hub.auth.policies import visible_patients
+from hub.auth.policies import RECORD_WITH_CALLER, visible_patients
 from hub.errors import ValidationFailed
-from hub.http.access import access, light_read
+from hub.http.access import Preload, access, light_read, preloaded
 from hub.http.request import db, territory_zone
 from hub.schemas.base import Date, load
 from hub.schemas.patient import (
@@ -60,10 +60,11 @@ def create_patient():
 
 @blueprint.get("/patients/<int:patient_id>")
 @access(Permission.PATIENTS_READ)
-@light_read
+@light_read(preload=Preload(RECORD_WITH_CALLER, lambda arguments: {"patient_id": arguments["patient_id"]}))
 def get_patient(patient_id: int):
     # The Caller itself: the policy and the audit read several of its fields, each a lookup through the proxy.
-    return patient_record_out(patient_record_for(db(), current_user._get_current_object(), patient_id))
+    user = current_user._get_current_object()
+    return patient_record_out(patient_record_for(db(), user, patient_id, preloaded=preloaded()))
 
 
 @blueprint.patch("/patients/<int:patient_id>")

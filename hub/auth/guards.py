@@ -22,9 +22,11 @@ def patient_for(session: Session, user, patient_id: int, *, action: str = "patie
     return patient
 
 
-def patient_record_for(session: Session, user, patient_id: int) -> Sequence[Row]:
+def patient_record_for(
+    session: Session, user, patient_id: int, *, preloaded: Sequence[Row] | None = None
+) -> Sequence[Row]:
     """`patient_for` (read) as the rows of `policies.visible_patient_record`, audited the same way."""
-    rows = visible_patient_record(session, user, patient_id)
+    rows = visible_patient_record(session, user, patient_id, preloaded=preloaded)
     if rows is None:
         raise NotFound("Patient introuvable.", audit_action="patient.read", audit_target=("patients", patient_id))
     audit.record(session, actor=user, action="patient.read", target=("patients", patient_id))

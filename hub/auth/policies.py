@@ -2,7 +2,7 @@
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Row, bindparam, exists, false, func, select
+from sqlalchemy import ColumnElement, Integer, Row, and_, bindparam, exists, false, func, literal_column, select
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit, row_locks
@@ -22,9 +22,11 @@ from hub.models import (
     Role,
     TeleexpertiseRequest,
     TeleexpertiseState,
+    User,
     VisitOffer,
     VisitOfferState,
 )
+from hub.services import accounts
 from hub.services.care import has_care_relation, in_care_of, patient_ids_in_care_of
 
 
@@ -106,21 +108,56 @@ _RECORD_IN_CPTS = (
 _RECORD_IN_CARE = _RECORD_IN_CPTS.add_columns(in_care_of(bindparam("professional_id")).label("in_care"))
 
 
-def visible_patient_record(session: Session, user, patient_id: int) -> Sequence[Row] | None:
+# The caller's professional as the outer query's column, named in SQL: SQLAlchemy does not correlate a column
+# into the SELECTs of a derived table (in_care_of's union), and would add `users` to each of their FROMs.
+_CALLER_PROFESSIONAL = literal_column("users.professional_id", Integer)
+# The record's read joined to the Bearer token's lookup (accounts.CALLER_OF_TOKEN): the patient API's light read
+# in one round trip (hub.http.access.light_read's preload). The patient is joined in the caller's CPTS and only for
+# a usable token; whether the caller may see it is decided by `visible_patient_record`, from the caller's roles,
+# as for `_RECORD_IN_CPTS` and `_RECORD_IN_CARE`. One row per role and consent.
+RECORD_WITH_CALLER = (
+    accounts.CALLER_OF_TOKEN.add_columns(*_RECORD_COLUMNS, in_care_of(_CALLER_PROFESSIONAL).label("in_care"))
+    .outerjoin(
+        Patient,
+        and_(Patient.id == bindparam("patient_id"), Patient.cpts_id == User.cpts_id, accounts.TOKEN_USABLE),
+    )
+    .outerjoin(Consent, Consent.patient_id == Patient.id)
+    .order_by(Consent.collected_on, Consent.id)
+)
+
+
+def visible_patient_record(
+    session: Session, user, patient_id: int, *, preloaded: Sequence[Row] | None = None
+) -> Sequence[Row] | None:
     """The rows of `_RECORD_COLUMNS` of the patient and its consents if the user may see it, else None: the rule of
-    `visible_patient` (read) in one round trip, without ORM objects."""
+    `visible_patient` (read) in one round trip, without ORM objects. `preloaded`: the rows of `RECORD_WITH_CALLER`
+    that authenticated the user, read instead of running the statement again."""
     if not has_permission(user, Permission.PATIENTS_READ):
         return None
-    where = {"patient_id": patient_id, "cpts_id": user.cpts_id}
     if _sees_whole_cpts(user):
-        rows = driver_rows(session, _RECORD_IN_CPTS, where)
+        rows = (
+            _record_of(preloaded)
+            if preloaded is not None
+            else driver_rows(session, _RECORD_IN_CPTS, {"patient_id": patient_id, "cpts_id": user.cpts_id})
+        )
     elif user.professional_id is None:
         return None
     else:
-        rows = driver_rows(session, _RECORD_IN_CARE, where | {"professional_id": user.professional_id})
+        if preloaded is not None:
+            rows = _record_of(preloaded)
+        else:
+            where = {"patient_id": patient_id, "cpts_id": user.cpts_id, "professional_id": user.professional_id}
+            rows = driver_rows(session, _RECORD_IN_CARE, where)
         if rows and not rows[0].in_care:
             return None
     return rows or None
+
+
+def _record_of(preloaded: Sequence[Row]) -> list[Row]:
+    """The record's rows out of the roles × consents of `RECORD_WITH_CALLER`: those of its first role, in the
+    consents' order; none when the patient was not joined."""
+    role = preloaded[0].role
+    return [row for row in preloaded if row.id is not None and row.role == role]
 
 
 def visible_patients(user) -> ColumnElement[bool]:

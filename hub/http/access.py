@@ -4,8 +4,13 @@
 (care relation, same CPTS) are made by the view through hub.auth.policies once the object is loaded.
 """
 
-from flask import Flask, current_app, request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app, g, request
 from flask_login import current_user
+from sqlalchemy import Select
 
 from hub.auth.permissions import Permission, has_permission
 from hub.errors import Forbidden, Unauthorized
@@ -29,17 +34,48 @@ def access_rule_of(view) -> str | Permission | None:
     return getattr(view, "access_rule", None)
 
 
-def light_read(view):
+@dataclass(frozen=True, slots=True)
+class Preload:
+    """A light read's own SELECT run with its Bearer token's lookup, in one round trip: `statement` joins
+    `accounts.CALLER_OF_TOKEN` to the view's tables (see `accounts.authenticate_token_preloading`), `parameters`
+    gives its parameters from the route's arguments. The view reads its rows with `preloaded()`."""
+
+    statement: Select
+    parameters: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def light_read(view=None, *, preload: Preload | None = None):
     """An API view that only reads, whose one write is its audit rows (see hub.http.request.db): its Bearer token
     resolves to an `accounts.Caller` (id, login, CPTS, professional, roles) without loading the account's ORM rows,
     and its statements run without a transaction (hub.db.without_transaction). A view that writes, or that hands the
-    user to a service needing the account's rows (a relationship to it, `user.professional`…), must not be marked."""
-    view.light_read = True
-    return view
+    user to a service needing the account's rows (a relationship to it, `user.professional`…), must not be marked.
+    With `preload`, the token's lookup also runs the view's statement (`Preload`)."""
+
+    def mark(view):
+        view.light_read = True
+        view.preload = preload
+        return view
+
+    return mark if view is None else mark(view)
 
 
 def is_light_read() -> bool:
     return request.endpoint is not None and getattr(current_app.view_functions[request.endpoint], "light_read", False)
+
+
+def preload_of_request() -> Preload | None:
+    """The preload of the request's light read, if it declares one."""
+    return getattr(current_app.view_functions[request.endpoint], "preload", None) if request.endpoint else None
+
+
+def keep_preloaded(rows: list[Any]) -> None:
+    g.hub_preloaded = rows
+
+
+def preloaded() -> list[Any] | None:
+    """The rows of the request's `Preload` fetched with its token, or None when the caller was not authenticated by
+    it (a view must then run its statement itself)."""
+    return g.get("hub_preloaded")
 
 
 def is_api_request() -> bool:

@@ -6,11 +6,12 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit
@@ -529,10 +530,11 @@ class Caller:
 
 
 # One row per role of the token's user (one with a NULL role for a user without any), built once with a bound
-# parameter: building it and its cache key per request cost more than running it.
-_CALLER_OF_TOKEN = (
+# parameter: building it and its cache key per request cost more than running it. A light read that declares a
+# preload (hub.http.access.light_read) joins its own SELECT to it (`authenticate_token_preloading`).
+CALLER_OF_TOKEN = (
     select(
-        ApiToken.id,
+        ApiToken.id.label("token_id"),
         ApiToken.revoked_at,
         ApiToken.expires_at,
         ApiToken.last_used_at,
@@ -548,22 +550,47 @@ _CALLER_OF_TOKEN = (
     .where(ApiToken.token_hash == bindparam("token_hash"))
 )
 
+# `_token_usable` in SQL, for a preload's join: a stopped token's rows read nothing of the preloaded tables.
+TOKEN_USABLE = and_(
+    ApiToken.revoked_at.is_(None),
+    User.is_active.is_(True),
+    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now", type_=ApiToken.expires_at.type)),
+)
+
 
 def authenticate_token_light(session: Session, raw: str) -> Caller | None:
     """The token's caller from one Core SELECT of plain columns, under the same rules as `authenticate_token`
     (revocation, the user's deactivation and the expiry checked in the database at every request)."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
-    rows = driver_rows(session, _CALLER_OF_TOKEN, {"token_hash": _digest(raw)})
+    return _caller_of(session, driver_rows(session, CALLER_OF_TOKEN, {"token_hash": _digest(raw)}), utcnow())
+
+
+def authenticate_token_preloading(
+    session: Session, raw: str, statement: Select, parameters: dict
+) -> tuple[Caller | None, list[Any]]:
+    """`authenticate_token_light` with a light read's own SELECT in the same round trip: `statement` is
+    `CALLER_OF_TOKEN` outer-joined to its tables on a condition that includes `TOKEN_USABLE`, with its own
+    `parameters`. The caller and its rows (the cross product of the caller's roles and the statement's rows), or
+    None and no rows for a token that is unknown or stopped."""
+    if not raw or not raw.startswith(TOKEN_PREFIX):
+        return None, []
+    now = utcnow()
+    rows = driver_rows(session, statement, parameters | {"token_hash": _digest(raw), "now": now})
+    caller = _caller_of(session, rows, now)
+    return caller, rows if caller is not None else []
+
+
+def _caller_of(session: Session, rows: list[Any], now: dt.datetime) -> Caller | None:
     if not rows:
         return None
-    first, now = rows[0], utcnow()
+    first = rows[0]
     if not _token_usable(first.revoked_at, first.expires_at, first.is_active, now):
         return None
     if _is_stale(first.last_used_at, now):
         session.execute(
             update(ApiToken)
-            .where(ApiToken.id == first.id)
+            .where(ApiToken.id == first.token_id)
             .values(last_used_at=now)
             .execution_options(synchronize_session=False)
         )

@@ -4,10 +4,14 @@ their user in one SELECT, the patient read is one SELECT with the care-relation 
 Statements are counted on the real database (SQLite or PostgreSQL) with a cursor event. The audit write is left out
 of the counts: it is another change's subject (its statements name `audit_events` or take the chain's lock)."""
 
+import datetime as dt
+
 import pytest
 from sqlalchemy.orm import Session
 
-from hub.models import AuditEvent
+from hub.db import utcnow
+from hub.models import AuditEvent, Role
+from hub.schemas.patient import PatientOut
 from hub.services import accounts
 from tests import factories
 from tests.queries import forbid_lazy_loads, statements_on
@@ -35,18 +39,35 @@ def _reads_of_patients(seen):
 
 
 @pytest.mark.parametrize("who", ["gp", "nurse", "coordinator"])
-def test_patient_read_is_one_token_select_and_one_patient_select(request, api_as, engine, record, who):
+def test_patient_read_is_one_select_for_the_token_and_the_patient(request, api_as, engine, record, who):
     """The attending GP (relation on the row), a care-team nurse (relation through the union) and a coordinator
-    (whole CPTS): the token with its user's ids and roles, then the patient with consents and the care check."""
+    (whole CPTS): the token with its user's ids and roles, the patient with consents and the care check, in one
+    SELECT (the view's preload, hub.http.access.light_read); two on main, the token's then the patient's."""
     api = api_as(request.getfixturevalue(who))
     response, seen = _read(api, engine, record.id)
     assert response.status_code == 200, response.get_data(as_text=True)
     body = response.get_json()
     assert body["id"] == record.id and len(body["consents"]) == 1
-    assert len(seen) == 2, seen
-    token_lookup, patient_read = seen
-    assert "FROM api_tokens" in token_lookup and "user_roles" in token_lookup
-    assert patient_read.startswith("SELECT patients.id") and "consents" in patient_read
+    assert len(seen) == 1, seen
+    (read,) = seen
+    assert "FROM api_tokens" in read and "user_roles" in read and "LEFT OUTER JOIN patients" in read
+    assert "consents" in read
+
+
+def test_a_caller_of_several_roles_reads_each_consent_once_in_order(api_as, engine, db_session, cpts, gp):
+    """The preload's rows are the caller's roles × the patient's consents: the record shows each consent once, in
+    the order of `_RECORD_IN_CPTS`, whatever the number of roles."""
+    coordinator = factories.user(db_session, cpts, Role.COORDINATOR, Role.PROFESSIONAL, Role.ADMIN)
+    patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
+    now = utcnow()
+    for days in (1, 5, 3):
+        factories.consent(db_session, patient, recorded_by=gp, collected_at=now - dt.timedelta(days=days))
+    db_session.commit()
+    response, seen = _read(api_as(coordinator), engine, patient.id)
+    assert response.status_code == 200 and len(seen) == 1, seen
+    db_session.expire_all()
+    expected = PatientOut().dump(patient)
+    assert len(expected["consents"]) == 3 and response.get_json() == expected
 
 
 def test_stranger_gets_the_audited_404_from_the_same_single_select(api_as, engine, db_session, cpts, record):

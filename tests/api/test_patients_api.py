@@ -327,3 +327,23 @@ def test_unauthenticated_api_is_401_problem(client):
 
 def test_unknown_api_route_is_a_problem(client):
     assert_problem(client.get("/api/v1/nothing-here"), 404)
+
+
+@pytest.mark.parametrize("path", ["/api/v1/patients", "/api/v1/patients/{id}"], ids=["view", "light read"])
+def test_the_api_knows_its_caller_by_the_bearer_token_only(api_as, auth, client, gp, nurse, db_session, cpts, path):
+    """A browser's logged-in session neither authenticates an API call nor stands in for a wrong token (401), and
+    with a token the token's user is the caller, whoever is logged in in the browser (hub.app._LoginManager)."""
+    patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
+    db_session.commit()
+    url = path.format(id=patient.id)
+    auth.login(gp)
+    assert client.get("/").status_code == 200  # the browser's session is live
+    assert_problem(client.get(url), 401)
+    assert_problem(client.get(url, headers={"Authorization": "Bearer hubpat_nope"}), 401)
+    as_nurse = api_as(nurse)
+    response = as_nurse.get(url)
+    if path.endswith("{id}"):
+        assert_problem(response, 404)  # the nurse has no care relation: the token's user, not the browser's GP
+        assert (last_audit(db_session).actor_user_id, last_audit(db_session).outcome) == (nurse.id, "denied")
+    else:
+        assert response.status_code == 200 and response.get_json()["total"] == 0
