@@ -1,14 +1,19 @@
 """The MSSanté message's wire form, composed by hand (connectors.mssante, connectors.xdm), is byte for byte what the
 email package and ElementTree wrote before: the builders they replaced are kept here as the reference and both run
 on the same messages (accents, XML and header specials, a long subject, a display name, several mailboxes, a file
-name that needs RFC 2231, a package without PDF), the multipart boundary drawn from the same seeded `random`."""
+name that needs RFC 2231, a package without PDF), the multipart boundary drawn from the same seeded `random`.
+One deliberate difference: base64 lines of 76 characters (RFC 2045 §6.8), where the email package under UNFOLDED
+wrote 996."""
 
 import datetime as dt
 import hashlib
+import io
 import json
 import random
 import uuid
+import zipfile
 from dataclasses import replace
+from email import message_from_bytes
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -128,6 +133,36 @@ def test_the_message_is_what_the_email_package_wrote(name, test_ca, tmp_path):
     connector.close()
 
 
+def test_every_base64_line_is_at_most_76_characters_and_decodes_to_the_file(test_ca, tmp_path):
+    cert_file, key_file = test_ca.client_cert(tmp_path, "hub-app.cpts-livradois.fr")
+    connector = MssanteConnector(
+        host="127.0.0.1", sender=SENDER, upload_dir=tmp_path, cert_file=str(cert_file), key_file=str(key_file)
+    )
+    package, files = rendered(variants()["long"])
+    for rendering in package.renderings:
+        store_blob(tmp_path, files[rendering.filename])
+    message = OutgoingMessage(
+        id=1,
+        idempotency_key=f"doc:{package.document.document_uid}:mssante:{MAILBOXES[0]}",
+        channel="mssante",
+        recipient=MAILBOXES[0],
+        kind="document:85208-7",
+        payload=json.dumps(package.to_payload()),
+    )
+    wire = connector.compose(message)
+    connector.close()
+
+    parsed = message_from_bytes(wire, policy=UNFOLDED)
+    attachments = [part for part in parsed.walk() if part["Content-Transfer-Encoding"] == "base64"]
+    assert [part.get_filename() for part in attachments] == ["IHE_XDM.zip", "DOC0001.PDF"]
+    for part in attachments:
+        lines = part.get_payload().split("\r\n")
+        assert lines[-1] == "" and all(0 < len(line) <= 76 for line in lines[:-1])
+        assert all(len(line) == 76 for line in lines[:-2])  # full lines, the last one holding the rest
+    assert attachments[1].get_content() == files["DOC0001.PDF"]
+    assert zipfile.ZipFile(io.BytesIO(attachments[0].get_content())).namelist()
+
+
 def test_the_boundary_is_drawn_and_checked_as_the_email_package_does():
     random.seed(7)
     drawn = _boundary(b"")
@@ -165,11 +200,21 @@ def reference_email(connector: MssanteConnector, message: OutgoingMessage) -> by
     email["Message-ID"] = message_id_for(message.idempotency_key, connector.domain)
     email["Disposition-Notification-To"] = connector.sender
     email.set_content(BODY.format(sender=document.custodian.name))
-    email.add_attachment(zipped, maintype="application", subtype="zip", filename="IHE_XDM.zip")
+    _add_attachment(email, zipped, "zip", "IHE_XDM.zip")
     pdf = next((r for r in package.renderings if r.role == "pdf"), None)
     if pdf is not None:
-        email.add_attachment(files[pdf.filename], maintype="application", subtype="pdf", filename=pdf.filename)
+        _add_attachment(email, files[pdf.filename], "pdf", pdf.filename)
     return email.as_bytes(policy=email.policy.clone(linesep="\r\n"))  # as SmtpTransport.deliver wrote it
+
+
+def _add_attachment(email: EmailMessage, content: bytes, subtype: str, filename: str) -> None:
+    """EmailMessage.add_attachment, but with the part's base64 cut at 76 characters (RFC 2045 §6.8): the content
+    manager cuts at the part's max_line_length (78) // 4 * 4; the generator folds headers with its own policy."""
+    if not email.is_multipart():
+        email.make_mixed()
+    part = EmailMessage(policy=UNFOLDED.clone(max_line_length=78))
+    part.set_content(content, maintype="application", subtype=subtype, filename=filename)
+    email.attach(part)
 
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
