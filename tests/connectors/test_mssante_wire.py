@@ -21,6 +21,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import time_machine
+from defusedxml import ElementTree as SafeET
 
 from connectors import xdm
 from connectors.base import OutgoingMessage
@@ -90,6 +91,49 @@ def test_metadata_is_what_elementtree_wrote(name, recipient):
     package, files = rendered(variants()[name])
     arguments = {"submission_uid": SUBMISSION_UID, "now": SIGNED_AT, "intended_recipient": recipient}
     assert xdm.metadata_xml(package, files, **arguments) == reference_metadata_xml(package, files, **arguments)
+
+
+NOT_XML = "\x00\x01\x08\x0b\x0c\x1f\ud800\udfff\ufffe\uffff"  # what XML 1.0 forbids; \t \n \r \x7f it allows
+
+
+@pytest.mark.parametrize("forbidden", [NOT_XML, *NOT_XML], ids=["all", *(f"U+{ord(c):04X}" for c in NOT_XML)])
+def test_metadata_drops_the_characters_xml_forbids(forbidden):
+    def dirty(text: str) -> str:
+        return "".join(f"{c}{forbidden[n % len(forbidden)]}" for n, c in enumerate(text))
+
+    plain = clinical_document(title="Compte rendu\t\x7f\u2028 & <suivi>")
+    clean = replace(
+        plain,
+        custodian=Custodian(name='MSP "Côtes"\n', finess=None, local_id="loc-1"),
+        author=replace(plain.author, last_name="O'Neïl\r", profession="Médecin"),
+    )
+    dirtied = replace(
+        clean,
+        title=dirty(clean.title),
+        custodian=Custodian(name=dirty(clean.custodian.name), finess=None, local_id=dirty("loc-1")),
+        author=replace(clean.author, last_name=dirty(clean.author.last_name), profession=dirty("Médecin")),
+    )
+    package, files = rendered(clean)
+    arguments = {"submission_uid": SUBMISSION_UID, "now": SIGNED_AT}
+
+    written = xdm.metadata_xml(replace(package, document=dirtied), files, **arguments, intended_recipient=dirty("x@y"))
+
+    SafeET.fromstring(written)  # well-formed
+    expected = reference_metadata_xml(package, files, **arguments, intended_recipient="x@y")
+    assert written == expected  # the same as the clean input, to the byte
+
+
+def test_a_value_left_empty_is_written_as_an_empty_element():
+    package, files = rendered(clinical_document())
+    author = replace(package.document.author, profession="\x01")
+    written = xdm.metadata_xml(
+        replace(package, document=replace(package.document, author=author)),
+        files,
+        submission_uid=SUBMISSION_UID,
+        now=SIGNED_AT,
+    )
+    SafeET.fromstring(written)
+    assert b"<rim:Value />" in written and b"<rim:Value></rim:Value>" not in written
 
 
 MAILBOXES = [
