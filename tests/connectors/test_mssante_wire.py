@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import random
+import string
 import uuid
 import zipfile
 from dataclasses import replace
@@ -26,7 +27,17 @@ from defusedxml import ElementTree as SafeET
 from connectors import xdm
 from connectors.base import OutgoingMessage
 from connectors.email import message_id_for
-from connectors.mssante import BODY, SUBJECT_PREFIX, UNFOLDED, MssanteConnector, _boundary, submission_uid_for
+from connectors.mssante import (
+    _PLAIN,
+    BODY,
+    SUBJECT_PREFIX,
+    UNFOLDED,
+    MssanteConnector,
+    _boundary,
+    _folded,
+    _header,
+    submission_uid_for,
+)
 from connectors.xdm import (
     CLASS_CODE,
     CONFIDENTIALITY_SCHEME,
@@ -205,6 +216,49 @@ def test_every_base64_line_is_at_most_76_characters_and_decodes_to_the_file(test
         assert all(len(line) == 76 for line in lines[:-2])  # full lines, the last one holding the rest
     assert attachments[1].get_content() == files["DOC0001.PDF"]
     assert zipfile.ZipFile(io.BytesIO(attachments[0].get_content())).namelist()
+
+
+EDGE_ADDRESSES = [
+    ".a@x.fr",
+    "a.@x.fr",
+    "a..b@x.fr",
+    "a@x..fr",
+    "a@.x.fr",
+    "a@x.fr.",
+    "a@-x.fr",
+    "a@x-.fr",
+    "%a@x",
+    "a@1.2.3.4",
+    "a+b@x.fr",
+    "A_B@X.FR",
+    "a@x",
+    "-@-",
+    "a@" + "x" * 300 + ".fr",
+    "a" * 100 + "@x.fr",
+    "a@" + "x" * 950,
+    "a@" + "x" * 990,  # too long for one line after `Disposition-Notification-To: `: folded, not written as is
+    "a" * 60 + "@" + "x" * 990,
+]
+
+
+def test_headers_written_as_they_are_equal_the_policys_folding():
+    """_header's fast path (a plain address, Message-ID or Date written unchanged) against the policy's folding, on
+    edge cases and a few hundred random addresses drawn from the fast path's own alphabet."""
+    rng = random.Random(1)
+    local, domain = string.ascii_letters + string.digits + "._%+-", string.ascii_letters + string.digits + ".-"
+    addresses = EDGE_ADDRESSES + [
+        "".join(rng.choices(local, k=rng.randint(1, 8))) + "@" + "".join(rng.choices(domain, k=rng.randint(1, 8)))
+        for _ in range(300)
+    ]
+    values = {name: addresses for name in ("From", "To", "Disposition-Notification-To")}
+    values["Message-ID"] = [message_id_for(f"key-{n}", "cpts-livradois.mssante.fr") for n in range(20)]
+    values["Date"] = [format_datetime(SENT_AT + dt.timedelta(days=n * 37, seconds=n * 4099)) for n in range(20)]
+    plain = 0
+    for name, candidates in values.items():
+        for value in candidates:
+            plain += bool(_PLAIN[name].fullmatch(value))
+            assert _header(name, value) == _folded(name, value), (name, value)
+    assert plain > 600  # most take the fast path
 
 
 def test_the_boundary_is_drawn_and_checked_as_the_email_package_does():
