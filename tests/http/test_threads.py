@@ -4,6 +4,7 @@ stay its own."""
 
 import datetime as dt
 import threading
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -88,6 +89,7 @@ def test_pages_reads_and_replayed_bookings_from_threads_each_keep_their_own_user
             ]
             for n in range(len(book_users))
         ]
+        first_slot_id = factories.slot(session, territory.program, start + dt.timedelta(days=2, hours=3)).id
         cookies = [accounts.start_session(session, user) for user in page_users]
         tokens = [accounts.create_api_token(session, user, name="threads")[1] for user in api_users + book_users]
         session.commit()
@@ -97,6 +99,15 @@ def test_pages_reads_and_replayed_bookings_from_threads_each_keep_their_own_user
         booked_patient_ids = [p.id for p in patients]
         slot_ids = [[s.id for s in row] for row in slots]
         names = [u.display_name for u in page_users]
+
+    # The desk is audited only when it shows patient rows: one visit booked beforehand, so that every home page has
+    # one, whichever of the threads' bookings have committed.
+    booked_before = app.test_client().post(
+        "/api/v1/appointments",
+        json={"slot_id": first_slot_id, "patient_id": patient_id, "place_kind": "lieu_dedie"},
+        headers={"Authorization": f"Bearer {tokens[len(api_users)]}", "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert booked_before.status_code == 201
 
     barrier = threading.Barrier(len(page_users) + len(api_users) + len(book_users))
     answers: list[tuple[str, int, str, str]] = []  # (kind, thread number, request id, expected audit action)
