@@ -192,8 +192,9 @@ _PLAIN = {
     # email.utils.format_datetime's output, which the Date header re-renders identically.
     "Date": re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}"),
 }
-# The email package cuts base64 into lines of max_line_length // 4 * 3 bytes: 996 characters under UNFOLDED.
-BASE64_LINE = MAX_LINE_LENGTH // 4 * 4
+# RFC 2045 §6.8: encoded lines of at most 76 characters (the email package would cut at max_line_length, 996 under
+# UNFOLDED, which strict relays may refuse or rewrite).
+BASE64_LINE = 76
 
 
 def _header(name: str, value: str) -> bytes:

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import html
 import io
+import re
 import uuid
 import zipfile
 
@@ -116,16 +117,20 @@ def metadata_xml(
         )
         objects.append(("rim:Association", attributes, [_slot("SubmissionSetStatus", "Original")]))
     root: _Node = ("lcm:SubmitObjectsRequest", ROOT_NAMESPACES, [("rim:RegistryObjectList", (), objects)])
-    out = ["<?xml version='1.0' encoding='UTF-8'?>\n"]
-    _write(out, root, "")
-    return "".join(out).encode("utf-8", "xmlcharrefreplace")  # as ElementTree encodes
+    try:
+        xml = _serialised(root, clean=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate
+        xml = b""
+    if not xml or _holds_non_xml(xml):  # rare: free text with characters XML forbids, written again without them
+        xml = _serialised(root, clean=True).encode()
+    return xml
 
 
 # --- the ebRIM objects --------------------------------------------------------------------------------------
 # Built as (tag, attributes, children or text) tuples and written out by _write: ElementTree's tree and
 # serializer were a third of composing an MSSanté message. The output is ElementTree's, byte for byte
-# (ET.indent's two spaces, `<tag />` when empty, its escaping): tests/connectors/test_mssante_wire.py keeps
-# the ElementTree builder as the reference.
+# (ET.indent's two spaces, `<tag />` when empty, its escaping), except that characters XML forbids are dropped
+# where ElementTree wrote them: tests/connectors/test_mssante_wire.py keeps the ElementTree builder as the reference.
 
 _Node = tuple[str, tuple[tuple[str, str], ...], "list[_Node] | str | None"]
 ROOT_NAMESPACES: tuple[tuple[str, str], ...] = (("xmlns:lcm", LCM), ("xmlns:rim", RIM))
@@ -241,11 +246,34 @@ def _name(text: str) -> _Node:
     return ("rim:Name", (), [("rim:LocalizedString", (("xml:lang", "fr-FR"), ("value", text)), None)])
 
 
-def _write(out: list[str], node: _Node, indent: str) -> None:
+# What XML 1.0 forbids (§2.2): C0 controls other than TAB, LF and CR, lone surrogates, U+FFFE and U+FFFF. They can
+# come from free text (a title, a name) and would make a receiving parser reject the whole package: dropped. The
+# writer adds none itself, so one look at its output tells whether a second, cleaning pass is needed (searching
+# each value instead cost about a tenth of metadata_xml; so did a regular expression over the output).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_C0_NOT_XML = bytes(c for c in range(32) if c not in b"\t\n\r")
+
+
+def _holds_non_xml(utf8: bytes) -> bool:
+    """C0 controls XML forbids, or U+FFFE / U+FFFF (lone surrogates do not encode at all)."""
+    if len(utf8.translate(None, _C0_NOT_XML)) != len(utf8):
+        return True
+    return b"\xef\xbf" in utf8 and (b"\xef\xbf\xbe" in utf8 or b"\xef\xbf\xbf" in utf8)
+
+
+def _serialised(root: _Node, *, clean: bool) -> str:
+    out = ["<?xml version='1.0' encoding='UTF-8'?>\n"]
+    _write(out, root, "", clean)
+    return "".join(out)
+
+
+def _write(out: list[str], node: _Node, indent: str, clean: bool) -> None:
     tag, attributes, content = node
     out.append(f"<{tag}")
     for name, value in attributes:
-        out.append(f' {name}="{_escape_attribute(value)}"')
+        out.append(f' {name}="{_escape_attribute(_NOT_XML.sub("", value) if clean else value)}"')
+    if clean and isinstance(content, str):
+        content = _NOT_XML.sub("", content)
     if not content:
         out.append(" />")
     elif isinstance(content, str):
@@ -255,7 +283,7 @@ def _write(out: list[str], node: _Node, indent: str) -> None:
         out.append(">")
         for child in content:
             out.append("\n" + inner)
-            _write(out, child, inner)
+            _write(out, child, inner, clean)
         out.append(f"\n{indent}</{tag}>")
 
 

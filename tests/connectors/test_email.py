@@ -3,6 +3,7 @@ no downgrade (S16), one message per recipient, a stable Message-ID, French text 
 and SMTP replies sorted into transient and permanent errors."""
 
 import asyncio
+import base64
 import json
 import threading
 
@@ -205,3 +206,15 @@ def test_a_connection_in_use_when_the_transport_is_closed_is_closed_once_given_b
         assert connector.transport.open_connections == 1
         connector.close()
         assert connector.transport.open_connections == 0
+
+
+def test_the_body_is_base64_in_lines_of_at_most_76_characters(smtp_server, email_connectors):
+    """RFC 2045 §6.8, which strict relays enforce."""
+    connector = email_connectors["email"]
+    wire = connector.compose(outgoing(kind="escalation", payload={}))
+    connector.close()
+    _headers, _, text = wire.partition(b"\r\n\r\n")
+    lines = text.split(b"\r\n")
+    assert lines[-1] == b"" and len(lines) > 2
+    assert all(len(line) == 76 for line in lines[:-2]) and 0 < len(lines[-2]) <= 76
+    assert "n'est toujours pas confirmé" in base64.b64decode(b"".join(lines)).decode()

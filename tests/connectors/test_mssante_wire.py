@@ -1,14 +1,20 @@
 """The MSSanté message's wire form, composed by hand (connectors.mssante, connectors.xdm), is byte for byte what the
 email package and ElementTree wrote before: the builders they replaced are kept here as the reference and both run
 on the same messages (accents, XML and header specials, a long subject, a display name, several mailboxes, a file
-name that needs RFC 2231, a package without PDF), the multipart boundary drawn from the same seeded `random`."""
+name that needs RFC 2231, a package without PDF), the multipart boundary drawn from the same seeded `random`.
+One deliberate difference: base64 lines of 76 characters (RFC 2045 §6.8), where the email package under UNFOLDED
+wrote 996."""
 
 import datetime as dt
 import hashlib
+import io
 import json
 import random
+import string
 import uuid
+import zipfile
 from dataclasses import replace
+from email import message_from_bytes
 from email.generator import BytesGenerator
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -16,11 +22,22 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import time_machine
+from defusedxml import ElementTree as SafeET
 
 from connectors import xdm
 from connectors.base import OutgoingMessage
 from connectors.email import message_id_for
-from connectors.mssante import BODY, SUBJECT_PREFIX, UNFOLDED, MssanteConnector, _boundary, submission_uid_for
+from connectors.mssante import (
+    _PLAIN,
+    BODY,
+    SUBJECT_PREFIX,
+    UNFOLDED,
+    MssanteConnector,
+    _boundary,
+    _folded,
+    _header,
+    submission_uid_for,
+)
 from connectors.xdm import (
     CLASS_CODE,
     CONFIDENTIALITY_SCHEME,
@@ -87,6 +104,49 @@ def test_metadata_is_what_elementtree_wrote(name, recipient):
     assert xdm.metadata_xml(package, files, **arguments) == reference_metadata_xml(package, files, **arguments)
 
 
+NOT_XML = "\x00\x01\x08\x0b\x0c\x1f\ud800\udfff\ufffe\uffff"  # what XML 1.0 forbids; \t \n \r \x7f it allows
+
+
+@pytest.mark.parametrize("forbidden", [NOT_XML, *NOT_XML], ids=["all", *(f"U+{ord(c):04X}" for c in NOT_XML)])
+def test_metadata_drops_the_characters_xml_forbids(forbidden):
+    def dirty(text: str) -> str:
+        return "".join(f"{c}{forbidden[n % len(forbidden)]}" for n, c in enumerate(text))
+
+    plain = clinical_document(title="Compte rendu\t\x7f\u2028 & <suivi>")
+    clean = replace(
+        plain,
+        custodian=Custodian(name='MSP "Côtes"\n', finess=None, local_id="loc-1"),
+        author=replace(plain.author, last_name="O'Neïl\r", profession="Médecin"),
+    )
+    dirtied = replace(
+        clean,
+        title=dirty(clean.title),
+        custodian=Custodian(name=dirty(clean.custodian.name), finess=None, local_id=dirty("loc-1")),
+        author=replace(clean.author, last_name=dirty(clean.author.last_name), profession=dirty("Médecin")),
+    )
+    package, files = rendered(clean)
+    arguments = {"submission_uid": SUBMISSION_UID, "now": SIGNED_AT}
+
+    written = xdm.metadata_xml(replace(package, document=dirtied), files, **arguments, intended_recipient=dirty("x@y"))
+
+    SafeET.fromstring(written)  # well-formed
+    expected = reference_metadata_xml(package, files, **arguments, intended_recipient="x@y")
+    assert written == expected  # the same as the clean input, to the byte
+
+
+def test_a_value_left_empty_is_written_as_an_empty_element():
+    package, files = rendered(clinical_document())
+    author = replace(package.document.author, profession="\x01")
+    written = xdm.metadata_xml(
+        replace(package, document=replace(package.document, author=author)),
+        files,
+        submission_uid=SUBMISSION_UID,
+        now=SIGNED_AT,
+    )
+    SafeET.fromstring(written)
+    assert b"<rim:Value />" in written and b"<rim:Value></rim:Value>" not in written
+
+
 MAILBOXES = [
     "paul.martin@hopital.mssante.fr",
     "255081416802538@patient.mssante.fr",
@@ -128,6 +188,79 @@ def test_the_message_is_what_the_email_package_wrote(name, test_ca, tmp_path):
     connector.close()
 
 
+def test_every_base64_line_is_at_most_76_characters_and_decodes_to_the_file(test_ca, tmp_path):
+    cert_file, key_file = test_ca.client_cert(tmp_path, "hub-app.cpts-livradois.fr")
+    connector = MssanteConnector(
+        host="127.0.0.1", sender=SENDER, upload_dir=tmp_path, cert_file=str(cert_file), key_file=str(key_file)
+    )
+    package, files = rendered(variants()["long"])
+    for rendering in package.renderings:
+        store_blob(tmp_path, files[rendering.filename])
+    message = OutgoingMessage(
+        id=1,
+        idempotency_key=f"doc:{package.document.document_uid}:mssante:{MAILBOXES[0]}",
+        channel="mssante",
+        recipient=MAILBOXES[0],
+        kind="document:85208-7",
+        payload=json.dumps(package.to_payload()),
+    )
+    wire = connector.compose(message)
+    connector.close()
+
+    parsed = message_from_bytes(wire, policy=UNFOLDED)
+    attachments = [part for part in parsed.walk() if part["Content-Transfer-Encoding"] == "base64"]
+    assert [part.get_filename() for part in attachments] == ["IHE_XDM.zip", "DOC0001.PDF"]
+    for part in attachments:
+        lines = part.get_payload().split("\r\n")
+        assert lines[-1] == "" and all(0 < len(line) <= 76 for line in lines[:-1])
+        assert all(len(line) == 76 for line in lines[:-2])  # full lines, the last one holding the rest
+    assert attachments[1].get_content() == files["DOC0001.PDF"]
+    assert zipfile.ZipFile(io.BytesIO(attachments[0].get_content())).namelist()
+
+
+EDGE_ADDRESSES = [
+    ".a@x.fr",
+    "a.@x.fr",
+    "a..b@x.fr",
+    "a@x..fr",
+    "a@.x.fr",
+    "a@x.fr.",
+    "a@-x.fr",
+    "a@x-.fr",
+    "%a@x",
+    "a@1.2.3.4",
+    "a+b@x.fr",
+    "A_B@X.FR",
+    "a@x",
+    "-@-",
+    "a@" + "x" * 300 + ".fr",
+    "a" * 100 + "@x.fr",
+    "a@" + "x" * 950,
+    "a@" + "x" * 990,  # too long for one line after `Disposition-Notification-To: `: folded, not written as is
+    "a" * 60 + "@" + "x" * 990,
+]
+
+
+def test_headers_written_as_they_are_equal_the_policys_folding():
+    """_header's fast path (a plain address, Message-ID or Date written unchanged) against the policy's folding, on
+    edge cases and a few hundred random addresses drawn from the fast path's own alphabet."""
+    rng = random.Random(1)
+    local, domain = string.ascii_letters + string.digits + "._%+-", string.ascii_letters + string.digits + ".-"
+    addresses = EDGE_ADDRESSES + [
+        "".join(rng.choices(local, k=rng.randint(1, 8))) + "@" + "".join(rng.choices(domain, k=rng.randint(1, 8)))
+        for _ in range(300)
+    ]
+    values = {name: addresses for name in ("From", "To", "Disposition-Notification-To")}
+    values["Message-ID"] = [message_id_for(f"key-{n}", "cpts-livradois.mssante.fr") for n in range(20)]
+    values["Date"] = [format_datetime(SENT_AT + dt.timedelta(days=n * 37, seconds=n * 4099)) for n in range(20)]
+    plain = 0
+    for name, candidates in values.items():
+        for value in candidates:
+            plain += bool(_PLAIN[name].fullmatch(value))
+            assert _header(name, value) == _folded(name, value), (name, value)
+    assert plain > 600  # most take the fast path
+
+
 def test_the_boundary_is_drawn_and_checked_as_the_email_package_does():
     random.seed(7)
     drawn = _boundary(b"")
@@ -165,11 +298,21 @@ def reference_email(connector: MssanteConnector, message: OutgoingMessage) -> by
     email["Message-ID"] = message_id_for(message.idempotency_key, connector.domain)
     email["Disposition-Notification-To"] = connector.sender
     email.set_content(BODY.format(sender=document.custodian.name))
-    email.add_attachment(zipped, maintype="application", subtype="zip", filename="IHE_XDM.zip")
+    _add_attachment(email, zipped, "zip", "IHE_XDM.zip")
     pdf = next((r for r in package.renderings if r.role == "pdf"), None)
     if pdf is not None:
-        email.add_attachment(files[pdf.filename], maintype="application", subtype="pdf", filename=pdf.filename)
+        _add_attachment(email, files[pdf.filename], "pdf", pdf.filename)
     return email.as_bytes(policy=email.policy.clone(linesep="\r\n"))  # as SmtpTransport.deliver wrote it
+
+
+def _add_attachment(email: EmailMessage, content: bytes, subtype: str, filename: str) -> None:
+    """EmailMessage.add_attachment, but with the part's base64 cut at 76 characters (RFC 2045 §6.8): the content
+    manager cuts at the part's max_line_length (78) // 4 * 4; the generator folds headers with its own policy."""
+    if not email.is_multipart():
+        email.make_mixed()
+    part = EmailMessage(policy=UNFOLDED.clone(max_line_length=78))
+    part.set_content(content, maintype="application", subtype=subtype, filename=filename)
+    email.attach(part)
 
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
