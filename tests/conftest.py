@@ -146,8 +146,11 @@ def committed(app):
     """A session factory whose commits are real, for tests with several threads or processes.
 
     Use it instead of `db_session`: on SQLite the rolled-back outer transaction holds the write lock.
-    Rows are removed afterwards by CPTS (audit rows stay: the log is append-only, and stays a valid chain).
+    Rows are removed afterwards by CPTS. Audit rows stay (the log is append-only): the sequencer chains them, as the
+    worker would, so that no later test finds rows of this one waiting outside the chain.
     """
+    from hub import audit
+
     factory = app.extensions["hub.sessions"]
     created: list[int] = []
     yield factory, created
@@ -155,6 +158,7 @@ def committed(app):
         for cpts_id in created:
             purge_cpts(session, cpts_id)
         session.commit()
+    audit.run_sequencer(factory, key=audit.key_bytes(app.config["HUB"]), checkpoint_file=None)
 
 
 def purge_cpts(session, cpts_id: int) -> None:

@@ -35,7 +35,8 @@ def rewrite_a_chained_row(db_session, cpts) -> tuple[int, int]:
     audit.record(db_session, actor=user, action="patient.read", target=("patients", 1))
     db_session.commit()
     audit.run_sequencer(lambda: factories.Borrowed(db_session), key=audit.DEVELOPMENT_KEY, checkpoint_file=None)
-    event_id = db_session.scalar(select(AuditEvent.id).where(AuditEvent.actor_user_id == user.id))
+    # The newest: an earlier test's committed rows may name a user of the same id (SQLite reuses purged ids).
+    event_id = db_session.scalar(select(func.max(AuditEvent.id)).where(AuditEvent.actor_user_id == user.id))
     if db_session.get_bind().dialect.name == "postgresql":
         db_session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
     db_session.execute(text("UPDATE audit_events SET target_id = '2' WHERE id = :id"), {"id": event_id})
