@@ -629,17 +629,21 @@ def test_withdrawing_the_dmp_consent_stops_the_deposits_still_waiting(db_session
         requeue(db_session, t.coordinator, deposit.outbox_message_id)
 
 
+def delivered_three_ways(db_session, t, tmp_path) -> Report:
+    """A report signed and rendered for the DMP (consent given), the attending GP's mailbox and the patient."""
+    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
+    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
+    t.patient.attending_gp_id = gp.id
+    return factories.sign_and_render(
+        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
+    )
+
+
 def test_the_outbox_outcomes_reach_the_deliveries_in_one_statement(db_session, session_done, engine, tmp_path):
     """sync_with_outbox, the worker's every few seconds: a sent DMP deposit acknowledged, a sent mailbox message sent,
     a dead one failed, a re-queued one queued again, each with its times; one UPDATE each time (it was four), and
     with nothing to carry that UPDATE alone."""
-    t = session_done
-    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
-    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
-    t.patient.attending_gp_id = gp.id
-    report = factories.sign_and_render(
-        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
-    )
+    report = delivered_three_ways(db_session, session_done, tmp_path)
     by_role = {d.recipient_role: d for d in report.deliveries}
     deposit, mailbox, doctor = (
         by_role[RecipientRole.DMP],
@@ -976,13 +980,7 @@ def test_sync_carries_a_failed_delivery_whose_message_was_sent_after_all(db_sess
     """The branches of the one UPDATE the test above leaves out: a failed delivery whose message is sent after all
     (the DMP's acknowledged at once, a mailbox's sent with its stale acknowledgement cleared), and a queued delivery
     whose message is still being sent (untouched)."""
-    t = session_done
-    qualify(db_session, t.patient, dmp_consent=True, recorded_by=t.coordinator)
-    gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
-    t.patient.attending_gp_id = gp.id
-    report = factories.sign_and_render(
-        db_session, t.cardiologist_user, written(db_session, t), upload_dir=tmp_path, now=SIGNED_AT, zone=ZONE
-    )
+    report = delivered_three_ways(db_session, session_done, tmp_path)
     by_role = {delivery.recipient_role: delivery for delivery in report.deliveries}
     deposit, doctor = by_role[RecipientRole.DMP], by_role[RecipientRole.ATTENDING_GP]
     mailbox = by_role[RecipientRole.PATIENT]
