@@ -22,15 +22,13 @@ import time
 import uuid
 
 import gevent
+from bodies import CHECK_IN, CHECKLIST, WRITTEN  # beside this file, on locust's path
 from locust import FastHttpUser, between, task
 
 with open(os.environ["P7_WORK"], encoding="utf-8") as handle:
     WORK = json.load(handle)
 ITEMS = iter(WORK["items"])  # users are greenlets of one process: next() is never interleaved
 THINK = (float(os.environ.get("P7_THINK_MIN", "0.5")), float(os.environ.get("P7_THINK_MAX", "1.5")))
-WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
-CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
-CHECK_IN = {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}
 RETRY = os.environ.get("P7_RETRY") == "1"
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)  # ~30 s: past a PostgreSQL restart and the proxy's health checks
 TRANSIENT = {0, 500, 502, 503, 504}  # 0: no answer (connection refused or reset)

@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.api_read import HOST  # noqa: E402 (needs the repository on sys.path)
 from bench.common import prepare_postgresql  # noqa: E402
+from bench.p7.bodies import CHECK_IN, CHECKLIST, WRITTEN  # noqa: E402
 from bench.p7.peak_hour import (  # noqa: E402
     DEFAULT_PG_URL,
     Process,
@@ -50,9 +51,6 @@ from bench.p7.peak_hour import (  # noqa: E402
 )
 from tests.servers import SmtpServer  # noqa: E402
 
-WRITTEN = {"acts": "Téléconsultation cardiologique, ECG lu à distance.", "conclusion": "Pas de décompensation."}
-CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
-CHECK_IN = {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}
 PROFILE_CONFIG = """
 import cProfile, os, time
 def post_fork(server, worker):
