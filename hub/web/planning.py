@@ -17,7 +17,7 @@ from hub.db import utcnow
 from hub.errors import NotFound, ValidationFailed
 from hub.formatting import DAYS, french_date, percent
 from hub.http.access import access
-from hub.http.forms import attempt, load_form
+from hub.http.forms import attempt, load_form, undo_refused_change
 from hub.http.request import db, territory_zone
 from hub.models import (
     PLACE_KIND_LABELS,
@@ -367,9 +367,8 @@ def book(slot_id: int):
     data, values, errors = load_form(AppointmentForm())
     if errors:
         slot = _slot(slot_id)
-        _nothing, refused = attempt(lambda: None, form_errors=errors, read="patient.search")
-        assert refused is not None  # the form's errors refuse it
-        return _refused_booking(slot, values, refused)
+        undo_refused_change("patient.search")
+        return _refused_booking(slot, values, ValidationFailed(errors))
     # The API's one read and checks (the slot's 404 first, as on every page of the slot), then book()'s rules.
     inputs = appointments.requested_booking(
         db(), current_user, slot_id=slot_id, patient_id=data["patient_id"], slot_first=True
