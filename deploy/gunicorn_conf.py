@@ -1,4 +1,4 @@
-"""gunicorn's settings for a web node, read by deploy/systemd/cpts-hub-web.service, bench/p7 and bench/two_nodes
+"""gunicorn's settings for a web node, read by deploy/systemd/cpts-hub-web@.service, bench/p7 and bench/two_nodes
 (`gunicorn -c deploy/gunicorn_conf.py`; options given on the command line win over these).
 
 Threaded workers with keep-alive rather than sync workers (bench/README.md, P7, « the gunicorn gap »): a sync worker
@@ -13,7 +13,10 @@ process-wide caches are safe under threads (bench/README.md lists what was check
 import os
 
 worker_class = "gthread"
-workers = int(os.environ.get("HUB_WEB_WORKERS", "2"))  # about one per core: the threads wait on the database
+# One process per instance (cpts-hub-web@<port>), a host running about one instance per core: HAProxy sees each
+# process as a server and limits it to its threads, which it cannot do for the processes of one gunicorn (a kept
+# connection stays with the process that accepted it; docs/deployment.md, « Limits per node »).
+workers = 1
 threads = int(os.environ.get("HUB_WEB_THREADS", "4"))
 # Under gthread, `timeout` is only a liveness check: the worker's main loop tells the arbiter it is alive while a view
 # thread may run or wait for ever, so it no longer bounds a request (a sync worker stuck in one was killed, and its

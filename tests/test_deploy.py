@@ -1,15 +1,21 @@
-"""The deployment files (deploy/): HAProxy accepts its configuration with the example environment, and a node's
-limit never silently becomes « unlimited » (an old proxy.env without HUB_NODE_SLOTS); gunicorn's settings give a web
-node its database limits. The HAProxy tests run when haproxy is installed."""
+"""The deployment files (deploy/): HAProxy accepts its configuration with the example environment, sends requests to
+every gunicorn process and at most its threads' worth to each (never « unlimited »), and refuses a proxy.env of the
+old layout; gunicorn's settings give a web node its database limits; the worker yields the CPU to the web processes.
+The HAProxy tests run when haproxy is installed."""
 
+import contextlib
 import csv
+import http.client
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -44,8 +50,9 @@ def test_haproxy_accepts_the_configuration_with_the_example_environment():
     assert "Configuration file is valid" in checked.stdout + checked.stderr
 
 
-def _server_limits(environment: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """The `slim` (server maxconn) HAProxy shows for each server, from a live proxy with this environment."""
+@contextlib.contextmanager
+def _proxy(environment: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path, Path]]:
+    """A live HAProxy with deploy/haproxy.cfg and this environment, and a stats socket: (process, socket, log)."""
     run = Path(tempfile.mkdtemp(dir=tmp_path))
     stats, extra, log = run / "stats.sock", run / "stats.cfg", run / "haproxy.log"
     extra.write_text(f"global\n    stats socket {stats} mode 600 level user\n", encoding="utf-8")
@@ -57,12 +64,23 @@ def _server_limits(environment: dict[str, str], tmp_path: Path) -> dict[str, str
             stderr=subprocess.STDOUT,
         )
     try:
-        answer = _ask(stats, b"show stat\n", proxy, log)
+        yield proxy, stats, log
     finally:
         proxy.terminate()
         proxy.wait(timeout=10)
+
+
+def _servers(proxy: subprocess.Popen, stats: Path, log: Path) -> dict[str, dict[str, str]]:
+    """HAProxy's statistics row of each server of the `web` backend, by name."""
+    answer = _ask(stats, b"show stat\n", proxy, log)
     rows = csv.DictReader(answer.decode().lstrip("# ").splitlines())
-    return {row["svname"]: row["slim"] for row in rows if row["pxname"] == "web" and row["svname"].startswith("web")}
+    return {row["svname"]: row for row in rows if row["pxname"] == "web" and row["svname"].startswith("web")}
+
+
+def _server_limits(environment: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The `slim` (server maxconn) HAProxy shows for each server, from a live proxy with this environment."""
+    with _proxy(environment, tmp_path) as running:
+        return {name: row["slim"] for name, row in _servers(*running).items()}
 
 
 def _ask(stats: Path, command: bytes, proxy: subprocess.Popen, log: Path) -> bytes:
@@ -82,12 +100,107 @@ def _ask(stats: Path, command: bytes, proxy: subprocess.Popen, log: Path) -> byt
             time.sleep(0.05)
 
 
+def _addresses(*ports: int) -> dict[str, str]:
+    names = ("HUB_NODE1_A", "HUB_NODE1_B", "HUB_NODE2_A", "HUB_NODE2_B")
+    return {"HUB_PROXY_BIND": _free_address()} | {
+        name: f"127.0.0.1:{port}" for name, port in zip(names, ports, strict=True)
+    }
+
+
 @needs_haproxy
-def test_a_node_limit_is_never_unlimited_even_with_an_old_proxy_env(tmp_path):
-    nodes = {"HUB_PROXY_BIND": _free_address(), "HUB_NODE1": "127.0.0.1:9", "HUB_NODE2": "127.0.0.1:9"}
-    assert _server_limits(nodes | {"HUB_NODE_SLOTS": "6"}, tmp_path) == {"web1": "6", "web2": "6"}
-    # proxy.env before HUB_NODE_WORKERS was renamed: the default, not an empty maxconn (which HAProxy takes as none).
-    assert _server_limits(nodes | {"HUB_NODE_WORKERS": "4"}, tmp_path) == {"web1": "8", "web2": "8"}
+def test_each_gunicorn_process_is_a_server_whose_limit_is_its_threads_never_unlimited(tmp_path):
+    addresses = _addresses(9, 9, 9, 9)
+    every = {"web1a", "web1b", "web2a", "web2b"}
+    assert _server_limits(addresses | {"HUB_PROCESS_SLOTS": "3"}, tmp_path) == dict.fromkeys(every, "3")
+    # Unset: the default threads of a process, not an empty maxconn (which HAProxy takes as none).
+    assert _server_limits(addresses, tmp_path) == dict.fromkeys(every, "4")
+
+
+@needs_haproxy
+def test_haproxy_refuses_a_proxy_env_of_the_old_layout():
+    """One address per host (HUB_NODE1, HUB_NODE2) and a limit per host: HAProxy must stop, not start with servers
+    of no address or with eight requests for a process of four threads."""
+    old = {"HUB_PROXY_BIND": _free_address(), "HUB_NODE1": "127.0.0.1:9", "HUB_NODE2": "127.0.0.1:9"}
+    checked = subprocess.run(
+        [HAPROXY, "-c", "-f", str(DEPLOY / "haproxy.cfg")],
+        env={"PATH": os.environ.get("PATH", "")} | old | {"HUB_NODE_SLOTS": "8"},
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode != 0
+    assert "expects <name> and <addr>" in checked.stdout + checked.stderr
+
+
+class _Process(ThreadingHTTPServer):
+    """Stands for one gunicorn process: answers /healthz at once, any other path after HOLD seconds, and counts the
+    requests it serves at once, as HAProxy's keep-alive connections bring them."""
+
+    HOLD = 0.6
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.active = self.most = self.served = 0
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Process
+
+    def do_GET(self):
+        if self.path != "/healthz":
+            with self.server.lock:
+                self.server.active += 1
+                self.server.most = max(self.server.most, self.server.active)
+            time.sleep(self.server.HOLD)
+            with self.server.lock:
+                self.server.active -= 1
+                self.server.served += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+@needs_haproxy
+def test_haproxy_sends_requests_to_every_process_and_each_at_most_its_threads(tmp_path):
+    """Four times the processes' slots at once: each process gets requests, none more at once than HUB_PROCESS_SLOTS
+    (the rest wait in the proxy, where they could still go to another process), and every request is answered."""
+    processes = [_Process() for _ in range(4)]
+    slots, requests = 2, 16
+    environment = _addresses(*(process.server_address[1] for process in processes)) | {"HUB_PROCESS_SLOTS": "2"}
+    try:
+        with _proxy(environment, tmp_path) as running:
+            deadline = time.monotonic() + 10
+            while {row["status"] for row in _servers(*running).values()} != {"UP"}:
+                assert time.monotonic() < deadline, _servers(*running)
+                time.sleep(0.1)
+            host, port = environment["HUB_PROXY_BIND"].split(":")
+            statuses: list[int] = []
+
+            def ask() -> None:
+                connection = http.client.HTTPConnection(host, int(port), timeout=30)
+                connection.request("GET", "/work")
+                statuses.append(connection.getresponse().status)
+                connection.close()
+
+            clients = [threading.Thread(target=ask) for _ in range(requests)]
+            for client in clients:
+                client.start()
+            for client in clients:
+                client.join()
+    finally:
+        for process in processes:
+            process.shutdown()
+            process.server_close()
+    assert statuses == [200] * requests
+    assert [process.most for process in processes] == [slots] * 4
+    assert sum(process.served for process in processes) == requests
 
 
 def test_haproxy_does_not_send_again_a_request_that_timed_out():
@@ -128,3 +241,19 @@ def test_gunicorn_conf_bounds_a_web_node_database_work_unless_hub_env_says_other
         "statement": "0",
         "lock": "3000",
     }
+
+
+def _unit_settings(name: str) -> dict[str, str]:
+    lines = (DEPLOY / "systemd" / name).read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def test_the_worker_yields_the_cpu_to_the_web_processes():
+    """Its bursts (PDFs, e-mails) are asynchronous, the web requests interactive: a lower weight under either way the
+    kernel may share the CPU between them (CPUWeight between cgroups, nice within one), the web processes at the
+    defaults."""
+    worker, web = _unit_settings("cpts-hub-worker.service"), _unit_settings("cpts-hub-web@.service")
+    assert int(worker["Nice"]) > 0
+    assert int(worker["CPUWeight"]) < 100  # systemd's default weight, the web instances'
+    assert "Nice" not in web
+    assert "CPUWeight" not in web

@@ -276,6 +276,19 @@ def gunicorn_options(workers: int, threads: int) -> list[str]:
     return ["-c", str(GUNICORN_CONF), "-w", str(workers), "--threads", str(threads)]
 
 
+# The worker's CPU priority in the deployment, its unit's Nice=, so that its bursts yield to the web requests here as
+# they do there (docs/deployment.md, « Worker priority »). `nice` rather than the unit's CPUWeight=: without systemd
+# the bench's processes share one cgroup, where only the nice value weighs.
+WORKER_UNIT = REPO / "deploy" / "systemd" / "cpts-hub-worker.service"
+
+
+def worker_command() -> list[str]:
+    """`flask hub worker` at the unit's Nice= (`nice` execs it, so its pid, which the lease's holder names, stays)."""
+    lines = WORKER_UNIT.read_text(encoding="utf-8").splitlines()
+    (nice,) = [line.partition("=")[2].strip() for line in lines if line.startswith("Nice=")]
+    return ["nice", "-n", nice, str(Path(sys.executable).parent / "flask"), "hub", "worker"]
+
+
 def start_gunicorn(env: dict, options: list[str], workdir: Path) -> tuple[Process, int]:
     """gunicorn serving wsgi:app with these options (workers, worker class), on a free port of 127.0.0.1."""
     port = free_port()
@@ -575,11 +588,11 @@ def main(argv=None) -> int:
         workdir = Path(tmp)
         env = hub_env(args.pg_url, secret, smtp.port)
         server, port = start_gunicorn(env, gunicorn_options(args.workers, args.threads), workdir)
-        worker = Process("worker", [str(Path(sys.executable).parent / "flask"), "hub", "worker"], env, workdir)
+        worker = Process("worker", worker_command(), env, workdir)
         try:
             print(
-                f"gunicorn {args.workers} workers × {args.threads} threads on {HOST}:{port}, the hub worker, "
-                f"locust {args.locust}"
+                f"gunicorn {args.workers} workers × {args.threads} threads on {HOST}:{port}, the hub worker "
+                f"({' '.join(worker.command[:3])}), locust {args.locust}"
             )
             # Warm-up at the first step's load, not counted: each gunicorn worker's first requests compile the
             # templates and open its connections.

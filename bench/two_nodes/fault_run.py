@@ -2,12 +2,13 @@
 
 The deployment of docs/deployment.md on one machine: a PostgreSQL 15 cluster of its own (initdb into a temporary
 directory, its own port, run as the `postgres` system user when started by root; the machine's PostgreSQL is never
-touched), migrated and seeded with P7's territory (bench/p7/peak_hour.py); two gunicorn nodes
-(deploy/gunicorn_conf.py) behind HAProxy with deploy/haproxy.cfg; two `flask hub worker` processes (one holds the
-scheduler lease, one stands by); the local SMTP sink P7 uses. Then P7's locust workload (bench/p7/locustfile.py,
+touched), migrated and seeded with P7's territory (bench/p7/peak_hour.py); two web nodes of two gunicorn processes
+each (one process per HAProxy server, as cpts-hub-web@<port>; deploy/gunicorn_conf.py) behind HAProxy with
+deploy/haproxy.cfg; two `flask hub worker` processes at the CPU priority of their unit (one holds the scheduler
+lease, one stands by); the local SMTP sink P7 uses. Then P7's locust workload (bench/p7/locustfile.py,
 with its client retries on) runs at `--multiple` of the national peak for `--seconds` while this script
 
-  - kills web node 1 (SIGKILL to its gunicorn master and workers), and restarts it later;
+  - kills web node 1 (SIGKILL to both its gunicorn processes, masters and workers), and restarts it later;
   - kills the worker holding the scheduler lease (SIGKILL): the standby must take over within the lease;
   - restarts PostgreSQL (`pg_ctl restart -m fast`).
 
@@ -58,6 +59,8 @@ LEASE_SECONDS = 30  # the worker's default (HUB_WORKER_LEASE_SECONDS)
 TAKE_OVER_LIMIT = LEASE_SECONDS * 1.25 + 5  # the lease, a renewal tick (a quarter of it) and a few seconds' slack
 OUTBOX_LEASE_SECONDS = 30  # a message the killed leader had claimed is claimed again after this (default 300)
 WINDOW_AFTER = 20.0  # seconds after a fault's end (node out of the proxy, database back) its errors may still show
+# deploy/haproxy.cfg's servers: HUB_NODE1_A, HUB_NODE1_B, HUB_NODE2_A, HUB_NODE2_B, one gunicorn process each.
+INSTANCES = ("A", "B")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -140,53 +143,60 @@ def wait_healthy(port: int, process: p7.Process, what: str) -> None:
 
 
 class Deployment:
-    def __init__(self, env: dict, workdir: Path, *, workers_per_node: int, threads: int, haproxy: str):
+    def __init__(self, env: dict, workdir: Path, *, threads: int, haproxy: str):
         self.env = env
         self.workdir = workdir
-        self.workers_per_node = workers_per_node
         self.threads = threads
-        self.node_ports = [free_port(), free_port()]
+        self.node_ports = [[free_port() for _ in INSTANCES] for _ in range(2)]
         self.proxy_port = free_port()
-        self.nodes: list[p7.Process | None] = [None, None]
+        self.nodes: list[list[p7.Process]] = [[], []]
         self.workers: dict[str, p7.Process] = {}
         self.haproxy = haproxy
         self.proxy: p7.Process | None = None
         self.starts = 0
 
     def start_node(self, index: int) -> None:
+        """The node's gunicorn processes, one per port, as its host's cpts-hub-web@<port> units."""
         self.starts += 1
         gunicorn = Path(sys.executable).parent / "gunicorn"
-        bind = f"{HOST}:{self.node_ports[index]}"
-        command = [str(gunicorn), *p7.gunicorn_options(self.workers_per_node, self.threads), "-b", bind, "wsgi:app"]
-        node = p7.Process(f"web{index + 1}-{self.starts}", command, self.env, self.workdir)
-        self.nodes[index] = node
-        wait_healthy(self.node_ports[index], node, f"web node {index + 1}")
+        self.nodes[index] = []
+        for instance, port in zip(INSTANCES, self.node_ports[index], strict=True):
+            command = [str(gunicorn), *p7.gunicorn_options(1, self.threads), "-b", f"{HOST}:{port}", "wsgi:app"]
+            name = f"web{index + 1}{instance.lower()}-{self.starts}"
+            self.nodes[index].append(p7.Process(name, command, self.env, self.workdir))
+        for process, port in zip(self.nodes[index], self.node_ports[index], strict=True):
+            wait_healthy(port, process, f"web node {index + 1}, {process.name}")
 
     def kill_node(self, index: int) -> None:
-        """SIGKILL to the node's process group: the master and its workers die at once, as with the host."""
-        node = self.nodes[index]
-        assert node is not None
-        os.killpg(node.process.pid, signal.SIGKILL)
-        node.process.wait(timeout=10)
+        """SIGKILL to each process group of the node: its gunicorn masters and workers die at once, as with the
+        host."""
+        for process in self.nodes[index]:
+            os.killpg(process.process.pid, signal.SIGKILL)
+        for process in self.nodes[index]:
+            process.process.wait(timeout=10)
 
     def start_proxy(self) -> None:
         env = dict(self.env)
         env.update(
             HUB_PROXY_BIND=f"{HOST}:{self.proxy_port}",
-            HUB_NODE1=f"{HOST}:{self.node_ports[0]}",
-            HUB_NODE2=f"{HOST}:{self.node_ports[1]}",
-            HUB_NODE_SLOTS=str(self.workers_per_node * self.threads),
+            HUB_PROCESS_SLOTS=str(self.threads),
         )
+        for node, ports in enumerate(self.node_ports, start=1):
+            env.update(
+                {f"HUB_NODE{node}_{name}": f"{HOST}:{port}" for name, port in zip(INSTANCES, ports, strict=True)}
+            )
         # -db: in the foreground, its log on stdout.
         self.proxy = p7.Process("haproxy", [self.haproxy, "-db", "-f", str(HAPROXY_CFG)], env, self.workdir)
         wait_healthy(self.proxy_port, self.proxy, "haproxy")
 
     def start_worker(self, name: str) -> None:
-        flask = Path(sys.executable).parent / "flask"
-        self.workers[name] = p7.Process(name, [str(flask), "hub", "worker"], self.env, self.workdir)
+        self.workers[name] = p7.Process(name, p7.worker_command(), self.env, self.workdir)
+
+    def web_processes(self) -> list[p7.Process]:
+        return [process for node in self.nodes for process in node]
 
     def stop(self) -> None:
-        for process in [*self.workers.values(), *(n for n in self.nodes if n), *([self.proxy] if self.proxy else [])]:
+        for process in [*self.workers.values(), *self.web_processes(), *([self.proxy] if self.proxy else [])]:
             process.stop()
 
 
@@ -464,8 +474,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--multiple", type=float, default=1.0, help="of the national peak, ~100 req/s (default 1)")
     parser.add_argument("--seconds", type=float, default=300.0, help="length of the load, faults inside (default 300)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes per node (default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process (default 4)")
     parser.add_argument("--cpts", type=int, default=40, help="CPTS copies seeded (default 40)")
     parser.add_argument("--pg-port", type=int, default=55433, help="the private cluster's port (default 55433)")
     parser.add_argument("--keep", action="store_true", help="keep the processes' logs and locust's files")
@@ -508,7 +517,7 @@ def main(argv=None) -> int:
             events = workdir / "events.jsonl"
             env = p7.hub_env(url, secret, smtp.port)
             env.update(HUB_TRUST_PROXY_HOPS="1", HUB_OUTBOX_LEASE_SECONDS=str(OUTBOX_LEASE_SECONDS))
-            deployment = Deployment(env, workdir, workers_per_node=args.workers, threads=args.threads, haproxy=haproxy)
+            deployment = Deployment(env, workdir, threads=args.threads, haproxy=haproxy)
             try:
                 deployment.start_node(0)
                 deployment.start_node(1)
@@ -517,7 +526,7 @@ def main(argv=None) -> int:
                 wait_for_leader(deployment, url)  # worker-a leads; worker-b, started after, stands by
                 deployment.start_worker("worker-b")
                 print(
-                    f"haproxy on {HOST}:{deployment.proxy_port} → 2 gunicorn nodes × {args.workers} workers × "
+                    f"haproxy on {HOST}:{deployment.proxy_port} → 2 nodes × {len(INSTANCES)} gunicorn processes × "
                     f"{args.threads} threads; "
                     f"2 hub workers (leader {worker_of(deployment, lease_holder(url))}); locust {users} users "
                     f"({args.multiple:g}× the national peak, ~{args.multiple * p7.NATIONAL_PEAK:.0f} req/s offered) "
@@ -534,7 +543,7 @@ def main(argv=None) -> int:
                 p7.wait_for_emails(url, seconds=OUTBOX_LEASE_SECONDS * 3)
                 leader_after = worker_of(deployment, lease_holder(url))
             except Exception:
-                for process in [*deployment.workers.values(), *(n for n in deployment.nodes if n)]:
+                for process in [*deployment.workers.values(), *deployment.web_processes()]:
                     print(f"--- {process.name} log:\n{process.log_tail()}", file=sys.stderr)
                 raise
             finally:
