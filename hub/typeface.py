@@ -102,7 +102,7 @@ class UnicodePDF(FPDF):
 class _UsualGlyphsOutput(OutputProducer):
     """fpdf2's output, which subsets each font in place, except that a style whose glyphs are all among the usual
     ones embeds the usual glyphs' font prepared once per process (`_usual_font`): subsetting and compiling a
-    font for each document was three quarters of a rendering. Any other style is subsetted from the whole font by
+    font for each document was two thirds of a rendering's CPU. Any other style is subsetted from the whole font by
     fpdf2, as before. Here the last footer and the page numbers are drawn: no glyph can come after."""
 
     def _add_fonts(self, *args):
@@ -169,7 +169,8 @@ class _UsualGlyphsOutput(OutputProducer):
 
 
 def _to_unicode_cmap(font: TTFFont) -> str:
-    """fpdf2's ToUnicode map of a TrueType font's codes (its characters are all in the Basic Multilingual Plane)."""
+    """fpdf2's ToUnicode map of a font's codes, without its surrogate pairs: Fira Sans maps no character beyond the
+    Basic Multilingual Plane."""
     bf_char = [
         f"<{code:04X}> <{''.join(f'{unicode:04X}' for unicode in glyph.unicode)}>\n"
         for glyph, code in font.subset.items()
