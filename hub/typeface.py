@@ -13,6 +13,8 @@ when a PDF is made."""
 
 import copy
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from io import BytesIO
@@ -22,7 +24,15 @@ from fontTools import subset  # type: ignore[import-untyped]  # fpdf2's own depe
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
-from fpdf.output import OutputProducer
+from fpdf.output import (
+    CIDSystemInfo,
+    OutputProducer,
+    PDFFont,
+    PDFFontStream,
+    _build_cmap_blocks,
+    _tt_font_widths,
+)
+from fpdf.syntax import Name, PDFArray, PDFContentStream
 
 FAMILY = "fira-sans"
 FONT_PACKAGE = "fontpkg_fira_sans"
@@ -49,8 +59,8 @@ FALLBACKS = {
     "✔": "v",
 }
 # The characters of nearly every French document: Latin-1, Latin Extended-A (Œ, Ł, ğ), Romanian Ș Ț, typographic
-# punctuation, super- and subscripts (SpO₂) and the signs of reports. A document drawn with these alone is subsetted
-# from a font of their ~450 glyphs (`_usual_font`) instead of the whole font's 2,708.
+# punctuation, super- and subscripts (SpO₂) and the signs of reports. A style of a document drawn with these alone
+# embeds a font of their ~430 glyphs (`_usual_font`), prepared once, instead of a subset of the whole font's 2,708.
 USUAL_BLOCKS = (
     range(0x20, 0x7F),
     range(0xA0, 0x180),
@@ -90,16 +100,102 @@ class UnicodePDF(FPDF):
 
 
 class _UsualGlyphsOutput(OutputProducer):
-    """fpdf2's output, which subsets each font in place, from the usual glyphs' font when it holds all the glyphs
-    the document drew: here the last footer and the page numbers are drawn, no glyph can come after."""
+    """fpdf2's output, which subsets each font in place, except that a style whose glyphs are all among the usual
+    ones embeds the usual glyphs' font prepared once per process (`_usual_font`): subsetting and compiling a
+    font for each document was two thirds of a rendering's CPU. Any other style is subsetted from the whole font by
+    fpdf2, as before. Here the last footer and the page numbers are drawn: no glyph can come after."""
 
-    def bufferize(self) -> bytearray:
-        for style in FILES:
-            font = self.fpdf.fonts.get(FAMILY + style)
-            if isinstance(font, TTFFont) and not _usual_font(style)[1].issuperset(font.subset.get_all_glyph_names()):
-                font.ttfont.close()
-                font.ttfont = _open(FILES[style])
-        return super().bufferize()
+    def _add_fonts(self, *args):
+        font_objs: dict = {}
+        fonts = self.fpdf.fonts
+        every_font = dict(fonts)
+        try:
+            for key, font in sorted(every_font.items(), key=lambda item: item[1].i):
+                style = key.removeprefix(FAMILY)
+                if isinstance(font, TTFFont) and style in FILES:
+                    usual = _usual_font(style)
+                    if usual.glyph_ids.keys() >= set(font.subset.get_all_glyph_names()):
+                        font_objs[font.i] = self._add_usual_font(font, usual)
+                        continue
+                    font.ttfont.close()
+                    font.ttfont = _open(FILES[style])
+                # fpdf2 embeds every font of the document's registry in one loop: the others are given to it one at
+                # a time, in its order, so that the objects keep the numbers they had.
+                fonts.clear()
+                fonts[key] = font
+                font_objs.update(super()._add_fonts(*args))
+        finally:
+            fonts.clear()
+            fonts.update(every_font)
+        return font_objs
+
+    def _add_usual_font(self, font: TTFFont, usual: "_UsualFont") -> PDFFont:
+        """The objects fpdf2 adds for a TrueType font, in its order, with the same codes, widths and ToUnicode map;
+        only the font file and the codes' glyph ids in it (CIDToGIDMap) are the usual glyphs' font's."""
+        fontname = f"MPDFAA+{font.name}"
+        composite_font_obj = PDFFont(subtype="Type0", base_font=fontname, encoding="Identity-H")
+        self._add_pdf_obj(composite_font_obj, "fonts")
+        cid_font_obj = PDFFont(
+            subtype="CIDFontType2", base_font=fontname, d_w=font.desc.missing_width, w=_tt_font_widths(font)
+        )
+        self._add_pdf_obj(cid_font_obj, "fonts")
+        composite_font_obj.descendant_fonts = PDFArray([cid_font_obj])
+        to_unicode_obj = PDFContentStream(_to_unicode_cmap(font).encode("latin-1"))
+        self._add_pdf_obj(to_unicode_obj, "fonts")
+        composite_font_obj.to_unicode = to_unicode_obj
+        cid_system_info_obj = CIDSystemInfo()
+        self._add_pdf_obj(cid_system_info_obj, "fonts")
+        cid_font_obj.c_i_d_system_info = cid_system_info_obj
+        font_descriptor_obj = font.desc
+        font_descriptor_obj.font_name = Name(fontname)
+        self._add_pdf_obj(font_descriptor_obj, "fonts")
+        cid_font_obj.font_descriptor = font_descriptor_obj
+        cid_to_gid_map = bytearray(2 * 0x10000)
+        for glyph, code in font.subset.items():
+            if glyph is not None:
+                cid_to_gid_map[2 * code : 2 * code + 2] = usual.glyph_ids[glyph.glyph_name].to_bytes(2, "big")
+        cid_to_gid_map_obj = PDFContentStream(contents=cid_to_gid_map, compress=True)
+        self._add_pdf_obj(cid_to_gid_map_obj, "fonts")
+        cid_font_obj.c_i_d_to_g_i_d_map = cid_to_gid_map_obj
+        # The font file's stream was compressed once; each document's copy gets its own object number.
+        font_file_obj = copy.copy(usual.font_file)
+        self._add_pdf_obj(font_file_obj, "fonts")
+        font_descriptor_obj.font_file2 = font_file_obj  # type: ignore[attr-defined]  # as fpdf2 sets it
+        # What fpdf2 does once a font is embedded: its glyph caches are per class, not per document.
+        font.subset.pick.cache_clear()
+        font.subset.get_glyph.cache_clear()
+        font.close()
+        return composite_font_obj
+
+
+def _to_unicode_cmap(font: TTFFont) -> str:
+    """fpdf2's ToUnicode map of a font's codes, without its surrogate pairs: Fira Sans maps no character beyond the
+    Basic Multilingual Plane."""
+    bf_char = [
+        f"<{code:04X}> <{''.join(f'{unicode:04X}' for unicode in glyph.unicode)}>\n"
+        for glyph, code in font.subset.items()
+        if glyph is not None and isinstance(glyph.unicode, tuple) and glyph.unicode
+    ]
+    return (
+        "/CIDInit /ProcSet findresource begin\n"
+        "12 dict begin\n"
+        "begincmap\n"
+        "/CIDSystemInfo\n"
+        "<</Registry (Adobe)\n"
+        "/Ordering (UCS)\n"
+        "/Supplement 0\n"
+        ">> def\n"
+        "/CMapName /Adobe-Identity-UCS def\n"
+        "/CMapType 2 def\n"
+        "1 begincodespacerange\n"
+        "<0000> <FFFF>\n"
+        "endcodespacerange\n"
+        f"{_build_cmap_blocks(bf_char, 'bfchar')}"
+        "endcmap\n"
+        "CMapName currentdict /CMap defineresource pop\n"
+        "end\n"
+        "end"
+    )
 
 
 def _document_font(style: str, *, number: int) -> TTFFont:
@@ -108,11 +204,12 @@ def _document_font(style: str, *, number: int) -> TTFFont:
     Reading them for every document (1,700 glyphs, one fontTools lookup each) cost ~7 ms of CPU. What the document's
     output mutates is its own: the fontTools font (subsetted in place, then closed), the used-glyph map, the
     font descriptor (given its object id, name and font stream) and the widths (a defaultdict grows on reading).
-    The fontTools font is only read at output (no shaping, no colour glyphs): the usual glyphs' one until then."""
+    The fontTools font is only read when fpdf2 subsets it at output (no shaping, no colour glyphs): until then, and
+    for a style that embeds the usual glyphs' font, the usual glyphs' one, opened lazily and closed unread."""
     parsed = _parsed_font(style)
     font = copy.copy(parsed)
     font.i = number
-    font.ttfont = TTFont(BytesIO(_usual_font(style)[0]), recalcTimestamp=False, lazy=True)
+    font.ttfont = TTFont(BytesIO(_usual_font(style).data), recalcTimestamp=False, lazy=True)
     font.cw = parsed.cw.copy()
     font.glyph_ids = dict(parsed.glyph_ids)
     font.desc = copy.copy(parsed.desc)
@@ -143,27 +240,29 @@ def _open(name: str) -> TTFont:
     return ttfont
 
 
-@cache
-def _usual_font(style: str) -> tuple[bytes, frozenset[str]]:
-    """The font cut down to the glyphs of the USUAL characters, and those glyphs' names.
+@dataclass(frozen=True)
+class _UsualFont:
+    data: bytes
+    font_file: PDFFontStream
+    glyph_ids: Mapping[str, int]
 
-    fpdf2's subsetting (fontTools, its options) then gives the same bytes from it as from the whole font, for
-    any glyphs among those asked for here (tests/documents/test_typeface_cache.py): it keeps the glyphs asked
-    for and their components, the cmap entries of the glyphs asked for, and recomputes the rest from them. A
-    component alone (the combining comma below of Ș) has lost its cmap entry here: a document drawing it is
-    subsetted from the whole font. The glyphs are asked for by name as fpdf2 does, not by character, so every
-    character of a glyph keeps its cmap entry (µ and μ share one); their names stay for fpdf2 to find them by."""
+
+@cache
+def _usual_font(style: str) -> _UsualFont:
+    """The font cut down to the glyphs of the USUAL characters and their components, as fpdf2 would embed it for a
+    document that drew them all (its subsetting options; the tables it also drops are not in Fira Sans or already
+    dropped), its font stream compressed once, and each glyph's id in it. The glyphs are asked for by name as fpdf2
+    does, not by character, so every character of a glyph keeps its cmap entry (µ and μ share one)."""
     ttfont = _open(FILES[style])
     cmap = ttfont.getBestCmap()
-    asked = frozenset({cmap[code] for code in USUAL if code in cmap} | {ttfont.getGlyphOrder()[0]})
-    options = subset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True)
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(glyphs=sorted(asked))
+    subsetter = subset.Subsetter(subset.Options(notdef_outline=True, recommended_glyphs=True))
+    subsetter.populate(glyphs=sorted({cmap[code] for code in USUAL if code in cmap}))
     subsetter.subset(ttfont)
+    glyph_ids = {name: ttfont.getGlyphID(name) for name in ttfont.getGlyphOrder()}
     data = BytesIO()
     ttfont.save(data)
     ttfont.close()
-    return data.getvalue(), asked
+    return _UsualFont(data.getvalue(), PDFFontStream(data.getvalue()), glyph_ids)
 
 
 @cache

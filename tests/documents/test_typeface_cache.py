@@ -1,15 +1,20 @@
-"""The fonts parsed once per process (hub.typeface) draw the same bytes as fpdf2's own `add_font` of each
-document, whatever glyphs a document uses and in whatever order documents are rendered."""
+"""The fonts parsed once per process (hub.typeface) draw the same as fpdf2's own `add_font` of each document,
+whatever glyphs a document uses and in whatever order documents are rendered: the same bytes when a style drew a
+glyph outside the usual ones (fpdf2 subsets the whole font), and otherwise, with the usual glyphs' font embedded
+whole, the same page content, text, widths and ToUnicode map, each code drawing the same outline."""
 
 import datetime as dt
 from decimal import Decimal
+from io import BytesIO
 from types import SimpleNamespace
 
 import pytest
 import time_machine
+from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pypdf import PdfReader
 
 from hub import typeface
 from hub.documents.clinical import Section
@@ -32,8 +37,12 @@ DOCUMENTS = {
     ),
     # The title is drawn again in the footer, in the regular style, when the document is output.
     "a Greek title": clinical_document(title="Compte rendu — Ωμέγα"),
-    # The combining comma below is a component of the usual glyphs' Ș, but without its own cmap entry there.
+    # The combining comma below is a component of the usual glyphs' Ș, without its own cmap entry there: the
+    # CIDToGIDMap gives its glyph, the ToUnicode map its character.
     "a component drawn alone": clinical_document(sections=(Section("Observations", "-\u0326"),)),
+    # One style embeds the usual glyphs' font, the other a subset of the whole font: the objects keep fpdf2's order.
+    "Greek in the text": clinical_document(sections=(Section("Observations", "Ωμέγα"),)),
+    "Greek in a heading": clinical_document(sections=(Section("Ωμέγα", "Rien à signaler"),)),
 }
 
 
@@ -57,45 +66,101 @@ def uncached(render):
         return render()
 
 
+def drawing(pdf: bytes) -> dict:
+    """What a reader draws and extracts from a PDF: each page's content stream and text, and each font's
+    dictionaries, widths, ToUnicode map and, for each code the content streams use, its glyph's outline and
+    advance in the embedded font (which fontTools parses). The font file's other bytes and glyph ids are left out."""
+    reader = PdfReader(BytesIO(pdf))
+    fonts = {}
+    for page in reader.pages:
+        for name, reference in page["/Resources"]["/Font"].items():
+            font = reference.get_object()
+            cid_font = font["/DescendantFonts"][0].get_object()
+            descriptor = cid_font["/FontDescriptor"].get_object()
+            ttfont = TTFont(BytesIO(descriptor["/FontFile2"].get_object().get_data()))
+            cid_to_gid = cid_font["/CIDToGIDMap"].get_object().get_data()
+            glyphs = {}
+            for code in range(len(cid_to_gid) // 2):
+                if gid := int.from_bytes(cid_to_gid[2 * code : 2 * code + 2], "big"):
+                    glyph_name = ttfont.getGlyphOrder()[gid]
+                    coordinates, ends, flags = ttfont["glyf"][glyph_name].getCoordinates(ttfont["glyf"])
+                    glyphs[code] = (list(coordinates), ends, list(flags), ttfont["hmtx"][glyph_name])
+            fonts[name] = {
+                "font": {key: value for key, value in font.items() if key not in ("/DescendantFonts", "/ToUnicode")},
+                "to unicode": font["/ToUnicode"].get_object().get_data(),
+                "CID font": {key: value for key, value in cid_font.items() if key in ("/Subtype", "/BaseFont", "/DW")},
+                "widths": list(cid_font["/W"]),
+                "descriptor": {key: value for key, value in descriptor.items() if key != "/FontFile2"},
+                "glyphs": glyphs,
+            }
+    pages = [(page.get_contents().get_data(), page.extract_text()) for page in reader.pages]
+    return {"pages": pages, "fonts": fonts}
+
+
+def embedded_glyph_counts(pdf: bytes) -> list[int]:
+    reader = PdfReader(BytesIO(pdf))
+    counts = []
+    for reference in reader.pages[0]["/Resources"]["/Font"].values():
+        descriptor = reference.get_object()["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+        counts.append(len(TTFont(BytesIO(descriptor["/FontFile2"].get_object().get_data())).getGlyphOrder()))
+    return counts
+
+
+def assert_draws_the_same(pdf: bytes, expected: bytes) -> None:
+    assert drawing(pdf) == drawing(expected)
+    if embedded_glyph_counts(pdf) == embedded_glyph_counts(expected):  # no style embedded the usual glyphs' font
+        assert pdf == expected
+
+
 @pytest.mark.parametrize("name", DOCUMENTS)
-def test_a_report_draws_the_same_bytes_as_with_fpdf2s_own_font_parsing(name):
+def test_a_report_draws_the_same_as_with_fpdf2s_own_font_parsing(name):
     expected = uncached(lambda: render_pdf(DOCUMENTS[name], zone=ZONE))
-    assert render_pdf(DOCUMENTS[name], zone=ZONE) == expected
+    assert_draws_the_same(render_pdf(DOCUMENTS[name], zone=ZONE), expected)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(title=st.text(USUAL, max_size=30), text=st.text(USUAL, max_size=200))
-def test_any_usual_characters_draw_the_same_bytes_as_with_fpdf2s_own_font_parsing(title, text):
+def test_any_usual_characters_draw_the_same_as_with_fpdf2s_own_font_parsing(title, text):
     document = clinical_document(title=title, sections=(Section("Observations", text),))
-    assert render_pdf(document, zone=ZONE) == uncached(lambda: render_pdf(document, zone=ZONE))
+    assert_draws_the_same(render_pdf(document, zone=ZONE), uncached(lambda: render_pdf(document, zone=ZONE)))
 
 
-def test_a_french_report_is_subsetted_from_the_usual_glyphs_font_other_glyphs_from_the_whole(monkeypatch):
+def test_a_french_report_embeds_the_usual_glyphs_font_other_glyphs_are_subsetted_from_the_whole(monkeypatch):
     render_pdf(DOCUMENTS["accents and Œ"], zone=ZONE)  # the usual glyphs' fonts are cut from the whole ones once
+    usual = [len(typeface._usual_font(style).glyph_ids) for style in typeface.FILES]
     opened = []
     whole = typeface._open
     monkeypatch.setattr(typeface, "_open", lambda name: opened.append(name) or whole(name))
-    regular_and_bold, regular = ["FiraSans-Regular.ttf", "FiraSans-Bold.ttf"], ["FiraSans-Regular.ttf"]
+    regular_and_bold = ["FiraSans-Regular.ttf", "FiraSans-Bold.ttf"]
     expected = {
         "accents and Œ": [],
         "€, œ and signs": [],
         "any script": regular_and_bold,
         "a Greek title": regular_and_bold,
-        "a component drawn alone": regular,
+        "a component drawn alone": [],
+        "Greek in the text": ["FiraSans-Regular.ttf"],
+        "Greek in a heading": ["FiraSans-Bold.ttf"],
     }
     for name, files in expected.items():
         opened.clear()
-        render_pdf(DOCUMENTS[name], zone=ZONE)
+        pdf = render_pdf(DOCUMENTS[name], zone=ZONE)
         assert opened == files, name
+        embedded = embedded_glyph_counts(pdf)
+        assert [count == whole for count, whole in zip(embedded, usual, strict=True)] == [
+            file not in files for file in typeface.FILES.values()
+        ], name
 
 
 def test_documents_with_other_glyphs_rendered_in_turn_share_no_state():
     expected = {name: uncached(lambda d=doc: render_pdf(d, zone=ZONE)) for name, doc in DOCUMENTS.items()}
-    for name in [*DOCUMENTS, *reversed(DOCUMENTS), *DOCUMENTS]:
-        assert render_pdf(DOCUMENTS[name], zone=ZONE) == expected[name], name
+    first = {name: render_pdf(document, zone=ZONE) for name, document in DOCUMENTS.items()}
+    for name in [*reversed(DOCUMENTS), *DOCUMENTS]:
+        pdf = render_pdf(DOCUMENTS[name], zone=ZONE)
+        assert pdf == first[name], name
+        assert_draws_the_same(pdf, expected[name])
 
 
-def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own_font_parsing():
+def test_the_letter_and_the_fee_statement_draw_the_same_as_with_fpdf2s_own_font_parsing():
     name, text = "Łukasz Œuvrard", "Douleur thoracique ≥ 3 jours, œdème ; 25 €"
     referral = SimpleNamespace(
         patient=SimpleNamespace(display_name=name, birth_date=dt.date(1948, 3, 1)),
@@ -114,7 +179,7 @@ def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own
         with time_machine.travel(NOW, tick=False):  # its creation date
             return referral_letter(referral, program_name="Insuffisance cardiaque", zone=ZONE)
 
-    assert letter() == uncached(letter)
+    assert_draws_the_same(letter(), uncached(letter))
     professional = Professional(id=1, first_name="Zoé", last_name=name, profession=Profession.NURSE, rpps=None)
     line = statements.StatementLine(
         id=1,
@@ -136,4 +201,4 @@ def test_the_letter_and_the_fee_statement_draw_the_same_bytes_as_with_fpdf2s_own
         with time_machine.travel(NOW, tick=False):
             return statements.statement_pdf(statement, generated_on=dt.date(2026, 11, 30))
 
-    assert fee_statement() == uncached(fee_statement)
+    assert_draws_the_same(fee_statement(), uncached(fee_statement))
