@@ -11,7 +11,16 @@ from sqlalchemy.dialects.postgresql import psycopg, psycopg2
 from sqlalchemy.exc import DBAPIError
 
 from hub import audit, row_locks
-from hub.db import _prepare, _retrying, driver_rows, make_session_factory, read_rows, without_transaction
+from hub.db import (
+    CachingCursor,
+    _convert_long,
+    _prepare,
+    _retrying,
+    driver_rows,
+    make_session_factory,
+    read_rows,
+    without_transaction,
+)
 from hub.models import Patient
 
 # Built once, as the statements given to driver_rows are. Numeric and Float take their result processor from the
@@ -118,3 +127,20 @@ def test_the_cursor_s_description_is_read_at_a_statement_s_first_execution_only(
     finally:
         dbapi_connection.cursor_factory = default
     assert len(reads) == 1
+
+
+def test_a_long_statement_with_many_parameters_is_parsed_once(db_session, engine):
+    """psycopg parses a statement over 4 kB or 50 parameters again at every execution; the engine's cursor keeps
+    its conversion (hub.db.CachingCursor), as a booking's read and write need, and binds each execution's values."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("psycopg's conversion of placeholders: PostgreSQL's driver")
+    values = [literal(i).label(f"value_with_a_long_name_to_pass_four_kilobytes_{i}") for i in range(60)]
+    statement = select(*values)
+    connection = db_session.connection()
+    assert len(str(statement.compile(connection))) > 4096
+    before = _convert_long.cache_info()
+    for _ in range(3):
+        assert tuple(connection.execute(statement).one()) == tuple(range(60))
+    after = _convert_long.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 2)
+    assert isinstance(connection.connection.dbapi_connection.cursor(), CachingCursor)
