@@ -10,7 +10,18 @@ from typing import Any, TypeVar, cast
 
 import psycopg
 from psycopg import _queries as psycopg_queries
-from sqlalchemy import DateTime, Executable, MetaData, Row, Table, bindparam, create_engine, event, insert
+from sqlalchemy import (
+    DateTime,
+    Executable,
+    MetaData,
+    Row,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    insert,
+    make_url,
+)
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
@@ -73,9 +84,12 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0, lock_timeout_ms: int
         return engine
     limits = {"statement_timeout": statement_timeout_ms, "lock_timeout": lock_timeout_ms}
     options = " ".join(f"-c {name}={value}" for name, value in limits.items() if value)
-    kwargs["connect_args"] = {"cursor_factory": CachingCursor, **kwargs.get("connect_args", {})}
+    connect_args = dict(kwargs.get("connect_args", {}))
+    if make_url(url).get_driver_name() == "psycopg":
+        connect_args.setdefault("cursor_factory", CachingCursor)
     if options:
-        kwargs["connect_args"]["options"] = options
+        connect_args["options"] = options
+    kwargs["connect_args"] = connect_args
     # No pre-ping: it costs a round trip on every checkout, i.e. every request. A connection the server closed is
     # found at its transaction's first statement instead, which is then run again (make_session_factory).
     return create_engine(url, pool_pre_ping=False, **kwargs)
@@ -84,23 +98,29 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0, lock_timeout_ms: int
 # psycopg turns a statement's %(name)s placeholders into $n by parsing its text on every execution, and keeps the
 # result only for statements of at most 4 kB and 50 parameters (psycopg._queries: its cache once grew past 100 MB
 # with INSERTs of varying numbers of rows). The hot paths' statements are built once and sent again and again, some
-# over those bounds (a booking's read, 5 kB; its one write, 6 kB and 70 parameters): parsed each time, they cost a
-# booking about a fifth of its CPU (P2, 2026-12-04). Statements up to 16 kB are kept here, whatever their
-# parameters, in a cache of their own bounded in size (at most 256 × 16 kB of text).
+# over those bounds (a booking's read, 5 kB; its one write, 6 kB and 70 parameters): parsed each time, they took a
+# fifth of a booking's CPU under cProfile (P2, 2026-12-04). Statements up to 16 kB are kept here, whatever their
+# parameters, in a cache of their own bounded in size (at most 256 × 16 kB of text). This subclasses psycopg's
+# query class, which is not public API: the version is pinned (setup.cfg) and tests.test_driver_path fails if the
+# cache is no longer used.
 _LONGEST_CACHED = 16_384
 _convert_long = functools.lru_cache(maxsize=256)(psycopg_queries._query2pg_nocache)
 
 
 class _CachingQuery(psycopg_queries.PostgresQuery):
     def convert(self, query, vars) -> None:
-        cached_by_psycopg = len(query) <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH and (
-            vars is None or len(vars) <= psycopg_queries.MAX_CACHED_STATEMENT_PARAMS
-        )
-        if vars is None or not isinstance(query, str) or cached_by_psycopg or len(query) > _LONGEST_CACHED:
+        if vars is None or not isinstance(query, str):
             super().convert(query, vars)
             return
-        converted = _convert_long(query.encode(self._tx.encoding), self._tx.encoding)
-        self.query, self._want_formats, self._order, self._parts = converted
+        encoded = query.encode(self._tx.encoding)
+        cached_by_psycopg = (
+            len(encoded) <= psycopg_queries.MAX_CACHED_STATEMENT_LENGTH
+            and len(vars) <= psycopg_queries.MAX_CACHED_STATEMENT_PARAMS
+        )
+        if cached_by_psycopg or len(encoded) > _LONGEST_CACHED:
+            super().convert(encoded, vars)
+            return
+        self.query, self._want_formats, self._order, self._parts = _convert_long(encoded, self._tx.encoding)
         self.dump(vars)
 
 
