@@ -14,6 +14,8 @@ Each mode first runs `--warmup` teleconsultations (templates compiled, connectio
 `--count` measured ones; modes alternate `--rounds` times (A/B interleaved on a shared machine). With
 `--concurrency N` it also runs N client threads for `--seconds` per server (throughput and CPU per request under
 load). With `--profile DIR` each gunicorn worker runs under cProfile and writes DIR/worker-<pid>.prof at exit.
+With `--per-route` (and no `--server`: in process only) it prints each request of the mix under its locust name, its
+count per teleconsultation, its CPU per request and its share of the mix's CPU.
 
     .venv/bin/python bench/p7/server_cpu.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7 \\
         --server "-w 4 -k sync" --server "-w 3 -k gthread --threads 4 --keep-alive 5"
