@@ -14,6 +14,8 @@ Each mode first runs `--warmup` teleconsultations (templates compiled, connectio
 `--count` measured ones; modes alternate `--rounds` times (A/B interleaved on a shared machine). With
 `--concurrency N` it also runs N client threads for `--seconds` per server (throughput and CPU per request under
 load). With `--profile DIR` each gunicorn worker runs under cProfile and writes DIR/worker-<pid>.prof at exit.
+With `--per-route` (and no `--server`: in process only) it prints each request of the mix under its locust name, its
+count per teleconsultation, its CPU per request and its share of the mix's CPU.
 
     .venv/bin/python bench/p7/server_cpu.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7 \\
         --server "-w 4 -k sync" --server "-w 3 -k gthread --threads 4 --keep-alive 5"
@@ -25,8 +27,10 @@ import argparse
 import http.client
 import json
 import os
+import re
 import secrets
 import shlex
+import statistics
 import sys
 import tempfile
 import threading
@@ -145,14 +149,63 @@ class KeepAliveClient:
             self.connection.close()
 
 
-def in_process_sender(app):
+# The locustfile's request names (its statistics' rows), from the method and the path.
+NAMES = [
+    (re.compile(pattern), name)
+    for pattern, name in (
+        (r"GET /planning", "page /planning"),
+        (r"GET /visits", "page /visits"),
+        (r"GET /ical/", "GET ical"),
+        (r"GET /api/v1/programs/\d+/slots", "GET slots"),
+        (r"GET /api/v1/patients/\d+$", "GET patient"),
+        (r"POST /api/v1/appointments$", "POST /api/v1/appointments"),
+        (r"GET /api/v1/appointments/\d+/candidates", "GET candidates"),
+        (r"GET /api/v1/appointments/\d+$", "GET appointment"),
+        (r"POST /api/v1/appointments/\d+/confirm", "POST confirm"),
+        (r"POST /api/v1/appointments/\d+/checklist", "POST checklist"),
+        (r"POST /api/v1/appointments/\d+/check-in", "POST check-in"),
+        (r"POST /api/v1/reports$", "POST report draft"),
+        (r"PATCH /api/v1/reports/\d+$", "PATCH report"),
+        (r"POST /api/v1/reports/\d+/sign", "POST sign"),
+        (r"GET /api/v1/reports/\d+$", "GET report"),
+        (r"GET /api/v1/outbox", "GET outbox"),
+        (r"GET /api/v1/me/desk", "GET desk"),
+    )
+]
+
+
+def request_name(method: str, path: str) -> str:
+    line = f"{method} {path.split('?', 1)[0]}"
+    return next(name for pattern, name in NAMES if pattern.match(line))
+
+
+def in_process_sender(app, per_route: dict[str, list[float]] | None = None):
+    """`per_route`, when given, receives each request's CPU milliseconds (time.process_time) under its name."""
     client = app.test_client(use_cookies=False)
 
     def send(method, path, headers, body):
+        started = time.process_time()
         response = client.open(path, method=method, headers=headers, json=body)
-        return response.status_code, response.get_data()
+        data = response.get_data()
+        if per_route is not None:
+            per_route.setdefault(request_name(method, path), []).append((time.process_time() - started) * 1000)
+        return response.status_code, data
 
     return send
+
+
+def route_table(per_route: dict[str, list[float]], teleconsultations: int) -> str:
+    """Each request of the mix: how many per teleconsultation, its CPU per request (mean and median) and its share
+    of the in-process CPU of the mix (mean × count), highest share first."""
+    total = sum(sum(times) for times in per_route.values())
+    rows = sorted(per_route.items(), key=lambda item: -sum(item[1]))
+    lines = [f"{'request':28} {'per visit':>9} {'CPU mean ms':>11} {'median ms':>9} {'share':>6}"]
+    for name, times in rows:
+        lines.append(
+            f"{name:28} {len(times) / teleconsultations:>9.0f} {statistics.mean(times):>11.2f}"
+            f" {statistics.median(times):>9.2f} {sum(times) / total:>6.1%}"
+        )
+    return "\n".join(lines)
 
 
 def cpu_times(pids: list[int]) -> tuple[float, float]:
@@ -173,9 +226,9 @@ def server_pids(master: int) -> list[int]:
     return [master, *map(int, children)]
 
 
-def measure_in_process(app, teams, items) -> str:
+def measure_in_process(app, teams, items, per_route: dict[str, list[float]] | None = None) -> str:
     before = os.times()
-    sent = run_sequential(in_process_sender(app), teams, items)
+    sent = run_sequential(in_process_sender(app, per_route), teams, items)
     after = os.times()
     user, system = after.user - before.user, after.system - before.system
     return (
@@ -250,8 +303,9 @@ def main(argv=None) -> int:
     parser.add_argument("--concurrency", type=int, default=0, help="client threads of the throughput run (0: none)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--profile", help="directory for each gunicorn worker's cProfile output")
+    parser.add_argument("--per-route", action="store_true", help="in process: print each request's CPU and share")
     args = parser.parse_args(argv)
-    servers = args.server or ["-w 4 -k sync"]
+    servers = args.server or ([] if args.per_route else ["-w 4 -k sync"])  # the table alone needs no server
 
     secret = secrets.token_urlsafe(48)
     prepare_postgresql(args.pg_url)
@@ -260,6 +314,7 @@ def main(argv=None) -> int:
     work = Work(args.pg_url, ids)
     print(f"seeded {args.cpts} CPTS; load average {os.getloadavg()[0]:.2f}", flush=True)
     results: dict[str, list[str]] = {}
+    per_route: dict[str, list[float]] | None = {} if args.per_route else None
     with tempfile.TemporaryDirectory(prefix="bench-p7-cpu-") as tmp, SmtpServer() as smtp:
         workdir = Path(tmp)
         env = hub_env(args.pg_url, secret, smtp.port)
@@ -284,7 +339,7 @@ def main(argv=None) -> int:
                 run_sequential(KeepAliveClient(started[server_args][1]).send, teams, work.make(args.warmup))
             for round_ in range(args.rounds):
                 if app is not None:
-                    line = measure_in_process(app, teams, work.make(args.count))
+                    line = measure_in_process(app, teams, work.make(args.count), per_route)
                     results.setdefault("in process", []).append(line)
                     print(f"round {round_ + 1} in process: {line}", flush=True)
                 for server_args, (process, port) in started.items():
@@ -304,6 +359,8 @@ def main(argv=None) -> int:
         finally:
             for process, _port in started.values():
                 process.stop()
+    if per_route:
+        print(route_table(per_route, args.count * args.rounds))
     print(f"summary (load average now {os.getloadavg()[0]:.2f}):")
     for name, lines in results.items():
         print(f"  {name}: " + " | ".join(lines))

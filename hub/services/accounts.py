@@ -483,20 +483,21 @@ def _is_stale(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
     return last_used_at is None or now - last_used_at > TOUCH_INTERVAL
 
 
+# One round trip for token, user, professional and roles, built once with a bound parameter (as the page
+# session's `_USER_OF_SESSION`): this runs on every API call that writes, where building the statement, its
+# loader options and its cache key cost about a fifth of the lookup.
+_TOKEN_WITH_USER = (
+    select(ApiToken)
+    .where(ApiToken.token_hash == bindparam("token_hash"))
+    .options(joinedload(ApiToken.user).joinedload(User.role_rows))
+)
+
+
 def authenticate_token(session: Session, raw: str) -> User | None:
     """The token's user as an ORM row, for the views that need one (see `authenticate_token_light`)."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
-    # One round trip for token, user, professional and roles: this runs on every API call.
-    token = (
-        session.scalars(
-            select(ApiToken)
-            .where(ApiToken.token_hash == _digest(raw))
-            .options(joinedload(ApiToken.user).joinedload(User.role_rows))
-        )
-        .unique()
-        .one_or_none()
-    )
+    token = session.scalars(_TOKEN_WITH_USER, {"token_hash": _digest(raw)}).unique().one_or_none()
     now = utcnow()
     if token is None or not _token_usable(token.revoked_at, token.expires_at, token.user.is_active, now):
         return None
