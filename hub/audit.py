@@ -221,11 +221,11 @@ class GroupCommit:
     """The audit rows of concurrent light reads (hub.http.access.light_read), committed together: one INSERT and one
     commit for the reads of a process's threads that finish while the previous batch commits.
 
-    A read's one write is its audit row, and its commit is mostly a wait — SQLite's WAL sync under its one write
-    lock, PostgreSQL's WAL flush and round trip — during which the process's other reads queued for the same lock or
-    paid the same wait. The first read to finish opens a batch and commits it once the previous batch is committed
-    (at once if none is); the reads finishing meanwhile add their rows to it and wait. Each read still answers only
-    after its row is committed, and a batch that fails fails each of its reads (AuditNotWritten)."""
+    For SQLite (hub.app): a read's one write is its audit row, and its commit is mostly a wait, the WAL's sync under
+    the database's one write lock, for which the process's other reads queued (sleeping in SQLite's busy handler).
+    The first read to finish opens a batch and commits it once the previous batch is committed (at once if none is);
+    the reads finishing meanwhile add their rows to it and wait. Each read still answers only after its row is
+    committed, and a batch that fails fails each of its reads (AuditNotWritten)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -9,8 +9,8 @@ committed in one place.
   before the page is shown again, so that only that page's read remains to commit.
 - An API view marked `light_read` (hub.http.access) only reads: its session runs without a transaction
   (hub.db.without_transaction), each SELECT on its own, and its audit rows are written by the same commit, in one
-  INSERT, only if it returns — as for any other view; the rows of the light reads finishing together are
-  committed together (hub.audit.GroupCommit).
+  INSERT, only if it returns — as for any other view; on SQLite the rows of the light reads finishing together
+  are committed together (hub.audit.GroupCommit).
 """
 
 import uuid
@@ -59,10 +59,15 @@ def finish_request(response):
     session = g.pop("db_session", None)
     if session is None:
         return response
+    grouped = current_app.extensions["hub.audit_commits"]
     try:
-        if is_without_transaction(session) and not (session.new or session.dirty or session.deleted):
+        if (
+            grouped is not None
+            and is_without_transaction(session)
+            and not (session.new or session.dirty or session.deleted)
+        ):
             # A light read: its one write is its audit rows, committed with those of the reads finishing with it.
-            current_app.extensions["hub.audit_commits"].commit(session)
+            grouped.commit(session)
         else:
             session.commit()
     finally:

@@ -1,5 +1,6 @@
-"""The audit rows of light reads finishing together are committed together (hub.audit.GroupCommit): one INSERT for
-the batch, each read answered only once that INSERT is committed, and every read of a failed batch failed."""
+"""On SQLite, the audit rows of light reads finishing together are committed together (hub.audit.GroupCommit): one
+INSERT for the batch, each read answered only once that INSERT is committed, and every read of a failed batch
+failed."""
 
 import threading
 import time
@@ -15,6 +16,8 @@ READERS = 3
 
 
 def _readers(app, committed):
+    if app.extensions["hub.audit_commits"] is None:
+        pytest.skip("PostgreSQL commits each read's row on its own (its WAL flushes group concurrent commits)")
     factory, created = committed
     with factory() as session:
         org = factories.cpts(session)
