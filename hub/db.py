@@ -185,6 +185,10 @@ def without_transaction(session: Session) -> None:
     session.connection(execution_options=options)
 
 
+def is_without_transaction(session: Session) -> bool:
+    return session.info.get(_WITHOUT_TRANSACTION, False)
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     _retry_first_statement_on_disconnect(factory)

@@ -9,7 +9,8 @@ committed in one place.
   before the page is shown again, so that only that page's read remains to commit.
 - An API view marked `light_read` (hub.http.access) only reads: its session runs without a transaction
   (hub.db.without_transaction), each SELECT on its own, and its audit rows are written by the same commit, in one
-  INSERT, only if it returns — as for any other view.
+  INSERT, only if it returns — as for any other view; on SQLite the rows of the light reads finishing together
+  are committed together (hub.audit.GroupCommit).
 """
 
 import uuid
@@ -19,7 +20,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.db import without_transaction
+from hub.db import is_without_transaction, without_transaction
 from hub.http.access import enforce_access, is_light_read
 from hub.http.headers import secure_headers
 from hub.http.inputs import refuse_nul_bytes
@@ -58,8 +59,17 @@ def finish_request(response):
     session = g.pop("db_session", None)
     if session is None:
         return response
+    grouped = current_app.extensions["hub.audit_commits"]
     try:
-        session.commit()
+        if (
+            grouped is not None
+            and is_without_transaction(session)
+            and not (session.new or session.dirty or session.deleted)
+        ):
+            # A light read: its one write is its audit rows, committed with those of the reads finishing with it.
+            grouped.commit(session)
+        else:
+            session.commit()
     finally:
         session.close()
     return response
