@@ -442,7 +442,7 @@ class AppointmentIn(TelesoinFields, InputSchema):
         validate=length(300, 1),
         metadata={
             # What InputSchema refuses (hub.schemas.base.CONTROL_CHARACTERS), stated so the document says it too.
-            "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ud800-\\udfff\\ufffe\\uffff]*$",
             "description": "Télésoin : motif de la coordination pour dépasser le plafond de 20 % de télésoin "
             "du professionnel (exigé seulement quand la séance le ferait dépasser).",
         },
