@@ -5,7 +5,8 @@ Input schemas check shape only and load to dicts; policy and database checks bel
 The input policy (I2), the same for the API and the forms, so that no value reaches the database only to fail
 there (a 500, and the statement's parameters in the server's log):
 - integers within PostgreSQL's `integer` (every id and count column is one), pages within `MAX_PAGE`;
-- no control character in any text but tab and line breaks (a NUL byte is refused by PostgreSQL);
+- no control character in any text but tab and line breaks (a NUL byte is refused by PostgreSQL), nor the
+  rest of what XML 1.0 forbids (U+FFFE, U+FFFF, lone surrogates);
 - dates and instants between 1900-01-01 and 2100-12-31: the oldest living patients were born after 1900, the
   planning, tariffs and statements stop well before 2100, and within that window the zone conversions and
   date arithmetic (a horizon of weeks, a year's end) never leave Python's date range.
