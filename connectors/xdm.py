@@ -10,11 +10,11 @@ import datetime as dt
 import hashlib
 import html
 import io
-import re
 import uuid
 import zipfile
 
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, ProfessionalIdentity
+from hub.documents.xmltext import holds_non_xml, xml_text
 
 SUBSET = "IHE_XDM/SUBSET01"
 HUB_NAME = "Hub de coordination de la CPTS"
@@ -121,7 +121,7 @@ def metadata_xml(
         xml = _serialised(root, clean=False).encode()
     except UnicodeEncodeError:  # a lone surrogate
         xml = b""
-    if not xml or _holds_non_xml(xml):  # rare: free text with characters XML forbids, written again without them
+    if not xml or holds_non_xml(xml):  # rare: free text with characters XML forbids, written again without them
         xml = _serialised(root, clean=True).encode()
     return xml
 
@@ -246,21 +246,6 @@ def _name(text: str) -> _Node:
     return ("rim:Name", (), [("rim:LocalizedString", (("xml:lang", "fr-FR"), ("value", text)), None)])
 
 
-# What XML 1.0 forbids (§2.2): C0 controls other than TAB, LF and CR, lone surrogates, U+FFFE and U+FFFF. They can
-# come from free text (a title, a name) and would make a receiving parser reject the whole package: dropped. The
-# writer adds none itself, so one look at its output tells whether a second, cleaning pass is needed (searching
-# each value instead cost about a tenth of metadata_xml; so did a regular expression over the output).
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_C0_NOT_XML = bytes(c for c in range(32) if c not in b"\t\n\r")
-
-
-def _holds_non_xml(utf8: bytes) -> bool:
-    """C0 controls XML forbids, or U+FFFE / U+FFFF (lone surrogates do not encode at all)."""
-    if len(utf8.translate(None, _C0_NOT_XML)) != len(utf8):
-        return True
-    return b"\xef\xbf" in utf8 and (b"\xef\xbf\xbe" in utf8 or b"\xef\xbf\xbf" in utf8)
-
-
 def _serialised(root: _Node, *, clean: bool) -> str:
     out = ["<?xml version='1.0' encoding='UTF-8'?>\n"]
     _write(out, root, "", clean)
@@ -271,9 +256,9 @@ def _write(out: list[str], node: _Node, indent: str, clean: bool) -> None:
     tag, attributes, content = node
     out.append(f"<{tag}")
     for name, value in attributes:
-        out.append(f' {name}="{_escape_attribute(_NOT_XML.sub("", value) if clean else value)}"')
+        out.append(f' {name}="{_escape_attribute(xml_text(value) if clean else value)}"')
     if clean and isinstance(content, str):
-        content = _NOT_XML.sub("", content)
+        content = xml_text(content)
     if not content:
         out.append(" />")
     elif isinstance(content, str):

@@ -11,6 +11,8 @@ from xml.etree.ElementTree import Element, tostring
 import pygal
 from defusedxml.ElementTree import fromstring  # fpdf2's dependency
 
+from hub.documents.xmltext import xml_text
+
 # pygal puts on sys.meta_path a legacy import hook for its map plugins (unused here), without find_spec: Python
 # then fails on the import of any module that is not installed (fpdf2 tries its optional uharfbuzz). Taken off.
 sys.meta_path[:] = [finder for finder in sys.meta_path if type(finder).__module__ != "pygal"]
@@ -43,9 +45,11 @@ def bar_chart(title: str, categories: Sequence[str], series: Sequence[tuple[str,
         ),
         spacing=8,
     )
-    chart.x_labels = list(categories)
+    # Labels can be names typed in the hub (a program's): without the characters XML forbids, or the SVG would not
+    # parse back.
+    chart.x_labels = [xml_text(category) for category in categories]
     for name, values in series:
-        chart.add(name, [None if value is None else float(value) for value in values])
+        chart.add(xml_text(name), [None if value is None else float(value) for value in values])
     return _self_contained(chart.render(is_unicode=True), title)
 
 

@@ -122,13 +122,17 @@ def test_a_restart_invalidates_the_whole_pool_on_the_driver_path(own_app, commit
     killed = set(backends)
     assert len(killed) == 3 and engine.pool.checkedin() == 3
     _terminate(factory, killed)
+    with factory() as session:
+        audited_before = session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0)))
 
     response = application.test_client().get(f"/api/v1/patients/{patient_id}", headers=headers)
     assert response.status_code == 200, response.get_data(as_text=True)
     with factory() as session:
         reads = session.scalars(
             select(AuditEvent.action).where(
-                AuditEvent.target_type == "patients", AuditEvent.target_id == str(patient_id)
+                AuditEvent.target_type == "patients",
+                AuditEvent.target_id == str(patient_id),
+                AuditEvent.id > audited_before,
             )
         ).all()
     assert reads == ["patient.read"]

@@ -14,7 +14,7 @@ import io
 import zipfile
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from connectors.dispatcher import dispatch_once
 from connectors.mssante import mdn_token
@@ -374,6 +374,7 @@ def test_a_plain_mail_matched_by_its_references_or_its_subject(db_session, auth,
 def test_900_is_a_replacement_request_not_a_refusal(db_session, auth, client, sessions, monday, servers):
     _smtp, _dmp, _recipient, mailbox, settings = servers
     report, gp = signed_and_sent(auth, sessions, monday, settings)
+    audited_before = db_session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0)))
     mailbox.deliver(mdn(gp.message_id, gp.address, error="900^"))
     deliveries.follow_deliveries(sessions, mdn_settings=settings)
     db_session.expire_all()
@@ -384,7 +385,11 @@ def test_900_is_a_replacement_request_not_a_refusal(db_session, auth, client, se
     assert (
         db_session.scalar(
             select(AuditEvent.action)
-            .where(AuditEvent.target_type == "deliveries", AuditEvent.target_id == str(gp.id))
+            .where(
+                AuditEvent.target_type == "deliveries",
+                AuditEvent.target_id == str(gp.id),
+                AuditEvent.id > audited_before,
+            )
             .order_by(AuditEvent.id.desc())
         )
         == "delivery.request"

@@ -5,7 +5,8 @@ Input schemas check shape only and load to dicts; policy and database checks bel
 The input policy (I2), the same for the API and the forms, so that no value reaches the database only to fail
 there (a 500, and the statement's parameters in the server's log):
 - integers within PostgreSQL's `integer` (every id and count column is one), pages within `MAX_PAGE`;
-- no control character in any text but tab and line breaks (a NUL byte is refused by PostgreSQL);
+- no control character in any text but tab and line breaks (a NUL byte is refused by PostgreSQL), nor the
+  rest of what XML 1.0 forbids (U+FFFE, U+FFFF, lone surrogates);
 - dates and instants between 1900-01-01 and 2100-12-31: the oldest living patients were born after 1900, the
   planning, tariffs and statements stop well before 2100, and within that window the zone conversions and
   date arithmetic (a horizon of weeks, a year's end) never leave Python's date range.
@@ -27,8 +28,10 @@ EARLIEST_DAY, LATEST_DAY = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
 # the server accepts.
 DAY_IN_WINDOW = "^(19[0-9]{2}|20[0-9]{2}|2100)-"
 OUT_OF_WINDOW = "La date doit être comprise entre le 01/01/1900 et le 31/12/2100."
-# C0 control characters but tab, line feed and carriage return (a textarea's line breaks), and DEL.
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C0 control characters but tab, line feed and carriage return (a textarea's line breaks), and DEL; and the rest of
+# what XML 1.0 forbids, which no one types either: U+FFFE, U+FFFF, and lone surrogates (a JSON body's "\ud800",
+# which no database stores: a 500). A name or a text then always fits the CDA and the XDM metadata it goes to.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 CONTROL_CHARACTER = "Caractère de contrôle non autorisé (retirez-le et réessayez)."
 
 _COMMON = {

@@ -7,9 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 import time_machine
+from defusedxml import ElementTree as SafeET
 from sqlalchemy import func, select
 
+from connectors import xdm
+from hub.documents.cda import V3, check_cda
 from hub.documents.clinical import DocumentPackage
+from hub.documents.store import read_stored
 from hub.models import AppointmentState, AuditEvent, ConnectorSetting, Delivery, OutboxMessage, Profession, Report, Role
 from tests import ZONE, factories
 from tests.factories import NOW
@@ -386,3 +390,35 @@ def test_the_signature_reads_its_session_prescribers_custodian_and_webhook_with_
     assert (document.custodian.name, document.custodian.finess) == (t.cpts.name, t.cpts.finess)
     (event,) = db_session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "webhook"))
     assert (event.recipient, event.kind) == ("https://si.cpts.example/hooks", "report.signed")
+
+
+def test_names_stored_with_characters_xml_forbids_give_a_well_formed_cda_and_xdm(api_as, clinic, db_session, app):
+    """Names stored before the input policy refused these characters (a 422 now) or from outside the forms: the
+    signed report's CDA and the XDM metadata sent with it drop them, and a strict parser reads both."""
+    t = clinic.t
+    t.cardiologist.last_name, t.cardiologist.first_name = "Martin\x0b", "Hélène\uffff"
+    t.idel.last_name = "Roux\x1f"
+    t.cpts.name = "CPTS\x01 du Grand Périgueux\ufffe"
+    db_session.commit()
+    signed = signed_report(api_as, clinic)
+    assert factories.render_signed_reports(app).startswith("1 compte(s) rendu(s)")
+    report = db_session.get(Report, signed["id"])
+    db_session.refresh(report)
+    cda = read_stored(clinic.uploads, report.cda_sha256)
+
+    root = SafeET.fromstring(cda)  # well-formed, for a strict parser
+    assert check_cda(cda) == []
+    names = [element.text for element in root.iter(f"{{{V3}}}family")] + [
+        element.text for element in root.iter(f"{{{V3}}}name") if element.text and element.text.strip()
+    ]
+    assert {"Martin", "Roux", "CPTS du Grand Périgueux"} <= set(names), names
+    assert "Hélène" in [element.text for element in root.iter(f"{{{V3}}}given")]
+
+    # The package the MSSanté message to the médecin traitant carries, its renderings as stored.
+    message = db_session.scalar(select(OutboxMessage).where(OutboxMessage.channel == "mssante").limit(1))
+    package = DocumentPackage.from_payload(json.loads(message.payload))
+    assert sorted(r.role for r in package.renderings) == ["cda", "pdf"]
+    files = {r.filename: read_stored(clinic.uploads, r.sha256) for r in package.renderings}
+    metadata = xdm.metadata_xml(package, files, submission_uid="1.2.250.1.999.1.9", now=NOW)
+    SafeET.fromstring(metadata)
+    assert "^Martin^Hélène^".encode() in metadata and "<rim:Value>CPTS du Grand Périgueux<".encode() in metadata

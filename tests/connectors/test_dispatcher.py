@@ -207,12 +207,17 @@ def test_r5_the_admin_requeues_a_dead_message_and_it_is_audited(db_session, sess
     assert reload(db_session, message).state is OutboxState.DEAD
 
     smtp_server.accept("gone@example.org")  # the mailbox was fixed
+    audited_before = db_session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0)))
     requeue(db_session, admin, message.id)
     db_session.commit()
     row = reload(db_session, message)
     assert (row.state, row.attempts) == (OutboxState.PENDING, 0)
     [event] = db_session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "outbox.requeue", AuditEvent.target_id == str(message.id))
+        select(AuditEvent).where(
+            AuditEvent.action == "outbox.requeue",
+            AuditEvent.target_id == str(message.id),
+            AuditEvent.id > audited_before,
+        )
     ).all()
     assert (event.actor_user_id, event.target_type, event.cpts_id) == (admin.id, "outbox_messages", cpts.id)
     assert json.loads(event.details) == {"channel": "email", "previous_attempts": 1}

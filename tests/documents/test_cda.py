@@ -9,6 +9,7 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 
 import pytest
+from defusedxml import ElementTree as SafeET
 
 from hub.documents.cda import build_cda, check_cda
 from hub.documents.pdf import render_pdf
@@ -215,6 +216,46 @@ def test_accents_and_markup_in_free_text_survive_as_utf8():
     assert "LEFÈVRE-ŒUVRARD".encode() in xml and "FRANÇOISE".encode() in xml and "Garçon".encode() in xml
     assert parse(xml).findtext("v3:title", namespaces=NS) == "Compte rendu <urgent> & œdème"
     assert b"&lt;urgent&gt; &amp;" in xml
+
+
+NOT_XML = "\x00\x01\x08\x0b\x0c\x1f\ud800\udfff\ufffe\uffff"  # what XML 1.0 forbids; \t \n \r \x7f it allows
+
+
+@pytest.mark.parametrize("forbidden", [NOT_XML, *NOT_XML], ids=["all", *(f"U+{ord(c):04X}" for c in NOT_XML)])
+def test_the_characters_xml_forbids_are_dropped_from_every_text(forbidden):
+    """Names, the title and ids are written as they were stored; one stored before the input policy refused these
+    characters (or from outside the forms) would make the receiver's parser reject the whole document."""
+
+    def dirty(text: str | None) -> str | None:
+        return text and "".join(f"{c}{forbidden[n % len(forbidden)]}" for n, c in enumerate(text))
+
+    clean = clinical_document(title="Compte rendu\t\x7f & <suivi>")
+    clean = dataclasses.replace(clean, author=dataclasses.replace(clean.author, last_name="O'Neïl\r"))
+    names = ("birth_name", "used_last_name", "first_birth_given_name", "birth_given_names", "used_first_name")
+    patient = dataclasses.replace(clean.patient, **{name: dirty(getattr(clean.patient, name)) for name in names})
+    dirtied = dataclasses.replace(
+        clean,
+        title=dirty(clean.title),
+        patient=patient,
+        author=dataclasses.replace(
+            clean.author,
+            first_name=dirty(clean.author.first_name),
+            last_name=dirty(clean.author.last_name),
+            mssante_address=dirty(clean.author.mssante_address),
+        ),
+        custodian=dataclasses.replace(clean.custodian, name=dirty(clean.custodian.name)),
+        participants=tuple(
+            dataclasses.replace(participant, last_name=dirty(participant.last_name))
+            for participant in clean.participants
+        ),
+    )
+    pdf = render_pdf(clean, zone=ZONE)
+
+    written = build_cda(dirtied, pdf, zone=ZONE)
+
+    SafeET.fromstring(written)  # well-formed, for a strict parser
+    assert written == build_cda(clean, pdf, zone=ZONE)  # the same as the clean input, to the byte
+    assert check_cda(written) == []
 
 
 def test_a_professional_without_rpps_is_written_with_an_unknown_id_and_flagged():

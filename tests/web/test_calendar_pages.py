@@ -22,6 +22,7 @@ from hub.services import accounts, calendar_feeds
 from scheduling import ical
 from tests import ZONE, factories
 from tests.queries import statements_on
+from tests.web.test_booking_eligibility_pages import last_audit_id
 
 CALENDAR = "text/calendar; charset=utf-8"
 
@@ -48,9 +49,13 @@ def feed(db_session, nurse):
     return row, f"/ical/{raw}.ics"
 
 
-def audit_rows(db_session, action: str, feed_id: int) -> list[AuditEvent]:
-    query = select(AuditEvent).where(AuditEvent.action == action, AuditEvent.target_id == str(feed_id))
-    return list(db_session.scalars(query))
+def audit_rows(session, action: str, feed_id: int, *, after: int) -> list[AuditEvent]:
+    """The feed's rows past the row `after`: on PostgreSQL the log keeps earlier tests' and runs' committed rows,
+    some naming a feed that had the same id."""
+    query = select(AuditEvent).where(
+        AuditEvent.action == action, AuditEvent.target_id == str(feed_id), AuditEvent.id > after
+    )
+    return list(session.scalars(query))
 
 
 def created_url(body: str) -> str:
@@ -61,6 +66,7 @@ def created_url(body: str) -> str:
 
 
 def test_feed_is_a_calendar_with_validators(client, db_session, booked, feed):
+    audited_before = last_audit_id(db_session)
     row, url = feed
     response = client.get(url)
     body = response.get_data(as_text=True)
@@ -70,12 +76,13 @@ def test_feed_is_a_calendar_with_validators(client, db_session, booked, feed):
     assert body.startswith("BEGIN:VCALENDAR\r\n") and "BEGIN:VTIMEZONE" in body
     assert f"UID:appointment-{booked.id}@localhost" in body
     assert "SUMMARY:Téléconsultation assistée – M.D." in body and "DURAND" not in body
-    (line,) = audit_rows(db_session, "calendar.fetch", row.id)
+    (line,) = audit_rows(db_session, "calendar.fetch", row.id, after=audited_before)
     assert line.actor_user_id is None and line.actor_label == f"calendar-feed:{row.id}"
     assert '"events": 1' in line.details and "DURAND" not in line.details
 
 
 def test_unchanged_feed_answers_304_without_a_body_or_an_audit_line(client, db_session, booked, feed):
+    audited_before = last_audit_id(db_session)
     row, url = feed
     first = client.get(url)
     etag, last_modified = first.headers["ETag"], first.headers["Last-Modified"]
@@ -84,7 +91,7 @@ def test_unchanged_feed_answers_304_without_a_body_or_an_audit_line(client, db_s
     assert again.headers["ETag"] == etag  # RFC 9110 §15.4.5; Werkzeug drops Last-Modified from a 304
     assert client.get(url, headers={"If-Modified-Since": last_modified}).status_code == 304
     assert client.get(url, headers={"If-None-Match": '"autre"', "If-Modified-Since": last_modified}).status_code == 200
-    assert len(audit_rows(db_session, "calendar.fetch", row.id)) == 2
+    assert len(audit_rows(db_session, "calendar.fetch", row.id, after=audited_before)) == 2
 
 
 def test_a_changed_appointment_gives_a_new_etag(client, db_session, booked, feed):
@@ -208,6 +215,7 @@ def test_the_feed_is_a_light_read_outside_a_transaction(app, committed):
     real: the tests' rolled-back outer transaction would hide the very transactions this is about."""
     factory, created = committed
     with factory() as session:
+        audited_before = last_audit_id(session)
         cpts = factories.cpts(session)
         created.append(cpts.id)
         nurse = factories.user(session, cpts, Role.PROFESSIONAL)
@@ -247,7 +255,7 @@ def test_the_feed_is_a_light_read_outside_a_transaction(app, committed):
     assert [statement for statement, _ in seen] == [*once, "INSERT audit_events", *once[:1]], seen
     assert all(outside for _, outside in seen), seen
     with factory() as session:
-        assert len(audit_rows(session, "calendar.fetch", row.id)) == 1
+        assert len(audit_rows(session, "calendar.fetch", row.id, after=audited_before)) == 1
 
 
 def test_made_up_host_headers_do_not_grow_what_the_process_keeps(client, monkeypatch, booked, feed):
@@ -294,6 +302,7 @@ def test_deactivated_account_stops_the_feed(client, db_session, cpts, nurse, fee
 
 
 def test_token_is_stored_as_its_digest_and_a_new_one_revokes_the_old(db_session, nurse):
+    audited_before = last_audit_id(db_session)
     first, first_raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional)
     second, second_raw = calendar_feeds.create_feed(db_session, nurse, nurse.professional)
     db_session.commit()
@@ -304,7 +313,7 @@ def test_token_is_stored_as_its_digest_and_a_new_one_revokes_the_old(db_session,
     served = calendar_feeds.feed_for_token(db_session, second_raw, zone=ZONE)
     assert served is not None and served.id == second.id
     assert calendar_feeds.active_feed(db_session, nurse.professional_id) is second
-    assert len(audit_rows(db_session, "calendar.feed_revoke", first.id)) == 1
+    assert len(audit_rows(db_session, "calendar.feed_revoke", first.id, after=audited_before)) == 1
 
 
 def test_only_the_owner_manages_a_feed(db_session, cpts, nurse):
@@ -328,6 +337,7 @@ def test_page_without_a_feed(auth, nurse):
 
 
 def test_creating_a_feed_shows_its_url_once(auth, client, db_session, nurse, booked):
+    audited_before = last_audit_id(db_session)
     auth.login(nurse)
     response = auth.post("/me/calendar", {"show_patient_initials": "true"})
     body = response.get_data(as_text=True)
@@ -339,7 +349,7 @@ def test_creating_a_feed_shows_its_url_once(auth, client, db_session, nurse, boo
     assert url not in page and "Un lien est actif depuis" in page and "affichées" in page
     feed = db_session.scalar(select(CalendarFeed).where(CalendarFeed.professional_id == nurse.professional_id))
     assert feed.show_patient_initials and url.rsplit("/", 1)[1][:-4] not in feed.token_hash
-    assert len(audit_rows(db_session, "calendar.feed_create", feed.id)) == 1
+    assert len(audit_rows(db_session, "calendar.feed_create", feed.id, after=audited_before)) == 1
     response = client.get(url.removeprefix("http://localhost"))
     assert response.status_code == 200 and "M.D." in response.get_data(as_text=True)
 
@@ -360,6 +370,7 @@ def test_a_new_feed_replaces_the_old_one(auth, client, nurse):
 
 
 def test_revoking_from_the_page(auth, client, db_session, nurse, feed):
+    audited_before = last_audit_id(db_session)
     row, url = feed
     auth.login(nurse)
     response = auth.post("/me/calendar/revoke")
@@ -367,7 +378,7 @@ def test_revoking_from_the_page(auth, client, db_session, nurse, feed):
     page = auth.client.get("/me/calendar").get_data(as_text=True)
     assert "Lien d&#39;agenda révoqué" in page and "Vous n'avez aucun lien d'agenda actif" in page
     assert client.get(url).status_code == 404
-    assert len(audit_rows(db_session, "calendar.feed_revoke", row.id)) == 1
+    assert len(audit_rows(db_session, "calendar.feed_revoke", row.id, after=audited_before)) == 1
     assert auth.post("/me/calendar/revoke").status_code == 302, "nothing left to revoke is not an error"
 
 

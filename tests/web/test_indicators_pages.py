@@ -2,8 +2,10 @@
 table under each, the period and program filters, and the year's export as CSV and PDF, nothing nominative."""
 
 import html
+import re
 
 import pytest
+from defusedxml import ElementTree as SafeET
 from sqlalchemy import select
 
 from hub.models import AuditEvent, Role
@@ -76,3 +78,18 @@ def test_only_the_coordination_reads_the_indicators(auth, db_session, territory)
     admin = factories.user(db_session, territory.cpts, Role.ADMIN)
     auth.login(admin)
     assert auth.client.get("/indicateurs/export.pdf").status_code == 403
+
+
+def test_a_program_name_with_characters_xml_forbids_still_draws_its_charts(auth, db_session, territory, december):
+    """A name stored before the input policy refused these characters: the SVG of the chart naming it must parse."""
+    december.kine_program.name = "Télésoin\x0b kiné\uffff"
+    db_session.commit()
+    auth.login(territory.coordinator)
+    page = auth.client.get("/indicateurs?year=2026&month=12")
+    assert page.status_code == 200
+    charts = re.findall(r'<svg class="indicator-chart".*?</svg>', page.text, flags=re.DOTALL)
+    assert len(charts) == 5
+    for chart in charts:
+        SafeET.fromstring(chart)  # well-formed, for a strict parser
+    assert any("Télésoin kiné" in chart for chart in charts)
+    assert auth.client.get("/indicateurs/export.pdf?year=2026").status_code == 200

@@ -43,6 +43,7 @@ FORM_CASES = [
     for field, value, message in [
         ("performer_id", str(2**63), "Nombre hors des limites"),
         ("name", "Cardio\x01logie", "Caractère de contrôle"),
+        ("name", "Cardio\uffff", "Caractère de contrôle"),
         ("first_day", "0001-01-01", "entre le 01/01/1900 et le 31/12/2100"),
         ("valid_until", "9999-12-31", "entre le 01/01/1900 et le 31/12/2100"),
     ]

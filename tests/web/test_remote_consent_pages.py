@@ -5,7 +5,7 @@ which the check-in goes through."""
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.models import AppointmentState, AuditEvent, ConsentKind, ConsentMethod
 from hub.services import identity
@@ -43,13 +43,18 @@ def test_the_idel_records_the_missing_consent_and_checks_in(auth, db_session, te
     assert wrong.status_code == 422
     assert "oral ou écrit" in field_error(text(wrong), "method")
 
+    audited_before = db_session.scalar(select(func.coalesce(func.max(AuditEvent.id), 0)))
     assert auth.post(f"/visits/{visit.id}/consent", {"method": "oral"}).status_code == 302
     db_session.refresh(territory.patient)
     consent = identity.valid_consent(territory.patient, ConsentKind.TELEHEALTH)
     assert consent is not None and consent.method is ConsentMethod.ORAL
     assert consent.recorded_by_user_id == territory.idel_user.id
     assert db_session.scalar(
-        select(AuditEvent).where(AuditEvent.action == "consent.add", AuditEvent.target_id == str(consent.id))
+        select(AuditEvent).where(
+            AuditEvent.action == "consent.add",
+            AuditEvent.target_id == str(consent.id),
+            AuditEvent.id > audited_before,
+        )
     )
     assert "Recueillir le consentement" not in text(auth.client.get(f"/visits/{visit.id}"))
     assert auth.post(f"/visits/{visit.id}/check-in", CHECK_IN).status_code == 302

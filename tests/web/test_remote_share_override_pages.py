@@ -38,7 +38,9 @@ def test_past_the_cap_the_page_refuses_then_books_with_a_reason(auth, db_session
     assert appointment.remote_share_override_reason == REASON
     assert db_session.scalar(
         select(AuditEvent.id).where(
-            AuditEvent.action == "remote_share.override", AuditEvent.target_id == str(appointment.id)
+            AuditEvent.action == "remote_share.override",
+            AuditEvent.target_id == str(appointment.id),
+            AuditEvent.id > audited,
         )
     )
 
