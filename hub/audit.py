@@ -198,12 +198,17 @@ def write_pending(session: Session) -> None:
         driver_execute(session.connection(), _INSERT_EVENTS, rows)
 
 
-@functools.lru_cache(maxsize=64)
+# Not evicted: hub.db prepares each statement object once and keeps it (driver_execute), so a rebuilt one would be
+# prepared and kept again. The counts are those of concurrent reads, bounded by a process's threads.
+@functools.cache
 def _insert_rows(columns: tuple[str, ...], count: int) -> Insert:
     """`count` rows in one INSERT, built once per count (by SQLAlchemy per execution it cost ~1 ms of CPU)."""
     return insert(_EVENTS).values(
         [{name: bindparam(f"{name}_{n}", type_=_EVENTS.c[name].type) for name in columns} for n in range(count)]
     )
+
+
+_BATCH_WAIT_SECONDS = 90
 
 
 class AuditNotWritten(Exception):
@@ -246,7 +251,11 @@ class GroupCommit:
                 batch = self._open = _Batch()
             batch.rows.extend(rows)
         if not leads:
-            batch.written.wait()
+            # The leader waits for the batch before, then commits, each bounded by SQLite's busy timeout (30 s,
+            # hub.db): a wait beyond both means the leader is gone, and this read fails rather than answer without
+            # its row.
+            if not batch.written.wait(timeout=_BATCH_WAIT_SECONDS):
+                raise AuditNotWritten()
             if batch.error is not None:
                 raise AuditNotWritten() from batch.error
             return

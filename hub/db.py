@@ -100,7 +100,8 @@ def make_engine(url: str, *, statement_timeout_ms: int = 0, lock_timeout_ms: int
 # with INSERTs of varying numbers of rows). The hot paths' statements are built once and sent again and again, some
 # over those bounds (a booking's read, 5 kB; its one write, 6 kB and 70 parameters): parsed each time, they took a
 # fifth of a booking's CPU under cProfile (P2, 2026-12-04). Statements up to 16 kB are kept here, whatever their
-# parameters, in a cache of their own bounded in size (at most 256 × 16 kB of text). This subclasses psycopg's
+# parameters, in a cache of their own bounded in size (256 entries: each up to 16 kB of text plus its
+# converted form and parts, about 3× the text, so at most ~12 MB per process). This subclasses psycopg's
 # query class, which is not public API: the version is pinned (setup.cfg) and tests.test_driver_path fails if the
 # cache is no longer used.
 _LONGEST_CACHED = 16_384

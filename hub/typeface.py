@@ -99,6 +99,10 @@ class UnicodePDF(FPDF):
         super().set_author(drawable(author))
 
 
+# The glyphs of a font's subset before anything is drawn with it.
+UNDRAWN = frozenset({".notdef", "space"})
+
+
 class _UsualGlyphsOutput(OutputProducer):
     """fpdf2's output, which subsets each font in place, except that a style whose glyphs are all among the usual
     ones embeds the usual glyphs' font prepared once per process (`_usual_font`): subsetting and compiling a
@@ -114,7 +118,10 @@ class _UsualGlyphsOutput(OutputProducer):
                 style = key.removeprefix(FAMILY)
                 if isinstance(font, TTFFont) and style in FILES:
                     usual = _usual_font(style)
-                    if usual.glyph_ids.keys() >= set(font.subset.get_all_glyph_names()):
+                    drawn = set(font.subset.get_all_glyph_names())
+                    # A style registered but never drawn holds only what every font holds: fpdf2's subset of it
+                    # is a few kB where the usual glyphs' font is 25.
+                    if drawn - UNDRAWN and usual.glyph_ids.keys() >= drawn:
                         font_objs[font.i] = self._add_usual_font(font, usual)
                         continue
                     font.ttfont.close()
@@ -256,7 +263,10 @@ def _usual_font(style: str) -> _UsualFont:
     ttfont = _open(FILES[style])
     cmap = ttfont.getBestCmap()
     subsetter = subset.Subsetter(subset.Options(notdef_outline=True, recommended_glyphs=True))
-    subsetter.populate(glyphs=sorted({cmap[code] for code in USUAL if code in cmap}))
+    usual_glyphs = {cmap[code] for code in USUAL if code in cmap}
+    # _to_unicode_cmap writes each code as four hex digits, without fpdf2's surrogate pairs.
+    assert all(code <= 0xFFFF for code, name in cmap.items() if name in usual_glyphs), "a usual glyph beyond the BMP"
+    subsetter.populate(glyphs=sorted(usual_glyphs))
     subsetter.subset(ttfont)
     glyph_ids = {name: ttfont.getGlyphID(name) for name in ttfont.getGlyphOrder()}
     data = BytesIO()

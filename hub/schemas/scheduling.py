@@ -446,7 +446,8 @@ class AppointmentIn(TelesoinFields, InputSchema):
             # generated control characters the pattern excludes).
             "pattern": "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\ufffe\\uffff]*$",
             "description": "Télésoin : motif de la coordination pour dépasser le plafond de 20 % de télésoin "
-            "du professionnel (exigé seulement quand la séance le ferait dépasser).",
+            "du professionnel (exigé seulement quand la séance le ferait dépasser). Les caractères de contrôle, "
+            "U+FFFE, U+FFFF et les demi-codets isolés (surrogates) sont refusés.",
         },
     )
 

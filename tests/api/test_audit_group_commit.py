@@ -8,6 +8,7 @@ import time
 import pytest
 from sqlalchemy import event, select
 
+from hub import audit
 from hub.models import AuditEvent
 from hub.services import accounts
 from tests import factories
@@ -109,3 +110,21 @@ def test_every_read_of_a_failed_batch_fails_and_leaves_no_row(app, committed, mo
     request_ids = {request_id for _, request_id in answers.values()}
     with factory() as session:
         assert session.scalars(select(AuditEvent.id).where(AuditEvent.request_id.in_(request_ids))).all() == []
+
+
+@pytest.mark.concurrency
+def test_a_read_whose_batch_is_never_written_fails_after_the_wait(app, committed, monkeypatch):
+    monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
+    factory, patient_id, tokens = _readers(app, committed)
+    group = app.extensions["hub.audit_commits"]
+    monkeypatch.setattr(audit, "_BATCH_WAIT_SECONDS", 0.2)
+    stalled = audit._Batch()  # a batch whose leader is gone: it is never written
+    monkeypatch.setattr(group, "_open", stalled)
+
+    response = app.test_client().get(f"/api/v1/patients/{patient_id}", headers={"Authorization": f"Bearer {tokens[0]}"})
+
+    assert response.status_code == 500
+    assert [row["action"] for row in stalled.rows] == ["patient.read"]  # it joined the batch, which no one wrote
+    with factory() as session:
+        written = select(AuditEvent.id).where(AuditEvent.request_id == response.headers["X-Request-Id"])
+        assert session.scalars(written).all() == []

@@ -202,3 +202,29 @@ def test_the_letter_and_the_fee_statement_draw_the_same_as_with_fpdf2s_own_font_
             return statements.statement_pdf(statement, generated_on=dt.date(2026, 11, 30))
 
     assert_draws_the_same(fee_statement(), uncached(fee_statement))
+
+
+def test_a_style_never_drawn_is_subsetted_by_fpdf2_not_embedded_as_the_usual_glyphs_font():
+    def one_cell(pdf_class) -> bytes:
+        pdf = pdf_class()
+        pdf.set_creation_date(NOW)
+        pdf.add_page()
+        pdf.set_font(typeface.FAMILY, "", 11)
+        pdf.cell(text="Vu ce jour.")
+        return bytes(pdf.output())
+
+    pdf = one_cell(typeface.UnicodePDF)
+    usual = [len(typeface._usual_font(style).glyph_ids) for style in typeface.FILES]
+    expected = one_cell(FpdfParsing)
+    assert_draws_the_same(pdf, expected)
+    # The regular style, drawn, embeds the usual glyphs' font; the bold, registered but not drawn (on no page),
+    # fpdf2's subset of a few glyphs.
+    reader = PdfReader(BytesIO(pdf))
+    files = [reader.get_object(n) for n in range(1, reader.trailer["/Size"])]
+    counts = sorted(
+        len(TTFont(BytesIO(obj["/FontFile2"].get_object().get_data())).getGlyphOrder())
+        for obj in files
+        if hasattr(obj, "get") and obj.get("/Type") == "/FontDescriptor"
+    )
+    assert counts[-1] == max(usual)
+    assert counts[0] < 5
