@@ -20,9 +20,9 @@ of `--instances` gunicorn processes, each started as its cpts-hub-web@<port> uni
 names four servers, two hosts × two processes; this machine is one host, so the proxy runs a copy of the deployed
 file whose `server` lines are this host's instances only, every other line (balance, maxconn per server, retries,
 timeouts, checks) as deployed (bench/p7/layout.py says why absent rather than down). The figure is then one host's;
-the second host of the deployment adds its own. `--direct` runs the layout of the figures before 2026-12-04 instead
-(one gunicorn of `--workers` processes, locust straight at it), for comparison with them. The layout that ran is
-printed at the start and at the end.
+the second host of the deployment adds its own. HAProxy, like PostgreSQL and locust, shares the cores here.
+`--direct` runs the layout of the figures before 2026-12-04 instead (one gunicorn of `--workers` processes, locust
+straight at it), for comparison with them. The layout that ran is printed at the start and at the end.
 
 PostgreSQL only (the deployment the figure is about). The script drops and recreates the `public` schema of the
 database it is given: never point it at a database you care about.
