@@ -17,6 +17,19 @@ worker_class = "gthread"
 # process as a server and limits it to its threads, which it cannot do for the processes of one gunicorn (a kept
 # connection stays with the process that accepted it; docs/deployment.md, « Limits per node »).
 workers = 1
+
+
+def on_starting(server):
+    # A hub.env of the former layout (one gunicorn of HUB_WEB_WORKERS processes per host) would otherwise run one
+    # process where the operator expects several: nothing fails, the host just serves half of what it should.
+    if "HUB_WEB_WORKERS" in os.environ:
+        server.log.warning(
+            "HUB_WEB_WORKERS=%s is ignored: each cpts-hub-web@<port> instance runs one process; run one instance per "
+            "core, each a server in HAProxy (docs/deployment.md, « Limits per node »), and drop it from hub.env",
+            os.environ["HUB_WEB_WORKERS"],
+        )
+
+
 threads = int(os.environ.get("HUB_WEB_THREADS", "4"))
 # Under gthread, `timeout` is only a liveness check: the worker's main loop tells the arbiter it is alive while a view
 # thread may run or wait for ever, so it no longer bounds a request (a sync worker stuck in one was killed, and its

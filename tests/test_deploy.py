@@ -1,6 +1,7 @@
 """The deployment files (deploy/): HAProxy accepts its configuration with the example environment, sends requests to
 every gunicorn process and at most its threads' worth to each (never « unlimited »), and refuses a proxy.env of the
-old layout; gunicorn's settings give a web node its database limits; the worker yields the CPU to the web processes.
+old layout; gunicorn's settings give a web node its database limits and warn of a HUB_WEB_WORKERS of the old layout;
+the worker yields the CPU to the web processes.
 The HAProxy tests run when haproxy is installed."""
 
 import contextlib
@@ -51,14 +52,16 @@ def test_haproxy_accepts_the_configuration_with_the_example_environment():
 
 
 @contextlib.contextmanager
-def _proxy(environment: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen, Path, Path]]:
-    """A live HAProxy with deploy/haproxy.cfg and this environment, and a stats socket: (process, socket, log)."""
+def _proxy(
+    environment: dict[str, str], tmp_path: Path, config: Path = DEPLOY / "haproxy.cfg"
+) -> Iterator[tuple[subprocess.Popen, Path, Path]]:
+    """A live HAProxy with this configuration and environment, and a stats socket: (process, socket, log)."""
     run = Path(tempfile.mkdtemp(dir=tmp_path))
     stats, extra, log = run / "stats.sock", run / "stats.cfg", run / "haproxy.log"
     extra.write_text(f"global\n    stats socket {stats} mode 600 level user\n", encoding="utf-8")
     with log.open("wb") as output:
         proxy = subprocess.Popen(
-            [HAPROXY, "-db", "-f", str(DEPLOY / "haproxy.cfg"), "-f", str(extra)],
+            [HAPROXY, "-db", "-f", str(config), "-f", str(extra)],
             env={"PATH": os.environ.get("PATH", "")} | environment,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -203,6 +206,33 @@ def test_haproxy_sends_requests_to_every_process_and_each_at_most_its_threads(tm
     assert sum(process.served for process in processes) == requests
 
 
+@needs_haproxy
+def test_p7_one_host_configuration_is_the_deployed_one_with_this_host_servers_only(tmp_path):
+    """P7 runs one web host (bench/p7/peak_hour.py): its proxy must differ from deploy/haproxy.cfg by the servers
+    only, one per local gunicorn instance, each limited to its threads like the deployed ones."""
+    from bench.p7.layout import one_host_haproxy_cfg
+
+    config = one_host_haproxy_cfg([8000, 8001, 8002])
+    deployed = (DEPLOY / "haproxy.cfg").read_text(encoding="utf-8").splitlines()
+    ours = config.splitlines()
+
+    def server(line: str) -> bool:
+        return line.split()[:1] == ["server"]
+
+    assert [line for line in ours if not server(line)] == [line for line in deployed if not server(line)]
+    assert [line.split()[1:] for line in ours if server(line)] == [
+        ["web1a", "127.0.0.1:8000", "check"],
+        ["web1b", "127.0.0.1:8001", "check"],
+        ["web1c", "127.0.0.1:8002", "check"],
+    ]
+    path = tmp_path / "one-host.cfg"
+    path.write_text(config, encoding="utf-8")
+    with _proxy({"HUB_PROXY_BIND": _free_address(), "HUB_PROCESS_SLOTS": "3"}, tmp_path, path) as running:
+        assert {name: row["slim"] for name, row in _servers(*running).items()} == dict.fromkeys(
+            ("web1a", "web1b", "web1c"), "3"
+        )
+
+
 def test_haproxy_does_not_send_again_a_request_that_timed_out():
     """After `timeout server` the request is still running on its node (gthread never kills it): a copy would only
     take another thread."""
@@ -241,6 +271,40 @@ def test_gunicorn_conf_bounds_a_web_node_database_work_unless_hub_env_says_other
         "statement": "0",
         "lock": "3000",
     }
+
+
+def _gunicorn_start_log(environment: dict[str, str], tmp_path: Path) -> str:
+    """What gunicorn logs, with deploy/gunicorn_conf.py and this environment, until its worker has booted."""
+    (tmp_path / "tiny_app.py").write_text(
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'']\n", encoding="utf-8"
+    )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    command = [str(gunicorn), "-c", str(DEPLOY / "gunicorn_conf.py"), "--chdir", str(tmp_path)]
+    lines = []
+    with subprocess.Popen(
+        [*command, "--bind", _free_address(), "tiny_app:app"],
+        env=clean | environment,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as server:
+        assert server.stderr is not None
+        try:
+            for line in server.stderr:
+                lines.append(line)
+                if "Booting worker" in line:
+                    break
+        finally:
+            server.terminate()
+    return "".join(lines)
+
+
+def test_gunicorn_conf_warns_that_an_old_hub_web_workers_is_ignored(tmp_path):
+    """workers = 1 for each cpts-hub-web@<port> instance: a hub.env of the old layout must not pass unseen."""
+    told = _gunicorn_start_log({"HUB_WEB_WORKERS": "2"}, tmp_path)
+    assert "[WARNING] HUB_WEB_WORKERS=2 is ignored" in told
+    assert told.count("Booting worker") == 1
+    assert "HUB_WEB_WORKERS" not in _gunicorn_start_log({}, tmp_path)
 
 
 def _unit_settings(name: str) -> dict[str, str]:

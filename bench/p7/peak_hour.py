@@ -1,4 +1,4 @@
-"""P7: the national peak hour replayed with locust against gunicorn + PostgreSQL + the hub worker.
+"""P7: the national peak hour replayed with locust against one web host as deployed + PostgreSQL + the hub worker.
 
 The territory is scaled out: `--cpts` copies of a CPTS shaped like the demo's assisted-teleconsultation team (a
 coordinator, a cardiologist with a weekly program, the patients' IDEL and a second IDEL, consenting and eligible
@@ -11,7 +11,18 @@ audit chain verifies.
 
     make bench-p7                                  # installs the `bench` extra (locust), then runs this
     .venv/bin/python bench/p7/peak_hour.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7
-    # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --workers 2  --threads 4  --cpts 40  --locust PATH
+    # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --instances 2  --threads 4  --cpts 40  --locust PATH
+    #          --direct [--workers 2]
+
+The layout is one web host of docs/deployment.md on this machine's two cores: HAProxy (deploy/haproxy.cfg) in front
+of `--instances` gunicorn processes, each started as its cpts-hub-web@<port> unit starts it (deploy/gunicorn_conf.py:
+1 process × HUB_WEB_THREADS), locust sending to HAProxy, and the hub worker at its unit's Nice=. deploy/haproxy.cfg
+names four servers, two hosts × two processes; this machine is one host, so the proxy runs a copy of the deployed
+file whose `server` lines are this host's instances only, every other line (balance, maxconn per server, retries,
+timeouts, checks) as deployed (bench/p7/layout.py says why absent rather than down). The figure is then one host's;
+the second host of the deployment adds its own. HAProxy, like PostgreSQL and locust, shares the cores here.
+`--direct` runs the layout of the figures before 2026-12-04 instead (one gunicorn of `--workers` processes, locust
+straight at it), for comparison with them. The layout that ran is printed at the start and at the end.
 
 PostgreSQL only (the deployment the figure is about). The script drops and recreates the `public` schema of the
 database it is given: never point it at a database you care about.
@@ -25,7 +36,6 @@ import math
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,8 +49,16 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select, text  # noqa: E402
 
-from bench.api_read import HOST, free_port, get  # noqa: E402 (needs the repository on sys.path)
+from bench.api_read import HOST, free_port  # noqa: E402 (needs the repository on sys.path)
 from bench.common import prepare_postgresql  # noqa: E402
+from bench.p7.layout import (  # noqa: E402
+    Process,
+    WebHost,
+    ensure_haproxy,
+    gunicorn_options,
+    wait_healthy,
+    worker_command,
+)
 from connectors.email import message_token  # noqa: E402
 from hub import audit, migrate  # noqa: E402
 from hub.config import DEFAULTS  # noqa: E402
@@ -66,7 +84,6 @@ P95_LIMIT_MS = 200.0
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7"
 PATIENTS_PER_CPTS = 6
 SPACING = dt.timedelta(minutes=90)  # past sessions: the IDEL is held 20 min before and 25 min after a 15-min slot
-START_TIMEOUT = 60.0
 PARIS = ZoneInfo(DEFAULTS["TIMEZONE"])  # the zone the hub runs in unless configured otherwise
 
 
@@ -223,35 +240,6 @@ class Work:
 # Processes: gunicorn, the worker, locust
 
 
-class Process:
-    """A child process in its own session, its output in a log file; stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, name: str, command: list[str], env: dict, workdir: Path):
-        self.name = name
-        self.command = command
-        self.log_path = workdir / f"{name}.log"
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 # The worker's audit sequencer checkpoints here; the checks after the load verify the chain against it.
 AUDIT_CHECKPOINTS = Path(tempfile.gettempdir()) / f"bench-p7-audit-checkpoints-{os.getpid()}.jsonl"
 
@@ -268,45 +256,13 @@ def hub_env(url: str, secret: str, smtp_port: int) -> dict:
     return env
 
 
-# The deployment's settings (threaded workers, keep-alive), so that the figures are the deployment's.
-GUNICORN_CONF = REPO / "deploy" / "gunicorn_conf.py"
-
-
-def gunicorn_options(workers: int, threads: int) -> list[str]:
-    return ["-c", str(GUNICORN_CONF), "-w", str(workers), "--threads", str(threads)]
-
-
-# The worker's CPU priority in the deployment, its unit's Nice=, so that its bursts yield to the web requests here as
-# they do there (docs/deployment.md, « Worker priority »). `nice` rather than the unit's CPUWeight=: without systemd
-# the bench's processes share one cgroup, where only the nice value weighs.
-WORKER_UNIT = REPO / "deploy" / "systemd" / "cpts-hub-worker.service"
-
-
-def worker_command() -> list[str]:
-    """`flask hub worker` at the unit's Nice= (`nice` execs it, so its pid, which the lease's holder names, stays)."""
-    lines = WORKER_UNIT.read_text(encoding="utf-8").splitlines()
-    (nice,) = [line.partition("=")[2].strip() for line in lines if line.startswith("Nice=")]
-    return ["nice", "-n", nice, str(Path(sys.executable).parent / "flask"), "hub", "worker"]
-
-
 def start_gunicorn(env: dict, options: list[str], workdir: Path) -> tuple[Process, int]:
     """gunicorn serving wsgi:app with these options (workers, worker class), on a free port of 127.0.0.1."""
     port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
-    command = [str(gunicorn), *options, "-b", f"{HOST}:{port}", "wsgi:app"]
-    server = Process("gunicorn", command, env, workdir)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{server.log_tail()}")
-        try:
-            if get(port, "/healthz")[0] == 200:
-                return server, port
-        except OSError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"gunicorn did not answer within {START_TIMEOUT:.0f} s:\n{server.log_tail()}")
+    server = Process("gunicorn", [str(gunicorn), *options, "-b", f"{HOST}:{port}", "wsgi:app"], env, workdir)
+    wait_healthy(port, server, "gunicorn")
+    return server, port
 
 
 @dataclass
@@ -547,6 +503,42 @@ def check_integrity(url: str, signed: int, in_flight: int, received, *, audit_ke
 # --------------------------------------------------------------------------------------------------------------
 
 
+class DirectServer:
+    """The layout of the figures before 2026-12-04: one gunicorn of several worker processes, locust straight at it."""
+
+    def __init__(self, env: dict, workdir: Path, *, workers: int, threads: int):
+        self.server, self.port = start_gunicorn(env, gunicorn_options(workers, threads), workdir)
+
+    def log_tails(self) -> str:
+        return f"gunicorn log:\n{self.server.log_tail()}"
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_web(args, env: dict, workdir: Path, haproxy: str | None) -> tuple[WebHost | DirectServer, int, str]:
+    """The web processes of the layout asked for: (them, the port locust sends to, a line saying which layout)."""
+    if haproxy is None:
+        direct = DirectServer(env, workdir, workers=args.workers, threads=args.threads)
+        return (
+            direct,
+            direct.port,
+            (
+                f"direct (one gunicorn of {args.workers} processes × {args.threads} threads on {HOST}:{direct.port}, "
+                "no HAProxy: the layout before 2026-12-04)"
+            ),
+        )
+    host = WebHost(env, workdir, instances=args.instances, threads=args.threads, haproxy=haproxy)
+    return (
+        host,
+        host.proxy_port,
+        (
+            f"deployed, one web host (HAProxy on {HOST}:{host.proxy_port}, deploy/haproxy.cfg with one server per "
+            f"process → {args.instances} gunicorn instances × 1 process × {args.threads} threads)"
+        ),
+    )
+
+
 def cookie_signer(url: str, secret: str):
     """Signs a page session (auth token + sid) the way the hub's app does, so locust can GET the pages."""
     os.environ.update(HUB_ENV="production", HUB_SECRET_KEY=secret, HUB_AUDIT_KEY=secret, HUB_DATABASE_URL=url)
@@ -568,13 +560,25 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", default="0.05,0.1,0.2,0.3,0.5,1,2,5", help="multiples of the national peak")
     parser.add_argument("--seconds", type=float, default=40.0, help="measured seconds per step (default 40)")
     parser.add_argument("--warmup", type=float, default=15.0, help="warm-up seconds, not counted (default 15)")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes (default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (default 4)")
+    parser.add_argument(
+        "--instances", type=int, default=2, help="gunicorn instances behind HAProxy, one per core (default 2)"
+    )
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn process (default 4)")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="the layout of the figures before 2026-12-04: one gunicorn of --workers processes, no HAProxy",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="with --direct: gunicorn worker processes (default 2)")
     parser.add_argument("--cpts", type=int, default=40, help="CPTS copies seeded (default 40)")
     parser.add_argument("--locust", default=shutil.which("locust") or str(Path(sys.executable).parent / "locust"))
     args = parser.parse_args(argv)
     multiples = [float(m) for m in args.steps.split(",")]
 
+    haproxy = None if args.direct else ensure_haproxy()
+    if not args.direct and haproxy is None:
+        print("haproxy is not installed and cannot be (apt-get install haproxy as root); --direct runs without it")
+        return 2
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     secret = secrets.token_urlsafe(48)
@@ -587,13 +591,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-p7-") as tmp, SmtpServer() as smtp:
         workdir = Path(tmp)
         env = hub_env(args.pg_url, secret, smtp.port)
-        server, port = start_gunicorn(env, gunicorn_options(args.workers, args.threads), workdir)
+        web, port, layout = start_web(args, env, workdir, haproxy)
         worker = Process("worker", worker_command(), env, workdir)
         try:
-            print(
-                f"gunicorn {args.workers} workers × {args.threads} threads on {HOST}:{port}, the hub worker "
-                f"({' '.join(worker.command[:3])}), locust {args.locust}"
-            )
+            print(f"layout: {layout}; the hub worker ({' '.join(worker.command[:3])}), locust {args.locust}")
             # Warm-up at the first step's load, not counted: each gunicorn worker's first requests compile the
             # templates and open its connections.
             warm: Step = run_step(args, multiples[0], port, teams, work, workdir, args.warmup)
@@ -608,12 +609,14 @@ def main(argv=None) -> int:
                     break
             if worker.process.poll() is not None:
                 raise RuntimeError(f"the hub worker stopped:\n{worker.log_tail()}")
+            if isinstance(web, WebHost):
+                print(f"  requests per gunicorn instance (HAProxy's log): {web.served()}", flush=True)
             wait_for_emails(args.pg_url)
         except Exception:
-            print(f"gunicorn log:\n{server.log_tail()}\nworker log:\n{worker.log_tail()}", file=sys.stderr)
+            print(f"{web.log_tails()}\nworker log:\n{worker.log_tail()}", file=sys.stderr)
             raise
         finally:
-            server.stop()
+            web.stop()
             worker.stop()
         received = smtp.message_ids()
     print_breakdown(steps[-1])
@@ -639,7 +642,8 @@ def main(argv=None) -> int:
     for problem in problems:
         print(f"  PROBLEM: {problem}")
     print(
-        f"run {time.monotonic() - started:.0f} s, {dt.date.today().isoformat()}, {os.cpu_count()} cores; "  # noqa: DTZ011
+        f"layout: {layout}; run {time.monotonic() - started:.0f} s, {dt.date.today().isoformat()}, "  # noqa: DTZ011
+        f"{os.cpu_count()} cores; "
         f"load average before {load_before:.2f}, after {os.getloadavg()[0]:.2f} (a shared machine skews the figures)"
     )
     return 1 if problems else 0

@@ -47,14 +47,23 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.api_read import HOST, free_port, get  # noqa: E402 (needs the repository on sys.path)
+from bench.api_read import HOST, free_port  # noqa: E402 (needs the repository on sys.path)
 from bench.common import prepare_postgresql  # noqa: E402
 from bench.p7 import peak_hour as p7  # noqa: E402
+from bench.p7.layout import (  # noqa: E402
+    HAPROXY_CFG,
+    START_TIMEOUT,
+    Process,
+    ensure_haproxy,
+    gunicorn_options,
+    start_haproxy,
+    wait_healthy,
+    worker_command,
+)
 from hub.db import make_engine  # noqa: E402
 from tests.servers import SmtpServer  # noqa: E402
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
-HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
 LEASE_SECONDS = 30  # the worker's default (HUB_WORKER_LEASE_SECONDS)
 TAKE_OVER_LIMIT = LEASE_SECONDS * 1.25 + 5  # the lease, a renewal tick (a quarter of it) and a few seconds' slack
 OUTBOX_LEASE_SECONDS = 30  # a message the killed leader had claimed is claimed again after this (default 300)
@@ -113,35 +122,6 @@ class Cluster:
 # The deployment: two nodes, the proxy, two workers
 
 
-def ensure_haproxy() -> str | None:
-    """The haproxy binary, installed from Debian when missing and we may; None when it cannot be had."""
-    found = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "haproxy"]
-    for commands in ([install], [["apt-get", "update", "-q"], install]):  # the package lists may be stale
-        for command in commands:
-            subprocess.run(command, env=env, capture_output=True, check=False, timeout=600)
-        if Path("/usr/sbin/haproxy").exists():
-            return "/usr/sbin/haproxy"
-    return None
-
-
-def wait_healthy(port: int, process: p7.Process, what: str) -> None:
-    deadline = time.monotonic() + p7.START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.process.poll() is not None:
-            raise RuntimeError(f"{what} exited:\n{process.log_tail()}")
-        try:
-            if get(port, "/healthz")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer within {p7.START_TIMEOUT:.0f} s:\n{process.log_tail()}")
-
-
 class Deployment:
     def __init__(self, env: dict, workdir: Path, *, threads: int, haproxy: str):
         self.env = env
@@ -149,10 +129,10 @@ class Deployment:
         self.threads = threads
         self.node_ports = [[free_port() for _ in INSTANCES] for _ in range(2)]
         self.proxy_port = free_port()
-        self.nodes: list[list[p7.Process]] = [[], []]
-        self.workers: dict[str, p7.Process] = {}
+        self.nodes: list[list[Process]] = [[], []]
+        self.workers: dict[str, Process] = {}
         self.haproxy = haproxy
-        self.proxy: p7.Process | None = None
+        self.proxy: Process | None = None
         self.starts = 0
 
     def start_node(self, index: int) -> None:
@@ -161,9 +141,9 @@ class Deployment:
         gunicorn = Path(sys.executable).parent / "gunicorn"
         self.nodes[index] = []
         for instance, port in zip(INSTANCES, self.node_ports[index], strict=True):
-            command = [str(gunicorn), *p7.gunicorn_options(1, self.threads), "-b", f"{HOST}:{port}", "wsgi:app"]
+            command = [str(gunicorn), *gunicorn_options(1, self.threads), "-b", f"{HOST}:{port}", "wsgi:app"]
             name = f"web{index + 1}{instance.lower()}-{self.starts}"
-            self.nodes[index].append(p7.Process(name, command, self.env, self.workdir))
+            self.nodes[index].append(Process(name, command, self.env, self.workdir))
         for process, port in zip(self.nodes[index], self.node_ports[index], strict=True):
             wait_healthy(port, process, f"web node {index + 1}, {process.name}")
 
@@ -177,22 +157,18 @@ class Deployment:
 
     def start_proxy(self) -> None:
         env = dict(self.env)
-        env.update(
-            HUB_PROXY_BIND=f"{HOST}:{self.proxy_port}",
-            HUB_PROCESS_SLOTS=str(self.threads),
-        )
         for node, ports in enumerate(self.node_ports, start=1):
             env.update(
                 {f"HUB_NODE{node}_{name}": f"{HOST}:{port}" for name, port in zip(INSTANCES, ports, strict=True)}
             )
-        # -db: in the foreground, its log on stdout.
-        self.proxy = p7.Process("haproxy", [self.haproxy, "-db", "-f", str(HAPROXY_CFG)], env, self.workdir)
-        wait_healthy(self.proxy_port, self.proxy, "haproxy")
+        self.proxy = start_haproxy(
+            self.haproxy, HAPROXY_CFG, env, self.workdir, bind_port=self.proxy_port, slots=self.threads
+        )
 
     def start_worker(self, name: str) -> None:
-        self.workers[name] = p7.Process(name, p7.worker_command(), self.env, self.workdir)
+        self.workers[name] = Process(name, worker_command(), self.env, self.workdir)
 
-    def web_processes(self) -> list[p7.Process]:
+    def web_processes(self) -> list[Process]:
         return [process for node in self.nodes for process in node]
 
     def stop(self) -> None:
@@ -214,7 +190,7 @@ def lease_holder(url: str) -> str | None:
 
 
 def wait_for_leader(deployment: "Deployment", url: str) -> None:
-    deadline = time.monotonic() + p7.START_TIMEOUT
+    deadline = time.monotonic() + START_TIMEOUT
     while worker_of(deployment, lease_holder(url)) is None:
         if time.monotonic() > deadline:
             raise RuntimeError("no worker took the scheduler lease")
