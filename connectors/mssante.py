@@ -131,7 +131,7 @@ class MssanteConnector:
         parts = [text, _attachment(zipped, "zip", "IHE_XDM.zip")]
         pdf = next((r for r in package.renderings if r.role == "pdf"), None)
         if pdf is not None:
-            parts.append(_attachment(files[pdf.filename], "pdf", pdf.filename))
+            parts.append(_document_attachment(files[pdf.filename], "pdf", pdf.filename))
         boundary = _boundary(text)
         headers = [
             _header("From", self.sender),
@@ -226,6 +226,11 @@ def _attachment(content: bytes, subtype: str, filename: str) -> bytes:
     encoded = binascii.b2a_base64(content, newline=False)
     lines = [encoded[start : start + BASE64_LINE] for start in range(0, len(encoded), BASE64_LINE)]
     return _attachment_headers(subtype, filename) + b"\r\n".join(lines) + (b"\r\n" if lines else b"")
+
+
+# The readable PDF's part is the same in each of a document's mailboxes (sent one after the other, one lane per
+# report): kept for the last few documents, keyed by the content itself.
+_document_attachment = functools.lru_cache(maxsize=8)(_attachment)
 
 
 @functools.lru_cache(maxsize=256)

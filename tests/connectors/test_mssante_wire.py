@@ -34,6 +34,7 @@ from connectors.mssante import (
     UNFOLDED,
     MssanteConnector,
     _boundary,
+    _document_attachment,
     _folded,
     _header,
     submission_uid_for,
@@ -216,6 +217,36 @@ def test_every_base64_line_is_at_most_76_characters_and_decodes_to_the_file(test
         assert all(len(line) == 76 for line in lines[:-2])  # full lines, the last one holding the rest
     assert attachments[1].get_content() == files["DOC0001.PDF"]
     assert zipfile.ZipFile(io.BytesIO(attachments[0].get_content())).namelist()
+
+
+def test_a_documents_readable_pdf_is_encoded_once_for_all_its_mailboxes(test_ca, tmp_path):
+    cert_file, key_file = test_ca.client_cert(tmp_path, "hub-app.cpts-livradois.fr")
+    connector = MssanteConnector(
+        host="127.0.0.1", sender=SENDER, upload_dir=tmp_path, cert_file=str(cert_file), key_file=str(key_file)
+    )
+    package, files = rendered(variants()["plain"])
+    for rendering in package.renderings:
+        store_blob(tmp_path, files[rendering.filename])
+    _document_attachment.cache_clear()
+
+    with time_machine.travel(SENT_AT, tick=False):
+        for seed, recipient in enumerate(MAILBOXES):
+            message = OutgoingMessage(
+                id=seed,
+                idempotency_key=f"doc:{package.document.document_uid}:mssante:{recipient}",
+                channel="mssante",
+                recipient=recipient,
+                kind="document:85208-7",
+                payload=json.dumps(package.to_payload()),
+            )
+            random.seed(seed)
+            composed = connector.compose(message)
+            random.seed(seed)
+            assert composed == reference_email(connector, message)
+    connector.close()
+
+    cache = _document_attachment.cache_info()
+    assert (cache.misses, cache.hits) == (1, len(MAILBOXES) - 1)
 
 
 EDGE_ADDRESSES = [

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import pytest
 from defusedxml import ElementTree as SafeET
 
+from connectors import xdm
 from connectors.xdm import build_xdm_zip
 from hub.documents.cda import build_cda
 from hub.documents.clinical import (
@@ -215,6 +216,60 @@ def test_the_same_input_gives_the_same_bytes_and_another_submission_other_bytes(
 
     assert first == again
     assert other != first
+
+
+@pytest.mark.parametrize("variant", ["usual", "non-ascii file name", "empty file", "signed before 1980"])
+def test_the_zip_is_what_zipfile_wrote(variant):
+    package, files = rendered(clinical_document())
+    now = SIGNED_AT
+    if variant == "non-ascii file name":  # zipfile writes it in UTF-8 with the language-encoding flag
+        cda, pdf = package.renderings
+        package = replace(package, renderings=(cda, replace(pdf, filename="Compte rendu n°1 « é ».pdf")))
+        files["Compte rendu n°1 « é ».pdf"] = files["DOC0001.PDF"]
+    elif variant == "empty file":
+        files["DOC0001.PDF"] = b""
+    else:
+        now = dt.datetime(1979, 12, 31, 23, 59, 59, tzinfo=dt.UTC)
+
+    zipped = build_xdm_zip(package, files, submission_uid=SUBMISSION_UID, now=now, intended_recipient="a@b.mssante.fr")
+
+    with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+        members = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    assert [name for name, _ in members][-2:] == [f"IHE_XDM/SUBSET01/{r.filename}" for r in package.renderings]
+    assert zipped == zipfile_reference(members, now)
+
+
+def zipfile_reference(members: list[tuple[str, bytes]], now: dt.datetime) -> bytes:
+    """The package's zip as zipfile.ZipFile writes it: fixed order, times and attributes."""
+    stamp = now.astimezone(dt.UTC).timetuple()[:6]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, content in members:
+            info = zipfile.ZipInfo(name, date_time=max(stamp, (1980, 1, 1, 0, 0, 0)))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def test_a_documents_data_is_deflated_once_for_all_its_mailboxes_and_kept_for_a_few_documents():
+    package, files = rendered(clinical_document())
+    xdm._deflated_document.cache_clear()
+
+    first = build_xdm_zip(package, files, submission_uid="2.25.1", now=SIGNED_AT, intended_recipient="a@b.mssante.fr")
+    second = build_xdm_zip(package, files, submission_uid="2.25.2", now=SIGNED_AT, intended_recipient="c@d.mssante.fr")
+
+    cache = xdm._deflated_document.cache_info()
+    assert (cache.misses, cache.hits) == (2, 2)  # the CDA and the PDF, once each; not the per-mailbox members
+    assert second != first
+    for zipped in (first, second):
+        with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+            assert archive.testzip() is None
+            assert archive.read("IHE_XDM/SUBSET01/DOC0001.XML") == files["DOC0001.XML"]
+    for number in range(20):  # a worker sends thousands of documents: the cache keeps the last few only
+        others = {name: content + bytes([number]) for name, content in files.items()}
+        build_xdm_zip(package, others, submission_uid="2.25.3", now=SIGNED_AT)
+    assert xdm._deflated_document.cache_info().currsize == xdm._deflated_document.cache_info().maxsize == 16
 
 
 def test_a_package_whose_files_are_missing_is_refused():
