@@ -17,7 +17,7 @@ import zipfile
 import zlib
 
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, ProfessionalIdentity
-from hub.documents.xmltext import holds_non_xml, xml_text
+from hub.xmltext import holds_non_xml, xml_text
 
 SUBSET = "IHE_XDM/SUBSET01"
 HUB_NAME = "Hub de coordination de la CPTS"

@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element, tostring
 import pygal
 from defusedxml.ElementTree import fromstring  # fpdf2's dependency
 
-from hub.documents.xmltext import xml_text
+from hub.xmltext import xml_text
 
 # pygal puts on sys.meta_path a legacy import hook for its map plugins (unused here), without find_spec: Python
 # then fails on the import of any module that is not installed (fpdf2 tries its optional uharfbuzz). Taken off.

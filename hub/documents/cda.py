@@ -17,8 +17,8 @@ from functools import partial
 from zoneinfo import ZoneInfo
 
 from hub.documents.clinical import ClinicalDocument, PatientIdentity, ProfessionalIdentity
-from hub.documents.xmltext import holds_non_xml, xml_text
 from hub.identifiers import check_ins_matricule, check_rpps
+from hub.xmltext import holds_non_xml, xml_text
 
 V3 = "urn:hl7-org:v3"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
