@@ -516,7 +516,7 @@ def main(argv=None) -> int:
                 if not Path(f"{prefix}_stats.csv").exists():
                     raise RuntimeError(f"locust wrote no statistics (exit {locust.returncode}):\n{output[-3000:]}")
                 stats = summarise(prefix)
-                p7.wait_for_emails(url, seconds=OUTBOX_LEASE_SECONDS * 3)
+                p7.wait_for_emails(url, stalled=OUTBOX_LEASE_SECONDS * 3)
                 leader_after = worker_of(deployment, lease_holder(url))
             except Exception:
                 for process in [*deployment.workers.values(), *deployment.web_processes()]:
