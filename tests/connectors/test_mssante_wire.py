@@ -174,14 +174,7 @@ def test_the_message_is_what_the_email_package_wrote(name, test_ca, tmp_path):
 
     with time_machine.travel(SENT_AT, tick=False):
         for seed, (document, recipient) in enumerate((p, r) for p in packages for r in MAILBOXES):
-            message = OutgoingMessage(
-                id=seed,
-                idempotency_key=f"doc:{document.document.document_uid}:mssante:{recipient}",
-                channel="mssante",
-                recipient=recipient,
-                kind="document:85208-7",
-                payload=json.dumps(document.to_payload()),
-            )
+            message = document_message(seed, document, recipient)
             random.seed(seed)
             composed = connector.compose(message)
             random.seed(seed)
@@ -231,14 +224,7 @@ def test_a_documents_readable_pdf_is_encoded_once_for_all_its_mailboxes(test_ca,
 
     with time_machine.travel(SENT_AT, tick=False):
         for seed, recipient in enumerate(MAILBOXES):
-            message = OutgoingMessage(
-                id=seed,
-                idempotency_key=f"doc:{package.document.document_uid}:mssante:{recipient}",
-                channel="mssante",
-                recipient=recipient,
-                kind="document:85208-7",
-                payload=json.dumps(package.to_payload()),
-            )
+            message = document_message(seed, package, recipient)
             random.seed(seed)
             composed = connector.compose(message)
             random.seed(seed)
@@ -502,3 +488,15 @@ def _name(parent, text: str) -> None:
 
 def _rim(tag: str) -> str:
     return f"{{{RIM}}}{tag}"
+
+
+def document_message(seed: int, package, recipient: str) -> OutgoingMessage:
+    """The outbox message of one package's document to one mailbox, as the delivery queues it."""
+    return OutgoingMessage(
+        id=seed,
+        idempotency_key=f"doc:{package.document.document_uid}:mssante:{recipient}",
+        channel="mssante",
+        recipient=recipient,
+        kind="document:85208-7",
+        payload=json.dumps(package.to_payload()),
+    )
