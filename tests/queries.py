@@ -6,6 +6,8 @@ import contextlib
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from hub.db import Base
+
 
 @contextlib.contextmanager
 def count_queries(engine):
@@ -72,3 +74,25 @@ def forbid_lazy_loads():
     finally:
         event.remove(Session, "do_orm_execute", refuse)
     assert met == [], f"lazy loads: {met}"
+
+
+@contextlib.contextmanager
+def orm_executions():
+    """The statement objects the ORM executes and the class names of the entities it loads meanwhile, in order: a
+    lookup that must run one statement built once (the same object at each request) and load only what it names."""
+    executed: list = []
+    loaded: list[str] = []
+
+    def orm_statement(state):
+        executed.append(state.statement)
+
+    def entity_loaded(target, _context):
+        loaded.append(type(target).__name__)
+
+    event.listen(Session, "do_orm_execute", orm_statement)
+    event.listen(Base, "load", entity_loaded, propagate=True)
+    try:
+        yield executed, loaded
+    finally:
+        event.remove(Session, "do_orm_execute", orm_statement)
+        event.remove(Base, "load", entity_loaded)

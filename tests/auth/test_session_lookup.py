@@ -6,14 +6,13 @@ import datetime as dt
 
 import pytest
 import time_machine
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from hub.db import Base, utcnow
+from hub.db import utcnow
 from hub.models import Role, UserSession
 from hub.services import accounts
 from tests import factories
-from tests.queries import forbid_lazy_loads, statements_on
+from tests.queries import forbid_lazy_loads, orm_executions, statements_on
 
 LIMITS = accounts.SessionLimits(idle=dt.timedelta(minutes=30), absolute=dt.timedelta(hours=12))
 
@@ -46,26 +45,13 @@ def row_of(db_session, token) -> UserSession:
 def test_one_statement_built_once_for_the_session_its_user_professional_and_roles(app, engine, db_session, cpts):
     user = factories.clinician(db_session, cpts)  # the professional's role, a linked professional
     token = opened(db_session, user)
-    executed, entities = [], []
-
-    def orm_statement(state):
-        executed.append(state.statement)
-
-    def entity_loaded(target, _context):
-        entities.append(type(target).__name__)
-
-    event.listen(Session, "do_orm_execute", orm_statement)
-    event.listen(Base, "load", entity_loaded, propagate=True)
-    try:
+    with orm_executions() as (executed, entities):
         for _ in range(2):
             with app.extensions["hub.sessions"]() as session, statements_on(engine) as seen, forbid_lazy_loads():
                 found = accounts.resume_session(session, token, LIMITS)
                 # What the layout, the access rules and the policies read of current_user.
                 read = (found.id, found.login, found.display_name, found.cpts_id, found.roles, found.professional.id)
             assert len(seen) == 1 and seen[0].startswith("SELECT"), seen
-    finally:
-        event.remove(Session, "do_orm_execute", orm_statement)
-        event.remove(Base, "load", entity_loaded)
     assert read == (user.id, user.login, user.display_name, cpts.id, {Role.PROFESSIONAL}, user.professional_id)
     # The same statement object at each request (the old lookup built its select and options at every call), and
     # the session row read as columns, not as an entity of the unit of work.

@@ -2,40 +2,24 @@
 one statement, built once, for the token, its user, the linked professional and the roles; and the token's rules
 (revocation, the user's deactivation) still checked in the database at every request."""
 
-from sqlalchemy import event
-from sqlalchemy.orm import Session
-
-from hub.db import Base, utcnow
+from hub.db import utcnow
 from hub.models import Role
 from hub.services import accounts
 from tests import factories
-from tests.queries import forbid_lazy_loads, statements_on
+from tests.queries import forbid_lazy_loads, orm_executions, statements_on
 
 
 def test_one_statement_built_once_for_the_token_its_user_professional_and_roles(app, engine, db_session, cpts):
     user = factories.clinician(db_session, cpts)
     _token, raw = accounts.create_api_token(db_session, user, name="logiciel")
     db_session.commit()
-    executed, entities = [], []
-
-    def orm_statement(state):
-        executed.append(state.statement)
-
-    def entity_loaded(target, _context):
-        entities.append(type(target).__name__)
-
-    event.listen(Session, "do_orm_execute", orm_statement)
-    event.listen(Base, "load", entity_loaded, propagate=True)
-    try:
+    with orm_executions() as (executed, entities):
         for _ in range(2):
             with app.extensions["hub.sessions"]() as session, statements_on(engine) as seen, forbid_lazy_loads():
                 found = accounts.authenticate_token(session, raw)
                 read = (found.id, found.login, found.cpts_id, found.roles, found.professional_id)
                 session.commit()  # the first use touches last_used_at, the second finds it fresh
             assert seen[0].startswith("SELECT") and all(not s.startswith("SELECT") for s in seen[1:]), seen
-    finally:
-        event.remove(Session, "do_orm_execute", orm_statement)
-        event.remove(Base, "load", entity_loaded)
     assert read == (user.id, user.login, cpts.id, {Role.PROFESSIONAL}, user.professional_id)
     # The same statement object at each request: the lookup built its select and loader options at every call.
     assert executed == [accounts._TOKEN_WITH_USER] * 2
