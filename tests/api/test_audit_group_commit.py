@@ -2,6 +2,7 @@
 INSERT for the batch, each read answered only once that INSERT is committed, and every read of a failed batch
 failed."""
 
+import contextlib
 import threading
 import time
 
@@ -56,26 +57,29 @@ def _read_while_a_batch_commits(app, tokens, patient_id):
     return answers
 
 
-def _audit_inserts():
+@contextlib.contextmanager
+def audit_inserts(engine, *, failing: bool = False):
+    """The audit INSERTs sent on `engine` meanwhile; `failing`: each of them raises instead of being sent."""
     statements: list[str] = []
 
     def seen(_connection, _cursor, statement, *_args):
         if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS"):
             statements.append(statement)
+            if failing:
+                raise RuntimeError("the audit INSERT failed")
 
-    return statements, seen
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 
 @pytest.mark.concurrency
 def test_reads_finishing_while_a_batch_commits_share_one_insert(app, committed):
     factory, patient_id, tokens = _readers(app, committed)
-    engine = app.extensions["hub.engine"]
-    statements, seen = _audit_inserts()
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with audit_inserts(app.extensions["hub.engine"]) as statements:
         answers = _read_while_a_batch_commits(app, tokens, patient_id)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
 
     assert [status for status, _ in answers.values()] == [200] * READERS
     assert len(statements) == 1
@@ -92,19 +96,8 @@ def test_every_read_of_a_failed_batch_fails_and_leaves_no_row(app, committed, mo
     # Answered as in production (a 500 page), not raised into the test client's thread.
     monkeypatch.setitem(app.config, "PROPAGATE_EXCEPTIONS", False)
     factory, patient_id, tokens = _readers(app, committed)
-    engine = app.extensions["hub.engine"]
-    statements, seen = _audit_inserts()
-
-    def fail(connection, cursor, statement, *args):
-        seen(connection, cursor, statement, *args)
-        if statements:
-            raise RuntimeError("the audit INSERT failed")
-
-    event.listen(engine, "before_cursor_execute", fail)
-    try:
+    with audit_inserts(app.extensions["hub.engine"], failing=True):
         answers = _read_while_a_batch_commits(app, tokens, patient_id)
-    finally:
-        event.remove(engine, "before_cursor_execute", fail)
 
     assert [status for status, _ in answers.values()] == [500] * READERS
     request_ids = {request_id for _, request_id in answers.values()}
