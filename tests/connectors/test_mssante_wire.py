@@ -157,10 +157,7 @@ MAILBOXES = [
 
 @pytest.mark.parametrize("name", ["plain", "tricky", "long"])
 def test_the_message_is_what_the_email_package_wrote(name, test_ca, tmp_path):
-    cert_file, key_file = test_ca.client_cert(tmp_path, "hub-app.cpts-livradois.fr")
-    connector = MssanteConnector(
-        host="127.0.0.1", sender=SENDER, upload_dir=tmp_path, cert_file=str(cert_file), key_file=str(key_file)
-    )
+    connector = hub_connector(test_ca, tmp_path)
     package, files = rendered(variants()[name])
     if name == "tricky":  # a file name the email package writes with RFC 2231, and no readable PDF at all
         cda, pdf = package.renderings
@@ -183,21 +180,11 @@ def test_the_message_is_what_the_email_package_wrote(name, test_ca, tmp_path):
 
 
 def test_every_base64_line_is_at_most_76_characters_and_decodes_to_the_file(test_ca, tmp_path):
-    cert_file, key_file = test_ca.client_cert(tmp_path, "hub-app.cpts-livradois.fr")
-    connector = MssanteConnector(
-        host="127.0.0.1", sender=SENDER, upload_dir=tmp_path, cert_file=str(cert_file), key_file=str(key_file)
-    )
+    connector = hub_connector(test_ca, tmp_path)
     package, files = rendered(variants()["long"])
     for rendering in package.renderings:
         store_blob(tmp_path, files[rendering.filename])
-    message = OutgoingMessage(
-        id=1,
-        idempotency_key=f"doc:{package.document.document_uid}:mssante:{MAILBOXES[0]}",
-        channel="mssante",
-        recipient=MAILBOXES[0],
-        kind="document:85208-7",
-        payload=json.dumps(package.to_payload()),
-    )
+    message = document_message(1, package, MAILBOXES[0])
     wire = connector.compose(message)
     connector.close()
 
@@ -213,10 +200,7 @@ def test_every_base64_line_is_at_most_76_characters_and_decodes_to_the_file(test
 
 
 def test_a_documents_readable_pdf_is_encoded_once_for_all_its_mailboxes(test_ca, tmp_path):
-    cert_file, key_file = test_ca.client_cert(tmp_path, "hub-app.cpts-livradois.fr")
-    connector = MssanteConnector(
-        host="127.0.0.1", sender=SENDER, upload_dir=tmp_path, cert_file=str(cert_file), key_file=str(key_file)
-    )
+    connector = hub_connector(test_ca, tmp_path)
     package, files = rendered(variants()["plain"])
     for rendering in package.renderings:
         store_blob(tmp_path, files[rendering.filename])
@@ -499,4 +483,12 @@ def document_message(seed: int, package, recipient: str) -> OutgoingMessage:
         recipient=recipient,
         kind="document:85208-7",
         payload=json.dumps(package.to_payload()),
+    )
+
+
+def hub_connector(test_ca, tmp_path) -> MssanteConnector:
+    """The hub's MSSanté connector with its client certificate, documents read from `tmp_path` (nothing sent)."""
+    cert_file, key_file = test_ca.client_cert(tmp_path, "hub-app.cpts-livradois.fr")
+    return MssanteConnector(
+        host="127.0.0.1", sender=SENDER, upload_dir=tmp_path, cert_file=str(cert_file), key_file=str(key_file)
     )
