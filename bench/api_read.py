@@ -20,9 +20,6 @@ import itertools
 import json
 import os
 import secrets
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +33,8 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bench.common import prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
+from bench.common import HOST, REQUEST_TIMEOUT, free_port, get, prepare_postgresql  # noqa: E402 (repository on sys.path)
+from bench.p7.layout import Process  # noqa: E402
 from hub import migrate  # noqa: E402
 from hub.db import make_engine, make_session_factory, session_scope  # noqa: E402
 from hub.models import AuditEvent, Profession, Role  # noqa: E402
@@ -44,12 +42,10 @@ from hub.services import accounts  # noqa: E402
 from tests import factories  # noqa: E402
 
 GOAL = 0.30
-HOST = "127.0.0.1"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_hub"
 PATIENTS = 500
 WARMUP_SECONDS = 2.0
 START_TIMEOUT = 60.0
-REQUEST_TIMEOUT = 30.0
 
 BARE_MODULE = '''\
 """Written by bench/api_read.py: one WSGI app, /bare to a bare Flask app, the rest to the hub."""
@@ -106,12 +102,6 @@ def audit_count(url: str) -> int:
 # Server
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """gunicorn serving bench_bare:app; stopped with SIGTERM (then SIGKILL) whatever happens."""
 
@@ -120,8 +110,7 @@ class Server:
         self.options = options
         self.workdir = workdir
         self.port = free_port()
-        self.log_path = workdir / f"gunicorn-{self.port}.log"
-        self.process: subprocess.Popen | None = None
+        self.process: Process | None = None
 
     def start(self) -> None:
         (self.workdir / "bench_bare.py").write_text(BARE_MODULE, encoding="utf-8")
@@ -138,17 +127,15 @@ class Server:
         command = [str(gunicorn), *self.options, "-b", f"{HOST}:{self.port}", "--chdir", str(REPO)]
         command.append("bench_bare:app")
         self.command = command
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+        self.process = Process(f"gunicorn-{self.port}", command, env, self.workdir)
         self._wait_until_ready()
 
     def _wait_until_ready(self) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with code {self.process.returncode}:\n{self.log_tail()}")
+            if self.process.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with code {self.process.process.returncode}:\n{self.log_tail()}")
             try:
                 status, _ = get(self.port, "/bare")
                 if status == 200:
@@ -158,35 +145,16 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"gunicorn did not answer within {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+    def log_tail(self) -> str:
+        return self.process.log_tail() if self.process is not None else "(no log)"
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=35)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+        if self.process is not None:
+            self.process.stop()
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Load
-
-
-def get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
-    try:
-        connection.request("GET", path, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
 
 
 @dataclass

@@ -1,4 +1,8 @@
-"""What every benchmark shares: a PostgreSQL database of its own, emptied before each run."""
+"""What every benchmark shares: a PostgreSQL database of its own, emptied before each run; a free port of the
+loopback and a plain GET to it."""
+
+import http.client
+import socket
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -25,3 +29,23 @@ def prepare_postgresql(url: str) -> None:
             connection.exec_driver_sql("CREATE SCHEMA public")
     finally:
         engine.dispose()
+
+
+HOST = "127.0.0.1"
+REQUEST_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def get(port: int, path: str, headers: dict | None = None) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request("GET", path, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()

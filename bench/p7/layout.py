@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.api_read import HOST, free_port, get
+from bench.common import HOST, free_port, get
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0

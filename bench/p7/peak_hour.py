@@ -49,8 +49,11 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import func, select, text  # noqa: E402
 
-from bench.api_read import HOST, free_port  # noqa: E402 (needs the repository on sys.path)
-from bench.common import prepare_postgresql  # noqa: E402
+from bench.common import (  # noqa: E402 (needs the repository on sys.path)
+    HOST,
+    free_port,
+    prepare_postgresql,
+)
 from bench.p7.layout import (  # noqa: E402
     Process,
     WebHost,

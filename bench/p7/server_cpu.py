@@ -41,8 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from bench.api_read import HOST  # noqa: E402 (needs the repository on sys.path)
-from bench.common import prepare_postgresql  # noqa: E402
+from bench.common import HOST, prepare_postgresql  # noqa: E402 (needs the repository on sys.path)
 from bench.p7.bodies import CHECK_IN, CHECKLIST, WRITTEN  # noqa: E402
 from bench.p7.layout import Process  # noqa: E402
 from bench.p7.peak_hour import (  # noqa: E402

@@ -47,8 +47,11 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import text  # noqa: E402
 
-from bench.api_read import HOST, free_port  # noqa: E402 (needs the repository on sys.path)
-from bench.common import prepare_postgresql  # noqa: E402
+from bench.common import (  # noqa: E402 (needs the repository on sys.path)
+    HOST,
+    free_port,
+    prepare_postgresql,
+)
 from bench.p7 import peak_hour as p7  # noqa: E402
 from bench.p7.layout import (  # noqa: E402
     HAPROXY_CFG,
