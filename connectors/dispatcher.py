@@ -33,10 +33,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import cast
 
-from sqlalchemy import ARRAY, DateTime, Integer, String, Table, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import ARRAY, DateTime, Integer, String, Table, bindparam, func, select, update
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 from connectors.base import Connector, OutgoingMessage, PermanentError, TransientError
@@ -46,7 +46,7 @@ from hub import audit
 from hub.db import rows_changed, session_scope, utcnow
 from hub.errors import Conflict, NotFound, describe_failure
 from hub.models import OutboxMessage, OutboxState
-from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED
+from hub.models.outbox import DMP_CONSENT_WITHDRAWN, IDENTITY_CHANGED, IN_FLIGHT, due_for_dispatch
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ SENDERS = 4
 NOT_CONFIGURED = "connecteur non configuré"
 UNUSABLE_SETTINGS = "réglages du connecteur inutilisables : à corriger par l'administrateur"
 ABANDONED = "abandonné : aucun résultat après la dernière tentative"
-IN_FLIGHT = (OutboxState.PENDING, OutboxState.SENDING)
 _jitter = secrets.SystemRandom()
 clock_seconds = time.monotonic
 
@@ -295,22 +294,7 @@ def _send_lane(lane: list[_Claim], clock, known: Callable[["_Outcome"], None]) -
 
 def due_messages(now: dt.datetime, *, batch: int):
     """Due rows, oldest first, each the first of its group still pending or sending (R7)."""
-    earlier = aliased(OutboxMessage)
-    group_blocked = exists().where(
-        earlier.group_key == OutboxMessage.group_key,
-        earlier.id < OutboxMessage.id,
-        earlier.state.in_(IN_FLIGHT),
-    )
-    due = or_(
-        and_(OutboxMessage.state == OutboxState.PENDING, OutboxMessage.next_attempt_at <= now),
-        and_(OutboxMessage.state == OutboxState.SENDING, OutboxMessage.lease_until < now),
-    )
-    return (
-        select(OutboxMessage)
-        .where(due, or_(OutboxMessage.group_key.is_(None), ~group_blocked))
-        .order_by(OutboxMessage.id)
-        .limit(batch)
-    )
+    return select(OutboxMessage).where(due_for_dispatch(now)).order_by(OutboxMessage.id).limit(batch)
 
 
 # What a claim reads of each row: an OutgoingMessage's fields, and how many attempts it may have.

@@ -1,17 +1,21 @@
-"""Command line: `flask --app wsgi hub demo | worker | audit verify`, `flask --app wsgi db upgrade | downgrade`."""
+"""Command line: `flask --app wsgi hub demo | worker | audit verify | outbox status`, `flask --app wsgi db upgrade |
+downgrade`."""
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
 from hub import audit, migrate
-from hub.db import session_scope
+from hub.db import session_scope, utcnow
 from hub.errors import Conflict
-from hub.services import audit_chain
+from hub.formatting import waiting_since
+from hub.services import audit_chain, outbox_messages
 
 hub_cli = AppGroup("hub", help="Commandes du hub CPTS.")
 audit_cli = AppGroup("audit", help="Journal d'audit.")
+outbox_cli = AppGroup("outbox", help="File d'envoi (outbox).")
 hub_cli.add_command(audit_cli)
+hub_cli.add_command(outbox_cli)
 
 
 def _sessions():
@@ -80,6 +84,34 @@ def audit_verify_command():
         )
         raise SystemExit(1)
     click.echo(f"Journal d'audit intègre : {summary}")
+
+
+@outbox_cli.command("status")
+@click.option("--cpts", "cpts_id", type=int, help="Une seule CPTS (son id) ; par défaut tout le hub.")
+def outbox_status_command(cpts_id):
+    """The messages due that no worker has taken yet, and since when the oldest waits; exit 1 past
+    HUB_OUTBOX_ALERT_MINUTES (the worker is behind or stopped), for a cron job or a monitoring probe (Nagios: 1 is
+    WARNING)."""
+    with session_scope(_sessions()) as session:
+        backlog = outbox_messages.backlog(session, cpts_id, now=utcnow())
+    alert_after = outbox_messages.alert_after(current_app.config["HUB"])
+    scope = f"CPTS {cpts_id}" if cpts_id is not None else "hub"
+    threshold = f"seuil {alert_after.total_seconds() // 60:.0f} min"
+    if not backlog.waiting:
+        click.echo(f"Envois à jour ({scope}) : aucun message dû en attente du worker ({threshold}).")
+        return
+    summary = (
+        f"{backlog.waiting} message(s) dû(s) en attente du worker ({scope}), le plus ancien "
+        f"{waiting_since(backlog.age)}, dû le {backlog.oldest_due_at:%Y-%m-%d %H:%M} UTC ({threshold})"
+    )
+    if backlog.is_late(alert_after):
+        click.echo(
+            f"Envois en retard : {summary}. Le worker est en retard ou arrêté (`flask hub worker`) ; "
+            "les messages ne sont pas perdus, ils partiront à sa reprise.",
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo(f"Envois à jour : {summary}.")
 
 
 @hub_cli.command("worker")

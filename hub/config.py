@@ -100,6 +100,9 @@ DEFAULTS = {
     "WORKER_LEASE_SECONDS": 30,
     "DISPATCH_INTERVAL_SECONDS": 5,
     "OUTBOX_LEASE_SECONDS": 300,
+    # When the oldest message due has waited longer than this for the worker (it is behind or stopped), the
+    # coordination's « Envois » and desk say so, and `flask hub outbox status` exits 1 (monitoring).
+    "OUTBOX_ALERT_MINUTES": 15,
     # Uploads and the documents the hub freezes (the reports' PDF and CDA, rendered by the worker): outside the web
     # root (default: <instance>/uploads), size-limited (I3). On several hosts, one directory shared by the web nodes
     # and both workers (docs/deployment.md): a web node serves the PDF a worker rendered, either worker sends it.
@@ -210,6 +213,8 @@ def validate(config: dict) -> None:
     for key in ("STATEMENT_TIMEOUT_MS", "LOCK_TIMEOUT_MS"):
         if config[key] < 0:
             raise ConfigError(f"HUB_{key} must be 0 (no limit) or a positive number of milliseconds")
+    if config["OUTBOX_ALERT_MINUTES"] < 1:
+        raise ConfigError("HUB_OUTBOX_ALERT_MINUTES must be at least 1 (minutes)")
     role = config["DATABASE_APP_ROLE"]
     if role and not role.replace("_", "").isalnum():
         raise ConfigError("HUB_DATABASE_APP_ROLE must be a plain role name (letters, digits, underscores)")

@@ -402,6 +402,7 @@ MATRIX = {
     ("outbox.index", "GET"): OUTBOX,
     ("outbox.requeue", "POST"): OUTBOX_MESSAGE,  # a dead message: re-queued once, then 409 (not dead any more)
     ("api.list_outbox_messages", "GET"): OUTBOX,
+    ("api.get_outbox_status", "GET"): OUTBOX,
     ("api.get_outbox_message", "GET"): OUTBOX_MESSAGE,
     ("api.requeue_outbox_message", "POST"): OUTBOX_MESSAGE,
     ("survey.form", "GET"): UNKNOWN_SURVEY,

@@ -38,6 +38,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
+from hub.services import outbox_messages
 from scheduling.agenda import day_bounds
 from scheduling.slots import has_seat_left
 from workflows import attendance, fees, gp_matching, reports, teleexpertise, waiting
@@ -143,6 +144,9 @@ class CoordinatorDesk:
     to_reschedule: int = 0
     first_to_reschedule: list[attendance.ToReschedule] = field(default_factory=list)
     first_to_reschedule_ids: list[int] = field(default_factory=list)  # the API's: without the lists, ids alone
+    # The messages due that the worker has not taken yet, and since when the oldest waits (the « Envois en retard »
+    # warning).
+    send_backlog: outbox_messages.Backlog | None = None
 
 
 def _unconfirmed(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]) -> ColumnElement[bool]:
@@ -312,6 +316,7 @@ def _counts_statement() -> Select:
         gp_matching.waiting_counts_query(_CPTS),
         attendance.count_to_reschedule_query(_CPTS),
         reports.late_counts_query(),
+        outbox_messages.backlog_query(_CPTS, _NOW),
     )
 
 
@@ -328,9 +333,10 @@ def coordinator_desk(
         gp_waiting,
         to_reschedule,
         late_parts,
+        (sends_waiting, oldest_send_due),
     ) = _split(
         driver_rows(session, _counts_statement(), {"cpts_id": cpts_id, "now": now} | reports.late_parameters(now))[0],
-        (4, 3, 1, 1, 2, 1, 2),
+        (4, 3, 1, 1, 2, 1, 2, 2),
     )
     first_to_reschedule = (
         attendance.to_reschedule(session, cpts_id, now=now, limit=FIRST, with_booking=False) if with_lists else []
@@ -356,6 +362,7 @@ def coordinator_desk(
         first_to_reschedule_ids=[item.appointment.id for item in first_to_reschedule]
         if with_lists
         else [row[0] for row in driver_rows(session, _to_reschedule_ids_statement(), {"cpts_id": cpts_id})],
+        send_backlog=outbox_messages.Backlog(sends_waiting or 0, oldest_send_due, now),
     )
 
 
@@ -641,9 +648,10 @@ class AdminDesk:
     without_second_factor: int  # active accounts that have not enrolled their TOTP yet
     connectors: list[ConnectorState]
     failed_sends: int
+    send_backlog: outbox_messages.Backlog | None = None
 
 
-def admin_desk(session: Session, cpts_id: int) -> AdminDesk:
+def admin_desk(session: Session, cpts_id: int, *, now: dt.datetime) -> AdminDesk:
     active, inactive, without_totp = session.execute(
         select(
             _count_of(User.is_active.is_(True)),
@@ -669,7 +677,9 @@ def admin_desk(session: Session, cpts_id: int) -> AdminDesk:
         for channel, label in CHANNEL_LABELS.items()
     ]
     failed = sum(count for (_channel, state), count in by_channel.items() if state is OutboxState.DEAD)
-    return AdminDesk(active, inactive, without_totp, connectors, failed)
+    return AdminDesk(
+        active, inactive, without_totp, connectors, failed, outbox_messages.backlog(session, cpts_id, now=now)
+    )
 
 
 def _setting(row) -> str:
@@ -700,7 +710,7 @@ def desk_of(session: Session, user, *, zone: str, now: dt.datetime, with_lists: 
     if user.has_role(Role.COORDINATOR):
         parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now, with_lists=with_lists)
     if user.has_role(Role.ADMIN):
-        parts["admin"] = admin_desk(session, user.cpts_id)
+        parts["admin"] = admin_desk(session, user.cpts_id, now=now)
     if user.has_role(Role.PROFESSIONAL) and user.professional_id is not None:
         # By id, as the User's relationship would load it (from the session's identity map when already there).
         me = session.get(Professional, user.professional_id)

@@ -43,7 +43,7 @@ from hub.schemas.gp_matching import (
     RefuseIn,
 )
 from hub.schemas.indicators import IndicatorsOut
-from hub.schemas.outbox import OutboxMessageOut
+from hub.schemas.outbox import OutboxMessageOut, OutboxStatusOut
 from hub.schemas.pathways import (
     EligibilityIn,
     EligibilityOut,
@@ -372,6 +372,13 @@ OPERATIONS = {
         False,
     ),
     "api.list_outbox_messages": ("Envois de la CPTS (coordination, administration)", None, OutboxMessageOut, True),
+    "api.get_outbox_status": (
+        "Retard des envois de la CPTS : messages dus que le worker n'a pas pris, attente du plus ancien, alerte au-delà"
+        " de HUB_OUTBOX_ALERT_MINUTES (le worker est en retard ou arrêté ; rien n'est perdu)",
+        None,
+        OutboxStatusOut,
+        False,
+    ),
     "api.get_outbox_message": ("Lire un envoi", None, OutboxMessageOut, False),
     "api.requeue_outbox_message": ("Renvoyer un envoi en échec définitif", NoBodyIn, OutboxMessageOut, False),
     "api.create_report": (

@@ -1,8 +1,8 @@
 import datetime as dt
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ColumnElement, ForeignKey, Index, Integer, String, Text, and_, case, exists, or_, text
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from hub.db import Base, UTCDateTime, utcnow
 from hub.models._types import enum_type
@@ -27,6 +27,12 @@ OUTBOX_STATE_LABELS = {
 DMP_CONSENT_WITHDRAWN = "consentement DMP retiré : dépôt annulé"
 IDENTITY_CHANGED = "identité du patient modifiée après signature : envoi annulé, à refaire par une nouvelle version"
 
+IN_FLIGHT = (OutboxState.PENDING, OutboxState.SENDING)
+# The in-flight rows, as a literal the queries repeat: SQLite uses a partial index only when the query's WHERE holds
+# the index's own term (states bound as parameters do not count), and neither can PostgreSQL's generic plan of a
+# prepared statement prove the index covers the query from parameters.
+IN_FLIGHT_SQL = text("state IN ('pending', 'sending')")
+
 
 class OutboxMessage(Base):
     """A message to one recipient, written in the same transaction as the change that causes it and
@@ -37,6 +43,15 @@ class OutboxMessage(Base):
         Index("ix_outbox_messages_due", "state", "next_attempt_at"),
         # The CPTS's list, newest first: its count and its pages' OFFSET read the index only.
         Index("ix_outbox_messages_cpts_id_id", "cpts_id", "id"),
+        # The CPTS's backlog (hub.services.outbox_messages.backlog): its in-flight rows alone, by due time; sent and
+        # dead rows, the bulk of the table, are not in it.
+        Index(
+            "ix_outbox_messages_cpts_in_flight",
+            "cpts_id",
+            "next_attempt_at",
+            postgresql_where=IN_FLIGHT_SQL,
+            sqlite_where=IN_FLIGHT_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -57,3 +72,27 @@ class OutboxMessage(Base):
     receipt: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+def due_for_dispatch(now: ColumnElement[dt.datetime] | dt.datetime) -> ColumnElement[bool]:
+    """What the dispatcher takes (connectors.dispatcher.due_messages) and the backlog counts: a pending message due,
+    or one whose lease ran out while sending (its dispatcher died), provided it is the first of its group still in
+    flight (R7): a later version waits for the earlier one, not for the worker."""
+    earlier = aliased(OutboxMessage)
+    group_blocked = exists().where(
+        earlier.group_key == OutboxMessage.group_key,
+        earlier.id < OutboxMessage.id,
+        earlier.state.in_(IN_FLIGHT),
+    )
+    due = or_(
+        and_(OutboxMessage.state == OutboxState.PENDING, OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.state == OutboxState.SENDING, OutboxMessage.lease_until < now),
+    )
+    return and_(due, or_(OutboxMessage.group_key.is_(None), ~group_blocked))
+
+
+def due_since() -> ColumnElement[dt.datetime]:
+    """Since when a due message (due_for_dispatch) waits for a dispatcher: its due time, or its lease's end."""
+    return case(
+        (OutboxMessage.state == OutboxState.SENDING, OutboxMessage.lease_until), else_=OutboxMessage.next_attempt_at
+    )

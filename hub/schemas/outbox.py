@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from hub.models import OutboxState
 from hub.schemas.base import Enum, InputSchema, Int, Str
-from hub.services.outbox_messages import OutboxLine
+from hub.services.outbox_messages import Backlog, OutboxLine
 
 
 class OutboxQueryArgs(InputSchema):
@@ -64,3 +64,27 @@ def outbox_message_json(line: OutboxLine, may_see_patients: bool) -> dict:
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+class OutboxStatusOut(Schema):
+    """`GET /api/v1/outbox/status`: whether the worker keeps up with the CPTS's messages."""
+
+    waiting = fields.Integer(metadata={"description": "Messages dus que le worker n'a pas encore pris"})
+    oldest_waiting_since = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Depuis quand attend le plus ancien (son échéance)"}
+    )
+    oldest_waiting_seconds = fields.Integer(metadata={"description": "Son attente, en secondes (0 : aucun)"})
+    alert_after_minutes = fields.Integer(metadata={"description": "Le seuil d'alerte (HUB_OUTBOX_ALERT_MINUTES)"})
+    late = fields.Boolean(
+        metadata={"description": "Le plus ancien attend au-delà du seuil : le worker est en retard ou arrêté"}
+    )
+
+
+def outbox_status_json(backlog: Backlog, alert_after: dt.timedelta) -> dict:
+    return {
+        "waiting": backlog.waiting,
+        "oldest_waiting_since": _iso(backlog.oldest_due_at),
+        "oldest_waiting_seconds": int(backlog.age.total_seconds()),
+        "alert_after_minutes": int(alert_after.total_seconds() // 60),
+        "late": backlog.is_late(alert_after),
+    }

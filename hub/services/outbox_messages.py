@@ -4,13 +4,14 @@ document, whether its receiver acknowledged it. Only addresses, kinds and ids: n
 import datetime as dt
 import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Integer, Select, String, bindparam, case, func, select
+from sqlalchemy import ColumnElement, Integer, Select, String, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
-from hub.db import driver_rows
+from hub.db import UTCDateTime, driver_rows
 from hub.errors import NotFound
 from hub.models import (
     AWAITING_ACKNOWLEDGEMENT_LABEL,
@@ -24,6 +25,7 @@ from hub.models import (
     delivery_label,
     unacknowledged,
 )
+from hub.models.outbox import IN_FLIGHT_SQL, due_for_dispatch, due_since
 
 PATIENT_ADDRESS_HIDDEN = "Patient (adresse masquée)"
 CHANNEL_LABELS = {
@@ -215,3 +217,50 @@ def get_message(session: Session, cpts_id: int, message_id: int) -> OutboxLine:
     if row is None:
         raise NotFound("Message introuvable.")
     return OutboxLine(*row)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The messages due that no dispatcher has taken yet: how many, and since when the oldest waits. A running worker
+    keeps it near nothing; an old one means the worker is behind (it runs niced below the web processes, so an
+    overload slows it first) or stopped. The messages wait, they are not lost. A message waiting for its retry, for
+    its connector's settings or for the earlier version of its group is on time, and not counted."""
+
+    waiting: int
+    oldest_due_at: dt.datetime | None
+    now: dt.datetime
+
+    @property
+    def age(self) -> dt.timedelta:
+        if self.oldest_due_at is None:
+            return dt.timedelta(0)
+        return max(self.now - self.oldest_due_at, dt.timedelta(0))
+
+    def is_late(self, alert_after: dt.timedelta) -> bool:
+        return self.waiting > 0 and self.age > alert_after
+
+
+def alert_after(config: Mapping[str, Any]) -> dt.timedelta:
+    """How long the oldest due message may wait before the hub warns (HUB_OUTBOX_ALERT_MINUTES)."""
+    return dt.timedelta(minutes=config["OUTBOX_ALERT_MINUTES"])
+
+
+def backlog_query(cpts_id: ColumnElement[int] | None, now: ColumnElement[dt.datetime]) -> Select:
+    """(how many messages wait, since when the oldest waits) of one CPTS, or of the whole hub with `cpts_id` None: one
+    row. A CPTS's reads its in-flight rows alone, from their partial index (ix_outbox_messages_cpts_in_flight)."""
+    conditions: list[Any] = [IN_FLIGHT_SQL, due_for_dispatch(now)]
+    if cpts_id is not None:
+        conditions.insert(0, OutboxMessage.cpts_id == cpts_id)
+    return select(func.count(OutboxMessage.id), func.min(due_since())).where(*conditions)
+
+
+def backlog(session: Session, cpts_id: int | None, *, now: dt.datetime) -> Backlog:
+    """The backlog of one CPTS, or of the whole hub (`cpts_id` None: every CPTS's messages and the server's own)."""
+    waiting, oldest = driver_rows(session, _backlog_statement(cpts_id is not None), {"cpts_id": cpts_id, "now": now})[0]
+    return Backlog(waiting or 0, oldest, now)
+
+
+@functools.cache
+def _backlog_statement(per_cpts: bool) -> Select:
+    cpts_id = bindparam("cpts_id", type_=Integer) if per_cpts else None
+    return backlog_query(cpts_id, bindparam("now", type_=UTCDateTime))

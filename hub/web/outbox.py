@@ -1,10 +1,14 @@
-"""The coordination's "Envois": every message the CPTS sends, where it stands, and "Renvoyer" for the dead ones."""
+"""The coordination's "Envois": every message the CPTS sends, where it stands, and "Renvoyer" for the dead ones;
+above them, a warning when the worker is behind (outbox/_backlog.html)."""
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+import datetime as dt
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from connectors import dispatcher
 from hub.auth.permissions import Permission, has_permission
+from hub.db import utcnow
 from hub.http.access import access
 from hub.http.inputs import page_number
 from hub.http.request import db
@@ -27,6 +31,7 @@ def index():
     )
     context = {"lines": lines, "total": total, "page": page, "per_page": page_size(), "state": state}
     context["may_see_patients"] = has_permission(current_user, Permission.PATIENTS_READ)
+    context["backlog"] = outbox_messages.backlog(db(), current_user.cpts_id, now=utcnow())
     return render_template("outbox/index.html", STATE_CHOICES=STATE_CHOICES, **context)
 
 
@@ -37,6 +42,12 @@ def requeue(message_id: int):
     dispatcher.requeue(db(), current_user, line.message.id)
     flash(f"Message n° {message_id} remis en file : il repartira au prochain passage de l'envoi.", "success")
     return redirect(url_for("outbox.index", state=request.form.get("state") or None))
+
+
+@bp.app_template_global()
+def outbox_alert_after() -> dt.timedelta:
+    """How long the oldest due message may wait before the pages warn (HUB_OUTBOX_ALERT_MINUTES)."""
+    return outbox_messages.alert_after(current_app.config["HUB"])
 
 
 def _state_filter() -> OutboxState | None:
