@@ -2,11 +2,10 @@
 transaction as the change that causes it. The dispatcher (connectors.dispatcher) delivers it after
 commit, so a rolled-back change sends nothing and a committed one is never lost."""
 
-import json
-
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from hub.db import IdText, json_text
 from hub.models import OutboxMessage
 
 
@@ -52,7 +51,7 @@ def _fields(channel, recipient, kind, payload, idempotency_key, *, cpts_id, grou
         "channel": channel,
         "recipient": recipient,
         "kind": kind,
-        "payload": json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str),
+        "payload": json_text(payload),
         "idempotency_key": idempotency_key,
         "cpts_id": cpts_id,
         "group_key": group_key,
@@ -71,10 +70,10 @@ def email_professional(
     return True
 
 
-def email_row(professional, *, kind: str, payload: dict, key: str, cpts_id: int | None) -> dict | None:
+def email_row(professional, *, kind: str, payload: dict, key: str | IdText, cpts_id: int | None) -> dict | None:
     """The row email_professional() inserts (None: no e-mail address), for a caller that inserts it with its other
-    rows in one round trip (a booking: hub.db.insert_together)."""
+    rows in one round trip (a booking: with its appointment, whose id the key and the payload may hold as NEW_ID)."""
     if professional is None or not professional.email:
         return None
     payload = {**payload, "professional_id": professional.id}
-    return _fields("email", professional.email, kind, payload, f"{kind}:{key}", cpts_id=cpts_id)
+    return _fields("email", professional.email, kind, payload, f"{kind}:" + key, cpts_id=cpts_id)

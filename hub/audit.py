@@ -32,7 +32,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from hub.config import DEVELOPMENT_AUDIT_KEY
-from hub.db import READ_ONLY, driver_execute, is_without_transaction, utcnow
+from hub.db import NEW_ID, READ_ONLY, IdText, driver_execute, is_without_transaction, utcnow
 from hub.models import AuditEvent, AuditLink, AuditUnchained
 
 GENESIS_MAC = "0" * 64
@@ -165,7 +165,8 @@ def event_row(
     *, actor, action: str, target=None, outcome: str = "success", details: dict | None = None, cpts_id=None
 ) -> dict[str, Any]:
     """The audit row record() would queue, for a caller that inserts it itself in its transaction with its other
-    rows in one round trip (a booking: hub.db.insert_together); kept, as a queued one, iff that transaction commits."""
+    rows in one round trip (a booking: with its appointment, scheduling.bookings.insert_holding); kept, as a queued
+    one, iff that transaction commits. A target ("appointments", NEW_ID): the id that statement gives."""
     target_type, target_id = _target(target)
     ctx = current_context.get() or AuditContext()
     return {
@@ -601,11 +602,13 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def _target(target) -> tuple[str | None, str | None]:
+def _target(target) -> tuple[str | None, str | IdText | None]:
     if target is None:
         return None, None
     if isinstance(target, tuple):
         kind, ident = target
+        if ident is NEW_ID:  # a row inserted with its target (a booking's): the id is given by that statement
+            return kind, IdText()
         return kind, None if ident is None else str(ident)
     return type(target).__tablename__, str(target.id)
 

@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 import functools
+import json
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -472,8 +473,8 @@ def rows_changed(session: Session, statement: UpdateBase, parameters: Any = None
 def insert_together(session: Session, rows: Sequence[tuple[Table, dict]]) -> None:
     """Insert one row into each of several tables in the session's transaction: on PostgreSQL in one round trip
     (the first rows as data-modifying CTEs of the last INSERT), elsewhere one INSERT each. For a hot path that
-    writes rows nobody reads back (a booking's offer, e-mail and audit row); each row takes its columns' defaults
-    as a plain INSERT would."""
+    writes rows nobody reads back (a booking's offer, e-mail and audit row when its appointment is inserted apart:
+    SQLite, a group session's seat); each row takes its columns' defaults as a plain INSERT would."""
     full = [(table, with_defaults(table, row)) for table, row in rows]
     connection = session.connection()
     if connection.dialect.name != "postgresql":
@@ -507,3 +508,59 @@ def with_defaults(table: Table, row: dict) -> dict:
             continue
         full[column.key] = default.arg if default.is_scalar else default.arg(None)  # type: ignore[attr-defined]
     return full
+
+
+class _NewId:
+    """insert_holding's owner row's id in a row inserted with it (NEW_ID), before the database gives it."""
+
+    def __repr__(self) -> str:
+        return "NEW_ID"
+
+
+NEW_ID = _NewId()
+
+
+@dataclasses.dataclass(frozen=True)
+class IdText:
+    """A text holding NEW_ID: `before`, the new id in decimal, `after`. On PostgreSQL the statement that inserts the
+    owner row concatenates them (scheduling.bookings.insert_holding), so no text is searched for a stand-in id;
+    elsewhere of_id() builds it once the id is known. `"prefix" + text` and `text + "suffix"` give IdTexts."""
+
+    before: str = ""
+    after: str = ""
+
+    def of_id(self, new_id: int) -> str:
+        return f"{self.before}{new_id}{self.after}"
+
+    def __add__(self, other: str) -> "IdText":
+        return IdText(self.before, self.after + other)
+
+    def __radd__(self, other: str) -> "IdText":
+        return IdText(other + self.before, self.after)
+
+
+def json_text(value: dict) -> "str | IdText":
+    """json.dumps(value, sort_keys=True, ensure_ascii=False, default=str), where one top-level value NEW_ID stands for
+    the new row's id: then an IdText, the JSON around the id written here member by member, as json.dumps writes
+    them (keys sorted, ", " and ": " between)."""
+    dumps = functools.partial(json.dumps, sort_keys=True, ensure_ascii=False, default=str)
+    items = sorted(value.items())
+    at = [n for n, (_key, member) in enumerate(items) if member is NEW_ID]
+    if not at:
+        return dumps(value)
+    if len(at) > 1:
+        raise ValueError("one NEW_ID in a text")
+    members = [f"{dumps(key)}: {'' if member is NEW_ID else dumps(member)}" for key, member in items]
+    return IdText("{" + ", ".join(members[: at[0] + 1]), "".join(f", {m}" for m in members[at[0] + 1 :]) + "}")
+
+
+def with_new_id(rows: Sequence[tuple[Table, dict]], new_id: int) -> list[tuple[Table, dict]]:
+    """The rows with NEW_ID and IdTexts given the owner's id: what insert_holding's statement inserts, for a caller
+    that inserts the owner apart (SQLite, a group session's seat)."""
+    return [(table, {name: _given(value, new_id) for name, value in row.items()}) for table, row in rows]
+
+
+def _given(value, new_id: int):
+    if value is NEW_ID:
+        return new_id
+    return value.of_id(new_id) if isinstance(value, IdText) else value

@@ -9,12 +9,15 @@ followed by the insert is atomic there.
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy import (
     DateTime,
     Numeric,
+    String,
     Table,
+    Text,
     bindparam,
     cast,
     delete,
@@ -29,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
-from hub.db import with_defaults
+from hub.db import NEW_ID, IdText, with_defaults
 from hub.errors import Conflict
 from hub.formatting import french_datetime
 from hub.models import Allocation, AllocationResource, Appointment, Professional, Slot
@@ -185,12 +188,23 @@ def _hold(
     raise conflict(session, taken, zone=zone)
 
 
-def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold], *, zone: str) -> dict:
+def insert_holding(
+    session: Session,
+    table: Table,
+    row: dict,
+    holds: list[Hold],
+    *,
+    zone: str,
+    dependents: Sequence[tuple[Table, dict]] = (),
+) -> dict:
     """PostgreSQL only: insert the owner's row (an appointment) and its holds in one statement, the holds' INSERT a
     data-modifying CTE of the owner's INSERT … RETURNING (its id is theirs), and give back the owner's row as
     inserted (every column, by key). The exclusion constraint is the check, as in allocate(); on a conflict the holds
     that went in and the owner's row are deleted (a caller that goes on after the 409 keeps no appointment holding
-    nothing) and BookingConflict names the first refused."""
+    nothing) and BookingConflict names the first refused.
+
+    `dependents`: rows of other tables inserted by the same statement, only if every hold went in (the audit row of
+    a refused booking could not be deleted); a value NEW_ID is the owner's id, an IdText is built around it in SQL."""
     _refuse_self_overlap(session, holds, zone=zone)
     session.flush()  # what the ORM still holds back (a released hold) goes before the Core insert
     ordered = sorted(holds, key=lambda h: (h.resource_kind.value, h.resource_id, h.starts_at))
@@ -198,9 +212,18 @@ def insert_holding(session: Session, table: Table, row: dict, holds: list[Hold],
     parameters = {f"owner_{name}": value for name, value in full.items()}
     for i, hold in enumerate(ordered):
         parameters |= {f"hold{i}_{name}": value for name, value in _range_of(hold).items()}
+    shapes = []
+    for i, (other, other_row) in enumerate(dependents):
+        given = with_defaults(other, other_row)
+        shapes.append((other, tuple((name, _kind_of(value)) for name, value in given.items())))
+        for name, value in given.items():
+            if isinstance(value, IdText):
+                parameters |= {f"row{i}_{name}_before": value.before, f"row{i}_{name}_after": value.after}
+            elif value is not NEW_ID:
+                parameters[f"row{i}_{name}"] = value
     connection = session.connection()
     names = tuple(full)
-    inserted = connection.execute(_holding(table, names, len(ordered)), parameters).one()
+    inserted = connection.execute(_holding(table, names, len(ordered), tuple(shapes)), parameters).one()
     if len(inserted.held_kinds) == len(ordered):
         returned = inserted._mapping
         return dict.fromkeys(table.c.keys()) | full | {key: returned[key] for key in _filled_by_database(table, names)}
@@ -230,10 +253,17 @@ def _normalised(type_) -> bool:
     return isinstance(getattr(type_, "impl_instance", type_), (Numeric, DateTime))
 
 
+def _kind_of(value) -> str:
+    if value is NEW_ID:
+        return "id"
+    return "text" if isinstance(value, IdText) else "value"
+
+
 @functools.cache
-def _holding(table: Table, names: tuple[str, ...], count: int):
-    # Built once per shape (the owner's columns, the number of holds), every value bound: "owner_<column>",
-    # "hold<i>_<column>". The holds are selected from the owner's CTE (one row), so they carry its id.
+def _holding(table: Table, names: tuple[str, ...], count: int, dependents: tuple = ()):
+    # Built once per shape (the owner's columns, the number of holds, the dependents' columns and what each holds),
+    # every value bound: "owner_<column>", "hold<i>_<column>", "row<i>_<column>" (an IdText's "…_before", "…_after").
+    # The holds and the dependents are selected from the owner's CTE (one row), so they carry its id.
     owner = (
         insert(table)
         .values({name: bindparam(f"owner_{name}", type_=table.c[name].type) for name in names})
@@ -268,7 +298,29 @@ def _holding(table: Table, names: tuple[str, ...], count: int):
             ("starts", holds.c.starts_at),
         )
     }
-    return select(owner, *(value.label(name) for name, value in held.items()))
+    # Data-modifying CTEs run whether or not the query reads them; these insert nothing unless every hold went in.
+    all_held = select(func.count()).select_from(holds).scalar_subquery() == count
+    ctes = [_dependent(owner, all_held, i, other, columns) for i, (other, columns) in enumerate(dependents)]
+    return select(owner, *(value.label(name) for name, value in held.items())).add_cte(*ctes)
+
+
+def _dependent(owner, all_held, i: int, table: Table, columns: tuple[tuple[str, str], ...]):
+    def value(name: str, kind: str):
+        if kind == "id":
+            return owner.c.id
+        if kind == "text":
+            around = cast(owner.c.id, Text)
+            before, after = (bindparam(f"row{i}_{name}_{side}", type_=Text) for side in ("before", "after"))
+            return before.concat(around).concat(after)
+        # Typed, as a SELECT's parameters are not given the column's type. A text is cast to TEXT, never to the
+        # column's VARCHAR(n): an explicit cast would cut an overlong value where the INSERT refuses it.
+        column_type = table.c[name].type
+        return cast(
+            bindparam(f"row{i}_{name}", type_=column_type), Text if isinstance(column_type, String) else column_type
+        )
+
+    rows = select(*(value(name, kind) for name, kind in columns)).select_from(owner).where(all_held)
+    return insert(table).from_select([name for name, _kind in columns], rows).cte(f"row{i}")
 
 
 _HOLDS_INSERT = (

@@ -8,7 +8,7 @@ import functools
 import json
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal, cast
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
@@ -32,7 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from connectors import outbox
 from hub import audit, row_locks
 from hub.auth.policies import can_edit_patient
-from hub.db import insert_together, rows_changed, utcnow
+from hub.db import NEW_ID, IdText, insert_together, rows_changed, utcnow, with_defaults, with_new_id
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
@@ -188,7 +188,7 @@ def book(
     before = dt.timedelta(minutes=program.accompaniment_before_minutes)
     after = dt.timedelta(minutes=program.accompaniment_after_minutes)
     assisted = kind is AppointmentKind.ASSISTED_TELECONSULTATION
-    row = {
+    row: dict[str, Any] = {
         "cpts_id": patient.cpts_id,
         "kind": kind,
         "patient_id": patient.id,
@@ -213,12 +213,20 @@ def book(
             "last_in_person_contact_on": telesoin.last_in_person_contact_on,
             "remote_share_override_reason": telesoin.override_reason,
         }
-    # PostgreSQL: the appointment and its holds in one statement (their exclusion constraint is the check). Else, or
-    # for a group session's seat: one INSERT … RETURNING of the persistent row, then the holds (SQLite checks them
-    # first, inside its serialised transaction).
+    row = with_defaults(_APPOINTMENTS, row)  # the sequence, which the e-mail's key holds
+    # The offer to the IDEL, her e-mail and the audit row, which nobody reads back; NEW_ID: the appointment's id.
+    rows = _first_offer(program, accompanying, cpts_id=patient.cpts_id, sequence=row["sequence"], now=now)
+    event = audit.event_row(
+        actor=actor, action="appointment.book", target=("appointments", NEW_ID), cpts_id=patient.cpts_id
+    )
+    rows.append((_AUDIT_EVENTS, event))
+    # PostgreSQL: the appointment, its holds and those rows in one statement (the holds' exclusion constraint is the
+    # check, the rows' texts built there around the new id). Else, or for a group session's seat: one INSERT …
+    # RETURNING of the persistent row, then the holds (SQLite checks them first, inside its serialised
+    # transaction), then the rows.
     together = not program.is_group and session.get_bind().dialect.name == "postgresql"
     if together:
-        appointment = _insert_holding(session, row, zone=program.zone)
+        appointment = _insert_holding(session, row, zone=program.zone, dependents=rows)
     else:
         appointment = session.scalars(_APPOINTMENT_INSERT, [row]).one()
     # What the caller already holds, as the constructor would have linked it: no lazy load to find them again.
@@ -229,10 +237,8 @@ def book(
     elif not together:
         allocate(session, appointment, holds_for(session, appointment), zone=program.zone)
     video.give_room(session, appointment)
-    # The offer to the IDEL, her e-mail and the audit row, which nobody reads back: one round trip on PostgreSQL.
-    rows = _first_offer(session, appointment, accompanying, now=now, delay_minutes=offer_delay(program))
-    event = audit.event_row(actor=actor, action="appointment.book", target=appointment, cpts_id=appointment.cpts_id)
-    insert_together(session, [*rows, (_AUDIT_EVENTS, event)])
+    if not together:
+        insert_together(session, with_new_id(rows, appointment.id))
     freed_slots.patient_booked(session, actor, appointment, now=now, waiting=facts.waiting)
     if telesoin is not None and telesoin.last_in_person_contact_on is not None:
         # The booker's word stands for the 12-month rule: who attested which date is kept.
@@ -384,12 +390,13 @@ class BookingFacts:
     waiting: bool
 
 
-def _insert_holding(session: Session, row: dict, *, zone: str) -> Appointment:
-    """The appointment and its holds in one statement (scheduling.bookings.insert_holding), made a persistent entity
-    from the row it returns without the ORM's bulk-insert path: the entity, built transient from the booking's row,
-    gives the holds, then takes every column inserted and the identity of a row just loaded."""
+def _insert_holding(session: Session, row: dict, *, zone: str, dependents: list[tuple[Table, dict]]) -> Appointment:
+    """The appointment, its holds and the dependents in one statement (scheduling.bookings.insert_holding), made a
+    persistent entity from the row it returns without the ORM's bulk-insert path: the entity, built transient from the
+    booking's row, gives the holds, then takes every column inserted and the identity of a row just loaded."""
     appointment = Appointment(**row)
-    inserted = insert_holding(session, _APPOINTMENTS, row, holds_for(session, appointment), zone=zone)
+    holds = holds_for(session, appointment)
+    inserted = insert_holding(session, _APPOINTMENTS, row, holds, zone=zone, dependents=dependents)
     for key, name in _APPOINTMENT_COLUMNS:
         setattr(appointment, key, inserted[name])
     make_transient_to_detached(appointment)  # no change left to flush: as loaded
@@ -674,16 +681,18 @@ def _offer(session, appointment, idel, *, round_: int, now: dt.datetime, delay_m
 
 
 def _first_offer(
-    session, appointment, idel: Professional | None, *, now: dt.datetime, delay_minutes: int | None
+    program: SessionProgram, idel: Professional | None, *, cpts_id: int, sequence: int, now: dt.datetime
 ) -> list[tuple[Table, dict]]:
-    """book()'s offer to the IDEL (none when nobody accompanies yet) and her e-mail, as rows for insert_together:
-    no ORM object built, nobody reads them back."""
+    """book()'s offer to the IDEL (none when nobody accompanies yet) and her e-mail, as rows inserted with the
+    appointment (its id NEW_ID): no ORM object built, nobody reads them back."""
     if idel is None:
         return []
-    rows = [(_VISIT_OFFERS, _offer_row(session, appointment, idel, round_=1, now=now, delay_minutes=delay_minutes))]
-    key = f"offer:{appointment.id}:{idel.id}:{appointment.sequence}"  # as _notify_professional keys it
-    payload = {"appointment_id": appointment.id}
-    email = outbox.email_row(idel, kind="visit_offered", payload=payload, key=key, cpts_id=appointment.cpts_id)
+    delay_minutes = offer_delay(program)
+    offer = _offer_fields(NEW_ID, idel, zone=program.zone, round_=1, now=now, delay_minutes=delay_minutes)
+    key = "offer:" + IdText(after=f":{idel.id}:{sequence}")  # as _notify_professional keys it
+    payload = {"appointment_id": NEW_ID}
+    email = outbox.email_row(idel, kind="visit_offered", payload=payload, key=key, cpts_id=cpts_id)
+    rows = [(_VISIT_OFFERS, offer)]
     return rows if email is None else [*rows, (_OUTBOX_MESSAGES, email)]
 
 
@@ -694,9 +703,13 @@ _AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
 
 def _offer_row(session, appointment, idel, *, round_: int, now: dt.datetime, delay_minutes: int | None) -> dict:
     zone = appointment_zone(session, appointment)
+    return _offer_fields(appointment.id, idel, zone=zone, round_=round_, now=now, delay_minutes=delay_minutes)
+
+
+def _offer_fields(appointment_id, idel, *, zone: str, round_: int, now: dt.datetime, delay_minutes: int | None) -> dict:
     expires = add_office_minutes(now, delay_minutes, zone) if delay_minutes else None
     return {
-        "appointment_id": appointment.id,
+        "appointment_id": appointment_id,
         "professional_id": idel.id,
         "round": round_,
         "offered_at": now,

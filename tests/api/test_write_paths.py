@@ -50,11 +50,11 @@ def _first_use(api, url):
     assert api.get(url).status_code == 200
 
 
-def test_a_booking_reads_once_and_writes_in_two_round_trips_on_postgresql(clock, api_as, engine, territory, slot):
-    """Besides the token: one read of the slot, the patient and the rules' facts; then (PostgreSQL) the appointment
-    and its holds in one statement, its offer, the IDEL's e-mail and the audit row in another. It was eight
-    statements and the audit INSERT at commit before 2026-12-04 (branch hb-p2b), then the appointment and its holds
-    apart (branch hc-booking)."""
+def test_a_booking_reads_once_and_writes_in_one_statement_on_postgresql(clock, api_as, engine, territory, slot):
+    """Besides the token: one read of the slot, the patient and the rules' facts; then (PostgreSQL) the appointment,
+    its holds, its offer, the IDEL's e-mail and the audit row in one statement. It was eight statements and the audit
+    INSERT at commit before 2026-12-04 (branch hb-p2b), then the appointment and its holds apart (branch hc-booking),
+    then the offer, e-mail and audit row a second statement (until branch hm-p2)."""
     api = api_as(territory.coordinator)
     _first_use(api, f"/api/v1/patients/{territory.patient.id}")
     booking = {"slot_id": slot.id, "patient_id": territory.patient.id, "place_kind": "lieu_dedie"}
@@ -63,11 +63,11 @@ def test_a_booking_reads_once_and_writes_in_two_round_trips_on_postgresql(clock,
     assert response.status_code == 201, response.get_json()
     seen = [" ".join(statement.split()) for statement in seen if not statement.startswith(SAVEPOINTS)]
     labels = [label(statement) for statement in seen]
-    # PostgreSQL: the holds' INSERT a data-modifying CTE of the appointment's, the exclusion constraint the check;
-    # the last three rows one INSERT with two data-modifying CTEs. SQLite: it checks the holds inside its
+    # PostgreSQL: the holds' INSERT a data-modifying CTE of the appointment's, the exclusion constraint the check,
+    # the last three rows three more, selected from the appointment's. SQLite: it checks the holds inside its
     # serialised transaction, one INSERT each.
     writes = (
-        ["WITH appointments allocations", "WITH visit_offers outbox_messages audit_events"]
+        ["WITH appointments allocations visit_offers outbox_messages audit_events"]
         if engine.dialect.name == "postgresql"
         else [
             "INSERT appointments",
@@ -122,7 +122,9 @@ def test_a_booking_writes_its_offer_e_mail_and_audit_row_once_with_their_default
     assert [(m.idempotency_key, m.channel, m.recipient, m.state, m.attempts, m.max_attempts) for m in messages] == [
         (f"visit_offered:offer:{appointment_id}:{idel.id}:0", "email", idel.email, OutboxState.PENDING, 0, 8)
     ]
-    assert json.loads(messages[0].payload) == {"appointment_id": appointment_id, "professional_id": idel.id}
+    # The very text json.dumps writes (on PostgreSQL the statement builds it around the new id).
+    payload = {"appointment_id": appointment_id, "professional_id": idel.id}
+    assert messages[0].payload == json.dumps(payload, sort_keys=True, ensure_ascii=False)
     assert messages[0].next_attempt_at is not None and messages[0].created_at is not None
     events = db_session.scalars(
         select(AuditEvent).where(
@@ -131,8 +133,8 @@ def test_a_booking_writes_its_offer_e_mail_and_audit_row_once_with_their_default
             AuditEvent.target_id == str(appointment_id),
         )
     ).all()
-    assert [(e.action, e.outcome, e.actor_user_id, e.cpts_id) for e in events] == [
-        ("appointment.book", "success", territory.coordinator.id, territory.cpts.id)
+    assert [(e.action, e.outcome, e.actor_user_id, e.cpts_id, e.details) for e in events] == [
+        ("appointment.book", "success", territory.coordinator.id, territory.cpts.id, "{}")
     ]
 
 
@@ -167,7 +169,9 @@ def test_a_conflict_is_named_from_the_refused_hold_and_leaves_no_partial_hold(
     and skips the third; the 409 names the cardiologist and the two holds are taken back, so that a caller going on
     after the conflict (a series books each session in a savepoint of its own) keeps none of them."""
     other = factories.consenting_patient(db_session, territory.cpts, recorded_by=territory.coordinator)
-    with statements_on(engine) as seen, pytest.raises(BookingConflict) as refused:
+    written = [select(func.count()).select_from(model) for model in (VisitOffer, OutboxMessage, AuditEvent)]
+    before = [db_session.scalar(count) for count in written]
+    with count_queries(engine) as seen, pytest.raises(BookingConflict) as refused:
         appointments.book(
             db_session,
             territory.coordinator,
@@ -185,9 +189,13 @@ def test_a_conflict_is_named_from_the_refused_hold_and_leaves_no_partial_hold(
     assert "déjà réservé" in refused.value.detail
     labels = [label(statement) for statement in seen]
     if engine.dialect.name == "postgresql":
-        # The appointment and its holds in one statement, which says what went in: no SELECT of the allocations.
-        assert labels.index("WITH appointments allocations") < labels.index("DELETE allocations")
+        # The appointment, its holds, offer, e-mail and audit row in one statement, which says what went in: no
+        # SELECT of the allocations.
+        together = "WITH appointments allocations visit_offers outbox_messages audit_events"
+        assert labels.index(together) < labels.index("DELETE allocations")
         assert "SELECT allocations" not in labels
+    # Neither offer nor e-mail nor audit row for the refused booking (an audit row could not be deleted).
+    assert [db_session.scalar(count) for count in written] == before
     held = db_session.scalars(
         select(Allocation.resource_id).where(
             (Allocation.resource_kind == AllocationResource.PATIENT) & (Allocation.resource_id == other.id)
