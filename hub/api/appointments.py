@@ -1,5 +1,6 @@
 from flask import request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import joinedload, load_only
 
 from hub import audit
 from hub.api import blueprint, json_body, load_json
@@ -8,7 +9,7 @@ from hub.auth.policies import appointment_for
 from hub.errors import ValidationFailed
 from hub.http.access import access
 from hub.http.request import db
-from hub.models import Professional
+from hub.models import Appointment, Professional, Resource
 from hub.schemas.base import load
 from hub.schemas.scheduling import (
     AppointmentIn,
@@ -34,6 +35,17 @@ _REASON = ReasonIn()
 _CHECK_IN = CheckInIn()
 _CHECKLIST = ChecklistIn()
 _REASSIGN = ReassignIn()
+# What the read shows (AppointmentOut) and its access rule checks, with the room's and the kit's names: an
+# appointment has twice as many columns, and each one costs the driver and the ORM CPU at every read (issue 17, P7:
+# twice per teleconsultation). A column left out would be loaded on its own if read: tests.api.test_write_paths.
+_READ_LOAD = (
+    load_only(
+        *(getattr(Appointment, name) for name in AppointmentOut.COLUMNS),
+        Appointment.cpts_id,
+    ),
+    joinedload(Appointment.room).load_only(Resource.name),
+    joinedload(Appointment.kit).load_only(Resource.name),
+)
 
 
 @blueprint.post("/appointments")
@@ -89,7 +101,7 @@ def _replay(answer: idempotency.StoredAnswer):
 @blueprint.get("/appointments/<int:appointment_id>")
 @access(Permission.APPOINTMENTS_READ)
 def get_appointment(appointment_id: int):
-    return _OUT.dump(appointment_for(db(), current_user, appointment_id, "read"))
+    return _OUT.dump(appointment_for(db(), current_user, appointment_id, "read", load=_READ_LOAD))
 
 
 def _act(appointment_id: int, verb: str, schema, perform, *, loaders=(), lock: bool = False):

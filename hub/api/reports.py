@@ -25,6 +25,8 @@ _OUT = ReportOut()
 _START = ReportStartIn()
 _UPDATE = ReportUpdateIn()
 _NO_BODY = NoBodyIn()
+# One object for every request: the access check builds its SELECT once per loader options (hub.auth.policies).
+_READ_LOAD = (joinedload(Report.deliveries),)
 
 
 def _body(report) -> dict:
@@ -62,7 +64,7 @@ def create_report():
 @blueprint.get("/reports/<int:report_id>")
 @access(Permission.REPORTS_READ)
 def get_report(report_id: int):
-    return _body(report_for(db(), current_user, report_id, "read", load=[joinedload(Report.deliveries)]))
+    return _body(report_for(db(), current_user, report_id, "read", load=_READ_LOAD))
 
 
 @blueprint.get("/reports/<int:report_id>/recipients")

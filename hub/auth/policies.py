@@ -3,7 +3,19 @@
 import functools
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Integer, Row, and_, bindparam, exists, false, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    and_,
+    bindparam,
+    exists,
+    false,
+    func,
+    inspect,
+    literal_column,
+    select,
+)
 from sqlalchemy.orm import Session, joinedload
 
 from hub import audit, row_locks
@@ -286,7 +298,7 @@ def appointment_for(
     anyone else's read without the lock, for the workflow to refuse them as before."""
     if lock_as_performer:
         row = _locked(session, user, Appointment, appointment_id, load, "performer_id")
-        row = row if row is not None else session.get(Appointment, appointment_id, options=load)
+        row = row if row is not None else _read(session, user, Appointment, appointment_id, load)
     else:
         row = _get(session, user, Appointment, appointment_id, load, lock)
     allowed = row is not None and can_act_on_appointment(session, user, row, verb)
@@ -296,7 +308,23 @@ def appointment_for(
 def _get(session: Session, user, model, row_id: int, load: Sequence, lock: bool, professional: str | None = None):
     if lock:
         return _locked(session, user, model, row_id, load, professional)
-    return session.get(model, row_id, options=load)
+    return _read(session, user, model, row_id, load)
+
+
+def _read(session: Session, user, model, row_id: int, load: Sequence):
+    """The row if it is of the user's CPTS (else None, as the access rule would refuse it), with `load`. A row the
+    session already holds is taken from it, without a statement, as session.get would."""
+    if inspect(model).identity_key_from_primary_key((row_id,)) in session.identity_map:
+        return session.get(model, row_id, options=load)
+    statement = _reading_statement(model, tuple(load))
+    return session.execute(statement, {"row_id": row_id, "cpts_id": user.cpts_id}).unique().scalar_one_or_none()
+
+
+# Built once per model and loaders, as `_locking_statement`: session.get built a SELECT and its cache key at every
+# read of an appointment or a report (GET appointment, twice per teleconsultation, and most verbs on it).
+@functools.lru_cache(maxsize=64)
+def _reading_statement(model, load: tuple):
+    return select(model).where(model.id == bindparam("row_id"), model.cpts_id == bindparam("cpts_id")).options(*load)
 
 
 def _locked(session: Session, user, model, row_id: int, load: Sequence, professional: str | None = None):

@@ -596,6 +596,41 @@ class AppointmentOut(Schema):
     remote_share_override_reason = fields.String(allow_none=True)
     sequence = fields.Integer()
 
+    # The appointment's columns the fields above read, those of the functions included (the API's read loads only
+    # them).
+    COLUMNS = (
+        "id",
+        "kind",
+        "state",
+        "patient_id",
+        "slot_id",
+        "program_id",
+        "performer_id",
+        "accompanying_id",
+        "place_kind",
+        "room_id",
+        "kit_id",
+        "starts_at",
+        "ends_at",
+        "accompaniment_starts_at",
+        "accompaniment_ends_at",
+        "confirmed_at",
+        "declined_reason",
+        "cancelled_at",
+        "cancel_reason",
+        "is_late_cancellation",
+        "identity_checked_at",
+        "checklist",
+        "checklist_saved_at",
+        "degraded_reason",
+        "telesoin_act",
+        "act_coefficient",
+        "last_in_person_dressing_on",
+        "last_in_person_contact_on",
+        "remote_share_override_reason",
+        "sequence",
+    )
+
 
 class BookingOut(AppointmentOut):
     """The appointment just booked, with what the booker should know (a télésoin share past the 15 % warning)."""

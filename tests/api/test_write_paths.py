@@ -15,11 +15,15 @@ from hub.db import utcnow
 from hub.models import (
     Allocation,
     AllocationResource,
+    Appointment,
     AppointmentState,
     AuditEvent,
     OutboxMessage,
     OutboxState,
     PlaceKind,
+    Report,
+    ResourceKind,
+    Role,
     VisitOffer,
     VisitOfferState,
     WaitingState,
@@ -29,8 +33,8 @@ from hub.schemas.scheduling import AppointmentIn, AppointmentOut
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
-from tests.queries import count_queries, forbid_lazy_loads, statements_on
-from workflows import appointments, waiting
+from tests.queries import count_queries, forbid_lazy_loads, orm_executions, statements_on
+from workflows import appointments, reports, waiting
 
 
 def label(statement: str) -> str:
@@ -352,3 +356,48 @@ def test_the_booking_s_answer_is_the_appointment_as_stored(clock, api_as, territ
     read = api.get(f"/api/v1/appointments/{body['id']}")
     assert read.status_code == 200
     assert body == read.get_json()
+
+
+def test_the_appointment_read_is_one_select_of_what_it_shows(clock, api_as, db_session, engine, territory, visit):
+    """GET appointment (twice per teleconsultation, issue 17 P7): the visit with its room's and kit's names in one
+    SELECT of the columns AppointmentOut shows, in the caller's CPTS: no lazy load of the room, the kit or a column
+    left out, and the same JSON as the whole row dumped."""
+    visit.room_id = factories.resource(db_session, territory.cpts, ResourceKind.ROOM, name="Salle 2").id
+    visit.kit_id = factories.resource(db_session, territory.cpts).id
+    db_session.commit()
+    api = api_as(territory.idel_user)
+    _first_use(api, f"/api/v1/appointments/{visit.id}")
+    with forbid_lazy_loads(), statements_on(engine) as seen:
+        response = api.get(f"/api/v1/appointments/{visit.id}")
+    assert response.status_code == 200, response.get_json()
+    assert [label(statement) for statement in seen] == ["SELECT api_tokens", "SELECT appointments"], seen
+    read = seen[1]
+    assert "resources" in read and "appointments.cpts_id = " in read
+    assert "appointments.rituals" not in read and "appointments.created_by_user_id" not in read
+    db_session.expire_all()
+    expected = AppointmentOut().dump(db_session.get(Appointment, visit.id))
+    assert expected["room_name"] == "Salle 2" and expected["kit_name"] is not None
+    assert response.get_json() == expected
+
+
+@pytest.mark.parametrize("what", ["appointment", "report"])
+def test_the_reads_of_an_appointment_and_a_report_run_a_statement_built_once(
+    clock, api_as, db_session, territory, what
+):
+    """The access check's SELECT is built once per model and loader options, as the locking one: session.get built a
+    statement and its cache key at every request."""
+    done = factories.visit(db_session, territory, state=AppointmentState.DONE)
+    specialist = factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=territory.cardiologist)
+    url = f"/api/v1/appointments/{done.id}"
+    api = api_as(territory.idel_user)
+    if what == "report":
+        report = reports.start_report(db_session, specialist, done)
+        url, api = f"/api/v1/reports/{report.id}", api_as(specialist)
+    db_session.commit()
+    model = {"appointment": Appointment, "report": Report}[what]
+    _first_use(api, url)
+    with orm_executions() as (executed, _loaded):
+        assert api.get(url).status_code == 200
+        assert api.get(url).status_code == 200
+    reads = [s for s in executed if s.is_select and s.column_descriptions[0]["entity"] is model]
+    assert len(reads) == 2 and reads[0] is reads[1], reads
