@@ -255,6 +255,7 @@ def _in_feed(
     )
 
 
+@functools.cache  # feed_contents counts them at every GET: the expressions are made once per setting
 def _version_columns(show_patient_initials: bool) -> tuple:
     """What tells one state of a feed event from another: the appointment's id, its latest change and SEQUENCE,
     and its patient's latest change when the initials are shown. Every writer of the hub raises `updated_at`
