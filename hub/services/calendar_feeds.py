@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, Integer, Select, String, and_, bindparam, 
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from hub import audit
-from hub.db import UTCDateTime, utcnow
+from hub.db import UTCDateTime, driver_rows, utcnow
 from hub.errors import Forbidden
 from hub.models import (
     APPOINTMENT_KIND_LABELS,
@@ -143,10 +143,10 @@ def feed_for_token(
         return None
     window = feed_window(zone=zone, now=now)
     parameters = {"token_hash": _digest(raw), "window_start": window[0], "window_end": window[1]}
-    row = session.execute(_served_feed_statement(), parameters).first()
-    if row is None:
+    rows = driver_rows(session, _served_feed_statement(), parameters)
+    if not rows:
         return None
-    feed_id, professional_id, initials, created_at, cpts_id, first_name, last_name, *aggregate = row
+    feed_id, professional_id, initials, created_at, cpts_id, first_name, last_name, *aggregate = rows[0]
     count, latest, sequences, patients = aggregate
     name = Professional.full_name.fget(_Owner(first_name, last_name))  # type: ignore[attr-defined]  # mypy: getter
     material = [feed_id, initials, name, window[0], count, latest, sequences]
@@ -160,7 +160,8 @@ def feed_for_token(
 @functools.cache
 def _served_feed_statement() -> Select:
     """feed_for_token's statement, built once with the token and the window as parameters: building it (and its
-    cache key) on every GET cost about as much CPU as running it."""
+    cache key) on every GET cost about as much CPU as running it. Run by the driver (hub.db.driver_rows): through
+    the ORM's execution, its result handling cost more than the statement's round trip."""
     # An outer join and a GROUP BY on the one feed the unique token names: the appointments are reached through
     # the feed's professional, by index. The patients are joined whatever the setting (cheap next to a second
     # statement) and only counted when their initials are shown.
@@ -254,6 +255,7 @@ def _in_feed(
     )
 
 
+@functools.cache  # feed_contents counts them at every GET: the expressions are made once per setting
 def _version_columns(show_patient_initials: bool) -> tuple:
     """What tells one state of a feed event from another: the appointment's id, its latest change and SEQUENCE,
     and its patient's latest change when the initials are shown. Every writer of the hub raises `updated_at`

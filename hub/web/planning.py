@@ -84,6 +84,9 @@ PROGRAM_FIELDS = (
     "video_url_template",
 )
 PATIENT_CHOICES = 50
+# Made once, as hub.api.candidates' schema: making a schema cost more than loading the one date it reads, on the
+# load's largest page; loading keeps no state in it.
+WEEK_ARGS = PlanningWeekArgs()
 
 
 def zone() -> ZoneInfo:
@@ -135,7 +138,7 @@ def labels():
 @bp.get("")
 @access(Permission.PROGRAMS_MANAGE)
 def week():
-    filters, values, errors = load_query(PlanningWeekArgs())
+    filters, values, errors = load_query(WEEK_ARGS)
     day = filters.get("week") or utcnow().astimezone(zone()).date()
     monday = day - dt.timedelta(days=day.weekday())
     start, end = week_bounds(monday, zone().key)

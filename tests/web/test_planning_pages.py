@@ -376,6 +376,15 @@ def test_a_bad_week_is_reported_and_the_current_week_shown(auth, coordinator):
     assert "semaine du lundi 16 novembre 2026" in text(response)
 
 
+def test_the_week_s_schema_made_once_keeps_nothing_between_requests(auth, coordinator):
+    """One schema object loads every request's week (hub.web.planning.WEEK_ARGS): a bad week's error is not shown
+    on the next request, nor its week on one that asks for none."""
+    assert "Date invalide" in field_error(text(auth.client.get("/planning?week=2026-13-01")), "week")
+    asked = text(auth.client.get("/planning?week=2026-12-09"))
+    assert "semaine du lundi 7 décembre 2026" in asked and "Date invalide" not in asked
+    assert "semaine du lundi 16 novembre 2026" in text(auth.client.get("/planning"))
+
+
 # --- booking, reassigning, cancelling ---------------------------------------------------------------------
 
 
