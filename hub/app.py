@@ -58,7 +58,8 @@ class _SessionCookies(SecureCookieSessionInterface):
     percent of a light read (P1). A request with the cookie is read as before."""
 
     def open_session(self, app, request):
-        if not request.cookies.get(self.get_cookie_name(app)):
+        # Without any Cookie header (an API call), not even the cookies are parsed.
+        if not request.environ.get("HTTP_COOKIE") or not request.cookies.get(self.get_cookie_name(app)):
             return self.session_class() if app.secret_key else None
         return super().open_session(app, request)
 

@@ -167,6 +167,11 @@ def event_row(
     """The audit row record() would queue, for a caller that inserts it itself in its transaction with its other
     rows in one round trip (a booking: with its appointment, scheduling.bookings.insert_holding); kept, as a queued
     one, iff that transaction commits. A target ("appointments", NEW_ID): the id that statement gives."""
+    # The user itself rather than flask-login's `current_user` proxy (this module knows nothing of Flask): each of
+    # the four reads of the actor below would otherwise look the user up again through the request's context.
+    resolve = getattr(actor, "_get_current_object", None)
+    if resolve is not None:
+        actor = resolve()
     target_type, target_id = _target(target)
     ctx = current_context.get() or AuditContext()
     return {
@@ -180,7 +185,7 @@ def event_row(
         "cpts_id": cpts_id if cpts_id is not None else getattr(actor, "cpts_id", None),
         "request_id": ctx.request_id,
         "ip": ctx.ip,
-        "details": json.dumps(details or {}, sort_keys=True, ensure_ascii=False, default=str),
+        "details": json.dumps(details, sort_keys=True, ensure_ascii=False, default=str) if details else "{}",
     }
 
 

@@ -60,7 +60,8 @@ def light_read(view=None, *, preload: Preload | None = None):
 
 
 def is_light_read() -> bool:
-    return request.endpoint is not None and getattr(current_app.view_functions[request.endpoint], "light_read", False)
+    endpoint = request.endpoint
+    return endpoint is not None and getattr(current_app.view_functions[endpoint], "light_read", False)
 
 
 def preload_of_request() -> Preload | None:
@@ -85,9 +86,10 @@ def is_api_request() -> bool:
 
 def enforce_access() -> None:
     """Before every view: its rule, then CSRF for a page's unsafe method, then the login, then the role."""
-    if request.endpoint is None or request.endpoint == "static":
+    endpoint = request.endpoint
+    if endpoint is None or endpoint == "static":
         return
-    rule = access_rule_of(current_app.view_functions[request.endpoint])
+    rule = access_rule_of(current_app.view_functions[endpoint])
     if rule == PUBLIC:
         return
     if not is_api_request():
@@ -101,7 +103,7 @@ def enforce_access() -> None:
     if rule == AUTHENTICATED:
         return
     if rule is None or not has_permission(user, Permission(rule)):
-        raise Forbidden("Votre rôle ne permet pas cette action.", audit_action=f"access.{request.endpoint}")
+        raise Forbidden("Votre rôle ne permet pas cette action.", audit_action=f"access.{endpoint}")
 
 
 def check_every_endpoint_declares_access(app: Flask) -> None:

@@ -13,6 +13,7 @@ from hub.schemas.base import INT_MAX, MAX_PAGE
 # Deeper than any body the API documents (a referral with its new patient is 2 levels, a template's steps 3).
 MAX_JSON_DEPTH = 16
 NUL = "\x00"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class NulByte(HubError):
@@ -23,12 +24,22 @@ def refuse_nul_bytes() -> None:
     """Before any view: PostgreSQL stores no NUL in text and refuses it in a query (a 500, with the statement's
     parameters in the log), and no one types one in a form; wherever it comes from — the path, the query
     string, a form field or its name, an uploaded file's name — the request is refused."""
-    texts = [request.path, *_pairs(request.args)]
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        texts += [*_pairs(request.form), *(upload.filename or "" for upload in request.files.values())]
-        texts += list(request.files.keys())
+    current = request._get_current_object()  # type: ignore[attr-defined]  # the proxy resolved once, not 6 times
+    texts = [current.path]
+    if _query_may_hold_nul(current.query_string):
+        texts += _pairs(current.args)
+    if current.environ.get("CONTENT_TYPE") and current.mimetype in FORM_TYPES:
+        texts += [*_pairs(current.form), *(upload.filename or "" for upload in current.files.values())]
+        texts += list(current.files.keys())
     if any(NUL in text for text in texts):
         raise NulByte("La requête contient un caractère nul : elle est refusée.")
+
+
+def _query_may_hold_nul(query: bytes) -> bool:
+    """Whether the decoded query string may hold a NUL: only a NUL byte or `%00` decode to one, and an ASCII query
+    string (every one but a client's raw UTF-8) is decoded without error: `request.args` is parsed only when it
+    may hold one, or when the view reads it."""
+    return bool(query) and (not query.isascii() or b"\x00" in query or b"%00" in query)
 
 
 def _pairs(multidict) -> list[str]:

@@ -13,7 +13,8 @@ committed in one place.
   are committed together (hub.audit.GroupCommit).
 """
 
-import uuid
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
@@ -28,12 +29,14 @@ from hub.http.inputs import refuse_nul_bytes
 
 def db() -> Session:
     """The request's database session (opened on first use, closed at the end of the request)."""
-    if "db_session" not in g:
+    request_globals = g._get_current_object()  # one context lookup per call, not two
+    session = request_globals.get("db_session")
+    if session is None:
         session = current_app.extensions["hub.sessions"]()
         if is_light_read():
             without_transaction(session)
-        g.db_session = session
-    return g.db_session
+        request_globals.db_session = session
+    return session
 
 
 def upload_dir() -> Path:
@@ -84,8 +87,37 @@ def close_request_session(_exc=None) -> None:
 
 
 def open_request() -> None:
-    g.request_id = uuid.uuid4().hex
-    audit.current_context.set(audit.AuditContext(request_id=g.request_id, ip=request.remote_addr))
+    request_id = g.request_id = new_request_id()
+    audit.current_context.set(audit.AuditContext(request_id=request_id, ip=request.remote_addr))
+
+
+def new_request_id() -> str:
+    """A random (version 4) UUID's 32 hex digits, as `uuid.uuid4().hex` gives them, without building a UUID
+    object and checking its fields: 2 µs instead of 11."""
+    random = bytearray(os.urandom(16))
+    random[6] = random[6] & 0x0F | 0x40  # the version, 4
+    random[8] = random[8] & 0x3F | 0x80  # the variant, RFC 4122
+    return random.hex()
+
+
+def _coroutine_checked_once(app: Flask) -> None:
+    """Flask asks whether each hook, view and error handler is a coroutine function before every call of it
+    (inspect's code flags, 9 times a request); the hub's are plain functions, known so after the first ask.
+    A coroutine function is still wrapped by Flask at each call."""
+    ensure_sync = app.ensure_sync
+    plain: set[Callable] = set()
+
+    def ensure_sync_once(func: Callable) -> Callable:
+        # A bound method is asked about through its function: the key does not grow with each bound object.
+        key = getattr(func, "__func__", func)
+        if key in plain:
+            return func
+        synchronous = ensure_sync(func)
+        if synchronous is func:
+            plain.add(key)
+        return synchronous
+
+    app.ensure_sync = ensure_sync_once  # type: ignore[method-assign]
 
 
 def init_request_cycle(app: Flask) -> None:
@@ -97,3 +129,4 @@ def init_request_cycle(app: Flask) -> None:
     app.after_request(secure_headers)
     app.after_request(finish_request)
     app.teardown_request(close_request_session)
+    _coroutine_checked_once(app)
