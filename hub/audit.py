@@ -32,7 +32,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from hub.config import DEVELOPMENT_AUDIT_KEY
-from hub.db import NEW_ID, READ_ONLY, IdText, driver_execute, is_without_transaction, utcnow
+from hub.db import NEW_ID, READ_ONLY, IdText, driver_execute, is_without_transaction, json_default, utcnow
 from hub.models import AuditEvent, AuditLink, AuditUnchained
 
 GENESIS_MAC = "0" * 64
@@ -185,7 +185,7 @@ def event_row(
         "cpts_id": cpts_id if cpts_id is not None else getattr(actor, "cpts_id", None),
         "request_id": ctx.request_id,
         "ip": ctx.ip,
-        "details": json.dumps(details, sort_keys=True, ensure_ascii=False, default=str) if details else "{}",
+        "details": json.dumps(details, sort_keys=True, ensure_ascii=False, default=json_default) if details else "{}",
     }
 
 

@@ -543,15 +543,27 @@ def json_text(value: dict) -> "str | IdText":
     """json.dumps(value, sort_keys=True, ensure_ascii=False, default=str), where one top-level value NEW_ID stands for
     the new row's id: then an IdText, the JSON around the id written here member by member, as json.dumps writes
     them (keys sorted, ", " and ": " between)."""
-    dumps = functools.partial(json.dumps, sort_keys=True, ensure_ascii=False, default=str)
+    dumps = functools.partial(json.dumps, sort_keys=True, ensure_ascii=False, default=json_default)
     items = sorted(value.items())
     at = [n for n, (_key, member) in enumerate(items) if member is NEW_ID]
     if not at:
         return dumps(value)
     if len(at) > 1:
         raise ValueError("one NEW_ID in a text")
+    if not all(isinstance(key, str) for key, _member in items):
+        # json.dumps would write 1 as "1": written here as they are, such keys would make invalid JSON.
+        raise TypeError("a text around NEW_ID has text keys only")
     members = [f"{dumps(key)}: {'' if member is NEW_ID else dumps(member)}" for key, member in items]
     return IdText("{" + ", ".join(members[: at[0] + 1]), "".join(f", {m}" for m in members[at[0] + 1 :]) + "}")
+
+
+def json_default(value) -> str:
+    """json.dumps's `default` for the hub's stored texts: str() of what JSON cannot write, except NEW_ID, which
+    only json_text may place (a top-level member): anywhere else, str() would store the word "NEW_ID" in place of
+    the id without a word."""
+    if value is NEW_ID:
+        raise TypeError("NEW_ID is a top-level member of a text made by json_text")
+    return str(value)
 
 
 def with_new_id(rows: Sequence[tuple[Table, dict]], new_id: int) -> list[tuple[Table, dict]]:

@@ -315,9 +315,9 @@ def _dependent(owner, all_held, i: int, table: Table, columns: tuple[tuple[str, 
         # Typed, as a SELECT's parameters are not given the column's type. A text is cast to TEXT, never to the
         # column's VARCHAR(n): an explicit cast would cut an overlong value where the INSERT refuses it.
         column_type = table.c[name].type
-        return cast(
-            bindparam(f"row{i}_{name}", type_=column_type), Text if isinstance(column_type, String) else column_type
-        )
+        # A TypeDecorator over a String (its impl_instance) would be cast to VARCHAR(n) as well.
+        textual = isinstance(getattr(column_type, "impl_instance", column_type), String)
+        return cast(bindparam(f"row{i}_{name}", type_=column_type), Text if textual else column_type)
 
     rows = select(*(value(name, kind) for name, kind in columns)).select_from(owner).where(all_held)
     return insert(table).from_select([name for name, _kind in columns], rows).cte(f"row{i}")

@@ -292,7 +292,9 @@ def appointment_for(
     lock: bool = False,
     lock_as_performer: bool = False,
 ) -> Appointment:
-    """`load`: the loader options of what the caller reads next (its relationships), loaded with the row. `lock`:
+    """`load`: the loader options of what the caller reads next (its relationships), loaded with the row — a module
+    constant: the statements are cached by the options' identity (two `joinedload(X)` are not equal), so options
+    built per call would miss the cache at every request and push its useful entries out. `lock`:
     the row read under its lock, for a verb whose workflow locks it first (hub.row_locks: it reads it once).
     `lock_as_performer`: locked only if the user performs the session (a report's author, reports.begin_report);
     anyone else's read without the lock, for the workflow to refuse them as before."""

@@ -123,4 +123,42 @@ def test_json_text_writes_what_json_dumps_writes(value):
     assert isinstance(text, IdText)
     given = {key: 4021 if member is NEW_ID else member for key, member in value.items()}
     assert text.of_id(4021) == json.dumps(given, sort_keys=True, ensure_ascii=False, default=str)
-    assert json_text(given) == json.dumps(given, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": {"id": NEW_ID}},  # nested: str() would have stored the word "NEW_ID"
+        {"ids": [NEW_ID]},
+        {1: NEW_ID},  # json.dumps writes the key "1": written as it is, the text would not be JSON
+    ],
+)
+def test_json_text_refuses_a_new_id_it_cannot_place(value):
+    with pytest.raises(TypeError):
+        json_text(value)
+
+
+def test_an_audit_rows_details_refuse_a_new_id(territory):
+    with pytest.raises(TypeError):
+        audit.event_row(actor=territory.coordinator, action="test.dependents", details={"appointment_id": NEW_ID})
+
+
+def test_an_overlong_text_inserted_with_the_owner_is_refused_not_cut(clock, db_session, engine, territory, visit):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement booking is PostgreSQL's")
+    from sqlalchemy.exc import DataError
+
+    table = Appointment.__table__
+    row = {column.key: getattr(visit, column.key) for column in table.c if column.key not in SKIPPED}
+    row |= {key: row[key] + dt.timedelta(days=40) for key in ("starts_at", "ends_at")}
+    row |= {k: row[k] and row[k] + dt.timedelta(days=40) for k in ("accompaniment_starts_at", "accompaniment_ends_at")}
+    holds = [Hold(AllocationResource.PATIENT, territory.patient.id, row["starts_at"], row["ends_at"])]
+    email, event = (values for _table, values in _dependents(territory, "long"))
+    limit = OutboxMessage.__table__.c.idempotency_key.type.length
+    overlong = [
+        (OutboxMessage.__table__, email | {"idempotency_key": "k" * limit + IdText()}),  # built around the id
+        (AuditEvent.__table__, event | {"action": "a" * (AuditEvent.__table__.c.action.type.length + 1)}),  # a value
+    ]
+    for dependent in overlong:
+        with pytest.raises(DataError), db_session.begin_nested():
+            bookings.insert_holding(db_session, table, row, holds, zone="Europe/Paris", dependents=[dependent])
