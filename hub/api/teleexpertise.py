@@ -38,6 +38,8 @@ def _readable_answer(request_row) -> Report | None:
     return report
 
 
+# Every view here is `needs_account`: the teleexpertise policies (hub.auth.policies) and the workflow read the
+# caller's professional through `user.professional`.
 @blueprint.post("/teleexpertise")
 @access(Permission.TELEEXPERTISE_REQUEST)
 @needs_account
