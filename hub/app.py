@@ -24,6 +24,7 @@ from hub.http.access import (
     is_light_read,
     keep_preloaded,
     preload_of_request,
+    view_needs_account,
 )
 from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
@@ -160,17 +161,18 @@ def _bearer_user():
     if scheme.lower() != "bearer":
         return None
     raw = credentials.strip()
-    if not is_light_read():
-        return accounts.authenticate_token(db(), raw)
-    preload = preload_of_request()
+    preload = preload_of_request() if is_light_read() else None
     if preload is None:
-        return accounts.authenticate_token_light(db(), raw)
-    # The view's statement runs with the token's lookup (one round trip); the view reads its rows.
-    caller, rows = accounts.authenticate_token_preloading(
-        db(), raw, preload.statement, preload.parameters(request.view_args or {})
-    )
-    if caller is not None:
-        keep_preloaded(rows)
+        caller = accounts.authenticate_token_light(db(), raw)
+    else:
+        # The view's statement runs with the token's lookup (one round trip); the view reads its rows.
+        caller, rows = accounts.authenticate_token_preloading(
+            db(), raw, preload.statement, preload.parameters(request.view_args or {})
+        )
+        if caller is not None:
+            keep_preloaded(rows)
+    if caller is not None and view_needs_account():
+        return accounts.account_of(db(), caller)
     return caller
 
 

@@ -1133,7 +1133,7 @@ def cancel(session: Session, actor: User, appointment: Appointment, *, reason: s
             offer.state, offer.responded_at = VisitOfferState.WITHDRAWN, now
     appointment.state = target
     appointment.cancelled_at = now
-    appointment.cancelled_by_user_id = actor.id if isinstance(actor, User) else None
+    appointment.cancelled_by_user_id = getattr(actor, "id", None)  # a User or the API's Caller; None for a job's label
     appointment.cancel_reason = reason.strip()
     appointment.is_late_cancellation = appointment.starts_at - now < LATE_CANCELLATION
     appointment.sequence += 1

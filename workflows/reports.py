@@ -123,7 +123,7 @@ def begin_report(session: Session, actor: User, appointment: Appointment) -> tup
     """start_report's draft, and whether it was created now (the API answers 201) rather than already begun."""
     # The author first: whoever else may read the session is refused without taking its lock (its performer
     # never changes).
-    author = _author(session, actor, appointment.performer_id)
+    author_id = _author(actor, appointment.performer_id)
     _lock(session, appointment)
     kind = REPORTABLE_KINDS.get(appointment.kind)
     if kind is None:
@@ -138,7 +138,7 @@ def begin_report(session: Session, actor: User, appointment: Appointment) -> tup
         cpts_id=appointment.cpts_id,
         kind=kind,
         patient_id=appointment.patient_id,
-        author_id=author.id,
+        author_id=author_id,
         appointment_id=appointment.id,
         performed_at=appointment.starts_at,
         participant_ids=json.dumps(participants),
@@ -184,7 +184,7 @@ def answer_request(
 
 def _start_answer(session: Session, actor: User, request: TeleexpertiseRequest) -> Report:
     """The expert's draft answer to a téléexpertise request (a report of type 85208-7)."""
-    author = _author(session, actor, request.expert_id)
+    author_id = _author(actor, request.expert_id)
     if request.state not in (TeleexpertiseState.ASSIGNED, TeleexpertiseState.IN_PROGRESS):
         raise RuleViolation("La demande doit vous être attribuée avant d'y répondre.")
     if request.answer_report_id is not None:
@@ -196,9 +196,9 @@ def _start_answer(session: Session, actor: User, request: TeleexpertiseRequest) 
         cpts_id=request.cpts_id,
         kind=ReportKind.TELEEXPERTISE,
         patient_id=request.patient_id,
-        author_id=author.id,
+        author_id=author_id,
         performed_at=utcnow(),
-        participant_ids=json.dumps([request.requester_id, author.id]),
+        participant_ids=json.dumps([request.requester_id, author_id]),
         created_by_user_id=actor.id,
     )
     _add(session, actor, report)
@@ -217,7 +217,7 @@ def _add(session: Session, actor: User, report: Report) -> Report:
 def update_draft(session: Session, actor: User, report: Report, **fields) -> Report:
     _lock(session, report)
     MACHINE.target("update", report.state)
-    _author(session, actor, report.author_id)
+    _author(actor, report.author_id)
     errors = {}
     for name, value in fields.items():
         if name == "copy_participants":
@@ -258,7 +258,7 @@ def sign(
     now = now or utcnow()
     _lock(session, report, *SIGN_LOAD)
     MACHINE.target("sign", report.state)
-    _author(session, actor, report.author_id)
+    _author(actor, report.author_id)
     if missing := missing_to_sign(report):
         raise ValidationFailed(missing, incomplete(missing))
     found = _signing(session, report)
@@ -855,7 +855,7 @@ def supersede(session: Session, actor: User, report: Report) -> Report:
     """A correction: a new draft version holding the signed text, to edit and sign in turn."""
     _lock(session, report)
     MACHINE.target("supersede", report.state)
-    _author(session, actor, report.author_id)
+    _author(actor, report.author_id)
     if report.superseded_at is not None or session.scalar(select(Report.id).where(Report.supersedes_id == report.id)):
         raise RuleViolation("Une nouvelle version de ce compte rendu existe déjà.")
     correction = Report(
@@ -885,7 +885,7 @@ def waive_report(session: Session, actor: User, appointment: Appointment, *, rea
     """Serial télésoin sessions by the same professional may go without a report each (seed 002), never
     the last one: a later session of the same patient with the same performer must be planned."""
     _lock(session, appointment)
-    _author(session, actor, appointment.performer_id)
+    _author(actor, appointment.performer_id)
     reason = (reason or "").strip()
     if appointment.kind is not AppointmentKind.TELESOIN:
         raise RuleViolation("Seules les séances de télésoin en série peuvent être dispensées de compte rendu.")
@@ -1221,10 +1221,11 @@ def current_reports(session: Session, where, *, limit: int = 200) -> list[Report
     )
 
 
-def _author(session: Session, actor: User, professional_id: int | None) -> Professional:
+def _author(actor: User, professional_id: int | None) -> int:
+    """The author's professional id: the actor's own, who must be the act's (no read: the API's Caller carries it)."""
     if actor.professional_id is None or actor.professional_id != professional_id:
         raise RuleViolation("Seul le professionnel qui a réalisé l'acte rédige et signe son compte rendu.")
-    return session.get_one(Professional, actor.professional_id)
+    return actor.professional_id
 
 
 def _lock(session: Session, row, *load) -> None:

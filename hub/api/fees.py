@@ -13,6 +13,7 @@ from hub.db import utcnow
 from hub.errors import Forbidden, NotFound
 from hub.http.access import access
 from hub.http.request import db, territory_zone
+from hub.models import Professional
 from hub.schemas.base import load
 from hub.schemas.fees import (
     ActivityIn,
@@ -117,7 +118,7 @@ def declare_activity(professional_id: int):
             audit_action="activity.declare",
             audit_target=("professionals", professional_id),
         )
-    professional = current_user.professional
+    professional = db().get_one(Professional, current_user.professional_id)  # its id is the route's, checked above
     if not shares.has_remote_share(professional):
         raise Forbidden(
             "La déclaration d'activité ne concerne que les infirmier·es et les masseurs-kinésithérapeutes.",

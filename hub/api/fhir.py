@@ -26,7 +26,7 @@ from hub.auth.policies import (
 )
 from hub.db import utcnow
 from hub.errors import HubError, NotFound
-from hub.http.access import PUBLIC, access
+from hub.http.access import PUBLIC, access, needs_account
 from hub.http.request import db
 from hub.models import Consent, Slot
 from hub.services import directory, fhir
@@ -287,6 +287,7 @@ def search_appointments():
 
 @blueprint.get("/ServiceRequest/<int:teleexpertise_id>")
 @access(Permission.TELEEXPERTISE_READ)
+@needs_account  # the teleexpertise policies read the caller's professional (hub.auth.policies)
 def read_service_request(teleexpertise_id: int):
     row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
     consent = db().scalar(select(Consent).where(Consent.id == row.consent_id))
@@ -295,6 +296,7 @@ def read_service_request(teleexpertise_id: int):
 
 @blueprint.get("/ServiceRequest")
 @access(Permission.TELEEXPERTISE_READ)
+@needs_account
 def search_service_requests():
     args = _args("patient")
 

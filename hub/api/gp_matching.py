@@ -7,7 +7,7 @@ from hub.api import blueprint, created, load_json
 from hub.auth.guards import patient_for
 from hub.auth.permissions import Permission
 from hub.db import utcnow
-from hub.http.access import access
+from hub.http.access import access, needs_account
 from hub.http.request import db, territory_zone
 from hub.models import Professional
 from hub.schemas.gp_matching import (
@@ -94,12 +94,14 @@ def refuse_gp_proposal(proposal_id: int):
 
 @blueprint.get("/me/gp-capacity")
 @access(Permission.GP_PROPOSALS_ANSWER)
+@needs_account
 def get_gp_capacity():
     return CapacityOut().dump({"capacity": gp_matching.own_gp(current_user).new_patient_capacity})
 
 
 @blueprint.put("/me/gp-capacity")
 @access(Permission.GP_PROPOSALS_ANSWER)
+@needs_account
 def put_gp_capacity():
     gp = gp_matching.own_gp(current_user)
     data = load_json(CapacityIn())

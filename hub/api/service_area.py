@@ -3,7 +3,7 @@
 from flask_login import current_user
 
 from hub.api import blueprint, load_json
-from hub.http.access import AUTHENTICATED, access
+from hub.http.access import AUTHENTICATED, access, needs_account
 from hub.http.request import db
 from hub.schemas.service_area import ServiceAreaIn, ServiceAreaOut
 from hub.services import service_area
@@ -11,6 +11,7 @@ from hub.services import service_area
 
 @blueprint.get("/me/service-area")
 @access(AUTHENTICATED)
+@needs_account
 def get_service_area():
     professional = service_area.own_professional(current_user)
     return ServiceAreaOut().dump(service_area.service_area(professional))
@@ -18,6 +19,7 @@ def get_service_area():
 
 @blueprint.put("/me/service-area")
 @access(AUTHENTICATED)
+@needs_account
 def put_service_area():
     professional = service_area.own_professional(current_user)
     data = load_json(ServiceAreaIn())

@@ -9,7 +9,7 @@ from hub.api import blueprint, created, json_body, load_json, pagination
 from hub.auth.permissions import Permission
 from hub.auth.policies import can_act_on_report, teleexpertise_for, visible_teleexpertise
 from hub.errors import ValidationFailed
-from hub.http.access import access
+from hub.http.access import access, needs_account
 from hub.http.downloads import send
 from hub.http.request import db, territory_zone, upload_dir
 from hub.models import Professional, Report
@@ -38,8 +38,11 @@ def _readable_answer(request_row) -> Report | None:
     return report
 
 
+# Every view here is `needs_account`: the teleexpertise policies (hub.auth.policies) and the workflow read the
+# caller's professional through `user.professional`.
 @blueprint.post("/teleexpertise")
 @access(Permission.TELEEXPERTISE_REQUEST)
+@needs_account
 def create_teleexpertise():
     data = load_json(TeleexpertiseIn())
     files = [(item["content"], item["filename"]) for item in data.pop("attachments")]
@@ -57,6 +60,7 @@ def create_teleexpertise():
 
 @blueprint.get("/teleexpertise")
 @access(Permission.TELEEXPERTISE_READ)
+@needs_account
 def list_teleexpertise():
     page, per_page = pagination()
     rows, total = teleexpertise.requests_of(
@@ -69,6 +73,7 @@ def list_teleexpertise():
 
 @blueprint.get("/teleexpertise/<int:teleexpertise_id>")
 @access(Permission.TELEEXPERTISE_READ)
+@needs_account
 def get_teleexpertise(teleexpertise_id: int):
     return dump(teleexpertise_for(db(), current_user, teleexpertise_id, "read"))
 
@@ -83,6 +88,7 @@ def _act(teleexpertise_id: int, verb: str, schema, perform):
 
 @blueprint.post("/teleexpertise/<int:teleexpertise_id>/assign")
 @access(Permission.TELEEXPERTISE_READ)  # the coordination assigns, an expert takes: the policy decides
+@needs_account
 def assign_teleexpertise(teleexpertise_id: int):
     def perform(row, data):
         expert = None
@@ -97,12 +103,14 @@ def assign_teleexpertise(teleexpertise_id: int):
 
 @blueprint.post("/teleexpertise/<int:teleexpertise_id>/start")
 @access(Permission.TELEEXPERTISE_ANSWER)
+@needs_account
 def start_teleexpertise(teleexpertise_id: int):
     return _act(teleexpertise_id, "start", NoBodyIn(), lambda r, _d: teleexpertise.start(db(), current_user, r))
 
 
 @blueprint.post("/teleexpertise/<int:teleexpertise_id>/decline")
 @access(Permission.TELEEXPERTISE_ANSWER)
+@needs_account
 def decline_teleexpertise(teleexpertise_id: int):
     return _act(
         teleexpertise_id,
@@ -114,6 +122,7 @@ def decline_teleexpertise(teleexpertise_id: int):
 
 @blueprint.post("/teleexpertise/<int:teleexpertise_id>/answer")
 @access(Permission.TELEEXPERTISE_ANSWER)
+@needs_account
 def answer_teleexpertise(teleexpertise_id: int):
     def perform(row, data):
         reports.answer_request(
@@ -132,12 +141,14 @@ def answer_teleexpertise(teleexpertise_id: int):
 
 @blueprint.post("/teleexpertise/<int:teleexpertise_id>/close")
 @access(Permission.TELEEXPERTISE_REQUEST)
+@needs_account
 def close_teleexpertise(teleexpertise_id: int):
     return _act(teleexpertise_id, "close", NoBodyIn(), lambda r, _d: teleexpertise.close(db(), current_user, r))
 
 
 @blueprint.get("/teleexpertise/<int:teleexpertise_id>/attachments/<int:file_id>")
 @access(Permission.TELEEXPERTISE_READ)
+@needs_account
 def get_teleexpertise_attachment(teleexpertise_id: int, file_id: int):
     row = teleexpertise_for(db(), current_user, teleexpertise_id, "read")
     return send(teleexpertise.read_attachment(db(), current_user, row, file_id, upload_dir=upload_dir()))

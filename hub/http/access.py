@@ -45,11 +45,10 @@ class Preload:
 
 
 def light_read(view=None, *, preload: Preload | None = None):
-    """An API view that only reads, whose one write is its audit rows (see hub.http.request.db): its Bearer token
-    resolves to an `accounts.Caller` (id, login, CPTS, professional, roles) without loading the account's ORM rows,
-    and its statements run without a transaction (hub.db.without_transaction). A view that writes, or that hands the
-    user to a service needing the account's rows (a relationship to it, `user.professional`…), must not be marked.
-    With `preload`, the token's lookup also runs the view's statement (`Preload`)."""
+    """An API view that only reads, whose one write is its audit rows (see hub.http.request.db): its statements run
+    without a transaction (hub.db.without_transaction). A view that writes must not be marked. Its Bearer token
+    resolves to an `accounts.Caller`, as every API view's not marked `needs_account`. With `preload`, the token's
+    lookup also runs the view's statement (`Preload`)."""
 
     def mark(view):
         view.light_read = True
@@ -57,6 +56,21 @@ def light_read(view=None, *, preload: Preload | None = None):
         return view
 
     return mark if view is None else mark(view)
+
+
+def needs_account(view):
+    """An API view whose services read the account's ORM rows (`user.professional` and what it leads to: the
+    teleexpertise policies, a GP's or a clinician's own record): its Bearer token's `accounts.Caller` is replaced by
+    the `User` entity (`accounts.account_of`). Every other API view gets the Caller, which the access rules, the
+    policies, the workflows and the audit read as they read a User (id, login, CPTS, professional id, roles)."""
+    view.needs_account = True
+    return view
+
+
+def view_needs_account() -> bool:
+    return request.endpoint is not None and getattr(
+        current_app.view_functions[request.endpoint], "needs_account", False
+    )
 
 
 def is_light_read() -> bool:

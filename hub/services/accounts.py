@@ -483,34 +483,12 @@ def _is_stale(last_used_at: dt.datetime | None, now: dt.datetime) -> bool:
     return last_used_at is None or now - last_used_at > TOUCH_INTERVAL
 
 
-# One round trip for token, user, professional and roles, built once with a bound parameter (as the page
-# session's `_USER_OF_SESSION`): this runs on every API call that writes, where building the statement, its
-# loader options and its cache key cost about a fifth of the lookup.
-_TOKEN_WITH_USER = (
-    select(ApiToken)
-    .where(ApiToken.token_hash == bindparam("token_hash"))
-    .options(joinedload(ApiToken.user).joinedload(User.role_rows))
-)
-
-
-def authenticate_token(session: Session, raw: str) -> User | None:
-    """The token's user as an ORM row, for the views that need one (see `authenticate_token_light`)."""
-    if not raw or not raw.startswith(TOKEN_PREFIX):
-        return None
-    token = session.scalars(_TOKEN_WITH_USER, {"token_hash": _digest(raw)}).unique().one_or_none()
-    now = utcnow()
-    if token is None or not _token_usable(token.revoked_at, token.expires_at, token.user.is_active, now):
-        return None
-    if _is_stale(token.last_used_at, now):
-        token.last_used_at = now
-    return token.user
-
-
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who calls an API view marked `light_read` (hub.http.access): what the access rules, the policies and the
+    """Who calls an API view (hub.app._bearer_user): what the access rules, the policies, the workflows and the
     audit read of a user, without the account's ORM rows. Loading those (token, user, professional, roles as
-    entities) cost about 0.6 ms of CPU per request on PostgreSQL, a third of a patient read (P1)."""
+    entities) cost about 0.6 ms of CPU per request on PostgreSQL, a third of a patient read (P1); a view whose
+    services need them is marked `needs_account` (hub.http.access) and gets `account_of(caller)`."""
 
     id: int
     login: str
@@ -560,8 +538,8 @@ TOKEN_USABLE = and_(
 
 
 def authenticate_token_light(session: Session, raw: str) -> Caller | None:
-    """The token's caller from one Core SELECT of plain columns, under the same rules as `authenticate_token`
-    (revocation, the user's deactivation and the expiry checked in the database at every request)."""
+    """The token's caller from one Core SELECT of plain columns: the token's revocation, its expiry and the user's
+    deactivation are checked in the database at every request (no cache to invalidate)."""
     if not raw or not raw.startswith(TOKEN_PREFIX):
         return None
     return _caller_of(session, driver_rows(session, CALLER_OF_TOKEN, {"token_hash": _digest(raw)}), utcnow())
@@ -597,6 +575,12 @@ def _caller_of(session: Session, rows: list[Any], now: dt.datetime) -> Caller | 
         )
     roles = frozenset(row.role for row in rows if row.role is not None)
     return Caller(first.user_id, first.login, first.cpts_id, first.professional_id, roles)
+
+
+def account_of(session: Session, caller: Caller) -> User:
+    """The caller's account as an ORM row, for a service that reads its relationships: the token's SELECT has just
+    checked that the token and the account are usable, in this transaction."""
+    return session.get_one(User, caller.id)
 
 
 def list_api_tokens(session: Session, user: User) -> list[ApiToken]:

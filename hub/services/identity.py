@@ -186,7 +186,7 @@ def create_patient(
     patient = Patient(cpts_id=actor.cpts_id, identity_status=IdentityStatus.PROVISIONAL, **data)
     session.add(patient)
     session.flush()  # the audit line and the care team need the new id
-    if _is_clinician(actor) and actor.professional_id != patient.attending_gp_id:
+    if _is_clinician(session, actor) and actor.professional_id != patient.attending_gp_id:
         session.add(
             CareTeamMember(patient_id=patient.id, professional_id=actor.professional_id, added_by_user_id=actor.id)
         )
@@ -240,8 +240,11 @@ def check_duplicates(
     return shown
 
 
-def _is_clinician(actor) -> bool:
-    return actor.professional is not None and actor.professional.profession is not Profession.COORDINATOR
+def _is_clinician(session: Session, actor) -> bool:
+    # By id, not `actor.professional`: the API's Caller has no relationships (the identity map has it on a page).
+    if actor.professional_id is None:
+        return False
+    return session.get_one(Professional, actor.professional_id).profession is not Profession.COORDINATOR
 
 
 def update_patient(session: Session, actor, patient: Patient, changes: dict) -> Patient:
@@ -340,7 +343,9 @@ def add_consent(session: Session, actor, patient: Patient, data: dict, *, zone: 
     if collected_on > utcnow().astimezone(ZoneInfo(zone)).date():
         raise ValidationFailed({"collected_on": "Le recueil du consentement ne peut pas être dans le futur."})
     collector_id = data.get("collected_by_professional_id") or actor.professional_id
-    if collector_id is not None:
+    # The actor's own professional is of the actor's CPTS (accounts.create_user): read only another one.
+    own = collector_id == actor.professional_id and actor.cpts_id == patient.cpts_id
+    if collector_id is not None and not own:
         collector = session.get(Professional, collector_id)
         if collector is None or collector.cpts_id != patient.cpts_id:
             raise ValidationFailed({"collected_by_professional_id": "Professionnel inconnu dans la CPTS."})
