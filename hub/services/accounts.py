@@ -3,8 +3,9 @@
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +19,8 @@ from hub import audit
 from hub.db import driver_rows, rows_changed, utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.models import ApiToken, LoginAttempt, Professional, Role, User, UserRole, UserSession
+
+_log = logging.getLogger(__name__)
 
 PASSWORD_MIN_LENGTH = 12
 TOTP_ISSUER = "Hub CPTS"
@@ -495,6 +498,8 @@ class Caller:
     cpts_id: int
     professional_id: int | None
     roles: frozenset[Role]
+    # The request's session, for the account read below; not part of what the caller is.
+    session: Session | None = field(default=None, compare=False, repr=False)
 
     # flask-login's protocol, as on User.
     is_authenticated = True
@@ -506,6 +511,15 @@ class Caller:
 
     def has_role(self, role: Role) -> bool:
         return role in self.roles
+
+    def __getattr__(self, name: str):
+        # Called only for what a Caller does not carry. A service reading the account's rows (`user.professional`…)
+        # from a view not marked `needs_account` (hub.http.access) gets them, one read later, rather than a 500;
+        # the warning names the view's omission.
+        if name.startswith("_") or not hasattr(User, name) or self.session is None:
+            raise AttributeError(name)
+        _log.warning("%s read on the API caller %s: mark its view needs_account", name, self.id)
+        return getattr(account_of(self.session, self), name)
 
 
 # One row per role of the token's user (one with a NULL role for a user without any), built once with a bound
@@ -574,7 +588,7 @@ def _caller_of(session: Session, rows: list[Any], now: dt.datetime) -> Caller | 
             .execution_options(synchronize_session=False)
         )
     roles = frozenset(row.role for row in rows if row.role is not None)
-    return Caller(first.user_id, first.login, first.cpts_id, first.professional_id, roles)
+    return Caller(first.user_id, first.login, first.cpts_id, first.professional_id, roles, session)
 
 
 def account_of(session: Session, caller: Caller) -> User:

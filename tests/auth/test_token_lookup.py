@@ -3,6 +3,8 @@ one Core SELECT, built once, gives an `accounts.Caller` without loading any ORM 
 (revocation, the user's deactivation) are checked in the database at every lookup. Through the API, the writing
 calls included: tests/api/test_caller.py."""
 
+import pytest
+
 from hub.db import utcnow
 from hub.models import Role
 from hub.services import accounts
@@ -38,3 +40,18 @@ def test_a_revoked_token_or_a_deactivated_user_is_refused(app, db_session, cpts)
     with app.extensions["hub.sessions"]() as session:
         assert accounts.authenticate_token_light(session, revoked_raw) is None
         assert accounts.authenticate_token_light(session, kept_raw) is None
+
+
+def test_a_caller_read_for_the_accounts_rows_loads_them_and_warns(app, db_session, cpts, caplog):
+    """A service reading `user.professional` from a view not marked `needs_account` gets it (one read later), not a
+    500; the warning names the omission. What neither a Caller nor a User has stays an AttributeError."""
+    user = factories.clinician(db_session, cpts)
+    _token, raw = accounts.create_api_token(db_session, user, name="logiciel")
+    db_session.commit()
+    with app.extensions["hub.sessions"]() as session:
+        caller = accounts.authenticate_token_light(session, raw)
+        assert caller.professional.id == user.professional_id
+        assert "mark its view needs_account" in caplog.text
+        with pytest.raises(AttributeError):
+            caller.no_such_attribute  # noqa: B018 (the read is the test)
+        assert getattr(caller, "_get_current_object", None) is None  # hub.audit's probe: no account read
