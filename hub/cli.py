@@ -4,11 +4,13 @@ downgrade`."""
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub import audit, migrate
 from hub.db import session_scope, utcnow
 from hub.errors import Conflict
 from hub.formatting import waiting_since
+from hub.models import Organisation, OrganisationKind
 from hub.services import audit_chain, outbox_messages
 
 hub_cli = AppGroup("hub", help="Commandes du hub CPTS.")
@@ -86,16 +88,35 @@ def audit_verify_command():
     click.echo(f"Journal d'audit intègre : {summary}")
 
 
+# `flask hub outbox status`'s exit codes, a Nagios plugin's: its one line on stdout is what the monitoring shows.
+OK, WARNING, UNKNOWN = 0, 1, 3
+
+
 @outbox_cli.command("status")
 @click.option("--cpts", "cpts_id", type=int, help="Une seule CPTS (son id) ; par défaut tout le hub.")
 def outbox_status_command(cpts_id):
-    """The messages due that no worker has taken yet, and since when the oldest waits; exit 1 past
-    HUB_OUTBOX_ALERT_MINUTES (the worker is behind or stopped), for a cron job or a monitoring probe (Nagios: 1 is
-    WARNING)."""
-    with session_scope(_sessions()) as session:
-        backlog = outbox_messages.backlog(session, cpts_id, now=utcnow())
-    alert_after = outbox_messages.alert_after(current_app.config["HUB"])
+    """The messages due that no worker has taken yet, and since when the oldest waits, in one line on stdout; for a
+    cron job or a monitoring probe, exit 0 (OK), 1 (WARNING: past HUB_OUTBOX_ALERT_MINUTES, the worker is behind or
+    stopped) or 3 (UNKNOWN: the database cannot be read, or no such CPTS)."""
     scope = f"CPTS {cpts_id}" if cpts_id is not None else "hub"
+    try:
+        with session_scope(_sessions()) as session:
+            organisation = session.get(Organisation, cpts_id) if cpts_id is not None else None
+            known = cpts_id is None or (organisation is not None and organisation.kind is OrganisationKind.CPTS)
+            backlog = outbox_messages.backlog(session, cpts_id, now=utcnow()) if known else None
+    except SQLAlchemyError as error:
+        # Not WARNING: a monitoring probe must not read an unreachable database as a late worker.
+        # The driver's message alone (SQLAlchemy's adds the statement and a link), first line: a one-line status.
+        reason = (str(getattr(error, "orig", None) or error).splitlines() or [""])[0]
+        click.echo(
+            f"Envois : état inconnu ({scope}), la base de données ne répond pas : {type(error).__name__}: {reason}"
+        )
+        raise SystemExit(UNKNOWN) from error
+    if backlog is None:
+        # A typo or a deleted CPTS would otherwise answer « à jour » for ever.
+        click.echo(f"Envois : état inconnu, la CPTS {cpts_id} n'existe pas (`--cpts` attend l'id d'une CPTS).")
+        raise SystemExit(UNKNOWN)
+    alert_after = outbox_messages.alert_after(current_app.config["HUB"])
     threshold = f"seuil {alert_after.total_seconds() // 60:.0f} min"
     if not backlog.waiting:
         click.echo(f"Envois à jour ({scope}) : aucun message dû en attente du worker ({threshold}).")
@@ -107,10 +128,9 @@ def outbox_status_command(cpts_id):
     if backlog.is_late(alert_after):
         click.echo(
             f"Envois en retard : {summary}. Le worker est en retard ou arrêté (`flask hub worker`) ; "
-            "les messages ne sont pas perdus, ils partiront à sa reprise.",
-            err=True,
+            "les messages ne sont pas perdus, ils partiront à sa reprise."
         )
-        raise SystemExit(1)
+        raise SystemExit(WARNING)
     click.echo(f"Envois à jour : {summary}.")
 
 

@@ -44,6 +44,11 @@ def euros(amount: Decimal | int | float) -> str:
     return whole.replace(",", NARROW_NBSP) + "," + cents + NBSP + "€"
 
 
+def number(value: int) -> str:
+    """A count the French way: `1 234` (narrow no-break space between thousands)."""
+    return f"{value:,}".replace(",", NARROW_NBSP)
+
+
 def figure(value: Decimal | float | int | str | None) -> str:
     """An indicator's figure the French way: `33,3`, an amount `510,00`; `—` when there is nothing to measure."""
     if value is None:

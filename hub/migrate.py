@@ -25,7 +25,9 @@ def alembic_config(engine: Engine, *, app_role: str | None = None) -> Config:
 
 def _run(engine: Engine, fn, *args, app_role: str | None = None, **kwargs) -> None:
     config = alembic_config(engine, app_role=app_role)
-    with engine.begin() as connection:
+    # Not engine.begin(): alembic owns the transactions (migrations/env.py), so that a migration's autocommit block
+    # can commit the ones before it.
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         fn(config, *args, **kwargs)
 

@@ -23,6 +23,9 @@ def _configure_and_run(connection) -> None:
         # A migration waits at most 5 s for a lock rather than queueing every request behind it.
         connection.execute(text("SET lock_timeout = '5s'"))
         connection.execute(text("SET statement_timeout = '5min'"))
+        # Session settings outlive this commit, which leaves the transactions to alembic: a migration's autocommit
+        # block (CREATE INDEX CONCURRENTLY) cannot leave a transaction it does not own.
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -34,6 +37,7 @@ def _configure_and_run(connection) -> None:
     app_role = context.config.attributes.get("app_role") or os.environ.get("HUB_DATABASE_APP_ROLE")
     if app_role and connection.dialect.name == "postgresql":
         grant_application_role(connection, app_role)
+    connection.commit()
 
 
 def run_migrations_online() -> None:

@@ -4,7 +4,7 @@ import os
 import uuid
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import make_url
 
 from hub import migrate
@@ -110,3 +110,42 @@ def test_the_upgrade_grants_the_application_role_its_rights(scratch_engine):
         with scratch_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text(f"DROP OWNED BY {role}"))
             conn.execute(text(f"DROP ROLE {role}"))
+
+
+def test_the_outbox_backlog_index_is_built_without_blocking_writes(scratch_engine):
+    """On PostgreSQL, ix_outbox_messages_cpts_in_flight is built and dropped CONCURRENTLY, outside any transaction:
+    a plain CREATE INDEX would hold writes to outbox_messages (every booking, report, reminder) for its whole scan.
+    The leftover of an interrupted build, invalid, is built again."""
+    if scratch_engine.dialect.name != "postgresql":
+        pytest.skip("concurrent index builds are PostgreSQL's")
+
+    name = "ix_outbox_messages_cpts_in_flight"
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement, *_args):
+        if name in statement:
+            seen.append((" ".join(statement.split()), conn.connection.dbapi_connection.autocommit))
+
+    migrate.upgrade(scratch_engine, "e8a4c2f6b1d3")
+    with scratch_engine.begin() as conn:  # an interrupted concurrent build's leftover
+        conn.execute(text(f"CREATE INDEX {name} ON outbox_messages (cpts_id)"))
+        conn.execute(
+            text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(:name)"), {"name": name}
+        )
+    event.listen(scratch_engine, "before_cursor_execute", record)
+    try:
+        migrate.upgrade(scratch_engine, "a3f7c1e9d2b4")
+        migrate.downgrade(scratch_engine, "e8a4c2f6b1d3")
+    finally:
+        event.remove(scratch_engine, "before_cursor_execute", record)
+    ddl = [(statement.split(" ON ")[0], autocommit) for statement, autocommit in seen if "pg_index" not in statement]
+    assert ddl == [
+        (f"DROP INDEX CONCURRENTLY {name}", True),
+        (f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name}", True),
+        (f"DROP INDEX CONCURRENTLY IF EXISTS {name}", True),
+    ], seen
+    migrate.upgrade(scratch_engine)
+    with scratch_engine.connect() as conn:
+        assert conn.scalar(
+            text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"), {"name": name}
+        )

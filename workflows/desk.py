@@ -134,6 +134,9 @@ class CoordinatorDesk:
     late_reports: int
     failed_sends: int
     sessions: list[SessionLoad]
+    # The messages due that the worker has not taken yet, and since when the oldest waits (the « Envois en retard »
+    # warning).
+    send_backlog: outbox_messages.Backlog
     # Freed slots of programs with waiting patients, to offer (workflows.waiting): the count, the soonest.
     freed_slots: int = 0
     first_freed_slots: list[waiting.TaskView] = field(default_factory=list)
@@ -144,9 +147,6 @@ class CoordinatorDesk:
     to_reschedule: int = 0
     first_to_reschedule: list[attendance.ToReschedule] = field(default_factory=list)
     first_to_reschedule_ids: list[int] = field(default_factory=list)  # the API's: without the lists, ids alone
-    # The messages due that the worker has not taken yet, and since when the oldest waits (the « Envois en retard »
-    # warning).
-    send_backlog: outbox_messages.Backlog | None = None
 
 
 def _unconfirmed(cpts_id: ColumnElement[int], now: ColumnElement[dt.datetime]) -> ColumnElement[bool]:
@@ -648,10 +648,13 @@ class AdminDesk:
     without_second_factor: int  # active accounts that have not enrolled their TOTP yet
     connectors: list[ConnectorState]
     failed_sends: int
-    send_backlog: outbox_messages.Backlog | None = None
+    send_backlog: outbox_messages.Backlog
 
 
-def admin_desk(session: Session, cpts_id: int, *, now: dt.datetime) -> AdminDesk:
+def admin_desk(
+    session: Session, cpts_id: int, *, now: dt.datetime, send_backlog: outbox_messages.Backlog | None = None
+) -> AdminDesk:
+    """`send_backlog`: the CPTS's, when the coordinator's part of the same desk has read it already."""
     active, inactive, without_totp = session.execute(
         select(
             _count_of(User.is_active.is_(True)),
@@ -677,9 +680,9 @@ def admin_desk(session: Session, cpts_id: int, *, now: dt.datetime) -> AdminDesk
         for channel, label in CHANNEL_LABELS.items()
     ]
     failed = sum(count for (_channel, state), count in by_channel.items() if state is OutboxState.DEAD)
-    return AdminDesk(
-        active, inactive, without_totp, connectors, failed, outbox_messages.backlog(session, cpts_id, now=now)
-    )
+    if send_backlog is None:
+        send_backlog = outbox_messages.backlog(session, cpts_id, now=now)
+    return AdminDesk(active, inactive, without_totp, connectors, failed, send_backlog)
 
 
 def _setting(row) -> str:
@@ -710,7 +713,9 @@ def desk_of(session: Session, user, *, zone: str, now: dt.datetime, with_lists: 
     if user.has_role(Role.COORDINATOR):
         parts["coordinator"] = coordinator_desk(session, user.cpts_id, zone=zone, now=now, with_lists=with_lists)
     if user.has_role(Role.ADMIN):
-        parts["admin"] = admin_desk(session, user.cpts_id, now=now)
+        # A coordinator who is also the admin: the backlog once, from the coordinator's counts statement.
+        backlog = parts["coordinator"].send_backlog if "coordinator" in parts else None
+        parts["admin"] = admin_desk(session, user.cpts_id, now=now, send_backlog=backlog)
     if user.has_role(Role.PROFESSIONAL) and user.professional_id is not None:
         # By id, as the User's relationship would load it (from the session's identity map when already there).
         me = session.get(Professional, user.professional_id)

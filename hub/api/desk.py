@@ -1,5 +1,8 @@
 """/api/v1/me/desk: the counts of the caller's home page (workflows.desk), for a program that shows them."""
 
+import datetime as dt
+
+from flask import current_app
 from flask_login import current_user
 
 from hub.api import blueprint
@@ -8,6 +11,8 @@ from hub.http.access import AUTHENTICATED, access, light_read
 from hub.http.request import db, territory_zone
 from hub.models import REFERRAL_STATE_LABELS
 from hub.schemas.desk import desk_json
+from hub.schemas.outbox import outbox_status
+from hub.services import outbox_messages
 from workflows import desk
 
 
@@ -16,22 +21,23 @@ from workflows import desk
 @light_read  # counts only, no audit row: the token's caller in one Core SELECT, no transaction (P7)
 def get_desk():
     board = desk.desk_of(db(), current_user, zone=territory_zone(), now=utcnow(), with_lists=False)
-    return desk_json(parts_of(board))
+    return desk_json(parts_of(board, outbox_messages.alert_after(current_app.config["HUB"])))
 
 
-def parts_of(board: desk.Desk) -> dict:
-    """The desk's parts as DeskOut reads them (a part the caller's roles do not call for is None)."""
+def parts_of(board: desk.Desk, alert_after: dt.timedelta) -> dict:
+    """The desk's parts as DeskOut reads them (a part the caller's roles do not call for is None); `alert_after`:
+    HUB_OUTBOX_ALERT_MINUTES, past which the send backlog is `late`."""
     return {
-        "coordinator": _coordinator(board.coordinator) if board.coordinator else None,
+        "coordinator": _coordinator(board.coordinator, alert_after) if board.coordinator else None,
         "idel": _visits(board.idel) if board.idel else None,
         "pharmacist": _pharmacist(board.pharmacist) if board.pharmacist else None,
         "gp": _gp(board.gp) if board.gp else None,
         "specialist": _specialist(board.specialist) if board.specialist else None,
-        "admin": _admin(board.admin) if board.admin else None,
+        "admin": _admin(board.admin, alert_after) if board.admin else None,
     }
 
 
-def _coordinator(part: desk.CoordinatorDesk) -> dict:
+def _coordinator(part: desk.CoordinatorDesk, alert_after: dt.timedelta) -> dict:
     return {
         "referrals_to_triage": part.referrals_to_triage,
         "urgent_referrals_to_triage": part.urgent_referrals,
@@ -57,6 +63,7 @@ def _coordinator(part: desk.CoordinatorDesk) -> dict:
         "freed_slots_to_offer": part.freed_slots,
         "to_reschedule_count": part.to_reschedule,
         "to_reschedule_appointment_ids": part.first_to_reschedule_ids,
+        "send_backlog": outbox_status(part.send_backlog, alert_after),
     }
 
 
@@ -104,7 +111,7 @@ def _specialist(part: desk.SpecialistDesk) -> dict:
     }
 
 
-def _admin(part: desk.AdminDesk) -> dict:
+def _admin(part: desk.AdminDesk, alert_after: dt.timedelta) -> dict:
     connectors = [
         {
             "channel": c.channel,
@@ -122,4 +129,5 @@ def _admin(part: desk.AdminDesk) -> dict:
         "users_without_second_factor": part.without_second_factor,
         "connectors": connectors,
         "failed_sends": part.failed_sends,
+        "send_backlog": outbox_status(part.send_backlog, alert_after),
     }

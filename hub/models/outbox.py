@@ -30,8 +30,11 @@ IDENTITY_CHANGED = "identité du patient modifiée après signature : envoi annu
 IN_FLIGHT = (OutboxState.PENDING, OutboxState.SENDING)
 # The in-flight rows, as a literal the queries repeat: SQLite uses a partial index only when the query's WHERE holds
 # the index's own term (states bound as parameters do not count), and neither can PostgreSQL's generic plan of a
-# prepared statement prove the index covers the query from parameters.
-IN_FLIGHT_SQL = text("state IN ('pending', 'sending')")
+# prepared statement prove the index covers the query from parameters. The queries' term is qualified, so that a
+# join with appointments or visit_offers (each has a `state`) stays unambiguous; both planners match it to the
+# index's unqualified one once the names are resolved.
+IN_FLIGHT_INDEX_SQL = text("state IN ('pending', 'sending')")
+IN_FLIGHT_SQL = text("outbox_messages.state IN ('pending', 'sending')")
 
 
 class OutboxMessage(Base):
@@ -49,8 +52,8 @@ class OutboxMessage(Base):
             "ix_outbox_messages_cpts_in_flight",
             "cpts_id",
             "next_attempt_at",
-            postgresql_where=IN_FLIGHT_SQL,
-            sqlite_where=IN_FLIGHT_SQL,
+            postgresql_where=IN_FLIGHT_INDEX_SQL,
+            sqlite_where=IN_FLIGHT_INDEX_SQL,
         ),
     )
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from marshmallow import Schema, fields
 
 from hub.models import ReferralState
+from hub.schemas.outbox import OutboxStatusOut
 
 
 class SessionLoadOut(Schema):
@@ -33,6 +34,8 @@ class CoordinatorDeskOut(Schema):
     patients_without_gp_to_propose = fields.Integer()
     to_reschedule_count = fields.Integer()  # « À reprogrammer »: GET /appointments/<id> for each of the first
     to_reschedule_appointment_ids = fields.List(fields.Integer())
+    # « Envois en retard » when `late`: the worker's backlog, as GET /api/v1/outbox/status gives it.
+    send_backlog = fields.Nested(OutboxStatusOut)
 
 
 class VisitsDeskOut(Schema):
@@ -89,6 +92,7 @@ class AdminDeskOut(Schema):
     users_without_second_factor = fields.Integer()
     connectors = fields.List(fields.Nested(ConnectorStateOut))
     failed_sends = fields.Integer()
+    send_backlog = fields.Nested(OutboxStatusOut)  # as in the coordinator's part
 
 
 class DeskOut(Schema):

@@ -13,6 +13,7 @@ from hub.services import accounts
 from tests import factories
 from tests.queries import forbid_lazy_loads
 from tests.web.test_desk_pages import TODAY_14H, build_coordination, delivered_report, past_session
+from tests.web.test_outbox_backlog_pages import LATE, due
 
 pytestmark = pytest.mark.usefixtures("clock")
 
@@ -191,11 +192,12 @@ def test_the_desk_json_is_desk_out_s_dump(app, db_session, coordination, clock):
     cardiologist = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
     admin = factories.user(db_session, t.cpts, Role.ADMIN)
     past_session(db_session, t, hours_ago=72)
+    due(db_session, t.cpts, LATE)  # the send backlog's instant
     db_session.commit()
     seen = set()
     for user in (t.coordinator, t.idel_user, pharmacist, gp, cardiologist, admin):
         board = desk.desk_of(db_session, user, zone=app.config["HUB"]["TIMEZONE"], now=utcnow(), with_lists=False)
-        parts = parts_of(board)
+        parts = parts_of(board, dt.timedelta(minutes=15))
         assert desk_json(parts) == DeskOut().dump(parts), user.login
         seen |= {name for name, part in parts.items() if part is not None}
     assert seen == {"coordinator", "idel", "pharmacist", "gp", "specialist", "admin"}

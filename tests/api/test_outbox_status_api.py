@@ -1,10 +1,14 @@
 """`GET /api/v1/outbox/status`: whether the worker keeps up with the CPTS's messages (the backlog's rules are
 tests/web/test_outbox_backlog_pages.py's); for the coordination and the admin, problem+json for anyone else."""
 
+import datetime as dt
+
 import pytest
 
 from hub.db import utcnow
-from hub.services import accounts
+from hub.models import Role
+from hub.schemas.outbox import OutboxStatusOut, outbox_status, outbox_status_json
+from hub.services import accounts, outbox_messages
 from tests import factories
 from tests.api.test_desk_api import light_statements
 from tests.api.test_patients_api import assert_problem
@@ -76,3 +80,40 @@ def test_a_light_read_of_two_statements(app, committed):
     assert response.status_code == 200 and response.get_json()["late"] is True
     assert len(seen) == 2 and all(statement.startswith("SELECT") for statement, _ in seen), seen
     assert all(outside for _, outside in seen), seen
+
+
+def test_the_status_is_outbox_status_out_s_dump(db_session, cpts):
+    """The JSON built by hand is what the documented schema (OpenAPI's OutboxStatusOut) dumps, field for field."""
+    due(db_session, cpts, LATE)
+    db_session.commit()
+    alert_after = dt.timedelta(minutes=15)
+    for backlog in (
+        outbox_messages.backlog(db_session, cpts.id, now=utcnow()),
+        outbox_messages.Backlog(0, None, utcnow()),
+    ):
+        body = outbox_status_json(backlog, alert_after)
+        assert set(body) == set(OutboxStatusOut().fields)
+        assert body == OutboxStatusOut().dump(outbox_status(backlog, alert_after))
+
+
+def test_the_desk_gives_the_same_status(api_as, db_session, cpts):
+    """A coordination's client finds on GET /me/desk the backlog its page warns about, in the coordinator's and the
+    admin's parts alike, as GET /outbox/status gives it."""
+    both = factories.user(db_session, cpts, Role.COORDINATOR, Role.ADMIN)
+    oldest = due(db_session, cpts, LATE)
+    due(db_session, factories.cpts(db_session), LATE * 3)  # another CPTS's
+    db_session.commit()
+
+    client = api_as(both)
+    body = client.get("/api/v1/me/desk").get_json()
+    status = client.get("/api/v1/outbox/status").get_json()
+
+    expected = {
+        "waiting": 1,
+        "oldest_waiting_since": oldest.next_attempt_at.isoformat(),
+        "alert_after_minutes": 15,
+        "late": True,
+    }
+    for part in (body["coordinator"]["send_backlog"], body["admin"]["send_backlog"], status):
+        assert LATE.total_seconds() <= part.pop("oldest_waiting_seconds") < LATE.total_seconds() + 60
+        assert part == expected

@@ -42,8 +42,9 @@ def test_the_warning_on_the_desk_and_the_outbox_page(role, people, page_at, late
     for width in (PHONE, DESKTOP):
         page = page_at(width, login)
         page.goto("/")
-        warning = page.locator("#envois-en-retard")
-        assert warning.is_visible()
+        # A region named by its heading: what assistive technologies list and reach.
+        warning = page.get_by_role("region", name="Envois en retard")
+        assert warning.is_visible() and warning.get_attribute("id") == "envois-en-retard"
         assert "depuis 40 min" in warning.inner_text() and "ne sont pas perdus" in warning.inner_text()
         check_axe(page)
         assert_no_horizontal_scroll(page)
