@@ -16,7 +16,7 @@ from hub import audit
 from hub.auth.permissions import Permission, has_permission
 from hub.config import PROJECT_ROOT, load_config
 from hub.db import make_engine, make_session_factory
-from hub.formatting import euros, file_size, french_date, french_datetime, french_phone, tel_uri
+from hub.formatting import euros, file_size, french_date, french_datetime, french_phone, number, tel_uri
 from hub.http import errors as error_pages
 from hub.http.access import (
     check_every_endpoint_declares_access,
@@ -181,6 +181,7 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.filters["date_fr"] = french_date
     app.jinja_env.filters["datetime_fr"] = lambda value: french_datetime(value, zone)
     app.jinja_env.filters["euros"] = euros
+    app.jinja_env.filters["number_fr"] = number
     app.jinja_env.filters["file_size"] = file_size
     app.jinja_env.filters["commune"] = commune_label
     app.jinja_env.filters["phone_fr"] = french_phone

@@ -9,7 +9,6 @@ from flask_login import current_user
 from connectors import dispatcher
 from hub.auth.permissions import Permission, has_permission
 from hub.db import utcnow
-from hub.formatting import number
 from hub.http.access import access
 from hub.http.inputs import page_number
 from hub.http.request import db
@@ -49,10 +48,6 @@ def requeue(message_id: int):
 def outbox_alert_after() -> dt.timedelta:
     """How long the oldest due message may wait before the pages warn (HUB_OUTBOX_ALERT_MINUTES)."""
     return outbox_messages.alert_after(current_app.config["HUB"])
-
-
-# A count as French writes it (`1 234`): the warning's, and any page's that needs it.
-bp.add_app_template_filter(number, "number_fr")
 
 
 def _state_filter() -> OutboxState | None:
