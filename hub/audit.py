@@ -153,7 +153,8 @@ def record(
     in were not rolled back) — or, `kept_on_rollback`, at the session's next commit even if this transaction is
     rolled back: what a refusal disclosed, or a refused attempt a limit counts.
 
-    `actor` is a User, None (anonymous), or a string label (a job, a login name being tried).
+    `actor` is a User, an API caller (hub.services.accounts.Caller: its id, login and CPTS), None (anonymous), or a
+    string label (a job, a login name being tried).
     `target` is a model instance with an `id`, or a (type, id) pair. Details must hold no health data.
     """
     row = event_row(actor=actor, action=action, target=target, outcome=outcome, details=details, cpts_id=cpts_id)

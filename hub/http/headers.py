@@ -66,7 +66,8 @@ def _constant_headers_of_app(app) -> _Built:
 def secure_headers(response):
     headers = response.headers
     built = _constant_headers_of_app(current_app._get_current_object())  # type: ignore[attr-defined]
-    no_store = request.endpoint not in REVALIDATED_ENDPOINTS
+    # A revalidated endpoint's answers are cacheable; its errors (an unknown or revoked feed's 404) are not.
+    no_store = request.endpoint not in REVALIDATED_ENDPOINTS or response.status_code not in (200, 304)
     request_id = g.get("request_id", "")
     present = {name.lower() for name, _ in headers}
     if present.isdisjoint(built.ours):

@@ -13,7 +13,9 @@ committed in one place.
   are committed together (hub.audit.GroupCommit).
 """
 
+import contextlib
 import os
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,16 +107,18 @@ def _coroutine_checked_once(app: Flask) -> None:
     (inspect's code flags, 9 times a request); the hub's are plain functions, known so after the first ask.
     A coroutine function is still wrapped by Flask at each call."""
     ensure_sync = app.ensure_sync
-    plain: set[Callable] = set()
+    # Weak: a callable made per request (a closure given to after_this_request, a partial) leaves with it.
+    plain: weakref.WeakSet[Callable] = weakref.WeakSet()
 
     def ensure_sync_once(func: Callable) -> Callable:
         # A bound method is asked about through its function: the key does not grow with each bound object.
         key = getattr(func, "__func__", func)
-        if key in plain:
+        if key in plain:  # a WeakSet answers False for what it cannot reference
             return func
         synchronous = ensure_sync(func)
         if synchronous is func:
-            plain.add(key)
+            with contextlib.suppress(TypeError):  # not weakly referenced: asked each time, as Flask does
+                plain.add(key)
         return synchronous
 
     app.ensure_sync = ensure_sync_once  # type: ignore[method-assign]

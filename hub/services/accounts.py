@@ -7,7 +7,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 import pyotp
 from argon2 import PasswordHasher
@@ -512,14 +512,23 @@ class Caller:
     def has_role(self, role: Role) -> bool:
         return role in self.roles
 
+    # The test suite's setting (tests/conftest.py): there the fallback below raises, so a view missing its
+    # `needs_account` mark fails its tests instead of warning.
+    strict: ClassVar[bool] = False
+
     def __getattr__(self, name: str):
         # Called only for what a Caller does not carry. A service reading the account's rows (`user.professional`…)
         # from a view not marked `needs_account` (hub.http.access) gets them, one read later, rather than a 500;
-        # the warning names the view's omission.
-        if name.startswith("_") or not hasattr(User, name) or self.session is None:
+        # the warning names the view's omission. Never the credentials: no service reads them from a caller.
+        if name.startswith("_") or name in _CREDENTIALS or not hasattr(User, name) or self.session is None:
             raise AttributeError(name)
+        if Caller.strict:
+            raise RuntimeError(f"{name} read on an API caller: mark its view needs_account")
         _log.warning("%s read on the API caller %s: mark its view needs_account", name, self.id)
         return getattr(account_of(self.session, self), name)
+
+
+_CREDENTIALS = frozenset({"password_hash", "totp_secret", "totp_last_step"})
 
 
 # One row per role of the token's user (one with a NULL role for a user without any), built once with a bound

@@ -82,3 +82,21 @@ def test_a_view_marked_needs_account_gets_the_user_entity(app, api_as, gp):
         response = api.get("/api/v1/me/gp-capacity")
     assert response.status_code == 200, response.get_json()
     assert [type(c) for c in seen] == [User] and seen[0].id == gp.id
+
+
+def test_only_api_views_are_marked_needs_account(app):
+    """The mark means something only to the Bearer lookup (hub.app._bearer_user): on a page it would do nothing. The
+    marked views are those whose services read the account's rows (the teleexpertise policies, a GP's or a
+    clinician's own record)."""
+    marked = {name for name, view in app.view_functions.items() if getattr(view, "needs_account", False)}
+    teleexpertise = {"answer", "assign", "close", "create", "decline", "get", "list", "start"}
+    assert marked == {
+        *(f"api.{verb}_teleexpertise" for verb in teleexpertise),
+        "api.get_teleexpertise_attachment",
+        "api.get_gp_capacity",
+        "api.put_gp_capacity",
+        "api.get_service_area",
+        "api.put_service_area",
+        "fhir.read_service_request",
+        "fhir.search_service_requests",
+    }

@@ -42,16 +42,22 @@ def test_a_revoked_token_or_a_deactivated_user_is_refused(app, db_session, cpts)
         assert accounts.authenticate_token_light(session, kept_raw) is None
 
 
-def test_a_caller_read_for_the_accounts_rows_loads_them_and_warns(app, db_session, cpts, caplog):
-    """A service reading `user.professional` from a view not marked `needs_account` gets it (one read later), not a
-    500; the warning names the omission. What neither a Caller nor a User has stays an AttributeError."""
+def test_a_caller_read_for_the_accounts_rows_loads_them_and_warns(app, db_session, cpts, caplog, monkeypatch):
+    """In production, a service reading `user.professional` from a view not marked `needs_account` gets it (one read
+    later), not a 500; the warning names the omission. Never the credentials. What neither a Caller nor a User has
+    stays an AttributeError. Under the tests (strict) the read fails, so that the missing mark is found."""
     user = factories.clinician(db_session, cpts)
     _token, raw = accounts.create_api_token(db_session, user, name="logiciel")
     db_session.commit()
     with app.extensions["hub.sessions"]() as session:
         caller = accounts.authenticate_token_light(session, raw)
+        with pytest.raises(RuntimeError, match="needs_account"):
+            caller.professional  # noqa: B018 (the read is the test)
+        monkeypatch.setattr(accounts.Caller, "strict", False)
         assert caller.professional.id == user.professional_id
         assert "mark its view needs_account" in caplog.text
+        with pytest.raises(AttributeError):
+            caller.password_hash  # noqa: B018
         with pytest.raises(AttributeError):
             caller.no_such_attribute  # noqa: B018 (the read is the test)
         assert getattr(caller, "_get_current_object", None) is None  # hub.audit's probe: no account read
