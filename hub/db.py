@@ -478,7 +478,9 @@ def update_row(session: Session, instance: Any, values: dict[str, Any]) -> None:
     of attributes and run by the driver (driver_execute); the instance shows the values as committed. For a hot
     write (issue 17, P7): the unit of work's flush at commit cost more CPU than the rest of such a request's
     writes. Nothing is left for the session to flush, so nothing of the instance may be changed the ORM's way in
-    the same request (it would be written again, stale values included)."""
+    the same request (it would be written again, stale values included). A savepoint rolled back after it does not
+    expire these values (the ORM expires what it flushed there; a full rollback expires everything): a caller that
+    goes on after one refreshes the instance."""
     mapper = type(instance).__mapper__
     names = tuple(values)
     statement, stamped = _update_by_id(mapper, names)
