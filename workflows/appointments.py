@@ -32,7 +32,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from connectors import outbox
 from hub import audit, row_locks
 from hub.auth.policies import can_edit_patient
-from hub.db import NEW_ID, IdText, insert_together, rows_changed, utcnow, with_defaults, with_new_id
+from hub.db import NEW_ID, IdText, insert_together, rows_changed, update_row, utcnow, with_defaults, with_new_id
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
@@ -789,9 +789,7 @@ def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.
         if appointment.accompanying_id is None:
             _take_open_visit(session, appointment, session.get(Professional, idel_id))
     _answer_offers(session, appointment, idel_id, now)
-    appointment.state = target
-    appointment.confirmed_at = now
-    appointment.sequence += 1
+    update_row(session, appointment, {"state": target, "confirmed_at": now, "sequence": appointment.sequence + 1})
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
     sas.status_changed(session, appointment)
 
@@ -1023,13 +1021,16 @@ def check_in(
         errors["callback_phone"] = "Un numéro pour rappeler le patient en cas de coupure est obligatoire."
     if errors:
         raise ValidationFailed(errors)
-    appointment.identity_checked_by_user_id = actor.id
-    appointment.identity_checked_at = now or utcnow()
-    appointment.identity_check_method = identity_method.strip()
-    appointment.patient_location = patient_location.strip()
-    appointment.callback_phone = callback_phone.strip()
-    appointment.state = target
-    appointment.sequence += 1
+    checked_in = {
+        "identity_checked_by_user_id": actor.id,
+        "identity_checked_at": now or utcnow(),
+        "identity_check_method": identity_method.strip(),
+        "patient_location": patient_location.strip(),
+        "callback_phone": callback_phone.strip(),
+        "state": target,
+        "sequence": appointment.sequence + 1,
+    }
+    update_row(session, appointment, checked_in)
     audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
     sas.status_changed(session, appointment)
 
@@ -1081,9 +1082,12 @@ def save_checklist(
         missing["adult_present"] = "Un adulte doit accompagner un patient mineur."
     if missing:
         raise ValidationFailed(missing, "La liste de vérification avant la séance n'est pas complète.")
-    appointment.checklist = json.dumps({key: bool(value) for key, value in items.items()}, sort_keys=True)
-    appointment.checklist_saved_at = now
-    appointment.checklist_saved_by_user_id = actor.id
+    saved = {
+        "checklist": json.dumps({key: bool(value) for key, value in items.items()}, sort_keys=True),
+        "checklist_saved_at": now,
+        "checklist_saved_by_user_id": actor.id,
+    }
+    update_row(session, appointment, saved)
     audit.record(session, actor=actor, action="appointment.checklist", target=appointment, cpts_id=appointment.cpts_id)
 
 

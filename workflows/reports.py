@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, aliased, joinedload, selectinload, sessionma
 
 from connectors import outbox
 from hub import audit, row_locks
-from hub.db import UTCDateTime, driver_rows, session_scope, utcnow
+from hub.db import UTCDateTime, driver_rows, session_scope, update_row, utcnow
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
@@ -209,7 +209,8 @@ def _start_answer(session: Session, actor: User, request: TeleexpertiseRequest) 
 def _add(session: Session, actor: User, report: Report) -> Report:
     session.add(report)
     session.flush()
-    report.root_id = report.root_id or report.id
+    # Its own UPDATE now rather than a second flush at commit (hub.db.update_row).
+    update_row(session, report, {"root_id": report.root_id or report.id})
     audit.record(session, actor=actor, action="report.create", target=report, cpts_id=report.cpts_id)
     return report
 
@@ -219,9 +220,10 @@ def update_draft(session: Session, actor: User, report: Report, **fields) -> Rep
     MACHINE.target("update", report.state)
     _author(actor, report.author_id)
     errors = {}
+    written: dict[str, object] = {}
     for name, value in fields.items():
         if name == "copy_participants":
-            report.copy_participants = bool(value)
+            written[name] = bool(value)
             continue
         if name not in FIELDS:
             raise ValueError(f"unknown report field {name}")
@@ -231,11 +233,14 @@ def update_draft(session: Session, actor: User, report: Report, **fields) -> Rep
         elif name == "follow_up_modality" and value and value not in Modality.__members__.values():
             errors[name] = f"{FIELD_LABELS[name]} : modalité inconnue."
         elif name in ("acts", "conclusion"):
-            setattr(report, name, value or "")
+            written[name] = value or ""
         else:
-            setattr(report, name, value)
+            written[name] = value
     if errors:
         raise ValidationFailed(errors)
+    # As the unit of work would: no UPDATE (nor a new updated_at) for a draft saved again unchanged.
+    if changed := {name: value for name, value in written.items() if getattr(report, name) != value}:
+        update_row(session, report, changed)
     audit.record(session, actor=actor, action="report.update", target=report, cpts_id=report.cpts_id)
     return report
 
@@ -267,16 +272,23 @@ def sign(
         raise RuleViolation("Le compte rendu se signe une fois la séance terminée.")
     request = _answered_request(session, report)
     previous = session.get(Report, report.supersedes_id) if report.supersedes_id else None
-    # Set with the other columns below, not before the reads of the document and its recipients: their autoflush
-    # would write it in an UPDATE of its own.
+    # Written with the other columns in one UPDATE below, after the reads of the document and its recipients.
     document_uid = new_document_uid()
     participants = _participants(session, report, found.accompanying)  # the document's and, if copied, recipients
     document = _document(session, report, document_uid, previous, now, participants=participants, cpts=found.cpts)
     targets = _targets(session, report, appointment, program, now, found.prescribers, participants)
-    report.document_uid = document_uid
     frozen = json.dumps(DocumentPackage(document).to_payload() | {"recipients": targets}, sort_keys=True)
-    report.frozen_content, report.content_sha256 = frozen, hashlib.sha256(frozen.encode()).hexdigest()
-    report.state, report.signed_at, report.signed_by_user_id = S.SIGNED, now, actor.id
+    signed = {
+        "document_uid": document_uid,
+        "frozen_content": frozen,
+        "content_sha256": hashlib.sha256(frozen.encode()).hexdigest(),
+        "state": S.SIGNED,
+        "signed_at": now,
+        "signed_by_user_id": actor.id,
+    }
+    if not targets:
+        signed |= {"state": S.SENT, "sent_at": now}  # nobody to send to: the hub is where it is read
+    update_row(session, report, signed)
     if previous is not None:
         previous.superseded_at = now
     audit.record(
@@ -287,8 +299,6 @@ def sign(
         cpts_id=report.cpts_id,
         details={"version": report.version, "deliveries": len(targets), "content_sha256": report.content_sha256},
     )
-    if not targets:
-        report.state, report.sent_at = S.SENT, now  # nobody to send to: the hub is where it is read
     events.emit(
         session,
         cpts_id=report.cpts_id,

@@ -353,8 +353,9 @@ def test_the_signature_reads_its_session_prescribers_custodian_and_webhook_with_
 ):
     """Issue 17, P7: beside its locked report, a signature reads the session, its program, the CPTS (the custodian),
     the referrals' authors (the prescribers), the accompanying IDEL (a participant) and the CPTS's webhook settings
-    in one SELECT: the token, the report, that SELECT, the webhook's outbox row and the report's UPDATE (audit and
-    savepoints aside). It was 8 statements without a webhook, each of these read on its own."""
+    in one SELECT: the token, the report, that SELECT, the report's UPDATE (sent as it is written, hub.db.update_row)
+    and the webhook's outbox row (audit and savepoints aside). It was 8 statements without a webhook, each of these
+    read on its own."""
     t = clinic.t
     prescriber = factories.clinician(
         db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="prescriptrice@cabinet.mssante.fr"
@@ -380,7 +381,7 @@ def test_the_signature_reads_its_session_prescribers_custodian_and_webhook_with_
         "connector_settings",
     ):
         assert f"FROM {table}" in session_read or f"JOIN {table}" in session_read, (table, session_read)
-    assert seen[3].startswith("INSERT INTO outbox_messages") and seen[4].startswith("UPDATE reports"), seen
+    assert seen[3].startswith("UPDATE reports") and seen[4].startswith("INSERT INTO outbox_messages"), seen
     frozen = json.loads(db_session.scalar(select(Report.frozen_content).where(Report.id == report_id)))
     addresses = {(target["role"], target["address"]) for target in frozen["recipients"]}
     assert ("prescripteur", "prescriptrice@cabinet.mssante.fr") in addresses, frozen["recipients"]

@@ -33,7 +33,7 @@ from hub.schemas.scheduling import AppointmentIn, AppointmentOut
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
-from tests.queries import count_queries, forbid_lazy_loads, orm_executions, statements_on
+from tests.queries import count_queries, forbid_flushes, forbid_lazy_loads, orm_executions, statements_on
 from workflows import appointments, reports, waiting
 
 
@@ -215,10 +215,15 @@ def test_the_confirmation_reads_the_visit_once_with_its_lock(clock, api_as, db_s
     read it again (hub.row_locks)."""
     api = api_as(territory.idel_user)
     _first_use(api, f"/api/v1/appointments/{visit.id}")
-    with forbid_lazy_loads(), statements_on(engine) as seen:
+    sequence = visit.sequence
+    with forbid_lazy_loads(), forbid_flushes(), statements_on(engine) as seen:
         response = api.post(f"/api/v1/appointments/{visit.id}/confirm")
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["state"] == AppointmentState.CONFIRMED.value
+    db_session.expire_all()
+    stored = db_session.get(Appointment, visit.id)
+    assert (stored.state, stored.sequence) == (AppointmentState.CONFIRMED, sequence + 1)
+    assert response.get_json()["confirmed_at"] is not None
     assert [label(statement) for statement in seen] == [
         "SELECT api_tokens",
         "SELECT appointments",  # the access check, the row lock, the patient and their consents
@@ -313,9 +318,11 @@ def test_the_checklist_and_the_check_in_read_the_visit_with_what_they_check(
     db_session.commit()
     api = api_as(territory.idel_user)
     _first_use(api, f"/api/v1/appointments/{confirmed.id}")
-    with forbid_lazy_loads(), statements_on(engine) as seen:
+    with forbid_lazy_loads(), forbid_flushes(), statements_on(engine) as seen:
         response = api.post(f"/api/v1/appointments/{confirmed.id}/{verb}", json=body)
     assert response.status_code == 200, response.get_json()
+    db_session.expire_all()
+    assert AppointmentOut().dump(db_session.get(Appointment, confirmed.id)) == response.get_json()
     assert [label(statement) for statement in seen] == [
         "SELECT api_tokens",
         "SELECT appointments",
@@ -401,3 +408,29 @@ def test_the_reads_of_an_appointment_and_a_report_run_a_statement_built_once(
         assert api.get(url).status_code == 200
     reads = [s for s in executed if s.is_select and s.column_descriptions[0]["entity"] is model]
     assert len(reads) == 2 and reads[0] is reads[1], reads
+
+
+def test_a_draft_saved_and_signed_leaves_the_session_nothing_to_flush(clock, api_as, db_session, engine, territory):
+    """The report's PATCH and its signature write their row in one UPDATE of their own (hub.db.update_row): the
+    answers show the row as stored; a PATCH repeating the stored text writes nothing, as the unit of work did."""
+    done = factories.visit(db_session, territory, state=AppointmentState.DONE)
+    specialist = factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=territory.cardiologist)
+    report = reports.start_report(db_session, specialist, done)
+    db_session.commit()
+    api = api_as(specialist)
+    url = f"/api/v1/reports/{report.id}"
+    _first_use(api, url)
+    written = {"acts": "Téléconsultation, ECG lu à distance.", "conclusion": "Pas de décompensation."}
+    with forbid_flushes():
+        patched = api.patch(url, json=written)
+        with statements_on(engine) as seen:
+            again = api.patch(url, json=written)
+        signed = api.post(f"{url}/sign")
+    assert patched.status_code == again.status_code == signed.status_code == 200, signed.get_json()
+    assert not [statement for statement in seen if statement.startswith("UPDATE reports")], seen
+    assert again.get_json() == patched.get_json()
+    db_session.expire_all()
+    assert api.get(url).get_json() == signed.get_json()
+    stored = db_session.get(Report, report.id)
+    assert (stored.acts, stored.conclusion) == (written["acts"], written["conclusion"])
+    assert stored.signed_at is not None and stored.content_sha256 == signed.get_json()["content_sha256"]
