@@ -21,6 +21,7 @@ from hub.http import errors as error_pages
 from hub.http.access import (
     check_every_endpoint_declares_access,
     is_api_request,
+    is_light_page,
     is_light_read,
     keep_preloaded,
     preload_of_request,
@@ -147,7 +148,8 @@ def _init_login(app: Flask) -> None:
         token = session.get("auth_token")
         if not token:
             return None
-        user = accounts.resume_session(db(), token, session_limits(app))
+        resume = accounts.resume_session_light if is_light_page() else accounts.resume_session
+        user = resume(db(), token, session_limits(app))
         if user is None:
             # Committed at once, outside the request's unit of work: the session's end must stay even if
             # the request, now anonymous, ends in an error page that discards its changes.

@@ -67,6 +67,21 @@ def needs_account(view):
     return view
 
 
+def light_page(view):
+    """A page whose view, services and templates read of the user only what `accounts.SessionCaller` carries (id,
+    login, name, CPTS, professional id and profession, roles): its session cookie resolves to that Caller, read as
+    columns, instead of the `User` entity with its professional and roles. A page that hands the user to a service
+    reading the account's rows (`user.professional`, relationships) stays unmarked; one that reads them anyway gets
+    them one read later, with a warning naming the omission (`Caller.__getattr__`)."""
+    view.light_page = True
+    return view
+
+
+def is_light_page() -> bool:
+    endpoint = request.endpoint
+    return endpoint is not None and getattr(current_app.view_functions[endpoint], "light_page", False)
+
+
 def view_needs_account() -> bool:
     return request.endpoint is not None and getattr(
         current_app.view_functions[request.endpoint], "needs_account", False

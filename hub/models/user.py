@@ -6,7 +6,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, UTCDateTime, utcnow
 from hub.models._types import enum_type
-from hub.models.professional import Professional
+from hub.models.professional import Profession, Professional
 
 
 class Role(StrEnum):
@@ -51,6 +51,11 @@ class User(Base):
 
     def has_role(self, role: Role) -> bool:
         return role in self.roles
+
+    @property
+    def profession(self) -> Profession | None:
+        """The linked professional's, as a light page's `accounts.SessionCaller` carries it."""
+        return self.professional.profession if self.professional is not None else None
 
     # flask-login's protocol, kept here so that the login manager needs no wrapper class.
     @property

@@ -109,8 +109,7 @@ class Layout:
 
 
 def who_is(user) -> Who:
-    professional = user.professional
-    is_gp = professional is not None and professional.profession is Profession.GENERAL_PRACTITIONER
+    is_gp = user.profession is Profession.GENERAL_PRACTITIONER
     return Who(roles=user.roles, is_linked=bool(user.professional_id), is_gp=is_gp)
 
 

@@ -16,7 +16,7 @@ from hub.auth.policies import appointment_for, visible_patients
 from hub.db import utcnow
 from hub.errors import NotFound, ValidationFailed
 from hub.formatting import DAYS, french_date, percent
-from hub.http.access import access
+from hub.http.access import access, light_page
 from hub.http.forms import attempt, load_form, undo_refused_change
 from hub.http.request import db, territory_zone
 from hub.models import (
@@ -137,6 +137,7 @@ def labels():
 
 @bp.get("")
 @access(Permission.PROGRAMS_MANAGE)
+@light_page
 def week():
     filters, values, errors = load_query(WEEK_ARGS)
     day = filters.get("week") or utcnow().astimezone(zone()).date()

@@ -12,7 +12,7 @@ from hub import audit
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, can_act_on_appointment
 from hub.db import utcnow
-from hub.http.access import access
+from hub.http.access import access, light_page
 from hub.http.request import db
 from hub.models import (
     APPOINTMENT_KIND_LABELS,
@@ -23,6 +23,8 @@ from hub.models import (
     URGENCY_LABELS,
     Appointment,
     AppointmentState,
+    Profession,
+    Professional,
 )
 from hub.schemas.scheduling import (
     CHECKLIST_LABELS,
@@ -67,6 +69,7 @@ def labels():
 
 @bp.get("")
 @access(Permission.VISITS_RESPOND)
+@light_page
 def index():
     return _page()
 
@@ -225,8 +228,10 @@ def _page():
     if professional_id is not None:
         visits_ = visits.visit_lists(db(), professional_id, *day_bounds(today, zone().key))
         shown = len(visits_.offered) + len(visits_.today) + len(visits_.upcoming)
-        if shares.is_pharmacist(current_user.professional):
-            assistance = shares.pharmacy_assistance(db(), current_user.professional, now=now, zone=zone().key)
+        # The page's SessionCaller carries the profession: the professional's row is read for a pharmacist only.
+        if current_user.profession is Profession.PHARMACIST:
+            professional = db().get_one(Professional, professional_id)
+            assistance = shares.pharmacy_assistance(db(), professional, now=now, zone=zone().key)
             shown += len(assistance.sessions.upcoming) + len(assistance.sessions.done)
         audit.record(db(), actor=current_user, action="visits.read", details={"appointments": shown})
     return render_template(

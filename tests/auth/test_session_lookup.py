@@ -9,7 +9,7 @@ import time_machine
 from sqlalchemy import select
 
 from hub.db import utcnow
-from hub.models import Role, UserSession
+from hub.models import Profession, Role, UserRole, UserSession
 from hub.services import accounts
 from tests import factories
 from tests.queries import forbid_lazy_loads, orm_executions, statements_on
@@ -17,13 +17,14 @@ from tests.queries import forbid_lazy_loads, orm_executions, statements_on
 LIMITS = accounts.SessionLimits(idle=dt.timedelta(minutes=30), absolute=dt.timedelta(hours=12))
 
 
-@pytest.fixture
-def lookup(app):
-    """The lookup as a request makes it: in a session of its own (an empty identity map), committed at the end."""
+@pytest.fixture(params=[accounts.resume_session, accounts.resume_session_light], ids=["entity", "light"])
+def lookup(app, request):
+    """The lookup as a request makes it: in a session of its own (an empty identity map), committed at the end; the
+    entity's (every page) and the light page's Caller (hub.http.access.light_page), under the same rules."""
 
     def resume(token):
         with app.extensions["hub.sessions"]() as session:
-            user = accounts.resume_session(session, token, LIMITS)
+            user = request.param(session, token, LIMITS)
             session.commit()
             return user
 
@@ -57,6 +58,28 @@ def test_one_statement_built_once_for_the_session_its_user_professional_and_role
     # the session row read as columns, not as an entity of the unit of work.
     assert executed == [accounts._USER_OF_SESSION] * 2
     assert sorted(set(entities)) == ["Professional", "User", "UserRole"]
+
+
+def test_the_light_lookup_is_one_statement_built_once_that_loads_no_entity(app, engine, db_session, cpts):
+    user = factories.clinician(db_session, cpts, Profession.PHARMACIST)
+    factories.user(db_session, cpts, Role.COORDINATOR)  # another account's roles are not its own
+    user.role_rows.append(UserRole(role=Role.COORDINATOR))
+    token = opened(db_session, user)
+    with orm_executions() as (executed, entities), statements_on(engine) as seen:
+        for _ in range(2):
+            with app.extensions["hub.sessions"]() as session:
+                found = accounts.resume_session_light(session, token, LIMITS)
+    assert executed == [] and entities == [], (executed, entities)
+    assert len(seen) == 2 and all(s.startswith("SELECT") for s in seen), seen
+    assert isinstance(found, accounts.SessionCaller)
+    assert (found.id, found.login, found.display_name, found.cpts_id, found.professional_id) == (
+        user.id,
+        user.login,
+        user.display_name,
+        cpts.id,
+        user.professional_id,
+    )
+    assert (found.roles, found.profession) == ({Role.PROFESSIONAL, Role.COORDINATOR}, Profession.PHARMACIST)
 
 
 def test_last_seen_is_touched_at_most_once_a_minute_by_one_update(engine, db_session, lookup, gp):
