@@ -537,12 +537,13 @@ class Caller:
         if name.startswith("_") or name in _CREDENTIALS or not hasattr(User, name) or self.session is None:
             raise AttributeError(name)
         if Caller.strict:
-            raise RuntimeError(f"{name} read on an API caller: mark its view needs_account")
-        _log.warning("%s read on the API caller %s: mark its view needs_account", name, self.id)
+            raise RuntimeError(f"{name} read on a light caller: {_OMISSION}")
+        _log.warning("%s read on the light caller %s: %s", name, self.id, _OMISSION)
         return getattr(account_of(self.session, self), name)
 
 
 _CREDENTIALS = frozenset({"password_hash", "totp_secret", "totp_last_step"})
+_OMISSION = "mark its API view needs_account, or take its page's light_page mark off (hub.http.access)"
 
 
 # One row per role of the token's user (one with a NULL role for a user without any), built once with a bound
