@@ -546,6 +546,16 @@ _CREDENTIALS = frozenset({"password_hash", "totp_secret", "totp_last_step"})
 _OMISSION = "mark its API view needs_account, or take its page's light_page mark off (hub.http.access)"
 
 
+# What a Caller is made of besides its id and roles, and what the session's rules read (the account's activity): the
+# token's and the page session's light lookups select them alike, one row per role (`_roles_of`).
+_CALLER_COLUMNS = (User.login, User.cpts_id, User.professional_id, User.is_active)
+
+
+def _roles_of(rows: list[Any]) -> frozenset[Role]:
+    # An outer join: a user without any role has one row, whose role is NULL.
+    return frozenset(row.role for row in rows if row.role is not None)
+
+
 # One row per role of the token's user (one with a NULL role for a user without any), built once with a bound
 # parameter: building it and its cache key per request cost more than running it. A light read that declares a
 # preload (hub.http.access.light_read) joins its own SELECT to it (`authenticate_token_preloading`).
@@ -556,10 +566,7 @@ CALLER_OF_TOKEN = (
         ApiToken.expires_at,
         ApiToken.last_used_at,
         User.id.label("user_id"),
-        User.login,
-        User.cpts_id,
-        User.professional_id,
-        User.is_active,
+        *_CALLER_COLUMNS,
         UserRole.role,
     )
     .join(User, User.id == ApiToken.user_id)
@@ -611,8 +618,7 @@ def _caller_of(session: Session, rows: list[Any], now: dt.datetime) -> Caller | 
             .values(last_used_at=now)
             .execution_options(synchronize_session=False)
         )
-    roles = frozenset(row.role for row in rows if row.role is not None)
-    return Caller(first.user_id, first.login, first.cpts_id, first.professional_id, roles, session)
+    return Caller(first.user_id, first.login, first.cpts_id, first.professional_id, _roles_of(rows), session)
 
 
 @dataclass(frozen=True, slots=True)
@@ -634,11 +640,8 @@ _CALLER_OF_SESSION = (
         UserSession.last_seen_at,
         UserSession.ended_at,
         User.id,
-        User.login,
+        *_CALLER_COLUMNS,
         User.display_name,
-        User.cpts_id,
-        User.professional_id,
-        User.is_active,
         Professional.profession,
         UserRole.role,
     )
@@ -658,13 +661,12 @@ def resume_session_light(session: Session, token: str, limits: SessionLimits) ->
     if not rows or not _keep_or_end(session, session_id, rows[0], rows[0].is_active, limits):
         return None
     first = rows[0]
-    roles = frozenset(row.role for row in rows if row.role is not None)
     return SessionCaller(
         first.id,
         first.login,
         first.cpts_id,
         first.professional_id,
-        roles,
+        _roles_of(rows),
         session,
         display_name=first.display_name,
         profession=first.profession,
