@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from types import MappingProxyType
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 from werkzeug.exceptions import NotFound
@@ -30,7 +30,7 @@ from hub.http.access import (
 from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
 from hub.models import appointment_state_label
-from hub.services import accounts
+from hub.services import accounts, outbox_messages
 from hub.services.communes import commune_label
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,8 @@ def _init_templates(app: Flask) -> None:
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.globals["has_permission"] = has_permission
     app.jinja_env.globals["Permission"] = Permission
+    # The « Envois en retard » warning's threshold (HUB_OUTBOX_ALERT_MINUTES), read at each render as the API does.
+    app.jinja_env.globals["outbox_alert_after"] = lambda: outbox_messages.alert_after(current_app.config["HUB"])
     from hub.web.layout import page_layout
     from hub.web.states import allows
 

@@ -1,9 +1,7 @@
 """The coordination's "Envois": every message the CPTS sends, where it stands, and "Renvoyer" for the dead ones;
 above them, a warning when the worker is behind (outbox/_backlog.html)."""
 
-import datetime as dt
-
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from connectors import dispatcher
@@ -42,12 +40,6 @@ def requeue(message_id: int):
     dispatcher.requeue(db(), current_user, line.message.id)
     flash(f"Message n° {message_id} remis en file : il repartira au prochain passage de l'envoi.", "success")
     return redirect(url_for("outbox.index", state=request.form.get("state") or None))
-
-
-@bp.app_template_global()
-def outbox_alert_after() -> dt.timedelta:
-    """How long the oldest due message may wait before the pages warn (HUB_OUTBOX_ALERT_MINUTES)."""
-    return outbox_messages.alert_after(current_app.config["HUB"])
 
 
 def _state_filter() -> OutboxState | None:
