@@ -77,25 +77,27 @@ def light_page(view):
     return view
 
 
-def is_light_page() -> bool:
+def _view_mark(name: str, default: Any = False) -> Any:
+    """A mark the request's view carries (light_page, needs_account, light_read, preload), else `default`."""
     endpoint = request.endpoint
-    return endpoint is not None and getattr(current_app.view_functions[endpoint], "light_page", False)
+    return default if endpoint is None else getattr(current_app.view_functions[endpoint], name, default)
+
+
+def is_light_page() -> bool:
+    return _view_mark("light_page")
 
 
 def view_needs_account() -> bool:
-    return request.endpoint is not None and getattr(
-        current_app.view_functions[request.endpoint], "needs_account", False
-    )
+    return _view_mark("needs_account")
 
 
 def is_light_read() -> bool:
-    endpoint = request.endpoint
-    return endpoint is not None and getattr(current_app.view_functions[endpoint], "light_read", False)
+    return _view_mark("light_read")
 
 
 def preload_of_request() -> Preload | None:
     """The preload of the request's light read, if it declares one."""
-    return getattr(current_app.view_functions[request.endpoint], "preload", None) if request.endpoint else None
+    return _view_mark("preload", None)
 
 
 def keep_preloaded(rows: list[Any]) -> None:
