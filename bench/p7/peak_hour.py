@@ -65,7 +65,7 @@ from bench.p7.layout import (  # noqa: E402
 from connectors.email import message_token  # noqa: E402
 from hub import audit, migrate  # noqa: E402
 from hub.config import DEFAULTS  # noqa: E402
-from hub.db import make_engine, make_session_factory, session_scope  # noqa: E402
+from hub.db import make_engine, make_session_factory, session_scope, utcnow  # noqa: E402
 from hub.models import (  # noqa: E402
     Delivery,
     OutboxMessage,
@@ -75,7 +75,7 @@ from hub.models import (  # noqa: E402
     Role,
     awaiting_rendering,
 )
-from hub.services import accounts, calendar_feeds  # noqa: E402
+from hub.services import accounts, calendar_feeds, outbox_messages  # noqa: E402
 from scheduling.slots import generate_slots  # noqa: E402
 from tests import factories  # noqa: E402
 from tests.servers import SmtpServer  # noqa: E402
@@ -408,6 +408,23 @@ def wait_for_emails(url: str, stalled: float = 60.0, longest: float = 900.0) -> 
     return time.monotonic() - started
 
 
+def worker_backlog(url: str) -> str:
+    """What the worker has left when a step ends: signed reports not yet rendered, and the outbox's messages due (how
+    many, how long the oldest has waited). A step the web processes sustain can still leave the worker behind: its
+    work is late, not lost, and this line says by how much."""
+    engine = make_engine(url)
+    try:
+        with session_scope(make_session_factory(engine)) as session:
+            unrendered = session.scalar(select(func.count()).select_from(Report).where(awaiting_rendering()))
+            due = outbox_messages.backlog(session, None, now=utcnow())
+    finally:
+        engine.dispose()
+    return (
+        f"signed reports awaiting rendering {unrendered}; outbox messages due {due.waiting}, "
+        f"the oldest waiting {due.age.total_seconds():.0f} s"
+    )
+
+
 def check_emails(session, received) -> list[str]:
     """Every e-mail the outbox holds arrived at the SMTP sink exactly once (its Message-ID is stable per message)."""
     keys = list(session.scalars(select(OutboxMessage.idempotency_key).where(OutboxMessage.channel == "email")))
@@ -615,6 +632,7 @@ def main(argv=None) -> int:
                 step = run_step(args, multiple, port, teams, work, workdir, args.seconds)
                 steps.append(step)
                 print_step(step)
+                print(f"  the worker at the step's end: {worker_backlog(args.pg_url)}", flush=True)
                 if not step.sustained:
                     break
             if worker.process.poll() is not None:
