@@ -149,3 +149,46 @@ def test_the_outbox_backlog_index_is_built_without_blocking_writes(scratch_engin
         assert conn.scalar(
             text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"), {"name": name}
         )
+
+
+REDUNDANT_INDEXES = {  # dropped by b8d2e4f6a1c3 → the index that serves their lookups instead
+    "ix_slots_program_time": ("slots", "uq_slots_program_start"),
+    "ix_visit_offers_appointment_id": ("visit_offers", "uq_visit_offers_pair"),
+    "ix_reports_root_id": ("reports", "uq_reports_root_version"),
+    "ix_patients_cpts_id": ("patients", "uq_patients_cpts_ins"),
+    "ix_teleexpertise_requests_cpts_id": ("teleexpertise_requests", "ix_teleexpertise_requests_cpts_submitted"),
+}
+
+
+def index_names(engine, table: str) -> set[str]:
+    inspector = inspect(engine)
+    names = {index["name"] for index in inspector.get_indexes(table)}
+    return names | {constraint["name"] for constraint in inspector.get_unique_constraints(table)}
+
+
+def test_the_redundant_indexes_are_dropped_and_their_covering_ones_kept(scratch_engine):
+    """b8d2e4f6a1c3 drops the five indexes another index of their table leads with; downgrade builds them again.
+    On PostgreSQL both run CONCURRENTLY, outside any transaction: a plain DROP INDEX locks out every reader of
+    slots, reports or patients until it gets its ACCESS EXCLUSIVE lock."""
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement, *_args):
+        if any(name in statement for name in REDUNDANT_INDEXES):
+            autocommit = getattr(conn.connection.dbapi_connection, "autocommit", None)  # psycopg's; not sqlite3's
+            seen.append((" ".join(statement.split()).split(" ON ")[0], autocommit))
+
+    migrate.upgrade(scratch_engine, "a3f7c1e9d2b4")
+    event.listen(scratch_engine, "before_cursor_execute", record)
+    try:
+        migrate.upgrade(scratch_engine, "b8d2e4f6a1c3")
+        for name, (table, covering) in REDUNDANT_INDEXES.items():
+            assert {name, covering} & index_names(scratch_engine, table) == {covering}
+        migrate.downgrade(scratch_engine, "a3f7c1e9d2b4")
+        for name, (table, _covering) in REDUNDANT_INDEXES.items():
+            assert name in index_names(scratch_engine, table)
+    finally:
+        event.remove(scratch_engine, "before_cursor_execute", record)
+    if scratch_engine.dialect.name == "postgresql":
+        assert seen == [(f"DROP INDEX CONCURRENTLY IF EXISTS {name}", True) for name in REDUNDANT_INDEXES] + [
+            (f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name}", True) for name in REDUNDANT_INDEXES
+        ]

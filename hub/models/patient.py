@@ -71,7 +71,8 @@ class Patient(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    # No index of its own: uq_patients_cpts_ins and ix_patients_traits both lead with it.
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     # The five strict INS traits.
     birth_name: Mapped[str] = mapped_column(String(100))
     first_birth_given_name: Mapped[str] = mapped_column(String(100))

@@ -86,8 +86,9 @@ class Report(Base):
     author_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
     # Set for a session's report; a téléexpertise answer has none (its request points at it instead).
     appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id"), index=True)
-    # Versions: the first report of a chain is its own root; a correction points at what it supersedes.
-    root_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), index=True)
+    # Versions: the first report of a chain is its own root; a correction points at what it supersedes. No index of
+    # its own: uq_reports_root_version (root_id, version) serves the lookups by root_id.
+    root_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("reports.id"), unique=True)
     superseded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -247,7 +247,6 @@ class Slot(Base):
     __table_args__ = (
         UniqueConstraint("program_id", "starts_at", name="uq_slots_program_start"),
         CheckConstraint("ends_at > starts_at", name="slot_order"),
-        Index("ix_slots_program_time", "program_id", "starts_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -517,10 +516,11 @@ class VisitOffer(Base):
     """An accompanying visit offered to an IDEL: the patient's own first, then the territory's."""
 
     __tablename__ = "visit_offers"
+    # The pair's unique index also serves the lookups (and the foreign key) by appointment_id: no index of its own.
     __table_args__ = (UniqueConstraint("appointment_id", "professional_id", name="uq_visit_offers_pair"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"), index=True)
+    appointment_id: Mapped[int] = mapped_column(ForeignKey("appointments.id", ondelete="CASCADE"))
     professional_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
     round: Mapped[int] = mapped_column(Integer, default=1)  # 1: the patient's own IDEL; 2: the others
     state: Mapped[VisitOfferState] = mapped_column(

@@ -46,7 +46,8 @@ class TeleexpertiseRequest(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    # No index of its own: ix_teleexpertise_requests_cpts_submitted leads with it.
+    cpts_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     requester_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
     expert_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"), index=True)
