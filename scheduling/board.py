@@ -13,7 +13,7 @@ from typing import NamedTuple
 from sqlalchemy import Integer, Select, and_, bindparam, func, select
 from sqlalchemy.orm import Session, joinedload
 
-from hub.db import UTCDateTime, driver_rows, read_rows
+from hub.db import UTCDateTime, driver_rows
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     Appointment,
@@ -179,7 +179,7 @@ def _program_of_slots_statement() -> Select:
 
 
 def program_of_slots(session: Session, program_id: int) -> ProgramOfSlots | None:
-    rows = read_rows(session, _program_of_slots_statement(), {"program_id": program_id})
+    rows = driver_rows(session, _program_of_slots_statement(), {"program_id": program_id})
     return ProgramOfSlots(*rows[0]) if rows else None
 
 
@@ -210,8 +210,14 @@ def _slot_page_statement() -> Select:
         .subquery()
     )
     holding = and_(Appointment.slot_id == page.c.id, Appointment.state.in_(HOLDING_STATES))
+    # The appointment's columns named apart from the slot's (`id`, `state`): the driver's rows need unique names.
     return (
-        select(page, Appointment.id, Appointment.patient_id, Appointment.state)
+        select(
+            page,
+            Appointment.id.label("appointment_id"),
+            Appointment.patient_id.label("patient_id"),
+            Appointment.state.label("appointment_state"),
+        )
         .outerjoin(Appointment, holding)
         .order_by(page.c.starts_at, page.c.id, Appointment.id)
     )
@@ -219,7 +225,7 @@ def _slot_page_statement() -> Select:
 
 @functools.cache
 def _slot_count_statement() -> Select:
-    return select(func.count(Slot.id)).where(
+    return select(func.count(Slot.id).label("total")).where(
         Slot.program_id == bindparam("program_id", type_=Integer),
         Slot.starts_at >= bindparam("start", type_=UTCDateTime),
         Slot.starts_at < bindparam("end", type_=UTCDateTime),
@@ -230,11 +236,11 @@ def program_slot_page(
     session: Session, program: ProgramOfSlots, start: dt.datetime, end: dt.datetime, *, page: int, per_page: int
 ) -> tuple[list[ListedSlot], int]:
     """The API's listing: a page of the program's slots starting in [start, end), in time order, with the total,
-    in one statement (two for a page past the end, which has no row to carry the total)."""
+    in one statement (two for a page past the end, which has no row to carry the total), run by the driver (P7)."""
     window = {"program_id": program.id, "start": start, "end": end}
-    rows = read_rows(session, _slot_page_statement(), window | {"limit": per_page, "offset": (page - 1) * per_page})
+    rows = driver_rows(session, _slot_page_statement(), window | {"limit": per_page, "offset": (page - 1) * per_page})
     if not rows:
-        total = read_rows(session, _slot_count_statement(), window)[0][0] if page > 1 else 0
+        total = driver_rows(session, _slot_count_statement(), window)[0][0] if page > 1 else 0
         return [], total
     firsts: list = []  # each slot's first row (a group session's next rows only add participants)
     held: dict[int, list[Participant]] = {}

@@ -361,9 +361,16 @@ def coordinator_desk(
         first_to_reschedule=first_to_reschedule,
         first_to_reschedule_ids=[item.appointment.id for item in first_to_reschedule]
         if with_lists
-        else [row[0] for row in driver_rows(session, _to_reschedule_ids_statement(), {"cpts_id": cpts_id})],
+        else _first_to_reschedule_ids(session, cpts_id, to_reschedule[0]),
         send_backlog=outbox_messages.Backlog(sends_waiting or 0, oldest_send_due, now),
     )
+
+
+def _first_to_reschedule_ids(session: Session, cpts_id: int, count: int | None) -> list[int]:
+    # Nothing to reschedule, as on most desks (the counts statement says so): no statement for the ids.
+    if not count:
+        return []
+    return [row[0] for row in driver_rows(session, _to_reschedule_ids_statement(), {"cpts_id": cpts_id})]
 
 
 @functools.cache

@@ -19,7 +19,7 @@ _QUERY_ARGS = OutboxQueryArgs()  # built once: it keeps no per-request state
 
 @blueprint.get("/outbox")
 @access(Permission.OUTBOX_READ)
-@light_read  # two SELECTs after the token's, no audit row: no transaction held across them (P7)
+@light_read  # one SELECT after the token's (the page with its total), no audit row, no transaction (P7)
 def list_outbox_messages():
     page, per_page = pagination()
     query = load(_QUERY_ARGS, request.args.to_dict())

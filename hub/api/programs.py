@@ -25,6 +25,8 @@ from scheduling import board
 from scheduling.agenda import day_bounds
 from workflows import programs
 
+_SLOT_WINDOW_ARGS = SlotWindowArgs()  # built once: it keeps no per-request state
+
 
 @blueprint.get("/programs")
 @access(Permission.PROGRAMS_MANAGE)
@@ -75,13 +77,14 @@ def cancel_program(program_id: int):
 @light_read
 def list_slots(program_id: int):
     """Slots starting in [from, to): dates are local days (`to` included), instants need their offset.
-    By default, from now to the end of the program's horizon. A light read of Core rows (P7: three statements)."""
+    By default, from now to the end of the program's horizon. A light read of the driver's rows (P7: three
+    statements)."""
     program = board.program_of_slots(db(), program_id)
     if program is None or program.cpts_id != current_user.cpts_id:
         raise NotFound("Programme introuvable.")
     page, per_page = pagination()
     start, end = _window(
-        program, load(SlotWindowArgs(), {k: v for k, v in request.args.items() if k in ("from", "to")})
+        program, load(_SLOT_WINDOW_ARGS, {k: v for k, v in request.args.items() if k in ("from", "to")})
     )
     slots, total = board.program_slot_page(db(), program, start, end, page=page, per_page=per_page)
     return {"items": slots_out(slots), "page": page, "per_page": per_page, "total": total}

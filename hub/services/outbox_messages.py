@@ -162,20 +162,22 @@ def list_messages(
     page: int = 1,
     per_page: int = 50,
 ) -> tuple[list[OutboxLine], int]:
-    """A page of the CPTS's messages, newest first, each with its document delivery if it carries one:
-    two queries whatever the page size. The page's ids are found first, on the (cpts_id, id) index alone, and
-    only their rows read: a page far down the list (thousands of messages) neither reads nor sorts the others.
-    The lines hold the columns they show (MessageRow, DeliveryRow), read by the driver from statements built once
-    per filter: entities and statements built per request were most of the list's CPU (P7)."""
+    """A page of the CPTS's messages, newest first, each with its document delivery if it carries one, and the
+    total: one query whatever the page size (two for a page past the end, which has no row to carry the total). The
+    page's ids are found first, on the (cpts_id, id) index alone, and only their rows read: a page far down the
+    list (thousands of messages) neither reads nor sorts the others. The lines hold the columns they show
+    (MessageRow, DeliveryRow), read by the driver from statements built once per filter: entities and statements
+    built per request were most of the list's CPU (P7)."""
     count, rows_of_page = _list_statements(state is not None, bool(channel))
     parameters = {"cpts_id": cpts_id, "state": state, "channel": channel}
-    total = driver_rows(session, count, parameters)[0][0]
     rows = driver_rows(session, rows_of_page, parameters | {"limit": per_page, "offset": (page - 1) * per_page})
+    if not rows:
+        return [], driver_rows(session, count, parameters)[0][0] if page > 1 else 0
     split = len(_MESSAGE_FIELDS)
     return [
-        OutboxLine(MessageRow(*row[:split]), DeliveryRow(*row[split:]) if row[split] is not None else None)
+        OutboxLine(MessageRow(*row[:split]), DeliveryRow(*row[split:-1]) if row[split] is not None else None)
         for row in rows
-    ], total
+    ], rows[0].total
 
 
 @functools.cache
@@ -198,6 +200,8 @@ def _list_statements(by_state: bool, by_channel: bool) -> tuple[Select, Select]:
         _MESSAGE_FIELDS.index("payload"), case((Delivery.id.is_(None), OutboxMessage.payload)).label("payload")
     )
     columns += [getattr(Delivery, name).label(f"delivery_{name}") for name in _DELIVERY_FIELDS]
+    # The total as the page's last column: computed once (nothing in it refers to the page's row).
+    columns.append(count.correlate(None).scalar_subquery().label("total"))
     rows = (
         select(*columns)
         .outerjoin(Delivery, Delivery.outbox_message_id == OutboxMessage.id)
