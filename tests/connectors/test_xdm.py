@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 import pytest
 from defusedxml import ElementTree as SafeET
 
-from connectors import xdm
 from connectors.xdm import build_xdm_zip
 from hub.documents.cda import build_cda
 from hub.documents.clinical import (
@@ -236,40 +235,40 @@ def test_the_zip_is_what_zipfile_wrote(variant):
     with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
         members = [(info.filename, archive.read(info)) for info in archive.infolist()]
     assert [name for name, _ in members][-2:] == [f"IHE_XDM/SUBSET01/{r.filename}" for r in package.renderings]
-    assert zipped == zipfile_reference(members, now)
+    assert zipped == zipfile_reference(members, now, documents=len(package.renderings))
 
 
-def zipfile_reference(members: list[tuple[str, bytes]], now: dt.datetime) -> bytes:
-    """The package's zip as zipfile.ZipFile writes it: fixed order, times and attributes."""
+def zipfile_reference(members: list[tuple[str, bytes]], now: dt.datetime, *, documents: int) -> bytes:
+    """The package's zip as zipfile.ZipFile writes it: fixed order, times and attributes, the last `documents`
+    members stored and the others deflated."""
     stamp = now.astimezone(dt.UTC).timetuple()[:6]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members:
+        for number, (name, content) in enumerate(members):
             info = zipfile.ZipInfo(name, date_time=max(stamp, (1980, 1, 1, 0, 0, 0)))
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED if number >= len(members) - documents else zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             archive.writestr(info, content)
     return buffer.getvalue()
 
 
-def test_a_documents_data_is_deflated_once_for_all_its_mailboxes_and_kept_for_a_few_documents():
+def test_the_documents_are_stored_as_they_are_and_the_other_members_deflated():
     package, files = rendered(clinical_document())
-    xdm._deflated_document.cache_clear()
 
-    first = build_xdm_zip(package, files, submission_uid="2.25.1", now=SIGNED_AT, intended_recipient="a@b.mssante.fr")
-    second = build_xdm_zip(package, files, submission_uid="2.25.2", now=SIGNED_AT, intended_recipient="c@d.mssante.fr")
+    zipped = build_xdm_zip(package, files, submission_uid="2.25.1", now=SIGNED_AT, intended_recipient="a@b.mssante.fr")
 
-    cache = xdm._deflated_document.cache_info()
-    assert (cache.misses, cache.hits) == (2, 2)  # the CDA and the PDF, once each; not the per-mailbox members
-    assert second != first
-    for zipped in (first, second):
-        with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
-            assert archive.testzip() is None
-            assert archive.read("IHE_XDM/SUBSET01/DOC0001.XML") == files["DOC0001.XML"]
-    for number in range(20):  # a worker sends thousands of documents: the cache keeps the last few only
-        others = {name: content + bytes([number]) for name, content in files.items()}
-        build_xdm_zip(package, others, submission_uid="2.25.3", now=SIGNED_AT)
-    assert xdm._deflated_document.cache_info().currsize == xdm._deflated_document.cache_info().maxsize == 16
+    with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
+        assert archive.testzip() is None
+        methods = {info.filename: info.compress_type for info in archive.infolist()}
+        assert archive.read("IHE_XDM/SUBSET01/DOC0001.XML") == files["DOC0001.XML"]
+        assert archive.read("IHE_XDM/SUBSET01/DOC0001.PDF") == files["DOC0001.PDF"]
+    assert methods == {
+        "INDEX.HTM": zipfile.ZIP_DEFLATED,
+        "README.TXT": zipfile.ZIP_DEFLATED,
+        "IHE_XDM/SUBSET01/METADATA.XML": zipfile.ZIP_DEFLATED,
+        "IHE_XDM/SUBSET01/DOC0001.XML": zipfile.ZIP_STORED,
+        "IHE_XDM/SUBSET01/DOC0001.PDF": zipfile.ZIP_STORED,
+    }
 
 
 def test_a_package_whose_files_are_missing_is_refused():

@@ -4,6 +4,7 @@ glyph outside the usual ones (fpdf2 subsets the whole font), and otherwise, with
 whole, the same page content, text, widths and ToUnicode map, each code drawing the same outline."""
 
 import datetime as dt
+import unicodedata
 from decimal import Decimal
 from io import BytesIO
 from types import SimpleNamespace
@@ -43,6 +44,10 @@ DOCUMENTS = {
     # One style embeds the usual glyphs' font, the other a subset of the whole font: the objects keep fpdf2's order.
     "Greek in the text": clinical_document(sections=(Section("Observations", "Ωμέγα"),)),
     "Greek in a heading": clinical_document(sections=(Section("Ωμέγα", "Rien à signaler"),)),
+    # Lines broken inside words and between them, a word longer than the line: each line measured char by char.
+    "a long paragraph": clinical_document(
+        sections=(Section("Observations", "Dyspnée d'effort, œdèmes déclives. " * 40 + "x" * 150 + "\nFin."),)
+    ),
 }
 
 
@@ -228,3 +233,27 @@ def test_a_style_never_drawn_is_subsetted_by_fpdf2_not_embedded_as_the_usual_gly
     )
     assert counts[-1] == max(usual)
     assert counts[0] < 5
+
+
+def test_a_documents_font_measures_every_text_as_fpdf2s_font(monkeypatch):
+    """The document's font measures a text from its measure one character shorter: same tuple as fpdf2's sum."""
+    # Emptied several times below: a measure never depends on what was measured before.
+    monkeypatch.setattr(typeface._DocumentFont, "MEASURED_LIMIT", 50)
+    scratch = FPDF()
+    for style, name in typeface.FILES.items():
+        scratch.add_font(typeface.FAMILY, style, typeface.font_file(name))
+        fpdf2s = scratch.fonts[typeface.FAMILY + style]
+        ours = typeface._document_font(style, number=1)
+        text = "Œdème — naïve Łukasz Ωμέγα ≥ 12,50 € \u0378 " * 3  # U+0378 is unassigned: the default width
+        for size in (8, 10, 15):
+            for end in [*range(len(text) + 1), *range(len(text), -1, -7)]:
+                assert ours.get_text_width(text[:end], size, None) == fpdf2s.get_text_width(text[:end], size, None)
+        assert len(ours.measured) <= ours.MEASURED_LIMIT
+        assert ours.biggest_size_pt == fpdf2s.biggest_size_pt == 15
+
+
+def test_drawable_text_is_what_each_characters_rule_gives():
+    texts = [chr(code) for code in range(0x3000)] + ["Œdème\t≥ 12,50 €\u202f✓ e\u0301 ℃ 😀 \ud800", "", "naïve"]
+    for text in texts:
+        normal = unicodedata.normalize("NFC", text)
+        assert typeface.drawable(text) == "".join(typeface._drawable(char) for char in normal)
