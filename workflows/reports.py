@@ -17,13 +17,28 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select, update
-from sqlalchemy.orm import Session, aliased, joinedload, selectinload, sessionmaker
+from sqlalchemy import (
+    Insert,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session, aliased, joinedload, make_transient_to_detached, selectinload, sessionmaker
 
 from connectors import outbox
 from hub import audit, row_locks
-from hub.db import UTCDateTime, driver_rows, session_scope, update_row, utcnow
+from hub.db import UTCDateTime, driver_rows, session_scope, update_row, utcnow, with_defaults
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
@@ -207,12 +222,63 @@ def _start_answer(session: Session, actor: User, request: TeleexpertiseRequest) 
 
 
 def _add(session: Session, actor: User, report: Report) -> Report:
-    session.add(report)
-    session.flush()
-    # Its own UPDATE now rather than a second flush at commit (hub.db.update_row).
-    update_row(session, report, {"root_id": report.root_id or report.id})
+    """The transient `report` inserted and made persistent, a first version its own root."""
+    _insert(session, report)
     audit.record(session, actor=actor, action="report.create", target=report, cpts_id=report.cpts_id)
     return report
+
+
+_REPORTS = cast(Table, Report.__table__)
+_REPORT_COLUMNS = tuple(prop.key for prop in inspect(Report).column_attrs)
+
+
+def _insert(session: Session, report: Report) -> None:
+    """One Core INSERT of the report's row, rather than the unit of work's flush and an UPDATE of its root (issue
+    17, P7: they cost a draft more CPU than its other statements); the instance then holds every column as inserted
+    and the identity of a row just loaded (as workflows.appointments._insert_holding's appointment)."""
+    given = {key: getattr(report, key) for key in _REPORT_COLUMNS if key in report.__dict__ and key != "id"}
+    row = with_defaults(_REPORTS, given) | {"root_id": given.get("root_id")}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        new_id = connection.execute(_insert_own_root(tuple(row)), row).scalar_one()
+    else:
+        # No sequence to draw the id from before the INSERT: a first version's root is written by a second statement.
+        new_id = connection.execute(_insert_returning_id(tuple(row)), row).scalar_one()
+        if row["root_id"] is None:
+            connection.execute(_SET_OWN_ROOT, {"row_id": new_id, "inserted_at": row["updated_at"]})
+    inserted = dict.fromkeys(_REPORT_COLUMNS) | row | {"id": new_id, "root_id": row["root_id"] or new_id}
+    for key in _REPORT_COLUMNS:
+        setattr(report, key, inserted[key])
+    make_transient_to_detached(report)  # no change left to flush: as loaded
+    session.add(report)
+
+
+@functools.cache
+def _insert_returning_id(names: tuple[str, ...]) -> Insert:
+    return (
+        insert(Report)
+        .values({name: bindparam(name, type_=_REPORTS.c[name].type) for name in names})
+        .returning(Report.id)
+    )
+
+
+@functools.cache
+def _insert_own_root(names: tuple[str, ...]) -> Insert:
+    # The id drawn from the table's sequence in a CTE, evaluated once (a volatile function's): a first version
+    # (root_id null) is its own root in the same INSERT.
+    new_id = select(func.nextval(func.pg_get_serial_sequence(_REPORTS.name, "id")).label("id")).cte("new_id")
+    drawn = select(new_id.c.id).scalar_subquery()
+    values: dict[str, Any] = {name: bindparam(name, type_=_REPORTS.c[name].type) for name in names}
+    values |= {"id": drawn, "root_id": func.coalesce(values["root_id"], drawn)}
+    return insert(Report).values(values).returning(Report.id)
+
+
+# Part of the insertion: updated_at stays as inserted (the column's onupdate would stamp it again).
+_SET_OWN_ROOT = (
+    update(Report)
+    .where(Report.id == bindparam("row_id"))
+    .values(root_id=bindparam("row_id"), updated_at=bindparam("inserted_at"))
+)
 
 
 def update_draft(session: Session, actor: User, report: Report, **fields) -> Report:

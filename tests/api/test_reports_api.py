@@ -343,8 +343,11 @@ def test_the_report_requests_leave_the_frozen_content_and_load_nothing_lazily(ap
     # was 8 (the appointment read twice, the begun report twice), the PATCH 4, the signature 13 (the report read
     # twice, the patient, the author, the médecin traitant and the program one at a time, the document's id written
     # in an UPDATE of its own), then 8 (the accompanying IDEL, the prescribers, the custodian and the CPTS's webhook
-    # settings each in a SELECT of its own).
-    assert counts == {"draft": 6, "patch": 3, "sign": 4, "get": 2}, seen
+    # settings each in a SELECT of its own). The draft's row is one INSERT on PostgreSQL, its id drawn first to be its
+    # own root (it was the unit of work's INSERT and an UPDATE of the root); SQLite writes the root after.
+    draft = 5 if engine.dialect.name == "postgresql" else 6
+    assert counts == {"draft": draft, "patch": 3, "sign": 4, "get": 2}, seen
+    assert sum("INSERT INTO reports" in s for s in seen["draft"]) == 1, seen["draft"]
     assert "FROM reports" in seen["sign"][1] and "patients" in seen["sign"][1], seen["sign"]
 
 

@@ -269,6 +269,26 @@ def test_nobody_to_send_to_means_sent_at_once(db_session, session_done, tmp_path
     assert report.deliveries == [] and report.state is ReportState.SENT
 
 
+def test_a_new_version_holds_its_row_as_inserted(db_session, session_done, tmp_path):
+    """Issue 17, P7: a draft and a correction are written by one Core INSERT, not the unit of work: each instance
+    holds every column as the database has it (the first version its own root), with nothing left to flush."""
+    t = session_done
+    draft = reports.start_report(db_session, t.cardiologist_user, t.appointment)
+    assert draft.root_id == draft.id and not (db_session.new or db_session.dirty)
+    assert_as_stored(db_session, draft)
+    reports.update_draft(db_session, t.cardiologist_user, draft, acts="ECG lu.", conclusion="Rien à signaler.")
+    factories.sign_and_render(db_session, t.cardiologist_user, draft, upload_dir=tmp_path, zone=ZONE)
+    correction = reports.supersede(db_session, t.cardiologist_user, draft)
+    assert (correction.root_id, correction.version, correction.conclusion) == (draft.id, 2, "Rien à signaler.")
+    assert_as_stored(db_session, correction)
+
+
+def assert_as_stored(db_session, report):
+    table = Report.__table__
+    stored = db_session.execute(select(table).where(table.c.id == report.id)).one()._asdict()
+    assert {key: getattr(report, key) for key in stored} == stored
+
+
 def test_a_correction_supersedes_the_signed_version(db_session, session_done, tmp_path):
     t = session_done
     gp = factories.professional(db_session, t.cpts, Profession.GENERAL_PRACTITIONER, mssante_address="gp@a.mssante.fr")
