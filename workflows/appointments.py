@@ -396,7 +396,7 @@ def _insert_holding(session: Session, row: dict, *, zone: str, dependents: list[
     booking's row, gives the holds, then takes every column inserted and the identity of a row just loaded.
 
     Its attributes are written as a load writes them (the instance's dict), not through the constructor and
-    setattr: their events and history, which make_transient_to_detached then discards, cost a tenth of the
+    setattr: their events and history, which make_transient_to_detached then discards, cost up to a tenth of the
     booking's CPU (issue 17, P7). Nothing listens to an Appointment's attribute events (hub.models)."""
     appointment = _APPOINTMENT_CLASS.new_instance()
     values = instance_dict(appointment)
