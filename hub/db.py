@@ -327,8 +327,9 @@ def _prepare(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...] |
     }
     make_row: Callable | None = None
     types: tuple[TypeEngine, ...] = ()
-    columns = getattr(statement, "selected_columns", None)
-    if columns is not None:
+    # A SELECT's columns, or those an INSERT/UPDATE returns (RETURNING); none for a statement without rows.
+    columns = getattr(statement, "exported_columns", None)
+    if columns:
         row_type: Any = namedtuple("DriverRow", list(columns.keys()))  # type: ignore[misc]
         make_row = row_type._make
         types = tuple(column.type.dialect_impl(dialect) for column in columns)

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import psycopg as psycopg_driver
 import pytest
-from sqlalchemy import Float, Numeric, cast, event, literal, select
+from sqlalchemy import Float, Numeric, bindparam, cast, event, literal, select, update
 from sqlalchemy.dialects.postgresql import psycopg, psycopg2
 from sqlalchemy.exc import DBAPIError
 
@@ -20,6 +20,7 @@ from hub.db import (
     driver_rows,
     make_session_factory,
     read_rows,
+    utcnow,
     without_transaction,
 )
 from hub.models import Patient
@@ -41,6 +42,20 @@ def test_numeric_and_float_columns_read_as_sqlalchemy_s(db_session):
         assert [tuple(row) for row in rows] == expected
         assert [type(value) for value in rows[0]] == [type(value) for value in expected[0]]
     assert expected[0] == (Decimal("12.34"), 0.2, 1.5, Decimal("2.25"))
+
+
+def test_a_write_s_returned_columns_read_by_name(db_session, territory):
+    """An UPDATE … RETURNING (as the idempotency claim's INSERT … RETURNING) gives its rows, by name and position, as
+    a SELECT does. Its columns' defaults and onupdate values are the caller's to give (no SQLAlchemy execution)."""
+    table = Patient.__table__
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("row_id"))
+        .values(used_last_name=bindparam("name"), updated_at=bindparam("now"))
+        .returning(table.c.id)
+    )
+    rows = driver_rows(db_session, statement, {"row_id": territory.patient.id, "name": "Martin", "now": utcnow()})
+    assert [(row.id, row[0]) for row in rows] == [(territory.patient.id, territory.patient.id)]
 
 
 def test_the_sql_is_compiled_for_the_driver_and_the_server_it_runs_on():

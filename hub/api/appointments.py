@@ -61,7 +61,7 @@ def book_appointment():
     if isinstance(claim, idempotency.StoredAnswer):
         return _replay(claim)
     body, status, headers = _book(data)
-    idempotency.answer(claim, status, body)
+    idempotency.answer(db(), claim, status, body)
     return body, status, headers
 
 

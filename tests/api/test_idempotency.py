@@ -3,6 +3,7 @@ booking and returns the same answer; the same key with another body is refused; 
 the key free for a retry."""
 
 import datetime as dt
+import json
 import threading
 
 import pytest
@@ -13,6 +14,8 @@ from hub.models import Appointment, IdempotentRequest, PlaceKind, Profession
 from hub.services import accounts
 from tests import factories
 from tests.api.test_patients_api import assert_problem
+from tests.api.test_write_paths import label
+from tests.queries import forbid_flushes, forbid_lazy_loads, statements_on
 from workflows import appointments
 
 KEY = "3f1c7a52-5b3e-4d2a-9a57-0d4f0c1e9b21"
@@ -46,6 +49,35 @@ def test_the_same_request_twice_makes_one_booking_and_the_same_answer(api_as, db
         201,
         64,
     )
+
+
+def test_the_claim_and_the_answer_are_one_statement_each_with_nothing_left_to_flush(
+    api_as, db_session, engine, territory, clock, slot
+):
+    """The claim is one INSERT (ON CONFLICT DO NOTHING), sent before the booking's read; the answer one UPDATE of
+    that row; the replay the same INSERT, which inserts nothing, then one read of the stored answer. No ORM flush
+    (issue 17, P7: the ORM's claim took a SELECT, a savepoint around its INSERT and the unit of work's UPDATE)."""
+    client = api_as(territory.coordinator)
+    assert client.get(f"/api/v1/patients/{territory.patient.id}").status_code == 200  # the token's first use
+    answers, labels = [], []
+    for attempt in ("first", "replay"):
+        with forbid_lazy_loads(), forbid_flushes(), statements_on(engine) as seen:
+            answers.append(post(client, booking(territory, slot)))
+        labels.append([label(statement) for statement in seen if "idempotent_requests" in statement])
+        if attempt == "first":
+            assert [label(statement) for statement in seen][1:3] == [
+                "INSERT idempotent_requests",
+                "SELECT waiting_entries",  # the booking's read, after the claim
+            ], seen
+    assert [answer.status_code for answer in answers] == [201, 201]
+    assert answers[1].get_json() == answers[0].get_json()
+    assert labels == [
+        ["INSERT idempotent_requests", "UPDATE idempotent_requests"],
+        ["INSERT idempotent_requests", "SELECT idempotent_requests"],
+    ]
+    stored = db_session.scalars(select(IdempotentRequest)).one()
+    assert json.loads(stored.body) == answers[0].get_json()
+    assert stored.created_at == factories.NOW
 
 
 def test_key_order_and_spacing_of_the_body_do_not_matter(api_as, db_session, territory, clock, slot):
