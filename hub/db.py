@@ -250,6 +250,14 @@ def is_without_transaction(session: Session) -> bool:
     return session.info.get(_WITHOUT_TRANSACTION, False)
 
 
+def is_autocommitting(session: Session) -> bool:
+    """Whether the session's statements are committed as they run, on PostgreSQL (`without_transaction`): its current
+    connection is in AUTOCOMMIT. Not after a rollback (an error page's): its next statement begins a transaction."""
+    if not is_without_transaction(session) or session.get_transaction() is None:
+        return False
+    return session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     factory = sessionmaker(bind=engine, expire_on_commit=False)
     _retry_first_statement_on_disconnect(factory)

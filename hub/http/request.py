@@ -23,7 +23,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy.orm import Session
 
 from hub import audit
-from hub.db import is_without_transaction, without_transaction
+from hub.db import is_autocommitting, is_without_transaction, without_transaction
 from hub.http.access import enforce_access, is_light_read
 from hub.http.headers import secure_headers
 from hub.http.inputs import refuse_nul_bytes
@@ -66,13 +66,15 @@ def finish_request(response):
         return response
     grouped = current_app.extensions["hub.audit_commits"]
     try:
-        if (
-            grouped is not None
-            and is_without_transaction(session)
-            and not (session.new or session.dirty or session.deleted)
-        ):
+        if session.new or session.dirty or session.deleted:
+            session.commit()
+        elif grouped is not None and is_without_transaction(session):
             # A light read: its one write is its audit rows, committed with those of the reads finishing with it.
             grouped.commit(session)
+        elif grouped is None and is_autocommitting(session):
+            # A light read on PostgreSQL: its statements were committed as they ran, its audit rows are by their
+            # INSERT; the session's commit would only run its transaction machinery over nothing (~0.1 ms of CPU).
+            audit.write_pending(session)
         else:
             session.commit()
     finally:

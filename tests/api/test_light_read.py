@@ -112,6 +112,34 @@ def test_the_read_runs_outside_a_transaction_in_two_statements(app, reading):
     assert all(outside for _, outside in seen), seen
 
 
+def test_the_read_ends_without_the_session_s_commit_on_postgresql(app, reading, committed):
+    """On PostgreSQL the read's statements commit as they run (AUTOCOMMIT), its audit row by its own INSERT: the
+    request ends without the session's commit (`is_autocommitting`), and the row is there all the same. A refused
+    read's session was rolled back by its error page, so its denial's row goes through the commit as before."""
+    if app.extensions["hub.engine"].dialect.name != "postgresql":
+        pytest.skip("SQLite commits the reads' rows together (hub.audit.GroupCommit)")
+    client, headers, ids = reading
+    factory, _created = committed
+    engine = app.extensions["hub.engine"]
+    commits: list[str] = []
+
+    def on_commit(_conn):
+        commits.append(client_path)
+
+    event.listen(engine, "commit", on_commit)
+    try:
+        since = _last_audit_id(factory)
+        client_path = "own"
+        assert client.get(f"/api/v1/patients/{ids['own']}", headers=headers).status_code == 200
+        client_path = "other"
+        assert client.get(f"/api/v1/patients/{ids['other']}", headers=headers).status_code == 404
+    finally:
+        event.remove(engine, "commit", on_commit)
+    assert commits == ["other"], commits
+    assert _reads(factory, ids["own"], since) == [("patient.read", "success")]
+    assert _reads(factory, ids["other"], since) == [("patient.read", "denied")]
+
+
 def test_the_read_s_statements_bypass_sqlalchemy_s_execution(app, reading):
     """The token with the patient, and the audit INSERT, go to the driver with their SQL compiled once
     (hub.db.driver_rows, driver_execute): the engine's cursor events see the two statements, but SQLAlchemy's
