@@ -1,13 +1,12 @@
 from flask import request, url_for
 from flask_login import current_user
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import and_, bindparam
 from sqlalchemy.orm import aliased
 
 from hub import audit
 from hub.api import blueprint, json_body, load_json
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, readable_appointment
-from hub.db import driver_rows
 from hub.errors import ValidationFailed
 from hub.http.access import Preload, access, light_read, preloaded
 from hub.http.request import db
@@ -59,13 +58,6 @@ _READ_WITH_CALLER = (
     )
     .outerjoin(_ROOM, _ROOM.id == Appointment.room_id)
     .outerjoin(_KIT, _KIT.id == Appointment.kit_id)
-)
-# The same read on its own, for a caller the token's lookup did not preload it for.
-_READ_IN_CPTS = (
-    select(Appointment.cpts_id, *_SHOWN)
-    .outerjoin(_ROOM, _ROOM.id == Appointment.room_id)
-    .outerjoin(_KIT, _KIT.id == Appointment.kit_id)
-    .where(Appointment.id == bindparam("appointment_id"), Appointment.cpts_id == bindparam("cpts_id"))
 )
 
 
@@ -125,9 +117,9 @@ def _replay(answer: idempotency.StoredAnswer):
 def get_appointment(appointment_id: int):
     # The Caller itself: the policy and the audit read several of its fields, each a lookup through the proxy.
     user = current_user._get_current_object()
+    # An API view's caller is its Bearer token's (hub.app._bearer_user), whose lookup read the row with it.
     rows = preloaded()
-    if rows is None:
-        rows = driver_rows(db(), _READ_IN_CPTS, {"appointment_id": appointment_id, "cpts_id": user.cpts_id})
+    assert rows is not None
     found = rows[0] if rows and rows[0].id is not None else None
     row = readable_appointment(db(), user, appointment_id, found)
     return appointment_out(row, room_name=row.room_name, kit_name=row.kit_name)
