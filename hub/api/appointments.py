@@ -1,15 +1,16 @@
 from flask import request, url_for
 from flask_login import current_user
-from sqlalchemy.orm import joinedload, load_only
+from sqlalchemy import and_, bindparam
+from sqlalchemy.orm import aliased
 
 from hub import audit
 from hub.api import blueprint, json_body, load_json
 from hub.auth.permissions import Permission
-from hub.auth.policies import appointment_for
+from hub.auth.policies import appointment_for, readable_appointment
 from hub.errors import ValidationFailed
-from hub.http.access import access
+from hub.http.access import Preload, access, light_read, preloaded
 from hub.http.request import db
-from hub.models import Appointment, Professional, Resource
+from hub.models import Appointment, Professional, Resource, User
 from hub.schemas.base import load
 from hub.schemas.scheduling import (
     AppointmentIn,
@@ -19,8 +20,10 @@ from hub.schemas.scheduling import (
     NoBodyIn,
     ReasonIn,
     ReassignIn,
+    appointment_entity_out,
+    appointment_out,
 )
-from hub.services import idempotency
+from hub.services import accounts, idempotency
 from workflows import appointments, completion, sas
 
 REPLAYED = "Idempotent-Replayed"
@@ -35,16 +38,26 @@ _REASON = ReasonIn()
 _CHECK_IN = CheckInIn()
 _CHECKLIST = ChecklistIn()
 _REASSIGN = ReassignIn()
-# What the read shows (AppointmentOut) and its access rule checks, with the room's and the kit's names: an
-# appointment has twice as many columns, and each one costs the driver and the ORM CPU at every read (issue 17, P7:
-# twice per teleconsultation). A column left out would be loaded on its own if read: tests.api.test_write_paths.
-_READ_LOAD = (
-    load_only(
-        *(getattr(Appointment, name) for name in AppointmentOut.COLUMNS),
-        Appointment.cpts_id,
-    ),
-    joinedload(Appointment.room).load_only(Resource.name),
-    joinedload(Appointment.kit).load_only(Resource.name),
+# What the read shows (AppointmentOut.COLUMNS) with the room's and the kit's names, as plain columns: an appointment
+# has half as many columns again, and an ORM entity costs more CPU to build than its statement (issue 17, P7: twice
+# per teleconsultation).
+_ROOM, _KIT = aliased(Resource, name="room"), aliased(Resource, name="kit")
+_SHOWN = (
+    *(getattr(Appointment, name) for name in AppointmentOut.COLUMNS),
+    _ROOM.name.label("room_name"),
+    _KIT.name.label("kit_name"),
+)
+# The read joined to the Bearer token's lookup (accounts.CALLER_OF_TOKEN), one round trip (hub.http.access.Preload):
+# the appointment only in the caller's CPTS and for a usable token, one row per role. Its `cpts_id` is the caller's,
+# the appointment's by that join.
+_READ_WITH_CALLER = (
+    accounts.CALLER_OF_TOKEN.add_columns(*_SHOWN)
+    .outerjoin(
+        Appointment,
+        and_(Appointment.id == bindparam("appointment_id"), Appointment.cpts_id == User.cpts_id, accounts.TOKEN_USABLE),
+    )
+    .outerjoin(_ROOM, _ROOM.id == Appointment.room_id)
+    .outerjoin(_KIT, _KIT.id == Appointment.kit_id)
 )
 
 
@@ -100,8 +113,16 @@ def _replay(answer: idempotency.StoredAnswer):
 
 @blueprint.get("/appointments/<int:appointment_id>")
 @access(Permission.APPOINTMENTS_READ)
+@light_read(preload=Preload(_READ_WITH_CALLER, lambda arguments: {"appointment_id": arguments["appointment_id"]}))
 def get_appointment(appointment_id: int):
-    return _OUT.dump(appointment_for(db(), current_user, appointment_id, "read", load=_READ_LOAD))
+    # The Caller itself: the policy and the audit read several of its fields, each a lookup through the proxy.
+    user = current_user._get_current_object()
+    # An API view's caller is its Bearer token's (hub.app._bearer_user), whose lookup read the row with it.
+    rows = preloaded()
+    assert rows is not None
+    found = rows[0] if rows and rows[0].id is not None else None
+    row = readable_appointment(db(), user, appointment_id, found)
+    return appointment_out(row, room_name=row.room_name, kit_name=row.kit_name)
 
 
 def _act(appointment_id: int, verb: str, schema, perform, *, loaders=(), lock: bool = False):
@@ -112,7 +133,7 @@ def _act(appointment_id: int, verb: str, schema, perform, *, loaders=(), lock: b
     appointment = appointment_for(db(), current_user, appointment_id, verb, load=loaders, lock=lock)
     data = load(schema, json_body() if request.get_data() else {})
     perform(appointment, data)
-    return _OUT.dump(appointment)
+    return appointment_entity_out(appointment)
 
 
 @blueprint.post("/appointments/<int:appointment_id>/confirm")

@@ -307,6 +307,13 @@ def appointment_for(
     return _found(session, user, row, allowed, verb, kind="appointment", table="appointments", row_id=appointment_id)
 
 
+def readable_appointment(session: Session, user, appointment_id: int, row):
+    """`appointment_for(…, "read")` of an appointment read as a plain row of its columns (None: none of that id in
+    the user's CPTS): the same rule, the same 404 and the same audit row, without an ORM entity."""
+    allowed = row is not None and can_act_on_appointment(session, user, row, "read")
+    return _found(session, user, row, allowed, "read", kind="appointment", table="appointments", row_id=appointment_id)
+
+
 def _get(session: Session, user, model, row_id: int, load: Sequence, lock: bool, professional: str | None = None):
     if lock:
         return _locked(session, user, model, row_id, load, professional)
@@ -366,7 +373,8 @@ def _found(session: Session, user, row, allowed: bool, verb: str, *, kind: str, 
     if not allowed:
         raise NotFound(f"{NOUNS[kind]} introuvable.", audit_action=f"{kind}.{verb}", audit_target=(table, row_id))
     if verb == "read":
-        audit.record(session, actor=user, action=f"{kind}.read", target=row, cpts_id=row.cpts_id)
+        # The target as the row's own would give it (its table, its id), a plain row's too.
+        audit.record(session, actor=user, action=f"{kind}.read", target=(table, row_id), cpts_id=row.cpts_id)
     return row
 
 

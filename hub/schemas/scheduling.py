@@ -20,6 +20,7 @@ from hub.models import (
     TelesoinActCode,
     appointment_state_label,
 )
+from hub.models.scheduling import state_label, telesoin_act_label
 from hub.schemas.base import (
     AwareDateTime,
     Bool,
@@ -630,6 +631,64 @@ class AppointmentOut(Schema):
         "remote_share_override_reason",
         "sequence",
     )
+
+
+_HUNDREDTHS = Decimal("0.01")
+
+
+def appointment_out(appointment, *, room_name: str | None, kit_name: str | None) -> dict:
+    """`AppointmentOut().dump(appointment)`, field for field and in its order (a test compares the two), of an
+    Appointment or a row of its `COLUMNS`, the room's and the kit's names given: marshmallow's dump cost about a
+    tenth of the appointment's read and of each state change's CPU (issue 17, P7)."""
+    a = appointment
+    return {
+        "id": a.id,
+        "kind": a.kind.value,
+        "state": a.state.value,
+        "state_label": state_label(a.state, a.kind, a.accompanying_id),
+        "fhir_status": FHIR_STATUS[a.state],
+        "participants": participants(a),
+        "patient_id": a.patient_id,
+        "slot_id": a.slot_id,
+        "program_id": a.program_id,
+        "performer_id": a.performer_id,
+        "accompanying_id": a.accompanying_id,
+        "place_kind": a.place_kind.value,
+        "room_id": a.room_id,
+        "room_name": room_name,
+        "kit_id": a.kit_id,
+        "kit_name": kit_name,
+        "starts_at": _iso(a.starts_at),
+        "ends_at": _iso(a.ends_at),
+        "accompaniment_starts_at": _iso(a.accompaniment_starts_at),
+        "accompaniment_ends_at": _iso(a.accompaniment_ends_at),
+        "confirmed_at": _iso(a.confirmed_at),
+        "declined_reason": a.declined_reason,
+        "cancelled_at": _iso(a.cancelled_at),
+        "cancel_reason": a.cancel_reason,
+        "is_late_cancellation": None if a.is_late_cancellation is None else bool(a.is_late_cancellation),
+        "identity_checked_at": _iso(a.identity_checked_at),
+        "checklist": json.loads(a.checklist) if a.checklist_saved_at else None,
+        "checklist_saved_at": _iso(a.checklist_saved_at),
+        "degraded_reason": a.degraded_reason,
+        "telesoin_act": a.telesoin_act,
+        "telesoin_act_label": telesoin_act_label(a.telesoin_act),
+        "act_coefficient": None if a.act_coefficient is None else format(a.act_coefficient.quantize(_HUNDREDTHS), "f"),
+        "last_in_person_dressing_on": _iso(a.last_in_person_dressing_on),
+        "last_in_person_contact_on": _iso(a.last_in_person_contact_on),
+        "remote_share_override_reason": a.remote_share_override_reason,
+        "sequence": a.sequence,
+    }
+
+
+def appointment_entity_out(appointment) -> dict:
+    """`appointment_out` of an Appointment entity, its room's and kit's names read through its relationships."""
+    room, kit = appointment.room, appointment.kit
+    return appointment_out(appointment, room_name=room.name if room else None, kit_name=kit.name if kit else None)
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 class BookingOut(AppointmentOut):

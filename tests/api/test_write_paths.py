@@ -4,8 +4,10 @@ what the database refused, with no SELECT of the allocations first on PostgreSQL
 
 The audit write and the test transaction's savepoints are left out of the counts (tests.api.test_hot_paths)."""
 
+import datetime as dt
 import json
 import re
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
@@ -16,6 +18,7 @@ from hub.models import (
     Allocation,
     AllocationResource,
     Appointment,
+    AppointmentKind,
     AppointmentState,
     AuditEvent,
     OutboxMessage,
@@ -24,12 +27,13 @@ from hub.models import (
     Report,
     ResourceKind,
     Role,
+    TelesoinActCode,
     VisitOffer,
     VisitOfferState,
     WaitingState,
     WaitingUrgency,
 )
-from hub.schemas.scheduling import AppointmentIn, AppointmentOut
+from hub.schemas.scheduling import AppointmentIn, AppointmentOut, appointment_entity_out
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
@@ -365,48 +369,68 @@ def test_the_booking_s_answer_is_the_appointment_as_stored(clock, api_as, territ
     assert body == read.get_json()
 
 
-def test_the_appointment_read_is_one_select_of_what_it_shows(clock, api_as, db_session, engine, territory, visit):
-    """GET appointment (twice per teleconsultation, issue 17 P7): the visit with its room's and kit's names in one
-    SELECT of the columns AppointmentOut shows, in the caller's CPTS: no lazy load of the room, the kit or a column
-    left out, and the same JSON as the whole row dumped."""
+def test_the_appointment_read_is_the_token_s_select_with_what_it_shows(
+    clock, api_as, db_session, engine, territory, visit
+):
+    """GET appointment (twice per teleconsultation, issue 17 P7): the visit with its room's and kit's names read with
+    the token's lookup, in one SELECT of the columns AppointmentOut shows, in the caller's CPTS, as plain rows (no
+    ORM statement, no lazy load); the same JSON as the whole row dumped, and the same audit row."""
     visit.room_id = factories.resource(db_session, territory.cpts, ResourceKind.ROOM, name="Salle 2").id
     visit.kit_id = factories.resource(db_session, territory.cpts).id
     db_session.commit()
     api = api_as(territory.idel_user)
     _first_use(api, f"/api/v1/appointments/{visit.id}")
-    with forbid_lazy_loads(), statements_on(engine) as seen:
+    with forbid_lazy_loads(), orm_executions() as (executed, _loaded), statements_on(engine) as seen:
         response = api.get(f"/api/v1/appointments/{visit.id}")
     assert response.status_code == 200, response.get_json()
-    assert [label(statement) for statement in seen] == ["SELECT api_tokens", "SELECT appointments"], seen
-    read = seen[1]
-    assert "resources" in read and "appointments.cpts_id = " in read
+    assert [label(statement) for statement in seen] == ["SELECT api_tokens"], seen
+    assert not [s for s in executed if s.is_select], executed
+    read = seen[0]
+    assert "resources" in read and "appointments.cpts_id = users.cpts_id" in read
     assert "appointments.rituals" not in read and "appointments.created_by_user_id" not in read
     db_session.expire_all()
     expected = AppointmentOut().dump(db_session.get(Appointment, visit.id))
     assert expected["room_name"] == "Salle 2" and expected["kit_name"] is not None
     assert response.get_json() == expected
+    audited = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert (audited.action, audited.target_type, audited.target_id, audited.cpts_id, audited.actor_user_id) == (
+        "appointment.read",
+        "appointments",
+        str(visit.id),
+        territory.cpts.id,
+        territory.idel_user.id,
+    )
 
 
-@pytest.mark.parametrize("what", ["appointment", "report"])
-def test_the_reads_of_an_appointment_and_a_report_run_a_statement_built_once(
-    clock, api_as, db_session, territory, what
-):
+def test_an_appointment_of_another_cpts_or_not_one_s_own_is_not_found(clock, api_as, db_session, territory, visit):
+    """The read's rule on the plain row is the entity's: a 404, audited, for a visit of another CPTS and for a
+    professional who neither takes part in it nor is offered it."""
+    other = factories.cpts(db_session, name="Autre CPTS")
+    stranger = factories.user(db_session, other, Role.COORDINATOR)
+    outsider_idel = factories.professional(db_session, territory.cpts, factories.Profession.NURSE)
+    outsider = factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=outsider_idel)
+    db_session.commit()
+    for user in (stranger, outsider):
+        response = api_as(user).get(f"/api/v1/appointments/{visit.id}")
+        assert response.status_code == 404, response.get_json()
+        refused = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert (refused.action, refused.outcome, refused.target_id) == ("appointment.read", "denied", str(visit.id))
+    assert api_as(territory.coordinator).get(f"/api/v1/appointments/{visit.id}").status_code == 200
+
+
+def test_the_report_read_runs_a_statement_built_once(clock, api_as, db_session, territory):
     """The access check's SELECT is built once per model and loader options, as the locking one: session.get built a
     statement and its cache key at every request."""
     done = factories.visit(db_session, territory, state=AppointmentState.DONE)
     specialist = factories.user(db_session, territory.cpts, Role.PROFESSIONAL, professional_row=territory.cardiologist)
-    url = f"/api/v1/appointments/{done.id}"
-    api = api_as(territory.idel_user)
-    if what == "report":
-        report = reports.start_report(db_session, specialist, done)
-        url, api = f"/api/v1/reports/{report.id}", api_as(specialist)
+    report = reports.start_report(db_session, specialist, done)
+    url, api = f"/api/v1/reports/{report.id}", api_as(specialist)
     db_session.commit()
-    model = {"appointment": Appointment, "report": Report}[what]
     _first_use(api, url)
     with orm_executions() as (executed, _loaded):
         assert api.get(url).status_code == 200
         assert api.get(url).status_code == 200
-    reads = [s for s in executed if s.is_select and s.column_descriptions[0]["entity"] is model]
+    reads = [s for s in executed if s.is_select and s.column_descriptions[0]["entity"] is Report]
     assert len(reads) == 2 and reads[0] is reads[1], reads
 
 
@@ -434,3 +458,43 @@ def test_a_draft_saved_and_signed_leaves_the_session_nothing_to_flush(clock, api
     stored = db_session.get(Report, report.id)
     assert (stored.acts, stored.conclusion) == (written["acts"], written["conclusion"])
     assert stored.signed_at is not None and stored.content_sha256 == signed.get_json()["content_sha256"]
+
+
+def test_the_appointment_s_answer_is_appointment_out_s_dump_field_for_field(clock, db_session, territory, visit):
+    """`appointment_out` (the API's answers without marshmallow) gives AppointmentOut's dump, its fields in its
+    order, for appointments that fill in what a visit leaves empty."""
+    room = factories.resource(db_session, territory.cpts, ResourceKind.ROOM, name="Salle 2")
+    later = factories.MONDAY_14H + dt.timedelta(hours=2)
+    confirmed = factories.visit(db_session, territory, later, state=AppointmentState.CHECKED_IN)
+    shapes = [
+        {},
+        {"room_id": room.id, "kit_id": factories.resource(db_session, territory.cpts).id},
+        {
+            "kind": AppointmentKind.TELESOIN,
+            "accompanying_id": None,
+            "telesoin_act": TelesoinActCode.REMOTE_DRESSING.value,
+            "act_coefficient": Decimal("3.9"),
+            "last_in_person_dressing_on": dt.date(2026, 11, 2),
+            "last_in_person_contact_on": dt.date(2026, 6, 30),
+            "remote_share_override_reason": "Patient isolé",
+        },
+        {
+            "state": AppointmentState.CANCELLED,
+            "cancelled_at": utcnow(),
+            "cancel_reason": "Hospitalisé",
+            "is_late_cancellation": True,
+            "declined_reason": "Tournée complète",
+            "degraded_reason": "Coupure",
+        },
+    ]
+    for shape in shapes:
+        for name, value in shape.items():
+            setattr(visit, name, value)
+        db_session.flush()
+        for appointment in (visit, confirmed):
+            expected = AppointmentOut().dump(appointment)
+            answered = appointment_entity_out(appointment)
+            assert answered == expected and list(answered) == list(expected)
+    assert confirmed.checklist_saved_at is not None and appointment_entity_out(confirmed)["checklist"]
+    assert appointment_entity_out(visit)["telesoin_act_label"] == "Suivi d'un pansement à distance"
+    assert list(expected) == list(AppointmentOut().fields)
