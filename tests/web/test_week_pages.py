@@ -135,3 +135,17 @@ def test_the_menu_is_worked_out_once_per_kind_of_user(app, db_session, cpts, who
         labels = [label for _href, label in first.menu]
         assert all(label in labels for label in shown) and not any(label in labels for label in hidden)
         assert layout.page_layout(user) is first  # kept, not worked out again
+
+
+def test_the_menu_links_mark_the_page_they_are_on_and_are_kept(app, db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    with app.test_request_context("/"):
+        first = layout.page_layout(user)
+        week, patients = url_for("planning.week"), url_for("patients.index")
+        on_week = first.menu_links(week)
+        assert f'<li><a href="{week}" aria-current="page">Planning</a></li>' in on_week
+        assert f'<li><a href="{patients}">Patients</a></li>' in on_week
+        assert on_week.count("aria-current") == 1
+        elsewhere = first.menu_links("/patients/7")  # a page of no menu entry: none current
+        assert "aria-current" not in elsewhere and elsewhere.count("<li>") == len(first.menu)
+        assert first.menu_links(week) is on_week and first.menu_links("/me") is elsewhere
