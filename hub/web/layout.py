@@ -112,7 +112,7 @@ class Layout:
 
     def menu_links(self, path: str) -> Markup:
         """The menu's <li> links, the page's own marked current: rendered (templates/_menu.html) once per entry
-        and kept with the layout, where writing them on every page cost a sixth of the layout's rendering."""
+        and kept with the layout, instead of looping over the menu on every page."""
         current = path if any(path == target for target, _label in self.menu) else None
         links = self._links.get(current)
         if links is None:
