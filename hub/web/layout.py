@@ -6,10 +6,11 @@ every page, twice (the wide bar and the folded one): some forty permission check
 a page's CPU. It is now worked out once per kind of user and root, and kept for the process's life."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, request, url_for
+from markupsafe import Markup
 
 from hub.auth.permissions import Permission, permissions_of_roles
 from hub.models import Profession, Role
@@ -106,6 +107,18 @@ class Layout:
     home: str
     profile: str
     logout: str
+    # The menu's links as base.html writes them, by the menu's address of the page (None: not in the menu).
+    _links: dict[str | None, Markup] = field(default_factory=dict, compare=False, repr=False)
+
+    def menu_links(self, path: str) -> Markup:
+        """The menu's <li> links, the page's own marked current: rendered (templates/_menu.html) once per entry
+        and kept with the layout, instead of looping over the menu on every page."""
+        current = path if any(path == target for target, _label in self.menu) else None
+        links = self._links.get(current)
+        if links is None:
+            macro = current_app.jinja_env.get_template("_menu.html").module.menu_links  # type: ignore[attr-defined]
+            links = self._links[current] = macro(self.menu, current)
+        return links
 
 
 def who_is(user) -> Who:

@@ -34,9 +34,25 @@ _MARKER = str(2**31 - 1)
 def row_url(endpoint: str, argument: str) -> Callable[[int], str]:
     """`url_for(endpoint, argument=row_id)` for each row of a page, worked out once: the address of a marker id,
     cut around it. A week's forty rows cost forty `url_for`, a tenth of the page."""
-    marker: dict[str, Any] = {argument: int(_MARKER)}
-    head, _, tail = url_for(endpoint, **marker).partition(_MARKER)
+    head, _, tail = _kept_url(endpoint, argument).partition(_MARKER)
     return lambda row_id: f"{head}{row_id}{tail}"
+
+
+def fixed_url(endpoint: str) -> str:
+    """`url_for(endpoint)` of an endpoint without arguments (a page's tabs and forms): the same address for the
+    process's life at a given root, worked out on its first use, as the layout's links (hub.web.layout)."""
+    return _kept_url(endpoint, None)
+
+
+def _kept_url(endpoint: str, argument: str | None) -> str:
+    # A relative address depends only on the root and the rule: no blueprint adds URL defaults.
+    key = (request.script_root, endpoint, argument)
+    known: dict = current_app.extensions.setdefault("hub.fixed_urls", {})
+    address = known.get(key)
+    if address is None:
+        marker: dict[str, Any] = {} if argument is None else {argument: int(_MARKER)}
+        address = known[key] = url_for(endpoint, **marker)
+    return address
 
 
 def page_size() -> int:

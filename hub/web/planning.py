@@ -151,6 +151,7 @@ def week():
     urls = {
         "appointment_url": row_url("planning.appointment", "appointment_id"),
         "book_url": row_url("planning.book", "slot_id"),
+        "program_url": row_url("planning.program", "program_id"),
     }
     return render_template("planning/week.html", values=values, errors=errors, **context, **urls)
 

@@ -37,7 +37,7 @@ from hub.schemas.scheduling import (
     ReasonForm,
     SessionConsentForm,
 )
-from hub.web.pages import appointment_action, load_query
+from hub.web.pages import appointment_action, fixed_url, load_query
 from hub.web.planning import zone
 from scheduling.agenda import day_bounds
 from workflows import appointments, completion, visits
@@ -63,7 +63,7 @@ def labels():
         "URGENCY_LABELS": URGENCY_LABELS,
         "lacks_remote_consent": appointments.lacks_remote_consent,
         # The visits' links made from this prefix: a url_for per line and per link cost more than the line's text.
-        "visits_url": url_for("visits.index"),
+        "visits_url": fixed_url("visits.index"),
     }
 
 

@@ -3,13 +3,14 @@
 number of rows; the same content as the entities' own labels and addresses."""
 
 import datetime as dt
+import re
 
 import pytest
 from flask import url_for
 
 from hub.models import Appointment, AppointmentState, Profession, Role, appointment_state_label
 from hub.web import layout
-from hub.web.pages import row_url
+from hub.web.pages import fixed_url, row_url
 from tests import factories, read_paths
 from tests.queries import forbid_lazy_loads, statements_on
 from tests.web.test_group_session_pages import book_session_of_four
@@ -79,6 +80,39 @@ def test_a_row_url_is_the_address_url_for_makes(app):
             assert book(row_id) == url_for("planning.book", slot_id=row_id)
 
 
+@pytest.mark.parametrize("root", ["", "/hub"])
+def test_a_fixed_url_is_the_address_url_for_makes_at_each_root(app, root):
+    """Kept per root: the same process may answer under two prefixes (a proxy's path)."""
+    for script_root in (root, "/other", root):
+        with app.test_request_context("/", base_url=f"http://localhost{script_root}"):
+            for endpoint in ("planning.week", "planning.program_list", "resources.index", "visits.done"):
+                assert fixed_url(endpoint) == url_for(endpoint)
+            assert row_url("planning.program", "program_id")(7) == url_for("planning.program", program_id=7)
+
+
+def _hrefs(page: str) -> set[str]:
+    return set(re.findall(r'(?:href|action)="([^"]*)"', page))
+
+
+@pytest.mark.parametrize("root", ["", "/hub"])
+def test_the_week_and_the_visits_link_where_url_for_says(app, auth, db_session, territory, root):
+    """The planning's tabs, its weeks, its form and its programs' links, and « Mes visites »' links, made once per
+    process and root: the addresses url_for makes, under a prefix too."""
+    base_url = f"http://localhost{root}"
+    auth.login(territory.coordinator)
+    week = auth.client.get("/planning?week=2026-11-25", base_url=base_url).get_data(as_text=True)
+    auth.login(territory.idel_user)
+    visits = auth.client.get("/visits", base_url=base_url).get_data(as_text=True)
+    with app.test_request_context("/", base_url=base_url):
+        programs = {url_for("planning.program", program_id=territory.program.id)}
+        tabs = {url_for(endpoint) for endpoint in ("planning.week", "planning.program_list", "resources.index")}
+        weeks = {url_for("planning.week", week=day) for day in ("2026-11-16", "2026-11-30")}
+        day_sheet = url_for("visits.day_sheet", day="2026-11-16")
+        done = url_for("visits.done")
+    assert programs and programs | tabs | weeks <= _hrefs(week)
+    assert {day_sheet, done} <= _hrefs(visits)
+
+
 @pytest.mark.parametrize(
     ("who", "shown", "hidden"),
     [
@@ -101,3 +135,17 @@ def test_the_menu_is_worked_out_once_per_kind_of_user(app, db_session, cpts, who
         labels = [label for _href, label in first.menu]
         assert all(label in labels for label in shown) and not any(label in labels for label in hidden)
         assert layout.page_layout(user) is first  # kept, not worked out again
+
+
+def test_the_menu_links_mark_the_page_they_are_on_and_are_kept(app, db_session, cpts):
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    with app.test_request_context("/"):
+        first = layout.page_layout(user)
+        week, patients = url_for("planning.week"), url_for("patients.index")
+        on_week = first.menu_links(week)
+        assert f'<li><a href="{week}" aria-current="page">Planning</a></li>' in on_week
+        assert f'<li><a href="{patients}">Patients</a></li>' in on_week
+        assert on_week.count("aria-current") == 1
+        elsewhere = first.menu_links("/patients/7")  # a page of no menu entry: none current
+        assert "aria-current" not in elsewhere and elsewhere.count("<li>") == len(first.menu)
+        assert first.menu_links(week) is on_week and first.menu_links("/me") is elsewhere
