@@ -50,6 +50,9 @@ def downgrade() -> None:
         for name, table, columns in REDUNDANT:
             op.create_index(name, table, columns)
         return
+    # A concurrent build that times out (env.py's lock_timeout) leaves an INVALID index of that name behind: dropped
+    # first, so a rerun builds it again rather than skipping it as present.
     with op.get_context().autocommit_block():
         for name, table, columns in REDUNDANT:
-            op.create_index(name, table, columns, postgresql_concurrently=True, if_not_exists=True)
+            op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+            op.create_index(name, table, columns, postgresql_concurrently=True)
