@@ -815,6 +815,8 @@ def _answer_offers(session: Session, appointment: Appointment, idel_id: int | No
     """The pending offers answered in one UPDATE, without reading them first: the confirming IDEL's accepted,
     the others withdrawn. Offers already in the session (an open visit's, read to take it) are synchronised."""
     parameters = {"of_appointment": appointment.id, "accepting": idel_id, "answered_at": now}
+    # The driver does not autoflush: an offer changed in memory and flushed at commit would overwrite this answer.
+    session.flush()
     driver_execute(session.connection(), _ANSWER_OFFERS, [parameters])
     for held in list(session.identity_map.values()):
         # Only what the session has loaded: an expired offer is read again, answered, when next used.

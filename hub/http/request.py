@@ -8,9 +8,10 @@ committed in one place.
 - A form refused by the domain is not an error page: hub.http.forms.attempt discards the refused change
   before the page is shown again, so that only that page's read remains to commit.
 - An API view marked `light_read` (hub.http.access) only reads: its session runs without a transaction
-  (hub.db.without_transaction), each SELECT on its own, and its audit rows are written by the same commit, in one
-  INSERT, only if it returns — as for any other view; on SQLite the rows of the light reads finishing together
-  are committed together (hub.audit.GroupCommit).
+  (hub.db.without_transaction), each SELECT on its own, and its audit rows are written only if it returns, in one
+  INSERT: on PostgreSQL that INSERT, committed on its own, is the request's last statement (no session commit is
+  left to run); on SQLite the rows of the light reads finishing together are committed together
+  (hub.audit.GroupCommit).
 """
 
 import contextlib

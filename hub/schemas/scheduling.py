@@ -559,6 +559,8 @@ def participants(appointment) -> list[dict]:
 
 
 class AppointmentOut(Schema):
+    # The documented answer; the hot routes build it with `appointment_out` below, its twin field for field (a test
+    # compares them: a field added here must be added there).
     id = fields.Integer()
     kind = fields.Enum(AppointmentKind, by_value=True)
     state = fields.Enum(AppointmentState, by_value=True)

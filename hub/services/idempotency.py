@@ -61,15 +61,23 @@ def fingerprint(method: str, path: str, body: dict) -> str:
 def claim(session: Session, user_id: int, key: str, request_hash: str) -> Claim | StoredAnswer:
     """The claim, to `answer` once the work is done, or the answer stored by the request that claimed the key
     first. The same key with another request is refused (422)."""
-    inserted = driver_rows(
-        session,
-        _CLAIM[session.connection().dialect.name],
-        {"user_id": user_id, "key": key, "request_hash": request_hash, "created_at": utcnow()},
-    )
-    if inserted:
-        return Claim(inserted[0].id)
-    # The key was claimed before, or by a concurrent request that committed first: its answer is ours.
-    stored = driver_rows(session, _STORED, {"user_id": user_id, "key": key})[0]
+    # Twice at most: a stored key the retention purge deletes between the INSERT and the SELECT is claimed anew.
+    for _attempt in range(2):
+        inserted = driver_rows(
+            session,
+            _CLAIM[session.connection().dialect.name],
+            {"user_id": user_id, "key": key, "request_hash": request_hash, "created_at": utcnow()},
+        )
+        if inserted:
+            return Claim(inserted[0].id)
+        # The key was claimed before, or by a concurrent request that committed first: its answer is ours.
+        found = driver_rows(session, _STORED, {"user_id": user_id, "key": key})
+        if found:
+            return _stored_answer(found[0], request_hash)
+    raise Conflict("Une requête avec cette clé d'idempotence est en cours : réessayez dans un instant.")
+
+
+def _stored_answer(stored, request_hash: str) -> StoredAnswer:
     if stored.request_hash != request_hash:
         raise KeyReused("Cette clé d'idempotence a déjà servi pour une autre requête : utilisez une nouvelle clé.")
     if stored.status == _PENDING:  # pragma: no cover -- a claim is only ever committed with its answer

@@ -5,17 +5,17 @@ import pytest
 from flask import render_template_string
 
 
-def test_a_template_sees_a_global_added_after_it_was_loaded(app):
+def test_a_template_sees_a_global_added_after_it_was_loaded(app, monkeypatch):
     template = app.jinja_env.from_string("{{ late_global|default('none') }}")
     with app.test_request_context("/"):
         assert render_template_string("{{ late_global|default('none') }}") == "none"
         assert template.render() == "none"
-        app.jinja_env.globals["late_global"] = "seen"
+        monkeypatch.setitem(app.jinja_env.globals, "late_global", "seen")
         assert template.render() == "seen"
 
 
-def test_an_imported_macro_reads_the_globals(app):
-    app.jinja_env.globals["greeting"] = "bonjour"
+def test_an_imported_macro_reads_the_globals(app, monkeypatch):
+    monkeypatch.setitem(app.jinja_env.globals, "greeting", "bonjour")
     macros = app.jinja_env.from_string("{% macro hello(name) %}{{ greeting }} {{ name }}{% endmacro %}")
     page = app.jinja_env.from_string("{% from macros import hello %}{{ hello('Marie') }}")
     with app.test_request_context("/"):
@@ -23,8 +23,8 @@ def test_an_imported_macro_reads_the_globals(app):
         assert page.render(macros=macros) == "bonjour Marie"  # the module kept for the next render
 
 
-def test_a_template_of_its_own_globals_overlays_the_environments_and_keeps_them_to_itself(app):
-    app.jinja_env.globals["shared"] = "environment"
+def test_a_template_of_its_own_globals_overlays_the_environments_and_keeps_them_to_itself(app, monkeypatch):
+    monkeypatch.setitem(app.jinja_env.globals, "shared", "environment")
     own = app.jinja_env.from_string("{{ shared }} {{ mine }}", globals={"mine": "template"})
     other = app.jinja_env.from_string("{{ shared }} {{ mine|default('none') }}")
     assert own.render() == "environment template"
