@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, SQLColumnExpression, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, SQLColumnExpression, bindparam, exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from hub import audit
@@ -424,8 +424,13 @@ def valid_consent(patient: Patient, kind: ConsentKind) -> Consent | None:
 
 def consent_in_force(patient_id: SQLColumnExpression[int], kind: ConsentKind) -> ColumnElement[bool]:
     """valid_consent's rule as SQL, for the patient of `patient_id` (a column of the query it goes in): whether a
-    consent of that kind is in force. Change both together (Consent.is_valid)."""
-    return exists().where(Consent.patient_id == patient_id, Consent.kind == kind, Consent.withdrawn_at.is_(None))
+    consent of that kind is in force. Change both together (Consent.is_valid). The kind is written into the SQL, not
+    sent as a parameter: a prepared statement's generic plan then reads the patient's consents by their index
+    rather than hashing every consent of that kind (workflows.visits)."""
+    kind_written = bindparam(None, kind, type_=Consent.kind.type, literal_execute=True)
+    return exists().where(
+        Consent.patient_id == patient_id, Consent.kind == kind_written, Consent.withdrawn_at.is_(None)
+    )
 
 
 def has_valid_consent(patient: Patient, kind: ConsentKind) -> bool:

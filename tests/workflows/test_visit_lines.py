@@ -5,16 +5,21 @@ its appointment says, and a list is one statement whatever its length, the teleh
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
+from hub.db import _prepare
 from hub.models import (
     Appointment,
+    AppointmentKind,
     AppointmentState,
     ConsentKind,
     Patient,
     PlaceKind,
     Profession,
     ResourceKind,
+    VisitOffer,
+    VisitOfferState,
     appointment_state_label,
 )
 from hub.services.identity import consent_in_force, has_valid_consent
@@ -151,3 +156,118 @@ def test_a_consent_in_force_is_one_rule_in_sql_and_in_python(db_session, territo
     in_python = {p.id: has_valid_consent(p, ConsentKind.TELEHEALTH) for p in patients.values()}
     assert in_sql == in_python
     assert in_python == {p.id: name in ("in force", "given again") for name, p in patients.items()}
+
+
+# --- the lists' statement: which visits, in which list and order (its shape changed for PostgreSQL's plans) ----
+
+
+def _expected_lists(db_session, professional_id: int, start: dt.datetime, end: dt.datetime, horizon: dt.datetime):
+    """The three lists by their rule, worked out in Python over every appointment and offer."""
+    pending = {
+        o.appointment_id
+        for o in db_session.scalars(select(VisitOffer))
+        if o.professional_id == professional_id and o.state is VisitOfferState.PENDING
+    }
+    offered, today, upcoming = [], [], []
+    for a in db_session.scalars(select(Appointment).order_by(Appointment.starts_at, Appointment.id)):
+        mine = professional_id in (a.performer_id, a.accompanying_id)
+        answers = (
+            a.accompanying_id == professional_id
+            or a.id in pending
+            or (a.kind is AppointmentKind.TELESOIN and a.performer_id == professional_id)
+        )
+        if a.state is AppointmentState.PROPOSED and answers and a.starts_at >= start:
+            offered.append(a.id)
+        elif (
+            mine and a.state in (AppointmentState.CONFIRMED, AppointmentState.CHECKED_IN) and start <= a.starts_at < end
+        ):
+            today.append(a.id)
+        elif mine and a.state is AppointmentState.CONFIRMED and end <= a.starts_at < horizon:
+            upcoming.append(a.id)
+    return offered, today, upcoming
+
+
+def test_the_lists_hold_the_professionals_visits_in_time_order_and_nobody_elses(db_session, territory):
+    """Offered (as the accompanying IDEL, by a pending offer, as a télésoin's performer), today's and the coming
+    ones, apart from other people's visits, declined offers, past offers, visits beyond the horizon and done ones."""
+    t = territory
+    _, kine = _variety(db_session, t)
+    other_idel = factories.professional(db_session, t.cpts, Profession.NURSE)
+    bare = {"patient_row": t.patient, "performer": t.cardiologist, "created_by": t.coordinator}
+    at = factories.NOW
+    offered_to_me = factories.appointment(
+        db_session,
+        **bare,
+        accompanying=other_idel,
+        starts_at=at + dt.timedelta(hours=5),
+        state=AppointmentState.PROPOSED,
+    )
+    declined = factories.appointment(
+        db_session,
+        **bare,
+        accompanying=other_idel,
+        starts_at=at + dt.timedelta(hours=6),
+        state=AppointmentState.PROPOSED,
+    )
+    for appointment, state in ((offered_to_me, VisitOfferState.PENDING), (declined, VisitOfferState.DECLINED)):
+        db_session.add(VisitOffer(appointment_id=appointment.id, professional_id=t.idel.id, state=state))
+    others = [
+        factories.appointment(db_session, **bare, accompanying=other_idel, starts_at=at + dt.timedelta(hours=h))
+        for h in (1, 30)
+    ]
+    past_offer = factories.appointment(
+        db_session, **bare, accompanying=t.idel, starts_at=at - dt.timedelta(days=2), state=AppointmentState.PROPOSED
+    )
+    far = factories.appointment(db_session, **bare, accompanying=t.idel, starts_at=at + dt.timedelta(days=20))
+    tonight = factories.appointment(db_session, **bare, accompanying=t.idel, starts_at=at + dt.timedelta(hours=4))
+    db_session.commit()
+    start = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    end = start + dt.timedelta(days=1)
+    for professional in (t.idel, kine, other_idel, t.cardiologist):
+        found = visits.visit_lists(db_session, professional.id, start, end)
+        got = ([v.id for v in found.offered], [v.id for v in found.today], [v.id for v in found.upcoming])
+        assert got == _expected_lists(db_session, professional.id, start, end, end + dt.timedelta(days=14))
+    idel = visits.visit_lists(db_session, t.idel.id, start, end)
+    listed = {v.id for v in idel.offered + idel.today + idel.upcoming}
+    assert offered_to_me.id in {v.id for v in idel.offered} and tonight.id in {v.id for v in idel.today}
+    assert not listed & {declined.id, past_offer.id, far.id, *(a.id for a in others)}
+    assert idel.offered and idel.today and idel.upcoming
+
+
+def test_the_lists_states_and_kinds_are_written_into_their_sql():
+    """On PostgreSQL only the professional, the day's bounds and the horizon are parameters: a prepared statement's
+    generic plan knows which states, kinds and how many rows it reads (else PostgreSQL planned every call anew)."""
+    dialect = psycopg_dialect()
+    lists, done = (_prepare(s, dialect, None) for s in (visits._lists_statement(), visits._done_statement()))
+    assert lists.constants == done.constants == {}
+    assert "'proposed'" in lists.sql and "'telehealth'" in lists.sql and "LIMIT 50" in done.sql
+
+
+_HISTORY = """
+INSERT INTO appointments (cpts_id, kind, state, patient_id, performer_id, accompanying_id, place_kind, starts_at,
+    ends_at, created_by_user_id, sequence, source, created_at, updated_at, is_late_cancellation, checklist)
+SELECT a.cpts_id, a.kind, 'done', a.patient_id, p.id, q.id, a.place_kind, a.starts_at - g * interval '1 day',
+    a.ends_at - g * interval '1 day', a.created_by_user_id, 0, 'hub', a.created_at, a.updated_at, false, a.checklist
+FROM appointments a, professionals p, professionals q, generate_series(1, 40) g
+WHERE a.kind = 'assisted_teleconsultation' AND p.id <> q.id AND (a.id + p.id + q.id + g) % 7 = 0
+"""
+
+
+def test_the_lists_keep_their_generic_plan_on_postgresql(db_session, territory):
+    """After psycopg's warm-up (it prepares from the sixth run) and with the tables analysed, PostgreSQL runs the
+    lists and the visits done on their prepared statements' generic plans instead of planning each call."""
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's plan cache")
+    _variety(db_session, territory)
+    # A history as statistics see it in production: thousands of visits done, shared among the professionals.
+    db_session.execute(text(_HISTORY))
+    db_session.execute(text("ANALYZE"))
+    start = factories.NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    for _ in range(15):
+        visits.visit_lists(db_session, territory.idel.id, start, start + dt.timedelta(days=1))
+        visits.done_visits(db_session, territory.idel.id)
+    plans = db_session.execute(
+        text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%AS c21%'")
+    ).all()
+    # psycopg prepares from the sixth run; PostgreSQL makes five custom plans, then keeps the generic one.
+    assert plans and all((generic, custom) == (5, 5) for generic, custom in plans), plans
