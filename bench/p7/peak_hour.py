@@ -411,7 +411,7 @@ def wait_for_emails(url: str, stalled: float = 60.0, longest: float = 900.0) -> 
 def analyse(url: str) -> None:
     """ANALYZE the seeded territory, as autovacuum would have in production before the peak hour: without
     statistics PostgreSQL plans on guesses (this machine's cluster runs with autovacuum off), and a statement whose
-    plan depends on them (« Mes visites »' lists, bench/README.md, hg and hi) would be measured on the wrong plan."""
+    plan depends on them (« Mes visites »' lists: bench/README.md) would be measured on the wrong plan."""
     engine = make_engine(url)
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
