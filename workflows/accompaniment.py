@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from hub.db import utcnow
-from hub.models import Appointment, AppointmentKind, Patient, PlaceKind, Professional, SessionProgram, Slot
+from hub.models import Appointment, AppointmentKind, Patient, PlaceKind, SessionProgram, Slot
 from hub.services import directory
 from workflows import appointments, idel_ranking
 
@@ -84,31 +84,72 @@ def suggest(
     return Suggestions(ranking.candidates, own_note(own, ranking.left_out))
 
 
+@dataclass(frozen=True)
+class BookedVisit:
+    """What the candidates to take over a booked visit are ranked on: the appointment's columns, its patient's
+    commune and its program's zone — from the ORM entity (`for_appointment`) or a plain row (GET candidates)."""
+
+    id: int
+    cpts_id: int
+    patient_id: int
+    kind: AppointmentKind
+    place_kind: PlaceKind
+    accompanying_id: int | None
+    accompaniment_window: tuple[dt.datetime, dt.datetime]
+    patient_commune: str | None
+    zone: str
+
+
 def for_appointment(session: Session, appointment: Appointment, *, now: dt.datetime) -> Suggestions:
+    """`for_visit` of an appointment entity."""
+    if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
+        return Suggestions([], None)
+    visit = BookedVisit(
+        id=appointment.id,
+        cpts_id=appointment.cpts_id,
+        patient_id=appointment.patient_id,
+        kind=appointment.kind,
+        place_kind=appointment.place_kind,
+        accompanying_id=appointment.accompanying_id,
+        accompaniment_window=appointment.accompaniment_window,
+        patient_commune=appointment.patient.commune_insee,
+        zone=appointments.appointment_zone(session, appointment),
+    )
+    return for_visit(session, visit, now=now)
+
+
+def for_visit(session: Session, visit: BookedVisit, *, now: dt.datetime) -> Suggestions:
     """The IDELs who may take over a booked visit, best first, as the second round offers it; those who declined it
     are left out. No one for an appointment without accompaniment (télésoin, in person). The pool, the own IDEL
     and their facts come in one statement (idel_ranking.visit_pool)."""
-    if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
+    if visit.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
         return Suggestions([], None)
-    zone = appointments.appointment_zone(session, appointment)
-    members = idel_ranking.visit_pool(session, appointment, zone=zone, now=now)
+    members = idel_ranking.visit_pool(
+        session,
+        cpts_id=visit.cpts_id,
+        patient_id=visit.patient_id,
+        appointment_id=visit.id,
+        window=visit.accompaniment_window,
+        zone=visit.zone,
+        now=now,
+    )
     own = next((m.professional for m in members if m.is_own), None)
     own_id = own.id if own else None
     ranking = idel_ranking.rank_members(
         [m for m in members if m.in_pool and not m.declined],
-        patient=appointment.patient,
-        window=appointment.accompaniment_window,
-        at_home=appointment.place_kind in appointments.HOME_PLACES,
+        patient_commune=visit.patient_commune,
+        window=visit.accompaniment_window,
+        at_home=visit.place_kind in appointments.HOME_PLACES,
         own_id=own_id,
-        zone=zone,
+        zone=visit.zone,
     )
     left_out = ranking.left_out | {m.professional.id: "a refusé cette visite" for m in members if m.declined}
     # The own IDEL holding this very visit is not "absent": she is the one asked.
-    held = own_id is not None and own_id == appointment.accompanying_id
+    held = own_id is not None and own_id == visit.accompanying_id
     return Suggestions(ranking.candidates, None if held else own_note(own, left_out))
 
 
-def own_note(own: Professional | None, left_out: dict[int, str]) -> str | None:
+def own_note(own: idel_ranking.Ranked | None, left_out: dict[int, str]) -> str | None:
     """Why the patient's own IDEL is not among the candidates, in a sentence; None when she is, or there is none."""
     if own is None:
         return None

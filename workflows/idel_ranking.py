@@ -13,16 +13,17 @@ and, for a visit at the patient's home, anyone who does not serve the patient's 
 The counts come from two grouped queries, whatever the number of candidates; for a booked visit
 (the candidates to reassign it), `visit_pool` reads the pool and every fact in one statement."""
 
+import dataclasses
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Integer, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from hub.db import UTCDateTime
+from hub.db import UTCDateTime, driver_rows
 from hub.formatting import DAYS
 from hub.models import (
     Allocation,
@@ -35,6 +36,7 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
+from hub.models.professional import professional_full_name, serves_commune, works_on_day
 from hub.services.care import care_team_query
 from hub.services.communes import commune_name, distance_km
 
@@ -42,9 +44,41 @@ from hub.services.communes import commune_name, distance_km
 HELD = (AppointmentState.DONE, AppointmentState.DEGRADED)
 
 
-@dataclass(frozen=True)
-class RankedProfessional:
-    professional: Professional
+@dataclasses.dataclass(frozen=True)
+class PoolProfessional:
+    """A professional as `visit_pool` reads her, as plain columns: what the ranking, the candidates' answer and the
+    appointment's page read of her. An ORM entity per member cost more CPU than the statement that reads them all
+    (issue 17, P7: GET candidates)."""
+
+    id: int
+    first_name: str
+    last_name: str
+    profession: Profession
+    commune_insee: str | None
+    served_communes: str
+    working_days: str
+    is_active: bool
+    accompanies_teleconsultation: bool
+
+    def serves(self, commune_insee: str | None) -> bool:
+        return serves_commune(self.commune_insee, self.served_communes, commune_insee)
+
+    def works_on(self, isoweekday: int) -> bool:
+        return works_on_day(self.working_days, isoweekday)
+
+    @property
+    def full_name(self) -> str:
+        return professional_full_name(self.first_name, self.last_name)
+
+
+# A professional the ranking ranks: an entity (`rank`'s pool) or a plain row of a booked visit's pool (`visit_pool`).
+Ranked = Professional | PoolProfessional
+R = TypeVar("R", Professional, PoolProfessional)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankedProfessional(Generic[R]):
+    professional: R
     commune: str
     distance_km: float | None
     visits_this_month: int
@@ -86,9 +120,9 @@ class RankedProfessional:
         )
 
 
-@dataclass(frozen=True)
-class Ranking:
-    candidates: list[RankedProfessional]
+@dataclasses.dataclass(frozen=True)
+class Ranking(Generic[R]):
+    candidates: list[RankedProfessional[R]]
     # Why each professional of the pool was left out, by id: busy, not working that day, not serving the commune.
     left_out: dict[int, str]
 
@@ -103,54 +137,54 @@ def rank(
     own_id: int | None,
     zone: str,
     now: dt.datetime,
-) -> Ranking:
+) -> Ranking[Professional]:
     """The professionals of `pool` free over `window`, working that weekday and, `at_home`, serving the patient's
     commune, best first (see the module); the others with the reason they are left out."""
     busy = busy_professionals(session, [p.id for p in pool], *window)
-    kept, left_out = _kept(pool, busy, patient=patient, window=window, at_home=at_home, zone=zone)
+    commune = patient.commune_insee
+    kept, left_out = _kept(pool, busy, patient_commune=commune, window=window, at_home=at_home, zone=zone)
     ids = [p.id for p in kept]
     visits = _visits_this_month(session, ids, zone=zone, now=now)
-    return _ranked(
-        kept, left_out, visits, _pending_offers(session, ids), patient=patient, at_home=at_home, own_id=own_id
-    )
+    pending = _pending_offers(session, ids)
+    return _ranked(kept, left_out, visits, pending, patient_commune=commune, at_home=at_home, own_id=own_id)
 
 
 def rank_members(
     members: Sequence["PoolMember"],
     *,
-    patient: Patient,
+    patient_commune: str | None,
     window: tuple[dt.datetime, dt.datetime],
     at_home: bool,
     own_id: int | None,
     zone: str,
-) -> Ranking:
+) -> Ranking[PoolProfessional]:
     """`rank` over members whose facts were read with them (`visit_pool`): no statement."""
     busy = {m.professional.id for m in members if m.busy}
     pool = [m.professional for m in members]
-    kept, left_out = _kept(pool, busy, patient=patient, window=window, at_home=at_home, zone=zone)
+    kept, left_out = _kept(pool, busy, patient_commune=patient_commune, window=window, at_home=at_home, zone=zone)
     visits = {m.professional.id: m.visits_this_month for m in members}
     pending = {m.professional.id: m.pending_offers for m in members}
-    return _ranked(kept, left_out, visits, pending, patient=patient, at_home=at_home, own_id=own_id)
+    return _ranked(kept, left_out, visits, pending, patient_commune=patient_commune, at_home=at_home, own_id=own_id)
 
 
 def _kept(
-    pool: Sequence[Professional],
+    pool: Sequence[R],
     busy: set[int],
     *,
-    patient: Patient,
+    patient_commune: str | None,
     window: tuple[dt.datetime, dt.datetime],
     at_home: bool,
     zone: str,
-) -> tuple[list[Professional], dict[int, str]]:
+) -> tuple[list[R], dict[int, str]]:
     weekday = window[0].astimezone(ZoneInfo(zone)).isoweekday()
     left_out: dict[int, str] = {}
-    kept: list[Professional] = []
+    kept: list[R] = []
     for professional in pool:
         if professional.id in busy:
             left_out[professional.id] = "n'est pas libre à ce créneau"
         elif not professional.works_on(weekday):
             left_out[professional.id] = f"ne travaille pas le {DAYS[weekday - 1]}"
-        elif at_home and not professional.serves(patient.commune_insee):
+        elif at_home and not professional.serves(patient_commune):
             left_out[professional.id] = "n'intervient pas à domicile dans la commune du patient"
         else:
             kept.append(professional)
@@ -158,20 +192,20 @@ def _kept(
 
 
 def _ranked(
-    kept: list[Professional],
+    kept: list[R],
     left_out: dict[int, str],
     visits: Mapping[int | None, int] | Mapping[int, int],
     pending: Mapping[int, int],
     *,
-    patient: Patient,
+    patient_commune: str | None,
     at_home: bool,
     own_id: int | None,
-) -> Ranking:
+) -> Ranking[R]:
     ranked = [
         RankedProfessional(
             professional=p,
             commune=commune_name(p.commune_insee),
-            distance_km=distance_km(patient.commune_insee, p.commune_insee),
+            distance_km=distance_km(patient_commune, p.commune_insee),
             visits_this_month=visits.get(p.id, 0),
             pending_offers=pending.get(p.id, 0),
             is_own=p.id == own_id,
@@ -183,11 +217,11 @@ def _ranked(
     return Ranking(ranked, left_out)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PoolMember:
     """A professional `visit_pool` read, with what the ranking and the appointment's candidates need of her."""
 
-    professional: Professional
+    professional: PoolProfessional
     in_pool: bool  # an active IDEL of the CPTS who accompanies teleconsultations
     is_own: bool  # the patient's own IDEL (workflows.appointments.own_idel), in the pool or not
     declined: bool  # declined this visit
@@ -196,21 +230,38 @@ class PoolMember:
     pending_offers: int
 
 
-def visit_pool(session: Session, appointment: Appointment, *, zone: str, now: dt.datetime) -> list[PoolMember]:
-    """The CPTS's IDEL pool and the patient's own IDEL for a booked visit, each with every fact `rank` reads and
-    whether she declined it, in one statement (the candidates read them in six)."""
-    window_start, window_end = appointment.accompaniment_window
+def visit_pool(
+    session: Session,
+    *,
+    cpts_id: int,
+    patient_id: int,
+    appointment_id: int,
+    window: tuple[dt.datetime, dt.datetime],
+    zone: str,
+    now: dt.datetime,
+) -> list[PoolMember]:
+    """The CPTS's IDEL pool and the patient's own IDEL for a booked visit (its accompaniment `window`), each with
+    every fact `rank` reads and whether she declined it, in one statement (the candidates read them in six), run by
+    the driver (hub.db.driver_rows: no autoflush; the visit's readers only read)."""
     month_start, month_end = month_bounds(now, zone)
     parameters = {
-        "cpts_id": appointment.cpts_id,
-        "patient_id": appointment.patient_id,
-        "appointment_id": appointment.id,
-        "window_start": window_start,
-        "window_end": window_end,
+        "cpts_id": cpts_id,
+        "patient_id": patient_id,
+        "appointment_id": appointment_id,
+        "window_start": window[0],
+        "window_end": window[1],
         "month_start": month_start,
         "month_end": month_end,
     }
-    return [PoolMember(*row) for row in session.execute(_visit_pool_statement(), parameters)]
+    return [
+        PoolMember(PoolProfessional(*row[:_FACTS_AT]), *row[_FACTS_AT:])
+        for row in driver_rows(session, _visit_pool_statement(), parameters)
+    ]
+
+
+# The columns of a PoolProfessional, in its fields' order; the member's facts follow them in visit_pool's rows.
+_POOL_COLUMNS = tuple(getattr(Professional, field.name) for field in dataclasses.fields(PoolProfessional))
+_FACTS_AT = len(_POOL_COLUMNS)
 
 
 @functools.cache
@@ -253,7 +304,15 @@ def _visit_pool_statement() -> Select:
     )
     # The own IDEL's subquery is about the patient's care team, not the outer row: never correlated to it.
     is_own = professional_id == own.correlate(None)
-    return select(Professional, in_pool, is_own, declined, busy, visits, pending).where(or_(in_pool, is_own))
+    facts = (
+        in_pool.label("in_pool"),
+        is_own.label("is_own"),
+        declined.label("declined"),
+        busy.label("busy"),
+        visits.label("visits_this_month"),
+        pending.label("pending_offers"),
+    )
+    return select(*_POOL_COLUMNS, *facts).where(or_(in_pool, is_own))
 
 
 def busy_professionals(session: Session, ids: list[int], start: dt.datetime, end: dt.datetime) -> set[int]:

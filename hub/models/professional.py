@@ -50,6 +50,17 @@ def professional_full_name(first_name: str, last_name: str) -> str:
     return f"{first_name} {last_name.upper()}"
 
 
+def serves_commune(own_commune: str | None, served_communes: str, commune_insee: str | None) -> bool:
+    """`Professional.serves`, for a professional read as a plain row: at home in her own commune or one she
+    serves."""
+    return commune_insee is not None and (commune_insee == own_commune or commune_insee in served_communes.split())
+
+
+def works_on_day(working_days: str, isoweekday: int) -> bool:
+    """`Professional.works_on`, for a professional read as a plain row."""
+    return str(isoweekday) in working_days
+
+
 class Professional(Base):
     __tablename__ = "professionals"
     __table_args__ = (
@@ -87,12 +98,10 @@ class Professional(Base):
     organisations: Mapped[list[Organisation]] = relationship(secondary=professional_organisations)
 
     def serves(self, commune_insee: str | None) -> bool:
-        return commune_insee is not None and (
-            commune_insee == self.commune_insee or commune_insee in self.served_communes.split()
-        )
+        return serves_commune(self.commune_insee, self.served_communes, commune_insee)
 
     def works_on(self, isoweekday: int) -> bool:
-        return str(isoweekday) in self.working_days
+        return works_on_day(self.working_days, isoweekday)
 
     @property
     def full_name(self) -> str:

@@ -133,6 +133,35 @@ class AppointmentCandidatesOut(Schema):
     items = fields.List(fields.Nested(CandidateOut))
 
 
+def candidates_out(appointment_id: int, suggestions) -> dict:
+    """`AppointmentCandidatesOut().dump(…)` of a booked visit's suggestions (workflows.accompaniment.Suggestions),
+    field for field and in its order (a test compares the two): marshmallow's dump of the nested list cost as much
+    CPU as the ranking itself (issue 17, P7)."""
+    return {
+        "appointment_id": appointment_id,
+        "own_idel_note": suggestions.own_note,
+        "items": [_candidate_out(candidate) for candidate in suggestions.candidates],
+    }
+
+
+def _candidate_out(candidate) -> dict:
+    """CandidateOut's dump of a ranked professional (workflows.idel_ranking.RankedProfessional)."""
+    professional = candidate.professional
+    distance = candidate.distance_km
+    return {
+        "professional_id": professional.id,
+        "name": professional.full_name,
+        "profession": professional.profession.value,
+        "commune": candidate.commune,
+        "distance_km": None if distance is None else round(distance, 1),
+        "distance_label": candidate.distance_label,
+        "reason": candidate.reason,
+        "is_own": candidate.is_own,
+        "visits_this_month": candidate.visits_this_month,
+        "pending_offers": candidate.pending_offers,
+    }
+
+
 class AttachmentKindIn(InputSchema):
     """The form fields of an upload; the file itself is read by the view (hub.documents.store checks it)."""
 

@@ -6,10 +6,11 @@ import json
 import pytest
 from sqlalchemy import event, select
 
-from hub.models import Allocation, AllocationResource, PlaceKind, VisitOffer, VisitOfferState
-from hub.schemas.referrals import AppointmentCandidatesOut
+from hub.models import Allocation, AllocationResource, AuditEvent, PlaceKind, Role, VisitOffer, VisitOfferState
+from hub.schemas.referrals import AppointmentCandidatesOut, candidates_out
 from tests import factories
 from tests.factories import MONDAY_14H, NOW
+from tests.queries import forbid_lazy_loads, orm_executions
 from tests.workflows.test_idel_ranking import BERGERAC, CHALAGNAC, COURSAC, VERGT, given_visits, nurse, pending_offers
 from workflows import accompaniment, appointments
 
@@ -110,11 +111,12 @@ def test_the_candidates_answer_what_the_ranking_answered_before(api_as, db_sessi
         )
 
 
-def test_the_candidates_are_a_light_read_of_four_statements_whatever_the_pool(
+def test_the_candidates_are_a_light_read_of_three_statements_whatever_the_pool(
     api_as, db_session, engine, territory, crowded
 ):
-    """The token, the appointment with its patient and program, the pool with every fact of the ranking, the audit
-    row (P7): on main it was ten — a transaction, the user's rows and six statements of facts."""
+    """The token with the appointment, its patient's commune and its program's zone, the pool with every fact of the
+    ranking, the audit row (P7): on main it was ten — a transaction, the user's rows and six statements of facts;
+    then four, the appointment through the ORM. No ORM statement nor entity, no lazy load."""
     t = territory
     client = api_as(t.coordinator)
     url = f"/api/v1/appointments/{crowded[1].id}/candidates"
@@ -124,14 +126,60 @@ def test_the_candidates_are_a_light_read_of_four_statements_whatever_the_pool(
         listener = lambda *args: seen.append(args[2].split()[0])  # noqa: E731
         event.listen(engine, "before_cursor_execute", listener)
         try:
-            assert client.get(url).status_code == 200
+            with forbid_lazy_loads(), orm_executions() as (executed, loaded):
+                assert client.get(url).status_code == 200
+            assert not [s for s in executed if s.is_select] and not loaded, (executed, loaded)
         finally:
             event.remove(engine, "before_cursor_execute", listener)
         return [s for s in seen if s not in ("SAVEPOINT", "RELEASE")]
 
     statements()  # the token's first use is recorded once
-    assert statements() == ["SELECT", "SELECT", "SELECT", "INSERT"]
+    assert statements() == ["SELECT", "SELECT", "INSERT"]
     for n in range(4):
         given_visits(db_session, t, nurse(db_session, t, BERGERAC, f"Renfort {n}"), 1)
     db_session.commit()
-    assert statements() == ["SELECT", "SELECT", "SELECT", "INSERT"]
+    assert statements() == ["SELECT", "SELECT", "INSERT"]
+
+
+def test_the_candidates_answer_is_the_schema_s_dump_in_its_order(db_session, territory, crowded):
+    """candidates_out builds what AppointmentCandidatesOut dumped, keys in the same order, items too."""
+    appointments.decline(db_session, territory.idel_user, crowded[0], reason="Tournée complète", now=NOW)
+    for appointment in crowded:
+        suggestions = accompaniment.for_appointment(db_session, appointment, now=NOW)
+        body = {
+            "appointment_id": appointment.id,
+            "own_idel_note": suggestions.own_note,
+            "items": suggestions.candidates,
+        }
+        expected = AppointmentCandidatesOut().dump(body)
+        built = candidates_out(appointment.id, suggestions)
+        assert built == expected and list(built) == list(expected)
+        assert expected["items"] and [list(i) for i in built["items"]] == [list(i) for i in expected["items"]]
+
+
+def test_the_candidates_of_another_cpts_s_visit_are_not_found_and_the_refusal_audited(
+    api_as, db_session, territory, crowded
+):
+    """The rule on the plain row is appointment_for's: a 404 audited as the reassignment's refusal, for another
+    CPTS's coordinator and for an id that does not exist; the visit's own coordinator audited as before."""
+    stranger = factories.user(db_session, factories.cpts(db_session, name="Autre CPTS"), Role.COORDINATOR)
+    db_session.commit()
+    visit = crowded[0].id
+    for user, appointment_id in ((stranger, visit), (territory.coordinator, visit + 1000)):
+        response = api_as(user).get(f"/api/v1/appointments/{appointment_id}/candidates")
+        assert response.status_code == 404, response.get_json()
+        refused = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+        assert (refused.action, refused.outcome, refused.target_id) == (
+            "appointment.reassign",
+            "denied",
+            str(appointment_id),
+        )
+    assert api_as(territory.coordinator).get(f"/api/v1/appointments/{visit}/candidates").status_code == 200
+    audited = db_session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())).first()
+    assert (audited.action, audited.target_type, audited.target_id, audited.cpts_id, audited.actor_user_id) == (
+        "appointment.candidates",
+        "appointments",
+        str(visit),
+        territory.cpts.id,
+        territory.coordinator.id,
+    )
