@@ -10,7 +10,7 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, report_for
 from hub.db import utcnow
 from hub.errors import RuleViolation
-from hub.http.access import access
+from hub.http.access import access, light_read
 from hub.http.downloads import send
 from hub.http.request import db, territory_zone, upload_dir
 from hub.models import Report
@@ -60,6 +60,7 @@ def create_report():
 
 @blueprint.get("/reports/<int:report_id>")
 @access(Permission.REPORTS_READ)
+@light_read  # the report, its deliveries, the version it waits for, and the audit row: no transaction held across
 def get_report(report_id: int):
     return _body(report_for(db(), current_user, report_id, "read", load=_READ_LOAD))
 

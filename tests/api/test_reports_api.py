@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import time_machine
 from defusedxml import ElementTree as SafeET
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from connectors import xdm
 from hub.documents.cda import V3, check_cda
@@ -26,6 +26,7 @@ from hub.models import (
     Role,
 )
 from hub.schemas.reports import DeliveryOut, ReportOut, report_out
+from hub.services import accounts
 from tests import ZONE, factories
 from tests.factories import NOW
 from tests.pdfs import pdf_text
@@ -493,3 +494,41 @@ def test_the_report_s_answer_is_report_out_s_dump_field_for_field(api_as, clinic
     answered = {d["id"]: d for report in rendered for d in report["deliveries"]}
     assert all(report["pdf_sha256"] for report in rendered) and answered[deliveries[0].id]["unacknowledged"] is True
     assert answered[deliveries[1].id]["state_label"] == "Refusé par le destinataire (903 : INS absent)"
+
+
+def test_the_report_read_runs_outside_a_transaction_and_is_audited(app, committed):
+    """GET report is a light read (hub.http.access.light_read): its SELECTs and its audit row's INSERT each run on
+    their own, no BEGIN or COMMIT on PostgreSQL, no BEGIN IMMEDIATE holding SQLite's write lock; the read is
+    audited once. Committed for real: the rolled-back outer transaction of `db_session` would hide the point."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        t = factories.territory(session, cpts)
+        done = factories.visit(session, t, state=AppointmentState.DONE, now=NOW)
+        specialist = factories.user(session, cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+        report_id = reports.start_report(session, specialist, done).id
+        _token, raw = accounts.create_api_token(session, specialist, name="lecture")
+        session.commit()
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    url = f"/api/v1/reports/{report_id}"
+    client.get(url, headers=headers)  # the token's first use stamps last_used_at
+    engine = app.extensions["hub.engine"]
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement, *_args):
+        dbapi = conn.connection.dbapi_connection
+        outside = dbapi.autocommit if engine.dialect.name == "postgresql" else not dbapi.in_transaction
+        seen.append((statement.split()[0], outside))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200 and response.get_json()["state"] == "draft"
+    assert [verb for verb, _ in seen][-1] == "INSERT" and all(outside for _, outside in seen), seen
+    with factory() as session:
+        where = (AuditEvent.target_type == "reports", AuditEvent.target_id == str(report_id))
+        actions = session.execute(select(AuditEvent.action, AuditEvent.outcome).where(*where)).all()
+    assert [tuple(row) for row in actions].count(("report.read", "success")) == 2, "each read, once"
