@@ -8,13 +8,25 @@ from types import SimpleNamespace
 import pytest
 import time_machine
 from defusedxml import ElementTree as SafeET
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from connectors import xdm
 from hub.documents.cda import V3, check_cda
 from hub.documents.clinical import DocumentPackage
 from hub.documents.store import read_stored
-from hub.models import AppointmentState, AuditEvent, ConnectorSetting, Delivery, OutboxMessage, Profession, Report, Role
+from hub.models import (
+    AppointmentState,
+    AuditEvent,
+    ConnectorSetting,
+    Delivery,
+    DeliveryState,
+    OutboxMessage,
+    Profession,
+    Report,
+    Role,
+)
+from hub.schemas.reports import DeliveryOut, ReportOut, report_out
+from hub.services import accounts
 from tests import ZONE, factories
 from tests.factories import NOW
 from tests.pdfs import pdf_text
@@ -426,3 +438,97 @@ def test_names_stored_with_characters_xml_forbids_give_a_well_formed_cda_and_xdm
     metadata = xdm.metadata_xml(package, files, submission_uid="1.2.250.1.999.1.9", now=NOW)
     SafeET.fromstring(metadata)
     assert "^Martin^Hélène^".encode() in metadata and "<rim:Value>CPTS du Grand Périgueux<".encode() in metadata
+
+
+def _same_as_the_schema_s_dump(db_session, report_id: int) -> dict:
+    """`report_out` of the stored report equals ReportOut's dump, its keys and its deliveries' in their order."""
+    db_session.expire_all()
+    report = db_session.get(Report, report_id)
+    waits_for = reports.rendering_wait(db_session, report)
+    expected = ReportOut(waits_for=waits_for).dump(report)
+    answered = report_out(report, waits_for=waits_for)
+    assert answered == expected and list(answered) == list(expected) == list(ReportOut().fields)
+    for delivery, dumped in zip(answered["deliveries"], expected["deliveries"], strict=True):
+        assert list(delivery) == list(dumped) == list(DeliveryOut().fields)
+    return answered
+
+
+def test_the_report_s_answer_is_report_out_s_dump_field_for_field(api_as, clinic, db_session, app, tmp_path):
+    """`report_out` (the API's answers without marshmallow) gives ReportOut's dump for a draft with every field,
+    a signed report being rendered, one whose rendering failed, a correction waiting for it, and rendered ones
+    whose deliveries are sent and silent past the delay, or refused with a code."""
+    api = api_as(clinic.cardiologist)
+    draft = api.post("/api/v1/reports", json={"appointment_id": clinic.appointment.id}).get_json()
+    every_field = {
+        "prescriptions": "Furosémide 40 mg",
+        "technical_incidents": "Son coupé 2 min",
+        "follow_up": "Revoir dans un mois",
+        "follow_up_modality": "in_person",
+        "copy_participants": True,
+    }
+    assert api.patch(f"/api/v1/reports/{draft['id']}", json=WRITTEN | every_field).status_code == 200
+    assert _same_as_the_schema_s_dump(db_session, draft["id"])["prescriptions"] == "Furosémide 40 mg"
+    assert api.post(f"/api/v1/reports/{draft['id']}/sign").status_code == 200
+    assert _same_as_the_schema_s_dump(db_session, draft["id"])["document_pending"] is True
+    blocked = factories.unwritable_upload_dir(tmp_path)
+    assert reports.render_pending(app.extensions["hub.sessions"], upload_dir=blocked, zone=ZONE).endswith("1 échec(s)")
+    assert _same_as_the_schema_s_dump(db_session, draft["id"])["document_failed"] is True
+    correction = api.post(f"/api/v1/reports/{draft['id']}/supersede").get_json()
+    assert api.post(f"/api/v1/reports/{correction['id']}/sign").status_code == 200
+    waiting = _same_as_the_schema_s_dump(db_session, correction["id"])
+    assert waiting["document_waits_for_version"] == 1 and waiting["document_waits_for_failed"] is True
+
+    db_session.get(Report, draft["id"]).render_lease_until = None  # the failed attempt's lease over: retried
+    db_session.commit()
+    assert factories.render_signed_reports(app).startswith("2 compte(s) rendu(s)")
+    both = (draft["id"], correction["id"])
+    deliveries = db_session.scalars(select(Delivery).where(Delivery.report_id.in_(both)).order_by(Delivery.id)).all()
+    assert len(deliveries) == 2, "the médecin traitant's of each version"
+    long_ago = NOW - dt.timedelta(days=30)
+    deliveries[0].state, deliveries[0].sent_at = DeliveryState.SENT, long_ago
+    refused = {"state": DeliveryState.REFUSED, "sent_at": long_ago, "acknowledged_at": NOW, "refusal_code": "903"}
+    for name, value in (refused | {"refusal_text": "INS?"}).items():
+        setattr(deliveries[1], name, value)
+    db_session.commit()
+    rendered = [_same_as_the_schema_s_dump(db_session, report_id) for report_id in both]
+    answered = {d["id"]: d for report in rendered for d in report["deliveries"]}
+    assert all(report["pdf_sha256"] for report in rendered) and answered[deliveries[0].id]["unacknowledged"] is True
+    assert answered[deliveries[1].id]["state_label"] == "Refusé par le destinataire (903 : INS absent)"
+
+
+def test_the_report_read_runs_outside_a_transaction_and_is_audited(app, committed):
+    """GET report is a light read (hub.http.access.light_read): its SELECTs and its audit row's INSERT each run on
+    their own, no BEGIN or COMMIT on PostgreSQL, no BEGIN IMMEDIATE holding SQLite's write lock; the read is
+    audited once. Committed for real: the rolled-back outer transaction of `db_session` would hide the point."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        t = factories.territory(session, cpts)
+        done = factories.visit(session, t, state=AppointmentState.DONE, now=NOW)
+        specialist = factories.user(session, cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
+        report_id = reports.start_report(session, specialist, done).id
+        _token, raw = accounts.create_api_token(session, specialist, name="lecture")
+        session.commit()
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    url = f"/api/v1/reports/{report_id}"
+    client.get(url, headers=headers)  # the token's first use stamps last_used_at
+    engine = app.extensions["hub.engine"]
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, _cursor, statement, *_args):
+        dbapi = conn.connection.dbapi_connection
+        outside = dbapi.autocommit if engine.dialect.name == "postgresql" else not dbapi.in_transaction
+        seen.append((statement.split()[0], outside))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        response = client.get(url, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert response.status_code == 200 and response.get_json()["state"] == "draft"
+    assert [verb for verb, _ in seen][-1] == "INSERT" and all(outside for _, outside in seen), seen
+    with factory() as session:
+        where = (AuditEvent.target_type == "reports", AuditEvent.target_id == str(report_id))
+        actions = session.execute(select(AuditEvent.action, AuditEvent.outcome).where(*where)).all()
+    assert [tuple(row) for row in actions].count(("report.read", "success")) == 2, "each read, once"
