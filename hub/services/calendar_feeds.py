@@ -324,7 +324,7 @@ def feed_contents(
     parameters = {"professional_id": feed.professional_id, "window_start": window[0], "window_end": window[1]}
     session.flush()  # what the ORM's autoflush would do: driver_rows has none
     statement = _contents_statement(initials, marked=mark is not None)
-    # Run by the driver, as feed_for_token's: SQLAlchemy's execution of it cost about a third of the feed's view.
+    # Run by the driver, as feed_for_token's: SQLAlchemy's execution of it cost a fifth of the feed's view.
     rows = driver_rows(session, statement, parameters | ({"mark": mark} if mark else {}))
     cut = len(_version_columns(initials))
     versions = [row[:cut] for row in rows]
