@@ -175,6 +175,7 @@ def _alarm(summary: str, before: dt.timedelta) -> str:
     )
 
 
+@functools.lru_cache(maxsize=1024)  # one per owner's name and zone
 def _calendar_head(calendar_name: str, zone: str) -> bytes:
     lines = [
         "BEGIN:VCALENDAR",
