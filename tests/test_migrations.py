@@ -214,3 +214,28 @@ def leave_an_interrupted_build(engine, name: str, target: str) -> None:
         conn.execute(
             text("UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(:name)"), {"name": name}
         )
+
+
+def test_the_appointments_professional_indexes_lead_to_their_time(scratch_engine):
+    """c4e6a8b0d2f1 replaces the performer's and the accompanying IDEL's single-column indexes by (column, starts_at),
+    built concurrently on PostgreSQL (an interrupted build's INVALID leftover built again); downgrade restores them."""
+    replaced = {
+        "ix_appointments_performer_time": "ix_appointments_performer_id",
+        "ix_appointments_accompanying_time": "ix_appointments_accompanying_id",
+    }
+    migrate.upgrade(scratch_engine, "b8d2e4f6a1c3")
+    if scratch_engine.dialect.name == "postgresql":
+        leave_an_interrupted_build(scratch_engine, "ix_appointments_performer_time", "appointments (performer_id)")
+    migrate.upgrade(scratch_engine, "c4e6a8b0d2f1")
+    names = index_names(scratch_engine, "appointments")
+    assert set(replaced) <= names and not set(replaced.values()) & names
+    columns = {index["name"]: index["column_names"] for index in inspect(scratch_engine).get_indexes("appointments")}
+    assert columns["ix_appointments_performer_time"] == ["performer_id", "starts_at"]
+    if scratch_engine.dialect.name == "postgresql":
+        with scratch_engine.connect() as conn:
+            assert conn.scalar(
+                text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ix_appointments_performer_time')")
+            )
+    migrate.downgrade(scratch_engine, "b8d2e4f6a1c3")
+    names = index_names(scratch_engine, "appointments")
+    assert set(replaced.values()) <= names and not set(replaced) & names

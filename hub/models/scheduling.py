@@ -372,6 +372,9 @@ class Appointment(Base):
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="appointment_order"),
         Index("ix_appointments_cpts_time", "cpts_id", "starts_at"),
+        # A professional's window of days (agenda, iCal feed, « Mes visites »), not their whole history.
+        Index("ix_appointments_performer_time", "performer_id", "starts_at"),
+        Index("ix_appointments_accompanying_time", "accompanying_id", "starts_at"),
         # A booking an outside system made is known by its id there: booked once (NULLs never collide).
         UniqueConstraint("source", "external_id", name="uq_appointments_source_external_id"),
     )
@@ -385,8 +388,8 @@ class Appointment(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
     slot_id: Mapped[int | None] = mapped_column(ForeignKey("slots.id"), index=True)
     program_id: Mapped[int | None] = mapped_column(ForeignKey("session_programs.id"), index=True)
-    performer_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"), index=True)
-    accompanying_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"), index=True)
+    performer_id: Mapped[int] = mapped_column(ForeignKey("professionals.id"))
+    accompanying_id: Mapped[int | None] = mapped_column(ForeignKey("professionals.id"))
     place_kind: Mapped[PlaceKind] = mapped_column(enum_type(PlaceKind, "place_kind"))
     starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the performer's time
     ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
