@@ -18,6 +18,8 @@ from hub.db import (
     _prepare,
     _retrying,
     driver_rows,
+    is_autocommitting,
+    make_engine,
     make_session_factory,
     read_rows,
     utcnow,
@@ -118,6 +120,38 @@ def test_a_retry_without_transaction_keeps_the_queued_audit_rows_not_the_row_loc
         assert not row_locks.held(session, locked)
     finally:
         session.close()
+
+
+def test_a_light_read_s_connection_goes_back_to_the_pool_out_of_autocommit(engine):
+    """`without_transaction` puts the driver's connection in autocommit itself (not by SQLAlchemy's isolation_level
+    option): the pool must take it back out before the next checkout, whose statements then run in a transaction
+    that a rollback undoes. An engine made in AUTOCOMMIT keeps its connections so."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's light reads leave out the BEGIN (hub.db._NO_BEGIN), they have no autocommit to reset")
+    one = make_engine(engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        factory = make_session_factory(one)
+        with factory() as session:
+            without_transaction(session)
+            driver_rows(session, select(literal(1).label("one")), {})
+            light = session.connection().connection.dbapi_connection
+            assert light.autocommit and is_autocommitting(session)
+        with factory() as session:
+            session.execute(select(literal(1)))
+            pooled = session.connection().connection.dbapi_connection
+            assert pooled is light
+            assert not pooled.autocommit and not is_autocommitting(session)
+            assert pooled.info.transaction_status == psycopg_driver.pq.TransactionStatus.INTRANS
+            session.rollback()
+    finally:
+        one.dispose()
+    admin = make_engine(engine.url.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT", pool_size=1)
+    try:
+        for _ in range(2):
+            with admin.connect() as connection:
+                assert connection.connection.dbapi_connection.autocommit
+    finally:
+        admin.dispose()
 
 
 def test_the_cursor_s_description_is_read_at_a_statement_s_first_execution_only(db_session):
