@@ -23,10 +23,10 @@ from hub.http.access import (
     check_every_endpoint_declares_access,
     is_api_request,
     is_light_page,
-    is_light_read,
     keep_preloaded,
-    preload_of_request,
-    view_needs_account,
+    needs_account_of,
+    preload_of,
+    request_view,
 )
 from hub.http.csrf import csrf_token
 from hub.http.request import db, init_request_cycle
@@ -178,7 +178,8 @@ def _bearer_user():
     if scheme.lower() != "bearer":
         return None
     raw = credentials.strip()
-    preload = preload_of_request() if is_light_read() else None
+    view = request_view()
+    preload = preload_of(view)
     if preload is None:
         caller = accounts.authenticate_token_light(db(), raw)
     else:
@@ -188,7 +189,7 @@ def _bearer_user():
         )
         if caller is not None:
             keep_preloaded(rows)
-    if caller is not None and view_needs_account():
+    if caller is not None and needs_account_of(view):
         return accounts.account_of(db(), caller)
     return caller
 

@@ -10,6 +10,7 @@ from flask import g, request_finished
 from sqlalchemy import func, select, update
 
 from hub.db import utcnow
+from hub.http.access import is_light_page, is_light_read, needs_account_of, preload_of, request_view
 from hub.models import ApiToken, AppointmentState, AuditEvent, User
 from hub.services import accounts
 from tests.queries import orm_executions
@@ -100,3 +101,18 @@ def test_only_api_views_are_marked_needs_account(app):
         "fhir.read_service_request",
         "fhir.search_service_requests",
     }
+
+
+def test_the_bearer_lookup_reads_the_marks_of_the_request_s_own_view(app):
+    """hub.app._bearer_user looks the request's view up once and reads its marks from it: the preload only a light
+    read declares, `needs_account`; a request that matched no route has no view and none of the marks."""
+    with app.test_request_context("/api/v1/patients/1"):
+        view = request_view()
+        assert view is app.view_functions["api.get_patient"]
+        assert preload_of(view) is view.preload is not None and not needs_account_of(view) and is_light_read()
+    with app.test_request_context("/api/v1/me/gp-capacity"):
+        view = request_view()
+        assert needs_account_of(view) and preload_of(view) is None and not is_light_read()
+    with app.test_request_context("/api/v1/nowhere"):
+        assert request_view() is None and preload_of(None) is None and not needs_account_of(None)
+        assert not is_light_read() and not is_light_page()
