@@ -310,8 +310,14 @@ def appointment_for(
 def readable_appointment(session: Session, user, appointment_id: int, row):
     """`appointment_for(…, "read")` of an appointment read as a plain row of its columns (None: none of that id in
     the user's CPTS): the same rule, the same 404 and the same audit row, without an ORM entity."""
-    allowed = row is not None and can_act_on_appointment(session, user, row, "read")
-    return _found(session, user, row, allowed, "read", kind="appointment", table="appointments", row_id=appointment_id)
+    return appointment_row_for(session, user, appointment_id, "read", row)
+
+
+def appointment_row_for(session: Session, user, appointment_id: int, verb: str, row):
+    """`appointment_for(…, verb)` of an appointment read as a plain row of its columns (None: none of that id in the
+    user's CPTS): the same rule and the same 404 (a read audited as there), without an ORM entity."""
+    allowed = row is not None and can_act_on_appointment(session, user, row, verb)
+    return _found(session, user, row, allowed, verb, kind="appointment", table="appointments", row_id=appointment_id)
 
 
 def _get(session: Session, user, model, row_id: int, load: Sequence, lock: bool, professional: str | None = None):
