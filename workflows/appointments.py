@@ -1134,10 +1134,9 @@ def _status_changed(session: Session, visit) -> None:
 
 
 # What the verbs on a session read beyond the appointment's row, to load with it (appointment_for's `load`, lock())
-# rather than one lazy load at a time: the patient's consents (a remote act needs one in force), and for the
-# checklist the program too (its zone: the patient's age on the session's day).
+# rather than one lazy load at a time: the patient's consents (a remote act needs one in force). The API's check-in
+# and checklist read them as plain rows (hub.api.appointments._SESSION_READ).
 CONSENTS_LOAD = (joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents),)
-CHECKLIST_LOAD = (*CONSENTS_LOAD, joinedload(Appointment.slot).joinedload(Slot.program))
 
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
 # Before the session, meaning before it is marked done: a specialist running late, or a session running over, must

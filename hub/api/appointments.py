@@ -203,7 +203,7 @@ def decline_appointment(appointment_id: int):
 
 def _act_on_row(appointment_id: int, verb: str, schema, perform):
     """_act for a verb run on the appointment read as plain rows (_SESSION_READ): the same 404, then the body read,
-    then `perform(visit, consents, data)`, which returns the columns it wrote; the answer is the row with them."""
+    then `perform(user, visit, consents, data)`, which returns the columns it wrote; the answer is the row with them."""
     user = current_user._get_current_object()
     rows = driver_rows(db(), _SESSION_READ, {"appointment_id": appointment_id, "cpts_id": user.cpts_id})
     visit = appointment_row_for(db(), user, appointment_id, verb, rows[0] if rows else None)
