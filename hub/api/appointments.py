@@ -209,7 +209,7 @@ def _act_on_row(appointment_id: int, verb: str, schema, perform):
     visit = appointment_row_for(db(), user, appointment_id, verb, rows[0] if rows else None)
     data = load(schema, json_body() if request.get_data() else {})
     # Consent.is_valid's rule: in force until withdrawn.
-    consents = [_ConsentRow(r.consent_kind, r.consent_withdrawn_at is None) for r in rows if r.consent_kind]
+    consents = [_ConsentRow(r.consent_kind, r.consent_withdrawn_at is None) for r in rows if r.consent_kind is not None]
     written = perform(user, visit, consents, data)
     shown = visit._replace(**{name: value for name, value in written.items() if name in visit._fields})
     return appointment_out(shown, room_name=visit.room_name, kit_name=visit.kit_name)
