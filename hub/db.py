@@ -512,18 +512,22 @@ def update_row(session: Session, instance: Any, values: dict[str, Any]) -> None:
     the same request (it would be written again, stale values included). A savepoint rolled back after it does not
     expire these values (the ORM expires what it flushed there; a full rollback expires everything): a caller that
     goes on after one refreshes the instance."""
-    mapper = type(instance).__mapper__
-    names = tuple(values)
-    statement, stamped = _update_by_id(mapper, names)
+    for name, value in update_by_id(session, type(instance), instance.id, values).items():
+        set_committed_value(instance, name, value)
+
+
+def update_by_id(session: Session, model: Any, row_id: int, values: dict[str, Any]) -> dict[str, Any]:
+    """update_row's UPDATE of the model's row `row_id`, for a row read as plain columns (no instance): returns the
+    values written, the columns' onupdate values included."""
+    statement, stamped = _update_by_id(model.__mapper__, tuple(values))
     given = dict(values)
     for name, column in stamped:
         default = column.onupdate
         given[name] = default.arg if default.is_scalar else default.arg(None)
     parameters = {f"new_{name}": value for name, value in given.items()}
-    parameters["row_id"] = instance.id
+    parameters["row_id"] = row_id
     driver_execute(session.connection(), statement, [parameters])
-    for name, value in given.items():
-        set_committed_value(instance, name, value)
+    return given
 
 
 @functools.cache

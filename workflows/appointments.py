@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 import functools
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -39,6 +40,7 @@ from hub.db import (
     driver_execute,
     insert_together,
     rows_changed,
+    update_by_id,
     update_row,
     utcnow,
     with_defaults,
@@ -47,6 +49,7 @@ from hub.db import (
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
+    BOOKED_THROUGH_SAS,
     Allocation,
     AllocationResource,
     Appointment,
@@ -70,9 +73,10 @@ from hub.models import (
     VisitOffer,
     VisitOfferState,
 )
+from hub.models.patient import age_on
 from hub.services import directory, resources
 from hub.services.care import care_team_member, care_team_query
-from hub.services.identity import add_consent, consent_withdrawn, has_valid_consent
+from hub.services.identity import add_consent, consent_withdrawn_in, has_valid_consent, valid_consent_in
 from scheduling.bookings import Hold, allocate, allocate_shared, insert_holding, release, release_shared
 from scheduling.slots import HOLDING_STATES, slot_with_program
 from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, sas, video
@@ -745,8 +749,14 @@ def lacks_remote_consent(appointment: Appointment) -> bool:
 def require_remote_consent(appointment: Appointment) -> None:
     """No confirmation, check-in or completion (hence no fee) of a remote act without a telehealth consent in
     force (HAS): a consent withdrawn after the confirmation stops the session too."""
-    if lacks_remote_consent(appointment):
-        withdrawn = consent_withdrawn(appointment.patient, ConsentKind.TELEHEALTH)
+    require_consent_for(appointment.kind, appointment.patient.consents)
+
+
+def require_consent_for(kind: AppointmentKind, consents: Iterable) -> None:
+    """require_remote_consent's rule for an appointment of `kind` whose patient has `consents` (Consent rows, or
+    plain rows with their kind and is_valid: identity.valid_consent_in)."""
+    if kind in REMOTE_KINDS and valid_consent_in(consents, ConsentKind.TELEHEALTH) is None:
+        withdrawn = consent_withdrawn_in(consents, ConsentKind.TELEHEALTH)
         raise RuleViolation(WITHDRAWN_CONSENT if withdrawn else MISSING_CONSENT)
 
 
@@ -1058,8 +1068,45 @@ def check_in(
 ) -> None:
     """The patient is there: the identity check (who, when, how), the patient's exact location and a
     call-back phone are recorded first (HAS; S17)."""
+    checked_in = checked_in_values(
+        actor,
+        appointment,
+        appointment.patient.consents,
+        identity_method=identity_method,
+        patient_location=patient_location,
+        callback_phone=callback_phone,
+        now=now,
+    )
+    update_row(session, appointment, checked_in)
+    audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
+    sas.status_changed(session, appointment)
+
+
+def check_in_row(session: Session, actor: User, visit, consents: Iterable, **given) -> dict[str, Any]:
+    """check_in of an appointment read as a plain row (`visit`: its columns, `cpts_id` and `source` among them) with
+    its patient's telehealth consents (valid_consent_in's): the same rules, UPDATE, audit row and SAS message,
+    without an ORM entity (issue 17, P7). Returns the columns written."""
+    written = update_by_id(session, Appointment, visit.id, checked_in_values(actor, visit, consents, **given))
+    target = ("appointments", visit.id)
+    audit.record(session, actor=actor, action="appointment.check_in", target=target, cpts_id=visit.cpts_id)
+    _status_changed(session, visit)
+    return written
+
+
+def checked_in_values(
+    actor: User,
+    appointment,
+    consents: Iterable,
+    *,
+    identity_method: str,
+    patient_location: str,
+    callback_phone: str,
+    now=None,
+) -> dict[str, Any]:
+    """check_in's rules on the appointment (an entity or a plain row of its columns) whose patient has `consents`:
+    the columns it writes."""
     target = MACHINE.target("check_in", appointment.state)
-    require_remote_consent(appointment)
+    require_consent_for(appointment.kind, consents)
     errors = {}
     if not (identity_method or "").strip():
         errors["identity_method"] = "Indiquez comment l'identité a été vérifiée (pièce d'identité, INS, traits)."
@@ -1078,16 +1125,20 @@ def check_in(
         "state": target,
         "sequence": appointment.sequence + 1,
     }
-    update_row(session, appointment, checked_in)
-    audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
-    sas.status_changed(session, appointment)
+    return checked_in
+
+
+def _status_changed(session: Session, visit) -> None:
+    """sas.status_changed of an appointment read as a plain row: the entity its message is made of loaded only for
+    an appointment the SAS follows (sas.status_changed tells the others apart by their source alone)."""
+    if visit.source == BOOKED_THROUGH_SAS:
+        sas.status_changed(session, session.get_one(Appointment, visit.id))
 
 
 # What the verbs on a session read beyond the appointment's row, to load with it (appointment_for's `load`, lock())
-# rather than one lazy load at a time: the patient's consents (a remote act needs one in force), and for the
-# checklist the program too (its zone: the patient's age on the session's day).
+# rather than one lazy load at a time: the patient's consents (a remote act needs one in force). The API's check-in
+# and checklist read them as plain rows (hub.api.appointments._SESSION_READ).
 CONSENTS_LOAD = (joinedload(Appointment.patient, innerjoin=True).joinedload(Patient.consents),)
-CHECKLIST_LOAD = (*CONSENTS_LOAD, joinedload(Appointment.slot).joinedload(Slot.program))
 
 CHECKLIST_STATES = frozenset({S.CONFIRMED, S.CHECKED_IN})
 # Before the session, meaning before it is marked done: a specialist running late, or a session running over, must
@@ -1104,8 +1155,12 @@ NOT_STARTED = "La séance n'a pas encore commencé : elle ne peut être notée t
 
 
 def is_minor_at_session(session: Session, appointment: Appointment) -> bool:
-    day = fees.local_day(appointment.starts_at, appointment_zone(session, appointment))
-    return appointment.patient.age_on(day) < 18
+    return is_minor_on(appointment.starts_at, appointment_zone(session, appointment), appointment.patient.birth_date)
+
+
+def is_minor_on(starts_at: dt.datetime, zone: str, birth_date: dt.date) -> bool:
+    """Whether someone born on `birth_date` is under 18 on the local day (in the program's `zone`) of `starts_at`."""
+    return age_on(birth_date, fees.local_day(starts_at, zone)) < 18
 
 
 def save_checklist(
@@ -1115,6 +1170,30 @@ def save_checklist(
     (who, when) before the session starts, the telehealth consent in force; the identity, the location and the
     call-back phone are traced at the check-in. Saved again, it replaces the previous answers; refused once the
     session's time is over unless the patient was received."""
+    minor = is_minor_at_session(session, appointment)
+    saved = checklist_values(actor, appointment, appointment.patient.consents, minor=minor, items=items, now=now)
+    update_row(session, appointment, saved)
+    audit.record(session, actor=actor, action="appointment.checklist", target=appointment, cpts_id=appointment.cpts_id)
+
+
+def save_checklist_row(
+    session: Session, actor: User, visit, consents: Iterable, *, minor: bool, items: dict[str, bool]
+) -> dict[str, Any]:
+    """save_checklist of an appointment read as a plain row (check_in_row's), `minor`: the patient on the
+    session's day (is_minor_on). Returns the columns written."""
+    written = update_by_id(
+        session, Appointment, visit.id, checklist_values(actor, visit, consents, minor=minor, items=items)
+    )
+    target = ("appointments", visit.id)
+    audit.record(session, actor=actor, action="appointment.checklist", target=target, cpts_id=visit.cpts_id)
+    return written
+
+
+def checklist_values(
+    actor: User, appointment, consents: Iterable, *, minor: bool, items: dict[str, bool], now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """save_checklist's rules on the appointment (an entity or a plain row of its columns) whose patient has
+    `consents` and is a minor on the session's day or not: the columns it writes."""
     now = now or utcnow()
     if appointment.state not in CHECKLIST_STATES:
         raise InvalidTransition(
@@ -1124,9 +1203,9 @@ def save_checklist(
         )
     if now >= appointment.ends_at and appointment.state is not S.CHECKED_IN:
         raise RuleViolation(CHECKLIST_TOO_LATE)
-    require_remote_consent(appointment)
+    require_consent_for(appointment.kind, consents)
     missing = {key: f"À cocher : {label}." for key, label in CHECKLIST_ITEMS.items() if not items.get(key)}
-    if is_minor_at_session(session, appointment) and not items.get("adult_present"):
+    if minor and not items.get("adult_present"):
         missing["adult_present"] = "Un adulte doit accompagner un patient mineur."
     if missing:
         raise ValidationFailed(missing, "La liste de vérification avant la séance n'est pas complète.")
@@ -1135,8 +1214,7 @@ def save_checklist(
         "checklist_saved_at": now,
         "checklist_saved_by_user_id": actor.id,
     }
-    update_row(session, appointment, saved)
-    audit.record(session, actor=actor, action="appointment.checklist", target=appointment, cpts_id=appointment.cpts_id)
+    return saved
 
 
 def complete(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None) -> None:

@@ -132,8 +132,13 @@ class Patient(Base):
         return self.identity_status is IdentityStatus.QUALIFIED
 
     def age_on(self, day: dt.date) -> int:
-        years = day.year - self.birth_date.year
-        return years - ((day.month, day.day) < (self.birth_date.month, self.birth_date.day))
+        return age_on(self.birth_date, day)
+
+
+def age_on(birth_date: dt.date, day: dt.date) -> int:
+    """The age in whole years on `day` of someone born on `birth_date`."""
+    years = day.year - birth_date.year
+    return years - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
 
 class IdentityCheck(Base):

@@ -1,7 +1,7 @@
 """Patients and identity vigilance (RNIV): strict traits, INS, traced identity checks, consents."""
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -419,7 +419,12 @@ def _stop_pending_documents(session: Session, patient_id: int, *, reason: str, c
 def valid_consent(patient: Patient, kind: ConsentKind) -> Consent | None:
     """The patient's consent of that kind still in force (not withdrawn), if any: the one rule every check
     of a consent goes through. Reads `patient.consents`: load them with the patients when checking many."""
-    return next((c for c in patient.consents if c.kind == kind and c.is_valid), None)
+    return valid_consent_in(patient.consents, kind)
+
+
+def valid_consent_in(consents: Iterable, kind: ConsentKind):
+    """valid_consent among `consents`: Consent rows, or plain rows with their `kind` and `is_valid`."""
+    return next((c for c in consents if c.kind == kind and c.is_valid), None)
 
 
 def consent_in_force(patient_id: SQLColumnExpression[int], kind: ConsentKind) -> ColumnElement[bool]:
@@ -439,7 +444,12 @@ def has_valid_consent(patient: Patient, kind: ConsentKind) -> bool:
 
 def consent_withdrawn(patient: Patient, kind: ConsentKind) -> bool:
     """None in force, but one was given then withdrawn: the patient said no, rather than was never asked."""
-    return valid_consent(patient, kind) is None and any(c.kind == kind for c in patient.consents)
+    return consent_withdrawn_in(patient.consents, kind)
+
+
+def consent_withdrawn_in(consents: Iterable, kind: ConsentKind) -> bool:
+    """consent_withdrawn among `consents` (valid_consent_in's)."""
+    return valid_consent_in(consents, kind) is None and any(c.kind == kind for c in consents)
 
 
 def search_patients(session: Session, visible, *, text=None, birth_date=None, page=1, per_page=50):

@@ -303,28 +303,26 @@ def test_a_booking_builds_no_schema(clock, api_as, territory, slot, monkeypatch)
 
 
 @pytest.mark.parametrize(
-    ("verb", "body", "program"),
+    ("verb", "body"),
     [
-        ("checklist", {"camera": True, "sound": True, "light": True, "privacy": True}, True),
-        (
-            "check-in",
-            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
-            False,
-        ),
+        ("checklist", {"camera": True, "sound": True, "light": True, "privacy": True}),
+        ("check-in", {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}),
     ],
 )
 def test_the_checklist_and_the_check_in_read_the_visit_with_what_they_check(
-    clock, api_as, db_session, engine, territory, verb, body, program
+    clock, api_as, db_session, engine, territory, verb, body
 ):
-    """The patient's consents (a remote act needs one in force) and, for the checklist, the program (its zone: the
-    patient's age on the session's day) come with the visit, not in lazy loads (9 and 7 statements before)."""
+    """The patient's consents (a remote act needs one in force) and the program (its zone: the patient's age on the
+    session's day, for the checklist) come with the visit in one statement built once (9 and 7 statements before),
+    as plain rows: no ORM statement, no entity loaded, nothing flushed; the answer is the visit as stored."""
     confirmed = factories.visit(db_session, territory, state=AppointmentState.CONFIRMED)
     db_session.commit()
     api = api_as(territory.idel_user)
     _first_use(api, f"/api/v1/appointments/{confirmed.id}")
-    with forbid_lazy_loads(), forbid_flushes(), statements_on(engine) as seen:
+    with forbid_flushes(), orm_executions() as (executed, loaded), statements_on(engine) as seen:
         response = api.post(f"/api/v1/appointments/{confirmed.id}/{verb}", json=body)
     assert response.status_code == 200, response.get_json()
+    assert (executed, loaded) == ([], [])
     db_session.expire_all()
     assert AppointmentOut().dump(db_session.get(Appointment, confirmed.id)) == response.get_json()
     assert [label(statement) for statement in seen] == [
@@ -332,8 +330,16 @@ def test_the_checklist_and_the_check_in_read_the_visit_with_what_they_check(
         "SELECT appointments",
         "UPDATE appointments",
     ]
-    assert "consents" in seen[1]
-    assert ("session_programs" in seen[1]) is program
+    assert "consents" in seen[1] and "session_programs" in seen[1]
+    audited = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.target_type == "appointments", AuditEvent.target_id == str(confirmed.id))
+    ).all()
+    assert [(e.action, e.actor_user_id, e.cpts_id, e.outcome) for e in audited][-1] == (
+        f"appointment.{verb.replace('-', '_')}",
+        territory.idel_user.id,
+        confirmed.cpts_id,
+        "success",
+    )
 
 
 def test_the_submission_locks_and_reads_the_referral_in_one_statement(api_as, engine, hub):  # noqa: F811
