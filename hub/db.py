@@ -251,8 +251,10 @@ def without_transaction(session: Session) -> None:
     # rather than by SQLAlchemy's isolation_level option: its checks, and its reset of the isolation level at each
     # checkin, cost ~45 µs of CPU per light read; the driver's switch, which sends nothing, ~5.
     pooled = session.connection().connection
-    pooled.info[_AUTOCOMMIT] = True
-    cast(Any, pooled.dbapi_connection).autocommit = True
+    dbapi = cast(Any, pooled.dbapi_connection)
+    if not dbapi.autocommit:  # an engine built in AUTOCOMMIT keeps its connections so
+        pooled.info[_AUTOCOMMIT] = True
+        dbapi.autocommit = True
 
 
 # The pooled connection's info key of a connection `without_transaction` put in the driver's autocommit.

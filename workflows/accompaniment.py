@@ -102,6 +102,9 @@ class BookedVisit:
 
 def for_appointment(session: Session, appointment: Appointment, *, now: dt.datetime) -> Suggestions:
     """`for_visit` of an appointment entity."""
+    # The pool is read by the driver, which does not autoflush: what this unit of work changed (an offer declined,
+    # the accompanying IDEL) is written first, as the ORM's reads did.
+    session.flush()
     if appointment.kind is not AppointmentKind.ASSISTED_TELECONSULTATION:
         return Suggestions([], None)
     visit = BookedVisit(

@@ -284,7 +284,7 @@ def _lists_statement() -> Select:
         Appointment.state == _written(Appointment.state, AppointmentState.PROPOSED), Appointment.starts_at >= day_start
     )
     offered_to_me = (
-        select(VisitOffer.appointment_id)
+        select(VisitOffer.appointment_id.label("id"))
         .join(Appointment, Appointment.id == VisitOffer.appointment_id)
         .where(
             VisitOffer.professional_id == professional_id,
@@ -308,8 +308,9 @@ def _lists_statement() -> Select:
         Appointment.starts_at >= day_end,
         Appointment.starts_at < bindparam("horizon", type_=UTCDateTime),
     )
-    # Each way of being listed is found by its own index (the offers', the accompanying's, the performer's), then
-    # the visits are read with their columns once: in one OR, the generic plan scanned `starts_at >= $n`, which it
+    # Each way of being listed is found by its index (the offers', the accompanying's, the performer's; one's own
+    # visits by both, a BitmapOr), then the visits are read with their columns once, the branches' ids all named
+    # `id`: in one OR, the generic plan scanned `starts_at >= $n`, which it
     # takes for a third of the table. UNION, not UNION ALL: a visit offered to its own accompanying IDEL is found
     # twice.
     listed = union(

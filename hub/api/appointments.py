@@ -8,10 +8,10 @@ from sqlalchemy.orm import aliased
 from hub import audit
 from hub.api import blueprint, json_body, load_json
 from hub.auth.permissions import Permission
-from hub.auth.policies import appointment_for, appointment_row_for, readable_appointment
+from hub.auth.policies import appointment_for, appointment_row_for
 from hub.db import driver_rows
 from hub.errors import ValidationFailed
-from hub.http.access import Preload, access, light_read, preloaded
+from hub.http.access import Preload, access, light_read, preloaded_row
 from hub.http.request import db
 from hub.models import (
     Appointment,
@@ -163,11 +163,7 @@ def get_appointment(appointment_id: int):
     # The Caller itself: the policy and the audit read several of its fields, each a lookup through the proxy.
     user = current_user._get_current_object()
     # An API view's caller is its Bearer token's (hub.app._bearer_user), whose lookup read the row with it.
-    rows = preloaded()
-    if rows is None:  # not an `assert`: under python -O a legitimate read would answer an audited 404
-        raise RuntimeError("get_appointment is a light read: its row comes with the token's statement")
-    found = rows[0] if rows and rows[0].id is not None else None
-    row = readable_appointment(db(), user, appointment_id, found)
+    row = appointment_row_for(db(), user, appointment_id, preloaded_row(), "read")
     return appointment_out(row, room_name=row.room_name, kit_name=row.kit_name)
 
 

@@ -10,7 +10,7 @@ from hub.api import blueprint
 from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_row_for
 from hub.db import utcnow
-from hub.http.access import Preload, access, light_read, preloaded
+from hub.http.access import Preload, access, light_read, preloaded_row
 from hub.http.request import db
 from hub.models import Appointment, Patient, SessionProgram, Slot, User
 from hub.schemas.referrals import candidates_out
@@ -52,9 +52,7 @@ _READ_WITH_CALLER = (
 @light_read(preload=Preload(_READ_WITH_CALLER, lambda arguments: {"appointment_id": arguments["appointment_id"]}))
 def appointment_candidates(appointment_id: int):
     user = current_user._get_current_object()
-    rows = preloaded()
-    assert rows is not None
-    found = rows[0] if rows and rows[0].id is not None else None
+    found = preloaded_row()
     row = appointment_row_for(db(), user, appointment_id, found, "reassign")
     audit.record(db(), actor=user, action="appointment.candidates", target=("appointments", row.id))
     found_candidates = accompaniment.for_visit(db(), _booked_visit(row), now=utcnow())

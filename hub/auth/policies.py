@@ -307,12 +307,6 @@ def appointment_for(
     return _found(session, user, row, allowed, verb, kind="appointment", table="appointments", row_id=appointment_id)
 
 
-def readable_appointment(session: Session, user, appointment_id: int, row):
-    """`appointment_for(…, "read")` of an appointment read as a plain row of its columns (None: none of that id in
-    the user's CPTS): the same rule, the same 404 and the same audit row, without an ORM entity."""
-    return appointment_row_for(session, user, appointment_id, row, "read")
-
-
 def appointment_row_for(session: Session, user, appointment_id: int, row, verb: str):
     """`appointment_for(…, verb)` of an appointment read as a plain row (None: none of that id in the user's CPTS)
     with the columns the rule reads (cpts_id, kind, performer_id, accompanying_id): the same rule, the same 404 and

@@ -112,6 +112,16 @@ def preloaded() -> list[Any] | None:
     return g.get("hub_preloaded")
 
 
+def preloaded_row() -> Any | None:
+    """The first row of the request's `Preload`, or None when the token's statement found none of it (its columns
+    NULL: not in the caller's CPTS, or no such id). For a light read that preloads: a view without its preload is a
+    programming error, raised (not an `assert`, which python -O drops, leaving a legitimate read an audited 404)."""
+    rows = preloaded()
+    if rows is None:
+        raise RuntimeError(f"{request.endpoint} reads a preloaded row, but its caller's lookup fetched none")
+    return rows[0] if rows and rows[0].id is not None else None
+
+
 def is_api_request() -> bool:
     """The JSON API and the FHIR API: Bearer tokens, no CSRF, machine-readable errors."""
     return request.path.startswith(("/api/", "/fhir/"))

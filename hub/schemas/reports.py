@@ -209,7 +209,7 @@ def report_out(report: Report, *, waits_for: Report | None = None) -> dict:
         "document_uid": r.document_uid,
         "content_sha256": r.content_sha256,
         "document_pending": pending,
-        "document_failed": pending and r.render_failed_at is not None,
+        "document_failed": r.document_failed,
         "document_waits_for_version": waits_for.version if waits_for else None,
         "document_waits_for_failed": bool(waits_for and waits_for.document_failed),
         "pdf_sha256": r.pdf_sha256,

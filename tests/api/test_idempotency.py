@@ -7,7 +7,7 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from hub.db import utcnow
 from hub.models import Appointment, IdempotentRequest, PlaceKind, Profession
@@ -180,3 +180,29 @@ def test_the_same_request_sent_concurrently_makes_one_booking(app, committed):
         assert [a.id for a in booked] == [answers[0][1]["id"]]
         claims = session.scalars(select(IdempotentRequest).where(IdempotentRequest.user_id == coordinator.id)).all()
         assert [(c.key, c.status) for c in claims] == [(KEY, 201)]
+
+
+def test_a_key_purged_between_the_claim_and_its_read_is_claimed_anew(
+    api_as, db_session, engine, territory, clock, slot
+):
+    """The retention purge may delete a stored key between the claim's INSERT (which met it) and the read of its
+    answer: the key is claimed again, as a new one, rather than answered 500."""
+    client = api_as(territory.coordinator)
+    assert post(client, booking(territory, slot)).status_code == 201
+    purged = []
+
+    def purge_before_the_read(_conn, cursor, statement, *_args):
+        if statement.startswith("SELECT") and "idempotent_requests" in statement and not purged:
+            cursor.execute("DELETE FROM idempotent_requests")
+            purged.append(statement)
+
+    event.listen(engine, "before_cursor_execute", purge_before_the_read)
+    try:
+        with statements_on(engine) as seen:
+            answer = post(client, booking(territory, slot))
+    finally:
+        event.remove(engine, "before_cursor_execute", purge_before_the_read)
+    claims = [label(statement) for statement in seen if "idempotent_requests" in statement]
+    assert claims == ["INSERT idempotent_requests", "SELECT idempotent_requests", "INSERT idempotent_requests"]
+    # A new request now: the booking runs again and meets the one the forgotten key made.
+    assert answer.status_code == 409 and "idempotence" not in answer.get_json()["detail"], answer.get_json()

@@ -395,3 +395,21 @@ def test_an_officine_is_no_place_for_another_programs_session_even_with_nobody_a
         book(db_session, t, place=PlaceKind.PHARMACY)
     assert refused.value.errors == {"place_kind": appointments.OFFICINE_ONLY_ITS_PROGRAM}
     assert db_session.scalar(select(func.count(Appointment.id))) == 0
+
+
+def test_an_offer_added_in_the_unit_of_work_is_answered_with_the_others(db_session, territory):
+    """The confirmation answers the pending offers by one driver UPDATE, which does not autoflush: an offer still
+    pending in memory is flushed first, so it is withdrawn with the others, not inserted pending after the answer.
+    (confirm's own reads autoflush before it today: the answer is called alone, as the last step of a unit of work.)"""
+    t = territory
+    appointment = book(db_session, t)
+    db_session.flush()
+    db_session.add(VisitOffer(appointment_id=appointment.id, professional_id=t.other_idel.id, round=2))
+    appointments._answer_offers(db_session, appointment, t.idel.id, NOW)
+    db_session.commit()
+    states = dict(
+        db_session.execute(
+            select(VisitOffer.professional_id, VisitOffer.state).where(VisitOffer.appointment_id == appointment.id)
+        ).all()
+    )
+    assert states == {t.idel.id: VisitOfferState.ACCEPTED, t.other_idel.id: VisitOfferState.WITHDRAWN}
