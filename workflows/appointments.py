@@ -76,7 +76,13 @@ from hub.models import (
 from hub.models.patient import age_on
 from hub.services import directory, resources
 from hub.services.care import care_team_member, care_team_query
-from hub.services.identity import add_consent, consent_withdrawn_in, has_valid_consent, valid_consent_in
+from hub.services.identity import (
+    add_consent,
+    consent_withdrawn_in,
+    consents_of,
+    has_valid_consent,
+    valid_consent_in,
+)
 from scheduling.bookings import Hold, allocate, allocate_shared, insert_holding, release, release_shared
 from scheduling.slots import HOLDING_STATES, slot_with_program
 from workflows import eligibility, fees, freed_slots, idel_ranking, rituals, sas, video
@@ -749,7 +755,7 @@ def lacks_remote_consent(appointment: Appointment) -> bool:
 def require_remote_consent(appointment: Appointment) -> None:
     """No confirmation, check-in or completion (hence no fee) of a remote act without a telehealth consent in
     force (HAS): a consent withdrawn after the confirmation stops the session too."""
-    require_consent_for(appointment.kind, appointment.patient.consents)
+    require_consent_for(appointment.kind, consents_of(appointment.patient))
 
 
 def require_consent_for(kind: AppointmentKind, consents: Iterable) -> None:
@@ -1071,7 +1077,7 @@ def check_in(
     checked_in = checked_in_values(
         actor,
         appointment,
-        appointment.patient.consents,
+        consents_of(appointment.patient),
         identity_method=identity_method,
         patient_location=patient_location,
         callback_phone=callback_phone,
@@ -1171,7 +1177,7 @@ def save_checklist(
     call-back phone are traced at the check-in. Saved again, it replaces the previous answers; refused once the
     session's time is over unless the patient was received."""
     minor = is_minor_at_session(session, appointment)
-    saved = checklist_values(actor, appointment, appointment.patient.consents, minor=minor, items=items, now=now)
+    saved = checklist_values(actor, appointment, consents_of(appointment.patient), minor=minor, items=items, now=now)
     update_row(session, appointment, saved)
     audit.record(session, actor=actor, action="appointment.checklist", target=appointment, cpts_id=appointment.cpts_id)
 

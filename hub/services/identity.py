@@ -422,6 +422,12 @@ def valid_consent(patient: Patient, kind: ConsentKind) -> Consent | None:
     return valid_consent_in(patient.consents, kind)
 
 
+def consents_of(patient: Patient) -> list[Consent]:
+    """The patient's consents, as valid_consent_in and consent_withdrawn_in judge them: the list is read here only, so
+    that every judgement of a consent stays in this module."""
+    return patient.consents
+
+
 def valid_consent_in(consents: Iterable, kind: ConsentKind):
     """valid_consent among `consents`: Consent rows, or plain rows with their `kind` and `is_valid`."""
     return next((c for c in consents if c.kind == kind and c.is_valid), None)
