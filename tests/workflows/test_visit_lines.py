@@ -5,7 +5,7 @@ its appointment says, and a list is one statement whatever its length, the teleh
 import datetime as dt
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql.psycopg import dialect as psycopg_dialect
 
 from hub.db import _prepare
@@ -241,33 +241,3 @@ def test_the_lists_states_and_kinds_are_written_into_their_sql():
     lists, done = (_prepare(s, dialect, None) for s in (visits._lists_statement(), visits._done_statement()))
     assert lists.constants == done.constants == {}
     assert "'proposed'" in lists.sql and "'telehealth'" in lists.sql and "LIMIT 50" in done.sql
-
-
-_HISTORY = """
-INSERT INTO appointments (cpts_id, kind, state, patient_id, performer_id, accompanying_id, place_kind, starts_at,
-    ends_at, created_by_user_id, sequence, source, created_at, updated_at, is_late_cancellation, checklist)
-SELECT a.cpts_id, a.kind, 'done', a.patient_id, p.id, q.id, a.place_kind, a.starts_at - g * interval '1 day',
-    a.ends_at - g * interval '1 day', a.created_by_user_id, 0, 'hub', a.created_at, a.updated_at, false, a.checklist
-FROM appointments a, professionals p, professionals q, generate_series(1, 40) g
-WHERE a.kind = 'assisted_teleconsultation' AND p.id <> q.id AND (a.id + p.id + q.id + g) % 7 = 0
-"""
-
-
-def test_the_lists_keep_their_generic_plan_on_postgresql(db_session, territory):
-    """After psycopg's warm-up (it prepares from the sixth run) and with the tables analysed, PostgreSQL runs the
-    lists and the visits done on their prepared statements' generic plans instead of planning each call."""
-    if db_session.get_bind().dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's plan cache")
-    _variety(db_session, territory)
-    # A history as statistics see it in production: thousands of visits done, shared among the professionals.
-    db_session.execute(text(_HISTORY))
-    db_session.execute(text("ANALYZE"))
-    start = factories.NOW.replace(hour=0, minute=0, second=0, microsecond=0)
-    for _ in range(15):
-        visits.visit_lists(db_session, territory.idel.id, start, start + dt.timedelta(days=1))
-        visits.done_visits(db_session, territory.idel.id)
-    plans = db_session.execute(
-        text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%AS c21%'")
-    ).all()
-    # psycopg prepares from the sixth run; PostgreSQL makes five custom plans, then keeps the generic one.
-    assert plans and all((generic, custom) == (5, 5) for generic, custom in plans), plans
