@@ -70,6 +70,10 @@ clock_seconds = time.monotonic
 @dataclass
 class DispatchStats:
     claimed: int = 0
+    # Rows a claim took, sent or not (put back: waiting for their connector, abandoned): a drain goes on while its
+    # claims come back full, not while it has something to send — a batch of messages waiting for a connector
+    # says nothing of what is due behind it.
+    taken: int = 0
     sent: int = 0
     retried: int = 0
     dead: int = 0
@@ -147,7 +151,7 @@ def drain(
             outcomes = _send_all(claims, utcnow, pool)  # the SMTP connections stay open from batch to batch
             for done in range(1, max_batches + 1):
                 following = DispatchStats()
-                full = stats.claimed == batch and done < max_batches
+                full = stats.taken == batch and done < max_batches
                 with _written_on_error(session_factory, outcomes, stats):
                     more = (
                         _claim(session_factory, connectors, now=utcnow(), batch=batch, lease=lease, stats=following)
@@ -332,7 +336,7 @@ def _claim(session_factory, connectors, *, now, batch, lease, stats: DispatchSta
             retry_at = now + UNCONFIGURED_RETRY
             _put_back(session, ids, state=OutboxState.PENDING, last_error=problem, next_attempt_at=retry_at)
             stats.unconfigured += len(ids)
-    stats.claimed = len(claims)
+    stats.claimed, stats.taken = len(claims), len(rows)
     return claims
 
 

@@ -382,26 +382,25 @@ def print_breakdown(step: Step) -> None:
 
 def wait_for_emails(url: str, stalled: float = 60.0, longest: float = 900.0) -> float:
     """Give the worker time to render the documents of the reports the last step signed (their deliveries are
-    queued then) and to send the e-mails it queued (it polls the outbox): while that backlog shrinks, up to
-    `longest` seconds, or until it has not shrunk for `stalled` seconds. A step beyond what the box sustains
-    leaves the worker (below the web processes for the CPU) a backlog of minutes: late is not lost. Returns the
-    seconds the backlog took to clear (or the time waited)."""
+    queued then) and to send the e-mails it queued (it polls the outbox): while it makes progress, up to `longest`
+    seconds, or until it has sent nothing for `stalled` seconds. Progress is e-mails sent, not the backlog
+    shrinking: a rendering queues the e-mails of its report, so the backlog can stand still while the worker
+    works. A step beyond what the box sustains leaves the worker (below the web processes for the CPU) a backlog
+    of minutes: late is not lost. Returns the seconds the backlog took to clear (or the time waited)."""
     engine = make_engine(url)
     started = time.monotonic()
+    emails = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.channel == "email")
     try:
-        smallest, last_progress = None, started
+        most_sent, last_progress = -1, started
         while time.monotonic() - started < longest and time.monotonic() - last_progress < stalled:
             with engine.connect() as connection:
-                waiting = connection.scalar(
-                    select(func.count())
-                    .select_from(OutboxMessage)
-                    .where(OutboxMessage.channel == "email", OutboxMessage.state != OutboxState.SENT)
-                )
+                waiting = connection.scalar(emails.where(OutboxMessage.state != OutboxState.SENT))
                 waiting += connection.scalar(select(func.count()).select_from(Report).where(awaiting_rendering()))
+                sent = connection.scalar(emails.where(OutboxMessage.state == OutboxState.SENT))
             if not waiting:
                 break
-            if smallest is None or waiting < smallest:
-                smallest, last_progress = waiting, time.monotonic()
+            if sent > most_sent:
+                most_sent, last_progress = sent, time.monotonic()
             time.sleep(1)
     finally:
         engine.dispose()

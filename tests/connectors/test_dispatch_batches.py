@@ -127,6 +127,24 @@ def test_a_recipient_refused_for_good_is_dead_and_the_connection_serves_the_othe
     assert sent_once(server, messages) and len(server.messages) == 10
 
 
+def test_messages_waiting_for_their_connector_do_not_end_the_drain_before_the_queue_behind_them(
+    db_session, sessions, server, test_ca
+):
+    # An SMS (no SMS connector here) at the head of every batch: the batches come back one short of full in
+    # messages to send, and the drain must still go on to the e-mails behind them, not wait for its next run.
+    messages = []
+    for n in range(5):
+        queue(db_session, channel="sms", recipient=f"+3361234567{n}")
+        messages += [queue(db_session, recipient=f"idel{n}-{k}@example.org") for k in range(3)]
+    db_session.commit()
+    connectors = build_registry(server.config(test_ca.ca_file))
+
+    stats = drain(sessions, connectors=connectors, batch=4, senders=1)
+
+    assert (stats.sent, stats.unconfigured) == (15, 5)
+    assert sent_once(server, messages) and len(server.messages) == 15
+
+
 @pytest.mark.parametrize("pipelining", [False, True])
 def test_the_envelope_is_pipelined_where_the_server_offers_it_and_only_there(db_session, sessions, test_ca, pipelining):
     """With PIPELINING, MAIL, RCPT and DATA leave in one write: the server holds RCPT before it answers MAIL."""
