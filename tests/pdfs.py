@@ -3,6 +3,8 @@ than characters: pypdf parses the file (strictly: a malformed one fails the test
 through each font's ToUnicode table."""
 
 import io
+import os
+from pathlib import Path
 
 from pypdf import PdfReader
 
@@ -28,3 +30,24 @@ def pdf_lines(data: bytes) -> list[str]:
     for page in pdf_reader(data).pages:
         page.extract_text(visitor_text=visit)
     return lines
+
+
+def open_font_files() -> list[str] | None:
+    """The font package's files this process holds open, read from Linux's /proc (None where there is none). A
+    fontTools font opened lazily from a path keeps its file open until closed; an fpdf2 font never output stays
+    reachable from its SubsetMap's glyph caches, which are per class, until another document's output empties them,
+    so the garbage collector closed the file (ResourceWarning) in whichever test came next."""
+    from hub import typeface  # fpdf2 and fontTools, loaded only where fonts are looked at
+
+    descriptors = Path("/proc/self/fd")
+    if not descriptors.is_dir():
+        return None
+    paths = []
+    for descriptor in descriptors.iterdir():
+        try:
+            target = os.readlink(descriptor)
+        except OSError:  # the listing's own descriptor, closed since
+            continue
+        if typeface.FONT_PACKAGE in target:
+            paths.append(target)
+    return paths
