@@ -46,8 +46,11 @@ def event(**fields) -> None:
 class Team(FastHttpUser):
     wait_time = between(*THINK)
 
-    def think(self) -> None:
-        gevent.sleep(random.uniform(*THINK))
+    def think(self, since: float) -> None:
+        """The think time counted from the request's start (constant pacing): a slower answer shortens the pause
+        after it, so a user offers the step's rate whatever the response times, as independent people would, until
+        the server is saturated and a request alone outlasts the pause."""
+        gevent.sleep(max(0.0, random.uniform(*THINK) - (time.monotonic() - since)))
 
     def call(
         self, method: str, path: str, name: str, *, bearer=None, cookie=None, body=None, expect=(200,), applied=None
@@ -60,7 +63,7 @@ class Team(FastHttpUser):
             headers["Cookie"] = cookie
         if method == "POST" and name == "POST /api/v1/appointments":
             headers["Idempotency-Key"] = str(uuid.uuid4())
-        attempt = 0
+        attempt, began = 0, time.monotonic()
         while True:
             attempt += 1
             with self.client.request(
@@ -81,10 +84,10 @@ class Team(FastHttpUser):
                 retry = RETRY and status in TRANSIENT and attempt <= len(RETRY_DELAYS)
                 event(name=name, outcome="retry" if retry else "gave-up", attempt=attempt, error=error[:120])
             if not retry:
-                self.think()
+                self.think(began)
                 return None
             gevent.sleep(RETRY_DELAYS[attempt - 1])
-        self.think()
+        self.think(began)
         return response
 
     def state_of(self, path: str, bearer: str) -> str | None:

@@ -289,7 +289,9 @@ class Step:
 
 def run_step(args, multiple: float, port: int, teams: dict, work: Work, workdir: Path, seconds: float) -> Step:
     offered = multiple * NATIONAL_PEAK
-    users = max(1, round(offered * THINK_MEAN))  # each user sends about one request per think time
+    # A user thinks after each of a teleconsultation's requests and once more before the next one: 21 thinks for 20
+    # requests. Fewer users offered ~5 % less than the step's name said.
+    users = max(1, round(offered * THINK_MEAN * (REQUESTS_PER_TELECONSULTATION + 1) / REQUESTS_PER_TELECONSULTATION))
     spawn_seconds = min(5.0, seconds / 4)
     per_second = offered / REQUESTS_PER_TELECONSULTATION
     needed = math.ceil(per_second * (seconds + spawn_seconds) * 1.3) + users
@@ -339,7 +341,7 @@ def run_step(args, multiple: float, port: int, teams: dict, work: Work, workdir:
         users=users,
         requests=int(total["Request Count"]),
         failures=int(total["Failure Count"]),
-        rate=float(total["Requests/s"]),
+        rate=steady_rate(Path(f"{prefix}_stats_history.csv"), users) or float(total["Requests/s"]),
         p50=float(total["50%"]),
         p95=float(total["95%"]),
         p99=float(total["99%"]),
@@ -349,12 +351,30 @@ def run_step(args, multiple: float, port: int, teams: dict, work: Work, workdir:
     )
 
 
+def steady_rate(history: Path, users: int) -> float | None:
+    """Requests per second once every user runs (locust's history, a line a second), not over the whole step: its
+    first seconds ramp the users up and its average counts them at a fraction of the load. None when the history
+    is too short to tell."""
+    if not history.exists():
+        return None
+    with open(history, encoding="utf-8") as handle:
+        full = [
+            (float(row["Timestamp"]), int(row["Total Request Count"]))
+            for row in csv.DictReader(handle)
+            if row["Name"] == "Aggregated" and int(row["User Count"]) == users
+        ]
+    if len(full) < 2 or full[-1][0] - full[0][0] < 10:
+        return None
+    (began, before), (ended, after) = full[0], full[-1]
+    return (after - before) / (ended - began)
+
+
 def print_step(step: Step) -> None:
     verdict = "sustained" if step.sustained else "NOT sustained"
     print(
         f"  {step.multiple:>5g}× ({step.multiple * NATIONAL_PEAK:6.1f} req/s offered, {step.users} users): "
-        f"{step.requests} requests, {step.rate:6.1f} req/s, p50 {step.p50:.0f} ms, p95 {step.p95:.0f} ms, "
-        f"p99 {step.p99:.0f} ms, {step.failures} errors → {verdict}",
+        f"{step.requests} requests, {step.rate:6.1f} req/s once all users run, p50 {step.p50:.0f} ms, "
+        f"p95 {step.p95:.0f} ms, p99 {step.p99:.0f} ms, {step.failures} errors → {verdict}",
         flush=True,
     )
     if step.unused <= 0:
@@ -668,7 +688,7 @@ def main(argv=None) -> int:
     print(
         f"\nP7: highest sustained multiple of the national peak (~{NATIONAL_PEAK:.0f} req/s) with p95 < "
         f"{P95_LIMIT_MS:.0f} ms and zero errors: {offered:g}× offered, {achieved:.2f}× achieved "
-        f"(goal ≥ 5×: {'met' if offered >= 5 else 'MISSED'})"
+        f"(goal ≥ 5× achieved: {'met' if achieved >= 5 else 'MISSED'})"
     )
     # The warm-up's signatures are in the database too.
     signed = sum(
