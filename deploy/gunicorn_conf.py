@@ -11,6 +11,7 @@ process-wide caches are safe under threads (bench/README.md lists what was check
 """
 
 import os
+import sys
 
 worker_class = "gthread"
 # One process per instance (cpts-hub-web@<port>), a host running about one instance per core: HAProxy sees each
@@ -31,6 +32,10 @@ def on_starting(server):
 
 
 threads = int(os.environ.get("HUB_WEB_THREADS", "4"))
+# A thread back from a database round trip waits for the GIL until the thread holding it is asked to let go, every
+# switch interval: CPython's 5 ms, against requests of 1–2 ms of CPU and about five round trips each, made a busy
+# process's requests wait in turn for each other's CPU (bench/README.md, eighth pass). Inherited by the forked worker.
+sys.setswitchinterval(float(os.environ.get("HUB_GIL_SWITCH_MS", "1")) / 1000)
 # Under gthread, `timeout` is only a liveness check: the worker's main loop tells the arbiter it is alive while a view
 # thread may run or wait for ever, so it no longer bounds a request (a sync worker stuck in one was killed, and its
 # connection's transaction rolled back). The database bounds the work instead: PostgreSQL cancels a statement that
