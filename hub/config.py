@@ -98,10 +98,10 @@ DEFAULTS = {
     "CONNECTOR_ALLOW_PRIVATE_HOSTS": 0,
     # `hub worker`: scheduler lease, dispatcher period and the outbox lease of a message being sent.
     "WORKER_LEASE_SECONDS": 30,
-    # Each second, not each 5: a signed report's documents and e-mails leave within a second, and a pass does a
-    # second's work instead of five seconds' in one burst on the web processes' cores (P7 at 4.75× seemed steadier,
-    # not proven: its p95 swings too much from run to run, bench/README.md, eighth pass). An idle pass: ~7 statements.
-    "DISPATCH_INTERVAL_SECONDS": 1,
+    # Not lower without changing how the loops run: each is an interval job that skips its run, with a WARNING in
+    # the log, while the previous one is still going (max_instances=1), so at 1 s a pass longer than a second under
+    # load would warn every second. P7 did not show that 1 s helps either (bench/README.md, eighth pass).
+    "DISPATCH_INTERVAL_SECONDS": 5,
     "OUTBOX_LEASE_SECONDS": 300,
     # When the oldest message due has waited longer than this for the worker (it is behind or stopped), the
     # coordination's « Envois » and desk say so, and `flask hub outbox status` exits 1 (monitoring).
