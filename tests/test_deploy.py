@@ -273,29 +273,34 @@ def test_gunicorn_conf_bounds_a_web_node_database_work_unless_hub_env_says_other
     }
 
 
-def _gunicorn_start_log(environment: dict[str, str], tmp_path: Path) -> str:
-    """What gunicorn logs, with deploy/gunicorn_conf.py and this environment, until its worker has booted."""
-    (tmp_path / "tiny_app.py").write_text(
-        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'']\n", encoding="utf-8"
-    )
+@contextlib.contextmanager
+def _gunicorn(app_source: str, environment: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
+    """gunicorn with deploy/gunicorn_conf.py and this environment (no other HUB_* setting) serving `app_source`'s `app`
+    on a free address of 127.0.0.1; its stderr piped. Stopped on leaving."""
+    (tmp_path / "app_under_conf.py").write_text(app_source, encoding="utf-8")
     gunicorn = Path(sys.executable).parent / "gunicorn"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    command = [str(gunicorn), "-c", str(DEPLOY / "gunicorn_conf.py"), "--chdir", str(tmp_path)]
-    lines = []
+    address = _free_address()
+    command = [str(gunicorn), "-c", str(DEPLOY / "gunicorn_conf.py"), "--chdir", str(tmp_path), "--bind", address]
     with subprocess.Popen(
-        [*command, "--bind", _free_address(), "tiny_app:app"],
-        env=clean | environment,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*command, "app_under_conf:app"], env=clean | environment, stderr=subprocess.PIPE, text=True
     ) as server:
-        assert server.stderr is not None
         try:
-            for line in server.stderr:
-                lines.append(line)
-                if "Booting worker" in line:
-                    break
+            yield server, address
         finally:
             server.terminate()
+
+
+def _gunicorn_start_log(environment: dict[str, str], tmp_path: Path) -> str:
+    """What gunicorn logs, with deploy/gunicorn_conf.py and this environment, until its worker has booted."""
+    tiny_app = "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'']\n"
+    lines = []
+    with _gunicorn(tiny_app, environment, tmp_path) as (server, _):
+        assert server.stderr is not None
+        for line in server.stderr:
+            lines.append(line)
+            if "Booting worker" in line:
+                break
     return "".join(lines)
 
 
@@ -325,34 +330,26 @@ def test_the_worker_yields_the_cpu_to_the_web_processes():
 
 def _switch_interval_served(environment: dict[str, str], tmp_path: Path) -> float:
     """The GIL switch interval a web node's worker process runs with (deploy/gunicorn_conf.py, a forked worker)."""
-    (tmp_path / "interval_app.py").write_text(
+    interval_app = (
         "import sys\n"
         "def app(environ, start_response):\n"
         "    start_response('200 OK', [])\n"
-        "    return [repr(sys.getswitchinterval()).encode()]\n",
-        encoding="utf-8",
+        "    return [repr(sys.getswitchinterval()).encode()]\n"
     )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    address = _free_address()
-    command = [str(gunicorn), "-c", str(DEPLOY / "gunicorn_conf.py"), "--chdir", str(tmp_path), "--bind", address]
-    with subprocess.Popen([*command, "interval_app:app"], env=clean | environment, stderr=subprocess.DEVNULL) as server:
-        try:
-            host, port = address.split(":")
-            deadline = time.monotonic() + 20
-            while True:
-                connection = http.client.HTTPConnection(host, int(port), timeout=5)
-                try:
-                    connection.request("GET", "/")
-                    return float(connection.getresponse().read())
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
-                finally:
-                    connection.close()
-        finally:
-            server.terminate()
+    with _gunicorn(interval_app, environment, tmp_path) as (_, address):
+        host, port = address.split(":")
+        deadline = time.monotonic() + 20
+        while True:
+            connection = http.client.HTTPConnection(host, int(port), timeout=5)
+            try:
+                connection.request("GET", "/")
+                return float(connection.getresponse().read())
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+            finally:
+                connection.close()
 
 
 def test_a_web_process_hands_the_gil_over_every_millisecond_unless_hub_env_says_otherwise(tmp_path):
