@@ -409,14 +409,15 @@ def wait_for_emails(url: str, stalled: float = 60.0, longest: float = 900.0) -> 
     of minutes: late is not lost. Returns the seconds the backlog took to clear (or the time waited)."""
     engine = make_engine(url)
     started = time.monotonic()
-    emails = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.channel == "email")
+    is_sent = OutboxMessage.state == OutboxState.SENT
+    emails = select(func.count().filter(~is_sent), func.count().filter(is_sent)).where(OutboxMessage.channel == "email")
+    unrendered = select(func.count()).select_from(Report).where(awaiting_rendering())
     try:
         most_sent, last_progress = -1, started
         while time.monotonic() - started < longest and time.monotonic() - last_progress < stalled:
             with engine.connect() as connection:
-                waiting = connection.scalar(emails.where(OutboxMessage.state != OutboxState.SENT))
-                waiting += connection.scalar(select(func.count()).select_from(Report).where(awaiting_rendering()))
-                sent = connection.scalar(emails.where(OutboxMessage.state == OutboxState.SENT))
+                unsent, sent = connection.execute(emails).one()
+                waiting = unsent + connection.scalar(unrendered)
             if not waiting:
                 break
             if sent > most_sent:
