@@ -42,7 +42,7 @@ def render_pdf(doc: ClinicalDocument, *, zone: str) -> bytes:
 
 def _heading(pdf, doc: ClinicalDocument, zone: str) -> None:
     pdf.set_font(style="B", size=15)
-    pdf.multi_cell(0, 7, doc.title, new_x="LMARGIN", new_y="NEXT")
+    _text(pdf, 7, doc.title)
     pdf.set_font(size=9)
     # The title names the document's type in words; its codes (LOINC, OIDs) are for machines, in the CDA.
     custodian = doc.custodian.name + (f" (FINESS {doc.custodian.finess})" if doc.custodian.finess else "")
@@ -99,7 +99,7 @@ def _sections(pdf, doc: ClinicalDocument) -> None:
     for section in doc.sections:
         _title(pdf, section.title)
         pdf.set_font(size=10)
-        pdf.multi_cell(0, LINE, section.text or "—", new_x="LMARGIN", new_y="NEXT")
+        _text(pdf, LINE, section.text or "—")
         pdf.ln(3)
 
 
@@ -113,7 +113,18 @@ def _field(pdf, label: str, value: str) -> None:
     pdf.set_font(style="B", size=10)
     pdf.cell(w=LABEL_WIDTH, h=LINE, text=label)
     pdf.set_font(size=10)
-    pdf.multi_cell(0, LINE, value or "—", new_x="LMARGIN", new_y="NEXT")
+    _text(pdf, LINE, value or "—")
+
+
+def _text(pdf, height: float, text: str) -> None:
+    """`text` to the right margin, wrapped, then the next line. fpdf2's multi_cell measures the text again for every
+    character it adds to a line, most of a report's rendering (bench/README.md, P7's worker); a text that fits on
+    one line is drawn by `cell`, which writes the same bytes (tests/documents/test_pdf.py). Only printable text: the
+    line breaker also reads tabs, line ends and the invisible and unbreakable spaces, which `cell` would not."""
+    if text.isprintable() and pdf.get_string_width(text) <= pdf.w - pdf.r_margin - pdf.x - 2 * pdf.c_margin:
+        pdf.cell(w=0, h=height, text=text, new_x="LMARGIN", new_y="NEXT")
+    else:
+        pdf.multi_cell(0, height, text, new_x="LMARGIN", new_y="NEXT")
 
 
 def _footer(pdf, doc: ClinicalDocument) -> None:

@@ -4,6 +4,7 @@ import re
 
 import time_machine
 
+from hub.documents import pdf as pdf_module
 from hub.documents.clinical import ClinicalDocument, Custodian, PatientIdentity, ProfessionalIdentity, Section
 from hub.documents.pdf import referral_letter, render_pdf
 from hub.models import Profession, Professional, Referral, Sex, Urgency
@@ -82,6 +83,40 @@ def test_the_pdf_is_a_pdf_and_the_same_document_always_gives_the_same_bytes():
     assert later == first, "the hash stored at signing must match the file sent later"
     assert b"/CreationDate (D:20261207143000Z" in first
     assert render_pdf(dataclasses.replace(document, title="Compte rendu de télésoin"), zone=ZONE) != first
+
+
+TEXTS_OF_EVERY_SHAPE = (
+    "—",
+    "Souffle à explorer : échocardiographie.",
+    "a " * 70,  # wraps at a space
+    "c-" * 80,  # wraps at a hyphen
+    "x" * 140,  # a word longer than the line
+    "  leading and trailing  ",
+    "PAS\u202f≥\u202f140\u00a0mmHg 😟 → contrôle\tà J7 ; ℃ ●\u200b",
+    "line\nbreak\r\nand\u00adsoft hyphen",
+)
+
+
+def test_text_drawn_on_one_line_gives_the_bytes_of_the_line_breaker(monkeypatch):
+    """Short texts skip fpdf2's line breaker for speed: the PDF must stay byte for byte what it drew before, or the
+    hash of a report signed before an upgrade would not match a rendering after it."""
+    documents = [
+        clinical_document(
+            title=text,
+            patient=dataclasses.replace(clinical_document().patient, birth_name=text, used_first_name=text),
+            sections=(Section("Observations", text),),
+        )
+        for text in TEXTS_OF_EVERY_SHAPE
+    ]
+    # Short lines falling on every height of the page, so that some break it.
+    documents.append(clinical_document(sections=tuple(Section(f"Séance {n}", "ECG lu. " * (n % 7)) for n in range(60))))
+    fast = [render_pdf(document, zone=ZONE) for document in documents]
+
+    def line_breaker_only(pdf, height, text):
+        pdf.multi_cell(0, height, text, new_x="LMARGIN", new_y="NEXT")
+
+    monkeypatch.setattr(pdf_module, "_text", line_breaker_only)
+    assert [render_pdf(document, zone=ZONE) for document in documents] == fast
 
 
 def test_the_pdf_shows_the_patient_strict_traits_and_identity_status():
