@@ -634,6 +634,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="with --direct: gunicorn worker processes (default 2)")
     parser.add_argument("--cpts", type=int, default=40, help="CPTS copies seeded (default 40)")
     parser.add_argument("--locust", default=shutil.which("locust") or str(Path(sys.executable).parent / "locust"))
+    parser.add_argument("--keep", help="a directory to copy locust's CSVs into (its history: a line a second)")
     args = parser.parse_args(argv)
     multiples = [float(m) for m in args.steps.split(",")]
 
@@ -683,6 +684,10 @@ def main(argv=None) -> int:
         finally:
             web.stop()
             worker.stop()
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                for kept in workdir.glob("step-*.csv"):
+                    shutil.copy(kept, args.keep)
         received = smtp.message_ids()
     print_breakdown(steps[-1])
     sustained = [s for s in steps if s.sustained]
