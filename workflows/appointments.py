@@ -50,6 +50,7 @@ from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, Val
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
     BOOKED_THROUGH_SAS,
+    Actor,
     Allocation,
     AllocationResource,
     Appointment,
@@ -161,7 +162,7 @@ class TelesoinAct:
 
 def book(
     session: Session,
-    actor: User,
+    actor: Actor,
     *,
     slot: Slot,
     patient: Patient,
@@ -304,7 +305,7 @@ def booking_inputs(session: Session, *, slot_id: int, patient_id: int) -> Bookin
 
 
 def requested_booking(
-    session: Session, actor: User, *, slot_id: int, patient_id: int, slot_first: bool = False
+    session: Session, actor: Actor, *, slot_id: int, patient_id: int, slot_first: bool = False
 ) -> BookingInputs:
     """The one read of a booking request (booking_inputs) and who may book: the patient the actor may edit
     (patient_for(write=True)'s rule, and its audited 404), the slot of the actor's CPTS (a 404). `slot_first`: the
@@ -319,14 +320,14 @@ def requested_booking(
     return inputs
 
 
-def _require_slot(actor: User, slot: Slot | None) -> None:
+def _require_slot(actor: Actor, slot: Slot | None) -> None:
     if slot is None or slot.program.cpts_id != actor.cpts_id:
         raise NotFound("Créneau introuvable.")
 
 
 def book_requested(
     session: Session,
-    actor: User,
+    actor: Actor,
     inputs: BookingInputs,
     *,
     place_kind: PlaceKind,
@@ -807,7 +808,7 @@ def record_remote_consent(session: Session, actor: User, appointment: Appointmen
     )
 
 
-def confirm(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None) -> None:
+def confirm(session: Session, actor: Actor, appointment: Appointment, *, now: dt.datetime | None = None) -> None:
     """The accompanying IDEL (or a coordinator for them) confirms the visit. A remote act needs the
     patient's valid consent first. When the visit is offered to several IDELs, the first to confirm
     gets it; the others' offers are withdrawn."""
@@ -900,7 +901,7 @@ def _take_open_visit(session: Session, appointment: Appointment, idel: Professio
     )
 
 
-def decline(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
+def decline(session: Session, actor: Actor, appointment: Appointment, *, reason: str, now=None) -> None:
     """The IDEL declines: their hold is released and the visit goes back to the coordinator with the reason."""
     now = now or utcnow()
     lock(session, appointment)
@@ -942,7 +943,7 @@ def release_idel(session: Session, appointment: Appointment) -> None:
     appointment.accompanying = None
 
 
-def reassign(session: Session, actor: User, appointment: Appointment, *, idel: Professional, now=None) -> None:
+def reassign(session: Session, actor: Actor, appointment: Appointment, *, idel: Professional, now=None) -> None:
     """The coordinator names another IDEL: the previous one's hold goes, the new one is held and asked."""
     now = now or utcnow()
     lock(session, appointment)
@@ -1088,7 +1089,7 @@ def check_in(
     sas.status_changed(session, appointment)
 
 
-def check_in_row(session: Session, actor: User, visit, consents: Iterable, **given) -> dict[str, Any]:
+def check_in_row(session: Session, actor: Actor, visit, consents: Iterable, **given) -> dict[str, Any]:
     """check_in of an appointment read as a plain row (`visit`: its columns, `cpts_id` and `source` among them) with
     its patient's telehealth consents (valid_consent_in's): the same rules, UPDATE, audit row and SAS message,
     without an ORM entity (issue 17, P7). Returns the columns written."""
@@ -1100,7 +1101,7 @@ def check_in_row(session: Session, actor: User, visit, consents: Iterable, **giv
 
 
 def checked_in_values(
-    actor: User,
+    actor: Actor,
     appointment,
     consents: Iterable,
     *,
@@ -1183,7 +1184,7 @@ def save_checklist(
 
 
 def save_checklist_row(
-    session: Session, actor: User, visit, consents: Iterable, *, minor: bool, items: dict[str, bool]
+    session: Session, actor: Actor, visit, consents: Iterable, *, minor: bool, items: dict[str, bool]
 ) -> dict[str, Any]:
     """save_checklist of an appointment read as a plain row (check_in_row's), `minor`: the patient on the
     session's day (is_minor_on). Returns the columns written."""
@@ -1196,7 +1197,13 @@ def save_checklist_row(
 
 
 def checklist_values(
-    actor: User, appointment, consents: Iterable, *, minor: bool, items: dict[str, bool], now: dt.datetime | None = None
+    actor: Actor,
+    appointment,
+    consents: Iterable,
+    *,
+    minor: bool,
+    items: dict[str, bool],
+    now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """save_checklist's rules on the appointment (an entity or a plain row of its columns) whose patient has
     `consents` and is a minor on the session's day or not: the columns it writes."""
@@ -1223,7 +1230,7 @@ def checklist_values(
     return saved
 
 
-def complete(session: Session, actor: User, appointment: Appointment, *, now: dt.datetime | None = None) -> None:
+def complete(session: Session, actor: Actor, appointment: Appointment, *, now: dt.datetime | None = None) -> None:
     """Done, once the session has started, with the HAS pre-session checklist saved before it (save_checklist)
     and, for a kiné's télésoin session, its six rituals recorded (workflows.rituals). What else ends with the
     session (its referral) follows in workflows.completion."""
@@ -1242,7 +1249,7 @@ def complete(session: Session, actor: User, appointment: Appointment, *, now: dt
     sas.status_changed(session, appointment)
 
 
-def degrade(session: Session, actor: User, appointment: Appointment, *, reason: str) -> None:
+def degrade(session: Session, actor: Actor, appointment: Appointment, *, reason: str) -> None:
     """The video failed and the act went on by phone: recorded, and not billable as télésoin."""
     target = MACHINE.target("degrade", appointment.state)
     if not (reason or "").strip():
@@ -1254,7 +1261,7 @@ def degrade(session: Session, actor: User, appointment: Appointment, *, reason: 
     sas.status_changed(session, appointment)
 
 
-def cancel(session: Session, actor: User, appointment: Appointment, *, reason: str, now=None) -> None:
+def cancel(session: Session, actor: Actor, appointment: Appointment, *, reason: str, now=None) -> None:
     """Cancel: every hold is released, pending offers withdrawn, everyone involved told; when patients wait for
     the program, the freed slot becomes the coordinator's task to offer (workflows.freed_slots). Within 24 h of
     the start it is a late cancellation — which is still not a no-show."""
@@ -1303,7 +1310,7 @@ def cancel(session: Session, actor: User, appointment: Appointment, *, reason: s
         )
 
 
-def record_no_show(session: Session, actor: User, appointment: Appointment, *, now=None) -> None:
+def record_no_show(session: Session, actor: Actor, appointment: Appointment, *, now=None) -> None:
     """A person records that the patient did not come; never automatic, never before the start."""
     now = now or utcnow()
     target = MACHINE.target("no_show", appointment.state)

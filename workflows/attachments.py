@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from hub import audit
 from hub.documents import store
 from hub.errors import NotFound
-from hub.models import User
+from hub.models import Actor
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class StoredFile:
 
 
 def read_attachment(
-    session: Session, actor: User, owner, attachment, *, requested_id: int, action: str, table: str, upload_dir: Path
+    session: Session, actor: Actor, owner, attachment, *, requested_id: int, action: str, table: str, upload_dir: Path
 ) -> StoredFile:
     """An uploaded file of `owner` the actor may read (`attachment`: None when the requested id is missing or
     not one of the owner's): a 404 as if absent, audited, or its stored bytes, the read audited."""

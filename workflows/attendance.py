@@ -33,6 +33,7 @@ from hub.db import utcnow
 from hub.errors import InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
+    Actor,
     Appointment,
     AppointmentState,
     Attendance,
@@ -43,7 +44,6 @@ from hub.models import (
     SessionProgram,
     Slot,
     SlotState,
-    User,
 )
 from scheduling.slots import has_seat_left
 from workflows import appointments, fees, referrals, sas
@@ -81,7 +81,7 @@ def attendances_by_appointment(session: Session, appointment_ids: list[int]) -> 
 
 def record(
     session: Session,
-    actor: User,
+    actor: Actor,
     appointment: Appointment,
     *,
     patient: bool,
@@ -148,7 +148,7 @@ def _check_answers(appointment: Appointment, *, patient: bool, accompanying: boo
         raise ValidationFailed(errors)
 
 
-def _postpone_the_group_session(session: Session, actor: User, appointment: Appointment) -> None:
+def _postpone_the_group_session(session: Session, actor: Actor, appointment: Appointment) -> None:
     """The performer of a group session is absent for all its participants: each other participant's appointment
     still to take place is postponed too (told, « À reprogrammer »), without an attendance row of its own — nobody
     said whether that patient came."""
@@ -172,7 +172,7 @@ def _postpone_the_group_session(session: Session, actor: User, appointment: Appo
             _postpone(session, actor, other)
 
 
-def _postpone(session: Session, actor: User, appointment: Appointment) -> None:
+def _postpone(session: Session, actor: Actor, appointment: Appointment) -> None:
     appointment.state = appointments.MACHINE.target("postpone", appointment.state)
     appointment.sequence += 1
     audit.record(session, actor=actor, action="appointment.postpone", target=appointment, cpts_id=appointment.cpts_id)

@@ -8,13 +8,13 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from hub.models import Appointment, User
+from hub.models import Actor, Appointment
 from workflows import appointments, referrals, surveys
 
 
 def complete(
     session: Session,
-    actor: User,
+    actor: Actor,
     appointment: Appointment,
     *,
     now: dt.datetime | None = None,

@@ -14,6 +14,7 @@ from sqlalchemy.orm.util import identity_key
 
 from hub import audit
 from hub.models import (
+    Actor,
     Appointment,
     FreedSlotOutcome,
     FreedSlotReason,
@@ -21,7 +22,6 @@ from hub.models import (
     SessionProgram,
     Slot,
     SlotState,
-    User,
     WaitingEntry,
     WaitingState,
 )
@@ -58,7 +58,7 @@ def slot_freed(
 
 
 def patient_booked(
-    session: Session, actor: User, appointment: Appointment, *, now: dt.datetime, waiting: bool = True
+    session: Session, actor: Actor, appointment: Appointment, *, now: dt.datetime, waiting: bool = True
 ) -> None:
     """The patient's waiting entry for the appointment's program, if any, is booked with it — unless a concurrent
     booking took it first: the conditional update then finds it booked and leaves it (workflows.waiting.offer
@@ -101,7 +101,7 @@ def _waiting(patient_id, program_id):
 REFERRAL_CANCELLED = "Adressage annulé"
 
 
-def referral_cancelled(session: Session, actor: User, referral_id: int, *, now: dt.datetime) -> None:
+def referral_cancelled(session: Session, actor: Actor, referral_id: int, *, now: dt.datetime) -> None:
     """A cancelled referral no longer waits: its entry is withdrawn (never offered a slot the GP no longer asks)."""
     withdrawn = session.execute(
         update(WaitingEntry)

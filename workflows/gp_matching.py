@@ -28,6 +28,7 @@ from hub.db import rows_changed
 from hub.errors import Conflict, Forbidden, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     CHRONIC_CONDITIONS,
+    Actor,
     ConsentMethod,
     GpProposal,
     GpProposalState,
@@ -122,7 +123,7 @@ def today_in(zone: str, now: dt.datetime) -> dt.date:
 # --- the coordination's list -------------------------------------------------------------------------------
 
 
-def enter(session: Session, actor: User, patient: Patient, data: dict, *, now: dt.datetime) -> GpSearch:
+def enter(session: Session, actor: Actor, patient: Patient, data: dict, *, now: dt.datetime) -> GpSearch:
     """Put the patient on the list with their consent (day, how) and fragility criteria. Refused for a patient who
     has a médecin traitant or already waits on the list."""
     if patient.attending_gp_id is not None:
@@ -167,7 +168,7 @@ def _waiting_of(session: Session, patient_id: int) -> GpSearch | None:
     )
 
 
-def waiting_list(session: Session, actor: User, *, today: dt.date) -> list[tuple[GpSearch, Fragility]]:
+def waiting_list(session: Session, actor: Actor, *, today: dt.date) -> list[tuple[GpSearch, Fragility]]:
     """The CPTS's patients waiting for a médecin traitant, most fragile first, then longest waiting; the read is
     audited."""
     searches = session.scalars(
@@ -181,7 +182,7 @@ def waiting_list(session: Session, actor: User, *, today: dt.date) -> list[tuple
     return rows
 
 
-def search_for(session: Session, actor: User, search_id: int, *, action: str = "gp_search.read") -> GpSearch:
+def search_for(session: Session, actor: Actor, search_id: int, *, action: str = "gp_search.read") -> GpSearch:
     """An entry of the actor's CPTS (an audited 404 otherwise); its read is audited."""
     search = session.get(GpSearch, search_id)
     if search is None or search.cpts_id != actor.cpts_id:
@@ -209,7 +210,7 @@ def matching_gps(session: Session, search: GpSearch) -> list[MatchingGp]:
 
 
 def propose(
-    session: Session, actor: User, search: GpSearch, gp: Professional | None, *, now: dt.datetime
+    session: Session, actor: Actor, search: GpSearch, gp: Professional | None, *, now: dt.datetime
 ) -> GpProposal:
     """Ask a GP of the territory who takes new patients to become the patient's médecin traitant."""
     _require_waiting(search)
@@ -244,7 +245,7 @@ def propose(
     return proposal
 
 
-def close(session: Session, actor: User, search: GpSearch, *, outcome: GpSearchState, reason: str, now: dt.datetime):
+def close(session: Session, actor: Actor, search: GpSearch, *, outcome: GpSearchState, reason: str, now: dt.datetime):
     """The patient leaves the list: consent withdrawn (or left) or a médecin traitant found elsewhere. Pending
     proposals are withdrawn."""
     _require_waiting(search)
@@ -301,7 +302,7 @@ def proposals_for(session: Session, gp: Professional) -> list[GpProposal]:
     )
 
 
-def proposal_for(session: Session, actor: User, proposal_id: int) -> GpProposal:
+def proposal_for(session: Session, actor: Actor, proposal_id: int) -> GpProposal:
     """A proposal made to the actor, a GP (an audited 404 for anyone else)."""
     proposal = session.get(GpProposal, proposal_id)
     if proposal is None or actor.professional_id is None or proposal.gp_id != actor.professional_id:
@@ -311,7 +312,7 @@ def proposal_for(session: Session, actor: User, proposal_id: int) -> GpProposal:
     return proposal
 
 
-def accept(session: Session, actor: User, proposal: GpProposal, *, now: dt.datetime) -> None:
+def accept(session: Session, actor: Actor, proposal: GpProposal, *, now: dt.datetime) -> None:
     """The GP becomes the patient's médecin traitant: one place of their capacity is taken and the entry closed,
     each by one conditional UPDATE, so that of two acceptances over the last place (or of one patient) one wins
     and the other gets a 409 with nothing changed."""
@@ -344,7 +345,7 @@ def accept(session: Session, actor: User, proposal: GpProposal, *, now: dt.datet
     audit.record(session, actor=actor, action="gp_proposal.accept", target=search, cpts_id=search.cpts_id)
 
 
-def refuse(session: Session, actor: User, proposal: GpProposal, *, reason: str, now: dt.datetime) -> None:
+def refuse(session: Session, actor: Actor, proposal: GpProposal, *, reason: str, now: dt.datetime) -> None:
     """The GP declines, with a reason the coordination reads; the patient stays on the list."""
     if proposal.state is not GpProposalState.PENDING:
         raise Conflict("Cette proposition a déjà reçu une réponse ou a été retirée.")

@@ -15,13 +15,13 @@ from hub.db import utcnow
 from hub.errors import RuleViolation, ValidationFailed
 from hub.models import (
     TECHNICAL_INCIDENTS,
+    Actor,
     Appointment,
     AppointmentKind,
     AppointmentState,
     IncidentKind,
     IncidentSeverity,
     SessionIncident,
-    User,
 )
 from hub.services import directory
 
@@ -38,7 +38,7 @@ def recordable(appointment: Appointment) -> bool:
 
 def record_incident(
     session: Session,
-    actor: User,
+    actor: Actor,
     appointment: Appointment,
     *,
     kind: IncidentKind,

@@ -20,6 +20,7 @@ from hub.errors import RuleViolation, ValidationFailed
 from hub.models import (
     REFERRAL_STATE_LABELS,
     URGENCY_RANK,
+    Actor,
     Appointment,
     AppointmentKind,
     AppointmentState,
@@ -82,7 +83,7 @@ LETTER_FIELDS = ("reason", "current_treatment", "history", "free_text")
 
 def create(
     session: Session,
-    actor: User,
+    actor: Actor,
     data: dict,
     *,
     new_patient: dict | None = None,
@@ -111,7 +112,7 @@ def create(
     return referral
 
 
-def _referred_patient(session: Session, actor: User, patient_id, new_patient: dict | None, *, confirm: bool):
+def _referred_patient(session: Session, actor: Actor, patient_id, new_patient: dict | None, *, confirm: bool):
     if new_patient:
         if patient_id:
             raise ValidationFailed({"patient_id": "Choisissez un patient existant ou créez-en un, pas les deux."})
@@ -124,14 +125,14 @@ def _referred_patient(session: Session, actor: User, patient_id, new_patient: di
     return patient
 
 
-def update(session: Session, actor: User, referral: Referral, data: dict) -> Referral:
+def update(session: Session, actor: Actor, referral: Referral, data: dict) -> Referral:
     MACHINE.target("update", referral.state)
     _apply(session, referral, data)
     audit.record(session, actor=actor, action="referral.update", target=referral, cpts_id=referral.cpts_id)
     return referral
 
 
-def _check_author(session: Session, actor: User) -> Professional:
+def _check_author(session: Session, actor: Actor) -> Professional:
     author = session.get(Professional, actor.professional_id) if actor.professional_id else None
     if author is None or author.profession is not Profession.GENERAL_PRACTITIONER:
         raise RuleViolation("Seul·e un·e médecin généraliste peut adresser un patient.")
@@ -175,7 +176,7 @@ def _apply(session: Session, referral: Referral, data: dict) -> None:
 
 
 def submit(
-    session: Session, actor: User, referral: Referral, *, consent_collected_on: dt.date | None = None, zone: str
+    session: Session, actor: Actor, referral: Referral, *, consent_collected_on: dt.date | None = None, zone: str
 ) -> Referral:
     """Send the referral to the coordination: it needs a reason, a target and the patient's telehealth
     consent — recorded here from the date the GP collected it, or an existing valid one."""
@@ -245,7 +246,7 @@ def missing_to_send(session: Session, actor: User, data: dict, *, new_patient: b
 
 def attach(
     session: Session,
-    actor: User,
+    actor: Actor,
     referral: Referral,
     *,
     kind,
@@ -275,7 +276,7 @@ def attach(
 
 
 def read_attachment(
-    session: Session, actor: User, referral: Referral, attachment_id: int, *, upload_dir: Path
+    session: Session, actor: Actor, referral: Referral, attachment_id: int, *, upload_dir: Path
 ) -> StoredFile:
     """A document of a referral the actor may read (a 404 if it is not one of the referral's); audited."""
     attachment = session.get(ReferralAttachment, attachment_id)
@@ -301,7 +302,7 @@ def proposed_specialist(session: Session, patient: Patient) -> Professional | No
 # --- the coordination's triage ----------------------------------------------------------------------------
 
 
-def accept(session: Session, actor: User, referral: Referral) -> Referral:
+def accept(session: Session, actor: Actor, referral: Referral) -> Referral:
     lock(session, referral)
     referral.state = MACHINE.target("accept", referral.state)
     referral.accepted_at = utcnow()
@@ -310,7 +311,7 @@ def accept(session: Session, actor: User, referral: Referral) -> Referral:
     return referral
 
 
-def reject(session: Session, actor: User, referral: Referral, *, reason: str) -> Referral:
+def reject(session: Session, actor: Actor, referral: Referral, *, reason: str) -> Referral:
     lock(session, referral)
     target = MACHINE.target("reject", referral.state)
     if not (reason or "").strip():
@@ -324,7 +325,7 @@ def reject(session: Session, actor: User, referral: Referral, *, reason: str) ->
 
 def schedule(
     session: Session,
-    actor: User,
+    actor: Actor,
     referral: Referral,
     *,
     slot: Slot | None,  # as looked up from the form: refused when unknown
@@ -416,7 +417,7 @@ def letters_by_appointment(session: Session, appointment_ids) -> dict[int, Refer
     return {referral.appointment_id: referral for referral in found if referral.appointment_id is not None}
 
 
-def reopen(session: Session, actor: User, referral: Referral) -> None:
+def reopen(session: Session, actor: Actor, referral: Referral) -> None:
     """Back to « à programmer » when its session was postponed: the coordination schedules it again from its page,
     which freezes its letter anew for the new session."""
     lock(session, referral)
@@ -425,7 +426,7 @@ def reopen(session: Session, actor: User, referral: Referral) -> None:
     audit.record(session, actor=actor, action="referral.reopen", target=referral, cpts_id=referral.cpts_id)
 
 
-def cancel(session: Session, actor: User, referral: Referral, *, reason: str) -> Referral:
+def cancel(session: Session, actor: Actor, referral: Referral, *, reason: str) -> Referral:
     lock(session, referral)
     target = MACHINE.target("cancel", referral.state)
     if not (reason or "").strip():
@@ -439,7 +440,7 @@ def cancel(session: Session, actor: User, referral: Referral, *, reason: str) ->
     return referral
 
 
-def mark_done(session: Session, actor: User, referral: Referral) -> Referral:
+def mark_done(session: Session, actor: Actor, referral: Referral) -> Referral:
     """The referral is done when its appointment is (the appointment's completion may call this)."""
     lock(session, referral)
     target = MACHINE.target("complete", referral.state)
@@ -453,7 +454,7 @@ def mark_done(session: Session, actor: User, referral: Referral) -> Referral:
     return referral
 
 
-def done_for_appointment(session: Session, actor: User, appointment: Appointment) -> Referral | None:
+def done_for_appointment(session: Session, actor: Actor, appointment: Appointment) -> Referral | None:
     """The referral booked in this appointment, done with it (called by workflows.completion)."""
     referral = session.scalar(select(Referral).where(Referral.appointment_id == appointment.id))
     if referral is not None and referral.state is S.SCHEDULED:

@@ -50,6 +50,7 @@ from hub.models import (
     REPORT_DELAY_DEFAULTS,
     REPORT_KIND_LABELS,
     REPORT_STATE_LABELS,
+    Actor,
     Appointment,
     AppointmentKind,
     AppointmentState,
@@ -134,7 +135,7 @@ _BEGUN = (
 )
 
 
-def begin_report(session: Session, actor: User, appointment: Appointment) -> tuple[Report, bool]:
+def begin_report(session: Session, actor: Actor, appointment: Appointment) -> tuple[Report, bool]:
     """start_report's draft, and whether it was created now (the API answers 201) rather than already begun."""
     # The author first: whoever else may read the session is refused without taking its lock (its performer
     # never changes).
@@ -221,7 +222,7 @@ def _start_answer(session: Session, actor: User, request: TeleexpertiseRequest) 
     return report
 
 
-def _add(session: Session, actor: User, report: Report) -> Report:
+def _add(session: Session, actor: Actor, report: Report) -> Report:
     """The transient `report` inserted and made persistent, a first version its own root."""
     _insert(session, report)
     audit.record(session, actor=actor, action="report.create", target=report, cpts_id=report.cpts_id)
@@ -281,7 +282,7 @@ _SET_OWN_ROOT = (
 )
 
 
-def update_draft(session: Session, actor: User, report: Report, **fields) -> Report:
+def update_draft(session: Session, actor: Actor, report: Report, **fields) -> Report:
     _lock(session, report)
     MACHINE.target("update", report.state)
     _author(actor, report.author_id)
@@ -320,7 +321,7 @@ SIGN_LOAD = (joinedload(Report.patient).joinedload(Patient.attending_gp), joined
 
 
 def sign(
-    session: Session, actor: User, report: Report, *, upload_dir: Path, zone: str, now: dt.datetime | None = None
+    session: Session, actor: Actor, report: Report, *, upload_dir: Path, zone: str, now: dt.datetime | None = None
 ) -> Report:
     """Freeze the report: its clinical document (text, version, author, times in the territory's `zone`) and its
     recipients, as JSON under their hash, in this transaction with the state, the signer and the time. The PDF
@@ -859,7 +860,7 @@ def _first_version_uid(session: Session, report: Report) -> str | None:
     return session.scalar(select(Report.document_uid).where(Report.id == report.root_id))
 
 
-def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str, now: dt.datetime, zone: str) -> None:
+def _ask_follow_up(session: Session, actor: Actor, report: Report, follow_up: str, now: dt.datetime, zone: str) -> None:
     """The follow-up the report asks (an in-person echocardiography…) becomes the patient's next pathway
     step of that modality, due now, so that it reaches the coordinator's queue; a conditional step waiting
     for this request is the one taken."""
@@ -904,7 +905,7 @@ def _ask_follow_up(session: Session, actor: User, report: Report, follow_up: str
 # --- corrections and waivers -------------------------------------------------------------------------------
 
 
-def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Path) -> StoredFile:
+def signed_pdf(session: Session, actor: Actor, report: Report, *, upload_dir: Path) -> StoredFile:
     """The signed report's frozen PDF, for a reader the caller has checked; the export is audited."""
     if report.document_pending:
         lease = int(RENDER_LEASE.total_seconds())  # a failed rendering is retried once its lease is over
@@ -927,7 +928,7 @@ def signed_pdf(session: Session, actor: User, report: Report, *, upload_dir: Pat
     return StoredFile(content, "application/pdf", f"compte-rendu-{report.id}-v{report.version}.pdf")
 
 
-def supersede(session: Session, actor: User, report: Report) -> Report:
+def supersede(session: Session, actor: Actor, report: Report) -> Report:
     """A correction: a new draft version holding the signed text, to edit and sign in turn."""
     _lock(session, report)
     MACHINE.target("supersede", report.state)
@@ -1297,7 +1298,7 @@ def current_reports(session: Session, where, *, limit: int = 200) -> list[Report
     )
 
 
-def _author(actor: User, professional_id: int | None) -> int:
+def _author(actor: Actor, professional_id: int | None) -> int:
     """The author's professional id: the actor's own, who must be the act's (no read: the API's Caller carries it)."""
     if actor.professional_id is None or actor.professional_id != professional_id:
         raise RuleViolation("Seul le professionnel qui a réalisé l'acte rédige et signe son compte rendu.")

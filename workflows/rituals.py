@@ -14,12 +14,12 @@ from hub.errors import RuleViolation
 from hub.models import (
     RITUAL_FIELD_LABELS,
     RITUALS,
+    Actor,
     Appointment,
     AppointmentKind,
     AppointmentState,
     Profession,
     Ritual,
-    User,
 )
 
 NOT_KINE_TELESOIN = "Les rituels de séance concernent les séances de télésoin d'un·e masseur-kinésithérapeute."
@@ -46,7 +46,7 @@ def applies_to(appointment: Appointment) -> bool:
 
 
 def record(
-    session: Session, actor: User, appointment: Appointment, data: dict, *, now: dt.datetime | None = None
+    session: Session, actor: Actor, appointment: Appointment, data: dict, *, now: dt.datetime | None = None
 ) -> RecordedRituals:
     """The kiné records (or records again, whole) the rituals of the session under way; what is still missing is
     said, not refused: the completion refuses it."""

@@ -14,6 +14,7 @@ from hub.db import utcnow
 from hub.errors import Conflict, HubError, ValidationFailed
 from hub.formatting import french_datetime
 from hub.models import (
+    Actor,
     AllocationResource,
     Appointment,
     AppointmentKind,
@@ -26,7 +27,6 @@ from hub.models import (
     Slot,
     SlotState,
     StepState,
-    User,
 )
 from scheduling.bookings import Hold, find_conflicts, label_of
 from scheduling.recurrence import next_occurrences, occurrences, public_holidays
@@ -152,7 +152,7 @@ def check(session: Session, series: Series, *, now: dt.datetime | None = None) -
 
 def book(
     session: Session,
-    actor: User,
+    actor: Actor,
     series: Series,
     *,
     all_or_nothing: bool,
@@ -200,7 +200,7 @@ def book(
     return booked, sorted(left_out, key=lambda o: o.starts_at)
 
 
-def _book_one(session: Session, actor: User, series: Series, slot: Slot, *, now: dt.datetime) -> Appointment:
+def _book_one(session: Session, actor: Actor, series: Series, slot: Slot, *, now: dt.datetime) -> Appointment:
     return appointments.book(
         session,
         actor,
@@ -391,7 +391,7 @@ def check_pathway(session: Session, pathway: CarePathway, *, now: dt.datetime | 
 
 def book_pathway(
     session: Session,
-    actor: User,
+    actor: Actor,
     pathway: CarePathway,
     *,
     all_or_nothing: bool,

@@ -28,7 +28,7 @@ from hub import audit
 from hub.db import utcnow
 from hub.errors import NotFound, RuleViolation, ValidationFailed
 from hub.formatting import french_datetime
-from hub.models import Appointment, AppointmentKind, AppointmentState, SessionProgram, User, VideoRoom
+from hub.models import Actor, Appointment, AppointmentKind, AppointmentState, SessionProgram, VideoRoom
 
 OPENS_BEFORE = dt.timedelta(minutes=15)
 CLOSES_AFTER = dt.timedelta(minutes=15)  # a session running a little over keeps its room
@@ -173,7 +173,7 @@ def sendable(session: Session, appointment: Appointment, *, now: dt.datetime) ->
 
 
 def send_patient_link(
-    session: Session, actor: User | str, appointment: Appointment, *, now: dt.datetime | None = None
+    session: Session, actor: Actor | str, appointment: Appointment, *, now: dt.datetime | None = None
 ) -> VideoAccess:
     """Queue the patient's link (SMS, else e-mail) with a new token, the previous one dropped; refused when the
     program names no tool, when the session is over or not live, or when the patient cannot be reached. The

@@ -18,6 +18,7 @@ from hub.db import UTCDateTime, rows_changed, utcnow
 from hub.errors import Conflict, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     WAITING_URGENCY_RANK,
+    Actor,
     Allocation,
     AllocationResource,
     Appointment,
@@ -129,7 +130,7 @@ def _active_entry(session: Session, patient_id: int, program_id: int) -> Waiting
     )
 
 
-def withdraw(session: Session, actor: User, entry: WaitingEntry, *, reason: str, now=None) -> WaitingEntry:
+def withdraw(session: Session, actor: Actor, entry: WaitingEntry, *, reason: str, now=None) -> WaitingEntry:
     """The patient no longer waits (care found elsewhere, moved, declined…): the reason is kept."""
     if not (reason or "").strip():
         raise ValidationFailed({"reason": "Indiquez pourquoi le patient quitte la liste d'attente."})
@@ -383,7 +384,7 @@ def get_task(session: Session, task_id: int, *, cpts_id: int) -> FreedSlotTask:
 
 def offer(
     session: Session,
-    actor: User,
+    actor: Actor,
     task: FreedSlotTask,
     entry: WaitingEntry,
     *,
@@ -428,7 +429,7 @@ def offer(
     return appointment
 
 
-def _claim_task(session: Session, task: FreedSlotTask, actor: User, entry: WaitingEntry, *, now) -> None:
+def _claim_task(session: Session, task: FreedSlotTask, actor: Actor, entry: WaitingEntry, *, now) -> None:
     won = rows_changed(
         session,
         update(FreedSlotTask)

@@ -139,7 +139,7 @@ from hub.models.teleexpertise import (
     TeleexpertiseRequest,
     TeleexpertiseState,
 )
-from hub.models.user import ROLE_LABELS, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
+from hub.models.user import ROLE_LABELS, Actor, ApiToken, LoginAttempt, Role, User, UserRole, UserSession
 from hub.models.video import VideoRoom
 from hub.models.waiting import (
     FREED_SLOT_REASON_LABELS,
@@ -215,6 +215,7 @@ __all__ = [
     "WAITING_URGENCY_LABELS",
     "WAITING_URGENCY_RANK",
     "WOULD_AGAIN_QUESTION",
+    "Actor",
     "Allocation",
     "AllocationResource",
     "ApiToken",

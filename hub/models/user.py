@@ -1,5 +1,6 @@
 import datetime as dt
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -20,6 +21,29 @@ ROLE_LABELS = {
     Role.COORDINATOR: "Coordinateur·rice",
     Role.PROFESSIONAL: "Professionnel·le de santé",
 }
+
+
+class Actor(Protocol):
+    """Who acts, as a workflow reads them: a `User`, or the `accounts.Caller` that an API view not marked
+    `needs_account` and a light page hand over instead (hub.http.access), which carries only this. A workflow typed
+    `User` reading more of a Caller (`actor.professional`…) costs a read and a warning per request."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def login(self) -> str: ...
+
+    @property
+    def cpts_id(self) -> int: ...
+
+    @property
+    def professional_id(self) -> int | None: ...
+
+    @property
+    def roles(self) -> frozenset[Role]: ...
+
+    def has_role(self, role: Role) -> bool: ...
 
 
 class User(Base):

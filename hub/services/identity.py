@@ -347,8 +347,10 @@ def add_consent(session: Session, actor, patient: Patient, data: dict, *, zone: 
     own = collector_id == actor.professional_id and actor.cpts_id == patient.cpts_id
     if collector_id is not None and not own:
         collector = session.get(Professional, collector_id)
-        if collector is None or collector.cpts_id != patient.cpts_id:
-            raise ValidationFailed({"collected_by_professional_id": "Professionnel inconnu dans la CPTS."})
+        # Another one must be an active professional of the patient's CPTS, as a care team member or an
+        # accompanying IDEL: a deactivated one no longer collects consents in its name.
+        if collector is None or collector.cpts_id != patient.cpts_id or not collector.is_active:
+            raise ValidationFailed({"collected_by_professional_id": "Professionnel actif inconnu dans la CPTS."})
     consent = Consent(
         patient=patient,
         kind=data["kind"],

@@ -112,7 +112,8 @@ class Layout:
 
     def menu_links(self, path: str) -> Markup:
         """The menu's <li> links, the page's own marked current: rendered (templates/_menu.html) once per entry
-        and kept with the layout, instead of looping over the menu on every page."""
+        and kept with the layout, instead of looping over the menu on every page. `path` is the page's address
+        with the application's root (request.script_root + request.path), as url_for writes the menu's."""
         current = path if any(path == target for target, _label in self.menu) else None
         links = self._links.get(current)
         if links is None:

@@ -16,6 +16,7 @@ Revises: a3f7c1e9d2b4
 Create Date: 2026-12-05 05:00:00
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "b8d2e4f6a1c3"
@@ -50,9 +51,14 @@ def downgrade() -> None:
         for name, table, columns in REDUNDANT:
             op.create_index(name, table, columns)
         return
-    # A concurrent build that times out (env.py's lock_timeout) leaves an INVALID index of that name behind: dropped
-    # first, so a rerun builds it again rather than skipping it as present.
+    # A concurrent build that times out (env.py's lock_timeout) leaves an INVALID index of that name behind, which
+    # IF NOT EXISTS would keep: that one alone is dropped and built again. A valid one (a rerun after an interruption
+    # further on) is kept rather than rebuilt on a table every request reads.
     with op.get_context().autocommit_block():
         for name, table, columns in REDUNDANT:
-            op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
-            op.create_index(name, table, columns, postgresql_concurrently=True)
+            invalid = op.get_bind().scalar(
+                sa.text("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"), {"name": name}
+            )
+            if invalid:
+                op.drop_index(name, table_name=table, postgresql_concurrently=True)
+            op.create_index(name, table, columns, postgresql_concurrently=True, if_not_exists=True)

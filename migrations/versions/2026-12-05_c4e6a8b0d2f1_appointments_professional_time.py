@@ -13,6 +13,7 @@ Revises: b8d2e4f6a1c3
 Create Date: 2026-12-05 06:00:00
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "c4e6a8b0d2f1"
@@ -44,10 +45,16 @@ def _build(name: str, columns: list[str]) -> None:
         op.create_index(name, "appointments", columns)
         return
     # Concurrently, outside a transaction: appointments is written by every booking and state change. An interrupted
-    # concurrent build (env.py's lock_timeout) leaves an INVALID index of that name: dropped first, built again.
+    # concurrent build (env.py's lock_timeout) leaves an INVALID index of that name, which IF NOT EXISTS would keep:
+    # that one alone is dropped and built again. A valid one (a rerun after an interruption further on) is kept, not
+    # rebuilt on this hot table.
     with op.get_context().autocommit_block():
-        op.drop_index(name, table_name="appointments", postgresql_concurrently=True, if_exists=True)
-        op.create_index(name, "appointments", columns, postgresql_concurrently=True)
+        invalid = op.get_bind().scalar(
+            sa.text("SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"), {"name": name}
+        )
+        if invalid:
+            op.drop_index(name, table_name="appointments", postgresql_concurrently=True)
+        op.create_index(name, "appointments", columns, postgresql_concurrently=True, if_not_exists=True)
 
 
 def _drop(name: str) -> None:

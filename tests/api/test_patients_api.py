@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from hub.models import AuditEvent, IdentityStatus, Patient, Role, Sex
+from hub.models import AuditEvent, Consent, IdentityStatus, Patient, Role, Sex
 from hub.services import identity
 from tests import factories
 
@@ -318,6 +318,29 @@ def test_consents_through_the_api(api_as, gp, db_session, cpts):
     withdrawn = client.post(f"{url}/{consent['id']}/withdraw", json={"reason": "refus"}).get_json()
     assert withdrawn["is_valid"] is False
     assert_problem(client.post(f"{url}/{consent['id']}/withdraw", json={"reason": "encore"}), 409)
+
+
+def test_a_consent_is_collected_only_by_an_active_professional_of_the_patient_s_cpts(api_as, gp, db_session, cpts):
+    """Named by another one (a coordinator's entry of a colleague's consent), the collector is read: another CPTS's
+    or a deactivated professional is refused, and nothing is written."""
+    patient = factories.patient(db_session, cpts, attending_gp_id=gp.professional_id)
+    coordinator = factories.user(db_session, cpts, Role.COORDINATOR)
+    colleague = factories.professional(db_session, cpts)
+    refused = {
+        "another CPTS's": factories.professional(db_session, factories.cpts(db_session)).id,
+        "deactivated": factories.professional(db_session, cpts, is_active=False).id,
+        "unknown": colleague.id + 1000,
+    }
+    url = f"/api/v1/patients/{patient.id}/consents"
+    body = {"kind": "telehealth", "method": "oral", "collected_on": "2026-11-20"}
+    for actor in (coordinator, gp):
+        client = api_as(actor)
+        for collector in refused.values():
+            response = client.post(url, json=body | {"collected_by_professional_id": collector})
+            assert "collected_by_professional_id" in assert_problem(response, 422)["errors"]
+    assert db_session.scalar(select(func.count()).select_from(Consent).where(Consent.patient_id == patient.id)) == 0
+    accepted = api_as(coordinator).post(url, json=body | {"collected_by_professional_id": colleague.id})
+    assert accepted.status_code == 201 and accepted.get_json()["collected_by_professional_id"] == colleague.id
 
 
 def test_unauthenticated_api_is_401_problem(client):

@@ -113,6 +113,19 @@ def test_the_week_and_the_visits_link_where_url_for_says(app, auth, db_session, 
     assert {day_sheet, done} <= _hrefs(visits)
 
 
+@pytest.mark.parametrize("root", ["", "/hub"])
+def test_the_page_of_a_menu_entry_is_marked_current_under_a_prefix_too(app, auth, territory, root):
+    """url_for writes the menu's addresses with the application's root (SCRIPT_NAME); request.path has none."""
+    base_url = f"http://localhost{root}"
+    auth.login(territory.coordinator)
+    week = auth.client.get("/planning", base_url=base_url).get_data(as_text=True)
+    profile = auth.client.get("/me", base_url=base_url).get_data(as_text=True)
+    with app.test_request_context("/", base_url=base_url):
+        planning, me = url_for("planning.week"), url_for("me.profile")
+    assert week.count(f'<a href="{planning}" aria-current="page">Planning</a>') == 2  # the wide menu and the folded
+    assert f'<a href="{me}" aria-current="page">' in profile
+
+
 @pytest.mark.parametrize(
     ("who", "shown", "hidden"),
     [
