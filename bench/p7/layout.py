@@ -19,8 +19,10 @@ HAPROXY_CFG = REPO / "deploy" / "haproxy.cfg"
 # The deployment's settings (threaded workers, keep-alive), so that the figures are the deployment's.
 GUNICORN_CONF = REPO / "deploy" / "gunicorn_conf.py"
 # The worker's CPU priority in the deployment, its unit's Nice=, so that its bursts yield to the web requests here as
-# they do there (docs/deployment.md, « Worker priority »). `nice` rather than the unit's CPUWeight=: without systemd
-# the bench's processes share one cgroup, where only the nice value weighs.
+# they do there (docs/deployment.md, « Worker priority »). Without systemd there is no unit's cgroup to give
+# CPUWeight= to, and where the kernel groups tasks by session (autogroup: each Process below starts one) a nice value
+# weighs only within its own session's group: the worker's group is given the unit's Nice= too, the weight that
+# CPUWeight=10 gives its cgroup against the web instances' 100.
 WORKER_UNIT = REPO / "deploy" / "systemd" / "cpts-hub-worker.service"
 
 
@@ -58,10 +60,23 @@ def gunicorn_options(workers: int, threads: int) -> list[str]:
 
 
 def worker_command() -> list[str]:
-    """`flask hub worker` at the unit's Nice= (`nice` execs it, so its pid, which the lease's holder names, stays)."""
+    """`flask hub worker` at the unit's Nice=, its session's scheduling group too where the kernel has one (`sh` and
+    `nice` exec it, so its pid, which the lease's holder names, stays)."""
     lines = WORKER_UNIT.read_text(encoding="utf-8").splitlines()
     (nice,) = [line.partition("=")[2].strip() for line in lines if line.startswith("Nice=")]
-    return ["nice", "-n", nice, str(Path(sys.executable).parent / "flask"), "hub", "worker"]
+    flask = str(Path(sys.executable).parent / "flask")
+    return ["sh", "-c", f'echo {nice} 2>/dev/null >/proc/self/autogroup; exec nice -n {nice} "$0" hub worker', flask]
+
+
+def cpu_priority(pid: int) -> str:
+    """The process's nice value and, where the kernel groups tasks by session, its group's: what the worker's
+    figures were measured under."""
+    nice = os.getpriority(os.PRIO_PROCESS, pid)
+    try:
+        group = Path(f"/proc/{pid}/autogroup").read_text(encoding="utf-8").split()
+    except OSError:
+        return f"nice {nice}"
+    return f"nice {nice}, its session's group {group[0]} at nice {group[-1]}"
 
 
 def wait_healthy(port: int, process: Process, what: str) -> None:

@@ -57,6 +57,7 @@ from bench.common import (  # noqa: E402 (needs the repository on sys.path)
 from bench.p7.layout import (  # noqa: E402
     Process,
     WebHost,
+    cpu_priority,
     ensure_haproxy,
     gunicorn_options,
     wait_healthy,
@@ -658,7 +659,8 @@ def main(argv=None) -> int:
         web, port, layout = start_web(args, env, workdir, haproxy)
         worker = Process("worker", worker_command(), env, workdir)
         try:
-            print(f"layout: {layout}; the hub worker ({' '.join(worker.command[:3])}), locust {args.locust}")
+            time.sleep(0.5)  # `sh` has exec'd `nice`, and `nice` the worker
+            print(f"layout: {layout}; the hub worker ({cpu_priority(worker.process.pid)}), locust {args.locust}")
             # Warm-up at the first step's load, not counted: each gunicorn worker's first requests compile the
             # templates and open its connections.
             warm: Step = run_step(args, multiples[0], port, teams, work, workdir, args.warmup)
