@@ -350,7 +350,9 @@ def add_consent(session: Session, actor, patient: Patient, data: dict, *, zone: 
         # Another one must be an active professional of the patient's CPTS, as a care team member or an
         # accompanying IDEL: a deactivated one no longer collects consents in its name.
         if collector is None or collector.cpts_id != patient.cpts_id or not collector.is_active:
-            raise ValidationFailed({"collected_by_professional_id": "Professionnel actif inconnu dans la CPTS."})
+            raise ValidationFailed(
+                {"collected_by_professional_id": "Ce professionnel n'exerce pas (ou plus) dans la CPTS du patient."}
+            )
     consent = Consent(
         patient=patient,
         kind=data["kind"],
