@@ -206,6 +206,36 @@ def test_haproxy_sends_requests_to_every_process_and_each_at_most_its_threads(tm
     assert sum(process.served for process in processes) == requests
 
 
+def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too(tmp_path):
+    """P7 and the fault run start the worker in a session of its own: where the kernel groups tasks by session
+    (autogroup), a nice value alone weighs only within that session, and the worker's bursts would compete with a
+    web instance at its full weight (docs/deployment.md, « Worker priority »)."""
+    from bench.p7.layout import worker_command
+
+    (nice,) = [
+        line[5:]
+        for line in (DEPLOY / "systemd" / "cpts-hub-worker.service").read_text().splitlines()
+        if line.startswith("Nice=")
+    ]
+    report = tmp_path / "priority"
+    probe = tmp_path / "probe"  # stands for `flask`, exec'd with the worker's arguments
+    probe.write_text(
+        f"#!{sys.executable}\n"
+        "import os, sys\n"
+        "group = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else ''\n"
+        f"open({str(report)!r}, 'w').write(f'{{os.nice(0)}} {{group}} {{sys.argv[1:]}}')\n"
+    )
+    probe.chmod(0o755)
+    command = worker_command()
+    command[-1] = str(probe)
+    subprocess.run(command, check=True, timeout=30, start_new_session=True)
+
+    niceness, group, arguments = report.read_text().split(" ", 2)
+    assert int(niceness) == min(19, os.nice(0) + int(nice)) and arguments == "['hub', 'worker']"
+    if Path("/proc/self/autogroup").exists():
+        assert group == nice.strip()
+
+
 @needs_haproxy
 def test_p7_one_host_configuration_is_the_deployed_one_with_this_host_servers_only(tmp_path):
     """P7 runs one web host (bench/p7/peak_hour.py): its proxy must differ from deploy/haproxy.cfg by the servers

@@ -12,7 +12,11 @@ audit chain verifies.
     make bench-p7                                  # installs the `bench` extra (locust), then runs this
     .venv/bin/python bench/p7/peak_hour.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7
     # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --instances 2  --threads 4  --cpts 40  --locust PATH
-    #          --direct [--workers 2]
+    #          --direct [--workers 2]  --keep DIR (locust's CSVs, its per-second history among them)
+
+Each step also prints each process kind's CPU per request once every user runs (gunicorn, PostgreSQL, the worker,
+locust, HAProxy, the rest, the kernel's unaccounted time) and the cores' idle share (bench/p7/cpu.py): where the
+time goes when a step is not sustained.
 
 The layout is one web host of docs/deployment.md on this machine's two cores: HAProxy (deploy/haproxy.cfg) in front
 of `--instances` gunicorn processes, each started as its cpts-hub-web@<port> unit starts it (deploy/gunicorn_conf.py:
@@ -54,6 +58,7 @@ from bench.common import (  # noqa: E402 (needs the repository on sys.path)
     free_port,
     prepare_postgresql,
 )
+from bench.p7.cpu import CpuSampler  # noqa: E402
 from bench.p7.layout import (  # noqa: E402
     Process,
     WebHost,
@@ -282,6 +287,8 @@ class Step:
     rows: list[dict]
     failure_lines: list[str]
     unused: int
+    steady: "Steady | None" = None
+    cpu: str | None = None  # each process kind's CPU per request over `steady` (bench/p7/cpu.py)
 
     @property
     def sustained(self) -> bool:
@@ -337,25 +344,40 @@ def run_step(args, multiple: float, port: int, teams: dict, work: Work, workdir:
             for row in csv.DictReader(handle):
                 failure_lines.append(f"{row['Occurrences']}× {row['Method']} {row['Name']}: {row['Error'][:160]}")
     used = sum(int(row["Request Count"]) for row in rows if row["Name"] == "POST /api/v1/appointments")
+    steady = steady_part(Path(f"{prefix}_stats_history.csv"), users)
     return Step(
         multiple=multiple,
         users=users,
         requests=int(total["Request Count"]),
         failures=int(total["Failure Count"]),
-        rate=steady_rate(Path(f"{prefix}_stats_history.csv"), users) or float(total["Requests/s"]),
+        rate=steady.rate if steady else float(total["Requests/s"]),
         p50=float(total["50%"]),
         p95=float(total["95%"]),
         p99=float(total["99%"]),
         rows=[row for row in rows if row["Name"] != "Aggregated"],
         failure_lines=failure_lines,
         unused=len(items) - used,
+        steady=steady,
     )
 
 
-def steady_rate(history: Path, users: int) -> float | None:
-    """Requests per second once every user runs (locust's history, a line a second), not over the whole step: its
-    first seconds ramp the users up and its average counts them at a fraction of the load. None when the history
-    is too short to tell."""
+@dataclass
+class Steady:
+    """The part of a step where every user runs (locust's clock, time.time()) and the requests served in it."""
+
+    began: float
+    ended: float
+    requests: int
+
+    @property
+    def rate(self) -> float:
+        return self.requests / (self.ended - self.began)
+
+
+def steady_part(history: Path, users: int) -> Steady | None:
+    """The step once every user runs (locust's history, a line a second), not the whole step: its first seconds
+    ramp the users up and its average counts them at a fraction of the load. None when the history is too short
+    to tell."""
     if not history.exists():
         return None
     with open(history, encoding="utf-8") as handle:
@@ -367,7 +389,7 @@ def steady_rate(history: Path, users: int) -> float | None:
     if len(full) < 2 or full[-1][0] - full[0][0] < 10:
         return None
     (began, before), (ended, after) = full[0], full[-1]
-    return (after - before) / (ended - began)
+    return Steady(began, ended, after - before)
 
 
 def print_step(step: Step) -> None:
@@ -378,6 +400,8 @@ def print_step(step: Step) -> None:
         f"p95 {step.p95:.0f} ms, p99 {step.p99:.0f} ms, {step.failures} errors → {verdict}",
         flush=True,
     )
+    if step.cpu:
+        print(f"    CPU per request once every user runs: {step.cpu}", flush=True)
     if step.unused <= 0:
         print("  warning: the step used up its work; some users idled", flush=True)
     for line in step.failure_lines[:8]:
@@ -653,7 +677,7 @@ def main(argv=None) -> int:
     work = Work(args.pg_url, ids)
     analyse(args.pg_url)
     steps: list[Step] = []
-    with tempfile.TemporaryDirectory(prefix="bench-p7-") as tmp, SmtpServer() as smtp:
+    with tempfile.TemporaryDirectory(prefix="bench-p7-") as tmp, SmtpServer() as smtp, CpuSampler() as cpu:
         workdir = Path(tmp)
         env = hub_env(args.pg_url, secret, smtp.port)
         web, port, layout = start_web(args, env, workdir, haproxy)
@@ -669,6 +693,8 @@ def main(argv=None) -> int:
                 print("\n".join(f"    {line}" for line in warm.failure_lines[:8]), flush=True)
             for multiple in multiples:
                 step = run_step(args, multiple, port, teams, work, workdir, args.seconds)
+                if step.steady:
+                    step.cpu = cpu.per_request(step.steady.began, step.steady.ended, step.steady.requests)
                 steps.append(step)
                 print_step(step)
                 print(f"  the worker at the step's end: {worker_backlog(args.pg_url)}", flush=True)
