@@ -69,14 +69,24 @@ def worker_command() -> list[str]:
 
 
 def cpu_priority(pid: int) -> str:
-    """The process's nice value and, where the kernel groups tasks by session, its group's: what the worker's
-    figures were measured under."""
+    """The worker's nice value and, where the kernel groups tasks by session, its group's: what its figures were
+    measured under. Read once `sh` and `nice` have exec'd it (worker_command)."""
+    deadline = time.monotonic() + 10
+    while b"hub\0worker" not in _command_line(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
     nice = os.getpriority(os.PRIO_PROCESS, pid)
     try:
         group = Path(f"/proc/{pid}/autogroup").read_text(encoding="utf-8").split()
     except OSError:
         return f"nice {nice}"
     return f"nice {nice}, its session's group {group[0]} at nice {group[-1]}"
+
+
+def _command_line(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def wait_healthy(port: int, process: Process, what: str) -> None:

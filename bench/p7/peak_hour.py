@@ -12,7 +12,7 @@ audit chain verifies.
     make bench-p7                                  # installs the `bench` extra (locust), then runs this
     .venv/bin/python bench/p7/peak_hour.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7
     # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --instances 2  --threads 4  --cpts 40  --locust PATH
-    #          --direct [--workers 2]  --keep DIR (locust's CSVs, its per-second history among them)
+    #          --direct [--workers 2]  --keep DIR (locust's CSVs and cpu.csv: both a line a second)
 
 Each step also prints each process kind's CPU per request once every user runs (gunicorn, PostgreSQL, the worker,
 locust, HAProxy, the rest, the kernel's unaccounted time) and the cores' idle share (bench/p7/cpu.py): where the
@@ -659,7 +659,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="with --direct: gunicorn worker processes (default 2)")
     parser.add_argument("--cpts", type=int, default=40, help="CPTS copies seeded (default 40)")
     parser.add_argument("--locust", default=shutil.which("locust") or str(Path(sys.executable).parent / "locust"))
-    parser.add_argument("--keep", help="a directory to copy locust's CSVs into (its history: a line a second)")
+    parser.add_argument(
+        "--keep", help="a directory for locust's CSVs (its history: a line a second) and the CPU by process (cpu.csv)"
+    )
     args = parser.parse_args(argv)
     multiples = [float(m) for m in args.steps.split(",")]
 
@@ -683,7 +685,6 @@ def main(argv=None) -> int:
         web, port, layout = start_web(args, env, workdir, haproxy)
         worker = Process("worker", worker_command(), env, workdir)
         try:
-            time.sleep(0.5)  # `sh` has exec'd `nice`, and `nice` the worker
             print(f"layout: {layout}; the hub worker ({cpu_priority(worker.process.pid)}), locust {args.locust}")
             # Warm-up at the first step's load, not counted: each gunicorn worker's first requests compile the
             # templates and open its connections.
@@ -716,6 +717,7 @@ def main(argv=None) -> int:
                 os.makedirs(args.keep, exist_ok=True)
                 for kept in workdir.glob("step-*.csv"):
                     shutil.copy(kept, args.keep)
+                cpu.write_csv(Path(args.keep) / "cpu.csv")
         received = smtp.message_ids()
     print_breakdown(steps[-1])
     sustained = [s for s in steps if s.sustained]
