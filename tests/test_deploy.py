@@ -228,6 +228,7 @@ def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too(tmp_p
     probe.chmod(0o755)
     command = worker_command()
     command[-1] = str(probe)
+    # In a session of its own, as P7 starts it: the group's nice it sets must not be pytest's own session's.
     subprocess.run(command, check=True, timeout=30, start_new_session=True)
 
     niceness, group, arguments = report.read_text().split(" ", 2)

@@ -236,18 +236,22 @@ def test_the_appointments_professional_indexes_lead_to_their_time(scratch_engine
     assert set(replaced.values()) <= names and not set(replaced) & names
 
 
-RERUNS = {  # the step run again → (where it starts, the index it built before it stopped, the one it left INVALID)
+# The step run again → (where it starts, the index it built before it stopped, the one it left INVALID, the columns
+# the step gives that one).
+RERUNS = {
     "c4e6a8b0d2f1 upgrade": (
         "b8d2e4f6a1c3",
         lambda engine: migrate.upgrade(engine, "c4e6a8b0d2f1"),
         ("ix_appointments_performer_time", "appointments (performer_id, starts_at)"),
         ("ix_appointments_accompanying_time", "appointments (accompanying_id)"),
+        "(accompanying_id, starts_at)",
     ),
     "b8d2e4f6a1c3 downgrade": (
         "b8d2e4f6a1c3",
         lambda engine: migrate.downgrade(engine, "a3f7c1e9d2b4"),
         ("ix_slots_program_time", "slots (program_id, starts_at)"),
         ("ix_reports_root_id", "reports (root_id)"),
+        "(root_id)",
     ),
 }
 
@@ -267,7 +271,7 @@ def test_a_rerun_keeps_the_valid_index_it_built_and_builds_the_invalid_one_again
     valid (the same index, not dropped and rebuilt on a hot table) and builds again the INVALID leftover."""
     if scratch_engine.dialect.name != "postgresql":
         pytest.skip("concurrent index builds are PostgreSQL's")
-    start, run, (valid, valid_on), (invalid, invalid_on) = RERUNS[step]
+    start, run, (valid, valid_on), (invalid, invalid_on), columns = RERUNS[step]
     migrate.upgrade(scratch_engine, start)
     with scratch_engine.begin() as conn:
         conn.execute(text(f"CREATE INDEX {valid} ON {valid_on}"))
@@ -277,3 +281,6 @@ def test_a_rerun_keeps_the_valid_index_it_built_and_builds_the_invalid_one_again
     assert index_state(scratch_engine, valid) == kept
     oid, is_valid = index_state(scratch_engine, invalid)
     assert is_valid and oid != leftover[0]
+    with scratch_engine.connect() as conn:
+        definition = conn.scalar(text("SELECT pg_get_indexdef(to_regclass(:name))"), {"name": invalid})
+    assert definition.endswith(columns), definition

@@ -121,7 +121,9 @@ def _text(pdf, height: float, text: str) -> None:
     character it adds to a line, most of a report's rendering (bench/README.md, P7's worker); a text that fits on
     one line is drawn by `cell`, which writes the same bytes (tests/documents/test_pdf.py). Only printable text: the
     line breaker also reads tabs, line ends and the invisible and unbreakable spaces, which `cell` would not."""
-    if text.isprintable() and pdf.get_string_width(text) <= pdf.w - pdf.r_margin - pdf.x - 2 * pdf.c_margin:
+    # Text shaping measures kerned runs where the line breaker sums glyphs' widths: then the breaker alone decides.
+    width = pdf.w - pdf.r_margin - pdf.x - 2 * pdf.c_margin
+    if text.isprintable() and not pdf.text_shaping and pdf.get_string_width(text) <= width:
         pdf.cell(w=0, h=height, text=text, new_x="LMARGIN", new_y="NEXT")
     else:
         pdf.multi_cell(0, height, text, new_x="LMARGIN", new_y="NEXT")

@@ -351,7 +351,7 @@ def add_consent(session: Session, actor, patient: Patient, data: dict, *, zone: 
         # accompanying IDEL: a deactivated one no longer collects consents in its name.
         if collector is None or collector.cpts_id != patient.cpts_id or not collector.is_active:
             raise ValidationFailed(
-                {"collected_by_professional_id": "Ce professionnel n'exerce pas (ou plus) dans la CPTS du patient."}
+                {"collected_by_professional_id": "Professionnel inconnu ou inactif dans la CPTS du patient."}
             )
     consent = Consent(
         patient=patient,
