@@ -4,11 +4,14 @@ The box runs everything (gunicorn, PostgreSQL, the worker, HAProxy and the load 
 is read beside who spent the two cores: a process's utime + stime (/proc/<pid>/stat), grouped by its command line,
 and the cores' busy, idle and stolen time (/proc/stat), whose busy part no process accounts for is the kernel's own
 work (interrupts, loopback packets) and the last second of processes that ended. The bench's own process (the SMTP
-sink that receives the worker's e-mails, this sampler) is a kind of its own. The samples are taken on the second of
-time.time() and locust's history is written on its whole second: a window's CPU and its requests are offset by up to
-a second at each end (≤ 5 % of a 40 s step). Linux only; elsewhere the sampler records nothing and the line is left
-out."""
+sink that receives the worker's e-mails, this sampler) is a kind of its own. Given the database's URL, it also tells
+the PostgreSQL backends serving the worker from the others, by the name they connect under (pg_stat_activity's
+application_name: the units' PGAPPNAME, which bench/p7/layout.py gives the processes it starts). The samples are
+taken on the second of time.time() and locust's history is written on its whole second: a window's CPU and its
+requests are offset by up to a second at each end (≤ 5 % of a 40 s step). Linux only; elsewhere the sampler records
+nothing and the line is left out."""
 
+import contextlib
 import csv
 import os
 import threading
@@ -16,26 +19,33 @@ import time
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-# Command-line fragments to the names printed, first match wins ("postgres: …" is a backend's title).
-# A PostgreSQL backend's title starts its command line ("postgres: user db host state"); the bench's own command line
-# names the database's URL, so it is told by its pid.
-POSTGRES, BENCH = "PostgreSQL", "the bench (SMTP sink)"
+# Command-line fragments to the names printed, first match wins (KINDS). A PostgreSQL backend's title starts its
+# command line ("postgres: user db host state"); the bench's own command line names the database's URL, so it is told
+# by its pid.
+POSTGRES, POSTGRES_WORKER, BENCH = "PostgreSQL", "PostgreSQL for the worker", "the bench (SMTP sink)"
+WORKER_APPLICATION = "cpts-hub-worker"  # deploy/systemd/cpts-hub-worker.service's PGAPPNAME
 KINDS = (("gunicorn", "gunicorn"), ("hub worker", "the worker"), ("locust", "locust"), ("haproxy", "HAProxy"))
 OTHER, KERNEL, IDLE, STOLEN = "the rest", "kernel", "idle", "stolen"
-ORDER = ("gunicorn", POSTGRES, "the worker", "locust", "HAProxy", BENCH, OTHER, KERNEL)
+ORDER = ("gunicorn", POSTGRES, "the worker", POSTGRES_WORKER, "locust", "HAProxy", BENCH, OTHER, KERNEL)
 
 
-def _kind(pid: int, command: bytes) -> str:
+def _kind(pid: int, command: bytes, backends: dict[int, str]) -> str:
     if pid == os.getpid():
         return BENCH
     text = command.replace(b"\0", b" ").decode(errors="replace")
     if text.startswith("postgres"):
-        return POSTGRES
+        application = backends.get(pid, "")
+        if application == WORKER_APPLICATION:
+            return POSTGRES_WORKER
+        return BENCH if application == SAMPLER_APPLICATION else POSTGRES
     return next((name for fragment, name in KINDS if fragment in text), OTHER)
 
 
-def _processes() -> dict[int, tuple[str, int]]:
-    """pid → (kind, CPU ticks so far) of every process readable now."""
+SAMPLER_APPLICATION = "p7-cpu-sampler"
+
+
+def _processes(backends: dict[int, str]) -> dict[int, tuple[str, int]]:
+    """pid → (kind, CPU ticks so far) of every process readable now; `backends`: PostgreSQL's pid → application."""
     seen = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -46,7 +56,8 @@ def _processes() -> dict[int, tuple[str, int]]:
         except OSError:  # gone meanwhile
             continue
         fields = stat[stat.rfind(b")") + 2 :].split()
-        seen[int(entry.name)] = (_kind(int(entry.name), command), int(fields[11]) + int(fields[12]))
+        pid = int(entry.name)
+        seen[pid] = (_kind(pid, command, backends), int(fields[11]) + int(fields[12]))
     return seen
 
 
@@ -62,8 +73,9 @@ class CpuSampler:
     """A thread taking, once a second, each kind's CPU seconds spent since the last sample (a process that started
     meanwhile counts whole), with the time it was taken (time.time(), locust's clock)."""
 
-    def __init__(self, every: float = 1.0):
+    def __init__(self, pg_url: str | None = None, every: float = 1.0):
         self.every = every
+        self.pg_url = pg_url
         self.samples: list[tuple[float, dict[str, float]]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="p7-cpu", daemon=True)
@@ -79,18 +91,37 @@ class CpuSampler:
             self._thread.join()
 
     def _run(self) -> None:
-        before, cores = _processes(), _cores()
-        while not self._stop.wait(self.every):
-            now, now_cores = _processes(), _cores()
-            spent: dict[str, float] = {}
-            for pid, (kind, ticks) in now.items():
-                previous = before.get(pid)
-                spent[kind] = spent.get(kind, 0.0) + (ticks - (previous[1] if previous else 0)) / TICKS
-            busy, idle, stolen = ((b - a) / TICKS for a, b in zip(cores, now_cores, strict=True))
-            spent[KERNEL] = busy - sum(spent.values())  # may dip below 0 in a sample; clamped over a window
-            spent[IDLE], spent[STOLEN] = idle, stolen
-            self.samples.append((time.time(), spent))
-            before, cores = now, now_cores
+        with self._database() as backends:
+            before, cores = _processes(backends()), _cores()
+            while not self._stop.wait(self.every):
+                now, now_cores = _processes(backends()), _cores()
+                self._sample(before, cores, now, now_cores)
+                before, cores = now, now_cores
+
+    @contextlib.contextmanager
+    def _database(self):
+        """A function reading PostgreSQL's backends and their application names (empty without a URL)."""
+        if not self.pg_url:
+            yield dict
+            return
+        import psycopg
+
+        url = self.pg_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(url, autocommit=True, application_name=SAMPLER_APPLICATION) as connection:
+            query = "SELECT pid, application_name FROM pg_stat_activity WHERE backend_type = 'client backend'"
+            yield lambda: dict(connection.execute(query).fetchall())
+
+    def _sample(self, before, cores, now, now_cores) -> None:
+        """Each kind's CPU seconds between two readings (a process that started meanwhile counts whole; a
+        backend whose application changed is counted under its new one)."""
+        spent: dict[str, float] = {}
+        for pid, (kind, ticks) in now.items():
+            previous = before.get(pid)
+            spent[kind] = spent.get(kind, 0.0) + (ticks - (previous[1] if previous else 0)) / TICKS
+        busy, idle, stolen = ((b - a) / TICKS for a, b in zip(cores, now_cores, strict=True))
+        spent[KERNEL] = busy - sum(spent.values())  # may dip below 0 in a sample; clamped over a window
+        spent[IDLE], spent[STOLEN] = idle, stolen
+        self.samples.append((time.time(), spent))
 
     def per_request(self, began: float, ended: float, requests: float) -> str | None:
         """Each kind's CPU milliseconds per request between two times (`requests` served meanwhile), and the cores'

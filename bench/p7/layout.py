@@ -24,6 +24,14 @@ GUNICORN_CONF = REPO / "deploy" / "gunicorn_conf.py"
 # weighs only within its own session's group: the worker's group is given the unit's Nice= too, the weight that
 # CPUWeight=10 gives its cgroup against the web instances' 100.
 WORKER_UNIT = REPO / "deploy" / "systemd" / "cpts-hub-worker.service"
+WEB_UNIT = REPO / "deploy" / "systemd" / "cpts-hub-web@.service"
+
+
+def unit_setting(unit: Path, key: str) -> str:
+    """A unit's `key=value` line's value (`Environment=PGAPPNAME` for an environment variable's)."""
+    lines = unit.read_text(encoding="utf-8").splitlines()
+    (value,) = [line[len(key) + 1 :].strip() for line in lines if line.startswith(f"{key}=")]
+    return value
 
 
 class Process:
@@ -61,11 +69,13 @@ def gunicorn_options(workers: int, threads: int) -> list[str]:
 
 def worker_command() -> list[str]:
     """`flask hub worker` at the unit's Nice=, its session's scheduling group too where the kernel has one (`sh` and
-    `nice` exec it, so its pid, which the lease's holder names, stays)."""
-    lines = WORKER_UNIT.read_text(encoding="utf-8").splitlines()
-    (nice,) = [line.partition("=")[2].strip() for line in lines if line.startswith("Nice=")]
+    `nice` exec it, so its pid, which the lease's holder names, stays), its connections named as the unit names them."""
+    nice, name = unit_setting(WORKER_UNIT, "Nice"), unit_setting(WORKER_UNIT, "Environment=PGAPPNAME")
     flask = str(Path(sys.executable).parent / "flask")
-    return ["sh", "-c", f'echo {nice} 2>/dev/null >/proc/self/autogroup; exec nice -n {nice} "$0" hub worker', flask]
+    script = (
+        f'echo {nice} 2>/dev/null >/proc/self/autogroup; export PGAPPNAME={name}; exec nice -n {nice} "$0" hub worker'
+    )
+    return ["sh", "-c", script, flask]
 
 
 def cpu_priority(pid: int) -> str:
@@ -166,7 +176,11 @@ class WebHost:
             for index, port in enumerate(self.ports):
                 # The unit's command line: the settings file only, so its `workers` and threads are the ones used.
                 command = [str(gunicorn), "-c", str(GUNICORN_CONF), "--bind", f"{HOST}:{port}", "wsgi:app"]
-                self.processes.append(Process(f"web1{chr(ord('a') + index)}", command, self.env, workdir))
+                env = {
+                    **self.env,
+                    "PGAPPNAME": unit_setting(WEB_UNIT, "Environment=PGAPPNAME").replace("%i", str(port)),
+                }
+                self.processes.append(Process(f"web1{chr(ord('a') + index)}", command, env, workdir))
             for process, port in zip(self.processes, self.ports, strict=True):
                 wait_healthy(port, process, f"gunicorn {process.name}")
             config = workdir / "haproxy-one-host.cfg"

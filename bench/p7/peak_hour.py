@@ -679,7 +679,7 @@ def main(argv=None) -> int:
     work = Work(args.pg_url, ids)
     analyse(args.pg_url)
     steps: list[Step] = []
-    with tempfile.TemporaryDirectory(prefix="bench-p7-") as tmp, SmtpServer() as smtp, CpuSampler() as cpu:
+    with tempfile.TemporaryDirectory(prefix="bench-p7-") as tmp, SmtpServer() as smtp, CpuSampler(args.pg_url) as cpu:
         workdir = Path(tmp)
         env = hub_env(args.pg_url, secret, smtp.port)
         web, port, layout = start_web(args, env, workdir, haproxy)
