@@ -174,10 +174,10 @@ def referral_letter(referral, *, program_name: str | None = None, zone: str) -> 
         pdf.set_font(style="B", size=10)
         pdf.cell(0, 6, label, new_x="LMARGIN", new_y="NEXT")
         pdf.set_font(size=10)
-        pdf.multi_cell(0, 5, value or "—", new_x="LMARGIN", new_y="NEXT")
+        _text(pdf, 5, value or "—")
     pdf.ln(4)
     pdf.set_font(style="B", size=10)
-    pdf.multi_cell(0, 5, f"Signé : {signer}", new_x="LMARGIN", new_y="NEXT")
+    _text(pdf, 5, f"Signé : {signer}")
     return bytes(pdf.output())
 
 

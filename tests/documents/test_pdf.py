@@ -97,6 +97,11 @@ TEXTS_OF_EVERY_SHAPE = (
 )
 
 
+def line_breaker_only(pdf, height, text):
+    """What hub.documents.pdf._text drew before its one-line path: every text through fpdf2's line breaker."""
+    pdf.multi_cell(0, height, text, new_x="LMARGIN", new_y="NEXT")
+
+
 def test_text_drawn_on_one_line_gives_the_bytes_of_the_line_breaker(monkeypatch):
     """Short texts skip fpdf2's line breaker for speed: the PDF must stay byte for byte what it drew before, or the
     hash of a report signed before an upgrade would not match a rendering after it."""
@@ -111,9 +116,6 @@ def test_text_drawn_on_one_line_gives_the_bytes_of_the_line_breaker(monkeypatch)
     # Short lines falling on every height of the page, so that some break it.
     documents.append(clinical_document(sections=tuple(Section(f"Séance {n}", "ECG lu. " * (n % 7)) for n in range(60))))
     fast = [render_pdf(document, zone=ZONE) for document in documents]
-
-    def line_breaker_only(pdf, height, text):
-        pdf.multi_cell(0, height, text, new_x="LMARGIN", new_y="NEXT")
 
     monkeypatch.setattr(pdf_module, "_text", line_breaker_only)
     assert [render_pdf(document, zone=ZONE) for document in documents] == fast
@@ -201,9 +203,38 @@ def test_a_long_report_runs_over_several_numbered_pages():
 
 
 def test_the_referral_letter_is_a_pdf(db_session, cpts):
+    referral = a_referral(db_session, cpts)
+    gp = referral.author
+    letter = referral_letter(referral, program_name="Téléconsultation cardiologie CH Périgueux", zone="Europe/Paris")
+    assert letter.startswith(b"%PDF-")
+    lines = pdf_lines(letter)
+    assert lines[lines.index("Date") + 1] == "2 décembre 2026", "the day it was sent, in Paris"
+    assert lines[lines.index("Urgence") + 1] == "Sous 15 jours"
+    signer = f"Dr {gp.first_name} {gp.last_name.upper()}, médecin généraliste, RPPS {gp.rpps}"
+    assert lines[lines.index("Médecin adresseur") + 1] == signer and f"Signé : {signer}" in lines
+    assert not [line for line in lines if "LOINC" in line or "96349" in line or "OID" in line]
+
+
+def test_the_referral_letter_drawn_on_one_line_gives_the_bytes_of_the_line_breaker(db_session, cpts, monkeypatch):
+    referral = a_referral(db_session, cpts)
+
+    def letters() -> list[bytes]:
+        made = []
+        with time_machine.travel(dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.UTC), tick=False):  # its creation date
+            for text in TEXTS_OF_EVERY_SHAPE:
+                referral.reason = referral.history = text
+                made.append(referral_letter(referral, program_name=text, zone=ZONE))
+        return made
+
+    fast = letters()
+    monkeypatch.setattr(pdf_module, "_text", line_breaker_only)
+    assert letters() == fast
+
+
+def a_referral(db_session, cpts) -> Referral:
     gp = factories.professional(db_session, cpts, Profession.GENERAL_PRACTITIONER)
     patient = factories.patient(db_session, cpts)
-    referral = Referral(
+    return Referral(
         cpts_id=cpts.id,
         patient=patient,
         patient_id=patient.id,
@@ -215,11 +246,3 @@ def test_the_referral_letter_is_a_pdf(db_session, cpts):
         urgency=Urgency.SOON,
         submitted_at=dt.datetime(2026, 12, 1, 23, 30, tzinfo=dt.UTC),
     )
-    letter = referral_letter(referral, program_name="Téléconsultation cardiologie CH Périgueux", zone="Europe/Paris")
-    assert letter.startswith(b"%PDF-")
-    lines = pdf_lines(letter)
-    assert lines[lines.index("Date") + 1] == "2 décembre 2026", "the day it was sent, in Paris"
-    assert lines[lines.index("Urgence") + 1] == "Sous 15 jours"
-    signer = f"Dr {gp.first_name} {gp.last_name.upper()}, médecin généraliste, RPPS {gp.rpps}"
-    assert lines[lines.index("Médecin adresseur") + 1] == signer and f"Signé : {signer}" in lines
-    assert not [line for line in lines if "LOINC" in line or "96349" in line or "OID" in line]
