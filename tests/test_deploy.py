@@ -210,13 +210,9 @@ def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too(tmp_p
     """P7 and the fault run start the worker in a session of its own: where the kernel groups tasks by session
     (autogroup), a nice value alone weighs only within that session, and the worker's bursts would compete with a
     web instance at its full weight (docs/deployment.md, « Worker priority »)."""
-    from bench.p7.layout import worker_command
+    from bench.p7.layout import WORKER_UNIT, unit_setting, worker_command
 
-    (nice,) = [
-        line[5:]
-        for line in (DEPLOY / "systemd" / "cpts-hub-worker.service").read_text().splitlines()
-        if line.startswith("Nice=")
-    ]
+    nice = unit_setting(WORKER_UNIT, "Nice")
     report = tmp_path / "priority"
     probe = tmp_path / "probe"  # stands for `flask`, exec'd with the worker's arguments
     probe.write_text(
@@ -234,7 +230,7 @@ def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too(tmp_p
     niceness, group, arguments = report.read_text().split(" ", 2)
     assert int(niceness) == min(19, os.nice(0) + int(nice)) and arguments == "['hub', 'worker']"
     if Path("/proc/self/autogroup").exists():
-        assert group == nice.strip()
+        assert group == nice
 
 
 @needs_haproxy
