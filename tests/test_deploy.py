@@ -206,7 +206,7 @@ def test_haproxy_sends_requests_to_every_process_and_each_at_most_its_threads(tm
     assert sum(process.served for process in processes) == requests
 
 
-def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too(tmp_path):
+def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too_and_named_as_the_unit_names_it(tmp_path):
     """P7 and the fault run start the worker in a session of its own: where the kernel groups tasks by session
     (autogroup), a nice value alone weighs only within that session, and the worker's bursts would compete with a
     web instance at its full weight (docs/deployment.md, « Worker priority »)."""
@@ -219,7 +219,8 @@ def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too(tmp_p
         f"#!{sys.executable}\n"
         "import os, sys\n"
         "group = open('/proc/self/autogroup').read().split()[-1] if os.path.exists('/proc/self/autogroup') else ''\n"
-        f"open({str(report)!r}, 'w').write(f'{{os.nice(0)}} {{group}} {{sys.argv[1:]}}')\n"
+        "name = os.environ['PGAPPNAME']\n"
+        f"open({str(report)!r}, 'w').write(f'{{os.nice(0)}} {{group}} {{name}} {{sys.argv[1:]}}')\n"
     )
     probe.chmod(0o755)
     command = worker_command()
@@ -227,8 +228,9 @@ def test_p7_starts_the_worker_at_its_unit_s_priority_its_session_group_too(tmp_p
     # In a session of its own, as P7 starts it: the group's nice it sets must not be pytest's own session's.
     subprocess.run(command, check=True, timeout=30, start_new_session=True)
 
-    niceness, group, arguments = report.read_text().split(" ", 2)
+    niceness, group, application, arguments = report.read_text().split(" ", 3)
     assert int(niceness) == min(19, os.nice(0) + int(nice)) and arguments == "['hub', 'worker']"
+    assert application == unit_setting(WORKER_UNIT, "Environment=PGAPPNAME") == "cpts-hub-worker"  # bench/p7/cpu.py
     if Path("/proc/self/autogroup").exists():
         assert group == nice
 
