@@ -386,6 +386,23 @@ def _result_processors(prepared: _Prepared, dialect: Dialect, cursor: Any) -> tu
     return prepared.results
 
 
+# The pooled connection's info key of the DBAPI cursor that driver_execute runs its statements on.
+_DRIVER_CURSOR = "hub_driver_cursor"
+
+
+def _driver_cursor(info: dict, dbapi_connection: Any) -> Any:
+    """The one cursor of this DBAPI connection that `driver_execute` runs its statements on, made at its first
+    statement and kept in the pooled connection's `info`, which SQLAlchemy empties when it replaces the DBAPI
+    connection (invalidated, recycled): a cursor made and closed per statement cost ~10 µs of CPU on PostgreSQL,
+    about a third of the driver's path over the round trip (2 to 3 statements a request, 2026-12-05). A pooled
+    connection serves one thread at a time, so does its cursor; each execution starts from a clean cursor (psycopg
+    and sqlite3 reset its state), and the last result it holds (psycopg's, in libpq's memory) is freed by the next."""
+    cursor = info.get(_DRIVER_CURSOR)
+    if cursor is None:
+        cursor = info[_DRIVER_CURSOR] = dbapi_connection.cursor()
+    return cursor
+
+
 def driver_execute(
     connection: Connection, statement: ClauseElement, parameters: list[dict], *, fetch: bool = False
 ) -> list[tuple]:
@@ -406,20 +423,27 @@ def driver_execute(
             if name in bound:
                 bound[name] = process(bound[name])
         arguments.append(bound if prepared.order is None else tuple(bound[name] for name in prepared.order))
-    dbapi_connection = connection.connection.dbapi_connection
+    pooled = connection.connection
+    dbapi_connection = pooled.dbapi_connection
     assert dbapi_connection is not None
-    cursor = dbapi_connection.cursor()
     many = len(arguments) > 1
     sent = arguments if many else arguments[0]
+    # SQLAlchemy's own test before it reads its dispatcher: with no listener (production), skipping the two loops
+    # saves ~3.5 µs of CPU per statement (hk).
+    events = connection._has_events or connection.engine._has_events
+    cursor = None
     try:
-        for listener in connection.dispatch.before_cursor_execute:
-            listener(connection, cursor, prepared.sql, sent, None, many)
+        cursor = _driver_cursor(pooled.info, dbapi_connection)
+        if events:
+            for listener in connection.dispatch.before_cursor_execute:
+                listener(connection, cursor, prepared.sql, sent, None, many)
         if many:
             cursor.executemany(prepared.sql, arguments)
         else:
             cursor.execute(prepared.sql, arguments[0])
-        for listener in connection.dispatch.after_cursor_execute:
-            listener(connection, cursor, prepared.sql, sent, None, many)
+        if events:
+            for listener in connection.dispatch.after_cursor_execute:
+                listener(connection, cursor, prepared.sql, sent, None, many)
         raw = cursor.fetchall() if fetch else []
         results = _result_processors(prepared, dialect, cursor) if fetch else ()
     except dialect.loaded_dbapi.Error as error:
@@ -438,8 +462,6 @@ def driver_execute(
             dialect=dialect,
             connection_invalidated=invalidated,
         ) from error
-    finally:
-        cursor.close()
     make = prepared.make_row
     if make is None:
         return []
