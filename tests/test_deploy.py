@@ -120,6 +120,19 @@ def test_each_gunicorn_process_is_a_server_whose_limit_is_its_threads_never_unli
 
 
 @needs_haproxy
+def test_the_proxy_runs_one_thread(tmp_path):
+    """Two threads contend for a server queue's lock at each dequeue: 4–5 times the CPU a request once the gunicorn
+    processes are full (bench/p7/proxy_cpu.py). HAProxy's default is a thread per core."""
+    with _proxy(_addresses(9, 9, 9, 9), tmp_path) as (proxy, stats, log):
+        info = dict(
+            line.split(": ", 1)
+            for line in _ask(stats, b"show info\n", proxy, log).decode().splitlines()
+            if ": " in line
+        )
+    assert info["Nbthread"] == "1"
+
+
+@needs_haproxy
 def test_haproxy_refuses_a_proxy_env_of_the_old_layout():
     """One address per host (HUB_NODE1, HUB_NODE2) and a limit per host: HAProxy must stop, not start with servers
     of no address or with eight requests for a process of four threads."""
