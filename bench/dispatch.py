@@ -119,12 +119,12 @@ class ServerProcess:
     hub's several connections and pipelining could not go past the pace of one Python thread serving them. The
     bench asks it, over a pipe, for the Message-IDs it received and to forget them between measurements."""
 
-    def __init__(self, ca: TestCA, directory: Path, *, pipelining: bool):
+    def __init__(self, ca: TestCA, directory: Path, *, pipelining: bool, starttls: bool = True):
         chain = directory / "server.pem"
         ca.ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(chain))
         context = multiprocessing.get_context("spawn")  # nothing of this process (threads, connections) inherited
         self._pipe, child = context.Pipe()
-        arguments = (child, str(chain), str(ca.ca_file), pipelining)
+        arguments = (child, str(chain), str(ca.ca_file), pipelining, starttls)
         self._process = context.Process(target=_serve, args=arguments, daemon=True)
 
     def __enter__(self) -> "ServerProcess":
@@ -146,15 +146,16 @@ class ServerProcess:
         self._pipe.recv()
 
 
-def _serve(pipe, chain: str, ca_file: str, pipelining: bool) -> None:
-    """The server process: serve until told to stop, answering the bench's questions."""
+def _serve(pipe, chain: str, ca_file: str, pipelining: bool, starttls: bool) -> None:
+    """The server process: serve until told to stop, answering the bench's questions. Without `starttls`, plain
+    SMTP (P7's local relay, bench/p7/peak_hour.py's hub_env)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(chain)
-    server = SmtpServer(tls_context=context)
+    server = SmtpServer(tls_context=context if starttls else None)
     if pipelining:
         server.handler = server.controller.handler = PipeliningRecorder()
     with server:
-        pipe.send(server.config(Path(ca_file)))
+        pipe.send(server.config(Path(ca_file), SMTP_STARTTLS=int(starttls)))
         while (command := pipe.recv()) != "stop":
             if command == "ids":
                 pipe.send(server.message_ids())

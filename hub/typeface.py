@@ -15,7 +15,7 @@ import copy
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
@@ -23,6 +23,7 @@ from pathlib import Path
 from fontTools import subset  # type: ignore[import-untyped]  # fpdf2's own dependency
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
 from fpdf import FPDF
+from fpdf.enums import Align, CharVPos, TextMode, XPos, YPos
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import (
     CIDSystemInfo,
@@ -92,6 +93,97 @@ class UnicodePDF(FPDF):
         # fpdf2 calls it for every cell, multi_cell, write and width measurement: no call site can forget it.
         return super().normalize_text(drawable(text))
 
+    def cell(
+        self,
+        w: float | None = None,
+        h: float | None = None,
+        text: str = "",
+        border: int | str = 0,
+        ln: str = "DEPRECATED",
+        align: str | Align = Align.L,
+        fill: bool = False,
+        link: str | int | None = "",
+        center: bool = False,
+        markdown: bool = False,
+        new_x: str | XPos = XPos.RIGHT,
+        new_y: str | YPos = YPos.TOP,
+    ) -> bool:
+        """fpdf2's cell; a line of plain text, as every cell of the hub's documents but their page number, written
+        as fpdf2 writes it (`_plain_line`) without the fragments, graphics states and loop fpdf2 goes through for any
+        cell: ~55 µs each, 30-odd a report, a third of its rendering (bench/README.md, P7's worker)."""
+        if not (border == 0 and ln == "DEPRECATED" and not (fill or link or center or markdown)) or w is None or not h:
+            return super().cell(w, h, text, border, ln, align, fill, link, center, markdown, new_x, new_y)
+        new_x, new_y = XPos.coerce(new_x), YPos.coerce(new_y)
+        line = self._plain_line(w, h, text, Align.coerce(align), new_x, new_y)
+        if line is None:
+            return super().cell(w, h, text, border, ln, align, fill, link, center, markdown, new_x, new_y)
+        if not self.current_font_is_set_on_page:  # a font set since the last text: fpdf2 writes it first
+            self._out(self._set_font_for_page(self.current_font, self.font_size_pt))
+        self._out(line)
+        self._lasth = h
+        if new_x is XPos.RIGHT:
+            self.x += w or self.w - self.r_margin - self.x
+        else:
+            self.x = self.l_margin
+        if new_y is YPos.NEXT:
+            self.y += h
+        return False
+
+    def _plain_line(self, w: float, h: float, text: str, align: Align, new_x: XPos, new_y: YPos) -> str | None:
+        """The content-stream line fpdf2's cell writes for `text` on one line from the current position, when the
+        text is plain: left-aligned, not empty, without the page-number alias, drawn in the current font and state
+        with nothing to change (colour, rise, text mode) and no page break to make; None otherwise (fpdf2's cell
+        draws it)."""
+        text = self.normalize_text(text)
+        font = self.current_font
+        if (
+            align is not Align.L
+            or new_x not in (XPos.RIGHT, XPos.LMARGIN)
+            or new_y not in (YPos.TOP, YPos.NEXT)
+            or not text
+            or (self.str_alias_nb_pages and self.str_alias_nb_pages in text)
+            or not self._plain_state()
+            or self.will_page_break(h)
+        ):
+            return None
+        assert isinstance(font, TTFFont)
+        font.get_text_width(text, self.font_size_pt, None)  # as fpdf2's measures: the font's biggest size in use
+        mapped = "".join(chr(code) for code in map(font.subset.pick, map(ord, text)) if code)
+        k, left = self.k, self.x + self.c_margin
+        top = self.h - self.y - 0.5 * h - 0.3 * self.font_size
+        return f"BT {left * k:.2f} {top * k:.2f} Td ({font.escape_text(mapped)}) Tj ET"
+
+    def _plain_state(self) -> bool:
+        """Drawing now changes nothing in the page's graphics state but, at most, the font set on the page: fpdf2's
+        cell would write the text alone."""
+        return (
+            self.page > 0
+            and self.is_ttf_font
+            and not self.text_shaping
+            and not self._fallback_font_ids
+            and not self._record_text_quad_points
+            and not self.current_font.is_symbol
+            and self.font_size >= 1
+            and self.char_vpos is CharVPos.LINE
+            and self.text_mode is TextMode.FILL
+            and not (self.underline or self.strikethrough)
+            and self.text_color == self.fill_color
+        )
+
+    def get_string_width(self, s: str, normalized: bool = False, markdown: bool = False) -> float:
+        """fpdf2's measure; of plain text, the font's own (what fpdf2 sums over the text's one fragment)."""
+        text = s if normalized else self.normalize_text(s)
+        if (
+            markdown
+            or not text
+            or (self.str_alias_nb_pages and self.str_alias_nb_pages in text)
+            or not self._plain_state()
+            or self.font_stretching != 100
+            or self.char_spacing
+        ):
+            return super().get_string_width(text, normalized=True, markdown=markdown)
+        return self.current_font.get_text_width(text, self.font_size_pt, None)[1] / self.k
+
     def set_title(self, title: str) -> None:
         super().set_title(drawable(title))
 
@@ -157,11 +249,10 @@ class _UsualGlyphsOutput(OutputProducer):
         font_descriptor_obj.font_name = Name(fontname)
         self._add_pdf_obj(font_descriptor_obj, "fonts")
         cid_font_obj.font_descriptor = font_descriptor_obj
-        cid_to_gid_map = bytearray(2 * 0x10000)
-        for glyph, code in font.subset.items():
-            if glyph is not None:
-                cid_to_gid_map[2 * code : 2 * code + 2] = usual.glyph_ids[glyph.glyph_name].to_bytes(2, "big")
-        cid_to_gid_map_obj = PDFContentStream(contents=cid_to_gid_map, compress=True)
+        drawn = [(code, usual.glyph_ids[glyph.glyph_name]) for glyph, code in font.subset.items() if glyph is not None]
+        glyph_ids = tuple(sorted(drawn))
+        # Each document's copy gets its own object number, as the font file's below.
+        cid_to_gid_map_obj = copy.copy(_cid_to_gid_map(glyph_ids))
         self._add_pdf_obj(cid_to_gid_map_obj, "fonts")
         cid_font_obj.c_i_d_to_g_i_d_map = cid_to_gid_map_obj
         # The font file's stream was compressed once; each document's copy gets its own object number.
@@ -173,6 +264,17 @@ class _UsualGlyphsOutput(OutputProducer):
         font.subset.get_glyph.cache_clear()
         font.close()
         return composite_font_obj
+
+
+@lru_cache(maxsize=1024)
+def _cid_to_gid_map(glyph_ids: tuple[tuple[int, int], ...]) -> PDFContentStream:
+    """The CIDToGIDMap stream of a font whose codes draw these glyph ids (code, id), compressed once per set of
+    codes: compressing its 128 kB (mostly zeros) took ~0.34 ms, two of a report's ~5 ms of rendering, and a style's
+    codes repeat from one document to the next (the bold one's are the labels, the same in most reports)."""
+    cid_to_gid_map = bytearray(2 * 0x10000)
+    for code, glyph_id in glyph_ids:
+        cid_to_gid_map[2 * code : 2 * code + 2] = glyph_id.to_bytes(2, "big")
+    return PDFContentStream(contents=cid_to_gid_map, compress=True)
 
 
 def _to_unicode_cmap(font: TTFFont) -> str:

@@ -514,17 +514,33 @@ def finish_rendering(session: Session, report_id: int, package: DocumentPackage,
     """Record the rendered documents and queue the frozen recipients' deliveries, under the report's lock; False
     (nothing written) when another worker has finished it already. `frozen`: the frozen content, when the caller
     has read it (it never changes once signed)."""
-    report = session.scalar(select(Report).where(Report.id == report_id).with_for_update())
-    if report is None or not report.document_pending:
-        return False
     cda, pdf = package.rendering("cda"), package.rendering("pdf")
-    report.cda_sha256, report.cda_size = cda.sha256, cda.size
-    report.pdf_sha256, report.pdf_size = pdf.sha256, pdf.size
-    report.render_lease_until = None
+    rendered = {"report_id": report_id, "cda_sha256": cda.sha256, "cda_size": cda.size}
+    finished = session.execute(_FINISH, rendered | {"pdf_sha256": pdf.sha256, "pdf_size": pdf.size}).one_or_none()
+    if finished is None:
+        return False
     if frozen is None:
         frozen = json.loads(session.scalar(select(Report.frozen_content).where(Report.id == report_id)) or "{}")
-    _route(session, report, package, frozen["recipients"])
+    _route(session, report_id, finished.cpts_id, finished.root_id, package, frozen["recipients"])
     return True
+
+
+# One conditional UPDATE takes the lock and writes, where a locked read then the ORM's flush took two statements (a
+# second worker's UPDATE waits for the lock, then finds the report rendered and changes nothing). Built once, and
+# leaving the session's identity map alone: the worker's session holds no report (a caller that does refreshes it).
+_FINISH = (
+    update(Report)
+    .where(Report.id == bindparam("report_id"), awaiting_rendering())
+    .values(
+        cda_sha256=bindparam("cda_sha256"),
+        cda_size=bindparam("cda_size"),
+        pdf_sha256=bindparam("pdf_sha256"),
+        pdf_size=bindparam("pdf_size"),
+        render_lease_until=None,
+    )
+    .returning(Report.cpts_id, Report.root_id)
+    .execution_options(synchronize_session=False)
+)
 
 
 def missing_to_sign(report: Report) -> dict[str, str]:
@@ -693,12 +709,14 @@ def _targets(
     ]
 
 
-def _route(session: Session, report: Report, package: DocumentPackage, targets: list[dict]) -> int:
+def _route(
+    session: Session, report_id: int, cpts_id: int, root_id: int, package: DocumentPackage, targets: list[dict]
+) -> int:
     """The frozen recipients' deliveries and their messages, two INSERTs for them all."""
     return deliveries.queue_deliveries(
         session,
         package=package,
-        cpts_id=report.cpts_id,
+        cpts_id=cpts_id,
         targets=[
             deliveries.Target(
                 role=RecipientRole(target["role"]),
@@ -710,9 +728,9 @@ def _route(session: Session, report: Report, package: DocumentPackage, targets: 
             )
             for target in targets
         ],
-        report_id=report.id,
+        report_id=report_id,
         # Every message of a report, all versions and recipients, leaves one at a time, in order (R7).
-        group_key=f"report:{report.root_id}",
+        group_key=f"report:{root_id}",
     )
 
 

@@ -187,6 +187,17 @@ def test_documents_with_other_glyphs_rendered_in_turn_share_no_state():
         assert_draws_the_same(pdf, expected[name])
 
 
+def test_a_cid_to_gid_map_compressed_once_gives_each_document_the_bytes_compressed_for_it(monkeypatch):
+    with monkeypatch.context() as patch:  # each map made and compressed for its document, as before the cache
+        patch.setattr(typeface, "_cid_to_gid_map", typeface._cid_to_gid_map.__wrapped__)
+        fresh = {name: render_pdf(document, zone=ZONE) for name, document in DOCUMENTS.items()}
+    typeface._cid_to_gid_map.cache_clear()
+    for name in [*DOCUMENTS, *reversed(DOCUMENTS)]:
+        assert render_pdf(DOCUMENTS[name], zone=ZONE) == fresh[name], name
+    # The bold style of the first documents draws the same labels: their maps are shared.
+    assert typeface._cid_to_gid_map.cache_info().hits > len(DOCUMENTS)
+
+
 def test_the_letter_and_the_fee_statement_draw_the_same_as_with_fpdf2s_own_font_parsing():
     name, text = "Łukasz Œuvrard", "Douleur thoracique ≥ 3 jours, œdème ; 25 €"
     referral = SimpleNamespace(

@@ -872,6 +872,19 @@ def test_a_rendering_finished_twice_queues_the_deliveries_once(db_session, sessi
     assert documents_and_deliveries(db_session, report)[1:] == (1, 1)
 
 
+def test_finishing_a_rendering_locks_and_writes_the_report_in_one_statement(db_session, session_done, tmp_path):
+    """The conditional UPDATE takes the lock and records the documents; then the messages and the deliveries."""
+    report = signed_with_a_gp(db_session, session_done, tmp_path)
+    frozen = json.loads(db_session.scalar(select(Report.frozen_content).where(Report.id == report.id)))
+    package, report_id = reports.render_frozen(frozen, tmp_path, zone=ZONE), report.id
+    db_session.expire_all()  # as the worker's session, holding no report
+    with count_queries(db_session.get_bind()) as seen:
+        assert reports.finish_rendering(db_session, report_id, package, frozen=frozen) is True
+    written = [statement.split()[0] for statement in seen if not statement.startswith(("SAVEPOINT", "RELEASE"))]
+    assert written == ["UPDATE", "INSERT", "INSERT"]
+    assert documents_and_deliveries(db_session, report) == (package.rendering("pdf").sha256, 1, 1)
+
+
 def test_a_worker_dying_mid_render_loses_nothing(db_session, session_done, sessions, tmp_path):
     """The rendering fails (here the store cannot be written): nothing is recorded, nothing queued, the report
     stays « en préparation » and the next pass after the lease renders it and queues its delivery."""
