@@ -648,11 +648,7 @@ def take_queued(session: Session) -> list[tuple[Table, dict[str, Any]]]:
 
 
 def can_take_queued(session: Session) -> bool:
-    """Whether take_queued takes the rows: on PostgreSQL (SQLite has no data-modifying CTE), in a transaction (without
-    one, a statement's rows would be committed apart from the rest), and outside any savepoint (whose rollback would
-    undo the rows queued before it began)."""
-    return (
-        session.connection().dialect.name == "postgresql"
-        and not is_without_transaction(session)
-        and session.get_nested_transaction() is None
-    )
+    """Whether take_queued takes the rows: on PostgreSQL (SQLite has no data-modifying CTE), outside any savepoint
+    (whose rollback would undo the rows queued before it began). Without a transaction (hub.db.without_transaction:
+    a single write's) the statement commits them with its write."""
+    return session.connection().dialect.name == "postgresql" and session.get_nested_transaction() is None

@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from hub.auth.policies import appointment_for
 from hub.db import utcnow
@@ -34,6 +34,7 @@ from hub.models import (
     WaitingUrgency,
 )
 from hub.schemas.scheduling import AppointmentIn, AppointmentOut, appointment_entity_out
+from hub.services import accounts
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
@@ -524,3 +525,76 @@ def test_the_appointment_s_answer_is_appointment_out_s_dump_field_for_field(cloc
     assert confirmed.checklist_saved_at is not None and appointment_entity_out(confirmed)["checklist"]
     assert appointment_entity_out(visit)["telesoin_act_label"] == "Suivi d'un pansement à distance"
     assert list(expected) == list(AppointmentOut().fields)
+
+
+@pytest.mark.parametrize(
+    ("verb", "body", "action"),
+    [
+        ("checklist", {"camera": True, "sound": True, "light": True, "privacy": True}, "appointment.checklist"),
+        (
+            "check-in",
+            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
+            "appointment.check_in",
+        ),
+    ],
+)
+def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, committed, verb, body, action):
+    """The checklist and the check-in (hub.http.access.single_write): on PostgreSQL the token's and the visit's
+    SELECTs and the UPDATE carrying its audit row each run committed on their own, with no BEGIN nor COMMIT (two
+    round trips fewer), and the row and its audit row are there; a refusal writes neither. On SQLite the request
+    keeps its transaction (its audit row an INSERT of its own). Committed for real: the tests' outer transaction
+    would hide the very transactions this is about."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        territory = factories.territory(session, cpts)
+        confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
+        _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
+        session.commit()
+        visit_id, user_id = confirmed.id, territory.idel_user.id
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    assert client.get(f"/api/v1/appointments/{visit_id}", headers=headers).status_code == 200  # stamps last_used_at
+    engine = app.extensions["hub.engine"]
+    postgresql = engine.dialect.name == "postgresql"
+    seen: list[tuple[str, bool]] = []
+    commits: list[bool] = []
+
+    def record(conn, _cursor, statement, *_args):
+        dbapi = conn.connection.dbapi_connection
+        seen.append((label(" ".join(statement.split())), dbapi.autocommit if postgresql else dbapi.in_transaction))
+
+    def on_commit(_conn):
+        commits.append(True)
+
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", on_commit)
+    try:
+        response = client.post(f"/api/v1/appointments/{visit_id}/{verb}", json=body, headers=headers)
+        refused = client.post(f"/api/v1/appointments/{visit_id}/{verb}", json={}, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", on_commit)
+    assert response.status_code == 200, response.get_json()
+    assert refused.status_code in (409, 422), refused.get_json()  # checked in already; a checklist left empty
+    if postgresql:
+        assert seen == [
+            ("SELECT api_tokens", True),
+            ("SELECT appointments", True),
+            ("WITH audit_events appointments", True),
+            ("SELECT api_tokens", True),  # the refusal: its reads only
+            ("SELECT appointments", True),
+        ], seen
+        assert commits == [], commits
+    else:
+        assert ("UPDATE appointments", True) in seen and ("INSERT audit_events", True) in seen, seen
+    with factory() as session:
+        audited = session.execute(
+            select(AuditEvent.action, AuditEvent.actor_user_id, AuditEvent.outcome).where(
+                AuditEvent.target_type == "appointments", AuditEvent.target_id == str(visit_id)
+            )
+        ).all()
+        stored = session.get(Appointment, visit_id)
+        done = stored.checklist_saved_at if verb == "checklist" else stored.identity_checked_at
+    assert [tuple(row) for row in audited if row.action == action] == [(action, user_id, "success")]
+    assert done is not None
