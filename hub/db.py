@@ -511,7 +511,12 @@ def rows_changed(session: Session, statement: UpdateBase, parameters: Any = None
 
 
 def update_row(
-    session: Session, instance: Any, values: dict[str, Any], *, inserting: Sequence[tuple[Table, dict]] = ()
+    session: Session,
+    instance: Any,
+    values: dict[str, Any],
+    *,
+    inserting: Sequence[tuple[Table, dict]] = (),
+    along: Sequence[tuple[UpdateBase, dict]] = (),
 ) -> None:
     """UPDATE the loaded instance's row by its id with `values` (attributes of its class mapped to columns of its
     table, plus the columns' onupdate values as a flush would give them), now, in one statement built once per set
@@ -520,22 +525,38 @@ def update_row(
     writes. Nothing is left for the session to flush, so nothing of the instance may be changed the ORM's way in
     the same request (it would be written again, stale values included). A savepoint rolled back after it does not
     expire these values (the ORM expires what it flushed there; a full rollback expires everything): a caller that
-    goes on after one refreshes the instance. `inserting`: rows written with it, as update_by_id's."""
-    for name, value in update_by_id(session, type(instance), instance.id, values, inserting=inserting).items():
+    goes on after one refreshes the instance. `inserting`, `along`: written with it, as update_by_id's."""
+    written = update_by_id(session, type(instance), instance.id, values, inserting=inserting, along=along)
+    for name, value in written.items():
         set_committed_value(instance, name, value)
 
 
 def update_by_id(
-    session: Session, model: Any, row_id: int, values: dict[str, Any], *, inserting: Sequence[tuple[Table, dict]] = ()
+    session: Session,
+    model: Any,
+    row_id: int,
+    values: dict[str, Any],
+    *,
+    inserting: Sequence[tuple[Table, dict]] = (),
+    along: Sequence[tuple[UpdateBase, dict]] = (),
 ) -> dict[str, Any]:
     """update_row's UPDATE of the model's row `row_id`, for a row read as plain columns (no instance): returns the
     values written, the columns' onupdate values included. `inserting`: rows of other tables (an audit row, whose
     content is known before the write) inserted in the same transaction, on PostgreSQL by the same statement
-    (data-modifying CTEs of the UPDATE: one round trip fewer), elsewhere one INSERT each after it."""
+    (data-modifying CTEs of the UPDATE: one round trip fewer), elsewhere one INSERT each after it. `along`: writes
+    of other tables built once (a statement object kept, its parameters named apart from "new_…", "row…" and
+    "row_id"), likewise run by the same statement on PostgreSQL, elsewhere by the driver each before it."""
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     shapes, parameters = around_new_id(inserting if postgresql else ())
-    statement, stamped = _update_by_id(model.__mapper__, tuple(values), shapes)
+    if postgresql:
+        for _statement, given_along in along:
+            parameters |= given_along
+    else:
+        for other, given_along in along:
+            driver_execute(connection, other, [given_along])
+    statements = tuple(other for other, _given in along) if postgresql else ()
+    statement, stamped = _update_by_id(model.__mapper__, tuple(values), shapes, statements)
     given = dict(values)
     for name, column in stamped:
         default = column.onupdate
@@ -550,7 +571,7 @@ def update_by_id(
 
 @functools.cache
 def _update_by_id(
-    mapper: Any, names: tuple[str, ...], inserting: tuple = ()
+    mapper: Any, names: tuple[str, ...], inserting: tuple = (), along: tuple[UpdateBase, ...] = ()
 ) -> tuple[ClauseElement, tuple[tuple[str, Any], ...]]:
     # Bound parameters named apart from the columns: SQLAlchemy reserves a column's own name for the VALUES it fills.
     # The rows inserted with it (around_new_id's shapes, with no new id) are CTEs nobody reads: PostgreSQL runs a
@@ -567,6 +588,7 @@ def _update_by_id(
         .where(table.c.id == bindparam("row_id", type_=table.c.id.type))
         .values({column: bindparam(f"new_{name}", type_=column.type) for name, column in targets.items()})
         .add_cte(*(rows.cte(f"rows_{i}") for i, rows in enumerate(inserts_around_id(None, inserting))))
+        .add_cte(*(other.cte(f"along_{i}") for i, other in enumerate(along)))
     )
     return statement, stamped
 

@@ -37,7 +37,6 @@ from hub.auth.policies import can_edit_patient
 from hub.db import (
     NEW_ID,
     IdText,
-    driver_execute,
     insert_together,
     rows_changed,
     update_by_id,
@@ -822,21 +821,23 @@ def confirm(session: Session, actor: Actor, appointment: Appointment, *, now: dt
             raise RuleViolation("Aucun·e IDEL n'est désigné·e pour accompagner ce rendez-vous.")
         if appointment.accompanying_id is None:
             _take_open_visit(session, appointment, session.get(Professional, idel_id))
-    _answer_offers(session, appointment, idel_id, now)
     # Queued before the write, which inserts it with its own statement (audit.take_queued).
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
     confirmed = {"state": target, "confirmed_at": now, "sequence": appointment.sequence + 1}
-    update_row(session, appointment, confirmed, inserting=audit.take_queued(session))
+    offers = _answer_offers(session, appointment, idel_id, now)
+    update_row(session, appointment, confirmed, inserting=audit.take_queued(session), along=[offers])
     sas.status_changed(session, appointment)
 
 
-def _answer_offers(session: Session, appointment: Appointment, idel_id: int | None, now: dt.datetime) -> None:
-    """The pending offers answered in one UPDATE, without reading them first: the confirming IDEL's accepted,
-    the others withdrawn. Offers already in the session (an open visit's, read to take it) are synchronised."""
+def _answer_offers(
+    session: Session, appointment: Appointment, idel_id: int | None, now: dt.datetime
+) -> tuple[Update, dict[str, Any]]:
+    """The pending offers' answer: one UPDATE, without reading them first (the confirming IDEL's accepted, the others
+    withdrawn), to run with the appointment's (update_row's `along`: on PostgreSQL in its statement). Offers already
+    in the session (an open visit's, read to take it) are given the answer now."""
     parameters = {"of_appointment": appointment.id, "accepting": idel_id, "answered_at": now}
     # The driver does not autoflush: an offer changed in memory and flushed at commit would overwrite this answer.
     session.flush()
-    driver_execute(session.connection(), _ANSWER_OFFERS, [parameters])
     for held in list(session.identity_map.values()):
         # Only what the session has loaded: an expired offer is read again, answered, when next used.
         loaded = inspect(held).dict
@@ -848,6 +849,7 @@ def _answer_offers(session: Session, appointment: Appointment, idel_id: int | No
             accepted = loaded.get("professional_id") == idel_id
             set_committed_value(held, "state", VisitOfferState.ACCEPTED if accepted else VisitOfferState.WITHDRAWN)
             set_committed_value(held, "responded_at", now)
+    return _ANSWER_OFFERS, parameters
 
 
 def _answer_offers_statement() -> Update:
