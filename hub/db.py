@@ -3,6 +3,7 @@
 import dataclasses
 import datetime as dt
 import functools
+import itertools
 import json
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Sequence
@@ -15,9 +16,12 @@ from psycopg.pq import ExecStatus
 from sqlalchemy import (
     DateTime,
     Executable,
+    Insert,
     MetaData,
     Row,
+    String,
     Table,
+    Text,
     bindparam,
     create_engine,
     event,
@@ -25,6 +29,7 @@ from sqlalchemy import (
     make_url,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import Connection, CursorResult, Dialect, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session, sessionmaker
@@ -527,7 +532,14 @@ def rows_changed(session: Session, statement: UpdateBase, parameters: Any = None
     return cast(CursorResult, session.execute(statement, parameters)).rowcount
 
 
-def update_row(session: Session, instance: Any, values: dict[str, Any]) -> None:
+def update_row(
+    session: Session,
+    instance: Any,
+    values: dict[str, Any],
+    *,
+    inserting: Sequence[tuple[Table, dict]] = (),
+    along: Sequence[tuple[UpdateBase, dict]] = (),
+) -> None:
     """UPDATE the loaded instance's row by its id with `values` (attributes of its class mapped to columns of its
     table, plus the columns' onupdate values as a flush would give them), now, in one statement built once per set
     of attributes and run by the driver (driver_execute); the instance shows the values as committed. For a hot
@@ -535,28 +547,57 @@ def update_row(session: Session, instance: Any, values: dict[str, Any]) -> None:
     writes. Nothing is left for the session to flush, so nothing of the instance may be changed the ORM's way in
     the same request (it would be written again, stale values included). A savepoint rolled back after it does not
     expire these values (the ORM expires what it flushed there; a full rollback expires everything): a caller that
-    goes on after one refreshes the instance."""
-    for name, value in update_by_id(session, type(instance), instance.id, values).items():
+    goes on after one refreshes the instance. `inserting`, `along`: written with it, as update_by_id's."""
+    written = update_by_id(session, type(instance), instance.id, values, inserting=inserting, along=along)
+    for name, value in written.items():
         set_committed_value(instance, name, value)
 
 
-def update_by_id(session: Session, model: Any, row_id: int, values: dict[str, Any]) -> dict[str, Any]:
+def update_by_id(
+    session: Session,
+    model: Any,
+    row_id: int,
+    values: dict[str, Any],
+    *,
+    inserting: Sequence[tuple[Table, dict]] = (),
+    along: Sequence[tuple[UpdateBase, dict]] = (),
+) -> dict[str, Any]:
     """update_row's UPDATE of the model's row `row_id`, for a row read as plain columns (no instance): returns the
-    values written, the columns' onupdate values included."""
-    statement, stamped = _update_by_id(model.__mapper__, tuple(values))
+    values written, the columns' onupdate values included. `inserting`: rows of other tables (an audit row, whose
+    content is known before the write) inserted in the same transaction, on PostgreSQL by the same statement
+    (data-modifying CTEs of the UPDATE: one round trip fewer), elsewhere one INSERT each after it. `along`: writes
+    of other tables built once (a statement object kept, its parameters named apart from "new_…", "row…" and
+    "row_id"), likewise run by the same statement on PostgreSQL, elsewhere by the driver each before it."""
+    connection = session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    shapes, parameters = around_new_id(inserting if postgresql else ())
+    if postgresql:
+        for _statement, given_along in along:
+            parameters |= given_along
+    else:
+        for other, given_along in along:
+            driver_execute(connection, other, [given_along])
+    statements = tuple(other for other, _given in along) if postgresql else ()
+    statement, stamped = _update_by_id(model.__mapper__, tuple(values), shapes, statements)
     given = dict(values)
     for name, column in stamped:
         default = column.onupdate
         given[name] = default.arg if default.is_scalar else default.arg(None)
-    parameters = {f"new_{name}": value for name, value in given.items()}
+    parameters |= {f"new_{name}": value for name, value in given.items()}
     parameters["row_id"] = row_id
-    driver_execute(session.connection(), statement, [parameters])
+    driver_execute(connection, statement, [parameters])
+    if inserting and not postgresql:
+        insert_together(session, inserting)
     return given
 
 
 @functools.cache
-def _update_by_id(mapper: Any, names: tuple[str, ...]) -> tuple[ClauseElement, tuple[tuple[str, Any], ...]]:
+def _update_by_id(
+    mapper: Any, names: tuple[str, ...], inserting: tuple = (), along: tuple[UpdateBase, ...] = ()
+) -> tuple[ClauseElement, tuple[tuple[str, Any], ...]]:
     # Bound parameters named apart from the columns: SQLAlchemy reserves a column's own name for the VALUES it fills.
+    # The rows inserted with it (around_new_id's shapes, with no new id) are CTEs nobody reads: PostgreSQL runs a
+    # data-modifying CTE all the same.
     table = mapper.local_table
     stamped = tuple(
         (key, column)
@@ -568,6 +609,8 @@ def _update_by_id(mapper: Any, names: tuple[str, ...]) -> tuple[ClauseElement, t
         update(table)
         .where(table.c.id == bindparam("row_id", type_=table.c.id.type))
         .values({column: bindparam(f"new_{name}", type_=column.type) for name, column in targets.items()})
+        .add_cte(*(rows.cte(f"rows_{i}") for i, rows in enumerate(inserts_around_id(None, inserting))))
+        .add_cte(*(other.cte(f"along_{i}") for i, other in enumerate(along)))
     )
     return statement, stamped
 
@@ -678,3 +721,61 @@ def _given(value, new_id: int):
     if value is NEW_ID:
         return new_id
     return value.of_id(new_id) if isinstance(value, IdText) else value
+
+
+def around_new_id(rows: Sequence[tuple[Table, dict]]) -> tuple[tuple, dict[str, Any]]:
+    """Rows to insert by the statement that gives their owner its id (each with its columns' defaults): their
+    shape, each column's kind ("id": NEW_ID, "text": an IdText, "value") for values_around_id, and the parameters
+    "row<i>_<column>" (an IdText's "…_before" and "…_after"; none for NEW_ID)."""
+    shapes = []
+    parameters: dict[str, Any] = {}
+    for i, (table, row) in enumerate(rows):
+        given = with_defaults(table, row)
+        shapes.append((table, tuple((name, _kind_of(value)) for name, value in given.items())))
+        for name, value in given.items():
+            if isinstance(value, IdText):
+                parameters |= {f"row{i}_{name}_before": value.before, f"row{i}_{name}_after": value.after}
+            elif value is not NEW_ID:
+                parameters[f"row{i}_{name}"] = value
+    return tuple(shapes), parameters
+
+
+def _kind_of(value) -> str:
+    if value is NEW_ID:
+        return "id"
+    return "text" if isinstance(value, IdText) else "value"
+
+
+def values_around_id(new_id: Any, i: int, table: Table, columns: tuple[tuple[str, str], ...]) -> list[Any]:
+    """The values of around_new_id's row `i` for an INSERT … SELECT from the owner's statement, `new_id` its id."""
+
+    def value(name: str, kind: str):
+        if kind == "id":
+            return new_id
+        if kind == "text":
+            around = sql_cast(new_id, Text)
+            before, after = (bindparam(f"row{i}_{name}_{side}", type_=Text) for side in ("before", "after"))
+            return before.concat(around).concat(after)
+        # Typed, as a SELECT's parameters are not given the column's type. A text is cast to TEXT, never to the
+        # column's VARCHAR(n): an explicit cast would cut an overlong value where the INSERT refuses it.
+        column_type = table.c[name].type
+        # A TypeDecorator over a String (its impl_instance) would be cast to VARCHAR(n) as well.
+        textual = isinstance(getattr(column_type, "impl_instance", column_type), String)
+        return sql_cast(bindparam(f"row{i}_{name}", type_=column_type), Text if textual else column_type)
+
+    return [value(name, kind) for name, kind in columns]
+
+
+def inserts_around_id(new_id: Any, shapes: tuple) -> list[Insert]:
+    """around_new_id's rows as INSERTs to run as data-modifying CTEs, `new_id` the owner's id (None: no row holds it):
+    the consecutive rows of one table and columns in one INSERT of several VALUES, whose ids are drawn in their
+    order (PostgreSQL runs a statement's CTEs in no set order: audit rows queued in turn keep their order)."""
+    inserts = []
+    for (table, names), group in itertools.groupby(
+        enumerate(shapes), key=lambda item: (item[1][0], tuple(name for name, _kind in item[1][1]))
+    ):
+        rows = [
+            dict(zip(names, values_around_id(new_id, i, table, columns), strict=True)) for i, (_t, columns) in group
+        ]
+        inserts.append(insert(table).values(rows))
+    return inserts

@@ -15,9 +15,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import (
     DateTime,
     Numeric,
-    String,
     Table,
-    Text,
     bindparam,
     cast,
     delete,
@@ -32,7 +30,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 
-from hub.db import NEW_ID, IdText, with_defaults
+from hub.db import around_new_id, values_around_id, with_defaults
 from hub.errors import Conflict
 from hub.formatting import french_datetime
 from hub.models import Allocation, AllocationResource, Appointment, Professional, Slot
@@ -212,15 +210,8 @@ def insert_holding(
     parameters = {f"owner_{name}": value for name, value in full.items()}
     for i, hold in enumerate(ordered):
         parameters |= {f"hold{i}_{name}": value for name, value in _range_of(hold).items()}
-    shapes = []
-    for i, (other, other_row) in enumerate(dependents):
-        given = with_defaults(other, other_row)
-        shapes.append((other, tuple((name, _kind_of(value)) for name, value in given.items())))
-        for name, value in given.items():
-            if isinstance(value, IdText):
-                parameters |= {f"row{i}_{name}_before": value.before, f"row{i}_{name}_after": value.after}
-            elif value is not NEW_ID:
-                parameters[f"row{i}_{name}"] = value
+    shapes, given = around_new_id(dependents)
+    parameters |= given
     connection = session.connection()
     names = tuple(full)
     inserted = connection.execute(_holding(table, names, len(ordered), tuple(shapes)), parameters).one()
@@ -251,12 +242,6 @@ def _filled_by_database(table: Table, names: tuple[str, ...]) -> tuple[str, ...]
 def _normalised(type_) -> bool:
     # A TypeDecorator (UTCDateTime) answers for its implementation's type.
     return isinstance(getattr(type_, "impl_instance", type_), (Numeric, DateTime))
-
-
-def _kind_of(value) -> str:
-    if value is NEW_ID:
-        return "id"
-    return "text" if isinstance(value, IdText) else "value"
 
 
 @functools.cache
@@ -300,27 +285,16 @@ def _holding(table: Table, names: tuple[str, ...], count: int, dependents: tuple
     }
     # Data-modifying CTEs run whether or not the query reads them; these insert nothing unless every hold went in.
     all_held = select(func.count()).select_from(holds).scalar_subquery() == count
-    ctes = [_dependent(owner, all_held, i, other, columns) for i, (other, columns) in enumerate(dependents)]
+    ctes = [
+        insert(other)
+        .from_select(
+            [name for name, _kind in columns],
+            select(*values_around_id(owner.c.id, i, other, columns)).select_from(owner).where(all_held),
+        )
+        .cte(f"row{i}")
+        for i, (other, columns) in enumerate(dependents)
+    ]
     return select(owner, *(value.label(name) for name, value in held.items())).add_cte(*ctes)
-
-
-def _dependent(owner, all_held, i: int, table: Table, columns: tuple[tuple[str, str], ...]):
-    def value(name: str, kind: str):
-        if kind == "id":
-            return owner.c.id
-        if kind == "text":
-            around = cast(owner.c.id, Text)
-            before, after = (bindparam(f"row{i}_{name}_{side}", type_=Text) for side in ("before", "after"))
-            return before.concat(around).concat(after)
-        # Typed, as a SELECT's parameters are not given the column's type. A text is cast to TEXT, never to the
-        # column's VARCHAR(n): an explicit cast would cut an overlong value where the INSERT refuses it.
-        column_type = table.c[name].type
-        # A TypeDecorator over a String (its impl_instance) would be cast to VARCHAR(n) as well.
-        textual = isinstance(getattr(column_type, "impl_instance", column_type), String)
-        return cast(bindparam(f"row{i}_{name}", type_=column_type), Text if textual else column_type)
-
-    rows = select(*(value(name, kind) for name, kind in columns)).select_from(owner).where(all_held)
-    return insert(table).from_select([name for name, _kind in columns], rows).cte(f"row{i}")
 
 
 _HOLDS_INSERT = (

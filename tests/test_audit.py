@@ -15,10 +15,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub import audit, migrate
-from hub.db import make_engine
-from hub.models import AuditEvent, AuditLink, AuditUnchained, IdempotentRequest, Profession, Role
+from hub.db import make_engine, update_by_id
+from hub.models import AuditEvent, AuditLink, AuditUnchained, IdempotentRequest, Profession, Role, User
 from hub.services import accounts
 from tests import factories
+from tests.queries import count_queries
 
 KEY = audit.DEVELOPMENT_KEY
 
@@ -169,6 +170,36 @@ def test_a_row_kept_on_rollback_outlives_a_savepoint_released_before_the_rollbac
     db_session.rollback()
     db_session.commit()
     assert _actions_after(db_session, start) == ["patient.duplicate_check"]
+
+
+def test_rows_taken_by_a_write_are_inserted_by_its_statement_and_kept_iff_its_transaction_commits(db_session, cpts):
+    """hub.audit.take_queued (issue 17, P7): on PostgreSQL the rows queued so far are inserted, in their order, by
+    the write's own statement (hub.db.update_by_id's `inserting`), and go with its transaction's rollback; on SQLite
+    and inside a savepoint nothing is taken, the rows are written at the commit. The same rows either way."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    start = db_session.query(func.max(AuditEvent.id)).scalar() or 0
+    taking = db_session.get_bind().dialect.name == "postgresql"
+    for ending in (db_session.rollback, db_session.commit):
+        audit.record(db_session, actor=user, action="first")
+        audit.record(db_session, actor=user, action="written", target=user)
+        taken = audit.take_queued(db_session)
+        assert [row["action"] for _table, row in taken] == (["first", "written"] if taking else [])
+        with count_queries(db_session.get_bind()) as sent:
+            update_by_id(db_session, User, user.id, {"is_active": True}, inserting=taken)
+        assert [s.split()[0] for s in sent] == ["WITH" if taking else "UPDATE"], sent
+        audit.record(db_session, actor=user, action="after")
+        ending()
+    assert _actions_after(db_session, start) == ["first", "written", "after"]
+    with db_session.begin_nested():
+        audit.record(db_session, actor=user, action="in a savepoint")
+        assert audit.take_queued(db_session) == []
+    # Rows given to update_by_id are inserted with it on any database (on SQLite by an INSERT of their own): before
+    # the row still queued for the commit.
+    row = audit.event_row(actor=user, action="given")
+    update_by_id(db_session, User, user.id, {"is_active": True}, inserting=[(AuditEvent.__table__, row)])
+    db_session.commit()
+    assert _actions_after(db_session, start) == ["first", "written", "after", "given", "in a savepoint"]
 
 
 @pytest.mark.parametrize("dialect", [postgresql.psycopg.dialect(), sqlite.pysqlite.dialect()])

@@ -37,7 +37,6 @@ from hub.auth.policies import can_edit_patient
 from hub.db import (
     NEW_ID,
     IdText,
-    driver_execute,
     insert_together,
     rows_changed,
     update_by_id,
@@ -822,19 +821,23 @@ def confirm(session: Session, actor: Actor, appointment: Appointment, *, now: dt
             raise RuleViolation("Aucun·e IDEL n'est désigné·e pour accompagner ce rendez-vous.")
         if appointment.accompanying_id is None:
             _take_open_visit(session, appointment, session.get(Professional, idel_id))
-    _answer_offers(session, appointment, idel_id, now)
-    update_row(session, appointment, {"state": target, "confirmed_at": now, "sequence": appointment.sequence + 1})
+    # Queued before the write, which inserts it with its own statement (audit.take_queued).
     audit.record(session, actor=actor, action="appointment.confirm", target=appointment, cpts_id=appointment.cpts_id)
+    confirmed = {"state": target, "confirmed_at": now, "sequence": appointment.sequence + 1}
+    offers = _answer_offers(session, appointment, idel_id, now)
+    update_row(session, appointment, confirmed, inserting=audit.take_queued(session), along=[offers])
     sas.status_changed(session, appointment)
 
 
-def _answer_offers(session: Session, appointment: Appointment, idel_id: int | None, now: dt.datetime) -> None:
-    """The pending offers answered in one UPDATE, without reading them first: the confirming IDEL's accepted,
-    the others withdrawn. Offers already in the session (an open visit's, read to take it) are synchronised."""
+def _answer_offers(
+    session: Session, appointment: Appointment, idel_id: int | None, now: dt.datetime
+) -> tuple[Update, dict[str, Any]]:
+    """The pending offers' answer: one UPDATE, without reading them first (the confirming IDEL's accepted, the others
+    withdrawn), to run with the appointment's (update_row's `along`: on PostgreSQL in its statement). Offers already
+    in the session (an open visit's, read to take it) are given the answer now."""
     parameters = {"of_appointment": appointment.id, "accepting": idel_id, "answered_at": now}
     # The driver does not autoflush: an offer changed in memory and flushed at commit would overwrite this answer.
     session.flush()
-    driver_execute(session.connection(), _ANSWER_OFFERS, [parameters])
     for held in list(session.identity_map.values()):
         # Only what the session has loaded: an expired offer is read again, answered, when next used.
         loaded = inspect(held).dict
@@ -846,6 +849,7 @@ def _answer_offers(session: Session, appointment: Appointment, idel_id: int | No
             accepted = loaded.get("professional_id") == idel_id
             set_committed_value(held, "state", VisitOfferState.ACCEPTED if accepted else VisitOfferState.WITHDRAWN)
             set_committed_value(held, "responded_at", now)
+    return _ANSWER_OFFERS, parameters
 
 
 def _answer_offers_statement() -> Update:
@@ -1084,8 +1088,9 @@ def check_in(
         callback_phone=callback_phone,
         now=now,
     )
-    update_row(session, appointment, checked_in)
+    # Queued before the write, which inserts it with its own statement (audit.take_queued).
     audit.record(session, actor=actor, action="appointment.check_in", target=appointment, cpts_id=appointment.cpts_id)
+    update_row(session, appointment, checked_in, inserting=audit.take_queued(session))
     sas.status_changed(session, appointment)
 
 
@@ -1093,9 +1098,10 @@ def check_in_row(session: Session, actor: Actor, visit, consents: Iterable, **gi
     """check_in of an appointment read as a plain row (`visit`: its columns, `cpts_id` and `source` among them) with
     its patient's telehealth consents (valid_consent_in's): the same rules, UPDATE, audit row and SAS message,
     without an ORM entity (issue 17, P7). Returns the columns written."""
-    written = update_by_id(session, Appointment, visit.id, checked_in_values(actor, visit, consents, **given))
+    checked_in = checked_in_values(actor, visit, consents, **given)
     target = ("appointments", visit.id)
     audit.record(session, actor=actor, action="appointment.check_in", target=target, cpts_id=visit.cpts_id)
+    written = update_by_id(session, Appointment, visit.id, checked_in, inserting=audit.take_queued(session))
     _status_changed(session, visit)
     return written
 
@@ -1179,8 +1185,9 @@ def save_checklist(
     session's time is over unless the patient was received."""
     minor = is_minor_at_session(session, appointment)
     saved = checklist_values(actor, appointment, consents_of(appointment.patient), minor=minor, items=items, now=now)
-    update_row(session, appointment, saved)
+    # Queued before the write, which inserts it with its own statement (audit.take_queued).
     audit.record(session, actor=actor, action="appointment.checklist", target=appointment, cpts_id=appointment.cpts_id)
+    update_row(session, appointment, saved, inserting=audit.take_queued(session))
 
 
 def save_checklist_row(
@@ -1188,11 +1195,10 @@ def save_checklist_row(
 ) -> dict[str, Any]:
     """save_checklist of an appointment read as a plain row (check_in_row's), `minor`: the patient on the
     session's day (is_minor_on). Returns the columns written."""
-    written = update_by_id(
-        session, Appointment, visit.id, checklist_values(actor, visit, consents, minor=minor, items=items)
-    )
+    saved = checklist_values(actor, visit, consents, minor=minor, items=items)
     target = ("appointments", visit.id)
     audit.record(session, actor=actor, action="appointment.checklist", target=target, cpts_id=visit.cpts_id)
+    written = update_by_id(session, Appointment, visit.id, saved, inserting=audit.take_queued(session))
     return written
 
 

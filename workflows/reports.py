@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -38,7 +39,18 @@ from sqlalchemy.orm import Session, aliased, joinedload, make_transient_to_detac
 
 from connectors import outbox
 from hub import audit, row_locks
-from hub.db import UTCDateTime, driver_rows, session_scope, update_row, utcnow, with_defaults
+from hub.db import (
+    NEW_ID,
+    UTCDateTime,
+    around_new_id,
+    driver_execute,
+    driver_rows,
+    inserts_around_id,
+    session_scope,
+    update_row,
+    utcnow,
+    with_defaults,
+)
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
 from hub.documents.freezing import freeze
@@ -223,9 +235,15 @@ def _start_answer(session: Session, actor: User, request: TeleexpertiseRequest) 
 
 
 def _add(session: Session, actor: Actor, report: Report) -> Report:
-    """The transient `report` inserted and made persistent, a first version its own root."""
-    _insert(session, report)
-    audit.record(session, actor=actor, action="report.create", target=report, cpts_id=report.cpts_id)
+    """The transient `report` inserted and made persistent, a first version its own root, with its audit row."""
+    if audit.can_take_queued(session):
+        # The row queued before the report has its id, and inserted by the report's own statement around that id.
+        target = (_REPORTS.name, NEW_ID)
+        audit.record(session, actor=actor, action="report.create", target=target, cpts_id=report.cpts_id)
+        _insert(session, report, inserting=audit.take_queued(session))
+    else:
+        _insert(session, report)
+        audit.record(session, actor=actor, action="report.create", target=report, cpts_id=report.cpts_id)
     return report
 
 
@@ -233,15 +251,19 @@ _REPORTS = cast(Table, Report.__table__)
 _REPORT_COLUMNS = tuple(prop.key for prop in inspect(Report).column_attrs)
 
 
-def _insert(session: Session, report: Report) -> None:
+def _insert(session: Session, report: Report, *, inserting: Sequence[tuple[Table, dict]] = ()) -> None:
     """One Core INSERT of the report's row, rather than the unit of work's flush and an UPDATE of its root (issue
     17, P7: they cost a draft more CPU than its other statements); the instance then holds every column as inserted
-    and the identity of a row just loaded (as workflows.appointments._insert_holding's appointment)."""
+    and the identity of a row just loaded (as workflows.appointments._insert_holding's appointment). PostgreSQL
+    only, `inserting`: rows inserted by the same statement, NEW_ID and IdTexts in them given the report's id."""
     given = {key: getattr(report, key) for key in _REPORT_COLUMNS if key in report.__dict__ and key != "id"}
     row = with_defaults(_REPORTS, given) | {"root_id": given.get("root_id")}
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        new_id = connection.execute(_insert_own_root(tuple(row)), row).scalar_one()
+        shapes, parameters = around_new_id(inserting)
+        # By the driver, compiled once: SQLAlchemy does not cache the compilation of an INSERT of several VALUES.
+        statement = _insert_own_root(tuple(row), shapes)
+        (new_id,) = driver_execute(connection, statement, [row | parameters], fetch=True)[0]
     else:
         # No sequence to draw the id from before the INSERT: a first version's root is written by a second statement.
         new_id = connection.execute(_insert_returning_id(tuple(row)), row).scalar_one()
@@ -264,14 +286,16 @@ def _insert_returning_id(names: tuple[str, ...]) -> Insert:
 
 
 @functools.cache
-def _insert_own_root(names: tuple[str, ...]) -> Insert:
+def _insert_own_root(names: tuple[str, ...], inserting: tuple = ()) -> Insert:
     # The id drawn from the table's sequence in a CTE, evaluated once (a volatile function's): a first version
-    # (root_id null) is its own root in the same INSERT.
+    # (root_id null) is its own root in the same INSERT, and the rows inserted with it (around_new_id's shapes,
+    # data-modifying CTEs selected from that CTE) hold it.
     new_id = select(func.nextval(func.pg_get_serial_sequence(_REPORTS.name, "id")).label("id")).cte("new_id")
     drawn = select(new_id.c.id).scalar_subquery()
     values: dict[str, Any] = {name: bindparam(name, type_=_REPORTS.c[name].type) for name in names}
     values |= {"id": drawn, "root_id": func.coalesce(values["root_id"], drawn)}
-    return insert(Report).values(values).returning(Report.id)
+    rows = [rows.cte(f"rows_{i}") for i, rows in enumerate(inserts_around_id(drawn, inserting))]
+    return insert(Report).values(values).returning(Report.id).add_cte(*rows)
 
 
 # Part of the insertion: updated_at stays as inserted (the column's onupdate would stamp it again).
@@ -306,9 +330,10 @@ def update_draft(session: Session, actor: Actor, report: Report, **fields) -> Re
     if errors:
         raise ValidationFailed(errors)
     # As the unit of work would: no UPDATE (nor a new updated_at) for a draft saved again unchanged.
-    if changed := {name: value for name, value in written.items() if getattr(report, name) != value}:
-        update_row(session, report, changed)
     audit.record(session, actor=actor, action="report.update", target=report, cpts_id=report.cpts_id)
+    if changed := {name: value for name, value in written.items() if getattr(report, name) != value}:
+        # The audit row queued above inserted by the UPDATE's own statement (audit.take_queued).
+        update_row(session, report, changed, inserting=audit.take_queued(session))
     return report
 
 
@@ -355,17 +380,18 @@ def sign(
     }
     if not targets:
         signed |= {"state": S.SENT, "sent_at": now}  # nobody to send to: the hub is where it is read
-    update_row(session, report, signed)
-    if previous is not None:
-        previous.superseded_at = now
+    # Queued before the write, which inserts it with its own statement (audit.take_queued).
     audit.record(
         session,
         actor=actor,
         action="report.sign",
         target=report,
         cpts_id=report.cpts_id,
-        details={"version": report.version, "deliveries": len(targets), "content_sha256": report.content_sha256},
+        details={"version": report.version, "deliveries": len(targets), "content_sha256": signed["content_sha256"]},
     )
+    update_row(session, report, signed, inserting=audit.take_queued(session))
+    if previous is not None:
+        previous.superseded_at = now
     events.emit(
         session,
         cpts_id=report.cpts_id,

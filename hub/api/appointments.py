@@ -11,7 +11,7 @@ from hub.auth.permissions import Permission
 from hub.auth.policies import appointment_for, appointment_row_for
 from hub.db import driver_rows
 from hub.errors import ValidationFailed
-from hub.http.access import Preload, access, light_read, preloaded_row
+from hub.http.access import Preload, access, light_read, preloaded_row, single_write
 from hub.http.request import db
 from hub.models import (
     Appointment,
@@ -214,6 +214,7 @@ def _act_on_row(appointment_id: int, verb: str, schema, perform):
 
 @blueprint.post("/appointments/<int:appointment_id>/check-in")
 @access(Permission.VISITS_RESPOND)
+@single_write  # no lock, one UPDATE with its audit row: the SAS hears of no check-in (workflows.sas.PUSHED_STATUSES)
 def check_in_appointment(appointment_id: int):
     return _act_on_row(
         appointment_id,
@@ -225,6 +226,7 @@ def check_in_appointment(appointment_id: int):
 
 @blueprint.post("/appointments/<int:appointment_id>/checklist")
 @access(Permission.VISITS_RESPOND)
+@single_write  # no lock, one UPDATE with its audit row
 def save_appointment_checklist(appointment_id: int):
     """The HAS pre-session checklist, complete, before the session starts."""
 

@@ -58,6 +58,16 @@ def light_read(view=None, *, preload: Preload | None = None):
     return mark if view is None else mark(view)
 
 
+def single_write(view):
+    """An API view whose reads take no lock and whose one write is one statement carrying its audit row (hub.audit
+    .take_queued). On PostgreSQL its session runs without a transaction, as a light read's: the write is atomic on
+    its own, and the BEGIN and COMMIT round trips are saved (each statement already saw its own snapshot under READ
+    COMMITTED). A view that may write anything more must not be marked. On SQLite its audit row is a statement of
+    its own: the transaction stays."""
+    view.single_write = True
+    return view
+
+
 def needs_account(view):
     """An API view whose services read the account's ORM rows (`user.professional` and what it leads to: the
     teleexpertise policies, a GP's or a clinician's own record): its Bearer token's `accounts.Caller` is replaced by
@@ -90,6 +100,12 @@ def is_light_page() -> bool:
 
 def is_light_read() -> bool:
     return getattr(request_view(), "light_read", False)
+
+
+def runs_without_transaction(dialect_name: str) -> bool:
+    """Whether the request's session runs without a transaction: a light read's, a single write's on PostgreSQL."""
+    view = request_view()
+    return getattr(view, "light_read", False) or (dialect_name == "postgresql" and getattr(view, "single_write", False))
 
 
 def needs_account_of(view: Callable | None) -> bool:

@@ -11,7 +11,8 @@ committed in one place.
   (hub.db.without_transaction), each SELECT on its own, and its audit rows are written only if it returns, in one
   INSERT: on PostgreSQL that INSERT, committed on its own, is the request's last statement (no session commit is
   left to run); on SQLite the rows of the light reads finishing together are committed together
-  (hub.audit.GroupCommit).
+  (hub.audit.GroupCommit). So does, on PostgreSQL, an API view marked `single_write`, whose one write is one
+  statement carrying its audit row.
 """
 
 import contextlib
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from hub import audit
 from hub.db import is_autocommitting, is_without_transaction, without_transaction
-from hub.http.access import enforce_access, is_light_read
+from hub.http.access import enforce_access, runs_without_transaction
 from hub.http.headers import secure_headers
 from hub.http.inputs import refuse_nul_bytes
 
@@ -36,7 +37,7 @@ def db() -> Session:
     session = request_globals.get("db_session")
     if session is None:
         session = current_app.extensions["hub.sessions"]()
-        if is_light_read():
+        if runs_without_transaction(session.get_bind().dialect.name):
             without_transaction(session)
         request_globals.db_session = session
     return session

@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from hub.auth.policies import appointment_for
 from hub.db import utcnow
@@ -34,23 +34,37 @@ from hub.models import (
     WaitingUrgency,
 )
 from hub.schemas.scheduling import AppointmentIn, AppointmentOut, appointment_entity_out
+from hub.services import accounts
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
-from tests.queries import count_queries, forbid_flushes, forbid_lazy_loads, orm_executions, statements_on
-from workflows import appointments, reports, waiting
+from tests.queries import (
+    audit_inserts,
+    count_queries,
+    forbid_flushes,
+    forbid_lazy_loads,
+    orm_executions,
+    statements_on,
+)
+from workflows import appointments, reports, sas, waiting
 
 
 def label(statement: str) -> str:
     """`SELECT professionals`, `INSERT allocations`, `UPDATE waiting_entries`: the verb and its first table."""
     verb = statement.split()[0].upper()
     if verb == "WITH":  # data-modifying CTEs: every table written, in order
-        return " ".join(["WITH", *re.findall(r"\bINSERT INTO (\w+)", statement)])
+        return " ".join(["WITH", *re.findall(r"\b(?:INSERT INTO|UPDATE) (\w+)", statement)])
     table = re.search(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", statement, re.IGNORECASE)
     return f"{verb} {table.group(1) if table else ''}".strip()
 
 
 SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")  # the test transaction's
+
+
+def audited_update(engine, table: str) -> str:
+    """The label of a state change's UPDATE: on PostgreSQL its audit row inserted by the same statement (a
+    data-modifying CTE, hub.audit.take_queued), elsewhere the UPDATE alone, the audit row an INSERT at commit."""
+    return f"WITH audit_events {table}" if engine.dialect.name == "postgresql" else f"UPDATE {table}"
 
 
 def _first_use(api, url):
@@ -220,9 +234,10 @@ def test_the_confirmation_reads_the_visit_once_with_its_lock(clock, api_as, db_s
     api = api_as(territory.idel_user)
     _first_use(api, f"/api/v1/appointments/{visit.id}")
     sequence = visit.sequence
-    with forbid_lazy_loads(), forbid_flushes(), statements_on(engine) as seen:
+    with forbid_lazy_loads(), forbid_flushes(), statements_on(engine) as seen, count_queries(engine) as sent:
         response = api.post(f"/api/v1/appointments/{visit.id}/confirm")
     assert response.status_code == 200, response.get_json()
+    assert audit_inserts(sent) == (0 if engine.dialect.name == "postgresql" else 1), sent
     assert response.get_json()["state"] == AppointmentState.CONFIRMED.value
     db_session.expire_all()
     stored = db_session.get(Appointment, visit.id)
@@ -231,8 +246,12 @@ def test_the_confirmation_reads_the_visit_once_with_its_lock(clock, api_as, db_s
     assert [label(statement) for statement in seen] == [
         "SELECT api_tokens",
         "SELECT appointments",  # the access check, the row lock, the patient and their consents
-        "UPDATE visit_offers",  # answered without being read first
-        "UPDATE appointments",
+        # The offers answered without being read first; on PostgreSQL by the appointment's UPDATE, with its audit row.
+        *(
+            ["WITH audit_events visit_offers appointments"]
+            if engine.dialect.name == "postgresql"
+            else ["UPDATE visit_offers", "UPDATE appointments"]
+        ),
     ], seen
     offer = db_session.scalars(select(VisitOffer).where(VisitOffer.appointment_id == visit.id)).one()
     assert (offer.state, offer.professional_id) == (VisitOfferState.ACCEPTED, territory.idel.id)
@@ -319,16 +338,22 @@ def test_the_checklist_and_the_check_in_read_the_visit_with_what_they_check(
     db_session.commit()
     api = api_as(territory.idel_user)
     _first_use(api, f"/api/v1/appointments/{confirmed.id}")
-    with forbid_flushes(), orm_executions() as (executed, loaded), statements_on(engine) as seen:
+    with (
+        forbid_flushes(),
+        orm_executions() as (executed, loaded),
+        statements_on(engine) as seen,
+        count_queries(engine) as sent,
+    ):
         response = api.post(f"/api/v1/appointments/{confirmed.id}/{verb}", json=body)
     assert response.status_code == 200, response.get_json()
+    assert audit_inserts(sent) == (0 if engine.dialect.name == "postgresql" else 1), sent
     assert (executed, loaded) == ([], [])
     db_session.expire_all()
     assert AppointmentOut().dump(db_session.get(Appointment, confirmed.id)) == response.get_json()
     assert [label(statement) for statement in seen] == [
         "SELECT api_tokens",
         "SELECT appointments",
-        "UPDATE appointments",
+        audited_update(engine, "appointments"),
     ]
     assert "consents" in seen[1] and "session_programs" in seen[1]
     audited = db_session.scalars(
@@ -504,3 +529,78 @@ def test_the_appointment_s_answer_is_appointment_out_s_dump_field_for_field(cloc
     assert confirmed.checklist_saved_at is not None and appointment_entity_out(confirmed)["checklist"]
     assert appointment_entity_out(visit)["telesoin_act_label"] == "Suivi d'un pansement à distance"
     assert list(expected) == list(AppointmentOut().fields)
+
+
+@pytest.mark.parametrize(
+    ("verb", "body", "action"),
+    [
+        ("checklist", {"camera": True, "sound": True, "light": True, "privacy": True}, "appointment.checklist"),
+        (
+            "check-in",
+            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
+            "appointment.check_in",
+        ),
+    ],
+)
+def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, committed, verb, body, action):
+    """The checklist and the check-in (hub.http.access.single_write): on PostgreSQL the token's and the visit's
+    SELECTs and the UPDATE carrying its audit row each run committed on their own, with no BEGIN nor COMMIT (two
+    round trips fewer), and the row and its audit row are there; a refusal writes neither. On SQLite the request
+    keeps its transaction (its audit row an INSERT of its own). Committed for real: the tests' outer transaction
+    would hide the very transactions this is about."""
+    # What lets the check-in be a single write: a SAS-booked visit's check-in queues no message for the SAS.
+    assert "checked-in" not in sas.PUSHED_STATUSES
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        territory = factories.territory(session, cpts)
+        confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
+        _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
+        session.commit()
+        visit_id, user_id = confirmed.id, territory.idel_user.id
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    assert client.get(f"/api/v1/appointments/{visit_id}", headers=headers).status_code == 200  # stamps last_used_at
+    engine = app.extensions["hub.engine"]
+    postgresql = engine.dialect.name == "postgresql"
+    seen: list[tuple[str, bool]] = []
+    commits: list[bool] = []
+
+    def record(conn, _cursor, statement, *_args):
+        dbapi = conn.connection.dbapi_connection
+        seen.append((label(" ".join(statement.split())), dbapi.autocommit if postgresql else dbapi.in_transaction))
+
+    def on_commit(_conn):
+        commits.append(True)
+
+    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", on_commit)
+    try:
+        response = client.post(f"/api/v1/appointments/{visit_id}/{verb}", json=body, headers=headers)
+        refused = client.post(f"/api/v1/appointments/{visit_id}/{verb}", json={}, headers=headers)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", on_commit)
+    assert response.status_code == 200, response.get_json()
+    assert refused.status_code in (409, 422), refused.get_json()  # checked in already; a checklist left empty
+    if postgresql:
+        assert seen == [
+            ("SELECT api_tokens", True),
+            ("SELECT appointments", True),
+            ("WITH audit_events appointments", True),
+            ("SELECT api_tokens", True),  # the refusal: its reads only
+            ("SELECT appointments", True),
+        ], seen
+        assert commits == [], commits
+    else:
+        assert ("UPDATE appointments", True) in seen and ("INSERT audit_events", True) in seen, seen
+    with factory() as session:
+        audited = session.execute(
+            select(AuditEvent.action, AuditEvent.actor_user_id, AuditEvent.outcome).where(
+                AuditEvent.target_type == "appointments", AuditEvent.target_id == str(visit_id)
+            )
+        ).all()
+        stored = session.get(Appointment, visit_id)
+        done = stored.checklist_saved_at if verb == "checklist" else stored.identity_checked_at
+    assert [tuple(row) for row in audited if row.action == action] == [(action, user_id, "success")]
+    assert done is not None

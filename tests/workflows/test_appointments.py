@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from hub.db import driver_execute
 from hub.errors import Conflict, InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     Allocation,
@@ -398,14 +399,16 @@ def test_an_officine_is_no_place_for_another_programs_session_even_with_nobody_a
 
 
 def test_an_offer_added_in_the_unit_of_work_is_answered_with_the_others(db_session, territory):
-    """The confirmation answers the pending offers by one driver UPDATE, which does not autoflush: an offer still
-    pending in memory is flushed first, so it is withdrawn with the others, not inserted pending after the answer.
-    (confirm's own reads autoflush before it today: the answer is called alone, as the last step of a unit of work.)"""
+    """The confirmation answers the pending offers by one UPDATE run by the driver (with the appointment's), which
+    does not autoflush: an offer still pending in memory is flushed first, so it is withdrawn with the others, not
+    inserted pending after the answer. (confirm's own reads autoflush before it today: the answer is built and run
+    alone, as the last step of a unit of work.)"""
     t = territory
     appointment = book(db_session, t)
     db_session.flush()
     db_session.add(VisitOffer(appointment_id=appointment.id, professional_id=t.other_idel.id, round=2))
-    appointments._answer_offers(db_session, appointment, t.idel.id, NOW)
+    answer, parameters = appointments._answer_offers(db_session, appointment, t.idel.id, NOW)
+    driver_execute(db_session.connection(), answer, [parameters])
     db_session.commit()
     states = dict(
         db_session.execute(

@@ -14,6 +14,7 @@ from defusedxml import ElementTree as ET
 from sqlalchemy import func, select
 
 from connectors.dispatcher import requeue
+from hub import audit
 from hub.db import utcnow
 from hub.documents.clinical import DocumentPackage
 from hub.documents.freezing import freeze
@@ -21,6 +22,7 @@ from hub.documents.store import read_stored
 from hub.errors import Conflict, DocumentPending, InvalidTransition, RuleViolation, ValidationFailed
 from hub.models import (
     AppointmentState,
+    AuditEvent,
     CarePathwayStep,
     ConnectorSetting,
     ConsentKind,
@@ -43,7 +45,7 @@ from hub.models import (
 )
 from tests import ZONE, factories
 from tests.factories import NOW, SEEN_ON, check_in
-from tests.queries import count_queries
+from tests.queries import audit_inserts, count_queries
 from workflows import appointments, deliveries, desk, pathways, reports
 
 CDA = "{urn:hl7-org:v3}"
@@ -281,6 +283,31 @@ def test_a_new_version_holds_its_row_as_inserted(db_session, session_done, tmp_p
     correction = reports.supersede(db_session, t.cardiologist_user, draft)
     assert (correction.root_id, correction.version, correction.conclusion) == (draft.id, 2, "Rien à signaler.")
     assert_as_stored(db_session, correction)
+
+
+def test_a_draft_s_audit_row_holds_its_id_and_comes_after_the_rows_queued_before(db_session, session_done):
+    """On PostgreSQL the draft's INSERT inserts the rows queued before it and its own audit row, whose target is the
+    id the statement draws (hub.audit.take_queued, hub.db.inserts_around_id), in their order; SQLite writes them at
+    the commit. The same rows either way."""
+    t = session_done
+    db_session.commit()
+    start = db_session.scalar(select(func.max(AuditEvent.id))) or 0
+    audit.record(db_session, actor=t.cardiologist_user, action="queued.before", target=t.appointment)
+    with count_queries(db_session.get_bind()) as sent:
+        draft = reports.start_report(db_session, t.cardiologist_user, t.appointment)
+    if db_session.get_bind().dialect.name == "postgresql":
+        together = [s for s in sent if "INSERT INTO reports" in s and "INSERT INTO audit_events" in s]
+        assert audit_inserts(sent) == 0 and len(together) == 1, sent
+    db_session.commit()
+    rows = db_session.execute(
+        select(AuditEvent.action, AuditEvent.target_type, AuditEvent.target_id)
+        .where(AuditEvent.id > start)
+        .order_by(AuditEvent.id)
+    ).all()
+    assert [tuple(row) for row in rows] == [
+        ("queued.before", "appointments", str(t.appointment.id)),
+        ("report.create", "reports", str(draft.id)),
+    ]
 
 
 def assert_as_stored(db_session, report):
