@@ -13,6 +13,9 @@ during a restart: a booking with the same Idempotency-Key, so it is never made t
 check-in, sign) answered 409 on a retry counts as done when the resource is in the state it asked for (the first
 attempt committed, its answer was lost). Each failed attempt and its outcome is written to the JSON-lines file
 named by P7_EVENTS.
+
+With P7_TIMES, each request's start (time.time()), response time and outcome is written to that file when locust
+quits, so that bench/p7/peak_hour.py takes the percentiles over the part of the step where every user runs.
 """
 
 import json
@@ -23,7 +26,7 @@ import uuid
 
 import gevent
 from bodies import CHECK_IN, CHECKLIST, WRITTEN  # beside this file, on locust's path
-from locust import FastHttpUser, between, task
+from locust import FastHttpUser, between, events, task
 
 with open(os.environ["P7_WORK"], encoding="utf-8") as handle:
     WORK = json.load(handle)
@@ -34,6 +37,21 @@ RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0, 8.0)  # ~30 s: past a PostgreSQL r
 TRANSIENT = {0, 500, 502, 503, 504}  # 0: no answer (connection refused or reset)
 EVENTS = os.environ.get("P7_EVENTS")
 SIGNED = {"signed", "sent", "acknowledged"}
+TIMES = os.environ.get("P7_TIMES")
+timed: list[tuple[float, float, bool]] = []  # (start, response ms, failed) of each counted request
+
+
+if TIMES:
+
+    @events.request.add_listener
+    def record(name, start_time, response_time, exception, **_) -> None:
+        if name != "(check)":
+            timed.append((start_time, response_time, exception is not None))
+
+    @events.quitting.add_listener
+    def write_times(**_) -> None:
+        with open(TIMES, "w", encoding="utf-8") as handle:
+            handle.writelines(f"{start:.3f} {took:.1f} {int(failed)}\n" for start, took, failed in timed)
 
 
 def event(**fields) -> None:

@@ -5,14 +5,16 @@ coordinator, a cardiologist with a weekly program, the patients' IDEL and a seco
 patients with their médecin traitant, all with secure mailboxes). One teleconsultation is 20 requests (see
 bench/p7/locustfile.py) with think times of 0.5–1.5 s. The offered load is stepped as multiples of the national
 peak hour (~100 requests/s for ~800 CPTS, issue 17) until p95 ≥ 200 ms or an error appears; the script prints the
-highest multiple sustained with p95 < 200 ms and zero errors, then checks that nothing is double-booked, that
+highest multiple sustained with p95 < 200 ms and zero errors (the percentiles over the requests started once every
+user runs, where the rate is measured; the errors over the whole step; the users start over one teleconsultation's
+length, `--spawn`, so that they are spread over its phases), then checks that nothing is double-booked, that
 every signed report's deliveries have exactly one outbox message each (none lost, none twice), and that the
 audit chain verifies.
 
     make bench-p7                                  # installs the `bench` extra (locust), then runs this
     .venv/bin/python bench/p7/peak_hour.py --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7
-    # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --instances 2  --threads 4  --cpts 40  --locust PATH
-    #          --direct [--workers 2]  --keep DIR (locust's CSVs and cpu.csv: both a line a second)
+    # options: --steps 0.05,0.1,0.2,0.3,0.5,1,2,5  --seconds 40  --spawn 21  --instances 2  --threads 4  --cpts 40
+    #          --locust PATH  --direct [--workers 2]  --keep DIR (locust's CSVs and cpu.csv: both a line a second)
 
 Each step also prints each process kind's CPU per request once every user runs (gunicorn, PostgreSQL, the worker,
 locust, HAProxy, the rest, the kernel's unaccounted time) and the cores' idle share (bench/p7/cpu.py): where the
@@ -90,6 +92,11 @@ NATIONAL_PEAK = 100.0  # requests/s, all ~800 CPTS at the peak hour (issue 17)
 REQUESTS_PER_TELECONSULTATION = 20
 THINK_MEAN = 1.0  # seconds, the mean of the locustfile's 0.5–1.5 s
 P95_LIMIT_MS = 200.0
+# A teleconsultation's mean length: 21 thinks for 20 requests. Users spawned within a few seconds stay in step for
+# most of a step (21 random thinks spread a teleconsultation by ±1.3 s only): every coordinator books at once, then
+# every specialist signs at once, waves no peak hour of ~800 independent teams has. Spawned over one teleconsultation
+# instead, they are spread over its phases once all run (bench/README.md, tenth pass).
+SPAWN_SECONDS = THINK_MEAN * (REQUESTS_PER_TELECONSULTATION + 1)
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_p7"
 PATIENTS_PER_CPTS = 6
 SPACING = dt.timedelta(minutes=90)  # past sessions: the IDEL is held 20 min before and 25 min after a 15-min slot
@@ -284,6 +291,7 @@ class Step:
     p50: float
     p95: float
     p99: float
+    whole_p95: float  # over the whole step, the users' spawning included (locust's summary)
     rows: list[dict]
     failure_lines: list[str]
     unused: int
@@ -300,7 +308,7 @@ def run_step(args, multiple: float, port: int, teams: dict, work: Work, workdir:
     # A user thinks after each of a teleconsultation's requests and once more before the next one: 21 thinks for 20
     # requests. Fewer users offered ~5 % less than the step's name said.
     users = max(1, round(offered * THINK_MEAN * (REQUESTS_PER_TELECONSULTATION + 1) / REQUESTS_PER_TELECONSULTATION))
-    spawn_seconds = min(5.0, seconds / 4)
+    spawn_seconds = args.spawn
     per_second = offered / REQUESTS_PER_TELECONSULTATION
     needed = math.ceil(per_second * (seconds + spawn_seconds) * 1.3) + users
     began = time.monotonic()
@@ -311,6 +319,8 @@ def run_step(args, multiple: float, port: int, teams: dict, work: Work, workdir:
     prefix = workdir / f"step-{multiple:g}-{len(items)}"
     env = dict(os.environ)
     env["P7_WORK"] = str(work_path)
+    times_path = Path(f"{prefix}_times.txt")
+    env["P7_TIMES"] = str(times_path)
     command = [
         args.locust,
         "-f",
@@ -345,15 +355,20 @@ def run_step(args, multiple: float, port: int, teams: dict, work: Work, workdir:
                 failure_lines.append(f"{row['Occurrences']}× {row['Method']} {row['Name']}: {row['Error'][:160]}")
     used = sum(int(row["Request Count"]) for row in rows if row["Name"] == "POST /api/v1/appointments")
     steady = steady_part(Path(f"{prefix}_stats_history.csv"), users)
+    # The percentiles over the requests started once every user runs, where the rate is measured too; the errors
+    # over the whole step.
+    percentiles = steady_percentiles(times_path, steady) if steady else None
+    p50, p95, p99 = percentiles or (float(total["50%"]), float(total["95%"]), float(total["99%"]))
     return Step(
         multiple=multiple,
         users=users,
         requests=int(total["Request Count"]),
         failures=int(total["Failure Count"]),
         rate=steady.rate if steady else float(total["Requests/s"]),
-        p50=float(total["50%"]),
-        p95=float(total["95%"]),
-        p99=float(total["99%"]),
+        p50=p50,
+        p95=p95,
+        p99=p99,
+        whole_p95=float(total["95%"]),
         rows=[row for row in rows if row["Name"] != "Aggregated"],
         failure_lines=failure_lines,
         unused=len(items) - used,
@@ -392,12 +407,28 @@ def steady_part(history: Path, users: int) -> Steady | None:
     return Steady(began, ended, after - before)
 
 
+def steady_percentiles(times: Path, steady: Steady) -> tuple[float, float, float] | None:
+    """p50, p95 and p99 (ms, nearest rank) of the requests started in the steady part; None without the locustfile's
+    times."""
+    if not times.exists():
+        return None
+    took = sorted(
+        float(fields[1])
+        for fields in map(str.split, times.read_text(encoding="utf-8").splitlines())
+        if steady.began <= float(fields[0]) < steady.ended
+    )
+    if not took:
+        return None
+    return tuple(took[min(len(took) - 1, math.ceil(q * len(took)) - 1)] for q in (0.50, 0.95, 0.99))
+
+
 def print_step(step: Step) -> None:
     verdict = "sustained" if step.sustained else "NOT sustained"
     print(
         f"  {step.multiple:>5g}× ({step.multiple * NATIONAL_PEAK:6.1f} req/s offered, {step.users} users): "
         f"{step.requests} requests, {step.rate:6.1f} req/s once all users run, p50 {step.p50:.0f} ms, "
-        f"p95 {step.p95:.0f} ms, p99 {step.p99:.0f} ms, {step.failures} errors → {verdict}",
+        f"p95 {step.p95:.0f} ms, p99 {step.p99:.0f} ms (p95 over the whole step, spawning included: "
+        f"{step.whole_p95:.0f} ms), {step.failures} errors → {verdict}",
         flush=True,
     )
     if step.cpu:
@@ -647,6 +678,13 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", default="0.05,0.1,0.2,0.3,0.5,1,2,5", help="multiples of the national peak")
     parser.add_argument("--seconds", type=float, default=40.0, help="measured seconds per step (default 40)")
     parser.add_argument("--warmup", type=float, default=15.0, help="warm-up seconds, not counted (default 15)")
+    parser.add_argument(
+        "--spawn",
+        type=float,
+        default=SPAWN_SECONDS,
+        help=f"seconds over which a step's users start, before its measured seconds (default {SPAWN_SECONDS:g}: one "
+        "teleconsultation; 5 before 2026-12-05's tenth pass)",
+    )
     parser.add_argument(
         "--instances", type=int, default=2, help="gunicorn instances behind HAProxy, one per core (default 2)"
     )
