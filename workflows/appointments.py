@@ -39,7 +39,7 @@ from hub.db import (
     IdText,
     insert_together,
     rows_changed,
-    update_by_id,
+    update_by_id_if_unchanged,
     update_row,
     utcnow,
     with_defaults,
@@ -1105,7 +1105,7 @@ def check_in_row(session: Session, actor: Actor, visit, consents: Iterable, **gi
     checked_in = checked_in_values(actor, visit, consents, **given)
     target = ("appointments", visit.id)
     audit.record(session, actor=actor, action="appointment.check_in", target=target, cpts_id=visit.cpts_id)
-    return update_by_id(session, Appointment, visit.id, checked_in, inserting=audit.take_queued(session))
+    return _write_unless_changed(session, visit, checked_in, "check_in")
 
 
 def checked_in_values(
@@ -1193,7 +1193,29 @@ def save_checklist_row(
     saved = checklist_values(actor, visit, consents, minor=minor, items=items)
     target = ("appointments", visit.id)
     audit.record(session, actor=actor, action="appointment.checklist", target=target, cpts_id=visit.cpts_id)
-    written = update_by_id(session, Appointment, visit.id, saved, inserting=audit.take_queued(session))
+    return _write_unless_changed(session, visit, saved, "checklist")
+
+
+# The row read without a lock changed before the write: a coordinator cancelled the visit, another verb ran.
+CHANGED_MEANWHILE = (
+    "Action impossible : le rendez-vous vient d'être modifié par ailleurs. Rechargez-le avant de recommencer."
+)
+
+
+def _write_unless_changed(session: Session, visit, values: dict[str, Any], verb: str) -> dict[str, Any]:
+    """The `values` a verb worked out from the appointment read as a plain row (`visit`, not locked), written with
+    the audit row queued for it only if its state and sequence are still those read, else 409: a visit cancelled
+    meanwhile must not be checked in, nor one writer's columns overwritten by another's."""
+    written = update_by_id_if_unchanged(
+        session,
+        Appointment,
+        visit.id,
+        values,
+        unchanged={"state": visit.state, "sequence": visit.sequence},
+        inserting=audit.take_queued(session),
+    )
+    if written is None:
+        raise InvalidTransition(CHANGED_MEANWHILE, action=verb)
     return written
 
 
