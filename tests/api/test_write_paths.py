@@ -69,7 +69,8 @@ def audited_update(engine, table: str) -> str:
 
 
 def _first_use(api, url):
-    # The token's first use stamps last_used_at (not the steady state); a refused request would roll it back.
+    # The token's first use stamps last_used_at (not the steady state). A refused request keeps that stamp on
+    # PostgreSQL when its view runs without a transaction (a light read, a single write: committed on its own).
     assert api.get(url).status_code == 200
 
 
