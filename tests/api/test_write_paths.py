@@ -16,6 +16,8 @@ from hub.auth.policies import appointment_for
 from hub.db import utcnow
 from hub.http.request import db
 from hub.models import (
+    BOOKED_IN_HUB,
+    BOOKED_THROUGH_SAS,
     Allocation,
     AllocationResource,
     Appointment,
@@ -35,7 +37,7 @@ from hub.models import (
     WaitingUrgency,
 )
 from hub.schemas.scheduling import AppointmentIn, AppointmentOut, appointment_entity_out
-from hub.services import accounts
+from hub.services import accounts, fhir
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
@@ -534,34 +536,44 @@ def test_the_appointment_s_answer_is_appointment_out_s_dump_field_for_field(cloc
     assert list(expected) == list(AppointmentOut().fields)
 
 
+_CHECK_IN = {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}
+
+
 @pytest.mark.parametrize(
-    ("verb", "body", "action"),
+    ("verb", "body", "action", "source"),
     [
-        ("checklist", {"camera": True, "sound": True, "light": True, "privacy": True}, "appointment.checklist"),
         (
-            "check-in",
-            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
-            "appointment.check_in",
+            "checklist",
+            {"camera": True, "sound": True, "light": True, "privacy": True},
+            "appointment.checklist",
+            BOOKED_IN_HUB,
         ),
+        ("check-in", _CHECK_IN, "appointment.check_in", BOOKED_IN_HUB),
+        ("check-in", _CHECK_IN, "appointment.check_in", BOOKED_THROUGH_SAS),  # the SAS follows it
     ],
 )
-def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, committed, verb, body, action):
+def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, committed, verb, body, action, source):
     """The checklist and the check-in (hub.http.access.single_write): on PostgreSQL the token's and the visit's
     SELECTs and the UPDATE carrying its audit row each run committed on their own, with no BEGIN nor COMMIT (two
     round trips fewer), and the row and its audit row are there; a refusal writes neither. On SQLite the request
     keeps its transaction (its audit row an INSERT of its own). Committed for real: the tests' outer transaction
     would hide the very transactions this is about."""
-    # What lets the check-in be a single write: a SAS-booked visit's check-in queues no message for the SAS.
-    assert "checked-in" not in sas.PUSHED_STATUSES
+    # What lets the check-in be a single write: the status it leads to is not one the SAS is told of, so a
+    # SAS-booked visit's check-in has nothing to queue for it (the same statements as any other's, below).
+    checked_in = appointments.MACHINE.target("check_in", AppointmentState.CONFIRMED)
+    assert fhir.APPOINTMENT_STATUSES[checked_in] not in sas.PUSHED_STATUSES
     factory, created = committed
     with factory() as session:
         cpts = factories.cpts(session)
         created.append(cpts.id)
         territory = factories.territory(session, cpts)
         confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
+        confirmed.source = source
         _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
         session.commit()
         visit_id, user_id = confirmed.id, territory.idel_user.id
+        # Audit rows stay when a test's rows are purged, and SQLite gives a purged visit's id again: only later rows.
+        audited_before = session.scalar(select(func.max(AuditEvent.id)))
     client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
     assert client.get(f"/api/v1/appointments/{visit_id}", headers=headers).status_code == 200  # stamps last_used_at
     engine = app.extensions["hub.engine"]
@@ -600,7 +612,9 @@ def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, com
     with factory() as session:
         audited = session.execute(
             select(AuditEvent.action, AuditEvent.actor_user_id, AuditEvent.outcome).where(
-                AuditEvent.target_type == "appointments", AuditEvent.target_id == str(visit_id)
+                AuditEvent.id > audited_before,
+                AuditEvent.target_type == "appointments",
+                AuditEvent.target_id == str(visit_id),
             )
         ).all()
         stored = session.get(Appointment, visit_id)
