@@ -569,7 +569,11 @@ def update_by_id(
     content is known before the write) inserted in the same transaction, on PostgreSQL by the same statement
     (data-modifying CTEs of the UPDATE: one round trip fewer), elsewhere one INSERT each after it. `along`: writes
     of other tables built once (a statement object kept, its parameters named apart from "new_…", "row…" and
-    "row_id"), likewise run by the same statement on PostgreSQL, elsewhere by the driver each before it."""
+    "row_id"), likewise run by the same statement on PostgreSQL, elsewhere by the driver each before it. Only other
+    tables' (checked): as CTEs on PostgreSQL they see the UPDATE's snapshot, not its change, where on SQLite the
+    UPDATE sees theirs, and PostgreSQL cannot change one row twice in a statement."""
+    if any(other.table is model.__table__ for other, _given in along):
+        raise ValueError(f"`along` writes {model.__table__.name}, the table of the row updated")
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     shapes, parameters = around_new_id(inserting if postgresql else ())
