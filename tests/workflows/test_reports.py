@@ -104,9 +104,12 @@ def test_the_drafts_audit_row_taken_by_its_insert_is_written_on_every_database(d
     """The report's INSERT writes the rows given to it (audit.take_queued's) on SQLite too, one INSERT each after
     it: none is dropped there, whichever database its caller checked the rows could be taken on."""
     t = session_done
+    before = db_session.scalar(select(func.max(AuditEvent.id))) or 0  # committed tests' rows stay
     monkeypatch.setattr(audit, "can_take_queued", lambda _session: True)
     report = reports.start_report(db_session, t.cardiologist_user, t.appointment)
-    created = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "report.create")).all()
+    created = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.id > before, AuditEvent.action == "report.create")
+    ).all()
     assert [(e.target_type, e.target_id, e.actor_user_id) for e in created] == [
         ("reports", str(report.id), t.cardiologist_user.id)
     ]
