@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
     bindparam,
     create_engine,
     event,
@@ -631,7 +632,7 @@ def _with_onupdate(values: dict[str, Any], stamped: tuple[tuple[str, Any], ...])
     return given
 
 
-def _set_by_id(mapper: Any, names: tuple[str, ...]) -> tuple[UpdateBase, tuple[tuple[str, Any], ...]]:
+def _set_by_id(mapper: Any, names: tuple[str, ...]) -> tuple[Update, tuple[tuple[str, Any], ...]]:
     # Bound parameters named apart from the columns: SQLAlchemy reserves a column's own name for the VALUES it fills.
     table = mapper.local_table
     stamped = tuple(
