@@ -22,11 +22,14 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Update,
     bindparam,
     create_engine,
     event,
     insert,
     make_url,
+    select,
+    union_all,
     update,
 )
 from sqlalchemy import cast as sql_cast
@@ -567,7 +570,11 @@ def update_by_id(
     content is known before the write) inserted in the same transaction, on PostgreSQL by the same statement
     (data-modifying CTEs of the UPDATE: one round trip fewer), elsewhere one INSERT each after it. `along`: writes
     of other tables built once (a statement object kept, its parameters named apart from "new_…", "row…" and
-    "row_id"), likewise run by the same statement on PostgreSQL, elsewhere by the driver each before it."""
+    "row_id"), likewise run by the same statement on PostgreSQL, elsewhere by the driver each before it. Only other
+    tables' (checked): as CTEs on PostgreSQL they see the UPDATE's snapshot, not its change, where on SQLite the
+    UPDATE sees theirs, and PostgreSQL cannot change one row twice in a statement."""
+    if any(other.table is model.__table__ for other, _given in along):
+        raise ValueError(f"`along` writes {model.__table__.name}, the table of the row updated")
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     shapes, parameters = around_new_id(inserting if postgresql else ())
@@ -579,10 +586,7 @@ def update_by_id(
             driver_execute(connection, other, [given_along])
     statements = tuple(other for other, _given in along) if postgresql else ()
     statement, stamped = _update_by_id(model.__mapper__, tuple(values), shapes, statements)
-    given = dict(values)
-    for name, column in stamped:
-        default = column.onupdate
-        given[name] = default.arg if default.is_scalar else default.arg(None)
+    given = _with_onupdate(values, stamped)
     parameters |= {f"new_{name}": value for name, value in given.items()}
     parameters["row_id"] = row_id
     driver_execute(connection, statement, [parameters])
@@ -591,13 +595,45 @@ def update_by_id(
     return given
 
 
-@functools.cache
-def _update_by_id(
-    mapper: Any, names: tuple[str, ...], inserting: tuple = (), along: tuple[UpdateBase, ...] = ()
-) -> tuple[ClauseElement, tuple[tuple[str, Any], ...]]:
+def update_by_id_if_unchanged(
+    session: Session,
+    model: Any,
+    row_id: int,
+    values: dict[str, Any],
+    *,
+    unchanged: dict[str, Any],
+    inserting: Sequence[tuple[Table, dict]] = (),
+) -> dict[str, Any] | None:
+    """update_by_id's UPDATE, made only if the row still holds the `unchanged` values (those its new values were
+    worked out from, read without a lock): None if another writer changed them since, and then none of `inserting`
+    is written either (an audit row of a change that did not happen). On PostgreSQL those rows are inserted by the
+    same statement from the UPDATE's RETURNING, so from no row when it matched none; elsewhere after it, only if it
+    matched."""
+    connection = session.connection()
+    postgresql = connection.dialect.name == "postgresql"
+    shapes, parameters = around_new_id(inserting if postgresql else ())
+    statement, stamped = _update_by_id_if_unchanged(model.__mapper__, tuple(values), tuple(unchanged), shapes)
+    given = _with_onupdate(values, stamped)
+    parameters |= {f"new_{name}": value for name, value in given.items()}
+    parameters |= {f"was_{name}": value for name, value in unchanged.items()}
+    parameters["row_id"] = row_id
+    if not driver_execute(connection, statement, [parameters], fetch=True):
+        return None
+    if inserting and not postgresql:
+        insert_together(session, inserting)
+    return given
+
+
+def _with_onupdate(values: dict[str, Any], stamped: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    given = dict(values)
+    for name, column in stamped:
+        default = column.onupdate
+        given[name] = default.arg if default.is_scalar else default.arg(None)
+    return given
+
+
+def _set_by_id(mapper: Any, names: tuple[str, ...]) -> tuple[Update, tuple[tuple[str, Any], ...]]:
     # Bound parameters named apart from the columns: SQLAlchemy reserves a column's own name for the VALUES it fills.
-    # The rows inserted with it (around_new_id's shapes, with no new id) are CTEs nobody reads: PostgreSQL runs a
-    # data-modifying CTE all the same.
     table = mapper.local_table
     stamped = tuple(
         (key, column)
@@ -609,10 +645,39 @@ def _update_by_id(
         update(table)
         .where(table.c.id == bindparam("row_id", type_=table.c.id.type))
         .values({column: bindparam(f"new_{name}", type_=column.type) for name, column in targets.items()})
-        .add_cte(*(rows.cte(f"rows_{i}") for i, rows in enumerate(inserts_around_id(None, inserting))))
-        .add_cte(*(other.cte(f"along_{i}") for i, other in enumerate(along)))
     )
     return statement, stamped
+
+
+@functools.cache
+def _update_by_id(
+    mapper: Any, names: tuple[str, ...], inserting: tuple = (), along: tuple[UpdateBase, ...] = ()
+) -> tuple[ClauseElement, tuple[tuple[str, Any], ...]]:
+    # The rows inserted with it (around_new_id's shapes, with no new id) are CTEs nobody reads: PostgreSQL runs a
+    # data-modifying CTE all the same.
+    statement, stamped = _set_by_id(mapper, names)
+    statement = statement.add_cte(
+        *(rows.cte(f"rows_{i}") for i, rows in enumerate(inserts_around_id(None, inserting))),
+        *(other.cte(f"along_{i}") for i, other in enumerate(along)),
+    )
+    return statement, stamped
+
+
+@functools.cache
+def _update_by_id_if_unchanged(
+    mapper: Any, names: tuple[str, ...], unchanged: tuple[str, ...], inserting: tuple = ()
+) -> tuple[ClauseElement, tuple[tuple[str, Any], ...]]:
+    # The UPDATE returns the id of the row it changed; the rows inserted with it select from that (a CTE), so that
+    # they are inserted once if it changed its row, not at all if it did not. The statement's rows say which.
+    statement, stamped = _set_by_id(mapper, names)
+    written = statement.where(
+        *(mapper.columns[name] == bindparam(f"was_{name}", type_=mapper.columns[name].type) for name in unchanged)
+    ).returning(mapper.local_table.c.id)
+    if not inserting:
+        return written, stamped
+    changed = written.cte("changed")
+    inserts = inserts_around_id(None, inserting, selected_from=changed)
+    return select(changed.c.id).add_cte(*(rows.cte(f"rows_{i}") for i, rows in enumerate(inserts))), stamped
 
 
 def insert_together(session: Session, rows: Sequence[tuple[Table, dict]]) -> None:
@@ -766,16 +831,21 @@ def values_around_id(new_id: Any, i: int, table: Table, columns: tuple[tuple[str
     return [value(name, kind) for name, kind in columns]
 
 
-def inserts_around_id(new_id: Any, shapes: tuple) -> list[Insert]:
+def inserts_around_id(new_id: Any, shapes: tuple, *, selected_from: Any = None) -> list[Insert]:
     """around_new_id's rows as INSERTs to run as data-modifying CTEs, `new_id` the owner's id (None: no row holds it):
     the consecutive rows of one table and columns in one INSERT of several VALUES, whose ids are drawn in their
-    order (PostgreSQL runs a statement's CTEs in no set order: audit rows queued in turn keep their order)."""
+    order (PostgreSQL runs a statement's CTEs in no set order: audit rows queued in turn keep their order).
+    `selected_from`: a CTE of at most one row (an UPDATE's RETURNING) the rows are selected from instead, so that
+    none is inserted when it has no row; several rows are then a UNION ALL, whose branches PostgreSQL runs in order
+    (its Append), so their ids are drawn in order all the same."""
     inserts = []
     for (table, names), group in itertools.groupby(
         enumerate(shapes), key=lambda item: (item[1][0], tuple(name for name, _kind in item[1][1]))
     ):
-        rows = [
-            dict(zip(names, values_around_id(new_id, i, table, columns), strict=True)) for i, (_t, columns) in group
-        ]
-        inserts.append(insert(table).values(rows))
+        rows = [values_around_id(new_id, i, table, columns) for i, (_t, columns) in group]
+        if selected_from is None:
+            inserts.append(insert(table).values([dict(zip(names, row, strict=True)) for row in rows]))
+            continue
+        selects = [select(*row).select_from(selected_from) for row in rows]
+        inserts.append(insert(table).from_select(names, selects[0] if len(selects) == 1 else union_all(*selects)))
     return inserts

@@ -8,14 +8,14 @@ import threading
 import uuid
 
 import pytest
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from hub import audit, migrate
-from hub.db import make_engine, update_by_id
+from hub.db import make_engine, update_by_id, update_by_id_if_unchanged
 from hub.models import AuditEvent, AuditLink, AuditUnchained, IdempotentRequest, Profession, Role, User
 from hub.services import accounts
 from tests import factories
@@ -200,6 +200,36 @@ def test_rows_taken_by_a_write_are_inserted_by_its_statement_and_kept_iff_its_tr
     update_by_id(db_session, User, user.id, {"is_active": True}, inserting=[(AuditEvent.__table__, row)])
     db_session.commit()
     assert _actions_after(db_session, start) == ["first", "written", "after", "given", "in a savepoint"]
+
+
+def test_a_conditional_write_inserts_its_rows_only_if_it_changed_its_row(db_session, cpts):
+    """hub.db.update_by_id_if_unchanged: a row no longer as read is left alone and none of the rows given to the
+    write is inserted (on PostgreSQL they select from the UPDATE's RETURNING, none when it matched no row); a row
+    still as read is changed and the rows inserted, in their order, by the same statement on PostgreSQL."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    db_session.commit()
+    start = db_session.query(func.max(AuditEvent.id)).scalar() or 0
+    rows = [(AuditEvent.__table__, audit.event_row(actor=user, action=action)) for action in ("one", "two")]
+    for was_active in (False, True):
+        with count_queries(db_session.get_bind()) as sent:
+            written = update_by_id_if_unchanged(
+                db_session, User, user.id, {"is_active": False}, unchanged={"is_active": was_active}, inserting=rows
+            )
+        assert (written is None) is not was_active
+        assert len(sent) == (1 if db_session.get_bind().dialect.name == "postgresql" or not was_active else 3), sent
+    db_session.commit()
+    db_session.expire_all()
+    assert not db_session.get(User, user.id).is_active
+    assert _actions_after(db_session, start) == ["one", "two"]
+
+
+def test_a_write_along_an_update_may_not_touch_its_table(db_session, cpts):
+    """update_by_id's `along` runs before the UPDATE on SQLite and beside it on PostgreSQL: one on the updated
+    table would behave differently on each, so it is refused before anything runs."""
+    user = factories.user(db_session, cpts, Role.COORDINATOR)
+    same_table = update(User.__table__).where(User.id == bindparam("other_id")).values(is_active=False)
+    with pytest.raises(ValueError, match="users"):
+        update_by_id(db_session, User, user.id, {"is_active": True}, along=[(same_table, {"other_id": user.id})])
 
 
 @pytest.mark.parametrize("dialect", [postgresql.psycopg.dialect(), sqlite.pysqlite.dialect()])

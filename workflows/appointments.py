@@ -39,7 +39,7 @@ from hub.db import (
     IdText,
     insert_together,
     rows_changed,
-    update_by_id,
+    update_by_id_if_unchanged,
     update_row,
     utcnow,
     with_defaults,
@@ -48,7 +48,6 @@ from hub.db import (
 from hub.errors import Conflict, InvalidTransition, NotFound, RuleViolation, ValidationFailed
 from hub.models import (
     APPOINTMENT_STATE_LABELS,
-    BOOKED_THROUGH_SAS,
     Actor,
     Allocation,
     AllocationResource,
@@ -74,7 +73,7 @@ from hub.models import (
     VisitOfferState,
 )
 from hub.models.patient import age_on
-from hub.services import directory, resources
+from hub.services import directory, fhir, resources
 from hub.services.care import care_team_member, care_team_query
 from hub.services.identity import (
     add_consent,
@@ -1094,16 +1093,19 @@ def check_in(
     sas.status_changed(session, appointment)
 
 
+# check_in_row sends the SAS nothing: the status a check-in leads to is not one the SAS is told of. Its view
+# (hub.api.appointments, single_write) relies on it: its UPDATE is committed as it runs, so nothing may follow it.
+assert fhir.APPOINTMENT_STATUSES[MACHINE.target("check_in", S.CONFIRMED)] not in sas.PUSHED_STATUSES
+
+
 def check_in_row(session: Session, actor: Actor, visit, consents: Iterable, **given) -> dict[str, Any]:
-    """check_in of an appointment read as a plain row (`visit`: its columns, `cpts_id` and `source` among them) with
-    its patient's telehealth consents (valid_consent_in's): the same rules, UPDATE, audit row and SAS message,
-    without an ORM entity (issue 17, P7). Returns the columns written."""
+    """check_in of an appointment read as a plain row (`visit`: its columns and `cpts_id`) with its patient's
+    telehealth consents (valid_consent_in's): the same rules, UPDATE and audit row, without an ORM entity (issue 17,
+    P7); no SAS message (see above). Returns the columns written."""
     checked_in = checked_in_values(actor, visit, consents, **given)
     target = ("appointments", visit.id)
     audit.record(session, actor=actor, action="appointment.check_in", target=target, cpts_id=visit.cpts_id)
-    written = update_by_id(session, Appointment, visit.id, checked_in, inserting=audit.take_queued(session))
-    _status_changed(session, visit)
-    return written
+    return _write_unless_changed(session, visit, checked_in, "check_in")
 
 
 def checked_in_values(
@@ -1139,13 +1141,6 @@ def checked_in_values(
         "sequence": appointment.sequence + 1,
     }
     return checked_in
-
-
-def _status_changed(session: Session, visit) -> None:
-    """sas.status_changed of an appointment read as a plain row: the entity its message is made of loaded only for
-    an appointment the SAS follows (sas.status_changed tells the others apart by their source alone)."""
-    if visit.source == BOOKED_THROUGH_SAS:
-        sas.status_changed(session, session.get_one(Appointment, visit.id))
 
 
 # What the verbs on a session read beyond the appointment's row, to load with it (appointment_for's `load`, lock())
@@ -1198,7 +1193,29 @@ def save_checklist_row(
     saved = checklist_values(actor, visit, consents, minor=minor, items=items)
     target = ("appointments", visit.id)
     audit.record(session, actor=actor, action="appointment.checklist", target=target, cpts_id=visit.cpts_id)
-    written = update_by_id(session, Appointment, visit.id, saved, inserting=audit.take_queued(session))
+    return _write_unless_changed(session, visit, saved, "checklist")
+
+
+# The row read without a lock changed before the write: a coordinator cancelled the visit, another verb ran.
+CHANGED_MEANWHILE = (
+    "Action impossible : le rendez-vous vient d'être modifié par ailleurs. Rechargez-le avant de recommencer."
+)
+
+
+def _write_unless_changed(session: Session, visit, values: dict[str, Any], verb: str) -> dict[str, Any]:
+    """The `values` a verb worked out from the appointment read as a plain row (`visit`, not locked), written with
+    the audit row queued for it only if its state and sequence are still those read, else 409: a visit cancelled
+    meanwhile must not be checked in, nor one writer's columns overwritten by another's."""
+    written = update_by_id_if_unchanged(
+        session,
+        Appointment,
+        visit.id,
+        values,
+        unchanged={"state": visit.state, "sequence": visit.sequence},
+        inserting=audit.take_queued(session),
+    )
+    if written is None:
+        raise InvalidTransition(CHANGED_MEANWHILE, action=verb)
     return written
 
 

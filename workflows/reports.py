@@ -45,11 +45,13 @@ from hub.db import (
     around_new_id,
     driver_execute,
     driver_rows,
+    insert_together,
     inserts_around_id,
     session_scope,
     update_row,
     utcnow,
     with_defaults,
+    with_new_id,
 )
 from hub.documents import store
 from hub.documents.clinical import ClinicalDocument, DocumentPackage, Section, new_document_uid
@@ -254,8 +256,9 @@ _REPORT_COLUMNS = tuple(prop.key for prop in inspect(Report).column_attrs)
 def _insert(session: Session, report: Report, *, inserting: Sequence[tuple[Table, dict]] = ()) -> None:
     """One Core INSERT of the report's row, rather than the unit of work's flush and an UPDATE of its root (issue
     17, P7: they cost a draft more CPU than its other statements); the instance then holds every column as inserted
-    and the identity of a row just loaded (as workflows.appointments._insert_holding's appointment). PostgreSQL
-    only, `inserting`: rows inserted by the same statement, NEW_ID and IdTexts in them given the report's id."""
+    and the identity of a row just loaded (as workflows.appointments._insert_holding's appointment). `inserting`:
+    rows inserted with it, NEW_ID and IdTexts in them given the report's id; by the same statement on PostgreSQL,
+    elsewhere one INSERT each after it."""
     given = {key: getattr(report, key) for key in _REPORT_COLUMNS if key in report.__dict__ and key != "id"}
     row = with_defaults(_REPORTS, given) | {"root_id": given.get("root_id")}
     connection = session.connection()
@@ -269,6 +272,8 @@ def _insert(session: Session, report: Report, *, inserting: Sequence[tuple[Table
         new_id = connection.execute(_insert_returning_id(tuple(row)), row).scalar_one()
         if row["root_id"] is None:
             connection.execute(_SET_OWN_ROOT, {"row_id": new_id, "inserted_at": row["updated_at"]})
+        if inserting:
+            insert_together(session, with_new_id(inserting, new_id))
     inserted = dict.fromkeys(_REPORT_COLUMNS) | row | {"id": new_id, "root_id": row["root_id"] or new_id}
     for key in _REPORT_COLUMNS:
         setattr(report, key, inserted[key])

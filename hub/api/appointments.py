@@ -74,8 +74,8 @@ _READ_WITH_CALLER = (
 )
 
 # What the check-in and the checklist read, as plain rows (one per telehealth consent of the patient, or one with
-# none): the answer's columns with the room's and the kit's names, what the rules read (the CPTS, the source: the
-# SAS follows some visits), the patient's birth date and the zone of the program the visit was booked in (its
+# none): the answer's columns with the room's and the kit's names, what the rules read (the CPTS), the patient's
+# birth date and the zone of the program the visit was booked in (its
 # slot's, else its own: appointments.program_of) for the checklist's minor, and the patient's telehealth consents,
 # the only kind the rules read. An ORM entity with its patient, consents, slot and program cost about a third of
 # these requests' CPU (issue 17, P7). Not locked, as appointment_for's read for these verbs was not.
@@ -83,7 +83,6 @@ _SESSION_READ = (
     select(
         *_SHOWN,
         Appointment.cpts_id,
-        Appointment.source,
         Patient.birth_date,
         SessionProgram.zone.label("program_zone"),
         Consent.kind.label("consent_kind"),
@@ -214,7 +213,7 @@ def _act_on_row(appointment_id: int, verb: str, schema, perform):
 
 @blueprint.post("/appointments/<int:appointment_id>/check-in")
 @access(Permission.VISITS_RESPOND)
-@single_write  # no lock, one UPDATE with its audit row: the SAS hears of no check-in (workflows.sas.PUSHED_STATUSES)
+@single_write  # no lock, one UPDATE with its audit row: the SAS hears of no check-in (appointments.check_in_row)
 def check_in_appointment(appointment_id: int):
     return _act_on_row(
         appointment_id,

@@ -59,11 +59,14 @@ def light_read(view=None, *, preload: Preload | None = None):
 
 
 def single_write(view):
-    """An API view whose reads take no lock and whose one write is one statement carrying its audit row (hub.audit
-    .take_queued). On PostgreSQL its session runs without a transaction, as a light read's: the write is atomic on
-    its own, and the BEGIN and COMMIT round trips are saved (each statement already saw its own snapshot under READ
-    COMMITTED). A view that may write anything more must not be marked. On SQLite its audit row is a statement of
-    its own: the transaction stays."""
+    """An API view whose reads take no lock and whose one write of its own is one statement carrying its audit row
+    (hub.audit.take_queued), made only if the row is still as read (hub.db.update_by_id_if_unchanged). On
+    PostgreSQL its session runs without a transaction, as a light read's: the write is atomic on its own, and the
+    BEGIN and COMMIT round trips are saved (each statement already saw its own snapshot under READ COMMITTED). So
+    the write is committed as it runs: nothing may fail after it, and a view that may write anything more must not
+    be marked. Committed there apart, before the view runs, and kept by a refused request: the Bearer token's
+    use stamp (ApiToken.last_used_at, hub.services.accounts), not the view's write. On SQLite its audit row is a
+    statement of its own: the transaction stays."""
     view.single_write = True
     return view
 
@@ -96,10 +99,6 @@ def request_view() -> Callable | None:
 
 def is_light_page() -> bool:
     return getattr(request_view(), "light_page", False)
-
-
-def is_light_read() -> bool:
-    return getattr(request_view(), "light_read", False)
 
 
 def runs_without_transaction(dialect_name: str) -> bool:

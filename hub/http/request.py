@@ -3,8 +3,9 @@ committed in one place.
 
 - A view that returns a response has done its work: `finish_request` commits it, whatever the status — a
   refused login keeps its failure count (401), a form shown again keeps the audit of that page's read.
-- A view that raises has its work discarded: every error handler (hub.http.errors) calls `discard_changes`
-  first; a refusal that must be traced is recorded after that, and committed by `finish_request` as well.
+- A view that raises has its work discarded (but for a `single_write` view's write, below): every error handler
+  (hub.http.errors) calls `discard_changes` first; a refusal that must be traced is recorded after that, and
+  committed by `finish_request` as well.
 - A form refused by the domain is not an error page: hub.http.forms.attempt discards the refused change
   before the page is shown again, so that only that page's read remains to commit.
 - An API view marked `light_read` (hub.http.access) only reads: its session runs without a transaction
@@ -12,7 +13,8 @@ committed in one place.
   INSERT: on PostgreSQL that INSERT, committed on its own, is the request's last statement (no session commit is
   left to run); on SQLite the rows of the light reads finishing together are committed together
   (hub.audit.GroupCommit). So does, on PostgreSQL, an API view marked `single_write`, whose one write is one
-  statement carrying its audit row.
+  statement carrying its audit row: that write is committed as it runs, so such a view's work is kept even if it
+  raised afterwards (`discard_changes` has nothing left to undo): nothing may fail after its write.
 """
 
 import contextlib

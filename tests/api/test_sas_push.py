@@ -156,3 +156,25 @@ def test_a_bad_sas_id_is_refused_beside_the_field(db_session, api_as, territory,
     assert response.status_code == 422
     assert "sas_id" in response.get_json()["errors"]
     assert db_session.scalar(select(Appointment.id).where(Appointment.slot_id == slot.id)) is None
+
+
+def test_a_sas_booking_is_checked_in_without_a_word_to_the_sas(db_session, api_as, territory, slot, monkeypatch):
+    """The check-in's single write (hub.http.access.single_write) is committed as it runs: nothing may follow it
+    that could fail and answer an error for a check-in already stored. The SAS is not told of it (its status,
+    "checked-in", is not one it follows), so nothing of the SAS's is even looked at."""
+    booked = book_through_sas(api_as, territory, slot).get_json()["id"]
+    idel = api_as(territory.idel_user)
+    assert idel.post(f"/api/v1/appointments/{booked}/confirm").status_code == 200
+    told = len(sas_messages(db_session, db_session.get(Appointment, booked)))
+
+    def fail(*_args):
+        raise AssertionError("the SAS is not told of a check-in")
+
+    monkeypatch.setattr(sas, "status_changed", fail)
+    response = idel.post(
+        f"/api/v1/appointments/{booked}/check-in",
+        json={"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
+    )
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["state"] == "checked_in"
+    assert len(sas_messages(db_session, db_session.get(Appointment, booked))) == told

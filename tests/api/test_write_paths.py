@@ -10,11 +10,14 @@ import re
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from hub.auth.policies import appointment_for
 from hub.db import utcnow
+from hub.http.request import db
 from hub.models import (
+    BOOKED_IN_HUB,
+    BOOKED_THROUGH_SAS,
     Allocation,
     AllocationResource,
     Appointment,
@@ -34,7 +37,7 @@ from hub.models import (
     WaitingUrgency,
 )
 from hub.schemas.scheduling import AppointmentIn, AppointmentOut, appointment_entity_out
-from hub.services import accounts
+from hub.services import accounts, fhir
 from scheduling.bookings import BookingConflict
 from tests import factories
 from tests.api.test_referrals_api import PARIS, create, hub  # noqa: F401 (hub: the referral fixture)
@@ -68,7 +71,8 @@ def audited_update(engine, table: str) -> str:
 
 
 def _first_use(api, url):
-    # The token's first use stamps last_used_at (not the steady state); a refused request would roll it back.
+    # The token's first use stamps last_used_at (not the steady state). A refused request keeps that stamp on
+    # PostgreSQL when its view runs without a transaction (a light read, a single write: committed on its own).
     assert api.get(url).status_code == 200
 
 
@@ -353,7 +357,8 @@ def test_the_checklist_and_the_check_in_read_the_visit_with_what_they_check(
     assert [label(statement) for statement in seen] == [
         "SELECT api_tokens",
         "SELECT appointments",
-        audited_update(engine, "appointments"),
+        # The audit row inserted from the UPDATE's RETURNING (only if the visit is still as read), on PostgreSQL.
+        "WITH appointments audit_events" if engine.dialect.name == "postgresql" else "UPDATE appointments",
     ]
     assert "consents" in seen[1] and "session_programs" in seen[1]
     audited = db_session.scalars(
@@ -531,34 +536,44 @@ def test_the_appointment_s_answer_is_appointment_out_s_dump_field_for_field(cloc
     assert list(expected) == list(AppointmentOut().fields)
 
 
+_CHECK_IN = {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}
+
+
 @pytest.mark.parametrize(
-    ("verb", "body", "action"),
+    ("verb", "body", "action", "source"),
     [
-        ("checklist", {"camera": True, "sound": True, "light": True, "privacy": True}, "appointment.checklist"),
         (
-            "check-in",
-            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
-            "appointment.check_in",
+            "checklist",
+            {"camera": True, "sound": True, "light": True, "privacy": True},
+            "appointment.checklist",
+            BOOKED_IN_HUB,
         ),
+        ("check-in", _CHECK_IN, "appointment.check_in", BOOKED_IN_HUB),
+        ("check-in", _CHECK_IN, "appointment.check_in", BOOKED_THROUGH_SAS),  # the SAS follows it
     ],
 )
-def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, committed, verb, body, action):
+def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, committed, verb, body, action, source):
     """The checklist and the check-in (hub.http.access.single_write): on PostgreSQL the token's and the visit's
     SELECTs and the UPDATE carrying its audit row each run committed on their own, with no BEGIN nor COMMIT (two
     round trips fewer), and the row and its audit row are there; a refusal writes neither. On SQLite the request
     keeps its transaction (its audit row an INSERT of its own). Committed for real: the tests' outer transaction
     would hide the very transactions this is about."""
-    # What lets the check-in be a single write: a SAS-booked visit's check-in queues no message for the SAS.
-    assert "checked-in" not in sas.PUSHED_STATUSES
+    # What lets the check-in be a single write: the status it leads to is not one the SAS is told of, so a
+    # SAS-booked visit's check-in has nothing to queue for it (the same statements as any other's, below).
+    checked_in = appointments.MACHINE.target("check_in", AppointmentState.CONFIRMED)
+    assert fhir.APPOINTMENT_STATUSES[checked_in] not in sas.PUSHED_STATUSES
     factory, created = committed
     with factory() as session:
         cpts = factories.cpts(session)
         created.append(cpts.id)
         territory = factories.territory(session, cpts)
         confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
+        confirmed.source = source
         _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
         session.commit()
         visit_id, user_id = confirmed.id, territory.idel_user.id
+        # Audit rows stay when a test's rows are purged, and SQLite gives a purged visit's id again: only later rows.
+        audited_before = session.scalar(select(func.max(AuditEvent.id)))
     client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
     assert client.get(f"/api/v1/appointments/{visit_id}", headers=headers).status_code == 200  # stamps last_used_at
     engine = app.extensions["hub.engine"]
@@ -587,7 +602,7 @@ def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, com
         assert seen == [
             ("SELECT api_tokens", True),
             ("SELECT appointments", True),
-            ("WITH audit_events appointments", True),
+            ("WITH appointments audit_events", True),  # the audit row inserted from the UPDATE's RETURNING
             ("SELECT api_tokens", True),  # the refusal: its reads only
             ("SELECT appointments", True),
         ], seen
@@ -597,10 +612,89 @@ def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, com
     with factory() as session:
         audited = session.execute(
             select(AuditEvent.action, AuditEvent.actor_user_id, AuditEvent.outcome).where(
-                AuditEvent.target_type == "appointments", AuditEvent.target_id == str(visit_id)
+                AuditEvent.id > audited_before,
+                AuditEvent.target_type == "appointments",
+                AuditEvent.target_id == str(visit_id),
             )
         ).all()
         stored = session.get(Appointment, visit_id)
         done = stored.checklist_saved_at if verb == "checklist" else stored.identity_checked_at
     assert [tuple(row) for row in audited if row.action == action] == [(action, user_id, "success")]
     assert done is not None
+
+
+@pytest.mark.parametrize(
+    ("verb", "body", "action", "meanwhile"),
+    [
+        (
+            "check-in",
+            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
+            "appointment.check_in",
+            {"state": AppointmentState.CANCELLED, "cancel_reason": "Hospitalisé"},  # the state changed
+        ),
+        (
+            "checklist",
+            {"camera": True, "sound": True, "light": True, "privacy": True},
+            "appointment.checklist",
+            {"patient_location": "Cabinet infirmier"},  # the same state, the next sequence
+        ),
+    ],
+)
+def test_a_single_write_refuses_a_visit_changed_since_its_read(
+    clock, app, committed, monkeypatch, verb, body, action, meanwhile
+):
+    """The check-in and the checklist read the visit without a lock (hub.http.access.single_write): another writer
+    committing between that read and their write (here from the rules' step, on a connection of its own) makes them
+    answer 409 with the other writer's row kept whole and no audit row of theirs, on PostgreSQL (the audit row
+    inserted from the UPDATE's RETURNING: from no row) as on SQLite (the audit row inserted only after a matched
+    UPDATE). Without the condition a cancelled visit was checked in, or a concurrent write overwritten."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        territory = factories.territory(session, cpts)
+        confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
+        _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
+        session.commit()
+        visit_id, sequence = confirmed.id, confirmed.sequence
+        # Audit rows stay when a test's rows are purged, and SQLite gives a purged visit's id again: only later rows.
+        audited_before = session.scalar(select(func.max(AuditEvent.id)))
+    changed = meanwhile | {"sequence": sequence + 1}
+    worked_out = appointments.checked_in_values if verb == "check-in" else appointments.checklist_values
+
+    postgresql = app.extensions["hub.engine"].dialect.name == "postgresql"
+    other_write = update(Appointment).where(Appointment.id == visit_id).values(changed)
+
+    def other_writer_first(*args, **kwargs):
+        values = worked_out(*args, **kwargs)
+        if postgresql:
+            with factory() as other:
+                other.execute(other_write)
+                other.commit()
+        else:
+            # SQLite: the request's BEGIN IMMEDIATE holds the write lock from its read on, so no other writer can
+            # come between (the race is PostgreSQL's); a write on the request's own connection stands for one, and
+            # goes with the refused request's rollback.
+            db().execute(other_write)
+        return values
+
+    monkeypatch.setattr(appointments, worked_out.__name__, other_writer_first)
+    client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
+    response = client.post(f"/api/v1/appointments/{visit_id}/{verb}", json=body, headers=headers)
+    assert response.status_code == 409, response.get_json()
+    problem = response.get_json()
+    assert response.mimetype == "application/problem+json" and problem["type"].endswith("/invalid-transition")
+    assert problem["detail"] == appointments.CHANGED_MEANWHILE and problem["action"] == verb.replace("-", "_")
+    with factory() as session:
+        stored = session.get(Appointment, visit_id)
+        kept = changed if postgresql else {"state": AppointmentState.CONFIRMED, "sequence": sequence}
+        assert {name: getattr(stored, name) for name in kept} == kept
+        assert stored.identity_checked_at is None and stored.checklist_saved_at is None
+        audited = session.scalars(
+            select(AuditEvent.action).where(
+                AuditEvent.id > audited_before,
+                AuditEvent.target_type == "appointments",
+                AuditEvent.target_id == str(visit_id),
+            )
+        ).all()
+    assert action not in audited, audited

@@ -100,6 +100,21 @@ def test_the_draft_is_prefilled_and_begun_once(db_session, session_done):
     assert first.performed_at == t.appointment.starts_at and first.root_id == first.id
 
 
+def test_the_drafts_audit_row_taken_by_its_insert_is_written_on_every_database(db_session, session_done, monkeypatch):
+    """The report's INSERT writes the rows given to it (audit.take_queued's) on SQLite too, one INSERT each after
+    it: none is dropped there, whichever database its caller checked the rows could be taken on."""
+    t = session_done
+    before = db_session.scalar(select(func.max(AuditEvent.id))) or 0  # committed tests' rows stay
+    monkeypatch.setattr(audit, "can_take_queued", lambda _session: True)
+    report = reports.start_report(db_session, t.cardiologist_user, t.appointment)
+    created = db_session.scalars(
+        select(AuditEvent).where(AuditEvent.id > before, AuditEvent.action == "report.create")
+    ).all()
+    assert [(e.target_type, e.target_id, e.actor_user_id) for e in created] == [
+        ("reports", str(report.id), t.cardiologist_user.id)
+    ]
+
+
 def test_no_report_before_the_patient_is_checked_in(db_session, territory):
     t = territory
     user = factories.user(db_session, t.cpts, Role.PROFESSIONAL, professional_row=t.cardiologist)
