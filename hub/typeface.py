@@ -19,6 +19,7 @@ from functools import cache, lru_cache
 from importlib import resources
 from io import BytesIO
 from pathlib import Path
+from typing import Literal
 
 from fontTools import subset  # type: ignore[import-untyped]  # fpdf2's own dependency
 from fontTools.ttLib import TTFont  # type: ignore[import-untyped]
@@ -98,8 +99,8 @@ class UnicodePDF(FPDF):
         w: float | None = None,
         h: float | None = None,
         text: str = "",
-        border: int | str = 0,
-        ln: str = "DEPRECATED",
+        border: Literal[0, 1] | str = 0,
+        ln: Literal["DEPRECATED"] = "DEPRECATED",
         align: str | Align = Align.L,
         fill: bool = False,
         link: str | int | None = "",
@@ -118,6 +119,7 @@ class UnicodePDF(FPDF):
         if line is None:
             return super().cell(w, h, text, border, ln, align, fill, link, center, markdown, new_x, new_y)
         if not self.current_font_is_set_on_page:  # a font set since the last text: fpdf2 writes it first
+            assert self.current_font is not None  # _plain_line drew with it
             self._out(self._set_font_for_page(self.current_font, self.font_size_pt))
         self._out(line)
         self._lasth = h
@@ -158,7 +160,7 @@ class UnicodePDF(FPDF):
         cell would write the text alone."""
         return (
             self.page > 0
-            and self.is_ttf_font
+            and isinstance(self.current_font, TTFFont)  # fpdf2's is_ttf_font, which mypy cannot narrow by
             and not self.text_shaping
             and not self._fallback_font_ids
             and not self._record_text_quad_points
@@ -182,6 +184,7 @@ class UnicodePDF(FPDF):
             or self.char_spacing
         ):
             return super().get_string_width(text, normalized=True, markdown=markdown)
+        assert isinstance(self.current_font, TTFFont)  # _plain_state's
         return self.current_font.get_text_width(text, self.font_size_pt, None)[1] / self.k
 
     def set_title(self, title: str) -> None:
