@@ -1077,7 +1077,10 @@ def check_in(
     now=None,
 ) -> None:
     """The patient is there: the identity check (who, when, how), the patient's exact location and a
-    call-back phone are recorded first (HAS; S17)."""
+    call-back phone are recorded first (HAS; S17). The row is locked and read again first: the page read it
+    without its lock, and a visit cancelled since must not be checked in (the API's single write checks the
+    state and sequence it read instead)."""
+    lock(session, appointment)
     checked_in = checked_in_values(
         actor,
         appointment,
@@ -1177,7 +1180,8 @@ def save_checklist(
     """The HAS pre-session checklist (camera, sound, light, privacy, an adult with a minor), complete, recorded
     (who, when) before the session starts, the telehealth consent in force; the identity, the location and the
     call-back phone are traced at the check-in. Saved again, it replaces the previous answers; refused once the
-    session's time is over unless the patient was received."""
+    session's time is over unless the patient was received. Locked and read again first, as check_in."""
+    lock(session, appointment)
     minor = is_minor_at_session(session, appointment)
     saved = checklist_values(actor, appointment, consents_of(appointment.patient), minor=minor, items=items, now=now)
     # Queued before the write, which inserts it with its own statement (audit.take_queued).

@@ -5,10 +5,12 @@ rows leading to the visit."""
 import datetime as dt
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hub.documents import store
+from hub.http.request import db
 from hub.models import (
+    Appointment,
     AppointmentState,
     AttachmentKind,
     AuditEvent,
@@ -21,6 +23,7 @@ from hub.models import (
     VisitOfferState,
 )
 from hub.services import identity
+from hub.web import pages
 from tests import factories
 from tests.factories import MONDAY_14H
 from tests.web.test_visits_pages import CHECK_IN, CHECKLIST, field_error, text
@@ -173,6 +176,35 @@ def test_the_checklist_before_the_start_and_the_end_after_it(auth, db_session, t
     assert "Liste de vérification enregistrée le lundi 23 novembre 2026, 13 h 30" in text(
         auth.client.get(f"/visits/{home_visit.id}")
     )
+
+
+@pytest.mark.parametrize("verb, form", [("check-in", CHECK_IN), ("checklist", CHECKLIST)])
+def test_a_visit_cancelled_after_the_page_read_it_is_not_checked_in(
+    auth, db_session, territory, home_visit, clock, monkeypatch, verb, form
+):
+    """The page reads the visit without its lock; a cancellation committed before the write (here on the request's
+    own connection, between its read and the form's) must refuse the check-in and the checklist, not overwrite the
+    cancelled row (the workflow locks and reads the row again first)."""
+    appointments.confirm(db_session, territory.idel_user, home_visit)
+    db_session.commit()
+    clock.move_to(MONDAY_14H - dt.timedelta(minutes=30))
+    auth.login(territory.idel_user)
+    cancelled = {"state": AppointmentState.CANCELLED, "sequence": home_visit.sequence + 1}
+    read_form = pages.load_form
+
+    def cancelled_meanwhile(schema):
+        # As another connection's: the row only, not the request's loaded instance.
+        change = update(Appointment).where(Appointment.id == home_visit.id).values(cancelled)
+        db().execute(change.execution_options(synchronize_session=False))
+        return read_form(schema)
+
+    monkeypatch.setattr(pages, "load_form", cancelled_meanwhile)
+    refused = auth.post(f"/visits/{home_visit.id}/{verb}", form)
+    assert refused.status_code in (409, 422), text(refused)
+    db_session.expire_all()
+    stored = db_session.get(Appointment, home_visit.id)
+    assert stored.identity_checked_at is None and stored.checklist_saved_at is None
+    assert stored.state is not AppointmentState.CHECKED_IN
 
 
 def test_a_late_start_still_takes_the_checklist_an_ended_session_does_not(
