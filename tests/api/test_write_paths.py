@@ -537,17 +537,30 @@ def test_the_appointment_s_answer_is_appointment_out_s_dump_field_for_field(cloc
 
 
 _CHECK_IN = {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"}
+_CHECKLIST = {"camera": True, "sound": True, "light": True, "privacy": True}
+
+
+def _committed_confirmed_visit(committed, source=BOOKED_IN_HUB) -> tuple[int, int, int, str, int | None]:
+    """A confirmed visit committed for real with a token of its IDEL: (its id, its sequence, the IDEL's user id, the
+    raw token, the last audit row's id before the test's requests)."""
+    factory, created = committed
+    with factory() as session:
+        cpts = factories.cpts(session)
+        created.append(cpts.id)
+        territory = factories.territory(session, cpts)
+        confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
+        confirmed.source = source
+        _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
+        session.commit()
+        # Audit rows stay when a test's rows are purged, and SQLite gives a purged visit's id again: only later rows.
+        audited_before = session.scalar(select(func.max(AuditEvent.id)))
+        return confirmed.id, confirmed.sequence, territory.idel_user.id, raw, audited_before
 
 
 @pytest.mark.parametrize(
     ("verb", "body", "action", "source"),
     [
-        (
-            "checklist",
-            {"camera": True, "sound": True, "light": True, "privacy": True},
-            "appointment.checklist",
-            BOOKED_IN_HUB,
-        ),
+        ("checklist", _CHECKLIST, "appointment.checklist", BOOKED_IN_HUB),
         ("check-in", _CHECK_IN, "appointment.check_in", BOOKED_IN_HUB),
         ("check-in", _CHECK_IN, "appointment.check_in", BOOKED_THROUGH_SAS),  # the SAS follows it
     ],
@@ -562,18 +575,8 @@ def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, com
     # SAS-booked visit's check-in has nothing to queue for it (the same statements as any other's, below).
     checked_in = appointments.MACHINE.target("check_in", AppointmentState.CONFIRMED)
     assert fhir.APPOINTMENT_STATUSES[checked_in] not in sas.PUSHED_STATUSES
-    factory, created = committed
-    with factory() as session:
-        cpts = factories.cpts(session)
-        created.append(cpts.id)
-        territory = factories.territory(session, cpts)
-        confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
-        confirmed.source = source
-        _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
-        session.commit()
-        visit_id, user_id = confirmed.id, territory.idel_user.id
-        # Audit rows stay when a test's rows are purged, and SQLite gives a purged visit's id again: only later rows.
-        audited_before = session.scalar(select(func.max(AuditEvent.id)))
+    factory, _created = committed
+    visit_id, _sequence, user_id, raw, audited_before = _committed_confirmed_visit(committed, source)
     client, headers = app.test_client(), {"Authorization": f"Bearer {raw}"}
     assert client.get(f"/api/v1/appointments/{visit_id}", headers=headers).status_code == 200  # stamps last_used_at
     engine = app.extensions["hub.engine"]
@@ -628,16 +631,11 @@ def test_a_single_write_runs_without_a_transaction_on_postgresql(clock, app, com
     [
         (
             "check-in",
-            {"identity_method": "document", "patient_location": "Domicile", "callback_phone": "0612345678"},
+            _CHECK_IN,
             "appointment.check_in",
             {"state": AppointmentState.CANCELLED, "cancel_reason": "Hospitalisé"},  # the state changed
         ),
-        (
-            "checklist",
-            {"camera": True, "sound": True, "light": True, "privacy": True},
-            "appointment.checklist",
-            {"patient_location": "Cabinet infirmier"},  # the same state, the next sequence
-        ),
+        ("checklist", _CHECKLIST, "appointment.checklist", {"patient_location": "Cabinet infirmier"}),  # same state
     ],
 )
 def test_a_single_write_refuses_a_visit_changed_since_its_read(
@@ -648,17 +646,8 @@ def test_a_single_write_refuses_a_visit_changed_since_its_read(
     answer 409 with the other writer's row kept whole and no audit row of theirs, on PostgreSQL (the audit row
     inserted from the UPDATE's RETURNING: from no row) as on SQLite (the audit row inserted only after a matched
     UPDATE). Without the condition a cancelled visit was checked in, or a concurrent write overwritten."""
-    factory, created = committed
-    with factory() as session:
-        cpts = factories.cpts(session)
-        created.append(cpts.id)
-        territory = factories.territory(session, cpts)
-        confirmed = factories.visit(session, territory, state=AppointmentState.CONFIRMED)
-        _row, raw = accounts.create_api_token(session, territory.idel_user, name="tests")
-        session.commit()
-        visit_id, sequence = confirmed.id, confirmed.sequence
-        # Audit rows stay when a test's rows are purged, and SQLite gives a purged visit's id again: only later rows.
-        audited_before = session.scalar(select(func.max(AuditEvent.id)))
+    factory, _created = committed
+    visit_id, sequence, _user_id, raw, audited_before = _committed_confirmed_visit(committed)
     changed = meanwhile | {"sequence": sequence + 1}
     worked_out = appointments.checked_in_values if verb == "check-in" else appointments.checklist_values
 
