@@ -201,6 +201,7 @@ def test_a_visit_cancelled_after_the_page_read_it_is_not_checked_in(
     monkeypatch.setattr(pages, "load_form", cancelled_meanwhile)
     refused = auth.post(f"/visits/{home_visit.id}/{verb}", form)
     assert refused.status_code in (409, 422), text(refused)
+    assert "Action impossible : le rendez-vous est « Annulé »." in text(refused), "the IDEL is told why"
     db_session.expire_all()
     stored = db_session.get(Appointment, home_visit.id)
     assert stored.identity_checked_at is None and stored.checklist_saved_at is None
