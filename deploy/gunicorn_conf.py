@@ -13,8 +13,9 @@ process-wide caches are safe under threads (bench/README.md lists what was check
 import os
 import sys
 
-# gthread, its threads kept on their connections between requests (hub/http/gunicorn_worker.py).
-worker_class = "hub.http.gunicorn_worker.KeptConnectionWorker"
+# gthread, its threads kept on their connections between requests (hub/http/gunicorn_worker.py); hub.env may say
+# HUB_WEB_WORKER_CLASS=gthread, gunicorn's own, should a gunicorn upgrade break the subclass (or to compare them).
+worker_class = os.environ.get("HUB_WEB_WORKER_CLASS", "hub.http.gunicorn_worker.KeptConnectionWorker")
 # One process per instance (cpts-hub-web@<port>), a host running about one instance per core: HAProxy sees each
 # process as a server and limits it to its threads, which it cannot do for the processes of one gunicorn (a kept
 # connection stays with the process that accepted it; docs/deployment.md, « Limits per node »).

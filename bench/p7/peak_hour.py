@@ -652,7 +652,8 @@ def start_web(args, env: dict, workdir: Path, haproxy: str | None) -> tuple[WebH
         host.proxy_port,
         (
             f"deployed, one web host (HAProxy on {HOST}:{host.proxy_port}, deploy/haproxy.cfg with one server per "
-            f"process → {args.instances} gunicorn instances × 1 process × {args.threads} threads)"
+            f"process → {args.instances} gunicorn instances × 1 process × {args.threads} threads, worker class "
+            f"{os.environ.get('HUB_WEB_WORKER_CLASS', 'of deploy/gunicorn_conf.py')})"
         ),
     )
 

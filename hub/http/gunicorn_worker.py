@@ -3,7 +3,8 @@
 gthread hands every request on a kept-alive connection twice between threads: the main thread's poller sees the
 connection readable and submits it to the pool; once answered, the pool thread queues it back to the main thread
 through a pipe, which registers it in the poller again. About ten system calls and two thread switches a request,
-each switch a wait for the GIL in a busy process: 0.1 ms of a request's ~2 ms (bench/README.md, eleventh pass).
+each switch a wait for the GIL in a busy process: 0.2 ms of the ~1.3 ms a P7 request cost on one connection, more
+under load (bench/README.md, eleventh pass).
 Behind HAProxy a process has about as many connections as threads (`maxconn` = its threads), so the thread that
 answered a request can wait on its connection for the next one and read it itself, and the main thread is left
 with new connections and health checks.
@@ -11,7 +12,10 @@ with new connections and health checks.
 A thread waiting so must never hold back other work: when something is submitted while every thread is taken and
 some are waiting on idle connections, one of them gives its connection back to the poller (gthread's own path)
 and takes the work. So the worker serves as gthread would whatever the number of connections, only with fewer
-hand-overs when connections are as many as threads.
+hand-overs when connections are as many as threads. Work submitted while every thread is answering (none waiting,
+none to wake) is taken by the first thread done, before it would wait. A stopping worker wakes every waiting thread.
+(A connection idle for the keep-alive time in a thread is then kept by gthread for its keep-alive time again: an
+idle connection may live twice `keep_alive`, holding a socket, no thread.)
 """
 
 import contextlib
@@ -26,53 +30,90 @@ class KeptConnectionWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._counts = threading.Lock()
+        self._queued = 0  # connections submitted to the pool and not yet taken by a thread
         self._taken = 0  # threads inside handle(), waiting or not
         self._waiting = 0  # of those, waiting on their idle connection
-        self._give_back_r, self._give_back_w = os.pipe()
-        os.set_blocking(self._give_back_r, False)
-        os.set_blocking(self._give_back_w, False)
+        self._wakes = 0  # wake-ups written to the pipe and not yet read
+
+    def init_process(self):
+        # In the worker: __init__ runs in the arbiter before the fork, where a pipe would leak at each respawn.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        super().init_process()
 
     def enqueue_req(self, conn):
         with self._counts:
-            hand_over = self._waiting and self._taken >= self.cfg.threads
-        if hand_over:
-            self._wake_waiting(1)
-        super().enqueue_req(conn)
+            self._queued += 1
+            wake = self._waiting > self._wakes and self._taken >= self.cfg.threads
+            if wake:
+                self._wakes += 1
+        if wake:
+            self._write_wakes(1)
+        try:
+            super().enqueue_req(conn)
+        except BaseException:  # the pool is shut down: the connection will never be taken
+            with self._counts:
+                self._queued -= 1
+            raise
 
     def handle_exit(self, sig, frame):
         super().handle_exit(sig, frame)
-        self._wake_waiting(self.cfg.threads)  # they return their connections, which gthread then closes
+        self._wake_all()
 
-    def _wake_waiting(self, count: int) -> None:
+    def handle_quit(self, sig, frame):
+        self.alive = False
+        self._wake_all()  # or the interpreter's exit would join threads waiting for the keep-alive time
+        super().handle_quit(sig, frame)
+
+    def is_parent_alive(self):
+        if super().is_parent_alive():
+            return True
+        self.alive = False
+        self._wake_all()
+        return False
+
+    def _wake_all(self) -> None:
+        """Once the worker stops (alive is False): every waiting thread gives its connection back and leaves."""
+        self._write_wakes(self.cfg.threads)
+
+    def _write_wakes(self, count: int) -> None:
         # A full pipe already holds a wake-up for every waiting thread.
         with contextlib.suppress(BlockingIOError):
-            os.write(self._give_back_w, b"\0" * count)
+            os.write(self._wake_w, b"\0" * count)
 
     def handle(self, conn):
         with self._counts:
+            self._queued -= 1
             self._taken += 1
         try:
             keep = super().handle(conn)
             waiter = None
-            while keep is True and self.alive:
+            while keep is True and self.alive and not conn.is_http2:
                 if not conn.parser.unreader.buf.getvalue():  # no pipelined request already read
                     if waiter is None:
                         waiter = select.poll()
                         waiter.register(conn.sock, select.POLLIN)
-                        waiter.register(self._give_back_r, select.POLLIN)
-                    if not self._wait(waiter, conn):
+                        waiter.register(self._wake_r, select.POLLIN)
+                    if not self._wait(waiter):
                         return keep  # back to the poller, as gthread does after every request
                 keep = super().handle(conn)
+            if not self.alive:  # max_requests reached in that request: the other threads must not wait on
+                self._wake_all()
             return keep
         finally:
             with self._counts:
                 self._taken -= 1
 
-    def _wait(self, waiter, conn) -> bool:
+    def _wait(self, waiter) -> bool:
         """Wait for the connection's next request: True when it has come, False to give the connection back (work
-        is waiting for this thread, the worker stops, or the connection stayed idle for the keep-alive time; gthread
-        then keeps or closes it as for any other)."""
+        is waiting for this thread, the worker stops, or the connection stayed idle for the keep-alive time: gthread
+        then keeps it for its own keep-alive time, or closes it)."""
         with self._counts:
+            # Submitted while this thread was busy answering (no thread was waiting then, so none was woken): it
+            # would otherwise wait for a connection to close or stay idle for the keep-alive time.
+            if self._queued:
+                return False
             self._waiting += 1
         try:
             while True:
@@ -80,15 +121,17 @@ class KeptConnectionWorker(ThreadWorker):
                 if not events:
                     return False
                 for fd, _ in events:
-                    if fd == self._give_back_r:
+                    if fd == self._wake_r:
                         try:
-                            os.read(self._give_back_r, 1)
+                            os.read(self._wake_r, 1)
                         except BlockingIOError:  # another waiting thread took this wake-up
                             continue
+                        with self._counts:
+                            self._wakes = max(0, self._wakes - 1)  # _wake_all's are not counted
                         return False
                 if not self.alive:
                     return False
-                if any(fd != self._give_back_r for fd, _ in events):
+                if any(fd != self._wake_r for fd, _ in events):
                     return True
         finally:
             with self._counts:

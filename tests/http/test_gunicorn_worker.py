@@ -15,10 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-# Answers the thread that served the request; keep-alive left to gunicorn (HTTP/1.1, Content-Length).
+# Answers the thread that served the request (/slow after half a second); keep-alive left to gunicorn (HTTP/1.1,
+# Content-Length).
 APP = (
-    "import threading\n"
+    "import threading, time\n"
     "def app(environ, start_response):\n"
+    "    if environ['PATH_INFO'] == '/slow':\n"
+    "        time.sleep(0.5)\n"
     "    body = str(threading.get_ident()).encode()\n"
     "    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])\n"
     "    return [body]\n"
@@ -57,8 +60,8 @@ def _kept(port: int) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", port, timeout=5)
 
 
-def _thread(connection: http.client.HTTPConnection) -> str:
-    connection.request("GET", "/")
+def _thread(connection: http.client.HTTPConnection, path: str = "/") -> str:
+    connection.request("GET", path)
     response = connection.getresponse()
     assert response.status == 200
     return response.read().decode()
@@ -78,6 +81,23 @@ def test_threads_waiting_on_their_connections_give_one_back_for_a_new_connection
         for connection in (first, second, third):
             _thread(connection)
             connection.close()
+
+
+def test_work_submitted_while_every_thread_answers_is_taken_before_a_thread_waits(tmp_path):
+    """One thread, busy with a slow request when a new connection comes: no thread is waiting then, so none is woken;
+    once answered, the thread must take the new connection rather than wait on its own (the 5 s timeout fails)."""
+    with _gunicorn(tmp_path, threads=1) as (_, port):
+        busy, new = _kept(port), _kept(port)
+        busy.request("GET", "/slow")
+        time.sleep(0.1)  # the slow request is being answered
+        started = time.monotonic()
+        _thread(new)
+        assert time.monotonic() - started < 2
+        answer = busy.getresponse()
+        assert answer.status == 200
+        answer.read()
+        _thread(busy)
+        busy.close(), new.close()
 
 
 def test_each_kept_connection_is_served_by_the_thread_waiting_on_it(tmp_path):
@@ -117,4 +137,17 @@ def test_a_stopping_worker_wakes_its_waiting_threads_and_stops_within_its_linger
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=25)
         assert time.monotonic() - started < 3.5
+        first.close(), second.close()
+
+
+def test_a_quick_stop_wakes_its_waiting_threads(tmp_path):
+    """SIGQUIT (gunicorn's quick stop) while both threads wait: the worker wakes them and is gone at once (0.5 s here;
+    2.5 s when they are left waiting, measured 2026-12-05)."""
+    with _gunicorn(tmp_path, threads=2) as (server, port):
+        first, second = _kept(port), _kept(port)
+        _thread(first), _thread(second)
+        started = time.monotonic()
+        server.send_signal(signal.SIGQUIT)
+        server.wait(timeout=40)
+        assert time.monotonic() - started < 2
         first.close(), second.close()
