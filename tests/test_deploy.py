@@ -399,3 +399,10 @@ def test_a_web_process_hands_the_gil_over_every_millisecond_unless_hub_env_says_
     # answered p95 760 ms with it, 150 ms with 1 ms (bench/README.md, eighth pass).
     assert _switch_interval_served({}, tmp_path) == pytest.approx(0.001)
     assert _switch_interval_served({"HUB_GIL_SWITCH_MS": "5"}, tmp_path) == pytest.approx(0.005)
+
+
+def test_gunicorn_conf_runs_the_kept_connection_worker_unless_hub_env_says_gthread(tmp_path):
+    """hub/http/gunicorn_worker.py by default; HUB_WEB_WORKER_CLASS=gthread brings gunicorn's own back (a gunicorn
+    upgrade that breaks the subclass must not need a code change to serve)."""
+    assert "Using worker: hub.http.gunicorn_worker.KeptConnectionWorker" in _gunicorn_start_log({}, tmp_path)
+    assert "Using worker: gthread" in _gunicorn_start_log({"HUB_WEB_WORKER_CLASS": "gthread"}, tmp_path)
