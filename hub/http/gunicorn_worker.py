@@ -22,6 +22,7 @@ import contextlib
 import os
 import select
 import threading
+import time
 
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -45,17 +46,22 @@ class KeptConnectionWorker(ThreadWorker):
     def enqueue_req(self, conn):
         with self._counts:
             self._queued += 1
-            wake = self._waiting > self._wakes and self._taken >= self.cfg.threads
+            wake = self._waiting > self._wakes and self._unserved()
             if wake:
                 self._wakes += 1
         if wake:
             self._write_wakes(1)
         try:
             super().enqueue_req(conn)
-        except BaseException:  # the pool is shut down: the connection will never be taken
+        except RuntimeError:  # the pool is shut down: the connection will never be taken
             with self._counts:
                 self._queued -= 1
             raise
+
+    def _unserved(self) -> bool:
+        """Whether queued connections outnumber the threads free to take them (those outside handle(), and those
+        already woken to give their connection back); called with the counts' lock held."""
+        return self._queued > self.cfg.threads - self._taken + self._wakes
 
     def handle_exit(self, sig, frame):
         super().handle_exit(sig, frame)
@@ -110,14 +116,17 @@ class KeptConnectionWorker(ThreadWorker):
         is waiting for this thread, the worker stops, or the connection stayed idle for the keep-alive time: gthread
         then keeps it for its own keep-alive time, or closes it)."""
         with self._counts:
-            # Submitted while this thread was busy answering (no thread was waiting then, so none was woken): it
-            # would otherwise wait for a connection to close or stay idle for the keep-alive time.
-            if self._queued:
+            # Submitted while every thread was answering, or with fewer threads free than connections queued (no
+            # thread was waiting then, or not enough were woken): it would otherwise wait for a connection to close
+            # or stay idle for the keep-alive time.
+            if self._unserved():
                 return False
             self._waiting += 1
         try:
+            deadline = time.monotonic() + self.cfg.keepalive
             while True:
-                events = waiter.poll(self.cfg.keepalive * 1000)
+                # Another waiter may take the wake-up that woke this one: the keep-alive time runs on, not again.
+                events = waiter.poll(max(0, int((deadline - time.monotonic()) * 1000)))
                 if not events:
                     return False
                 for fd, _ in events:

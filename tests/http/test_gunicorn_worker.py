@@ -40,7 +40,8 @@ def _gunicorn(tmp_path: Path, threads: int) -> Iterator[tuple[subprocess.Popen, 
         *("-c", str(DEPLOY / "gunicorn_conf.py"), "--chdir", str(tmp_path), "--bind", f"127.0.0.1:{port}"),
         "threads_app:app",
     ]
-    with subprocess.Popen(command, env=clean | {"HUB_WEB_THREADS": str(threads)}, stderr=subprocess.DEVNULL) as server:
+    log = (tmp_path / "gunicorn.log").open("w")  # read when a test fails: the worker's tracebacks
+    with log, subprocess.Popen(command, env=clean | {"HUB_WEB_THREADS": str(threads)}, stderr=log) as server:
         try:
             deadline = time.monotonic() + 20
             while True:
@@ -53,7 +54,12 @@ def _gunicorn(tmp_path: Path, threads: int) -> Iterator[tuple[subprocess.Popen, 
                     time.sleep(0.05)
             yield server, port
         finally:
-            server.kill()
+            # The arbiter stops its worker; killed outright, it would leave the worker behind until it sees it gone.
+            server.send_signal(signal.SIGQUIT)
+            try:
+                server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def _kept(port: int) -> http.client.HTTPConnection:
