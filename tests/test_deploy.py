@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+from tests.deployed_gunicorn import DEPLOY, deployed_gunicorn, free_address, wait_until_listening
+
 HAPROXY = shutil.which("haproxy")
 needs_haproxy = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed")
 
@@ -33,12 +34,6 @@ def _example_environment() -> dict[str, str]:
             name, _, value = line.partition("=")
             values[name.strip()] = value.strip()
     return values
-
-
-def _free_address() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
 
 
 @needs_haproxy
@@ -105,7 +100,7 @@ def _ask(stats: Path, command: bytes, proxy: subprocess.Popen, log: Path) -> byt
 
 def _addresses(*ports: int) -> dict[str, str]:
     names = ("HUB_NODE1_A", "HUB_NODE1_B", "HUB_NODE2_A", "HUB_NODE2_B")
-    return {"HUB_PROXY_BIND": _free_address()} | {
+    return {"HUB_PROXY_BIND": free_address()} | {
         name: f"127.0.0.1:{port}" for name, port in zip(names, ports, strict=True)
     }
 
@@ -136,7 +131,7 @@ def test_the_proxy_runs_one_thread(tmp_path):
 def test_haproxy_refuses_a_proxy_env_of_the_old_layout():
     """One address per host (HUB_NODE1, HUB_NODE2) and a limit per host: HAProxy must stop, not start with servers
     of no address or with eight requests for a process of four threads."""
-    old = {"HUB_PROXY_BIND": _free_address(), "HUB_NODE1": "127.0.0.1:9", "HUB_NODE2": "127.0.0.1:9"}
+    old = {"HUB_PROXY_BIND": free_address(), "HUB_NODE1": "127.0.0.1:9", "HUB_NODE2": "127.0.0.1:9"}
     checked = subprocess.run(
         [HAPROXY, "-c", "-f", str(DEPLOY / "haproxy.cfg")],
         env={"PATH": os.environ.get("PATH", "")} | old | {"HUB_NODE_SLOTS": "8"},
@@ -269,7 +264,7 @@ def test_p7_one_host_configuration_is_the_deployed_one_with_this_host_servers_on
     ]
     path = tmp_path / "one-host.cfg"
     path.write_text(config, encoding="utf-8")
-    with _proxy({"HUB_PROXY_BIND": _free_address(), "HUB_PROCESS_SLOTS": "3"}, tmp_path, path) as running:
+    with _proxy({"HUB_PROXY_BIND": free_address(), "HUB_PROCESS_SLOTS": "3"}, tmp_path, path) as running:
         assert {name: row["slim"] for name, row in _servers(*running).items()} == dict.fromkeys(
             ("web1a", "web1b", "web1c"), "3"
         )
@@ -315,29 +310,11 @@ def test_gunicorn_conf_bounds_a_web_node_database_work_unless_hub_env_says_other
     }
 
 
-@contextlib.contextmanager
-def _gunicorn(app_source: str, environment: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
-    """gunicorn with deploy/gunicorn_conf.py and this environment (no other HUB_* setting) serving `app_source`'s `app`
-    on a free address of 127.0.0.1; its stderr piped. Stopped on leaving."""
-    (tmp_path / "app_under_conf.py").write_text(app_source, encoding="utf-8")
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    address = _free_address()
-    command = [str(gunicorn), "-c", str(DEPLOY / "gunicorn_conf.py"), "--chdir", str(tmp_path), "--bind", address]
-    with subprocess.Popen(
-        [*command, "app_under_conf:app"], env=clean | environment, stderr=subprocess.PIPE, text=True
-    ) as server:
-        try:
-            yield server, address
-        finally:
-            server.terminate()
-
-
 def _gunicorn_start_log(environment: dict[str, str], tmp_path: Path) -> str:
     """What gunicorn logs, with deploy/gunicorn_conf.py and this environment, until its worker has booted."""
     tiny_app = "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'']\n"
     lines = []
-    with _gunicorn(tiny_app, environment, tmp_path) as (server, _):
+    with deployed_gunicorn(tiny_app, environment, tmp_path) as (server, _):
         assert server.stderr is not None
         for line in server.stderr:
             lines.append(line)
@@ -378,20 +355,15 @@ def _switch_interval_served(environment: dict[str, str], tmp_path: Path) -> floa
         "    start_response('200 OK', [])\n"
         "    return [repr(sys.getswitchinterval()).encode()]\n"
     )
-    with _gunicorn(interval_app, environment, tmp_path) as (_, address):
+    with deployed_gunicorn(interval_app, environment, tmp_path) as (_, address):
+        wait_until_listening(address)
         host, port = address.split(":")
-        deadline = time.monotonic() + 20
-        while True:
-            connection = http.client.HTTPConnection(host, int(port), timeout=5)
-            try:
-                connection.request("GET", "/")
-                return float(connection.getresponse().read())
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-            finally:
-                connection.close()
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            connection.request("GET", "/")
+            return float(connection.getresponse().read())
+        finally:
+            connection.close()
 
 
 def test_a_web_process_hands_the_gil_over_every_millisecond_unless_hub_env_says_otherwise(tmp_path):

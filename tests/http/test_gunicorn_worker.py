@@ -3,18 +3,19 @@ kept-alive connection for the next request, but never holds back other work, pip
 and a stopping worker does not wait for its connections' keep-alive time. Each test runs a real gunicorn on loopback
 with the deployed settings."""
 
-import contextlib
 import http.client
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+import pytest
+
+from tests.deployed_gunicorn import deployed_gunicorn, wait_until_listening
+
 # Answers the thread that served the request (/slow after half a second); keep-alive left to gunicorn (HTTP/1.1,
 # Content-Length).
 APP = (
@@ -28,46 +29,23 @@ APP = (
 )
 
 
-@contextlib.contextmanager
+@contextmanager
 def _gunicorn(tmp_path: Path, threads: int) -> Iterator[tuple[subprocess.Popen, int]]:
-    (tmp_path / "threads_app.py").write_text(APP, encoding="utf-8")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    command = [
-        str(Path(sys.executable).parent / "gunicorn"),
-        *("-c", str(DEPLOY / "gunicorn_conf.py"), "--chdir", str(tmp_path), "--bind", f"127.0.0.1:{port}"),
-        "threads_app:app",
-    ]
-    log = (tmp_path / "gunicorn.log").open("w")  # read when a test fails: the worker's tracebacks
-    with log, subprocess.Popen(command, env=clean | {"HUB_WEB_THREADS": str(threads)}, stderr=log) as server:
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            yield server, port
-        finally:
-            # The arbiter stops its worker; killed outright, it would leave the worker behind until it sees it gone.
-            server.send_signal(signal.SIGQUIT)
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
+    """The deployed gunicorn with `threads` threads, listening; its log in tmp_path (the worker's tracebacks)."""
+    with (
+        (tmp_path / "gunicorn.log").open("w") as log,
+        deployed_gunicorn(APP, {"HUB_WEB_THREADS": str(threads)}, tmp_path, stderr=log) as (server, address),
+    ):
+        wait_until_listening(address)
+        yield server, int(address.rsplit(":", 1)[1])
 
 
 def _kept(port: int) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", port, timeout=5)
 
 
-def _thread(connection: http.client.HTTPConnection, path: str = "/") -> str:
-    connection.request("GET", path)
+def _thread(connection: http.client.HTTPConnection) -> str:
+    connection.request("GET", "/")
     response = connection.getresponse()
     assert response.status == 200
     return response.read().decode()
@@ -133,27 +111,25 @@ def test_pipelined_requests_are_all_answered(tmp_path):
             received += chunk
 
 
-def test_a_stopping_worker_wakes_its_waiting_threads_and_stops_within_its_linger(tmp_path):
-    """SIGTERM while both threads wait on kept connections: the worker wakes them, gthread keeps their connections for
-    its linger (2 s) and stops: 2.2 s here, 4.2 s when the threads are left waiting (measured 2026-12-05)."""
+@pytest.mark.parametrize(
+    ("stop", "within"),
+    [
+        # SIGTERM: gthread keeps the woken threads' connections for its linger (2 s), then stops: 2.2 s here, 4.2 s
+        # when the threads are left waiting (measured 2026-12-05).
+        (signal.SIGTERM, 3.5),
+        # SIGQUIT, gunicorn's quick stop: gone at once, 0.5 s here; 2.5 s when they are left waiting.
+        (signal.SIGQUIT, 2.0),
+    ],
+    ids=["SIGTERM", "SIGQUIT"],
+)
+def test_a_stopping_worker_wakes_its_waiting_threads(tmp_path, stop, within):
+    """A stop while both threads wait on kept connections: the worker wakes them rather than leave them waiting for
+    the keep-alive time."""
     with _gunicorn(tmp_path, threads=2) as (server, port):
         first, second = _kept(port), _kept(port)
         _thread(first), _thread(second)
         started = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=25)
-        assert time.monotonic() - started < 3.5
-        first.close(), second.close()
-
-
-def test_a_quick_stop_wakes_its_waiting_threads(tmp_path):
-    """SIGQUIT (gunicorn's quick stop) while both threads wait: the worker wakes them and is gone at once (0.5 s here;
-    2.5 s when they are left waiting, measured 2026-12-05)."""
-    with _gunicorn(tmp_path, threads=2) as (server, port):
-        first, second = _kept(port), _kept(port)
-        _thread(first), _thread(second)
-        started = time.monotonic()
-        server.send_signal(signal.SIGQUIT)
+        server.send_signal(stop)
         server.wait(timeout=40)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < within
         first.close(), second.close()
