@@ -9,11 +9,12 @@ Behind HAProxy a process has about as many connections as threads (`maxconn` = i
 answered a request can wait on its connection for the next one and read it itself, and the main thread is left
 with new connections and health checks.
 
-A thread waiting so must never hold back other work: when something is submitted while every thread is taken and
-some are waiting on idle connections, one of them gives its connection back to the poller (gthread's own path)
-and takes the work. So the worker serves as gthread would whatever the number of connections, only with fewer
-hand-overs when connections are as many as threads. Work submitted while every thread is answering (none waiting,
-none to wake) is taken by the first thread done, before it would wait. A stopping worker wakes every waiting thread.
+A thread waiting so must never hold back other work: when queued connections outnumber the threads free to take
+them, one waiting thread is woken (a byte on a pipe), gives its connection back to the poller (gthread's own path)
+and takes the work; a thread about to wait checks the same counts first, so work queued while every thread was
+answering is taken by the first one done. The worker thus serves as gthread would whatever the number of
+connections, only with fewer hand-overs when connections are as many as threads. A stopping worker wakes every
+waiting thread.
 (A connection idle for the keep-alive time in a thread is then kept by gthread for its keep-alive time again: an
 idle connection may live twice `keep_alive`, holding a socket, no thread.)
 """
@@ -129,19 +130,23 @@ class KeptConnectionWorker(ThreadWorker):
                 events = waiter.poll(max(0, int((deadline - time.monotonic()) * 1000)))
                 if not events:
                     return False
-                for fd, _ in events:
-                    if fd == self._wake_r:
-                        try:
-                            os.read(self._wake_r, 1)
-                        except BlockingIOError:  # another waiting thread took this wake-up
-                            continue
-                        with self._counts:
-                            self._wakes = max(0, self._wakes - 1)  # _wake_all's are not counted
-                        return False
+                ready = {fd for fd, _ in events}
+                if self._wake_r in ready and self._take_wake():
+                    return False
                 if not self.alive:
                     return False
-                if any(fd != self._wake_r for fd, _ in events):
+                if ready != {self._wake_r}:
                     return True
         finally:
             with self._counts:
                 self._waiting -= 1
+
+    def _take_wake(self) -> bool:
+        """Read one wake-up: False when another waiting thread took it first."""
+        try:
+            os.read(self._wake_r, 1)
+        except BlockingIOError:
+            return False
+        with self._counts:
+            self._wakes = max(0, self._wakes - 1)  # _wake_all's are not counted
+        return True
